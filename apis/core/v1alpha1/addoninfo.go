@@ -1,0 +1,105 @@
+/*
+Copyright 2026 The Stashplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+)
+
+// AddonInfo chooses the Addon, and the tasks of it, that do the work of a
+// backup, restore or verification.
+type AddonInfo struct {
+	// Name of the Addon.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Tasks of the Addon to run, in order.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinItems=1
+	// +listType=map
+	// +listMapKey=name
+	Tasks []TaskReference `json:"tasks"`
+
+	// JobTemplate tunes the pods that run the tasks.
+	// +optional
+	JobTemplate *PodTemplate `json:"jobTemplate,omitempty"`
+
+	// ContainerRuntimeSettings tune the containers that run the tasks.
+	// +optional
+	ContainerRuntimeSettings *storagev1alpha1.ContainerRuntimeSettings `json:"containerRuntimeSettings,omitempty"`
+}
+
+// TaskReference names one task of an Addon and gives it its inputs.
+type TaskReference struct {
+	// Name of the task, one of the Addon's task names.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Params are the values of the task's parameters, by parameter name.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Params *runtime.RawExtension `json:"params,omitempty"`
+
+	// Variables are made available to the task's Function.
+	// +optional
+	Variables []corev1.EnvVar `json:"variables,omitempty"`
+
+	// TargetVolumes are the volumes of the target the task reads or writes.
+	// +optional
+	TargetVolumes *TargetVolumeInfo `json:"targetVolumes,omitempty"`
+
+	// AddonVolumes fill the volume templates of the Addon's task.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	AddonVolumes []AddonVolumeInfo `json:"addonVolumes,omitempty"`
+}
+
+// TargetVolumeInfo are the volumes of a target that a task works on.
+type TargetVolumeInfo struct {
+	// Volumes of the target.
+	// +optional
+	Volumes []Volume `json:"volumes,omitempty"`
+
+	// VolumeMounts of those volumes in the task's container.
+	// +optional
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+
+	// VolumeClaimTemplates for targets that create their claims from
+	// templates, such as StatefulSets.
+	// +optional
+	VolumeClaimTemplates []corev1.PersistentVolumeClaimTemplate `json:"volumeClaimTemplates,omitempty"`
+}
+
+// AddonVolumeInfo fills one volume template of an Addon's task.
+type AddonVolumeInfo struct {
+	// Name of the volume template.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+
+	// Source of the volume.
+	// +optional
+	Source *VolumeSource `json:"source,omitempty"`
+}

@@ -1,0 +1,162 @@
+/*
+Copyright 2026 The Stashplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+)
+
+// VerificationType says how a restored Snapshot is judged.
+// +kubebuilder:validation:Enum=RestoreOnly;Query;Script
+type VerificationType string
+
+// Verification types.
+const (
+	// VerificationRestoreOnly judges a Snapshot by whether it restores.
+	VerificationRestoreOnly VerificationType = "RestoreOnly"
+	// VerificationQuery restores the Snapshot, then runs the verifier's
+	// Function with the query and judges by its result.
+	VerificationQuery VerificationType = "Query"
+	// VerificationScript restores the Snapshot, then runs the script at
+	// script.location through the verifier's Function.
+	VerificationScript VerificationType = "Script"
+)
+
+// Operators a query may compare a value with. The query itself is
+// free-form, one shape per kind of database.
+const (
+	OperatorEqual              = "Equal"
+	OperatorNotEqual           = "NotEqual"
+	OperatorLessThan           = "LessThan"
+	OperatorLessThanOrEqual    = "LessThanOrEqual"
+	OperatorGreaterThan        = "GreaterThan"
+	OperatorGreaterThanOrEqual = "GreaterThanOrEqual"
+)
+
+// RestoreOption says where and how a Snapshot is restored to be verified.
+type RestoreOption struct {
+	// Target is the scratch workload or application restored into.
+	// +kubebuilder:validation:Required
+	Target storagev1alpha1.TypedObjectReference `json:"target"`
+
+	// AddonInfo is the Addon, and its restore tasks, that do the restore.
+	// +kubebuilder:validation:Required
+	AddonInfo AddonInfo `json:"addonInfo"`
+}
+
+// ScriptVerifierSpec is the script a Script verifier runs.
+type ScriptVerifierSpec struct {
+	// Location of the script, a path inside the verifier's volumes.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Location string `json:"location"`
+
+	// Args passed to the script.
+	// +optional
+	Args []string `json:"args,omitempty"`
+}
+
+// BackupVerifierSpec is the desired state of a BackupVerifier.
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type == 'RestoreOnly' || (has(self.function) && self.function != ”)",message="function is required when type is Query or Script"
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'Script' || (has(self.script) && self.script.location != ”)",message="script.location is required when type is Script"
+type BackupVerifierSpec struct {
+	// RestoreOption says where and how Snapshots are restored for the test.
+	// +kubebuilder:validation:Required
+	RestoreOption RestoreOption `json:"restoreOption"`
+
+	// Scheduler says when the newest Snapshot of each linked Repository is
+	// verified.
+	// +optional
+	Scheduler *SchedulerSpec `json:"scheduler,omitempty"`
+
+	// Type says how a restored Snapshot is judged.
+	// +kubebuilder:default=RestoreOnly
+	// +optional
+	Type VerificationType `json:"type,omitempty"`
+
+	// Function that runs the query or script; required for Query and
+	// Script.
+	// +optional
+	Function string `json:"function,omitempty"`
+
+	// Query for a Query verifier, for example a database, a table and a
+	// row count with an operator. Its shape depends on the Function.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	// +optional
+	Query *runtime.RawExtension `json:"query,omitempty"`
+
+	// Script for a Script verifier.
+	// +optional
+	Script *ScriptVerifierSpec `json:"script,omitempty"`
+
+	// Volumes available to the verifier's Job.
+	// +optional
+	Volumes []Volume `json:"volumes,omitempty"`
+
+	// VolumeMounts of those volumes in the verifier's container.
+	// +optional
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+
+	// RetryConfig says how a failed verification is retried.
+	// +optional
+	RetryConfig *RetryConfig `json:"retryConfig,omitempty"`
+
+	// SessionHistoryLimit is how many finished BackupVerificationSessions
+	// are kept per Repository.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:default=1
+	// +optional
+	SessionHistoryLimit int32 `json:"sessionHistoryLimit,omitempty"`
+
+	// RuntimeSettings of the verifier's Job.
+	// +optional
+	RuntimeSettings *storagev1alpha1.RuntimeSettings `json:"runtimeSettings,omitempty"`
+}
+
+// A BackupVerifier says how and when the Snapshots of a Repository are
+// proven restorable. A Repository is linked to it from the repositories of
+// a BackupConfiguration's session. It has no status; each verification is a
+// BackupVerificationSession.
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Namespaced,categories=stashplane,shortName=bv
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BackupVerifier struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:validation:Required
+	Spec BackupVerifierSpec `json:"spec"`
+}
+
+// BackupVerifierList is a list of BackupVerifiers.
+// +kubebuilder:object:root=true
+type BackupVerifierList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BackupVerifier `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&BackupVerifier{}, &BackupVerifierList{})
+}

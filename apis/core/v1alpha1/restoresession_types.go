@@ -1,0 +1,220 @@
+/*
+Copyright 2026 The Stashplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+)
+
+// SnapshotLatest, as a restore's snapshot, means the newest Succeeded
+// Snapshot of the Repository.
+const SnapshotLatest = "latest"
+
+// PITR asks for a point-in-time restore, for drivers that support it.
+type PITR struct {
+	// TargetTime to restore to.
+	// +kubebuilder:validation:Required
+	TargetTime metav1.Time `json:"targetTime"`
+
+	// Exclusive stops the restore just before TargetTime rather than at it.
+	// +optional
+	Exclusive bool `json:"exclusive,omitempty"`
+}
+
+// RestoreDataSource says which backed-up data to restore.
+type RestoreDataSource struct {
+	// Namespace of the Repository; empty means the RestoreSession's
+	// namespace.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// Repository to restore from.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Repository string `json:"repository"`
+
+	// Snapshot to restore: a Snapshot name, or "latest".
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Snapshot string `json:"snapshot"`
+
+	// Components of the Snapshot to restore; empty means all of them.
+	// +optional
+	Components []string `json:"components,omitempty"`
+
+	// EncryptionSecret holding RESTIC_PASSWORD; empty means the
+	// Repository's own.
+	// +optional
+	EncryptionSecret *storagev1alpha1.ObjectReference `json:"encryptionSecret,omitempty"`
+
+	// PITR asks for a point-in-time restore.
+	// +optional
+	PITR *PITR `json:"pitr,omitempty"`
+}
+
+// RestoreSessionSpec is the desired state of a RestoreSession.
+type RestoreSessionSpec struct {
+	// Target is the workload or application to restore into.
+	// +optional
+	Target *storagev1alpha1.TypedObjectReference `json:"target,omitempty"`
+
+	// DataSource says what to restore.
+	// +kubebuilder:validation:Required
+	DataSource RestoreDataSource `json:"dataSource"`
+
+	// Addon that does the restore.
+	// +optional
+	Addon *AddonInfo `json:"addon,omitempty"`
+
+	// Hooks run before and after the restore.
+	// +optional
+	Hooks *RestoreHooks `json:"hooks,omitempty"`
+
+	// RestoreTimeout bounds how long the restore may run.
+	// +optional
+	RestoreTimeout *metav1.Duration `json:"restoreTimeout,omitempty"`
+}
+
+// RestorePhase is the state of a restore or of one of its components.
+// +kubebuilder:validation:Enum=Pending;Running;Failed;Succeeded;Invalid;Unknown
+type RestorePhase string
+
+// Restore phases.
+const (
+	RestorePending   RestorePhase = "Pending"
+	RestoreRunning   RestorePhase = "Running"
+	RestoreFailed    RestorePhase = "Failed"
+	RestoreSucceeded RestorePhase = "Succeeded"
+	RestoreInvalid   RestorePhase = "Invalid"
+	RestoreUnknown   RestorePhase = "Unknown"
+)
+
+// RestoreSession condition types.
+const (
+	// TypeRestoreExecutorEnsured is True once the Jobs that do the restore
+	// exist. Set and cleared by the RestoreSession controller.
+	TypeRestoreExecutorEnsured xpv2.ConditionType = "RestoreExecutorEnsured"
+
+	// TypeRestoreTargetFound is True once the restore's target exists. Set
+	// and cleared by the RestoreSession controller.
+	TypeRestoreTargetFound xpv2.ConditionType = "RestoreTargetFound"
+
+	// TypeRestoreIncomplete is True when the restore ended before every
+	// component was restored, for example because a Job failed or the
+	// restore timed out. A True value makes the phase Failed. Set by the
+	// RestoreSession controller.
+	TypeRestoreIncomplete xpv2.ConditionType = "RestoreIncomplete"
+)
+
+// RestoreSession condition reasons.
+const (
+	// ReasonRestoreExecutorEnsured: the restore Jobs exist.
+	ReasonRestoreExecutorEnsured xpv2.ConditionReason = "RestoreExecutorEnsured"
+	// ReasonRestoreExecutorNotEnsured: a restore Job could not be created.
+	ReasonRestoreExecutorNotEnsured xpv2.ConditionReason = "RestoreExecutorNotEnsured"
+	// ReasonRestoreTargetFound: the target exists.
+	ReasonRestoreTargetFound xpv2.ConditionReason = "RestoreTargetFound"
+	// ReasonRestoreTargetNotFound: the target does not exist yet.
+	ReasonRestoreTargetNotFound xpv2.ConditionReason = "RestoreTargetNotFound"
+	// ReasonRestoreTimedOut: the restore passed its deadline.
+	ReasonRestoreTimedOut xpv2.ConditionReason = "RestoreTimedOut"
+	// ReasonRestoreExecutorFailed: a restore Job failed.
+	ReasonRestoreExecutorFailed xpv2.ConditionReason = "RestoreExecutorFailed"
+)
+
+// ComponentRestoreStatus is the state of restoring one component.
+type ComponentRestoreStatus struct {
+	// Phase of the component's restore.
+	// +optional
+	Phase RestorePhase `json:"phase,omitempty"`
+
+	// Duration of the component's restore.
+	// +optional
+	Duration string `json:"duration,omitempty"`
+
+	// Error that made the component's restore fail.
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// RestoreSessionStatus is the observed state of a RestoreSession.
+type RestoreSessionStatus struct {
+	xpv2.ConditionedStatus `json:",inline"`
+
+	// Phase is Failed when RestoreIncomplete is True or a component failed,
+	// Succeeded when every component was restored, and Pending or Running
+	// otherwise.
+	// +optional
+	Phase RestorePhase `json:"phase,omitempty"`
+
+	// TargetFound is true when the target exists.
+	// +optional
+	TargetFound *bool `json:"targetFound,omitempty"`
+
+	// Duration of the restore.
+	// +optional
+	Duration string `json:"duration,omitempty"`
+
+	// RestoreDeadline is when the restore times out.
+	// +optional
+	RestoreDeadline *metav1.Time `json:"restoreDeadline,omitempty"`
+
+	// TotalComponents is the number of components to restore.
+	// +optional
+	TotalComponents int32 `json:"totalComponents,omitempty"`
+
+	// Components by name.
+	// +optional
+	Components map[string]ComponentRestoreStatus `json:"components,omitempty"`
+
+	// Hooks of the restore.
+	// +optional
+	Hooks HookStatus `json:"hooks,omitempty"`
+}
+
+// A RestoreSession restores a Snapshot, or some of its components, into a
+// target.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Namespaced,categories=stashplane,shortName=restore
+// +kubebuilder:printcolumn:name="Repository",type=string,JSONPath=`.spec.dataSource.repository`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Duration",type=string,JSONPath=`.status.duration`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type RestoreSession struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:validation:Required
+	Spec   RestoreSessionSpec   `json:"spec"`
+	Status RestoreSessionStatus `json:"status,omitempty"`
+}
+
+// RestoreSessionList is a list of RestoreSessions.
+// +kubebuilder:object:root=true
+type RestoreSessionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RestoreSession `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RestoreSession{}, &RestoreSessionList{})
+}

@@ -1,0 +1,353 @@
+/*
+Copyright 2026 The Stashplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Labels Stashplane puts on every Snapshot so they can be listed by
+// Repository and by the application they hold.
+const (
+	LabelRepository      = "storage.stashplane.io/repository"
+	LabelAppRefKind      = "storage.stashplane.io/app-ref-kind"
+	LabelAppRefNamespace = "storage.stashplane.io/app-ref-namespace"
+	LabelAppRefName      = "storage.stashplane.io/app-ref-name"
+)
+
+// Well-known component names of a Snapshot. Workloads with one replica set of
+// data use ComponentDump; StatefulSets use one "dump-pod-<ordinal>" component
+// per replica and DaemonSets one "dump-<node>" component per node.
+const (
+	ComponentDump     = "dump"
+	ComponentManifest = "manifest"
+)
+
+// SnapshotType says whether a Snapshot holds all data or changes since the
+// previous one.
+// +kubebuilder:validation:Enum=FullBackup;IncrementalBackup
+type SnapshotType string
+
+// Snapshot types.
+const (
+	SnapshotFullBackup        SnapshotType = "FullBackup"
+	SnapshotIncrementalBackup SnapshotType = "IncrementalBackup"
+)
+
+// SnapshotSpec is the desired state of a Snapshot. Snapshots are created by
+// Stashplane, never by users.
+type SnapshotSpec struct {
+	// SnapshotID is a ULID that identifies the Snapshot across clusters.
+	// +kubebuilder:validation:Pattern=`^[0-9A-HJKMNP-TV-Z]{26}$`
+	// +optional
+	SnapshotID string `json:"snapshotID,omitempty"`
+
+	// Type of the Snapshot.
+	// +optional
+	Type SnapshotType `json:"type,omitempty"`
+
+	// Repository that holds the Snapshot, in the Snapshot's namespace.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Repository string `json:"repository"`
+
+	// Session of the BackupConfiguration that took the Snapshot.
+	// +optional
+	Session string `json:"session,omitempty"`
+
+	// BackupSession that took the Snapshot.
+	// +optional
+	BackupSession string `json:"backupSession,omitempty"`
+
+	// Version of the layout of the Snapshot's data in the backend.
+	// +kubebuilder:default=v1
+	// +kubebuilder:validation:Enum=v1
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// AppRef is the workload or application the Snapshot holds.
+	// +optional
+	AppRef *TypedObjectReference `json:"appRef,omitempty"`
+
+	// DeletionPolicy says whether the Snapshot's data is removed from the
+	// backend (WipeOut) or kept (Delete) when the Snapshot is deleted.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// Paused stops retention and verification from acting on the Snapshot.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// ManagementPolicies say which actions Stashplane may take on the
+	// record this object mirrors. The default, ["*"], allows all of them.
+	// +kubebuilder:default={"*"}
+	// +optional
+	ManagementPolicies xpv2.ManagementPolicies `json:"managementPolicies,omitempty"`
+}
+
+// SnapshotPhase summarises a Snapshot's conditions and components.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
+type SnapshotPhase string
+
+// Snapshot phases.
+const (
+	SnapshotPending   SnapshotPhase = "Pending"
+	SnapshotRunning   SnapshotPhase = "Running"
+	SnapshotSucceeded SnapshotPhase = "Succeeded"
+	SnapshotFailed    SnapshotPhase = "Failed"
+)
+
+// ComponentPhase is the state of one component of a Snapshot.
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
+type ComponentPhase string
+
+// Component phases.
+const (
+	ComponentPending   ComponentPhase = "Pending"
+	ComponentRunning   ComponentPhase = "Running"
+	ComponentSucceeded ComponentPhase = "Succeeded"
+	ComponentFailed    ComponentPhase = "Failed"
+)
+
+// VerificationStatus is the verdict of the last verification of a Snapshot.
+// +kubebuilder:validation:Enum=Verified;NotVerified;VerificationFailed
+type VerificationStatus string
+
+// Verification verdicts.
+const (
+	// SnapshotVerified: the Snapshot was restored (and checked) successfully.
+	SnapshotVerified VerificationStatus = "Verified"
+	// SnapshotNotVerified: no verification has finished yet.
+	SnapshotNotVerified VerificationStatus = "NotVerified"
+	// SnapshotVerificationFailed: the restore or the check failed.
+	SnapshotVerificationFailed VerificationStatus = "VerificationFailed"
+)
+
+// Snapshot condition types.
+const (
+	// TypeSnapshotMetadataUploaded is True once the Snapshot's record has been
+	// written to the backend. Set and cleared by the Snapshot controller.
+	TypeSnapshotMetadataUploaded xpv2.ConditionType = "SnapshotMetadataUploaded"
+
+	// TypeRecentSnapshotListUpdated is True once the Snapshot appears in its
+	// Repository's recentSnapshots. Set by the Snapshot controller.
+	TypeRecentSnapshotListUpdated xpv2.ConditionType = "RecentSnapshotListUpdated"
+
+	// TypeBackupIncomplete is True when the backup ended before every
+	// component was written, for example because the executor failed or timed
+	// out. A True value makes the Snapshot Failed. Set by the BackupSession
+	// controller.
+	TypeBackupIncomplete xpv2.ConditionType = "BackupIncomplete"
+)
+
+// Snapshot condition reasons.
+const (
+	// ReasonSnapshotMetadataUploadSucceeded: the record was written.
+	ReasonSnapshotMetadataUploadSucceeded xpv2.ConditionReason = "SnapshotMetadataUploadSucceeded"
+	// ReasonSnapshotMetadataUploadFailed: the record could not be written.
+	ReasonSnapshotMetadataUploadFailed xpv2.ConditionReason = "SnapshotMetadataUploadFailed"
+	// ReasonRecentSnapshotListUpdateSucceeded: the Repository lists the
+	// Snapshot.
+	ReasonRecentSnapshotListUpdateSucceeded xpv2.ConditionReason = "RecentSnapshotListUpdateSucceeded"
+	// ReasonRecentSnapshotListUpdateFailed: the Repository could not be
+	// updated.
+	ReasonRecentSnapshotListUpdateFailed xpv2.ConditionReason = "RecentSnapshotListUpdateFailed"
+	// ReasonBackupExecutorFailed: the backup executor ended without writing
+	// every component.
+	ReasonBackupExecutorFailed xpv2.ConditionReason = "BackupExecutorFailed"
+)
+
+// ResticSummary is restic's summary of one backup of one host path.
+type ResticSummary struct {
+	// ID of the restic snapshot.
+	// +optional
+	ID string `json:"id,omitempty"`
+
+	// Uploaded is the amount of new data uploaded, for example "12 MiB".
+	// +optional
+	Uploaded string `json:"uploaded,omitempty"`
+
+	// HostPath is the path that was backed up.
+	// +optional
+	HostPath string `json:"hostPath,omitempty"`
+
+	// Size of the data that was backed up.
+	// +optional
+	Size string `json:"size,omitempty"`
+
+	// StartTime of the backup of this path.
+	// +optional
+	StartTime *metav1.Time `json:"startTime,omitempty"`
+
+	// EndTime of the backup of this path.
+	// +optional
+	EndTime *metav1.Time `json:"endTime,omitempty"`
+}
+
+// ResticProgress is the last progress report of a running restic backup.
+type ResticProgress struct {
+	// PercentDone of the backup, 0 to 100.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	PercentDone int32 `json:"percentDone,omitempty"`
+
+	// TotalFiles to back up.
+	// +optional
+	TotalFiles int64 `json:"totalFiles,omitempty"`
+
+	// FilesDone so far.
+	// +optional
+	FilesDone int64 `json:"filesDone,omitempty"`
+
+	// TotalBytes to back up.
+	// +optional
+	TotalBytes int64 `json:"totalBytes,omitempty"`
+
+	// BytesDone so far.
+	// +optional
+	BytesDone int64 `json:"bytesDone,omitempty"`
+
+	// SecondsElapsed since the backup started.
+	// +optional
+	SecondsElapsed int64 `json:"secondsElapsed,omitempty"`
+}
+
+// ResticStats are the statistics restic reported for one host path.
+type ResticStats struct {
+	// Summary of the finished backup.
+	// +optional
+	Summary *ResticSummary `json:"summary,omitempty"`
+
+	// Progress of a backup that is still running.
+	// +optional
+	Progress *ResticProgress `json:"progress,omitempty"`
+}
+
+// Component is the state of one component of a Snapshot, for example the
+// data of one pod or the manifests of a workload.
+type Component struct {
+	// Path of the component's directory, relative to the Repository.
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// Phase of the component.
+	// +optional
+	Phase ComponentPhase `json:"phase,omitempty"`
+
+	// Size of the component's data.
+	// +optional
+	Size string `json:"size,omitempty"`
+
+	// Duration of the component's backup, for example "1m3s".
+	// +optional
+	Duration string `json:"duration,omitempty"`
+
+	// Integrity is true when the component's data passed its integrity check.
+	// +optional
+	Integrity *bool `json:"integrity,omitempty"`
+
+	// Error that made the component fail.
+	// +optional
+	Error string `json:"error,omitempty"`
+
+	// Driver that wrote the component.
+	// +optional
+	Driver Driver `json:"driver,omitempty"`
+
+	// ResticStats, one entry per host path, when Driver is Restic.
+	// +optional
+	ResticStats []ResticStats `json:"resticStats,omitempty"`
+}
+
+// SnapshotStatus is the observed state of a Snapshot.
+type SnapshotStatus struct {
+	xpv2.ConditionedStatus `json:",inline"`
+
+	// Phase is Failed if an upload condition is False or BackupIncomplete is
+	// True, Pending while there are no components, and otherwise follows the
+	// components: Failed if any failed, Succeeded when all succeeded.
+	// +optional
+	Phase SnapshotPhase `json:"phase,omitempty"`
+
+	// VerificationStatus is the verdict of the last BackupVerificationSession
+	// that checked this Snapshot.
+	// +optional
+	VerificationStatus VerificationStatus `json:"verificationStatus,omitempty"`
+
+	// VerificationSession is the BackupVerificationSession that gave the
+	// verdict.
+	// +optional
+	VerificationSession string `json:"verificationSession,omitempty"`
+
+	// SnapshotTime is when the Snapshot was taken.
+	// +optional
+	SnapshotTime *metav1.Time `json:"snapshotTime,omitempty"`
+
+	// LastUpdateTime is when the status last changed.
+	// +optional
+	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
+
+	// Size is the sum of the sizes of the components.
+	// +optional
+	Size string `json:"size,omitempty"`
+
+	// Integrity is true when every component passed its integrity check.
+	// +optional
+	Integrity *bool `json:"integrity,omitempty"`
+
+	// TotalComponents is the number of components the Snapshot will hold.
+	// +optional
+	TotalComponents int32 `json:"totalComponents,omitempty"`
+
+	// Components by name.
+	// +optional
+	Components map[string]Component `json:"components,omitempty"`
+}
+
+// A Snapshot is the record of one backup run into one Repository. Its name
+// is "<repository>-<backup session>".
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Namespaced,categories=stashplane,shortName=snap
+// +kubebuilder:printcolumn:name="Repository",type=string,JSONPath=`.spec.repository`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Verification",type=string,JSONPath=`.status.verificationStatus`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.size`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Snapshot struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:validation:Required
+	Spec   SnapshotSpec   `json:"spec"`
+	Status SnapshotStatus `json:"status,omitempty"`
+}
+
+// SnapshotList is a list of Snapshots.
+// +kubebuilder:object:root=true
+type SnapshotList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Snapshot `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Snapshot{}, &SnapshotList{})
+}
