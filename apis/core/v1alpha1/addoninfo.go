@@ -34,6 +34,7 @@ type AddonInfo struct {
 	// Tasks of the Addon to run, in order.
 	// +kubebuilder:validation:Required
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
 	// +listMapKey=name
 	Tasks []TaskReference `json:"tasks"`
@@ -70,6 +71,7 @@ type TaskReference struct {
 	TargetVolumes *TargetVolumeInfo `json:"targetVolumes,omitempty"`
 
 	// AddonVolumes fill the volume templates of the Addon's task.
+	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	// +listType=map
 	// +listMapKey=name
@@ -79,6 +81,7 @@ type TaskReference struct {
 // TargetVolumeInfo are the volumes of a target that a task works on.
 type TargetVolumeInfo struct {
 	// Volumes of the target.
+	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	Volumes []Volume `json:"volumes,omitempty"`
 

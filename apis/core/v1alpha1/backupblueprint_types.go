@@ -27,12 +27,14 @@ import (
 // values from the annotations of the workload the blueprint is applied to.
 type BackupConfigurationTemplate struct {
 	// Backends of the configuration.
+	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	Backends []BackendReference `json:"backends,omitempty"`
 
 	// Sessions of the configuration.
+	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	// +listType=map
 	// +listMapKey=name

@@ -110,6 +110,7 @@ type Session struct {
 	Addon *AddonInfo `json:"addon,omitempty"`
 
 	// Repositories the backup is written to.
+	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	// +listType=map
 	// +listMapKey=name
@@ -124,6 +125,7 @@ type BackupConfigurationSpec struct {
 
 	// Backends the sessions write to.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
 	// +listMapKey=name
 	// +optional
@@ -131,6 +133,7 @@ type BackupConfigurationSpec struct {
 
 	// Sessions of backups.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
 	// +listMapKey=name
 	// +optional

@@ -75,8 +75,8 @@ type ScriptVerifierSpec struct {
 }
 
 // BackupVerifierSpec is the desired state of a BackupVerifier.
-// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type == 'RestoreOnly' || (has(self.function) && self.function != ”)",message="function is required when type is Query or Script"
-// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'Script' || (has(self.script) && self.script.location != ”)",message="script.location is required when type is Script"
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type == 'RestoreOnly' || (has(self.function) && size(self.function) > 0)",message="function is required when type is Query or Script"
+// +kubebuilder:validation:XValidation:rule="!has(self.type) || self.type != 'Script' || (has(self.script) && size(self.script.location) > 0)",message="script.location is required when type is Script"
 type BackupVerifierSpec struct {
 	// RestoreOption says where and how Snapshots are restored for the test.
 	// +kubebuilder:validation:Required
@@ -110,6 +110,7 @@ type BackupVerifierSpec struct {
 	Script *ScriptVerifierSpec `json:"script,omitempty"`
 
 	// Volumes available to the verifier's Job.
+	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	Volumes []Volume `json:"volumes,omitempty"`
 

@@ -49,7 +49,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.provider != 's3' || has(self.s3)",message="s3 is required when provider is s3"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'gcs' || has(self.gcs)",message="gcs is required when provider is gcs"
 // +kubebuilder:validation:XValidation:rule="self.provider != 'azure' || has(self.azure)",message="azure is required when provider is azure"
-// +kubebuilder:validation:XValidation:rule="[has(self.local), has(self.s3), has(self.gcs), has(self.azure)].filter(x, x).size() <= 1",message="only the block matching provider may be set"
+// +kubebuilder:validation:XValidation:rule="(!has(self.local) || self.provider == 'local') && (!has(self.s3) || self.provider == 's3') && (!has(self.gcs) || self.provider == 'gcs') && (!has(self.azure) || self.provider == 'azure')",message="only the block matching provider may be set"
 type Backend struct {
 	// Provider of the backend.
 	// +kubebuilder:validation:Required

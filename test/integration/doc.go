@@ -1,0 +1,22 @@
+/*
+Copyright 2026 The Stashplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package integration tests Stashplane's CustomResourceDefinitions against
+// a real kube-apiserver and etcd started by controller-runtime's envtest.
+//
+// The binaries are found in KUBEBUILDER_ASSETS or, when it is unset, in the
+// repository's bin directory; "make tools" builds them there.
+package integration
