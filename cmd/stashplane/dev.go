@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/stdr"
+	"github.com/spf13/cobra"
+
+	"github.com/stashplane/stashplane/internal/devcluster"
+	stashpkg "github.com/stashplane/stashplane/package"
+)
+
+const pidFile = "devcluster.pid"
+
+func devCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "dev", Short: "Run the dev cluster: a real control plane with a process node, on this machine"}
+	cmd.AddCommand(devUpCommand(), devDownCommand())
+	return cmd
+}
+
+func devUpCommand() *cobra.Command {
+	var dir, binDir string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the dev cluster and run it until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return devUp(cmd.Context(), dir, binDir)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory for the cluster's state and kubeconfig (required)")
+	cmd.Flags().StringVar(&binDir, "bin-dir", "", "directory holding etcd and the Kubernetes binaries (default: this binary's directory)")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func devUp(ctx context.Context, dir, binDir string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("cannot find this binary: %w", err)
+	}
+	if binDir == "" {
+		binDir = filepath.Dir(self)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot make %q: %w", dir, err)
+	}
+	pidPath := filepath.Join(dir, pidFile)
+	if pid, err := readPID(pidPath); err == nil && alive(pid) {
+		return fmt.Errorf("a dev cluster already runs in %q (pid %d); stop it with `stashplane dev down --dir %s`", dir, pid, dir)
+	}
+	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return fmt.Errorf("cannot write pid file: %w", err)
+	}
+	defer os.Remove(pidPath)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := stdr.New(nil).WithName("dev")
+	restic := filepath.Join(binDir, "restic")
+	if _, err := os.Stat(restic); err != nil {
+		restic = ""
+	}
+	crds, err := stashpkg.CRDs()
+	if err != nil {
+		return err
+	}
+	fmt.Println("Starting the dev cluster in", dir, "...")
+	c, err := devcluster.Start(ctx, devcluster.Options{
+		Dir: dir, BinDir: binDir, StashplaneBinary: self, ResticBinary: restic,
+		CRDs: crds, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf(`The dev cluster is up.
+
+  export KUBECONFIG=%s
+  kubectl get nodes
+
+Pods run on the node %q as local processes; component logs are in %s.
+Stop it with Ctrl-C or: stashplane dev down --dir %s
+`, c.KubeconfigPath(), devcluster.NodeName, filepath.Join(c.Dir(), "logs"), dir)
+	<-ctx.Done()
+	fmt.Println("Stopping the dev cluster ...")
+	return stopCluster(c, log)
+}
+
+func stopCluster(c *devcluster.Cluster, log logr.Logger) error {
+	if err := c.Stop(); err != nil {
+		return fmt.Errorf("cannot stop the dev cluster cleanly: %w", err)
+	}
+	log.Info("dev cluster stopped")
+	return nil
+}
+
+func devDownCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the dev cluster running in a directory",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			pid, err := readPID(filepath.Join(dir, pidFile))
+			if errors.Is(err, os.ErrNotExist) || err == nil && !alive(pid) {
+				fmt.Println("No dev cluster runs in", dir)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+				return fmt.Errorf("cannot signal the dev cluster (pid %d): %w", pid, err)
+			}
+			deadline := time.Now().Add(2 * time.Minute)
+			for alive(pid) {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("the dev cluster (pid %d) did not stop within 2m", pid)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			fmt.Println("The dev cluster in", dir, "has stopped")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory the dev cluster was started with (required)")
+	_ = cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+func readPID(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse pid file %q: %w", path, err)
+	}
+	return pid, nil
+}
+
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

@@ -1,0 +1,28 @@
+// Command stashplane is Stashplane's command-line tool: it runs the dev
+// cluster sandbox and, inside backup Jobs, the agent that moves data.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	// The process node starts containers by re-running this binary; its
+	// package init takes over such a process before main runs.
+	_ "github.com/stashplane/stashplane/internal/devcluster/processnode"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "stashplane",
+		Short:         "Back up, restore and verify Kubernetes workloads",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(devCommand())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "stashplane:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,138 @@
+package processnode
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// ImageTable maps container images to programs on this machine. The process
+// node has no container runtime: a container whose image is in the table runs
+// the mapped program, any other image fails its pod with reason
+// ImageNotMapped.
+//
+// Images are matched on their repository, without registry defaults, tag or
+// digest: "busybox", "docker.io/library/busybox:1.36" and
+// "busybox@sha256:..." are all "busybox".
+type ImageTable map[string]Image
+
+// Image says how a container of one image runs on the process node.
+type Image struct {
+	// Entrypoint and Cmd play the parts of an image's ENTRYPOINT and CMD: a
+	// container's command replaces Entrypoint (and drops Cmd), its args
+	// replace Cmd, as in a real runtime.
+	Entrypoint string
+	Cmd        []string
+
+	// Program, when set, is the program every command of the image runs:
+	// the container's command[0] is replaced by it and the rest are its
+	// arguments. It is how the project's own image maps to the stashplane
+	// binary whatever path the manifest names it by.
+	Program string
+
+	// Host says the command is looked up on the host's PATH, so that a
+	// generic image such as busybox runs the host's sh, cat or sleep.
+	Host bool
+}
+
+// The project's own images.
+const (
+	StashplaneImage = "ghcr.io/stashplane/stashplane"
+	ResticImage     = "ghcr.io/stashplane/restic"
+)
+
+// DefaultImageTable is the documented table of the dev cluster: the project's
+// image runs the stashplane binary, the restic image runs restic, and a few
+// general-purpose images run the host's programs.
+func DefaultImageTable(stashplaneBinary, resticBinary string) ImageTable {
+	t := ImageTable{
+		"busybox": {Host: true, Cmd: []string{"sh"}},
+		"alpine":  {Host: true, Cmd: []string{"sh"}},
+		"debian":  {Host: true, Cmd: []string{"bash"}},
+		"ubuntu":  {Host: true, Cmd: []string{"bash"}},
+	}
+	if stashplaneBinary != "" {
+		t[StashplaneImage] = Image{Program: stashplaneBinary, Entrypoint: stashplaneBinary}
+	}
+	if resticBinary != "" {
+		t[ResticImage] = Image{Program: resticBinary, Entrypoint: resticBinary}
+	}
+	return t
+}
+
+// repository strips the tag, digest and default registry from an image
+// reference.
+func repository(image string) string {
+	if i := strings.Index(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	// A tag follows the last colon after the last slash; an earlier colon
+	// belongs to a registry's port.
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image = image[:i]
+	}
+	image = strings.TrimPrefix(image, "docker.io/")
+	image = strings.TrimPrefix(image, "index.docker.io/")
+	image = strings.TrimPrefix(image, "library/")
+	return image
+}
+
+// Names lists the images of the table, sorted, for error messages.
+func (t ImageTable) Names() []string {
+	names := make([]string, 0, len(t))
+	for n := range t {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ErrImageNotMapped is returned for an image the table does not hold.
+type ErrImageNotMapped struct {
+	Image string
+	Known []string
+}
+
+func (e *ErrImageNotMapped) Error() string {
+	return fmt.Sprintf("image %q is not mapped to a program on the process node (mapped images: %s)", e.Image, strings.Join(e.Known, ", "))
+}
+
+// Resolve returns the program path and arguments a container runs.
+func (t ImageTable) Resolve(image string, command, args []string) (string, []string, error) {
+	img, ok := t[repository(image)]
+	if !ok {
+		return "", nil, &ErrImageNotMapped{Image: image, Known: t.Names()}
+	}
+	var argv []string
+	switch {
+	case len(command) > 0:
+		argv = append(append(argv, command...), args...)
+	case img.Entrypoint != "":
+		argv = append(argv, img.Entrypoint)
+		fallthrough
+	case len(args) > 0:
+		argv = append(argv, args...)
+		if len(args) == 0 {
+			argv = append(argv, img.Cmd...)
+		}
+	default:
+		argv = append(argv, img.Cmd...)
+	}
+	if len(argv) == 0 {
+		return "", nil, fmt.Errorf("image %q has no entrypoint on the process node: set the container's command", image)
+	}
+	if img.Program != "" {
+		argv[0] = img.Program
+	}
+	prog := argv[0]
+	if img.Host || !filepath.IsAbs(prog) {
+		p, err := exec.LookPath(prog)
+		if err != nil {
+			return "", nil, fmt.Errorf("cannot find program %q of image %q on the process node: %w", prog, image, err)
+		}
+		prog = p
+	}
+	return prog, argv, nil
+}

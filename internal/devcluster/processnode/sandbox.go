@@ -1,0 +1,299 @@
+package processnode
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// A container runs in a private mount namespace whose root is a mirror of
+// the host's root: every top-level entry of / is bind-mounted into a fresh
+// tmpfs, and the container's volumes are bind-mounted at their mountPath on
+// top. A mountPath whose parent does not exist on the host is made inside
+// the mirror (a directory is mirrored into its own tmpfs before anything is
+// created in it), so the host's file system never gains a mount point and
+// nothing the container mounts is visible outside it.
+//
+// The process node starts the container through its own binary (see
+// MaybeRunSandbox) in a new mount namespace; that child prepares the root,
+// chroots into it and execs the container's program.
+
+// envSandboxSpec names the file holding a sandboxSpec; its presence makes a
+// process a sandbox initialiser rather than whatever the binary normally is.
+const envSandboxSpec = "STASHPLANE_PROCESSNODE_SANDBOX"
+
+// sandboxSpec is what the sandbox initialiser needs to start one container.
+type sandboxSpec struct {
+	Root   string   `json:"root"`
+	Mounts []mount  `json:"mounts"`
+	Path   string   `json:"path"`
+	Args   []string `json:"args"`
+	Env    []string `json:"env"`
+	Dir    string   `json:"dir"`
+}
+
+// mount is one bind mount of a host path into the container.
+type mount struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly"`
+}
+
+// MaybeRunSandbox turns the current process into a container's sandbox
+// initialiser when the process node started it as one; otherwise it returns
+// at once. Binaries that host a process node (the stashplane CLI, test
+// binaries) call it first thing in main or TestMain.
+func MaybeRunSandbox() {
+	path := os.Getenv(envSandboxSpec)
+	if path == "" {
+		return
+	}
+	err := runSandbox(path)
+	// runSandbox only returns on failure: on success it has exec'd.
+	fmt.Fprintf(os.Stderr, "process node: cannot start container: %v\n", err)
+	os.Exit(sandboxSetupFailed)
+}
+
+// sandboxSetupFailed is the exit code of a sandbox that could not start its
+// container; the process node reports it with reason ContainerCannotRun.
+const sandboxSetupFailed = 128
+
+func runSandbox(specPath string) error {
+	b, err := os.ReadFile(specPath)
+	if err != nil {
+		return fmt.Errorf("cannot read sandbox spec: %w", err)
+	}
+	var s sandboxSpec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("cannot parse sandbox spec: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("cannot make mounts private: %w", err)
+	}
+	m := &mirror{root: s.Root, sources: map[string]string{}}
+	if err := m.init(); err != nil {
+		return err
+	}
+	// Parents before children, so a volume nested in another lands on top.
+	sort.SliceStable(s.Mounts, func(i, j int) bool {
+		return strings.Count(filepath.Clean(s.Mounts[i].Target), "/") < strings.Count(filepath.Clean(s.Mounts[j].Target), "/")
+	})
+	for _, mt := range s.Mounts {
+		if err := m.bind(mt); err != nil {
+			return err
+		}
+	}
+	if err := unix.Chroot(s.Root); err != nil {
+		return fmt.Errorf("cannot enter container root: %w", err)
+	}
+	dir := s.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot make working directory %q: %w", dir, err)
+	}
+	if err := os.Chdir(dir); err != nil {
+		return fmt.Errorf("cannot enter working directory %q: %w", dir, err)
+	}
+	os.Unsetenv(envSandboxSpec)
+	return syscall.Exec(s.Path, s.Args, s.Env)
+}
+
+// mirror builds the container's root.
+type mirror struct {
+	root string
+	// sources maps a path inside the root (absolute, as the container sees
+	// it) to the host path mounted there.
+	sources map[string]string
+	// private holds the paths inside the root that are the container's own
+	// (a tmpfs or made in one), where creating entries touches no host file.
+	private map[string]bool
+}
+
+func (m *mirror) init() error {
+	m.private = map[string]bool{"/": true}
+	if err := unix.Mount("tmpfs", m.root, "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("cannot mount container root: %w", err)
+	}
+	m.sources["/"] = "/"
+	return m.populate("/", "/")
+}
+
+// populate fills the private directory at path (inside the root) with one
+// entry per entry of the host directory src, each bind-mounted from it.
+func (m *mirror) populate(path, src string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("cannot read %q: %w", src, err)
+	}
+	for _, e := range entries {
+		inner := filepath.Join(path, e.Name())
+		from := filepath.Join(src, e.Name())
+		if filepath.Clean(from) == filepath.Clean(m.root) {
+			continue
+		}
+		if err := m.placeholder(inner, from); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// placeholder makes inner mirror the host entry from: a symlink is copied,
+// a directory or file is bind-mounted.
+func (m *mirror) placeholder(inner, from string) error {
+	fi, err := os.Lstat(from)
+	if err != nil {
+		return fmt.Errorf("cannot stat %q: %w", from, err)
+	}
+	dst := filepath.Join(m.root, inner)
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(from)
+		if err != nil {
+			return fmt.Errorf("cannot read link %q: %w", from, err)
+		}
+		return os.Symlink(target, dst)
+	case fi.IsDir():
+		if err := os.Mkdir(dst, fi.Mode().Perm()); err != nil {
+			return fmt.Errorf("cannot make %q: %w", inner, err)
+		}
+	default:
+		f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("cannot make %q: %w", inner, err)
+		}
+		f.Close()
+	}
+	if err := unix.Mount(from, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		// Sockets, devices and the like that cannot be bound are left as
+		// empty placeholders; the container does not need them.
+		return nil
+	}
+	m.sources[inner] = from
+	return nil
+}
+
+// source returns the host path that a path inside the root shows.
+func (m *mirror) source(inner string) string {
+	for p := inner; ; p = filepath.Dir(p) {
+		if src, ok := m.sources[p]; ok {
+			rel, _ := filepath.Rel(p, inner)
+			return filepath.Join(src, rel)
+		}
+		if p == "/" {
+			return inner
+		}
+	}
+}
+
+// resolve follows symlinks of path inside the root, component by component,
+// without ever leaving the root. Components that do not exist are kept.
+func (m *mirror) resolve(path string) (string, error) {
+	parts := strings.Split(strings.Trim(filepath.Clean(path), "/"), "/")
+	cur := "/"
+	for hops := 0; len(parts) > 0; {
+		if parts[0] == "" {
+			parts = parts[1:]
+			continue
+		}
+		next := filepath.Join(cur, parts[0])
+		fi, err := os.Lstat(filepath.Join(m.root, next))
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			cur, parts = next, parts[1:]
+			continue
+		}
+		if hops++; hops > 40 {
+			return "", fmt.Errorf("too many links resolving %q", path)
+		}
+		target, err := os.Readlink(filepath.Join(m.root, next))
+		if err != nil {
+			return "", fmt.Errorf("cannot read link %q: %w", next, err)
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(cur, target)
+		}
+		parts = append(strings.Split(strings.Trim(filepath.Clean(target), "/"), "/"), parts[1:]...)
+		cur = "/"
+	}
+	return cur, nil
+}
+
+// ensure makes path (resolved, inside the root) exist as a directory or an
+// empty file without writing to any host directory.
+func (m *mirror) ensure(path string, dir bool) error {
+	if _, err := os.Stat(filepath.Join(m.root, path)); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot stat %q: %w", path, err)
+	}
+	parent := filepath.Dir(path)
+	if err := m.ensure(parent, true); err != nil {
+		return err
+	}
+	if !m.private[parent] {
+		// Cover the host directory with a tmpfs that mirrors its entries, so
+		// the new entry is made in the container's own file system.
+		src := m.source(parent)
+		if err := unix.Mount("tmpfs", filepath.Join(m.root, parent), "tmpfs", 0, "mode=0755"); err != nil {
+			return fmt.Errorf("cannot mirror %q: %w", parent, err)
+		}
+		m.private[parent] = true
+		if err := m.populate(parent, src); err != nil {
+			return err
+		}
+	}
+	dst := filepath.Join(m.root, path)
+	if dir {
+		if err := os.Mkdir(dst, 0o755); err != nil {
+			return fmt.Errorf("cannot make %q: %w", path, err)
+		}
+		m.private[path] = true
+		return nil
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot make %q: %w", path, err)
+	}
+	return f.Close()
+}
+
+// bind mounts one volume at its target.
+func (m *mirror) bind(mt mount) error {
+	fi, err := os.Stat(mt.Source)
+	if err != nil {
+		return fmt.Errorf("cannot stat volume source for %q: %w", mt.Target, err)
+	}
+	target, err := m.resolve(mt.Target)
+	if err != nil {
+		return err
+	}
+	if err := m.ensure(target, fi.IsDir()); err != nil {
+		return err
+	}
+	dst := filepath.Join(m.root, target)
+	if err := unix.Mount(mt.Source, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("cannot mount volume at %q: %w", mt.Target, err)
+	}
+	if mt.ReadOnly {
+		if err := unix.Mount("", dst, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("cannot make volume at %q read-only: %w", mt.Target, err)
+		}
+	}
+	m.sources[target] = mt.Source
+	delete(m.private, target)
+	return nil
+}
+
+// A binary that links the process node may be re-run by it as a sandbox
+// initialiser; take over before anything else of the program runs.
+func init() { MaybeRunSandbox() }
