@@ -204,7 +204,11 @@ func TestPodLifecycle(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	script := `kubectl auth whoami -o jsonpath='{.status.userInfo.username}' && echo && ` +
+	bin, err := devclustertest.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(bin, "kubectl") + ` auth whoami -o jsonpath='{.status.userInfo.username}' && echo && ` +
 		`test -s /var/run/secrets/kubernetes.io/serviceaccount/ca.crt && cat /var/run/secrets/kubernetes.io/serviceaccount/namespace && echo && ` +
 		`echo kept > /claim/file && echo "$POD_IP" && exec sleep 600`
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, &corev1.Pod{

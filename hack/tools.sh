@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the pinned tools into bin/, each only when it is missing or its pin
+# changed. A tool's pin is its module under hack/tools/: the stamp beside the
+# binary records the hash of that module's go.mod and go.sum, so editing a
+# version rebuilds exactly the tools of that module, and a second run with
+# nothing to do takes a moment.
+#
+#   hack/tools.sh            build every tool
+#   hack/tools.sh NAME...    build only these
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/bin"
+stamps="$bin/.stamps"
+mkdir -p "$stamps"
+
+# name  module-dir  package
+tools=(
+  "etcd                     kube            go.etcd.io/etcd/server/v3"
+  "kube-apiserver           kube            k8s.io/kubernetes/cmd/kube-apiserver"
+  "kube-controller-manager  kube            k8s.io/kubernetes/cmd/kube-controller-manager"
+  "kube-scheduler           kube            k8s.io/kubernetes/cmd/kube-scheduler"
+  "kubectl                  kube            k8s.io/kubernetes/cmd/kubectl"
+  "restic                   restic          github.com/restic/restic/cmd/restic"
+  "controller-gen           controller-gen  sigs.k8s.io/controller-tools/cmd/controller-gen"
+  "versitygw                versitygw       github.com/versity/versitygw/cmd/versitygw"
+  "fake-gcs-server          fake-gcs-server github.com/fsouza/fake-gcs-server"
+)
+
+want=("$@")
+selected() {
+  [ ${#want[@]} -eq 0 ] && return 0
+  local w
+  for w in "${want[@]}"; do [ "$w" = "$1" ] && return 0; done
+  return 1
+}
+
+for t in "${tools[@]}"; do
+  read -r name mod pkg <<<"$t"
+  selected "$name" || continue
+  dir="$root/hack/tools/$mod"
+  pin=$( (go version; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
+  if [ -x "$bin/$name" ] && [ "$(cat "$stamps/$name" 2>/dev/null)" = "$pin" ]; then
+    continue
+  fi
+  echo ">> building $name ($pkg)"
+  start=$(date +%s)
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -o "$bin/$name.tmp" "$pkg")
+  mv "$bin/$name.tmp" "$bin/$name"
+  echo "$pin" >"$stamps/$name"
+  echo "   $name built in $(( $(date +%s) - start ))s"
+done
+
+# Azurite, the Azure Blob Storage emulator, comes from the npm registry, not
+# the Go module proxy: it is installed under bin/azurite with its version
+# pinned here, and bin/azurite-blob starts its blob service. The stamp is the
+# pinned version plus the node version, so a re-pin reinstalls it.
+azurite_version=3.37.0
+if selected azurite-blob; then
+  pin=$( (node --version; echo "azurite@$azurite_version") | sha256sum | cut -d' ' -f1)
+  if ! [ -x "$bin/azurite-blob" ] || [ "$(cat "$stamps/azurite-blob" 2>/dev/null)" != "$pin" ]; then
+    echo ">> installing azurite@$azurite_version (npm)"
+    start=$(date +%s)
+    rm -rf "$bin/azurite"
+    npm install --prefix "$bin/azurite" --no-audit --no-fund --loglevel=error "azurite@$azurite_version"
+    ln -sf azurite/node_modules/.bin/azurite-blob "$bin/azurite-blob"
+    echo "$pin" >"$stamps/azurite-blob"
+    echo "   azurite-blob installed in $(( $(date +%s) - start ))s"
+  fi
+fi
