@@ -1,0 +1,184 @@
+package accessor
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// Server serves one bucket (normally a fileblob bucket on the mounted
+// volume) to holders of its token.
+type Server struct {
+	Bucket *blob.Bucket
+	Token  string
+}
+
+// ServeHTTP implements the accessor protocol.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	got := []byte(r.Header.Get("Authorization"))
+	want := []byte("Bearer " + s.Token)
+	if s.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+		writeError(w, http.StatusUnauthorized, gcerrors.PermissionDenied, "the accessor token is missing or wrong")
+		return
+	}
+	q := r.URL.Query()
+	var err error
+	switch {
+	case r.URL.Path == "/v1/object" && r.Method == http.MethodGet:
+		err = s.read(w, r)
+	case r.URL.Path == "/v1/object" && r.Method == http.MethodHead:
+		err = s.attributes(w, r)
+	case r.URL.Path == "/v1/object" && r.Method == http.MethodPut:
+		err = s.write(w, r)
+	case r.URL.Path == "/v1/object" && r.Method == http.MethodDelete:
+		err = s.Bucket.Delete(r.Context(), q.Get("key"))
+	case r.URL.Path == "/v1/copy" && r.Method == http.MethodPost:
+		err = s.Bucket.Copy(r.Context(), q.Get("dst"), q.Get("src"), nil)
+	case r.URL.Path == "/v1/list" && r.Method == http.MethodGet:
+		err = s.list(w, r)
+	default:
+		writeError(w, http.StatusNotFound, gcerrors.Unimplemented, "no such accessor operation")
+		return
+	}
+	if err != nil {
+		code := gcerrors.Code(err)
+		writeError(w, statusOf(code), code, err.Error())
+	}
+}
+
+func (s *Server) read(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	offset, _ := strconv.ParseInt(q.Get("offset"), 10, 64)
+	length := int64(-1)
+	if l := q.Get("length"); l != "" {
+		length, _ = strconv.ParseInt(l, 10, 64)
+	}
+	rd, err := s.Bucket.NewRangeReader(r.Context(), q.Get("key"), offset, length, nil)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	h := w.Header()
+	h.Set(headerSize, strconv.FormatInt(rd.Size(), 10))
+	h.Set(headerModTime, rd.ModTime().UTC().Format(time.RFC3339Nano))
+	h.Set(headerContentType, rd.ContentType())
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.Copy(w, rd)
+	return nil
+}
+
+func (s *Server) attributes(w http.ResponseWriter, r *http.Request) error {
+	a, err := s.Bucket.Attributes(r.Context(), r.URL.Query().Get("key"))
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set(headerSize, strconv.FormatInt(a.Size, 10))
+	h.Set(headerModTime, a.ModTime.UTC().Format(time.RFC3339Nano))
+	h.Set(headerContentType, a.ContentType)
+	h.Set(headerETag, a.ETag)
+	h.Set(headerAttrs, attrs{
+		CacheControl: a.CacheControl, ContentDisposition: a.ContentDisposition,
+		ContentEncoding: a.ContentEncoding, ContentLanguage: a.ContentLanguage, Metadata: a.Metadata,
+	}.encode())
+	if len(a.MD5) > 0 {
+		h.Set(headerMD5, encodeMD5(a.MD5))
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) write(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	a, err := decodeAttrs(r.Header.Get(headerAttrs))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, gcerrors.InvalidArgument, fmt.Sprintf("cannot decode object attributes: %v", err))
+		return nil
+	}
+	md5, err := decodeMD5(r.Header.Get(headerMD5))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, gcerrors.InvalidArgument, fmt.Sprintf("cannot decode content MD5: %v", err))
+		return nil
+	}
+	opts := &blob.WriterOptions{
+		ContentType:                 r.Header.Get(headerContentType),
+		DisableContentTypeDetection: true,
+		IfNotExist:                  q.Get("ifNotExist") == "true",
+		CacheControl:                a.CacheControl,
+		ContentDisposition:          a.ContentDisposition,
+		ContentEncoding:             a.ContentEncoding,
+		ContentLanguage:             a.ContentLanguage,
+		Metadata:                    a.Metadata,
+		ContentMD5:                  md5,
+	}
+	// gocloud discards an object whose writer's context ends before Close:
+	// a half-received body never becomes an object.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	wr, err := s.Bucket.NewWriter(ctx, q.Get("key"), opts)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(wr, r.Body); err != nil {
+		cancel()
+		_ = wr.Close()
+		return err
+	}
+	return wr.Close()
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	size, _ := strconv.Atoi(q.Get("pageSize"))
+	if size <= 0 || size > 1000 {
+		size = 1000
+	}
+	token := blob.FirstPageToken
+	if t := q.Get("pageToken"); t != "" {
+		token = []byte(t)
+	}
+	objs, next, err := s.Bucket.ListPage(r.Context(), token, size, &blob.ListOptions{Prefix: q.Get("prefix"), Delimiter: q.Get("delimiter")})
+	if err == io.EOF {
+		// The listing is complete: an empty last page.
+		objs, next, err = nil, nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	page := listPage{Objects: make([]listObject, 0, len(objs)), Next: next}
+	for _, o := range objs {
+		page.Objects = append(page.Objects, listObject{Key: o.Key, ModTime: o.ModTime, Size: o.Size, MD5: o.MD5, IsDir: o.IsDir})
+	}
+	w.Header().Set(headerContentType, "application/json")
+	return json.NewEncoder(w).Encode(page)
+}
+
+func statusOf(c gcerrors.ErrorCode) int {
+	switch c {
+	case gcerrors.NotFound:
+		return http.StatusNotFound
+	case gcerrors.AlreadyExists, gcerrors.FailedPrecondition:
+		return http.StatusPreconditionFailed
+	case gcerrors.InvalidArgument:
+		return http.StatusBadRequest
+	case gcerrors.PermissionDenied:
+		return http.StatusForbidden
+	case gcerrors.Unimplemented:
+		return http.StatusNotImplemented
+	}
+	return http.StatusInternalServerError
+}
+
+func writeError(w http.ResponseWriter, status int, code gcerrors.ErrorCode, msg string) {
+	w.Header().Set(headerContentType, "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Code: codes[code], Message: msg})
+}
