@@ -129,6 +129,12 @@ type S3Spec struct {
 
 // GCSSpec is a backend on Google Cloud Storage.
 type GCSSpec struct {
+	// Endpoint overrides the Cloud Storage JSON API endpoint, for example
+	// http://gcs.example:4443/storage/v1/ for a private gateway or an
+	// emulator. Empty means Google's public endpoint.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
 	// Bucket holding the backups.
 	// +kubebuilder:validation:Required
 	// +kubebuilder:validation:MinLength=1
@@ -151,6 +157,12 @@ type GCSSpec struct {
 
 // AzureSpec is a backend on Azure Blob Storage.
 type AzureSpec struct {
+	// Endpoint overrides the Blob service URL of the storage account, for
+	// example http://azurite.example:10000/devstoreaccount1 for an emulator.
+	// Empty means https://<storageAccount>.blob.core.windows.net/.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
 	// StorageAccount holding the container.
 	// +kubebuilder:validation:Required
 	// +kubebuilder:validation:MinLength=1
