@@ -1,0 +1,147 @@
+/*
+Copyright 2026 The Stashplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package render
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/ast/astutil"
+	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
+)
+
+// AllowedImports are the CUE standard-library packages a template may
+// import. They are pure: none reads files, the network, the clock or the
+// environment, so a template's output depends on its input alone. The
+// tool/* packages, and anything else, are refused.
+var AllowedImports = []string{
+	"crypto/sha256",
+	"encoding/base64",
+	"encoding/hex",
+	"encoding/json",
+	"encoding/yaml",
+	"list",
+	"math",
+	"path",
+	"regexp",
+	"strconv",
+	"strings",
+	"struct",
+}
+
+var allowedImports = func() map[string]bool {
+	m := make(map[string]bool, len(AllowedImports))
+	for _, p := range AllowedImports {
+		m[p] = true
+	}
+	return m
+}()
+
+// parseTemplate parses a template after checking its size, and refuses
+// imports outside AllowedImports and attributes that reach outside the
+// template (such as @extern, which embeds files).
+func parseTemplate(filename, src string, maxBytes int) (*ast.File, error) {
+	if len(src) > maxBytes {
+		return nil, newError("cannot parse template", ErrTooLarge, "template is %d bytes, more than the %d allowed", len(src), maxBytes)
+	}
+	f, err := parser.ParseFile(filename, src, parser.ParseComments)
+	if err != nil {
+		return nil, fromCUE("cannot parse template", err)
+	}
+	var issues []Issue
+	for spec := range f.ImportSpecs() {
+		p, err := strconv.Unquote(spec.Path.Value)
+		if err != nil {
+			p = spec.Path.Value
+		}
+		if !allowedImports[p] {
+			issues = append(issues, Issue{
+				Position: spec.Pos().String(),
+				Reason:   fmt.Sprintf("import %q is not allowed; allowed: %s", p, strings.Join(AllowedImports, ", ")),
+			})
+		}
+	}
+	ast.Walk(f, func(n ast.Node) bool {
+		if a, ok := n.(*ast.Attribute); ok {
+			if k, _ := a.Split(); k == "extern" || k == "embed" {
+				issues = append(issues, Issue{Position: a.Pos().String(), Reason: fmt.Sprintf("attribute @%s is not allowed", k)})
+			}
+		}
+		return true
+	}, nil)
+	if len(issues) > 0 {
+		sort.SliceStable(issues, func(i, j int) bool { return issues[i].String() < issues[j].String() })
+		return nil, &Error{Op: "cannot parse template", Cause: ErrImportNotAllowed, Issues: issues}
+	}
+	declare(f)
+	return f, nil
+}
+
+// declare adds `context: _` and `params: #Params` to a template that does
+// not declare them itself, so that authors may simply refer to both.
+func declare(f *ast.File) {
+	has := map[string]bool{}
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.Field); ok {
+			if name, _, err := ast.LabelName(fd.Label); err == nil {
+				has[name] = true
+			}
+		}
+	}
+	if !has[PathContext] {
+		f.Decls = append(f.Decls, &ast.Field{Label: ast.NewIdent(PathContext), Value: ast.NewIdent("_")})
+	}
+	if !has[PathParamValues] {
+		f.Decls = append(f.Decls, &ast.Field{Label: ast.NewIdent(PathParamValues), Value: ast.NewIdent(PathParams)})
+	}
+	// The parser resolved identifiers before these fields existed; resolve
+	// again so that references to them bind. Unresolvable references are
+	// reported later, with their positions, by the compiler.
+	f.Unresolved = nil
+	astutil.Resolve(f, func(token.Pos, string, ...any) {})
+}
+
+// withDeadline runs fn in a goroutine and waits at most until ctx is done.
+//
+// CUE's evaluator cannot be cancelled, so on timeout the goroutine is left
+// to finish on its own: it may linger, holding its memory, until the
+// evaluation ends. The size limits on templates keep that bounded in
+// practice; a controller should treat a timeout as a template error and
+// not retry it in a tight loop.
+func withDeadline[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		done <- result{v: v, err: err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, &Error{Op: "cannot evaluate template", Cause: ErrTimeout, Issues: []Issue{{Reason: fmt.Sprintf("%v: %v", ErrTimeout, context.Cause(ctx))}}}
+	}
+}
