@@ -110,7 +110,11 @@ func fromCUE(op string, err error) *Error {
 			Path:   strings.Join(e.Path(), "."),
 			Reason: fmt.Sprintf(format, args...),
 		}
-		if ps := cueerrors.Positions(e); len(ps) > 0 {
+		// The error's own position is where the problem shows; the others
+		// are the values that led to it.
+		if p := e.Position(); p.IsValid() {
+			is.Position = p.String()
+		} else if ps := cueerrors.Positions(e); len(ps) > 0 {
 			is.Position = ps[0].String()
 		}
 		// A disjunction that failed is reported once as a summary without

@@ -18,6 +18,7 @@ package render
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -130,7 +131,13 @@ func checkObject(u *unstructured.Unstructured, namespace string) error {
 // applies the runtime settings to its pod, and encodes it again.
 func finishJob(u *unstructured.Unstructured, rt Runtime) error {
 	job := &batchv1.Job{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, job, true); err != nil {
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return fmt.Errorf("cannot encode Job: %v", err)
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(job); err != nil {
 		return fmt.Errorf("not a valid Job: %v", err)
 	}
 	if len(job.Spec.Template.Spec.Containers) == 0 {

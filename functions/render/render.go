@@ -259,13 +259,18 @@ func build(f *ast.File) (cue.Value, error) {
 
 	var issues []Issue
 	p := v.LookupPath(cue.ParsePath(PathParams))
+	o := v.LookupPath(cue.ParsePath(PathObjects))
+	for _, x := range []cue.Value{p, o} {
+		if x.Exists() && x.Err() != nil {
+			return cue.Value{}, fromCUE("cannot validate template", x.Err())
+		}
+	}
 	switch {
 	case !p.Exists():
 		issues = append(issues, Issue{Path: PathParams, Reason: "the template must define #Params, the schema of its parameters (an empty struct if it takes none)"})
 	case p.IncompleteKind() != cue.StructKind:
 		issues = append(issues, Issue{Position: p.Pos().String(), Path: PathParams, Reason: fmt.Sprintf("must be a struct, not %v", p.IncompleteKind())})
 	}
-	o := v.LookupPath(cue.ParsePath(PathObjects))
 	switch {
 	case !o.Exists():
 		issues = append(issues, Issue{Path: PathObjects, Reason: "the template must define objects, the list of objects it renders"})

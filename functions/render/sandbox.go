@@ -110,7 +110,7 @@ func declare(f *ast.File) {
 	if !has[PathContext] {
 		f.Decls = append(f.Decls, &ast.Field{Label: ast.NewIdent(PathContext), Value: ast.NewIdent("_")})
 	}
-	if !has[PathParamValues] {
+	if !has[PathParamValues] && has[PathParams] {
 		f.Decls = append(f.Decls, &ast.Field{Label: ast.NewIdent(PathParamValues), Value: ast.NewIdent(PathParams)})
 	}
 	// The parser resolved identifiers before these fields existed; resolve
