@@ -112,6 +112,11 @@ func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
 		return nil, fmt.Errorf("cannot render task %q: it names function %q, not the one given", in.Task, task.Function)
 	}
 	c := in.Context
+	if in.Function.Spec.Image != "" {
+		// A Function that names its own image runs it in place of the
+		// stashplane image.
+		c.Image = in.Function.Spec.Image
+	}
 	c.Task = TaskInfo{Addon: in.Addon.GetName(), Name: task.Name, Kind: in.TaskKind, Function: task.Function, Driver: string(task.Driver)}
 	given, err := decodeParams(in.Params)
 	if err != nil {
