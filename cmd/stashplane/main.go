@@ -21,6 +21,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(devCommand())
+	root.AddCommand(renderCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "stashplane:", err)
 		os.Exit(1)

@@ -164,6 +164,11 @@ type Storage struct {
 	// SecretName is the name of the Secret with the backend credentials,
 	// empty for ambient credentials. Its values are never read.
 	SecretName string `json:"secretName"`
+	// Volumes and VolumeMounts reach a local storage: the volume holding
+	// the backups, mounted where the agent expects it. Empty for object
+	// stores.
+	Volumes      []corev1.Volume      `json:"volumes"`
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts"`
 }
 
 // Runtime holds the runtime settings of a step.

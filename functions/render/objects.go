@@ -272,6 +272,12 @@ func normalize(c Context) Context {
 	if c.Target.VolumeMounts == nil {
 		c.Target.VolumeMounts = []corev1.VolumeMount{}
 	}
+	if c.Storage.Volumes == nil {
+		c.Storage.Volumes = []corev1.Volume{}
+	}
+	if c.Storage.VolumeMounts == nil {
+		c.Storage.VolumeMounts = []corev1.VolumeMount{}
+	}
 	if c.Runtime.PodLabels == nil {
 		c.Runtime.PodLabels = map[string]string{}
 	}

@@ -1,0 +1,237 @@
+/*
+Copyright 2026 The Stashplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package plan works out which tasks one run of a BackupConfiguration's
+// session renders, and the context each is rendered with: the target's
+// volumes, the repository, the storage, the snapshot and the runtime
+// settings. It reads only the objects it is given, so the same plan serves
+// the controllers and `stashplane render`, which has no cluster.
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
+)
+
+// Inputs are the objects a backup plan may consult besides the
+// configuration. Anything missing is left empty in the context.
+type Inputs struct {
+	// Catalog of Addons and Functions.
+	Catalog *render.Catalog
+	// Storages by namespace/name.
+	Storages map[string]*storagev1alpha1.BackupStorage
+	// Target is the workload, whose pod template's volumes are used when a
+	// task does not list its targetVolumes.
+	Target *unstructured.Unstructured
+	// Image is the stashplane image.
+	Image string
+	// SessionName names the BackupSession of this run.
+	SessionName string
+}
+
+// SessionName is the name of the BackupSession of a configuration's session
+// started at the given Unix time.
+func SessionName(config, session string, unix int64) string {
+	return fmt.Sprintf("%s-%s-%d", config, session, unix)
+}
+
+// Backup returns one render.Input per task and repository of the named
+// session of a BackupConfiguration.
+func Backup(bc *corev1alpha1.BackupConfiguration, session string, in Inputs) ([]render.Input, error) {
+	var s *corev1alpha1.Session
+	for i := range bc.Spec.Sessions {
+		if bc.Spec.Sessions[i].Name == session {
+			s = &bc.Spec.Sessions[i]
+		}
+	}
+	if s == nil {
+		return nil, fmt.Errorf("cannot find session %q in backupconfiguration %q", session, bc.Name)
+	}
+	if s.Addon == nil {
+		return nil, fmt.Errorf("cannot plan session %q: no addon is set", session)
+	}
+	addon, err := in.Catalog.Addon(s.Addon.Name)
+	if err != nil {
+		return nil, err
+	}
+	var out []render.Input
+	for _, repo := range s.Repositories {
+		storage, err := storageOf(bc, repo, in.Storages)
+		if err != nil {
+			return nil, err
+		}
+		for _, ref := range s.Addon.Tasks {
+			task, err := render.FindTask(addon, render.TaskBackup, ref.Name)
+			if err != nil {
+				return nil, err
+			}
+			fn, err := in.Catalog.Function(task.Function)
+			if err != nil {
+				return nil, err
+			}
+			target, err := targetOf(bc, ref, in.Target)
+			if err != nil {
+				return nil, err
+			}
+			var params []byte
+			if ref.Params != nil {
+				params = ref.Params.Raw
+			}
+			out = append(out, render.Input{
+				Addon: addon, TaskKind: render.TaskBackup, Task: ref.Name, Function: fn, Params: params,
+				Context: render.Context{
+					Namespace: bc.Namespace,
+					Invoker:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupConfiguration", Name: bc.Name},
+					Session:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupSession", Name: in.SessionName},
+					Target:    target,
+					Repository: render.Repository{
+						Name: repo.Name, Namespace: bc.Namespace, Directory: repo.Directory,
+						EncryptionSecret: repo.EncryptionSecret.Name,
+					},
+					Storage:   storage,
+					Snapshot:  repo.Name + "-" + in.SessionName,
+					Component: "dump",
+					Image:     in.Image,
+					Variables: variables(ref.Variables),
+					Runtime:   runtimeOf(s.Addon),
+				},
+			})
+		}
+	}
+	return out, nil
+}
+
+// storageOf describes the BackupStorage behind a repository's backend.
+func storageOf(bc *corev1alpha1.BackupConfiguration, repo corev1alpha1.RepositoryInfo, storages map[string]*storagev1alpha1.BackupStorage) (render.Storage, error) {
+	for _, b := range bc.Spec.Backends {
+		if b.Name != repo.Backend {
+			continue
+		}
+		ns := b.StorageRef.Namespace
+		if ns == "" {
+			ns = bc.Namespace
+		}
+		out := render.Storage{Name: b.StorageRef.Name, Namespace: ns}
+		bs, ok := storages[ns+"/"+b.StorageRef.Name]
+		if !ok {
+			return out, nil
+		}
+		st := bs.Spec.Storage
+		out.Provider = string(st.Provider)
+		switch {
+		case st.S3 != nil:
+			out.SecretName = st.S3.SecretName
+		case st.GCS != nil:
+			out.SecretName = st.GCS.SecretName
+		case st.Azure != nil:
+			out.SecretName = st.Azure.SecretName
+		case st.Local != nil:
+			out.Volumes = []corev1.Volume{{Name: "storage-local", VolumeSource: st.Local.VolumeSource}}
+			out.VolumeMounts = []corev1.VolumeMount{{Name: "storage-local", MountPath: st.Local.MountPath, SubPath: st.Local.SubPath}}
+		}
+		return out, nil
+	}
+	return render.Storage{}, fmt.Errorf("cannot find backend %q of repository %q in backupconfiguration %q", repo.Backend, repo.Name, bc.Name)
+}
+
+// targetOf describes the configuration's target with the volumes the task
+// works on: those the task lists, or else the data volumes of the target's
+// pod template with the mounts its containers use.
+func targetOf(bc *corev1alpha1.BackupConfiguration, ref corev1alpha1.TaskReference, workload *unstructured.Unstructured) (render.Target, error) {
+	var t render.Target
+	if bc.Spec.Target != nil {
+		t = render.Target{APIGroup: bc.Spec.Target.APIGroup, Kind: bc.Spec.Target.Kind, Name: bc.Spec.Target.Name, Namespace: bc.Spec.Target.Namespace}
+		if t.Namespace == "" {
+			t.Namespace = bc.Namespace
+		}
+	}
+	if tv := ref.TargetVolumes; tv != nil && len(tv.Volumes) > 0 {
+		b, err := json.Marshal(tv.Volumes)
+		if err != nil {
+			return t, fmt.Errorf("cannot encode target volumes: %w", err)
+		}
+		if err := json.Unmarshal(b, &t.Volumes); err != nil {
+			return t, fmt.Errorf("cannot decode target volumes: %w", err)
+		}
+		t.VolumeMounts = tv.VolumeMounts
+		return t, nil
+	}
+	if workload == nil || workload.GetName() != t.Name || !strings.EqualFold(workload.GetKind(), t.Kind) {
+		return t, nil
+	}
+	tmpl, found, err := unstructured.NestedMap(workload.Object, "spec", "template", "spec")
+	if err != nil || !found {
+		return t, nil
+	}
+	spec := &corev1.PodSpec{}
+	b, _ := json.Marshal(tmpl)
+	if err := json.Unmarshal(b, spec); err != nil {
+		return t, fmt.Errorf("cannot decode pod template of %s %q: %w", t.Kind, t.Name, err)
+	}
+	data := map[string]bool{}
+	for _, v := range spec.Volumes {
+		// Only volumes that hold the workload's data; Secrets, ConfigMaps
+		// and projected volumes come from the cluster, not from backups.
+		if v.PersistentVolumeClaim != nil || v.HostPath != nil || v.EmptyDir != nil || v.NFS != nil || v.CSI != nil || v.Ephemeral != nil {
+			t.Volumes = append(t.Volumes, v)
+			data[v.Name] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, c := range spec.Containers {
+		for _, m := range c.VolumeMounts {
+			if data[m.Name] && !seen[m.Name] {
+				seen[m.Name] = true
+				t.VolumeMounts = append(t.VolumeMounts, m)
+			}
+		}
+	}
+	return t, nil
+}
+
+// variables keeps the literal values of a task's variables; values taken
+// from Secrets or ConfigMaps are resolved in the cluster, not rendered.
+func variables(env []corev1.EnvVar) map[string]string {
+	out := map[string]string{}
+	for _, e := range env {
+		if e.ValueFrom == nil {
+			out[e.Name] = e.Value
+		}
+	}
+	return out
+}
+
+// runtimeOf collects an addon reference's runtime settings.
+func runtimeOf(a *corev1alpha1.AddonInfo) render.Runtime {
+	var rt render.Runtime
+	if a.JobTemplate != nil {
+		rt.Pod = a.JobTemplate.Spec
+		rt.PodLabels = a.JobTemplate.Metadata.Labels
+		rt.PodAnnotations = a.JobTemplate.Metadata.Annotations
+	}
+	if a.ContainerRuntimeSettings != nil {
+		rt.Container = *a.ContainerRuntimeSettings
+	}
+	return rt
+}
