@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 # Packages of the unit tier: everything but the suites under test/.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
 
-.PHONY: all tools build generate verify verify-generate test test-unit test-integration test-e2e demo bench clean
+.PHONY: all tools build generate verify verify-generate test test-unit test-integration test-crossplane test-e2e demo bench clean
 
 all: build
 
@@ -26,7 +26,7 @@ build:
 ## generate: regenerate deepcopy code and CRDs from apis/
 generate:
 	@hack/tools.sh controller-gen
-	$(GO) generate ./apis/...
+	$(GO) generate ./apis/... ./functions/...
 
 ## verify: formatting, vet, and generated code up to date
 verify: verify-generate
@@ -34,18 +34,22 @@ verify: verify-generate
 	$(GO) vet ./...
 
 verify-generate: generate
-	@git diff --exit-code -- apis package/crds || { echo "generated code is out of date: run 'make generate' and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard -- apis package/crds); \
+	@git diff --exit-code -- apis package/crds functions/xfn/input functions/package/input || { echo "generated code is out of date: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- apis package/crds functions/xfn/input functions/package/input); \
 	  if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked"; exit 1; fi
 
 ## test: every tier, building what the tests need first
-test: tools build verify test-unit test-integration test-e2e
+test: tools build verify test-unit test-integration test-crossplane test-e2e
 
 test-unit:
 	$(GO) test -count=1 $(UNIT_PKGS)
 
 test-integration: tools
 	$(GO) test -count=1 ./test/integration/...
+
+## test-crossplane: render the example Composition against the function and build the packages with the crossplane CLI
+test-crossplane: tools
+	$(GO) test -count=1 ./test/crossplane/...
 
 test-e2e: tools build
 	$(GO) test -count=1 -timeout 30m ./test/e2e/...

@@ -25,6 +25,7 @@ tools=(
   "controller-gen           controller-gen  sigs.k8s.io/controller-tools/cmd/controller-gen"
   "versitygw                versitygw       github.com/versity/versitygw/cmd/versitygw"
   "fake-gcs-server          fake-gcs-server github.com/fsouza/fake-gcs-server"
+  "crossplane               crossplane      github.com/crossplane/crossplane/v2/cmd/crank"
 )
 
 want=("$@")
