@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	cueerrors "cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/token"
 )
 
 // Sentinel errors, for callers that branch on what went wrong.
@@ -110,13 +111,7 @@ func fromCUE(op string, err error) *Error {
 			Path:   strings.Join(e.Path(), "."),
 			Reason: fmt.Sprintf(format, args...),
 		}
-		// The error's own position is where the problem shows; the others
-		// are the values that led to it.
-		if p := e.Position(); p.IsValid() {
-			is.Position = p.String()
-		} else if ps := cueerrors.Positions(e); len(ps) > 0 {
-			is.Position = ps[0].String()
-		}
+		is.Position = position(e)
 		// A disjunction that failed is reported once as a summary without
 		// a position and once per branch with one; the branches say more.
 		if is.Position == "" && strings.Contains(is.Reason, "errors in empty disjunction") {
@@ -136,4 +131,27 @@ func fromCUE(op string, err error) *Error {
 		out.Issues = []Issue{{Reason: err.Error()}}
 	}
 	return out
+}
+
+// position picks the position an author should look at: the error's own
+// position if it is in the template, else the first one in the template,
+// else the first CUE gave (in the parameter or context values).
+func position(e cueerrors.Error) string {
+	inTemplate := func(p token.Pos) bool {
+		f := p.Filename()
+		return p.IsValid() && f != paramsFile && f != contextFile
+	}
+	if p := e.Position(); inTemplate(p) {
+		return p.String()
+	}
+	ps := cueerrors.Positions(e)
+	for _, p := range ps {
+		if inTemplate(p) {
+			return p.String()
+		}
+	}
+	if len(ps) > 0 {
+		return ps[0].String()
+	}
+	return ""
 }

@@ -27,8 +27,11 @@ import (
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 )
 
-// paramsFile names the parameter values in CUE's positions.
-const paramsFile = "params.json"
+// Names of the values the renderer fills, in CUE's positions.
+const (
+	paramsFile  = "params.json"
+	contextFile = "context.json"
+)
 
 // FindTask returns the task of the given kind and name of an Addon.
 func FindTask(a *addonsv1alpha1.Addon, kind TaskKind, name string) (*addonsv1alpha1.Task, error) {

@@ -147,7 +147,7 @@ func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
 			return nil, err
 		}
 		v = v.FillPath(cue.ParsePath(PathParamValues), pv)
-		cv := v.Context().CompileBytes(ctxJSON, cue.Filename("context.json"))
+		cv := v.Context().CompileBytes(ctxJSON, cue.Filename(contextFile))
 		v = v.FillPath(cue.ParsePath(PathContext), cv)
 		if err := v.Validate(cue.Concrete(true), cue.Final()); err != nil {
 			return nil, fromCUE("cannot render template", err)
