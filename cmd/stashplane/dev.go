@@ -15,8 +15,10 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/stashplane/stashplane/internal/devcluster"
+	"github.com/stashplane/stashplane/internal/provider"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
 
@@ -67,6 +69,7 @@ func devUp(ctx context.Context, dir, binDir string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := stdr.New(nil).WithName("dev")
+	ctrl.SetLogger(log)
 	restic := filepath.Join(binDir, "restic")
 	if _, err := os.Stat(restic); err != nil {
 		restic = ""
@@ -83,7 +86,13 @@ func devUp(ctx context.Context, dir, binDir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf(`The dev cluster is up.
+	providerDone := make(chan error, 1)
+	go func() {
+		providerDone <- provider.Run(ctx, c.Config(), provider.Options{
+			Log: log.WithName("provider"), MetricsAddress: "0", HealthAddress: "0", PollInterval: 30 * time.Second,
+		})
+	}()
+	fmt.Printf(`The dev cluster is up, with Stashplane's provider running beside it.
 
   export KUBECONFIG=%s
   kubectl get nodes
@@ -91,7 +100,12 @@ func devUp(ctx context.Context, dir, binDir string) error {
 Pods run on the node %q as local processes; component logs are in %s.
 Stop it with Ctrl-C or: stashplane dev down --dir %s
 `, c.KubeconfigPath(), devcluster.NodeName, filepath.Join(c.Dir(), "logs"), dir)
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-providerDone:
+		fmt.Fprintln(os.Stderr, "the provider stopped:", err)
+	}
+	stop()
 	fmt.Println("Stopping the dev cluster ...")
 	return stopCluster(c, log)
 }

@@ -20,7 +20,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCommand())
+	root.AddCommand(devCommand(), storageCommand())
 	root.AddCommand(renderCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "stashplane:", err)

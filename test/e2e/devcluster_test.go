@@ -27,7 +27,7 @@ import (
 // The dev cluster tests share one cluster per test function; the functions
 // run in parallel, so two or more clusters run at once.
 
-func client(t *testing.T) (*kubernetes.Clientset, string) {
+func clientset(t *testing.T) (*kubernetes.Clientset, string) {
 	t.Helper()
 	c := devclustertest.Start(t)
 	cs, err := kubernetes.NewForConfig(c.Config())
@@ -62,7 +62,7 @@ func busybox(name, script string) corev1.Container {
 // hostPath volume and writes its result back through the hostPath.
 func TestCronJobRunsPodOnProcessNode(t *testing.T) {
 	t.Parallel()
-	cs, _ := client(t)
+	cs, _ := clientset(t)
 	ctx := context.Background()
 	host := t.TempDir()
 	if err := os.WriteFile(filepath.Join(host, "input"), []byte("from-host\n"), 0o644); err != nil {
@@ -128,7 +128,7 @@ func TestCronJobRunsPodOnProcessNode(t *testing.T) {
 // its output is readable as the pod's logs.
 func TestFailingContainerFailsJob(t *testing.T) {
 	t.Parallel()
-	cs, _ := client(t)
+	cs, _ := clientset(t)
 	ctx := context.Background()
 	if _, err := cs.BatchV1().Jobs("default").Create(ctx, &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "exit-three"},
@@ -287,7 +287,7 @@ func TestPodLifecycle(t *testing.T) {
 // An image the process node does not map fails the pod with a clear reason.
 func TestUnmappedImageFailsPod(t *testing.T) {
 	t.Parallel()
-	cs, _ := client(t)
+	cs, _ := clientset(t)
 	ctx := context.Background()
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "unmapped"},

@@ -88,3 +88,36 @@ func (in *Snapshot) GetManagementPolicies() xpv2.ManagementPolicies {
 func (in *Snapshot) SetManagementPolicies(p xpv2.ManagementPolicies) {
 	in.Spec.ManagementPolicies = p
 }
+
+// Stashplane's managed kinds publish no connection details: a backend's
+// credentials stay in the Secret the user made. The managed reconciler still
+// asks where to write them, so each kind answers "nowhere".
+var (
+	_ resource.LocalConnectionSecretWriterTo = &BackupStorage{}
+	_ resource.LocalConnectionSecretWriterTo = &Repository{}
+	_ resource.LocalConnectionSecretWriterTo = &Snapshot{}
+)
+
+// GetWriteConnectionSecretToReference returns nil: nothing is published.
+func (in *BackupStorage) GetWriteConnectionSecretToReference() *xpv2.LocalSecretReference {
+	return nil
+}
+
+// SetWriteConnectionSecretToReference does nothing: nothing is published.
+func (in *BackupStorage) SetWriteConnectionSecretToReference(*xpv2.LocalSecretReference) {}
+
+// GetWriteConnectionSecretToReference returns nil: nothing is published.
+func (in *Repository) GetWriteConnectionSecretToReference() *xpv2.LocalSecretReference {
+	return nil
+}
+
+// SetWriteConnectionSecretToReference does nothing: nothing is published.
+func (in *Repository) SetWriteConnectionSecretToReference(*xpv2.LocalSecretReference) {}
+
+// GetWriteConnectionSecretToReference returns nil: nothing is published.
+func (in *Snapshot) GetWriteConnectionSecretToReference() *xpv2.LocalSecretReference {
+	return nil
+}
+
+// SetWriteConnectionSecretToReference does nothing: nothing is published.
+func (in *Snapshot) SetWriteConnectionSecretToReference(*xpv2.LocalSecretReference) {}

@@ -284,6 +284,15 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	if err != nil {
 		return nil, nil, err
 	}
+	// Command and args may refer to the container's variables, as $(VAR).
+	vars := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	for i := 1; i < len(argv); i++ {
+		argv[i] = expand(argv[i], vars)
+	}
 	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir}
 	b, err := json.Marshal(spec)
 	if err != nil {

@@ -1,0 +1,43 @@
+// Command provider runs Stashplane's controllers: the controller manager
+// that the Crossplane provider package deploys.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/stashplane/stashplane/internal/provider"
+)
+
+func main() {
+	var o provider.Options
+	flag.StringVar(&o.MetricsAddress, "metrics-address", ":8080", "address of the Prometheus metrics endpoint (0 turns it off)")
+	flag.StringVar(&o.HealthAddress, "health-address", ":8081", "address of the health endpoints (0 turns them off)")
+	flag.BoolVar(&o.LeaderElection, "leader-election", false, "take turns with other replicas")
+	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")
+	flag.DurationVar(&o.PollInterval, "poll-interval", time.Minute, "how often storage objects are observed without a change")
+	zo := zap.Options{}
+	zo.BindFlags(flag.CommandLine)
+	flag.Parse()
+	o.Log = zap.New(zap.UseFlagOptions(&zo)).WithValues("component", "provider")
+	ctrl.SetLogger(o.Log)
+	if err := run(o.Log, o); err != nil {
+		fmt.Fprintln(os.Stderr, "provider:", err)
+		os.Exit(1)
+	}
+}
+
+func run(log logr.Logger, o provider.Options) error {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("cannot load cluster configuration: %w", err)
+	}
+	log.Info("starting")
+	return provider.Run(ctrl.SetupSignalHandler(), cfg, o)
+}

@@ -1,0 +1,123 @@
+package backupstorage
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/version"
+)
+
+// fieldOwner is the field manager of what the BackupStorage controllers apply.
+const fieldOwner = client.FieldOwner("stashplane-backupstorage")
+
+// accessorReconciler runs the accessor of each local BackupStorage: a token
+// Secret (made once, kept) and a Deployment that mounts the volume. Both are
+// owned by the BackupStorage and go with it.
+type accessorReconciler struct {
+	kube  client.Client
+	image string
+}
+
+func setupAccessor(mgr ctrl.Manager, o Options) error {
+	r := &accessorReconciler{kube: mgr.GetClient(), image: version.Image()}
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("backupstorage-accessor").
+		WithOptions(o.Controller).
+		For(&storagev1alpha1.BackupStorage{}).
+		Owns(&appsv1.Deployment{}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up backupstorage-accessor controller: %w", err)
+	}
+	return nil
+}
+
+func (r *accessorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	bs := &storagev1alpha1.BackupStorage{}
+	if err := r.kube.Get(ctx, req.NamespacedName, bs); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if bs.Spec.Storage.Provider != storagev1alpha1.ProviderLocal {
+		// A storage that moved off local storage no longer needs it.
+		return ctrl.Result{}, r.remove(ctx, bs)
+	}
+	if bs.DeletionTimestamp != nil {
+		// The accessor serves the storage until its deletion (a WipeOut
+		// among it) is done; owner references remove it afterwards.
+		return ctrl.Result{}, nil
+	}
+	if err := r.ensureSecret(ctx, bs); err != nil {
+		return ctrl.Result{}, err
+	}
+	d, err := backend.AccessorDeployment(bs, r.image)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	d.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	if err := controllerutil.SetControllerReference(bs, d, r.kube.Scheme()); err != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot own accessor deployment: %w", err)
+	}
+	if err := r.kube.Patch(ctx, d, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot apply accessor deployment: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// ensureSecret makes the token Secret once; the token never changes after.
+func (r *accessorReconciler) ensureSecret(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {
+	err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: backend.AccessorName(bs)}, &corev1.Secret{})
+	if !kerrors.IsNotFound(err) {
+		return err
+	}
+	token, err := backend.NewAccessorToken()
+	if err != nil {
+		return err
+	}
+	s := backend.AccessorSecret(bs, token)
+	if err := controllerutil.SetControllerReference(bs, s, r.kube.Scheme()); err != nil {
+		return fmt.Errorf("cannot own accessor secret: %w", err)
+	}
+	if err := r.kube.Create(ctx, s); err != nil && !kerrors.IsAlreadyExists(err) {
+		return fmt.Errorf("cannot create accessor secret: %w", err)
+	}
+	return nil
+}
+
+func (r *accessorReconciler) remove(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {
+	key := types.NamespacedName{Namespace: bs.Namespace, Name: backend.AccessorName(bs)}
+	for _, o := range []client.Object{&appsv1.Deployment{}, &corev1.Secret{}} {
+		err := r.kube.Get(ctx, key, o)
+		if kerrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !metav1IsControlledBy(o, bs) {
+			continue
+		}
+		if err := r.kube.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete accessor %T: %w", o, err)
+		}
+	}
+	return nil
+}
+
+func metav1IsControlledBy(o client.Object, owner client.Object) bool {
+	for _, ref := range o.GetOwnerReferences() {
+		if ref.Controller != nil && *ref.Controller && ref.UID == owner.GetUID() {
+			return true
+		}
+	}
+	return false
+}

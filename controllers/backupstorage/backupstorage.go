@@ -1,0 +1,286 @@
+// Package backupstorage reconciles BackupStorages. A BackupStorage is a
+// managed resource whose external resource is metadata.yaml at the root of
+// its backend: Observe reads it, Create writes it, Update rewrites it when
+// the repositories it lists changed, Delete keeps the data (Delete) or
+// removes exactly the storage's prefix (WipeOut).
+package backupstorage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/logging"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/go-logr/logr"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/yaml"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/version"
+)
+
+// Options configure the controller.
+type Options struct {
+	Controller   controller.Options
+	Log          logr.Logger
+	Opener       *backend.Opener
+	PollInterval time.Duration
+	// Reason classifies a storage error into a condition reason and a
+	// message free of credentials.
+	Reason func(err error) (reason, message string)
+}
+
+// Setup adds the BackupStorage controllers to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	name := "backupstorage"
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Minute
+	}
+	if o.Reason == nil {
+		o.Reason = DefaultReason
+	}
+	r := managed.NewReconciler(mgr,
+		resource.ManagedKind(storagev1alpha1.BackupStorageGroupVersionKind),
+		managed.WithExternalConnector(&connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}),
+		managed.WithInitializers(),
+		managed.WithLogger(logging.NewLogrLogger(o.Log.WithValues("controller", name))),
+		managed.WithRecorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name))),
+		managed.WithPollInterval(o.PollInterval),
+		managed.WithManagementPolicies(),
+	)
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		WithOptions(o.Controller).
+		For(&storagev1alpha1.BackupStorage{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
+		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(storageOfRepository)).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(storageOfAccessorPod)).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up %s controller: %w", name, err)
+	}
+	return setupAccessor(mgr, o)
+}
+
+// storagesUsingSecret maps a Secret to the BackupStorages of its namespace
+// that name it (as backend secret) or run an accessor with it, so a fixed
+// Secret recovers them at once.
+func storagesUsingSecret(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &storagev1alpha1.BackupStorageList{}
+		if err := c.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, bs := range list.Items {
+			if backend.SecretName(bs.Spec.Storage) == o.GetName() || backend.AccessorName(&bs) == o.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bs)})
+			}
+		}
+		return out
+	}
+}
+
+func storageOfRepository(_ context.Context, o client.Object) []reconcile.Request {
+	repo, ok := o.(*storagev1alpha1.Repository)
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: storageKey(repo)}}
+}
+
+// storageOfAccessorPod maps an accessor pod to its BackupStorage, so the
+// storage is observed as soon as its accessor serves.
+func storageOfAccessorPod(_ context.Context, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	if l[backend.LabelComponent] != backend.ComponentAccessor || l[backend.LabelBackupStorage] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: l[backend.LabelBackupStorage]}}}
+}
+
+type connector struct {
+	kube   client.Client
+	opener *backend.Opener
+	reason func(error) (string, string)
+}
+
+func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.ExternalClient, error) {
+	bs, ok := mg.(*storagev1alpha1.BackupStorage)
+	if !ok {
+		return nil, errors.New("managed resource is not a BackupStorage")
+	}
+	var nf *backend.ErrSecretNotFound
+	if _, err := c.opener.Secret(ctx, bs); errors.As(err, &nf) {
+		bs.SetConditions(secretCondition(false, err.Error()))
+		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
+		return nil, err
+	} else if err != nil {
+		return nil, err
+	}
+	bs.SetConditions(secretCondition(true, ""))
+	b, err := c.opener.Open(ctx, bs)
+	if err != nil {
+		reason, msg := c.reason(err)
+		bs.SetConditions(initializedCondition(false, reason, msg))
+		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
+		return nil, errors.New(msg)
+	}
+	return &external{kube: c.kube, bucket: b, reason: c.reason}, nil
+}
+
+type external struct {
+	kube   client.Client
+	bucket *blob.Bucket
+	reason func(error) (string, string)
+}
+
+func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
+
+// fail records a backend error on the BackupStorage and returns it without
+// anything secret in it.
+func (e *external) fail(bs *storagev1alpha1.BackupStorage, err error) error {
+	reason, msg := e.reason(err)
+	bs.SetConditions(initializedCondition(false, reason, msg), xpv2.Unavailable())
+	bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
+	return errors.New(msg)
+}
+
+func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.ExternalObservation, error) {
+	bs := mg.(*storagev1alpha1.BackupStorage)
+	repos, err := repositoriesOf(ctx, e.kube, bs)
+	if err != nil {
+		return managed.ExternalObservation{}, err
+	}
+	bs.Status.Repositories = repositoryInfos(repos)
+	data, err := e.bucket.ReadAll(ctx, backend.MetadataKey)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		// A missing bucket reads as a missing key on some backends; listing
+		// tells them apart, so a missing bucket is reported, not "created".
+		if _, lerr := e.bucket.List(&blob.ListOptions{}).Next(ctx); lerr != nil && lerr != io.EOF {
+			return managed.ExternalObservation{}, e.fail(bs, lerr)
+		}
+		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
+		return managed.ExternalObservation{ResourceExists: false}, nil
+	}
+	if err != nil {
+		return managed.ExternalObservation{}, e.fail(bs, err)
+	}
+	meta := &backend.Metadata{}
+	if err := yaml.Unmarshal(data, meta); err != nil || meta.Kind != backend.KindBackendMeta {
+		msg := fmt.Sprintf("%s at the storage root is not a Stashplane storage record; refusing to overwrite it", backend.MetadataKey)
+		bs.SetConditions(initializedCondition(false, "ForeignMetadata", msg), xpv2.Unavailable())
+		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
+		return managed.ExternalObservation{}, errors.New(msg)
+	}
+	bs.SetConditions(initializedCondition(true, string(storagev1alpha1.ReasonBackendInitializationSucceeded), ""), xpv2.Available())
+	bs.Status.Phase = storagev1alpha1.BackupStorageReady
+	return managed.ExternalObservation{
+		ResourceExists:   true,
+		ResourceUpToDate: sameLocations(meta.Repositories, locations(repos)),
+	}, nil
+}
+
+func (e *external) Create(ctx context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
+	bs := mg.(*storagev1alpha1.BackupStorage)
+	return managed.ExternalCreation{}, e.write(ctx, bs, true)
+}
+
+func (e *external) Update(ctx context.Context, mg resource.Managed) (managed.ExternalUpdate, error) {
+	bs := mg.(*storagev1alpha1.BackupStorage)
+	return managed.ExternalUpdate{}, e.write(ctx, bs, false)
+}
+
+// write records metadata.yaml. On creation it refuses to replace a record
+// another writer made meanwhile.
+func (e *external) write(ctx context.Context, bs *storagev1alpha1.BackupStorage, create bool) error {
+	repos, err := repositoriesOf(ctx, e.kube, bs)
+	if err != nil {
+		return err
+	}
+	initiated := time.Now().UTC().Truncate(time.Second)
+	if !create {
+		if old, err := e.bucket.ReadAll(ctx, backend.MetadataKey); err == nil {
+			prev := &backend.Metadata{}
+			if yaml.Unmarshal(old, prev) == nil && !prev.Operator.Initiated.IsZero() {
+				initiated = prev.Operator.Initiated
+			}
+		}
+	}
+	meta := backend.Metadata{
+		APIVersion: backend.RecordAPIVersion, Kind: backend.KindBackendMeta,
+		Operator:     backend.OperatorInfo{Name: backend.OperatorName, Version: version.Version, Initiated: initiated},
+		Repositories: locations(repos),
+	}
+	data, err := yaml.Marshal(meta)
+	if err != nil {
+		return fmt.Errorf("cannot encode %s: %w", backend.MetadataKey, err)
+	}
+	err = e.bucket.WriteAll(ctx, backend.MetadataKey, data, &blob.WriterOptions{ContentType: "application/yaml", IfNotExist: create})
+	if create && gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return nil
+	}
+	if err != nil {
+		return e.fail(bs, err)
+	}
+	return nil
+}
+
+func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.ExternalDelete, error) {
+	bs := mg.(*storagev1alpha1.BackupStorage)
+	bs.SetConditions(xpv2.Deleting())
+	if bs.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
+		return managed.ExternalDelete{}, nil
+	}
+	// The bucket is scoped to the storage's prefix: this removes exactly it.
+	return managed.ExternalDelete{}, wipe(ctx, e.bucket, "")
+}
+
+// wipe deletes every object under prefix.
+func wipe(ctx context.Context, b *blob.Bucket, prefix string) error {
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cannot list objects to wipe: %w", err)
+		}
+		if err := b.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return fmt.Errorf("cannot delete %q: %w", obj.Key, err)
+		}
+	}
+}
+
+func secretCondition(found bool, msg string) xpv2.Condition {
+	c := xpv2.Condition{Type: storagev1alpha1.TypeBackendSecretFound, Status: corev1.ConditionTrue,
+		Reason: storagev1alpha1.ReasonBackendSecretAvailable, LastTransitionTime: nowTime()}
+	if !found {
+		c.Status, c.Reason, c.Message = corev1.ConditionFalse, storagev1alpha1.ReasonBackendSecretNotFound, msg
+	}
+	return c
+}
+
+func initializedCondition(ok bool, reason, msg string) xpv2.Condition {
+	c := xpv2.Condition{Type: storagev1alpha1.TypeBackendInitialized, Status: corev1.ConditionTrue,
+		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: nowTime()}
+	if !ok {
+		c.Status = corev1.ConditionFalse
+	}
+	return c
+}

@@ -1,0 +1,46 @@
+// Package controllers lists Stashplane's controllers. Each kind has its own
+// package; this one only sets them all up.
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"github.com/stashplane/stashplane/controllers/backupstorage"
+	"github.com/stashplane/stashplane/internal/backend"
+)
+
+// Options are what every controller may need.
+type Options struct {
+	Controller controller.Options
+	Log        logr.Logger
+	// Opener opens BackupStorages' buckets.
+	Opener *backend.Opener
+	// Reason classifies storage errors into condition reasons and safe
+	// messages.
+	Reason func(error) (reason, message string)
+	// PollInterval is how often managed resources are observed without a
+	// change to prompt it.
+	PollInterval time.Duration
+}
+
+// Setup adds every Stashplane controller to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	setups := []func(ctrl.Manager, Options) error{
+		func(m ctrl.Manager, o Options) error {
+			return backupstorage.Setup(m, backupstorage.Options{
+				Controller: o.Controller, Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
+			})
+		},
+	}
+	for _, s := range setups {
+		if err := s(mgr, o); err != nil {
+			return fmt.Errorf("cannot set up controllers: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+// Package backend opens the bucket of a BackupStorage for the controllers
+// and keeps the layout of what Stashplane records in it:
+//
+//	metadata.yaml                                 the storage's record
+//	<repo path>/repository.yaml                   a Repository
+//	<repo path>/snapshots/<snapshot>.yaml         a Snapshot
+//	<repo path>/repository/v1/<session>/<component>/  restic repositories
+package backend
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"gocloud.dev/blob"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/accessor"
+)
+
+// OpenFunc opens a bucket of a remote backend (s3, gcs, azure) from its
+// spec and its Secret's data.
+type OpenFunc func(ctx context.Context, spec storagev1alpha1.Backend, secret map[string][]byte) (*blob.Bucket, error)
+
+// Opener opens BackupStorages' buckets.
+type Opener struct {
+	Client client.Client
+	// Remote opens s3, gcs and azure backends.
+	Remote OpenFunc
+	// HTTPClient reaches storage accessors.
+	HTTPClient *http.Client
+}
+
+// ErrSecretNotFound says the backend's Secret does not exist.
+type ErrSecretNotFound struct{ Namespace, Name string }
+
+func (e *ErrSecretNotFound) Error() string {
+	return fmt.Sprintf("cannot find backend secret %q in namespace %q", e.Name, e.Namespace)
+}
+
+// ErrAccessorNotReady says a local storage's accessor pod is not serving yet.
+type ErrAccessorNotReady struct{ Reason string }
+
+func (e *ErrAccessorNotReady) Error() string {
+	return "the storage accessor is not ready: " + e.Reason
+}
+
+// SecretName is the name of the Secret holding a backend's credentials, or
+// "" when it has none (local storage, ambient credentials).
+func SecretName(b storagev1alpha1.Backend) string {
+	switch b.Provider {
+	case storagev1alpha1.ProviderS3:
+		if b.S3 != nil {
+			return b.S3.SecretName
+		}
+	case storagev1alpha1.ProviderGCS:
+		if b.GCS != nil {
+			return b.GCS.SecretName
+		}
+	case storagev1alpha1.ProviderAzure:
+		if b.Azure != nil {
+			return b.Azure.SecretName
+		}
+	}
+	return ""
+}
+
+// Secret returns the data of a BackupStorage's backend Secret (nil when it
+// names none).
+func (o *Opener) Secret(ctx context.Context, bs *storagev1alpha1.BackupStorage) (map[string][]byte, error) {
+	name := SecretName(bs.Spec.Storage)
+	if name == "" {
+		return nil, nil
+	}
+	s := &corev1.Secret{}
+	err := o.Client.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: name}, s)
+	if kerrors.IsNotFound(err) {
+		return nil, &ErrSecretNotFound{Namespace: bs.Namespace, Name: name}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot get backend secret %q: %w", name, err)
+	}
+	return s.Data, nil
+}
+
+// Open opens a BackupStorage's bucket: through its accessor for local
+// storage, directly for the others.
+func (o *Opener) Open(ctx context.Context, bs *storagev1alpha1.BackupStorage) (*blob.Bucket, error) {
+	if bs.Spec.Storage.Provider == storagev1alpha1.ProviderLocal {
+		return o.openAccessor(ctx, bs)
+	}
+	secret, err := o.Secret(ctx, bs)
+	if err != nil {
+		return nil, err
+	}
+	if o.Remote == nil {
+		return nil, fmt.Errorf("cannot open %q storage: no driver is registered for it", bs.Spec.Storage.Provider)
+	}
+	return o.Remote(ctx, bs.Spec.Storage, secret)
+}
+
+func (o *Opener) openAccessor(ctx context.Context, bs *storagev1alpha1.BackupStorage) (*blob.Bucket, error) {
+	addr, token, err := AccessorEndpoint(ctx, o.Client, bs)
+	if err != nil {
+		return nil, err
+	}
+	return accessor.OpenBucket(addr, token, o.HTTPClient)
+}

@@ -1,0 +1,55 @@
+package backend
+
+import (
+	"path"
+	"time"
+)
+
+// Keys of what Stashplane records in a backend, relative to the storage's
+// prefix.
+const (
+	MetadataKey = "metadata.yaml"
+)
+
+// RepositoryKey is the key of a repository's record.
+func RepositoryKey(repoPath string) string { return path.Join(repoPath, "repository.yaml") }
+
+// SnapshotKey is the key of a snapshot's record.
+func SnapshotKey(repoPath, snapshot string) string {
+	return path.Join(repoPath, "snapshots", snapshot+".yaml")
+}
+
+// ResticPrefix is the prefix of one component's restic repository.
+func ResticPrefix(repoPath, session, component string) string {
+	return path.Join(repoPath, "repository", "v1", session, component) + "/"
+}
+
+// Metadata is the storage's record, metadata.yaml at its root: who wrote
+// it and which repositories the storage holds.
+type Metadata struct {
+	APIVersion   string               `json:"apiVersion"`
+	Kind         string               `json:"kind"`
+	Operator     OperatorInfo         `json:"operator"`
+	Repositories []RepositoryLocation `json:"repositories,omitempty"`
+}
+
+// OperatorInfo says which Stashplane wrote a record.
+type OperatorInfo struct {
+	Name      string    `json:"name"`
+	Version   string    `json:"version"`
+	Initiated time.Time `json:"initiated"`
+}
+
+// RepositoryLocation is one repository the storage holds.
+type RepositoryLocation struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	Path      string `json:"path"`
+}
+
+// Record kinds.
+const (
+	RecordAPIVersion = "storage.stashplane.io/v1alpha1"
+	KindBackendMeta  = "BackendMeta"
+	OperatorName     = "stashplane"
+)

@@ -1,0 +1,88 @@
+// Package provider runs Stashplane's controllers in one controller manager:
+// the provider binary runs it in a cluster, and the dev cluster runs it
+// beside itself.
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/stashplane/stashplane/apis"
+	"github.com/stashplane/stashplane/controllers"
+	"github.com/stashplane/stashplane/internal/backend"
+)
+
+// Options configure the provider.
+type Options struct {
+	Log logr.Logger
+	// MetricsAddress serves Prometheus metrics; "0" turns them off.
+	MetricsAddress string
+	// HealthAddress serves /healthz and /readyz; "0" turns them off.
+	HealthAddress string
+	// LeaderElection makes replicas take turns.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	PollInterval            time.Duration
+}
+
+// Scheme knows the Kubernetes kinds and Stashplane's.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("cannot add Kubernetes kinds to scheme: %w", err)
+	}
+	if err := apis.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("cannot add Stashplane kinds to scheme: %w", err)
+	}
+	return s, nil
+}
+
+// Run runs every controller until ctx ends.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	s, err := Scheme()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  s,
+		Logger:                  o.Log,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddress},
+		HealthProbeBindAddress:  o.HealthAddress,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        "stashplane-provider",
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot make controller manager: %w", err)
+	}
+	if o.HealthAddress != "0" && o.HealthAddress != "" {
+		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+			return fmt.Errorf("cannot add health check: %w", err)
+		}
+		if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+			return fmt.Errorf("cannot add ready check: %w", err)
+		}
+	}
+	opener := &backend.Opener{
+		Client:     mgr.GetClient(),
+		Remote:     OpenRemote,
+		HTTPClient: &http.Client{Timeout: 5 * time.Minute},
+	}
+	err = controllers.Setup(mgr, controllers.Options{
+		Log: o.Log, Opener: opener, Reason: Reason, PollInterval: o.PollInterval,
+	})
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
