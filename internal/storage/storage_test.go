@@ -181,7 +181,7 @@ func TestUnreachable(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			b := mustOpen(t, tc.spec, tc.secret, storage.OpenOptions{})
+			b := storagetest.MustOpen(t, tc.spec, tc.secret, storage.OpenOptions{})
 			defer func() { _ = b.Close() }()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -198,7 +198,7 @@ func TestUnreachable(t *testing.T) {
 // flight than maxConnections: a reader holds its slot until closed.
 func TestMaxConnections(t *testing.T) {
 	spec := storagev1alpha1.Backend{Provider: storage.ProviderMem, Local: &storagev1alpha1.LocalSpec{MaxConnections: 2}}
-	b := mustOpen(t, spec, nil, storage.OpenOptions{LocalRoot: t.Name()})
+	b := storagetest.MustOpen(t, spec, nil, storage.OpenOptions{LocalRoot: t.Name()})
 	defer func() { _ = b.Close() }()
 	ctx := context.Background()
 	for i := range 3 {
@@ -228,7 +228,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 	_ = r1.Close()
 	// The mem volume is shared by name: a second Open sees the objects.
-	again := mustOpen(t, spec, nil, storage.OpenOptions{LocalRoot: t.Name()})
+	again := storagetest.MustOpen(t, spec, nil, storage.OpenOptions{LocalRoot: t.Name()})
 	defer func() { _ = again.Close() }()
 	if ok, err := again.Exists(ctx, "2"); err != nil || !ok {
 		t.Errorf("A second Open of the same mem volume sees its objects: exists=%v err=%v", ok, err)

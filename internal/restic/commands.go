@@ -1,0 +1,299 @@
+package restic
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// BackupOptions say what to back up.
+type BackupOptions struct {
+	// Paths to back up.
+	Paths []string
+	// Tags of the snapshot.
+	Tags []string
+	// Host recorded in the snapshot; empty means restic's default, the
+	// machine's host name.
+	Host string
+	// Args are extra restic backup flags, such as "--compression=max".
+	Args []string
+}
+
+// BackupProgress is one status message of a running backup.
+type BackupProgress struct {
+	PercentDone  float64
+	Elapsed      time.Duration
+	TotalFiles   uint64
+	FilesDone    uint64
+	TotalBytes   uint64
+	BytesDone    uint64
+	ErrorCount   uint64
+	CurrentFiles []string
+}
+
+// BackupSummary is what a backup did.
+type BackupSummary struct {
+	SnapshotID          string
+	FilesNew            uint64
+	FilesChanged        uint64
+	FilesUnmodified     uint64
+	DirsNew             uint64
+	DirsChanged         uint64
+	DirsUnmodified      uint64
+	DataAdded           uint64
+	DataAddedPacked     uint64
+	TotalFilesProcessed uint64
+	TotalBytesProcessed uint64
+	Duration            time.Duration
+	Start, End          time.Time
+	// Errors are the items restic could not read, at most maxItemErrors.
+	Errors []string
+}
+
+// maxItemErrors bounds how many unreadable items a summary lists.
+const maxItemErrors = 20
+
+// backupMessage is any line restic backup --json prints.
+type backupMessage struct {
+	MessageType string `json:"message_type"`
+	// status
+	PercentDone    float64  `json:"percent_done"`
+	SecondsElapsed float64  `json:"seconds_elapsed"`
+	TotalFiles     uint64   `json:"total_files"`
+	FilesDone      uint64   `json:"files_done"`
+	TotalBytes     uint64   `json:"total_bytes"`
+	BytesDone      uint64   `json:"bytes_done"`
+	ErrorCount     uint64   `json:"error_count"`
+	CurrentFiles   []string `json:"current_files"`
+	// error
+	Error struct {
+		Message string `json:"message"`
+	} `json:"error"`
+	During string `json:"during"`
+	Item   string `json:"item"`
+	// summary
+	SnapshotID          string    `json:"snapshot_id"`
+	FilesNew            uint64    `json:"files_new"`
+	FilesChanged        uint64    `json:"files_changed"`
+	FilesUnmodified     uint64    `json:"files_unmodified"`
+	DirsNew             uint64    `json:"dirs_new"`
+	DirsChanged         uint64    `json:"dirs_changed"`
+	DirsUnmodified      uint64    `json:"dirs_unmodified"`
+	DataAdded           uint64    `json:"data_added"`
+	DataAddedPacked     uint64    `json:"data_added_packed"`
+	TotalFilesProcessed uint64    `json:"total_files_processed"`
+	TotalBytesProcessed uint64    `json:"total_bytes_processed"`
+	TotalDuration       float64   `json:"total_duration"`
+	BackupStart         time.Time `json:"backup_start"`
+	BackupEnd           time.Time `json:"backup_end"`
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// Backup backs up opts.Paths, calling progress (if not nil) with each
+// status message. When some files could not be read the snapshot is still
+// made: Backup returns its summary and an error with reason
+// ReasonSourceIncomplete.
+func (r *Restic) Backup(ctx context.Context, opts BackupOptions, progress func(BackupProgress)) (*BackupSummary, error) {
+	if len(opts.Paths) == 0 {
+		return nil, errors.New("cannot back up: no paths given")
+	}
+	var args []string
+	for _, t := range opts.Tags {
+		args = append(args, "--tag", t)
+	}
+	if opts.Host != "" {
+		args = append(args, "--host", opts.Host)
+	}
+	args = append(args, opts.Args...)
+	args = append(args, "--")
+	args = append(args, opts.Paths...)
+	var sum *BackupSummary
+	var itemErrors []string
+	err := r.run(ctx, "backup", args, func(line []byte) {
+		var m backupMessage
+		if json.Unmarshal(line, &m) != nil {
+			return
+		}
+		switch m.MessageType {
+		case "status":
+			if progress != nil {
+				progress(BackupProgress{
+					PercentDone: m.PercentDone, Elapsed: seconds(m.SecondsElapsed),
+					TotalFiles: m.TotalFiles, FilesDone: m.FilesDone, TotalBytes: m.TotalBytes, BytesDone: m.BytesDone,
+					ErrorCount: m.ErrorCount, CurrentFiles: m.CurrentFiles,
+				})
+			}
+		case "error":
+			if len(itemErrors) < maxItemErrors {
+				itemErrors = append(itemErrors, r.redact(fmt.Sprintf("%s %s: %s", m.During, m.Item, m.Error.Message)))
+			}
+		case "summary":
+			sum = &BackupSummary{
+				SnapshotID: m.SnapshotID, FilesNew: m.FilesNew, FilesChanged: m.FilesChanged, FilesUnmodified: m.FilesUnmodified,
+				DirsNew: m.DirsNew, DirsChanged: m.DirsChanged, DirsUnmodified: m.DirsUnmodified,
+				DataAdded: m.DataAdded, DataAddedPacked: m.DataAddedPacked,
+				TotalFilesProcessed: m.TotalFilesProcessed, TotalBytesProcessed: m.TotalBytesProcessed,
+				Duration: seconds(m.TotalDuration), Start: m.BackupStart, End: m.BackupEnd,
+			}
+		}
+	})
+	if sum != nil {
+		sum.Errors = itemErrors
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Reason == ReasonSourceIncomplete && len(itemErrors) > 0 {
+		e.Message = strings.Join(itemErrors, "; ")
+	}
+	if err == nil && (sum == nil || sum.SnapshotID == "") {
+		// Success without a snapshot would be reported as a backup that
+		// holds nothing: refuse it.
+		return sum, &Error{Op: "backup", Reason: ReasonResticFailed, Message: "restic reported no snapshot"}
+	}
+	return sum, err
+}
+
+// Snapshot is one snapshot in the repository.
+type Snapshot struct {
+	ID       string    `json:"id"`
+	ShortID  string    `json:"short_id"`
+	Time     time.Time `json:"time"`
+	Tree     string    `json:"tree"`
+	Paths    []string  `json:"paths"`
+	Hostname string    `json:"hostname"`
+	Tags     []string  `json:"tags"`
+}
+
+// Snapshots lists the repository's snapshots, oldest first.
+func (r *Restic) Snapshots(ctx context.Context) ([]Snapshot, error) {
+	var out []byte
+	err := r.run(ctx, "snapshots", nil, func(line []byte) { out = append(out, line...) })
+	if err != nil {
+		return nil, err
+	}
+	var snaps []Snapshot
+	if err := json.Unmarshal(out, &snaps); err != nil {
+		return nil, fmt.Errorf("cannot parse the snapshots restic listed: %w", err)
+	}
+	return snaps, nil
+}
+
+// RestoreProgress is one status message of a running restore.
+type RestoreProgress struct {
+	PercentDone   float64
+	Elapsed       time.Duration
+	TotalFiles    uint64
+	FilesRestored uint64
+	TotalBytes    uint64
+	BytesRestored uint64
+}
+
+// RestoreSummary is what a restore did.
+type RestoreSummary struct {
+	Elapsed       time.Duration
+	TotalFiles    uint64
+	FilesRestored uint64
+	FilesSkipped  uint64
+	TotalBytes    uint64
+	BytesRestored uint64
+	BytesSkipped  uint64
+}
+
+type restoreMessage struct {
+	MessageType    string  `json:"message_type"`
+	PercentDone    float64 `json:"percent_done"`
+	SecondsElapsed float64 `json:"seconds_elapsed"`
+	TotalFiles     uint64  `json:"total_files"`
+	FilesRestored  uint64  `json:"files_restored"`
+	FilesSkipped   uint64  `json:"files_skipped"`
+	TotalBytes     uint64  `json:"total_bytes"`
+	BytesRestored  uint64  `json:"bytes_restored"`
+	BytesSkipped   uint64  `json:"bytes_skipped"`
+}
+
+// Restore restores snapshot (an ID, or "latest") into target, calling
+// progress (if not nil) with each status message.
+func (r *Restic) Restore(ctx context.Context, snapshot, target string, progress func(RestoreProgress)) (*RestoreSummary, error) {
+	if snapshot == "" || target == "" {
+		return nil, errors.New("cannot restore: a snapshot and a target are required")
+	}
+	var sum *RestoreSummary
+	err := r.run(ctx, "restore", []string{"--target", target, "--", snapshot}, func(line []byte) {
+		var m restoreMessage
+		if json.Unmarshal(line, &m) != nil {
+			return
+		}
+		switch m.MessageType {
+		case "status":
+			if progress != nil {
+				progress(RestoreProgress{
+					PercentDone: m.PercentDone, Elapsed: seconds(m.SecondsElapsed), TotalFiles: m.TotalFiles,
+					FilesRestored: m.FilesRestored, TotalBytes: m.TotalBytes, BytesRestored: m.BytesRestored,
+				})
+			}
+		case "summary":
+			sum = &RestoreSummary{
+				Elapsed: seconds(m.SecondsElapsed), TotalFiles: m.TotalFiles, FilesRestored: m.FilesRestored,
+				FilesSkipped: m.FilesSkipped, TotalBytes: m.TotalBytes, BytesRestored: m.BytesRestored, BytesSkipped: m.BytesSkipped,
+			}
+		}
+	})
+	return sum, err
+}
+
+// CheckOptions say how deep a check goes.
+type CheckOptions struct {
+	// ReadData reads and verifies every pack, not only the structure.
+	ReadData bool
+	// Subset reads only part of the packs, in restic's syntax: "n/t",
+	// "x%" or a size such as "500M". It implies reading data.
+	Subset string
+}
+
+// CheckSummary is what a check found.
+type CheckSummary struct {
+	NumErrors   int
+	BrokenPacks []string
+	// Errors are the problems restic reported, at most maxItemErrors.
+	Errors []string
+}
+
+// Check verifies the repository. A repository with problems is an error
+// (ReasonResticFailed) returned with the summary.
+func (r *Restic) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, error) {
+	var args []string
+	switch {
+	case opts.Subset != "":
+		args = append(args, "--read-data-subset", opts.Subset)
+	case opts.ReadData:
+		args = append(args, "--read-data")
+	}
+	sum := &CheckSummary{}
+	err := r.run(ctx, "check", args, func(line []byte) {
+		var m struct {
+			MessageType string   `json:"message_type"`
+			NumErrors   int      `json:"num_errors"`
+			BrokenPacks []string `json:"broken_packs"`
+			Message     string   `json:"message"`
+		}
+		if json.Unmarshal(line, &m) != nil {
+			return
+		}
+		switch m.MessageType {
+		case "summary":
+			sum.NumErrors, sum.BrokenPacks = m.NumErrors, m.BrokenPacks
+		case "error":
+			if len(sum.Errors) < maxItemErrors {
+				sum.Errors = append(sum.Errors, r.redact(m.Message))
+			}
+		}
+	})
+	var e *Error
+	if errors.As(err, &e) && e.Message == "" && len(sum.Errors) > 0 {
+		e.Message = strings.Join(sum.Errors, "; ")
+	}
+	return sum, err
+}

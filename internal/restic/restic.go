@@ -1,0 +1,276 @@
+// Package restic drives the restic binary that moves backup data: it runs
+// restic with --json, parses its summaries, progress and errors, and turns
+// its exit codes into reasons a condition can carry. The repository password
+// and any backend credentials reach restic through its environment only,
+// never its command line, and are removed from every error.
+package restic
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Reasons a restic run failed.
+const (
+	// ReasonSourceIncomplete: some source files could not be read; the
+	// snapshot was made without them (exit code 3).
+	ReasonSourceIncomplete = "SourceIncomplete"
+	// ReasonRepositoryNotFound: there is no repository at the location
+	// (exit code 10).
+	ReasonRepositoryNotFound = "RepositoryNotFound"
+	// ReasonRepositoryLocked: another run holds the repository's lock (exit
+	// code 11).
+	ReasonRepositoryLocked = "RepositoryLocked"
+	// ReasonWrongPassword: the password opens no key of the repository
+	// (exit code 12).
+	ReasonWrongPassword = "WrongPassword"
+	// ReasonInterrupted: the run was interrupted (exit code 130, or
+	// stopped by its context).
+	ReasonInterrupted = "Interrupted"
+	// ReasonResticFailed: any other failure.
+	ReasonResticFailed = "ResticFailed"
+)
+
+// reasonOfExit maps restic's documented exit codes.
+var reasonOfExit = map[int]string{
+	3:   ReasonSourceIncomplete,
+	10:  ReasonRepositoryNotFound,
+	11:  ReasonRepositoryLocked,
+	12:  ReasonWrongPassword,
+	130: ReasonInterrupted,
+}
+
+// Error is a failed restic run.
+type Error struct {
+	// Op is the restic command, such as "backup".
+	Op string
+	// ExitCode of restic; -1 when it did not exit by itself.
+	ExitCode int
+	// Reason classifies the failure (one of the Reason constants).
+	Reason string
+	// Message is restic's own account of the failure, with secrets removed.
+	Message string
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("cannot run restic %s: %s (exit code %d)", e.Op, e.Reason, e.ExitCode)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return msg
+}
+
+// Reason returns the reason of a failed run, ReasonResticFailed for an
+// error that did not come from restic, and "" for nil.
+func Reason(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Reason
+	}
+	return ReasonResticFailed
+}
+
+// Options say which restic to run against which repository.
+type Options struct {
+	// Binary is the restic executable.
+	Binary string
+	// Repository is the repository location, such as a bridge's
+	// rest:http://... or a directory. Passed as RESTIC_REPOSITORY.
+	Repository string
+	// Password of the repository, passed as RESTIC_PASSWORD; or
+	// PasswordFile, a file holding it, passed as RESTIC_PASSWORD_FILE.
+	Password, PasswordFile string
+	// CacheDir keeps restic's cache; empty runs without one.
+	CacheDir string
+	// Env adds variables to restic's otherwise minimal environment, such
+	// as the keys of a native backend. Their values are removed from
+	// errors.
+	Env []string
+	// ProgressFPS is how many progress messages a second restic sends
+	// while it backs up or restores; 0 means restic's default.
+	ProgressFPS float64
+}
+
+// Restic runs restic against one repository.
+type Restic struct {
+	opts    Options
+	secrets []string
+}
+
+// New checks opts and returns a driver.
+func New(opts Options) (*Restic, error) {
+	if opts.Binary == "" {
+		return nil, errors.New("cannot run restic: no binary given")
+	}
+	if _, err := os.Stat(opts.Binary); err != nil {
+		return nil, fmt.Errorf("cannot find the restic binary: %w", err)
+	}
+	if opts.Repository == "" {
+		return nil, errors.New("cannot run restic: no repository given")
+	}
+	if opts.Password == "" && opts.PasswordFile == "" {
+		return nil, errors.New("cannot run restic: no repository password given")
+	}
+	r := &Restic{opts: opts}
+	r.secrets = append(r.secrets, opts.Password, opts.Repository)
+	if u, err := url.Parse(strings.TrimPrefix(opts.Repository, "rest:")); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			r.secrets = append(r.secrets, p)
+		}
+	}
+	for _, kv := range opts.Env {
+		if _, v, _ := strings.Cut(kv, "="); len(v) >= 8 {
+			r.secrets = append(r.secrets, v)
+		}
+	}
+	return r, nil
+}
+
+// redact removes every secret from s.
+func (r *Restic) redact(s string) string {
+	for _, sec := range r.secrets {
+		if len(sec) >= 4 {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return s
+}
+
+// env is restic's environment: enough to run, nothing inherited that could
+// change which repository or credentials it uses.
+func (r *Restic) env() []string {
+	env := []string{"RESTIC_REPOSITORY=" + r.opts.Repository}
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	if r.opts.Password != "" {
+		env = append(env, "RESTIC_PASSWORD="+r.opts.Password)
+	} else {
+		env = append(env, "RESTIC_PASSWORD_FILE="+r.opts.PasswordFile)
+	}
+	if r.opts.ProgressFPS > 0 {
+		env = append(env, fmt.Sprintf("RESTIC_PROGRESS_FPS=%g", r.opts.ProgressFPS))
+	}
+	return append(env, r.opts.Env...)
+}
+
+// maxStderr bounds what is kept of restic's standard error.
+const maxStderr = 64 << 10
+
+// run runs one restic command with --json, handing each line of standard
+// output to onLine.
+func (r *Restic) run(ctx context.Context, op string, args []string, onLine func([]byte)) error {
+	// Global flags first: args may end in "--" and paths.
+	all := []string{op, "--json", "--no-cache"}
+	if r.opts.CacheDir != "" {
+		all = []string{op, "--json", "--cache-dir", r.opts.CacheDir}
+	}
+	all = append(all, args...)
+	cmd := exec.CommandContext(ctx, r.opts.Binary, all...)
+	cmd.Env = r.env()
+	// Stopped by its context, restic gets an interrupt first, so that it
+	// removes its lock, and is killed only if it does not exit.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 15 * time.Second
+	var stderr tailBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("cannot run restic %s: %w", op, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("cannot run restic %s: %w", op, err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		if onLine != nil {
+			onLine(sc.Bytes())
+		}
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	if err == nil {
+		return nil
+	}
+	code := -1
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	}
+	reason, ok := reasonOfExit[code]
+	if !ok {
+		reason = ReasonResticFailed
+	}
+	if code == -1 && ctx.Err() != nil {
+		reason = ReasonInterrupted
+	}
+	return &Error{Op: op, ExitCode: code, Reason: reason, Message: r.redact(stderrMessage(stderr.Bytes()))}
+}
+
+// stderrMessage finds restic's exit message in its standard error: the
+// exit_error record of --json, else the last non-empty lines.
+func stderrMessage(b []byte) string {
+	var last []string
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		var m struct {
+			MessageType string `json:"message_type"`
+			Message     string `json:"message"`
+		}
+		if json.Unmarshal(line, &m) == nil && m.MessageType == "exit_error" {
+			return strings.TrimSpace(m.Message)
+		}
+		last = append(last, string(line))
+	}
+	if len(last) > 3 {
+		last = last[len(last)-3:]
+	}
+	return strings.Join(last, "; ")
+}
+
+// tailBuffer keeps the last maxStderr bytes written to it.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > maxStderr {
+		t.b = t.b[len(t.b)-maxStderr:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte { return t.b }
+
+// Init creates the repository.
+func (r *Restic) Init(ctx context.Context) error {
+	return r.run(ctx, "init", nil, nil)
+}
+
+// Unlock removes stale locks; all also removes locks of live processes.
+func (r *Restic) Unlock(ctx context.Context, all bool) error {
+	var args []string
+	if all {
+		args = append(args, "--remove-all")
+	}
+	return r.run(ctx, "unlock", args, nil)
+}

@@ -1,0 +1,274 @@
+package restic_test
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/restic"
+	"github.com/stashplane/stashplane/internal/restic/bridge"
+	"github.com/stashplane/stashplane/internal/storage"
+	"github.com/stashplane/stashplane/internal/storage/storagetest"
+	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
+)
+
+const password = "correct horse battery staple 42"
+
+// source makes a small tree to back up: text, a few MiB of random bytes
+// (several packs), an empty file, nested directories. It returns the
+// directory and the number of files and bytes in it.
+func source(t *testing.T) (string, uint64, uint64) {
+	t.Helper()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(1, 2))
+	big := make([]byte, 5<<20+123)
+	for i := range big {
+		big[i] = byte(rng.Uint32())
+	}
+	files := map[string][]byte{
+		"hello.txt":              []byte("hello, stashplane\n"),
+		"empty":                  {},
+		"nested/deeper/big.bin":  big,
+		"nested/deeper/copy.bin": big, // deduplicated
+		"nested/notes.md":        bytes.Repeat([]byte("notes "), 10000),
+	}
+	var size uint64
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		size += uint64(len(data))
+	}
+	return dir, uint64(len(files)), size
+}
+
+// tree reads every regular file under dir, by path relative to dir.
+func tree(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	got := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		got[rel] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// serve starts a bridge over b, stopped when the test ends.
+func serve(t *testing.T, b *blob.Bucket) *bridge.Server {
+	t.Helper()
+	srv, err := bridge.Start(b, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+		_ = b.Close()
+	})
+	return srv
+}
+
+func newRestic(t *testing.T, repo, pw string, env ...string) *restic.Restic {
+	t.Helper()
+	r, err := restic.New(restic.Options{
+		Binary: servers.Binary(t, "restic"), Repository: repo, Password: pw, ProgressFPS: 20, Env: env,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// roundTrip backs src up into the repository, lists, restores and checks
+// it, and with again backs up again to see the second run find everything
+// unchanged.
+func roundTrip(t *testing.T, r *restic.Restic, src string, files, size uint64, again bool) {
+	t.Helper()
+	var progress int
+	sum, err := r.Backup(ctx(t), restic.BackupOptions{Paths: []string{src}, Tags: []string{"stashplane", "test"}, Host: "node-a"},
+		func(restic.BackupProgress) { progress++ })
+	if err != nil {
+		t.Fatalf("cannot back up: %v", err)
+	}
+	type counts struct{ New, Changed, Unmodified, Files, Bytes uint64 }
+	if diff := cmp.Diff(counts{New: files, Files: files, Bytes: size},
+		counts{sum.FilesNew, sum.FilesChanged, sum.FilesUnmodified, sum.TotalFilesProcessed, sum.TotalBytesProcessed}); diff != "" {
+		t.Errorf("The first backup finds every file new: -want +got:\n%s", diff)
+	}
+	if sum.SnapshotID == "" || sum.DataAdded == 0 || sum.Duration <= 0 {
+		t.Errorf("The summary names the snapshot, the data added and the duration: %+v", sum)
+	}
+	if progress == 0 {
+		t.Errorf("The backup reported no progress")
+	}
+
+	snaps, err := r.Snapshots(ctx(t))
+	if err != nil {
+		t.Fatalf("cannot list snapshots: %v", err)
+	}
+	type snap struct {
+		ID, Host string
+		Tags     []string
+	}
+	var got []snap
+	for _, s := range snaps {
+		got = append(got, snap{s.ID, s.Hostname, s.Tags})
+	}
+	if diff := cmp.Diff([]snap{{sum.SnapshotID, "node-a", []string{"stashplane", "test"}}}, got); diff != "" {
+		t.Errorf("Snapshots lists the one backup: -want +got:\n%s", diff)
+	}
+
+	target := t.TempDir()
+	rs, err := r.Restore(ctx(t), sum.SnapshotID, target, nil)
+	if err != nil {
+		t.Fatalf("cannot restore: %v", err)
+	}
+	if diff := cmp.Diff(tree(t, src), tree(t, filepath.Join(target, src))); diff != "" {
+		t.Errorf("The restore gives back identical bytes: -want +got:\n%s", diff)
+	}
+	if rs == nil || rs.BytesRestored != size {
+		t.Errorf("The restore summary counts %d bytes: %+v", size, rs)
+	}
+
+	cs, err := r.Check(ctx(t), restic.CheckOptions{ReadData: true})
+	if err != nil {
+		t.Fatalf("check --read-data failed: %v", err)
+	}
+	if cs.NumErrors != 0 {
+		t.Errorf("check --read-data finds no error: %+v", cs)
+	}
+
+	if !again {
+		return
+	}
+	sum, err = r.Backup(ctx(t), restic.BackupOptions{Paths: []string{src}, Host: "node-a"}, nil)
+	if err != nil {
+		t.Fatalf("cannot back up again: %v", err)
+	}
+	if diff := cmp.Diff(counts{Unmodified: files, Files: files, Bytes: size},
+		counts{sum.FilesNew, sum.FilesChanged, sum.FilesUnmodified, sum.TotalFilesProcessed, sum.TotalBytesProcessed}); diff != "" {
+		t.Errorf("A second backup finds every file unmodified: -want +got:\n%s", diff)
+	}
+}
+
+// TestBridge runs restic through the bridge on every backend of the
+// storage suite, the backends in parallel.
+func TestBridge(t *testing.T) {
+	src, files, size := source(t)
+	for name, be := range storagetest.Backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := serve(t, blob.PrefixedBucket(be.Open(t), "repos/app/"))
+			r := newRestic(t, srv.Repository(), password)
+			if err := r.Init(ctx(t)); err != nil {
+				t.Fatalf("cannot init: %v", err)
+			}
+			// The incremental run is the same on every backend: once is enough.
+			roundTrip(t, r, src, files, size, name == "s3")
+
+			_, err := newRestic(t, srv.Repository(), "not the password").Snapshots(ctx(t))
+			if diff := cmp.Diff(restic.ReasonWrongPassword, restic.Reason(err)); diff != "" {
+				t.Errorf("A wrong password is told apart (%v): -want +got:\n%s", err, diff)
+			}
+			if err != nil && (strings.Contains(err.Error(), password) || strings.Contains(err.Error(), srv.Password())) {
+				t.Errorf("An error quotes a credential: %v", err)
+			}
+		})
+	}
+}
+
+// TestMissingRepository: a bridge over an empty prefix has no repository.
+func TestMissingRepository(t *testing.T) {
+	b := storagetest.MustOpen(t, storagev1alpha1.Backend{Provider: storage.ProviderMem, Local: &storagev1alpha1.LocalSpec{}}, nil,
+		storage.OpenOptions{LocalRoot: t.Name()})
+	srv := serve(t, b)
+	_, err := newRestic(t, srv.Repository(), password).Snapshots(ctx(t))
+	if diff := cmp.Diff(restic.ReasonRepositoryNotFound, restic.Reason(err)); diff != "" {
+		t.Errorf("No repository is told apart (%v): -want +got:\n%s", err, diff)
+	}
+}
+
+// TestInterop checks that the bridge on file storage and plain restic on
+// the same directory read and write the same repository.
+func TestInterop(t *testing.T) {
+	src, files, size := source(t)
+	root := t.TempDir()
+	open := func(t *testing.T, sub string) *blob.Bucket {
+		return storagetest.MustOpen(t, storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderLocal,
+			Local: &storagev1alpha1.LocalSpec{MountPath: "/backups", SubPath: sub}}, nil, storage.OpenOptions{LocalRoot: root})
+	}
+
+	t.Run("BridgeThenNative", func(t *testing.T) {
+		srv := serve(t, open(t, "through-bridge"))
+		viaBridge := newRestic(t, srv.Repository(), password)
+		if err := viaBridge.Init(ctx(t)); err != nil {
+			t.Fatalf("cannot init through the bridge: %v", err)
+		}
+		sum, err := viaBridge.Backup(ctx(t), restic.BackupOptions{Paths: []string{src}}, nil)
+		if err != nil {
+			t.Fatalf("cannot back up through the bridge: %v", err)
+		}
+		native := newRestic(t, filepath.Join(root, "through-bridge"), password)
+		if _, err := native.Check(ctx(t), restic.CheckOptions{ReadData: true}); err != nil {
+			t.Fatalf("plain restic cannot check a repository written through the bridge: %v", err)
+		}
+		target := t.TempDir()
+		if _, err := native.Restore(ctx(t), sum.SnapshotID, target, nil); err != nil {
+			t.Fatalf("plain restic cannot restore from a repository written through the bridge: %v", err)
+		}
+		if diff := cmp.Diff(tree(t, src), tree(t, filepath.Join(target, src))); diff != "" {
+			t.Errorf("plain restic restores what the bridge stored: -want +got:\n%s", diff)
+		}
+		// And plain restic can write to it, the bridge reading that back.
+		if _, err := native.Backup(ctx(t), restic.BackupOptions{Paths: []string{src}, Tags: []string{"native"}}, nil); err != nil {
+			t.Fatalf("plain restic cannot back up into a repository made through the bridge: %v", err)
+		}
+		if _, err := viaBridge.Check(ctx(t), restic.CheckOptions{ReadData: true}); err != nil {
+			t.Errorf("the bridge cannot check after plain restic wrote: %v", err)
+		}
+	})
+
+	t.Run("NativeThenBridge", func(t *testing.T) {
+		native := newRestic(t, filepath.Join(root, "native"), password)
+		if err := native.Init(ctx(t)); err != nil {
+			t.Fatalf("plain restic cannot init: %v", err)
+		}
+		srv := serve(t, open(t, "native"))
+		// The whole round trip through the bridge, on a repository plain
+		// restic made.
+		roundTrip(t, newRestic(t, srv.Repository(), password), src, files, size, true)
+		if _, err := native.Check(ctx(t), restic.CheckOptions{ReadData: true}); err != nil {
+			t.Errorf("plain restic cannot check what the bridge wrote into its repository: %v", err)
+		}
+	})
+}
