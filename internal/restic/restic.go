@@ -126,7 +126,7 @@ func New(opts Options) (*Restic, error) {
 		return nil, errors.New("cannot run restic: no repository password given")
 	}
 	r := &Restic{opts: opts}
-	r.secrets = append(r.secrets, opts.Password, opts.Repository)
+	r.secrets = append(r.secrets, opts.Password)
 	if u, err := url.Parse(strings.TrimPrefix(opts.Repository, "rest:")); err == nil && u.User != nil {
 		if p, ok := u.User.Password(); ok {
 			r.secrets = append(r.secrets, p)
