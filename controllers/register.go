@@ -10,7 +10,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
+	"github.com/stashplane/stashplane/controllers/addon"
 	"github.com/stashplane/stashplane/controllers/backupstorage"
+	"github.com/stashplane/stashplane/controllers/function"
+	"github.com/stashplane/stashplane/controllers/repository"
+	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/backend"
 )
 
@@ -23,6 +27,8 @@ type Options struct {
 	// Reason classifies storage errors into condition reasons and safe
 	// messages.
 	Reason func(error) (reason, message string)
+	// Renderer renders and checks Addons' CUE templates.
+	Renderer *render.Renderer
 	// PollInterval is how often managed resources are observed without a
 	// change to prompt it.
 	PollInterval time.Duration
@@ -30,9 +36,23 @@ type Options struct {
 
 // Setup adds every Stashplane controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
+	if o.Renderer == nil {
+		o.Renderer = render.New(render.Options{})
+	}
 	setups := []func(ctrl.Manager, Options) error{
 		func(m ctrl.Manager, o Options) error {
 			return backupstorage.Setup(m, backupstorage.Options{
+				Controller: o.Controller, Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
+			})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return function.Setup(m, function.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return addon.Setup(m, addon.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return repository.Setup(m, repository.Options{
 				Controller: o.Controller, Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
 			})
 		},

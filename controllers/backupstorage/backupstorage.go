@@ -247,24 +247,7 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 		return managed.ExternalDelete{}, nil
 	}
 	// The bucket is scoped to the storage's prefix: this removes exactly it.
-	return managed.ExternalDelete{}, wipe(ctx, e.bucket, "")
-}
-
-// wipe deletes every object under prefix.
-func wipe(ctx context.Context, b *blob.Bucket, prefix string) error {
-	it := b.List(&blob.ListOptions{Prefix: prefix})
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("cannot list objects to wipe: %w", err)
-		}
-		if err := b.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-			return fmt.Errorf("cannot delete %q: %w", obj.Key, err)
-		}
-	}
+	return managed.ExternalDelete{}, backend.Wipe(ctx, e.bucket, "")
 }
 
 func secretCondition(found bool, msg string) xpv2.Condition {

@@ -1,0 +1,329 @@
+// Package repository reconciles Repositories. A Repository is a managed
+// resource whose external resource is <path>/repository.yaml in its
+// BackupStorage's backend. Before anything is written the controller checks
+// what a user can get wrong: the storage exists, admits the Repository's
+// namespace and is initialised; the encryption Secret holds a password; no
+// other Repository of the storage overlaps its path.
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/logging"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/go-logr/logr"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/yaml"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/usage"
+)
+
+// PasswordKey is the key of the restic password in a Repository's
+// encryption Secret.
+const PasswordKey = "RESTIC_PASSWORD"
+
+// Options configure the controller.
+type Options struct {
+	Controller   controller.Options
+	Log          logr.Logger
+	Opener       *backend.Opener
+	PollInterval time.Duration
+	Reason       func(err error) (reason, message string)
+}
+
+// Setup adds the Repository controller to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	name := "repository"
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Minute
+	}
+	r := managed.NewReconciler(mgr,
+		resource.ManagedKind(storagev1alpha1.RepositoryGroupVersionKind),
+		managed.WithExternalConnector(&connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}),
+		managed.WithInitializers(),
+		managed.WithLogger(logging.NewLogrLogger(o.Log.WithValues("controller", name))),
+		managed.WithRecorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name))),
+		managed.WithPollInterval(o.PollInterval),
+		managed.WithManagementPolicies(),
+	)
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		WithOptions(o.Controller).
+		For(&storagev1alpha1.Repository{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(repositoriesUsingSecret(mgr.GetClient()))).
+		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(repositoriesOfStorage(mgr.GetClient()))).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up %s controller: %w", name, err)
+	}
+	return nil
+}
+
+func repositoriesUsingSecret(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &storagev1alpha1.RepositoryList{}
+		if err := c.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, r := range list.Items {
+			if r.Spec.EncryptionSecret.Name == o.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&r)})
+			}
+		}
+		return out
+	}
+}
+
+func repositoriesOfStorage(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &storagev1alpha1.RepositoryList{}
+		if err := c.List(ctx, list); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, r := range list.Items {
+			if StorageKey(&r) == client.ObjectKeyFromObject(o) {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&r)})
+			}
+		}
+		return out
+	}
+}
+
+// StorageKey is the BackupStorage a Repository uses; its storageRef
+// namespace defaults to the Repository's own.
+func StorageKey(r *storagev1alpha1.Repository) client.ObjectKey {
+	ns := r.Spec.StorageRef.Namespace
+	if ns == "" {
+		ns = r.Namespace
+	}
+	return client.ObjectKey{Namespace: ns, Name: r.Spec.StorageRef.Name}
+}
+
+// refusal is a check that failed: the Repository is not initialised, with a
+// reason the user can act on, and nothing is written.
+type refusal struct{ reason, msg string }
+
+func (r *refusal) Error() string { return r.msg }
+
+type connector struct {
+	kube   client.Client
+	opener *backend.Opener
+	reason func(error) (string, string)
+}
+
+func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.ExternalClient, error) {
+	repo, ok := mg.(*storagev1alpha1.Repository)
+	if !ok {
+		return nil, errors.New("managed resource is not a Repository")
+	}
+	bs, err := c.check(ctx, repo)
+	var rf *refusal
+	if errors.As(err, &rf) {
+		setInitialized(repo, false, rf.reason, rf.msg)
+		return nil, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.opener.Open(ctx, bs)
+	if err != nil {
+		reason, msg := c.reason(err)
+		setInitialized(repo, false, reason, msg)
+		return nil, errors.New(msg)
+	}
+	return &external{kube: c.kube, bucket: b, reason: c.reason}, nil
+}
+
+// check runs the checks that come before any write and returns the storage.
+func (c *connector) check(ctx context.Context, repo *storagev1alpha1.Repository) (*storagev1alpha1.BackupStorage, error) {
+	key := StorageKey(repo)
+	bs := &storagev1alpha1.BackupStorage{}
+	if err := c.kube.Get(ctx, key, bs); kerrors.IsNotFound(err) {
+		return nil, &refusal{"BackupStorageNotFound", fmt.Sprintf("backupstorage %q not found in namespace %q", key.Name, key.Namespace)}
+	} else if err != nil {
+		return nil, fmt.Errorf("cannot get backupstorage: %w", err)
+	}
+	ok, why, err := usage.Allowed(ctx, c.kube, bs.Spec.UsagePolicy, bs.Namespace, repo.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &refusal{"NamespaceNotAllowed", fmt.Sprintf("backupstorage %s/%s may not be used from namespace %q: %s", bs.Namespace, bs.Name, repo.Namespace, why)}
+	}
+	if bs.GetCondition(storagev1alpha1.TypeBackendInitialized).Status != corev1.ConditionTrue {
+		return nil, &refusal{"BackupStorageNotReady", fmt.Sprintf("backupstorage %s/%s is not initialized yet", bs.Namespace, bs.Name)}
+	}
+	if err := c.checkPassword(ctx, repo); err != nil {
+		return nil, err
+	}
+	if err := c.checkOverlap(ctx, repo, key); err != nil {
+		return nil, err
+	}
+	return bs, nil
+}
+
+func (c *connector) checkPassword(ctx context.Context, repo *storagev1alpha1.Repository) error {
+	ref := repo.Spec.EncryptionSecret
+	ns := ref.Namespace
+	if ns == "" {
+		ns = repo.Namespace
+	}
+	s := &corev1.Secret{}
+	if err := c.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, s); kerrors.IsNotFound(err) {
+		return &refusal{"EncryptionSecretNotFound", fmt.Sprintf("encryption secret %q not found in namespace %q", ref.Name, ns)}
+	} else if err != nil {
+		return fmt.Errorf("cannot get encryption secret: %w", err)
+	}
+	if len(s.Data[PasswordKey]) == 0 {
+		return &refusal{"EncryptionSecretInvalid", fmt.Sprintf("encryption secret %q has no %s", ref.Name, PasswordKey)}
+	}
+	return nil
+}
+
+// checkOverlap refuses a path that contains or lies within the path of an
+// older Repository of the same storage: their WipeOuts would destroy each
+// other's backups.
+func (c *connector) checkOverlap(ctx context.Context, repo *storagev1alpha1.Repository, storage client.ObjectKey) error {
+	list := &storagev1alpha1.RepositoryList{}
+	if err := c.kube.List(ctx, list); err != nil {
+		return fmt.Errorf("cannot list repositories: %w", err)
+	}
+	mine := cleanPath(repo.Spec.Path)
+	for _, other := range list.Items {
+		if other.UID == repo.UID || StorageKey(&other) != storage || !older(&other, repo) {
+			continue
+		}
+		theirs := cleanPath(other.Spec.Path)
+		if within(mine, theirs) || within(theirs, mine) {
+			return &refusal{"PathOverlap", fmt.Sprintf("path %q overlaps path %q of repository %s/%s in the same storage", repo.Spec.Path, other.Spec.Path, other.Namespace, other.Name)}
+		}
+	}
+	return nil
+}
+
+func cleanPath(p string) string { return strings.Trim(path.Clean("/"+p), "/") }
+
+// within says whether path a is b or lies under it.
+func within(a, b string) bool { return a == b || strings.HasPrefix(a, b+"/") }
+
+func older(a, b *storagev1alpha1.Repository) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+}
+
+type external struct {
+	kube   client.Client
+	bucket *blob.Bucket
+	reason func(error) (string, string)
+}
+
+func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
+
+func (e *external) fail(repo *storagev1alpha1.Repository, err error) error {
+	reason, msg := e.reason(err)
+	setInitialized(repo, false, reason, msg)
+	return errors.New(msg)
+}
+
+// record is what repository.yaml holds: the Repository as the user wrote it.
+func record(repo *storagev1alpha1.Repository) *storagev1alpha1.Repository {
+	return &storagev1alpha1.Repository{
+		TypeMeta:   metav1.TypeMeta{APIVersion: storagev1alpha1.GroupVersion.String(), Kind: storagev1alpha1.RepositoryKind},
+		ObjectMeta: metav1.ObjectMeta{Name: repo.Name, Namespace: repo.Namespace, Labels: repo.Labels},
+		Spec:       repo.Spec,
+	}
+}
+
+func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.ExternalObservation, error) {
+	repo := mg.(*storagev1alpha1.Repository)
+	data, err := e.bucket.ReadAll(ctx, backend.RepositoryKey(cleanPath(repo.Spec.Path)))
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		repo.Status.Phase = storagev1alpha1.RepositoryNotReady
+		return managed.ExternalObservation{ResourceExists: false}, nil
+	}
+	if err != nil {
+		return managed.ExternalObservation{}, e.fail(repo, err)
+	}
+	stored := &storagev1alpha1.Repository{}
+	if err := yaml.Unmarshal(data, stored); err != nil || stored.Kind != storagev1alpha1.RepositoryKind {
+		msg := fmt.Sprintf("%s holds something that is not a Stashplane repository record; refusing to overwrite it", backend.RepositoryKey(repo.Spec.Path))
+		setInitialized(repo, false, "ForeignRecord", msg)
+		return managed.ExternalObservation{}, errors.New(msg)
+	}
+	if stored.Name != repo.Name || stored.Namespace != repo.Namespace {
+		msg := fmt.Sprintf("path %q already holds repository %s/%s; refusing to take it over", repo.Spec.Path, stored.Namespace, stored.Name)
+		setInitialized(repo, false, "PathTaken", msg)
+		return managed.ExternalObservation{}, errors.New(msg)
+	}
+	setInitialized(repo, true, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded), "")
+	want, _ := yaml.Marshal(record(repo))
+	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: string(want) == string(data)}, nil
+}
+
+func (e *external) Create(ctx context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
+	return managed.ExternalCreation{}, e.write(ctx, mg.(*storagev1alpha1.Repository), true)
+}
+
+func (e *external) Update(ctx context.Context, mg resource.Managed) (managed.ExternalUpdate, error) {
+	return managed.ExternalUpdate{}, e.write(ctx, mg.(*storagev1alpha1.Repository), false)
+}
+
+func (e *external) write(ctx context.Context, repo *storagev1alpha1.Repository, create bool) error {
+	data, err := yaml.Marshal(record(repo))
+	if err != nil {
+		return fmt.Errorf("cannot encode repository record: %w", err)
+	}
+	key := backend.RepositoryKey(cleanPath(repo.Spec.Path))
+	err = e.bucket.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: "application/yaml", IfNotExist: create})
+	if create && gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return nil
+	}
+	if err != nil {
+		return e.fail(repo, err)
+	}
+	return nil
+}
+
+func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.ExternalDelete, error) {
+	repo := mg.(*storagev1alpha1.Repository)
+	repo.SetConditions(xpv2.Deleting())
+	if repo.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
+		return managed.ExternalDelete{}, nil
+	}
+	// The trailing slash keeps "app" from wiping "app-2".
+	return managed.ExternalDelete{}, backend.Wipe(ctx, e.bucket, cleanPath(repo.Spec.Path)+"/")
+}
+
+func setInitialized(repo *storagev1alpha1.Repository, ok bool, reason, msg string) {
+	c := xpv2.Condition{Type: storagev1alpha1.TypeRepositoryInitialized, Status: corev1.ConditionTrue,
+		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: metav1.Now()}
+	phase, ready := storagev1alpha1.RepositoryReady, xpv2.Available()
+	if !ok {
+		c.Status, phase, ready = corev1.ConditionFalse, storagev1alpha1.RepositoryNotReady, xpv2.Unavailable()
+	}
+	repo.SetConditions(c, ready)
+	repo.Status.Phase = phase
+}
