@@ -286,3 +286,10 @@ func decodeMD5(s string) ([]byte, error) {
 	}
 	return base64.StdEncoding.DecodeString(s)
 }
+
+// IsAccessorError says whether err came from an accessor or the way to it.
+// Its message names no credential, so it may be shown to users.
+func IsAccessorError(err error) bool {
+	var ae *accessorError
+	return errors.As(err, &ae)
+}
