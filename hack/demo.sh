@@ -31,6 +31,21 @@ echo; echo "== kubectl get nodes -o wide"
 "$kubectl" get nodes -o wide
 echo; echo "== Stashplane's kinds are installed (kubectl api-resources --categories=stashplane)"
 "$kubectl" api-resources --categories=stashplane
+storage="$root/_output/demo-storage"
+rm -rf "$storage"
+echo; echo "== kubectl apply -f examples/storage/local.yaml (hostPath: $storage)"
+sed "s|/tmp/stashplane-backups|$storage|" "$root/examples/storage/local.yaml" | "$kubectl" apply -f -
+"$kubectl" wait --for=condition=BackendInitialized backupstorage/local --timeout=180s
+"$kubectl" wait --for=condition=RepositoryInitialized repository/demo-app --timeout=120s
+echo; echo "== kubectl get backupstorages,repositories"
+"$kubectl" get backupstorages,repositories
+echo; echo "== the storage accessor that serves the local volume"
+"$kubectl" get deployments,pods -l stashplane.io/component=storage-accessor -o wide
+echo; echo "== what Stashplane wrote into the storage ($storage/backups)"
+(cd "$storage/backups" && find . -type f | sort)
+echo; echo "--- metadata.yaml"; cat "$storage/backups/metadata.yaml"
+echo; echo "== the built-in addons and their CUE functions"
+"$kubectl" get addons,functions
 echo; echo "== kubectl apply -f examples/dev/hello-job.yaml"
 "$kubectl" apply -f "$root/examples/dev/hello-job.yaml"
 "$kubectl" wait --for=condition=complete job/hello --timeout=120s

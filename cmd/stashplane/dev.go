@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stashplane/stashplane/internal/devcluster"
 	"github.com/stashplane/stashplane/internal/provider"
@@ -84,6 +85,10 @@ func devUp(ctx context.Context, dir, binDir string) error {
 		CRDs: crds, Log: log,
 	})
 	if err != nil {
+		return err
+	}
+	if err := installBuiltins(ctx, c); err != nil {
+		_ = c.Stop()
 		return err
 	}
 	providerDone := make(chan error, 1)
@@ -167,4 +172,17 @@ func readPID(path string) (int, error) {
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// installBuiltins applies the built-in addons to a fresh dev cluster.
+func installBuiltins(ctx context.Context, c *devcluster.Cluster) error {
+	s, err := provider.Scheme()
+	if err != nil {
+		return err
+	}
+	kube, err := client.New(c.Config(), client.Options{Scheme: s})
+	if err != nil {
+		return fmt.Errorf("cannot make client: %w", err)
+	}
+	return provider.InstallBuiltins(ctx, kube)
 }

@@ -293,7 +293,7 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	for i := 1; i < len(argv); i++ {
 		argv[i] = expand(argv[i], vars)
 	}
-	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir}
+	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir, Hostname: r.pod.Name}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, nil, err
@@ -313,7 +313,7 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	cmd := exec.Command(r.p.cfg.SandboxBinary)
 	cmd.Env = []string{envSandboxSpec + "=" + specPath}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd, logFile, nil
 }
 

@@ -38,6 +38,8 @@ type sandboxSpec struct {
 	Args   []string `json:"args"`
 	Env    []string `json:"env"`
 	Dir    string   `json:"dir"`
+	// Hostname is the container's host name: its pod's name.
+	Hostname string `json:"hostname"`
 }
 
 // mount is one bind mount of a host path into the container.
@@ -74,6 +76,11 @@ func runSandbox(specPath string) error {
 	var s sandboxSpec
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("cannot parse sandbox spec: %w", err)
+	}
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("cannot set host name: %w", err)
+		}
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("cannot make mounts private: %w", err)

@@ -24,7 +24,7 @@ func runSandboxed(t *testing.T, mounts []mount, script string) (string, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(sandboxSpec{Root: root, Mounts: mounts, Path: sh, Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/"})
+	b, err := json.Marshal(sandboxSpec{Root: root, Mounts: mounts, Path: sh, Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/", Hostname: "pod-name"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func runSandboxed(t *testing.T, mounts []mount, script string) (string, error) {
 	}
 	cmd := exec.Command(self)
 	cmd.Env = []string{envSandboxSpec + "=" + spec}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -91,6 +91,11 @@ func TestSandboxMounts(t *testing.T) {
 			script: "cat /etc/stashplane-test.conf",
 			want:   "one-file",
 			absent: []string{"/etc/stashplane-test.conf"},
+		},
+		"Hostname": {
+			reason: "The container sees its pod's name as host name.",
+			script: "hostname",
+			want:   "pod-name\n",
 		},
 		"ReadOnly": {
 			reason:  "A read-only mount refuses writes.",
