@@ -1,0 +1,133 @@
+package backupstorage
+
+import (
+	"context"
+	"testing"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/stashplane/stashplane/apis"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+)
+
+func storage(policy storagev1alpha1.DeletionPolicy) *storagev1alpha1.BackupStorage {
+	return &storagev1alpha1.BackupStorage{
+		ObjectMeta: metav1.ObjectMeta{Name: "bs", Namespace: "default"},
+		Spec:       storagev1alpha1.BackupStorageSpec{DeletionPolicy: policy},
+	}
+}
+
+func listKeys(b *blob.Bucket) []string {
+	var out []string
+	it := b.List(nil)
+	for {
+		o, err := it.Next(context.Background())
+		if err != nil {
+			return out
+		}
+		out = append(out, o.Key)
+	}
+}
+
+func TestExternal(t *testing.T) {
+	ctx := context.Background()
+	s := runtime.NewScheme()
+	if err := apis.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		obs   managed.ExternalObservation
+		err   bool
+		keys  []string
+		phase storagev1alpha1.BackupStoragePhase
+		init  corev1.ConditionStatus
+	}
+	cases := map[string]struct {
+		reason string
+		seed   map[string]string
+		bs     *storagev1alpha1.BackupStorage
+		do     func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error)
+		want   want
+	}{
+		"Uninitialised": {
+			reason: "An empty storage has no record yet.",
+			bs:     storage(""),
+			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
+				return e.Observe(ctx, bs)
+			},
+			want: want{obs: managed.ExternalObservation{ResourceExists: false}, phase: storagev1alpha1.BackupStorageNotReady},
+		},
+		"CreateThenObserve": {
+			reason: "Create writes metadata.yaml; then the storage is Ready and initialised.",
+			bs:     storage(""),
+			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
+				if _, err := e.Create(ctx, bs); err != nil {
+					return managed.ExternalObservation{}, err
+				}
+				return e.Observe(ctx, bs)
+			},
+			want: want{
+				obs:  managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true},
+				keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue,
+			},
+		},
+		"ForeignMetadata": {
+			reason: "A metadata.yaml that is not Stashplane's is reported and left alone.",
+			seed:   map[string]string{backend.MetadataKey: "someone: else\n"},
+			bs:     storage(""),
+			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
+				return e.Observe(ctx, bs)
+			},
+			want: want{err: true, keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageNotReady, init: corev1.ConditionFalse},
+		},
+		"DeleteKeepsData": {
+			reason: "The Delete policy keeps every backup.",
+			seed:   map[string]string{backend.MetadataKey: "x", "app/repository.yaml": "y"},
+			bs:     storage(storagev1alpha1.DeletionPolicyDelete),
+			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
+				_, err := e.Delete(ctx, bs)
+				return managed.ExternalObservation{}, err
+			},
+			want: want{keys: []string{"app/repository.yaml", backend.MetadataKey}, init: corev1.ConditionUnknown},
+		},
+		"WipeOut": {
+			reason: "WipeOut removes everything under the storage's prefix.",
+			seed:   map[string]string{backend.MetadataKey: "x", "app/repository.yaml": "y"},
+			bs:     storage(storagev1alpha1.DeletionPolicyWipeOut),
+			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
+				_, err := e.Delete(ctx, bs)
+				return managed.ExternalObservation{}, err
+			},
+			want: want{init: corev1.ConditionUnknown},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := memblob.OpenBucket(nil)
+			defer b.Close()
+			for k, v := range tc.seed {
+				if err := b.WriteAll(ctx, k, []byte(v), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e := &external{kube: fake.NewClientBuilder().WithScheme(s).Build(), bucket: b, reason: DefaultReason}
+			obs, err := tc.do(e, tc.bs)
+			if (err != nil) != tc.want.err {
+				t.Fatalf("%s\nerror %v, want error %v", tc.reason, err, tc.want.err)
+			}
+			got := want{obs: obs, err: err != nil, keys: listKeys(b), phase: tc.bs.Status.Phase,
+				init: tc.bs.GetCondition(storagev1alpha1.TypeBackendInitialized).Status}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,153 @@
+package repository
+
+import (
+	"context"
+	"testing"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+)
+
+func TestWithin(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		a, b   string
+		want   bool
+	}{
+		"Same":        {reason: "A path is within itself.", a: "app", b: "app", want: true},
+		"Child":       {reason: "A subdirectory is within its parent.", a: "app/inner", b: "app", want: true},
+		"SharePrefix": {reason: "A sibling whose name starts the same is not within.", a: "app-2", b: "app", want: false},
+		"Parent":      {reason: "A parent is not within its child.", a: "app", b: "app/inner", want: false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, within(cleanPath(tc.a), cleanPath(tc.b))); diff != "" {
+				t.Errorf("%s\nwithin(%q, %q): -want +got:\n%s", tc.reason, tc.a, tc.b, diff)
+			}
+		})
+	}
+}
+
+func repo(name, path string, policy storagev1alpha1.DeletionPolicy) *storagev1alpha1.Repository {
+	return &storagev1alpha1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps"},
+		Spec:       storagev1alpha1.RepositorySpec{Path: path, DeletionPolicy: policy},
+	}
+}
+
+func noReason(err error) (string, string) { return "Failed", err.Error() }
+
+func keys(t *testing.T, b *blob.Bucket) []string {
+	t.Helper()
+	var out []string
+	it := b.List(nil)
+	for {
+		o, err := it.Next(context.Background())
+		if err != nil {
+			return out
+		}
+		out = append(out, o.Key)
+	}
+}
+
+func TestExternal(t *testing.T) {
+	ctx := context.Background()
+	foreign, _ := yaml.Marshal(repo("someone-else", "app", ""))
+	type want struct {
+		obs     managed.ExternalObservation
+		errText bool
+		keys    []string
+	}
+	cases := map[string]struct {
+		reason string
+		seed   map[string]string
+		repo   *storagev1alpha1.Repository
+		do     func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error)
+		want   want
+	}{
+		"Missing": {
+			reason: "A repository with no record does not exist yet.",
+			repo:   repo("app", "app", ""),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				return e.Observe(ctx, r)
+			},
+			want: want{obs: managed.ExternalObservation{ResourceExists: false}},
+		},
+		"CreateThenObserve": {
+			reason: "Create writes the record, after which the repository exists and is up to date.",
+			repo:   repo("app", "/app/", ""),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				if _, err := e.Create(ctx, r); err != nil {
+					return managed.ExternalObservation{}, err
+				}
+				return e.Observe(ctx, r)
+			},
+			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, keys: []string{"app/repository.yaml"}},
+		},
+		"PathTaken": {
+			reason: "A path holding another repository's record is refused, and the record kept.",
+			seed:   map[string]string{"app/repository.yaml": string(withKind(foreign))},
+			repo:   repo("app", "app", ""),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				return e.Observe(ctx, r)
+			},
+			want: want{errText: true, keys: []string{"app/repository.yaml"}},
+		},
+		"WipeOutOnlyItsPath": {
+			reason: "WipeOut removes the repository's directory and not a sibling sharing its name's start.",
+			seed:   map[string]string{"app/repository.yaml": "x", "app/repository/v1/s/dump/config": "x", "app-2/repository.yaml": "y", "metadata.yaml": "z"},
+			repo:   repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				_, err := e.Delete(ctx, r)
+				return managed.ExternalObservation{}, err
+			},
+			want: want{keys: []string{"app-2/repository.yaml", "metadata.yaml"}},
+		},
+		"DeleteKeepsData": {
+			reason: "The Delete policy keeps the backups.",
+			seed:   map[string]string{"app/repository.yaml": "x"},
+			repo:   repo("app", "app", storagev1alpha1.DeletionPolicyDelete),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				_, err := e.Delete(ctx, r)
+				return managed.ExternalObservation{}, err
+			},
+			want: want{keys: []string{"app/repository.yaml"}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := memblob.OpenBucket(nil)
+			defer b.Close()
+			for k, v := range tc.seed {
+				if err := b.WriteAll(ctx, k, []byte(v), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e := &external{bucket: b, reason: noReason}
+			obs, err := tc.do(e, tc.repo)
+			if (err != nil) != tc.want.errText {
+				t.Fatalf("%s\nerror %v, want error %v", tc.reason, err, tc.want.errText)
+			}
+			if diff := cmp.Diff(tc.want.obs, obs); diff != "" {
+				t.Errorf("%s\nobservation: -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.want.keys, keys(t, b)); diff != "" {
+				t.Errorf("%s\nkeys in the bucket: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func withKind(b []byte) []byte {
+	r := &storagev1alpha1.Repository{}
+	_ = yaml.Unmarshal(b, r)
+	r.Kind = storagev1alpha1.RepositoryKind
+	out, _ := yaml.Marshal(r)
+	return out
+}
