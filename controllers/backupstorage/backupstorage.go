@@ -174,6 +174,8 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		if _, lerr := e.bucket.List(&blob.ListOptions{}).Next(ctx); lerr != nil && lerr != io.EOF {
 			return managed.ExternalObservation{}, e.fail(bs, lerr)
 		}
+		bs.SetConditions(initializedCondition(false, "StorageRecordNotFound",
+			fmt.Sprintf("%s does not exist in the backend yet; it is written unless the management policies only observe", backend.MetadataKey)))
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 		return managed.ExternalObservation{ResourceExists: false}, nil
 	}

@@ -63,7 +63,7 @@ func TestExternal(t *testing.T) {
 			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
 				return e.Observe(ctx, bs)
 			},
-			want: want{obs: managed.ExternalObservation{ResourceExists: false}, phase: storagev1alpha1.BackupStorageNotReady, init: corev1.ConditionUnknown},
+			want: want{obs: managed.ExternalObservation{ResourceExists: false}, phase: storagev1alpha1.BackupStorageNotReady, init: corev1.ConditionFalse},
 		},
 		"CreateThenObserve": {
 			reason: "Create writes metadata.yaml; then the storage is Ready and initialised.",
