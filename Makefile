@@ -60,7 +60,7 @@ demo: tools build
 
 ## bench: benchmarks that print side-by-side ratios
 bench: tools build
-	@echo "no benchmarks yet"
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./test/bench/...
 
 clean:
 	rm -rf $(BIN) _output

@@ -85,7 +85,7 @@ func ctx(t *testing.T) context.Context {
 // serve starts a bridge over b, stopped when the test ends.
 func serve(t *testing.T, b *blob.Bucket) *bridge.Server {
 	t.Helper()
-	srv, err := bridge.Start(b, logr.Discard())
+	srv, err := bridge.Start(b, bridge.Options{Log: logr.Discard(), VerifyUploads: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,11 @@
 // the bridge onto files is a plain restic repository, and the other way
 // round.
 //
-// Bodies are streamed both ways: nothing holds a whole pack in memory. An
-// upload is checked against the SHA-256 in its name while it streams, and a
-// mismatch aborts it, so a torn or corrupted upload never becomes an
-// object.
+// Bodies are streamed both ways: the bridge holds no whole pack in memory
+// (a backend's SDK may buffer a part of an upload, as the S3 one does). An
+// upload of the wrong length is aborted, so a torn upload never becomes an
+// object; with Options.VerifyUploads it is also checked against the
+// SHA-256 in its name while it streams.
 package bridge
 
 import (
@@ -56,17 +57,30 @@ func key(typ, name string) string {
 	return typ + "/" + name
 }
 
+// Options tune a bridge.
+type Options struct {
+	// Log receives the failures of requests.
+	Log logr.Logger
+	// VerifyUploads hashes every upload and refuses one whose SHA-256 is
+	// not its name. restic already authenticates what it reads back, and
+	// the bridge is on loopback, so this costs a core's worth of SHA-256
+	// (a few percent of a backup) to catch a bug between restic and the
+	// bucket early.
+	VerifyUploads bool
+}
+
 // Handler serves one repository: the bucket's objects under its prefix.
 type Handler struct {
 	bucket         *blob.Bucket
 	user, password string
+	opts           Options
 	log            logr.Logger
 }
 
 // NewHandler serves the repository in bucket (already scoped to the
 // repository's prefix) to clients that authenticate as user with password.
-func NewHandler(bucket *blob.Bucket, user, password string, log logr.Logger) *Handler {
-	return &Handler{bucket: bucket, user: user, password: password, log: log}
+func NewHandler(bucket *blob.Bucket, user, password string, opts Options) *Handler {
+	return &Handler{bucket: bucket, user: user, password: password, opts: opts, log: opts.Log}
 }
 
 func (h *Handler) authorized(r *http.Request) bool {
@@ -266,8 +280,8 @@ func parseRange(s string) (byteRange, error) {
 var errHashMismatch = errors.New("the uploaded content does not match its name")
 
 // save streams the request body into the object, checking its length and,
-// for every type but config, its SHA-256 against the name. Any failure
-// aborts the write, leaving whatever was there before.
+// when asked, for every type but config its SHA-256 against the name. Any
+// failure aborts the write, leaving whatever was there before.
 func (h *Handler) save(w http.ResponseWriter, r *http.Request, typ, k string) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -276,16 +290,17 @@ func (h *Handler) save(w http.ResponseWriter, r *http.Request, typ, k string) {
 		h.fail(w, r, "cannot write "+k, err)
 		return
 	}
+	verify := h.opts.VerifyUploads && typ != "config"
 	sum := sha256.New()
 	var dst io.Writer = bw
-	if typ != "config" {
+	if verify {
 		dst = io.MultiWriter(bw, sum)
 	}
 	n, err := copyStream(dst, r.Body)
 	if err == nil && r.ContentLength >= 0 && n != r.ContentLength {
 		err = io.ErrUnexpectedEOF
 	}
-	if err == nil && typ != "config" && hex.EncodeToString(sum.Sum(nil)) != k[strings.LastIndex(k, "/")+1:] {
+	if err == nil && verify && hex.EncodeToString(sum.Sum(nil)) != k[strings.LastIndex(k, "/")+1:] {
 		err = errHashMismatch
 	}
 	if err != nil {

@@ -176,7 +176,7 @@ func TestHandler(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			srv := httptest.NewServer(NewHandler(b, "u", "p", logr.Discard()))
+			srv := httptest.NewServer(NewHandler(b, "u", "p", Options{Log: logr.Discard(), VerifyUploads: true}))
 			defer srv.Close()
 			req, err := http.NewRequest(tc.req.method, srv.URL+tc.req.path, strings.NewReader(tc.req.body))
 			if err != nil {

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/go-logr/logr"
 	"gocloud.dev/blob"
 )
 
@@ -28,14 +27,14 @@ type Server struct {
 // Start serves the repository in bucket (already scoped to the
 // repository's prefix) on 127.0.0.1 with a free port, until Close. The
 // bucket stays the caller's: Close does not close it.
-func Start(bucket *blob.Bucket, log logr.Logger) (*Server, error) {
+func Start(bucket *blob.Bucket, opts Options) (*Server, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on loopback: %w", err)
 	}
 	s := &Server{addr: l.Addr().String(), user: "stashplane", password: randomToken(), done: make(chan error, 1)}
 	s.srv = &http.Server{
-		Handler:           NewHandler(bucket, s.user, s.password, log),
+		Handler:           NewHandler(bucket, s.user, s.password, opts),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
 	go func() { s.done <- s.srv.Serve(l) }()
