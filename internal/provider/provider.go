@@ -13,7 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -33,6 +35,10 @@ type Options struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	PollInterval            time.Duration
+	// SkipControllerNameValidation lets one process run several providers
+	// (tests, each against its own cluster); controller names are
+	// otherwise unique per process.
+	SkipControllerNameValidation bool
 }
 
 // Scheme knows the Kubernetes kinds and Stashplane's.
@@ -61,6 +67,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "stashplane-provider",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		Controller:              config.Controller{SkipNameValidation: ptr.To(o.SkipControllerNameValidation)},
 	})
 	if err != nil {
 		return fmt.Errorf("cannot make controller manager: %w", err)

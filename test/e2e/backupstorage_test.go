@@ -45,7 +45,9 @@ func withProvider(t *testing.T) client.Client {
 	done := make(chan error, 1)
 	log := ctrl.Log.WithName(t.Name())
 	go func() {
-		done <- provider.Run(ctx, c.Config(), provider.Options{Log: log, MetricsAddress: "0", HealthAddress: "0", PollInterval: 5 * time.Second})
+		done <- provider.Run(ctx, c.Config(), provider.Options{
+			Log: log, MetricsAddress: "0", HealthAddress: "0", PollInterval: 5 * time.Second, SkipControllerNameValidation: true,
+		})
 	}()
 	t.Cleanup(func() {
 		cancel()
