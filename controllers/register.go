@@ -14,6 +14,7 @@ import (
 	"github.com/stashplane/stashplane/controllers/backupstorage"
 	"github.com/stashplane/stashplane/controllers/function"
 	"github.com/stashplane/stashplane/controllers/repository"
+	"github.com/stashplane/stashplane/controllers/snapshot"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/backend"
 )
@@ -42,6 +43,11 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	setups := []func(ctrl.Manager, Options) error{
 		func(m ctrl.Manager, o Options) error {
 			return backupstorage.Setup(m, backupstorage.Options{
+				Controller: o.Controller, Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
+			})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return snapshot.Setup(m, snapshot.Options{
 				Controller: o.Controller, Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
 			})
 		},

@@ -71,6 +71,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		For(&storagev1alpha1.Repository{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(repositoriesUsingSecret(mgr.GetClient()))).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(repositoriesOfStorage(mgr.GetClient()))).
+		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(repositoryOfSnapshot)).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
@@ -279,6 +280,11 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
 	setInitialized(repo, true, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded), "")
+	if e.kube != nil {
+		if err := snapshotStatus(ctx, e.kube, repo); err != nil {
+			return managed.ExternalObservation{}, err
+		}
+	}
 	want, _ := yaml.Marshal(record(repo))
 	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: string(want) == string(data)}, nil
 }

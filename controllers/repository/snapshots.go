@@ -1,0 +1,79 @@
+package repository
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+)
+
+// recentSnapshotCount is how many Snapshots a Repository's status lists.
+const recentSnapshotCount = 5
+
+// repositoryOfSnapshot maps a Snapshot to its Repository.
+func repositoryOfSnapshot(_ context.Context, o client.Object) []reconcile.Request {
+	s, ok := o.(*storagev1alpha1.Snapshot)
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Repository}}}
+}
+
+// snapshotStatus fills the Repository's status from its Snapshots: how many
+// there are, the newest few, when the last backup succeeded, how much the
+// succeeded ones hold, and whether they all kept their integrity.
+func snapshotStatus(ctx context.Context, c client.Reader, repo *storagev1alpha1.Repository) error {
+	list := &storagev1alpha1.SnapshotList{}
+	if err := c.List(ctx, list, client.InNamespace(repo.Namespace)); err != nil {
+		return fmt.Errorf("cannot list snapshots: %w", err)
+	}
+	var snaps []storagev1alpha1.Snapshot
+	for _, s := range list.Items {
+		if s.Spec.Repository == repo.Name {
+			snaps = append(snaps, s)
+		}
+	}
+	sort.Slice(snaps, func(i, j int) bool { return snapshotTime(&snaps[i]).After(snapshotTime(&snaps[j]).Time) })
+	st := &repo.Status
+	st.SnapshotCount = ptr.To(int32(len(snaps)))
+	st.RecentSnapshots = nil
+	st.LastBackupTime = nil
+	var size int64
+	integrity := true
+	for i, s := range snaps {
+		if i < recentSnapshotCount {
+			st.RecentSnapshots = append(st.RecentSnapshots, storagev1alpha1.SnapshotInfo{
+				Name: s.Name, Phase: s.Status.Phase, Session: s.Spec.Session, Size: s.Status.Size, SnapshotTime: s.Status.SnapshotTime,
+			})
+		}
+		if s.Status.Phase != storagev1alpha1.SnapshotSucceeded {
+			continue
+		}
+		if st.LastBackupTime == nil {
+			st.LastBackupTime = ptr.To(snapshotTime(&s))
+		}
+		if n, err := storagev1alpha1.ParseSize(s.Status.Size); err == nil {
+			size += n
+		}
+		integrity = integrity && ptr.Deref(s.Status.Integrity, false)
+	}
+	st.Size = storagev1alpha1.FormatSize(size)
+	st.Integrity = nil
+	if st.LastBackupTime != nil {
+		st.Integrity = ptr.To(integrity)
+	}
+	return nil
+}
+
+func snapshotTime(s *storagev1alpha1.Snapshot) metav1.Time {
+	if s.Status.SnapshotTime != nil {
+		return *s.Status.SnapshotTime
+	}
+	return s.CreationTimestamp
+}

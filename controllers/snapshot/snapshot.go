@@ -1,0 +1,229 @@
+// Package snapshot reconciles Snapshots. A Snapshot is a managed resource
+// whose external resource is its record, <repo path>/snapshots/<name>.yaml,
+// in the repository's storage: the record is written when the Snapshot is
+// created and rewritten whenever its phase, size or verdict changes, so
+// that an Observe-only cluster rebuilt after a disaster finds every
+// Snapshot in the backend. The Snapshot's phase, size and integrity are
+// derived from its components, which the backup Jobs report.
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/logging"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/go-logr/logr"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/yaml"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/controllers/repository"
+	"github.com/stashplane/stashplane/internal/backend"
+)
+
+// Options configure the controller.
+type Options struct {
+	Controller   controller.Options
+	Log          logr.Logger
+	Opener       *backend.Opener
+	PollInterval time.Duration
+	Reason       func(err error) (reason, message string)
+}
+
+// Setup adds the Snapshot controller to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	name := "snapshot"
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Minute
+	}
+	r := managed.NewReconciler(mgr,
+		resource.ManagedKind(storagev1alpha1.SnapshotGroupVersionKind),
+		managed.WithExternalConnector(&connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}),
+		managed.WithInitializers(),
+		managed.WithLogger(logging.NewLogrLogger(o.Log.WithValues("controller", name))),
+		managed.WithRecorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name))),
+		managed.WithPollInterval(o.PollInterval),
+		managed.WithManagementPolicies(),
+	)
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		WithOptions(o.Controller).
+		For(&storagev1alpha1.Snapshot{}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up %s controller: %w", name, err)
+	}
+	return nil
+}
+
+type connector struct {
+	kube   client.Client
+	opener *backend.Opener
+	reason func(error) (string, string)
+}
+
+func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.ExternalClient, error) {
+	s, ok := mg.(*storagev1alpha1.Snapshot)
+	if !ok {
+		return nil, errors.New("managed resource is not a Snapshot")
+	}
+	derive(s)
+	repo := &storagev1alpha1.Repository{}
+	if err := c.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Repository}, repo); kerrors.IsNotFound(err) {
+		msg := fmt.Sprintf("repository %q not found in namespace %q", s.Spec.Repository, s.Namespace)
+		setUploaded(s, false, "RepositoryNotFound", msg)
+		return nil, errors.New(msg)
+	} else if err != nil {
+		return nil, fmt.Errorf("cannot get repository: %w", err)
+	}
+	bs := &storagev1alpha1.BackupStorage{}
+	if err := c.kube.Get(ctx, repository.StorageKey(repo), bs); err != nil {
+		return nil, fmt.Errorf("cannot get backupstorage of repository %q: %w", repo.Name, err)
+	}
+	b, err := c.opener.Open(ctx, bs)
+	if err != nil {
+		reason, msg := c.reason(err)
+		setUploaded(s, false, reason, msg)
+		return nil, errors.New(msg)
+	}
+	return &external{bucket: b, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason}, nil
+}
+
+type external struct {
+	bucket *blob.Bucket
+	key    string
+	reason func(error) (string, string)
+}
+
+func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
+
+// derive sets the phase, size and integrity from the components.
+func derive(s *storagev1alpha1.Snapshot) {
+	sum := summarize(s)
+	s.Status.Phase, s.Status.Size, s.Status.Integrity = sum.phase, sum.size, sum.integrity
+	if s.Status.TotalComponents == 0 {
+		s.Status.TotalComponents = int32(len(s.Status.Components))
+	}
+	if s.Status.SnapshotTime == nil {
+		t := s.CreationTimestamp
+		s.Status.SnapshotTime = &t
+	}
+}
+
+// record is what the backend keeps of a Snapshot: its spec, and its status
+// without progress figures and conditions, which change too often to be
+// worth a write each.
+func record(s *storagev1alpha1.Snapshot) ([]byte, error) {
+	r := &storagev1alpha1.Snapshot{
+		TypeMeta:   metav1.TypeMeta{APIVersion: storagev1alpha1.GroupVersion.String(), Kind: storagev1alpha1.SnapshotKind},
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
+		Spec:       s.Spec,
+		Status:     *s.Status.DeepCopy(),
+	}
+	r.Status.Conditions = nil
+	r.Status.LastUpdateTime = nil
+	for _, n := range componentNames(s) {
+		c := r.Status.Components[n]
+		stats := make([]storagev1alpha1.ResticStats, 0, len(c.ResticStats))
+		for _, st := range c.ResticStats {
+			stats = append(stats, storagev1alpha1.ResticStats{Summary: st.Summary})
+		}
+		c.ResticStats = stats
+		r.Status.Components[n] = c
+	}
+	return yaml.Marshal(r)
+}
+
+func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.ExternalObservation, error) {
+	s := mg.(*storagev1alpha1.Snapshot)
+	data, err := e.bucket.ReadAll(ctx, e.key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return managed.ExternalObservation{ResourceExists: false}, nil
+	}
+	if err != nil {
+		reason, msg := e.reason(err)
+		setUploaded(s, false, reason, msg)
+		return managed.ExternalObservation{}, errors.New(msg)
+	}
+	want, err := record(s)
+	if err != nil {
+		return managed.ExternalObservation{}, fmt.Errorf("cannot encode snapshot record: %w", err)
+	}
+	upToDate := string(want) == string(data)
+	if upToDate {
+		setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "")
+	}
+	s.SetConditions(available(s))
+	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: upToDate}, nil
+}
+
+func (e *external) Create(ctx context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
+	return managed.ExternalCreation{}, e.write(ctx, mg.(*storagev1alpha1.Snapshot))
+}
+
+func (e *external) Update(ctx context.Context, mg resource.Managed) (managed.ExternalUpdate, error) {
+	return managed.ExternalUpdate{}, e.write(ctx, mg.(*storagev1alpha1.Snapshot))
+}
+
+func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) error {
+	data, err := record(s)
+	if err != nil {
+		return fmt.Errorf("cannot encode snapshot record: %w", err)
+	}
+	if err := e.bucket.WriteAll(ctx, e.key, data, &blob.WriterOptions{ContentType: "application/yaml"}); err != nil {
+		_, msg := e.reason(err)
+		setUploaded(s, false, string(storagev1alpha1.ReasonSnapshotMetadataUploadFailed), msg)
+		return errors.New(msg)
+	}
+	setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "")
+	return nil
+}
+
+// Delete removes the record only when the Snapshot asks for WipeOut. The
+// restic data stays: forgetting and pruning it is retention's work, under
+// restic's exclusive lock.
+func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.ExternalDelete, error) {
+	s := mg.(*storagev1alpha1.Snapshot)
+	s.SetConditions(xpv2.Deleting())
+	if s.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
+		return managed.ExternalDelete{}, nil
+	}
+	if err := e.bucket.Delete(ctx, e.key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		_, msg := e.reason(err)
+		return managed.ExternalDelete{}, errors.New(msg)
+	}
+	return managed.ExternalDelete{}, nil
+}
+
+// available is the Snapshot's Ready condition: a Snapshot is ready once its
+// backup succeeded.
+func available(s *storagev1alpha1.Snapshot) xpv2.Condition {
+	if s.Status.Phase == storagev1alpha1.SnapshotSucceeded {
+		return xpv2.Available()
+	}
+	c := xpv2.Unavailable()
+	c.Message = fmt.Sprintf("snapshot is %s", s.Status.Phase)
+	return c
+}
+
+func setUploaded(s *storagev1alpha1.Snapshot, ok bool, reason, msg string) {
+	c := xpv2.Condition{Type: storagev1alpha1.TypeSnapshotMetadataUploaded, Status: corev1.ConditionTrue,
+		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: metav1.Now()}
+	if !ok {
+		c.Status = corev1.ConditionFalse
+	}
+	s.SetConditions(c)
+}
