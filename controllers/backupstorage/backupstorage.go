@@ -69,6 +69,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
 		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(storageOfRepository)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(storageOfAccessorPod)).
+		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(defaultsOfNamespace(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
@@ -88,6 +89,24 @@ func storagesUsingSecret(c client.Client) handler.MapFunc {
 		var out []reconcile.Request
 		for _, bs := range list.Items {
 			if backend.SecretName(bs.Spec.Storage) == o.GetName() || backend.AccessorName(&bs) == o.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bs)})
+			}
+		}
+		return out
+	}
+}
+
+// defaultsOfNamespace maps a BackupStorage to the other default storages
+// of its namespace, so a conflict clears as soon as one gives way.
+func defaultsOfNamespace(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &storagev1alpha1.BackupStorageList{}
+		if err := c.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, bs := range list.Items {
+			if bs.Spec.Default && bs.Name != o.GetName() {
 				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bs)})
 			}
 		}
@@ -133,6 +152,14 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		return nil, err
 	}
 	bs.SetConditions(secretCondition(true, ""))
+	if other, err := defaultConflict(ctx, c.kube, bs); err != nil {
+		return nil, err
+	} else if other != "" {
+		msg := fmt.Sprintf("backupstorage %q is already the default of namespace %q; unset default on one of them", other, bs.Namespace)
+		bs.SetConditions(initializedCondition(false, "DefaultConflict", msg), xpv2.Unavailable())
+		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
+		return nil, errors.New(msg)
+	}
 	b, err := c.opener.Open(ctx, bs)
 	if err != nil {
 		reason, msg := c.reason(err)
@@ -141,6 +168,28 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		return nil, errors.New(msg)
 	}
 	return &external{kube: c.kube, bucket: b, reason: c.reason}, nil
+}
+
+// defaultConflict returns the name of an older BackupStorage that is
+// already the default of bs's namespace, when bs claims to be the default
+// too. The older one stays the default; the newer one is refused.
+func defaultConflict(ctx context.Context, c client.Client, bs *storagev1alpha1.BackupStorage) (string, error) {
+	if !bs.Spec.Default {
+		return "", nil
+	}
+	list := &storagev1alpha1.BackupStorageList{}
+	if err := c.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {
+		return "", fmt.Errorf("cannot list backupstorages: %w", err)
+	}
+	for _, o := range list.Items {
+		if o.UID == bs.UID || !o.Spec.Default || o.DeletionTimestamp != nil {
+			continue
+		}
+		if o.CreationTimestamp.Before(&bs.CreationTimestamp) || o.CreationTimestamp.Equal(&bs.CreationTimestamp) && o.Name < bs.Name {
+			return o.Name, nil
+		}
+	}
+	return "", nil
 }
 
 type external struct {

@@ -3,6 +3,7 @@ package backupstorage
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/google/go-cmp/cmp"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stashplane/stashplane/apis"
@@ -127,6 +129,42 @@ func TestExternal(t *testing.T) {
 				init: tc.bs.GetCondition(storagev1alpha1.TypeBackendInitialized).Status}
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestDefaultConflict(t *testing.T) {
+	s := runtime.NewScheme()
+	if err := apis.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	at := func(name string, def bool, minute int) *storagev1alpha1.BackupStorage {
+		return &storagev1alpha1.BackupStorage{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID(name),
+				CreationTimestamp: metav1.NewTime(time.Date(2026, 1, 1, 0, minute, 0, 0, time.UTC))},
+			Spec: storagev1alpha1.BackupStorageSpec{Default: def},
+		}
+	}
+	first, second, plain := at("first", true, 1), at("second", true, 2), at("plain", false, 0)
+	c := fake.NewClientBuilder().WithScheme(s).WithObjects(first, second, plain).Build()
+	cases := map[string]struct {
+		reason string
+		bs     *storagev1alpha1.BackupStorage
+		want   string
+	}{
+		"Older":      {reason: "The older default keeps its place.", bs: first, want: ""},
+		"Newer":      {reason: "A newer default is refused, naming the older one.", bs: second, want: "first"},
+		"NotDefault": {reason: "A storage that is not a default never conflicts.", bs: plain, want: ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := defaultConflict(context.Background(), c, tc.bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\ndefaultConflict(): -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}
