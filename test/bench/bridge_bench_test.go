@@ -33,7 +33,7 @@ const (
 	smallMaxSize  = 24 << 10
 	dataVersion   = "v1" // bump when the generator changes
 	benchPassword = "stashplane bench password"
-	runsPerMode   = 3
+	runsPerMode   = 5
 )
 
 // dataDir is where the data set lives: $STASHPLANE_BENCH_DATA, else a
@@ -128,6 +128,7 @@ type target struct {
 // through restic's own backend on the same store, alternating, and prints
 // MB/s and the ratio of each store.
 func BenchmarkBridge(b *testing.B) {
+	loadBefore := loadAverage()
 	data := dataDir(b)
 	size := generate(b, data)
 	bin := servers.Binary(b, "restic")
@@ -252,6 +253,21 @@ func BenchmarkBridge(b *testing.B) {
 	}
 	b.StopTimer()
 	report(results)
+	fmt.Printf("machine load average (1, 5, 15 min) before: %s, after: %s\n", loadBefore, loadAverage())
+}
+
+// loadAverage reads the load average: figures taken while other work
+// shared the two cores are noisy, and the table says so.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func median(xs []float64) float64 {
