@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	"github.com/stashplane/stashplane/controllers/addon"
+	"github.com/stashplane/stashplane/controllers/backupconfiguration"
 	"github.com/stashplane/stashplane/controllers/backupstorage"
 	"github.com/stashplane/stashplane/controllers/function"
 	"github.com/stashplane/stashplane/controllers/repository"
@@ -50,6 +51,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			return snapshot.Setup(m, snapshot.Options{
 				Controller: o.Controller, Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
 			})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return backupconfiguration.Setup(m, backupconfiguration.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return function.Setup(m, function.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})

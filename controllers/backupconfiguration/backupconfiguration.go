@@ -1,0 +1,150 @@
+// Package backupconfiguration reconciles BackupConfigurations. It is built
+// as small controllers coordinated through conditions; the one here owns
+// ValidationPassed:
+//
+//	ValidationPassed  set and cleared by the validation controller: True
+//	                  when the configuration is well formed, its tasks'
+//	                  parameters satisfy their Functions' schemas, and its
+//	                  target, storages and retention policies exist and
+//	                  admit it. A configuration that is wrong in itself is
+//	                  Invalid; one whose references are missing is NotReady.
+//
+// Composing Repositories and CronJobs (SchedulerEnsured) and the first
+// backup (InitialBackupTriggered) come in their own controllers, which act
+// only on a configuration that passed validation.
+package backupconfiguration
+
+import (
+	"context"
+	"fmt"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
+)
+
+// Options configure the controllers.
+type Options struct {
+	Controller controller.Options
+	Log        logr.Logger
+	Renderer   *render.Renderer
+}
+
+// Setup adds the BackupConfiguration controllers to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.Renderer == nil {
+		o.Renderer = render.New(render.Options{})
+	}
+	r := &validator{kube: mgr.GetClient(), renderer: o.Renderer, log: o.Log.WithValues("controller", "backupconfiguration-validation")}
+	all := handler.EnqueueRequestsFromMapFunc(allInNamespace(mgr.GetClient()))
+	everywhere := handler.EnqueueRequestsFromMapFunc(allConfigurations(mgr.GetClient()))
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("backupconfiguration-validation").
+		WithOptions(o.Controller).
+		For(&corev1alpha1.BackupConfiguration{}).
+		Watches(&storagev1alpha1.BackupStorage{}, everywhere).
+		Watches(&storagev1alpha1.RetentionPolicy{}, everywhere).
+		Watches(&addonsv1alpha1.Addon{}, everywhere).
+		Watches(&addonsv1alpha1.Function{}, everywhere).
+		Watches(&appsv1.Deployment{}, all).
+		Watches(&appsv1.StatefulSet{}, all).
+		Watches(&appsv1.DaemonSet{}, all).
+		Watches(&corev1.PersistentVolumeClaim{}, all).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up backupconfiguration-validation controller: %w", err)
+	}
+	return nil
+}
+
+func allInNamespace(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		return configurations(ctx, c, client.InNamespace(o.GetNamespace()))
+	}
+}
+
+func allConfigurations(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, _ client.Object) []reconcile.Request {
+		return configurations(ctx, c)
+	}
+}
+
+func configurations(ctx context.Context, c client.Client, opts ...client.ListOption) []reconcile.Request {
+	list := &corev1alpha1.BackupConfigurationList{}
+	if err := c.List(ctx, list, opts...); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, bc := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bc)})
+	}
+	return out
+}
+
+type validator struct {
+	kube     client.Client
+	renderer *render.Renderer
+	log      logr.Logger
+}
+
+func (v *validator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	bc := &corev1alpha1.BackupConfiguration{}
+	if err := v.kube.Get(ctx, req.NamespacedName, bc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := bc.DeepCopy()
+	in := &input{kube: v.kube, renderer: v.renderer, bc: bc, status: &bc.Status}
+	msg, invalid, err := run(ctx, in)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	c := xpv2.Condition{Type: corev1alpha1.TypeValidationPassed, Status: corev1.ConditionTrue,
+		Reason: corev1alpha1.ReasonResourceValidationPassed, LastTransitionTime: metav1.Now(), ObservedGeneration: bc.Generation}
+	if msg != "" {
+		c.Status, c.Reason, c.Message = corev1.ConditionFalse, corev1alpha1.ReasonResourceValidationFailed, msg
+	}
+	bc.SetConditions(c)
+	bc.Status.Phase = phase(bc, invalid)
+	if equalStatus(before, bc) {
+		return ctrl.Result{}, nil
+	}
+	if err := v.kube.Status().Update(ctx, bc); err != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot update backupconfiguration status: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// phase is computed from the conditions: Invalid when the configuration is
+// wrong in itself, Ready when validated and scheduled, NotReady otherwise.
+func phase(bc *corev1alpha1.BackupConfiguration, invalid bool) corev1alpha1.BackupInvokerPhase {
+	valid := bc.GetCondition(corev1alpha1.TypeValidationPassed).Status == corev1.ConditionTrue
+	switch {
+	case !valid && invalid:
+		return corev1alpha1.BackupInvokerInvalid
+	case valid && bc.GetCondition(corev1alpha1.TypeSchedulerEnsured).Status == corev1.ConditionTrue:
+		return corev1alpha1.BackupInvokerReady
+	}
+	return corev1alpha1.BackupInvokerNotReady
+}
+
+// equalStatus ignores transition times, so an unchanged verdict writes
+// nothing.
+func equalStatus(a, b *corev1alpha1.BackupConfiguration) bool {
+	ca, cb := a.GetCondition(corev1alpha1.TypeValidationPassed), b.GetCondition(corev1alpha1.TypeValidationPassed)
+	return ca.Equal(cb) && a.Status.Phase == b.Status.Phase &&
+		equality.Semantic.DeepEqual(a.Status.Backends, b.Status.Backends) &&
+		equality.Semantic.DeepEqual(a.Status.TargetFound, b.Status.TargetFound)
+}

@@ -1,0 +1,222 @@
+package backupconfiguration
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/robfig/cron/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/controllers/addon"
+	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/usage"
+)
+
+// A check looks at one thing a user can get wrong in a configuration. It
+// returns what is wrong, in words the user can act on, and whether the
+// configuration itself is at fault (invalid: fixing it means editing the
+// configuration) or a reference it makes is not there yet (not ready: it
+// may come).
+type check func(ctx context.Context, in *input) (msg string, invalid bool, err error)
+
+// input is what the checks see.
+type input struct {
+	kube     client.Reader
+	renderer *render.Renderer
+	bc       *corev1alpha1.BackupConfiguration
+	// status collects the per-backend and target findings the checks make.
+	status *corev1alpha1.BackupConfigurationStatus
+}
+
+// chain is the order the checks run in: the configuration's own shape first
+// (nothing else is worth checking before), then what it refers to.
+var chain = []check{checkShape, checkSchedules, checkTasks, checkTarget, checkBackends}
+
+// run evaluates the chain and stops at the first failed check.
+func run(ctx context.Context, in *input) (string, bool, error) {
+	for _, c := range chain {
+		msg, invalid, err := c(ctx, in)
+		if err != nil || msg != "" {
+			return msg, invalid, err
+		}
+	}
+	return "", false, nil
+}
+
+// checkShape: sessions and backends exist, names are unique, every
+// repository names a known backend, and no two repositories share a
+// directory of the same backend.
+func checkShape(_ context.Context, in *input) (string, bool, error) {
+	spec := in.bc.Spec
+	if len(spec.Backends) == 0 || len(spec.Sessions) == 0 {
+		return "a configuration needs at least one backend and one session", true, nil
+	}
+	backends := map[string]bool{}
+	for _, b := range spec.Backends {
+		if backends[b.Name] {
+			return fmt.Sprintf("backend name %q is used twice", b.Name), true, nil
+		}
+		backends[b.Name] = true
+	}
+	sessions, repos, dirs := map[string]bool{}, map[string]bool{}, map[string]string{}
+	for _, s := range spec.Sessions {
+		if sessions[s.Name] {
+			return fmt.Sprintf("session name %q is used twice", s.Name), true, nil
+		}
+		sessions[s.Name] = true
+		if len(s.Repositories) == 0 {
+			return fmt.Sprintf("session %q has no repository", s.Name), true, nil
+		}
+		for _, r := range s.Repositories {
+			if !backends[r.Backend] {
+				return fmt.Sprintf("repository %q of session %q names backend %q, which the configuration does not list", r.Name, s.Name, r.Backend), true, nil
+			}
+			if repos[r.Name] {
+				return fmt.Sprintf("repository name %q is used twice", r.Name), true, nil
+			}
+			repos[r.Name] = true
+			key := r.Backend + "\x00" + strings.Trim(path.Clean("/"+r.Directory), "/")
+			if other, ok := dirs[key]; ok {
+				return fmt.Sprintf("repositories %q and %q share directory %q of backend %q", other, r.Name, r.Directory, r.Backend), true, nil
+			}
+			dirs[key] = r.Name
+		}
+	}
+	return "", false, nil
+}
+
+// cronParser reads the five-field schedules CronJobs accept, plus the
+// descriptors (@daily, @every 1h is refused by CronJobs and so here).
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func checkSchedules(_ context.Context, in *input) (string, bool, error) {
+	for _, s := range in.bc.Spec.Sessions {
+		if s.Scheduler == nil || s.Scheduler.Schedule == "" {
+			return fmt.Sprintf("session %q has no schedule", s.Name), true, nil
+		}
+		if strings.HasPrefix(s.Scheduler.Schedule, "@every") {
+			return fmt.Sprintf("session %q: schedule %q: @every is not a CronJob schedule", s.Name, s.Scheduler.Schedule), true, nil
+		}
+		if _, err := cronParser.Parse(s.Scheduler.Schedule); err != nil {
+			return fmt.Sprintf("session %q: schedule %q: %v", s.Name, s.Scheduler.Schedule, err), true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// checkTasks: each session's addon tasks exist and their parameters satisfy
+// the Function's schema; CUE's position and reason go into the message.
+func checkTasks(ctx context.Context, in *input) (string, bool, error) {
+	for _, s := range in.bc.Spec.Sessions {
+		if s.Addon == nil {
+			return fmt.Sprintf("session %q names no addon", s.Name), true, nil
+		}
+		if err := addon.ValidateTasks(ctx, in.kube, in.renderer, render.TaskBackup, s.Addon); err != nil {
+			return fmt.Sprintf("session %q: %v", s.Name, err), true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// targetKinds are the workloads a configuration can protect.
+var targetKinds = map[string]client.Object{
+	"Deployment":            &appsv1.Deployment{},
+	"StatefulSet":           &appsv1.StatefulSet{},
+	"DaemonSet":             &appsv1.DaemonSet{},
+	"PersistentVolumeClaim": &corev1.PersistentVolumeClaim{},
+}
+
+func checkTarget(ctx context.Context, in *input) (string, bool, error) {
+	t := in.bc.Spec.Target
+	found := false
+	in.status.TargetFound = &found
+	if t == nil {
+		return "the configuration has no target", true, nil
+	}
+	proto, ok := targetKinds[t.Kind]
+	if !ok {
+		return fmt.Sprintf("target kind %q is not supported: use Deployment, StatefulSet, DaemonSet or PersistentVolumeClaim", t.Kind), true, nil
+	}
+	ns := t.Namespace
+	if ns == "" {
+		ns = in.bc.Namespace
+	}
+	obj := proto.DeepCopyObject().(client.Object)
+	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, obj); kerrors.IsNotFound(err) {
+		return fmt.Sprintf("target %s %s/%s not found", t.Kind, ns, t.Name), false, nil
+	} else if err != nil {
+		return "", false, fmt.Errorf("cannot get target: %w", err)
+	}
+	found = true
+	return "", false, nil
+}
+
+// checkBackends: each backend's storage exists, admits the configuration's
+// namespace and is ready; its retention policy, when named, exists.
+func checkBackends(ctx context.Context, in *input) (string, bool, error) {
+	in.status.Backends = nil
+	var problem string
+	for _, b := range in.bc.Spec.Backends {
+		st := corev1alpha1.BackendStatus{Name: b.Name, Storage: &corev1alpha1.StorageStatus{Phase: corev1alpha1.StorageReady}}
+		msg, err := storageProblem(ctx, in, b)
+		if err != nil {
+			return "", false, err
+		}
+		if msg != "" {
+			st.Storage = &corev1alpha1.StorageStatus{Phase: corev1alpha1.StorageNotReady, Reason: msg}
+		}
+		if b.RetentionPolicy != nil {
+			found := true
+			ns := b.RetentionPolicy.Namespace
+			if ns == "" {
+				ns = in.bc.Namespace
+			}
+			err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.RetentionPolicy.Name}, &storagev1alpha1.RetentionPolicy{})
+			if kerrors.IsNotFound(err) {
+				found = false
+				msg = fmt.Sprintf("retention policy %s/%s of backend %q not found", ns, b.RetentionPolicy.Name, b.Name)
+			} else if err != nil {
+				return "", false, fmt.Errorf("cannot get retention policy: %w", err)
+			}
+			st.RetentionPolicy = &corev1alpha1.RetentionPolicyStatus{Found: &found}
+		}
+		ready := msg == ""
+		st.Ready = &ready
+		in.status.Backends = append(in.status.Backends, st)
+		if problem == "" {
+			problem = msg
+		}
+	}
+	return problem, false, nil
+}
+
+func storageProblem(ctx context.Context, in *input, b corev1alpha1.BackendReference) (string, error) {
+	ns := b.StorageRef.Namespace
+	if ns == "" {
+		ns = in.bc.Namespace
+	}
+	bs := &storagev1alpha1.BackupStorage{}
+	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.StorageRef.Name}, bs); kerrors.IsNotFound(err) {
+		return fmt.Sprintf("backupstorage %s/%s of backend %q not found", ns, b.StorageRef.Name, b.Name), nil
+	} else if err != nil {
+		return "", fmt.Errorf("cannot get backupstorage: %w", err)
+	}
+	ok, why, err := usage.Allowed(ctx, in.kube, bs.Spec.UsagePolicy, bs.Namespace, in.bc.Namespace)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return fmt.Sprintf("backupstorage %s/%s may not be used from namespace %q: %s", ns, bs.Name, in.bc.Namespace, why), nil
+	}
+	if bs.Status.Phase != storagev1alpha1.BackupStorageReady {
+		return fmt.Sprintf("backupstorage %s/%s is not ready", ns, bs.Name), nil
+	}
+	return "", nil
+}
