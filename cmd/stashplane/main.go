@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -22,8 +23,14 @@ func main() {
 	}
 	root.AddCommand(devCommand(), storageCommand())
 	root.AddCommand(renderCommand())
+	root.AddCommand(backupCommand(), restoreCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "stashplane:", err)
+		// The agent's subcommands say which exit code a failure is.
+		var coded interface{ ExitCode() int }
+		if errors.As(err, &coded) {
+			os.Exit(coded.ExitCode())
+		}
 		os.Exit(1)
 	}
 }

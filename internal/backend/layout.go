@@ -53,3 +53,10 @@ const (
 	KindBackendMeta  = "BackendMeta"
 	OperatorName     = "stashplane"
 )
+
+// ManifestKey is the key of a component's content manifest (gzipped JSON:
+// each file's path, size and SHA-256), written by the backup agent beside
+// the restic data for later verification.
+func ManifestKey(repoPath, snapshot, component string) string {
+	return path.Join(repoPath, "manifests", snapshot, component+".json.gz")
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/go-logr/stdr"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/agent"
+)
+
+func backupCommand() *cobra.Command {
+	return agentCommand(agent.KindBackup, "Back up paths into a component of a Snapshot (runs inside backup Jobs)",
+		func(ctx context.Context, r *agent.Runner) error { return r.Backup(ctx) })
+}
+
+func restoreCommand() *cobra.Command {
+	return agentCommand(agent.KindRestore, "Restore a component of a Snapshot (runs inside restore Jobs)",
+		func(ctx context.Context, r *agent.Runner) error { return r.Restore(ctx) })
+}
+
+// agentCommand is a subcommand of the in-Job agent: it parses the flags,
+// builds an in-cluster client and hands over to package agent.
+func agentCommand(kind, short string, run func(context.Context, *agent.Runner) error) *cobra.Command {
+	r := &agent.Runner{}
+	cmd := &cobra.Command{
+		Use:   kind,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := r.Options.Validate(kind); err != nil {
+				return &agent.ExitError{Code: agent.ExitNotRecorded, Err: err}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			kube, err := inClusterClient()
+			if err != nil {
+				return &agent.ExitError{Code: agent.ExitNotRecorded, Err: err}
+			}
+			// restic's temporary packs go to the scratch volume, not the
+			// container's root file system.
+			tmp := filepath.Join(r.Options.ScratchDir, "tmp")
+			if err := os.MkdirAll(tmp, 0o700); err != nil {
+				return &agent.ExitError{Code: agent.ExitNotRecorded, Err: fmt.Errorf("cannot make the scratch directory: %w", err)}
+			}
+			_ = os.Setenv("TMPDIR", tmp)
+			r.Kube = kube
+			r.Log = stdr.New(log.New(os.Stderr, "", log.LstdFlags)).WithName(kind)
+			return run(ctx, r)
+		},
+	}
+	r.Options.AddFlags(cmd.Flags(), kind)
+	return cmd
+}
+
+func inClusterClient() (client.Client, error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("cannot configure the kubernetes client: %w", err)
+	}
+	s := runtime.NewScheme()
+	if err := storagev1alpha1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("cannot build the scheme: %w", err)
+	}
+	kube, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the kubernetes client: %w", err)
+	}
+	return kube, nil
+}

@@ -1,0 +1,201 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/utils/ptr"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/restic"
+)
+
+// ProgressInterval is the least time between two progress writes of a
+// running backup to the Snapshot.
+const ProgressInterval = 5 * time.Second
+
+// Backup backs up the paths into the component's restic repository and
+// records the component in the Snapshot: Running at once, progress while
+// restic runs, then Succeeded or Failed. It returns nil only on success; an
+// *ExitError says whether the failure was recorded.
+func (r *Runner) Backup(ctx context.Context) error {
+	if err := r.Options.Validate(KindBackup); err != nil {
+		return notRecorded(err)
+	}
+	start := time.Now()
+	t, err := r.resolve(ctx)
+	if err != nil {
+		return notRecorded(err)
+	}
+	defer t.bucket.Close()
+	w := &applyWriter{kube: r.Kube, namespace: r.Options.Namespace, snapshot: r.Options.Snapshot, component: r.Options.Component}
+	state := componentState{ResticPath: t.resticPath, Phase: storagev1alpha1.ComponentRunning, Paths: r.Options.Paths, Start: start}
+	if err := w.writeComponent(ctx, buildComponent(state)); err != nil {
+		return notRecorded(err)
+	}
+	r.Log.Info("backing up", "snapshot", r.Options.Snapshot, "component", r.Options.Component, "paths", r.Options.Paths, "repository", t.resticPath)
+
+	errs := &bridgeErrors{log: r.Log.WithName("bridge")}
+	sum, integrity, err := r.backup(ctx, t, w, state, errs)
+	state.End, state.Summary, state.Integrity = time.Now(), sum, integrity
+	if err != nil {
+		state.Phase = storagev1alpha1.ComponentFailed
+		state.Reason, state.Message = failure(err, errs, t.redact)
+		// Statistics of a snapshot restic made without some files stay,
+		// for the record; the component is still Failed.
+	} else {
+		state.Phase = storagev1alpha1.ComponentSucceeded
+	}
+	// The outcome is written even when the run's context ended.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if werr := w.writeComponent(wctx, buildComponent(state)); werr != nil {
+		if err != nil {
+			werr = fmt.Errorf("%s: %s; and %w", state.Reason, state.Message, werr)
+		}
+		return notRecorded(werr)
+	}
+	if err != nil {
+		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("cannot back up component %q: %s: %s", r.Options.Component, state.Reason, state.Message)}
+	}
+	r.Log.Info("backed up", "snapshot", r.Options.Snapshot, "component", r.Options.Component,
+		"resticSnapshot", sum.SnapshotID, "files", sum.TotalFilesProcessed, "size", formatBytes(sum.TotalBytesProcessed),
+		"added", formatBytes(sum.DataAdded), "duration", state.End.Sub(start).Round(time.Millisecond).String())
+	return nil
+}
+
+// backup does the work between the Running and the final status: read the
+// source, back it up, check the result, store the manifest.
+func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state componentState, errs *bridgeErrors) (*restic.BackupSummary, *bool, error) {
+	o := r.Options
+	files, err := walkSource(o.Paths, o.Exclude)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, stop, err := r.resticFor(t, errs)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer stop(context.WithoutCancel(ctx))
+
+	exists, err := t.bucket.Exists(ctx, t.resticPath+"config")
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot look for the restic repository: %w", err)
+	}
+	if !exists {
+		r.Log.Info("initialising the restic repository", "repository", t.resticPath)
+		if err := rc.Init(ctx); err != nil {
+			return nil, nil, err
+		}
+	} else if err := rc.Unlock(ctx, false); err != nil {
+		// Only stale locks go: those of dead runs on this host and those
+		// older than restic's threshold.
+		return nil, nil, err
+	}
+
+	progress := newProgressWriter(w, state, ProgressInterval)
+	sum, err := rc.Backup(ctx, restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}, progress.report)
+	progress.stop()
+	if err != nil {
+		return sum, nil, err
+	}
+	if err := checkRead(files, sum); err != nil {
+		return sum, nil, err
+	}
+	if _, err := rc.Check(ctx, restic.CheckOptions{}); err != nil {
+		return sum, ptr.To(false), err
+	}
+	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, files)
+	b, err := m.Encode()
+	if err != nil {
+		return sum, ptr.To(true), err
+	}
+	key := backend.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component)
+	if err := t.bucket.WriteAll(ctx, key, b, nil); err != nil {
+		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
+	}
+	return sum, ptr.To(true), nil
+}
+
+func excludeArgs(patterns []string) []string {
+	var args []string
+	for _, p := range patterns {
+		args = append(args, "--exclude="+p)
+	}
+	return args
+}
+
+// checkRead refuses a backup that read nothing from a source that has
+// data: restic then made a snapshot, but claiming success would promise a
+// restore that gives nothing back.
+func checkRead(files []ManifestFile, sum *restic.BackupSummary) error {
+	if sum == nil {
+		return errors.New("cannot check the backup: restic reported no summary")
+	}
+	var size uint64
+	for _, f := range files {
+		size += uint64(f.Size)
+	}
+	switch {
+	case len(files) > 0 && sum.TotalFilesProcessed == 0:
+		return &sourceError{reason: ReasonNothingRead, msg: fmt.Sprintf("the source holds %d files but restic read none", len(files))}
+	case size > 0 && sum.TotalBytesProcessed == 0:
+		return &sourceError{reason: ReasonNothingRead, msg: fmt.Sprintf("the source holds %s but restic read no data", formatBytes(size))}
+	}
+	return nil
+}
+
+// progressWriter writes restic's progress to the Snapshot at most once per
+// interval, off restic's output loop, and never after stop.
+type progressWriter struct {
+	mu     sync.Mutex
+	latest *restic.BackupProgress
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func newProgressWriter(w statusWriter, state componentState, interval time.Duration) *progressWriter {
+	p := &progressWriter{done: make(chan struct{})}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-tick.C:
+			}
+			p.mu.Lock()
+			latest := p.latest
+			p.latest = nil
+			p.mu.Unlock()
+			if latest == nil {
+				continue
+			}
+			s := state
+			s.Progress = latest
+			ctx, cancel := context.WithTimeout(context.Background(), interval)
+			// A lost progress write is not a failure of the backup.
+			_ = w.writeComponent(ctx, buildComponent(s))
+			cancel()
+		}
+	}()
+	return p
+}
+
+func (p *progressWriter) report(bp restic.BackupProgress) {
+	p.mu.Lock()
+	p.latest = &bp
+	p.mu.Unlock()
+}
+
+func (p *progressWriter) stop() {
+	close(p.done)
+	p.wg.Wait()
+}

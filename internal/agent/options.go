@@ -1,0 +1,138 @@
+// Package agent is the part of Stashplane that runs inside backup and
+// restore Jobs. It reads its Repository, BackupStorage and Snapshot from the
+// API server, opens the storage from mounted credentials, serves the
+// component's restic repository to restic over a loopback bridge, and
+// records what it did in the Snapshot's status.components[<component>]
+// together with a content manifest in the storage.
+package agent
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Options are the agent's command line, as the built-in Functions render
+// it (see docs/addons.md, "The agent's command line").
+type Options struct {
+	// Namespace of the Repository and the Snapshot.
+	Namespace string
+	// Storage is the BackupStorage as namespace/name.
+	Storage string
+	// Repository, Snapshot and Component say what is written or read.
+	Repository, Snapshot, Component string
+	// Paths are absolute paths as the container sees them.
+	Paths []string
+	// Exclude (backup) and Include (restore) are restic glob patterns.
+	Exclude, Include []string
+	// StorageSecretDir holds the storage Secret's keys, one file each;
+	// empty for storages without a Secret.
+	StorageSecretDir string
+	// PasswordFile holds the repository password.
+	PasswordFile string
+	// ScratchDir holds restic's cache and temporary files.
+	ScratchDir string
+	// Target (restore) is a directory to restore into instead of the
+	// original paths: each file lands at Target/<its backed-up path>.
+	Target string
+	// Restic is the restic binary; empty finds it beside this binary or on
+	// PATH.
+	Restic string
+}
+
+// Kinds of run the options are checked for.
+const (
+	KindBackup  = "backup"
+	KindRestore = "restore"
+)
+
+// AddFlags registers the flags of a run of kind (KindBackup, KindRestore).
+func (o *Options) AddFlags(fs *pflag.FlagSet, kind string) {
+	fs.StringVar(&o.Namespace, "namespace", "", "namespace of the Repository and Snapshot")
+	fs.StringVar(&o.Storage, "storage", "", "the BackupStorage, namespace/name")
+	fs.StringVar(&o.Repository, "repository", "", "the Repository")
+	fs.StringVar(&o.Snapshot, "snapshot", "", "the Snapshot")
+	fs.StringVar(&o.Component, "component", "", "the Snapshot's component")
+	fs.StringSliceVar(&o.Paths, "paths", nil, "comma-separated absolute paths as this container sees them")
+	if kind == KindBackup {
+		fs.StringArrayVar(&o.Exclude, "exclude", nil, "glob pattern of files to leave out (repeatable)")
+	} else {
+		fs.StringArrayVar(&o.Include, "include", nil, "glob pattern of files to restore (repeatable)")
+		fs.StringVar(&o.Target, "target", "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
+	}
+	fs.StringVar(&o.StorageSecretDir, "storage-secret-dir", "", "directory holding the storage Secret's keys, one file per key")
+	fs.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password")
+	fs.StringVar(&o.ScratchDir, "scratch-dir", "", "directory for restic's cache and temporary files")
+	fs.StringVar(&o.Restic, "restic", "", "the restic binary (default: beside this binary, else on PATH)")
+}
+
+// Validate checks the options of a run of kind and returns every problem
+// at once.
+func (o *Options) Validate(kind string) error {
+	var errs []string
+	required := map[string]string{
+		"--namespace": o.Namespace, "--storage": o.Storage, "--repository": o.Repository,
+		"--snapshot": o.Snapshot, "--component": o.Component, "--password-file": o.PasswordFile,
+		"--scratch-dir": o.ScratchDir,
+	}
+	for _, f := range []string{"--namespace", "--storage", "--repository", "--snapshot", "--component", "--password-file", "--scratch-dir"} {
+		if required[f] == "" {
+			errs = append(errs, fmt.Sprintf("%s is required", f))
+		}
+	}
+	if o.Storage != "" {
+		if _, _, err := o.StorageRef(); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if kind == KindBackup && len(o.Paths) == 0 {
+		errs = append(errs, "--paths is required")
+	}
+	for _, p := range o.Paths {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Sprintf("path %q is not absolute", p))
+		}
+	}
+	if o.Target != "" && !filepath.IsAbs(o.Target) {
+		errs = append(errs, fmt.Sprintf("--target %q is not absolute", o.Target))
+	}
+	if o.Component != "" && strings.ContainsAny(o.Component, "/,") {
+		errs = append(errs, fmt.Sprintf("component %q must not contain '/' or ','", o.Component))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("cannot use the arguments: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// StorageRef splits --storage into namespace and name.
+func (o *Options) StorageRef() (string, string, error) {
+	ns, name, ok := strings.Cut(o.Storage, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("--storage %q is not namespace/name", o.Storage)
+	}
+	return ns, name, nil
+}
+
+// resticBinary finds restic: the --restic flag, else a restic beside this
+// executable (as the stashplane image ships it), else restic on PATH.
+func (o *Options) resticBinary() (string, error) {
+	if o.Restic != "" {
+		return o.Restic, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "restic")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("restic")
+	if err != nil {
+		return "", fmt.Errorf("cannot find the restic binary: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,248 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"gocloud.dev/blob"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/restic"
+	"github.com/stashplane/stashplane/internal/restic/bridge"
+	"github.com/stashplane/stashplane/internal/storage"
+)
+
+// Exit codes of the agent.
+const (
+	// ExitFailed: the run failed and the failure is recorded in the
+	// Snapshot's component (backup) or the logs (restore).
+	ExitFailed = 1
+	// ExitNotRecorded: the run could not start or could not record its
+	// outcome: bad arguments, unreadable credentials, or the Snapshot,
+	// Repository or BackupStorage could not be read or written.
+	ExitNotRecorded = 2
+)
+
+// ExitError is a failed run with the process exit code it asks for.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode is the exit code of the process.
+func (e *ExitError) ExitCode() int { return e.Code }
+
+func notRecorded(err error) error { return &ExitError{Code: ExitNotRecorded, Err: err} }
+
+// Runner runs the agent against one cluster.
+type Runner struct {
+	// Kube reads the Repository, BackupStorage and Snapshot and writes the
+	// Snapshot's status.
+	Kube client.Client
+	// Log receives progress; never a secret.
+	Log logr.Logger
+	// Options from the command line.
+	Options Options
+}
+
+// target is everything a run resolved before it touches data.
+type target struct {
+	snapshot   *storagev1alpha1.Snapshot
+	repo       *storagev1alpha1.Repository
+	storage    *storagev1alpha1.BackupStorage
+	session    string
+	resticPath string
+	password   string
+	redact     redactor
+	bucket     *blob.Bucket
+}
+
+// resolve reads the objects and credentials of a run and opens the
+// storage. Every error it returns is free of secrets.
+func (r *Runner) resolve(ctx context.Context) (*target, error) {
+	o := r.Options
+	t := &target{snapshot: &storagev1alpha1.Snapshot{}, repo: &storagev1alpha1.Repository{}, storage: &storagev1alpha1.BackupStorage{}}
+	if err := r.Kube.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: o.Snapshot}, t.snapshot); err != nil {
+		return nil, fmt.Errorf("cannot get snapshot %q: %w", o.Snapshot, err)
+	}
+	if t.snapshot.Spec.Repository != o.Repository {
+		return nil, fmt.Errorf("cannot use snapshot %q: it belongs to repository %q, not %q", o.Snapshot, t.snapshot.Spec.Repository, o.Repository)
+	}
+	t.session = t.snapshot.Spec.Session
+	if t.session == "" {
+		t.session = t.snapshot.Spec.BackupSession
+	}
+	if t.session == "" {
+		return nil, fmt.Errorf("cannot use snapshot %q: it names neither a session nor a backup session", o.Snapshot)
+	}
+	if err := r.Kube.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: o.Repository}, t.repo); err != nil {
+		return nil, fmt.Errorf("cannot get repository %q: %w", o.Repository, err)
+	}
+	sns, sname, err := o.StorageRef()
+	if err != nil {
+		return nil, err
+	}
+	ref := t.repo.Spec.StorageRef
+	if ref.Namespace == "" {
+		ref.Namespace = t.repo.Namespace
+	}
+	if ref.Namespace != sns || ref.Name != sname {
+		return nil, fmt.Errorf("cannot use storage %q: repository %q uses %s/%s", o.Storage, o.Repository, ref.Namespace, ref.Name)
+	}
+	if err := r.Kube.Get(ctx, types.NamespacedName{Namespace: sns, Name: sname}, t.storage); err != nil {
+		return nil, fmt.Errorf("cannot get backupstorage %q: %w", o.Storage, err)
+	}
+	t.resticPath = backend.ResticPrefix(t.repo.Spec.Path, t.session, o.Component)
+	if t.password, err = readPassword(o.PasswordFile); err != nil {
+		return nil, err
+	}
+	secret, err := readSecretDir(o.StorageSecretDir)
+	if err != nil {
+		return nil, err
+	}
+	t.redact = newRedactor(t.password, secret)
+	spec, opts, err := openOptions(t.storage.Spec.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if t.bucket, err = storage.Open(ctx, spec, secret, opts); err != nil {
+		return nil, fmt.Errorf("cannot open the storage: %s", storage.Message(err))
+	}
+	return t, nil
+}
+
+// openOptions says where a local storage's volume is in this container.
+// The rendered Jobs mount the volume with the storage's subPath at its
+// mountPath, so the storage's root is the mountPath itself; a Job that
+// mounts the whole volume has it at mountPath/subPath. The root is the one
+// that holds the storage's metadata.yaml, which also proves that the
+// volume is mounted and initialised: an empty directory in its place would
+// otherwise receive the backup and lose it with the container.
+func openOptions(spec storagev1alpha1.Backend) (storagev1alpha1.Backend, storage.OpenOptions, error) {
+	if spec.Provider != storagev1alpha1.ProviderLocal || spec.Local == nil {
+		return spec, storage.OpenOptions{}, nil
+	}
+	l := *spec.Local
+	for _, root := range []string{l.MountPath, path.Join(l.MountPath, l.SubPath)} {
+		if _, err := os.Stat(filepath.Join(root, backend.MetadataKey)); err == nil {
+			l.SubPath = ""
+			spec.Local = &l
+			return spec, storage.OpenOptions{LocalRoot: root}, nil
+		}
+	}
+	return spec, storage.OpenOptions{}, fmt.Errorf("cannot find the local storage at %q: no %s there or under its subPath %q (the storage volume is not mounted, or the storage is not initialised)",
+		l.MountPath, backend.MetadataKey, l.SubPath)
+}
+
+// resticFor serves the component's restic repository and returns a driver
+// for it; stop ends the bridge.
+func (r *Runner) resticFor(t *target, errs *bridgeErrors) (*restic.Restic, func(context.Context), error) {
+	bin, err := r.Options.resticBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := bridge.Start(blob.PrefixedBucket(t.bucket, t.resticPath), bridge.Options{Log: logr.New(errs)})
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := func(ctx context.Context) {
+		if err := srv.Close(ctx); err != nil {
+			r.Log.Error(err, "cannot stop the restic bridge")
+		}
+	}
+	rc, err := restic.New(restic.Options{
+		Binary:       bin,
+		Repository:   srv.Repository(),
+		PasswordFile: r.Options.PasswordFile,
+		CacheDir:     filepath.Join(r.Options.ScratchDir, "cache"),
+		ProgressFPS:  0.5,
+	})
+	if err != nil {
+		stop(context.Background())
+		return nil, nil, err
+	}
+	return rc, stop, nil
+}
+
+// failure turns an error of a run into a reason and a message free of
+// secrets. A restic failure caused by the storage reports the storage's
+// reason, as the bridge saw it.
+func failure(err error, errs *bridgeErrors, red redactor) (string, string) {
+	var se *sourceError
+	var re *restic.Error
+	reason, msg := restic.ReasonResticFailed, err.Error()
+	switch {
+	case errors.As(err, &se):
+		reason, msg = se.reason, se.msg
+	case errors.As(err, &re):
+		reason, msg = re.Reason, re.Message
+		if serr := errs.last(); serr != nil && re.Reason == restic.ReasonResticFailed {
+			reason, msg = "Storage"+storage.Reason(serr), storage.Message(serr)
+		}
+	case storage.Reason(err) != storage.ReasonUnknown:
+		reason, msg = "Storage"+storage.Reason(err), storage.Message(err)
+	}
+	msg = red.redact(msg)
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage] + "…"
+	}
+	return reason, msg
+}
+
+// maxMessage bounds a component's error.
+const maxMessage = 1024
+
+// reasonSourceIncomplete is restic's reason for unreadable files, used for
+// what the agent finds unreadable itself.
+const reasonSourceIncomplete = restic.ReasonSourceIncomplete
+
+// bridgeErrors keeps the last storage error the bridge met, to explain a
+// restic failure by its cause. It is a logr sink that records errors only.
+type bridgeErrors struct {
+	mu  sync.Mutex
+	err error
+	log logr.Logger
+}
+
+func (b *bridgeErrors) last() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+func (b *bridgeErrors) Init(logr.RuntimeInfo)          {}
+func (b *bridgeErrors) Enabled(int) bool               { return false }
+func (b *bridgeErrors) Info(int, string, ...any)       {}
+func (b *bridgeErrors) WithValues(...any) logr.LogSink { return b }
+func (b *bridgeErrors) WithName(string) logr.LogSink   { return b }
+func (b *bridgeErrors) Error(err error, msg string, kv ...any) {
+	b.mu.Lock()
+	b.err = err
+	b.mu.Unlock()
+	// storage.Message never quotes a backend's text, so never a credential.
+	b.log.Info("storage request failed", "what", msg, "reason", storage.Reason(err), "message", storage.Message(err))
+}
+
+// hostName is the host restic records for the component: stable across
+// runs, so each backup finds the previous one as its parent.
+func hostName(o Options) string {
+	return strings.Join([]string{o.Component, o.Repository, o.Namespace}, ".")
+}
+
+// tags name the Snapshot, session and component in the restic snapshot.
+func tags(o Options, session string) []string {
+	return []string{"snapshot=" + o.Snapshot, "session=" + session, "component=" + o.Component}
+}

@@ -1,0 +1,174 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Reasons a source cannot be backed up, beside restic's own.
+const (
+	// ReasonSourceNotFound: a path to back up does not exist, for example
+	// because the volume that should hold it is not mounted.
+	ReasonSourceNotFound = "SourceNotFound"
+	// ReasonNothingRead: the source holds files but restic read none of
+	// them; success would claim a backup that holds no data.
+	ReasonNothingRead = "NothingRead"
+)
+
+// sourceError is a problem of the data to back up.
+type sourceError struct {
+	reason string
+	msg    string
+}
+
+func (e *sourceError) Error() string { return e.msg }
+
+// ManifestFile is one regular file of a component, as it was read at
+// backup time.
+type ManifestFile struct {
+	// Path as the backup container saw it.
+	Path string `json:"path"`
+	// Size in bytes.
+	Size int64 `json:"size"`
+	// SHA256 of the content, hex.
+	SHA256 string `json:"sha256"`
+}
+
+// walkSource reads every regular file under paths that the exclude
+// patterns keep, and returns them sorted by path. A path that does not
+// exist is a sourceError with ReasonSourceNotFound; an entry that cannot be
+// read is a sourceError with restic's SourceIncomplete reason, as restic
+// itself would report it.
+func walkSource(paths, exclude []string) ([]ManifestFile, error) {
+	var files []ManifestFile
+	var unreadable []string
+	for _, root := range paths {
+		if _, err := os.Lstat(root); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, &sourceError{reason: ReasonSourceNotFound, msg: fmt.Sprintf("path %q does not exist", root)}
+			}
+			return nil, &sourceError{reason: reasonSourceIncomplete, msg: fmt.Sprintf("cannot read path %q: %v", root, err)}
+		}
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				unreadable = append(unreadable, fmt.Sprintf("%s: %v", p, unwrapPathError(err)))
+				return nil
+			}
+			if excluded(exclude, p) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			f, err := hashFile(p)
+			if err != nil {
+				unreadable = append(unreadable, fmt.Sprintf("%s: %v", p, unwrapPathError(err)))
+				return nil
+			}
+			files = append(files, f)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cannot walk path %q: %w", root, err)
+		}
+	}
+	if len(unreadable) > 0 {
+		if len(unreadable) > 5 {
+			unreadable = append(unreadable[:5], fmt.Sprintf("and %d more", len(unreadable)-5))
+		}
+		return nil, &sourceError{reason: reasonSourceIncomplete, msg: "cannot read " + strings.Join(unreadable, "; ")}
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	return files, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func hashFile(p string) (ManifestFile, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return ManifestFile{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return ManifestFile{}, err
+	}
+	return ManifestFile{Path: p, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// excluded reports whether an exclude pattern matches p, the way restic
+// reads them for the common cases: a pattern starting with "/" matches the
+// path from its root, any other pattern matches the trailing elements of
+// the path ("*.tmp" any file so named, "cache/*" the entries of any cache
+// directory). Each element is a filepath.Match pattern; "**" matches any
+// number of elements.
+func excluded(patterns []string, p string) bool {
+	elems := splitPath(p)
+	for _, pat := range patterns {
+		if pat == "" {
+			continue
+		}
+		pe := splitPath(pat)
+		if strings.HasPrefix(pat, "/") {
+			if matchElems(pe, elems) {
+				return true
+			}
+			continue
+		}
+		for start := 0; start < len(elems); start++ {
+			if matchElems(pe, elems[start:]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for _, e := range strings.Split(filepath.ToSlash(filepath.Clean(p)), "/") {
+		if e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// matchElems matches pattern elements against all of path's elements.
+func matchElems(pat, path []string) bool {
+	if len(pat) == 0 {
+		return len(path) == 0
+	}
+	if pat[0] == "**" {
+		for i := 0; i <= len(path); i++ {
+			if matchElems(pat[1:], path[i:]) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(path) == 0 {
+		return false
+	}
+	ok, err := filepath.Match(pat[0], path[0])
+	return err == nil && ok && matchElems(pat[1:], path[1:])
+}
