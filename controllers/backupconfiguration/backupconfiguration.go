@@ -9,9 +9,10 @@
 //	                  admit it. A configuration that is wrong in itself is
 //	                  Invalid; one whose references are missing is NotReady.
 //
-// Composing Repositories and CronJobs (SchedulerEnsured) and the first
-// backup (InitialBackupTriggered) come in their own controllers, which act
-// only on a configuration that passed validation.
+// The scheduler controller (scheduler.go) composes Repositories, access and
+// CronJobs (SchedulerEnsured) and starts the first backup
+// (InitialBackupTriggered); it acts only on a configuration that passed
+// validation at its current generation.
 package backupconfiguration
 
 import (
@@ -67,7 +68,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot set up backupconfiguration-validation controller: %w", err)
 	}
-	return nil
+	return setupScheduler(mgr, o)
 }
 
 func allInNamespace(c client.Client) handler.MapFunc {

@@ -111,3 +111,89 @@ func TestBackupConfigurationValidation(t *testing.T) {
 		return strings.HasPrefix(msg, "True"), nil
 	})
 }
+
+func deployment(name string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](0),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "app", Image: "busybox", Command: []string{"sleep", "3600"}}},
+			}},
+		},
+	}
+}
+
+// A valid configuration composes its Repository and one CronJob per session
+// under a ServiceAccount of its own, starts a first backup at once, and its
+// every-minute CronJob starts the next through `stashplane trigger` running
+// with that account's rights only; a removed session's CronJob goes, and
+// pausing suspends the rest.
+func TestBackupConfigurationSchedules(t *testing.T) {
+	t.Parallel()
+	kube := withProvider(t)
+	ctx := context.Background()
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupConfigurationList{})
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []client.Object{
+		localStorage("shared", "default", t.TempDir(), nil),
+		deployment("app"),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("pw-for-test")}},
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bc := configuration(`{"paths": ["/data"]}`)
+	minute := bc.Spec.Sessions[0]
+	minute.Name, minute.Scheduler = "every-minute", &corev1alpha1.SchedulerSpec{Schedule: "* * * * *"}
+	minute.Repositories = []corev1alpha1.RepositoryInfo{{Name: "app-minutely", Backend: "local", Directory: "default/app-minutely",
+		EncryptionSecret: storagev1alpha1.ObjectReference{Name: "restic-password"}}}
+	bc.Spec.Sessions = append(bc.Spec.Sessions, minute)
+	if err := kube.Create(ctx, bc); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 3*time.Minute, "the configuration did not become Ready with its first backups started", func(ctx context.Context) (bool, error) {
+		got := &corev1alpha1.BackupConfiguration{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), got); err != nil {
+			return false, nil
+		}
+		return got.Status.Phase == corev1alpha1.BackupInvokerReady &&
+			got.GetCondition(corev1alpha1.TypeInitialBackupTriggered).Status == corev1.ConditionTrue, nil
+	})
+	sessions := func(session string) int {
+		list := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, list, client.InNamespace("default"), client.MatchingLabels{"core.stashplane.io/session": session}); err != nil {
+			return 0
+		}
+		return len(list.Items)
+	}
+	if n := sessions("nightly"); n != 1 {
+		t.Errorf("nightly sessions after the first backup: %d, want 1", n)
+	}
+	poll(t, 3*time.Minute, "the every-minute CronJob did not start a backup", func(context.Context) (bool, error) {
+		return sessions("every-minute") >= 2, nil
+	})
+
+	got := &corev1alpha1.BackupConfiguration{}
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), got); err != nil {
+		t.Fatal(err)
+	}
+	got.Spec.Sessions = got.Spec.Sessions[:1]
+	got.Spec.Paused = true
+	if err := kube.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 2*time.Minute, "the removed session's CronJob is still there, or the other is not suspended", func(ctx context.Context) (bool, error) {
+		list := &batchv1.CronJobList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil {
+			return false, nil
+		}
+		return len(list.Items) == 1 && list.Items[0].Name == "app-backup-nightly" && ptr.Deref(list.Items[0].Spec.Suspend, false), nil
+	})
+}

@@ -1,0 +1,158 @@
+package backupconfiguration
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/trigger"
+)
+
+// What a validated configuration composes: a Repository per repository
+// entry, one ServiceAccount with just the rights its triggers and backup
+// Jobs need, and a CronJob per session.
+
+// ServiceAccountName is the account a configuration's CronJobs and backup
+// Jobs run as.
+func ServiceAccountName(bc *corev1alpha1.BackupConfiguration) string {
+	return shortName(bc.Name, "-stashplane", 63)
+}
+
+// CronJobName is the CronJob of a configuration's session; CronJob names are
+// limited to 52 characters.
+func CronJobName(bc *corev1alpha1.BackupConfiguration, session string) string {
+	return shortName(bc.Name+"-"+session, "", 52)
+}
+
+// shortName appends suffix to base, shortening base with a hash of it when
+// the whole would be longer than max.
+func shortName(base, suffix string, max int) string {
+	if len(base)+len(suffix) <= max {
+		return base + suffix
+	}
+	h := fmt.Sprintf("%x", sha256.Sum256([]byte(base)))[:8]
+	return base[:max-len(suffix)-9] + "-" + h + suffix
+}
+
+func labels(bc *corev1alpha1.BackupConfiguration) map[string]string {
+	return map[string]string{trigger.LabelInvokerName: bc.Name}
+}
+
+func desiredRepositories(bc *corev1alpha1.BackupConfiguration) []*storagev1alpha1.Repository {
+	backends := map[string]corev1alpha1.BackendReference{}
+	for _, b := range bc.Spec.Backends {
+		backends[b.Name] = b
+	}
+	var out []*storagev1alpha1.Repository
+	for _, s := range bc.Spec.Sessions {
+		for _, r := range s.Repositories {
+			ref := backends[r.Backend].StorageRef
+			if ref.Namespace == "" {
+				ref.Namespace = bc.Namespace
+			}
+			secret := r.EncryptionSecret
+			if secret.Namespace == "" {
+				secret.Namespace = bc.Namespace
+			}
+			repo := &storagev1alpha1.Repository{
+				TypeMeta:   metav1.TypeMeta{APIVersion: storagev1alpha1.GroupVersion.String(), Kind: storagev1alpha1.RepositoryKind},
+				ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: bc.Namespace, Labels: labels(bc)},
+				Spec: storagev1alpha1.RepositorySpec{
+					StorageRef: ref, Path: r.Directory, DeletionPolicy: r.DeletionPolicy, EncryptionSecret: secret,
+				},
+			}
+			if t := bc.Spec.Target; t != nil {
+				app := *t
+				if app.Namespace == "" {
+					app.Namespace = bc.Namespace
+				}
+				repo.Spec.AppRef = &app
+			}
+			if repo.Spec.DeletionPolicy == "" {
+				repo.Spec.DeletionPolicy = storagev1alpha1.DeletionPolicyDelete
+			}
+			out = append(out, repo)
+		}
+	}
+	return out
+}
+
+// desiredAccess is the ServiceAccount, Role and RoleBinding: read the
+// configuration and create its sessions (triggers); read the storage
+// objects and report components (backup Jobs).
+func desiredAccess(bc *corev1alpha1.BackupConfiguration) []client.Object {
+	name := ServiceAccountName(bc)
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: bc.Namespace, Labels: labels(bc)}
+	}
+	rules := append([]rbacv1.PolicyRule{
+		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupconfigurations"}, Verbs: []string{"get"}},
+		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupsessions"}, Verbs: []string{"create", "get"}},
+	}, agent.Rules()...)
+	return []client.Object{
+		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()},
+		&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"}, ObjectMeta: meta(), Rules: rules},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
+			ObjectMeta: meta(),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: bc.Namespace}},
+		},
+	}
+}
+
+func desiredCronJobs(bc *corev1alpha1.BackupConfiguration, image string) []*batchv1.CronJob {
+	var out []*batchv1.CronJob
+	for _, s := range bc.Spec.Sessions {
+		sch := s.Scheduler
+		suspend := bc.Spec.Paused || ptr.Deref(sch.Suspend, false)
+		l := labels(bc)
+		l[trigger.LabelSession] = s.Name
+		cj := &batchv1.CronJob{
+			TypeMeta:   metav1.TypeMeta{APIVersion: batchv1.SchemeGroupVersion.String(), Kind: "CronJob"},
+			ObjectMeta: metav1.ObjectMeta{Name: CronJobName(bc, s.Name), Namespace: bc.Namespace, Labels: l},
+			Spec: batchv1.CronJobSpec{
+				Schedule:                   sch.Schedule,
+				TimeZone:                   sch.TimeZone,
+				StartingDeadlineSeconds:    sch.StartingDeadlineSeconds,
+				ConcurrencyPolicy:          batchv1.ConcurrencyPolicy(sch.ConcurrencyPolicy),
+				Suspend:                    ptr.To(suspend),
+				SuccessfulJobsHistoryLimit: sch.SuccessfulJobsHistoryLimit,
+				FailedJobsHistoryLimit:     sch.FailedJobsHistoryLimit,
+				JobTemplate: batchv1.JobTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: l},
+					Spec: batchv1.JobSpec{
+						BackoffLimit: ptr.To[int32](2),
+						Template: corev1.PodTemplateSpec{
+							ObjectMeta: metav1.ObjectMeta{Labels: l},
+							Spec: corev1.PodSpec{
+								ServiceAccountName: ServiceAccountName(bc),
+								RestartPolicy:      corev1.RestartPolicyOnFailure,
+								Containers: []corev1.Container{{
+									Name:  "trigger",
+									Image: image,
+									Args: []string{"trigger", "--namespace=" + bc.Namespace,
+										"--configuration=" + bc.Name, "--session=" + s.Name},
+								}},
+							},
+						},
+					},
+				},
+			},
+		}
+		if cj.Spec.ConcurrencyPolicy == "" {
+			cj.Spec.ConcurrencyPolicy = batchv1.ForbidConcurrent
+		}
+		out = append(out, cj)
+	}
+	return out
+}

@@ -1,0 +1,214 @@
+package backupconfiguration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/trigger"
+	"github.com/stashplane/stashplane/internal/version"
+)
+
+// The scheduler controller owns two conditions:
+//
+//	SchedulerEnsured        set and cleared by the scheduler controller:
+//	                        True once the Repositories, the ServiceAccount
+//	                        and one CronJob per session of a validated
+//	                        configuration are applied.
+//	InitialBackupTriggered  set by the scheduler controller, once: True after
+//	                        it started the first backup of every session, as
+//	                        soon as the configuration was scheduled and its
+//	                        Repositories were Ready. It is never cleared.
+const fieldOwner = client.FieldOwner("stashplane-backupconfiguration")
+
+type scheduler struct {
+	kube  client.Client
+	log   logr.Logger
+	clock clock.Clock
+	image string
+}
+
+func setupScheduler(mgr ctrl.Manager, o Options) error {
+	s := &scheduler{kube: mgr.GetClient(), log: o.Log.WithValues("controller", "backupconfiguration-scheduler"), clock: clock.RealClock{}, image: version.Image()}
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("backupconfiguration-scheduler").
+		WithOptions(o.Controller).
+		For(&corev1alpha1.BackupConfiguration{}).
+		Owns(&batchv1.CronJob{}).
+		Owns(&storagev1alpha1.Repository{}).
+		Complete(s)
+	if err != nil {
+		return fmt.Errorf("cannot set up backupconfiguration-scheduler controller: %w", err)
+	}
+	return nil
+}
+
+func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	bc := &corev1alpha1.BackupConfiguration{}
+	if err := s.kube.Get(ctx, req.NamespacedName, bc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if bc.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	before := bc.DeepCopy()
+	valid := bc.GetCondition(corev1alpha1.TypeValidationPassed)
+	if valid.Status != corev1.ConditionTrue || valid.ObservedGeneration != bc.Generation {
+		// Nothing is composed from a configuration that has not passed
+		// validation at its current generation.
+		return ctrl.Result{}, nil
+	}
+	err := s.compose(ctx, bc)
+	c := xpv2.Condition{Type: corev1alpha1.TypeSchedulerEnsured, Status: corev1.ConditionTrue,
+		Reason: corev1alpha1.ReasonSchedulerEnsured, LastTransitionTime: metav1.Now(), ObservedGeneration: bc.Generation}
+	if err != nil {
+		c.Status, c.Reason, c.Message = corev1.ConditionFalse, corev1alpha1.ReasonSchedulerNotEnsured, err.Error()
+	}
+	bc.SetConditions(c)
+	if err == nil {
+		err = s.repositoryStatus(ctx, bc)
+	}
+	if err == nil {
+		err = s.initialBackup(ctx, bc)
+	}
+	s.sessionStatus(bc)
+	bc.Status.Phase = phase(bc, false)
+	if !equality.Semantic.DeepEqual(before.Status, bc.Status) {
+		if uerr := s.kube.Status().Update(ctx, bc); uerr != nil {
+			return ctrl.Result{}, fmt.Errorf("cannot update backupconfiguration status: %w", uerr)
+		}
+	}
+	return ctrl.Result{}, err
+}
+
+// compose applies what the configuration wants and removes the CronJobs of
+// sessions it no longer has.
+func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfiguration) error {
+	var objs []client.Object
+	for _, r := range desiredRepositories(bc) {
+		objs = append(objs, r)
+	}
+	objs = append(objs, desiredAccess(bc)...)
+	want := map[string]bool{}
+	for _, cj := range desiredCronJobs(bc, s.image) {
+		want[cj.Name] = true
+		objs = append(objs, cj)
+	}
+	for _, o := range objs {
+		if err := controllerutil.SetControllerReference(bc, o, s.kube.Scheme()); err != nil {
+			return fmt.Errorf("cannot own %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+		if err := s.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+	}
+	list := &batchv1.CronJobList{}
+	if err := s.kube.List(ctx, list, client.InNamespace(bc.Namespace), client.MatchingLabels(labels(bc))); err != nil {
+		return fmt.Errorf("cannot list cronjobs: %w", err)
+	}
+	for _, cj := range list.Items {
+		if want[cj.Name] || !metav1.IsControlledBy(&cj, bc) {
+			continue
+		}
+		if err := s.kube.Delete(ctx, &cj); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete cronjob %q of a removed session: %w", cj.Name, err)
+		}
+	}
+	return nil
+}
+
+// repositoryStatus reports each composed Repository's phase.
+func (s *scheduler) repositoryStatus(ctx context.Context, bc *corev1alpha1.BackupConfiguration) error {
+	bc.Status.Repositories = nil
+	for _, want := range desiredRepositories(bc) {
+		st := corev1alpha1.RepositoryStatus{Name: want.Name, Phase: storagev1alpha1.RepositoryNotReady}
+		r := &storagev1alpha1.Repository{}
+		if err := s.kube.Get(ctx, client.ObjectKeyFromObject(want), r); err == nil {
+			st.Phase = r.Status.Phase
+			if c := r.GetCondition(storagev1alpha1.TypeRepositoryInitialized); c.Status == corev1.ConditionFalse {
+				st.Reason = c.Message
+			}
+		} else if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot get repository %q: %w", want.Name, err)
+		}
+		for _, sess := range bc.Spec.Sessions {
+			for _, ri := range sess.Repositories {
+				if ri.Name == want.Name {
+					st.VerificationConfigured = ptr.To(ri.BackupVerifier != nil)
+				}
+			}
+		}
+		if st.Phase == "" {
+			st.Phase = storagev1alpha1.RepositoryNotReady
+		}
+		bc.Status.Repositories = append(bc.Status.Repositories, st)
+	}
+	return nil
+}
+
+// initialBackup starts the first backup of every session once, as soon as
+// the configuration is scheduled and every Repository is Ready.
+func (s *scheduler) initialBackup(ctx context.Context, bc *corev1alpha1.BackupConfiguration) error {
+	if bc.GetCondition(corev1alpha1.TypeInitialBackupTriggered).Status == corev1.ConditionTrue || bc.Spec.Paused {
+		return nil
+	}
+	for _, r := range bc.Status.Repositories {
+		if r.Phase != storagev1alpha1.RepositoryReady {
+			return nil
+		}
+	}
+	now := s.clock.Now()
+	var errs []error
+	for _, sess := range bc.Spec.Sessions {
+		if _, err := trigger.Create(ctx, s.kube, bc, sess.Name, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	bc.SetConditions(xpv2.Condition{Type: corev1alpha1.TypeInitialBackupTriggered, Status: corev1.ConditionTrue,
+		Reason: corev1alpha1.ReasonInitialBackupTriggered, LastTransitionTime: metav1.Now()})
+	return nil
+}
+
+// sessionStatus reports each session's next scheduled run.
+func (s *scheduler) sessionStatus(bc *corev1alpha1.BackupConfiguration) {
+	now := s.clock.Now()
+	out := make([]corev1alpha1.SessionStatus, 0, len(bc.Spec.Sessions))
+	for _, sess := range bc.Spec.Sessions {
+		st := corev1alpha1.SessionStatus{Name: sess.Name}
+		for _, old := range bc.Status.Sessions {
+			if old.Name == sess.Name {
+				st = old
+			}
+		}
+		if sess.Scheduler != nil && !bc.Spec.Paused {
+			if sched, err := cronParser.Parse(sess.Scheduler.Schedule); err == nil {
+				next := metav1.NewTime(sched.Next(now).Truncate(time.Second))
+				if st.NextSchedule == nil || st.NextSchedule.Before(&metav1.Time{Time: now}) {
+					st.NextSchedule = &next
+				}
+			}
+		} else {
+			st.NextSchedule = nil
+		}
+		out = append(out, st)
+	}
+	bc.Status.Sessions = out
+}
