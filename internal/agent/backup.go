@@ -76,7 +76,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	if err != nil {
 		return nil, nil, err
 	}
-	rc, stop, err := r.resticFor(t, errs)
+	rc, stop, err := r.resticFor(ctx, t, errs)
 	if err != nil {
 		return nil, nil, err
 	}

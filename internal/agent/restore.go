@@ -49,7 +49,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 
 func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors) error {
 	o := r.Options
-	rc, stop, err := r.resticFor(t, errs)
+	rc, stop, err := r.resticFor(ctx, t, errs)
 	if err != nil {
 		return err
 	}

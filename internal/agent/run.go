@@ -67,7 +67,11 @@ type target struct {
 	resticPath string
 	password   string
 	redact     redactor
-	bucket     *blob.Bucket
+	// bucket is the storage's root, for the agent's own records.
+	bucket *blob.Bucket
+	// open opens the storage again: the restic bridge gets a bucket of its
+	// own, since scoping a bucket to a prefix closes the original.
+	open func(ctx context.Context) (*blob.Bucket, error)
 }
 
 // resolve reads the objects and credentials of a run and opens the
@@ -118,8 +122,15 @@ func (r *Runner) resolve(ctx context.Context) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.bucket, err = storage.Open(ctx, spec, secret, opts); err != nil {
-		return nil, fmt.Errorf("cannot open the storage: %s", storage.Message(err))
+	t.open = func(ctx context.Context) (*blob.Bucket, error) {
+		b, err := storage.Open(ctx, spec, secret, opts)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the storage: %s", storage.Message(err))
+		}
+		return b, nil
+	}
+	if t.bucket, err = t.open(ctx); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -149,19 +160,26 @@ func openOptions(spec storagev1alpha1.Backend) (storagev1alpha1.Backend, storage
 
 // resticFor serves the component's restic repository and returns a driver
 // for it; stop ends the bridge.
-func (r *Runner) resticFor(t *target, errs *bridgeErrors) (*restic.Restic, func(context.Context), error) {
+func (r *Runner) resticFor(ctx context.Context, t *target, errs *bridgeErrors) (*restic.Restic, func(context.Context), error) {
 	bin, err := r.Options.resticBinary()
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := bridge.Start(blob.PrefixedBucket(t.bucket, t.resticPath), bridge.Options{Log: logr.New(errs)})
+	root, err := t.open(ctx)
 	if err != nil {
+		return nil, nil, err
+	}
+	b := blob.PrefixedBucket(root, t.resticPath)
+	srv, err := bridge.Start(b, bridge.Options{Log: logr.New(errs)})
+	if err != nil {
+		_ = b.Close()
 		return nil, nil, err
 	}
 	stop := func(ctx context.Context) {
 		if err := srv.Close(ctx); err != nil {
 			r.Log.Error(err, "cannot stop the restic bridge")
 		}
+		_ = b.Close()
 	}
 	rc, err := restic.New(restic.Options{
 		Binary:       bin,

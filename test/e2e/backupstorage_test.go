@@ -19,6 +19,7 @@ import (
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/devcluster"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/provider"
 	stashpkg "github.com/stashplane/stashplane/package"
@@ -27,6 +28,13 @@ import (
 // withProvider starts a dev cluster with Stashplane's CRDs and runs the
 // provider against it until the test ends.
 func withProvider(t *testing.T) client.Client {
+	t.Helper()
+	kube, _ := withProviderCluster(t)
+	return kube
+}
+
+// withProviderCluster is withProvider that also returns the dev cluster.
+func withProviderCluster(t *testing.T) (client.Client, *devcluster.Cluster) {
 	t.Helper()
 	crds, err := stashpkg.CRDs()
 	if err != nil {
@@ -55,7 +63,7 @@ func withProvider(t *testing.T) client.Client {
 			t.Errorf("provider stopped with an error: %v", err)
 		}
 	})
-	return kube
+	return kube, c
 }
 
 func localStorage(name, ns, hostDir string, policies xpv2.ManagementPolicies) *storagev1alpha1.BackupStorage {
