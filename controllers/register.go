@@ -12,6 +12,7 @@ import (
 
 	"github.com/stashplane/stashplane/controllers/addon"
 	"github.com/stashplane/stashplane/controllers/backupconfiguration"
+	"github.com/stashplane/stashplane/controllers/backupsession"
 	"github.com/stashplane/stashplane/controllers/backupstorage"
 	"github.com/stashplane/stashplane/controllers/function"
 	"github.com/stashplane/stashplane/controllers/repository"
@@ -54,6 +55,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 		func(m ctrl.Manager, o Options) error {
 			return backupconfiguration.Setup(m, backupconfiguration.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return backupsession.Setup(m, backupsession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return function.Setup(m, function.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})

@@ -83,7 +83,9 @@ func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 	if err == nil {
 		err = s.repositoryStatus(ctx, bc)
 	}
-	if err == nil {
+	if err == nil && before.Status.Phase == corev1alpha1.BackupInvokerReady {
+		// Sessions check that their configuration is Ready, so the first
+		// backup starts only once Ready is recorded.
 		err = s.initialBackup(ctx, bc)
 	}
 	s.sessionStatus(bc)

@@ -236,42 +236,60 @@ func (m *mirror) resolve(path string) (string, error) {
 }
 
 // ensure makes path (resolved, inside the root) exist as a directory or an
-// empty file without writing to any host directory.
+// empty file without writing to any host directory. A host entry of the
+// other type in the way (a file where a directory is to be mounted) is
+// replaced in the container's view only.
 func (m *mirror) ensure(path string, dir bool) error {
-	if _, err := os.Stat(filepath.Join(m.root, path)); err == nil {
+	full := filepath.Join(m.root, path)
+	fi, err := os.Stat(full)
+	switch {
+	case err == nil && fi.IsDir() == dir:
 		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("cannot stat %q: %w", path, err)
 	}
 	parent := filepath.Dir(path)
 	if err := m.ensure(parent, true); err != nil {
 		return err
 	}
-	if !m.private[parent] {
-		// Cover the host directory with a tmpfs that mirrors its entries, so
-		// the new entry is made in the container's own file system.
-		src := m.source(parent)
-		if err := unix.Mount("tmpfs", filepath.Join(m.root, parent), "tmpfs", 0, "mode=0755"); err != nil {
-			return fmt.Errorf("cannot mirror %q: %w", parent, err)
-		}
-		m.private[parent] = true
-		if err := m.populate(parent, src); err != nil {
-			return err
-		}
+	if err := m.makePrivate(parent); err != nil {
+		return err
 	}
-	dst := filepath.Join(m.root, path)
+	if err == nil {
+		// The wrong type: drop the mirrored entry and make the right one.
+		_ = unix.Unmount(full, unix.MNT_DETACH)
+		if err := os.Remove(full); err != nil {
+			return fmt.Errorf("cannot replace %q: %w", path, err)
+		}
+		delete(m.sources, path)
+	}
 	if dir {
-		if err := os.Mkdir(dst, 0o755); err != nil {
+		if err := os.Mkdir(full, 0o755); err != nil {
 			return fmt.Errorf("cannot make %q: %w", path, err)
 		}
 		m.private[path] = true
 		return nil
 	}
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(full, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("cannot make %q: %w", path, err)
 	}
 	return f.Close()
+}
+
+// makePrivate covers a directory that shows a host directory with a tmpfs
+// that mirrors its entries, so entries can be made in it without touching
+// the host.
+func (m *mirror) makePrivate(dir string) error {
+	if m.private[dir] {
+		return nil
+	}
+	src := m.source(dir)
+	if err := unix.Mount("tmpfs", filepath.Join(m.root, dir), "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("cannot mirror %q: %w", dir, err)
+	}
+	m.private[dir] = true
+	return m.populate(dir, src)
 }
 
 // bind mounts one volume at its target.

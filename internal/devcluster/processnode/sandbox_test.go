@@ -56,6 +56,10 @@ func TestSandboxMounts(t *testing.T) {
 	if err := os.WriteFile(single, []byte("one-file"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	fileInTheWay := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(fileInTheWay, []byte("host file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]struct {
 		reason  string
 		mounts  []mount
@@ -97,6 +101,12 @@ func TestSandboxMounts(t *testing.T) {
 			script: "hostname",
 			want:   "pod-name\n",
 		},
+		"FileInTheWay": {
+			reason: "A directory volume mounts where the host has a file, in the container's view only.",
+			mounts: []mount{{Source: vol, Target: fileInTheWay}},
+			script: "cat " + fileInTheWay + "/file",
+			want:   "in-volume",
+		},
 		"ReadOnly": {
 			reason:  "A read-only mount refuses writes.",
 			mounts:  []mount{{Source: vol, Target: "/ro", ReadOnly: true}},
@@ -105,6 +115,11 @@ func TestSandboxMounts(t *testing.T) {
 			absent:  []string{filepath.Join(vol, "new")},
 		},
 	}
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(fileInTheWay); err != nil || string(b) != "host file" {
+			t.Errorf("the host file under a mount point changed: %q, %v", b, err)
+		}
+	})
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			got, err := runSandboxed(t, tc.mounts, tc.script)

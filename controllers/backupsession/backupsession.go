@@ -1,0 +1,218 @@
+// Package backupsession reconciles BackupSessions: one run of one session
+// of a BackupConfiguration. The controller composes one Snapshot per
+// repository of the session and the Jobs the session's addon task renders
+// for them, and derives the session's phase from what it observes:
+//
+//	BackupSkipped          set by this controller when the invoker is not
+//	                       Ready or another run of the same session is
+//	                       still going; the session then ends Skipped.
+//	SnapshotsEnsured       set and cleared by this controller: the
+//	                       session's Snapshots exist.
+//	BackupExecutorEnsured  set and cleared by this controller: the backup
+//	                       Jobs are rendered and created.
+//	SessionHistoryCleaned  set by this controller after it removed the
+//	                       invoker's sessions beyond sessionHistoryLimit.
+//
+// A session is never left Running when its Job failed or is gone, nor past
+// its backupTimeout: the Snapshots it waits for are marked BackupIncomplete
+// and the session fails; a retry, when the session has retries left, is a
+// new BackupSession made after the configured delay.
+package backupsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/version"
+)
+
+// Options configure the controller.
+type Options struct {
+	Controller controller.Options
+	Log        logr.Logger
+	Renderer   *render.Renderer
+	Clock      clock.Clock
+}
+
+// Setup adds the BackupSession controller to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.Renderer == nil {
+		o.Renderer = render.New(render.Options{})
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	r := &reconciler{kube: mgr.GetClient(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
+		log: o.Log.WithValues("controller", "backupsession")}
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("backupsession").
+		WithOptions(o.Controller).
+		For(&corev1alpha1.BackupSession{}).
+		Owns(&batchv1.Job{}).
+		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(sessionOfSnapshot)).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up backupsession controller: %w", err)
+	}
+	return nil
+}
+
+func sessionOfSnapshot(_ context.Context, o client.Object) []reconcile.Request {
+	s, ok := o.(*storagev1alpha1.Snapshot)
+	if !ok || s.Spec.BackupSession == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.BackupSession}}}
+}
+
+type reconciler struct {
+	kube     client.Client
+	renderer *render.Renderer
+	clock    clock.Clock
+	image    string
+	log      logr.Logger
+}
+
+func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	bs := &corev1alpha1.BackupSession{}
+	if err := r.kube.Get(ctx, req.NamespacedName, bs); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if bs.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	before := bs.DeepCopy()
+	res, err := r.reconcile(ctx, bs)
+	bs.Status.Phase = phase(bs)
+	if done(bs.Status.Phase) && bs.Status.Duration == "" {
+		bs.Status.Duration = r.clock.Since(bs.CreationTimestamp.Time).Round(time.Second).String()
+	}
+	if !equality.Semantic.DeepEqual(before.Status, bs.Status) {
+		if uerr := r.kube.Status().Update(ctx, bs); uerr != nil {
+			return ctrl.Result{}, errors.Join(err, fmt.Errorf("cannot update backupsession status: %w", uerr))
+		}
+	}
+	return res, err
+}
+
+func done(p corev1alpha1.BackupSessionPhase) bool {
+	return p == corev1alpha1.BackupSessionSucceeded || p == corev1alpha1.BackupSessionFailed || p == corev1alpha1.BackupSessionSkipped
+}
+
+func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSession) (ctrl.Result, error) {
+	bc := &corev1alpha1.BackupConfiguration{}
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: bs.Spec.Invoker.Name}, bc)
+	if kerrors.IsNotFound(err) {
+		skip(bs, corev1alpha1.ReasonSkippedInvokerNotReady, fmt.Sprintf("backupconfiguration %q not found", bs.Spec.Invoker.Name))
+		return ctrl.Result{}, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot get backupconfiguration: %w", err)
+	}
+	if done(phase(bs)) {
+		return r.afterwards(ctx, bs, bc)
+	}
+	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status != corev1.ConditionTrue {
+		// Only a session that has not started may be skipped.
+		if msg := r.skipReason(ctx, bs, bc); msg != "" {
+			reason := corev1alpha1.ReasonSkippedConcurrentSession
+			if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
+				reason = corev1alpha1.ReasonSkippedInvokerNotReady
+			}
+			skip(bs, reason, msg)
+			return ctrl.Result{}, nil
+		}
+	}
+	snaps, err := r.ensureSnapshots(ctx, bs, bc)
+	if err != nil {
+		setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
+		return ctrl.Result{}, err
+	}
+	setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, true, corev1alpha1.ReasonSnapshotsEnsured, "")
+	if err := r.ensureJobs(ctx, bs, bc); err != nil {
+		setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
+		return ctrl.Result{}, err
+	}
+	setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
+	return r.watchExecution(ctx, bs, snaps)
+}
+
+// skipReason says why a session must not start, or "".
+func (r *reconciler) skipReason(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) string {
+	if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
+		return fmt.Sprintf("backupconfiguration %q is %s", bc.Name, bc.Status.Phase)
+	}
+	list := &corev1alpha1.BackupSessionList{}
+	if err := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {
+		return ""
+	}
+	for _, o := range list.Items {
+		if o.Name == bs.Name || o.Spec.Invoker.Name != bs.Spec.Invoker.Name || o.Spec.Session != bs.Spec.Session {
+			continue
+		}
+		if o.Status.Phase == corev1alpha1.BackupSessionRunning {
+			return fmt.Sprintf("backupsession %q of the same session is still running", o.Name)
+		}
+	}
+	return ""
+}
+
+func skip(bs *corev1alpha1.BackupSession, reason xpv2.ConditionReason, msg string) {
+	bs.SetConditions(xpv2.Condition{Type: corev1alpha1.TypeBackupSkipped, Status: corev1.ConditionTrue,
+		Reason: reason, Message: msg, LastTransitionTime: metav1.Now()})
+}
+
+func setCondition(bs *corev1alpha1.BackupSession, t xpv2.ConditionType, ok bool, reason xpv2.ConditionReason, msg string) {
+	c := xpv2.Condition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}
+	if !ok {
+		c.Status = corev1.ConditionFalse
+	}
+	bs.SetConditions(c)
+}
+
+// phase is derived from the conditions and the Snapshots' phases recorded
+// in status: Skipped, Failed when a Snapshot failed or the executor could
+// not be ensured for good, Succeeded when every Snapshot succeeded.
+func phase(bs *corev1alpha1.BackupSession) corev1alpha1.BackupSessionPhase {
+	if bs.GetCondition(corev1alpha1.TypeBackupSkipped).Status == corev1.ConditionTrue {
+		return corev1alpha1.BackupSessionSkipped
+	}
+	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status != corev1.ConditionTrue {
+		return corev1alpha1.BackupSessionPending
+	}
+	if len(bs.Status.Snapshots) == 0 {
+		return corev1alpha1.BackupSessionRunning
+	}
+	succeeded := 0
+	for _, s := range bs.Status.Snapshots {
+		switch s.Phase {
+		case storagev1alpha1.SnapshotFailed:
+			return corev1alpha1.BackupSessionFailed
+		case storagev1alpha1.SnapshotSucceeded:
+			succeeded++
+		}
+	}
+	if succeeded == len(bs.Status.Snapshots) {
+		return corev1alpha1.BackupSessionSucceeded
+	}
+	return corev1alpha1.BackupSessionRunning
+}

@@ -1,0 +1,318 @@
+package backupsession
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/oklog/ulid/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/controllers/backupconfiguration"
+	"github.com/stashplane/stashplane/functions/plan"
+	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/trigger"
+)
+
+// labelBackupSession marks the Jobs of a session.
+const labelBackupSession = "core.stashplane.io/backupsession"
+
+// completedGrace is how long a session waits, after its Jobs completed, for
+// their components to be reported before it calls the backup incomplete.
+const completedGrace = time.Minute
+
+func session(bc *corev1alpha1.BackupConfiguration, name string) *corev1alpha1.Session {
+	for i := range bc.Spec.Sessions {
+		if bc.Spec.Sessions[i].Name == name {
+			return &bc.Spec.Sessions[i]
+		}
+	}
+	return nil
+}
+
+// ensureSnapshots makes one Snapshot per repository of the session, owned by
+// its Repository so that it outlives the session.
+func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) ([]*storagev1alpha1.Snapshot, error) {
+	s := session(bc, bs.Spec.Session)
+	if s == nil {
+		return nil, fmt.Errorf("backupconfiguration %q has no session %q", bc.Name, bs.Spec.Session)
+	}
+	var out []*storagev1alpha1.Snapshot
+	for _, ri := range s.Repositories {
+		name := ri.Name + "-" + bs.Name
+		snap := &storagev1alpha1.Snapshot{}
+		err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: name}, snap)
+		if err == nil {
+			out = append(out, snap)
+			continue
+		}
+		if !kerrors.IsNotFound(err) {
+			return nil, fmt.Errorf("cannot get snapshot %q: %w", name, err)
+		}
+		repo := &storagev1alpha1.Repository{}
+		if err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: ri.Name}, repo); err != nil {
+			return nil, fmt.Errorf("cannot get repository %q: %w", ri.Name, err)
+		}
+		kind := storagev1alpha1.SnapshotFullBackup
+		if ptr.Deref(repo.Status.SnapshotCount, 0) > 0 {
+			kind = storagev1alpha1.SnapshotIncrementalBackup
+		}
+		snap = &storagev1alpha1.Snapshot{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace,
+				Labels: map[string]string{storagev1alpha1.LabelRepository: ri.Name, trigger.LabelInvokerName: bc.Name, trigger.LabelSession: bs.Spec.Session}},
+			Spec: storagev1alpha1.SnapshotSpec{
+				SnapshotID: ulid.Make().String(), Type: kind, Repository: ri.Name,
+				Session: bs.Spec.Session, BackupSession: bs.Name, Version: "v1",
+				AppRef: repo.Spec.AppRef, DeletionPolicy: storagev1alpha1.DeletionPolicyDelete,
+			},
+		}
+		if err := controllerutil.SetControllerReference(repo, snap, r.kube.Scheme()); err != nil {
+			return nil, fmt.Errorf("cannot own snapshot %q: %w", name, err)
+		}
+		if err := r.kube.Create(ctx, snap); err != nil && !kerrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("cannot create snapshot %q: %w", name, err)
+		}
+		out = append(out, snap)
+	}
+	return out, nil
+}
+
+// ensureJobs renders the session's addon task for each repository and
+// creates the Jobs, owned by the session.
+func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) error {
+	in, err := r.planInputs(ctx, bs, bc)
+	if err != nil {
+		return err
+	}
+	inputs, err := plan.Backup(bc, bs.Spec.Session, in)
+	if err != nil {
+		return err
+	}
+	for _, input := range inputs {
+		res, err := r.renderer.Render(ctx, input)
+		if err != nil {
+			return fmt.Errorf("cannot render task %q: %w", input.Task, err)
+		}
+		jobs, err := res.Jobs()
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			j.Namespace = bs.Namespace
+			if j.Labels == nil {
+				j.Labels = map[string]string{}
+			}
+			j.Labels[labelBackupSession] = bs.Name
+			if j.Spec.Template.Spec.ServiceAccountName == "" {
+				j.Spec.Template.Spec.ServiceAccountName = backupconfiguration.ServiceAccountName(bc)
+			}
+			if err := controllerutil.SetControllerReference(bs, j, r.kube.Scheme()); err != nil {
+				return fmt.Errorf("cannot own job %q: %w", j.Name, err)
+			}
+			if err := r.kube.Create(ctx, j); err != nil && !kerrors.IsAlreadyExists(err) {
+				return fmt.Errorf("cannot create job %q: %w", j.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// planInputs gathers what the plan reads: the addon catalog, the storages
+// and the target workload.
+func (r *reconciler) planInputs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (plan.Inputs, error) {
+	addons, fns := &addonsv1alpha1.AddonList{}, &addonsv1alpha1.FunctionList{}
+	if err := r.kube.List(ctx, addons); err != nil {
+		return plan.Inputs{}, fmt.Errorf("cannot list addons: %w", err)
+	}
+	if err := r.kube.List(ctx, fns); err != nil {
+		return plan.Inputs{}, fmt.Errorf("cannot list functions: %w", err)
+	}
+	var objs []client.Object
+	for i := range addons.Items {
+		objs = append(objs, &addons.Items[i])
+	}
+	for i := range fns.Items {
+		objs = append(objs, &fns.Items[i])
+	}
+	catalog, err := render.NewCatalog(objs...)
+	if err != nil {
+		return plan.Inputs{}, err
+	}
+	storages := map[string]*storagev1alpha1.BackupStorage{}
+	for _, b := range bc.Spec.Backends {
+		ns := b.StorageRef.Namespace
+		if ns == "" {
+			ns = bc.Namespace
+		}
+		st := &storagev1alpha1.BackupStorage{}
+		if err := r.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.StorageRef.Name}, st); err != nil {
+			return plan.Inputs{}, fmt.Errorf("cannot get backupstorage %s/%s: %w", ns, b.StorageRef.Name, err)
+		}
+		storages[ns+"/"+st.Name] = st
+	}
+	in := plan.Inputs{Catalog: catalog, Storages: storages, Image: r.image, SessionName: bs.Name}
+	if t := bc.Spec.Target; t != nil {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
+		ns := t.Namespace
+		if ns == "" {
+			ns = bc.Namespace
+		}
+		if err := r.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, u); err != nil {
+			return plan.Inputs{}, fmt.Errorf("cannot get target %s %s/%s: %w", t.Kind, ns, t.Name, err)
+		}
+		in.Target = u
+	}
+	return in, nil
+}
+
+// watchExecution records the Snapshots' phases and makes sure none waits
+// for a Job that failed, vanished, completed without reporting, or ran past
+// the session's deadline.
+func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot) (ctrl.Result, error) {
+	now := r.clock.Now()
+	if bs.Spec.BackupTimeout != nil && bs.Status.BackupDeadline == nil {
+		bs.Status.BackupDeadline = ptr.To(metav1.NewTime(bs.CreationTimestamp.Add(bs.Spec.BackupTimeout.Duration)))
+	}
+	jobs := &batchv1.JobList{}
+	if err := r.kube.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{labelBackupSession: bs.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
+	}
+	problem := executionProblem(jobs.Items, now)
+	if d := bs.Status.BackupDeadline; problem == "" && d != nil && now.After(d.Time) {
+		problem = fmt.Sprintf("the backup did not finish within its timeout of %s", bs.Spec.BackupTimeout.Duration)
+	}
+	bs.Status.Snapshots = nil
+	for _, s := range snaps {
+		if problem != "" && !snapshotDone(s) {
+			if err := r.markIncomplete(ctx, s, problem); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		bs.Status.Snapshots = append(bs.Status.Snapshots, corev1alpha1.SnapshotStatus{
+			Name: s.Name, Phase: s.Status.Phase, AppRef: s.Spec.AppRef, Repository: s.Spec.Repository,
+		})
+	}
+	bs.Status.TotalSnapshots = ptr.To(int32(len(snaps)))
+	if problem != "" {
+		for i := range jobs.Items {
+			_ = r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
+		}
+	}
+	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+}
+
+func snapshotDone(s *storagev1alpha1.Snapshot) bool {
+	return s.Status.Phase == storagev1alpha1.SnapshotSucceeded || s.Status.Phase == storagev1alpha1.SnapshotFailed
+}
+
+// executionProblem says what went wrong with a session's Jobs, or "".
+func executionProblem(jobs []batchv1.Job, now time.Time) string {
+	if len(jobs) == 0 {
+		return "the backup job is gone"
+	}
+	for _, j := range jobs {
+		for _, c := range j.Status.Conditions {
+			if c.Status != corev1.ConditionTrue {
+				continue
+			}
+			switch c.Type {
+			case batchv1.JobFailed:
+				return fmt.Sprintf("backup job %q failed: %s", j.Name, c.Message)
+			case batchv1.JobComplete:
+				if now.Sub(c.LastTransitionTime.Time) > completedGrace {
+					return fmt.Sprintf("backup job %q completed without reporting its component", j.Name)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// markIncomplete records on a Snapshot that its backup will not finish; the
+// Snapshot's controller then calls it Failed.
+func (r *reconciler) markIncomplete(ctx context.Context, s *storagev1alpha1.Snapshot, msg string) error {
+	s.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeBackupIncomplete, Status: corev1.ConditionTrue,
+		Reason: storagev1alpha1.ReasonBackupExecutorFailed, Message: msg, LastTransitionTime: metav1.Now()})
+	s.Status.Phase = storagev1alpha1.SnapshotFailed
+	if err := r.kube.Status().Update(ctx, s); err != nil {
+		return fmt.Errorf("cannot mark snapshot %q incomplete: %w", s.Name, err)
+	}
+	return nil
+}
+
+// afterwards retries a failed session and trims the invoker's history.
+func (r *reconciler) afterwards(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (ctrl.Result, error) {
+	var res ctrl.Result
+	s := session(bc, bs.Spec.Session)
+	if bs.Status.Phase == corev1alpha1.BackupSessionFailed && bs.Spec.RetryLeft > 0 && !ptr.Deref(bs.Status.Retried, false) && s != nil {
+		var delay time.Duration
+		if s.RetryConfig != nil {
+			delay = s.RetryConfig.Delay.Duration
+		}
+		at := bs.CreationTimestamp.Add(delay)
+		if bs.Status.NextRetry == nil {
+			bs.Status.NextRetry = ptr.To(metav1.NewTime(at))
+		}
+		if wait := bs.Status.NextRetry.Sub(r.clock.Now()); wait > 0 {
+			res.RequeueAfter = wait
+		} else {
+			retry, err := trigger.Session(bc, bs.Spec.Session, r.clock.Now())
+			if err != nil {
+				return res, err
+			}
+			retry.Spec.RetryLeft = bs.Spec.RetryLeft - 1
+			if err := r.kube.Create(ctx, retry); err != nil && !kerrors.IsAlreadyExists(err) {
+				return res, fmt.Errorf("cannot create retry of backupsession %q: %w", bs.Name, err)
+			}
+			bs.Status.Retried = ptr.To(true)
+		}
+	}
+	return res, r.cleanHistory(ctx, bs, s)
+}
+
+// cleanHistory keeps the newest sessionHistoryLimit finished sessions of the
+// same session and deletes the older ones; their Snapshots stay.
+func (r *reconciler) cleanHistory(ctx context.Context, bs *corev1alpha1.BackupSession, s *corev1alpha1.Session) error {
+	limit := int32(1)
+	if s != nil && s.SessionHistoryLimit > 0 {
+		limit = s.SessionHistoryLimit
+	}
+	list := &corev1alpha1.BackupSessionList{}
+	if err := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {
+		return fmt.Errorf("cannot list backupsessions: %w", err)
+	}
+	var finished []corev1alpha1.BackupSession
+	for _, o := range list.Items {
+		if o.Spec.Invoker.Name == bs.Spec.Invoker.Name && o.Spec.Session == bs.Spec.Session && done(o.Status.Phase) && o.DeletionTimestamp == nil {
+			finished = append(finished, o)
+		}
+	}
+	sort.Slice(finished, func(i, j int) bool { return finished[j].CreationTimestamp.Before(&finished[i].CreationTimestamp) })
+	for i := int(limit); i < len(finished); i++ {
+		o := finished[i]
+		if o.Status.Phase == corev1alpha1.BackupSessionFailed && o.Spec.RetryLeft > 0 && !ptr.Deref(o.Status.Retried, false) {
+			continue // still owes a retry
+		}
+		if err := r.kube.Delete(ctx, &o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			setCondition(bs, corev1alpha1.TypeSessionHistoryCleaned, false, corev1alpha1.ReasonSessionHistoryCleanupFailed, err.Error())
+			return fmt.Errorf("cannot delete old backupsession %q: %w", o.Name, err)
+		}
+	}
+	setCondition(bs, corev1alpha1.TypeSessionHistoryCleaned, true, corev1alpha1.ReasonSessionHistoryCleaned, "")
+	return nil
+}

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/trigger"
+)
+
+// sessionPhase returns a BackupSession's phase.
+func sessionPhase(ctx context.Context, kube client.Client, name string) corev1alpha1.BackupSessionPhase {
+	bs := &corev1alpha1.BackupSession{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, bs); err != nil {
+		return ""
+	}
+	return bs.Status.Phase
+}
+
+// The seed flow, as a user runs it: a local BackupStorage writes
+// metadata.yaml; a BackupConfiguration for a Deployment composes its
+// Repository (repository.yaml) and CronJob and starts a first backup; the
+// BackupSession composes a Snapshot and a Job rendered from the built-in
+// workload-addon; the Job runs the agent on the process node, which backs
+// the Deployment's volume up with restic and reports its component; the
+// Snapshot and the session succeed. Plain restic restores identical bytes,
+// and a second run is incremental.
+func TestBackupEndToEnd(t *testing.T) {
+	t.Parallel()
+	kube := withProvider(t)
+	ctx := context.Background()
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	storageDir, data := t.TempDir(), t.TempDir()
+	generate(t, data, 200, 7)
+	app := deployment("app")
+	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
+	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
+	for _, o := range []client.Object{
+		localStorage("shared", "default", storageDir, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+		app,
+		configuration(`{"paths": ["/var/lib/app"]}`),
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var first string
+	poll(t, 3*time.Minute, "the first backup did not succeed", func(ctx context.Context) (bool, error) {
+		list := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) == 0 {
+			return false, nil
+		}
+		first = list.Items[0].Name
+		return list.Items[0].Status.Phase == corev1alpha1.BackupSessionSucceeded, nil
+	})
+	snap := &storagev1alpha1.Snapshot{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-" + first}, snap); err != nil {
+		t.Fatal(err)
+	}
+	comp := snap.Status.Components[storagev1alpha1.ComponentDump]
+	if snap.Status.Phase != storagev1alpha1.SnapshotSucceeded || comp.Phase != storagev1alpha1.ComponentSucceeded || len(comp.ResticStats) == 0 {
+		t.Fatalf("snapshot %s: phase %s, component %+v", snap.Name, snap.Status.Phase, comp)
+	}
+	for _, key := range []string{backend.MetadataKey, backend.RepositoryKey("default/app"), backend.SnapshotKey("default/app", snap.Name)} {
+		if _, err := os.Stat(filepath.Join(storageDir, "backups", key)); err != nil {
+			t.Errorf("%s is not in the storage: %v", key, err)
+		}
+	}
+
+	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	restored := t.TempDir()
+	hostRestic(t, repoDir, "restore", comp.ResticStats[0].Summary.ID, "--target", restored)
+	if diff := cmp.Diff(digest(t, data), digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {
+		t.Errorf("restic restore: -backed up +restored:\n%s", diff)
+	}
+
+	// A second run, after a small change, adds little.
+	if err := os.WriteFile(filepath.Join(data, "new.txt"), []byte("a small change\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bc := &corev1alpha1.BackupConfiguration{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, bc); err != nil {
+		t.Fatal(err)
+	}
+	second, err := trigger.Create(ctx, kube, bc, "nightly", time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 3*time.Minute, "the second backup did not succeed", func(ctx context.Context) (bool, error) {
+		return sessionPhase(ctx, kube, second.Name) == corev1alpha1.BackupSessionSucceeded, nil
+	})
+	var snaps []resticSnapshot
+	if err := json.Unmarshal(hostRestic(t, repoDir, "snapshots", "--json"), &snaps); err != nil {
+		t.Fatal(err)
+	}
+	if len(snaps) != 2 {
+		t.Fatalf("restic lists %d snapshots, want 2", len(snaps))
+	}
+	if s := snaps[1].Summary; s.FilesNew != 1 || s.DataAdded > 64<<10 {
+		t.Errorf("the second backup is not incremental: %+v", s)
+	}
+	repo := &storagev1alpha1.Repository{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app"}, repo); err != nil {
+		t.Fatal(err)
+	}
+	if got := ptr.Deref(repo.Status.SnapshotCount, 0); got != 2 {
+		t.Errorf("repository counts %d snapshots, want 2", got)
+	}
+}
