@@ -147,6 +147,10 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 		setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}
+	if len(snaps) == 0 {
+		skip(bs, corev1alpha1.ReasonSkippedRepositoriesPaused, fmt.Sprintf("every repository of session %q is paused", bs.Spec.Session))
+		return ctrl.Result{}, nil
+	}
 	setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, true, corev1alpha1.ReasonSnapshotsEnsured, "")
 	if err := r.ensureJobs(ctx, bs, bc); err != nil {
 		setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())

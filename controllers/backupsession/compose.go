@@ -53,6 +53,9 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 	}
 	var out []*storagev1alpha1.Snapshot
 	for _, ri := range s.Repositories {
+		if r.paused(ctx, bs.Namespace, ri.Name) {
+			continue
+		}
 		name := ri.Name + "-" + bs.Name
 		snap := &storagev1alpha1.Snapshot{}
 		err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: name}, snap)
@@ -103,6 +106,9 @@ func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSess
 		return err
 	}
 	for _, input := range inputs {
+		if r.paused(ctx, bs.Namespace, input.Context.Repository.Name) {
+			continue
+		}
 		res, err := r.renderer.Render(ctx, input)
 		if err != nil {
 			return fmt.Errorf("cannot render task %q: %w", input.Task, err)
@@ -129,6 +135,12 @@ func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSess
 		}
 	}
 	return nil
+}
+
+// paused says whether a repository takes no new backups for now.
+func (r *reconciler) paused(ctx context.Context, ns, name string) bool {
+	repo := &storagev1alpha1.Repository{}
+	return r.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, repo) == nil && repo.Spec.Paused
 }
 
 // planInputs gathers what the plan reads: the addon catalog, the storages

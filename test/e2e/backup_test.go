@@ -124,4 +124,17 @@ func TestBackupEndToEnd(t *testing.T) {
 	if got := ptr.Deref(repo.Status.SnapshotCount, 0); got != 2 {
 		t.Errorf("repository counts %d snapshots, want 2", got)
 	}
+
+	// A paused repository takes no new backup: the run is skipped.
+	repo.Spec.Paused = true
+	if err := kube.Update(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	third, err := trigger.Create(ctx, kube, bc, "nightly", time.Now().Add(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, time.Minute, "the run of a paused repository was not skipped", func(ctx context.Context) (bool, error) {
+		return sessionPhase(ctx, kube, third.Name) == corev1alpha1.BackupSessionSkipped, nil
+	})
 }

@@ -102,6 +102,9 @@ const (
 	ReasonSkippedConcurrentSession xpv2.ConditionReason = "SkippedConcurrentSession"
 	// ReasonSkippedInvokerNotReady: the invoker is not Ready.
 	ReasonSkippedInvokerNotReady xpv2.ConditionReason = "SkippedInvokerNotReady"
+	// ReasonSkippedRepositoriesPaused: every repository of the session is
+	// paused, so there is nothing to back up.
+	ReasonSkippedRepositoriesPaused xpv2.ConditionReason = "SkippedRepositoriesPaused"
 	// ReasonSnapshotsEnsured: every Snapshot exists.
 	ReasonSnapshotsEnsured xpv2.ConditionReason = "SnapshotsEnsured"
 	// ReasonSnapshotsNotEnsured: a Snapshot could not be created.

@@ -293,7 +293,7 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	for i := 1; i < len(argv); i++ {
 		argv[i] = expand(argv[i], vars)
 	}
-	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir, Hostname: r.pod.Name}
+	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir, Hostname: hostname(r.pod)}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, nil, err
@@ -450,4 +450,12 @@ func setConditions(pod *corev1.Pod) {
 	set(corev1.PodInitialized, initialized)
 	set(corev1.ContainersReady, ready)
 	set(corev1.PodReady, ready)
+}
+
+// hostname is a pod's host name: spec.hostname when set, else its name.
+func hostname(pod *corev1.Pod) string {
+	if pod.Spec.Hostname != "" {
+		return pod.Spec.Hostname
+	}
+	return pod.Name
 }
