@@ -222,7 +222,7 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 			h.Set(headerMD5, encodeMD5(opts.ContentMD5))
 		}
 	}
-	w := &writer{pw: pw, done: make(chan error, 1)}
+	w := &writer{ctx: ctx, pw: pw, done: make(chan error, 1)}
 	go func() {
 		resp, err := b.do(ctx, http.MethodPut, "/v1/object", q, pr, h)
 		if err == nil {
@@ -235,13 +235,22 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 }
 
 type writer struct {
+	ctx  context.Context
 	pw   *io.PipeWriter
 	done chan error
 }
 
 func (w *writer) Write(p []byte) (int, error) { return w.pw.Write(p) }
 
+// Close ends the upload. A writer whose context ended breaks the body off
+// instead of finishing it, so the accessor never commits a canceled write,
+// however the cancellation and the close race.
 func (w *writer) Close() error {
+	if err := w.ctx.Err(); err != nil {
+		w.pw.CloseWithError(err)
+		<-w.done
+		return &accessorError{code: gcerrors.Canceled, msg: "storage accessor: write canceled"}
+	}
 	if err := w.pw.Close(); err != nil {
 		return err
 	}
