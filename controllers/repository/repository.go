@@ -12,14 +12,10 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"time"
 
-	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
-	"github.com/crossplane/crossplane-runtime/v2/pkg/logging"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
-	"github.com/go-logr/logr"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	corev1 "k8s.io/api/core/v1"
@@ -27,13 +23,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/usage"
 )
 
@@ -42,29 +38,12 @@ import (
 const PasswordKey = "RESTIC_PASSWORD"
 
 // Options configure the controller.
-type Options struct {
-	Controller   controller.Options
-	Log          logr.Logger
-	Opener       *backend.Opener
-	PollInterval time.Duration
-	Reason       func(err error) (reason, message string)
-}
+type Options = storagekind.Options
 
 // Setup adds the Repository controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "repository"
-	if o.PollInterval == 0 {
-		o.PollInterval = time.Minute
-	}
-	r := managed.NewReconciler(mgr,
-		resource.ManagedKind(storagev1alpha1.RepositoryGroupVersionKind),
-		managed.WithExternalConnector(&connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}),
-		managed.WithInitializers(),
-		managed.WithLogger(logging.NewLogrLogger(o.Log.WithValues("controller", name))),
-		managed.WithRecorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name))),
-		managed.WithPollInterval(o.PollInterval),
-		managed.WithManagementPolicies(),
-	)
+	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.RepositoryGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).

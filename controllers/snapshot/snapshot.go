@@ -11,14 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
-	"github.com/crossplane/crossplane-runtime/v2/pkg/logging"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
-	"github.com/go-logr/logr"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	corev1 "k8s.io/api/core/v1"
@@ -26,38 +22,21 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/yaml"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/repository"
 	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/storagekind"
 )
 
 // Options configure the controller.
-type Options struct {
-	Controller   controller.Options
-	Log          logr.Logger
-	Opener       *backend.Opener
-	PollInterval time.Duration
-	Reason       func(err error) (reason, message string)
-}
+type Options = storagekind.Options
 
 // Setup adds the Snapshot controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "snapshot"
-	if o.PollInterval == 0 {
-		o.PollInterval = time.Minute
-	}
-	r := managed.NewReconciler(mgr,
-		resource.ManagedKind(storagev1alpha1.SnapshotGroupVersionKind),
-		managed.WithExternalConnector(&connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}),
-		managed.WithInitializers(),
-		managed.WithLogger(logging.NewLogrLogger(o.Log.WithValues("controller", name))),
-		managed.WithRecorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name))),
-		managed.WithPollInterval(o.PollInterval),
-		managed.WithManagementPolicies(),
-	)
+	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.SnapshotGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).

@@ -1,0 +1,52 @@
+// Package storagekind holds what the controllers of Stashplane's storage
+// kinds (BackupStorage, Repository, Snapshot) share: their options and the
+// managed reconciler they all run on.
+package storagekind
+
+import (
+	"time"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/event"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/logging"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	"github.com/stashplane/stashplane/internal/backend"
+)
+
+// Options configure a storage kind's controller.
+type Options struct {
+	Controller controller.Options
+	Log        logr.Logger
+	// Opener opens BackupStorages' buckets.
+	Opener *backend.Opener
+	// PollInterval is how often the kind is observed with no change to
+	// prompt it; a minute when zero.
+	PollInterval time.Duration
+	// Reason classifies a storage error into a condition reason and a
+	// message free of credentials.
+	Reason func(err error) (reason, message string)
+}
+
+// NewReconciler returns the managed reconciler of a storage kind: no
+// external-name initialiser (the kinds' records are named by their
+// objects), events and logs under the controller's name, management
+// policies honoured.
+func NewReconciler(mgr ctrl.Manager, name string, gvk schema.GroupVersionKind, c managed.ExternalConnector, o Options) *managed.Reconciler {
+	if o.PollInterval == 0 {
+		o.PollInterval = time.Minute
+	}
+	return managed.NewReconciler(mgr,
+		resource.ManagedKind(gvk),
+		managed.WithExternalConnector(c),
+		managed.WithInitializers(),
+		managed.WithLogger(logging.NewLogrLogger(o.Log.WithValues("controller", name))),
+		managed.WithRecorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name))),
+		managed.WithPollInterval(o.PollInterval),
+		managed.WithManagementPolicies(),
+	)
+}
