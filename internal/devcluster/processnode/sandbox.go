@@ -159,6 +159,11 @@ func (m *mirror) populate(path, src string) error {
 // a directory or file is bind-mounted.
 func (m *mirror) placeholder(inner, from string) error {
 	fi, err := os.Lstat(from)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Gone since the directory was listed (a busy /tmp): nothing to
+		// mirror.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("cannot stat %q: %w", from, err)
 	}
