@@ -93,7 +93,7 @@ func (e *agentEnv) snapshot(t *testing.T, name, session, ulid string) {
 // job renders a task of the built-in workload-addon exactly as a session
 // does, with the data directory as the target's volume at /var/lib/app,
 // runs it under the agent's service account and returns its name.
-func (e *agentEnv) job(t *testing.T, kind render.TaskKind, task, session, snapshot, dataDir string, params map[string]any) string {
+func (e *agentEnv) job(t *testing.T, kind render.TaskKind, task, session, snapshot, component, dataDir string, params map[string]any) string {
 	t.Helper()
 	objs, err := stashpkg.Addons()
 	if err != nil {
@@ -135,7 +135,7 @@ func (e *agentEnv) job(t *testing.T, kind render.TaskKind, task, session, snapsh
 			VolumeMounts: []corev1.VolumeMount{{Name: "storage-local", MountPath: "/stashplane/storage", SubPath: "backups"}},
 		},
 		Snapshot:  snapshot,
-		Component: storagev1alpha1.ComponentDump,
+		Component: component,
 		Image:     render.Image("e2e"),
 		Runtime:   render.Runtime{Pod: storagev1alpha1.PodRuntimeSettings{ServiceAccountName: "stashplane-agent"}},
 	}
@@ -150,40 +150,22 @@ func (e *agentEnv) job(t *testing.T, kind render.TaskKind, task, session, snapsh
 		t.Fatalf("rendered %d jobs: %v", len(jobs), err)
 	}
 	j := jobs[0]
-	avoidHostFile(t, &j.Spec.Template.Spec, "/tmp/stashplane")
 	if err := e.kube.Create(context.Background(), j); err != nil {
 		t.Fatal(err)
 	}
 	return j.Name
 }
 
-// avoidHostFile moves a container's mount away from dir when the host has
-// a file there: the process node mirrors the host's root, so it cannot
-// mount a directory over a file some other program left on the host (a
-// kubelet's container would not see it). The test logs when it does so.
-func avoidHostFile(t *testing.T, spec *corev1.PodSpec, dir string) {
-	fi, err := os.Stat(dir)
-	if err != nil || fi.IsDir() {
-		return
-	}
-	moved := dir + "-" + strings.ToLower(t.Name())
-	t.Logf("the host has a file at %s; the Job mounts its scratch volume at %s instead", dir, moved)
-	for i := range spec.Containers {
-		c := &spec.Containers[i]
-		for k := range c.VolumeMounts {
-			if c.VolumeMounts[k].MountPath == dir {
-				c.VolumeMounts[k].MountPath = moved
-			}
-		}
-		for k, a := range c.Args {
-			c.Args[k] = strings.ReplaceAll(a, "="+dir, "="+moved)
-		}
-	}
-}
-
 // wait waits for a Job to end and returns whether it completed and the
 // logs of its pod.
 func (e *agentEnv) wait(t *testing.T, name string) (bool, string) {
+	t.Helper()
+	ok, logs, _ := e.waitExit(t, name)
+	return ok, logs
+}
+
+// waitExit is wait that also returns the exit code of the Job's container.
+func (e *agentEnv) waitExit(t *testing.T, name string) (bool, string, int32) {
 	t.Helper()
 	var cond batchv1.JobConditionType
 	poll(t, 2*time.Minute, "job "+name+" did not end", func(ctx context.Context) (bool, error) {
@@ -200,17 +182,27 @@ func (e *agentEnv) wait(t *testing.T, name string) (bool, string) {
 	}
 	p := pods.Items[0]
 	logs := podLogs(t, e.cs, e.ns, p.Name, p.Spec.Containers[0].Name)
-	return cond == batchv1.JobComplete, logs
+	code := int32(-1)
+	if cs := p.Status.ContainerStatuses; len(cs) == 1 && cs[0].State.Terminated != nil {
+		code = cs[0].State.Terminated.ExitCode
+	}
+	return cond == batchv1.JobComplete, logs, code
 }
 
 func (e *agentEnv) component(t *testing.T, snapshot string) (storagev1alpha1.Component, []byte) {
+	t.Helper()
+	s, b := e.snapshotStatus(t, snapshot)
+	return s.Components[storagev1alpha1.ComponentDump], b
+}
+
+func (e *agentEnv) snapshotStatus(t *testing.T, snapshot string) (storagev1alpha1.SnapshotStatus, []byte) {
 	t.Helper()
 	s := &storagev1alpha1.Snapshot{}
 	if err := e.kube.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: snapshot}, s); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(s.Status)
-	return s.Status.Components[storagev1alpha1.ComponentDump], b
+	return s.Status, b
 }
 
 // generate writes files of random content under dir: n files in nested
@@ -281,6 +273,7 @@ func noPassword(t *testing.T, where string, b []byte) {
 func TestAgentBackupRestore(t *testing.T) {
 	t.Parallel()
 	e := setupAgent(t)
+	dump := storagev1alpha1.ComponentDump
 	defer dumpOnFailure(t, e.kube, &storagev1alpha1.SnapshotList{})
 	defer dumpOnFailure(t, e.kube, &batchv1.JobList{})
 
@@ -289,11 +282,18 @@ func TestAgentBackupRestore(t *testing.T) {
 	e.snapshot(t, "app-hourly-1", "hourly", "01KAGENT0000000000000000A1")
 	e.snapshot(t, "app-empty-1", "empty", "01KAGENT0000000000000000E1")
 	e.snapshot(t, "app-missing-1", "missing", "01KAGENT0000000000000000M1")
-	first := e.job(t, render.TaskBackup, "logical-backup", "app-hourly-1", "app-hourly-1", data, map[string]any{"paths": []string{"/var/lib/app"}})
-	emptyJob := e.job(t, render.TaskBackup, "logical-backup", "app-empty-1", "app-empty-1", empty, map[string]any{"paths": []string{"/var/lib/app"}})
+	first := e.job(t, render.TaskBackup, "logical-backup", "app-hourly-1", "app-hourly-1", dump, data, map[string]any{"paths": []string{"/var/lib/app"}})
+	emptyJob := e.job(t, render.TaskBackup, "logical-backup", "app-empty-1", "app-empty-1", dump, empty, map[string]any{"paths": []string{"/var/lib/app"}})
 	// The data volume is at /var/lib/app; /srv/stashplane-absent is where
 	// no volume is mounted.
-	missing := e.job(t, render.TaskBackup, "logical-backup", "app-missing-1", "app-missing-1", empty, map[string]any{"paths": []string{"/srv/stashplane-absent"}})
+	// Two components of one Snapshot back up at once, as a StatefulSet's
+	// pods do: each agent writes only its own component.
+	e.snapshot(t, "app-pods-1", "pods", "01KAGENT0000000000000000P1")
+	pods := []string{
+		e.job(t, render.TaskBackup, "logical-backup", "app-pods-1-0", "app-pods-1", "dump-pod-0", data, map[string]any{"paths": []string{"/var/lib/app"}}),
+		e.job(t, render.TaskBackup, "logical-backup", "app-pods-1-1", "app-pods-1", "dump-pod-1", empty, map[string]any{"paths": []string{"/var/lib/app"}}),
+	}
+	missing := e.job(t, render.TaskBackup, "logical-backup", "app-missing-1", "app-missing-1", dump, empty, map[string]any{"paths": []string{"/srv/stashplane-absent"}})
 
 	ok, logs := e.wait(t, first)
 	if !ok {
@@ -301,6 +301,7 @@ func TestAgentBackupRestore(t *testing.T) {
 	}
 	noPassword(t, "the backup job's logs", []byte(logs))
 	comp, status := e.component(t, "app-hourly-1")
+	t.Logf("snapshot app-hourly-1 status: %s", status)
 	noPassword(t, "the snapshot's status", status)
 	prefix := backend.ResticPrefix("demo/app", "hourly", storagev1alpha1.ComponentDump)
 	if diff := cmp.Diff(storagev1alpha1.Component{
@@ -373,13 +374,26 @@ func TestAgentBackupRestore(t *testing.T) {
 	if c, _ := e.component(t, "app-empty-1"); c.Phase != storagev1alpha1.ComponentSucceeded || c.Size != "0 B" {
 		t.Errorf("empty directory: component %+v, want Succeeded with size 0 B", c)
 	}
-	ok, logs = e.wait(t, missing)
-	if ok {
-		t.Errorf("the backup of a missing path succeeded:\n%s", logs)
+	ok, logs, code := e.waitExit(t, missing)
+	if ok || code != agent.ExitFailed {
+		t.Errorf("the backup of a missing path: completed %v, exit code %d, want a failure with exit code %d:\n%s", ok, code, agent.ExitFailed, logs)
 	}
 	noPassword(t, "the failed job's logs", []byte(logs))
 	if c, _ := e.component(t, "app-missing-1"); c.Phase != storagev1alpha1.ComponentFailed || !strings.HasPrefix(c.Error, agent.ReasonSourceNotFound+": ") || len(c.ResticStats) != 0 {
 		t.Errorf("missing path: component %+v, want Failed with reason %s and no restic snapshot", c, agent.ReasonSourceNotFound)
+	}
+
+	for _, j := range pods {
+		if ok, logs := e.wait(t, j); !ok {
+			t.Errorf("the backup job %s failed:\n%s", j, logs)
+		}
+	}
+	st, _ := e.snapshotStatus(t, "app-pods-1")
+	for name, size := range map[string]string{"dump-pod-0": comp.Size, "dump-pod-1": "0 B"} {
+		c := st.Components[name]
+		if c.Phase != storagev1alpha1.ComponentSucceeded || c.Size != size || c.Path != backend.ResticPrefix("demo/app", "pods", name) {
+			t.Errorf("component %s of a two-component snapshot: %+v, want Succeeded, size %s", name, c, size)
+		}
 	}
 
 	// A second backup after a small change is incremental.
@@ -387,7 +401,7 @@ func TestAgentBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.snapshot(t, "app-hourly-2", "hourly", "01KAGENT0000000000000000A2")
-	second := e.job(t, render.TaskBackup, "logical-backup", "app-hourly-2", "app-hourly-2", data, map[string]any{"paths": []string{"/var/lib/app"}})
+	second := e.job(t, render.TaskBackup, "logical-backup", "app-hourly-2", "app-hourly-2", dump, data, map[string]any{"paths": []string{"/var/lib/app"}})
 	if ok, logs := e.wait(t, second); !ok {
 		t.Fatalf("the second backup failed:\n%s", logs)
 	}
@@ -408,7 +422,7 @@ func TestAgentBackupRestore(t *testing.T) {
 
 	// The agent's own restore, in a Job rendered from the restore task.
 	into := t.TempDir()
-	restore := e.job(t, render.TaskRestore, "logical-backup-restore", "app-restore-1", "app-hourly-2", into, map[string]any{})
+	restore := e.job(t, render.TaskRestore, "logical-backup-restore", "app-restore-1", "app-hourly-2", dump, into, map[string]any{})
 	if ok, logs := e.wait(t, restore); !ok {
 		t.Fatalf("the restore job failed:\n%s", logs)
 	} else if !strings.Contains(logs, "restored files match the content manifest") {
