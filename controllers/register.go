@@ -16,6 +16,7 @@ import (
 	"github.com/stashplane/stashplane/controllers/backupstorage"
 	"github.com/stashplane/stashplane/controllers/function"
 	"github.com/stashplane/stashplane/controllers/repository"
+	"github.com/stashplane/stashplane/controllers/restoresession"
 	"github.com/stashplane/stashplane/controllers/snapshot"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/backend"
@@ -58,6 +59,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 		func(m ctrl.Manager, o Options) error {
 			return backupsession.Setup(m, backupsession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return restoresession.Setup(m, restoresession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return function.Setup(m, function.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})

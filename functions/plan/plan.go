@@ -46,8 +46,13 @@ type Inputs struct {
 	Target *unstructured.Unstructured
 	// Image is the stashplane image.
 	Image string
-	// SessionName names the BackupSession of this run.
+	// SessionName names the BackupSession (or RestoreSession) of this run.
 	SessionName string
+	// Repository read from (restore), with its storage reference and
+	// encryption Secret.
+	Repository *storagev1alpha1.Repository
+	// Snapshot restored, already resolved from a name or "latest".
+	Snapshot *storagev1alpha1.Snapshot
 }
 
 // SessionName is the name of the BackupSession of a configuration's session
@@ -132,41 +137,53 @@ func storageOf(bc *corev1alpha1.BackupConfiguration, repo corev1alpha1.Repositor
 		if ns == "" {
 			ns = bc.Namespace
 		}
-		out := render.Storage{Name: b.StorageRef.Name, Namespace: ns}
-		bs, ok := storages[ns+"/"+b.StorageRef.Name]
-		if !ok {
-			return out, nil
-		}
-		st := bs.Spec.Storage
-		out.Provider = string(st.Provider)
-		switch {
-		case st.S3 != nil:
-			out.SecretName = st.S3.SecretName
-		case st.GCS != nil:
-			out.SecretName = st.GCS.SecretName
-		case st.Azure != nil:
-			out.SecretName = st.Azure.SecretName
-		case st.Local != nil:
-			out.Volumes = []corev1.Volume{{Name: "storage-local", VolumeSource: st.Local.VolumeSource}}
-			out.VolumeMounts = []corev1.VolumeMount{{Name: "storage-local", MountPath: st.Local.MountPath, SubPath: st.Local.SubPath}}
-		}
-		return out, nil
+		return describeStorage(ns, b.StorageRef.Name, storages), nil
 	}
 	return render.Storage{}, fmt.Errorf("cannot find backend %q of repository %q in backupconfiguration %q", repo.Backend, repo.Name, bc.Name)
+}
+
+// describeStorage describes a BackupStorage for the render context; a
+// storage not among the inputs is only named.
+func describeStorage(ns, name string, storages map[string]*storagev1alpha1.BackupStorage) render.Storage {
+	out := render.Storage{Name: name, Namespace: ns}
+	bs, ok := storages[ns+"/"+name]
+	if !ok {
+		return out
+	}
+	st := bs.Spec.Storage
+	out.Provider = string(st.Provider)
+	switch {
+	case st.S3 != nil:
+		out.SecretName = st.S3.SecretName
+	case st.GCS != nil:
+		out.SecretName = st.GCS.SecretName
+	case st.Azure != nil:
+		out.SecretName = st.Azure.SecretName
+	case st.Local != nil:
+		out.Volumes = []corev1.Volume{{Name: "storage-local", VolumeSource: st.Local.VolumeSource}}
+		out.VolumeMounts = []corev1.VolumeMount{{Name: "storage-local", MountPath: st.Local.MountPath, SubPath: st.Local.SubPath}}
+	}
+	return out
 }
 
 // targetOf describes the configuration's target with the volumes the task
 // works on: those the task lists, or else the data volumes of the target's
 // pod template with the mounts its containers use.
 func targetOf(bc *corev1alpha1.BackupConfiguration, ref corev1alpha1.TaskReference, workload *unstructured.Unstructured) (render.Target, error) {
+	return targetFor(bc.Spec.Target, bc.Namespace, ref, workload)
+}
+
+// targetFor describes a target reference, whose empty namespace means ns,
+// with the volumes a task reads or writes.
+func targetFor(ref *storagev1alpha1.TypedObjectReference, ns string, task corev1alpha1.TaskReference, workload *unstructured.Unstructured) (render.Target, error) {
 	var t render.Target
-	if bc.Spec.Target != nil {
-		t = render.Target{APIGroup: bc.Spec.Target.APIGroup, Kind: bc.Spec.Target.Kind, Name: bc.Spec.Target.Name, Namespace: bc.Spec.Target.Namespace}
+	if ref != nil {
+		t = render.Target{APIGroup: ref.APIGroup, Kind: ref.Kind, Name: ref.Name, Namespace: ref.Namespace}
 		if t.Namespace == "" {
-			t.Namespace = bc.Namespace
+			t.Namespace = ns
 		}
 	}
-	if tv := ref.TargetVolumes; tv != nil && len(tv.Volumes) > 0 {
+	if tv := task.TargetVolumes; tv != nil && len(tv.Volumes) > 0 {
 		b, err := json.Marshal(tv.Volumes)
 		if err != nil {
 			return t, fmt.Errorf("cannot encode target volumes: %w", err)

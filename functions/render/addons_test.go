@@ -84,6 +84,12 @@ func TestBuiltinAddons(t *testing.T) {
 				if addon.Name == "pvc-addon" {
 					c.Target = render.Target{Kind: "PersistentVolumeClaim", Name: "app-data", Namespace: "demo"}
 				}
+				if kt.Kind == render.TaskRestore {
+					// Restores run for a RestoreSession, which the agent
+					// reports to.
+					c.Invoker = render.ObjectRef{APIGroup: "core.stashplane.io", Kind: "RestoreSession", Name: "app-restore"}
+					c.Session = c.Invoker
+				}
 				res, err := r.Render(context.Background(), render.Input{
 					Addon: addon, TaskKind: kt.Kind, Task: kt.Task.Name, Function: fn,
 					Params: []byte(params), Context: c,

@@ -39,6 +39,9 @@ type Options struct {
 	// Target (restore) is a directory to restore into instead of the
 	// original paths: each file lands at Target/<its backed-up path>.
 	Target string
+	// RestoreSession (restore) names the RestoreSession, in Namespace,
+	// whose status.components[<component>] the agent reports to.
+	RestoreSession string
 	// Restic is the restic binary; empty finds it beside this binary or on
 	// PATH.
 	Restic string
@@ -63,6 +66,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, kind string) {
 	} else {
 		fs.StringArrayVar(&o.Include, "include", nil, "glob pattern of files to restore (repeatable)")
 		fs.StringVar(&o.Target, "target", "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
+		fs.StringVar(&o.RestoreSession, "restore-session", "", "the RestoreSession to report the component's restore to")
 	}
 	fs.StringVar(&o.StorageSecretDir, "storage-secret-dir", "", "directory holding the storage Secret's keys, one file per key")
 	fs.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password")

@@ -3,6 +3,7 @@ package agent
 import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
@@ -34,5 +35,15 @@ func StorageRules() []rbacv1.PolicyRule {
 		APIGroups: []string{storagev1alpha1.Group},
 		Resources: []string{"backupstorages"},
 		Verbs:     []string{"get"},
+	}}
+}
+
+// RestoreRules are what the agent of a restore Job needs besides Rules: it
+// reports its component in the RestoreSession's status.
+func RestoreRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{{
+		APIGroups: []string{corev1alpha1.Group},
+		Resources: []string{"restoresessions/status"},
+		Verbs:     []string{"patch"},
 	}}
 }

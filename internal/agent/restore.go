@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -23,25 +24,40 @@ const ReasonRestoreMismatch = "RestoreMismatch"
 // Snapshot. With a target directory every backed-up path lands under it
 // (TARGET/<path>); without one each of the paths (all of the snapshot's
 // when none are given) is restored in place. Restored files are then
-// compared with the component's content manifest, when there is one.
+// compared with the component's content manifest, when there is one (with
+// include patterns, only the files that were restored are compared).
 func (r *Runner) Restore(ctx context.Context) error {
 	o := r.Options
 	if err := o.Validate(KindRestore); err != nil {
 		return notRecorded(err)
 	}
-	if len(o.Include) > 0 {
-		return notRecorded(errors.New("cannot restore: --include is not supported yet"))
-	}
 	start := time.Now()
+	rep := r.restoreReporter(start)
+	if err := rep.report(ctx, time.Time{}, "", ""); err != nil {
+		return notRecorded(err)
+	}
 	t, err := r.resolve(ctx)
 	if err != nil {
+		// resolve's errors carry no secret.
+		if rerr := rep.report(ctx, time.Now(), ReasonRestoreNotStarted, err.Error()); rerr != nil {
+			return notRecorded(fmt.Errorf("%w; and %w", err, rerr))
+		}
+		if rep != nil {
+			return &ExitError{Code: ExitFailed, Err: err}
+		}
 		return notRecorded(err)
 	}
 	defer t.bucket.Close()
 	errs := &bridgeErrors{log: r.Log.WithName("bridge")}
 	if err := r.restore(ctx, t, errs); err != nil {
 		reason, msg := failure(err, errs, t.redact)
+		if rerr := rep.report(ctx, time.Now(), reason, msg); rerr != nil {
+			return notRecorded(fmt.Errorf("%s: %s; and %w", reason, msg, rerr))
+		}
 		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("cannot restore component %q: %s: %s", o.Component, reason, msg)}
+	}
+	if err := rep.report(ctx, time.Now(), "", ""); err != nil {
+		return notRecorded(err)
 	}
 	r.Log.Info("restored", "snapshot", o.Snapshot, "component", o.Component, "duration", time.Since(start).Round(time.Millisecond).String())
 	return nil
@@ -64,7 +80,7 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors) err
 	}
 	if o.Target != "" && len(o.Paths) == 0 {
 		r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "target", o.Target)
-		if _, err := rc.Restore(ctx, snap.ID, o.Target, nil); err != nil {
+		if _, err := rc.Restore(ctx, snap.ID, o.Target, nil, o.Include...); err != nil {
 			return err
 		}
 	} else {
@@ -72,7 +88,7 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors) err
 			dest := restoredPath(o.Target, p)
 			r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "path", p, "into", dest)
 			// snapshot:path restores the content of path into dest.
-			if _, err := rc.Restore(ctx, snap.ID+":"+p, dest, nil); err != nil {
+			if _, err := rc.Restore(ctx, snap.ID+":"+p, dest, nil, o.Include...); err != nil {
 				return err
 			}
 		}
@@ -135,6 +151,10 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, r
 			continue
 		}
 		got, err := hashFile(restoredPath(o.Target, f.Path))
+		if len(o.Include) > 0 && errors.Is(err, fs.ErrNotExist) {
+			// Left out by the include patterns.
+			continue
+		}
 		checked++
 		switch {
 		case err != nil:

@@ -137,6 +137,23 @@ const (
 	ReasonRestoreTimedOut xpv2.ConditionReason = "RestoreTimedOut"
 	// ReasonRestoreExecutorFailed: a restore Job failed.
 	ReasonRestoreExecutorFailed xpv2.ConditionReason = "RestoreExecutorFailed"
+
+	// Reasons of a RestoreExecutorEnsured=False that refuse the restore:
+	// no Job is made and nothing is overwritten.
+
+	// ReasonRestoreSpecInvalid: the RestoreSession cannot be run as written;
+	// the phase is Invalid.
+	ReasonRestoreSpecInvalid xpv2.ConditionReason = "RestoreSpecInvalid"
+	// ReasonRestoreRepositoryNotFound: the Repository does not exist.
+	ReasonRestoreRepositoryNotFound xpv2.ConditionReason = "RepositoryNotFound"
+	// ReasonRestoreSnapshotNotFound: the named Snapshot does not exist in
+	// the Repository, or the Repository has no Succeeded Snapshot (latest).
+	ReasonRestoreSnapshotNotFound xpv2.ConditionReason = "SnapshotNotFound"
+	// ReasonRestoreSnapshotNotSucceeded: the Snapshot is not Succeeded.
+	ReasonRestoreSnapshotNotSucceeded xpv2.ConditionReason = "SnapshotNotSucceeded"
+	// ReasonRestoreEncryptionSecretNotFound: the encryption Secret is
+	// missing or holds no RESTIC_PASSWORD.
+	ReasonRestoreEncryptionSecretNotFound xpv2.ConditionReason = "EncryptionSecretNotFound"
 )
 
 // ComponentRestoreStatus is the state of restoring one component.

@@ -1,0 +1,340 @@
+package restoresession
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
+	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/agent"
+)
+
+// labelRestoreSession marks the Jobs and access objects of a session.
+const labelRestoreSession = "core.stashplane.io/restoresession"
+
+// labelComponent is the component label the built-in Functions put on
+// their Jobs.
+const labelComponent = "stashplane.io/component"
+
+// fieldOwner applies a session's access objects.
+const fieldOwner = client.FieldOwner("stashplane-restoresession")
+
+// passwordKey is the key of the encryption Secret restic reads.
+const passwordKey = "RESTIC_PASSWORD"
+
+// ServiceAccountName is the account a session's restore Jobs run as.
+func ServiceAccountName(rs *corev1alpha1.RestoreSession) string {
+	const suffix = "-restore"
+	if len(rs.Name)+len(suffix) <= 63 {
+		return rs.Name + suffix
+	}
+	return rs.Name[:63-len(suffix)] + suffix
+}
+
+// check runs the checks that may refuse the restore and gathers what the
+// plan reads. A refusal is a reason and a message; err is a failure to ask
+// the API server, retried.
+func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession) (plan.Inputs, xpv2.ConditionReason, string, error) {
+	in := plan.Inputs{Image: r.image, SessionName: rs.Name}
+	ds := rs.Spec.DataSource
+	switch {
+	case rs.Spec.Addon == nil || rs.Spec.Addon.Name == "":
+		return in, corev1alpha1.ReasonRestoreSpecInvalid, "spec.addon names no addon to restore with", nil
+	case rs.Spec.Target == nil || rs.Spec.Target.Name == "" || rs.Spec.Target.Kind == "":
+		return in, corev1alpha1.ReasonRestoreSpecInvalid, "spec.target names no target to restore into", nil
+	case ds.Namespace != "" && ds.Namespace != rs.Namespace:
+		return in, corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("restoring from a repository in namespace %q into namespace %q is not supported yet", ds.Namespace, rs.Namespace), nil
+	case rs.Spec.Target.Namespace != "" && rs.Spec.Target.Namespace != rs.Namespace:
+		return in, corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("the target must be in the restoresession's namespace %q", rs.Namespace), nil
+	}
+
+	t := rs.Spec.Target
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
+	if kerrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+		msg := fmt.Sprintf("%s %q does not exist in namespace %q", t.Kind, t.Name, rs.Namespace)
+		setCondition(rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetNotFound, msg)
+		rs.Status.TargetFound = ptr.To(false)
+		return in, corev1alpha1.ReasonRestoreTargetNotFound, msg, nil
+	}
+	if err != nil {
+		return in, "", "", fmt.Errorf("cannot get target %s %q: %w", t.Kind, t.Name, err)
+	}
+	setCondition(rs, corev1alpha1.TypeRestoreTargetFound, true, corev1alpha1.ReasonRestoreTargetFound, "")
+	rs.Status.TargetFound = ptr.To(true)
+	in.Target = u
+
+	repo := &storagev1alpha1.Repository{}
+	err = r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: ds.Repository}, repo)
+	if kerrors.IsNotFound(err) {
+		return in, corev1alpha1.ReasonRestoreRepositoryNotFound, fmt.Sprintf("repository %q does not exist", ds.Repository), nil
+	}
+	if err != nil {
+		return in, "", "", fmt.Errorf("cannot get repository %q: %w", ds.Repository, err)
+	}
+	in.Repository = repo
+
+	snaps := &storagev1alpha1.SnapshotList{}
+	if err := r.kube.List(ctx, snaps, client.InNamespace(rs.Namespace)); err != nil {
+		return in, "", "", fmt.Errorf("cannot list snapshots: %w", err)
+	}
+	snap, reason, msg := resolveSnapshot(ds.Snapshot, ds.Repository, snaps.Items)
+	if reason != "" {
+		return in, reason, msg, nil
+	}
+	in.Snapshot = snap
+
+	secret := repo.Spec.EncryptionSecret.Name
+	if ds.EncryptionSecret != nil && ds.EncryptionSecret.Name != "" {
+		secret = ds.EncryptionSecret.Name
+	}
+	s := &corev1.Secret{}
+	err = r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: secret}, s)
+	if kerrors.IsNotFound(err) {
+		return in, corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q does not exist", secret), nil
+	}
+	if err != nil {
+		return in, "", "", fmt.Errorf("cannot get encryption secret %q: %w", secret, err)
+	}
+	if len(s.Data[passwordKey]) == 0 {
+		return in, corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q holds no %s", secret, passwordKey), nil
+	}
+
+	ref := repo.Spec.StorageRef
+	if ref.Namespace == "" {
+		ref.Namespace = repo.Namespace
+	}
+	st := &storagev1alpha1.BackupStorage{}
+	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, st); err != nil {
+		return in, "", "", fmt.Errorf("cannot get backupstorage %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	in.Storages = map[string]*storagev1alpha1.BackupStorage{ref.Namespace + "/" + ref.Name: st}
+
+	if in.Catalog, err = r.catalog(ctx); err != nil {
+		return in, "", "", err
+	}
+	if _, err := in.Catalog.Addon(rs.Spec.Addon.Name); err != nil {
+		return in, corev1alpha1.ReasonRestoreSpecInvalid, err.Error(), nil
+	}
+	return in, "", "", nil
+}
+
+// resolveSnapshot finds the Snapshot a restore reads: the one named, or
+// for "latest" the newest Succeeded Snapshot of the repository. It says
+// why when there is none to restore.
+func resolveSnapshot(name, repository string, snaps []storagev1alpha1.Snapshot) (*storagev1alpha1.Snapshot, xpv2.ConditionReason, string) {
+	if name == corev1alpha1.SnapshotLatest {
+		var found *storagev1alpha1.Snapshot
+		for i := range snaps {
+			s := &snaps[i]
+			if s.Spec.Repository != repository || s.Status.Phase != storagev1alpha1.SnapshotSucceeded {
+				continue
+			}
+			if found == nil || snapshotTime(s).After(snapshotTime(found)) {
+				found = s
+			}
+		}
+		if found == nil {
+			return nil, corev1alpha1.ReasonRestoreSnapshotNotFound, fmt.Sprintf("repository %q has no Succeeded snapshot", repository)
+		}
+		return found, "", ""
+	}
+	for i := range snaps {
+		s := &snaps[i]
+		if s.Name != name {
+			continue
+		}
+		if s.Spec.Repository != repository {
+			return nil, corev1alpha1.ReasonRestoreSnapshotNotFound, fmt.Sprintf("snapshot %q belongs to repository %q, not %q", name, s.Spec.Repository, repository)
+		}
+		if s.Status.Phase != storagev1alpha1.SnapshotSucceeded {
+			phase := string(s.Status.Phase)
+			if phase == "" {
+				phase = "not finished"
+			}
+			return nil, corev1alpha1.ReasonRestoreSnapshotNotSucceeded, fmt.Sprintf("snapshot %q is %s, not Succeeded", name, phase)
+		}
+		return s, "", ""
+	}
+	return nil, corev1alpha1.ReasonRestoreSnapshotNotFound, fmt.Sprintf("snapshot %q does not exist", name)
+}
+
+// snapshotTime is when a Snapshot was taken, else when it was made.
+func snapshotTime(s *storagev1alpha1.Snapshot) time.Time {
+	if s.Status.SnapshotTime != nil {
+		return s.Status.SnapshotTime.Time
+	}
+	return s.CreationTimestamp.Time
+}
+
+// catalog reads the installed Addons and Functions.
+func (r *reconciler) catalog(ctx context.Context) (*render.Catalog, error) {
+	addons, fns := &addonsv1alpha1.AddonList{}, &addonsv1alpha1.FunctionList{}
+	if err := r.kube.List(ctx, addons); err != nil {
+		return nil, fmt.Errorf("cannot list addons: %w", err)
+	}
+	if err := r.kube.List(ctx, fns); err != nil {
+		return nil, fmt.Errorf("cannot list functions: %w", err)
+	}
+	var objs []client.Object
+	for i := range addons.Items {
+		objs = append(objs, &addons.Items[i])
+	}
+	for i := range fns.Items {
+		objs = append(objs, &fns.Items[i])
+	}
+	return render.NewCatalog(objs...)
+}
+
+// desiredAccess is the ServiceAccount, Role and RoleBinding of a session's
+// Jobs: the agent reads the storage objects and reports its component to
+// the RestoreSession, and nothing else.
+func desiredAccess(rs *corev1alpha1.RestoreSession) []client.Object {
+	name := ServiceAccountName(rs)
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: rs.Namespace, Labels: map[string]string{labelRestoreSession: rs.Name}}
+	}
+	rules := append(agent.Rules(), agent.RestoreRules()...)
+	return []client.Object{
+		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()},
+		&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"}, ObjectMeta: meta(), Rules: rules},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
+			ObjectMeta: meta(),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: rs.Namespace}},
+		},
+	}
+}
+
+// ensureAccess applies the session's access objects, owned by it. A
+// storage in another namespace is not reachable by the Jobs yet.
+func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreSession, repo *storagev1alpha1.Repository) error {
+	if ns := repo.Spec.StorageRef.Namespace; ns != "" && ns != rs.Namespace {
+		return fmt.Errorf("cannot reach backupstorage %s/%s: restoring from a storage in another namespace is not supported yet", ns, repo.Spec.StorageRef.Name)
+	}
+	for _, o := range desiredAccess(rs) {
+		if err := controllerutil.SetControllerReference(rs, o, r.kube.Scheme()); err != nil {
+			return fmt.Errorf("cannot own %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+		if err := r.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// ensureJobs renders the addon's restore task per component and creates
+// the Jobs, owned by the session.
+func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSession, in plan.Inputs) error {
+	inputs, err := plan.Restore(rs, in)
+	if err != nil {
+		return err
+	}
+	components := map[string]bool{}
+	for _, input := range inputs {
+		components[input.Context.Component] = true
+		res, err := r.renderer.Render(ctx, input)
+		if err != nil {
+			return fmt.Errorf("cannot render task %q: %w", input.Task, err)
+		}
+		jobs, err := res.Jobs()
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			j.Namespace = rs.Namespace
+			if j.Labels == nil {
+				j.Labels = map[string]string{}
+			}
+			j.Labels[labelRestoreSession] = rs.Name
+			j.Labels[labelComponent] = input.Context.Component
+			if j.Spec.Template.Spec.ServiceAccountName == "" {
+				j.Spec.Template.Spec.ServiceAccountName = ServiceAccountName(rs)
+			}
+			if err := controllerutil.SetControllerReference(rs, j, r.kube.Scheme()); err != nil {
+				return fmt.Errorf("cannot own job %q: %w", j.Name, err)
+			}
+			if err := r.kube.Create(ctx, j); err != nil && !kerrors.IsAlreadyExists(err) {
+				return fmt.Errorf("cannot create job %q: %w", j.Name, err)
+			}
+		}
+	}
+	rs.Status.TotalComponents = int32(len(components))
+	if rs.Status.Components == nil {
+		rs.Status.Components = map[string]corev1alpha1.ComponentRestoreStatus{}
+	}
+	for c := range components {
+		if _, ok := rs.Status.Components[c]; !ok {
+			rs.Status.Components[c] = corev1alpha1.ComponentRestoreStatus{Phase: corev1alpha1.RestorePending}
+		}
+	}
+	if rs.Spec.RestoreTimeout != nil && rs.Status.RestoreDeadline == nil {
+		rs.Status.RestoreDeadline = ptr.To(metav1.NewTime(r.clock.Now().Add(rs.Spec.RestoreTimeout.Duration)))
+	}
+	return nil
+}
+
+// watchExecution takes each component's phase from what its agent reported,
+// else from its Job, and ends a restore whose Jobs failed, vanished or ran
+// past the deadline.
+func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
+	jobs := &batchv1.JobList{}
+	if err := r.kube.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{labelRestoreSession: rs.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
+	}
+	now := r.clock.Now()
+	settled := ensuredLongAgo(rs, now)
+	components, reason, msg := observe(rs.Status.Components, jobs.Items, settled)
+	rs.Status.Components = components
+	if d := rs.Status.RestoreDeadline; reason == "" && d != nil && now.After(d.Time) {
+		reason, msg = corev1alpha1.ReasonRestoreTimedOut, fmt.Sprintf("the restore did not finish within its timeout of %s", rs.Spec.RestoreTimeout.Duration)
+		for name, c := range rs.Status.Components {
+			if c.Phase != corev1alpha1.RestoreSucceeded && c.Phase != corev1alpha1.RestoreFailed {
+				c.Phase, c.Error = corev1alpha1.RestoreFailed, msg
+				rs.Status.Components[name] = c
+			}
+		}
+	}
+	if reason != "" {
+		setCondition(rs, corev1alpha1.TypeRestoreIncomplete, true, reason, msg)
+	}
+	if reason == corev1alpha1.ReasonRestoreTimedOut {
+		for i := range jobs.Items {
+			if err := r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, fmt.Errorf("cannot delete job %q: %w", jobs.Items[i].Name, err)
+			}
+		}
+	}
+	wait := 10 * time.Second
+	if d := rs.Status.RestoreDeadline; d != nil && d.Sub(now) > 0 && d.Sub(now) < wait {
+		wait = d.Sub(now) + time.Second
+	}
+	return ctrl.Result{RequeueAfter: wait}, nil
+}
+
+// ensuredLongAgo says whether the Jobs were created long enough ago that
+// their absence from the cache means they are gone.
+func ensuredLongAgo(rs *corev1alpha1.RestoreSession, now time.Time) bool {
+	c := rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured)
+	return c.Status == corev1.ConditionTrue && now.Sub(c.LastTransitionTime.Time) > 5*time.Second
+}

@@ -1,0 +1,283 @@
+// Package restoresession reconciles RestoreSessions: one restore of a
+// Snapshot, or some of its components, into a target. Before anything is
+// made the controller checks, in order, that the session can be run as
+// written, that its target exists, that the Repository exists, that the
+// Snapshot (a name, or "latest": the newest Succeeded Snapshot of the
+// Repository) exists and Succeeded, and that the encryption Secret holds a
+// password. A failed check refuses the restore: no Job is made and nothing
+// is overwritten. Then it composes a ServiceAccount with just what the
+// agent needs and the Jobs the addon's restore task renders, and derives
+// the phase from what it observes:
+//
+//	RestoreTargetFound      set by this controller: the target exists
+//	                        (False with RestoreTargetNotFound fails the
+//	                        session).
+//	RestoreExecutorEnsured  set by this controller: the restore Jobs were
+//	                        created; False with the reason that refused the
+//	                        restore, or that a Job could not be created.
+//	RestoreIncomplete       set by this controller when a Job failed or
+//	                        vanished, or the restore ran past its
+//	                        restoreTimeout (RestoreTimedOut, Jobs deleted).
+//
+// Each component's phase comes from what the agent reported in
+// status.components, else from its Job's outcome: a session is never left
+// Running once its Jobs failed, vanished or timed out.
+package restoresession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/version"
+)
+
+// Options configure the controller.
+type Options struct {
+	Controller controller.Options
+	Log        logr.Logger
+	Renderer   *render.Renderer
+	Clock      clock.Clock
+}
+
+// Setup adds the RestoreSession controller to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.Renderer == nil {
+		o.Renderer = render.New(render.Options{})
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	r := &reconciler{kube: mgr.GetClient(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
+		log: o.Log.WithValues("controller", "restoresession")}
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("restoresession").
+		WithOptions(o.Controller).
+		For(&corev1alpha1.RestoreSession{}).
+		Owns(&batchv1.Job{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up restoresession controller: %w", err)
+	}
+	return nil
+}
+
+type reconciler struct {
+	kube     client.Client
+	renderer *render.Renderer
+	clock    clock.Clock
+	image    string
+	log      logr.Logger
+}
+
+func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	rs := &corev1alpha1.RestoreSession{}
+	if err := r.kube.Get(ctx, req.NamespacedName, rs); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if rs.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	before := rs.DeepCopy()
+	var res ctrl.Result
+	var err error
+	if !done(phase(rs)) {
+		res, err = r.reconcile(ctx, rs)
+	}
+	rs.Status.Phase = phase(rs)
+	if done(rs.Status.Phase) && rs.Status.Duration == "" {
+		rs.Status.Duration = r.clock.Since(rs.CreationTimestamp.Time).Round(time.Second).String()
+	}
+	if !equality.Semantic.DeepEqual(before.Status, rs.Status) {
+		if uerr := r.kube.Status().Update(ctx, rs); uerr != nil {
+			return ctrl.Result{}, errors.Join(err, fmt.Errorf("cannot update restoresession status: %w", uerr))
+		}
+	}
+	if done(rs.Status.Phase) {
+		return ctrl.Result{}, err
+	}
+	return res, err
+}
+
+func done(p corev1alpha1.RestorePhase) bool {
+	return p == corev1alpha1.RestoreSucceeded || p == corev1alpha1.RestoreFailed || p == corev1alpha1.RestoreInvalid
+}
+
+func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
+	if rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured).Status != corev1.ConditionTrue {
+		// Every check runs before the Jobs exist; once they do, the
+		// restore is under way and only watched.
+		in, reason, msg, err := r.check(ctx, rs)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if reason != "" {
+			r.log.V(1).Info("refusing restore", "restoresession", client.ObjectKeyFromObject(rs), "reason", reason)
+			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
+			return ctrl.Result{}, nil
+		}
+		if err := r.ensureAccess(ctx, rs, in.Repository); err != nil {
+			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
+			return ctrl.Result{}, err
+		}
+		if err := r.ensureJobs(ctx, rs, in); err != nil {
+			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
+			return ctrl.Result{}, err
+		}
+		setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, true, corev1alpha1.ReasonRestoreExecutorEnsured, "")
+		// The Jobs just made may not be in the cache yet; look again soon.
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	}
+	return r.watchExecution(ctx, rs)
+}
+
+func setCondition(rs *corev1alpha1.RestoreSession, t xpv2.ConditionType, ok bool, reason xpv2.ConditionReason, msg string) {
+	c := xpv2.Condition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}
+	if !ok {
+		c.Status = corev1.ConditionFalse
+	}
+	rs.SetConditions(c)
+}
+
+// refusals are the reasons of a RestoreExecutorEnsured=False that end the
+// session without a Job, with the phase each gives.
+var refusals = map[xpv2.ConditionReason]corev1alpha1.RestorePhase{
+	corev1alpha1.ReasonRestoreSpecInvalid:              corev1alpha1.RestoreInvalid,
+	corev1alpha1.ReasonRestoreTargetNotFound:           corev1alpha1.RestoreFailed,
+	corev1alpha1.ReasonRestoreRepositoryNotFound:       corev1alpha1.RestoreFailed,
+	corev1alpha1.ReasonRestoreSnapshotNotFound:         corev1alpha1.RestoreFailed,
+	corev1alpha1.ReasonRestoreSnapshotNotSucceeded:     corev1alpha1.RestoreFailed,
+	corev1alpha1.ReasonRestoreEncryptionSecretNotFound: corev1alpha1.RestoreFailed,
+}
+
+// phase is derived from the conditions and the components recorded in
+// status: Invalid or Failed when the restore was refused, Failed when it
+// is incomplete or a component failed, Succeeded when every component
+// succeeded, Pending before the Jobs exist and Running while they work.
+func phase(rs *corev1alpha1.RestoreSession) corev1alpha1.RestorePhase {
+	ex := rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured)
+	if p, ok := refusals[ex.Reason]; ok && ex.Status == corev1.ConditionFalse {
+		return p
+	}
+	if tf := rs.GetCondition(corev1alpha1.TypeRestoreTargetFound); tf.Status == corev1.ConditionFalse {
+		return corev1alpha1.RestoreFailed
+	}
+	if rs.GetCondition(corev1alpha1.TypeRestoreIncomplete).Status == corev1.ConditionTrue {
+		return corev1alpha1.RestoreFailed
+	}
+	for _, c := range rs.Status.Components {
+		if c.Phase == corev1alpha1.RestoreFailed {
+			return corev1alpha1.RestoreFailed
+		}
+	}
+	if ex.Status != corev1.ConditionTrue {
+		return corev1alpha1.RestorePending
+	}
+	succeeded := 0
+	for _, c := range rs.Status.Components {
+		if c.Phase == corev1alpha1.RestoreSucceeded {
+			succeeded++
+		}
+	}
+	if rs.Status.TotalComponents > 0 && succeeded == int(rs.Status.TotalComponents) {
+		return corev1alpha1.RestoreSucceeded
+	}
+	return corev1alpha1.RestoreRunning
+}
+
+// observe derives each component's state: what its agent reported when it
+// reported an outcome, else its Job's outcome. A Job that failed or is
+// gone (once settled, so that a Job just created is not taken for gone)
+// fails its component. It returns the reason and message that make the
+// restore incomplete, or "".
+func observe(prev map[string]corev1alpha1.ComponentRestoreStatus, jobs []batchv1.Job, settled bool) (map[string]corev1alpha1.ComponentRestoreStatus, xpv2.ConditionReason, string) {
+	byComponent := map[string]*batchv1.Job{}
+	for i := range jobs {
+		byComponent[jobs[i].Labels[labelComponent]] = &jobs[i]
+	}
+	out := map[string]corev1alpha1.ComponentRestoreStatus{}
+	var reason xpv2.ConditionReason
+	var msg string
+	fail := func(m string) {
+		if reason == "" {
+			reason, msg = corev1alpha1.ReasonRestoreExecutorFailed, m
+		}
+	}
+	for _, name := range sortedKeys(prev) {
+		c := prev[name]
+		switch c.Phase {
+		case corev1alpha1.RestoreSucceeded:
+		case corev1alpha1.RestoreFailed:
+			fail(fmt.Sprintf("component %q failed: %s", name, c.Error))
+		default:
+			j, ok := byComponent[name]
+			switch outcome := jobOutcome(j); {
+			case !ok && settled:
+				c.Phase, c.Error = corev1alpha1.RestoreFailed, "the restore job is gone"
+				fail(fmt.Sprintf("component %q failed: %s", name, c.Error))
+			case !ok:
+			case outcome == batchv1.JobFailed:
+				c.Phase, c.Error = corev1alpha1.RestoreFailed, fmt.Sprintf("restore job %q failed: %s", j.Name, jobMessage(j, batchv1.JobFailed))
+				fail(fmt.Sprintf("component %q failed: %s", name, c.Error))
+			case outcome == batchv1.JobComplete:
+				c.Phase = corev1alpha1.RestoreSucceeded
+			case j.Status.Active > 0 && c.Phase != corev1alpha1.RestoreRunning:
+				c.Phase = corev1alpha1.RestoreRunning
+			}
+		}
+		out[name] = c
+	}
+	return out, reason, msg
+}
+
+// jobOutcome is JobComplete or JobFailed once a Job ended, else "".
+func jobOutcome(j *batchv1.Job) batchv1.JobConditionType {
+	if j == nil {
+		return ""
+	}
+	for _, c := range j.Status.Conditions {
+		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) {
+			return c.Type
+		}
+	}
+	return ""
+}
+
+func jobMessage(j *batchv1.Job, t batchv1.JobConditionType) string {
+	for _, c := range j.Status.Conditions {
+		if c.Type == t {
+			if c.Message != "" {
+				return c.Message
+			}
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+func sortedKeys(m map[string]corev1alpha1.ComponentRestoreStatus) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

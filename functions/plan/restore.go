@@ -1,0 +1,127 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
+)
+
+// Restore returns one render.Input per restore task and component of a
+// RestoreSession. The Snapshot must already be resolved (a name, never
+// "latest") and given in Inputs with its Repository; the target workload,
+// when given, supplies the volumes the restore writes into.
+func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error) {
+	if rs.Spec.Addon == nil {
+		return nil, fmt.Errorf("cannot plan restoresession %q: no addon is set", rs.Name)
+	}
+	if in.Repository == nil || in.Snapshot == nil {
+		return nil, fmt.Errorf("cannot plan restoresession %q: the repository and snapshot must be resolved first", rs.Name)
+	}
+	addon, err := in.Catalog.Addon(rs.Spec.Addon.Name)
+	if err != nil {
+		return nil, err
+	}
+	refs := rs.Spec.Addon.Tasks
+	if len(refs) == 0 {
+		// No task named: every restore task of the addon, with defaults.
+		for _, kt := range render.Tasks(addon) {
+			if kt.Kind == render.TaskRestore {
+				refs = append(refs, corev1alpha1.TaskReference{Name: kt.Task.Name})
+			}
+		}
+		if len(refs) == 0 {
+			return nil, fmt.Errorf("cannot plan restoresession %q: addon %q has no restore task", rs.Name, addon.Name)
+		}
+	}
+	repo := in.Repository
+	sns := repo.Spec.StorageRef.Namespace
+	if sns == "" {
+		sns = repo.Namespace
+	}
+	storage := describeStorage(sns, repo.Spec.StorageRef.Name, in.Storages)
+	secret := repo.Spec.EncryptionSecret.Name
+	if es := rs.Spec.DataSource.EncryptionSecret; es != nil && es.Name != "" {
+		secret = es.Name
+	}
+	var out []render.Input
+	for _, component := range RestoreComponents(rs, in.Snapshot) {
+		for _, ref := range refs {
+			task, err := render.FindTask(addon, render.TaskRestore, ref.Name)
+			if err != nil {
+				return nil, err
+			}
+			fn, err := in.Catalog.Function(task.Function)
+			if err != nil {
+				return nil, err
+			}
+			target, err := restoreTargetOf(rs, ref, in.Target)
+			if err != nil {
+				return nil, err
+			}
+			var params []byte
+			if ref.Params != nil {
+				params = ref.Params.Raw
+			}
+			out = append(out, render.Input{
+				Addon: addon, TaskKind: render.TaskRestore, Task: ref.Name, Function: fn, Params: params,
+				Context: render.Context{
+					Namespace: rs.Namespace,
+					Invoker:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "RestoreSession", Name: rs.Name},
+					Session:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "RestoreSession", Name: rs.Name},
+					Target:    target,
+					Repository: render.Repository{
+						Name: repo.Name, Namespace: repo.Namespace, Directory: repo.Spec.Path, EncryptionSecret: secret,
+					},
+					Storage:   storage,
+					Snapshot:  in.Snapshot.Name,
+					Component: component,
+					Image:     in.Image,
+					Variables: variables(ref.Variables),
+					Runtime:   runtimeOf(rs.Spec.Addon),
+				},
+			})
+		}
+	}
+	return out, nil
+}
+
+// RestoreComponents are the components a RestoreSession restores: those it
+// names, else every component the Snapshot recorded, else the one
+// component a workload backup writes.
+func RestoreComponents(rs *corev1alpha1.RestoreSession, snap *storagev1alpha1.Snapshot) []string {
+	if len(rs.Spec.DataSource.Components) > 0 {
+		return rs.Spec.DataSource.Components
+	}
+	var out []string
+	if snap != nil {
+		for name := range snap.Status.Components {
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		return []string{storagev1alpha1.ComponentDump}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// restoreTargetOf describes a RestoreSession's target. A claim is its own
+// volume: the restore writes into the claim, wherever a task mounts it.
+func restoreTargetOf(rs *corev1alpha1.RestoreSession, ref corev1alpha1.TaskReference, workload *unstructured.Unstructured) (render.Target, error) {
+	t, err := targetFor(rs.Spec.Target, rs.Namespace, ref, workload)
+	if err != nil {
+		return t, err
+	}
+	if rs.Spec.Target != nil && rs.Spec.Target.Kind == "PersistentVolumeClaim" && len(t.Volumes) == 0 {
+		t.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: t.Name},
+		}}}
+	}
+	return t, nil
+}

@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+)
+
+// ReasonRestoreNotStarted: the restore could not begin, for example because
+// its Snapshot, Repository or storage could not be read.
+const ReasonRestoreNotStarted = "RestoreNotStarted"
+
+// restoreReporter records a component's restore in its RestoreSession's
+// status.components[<component>], by server-side apply under the
+// component's field manager, so the RestoreSession controller and the
+// agents of other components keep their fields. A nil reporter (no
+// --restore-session) records nothing.
+type restoreReporter struct {
+	kube      client.Client
+	namespace string
+	session   string
+	component string
+	start     time.Time
+}
+
+func (r *Runner) restoreReporter(start time.Time) *restoreReporter {
+	if r.Options.RestoreSession == "" {
+		return nil
+	}
+	return &restoreReporter{kube: r.Kube, namespace: r.Options.Namespace, session: r.Options.RestoreSession,
+		component: r.Options.Component, start: start}
+}
+
+// restoreComponent is the component's status: Running without an end,
+// Succeeded with one, Failed with a reason (and a message free of secrets).
+func restoreComponent(start, end time.Time, reason, msg string) corev1alpha1.ComponentRestoreStatus {
+	c := corev1alpha1.ComponentRestoreStatus{Phase: corev1alpha1.RestoreRunning}
+	if end.IsZero() {
+		return c
+	}
+	c.Phase = corev1alpha1.RestoreSucceeded
+	c.Duration = end.Sub(start).Round(time.Millisecond).String()
+	if reason != "" {
+		c.Phase = corev1alpha1.RestoreFailed
+		c.Error = reason
+		if msg != "" {
+			c.Error += ": " + msg
+		}
+	}
+	return c
+}
+
+// restoreComponentPatch is the apply configuration of one component of a
+// RestoreSession.
+func restoreComponentPatch(namespace, session, component string, c corev1alpha1.ComponentRestoreStatus) ([]byte, error) {
+	body := map[string]any{
+		"apiVersion": corev1alpha1.GroupVersion.String(),
+		"kind":       "RestoreSession",
+		"metadata":   map[string]any{"name": session, "namespace": namespace},
+		"status":     map[string]any{"components": map[string]any{component: c}},
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode the restore status of component %q: %w", component, err)
+	}
+	return b, nil
+}
+
+// report writes the component; end zero means it is still running. The
+// write outlives a cancelled run, so a failure is recorded even then.
+func (w *restoreReporter) report(ctx context.Context, end time.Time, reason, msg string) error {
+	if w == nil {
+		return nil
+	}
+	b, err := restoreComponentPatch(w.namespace, w.session, w.component, restoreComponent(w.start, end, reason, msg))
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	rs := &corev1alpha1.RestoreSession{}
+	rs.SetNamespace(w.namespace)
+	rs.SetName(w.session)
+	err = w.kube.Status().Patch(wctx, rs, client.RawPatch(types.ApplyPatchType, b),
+		client.FieldOwner(FieldManager(w.component)), client.ForceOwnership)
+	if err != nil {
+		return fmt.Errorf("cannot write component %q of restoresession %q: %w", w.component, w.session, err)
+	}
+	return nil
+}
