@@ -3,8 +3,8 @@ package agent
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"

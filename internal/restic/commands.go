@@ -215,13 +215,18 @@ type restoreMessage struct {
 }
 
 // Restore restores snapshot (an ID, or "latest") into target, calling
-// progress (if not nil) with each status message.
-func (r *Restic) Restore(ctx context.Context, snapshot, target string, progress func(RestoreProgress)) (*RestoreSummary, error) {
+// progress (if not nil) with each status message. Include patterns, when
+// given, restore only the files they match (restic's --include).
+func (r *Restic) Restore(ctx context.Context, snapshot, target string, progress func(RestoreProgress), include ...string) (*RestoreSummary, error) {
 	if snapshot == "" || target == "" {
 		return nil, errors.New("cannot restore: a snapshot and a target are required")
 	}
+	args := []string{"--target", target}
+	for _, p := range include {
+		args = append(args, "--include", p)
+	}
 	var sum *RestoreSummary
-	err := r.run(ctx, "restore", []string{"--target", target, "--", snapshot}, func(line []byte) {
+	err := r.run(ctx, "restore", append(args, "--", snapshot), func(line []byte) {
 		var m restoreMessage
 		if json.Unmarshal(line, &m) != nil {
 			return

@@ -431,4 +431,14 @@ func TestAgentBackupRestore(t *testing.T) {
 	if diff := cmp.Diff(want, digest(t, into)); diff != "" {
 		t.Errorf("agent restore: -backed up +restored:\n%s", diff)
 	}
+
+	// Include patterns restore only what they match.
+	some := t.TempDir()
+	restore = e.job(t, render.TaskRestore, "logical-backup-restore", "app-restore-2", "app-hourly-2", dump, some, map[string]any{"include": []string{"*.txt"}})
+	if ok, logs := e.wait(t, restore); !ok {
+		t.Fatalf("the restore job with include patterns failed:\n%s", logs)
+	}
+	if diff := cmp.Diff(map[string]string{"added.txt": want["added.txt"]}, digest(t, some)); diff != "" {
+		t.Errorf("restore of *.txt: -want +got:\n%s", diff)
+	}
 }
