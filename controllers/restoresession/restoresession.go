@@ -99,7 +99,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	before := rs.DeepCopy()
 	var res ctrl.Result
 	var err error
-	if !done(phase(rs)) {
+	if !done(phase(rs)) || unexplained(rs) {
 		res, err = r.reconcile(ctx, rs)
 	}
 	rs.Status.Phase = phase(rs)
@@ -115,6 +115,21 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 	return res, err
+}
+
+// unexplained says whether a session failed by a component its agent
+// reported Failed, before RestoreIncomplete says so.
+func unexplained(rs *corev1alpha1.RestoreSession) bool {
+	if rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured).Status != corev1.ConditionTrue ||
+		rs.GetCondition(corev1alpha1.TypeRestoreIncomplete).Status == corev1.ConditionTrue {
+		return false
+	}
+	for _, c := range rs.Status.Components {
+		if c.Phase == corev1alpha1.RestoreFailed {
+			return true
+		}
+	}
+	return false
 }
 
 func done(p corev1alpha1.RestorePhase) bool {

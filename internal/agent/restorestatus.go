@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -84,7 +85,10 @@ func (w *restoreReporter) report(ctx context.Context, end time.Time, reason, msg
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	rs := &corev1alpha1.RestoreSession{}
+	// Unstructured, so that the agent's client needs no core types in its
+	// scheme.
+	rs := &unstructured.Unstructured{}
+	rs.SetGroupVersionKind(corev1alpha1.GroupVersion.WithKind("RestoreSession"))
 	rs.SetNamespace(w.namespace)
 	rs.SetName(w.session)
 	err = w.kube.Status().Patch(wctx, rs, client.RawPatch(types.ApplyPatchType, b),
