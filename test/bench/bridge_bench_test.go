@@ -36,6 +36,17 @@ const (
 	runsPerMode   = 5
 )
 
+// shape is how many files of which sizes a generated data set holds.
+type shape struct {
+	large     int
+	largeSize int64
+	small     int
+	smallMax  int
+}
+
+// bridgeShape is the bridge benchmark's data set.
+var bridgeShape = shape{large: largeFiles, largeSize: largeFileSize, small: smallFiles, smallMax: smallMaxSize}
+
 // dataDir is where the data set lives: $STASHPLANE_BENCH_DATA, else a
 // fixed directory under the user's cache, so that runs reuse it.
 func dataDir(b *testing.B) string {
@@ -52,19 +63,19 @@ func dataDir(b *testing.B) string {
 // generate writes the data set unless a complete one is there. Large files
 // are incompressible; small files are text-like and compress, as a real
 // tree of configs and documents does.
-func generate(b *testing.B, dir string) int64 {
+func generate(b *testing.B, dir string, sh shape) int64 {
 	marker := filepath.Join(dir, ".complete")
 	if _, err := os.Stat(marker); err != nil {
 		start := time.Now()
 		_ = os.RemoveAll(dir)
-		for i := range largeFiles {
-			writeFile(b, filepath.Join(dir, "large", fmt.Sprintf("blob-%d.bin", i)), newRandom(uint64(i)), largeFileSize)
+		for i := range sh.large {
+			writeFile(b, filepath.Join(dir, "large", fmt.Sprintf("blob-%d.bin", i)), newRandom(uint64(i)), sh.largeSize)
 		}
 		words := strings.Fields("backup restore verify snapshot repository storage bucket session addon function kubernetes namespace volume claim")
-		for i := range smallFiles {
+		for i := range sh.small {
 			rng := rand.New(rand.NewPCG(uint64(i), 99))
 			var sb strings.Builder
-			size := 64 + rng.IntN(smallMaxSize)
+			size := 64 + rng.IntN(sh.smallMax)
 			for sb.Len() < size {
 				sb.WriteString(words[rng.IntN(len(words))])
 				sb.WriteString(fmt.Sprintf(" %d\n", rng.Uint32()))
@@ -130,7 +141,7 @@ type target struct {
 func BenchmarkBridge(b *testing.B) {
 	loadBefore := loadAverage()
 	data := dataDir(b)
-	size := generate(b, data)
+	size := generate(b, data, bridgeShape)
 	bin := servers.Binary(b, "restic")
 	work := b.TempDir()
 	s3 := servers.StartS3(b)
