@@ -31,7 +31,6 @@ func (r *Runner) Backup(ctx context.Context) error {
 	if err != nil {
 		return notRecorded(err)
 	}
-	defer t.bucket.Close()
 	w := &applyWriter{kube: r.Kube, namespace: r.Options.Namespace, snapshot: r.Options.Snapshot, component: r.Options.Component}
 	state := componentState{ResticPath: t.resticPath, Phase: storagev1alpha1.ComponentRunning, Paths: r.Options.Paths, Start: start}
 	if err := w.writeComponent(ctx, buildComponent(state)); err != nil {
@@ -40,7 +39,12 @@ func (r *Runner) Backup(ctx context.Context) error {
 	r.Log.Info("backing up", "snapshot", r.Options.Snapshot, "component", r.Options.Component, "paths", r.Options.Paths, "repository", t.resticPath)
 
 	errs := &bridgeErrors{log: r.Log.WithName("bridge")}
-	sum, integrity, err := r.backup(ctx, t, w, state, errs)
+	var sum *restic.BackupSummary
+	var integrity *bool
+	if err = r.connect(ctx, t); err == nil {
+		defer t.bucket.Close()
+		sum, integrity, err = r.backup(ctx, t, w, state, errs)
+	}
 	state.End, state.Summary, state.Integrity = time.Now(), sum, integrity
 	if err != nil {
 		state.Phase = storagev1alpha1.ComponentFailed
@@ -142,9 +146,9 @@ func checkRead(files []ManifestFile, sum *restic.BackupSummary) error {
 	}
 	switch {
 	case len(files) > 0 && sum.TotalFilesProcessed == 0:
-		return &sourceError{reason: ReasonNothingRead, msg: fmt.Sprintf("the source holds %d files but restic read none", len(files))}
+		return &reasonError{reason: ReasonNothingRead, msg: fmt.Sprintf("the source holds %d files but restic read none", len(files))}
 	case size > 0 && sum.TotalBytesProcessed == 0:
-		return &sourceError{reason: ReasonNothingRead, msg: fmt.Sprintf("the source holds %s but restic read no data", formatBytes(size))}
+		return &reasonError{reason: ReasonNothingRead, msg: fmt.Sprintf("the source holds %s but restic read no data", formatBytes(size))}
 	}
 	return nil
 }

@@ -47,9 +47,12 @@ func (r *Runner) Restore(ctx context.Context) error {
 		}
 		return notRecorded(err)
 	}
-	defer t.bucket.Close()
 	errs := &bridgeErrors{log: r.Log.WithName("bridge")}
-	if err := r.restore(ctx, t, errs); err != nil {
+	if err = r.connect(ctx, t); err == nil {
+		defer t.bucket.Close()
+		err = r.restore(ctx, t, errs)
+	}
+	if err != nil {
 		reason, msg := failure(err, errs, t.redact)
 		if rerr := rep.report(ctx, time.Now(), reason, msg); rerr != nil {
 			return notRecorded(fmt.Errorf("%s: %s; and %w", reason, msg, rerr))
@@ -167,7 +170,7 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, r
 		if len(bad) > 5 {
 			bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
 		}
-		return &sourceError{reason: ReasonRestoreMismatch, msg: strings.Join(bad, "; ")}
+		return &reasonError{reason: ReasonRestoreMismatch, msg: strings.Join(bad, "; ")}
 	}
 	r.Log.Info("restored files match the content manifest", "files", checked)
 	return nil

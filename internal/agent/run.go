@@ -74,8 +74,8 @@ type target struct {
 	open func(ctx context.Context) (*blob.Bucket, error)
 }
 
-// resolve reads the objects and credentials of a run and opens the
-// storage. Every error it returns is free of secrets.
+// resolve reads the Snapshot, Repository and BackupStorage of a run and
+// checks that they belong together.
 func (r *Runner) resolve(ctx context.Context) (*target, error) {
 	o := r.Options
 	t := &target{snapshot: &storagev1alpha1.Snapshot{}, repo: &storagev1alpha1.Repository{}, storage: &storagev1alpha1.BackupStorage{}}
@@ -110,29 +110,46 @@ func (r *Runner) resolve(ctx context.Context) (*target, error) {
 		return nil, fmt.Errorf("cannot get backupstorage %q: %w", o.Storage, err)
 	}
 	t.resticPath = backend.ResticPrefix(t.repo.Spec.Path, t.session, o.Component)
+	t.redact = redactor{}
+	return t, nil
+}
+
+// Reasons the agent could not reach its data.
+const (
+	// ReasonCredentialsUnreadable: the password file or the storage
+	// Secret's files could not be read.
+	ReasonCredentialsUnreadable = "CredentialsUnreadable"
+	// ReasonStorageNotMounted: a local storage's volume is not where the
+	// storage says, or holds no storage.
+	ReasonStorageNotMounted = "StorageNotMounted"
+)
+
+// connect reads the mounted credentials and opens the storage. Its errors
+// carry a reason and are free of secrets.
+func (r *Runner) connect(ctx context.Context, t *target) error {
+	o := r.Options
+	var err error
 	if t.password, err = readPassword(o.PasswordFile); err != nil {
-		return nil, err
+		return &reasonError{reason: ReasonCredentialsUnreadable, msg: err.Error()}
 	}
 	secret, err := readSecretDir(o.StorageSecretDir)
 	if err != nil {
-		return nil, err
+		return &reasonError{reason: ReasonCredentialsUnreadable, msg: err.Error()}
 	}
 	t.redact = newRedactor(t.password, secret)
 	spec, opts, err := openOptions(t.storage.Spec.Storage)
 	if err != nil {
-		return nil, err
+		return &reasonError{reason: ReasonStorageNotMounted, msg: err.Error()}
 	}
 	t.open = func(ctx context.Context) (*blob.Bucket, error) {
 		b, err := storage.Open(ctx, spec, secret, opts)
 		if err != nil {
-			return nil, fmt.Errorf("cannot open the storage: %s", storage.Message(err))
+			return nil, &reasonError{reason: "Storage" + storage.Reason(err), msg: "cannot open the storage: " + storage.Message(err)}
 		}
 		return b, nil
 	}
-	if t.bucket, err = t.open(ctx); err != nil {
-		return nil, err
-	}
-	return t, nil
+	t.bucket, err = t.open(ctx)
+	return err
 }
 
 // openOptions says where a local storage's volume is in this container.
@@ -199,7 +216,7 @@ func (r *Runner) resticFor(ctx context.Context, t *target, errs *bridgeErrors) (
 // secrets. A restic failure caused by the storage reports the storage's
 // reason, as the bridge saw it.
 func failure(err error, errs *bridgeErrors, red redactor) (string, string) {
-	var se *sourceError
+	var se *reasonError
 	var re *restic.Error
 	reason, msg := restic.ReasonResticFailed, err.Error()
 	switch {

@@ -23,13 +23,13 @@ const (
 	ReasonNothingRead = "NothingRead"
 )
 
-// sourceError is a problem of the data to back up.
-type sourceError struct {
+// reasonError is a problem of the data to back up.
+type reasonError struct {
 	reason string
 	msg    string
 }
 
-func (e *sourceError) Error() string { return e.msg }
+func (e *reasonError) Error() string { return e.msg }
 
 // ManifestFile is one regular file of a component, as it was read at
 // backup time.
@@ -44,8 +44,8 @@ type ManifestFile struct {
 
 // walkSource reads every regular file under paths that the exclude
 // patterns keep, and returns them sorted by path. A path that does not
-// exist is a sourceError with ReasonSourceNotFound; an entry that cannot be
-// read is a sourceError with restic's SourceIncomplete reason, as restic
+// exist is a reasonError with ReasonSourceNotFound; an entry that cannot be
+// read is a reasonError with restic's SourceIncomplete reason, as restic
 // itself would report it.
 func walkSource(paths, exclude []string) ([]ManifestFile, error) {
 	var files []ManifestFile
@@ -53,9 +53,9 @@ func walkSource(paths, exclude []string) ([]ManifestFile, error) {
 	for _, root := range paths {
 		if _, err := os.Lstat(root); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil, &sourceError{reason: ReasonSourceNotFound, msg: fmt.Sprintf("path %q does not exist", root)}
+				return nil, &reasonError{reason: ReasonSourceNotFound, msg: fmt.Sprintf("path %q does not exist", root)}
 			}
-			return nil, &sourceError{reason: reasonSourceIncomplete, msg: fmt.Sprintf("cannot read path %q: %v", root, err)}
+			return nil, &reasonError{reason: reasonSourceIncomplete, msg: fmt.Sprintf("cannot read path %q: %v", root, err)}
 		}
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -87,7 +87,7 @@ func walkSource(paths, exclude []string) ([]ManifestFile, error) {
 		if len(unreadable) > 5 {
 			unreadable = append(unreadable[:5], fmt.Sprintf("and %d more", len(unreadable)-5))
 		}
-		return nil, &sourceError{reason: reasonSourceIncomplete, msg: "cannot read " + strings.Join(unreadable, "; ")}
+		return nil, &reasonError{reason: reasonSourceIncomplete, msg: "cannot read " + strings.Join(unreadable, "; ")}
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
 	return files, nil

@@ -93,7 +93,7 @@ func TestWalkSource(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			got, err := walkSource(tc.paths, tc.exclude)
-			var se *sourceError
+			var se *reasonError
 			gotReason := ""
 			if errors.As(err, &se) {
 				gotReason = se.reason
@@ -172,7 +172,7 @@ func TestCheckRead(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			err := checkRead(tc.files, tc.summary)
 			got := ""
-			var se *sourceError
+			var se *reasonError
 			if errors.As(err, &se) {
 				got = se.reason
 			} else if err != nil {

@@ -178,7 +178,7 @@ func TestFailure(t *testing.T) {
 	}{
 		"Source": {
 			reason:     "A source problem keeps its reason.",
-			err:        &sourceError{reason: ReasonSourceNotFound, msg: `path "/x" does not exist`},
+			err:        &reasonError{reason: ReasonSourceNotFound, msg: `path "/x" does not exist`},
 			wantReason: ReasonSourceNotFound, wantMessage: `path "/x" does not exist`,
 		},
 		"Restic": {

@@ -93,7 +93,7 @@ func (e *agentEnv) snapshot(t *testing.T, name, session, ulid string) {
 // job renders a task of the built-in workload-addon exactly as a session
 // does, with the data directory as the target's volume at /var/lib/app,
 // runs it under the agent's service account and returns its name.
-func (e *agentEnv) job(t *testing.T, kind render.TaskKind, task, session, snapshot, component, dataDir string, params map[string]any) string {
+func (e *agentEnv) job(t *testing.T, kind render.TaskKind, task, session, snapshot, component, dataDir string, params map[string]any, change ...func(*render.Context)) string {
 	t.Helper()
 	objs, err := stashpkg.Addons()
 	if err != nil {
@@ -138,6 +138,9 @@ func (e *agentEnv) job(t *testing.T, kind render.TaskKind, task, session, snapsh
 		Component: component,
 		Image:     render.Image("e2e"),
 		Runtime:   render.Runtime{Pod: storagev1alpha1.PodRuntimeSettings{ServiceAccountName: "stashplane-agent"}},
+	}
+	for _, f := range change {
+		f(&rctx)
 	}
 	res, err := render.New(render.Options{}).Render(context.Background(), render.Input{
 		Addon: addon, TaskKind: kind, Task: task, Function: fn, Params: p, Context: rctx,
@@ -293,6 +296,12 @@ func TestAgentBackupRestore(t *testing.T) {
 		e.job(t, render.TaskBackup, "logical-backup", "app-pods-1-0", "app-pods-1", "dump-pod-0", data, map[string]any{"paths": []string{"/var/lib/app"}}),
 		e.job(t, render.TaskBackup, "logical-backup", "app-pods-1-1", "app-pods-1", "dump-pod-1", empty, map[string]any{"paths": []string{"/var/lib/app"}}),
 	}
+	// A Job whose storage volume holds no storage: nothing is written
+	// there, and the component says why.
+	e.snapshot(t, "app-nostorage-1", "nostorage", "01KAGENT0000000000000000N1")
+	elsewhere := t.TempDir()
+	noStorage := e.job(t, render.TaskBackup, "logical-backup", "app-nostorage-1", "app-nostorage-1", dump, data, map[string]any{"paths": []string{"/var/lib/app"}},
+		func(c *render.Context) { c.Storage.Volumes[0].HostPath.Path = elsewhere })
 	missing := e.job(t, render.TaskBackup, "logical-backup", "app-missing-1", "app-missing-1", dump, empty, map[string]any{"paths": []string{"/srv/stashplane-absent"}})
 
 	ok, logs := e.wait(t, first)
@@ -383,6 +392,13 @@ func TestAgentBackupRestore(t *testing.T) {
 		t.Errorf("missing path: component %+v, want Failed with reason %s and no restic snapshot", c, agent.ReasonSourceNotFound)
 	}
 
+	ok, logs, code = e.waitExit(t, noStorage)
+	if c, _ := e.component(t, "app-nostorage-1"); ok || code != agent.ExitFailed || c.Phase != storagev1alpha1.ComponentFailed || !strings.HasPrefix(c.Error, agent.ReasonStorageNotMounted+": ") {
+		t.Errorf("backup into an unmounted storage: completed %v, exit code %d, component %+v; want Failed with %s:\n%s", ok, code, c, agent.ReasonStorageNotMounted, logs)
+	}
+	if left := digest(t, elsewhere); len(left) > 0 {
+		t.Errorf("a backup into an unmounted storage wrote %v", left)
+	}
 	for _, j := range pods {
 		if ok, logs := e.wait(t, j); !ok {
 			t.Errorf("the backup job %s failed:\n%s", j, logs)
