@@ -174,10 +174,12 @@ func (s *scheduler) initialBackup(ctx context.Context, bc *corev1alpha1.BackupCo
 			return nil
 		}
 	}
-	now := s.clock.Now()
+	// The first run is named from the configuration's creation, so a retry
+	// after a failed status write finds it instead of starting another.
+	first := bc.CreationTimestamp.Time
 	var errs []error
 	for _, sess := range bc.Spec.Sessions {
-		if _, err := trigger.Create(ctx, s.kube, bc, sess.Name, now); err != nil {
+		if _, err := trigger.Create(ctx, s.kube, bc, sess.Name, first); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -61,7 +61,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	r := &reconciler{kube: mgr.GetClient(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
+	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
 		log: o.Log.WithValues("controller", "backupsession")}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupsession").
@@ -85,7 +85,10 @@ func sessionOfSnapshot(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 type reconciler struct {
-	kube     client.Client
+	kube client.Client
+	// api reads from the API server, past the cache, where a just-created
+	// object must be seen.
+	api      client.Reader
 	renderer *render.Renderer
 	clock    clock.Clock
 	image    string

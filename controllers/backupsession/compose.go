@@ -204,6 +204,13 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 	if err := r.kube.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{labelBackupSession: bs.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
 	}
+	if len(jobs.Items) == 0 {
+		// The cache may not hold Jobs created a moment ago: only the API
+		// server can say they are gone.
+		if err := r.api.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{labelBackupSession: bs.Name}); err != nil {
+			return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
+		}
+	}
 	problem := executionProblem(jobs.Items, now)
 	if d := bs.Status.BackupDeadline; problem == "" && d != nil && now.After(d.Time) {
 		problem = fmt.Sprintf("the backup did not finish within its timeout of %s", bs.Spec.BackupTimeout.Duration)
