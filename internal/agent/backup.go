@@ -12,6 +12,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/restic"
+	"github.com/stashplane/stashplane/internal/storage"
 )
 
 // ProgressInterval is the least time between two progress writes of a
@@ -31,7 +32,7 @@ func (r *Runner) Backup(ctx context.Context) error {
 	if err != nil {
 		return notRecorded(err)
 	}
-	w := &applyWriter{kube: r.Kube, namespace: r.Options.Namespace, snapshot: r.Options.Snapshot, component: r.Options.Component}
+	w := &outcomeWriter{w: &applyWriter{kube: r.Kube, namespace: r.Options.Namespace, snapshot: r.Options.Snapshot, component: r.Options.Component}}
 	state := componentState{ResticPath: t.resticPath, Phase: storagev1alpha1.ComponentRunning, Paths: r.Options.Paths, Start: start}
 	if err := w.writeComponent(ctx, buildComponent(state)); err != nil {
 		return notRecorded(err)
@@ -39,6 +40,24 @@ func (r *Runner) Backup(ctx context.Context) error {
 	r.Log.Info("backing up", "snapshot", r.Options.Snapshot, "component", r.Options.Component, "paths", r.Options.Paths, "repository", t.resticPath)
 
 	errs := &bridgeErrors{log: r.Log.WithName("bridge")}
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		// Stopped (the Job's deadline, its pod deleted), the agent has a
+		// grace period that restic may spend retrying a failing storage:
+		// the component says Failed at once, not Running forever.
+		select {
+		case <-finished:
+			return
+		case <-ctx.Done():
+		}
+		s := interrupted(state, errs, t.redact)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := w.finish(wctx, buildComponent(s), false); err != nil {
+			r.Log.Error(err, "cannot record the interruption")
+		}
+	}()
 	var sum *restic.BackupSummary
 	var integrity *bool
 	if err = r.connect(ctx, t); err == nil {
@@ -57,7 +76,7 @@ func (r *Runner) Backup(ctx context.Context) error {
 	// The outcome is written even when the run's context ended.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if werr := w.writeComponent(wctx, buildComponent(state)); werr != nil {
+	if werr := w.finish(wctx, buildComponent(state), true); werr != nil {
 		if err != nil {
 			werr = fmt.Errorf("%s: %s; and %w", state.Reason, state.Message, werr)
 		}
@@ -110,7 +129,10 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	if err := checkRead(files, sum); err != nil {
 		return sum, nil, err
 	}
-	if _, err := rc.Check(ctx, restic.CheckOptions{}); err != nil {
+	// Without the exclusive lock: a lock left by an interrupted run of
+	// this component stays until restic deems it stale (30 minutes), and
+	// must not fail every backup until then.
+	if _, err := rc.Check(ctx, restic.CheckOptions{NoLock: true}); err != nil {
 		return sum, ptr.To(false), err
 	}
 	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, files)
@@ -202,4 +224,44 @@ func (p *progressWriter) report(bp restic.BackupProgress) {
 func (p *progressWriter) stop() {
 	close(p.done)
 	p.wg.Wait()
+}
+
+// interrupted is the component of a run stopped from outside.
+func interrupted(s componentState, errs *bridgeErrors, red redactor) componentState {
+	s.Phase, s.End = storagev1alpha1.ComponentFailed, time.Now()
+	s.Reason = restic.ReasonInterrupted
+	s.Message = "the backup was stopped before it finished (the Job's deadline passed or its pod was deleted)"
+	if serr := errs.last(); serr != nil {
+		s.Message += "; the storage was failing: " + storage.Reason(serr) + ": " + storage.Message(serr)
+	}
+	s.Message = red.redact(s.Message)
+	return s
+}
+
+// outcomeWriter keeps a final outcome final: once one is written, progress
+// is no longer written, and only a forced final write (the run's own
+// result) replaces it.
+type outcomeWriter struct {
+	mu    sync.Mutex
+	w     statusWriter
+	final bool
+}
+
+func (o *outcomeWriter) writeComponent(ctx context.Context, c storagev1alpha1.Component) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.final {
+		return nil
+	}
+	return o.w.writeComponent(ctx, c)
+}
+
+func (o *outcomeWriter) finish(ctx context.Context, c storagev1alpha1.Component, force bool) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.final && !force {
+		return nil
+	}
+	o.final = true
+	return o.w.writeComponent(ctx, c)
 }

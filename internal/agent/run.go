@@ -224,8 +224,13 @@ func failure(err error, errs *bridgeErrors, red redactor) (string, string) {
 		reason, msg = se.reason, se.msg
 	case errors.As(err, &re):
 		reason, msg = re.Reason, re.Message
-		if serr := errs.last(); serr != nil && re.Reason == restic.ReasonResticFailed {
+		switch serr := errs.last(); {
+		case serr == nil:
+		case re.Reason == restic.ReasonResticFailed:
+			// restic failed because the storage did.
 			reason, msg = "Storage"+storage.Reason(serr), storage.Message(serr)
+		default:
+			msg += " (the storage was failing: " + storage.Reason(serr) + ": " + storage.Message(serr) + ")"
 		}
 	case storage.Reason(err) != storage.ReasonUnknown:
 		reason, msg = "Storage"+storage.Reason(err), storage.Message(err)

@@ -302,3 +302,34 @@ func TestRules(t *testing.T) {
 		t.Errorf("Rules(): -want +got:\n%s", diff)
 	}
 }
+
+func TestOutcomeWriter(t *testing.T) {
+	rec := &recorder{}
+	o := &outcomeWriter{w: rec}
+	ctx := context.Background()
+	running := storagev1alpha1.Component{Phase: storagev1alpha1.ComponentRunning}
+	stopped := buildComponent(interrupted(componentState{Phase: storagev1alpha1.ComponentRunning}, &bridgeErrors{}, redactor{"pw-secret"}))
+	done := storagev1alpha1.Component{Phase: storagev1alpha1.ComponentSucceeded}
+	for _, step := range []func() error{
+		func() error { return o.writeComponent(ctx, running) },
+		func() error { return o.finish(ctx, stopped, false) },
+		func() error { return o.writeComponent(ctx, running) }, // progress after the end: dropped
+		func() error { return o.finish(ctx, stopped, false) },  // a second interruption: dropped
+		func() error { return o.finish(ctx, done, true) },      // the run's own result wins
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var phases []storagev1alpha1.ComponentPhase
+	for _, c := range rec.got {
+		phases = append(phases, c.Phase)
+	}
+	want := []storagev1alpha1.ComponentPhase{storagev1alpha1.ComponentRunning, storagev1alpha1.ComponentFailed, storagev1alpha1.ComponentSucceeded}
+	if diff := cmp.Diff(want, phases); diff != "" {
+		t.Errorf("written phases: -want +got:\n%s", diff)
+	}
+	if !strings.HasPrefix(stopped.Error, restic.ReasonInterrupted+": ") {
+		t.Errorf("an interrupted component's error is %q", stopped.Error)
+	}
+}

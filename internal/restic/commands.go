@@ -256,6 +256,10 @@ type CheckOptions struct {
 	// Subset reads only part of the packs, in restic's syntax: "n/t",
 	// "x%" or a size such as "500M". It implies reading data.
 	Subset string
+	// NoLock checks without taking restic's exclusive lock, so a lock
+	// left by an interrupted run does not stop the check. The check only
+	// reads; it may report spurious errors if a prune runs meanwhile.
+	NoLock bool
 }
 
 // CheckSummary is what a check found.
@@ -270,6 +274,9 @@ type CheckSummary struct {
 // (ReasonResticFailed) returned with the summary.
 func (r *Restic) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, error) {
 	var args []string
+	if opts.NoLock {
+		args = append(args, "--no-lock")
+	}
 	switch {
 	case opts.Subset != "":
 		args = append(args, "--read-data-subset", opts.Subset)

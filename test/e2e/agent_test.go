@@ -32,16 +32,32 @@ import (
 
 const agentPassword = "e2e agent password 7f3c9a"
 
-// agentEnv is one namespace set up for the agent: a local storage, a ready
+// agentEnv is one namespace set up for the agent: a storage, a ready
 // repository, its password and a service account bound to agent.Rules().
 type agentEnv struct {
-	kube    client.Client
-	cs      *kubernetes.Clientset
-	storage string // the storage's directory on the host
-	ns      string
+	kube client.Client
+	cs   *kubernetes.Clientset
+	// storage is the local storage's directory on the host, or "".
+	storage string
+	// rendered is the storage as the session controllers describe it to
+	// the Functions.
+	rendered render.Storage
+	ns       string
 }
 
-func setupAgent(t *testing.T) *agentEnv {
+// setupLocalAgent sets the agent up on a local storage in a host
+// directory.
+func setupLocalAgent(t *testing.T) *agentEnv {
+	t.Helper()
+	dir := t.TempDir()
+	e := setupAgent(t, localStorage("local", "default", dir, nil))
+	e.storage = dir
+	return e
+}
+
+// setupAgent sets the agent up on the storage bs (in "default"), creating
+// extra objects (such as the storage's Secret) first.
+func setupAgent(t *testing.T, bs *storagev1alpha1.BackupStorage, extra ...client.Object) *agentEnv {
 	t.Helper()
 	kube, cluster := withProviderCluster(t)
 	cs, err := kubernetes.NewForConfig(cluster.Config())
@@ -49,11 +65,19 @@ func setupAgent(t *testing.T) *agentEnv {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	e := &agentEnv{kube: kube, cs: cs, storage: t.TempDir(), ns: "default"}
+	e := &agentEnv{kube: kube, cs: cs, ns: bs.Namespace}
+	e.rendered = render.Storage{Name: bs.Name, Namespace: bs.Namespace, Provider: string(bs.Spec.Storage.Provider)}
+	switch st := bs.Spec.Storage; {
+	case st.Local != nil:
+		e.rendered.Volumes = []corev1.Volume{{Name: "storage-local", VolumeSource: st.Local.VolumeSource}}
+		e.rendered.VolumeMounts = []corev1.VolumeMount{{Name: "storage-local", MountPath: st.Local.MountPath, SubPath: st.Local.SubPath}}
+	case st.S3 != nil:
+		e.rendered.SecretName = st.S3.SecretName
+	}
 	repo := repository("app", e.ns, "demo/app", storagev1alpha1.DeletionPolicyWipeOut)
-	repo.Spec.StorageRef = storagev1alpha1.ObjectReference{Namespace: e.ns, Name: "local"}
-	for _, o := range []client.Object{
-		localStorage("local", e.ns, e.storage, nil),
+	repo.Spec.StorageRef = storagev1alpha1.ObjectReference{Namespace: e.ns, Name: bs.Name}
+	for _, o := range append(extra, []client.Object{
+		bs,
 		&corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: e.ns},
 			Data:       map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)},
@@ -66,7 +90,7 @@ func setupAgent(t *testing.T) *agentEnv {
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "stashplane-agent"},
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "stashplane-agent", Namespace: e.ns}},
 		},
-	} {
+	}...) {
 		if err := kube.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
@@ -127,17 +151,11 @@ func (e *agentEnv) job(t *testing.T, kind render.TaskKind, task, session, snapsh
 			VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}},
 		},
 		Repository: render.Repository{Name: "app", Namespace: e.ns, Directory: "demo/app", EncryptionSecret: "restic-password"},
-		// As the session controllers describe a local storage.
-		Storage: render.Storage{
-			Name: "local", Namespace: e.ns, Provider: string(storagev1alpha1.ProviderLocal),
-			Volumes: []corev1.Volume{{Name: "storage-local", VolumeSource: corev1.VolumeSource{
-				HostPath: &corev1.HostPathVolumeSource{Path: e.storage, Type: ptr.To(corev1.HostPathDirectoryOrCreate)}}}},
-			VolumeMounts: []corev1.VolumeMount{{Name: "storage-local", MountPath: "/stashplane/storage", SubPath: "backups"}},
-		},
-		Snapshot:  snapshot,
-		Component: component,
-		Image:     render.Image("e2e"),
-		Runtime:   render.Runtime{Pod: storagev1alpha1.PodRuntimeSettings{ServiceAccountName: "stashplane-agent"}},
+		Storage:    e.rendered,
+		Snapshot:   snapshot,
+		Component:  component,
+		Image:      render.Image("e2e"),
+		Runtime:    render.Runtime{Pod: storagev1alpha1.PodRuntimeSettings{ServiceAccountName: "stashplane-agent"}},
 	}
 	for _, f := range change {
 		f(&rctx)
@@ -180,8 +198,12 @@ func (e *agentEnv) waitExit(t *testing.T, name string) (bool, string, int32) {
 		return cond != "", nil
 	})
 	pods := &corev1.PodList{}
-	if err := e.kube.List(context.Background(), pods, client.InNamespace(e.ns), client.MatchingLabels{"job-name": name}); err != nil || len(pods.Items) == 0 {
-		t.Fatalf("cannot find the pod of job %s: %v", name, err)
+	if err := e.kube.List(context.Background(), pods, client.InNamespace(e.ns), client.MatchingLabels{"job-name": name}); err != nil {
+		t.Fatalf("cannot list the pods of job %s: %v", name, err)
+	}
+	if len(pods.Items) == 0 {
+		// A Job past its deadline deletes its pod.
+		return cond == batchv1.JobComplete, "(the pod is gone)", -1
 	}
 	p := pods.Items[0]
 	logs := podLogs(t, e.cs, e.ns, p.Name, p.Spec.Containers[0].Name)
@@ -275,7 +297,7 @@ func noPassword(t *testing.T, where string, b []byte) {
 // component and the Job; the password appears in no status and no log.
 func TestAgentBackupRestore(t *testing.T) {
 	t.Parallel()
-	e := setupAgent(t)
+	e := setupLocalAgent(t)
 	dump := storagev1alpha1.ComponentDump
 	defer dumpOnFailure(t, e.kube, &storagev1alpha1.SnapshotList{})
 	defer dumpOnFailure(t, e.kube, &batchv1.JobList{})
@@ -301,7 +323,9 @@ func TestAgentBackupRestore(t *testing.T) {
 	e.snapshot(t, "app-nostorage-1", "nostorage", "01KAGENT0000000000000000N1")
 	elsewhere := t.TempDir()
 	noStorage := e.job(t, render.TaskBackup, "logical-backup", "app-nostorage-1", "app-nostorage-1", dump, data, map[string]any{"paths": []string{"/var/lib/app"}},
-		func(c *render.Context) { c.Storage.Volumes[0].HostPath.Path = elsewhere })
+		func(c *render.Context) {
+			c.Storage.Volumes = []corev1.Volume{{Name: "storage-local", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: elsewhere}}}}
+		})
 	missing := e.job(t, render.TaskBackup, "logical-backup", "app-missing-1", "app-missing-1", dump, empty, map[string]any{"paths": []string{"/srv/stashplane-absent"}})
 
 	ok, logs := e.wait(t, first)
