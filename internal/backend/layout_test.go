@@ -1,0 +1,27 @@
+package backend
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestKeys(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		got    string
+		want   string
+	}{
+		"Repository": {reason: "A repository's record is under its path.", got: RepositoryKey("demo/app"), want: "demo/app/repository.yaml"},
+		"Snapshot":   {reason: "A snapshot's record is under the repository's snapshots/.", got: SnapshotKey("demo/app", "app-s1"), want: "demo/app/snapshots/app-s1.yaml"},
+		"Restic":     {reason: "A component's restic repository is a directory per session and component.", got: ResticPrefix("demo/app", "hourly", "dump"), want: "demo/app/repository/v1/hourly/dump/"},
+		"Manifest":   {reason: "A component's manifest sits beside the restic data, per snapshot.", got: ManifestKey("demo/app", "app-s1", "dump-pod-0"), want: "demo/app/manifests/app-s1/dump-pod-0.json.gz"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, tc.got); diff != "" {
+				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
