@@ -14,6 +14,8 @@ import (
 	"github.com/stashplane/stashplane/controllers/backupconfiguration"
 	"github.com/stashplane/stashplane/controllers/backupsession"
 	"github.com/stashplane/stashplane/controllers/backupstorage"
+	"github.com/stashplane/stashplane/controllers/backupverificationsession"
+	"github.com/stashplane/stashplane/controllers/backupverifier"
 	"github.com/stashplane/stashplane/controllers/function"
 	"github.com/stashplane/stashplane/controllers/repository"
 	"github.com/stashplane/stashplane/controllers/restoresession"
@@ -62,6 +64,12 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 		func(m ctrl.Manager, o Options) error {
 			return restoresession.Setup(m, restoresession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return backupverificationsession.Setup(m, backupverificationsession.Options{Controller: o.Controller, Log: o.Log})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return backupverifier.Setup(m, backupverifier.Options{Controller: o.Controller, Log: o.Log})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return function.Setup(m, function.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})

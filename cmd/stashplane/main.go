@@ -21,7 +21,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCommand(), storageCommand(), triggerCommand())
+	root.AddCommand(devCommand(), storageCommand(), triggerCommand(), verifyCommand())
 	root.AddCommand(renderCommand())
 	root.AddCommand(backupCommand(), restoreCommand())
 	if err := root.Execute(); err != nil {

@@ -17,6 +17,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -51,6 +53,9 @@ func setupScheduler(mgr ctrl.Manager, o Options) error {
 		For(&corev1alpha1.BackupConfiguration{}).
 		Owns(&batchv1.CronJob{}).
 		Owns(&storagev1alpha1.Repository{}).
+		// A verifier made after the configuration changes its
+		// repositories' verificationConfigured.
+		Watches(&corev1alpha1.BackupVerifier{}, handler.EnqueueRequestsFromMapFunc(s.configurationsOf)).
 		Complete(s)
 	if err != nil {
 		return fmt.Errorf("cannot set up backupconfiguration-scheduler controller: %w", err)
@@ -148,19 +153,42 @@ func (s *scheduler) repositoryStatus(ctx context.Context, bc *corev1alpha1.Backu
 		} else if client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("cannot get repository %q: %w", want.Name, err)
 		}
-		for _, sess := range bc.Spec.Sessions {
-			for _, ri := range sess.Repositories {
-				if ri.Name == want.Name {
-					st.VerificationConfigured = ptr.To(ri.BackupVerifier != nil)
-				}
-			}
+		configured, err := s.verificationConfigured(ctx, bc, want.Name)
+		if err != nil {
+			return err
 		}
+		st.VerificationConfigured = ptr.To(configured)
 		if st.Phase == "" {
 			st.Phase = storagev1alpha1.RepositoryNotReady
 		}
 		bc.Status.Repositories = append(bc.Status.Repositories, st)
 	}
 	return nil
+}
+
+// verificationConfigured says whether a session links the Repository to a
+// BackupVerifier that exists.
+func (s *scheduler) verificationConfigured(ctx context.Context, bc *corev1alpha1.BackupConfiguration, repository string) (bool, error) {
+	for _, sess := range bc.Spec.Sessions {
+		for _, ri := range sess.Repositories {
+			v := ri.BackupVerifier
+			if ri.Name != repository || v == nil || v.Name == "" {
+				continue
+			}
+			ns := v.Namespace
+			if ns == "" {
+				ns = bc.Namespace
+			}
+			err := s.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: v.Name}, &corev1alpha1.BackupVerifier{})
+			if err == nil {
+				return true, nil
+			}
+			if client.IgnoreNotFound(err) != nil {
+				return false, fmt.Errorf("cannot get backupverifier %s/%s: %w", ns, v.Name, err)
+			}
+		}
+	}
+	return false, nil
 }
 
 // initialBackup starts the first backup of every session once, as soon as
@@ -215,4 +243,18 @@ func (s *scheduler) sessionStatus(bc *corev1alpha1.BackupConfiguration) {
 		out = append(out, st)
 	}
 	bc.Status.Sessions = out
+}
+
+// configurationsOf lists the configurations in a verifier's namespace.
+func (s *scheduler) configurationsOf(ctx context.Context, o client.Object) []reconcile.Request {
+	list := &corev1alpha1.BackupConfigurationList{}
+	if err := s.kube.List(ctx, list, client.InNamespace(o.GetNamespace())); err != nil {
+		s.log.Error(err, "cannot list backupconfigurations")
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, bc := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bc)})
+	}
+	return out
 }

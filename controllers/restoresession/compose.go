@@ -27,8 +27,8 @@ import (
 	"github.com/stashplane/stashplane/internal/agent"
 )
 
-// labelRestoreSession marks the Jobs and access objects of a session.
-const labelRestoreSession = "core.stashplane.io/restoresession"
+// LabelRestoreSession marks the Jobs and access objects of a session.
+const LabelRestoreSession = "core.stashplane.io/restoresession"
 
 // labelComponent is the component label the built-in Functions put on
 // their Jobs.
@@ -211,7 +211,7 @@ func (r *reconciler) catalog(ctx context.Context) (*render.Catalog, error) {
 func desiredAccess(rs *corev1alpha1.RestoreSession) []client.Object {
 	name := ServiceAccountName(rs)
 	meta := func() metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: name, Namespace: rs.Namespace, Labels: map[string]string{labelRestoreSession: rs.Name}}
+		return metav1.ObjectMeta{Name: name, Namespace: rs.Namespace, Labels: map[string]string{LabelRestoreSession: rs.Name}}
 	}
 	rules := append(agent.Rules(), agent.RestoreRules()...)
 	return []client.Object{
@@ -266,7 +266,7 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 			if j.Labels == nil {
 				j.Labels = map[string]string{}
 			}
-			j.Labels[labelRestoreSession] = rs.Name
+			j.Labels[LabelRestoreSession] = rs.Name
 			j.Labels[labelComponent] = input.Context.Component
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
 				j.Spec.Template.Spec.ServiceAccountName = ServiceAccountName(rs)
@@ -299,7 +299,7 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 // past the deadline.
 func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
 	jobs := &batchv1.JobList{}
-	if err := r.kube.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{labelRestoreSession: rs.Name}); err != nil {
+	if err := r.kube.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{LabelRestoreSession: rs.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
 	}
 	now := r.clock.Now()

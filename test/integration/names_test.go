@@ -81,9 +81,9 @@ func TestNames(t *testing.T) {
 			want:   want{scope: ns, shortNames: []string{"bv"}, columns: []string{"Type", "Age"}},
 		},
 		"BackupVerificationSession": {
-			reason: "BackupVerificationSessions should show repository, snapshot and phase.",
+			reason: "BackupVerificationSessions should show repository, snapshot, phase and the measured restore time.",
 			crd:    "backupverificationsessions.core.stashplane.io",
-			want:   want{scope: ns, shortNames: []string{"bvs"}, columns: []string{"Repository", "Snapshot", "Phase", "Age"}, status: true},
+			want:   want{scope: ns, shortNames: []string{"bvs"}, columns: []string{"Repository", "Snapshot", "Phase", "Restore-Time", "Age"}, status: true},
 		},
 		"HookTemplate": {
 			reason: "HookTemplates should show their executor.",

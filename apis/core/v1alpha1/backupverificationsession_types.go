@@ -114,6 +114,18 @@ const (
 	ReasonVerificationPassed xpv2.ConditionReason = "VerificationPassed"
 	// ReasonVerificationFailed: the restore or the check failed.
 	ReasonVerificationFailed xpv2.ConditionReason = "VerificationFailed"
+	// ReasonVerificationNotRunnable: the verification cannot run as the
+	// verifier and the session are written, for example the verifier or the
+	// Snapshot is missing, the Snapshot has not Succeeded, or the scratch
+	// target is of a kind that is not created for a run. No verdict is
+	// written to the Snapshot.
+	ReasonVerificationNotRunnable xpv2.ConditionReason = "VerificationNotRunnable"
+	// ReasonVerificationTypeNotImplemented: the verifier's type (Query,
+	// Script) is not implemented yet; nothing is restored and no verdict is
+	// written.
+	ReasonVerificationTypeNotImplemented xpv2.ConditionReason = "VerificationTypeNotImplemented"
+	// ReasonSnapshotPaused: the Snapshot is paused, so it is not verified.
+	ReasonSnapshotPaused xpv2.ConditionReason = "SnapshotPaused"
 	// ReasonVerificationSessionHistoryCleaned: old sessions were removed.
 	ReasonVerificationSessionHistoryCleaned xpv2.ConditionReason = "VerificationSessionHistoryCleaned"
 	// ReasonVerificationSessionHistoryCleanupFailed: old sessions could not
@@ -128,13 +140,24 @@ type BackupVerificationSessionStatus struct {
 
 	// Phase is Skipped when BackupVerificationSkipped is True, Succeeded
 	// when BackupVerified is True, Failed when it or RestoreSucceeded is
-	// False, and Running otherwise.
+	// False or VerificationExecutorEnsured is False because the
+	// verification cannot run (VerificationNotRunnable,
+	// VerificationTypeNotImplemented), and Running otherwise.
 	// +optional
 	Phase BackupVerificationSessionPhase `json:"phase,omitempty"`
 
 	// Duration of the verification.
 	// +optional
 	Duration string `json:"duration,omitempty"`
+
+	// RestoreSession that restored the Snapshot for this verification.
+	// +optional
+	RestoreSession string `json:"restoreSession,omitempty"`
+
+	// RestoreDuration is the measured time to restore the Snapshot: from
+	// the RestoreSession's creation to its outcome.
+	// +optional
+	RestoreDuration string `json:"restoreDuration,omitempty"`
 
 	// Retried is true once a new session was created to retry this failed
 	// one.
@@ -150,6 +173,7 @@ type BackupVerificationSessionStatus struct {
 // +kubebuilder:printcolumn:name="Repository",type=string,JSONPath=`.spec.repository`
 // +kubebuilder:printcolumn:name="Snapshot",type=string,JSONPath=`.spec.snapshot`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Restore-Time",type=string,JSONPath=`.status.restoreDuration`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BackupVerificationSession struct {
 	metav1.TypeMeta   `json:",inline"`

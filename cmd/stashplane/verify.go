@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/verify"
+)
+
+func verifyCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Prove backups restorable with BackupVerificationSessions",
+	}
+	var namespace, verifier string
+	var timeout time.Duration
+	now := &cobra.Command{
+		Use:   "now [REPOSITORY]",
+		Short: "Verify the newest Succeeded Snapshot of a repository, or of every repository linked to --verifier (what a verifier's CronJob runs)",
+		Long: "With a REPOSITORY, create a BackupVerificationSession for its newest Succeeded Snapshot and " +
+			"follow it to the verdict; the command fails when the verification does. With --verifier and no " +
+			"REPOSITORY, create one session per repository linked to that verifier and return.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && verifier == "" {
+				return errors.New("cannot verify: name a repository or a --verifier")
+			}
+			c, err := kubeClient()
+			if err != nil {
+				return err
+			}
+			repo := ""
+			if len(args) == 1 {
+				repo = args[0]
+			}
+			sessions, err := verify.Now(cmd.Context(), c, namespace, verifier, repo, time.Now())
+			for _, s := range sessions {
+				fmt.Printf("backupverificationsession %s/%s created for snapshot %s\n", s.Namespace, s.Name, s.Spec.Snapshot)
+			}
+			if err != nil || repo == "" {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			return follow(ctx, c, sessions[0])
+		},
+	}
+	now.Flags().StringVar(&namespace, "namespace", "default", "namespace of the repositories and verifier")
+	now.Flags().StringVar(&verifier, "verifier", "", "BackupVerifier whose linked repositories are verified")
+	now.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to follow a repository's verification")
+	cmd.AddCommand(now)
+	return cmd
+}
+
+// follow waits for a session's outcome and prints it.
+func follow(ctx context.Context, c client.Client, s *corev1alpha1.BackupVerificationSession) error {
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		got := &corev1alpha1.BackupVerificationSession{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(s), got); err == nil {
+			switch got.Status.Phase {
+			case corev1alpha1.VerificationSessionSucceeded, corev1alpha1.VerificationSessionSkipped:
+				fmt.Printf("%s: %s (restore time %s)\n", got.Name, got.Status.Phase, got.Status.RestoreDuration)
+				return nil
+			case corev1alpha1.VerificationSessionFailed:
+				return fmt.Errorf("verification %s failed: %s", got.Name, failureOf(got))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot follow backupverificationsession %q: %w", s.Name, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func failureOf(s *corev1alpha1.BackupVerificationSession) string {
+	for _, c := range s.Status.Conditions {
+		if c.Status == "False" && c.Message != "" {
+			return fmt.Sprintf("%s: %s", c.Reason, c.Message)
+		}
+	}
+	return string(s.Status.Phase)
+}
+
+func kubeClient() (client.Client, error) {
+	cfg, err := config.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("cannot load cluster configuration: %w", err)
+	}
+	s, err := provider.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return nil, fmt.Errorf("cannot make client: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,205 @@
+// Package backupverificationsession reconciles BackupVerificationSessions:
+// one verification of one Snapshot by a BackupVerifier. The session is
+// skipped when the Snapshot is already Verified (or paused). Otherwise the
+// controller prepares the verifier's scratch target, composes a
+// RestoreSession (owned by the session) that restores the Snapshot into
+// it, and waits for the restore. For a RestoreOnly verifier the verdict is
+// the restore's outcome, which includes the agent's comparison of every
+// restored file with the backup's content manifest. The verdict is written
+// to the Snapshot's status.verificationStatus and verificationSession, and
+// a scratch target the session created is removed once the session ends,
+// whatever its outcome.
+//
+// Conditions, all set by this controller:
+//
+//	BackupVerificationSkipped    True when the Snapshot needs no
+//	                             verification (SnapshotAlreadyVerified,
+//	                             SnapshotPaused).
+//	VerificationExecutorEnsured  True once the RestoreSession exists; False
+//	                             with VerificationNotRunnable when the
+//	                             verification cannot run as written, or
+//	                             VerificationTypeNotImplemented for Query
+//	                             and Script verifiers (not built yet).
+//	RestoreSucceeded             follows the RestoreSession's outcome.
+//	BackupVerified               the verdict, set once it is written to the
+//	                             Snapshot.
+package backupverificationsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+)
+
+// Options configure the controller.
+type Options struct {
+	Controller controller.Options
+	Log        logr.Logger
+	Clock      clock.Clock
+}
+
+// Setup adds the BackupVerificationSession controller to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupverificationsession")}
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("backupverificationsession").
+		WithOptions(o.Controller).
+		For(&corev1alpha1.BackupVerificationSession{}).
+		Owns(&corev1alpha1.RestoreSession{}).
+		Owns(&corev1.PersistentVolumeClaim{}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up backupverificationsession controller: %w", err)
+	}
+	return nil
+}
+
+type reconciler struct {
+	kube  client.Client
+	clock clock.Clock
+	log   logr.Logger
+}
+
+func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	s := &corev1alpha1.BackupVerificationSession{}
+	if err := r.kube.Get(ctx, req.NamespacedName, s); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if s.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	before := s.DeepCopy()
+	var res ctrl.Result
+	var err error
+	if !done(phase(s)) {
+		res, err = r.reconcile(ctx, s)
+	}
+	s.Status.Phase = phase(s)
+	if done(s.Status.Phase) {
+		if s.Status.Duration == "" {
+			s.Status.Duration = r.clock.Since(s.CreationTimestamp.Time).Round(time.Second).String()
+		}
+		// The scratch target goes once the session has an outcome, on
+		// success and on failure alike.
+		if cerr := r.removeScratch(ctx, s); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	if !equality.Semantic.DeepEqual(before.Status, s.Status) {
+		if uerr := r.kube.Status().Update(ctx, s); uerr != nil {
+			return ctrl.Result{}, errors.Join(err, fmt.Errorf("cannot update backupverificationsession status: %w", uerr))
+		}
+	}
+	if done(s.Status.Phase) {
+		return ctrl.Result{}, err
+	}
+	return res, err
+}
+
+func done(p corev1alpha1.BackupVerificationSessionPhase) bool {
+	return p == corev1alpha1.VerificationSessionSucceeded || p == corev1alpha1.VerificationSessionFailed || p == corev1alpha1.VerificationSessionSkipped
+}
+
+// notRunnable are the reasons of a VerificationExecutorEnsured=False that
+// end the session without a verdict.
+var notRunnable = map[xpv2.ConditionReason]bool{
+	corev1alpha1.ReasonVerificationNotRunnable:        true,
+	corev1alpha1.ReasonVerificationTypeNotImplemented: true,
+}
+
+// phase is derived from the conditions: Skipped when the verification was
+// skipped, Succeeded or Failed by the verdict, Failed when the restore
+// failed or the verification cannot run, and Running otherwise.
+func phase(s *corev1alpha1.BackupVerificationSession) corev1alpha1.BackupVerificationSessionPhase {
+	if s.GetCondition(corev1alpha1.TypeBackupVerificationSkipped).Status == corev1.ConditionTrue {
+		return corev1alpha1.VerificationSessionSkipped
+	}
+	switch s.GetCondition(corev1alpha1.TypeBackupVerified).Status {
+	case corev1.ConditionTrue:
+		return corev1alpha1.VerificationSessionSucceeded
+	case corev1.ConditionFalse:
+		return corev1alpha1.VerificationSessionFailed
+	}
+	if s.GetCondition(corev1alpha1.TypeRestoreSucceeded).Status == corev1.ConditionFalse {
+		return corev1alpha1.VerificationSessionFailed
+	}
+	if ex := s.GetCondition(corev1alpha1.TypeVerificationExecutorEnsured); ex.Status == corev1.ConditionFalse && notRunnable[ex.Reason] {
+		return corev1alpha1.VerificationSessionFailed
+	}
+	return corev1alpha1.VerificationSessionRunning
+}
+
+func setCondition(s *corev1alpha1.BackupVerificationSession, t xpv2.ConditionType, ok bool, reason xpv2.ConditionReason, msg string) {
+	c := xpv2.Condition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now(), ObservedGeneration: s.Generation}
+	if !ok {
+		c.Status = corev1.ConditionFalse
+	}
+	s.SetConditions(c)
+}
+
+// verdict is what a finished restore says of the Snapshot, for a
+// RestoreOnly verifier: the restore either succeeded (and with it the
+// agent's manifest comparison) or failed, with its reason. A restore that
+// could not run as composed (Invalid) gives no verdict on the Snapshot.
+type verdict struct {
+	// final is false while the restore is still going.
+	final bool
+	// runnable is false when the restore was refused as invalid: the
+	// verifier is at fault, not the Snapshot.
+	runnable bool
+	verified bool
+	message  string
+}
+
+func restoreVerdict(rs *corev1alpha1.RestoreSession) verdict {
+	switch rs.Status.Phase {
+	case corev1alpha1.RestoreSucceeded:
+		return verdict{final: true, runnable: true, verified: true}
+	case corev1alpha1.RestoreInvalid:
+		return verdict{final: true, message: restoreFailure(rs)}
+	case corev1alpha1.RestoreFailed:
+		return verdict{final: true, runnable: true, message: restoreFailure(rs)}
+	}
+	return verdict{}
+}
+
+// restoreFailure says why a RestoreSession failed, from its conditions or
+// its first failed component. The RestoreSession's messages carry no
+// secret, so they are passed on as they are.
+func restoreFailure(rs *corev1alpha1.RestoreSession) string {
+	for _, t := range []xpv2.ConditionType{corev1alpha1.TypeRestoreIncomplete, corev1alpha1.TypeRestoreTargetFound, corev1alpha1.TypeRestoreExecutorEnsured} {
+		c := rs.GetCondition(t)
+		bad := c.Status == corev1.ConditionFalse
+		if t == corev1alpha1.TypeRestoreIncomplete {
+			bad = c.Status == corev1.ConditionTrue
+		}
+		if bad {
+			if c.Message != "" {
+				return fmt.Sprintf("restoresession %q: %s: %s", rs.Name, c.Reason, c.Message)
+			}
+			return fmt.Sprintf("restoresession %q: %s", rs.Name, c.Reason)
+		}
+	}
+	for name, c := range rs.Status.Components {
+		if c.Phase == corev1alpha1.RestoreFailed {
+			return fmt.Sprintf("restoresession %q: component %q failed: %s", rs.Name, name, c.Error)
+		}
+	}
+	return fmt.Sprintf("restoresession %q is %s", rs.Name, rs.Status.Phase)
+}

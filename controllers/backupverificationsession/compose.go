@@ -1,0 +1,324 @@
+package backupverificationsession
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/controllers/restoresession"
+)
+
+// LabelSession marks what a verification session makes: its RestoreSession
+// and its scratch claim.
+const LabelSession = "core.stashplane.io/backupverificationsession"
+
+// restoreTimeout bounds a verification's restore; a verifier has no field
+// for it yet.
+const restoreTimeout = time.Hour
+
+// minScratchSize is the smallest scratch claim a session asks for.
+const minScratchSize = 1 << 30
+
+// reconcile moves a session that has no outcome yet one step on: before
+// its RestoreSession exists it checks that the verification should and
+// can run and composes the restore; afterwards it waits for the restore
+// and turns its outcome into the verdict.
+func (r *reconciler) reconcile(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (ctrl.Result, error) {
+	rs := &corev1alpha1.RestoreSession{}
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, rs)
+	switch {
+	case kerrors.IsNotFound(err):
+		return r.start(ctx, s)
+	case err != nil:
+		return ctrl.Result{}, fmt.Errorf("cannot get restoresession %q: %w", s.Name, err)
+	case !metav1.IsControlledBy(rs, s):
+		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable,
+			fmt.Sprintf("restoresession %q exists and does not belong to this session", rs.Name))
+		return ctrl.Result{}, nil
+	}
+	return r.judge(ctx, s, rs)
+}
+
+// start runs the checks that may skip or refuse the verification, then
+// prepares the target and creates the RestoreSession.
+func (r *reconciler) start(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (ctrl.Result, error) {
+	refuse := func(msg string) (ctrl.Result, error) {
+		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, msg)
+		return ctrl.Result{}, nil
+	}
+	if k := s.Spec.Invoker.Kind; k != "" && k != "BackupVerifier" {
+		return refuse(fmt.Sprintf("the invoker is a %s, not a BackupVerifier", k))
+	}
+	v := &corev1alpha1.BackupVerifier{}
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, v)
+	if kerrors.IsNotFound(err) {
+		return refuse(fmt.Sprintf("backupverifier %q does not exist", s.Spec.Invoker.Name))
+	}
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot get backupverifier %q: %w", s.Spec.Invoker.Name, err)
+	}
+	snap := &storagev1alpha1.Snapshot{}
+	err = r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Snapshot}, snap)
+	if kerrors.IsNotFound(err) {
+		return refuse(fmt.Sprintf("snapshot %q does not exist", s.Spec.Snapshot))
+	}
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot get snapshot %q: %w", s.Spec.Snapshot, err)
+	}
+	if reason, msg := skip(snap); reason != "" {
+		setCondition(s, corev1alpha1.TypeBackupVerificationSkipped, true, xpv2.ConditionReason(reason), msg)
+		return ctrl.Result{}, nil
+	}
+	switch {
+	case snap.Spec.Repository != s.Spec.Repository:
+		return refuse(fmt.Sprintf("snapshot %q belongs to repository %q, not %q", snap.Name, snap.Spec.Repository, s.Spec.Repository))
+	case snap.Status.Phase != storagev1alpha1.SnapshotSucceeded:
+		return refuse(fmt.Sprintf("snapshot %q is %q, not Succeeded", snap.Name, snap.Status.Phase))
+	}
+	if t := v.Spec.Type; t != "" && t != corev1alpha1.VerificationRestoreOnly {
+		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationTypeNotImplemented,
+			fmt.Sprintf("%s verifiers are not implemented yet; only RestoreOnly verifies a snapshot today", t))
+		return ctrl.Result{}, nil
+	}
+	target, msg, err := r.target(ctx, s, v, snap)
+	if err != nil {
+		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
+		return ctrl.Result{}, err
+	}
+	if msg != "" {
+		return refuse(msg)
+	}
+	rs := restoreSession(s, v, target)
+	if err := controllerutil.SetControllerReference(s, rs, r.kube.Scheme()); err != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot own restoresession %q: %w", rs.Name, err)
+	}
+	if err := r.kube.Create(ctx, rs); err != nil && !kerrors.IsAlreadyExists(err) {
+		err = fmt.Errorf("cannot create restoresession %q: %w", rs.Name, err)
+		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
+		return ctrl.Result{}, err
+	}
+	s.Status.RestoreSession = rs.Name
+	setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, true, corev1alpha1.ReasonVerificationExecutorEnsured, "")
+	return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+}
+
+// skip says why a Snapshot needs no verification, or "".
+func skip(snap *storagev1alpha1.Snapshot) (reason, msg string) {
+	switch {
+	case snap.Status.VerificationStatus == storagev1alpha1.SnapshotVerified:
+		return string(corev1alpha1.ReasonSnapshotAlreadyVerified),
+			fmt.Sprintf("snapshot %q was verified by backupverificationsession %q", snap.Name, snap.Status.VerificationSession)
+	case snap.Spec.Paused:
+		return string(corev1alpha1.ReasonSnapshotPaused), fmt.Sprintf("snapshot %q is paused", snap.Name)
+	}
+	return "", ""
+}
+
+// judge waits for the RestoreSession's outcome, writes the verdict to the
+// Snapshot and then records it on the session.
+func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificationSession, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
+	s.Status.RestoreSession = rs.Name
+	v := restoreVerdict(rs)
+	if !v.final {
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	}
+	s.Status.RestoreDuration = rs.Status.Duration
+	if !v.runnable {
+		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, v.message)
+		setCondition(s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
+		return ctrl.Result{}, nil
+	}
+	status := storagev1alpha1.SnapshotVerificationFailed
+	if v.verified {
+		status = storagev1alpha1.SnapshotVerified
+	}
+	// The Snapshot first: a session shows its verdict only once the
+	// Snapshot carries it, so a failed write is retried.
+	if err := r.writeVerdict(ctx, s, status); err != nil {
+		return ctrl.Result{}, err
+	}
+	if v.verified {
+		setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
+		setCondition(s, corev1alpha1.TypeBackupVerified, true, corev1alpha1.ReasonVerificationPassed,
+			fmt.Sprintf("snapshot %q restored in %s and every restored file matched the backup's content manifest", s.Spec.Snapshot, rs.Status.Duration))
+		return ctrl.Result{}, nil
+	}
+	setCondition(s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
+	setCondition(s, corev1alpha1.TypeBackupVerified, false, corev1alpha1.ReasonVerificationFailed, v.message)
+	return ctrl.Result{}, nil
+}
+
+// writeVerdict records the verdict in the Snapshot's status. It patches
+// only the two verification fields; the Snapshot controller derives the
+// phase, size and integrity and leaves them alone.
+func (r *reconciler) writeVerdict(ctx context.Context, s *corev1alpha1.BackupVerificationSession, status storagev1alpha1.VerificationStatus) error {
+	snap := &storagev1alpha1.Snapshot{}
+	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Snapshot}, snap); err != nil {
+		return fmt.Errorf("cannot get snapshot %q: %w", s.Spec.Snapshot, err)
+	}
+	if snap.Status.VerificationStatus == status && snap.Status.VerificationSession == s.Name {
+		return nil
+	}
+	patch := client.MergeFrom(snap.DeepCopy())
+	snap.Status.VerificationStatus = status
+	snap.Status.VerificationSession = s.Name
+	if err := r.kube.Status().Patch(ctx, snap, patch); err != nil {
+		return fmt.Errorf("cannot record the verdict on snapshot %q: %w", snap.Name, err)
+	}
+	return nil
+}
+
+// target is where the Snapshot is restored. A target that exists is used
+// as it is and left in place: it is the user's. A PersistentVolumeClaim
+// that does not exist is made for this run (a per-session name, the
+// cluster's default StorageClass, twice the Snapshot's size and at least
+// 1 GiB), owned by the session and removed when the session ends. Any
+// other missing kind cannot be made up, so the verification does not run
+// and msg says why.
+func (r *reconciler) target(ctx context.Context, s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, snap *storagev1alpha1.Snapshot) (*storagev1alpha1.TypedObjectReference, string, error) {
+	t := v.Spec.RestoreOption.Target
+	if t.Namespace != "" && t.Namespace != s.Namespace {
+		return nil, fmt.Sprintf("the verifier's target must be in the session's namespace %q", s.Namespace), nil
+	}
+	t.Namespace = ""
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: t.Name}, u)
+	switch {
+	case err == nil:
+		return &t, "", nil
+	case !kerrors.IsNotFound(err) && !meta.IsNoMatchError(err):
+		return nil, "", fmt.Errorf("cannot get target %s %q: %w", t.Kind, t.Name, err)
+	case !isClaim(t):
+		return nil, fmt.Sprintf("%s %q does not exist in namespace %q; only a PersistentVolumeClaim is made as a scratch target for a run", t.Kind, t.Name, s.Namespace), nil
+	}
+	pvc := scratchClaim(s, t.Name, snap)
+	if err := controllerutil.SetControllerReference(s, pvc, r.kube.Scheme()); err != nil {
+		return nil, "", fmt.Errorf("cannot own persistentvolumeclaim %q: %w", pvc.Name, err)
+	}
+	if err := r.kube.Create(ctx, pvc); err != nil && !kerrors.IsAlreadyExists(err) {
+		return nil, "", fmt.Errorf("cannot create scratch persistentvolumeclaim %q: %w", pvc.Name, err)
+	}
+	t.Name = pvc.Name
+	return &t, "", nil
+}
+
+func isClaim(t storagev1alpha1.TypedObjectReference) bool {
+	return t.APIGroup == "" && t.Kind == "PersistentVolumeClaim"
+}
+
+// ScratchClaimName is the claim a session makes when its verifier's target
+// claim does not exist: the target's name and a hash of the session's, so
+// that two sessions of one verifier never share one.
+func ScratchClaimName(target, session string) string {
+	h := fmt.Sprintf("%x", sha256.Sum256([]byte(session)))[:8]
+	if len(target) > 63-9 {
+		target = target[:63-9]
+	}
+	return target + "-" + h
+}
+
+// scratchSize is what a scratch claim asks for: twice the Snapshot's size,
+// in whole GiB, and at least 1 GiB.
+func scratchSize(snap *storagev1alpha1.Snapshot) resource.Quantity {
+	n, err := storagev1alpha1.ParseSize(snap.Status.Size)
+	if err != nil || n < 0 {
+		n = 0
+	}
+	want := 2 * n
+	if want < minScratchSize {
+		want = minScratchSize
+	}
+	gib := (want + minScratchSize - 1) / minScratchSize
+	return resource.MustParse(fmt.Sprintf("%dGi", gib))
+}
+
+func scratchClaim(s *corev1alpha1.BackupVerificationSession, target string, snap *storagev1alpha1.Snapshot) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: ScratchClaimName(target, s.Name), Namespace: s.Namespace,
+			Labels: map[string]string{LabelSession: s.Name},
+		},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: scratchSize(snap)}},
+		},
+	}
+}
+
+// restoreSession is the restore a session composes: the Snapshot, with the
+// verifier's addon, into the target.
+func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, target *storagev1alpha1.TypedObjectReference) *corev1alpha1.RestoreSession {
+	return &corev1alpha1.RestoreSession{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: map[string]string{LabelSession: s.Name}},
+		Spec: corev1alpha1.RestoreSessionSpec{
+			Target:         target,
+			DataSource:     corev1alpha1.RestoreDataSource{Repository: s.Spec.Repository, Snapshot: s.Spec.Snapshot},
+			Addon:          v.Spec.RestoreOption.AddonInfo.DeepCopy(),
+			RestoreTimeout: &metav1.Duration{Duration: restoreTimeout},
+		},
+	}
+}
+
+// removeScratch deletes the claims the session made. A claim stays in use
+// while any pod that mounted it exists, finished or not, so the finished
+// restore's Jobs (and with them their pods) go first; the RestoreSession
+// keeps the record of the restore. Claims the session does not control
+// are never touched.
+func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVerificationSession) error {
+	list := &corev1.PersistentVolumeClaimList{}
+	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingLabels{LabelSession: s.Name}); err != nil {
+		return fmt.Errorf("cannot list scratch persistentvolumeclaims: %w", err)
+	}
+	owned := 0
+	for i := range list.Items {
+		if metav1.IsControlledBy(&list.Items[i], s) {
+			owned++
+		}
+	}
+	if owned == 0 {
+		return nil
+	}
+	if s.Status.RestoreSession != "" {
+		jobs := &batchv1.JobList{}
+		if err := r.kube.List(ctx, jobs, client.InNamespace(s.Namespace), client.MatchingLabels{restoresession.LabelRestoreSession: s.Status.RestoreSession}); err != nil {
+			return fmt.Errorf("cannot list restore jobs: %w", err)
+		}
+		for i := range jobs.Items {
+			j := &jobs.Items[i]
+			if j.DeletionTimestamp != nil {
+				continue
+			}
+			if err := r.kube.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("cannot delete restore job %q: %w", j.Name, err)
+			}
+		}
+	}
+	for i := range list.Items {
+		pvc := &list.Items[i]
+		if !metav1.IsControlledBy(pvc, s) || pvc.DeletionTimestamp != nil {
+			continue
+		}
+		if err := r.kube.Delete(ctx, pvc); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete scratch persistentvolumeclaim %q: %w", pvc.Name, err)
+		}
+		r.log.V(1).Info("removed scratch target", "backupverificationsession", s.Name, "persistentvolumeclaim", pvc.Name)
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+// Package backupverifier composes what a BackupVerifier's scheduler asks
+// for: a CronJob whose pod runs `stashplane verify now --verifier`, which
+// starts a BackupVerificationSession for the newest Succeeded Snapshot of
+// every Repository linked to the verifier, and a ServiceAccount whose Role
+// allows just that. A verifier without a scheduler has no CronJob (any
+// earlier one is removed); it is run by hand with `stashplane verify now`.
+// The verifier has no status, so failures are returned and logged.
+package backupverifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/verify"
+	"github.com/stashplane/stashplane/internal/version"
+)
+
+const fieldOwner = client.FieldOwner("stashplane-backupverifier")
+
+// Options configure the controller.
+type Options struct {
+	Controller controller.Options
+	Log        logr.Logger
+}
+
+// Setup adds the BackupVerifier controller to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	r := &reconciler{kube: mgr.GetClient(), image: version.Image(), log: o.Log.WithValues("controller", "backupverifier")}
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("backupverifier").
+		WithOptions(o.Controller).
+		For(&corev1alpha1.BackupVerifier{}).
+		Owns(&batchv1.CronJob{}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up backupverifier controller: %w", err)
+	}
+	return nil
+}
+
+type reconciler struct {
+	kube  client.Client
+	image string
+	log   logr.Logger
+}
+
+func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	v := &corev1alpha1.BackupVerifier{}
+	if err := r.kube.Get(ctx, req.NamespacedName, v); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if v.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	if v.Spec.Scheduler == nil {
+		cj := &batchv1.CronJob{}
+		err := r.kube.Get(ctx, client.ObjectKey{Namespace: v.Namespace, Name: CronJobName(v)}, cj)
+		if err == nil && metav1.IsControlledBy(cj, v) {
+			if err := r.kube.Delete(ctx, cj); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, fmt.Errorf("cannot delete cronjob %q: %w", cj.Name, err)
+			}
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	for _, o := range append(desiredAccess(v), desiredCronJob(v, r.image)) {
+		if err := controllerutil.SetControllerReference(v, o, r.kube.Scheme()); err != nil {
+			return ctrl.Result{}, fmt.Errorf("cannot own %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+		if err := r.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+			return ctrl.Result{}, fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// ServiceAccountName is the account a verifier's CronJob runs as.
+func ServiceAccountName(v *corev1alpha1.BackupVerifier) string {
+	return shortName(v.Name, "-verifier", 63)
+}
+
+// CronJobName is a verifier's CronJob; CronJob names are limited to 52
+// characters.
+func CronJobName(v *corev1alpha1.BackupVerifier) string {
+	return shortName(v.Name, "-verify", 52)
+}
+
+func shortName(base, suffix string, max int) string {
+	if len(base)+len(suffix) <= max {
+		return base + suffix
+	}
+	h := fmt.Sprintf("%x", sha256.Sum256([]byte(base)))[:8]
+	return base[:max-len(suffix)-9] + "-" + h + suffix
+}
+
+func labels(v *corev1alpha1.BackupVerifier) map[string]string {
+	return map[string]string{verify.LabelVerifier: v.Name}
+}
+
+// desiredAccess lets the CronJob's pod find the linked Repositories' newest
+// Snapshots and start sessions, and nothing else.
+func desiredAccess(v *corev1alpha1.BackupVerifier) []client.Object {
+	name := ServiceAccountName(v)
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: v.Namespace, Labels: labels(v)}
+	}
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupconfigurations"}, Verbs: []string{"list"}},
+		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupverificationsessions"}, Verbs: []string{"create", "get"}},
+		{APIGroups: []string{storagev1alpha1.Group}, Resources: []string{"snapshots"}, Verbs: []string{"list"}},
+	}
+	return []client.Object{
+		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()},
+		&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"}, ObjectMeta: meta(), Rules: rules},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
+			ObjectMeta: meta(),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: v.Namespace}},
+		},
+	}
+}
+
+func desiredCronJob(v *corev1alpha1.BackupVerifier, image string) *batchv1.CronJob {
+	sch := v.Spec.Scheduler
+	l := labels(v)
+	cj := &batchv1.CronJob{
+		TypeMeta:   metav1.TypeMeta{APIVersion: batchv1.SchemeGroupVersion.String(), Kind: "CronJob"},
+		ObjectMeta: metav1.ObjectMeta{Name: CronJobName(v), Namespace: v.Namespace, Labels: l},
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   sch.Schedule,
+			TimeZone:                   sch.TimeZone,
+			StartingDeadlineSeconds:    sch.StartingDeadlineSeconds,
+			ConcurrencyPolicy:          batchv1.ConcurrencyPolicy(sch.ConcurrencyPolicy),
+			Suspend:                    ptr.To(ptr.Deref(sch.Suspend, false)),
+			SuccessfulJobsHistoryLimit: sch.SuccessfulJobsHistoryLimit,
+			FailedJobsHistoryLimit:     sch.FailedJobsHistoryLimit,
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: l},
+				Spec: batchv1.JobSpec{
+					BackoffLimit: ptr.To[int32](2),
+					Template: corev1.PodTemplateSpec{
+						ObjectMeta: metav1.ObjectMeta{Labels: l},
+						Spec: corev1.PodSpec{
+							ServiceAccountName: ServiceAccountName(v),
+							RestartPolicy:      corev1.RestartPolicyOnFailure,
+							Containers: []corev1.Container{{
+								Name:  "verify",
+								Image: image,
+								Args:  []string{"verify", "now", "--namespace=" + v.Namespace, "--verifier=" + v.Name},
+							}},
+						},
+					},
+				},
+			},
+		},
+	}
+	if cj.Spec.ConcurrencyPolicy == "" {
+		cj.Spec.ConcurrencyPolicy = batchv1.ForbidConcurrent
+	}
+	return cj
+}
