@@ -78,17 +78,3 @@ func TestShapeAndSchedules(t *testing.T) {
 		})
 	}
 }
-
-func TestShortName(t *testing.T) {
-	long := "a-very-long-backup-configuration-name-that-goes-on-and-on"
-	name := shortName(long+"-nightly", "", 52)
-	if len(name) != 52 {
-		t.Errorf("shortName: length %d, want 52: %q", len(name), name)
-	}
-	if other := shortName(long+"-weekly", "", 52); other == name {
-		t.Errorf("shortName gives two sessions the same name %q", name)
-	}
-	if diff := cmp.Diff("short-nightly", shortName("short-nightly", "", 52)); diff != "" {
-		t.Errorf("shortName of a short name: -want +got:\n%s", diff)
-	}
-}

@@ -1,9 +1,6 @@
 package backupconfiguration
 
 import (
-	"crypto/sha256"
-	"fmt"
-
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -13,6 +10,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/agent"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
@@ -24,23 +22,13 @@ import (
 // ServiceAccountName is the account a configuration's CronJobs and backup
 // Jobs run as.
 func ServiceAccountName(bc *corev1alpha1.BackupConfiguration) string {
-	return shortName(bc.Name, "-stashplane", 63)
+	return access.ShortName(bc.Name, "-stashplane", 63)
 }
 
 // CronJobName is the CronJob of a configuration's session; CronJob names are
 // limited to 52 characters.
 func CronJobName(bc *corev1alpha1.BackupConfiguration, session string) string {
-	return shortName(bc.Name+"-"+session, "", 52)
-}
-
-// shortName appends suffix to base, shortening base with a hash of it when
-// the whole would be longer than max.
-func shortName(base, suffix string, max int) string {
-	if len(base)+len(suffix) <= max {
-		return base + suffix
-	}
-	h := fmt.Sprintf("%x", sha256.Sum256([]byte(base)))[:8]
-	return base[:max-len(suffix)-9] + "-" + h + suffix
+	return access.ShortName(bc.Name+"-"+session, "", 52)
 }
 
 func labels(bc *corev1alpha1.BackupConfiguration) map[string]string {
@@ -90,24 +78,11 @@ func desiredRepositories(bc *corev1alpha1.BackupConfiguration) []*storagev1alpha
 // configuration and create its sessions (triggers); read the storage
 // objects and report components (backup Jobs).
 func desiredAccess(bc *corev1alpha1.BackupConfiguration) []client.Object {
-	name := ServiceAccountName(bc)
-	meta := func() metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: name, Namespace: bc.Namespace, Labels: labels(bc)}
-	}
 	rules := append([]rbacv1.PolicyRule{
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupconfigurations"}, Verbs: []string{"get"}},
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupsessions"}, Verbs: []string{"create", "get"}},
 	}, agent.Rules()...)
-	return []client.Object{
-		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()},
-		&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"}, ObjectMeta: meta(), Rules: rules},
-		&rbacv1.RoleBinding{
-			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
-			ObjectMeta: meta(),
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: bc.Namespace}},
-		},
-	}
+	return access.Objects(ServiceAccountName(bc), bc.Namespace, labels(bc), rules)
 }
 
 func desiredCronJobs(bc *corev1alpha1.BackupConfiguration, image string) []*batchv1.CronJob {

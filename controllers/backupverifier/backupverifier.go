@@ -9,7 +9,6 @@ package backupverifier
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 
 	"github.com/go-logr/logr"
@@ -25,6 +24,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/verify"
 	"github.com/stashplane/stashplane/internal/version"
 )
@@ -89,21 +89,13 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // ServiceAccountName is the account a verifier's CronJob runs as.
 func ServiceAccountName(v *corev1alpha1.BackupVerifier) string {
-	return shortName(v.Name, "-verifier", 63)
+	return access.ShortName(v.Name, "-verifier", 63)
 }
 
 // CronJobName is a verifier's CronJob; CronJob names are limited to 52
 // characters.
 func CronJobName(v *corev1alpha1.BackupVerifier) string {
-	return shortName(v.Name, "-verify", 52)
-}
-
-func shortName(base, suffix string, max int) string {
-	if len(base)+len(suffix) <= max {
-		return base + suffix
-	}
-	h := fmt.Sprintf("%x", sha256.Sum256([]byte(base)))[:8]
-	return base[:max-len(suffix)-9] + "-" + h + suffix
+	return access.ShortName(v.Name, "-verify", 52)
 }
 
 func labels(v *corev1alpha1.BackupVerifier) map[string]string {
@@ -113,25 +105,12 @@ func labels(v *corev1alpha1.BackupVerifier) map[string]string {
 // desiredAccess lets the CronJob's pod find the linked Repositories' newest
 // Snapshots and start sessions, and nothing else.
 func desiredAccess(v *corev1alpha1.BackupVerifier) []client.Object {
-	name := ServiceAccountName(v)
-	meta := func() metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: name, Namespace: v.Namespace, Labels: labels(v)}
-	}
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupconfigurations"}, Verbs: []string{"list"}},
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupverificationsessions"}, Verbs: []string{"create", "get"}},
 		{APIGroups: []string{storagev1alpha1.Group}, Resources: []string{"snapshots"}, Verbs: []string{"list"}},
 	}
-	return []client.Object{
-		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()},
-		&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"}, ObjectMeta: meta(), Rules: rules},
-		&rbacv1.RoleBinding{
-			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
-			ObjectMeta: meta(),
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: v.Namespace}},
-		},
-	}
+	return access.Objects(ServiceAccountName(v), v.Namespace, labels(v), rules)
 }
 
 func desiredCronJob(v *corev1alpha1.BackupVerifier, image string) *batchv1.CronJob {

@@ -8,7 +8,6 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +23,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/agent"
 )
 
@@ -209,21 +209,8 @@ func (r *reconciler) catalog(ctx context.Context) (*render.Catalog, error) {
 // Jobs: the agent reads the storage objects and reports its component to
 // the RestoreSession, and nothing else.
 func desiredAccess(rs *corev1alpha1.RestoreSession) []client.Object {
-	name := ServiceAccountName(rs)
-	meta := func() metav1.ObjectMeta {
-		return metav1.ObjectMeta{Name: name, Namespace: rs.Namespace, Labels: map[string]string{LabelRestoreSession: rs.Name}}
-	}
 	rules := append(agent.Rules(), agent.RestoreRules()...)
-	return []client.Object{
-		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()},
-		&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"}, ObjectMeta: meta(), Rules: rules},
-		&rbacv1.RoleBinding{
-			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
-			ObjectMeta: meta(),
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: rs.Namespace}},
-		},
-	}
+	return access.Objects(ServiceAccountName(rs), rs.Namespace, map[string]string{LabelRestoreSession: rs.Name}, rules)
 }
 
 // ensureAccess applies the session's access objects, owned by it. A

@@ -1,0 +1,44 @@
+// Package access composes the identities Stashplane's pods run as: a
+// ServiceAccount with a Role of exactly the rules it is given, bound in one
+// namespace, and the bounded names of the objects controllers compose.
+package access
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Objects returns a ServiceAccount, a Role holding rules and the
+// RoleBinding between them, all named name in namespace ns, ready for
+// server-side apply.
+func Objects(name, ns string, labels map[string]string, rules []rbacv1.PolicyRule) []client.Object {
+	meta := func() metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
+	}
+	return []client.Object{
+		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()},
+		&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"}, ObjectMeta: meta(), Rules: rules},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
+			ObjectMeta: meta(),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
+		},
+	}
+}
+
+// ShortName appends suffix to base, shortening base with a hash of it when
+// the whole would be longer than max (63 for most names, 52 for CronJobs),
+// so that distinct bases keep distinct names.
+func ShortName(base, suffix string, max int) string {
+	if len(base)+len(suffix) <= max {
+		return base + suffix
+	}
+	h := fmt.Sprintf("%x", sha256.Sum256([]byte(base)))[:8]
+	return base[:max-len(suffix)-9] + "-" + h + suffix
+}
