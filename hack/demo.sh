@@ -43,7 +43,7 @@ section "kubectl apply -f examples/storage/local.yaml  (a BackupStorage on local
 sed "s|/tmp/stashplane-backups|$storage|" "$root/examples/storage/local.yaml" | "$kubectl" apply -f -
 section "kubectl apply -f examples/backup/  (the demo workload and its BackupConfiguration)"
 sed "s|/tmp/stashplane-demo-app|$appdata|" "$root/examples/backup/app.yaml" | "$kubectl" apply -f -
-"$kubectl" apply -f "$root/examples/backup/configuration.yaml"
+"$kubectl" apply -f "$root/examples/backup/configuration.yaml" -f "$root/examples/backup/verifier.yaml"
 
 section "Waiting for the first backup"
 start=$(date +%s)
@@ -70,6 +70,13 @@ section "Plain restic, with the repository password, on $repo"
 RESTIC_PASSWORD=change-me-to-a-long-random-password "$bin/restic" -r "$repo" --no-cache snapshots
 
 [ "$phase" = Succeeded ] || { echo; echo "the first backup did not succeed ($phase)"; "$kubectl" get backupsessions -o yaml; exit 1; }
+
+section "Verifying the backup: stashplane verify now demo-app-nightly (restore into a scratch claim, compare with the manifest)"
+"$bin/stashplane" verify now demo-app-nightly --namespace default --timeout 5m
+section "kubectl get backupverificationsessions,snapshots"
+"$kubectl" get backupverificationsessions,snapshots
+section "kubectl get pvc  (the scratch claim is gone after the run)"
+"$kubectl" get pvc
 echo
-echo "Done: the demo workload was backed up on the dev cluster. To keep a cluster running, use:"
+echo "Done: the demo workload was backed up and the backup verified by restoring it. To keep a cluster running, use:"
 echo "  bin/stashplane dev up --dir /tmp/stashplane-dev"
