@@ -77,6 +77,7 @@ type Cluster struct {
 	cancel context.CancelFunc
 	made   []string
 
+	reaper   *reaper
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -116,9 +117,13 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			return c, err
 		}
 	}
+	if c.reaper, err = startReaper(); err != nil {
+		return c, err
+	}
 	if err := c.startControlPlane(); err != nil {
 		return c, err
 	}
+	c.reaper.watch(c.opts.Dir)
 	if err := c.startControllers(); err != nil {
 		return c, err
 	}
@@ -342,6 +347,9 @@ func (c *Cluster) stop() error {
 		if err := c.cp.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("cannot stop control plane: %w", err))
 		}
+	}
+	if c.reaper != nil {
+		c.reaper.release()
 	}
 	for _, p := range c.made {
 		if err := os.RemoveAll(p); err != nil {

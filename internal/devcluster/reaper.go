@@ -1,0 +1,106 @@
+package devcluster
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The control plane's etcd and kube-apiserver are started by envtest, which
+// does not tie them to this process: if it is killed (a test binary hit by
+// SIGKILL, a crashed `dev up`), they would live on. A reaper — this binary
+// re-run with envReaper set — holds the read end of a pipe whose write end
+// only this process has; when the pipe closes without a "release" line,
+// however this process ended, the reaper kills the components it was told
+// about.
+const envReaper = "STASHPLANE_DEVCLUSTER_REAPER"
+
+func init() {
+	if os.Getenv(envReaper) != "" {
+		reap()
+		os.Exit(0)
+	}
+}
+
+// reap reads one pid per line until "release" (nothing to do) or the end of
+// input (the parent is gone: kill them all).
+func reap() {
+	var pids []int
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "release" {
+			return
+		}
+		if pid, err := strconv.Atoi(line); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	time.Sleep(5 * time.Second)
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// reaper is the parent's side of a reaper process.
+type reaper struct {
+	cmd *exec.Cmd
+	w   *os.File
+}
+
+func startReaper() (*reaper, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the running binary: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("cannot make reaper pipe: %w", err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = []string{envReaper + "=1"}
+	cmd.Stdin = r
+	// Its own process group: a signal to the parent's group must not take
+	// the reaper with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("cannot start reaper: %w", err)
+	}
+	r.Close()
+	go func() { _ = cmd.Wait() }()
+	return &reaper{cmd: cmd, w: w}, nil
+}
+
+// watch tells the reaper about the processes whose command line names dir.
+func (r *reaper) watch(dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), dir) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err != nil || pid == os.Getpid() || pid == r.cmd.Process.Pid {
+			continue
+		}
+		fmt.Fprintln(r.w, pid)
+	}
+}
+
+// release ends the reaper without killing anything: the cluster stopped
+// cleanly.
+func (r *reaper) release() {
+	fmt.Fprintln(r.w, "release")
+	r.w.Close()
+}

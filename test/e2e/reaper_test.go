@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+)
+
+// envHoldCluster makes TestHoldCluster start a cluster, print its
+// directory and wait to be killed.
+const envHoldCluster = "STASHPLANE_E2E_HOLD_CLUSTER"
+
+// TestHoldCluster is the child of TestKilledProcessLeavesNoComponent; on its
+// own it does nothing.
+func TestHoldCluster(t *testing.T) {
+	if os.Getenv(envHoldCluster) == "" {
+		return
+	}
+	c := devclustertest.Start(t)
+	fmt.Printf("cluster-dir=%s\n", c.Dir())
+	time.Sleep(5 * time.Minute)
+}
+
+// A process that runs a dev cluster and is killed outright (no cleanup at
+// all) takes every component with it: etcd, the API server, the controller
+// manager and the scheduler.
+func TestKilledProcessLeavesNoComponent(t *testing.T) {
+	t.Parallel()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run", "^TestHoldCluster$", "-test.v")
+	cmd.Env = append(os.Environ(), envHoldCluster+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dir := ""
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "cluster-dir="); ok {
+			dir = d
+			break
+		}
+	}
+	if dir == "" {
+		_ = cmd.Process.Kill()
+		t.Fatal("the child did not start its cluster")
+	}
+	defer os.RemoveAll(dir)
+	if len(processesMentioning(dir)) == 0 {
+		t.Fatal("no component of the child's cluster is running: the test would prove nothing")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	poll(t, time.Minute, "components of a killed process's cluster are still running", func(context.Context) (bool, error) {
+		return len(processesMentioning(dir)) == 0, nil
+	})
+}
