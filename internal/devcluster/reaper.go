@@ -82,12 +82,14 @@ func startReaper() (*reaper, error) {
 	return &reaper{cmd: cmd, w: w}, nil
 }
 
-// watch tells the reaper about the processes whose command line names dir.
+// watch tells the reaper about the processes whose command line names a
+// path inside dir.
 func (r *reaper) watch(dir string) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err != nil || !strings.Contains(string(b), dir) {
+		// The separator keeps /tmp/spdev-12 from matching /tmp/spdev-123.
+		if err != nil || !strings.Contains(string(b), dir+"/") {
 			continue
 		}
 		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))

@@ -309,7 +309,8 @@ func TestUnmappedImageFailsPod(t *testing.T) {
 	}
 }
 
-// processesMentioning lists processes whose command line names path.
+// processesMentioning lists processes whose command line names a path
+// inside dir path.
 func processesMentioning(path string) []string {
 	var out []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
@@ -318,7 +319,7 @@ func processesMentioning(path string) []string {
 		if err != nil {
 			continue
 		}
-		if strings.Contains(string(b), path) {
+		if strings.Contains(string(b), path+"/") {
 			out = append(out, p+": "+strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}

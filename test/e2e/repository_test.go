@@ -83,6 +83,8 @@ func TestRepositories(t *testing.T) {
 	kube := withProvider(t)
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &storagev1alpha1.RepositoryList{})
+	defer dumpOnFailure(t, kube, &storagev1alpha1.BackupStorageList{})
+	defer dumpOnFailure(t, kube, &corev1.PodList{})
 	host := t.TempDir()
 	for _, ns := range []*corev1.Namespace{
 		{ObjectMeta: metav1.ObjectMeta{Name: "apps", Labels: map[string]string{"backup": "allowed"}}},
