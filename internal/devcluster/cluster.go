@@ -77,9 +77,11 @@ type Cluster struct {
 	cancel context.CancelFunc
 	made   []string
 
-	reaper   *reaper
-	stopOnce sync.Once
-	stopErr  error
+	reaper *reaper
+	// podNetLock holds this cluster's pod IP range against other clusters.
+	podNetLock *os.File
+	stopOnce   sync.Once
+	stopErr    error
 }
 
 // The entries a cluster makes in its directory, removed again by Stop.
@@ -261,7 +263,11 @@ func (c *Cluster) startNode(ctx context.Context) error {
 		return err
 	}
 	listen := c.cp.GetAPIServer().SecureServing.ListenAddr
-	podIPs := netip.PrefixFrom(netip.AddrFrom4([4]byte{127, byte(16 + rand.IntN(200)), 0, 0}), 16)
+	podIPs, lock, err := claimPodNetwork()
+	if err != nil {
+		return err
+	}
+	c.podNetLock = lock
 	cfg := processnode.Config{
 		NodeName:      NodeName,
 		Dir:           filepath.Join(c.opts.Dir, nodeDir),
@@ -351,6 +357,10 @@ func (c *Cluster) stop() error {
 	if c.reaper != nil {
 		c.reaper.release()
 	}
+	if c.podNetLock != nil {
+		_ = os.Remove(c.podNetLock.Name())
+		c.podNetLock.Close()
+	}
 	for _, p := range c.made {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
@@ -368,6 +378,27 @@ func (p *component) stop() {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.exited
 	}
+}
+
+// claimPodNetwork picks the loopback /16 its pods take their IPs from, one
+// that no other dev cluster on this machine holds: two clusters sharing a
+// range would give two pods the same address, and their servers the same
+// port. The claim is a lock on a file, which the kernel drops if this
+// process dies.
+func claimPodNetwork() (netip.Prefix, *os.File, error) {
+	for _, i := range rand.Perm(200) {
+		n := byte(16 + i)
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("stashplane-devcluster-podnet-%d.lock", n)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return netip.Prefix{}, nil, fmt.Errorf("cannot claim a pod network: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{127, n, 0, 0}), 16), f, nil
+	}
+	return netip.Prefix{}, nil, errors.New("cannot claim a pod network: every range is held by another dev cluster")
 }
 
 func freePort() (int, error) {
