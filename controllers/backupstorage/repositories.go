@@ -10,18 +10,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/controllers/repository"
 	"github.com/stashplane/stashplane/internal/backend"
 )
-
-// storageKey is the BackupStorage a Repository points at; its storageRef
-// namespace defaults to the Repository's own.
-func storageKey(r *storagev1alpha1.Repository) types.NamespacedName {
-	ns := r.Spec.StorageRef.Namespace
-	if ns == "" {
-		ns = r.Namespace
-	}
-	return types.NamespacedName{Namespace: ns, Name: r.Spec.StorageRef.Name}
-}
 
 // repositoriesOf lists the Repositories that point at a BackupStorage,
 // sorted by namespace and name.
@@ -32,7 +23,7 @@ func repositoriesOf(ctx context.Context, c client.Client, bs *storagev1alpha1.Ba
 	}
 	var out []storagev1alpha1.Repository
 	for _, r := range list.Items {
-		if storageKey(&r) == (types.NamespacedName{Namespace: bs.Namespace, Name: bs.Name}) && r.DeletionTimestamp == nil {
+		if repository.StorageKey(&r) == (types.NamespacedName{Namespace: bs.Namespace, Name: bs.Name}) && r.DeletionTimestamp == nil {
 			out = append(out, r)
 		}
 	}
