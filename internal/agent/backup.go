@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
+	"gocloud.dev/blob"
 	"k8s.io/utils/ptr"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -114,19 +116,30 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		if err := rc.Init(ctx); err != nil {
 			return nil, nil, err
 		}
-	} else if err := rc.Unlock(ctx, false); err != nil {
-		// Only stale locks go: those of dead runs on this host and those
-		// older than restic's threshold.
+	} else if err := unlockStale(ctx, t.bucket, t.resticPath, func(ctx context.Context) error { return rc.Unlock(ctx, false) }); err != nil {
 		return nil, nil, err
 	}
 
+	hctx, stopHashing := context.WithCancel(ctx)
+	defer stopHashing()
+	hashing := startHashing(hctx, files)
 	progress := newProgressWriter(w, state, ProgressInterval)
 	sum, err := rc.Backup(ctx, restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}, progress.report)
 	progress.stop()
 	if err != nil {
+		stopHashing()
+		hashing.wait()
 		return sum, nil, err
 	}
-	if err := checkRead(files, sum); err != nil {
+	restoreChanged := func(ctx context.Context, dir string, paths []string) error {
+		_, err := rc.Restore(ctx, sum.SnapshotID, dir, nil, includePatterns(paths)...)
+		return err
+	}
+	manifestFiles, err := settleManifest(ctx, files, hashing.wait(), o.ScratchDir, restoreChanged)
+	if err != nil {
+		return sum, nil, err
+	}
+	if err := checkRead(manifestFiles, sum); err != nil {
 		return sum, nil, err
 	}
 	// Without the exclusive lock: a lock left by an interrupted run of
@@ -135,7 +148,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	if _, err := rc.Check(ctx, restic.CheckOptions{NoLock: true}); err != nil {
 		return sum, ptr.To(false), err
 	}
-	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, files)
+	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, manifestFiles)
 	b, err := m.Encode()
 	if err != nil {
 		return sum, ptr.To(true), err
@@ -145,6 +158,23 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
 	return sum, ptr.To(true), nil
+}
+
+// unlockStale runs restic's unlock only when the repository holds a lock.
+// Unlock removes stale locks only (those of dead runs on this host and
+// those older than restic's threshold), so with none it has nothing to do,
+// and a restic run costs about half a second of key derivation alone. A
+// lock made after the listing belongs to a live run, which unlock would
+// keep anyway.
+func unlockStale(ctx context.Context, bucket *blob.Bucket, resticPath string, unlock func(context.Context) error) error {
+	_, err := bucket.List(&blob.ListOptions{Prefix: resticPath + "locks/"}).Next(ctx)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return fmt.Errorf("cannot list the restic repository's locks: %w", err)
+	}
+	return unlock(ctx)
 }
 
 func excludeArgs(patterns []string) []string {

@@ -42,13 +42,14 @@ type ManifestFile struct {
 	SHA256 string `json:"sha256"`
 }
 
-// walkSource reads every regular file under paths that the exclude
-// patterns keep, and returns them sorted by path. A path that does not
-// exist is a reasonError with ReasonSourceNotFound; an entry that cannot be
-// read is a reasonError with restic's SourceIncomplete reason, as restic
-// itself would report it.
-func walkSource(paths, exclude []string) ([]ManifestFile, error) {
-	var files []ManifestFile
+// walkSource lists every regular file under paths that the exclude
+// patterns keep, with its state, sorted by path; it reads no content (see
+// contentscan.go for how the files are hashed). A path that does not exist
+// is a reasonError with ReasonSourceNotFound; an entry that cannot be read
+// is a reasonError with restic's SourceIncomplete reason, as restic itself
+// would report it.
+func walkSource(paths, exclude []string) ([]sourceFile, error) {
+	var files []sourceFile
 	var unreadable []string
 	for _, root := range paths {
 		if _, err := os.Lstat(root); err != nil {
@@ -71,12 +72,17 @@ func walkSource(paths, exclude []string) ([]ManifestFile, error) {
 			if !d.Type().IsRegular() {
 				return nil
 			}
-			f, err := hashFile(p)
-			if err != nil {
+			info, err := d.Info()
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				// Removed since the directory was read: restic will not
+				// find it either.
+				return nil
+			case err != nil:
 				unreadable = append(unreadable, fmt.Sprintf("%s: %v", p, unwrapPathError(err)))
 				return nil
 			}
-			files = append(files, f)
+			files = append(files, sourceFile{path: p, state: stateOf(info)})
 			return nil
 		})
 		if err != nil {
@@ -89,7 +95,7 @@ func walkSource(paths, exclude []string) ([]ManifestFile, error) {
 		}
 		return nil, &reasonError{reason: reasonSourceIncomplete, msg: "cannot read " + strings.Join(unreadable, "; ")}
 	}
-	sort.Slice(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
 	return files, nil
 }
 

@@ -92,7 +92,8 @@ func TestWalkSource(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := walkSource(tc.paths, tc.exclude)
+			listed, err := walkSource(tc.paths, tc.exclude)
+			got := hashSequentially(t, listed)
 			var se *reasonError
 			gotReason := ""
 			if errors.As(err, &se) {
@@ -108,6 +109,21 @@ func TestWalkSource(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hashSequentially hashes listed files one after another, as a manifest
+// was built before it was built during the backup.
+func hashSequentially(t *testing.T, files []sourceFile) []ManifestFile {
+	t.Helper()
+	var out []ManifestFile
+	for _, f := range files {
+		m, err := hashFile(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func TestExcluded(t *testing.T) {

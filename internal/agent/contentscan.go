@@ -1,0 +1,227 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The content manifest is built while restic backs the source up, not in a
+// pass of its own before it: a hasher reads the files in the order restic
+// walks them, so that one of the two reads mostly finds the other's pages
+// in the page cache, and the backup costs one read of the source instead
+// of two in a row.
+//
+// The manifest must still describe what restic stored, and a file may
+// change while the backup runs. Each file's state (size, modification and
+// change times, inode) is taken by the walk before restic starts, when the
+// hasher opens the file and reads its end, and once more after restic has
+// finished. A file whose state never moved was the same for restic and
+// for the hasher over the whole run, which holds both reads, so its hash
+// is what restic stored. This is restic's own test of a changed file, and
+// it shares its blind spot: a write that leaves size and all times as they
+// were. Every other file (changed, replaced or removed during the run, or
+// gone before the hasher came to it) is taken back from the new restic
+// snapshot into the scratch directory and hashed there, so its manifest
+// entry is restic's copy; a file the snapshot does not hold is left out,
+// since restic did not store it.
+
+// fileState tells whether a file changed between two looks at it.
+type fileState struct {
+	size  int64
+	mtime int64
+	ctime int64
+	ino   uint64
+}
+
+// sourceFile is a regular file of the source as the walk before the
+// backup found it.
+type sourceFile struct {
+	path  string
+	state fileState
+}
+
+// hashed is one source file as the hasher read it during the backup.
+type hashed struct {
+	file ManifestFile
+	err  error
+	// stable: the file had its listed state when it was opened and when
+	// it had been read to the end.
+	stable bool
+}
+
+// contentHasher hashes listed files, in order, while restic reads them.
+type contentHasher struct {
+	out  []hashed
+	done chan struct{}
+}
+
+// startHashing hashes files in the background until it is done or ctx
+// ends; files not reached by then carry ctx's error.
+func startHashing(ctx context.Context, files []sourceFile) *contentHasher {
+	h := &contentHasher{out: make([]hashed, len(files)), done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		for i, f := range files {
+			if err := ctx.Err(); err != nil {
+				h.out[i] = hashed{err: err}
+				continue
+			}
+			h.out[i] = hashListed(f)
+		}
+	}()
+	return h
+}
+
+// wait returns the hashes once every file has been hashed.
+func (h *contentHasher) wait() []hashed {
+	<-h.done
+	return h.out
+}
+
+func hashListed(f sourceFile) hashed {
+	fh, err := os.Open(f.path)
+	if err != nil {
+		return hashed{err: err}
+	}
+	defer fh.Close()
+	before, err := fh.Stat()
+	if err != nil {
+		return hashed{err: err}
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, fh)
+	if err != nil {
+		return hashed{err: err}
+	}
+	after, err := fh.Stat()
+	if err != nil {
+		return hashed{err: err}
+	}
+	return hashed{
+		file:   ManifestFile{Path: f.path, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))},
+		stable: stateOf(before) == f.state && stateOf(after) == f.state && n == f.state.size,
+	}
+}
+
+// restoreFunc restores the named files of the backup's restic snapshot
+// under dir, each at dir/<path>, as restic stored them.
+type restoreFunc func(ctx context.Context, dir string, files []string) error
+
+// settleManifest turns the hashes taken during the backup into the
+// manifest's files, after restic has finished: files that changed during
+// the run are hashed from restic's copy, which restore puts into a
+// temporary directory under scratch. A file the hasher could not read for
+// a reason other than its removal makes the source incomplete.
+func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, scratch string, restore restoreFunc) ([]ManifestFile, error) {
+	out := make([]ManifestFile, 0, len(files))
+	var changed, unreadable []string
+	for i, f := range files {
+		h := hashes[i]
+		if h.err != nil && !errors.Is(h.err, fs.ErrNotExist) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			unreadable = append(unreadable, fmt.Sprintf("%s: %v", f.path, unwrapPathError(h.err)))
+			continue
+		}
+		if h.err == nil && h.stable {
+			if now, err := os.Lstat(f.path); err == nil && stateOf(now) == f.state {
+				out = append(out, h.file)
+				continue
+			}
+		}
+		changed = append(changed, f.path)
+	}
+	if len(unreadable) > 0 {
+		if len(unreadable) > 5 {
+			unreadable = append(unreadable[:5], fmt.Sprintf("and %d more", len(unreadable)-5))
+		}
+		return nil, &reasonError{reason: reasonSourceIncomplete, msg: "cannot read " + strings.Join(unreadable, "; ")}
+	}
+	if len(changed) == 0 {
+		return out, nil
+	}
+	stored, err := hashStored(ctx, changed, scratch, restore)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, stored...)
+	return out, nil
+}
+
+// hashStored hashes restic's copies of files that changed during the
+// backup, leaving out those the snapshot does not hold.
+func hashStored(ctx context.Context, files []string, scratch string, restore restoreFunc) ([]ManifestFile, error) {
+	if scratch != "" {
+		if err := os.MkdirAll(scratch, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot make the scratch directory %q: %w", scratch, err)
+		}
+	}
+	dir, err := os.MkdirTemp(scratch, "changed-")
+	if err != nil {
+		return nil, fmt.Errorf("cannot make a directory for the files that changed during the backup: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := restore(ctx, dir, files); err != nil {
+		return nil, fmt.Errorf("cannot restore the %d files that changed during the backup to hash them: %w", len(files), err)
+	}
+	var out []ManifestFile
+	for _, p := range files {
+		copied := filepath.Join(dir, p)
+		fi, err := os.Lstat(copied)
+		if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.Mode().IsRegular()) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot read restic's copy of %q: %w", p, err)
+		}
+		m, err := hashFile(copied)
+		if err != nil {
+			return nil, fmt.Errorf("cannot hash restic's copy of %q: %w", p, err)
+		}
+		m.Path = p
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// maxIncludeBytes bounds the include patterns of one restore of changed
+// files; beyond it the whole snapshot is restored instead, which holds
+// them too.
+const maxIncludeBytes = 256 << 10
+
+// includePatterns are restic include patterns that match exactly the
+// files, or none (everything) when they would not fit on a command line.
+func includePatterns(files []string) []string {
+	out := make([]string, 0, len(files))
+	n := 0
+	for _, f := range files {
+		p := escapeGlob(f)
+		n += len(p) + len("--include=") + 1
+		if n > maxIncludeBytes {
+			return nil
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// escapeGlob makes a path a pattern that matches only itself.
+func escapeGlob(p string) string {
+	var b strings.Builder
+	for _, r := range p {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

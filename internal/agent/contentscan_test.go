@@ -1,0 +1,260 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"gocloud.dev/blob/memblob"
+)
+
+func TestConcurrentManifestEqualsSequential(t *testing.T) {
+	root := t.TempDir()
+	tree := map[string]string{}
+	for i := range 200 {
+		tree[fmt.Sprintf("d%d/f%03d", i%7, i)] = fmt.Sprintf("content of file %d %s", i, string(make([]byte, i*97)))
+	}
+	writeTree(t, root, tree)
+	files, err := walkSource([]string{root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := hashSequentially(t, files)
+	restore := func(context.Context, string, []string) error {
+		t.Errorf("restic's copy was asked for, but no file changed")
+		return nil
+	}
+	got, err := settleManifest(context.Background(), files, startHashing(context.Background(), files).wait(), t.TempDir(), restore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the manifest built during the backup differs from the one built before it: -want +got:\n%s", diff)
+	}
+}
+
+func TestSettleManifest(t *testing.T) {
+	permissionDenied := &os.PathError{Op: "open", Path: "/x", Err: syscall.EACCES}
+	cases := map[string]struct {
+		reason string
+		// during changes the source after it was hashed, before restic
+		// ends.
+		during func(t *testing.T, root string)
+		// hashErr replaces the hasher's outcome of b.txt.
+		hashErr error
+		// stored is the content restic's copy has, by relative path; a
+		// path missing from it is not in the snapshot.
+		stored      map[string]string
+		want        map[string]string
+		wantAsked   []string
+		wantErrKind string
+	}{
+		"Unchanged": {
+			reason: "Files that did not change are described by the hasher's read; restic's copy is not needed.",
+			want:   map[string]string{"a.txt": "alpha", "b.txt": "bee"},
+		},
+		"ChangedDuringBackup": {
+			reason:    "A file written while restic ran is described by restic's copy, not by the hasher's read.",
+			during:    func(t *testing.T, root string) { write(t, filepath.Join(root, "b.txt"), "bee, rewritten") },
+			stored:    map[string]string{"b.txt": "bee, as restic read it"},
+			want:      map[string]string{"a.txt": "alpha", "b.txt": "bee, as restic read it"},
+			wantAsked: []string{"b.txt"},
+		},
+		"RemovedNotStored": {
+			reason:    "A file removed before restic read it is not in the snapshot and leaves the manifest.",
+			during:    func(t *testing.T, root string) { _ = os.Remove(filepath.Join(root, "b.txt")) },
+			want:      map[string]string{"a.txt": "alpha"},
+			wantAsked: []string{"b.txt"},
+		},
+		"RemovedAfterRestic": {
+			reason:    "A file removed after restic stored it keeps restic's copy in the manifest.",
+			during:    func(t *testing.T, root string) { _ = os.Remove(filepath.Join(root, "b.txt")) },
+			stored:    map[string]string{"b.txt": "bee"},
+			want:      map[string]string{"a.txt": "alpha", "b.txt": "bee"},
+			wantAsked: []string{"b.txt"},
+		},
+		"Unreadable": {
+			reason:      "A file the hasher cannot read makes the source incomplete, as restic reports it.",
+			hashErr:     permissionDenied,
+			wantErrKind: reasonSourceIncomplete,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, map[string]string{"a.txt": "alpha", "b.txt": "bee"})
+			files, err := walkSource([]string{root}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hashes := startHashing(context.Background(), files).wait()
+			if tc.hashErr != nil {
+				hashes[1] = hashed{err: tc.hashErr}
+			}
+			if tc.during != nil {
+				// Make a change visible even where file times are coarse.
+				time.Sleep(10 * time.Millisecond)
+				tc.during(t, root)
+			}
+			var asked []string
+			restore := func(_ context.Context, dir string, paths []string) error {
+				for _, p := range paths {
+					rel, _ := filepath.Rel(root, p)
+					asked = append(asked, rel)
+					if content, ok := tc.stored[rel]; ok {
+						writeTree(t, dir, map[string]string{p: content})
+					}
+				}
+				return nil
+			}
+			got, err := settleManifest(context.Background(), files, hashes, t.TempDir(), restore)
+			var re *reasonError
+			gotKind := ""
+			if errors.As(err, &re) {
+				gotKind = re.reason
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantErrKind, gotKind); diff != "" {
+				t.Errorf("%s\nreason: -want +got:\n%s", tc.reason, diff)
+			}
+			var want []ManifestFile
+			for rel, content := range tc.want {
+				want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), SHA256: sum(content)})
+			}
+			byPath := cmpopts.SortSlices(func(a, b ManifestFile) bool { return a.Path < b.Path })
+			if diff := cmp.Diff(want, got, byPath, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s\nmanifest: -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.wantAsked, asked); diff != "" {
+				t.Errorf("%s\nfiles taken from restic: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func write(t *testing.T, p, content string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIncludePatterns(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		files  []string
+		want   []string
+	}{
+		"Plain": {
+			reason: "Ordinary paths are their own patterns.",
+			files:  []string{"/data/a.txt"},
+			want:   []string{"/data/a.txt"},
+		},
+		"GlobCharacters": {
+			reason: "Glob characters in a name are escaped, so the pattern matches that file only.",
+			files:  []string{"/data/[x]*?.txt"},
+			want:   []string{`/data/\[x\]\*\?.txt`},
+		},
+		"TooMany": {
+			reason: "Patterns beyond a command line's room give way to the whole snapshot.",
+			files:  manyPaths(20000),
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := includePatterns(tc.files)
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s\nincludePatterns(): -want +got:\n%s", tc.reason, diff)
+			}
+			for i, p := range got {
+				if ok, err := filepath.Match(p, tc.files[i]); err != nil || !ok {
+					t.Errorf("%s\npattern %q does not match %q", tc.reason, p, tc.files[i])
+				}
+			}
+		})
+	}
+}
+
+func manyPaths(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("/data/some/directory/file-%06d.dat", i)
+	}
+	return out
+}
+
+func TestUnlockStale(t *testing.T) {
+	const prefix = "default/app/repository/"
+	cases := map[string]struct {
+		reason     string
+		objects    []string
+		wantUnlock bool
+	}{
+		"NoLocks": {
+			reason:  "Without lock files restic's unlock has nothing to do and is not run.",
+			objects: []string{prefix + "config", prefix + "data/00/0011"},
+		},
+		"Locked": {
+			reason:     "A lock file may be stale: restic's unlock runs and decides.",
+			objects:    []string{prefix + "config", prefix + "locks/abcdef"},
+			wantUnlock: true,
+		},
+		"OtherRepositoryLocked": {
+			reason:  "A lock of another repository in the same storage is not this one's.",
+			objects: []string{prefix + "config", "default/other/repository/locks/abcdef"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b := memblob.OpenBucket(nil)
+			defer b.Close()
+			for _, k := range tc.objects {
+				if err := b.WriteAll(ctx, k, []byte("x"), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			unlocked := false
+			err := unlockStale(ctx, b, prefix, func(context.Context) error { unlocked = true; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantUnlock, unlocked); diff != "" {
+				t.Errorf("%s\nunlock run: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestHashRestored(t *testing.T) {
+	target := t.TempDir()
+	writeTree(t, target, map[string]string{"data/a": "alpha", "data/b": "bee", "other/c": "sea"})
+	files := []ManifestFile{{Path: "/data/a"}, {Path: "/data/b"}, {Path: "/data/missing"}, {Path: "/other/c"}}
+	h := hashRestored(files, []string{"/data"}, target)
+	got := map[string]string{}
+	for _, f := range files {
+		m, err := h.get(f.Path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			got[f.Path] = "missing"
+		case err != nil:
+			t.Fatal(err)
+		case m.SHA256 != "":
+			got[f.Path] = fmt.Sprintf("%d %s", m.Size, m.SHA256)
+		}
+	}
+	want := map[string]string{
+		"/data/a": fmt.Sprintf("5 %s", sum("alpha")), "/data/b": fmt.Sprintf("3 %s", sum("bee")), "/data/missing": "missing",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("hashRestored(): -want +got:\n%s", diff)
+	}
+}
