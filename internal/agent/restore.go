@@ -149,11 +149,12 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, r
 	}
 	var bad []string
 	checked := 0
+	hashes := hashRestored(m.Files, paths, o.Target)
 	for _, f := range m.Files {
 		if !underAny(f.Path, paths) {
 			continue
 		}
-		got, err := hashFile(restoredPath(o.Target, f.Path))
+		got, err := hashes.get(f.Path)
 		if len(o.Include) > 0 && errors.Is(err, fs.ErrNotExist) {
 			// Left out by the include patterns.
 			continue
