@@ -145,7 +145,12 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 			return ctrl.Result{}, nil
 		}
 	}
-	snaps, err := r.ensureSnapshots(ctx, bs, bc)
+	inputs, err := r.plan(ctx, bs, bc)
+	if err != nil {
+		setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
+		return ctrl.Result{}, err
+	}
+	snaps, err := r.ensureSnapshots(ctx, bs, bc, componentCounts(inputs))
 	if err != nil {
 		setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
 		return ctrl.Result{}, err
@@ -155,7 +160,7 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 		return ctrl.Result{}, nil
 	}
 	setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, true, corev1alpha1.ReasonSnapshotsEnsured, "")
-	if err := r.ensureJobs(ctx, bs, bc); err != nil {
+	if err := r.ensureJobs(ctx, bs, bc, inputs); err != nil {
 		setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}

@@ -13,6 +13,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +32,10 @@ import (
 // labelBackupSession marks the Jobs of a session.
 const labelBackupSession = "core.stashplane.io/backupsession"
 
+// labelComponent names the component a Job writes, as the built-in
+// Functions do; with the repository label it finds the Job's report.
+const labelComponent = "stashplane.io/component"
+
 // completedGrace is how long a session waits, after its Jobs completed, for
 // their components to be reported before it calls the backup incomplete.
 const completedGrace = time.Minute
@@ -44,9 +49,28 @@ func session(bc *corev1alpha1.BackupConfiguration, name string) *corev1alpha1.Se
 	return nil
 }
 
+// componentCounts counts the components the planned Jobs write, by
+// repository.
+func componentCounts(inputs []render.Input) map[string]int {
+	seen := map[string]map[string]bool{}
+	for _, in := range inputs {
+		repo := in.Context.Repository.Name
+		if seen[repo] == nil {
+			seen[repo] = map[string]bool{}
+		}
+		seen[repo][in.Context.Component] = true
+	}
+	out := map[string]int{}
+	for repo, cs := range seen {
+		out[repo] = len(cs)
+	}
+	return out
+}
+
 // ensureSnapshots makes one Snapshot per repository of the session, owned by
-// its Repository so that it outlives the session.
-func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) ([]*storagev1alpha1.Snapshot, error) {
+// its Repository so that it outlives the session, expecting as many
+// components as the plan writes to the repository.
+func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, counts map[string]int) ([]*storagev1alpha1.Snapshot, error) {
 	s := session(bc, bs.Spec.Session)
 	if s == nil {
 		return nil, fmt.Errorf("backupconfiguration %q has no session %q", bc.Name, bs.Spec.Session)
@@ -60,6 +84,9 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 		snap := &storagev1alpha1.Snapshot{}
 		err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: name}, snap)
 		if err == nil {
+			if err := r.expectComponents(ctx, snap, counts[ri.Name]); err != nil {
+				return nil, err
+			}
 			out = append(out, snap)
 			continue
 		}
@@ -89,22 +116,41 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 		if err := r.kube.Create(ctx, snap); err != nil && !kerrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("cannot create snapshot %q: %w", name, err)
 		}
+		if err := r.expectComponents(ctx, snap, counts[ri.Name]); err != nil {
+			return nil, err
+		}
 		out = append(out, snap)
 	}
 	return out, nil
 }
 
-// ensureJobs renders the session's addon task for each repository and
-// creates the Jobs, owned by the session.
-func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) error {
+// expectComponents records on a new Snapshot how many components it will
+// hold, before any Job runs, so that it succeeds only once all of them did.
+func (r *reconciler) expectComponents(ctx context.Context, snap *storagev1alpha1.Snapshot, n int) error {
+	if n == 0 || snap.Status.TotalComponents != 0 || len(snap.Status.Components) > 0 {
+		return nil
+	}
+	orig := snap.DeepCopy()
+	snap.Status.TotalComponents = int32(n)
+	if err := r.kube.Status().Patch(ctx, snap, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("cannot record the components of snapshot %q: %w", snap.Name, err)
+	}
+	return nil
+}
+
+// plan works out the session's tasks: one per repository, task and
+// component of the target.
+func (r *reconciler) plan(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) ([]render.Input, error) {
 	in, err := r.planInputs(ctx, bs, bc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	inputs, err := plan.Backup(bc, bs.Spec.Session, in)
-	if err != nil {
-		return err
-	}
+	return plan.Backup(bc, bs.Spec.Session, in)
+}
+
+// ensureJobs renders the session's planned tasks and creates the Jobs,
+// owned by the session.
+func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, inputs []render.Input) error {
 	for _, input := range inputs {
 		if r.paused(ctx, bs.Namespace, input.Context.Repository.Name) {
 			continue
@@ -123,6 +169,8 @@ func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSess
 				j.Labels = map[string]string{}
 			}
 			j.Labels[labelBackupSession] = bs.Name
+			j.Labels[labelComponent] = input.Context.Component
+			j.Labels[storagev1alpha1.LabelRepository] = input.Context.Repository.Name
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
 				j.Spec.Template.Spec.ServiceAccountName = backupconfiguration.ServiceAccountName(bc)
 			}
@@ -188,8 +236,46 @@ func (r *reconciler) planInputs(ctx context.Context, bs *corev1alpha1.BackupSess
 			return plan.Inputs{}, fmt.Errorf("cannot get target %s %s/%s: %w", t.Kind, ns, t.Name, err)
 		}
 		in.Target = u
+		if t.Kind == "DaemonSet" {
+			nodes, err := r.nodesOf(ctx, u)
+			if err != nil {
+				return plan.Inputs{}, err
+			}
+			in.Nodes = nodes
+		}
 	}
 	return in, nil
+}
+
+// nodesOf lists, in order, the nodes the pods of a workload run on.
+func (r *reconciler) nodesOf(ctx context.Context, u *unstructured.Unstructured) ([]string, error) {
+	sel := &metav1.LabelSelector{}
+	if m, found, _ := unstructured.NestedMap(u.Object, "spec", "selector"); found {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, sel); err != nil {
+			return nil, fmt.Errorf("cannot decode selector of %s %q: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+	selector, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return nil, fmt.Errorf("cannot use selector of %s %q: %w", u.GetKind(), u.GetName(), err)
+	}
+	pods := &corev1.PodList{}
+	// Straight from the API server: the controller keeps no cache of pods.
+	if err := r.api.List(ctx, pods, client.InNamespace(u.GetNamespace()), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return nil, fmt.Errorf("cannot list pods of %s %q: %w", u.GetKind(), u.GetName(), err)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range pods.Items {
+		owner := metav1.GetControllerOf(&p)
+		if owner == nil || owner.UID != u.GetUID() || p.Spec.NodeName == "" || p.DeletionTimestamp != nil || seen[p.Spec.NodeName] {
+			continue
+		}
+		seen[p.Spec.NodeName] = true
+		out = append(out, p.Spec.NodeName)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // watchExecution records the Snapshots' phases and makes sure none waits
@@ -211,7 +297,7 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 			return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
 		}
 	}
-	problem := executionProblem(jobs.Items, now)
+	problem := executionProblem(jobs.Items, reportedIn(snaps), now)
 	if d := bs.Status.BackupDeadline; problem == "" && d != nil && now.After(d.Time) {
 		problem = fmt.Sprintf("the backup did not finish within its timeout of %s", bs.Spec.BackupTimeout.Duration)
 	}
@@ -239,8 +325,24 @@ func snapshotDone(s *storagev1alpha1.Snapshot) bool {
 	return s.Status.Phase == storagev1alpha1.SnapshotSucceeded || s.Status.Phase == storagev1alpha1.SnapshotFailed
 }
 
-// executionProblem says what went wrong with a session's Jobs, or "".
-func executionProblem(jobs []batchv1.Job, now time.Time) string {
+// reportedIn says whether a repository's Snapshot among snaps holds the
+// final report of a component.
+func reportedIn(snaps []*storagev1alpha1.Snapshot) func(repo, component string) bool {
+	return func(repo, component string) bool {
+		for _, s := range snaps {
+			c, ok := s.Status.Components[component]
+			if ok && s.Spec.Repository == repo && (c.Phase == storagev1alpha1.ComponentSucceeded || c.Phase == storagev1alpha1.ComponentFailed) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// executionProblem says what went wrong with a session's Jobs, or "". A
+// Job that completed is a problem only when its component was not reported
+// in time: its siblings may still be running.
+func executionProblem(jobs []batchv1.Job, reported func(repo, component string) bool, now time.Time) string {
 	if len(jobs) == 0 {
 		return "the backup job is gone"
 	}
@@ -253,7 +355,7 @@ func executionProblem(jobs []batchv1.Job, now time.Time) string {
 			case batchv1.JobFailed:
 				return fmt.Sprintf("backup job %q failed: %s", j.Name, c.Message)
 			case batchv1.JobComplete:
-				if now.Sub(c.LastTransitionTime.Time) > completedGrace {
+				if now.Sub(c.LastTransitionTime.Time) > completedGrace && !reported(j.Labels[storagev1alpha1.LabelRepository], j.Labels[labelComponent]) {
 					return fmt.Sprintf("backup job %q completed without reporting its component", j.Name)
 				}
 			}

@@ -24,7 +24,6 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -53,6 +52,9 @@ type Inputs struct {
 	Repository *storagev1alpha1.Repository
 	// Snapshot restored, already resolved from a name or "latest".
 	Snapshot *storagev1alpha1.Snapshot
+	// Nodes the target's pods run on: a DaemonSet has one component per
+	// node. A restore without them takes the node from the component name.
+	Nodes []string
 }
 
 // SessionName is the name of the BackupSession of a configuration's session
@@ -95,7 +97,11 @@ func Backup(bc *corev1alpha1.BackupConfiguration, session string, in Inputs) ([]
 			if err != nil {
 				return nil, err
 			}
-			target, err := targetOf(bc, ref, in.Target)
+			target, err := targetFor(bc.Spec.Target, bc.Namespace, ref, in.Target)
+			if err != nil {
+				return nil, err
+			}
+			parts, err := components(target, in.Target, listsVolumes(ref), in.Nodes)
 			if err != nil {
 				return nil, err
 			}
@@ -103,25 +109,27 @@ func Backup(bc *corev1alpha1.BackupConfiguration, session string, in Inputs) ([]
 			if ref.Params != nil {
 				params = ref.Params.Raw
 			}
-			out = append(out, render.Input{
-				Addon: addon, TaskKind: render.TaskBackup, Task: ref.Name, Function: fn, Params: params,
-				Context: render.Context{
-					Namespace: bc.Namespace,
-					Invoker:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupConfiguration", Name: bc.Name},
-					Session:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupSession", Name: in.SessionName},
-					Target:    target,
-					Repository: render.Repository{
-						Name: repo.Name, Namespace: bc.Namespace, Directory: repo.Directory,
-						EncryptionSecret: repo.EncryptionSecret.Name,
+			for _, c := range parts {
+				out = append(out, render.Input{
+					Addon: addon, TaskKind: render.TaskBackup, Task: ref.Name, Function: fn, Params: params,
+					Context: render.Context{
+						Namespace: bc.Namespace,
+						Invoker:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupConfiguration", Name: bc.Name},
+						Session:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupSession", Name: in.SessionName},
+						Target:    c.target,
+						Repository: render.Repository{
+							Name: repo.Name, Namespace: bc.Namespace, Directory: repo.Directory,
+							EncryptionSecret: repo.EncryptionSecret.Name,
+						},
+						Storage:   storage,
+						Snapshot:  repo.Name + "-" + in.SessionName,
+						Component: c.name,
+						Image:     in.Image,
+						Variables: variables(ref.Variables),
+						Runtime:   runtimeOf(s.Addon),
 					},
-					Storage:   storage,
-					Snapshot:  repo.Name + "-" + in.SessionName,
-					Component: "dump",
-					Image:     in.Image,
-					Variables: variables(ref.Variables),
-					Runtime:   runtimeOf(s.Addon),
-				},
-			})
+				})
+			}
 		}
 	}
 	return out, nil
@@ -166,15 +174,16 @@ func describeStorage(ns, name string, storages map[string]*storagev1alpha1.Backu
 	return out
 }
 
-// targetOf describes the configuration's target with the volumes the task
-// works on: those the task lists, or else the data volumes of the target's
-// pod template with the mounts its containers use.
-func targetOf(bc *corev1alpha1.BackupConfiguration, ref corev1alpha1.TaskReference, workload *unstructured.Unstructured) (render.Target, error) {
-	return targetFor(bc.Spec.Target, bc.Namespace, ref, workload)
+// listsVolumes says whether a task names the volumes it works on itself.
+func listsVolumes(task corev1alpha1.TaskReference) bool {
+	return task.TargetVolumes != nil && len(task.TargetVolumes.Volumes) > 0
 }
 
 // targetFor describes a target reference, whose empty namespace means ns,
-// with the volumes a task reads or writes.
+// with the volumes a task reads or writes: those the task lists, or else
+// the data volumes of the target's pod template with the mounts its
+// containers use. A StatefulSet's claim templates are mounted too; which
+// claims they are depends on the pod (see components).
 func targetFor(ref *storagev1alpha1.TypedObjectReference, ns string, task corev1alpha1.TaskReference, workload *unstructured.Unstructured) (render.Target, error) {
 	var t render.Target
 	if ref != nil {
@@ -183,7 +192,7 @@ func targetFor(ref *storagev1alpha1.TypedObjectReference, ns string, task corev1
 			t.Namespace = ns
 		}
 	}
-	if tv := task.TargetVolumes; tv != nil && len(tv.Volumes) > 0 {
+	if tv := task.TargetVolumes; listsVolumes(task) {
 		b, err := json.Marshal(tv.Volumes)
 		if err != nil {
 			return t, fmt.Errorf("cannot encode target volumes: %w", err)
@@ -194,7 +203,7 @@ func targetFor(ref *storagev1alpha1.TypedObjectReference, ns string, task corev1
 		t.VolumeMounts = tv.VolumeMounts
 		return t, nil
 	}
-	if workload == nil || workload.GetName() != t.Name || !strings.EqualFold(workload.GetKind(), t.Kind) {
+	if !isTarget(t, workload) {
 		return t, nil
 	}
 	tmpl, found, err := unstructured.NestedMap(workload.Object, "spec", "template", "spec")
@@ -214,6 +223,9 @@ func targetFor(ref *storagev1alpha1.TypedObjectReference, ns string, task corev1
 			t.Volumes = append(t.Volumes, v)
 			data[v.Name] = true
 		}
+	}
+	for _, name := range claimTemplates(workload) {
+		data[name] = true
 	}
 	seen := map[string]bool{}
 	for _, c := range spec.Containers {

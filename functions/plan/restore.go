@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -50,7 +51,8 @@ func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error)
 		secret = es.Name
 	}
 	var out []render.Input
-	for _, component := range RestoreComponents(rs, in.Snapshot) {
+	names := RestoreComponents(rs, in.Snapshot)
+	for _, component := range names {
 		for _, ref := range refs {
 			task, err := render.FindTask(addon, render.TaskRestore, ref.Name)
 			if err != nil {
@@ -60,7 +62,18 @@ func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error)
 			if err != nil {
 				return nil, err
 			}
-			target, err := restoreTargetOf(rs, ref, in.Target)
+			whole, err := restoreTargetOf(rs, ref, in.Target)
+			if err != nil {
+				return nil, err
+			}
+			parts, err := components(whole, in.Target, listsVolumes(ref), restoreNodes(whole, in.Nodes, names))
+			if err != nil {
+				return nil, err
+			}
+			// Each component goes back where it came from: a StatefulSet's
+			// pod's data into the claims of the same ordinal, a DaemonSet's
+			// node's into the same node.
+			target, err := pick(parts, whole, component)
 			if err != nil {
 				return nil, err
 			}
@@ -108,6 +121,21 @@ func RestoreComponents(rs *corev1alpha1.RestoreSession, snap *storagev1alpha1.Sn
 		return []string{storagev1alpha1.ComponentDump}
 	}
 	sort.Strings(out)
+	return out
+}
+
+// restoreNodes are the nodes a DaemonSet's components are restored on: the
+// nodes given, else those the components are named after.
+func restoreNodes(t render.Target, nodes, components []string) []string {
+	if len(nodes) > 0 || t.Kind != "DaemonSet" {
+		return nodes
+	}
+	var out []string
+	for _, c := range components {
+		if n, ok := strings.CutPrefix(c, nodeComponentPrefix); ok && n != "" {
+			out = append(out, n)
+		}
+	}
 	return out
 }
 

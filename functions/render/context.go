@@ -142,6 +142,10 @@ type Target struct {
 
 	// VolumeMounts of those volumes, at the paths the target uses them.
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts"`
+
+	// NodeName is the node whose data the task works on, for a component
+	// that lives on one node (a DaemonSet's); empty when any node will do.
+	NodeName string `json:"nodeName"`
 }
 
 // Repository is the Repository a task writes to or reads from.

@@ -1,0 +1,141 @@
+package plan
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/access"
+)
+
+// Component name prefixes of the targets that hold their data in more than
+// one place.
+const (
+	// podComponentPrefix starts the component of one pod of a StatefulSet:
+	// dump-pod-<ordinal>.
+	podComponentPrefix = storagev1alpha1.ComponentDump + "-pod-"
+	// nodeComponentPrefix starts the component of one node of a
+	// DaemonSet: dump-<node>.
+	nodeComponentPrefix = storagev1alpha1.ComponentDump + "-"
+)
+
+// maxComponent bounds a component's name: it is a label value of the Jobs.
+const maxComponent = 63
+
+// component is the part of a target one Job backs up or restores, with the
+// volumes that hold it.
+type component struct {
+	name   string
+	target render.Target
+}
+
+// components splits a target into the parts whose data sits in different
+// places: one per pod of a StatefulSet, each with its ordinal's claims; one
+// per node a DaemonSet runs on, pinned to the node; else the whole target
+// as the one component "dump". Volumes the task names itself are one
+// component.
+func components(t render.Target, workload *unstructured.Unstructured, listed bool, nodes []string) ([]component, error) {
+	if listed || !isTarget(t, workload) {
+		return []component{{name: storagev1alpha1.ComponentDump, target: t}}, nil
+	}
+	switch t.Kind {
+	case "StatefulSet":
+		return podComponents(t, workload)
+	case "DaemonSet":
+		if len(nodes) == 0 {
+			return nil, fmt.Errorf("cannot plan components of daemonset %q: none of its pods runs on a node", t.Name)
+		}
+		out := make([]component, 0, len(nodes))
+		for _, n := range nodes {
+			c := component{name: NodeComponent(n), target: t}
+			c.target.NodeName = n
+			out = append(out, c)
+		}
+		return out, nil
+	}
+	return []component{{name: storagev1alpha1.ComponentDump, target: t}}, nil
+}
+
+// podComponents gives each pod of a StatefulSet its component, with the
+// claims its volumeClaimTemplates made for the pod's ordinal besides the
+// pod template's volumes.
+func podComponents(t render.Target, sts *unstructured.Unstructured) ([]component, error) {
+	replicas, found, err := unstructured.NestedInt64(sts.Object, "spec", "replicas")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read replicas of statefulset %q: %w", t.Name, err)
+	}
+	if !found {
+		replicas = 1
+	}
+	start, _, err := unstructured.NestedInt64(sts.Object, "spec", "ordinals", "start")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read ordinals of statefulset %q: %w", t.Name, err)
+	}
+	if replicas < 1 {
+		return nil, fmt.Errorf("cannot plan components of statefulset %q: it has no replicas", t.Name)
+	}
+	out := make([]component, 0, replicas)
+	for i := start; i < start+replicas; i++ {
+		c := component{name: podComponentPrefix + strconv.FormatInt(i, 10), target: t}
+		c.target.Volumes = append([]corev1.Volume(nil), t.Volumes...)
+		for _, name := range claimTemplates(sts) {
+			c.target.Volumes = append(c.target.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: fmt.Sprintf("%s-%s-%d", name, t.Name, i)},
+			}})
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// claimTemplates names a StatefulSet's volumeClaimTemplates, which are the
+// pod's volumes of the same names.
+func claimTemplates(workload *unstructured.Unstructured) []string {
+	if workload == nil || !strings.EqualFold(workload.GetKind(), "StatefulSet") {
+		return nil
+	}
+	tmpls, _, _ := unstructured.NestedSlice(workload.Object, "spec", "volumeClaimTemplates")
+	var out []string
+	for _, v := range tmpls {
+		m, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		if name, _, _ := unstructured.NestedString(m, "metadata", "name"); name != "" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// NodeComponent is the component of a DaemonSet's data on one node: dump-
+// and the node's name, shortened with a hash when it would not fit a label
+// value.
+func NodeComponent(node string) string {
+	return access.ShortName(nodeComponentPrefix+node, "", maxComponent)
+}
+
+// isTarget says whether workload is the object t refers to.
+func isTarget(t render.Target, workload *unstructured.Unstructured) bool {
+	return workload != nil && workload.GetName() == t.Name && strings.EqualFold(workload.GetKind(), t.Kind)
+}
+
+// pick finds the named component among those of a target, for a restore
+// that writes a component back where it came from; a target that is one
+// component takes any.
+func pick(all []component, t render.Target, name string) (render.Target, error) {
+	for _, c := range all {
+		if c.name == name {
+			return c.target, nil
+		}
+	}
+	if len(all) == 1 && all[0].name == storagev1alpha1.ComponentDump {
+		return all[0].target, nil
+	}
+	return t, fmt.Errorf("cannot restore component %q into %s %q: it has no part of that name", name, t.Kind, t.Name)
+}
