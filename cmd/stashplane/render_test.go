@@ -52,6 +52,11 @@ func TestRenderCommand(t *testing.T) {
 			args:   []string{"-f", filepath.Join("testdata", "render", "app-backup.yaml"), "--time", "1767225600", "--image", "ghcr.io/stashplane/stashplane:v0.1.0"},
 			golden: "app-backup",
 		},
+		"StatefulSetPerPod": {
+			reason: "A StatefulSet renders one backup Job per pod, each mounting the claims of its ordinal.",
+			args:   []string{"-f", filepath.Join("testdata", "render", "db-statefulset.yaml"), "--time", "1767225600", "--image", "ghcr.io/stashplane/stashplane:v0.1.0"},
+			golden: "db-statefulset",
+		},
 		"BadParams": {
 			reason:   "Parameters that violate the Function's #Params are an error with CUE's position and path, and nothing is printed.",
 			args:     []string{"-f", broken, "--time", "1"},
