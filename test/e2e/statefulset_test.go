@@ -122,8 +122,34 @@ func TestStatefulSetPerPodComponents(t *testing.T) {
 	if err := kube.Create(ctx, bc); err != nil {
 		t.Fatal(err)
 	}
+	snap, jobs := componentsBackedUp(t, kube, "dump-pod-0", "dump-pod-1")
+	if len(jobs) != 2 {
+		t.Errorf("the backup ran %d Jobs, want one per pod", len(jobs))
+	}
+
+	// Plain restic, on each component's repository on the host.
+	for i := range dirs {
+		resticHolds(t, storageDir, snap, fmt.Sprintf("dump-pod-%d", i), want[i])
+	}
+
+	// Wipe ordinal 1 and restore both components into the StatefulSet.
+	wipe(t, dirs[1])
+	restoreComponents(t, kube, "StatefulSet", "db", "dump-pod-0", "dump-pod-1")
+	for i, dir := range dirs {
+		if diff := cmp.Diff(want[i], digest(t, dir)); diff != "" {
+			t.Errorf("ordinal %d after the restore: -backed up +now:\n%s", i, diff)
+		}
+	}
+}
+
+// componentsBackedUp waits for the first backup to succeed and returns its
+// Snapshot, checked to hold exactly the given components, all Succeeded and
+// all expected from the start, and the session's Jobs.
+func componentsBackedUp(t *testing.T, kube client.Client, components ...string) (*storagev1alpha1.Snapshot, []batchv1.Job) {
+	t.Helper()
+	ctx := context.Background()
 	var session corev1alpha1.BackupSession
-	poll(t, 5*time.Minute, "the first backup of the StatefulSet did not succeed", func(ctx context.Context) (bool, error) {
+	poll(t, 5*time.Minute, "the first backup did not succeed", func(ctx context.Context) (bool, error) {
 		list := &corev1alpha1.BackupSessionList{}
 		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) == 0 {
 			return false, nil
@@ -146,64 +172,70 @@ func TestStatefulSetPerPodComponents(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if diff := cmp.Diff([]string{"dump-pod-0", "dump-pod-1"}, names); diff != "" || snap.Status.TotalComponents != 2 || snap.Status.Phase != storagev1alpha1.SnapshotSucceeded {
+	if diff := cmp.Diff(components, names); diff != "" || int(snap.Status.TotalComponents) != len(components) || snap.Status.Phase != storagev1alpha1.SnapshotSucceeded {
 		t.Fatalf("snapshot %s: phase %s, totalComponents %d, components -want +got:\n%s", snap.Name, snap.Status.Phase, snap.Status.TotalComponents, diff)
 	}
 	jobs := &batchv1.JobList{}
 	if err := kube.List(ctx, jobs, client.InNamespace("default"), client.MatchingLabels{"core.stashplane.io/backupsession": session.Name}); err != nil {
 		t.Fatal(err)
 	}
-	if len(jobs.Items) != 2 {
-		t.Errorf("the backup ran %d Jobs, want one per pod", len(jobs.Items))
-	}
+	return snap, jobs.Items
+}
 
-	// Plain restic, on each component's repository on the host.
-	for i := range dirs {
-		comp := snap.Status.Components[fmt.Sprintf("dump-pod-%d", i)]
-		repoDir := filepath.Join(storageDir, "backups", comp.Path)
-		var snaps []resticSnapshot
-		if err := json.Unmarshal(hostRestic(t, repoDir, "snapshots", "--json"), &snaps); err != nil {
-			t.Fatal(err)
-		}
-		if len(snaps) != 1 || !cmp.Equal(snaps[0].Paths, []string{"/var/lib/app"}) {
-			t.Fatalf("restic lists %+v in the repository of dump-pod-%d", snaps, i)
-		}
-		restored := t.TempDir()
-		hostRestic(t, repoDir, "restore", snaps[0].ID, "--target", restored)
-		if diff := cmp.Diff(want[i], digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {
-			t.Errorf("restic restore of dump-pod-%d: -ordinal's data +restored:\n%s", i, diff)
-		}
+// resticHolds checks with plain restic that a component's repository on
+// the host holds one snapshot of /var/lib/app with the wanted files.
+func resticHolds(t *testing.T, storageDir string, snap *storagev1alpha1.Snapshot, component string, want map[string]string) {
+	t.Helper()
+	repoDir := filepath.Join(storageDir, "backups", snap.Status.Components[component].Path)
+	var snaps []resticSnapshot
+	if err := json.Unmarshal(hostRestic(t, repoDir, "snapshots", "--json"), &snaps); err != nil {
+		t.Fatal(err)
 	}
+	if len(snaps) != 1 || !cmp.Equal(snaps[0].Paths, []string{"/var/lib/app"}) {
+		t.Fatalf("restic lists %+v in the repository of %s", snaps, component)
+	}
+	restored := t.TempDir()
+	hostRestic(t, repoDir, "restore", snaps[0].ID, "--target", restored)
+	if diff := cmp.Diff(want, digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {
+		t.Errorf("restic restore of %s: -backed up +restored:\n%s", component, diff)
+	}
+}
 
-	// Wipe ordinal 1 and restore both components into the StatefulSet.
-	entries, err := os.ReadDir(dirs[1])
+// wipe empties a directory.
+func wipe(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dirs[1], e.Name())); err != nil {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rs := restoreSession("db-restore", "db", corev1alpha1.SnapshotLatest, "")
-	rs.Spec.Target.Kind = "StatefulSet"
+}
+
+// restoreComponents restores the latest Snapshot of the app repository
+// into a workload and waits for every given component to succeed.
+func restoreComponents(t *testing.T, kube client.Client, kind, name string, components ...string) {
+	t.Helper()
+	rs := restoreSession(name+"-restore", name, corev1alpha1.SnapshotLatest, "")
+	rs.Spec.Target.Kind = kind
 	rs.Spec.RestoreTimeout = &metav1.Duration{Duration: 4 * time.Minute}
-	if err := kube.Create(ctx, rs); err != nil {
+	if err := kube.Create(context.Background(), rs); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 5*time.Minute, "the restore into the StatefulSet did not finish", func(ctx context.Context) (bool, error) {
+	poll(t, 5*time.Minute, "the restore into "+kind+" "+name+" did not finish", func(ctx context.Context) (bool, error) {
 		if err := kube.Get(ctx, client.ObjectKeyFromObject(rs), rs); err != nil {
 			return false, nil
 		}
 		return rs.Status.Phase == corev1alpha1.RestoreSucceeded || rs.Status.Phase == corev1alpha1.RestoreFailed, nil
 	})
-	if rs.Status.Phase != corev1alpha1.RestoreSucceeded || rs.Status.TotalComponents != 2 ||
-		rs.Status.Components["dump-pod-0"].Phase != corev1alpha1.RestoreSucceeded || rs.Status.Components["dump-pod-1"].Phase != corev1alpha1.RestoreSucceeded {
-		t.Fatalf("restoresession: phase %s, %d components %+v, conditions %+v", rs.Status.Phase, rs.Status.TotalComponents, rs.Status.Components, rs.Status.Conditions)
+	ok := rs.Status.Phase == corev1alpha1.RestoreSucceeded && int(rs.Status.TotalComponents) == len(components)
+	for _, c := range components {
+		ok = ok && rs.Status.Components[c].Phase == corev1alpha1.RestoreSucceeded
 	}
-	for i, dir := range dirs {
-		if diff := cmp.Diff(want[i], digest(t, dir)); diff != "" {
-			t.Errorf("ordinal %d after the restore: -backed up +now:\n%s", i, diff)
-		}
+	if !ok {
+		t.Fatalf("restoresession: phase %s, %d components %+v, conditions %+v", rs.Status.Phase, rs.Status.TotalComponents, rs.Status.Components, rs.Status.Conditions)
 	}
 }
