@@ -78,16 +78,18 @@ func unstructuredOf(t *testing.T, o runtime.Object, kind string) *unstructured.U
 	return u
 }
 
-func podSpec() corev1.PodTemplateSpec {
+// podSpec is a database pod mounting data, wal and config; volumes are
+// added to the ConfigMap volume config.
+func podSpec(volumes ...corev1.Volume) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 		Containers: []corev1.Container{{Name: "db", Image: "db", VolumeMounts: []corev1.VolumeMount{
 			{Name: "data", MountPath: "/var/lib/db"},
 			{Name: "wal", MountPath: "/var/lib/wal"},
 			{Name: "config", MountPath: "/etc/db"},
 		}}},
-		Volumes: []corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
+		Volumes: append([]corev1.Volume{{Name: "config", VolumeSource: corev1.VolumeSource{
 			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "db-config"}},
-		}}},
+		}}}, volumes...),
 	}}
 }
 
@@ -105,23 +107,15 @@ func statefulSet(t *testing.T, replicas *int32) *unstructured.Unstructured {
 }
 
 func daemonSet(t *testing.T) *unstructured.Unstructured {
-	tmpl := podSpec()
-	tmpl.Spec.Volumes = append(tmpl.Spec.Volumes,
-		corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/db"}}})
-	return unstructuredOf(t, &appsv1.DaemonSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"},
-		Spec:       appsv1.DaemonSetSpec{Template: tmpl},
-	}, "DaemonSet")
+	data := corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/db"}}}
+	return unstructuredOf(t, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"},
+		Spec: appsv1.DaemonSetSpec{Template: podSpec(data)}}, "DaemonSet")
 }
 
 func deploymentOf(t *testing.T) *unstructured.Unstructured {
-	tmpl := podSpec()
-	tmpl.Spec.Volumes = append(tmpl.Spec.Volumes,
-		corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db-data"}}})
-	return unstructuredOf(t, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"},
-		Spec:       appsv1.DeploymentSpec{Template: tmpl},
-	}, "Deployment")
+	data := corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "db-data"}}}
+	return unstructuredOf(t, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"},
+		Spec: appsv1.DeploymentSpec{Template: podSpec(data)}}, "Deployment")
 }
 
 func backupConfiguration(kind string, task corev1alpha1.TaskReference) *corev1alpha1.BackupConfiguration {
