@@ -22,7 +22,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(devCommand(), storageCommand(), triggerCommand(), verifyCommand())
-	root.AddCommand(renderCommand())
+	root.AddCommand(renderCommand(), snapshotsCommand())
 	root.AddCommand(backupCommand(), restoreCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "stashplane:", err)

@@ -29,6 +29,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -100,14 +102,14 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if cerr := r.removeScratch(ctx, s); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
+		wait, ferr := r.finish(ctx, s)
+		err = errors.Join(err, ferr)
+		res = ctrl.Result{RequeueAfter: wait}
 	}
 	if !equality.Semantic.DeepEqual(before.Status, s.Status) {
 		if uerr := r.kube.Status().Update(ctx, s); uerr != nil {
 			return ctrl.Result{}, errors.Join(err, fmt.Errorf("cannot update backupverificationsession status: %w", uerr))
 		}
-	}
-	if done(s.Status.Phase) {
-		return ctrl.Result{}, err
 	}
 	return res, err
 }
@@ -183,6 +185,13 @@ func restoreVerdict(rs *corev1alpha1.RestoreSession) verdict {
 // its first failed component. The RestoreSession's messages carry no
 // secret, so they are passed on as they are.
 func restoreFailure(rs *corev1alpha1.RestoreSession) string {
+	// A failed component's own error says most: the agent's reason, such
+	// as DamagedPack or RestoreMismatch, and what it found.
+	for _, name := range slices.Sorted(maps.Keys(rs.Status.Components)) {
+		if c := rs.Status.Components[name]; c.Phase == corev1alpha1.RestoreFailed && c.Error != "" {
+			return fmt.Sprintf("restoresession %q: component %q failed: %s", rs.Name, name, c.Error)
+		}
+	}
 	for _, t := range []xpv2.ConditionType{corev1alpha1.TypeRestoreIncomplete, corev1alpha1.TypeRestoreTargetFound, corev1alpha1.TypeRestoreExecutorEnsured} {
 		c := rs.GetCondition(t)
 		bad := c.Status == corev1.ConditionFalse

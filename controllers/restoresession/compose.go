@@ -258,6 +258,7 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
 				j.Spec.Template.Spec.ServiceAccountName = ServiceAccountName(rs)
 			}
+			withReadDataSubset(&j.Spec.Template.Spec, rs.Spec.ReadDataSubset)
 			if err := controllerutil.SetControllerReference(rs, j, r.kube.Scheme()); err != nil {
 				return fmt.Errorf("cannot own job %q: %w", j.Name, err)
 			}
@@ -279,6 +280,18 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 		rs.Status.RestoreDeadline = ptr.To(metav1.NewTime(r.clock.Now().Add(rs.Spec.RestoreTimeout.Duration)))
 	}
 	return nil
+}
+
+// withReadDataSubset hands spec.readDataSubset to the agents of a Job
+// through the environment variable their --read-data-subset defaults to,
+// so that every addon's restore task passes it on without a parameter.
+func withReadDataSubset(spec *corev1.PodSpec, subset string) {
+	if subset == "" {
+		return
+	}
+	for i := range spec.Containers {
+		spec.Containers[i].Env = append(spec.Containers[i].Env, corev1.EnvVar{Name: agent.EnvReadDataSubset, Value: subset})
+	}
 }
 
 // watchExecution takes each component's phase from what its agent reported,

@@ -42,10 +42,18 @@ type Options struct {
 	// RestoreSession (restore) names the RestoreSession, in Namespace,
 	// whose status.components[<component>] the agent reports to.
 	RestoreSession string
+	// ReadDataSubset (restore) makes the agent run restic's check with
+	// --read-data-subset (and --no-lock) before restoring; empty or "0"
+	// runs none. Its default is $STASHPLANE_READ_DATA_SUBSET, which the
+	// RestoreSession controller sets from spec.readDataSubset.
+	ReadDataSubset string
 	// Restic is the restic binary; empty finds it beside this binary or on
 	// PATH.
 	Restic string
 }
+
+// EnvReadDataSubset is the default of --read-data-subset.
+const EnvReadDataSubset = "STASHPLANE_READ_DATA_SUBSET"
 
 // Kinds of run the options are checked for.
 const (
@@ -67,6 +75,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, kind string) {
 		fs.StringArrayVar(&o.Include, "include", nil, "glob pattern of files to restore (repeatable)")
 		fs.StringVar(&o.Target, "target", "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
 		fs.StringVar(&o.RestoreSession, "restore-session", "", "the RestoreSession to report the component's restore to")
+		fs.StringVar(&o.ReadDataSubset, "read-data-subset", os.Getenv(EnvReadDataSubset), "run restic check --read-data-subset with this subset (n/t, x%, or a size) before restoring; empty or 0 runs none")
 	}
 	fs.StringVar(&o.StorageSecretDir, "storage-secret-dir", "", "directory holding the storage Secret's keys, one file per key")
 	fs.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password")

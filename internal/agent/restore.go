@@ -6,26 +6,45 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"gocloud.dev/gcerrors"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
-// ReasonRestoreMismatch: a restored file differs from the content manifest
-// written at backup time.
-const ReasonRestoreMismatch = "RestoreMismatch"
+// Reasons a restore fails for what it found in the backup.
+const (
+	// ReasonRestoreMismatch: a restored file differs from the content
+	// manifest written at backup time, or is missing, or is not in it.
+	ReasonRestoreMismatch = "RestoreMismatch"
+	// ReasonDamagedPack: restic could not read a pack of the repository;
+	// the message names it.
+	ReasonDamagedPack = "DamagedPack"
+)
+
+// restoreResult is what a restore measured and found, reported even when
+// it failed.
+type restoreResult struct {
+	filesRestored, bytesRestored int64
+	filesChecked, totalDiffs     int64
+	diffs                        []corev1alpha1.RestoreDifference
+	dataChecked                  string
+}
 
 // Restore restores the component's latest restic snapshot taken for the
 // Snapshot. With a target directory every backed-up path lands under it
 // (TARGET/<path>); without one each of the paths (all of the snapshot's
-// when none are given) is restored in place. Restored files are then
-// compared with the component's content manifest, when there is one (with
-// include patterns, only the files that were restored are compared).
+// when none are given) is restored in place. With --read-data-subset,
+// restic's check reads that part of the repository's packs first.
+// Restored files are then compared with the component's content manifest,
+// when there is one (with include patterns, only the files that were
+// restored are compared).
 func (r *Runner) Restore(ctx context.Context) error {
 	o := r.Options
 	if err := o.Validate(KindRestore); err != nil {
@@ -33,13 +52,13 @@ func (r *Runner) Restore(ctx context.Context) error {
 	}
 	start := time.Now()
 	rep := r.restoreReporter(start)
-	if err := rep.report(ctx, time.Time{}, "", ""); err != nil {
+	if err := rep.report(ctx, time.Time{}, "", "", nil); err != nil {
 		return notRecorded(err)
 	}
 	t, err := r.resolve(ctx)
 	if err != nil {
 		// resolve's errors carry no secret.
-		if rerr := rep.report(ctx, time.Now(), ReasonRestoreNotStarted, err.Error()); rerr != nil {
+		if rerr := rep.report(ctx, time.Now(), ReasonRestoreNotStarted, err.Error(), nil); rerr != nil {
 			return notRecorded(fmt.Errorf("%w; and %w", err, rerr))
 		}
 		if rep != nil {
@@ -48,31 +67,63 @@ func (r *Runner) Restore(ctx context.Context) error {
 		return notRecorded(err)
 	}
 	errs := &bridgeErrors{log: r.Log.WithName("bridge")}
+	res := &restoreResult{}
 	if err = r.connect(ctx, t); err == nil {
 		defer t.bucket.Close()
-		err = r.restore(ctx, t, errs)
+		err = r.restore(ctx, t, errs, res)
 	}
 	if err != nil {
 		reason, msg := failure(err, errs, t.redact)
-		if rerr := rep.report(ctx, time.Now(), reason, msg); rerr != nil {
+		if reason != ReasonRestoreMismatch && reason != ReasonDamagedPack {
+			if pack := damagedPack(msg); pack != "" {
+				reason, msg = ReasonDamagedPack, fmt.Sprintf("pack %s is damaged: %s", pack, msg)
+			}
+		}
+		if rerr := rep.report(ctx, time.Now(), reason, msg, res); rerr != nil {
 			return notRecorded(fmt.Errorf("%s: %s; and %w", reason, msg, rerr))
 		}
 		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("cannot restore component %q: %s: %s", o.Component, reason, msg)}
 	}
-	if err := rep.report(ctx, time.Now(), "", ""); err != nil {
+	if err := rep.report(ctx, time.Now(), "", "", res); err != nil {
 		return notRecorded(err)
 	}
-	r.Log.Info("restored", "snapshot", o.Snapshot, "component", o.Component, "duration", time.Since(start).Round(time.Millisecond).String())
+	r.Log.Info("restored", "snapshot", o.Snapshot, "component", o.Component, "duration", time.Since(start).Round(time.Millisecond).String(),
+		"files", res.filesRestored, "bytes", res.bytesRestored)
 	return nil
 }
 
-func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors) error {
+// packInMessage finds a pack restic names in an error: "... from PACK
+// failed" when a blob does not decrypt, "Load(<data/PACK>" when a pack
+// file cannot be loaded, or "pack PACK" in check's reports. (A bare
+// "<data/ID>" names a blob, not a pack.)
+var packInMessage = regexp.MustCompile(`(?:\bfrom |Load\(<data/|\bpack )([0-9a-f]{8,64})\b`)
+
+// damagedPack is the (short) ID of the first pack named in msg, or "".
+func damagedPack(msg string) string {
+	m := packInMessage.FindStringSubmatch(msg)
+	if m == nil {
+		return ""
+	}
+	return shortID(m[1])
+}
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res *restoreResult) error {
 	o := r.Options
 	rc, stop, err := r.resticFor(ctx, t, errs)
 	if err != nil {
 		return err
 	}
 	defer stop(context.WithoutCancel(ctx))
+	if err := r.checkData(ctx, rc, res); err != nil {
+		return err
+	}
 	snap, err := latestSnapshot(ctx, rc, "snapshot="+o.Snapshot)
 	if err != nil {
 		return err
@@ -81,9 +132,24 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors) err
 	if len(paths) == 0 {
 		paths = snap.Paths
 	}
+	// Files found after the restore in a destination that was empty
+	// before it came from the snapshot, so only then are files the
+	// manifest does not list reported as Extra.
+	fresh := true
+	for _, p := range paths {
+		fresh = fresh && emptyDir(restoredPath(o.Target, p))
+	}
+	add := func(sum *restic.RestoreSummary) {
+		if sum != nil {
+			res.filesRestored += int64(sum.FilesRestored)
+			res.bytesRestored += int64(sum.BytesRestored)
+		}
+	}
 	if o.Target != "" && len(o.Paths) == 0 {
 		r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "target", o.Target)
-		if _, err := rc.Restore(ctx, snap.ID, o.Target, nil, o.Include...); err != nil {
+		sum, err := rc.Restore(ctx, snap.ID, o.Target, nil, o.Include...)
+		add(sum)
+		if err != nil {
 			return err
 		}
 	} else {
@@ -91,12 +157,53 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors) err
 			dest := restoredPath(o.Target, p)
 			r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "path", p, "into", dest)
 			// snapshot:path restores the content of path into dest.
-			if _, err := rc.Restore(ctx, snap.ID+":"+p, dest, nil, o.Include...); err != nil {
+			sum, err := rc.Restore(ctx, snap.ID+":"+p, dest, nil, o.Include...)
+			add(sum)
+			if err != nil {
 				return err
 			}
 		}
 	}
-	return r.verifyRestore(ctx, t, paths, snap.ID)
+	return r.verifyRestore(ctx, t, paths, snap.ID, fresh, res)
+}
+
+// checkData runs restic's check over the part of the packs
+// --read-data-subset names, without restic's lock so that a backup
+// running meanwhile is neither blocked nor blocks it. A damaged pack
+// fails the restore, naming the pack.
+func (r *Runner) checkData(ctx context.Context, rc *restic.Restic, res *restoreResult) error {
+	subset := r.Options.ReadDataSubset
+	if subset == "" || subset == "0" {
+		return nil
+	}
+	r.Log.Info("checking the repository's data", "readDataSubset", subset)
+	sum, err := rc.Check(ctx, restic.CheckOptions{Subset: subset, NoLock: true})
+	if sum != nil && len(sum.BrokenPacks) > 0 {
+		short := make([]string, len(sum.BrokenPacks))
+		for i, p := range sum.BrokenPacks {
+			short[i] = shortID(p)
+		}
+		return &reasonError{reason: ReasonDamagedPack, msg: fmt.Sprintf("restic check reading %s of the packs found %d damaged: pack %s",
+			subset, len(short), strings.Join(short, ", pack "))}
+	}
+	if err != nil {
+		return err
+	}
+	res.dataChecked = subset
+	return nil
+}
+
+// emptyDir says whether p holds no regular file (a missing p holds none).
+func emptyDir(p string) bool {
+	empty := true
+	_ = filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			empty = false
+			return fs.SkipAll
+		}
+		return nil
+	})
+	return empty
 }
 
 // restoredPath is where a backed-up path is restored.
@@ -126,9 +233,11 @@ func latestSnapshot(ctx context.Context, rc *restic.Restic, tag string) (*restic
 }
 
 // verifyRestore compares the restored files under paths with the content
-// manifest of the backup. A component backed up before manifests existed
-// has none: that is logged, not failed.
-func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, resticID string) error {
+// manifest of the backup, recording a sample of the differences in res. A
+// component backed up before manifests existed has none: that is logged,
+// not failed. A restore that brought back none of the manifest's files
+// fails even with include patterns, which otherwise excuse a missing file.
+func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, resticID string, fresh bool, res *restoreResult) error {
 	o := r.Options
 	rd, err := t.bucket.NewReader(ctx, backend.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), nil)
 	if gcerrors.Code(err) == gcerrors.NotFound {
@@ -147,34 +256,117 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, r
 		r.Log.Info("the content manifest belongs to another restic snapshot; not comparing", "manifest", m.ResticSnapshot, "restored", resticID)
 		return nil
 	}
-	var bad []string
-	checked := 0
+	var missing []corev1alpha1.RestoreDifference
+	listed := map[string]bool{}
 	hashes := hashRestored(m.Files, paths, o.Target)
 	for _, f := range m.Files {
 		if !underAny(f.Path, paths) {
 			continue
 		}
+		listed[f.Path] = true
 		got, err := hashes.get(f.Path)
 		if len(o.Include) > 0 && errors.Is(err, fs.ErrNotExist) {
-			// Left out by the include patterns.
+			// Left out by the include patterns, unless nothing came back.
+			missing = append(missing, difference(f, corev1alpha1.DifferenceMissing, ""))
 			continue
 		}
-		checked++
+		res.filesChecked++
 		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			res.record(difference(f, corev1alpha1.DifferenceMissing, ""))
 		case err != nil:
-			bad = append(bad, fmt.Sprintf("%s: %v", f.Path, unwrapPathError(err)))
+			res.record(difference(f, corev1alpha1.DifferenceChanged, unwrapPathError(err).Error()))
 		case got.Size != f.Size || got.SHA256 != f.SHA256:
-			bad = append(bad, fmt.Sprintf("%s: content differs", f.Path))
+			res.record(difference(f, corev1alpha1.DifferenceChanged, describe(got.Size, got.SHA256)))
 		}
 	}
-	if len(bad) > 0 {
-		if len(bad) > 5 {
-			bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
+	if res.filesChecked == 0 && len(missing) > 0 {
+		for _, d := range missing {
+			res.record(d)
 		}
-		return &reasonError{reason: ReasonRestoreMismatch, msg: strings.Join(bad, "; ")}
 	}
-	r.Log.Info("restored files match the content manifest", "files", checked)
+	if fresh {
+		for _, p := range paths {
+			r.extras(restoredPath(o.Target, p), o.Target, listed, res)
+		}
+	}
+	if res.totalDiffs > 0 {
+		return &reasonError{reason: ReasonRestoreMismatch, msg: res.mismatchMessage(len(listed))}
+	}
+	r.Log.Info("restored files match the content manifest", "files", res.filesChecked)
 	return nil
+}
+
+// extras records the regular files under dir that the manifest does not
+// list.
+func (r *Runner) extras(dir, target string, listed map[string]bool, res *restoreResult) {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		backedUp := p
+		if target != "" {
+			backedUp = "/" + strings.TrimPrefix(p, filepath.Clean(target)+"/")
+		}
+		if !listed[backedUp] {
+			got := ""
+			if fi, err := d.Info(); err == nil {
+				got = fmt.Sprintf("%d bytes", fi.Size())
+			}
+			res.record(corev1alpha1.RestoreDifference{Path: backedUp, Kind: corev1alpha1.DifferenceExtra, Got: got})
+		}
+		return nil
+	})
+}
+
+// difference is a manifest file that was not restored as it was backed
+// up.
+func difference(f ManifestFile, kind corev1alpha1.DifferenceKind, got string) corev1alpha1.RestoreDifference {
+	return corev1alpha1.RestoreDifference{Path: f.Path, Kind: kind, Want: describe(f.Size, f.SHA256), Got: got}
+}
+
+// describe is a file's size and short hash, as a difference shows them.
+func describe(size int64, sha string) string {
+	if len(sha) > 8 {
+		sha = sha[:8]
+	}
+	return fmt.Sprintf("%d bytes, sha256 %s", size, sha)
+}
+
+// record counts a difference and keeps it if the sample has room.
+func (res *restoreResult) record(d corev1alpha1.RestoreDifference) {
+	res.totalDiffs++
+	if len(res.diffs) < corev1alpha1.MaxDifferences {
+		res.diffs = append(res.diffs, d)
+	}
+}
+
+// mismatchMessage says how many files differ and shows the first few.
+func (res *restoreResult) mismatchMessage(listed int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of the %d files in the backup's content manifest did not restore as backed up", res.totalDiffs, listed)
+	for i, d := range res.diffs {
+		if i == 3 {
+			fmt.Fprintf(&b, "; and %d more", res.totalDiffs-3)
+			break
+		}
+		sep := ": "
+		if i > 0 {
+			sep = "; "
+		}
+		fmt.Fprintf(&b, "%s%s %s", sep, d.Kind, d.Path)
+		if d.Want != "" || d.Got != "" {
+			fmt.Fprintf(&b, " (want %s, got %s)", orNone(d.Want), orNone(d.Got))
+		}
+	}
+	return b.String()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
 }
 
 func underAny(p string, roots []string) bool {

@@ -39,8 +39,9 @@ func (r *Runner) restoreReporter(start time.Time) *restoreReporter {
 }
 
 // restoreComponent is the component's status: Running without an end,
-// Succeeded with one, Failed with a reason (and a message free of secrets).
-func restoreComponent(start, end time.Time, reason, msg string) corev1alpha1.ComponentRestoreStatus {
+// Succeeded with one, Failed with a reason (and a message free of secrets),
+// with what the restore measured and found once it ended.
+func restoreComponent(start, end time.Time, reason, msg string, res *restoreResult) corev1alpha1.ComponentRestoreStatus {
 	c := corev1alpha1.ComponentRestoreStatus{Phase: corev1alpha1.RestoreRunning}
 	if end.IsZero() {
 		return c
@@ -53,6 +54,10 @@ func restoreComponent(start, end time.Time, reason, msg string) corev1alpha1.Com
 		if msg != "" {
 			c.Error += ": " + msg
 		}
+	}
+	if res != nil {
+		c.FilesRestored, c.BytesRestored, c.FilesChecked = res.filesRestored, res.bytesRestored, res.filesChecked
+		c.Differences, c.TotalDifferences, c.DataChecked = res.diffs, res.totalDiffs, res.dataChecked
 	}
 	return c
 }
@@ -75,11 +80,11 @@ func restoreComponentPatch(namespace, session, component string, c corev1alpha1.
 
 // report writes the component; end zero means it is still running. The
 // write outlives a cancelled run, so a failure is recorded even then.
-func (w *restoreReporter) report(ctx context.Context, end time.Time, reason, msg string) error {
+func (w *restoreReporter) report(ctx context.Context, end time.Time, reason, msg string, res *restoreResult) error {
 	if w == nil {
 		return nil
 	}
-	b, err := restoreComponentPatch(w.namespace, w.session, w.component, restoreComponent(w.start, end, reason, msg))
+	b, err := restoreComponentPatch(w.namespace, w.session, w.component, restoreComponent(w.start, end, reason, msg, res))
 	if err != nil {
 		return err
 	}

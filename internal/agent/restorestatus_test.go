@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ func TestRestoreComponent(t *testing.T) {
 		reason   string
 		end      time.Time
 		why, msg string
+		res      *restoreResult
 		want     corev1alpha1.ComponentRestoreStatus
 	}{
 		"Running": {reason: "Without an end the component is Running.",
@@ -28,10 +30,17 @@ func TestRestoreComponent(t *testing.T) {
 			end: start.Add(time.Second), why: "WrongPassword", msg: "Fatal: wrong password or no key found",
 			want: corev1alpha1.ComponentRestoreStatus{Phase: corev1alpha1.RestoreFailed, Duration: "1s",
 				Error: "WrongPassword: Fatal: wrong password or no key found"}},
+		"Measured": {reason: "What the restore measured and found is reported with its end.",
+			end: start.Add(time.Second), why: ReasonRestoreMismatch, msg: "1 of the 2 files ...",
+			res: &restoreResult{filesRestored: 2, bytesRestored: 2048, filesChecked: 2, totalDiffs: 1, dataChecked: "10%",
+				diffs: []corev1alpha1.RestoreDifference{{Path: "/a", Kind: corev1alpha1.DifferenceMissing, Want: "1 bytes, sha256 00000000", Got: "not restored"}}},
+			want: corev1alpha1.ComponentRestoreStatus{Phase: corev1alpha1.RestoreFailed, Duration: "1s", Error: "RestoreMismatch: 1 of the 2 files ...",
+				FilesRestored: 2, BytesRestored: 2048, FilesChecked: 2, TotalDifferences: 1, DataChecked: "10%",
+				Differences: []corev1alpha1.RestoreDifference{{Path: "/a", Kind: corev1alpha1.DifferenceMissing, Want: "1 bytes, sha256 00000000", Got: "not restored"}}}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, restoreComponent(start, tc.end, tc.why, tc.msg)); diff != "" {
+			if diff := cmp.Diff(tc.want, restoreComponent(start, tc.end, tc.why, tc.msg, tc.res)); diff != "" {
 				t.Errorf("%s\nrestoreComponent(): -want +got:\n%s", tc.reason, diff)
 			}
 		})
@@ -78,5 +87,50 @@ func TestRestoreRules(t *testing.T) {
 	got := RestoreRules()
 	if len(got) != 1 || got[0].Resources[0] != "restoresessions/status" || len(got[0].Verbs) != 1 || got[0].Verbs[0] != "patch" {
 		t.Errorf("RestoreRules() = %+v, want only patch of restoresessions/status", got)
+	}
+}
+
+func TestDamagedPack(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		msg    string
+		want   string
+	}{
+		"Decrypt": {reason: "restore names the pack a blob failed to decrypt from.",
+			msg:  "Fatal: There were 2 errors: decrypting blob <data/0f80fcc7> from 88aca2c9 failed: ciphertext verification failed",
+			want: "88aca2c9"},
+		"Load": {reason: "a pack that cannot be loaded is named in its handle.",
+			msg:  "Load(<data/e4a900c920>, 0, 0) returned error: file does not exist",
+			want: "e4a900c9"},
+		"Check": {reason: "check names packs in full; the short ID is kept.",
+			msg:  "pack 88aca2c9e43fa0f8152373f2eb037e2265ca2634a828dc5717d3996a4582ace3 contains 3 errors",
+			want: "88aca2c9"},
+		"None": {reason: "a message without a pack names none.",
+			msg: "Fatal: wrong password or no key found"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, damagedPack(tc.msg)); diff != "" {
+				t.Errorf("%s\ndamagedPack(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestRecordDifferences(t *testing.T) {
+	res := &restoreResult{}
+	for i := range corev1alpha1.MaxDifferences + 5 {
+		res.record(corev1alpha1.RestoreDifference{Path: fmt.Sprintf("/f%d", i), Kind: corev1alpha1.DifferenceChanged,
+			Want: describe(4, "0123456789abcdef"), Got: describe(5, "fedcba9876543210")})
+	}
+	if len(res.diffs) != corev1alpha1.MaxDifferences || res.totalDiffs != corev1alpha1.MaxDifferences+5 {
+		t.Errorf("kept %d of %d differences, want %d of %d", len(res.diffs), res.totalDiffs, corev1alpha1.MaxDifferences, corev1alpha1.MaxDifferences+5)
+	}
+	want := "15 of the 20 files in the backup's content manifest did not restore as backed up: " +
+		"Changed /f0 (want 4 bytes, sha256 01234567, got 5 bytes, sha256 fedcba98); " +
+		"Changed /f1 (want 4 bytes, sha256 01234567, got 5 bytes, sha256 fedcba98); " +
+		"Changed /f2 (want 4 bytes, sha256 01234567, got 5 bytes, sha256 fedcba98); and 12 more"
+	if diff := cmp.Diff(want, res.mismatchMessage(20)); diff != "" {
+		t.Errorf("mismatchMessage(): -want +got:\n%s", diff)
 	}
 }

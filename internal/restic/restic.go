@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -225,9 +226,11 @@ func (r *Restic) run(ctx context.Context, op string, args []string, onLine func(
 }
 
 // stderrMessage finds restic's exit message in its standard error: the
-// exit_error record of --json, else the last non-empty lines.
+// exit_error record of --json, followed by the first few item errors
+// (such as a blob that failed to decrypt, naming its pack), else the last
+// non-empty lines.
 func stderrMessage(b []byte) string {
-	var last []string
+	var last, items []string
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
@@ -236,9 +239,20 @@ func stderrMessage(b []byte) string {
 		var m struct {
 			MessageType string `json:"message_type"`
 			Message     string `json:"message"`
+			Error       struct {
+				Message string `json:"message"`
+			} `json:"error"`
 		}
-		if json.Unmarshal(line, &m) == nil && m.MessageType == "exit_error" {
-			return strings.TrimSpace(m.Message)
+		if json.Unmarshal(line, &m) == nil {
+			switch {
+			case m.MessageType == "exit_error" && len(items) > 0:
+				return strings.TrimSpace(m.Message) + ": " + strings.Join(items, "; ")
+			case m.MessageType == "exit_error":
+				return strings.TrimSpace(m.Message)
+			case m.MessageType == "error" && m.Error.Message != "" && len(items) < 3 && !slices.Contains(items, m.Error.Message):
+				items = append(items, m.Error.Message)
+				continue
+			}
 		}
 		last = append(last, string(line))
 	}

@@ -18,10 +18,8 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/backupverificationsession"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/provider"
-	"github.com/stashplane/stashplane/internal/trigger"
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
@@ -29,15 +27,21 @@ import (
 // so each session makes one, with the pvc-addon mounting it where the
 // backup read the files.
 func restoreOnlyVerifier() *corev1alpha1.BackupVerifier {
+	return verifierWith("app-verifier", `{"mountPath": "/var/lib/app"}`)
+}
+
+// verifierWith is a RestoreOnly verifier into a scratch claim with the
+// pvc-addon's restore task, given the task's params.
+func verifierWith(name, params string) *corev1alpha1.BackupVerifier {
 	return &corev1alpha1.BackupVerifier{
-		ObjectMeta: metav1.ObjectMeta{Name: "app-verifier", Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 		Spec: corev1alpha1.BackupVerifierSpec{
 			Type:      corev1alpha1.VerificationRestoreOnly,
 			Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "0 3 * * *"},
 			RestoreOption: corev1alpha1.RestoreOption{
 				Target: storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "scratch"},
 				AddonInfo: corev1alpha1.AddonInfo{Name: "pvc-addon", Tasks: []corev1alpha1.TaskReference{{
-					Name: "logical-backup-restore", Params: &runtime.RawExtension{Raw: []byte(`{"mountPath": "/var/lib/app"}`)},
+					Name: "logical-backup-restore", Params: &runtime.RawExtension{Raw: []byte(params)},
 				}}},
 			},
 		},
@@ -65,15 +69,27 @@ func packs(t *testing.T, repoDir string) map[string]int64 {
 	return out
 }
 
-// The RestoreOnly verification path on the dev cluster: a BackupVerifier
-// linked to the seed configuration's repository composes its CronJob and
-// marks the repository verificationConfigured; a session for the newest
-// Snapshot restores it into a scratch claim made for the run and marks the
-// Snapshot Verified, with the restore time on the session; a second
-// session for the same Snapshot is Skipped; a second Snapshot whose new
-// pack was overwritten with garbage in the storage is VerificationFailed,
-// with the reason on the session; the scratch claims are gone after both
-// the success and the failure.
+// The RestoreOnly verification path on the dev cluster, with what it
+// records and guards:
+//
+//   - a BackupVerifier linked to the seed configuration's repository
+//     composes its CronJob and marks the repository verificationConfigured;
+//   - a session for the newest Snapshot, with restic's check reading 100%
+//     of the packs, runs while a backup of the same repository runs: both
+//     succeed, and restic check on the repository is clean afterwards; the
+//     session and the Snapshot carry the restore time and bytes restored,
+//     the session the files checked and the data read;
+//   - a second session for the same Snapshot is Skipped, and the verifier's
+//     history limit of 1 removes the first session and its RestoreSession;
+//   - a Snapshot whose new pack is overwritten in the storage is
+//     VerificationFailed with a reason naming the pack, and is retried
+//     once by the verifier's retryConfig, the retry failing too;
+//   - a later Snapshot that does not use the damaged pack still verifies;
+//   - a restore task whose include patterns restore nothing fails with
+//     Missing differences in the session's status;
+//   - the scratch claims are gone after success and failure alike;
+//   - the verdict metrics are served in Prometheus' format, and
+//     `stashplane snapshots` lists the Snapshots with their verdicts.
 func TestVerificationEndToEnd(t *testing.T) {
 	t.Parallel()
 	kube, cluster := withProviderCluster(t)
@@ -90,11 +106,19 @@ func TestVerificationEndToEnd(t *testing.T) {
 	generate(t, data, 80, 13)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Repositories[0].BackupVerifier = &storagev1alpha1.ObjectReference{Name: "app-verifier"}
+	checking := verifierWith("app-verifier", `{"mountPath": "/var/lib/app"}`)
+	checking.Spec.ReadDataSubset = "100%"
+	checking.Spec.SessionHistoryLimit = 1
+	retrying := verifierWith("retrying", `{"mountPath": "/var/lib/app"}`)
+	retrying.Spec.SessionHistoryLimit = 5
+	retrying.Spec.RetryConfig = &corev1alpha1.RetryConfig{MaxRetry: 1, Delay: metav1.Duration{Duration: time.Second}}
+	nothing := verifierWith("restores-nothing", `{"mountPath": "/var/lib/app", "include": ["/no/such/file"]}`)
+	nothing.Spec.SessionHistoryLimit = 5
 	for _, o := range []client.Object{
 		localStorage("shared", "default", storageDir, nil),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
 		appWithHostDir("app", data),
-		restoreOnlyVerifier(),
+		checking, retrying, nothing,
 		bc,
 	} {
 		if err := kube.Create(ctx, o); err != nil {
@@ -127,65 +151,7 @@ func TestVerificationEndToEnd(t *testing.T) {
 		return ptr.Deref(got.Status.Repositories[0].VerificationConfigured, false), nil
 	})
 
-	finished := func(name string) *corev1alpha1.BackupVerificationSession {
-		t.Helper()
-		s := &corev1alpha1.BackupVerificationSession{}
-		poll(t, 2*time.Minute, "backupverificationsession "+name+" did not finish", func(ctx context.Context) (bool, error) {
-			if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, s); err != nil {
-				return false, nil
-			}
-			p := s.Status.Phase
-			return p == corev1alpha1.VerificationSessionSucceeded || p == corev1alpha1.VerificationSessionFailed || p == corev1alpha1.VerificationSessionSkipped, nil
-		})
-		return s
-	}
-	snapshot := func(name string) *storagev1alpha1.Snapshot {
-		t.Helper()
-		s := &storagev1alpha1.Snapshot{}
-		if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, s); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	scratchGone := func(session string) {
-		t.Helper()
-		name := backupverificationsession.ScratchClaimName("scratch", session)
-		poll(t, time.Minute, "scratch claim "+name+" was not removed", func(ctx context.Context) (bool, error) {
-			err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, &corev1.PersistentVolumeClaim{})
-			return err != nil && client.IgnoreNotFound(err) == nil, nil
-		})
-	}
-
-	// (a) The newest Snapshot, verified by what the CronJob runs.
-	started, err := verify.Now(ctx, kube, "default", "app-verifier", "", time.Now())
-	if err != nil || len(started) != 1 {
-		t.Fatalf("verify.Now: %d sessions, %v", len(started), err)
-	}
-	snap1 := "app-" + first
-	if started[0].Spec.Snapshot != snap1 {
-		t.Fatalf("verify.Now verifies %s, want %s", started[0].Spec.Snapshot, snap1)
-	}
-	s := finished(started[0].Name)
-	if s.Status.Phase != corev1alpha1.VerificationSessionSucceeded || s.Status.RestoreDuration == "" {
-		t.Fatalf("session %s: phase %s, restore time %q, conditions %+v", s.Name, s.Status.Phase, s.Status.RestoreDuration, s.Status.Conditions)
-	}
-	if got := snapshot(snap1); got.Status.VerificationStatus != storagev1alpha1.SnapshotVerified || got.Status.VerificationSession != s.Name ||
-		got.Status.Phase != storagev1alpha1.SnapshotSucceeded {
-		t.Errorf("snapshot %s: phase %s, verification %s by %q, want Succeeded, Verified by %s", snap1, got.Status.Phase, got.Status.VerificationStatus, got.Status.VerificationSession, s.Name)
-	}
-	scratchGone(s.Name)
-
-	// (b) The same Snapshot again: skipped.
-	again := verify.Session("default", "app-verifier", snapshot(snap1), time.Now().Add(time.Hour))
-	if err := kube.Create(ctx, again); err != nil {
-		t.Fatal(err)
-	}
-	s = finished(again.Name)
-	if c := s.GetCondition(corev1alpha1.TypeBackupVerificationSkipped); s.Status.Phase != corev1alpha1.VerificationSessionSkipped || c.Reason != corev1alpha1.ReasonSnapshotAlreadyVerified {
-		t.Errorf("session %s: phase %s, skipped %s %s, want Skipped SnapshotAlreadyVerified", s.Name, s.Status.Phase, c.Status, c.Reason)
-	}
-
-	// (c) A second Snapshot whose new data pack is damaged in the storage.
+	vt := &verificationTest{t: t, kube: kube}
 	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	before := packs(t, repoDir)
 	big := make([]byte, 256<<10)
@@ -195,17 +161,53 @@ func TestVerificationEndToEnd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(data, "new.bin"), big, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	live := &corev1alpha1.BackupConfiguration{}
-	if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), live); err != nil {
-		t.Fatal(err)
+
+	// (a) The newest Snapshot, verified by what the CronJob runs, while a
+	// second backup of the same repository runs.
+	started, err := verify.Now(ctx, kube, "default", "app-verifier", "", time.Now())
+	if err != nil || len(started) != 1 {
+		t.Fatalf("verify.Now: %d sessions, %v", len(started), err)
 	}
-	second, err := trigger.Create(ctx, kube, live, "nightly", time.Now().Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
+	second := vt.backup(bc)
+	snap1 := "app-" + first
+	if started[0].Spec.Snapshot != snap1 {
+		t.Fatalf("verify.Now verifies %s, want %s", started[0].Spec.Snapshot, snap1)
 	}
-	poll(t, 3*time.Minute, "the second backup did not succeed", func(ctx context.Context) (bool, error) {
+	s := vt.finished(started[0].Name)
+	if s.Status.Phase != corev1alpha1.VerificationSessionSucceeded || s.Status.RestoreDuration == "" || s.Status.BytesRestored <= 0 ||
+		s.Status.FilesChecked != 80 || s.Status.DataChecked != "100%" || len(s.Status.Differences) != 0 {
+		t.Fatalf("session %s: phase %s, restore time %q, %d bytes restored, %d files checked, data checked %q, differences %+v, conditions %+v; "+
+			"want Succeeded with a restore time, bytes, 80 files, 100%% and no difference",
+			s.Name, s.Status.Phase, s.Status.RestoreDuration, s.Status.BytesRestored, s.Status.FilesChecked, s.Status.DataChecked, s.Status.Differences, s.Status.Conditions)
+	}
+	verified := s.Name
+	if got := vt.snapshot(snap1); got.Status.VerificationStatus != storagev1alpha1.SnapshotVerified || got.Status.VerificationSession != s.Name ||
+		got.Status.Phase != storagev1alpha1.SnapshotSucceeded || got.Status.RestoreDuration != s.Status.RestoreDuration ||
+		got.Status.BytesRestored != s.Status.BytesRestored || got.Status.VerificationTime == nil {
+		t.Errorf("snapshot %s: phase %s, verification %s by %q at %v, restore time %q, %d bytes; want Succeeded, Verified by %s with the session's %q and %d bytes",
+			snap1, got.Status.Phase, got.Status.VerificationStatus, got.Status.VerificationSession, got.Status.VerificationTime,
+			got.Status.RestoreDuration, got.Status.BytesRestored, s.Name, s.Status.RestoreDuration, s.Status.BytesRestored)
+	}
+	vt.scratchGone(s.Name)
+	poll(t, 3*time.Minute, "the backup run beside the verification did not succeed", func(ctx context.Context) (bool, error) {
 		return sessionPhase(ctx, kube, second.Name) == corev1alpha1.BackupSessionSucceeded, nil
 	})
+	hostRestic(t, repoDir, "check")
+
+	// (b) The same Snapshot again: skipped; the history limit of 1 then
+	// removes the first session and its RestoreSession.
+	again := verify.Session("default", "app-verifier", vt.snapshot(snap1), time.Now().Add(time.Hour))
+	if err := kube.Create(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	s = vt.finished(again.Name)
+	if c := s.GetCondition(corev1alpha1.TypeBackupVerificationSkipped); s.Status.Phase != corev1alpha1.VerificationSessionSkipped || c.Reason != corev1alpha1.ReasonSnapshotAlreadyVerified {
+		t.Errorf("session %s: phase %s, skipped %s %s, want Skipped SnapshotAlreadyVerified", s.Name, s.Status.Phase, c.Status, c.Reason)
+	}
+	vt.gone(verified, &corev1alpha1.BackupVerificationSession{}, &corev1alpha1.RestoreSession{})
+
+	// (c) The second Snapshot, whose new data pack is damaged in the
+	// storage: the reason names the pack, and the verifier retries once.
 	var damaged string
 	var size int64
 	for p, n := range packs(t, repoDir) {
@@ -223,22 +225,63 @@ func TestVerificationEndToEnd(t *testing.T) {
 	if err := os.WriteFile(damaged, garbage, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	pack := filepath.Base(damaged)[:8]
 	snap2 := "app-" + second.Name
-	bad := verify.Session("default", "app-verifier", snapshot(snap2), time.Now().Add(2*time.Hour))
+	bad := verify.Session("default", "retrying", vt.snapshot(snap2), time.Now().Add(2*time.Hour))
 	if err := kube.Create(ctx, bad); err != nil {
 		t.Fatal(err)
 	}
-	s = finished(bad.Name)
-	c := s.GetCondition(corev1alpha1.TypeBackupVerified)
-	if s.Status.Phase != corev1alpha1.VerificationSessionFailed || c.Status != corev1.ConditionFalse || c.Reason != corev1alpha1.ReasonVerificationFailed || c.Message == "" {
-		t.Errorf("session %s: phase %s, BackupVerified %s %s (%s), want Failed, False VerificationFailed with a reason", s.Name, s.Status.Phase, c.Status, c.Reason, c.Message)
+	for _, name := range []string{bad.Name, bad.Name + "-retry-0"} {
+		s = vt.finished(name)
+		c := s.GetCondition(corev1alpha1.TypeBackupVerified)
+		if s.Status.Phase != corev1alpha1.VerificationSessionFailed || c.Status != corev1.ConditionFalse || c.Reason != corev1alpha1.ReasonVerificationFailed ||
+			!strings.Contains(c.Message, "DamagedPack") || !strings.Contains(c.Message, pack) {
+			t.Errorf("session %s: phase %s, BackupVerified %s %s (%s), want Failed, False VerificationFailed naming DamagedPack %s", s.Name, s.Status.Phase, c.Status, c.Reason, c.Message, pack)
+		}
+		t.Logf("the damaged snapshot's verification %s failed with: %s", s.Name, c.Message)
+		if got := vt.snapshot(snap2); got.Status.VerificationStatus != storagev1alpha1.SnapshotVerificationFailed {
+			t.Errorf("snapshot %s: verification %s, want VerificationFailed", snap2, got.Status.VerificationStatus)
+		}
+		vt.scratchGone(s.Name)
 	}
-	t.Logf("the damaged snapshot's verification failed with: %s", c.Message)
-	if got := snapshot(snap2); got.Status.VerificationStatus != storagev1alpha1.SnapshotVerificationFailed || got.Status.VerificationSession != s.Name {
-		t.Errorf("snapshot %s: verification %s by %q, want VerificationFailed by %s", snap2, got.Status.VerificationStatus, got.Status.VerificationSession, s.Name)
-	}
-	if got := snapshot(snap1); got.Status.VerificationStatus != storagev1alpha1.SnapshotVerified {
+	poll(t, time.Minute, "the failed session was not marked retried", func(ctx context.Context) (bool, error) {
+		got := &corev1alpha1.BackupVerificationSession{}
+		return kube.Get(ctx, client.ObjectKeyFromObject(bad), got) == nil && ptr.Deref(got.Status.Retried, false), nil
+	})
+	if got := vt.snapshot(snap1); got.Status.VerificationStatus != storagev1alpha1.SnapshotVerified {
 		t.Errorf("snapshot %s lost its verdict: %s", snap1, got.Status.VerificationStatus)
 	}
-	scratchGone(s.Name)
+
+	// (d) A third Snapshot without the damaged data: a restore task whose
+	// include patterns restore nothing fails with Missing differences;
+	// the snapshot itself verifies.
+	if err := os.Remove(filepath.Join(data, "new.bin")); err != nil {
+		t.Fatal(err)
+	}
+	third := vt.backup(bc)
+	poll(t, 3*time.Minute, "the third backup did not succeed", func(ctx context.Context) (bool, error) {
+		return sessionPhase(ctx, kube, third.Name) == corev1alpha1.BackupSessionSucceeded, nil
+	})
+	snap3 := "app-" + third.Name
+	empty := verify.Session("default", "restores-nothing", vt.snapshot(snap3), time.Now().Add(3*time.Hour))
+	if err := kube.Create(ctx, empty); err != nil {
+		t.Fatal(err)
+	}
+	s = vt.finished(empty.Name)
+	if s.Status.Phase != corev1alpha1.VerificationSessionFailed || len(s.Status.Differences) == 0 || s.Status.Differences[0].Kind != corev1alpha1.DifferenceMissing {
+		t.Errorf("session %s (restores nothing): phase %s, differences %+v, want Failed with Missing differences", s.Name, s.Status.Phase, s.Status.Differences)
+	}
+	t.Logf("the empty restore failed with: %s", s.GetCondition(corev1alpha1.TypeBackupVerified).Message)
+	vt.scratchGone(s.Name)
+	good := verify.Session("default", "retrying", vt.snapshot(snap3), time.Now().Add(4*time.Hour))
+	if err := kube.Create(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	if s = vt.finished(good.Name); s.Status.Phase != corev1alpha1.VerificationSessionSucceeded {
+		t.Errorf("session %s of the undamaged snapshot %s: phase %s, conditions %+v, want Succeeded", s.Name, snap3, s.Status.Phase, s.Status.Conditions)
+	}
+
+	// (e) What a user sees: the metrics and the snapshots command.
+	vt.metrics("default", "app")
+	vt.snapshotsTable(cluster.KubeconfigPath(), map[string]string{snap1: "Verified", snap2: "VerificationFailed", snap3: "Verified"})
 }

@@ -124,6 +124,9 @@ const (
 	// Script) is not implemented yet; nothing is restored and no verdict is
 	// written.
 	ReasonVerificationTypeNotImplemented xpv2.ConditionReason = "VerificationTypeNotImplemented"
+	// ReasonVerificationWaiting: another BackupVerificationSession is
+	// verifying the same Snapshot; this one starts once it ends.
+	ReasonVerificationWaiting xpv2.ConditionReason = "WaitingForSession"
 	// ReasonSnapshotPaused: the Snapshot is paused, so it is not verified.
 	ReasonSnapshotPaused xpv2.ConditionReason = "SnapshotPaused"
 	// ReasonVerificationSessionHistoryCleaned: old sessions were removed.
@@ -163,6 +166,27 @@ type BackupVerificationSessionStatus struct {
 	// one.
 	// +optional
 	Retried *bool `json:"retried,omitempty"`
+
+	// BytesRestored is the sum of the bytes restic restored over the
+	// components.
+	// +optional
+	BytesRestored int64 `json:"bytesRestored,omitempty"`
+
+	// FilesChecked is how many restored files were compared with the
+	// backup's content manifest.
+	// +optional
+	FilesChecked int64 `json:"filesChecked,omitempty"`
+
+	// Differences is a sample, at most ten, of the restored files that do
+	// not match the backup's content manifest, over all components.
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	Differences []RestoreDifference `json:"differences,omitempty"`
+
+	// DataChecked is the part of the repository's packs restic's check
+	// read before the restore (spec.readDataSubset of the verifier).
+	// +optional
+	DataChecked string `json:"dataChecked,omitempty"`
 }
 
 // A BackupVerificationSession is one verification of one Snapshot. Its name

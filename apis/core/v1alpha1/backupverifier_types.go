@@ -118,6 +118,16 @@ type BackupVerifierSpec struct {
 	// +optional
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 
+	// ReadDataSubset makes each verification also run restic's check with
+	// --read-data-subset (and --no-lock, so a running backup is not
+	// blocked) over the repository before restoring: "n/t" (part n of t),
+	// "x%" of the packs, or a size such as "500M". The default, empty, or
+	// "0" runs no check: the restore and the manifest comparison then read
+	// only the Snapshot's own data.
+	// +kubebuilder:validation:Pattern=`^$|^0$|^[1-9][0-9]*/[1-9][0-9]*$|^[0-9]+(\.[0-9]+)?%$|^[1-9][0-9]*[KMGT]?$`
+	// +optional
+	ReadDataSubset string `json:"readDataSubset,omitempty"`
+
 	// RetryConfig says how a failed verification is retried.
 	// +optional
 	RetryConfig *RetryConfig `json:"retryConfig,omitempty"`

@@ -90,6 +90,14 @@ type RestoreSessionSpec struct {
 	// RestoreTimeout bounds how long the restore may run.
 	// +optional
 	RestoreTimeout *metav1.Duration `json:"restoreTimeout,omitempty"`
+
+	// ReadDataSubset, when set, makes each component's agent run restic's
+	// check with --read-data-subset before restoring: "n/t" (part n of t),
+	// "x%" of the packs, or a size such as "500M". Empty or "0" skips the
+	// check. A BackupVerificationSession sets it from its verifier.
+	// +kubebuilder:validation:Pattern=`^$|^0$|^[1-9][0-9]*/[1-9][0-9]*$|^[0-9]+(\.[0-9]+)?%$|^[1-9][0-9]*[KMGT]?$`
+	// +optional
+	ReadDataSubset string `json:"readDataSubset,omitempty"`
 }
 
 // RestorePhase is the state of a restore or of one of its components.
@@ -156,6 +164,44 @@ const (
 	ReasonRestoreEncryptionSecretNotFound xpv2.ConditionReason = "EncryptionSecretNotFound"
 )
 
+// DifferenceKind says how a restored file differs from the backup's
+// content manifest.
+// +kubebuilder:validation:Enum=Missing;Extra;Changed
+type DifferenceKind string
+
+// Difference kinds.
+const (
+	// DifferenceMissing: the manifest lists the file; it was not restored.
+	DifferenceMissing DifferenceKind = "Missing"
+	// DifferenceExtra: the file was restored; the manifest does not list
+	// it.
+	DifferenceExtra DifferenceKind = "Extra"
+	// DifferenceChanged: the restored file's size or content differs.
+	DifferenceChanged DifferenceKind = "Changed"
+)
+
+// MaxDifferences bounds the sample of differences a status keeps.
+const MaxDifferences = 10
+
+// RestoreDifference is one restored file that does not match the backup.
+type RestoreDifference struct {
+	// Path of the file as it was backed up.
+	Path string `json:"path"`
+
+	// Kind of difference.
+	Kind DifferenceKind `json:"kind"`
+
+	// Want is what the manifest recorded: the size in bytes and a short
+	// SHA-256, for example "1024 bytes, sha256 3f2a9c01".
+	// +optional
+	Want string `json:"want,omitempty"`
+
+	// Got is what was restored, in the same form, or why it could not be
+	// read.
+	// +optional
+	Got string `json:"got,omitempty"`
+}
+
 // ComponentRestoreStatus is the state of restoring one component.
 type ComponentRestoreStatus struct {
 	// Phase of the component's restore.
@@ -169,6 +215,35 @@ type ComponentRestoreStatus struct {
 	// Error that made the component's restore fail.
 	// +optional
 	Error string `json:"error,omitempty"`
+
+	// FilesRestored is how many files restic restored.
+	// +optional
+	FilesRestored int64 `json:"filesRestored,omitempty"`
+
+	// BytesRestored is how many bytes restic restored.
+	// +optional
+	BytesRestored int64 `json:"bytesRestored,omitempty"`
+
+	// FilesChecked is how many restored files were compared with the
+	// backup's content manifest.
+	// +optional
+	FilesChecked int64 `json:"filesChecked,omitempty"`
+
+	// Differences is a sample, at most MaxDifferences, of the restored
+	// files that do not match the manifest.
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	Differences []RestoreDifference `json:"differences,omitempty"`
+
+	// TotalDifferences is how many files differ, of which Differences is
+	// a sample.
+	// +optional
+	TotalDifferences int64 `json:"totalDifferences,omitempty"`
+
+	// DataChecked is the part of the repository's packs restic's check
+	// read, as spec.readDataSubset asked for it; empty when no check ran.
+	// +optional
+	DataChecked string `json:"dataChecked,omitempty"`
 }
 
 // RestoreSessionStatus is the observed state of a RestoreSession.

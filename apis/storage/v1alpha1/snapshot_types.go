@@ -296,6 +296,18 @@ type SnapshotStatus struct {
 	// +optional
 	VerificationSession string `json:"verificationSession,omitempty"`
 
+	// VerificationTime is when the verdict was given.
+	// +optional
+	VerificationTime *metav1.Time `json:"verificationTime,omitempty"`
+
+	// RestoreDuration is how long the verification's restore took.
+	// +optional
+	RestoreDuration string `json:"restoreDuration,omitempty"`
+
+	// BytesRestored is how many bytes the verification's restore wrote.
+	// +optional
+	BytesRestored int64 `json:"bytesRestored,omitempty"`
+
 	// SnapshotTime is when the Snapshot was taken.
 	// +optional
 	SnapshotTime *metav1.Time `json:"snapshotTime,omitempty"`
@@ -330,6 +342,7 @@ type SnapshotStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Verification",type=string,JSONPath=`.status.verificationStatus`
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.size`
+// +kubebuilder:printcolumn:name="Restore-Time",type=string,JSONPath=`.status.restoreDuration`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Snapshot struct {
 	metav1.TypeMeta   `json:",inline"`

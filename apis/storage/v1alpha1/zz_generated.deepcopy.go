@@ -821,6 +821,10 @@ func (in *SnapshotSpec) DeepCopy() *SnapshotSpec {
 func (in *SnapshotStatus) DeepCopyInto(out *SnapshotStatus) {
 	*out = *in
 	in.ConditionedStatus.DeepCopyInto(&out.ConditionedStatus)
+	if in.VerificationTime != nil {
+		in, out := &in.VerificationTime, &out.VerificationTime
+		*out = (*in).DeepCopy()
+	}
 	if in.SnapshotTime != nil {
 		in, out := &in.SnapshotTime, &out.SnapshotTime
 		*out = (*in).DeepCopy()

@@ -1,0 +1,220 @@
+package backupverificationsession
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+)
+
+// LabelRetryOf marks a session made to retry a failed one; its value is
+// the first session of the chain.
+const LabelRetryOf = "core.stashplane.io/retry-of"
+
+// holder is the session that holds the Snapshot s verifies, or "": of the
+// unfinished sessions of one Snapshot, one that has started its restore
+// holds it, else the oldest (by creation, then name). The others wait, so
+// two restores of one Snapshot never run at once; once the holder has
+// verified the Snapshot, the ones that waited are skipped.
+func (r *reconciler) holder(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (string, error) {
+	list := &corev1alpha1.BackupVerificationSessionList{}
+	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace)); err != nil {
+		return "", fmt.Errorf("cannot list backupverificationsessions: %w", err)
+	}
+	return holderOf(s, list.Items), nil
+}
+
+func holderOf(s *corev1alpha1.BackupVerificationSession, all []corev1alpha1.BackupVerificationSession) string {
+	var ahead []string
+	for i := range all {
+		o := &all[i]
+		if o.Name == s.Name || o.Spec.Snapshot != s.Spec.Snapshot || o.DeletionTimestamp != nil || done(phase(o)) {
+			continue
+		}
+		older := o.CreationTimestamp.Before(&s.CreationTimestamp) ||
+			(o.CreationTimestamp.Equal(&s.CreationTimestamp) && o.Name < s.Name)
+		if o.Status.RestoreSession != "" || older {
+			ahead = append(ahead, o.Name)
+		}
+	}
+	slices.Sort(ahead)
+	if len(ahead) == 0 {
+		return ""
+	}
+	return ahead[0]
+}
+
+// summarise carries what the restore measured and found to the session:
+// bytes restored and files compared over the components, a sample of the
+// differences (components in name order), and how much data restic's
+// check read.
+func summarise(s *corev1alpha1.BackupVerificationSession, rs *corev1alpha1.RestoreSession) {
+	s.Status.BytesRestored, s.Status.FilesChecked, s.Status.Differences, s.Status.DataChecked = 0, 0, nil, ""
+	for _, name := range slices.Sorted(maps.Keys(rs.Status.Components)) {
+		c := rs.Status.Components[name]
+		s.Status.BytesRestored += c.BytesRestored
+		s.Status.FilesChecked += c.FilesChecked
+		for _, d := range c.Differences {
+			if len(s.Status.Differences) < corev1alpha1.MaxDifferences {
+				s.Status.Differences = append(s.Status.Differences, d)
+			}
+		}
+		if s.Status.DataChecked == "" {
+			s.Status.DataChecked = c.DataChecked
+		}
+	}
+}
+
+// finish runs once a session has an outcome: it retries a failed
+// verification when the verifier allows it and removes finished sessions
+// beyond the verifier's history limit. It says when to look again.
+func (r *reconciler) finish(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (time.Duration, error) {
+	v := &corev1alpha1.BackupVerifier{}
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, v)
+	if kerrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cannot get backupverifier %q: %w", s.Spec.Invoker.Name, err)
+	}
+	wait, err := r.retry(ctx, s, v)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.cleanHistory(ctx, s, v); err != nil {
+		setCondition(s, corev1alpha1.TypeVerificationSessionHistoryCleaned, false, corev1alpha1.ReasonVerificationSessionHistoryCleanupFailed, err.Error())
+		return wait, err
+	}
+	setCondition(s, corev1alpha1.TypeVerificationSessionHistoryCleaned, true, corev1alpha1.ReasonVerificationSessionHistoryCleaned, "")
+	return wait, nil
+}
+
+// retriesLeft is how many more times a failed session may be retried: its
+// spec.retryLeft when it is a retry or sets one, else the verifier's
+// retryConfig.maxRetry.
+func retriesLeft(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier) int32 {
+	if _, retry := s.Labels[LabelRetryOf]; retry || s.Spec.RetryLeft > 0 {
+		return s.Spec.RetryLeft
+	}
+	if v.Spec.RetryConfig == nil {
+		return 0
+	}
+	return v.Spec.RetryConfig.MaxRetry
+}
+
+// pendingRetry says whether a failed session is still to be retried: it
+// failed at the restore or the verdict (a verification that cannot run as
+// written is not retried), has retries left and was not retried yet.
+func pendingRetry(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier) bool {
+	failed := s.GetCondition(corev1alpha1.TypeBackupVerified).Status == corev1.ConditionFalse ||
+		s.GetCondition(corev1alpha1.TypeRestoreSucceeded).Status == corev1.ConditionFalse
+	return phase(s) == corev1alpha1.VerificationSessionFailed && failed &&
+		!ptr.Deref(s.Status.Retried, false) && retriesLeft(s, v) > 0 &&
+		s.GetCondition(corev1alpha1.TypeVerificationExecutorEnsured).Reason != corev1alpha1.ReasonVerificationNotRunnable
+}
+
+// retry creates the session that retries s, once the verifier's delay has
+// passed since s ended, with one retry fewer left, and marks s retried.
+func (r *reconciler) retry(ctx context.Context, s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier) (time.Duration, error) {
+	if !pendingRetry(s, v) {
+		return 0, nil
+	}
+	ran, _ := time.ParseDuration(s.Status.Duration)
+	due := s.CreationTimestamp.Add(ran)
+	if v.Spec.RetryConfig != nil {
+		due = due.Add(v.Spec.RetryConfig.Delay.Duration)
+	}
+	if wait := due.Sub(r.clock.Now()); wait > 0 {
+		return wait, nil
+	}
+	next := retrySession(s, retriesLeft(s, v)-1)
+	if err := r.kube.Create(ctx, next); err != nil && !kerrors.IsAlreadyExists(err) {
+		return 0, fmt.Errorf("cannot create backupverificationsession %q to retry %q: %w", next.Name, s.Name, err)
+	}
+	s.Status.Retried = ptr.To(true)
+	r.log.Info("retrying a failed verification", "backupverificationsession", s.Name, "retry", next.Name, "retryLeft", next.Spec.RetryLeft)
+	return 0, nil
+}
+
+// retrySession is the session that retries s: the same Snapshot, named
+// after the first session of the chain and the retries left, so that a
+// chain's names never repeat.
+func retrySession(s *corev1alpha1.BackupVerificationSession, left int32) *corev1alpha1.BackupVerificationSession {
+	root := s.Name
+	if v := s.Labels[LabelRetryOf]; v != "" {
+		root = v
+	}
+	labels := maps.Clone(s.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelRetryOf] = root
+	spec := *s.Spec.DeepCopy()
+	spec.RetryLeft = left
+	return &corev1alpha1.BackupVerificationSession{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-retry-%d", strings.TrimSuffix(root, "-"), left), Namespace: s.Namespace, Labels: labels},
+		Spec:       spec,
+	}
+}
+
+// cleanHistory deletes the finished sessions of the verifier and
+// Repository beyond the verifier's sessionHistoryLimit, newest kept, with
+// their RestoreSessions. The session cleaning is never deleted by itself,
+// nor is a failed session whose retry is still to come.
+func (r *reconciler) cleanHistory(ctx context.Context, s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier) error {
+	list := &corev1alpha1.BackupVerificationSessionList{}
+	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace)); err != nil {
+		return fmt.Errorf("cannot list backupverificationsessions: %w", err)
+	}
+	for _, o := range beyondHistory(s, v, list.Items) {
+		if err := r.kube.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete backupverificationsession %q: %w", o.Name, err)
+		}
+		rs := &corev1alpha1.RestoreSession{}
+		err := r.kube.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: o.Name}, rs)
+		if err == nil && metav1.IsControlledBy(rs, o) {
+			err = r.kube.Delete(ctx, rs, client.PropagationPolicy(metav1.DeletePropagationBackground))
+		}
+		if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete restoresession %q: %w", o.Name, err)
+		}
+		r.log.V(1).Info("removed an old verification session", "backupverificationsession", o.Name)
+	}
+	return nil
+}
+
+// beyondHistory are the sessions cleanHistory deletes.
+func beyondHistory(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, all []corev1alpha1.BackupVerificationSession) []*corev1alpha1.BackupVerificationSession {
+	var finished []*corev1alpha1.BackupVerificationSession
+	for i := range all {
+		o := &all[i]
+		if o.Spec.Repository != s.Spec.Repository || o.Spec.Invoker.Name != s.Spec.Invoker.Name || o.DeletionTimestamp != nil ||
+			!done(phase(o)) || pendingRetry(o, v) {
+			continue
+		}
+		finished = append(finished, o)
+	}
+	slices.SortFunc(finished, func(a, b *corev1alpha1.BackupVerificationSession) int {
+		if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(b.Name, a.Name)
+	})
+	var out []*corev1alpha1.BackupVerificationSession
+	for i, o := range finished {
+		if i >= int(v.Spec.SessionHistoryLimit) && o.Name != s.Name {
+			out = append(out, o)
+		}
+	}
+	return out
+}
