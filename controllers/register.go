@@ -66,7 +66,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			return restoresession.Setup(m, restoresession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
 		},
 		func(m ctrl.Manager, o Options) error {
-			return backupverificationsession.Setup(m, backupverificationsession.Options{Controller: o.Controller, Log: o.Log})
+			return backupverificationsession.Setup(m, backupverificationsession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return backupverifier.Setup(m, backupverifier.Options{Controller: o.Controller, Log: o.Log})

@@ -69,3 +69,30 @@ if selected azurite-blob; then
     echo "   azurite-blob installed in $(( $(date +%s) - start ))s"
   fi
 fi
+
+# PostgreSQL comes from Debian's packages, not the Go module proxy: the
+# packages pinned in hack/tools/postgres/packages are fetched with
+# `apt-get download` (after one `apt-get update` if that fails) and
+# extracted with `dpkg-deb -x` into bin/postgres, so the binaries are in
+# bin/postgres/usr/lib/postgresql/15/bin. They find their share files
+# relative to themselves, so they run from there. The stamp is the pin file.
+if selected postgres; then
+  pin=$(sha256sum <"$root/hack/tools/postgres/packages" | cut -d' ' -f1)
+  if ! [ -x "$bin/postgres/usr/lib/postgresql/15/bin/postgres" ] || [ "$(cat "$stamps/postgres" 2>/dev/null)" != "$pin" ]; then
+    echo ">> fetching postgres (apt)"
+    start=$(date +%s)
+    pkgs=$(grep -v '^#' "$root/hack/tools/postgres/packages" | xargs)
+    dl=$(mktemp -d)
+    # shellcheck disable=SC2086
+    if ! (cd "$dl" && apt-get download $pkgs >/dev/null 2>&1); then
+      apt-get update >/dev/null
+      # shellcheck disable=SC2086
+      (cd "$dl" && apt-get download $pkgs >/dev/null)
+    fi
+    rm -rf "$bin/postgres"
+    for deb in "$dl"/*.deb; do dpkg-deb -x "$deb" "$bin/postgres"; done
+    rm -rf "$dl"
+    echo "$pin" >"$stamps/postgres"
+    echo "   postgres fetched in $(( $(date +%s) - start ))s"
+  fi
+fi

@@ -56,7 +56,7 @@ func verifyCommand() *cobra.Command {
 	now.Flags().StringVar(&namespace, "namespace", "default", "namespace of the repositories and verifier")
 	now.Flags().StringVar(&verifier, "verifier", "", "BackupVerifier whose linked repositories are verified")
 	now.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to follow a repository's verification")
-	cmd.AddCommand(now)
+	cmd.AddCommand(now, verifyPostgresCommand())
 	return cmd
 }
 

@@ -5,7 +5,9 @@
 // RestoreSession (owned by the session) that restores the Snapshot into
 // it, and waits for the restore. For a RestoreOnly verifier the verdict is
 // the restore's outcome, which includes the agent's comparison of every
-// restored file with the backup's content manifest. The verdict is written
+// restored file with the backup's content manifest; a Query or Script
+// verifier's Function then checks the restored data in one Job
+// (verifier.go), whose exit is the verdict. The verdict is written
 // to the Snapshot's status.verificationStatus and verificationSession, and
 // a scratch target the session created is removed once the session ends,
 // whatever its outcome.
@@ -17,9 +19,10 @@
 //	                             SnapshotPaused).
 //	VerificationExecutorEnsured  True once the RestoreSession exists; False
 //	                             with VerificationNotRunnable when the
-//	                             verification cannot run as written, or
-//	                             VerificationTypeNotImplemented for Query
-//	                             and Script verifiers (not built yet).
+//	                             verification cannot run as written
+//	                             (verifier.go: also a Query or Script
+//	                             verifier whose Function cannot render
+//	                             its one Job).
 //	RestoreSucceeded             follows the RestoreSession's outcome.
 //	BackupVerified               the verdict, set once it is written to the
 //	                             Snapshot.
@@ -35,15 +38,19 @@ import (
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/version"
 )
 
 // Options configure the controller.
@@ -51,6 +58,11 @@ type Options struct {
 	Controller controller.Options
 	Log        logr.Logger
 	Clock      clock.Clock
+	// Renderer renders Query and Script verifiers' Functions.
+	Renderer *render.Renderer
+	// Logs reads a verifier Job's output; by default through the API
+	// server with the manager's credentials.
+	Logs LogTailer
 }
 
 // Setup adds the BackupVerificationSession controller to the manager.
@@ -58,13 +70,25 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupverificationsession")}
+	if o.Renderer == nil {
+		o.Renderer = render.New(render.Options{})
+	}
+	if o.Logs == nil {
+		cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+		if err != nil {
+			return fmt.Errorf("cannot make a client for verifier logs: %w", err)
+		}
+		o.Logs = podLogs{cs: cs}
+	}
+	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupverificationsession"),
+		renderer: o.Renderer, image: version.Image(), logs: o.Logs}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupverificationsession").
 		WithOptions(o.Controller).
 		For(&corev1alpha1.BackupVerificationSession{}).
 		Owns(&corev1alpha1.RestoreSession{}).
 		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&batchv1.Job{}).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up backupverificationsession controller: %w", err)
@@ -76,6 +100,10 @@ type reconciler struct {
 	kube  client.Client
 	clock clock.Clock
 	log   logr.Logger
+	// renderer, image and logs run Query and Script verifiers' Jobs.
+	renderer *render.Renderer
+	image    string
+	logs     LogTailer
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

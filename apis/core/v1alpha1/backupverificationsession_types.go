@@ -120,9 +120,10 @@ const (
 	// target is of a kind that is not created for a run. No verdict is
 	// written to the Snapshot.
 	ReasonVerificationNotRunnable xpv2.ConditionReason = "VerificationNotRunnable"
-	// ReasonVerificationTypeNotImplemented: the verifier's type (Query,
-	// Script) is not implemented yet; nothing is restored and no verdict is
-	// written.
+	// ReasonVerificationTypeNotImplemented: the verifier's type was not
+	// implemented when the session ran; nothing was restored and no verdict
+	// was written. Query and Script verifiers run now, so it is no longer
+	// set; sessions that ended with it keep their Failed phase.
 	ReasonVerificationTypeNotImplemented xpv2.ConditionReason = "VerificationTypeNotImplemented"
 	// ReasonVerificationWaiting: another BackupVerificationSession is
 	// verifying the same Snapshot; this one starts once it ends.
@@ -161,6 +162,16 @@ type BackupVerificationSessionStatus struct {
 	// the RestoreSession's creation to its outcome.
 	// +optional
 	RestoreDuration string `json:"restoreDuration,omitempty"`
+
+	// VerifierJob is the Job that ran a Query or Script verifier's
+	// Function on the restored data, once it was created.
+	// +optional
+	VerifierJob string `json:"verifierJob,omitempty"`
+
+	// VerifierResult is the last line the verifier Job printed, for
+	// example the value a query returned, once the Job ended.
+	// +optional
+	VerifierResult string `json:"verifierResult,omitempty"`
 
 	// Retried is true once a new session was created to retry this failed
 	// one.

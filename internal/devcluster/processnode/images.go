@@ -41,6 +41,10 @@ type Image struct {
 const (
 	StashplaneImage = "ghcr.io/stashplane/stashplane"
 	ResticImage     = "ghcr.io/stashplane/restic"
+	// PostgresVerifierImage runs `stashplane verify postgres` with
+	// PostgreSQL: on the dev cluster the stashplane binary, which finds the
+	// PostgreSQL programs in bin/postgres beside it.
+	PostgresVerifierImage = "ghcr.io/stashplane/postgres-verifier"
 )
 
 // DefaultImageTable is the documented table of the dev cluster: the project's
@@ -55,6 +59,7 @@ func DefaultImageTable(stashplaneBinary, resticBinary string) ImageTable {
 	}
 	if stashplaneBinary != "" {
 		t[StashplaneImage] = Image{Program: stashplaneBinary, Entrypoint: stashplaneBinary}
+		t[PostgresVerifierImage] = Image{Program: stashplaneBinary, Entrypoint: stashplaneBinary}
 	}
 	if resticBinary != "" {
 		t[ResticImage] = Image{Program: resticBinary, Entrypoint: resticBinary}

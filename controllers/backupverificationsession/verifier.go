@@ -1,0 +1,386 @@
+package backupverificationsession
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
+)
+
+// verifierTask is the task name a verifier's Function is rendered as.
+const verifierTask = "verify"
+
+// verifierGrace is how long past its own deadline (the Job's
+// activeDeadlineSeconds, else defaultVerifierTimeout) a verifier Job may
+// stay unfinished before the session gives up on it: time for the Job
+// controller to notice.
+const verifierGrace = 5 * time.Minute
+
+// defaultVerifierTimeout bounds a verifier Job that sets no deadline.
+const defaultVerifierTimeout = time.Hour
+
+// Bounds of what a verifier's output adds to the session's status.
+const (
+	logLines       = 5
+	maxResultBytes = 512
+	maxOutputBytes = 1024
+)
+
+// LogTailer reads the last lines a container printed.
+type LogTailer interface {
+	Tail(ctx context.Context, namespace, pod, container string, lines int64) (string, error)
+}
+
+// podLogs reads container logs through the API server, as kubectl logs does.
+type podLogs struct{ cs kubernetes.Interface }
+
+func (p podLogs) Tail(ctx context.Context, namespace, pod, container string, lines int64) (string, error) {
+	b, err := p.cs.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, TailLines: &lines}).DoRaw(ctx)
+	if err != nil {
+		return "", fmt.Errorf("cannot read logs of pod %q: %w", pod, err)
+	}
+	return string(b), nil
+}
+
+// checks says whether a verifier checks the restored data with a Job of
+// its Function, after the restore.
+func checks(v *corev1alpha1.BackupVerifier) bool {
+	return v.Spec.Type == corev1alpha1.VerificationQuery || v.Spec.Type == corev1alpha1.VerificationScript
+}
+
+// checkRunnable says why a Query or Script verifier cannot run as written,
+// or "". Its Function mounts the restored claim, so the target must be a
+// claim.
+func checkRunnable(v *corev1alpha1.BackupVerifier) string {
+	if !checks(v) {
+		return ""
+	}
+	switch {
+	case v.Spec.Function == "":
+		return fmt.Sprintf("a %s verifier needs spec.function, the Function that checks the restored data", v.Spec.Type)
+	case v.Spec.Type == corev1alpha1.VerificationScript && (v.Spec.Script == nil || v.Spec.Script.Location == ""):
+		return "a Script verifier needs spec.script.location"
+	case !isClaim(v.Spec.RestoreOption.Target):
+		return fmt.Sprintf("a %s verifier restores into a PersistentVolumeClaim that its Function mounts, not a %s", v.Spec.Type, v.Spec.RestoreOption.Target.Kind)
+	}
+	return ""
+}
+
+// runVerifier is the step after a successful restore for a Query or Script
+// verifier: it creates the Job of the verifier's Function and waits for
+// it. handled is false when the caller goes on to the verdict Verified:
+// the verifier is RestoreOnly or its Job succeeded. Otherwise the step
+// has set what there is to say: still running (res requeues), cannot run
+// (VerificationNotRunnable, no verdict), or failed (VerificationFailed,
+// written to the Snapshot).
+func (r *reconciler) runVerifier(ctx context.Context, s *corev1alpha1.BackupVerificationSession, rs *corev1alpha1.RestoreSession) (res ctrl.Result, handled bool, err error) {
+	v := &corev1alpha1.BackupVerifier{}
+	err = r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, v)
+	if kerrors.IsNotFound(err) {
+		if s.Status.VerifierJob == "" {
+			return r.notRunnable(s, fmt.Sprintf("backupverifier %q was deleted before its check ran", s.Spec.Invoker.Name))
+		}
+		// The Job it asked for still says how the check went.
+		v.Spec.Type = corev1alpha1.VerificationQuery
+	} else if err != nil {
+		return ctrl.Result{}, true, fmt.Errorf("cannot get backupverifier %q: %w", s.Spec.Invoker.Name, err)
+	}
+	if !checks(v) {
+		return ctrl.Result{}, false, nil
+	}
+	if s.Status.VerifierJob == "" {
+		return r.createVerifierJob(ctx, s, v, rs)
+	}
+	j := &batchv1.Job{}
+	err = r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Status.VerifierJob}, j)
+	switch {
+	case err != nil && !kerrors.IsNotFound(err):
+		return ctrl.Result{}, true, fmt.Errorf("cannot get verifier job %q: %w", s.Status.VerifierJob, err)
+	case kerrors.IsNotFound(err) || j.DeletionTimestamp != nil:
+		if r.judged(ctx, s) {
+			// A stale copy of a session that already ended and removed
+			// its Job: the verdict stands, wait for the fresh copy.
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, true, nil
+		}
+		return r.checkFailed(ctx, s, fmt.Sprintf("verifier job %q vanished before it finished", s.Status.VerifierJob))
+	case !metav1.IsControlledBy(j, s):
+		return r.notRunnable(s, fmt.Sprintf("job %q exists and does not belong to this session", j.Name))
+	}
+	ended, failure := jobOutcome(j, r.clock.Now())
+	if !ended {
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, true, nil
+	}
+	out := r.output(ctx, j)
+	s.Status.VerifierResult = lastLine(out)
+	if failure == "" {
+		return ctrl.Result{}, false, nil
+	}
+	msg := fmt.Sprintf("verifier job %q %s", j.Name, failure)
+	if out != "" {
+		msg += "; its last output: " + clip(out, maxOutputBytes)
+	}
+	return r.checkFailed(ctx, s, msg)
+}
+
+// createVerifierJob renders the verifier's Function and creates its one
+// Job, owned by the session.
+func (r *reconciler) createVerifierJob(ctx context.Context, s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, rs *corev1alpha1.RestoreSession) (ctrl.Result, bool, error) {
+	fn := &addonsv1alpha1.Function{}
+	err := r.kube.Get(ctx, client.ObjectKey{Name: v.Spec.Function}, fn)
+	if kerrors.IsNotFound(err) {
+		return r.notRunnable(s, fmt.Sprintf("function %q of backupverifier %q does not exist", v.Spec.Function, v.Name))
+	}
+	if err != nil {
+		return ctrl.Result{}, true, fmt.Errorf("cannot get function %q: %w", v.Spec.Function, err)
+	}
+	in, err := verifierInput(s, v, fn, rs.Spec.Target, r.image)
+	if err != nil {
+		return r.notRunnable(s, err.Error())
+	}
+	out, err := r.renderer.Render(ctx, in)
+	if err != nil {
+		return r.notRunnable(s, fmt.Sprintf("cannot render function %q: %v", fn.Name, err))
+	}
+	jobs, err := out.Jobs()
+	if err != nil {
+		return r.notRunnable(s, fmt.Sprintf("cannot read the jobs function %q rendered: %v", fn.Name, err))
+	}
+	if len(jobs) != 1 || len(out.Objects) != 1 {
+		return r.notRunnable(s, fmt.Sprintf("function %q rendered %d objects and %d jobs; a verifier function renders exactly one Job", fn.Name, len(out.Objects), len(jobs)))
+	}
+	j := jobs[0]
+	j.Namespace = s.Namespace
+	if j.Labels == nil {
+		j.Labels = map[string]string{}
+	}
+	j.Labels[LabelSession] = s.Name
+	if err := controllerutil.SetControllerReference(s, j, r.kube.Scheme()); err != nil {
+		return ctrl.Result{}, true, fmt.Errorf("cannot own job %q: %w", j.Name, err)
+	}
+	if err := r.kube.Create(ctx, j); err != nil && !kerrors.IsAlreadyExists(err) {
+		err = fmt.Errorf("cannot create verifier job %q: %w", j.Name, err)
+		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
+		return ctrl.Result{}, true, err
+	}
+	s.Status.VerifierJob = j.Name
+	setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, true, corev1alpha1.ReasonVerificationExecutorEnsured, "")
+	return ctrl.Result{RequeueAfter: 5 * time.Second}, true, nil
+}
+
+// verifierInput is what a verifier's Function is rendered with: the task
+// of a one-task Addon named after the verifier; the query or script as
+// the parameters; the restored claim as the target, with the verifier's
+// volumes; the verifier's runtime settings.
+func verifierInput(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, fn *addonsv1alpha1.Function, target *storagev1alpha1.TypedObjectReference, image string) (render.Input, error) {
+	var params []byte
+	switch v.Spec.Type {
+	case corev1alpha1.VerificationQuery:
+		if v.Spec.Query != nil {
+			params = v.Spec.Query.Raw
+		}
+	case corev1alpha1.VerificationScript:
+		b, err := json.Marshal(map[string]any{"location": v.Spec.Script.Location, "args": append([]string{}, v.Spec.Script.Args...)})
+		if err != nil {
+			return render.Input{}, fmt.Errorf("cannot encode the script of backupverifier %q: %w", v.Name, err)
+		}
+		params = b
+	}
+	if target == nil {
+		return render.Input{}, fmt.Errorf("restoresession %q names no target", s.Status.RestoreSession)
+	}
+	vols := make([]corev1.Volume, 0, len(v.Spec.Volumes))
+	for _, vol := range v.Spec.Volumes {
+		vols = append(vols, vol.ToCore())
+	}
+	var rt render.Runtime
+	if rs := v.Spec.RuntimeSettings; rs != nil {
+		if rs.Pod != nil {
+			rt.Pod = *rs.Pod
+		}
+		if rs.Container != nil {
+			rt.Container = *rs.Container
+		}
+	}
+	addon := &addonsv1alpha1.Addon{
+		ObjectMeta: metav1.ObjectMeta{Name: v.Name},
+		Spec: addonsv1alpha1.AddonSpec{VerificationTasks: []addonsv1alpha1.Task{
+			{Name: verifierTask, Function: fn.Name, Executor: addonsv1alpha1.TaskExecutorJob},
+		}},
+	}
+	return render.Input{
+		Addon: addon, TaskKind: render.TaskVerification, Task: verifierTask, Function: fn, Params: params,
+		Context: render.Context{
+			Namespace: s.Namespace,
+			Invoker:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupVerifier", Name: v.Name},
+			Session:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupVerificationSession", Name: s.Name},
+			Target: render.Target{
+				APIGroup: target.APIGroup, Kind: target.Kind, Name: target.Name, Namespace: s.Namespace,
+				Volumes: vols, VolumeMounts: v.Spec.VolumeMounts,
+			},
+			Repository: render.Repository{Name: s.Spec.Repository, Namespace: s.Namespace},
+			Snapshot:   s.Spec.Snapshot,
+			Image:      image,
+			Runtime:    rt,
+		},
+	}, nil
+}
+
+// jobOutcome says whether a verifier Job has ended and, if it failed, how.
+// A Job still unfinished well past its deadline has failed too: the
+// session is never left Running for ever.
+func jobOutcome(j *batchv1.Job, now time.Time) (ended bool, failure string) {
+	for _, c := range j.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			return true, ""
+		case batchv1.JobFailed:
+			if c.Reason == batchv1.JobReasonDeadlineExceeded {
+				return true, fmt.Sprintf("timed out after %ds (DeadlineExceeded)", ptrValue(j.Spec.ActiveDeadlineSeconds))
+			}
+			reason := c.Reason
+			if reason == "" {
+				reason = "Failed"
+			}
+			return true, fmt.Sprintf("failed: its check did not pass (%s)", reason)
+		}
+	}
+	limit := defaultVerifierTimeout
+	if d := j.Spec.ActiveDeadlineSeconds; d != nil {
+		limit = time.Duration(*d) * time.Second
+	}
+	if now.Sub(j.CreationTimestamp.Time) > limit+verifierGrace {
+		return true, fmt.Sprintf("did not finish within %s", limit+verifierGrace)
+	}
+	return false, ""
+}
+
+func ptrValue(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// output is the end of what the Job's newest pod printed, or "" when it
+// cannot be read; the verdict never waits for logs.
+func (r *reconciler) output(ctx context.Context, j *batchv1.Job) string {
+	if r.logs == nil || len(j.Spec.Template.Spec.Containers) == 0 {
+		return ""
+	}
+	pods := &corev1.PodList{}
+	if err := r.kube.List(ctx, pods, client.InNamespace(j.Namespace), client.MatchingLabels{batchv1.ControllerUidLabel: string(j.UID)}); err != nil || len(pods.Items) == 0 {
+		return ""
+	}
+	newest := &pods.Items[0]
+	for i := range pods.Items {
+		if pods.Items[i].CreationTimestamp.After(newest.CreationTimestamp.Time) {
+			newest = &pods.Items[i]
+		}
+	}
+	out, err := r.logs.Tail(ctx, j.Namespace, newest.Name, j.Spec.Template.Spec.Containers[0].Name, logLines)
+	if err != nil {
+		r.log.V(1).Info("cannot read verifier output", "job", j.Name, "error", err.Error())
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+// lastLine is the verifier's result: its last line of output.
+func lastLine(out string) string {
+	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+		out = out[i+1:]
+	}
+	return clip(strings.TrimSpace(out), maxResultBytes)
+}
+
+// clip shortens s to at most n bytes, keeping its end, where a failing
+// program says why.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + strings.ToValidUTF8(s[len(s)-n:], "")
+}
+
+// judged says whether the Snapshot already carries this session's
+// verdict.
+func (r *reconciler) judged(ctx context.Context, s *corev1alpha1.BackupVerificationSession) bool {
+	snap := &storagev1alpha1.Snapshot{}
+	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Snapshot}, snap); err != nil {
+		return false
+	}
+	return snap.Status.VerificationSession == s.Name && snap.Status.VerificationStatus != ""
+}
+
+// notRunnable ends the session without a verdict: the verifier, not the
+// Snapshot, is at fault.
+func (r *reconciler) notRunnable(s *corev1alpha1.BackupVerificationSession, msg string) (ctrl.Result, bool, error) {
+	setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
+	setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, msg)
+	return ctrl.Result{}, true, nil
+}
+
+// checkFailed records a failed check: the Snapshot restored, but the
+// verifier found it wanting, so it is VerificationFailed.
+func (r *reconciler) checkFailed(ctx context.Context, s *corev1alpha1.BackupVerificationSession, msg string) (ctrl.Result, bool, error) {
+	if err := r.writeVerdict(ctx, s, storagev1alpha1.SnapshotVerificationFailed); err != nil {
+		return ctrl.Result{}, true, err
+	}
+	setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
+	setCondition(s, corev1alpha1.TypeBackupVerified, false, corev1alpha1.ReasonVerificationFailed, msg)
+	return ctrl.Result{}, true, nil
+}
+
+// notePassedCheck adds a passed check's result to the verdict's message.
+func notePassedCheck(s *corev1alpha1.BackupVerificationSession) {
+	if s.Status.VerifierJob == "" {
+		return
+	}
+	c := s.GetCondition(corev1alpha1.TypeBackupVerified)
+	msg := fmt.Sprintf("%s; verifier job %q passed", c.Message, s.Status.VerifierJob)
+	if s.Status.VerifierResult != "" {
+		msg += ": " + s.Status.VerifierResult
+	}
+	setCondition(s, corev1alpha1.TypeBackupVerified, true, c.Reason, msg)
+}
+
+// removeVerifierJob deletes the session's verifier Job and with it its
+// pods, which hold the scratch claim.
+func (r *reconciler) removeVerifierJob(ctx context.Context, s *corev1alpha1.BackupVerificationSession) error {
+	if s.Status.VerifierJob == "" {
+		return nil
+	}
+	j := &batchv1.Job{}
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Status.VerifierJob}, j)
+	if kerrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot get verifier job %q: %w", s.Status.VerifierJob, err)
+	}
+	if !metav1.IsControlledBy(j, s) || j.DeletionTimestamp != nil {
+		return nil
+	}
+	if err := r.kube.Delete(ctx, j, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("cannot delete verifier job %q: %w", j.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package backupverificationsession
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
+	stashpkg "github.com/stashplane/stashplane/package"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/ with the current output")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("cannot read golden file (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("output differs from %s (run with -update if intended): -want +got:\n%s", path, diff)
+	}
+}
+
+func builtinFunction(t *testing.T, name string) *addonsv1alpha1.Function {
+	t.Helper()
+	objs, err := stashpkg.Addons()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := render.NewCatalog(objs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := cat.Function(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fn
+}
+
+func exampleVerifier(typ corev1alpha1.VerificationType, function string) *corev1alpha1.BackupVerifier {
+	return &corev1alpha1.BackupVerifier{
+		ObjectMeta: metav1.ObjectMeta{Name: "db-verifier", Namespace: "demo"},
+		Spec: corev1alpha1.BackupVerifierSpec{
+			Type:     typ,
+			Function: function,
+			RestoreOption: corev1alpha1.RestoreOption{
+				Target: storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "scratch"},
+			},
+			Volumes:      []corev1alpha1.Volume{{Name: "scripts", VolumeSource: corev1alpha1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "checks"}}}}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "scripts", MountPath: "/scripts"}},
+			RuntimeSettings: &storagev1alpha1.RuntimeSettings{Container: &storagev1alpha1.ContainerRuntimeSettings{
+				Env: []corev1.EnvVar{{Name: "TZ", Value: "UTC"}},
+			}},
+		},
+	}
+}
+
+// TestVerifierFunctions renders the built-in verifier Functions as a
+// session does and compares them with their golden files.
+func TestVerifierFunctions(t *testing.T) {
+	query := exampleVerifier(corev1alpha1.VerificationQuery, "postgres-query-verifier")
+	query.Spec.Query = &runtime.RawExtension{Raw: []byte(`{"dataDirectory": "pgdata", "database": "shop", "sql": "select count(*) from orders", "operator": "GreaterThanOrEqual", "value": 100}`)}
+	script := exampleVerifier(corev1alpha1.VerificationScript, "script-verifier")
+	script.Spec.Script = &corev1alpha1.ScriptVerifierSpec{Location: "/scripts/check.sh", Args: []string{"--strict"}}
+	s := &corev1alpha1.BackupVerificationSession{
+		ObjectMeta: metav1.ObjectMeta{Name: "db-nightly-1767225600", Namespace: "demo"},
+		Spec:       corev1alpha1.BackupVerificationSessionSpec{Repository: "db", Snapshot: "db-nightly-1767225600"},
+	}
+	target := &storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "scratch-0a1b2c3d"}
+	r := render.New(render.Options{})
+	for name, v := range map[string]*corev1alpha1.BackupVerifier{"postgres-query-verifier": query, "script-verifier": script} {
+		t.Run(name, func(t *testing.T) {
+			fn := builtinFunction(t, name)
+			if err := r.CheckFunction(context.Background(), fn); err != nil {
+				t.Fatalf("CheckFunction(%q): %v", name, err)
+			}
+			in, err := verifierInput(s, v, fn, target, "ghcr.io/stashplane/stashplane:v0.1.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := r.Render(context.Background(), in)
+			if err != nil {
+				t.Fatalf("Render(%q): %v", name, err)
+			}
+			jobs, err := res.Jobs()
+			if err != nil || len(jobs) != 1 || len(res.Objects) != 1 {
+				t.Fatalf("Render(%q): %d objects, %d jobs (%v), want one Job", name, len(res.Objects), len(jobs), err)
+			}
+			out, err := res.YAML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name, out)
+		})
+	}
+}
+
+func TestVerifierFunctionRefusesBadQuery(t *testing.T) {
+	v := exampleVerifier(corev1alpha1.VerificationQuery, "postgres-query-verifier")
+	v.Spec.Query = &runtime.RawExtension{Raw: []byte(`{"sql": "select 1", "operator": "Like", "value": 1}`)}
+	s := &corev1alpha1.BackupVerificationSession{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "demo"}}
+	in, err := verifierInput(s, v, builtinFunction(t, "postgres-query-verifier"), &storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "c"}, "img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := render.New(render.Options{}).Render(context.Background(), in); err == nil {
+		t.Error("Render with operator Like: no error, want one naming params.operator")
+	}
+}
+
+func TestJobOutcome(t *testing.T) {
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	job := func(deadline *int64, conds ...batchv1.JobCondition) *batchv1.Job {
+		return &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(created)},
+			Spec:       batchv1.JobSpec{ActiveDeadlineSeconds: deadline},
+			Status:     batchv1.JobStatus{Conditions: conds},
+		}
+	}
+	type want struct {
+		Ended   bool
+		Failure string
+	}
+	cases := map[string]struct {
+		reason string
+		job    *batchv1.Job
+		now    time.Time
+		want   want
+	}{
+		"Running":  {reason: "A Job without an outcome is still running.", job: job(ptr.To[int64](600)), now: created.Add(time.Minute), want: want{}},
+		"Complete": {job: job(nil, batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}), now: created, want: want{Ended: true}},
+		"Failed": {reason: "A Job whose pod failed says so.",
+			job: job(nil, batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded}), now: created,
+			want: want{Ended: true, Failure: "failed: its check did not pass (BackoffLimitExceeded)"}},
+		"DeadlineExceeded": {reason: "A Job stopped at its deadline timed out.",
+			job: job(ptr.To[int64](600), batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonDeadlineExceeded}), now: created,
+			want: want{Ended: true, Failure: "timed out after 600s (DeadlineExceeded)"}},
+		"StuckPastDeadline": {reason: "A Job nobody ends is given up on after its deadline and a grace period.",
+			job: job(ptr.To[int64](600)), now: created.Add(16 * time.Minute), want: want{Ended: true, Failure: "did not finish within 15m0s"}},
+		"NoDeadlineStuck": {reason: "A Job without a deadline gets the default one.",
+			job: job(nil), now: created.Add(2 * time.Hour), want: want{Ended: true, Failure: "did not finish within 1h5m0s"}},
+		"FalseConditionIgnored": {job: job(nil, batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionFalse}), now: created, want: want{}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ended, failure := jobOutcome(tc.job, tc.now)
+			if diff := cmp.Diff(tc.want, want{Ended: ended, Failure: failure}); diff != "" {
+				t.Errorf("%s\njobOutcome(...): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestCheckRunnable(t *testing.T) {
+	deployment := exampleVerifier(corev1alpha1.VerificationQuery, "postgres-query-verifier")
+	deployment.Spec.RestoreOption.Target = storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: "db"}
+	cases := map[string]struct {
+		v    *corev1alpha1.BackupVerifier
+		want string
+	}{
+		"RestoreOnly":    {v: exampleVerifier(corev1alpha1.VerificationRestoreOnly, ""), want: ""},
+		"Query":          {v: exampleVerifier(corev1alpha1.VerificationQuery, "postgres-query-verifier"), want: ""},
+		"NoFunction":     {v: exampleVerifier(corev1alpha1.VerificationQuery, ""), want: "a Query verifier needs spec.function, the Function that checks the restored data"},
+		"ScriptNoScript": {v: exampleVerifier(corev1alpha1.VerificationScript, "script-verifier"), want: "a Script verifier needs spec.script.location"},
+		"NotAClaim":      {v: deployment, want: "a Query verifier restores into a PersistentVolumeClaim that its Function mounts, not a Deployment"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, checkRunnable(tc.v)); diff != "" {
+				t.Errorf("checkRunnable: -want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLastLineAndClip(t *testing.T) {
+	cases := map[string]struct {
+		in, last string
+	}{
+		"OneLine":   {in: "done", last: "done"},
+		"Lines":     {in: "checking\nmissing.txt was not restored", last: "missing.txt was not restored"},
+		"Empty":     {in: "", last: ""},
+		"LongClips": {in: strings.Repeat("x", 600), last: "..." + strings.Repeat("x", 512)},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.last, lastLine(tc.in)); diff != "" {
+				t.Errorf("lastLine(%q): -want +got:\n%s", tc.in, diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,60 @@
+// Package pgverify checks a restored PostgreSQL data directory: it starts
+// PostgreSQL on a copy of it, on a private Unix socket and as an
+// unprivileged user, runs one query with psql and compares the single value
+// it returns with an expected one. It is what `stashplane verify postgres`
+// runs inside the postgres-query-verifier Function's Job.
+package pgverify
+
+import (
+	"fmt"
+	"math/big"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+)
+
+// Operators lists the operators Compare knows, in the order documented.
+var Operators = []string{
+	corev1alpha1.OperatorEqual,
+	corev1alpha1.OperatorNotEqual,
+	corev1alpha1.OperatorLessThan,
+	corev1alpha1.OperatorLessThanOrEqual,
+	corev1alpha1.OperatorGreaterThan,
+	corev1alpha1.OperatorGreaterThanOrEqual,
+}
+
+// Compare says whether got stands in the relation op to want. When both
+// are numbers (integers or decimals, of any size) they are compared as
+// numbers, so "5" equals "5.0"; otherwise Equal and NotEqual compare the
+// text exactly and the ordering operators are an error.
+func Compare(got, op, want string) (bool, error) {
+	g, gok := new(big.Rat).SetString(got)
+	w, wok := new(big.Rat).SetString(want)
+	if gok && wok {
+		c := g.Cmp(w)
+		switch op {
+		case corev1alpha1.OperatorEqual:
+			return c == 0, nil
+		case corev1alpha1.OperatorNotEqual:
+			return c != 0, nil
+		case corev1alpha1.OperatorLessThan:
+			return c < 0, nil
+		case corev1alpha1.OperatorLessThanOrEqual:
+			return c <= 0, nil
+		case corev1alpha1.OperatorGreaterThan:
+			return c > 0, nil
+		case corev1alpha1.OperatorGreaterThanOrEqual:
+			return c >= 0, nil
+		}
+		return false, fmt.Errorf("cannot compare with operator %q: it is none of %v", op, Operators)
+	}
+	switch op {
+	case corev1alpha1.OperatorEqual:
+		return got == want, nil
+	case corev1alpha1.OperatorNotEqual:
+		return got != want, nil
+	case corev1alpha1.OperatorLessThan, corev1alpha1.OperatorLessThanOrEqual,
+		corev1alpha1.OperatorGreaterThan, corev1alpha1.OperatorGreaterThanOrEqual:
+		return false, fmt.Errorf("cannot compare %q with %q using %s: both must be numbers", got, want, op)
+	}
+	return false, fmt.Errorf("cannot compare with operator %q: it is none of %v", op, Operators)
+}

@@ -1,0 +1,165 @@
+package pgverify
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func TestCompare(t *testing.T) {
+	type want struct {
+		ok  bool
+		err string
+	}
+	cases := map[string]struct {
+		reason        string
+		got, op, want string
+		w             want
+	}{
+		"EqualNumbers":        {reason: "numbers compare by value", got: "5", op: "Equal", want: "5.0", w: want{ok: true}},
+		"EqualBigNumbers":     {reason: "counts beyond float precision stay exact", got: "9007199254740993", op: "Equal", want: "9007199254740992", w: want{ok: false}},
+		"NotEqual":            {reason: "a different count is NotEqual", got: "4", op: "NotEqual", want: "5", w: want{ok: true}},
+		"LessThan":            {got: "4", op: "LessThan", want: "5", w: want{ok: true}},
+		"LessThanEqualValues": {got: "5", op: "LessThan", want: "5", w: want{ok: false}},
+		"LessThanOrEqual":     {got: "5", op: "LessThanOrEqual", want: "5", w: want{ok: true}},
+		"GreaterThan":         {got: "10", op: "GreaterThan", want: "9", w: want{ok: true}},
+		"GreaterThanNumeric":  {reason: "numbers are not compared as text", got: "10", op: "GreaterThan", want: "9.5", w: want{ok: true}},
+		"GreaterThanOrEqual":  {got: "-1", op: "GreaterThanOrEqual", want: "0", w: want{ok: false}},
+		"EqualText":           {reason: "text compares exactly", got: "ok", op: "Equal", want: "ok", w: want{ok: true}},
+		"NotEqualText":        {got: "ok", op: "NotEqual", want: "OK", w: want{ok: true}},
+		"OrderText": {reason: "text has no order", got: "a", op: "LessThan", want: "b",
+			w: want{err: `cannot compare "a" with "b" using LessThan: both must be numbers`}},
+		"UnknownOperator": {got: "1", op: "Like", want: "1",
+			w: want{err: `cannot compare with operator "Like": it is none of [Equal NotEqual LessThan LessThanOrEqual GreaterThan GreaterThanOrEqual]`}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ok, err := Compare(tc.got, tc.op, tc.want)
+			if diff := cmp.Diff(tc.w, want{ok: ok, err: errText(err)}, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("%s\nCompare(%q, %q, %q): -want +got:\n%s", tc.reason, tc.got, tc.op, tc.want, diff)
+			}
+		})
+	}
+}
+
+func TestSingleValue(t *testing.T) {
+	type want struct {
+		v   string
+		err string
+	}
+	cases := map[string]struct {
+		out string
+		w   want
+	}{
+		"OneValue":     {out: "42" + recordSep + "\n", w: want{v: "42"}},
+		"NoTrailing":   {out: "42\n", w: want{v: "42"}},
+		"Null":         {out: recordSep + "\n", w: want{err: "the query returned no rows; it must return exactly one value"}},
+		"NoRows":       {out: "", w: want{err: "the query returned no rows; it must return exactly one value"}},
+		"TwoRows":      {out: "1" + recordSep + "2" + recordSep, w: want{err: "the query returned 2 rows; it must return exactly one value"}},
+		"TwoColumns":   {out: "1" + fieldSep + "2" + recordSep, w: want{err: "the query returned 2 columns; it must return exactly one value"}},
+		"PipeInsideOK": {out: "a|b" + recordSep, w: want{v: "a|b"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			v, err := SingleValue(tc.out)
+			if diff := cmp.Diff(tc.w, want{v: v, err: errText(err)}, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("SingleValue(%q): -want +got:\n%s", tc.out, diff)
+			}
+		})
+	}
+}
+
+// repoBinDir is bin/postgres of this repository, from `make tools`.
+func repoBinDir(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "bin", "postgres", DefaultBinDir)
+	if _, err := os.Stat(filepath.Join(dir, "postgres")); err != nil {
+		t.Skipf("PostgreSQL is not in bin/postgres (run make tools): %v", err)
+	}
+	return dir
+}
+
+// openDir makes a temporary directory the unprivileged server user can
+// reach.
+func openDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pgverify-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCheckRun runs the real PostgreSQL: a data directory with a table of
+// three rows, stopped cleanly, is checked by count; a wrong expectation,
+// a query with two values and a missing table are told apart.
+func TestCheckRun(t *testing.T) {
+	bin := repoBinDir(t)
+	ctx := context.Background()
+	u := User{UID: 65534, GID: 65534}
+	data := filepath.Join(openDir(t), "pgdata")
+	if err := InitDB(ctx, bin, data, "postgres", u); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(ctx, bin, data, filepath.Join(openDir(t), "socket"), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.Ready(rctx, "postgres", "postgres"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Exec(ctx, "postgres", "postgres", "create table items (n int); insert into items select generate_series(1, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	type want struct {
+		r   Result
+		err string
+	}
+	cases := map[string]struct {
+		sql, op, value string
+		w              want
+	}{
+		"Passes":     {sql: "select count(*) from items", op: "Equal", value: "3", w: want{r: Result{Value: "3", Passed: true}}},
+		"WrongCount": {sql: "select count(*) from items", op: "Equal", value: "4", w: want{r: Result{Value: "3"}}},
+		"TwoValues":  {sql: "select 1, 2", op: "Equal", value: "1", w: want{err: "the query returned 2 columns; it must return exactly one value"}},
+		"NoTable": {sql: "select count(*) from missing", op: "Equal", value: "1",
+			w: want{err: `cannot run the query: exit status 1: ERROR:  relation "missing" does not exist
+LINE 1: select count(*) from missing
+                             ^`}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := Check{
+				BinDir: bin, DataDir: data, WorkDir: openDir(t), Database: "postgres", User: "postgres",
+				SQL: tc.sql, Operator: tc.op, Value: tc.value, RunAs: u, StartTimeout: time.Minute,
+			}
+			r, err := c.Run(ctx)
+			if diff := cmp.Diff(tc.w, want{r: r, err: errText(err)}, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("Run(%q %s %s): -want +got:\n%s", tc.sql, tc.op, tc.value, diff)
+			}
+		})
+	}
+}
