@@ -13,6 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"gocloud.dev/blob/memblob"
+
+	"github.com/stashplane/stashplane/internal/restic"
+	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 )
 
 func TestConcurrentManifestEqualsSequential(t *testing.T) {
@@ -234,27 +237,93 @@ func TestUnlockStale(t *testing.T) {
 	}
 }
 
-func TestHashRestored(t *testing.T) {
+func TestRestoredHasher(t *testing.T) {
 	target := t.TempDir()
-	writeTree(t, target, map[string]string{"data/a": "alpha", "data/b": "bee", "other/c": "sea"})
-	files := []ManifestFile{{Path: "/data/a"}, {Path: "/data/b"}, {Path: "/data/missing"}, {Path: "/other/c"}}
-	h := hashRestored(files, []string{"/data"}, target)
+	writeTree(t, target, map[string]string{"data/a": "alpha", "data/b": "be", "data/c": "sea"})
+	files := []ManifestFile{
+		{Path: "/data/a", Size: 5, SHA256: sum("alpha")},
+		{Path: "/data/b", Size: 3, SHA256: sum("bee")},
+		{Path: "/data/c", Size: 3, SHA256: sum("sea")},
+		{Path: "/data/missing", Size: 1, SHA256: sum("x")},
+	}
+	h := newRestoredHasher(files, target)
+	report := h.finished(filepath.Join(target, "data"))
+	// a is reported done; b is reported while only partly written; c
+	// and missing are never reported; d is not in the manifest.
+	for _, item := range []string{"/a", "/b", "/d", "/"} {
+		report(item)
+	}
+	h.mu.Lock()
+	for len(h.done) < 2 {
+		h.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		h.mu.Lock()
+	}
+	h.mu.Unlock()
+	write(t, filepath.Join(target, "data/b"), "bee")
+	h.wait()
 	got := map[string]string{}
 	for _, f := range files {
-		m, err := h.get(f.Path)
+		m, err := h.get(f, target)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			got[f.Path] = "missing"
 		case err != nil:
 			t.Fatal(err)
-		case m.SHA256 != "":
+		default:
 			got[f.Path] = fmt.Sprintf("%d %s", m.Size, m.SHA256)
 		}
 	}
 	want := map[string]string{
-		"/data/a": fmt.Sprintf("5 %s", sum("alpha")), "/data/b": fmt.Sprintf("3 %s", sum("bee")), "/data/missing": "missing",
+		"/data/a": fmt.Sprintf("5 %s", sum("alpha")), "/data/b": fmt.Sprintf("3 %s", sum("bee")),
+		"/data/c": fmt.Sprintf("3 %s", sum("sea")), "/data/missing": "missing",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("hashRestored(): -want +got:\n%s", diff)
+		t.Errorf("restoredHasher.get(): a file hashed early or never reported is hashed as it is at the end: -want +got:\n%s", diff)
+	}
+}
+
+// TestSettleManifestFromRestic runs the fallback with real restic: files
+// rewritten after restic read them are described by what restic stored,
+// names with glob characters included.
+func TestSettleManifestFromRestic(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"a.txt": "alpha", "b.txt": "bee", "odd/[x]*?.txt": "odd", "odd/x.txt": "plain"})
+	files, err := walkSource([]string{root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := restic.New(restic.Options{Binary: servers.Binary(t, "restic"), Repository: t.TempDir(), Password: "settle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hashing := startHashing(ctx, files)
+	backup, err := rc.Backup(ctx, restic.BackupOptions{Paths: []string{root}, Host: "settle"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes := hashing.wait()
+	time.Sleep(10 * time.Millisecond)
+	write(t, filepath.Join(root, "b.txt"), "bee, rewritten after restic read it")
+	write(t, filepath.Join(root, "odd/[x]*?.txt"), "odd, rewritten")
+	restore := func(ctx context.Context, dir string, paths []string) error {
+		_, err := rc.Restore(ctx, backup.SnapshotID, dir, nil, includePatterns(paths)...)
+		return err
+	}
+	got, err := settleManifest(ctx, files, hashes, t.TempDir(), restore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []ManifestFile
+	for _, rel := range []string{"a.txt", "odd/x.txt", "b.txt", "odd/[x]*?.txt"} {
+		content := map[string]string{"a.txt": "alpha", "b.txt": "bee", "odd/[x]*?.txt": "odd", "odd/x.txt": "plain"}[rel]
+		want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), SHA256: sum(content)})
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("settleManifest() with restic's copies: -want +got:\n%s", diff)
 	}
 }
