@@ -26,6 +26,17 @@
 //	RestoreSucceeded             follows the RestoreSession's outcome.
 //	BackupVerified               the verdict, set once it is written to the
 //	                             Snapshot.
+//	VerificationExecutorEnsured  also False with WaitingForSession while
+//	                             another session holds the Snapshot
+//	                             (lifecycle.go); the phase stays Running.
+//	VerificationSessionHistoryCleaned  True once a finished session has
+//	                             removed the sessions beyond its verifier's
+//	                             sessionHistoryLimit.
+//
+// Once a session ends, lifecycle.go retries it if it failed and the
+// verifier's retryConfig allows, and trims the session history; what the
+// restore measured goes to the session, the Snapshot and the metrics in
+// metrics.go.
 package backupverificationsession
 
 import (

@@ -214,3 +214,30 @@ func TestEnsuredLongAgo(t *testing.T) {
 		t.Errorf("Jobs made a minute ago do not count as settled")
 	}
 }
+
+func TestWithReadDataSubset(t *testing.T) {
+	env := []corev1.EnvVar{{Name: "KEEP", Value: "1"}}
+	cases := map[string]struct {
+		reason string
+		subset string
+		want   [][]corev1.EnvVar
+	}{
+		"None": {reason: "Without a subset the containers are left alone.",
+			want: [][]corev1.EnvVar{env, nil}},
+		"Subset": {reason: "A subset reaches every container's agent through its environment.", subset: "10%",
+			want: [][]corev1.EnvVar{
+				{{Name: "KEEP", Value: "1"}, {Name: "STASHPLANE_READ_DATA_SUBSET", Value: "10%"}},
+				{{Name: "STASHPLANE_READ_DATA_SUBSET", Value: "10%"}},
+			}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			spec := &corev1.PodSpec{Containers: []corev1.Container{{Name: "restore", Env: append([]corev1.EnvVar(nil), env...)}, {Name: "other"}}}
+			withReadDataSubset(spec, tc.subset)
+			got := [][]corev1.EnvVar{spec.Containers[0].Env, spec.Containers[1].Env}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nwithReadDataSubset(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

@@ -84,9 +84,10 @@ func packs(t *testing.T, repoDir string) map[string]int64 {
 //   - a Snapshot whose new pack is overwritten in the storage is
 //     VerificationFailed with a reason naming the pack, and is retried
 //     once by the verifier's retryConfig, the retry failing too;
-//   - a later Snapshot that does not use the damaged pack still verifies;
-//   - a restore task whose include patterns restore nothing fails with
-//     Missing differences in the session's status;
+//   - of two sessions of a later Snapshot made at once, the second waits
+//     for the first: a restore task whose include patterns restore nothing
+//     fails with Missing differences in the session's status, then the
+//     Snapshot, which does not use the damaged pack, still verifies;
 //   - the scratch claims are gone after success and failure alike;
 //   - the verdict metrics are served in Prometheus' format, and
 //     `stashplane snapshots` lists the Snapshots with their verdicts.
@@ -263,22 +264,31 @@ func TestVerificationEndToEnd(t *testing.T) {
 		return sessionPhase(ctx, kube, third.Name) == corev1alpha1.BackupSessionSucceeded, nil
 	})
 	snap3 := "app-" + third.Name
+	// Both sessions of the third Snapshot are created at once: the older
+	// holds the Snapshot and the other waits for it to end.
 	empty := verify.Session("default", "restores-nothing", vt.snapshot(snap3), time.Now().Add(3*time.Hour))
-	if err := kube.Create(ctx, empty); err != nil {
-		t.Fatal(err)
+	good := verify.Session("default", "retrying", vt.snapshot(snap3), time.Now().Add(4*time.Hour))
+	for _, o := range []client.Object{empty, good} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s = vt.finished(empty.Name)
 	if s.Status.Phase != corev1alpha1.VerificationSessionFailed || len(s.Status.Differences) == 0 || s.Status.Differences[0].Kind != corev1alpha1.DifferenceMissing {
 		t.Errorf("session %s (restores nothing): phase %s, differences %+v, want Failed with Missing differences", s.Name, s.Status.Phase, s.Status.Differences)
 	}
+	emptyEnded := s.GetCondition(corev1alpha1.TypeBackupVerified).LastTransitionTime
 	t.Logf("the empty restore failed with: %s", s.GetCondition(corev1alpha1.TypeBackupVerified).Message)
 	vt.scratchGone(s.Name)
-	good := verify.Session("default", "retrying", vt.snapshot(snap3), time.Now().Add(4*time.Hour))
-	if err := kube.Create(ctx, good); err != nil {
-		t.Fatal(err)
-	}
 	if s = vt.finished(good.Name); s.Status.Phase != corev1alpha1.VerificationSessionSucceeded {
 		t.Errorf("session %s of the undamaged snapshot %s: phase %s, conditions %+v, want Succeeded", s.Name, snap3, s.Status.Phase, s.Status.Conditions)
+	}
+	rs := &corev1alpha1.RestoreSession{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: good.Name}, rs); err != nil {
+		t.Fatal(err)
+	}
+	if rs.CreationTimestamp.Before(&emptyEnded) {
+		t.Errorf("session %s restored snapshot %s from %s, before session %s ended at %s", good.Name, snap3, rs.CreationTimestamp, empty.Name, emptyEnded)
 	}
 
 	// (e) What a user sees: the metrics and the snapshots command.
