@@ -91,6 +91,13 @@ func (r *reconciler) start(ctx context.Context, s *corev1alpha1.BackupVerificati
 	case snap.Status.Phase != storagev1alpha1.SnapshotSucceeded:
 		return refuse(fmt.Sprintf("snapshot %q is %q, not Succeeded", snap.Name, snap.Status.Phase))
 	}
+	if holder, err := r.holder(ctx, s); err != nil || holder != "" {
+		if holder != "" {
+			setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationWaiting,
+				fmt.Sprintf("backupverificationsession %q is verifying snapshot %q; this session starts when it ends", holder, snap.Name))
+		}
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, err
+	}
 	if msg := checkRunnable(v); msg != "" {
 		return refuse(msg)
 	}
@@ -137,6 +144,7 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 	}
 	s.Status.RestoreDuration = rs.Status.Duration
+	summarise(s, rs)
 	if !v.runnable {
 		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, v.message)
 		setCondition(s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
@@ -160,7 +168,8 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 	if v.verified {
 		setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
 		setCondition(s, corev1alpha1.TypeBackupVerified, true, corev1alpha1.ReasonVerificationPassed,
-			fmt.Sprintf("snapshot %q restored in %s and every restored file matched the backup's content manifest", s.Spec.Snapshot, rs.Status.Duration))
+			fmt.Sprintf("snapshot %q restored in %s (%d bytes) and all %d restored files matched the backup's content manifest",
+				s.Spec.Snapshot, rs.Status.Duration, s.Status.BytesRestored, s.Status.FilesChecked))
 		notePassedCheck(s)
 		return ctrl.Result{}, nil
 	}
@@ -183,9 +192,14 @@ func (r *reconciler) writeVerdict(ctx context.Context, s *corev1alpha1.BackupVer
 	patch := client.MergeFrom(snap.DeepCopy())
 	snap.Status.VerificationStatus = status
 	snap.Status.VerificationSession = s.Name
+	snap.Status.VerificationTime = &metav1.Time{Time: r.clock.Now()}
+	snap.Status.RestoreDuration = s.Status.RestoreDuration
+	snap.Status.BytesRestored = s.Status.BytesRestored
 	if err := r.kube.Status().Patch(ctx, snap, patch); err != nil {
 		return fmt.Errorf("cannot record the verdict on snapshot %q: %w", snap.Name, err)
 	}
+	d, _ := time.ParseDuration(s.Status.RestoreDuration)
+	observe(s.Namespace, s.Spec.Repository, string(status), d, s.Status.BytesRestored)
 	return nil
 }
 
@@ -277,6 +291,7 @@ func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.B
 			DataSource:     corev1alpha1.RestoreDataSource{Repository: s.Spec.Repository, Snapshot: s.Spec.Snapshot},
 			Addon:          v.Spec.RestoreOption.AddonInfo.DeepCopy(),
 			RestoreTimeout: &metav1.Duration{Duration: restoreTimeout},
+			ReadDataSubset: v.Spec.ReadDataSubset,
 		},
 	}
 }
