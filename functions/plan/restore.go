@@ -77,6 +77,7 @@ func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error)
 			if err != nil {
 				return nil, err
 			}
+			target.SubPath = claimSubPath(rs, names, component)
 			var params []byte
 			if ref.Params != nil {
 				params = ref.Params.Raw

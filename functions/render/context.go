@@ -146,6 +146,12 @@ type Target struct {
 	// NodeName is the node whose data the task works on, for a component
 	// that lives on one node (a DaemonSet's); empty when any node will do.
 	NodeName string `json:"nodeName"`
+
+	// SubPath is the directory of the target's claim that a restore
+	// writes into: the component's name when a Snapshot of several
+	// components is restored into one PersistentVolumeClaim, so that none
+	// overwrites another; "" for the claim's root.
+	SubPath string `json:"subPath"`
 }
 
 // Repository is the Repository a task writes to or reads from.
