@@ -281,8 +281,8 @@ func TestXpkgBuild(t *testing.T) {
 			args:   []string{"--package-root", filepath.Join(abs, "functions", "package"), "--examples-root", filepath.Join(abs, "examples", "crossplane")},
 		},
 		"Provider": {
-			reason: "The provider package holds the CRDs; the built-in addons are installed by the provider, not the package.",
-			args:   []string{"--package-root", filepath.Join(abs, "package"), "--examples-root", noExamples, "--ignore", "addons/*.yaml"},
+			reason: "The provider package holds the CRDs; the built-in addons are installed by the provider, and the RBAC manifest by the operator, not the package.",
+			args:   []string{"--package-root", filepath.Join(abs, "package"), "--examples-root", noExamples, "--ignore", "addons/*.yaml,rbac/*.yaml"},
 		},
 		"Configuration": {
 			reason: "The configuration package holds the XRDs and Compositions under compositions/.",

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,8 +34,12 @@ func withProvider(t *testing.T) client.Client {
 	return kube
 }
 
+// providerOption changes the configuration the provider runs with, after
+// the cluster started and before the provider does.
+type providerOption func(t *testing.T, kube client.Client, cfg *rest.Config)
+
 // withProviderCluster is withProvider that also returns the dev cluster.
-func withProviderCluster(t *testing.T) (client.Client, *devcluster.Cluster) {
+func withProviderCluster(t *testing.T, opts ...providerOption) (client.Client, *devcluster.Cluster) {
 	t.Helper()
 	crds, err := stashpkg.CRDs()
 	if err != nil {
@@ -52,8 +57,12 @@ func withProviderCluster(t *testing.T) (client.Client, *devcluster.Cluster) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := ctrl.Log.WithName(t.Name())
+	cfg := c.Config()
+	for _, o := range opts {
+		o(t, kube, cfg)
+	}
 	go func() {
-		done <- provider.Run(ctx, c.Config(), provider.Options{
+		done <- provider.Run(ctx, cfg, provider.Options{
 			Log: log, MetricsAddress: "0", HealthAddress: "0", PollInterval: 5 * time.Second, SkipControllerNameValidation: true,
 		})
 	}()

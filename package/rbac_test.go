@@ -1,0 +1,245 @@
+package stashpkg_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/stashplane/stashplane/internal/agent"
+	stashpkg "github.com/stashplane/stashplane/package"
+)
+
+type access struct {
+	group, resource string
+	verbs           []string
+}
+
+// TestRulesAllow lists what the controllers are known to do to each
+// resource. A controller that reads or writes something new must add it
+// here and to rbac/provider.yaml; test/e2e/rbac_test.go catches one that
+// does not.
+func TestRulesAllow(t *testing.T) {
+	rules, err := stashpkg.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		reason string
+		access access
+	}{
+		"Jobs": {
+			reason: "Backup, restore and verifier Jobs are created, watched, and deleted when finished or beyond history.",
+			access: access{"batch", "jobs", []string{"get", "list", "watch", "create", "delete"}},
+		},
+		"CronJobs": {
+			reason: "Configuration and verifier schedules are applied and removed.",
+			access: access{"batch", "cronjobs", []string{"get", "list", "watch", "create", "patch", "delete"}},
+		},
+		"Pods": {
+			reason: "Accessor pods are watched, a DaemonSet's pods are listed for their nodes.",
+			access: access{"", "pods", []string{"get", "list", "watch"}},
+		},
+		"PodLogs": {
+			reason: "A Query or Script verifier's result is the last line of its pod's log.",
+			access: access{"", "pods/log", []string{"get"}},
+		},
+		"PersistentVolumeClaims": {
+			reason: "A verification restores into a scratch claim and removes it.",
+			access: access{"", "persistentvolumeclaims", []string{"get", "list", "watch", "create", "delete"}},
+		},
+		"Namespaces": {
+			reason: "Usage policies select namespaces by label.",
+			access: access{"", "namespaces", []string{"get", "list", "watch"}},
+		},
+		"Secrets": {
+			reason: "Credentials and repository passwords are read; a local storage's accessor Secret is created and removed.",
+			access: access{"", "secrets", []string{"get", "list", "watch", "create", "delete"}},
+		},
+		"Events": {
+			reason: "Managed resources record events.",
+			access: access{"", "events", []string{"create", "patch"}},
+		},
+		"Leases": {
+			reason: "Replicas take turns through a Lease.",
+			access: access{"coordination.k8s.io", "leases", []string{"get", "create", "update"}},
+		},
+		"ServiceAccounts": {
+			reason: "The agent's ServiceAccount is applied and owned.",
+			access: access{"", "serviceaccounts", []string{"get", "list", "watch", "create", "patch"}},
+		},
+		"Roles": {
+			reason: "The agent's Role is applied and owned; one in another namespace is deleted with its restore.",
+			access: access{"rbac.authorization.k8s.io", "roles", []string{"get", "list", "watch", "create", "patch", "delete"}},
+		},
+		"RoleBindings": {
+			reason: "The agent's RoleBinding is applied, and deleted with a restore from another namespace.",
+			access: access{"rbac.authorization.k8s.io", "rolebindings", []string{"create", "patch", "delete"}},
+		},
+		"Deployments": {
+			reason: "Deployments are targets and run a local storage's accessor.",
+			access: access{"apps", "deployments", []string{"get", "list", "watch", "create", "patch", "delete"}},
+		},
+		"StatefulSetsDaemonSets": {
+			reason: "StatefulSets and DaemonSets are targets.",
+			access: access{"apps", "statefulsets", []string{"get", "list", "watch"}},
+		},
+		"DaemonSets": {
+			reason: "DaemonSets are targets.",
+			access: access{"apps", "daemonsets", []string{"get", "list", "watch"}},
+		},
+		"OldSessions": {
+			reason: "Sessions beyond a history limit are deleted, which the system role does not allow.",
+			access: access{"core.stashplane.io", "backupsessions", []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		},
+		"OldVerificationSessions": {
+			reason: "Verification sessions beyond a history limit are deleted.",
+			access: access{"core.stashplane.io", "backupverificationsessions", []string{"create", "delete"}},
+		},
+		"RestoreSessionsOfOldVerifications": {
+			reason: "A removed verification session's RestoreSession goes with it.",
+			access: access{"core.stashplane.io", "restoresessions", []string{"create", "delete"}},
+		},
+		"SnapshotStatus": {
+			reason: "Sessions record a Snapshot's backup and verification in its status.",
+			access: access{"storage.stashplane.io", "snapshots/status", []string{"get", "update", "patch"}},
+		},
+		"Finalizers": {
+			reason: "Owner references that block deletion need update on the owner's finalizers.",
+			access: access{"storage.stashplane.io", "backupstorages/finalizers", []string{"update"}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff([]string(nil), mismatched(rules, tc.access, true)); diff != "" {
+				t.Errorf("\n%s\nverbs on %s %q not allowed, -want +got:\n%s", tc.reason, tc.access.group, tc.access.resource, diff)
+			}
+		})
+	}
+}
+
+// TestRulesDeny checks that the rules stay least: nothing the provider
+// does not do.
+func TestRulesDeny(t *testing.T) {
+	rules, err := stashpkg.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		reason string
+		access access
+	}{
+		"Escalate": {
+			reason: "Agent Roles only hold rules the provider holds, so it needs no escalate or bind.",
+			access: access{"rbac.authorization.k8s.io", "roles", []string{"escalate", "bind"}},
+		},
+		"ClusterRoles": {
+			reason: "Everything the provider grants is namespaced.",
+			access: access{"rbac.authorization.k8s.io", "clusterroles", []string{"create", "patch", "bind"}},
+		},
+		"PodsWrite": {
+			reason: "Pods are made by Jobs and Deployments, never directly.",
+			access: access{"", "pods", []string{"create", "delete", "patch"}},
+		},
+		"PodsExec": {
+			reason: "Nothing runs inside a workload's pod from the provider.",
+			access: access{"", "pods/exec", []string{"create", "get"}},
+		},
+		"Nodes": {
+			reason: "Node names come from pods.",
+			access: access{"", "nodes", []string{"get", "list"}},
+		},
+		"WorkloadsWrite": {
+			reason: "Targets are read; restores write data, not workloads.",
+			access: access{"apps", "statefulsets", []string{"create", "patch", "delete"}},
+		},
+		"SnapshotsDelete": {
+			reason: "Snapshots are removed by their Repository's owner, not the provider.",
+			access: access{"storage.stashplane.io", "snapshots", []string{"delete"}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff([]string(nil), mismatched(rules, tc.access, false)); diff != "" {
+				t.Errorf("\n%s\nverbs on %s %q allowed, -want +got:\n%s", tc.reason, tc.access.group, tc.access.resource, diff)
+			}
+		})
+	}
+}
+
+// mismatched returns the verbs of a that rules allow when allowed is
+// false, or do not allow when it is true.
+func mismatched(rules []rbacv1.PolicyRule, a access, allowed bool) []string {
+	var out []string
+	for _, v := range a.verbs {
+		if stashpkg.Allows(rules, a.group, a.resource, v) != allowed {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// TestAgentRulesHeld checks that the provider holds every rule it puts in
+// an agent's Role: the API server refuses a Role granting more than its
+// creator has unless the creator may escalate.
+func TestAgentRulesHeld(t *testing.T) {
+	rules, err := stashpkg.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string][]rbacv1.PolicyRule{
+		"Rules":        agent.Rules(),
+		"StorageRules": agent.StorageRules(),
+		"RestoreRules": agent.RestoreRules(),
+	}
+	for name, granted := range cases {
+		t.Run(name, func(t *testing.T) {
+			var missing []string
+			for _, r := range granted {
+				for _, g := range r.APIGroups {
+					for _, res := range r.Resources {
+						for _, v := range r.Verbs {
+							if !stashpkg.Allows(rules, g, res, v) {
+								missing = append(missing, g+"/"+res+":"+v)
+							}
+						}
+					}
+				}
+			}
+			if diff := cmp.Diff([]string(nil), missing); diff != "" {
+				t.Errorf("agent.%s grants what the provider does not hold, -want +got:\n%s", name, diff)
+			}
+		})
+	}
+}
+
+func TestAllows(t *testing.T) {
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"*"}, Resources: []string{"widgets"}, Verbs: []string{"*"}},
+		{APIGroups: []string{"x.io"}, Resources: []string{"*/finalizers"}, Verbs: []string{"update"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{"one"}},
+	}
+	cases := map[string]struct {
+		reason                string
+		group, resource, verb string
+		want                  bool
+	}{
+		"Listed":            {reason: "A rule naming group, resource and verb allows it.", group: "batch", resource: "jobs", verb: "get", want: true},
+		"OtherVerb":         {reason: "Other verbs are not allowed.", group: "batch", resource: "jobs", verb: "create"},
+		"OtherGroup":        {reason: "The group must match.", group: "apps", resource: "jobs", verb: "get"},
+		"Subresource":       {reason: "A resource does not allow its subresources.", group: "batch", resource: "jobs/status", verb: "get"},
+		"Wildcards":         {reason: "Any group and verb.", group: "y.io", resource: "widgets", verb: "delete", want: true},
+		"FinalizersOfAny":   {reason: "*/finalizers matches each resource's finalizers.", group: "x.io", resource: "things/finalizers", verb: "update", want: true},
+		"FinalizersNotKind": {reason: "*/finalizers does not match the resource itself.", group: "x.io", resource: "things", verb: "update"},
+		"ResourceNames":     {reason: "A rule limited to names does not allow every object.", group: "", resource: "secrets", verb: "get"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := stashpkg.Allows(rules, tc.group, tc.resource, tc.verb)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("\n%s\nAllows(%q, %q, %q), -want +got:\n%s", tc.reason, tc.group, tc.resource, tc.verb, diff)
+			}
+		})
+	}
+}

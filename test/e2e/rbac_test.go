@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/verify"
+	stashpkg "github.com/stashplane/stashplane/package"
+)
+
+const (
+	providerNamespace      = "crossplane-system"
+	providerServiceAccount = "provider-stashplane"
+)
+
+// asProviderServiceAccount runs the provider as a ServiceAccount bound to
+// a ClusterRole of rules only, as Crossplane runs it once the RBAC manager
+// and package/rbac/provider.yaml granted their rules.
+func asProviderServiceAccount(rules []rbacv1.PolicyRule) providerOption {
+	return func(t *testing.T, kube client.Client, cfg *rest.Config) {
+		t.Helper()
+		name := "stashplane-provider-under-test"
+		for _, o := range []client.Object{
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: providerNamespace}},
+			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: providerServiceAccount, Namespace: providerNamespace}},
+			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules},
+			&rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+				Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: providerServiceAccount, Namespace: providerNamespace}},
+			},
+		} {
+			if err := kube.Create(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + providerNamespace + ":" + providerServiceAccount}
+	}
+}
+
+// packageRules are the rules a provider installed from the package holds.
+func packageRules(t *testing.T) []rbacv1.PolicyRule {
+	t.Helper()
+	rules, err := stashpkg.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules
+}
+
+// withoutVerb drops verb from every rule naming group and resource.
+func withoutVerb(rules []rbacv1.PolicyRule, group, resource, verb string) []rbacv1.PolicyRule {
+	out := make([]rbacv1.PolicyRule, 0, len(rules))
+	for _, r := range rules {
+		r = *r.DeepCopy()
+		if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) {
+			r.Verbs = slices.DeleteFunc(r.Verbs, func(v string) bool { return v == verb })
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// rbacBackup creates a local storage, a workload and its configuration,
+// with the app-verifier linked, and waits for the first BackupSession.
+func rbacBackup(t *testing.T, kube client.Client) *corev1alpha1.BackupConfiguration {
+	t.Helper()
+	ctx := context.Background()
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	storageDir, data := t.TempDir(), t.TempDir()
+	generate(t, data, 20, 5)
+	bc := configuration(`{"paths": ["/var/lib/app"]}`)
+	bc.Spec.Sessions[0].Repositories[0].BackupVerifier = &storagev1alpha1.ObjectReference{Name: "app-verifier"}
+	for _, o := range []client.Object{
+		localStorage("shared", "default", storageDir, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+		appWithHostDir("app", data),
+		restoreOnlyVerifier(),
+		bc,
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bc
+}
+
+// firstSession waits for the configuration's first BackupSession.
+func firstSession(t *testing.T, kube client.Client) *corev1alpha1.BackupSession {
+	t.Helper()
+	s := &corev1alpha1.BackupSession{}
+	poll(t, 3*time.Minute, "no backupsession was started", func(ctx context.Context) (bool, error) {
+		list := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) == 0 {
+			return false, nil
+		}
+		s = &list.Items[0]
+		return true, nil
+	})
+	return s
+}
+
+// The provider, run with nothing but the package's rules, backs up a
+// workload from a local storage, verifies the Snapshot by restoring it into
+// a scratch claim, and cleans up: every API it touches on the way is
+// allowed by package/rbac/provider.yaml and the RBAC manager's system role.
+func TestProviderRBAC(t *testing.T) {
+	t.Parallel()
+	kube, cluster := withProviderCluster(t, asProviderServiceAccount(packageRules(t)))
+	ctx := context.Background()
+	defer restoreLogsOnFailure(t, kube, cluster.Config())
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupVerificationSessionList{})
+	defer dumpOnFailure(t, kube, &corev1alpha1.RestoreSessionList{})
+	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
+	rbacBackup(t, kube)
+	first := firstSession(t, kube)
+	poll(t, 4*time.Minute, "the first backup did not succeed", func(ctx context.Context) (bool, error) {
+		return sessionPhase(ctx, kube, first.Name) == corev1alpha1.BackupSessionSucceeded, nil
+	})
+	vt := &verificationTest{t: t, kube: kube}
+	snap := "app-" + first.Name
+	if got := vt.snapshot(snap); got.Status.Phase != storagev1alpha1.SnapshotSucceeded {
+		t.Fatalf("snapshot %s: phase %s, want %s", snap, got.Status.Phase, storagev1alpha1.SnapshotSucceeded)
+	}
+
+	started, err := verify.Now(ctx, kube, "default", "app-verifier", "", time.Now())
+	if err != nil || len(started) != 1 {
+		t.Fatalf("verify.Now: %d sessions, %v", len(started), err)
+	}
+	s := vt.finished(started[0].Name)
+	if s.Status.Phase != corev1alpha1.VerificationSessionSucceeded || s.Status.FilesChecked != 20 {
+		t.Fatalf("session %s: phase %s, %d files checked, conditions %+v; want Succeeded with 20 files", s.Name, s.Status.Phase, s.Status.FilesChecked, s.Status.Conditions)
+	}
+	if got := vt.snapshot(snap); got.Status.VerificationStatus != storagev1alpha1.SnapshotVerified || got.Status.VerificationSession != s.Name {
+		t.Errorf("snapshot %s: verification %s by %q, want %s by %s", snap, got.Status.VerificationStatus, got.Status.VerificationSession, storagev1alpha1.SnapshotVerified, s.Name)
+	}
+	vt.scratchGone(s.Name)
+}
+
+// Without "create" on Jobs the same backup cannot start: the session says
+// so in its BackupExecutorEnsured condition, with the API server's
+// forbidden error. The rules above are thus what let it run.
+func TestProviderRBACWithoutJobCreate(t *testing.T) {
+	t.Parallel()
+	rules := withoutVerb(packageRules(t), "batch", "jobs", "create")
+	if stashpkg.Allows(rules, "batch", "jobs", "create") || !stashpkg.Allows(rules, "batch", "jobs", "delete") {
+		t.Fatal("withoutVerb did not remove exactly create on jobs")
+	}
+	kube, _ := withProviderCluster(t, asProviderServiceAccount(rules))
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	rbacBackup(t, kube)
+	first := firstSession(t, kube)
+	var msg string
+	poll(t, 3*time.Minute, "the session does not report that it may not create jobs", func(ctx context.Context) (bool, error) {
+		s := &corev1alpha1.BackupSession{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(first), s); err != nil {
+			return false, nil
+		}
+		msg = s.GetCondition(corev1alpha1.TypeBackupExecutorEnsured).Message
+		return strings.Contains(msg, "forbidden") && strings.Contains(msg, `"jobs"`), nil
+	})
+	if p := sessionPhase(context.Background(), kube, first.Name); p == corev1alpha1.BackupSessionSucceeded {
+		t.Errorf("session %s succeeded without jobs: %s", first.Name, msg)
+	}
+}
