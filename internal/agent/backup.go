@@ -131,22 +131,31 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		hashing.wait()
 		return sum, nil, err
 	}
+	if err := checkRead(listedSizes(files), sum); err != nil {
+		stopHashing()
+		hashing.wait()
+		return sum, nil, err
+	}
+	// The check needs only restic's snapshot, so it runs while the hasher
+	// finishes: an incremental backup skips unchanged files, which the
+	// hasher still reads. It runs without the exclusive lock: a lock left
+	// by an interrupted run of this component stays until restic deems it
+	// stale (30 minutes), and must not fail every backup until then.
+	checked := make(chan error, 1)
+	go func() {
+		_, err := rc.Check(ctx, restic.CheckOptions{NoLock: true})
+		checked <- err
+	}()
 	restoreChanged := func(ctx context.Context, dir string, paths []string) error {
 		_, err := rc.Restore(ctx, sum.SnapshotID, dir, nil, includePatterns(paths)...)
 		return err
 	}
-	manifestFiles, err := settleManifest(ctx, files, hashing.wait(), o.ScratchDir, restoreChanged)
-	if err != nil {
-		return sum, nil, err
-	}
-	if err := checkRead(manifestFiles, sum); err != nil {
-		return sum, nil, err
-	}
-	// Without the exclusive lock: a lock left by an interrupted run of
-	// this component stays until restic deems it stale (30 minutes), and
-	// must not fail every backup until then.
-	if _, err := rc.Check(ctx, restic.CheckOptions{NoLock: true}); err != nil {
+	manifestFiles, merr := settleManifest(ctx, files, hashing.wait(), o.ScratchDir, restoreChanged)
+	if err := <-checked; err != nil {
 		return sum, ptr.To(false), err
+	}
+	if merr != nil {
+		return sum, ptr.To(true), merr
 	}
 	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, manifestFiles)
 	b, err := m.Encode()

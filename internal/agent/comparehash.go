@@ -1,52 +1,113 @@
 package agent
 
 import (
+	"context"
+	"path/filepath"
 	"runtime"
 	"sync"
+
+	"github.com/stashplane/stashplane/internal/restic"
 )
 
-// restoredHashes are the restored files' hashes, taken before the restore
-// compares them with the manifest, by one worker per core: restored files
-// are mostly in the page cache, so hashing is bound by the processor, and
-// a restore Job has the node's cores to itself at that point.
-type restoredHashes map[string]hashed
+// restoredHasher hashes the restored files of a manifest while restic
+// restores them: restic reports each file it has finished, and one worker
+// per core hashes it at once, mostly from the page cache, so that the
+// comparison with the manifest overlaps the restore instead of following
+// it. A hash taken during the restore is only a fast path: a file whose
+// hash or size differs from the manifest's, or that was never reported, is
+// hashed again once restic has exited, so an early read can never make a
+// comparison fail, let alone pass.
+type restoredHasher struct {
+	// want are the restored locations of the manifest's files.
+	want map[string]bool
 
-// hashRestored hashes every manifest file under paths where the restore
-// put it (restoredPath(target, file)).
-func hashRestored(files []ManifestFile, paths []string, target string) restoredHashes {
-	var todo []string
-	for _, f := range files {
-		if underAny(f.Path, paths) {
-			todo = append(todo, f.Path)
-		}
-	}
-	results := make([]hashed, len(todo))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(todo), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f, err := hashFile(restoredPath(target, todo[i]))
-				results[i] = hashed{file: f, err: err}
-			}
-		}()
-	}
-	for i := range todo {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	out := make(restoredHashes, len(todo))
-	for i, p := range todo {
-		out[p] = results[i]
-	}
-	return out
+	mu     sync.Mutex
+	queue  []string
+	queued map[string]bool
+	done   map[string]hashed
+	closed bool
+	wake   *sync.Cond
+	wg     sync.WaitGroup
 }
 
-// get is the hash of the file restored for the manifest's path p.
-func (h restoredHashes) get(p string) (ManifestFile, error) {
-	r := h[p]
-	return r.file, r.err
+// newRestoredHasher starts the workers for the manifest's files, restored
+// under target (restoredPath).
+func newRestoredHasher(files []ManifestFile, target string) *restoredHasher {
+	h := &restoredHasher{want: map[string]bool{}, queued: map[string]bool{}, done: map[string]hashed{}}
+	h.wake = sync.NewCond(&h.mu)
+	for _, f := range files {
+		h.want[restoredPath(target, f.Path)] = true
+	}
+	for range runtime.GOMAXPROCS(0) {
+		h.wg.Add(1)
+		go h.work()
+	}
+	return h
+}
+
+func (h *restoredHasher) work() {
+	defer h.wg.Done()
+	for {
+		h.mu.Lock()
+		for len(h.queue) == 0 && !h.closed {
+			h.wake.Wait()
+		}
+		if len(h.queue) == 0 {
+			h.mu.Unlock()
+			return
+		}
+		p := h.queue[0]
+		h.queue = h.queue[1:]
+		h.mu.Unlock()
+		f, err := hashFile(p)
+		h.mu.Lock()
+		h.done[p] = hashed{file: f, err: err}
+		h.mu.Unlock()
+	}
+}
+
+// finished is restic's report of an item it restored under dest; it never
+// blocks restic's output.
+func (h *restoredHasher) finished(dest string) func(item string) {
+	return func(item string) {
+		p := filepath.Join(dest, item)
+		if !h.want[p] {
+			return
+		}
+		h.mu.Lock()
+		if !h.queued[p] && !h.closed {
+			h.queued[p] = true
+			h.queue = append(h.queue, p)
+			h.wake.Signal()
+		}
+		h.mu.Unlock()
+	}
+}
+
+// restore runs restic's restore of snapshot into dest, hashing the files
+// as restic finishes them.
+func (h *restoredHasher) restore(ctx context.Context, rc *restic.Restic, snapshot, dest string, include ...string) (*restic.RestoreSummary, error) {
+	return rc.RestoreItems(ctx, snapshot, dest, nil, h.finished(dest), include...)
+}
+
+// wait lets the workers finish what restic reported and stops them.
+func (h *restoredHasher) wait() {
+	h.mu.Lock()
+	h.closed = true
+	h.wake.Broadcast()
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// get is the hash of the manifest file f as restored under target, taken
+// again now unless the one taken during the restore matched f.
+func (h *restoredHasher) get(f ManifestFile, target string) (ManifestFile, error) {
+	p := restoredPath(target, f.Path)
+	h.mu.Lock()
+	r, ok := h.done[p]
+	h.mu.Unlock()
+	if ok && r.err == nil && r.file.Size == f.Size && r.file.SHA256 == f.SHA256 {
+		return r.file, nil
+	}
+	return hashFile(p)
 }

@@ -48,6 +48,15 @@ type sourceFile struct {
 	state fileState
 }
 
+// listedSizes are the listed files with their sizes only, for checkRead.
+func listedSizes(files []sourceFile) []ManifestFile {
+	out := make([]ManifestFile, len(files))
+	for i, f := range files {
+		out[i] = ManifestFile{Path: f.path, Size: f.state.size}
+	}
+	return out
+}
+
 // hashed is one source file as the hasher read it during the backup.
 type hashed struct {
 	file ManifestFile

@@ -124,7 +124,8 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	if err := r.checkData(ctx, rc, res); err != nil {
 		return err
 	}
-	snap, err := latestSnapshot(ctx, rc, "snapshot="+o.Snapshot)
+	snap, hashes, err := r.snapshotToRestore(ctx, t, rc)
+	defer hashes.wait()
 	if err != nil {
 		return err
 	}
@@ -147,7 +148,7 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	}
 	if o.Target != "" && len(o.Paths) == 0 {
 		r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "target", o.Target)
-		sum, err := rc.Restore(ctx, snap.ID, o.Target, nil, o.Include...)
+		sum, err := hashes.restore(ctx, rc, snap.ID, o.Target, o.Include...)
 		add(sum)
 		if err != nil {
 			return err
@@ -157,14 +158,14 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 			dest := restoredPath(o.Target, p)
 			r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "path", p, "into", dest)
 			// snapshot:path restores the content of path into dest.
-			sum, err := rc.Restore(ctx, snap.ID+":"+p, dest, nil, o.Include...)
+			sum, err := hashes.restore(ctx, rc, snap.ID+":"+p, dest, o.Include...)
 			add(sum)
 			if err != nil {
 				return err
 			}
 		}
 	}
-	return r.verifyRestore(ctx, t, paths, snap.ID, fresh, res)
+	return r.verifyRestore(ctx, t, paths, snap.ID, fresh, res, hashes)
 }
 
 // checkData runs restic's check over the part of the packs
@@ -237,7 +238,7 @@ func latestSnapshot(ctx context.Context, rc *restic.Restic, tag string) (*restic
 // component backed up before manifests existed has none: that is logged,
 // not failed. A restore that brought back none of the manifest's files
 // fails even with include patterns, which otherwise excuse a missing file.
-func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, resticID string, fresh bool, res *restoreResult) error {
+func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, resticID string, fresh bool, res *restoreResult, hashes *restoredHasher) error {
 	o := r.Options
 	rd, err := t.bucket.NewReader(ctx, backend.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), nil)
 	if gcerrors.Code(err) == gcerrors.NotFound {
@@ -258,13 +259,13 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, r
 	}
 	var missing []corev1alpha1.RestoreDifference
 	listed := map[string]bool{}
-	hashes := hashRestored(m.Files, paths, o.Target)
+	hashes.wait()
 	for _, f := range m.Files {
 		if !underAny(f.Path, paths) {
 			continue
 		}
 		listed[f.Path] = true
-		got, err := hashes.get(f.Path)
+		got, err := hashes.get(f, o.Target)
 		if len(o.Include) > 0 && errors.Is(err, fs.ErrNotExist) {
 			// Left out by the include patterns, unless nothing came back.
 			missing = append(missing, difference(f, corev1alpha1.DifferenceMissing, ""))

@@ -212,16 +212,31 @@ type restoreMessage struct {
 	TotalBytes     uint64  `json:"total_bytes"`
 	BytesRestored  uint64  `json:"bytes_restored"`
 	BytesSkipped   uint64  `json:"bytes_skipped"`
+	// Action and Item of a verbose_status message: a file or directory
+	// restic has finished ("restored", "updated" or "unchanged").
+	Action string `json:"action"`
+	Item   string `json:"item"`
 }
 
 // Restore restores snapshot (an ID, or "latest") into target, calling
 // progress (if not nil) with each status message. Include patterns, when
 // given, restore only the files they match (restic's --include).
 func (r *Restic) Restore(ctx context.Context, snapshot, target string, progress func(RestoreProgress), include ...string) (*RestoreSummary, error) {
+	return r.RestoreItems(ctx, snapshot, target, progress, nil, include...)
+}
+
+// RestoreItems is Restore that also calls finished (if not nil) with each
+// file and directory restic has finished writing (or found unchanged),
+// by its path in the restored tree ("/" is the target), while the
+// restore goes on.
+func (r *Restic) RestoreItems(ctx context.Context, snapshot, target string, progress func(RestoreProgress), finished func(item string), include ...string) (*RestoreSummary, error) {
 	if snapshot == "" || target == "" {
 		return nil, errors.New("cannot restore: a snapshot and a target are required")
 	}
 	args := []string{"--target", target}
+	if finished != nil {
+		args = append(args, "--verbose=2")
+	}
 	for _, p := range include {
 		args = append(args, "--include", p)
 	}
@@ -238,6 +253,10 @@ func (r *Restic) Restore(ctx context.Context, snapshot, target string, progress 
 					PercentDone: m.PercentDone, Elapsed: seconds(m.SecondsElapsed), TotalFiles: m.TotalFiles,
 					FilesRestored: m.FilesRestored, TotalBytes: m.TotalBytes, BytesRestored: m.BytesRestored,
 				})
+			}
+		case "verbose_status":
+			if finished != nil && m.Item != "" {
+				finished(m.Item)
 			}
 		case "summary":
 			sum = &RestoreSummary{

@@ -1,0 +1,58 @@
+package agent
+
+import (
+	"context"
+	"path/filepath"
+
+	"gocloud.dev/gcerrors"
+
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/restic"
+)
+
+// snapshotToRestore is the restic snapshot a restore takes: the one the
+// component's content manifest names (the backup writes the manifest
+// only once its snapshot passed restic's check), so that the restore
+// needs no `restic snapshots` run, which costs half a second of key
+// derivation alone. Without a readable manifest that names a snapshot and
+// its paths (a backup made before manifests existed) it is the newest
+// restic snapshot tagged with the Snapshot, as restic lists them. The
+// hasher hashes the manifest's files (none without a manifest) as they are
+// restored under target; wait stops it.
+func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Restic) (*restic.Snapshot, *restoredHasher, error) {
+	m := r.manifestOf(ctx, t)
+	var files []ManifestFile
+	if m != nil {
+		files = m.Files
+	}
+	hashes := newRestoredHasher(files, r.Options.Target)
+	if m != nil && len(m.ResticSnapshot) >= 8 && len(m.Paths) > 0 {
+		paths := make([]string, len(m.Paths))
+		for i, p := range m.Paths {
+			paths[i] = filepath.Clean(p)
+		}
+		return &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: paths}, hashes, nil
+	}
+	snap, err := latestSnapshot(ctx, rc, "snapshot="+r.Options.Snapshot)
+	return snap, hashes, err
+}
+
+// manifestOf reads the component's content manifest, or nil when there is
+// none or it cannot be read; the comparison after the restore reads it
+// again and reports what is wrong with it.
+func (r *Runner) manifestOf(ctx context.Context, t *target) *Manifest {
+	rd, err := t.bucket.NewReader(ctx, backend.ManifestKey(t.repo.Spec.Path, r.Options.Snapshot, r.Options.Component), nil)
+	if err != nil {
+		if gcerrors.Code(err) != gcerrors.NotFound {
+			r.Log.Info("cannot read the content manifest to find the restic snapshot; listing restic's snapshots", "reason", gcerrors.Code(err).String())
+		}
+		return nil
+	}
+	defer rd.Close()
+	m, err := DecodeManifest(rd)
+	if err != nil {
+		r.Log.Info("cannot decode the content manifest to find the restic snapshot; listing restic's snapshots", "error", err.Error())
+		return nil
+	}
+	return m
+}

@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob/memblob"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/restic"
+)
+
+func TestSnapshotToRestore(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	cases := map[string]struct {
+		reason   string
+		manifest *Manifest
+		want     *restic.Snapshot
+		wantErr  bool
+	}{
+		"FromManifest": {
+			reason:   "The manifest names the restic snapshot and its paths: restic's snapshot list is not needed.",
+			manifest: newManifest("app-s1", "dump", id, []string{"/var/lib/app/"}, time.Unix(0, 0), nil),
+			want:     &restic.Snapshot{ID: id, ShortID: id[:8], Paths: []string{"/var/lib/app"}},
+		},
+		"NoManifest": {
+			reason:  "Without a manifest restic's snapshots are listed (here a restic that always fails).",
+			wantErr: true,
+		},
+		"ManifestWithoutSnapshot": {
+			reason:   "A manifest that names no restic snapshot is not trusted to find one.",
+			manifest: newManifest("app-s1", "dump", "", []string{"/var/lib/app"}, time.Unix(0, 0), nil),
+			wantErr:  true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b := memblob.OpenBucket(nil)
+			defer b.Close()
+			tgt := &target{bucket: b, repo: &storagev1alpha1.Repository{Spec: storagev1alpha1.RepositorySpec{Path: "default/app"}}}
+			if tc.manifest != nil {
+				data, err := tc.manifest.Encode()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.WriteAll(ctx, backend.ManifestKey("default/app", "app-s1", "dump"), data, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			failing, err := restic.New(restic.Options{Binary: "/bin/false", Repository: t.TempDir(), Password: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &Runner{Log: logr.Discard(), Options: Options{Snapshot: "app-s1", Component: "dump"}}
+			got, hashes, err := r.snapshotToRestore(ctx, tgt, failing)
+			hashes.wait()
+			if diff := cmp.Diff(tc.wantErr, err != nil); diff != "" {
+				t.Errorf("%s\nerror %v: -want +got:\n%s", tc.reason, err, diff)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nsnapshotToRestore(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
