@@ -4,6 +4,21 @@
 // component's restic repository to restic over a loopback bridge, and
 // records what it did in the Snapshot's status.components[<component>]
 // together with a content manifest in the storage.
+//
+// A backup's work beside restic's own is kept small without dropping a
+// safety check. The content manifest is hashed while restic reads the
+// source, not in a pass before it; files that changed during the run are
+// hashed from restic's copy, so the manifest still describes exactly what
+// restic stored (contentscan.go). restic's unlock runs only when the
+// repository holds a lock file, since it only ever removes stale ones. The
+// check after the backup stays as it was, restic's structural check
+// (index, snapshots, trees, the packs' presence and sizes; no data read)
+// without the exclusive lock, whose time is nearly all restic's key
+// derivation; it now runs while the hasher finishes. A restore takes the
+// restic snapshot the manifest names instead of listing restic's
+// snapshots, and hashes each restored file, on every core, as soon as
+// restic reports it finished, rehashing at the end any file whose early
+// hash does not match (comparehash.go).
 package agent
 
 import (
