@@ -83,6 +83,19 @@ func startProvider(b *testing.B) client.WithWatch {
 	return kube
 }
 
+// createBenchObjects creates the local BackupStorage "local" on
+// storageDir, the repositories' encryption Secret, and objs.
+func createBenchObjects(b *testing.B, kube client.Client, storageDir string, objs ...client.Object) {
+	b.Helper()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: benchNamespace},
+		Data: map[string][]byte{"RESTIC_PASSWORD": []byte(benchPassword)}}
+	for _, o := range append([]client.Object{benchStorage("local", storageDir), secret}, objs...) {
+		if err := kube.Create(context.Background(), o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // benchStorage is a local BackupStorage on a host directory, under
 // backups/ as the agent and the accessor see it.
 func benchStorage(name, hostDir string) *storagev1alpha1.BackupStorage {

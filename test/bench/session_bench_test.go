@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -56,18 +54,7 @@ func BenchmarkBackupSession(b *testing.B) {
 	bulkSize := generate(b, bulkDir, bulkShape)
 
 	kube := startProvider(b)
-	ctx := context.Background()
-	for _, o := range []client.Object{
-		benchStorage("local", storageDir),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: benchNamespace},
-			Data: map[string][]byte{"RESTIC_PASSWORD": []byte(benchPassword)}},
-		workload("app", smallDir, "/var/lib/app"),
-		workload("bulk", bulkDir, "/var/lib/bulk"),
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			b.Fatal(err)
-		}
-	}
+	createBenchObjects(b, kube, storageDir, workload("app", smallDir, "/var/lib/app"), workload("bulk", bulkDir, "/var/lib/bulk"))
 
 	b.ResetTimer()
 	for range b.N {
