@@ -143,6 +143,13 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 	if !v.final {
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 	}
+	if v.verified {
+		snap := &storagev1alpha1.Snapshot{}
+		if err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Snapshot}, snap); err != nil {
+			return ctrl.Result{}, fmt.Errorf("cannot get snapshot %q: %w", s.Spec.Snapshot, err)
+		}
+		v = everyComponent(v, snap, rs)
+	}
 	s.Status.RestoreDuration = rs.Status.Duration
 	summarise(s, rs)
 	if !v.runnable {
@@ -167,9 +174,12 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 	}
 	if v.verified {
 		setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
-		setCondition(s, corev1alpha1.TypeBackupVerified, true, corev1alpha1.ReasonVerificationPassed,
-			fmt.Sprintf("snapshot %q restored in %s (%d bytes) and all %d restored files matched the backup's content manifest",
-				s.Spec.Snapshot, rs.Status.Duration, s.Status.BytesRestored, s.Status.FilesChecked))
+		msg := fmt.Sprintf("snapshot %q restored in %s (%d bytes) and all %d restored files matched the backup's content manifest",
+			s.Spec.Snapshot, rs.Status.Duration, s.Status.BytesRestored, s.Status.FilesChecked)
+		if per := componentsChecked(rs); per != "" {
+			msg += ", each component its own (" + per + ")"
+		}
+		setCondition(s, corev1alpha1.TypeBackupVerified, true, corev1alpha1.ReasonVerificationPassed, msg)
 		notePassedCheck(s)
 		return ctrl.Result{}, nil
 	}

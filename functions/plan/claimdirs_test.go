@@ -61,12 +61,12 @@ func TestRestoreIntoOneClaim(t *testing.T) {
 		"OneComponent": {
 			reason: "A Snapshot of one component is restored into the claim's root, as before.",
 			rs:     claimRestore(), snap: snapshotOf("dump"),
-			want:   map[string]string{"db-restore-logical-backup-restore": ""},
+			want: map[string]string{"db-restore-logical-backup-restore": ""},
 		},
 		"OneOfSeveral": {
 			reason: "One component picked out of several is alone in the claim and goes to its root.",
 			rs:     claimRestore("dump-pod-1"), snap: snapshotOf("dump-pod-0", "dump-pod-1"),
-			want:   map[string]string{"db-restore-logical-backup-restore-dump-pod-1": ""},
+			want: map[string]string{"db-restore-logical-backup-restore-dump-pod-1": ""},
 		},
 		"IntoTheStatefulSet": {
 			reason: "A restore into the StatefulSet itself writes each component into its own ordinal's claims, at their roots.",

@@ -1,0 +1,64 @@
+package backupverificationsession
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+)
+
+// A Snapshot of a StatefulSet or a DaemonSet has one component per pod or
+// node. The session's RestoreSession restores every one of them into the
+// scratch claim, each into its own directory named after it (the restore
+// plan's subPath), and each component's agent compares only that
+// directory with that component's content manifest. These checks hold the
+// verdict to that: Verified only when every component of the Snapshot was
+// restored and matched.
+
+// everyComponent turns a successful restore into a failure when a
+// component the Snapshot recorded was not restored and checked, so that a
+// restore that skipped a component never verifies the Snapshot. Any other
+// verdict is returned as it is.
+func everyComponent(v verdict, snap *storagev1alpha1.Snapshot, rs *corev1alpha1.RestoreSession) verdict {
+	if !v.final || !v.verified || snap == nil {
+		return v
+	}
+	var unchecked []string
+	for _, name := range slices.Sorted(maps.Keys(snap.Status.Components)) {
+		if rs.Status.Components[name].Phase != corev1alpha1.RestoreSucceeded {
+			unchecked = append(unchecked, name)
+		}
+	}
+	if len(unchecked) == 0 {
+		return v
+	}
+	return verdict{final: true, runnable: true, message: fmt.Sprintf("restoresession %q did not restore and check component(s) %s of snapshot %q",
+		rs.Name, quoteAll(unchecked), snap.Name)}
+}
+
+// componentsChecked says, for a restore of more than one component, what
+// each one restored and compared, in name order: `"dump-pod-0": 40 files,
+// 1234 bytes; ...`. It is empty for one component, whose numbers are the
+// session's.
+func componentsChecked(rs *corev1alpha1.RestoreSession) string {
+	if len(rs.Status.Components) < 2 {
+		return ""
+	}
+	parts := make([]string, 0, len(rs.Status.Components))
+	for _, name := range slices.Sorted(maps.Keys(rs.Status.Components)) {
+		c := rs.Status.Components[name]
+		parts = append(parts, fmt.Sprintf("%q: %d files, %d bytes", name, c.FilesChecked, c.BytesRestored))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
