@@ -188,9 +188,10 @@ func TestAgentRulesHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string][]rbacv1.PolicyRule{
-		"Rules":        agent.Rules(),
-		"StorageRules": agent.StorageRules(),
-		"RestoreRules": agent.RestoreRules(),
+		"Rules":            agent.Rules(),
+		"StorageRules":     agent.StorageRules(),
+		"RestoreRules":     agent.RestoreRules(),
+		"RestoreReadRules": agent.RestoreReadRules("app", "app-1"),
 	}
 	for name, granted := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -23,7 +23,6 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/agent"
 )
 
@@ -55,13 +54,12 @@ func ServiceAccountName(rs *corev1alpha1.RestoreSession) string {
 func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession) (plan.Inputs, xpv2.ConditionReason, string, error) {
 	in := plan.Inputs{Image: r.image, SessionName: rs.Name}
 	ds := rs.Spec.DataSource
+	repoNS := repositoryNamespace(rs)
 	switch {
 	case rs.Spec.Addon == nil || rs.Spec.Addon.Name == "":
 		return in, corev1alpha1.ReasonRestoreSpecInvalid, "spec.addon names no addon to restore with", nil
 	case rs.Spec.Target == nil || rs.Spec.Target.Name == "" || rs.Spec.Target.Kind == "":
 		return in, corev1alpha1.ReasonRestoreSpecInvalid, "spec.target names no target to restore into", nil
-	case ds.Namespace != "" && ds.Namespace != rs.Namespace:
-		return in, corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("restoring from a repository in namespace %q into namespace %q is not supported yet", ds.Namespace, rs.Namespace), nil
 	case rs.Spec.Target.Namespace != "" && rs.Spec.Target.Namespace != rs.Namespace:
 		return in, corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("the target must be in the restoresession's namespace %q", rs.Namespace), nil
 	}
@@ -84,9 +82,9 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 	in.Target = u
 
 	repo := &storagev1alpha1.Repository{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: ds.Repository}, repo)
+	err = r.kube.Get(ctx, client.ObjectKey{Namespace: repoNS, Name: ds.Repository}, repo)
 	if kerrors.IsNotFound(err) {
-		return in, corev1alpha1.ReasonRestoreRepositoryNotFound, fmt.Sprintf("repository %q does not exist", ds.Repository), nil
+		return in, corev1alpha1.ReasonRestoreRepositoryNotFound, fmt.Sprintf("repository %q does not exist in namespace %q", ds.Repository, repoNS), nil
 	}
 	if err != nil {
 		return in, "", "", fmt.Errorf("cannot get repository %q: %w", ds.Repository, err)
@@ -94,7 +92,7 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 	in.Repository = repo
 
 	snaps := &storagev1alpha1.SnapshotList{}
-	if err := r.kube.List(ctx, snaps, client.InNamespace(rs.Namespace)); err != nil {
+	if err := r.kube.List(ctx, snaps, client.InNamespace(repoNS)); err != nil {
 		return in, "", "", fmt.Errorf("cannot list snapshots: %w", err)
 	}
 	snap, reason, msg := resolveSnapshot(ds.Snapshot, ds.Repository, snaps.Items)
@@ -103,9 +101,26 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 	}
 	in.Snapshot = snap
 
+	ref := repo.Spec.StorageRef
+	if ref.Namespace == "" {
+		ref.Namespace = repo.Namespace
+	}
+	st := &storagev1alpha1.BackupStorage{}
+	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, st); err != nil {
+		return in, "", "", fmt.Errorf("cannot get backupstorage %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	in.Storages = map[string]*storagev1alpha1.BackupStorage{ref.Namespace + "/" + ref.Name: st}
+	if reason, msg, err := r.checkStorageUse(ctx, rs, st); reason != "" || err != nil {
+		return in, reason, msg, err
+	}
+
 	secret := repo.Spec.EncryptionSecret.Name
-	if ds.EncryptionSecret != nil && ds.EncryptionSecret.Name != "" {
+	switch {
+	case ds.EncryptionSecret != nil && ds.EncryptionSecret.Name != "":
 		secret = ds.EncryptionSecret.Name
+	case repoNS != rs.Namespace:
+		return in, corev1alpha1.ReasonRestoreEncryptionSecretRequired, fmt.Sprintf("restoring from repository %s/%s needs spec.dataSource.encryptionSecret: a Secret in namespace %q holding %s (the repository's own Secret is never copied out of its namespace)",
+			repoNS, ds.Repository, rs.Namespace, passwordKey), nil
 	}
 	s := &corev1.Secret{}
 	err = r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: secret}, s)
@@ -118,16 +133,6 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 	if len(s.Data[passwordKey]) == 0 {
 		return in, corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q holds no %s", secret, passwordKey), nil
 	}
-
-	ref := repo.Spec.StorageRef
-	if ref.Namespace == "" {
-		ref.Namespace = repo.Namespace
-	}
-	st := &storagev1alpha1.BackupStorage{}
-	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, st); err != nil {
-		return in, "", "", fmt.Errorf("cannot get backupstorage %s/%s: %w", ref.Namespace, ref.Name, err)
-	}
-	in.Storages = map[string]*storagev1alpha1.BackupStorage{ref.Namespace + "/" + ref.Name: st}
 
 	if in.Catalog, err = r.catalog(ctx); err != nil {
 		return in, "", "", err
@@ -205,34 +210,10 @@ func (r *reconciler) catalog(ctx context.Context) (*render.Catalog, error) {
 	return render.NewCatalog(objs...)
 }
 
-// desiredAccess is the ServiceAccount, Role and RoleBinding of a session's
-// Jobs: the agent reads the storage objects and reports its component to
-// the RestoreSession, and nothing else.
-func desiredAccess(rs *corev1alpha1.RestoreSession) []client.Object {
-	rules := append(agent.Rules(), agent.RestoreRules()...)
-	return access.Objects(ServiceAccountName(rs), rs.Namespace, map[string]string{LabelRestoreSession: rs.Name}, rules)
-}
-
-// ensureAccess applies the session's access objects, owned by it. A
-// storage in another namespace is not reachable by the Jobs yet.
-func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreSession, repo *storagev1alpha1.Repository) error {
-	if ns := repo.Spec.StorageRef.Namespace; ns != "" && ns != rs.Namespace {
-		return fmt.Errorf("cannot reach backupstorage %s/%s: restoring from a storage in another namespace is not supported yet", ns, repo.Spec.StorageRef.Name)
-	}
-	for _, o := range desiredAccess(rs) {
-		if err := controllerutil.SetControllerReference(rs, o, r.kube.Scheme()); err != nil {
-			return fmt.Errorf("cannot own %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
-		}
-		if err := r.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
-			return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
-		}
-	}
-	return nil
-}
-
 // ensureJobs renders the addon's restore task per component and creates
-// the Jobs, owned by the session.
-func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSession, in plan.Inputs) error {
+// the Jobs, owned by the session. A storageSecret replaces the storage's
+// own Secret, which lives in another namespace.
+func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSession, in plan.Inputs, storageSecret string) error {
 	inputs, err := plan.Restore(rs, in)
 	if err != nil {
 		return err
@@ -240,6 +221,9 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 	components := map[string]bool{}
 	for _, input := range inputs {
 		components[input.Context.Component] = true
+		if storageSecret != "" {
+			input.Context.Storage.SecretName = storageSecret
+		}
 		res, err := r.renderer.Render(ctx, input)
 		if err != nil {
 			return fmt.Errorf("cannot render task %q: %w", input.Task, err)

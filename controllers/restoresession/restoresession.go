@@ -3,11 +3,14 @@
 // made the controller checks, in order, that the session can be run as
 // written, that its target exists, that the Repository exists, that the
 // Snapshot (a name, or "latest": the newest Succeeded Snapshot of the
-// Repository) exists and Succeeded, and that the encryption Secret holds a
-// password. A failed check refuses the restore: no Job is made and nothing
-// is overwritten. Then it composes a ServiceAccount with just what the
-// agent needs and the Jobs the addon's restore task renders, and derives
-// the phase from what it observes:
+// Repository) exists and Succeeded, that a BackupStorage in another
+// namespace admits the session's by its usagePolicy and can be mounted
+// from it, and that the encryption Secret holds a password (a restore from
+// another namespace must name its own). A failed check refuses the
+// restore: no Job is made and nothing is overwritten. Then it composes a
+// ServiceAccount with just what the agent needs, in every namespace it
+// reads from (access.go), and the Jobs the addon's restore task renders,
+// and derives the phase from what it observes:
 //
 //	RestoreTargetFound      set by this controller: the target exists
 //	                        (False with RestoreTargetNotFound fails the
@@ -42,6 +45,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
@@ -64,7 +68,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	r := &reconciler{kube: mgr.GetClient(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
+	r := &reconciler{kube: mgr.GetClient(), reader: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
 		log: o.Log.WithValues("controller", "restoresession")}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("restoresession").
@@ -81,7 +85,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 }
 
 type reconciler struct {
-	kube     client.Client
+	kube client.Client
+	// reader reads from the API server, past the cache.
+	reader   client.Reader
 	renderer *render.Renderer
 	clock    clock.Clock
 	image    string
@@ -94,6 +100,9 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if rs.DeletionTimestamp != nil {
+		if controllerutil.ContainsFinalizer(rs, finalizer) {
+			return ctrl.Result{}, r.revokeAccess(ctx, rs)
+		}
 		return ctrl.Result{}, nil
 	}
 	before := rs.DeepCopy()
@@ -112,6 +121,10 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	if done(rs.Status.Phase) {
+		if controllerutil.ContainsFinalizer(rs, finalizer) {
+			// Once the restore ended, the agent needs nothing any more.
+			err = errors.Join(err, r.revokeAccess(ctx, rs))
+		}
 		return ctrl.Result{}, err
 	}
 	return res, err
@@ -149,11 +162,12 @@ func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSess
 			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
 			return ctrl.Result{}, nil
 		}
-		if err := r.ensureAccess(ctx, rs, in.Repository); err != nil {
+		storageSecret, err := r.ensureAccess(ctx, rs, in)
+		if err != nil {
 			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
 			return ctrl.Result{}, err
 		}
-		if err := r.ensureJobs(ctx, rs, in); err != nil {
+		if err := r.ensureJobs(ctx, rs, in, storageSecret); err != nil {
 			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
 			return ctrl.Result{}, err
 		}
@@ -181,6 +195,9 @@ var refusals = map[xpv2.ConditionReason]corev1alpha1.RestorePhase{
 	corev1alpha1.ReasonRestoreSnapshotNotFound:         corev1alpha1.RestoreFailed,
 	corev1alpha1.ReasonRestoreSnapshotNotSucceeded:     corev1alpha1.RestoreFailed,
 	corev1alpha1.ReasonRestoreEncryptionSecretNotFound: corev1alpha1.RestoreFailed,
+	corev1alpha1.ReasonRestoreEncryptionSecretRequired: corev1alpha1.RestoreInvalid,
+	corev1alpha1.ReasonRestoreNamespaceNotAllowed:      corev1alpha1.RestoreFailed,
+	corev1alpha1.ReasonRestoreStorageNotReachable:      corev1alpha1.RestoreFailed,
 }
 
 // phase is derived from the conditions and the components recorded in

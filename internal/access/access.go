@@ -17,17 +17,27 @@ import (
 // RoleBinding between them, all named name in namespace ns, ready for
 // server-side apply.
 func Objects(name, ns string, labels map[string]string, rules []rbacv1.PolicyRule) []client.Object {
+	sa := &corev1.ServiceAccount{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+	}
+	return append([]client.Object{sa}, Grant(name, ns, labels, rules, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns})...)
+}
+
+// Grant returns a Role holding rules and a RoleBinding of it to subject,
+// both named name in namespace ns, ready for server-side apply. The
+// subject may be an account of another namespace.
+func Grant(name, ns string, labels map[string]string, rules []rbacv1.PolicyRule, subject rbacv1.Subject) []client.Object {
 	meta := func() metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
 	}
 	return []client.Object{
-		&corev1.ServiceAccount{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, ObjectMeta: meta()},
 		&rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "Role"}, ObjectMeta: meta(), Rules: rules},
 		&rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
 			ObjectMeta: meta(),
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}},
+			Subjects:   []rbacv1.Subject{subject},
 		},
 	}
 }

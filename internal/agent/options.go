@@ -54,9 +54,14 @@ type Options struct {
 	// Target (restore) is a directory to restore into instead of the
 	// original paths: each file lands at Target/<its backed-up path>.
 	Target string
-	// RestoreSession (restore) names the RestoreSession, in Namespace,
-	// whose status.components[<component>] the agent reports to.
+	// RestoreSession (restore) names the RestoreSession whose
+	// status.components[<component>] the agent reports to, in
+	// RestoreSessionNamespace, else in Namespace.
 	RestoreSession string
+	// RestoreSessionNamespace (restore) is the RestoreSession's namespace
+	// when it is not Namespace: a restore into another namespace than the
+	// Repository's.
+	RestoreSessionNamespace string
 	// ReadDataSubset (restore) makes the agent run restic's check with
 	// --read-data-subset (and --no-lock) before restoring; empty or "0"
 	// runs none. Its default is $STASHPLANE_READ_DATA_SUBSET, which the
@@ -90,6 +95,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, kind string) {
 		fs.StringArrayVar(&o.Include, "include", nil, "glob pattern of files to restore (repeatable)")
 		fs.StringVar(&o.Target, "target", "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
 		fs.StringVar(&o.RestoreSession, "restore-session", "", "the RestoreSession to report the component's restore to")
+		fs.StringVar(&o.RestoreSessionNamespace, "restore-session-namespace", "", "namespace of the RestoreSession (default: --namespace)")
 		fs.StringVar(&o.ReadDataSubset, "read-data-subset", os.Getenv(EnvReadDataSubset), "run restic check --read-data-subset with this subset (n/t, x%, or a size) before restoring; empty or 0 runs none")
 	}
 	fs.StringVar(&o.StorageSecretDir, "storage-secret-dir", "", "directory holding the storage Secret's keys, one file per key")

@@ -38,8 +38,31 @@ func StorageRules() []rbacv1.PolicyRule {
 	}}
 }
 
-// RestoreRules are what the agent of a restore Job needs besides Rules: it
-// reports its component in the RestoreSession's status.
+// RestoreReadRules are what the agent of a restore Job needs in the
+// namespace of its Repository and Snapshot: read those two, by name. A
+// restore writes nothing there, so a Repository in another namespace than
+// the RestoreSession is bound only these. The BackupStorage needs
+// StorageRules in its own namespace.
+func RestoreReadRules(repository, snapshot string) []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{
+			APIGroups:     []string{storagev1alpha1.Group},
+			Resources:     []string{"repositories"},
+			ResourceNames: []string{repository},
+			Verbs:         []string{"get"},
+		},
+		{
+			APIGroups:     []string{storagev1alpha1.Group},
+			Resources:     []string{"snapshots"},
+			ResourceNames: []string{snapshot},
+			Verbs:         []string{"get"},
+		},
+	}
+}
+
+// RestoreRules are what the agent of a restore Job needs in the
+// RestoreSession's namespace: it reports its component in the
+// RestoreSession's status.
 func RestoreRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{{
 		APIGroups: []string{corev1alpha1.Group},

@@ -34,7 +34,11 @@ func (r *Runner) restoreReporter(start time.Time) *restoreReporter {
 	if r.Options.RestoreSession == "" {
 		return nil
 	}
-	return &restoreReporter{kube: r.Kube, namespace: r.Options.Namespace, session: r.Options.RestoreSession,
+	ns := r.Options.RestoreSessionNamespace
+	if ns == "" {
+		ns = r.Options.Namespace
+	}
+	return &restoreReporter{kube: r.Kube, namespace: ns, session: r.Options.RestoreSession,
 		component: r.Options.Component, start: start}
 }
 

@@ -129,15 +129,7 @@ func TestRestoreEndToEnd(t *testing.T) {
 	}
 	finished := func(name string) *corev1alpha1.RestoreSession {
 		t.Helper()
-		rs := &corev1alpha1.RestoreSession{}
-		poll(t, 2*time.Minute, "restoresession "+name+" did not finish", func(ctx context.Context) (bool, error) {
-			if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, rs); err != nil {
-				return false, nil
-			}
-			p := rs.Status.Phase
-			return p == corev1alpha1.RestoreSucceeded || p == corev1alpha1.RestoreFailed || p == corev1alpha1.RestoreInvalid, nil
-		})
-		return rs
+		return finishedRestore(t, kube, "default", name)
 	}
 	jobsOf := func(name string) int {
 		jobs := &batchv1.JobList{}

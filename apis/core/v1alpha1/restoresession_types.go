@@ -41,7 +41,9 @@ type PITR struct {
 // RestoreDataSource says which backed-up data to restore.
 type RestoreDataSource struct {
 	// Namespace of the Repository; empty means the RestoreSession's
-	// namespace.
+	// namespace. A Repository in another namespace may be restored from
+	// when its BackupStorage's usagePolicy admits the RestoreSession's
+	// namespace, and then EncryptionSecret is required.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
 
@@ -59,8 +61,9 @@ type RestoreDataSource struct {
 	// +optional
 	Components []string `json:"components,omitempty"`
 
-	// EncryptionSecret holding RESTIC_PASSWORD; empty means the
-	// Repository's own.
+	// EncryptionSecret holding RESTIC_PASSWORD, in the RestoreSession's
+	// namespace; empty means the Repository's own, which only a restore in
+	// the Repository's namespace may use.
 	// +optional
 	EncryptionSecret *storagev1alpha1.ObjectReference `json:"encryptionSecret,omitempty"`
 
@@ -162,6 +165,18 @@ const (
 	// ReasonRestoreEncryptionSecretNotFound: the encryption Secret is
 	// missing or holds no RESTIC_PASSWORD.
 	ReasonRestoreEncryptionSecretNotFound xpv2.ConditionReason = "EncryptionSecretNotFound"
+	// ReasonRestoreNamespaceNotAllowed: the usagePolicy of the Repository's
+	// BackupStorage does not admit the RestoreSession's namespace.
+	ReasonRestoreNamespaceNotAllowed xpv2.ConditionReason = "NamespaceNotAllowed"
+	// ReasonRestoreEncryptionSecretRequired: a restore from a Repository in
+	// another namespace names no encryption Secret of its own; the
+	// Repository's Secret is never read from or copied out of its
+	// namespace.
+	ReasonRestoreEncryptionSecretRequired xpv2.ConditionReason = "EncryptionSecretRequired"
+	// ReasonRestoreStorageNotReachable: the BackupStorage is in another
+	// namespace and keeps its data on a PersistentVolumeClaim, which the
+	// restore Jobs cannot mount from theirs.
+	ReasonRestoreStorageNotReachable xpv2.ConditionReason = "StorageNotReachable"
 )
 
 // DifferenceKind says how a restored file differs from the backup's

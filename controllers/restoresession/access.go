@@ -1,0 +1,228 @@
+package restoresession
+
+import (
+	"context"
+	"fmt"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
+	"github.com/stashplane/stashplane/internal/access"
+	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/usage"
+)
+
+// A session's restore Jobs run in its own namespace, beside the target
+// whose volumes they write. The Repository and Snapshot they read may live
+// in another namespace, and the BackupStorage in a third. What the agent
+// needs there is granted by a Role and RoleBinding in that namespace,
+// bound to the session's ServiceAccount; owner references cannot cross
+// namespaces, so these carry the session's name and namespace as labels
+// and the session keeps finalizer until they are deleted, which is done as
+// soon as the session ends.
+
+// finalizer holds a RestoreSession that was granted access in other
+// namespaces until that access is revoked.
+const finalizer = "core.stashplane.io/restore-access"
+
+// LabelRestoreSessionNamespace is, with LabelRestoreSession, on the Roles
+// and RoleBindings a session has in other namespaces.
+const LabelRestoreSessionNamespace = "core.stashplane.io/restoresession-namespace"
+
+// repositoryNamespace is the namespace of the Repository a session
+// restores from.
+func repositoryNamespace(rs *corev1alpha1.RestoreSession) string {
+	if ns := rs.Spec.DataSource.Namespace; ns != "" {
+		return ns
+	}
+	return rs.Namespace
+}
+
+// checkStorageUse refuses a storage in another namespace whose usagePolicy
+// does not admit the session's namespace, or that the session's Jobs
+// cannot mount.
+func (r *reconciler) checkStorageUse(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage) (xpv2.ConditionReason, string, error) {
+	if st.Namespace == rs.Namespace {
+		return "", "", nil
+	}
+	ok, why, err := usage.Allowed(ctx, r.kube, st.Spec.UsagePolicy, st.Namespace, rs.Namespace)
+	if err != nil {
+		return "", "", fmt.Errorf("cannot check the usage policy of backupstorage %s/%s: %w", st.Namespace, st.Name, err)
+	}
+	if !ok {
+		return corev1alpha1.ReasonRestoreNamespaceNotAllowed, fmt.Sprintf("backupstorage %s/%s may not be used from namespace %q: %s", st.Namespace, st.Name, rs.Namespace, why), nil
+	}
+	if l := st.Spec.Storage.Local; l != nil && l.PersistentVolumeClaim != nil {
+		return corev1alpha1.ReasonRestoreStorageNotReachable, fmt.Sprintf("backupstorage %s/%s keeps its data on claim %q, which restore jobs in namespace %q cannot mount",
+			st.Namespace, st.Name, l.PersistentVolumeClaim.ClaimName, rs.Namespace), nil
+	}
+	return "", "", nil
+}
+
+// grants are the rules the agent needs, by namespace: report to the
+// session in its own, read the Repository and Snapshot (by name) in
+// theirs, read the BackupStorage (by name) in its.
+func grants(rs *corev1alpha1.RestoreSession, repo *storagev1alpha1.Repository, snapshot string, st *storagev1alpha1.BackupStorage) map[string][]rbacv1.PolicyRule {
+	out := map[string][]rbacv1.PolicyRule{rs.Namespace: agent.RestoreRules()}
+	out[repo.Namespace] = append(out[repo.Namespace], agent.RestoreReadRules(repo.Name, snapshot)...)
+	for _, rule := range agent.StorageRules() {
+		rule.ResourceNames = []string{st.Name}
+		out[st.Namespace] = append(out[st.Namespace], rule)
+	}
+	return out
+}
+
+// remoteName names a session's Role and RoleBinding in other namespaces.
+// A namespace holds no dot, so distinct sessions get distinct names.
+func remoteName(rs *corev1alpha1.RestoreSession) string {
+	return access.ShortName(rs.Namespace+"."+rs.Name, "-restore", 253)
+}
+
+// storageSecretName names the session's copy of the storage Secret.
+func storageSecretName(rs *corev1alpha1.RestoreSession) string {
+	return access.ShortName(rs.Name, "-storage", 253)
+}
+
+// remoteLabels mark what a session has in other namespaces.
+func remoteLabels(rs *corev1alpha1.RestoreSession) map[string]string {
+	return map[string]string{LabelRestoreSession: rs.Name, LabelRestoreSessionNamespace: rs.Namespace}
+}
+
+// desiredAccess is the session's ServiceAccount with its Role and
+// RoleBinding in the session's namespace, and a Role and RoleBinding for
+// each other namespace the agent reads from.
+func desiredAccess(rs *corev1alpha1.RestoreSession, in plan.Inputs) (local, remote []client.Object) {
+	st := storageOf(in)
+	sa := ServiceAccountName(rs)
+	for ns, rules := range grants(rs, in.Repository, in.Snapshot.Name, st) {
+		if ns == rs.Namespace {
+			local = access.Objects(sa, ns, map[string]string{LabelRestoreSession: rs.Name}, rules)
+			continue
+		}
+		subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: rs.Namespace}
+		remote = append(remote, access.Grant(remoteName(rs), ns, remoteLabels(rs), rules, subject)...)
+	}
+	return local, remote
+}
+
+// storageOf is the one BackupStorage among a restore's inputs.
+func storageOf(in plan.Inputs) *storagev1alpha1.BackupStorage {
+	for _, st := range in.Storages {
+		return st
+	}
+	return &storagev1alpha1.BackupStorage{}
+}
+
+// ensureAccess applies the session's access objects: those in its
+// namespace owned by it, those in others after the finalizer that removes
+// them is in place. It returns the name of the session's copy of the
+// storage Secret, or "" when the Jobs mount the storage's own.
+func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreSession, in plan.Inputs) (string, error) {
+	local, remote := desiredAccess(rs, in)
+	for _, o := range local {
+		if err := r.applyOwned(ctx, rs, o); err != nil {
+			return "", err
+		}
+	}
+	if len(remote) > 0 && !controllerutil.ContainsFinalizer(rs, finalizer) {
+		p := rs.DeepCopy()
+		controllerutil.AddFinalizer(p, finalizer)
+		if err := r.kube.Patch(ctx, p, client.MergeFromWithOptions(rs, client.MergeFromWithOptimisticLock{})); err != nil {
+			return "", fmt.Errorf("cannot add finalizer to restoresession: %w", err)
+		}
+		rs.Finalizers, rs.ResourceVersion = p.Finalizers, p.ResourceVersion
+	}
+	for _, o := range remote {
+		if err := r.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+			return "", fmt.Errorf("cannot apply %s %s/%s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetNamespace(), o.GetName(), err)
+		}
+	}
+	return r.copyStorageSecret(ctx, rs, storageOf(in))
+}
+
+func (r *reconciler) applyOwned(ctx context.Context, rs *corev1alpha1.RestoreSession, o client.Object) error {
+	kind := o.GetObjectKind().GroupVersionKind().Kind
+	if err := controllerutil.SetControllerReference(rs, o, r.kube.Scheme()); err != nil {
+		return fmt.Errorf("cannot own %s %q: %w", kind, o.GetName(), err)
+	}
+	if err := r.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("cannot apply %s %q: %w", kind, o.GetName(), err)
+	}
+	return nil
+}
+
+// copyStorageSecret copies the Secret of a storage in another namespace
+// into one owned by the session, which its Jobs mount: the storage's
+// usagePolicy admits the session's namespace, and its Jobs can only reach
+// the storage with its credentials. Only the storage's own Secret is
+// copied, never an encryption Secret, and the copy is deleted when the
+// session ends.
+func (r *reconciler) copyStorageSecret(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage) (string, error) {
+	name := backend.SecretName(st.Spec.Storage)
+	if st.Namespace == rs.Namespace || name == "" {
+		return "", nil
+	}
+	src := &corev1.Secret{}
+	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: name}, src); err != nil {
+		return "", fmt.Errorf("cannot get the secret %q of backupstorage %s/%s: %w", name, st.Namespace, st.Name, err)
+	}
+	own := &corev1.Secret{}
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: storageSecretName(rs)}, own)
+	if err == nil && !metav1.IsControlledBy(own, rs) {
+		return "", fmt.Errorf("cannot copy the storage secret: secret %q exists and is not this restoresession's", own.Name)
+	}
+	if client.IgnoreNotFound(err) != nil {
+		return "", fmt.Errorf("cannot get secret %q: %w", storageSecretName(rs), err)
+	}
+	cp := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: storageSecretName(rs), Namespace: rs.Namespace, Labels: remoteLabels(rs)},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       src.Data,
+	}
+	if err := r.applyOwned(ctx, rs, cp); err != nil {
+		return "", err
+	}
+	return cp.Name, nil
+}
+
+// revokeAccess deletes what a session was granted in other namespaces and
+// its copy of the storage Secret, then drops the finalizer. It lists from
+// the API server, not the cache, so that nothing just made is missed.
+func (r *reconciler) revokeAccess(ctx context.Context, rs *corev1alpha1.RestoreSession) error {
+	roles := &rbacv1.RoleList{}
+	if err := r.reader.List(ctx, roles, client.MatchingLabels(remoteLabels(rs))); err != nil {
+		return fmt.Errorf("cannot list the roles of restoresession %q: %w", rs.Name, err)
+	}
+	for _, role := range roles.Items {
+		// The binding goes first: a binding left behind is found again by
+		// its Role.
+		key := client.ObjectKey{Namespace: role.Namespace, Name: role.Name}
+		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		if err := r.kube.Delete(ctx, rb); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete rolebinding %s: %w", key, err)
+		}
+		if err := r.kube.Delete(ctx, &role); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete role %s: %w", key, err)
+		}
+	}
+	err := r.kube.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(rs.Namespace), client.MatchingLabels(remoteLabels(rs)))
+	if err != nil {
+		return fmt.Errorf("cannot delete the storage secret of restoresession %q: %w", rs.Name, err)
+	}
+	p := rs.DeepCopy()
+	controllerutil.RemoveFinalizer(p, finalizer)
+	if err := r.kube.Patch(ctx, p, client.MergeFromWithOptions(rs, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("cannot remove finalizer from restoresession: %w", err)
+	}
+	rs.Finalizers, rs.ResourceVersion = p.Finalizers, p.ResourceVersion
+	return nil
+}
