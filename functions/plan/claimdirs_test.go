@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -77,7 +78,6 @@ func TestRestoreIntoOneClaim(t *testing.T) {
 			},
 		},
 	}
-	r := render.New(render.Options{})
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			inputs, err := plan.Restore(tc.rs, plan.Inputs{
@@ -88,21 +88,11 @@ func TestRestoreIntoOneClaim(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[string]string{}
-			for _, in := range inputs {
-				res, err := r.Render(context.Background(), in)
-				if err != nil {
-					t.Fatal(err)
-				}
-				jobs, err := res.Jobs()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, j := range jobs {
-					got[j.Name] = "<no data mount>"
-					for _, m := range j.Spec.Template.Spec.Containers[0].VolumeMounts {
-						if m.Name == "data" {
-							got[j.Name] = m.SubPath
-						}
+			for _, j := range renderedJobs(t, inputs) {
+				got[j.Name] = "<no data mount>"
+				for _, m := range j.Spec.Template.Spec.Containers[0].VolumeMounts {
+					if m.Name == "data" {
+						got[j.Name] = m.SubPath
 					}
 				}
 			}
@@ -111,4 +101,24 @@ func TestRestoreIntoOneClaim(t *testing.T) {
 			}
 		})
 	}
+}
+
+// renderedJobs renders planned inputs with the built-in Functions and
+// returns the Jobs they make.
+func renderedJobs(t *testing.T, inputs []render.Input) []*batchv1.Job {
+	t.Helper()
+	r := render.New(render.Options{})
+	var out []*batchv1.Job
+	for _, in := range inputs {
+		res, err := r.Render(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := res.Jobs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, jobs...)
+	}
+	return out
 }

@@ -1,7 +1,6 @@
 package plan_test
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -250,7 +249,6 @@ func TestBackupJobsPerComponent(t *testing.T) {
 			want: map[string]string{"db-backup-nightly-1-logical-backup": ""},
 		},
 	}
-	r := render.New(render.Options{})
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			inputs, err := plan.Backup(backupConfiguration(tc.kind, backupTask), "nightly", plan.Inputs{
@@ -260,21 +258,11 @@ func TestBackupJobsPerComponent(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := map[string]string{}
-			for _, in := range inputs {
-				res, err := r.Render(context.Background(), in)
-				if err != nil {
-					t.Fatal(err)
+			for _, j := range renderedJobs(t, inputs) {
+				if len(j.Name) > 63 {
+					t.Errorf("\n%s\njob name %q is longer than 63 characters", tc.reason, j.Name)
 				}
-				jobs, err := res.Jobs()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, j := range jobs {
-					if len(j.Name) > 63 {
-						t.Errorf("\n%s\njob name %q is longer than 63 characters", tc.reason, j.Name)
-					}
-					got[hashless(j.Name)] = j.Spec.Template.Spec.NodeName
-				}
+				got[hashless(j.Name)] = j.Spec.Template.Spec.NodeName
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("\n%s\njobs and their nodes: -want +got:\n%s", tc.reason, diff)

@@ -137,30 +137,14 @@ func TestVerificationOfStatefulSetComponents(t *testing.T) {
 	if p := filepath.Join(storageDir, "backups", snap2.Status.Components["dump-pod-1"].Path); p != repo1 {
 		t.Fatalf("the second snapshot's dump-pod-1 is in %s, the first's in %s", p, repo1)
 	}
-	var damaged string
-	var size int64
-	for p, n := range packs(t, repo1) {
-		if _, old := before[p]; !old && n > size {
-			damaged, size = p, n
-		}
-	}
-	if damaged == "" {
-		t.Fatal("the second backup wrote no pack for dump-pod-1")
-	}
-	garbage := make([]byte, size)
-	if _, err := rand.Read(garbage); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(damaged, garbage, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pack := damageNewPack(t, repo1, before)
 	s = vt.verifyPods(snap2, time.Now().Add(time.Hour))
 	c := s.GetCondition(corev1alpha1.TypeBackupVerified)
 	if s.Status.Phase != corev1alpha1.VerificationSessionFailed || c.Reason != corev1alpha1.ReasonVerificationFailed ||
 		!strings.Contains(c.Message, `component "dump-pod-1" failed`) || !strings.Contains(c.Message, "DamagedPack") ||
-		!strings.Contains(c.Message, filepath.Base(damaged)[:8]) {
+		!strings.Contains(c.Message, pack) {
 		t.Errorf("session %s: phase %s, BackupVerified %s %s (%s); want Failed, VerificationFailed naming dump-pod-1 and the damaged pack %s",
-			s.Name, s.Status.Phase, c.Status, c.Reason, c.Message, filepath.Base(damaged)[:8])
+			s.Name, s.Status.Phase, c.Status, c.Reason, c.Message, pack)
 	}
 	t.Logf("the damaged snapshot's verification failed with: %s", c.Message)
 	rs = vt.restoreOf(s)
@@ -245,4 +229,29 @@ func (v *verificationTest) noScratchLeft(session string) {
 		err := v.kube.List(ctx, list, client.InNamespace("default"), client.MatchingLabels{backupverificationsession.LabelSession: session})
 		return err == nil && len(list.Items) == 0, nil
 	})
+}
+
+// damageNewPack overwrites with random bytes the largest pack a component's
+// repository gained since before (a listing by packs), and returns the
+// pack's short ID, which a restore's DamagedPack reason names.
+func damageNewPack(t *testing.T, repoDir string, before map[string]int64) string {
+	t.Helper()
+	var damaged string
+	var size int64
+	for p, n := range packs(t, repoDir) {
+		if _, old := before[p]; !old && n > size {
+			damaged, size = p, n
+		}
+	}
+	if damaged == "" {
+		t.Fatalf("no pack was written to %s since the listing", repoDir)
+	}
+	garbage := make([]byte, size)
+	if _, err := rand.Read(garbage); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(damaged, garbage, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Base(damaged)[:8]
 }

@@ -209,24 +209,7 @@ func TestVerificationEndToEnd(t *testing.T) {
 
 	// (c) The second Snapshot, whose new data pack is damaged in the
 	// storage: the reason names the pack, and the verifier retries once.
-	var damaged string
-	var size int64
-	for p, n := range packs(t, repoDir) {
-		if _, old := before[p]; !old && n > size {
-			damaged, size = p, n
-		}
-	}
-	if damaged == "" {
-		t.Fatal("the second backup wrote no pack")
-	}
-	garbage := make([]byte, size)
-	if _, err := rand.Read(garbage); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(damaged, garbage, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pack := filepath.Base(damaged)[:8]
+	pack := damageNewPack(t, repoDir, before)
 	snap2 := "app-" + second.Name
 	bad := verify.Session("default", "retrying", vt.snapshot(snap2), time.Now().Add(2*time.Hour))
 	if err := kube.Create(ctx, bad); err != nil {
