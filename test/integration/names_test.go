@@ -53,7 +53,7 @@ func TestNames(t *testing.T) {
 		"Snapshot": {
 			reason: "Snapshots should show repository, phase, verification and size.",
 			crd:    "snapshots.storage.stashplane.io",
-			want:   want{scope: ns, shortNames: []string{"snap"}, columns: []string{"Repository", "Phase", "Verification", "Size", "Age"}, status: true},
+			want:   want{scope: ns, shortNames: []string{"snap"}, columns: []string{"Repository", "Phase", "Verification", "Size", "Restore-Time", "Age"}, status: true},
 		},
 		"RetentionPolicy": {
 			reason: "RetentionPolicies have no status.",
