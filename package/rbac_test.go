@@ -69,11 +69,11 @@ func TestRulesAllow(t *testing.T) {
 			access: access{"", "serviceaccounts", []string{"get", "list", "watch", "create", "patch"}},
 		},
 		"Roles": {
-			reason: "The agent's Role is applied and owned; one in another namespace is deleted with its restore.",
+			reason: "The agent's Role is applied and owned; one in another namespace is deleted with its restore or backup configuration.",
 			access: access{"rbac.authorization.k8s.io", "roles", []string{"get", "list", "watch", "create", "patch", "delete"}},
 		},
 		"RoleBindings": {
-			reason: "The agent's RoleBinding is applied, and deleted with a restore from another namespace.",
+			reason: "The agent's RoleBinding is applied, and deleted with a restore or backup configuration that reached another namespace.",
 			access: access{"rbac.authorization.k8s.io", "rolebindings", []string{"create", "patch", "delete"}},
 		},
 		"Deployments": {
@@ -192,6 +192,7 @@ func TestAgentRulesHeld(t *testing.T) {
 		"StorageRules":     agent.StorageRules(),
 		"RestoreRules":     agent.RestoreRules(),
 		"RestoreReadRules": agent.RestoreReadRules("app", "app-1"),
+		"StorageRulesFor":  agent.StorageRulesFor("shared"),
 	}
 	for name, granted := range cases {
 		t.Run(name, func(t *testing.T) {

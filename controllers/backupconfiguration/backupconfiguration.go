@@ -64,6 +64,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&appsv1.StatefulSet{}, all).
 		Watches(&appsv1.DaemonSet{}, all).
 		Watches(&corev1.PersistentVolumeClaim{}, all).
+		// A namespace's labels decide what storages of other namespaces
+		// admit it.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(inNamespace(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up backupconfiguration-validation controller: %w", err)
@@ -74,6 +77,13 @@ func Setup(mgr ctrl.Manager, o Options) error {
 func allInNamespace(c client.Client) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		return configurations(ctx, c, client.InNamespace(o.GetNamespace()))
+	}
+}
+
+// inNamespace maps a Namespace to the configurations in it.
+func inNamespace(c client.Client) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		return configurations(ctx, c, client.InNamespace(o.GetName()))
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/addon"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/usage"
+	"github.com/stashplane/stashplane/internal/access"
 )
 
 // A check looks at one thing a user can get wrong in a configuration. It
@@ -208,12 +208,14 @@ func storageProblem(ctx context.Context, in *input, b corev1alpha1.BackendRefere
 	} else if err != nil {
 		return "", fmt.Errorf("cannot get backupstorage: %w", err)
 	}
-	ok, why, err := usage.Allowed(ctx, in.kube, bs.Spec.UsagePolicy, bs.Namespace, in.bc.Namespace)
+	// A storage of another namespace must admit the configuration's by its
+	// usagePolicy and be mountable from it (access.go grants the rest).
+	refusal, msg, err := access.CheckStorage(ctx, in.kube, bs, in.bc.Namespace, "backup jobs")
 	if err != nil {
 		return "", err
 	}
-	if !ok {
-		return fmt.Sprintf("backupstorage %s/%s may not be used from namespace %q: %s", ns, bs.Name, in.bc.Namespace, why), nil
+	if refusal != "" {
+		return msg, nil
 	}
 	if bs.Status.Phase != storagev1alpha1.BackupStorageReady {
 		return fmt.Sprintf("backupstorage %s/%s is not ready", ns, bs.Name), nil

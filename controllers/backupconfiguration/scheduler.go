@@ -30,7 +30,9 @@ import (
 //
 //	SchedulerEnsured        set and cleared by the scheduler controller:
 //	                        True once the Repositories, the ServiceAccount
-//	                        and one CronJob per session of a validated
+//	                        (with what it needs in the namespaces of
+//	                        storages of other namespaces, access.go) and one
+//	                        CronJob per session of a validated
 //	                        configuration are applied.
 //	InitialBackupTriggered  set by the scheduler controller, once: True after
 //	                        it started the first backup of every session, as
@@ -39,20 +41,26 @@ import (
 const fieldOwner = client.FieldOwner("stashplane-backupconfiguration")
 
 type scheduler struct {
-	kube  client.Client
+	kube client.Client
+	// api reads from the API server, past the cache.
+	api   client.Reader
 	log   logr.Logger
 	clock clock.Clock
 	image string
 }
 
 func setupScheduler(mgr ctrl.Manager, o Options) error {
-	s := &scheduler{kube: mgr.GetClient(), log: o.Log.WithValues("controller", "backupconfiguration-scheduler"), clock: clock.RealClock{}, image: version.Image()}
+	s := &scheduler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), log: o.Log.WithValues("controller", "backupconfiguration-scheduler"), clock: clock.RealClock{}, image: version.Image()}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupconfiguration-scheduler").
 		WithOptions(o.Controller).
 		For(&corev1alpha1.BackupConfiguration{}).
 		Owns(&batchv1.CronJob{}).
 		Owns(&storagev1alpha1.Repository{}).
+		// The copies of storage Secrets (access.go): remade when deleted,
+		// refreshed when their source changes.
+		Owns(&corev1.Secret{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(s.usersOfSecret)).
 		// A verifier made after the configuration changes its
 		// repositories' verificationConfigured.
 		Watches(&corev1alpha1.BackupVerifier{}, handler.EnqueueRequestsFromMapFunc(s.configurationsOf)).
@@ -69,13 +77,21 @@ func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if bc.DeletionTimestamp != nil {
+		if controllerutil.ContainsFinalizer(bc, finalizer) {
+			return ctrl.Result{}, s.revokeRemoteAccess(ctx, bc)
+		}
 		return ctrl.Result{}, nil
 	}
 	before := bc.DeepCopy()
 	valid := bc.GetCondition(corev1alpha1.TypeValidationPassed)
 	if valid.Status != corev1.ConditionTrue || valid.ObservedGeneration != bc.Generation {
 		// Nothing is composed from a configuration that has not passed
-		// validation at its current generation.
+		// validation at its current generation, and what it was granted
+		// in other namespaces goes once it failed it: the storage may no
+		// longer admit its namespace.
+		if valid.Status == corev1.ConditionFalse && valid.ObservedGeneration == bc.Generation && controllerutil.ContainsFinalizer(bc, finalizer) {
+			return ctrl.Result{}, s.revokeRemoteAccess(ctx, bc)
+		}
 		return ctrl.Result{}, nil
 	}
 	err := s.compose(ctx, bc)
@@ -123,6 +139,9 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 		if err := s.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
 			return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
 		}
+	}
+	if err := s.ensureRemoteAccess(ctx, bc); err != nil {
+		return err
 	}
 	list := &batchv1.CronJobList{}
 	if err := s.kube.List(ctx, list, client.InNamespace(bc.Namespace), client.MatchingLabels(labels(bc))); err != nil {

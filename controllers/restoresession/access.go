@@ -5,9 +5,7 @@ import (
 	"fmt"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -16,8 +14,6 @@ import (
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/agent"
-	"github.com/stashplane/stashplane/internal/backend"
-	"github.com/stashplane/stashplane/internal/usage"
 )
 
 // A session's restore Jobs run in its own namespace, beside the target
@@ -50,21 +46,14 @@ func repositoryNamespace(rs *corev1alpha1.RestoreSession) string {
 // does not admit the session's namespace, or that the session's Jobs
 // cannot mount.
 func (r *reconciler) checkStorageUse(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage) (xpv2.ConditionReason, string, error) {
-	if st.Namespace == rs.Namespace {
-		return "", "", nil
+	refusal, msg, err := access.CheckStorage(ctx, r.kube, st, rs.Namespace, "restore jobs")
+	switch refusal {
+	case access.NotAllowed:
+		return corev1alpha1.ReasonRestoreNamespaceNotAllowed, msg, nil
+	case access.NotReachable:
+		return corev1alpha1.ReasonRestoreStorageNotReachable, msg, nil
 	}
-	ok, why, err := usage.Allowed(ctx, r.kube, st.Spec.UsagePolicy, st.Namespace, rs.Namespace)
-	if err != nil {
-		return "", "", fmt.Errorf("cannot check the usage policy of backupstorage %s/%s: %w", st.Namespace, st.Name, err)
-	}
-	if !ok {
-		return corev1alpha1.ReasonRestoreNamespaceNotAllowed, fmt.Sprintf("backupstorage %s/%s may not be used from namespace %q: %s", st.Namespace, st.Name, rs.Namespace, why), nil
-	}
-	if l := st.Spec.Storage.Local; l != nil && l.PersistentVolumeClaim != nil {
-		return corev1alpha1.ReasonRestoreStorageNotReachable, fmt.Sprintf("backupstorage %s/%s keeps its data on claim %q, which restore jobs in namespace %q cannot mount",
-			st.Namespace, st.Name, l.PersistentVolumeClaim.ClaimName, rs.Namespace), nil
-	}
-	return "", "", nil
+	return "", "", err
 }
 
 // grants are the rules the agent needs, by namespace: report to the
@@ -73,10 +62,7 @@ func (r *reconciler) checkStorageUse(ctx context.Context, rs *corev1alpha1.Resto
 func grants(rs *corev1alpha1.RestoreSession, repo *storagev1alpha1.Repository, snapshot string, st *storagev1alpha1.BackupStorage) map[string][]rbacv1.PolicyRule {
 	out := map[string][]rbacv1.PolicyRule{rs.Namespace: agent.RestoreRules()}
 	out[repo.Namespace] = append(out[repo.Namespace], agent.RestoreReadRules(repo.Name, snapshot)...)
-	for _, rule := range agent.StorageRules() {
-		rule.ResourceNames = []string{st.Name}
-		out[st.Namespace] = append(out[st.Namespace], rule)
-	}
+	out[st.Namespace] = append(out[st.Namespace], agent.StorageRulesFor(st.Name)...)
 	return out
 }
 
@@ -132,13 +118,10 @@ func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreS
 			return "", err
 		}
 	}
-	if len(remote) > 0 && !controllerutil.ContainsFinalizer(rs, finalizer) {
-		p := rs.DeepCopy()
-		controllerutil.AddFinalizer(p, finalizer)
-		if err := r.kube.Patch(ctx, p, client.MergeFromWithOptions(rs, client.MergeFromWithOptimisticLock{})); err != nil {
-			return "", fmt.Errorf("cannot add finalizer to restoresession: %w", err)
+	if len(remote) > 0 {
+		if err := access.SetFinalizer(ctx, r.kube, rs, finalizer, true); err != nil {
+			return "", err
 		}
-		rs.Finalizers, rs.ResourceVersion = p.Finalizers, p.ResourceVersion
 	}
 	for _, o := range remote {
 		if err := r.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
@@ -166,63 +149,15 @@ func (r *reconciler) applyOwned(ctx context.Context, rs *corev1alpha1.RestoreSes
 // copied, never an encryption Secret, and the copy is deleted when the
 // session ends.
 func (r *reconciler) copyStorageSecret(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage) (string, error) {
-	name := backend.SecretName(st.Spec.Storage)
-	if st.Namespace == rs.Namespace || name == "" {
-		return "", nil
-	}
-	src := &corev1.Secret{}
-	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: name}, src); err != nil {
-		return "", fmt.Errorf("cannot get the secret %q of backupstorage %s/%s: %w", name, st.Namespace, st.Name, err)
-	}
-	own := &corev1.Secret{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: storageSecretName(rs)}, own)
-	if err == nil && !metav1.IsControlledBy(own, rs) {
-		return "", fmt.Errorf("cannot copy the storage secret: secret %q exists and is not this restoresession's", own.Name)
-	}
-	if client.IgnoreNotFound(err) != nil {
-		return "", fmt.Errorf("cannot get secret %q: %w", storageSecretName(rs), err)
-	}
-	cp := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: storageSecretName(rs), Namespace: rs.Namespace, Labels: remoteLabels(rs)},
-		Type:       corev1.SecretTypeOpaque,
-		Data:       src.Data,
-	}
-	if err := r.applyOwned(ctx, rs, cp); err != nil {
-		return "", err
-	}
-	return cp.Name, nil
+	return access.CopyStorageSecret(ctx, r.kube, rs, st, storageSecretName(rs), remoteLabels(rs), fieldOwner)
 }
 
 // revokeAccess deletes what a session was granted in other namespaces and
 // its copy of the storage Secret, then drops the finalizer. It lists from
 // the API server, not the cache, so that nothing just made is missed.
 func (r *reconciler) revokeAccess(ctx context.Context, rs *corev1alpha1.RestoreSession) error {
-	roles := &rbacv1.RoleList{}
-	if err := r.reader.List(ctx, roles, client.MatchingLabels(remoteLabels(rs))); err != nil {
-		return fmt.Errorf("cannot list the roles of restoresession %q: %w", rs.Name, err)
+	if err := access.Prune(ctx, r.reader, r.kube, remoteLabels(rs), rs.Namespace, nil); err != nil {
+		return fmt.Errorf("cannot revoke the access of restoresession %q: %w", rs.Name, err)
 	}
-	for _, role := range roles.Items {
-		// The binding goes first: a binding left behind is found again by
-		// its Role.
-		key := client.ObjectKey{Namespace: role.Namespace, Name: role.Name}
-		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-		if err := r.kube.Delete(ctx, rb); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("cannot delete rolebinding %s: %w", key, err)
-		}
-		if err := r.kube.Delete(ctx, &role); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("cannot delete role %s: %w", key, err)
-		}
-	}
-	err := r.kube.DeleteAllOf(ctx, &corev1.Secret{}, client.InNamespace(rs.Namespace), client.MatchingLabels(remoteLabels(rs)))
-	if err != nil {
-		return fmt.Errorf("cannot delete the storage secret of restoresession %q: %w", rs.Name, err)
-	}
-	p := rs.DeepCopy()
-	controllerutil.RemoveFinalizer(p, finalizer)
-	if err := r.kube.Patch(ctx, p, client.MergeFromWithOptions(rs, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("cannot remove finalizer from restoresession: %w", err)
-	}
-	rs.Finalizers, rs.ResourceVersion = p.Finalizers, p.ResourceVersion
-	return nil
+	return access.SetFinalizer(ctx, r.kube, rs, finalizer, false)
 }

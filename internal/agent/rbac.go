@@ -70,3 +70,13 @@ func RestoreRules() []rbacv1.PolicyRule {
 		Verbs:     []string{"patch"},
 	}}
 }
+
+// StorageRulesFor are StorageRules for the one BackupStorage named name:
+// what a Role in a storage's namespace grants the Jobs of another.
+func StorageRulesFor(name string) []rbacv1.PolicyRule {
+	out := StorageRules()
+	for i := range out {
+		out[i].ResourceNames = []string{name}
+	}
+	return out
+}

@@ -1,0 +1,196 @@
+package backupconfiguration
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/access"
+	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/backend"
+)
+
+// A configuration's backup Jobs run in its namespace, beside the target;
+// its Repositories and Snapshots live there too. A backend may name a
+// BackupStorage of another namespace whose usagePolicy admits the
+// configuration's (validation checks that first). The Jobs then need to
+// read that storage, granted by a Role and RoleBinding in its namespace
+// bound to the configuration's ServiceAccount, and, for S3, GCS or Azure,
+// its credentials, copied into a Secret of the configuration's namespace
+// owned by the configuration. Both belong to the configuration, not to each
+// session: they are the same for every run, so making them once avoids a
+// Role and a Secret per backup, and the configuration already owns the
+// ServiceAccount they serve. Owner references cannot cross namespaces, so
+// the Roles carry the configuration's name and namespace as labels, and
+// the configuration keeps finalizer until they are deleted: when it is
+// deleted, when it no longer passes validation (the storage stopped
+// admitting its namespace, say), and, one by one, when a backend stops
+// naming a storage of that namespace.
+
+// finalizer holds a BackupConfiguration that was granted access in other
+// namespaces until that access is revoked.
+const finalizer = "core.stashplane.io/backup-access"
+
+// Labels on what a configuration has outside its namespace (Roles and
+// RoleBindings) and on its copies of storage Secrets.
+const (
+	LabelBackupConfiguration          = "core.stashplane.io/backupconfiguration"
+	LabelBackupConfigurationNamespace = "core.stashplane.io/backupconfiguration-namespace"
+)
+
+func remoteLabels(bc *corev1alpha1.BackupConfiguration) map[string]string {
+	return map[string]string{LabelBackupConfiguration: bc.Name, LabelBackupConfigurationNamespace: bc.Namespace}
+}
+
+// remoteName names a configuration's Role and RoleBinding in other
+// namespaces; a namespace holds no dot, so distinct configurations get
+// distinct names.
+func remoteName(bc *corev1alpha1.BackupConfiguration) string {
+	return access.ShortName(bc.Namespace+"."+bc.Name, "-backup", 253)
+}
+
+// StorageSecretName names the configuration's copy of the credential
+// Secret of BackupStorage ns/name, which its backup Jobs mount instead of
+// the storage's own when ns is another namespace.
+func StorageSecretName(bc *corev1alpha1.BackupConfiguration, ns, name string) string {
+	return access.ShortName(bc.Name+"."+ns+"."+name, "-storage", 253)
+}
+
+// remoteStorages are the BackupStorages of the configuration's backends
+// that live in other namespaces, in a stable order.
+func (s *scheduler) remoteStorages(ctx context.Context, bc *corev1alpha1.BackupConfiguration) ([]*storagev1alpha1.BackupStorage, error) {
+	seen := map[client.ObjectKey]bool{}
+	var out []*storagev1alpha1.BackupStorage
+	for _, b := range bc.Spec.Backends {
+		key := client.ObjectKey{Namespace: b.StorageRef.Namespace, Name: b.StorageRef.Name}
+		if key.Namespace == "" || key.Namespace == bc.Namespace || seen[key] {
+			continue
+		}
+		seen[key] = true
+		st := &storagev1alpha1.BackupStorage{}
+		if err := s.kube.Get(ctx, key, st); err != nil {
+			return nil, fmt.Errorf("cannot get backupstorage %s: %w", key, err)
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name
+	})
+	return out, nil
+}
+
+// desiredRemoteAccess is one Role and RoleBinding per other namespace
+// holding storages of the configuration: get those storages, by name.
+func desiredRemoteAccess(bc *corev1alpha1.BackupConfiguration, storages []*storagev1alpha1.BackupStorage) []client.Object {
+	rules := map[string][]rbacv1.PolicyRule{}
+	var order []string
+	for _, st := range storages {
+		if _, ok := rules[st.Namespace]; !ok {
+			order = append(order, st.Namespace)
+		}
+		rules[st.Namespace] = append(rules[st.Namespace], agent.StorageRulesFor(st.Name)...)
+	}
+	subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: ServiceAccountName(bc), Namespace: bc.Namespace}
+	var out []client.Object
+	for _, ns := range order {
+		out = append(out, access.Grant(remoteName(bc), ns, remoteLabels(bc), rules[ns], subject)...)
+	}
+	return out
+}
+
+// ensureRemoteAccess grants the configuration's Jobs what they need in the
+// namespaces of its storages, after the finalizer that removes it is in
+// place, copies those storages' credential Secrets, and removes what no
+// backend needs any more.
+func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.BackupConfiguration) error {
+	storages, err := s.remoteStorages(ctx, bc)
+	if err != nil {
+		return err
+	}
+	if len(storages) == 0 {
+		if controllerutil.ContainsFinalizer(bc, finalizer) {
+			return s.revokeRemoteAccess(ctx, bc)
+		}
+		return nil
+	}
+	if err := access.SetFinalizer(ctx, s.kube, bc, finalizer, true); err != nil {
+		return err
+	}
+	keep := access.Keep{}
+	for _, o := range desiredRemoteAccess(bc, storages) {
+		kind := o.GetObjectKind().GroupVersionKind().Kind
+		if err := s.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("cannot apply %s %s/%s: %w", kind, o.GetNamespace(), o.GetName(), err)
+		}
+		keep[client.ObjectKeyFromObject(o).String()] = true
+	}
+	for _, st := range storages {
+		name, err := access.CopyStorageSecret(ctx, s.kube, bc, st, StorageSecretName(bc, st.Namespace, st.Name), remoteLabels(bc), fieldOwner)
+		if err != nil {
+			return err
+		}
+		if name != "" {
+			keep[client.ObjectKey{Namespace: bc.Namespace, Name: name}.String()] = true
+		}
+	}
+	if err := access.Prune(ctx, s.api, s.kube, remoteLabels(bc), bc.Namespace, keep); err != nil {
+		return fmt.Errorf("cannot remove the access backupconfiguration %q no longer needs: %w", bc.Name, err)
+	}
+	return nil
+}
+
+// revokeRemoteAccess deletes everything the configuration was granted in
+// other namespaces and its copies of storage Secrets, then drops the
+// finalizer.
+func (s *scheduler) revokeRemoteAccess(ctx context.Context, bc *corev1alpha1.BackupConfiguration) error {
+	if err := access.Prune(ctx, s.api, s.kube, remoteLabels(bc), bc.Namespace, nil); err != nil {
+		return fmt.Errorf("cannot revoke the access of backupconfiguration %q: %w", bc.Name, err)
+	}
+	return access.SetFinalizer(ctx, s.kube, bc, finalizer, false)
+}
+
+// usersOfSecret maps a Secret to the configurations that copy it: those
+// with a backend on a storage of another namespace whose credentials it
+// holds, so that a rotated credential reaches their Jobs.
+func (s *scheduler) usersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	if _, ok := o.(*corev1.Secret); !ok {
+		return nil
+	}
+	storages := &storagev1alpha1.BackupStorageList{}
+	if err := s.kube.List(ctx, storages, client.InNamespace(o.GetNamespace())); err != nil {
+		s.log.Error(err, "cannot list backupstorages")
+		return nil
+	}
+	using := map[string]bool{}
+	for _, st := range storages.Items {
+		if backend.SecretName(st.Spec.Storage) == o.GetName() {
+			using[st.Name] = true
+		}
+	}
+	if len(using) == 0 {
+		return nil
+	}
+	list := &corev1alpha1.BackupConfigurationList{}
+	if err := s.kube.List(ctx, list); err != nil {
+		s.log.Error(err, "cannot list backupconfigurations")
+		return nil
+	}
+	var out []reconcile.Request
+	for _, bc := range list.Items {
+		for _, b := range bc.Spec.Backends {
+			if b.StorageRef.Namespace == o.GetNamespace() && bc.Namespace != o.GetNamespace() && using[b.StorageRef.Name] {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bc)})
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,164 @@
+package access
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/usage"
+)
+
+// Jobs of one namespace may use a BackupStorage of another (a platform
+// team's storage, used by app teams). What they need there is granted by a
+// Role and RoleBinding in the storage's namespace bound to their
+// ServiceAccount, and the storage's credential Secret, copied into their
+// namespace. Owner references cannot cross namespaces, so whoever grants
+// them (a RestoreSession, a BackupConfiguration) labels them and keeps a
+// finalizer until Prune has deleted them.
+
+// Refusal says why Jobs of a namespace cannot use a BackupStorage.
+type Refusal string
+
+const (
+	// NotAllowed: the storage's usagePolicy does not admit the namespace.
+	NotAllowed Refusal = "NotAllowed"
+	// NotReachable: the storage keeps its data on a claim, which pods of
+	// another namespace cannot mount.
+	NotReachable Refusal = "NotReachable"
+)
+
+// CheckStorage says whether Jobs (what: "backup jobs", "restore jobs") in
+// namespace ns may use st by its usagePolicy, and can mount it. It refuses
+// nothing in st's own namespace; a refusal comes with a message naming the
+// storage and what to do.
+func CheckStorage(ctx context.Context, kube client.Reader, st *storagev1alpha1.BackupStorage, ns, what string) (Refusal, string, error) {
+	if st.Namespace == ns {
+		return "", "", nil
+	}
+	ok, why, err := usage.Allowed(ctx, kube, st.Spec.UsagePolicy, st.Namespace, ns)
+	if err != nil {
+		return "", "", fmt.Errorf("cannot check the usage policy of backupstorage %s/%s: %w", st.Namespace, st.Name, err)
+	}
+	if !ok {
+		return NotAllowed, fmt.Sprintf("backupstorage %s/%s may not be used from namespace %q: %s", st.Namespace, st.Name, ns, why), nil
+	}
+	if l := st.Spec.Storage.Local; l != nil && l.PersistentVolumeClaim != nil {
+		return NotReachable, fmt.Sprintf("backupstorage %s/%s keeps its data on claim %q, which %s in namespace %q cannot mount",
+			st.Namespace, st.Name, l.PersistentVolumeClaim.ClaimName, what, ns), nil
+	}
+	return "", "", nil
+}
+
+// CopyStorageSecret applies, in owner's namespace, a Secret named name
+// holding the data of st's credential Secret, controlled by owner and
+// labelled labels, with fieldOwner. It returns "" and copies nothing when
+// st is in owner's namespace or has no Secret (a local storage). Only the
+// storage's own Secret is ever copied; a Secret of that name that owner
+// does not control is left alone and refused.
+func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, name string, labels map[string]string, fieldOwner client.FieldOwner) (string, error) {
+	src := backend.SecretName(st.Spec.Storage)
+	if st.Namespace == owner.GetNamespace() || src == "" {
+		return "", nil
+	}
+	in := &corev1.Secret{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: src}, in); err != nil {
+		return "", fmt.Errorf("cannot get the secret %q of backupstorage %s/%s: %w", src, st.Namespace, st.Name, err)
+	}
+	mine := &corev1.Secret{}
+	err := kube.Get(ctx, client.ObjectKey{Namespace: owner.GetNamespace(), Name: name}, mine)
+	if err == nil && !metav1.IsControlledBy(mine, owner) {
+		return "", fmt.Errorf("cannot copy the storage secret: secret %q exists and is not controlled by %q", name, owner.GetName())
+	}
+	if client.IgnoreNotFound(err) != nil {
+		return "", fmt.Errorf("cannot get secret %q: %w", name, err)
+	}
+	cp := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: owner.GetNamespace(), Labels: labels},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       in.Data,
+	}
+	if err := controllerutil.SetControllerReference(owner, cp, kube.Scheme()); err != nil {
+		return "", fmt.Errorf("cannot own secret %q: %w", name, err)
+	}
+	if err := kube.Patch(ctx, cp, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+		return "", fmt.Errorf("cannot apply secret %q: %w", name, err)
+	}
+	return name, nil
+}
+
+// Keep names what Prune leaves in place: Roles (with their RoleBindings)
+// and Secrets, by namespace/name.
+type Keep map[string]bool
+
+// Prune deletes the Roles and RoleBindings labelled labels, in every
+// namespace, and the Secrets so labelled in namespace secrets, except
+// those keep names. It lists from reader, which should read the API server
+// and not a cache, so that nothing just made is missed.
+func Prune(ctx context.Context, reader client.Reader, kube client.Client, labels map[string]string, secrets string, keep Keep) error {
+	roles := &rbacv1.RoleList{}
+	if err := reader.List(ctx, roles, client.MatchingLabels(labels)); err != nil {
+		return fmt.Errorf("cannot list roles: %w", err)
+	}
+	for _, role := range roles.Items {
+		key := client.ObjectKey{Namespace: role.Namespace, Name: role.Name}
+		if keep[key.String()] {
+			continue
+		}
+		// The binding goes first: a binding left behind is found again
+		// by its Role.
+		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+		if err := kube.Delete(ctx, rb); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete rolebinding %q: %w", key.String(), err)
+		}
+		if err := kube.Delete(ctx, &role); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete role %q: %w", key.String(), err)
+		}
+	}
+	list := &corev1.SecretList{}
+	if err := reader.List(ctx, list, client.InNamespace(secrets), client.MatchingLabels(labels)); err != nil {
+		return fmt.Errorf("cannot list secrets: %w", err)
+	}
+	for _, s := range list.Items {
+		key := client.ObjectKey{Namespace: s.Namespace, Name: s.Name}
+		if keep[key.String()] {
+			continue
+		}
+		if err := kube.Delete(ctx, &s); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete secret %q: %w", key.String(), err)
+		}
+	}
+	return nil
+}
+
+// SetFinalizer adds finalizer to o (present) or removes it, by a merge
+// patch that fails on a stale o, and records the result on o. Removing it
+// from an object that is gone is no error.
+func SetFinalizer(ctx context.Context, kube client.Client, o client.Object, finalizer string, present bool) error {
+	p, ok := o.DeepCopyObject().(client.Object)
+	if !ok {
+		return fmt.Errorf("cannot copy %q to set its finalizer", o.GetName())
+	}
+	verb, changed := "add", controllerutil.AddFinalizer(p, finalizer)
+	if !present {
+		verb, changed = "remove", controllerutil.RemoveFinalizer(p, finalizer)
+	}
+	if !changed {
+		return nil
+	}
+	err := kube.Patch(ctx, p, client.MergeFromWithOptions(o, client.MergeFromWithOptimisticLock{}))
+	if err != nil && (present || !kerrors.IsNotFound(err)) {
+		return fmt.Errorf("cannot %s finalizer %q of %q: %w", verb, finalizer, o.GetName(), err)
+	}
+	o.SetFinalizers(p.GetFinalizers())
+	o.SetResourceVersion(p.GetResourceVersion())
+	return nil
+}
