@@ -75,6 +75,8 @@ section "Verifying the backup: stashplane verify now demo-app-nightly (restore i
 "$bin/stashplane" verify now demo-app-nightly --namespace default --timeout 5m
 section "kubectl get backupverificationsessions,snapshots"
 "$kubectl" get backupverificationsessions,snapshots
+section "stashplane snapshots demo-app-nightly  (verdict, restore time and bytes restored per Snapshot)"
+"$bin/stashplane" snapshots demo-app-nightly --namespace default
 section "kubectl get pvc  (the scratch claim is gone after the run)"
 "$kubectl" get pvc
 echo
