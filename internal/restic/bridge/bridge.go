@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -189,6 +190,36 @@ func copyStream(dst io.Writer, src io.Reader) (int64, error) {
 	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *buf)
 }
 
+// sendBody writes the n bytes rd holds from its offset on. When rd reads a
+// file (a bucket on a mounted volume), the file itself goes to the
+// response, whose connection hands it to the kernel (sendfile): the bytes
+// go from the page cache to restic's socket without being copied into and
+// out of the bridge, which on a restore is most of what the bridge costs.
+// Any other reader is copied through a pooled buffer.
+func sendBody(w io.Writer, rd *blob.Reader, n int64) (int64, error) {
+	if f := readerFile(rd); f != nil {
+		// io.Copy hands the limited file to the response's ReadFrom; one
+		// level of LimitedReader over a file is what sendfile accepts.
+		return io.Copy(w, io.LimitReader(f, n))
+	}
+	return copyStream(w, io.LimitReader(rd, n))
+}
+
+// readerFile is the open file under rd, positioned at rd's offset, when
+// the bucket's driver exposes one (fileblob gives the file, or the file
+// under a length limit); nil otherwise.
+func readerFile(rd *blob.Reader) *os.File {
+	var under io.Reader
+	if !rd.As(&under) {
+		return nil
+	}
+	if lr, ok := under.(*io.LimitedReader); ok {
+		under = lr.R
+	}
+	f, _ := under.(*os.File)
+	return f
+}
+
 func (h *Handler) get(w http.ResponseWriter, r *http.Request, k string) {
 	rng, err := parseRange(r.Header.Get("Range"))
 	if err != nil {
@@ -227,7 +258,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, k string) {
 	} else {
 		w.WriteHeader(http.StatusOK)
 	}
-	if copied, err := copyStream(w, io.LimitReader(rd, n)); err != nil || copied != n {
+	if copied, err := sendBody(w, rd, n); err != nil || copied != n {
 		// The status is out: break the connection so that restic sees a
 		// failed read, never a short one.
 		h.log.Error(err, "cannot stream "+k, "copied", copied, "want", n)
