@@ -205,7 +205,11 @@ type verdict struct {
 	// verifier is at fault, not the Snapshot.
 	runnable bool
 	verified bool
-	message  string
+	// noVerdict, when set, ends the session Failed with this reason and
+	// leaves the Snapshot's verdict as it was: the restore ran, but what
+	// it found supports no verdict (ContentNotChecked).
+	noVerdict xpv2.ConditionReason
+	message   string
 }
 
 func restoreVerdict(rs *corev1alpha1.RestoreSession) verdict {

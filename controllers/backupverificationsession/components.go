@@ -20,23 +20,52 @@ import (
 
 // everyComponent turns a successful restore into a failure when a
 // component the Snapshot recorded was not restored and checked, so that a
-// restore that skipped a component never verifies the Snapshot. Any other
-// verdict is returned as it is.
+// restore that skipped a component never verifies the Snapshot, and into
+// a verdict-less outcome (ContentNotChecked) when a restored component
+// that holds data compared no file with its content manifest: the agent
+// then found no manifest, or one of another restic snapshot, and nothing
+// supports Verified. Any other verdict is returned as it is.
 func everyComponent(v verdict, snap *storagev1alpha1.Snapshot, rs *corev1alpha1.RestoreSession) verdict {
 	if !v.final || !v.verified || snap == nil {
 		return v
 	}
-	var unchecked []string
+	var unrestored, uncompared []string
 	for _, name := range slices.Sorted(maps.Keys(snap.Status.Components)) {
-		if rs.Status.Components[name].Phase != corev1alpha1.RestoreSucceeded {
-			unchecked = append(unchecked, name)
+		c := rs.Status.Components[name]
+		switch {
+		case c.Phase != corev1alpha1.RestoreSucceeded:
+			unrestored = append(unrestored, name)
+		case c.FilesChecked == 0 && (holdsData(snap.Status.Components[name]) || c.FilesRestored > 0 || c.BytesRestored > 0):
+			uncompared = append(uncompared, name)
 		}
 	}
-	if len(unchecked) == 0 {
-		return v
+	switch {
+	case len(unrestored) > 0:
+		return verdict{final: true, runnable: true, message: fmt.Sprintf("restoresession %q did not restore and check component(s) %s of snapshot %q",
+			rs.Name, quoteAll(unrestored), snap.Name)}
+	case len(uncompared) > 0:
+		return verdict{final: true, runnable: true, noVerdict: corev1alpha1.ReasonContentNotChecked,
+			message: fmt.Sprintf("component(s) %s of snapshot %q were restored but no file was compared with a content manifest: "+
+				"the manifest is missing from the repository or belongs to another restic snapshot, so the snapshot is not verified",
+				quoteAll(uncompared), snap.Name)}
 	}
-	return verdict{final: true, runnable: true, message: fmt.Sprintf("restoresession %q did not restore and check component(s) %s of snapshot %q",
-		rs.Name, quoteAll(unchecked), snap.Name)}
+	return v
+}
+
+// holdsData says whether a Snapshot's component recorded any data.
+func holdsData(c storagev1alpha1.Component) bool {
+	if n, err := storagev1alpha1.ParseSize(c.Size); err == nil && n > 0 {
+		return true
+	}
+	for _, st := range c.ResticStats {
+		if st.Summary == nil {
+			continue
+		}
+		if n, err := storagev1alpha1.ParseSize(st.Summary.Size); err == nil && n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // componentsChecked says, for a restore of more than one component, what

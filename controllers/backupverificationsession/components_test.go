@@ -32,6 +32,23 @@ func restored(phase corev1alpha1.RestorePhase, components map[string]corev1alpha
 	return rs
 }
 
+// sized sets the recorded size of a Snapshot's component.
+func sized(s *storagev1alpha1.Snapshot, name, size string) *storagev1alpha1.Snapshot {
+	c := s.Status.Components[name]
+	c.Size = size
+	s.Status.Components[name] = c
+	return s
+}
+
+// uncompared makes a component of rs report no file compared and the
+// given bytes restored.
+func uncompared(rs *corev1alpha1.RestoreSession, name string, bytes int64) *corev1alpha1.RestoreSession {
+	c := rs.Status.Components[name]
+	c.FilesChecked, c.BytesRestored = 0, bytes
+	rs.Status.Components[name] = c
+	return rs
+}
+
 func TestEveryComponent(t *testing.T) {
 	ok := verdict{final: true, runnable: true, verified: true}
 	failed := verdict{final: true, runnable: true, message: `restoresession "v-1": component "dump-pod-1" failed: DamagedPack: pack 6cd7e454 is damaged`}
@@ -71,6 +88,28 @@ func TestEveryComponent(t *testing.T) {
 			reason: "A Snapshot of one component is verified by its one restored component.",
 			v:      ok, snap: snapshotWith("dump"),
 			rs:   restored(corev1alpha1.RestoreSucceeded, map[string]corev1alpha1.RestorePhase{"dump": corev1alpha1.RestoreSucceeded}),
+			want: ok,
+		},
+		"ContentNotCompared": {
+			reason: "A component whose backup holds data but that compared no file (no manifest, or one of another restic snapshot) gives no verdict, and is named.",
+			v:      ok, snap: sized(snapshotWith("dump-pod-0", "dump-pod-1"), "dump-pod-1", "12 MiB"),
+			rs: uncompared(restored(corev1alpha1.RestoreSucceeded, map[string]corev1alpha1.RestorePhase{"dump-pod-0": corev1alpha1.RestoreSucceeded, "dump-pod-1": corev1alpha1.RestoreSucceeded}), "dump-pod-1", 0),
+			want: verdict{final: true, runnable: true, noVerdict: corev1alpha1.ReasonContentNotChecked,
+				message: `component(s) "dump-pod-1" of snapshot "app-1" were restored but no file was compared with a content manifest: ` +
+					`the manifest is missing from the repository or belongs to another restic snapshot, so the snapshot is not verified`},
+		},
+		"RestoredButNotCompared": {
+			reason: "A component that restored bytes but compared no file gives no verdict even when the Snapshot recorded no size.",
+			v:      ok, snap: snapshotWith("dump"),
+			rs: uncompared(restored(corev1alpha1.RestoreSucceeded, map[string]corev1alpha1.RestorePhase{"dump": corev1alpha1.RestoreSucceeded}), "dump", 100),
+			want: verdict{final: true, runnable: true, noVerdict: corev1alpha1.ReasonContentNotChecked,
+				message: `component(s) "dump" of snapshot "app-1" were restored but no file was compared with a content manifest: ` +
+					`the manifest is missing from the repository or belongs to another restic snapshot, so the snapshot is not verified`},
+		},
+		"EmptyComponent": {
+			reason: "A component that backed up no data has no file to compare and is verified.",
+			v:      ok, snap: sized(snapshotWith("dump"), "dump", "0 B"),
+			rs:   uncompared(restored(corev1alpha1.RestoreSucceeded, map[string]corev1alpha1.RestorePhase{"dump": corev1alpha1.RestoreSucceeded}), "dump", 0),
 			want: ok,
 		},
 	}

@@ -157,6 +157,9 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 		setCondition(s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
 		return ctrl.Result{}, nil
 	}
+	if v.noVerdict != "" {
+		return ctrl.Result{}, r.withoutVerdict(ctx, s, v.noVerdict, v.message)
+	}
 	if v.verified {
 		// Query and Script verifiers check the restored data next.
 		if res, handled, err := r.runVerifier(ctx, s, rs); handled {
@@ -176,6 +179,9 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 		setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
 		msg := fmt.Sprintf("snapshot %q restored in %s (%d bytes) and all %d restored files matched the backup's content manifest",
 			s.Spec.Snapshot, rs.Status.Duration, s.Status.BytesRestored, s.Status.FilesChecked)
+		if s.Status.FilesChecked == 0 {
+			msg = fmt.Sprintf("snapshot %q restored in %s; it holds no data, so there were no files to compare", s.Spec.Snapshot, rs.Status.Duration)
+		}
 		if per := componentsChecked(rs); per != "" {
 			msg += ", each component its own (" + per + ")"
 		}

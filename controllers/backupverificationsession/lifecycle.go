@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
 // LabelRetryOf marks a session made to retry a failed one; its value is
@@ -169,14 +170,27 @@ func retrySession(s *corev1alpha1.BackupVerificationSession, left int32) *corev1
 
 // cleanHistory deletes the finished sessions of the verifier and
 // Repository beyond the verifier's sessionHistoryLimit, newest kept, with
-// their RestoreSessions. The session cleaning is never deleted by itself,
-// nor is a failed session whose retry is still to come.
+// their RestoreSessions. Sessions that gave a verdict (Succeeded, Failed)
+// and Skipped ones are counted apart, so a run of skipped sessions never
+// pushes out the one that verified. The session cleaning is never deleted
+// by itself, nor is a failed session whose retry is still to come, nor a
+// session a Snapshot names as the one that gave its verdict.
 func (r *reconciler) cleanHistory(ctx context.Context, s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier) error {
 	list := &corev1alpha1.BackupVerificationSessionList{}
 	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace)); err != nil {
 		return fmt.Errorf("cannot list backupverificationsessions: %w", err)
 	}
-	for _, o := range beyondHistory(s, v, list.Items) {
+	snaps := &storagev1alpha1.SnapshotList{}
+	if err := r.kube.List(ctx, snaps, client.InNamespace(s.Namespace)); err != nil {
+		return fmt.Errorf("cannot list snapshots: %w", err)
+	}
+	verdicts := map[string]bool{}
+	for i := range snaps.Items {
+		if n := snaps.Items[i].Status.VerificationSession; n != "" {
+			verdicts[n] = true
+		}
+	}
+	for _, o := range beyondHistory(s, v, list.Items, verdicts) {
 		if err := r.kube.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("cannot delete backupverificationsession %q: %w", o.Name, err)
 		}
@@ -193,27 +207,34 @@ func (r *reconciler) cleanHistory(ctx context.Context, s *corev1alpha1.BackupVer
 	return nil
 }
 
-// beyondHistory are the sessions cleanHistory deletes.
-func beyondHistory(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, all []corev1alpha1.BackupVerificationSession) []*corev1alpha1.BackupVerificationSession {
-	var finished []*corev1alpha1.BackupVerificationSession
+// beyondHistory are the sessions cleanHistory deletes; verdicts names the
+// sessions Snapshots point at, which are always kept.
+func beyondHistory(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, all []corev1alpha1.BackupVerificationSession, verdicts map[string]bool) []*corev1alpha1.BackupVerificationSession {
+	var judged, skipped []*corev1alpha1.BackupVerificationSession
 	for i := range all {
 		o := &all[i]
 		if o.Spec.Repository != s.Spec.Repository || o.Spec.Invoker.Name != s.Spec.Invoker.Name || o.DeletionTimestamp != nil ||
 			!done(phase(o)) || pendingRetry(o, v) {
 			continue
 		}
-		finished = append(finished, o)
-	}
-	slices.SortFunc(finished, func(a, b *corev1alpha1.BackupVerificationSession) int {
-		if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
-			return c
+		if phase(o) == corev1alpha1.VerificationSessionSkipped {
+			skipped = append(skipped, o)
+		} else {
+			judged = append(judged, o)
 		}
-		return strings.Compare(b.Name, a.Name)
-	})
+	}
 	var out []*corev1alpha1.BackupVerificationSession
-	for i, o := range finished {
-		if i >= int(v.Spec.SessionHistoryLimit) && o.Name != s.Name {
-			out = append(out, o)
+	for _, finished := range [][]*corev1alpha1.BackupVerificationSession{judged, skipped} {
+		slices.SortFunc(finished, func(a, b *corev1alpha1.BackupVerificationSession) int {
+			if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
+				return c
+			}
+			return strings.Compare(b.Name, a.Name)
+		})
+		for i, o := range finished {
+			if i >= int(v.Spec.SessionHistoryLimit) && o.Name != s.Name && !verdicts[o.Name] {
+				out = append(out, o)
+			}
 		}
 	}
 	return out

@@ -102,6 +102,9 @@ func newReconciler(t *testing.T, now time.Time, objs ...client.Object) (*reconci
 	if err := corev1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
+	if err := storagev1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 	clk := clocktesting.NewFakeClock(now)
 	return &reconciler{kube: kube, clock: clk, log: logr.Discard()}, kube, clk
@@ -158,47 +161,90 @@ func TestRetry(t *testing.T) {
 	}
 }
 
+// skippedSession is a session of verifier "v" that was skipped.
+func skippedSession(name, snapshot string, age time.Duration) corev1alpha1.BackupVerificationSession {
+	s := session(name, snapshot, age)
+	s.SetConditions(cond(corev1alpha1.TypeBackupVerificationSkipped, corev1.ConditionTrue, corev1alpha1.ReasonSnapshotAlreadyVerified))
+	return s
+}
+
 func TestBeyondHistory(t *testing.T) {
-	v := verifier(0, 0, 2)
-	running := session("s5", "snap-5", 5*time.Minute)
-	all := []corev1alpha1.BackupVerificationSession{
+	other := session("x", "snap-x", 0, corev1.ConditionTrue)
+	other.Spec.Repository = "other"
+	four := []corev1alpha1.BackupVerificationSession{
 		session("s1", "snap-1", time.Minute, corev1.ConditionTrue),
 		session("s2", "snap-2", 2*time.Minute, corev1.ConditionFalse),
 		session("s3", "snap-3", 3*time.Minute, corev1.ConditionTrue),
 		session("s4", "snap-4", 4*time.Minute, corev1.ConditionTrue),
-		running,
+		session("s5", "snap-5", 5*time.Minute),
+		other,
 	}
-	other := session("x", "snap-x", 0, corev1.ConditionTrue)
-	other.Spec.Repository = "other"
-	all = append(all, other)
-	names := func(in []*corev1alpha1.BackupVerificationSession) []string {
-		var out []string
-		for _, s := range in {
-			out = append(out, s.Name)
-		}
-		return out
+	cases := map[string]struct {
+		reason   string
+		v        *corev1alpha1.BackupVerifier
+		cleaner  string
+		all      []corev1alpha1.BackupVerificationSession
+		verdicts map[string]bool
+		want     []string
+	}{
+		"NewestKept": {reason: "The two newest finished sessions of the repository stay; running ones and other repositories are left.",
+			v: verifier(0, 0, 2), cleaner: "s4", all: four, want: []string{"s2", "s1"}},
+		"NeverItself": {reason: "The cleaning session never deletes itself.",
+			v: verifier(0, 0, 2), cleaner: "s1", all: four, want: []string{"s2"}},
+		"PendingRetryKept": {reason: "A failed session still to be retried stays.",
+			v: verifier(1, 0, 2), cleaner: "s4", all: four, want: []string{"s1"}},
+		"SkippedDoesNotEvictVerdict": {reason: "Skipped sessions are counted apart: a newer skipped one does not push out the session that verified.",
+			v: verifier(0, 0, 1), cleaner: "k2",
+			all: []corev1alpha1.BackupVerificationSession{
+				session("ok", "snap-1", 0, corev1.ConditionTrue), skippedSession("k1", "snap-1", time.Minute), skippedSession("k2", "snap-1", 2*time.Minute),
+			},
+			want: []string{"k1"}},
+		"SnapshotVerdictKept": {reason: "A session a Snapshot names as its verdict's stays beyond the limit; one no Snapshot names goes.",
+			v: verifier(0, 0, 1), cleaner: "new",
+			all: []corev1alpha1.BackupVerificationSession{
+				session("verdict", "snap-1", 0, corev1.ConditionTrue), session("plain", "snap-2", time.Minute, corev1.ConditionTrue),
+				session("new", "snap-3", 2*time.Minute, corev1.ConditionFalse),
+			},
+			verdicts: map[string]bool{"verdict": true}, want: []string{"plain"}},
 	}
-	if diff := cmp.Diff([]string{"s2", "s1"}, names(beyondHistory(&all[3], v, all))); diff != "" {
-		t.Errorf("the two newest finished sessions of the repository stay, running ones and other repositories are left: -want +got:\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"s2"}, names(beyondHistory(&all[0], v, all))); diff != "" {
-		t.Errorf("the cleaning session never deletes itself: -want +got:\n%s", diff)
-	}
-	retrying := verifier(1, 0, 2)
-	if diff := cmp.Diff([]string{"s1"}, names(beyondHistory(&all[3], retrying, all))); diff != "" {
-		t.Errorf("a failed session still to be retried stays: -want +got:\n%s", diff)
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var cleaner *corev1alpha1.BackupVerificationSession
+			for i := range tc.all {
+				if tc.all[i].Name == tc.cleaner {
+					cleaner = &tc.all[i]
+				}
+			}
+			var got []string
+			for _, o := range beyondHistory(cleaner, tc.v, tc.all, tc.verdicts) {
+				got = append(got, o.Name)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nbeyondHistory(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }
 
-// cleanHistory deletes the old sessions and their RestoreSessions.
+// cleanHistory deletes the old sessions and their RestoreSessions, and
+// keeps the session a Snapshot names even when a later session of the
+// verifier was skipped and a later one failed.
 func TestCleanHistory(t *testing.T) {
 	ctx := context.Background()
 	v := verifier(0, 0, 1)
 	old, cur := session("old", "snap-1", 0, corev1.ConditionTrue), session("cur", "snap-2", time.Minute, corev1.ConditionTrue)
 	old.UID = "old-uid"
+	verified := session("verified", "snap-3", -time.Hour, corev1.ConditionTrue)
+	skipped := skippedSession("skipped", "snap-3", 2*time.Minute)
+	snap := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "snap-3", Namespace: "default"},
+		Status: storagev1alpha1.SnapshotStatus{VerificationStatus: storagev1alpha1.SnapshotVerified, VerificationSession: "verified"}}
 	rs := &corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "default",
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: corev1alpha1.GroupVersion.String(), Kind: "BackupVerificationSession", Name: "old", UID: "old-uid", Controller: ptr.To(true)}}}}
-	r, kube, _ := newReconciler(t, t0, v, &old, &cur, rs)
+	r, kube, clk := newReconciler(t, t0, v, &old, &cur, &verified, &skipped, snap, rs)
+	clk.Step(time.Hour)
+	if err := r.cleanHistory(ctx, &skipped, v); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.cleanHistory(ctx, &cur, v); err != nil {
 		t.Fatal(err)
 	}
@@ -206,8 +252,12 @@ func TestCleanHistory(t *testing.T) {
 	if err := kube.List(ctx, list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Items) != 1 || list.Items[0].Name != "cur" {
-		t.Errorf("sessions left: %d, want only cur", len(list.Items))
+	var left []string
+	for _, o := range list.Items {
+		left = append(left, o.Name)
+	}
+	if diff := cmp.Diff([]string{"cur", "skipped", "verified"}, left); diff != "" {
+		t.Errorf("sessions left: -want +got:\n%s", diff)
 	}
 	if err := kube.Get(ctx, client.ObjectKeyFromObject(rs), &corev1alpha1.RestoreSession{}); client.IgnoreNotFound(err) != nil || err == nil {
 		t.Errorf("the old session's restoresession was not deleted: %v", err)

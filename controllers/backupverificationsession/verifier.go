@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,12 +35,20 @@ const verifierGrace = 5 * time.Minute
 // defaultVerifierTimeout bounds a verifier Job that sets no deadline.
 const defaultVerifierTimeout = time.Hour
 
-// Bounds of what a verifier's output adds to the session's status.
+// Bounds of what a verifier's output adds to the session's status: only
+// its last line, clipped, is kept; the lines before it may be a server's
+// log and are never copied.
 const (
 	logLines       = 5
 	maxResultBytes = 512
-	maxOutputBytes = 1024
 )
+
+// ExitCheckFailed is the exit code by which a verifier's Job says that its
+// check ran and found the restored data wanting; 0 says it passed. Only
+// this code writes VerificationFailed to the Snapshot: any other ending
+// (another code, a pod that never ran, its deadline, an eviction) says
+// the check was not made, and the session fails as VerifierNotRun.
+const ExitCheckFailed = 1
 
 // LogTailer reads the last lines a container printed.
 type LogTailer interface {
@@ -86,8 +95,9 @@ func checkRunnable(v *corev1alpha1.BackupVerifier) string {
 // it. handled is false when the caller goes on to the verdict Verified:
 // the verifier is RestoreOnly or its Job succeeded. Otherwise the step
 // has set what there is to say: still running (res requeues), cannot run
-// (VerificationNotRunnable, no verdict), or failed (VerificationFailed,
-// written to the Snapshot).
+// (VerificationNotRunnable, no verdict), not run to its end
+// (VerifierNotRun, no verdict), or failed (VerificationFailed, written to
+// the Snapshot).
 func (r *reconciler) runVerifier(ctx context.Context, s *corev1alpha1.BackupVerificationSession, rs *corev1alpha1.RestoreSession) (res ctrl.Result, handled bool, err error) {
 	v := &corev1alpha1.BackupVerifier{}
 	err = r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, v)
@@ -117,22 +127,26 @@ func (r *reconciler) runVerifier(ctx context.Context, s *corev1alpha1.BackupVeri
 			// its Job: the verdict stands, wait for the fresh copy.
 			return ctrl.Result{RequeueAfter: 2 * time.Second}, true, nil
 		}
-		return r.checkFailed(ctx, s, fmt.Sprintf("verifier job %q vanished before it finished", s.Status.VerifierJob))
+		return ctrl.Result{}, true, r.withoutVerdict(ctx, s, corev1alpha1.ReasonVerifierNotRun,
+			fmt.Sprintf("verifier job %q vanished before it finished", s.Status.VerifierJob))
 	case !metav1.IsControlledBy(j, s):
 		return r.notRunnable(s, fmt.Sprintf("job %q exists and does not belong to this session", j.Name))
 	}
-	ended, failure := jobOutcome(j, r.clock.Now())
-	if !ended {
+	pod := r.newestPod(ctx, j)
+	end, how := jobOutcome(j, pod, r.clock.Now())
+	if end == jobRunning {
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, true, nil
 	}
-	out := r.output(ctx, j)
-	s.Status.VerifierResult = lastLine(out)
-	if failure == "" {
+	s.Status.VerifierResult = lastLine(r.output(ctx, j, pod))
+	if end == jobPassed {
 		return ctrl.Result{}, false, nil
 	}
-	msg := fmt.Sprintf("verifier job %q %s", j.Name, failure)
-	if out != "" {
-		msg += "; its last output: " + clip(out, maxOutputBytes)
+	msg := fmt.Sprintf("verifier job %q %s", j.Name, how)
+	if s.Status.VerifierResult != "" {
+		msg += "; its last line: " + s.Status.VerifierResult
+	}
+	if end == jobNotRun {
+		return ctrl.Result{}, true, r.withoutVerdict(ctx, s, corev1alpha1.ReasonVerifierNotRun, msg)
 	}
 	return r.checkFailed(ctx, s, msg)
 }
@@ -201,7 +215,7 @@ func verifierInput(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.Ba
 		params = b
 	}
 	if target == nil {
-		return render.Input{}, fmt.Errorf("restoresession %q names no target", s.Status.RestoreSession)
+		return render.Input{}, fmt.Errorf("cannot find the target of restoresession %q", s.Status.RestoreSession)
 	}
 	vols := make([]corev1.Volume, 0, len(v.Spec.Volumes))
 	for _, vol := range v.Spec.Volumes {
@@ -240,26 +254,45 @@ func verifierInput(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.Ba
 	}, nil
 }
 
-// jobOutcome says whether a verifier Job has ended and, if it failed, how.
-// A Job still unfinished well past its deadline has failed too: the
-// session is never left Running for ever.
-func jobOutcome(j *batchv1.Job, now time.Time) (ended bool, failure string) {
+// jobEnd is how a verifier Job ended, as far as the verdict goes.
+type jobEnd int
+
+const (
+	// jobRunning: no outcome yet.
+	jobRunning jobEnd = iota
+	// jobPassed: the Job completed, its check passed.
+	jobPassed
+	// jobCheckFailed: the check ran and failed (ExitCheckFailed).
+	jobCheckFailed
+	// jobNotRun: the Job ended without its check saying pass or fail.
+	jobNotRun
+)
+
+// jobOutcome says how a verifier Job ended, from its conditions and its
+// newest pod (nil when it has none), and, unless it passed, how to say
+// so. Only the check's own exit code ExitCheckFailed is a failed check. A
+// pod whose image can never be pulled ends the Job early; a Job still
+// unfinished well past its deadline has ended too: the session is never
+// left Running for ever.
+func jobOutcome(j *batchv1.Job, pod *corev1.Pod, now time.Time) (jobEnd, string) {
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue
 		}
 		switch c.Type {
 		case batchv1.JobComplete:
-			return true, ""
+			return jobPassed, ""
 		case batchv1.JobFailed:
 			if c.Reason == batchv1.JobReasonDeadlineExceeded {
-				return true, fmt.Sprintf("timed out after %ds (DeadlineExceeded)", ptrValue(j.Spec.ActiveDeadlineSeconds))
+				return jobNotRun, fmt.Sprintf("timed out after %ds (DeadlineExceeded) before its check said pass or fail", ptrValue(j.Spec.ActiveDeadlineSeconds))
 			}
-			reason := c.Reason
-			if reason == "" {
-				reason = "Failed"
-			}
-			return true, fmt.Sprintf("failed: its check did not pass (%s)", reason)
+			return failedPod(j, pod, c.Reason)
+		}
+	}
+	if st := verifyContainer(j, pod); st != nil && st.State.Waiting != nil {
+		switch st.State.Waiting.Reason {
+		case "InvalidImageName", "ErrImageNeverPull":
+			return jobNotRun, fmt.Sprintf("cannot start its container: %s", st.State.Waiting.Reason)
 		}
 	}
 	limit := defaultVerifierTimeout
@@ -267,9 +300,42 @@ func jobOutcome(j *batchv1.Job, now time.Time) (ended bool, failure string) {
 		limit = time.Duration(*d) * time.Second
 	}
 	if now.Sub(j.CreationTimestamp.Time) > limit+verifierGrace {
-		return true, fmt.Sprintf("did not finish within %s", limit+verifierGrace)
+		return jobNotRun, fmt.Sprintf("did not finish within %s", limit+verifierGrace)
 	}
-	return false, ""
+	return jobRunning, ""
+}
+
+// failedPod tells a failed Job's check that failed (exit code
+// ExitCheckFailed) from one that was not made, by how its pod ended.
+func failedPod(j *batchv1.Job, pod *corev1.Pod, reason string) (jobEnd, string) {
+	if reason == "" {
+		reason = "Failed"
+	}
+	st := verifyContainer(j, pod)
+	switch {
+	case pod != nil && pod.Status.Reason != "":
+		return jobNotRun, fmt.Sprintf("failed (%s): its pod was stopped (%s) before its check said pass or fail", reason, pod.Status.Reason)
+	case st == nil || st.State.Terminated == nil:
+		return jobNotRun, fmt.Sprintf("failed (%s) without a container that ran its check to the end", reason)
+	case st.State.Terminated.ExitCode == ExitCheckFailed:
+		return jobCheckFailed, fmt.Sprintf("failed: its check did not pass (exit code %d)", ExitCheckFailed)
+	}
+	t := st.State.Terminated
+	return jobNotRun, fmt.Sprintf("failed (%s): its container exited with code %d (%s), which is not a check's verdict", reason, t.ExitCode, t.Reason)
+}
+
+// verifyContainer is the status of the Job's first container in pod, or
+// nil.
+func verifyContainer(j *batchv1.Job, pod *corev1.Pod) *corev1.ContainerStatus {
+	if pod == nil || len(j.Spec.Template.Spec.Containers) == 0 {
+		return nil
+	}
+	for i := range pod.Status.ContainerStatuses {
+		if st := &pod.Status.ContainerStatuses[i]; st.Name == j.Spec.Template.Spec.Containers[0].Name {
+			return st
+		}
+	}
+	return nil
 }
 
 func ptrValue(p *int64) int64 {
@@ -279,15 +345,11 @@ func ptrValue(p *int64) int64 {
 	return *p
 }
 
-// output is the end of what the Job's newest pod printed, or "" when it
-// cannot be read; the verdict never waits for logs.
-func (r *reconciler) output(ctx context.Context, j *batchv1.Job) string {
-	if r.logs == nil || len(j.Spec.Template.Spec.Containers) == 0 {
-		return ""
-	}
+// newestPod is the Job's newest pod, or nil.
+func (r *reconciler) newestPod(ctx context.Context, j *batchv1.Job) *corev1.Pod {
 	pods := &corev1.PodList{}
 	if err := r.kube.List(ctx, pods, client.InNamespace(j.Namespace), client.MatchingLabels{batchv1.ControllerUidLabel: string(j.UID)}); err != nil || len(pods.Items) == 0 {
-		return ""
+		return nil
 	}
 	newest := &pods.Items[0]
 	for i := range pods.Items {
@@ -295,7 +357,16 @@ func (r *reconciler) output(ctx context.Context, j *batchv1.Job) string {
 			newest = &pods.Items[i]
 		}
 	}
-	out, err := r.logs.Tail(ctx, j.Namespace, newest.Name, j.Spec.Template.Spec.Containers[0].Name, logLines)
+	return newest
+}
+
+// output is the end of what the Job's pod printed, or "" when it cannot
+// be read; the verdict never waits for logs.
+func (r *reconciler) output(ctx context.Context, j *batchv1.Job, pod *corev1.Pod) string {
+	if r.logs == nil || pod == nil || len(j.Spec.Template.Spec.Containers) == 0 {
+		return ""
+	}
+	out, err := r.logs.Tail(ctx, j.Namespace, pod.Name, j.Spec.Template.Spec.Containers[0].Name, logLines)
 	if err != nil {
 		r.log.V(1).Info("cannot read verifier output", "job", j.Name, "error", err.Error())
 		return ""
@@ -347,6 +418,28 @@ func (r *reconciler) checkFailed(ctx context.Context, s *corev1alpha1.BackupVeri
 	setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
 	setCondition(s, corev1alpha1.TypeBackupVerified, false, corev1alpha1.ReasonVerificationFailed, msg)
 	return ctrl.Result{}, true, nil
+}
+
+// withoutVerdict ends the session Failed with reason and msg and gives
+// the Snapshot no verdict: what ran cannot say whether the Snapshot is
+// good. A Snapshot that has a verdict keeps it; one without is marked
+// NotVerified.
+func (r *reconciler) withoutVerdict(ctx context.Context, s *corev1alpha1.BackupVerificationSession, reason xpv2.ConditionReason, msg string) error {
+	snap := &storagev1alpha1.Snapshot{}
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Snapshot}, snap)
+	if client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("cannot get snapshot %q: %w", s.Spec.Snapshot, err)
+	}
+	if err == nil && snap.Status.VerificationStatus == "" {
+		patch := client.MergeFrom(snap.DeepCopy())
+		snap.Status.VerificationStatus = storagev1alpha1.SnapshotNotVerified
+		if err := r.kube.Status().Patch(ctx, snap, patch); err != nil {
+			return fmt.Errorf("cannot mark snapshot %q not verified: %w", snap.Name, err)
+		}
+	}
+	setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
+	setCondition(s, corev1alpha1.TypeBackupVerified, false, reason, msg)
+	return nil
 }
 
 // notePassedCheck adds a passed check's result to the verdict's message.

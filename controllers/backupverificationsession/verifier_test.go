@@ -139,38 +139,72 @@ func TestJobOutcome(t *testing.T) {
 	job := func(deadline *int64, conds ...batchv1.JobCondition) *batchv1.Job {
 		return &batchv1.Job{
 			ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(created)},
-			Spec:       batchv1.JobSpec{ActiveDeadlineSeconds: deadline},
-			Status:     batchv1.JobStatus{Conditions: conds},
+			Spec: batchv1.JobSpec{ActiveDeadlineSeconds: deadline,
+				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "verify"}}}}},
+			Status: batchv1.JobStatus{Conditions: conds},
 		}
 	}
+	failed := batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded}
+	exited := func(code int32, reason string) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "verify", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason}}},
+		}}}
+	}
+	waiting := func(reason string) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "verify", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason}}},
+		}}}
+	}
+	evicted := exited(137, "Error")
+	evicted.Status.Reason = "Evicted"
 	type want struct {
-		Ended   bool
-		Failure string
+		End jobEnd
+		How string
 	}
 	cases := map[string]struct {
 		reason string
 		job    *batchv1.Job
+		pod    *corev1.Pod
 		now    time.Time
 		want   want
 	}{
-		"Running":  {reason: "A Job without an outcome is still running.", job: job(ptr.To[int64](600)), now: created.Add(time.Minute), want: want{}},
-		"Complete": {job: job(nil, batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}), now: created, want: want{Ended: true}},
-		"Failed": {reason: "A Job whose pod failed says so.",
-			job: job(nil, batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonBackoffLimitExceeded}), now: created,
-			want: want{Ended: true, Failure: "failed: its check did not pass (BackoffLimitExceeded)"}},
-		"DeadlineExceeded": {reason: "A Job stopped at its deadline timed out.",
-			job: job(ptr.To[int64](600), batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonDeadlineExceeded}), now: created,
-			want: want{Ended: true, Failure: "timed out after 600s (DeadlineExceeded)"}},
+		"Running": {reason: "A Job without an outcome is still running.", job: job(ptr.To[int64](600)), now: created.Add(time.Minute), want: want{End: jobRunning}},
+		"Complete": {reason: "A completed Job passed.",
+			job: job(nil, batchv1.JobCondition{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}), now: created, want: want{End: jobPassed}},
+		"CheckFailed": {reason: "Exit code 1 is the check's own failure, the one ending that is a verdict.",
+			job: job(nil, failed), pod: exited(1, "Error"), now: created,
+			want: want{End: jobCheckFailed, How: "failed: its check did not pass (exit code 1)"}},
+		"BadArguments": {reason: "Another exit code, such as 2 for bad arguments, is not a verdict.",
+			job: job(nil, failed), pod: exited(2, "Error"), now: created,
+			want: want{End: jobNotRun, How: "failed (BackoffLimitExceeded): its container exited with code 2 (Error), which is not a check's verdict"}},
+		"OOMKilled": {reason: "A container killed for memory did not finish its check.",
+			job: job(nil, failed), pod: exited(137, "OOMKilled"), now: created,
+			want: want{End: jobNotRun, How: "failed (BackoffLimitExceeded): its container exited with code 137 (OOMKilled), which is not a check's verdict"}},
+		"Evicted": {reason: "An evicted pod did not finish its check.",
+			job: job(nil, failed), pod: evicted, now: created,
+			want: want{End: jobNotRun, How: "failed (BackoffLimitExceeded): its pod was stopped (Evicted) before its check said pass or fail"}},
+		"NoPod": {reason: "A failed Job whose pod is gone cannot say that its check failed.",
+			job: job(nil, failed), now: created,
+			want: want{End: jobNotRun, How: "failed (BackoffLimitExceeded) without a container that ran its check to the end"}},
+		"DeadlineExceeded": {reason: "A Job stopped at its deadline, for example while its image was pulled, gave no verdict.",
+			job: job(ptr.To[int64](600), batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: batchv1.JobReasonDeadlineExceeded}),
+			pod: waiting("ImagePullBackOff"), now: created,
+			want: want{End: jobNotRun, How: "timed out after 600s (DeadlineExceeded) before its check said pass or fail"}},
+		"InvalidImage": {reason: "A pod whose image can never be pulled ends the Job at once, without a verdict.",
+			job: job(ptr.To[int64](600)), pod: waiting("InvalidImageName"), now: created.Add(time.Minute),
+			want: want{End: jobNotRun, How: "cannot start its container: InvalidImageName"}},
+		"PullBackOffWaits": {reason: "A pull that may still succeed is waited for.",
+			job: job(ptr.To[int64](600)), pod: waiting("ImagePullBackOff"), now: created.Add(time.Minute), want: want{End: jobRunning}},
 		"StuckPastDeadline": {reason: "A Job nobody ends is given up on after its deadline and a grace period.",
-			job: job(ptr.To[int64](600)), now: created.Add(16 * time.Minute), want: want{Ended: true, Failure: "did not finish within 15m0s"}},
+			job: job(ptr.To[int64](600)), now: created.Add(16 * time.Minute), want: want{End: jobNotRun, How: "did not finish within 15m0s"}},
 		"NoDeadlineStuck": {reason: "A Job without a deadline gets the default one.",
-			job: job(nil), now: created.Add(2 * time.Hour), want: want{Ended: true, Failure: "did not finish within 1h5m0s"}},
-		"FalseConditionIgnored": {job: job(nil, batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionFalse}), now: created, want: want{}},
+			job: job(nil), now: created.Add(2 * time.Hour), want: want{End: jobNotRun, How: "did not finish within 1h5m0s"}},
+		"FalseConditionIgnored": {job: job(nil, batchv1.JobCondition{Type: batchv1.JobFailed, Status: corev1.ConditionFalse}), now: created, want: want{End: jobRunning}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			ended, failure := jobOutcome(tc.job, tc.now)
-			if diff := cmp.Diff(tc.want, want{Ended: ended, Failure: failure}); diff != "" {
+			end, how := jobOutcome(tc.job, tc.pod, tc.now)
+			if diff := cmp.Diff(tc.want, want{End: end, How: how}); diff != "" {
 				t.Errorf("%s\njobOutcome(...): -want +got:\n%s", tc.reason, diff)
 			}
 		})

@@ -130,6 +130,18 @@ const (
 	ReasonVerificationWaiting xpv2.ConditionReason = "WaitingForSession"
 	// ReasonSnapshotPaused: the Snapshot is paused, so it is not verified.
 	ReasonSnapshotPaused xpv2.ConditionReason = "SnapshotPaused"
+	// ReasonContentNotChecked: the restore succeeded, but a component whose
+	// backup holds data compared no restored file with a content manifest
+	// (the manifest is missing or belongs to another restic snapshot), so
+	// nothing supports a verdict. The session fails; the Snapshot's verdict
+	// is left as it was (NotVerified if it had none).
+	ReasonContentNotChecked xpv2.ConditionReason = "ContentNotChecked"
+	// ReasonVerifierNotRun: the verifier's Job ended without its check
+	// saying pass or fail: an exit code other than 0 or 1, an image that
+	// could not be pulled, its deadline, an eviction or a Job that
+	// vanished. The session fails; the Snapshot's verdict is left as it
+	// was (NotVerified if it had none).
+	ReasonVerifierNotRun xpv2.ConditionReason = "VerifierNotRun"
 	// ReasonVerificationSessionHistoryCleaned: old sessions were removed.
 	ReasonVerificationSessionHistoryCleaned xpv2.ConditionReason = "VerificationSessionHistoryCleaned"
 	// ReasonVerificationSessionHistoryCleanupFailed: old sessions could not
