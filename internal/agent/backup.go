@@ -146,11 +146,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		_, err := rc.Check(ctx, restic.CheckOptions{NoLock: true})
 		checked <- err
 	}()
-	restoreChanged := func(ctx context.Context, dir string, paths []string) error {
-		_, err := rc.Restore(ctx, sum.SnapshotID, dir, nil, includePatterns(paths)...)
-		return err
-	}
-	manifestFiles, merr := settleManifest(ctx, files, hashing.wait(), o.ScratchDir, restoreChanged)
+	manifestFiles, merr := storedManifest(ctx, rc, sum.SnapshotID, files, hashing, o.ScratchDir)
 	if err := <-checked; err != nil {
 		return sum, ptr.To(false), err
 	}
@@ -167,6 +163,21 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
 	return sum, ptr.To(true), nil
+}
+
+// storedManifest is the manifest's files of the restic snapshot id: the
+// files restic lists in it, hashed by the hasher while restic read them or
+// taken back from restic when they changed or appeared during the run.
+func storedManifest(ctx context.Context, rc *restic.Restic, id string, files []sourceFile, hashing *contentHasher, scratch string) ([]ManifestFile, error) {
+	stored, err := rc.Files(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the files of restic snapshot %q: %w", id, err)
+	}
+	restore := func(ctx context.Context, dir string, paths []string) error {
+		_, err := rc.Restore(ctx, id, dir, nil, includePatterns(paths)...)
+		return err
+	}
+	return settleManifest(ctx, files, hashing.wait(), stored, scratch, restore)
 }
 
 // unlockStale runs restic's unlock only when the repository holds a lock.

@@ -30,8 +30,15 @@ import (
 // were. Every other file (changed, replaced or removed during the run, or
 // gone before the hasher came to it) is taken back from the new restic
 // snapshot into the scratch directory and hashed there, so its manifest
-// entry is restic's copy; a file the snapshot does not hold is left out,
-// since restic did not store it.
+// entry is restic's copy.
+//
+// Which files the manifest lists is restic's say, not the walk's: after
+// the backup the new snapshot's files are listed (restic ls). A file the
+// snapshot does not hold is left out, since restic did not store it, and a
+// file the snapshot holds but the walk did not see (created while the
+// backup ran) is hashed from restic's copy like a changed one. A live
+// source, such as a database writing new segments, thus gets a manifest
+// that a restore into an empty directory matches file for file.
 
 // fileState tells whether a file changed between two looks at it.
 type fileState struct {
@@ -125,15 +132,25 @@ func hashListed(f sourceFile) hashed {
 type restoreFunc func(ctx context.Context, dir string, files []string) error
 
 // settleManifest turns the hashes taken during the backup into the
-// manifest's files, after restic has finished: files that changed during
-// the run are hashed from restic's copy, which restore puts into a
-// temporary directory under scratch. A file the hasher could not read for
-// a reason other than its removal makes the source incomplete.
-func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, scratch string, restore restoreFunc) ([]ManifestFile, error) {
+// manifest's files, after restic has finished. stored are the regular
+// files restic's snapshot holds, and only they are listed: files that
+// changed during the run, and files the walk did not see, are hashed from
+// restic's copy, which restore puts into a temporary directory under
+// scratch. A stored file the hasher could not read for a reason other
+// than its removal makes the source incomplete.
+func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, stored []string, scratch string, restore restoreFunc) ([]ManifestFile, error) {
+	inSnapshot := make(map[string]bool, len(stored))
+	for _, p := range stored {
+		inSnapshot[p] = true
+	}
 	out := make([]ManifestFile, 0, len(files))
 	var changed, unreadable []string
 	for i, f := range files {
 		h := hashes[i]
+		if !inSnapshot[f.path] {
+			continue
+		}
+		delete(inSnapshot, f.path)
 		if h.err != nil && !errors.Is(h.err, fs.ErrNotExist) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -155,19 +172,26 @@ func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, sc
 		}
 		return nil, &reasonError{reason: reasonSourceIncomplete, msg: "cannot read " + strings.Join(unreadable, "; ")}
 	}
+	// Left are the files restic stored that the walk did not list.
+	for _, p := range stored {
+		if inSnapshot[p] {
+			changed = append(changed, p)
+		}
+	}
 	if len(changed) == 0 {
 		return out, nil
 	}
-	stored, err := hashStored(ctx, changed, scratch, restore)
+	copies, err := hashStored(ctx, changed, scratch, restore)
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, stored...)
+	out = append(out, copies...)
 	return out, nil
 }
 
 // hashStored hashes restic's copies of files that changed during the
-// backup, leaving out those the snapshot does not hold.
+// backup or were not listed before it, leaving out those the snapshot
+// does not hold.
 func hashStored(ctx context.Context, files []string, scratch string, restore restoreFunc) ([]ManifestFile, error) {
 	if scratch != "" {
 		if err := os.MkdirAll(scratch, 0o700); err != nil {
@@ -180,7 +204,7 @@ func hashStored(ctx context.Context, files []string, scratch string, restore res
 	}
 	defer os.RemoveAll(dir)
 	if err := restore(ctx, dir, files); err != nil {
-		return nil, fmt.Errorf("cannot restore the %d files that changed during the backup to hash them: %w", len(files), err)
+		return nil, fmt.Errorf("cannot restore the %d files that changed or appeared during the backup to hash them: %w", len(files), err)
 	}
 	var out []ManifestFile
 	for _, p := range files {

@@ -34,7 +34,11 @@ func TestConcurrentManifestEqualsSequential(t *testing.T) {
 		t.Errorf("restic's copy was asked for, but no file changed")
 		return nil
 	}
-	got, err := settleManifest(context.Background(), files, startHashing(context.Background(), files).wait(), t.TempDir(), restore)
+	var stored []string
+	for _, f := range files {
+		stored = append(stored, f.path)
+	}
+	got, err := settleManifest(context.Background(), files, startHashing(context.Background(), files).wait(), stored, t.TempDir(), restore)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +56,10 @@ func TestSettleManifest(t *testing.T) {
 		during func(t *testing.T, root string)
 		// hashErr replaces the hasher's outcome of b.txt.
 		hashErr error
-		// stored is the content restic's copy has, by relative path; a
-		// path missing from it is not in the snapshot.
+		// listed are the files restic's snapshot holds, by relative path;
+		// nil means a.txt and b.txt.
+		listed []string
+		// stored is the content restic's copy has, by relative path.
 		stored      map[string]string
 		want        map[string]string
 		wantAsked   []string
@@ -71,10 +77,23 @@ func TestSettleManifest(t *testing.T) {
 			wantAsked: []string{"b.txt"},
 		},
 		"RemovedNotStored": {
-			reason:    "A file removed before restic read it is not in the snapshot and leaves the manifest.",
-			during:    func(t *testing.T, root string) { _ = os.Remove(filepath.Join(root, "b.txt")) },
-			want:      map[string]string{"a.txt": "alpha"},
-			wantAsked: []string{"b.txt"},
+			reason: "A file removed before restic read it is not in the snapshot and leaves the manifest.",
+			during: func(t *testing.T, root string) { _ = os.Remove(filepath.Join(root, "b.txt")) },
+			listed: []string{"a.txt"},
+			want:   map[string]string{"a.txt": "alpha"},
+		},
+		"NotStoredUnchanged": {
+			reason: "A file restic did not store leaves the manifest even when the hasher read it unchanged.",
+			listed: []string{"b.txt"},
+			want:   map[string]string{"b.txt": "bee"},
+		},
+		"CreatedDuringBackup": {
+			reason:    "A file created after the walk that restic stored is in the manifest with restic's copy.",
+			during:    func(t *testing.T, root string) { write(t, filepath.Join(root, "c.txt"), "sea, grown since") },
+			listed:    []string{"a.txt", "b.txt", "c.txt"},
+			stored:    map[string]string{"c.txt": "sea"},
+			want:      map[string]string{"a.txt": "alpha", "b.txt": "bee", "c.txt": "sea"},
+			wantAsked: []string{"c.txt"},
 		},
 		"RemovedAfterRestic": {
 			reason:    "A file removed after restic stored it keeps restic's copy in the manifest.",
@@ -117,7 +136,15 @@ func TestSettleManifest(t *testing.T) {
 				}
 				return nil
 			}
-			got, err := settleManifest(context.Background(), files, hashes, t.TempDir(), restore)
+			listed := tc.listed
+			if listed == nil {
+				listed = []string{"a.txt", "b.txt"}
+			}
+			var stored []string
+			for _, rel := range listed {
+				stored = append(stored, filepath.Join(root, rel))
+			}
+			got, err := settleManifest(context.Background(), files, hashes, stored, t.TempDir(), restore)
 			var re *reasonError
 			gotKind := ""
 			if errors.As(err, &re) {
@@ -314,7 +341,11 @@ func TestSettleManifestFromRestic(t *testing.T) {
 		_, err := rc.Restore(ctx, backup.SnapshotID, dir, nil, includePatterns(paths)...)
 		return err
 	}
-	got, err := settleManifest(ctx, files, hashes, t.TempDir(), restore)
+	stored, err := rc.Files(ctx, backup.SnapshotID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := settleManifest(ctx, files, hashes, stored, t.TempDir(), restore)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,5 +356,73 @@ func TestSettleManifestFromRestic(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("settleManifest() with restic's copies: -want +got:\n%s", diff)
+	}
+}
+
+// TestStoredManifestFromRestic backs up with real restic a source that
+// changes between the walk and restic's read: restic's snapshot decides
+// which files the manifest lists, and their hashes are what it stored.
+func TestStoredManifestFromRestic(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		// between changes the source after the walk, before restic runs.
+		between func(t *testing.T, root string)
+		want    map[string]string
+	}{
+		"Unchanged": {
+			reason: "Without changes the manifest lists the walked files.",
+			want:   map[string]string{"a.txt": "alpha", "b.txt": "bee"},
+		},
+		"Created": {
+			reason: "A file created after the walk and stored by restic is listed with the content restic read.",
+			between: func(t *testing.T, root string) {
+				writeTree(t, root, map[string]string{"new/c.txt": "sea", "new/[odd]*.txt": "odd"})
+			},
+			want: map[string]string{"a.txt": "alpha", "b.txt": "bee", "new/c.txt": "sea", "new/[odd]*.txt": "odd"},
+		},
+		"Removed": {
+			reason:  "A file removed after the walk, which restic did not store, is not listed.",
+			between: func(t *testing.T, root string) { _ = os.Remove(filepath.Join(root, "b.txt")) },
+			want:    map[string]string{"a.txt": "alpha"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			root := t.TempDir()
+			writeTree(t, root, map[string]string{"a.txt": "alpha", "b.txt": "bee"})
+			rc, err := restic.New(restic.Options{Binary: servers.Binary(t, "restic"), Repository: t.TempDir(), Password: "stored"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rc.Init(ctx); err != nil {
+				t.Fatal(err)
+			}
+			files, err := walkSource([]string{root}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hashing := startHashing(ctx, files)
+			hashing.wait()
+			if tc.between != nil {
+				tc.between(t, root)
+			}
+			backup, err := rc.Backup(ctx, restic.BackupOptions{Paths: []string{root}, Host: "stored"}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := storedManifest(ctx, rc, backup.SnapshotID, files, hashing, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []ManifestFile
+			for rel, content := range tc.want {
+				want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), SHA256: sum(content)})
+			}
+			byPath := cmpopts.SortSlices(func(a, b ManifestFile) bool { return a.Path < b.Path })
+			if diff := cmp.Diff(want, got, byPath, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s\nstoredManifest(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }

@@ -328,3 +328,27 @@ func (r *Restic) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, e
 	}
 	return sum, err
 }
+
+// Files lists the paths of the regular files snapshot holds, in the order
+// restic ls prints them; directories, symbolic links and other entries are
+// left out.
+func (r *Restic) Files(ctx context.Context, snapshot string) ([]string, error) {
+	if snapshot == "" {
+		return nil, errors.New("cannot list a snapshot's files: no snapshot given")
+	}
+	var files []string
+	err := r.run(ctx, "ls", []string{"--", snapshot}, func(line []byte) {
+		var n struct {
+			StructType string `json:"struct_type"`
+			Type       string `json:"type"`
+			Path       string `json:"path"`
+		}
+		if json.Unmarshal(line, &n) == nil && n.StructType == "node" && n.Type == "file" {
+			files = append(files, n.Path)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return files, nil
+}
