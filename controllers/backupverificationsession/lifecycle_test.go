@@ -105,7 +105,7 @@ func newReconciler(t *testing.T, now time.Time, objs ...client.Object) (*reconci
 	if err := storagev1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
 	clk := clocktesting.NewFakeClock(now)
 	return &reconciler{kube: kube, clock: clk, log: logr.Discard()}, kube, clk
 }

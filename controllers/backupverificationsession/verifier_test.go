@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -246,6 +247,50 @@ func TestLastLineAndClip(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.last, lastLine(tc.in)); diff != "" {
 				t.Errorf("lastLine(%q): -want +got:\n%s", tc.in, diff)
+			}
+		})
+	}
+}
+
+// TestWithoutVerdict: a session that ends without a verdict fails with its
+// reason, marks a Snapshot that had no verdict NotVerified and leaves a
+// Snapshot's earlier verdict as it was.
+func TestWithoutVerdict(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		had    storagev1alpha1.VerificationStatus
+		want   storagev1alpha1.VerificationStatus
+	}{
+		"NoVerdictYet":   {reason: "A Snapshot never judged is marked NotVerified.", had: "", want: storagev1alpha1.SnapshotNotVerified},
+		"VerifiedKept":   {reason: "An earlier Verified stays.", had: storagev1alpha1.SnapshotVerified, want: storagev1alpha1.SnapshotVerified},
+		"FailedKept":     {reason: "An earlier VerificationFailed stays.", had: storagev1alpha1.SnapshotVerificationFailed, want: storagev1alpha1.SnapshotVerificationFailed},
+		"NotVerifiedSet": {reason: "NotVerified stays NotVerified.", had: storagev1alpha1.SnapshotNotVerified, want: storagev1alpha1.SnapshotNotVerified},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			snap := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "snap-1", Namespace: "default"},
+				Status: storagev1alpha1.SnapshotStatus{VerificationStatus: tc.had, VerificationSession: "earlier"}}
+			s := session("s", "snap-1", 0)
+			r, kube, _ := newReconciler(t, t0, snap)
+			if err := r.withoutVerdict(ctx, &s, corev1alpha1.ReasonVerifierNotRun, "verifier job \"s-verify\" timed out"); err != nil {
+				t.Fatal(err)
+			}
+			got := &storagev1alpha1.Snapshot{}
+			if err := kube.Get(ctx, client.ObjectKeyFromObject(snap), got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got.Status.VerificationStatus); diff != "" {
+				t.Errorf("%s\nthe Snapshot's verificationStatus: -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff("earlier", got.Status.VerificationSession); diff != "" {
+				t.Errorf("the Snapshot's verificationSession: -want +got:\n%s", diff)
+			}
+			if diff := cmp.Diff(corev1alpha1.VerificationSessionFailed, phase(&s)); diff != "" {
+				t.Errorf("the session's phase: -want +got:\n%s", diff)
+			}
+			if diff := cmp.Diff(corev1alpha1.ReasonVerifierNotRun, s.GetCondition(corev1alpha1.TypeBackupVerified).Reason); diff != "" {
+				t.Errorf("the BackupVerified reason: -want +got:\n%s", diff)
 			}
 		})
 	}
