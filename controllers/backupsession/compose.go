@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -241,19 +242,42 @@ func (r *reconciler) planInputs(ctx context.Context, bs *corev1alpha1.BackupSess
 			return plan.Inputs{}, fmt.Errorf("cannot get target %s %s/%s: %w", t.Kind, ns, t.Name, err)
 		}
 		in.Target = u
-		if t.Kind == "DaemonSet" {
-			nodes, err := r.nodesOf(ctx, u)
+		switch t.Kind {
+		case "DaemonSet":
+			pods, err := PodNodes(ctx, r.api, u)
 			if err != nil {
 				return plan.Inputs{}, err
 			}
-			in.Nodes = nodes
+			in.Nodes = nodesOf(pods)
+		case "StatefulSet", "Deployment":
+			if in.PodNodes, err = PodNodes(ctx, r.api, u); err != nil {
+				return plan.Inputs{}, err
+			}
 		}
 	}
 	return in, nil
 }
 
-// nodesOf lists, in order, the nodes the pods of a workload run on.
-func (r *reconciler) nodesOf(ctx context.Context, u *unstructured.Unstructured) ([]string, error) {
+// nodesOf lists, in order and once each, the nodes pods run on.
+func nodesOf(podNodes map[string]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range podNodes {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PodNodes are the nodes a workload's live pods run on, by pod name: the
+// pods its selector matches that it controls (a Deployment through one of
+// its ReplicaSets), scheduled, not finished and not being deleted. It
+// reads straight from the API server: the controllers keep no cache of
+// pods.
+func PodNodes(ctx context.Context, api client.Reader, u *unstructured.Unstructured) (map[string]string, error) {
 	sel := &metav1.LabelSelector{}
 	if m, found, _ := unstructured.NestedMap(u.Object, "spec", "selector"); found {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, sel); err != nil {
@@ -265,22 +289,32 @@ func (r *reconciler) nodesOf(ctx context.Context, u *unstructured.Unstructured) 
 		return nil, fmt.Errorf("cannot use selector of %s %q: %w", u.GetKind(), u.GetName(), err)
 	}
 	pods := &corev1.PodList{}
-	// Straight from the API server: the controller keeps no cache of pods.
-	if err := r.api.List(ctx, pods, client.InNamespace(u.GetNamespace()), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+	if err := api.List(ctx, pods, client.InNamespace(u.GetNamespace()), client.MatchingLabelsSelector{Selector: selector}); err != nil {
 		return nil, fmt.Errorf("cannot list pods of %s %q: %w", u.GetKind(), u.GetName(), err)
 	}
-	seen := map[string]bool{}
-	var out []string
+	out := map[string]string{}
 	for _, p := range pods.Items {
-		owner := metav1.GetControllerOf(&p)
-		if owner == nil || owner.UID != u.GetUID() || p.Spec.NodeName == "" || p.DeletionTimestamp != nil || seen[p.Spec.NodeName] {
+		if !controlledBy(&p, u) || p.Spec.NodeName == "" || p.DeletionTimestamp != nil ||
+			p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		seen[p.Spec.NodeName] = true
-		out = append(out, p.Spec.NodeName)
+		out[p.Name] = p.Spec.NodeName
 	}
-	sort.Strings(out)
 	return out, nil
+}
+
+// controlledBy says whether a pod belongs to the workload: its controller
+// is the workload or, for a Deployment, one of the Deployment's
+// ReplicaSets (named after it).
+func controlledBy(p *corev1.Pod, u *unstructured.Unstructured) bool {
+	owner := metav1.GetControllerOf(p)
+	switch {
+	case owner == nil:
+		return false
+	case owner.UID == u.GetUID():
+		return true
+	}
+	return u.GetKind() == "Deployment" && owner.Kind == "ReplicaSet" && strings.HasPrefix(owner.Name, u.GetName()+"-")
 }
 
 // watchExecution records the Snapshots' phases and makes sure none waits

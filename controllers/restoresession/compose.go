@@ -21,6 +21,7 @@ import (
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/controllers/backupsession"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/agent"
@@ -80,6 +81,12 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 	setCondition(rs, corev1alpha1.TypeRestoreTargetFound, true, corev1alpha1.ReasonRestoreTargetFound, "")
 	rs.Status.TargetFound = ptr.To(true)
 	in.Target = u
+	if t.Kind == "StatefulSet" || t.Kind == "Deployment" {
+		// A restore into claims a running pod uses writes on its node.
+		if in.PodNodes, err = backupsession.PodNodes(ctx, r.reader, u); err != nil {
+			return in, "", "", err
+		}
+	}
 
 	repo := &storagev1alpha1.Repository{}
 	err = r.kube.Get(ctx, client.ObjectKey{Namespace: repoNS, Name: ds.Repository}, repo)

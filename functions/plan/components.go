@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -38,14 +39,16 @@ type component struct {
 // places: one per pod of a StatefulSet, each with its ordinal's claims; one
 // per node a DaemonSet runs on, pinned to the node; else the whole target
 // as the one component "dump". Volumes the task names itself are one
-// component.
-func components(t render.Target, workload *unstructured.Unstructured, listed bool, nodes []string) ([]component, error) {
+// component. A component that mounts claims runs on the node of the pod
+// using them (podNodes, by pod name), so that a ReadWriteOnce volume can
+// attach; with no such pod running it may run anywhere.
+func components(t render.Target, workload *unstructured.Unstructured, listed bool, nodes []string, podNodes map[string]string) ([]component, error) {
 	if listed || !isTarget(t, workload) {
-		return []component{{name: storagev1alpha1.ComponentDump, target: t}}, nil
+		return []component{{name: storagev1alpha1.ComponentDump, target: withClaimsNode(t, workload, podNodes)}}, nil
 	}
 	switch t.Kind {
 	case "StatefulSet":
-		return podComponents(t, workload)
+		return podComponents(t, workload, podNodes)
 	case "DaemonSet":
 		if len(nodes) == 0 {
 			return nil, fmt.Errorf("cannot plan components of daemonset %q: none of its pods runs on a node", t.Name)
@@ -58,13 +61,41 @@ func components(t render.Target, workload *unstructured.Unstructured, listed boo
 		}
 		return out, nil
 	}
-	return []component{{name: storagev1alpha1.ComponentDump, target: t}}, nil
+	return []component{{name: storagev1alpha1.ComponentDump, target: withClaimsNode(t, workload, podNodes)}}, nil
+}
+
+// withClaimsNode pins a target that mounts claims of its workload to the
+// node of one of the workload's running pods (the first by name), which
+// has them attached; a target pinned already, one without claims, and one
+// whose workload runs no pod are left as they are.
+func withClaimsNode(t render.Target, workload *unstructured.Unstructured, podNodes map[string]string) render.Target {
+	if t.NodeName != "" || !isTarget(t, workload) || !mountsClaim(t.Volumes) || len(podNodes) == 0 {
+		return t
+	}
+	pods := make([]string, 0, len(podNodes))
+	for p := range podNodes {
+		pods = append(pods, p)
+	}
+	sort.Strings(pods)
+	t.NodeName = podNodes[pods[0]]
+	return t
+}
+
+// mountsClaim says whether any of the volumes is a PersistentVolumeClaim.
+func mountsClaim(vols []corev1.Volume) bool {
+	for _, v := range vols {
+		if v.PersistentVolumeClaim != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // podComponents gives each pod of a StatefulSet its component, with the
 // claims its volumeClaimTemplates made for the pod's ordinal besides the
-// pod template's volumes.
-func podComponents(t render.Target, sts *unstructured.Unstructured) ([]component, error) {
+// pod template's volumes, on the node the pod runs on (podNodes) if it
+// runs.
+func podComponents(t render.Target, sts *unstructured.Unstructured, podNodes map[string]string) ([]component, error) {
 	replicas, found, err := unstructured.NestedInt64(sts.Object, "spec", "replicas")
 	if err != nil {
 		return nil, fmt.Errorf("cannot read replicas of statefulset %q: %w", t.Name, err)
@@ -87,6 +118,9 @@ func podComponents(t render.Target, sts *unstructured.Unstructured) ([]component
 			c.target.Volumes = append(c.target.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{
 				PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: fmt.Sprintf("%s-%s-%d", name, t.Name, i)},
 			}})
+		}
+		if mountsClaim(c.target.Volumes) {
+			c.target.NodeName = podNodes[fmt.Sprintf("%s-%d", t.Name, i)]
 		}
 		out = append(out, c)
 	}

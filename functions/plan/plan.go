@@ -55,6 +55,9 @@ type Inputs struct {
 	// Nodes the target's pods run on: a DaemonSet has one component per
 	// node. A restore without them takes the node from the component name.
 	Nodes []string
+	// PodNodes are the nodes the target's running pods are on, by pod
+	// name: a component that mounts a pod's claims runs on its node.
+	PodNodes map[string]string
 }
 
 // SessionName is the name of the BackupSession of a configuration's session
@@ -101,7 +104,7 @@ func Backup(bc *corev1alpha1.BackupConfiguration, session string, in Inputs) ([]
 			if err != nil {
 				return nil, err
 			}
-			parts, err := components(target, in.Target, listsVolumes(ref), in.Nodes)
+			parts, err := components(target, in.Target, listsVolumes(ref), in.Nodes, in.PodNodes)
 			if err != nil {
 				return nil, err
 			}

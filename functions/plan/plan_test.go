@@ -148,9 +148,32 @@ func TestBackupComponents(t *testing.T) {
 		task    corev1alpha1.TaskReference
 		target  *unstructured.Unstructured
 		nodes   []string
+		pods    map[string]string
 		want    []part
 		wantErr string
 	}{
+		"StatefulSetOnPodNodes": {
+			reason: "Each pod's component runs on the node of the pod using its claims, so a ReadWriteOnce volume attaches; a pod not running leaves its component unpinned.",
+			kind:   "StatefulSet", task: backupTask, target: statefulSet(t, ptr.To[int32](3)),
+			pods: map[string]string{"db-0": "node-a", "db-2": "node-b", "other-1": "node-c"},
+			want: []part{
+				{Component: "dump-pod-0", Volumes: []string{"data=claim:data-db-0", "wal=claim:wal-db-0"}, Mounts: dbMounts, Node: "node-a"},
+				{Component: "dump-pod-1", Volumes: []string{"data=claim:data-db-1", "wal=claim:wal-db-1"}, Mounts: dbMounts},
+				{Component: "dump-pod-2", Volumes: []string{"data=claim:data-db-2", "wal=claim:wal-db-2"}, Mounts: dbMounts, Node: "node-b"},
+			},
+		},
+		"DeploymentOnPodNode": {
+			reason: "A Deployment's claim is mounted on the node of its running pod (the first by name).",
+			kind:   "Deployment", task: backupTask, target: deploymentOf(t),
+			pods: map[string]string{"db-7c9-x2": "node-b", "db-7c9-a1": "node-a"},
+			want: []part{{Component: "dump", Volumes: []string{"data=claim:db-data"}, Mounts: []string{"data@/var/lib/db"}, Node: "node-a"}},
+		},
+		"DaemonSetKeepsItsNodes": {
+			reason: "A DaemonSet's components stay on the nodes they are named after, whatever pod runs where.",
+			kind:   "DaemonSet", task: backupTask, target: daemonSet(t), nodes: []string{"node-a"},
+			pods: map[string]string{"db-x": "node-z"},
+			want: []part{{Component: "dump-node-a", Volumes: []string{"data=host:/srv/db"}, Mounts: []string{"data@/var/lib/db"}, Node: "node-a"}},
+		},
 		"StatefulSet": {
 			reason: "Each pod of a StatefulSet is a component with the claims of its ordinal, its mounts, and no ConfigMap.",
 			kind:   "StatefulSet", task: backupTask, target: statefulSet(t, ptr.To[int32](3)),
@@ -197,7 +220,7 @@ func TestBackupComponents(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			got, err := plan.Backup(backupConfiguration(tc.kind, tc.task), "nightly", plan.Inputs{
-				Catalog: catalog(t), Target: tc.target, Nodes: tc.nodes, SessionName: "db-backup-nightly-1",
+				Catalog: catalog(t), Target: tc.target, Nodes: tc.nodes, PodNodes: tc.pods, SessionName: "db-backup-nightly-1",
 			})
 			if diff := cmp.Diff(tc.wantErr, errString(err)); diff != "" {
 				t.Fatalf("\n%s\nBackup(...): -want error +got error:\n%s", tc.reason, diff)
@@ -225,14 +248,15 @@ func TestBackupJobsPerComponent(t *testing.T) {
 		kind   string
 		target *unstructured.Unstructured
 		nodes  []string
+		pods   map[string]string
 		want   map[string]string
 	}{
 		"StatefulSet": {
-			reason: "Each pod's Job is named after its component.",
-			kind:   "StatefulSet", target: statefulSet(t, ptr.To[int32](2)),
+			reason: "Each pod's Job is named after its component, and runs on the node of the pod whose claims it mounts.",
+			kind:   "StatefulSet", target: statefulSet(t, ptr.To[int32](2)), pods: map[string]string{"db-1": "node-b"},
 			want: map[string]string{
 				"db-backup-nightly-1-logical-backup-dump-pod-0": "",
-				"db-backup-nightly-1-logical-backup-dump-pod-1": "",
+				"db-backup-nightly-1-logical-backup-dump-pod-1": "node-b",
 			},
 		},
 		"DaemonSetLongNode": {
@@ -252,7 +276,7 @@ func TestBackupJobsPerComponent(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			inputs, err := plan.Backup(backupConfiguration(tc.kind, backupTask), "nightly", plan.Inputs{
-				Catalog: catalog(t), Target: tc.target, Nodes: tc.nodes, SessionName: "db-backup-nightly-1",
+				Catalog: catalog(t), Target: tc.target, Nodes: tc.nodes, PodNodes: tc.pods, SessionName: "db-backup-nightly-1",
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -66,7 +66,7 @@ func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error)
 			if err != nil {
 				return nil, err
 			}
-			parts, err := components(whole, in.Target, listsVolumes(ref), restoreNodes(whole, in.Nodes, names))
+			parts, err := components(whole, in.Target, listsVolumes(ref), restoreNodes(whole, in.Nodes, names), in.PodNodes)
 			if err != nil {
 				return nil, err
 			}
