@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,10 +66,10 @@ func TestSingleValue(t *testing.T) {
 	}{
 		"OneValue":     {out: "42" + recordSep + "\n", w: want{v: "42"}},
 		"NoTrailing":   {out: "42\n", w: want{v: "42"}},
-		"Null":         {out: recordSep + "\n", w: want{err: "the query returned no rows; it must return exactly one value"}},
-		"NoRows":       {out: "", w: want{err: "the query returned no rows; it must return exactly one value"}},
-		"TwoRows":      {out: "1" + recordSep + "2" + recordSep, w: want{err: "the query returned 2 rows; it must return exactly one value"}},
-		"TwoColumns":   {out: "1" + fieldSep + "2" + recordSep, w: want{err: "the query returned 2 columns; it must return exactly one value"}},
+		"Null":         {out: recordSep + "\n", w: want{err: "cannot use the query's result: it returned no rows, not exactly one value"}},
+		"NoRows":       {out: "", w: want{err: "cannot use the query's result: it returned no rows, not exactly one value"}},
+		"TwoRows":      {out: "1" + recordSep + "2" + recordSep, w: want{err: "cannot use the query's result: it returned 2 rows, not exactly one value"}},
+		"TwoColumns":   {out: "1" + fieldSep + "2" + recordSep, w: want{err: "cannot use the query's result: it returned 2 columns, not exactly one value"}},
 		"PipeInsideOK": {out: "a|b" + recordSep, w: want{v: "a|b"}},
 	}
 	for name, tc := range cases {
@@ -82,11 +83,17 @@ func TestSingleValue(t *testing.T) {
 }
 
 // repoBinDir is bin/postgres of this repository, from `make tools`.
+// Without it the tests that need the server are skipped, unless
+// STASHPLANE_REQUIRE_TOOLS or CI is set: then they fail, so that a run
+// that is meant to check the server never passes without it.
 func repoBinDir(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "..", "..", "bin", "postgres", DefaultBinDir)
 	if _, err := os.Stat(filepath.Join(dir, "postgres")); err != nil {
+		if os.Getenv("STASHPLANE_REQUIRE_TOOLS") != "" || os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL is not in bin/postgres (run make tools): %v", err)
+		}
 		t.Skipf("PostgreSQL is not in bin/postgres (run make tools): %v", err)
 	}
 	return dir
@@ -144,11 +151,11 @@ func TestCheckRun(t *testing.T) {
 	}{
 		"Passes":     {sql: "select count(*) from items", op: "Equal", value: "3", w: want{r: Result{Value: "3", Passed: true}}},
 		"WrongCount": {sql: "select count(*) from items", op: "Equal", value: "4", w: want{r: Result{Value: "3"}}},
-		"TwoValues":  {sql: "select 1, 2", op: "Equal", value: "1", w: want{err: "the query returned 2 columns; it must return exactly one value"}},
+		"TwoValues":  {sql: "select 1, 2", op: "Equal", value: "1", w: want{err: "cannot use the query's result: it returned 2 columns, not exactly one value"}},
 		"NoTable": {sql: "select count(*) from missing", op: "Equal", value: "1",
-			w: want{err: `cannot run the query: exit status 1: ERROR:  relation "missing" does not exist
-LINE 1: select count(*) from missing
-                             ^`}},
+			w: want{err: `cannot run the query: SQLSTATE 42P01 (syntax error or access rule violation)`}},
+		"NoValueQuoted": {sql: "select 'secret-value'::int", op: "Equal", value: "1",
+			w: want{err: `cannot run the query: SQLSTATE 22P02 (data exception)`}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -159,6 +166,89 @@ LINE 1: select count(*) from missing
 			r, err := c.Run(ctx)
 			if diff := cmp.Diff(tc.w, want{r: r, err: errText(err)}, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("Run(%q %s %s): -want +got:\n%s", tc.sql, tc.op, tc.value, diff)
+			}
+		})
+	}
+}
+
+// TestCheckReplicaCopy runs the real PostgreSQL on the data directory of a
+// standby whose restored settings would fetch WAL with a shell command,
+// stream from a primary and preload libraries the verifier lacks: the copy
+// starts as a primary, none of those settings apply, and the restored
+// directory keeps its standby.signal.
+func TestCheckReplicaCopy(t *testing.T) {
+	bin := repoBinDir(t)
+	ctx := context.Background()
+	u := User{UID: 65534, GID: 65534}
+	data := filepath.Join(openDir(t), "pgdata")
+	if err := InitDB(ctx, bin, data, "postgres", u); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(openDir(t), "restore-command-ran")
+	conf := strings.Join([]string{
+		"primary_conninfo = 'host=127.0.0.1 port=1 user=replicator'",
+		"primary_slot_name = 'replica_1'",
+		"restore_command = 'touch " + marker + "'",
+		"archive_mode = on",
+		"archive_command = 'touch " + marker + "'",
+		"shared_preload_libraries = 'no_such_library'",
+		"session_preload_libraries = 'no_such_library'",
+		"local_preload_libraries = 'no_such_library'",
+		"listen_addresses = '*'",
+	}, "\n") + "\n"
+	f, err := os.OpenFile(filepath.Join(data, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(conf); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, signal := range []string{"standby.signal", "recovery.signal"} {
+		if err := os.WriteFile(filepath.Join(data, signal), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := Check{
+		BinDir: bin, DataDir: data, WorkDir: openDir(t), Database: "postgres", User: "postgres",
+		SQL: "select concat_ws(',', pg_is_in_recovery(), current_setting('primary_conninfo'), current_setting('restore_command'), " +
+			"current_setting('shared_preload_libraries'), current_setting('session_preload_libraries'), current_setting('listen_addresses'))",
+		Operator: "Equal", Value: "f,,,,,", RunAs: u, StartTimeout: time.Minute,
+	}
+	r, err := c.Run(ctx)
+	if diff := cmp.Diff(Result{Value: "f,,,,,", Passed: true}, r); diff != "" || err != nil {
+		t.Errorf("Run on a standby's data directory: error %v; -want +got:\n%s", err, diff)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("the restored restore_command or archive_command ran")
+	}
+	if _, err := os.Stat(filepath.Join(data, "standby.signal")); err != nil {
+		t.Errorf("the restored data directory lost its standby.signal: %v", err)
+	}
+}
+
+func TestSQLState(t *testing.T) {
+	cases := map[string]struct {
+		out, code, class string
+	}{
+		"Error":   {out: "ERROR:  22P02: invalid input syntax for type integer: \"secret\"\nLOCATION:  pg_strtoint32, numutils.c:320", code: "22P02", class: "data exception"},
+		"Fatal":   {out: "psql: error: connection to server on socket \"/s/.s.PGSQL.5432\" failed: FATAL:  3D000: database \"shop\" does not exist", code: "3D000", class: "invalid catalog name"},
+		"Unknown": {out: "ERROR:  P0001: raised", code: "P0001", class: "class P0"},
+		"None":    {out: "psql: could not connect", code: ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			code := sqlState(tc.out)
+			if diff := cmp.Diff(tc.code, code); diff != "" {
+				t.Errorf("sqlState(%q): -want +got:\n%s", tc.out, diff)
+			}
+			if code == "" {
+				return
+			}
+			if diff := cmp.Diff(tc.class, sqlStateClass(code)); diff != "" {
+				t.Errorf("sqlStateClass(%q): -want +got:\n%s", code, diff)
 			}
 		})
 	}

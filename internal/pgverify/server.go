@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,11 +77,42 @@ type Server struct {
 	err    error
 }
 
+// Error is a check that could not be made. Its message is one short line
+// that says what went wrong without quoting the server's log or psql's
+// output, which may hold row values or settings; Detail keeps those for a
+// debug run.
+type Error struct {
+	Msg    string
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// overrides are the settings Start forces over the restored configuration:
+// nothing that reaches outside the Job (no TCP listener, no archiving, no
+// WAL fetched by a shell command or streamed from a primary, no
+// replication slot) and nothing the verifier lacks (no preloaded
+// libraries, no SSL files, no log collector).
+var overrides = []string{
+	"listen_addresses=",
+	"archive_mode=off",
+	"archive_command=",
+	"restore_command=",
+	"primary_conninfo=",
+	"primary_slot_name=",
+	"shared_preload_libraries=",
+	"session_preload_libraries=",
+	"local_preload_libraries=",
+	"logging_collector=off",
+	"ssl=off",
+}
+
 // Start runs postgres on dataDir with its socket in socketDir, which it
-// makes. The restored configuration is kept except what would reach
-// outside the Job or needs what the verifier lacks: no TCP listener, no
-// archiving, no preloaded libraries, and an hba file that trusts local
-// connections on the private socket.
+// makes. The restored configuration is kept except the overrides, and an
+// hba file that trusts local connections on the private socket replaces
+// the restored one. Without the standby.signal or recovery.signal that
+// CopyDataDir leaves out, a copy of a replica starts as a primary after
+// crash recovery.
 func Start(ctx context.Context, bin, dataDir, socketDir string, u User) (*Server, error) {
 	if err := os.MkdirAll(socketDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot make socket directory %q: %w", socketDir, err)
@@ -96,15 +128,11 @@ func Start(ctx context.Context, bin, dataDir, socketDir string, u User) (*Server
 		return nil, fmt.Errorf("cannot hand %q to the server's user: %w", hba, err)
 	}
 	s := &Server{bin: bin, socket: socketDir, log: &tailBuffer{max: 4 << 10}, exited: make(chan struct{})}
-	s.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", dataDir,
-		"-c", "listen_addresses=",
-		"-c", "unix_socket_directories="+socketDir,
-		"-c", "hba_file="+hba,
-		"-c", "archive_mode=off",
-		"-c", "shared_preload_libraries=",
-		"-c", "logging_collector=off",
-		"-c", "ssl=off",
-	)
+	args := []string{"-D", dataDir, "-c", "unix_socket_directories=" + socketDir, "-c", "hba_file=" + hba}
+	for _, o := range overrides {
+		args = append(args, "-c", o)
+	}
+	s.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = sysProcAttr(u)
 	if err := s.cmd.Start(); err != nil {
@@ -128,26 +156,71 @@ func (s *Server) Ready(ctx context.Context, database, user string) error {
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("cannot start postgres: it exited (%v): %s", s.err, s.log.String())
+			return &Error{Msg: fmt.Sprintf("cannot start postgres on the restored data: it exited (%v) while starting", s.err), Detail: s.log.String()}
 		case <-ctx.Done():
-			return fmt.Errorf("cannot reach postgres: %w: %s", ctx.Err(), s.log.String())
+			return &Error{Msg: fmt.Sprintf("cannot reach postgres: it did not accept connections (%v)", ctx.Err()), Detail: s.log.String()}
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
 // Exec runs sql with psql and returns what it printed, unaligned and
-// without headers. ON_ERROR_STOP makes any SQL error fail it.
+// without headers. ON_ERROR_STOP makes any SQL error fail it; the error
+// names the SQLSTATE and its class, and keeps psql's message, which may
+// quote values, as its Detail.
 func (s *Server) Exec(ctx context.Context, database, user, sql string) (string, error) {
 	var out, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "psql"), "-X", "-q", "-A", "-t",
-		"-v", "ON_ERROR_STOP=1", "-F", fieldSep, "-R", recordSep,
+		"-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-F", fieldSep, "-R", recordSep,
 		"-h", s.socket, "-d", database, "-U", user, "-c", sql)
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("cannot run the query: %w: %s", err, strings.TrimSpace(stderr.String()))
+		detail := strings.TrimSpace(stderr.String())
+		if code := sqlState(detail); code != "" {
+			return "", &Error{Msg: fmt.Sprintf("cannot run the query: SQLSTATE %s (%s)", code, sqlStateClass(code)), Detail: detail}
+		}
+		return "", &Error{Msg: fmt.Sprintf("cannot run the query: psql failed (%v)", err), Detail: detail}
 	}
 	return out.String(), nil
+}
+
+// sqlStateRE finds the SQLSTATE psql prints in verbose mode, as in
+// "ERROR:  42P01: relation ... does not exist".
+var sqlStateRE = regexp.MustCompile(`(?m)\b(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}):`)
+
+// sqlState is the first SQLSTATE in psql's output, or "".
+func sqlState(out string) string {
+	if m := sqlStateRE.FindStringSubmatch(out); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// sqlStateClasses name the SQLSTATE classes a verifier query meets most.
+var sqlStateClasses = map[string]string{
+	"08": "connection exception",
+	"0A": "feature not supported",
+	"22": "data exception",
+	"23": "integrity constraint violation",
+	"25": "invalid transaction state",
+	"28": "invalid authorization specification",
+	"3D": "invalid catalog name",
+	"3F": "invalid schema name",
+	"40": "transaction rollback",
+	"42": "syntax error or access rule violation",
+	"53": "insufficient resources",
+	"54": "program limit exceeded",
+	"57": "operator intervention",
+	"58": "system error",
+	"XX": "internal error",
+}
+
+// sqlStateClass names the class of an SQLSTATE.
+func sqlStateClass(code string) string {
+	if c, ok := sqlStateClasses[code[:2]]; ok {
+		return c
+	}
+	return "class " + code[:2]
 }
 
 // Stop shuts the server down (fast shutdown: sessions are ended, the data
@@ -186,14 +259,14 @@ const (
 func SingleValue(out string) (string, error) {
 	out = strings.TrimSuffix(strings.TrimSuffix(out, "\n"), recordSep)
 	if out == "" {
-		return "", errors.New("the query returned no rows; it must return exactly one value")
+		return "", errors.New("cannot use the query's result: it returned no rows, not exactly one value")
 	}
 	rows := strings.Split(out, recordSep)
 	if len(rows) != 1 {
-		return "", fmt.Errorf("the query returned %d rows; it must return exactly one value", len(rows))
+		return "", fmt.Errorf("cannot use the query's result: it returned %d rows, not exactly one value", len(rows))
 	}
 	if cols := strings.Split(rows[0], fieldSep); len(cols) != 1 {
-		return "", fmt.Errorf("the query returned %d columns; it must return exactly one value", len(cols))
+		return "", fmt.Errorf("cannot use the query's result: it returned %d columns, not exactly one value", len(cols))
 	}
 	return rows[0], nil
 }
@@ -202,7 +275,10 @@ func SingleValue(out string) (string, error) {
 // the server to run on: the restored files stay as they were, and the copy
 // is owned by u with the modes PostgreSQL demands (0700 directories). A
 // postmaster.pid left by a server that was running during the backup is
-// not copied. A missing postgresql.conf (Debian keeps it in /etc) is
+// not copied, nor are standby.signal and recovery.signal: the copy of a
+// replica's (or of a server in archive recovery's) data directory is
+// checked as a primary after crash recovery, never as a standby that
+// fetches WAL from elsewhere. A missing postgresql.conf (Debian keeps it in /etc) is
 // written empty so that the defaults apply.
 func CopyDataDir(src, dst string, u User) error {
 	if _, err := os.Stat(filepath.Join(src, "PG_VERSION")); err != nil {
@@ -218,7 +294,7 @@ func CopyDataDir(src, dst string, u User) error {
 		}
 		to := filepath.Join(dst, rel)
 		switch {
-		case rel == "postmaster.pid":
+		case rel == "postmaster.pid" || rel == "standby.signal" || rel == "recovery.signal":
 			return nil
 		case d.IsDir():
 			if err := os.Mkdir(to, 0o700); err != nil {
