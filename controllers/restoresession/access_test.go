@@ -242,7 +242,7 @@ func TestComposeCrossNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ensureAccess(): %v", err)
 	}
-	if err := r.ensureJobs(ctx, rs, in, secret); err != nil {
+	if err := r.ensureJobs(ctx, rs, mustPlan(t, rs, in), secret); err != nil {
 		t.Fatalf("ensureJobs(): %v", err)
 	}
 

@@ -217,14 +217,22 @@ func (r *reconciler) catalog(ctx context.Context) (*render.Catalog, error) {
 	return render.NewCatalog(objs...)
 }
 
-// ensureJobs renders the addon's restore task per component and creates
-// the Jobs, owned by the session. A storageSecret replaces the storage's
-// own Secret, which lives in another namespace.
-func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSession, in plan.Inputs, storageSecret string) error {
+// planRestore plans the restore's tasks, one per task and component,
+// before any access is granted. A plan that cannot be made (a component
+// the target has no part for, a task the addon lacks) will not be made by
+// trying again: it refuses the restore as invalid.
+func planRestore(rs *corev1alpha1.RestoreSession, in plan.Inputs) ([]render.Input, xpv2.ConditionReason, string) {
 	inputs, err := plan.Restore(rs, in)
 	if err != nil {
-		return err
+		return nil, corev1alpha1.ReasonRestoreSpecInvalid, err.Error()
 	}
+	return inputs, "", ""
+}
+
+// ensureJobs renders the planned restore tasks and creates the Jobs,
+// owned by the session. A storageSecret replaces the storage's own
+// Secret, which lives in another namespace.
+func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSession, inputs []render.Input, storageSecret string) error {
 	components := map[string]bool{}
 	for _, input := range inputs {
 		components[input.Context.Component] = true

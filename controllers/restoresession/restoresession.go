@@ -157,6 +157,10 @@ func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSess
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+		var inputs []render.Input
+		if reason == "" {
+			inputs, reason, msg = planRestore(rs, in)
+		}
 		if reason != "" {
 			r.log.V(1).Info("refusing restore", "restoresession", client.ObjectKeyFromObject(rs), "reason", reason)
 			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
@@ -167,7 +171,7 @@ func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSess
 			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
 			return ctrl.Result{}, err
 		}
-		if err := r.ensureJobs(ctx, rs, in, storageSecret); err != nil {
+		if err := r.ensureJobs(ctx, rs, inputs, storageSecret); err != nil {
 			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
 			return ctrl.Result{}, err
 		}
