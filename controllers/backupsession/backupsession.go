@@ -41,6 +41,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/version"
 )
@@ -150,7 +151,7 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 		setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}
-	snaps, err := r.ensureSnapshots(ctx, bs, bc, componentCounts(inputs))
+	snaps, err := r.ensureSnapshots(ctx, bs, bc, componentCounts(inputs), plan.ComponentNodes(inputs))
 	if err != nil {
 		setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
 		return ctrl.Result{}, err

@@ -2,6 +2,7 @@ package backupsession
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -70,8 +71,9 @@ func componentCounts(inputs []render.Input) map[string]int {
 
 // ensureSnapshots makes one Snapshot per repository of the session, owned by
 // its Repository so that it outlives the session, expecting as many
-// components as the plan writes to the repository.
-func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, counts map[string]int) ([]*storagev1alpha1.Snapshot, error) {
+// components as the plan writes to the repository, and recording the node
+// of each component that lives on one (plan.AnnotationComponentNodes).
+func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, counts map[string]int, nodes map[string]string) ([]*storagev1alpha1.Snapshot, error) {
 	s := session(bc, bs.Spec.Session)
 	if s == nil {
 		return nil, fmt.Errorf("backupconfiguration %q has no session %q", bc.Name, bs.Spec.Session)
@@ -110,6 +112,13 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 				Session: bs.Spec.Session, BackupSession: bs.Name, Version: "v1",
 				AppRef: repo.Spec.AppRef, DeletionPolicy: storagev1alpha1.DeletionPolicyDelete,
 			},
+		}
+		if len(nodes) > 0 {
+			b, err := json.Marshal(nodes)
+			if err != nil {
+				return nil, fmt.Errorf("cannot encode the nodes of snapshot %q: %w", name, err)
+			}
+			snap.Annotations = map[string]string{plan.AnnotationComponentNodes: string(b)}
 		}
 		if err := controllerutil.SetControllerReference(repo, snap, r.kube.Scheme()); err != nil {
 			return nil, fmt.Errorf("cannot own snapshot %q: %w", name, err)

@@ -1,6 +1,7 @@
 package plan_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -402,6 +403,102 @@ func TestNodeComponent(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("\n%s\nNodeComponent(%q): -want +got:\n%s", tc.reason, tc.node, diff)
+			}
+		})
+	}
+}
+
+// TestDaemonSetNodesThroughSnapshot backs up a DaemonSet on a node whose
+// name is too long for its component, records the nodes as the backup
+// session does on the Snapshot, and restores: each component goes back to
+// its real node, not to one read from the shortened name.
+func TestDaemonSetNodesThroughSnapshot(t *testing.T) {
+	long := "ip-10-0-0-1.eu-west-1.compute.internal.a-rather-long-node-pool-name"
+	cases := map[string]struct {
+		reason   string
+		nodes    []string
+		annotate bool
+		want     []string
+	}{
+		"Recorded": {
+			reason: "Nodes recorded on the Snapshot are used, the long one included.",
+			nodes:  []string{long, "node-a"}, annotate: true,
+			want: []string{long, "node-a"},
+		},
+		"NotRecorded": {
+			reason: "A Snapshot made before nodes were recorded falls back to the names, which hold short node names whole.",
+			nodes:  []string{"node-a"},
+			want:   []string{"node-a"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			backup, err := plan.Backup(backupConfiguration("DaemonSet", backupTask), "nightly", plan.Inputs{
+				Catalog: catalog(t), Target: daemonSet(t), Nodes: tc.nodes, SessionName: "db-backup-nightly-1",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var components []string
+			for _, in := range backup {
+				components = append(components, in.Context.Component)
+			}
+			snap := snapshotOf(components...)
+			if tc.annotate {
+				b, err := json.Marshal(plan.ComponentNodes(backup))
+				if err != nil {
+					t.Fatal(err)
+				}
+				snap.Annotations = map[string]string{plan.AnnotationComponentNodes: string(b)}
+			}
+			restored, err := plan.Restore(restoreSession("DaemonSet"), plan.Inputs{
+				Catalog: catalog(t), Target: daemonSet(t), Snapshot: snap,
+				Repository: &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, in := range restored {
+				got = append(got, in.Context.Target.NodeName)
+			}
+			sort.Strings(got)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("\n%s\nnodes of the restore's components: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestComponentNodes(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		kind   string
+		target *unstructured.Unstructured
+		nodes  []string
+		pods   map[string]string
+		want   map[string]string
+	}{
+		"DaemonSet": {
+			reason: "Each DaemonSet component is recorded with its node.",
+			kind:   "DaemonSet", target: daemonSet(t), nodes: []string{"node-a", "node-b"},
+			want: map[string]string{"dump-node-a": "node-a", "dump-node-b": "node-b"},
+		},
+		"StatefulSet": {
+			reason: "A StatefulSet's pod may move: the node its Job ran on is not recorded.",
+			kind:   "StatefulSet", target: statefulSet(t, ptr.To[int32](1)), pods: map[string]string{"db-0": "node-a"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			inputs, err := plan.Backup(backupConfiguration(tc.kind, backupTask), "nightly", plan.Inputs{
+				Catalog: catalog(t), Target: tc.target, Nodes: tc.nodes, PodNodes: tc.pods, SessionName: "db-backup-nightly-1",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, plan.ComponentNodes(inputs)); diff != "" {
+				t.Errorf("\n%s\nComponentNodes(...): -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -66,7 +67,7 @@ func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error)
 			if err != nil {
 				return nil, err
 			}
-			parts, err := components(whole, in.Target, listsVolumes(ref), restoreNodes(whole, in.Nodes, names), in.PodNodes)
+			parts, err := components(whole, in.Target, listsVolumes(ref), restoreNodes(whole, in.Nodes, names, in.Snapshot), in.PodNodes)
 			if err != nil {
 				return nil, err
 			}
@@ -125,15 +126,46 @@ func RestoreComponents(rs *corev1alpha1.RestoreSession, snap *storagev1alpha1.Sn
 	return out
 }
 
+// AnnotationComponentNodes on a Snapshot records, as a JSON object, the
+// node of each component that lives on one node (a DaemonSet's), written
+// when the Snapshot is made: a component's name may end in a hash instead
+// of the whole node name, so a restore reads the node from here.
+const AnnotationComponentNodes = "stashplane.io/component-nodes"
+
+// ComponentNodes are the nodes of the planned components that live on one
+// node, by component, for AnnotationComponentNodes; nil when none does.
+func ComponentNodes(inputs []render.Input) map[string]string {
+	var out map[string]string
+	for _, in := range inputs {
+		if t := in.Context.Target; t.Kind == "DaemonSet" && t.NodeName != "" {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[in.Context.Component] = t.NodeName
+		}
+	}
+	return out
+}
+
 // restoreNodes are the nodes a DaemonSet's components are restored on: the
-// nodes given, else those the components are named after.
-func restoreNodes(t render.Target, nodes, components []string) []string {
+// nodes given, else those the Snapshot recorded for them, else (a Snapshot
+// made before nodes were recorded) those the components are named after.
+func restoreNodes(t render.Target, nodes, components []string, snap *storagev1alpha1.Snapshot) []string {
 	if len(nodes) > 0 || t.Kind != "DaemonSet" {
 		return nodes
 	}
+	var recorded map[string]string
+	if snap != nil {
+		if v := snap.Annotations[AnnotationComponentNodes]; v != "" {
+			// An unreadable record leaves the names to go by.
+			_ = json.Unmarshal([]byte(v), &recorded)
+		}
+	}
 	var out []string
 	for _, c := range components {
-		if n, ok := strings.CutPrefix(c, nodeComponentPrefix); ok && n != "" {
+		if n := recorded[c]; n != "" {
+			out = append(out, n)
+		} else if n, ok := strings.CutPrefix(c, nodeComponentPrefix); ok && n != "" {
 			out = append(out, n)
 		}
 	}
