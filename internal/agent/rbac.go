@@ -71,6 +71,18 @@ func RestoreRules() []rbacv1.PolicyRule {
 	}}
 }
 
+// RestoreRulesFor are RestoreRules for the one RestoreSession named
+// session: what a per-session Role grants, so that a restore Job (or an
+// addon Job running with its ServiceAccount) can report to its own
+// session and never mark another session's component Succeeded.
+func RestoreRulesFor(session string) []rbacv1.PolicyRule {
+	out := RestoreRules()
+	for i := range out {
+		out[i].ResourceNames = []string{session}
+	}
+	return out
+}
+
 // StorageRulesFor are StorageRules for the one BackupStorage named name:
 // what a Role in a storage's namespace grants the Jobs of another.
 func StorageRulesFor(name string) []rbacv1.PolicyRule {

@@ -1,0 +1,25 @@
+package agent
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	rbacv1 "k8s.io/api/rbac/v1"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+)
+
+func TestRestoreRulesFor(t *testing.T) {
+	want := []rbacv1.PolicyRule{{
+		APIGroups:     []string{corev1alpha1.Group},
+		Resources:     []string{"restoresessions/status"},
+		ResourceNames: []string{"app-restore-1"},
+		Verbs:         []string{"patch"},
+	}}
+	if diff := cmp.Diff(want, RestoreRulesFor("app-restore-1")); diff != "" {
+		t.Errorf("RestoreRulesFor lets a restore patch only its own session's status: -want +got:\n%s", diff)
+	}
+	if got := RestoreRules(); len(got) != 1 || len(got[0].ResourceNames) != 0 {
+		t.Errorf("RestoreRulesFor changed RestoreRules: %+v", got)
+	}
+}
