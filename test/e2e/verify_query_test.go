@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -115,8 +117,12 @@ func scriptVerifier(name, scripts, script string) *corev1alpha1.BackupVerifier {
 // Query and Script verifiers on the dev cluster: a Deployment's volume
 // holding a real PostgreSQL data directory is backed up; a query verifier
 // expecting a wrong row count fails the Snapshot with the count it found;
-// a script that exits 1 fails it with the script's last output; a script
-// that checks a restored file verifies it. A second Snapshot is verified by
+// a script that exits 1 fails it with the script's last line only; a
+// script that checks a restored file verifies it. Two sessions end
+// without a verdict, leaving the Snapshot NotVerified: one whose restore
+// compared nothing because the Snapshot's content manifest was moved out
+// of storage (ContentNotChecked), and one whose query PostgreSQL rejects
+// (VerifierNotRun, naming the SQLSTATE and not the value the query held). A second Snapshot is verified by
 // the PostgreSQL query verifier, which starts PostgreSQL on the restored
 // data and counts the rows. Each session's scratch claim and verifier Job
 // are gone afterwards.
@@ -156,6 +162,7 @@ exit 1
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
 		appWithHostDir("app", data),
 		queryVerifier("pg-count", count),
+		queryVerifier("pg-bad-query", `{"dataDirectory": "pgdata", "sql": "select 'private-row-value'::int", "value": 1}`),
 		queryVerifier("pg-wrong-count", `{"dataDirectory": "pgdata", "sql": "select count(*) from items", "operator": "Equal", "value": "7"}`),
 		scriptVerifier("script-ok", scripts, "check-marker.sh"),
 		scriptVerifier("script-fails", scripts, "fail.sh"),
@@ -246,11 +253,55 @@ exit 1
 		}
 	}
 
+	notJudged := func(s *corev1alpha1.BackupVerificationSession, snapshot string, reason xpv2.ConditionReason, want string) {
+		t.Helper()
+		c := s.GetCondition(corev1alpha1.TypeBackupVerified)
+		if s.Status.Phase != corev1alpha1.VerificationSessionFailed || c.Reason != reason || !strings.Contains(c.Message, want) {
+			t.Errorf("session %s: phase %s, BackupVerified %s %s (%s), want Failed %s saying %q", s.Name, s.Status.Phase, c.Status, c.Reason, c.Message, reason, want)
+		}
+		if got := verification(snapshot); got != storagev1alpha1.SnapshotNotVerified {
+			t.Errorf("snapshot %s: verification %s, want NotVerified", snapshot, got)
+		}
+	}
+
 	snap1 := "app-" + first
+	// (d) Without its content manifest the restore compares no file, which
+	// verifies nothing.
+	var manifests []string
+	err := filepath.WalkDir(storageDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && filepath.Base(filepath.Dir(p)) == snap1 && filepath.Base(filepath.Dir(filepath.Dir(p))) == "manifests" {
+			manifests = append(manifests, p)
+		}
+		return err
+	})
+	if err != nil || len(manifests) == 0 {
+		t.Fatalf("no content manifest of snapshot %s under %s (%v)", snap1, storageDir, err)
+	}
+	for _, m := range manifests {
+		if err := os.Rename(m, m+".aside"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notJudged(run("script-ok", snap1), snap1, corev1alpha1.ReasonContentNotChecked, "no file was compared with a content manifest")
+	for _, m := range manifests {
+		if err := os.Rename(m+".aside", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// (e) A query PostgreSQL rejects is no check of the data.
+	bad := run("pg-bad-query", snap1)
+	notJudged(bad, snap1, corev1alpha1.ReasonVerifierNotRun, "SQLSTATE 22P02 (data exception)")
+	if c := bad.GetCondition(corev1alpha1.TypeBackupVerified); strings.Contains(c.Message+bad.Status.VerifierResult, "private-row-value") {
+		t.Errorf("session %s quotes the query's value in its status: %q, result %q", bad.Name, c.Message, bad.Status.VerifierResult)
+	}
 	// (b) A wrong count fails, saying what the query found.
 	failed(run("pg-wrong-count", snap1), snap1, fmt.Sprintf(`query returned "%d", which is not Equal "7"`, pgRows))
-	// (c) A failing script fails with its last output.
-	failed(run("script-fails", snap1), snap1, "missing.txt was not restored", "looking for /restore/missing.txt")
+	// (c) A failing script fails with its last line, and only that.
+	scriptFailed := run("script-fails", snap1)
+	failed(scriptFailed, snap1, "missing.txt was not restored")
+	if c := scriptFailed.GetCondition(corev1alpha1.TypeBackupVerified); strings.Contains(c.Message, "looking for") {
+		t.Errorf("session %s copies more than the script's last line: %q", scriptFailed.Name, c.Message)
+	}
 	// (c) A script that finds the restored file verifies the Snapshot.
 	passed(run("script-ok", snap1), snap1, "marker.txt says: hello from the backup")
 
