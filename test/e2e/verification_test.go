@@ -80,7 +80,8 @@ func packs(t *testing.T, repoDir string) map[string]int64 {
 //     session and the Snapshot carry the restore time and bytes restored,
 //     the session the files checked and the data read;
 //   - a second session for the same Snapshot is Skipped, and the verifier's
-//     history limit of 1 removes the first session and its RestoreSession;
+//     history limit of 1 keeps the first session and its RestoreSession:
+//     skipped sessions are counted apart, and the Snapshot names it;
 //   - a Snapshot whose new pack is overwritten in the storage is
 //     VerificationFailed with a reason naming the pack, and is retried
 //     once by the verifier's retryConfig, the retry failing too;
@@ -195,8 +196,8 @@ func TestVerificationEndToEnd(t *testing.T) {
 	})
 	hostRestic(t, repoDir, "check")
 
-	// (b) The same Snapshot again: skipped; the history limit of 1 then
-	// removes the first session and its RestoreSession.
+	// (b) The same Snapshot again: skipped; the history limit of 1 keeps
+	// the first session and its RestoreSession, the Snapshot's evidence.
 	again := verify.Session("default", "app-verifier", vt.snapshot(snap1), time.Now().Add(time.Hour))
 	if err := kube.Create(ctx, again); err != nil {
 		t.Fatal(err)
@@ -205,7 +206,11 @@ func TestVerificationEndToEnd(t *testing.T) {
 	if c := s.GetCondition(corev1alpha1.TypeBackupVerificationSkipped); s.Status.Phase != corev1alpha1.VerificationSessionSkipped || c.Reason != corev1alpha1.ReasonSnapshotAlreadyVerified {
 		t.Errorf("session %s: phase %s, skipped %s %s, want Skipped SnapshotAlreadyVerified", s.Name, s.Status.Phase, c.Status, c.Reason)
 	}
-	vt.gone(verified, &corev1alpha1.BackupVerificationSession{}, &corev1alpha1.RestoreSession{})
+	for _, o := range []client.Object{&corev1alpha1.BackupVerificationSession{}, &corev1alpha1.RestoreSession{}} {
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: verified}, o); err != nil {
+			t.Errorf("the %T %s that verified snapshot %s is gone after a skipped session: %v", o, verified, snap1, err)
+		}
+	}
 
 	// (c) The second Snapshot, whose new data pack is damaged in the
 	// storage: the reason names the pack, and the verifier retries once.
