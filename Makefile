@@ -41,8 +41,8 @@ verify-generate: generate
 ## test: every tier, building what the tests need first
 test: tools build verify test-unit test-integration test-crossplane test-e2e
 
-test-unit:
-	$(GO) test -count=1 $(UNIT_PKGS)
+test-unit: tools
+	STASHPLANE_REQUIRE_TOOLS=1 $(GO) test -count=1 $(UNIT_PKGS)
 
 test-integration: tools
 	$(GO) test -count=1 ./test/integration/...

@@ -60,7 +60,7 @@ func (r *reconciler) checkStorageUse(ctx context.Context, rs *corev1alpha1.Resto
 // session in its own, read the Repository and Snapshot (by name) in
 // theirs, read the BackupStorage (by name) in its.
 func grants(rs *corev1alpha1.RestoreSession, repo *storagev1alpha1.Repository, snapshot string, st *storagev1alpha1.BackupStorage) map[string][]rbacv1.PolicyRule {
-	out := map[string][]rbacv1.PolicyRule{rs.Namespace: agent.RestoreRules()}
+	out := map[string][]rbacv1.PolicyRule{rs.Namespace: agent.RestoreRulesFor(rs.Name)}
 	out[repo.Namespace] = append(out[repo.Namespace], agent.RestoreReadRules(repo.Name, snapshot)...)
 	out[st.Namespace] = append(out[st.Namespace], agent.StorageRulesFor(st.Name)...)
 	return out

@@ -138,23 +138,24 @@ func TestGrants(t *testing.T) {
 	repo := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team"}}
 	st := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "platform"}}
 	storage := rbacv1.PolicyRule{APIGroups: []string{storagev1alpha1.Group}, Resources: []string{"backupstorages"}, ResourceNames: []string{"shared"}, Verbs: []string{"get"}}
+	report := rbacv1.PolicyRule{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"restoresessions/status"}, ResourceNames: []string{"r"}, Verbs: []string{"patch"}}
 	cases := map[string]struct {
 		reason string
 		ns     string
 		st     *storagev1alpha1.BackupStorage
 		want   map[string][]rbacv1.PolicyRule
 	}{
-		"ThreeNamespaces": {reason: "The session reports in its namespace, reads the Repository and Snapshot in theirs and the storage in its, each by name.",
+		"ThreeNamespaces": {reason: "The session reports on itself only in its namespace, reads the Repository and Snapshot in theirs and the storage in its, each by name.",
 			ns: "clone", st: st,
 			want: map[string][]rbacv1.PolicyRule{
-				"clone":    agent.RestoreRules(),
+				"clone":    {report},
 				"team":     agent.RestoreReadRules("app", "app-1"),
 				"platform": {storage},
 			}},
 		"OneNamespace": {reason: "A restore beside its Repository and storage is granted everything in its namespace, and writes no Snapshot.",
 			ns: "team", st: &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "team"}},
 			want: map[string][]rbacv1.PolicyRule{
-				"team": append(append(agent.RestoreRules(), agent.RestoreReadRules("app", "app-1")...), storage),
+				"team": append(append([]rbacv1.PolicyRule{report}, agent.RestoreReadRules("app", "app-1")...), storage),
 			}},
 	}
 	for name, tc := range cases {
