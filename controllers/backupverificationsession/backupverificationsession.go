@@ -91,7 +91,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		o.Logs = podLogs{cs: cs}
 	}
-	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupverificationsession"),
+	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), clock: o.Clock, log: o.Log.WithValues("controller", "backupverificationsession"),
 		renderer: o.Renderer, image: version.Image(), logs: o.Logs}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupverificationsession").
@@ -108,7 +108,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 }
 
 type reconciler struct {
-	kube  client.Client
+	kube client.Client
+	// api reads past the cache, for the Snapshot's lock.
+	api   client.Reader
 	clock clock.Clock
 	log   logr.Logger
 	// renderer, image and logs run Query and Script verifiers' Jobs.
@@ -141,6 +143,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if cerr := r.removeScratch(ctx, s); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
+		err = errors.Join(err, r.release(ctx, s))
 		wait, ferr := r.finish(ctx, s)
 		err = errors.Join(err, ferr)
 		res = ctrl.Result{RequeueAfter: wait}

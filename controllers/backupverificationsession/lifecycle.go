@@ -2,17 +2,20 @@ package backupverificationsession
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -22,17 +25,116 @@ import (
 // the first session of the chain.
 const LabelRetryOf = "core.stashplane.io/retry-of"
 
-// holder is the session that holds the Snapshot s verifies, or "": of the
-// unfinished sessions of one Snapshot, one that has started its restore
-// holds it, else the oldest (by creation, then name). The others wait, so
-// two restores of one Snapshot never run at once; once the holder has
-// verified the Snapshot, the ones that waited are skipped.
+// holder is the session that holds the Snapshot s verifies, or "" when s
+// holds it. Of the unfinished sessions of one Snapshot, one that has
+// started its restore goes first, else the oldest (by creation, then
+// name); the others wait, and once the first has verified the Snapshot the
+// ones that waited are skipped. That order is read from the cache, which
+// may lag, so the session that goes first also takes the Snapshot's lock
+// (see lock): two restores of one Snapshot never run at once.
 func (r *reconciler) holder(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (string, error) {
+	l := &coordinationv1.Lease{}
+	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: lockName(s.Spec.Snapshot)}, l)
+	if client.IgnoreNotFound(err) != nil {
+		return "", fmt.Errorf("cannot get lease %q: %w", lockName(s.Spec.Snapshot), err)
+	}
+	if err == nil && ownedBy(l, s) {
+		return "", nil
+	}
 	list := &corev1alpha1.BackupVerificationSessionList{}
 	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace)); err != nil {
 		return "", fmt.Errorf("cannot list backupverificationsessions: %w", err)
 	}
-	return holderOf(s, list.Items), nil
+	if h := holderOf(s, list.Items); h != "" {
+		return h, nil
+	}
+	return r.lock(ctx, s)
+}
+
+// lockPrefix begins the name of the Lease that locks a Snapshot for a
+// verification.
+const lockPrefix = "stashplane-verify-"
+
+// lockName is the name of the Lease that locks snapshot: the prefix and
+// the Snapshot's name, cut and made unique by a hash when too long.
+func lockName(snapshot string) string {
+	if n := lockPrefix + snapshot; len(n) <= 253 {
+		return n
+	}
+	h := fmt.Sprintf("%x", sha256.Sum256([]byte(snapshot)))[:8]
+	return lockPrefix + snapshot[:253-len(lockPrefix)-9] + "-" + h
+}
+
+func ownedBy(l *coordinationv1.Lease, s *corev1alpha1.BackupVerificationSession) bool {
+	c := metav1.GetControllerOf(l)
+	return c != nil && c.UID == s.UID
+}
+
+// lock takes the Lease named after the Snapshot s verifies, controlled by
+// s, and returns "" once s holds it. Creating an object is atomic, so of
+// two sessions that both think they go first only one gets it; the other
+// is told the holder's name and waits. A Lease whose holder has finished,
+// or is gone, is removed, so that the next session may take it.
+func (r *reconciler) lock(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (string, error) {
+	l := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: lockName(s.Spec.Snapshot), Namespace: s.Namespace, Labels: map[string]string{LabelSession: s.Name}},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(s.Name)},
+	}
+	if err := controllerutil.SetControllerReference(s, l, r.kube.Scheme()); err != nil {
+		return "", fmt.Errorf("cannot own lease %q: %w", l.Name, err)
+	}
+	err := r.kube.Create(ctx, l)
+	if err == nil {
+		return "", nil
+	}
+	if !kerrors.IsAlreadyExists(err) {
+		return "", fmt.Errorf("cannot create lease %q: %w", l.Name, err)
+	}
+	if err := r.api.Get(ctx, client.ObjectKeyFromObject(l), l); err != nil {
+		return "", fmt.Errorf("cannot get lease %q: %w", l.Name, err)
+	}
+	if ownedBy(l, s) {
+		return "", nil
+	}
+	h := ptr.Deref(l.Spec.HolderIdentity, "")
+	o := &corev1alpha1.BackupVerificationSession{}
+	err = r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: h}, o)
+	if client.IgnoreNotFound(err) != nil {
+		return "", fmt.Errorf("cannot get backupverificationsession %q: %w", h, err)
+	}
+	if err == nil && ownedBy(l, o) && !done(phase(o)) && o.DeletionTimestamp == nil {
+		return h, nil
+	}
+	if err := r.unlock(ctx, l); err != nil {
+		return "", err
+	}
+	return h, nil
+}
+
+// unlock removes the Lease l, unless it changed since it was read.
+func (r *reconciler) unlock(ctx context.Context, l *coordinationv1.Lease) error {
+	err := r.kube.Delete(ctx, l, client.Preconditions{UID: &l.UID, ResourceVersion: &l.ResourceVersion})
+	if client.IgnoreNotFound(err) != nil && !kerrors.IsConflict(err) {
+		return fmt.Errorf("cannot delete lease %q: %w", l.Name, err)
+	}
+	return nil
+}
+
+// release removes the lock a finished session holds on its Snapshot, so
+// that a waiting session need not wait for it to be found stale.
+func (r *reconciler) release(ctx context.Context, s *corev1alpha1.BackupVerificationSession) error {
+	l := &coordinationv1.Lease{}
+	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: lockName(s.Spec.Snapshot)}, l)
+	if kerrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot get lease %q: %w", lockName(s.Spec.Snapshot), err)
+	}
+	if !ownedBy(l, s) {
+		return nil
+	}
+	return r.unlock(ctx, l)
 }
 
 func holderOf(s *corev1alpha1.BackupVerificationSession, all []corev1alpha1.BackupVerificationSession) string {

@@ -2,6 +2,8 @@ package backupverificationsession
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,9 +11,11 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -72,6 +76,84 @@ func TestHolderOf(t *testing.T) {
 	}
 }
 
+func TestHolderLock(t *testing.T) {
+	withUID := func(s corev1alpha1.BackupVerificationSession) *corev1alpha1.BackupVerificationSession {
+		s.UID = types.UID("uid-" + s.Name)
+		return &s
+	}
+	lease := func(holder string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: lockName("snap-1"), Namespace: "default", OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: corev1alpha1.GroupVersion.String(), Kind: "BackupVerificationSession", Name: holder, UID: types.UID("uid-" + holder), Controller: ptr.To(true),
+			}}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder)},
+		}
+	}
+	type want struct {
+		Holder string
+		Lease  string
+	}
+	cases := map[string]struct {
+		reason string
+		others []client.Object
+		want   want
+	}{
+		"Free": {reason: "A session first in line takes the Snapshot's lock.",
+			want: want{Lease: "a"}},
+		"Held": {reason: "A session already holding the lock keeps it, even behind an older session the cache shows.",
+			others: []client.Object{withUID(session("z", "snap-1", -time.Minute)), lease("a")}, want: want{Lease: "a"}},
+		"Older": {reason: "An older unfinished session goes first; the lock is left alone.",
+			others: []client.Object{withUID(session("z", "snap-1", -time.Minute))}, want: want{Holder: "z"}},
+		"Taken": {reason: "A session the cache did not show yet, holding the lock and running, makes this one wait.",
+			others: []client.Object{withUID(session("b", "snap-1", time.Minute)), lease("b")}, want: want{Holder: "b", Lease: "b"}},
+		"Finished": {reason: "A lock whose holder has finished is removed, so the next look takes it.",
+			others: []client.Object{withUID(session("b", "snap-1", time.Minute, corev1.ConditionTrue)), lease("b")}, want: want{Holder: "b"}},
+		"Gone": {reason: "A lock whose holder is gone is removed.",
+			others: []client.Object{lease("b")}, want: want{Holder: "b"}},
+		"OtherSnapshot": {reason: "Another Snapshot's sessions do not matter.",
+			others: []client.Object{withUID(session("z", "snap-2", -time.Minute))}, want: want{Lease: "a"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			a := withUID(session("a", "snap-1", 0))
+			r, kube, _ := newReconciler(t, t0, append([]client.Object{a}, tc.others...)...)
+			var got want
+			var err error
+			got.Holder, err = r.holder(context.Background(), a)
+			if err != nil {
+				t.Fatalf("holder(): %v", err)
+			}
+			l := &coordinationv1.Lease{}
+			if err := kube.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: lockName("snap-1")}, l); client.IgnoreNotFound(err) != nil {
+				t.Fatal(err)
+			} else if err == nil {
+				got.Lease = ptr.Deref(l.Spec.HolderIdentity, "")
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nholder(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestLockName(t *testing.T) {
+	long := strings.Repeat("s", 250)
+	cases := map[string]struct {
+		snapshot string
+		want     string
+	}{
+		"Short": {snapshot: "snap-1", want: "stashplane-verify-snap-1"},
+		"Long":  {snapshot: long, want: lockPrefix + long[:253-len(lockPrefix)-9] + "-" + fmt.Sprintf("%x", sha256.Sum256([]byte(long)))[:8]},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, lockName(tc.snapshot)); diff != "" {
+				t.Errorf("lockName(%q): -want +got:\n%s", tc.snapshot, diff)
+			}
+		})
+	}
+}
+
 func TestSummarise(t *testing.T) {
 	d := func(p string) corev1alpha1.RestoreDifference {
 		return corev1alpha1.RestoreDifference{Path: p, Kind: corev1alpha1.DifferenceMissing}
@@ -105,9 +187,12 @@ func newReconciler(t *testing.T, now time.Time, objs ...client.Object) (*reconci
 	if err := storagev1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
+	if err := coordinationv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
 	clk := clocktesting.NewFakeClock(now)
-	return &reconciler{kube: kube, clock: clk, log: logr.Discard()}, kube, clk
+	return &reconciler{kube: kube, api: kube, clock: clk, log: logr.Discard()}, kube, clk
 }
 
 func verifier(maxRetry int32, delay time.Duration, history int32) *corev1alpha1.BackupVerifier {
