@@ -82,19 +82,32 @@ func TestCheckCrossNamespace(t *testing.T) {
 		local      *storagev1alpha1.LocalSpec
 		ns, secret string
 		repository string
+		snapshot   string
 		want       xpv2.ConditionReason
 		wantMsg    string
 	}{
 		"Admitted": {reason: "A namespace the storage's selector admits restores with its own password.",
 			policy: selector, local: hostPath, ns: "clone", secret: "pw", repository: "app"},
-		"NotAdmitted": {reason: "A namespace the selector does not match is refused, naming the storage.",
+		"NotAdmitted": {reason: "A namespace the selector does not match is refused without naming the storage.",
 			policy: selector, local: hostPath, ns: "stranger", secret: "pw", repository: "app",
 			want:    corev1alpha1.ReasonRestoreNamespaceNotAllowed,
-			wantMsg: `backupstorage platform/shared may not be used from namespace "stranger": its usagePolicy selector does not match namespace "stranger"`},
+			wantMsg: `repository "app" in namespace "team" does not exist or may not be used from namespace "stranger"`},
+		"NotAdmittedMissingRepository": {reason: "A namespace not admitted cannot tell a missing repository from one it may not use.",
+			policy: selector, local: hostPath, ns: "stranger", secret: "pw", repository: "gone",
+			want:    corev1alpha1.ReasonRestoreNamespaceNotAllowed,
+			wantMsg: `repository "gone" in namespace "team" does not exist or may not be used from namespace "stranger"`},
+		"NotAdmittedMissingSnapshot": {reason: "A namespace not admitted learns nothing of the repository's snapshots.",
+			policy: selector, local: hostPath, ns: "stranger", secret: "pw", repository: "app", snapshot: "gone",
+			want:    corev1alpha1.ReasonRestoreNamespaceNotAllowed,
+			wantMsg: `repository "app" in namespace "team" does not exist or may not be used from namespace "stranger"`},
+		"AdmittedMissingSnapshot": {reason: "Once admitted, a namespace is told the snapshot is missing.",
+			policy: selector, local: hostPath, ns: "clone", secret: "pw", repository: "app", snapshot: "gone",
+			want:    corev1alpha1.ReasonRestoreSnapshotNotFound,
+			wantMsg: `snapshot "gone" does not exist`},
 		"SameOnly": {reason: "The default policy admits only the storage's own namespace.",
 			local: hostPath, ns: "clone", secret: "pw", repository: "app",
 			want:    corev1alpha1.ReasonRestoreNamespaceNotAllowed,
-			wantMsg: `backupstorage platform/shared may not be used from namespace "clone": its usagePolicy allows only namespace "platform"`},
+			wantMsg: `repository "app" in namespace "team" does not exist or may not be used from namespace "clone"`},
 		"NoPassword": {reason: "The repository owner's password is never used from another namespace.",
 			policy: all, local: hostPath, ns: "clone", repository: "app",
 			want: corev1alpha1.ReasonRestoreEncryptionSecretRequired,
@@ -104,9 +117,10 @@ func TestCheckCrossNamespace(t *testing.T) {
 			policy: all, local: claim, ns: "clone", secret: "pw", repository: "app",
 			want:    corev1alpha1.ReasonRestoreStorageNotReachable,
 			wantMsg: `backupstorage platform/shared keeps its data on claim "backups", which restore jobs in namespace "clone" cannot mount`},
-		"NoRepository": {reason: "A missing repository is named with its namespace.",
+		"NoRepository": {reason: "A missing repository of another namespace is refused like one the namespace may not use.",
 			policy: all, local: hostPath, ns: "clone", secret: "pw", repository: "gone",
-			want: corev1alpha1.ReasonRestoreRepositoryNotFound, wantMsg: `repository "gone" does not exist in namespace "team"`},
+			want:    corev1alpha1.ReasonRestoreNamespaceNotAllowed,
+			wantMsg: `repository "gone" in namespace "team" does not exist or may not be used from namespace "clone"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -117,6 +131,9 @@ func TestCheckCrossNamespace(t *testing.T) {
 			rs.Spec.Target = &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: "app"}
 			rs.Spec.Addon = &corev1alpha1.AddonInfo{Name: "workload-addon"}
 			rs.Spec.DataSource = corev1alpha1.RestoreDataSource{Namespace: "team", Repository: tc.repository, Snapshot: "latest"}
+			if tc.snapshot != "" {
+				rs.Spec.DataSource.Snapshot = tc.snapshot
+			}
 			if tc.secret != "" {
 				rs.Spec.DataSource.EncryptionSecret = &storagev1alpha1.ObjectReference{Name: tc.secret}
 			}

@@ -88,15 +88,10 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 		}
 	}
 
-	repo := &storagev1alpha1.Repository{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: repoNS, Name: ds.Repository}, repo)
-	if kerrors.IsNotFound(err) {
-		return in, corev1alpha1.ReasonRestoreRepositoryNotFound, fmt.Sprintf("repository %q does not exist in namespace %q", ds.Repository, repoNS), nil
+	repo, reason, msg, err := r.source(ctx, rs, &in)
+	if reason != "" || err != nil {
+		return in, reason, msg, err
 	}
-	if err != nil {
-		return in, "", "", fmt.Errorf("cannot get repository %q: %w", ds.Repository, err)
-	}
-	in.Repository = repo
 
 	snaps := &storagev1alpha1.SnapshotList{}
 	if err := r.kube.List(ctx, snaps, client.InNamespace(repoNS)); err != nil {
@@ -107,19 +102,6 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 		return in, reason, msg, nil
 	}
 	in.Snapshot = snap
-
-	ref := repo.Spec.StorageRef
-	if ref.Namespace == "" {
-		ref.Namespace = repo.Namespace
-	}
-	st := &storagev1alpha1.BackupStorage{}
-	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, st); err != nil {
-		return in, "", "", fmt.Errorf("cannot get backupstorage %s/%s: %w", ref.Namespace, ref.Name, err)
-	}
-	in.Storages = map[string]*storagev1alpha1.BackupStorage{ref.Namespace + "/" + ref.Name: st}
-	if reason, msg, err := r.checkStorageUse(ctx, rs, st); reason != "" || err != nil {
-		return in, reason, msg, err
-	}
 
 	secret := repo.Spec.EncryptionSecret.Name
 	switch {
@@ -148,6 +130,54 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 		return in, corev1alpha1.ReasonRestoreSpecInvalid, err.Error(), nil
 	}
 	return in, "", "", nil
+}
+
+// source gets the Repository the session restores from and its
+// BackupStorage into in, and checks that the session's namespace may use
+// that storage. For a Repository in another namespace, a missing
+// Repository or storage and a usage policy that does not admit the
+// session's namespace all give the same refusal, so a namespace the
+// policy does not admit learns nothing of what the other one holds; the
+// details go to the controller's log.
+func (r *reconciler) source(ctx context.Context, rs *corev1alpha1.RestoreSession, in *plan.Inputs) (*storagev1alpha1.Repository, xpv2.ConditionReason, string, error) {
+	ds := rs.Spec.DataSource
+	repoNS := repositoryNamespace(rs)
+	remote := repoNS != rs.Namespace
+	hidden := func(why string) (*storagev1alpha1.Repository, xpv2.ConditionReason, string, error) {
+		r.log.V(1).Info("refused a restore from another namespace", "restoresession", rs.Namespace+"/"+rs.Name, "why", why)
+		return nil, corev1alpha1.ReasonRestoreNamespaceNotAllowed,
+			fmt.Sprintf("repository %q in namespace %q does not exist or may not be used from namespace %q", ds.Repository, repoNS, rs.Namespace), nil
+	}
+	repo := &storagev1alpha1.Repository{}
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: repoNS, Name: ds.Repository}, repo)
+	switch {
+	case kerrors.IsNotFound(err) && remote:
+		return hidden("the repository does not exist")
+	case kerrors.IsNotFound(err):
+		return nil, corev1alpha1.ReasonRestoreRepositoryNotFound, fmt.Sprintf("repository %q does not exist in namespace %q", ds.Repository, repoNS), nil
+	case err != nil:
+		return nil, "", "", fmt.Errorf("cannot get repository %q: %w", ds.Repository, err)
+	}
+	in.Repository = repo
+
+	ref := repo.Spec.StorageRef
+	if ref.Namespace == "" {
+		ref.Namespace = repo.Namespace
+	}
+	st := &storagev1alpha1.BackupStorage{}
+	err = r.kube.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, st)
+	if kerrors.IsNotFound(err) && remote {
+		return hidden(fmt.Sprintf("backupstorage %s/%s does not exist", ref.Namespace, ref.Name))
+	}
+	if err != nil {
+		return nil, "", "", fmt.Errorf("cannot get backupstorage %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	in.Storages = map[string]*storagev1alpha1.BackupStorage{ref.Namespace + "/" + ref.Name: st}
+	reason, msg, err := r.checkStorageUse(ctx, rs, st)
+	if reason == corev1alpha1.ReasonRestoreNamespaceNotAllowed && remote {
+		return hidden(msg)
+	}
+	return repo, reason, msg, err
 }
 
 // resolveSnapshot finds the Snapshot a restore reads: the one named, or

@@ -147,7 +147,7 @@ func TestRestoreIntoAnotherNamespace(t *testing.T) {
 		says     string
 	}{
 		{admitted, "no-password", string(corev1alpha1.ReasonRestoreEncryptionSecretRequired), "spec.dataSource.encryptionSecret"},
-		{other, "not-admitted", string(corev1alpha1.ReasonRestoreNamespaceNotAllowed), `backupstorage default/shared may not be used from namespace "elsewhere"`},
+		{other, "not-admitted", string(corev1alpha1.ReasonRestoreNamespaceNotAllowed), `in namespace "default" does not exist or may not be used from namespace "elsewhere"`},
 	} {
 		rs := finished(c.ns, c.name)
 		cond := rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured)
