@@ -8,6 +8,7 @@ package pgverify
 import (
 	"fmt"
 	"math/big"
+	"regexp"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
@@ -22,13 +23,27 @@ var Operators = []string{
 	corev1alpha1.OperatorGreaterThanOrEqual,
 }
 
+// decimal is a plain decimal number as PostgreSQL prints one: a sign,
+// digits, a fraction, an exponent of at most four digits. Hexadecimal,
+// binary, octal, digit separators and fractions such as "1/2", which
+// big.Rat also reads, are text.
+var decimal = regexp.MustCompile(`^[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,4})?$`)
+
+// number reads s as a plain decimal number.
+func number(s string) (*big.Rat, bool) {
+	if !decimal.MatchString(s) {
+		return nil, false
+	}
+	return new(big.Rat).SetString(s)
+}
+
 // Compare says whether got stands in the relation op to want. When both
-// are numbers (integers or decimals, of any size) they are compared as
-// numbers, so "5" equals "5.0"; otherwise Equal and NotEqual compare the
+// are plain decimal numbers (integers or decimals, of any size) they are
+// compared as numbers, so "5" equals "5.0"; otherwise Equal and NotEqual compare the
 // text exactly and the ordering operators are an error.
 func Compare(got, op, want string) (bool, error) {
-	g, gok := new(big.Rat).SetString(got)
-	w, wok := new(big.Rat).SetString(want)
+	g, gok := number(got)
+	w, wok := number(want)
 	if gok && wok {
 		c := g.Cmp(w)
 		switch op {
