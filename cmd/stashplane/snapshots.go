@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -22,25 +24,52 @@ func snapshotsCommand() *cobra.Command {
 		Short: "List a repository's Snapshots with their verification, restore time and bytes restored",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if namespace == "" {
+				ns, err := kubeNamespace(clientcmd.NewDefaultClientConfigLoadingRules())
+				if err != nil {
+					return err
+				}
+				namespace = ns
+			}
 			c, err := kubeClient()
 			if err != nil {
 				return err
 			}
-			list := &storagev1alpha1.SnapshotList{}
-			if err := c.List(cmd.Context(), list, client.InNamespace(namespace)); err != nil {
-				return fmt.Errorf("cannot list snapshots: %w", err)
-			}
-			var snaps []storagev1alpha1.Snapshot
-			for _, s := range list.Items {
-				if s.Spec.Repository == args[0] {
-					snaps = append(snaps, s)
-				}
+			snaps, err := repositorySnapshots(cmd.Context(), c, namespace, args[0])
+			if err != nil {
+				return err
 			}
 			return writeSnapshots(cmd.OutOrStdout(), snaps, time.Now())
 		},
 	}
-	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of the repository")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the repository (default: the kubeconfig context's namespace)")
 	return cmd
+}
+
+// kubeNamespace is the namespace of the kubeconfig's current context, as
+// kubectl uses it: "default" when the context names none.
+func kubeNamespace(rules *clientcmd.ClientConfigLoadingRules) (string, error) {
+	ns, _, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).Namespace()
+	if err != nil {
+		return "", fmt.Errorf("cannot read the namespace of the kubeconfig context: %w", err)
+	}
+	return ns, nil
+}
+
+// repositorySnapshots lists the Snapshots of repository in namespace,
+// selected by their repository label on the server.
+func repositorySnapshots(ctx context.Context, c client.Reader, namespace, repository string) ([]storagev1alpha1.Snapshot, error) {
+	list := &storagev1alpha1.SnapshotList{}
+	if err := c.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{storagev1alpha1.LabelRepository: repository}); err != nil {
+		return nil, fmt.Errorf("cannot list snapshots of repository %q: %w", repository, err)
+	}
+	var snaps []storagev1alpha1.Snapshot
+	for _, s := range list.Items {
+		if s.Spec.Repository == repository {
+			snaps = append(snaps, s)
+		}
+	}
+	return snaps, nil
 }
 
 // writeSnapshots prints snaps as a table, newest first, the way kubectl
