@@ -51,12 +51,18 @@ func (r *Runner) Restore(ctx context.Context) error {
 		return notRecorded(err)
 	}
 	start := time.Now()
+	ph := &phases{last: start}
 	rep := r.restoreReporter(start)
-	if err := rep.report(ctx, time.Time{}, "", "", nil); err != nil {
-		return notRecorded(err)
-	}
+	// The Running write goes on while the run resolves its objects, opens
+	// the storage and finds the snapshot; restic writes nothing before it
+	// has landed, and no later write starts before it has.
+	running := rep.reportRunning(ctx)
 	t, err := r.resolve(ctx)
+	ph.mark("resolve")
 	if err != nil {
+		if rerr := running(); rerr != nil {
+			return notRecorded(rerr)
+		}
 		// resolve's errors carry no secret.
 		if rerr := rep.report(ctx, time.Now(), ReasonRestoreNotStarted, err.Error(), nil); rerr != nil {
 			return notRecorded(fmt.Errorf("%w; and %w", err, rerr))
@@ -70,7 +76,11 @@ func (r *Runner) Restore(ctx context.Context) error {
 	res := &restoreResult{}
 	if err = r.connect(ctx, t); err == nil {
 		defer t.bucket.Close()
-		err = r.restore(ctx, t, errs, res)
+		ph.mark("connect")
+		err = r.restore(ctx, t, errs, res, running, ph)
+	}
+	if rerr := running(); rerr != nil {
+		return notRecorded(rerr)
 	}
 	if err != nil {
 		reason, msg := failure(err, errs, t.redact)
@@ -87,10 +97,28 @@ func (r *Runner) Restore(ctx context.Context) error {
 	if err := rep.report(ctx, time.Now(), "", "", res); err != nil {
 		return notRecorded(err)
 	}
+	ph.mark("statusDone")
 	r.Log.Info("restored", "snapshot", o.Snapshot, "component", o.Component, "duration", time.Since(start).Round(time.Millisecond).String(),
 		"files", res.filesRestored, "bytes", res.bytesRestored)
+	r.Log.Info("restore phases", ph.keysAndValues()...)
 	return nil
 }
+
+// phases times the steps of a restore for its "restore phases" log line:
+// each mark ends the step it names, so the steps add up to the run (the
+// restic step includes hashing the files restic has finished).
+type phases struct {
+	last  time.Time
+	steps []any
+}
+
+func (p *phases) mark(step string) {
+	now := time.Now()
+	p.steps = append(p.steps, step, now.Sub(p.last).Round(time.Millisecond).String())
+	p.last = now
+}
+
+func (p *phases) keysAndValues() []any { return p.steps }
 
 // packInMessage finds a pack restic names in an error: "... from PACK
 // failed" when a blob does not decrypt, "Load(<data/PACK>" when a pack
@@ -114,19 +142,25 @@ func shortID(id string) string {
 	return id
 }
 
-func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res *restoreResult) error {
+func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res *restoreResult, running func() error, ph *phases) error {
 	o := r.Options
 	rc, stop, err := r.resticFor(ctx, t, errs)
 	if err != nil {
 		return err
 	}
 	defer stop(context.WithoutCancel(ctx))
-	if err := r.checkData(ctx, rc, res); err != nil {
-		return err
-	}
-	snap, hashes, err := r.snapshotToRestore(ctx, t, rc)
+	ph.mark("bridge")
+	snap, m, hashes, err := r.snapshotToRestore(ctx, t, rc)
+	ph.mark("lookup")
 	defer hashes.wait()
 	if err != nil {
+		return err
+	}
+	if err := running(); err != nil {
+		return err
+	}
+	ph.mark("statusRunning")
+	if err := r.checkData(ctx, rc, res); err != nil {
 		return err
 	}
 	paths := o.Paths
@@ -165,7 +199,10 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 			}
 		}
 	}
-	return r.verifyRestore(ctx, t, paths, snap.ID, fresh, res, hashes)
+	ph.mark("restic")
+	err = r.verifyRestore(ctx, t, m, paths, snap.ID, fresh, res, hashes, ph)
+	ph.mark("verify")
+	return err
 }
 
 // checkData runs restic's check over the part of the packs
@@ -234,24 +271,27 @@ func latestSnapshot(ctx context.Context, rc *restic.Restic, tag string) (*restic
 }
 
 // verifyRestore compares the restored files under paths with the content
-// manifest of the backup, recording a sample of the differences in res. A
-// component backed up before manifests existed has none: that is logged,
-// not failed. A restore that brought back none of the manifest's files
-// fails even with include patterns, which otherwise excuse a missing file.
-func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, resticID string, fresh bool, res *restoreResult, hashes *restoredHasher) error {
+// manifest of the backup (m, as the snapshot lookup read it; read again
+// when the lookup could not), recording a sample of the differences in
+// res. A component backed up before manifests existed has none: that is
+// logged, not failed. A restore that brought back none of the manifest's
+// files fails even with include patterns, which otherwise excuse a
+// missing file.
+func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, paths []string, resticID string, fresh bool, res *restoreResult, hashes *restoredHasher, ph *phases) error {
 	o := r.Options
-	rd, err := t.bucket.NewReader(ctx, backend.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), nil)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		r.Log.Info("no content manifest to compare the restored files with")
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("cannot read the content manifest: %w", err)
-	}
-	defer rd.Close()
-	m, err := DecodeManifest(rd)
-	if err != nil {
-		return err
+	if m == nil {
+		rd, err := t.bucket.NewReader(ctx, backend.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), nil)
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			r.Log.Info("no content manifest to compare the restored files with")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cannot read the content manifest: %w", err)
+		}
+		defer rd.Close()
+		if m, err = DecodeManifest(rd); err != nil {
+			return err
+		}
 	}
 	if m.ResticSnapshot != resticID {
 		r.Log.Info("the content manifest belongs to another restic snapshot; not comparing", "manifest", m.ResticSnapshot, "restored", resticID)
@@ -259,7 +299,9 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, paths []string, r
 	}
 	var missing []corev1alpha1.RestoreDifference
 	listed := map[string]bool{}
+	ph.mark("manifest")
 	hashes.wait()
+	ph.mark("hashTail")
 	for _, f := range m.Files {
 		if !underAny(f.Path, paths) {
 			continue

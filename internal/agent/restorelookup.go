@@ -18,8 +18,9 @@ import (
 // its paths (a backup made before manifests existed) it is the newest
 // restic snapshot tagged with the Snapshot, as restic lists them. The
 // hasher hashes the manifest's files (none without a manifest) as they are
-// restored under target; wait stops it.
-func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Restic) (*restic.Snapshot, *restoredHasher, error) {
+// restored under target; wait stops it. The manifest (nil when it could
+// not be read) goes on to the comparison after the restore.
+func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Restic) (*restic.Snapshot, *Manifest, *restoredHasher, error) {
 	m := r.manifestOf(ctx, t)
 	var files []ManifestFile
 	if m != nil {
@@ -31,10 +32,10 @@ func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Re
 		for i, p := range m.Paths {
 			paths[i] = filepath.Clean(p)
 		}
-		return &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: paths}, hashes, nil
+		return &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: paths}, m, hashes, nil
 	}
 	snap, err := latestSnapshot(ctx, rc, "snapshot="+r.Options.Snapshot)
-	return snap, hashes, err
+	return snap, m, hashes, err
 }
 
 // manifestOf reads the component's content manifest, or nil when there is

@@ -57,8 +57,13 @@ func TestSnapshotToRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := &Runner{Log: logr.Discard(), Options: Options{Snapshot: "app-s1", Component: "dump"}}
-			got, hashes, err := r.snapshotToRestore(ctx, tgt, failing)
+			got, m, hashes, err := r.snapshotToRestore(ctx, tgt, failing)
 			hashes.wait()
+			// The manifest read for the lookup goes on to the comparison,
+			// which then need not read it again.
+			if diff := cmp.Diff(tc.manifest, m); diff != "" {
+				t.Errorf("%s\nmanifest: -want +got:\n%s", tc.reason, diff)
+			}
 			if diff := cmp.Diff(tc.wantErr, err != nil); diff != "" {
 				t.Errorf("%s\nerror %v: -want +got:\n%s", tc.reason, err, diff)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -106,4 +107,13 @@ func (w *restoreReporter) report(ctx context.Context, end time.Time, reason, msg
 		return fmt.Errorf("cannot write component %q of restoresession %q: %w", w.component, w.session, err)
 	}
 	return nil
+}
+
+// reportRunning writes the component as Running in the background; the
+// function it returns waits for the write and returns its error, the same
+// each time it is called.
+func (w *restoreReporter) reportRunning(ctx context.Context) func() error {
+	done := make(chan error, 1)
+	go func() { done <- w.report(ctx, time.Time{}, "", "", nil) }()
+	return sync.OnceValue(func() error { return <-done })
 }

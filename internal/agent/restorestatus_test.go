@@ -1,13 +1,18 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
@@ -132,5 +137,50 @@ func TestRecordDifferences(t *testing.T) {
 		"Changed /f2 (want 4 bytes, sha256 01234567, got 5 bytes, sha256 fedcba98); and 12 more"
 	if diff := cmp.Diff(want, res.mismatchMessage(20)); diff != "" {
 		t.Errorf("mismatchMessage(): -want +got:\n%s", diff)
+	}
+}
+
+func TestReportRunning(t *testing.T) {
+	refused := errors.New("refused")
+	cases := map[string]struct {
+		reason   string
+		reporter bool
+		patchErr error
+		wantErr  bool
+	}{
+		"NoSession": {reason: "Without a RestoreSession nothing is written and there is nothing to wait for."},
+		"Written":   {reason: "A Running write that lands lets the restore go on.", reporter: true},
+		"Refused": {reason: "A Running write that fails stops the restore, as often as it is asked.",
+			reporter: true, patchErr: refused, wantErr: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			patches := 0
+			kube := fake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
+				SubResourcePatch: func(context.Context, client.Client, string, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
+					patches++
+					return tc.patchErr
+				},
+			}).Build()
+			var rep *restoreReporter
+			if tc.reporter {
+				rep = &restoreReporter{kube: kube, namespace: "default", session: "rs", component: "dump", start: time.Unix(0, 0)}
+			}
+			wait := rep.reportRunning(context.Background())
+			first, second := wait(), wait()
+			if diff := cmp.Diff(tc.wantErr, first != nil); diff != "" {
+				t.Errorf("%s\nerror %v: -want +got:\n%s", tc.reason, first, diff)
+			}
+			if diff := cmp.Diff(errors.Is(first, refused), errors.Is(second, refused)); diff != "" {
+				t.Errorf("%s\nsecond wait: -first +second:\n%s", tc.reason, diff)
+			}
+			wantPatches := 0
+			if tc.reporter {
+				wantPatches = 1
+			}
+			if diff := cmp.Diff(wantPatches, patches); diff != "" {
+				t.Errorf("%s\nstatus writes: -want +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }
