@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
+	"github.com/stashplane/stashplane/internal/version"
 )
 
 //go:embed crds/*.yaml
@@ -50,7 +52,9 @@ var addonFiles embed.FS
 
 // Addons returns the built-in Addons and the Functions they name, as typed
 // objects, in file order. The provider installs them at start-up so that a
-// cluster always has the catalog its binary was built with.
+// cluster always has the catalog its binary was built with. A Function's
+// image of the project's registry that the file leaves untagged gets this
+// build's tag, as the stashplane image does.
 func Addons() ([]client.Object, error) {
 	paths, err := fs.Glob(addonFiles, "addons/*.yaml")
 	if err != nil {
@@ -66,9 +70,24 @@ func Addons() ([]client.Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot decode addon file %q: %w", p, err)
 		}
+		for _, o := range objs {
+			if f, ok := o.(*addonsv1alpha1.Function); ok {
+				f.Spec.Image = tagged(f.Spec.Image, version.Tag())
+			}
+		}
 		out = append(out, objs...)
 	}
 	return out, nil
+}
+
+// tagged is image with tag when image is one of the project's and names
+// neither a tag nor a digest; any other image is left as it is.
+func tagged(image, tag string) string {
+	name, ok := strings.CutPrefix(image, version.Registry)
+	if !ok || name == "" || strings.ContainsAny(name, ":@") {
+		return image
+	}
+	return image + ":" + tag
 }
 
 // DecodeAddons decodes a YAML stream of Addons and Functions strictly: an
