@@ -14,13 +14,11 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
-	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 )
 
@@ -35,27 +33,16 @@ import (
 // with only the rules the package ships.
 func TestBackupIntoAnotherNamespace(t *testing.T) {
 	t.Parallel()
-	kube, cluster := withProviderCluster(t, asProviderServiceAccount(packageRules(t)))
+	kube := withPackageProvider(t, &corev1alpha1.BackupConfigurationList{}, &corev1alpha1.BackupSessionList{},
+		&storagev1alpha1.SnapshotList{}, &batchv1.JobList{}, &rbacv1.RoleList{})
 	ctx := context.Background()
-	defer restoreLogsOnFailure(t, kube, cluster.Config())
-	defer dumpOnFailure(t, kube, &corev1alpha1.BackupConfigurationList{})
-	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
-	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
-	defer dumpOnFailure(t, kube, &batchv1.JobList{})
-	defer dumpOnFailure(t, kube, &rbacv1.RoleList{})
-	if err := provider.InstallBuiltins(ctx, kube); err != nil {
-		t.Fatal(err)
-	}
 	const platform, team, stranger = "platform", "team-a", "team-b"
 	s3 := servers.StartS3(t)
 	s3.CreateBucket(t, "backups")
 	storageDir, data := t.TempDir(), t.TempDir()
 	generate(t, data, 90, 31)
 
-	policy := &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{
-		From:     ptr.To(storagev1alpha1.NamespacesFromSelector),
-		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"backups": platform}},
-	}}
+	policy := admitting("backups", platform)
 	remote := s3Storage("shared", s3.Endpoint, "backups")
 	remote.Namespace, remote.Spec.UsagePolicy = platform, policy
 	disk := localStorage("disk", platform, storageDir, nil)

@@ -13,12 +13,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/provider"
 )
 
 // A platform team's storage in namespace default admits the namespaces
@@ -32,16 +30,8 @@ import (
 // it was. The provider runs with only the rules the package ships.
 func TestRestoreIntoAnotherNamespace(t *testing.T) {
 	t.Parallel()
-	// The provider holds only the package's rules, as when installed.
-	kube, cluster := withProviderCluster(t, asProviderServiceAccount(packageRules(t)))
+	kube := withPackageProvider(t, &corev1alpha1.RestoreSessionList{}, &batchv1.JobList{}, &rbacv1.RoleList{})
 	ctx := context.Background()
-	defer restoreLogsOnFailure(t, kube, cluster.Config())
-	defer dumpOnFailure(t, kube, &corev1alpha1.RestoreSessionList{})
-	defer dumpOnFailure(t, kube, &batchv1.JobList{})
-	defer dumpOnFailure(t, kube, &rbacv1.RoleList{})
-	if err := provider.InstallBuiltins(ctx, kube); err != nil {
-		t.Fatal(err)
-	}
 	const admitted, other = "clone", "elsewhere"
 	storageDir, data, restored, untouched := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
 	generate(t, data, 80, 23)
@@ -51,10 +41,7 @@ func TestRestoreIntoAnotherNamespace(t *testing.T) {
 	before := digest(t, untouched)
 
 	bs := localStorage("shared", "default", storageDir, nil)
-	bs.Spec.UsagePolicy = &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{
-		From:     ptr.To(storagev1alpha1.NamespacesFromSelector),
-		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"restore-from": "default"}},
-	}}
+	bs.Spec.UsagePolicy = admitting("restore-from", "default")
 	password := func(ns string) *corev1.Secret {
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "team-password", Namespace: ns}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}}
 	}
