@@ -20,6 +20,8 @@ import (
 type restoredHasher struct {
 	// want are the restored locations of the manifest's files.
 	want map[string]bool
+	// alg is the manifest's hash algorithm (Manifest.Algorithm).
+	alg string
 
 	mu     sync.Mutex
 	queue  []string
@@ -31,9 +33,10 @@ type restoredHasher struct {
 }
 
 // newRestoredHasher starts the workers for the manifest's files, restored
-// under target (restoredPath).
-func newRestoredHasher(files []ManifestFile, target string) *restoredHasher {
-	h := &restoredHasher{want: map[string]bool{}, queued: map[string]bool{}, done: map[string]hashed{}}
+// under target (restoredPath), which hash them with alg, the manifest's
+// algorithm.
+func newRestoredHasher(files []ManifestFile, alg, target string) *restoredHasher {
+	h := &restoredHasher{want: map[string]bool{}, alg: alg, queued: map[string]bool{}, done: map[string]hashed{}}
 	h.wake = sync.NewCond(&h.mu)
 	for _, f := range files {
 		h.want[restoredPath(target, f.Path)] = true
@@ -59,7 +62,7 @@ func (h *restoredHasher) work() {
 		p := h.queue[0]
 		h.queue = h.queue[1:]
 		h.mu.Unlock()
-		f, err := hashFile(p)
+		f, err := hashFile(p, h.alg)
 		h.mu.Lock()
 		h.done[p] = hashed{file: f, err: err}
 		h.mu.Unlock()
@@ -106,8 +109,8 @@ func (h *restoredHasher) get(f ManifestFile, target string) (ManifestFile, error
 	h.mu.Lock()
 	r, ok := h.done[p]
 	h.mu.Unlock()
-	if ok && r.err == nil && r.file.Size == f.Size && r.file.SHA256 == f.SHA256 {
+	if ok && r.err == nil && r.file.Size == f.Size && r.file.Digest(h.alg) == f.Digest(h.alg) {
 		return r.file, nil
 	}
-	return hashFile(p)
+	return hashFile(p, h.alg)
 }

@@ -2,11 +2,8 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -112,8 +109,7 @@ func hashListed(f sourceFile) hashed {
 	if err != nil {
 		return hashed{err: err}
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, fh)
+	m, err := hashContent(fh, backupHash)
 	if err != nil {
 		return hashed{err: err}
 	}
@@ -121,9 +117,10 @@ func hashListed(f sourceFile) hashed {
 	if err != nil {
 		return hashed{err: err}
 	}
+	m.Path = f.path
 	return hashed{
-		file:   ManifestFile{Path: f.path, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))},
-		stable: stateOf(before) == f.state && stateOf(after) == f.state && n == f.state.size,
+		file:   m,
+		stable: stateOf(before) == f.state && stateOf(after) == f.state && m.Size == f.state.size,
 	}
 }
 
@@ -216,7 +213,7 @@ func hashStored(ctx context.Context, files []string, scratch string, restore res
 		if err != nil {
 			return nil, fmt.Errorf("cannot read restic's copy of %q: %w", p, err)
 		}
-		m, err := hashFile(copied)
+		m, err := hashFile(copied, backupHash)
 		if err != nil {
 			return nil, fmt.Errorf("cannot hash restic's copy of %q: %w", p, err)
 		}

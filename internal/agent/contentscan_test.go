@@ -157,7 +157,7 @@ func TestSettleManifest(t *testing.T) {
 			}
 			var want []ManifestFile
 			for rel, content := range tc.want {
-				want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), SHA256: sum(content)})
+				want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), BLAKE3: sum(content)})
 			}
 			byPath := cmpopts.SortSlices(func(a, b ManifestFile) bool { return a.Path < b.Path })
 			if diff := cmp.Diff(want, got, byPath, cmpopts.EquateEmpty()); diff != "" {
@@ -268,12 +268,12 @@ func TestRestoredHasher(t *testing.T) {
 	target := t.TempDir()
 	writeTree(t, target, map[string]string{"data/a": "alpha", "data/b": "be", "data/c": "sea"})
 	files := []ManifestFile{
-		{Path: "/data/a", Size: 5, SHA256: sum("alpha")},
-		{Path: "/data/b", Size: 3, SHA256: sum("bee")},
-		{Path: "/data/c", Size: 3, SHA256: sum("sea")},
-		{Path: "/data/missing", Size: 1, SHA256: sum("x")},
+		{Path: "/data/a", Size: 5, BLAKE3: sum("alpha")},
+		{Path: "/data/b", Size: 3, BLAKE3: sum("bee")},
+		{Path: "/data/c", Size: 3, BLAKE3: sum("sea")},
+		{Path: "/data/missing", Size: 1, BLAKE3: sum("x")},
 	}
-	h := newRestoredHasher(files, target)
+	h := newRestoredHasher(files, backupHash, target)
 	report := h.finished(filepath.Join(target, "data"))
 	// a is reported done; b is reported while only partly written; c
 	// and missing are never reported; d is not in the manifest.
@@ -298,7 +298,7 @@ func TestRestoredHasher(t *testing.T) {
 		case err != nil:
 			t.Fatal(err)
 		default:
-			got[f.Path] = fmt.Sprintf("%d %s", m.Size, m.SHA256)
+			got[f.Path] = fmt.Sprintf("%d %s", m.Size, m.BLAKE3)
 		}
 	}
 	want := map[string]string{
@@ -352,7 +352,7 @@ func TestSettleManifestFromRestic(t *testing.T) {
 	var want []ManifestFile
 	for _, rel := range []string{"a.txt", "odd/x.txt", "b.txt", "odd/[x]*?.txt"} {
 		content := map[string]string{"a.txt": "alpha", "b.txt": "bee", "odd/[x]*?.txt": "odd", "odd/x.txt": "plain"}[rel]
-		want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), SHA256: sum(content)})
+		want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), BLAKE3: sum(content)})
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("settleManifest() with restic's copies: -want +got:\n%s", diff)
@@ -417,7 +417,7 @@ func TestStoredManifestFromRestic(t *testing.T) {
 			}
 			var want []ManifestFile
 			for rel, content := range tc.want {
-				want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), SHA256: sum(content)})
+				want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), BLAKE3: sum(content)})
 			}
 			byPath := cmpopts.SortSlices(func(a, b ManifestFile) bool { return a.Path < b.Path })
 			if diff := cmp.Diff(want, got, byPath, cmpopts.EquateEmpty()); diff != "" {

@@ -299,6 +299,7 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 	}
 	var missing []corev1alpha1.RestoreDifference
 	listed := map[string]bool{}
+	alg := m.Algorithm()
 	ph.mark("manifest")
 	hashes.wait()
 	ph.mark("hashTail")
@@ -310,17 +311,17 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 		got, err := hashes.get(f, o.Target)
 		if len(o.Include) > 0 && errors.Is(err, fs.ErrNotExist) {
 			// Left out by the include patterns, unless nothing came back.
-			missing = append(missing, difference(f, corev1alpha1.DifferenceMissing, ""))
+			missing = append(missing, difference(f, alg, corev1alpha1.DifferenceMissing, ""))
 			continue
 		}
 		res.filesChecked++
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			res.record(difference(f, corev1alpha1.DifferenceMissing, ""))
+			res.record(difference(f, alg, corev1alpha1.DifferenceMissing, ""))
 		case err != nil:
-			res.record(difference(f, corev1alpha1.DifferenceChanged, unwrapPathError(err).Error()))
-		case got.Size != f.Size || got.SHA256 != f.SHA256:
-			res.record(difference(f, corev1alpha1.DifferenceChanged, describe(got.Size, got.SHA256)))
+			res.record(difference(f, alg, corev1alpha1.DifferenceChanged, unwrapPathError(err).Error()))
+		case got.Size != f.Size || got.Digest(alg) != f.Digest(alg):
+			res.record(difference(f, alg, corev1alpha1.DifferenceChanged, describe(got.Size, alg, got.Digest(alg))))
 		}
 	}
 	if res.filesChecked == 0 && len(missing) > 0 {
@@ -363,17 +364,18 @@ func (r *Runner) extras(dir, target string, listed map[string]bool, res *restore
 }
 
 // difference is a manifest file that was not restored as it was backed
-// up.
-func difference(f ManifestFile, kind corev1alpha1.DifferenceKind, got string) corev1alpha1.RestoreDifference {
-	return corev1alpha1.RestoreDifference{Path: f.Path, Kind: kind, Want: describe(f.Size, f.SHA256), Got: got}
+// up; alg is the manifest's hash algorithm.
+func difference(f ManifestFile, alg string, kind corev1alpha1.DifferenceKind, got string) corev1alpha1.RestoreDifference {
+	return corev1alpha1.RestoreDifference{Path: f.Path, Kind: kind, Want: describe(f.Size, alg, f.Digest(alg)), Got: got}
 }
 
-// describe is a file's size and short hash, as a difference shows them.
-func describe(size int64, sha string) string {
-	if len(sha) > 8 {
-		sha = sha[:8]
+// describe is a file's size and short hash under the algorithm it names,
+// as a difference shows them: "1024 bytes, blake3 3f2a9c01".
+func describe(size int64, alg, digest string) string {
+	if len(digest) > 8 {
+		digest = digest[:8]
 	}
-	return fmt.Sprintf("%d bytes, sha256 %s", size, sha)
+	return fmt.Sprintf("%d bytes, %s %s", size, alg, digest)
 }
 
 // record counts a difference and keeps it if the sample has room.

@@ -23,10 +23,11 @@ import (
 func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Restic) (*restic.Snapshot, *Manifest, *restoredHasher, error) {
 	m := r.manifestOf(ctx, t)
 	var files []ManifestFile
+	alg := backupHash
 	if m != nil {
-		files = m.Files
+		files, alg = m.Files, m.Algorithm()
 	}
-	hashes := newRestoredHasher(files, r.Options.Target)
+	hashes := newRestoredHasher(files, alg, r.Options.Target)
 	if m != nil && len(m.ResticSnapshot) >= 8 && len(m.Paths) > 0 {
 		paths := make([]string, len(m.Paths))
 		for i, p := range m.Paths {

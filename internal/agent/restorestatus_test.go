@@ -126,7 +126,7 @@ func TestRecordDifferences(t *testing.T) {
 	res := &restoreResult{}
 	for i := range corev1alpha1.MaxDifferences + 5 {
 		res.record(corev1alpha1.RestoreDifference{Path: fmt.Sprintf("/f%d", i), Kind: corev1alpha1.DifferenceChanged,
-			Want: describe(4, "0123456789abcdef"), Got: describe(5, "fedcba9876543210")})
+			Want: describe(4, HashSHA256, "0123456789abcdef"), Got: describe(5, HashSHA256, "fedcba9876543210")})
 	}
 	if len(res.diffs) != corev1alpha1.MaxDifferences || res.totalDiffs != corev1alpha1.MaxDifferences+5 {
 		t.Errorf("kept %d of %d differences, want %d of %d", len(res.diffs), res.totalDiffs, corev1alpha1.MaxDifferences, corev1alpha1.MaxDifferences+5)

@@ -1,11 +1,8 @@
 package agent
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -38,8 +35,12 @@ type ManifestFile struct {
 	Path string `json:"path"`
 	// Size in bytes.
 	Size int64 `json:"size"`
-	// SHA256 of the content, hex.
-	SHA256 string `json:"sha256"`
+	// SHA256 of the content, hex, in manifests whose algorithm is
+	// HashSHA256 (those written before BLAKE3).
+	SHA256 string `json:"sha256,omitempty"`
+	// BLAKE3 (256-bit) of the content, hex, in manifests whose algorithm
+	// is HashBLAKE3.
+	BLAKE3 string `json:"blake3,omitempty"`
 }
 
 // walkSource lists every regular file under paths that the exclude
@@ -107,18 +108,16 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-func hashFile(p string) (ManifestFile, error) {
+// hashFile is the size and digest under alg of the file at p.
+func hashFile(p, alg string) (ManifestFile, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return ManifestFile{}, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return ManifestFile{}, err
-	}
-	return ManifestFile{Path: p, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	m, err := hashContent(f, alg)
+	m.Path = p
+	return m, err
 }
 
 // excluded reports whether an exclude pattern matches p, the way restic

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"bytes"
+	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,12 +12,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	"lukechampine.com/blake3"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
+// sum is the digest of s under backupHash, BLAKE3.
 func sum(s string) string {
+	h := blake3.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// sha256Sum is the digest of s in the manifests written before BLAKE3.
+func sha256Sum(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
@@ -53,11 +65,11 @@ func TestWalkSource(t *testing.T) {
 			reason: "Every regular file is listed with its size and hash, sorted by path; links are not files.",
 			paths:  []string{root},
 			want: []ManifestFile{
-				{Path: root + "/a/cache/k", Size: 10, SHA256: sum("cached too")},
-				{Path: root + "/a/x.db", Size: 8, SHA256: sum("database")},
-				{Path: root + "/a/x.tmp", Size: 7, SHA256: sum("scratch")},
-				{Path: root + "/b.txt", Size: 3, SHA256: sum("bee")},
-				{Path: root + "/cache/big", Size: 6, SHA256: sum("cached")},
+				{Path: root + "/a/cache/k", Size: 10, BLAKE3: sum("cached too")},
+				{Path: root + "/a/x.db", Size: 8, BLAKE3: sum("database")},
+				{Path: root + "/a/x.tmp", Size: 7, BLAKE3: sum("scratch")},
+				{Path: root + "/b.txt", Size: 3, BLAKE3: sum("bee")},
+				{Path: root + "/cache/big", Size: 6, BLAKE3: sum("cached")},
 			},
 		},
 		"Excludes": {
@@ -65,8 +77,8 @@ func TestWalkSource(t *testing.T) {
 			paths:   []string{root},
 			exclude: []string{"*.tmp", "cache"},
 			want: []ManifestFile{
-				{Path: root + "/a/x.db", Size: 8, SHA256: sum("database")},
-				{Path: root + "/b.txt", Size: 3, SHA256: sum("bee")},
+				{Path: root + "/a/x.db", Size: 8, BLAKE3: sum("database")},
+				{Path: root + "/b.txt", Size: 3, BLAKE3: sum("bee")},
 			},
 		},
 		"AnchoredExclude": {
@@ -74,10 +86,10 @@ func TestWalkSource(t *testing.T) {
 			paths:   []string{root},
 			exclude: []string{root + "/cache", "/a/x.db"},
 			want: []ManifestFile{
-				{Path: root + "/a/cache/k", Size: 10, SHA256: sum("cached too")},
-				{Path: root + "/a/x.db", Size: 8, SHA256: sum("database")},
-				{Path: root + "/a/x.tmp", Size: 7, SHA256: sum("scratch")},
-				{Path: root + "/b.txt", Size: 3, SHA256: sum("bee")},
+				{Path: root + "/a/cache/k", Size: 10, BLAKE3: sum("cached too")},
+				{Path: root + "/a/x.db", Size: 8, BLAKE3: sum("database")},
+				{Path: root + "/a/x.tmp", Size: 7, BLAKE3: sum("scratch")},
+				{Path: root + "/b.txt", Size: 3, BLAKE3: sum("bee")},
 			},
 		},
 		"Empty": {
@@ -117,7 +129,7 @@ func hashSequentially(t *testing.T, files []sourceFile) []ManifestFile {
 	t.Helper()
 	var out []ManifestFile
 	for _, f := range files {
-		m, err := hashFile(f.path)
+		m, err := hashFile(f.path, backupHash)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,14 +216,14 @@ func TestCheckRead(t *testing.T) {
 func TestManifestRoundTrip(t *testing.T) {
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	files := []ManifestFile{
-		{Path: "/data/z", Size: 3, SHA256: sum("zed")},
-		{Path: "/data/a", Size: 5, SHA256: sum("alpha")},
+		{Path: "/data/z", Size: 3, BLAKE3: sum("zed")},
+		{Path: "/data/a", Size: 5, BLAKE3: sum("alpha")},
 	}
 	m := newManifest("app-s1", "dump", "0123abcd", []string{"/data"}, created, files)
 	want := &Manifest{
 		APIVersion: ManifestAPIVersion, Kind: ManifestKind, Snapshot: "app-s1", Component: "dump",
 		ResticSnapshot: "0123abcd", Paths: []string{"/data"}, Created: created, TotalSize: 8,
-		Files: []ManifestFile{files[1], files[0]},
+		Hash: HashBLAKE3, Files: []ManifestFile{files[1], files[0]},
 	}
 	if diff := cmp.Diff(want, m); diff != "" {
 		t.Errorf("newManifest(): -want +got:\n%s", diff)
@@ -232,5 +244,91 @@ func TestManifestRoundTrip(t *testing.T) {
 	}
 	if _, err := DecodeManifest(bytes.NewReader([]byte("not gzip"))); err == nil {
 		t.Errorf("DecodeManifest accepted garbage")
+	}
+}
+
+// gzipJSON is a manifest as a backup wrote it: gzipped JSON.
+func gzipJSON(t *testing.T, doc string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write([]byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestVerifyRestoreHashAlgorithms(t *testing.T) {
+	// A manifest written before BLAKE3: no "hash" field, SHA-256 digests.
+	sha256Manifest := `{"apiVersion":"storage.stashplane.io/v1alpha1","kind":"ContentManifest",` +
+		`"snapshot":"app-s1","component":"dump","resticSnapshot":"0123abcd","paths":["/data"],` +
+		`"created":"2026-01-02T03:04:05Z","totalSize":8,"files":[` +
+		`{"path":"/data/a","size":5,"sha256":"` + sha256Sum("alpha") + `"},` +
+		`{"path":"/data/z","size":3,"sha256":"` + sha256Sum("zed") + `"}]}`
+	blake3Manifest, err := newManifest("app-s1", "dump", "0123abcd", []string{"/data"}, time.Now(), []ManifestFile{
+		{Path: "/data/a", Size: 5, BLAKE3: sum("alpha")},
+		{Path: "/data/z", Size: 3, BLAKE3: sum("zed")},
+	}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		manifest  []byte
+		restored  map[string]string
+		wantAlg   string
+		wantDiffs []corev1alpha1.RestoreDifference
+	}{
+		"SHA256ManifestMatches": {
+			manifest: gzipJSON(t, sha256Manifest), wantAlg: HashSHA256,
+			restored: map[string]string{"data/a": "alpha", "data/z": "zed"},
+		},
+		"SHA256ManifestChangedByte": {
+			manifest: gzipJSON(t, sha256Manifest), wantAlg: HashSHA256,
+			restored: map[string]string{"data/a": "alphA", "data/z": "zed"},
+			wantDiffs: []corev1alpha1.RestoreDifference{{Path: "/data/a", Kind: corev1alpha1.DifferenceChanged,
+				Want: "5 bytes, sha256 " + sha256Sum("alpha")[:8], Got: "5 bytes, sha256 " + sha256Sum("alphA")[:8]}},
+		},
+		"BLAKE3ManifestMatches": {
+			manifest: blake3Manifest, wantAlg: HashBLAKE3,
+			restored: map[string]string{"data/a": "alpha", "data/z": "zed"},
+		},
+		"BLAKE3ManifestChangedByte": {
+			manifest: blake3Manifest, wantAlg: HashBLAKE3,
+			restored: map[string]string{"data/a": "alpha", "data/z": "zeD"},
+			wantDiffs: []corev1alpha1.RestoreDifference{{Path: "/data/z", Kind: corev1alpha1.DifferenceChanged,
+				Want: "3 bytes, blake3 " + sum("zed")[:8], Got: "3 bytes, blake3 " + sum("zeD")[:8]}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			m, err := DecodeManifest(bytes.NewReader(tc.manifest))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantAlg, m.Algorithm()); diff != "" {
+				t.Errorf("Algorithm(): -want +got:\n%s", diff)
+			}
+			target := t.TempDir()
+			writeTree(t, target, tc.restored)
+			r := &Runner{Log: logr.Discard(), Options: Options{Target: target}}
+			hashes := newRestoredHasher(m.Files, m.Algorithm(), target)
+			// Hash a during the restore, z only at the end.
+			hashes.finished(filepath.Join(target, "data"))("/a")
+			res := &restoreResult{}
+			err = r.verifyRestore(context.Background(), nil, m, []string{"/data"}, "0123abcd", true, res, hashes, &phases{})
+			if diff := cmp.Diff(tc.wantDiffs, res.diffs); diff != "" {
+				t.Errorf("differences: -want +got:\n%s", diff)
+			}
+			var re *reasonError
+			if mismatch := errors.As(err, &re) && re.reason == ReasonRestoreMismatch; mismatch != (len(tc.wantDiffs) > 0) || (err != nil && !mismatch) {
+				t.Errorf("verifyRestore() = %v, want a %s error only for differences", err, ReasonRestoreMismatch)
+			}
+			if diff := cmp.Diff(int64(2), res.filesChecked); diff != "" {
+				t.Errorf("files checked: -want +got:\n%s", diff)
+			}
+		})
 	}
 }
