@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+	"lukechampine.com/blake3"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -390,9 +392,10 @@ func TestAgentBackupRestore(t *testing.T) {
 	}
 	fromManifest := map[string]string{}
 	for _, mf := range m.Files {
-		fromManifest[strings.TrimPrefix(mf.Path, "/var/lib/app/")] = mf.SHA256
+		fromManifest[strings.TrimPrefix(mf.Path, "/var/lib/app/")] = mf.BLAKE3
 	}
-	if diff := cmp.Diff(want, fromManifest); diff != "" {
+	wantBLAKE3 := digestWith(t, data, func(b []byte) string { s := blake3.Sum256(b); return hex.EncodeToString(s[:]) })
+	if diff := cmp.Diff(wantBLAKE3, fromManifest); diff != "" {
 		t.Errorf("manifest: -data +manifest:\n%s", diff)
 	}
 	if m.ResticSnapshot != snaps[0].ID {

@@ -54,6 +54,13 @@ func waitRepoReason(t *testing.T, kube client.Client, ns, name string, status co
 // digest hashes every file under dir, by relative path.
 func digest(t *testing.T, dir string) map[string]string {
 	t.Helper()
+	return digestWith(t, dir, func(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) })
+}
+
+// digestWith maps each regular file under dir, by its path relative to
+// dir, to sum of its content.
+func digestWith(t *testing.T, dir string, sum func([]byte) string) map[string]string {
+	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -64,7 +71,7 @@ func digest(t *testing.T, dir string) map[string]string {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		out[rel] = fmt.Sprintf("%x", sha256.Sum256(b))
+		out[rel] = sum(b)
 		return nil
 	})
 	if err != nil {

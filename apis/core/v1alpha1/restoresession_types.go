@@ -206,8 +206,8 @@ type RestoreDifference struct {
 	// Kind of difference.
 	Kind DifferenceKind `json:"kind"`
 
-	// Want is what the manifest recorded: the size in bytes and a short
-	// SHA-256, for example "1024 bytes, sha256 3f2a9c01".
+	// Want is what the manifest recorded: the size in bytes and a short prefix of
+	// the manifest's hash, for example "1024 bytes, blake3 3f2a9c01".
 	// +optional
 	Want string `json:"want,omitempty"`
 
