@@ -22,9 +22,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
-	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/controllers/addon"
 	"github.com/stashplane/stashplane/controllers/backupconfiguration"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
@@ -209,21 +209,7 @@ func (r *reconciler) paused(ctx context.Context, ns, name string) bool {
 // planInputs gathers what the plan reads: the addon catalog, the storages
 // and the target workload.
 func (r *reconciler) planInputs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (plan.Inputs, error) {
-	addons, fns := &addonsv1alpha1.AddonList{}, &addonsv1alpha1.FunctionList{}
-	if err := r.kube.List(ctx, addons); err != nil {
-		return plan.Inputs{}, fmt.Errorf("cannot list addons: %w", err)
-	}
-	if err := r.kube.List(ctx, fns); err != nil {
-		return plan.Inputs{}, fmt.Errorf("cannot list functions: %w", err)
-	}
-	var objs []client.Object
-	for i := range addons.Items {
-		objs = append(objs, &addons.Items[i])
-	}
-	for i := range fns.Items {
-		objs = append(objs, &fns.Items[i])
-	}
-	catalog, err := render.NewCatalog(objs...)
+	catalog, err := addon.Catalog(ctx, r.kube)
 	if err != nil {
 		return plan.Inputs{}, err
 	}

@@ -18,9 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
-	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/controllers/addon"
 	"github.com/stashplane/stashplane/controllers/backupsession"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
@@ -123,7 +123,7 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 		return in, corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q holds no %s", secret, passwordKey), nil
 	}
 
-	if in.Catalog, err = r.catalog(ctx); err != nil {
+	if in.Catalog, err = addon.Catalog(ctx, r.kube); err != nil {
 		return in, "", "", err
 	}
 	if _, err := in.Catalog.Addon(rs.Spec.Addon.Name); err != nil {
@@ -226,25 +226,6 @@ func snapshotTime(s *storagev1alpha1.Snapshot) time.Time {
 		return s.Status.SnapshotTime.Time
 	}
 	return s.CreationTimestamp.Time
-}
-
-// catalog reads the installed Addons and Functions.
-func (r *reconciler) catalog(ctx context.Context) (*render.Catalog, error) {
-	addons, fns := &addonsv1alpha1.AddonList{}, &addonsv1alpha1.FunctionList{}
-	if err := r.kube.List(ctx, addons); err != nil {
-		return nil, fmt.Errorf("cannot list addons: %w", err)
-	}
-	if err := r.kube.List(ctx, fns); err != nil {
-		return nil, fmt.Errorf("cannot list functions: %w", err)
-	}
-	var objs []client.Object
-	for i := range addons.Items {
-		objs = append(objs, &addons.Items[i])
-	}
-	for i := range fns.Items {
-		objs = append(objs, &fns.Items[i])
-	}
-	return render.NewCatalog(objs...)
 }
 
 // planRestore plans the restore's tasks, one per task and component,
