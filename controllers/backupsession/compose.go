@@ -28,6 +28,7 @@ import (
 	"github.com/stashplane/stashplane/controllers/backupconfiguration"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionjob"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
 
@@ -178,22 +179,17 @@ func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSess
 		if err != nil {
 			return err
 		}
+		labels := map[string]string{
+			labelBackupSession:              bs.Name,
+			labelComponent:                  input.Context.Component,
+			storagev1alpha1.LabelRepository: input.Context.Repository.Name,
+		}
 		for _, j := range jobs {
-			j.Namespace = bs.Namespace
-			if j.Labels == nil {
-				j.Labels = map[string]string{}
-			}
-			j.Labels[labelBackupSession] = bs.Name
-			j.Labels[labelComponent] = input.Context.Component
-			j.Labels[storagev1alpha1.LabelRepository] = input.Context.Repository.Name
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
 				j.Spec.Template.Spec.ServiceAccountName = backupconfiguration.ServiceAccountName(bc)
 			}
-			if err := controllerutil.SetControllerReference(bs, j, r.kube.Scheme()); err != nil {
-				return fmt.Errorf("cannot own job %q: %w", j.Name, err)
-			}
-			if err := r.kube.Create(ctx, j); err != nil && !kerrors.IsAlreadyExists(err) {
-				return fmt.Errorf("cannot create job %q: %w", j.Name, err)
+			if err := sessionjob.Ensure(ctx, r.kube, bs, j, labels); err != nil {
+				return err
 			}
 		}
 	}

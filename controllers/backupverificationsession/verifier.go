@@ -15,12 +15,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionjob"
 )
 
 // verifierTask is the task name a verifier's Function is rendered as.
@@ -178,16 +178,8 @@ func (r *reconciler) createVerifierJob(ctx context.Context, s *corev1alpha1.Back
 		return r.notRunnable(s, fmt.Sprintf("function %q rendered %d objects and %d jobs; a verifier function renders exactly one Job", fn.Name, len(out.Objects), len(jobs)))
 	}
 	j := jobs[0]
-	j.Namespace = s.Namespace
-	if j.Labels == nil {
-		j.Labels = map[string]string{}
-	}
-	j.Labels[LabelSession] = s.Name
-	if err := controllerutil.SetControllerReference(s, j, r.kube.Scheme()); err != nil {
-		return ctrl.Result{}, true, fmt.Errorf("cannot own job %q: %w", j.Name, err)
-	}
-	if err := r.kube.Create(ctx, j); err != nil && !kerrors.IsAlreadyExists(err) {
-		err = fmt.Errorf("cannot create verifier job %q: %w", j.Name, err)
+	if err := sessionjob.Ensure(ctx, r.kube, s, j, map[string]string{LabelSession: s.Name}); err != nil {
+		err = fmt.Errorf("cannot ensure the verifier job: %w", err)
 		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, true, err
 	}

@@ -16,7 +16,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -25,6 +24,7 @@ import (
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/sessionjob"
 )
 
 // LabelRestoreSession marks the Jobs and access objects of a session.
@@ -258,22 +258,14 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 		if err != nil {
 			return err
 		}
+		labels := map[string]string{LabelRestoreSession: rs.Name, labelComponent: input.Context.Component}
 		for _, j := range jobs {
-			j.Namespace = rs.Namespace
-			if j.Labels == nil {
-				j.Labels = map[string]string{}
-			}
-			j.Labels[LabelRestoreSession] = rs.Name
-			j.Labels[labelComponent] = input.Context.Component
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
 				j.Spec.Template.Spec.ServiceAccountName = ServiceAccountName(rs)
 			}
 			withReadDataSubset(&j.Spec.Template.Spec, rs.Spec.ReadDataSubset)
-			if err := controllerutil.SetControllerReference(rs, j, r.kube.Scheme()); err != nil {
-				return fmt.Errorf("cannot own job %q: %w", j.Name, err)
-			}
-			if err := r.kube.Create(ctx, j); err != nil && !kerrors.IsAlreadyExists(err) {
-				return fmt.Errorf("cannot create job %q: %w", j.Name, err)
+			if err := sessionjob.Ensure(ctx, r.kube, rs, j, labels); err != nil {
+				return err
 			}
 		}
 	}

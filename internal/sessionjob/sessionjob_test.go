@@ -1,0 +1,74 @@
+package sessionjob
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+)
+
+func TestEnsure(t *testing.T) {
+	owner := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: "team", UID: "u1"}}
+	type want struct {
+		labels map[string]string
+		image  string
+	}
+	cases := map[string]struct {
+		reason   string
+		existing *batchv1.Job
+		job      *batchv1.Job
+		want     want
+	}{
+		"Created": {
+			reason: "A new Job lands in the owner's namespace with its own and the session's labels.",
+			job:    job("j", map[string]string{"app": "x"}, "new"),
+			want:   want{labels: map[string]string{"app": "x", "session": "s"}, image: "new"},
+		},
+		"ExistingKept": {
+			reason:   "A Job that exists is left as it is, not an error.",
+			existing: job("j", nil, "old"),
+			job:      job("j", nil, "new"),
+			want:     want{image: "old"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := runtime.NewScheme()
+			if err := clientgoscheme.AddToScheme(s); err != nil {
+				t.Fatal(err)
+			}
+			b := fake.NewClientBuilder().WithScheme(s)
+			if tc.existing != nil {
+				tc.existing.Namespace = "team"
+				b = b.WithObjects(tc.existing)
+			}
+			c := b.Build()
+			if err := Ensure(context.Background(), c, owner, tc.job, map[string]string{"session": "s"}); err != nil {
+				t.Fatalf("Ensure: %v", err)
+			}
+			got := &batchv1.Job{}
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "team", Name: "j"}, got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, want{labels: got.Labels, image: got.Spec.Template.Spec.Containers[0].Image}, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+			if tc.existing == nil && !metav1.IsControlledBy(got, owner) {
+				t.Errorf("%s\nthe created Job is not controlled by its owner: %+v", tc.reason, got.OwnerReferences)
+			}
+		})
+	}
+}
+
+func job(name string, labels map[string]string, image string) *batchv1.Job {
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	j.Spec.Template.Spec.Containers = []corev1.Container{{Name: "c", Image: image}}
+	return j
+}
