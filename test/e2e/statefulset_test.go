@@ -26,6 +26,32 @@ import (
 
 // statefulSet runs replicas pods, each with its own claim "data" from a
 // claim template, mounted at /var/lib/app.
+// statefulSetSetup installs the built-in addons and creates a local
+// storage, the repositories' password Secret, a two-replica StatefulSet
+// "db" and the extra objects; it returns the storage's directory and a
+// configuration (not created) that backs "db" up.
+func statefulSetSetup(t *testing.T, kube client.Client, extra ...client.Object) (string, *corev1alpha1.BackupConfiguration) {
+	t.Helper()
+	ctx := context.Background()
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	storageDir := t.TempDir()
+	objs := append([]client.Object{
+		localStorage("shared", "default", storageDir, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+		statefulSet("db", 2),
+	}, extra...)
+	for _, o := range objs {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bc := configuration(`{"paths": ["/var/lib/app"]}`)
+	bc.Spec.Target = &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "StatefulSet", Name: "db"}
+	return storageDir, bc
+}
+
 func statefulSet(name string, replicas int32) *appsv1.StatefulSet {
 	labels := map[string]string{"app": name}
 	return &appsv1.StatefulSet{
@@ -85,21 +111,7 @@ func TestStatefulSetPerPodComponents(t *testing.T) {
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &batchv1.JobList{})
-	if err := provider.InstallBuiltins(ctx, kube); err != nil {
-		t.Fatal(err)
-	}
-	storageDir := t.TempDir()
-	bc := configuration(`{"paths": ["/var/lib/app"]}`)
-	bc.Spec.Target = &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "StatefulSet", Name: "db"}
-	for _, o := range []client.Object{
-		localStorage("shared", "default", storageDir, nil),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
-		statefulSet("db", 2),
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storageDir, bc := statefulSetSetup(t, kube)
 
 	// Each ordinal's claim gets data of its own, while its pod runs.
 	dirs := []string{claimDir(t, kube, "data-db-0"), claimDir(t, kube, "data-db-1")}

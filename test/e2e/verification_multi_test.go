@@ -21,7 +21,6 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/backupverificationsession"
-	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
@@ -44,27 +43,14 @@ func TestVerificationOfStatefulSetComponents(t *testing.T) {
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
 	defer dumpOnFailure(t, kube, &batchv1.JobList{})
 	defer dumpOnFailure(t, kube, &corev1.PersistentVolumeClaimList{})
-	if err := provider.InstallBuiltins(ctx, kube); err != nil {
-		t.Fatal(err)
-	}
-	storageDir := t.TempDir()
-	bc := configuration(`{"paths": ["/var/lib/app"]}`)
-	bc.Spec.Target = &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "StatefulSet", Name: "db"}
-	for _, o := range []client.Object{
-		localStorage("shared", "default", storageDir, nil),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
-		statefulSet("db", 2),
+	storageDir, bc := statefulSetSetup(t, kube,
 		verifierWith("pods-verifier", `{"mountPath": "/var/lib/app"}`),
 		keptClaimVerifier(),
 		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "inspect", Namespace: "default"}, Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("64Mi")}},
 		}},
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 
 	// Different data in each ordinal's claim: the same paths, other
 	// contents and a different number of files, so that a restore of one
