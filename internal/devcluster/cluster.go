@@ -36,7 +36,10 @@ import (
 const NodeName = "process-node"
 
 // controllers are the kube-controller-manager controllers the dev cluster
-// runs: enough for Jobs, CronJobs, workloads, claims and garbage collection.
+// runs: enough for Jobs, CronJobs, workloads, claims, garbage collection and
+// ResourceQuota usage (the API server's ResourceQuota and LimitRanger
+// admission plugins are on by default, and quota admission needs the usage
+// this controller computes).
 var controllers = []string{
 	"job-controller", "cronjob-controller", "garbage-collector-controller",
 	"persistentvolume-binder-controller", "persistentvolume-protection-controller",
@@ -44,7 +47,7 @@ var controllers = []string{
 	"root-ca-certificate-publisher-controller", "namespace-controller",
 	"ttl-after-finished-controller", "pod-garbage-collector-controller",
 	"deployment-controller", "replicaset-controller", "statefulset-controller",
-	"daemonset-controller",
+	"daemonset-controller", "resourcequota-controller",
 }
 
 // Options configure a dev cluster.

@@ -16,7 +16,7 @@ import (
 // envFrom first, then env in order with $(VAR) references to earlier
 // variables expanded, then the API server's address. Service links are not
 // added: a Service's ClusterIP is served by nothing on the process node.
-func (r *podRun) env(ctx context.Context, c corev1.Container) ([]string, error) {
+func (r *podRun) env(ctx context.Context, c corev1.Container, home string) ([]string, error) {
 	vars := map[string]string{}
 	var order []string
 	set := func(k, v string) {
@@ -26,7 +26,7 @@ func (r *podRun) env(ctx context.Context, c corev1.Container) ([]string, error) 
 		vars[k] = v
 	}
 	set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	set("HOME", "/root")
+	set("HOME", home)
 	set("HOSTNAME", r.pod.Name)
 	for _, from := range c.EnvFrom {
 		data, err := r.envSource(ctx, from)
@@ -38,7 +38,7 @@ func (r *podRun) env(ctx context.Context, c corev1.Container) ([]string, error) 
 		}
 	}
 	for _, e := range c.Env {
-		v, err := r.envValue(ctx, e)
+		v, err := r.envValue(ctx, e, c.Name)
 		if err != nil {
 			return nil, fmt.Errorf("env %q: %w", e.Name, err)
 		}
@@ -84,17 +84,23 @@ func (r *podRun) envSource(ctx context.Context, from corev1.EnvFromSource) (map[
 	return nil, nil
 }
 
-func (r *podRun) envValue(ctx context.Context, e corev1.EnvVar) (string, error) {
+func (r *podRun) envValue(ctx context.Context, e corev1.EnvVar, container string) (string, error) {
 	vf := e.ValueFrom
 	switch {
 	case vf == nil:
 		return e.Value, nil
-	case vf.FieldRef != nil && vf.FieldRef.FieldPath == "status.podIP":
+	case vf.FieldRef != nil && (vf.FieldRef.FieldPath == "status.podIP" || vf.FieldRef.FieldPath == "status.podIPs"):
 		return r.ip.String(), nil
-	case vf.FieldRef != nil && (vf.FieldRef.FieldPath == "status.hostIP"):
+	case vf.FieldRef != nil && (vf.FieldRef.FieldPath == "status.hostIP" || vf.FieldRef.FieldPath == "status.hostIPs"):
 		return "127.0.0.1", nil
 	case vf.FieldRef != nil:
-		return fieldValue(r.pod, vf.FieldRef.FieldPath)
+		return fieldValue(r.snapshot(), vf.FieldRef.FieldPath)
+	case vf.ResourceFieldRef != nil:
+		name := vf.ResourceFieldRef.ContainerName
+		if name == "" {
+			name = container
+		}
+		return resourceValue(r.snapshot(), name, vf.ResourceFieldRef)
 	case vf.SecretKeyRef != nil:
 		files, err := r.p.secretFiles(ctx, r.pod.Namespace, vf.SecretKeyRef.Name,
 			[]corev1.KeyToPath{{Key: vf.SecretKeyRef.Key, Path: vf.SecretKeyRef.Key}}, ptr.Deref(vf.SecretKeyRef.Optional, false))
@@ -104,7 +110,7 @@ func (r *podRun) envValue(ctx context.Context, e corev1.EnvVar) (string, error) 
 			[]corev1.KeyToPath{{Key: vf.ConfigMapKeyRef.Key, Path: vf.ConfigMapKeyRef.Key}}, ptr.Deref(vf.ConfigMapKeyRef.Optional, false))
 		return firstFile(files), err
 	}
-	return "", fmt.Errorf("only value, fieldRef, secretKeyRef and configMapKeyRef run on the process node")
+	return "", fmt.Errorf("only value, fieldRef, resourceFieldRef, secretKeyRef and configMapKeyRef run on the process node")
 }
 
 func firstFile(files []file) string {

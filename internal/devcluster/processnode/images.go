@@ -131,8 +131,10 @@ func (t ImageTable) Resolve(image string, command, args []string) (string, []str
 	if img.Program != "" {
 		argv[0] = img.Program
 	}
+	// An absolute path is found in the container's own view when it
+	// starts (it may be in a volume); a bare name on the host's PATH.
 	prog := argv[0]
-	if img.Host || !filepath.IsAbs(prog) {
+	if !filepath.IsAbs(prog) {
 		p, err := exec.LookPath(prog)
 		if err != nil {
 			return "", nil, fmt.Errorf("cannot find program %q of image %q on the process node: %w", prog, image, err)

@@ -4,19 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net/http"
 	"runtime"
 	"strconv"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node"
-	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/cert"
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
@@ -90,13 +86,7 @@ func describeNode(n *corev1.Node, port int) {
 	n.Labels["kubernetes.io/os"] = "linux"
 	n.Labels["kubernetes.io/arch"] = runtime.GOARCH
 	n.Labels["stashplane.io/process-node"] = "true"
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:              resource.MustParse("32"),
-		corev1.ResourceMemory:           resource.MustParse("128Gi"),
-		corev1.ResourcePods:             resource.MustParse("500"),
-		corev1.ResourceEphemeralStorage: resource.MustParse("500Gi"),
-	}
-	n.Status.Capacity, n.Status.Allocatable = capacity, capacity
+	n.Status.Capacity, n.Status.Allocatable = nodeAllocatable.DeepCopy(), nodeAllocatable.DeepCopy()
 	for i, c := range n.Status.Conditions {
 		if c.Type != corev1.NodeReady {
 			n.Status.Conditions[i].Status = corev1.ConditionFalse
@@ -112,23 +102,6 @@ func describeNode(n *corev1.Node, port int) {
 		OperatingSystem: "linux", Architecture: runtime.GOARCH,
 		KubeletVersion: KubeletVersion, ContainerRuntimeVersion: "stashplane-process://1",
 	}
-}
-
-// RunInContainer is not offered: containers are processes without a
-// runtime to exec into.
-func (p *Provider) RunInContainer(context.Context, string, string, string, []string, api.AttachIO) error {
-	return errdefs.InvalidInput("exec is not supported on the process node")
-}
-
-// AttachToContainer is not offered; use logs.
-func (p *Provider) AttachToContainer(context.Context, string, string, string, api.AttachIO) error {
-	return errdefs.InvalidInput("attach is not supported on the process node")
-}
-
-// PortForward is not needed: pods listen on their own loopback address,
-// which the host reaches directly.
-func (p *Provider) PortForward(context.Context, string, string, int32, io.ReadWriteCloser) error {
-	return errdefs.InvalidInput("port-forward is not supported on the process node; dial the pod IP, it is a loopback address")
 }
 
 // GetStatsSummary reports the node and its pods without usage figures.

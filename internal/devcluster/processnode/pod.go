@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -40,7 +41,11 @@ type podRun struct {
 	mu    sync.Mutex
 	pod   *corev1.Pod
 	procs map[string]*os.Process
-	grace time.Duration
+	// execs are the programs exec'd in the pod's containers, by pid.
+	execs map[int]*os.Process
+	// stdins are the input of the containers that keep stdin open.
+	stdins map[string]io.WriteCloser
+	grace  time.Duration
 }
 
 func newPodRun(p *Provider, pod *corev1.Pod, ip netip.Addr) *podRun {
@@ -49,8 +54,10 @@ func newPodRun(p *Provider, pod *corev1.Pod, ip netip.Addr) *podRun {
 		p: p, ip: ip, pod: pod, ctx: ctx, cancel: cancel,
 		dir:   filepath.Join(p.cfg.Dir, "pods", string(pod.UID)),
 		done:  make(chan struct{}),
-		procs: map[string]*os.Process{},
-		grace: maxGrace,
+		procs:  map[string]*os.Process{},
+		execs:  map[int]*os.Process{},
+		stdins: map[string]io.WriteCloser{},
+		grace:  maxGrace,
 	}
 	now := metav1.Now()
 	st := &pod.Status
@@ -139,6 +146,9 @@ func (r *podRun) run() {
 		return
 	}
 	r.update(func(st *corev1.PodStatus) { st.Reason, st.Message = "", "" })
+	stopRefresh, refreshed := make(chan struct{}), make(chan struct{})
+	go func() { defer close(refreshed); r.keepVolumesFresh(stopRefresh) }()
+	defer func() { close(stopRefresh); <-refreshed }()
 	for i, c := range spec.InitContainers {
 		if ok := r.runContainer(c, sources, func(st *corev1.PodStatus) *corev1.ContainerStatus { return &st.InitContainerStatuses[i] }, true); !ok {
 			return
@@ -177,10 +187,40 @@ func (r *podRun) volumes() (map[string]string, error) {
 	}
 }
 
+// volumeRefresh is how often a running pod's Secret, ConfigMap, downward
+// API and projected volumes are written again from their sources.
+const volumeRefresh = 5 * time.Second
+
+// keepVolumesFresh refreshes the pod's projected volumes until stop closes.
+func (r *podRun) keepVolumesFresh(stop <-chan struct{}) {
+	t := time.NewTicker(volumeRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+			if err := r.p.refreshVolumes(r.ctx, r.snapshot(), r.dir, false); err != nil && r.ctx.Err() == nil {
+				r.p.cfg.Log.V(1).Info("cannot refresh volumes; they keep their last content", "pod", r.pod.Namespace+"/"+r.pod.Name, "error", err.Error())
+			}
+		}
+	}
+}
+
 // runContainer runs one container until it is done for good under the pod's
 // restart policy. Init containers must succeed; it says whether the pod may
 // go on.
 func (r *podRun) runContainer(c corev1.Container, sources map[string]string, status func(*corev1.PodStatus) *corev1.ContainerStatus, init bool) bool {
+	if _, err := identityOf(r.pod, c); err != nil {
+		// As a kubelet: the container waits with the reason, and the pod
+		// stays Pending; nothing will change its mind.
+		r.update(func(st *corev1.PodStatus) {
+			status(st).State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: err.Error()}}
+		})
+		return false
+	}
 	policy := r.pod.Spec.RestartPolicy
 	backoff := backoffStart
 	for restarts := int32(0); ; restarts++ {
@@ -208,11 +248,23 @@ func (r *podRun) attempt(c corev1.Container, sources map[string]string, restarts
 	if r.ctx.Err() != nil {
 		return 137, nil
 	}
+	if err := r.p.refreshVolumes(r.ctx, r.snapshot(), r.dir, true); err != nil {
+		r.p.cfg.Log.Info("cannot refresh volumes before a container starts; they keep their last content", "pod", r.pod.Namespace+"/"+r.pod.Name, "error", err.Error())
+	}
 	cmd, logFile, err := r.command(c, sources, restarts)
 	if err != nil {
 		return 0, err
 	}
 	defer logFile.Close()
+	var stdin io.WriteCloser
+	if c.Stdin {
+		rd, w, err := os.Pipe()
+		if err != nil {
+			return 0, err
+		}
+		defer rd.Close()
+		cmd.Stdin, stdin = rd, w
+	}
 	r.mu.Lock()
 	if r.ctx.Err() != nil {
 		r.mu.Unlock()
@@ -221,6 +273,9 @@ func (r *podRun) attempt(c corev1.Container, sources map[string]string, restarts
 	err = cmd.Start()
 	if err == nil {
 		r.procs[c.Name] = cmd.Process
+		if stdin != nil {
+			r.stdins[c.Name] = stdin
+		}
 	}
 	r.mu.Unlock()
 	if err != nil {
@@ -239,6 +294,10 @@ func (r *podRun) attempt(c corev1.Container, sources map[string]string, restarts
 	werr := cmd.Wait()
 	r.mu.Lock()
 	delete(r.procs, c.Name)
+	if stdin != nil {
+		stdin.Close()
+		delete(r.stdins, c.Name)
+	}
 	r.mu.Unlock()
 	code := exitCode(cmd, werr)
 	reason := "Completed"
@@ -280,7 +339,11 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, nil, err
 	}
-	env, err := r.env(r.ctx, c)
+	id, err := identityOf(r.pod, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := r.env(r.ctx, c, homeOf(id))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -293,7 +356,7 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	for i := 1; i < len(argv); i++ {
 		argv[i] = expand(argv[i], vars)
 	}
-	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir, Hostname: hostname(r.pod)}
+	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir, Hostname: hostname(r.pod), User: id}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, nil, err
@@ -359,6 +422,9 @@ func (r *podRun) stop(pod *corev1.Pod) {
 	r.cancel()
 	for _, proc := range r.procs {
 		_ = syscall.Kill(-proc.Pid, syscall.SIGTERM)
+	}
+	for _, proc := range r.execs {
+		_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
 	}
 	r.mu.Unlock()
 	select {

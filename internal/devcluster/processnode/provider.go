@@ -104,9 +104,20 @@ func (p *Provider) CreatePod(_ context.Context, pod *corev1.Pod) error {
 	return nil
 }
 
-// UpdatePod takes note of a pod's new spec; running containers are not
-// changed (only fields a kubelet would act on without a restart exist here).
-func (p *Provider) UpdatePod(context.Context, *corev1.Pod) error { return nil }
+// UpdatePod takes note of a pod's new labels and annotations, which its
+// downward API volumes show at their next refresh; running containers are
+// not changed otherwise.
+func (p *Provider) UpdatePod(_ context.Context, pod *corev1.Pod) error {
+	p.mu.Lock()
+	r, ok := p.pods[key(pod.Namespace, pod.Name)]
+	p.mu.Unlock()
+	if ok {
+		r.mu.Lock()
+		r.pod.Labels, r.pod.Annotations = pod.Labels, pod.Annotations
+		r.mu.Unlock()
+	}
+	return nil
+}
 
 // DeletePod stops a pod's processes and reports it terminated.
 func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -40,6 +41,20 @@ type sandboxSpec struct {
 	Dir    string   `json:"dir"`
 	// Hostname is the container's host name: its pod's name.
 	Hostname string `json:"hostname"`
+	// User is who the program runs as; nil keeps root.
+	User *identity `json:"user,omitempty"`
+	// Enter, when not zero, is the pid of a running container whose root,
+	// network and host name the program joins (kubectl exec) instead of a
+	// root being built from Root and Mounts.
+	Enter int `json:"enter,omitempty"`
+}
+
+// identity is the user, group and supplementary groups a program runs as,
+// from the pod's and container's securityContext.
+type identity struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
 }
 
 // mount is one bind mount of a host path into the container.
@@ -77,6 +92,9 @@ func runSandbox(specPath string) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("cannot parse sandbox spec: %w", err)
 	}
+	if s.Enter != 0 {
+		return enterContainer(s)
+	}
 	if s.Hostname != "" {
 		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 			return fmt.Errorf("cannot set host name: %w", err)
@@ -111,8 +129,64 @@ func runSandbox(specPath string) error {
 	if err := os.Chdir(dir); err != nil {
 		return fmt.Errorf("cannot enter working directory %q: %w", dir, err)
 	}
+	return execAs(s)
+}
+
+// execAs drops to the spec's identity and replaces this process with the
+// container's program.
+func execAs(s sandboxSpec) error {
+	if u := s.User; u != nil {
+		groups := make([]int, 0, len(u.Groups))
+		for _, g := range u.Groups {
+			groups = append(groups, int(g))
+		}
+		// Groups first: once the user is not root it may not change them.
+		if err := syscall.Setgroups(groups); err != nil {
+			return fmt.Errorf("cannot set supplementary groups: %w", err)
+		}
+		if err := syscall.Setgid(int(u.GID)); err != nil {
+			return fmt.Errorf("cannot set group %d: %w", u.GID, err)
+		}
+		if err := syscall.Setuid(int(u.UID)); err != nil {
+			return fmt.Errorf("cannot set user %d: %w", u.UID, err)
+		}
+	}
 	os.Unsetenv(envSandboxSpec)
 	return syscall.Exec(s.Path, s.Args, s.Env)
+}
+
+// enterContainer runs a program beside a running container: in its network
+// and UTS namespaces and under its root, which /proc/PID/root shows with
+// every mount of the container's own mount namespace. Namespaces are joined
+// by the thread that then execs, so the program starts in them.
+func enterContainer(s sandboxSpec) error {
+	runtime.LockOSThread()
+	proc := fmt.Sprintf("/proc/%d", s.Enter)
+	for _, ns := range []struct {
+		name string
+		flag int
+	}{{"net", unix.CLONE_NEWNET}, {"uts", unix.CLONE_NEWUTS}} {
+		fd, err := unix.Open(filepath.Join(proc, "ns", ns.name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("cannot open the container's %s namespace: %w", ns.name, err)
+		}
+		err = unix.Setns(fd, ns.flag)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("cannot join the container's %s namespace: %w", ns.name, err)
+		}
+	}
+	if err := unix.Chroot(filepath.Join(proc, "root")); err != nil {
+		return fmt.Errorf("cannot enter the container's root: %w", err)
+	}
+	dir := s.Dir
+	if dir == "" {
+		dir = "/"
+	}
+	if err := os.Chdir(dir); err != nil {
+		return fmt.Errorf("cannot enter working directory %q: %w", dir, err)
+	}
+	return execAs(s)
 }
 
 // mirror builds the container's root.

@@ -2,11 +2,13 @@ package processnode
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -15,21 +17,36 @@ import (
 // test binary re-run as the sandbox initialiser, and returns its output.
 func runSandboxed(t *testing.T, mounts []mount, script string) (string, error) {
 	t.Helper()
+	out, err := sandboxCommand(t, sandboxSpec{Mounts: mounts}, script).CombinedOutput()
+	return string(out), err
+}
+
+// sandboxCommand returns the command that runs script in a sandbox made
+// from spec, whose root, program and host name it fills in.
+func sandboxCommand(t *testing.T, spec sandboxSpec, script string) *exec.Cmd {
+	t.Helper()
 	dir := t.TempDir()
-	root := filepath.Join(dir, "root")
-	if err := os.Mkdir(root, 0o755); err != nil {
-		t.Fatal(err)
+	if spec.Enter == 0 {
+		spec.Root = filepath.Join(dir, "root")
+		if err := os.Mkdir(spec.Root, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		spec.Hostname = "pod-name"
 	}
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(sandboxSpec{Root: root, Mounts: mounts, Path: sh, Args: []string{"sh", "-c", script}, Env: []string{"PATH=/usr/bin:/bin"}, Dir: "/", Hostname: "pod-name"})
+	spec.Path, spec.Args, spec.Env = sh, []string{"sh", "-c", script}, []string{"PATH=/usr/bin:/bin"}
+	if spec.Dir == "" {
+		spec.Dir = "/"
+	}
+	b, err := json.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := filepath.Join(dir, "spec.json")
-	if err := os.WriteFile(spec, b, 0o600); err != nil {
+	specPath := filepath.Join(dir, "spec.json")
+	if err := os.WriteFile(specPath, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	self, err := os.Executable()
@@ -37,10 +54,11 @@ func runSandboxed(t *testing.T, mounts []mount, script string) (string, error) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(self)
-	cmd.Env = []string{envSandboxSpec + "=" + spec}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	cmd.Env = []string{envSandboxSpec + "=" + specPath}
+	if spec.Enter == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS}
+	}
+	return cmd
 }
 
 func TestSandboxMounts(t *testing.T) {
@@ -137,5 +155,66 @@ func TestSandboxMounts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestSandboxUser(t *testing.T) {
+	vol := t.TempDir()
+	if err := os.Chmod(vol, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	spec := sandboxSpec{
+		Mounts: []mount{{Source: vol, Target: "/data"}},
+		User:   &identity{UID: 999, GID: 998, Groups: []uint32{2000, 3000}},
+	}
+	out, err := sandboxCommand(t, spec, "id -u; id -g; id -G; echo x > /data/written").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sandbox: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff("999\n998\n998 2000 3000\n", string(out)); diff != "" {
+		t.Errorf("the program's identity: -want +got:\n%s", diff)
+	}
+	fi, err := os.Stat(filepath.Join(vol, "written"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if diff := cmp.Diff([2]uint32{999, 998}, [2]uint32{st.Uid, st.Gid}); diff != "" {
+		t.Errorf("the owner of a file the program wrote: -want +got:\n%s", diff)
+	}
+}
+
+func TestSandboxEnter(t *testing.T) {
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "only-here"), []byte("seen through the container's mount"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	container := sandboxCommand(t, sandboxSpec{Mounts: []mount{{Source: vol, Target: "/stashplane-enter-test"}}}, "sleep 30")
+	if err := container.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = container.Process.Kill(); _ = container.Wait() })
+	// The container's mounts are in place once its program runs; until
+	// then /proc/PID/root is still the initialiser's.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/root/stashplane-enter-test/only-here", container.Process.Pid)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the container did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	spec := sandboxSpec{Enter: container.Process.Pid, Dir: "/stashplane-enter-test", User: &identity{UID: 999, GID: 999}}
+	out, err := sandboxCommand(t, spec, "cat only-here; echo; hostname; id -u").CombinedOutput()
+	if err != nil {
+		t.Fatalf("entering the container: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff("seen through the container's mount\npod-name\n999\n", string(out)); diff != "" {
+		t.Errorf("a program run beside the container: -want +got:\n%s", diff)
+	}
+	if _, err := os.Stat("/stashplane-enter-test"); err == nil {
+		t.Error("the container's mount point shows on the host")
 	}
 }

@@ -1,16 +1,23 @@
 package processnode
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -25,54 +32,129 @@ func (e *errVolumeNotReady) Error() string { return e.msg }
 // volumeSources materialises the pod's volumes as host paths: emptyDir,
 // Secret, ConfigMap, downward API and projected volumes are written under
 // the pod's directory; hostPath and persistent volume claims (bound to a
-// hostPath or local PV) are used where they are.
+// hostPath or local PV) are used where they are. A pod's fsGroup is applied
+// to the volumes a kubelet applies it to: all but hostPath, and claims only
+// when the dev cluster's own provisioner made their volume.
 func (p *Provider) volumeSources(ctx context.Context, pod *corev1.Pod, podDir string) (map[string]string, error) {
 	out := make(map[string]string, len(pod.Spec.Volumes))
 	for _, v := range pod.Spec.Volumes {
 		dir := filepath.Join(podDir, "volumes", v.Name)
-		src, err := p.volumeSource(ctx, pod, v, dir)
+		src, owned, err := p.volumeSource(ctx, pod, v, dir)
 		if err != nil {
 			return nil, err
+		}
+		if fsGroup := fsGroupOf(pod); fsGroup != nil && owned {
+			if err := applyFSGroup(src, *fsGroup, isProjected(v)); err != nil {
+				return nil, err
+			}
 		}
 		out[v.Name] = src
 	}
 	return out, nil
 }
 
-func (p *Provider) volumeSource(ctx context.Context, pod *corev1.Pod, v corev1.Volume, dir string) (string, error) {
+func fsGroupOf(pod *corev1.Pod) *int64 {
+	if pod.Spec.SecurityContext == nil {
+		return nil
+	}
+	return pod.Spec.SecurityContext.FSGroup
+}
+
+// isProjected says whether a volume's files are written by the node from
+// API objects: such volumes are read-only and refreshed while the pod runs.
+func isProjected(v corev1.Volume) bool {
+	return v.Secret != nil || v.ConfigMap != nil || v.Projected != nil || v.DownwardAPI != nil
+}
+
+// volumeSource returns the host path of one volume and whether the pod's
+// fsGroup applies to it.
+func (p *Provider) volumeSource(ctx context.Context, pod *corev1.Pod, v corev1.Volume, dir string) (string, bool, error) {
 	switch {
+	case isProjected(v):
+		files, mode, err := p.volumeFiles(ctx, pod, v, true)
+		if err != nil {
+			return "", false, err
+		}
+		_, err = writeFiles(dir, files, mode)
+		return dir, true, err
 	case v.EmptyDir != nil:
-		return dir, os.MkdirAll(dir, 0o777)
+		return dir, true, os.MkdirAll(dir, 0o777)
 	case v.HostPath != nil:
-		return v.HostPath.Path, hostPath(v.HostPath)
-	case v.Secret != nil:
-		files, err := p.secretFiles(ctx, pod.Namespace, v.Secret.SecretName, v.Secret.Items, ptr.Deref(v.Secret.Optional, false))
-		if err != nil {
-			return "", err
-		}
-		return dir, writeFiles(dir, files, ptr.Deref(v.Secret.DefaultMode, 0o644))
-	case v.ConfigMap != nil:
-		files, err := p.configMapFiles(ctx, pod.Namespace, v.ConfigMap.Name, v.ConfigMap.Items, ptr.Deref(v.ConfigMap.Optional, false))
-		if err != nil {
-			return "", err
-		}
-		return dir, writeFiles(dir, files, ptr.Deref(v.ConfigMap.DefaultMode, 0o644))
-	case v.DownwardAPI != nil:
-		files, err := downwardFiles(pod, v.DownwardAPI.Items)
-		if err != nil {
-			return "", err
-		}
-		return dir, writeFiles(dir, files, ptr.Deref(v.DownwardAPI.DefaultMode, 0o644))
-	case v.Projected != nil:
-		files, err := p.projectedFiles(ctx, pod, v.Projected)
-		if err != nil {
-			return "", err
-		}
-		return dir, writeFiles(dir, files, ptr.Deref(v.Projected.DefaultMode, 0o644))
+		return v.HostPath.Path, false, hostPath(v.HostPath)
 	case v.PersistentVolumeClaim != nil:
 		return p.claimPath(ctx, pod.Namespace, v.PersistentVolumeClaim.ClaimName)
 	}
-	return "", fmt.Errorf("volume %q: only emptyDir, hostPath, secret, configMap, downwardAPI, projected and persistentVolumeClaim volumes run on the process node", v.Name)
+	return "", false, fmt.Errorf("volume %q: only emptyDir, hostPath, secret, configMap, downwardAPI, projected and persistentVolumeClaim volumes run on the process node", v.Name)
+}
+
+// volumeFiles returns the files of a Secret, ConfigMap, downward API or
+// projected volume and their default mode. Without tokens, a projected
+// volume holding service account tokens is not read again: errKeepTokens.
+func (p *Provider) volumeFiles(ctx context.Context, pod *corev1.Pod, v corev1.Volume, tokens bool) ([]file, int32, error) {
+	switch {
+	case v.Secret != nil:
+		files, err := p.secretFiles(ctx, pod.Namespace, v.Secret.SecretName, v.Secret.Items, ptr.Deref(v.Secret.Optional, false))
+		return files, ptr.Deref(v.Secret.DefaultMode, 0o644), err
+	case v.ConfigMap != nil:
+		files, err := p.configMapFiles(ctx, pod.Namespace, v.ConfigMap.Name, v.ConfigMap.Items, ptr.Deref(v.ConfigMap.Optional, false))
+		return files, ptr.Deref(v.ConfigMap.DefaultMode, 0o644), err
+	case v.DownwardAPI != nil:
+		files, err := downwardFiles(pod, v.DownwardAPI.Items)
+		return files, ptr.Deref(v.DownwardAPI.DefaultMode, 0o644), err
+	case v.Projected != nil:
+		if !tokens && hasToken(v.Projected) {
+			return nil, 0, errKeepTokens
+		}
+		files, err := p.projectedFiles(ctx, pod, v.Projected)
+		return files, ptr.Deref(v.Projected.DefaultMode, 0o644), err
+	}
+	return nil, 0, fmt.Errorf("volume %q is not projected from API objects", v.Name)
+}
+
+// errKeepTokens says a projected volume holds service account tokens and is
+// left as it is by a periodic refresh: tokens are requested when a
+// container starts, not every few seconds.
+var errKeepTokens = errors.New("volume holds service account tokens")
+
+func hasToken(v *corev1.ProjectedVolumeSource) bool {
+	for _, s := range v.Sources {
+		if s.ServiceAccountToken != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// refreshVolumes writes the pod's Secret, ConfigMap, downward API and
+// projected volumes again from the API objects they come from, as a kubelet
+// does while a pod runs, so that running containers see the change and a
+// container that starts later sees what an earlier one put in a Secret.
+// With tokens, service account tokens are requested anew too. A volume
+// whose source cannot be read keeps its last content.
+func (p *Provider) refreshVolumes(ctx context.Context, pod *corev1.Pod, podDir string, tokens bool) error {
+	var errs []error
+	for _, v := range pod.Spec.Volumes {
+		if !isProjected(v) {
+			continue
+		}
+		files, mode, err := p.volumeFiles(ctx, pod, v, tokens)
+		if errors.Is(err, errKeepTokens) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("volume %q: %w", v.Name, err))
+			continue
+		}
+		dir := filepath.Join(podDir, "volumes", v.Name)
+		changed, err := writeFiles(dir, files, mode)
+		if err == nil && changed && fsGroupOf(pod) != nil {
+			err = applyFSGroup(dir, *fsGroupOf(pod), true)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("volume %q: %w", v.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func hostPath(h *corev1.HostPathVolumeSource) error {
@@ -158,10 +240,18 @@ func (p *Provider) configMapFiles(ctx context.Context, ns, name string, items []
 func downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile) ([]file, error) {
 	out := make([]file, 0, len(items))
 	for _, it := range items {
-		if it.FieldRef == nil {
-			return nil, fmt.Errorf("downward API file %q: only fieldRef runs on the process node", it.Path)
+		var (
+			v   string
+			err error
+		)
+		switch {
+		case it.FieldRef != nil:
+			v, err = fieldValue(pod, it.FieldRef.FieldPath)
+		case it.ResourceFieldRef != nil:
+			v, err = resourceValue(pod, it.ResourceFieldRef.ContainerName, it.ResourceFieldRef)
+		default:
+			err = fmt.Errorf("downward API file %q needs a fieldRef or a resourceFieldRef", it.Path)
 		}
-		v, err := fieldValue(pod, it.FieldRef.FieldPath)
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +260,15 @@ func downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile) ([]fil
 	return out, nil
 }
 
+// fieldValue resolves a fieldRef of the pod's metadata or spec, including
+// a single label or annotation, written metadata.labels['key'].
 func fieldValue(pod *corev1.Pod, path string) (string, error) {
+	if m := keyedField.FindStringSubmatch(path); m != nil {
+		if m[1] == "labels" {
+			return pod.Labels[m[2]], nil
+		}
+		return pod.Annotations[m[2]], nil
+	}
 	switch path {
 	case "metadata.name":
 		return pod.Name, nil
@@ -188,6 +286,62 @@ func fieldValue(pod *corev1.Pod, path string) (string, error) {
 		return pod.Spec.ServiceAccountName, nil
 	}
 	return "", fmt.Errorf("field %q is not available on the process node", path)
+}
+
+// keyedField matches metadata.labels['key'] and metadata.annotations['key'].
+var keyedField = regexp.MustCompile(`^metadata\.(labels|annotations)\['([^']+)'\]$`)
+
+// nodeAllocatable is what the process node offers; a resourceFieldRef to a
+// limit a container does not set resolves to it, as on a kubelet.
+var nodeAllocatable = corev1.ResourceList{
+	corev1.ResourceCPU:              resource.MustParse("32"),
+	corev1.ResourceMemory:           resource.MustParse("128Gi"),
+	corev1.ResourcePods:             resource.MustParse("500"),
+	corev1.ResourceEphemeralStorage: resource.MustParse("500Gi"),
+}
+
+// resourceValue resolves a resourceFieldRef (limits.cpu, requests.memory,
+// ...) of one of the pod's containers, divided by the divisor and rounded
+// up as a kubelet does: CPU in whole cores unless the divisor says
+// otherwise, memory and ephemeral storage in bytes.
+func resourceValue(pod *corev1.Pod, container string, ref *corev1.ResourceFieldSelector) (string, error) {
+	var c *corev1.Container
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == container {
+			c = &pod.Spec.Containers[i]
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == container {
+			c = &pod.Spec.InitContainers[i]
+		}
+	}
+	if c == nil {
+		return "", fmt.Errorf("resourceFieldRef names container %q, which the pod does not have", container)
+	}
+	kind, name, ok := strings.Cut(ref.Resource, ".")
+	if !ok || kind != "limits" && kind != "requests" {
+		return "", fmt.Errorf("resourceFieldRef %q is not limits.<name> or requests.<name>", ref.Resource)
+	}
+	rn := corev1.ResourceName(name)
+	var q resource.Quantity
+	if kind == "requests" {
+		// Unset requests are zero (the API server copies set limits into
+		// unset requests before the node sees the pod).
+		q = c.Resources.Requests[rn]
+	} else if l, ok := c.Resources.Limits[rn]; ok {
+		q = l
+	} else if q, ok = nodeAllocatable[rn]; !ok {
+		return "", fmt.Errorf("resourceFieldRef %q names a resource the process node does not know", ref.Resource)
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = resource.MustParse("1")
+	}
+	if rn == corev1.ResourceCPU {
+		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
+	}
+	return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(divisor.Value()))), 10), nil
 }
 
 func formatMap(m map[string]string) string {
@@ -247,51 +401,143 @@ func (p *Provider) tokenFile(ctx context.Context, pod *corev1.Pod, s *corev1.Ser
 	return []file{{path: s.Path, data: []byte(tr.Status.Token), mode: ptr.To[int32](0o600)}}, nil
 }
 
-// writeFiles writes a volume's files into dir, replacing what was there.
-func writeFiles(dir string, files []file, defaultMode int32) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
+// dataLink is the entry of a projected volume (Secret, ConfigMap, downward
+// API, projected) that names the directory holding its current files; every
+// top-level entry of the volume is a link through it.
+const dataLink = "..data"
+
+// writeFiles writes a volume's files into dir as a kubelet does, so that a
+// container already running sees an update whole and at once: the files are
+// written to a new hidden directory, dataLink is switched to it with a
+// rename, and the top-level links are added or removed to match. It does
+// nothing when the files are what the volume holds already, and says whether
+// it changed the volume.
+func writeFiles(dir string, files []file, defaultMode int32) (bool, error) {
+	for _, f := range files {
+		if filepath.IsAbs(f.path) || strings.Contains(f.path, "..") || f.path == "" {
+			return false, fmt.Errorf("volume file path %q must be relative and stay in the volume", f.path)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return false, err
 	}
+	old, _ := os.Readlink(filepath.Join(dir, dataLink))
+	if old != "" && sameFiles(filepath.Join(dir, old), files, defaultMode) {
+		return false, nil
+	}
+	data, err := os.MkdirTemp(dir, "..data_")
+	if err != nil {
+		return false, err
+	}
+	if err := os.Chmod(data, 0o755); err != nil {
+		return false, err
+	}
+	top := map[string]bool{}
 	for _, f := range files {
-		if filepath.IsAbs(f.path) || strings.Contains(f.path, "..") {
-			return fmt.Errorf("volume file path %q must be relative and stay in the volume", f.path)
-		}
-		path := filepath.Join(dir, f.path)
+		path := filepath.Join(data, f.path)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
+			return false, err
 		}
 		mode := os.FileMode(ptr.Deref(f.mode, defaultMode))
 		if err := os.WriteFile(path, f.data, mode); err != nil {
-			return err
+			return false, err
 		}
 		if err := os.Chmod(path, mode); err != nil {
-			return err
+			return false, err
+		}
+		top[strings.Split(filepath.Clean(f.path), string(filepath.Separator))[0]] = true
+	}
+	link := filepath.Join(dir, "..data_tmp")
+	_ = os.Remove(link)
+	if err := os.Symlink(filepath.Base(data), link); err != nil {
+		return false, err
+	}
+	if err := os.Rename(link, filepath.Join(dir, dataLink)); err != nil {
+		return false, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "..") && !top[e.Name()] {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return false, err
+			}
 		}
 	}
-	return nil
+	for name := range top {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(dataLink, name), filepath.Join(dir, name)); err != nil {
+			return false, err
+		}
+	}
+	if old != "" {
+		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
-// claimPath returns the host directory of a bound claim's volume.
-func (p *Provider) claimPath(ctx context.Context, ns, name string) (string, error) {
+// sameFiles says whether the directory data holds exactly files, with their
+// modes.
+func sameFiles(data string, files []file, defaultMode int32) bool {
+	want := make(map[string]file, len(files))
+	for _, f := range files {
+		want[filepath.Clean(f.path)] = f
+	}
+	n := 0
+	err := filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(data, path)
+		f, ok := want[rel]
+		if !ok {
+			return errDifferent
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm() != os.FileMode(ptr.Deref(f.mode, defaultMode)).Perm() {
+			return errDifferent
+		}
+		b, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(b, f.data) {
+			return errDifferent
+		}
+		n++
+		return nil
+	})
+	return err == nil && n == len(want)
+}
+
+var errDifferent = errors.New("different")
+
+// claimPath returns the host directory of a bound claim's volume and
+// whether the dev cluster's provisioner made it.
+func (p *Provider) claimPath(ctx context.Context, ns, name string) (string, bool, error) {
 	pvc, err := p.cfg.Client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return "", &errVolumeNotReady{msg: fmt.Sprintf("cannot get persistentvolumeclaim %q: %v", name, err)}
+		return "", false, &errVolumeNotReady{msg: fmt.Sprintf("cannot get persistentvolumeclaim %q: %v", name, err)}
 	}
 	if pvc.Status.Phase != corev1.ClaimBound || pvc.Spec.VolumeName == "" {
-		return "", &errVolumeNotReady{msg: fmt.Sprintf("persistentvolumeclaim %q is not bound", name)}
+		return "", false, &errVolumeNotReady{msg: fmt.Sprintf("persistentvolumeclaim %q is not bound", name)}
 	}
 	pv, err := p.cfg.Client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
 	if err != nil {
-		return "", &errVolumeNotReady{msg: fmt.Sprintf("cannot get persistentvolume %q: %v", pvc.Spec.VolumeName, err)}
+		return "", false, &errVolumeNotReady{msg: fmt.Sprintf("cannot get persistentvolume %q: %v", pvc.Spec.VolumeName, err)}
 	}
+	ours := pv.Annotations[annProvisionedBy] == ProvisionerName
 	switch {
 	case pv.Spec.HostPath != nil:
-		return pv.Spec.HostPath.Path, hostPath(pv.Spec.HostPath)
+		return pv.Spec.HostPath.Path, ours, hostPath(pv.Spec.HostPath)
 	case pv.Spec.Local != nil:
-		return pv.Spec.Local.Path, nil
+		return pv.Spec.Local.Path, ours, nil
 	}
-	return "", fmt.Errorf("persistentvolume %q: only hostPath and local volumes run on the process node", pv.Name)
+	return "", false, fmt.Errorf("persistentvolume %q: only hostPath and local volumes run on the process node", pv.Name)
 }
