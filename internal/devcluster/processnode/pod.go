@@ -52,8 +52,8 @@ func newPodRun(p *Provider, pod *corev1.Pod, ip netip.Addr) *podRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &podRun{
 		p: p, ip: ip, pod: pod, ctx: ctx, cancel: cancel,
-		dir:   filepath.Join(p.cfg.Dir, "pods", string(pod.UID)),
-		done:  make(chan struct{}),
+		dir:    filepath.Join(p.cfg.Dir, "pods", string(pod.UID)),
+		done:   make(chan struct{}),
 		procs:  map[string]*os.Process{},
 		execs:  map[int]*os.Process{},
 		stdins: map[string]io.WriteCloser{},
