@@ -11,6 +11,18 @@ export PATH := $(BIN):$(PATH)
 # Packages of the unit tier: everything but the suites under test/.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/test/')
 
+# What `make demo` runs: the control plane, kubectl and restic. The test
+# tiers need the rest of the tools too (controller-gen, the storage
+# emulators, the crossplane CLI, PostgreSQL), which the demo never builds.
+DEMO_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl restic
+
+# The e2e tier runs every dev-cluster test in parallel, E2E_PARALLEL clusters
+# at a time; each cluster mostly waits on its pods, so more clusters than
+# cores fit. Its full output goes to _output/e2e.log and a table of the
+# slowest tests is printed, so each change can report the time it adds.
+E2E_PARALLEL ?= 4
+E2E_TIMEOUT  ?= 45m
+
 .PHONY: all tools build generate verify verify-generate test test-unit test-integration test-crossplane test-e2e demo bench clean
 
 all: build
@@ -52,10 +64,11 @@ test-crossplane: tools
 	$(GO) test -count=1 ./test/crossplane/...
 
 test-e2e: tools build
-	$(GO) test -count=1 -timeout 30m ./test/e2e/...
+	@hack/e2e.sh $(E2E_PARALLEL) $(E2E_TIMEOUT)
 
 ## demo: bring up the dev cluster, run a Job on the process node, show it, tear down
-demo: tools build
+demo: build
+	@hack/tools.sh $(DEMO_TOOLS)
 	@hack/demo.sh
 
 ## bench: benchmarks that print side-by-side ratios

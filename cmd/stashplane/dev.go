@@ -32,22 +32,36 @@ func devCommand() *cobra.Command {
 }
 
 func devUpCommand() *cobra.Command {
-	var dir, binDir string
+	var dir, binDir, providerMode string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the dev cluster and run it until interrupted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return devUp(cmd.Context(), dir, binDir)
+			switch providerMode {
+			case providerInProcess, providerProcess, providerNone:
+			default:
+				return fmt.Errorf("--provider must be %s, %s or %s, not %q", providerInProcess, providerProcess, providerNone, providerMode)
+			}
+			return devUp(cmd.Context(), dir, binDir, providerMode)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the cluster's state and kubeconfig (required)")
 	cmd.Flags().StringVar(&binDir, "bin-dir", "", "directory holding etcd and the Kubernetes binaries (default: this binary's directory)")
+	cmd.Flags().StringVar(&providerMode, "provider", providerInProcess,
+		"how Stashplane's provider runs: in-process (a part of this command), process (`stashplane provider` as a process of its own, logging to DIR/logs/provider.log) or none")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
 
-func devUp(ctx context.Context, dir, binDir string) error {
+// How `stashplane dev up` runs the provider.
+const (
+	providerInProcess = "in-process"
+	providerProcess   = "process"
+	providerNone      = "none"
+)
+
+func devUp(ctx context.Context, dir, binDir, providerMode string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find this binary: %w", err)
@@ -92,19 +106,32 @@ func devUp(ctx context.Context, dir, binDir string) error {
 		return err
 	}
 	providerDone := make(chan error, 1)
-	go func() {
-		providerDone <- provider.Run(ctx, c.Config(), provider.Options{
-			Log: log.WithName("provider"), MetricsAddress: "0", HealthAddress: "0", PollInterval: 30 * time.Second,
-		})
-	}()
-	fmt.Printf(`The dev cluster is up, with Stashplane's provider running beside it.
+	var proc *devcluster.ProviderProcess
+	switch providerMode {
+	case providerInProcess:
+		go func() {
+			providerDone <- provider.Run(ctx, c.Config(), provider.Options{
+				Log: log.WithName("provider"), MetricsAddress: "0", HealthAddress: "0", PollInterval: 30 * time.Second,
+			})
+		}()
+	case providerProcess:
+		p, err := c.StartProvider(self, "--poll-interval", "30s")
+		if err != nil {
+			_ = c.Stop()
+			return err
+		}
+		defer p.Stop()
+		fmt.Printf("The provider runs as process %d.\n", p.Pid())
+		proc = p
+	}
+	fmt.Printf(`The dev cluster is up, with Stashplane's provider (%s) beside it.
 
   export KUBECONFIG=%s
   kubectl get nodes
 
 Pods run on the node %q as local processes; component logs are in %s.
 Stop it with Ctrl-C or: stashplane dev down --dir %s
-`, c.KubeconfigPath(), devcluster.NodeName, filepath.Join(c.Dir(), "logs"), dir)
+`, providerMode, c.KubeconfigPath(), devcluster.NodeName, filepath.Join(c.Dir(), "logs"), dir)
 	select {
 	case <-ctx.Done():
 	case err := <-providerDone:
@@ -112,6 +139,9 @@ Stop it with Ctrl-C or: stashplane dev down --dir %s
 	}
 	stop()
 	fmt.Println("Stopping the dev cluster ...")
+	if proc != nil {
+		proc.Stop()
+	}
 	return stopCluster(c, log)
 }
 

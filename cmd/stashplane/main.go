@@ -23,7 +23,7 @@ func main() {
 	}
 	root.AddCommand(devCommand(), storageCommand(), triggerCommand(), verifyCommand())
 	root.AddCommand(renderCommand(), snapshotsCommand())
-	root.AddCommand(backupCommand(), restoreCommand())
+	root.AddCommand(backupCommand(), restoreCommand(), providerCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "stashplane:", err)
 		// The agent's subcommands say which exit code a failure is.

@@ -155,7 +155,11 @@ func (c *Cluster) mkdir(name string) error {
 }
 
 func (c *Cluster) logFile(name string) (*os.File, error) {
-	return os.OpenFile(filepath.Join(c.opts.Dir, logsDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return os.OpenFile(c.logPath(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+}
+
+func (c *Cluster) logPath(name string) string {
+	return filepath.Join(c.opts.Dir, logsDir, name+".log")
 }
 
 // serviceRange is where Service IPs come from. Nothing dials a Service IP in

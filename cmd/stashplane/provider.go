@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/stashplane/stashplane/internal/provider"
+)
+
+// providerCommand runs Stashplane's controllers in this process, against
+// the cluster of the kubeconfig (--kubeconfig, $KUBECONFIG or the
+// in-cluster configuration): what the provider image runs, and what
+// `stashplane dev up --provider process` starts beside the dev cluster.
+func providerCommand() *cobra.Command {
+	var (
+		o          provider.Options
+		kubeconfig string
+	)
+	cmd := &cobra.Command{
+		Use:   "provider",
+		Short: "Run Stashplane's controllers against a cluster until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := ctrl.GetConfig()
+			if kubeconfig != "" {
+				cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+			}
+			if err != nil {
+				return fmt.Errorf("cannot load cluster configuration: %w", err)
+			}
+			o.Log = zap.New().WithValues("component", "provider")
+			ctrl.SetLogger(o.Log)
+			o.Log.Info("starting")
+			return provider.Run(ctrl.SetupSignalHandler(), cfg, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, then the in-cluster configuration)")
+	f.StringVar(&o.MetricsAddress, "metrics-address", ":8080", "address of the Prometheus metrics endpoint (0 turns it off)")
+	f.StringVar(&o.HealthAddress, "health-address", ":8081", "address of the health endpoints (0 turns them off)")
+	f.BoolVar(&o.LeaderElection, "leader-election", false, "take turns with other replicas")
+	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")
+	f.DurationVar(&o.PollInterval, "poll-interval", time.Minute, "how often storage objects are observed without a change")
+	return cmd
+}

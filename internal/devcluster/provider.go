@@ -1,0 +1,132 @@
+package devcluster
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ProviderProcess is Stashplane's provider running as a process of its own
+// beside the cluster (`stashplane provider`), so that a test can kill it
+// outright, start it again and measure its memory, as it would a pod.
+type ProviderProcess struct {
+	binary string
+	args   []string
+	log    string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartProvider starts `BINARY provider` against the cluster with extra
+// flags; its output goes to logs/provider.log in the cluster's directory.
+// The process dies with the one that started it.
+func (c *Cluster) StartProvider(binary string, flags ...string) (*ProviderProcess, error) {
+	p := &ProviderProcess{
+		binary: binary,
+		args:   append([]string{"provider", "--kubeconfig", c.KubeconfigPath(), "--metrics-address", "0", "--health-address", "0"}, flags...),
+		log:    c.logPath("provider"),
+	}
+	return p, p.start()
+}
+
+func (p *ProviderProcess) start() error {
+	out, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot open provider log: %w", err)
+	}
+	cmd := exec.Command(p.binary, p.args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return fmt.Errorf("cannot start the provider: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); out.Close(); close(exited) }()
+	p.mu.Lock()
+	p.cmd, p.exited = cmd, exited
+	p.mu.Unlock()
+	return nil
+}
+
+// Pid is the running provider's process id.
+func (p *ProviderProcess) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd.Process.Pid
+}
+
+// Running says whether the provider's process is alive.
+func (p *ProviderProcess) Running() bool {
+	p.mu.Lock()
+	exited := p.exited
+	p.mu.Unlock()
+	select {
+	case <-exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill ends the provider with SIGKILL, as an OOM kill or a lost node
+// would, and waits until it is gone.
+func (p *ProviderProcess) Kill() {
+	p.signal(syscall.SIGKILL, 0)
+}
+
+// Stop asks the provider to stop (SIGTERM) and kills it after 10 s.
+func (p *ProviderProcess) Stop() {
+	p.signal(syscall.SIGTERM, 10*time.Second)
+}
+
+func (p *ProviderProcess) signal(sig syscall.Signal, grace time.Duration) {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	select {
+	case <-exited:
+		return
+	case <-time.After(grace):
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-exited
+}
+
+// Restart starts the provider again once it has stopped.
+func (p *ProviderProcess) Restart() error {
+	if p.Running() {
+		return errors.New("cannot restart the provider: it is still running")
+	}
+	return p.start()
+}
+
+// RSS is the provider's resident memory in bytes, from /proc.
+func (p *ProviderProcess) RSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the provider's memory: %w", err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("cannot parse the provider's memory %q: %w", v, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("cannot find the provider's resident memory in /proc")
+}
