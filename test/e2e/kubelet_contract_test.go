@@ -129,6 +129,26 @@ func TestKubeletContract(t *testing.T) {
 		if _, err := os.Stat("/stashplane-exec-only"); err == nil {
 			t.Error("the pod's mount point shows on the host")
 		}
+
+		// attach: the container reads a line from its stdin and answers.
+		reader := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "attach-target", Namespace: "default"},
+			Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers: []corev1.Container{{
+					Name: "main", Image: "busybox", Stdin: true, StdinOnce: true,
+					Command: []string{"sh", "-c", "echo before-attach; read line; echo got:$line"},
+				}},
+			},
+		}
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, reader, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitPodRunning(t, cs, "default", reader.Name)
+		got, code = kubectl.run(t, "hello\n", "attach", "-i", reader.Name)
+		if !strings.Contains(got, "got:hello") || strings.Contains(got, "before-attach") || code != 0 {
+			t.Errorf("kubectl attach -i (exit %d) feeds stdin and shows only what follows: got %q", code, got)
+		}
 	})
 
 	t.Run("Users", func(t *testing.T) {
