@@ -78,7 +78,12 @@ func (p *Provider) volumeSource(ctx context.Context, pod *corev1.Pod, v corev1.V
 		_, err = writeFiles(dir, files, mode)
 		return dir, true, err
 	case v.EmptyDir != nil:
-		return dir, true, os.MkdirAll(dir, 0o777)
+		// World-writable whatever the umask, as a kubelet makes it, so a
+		// container of any user can write to it.
+		if err := os.MkdirAll(dir, 0o777); err != nil {
+			return "", false, err
+		}
+		return dir, true, os.Chmod(dir, 0o777)
 	case v.HostPath != nil:
 		return v.HostPath.Path, false, hostPath(v.HostPath)
 	case v.PersistentVolumeClaim != nil:

@@ -1,0 +1,103 @@
+package hook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+)
+
+// maxCapture bounds what an exec'd command's output the provider keeps.
+const maxCapture = 64 << 10
+
+// execAll runs the action's command in each pod, one after another, and
+// stops at the first failure.
+func (r *Runner) execAll(ctx context.Context, pods []corev1.Pod, action *corev1alpha1.HookAction) Result {
+	res := Result{Succeeded: true}
+	for _, p := range pods {
+		res.Pods = append(res.Pods, p.Name)
+		container := action.ContainerName
+		if container == "" {
+			container = p.Spec.Containers[0].Name
+		}
+		if !hasContainer(p, container) {
+			return Result{Reason: ReasonNoContainer, Pods: res.Pods, Output: fmt.Sprintf("pod %q has no container %q", p.Name, container)}
+		}
+		out, err := r.exec(ctx, p, container, action.Exec.Command)
+		res.Output = out
+		if err != nil {
+			res.Succeeded, res.Reason = false, ReasonFailed
+			var exit utilexec.ExitError
+			if errors.As(err, &exit) {
+				if strings.TrimSpace(out) == "" {
+					res.Output = fmt.Sprintf("command exited %d in pod %q", exit.ExitStatus(), p.Name)
+				}
+			} else {
+				res.Output = fmt.Sprintf("cannot exec in pod %q: %v", p.Name, err)
+			}
+			return res
+		}
+	}
+	return res
+}
+
+func hasContainer(p corev1.Pod, name string) bool {
+	for _, c := range p.Spec.Containers {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// exec runs a command in a container through the API server, as kubectl
+// exec does, and returns what it printed, standard error after standard
+// output.
+func (r *Runner) exec(ctx context.Context, p corev1.Pod, container string, command []string) (string, error) {
+	if len(command) == 0 {
+		return "", errors.New("the exec action has no command")
+	}
+	req := r.Kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(p.Namespace).Name(p.Name).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	ws, err := remotecommand.NewWebSocketExecutor(r.Config, "GET", req.URL().String())
+	if err != nil {
+		return "", fmt.Errorf("cannot make exec client: %w", err)
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(r.Config, "POST", req.URL())
+	if err != nil {
+		return "", fmt.Errorf("cannot make exec client: %w", err)
+	}
+	ex, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	if err != nil {
+		return "", fmt.Errorf("cannot make exec client: %w", err)
+	}
+	stdout, stderr := &capped{max: maxCapture}, &capped{max: maxCapture}
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: stdout, Stderr: stderr})
+	return stdout.String() + stderr.String(), err
+}
+
+// capped keeps the last max bytes written to it.
+type capped struct {
+	bytes.Buffer
+	max int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	n := len(p)
+	c.Buffer.Write(p)
+	if over := c.Len() - c.max; over > 0 {
+		c.Next(over)
+	}
+	return n, nil
+}
