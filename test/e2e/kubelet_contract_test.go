@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/utils/ptr"
 
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
@@ -60,6 +62,17 @@ func (k kubectlRunner) run(t *testing.T, stdin string, args ...string) (string, 
 		t.Fatalf("kubectl %s: %v: %s", strings.Join(args, " "), err, errOut.String())
 	}
 	return out.String(), 0
+}
+
+// sizeQueue hands the terminal sizes of a channel to an exec client.
+type sizeQueue chan remotecommand.TerminalSize
+
+func (q sizeQueue) Next() *remotecommand.TerminalSize {
+	s, ok := <-q
+	if !ok {
+		return nil
+	}
+	return &s
 }
 
 func waitPodRunning(t *testing.T, cs kubernetes.Interface, ns, name string) {
@@ -125,6 +138,24 @@ func TestKubeletContract(t *testing.T) {
 		}
 		if _, code := kubectl.run(t, "", "exec", pod.Name, "--", "sh", "-c", "exit 7"); code != 7 {
 			t.Errorf("kubectl exec of a program exiting 7 exited %d", code)
+		}
+		// With a terminal: the program's output is a terminal of the
+		// size the client asked for.
+		req := cs.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name(pod.Name).SubResource("exec").
+			VersionedParams(&corev1.PodExecOptions{Container: "main", Command: []string{"sh", "-c", "tty; stty size"}, Stdout: true, TTY: true}, scheme.ParameterCodec)
+		ex, err := remotecommand.NewSPDYExecutor(c.Config(), "POST", req.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ttyOut bytes.Buffer
+		sizes := make(chan remotecommand.TerminalSize, 1)
+		sizes <- remotecommand.TerminalSize{Width: 101, Height: 33}
+		close(sizes)
+		if err := ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &ttyOut, Tty: true, TerminalSizeQueue: sizeQueue(sizes)}); err != nil {
+			t.Fatalf("exec with a terminal: %v", err)
+		}
+		if lines := strings.Split(strings.ReplaceAll(ttyOut.String(), "\r", ""), "\n"); len(lines) < 2 || !strings.HasPrefix(lines[0], "/dev/pts/") || lines[1] != "33 101" {
+			t.Errorf("exec with a terminal of 101x33: got %q", ttyOut.String())
 		}
 		if _, err := os.Stat("/stashplane-exec-only"); err == nil {
 			t.Error("the pod's mount point shows on the host")
