@@ -64,7 +64,7 @@ func serveStorage(ctx context.Context, root, listen, tokenFile string) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %q: %w", listen, err)
 	}
-	srv := &http.Server{Handler: &accessor.Server{Bucket: b, Token: token}, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: &accessor.Server{Bucket: b, Token: token, Dir: root}, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

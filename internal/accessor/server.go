@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"gocloud.dev/blob"
@@ -19,6 +22,11 @@ import (
 type Server struct {
 	Bucket *blob.Bucket
 	Token  string
+	// Dir, when set, is the directory the bucket keeps its files in; keys
+	// are then refused when they are not plain paths or when they pass
+	// through a symbolic link, so that a link planted in the volume cannot
+	// make the accessor read or write outside it.
+	Dir string
 }
 
 // ServeHTTP implements the accessor protocol.
@@ -30,6 +38,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	for _, p := range []string{"key", "src", "dst"} {
+		if k, ok := q[p]; ok && len(k) > 0 {
+			if err := s.checkKey(k[0]); err != nil {
+				writeError(w, http.StatusBadRequest, gcerrors.InvalidArgument, err.Error())
+				return
+			}
+		}
+	}
 	var err error
 	switch {
 	case r.URL.Path == "/v1/object" && r.Method == http.MethodGet:
@@ -181,4 +197,33 @@ func writeError(w http.ResponseWriter, status int, code gcerrors.ErrorCode, msg 
 	w.Header().Set(headerContentType, "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(errorBody{Code: codes[code], Message: msg})
+}
+
+// checkKey refuses, with Dir set, a key whose path in Dir passes through a
+// symbolic link (the object itself included), so that a link planted in the
+// volume cannot make the accessor read or write outside it. The bucket
+// keeps a key at the path the key spells, but for characters it escapes
+// (control characters, "//", "../"): the check follows the key as spelt,
+// and elements the bucket would escape match no entry and are not links.
+// Climbing out with ".." is refused by the bucket itself.
+func (s *Server) checkKey(key string) error {
+	if s.Dir == "" {
+		return nil
+	}
+	path := s.Dir
+	for _, p := range strings.Split(key, "/") {
+		if p == "" || p == "." || p == ".." {
+			continue
+		}
+		path = filepath.Join(path, p)
+		fi, err := os.Lstat(path)
+		if err != nil {
+			// Nothing there yet (a new object): nothing to follow.
+			return nil
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("key %q passes through a symbolic link in the storage volume", key)
+		}
+	}
+	return nil
 }
