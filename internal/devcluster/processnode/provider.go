@@ -38,8 +38,12 @@ type Config struct {
 	// KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT.
 	APIServerHost string
 	APIServerPort string
-	// PodIPs is the loopback range pod IPs are taken from.
+	// PodIPs is the range pod IPs are taken from: a loopback range when
+	// pods share the host's network, the pod subnet with Network.
 	PodIPs netip.Prefix
+	// Network, when set, gives pods a network of their own (see
+	// NetworkConfig); nil shares the host's network with them.
+	Network *NetworkConfig
 	// SandboxBinary is the program that starts containers (see
 	// MaybeRunSandbox); by default the running binary.
 	SandboxBinary string
@@ -54,6 +58,8 @@ type Provider struct {
 	pods   map[types.NamespacedName]*podRun
 	notify func(*corev1.Pod)
 	ips    *ipPool
+	// net is the isolated pod network; nil when pods share the host's.
+	net *isolatedNet
 }
 
 // New returns a process node provider.
@@ -72,7 +78,11 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Provider{cfg: cfg, pods: map[types.NamespacedName]*podRun{}, ips: ips, notify: func(*corev1.Pod) {}}, nil
+	p := &Provider{cfg: cfg, pods: map[types.NamespacedName]*podRun{}, ips: ips, notify: func(*corev1.Pod) {}}
+	if err := p.startNetwork(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // NotifyPods registers the callback that reports pod status changes.
@@ -94,7 +104,7 @@ func (p *Provider) CreatePod(_ context.Context, pod *corev1.Pod) error {
 	if _, ok := p.pods[k]; ok {
 		return errdefs.AsInvalidInput(fmt.Errorf("pod %s already runs", k))
 	}
-	ip, err := p.ips.take()
+	ip, err := p.takeIP(pod)
 	if err != nil {
 		return err
 	}
@@ -147,6 +157,7 @@ func (p *Provider) StopAll() {
 		<-r.done
 		r.cleanup()
 	}
+	p.stopNetwork()
 }
 
 // GetPod returns a pod the node runs.

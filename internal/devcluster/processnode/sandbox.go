@@ -40,6 +40,9 @@ type sandboxSpec struct {
 	Dir    string   `json:"dir"`
 	// Hostname is the container's host name: its pod's name.
 	Hostname string `json:"hostname"`
+	// NetNS is the file of the pod's network namespace, which the
+	// container joins; empty keeps the host's network.
+	NetNS string `json:"netns,omitempty"`
 }
 
 // mount is one bind mount of a host path into the container.
@@ -84,6 +87,9 @@ func runSandbox(specPath string) error {
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("cannot make mounts private: %w", err)
+	}
+	if err := enterNetwork(s.NetNS); err != nil {
+		return err
 	}
 	m := &mirror{root: s.Root, sources: map[string]string{}}
 	if err := m.init(); err != nil {
