@@ -28,26 +28,28 @@ const pidFile = "devcluster.pid"
 func devCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "dev", Short: "Run the dev cluster: a real control plane with a process node, on this machine"}
 	cmd.AddCommand(devUpCommand(), devDownCommand())
+	cmd.AddCommand(probeCommand())
 	return cmd
 }
 
 func devUpCommand() *cobra.Command {
-	var dir, binDir string
+	var dir, binDir, podNetwork string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the dev cluster and run it until interrupted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return devUp(cmd.Context(), dir, binDir)
+			return devUp(cmd.Context(), dir, binDir, podNetwork)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the cluster's state and kubeconfig (required)")
 	cmd.Flags().StringVar(&binDir, "bin-dir", "", "directory holding etcd and the Kubernetes binaries (default: this binary's directory)")
+	cmd.Flags().StringVar(&podNetwork, "pod-network", devcluster.PodNetworkHost, "pods' network: host (each pod a loopback address) or isolated (a network namespace per pod, Services and DNS; needs root)")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
 
-func devUp(ctx context.Context, dir, binDir string) error {
+func devUp(ctx context.Context, dir, binDir, podNetwork string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find this binary: %w", err)
@@ -82,7 +84,7 @@ func devUp(ctx context.Context, dir, binDir string) error {
 	fmt.Println("Starting the dev cluster in", dir, "...")
 	c, err := devcluster.Start(ctx, devcluster.Options{
 		Dir: dir, BinDir: binDir, StashplaneBinary: self, ResticBinary: restic,
-		CRDs: crds, Log: log,
+		CRDs: crds, Log: log, PodNetwork: podNetwork,
 	})
 	if err != nil {
 		return err

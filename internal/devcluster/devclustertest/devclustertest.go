@@ -57,6 +57,19 @@ func BinDir() (string, error) {
 // missing: run `make tools`.
 func Start(t testing.TB, crds ...*apiextensionsv1.CustomResourceDefinition) *devcluster.Cluster {
 	t.Helper()
+	return StartWith(t, Options{}, crds...)
+}
+
+// Options are the cluster options a test may choose.
+type Options struct {
+	// PodNetwork is devcluster.PodNetworkHost (the default) or
+	// devcluster.PodNetworkIsolated.
+	PodNetwork string
+}
+
+// StartWith starts a dev cluster with options, as Start does.
+func StartWith(t testing.TB, opts Options, crds ...*apiextensionsv1.CustomResourceDefinition) *devcluster.Cluster {
+	t.Helper()
 	bin, err := BinDir()
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +92,7 @@ func Start(t testing.TB, crds ...*apiextensionsv1.CustomResourceDefinition) *dev
 	c, err := devcluster.Start(ctx, devcluster.Options{
 		Dir: dir, BinDir: bin, StashplaneBinary: stashplane, ResticBinary: restic,
 		CRDs: crds, Log: stdr.New(log.New(os.Stderr, t.Name()+" ", log.LstdFlags)),
+		PodNetwork: opts.PodNetwork,
 	})
 	if err != nil {
 		os.RemoveAll(dir)

@@ -3,8 +3,10 @@
 // mount namespace that shows it its volumes at their mountPath.
 //
 // It is sandbox and test infrastructure, not part of the product: it trusts
-// the pods it runs, runs them as the node's own user, and shares the host's
-// network, giving each pod its own loopback address as its IP.
+// the pods it runs and runs them as the node's own user. Pods share the
+// host's network, each with a loopback address of its own as its IP, or,
+// with Config.Network, each have a network namespace of their own (see
+// NetworkConfig).
 package processnode
 
 import (
@@ -136,8 +138,9 @@ func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	p.mu.Lock()
 	delete(p.pods, k)
 	p.mu.Unlock()
-	p.ips.give(r.ip)
+	// The address goes back once its veth and namespace are gone.
 	r.cleanup()
+	p.ips.give(r.ip)
 	p.report(r.snapshot())
 	return nil
 }
