@@ -159,21 +159,11 @@ func (d *dnsServer) endpointIPs(ns, service string, match func(discoveryv1.Endpo
 		return nil
 	}
 	seen := map[netip.Addr]bool{}
-	for _, s := range slices {
-		if s.AddressType != discoveryv1.AddressTypeIPv4 {
-			continue
+	eachReadyAddress(slices, func(_ *discoveryv1.EndpointSlice, ep discoveryv1.Endpoint, ip netip.Addr) {
+		if match(ep) {
+			seen[ip] = true
 		}
-		for _, ep := range s.Endpoints {
-			if !ready(ep) || !match(ep) {
-				continue
-			}
-			for _, a := range ep.Addresses {
-				if ip, err := netip.ParseAddr(a); err == nil {
-					seen[ip] = true
-				}
-			}
-		}
-	}
+	})
 	out := make([]netip.Addr, 0, len(seen))
 	for ip := range seen {
 		out = append(out, ip)

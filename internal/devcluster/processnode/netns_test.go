@@ -125,3 +125,63 @@ func linksOf(t *testing.T, id int) []string {
 	}
 	return out
 }
+
+// What a killed cluster left (bridge, veth, namespace file, route) goes when
+// a cluster with the same number starts, or when its number is claimed for
+// a cluster on the host's network.
+func TestHostNetLeftovers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making links and network namespaces needs root")
+	}
+	pods, services := netip.MustParsePrefix("198.19.242.0/24"), netip.MustParsePrefix("198.18.242.0/24")
+	ip := netip.MustParseAddr("198.19.242.2")
+	cases := map[string]struct {
+		reason string
+		clean  func(t *testing.T)
+		want   []string
+	}{
+		"IsolatedStart": {
+			reason: "A new isolated network of the same number starts from a fresh bridge.",
+			clean: func(t *testing.T) {
+				h, err := newHostNet(242, pods, services)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := h.setUp(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: []string{"spbr242"},
+		},
+		"RemoveNetwork": {
+			reason: "A cluster on the host's network removes everything.",
+			clean: func(t *testing.T) {
+				if err := RemoveNetwork(242, services); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			old, err := newHostNet(242, pods, services)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = old.tearDown() })
+			if err := old.setUp(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := old.addPod(ip); err != nil {
+				t.Fatal(err)
+			}
+			tc.clean(t)
+			if diff := cmp.Diff(tc.want, linksOf(t, 242)); diff != "" {
+				t.Errorf("%s\nlinks: -want +got:\n%s", tc.reason, diff)
+			}
+			if _, err := os.Stat(old.netnsPath(ip)); err == nil {
+				t.Errorf("%s\nthe namespace file is left", tc.reason)
+			}
+		})
+	}
+}

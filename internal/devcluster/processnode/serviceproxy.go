@@ -182,25 +182,11 @@ func (p *serviceProxy) endpoint(l *proxyListener) (string, bool) {
 // ready IPv4 endpoints that serve the named port.
 func readyEndpoints(slices []*discoveryv1.EndpointSlice, port string) []netip.AddrPort {
 	seen := map[netip.AddrPort]bool{}
-	for _, s := range slices {
-		if s.AddressType != discoveryv1.AddressTypeIPv4 {
-			continue
+	eachReadyAddress(slices, func(s *discoveryv1.EndpointSlice, _ discoveryv1.Endpoint, ip netip.Addr) {
+		if n, ok := slicePort(s, port); ok {
+			seen[netip.AddrPortFrom(ip, n)] = true
 		}
-		n, ok := slicePort(s, port)
-		if !ok {
-			continue
-		}
-		for _, ep := range s.Endpoints {
-			if !ready(ep) {
-				continue
-			}
-			for _, a := range ep.Addresses {
-				if ip, err := netip.ParseAddr(a); err == nil {
-					seen[netip.AddrPortFrom(ip, n)] = true
-				}
-			}
-		}
-	}
+	})
 	out := make([]netip.AddrPort, 0, len(seen))
 	for a := range seen {
 		out = append(out, a)
@@ -222,8 +208,24 @@ func slicePort(s *discoveryv1.EndpointSlice, name string) (uint16, bool) {
 	return 0, false
 }
 
-func ready(ep discoveryv1.Endpoint) bool {
-	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
+// eachReadyAddress calls f with every address of every ready endpoint of
+// the IPv4 slices.
+func eachReadyAddress(slices []*discoveryv1.EndpointSlice, f func(*discoveryv1.EndpointSlice, discoveryv1.Endpoint, netip.Addr)) {
+	for _, s := range slices {
+		if s.AddressType != discoveryv1.AddressTypeIPv4 {
+			continue
+		}
+		for _, ep := range s.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				if ip, err := netip.ParseAddr(a); err == nil {
+					f(s, ep, ip)
+				}
+			}
+		}
+	}
 }
 
 // pickEndpoint takes the n-th endpoint, round the list.
