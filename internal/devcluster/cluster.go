@@ -127,13 +127,16 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err := c.claimNetwork(); err != nil {
 		return c, err
 	}
-	if c.reaper, err = startReaper(); err != nil {
+	if c.reaper, err = startReaper(c.podNetLock); err != nil {
 		return c, err
 	}
 	if err := c.startControlPlane(); err != nil {
 		return c, err
 	}
 	c.reaper.watch(c.opts.Dir)
+	if c.net.isolated {
+		c.reaper.watchNetwork(c.net.id)
+	}
 	if err := c.startControllers(); err != nil {
 		return c, err
 	}

@@ -76,6 +76,9 @@ func (p *netPlan) podIPs() netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{127, p.id, 0, 0}), 16)
 }
 
+// PodSubnet is the range the cluster's pod IPs come from.
+func (c *Cluster) PodSubnet() netip.Prefix { return c.net.podIPs() }
+
 // kubernetesIP is the ClusterIP the API server gives the kubernetes
 // Service: the range's first address.
 func (p *netPlan) kubernetesIP() netip.Addr { return p.services().Addr().Next() }

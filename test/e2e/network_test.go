@@ -182,6 +182,39 @@ func checkNetworkRemoved(t *testing.T, podNet netip.Prefix) {
 	if !podNet.IsValid() {
 		return
 	}
+	if left := networkLeft(t, podNet); len(left) > 0 {
+		t.Errorf("the stopped cluster left %v", left)
+	}
+}
+
+// A process running an isolated cluster that is killed outright leaves no
+// bridge or route: its reaper removes them.
+func TestKilledProcessLeavesNoNetwork(t *testing.T) {
+	t.Parallel()
+	cmd, subnet, dir := holdCluster(t, devcluster.PodNetworkIsolated)
+	defer os.RemoveAll(dir)
+	podNet, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		t.Fatalf("cannot parse the child's pod subnet: %v", err)
+	}
+	if len(networkLeft(t, podNet)) == 0 {
+		_ = cmd.Process.Kill()
+		t.Fatal("the child's cluster has no bridge: the test would prove nothing")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	poll(t, time.Minute, "a killed process's pod network is still there", func(context.Context) (bool, error) {
+		return len(networkLeft(t, podNet)) == 0, nil
+	})
+}
+
+// networkLeft lists the bridge, veths, namespace files and service route of
+// the isolated network of the pod subnet.
+func networkLeft(t *testing.T, podNet netip.Prefix) []string {
+	t.Helper()
 	id := podNet.Addr().As4()[2]
 	var left []string
 	links, _ := filepath.Glob(fmt.Sprintf("/sys/class/net/sp[bv]*%d*", id))
@@ -201,9 +234,7 @@ func checkNetworkRemoved(t *testing.T, podNet netip.Prefix) {
 			left = append(left, "route "+r.Dst.String())
 		}
 	}
-	if len(left) > 0 {
-		t.Errorf("the stopped cluster left %v", left)
-	}
+	return left
 }
 
 // waitRunning waits for a pod to run and returns its IP.
