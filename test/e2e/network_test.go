@@ -45,9 +45,10 @@ func webPod(name, app string) *corev1.Pod {
 
 // Pods of an isolated cluster each have a network of their own: two of them
 // listen on the same port, a Service leads to one by name through the
-// cluster's DNS, the API server is reached through the kubernetes Service,
-// and names outside the cluster do not resolve. A deleted pod's and the
-// stopped cluster's links and namespaces are gone.
+// cluster's DNS, a headless Service's name is that pod's IP, the API server
+// is reached through the kubernetes Service, names outside the cluster do
+// not resolve, and a pod on the host's network reaches the others. A
+// deleted pod's and the stopped cluster's links and namespaces are gone.
 func TestPodNetworkIsolated(t *testing.T) {
 	t.Parallel()
 	var podNet netip.Prefix
@@ -83,13 +84,61 @@ func TestPodNetworkIsolated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkClient(t, cs, svc.Spec.ClusterIP)
+	if _, err := cs.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-headless"},
+		Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "web"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkClient(t, cs, svc.Spec.ClusterIP, ips["web-a"])
+	checkHostNetwork(t, cs, ips["web-a"])
 	checkPodDeletion(t, cs, podNet, ips["web-b"])
 }
 
+// checkHostNetwork runs a pod on the host's network, which keeps the node's
+// address as its IP and reaches pods on theirs.
+func checkHostNetwork(t *testing.T, cs *kubernetes.Clientset, webIP string) {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "on-host"},
+		Spec: corev1.PodSpec{HostNetwork: true, RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{
+			probe("fetch", "get", "--timeout", "60s", "http://"+net.JoinHostPort(webIP, "8080")+"/"),
+		}},
+	}
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitEnded(t, cs, "on-host")
+	b, err := cs.CoreV1().Pods("default").GetLogs("on-host", &corev1.PodLogOptions{Container: "fetch"}).DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{string(corev1.PodSucceeded), "127.0.0.1", "web-a\n"}
+	if diff := cmp.Diff(want, []string{string(got.Status.Phase), got.Status.PodIP, string(b)}); diff != "" {
+		t.Errorf("pod on the host's network (phase, IP, output): -want +got:\n%s", diff)
+	}
+}
+
+// waitEnded waits for a pod to succeed or fail.
+func waitEnded(t *testing.T, cs *kubernetes.Clientset, name string) *corev1.Pod {
+	t.Helper()
+	var got *corev1.Pod
+	poll(t, 2*time.Minute, "pod "+name+" did not end", func(ctx context.Context) (bool, error) {
+		p, err := cs.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		got = p
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed, nil
+	})
+	return got
+}
+
 // checkClient runs a pod that resolves and fetches through the Service,
-// reaches the API server and fails to resolve an outside name.
-func checkClient(t *testing.T, cs *kubernetes.Clientset, clusterIP string) {
+// resolves the headless Service to the pod's IP, reaches the API server and
+// fails to resolve an outside name.
+func checkClient(t *testing.T, cs *kubernetes.Clientset, clusterIP, webIP string) {
 	t.Helper()
 	const sa = "/var/run/secrets/kubernetes.io/serviceaccount/"
 	api := []string{"get", "--timeout", "60s", "--ca", sa + "ca.crt", "--token-file", sa + "token"}
@@ -98,6 +147,7 @@ func checkClient(t *testing.T, cs *kubernetes.Clientset, clusterIP string) {
 		Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{
 			probe("resolve-fqdn", "resolve", "--timeout", "60s", "web.default.svc.cluster.local"),
 			probe("resolve-short", "resolve", "--timeout", "60s", "web"),
+			probe("resolve-headless", "resolve", "--timeout", "60s", "web-headless"),
 			probe("fetch", "get", "--timeout", "60s", "http://web/"),
 			probe("api-name", append(api, "https://kubernetes.default.svc/api")...),
 			probe("api-env", append(api, "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)/api")...),
@@ -108,15 +158,7 @@ func checkClient(t *testing.T, cs *kubernetes.Clientset, clusterIP string) {
 	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var got *corev1.Pod
-	poll(t, 2*time.Minute, "the client pod did not end", func(ctx context.Context) (bool, error) {
-		p, err := cs.CoreV1().Pods("default").Get(ctx, "client", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		got = p
-		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed, nil
-	})
+	got := waitEnded(t, cs, "client")
 	type result struct {
 		Exit int32
 		Out  string
@@ -143,12 +185,13 @@ func checkClient(t *testing.T, cs *kubernetes.Clientset, clusterIP string) {
 		results[st.Name] = r
 	}
 	want := map[string]result{
-		"resolve-fqdn":  {Out: clusterIP + "\n"},
-		"resolve-short": {Out: clusterIP + "\n"},
-		"fetch":         {Out: "web-a\n"},
-		"api-name":      {Out: "true"},
-		"api-env":       {Out: "true"},
-		"external":      {Exit: 1, Out: "true"},
+		"resolve-fqdn":     {Out: clusterIP + "\n"},
+		"resolve-short":    {Out: clusterIP + "\n"},
+		"resolve-headless": {Out: webIP + "\n"},
+		"fetch":            {Out: "web-a\n"},
+		"api-name":         {Out: "true"},
+		"api-env":          {Out: "true"},
+		"external":         {Exit: 1, Out: "true"},
 	}
 	if diff := cmp.Diff(want, results); diff != "" {
 		t.Errorf("client containers (exit code, output): -want +got:\n%s", diff)
