@@ -49,14 +49,22 @@ func (d *dnsServer) start(addr netip.Addr) error {
 	}
 	d.servers = []*dns.Server{{PacketConn: pc, Handler: d}, {Listener: l, Handler: d}}
 	for _, s := range d.servers {
-		started := make(chan struct{})
+		started, failed := make(chan struct{}), make(chan error, 1)
 		s.NotifyStartedFunc = func() { close(started) }
 		go func() {
 			if err := s.ActivateAndServe(); err != nil {
 				d.log.Error(err, "DNS server stopped")
+				failed <- err
 			}
 		}()
-		<-started
+		select {
+		case <-started:
+		case err := <-failed:
+			d.stop()
+			pc.Close()
+			l.Close()
+			return fmt.Errorf("cannot serve DNS on %s: %w", hostPort, err)
+		}
 	}
 	return nil
 }
