@@ -3,6 +3,7 @@
 package devclustertest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,10 +63,16 @@ func Start(t testing.TB, crds ...*apiextensionsv1.CustomResourceDefinition) *dev
 
 // Options are the cluster options a test may choose.
 type Options struct {
-	// PodNetwork is devcluster.PodNetworkHost (the default) or
-	// devcluster.PodNetworkIsolated.
+	// PodNetwork is devcluster.PodNetworkHost or
+	// devcluster.PodNetworkIsolated; empty takes $STASHPLANE_POD_NETWORK,
+	// so that a whole suite can run on either, and else the cluster's
+	// default.
 	PodNetwork string
 }
+
+// EnvPodNetwork names the variable that chooses the pod network of clusters
+// whose test does not.
+const EnvPodNetwork = "STASHPLANE_POD_NETWORK"
 
 // StartWith starts a dev cluster with options, as Start does.
 func StartWith(t testing.TB, opts Options, crds ...*apiextensionsv1.CustomResourceDefinition) *devcluster.Cluster {
@@ -92,7 +99,7 @@ func StartWith(t testing.TB, opts Options, crds ...*apiextensionsv1.CustomResour
 	c, err := devcluster.Start(ctx, devcluster.Options{
 		Dir: dir, BinDir: bin, StashplaneBinary: stashplane, ResticBinary: restic,
 		CRDs: crds, Log: stdr.New(log.New(os.Stderr, t.Name()+" ", log.LstdFlags)),
-		PodNetwork: opts.PodNetwork,
+		PodNetwork: cmp.Or(opts.PodNetwork, os.Getenv(EnvPodNetwork)),
 	})
 	if err != nil {
 		os.RemoveAll(dir)
