@@ -28,11 +28,12 @@ const pidFile = "devcluster.pid"
 func devCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "dev", Short: "Run the dev cluster: a real control plane with a process node, on this machine"}
 	cmd.AddCommand(devUpCommand(), devDownCommand())
+	cmd.AddCommand(probeCommand())
 	return cmd
 }
 
 func devUpCommand() *cobra.Command {
-	var dir, binDir, providerMode string
+	var dir, binDir, providerMode, podNetwork string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the dev cluster and run it until interrupted",
@@ -43,13 +44,14 @@ func devUpCommand() *cobra.Command {
 			default:
 				return fmt.Errorf("--provider must be %s, %s or %s, not %q", providerInProcess, providerProcess, providerNone, providerMode)
 			}
-			return devUp(cmd.Context(), dir, binDir, providerMode)
+			return devUp(cmd.Context(), dir, binDir, providerMode, podNetwork)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the cluster's state and kubeconfig (required)")
 	cmd.Flags().StringVar(&binDir, "bin-dir", "", "directory holding etcd and the Kubernetes binaries (default: this binary's directory)")
 	cmd.Flags().StringVar(&providerMode, "provider", providerInProcess,
 		"how Stashplane's provider runs: in-process (a part of this command), process (`stashplane provider` as a process of its own, logging to DIR/logs/provider.log) or none")
+	cmd.Flags().StringVar(&podNetwork, "pod-network", devcluster.PodNetworkHost, "pods' network: host (each pod a loopback address) or isolated (a network namespace per pod, Services and DNS; needs root)")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
@@ -61,7 +63,7 @@ const (
 	providerNone      = "none"
 )
 
-func devUp(ctx context.Context, dir, binDir, providerMode string) error {
+func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find this binary: %w", err)
@@ -96,7 +98,7 @@ func devUp(ctx context.Context, dir, binDir, providerMode string) error {
 	fmt.Println("Starting the dev cluster in", dir, "...")
 	c, err := devcluster.Start(ctx, devcluster.Options{
 		Dir: dir, BinDir: binDir, StashplaneBinary: self, ResticBinary: restic,
-		CRDs: crds, Log: log,
+		CRDs: crds, Log: log, PodNetwork: podNetwork,
 	})
 	if err != nil {
 		return err

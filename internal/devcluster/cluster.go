@@ -39,7 +39,7 @@ const NodeName = "process-node"
 // runs: enough for Jobs, CronJobs, workloads, claims, garbage collection and
 // ResourceQuota usage (the API server's ResourceQuota and LimitRanger
 // admission plugins are on by default, and quota admission needs the usage
-// this controller computes).
+// this controller computes) and the EndpointSlices of Services.
 var controllers = []string{
 	"job-controller", "cronjob-controller", "garbage-collector-controller",
 	"persistentvolume-binder-controller", "persistentvolume-protection-controller",
@@ -47,7 +47,7 @@ var controllers = []string{
 	"root-ca-certificate-publisher-controller", "namespace-controller",
 	"ttl-after-finished-controller", "pod-garbage-collector-controller",
 	"deployment-controller", "replicaset-controller", "statefulset-controller",
-	"daemonset-controller", "resourcequota-controller",
+	"daemonset-controller", "resourcequota-controller", "endpointslice-controller",
 }
 
 // Options configure a dev cluster.
@@ -68,6 +68,9 @@ type Options struct {
 	// Log receives the cluster's own messages; the components log to files
 	// under Dir/logs.
 	Log logr.Logger
+	// PodNetwork is PodNetworkHost (the default when empty) or
+	// PodNetworkIsolated.
+	PodNetwork string
 }
 
 // Cluster is a running dev cluster.
@@ -83,6 +86,7 @@ type Cluster struct {
 	reaper *reaper
 	// podNetLock holds this cluster's pod IP range against other clusters.
 	podNetLock *os.File
+	net        *netPlan
 	stopOnce   sync.Once
 	stopErr    error
 }
@@ -122,13 +126,19 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			return c, err
 		}
 	}
-	if c.reaper, err = startReaper(); err != nil {
+	if err := c.claimNetwork(); err != nil {
+		return c, err
+	}
+	if c.reaper, err = startReaper(c.podNetLock); err != nil {
 		return c, err
 	}
 	if err := c.startControlPlane(); err != nil {
 		return c, err
 	}
 	c.reaper.watch(c.opts.Dir)
+	if c.net.isolated {
+		c.reaper.watchNetwork(c.net.id)
+	}
 	if err := c.startControllers(); err != nil {
 		return c, err
 	}
@@ -162,11 +172,6 @@ func (c *Cluster) logPath(name string) string {
 	return filepath.Join(c.opts.Dir, logsDir, name+".log")
 }
 
-// serviceRange is where Service IPs come from. Nothing dials a Service IP in
-// the dev cluster (pods reach the API server at its loopback address), and
-// the range is one reserved for benchmarking, neither private nor public.
-const serviceRange = "198.18.0.0/16"
-
 func (c *Cluster) startControlPlane() error {
 	etcdLog, err := c.logFile("etcd")
 	if err != nil {
@@ -187,7 +192,7 @@ func (c *Cluster) startControlPlane() error {
 		},
 	}
 	args := c.cp.GetAPIServer().Configure()
-	args.Set("service-cluster-ip-range", serviceRange)
+	args.Set("service-cluster-ip-range", c.net.services().String())
 	args.Set("advertise-address", "127.0.0.1")
 	args.Set("endpoint-reconciler-type", "none")
 	args.Set("kubelet-preferred-address-types", "InternalIP")
@@ -195,9 +200,13 @@ func (c *Cluster) startControlPlane() error {
 	// process node is never tainted not-ready: no node lifecycle controller
 	// runs to lift the taint, and the node is ready once it is registered.
 	args.Set("disable-admission-plugins", "TaintNodesByCondition")
+	if err := c.net.serveForPods(args, filepath.Join(c.opts.Dir, pkiDir)); err != nil {
+		return err
+	}
 	if err := c.cp.Start(); err != nil {
 		return fmt.Errorf("cannot start control plane (logs in %s): %w", filepath.Join(c.opts.Dir, logsDir), err)
 	}
+	c.net.useServingCA(&c.cp.GetAPIServer().SecureServing)
 	admin, err := c.cp.AddUser(envtest.User{Name: "stashplane-dev-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return fmt.Errorf("cannot add admin user: %w", err)
@@ -224,7 +233,7 @@ func (c *Cluster) startControllers() error {
 		"--leader-elect=false", "--secure-port=0",
 		"--controllers="+strings.Join(controllers, ","),
 		"--root-ca-file="+c.caPath(),
-		"--service-cluster-ip-range="+serviceRange,
+		"--service-cluster-ip-range="+c.net.services().String(),
 		"--concurrent-gc-syncs=5",
 	); err != nil {
 		return err
@@ -270,11 +279,6 @@ func (c *Cluster) startNode(ctx context.Context) error {
 		return err
 	}
 	listen := c.cp.GetAPIServer().SecureServing.ListenAddr
-	podIPs, lock, err := claimPodNetwork()
-	if err != nil {
-		return err
-	}
-	c.podNetLock = lock
 	cfg := processnode.Config{
 		NodeName:      NodeName,
 		Dir:           filepath.Join(c.opts.Dir, nodeDir),
@@ -282,9 +286,9 @@ func (c *Cluster) startNode(ctx context.Context) error {
 		Client:        client,
 		APIServerHost: listen.Address,
 		APIServerPort: listen.Port,
-		PodIPs:        podIPs,
 		Log:           c.opts.Log.WithName("process-node"),
 	}
+	c.net.nodeConfig(&cfg)
 	if c.node, err = processnode.StartNode(ctx, cfg, port); err != nil {
 		return err
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stashplane/stashplane/internal/devcluster/processnode"
 )
 
 // The control plane's etcd and kube-apiserver are started by envtest, which
@@ -29,19 +31,25 @@ func init() {
 }
 
 // reap reads one pid per line until "release" (nothing to do) or the end of
-// input (the parent is gone: kill them all).
+// input (the parent is gone: kill them all, then remove the pod network
+// named by a "net N" line).
 func reap() {
 	var pids []int
+	netID := -1
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "release" {
 			return
 		}
+		if id, ok := strings.CutPrefix(line, "net "); ok {
+			netID, _ = strconv.Atoi(id)
+		}
 		if pid, err := strconv.Atoi(line); err == nil {
 			pids = append(pids, pid)
 		}
 	}
+	defer removeNetwork(netID)
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
@@ -57,7 +65,9 @@ type reaper struct {
 	w   *os.File
 }
 
-func startReaper() (*reaper, error) {
+// startReaper starts the reaper; it holds claim (the cluster's network
+// number) too, until it has removed what is named by it.
+func startReaper(claim *os.File) (*reaper, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("cannot find the running binary: %w", err)
@@ -69,6 +79,7 @@ func startReaper() (*reaper, error) {
 	cmd := exec.Command(self)
 	cmd.Env = []string{envReaper + "=1"}
 	cmd.Stdin = r
+	cmd.ExtraFiles = []*os.File{claim}
 	// Its own process group: a signal to the parent's group must not take
 	// the reaper with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -100,9 +111,26 @@ func (r *reaper) watch(dir string) {
 	}
 }
 
+// watchNetwork tells the reaper about the isolated pod network numbered id.
+func (r *reaper) watchNetwork(id byte) {
+	fmt.Fprintln(r.w, "net", id)
+}
+
 // release ends the reaper without killing anything: the cluster stopped
 // cleanly.
 func (r *reaper) release() {
 	fmt.Fprintln(r.w, "release")
 	r.w.Close()
+}
+
+// removeNetwork removes the links, route and namespace files of an isolated
+// pod network whose cluster was killed.
+func removeNetwork(id int) {
+	if id < 0 || id > 255 {
+		return
+	}
+	plan := &netPlan{id: byte(id), isolated: true}
+	if err := processnode.RemoveNetwork(id, plan.services()); err != nil {
+		fmt.Fprintln(os.Stderr, "dev cluster reaper:", err)
+	}
 }

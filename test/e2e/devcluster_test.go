@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -241,8 +242,8 @@ func TestPodLifecycle(t *testing.T) {
 	if diff := cmp.Diff(want, podLogs(t, cs, "default", "client", "main")); diff != "" {
 		t.Errorf("pod output (-want +got):\n%s", diff)
 	}
-	if !strings.HasPrefix(pod.Status.PodIP, "127.") || pod.Status.PodIP == "127.0.0.1" {
-		t.Errorf("pod IP %q, want its own loopback address", pod.Status.PodIP)
+	if ip, err := netip.ParseAddr(pod.Status.PodIP); err != nil || !c.PodSubnet().Contains(ip) {
+		t.Errorf("pod IP %q, want an address of its own in %s", pod.Status.PodIP, c.PodSubnet())
 	}
 	pvc, err := cs.CoreV1().PersistentVolumeClaims("default").Get(ctx, "data", metav1.GetOptions{})
 	if err != nil || pvc.Status.Phase != corev1.ClaimBound {

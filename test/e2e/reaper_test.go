@@ -13,32 +13,38 @@ import (
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 )
 
-// envHoldCluster makes TestHoldCluster start a cluster, print its
-// directory and wait to be killed.
+// envHoldCluster makes TestHoldCluster start a cluster with the pod network
+// it names ("1" for the default), print its pod subnet and directory and
+// wait to be killed.
 const envHoldCluster = "STASHPLANE_E2E_HOLD_CLUSTER"
 
-// TestHoldCluster is the child of TestKilledProcessLeavesNoComponent; on its
-// own it does nothing.
+// TestHoldCluster is the child of the tests that kill a cluster's process;
+// on its own it does nothing.
 func TestHoldCluster(t *testing.T) {
-	if os.Getenv(envHoldCluster) == "" {
+	mode := os.Getenv(envHoldCluster)
+	if mode == "" {
 		return
 	}
-	c := devclustertest.Start(t)
+	opts := devclustertest.Options{}
+	if mode != "1" {
+		opts.PodNetwork = mode
+	}
+	c := devclustertest.StartWith(t, opts)
+	fmt.Printf("pod-subnet=%s\n", c.PodSubnet())
 	fmt.Printf("cluster-dir=%s\n", c.Dir())
 	time.Sleep(5 * time.Minute)
 }
 
-// A process that runs a dev cluster and is killed outright (no cleanup at
-// all) takes every component with it: etcd, the API server, the controller
-// manager and the scheduler.
-func TestKilledProcessLeavesNoComponent(t *testing.T) {
-	t.Parallel()
+// holdCluster starts a child process running a cluster with the pod network
+// mode and returns it with its pod subnet and directory.
+func holdCluster(t *testing.T, mode string) (cmd *exec.Cmd, subnet, dir string) {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self, "-test.run", "^TestHoldCluster$", "-test.v")
-	cmd.Env = append(os.Environ(), envHoldCluster+"=1")
+	cmd = exec.Command(self, "-test.run", "^TestHoldCluster$", "-test.v")
+	cmd.Env = append(os.Environ(), envHoldCluster+"="+mode)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -46,9 +52,11 @@ func TestKilledProcessLeavesNoComponent(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	dir := ""
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
+		if s, ok := strings.CutPrefix(sc.Text(), "pod-subnet="); ok {
+			subnet = s
+		}
 		if d, ok := strings.CutPrefix(sc.Text(), "cluster-dir="); ok {
 			dir = d
 			break
@@ -58,6 +66,15 @@ func TestKilledProcessLeavesNoComponent(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatal("the child did not start its cluster")
 	}
+	return cmd, subnet, dir
+}
+
+// A process that runs a dev cluster and is killed outright (no cleanup at
+// all) takes every component with it: etcd, the API server, the controller
+// manager and the scheduler.
+func TestKilledProcessLeavesNoComponent(t *testing.T) {
+	t.Parallel()
+	cmd, _, dir := holdCluster(t, "1")
 	defer os.RemoveAll(dir)
 	if len(processesMentioning(dir)) == 0 {
 		t.Fatal("no component of the child's cluster is running: the test would prove nothing")

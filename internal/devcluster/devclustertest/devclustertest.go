@@ -3,6 +3,7 @@
 package devclustertest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,25 @@ func BinDir() (string, error) {
 // missing: run `make tools`.
 func Start(t testing.TB, crds ...*apiextensionsv1.CustomResourceDefinition) *devcluster.Cluster {
 	t.Helper()
+	return StartWith(t, Options{}, crds...)
+}
+
+// Options are the cluster options a test may choose.
+type Options struct {
+	// PodNetwork is devcluster.PodNetworkHost or
+	// devcluster.PodNetworkIsolated; empty takes $STASHPLANE_POD_NETWORK,
+	// so that a whole suite can run on either, and else the cluster's
+	// default.
+	PodNetwork string
+}
+
+// EnvPodNetwork names the variable that chooses the pod network of clusters
+// whose test does not.
+const EnvPodNetwork = "STASHPLANE_POD_NETWORK"
+
+// StartWith starts a dev cluster with options, as Start does.
+func StartWith(t testing.TB, opts Options, crds ...*apiextensionsv1.CustomResourceDefinition) *devcluster.Cluster {
+	t.Helper()
 	bin, err := BinDir()
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +99,7 @@ func Start(t testing.TB, crds ...*apiextensionsv1.CustomResourceDefinition) *dev
 	c, err := devcluster.Start(ctx, devcluster.Options{
 		Dir: dir, BinDir: bin, StashplaneBinary: stashplane, ResticBinary: restic,
 		CRDs: crds, Log: stdr.New(log.New(os.Stderr, t.Name()+" ", log.LstdFlags)),
+		PodNetwork: cmp.Or(opts.PodNetwork, os.Getenv(EnvPodNetwork)),
 	})
 	if err != nil {
 		os.RemoveAll(dir)

@@ -14,8 +14,9 @@ import (
 
 // env is the container's environment, resolved as a kubelet resolves it:
 // envFrom first, then env in order with $(VAR) references to earlier
-// variables expanded, then the API server's address. Service links are not
-// added: a Service's ClusterIP is served by nothing on the process node.
+// variables expanded, then the API server's address. Other Services' link
+// variables are not added: pods find Services by DNS on an isolated
+// network, and nothing serves a ClusterIP on the host network.
 func (r *podRun) env(ctx context.Context, c corev1.Container, home string) ([]string, error) {
 	vars := map[string]string{}
 	var order []string

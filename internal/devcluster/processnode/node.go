@@ -31,11 +31,16 @@ type Node struct {
 
 // StartNode registers the node and runs its pods until ctx ends. The kubelet
 // API listens on 127.0.0.1:port.
-func StartNode(ctx context.Context, cfg Config, port int) (*Node, error) {
+func StartNode(ctx context.Context, cfg Config, port int) (_ *Node, err error) {
 	p, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			p.stopNetwork()
+		}
+	}()
 	certPEM, keyPEM, err := cert.GenerateSelfSignedCertKey("127.0.0.1", nil, []string{cfg.NodeName})
 	if err != nil {
 		return nil, fmt.Errorf("cannot make kubelet serving certificate: %w", err)

@@ -33,6 +33,9 @@ type podRun struct {
 	p   *Provider
 	ip  netip.Addr
 	dir string
+	// netns is the file of the pod's network namespace; empty when the
+	// pod shares the host's network.
+	netns string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -137,6 +140,10 @@ func (r *podRun) run() {
 			}
 			return
 		}
+	}
+	if err := r.startNetwork(); err != nil {
+		r.fail("NetworkSetupFailed", err)
+		return
 	}
 	sources, err := r.volumes()
 	if err != nil {
@@ -335,6 +342,7 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	if err != nil {
 		return nil, nil, err
 	}
+	mounts = append(mounts, r.networkMounts()...)
 	root := filepath.Join(r.dir, "rootfs", c.Name)
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, nil, err
@@ -356,7 +364,7 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	for i := 1; i < len(argv); i++ {
 		argv[i] = expand(argv[i], vars)
 	}
-	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir, Hostname: hostname(r.pod), User: id}
+	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir, Hostname: hostname(r.pod), User: id, NetNS: r.netns}
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, nil, err
@@ -441,6 +449,7 @@ func (r *podRun) stop(pod *corev1.Pod) {
 
 // cleanup removes the pod's files from the node.
 func (r *podRun) cleanup() {
+	r.stopNetwork()
 	if err := os.RemoveAll(r.dir); err != nil {
 		r.p.cfg.Log.Error(err, "cannot remove pod directory", "dir", r.dir)
 	}

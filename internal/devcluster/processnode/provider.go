@@ -3,8 +3,10 @@
 // mount namespace that shows it its volumes at their mountPath.
 //
 // It is sandbox and test infrastructure, not part of the product: it trusts
-// the pods it runs, runs them as the node's own user, and shares the host's
-// network, giving each pod its own loopback address as its IP.
+// the pods it runs and runs them as the node's own user. Pods share the
+// host's network, each with a loopback address of its own as its IP, or,
+// with Config.Network, each have a network namespace of their own (see
+// NetworkConfig).
 package processnode
 
 import (
@@ -38,8 +40,12 @@ type Config struct {
 	// KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT.
 	APIServerHost string
 	APIServerPort string
-	// PodIPs is the loopback range pod IPs are taken from.
+	// PodIPs is the range pod IPs are taken from: a loopback range when
+	// pods share the host's network, the pod subnet with Network.
 	PodIPs netip.Prefix
+	// Network, when set, gives pods a network of their own (see
+	// NetworkConfig); nil shares the host's network with them.
+	Network *NetworkConfig
 	// SandboxBinary is the program that starts containers (see
 	// MaybeRunSandbox); by default the running binary.
 	SandboxBinary string
@@ -54,6 +60,8 @@ type Provider struct {
 	pods   map[types.NamespacedName]*podRun
 	notify func(*corev1.Pod)
 	ips    *ipPool
+	// net is the isolated pod network; nil when pods share the host's.
+	net *isolatedNet
 }
 
 // New returns a process node provider.
@@ -72,7 +80,11 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Provider{cfg: cfg, pods: map[types.NamespacedName]*podRun{}, ips: ips, notify: func(*corev1.Pod) {}}, nil
+	p := &Provider{cfg: cfg, pods: map[types.NamespacedName]*podRun{}, ips: ips, notify: func(*corev1.Pod) {}}
+	if err := p.startNetwork(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // NotifyPods registers the callback that reports pod status changes.
@@ -94,7 +106,7 @@ func (p *Provider) CreatePod(_ context.Context, pod *corev1.Pod) error {
 	if _, ok := p.pods[k]; ok {
 		return errdefs.AsInvalidInput(fmt.Errorf("pod %s already runs", k))
 	}
-	ip, err := p.ips.take()
+	ip, err := p.takeIP(pod)
 	if err != nil {
 		return err
 	}
@@ -137,8 +149,9 @@ func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 	p.mu.Lock()
 	delete(p.pods, k)
 	p.mu.Unlock()
-	p.ips.give(r.ip)
+	// The address goes back once its veth and namespace are gone.
 	r.cleanup()
+	p.ips.give(r.ip)
 	p.report(r.snapshot())
 	return nil
 }
@@ -158,6 +171,7 @@ func (p *Provider) StopAll() {
 		<-r.done
 		r.cleanup()
 	}
+	p.stopNetwork()
 }
 
 // GetPod returns a pod the node runs.

@@ -47,6 +47,9 @@ type sandboxSpec struct {
 	// network and host name the program joins (kubectl exec) instead of a
 	// root being built from Root and Mounts.
 	Enter int `json:"enter,omitempty"`
+	// NetNS is the file of the pod's network namespace, which the
+	// container joins; empty keeps the host's network.
+	NetNS string `json:"netns,omitempty"`
 }
 
 // identity is the user, group and supplementary groups a program runs as,
@@ -102,6 +105,9 @@ func runSandbox(specPath string) error {
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("cannot make mounts private: %w", err)
+	}
+	if err := enterNetwork(s.NetNS); err != nil {
+		return err
 	}
 	m := &mirror{root: s.Root, sources: map[string]string{}}
 	if err := m.init(); err != nil {
