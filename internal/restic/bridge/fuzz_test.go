@@ -57,4 +57,3 @@ func FuzzBridgeRequests(f *testing.F) {
 		}
 	})
 }
-
