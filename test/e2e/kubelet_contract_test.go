@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,6 +182,55 @@ func TestKubeletContract(t *testing.T) {
 		got, code = kubectl.run(t, "hello\n", "attach", "-i", reader.Name)
 		if !strings.Contains(got, "got:hello") || strings.Contains(got, "before-attach") || code != 0 {
 			t.Errorf("kubectl attach -i (exit %d) feeds stdin and shows only what follows: got %q", code, got)
+		}
+	})
+
+	t.Run("PortForward", func(t *testing.T) {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "forwarded", Namespace: "default"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{
+				Name: "web", Image: "ghcr.io/stashplane/stashplane",
+				Command: []string{"stashplane", "dev", "probe", "serve", "--listen", "$(POD_IP):8080", "--reply", "through port-forward"},
+				Env:     []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
+			}}},
+		}
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitPodRunning(t, cs, "default", pod.Name)
+		fwdCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		cmd := exec.CommandContext(fwdCtx, kubectl.bin, "--kubeconfig", kubectl.kubeconfig, "port-forward", "pod/"+pod.Name, "--address", "127.0.0.1", ":8080")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { stop(); _ = cmd.Wait() }()
+		// "Forwarding from 127.0.0.1:PORT -> 8080"
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			t.Fatalf("kubectl port-forward printed no address: %v", err)
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 3 {
+			t.Fatalf("kubectl port-forward printed %q", line)
+		}
+		var body string
+		poll(t, 30*time.Second, "nothing answered through the forwarded port", func(ctx context.Context) (bool, error) {
+			resp, err := http.Get("http://" + fields[2] + "/")
+			if err != nil {
+				return false, nil
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			body = string(b)
+			return err == nil, nil
+		})
+		if diff := cmp.Diff("through port-forward", strings.TrimSpace(body)); diff != "" {
+			t.Errorf("an HTTP request through kubectl port-forward: -want +got:\n%s", diff)
 		}
 	})
 
