@@ -23,7 +23,7 @@ DEMO_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl
 E2E_PARALLEL ?= 4
 E2E_TIMEOUT  ?= 45m
 
-.PHONY: all tools build generate verify verify-generate test test-unit test-integration test-crossplane test-e2e demo bench clean
+.PHONY: all tools build generate verify verify-generate test test-unit test-integration test-crossplane test-e2e demo bench fuzz clean
 
 all: build
 
@@ -74,6 +74,11 @@ demo: build
 ## bench: benchmarks that print side-by-side ratios
 bench: tools build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./test/bench/...
+
+## fuzz: run every fuzz target for FUZZTIME each (the unit tier runs their seed corpora)
+FUZZTIME ?= 30s
+fuzz:
+	@hack/fuzz.sh $(FUZZTIME)
 
 clean:
 	rm -rf $(BIN) _output
