@@ -21,10 +21,8 @@ echo "e2e tier: ${took}s wall with $parallel clusters at a time (load average: $
 echo "slowest tests:"
 grep -E '^--- (PASS|FAIL|SKIP): Test[^/ ]* \(' "$log" | sed -E 's/^--- ([A-Z]+): ([^ ]+) \(([0-9.]+)s\)/\3 \1 \2/' | sort -rn | head -40 | awk '{printf "  %8.1fs  %-4s  %s\n", $1, $2, $3}'
 if [ "$rc" -ne 0 ]; then
-  echo "failures:"
-  grep -E -- '^\s*--- FAIL|^panic:|^FAIL' "$log" | head -60
-  echo "last lines of the log:"
-  tail -n 150 "$log"
+  echo "failures (the tests' own messages; controller logs are in the full output):"
+  grep -E -- '^\s*--- FAIL|^panic:|^\s+[A-Za-z0-9_]+_test\.go:[0-9]+: ' "$log" | head -120
 fi
 # The go test result lines, as go test prints them without -v.
 grep -E '^(ok|FAIL|---)[[:space:]]' "$log" | grep -vE '^--- (PASS|SKIP)' | grep -vE '^--- FAIL: Test[^ ]*/' || true

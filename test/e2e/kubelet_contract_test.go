@@ -179,6 +179,9 @@ func TestKubeletContract(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitPodRunning(t, cs, "default", reader.Name)
+		poll(t, time.Minute, "the container did not write before the attach", func(ctx context.Context) (bool, error) {
+			return strings.Contains(podLogs(t, cs, "default", reader.Name, "main"), "before-attach"), nil
+		})
 		got, code = kubectl.run(t, "hello\n", "attach", "-i", reader.Name)
 		if !strings.Contains(got, "got:hello") || strings.Contains(got, "before-attach") || code != 0 {
 			t.Errorf("kubectl attach -i (exit %d) feeds stdin and shows only what follows: got %q", code, got)
