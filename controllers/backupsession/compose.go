@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -15,7 +14,6 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,21 +21,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/addon"
-	"github.com/stashplane/stashplane/controllers/backupconfiguration"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/sessionjob"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
-
-// labelBackupSession marks the Jobs of a session.
-const labelBackupSession = "core.stashplane.io/backupsession"
-
-// labelComponent names the component a Job writes, as the built-in
-// Functions do; with the repository label it finds the Job's report.
-const labelComponent = "stashplane.io/component"
 
 // completedGrace is how long a session waits, after its Jobs completed, for
 // their components to be reported before it calls the backup incomplete.
@@ -73,7 +63,7 @@ func componentCounts(inputs []render.Input) map[string]int {
 // ensureSnapshots makes one Snapshot per repository of the session, owned by
 // its Repository so that it outlives the session, expecting as many
 // components as the plan writes to the repository, and recording the node
-// of each component that lives on one (plan.AnnotationComponentNodes).
+// of each component that lives on one (storagev1alpha1.AnnotationComponentNodes).
 func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, counts map[string]int, nodes map[string]string) ([]*storagev1alpha1.Snapshot, error) {
 	s := session(bc, bs.Spec.Session)
 	if s == nil {
@@ -84,7 +74,7 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 		if r.paused(ctx, bs.Namespace, ri.Name) {
 			continue
 		}
-		name := ri.Name + "-" + bs.Name
+		name := naming.SnapshotName(ri.Name, bs.Name)
 		snap := &storagev1alpha1.Snapshot{}
 		err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: name}, snap)
 		if err == nil {
@@ -107,7 +97,7 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 		}
 		snap = &storagev1alpha1.Snapshot{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace,
-				Labels: map[string]string{storagev1alpha1.LabelRepository: ri.Name, trigger.LabelInvokerName: bc.Name, trigger.LabelSession: bs.Spec.Session}},
+				Labels: map[string]string{storagev1alpha1.LabelRepository: ri.Name, corev1alpha1.LabelInvokerName: bc.Name, corev1alpha1.LabelSession: bs.Spec.Session}},
 			Spec: storagev1alpha1.SnapshotSpec{
 				SnapshotID: ulid.Make().String(), Type: kind, Repository: ri.Name,
 				Session: bs.Spec.Session, BackupSession: bs.Name, Version: "v1",
@@ -119,7 +109,7 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 			if err != nil {
 				return nil, fmt.Errorf("cannot encode the nodes of snapshot %q: %w", name, err)
 			}
-			snap.Annotations = map[string]string{plan.AnnotationComponentNodes: string(b)}
+			snap.Annotations = map[string]string{storagev1alpha1.AnnotationComponentNodes: string(b)}
 		}
 		if err := controllerutil.SetControllerReference(repo, snap, r.kube.Scheme()); err != nil {
 			return nil, fmt.Errorf("cannot own snapshot %q: %w", name, err)
@@ -169,7 +159,7 @@ func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSess
 			continue
 		}
 		if st := &input.Context.Storage; st.Namespace != bs.Namespace && st.SecretName != "" {
-			st.SecretName = backupconfiguration.StorageSecretName(bc, st.Namespace, st.Name)
+			st.SecretName = naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name)
 		}
 		res, err := r.renderer.Render(ctx, input)
 		if err != nil {
@@ -180,13 +170,13 @@ func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSess
 			return err
 		}
 		labels := map[string]string{
-			labelBackupSession:              bs.Name,
-			labelComponent:                  input.Context.Component,
+			corev1alpha1.LabelBackupSession: bs.Name,
+			corev1alpha1.LabelComponent:     input.Context.Component,
 			storagev1alpha1.LabelRepository: input.Context.Repository.Name,
 		}
 		for _, j := range jobs {
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
-				j.Spec.Template.Spec.ServiceAccountName = backupconfiguration.ServiceAccountName(bc)
+				j.Spec.Template.Spec.ServiceAccountName = naming.ConfigurationServiceAccount(bc.Name)
 			}
 			if err := sessionjob.Ensure(ctx, r.kube, bs, j, labels); err != nil {
 				return err
@@ -205,7 +195,7 @@ func (r *reconciler) paused(ctx context.Context, ns, name string) bool {
 // planInputs gathers what the plan reads: the addon catalog, the storages
 // and the target workload.
 func (r *reconciler) planInputs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (plan.Inputs, error) {
-	catalog, err := addon.Catalog(ctx, r.kube)
+	catalog, err := render.LoadCatalog(ctx, r.kube)
 	if err != nil {
 		return plan.Inputs{}, err
 	}
@@ -235,77 +225,18 @@ func (r *reconciler) planInputs(ctx context.Context, bs *corev1alpha1.BackupSess
 		in.Target = u
 		switch t.Kind {
 		case "DaemonSet":
-			pods, err := PodNodes(ctx, r.api, u)
+			pods, err := plan.PodNodes(ctx, r.api, u)
 			if err != nil {
 				return plan.Inputs{}, err
 			}
-			in.Nodes = nodesOf(pods)
+			in.Nodes = plan.Nodes(pods)
 		case "StatefulSet", "Deployment":
-			if in.PodNodes, err = PodNodes(ctx, r.api, u); err != nil {
+			if in.PodNodes, err = plan.PodNodes(ctx, r.api, u); err != nil {
 				return plan.Inputs{}, err
 			}
 		}
 	}
 	return in, nil
-}
-
-// nodesOf lists, in order and once each, the nodes pods run on.
-func nodesOf(podNodes map[string]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, n := range podNodes {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// PodNodes are the nodes a workload's live pods run on, by pod name: the
-// pods its selector matches that it controls (a Deployment through one of
-// its ReplicaSets), scheduled, not finished and not being deleted. It
-// reads straight from the API server: the controllers keep no cache of
-// pods.
-func PodNodes(ctx context.Context, api client.Reader, u *unstructured.Unstructured) (map[string]string, error) {
-	sel := &metav1.LabelSelector{}
-	if m, found, _ := unstructured.NestedMap(u.Object, "spec", "selector"); found {
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, sel); err != nil {
-			return nil, fmt.Errorf("cannot decode selector of %s %q: %w", u.GetKind(), u.GetName(), err)
-		}
-	}
-	selector, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return nil, fmt.Errorf("cannot use selector of %s %q: %w", u.GetKind(), u.GetName(), err)
-	}
-	pods := &corev1.PodList{}
-	if err := api.List(ctx, pods, client.InNamespace(u.GetNamespace()), client.MatchingLabelsSelector{Selector: selector}); err != nil {
-		return nil, fmt.Errorf("cannot list pods of %s %q: %w", u.GetKind(), u.GetName(), err)
-	}
-	out := map[string]string{}
-	for _, p := range pods.Items {
-		if !controlledBy(&p, u) || p.Spec.NodeName == "" || p.DeletionTimestamp != nil ||
-			p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		out[p.Name] = p.Spec.NodeName
-	}
-	return out, nil
-}
-
-// controlledBy says whether a pod belongs to the workload: its controller
-// is the workload or, for a Deployment, one of the Deployment's
-// ReplicaSets (named after it).
-func controlledBy(p *corev1.Pod, u *unstructured.Unstructured) bool {
-	owner := metav1.GetControllerOf(p)
-	switch {
-	case owner == nil:
-		return false
-	case owner.UID == u.GetUID():
-		return true
-	}
-	return u.GetKind() == "Deployment" && owner.Kind == "ReplicaSet" && strings.HasPrefix(owner.Name, u.GetName()+"-")
 }
 
 // watchExecution records the Snapshots' phases and makes sure none waits
@@ -317,13 +248,13 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 		bs.Status.BackupDeadline = ptr.To(metav1.NewTime(bs.CreationTimestamp.Add(bs.Spec.BackupTimeout.Duration)))
 	}
 	jobs := &batchv1.JobList{}
-	if err := r.kube.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{labelBackupSession: bs.Name}); err != nil {
+	if err := r.kube.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupSession: bs.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
 	}
 	if len(jobs.Items) == 0 {
 		// The cache may not hold Jobs created a moment ago: only the API
 		// server can say they are gone.
-		if err := r.api.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{labelBackupSession: bs.Name}); err != nil {
+		if err := r.api.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupSession: bs.Name}); err != nil {
 			return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
 		}
 	}
@@ -385,7 +316,7 @@ func executionProblem(jobs []batchv1.Job, reported func(repo, component string) 
 			case batchv1.JobFailed:
 				return fmt.Sprintf("backup job %q failed: %s", j.Name, c.Message)
 			case batchv1.JobComplete:
-				if now.Sub(c.LastTransitionTime.Time) > completedGrace && !reported(j.Labels[storagev1alpha1.LabelRepository], j.Labels[labelComponent]) {
+				if now.Sub(c.LastTransitionTime.Time) > completedGrace && !reported(j.Labels[storagev1alpha1.LabelRepository], j.Labels[corev1alpha1.LabelComponent]) {
 					return fmt.Sprintf("backup job %q completed without reporting its component", j.Name)
 				}
 			}

@@ -2,7 +2,6 @@ package backupverificationsession
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -20,13 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/restoresession"
 )
-
-// LabelSession marks what a verification session makes: its RestoreSession
-// and its scratch claim.
-const LabelSession = "core.stashplane.io/backupverificationsession"
 
 // restoreTimeout bounds a verification's restore; a verifier has no field
 // for it yet.
@@ -258,17 +253,6 @@ func isClaim(t storagev1alpha1.TypedObjectReference) bool {
 	return t.APIGroup == "" && t.Kind == "PersistentVolumeClaim"
 }
 
-// ScratchClaimName is the claim a session makes when its verifier's target
-// claim does not exist: the target's name and a hash of the session's, so
-// that two sessions of one verifier never share one.
-func ScratchClaimName(target, session string) string {
-	h := fmt.Sprintf("%x", sha256.Sum256([]byte(session)))[:8]
-	if len(target) > 63-9 {
-		target = target[:63-9]
-	}
-	return target + "-" + h
-}
-
 // scratchSize is what a scratch claim asks for: twice the Snapshot's size,
 // in whole GiB, and at least 1 GiB.
 func scratchSize(snap *storagev1alpha1.Snapshot) resource.Quantity {
@@ -287,8 +271,8 @@ func scratchSize(snap *storagev1alpha1.Snapshot) resource.Quantity {
 func scratchClaim(s *corev1alpha1.BackupVerificationSession, target string, snap *storagev1alpha1.Snapshot) *corev1.PersistentVolumeClaim {
 	return &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: ScratchClaimName(target, s.Name), Namespace: s.Namespace,
-			Labels: map[string]string{LabelSession: s.Name},
+			Name: naming.ScratchClaim(target, s.Name), Namespace: s.Namespace,
+			Labels: map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name},
 		},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -301,7 +285,7 @@ func scratchClaim(s *corev1alpha1.BackupVerificationSession, target string, snap
 // verifier's addon, into the target.
 func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, target *storagev1alpha1.TypedObjectReference) *corev1alpha1.RestoreSession {
 	return &corev1alpha1.RestoreSession{
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: map[string]string{LabelSession: s.Name}},
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}},
 		Spec: corev1alpha1.RestoreSessionSpec{
 			Target:         target,
 			DataSource:     corev1alpha1.RestoreDataSource{Repository: s.Spec.Repository, Snapshot: s.Spec.Snapshot},
@@ -319,7 +303,7 @@ func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.B
 // are never touched.
 func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVerificationSession) error {
 	list := &corev1.PersistentVolumeClaimList{}
-	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingLabels{LabelSession: s.Name}); err != nil {
+	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
 		return fmt.Errorf("cannot list scratch persistentvolumeclaims: %w", err)
 	}
 	owned := 0
@@ -337,7 +321,7 @@ func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVe
 	}
 	if s.Status.RestoreSession != "" {
 		jobs := &batchv1.JobList{}
-		if err := r.kube.List(ctx, jobs, client.InNamespace(s.Namespace), client.MatchingLabels{restoresession.LabelRestoreSession: s.Status.RestoreSession}); err != nil {
+		if err := r.kube.List(ctx, jobs, client.InNamespace(s.Namespace), client.MatchingLabels{corev1alpha1.LabelRestoreSession: s.Status.RestoreSession}); err != nil {
 			return fmt.Errorf("cannot list restore jobs: %w", err)
 		}
 		for i := range jobs.Items {

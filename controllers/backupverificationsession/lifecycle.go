@@ -2,7 +2,6 @@ package backupverificationsession
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,12 +17,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
-
-// LabelRetryOf marks a session made to retry a failed one; its value is
-// the first session of the chain.
-const LabelRetryOf = "core.stashplane.io/retry-of"
 
 // holder is the session that holds the Snapshot s verifies, or "" when s
 // holds it. Of the unfinished sessions of one Snapshot, one that has
@@ -34,9 +30,9 @@ const LabelRetryOf = "core.stashplane.io/retry-of"
 // (see lock): two restores of one Snapshot never run at once.
 func (r *reconciler) holder(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (string, error) {
 	l := &coordinationv1.Lease{}
-	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: lockName(s.Spec.Snapshot)}, l)
+	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: naming.VerifyLock(s.Spec.Snapshot)}, l)
 	if client.IgnoreNotFound(err) != nil {
-		return "", fmt.Errorf("cannot get lease %q: %w", lockName(s.Spec.Snapshot), err)
+		return "", fmt.Errorf("cannot get lease %q: %w", naming.VerifyLock(s.Spec.Snapshot), err)
 	}
 	if err == nil && ownedBy(l, s) {
 		return "", nil
@@ -51,20 +47,6 @@ func (r *reconciler) holder(ctx context.Context, s *corev1alpha1.BackupVerificat
 	return r.lock(ctx, s)
 }
 
-// lockPrefix begins the name of the Lease that locks a Snapshot for a
-// verification.
-const lockPrefix = "stashplane-verify-"
-
-// lockName is the name of the Lease that locks snapshot: the prefix and
-// the Snapshot's name, cut and made unique by a hash when too long.
-func lockName(snapshot string) string {
-	if n := lockPrefix + snapshot; len(n) <= 253 {
-		return n
-	}
-	h := fmt.Sprintf("%x", sha256.Sum256([]byte(snapshot)))[:8]
-	return lockPrefix + snapshot[:253-len(lockPrefix)-9] + "-" + h
-}
-
 func ownedBy(l *coordinationv1.Lease, s *corev1alpha1.BackupVerificationSession) bool {
 	c := metav1.GetControllerOf(l)
 	return c != nil && c.UID == s.UID
@@ -77,7 +59,7 @@ func ownedBy(l *coordinationv1.Lease, s *corev1alpha1.BackupVerificationSession)
 // or is gone, is removed, so that the next session may take it.
 func (r *reconciler) lock(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (string, error) {
 	l := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: lockName(s.Spec.Snapshot), Namespace: s.Namespace, Labels: map[string]string{LabelSession: s.Name}},
+		ObjectMeta: metav1.ObjectMeta{Name: naming.VerifyLock(s.Spec.Snapshot), Namespace: s.Namespace, Labels: map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}},
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(s.Name)},
 	}
 	if err := controllerutil.SetControllerReference(s, l, r.kube.Scheme()); err != nil {
@@ -124,12 +106,12 @@ func (r *reconciler) unlock(ctx context.Context, l *coordinationv1.Lease) error 
 // that a waiting session need not wait for it to be found stale.
 func (r *reconciler) release(ctx context.Context, s *corev1alpha1.BackupVerificationSession) error {
 	l := &coordinationv1.Lease{}
-	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: lockName(s.Spec.Snapshot)}, l)
+	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: naming.VerifyLock(s.Spec.Snapshot)}, l)
 	if kerrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("cannot get lease %q: %w", lockName(s.Spec.Snapshot), err)
+		return fmt.Errorf("cannot get lease %q: %w", naming.VerifyLock(s.Spec.Snapshot), err)
 	}
 	if !ownedBy(l, s) {
 		return nil
@@ -206,7 +188,7 @@ func (r *reconciler) finish(ctx context.Context, s *corev1alpha1.BackupVerificat
 // spec.retryLeft when it is a retry or sets one, else the verifier's
 // retryConfig.maxRetry.
 func retriesLeft(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier) int32 {
-	if _, retry := s.Labels[LabelRetryOf]; retry || s.Spec.RetryLeft > 0 {
+	if _, retry := s.Labels[corev1alpha1.LabelRetryOf]; retry || s.Spec.RetryLeft > 0 {
 		return s.Spec.RetryLeft
 	}
 	if v.Spec.RetryConfig == nil {
@@ -254,18 +236,18 @@ func (r *reconciler) retry(ctx context.Context, s *corev1alpha1.BackupVerificati
 // chain's names never repeat.
 func retrySession(s *corev1alpha1.BackupVerificationSession, left int32) *corev1alpha1.BackupVerificationSession {
 	root := s.Name
-	if v := s.Labels[LabelRetryOf]; v != "" {
+	if v := s.Labels[corev1alpha1.LabelRetryOf]; v != "" {
 		root = v
 	}
 	labels := maps.Clone(s.Labels)
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[LabelRetryOf] = root
+	labels[corev1alpha1.LabelRetryOf] = root
 	spec := *s.Spec.DeepCopy()
 	spec.RetryLeft = left
 	return &corev1alpha1.BackupVerificationSession{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-retry-%d", strings.TrimSuffix(root, "-"), left), Namespace: s.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: naming.VerificationRetry(root, left), Namespace: s.Namespace, Labels: labels},
 		Spec:       spec,
 	}
 }

@@ -178,7 +178,7 @@ func (r *reconciler) createVerifierJob(ctx context.Context, s *corev1alpha1.Back
 		return r.notRunnable(s, fmt.Sprintf("function %q rendered %d objects and %d jobs; a verifier function renders exactly one Job", fn.Name, len(out.Objects), len(jobs)))
 	}
 	j := jobs[0]
-	if err := sessionjob.Ensure(ctx, r.kube, s, j, map[string]string{LabelSession: s.Name}); err != nil {
+	if err := sessionjob.Ensure(ctx, r.kube, s, j, map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
 		err = fmt.Errorf("cannot ensure the verifier job: %w", err)
 		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, true, err

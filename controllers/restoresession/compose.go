@@ -18,36 +18,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/addon"
-	"github.com/stashplane/stashplane/controllers/backupsession"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/sessionjob"
 )
-
-// LabelRestoreSession marks the Jobs and access objects of a session.
-const LabelRestoreSession = "core.stashplane.io/restoresession"
-
-// labelComponent is the component label the built-in Functions put on
-// their Jobs.
-const labelComponent = "stashplane.io/component"
 
 // fieldOwner applies a session's access objects.
 const fieldOwner = client.FieldOwner("stashplane-restoresession")
 
 // passwordKey is the key of the encryption Secret restic reads.
 const passwordKey = "RESTIC_PASSWORD"
-
-// ServiceAccountName is the account a session's restore Jobs run as.
-func ServiceAccountName(rs *corev1alpha1.RestoreSession) string {
-	const suffix = "-restore"
-	if len(rs.Name)+len(suffix) <= 63 {
-		return rs.Name + suffix
-	}
-	return rs.Name[:63-len(suffix)] + suffix
-}
 
 // check runs the checks that may refuse the restore and gathers what the
 // plan reads. A refusal is a reason and a message; err is a failure to ask
@@ -83,7 +66,7 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 	in.Target = u
 	if t.Kind == "StatefulSet" || t.Kind == "Deployment" {
 		// A restore into claims a running pod uses writes on its node.
-		if in.PodNodes, err = backupsession.PodNodes(ctx, r.reader, u); err != nil {
+		if in.PodNodes, err = plan.PodNodes(ctx, r.reader, u); err != nil {
 			return in, "", "", err
 		}
 	}
@@ -123,7 +106,7 @@ func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession)
 		return in, corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q holds no %s", secret, passwordKey), nil
 	}
 
-	if in.Catalog, err = addon.Catalog(ctx, r.kube); err != nil {
+	if in.Catalog, err = render.LoadCatalog(ctx, r.kube); err != nil {
 		return in, "", "", err
 	}
 	if _, err := in.Catalog.Addon(rs.Spec.Addon.Name); err != nil {
@@ -258,10 +241,10 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 		if err != nil {
 			return err
 		}
-		labels := map[string]string{LabelRestoreSession: rs.Name, labelComponent: input.Context.Component}
+		labels := map[string]string{corev1alpha1.LabelRestoreSession: rs.Name, corev1alpha1.LabelComponent: input.Context.Component}
 		for _, j := range jobs {
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
-				j.Spec.Template.Spec.ServiceAccountName = ServiceAccountName(rs)
+				j.Spec.Template.Spec.ServiceAccountName = naming.RestoreServiceAccount(rs.Name)
 			}
 			withReadDataSubset(&j.Spec.Template.Spec, rs.Spec.ReadDataSubset)
 			if err := sessionjob.Ensure(ctx, r.kube, rs, j, labels); err != nil {
@@ -292,7 +275,7 @@ func withReadDataSubset(spec *corev1.PodSpec, subset string) {
 		return
 	}
 	for i := range spec.Containers {
-		spec.Containers[i].Env = append(spec.Containers[i].Env, corev1.EnvVar{Name: agent.EnvReadDataSubset, Value: subset})
+		spec.Containers[i].Env = append(spec.Containers[i].Env, corev1.EnvVar{Name: agentapi.EnvReadDataSubset, Value: subset})
 	}
 }
 
@@ -301,7 +284,7 @@ func withReadDataSubset(spec *corev1.PodSpec, subset string) {
 // past the deadline.
 func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
 	jobs := &batchv1.JobList{}
-	if err := r.kube.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{LabelRestoreSession: rs.Name}); err != nil {
+	if err := r.kube.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{corev1alpha1.LabelRestoreSession: rs.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
 	}
 	now := r.clock.Now()

@@ -247,7 +247,7 @@ func phase(rs *corev1alpha1.RestoreSession) corev1alpha1.RestorePhase {
 func observe(prev map[string]corev1alpha1.ComponentRestoreStatus, jobs []batchv1.Job, settled bool) (map[string]corev1alpha1.ComponentRestoreStatus, xpv2.ConditionReason, string) {
 	byComponent := map[string]*batchv1.Job{}
 	for i := range jobs {
-		byComponent[jobs[i].Labels[labelComponent]] = &jobs[i]
+		byComponent[jobs[i].Labels[corev1alpha1.LabelComponent]] = &jobs[i]
 	}
 	out := map[string]corev1alpha1.ComponentRestoreStatus{}
 	var reason xpv2.ConditionReason
