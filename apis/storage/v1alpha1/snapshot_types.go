@@ -152,7 +152,10 @@ const (
 	TypeSnapshotMetadataUploaded xpv2.ConditionType = "SnapshotMetadataUploaded"
 
 	// TypeRecentSnapshotListUpdated is True once the Snapshot appears in its
-	// Repository's recentSnapshots. Set by the Snapshot controller.
+	// Repository's recentSnapshots. Reserved: no controller sets it yet
+	// (the Repository controller lists recent Snapshots without telling
+	// them); the Snapshot controller will, once it confirms its Repository
+	// lists it.
 	TypeRecentSnapshotListUpdated xpv2.ConditionType = "RecentSnapshotListUpdated"
 
 	// TypeBackupIncomplete is True when the backup ended before every
