@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,61 +49,18 @@ func (r *reconciler) reconcile(ctx context.Context, s *corev1alpha1.BackupVerifi
 	return r.judge(ctx, s, rs)
 }
 
-// start runs the checks that may skip or refuse the verification, then
-// prepares the target and creates the RestoreSession.
+// start runs the checks that may skip, refuse or hold back the
+// verification (checks.go), then creates the RestoreSession into the
+// target the checks prepared.
 func (r *reconciler) start(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (ctrl.Result, error) {
-	refuse := func(msg string) (ctrl.Result, error) {
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, msg)
-		return ctrl.Result{}, nil
-	}
-	if k := s.Spec.Invoker.Kind; k != "" && k != "BackupVerifier" {
-		return refuse(fmt.Sprintf("the invoker is a %s, not a BackupVerifier", k))
-	}
-	v := &corev1alpha1.BackupVerifier{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, v)
-	if kerrors.IsNotFound(err) {
-		return refuse(fmt.Sprintf("backupverifier %q does not exist", s.Spec.Invoker.Name))
-	}
+	in, st, err := r.check(ctx, s)
 	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("cannot get backupverifier %q: %w", s.Spec.Invoker.Name, err)
-	}
-	snap := &storagev1alpha1.Snapshot{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Snapshot}, snap)
-	if kerrors.IsNotFound(err) {
-		return refuse(fmt.Sprintf("snapshot %q does not exist", s.Spec.Snapshot))
-	}
-	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("cannot get snapshot %q: %w", s.Spec.Snapshot, err)
-	}
-	if reason, msg := skip(snap); reason != "" {
-		setCondition(s, corev1alpha1.TypeBackupVerificationSkipped, true, xpv2.ConditionReason(reason), msg)
-		return ctrl.Result{}, nil
-	}
-	switch {
-	case snap.Spec.Repository != s.Spec.Repository:
-		return refuse(fmt.Sprintf("snapshot %q belongs to repository %q, not %q", snap.Name, snap.Spec.Repository, s.Spec.Repository))
-	case snap.Status.Phase != storagev1alpha1.SnapshotSucceeded:
-		return refuse(fmt.Sprintf("snapshot %q is %q, not Succeeded", snap.Name, snap.Status.Phase))
-	}
-	if holder, err := r.holder(ctx, s); err != nil || holder != "" {
-		if holder != "" {
-			setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationWaiting,
-				fmt.Sprintf("backupverificationsession %q is verifying snapshot %q; this session starts when it ends", holder, snap.Name))
-		}
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, err
-	}
-	if msg := checkRunnable(v); msg != "" {
-		return refuse(msg)
-	}
-	target, msg, err := r.target(ctx, s, v, snap)
-	if err != nil {
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}
-	if msg != "" {
-		return refuse(msg)
+	if st.reason != "" {
+		return st.apply(s), nil
 	}
-	rs := restoreSession(s, v, target)
+	rs := restoreSession(s, in.verifier, in.target)
 	if err := controllerutil.SetControllerReference(s, rs, r.kube.Scheme()); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot own restoresession %q: %w", rs.Name, err)
 	}

@@ -9,10 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -31,89 +28,6 @@ const fieldOwner = client.FieldOwner("stashplane-restoresession")
 
 // passwordKey is the key of the encryption Secret restic reads.
 const passwordKey = "RESTIC_PASSWORD"
-
-// check runs the checks that may refuse the restore and gathers what the
-// plan reads. A refusal is a reason and a message; err is a failure to ask
-// the API server, retried.
-func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession) (plan.Inputs, xpv2.ConditionReason, string, error) {
-	in := plan.Inputs{Image: r.image, SessionName: rs.Name}
-	ds := rs.Spec.DataSource
-	repoNS := repositoryNamespace(rs)
-	switch {
-	case rs.Spec.Addon == nil || rs.Spec.Addon.Name == "":
-		return in, corev1alpha1.ReasonRestoreSpecInvalid, "spec.addon names no addon to restore with", nil
-	case rs.Spec.Target == nil || rs.Spec.Target.Name == "" || rs.Spec.Target.Kind == "":
-		return in, corev1alpha1.ReasonRestoreSpecInvalid, "spec.target names no target to restore into", nil
-	case rs.Spec.Target.Namespace != "" && rs.Spec.Target.Namespace != rs.Namespace:
-		return in, corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("the target must be in the restoresession's namespace %q", rs.Namespace), nil
-	}
-
-	t := rs.Spec.Target
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
-	if kerrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-		msg := fmt.Sprintf("%s %q does not exist in namespace %q", t.Kind, t.Name, rs.Namespace)
-		setCondition(rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetNotFound, msg)
-		rs.Status.TargetFound = ptr.To(false)
-		return in, corev1alpha1.ReasonRestoreTargetNotFound, msg, nil
-	}
-	if err != nil {
-		return in, "", "", fmt.Errorf("cannot get target %s %q: %w", t.Kind, t.Name, err)
-	}
-	setCondition(rs, corev1alpha1.TypeRestoreTargetFound, true, corev1alpha1.ReasonRestoreTargetFound, "")
-	rs.Status.TargetFound = ptr.To(true)
-	in.Target = u
-	if t.Kind == "StatefulSet" || t.Kind == "Deployment" {
-		// A restore into claims a running pod uses writes on its node.
-		if in.PodNodes, err = plan.PodNodes(ctx, r.reader, u); err != nil {
-			return in, "", "", err
-		}
-	}
-
-	repo, reason, msg, err := r.source(ctx, rs, &in)
-	if reason != "" || err != nil {
-		return in, reason, msg, err
-	}
-
-	snaps := &storagev1alpha1.SnapshotList{}
-	if err := r.kube.List(ctx, snaps, client.InNamespace(repoNS)); err != nil {
-		return in, "", "", fmt.Errorf("cannot list snapshots: %w", err)
-	}
-	snap, reason, msg := resolveSnapshot(ds.Snapshot, ds.Repository, snaps.Items)
-	if reason != "" {
-		return in, reason, msg, nil
-	}
-	in.Snapshot = snap
-
-	secret := repo.Spec.EncryptionSecret.Name
-	switch {
-	case ds.EncryptionSecret != nil && ds.EncryptionSecret.Name != "":
-		secret = ds.EncryptionSecret.Name
-	case repoNS != rs.Namespace:
-		return in, corev1alpha1.ReasonRestoreEncryptionSecretRequired, fmt.Sprintf("restoring from repository %s/%s needs spec.dataSource.encryptionSecret: a Secret in namespace %q holding %s (the repository's own Secret is never copied out of its namespace)",
-			repoNS, ds.Repository, rs.Namespace, passwordKey), nil
-	}
-	s := &corev1.Secret{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: secret}, s)
-	if kerrors.IsNotFound(err) {
-		return in, corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q does not exist", secret), nil
-	}
-	if err != nil {
-		return in, "", "", fmt.Errorf("cannot get encryption secret %q: %w", secret, err)
-	}
-	if len(s.Data[passwordKey]) == 0 {
-		return in, corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q holds no %s", secret, passwordKey), nil
-	}
-
-	if in.Catalog, err = render.LoadCatalog(ctx, r.kube); err != nil {
-		return in, "", "", err
-	}
-	if _, err := in.Catalog.Addon(rs.Spec.Addon.Name); err != nil {
-		return in, corev1alpha1.ReasonRestoreSpecInvalid, err.Error(), nil
-	}
-	return in, "", "", nil
-}
 
 // source gets the Repository the session restores from and its
 // BackupStorage into in, and checks that the session's namespace may use

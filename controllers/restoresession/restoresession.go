@@ -7,7 +7,8 @@
 // namespace admits the session's by its usagePolicy and can be mounted
 // from it, and that the encryption Secret holds a password (a restore from
 // another namespace must name its own). A failed check refuses the
-// restore: no Job is made and nothing is overwritten. Then it composes a
+// restore: no Job is made and nothing is overwritten (checks.go holds the
+// chain). Then it composes a
 // ServiceAccount with just what the agent needs, in every namespace it
 // reads from (access.go), and the Jobs the addon's restore task renders,
 // and derives the phase from what it observes:
