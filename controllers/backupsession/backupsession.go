@@ -31,7 +31,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,6 +42,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -126,7 +126,7 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 	bc := &corev1alpha1.BackupConfiguration{}
 	err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: bs.Spec.Invoker.Name}, bc)
 	if kerrors.IsNotFound(err) {
-		skip(bs, corev1alpha1.ReasonSkippedInvokerNotReady, fmt.Sprintf("backupconfiguration %q not found", bs.Spec.Invoker.Name))
+		r.skip(bs, corev1alpha1.ReasonSkippedInvokerNotReady, fmt.Sprintf("backupconfiguration %q not found", bs.Spec.Invoker.Name))
 		return ctrl.Result{}, nil
 	}
 	if err != nil {
@@ -142,30 +142,30 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 			if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
 				reason = corev1alpha1.ReasonSkippedInvokerNotReady
 			}
-			skip(bs, reason, msg)
+			r.skip(bs, reason, msg)
 			return ctrl.Result{}, nil
 		}
 	}
 	inputs, err := r.plan(ctx, bs, bc)
 	if err != nil {
-		setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
+		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}
 	snaps, err := r.ensureSnapshots(ctx, bs, bc, componentCounts(inputs), plan.ComponentNodes(inputs))
 	if err != nil {
-		setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
+		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}
 	if len(snaps) == 0 {
-		skip(bs, corev1alpha1.ReasonSkippedRepositoriesPaused, fmt.Sprintf("every repository of session %q is paused", bs.Spec.Session))
+		r.skip(bs, corev1alpha1.ReasonSkippedRepositoriesPaused, fmt.Sprintf("every repository of session %q is paused", bs.Spec.Session))
 		return ctrl.Result{}, nil
 	}
-	setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, true, corev1alpha1.ReasonSnapshotsEnsured, "")
+	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, true, corev1alpha1.ReasonSnapshotsEnsured, "")
 	if err := r.ensureJobs(ctx, bs, bc, inputs); err != nil {
-		setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
+		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}
-	setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
+	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
 	return r.watchExecution(ctx, bs, snaps)
 }
 
@@ -189,17 +189,8 @@ func (r *reconciler) skipReason(ctx context.Context, bs *corev1alpha1.BackupSess
 	return ""
 }
 
-func skip(bs *corev1alpha1.BackupSession, reason xpv2.ConditionReason, msg string) {
-	bs.SetConditions(xpv2.Condition{Type: corev1alpha1.TypeBackupSkipped, Status: corev1.ConditionTrue,
-		Reason: reason, Message: msg, LastTransitionTime: metav1.Now()})
-}
-
-func setCondition(bs *corev1alpha1.BackupSession, t xpv2.ConditionType, ok bool, reason xpv2.ConditionReason, msg string) {
-	c := xpv2.Condition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}
-	if !ok {
-		c.Status = corev1.ConditionFalse
-	}
-	bs.SetConditions(c)
+func (r *reconciler) skip(bs *corev1alpha1.BackupSession, reason xpv2.ConditionReason, msg string) {
+	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupSkipped, true, reason, msg)
 }
 
 // phase is derived from the conditions and the Snapshots' phases recorded

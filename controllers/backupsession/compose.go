@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"time"
 
-	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/oklog/ulid/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +24,7 @@ import (
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/sessionjob"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
 
@@ -328,8 +327,7 @@ func executionProblem(jobs []batchv1.Job, reported func(repo, component string) 
 // markIncomplete records on a Snapshot that its backup will not finish; the
 // Snapshot's controller then calls it Failed.
 func (r *reconciler) markIncomplete(ctx context.Context, s *storagev1alpha1.Snapshot, msg string) error {
-	s.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeBackupIncomplete, Status: corev1.ConditionTrue,
-		Reason: storagev1alpha1.ReasonBackupExecutorFailed, Message: msg, LastTransitionTime: metav1.Now()})
+	sessionrun.SetCondition(r.clock, s, storagev1alpha1.TypeBackupIncomplete, true, storagev1alpha1.ReasonBackupExecutorFailed, msg)
 	s.Status.Phase = storagev1alpha1.SnapshotFailed
 	if err := r.kube.Status().Update(ctx, s); err != nil {
 		return fmt.Errorf("cannot mark snapshot %q incomplete: %w", s.Name, err)
@@ -337,18 +335,18 @@ func (r *reconciler) markIncomplete(ctx context.Context, s *storagev1alpha1.Snap
 	return nil
 }
 
-// afterwards retries a failed session and trims the invoker's history.
+// afterwards retries a failed session and trims the invoker's history,
+// by the rules every session kind shares (internal/sessionrun).
 func (r *reconciler) afterwards(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (ctrl.Result, error) {
 	var res ctrl.Result
 	s := session(bc, bs.Spec.Session)
-	if bs.Status.Phase == corev1alpha1.BackupSessionFailed && bs.Spec.RetryLeft > 0 && !ptr.Deref(bs.Status.Retried, false) && s != nil {
+	if owesRetry(bs) && s != nil {
 		var delay time.Duration
 		if s.RetryConfig != nil {
 			delay = s.RetryConfig.Delay.Duration
 		}
-		at := bs.CreationTimestamp.Add(delay)
 		if bs.Status.NextRetry == nil {
-			bs.Status.NextRetry = ptr.To(metav1.NewTime(at))
+			bs.Status.NextRetry = ptr.To(metav1.NewTime(sessionrun.RetryAt(bs.CreationTimestamp.Time, bs.Status.Duration, delay, r.clock.Now())))
 		}
 		if wait := bs.Status.NextRetry.Sub(r.clock.Now()); wait > 0 {
 			res.RequeueAfter = wait
@@ -367,34 +365,51 @@ func (r *reconciler) afterwards(ctx context.Context, bs *corev1alpha1.BackupSess
 	return res, r.cleanHistory(ctx, bs, s)
 }
 
+// owesRetry says whether a failed session is still to be retried.
+func owesRetry(bs *corev1alpha1.BackupSession) bool {
+	return phase(bs) == corev1alpha1.BackupSessionFailed && bs.Spec.RetryLeft > 0 && !ptr.Deref(bs.Status.Retried, false)
+}
+
 // cleanHistory keeps the newest sessionHistoryLimit finished sessions of the
-// same session and deletes the older ones; their Snapshots stay.
+// same session and deletes the older ones; their Snapshots stay. Sessions
+// that gave a result and Skipped ones are counted apart; bs itself and a
+// failed session still owed a retry are never deleted.
 func (r *reconciler) cleanHistory(ctx context.Context, bs *corev1alpha1.BackupSession, s *corev1alpha1.Session) error {
-	limit := int32(1)
-	if s != nil && s.SessionHistoryLimit > 0 {
+	var limit int32 = 1
+	if s != nil {
 		limit = s.SessionHistoryLimit
 	}
 	list := &corev1alpha1.BackupSessionList{}
 	if err := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {
 		return fmt.Errorf("cannot list backupsessions: %w", err)
 	}
-	var finished []corev1alpha1.BackupSession
-	for _, o := range list.Items {
-		if o.Spec.Invoker.Name == bs.Spec.Invoker.Name && o.Spec.Session == bs.Spec.Session && done(o.Status.Phase) && o.DeletionTimestamp == nil {
-			finished = append(finished, o)
-		}
-	}
-	sort.Slice(finished, func(i, j int) bool { return finished[j].CreationTimestamp.Before(&finished[i].CreationTimestamp) })
-	for i := int(limit); i < len(finished); i++ {
-		o := finished[i]
-		if o.Status.Phase == corev1alpha1.BackupSessionFailed && o.Spec.RetryLeft > 0 && !ptr.Deref(o.Status.Retried, false) {
-			continue // still owes a retry
-		}
-		if err := r.kube.Delete(ctx, &o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			setCondition(bs, corev1alpha1.TypeSessionHistoryCleaned, false, corev1alpha1.ReasonSessionHistoryCleanupFailed, err.Error())
+	for _, o := range beyondHistory(bs, list.Items, int(limit)) {
+		if err := r.kube.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSessionHistoryCleaned, false, corev1alpha1.ReasonSessionHistoryCleanupFailed, err.Error())
 			return fmt.Errorf("cannot delete old backupsession %q: %w", o.Name, err)
 		}
 	}
-	setCondition(bs, corev1alpha1.TypeSessionHistoryCleaned, true, corev1alpha1.ReasonSessionHistoryCleaned, "")
+	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSessionHistoryCleaned, true, corev1alpha1.ReasonSessionHistoryCleaned, "")
 	return nil
+}
+
+// beyondHistory are the finished sessions of bs's configuration and session
+// that cleanHistory deletes.
+func beyondHistory(bs *corev1alpha1.BackupSession, all []corev1alpha1.BackupSession, limit int) []*corev1alpha1.BackupSession {
+	byName := map[string]*corev1alpha1.BackupSession{}
+	var runs []sessionrun.Run
+	for i := range all {
+		o := &all[i]
+		if o.Spec.Invoker.Name != bs.Spec.Invoker.Name || o.Spec.Session != bs.Spec.Session || !done(o.Status.Phase) || o.DeletionTimestamp != nil {
+			continue
+		}
+		byName[o.Name] = o
+		runs = append(runs, sessionrun.Run{Name: o.Name, Created: o.CreationTimestamp.Time,
+			Skipped: o.Status.Phase == corev1alpha1.BackupSessionSkipped, Keep: o.Name == bs.Name || owesRetry(o)})
+	}
+	var out []*corev1alpha1.BackupSession
+	for _, name := range sessionrun.BeyondHistory(runs, limit) {
+		out = append(out, byName[name])
+	}
+	return out
 }

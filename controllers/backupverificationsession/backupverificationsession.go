@@ -52,7 +52,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -187,14 +186,6 @@ func phase(s *corev1alpha1.BackupVerificationSession) corev1alpha1.BackupVerific
 		return corev1alpha1.VerificationSessionFailed
 	}
 	return corev1alpha1.VerificationSessionRunning
-}
-
-func setCondition(s *corev1alpha1.BackupVerificationSession, t xpv2.ConditionType, ok bool, reason xpv2.ConditionReason, msg string) {
-	c := xpv2.Condition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now(), ObservedGeneration: s.Generation}
-	if !ok {
-		c.Status = corev1.ConditionFalse
-	}
-	s.SetConditions(c)
 }
 
 // verdict is what a finished restore says of the Snapshot, for a

@@ -7,11 +7,13 @@ import (
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
 
 // A startCheck looks at one thing that decides whether a verification
@@ -55,17 +57,17 @@ func refused(msg string) stop {
 	return stop{kind: stopRefused, reason: corev1alpha1.ReasonVerificationNotRunnable, msg: msg}
 }
 
-// apply records the stop in the session's conditions and says when to look
-// again.
-func (st stop) apply(s *corev1alpha1.BackupVerificationSession) ctrl.Result {
+// apply records the stop in the session's conditions at the clock's time
+// and says when to look again.
+func (st stop) apply(clk clock.PassiveClock, s *corev1alpha1.BackupVerificationSession) ctrl.Result {
 	switch st.kind {
 	case stopSkipped:
-		setCondition(s, corev1alpha1.TypeBackupVerificationSkipped, true, st.reason, st.msg)
+		sessionrun.SetCondition(clk, s, corev1alpha1.TypeBackupVerificationSkipped, true, st.reason, st.msg)
 	case stopWaiting:
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, st.reason, st.msg)
+		sessionrun.SetCondition(clk, s, corev1alpha1.TypeVerificationExecutorEnsured, false, st.reason, st.msg)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}
 	default:
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, st.reason, st.msg)
+		sessionrun.SetCondition(clk, s, corev1alpha1.TypeVerificationExecutorEnsured, false, st.reason, st.msg)
 	}
 	return ctrl.Result{}
 }
@@ -166,7 +168,7 @@ func checkVerifierRunnable(_ context.Context, _ *reconciler, in *startInput) (st
 func checkTarget(ctx context.Context, r *reconciler, in *startInput) (stop, error) {
 	target, msg, err := r.target(ctx, in.s, in.verifier, in.snapshot)
 	if err != nil {
-		setCondition(in.s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
+		sessionrun.SetCondition(r.clock, in.s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
 		return stop{}, err
 	}
 	if msg != "" {

@@ -20,6 +20,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
 
 // restoreTimeout bounds a verification's restore; a verifier has no field
@@ -42,7 +43,7 @@ func (r *reconciler) reconcile(ctx context.Context, s *corev1alpha1.BackupVerifi
 	case err != nil:
 		return ctrl.Result{}, fmt.Errorf("cannot get restoresession %q: %w", s.Name, err)
 	case !metav1.IsControlledBy(rs, s):
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable,
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable,
 			fmt.Sprintf("restoresession %q exists and does not belong to this session", rs.Name))
 		return ctrl.Result{}, nil
 	}
@@ -58,7 +59,7 @@ func (r *reconciler) start(ctx context.Context, s *corev1alpha1.BackupVerificati
 		return ctrl.Result{}, err
 	}
 	if st.reason != "" {
-		return st.apply(s), nil
+		return st.apply(r.clock, s), nil
 	}
 	rs := restoreSession(s, in.verifier, in.target)
 	if err := controllerutil.SetControllerReference(s, rs, r.kube.Scheme()); err != nil {
@@ -66,11 +67,11 @@ func (r *reconciler) start(ctx context.Context, s *corev1alpha1.BackupVerificati
 	}
 	if err := r.kube.Create(ctx, rs); err != nil && !kerrors.IsAlreadyExists(err) {
 		err = fmt.Errorf("cannot create restoresession %q: %w", rs.Name, err)
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}
 	s.Status.RestoreSession = rs.Name
-	setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, true, corev1alpha1.ReasonVerificationExecutorEnsured, "")
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, true, corev1alpha1.ReasonVerificationExecutorEnsured, "")
 	return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 }
 
@@ -104,8 +105,8 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 	s.Status.RestoreDuration = rs.Status.Duration
 	summarise(s, rs)
 	if !v.runnable {
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, v.message)
-		setCondition(s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, v.message)
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
 		return ctrl.Result{}, nil
 	}
 	if v.noVerdict != "" {
@@ -127,7 +128,7 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 		return ctrl.Result{}, err
 	}
 	if v.verified {
-		setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
 		msg := fmt.Sprintf("snapshot %q restored in %s (%d bytes) and all %d restored files matched the backup's content manifest",
 			s.Spec.Snapshot, rs.Status.Duration, s.Status.BytesRestored, s.Status.FilesChecked)
 		if s.Status.FilesChecked == 0 {
@@ -136,12 +137,12 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 		if per := componentsChecked(rs); per != "" {
 			msg += ", each component its own (" + per + ")"
 		}
-		setCondition(s, corev1alpha1.TypeBackupVerified, true, corev1alpha1.ReasonVerificationPassed, msg)
-		notePassedCheck(s)
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeBackupVerified, true, corev1alpha1.ReasonVerificationPassed, msg)
+		notePassedCheck(r.clock, s)
 		return ctrl.Result{}, nil
 	}
-	setCondition(s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
-	setCondition(s, corev1alpha1.TypeBackupVerified, false, corev1alpha1.ReasonVerificationFailed, v.message)
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeBackupVerified, false, corev1alpha1.ReasonVerificationFailed, v.message)
 	return ctrl.Result{}, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -19,6 +18,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
 
 // holder is the session that holds the Snapshot s verifies, or "" when s
@@ -177,10 +177,10 @@ func (r *reconciler) finish(ctx context.Context, s *corev1alpha1.BackupVerificat
 		return 0, err
 	}
 	if err := r.cleanHistory(ctx, s, v); err != nil {
-		setCondition(s, corev1alpha1.TypeVerificationSessionHistoryCleaned, false, corev1alpha1.ReasonVerificationSessionHistoryCleanupFailed, err.Error())
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationSessionHistoryCleaned, false, corev1alpha1.ReasonVerificationSessionHistoryCleanupFailed, err.Error())
 		return wait, err
 	}
-	setCondition(s, corev1alpha1.TypeVerificationSessionHistoryCleaned, true, corev1alpha1.ReasonVerificationSessionHistoryCleaned, "")
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationSessionHistoryCleaned, true, corev1alpha1.ReasonVerificationSessionHistoryCleaned, "")
 	return wait, nil
 }
 
@@ -214,11 +214,11 @@ func (r *reconciler) retry(ctx context.Context, s *corev1alpha1.BackupVerificati
 	if !pendingRetry(s, v) {
 		return 0, nil
 	}
-	ran, _ := time.ParseDuration(s.Status.Duration)
-	due := s.CreationTimestamp.Add(ran)
+	var delay time.Duration
 	if v.Spec.RetryConfig != nil {
-		due = due.Add(v.Spec.RetryConfig.Delay.Duration)
+		delay = v.Spec.RetryConfig.Delay.Duration
 	}
+	due := sessionrun.RetryAt(s.CreationTimestamp.Time, s.Status.Duration, delay, r.clock.Now())
 	if wait := due.Sub(r.clock.Now()); wait > 0 {
 		return wait, nil
 	}
@@ -291,35 +291,26 @@ func (r *reconciler) cleanHistory(ctx context.Context, s *corev1alpha1.BackupVer
 	return nil
 }
 
-// beyondHistory are the sessions cleanHistory deletes; verdicts names the
-// sessions Snapshots point at, which are always kept.
+// beyondHistory are the sessions cleanHistory deletes, by the rule every
+// session kind shares (sessionrun.BeyondHistory); verdicts names the sessions
+// Snapshots point at, which are always kept, as are s itself and a failed
+// session whose retry is still to come.
 func beyondHistory(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, all []corev1alpha1.BackupVerificationSession, verdicts map[string]bool) []*corev1alpha1.BackupVerificationSession {
-	var judged, skipped []*corev1alpha1.BackupVerificationSession
+	byName := map[string]*corev1alpha1.BackupVerificationSession{}
+	var runs []sessionrun.Run
 	for i := range all {
 		o := &all[i]
-		if o.Spec.Repository != s.Spec.Repository || o.Spec.Invoker.Name != s.Spec.Invoker.Name || o.DeletionTimestamp != nil ||
-			!done(phase(o)) || pendingRetry(o, v) {
+		if o.Spec.Repository != s.Spec.Repository || o.Spec.Invoker.Name != s.Spec.Invoker.Name || o.DeletionTimestamp != nil || !done(phase(o)) {
 			continue
 		}
-		if phase(o) == corev1alpha1.VerificationSessionSkipped {
-			skipped = append(skipped, o)
-		} else {
-			judged = append(judged, o)
-		}
+		byName[o.Name] = o
+		runs = append(runs, sessionrun.Run{Name: o.Name, Created: o.CreationTimestamp.Time,
+			Skipped: phase(o) == corev1alpha1.VerificationSessionSkipped,
+			Keep:    o.Name == s.Name || verdicts[o.Name] || pendingRetry(o, v)})
 	}
 	var out []*corev1alpha1.BackupVerificationSession
-	for _, finished := range [][]*corev1alpha1.BackupVerificationSession{judged, skipped} {
-		slices.SortFunc(finished, func(a, b *corev1alpha1.BackupVerificationSession) int {
-			if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
-				return c
-			}
-			return strings.Compare(b.Name, a.Name)
-		})
-		for i, o := range finished {
-			if i >= int(v.Spec.SessionHistoryLimit) && o.Name != s.Name && !verdicts[o.Name] {
-				out = append(out, o)
-			}
-		}
+	for _, name := range sessionrun.BeyondHistory(runs, int(v.Spec.SessionHistoryLimit)) {
+		out = append(out, byName[name])
 	}
 	return out
 }

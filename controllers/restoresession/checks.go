@@ -17,6 +17,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
 
 // A startCheck looks at one thing that may refuse a restore before any Job
@@ -75,14 +76,14 @@ func checkTarget(ctx context.Context, r *reconciler, in *startInput) (xpv2.Condi
 	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
 	if kerrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		msg := fmt.Sprintf("%s %q does not exist in namespace %q", t.Kind, t.Name, rs.Namespace)
-		setCondition(rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetNotFound, msg)
+		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetNotFound, msg)
 		rs.Status.TargetFound = ptr.To(false)
 		return corev1alpha1.ReasonRestoreTargetNotFound, msg, nil
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("cannot get target %s %q: %w", t.Kind, t.Name, err)
 	}
-	setCondition(rs, corev1alpha1.TypeRestoreTargetFound, true, corev1alpha1.ReasonRestoreTargetFound, "")
+	sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreTargetFound, true, corev1alpha1.ReasonRestoreTargetFound, "")
 	rs.Status.TargetFound = ptr.To(true)
 	in.plan.Target = u
 	if t.Kind == "StatefulSet" || t.Kind == "Deployment" {

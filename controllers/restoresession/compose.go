@@ -21,6 +21,7 @@ import (
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/sessionjob"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
 
 // fieldOwner applies a session's access objects.
@@ -215,7 +216,7 @@ func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.Restor
 		}
 	}
 	if reason != "" {
-		setCondition(rs, corev1alpha1.TypeRestoreIncomplete, true, reason, msg)
+		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreIncomplete, true, reason, msg)
 	}
 	if reason == corev1alpha1.ReasonRestoreTimedOut {
 		for i := range jobs.Items {

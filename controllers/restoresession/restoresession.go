@@ -41,7 +41,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,6 +49,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -164,31 +164,23 @@ func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSess
 		}
 		if reason != "" {
 			r.log.V(1).Info("refusing restore", "restoresession", client.ObjectKeyFromObject(rs), "reason", reason)
-			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
+			sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
 			return ctrl.Result{}, nil
 		}
 		storageSecret, err := r.ensureAccess(ctx, rs, in)
 		if err != nil {
-			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
+			sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
 			return ctrl.Result{}, err
 		}
 		if err := r.ensureJobs(ctx, rs, inputs, storageSecret); err != nil {
-			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
+			sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
 			return ctrl.Result{}, err
 		}
-		setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, true, corev1alpha1.ReasonRestoreExecutorEnsured, "")
+		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, true, corev1alpha1.ReasonRestoreExecutorEnsured, "")
 		// The Jobs just made may not be in the cache yet; look again soon.
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
 	return r.watchExecution(ctx, rs)
-}
-
-func setCondition(rs *corev1alpha1.RestoreSession, t xpv2.ConditionType, ok bool, reason xpv2.ConditionReason, msg string) {
-	c := xpv2.Condition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}
-	if !ok {
-		c.Status = corev1.ConditionFalse
-	}
-	rs.SetConditions(c)
 }
 
 // refusals are the reasons of a RestoreExecutorEnsured=False that end the
