@@ -14,9 +14,13 @@
 //	                       invoker's sessions beyond sessionHistoryLimit.
 //
 // A session is never left Running when its Job failed or is gone, nor past
-// its backupTimeout: the Snapshots it waits for are marked BackupIncomplete
-// and the session fails; a retry, when the session has retries left, is a
-// new BackupSession made after the configured delay.
+// its backupTimeout, nor when its Jobs cannot be created by that deadline
+// (or, without one, within sessionrun.StartTimeout): the Snapshots it waits
+// for are marked BackupIncomplete and the session fails, so the next run
+// is not skipped for it. A retry, when the session has retries left, is a
+// new BackupSession made the configured delay after the failed run ended;
+// the history keeps sessionHistoryLimit sessions that gave a result and as
+// many Skipped ones (internal/sessionrun holds these rules for every kind).
 package backupsession
 
 import (
@@ -146,10 +150,10 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 			return ctrl.Result{}, nil
 		}
 	}
+	started := bs.GetCondition(corev1alpha1.TypeBackupExecutorEnsured).Status == corev1.ConditionTrue
 	inputs, err := r.plan(ctx, bs, bc)
 	if err != nil {
-		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
-		return ctrl.Result{}, err
+		return r.cannotStart(ctx, bs, started, err)
 	}
 	snaps, err := r.ensureSnapshots(ctx, bs, bc, componentCounts(inputs), plan.ComponentNodes(inputs))
 	if err != nil {
@@ -162,8 +166,7 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 	}
 	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, true, corev1alpha1.ReasonSnapshotsEnsured, "")
 	if err := r.ensureJobs(ctx, bs, bc, inputs); err != nil {
-		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
-		return ctrl.Result{}, err
+		return r.cannotStart(ctx, bs, started, err)
 	}
 	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
 	return r.watchExecution(ctx, bs, snaps)

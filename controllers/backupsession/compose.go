@@ -261,11 +261,26 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 	if d := bs.Status.BackupDeadline; problem == "" && d != nil && now.After(d.Time) {
 		problem = fmt.Sprintf("the backup did not finish within its timeout of %s", bs.Spec.BackupTimeout.Duration)
 	}
+	if err := r.recordSnapshots(ctx, bs, snaps, problem); err != nil {
+		return ctrl.Result{}, err
+	}
+	if problem != "" {
+		for i := range jobs.Items {
+			_ = r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
+		}
+	}
+	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+}
+
+// recordSnapshots records the Snapshots' phases in the session's status,
+// first marking those not done incomplete when problem says the backup
+// will not finish.
+func (r *reconciler) recordSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot, problem string) error {
 	bs.Status.Snapshots = nil
 	for _, s := range snaps {
 		if problem != "" && !snapshotDone(s) {
 			if err := r.markIncomplete(ctx, s, problem); err != nil {
-				return ctrl.Result{}, err
+				return err
 			}
 		}
 		bs.Status.Snapshots = append(bs.Status.Snapshots, corev1alpha1.SnapshotStatus{
@@ -273,12 +288,33 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 		})
 	}
 	bs.Status.TotalSnapshots = ptr.To(int32(len(snaps)))
-	if problem != "" {
-		for i := range jobs.Items {
-			_ = r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
+	return nil
+}
+
+// cannotStart handles a run whose Jobs cannot be planned or created: it
+// says so in BackupExecutorEnsured and is retried. Once its Snapshots exist
+// the run holds back the runs after it, so past the session's deadline
+// (sessionrun.Deadline: its backupTimeout, else sessionrun.StartTimeout
+// for a run that never made its Jobs) it fails instead, its Snapshots
+// marked incomplete, and the next run proceeds.
+func (r *reconciler) cannotStart(ctx context.Context, bs *corev1alpha1.BackupSession, started bool, err error) (ctrl.Result, error) {
+	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
+	d := sessionrun.Deadline(bs.CreationTimestamp.Time, bs.Spec.BackupTimeout, started)
+	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status != corev1.ConditionTrue || d == nil || !r.clock.Now().After(*d) {
+		return ctrl.Result{}, err
+	}
+	list := &storagev1alpha1.SnapshotList{}
+	if lerr := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); lerr != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot list snapshots: %w", lerr)
+	}
+	var snaps []*storagev1alpha1.Snapshot
+	for i := range list.Items {
+		if list.Items[i].Spec.BackupSession == bs.Name {
+			snaps = append(snaps, &list.Items[i])
 		}
 	}
-	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+	r.log.Info("failing a backup whose jobs could not be created in time", "backupsession", client.ObjectKeyFromObject(bs), "error", err.Error())
+	return ctrl.Result{}, r.recordSnapshots(ctx, bs, snaps, fmt.Sprintf("the backup jobs could not be created before the session's deadline: %v", err))
 }
 
 func snapshotDone(s *storagev1alpha1.Snapshot) bool {

@@ -2,6 +2,7 @@ package backupsession
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -61,7 +62,7 @@ func newReconciler(t *testing.T, now time.Time, objs ...client.Object) (*reconci
 			t.Fatal(err)
 		}
 	}
-	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build()
+	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
 	clk := clocktesting.NewFakeClock(now)
 	return &reconciler{kube: kube, api: kube, clock: clk, log: logr.Discard()}, kube, clk
 }
@@ -168,6 +169,63 @@ func TestBeyondHistory(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("\n%s\nbeyondHistory(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// A run whose Snapshots exist but whose Jobs cannot be created keeps
+// trying until its deadline, then fails with its Snapshots incomplete, so
+// that it no longer holds back the runs after it.
+func TestCannotStart(t *testing.T) {
+	cases := map[string]struct {
+		reason  string
+		timeout *metav1.Duration
+		started bool
+		at      time.Duration
+		want    corev1alpha1.BackupSessionPhase
+	}{
+		"BeforeTheDeadline": {reason: "Before the deadline the run is retried.", at: 10 * time.Minute, want: corev1alpha1.BackupSessionRunning},
+		"PastStartTimeout":  {reason: "A session without a timeout fails once StartTimeout passed.", at: 31 * time.Minute, want: corev1alpha1.BackupSessionFailed},
+		"PastOwnTimeout": {reason: "A session's own timeout also bounds creating its Jobs.",
+			timeout: &metav1.Duration{Duration: 5 * time.Minute}, at: 6 * time.Minute, want: corev1alpha1.BackupSessionFailed},
+		"StartedWithoutTimeout": {reason: "A run whose Jobs were made once, without a timeout, is not failed for a later error.",
+			started: true, at: time.Hour, want: corev1alpha1.BackupSessionRunning},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			bs := finished("app-hourly-1", 0, corev1alpha1.BackupSessionRunning, 0)
+			bs.Spec.BackupTimeout = tc.timeout
+			bs.Status.Snapshots = nil
+			snap := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-app-hourly-1", Namespace: "demo"},
+				Spec: storagev1alpha1.SnapshotSpec{BackupSession: bs.Name, Repository: "app"}, Status: storagev1alpha1.SnapshotStatus{Phase: storagev1alpha1.SnapshotRunning}}
+			r, kube, _ := newReconciler(t, t0.Add(tc.at), &bs, snap)
+			cause := errors.New(`cannot create job "app-dump": forbidden`)
+			_, err := r.cannotStart(ctx, &bs, tc.started, cause)
+			if tc.want == corev1alpha1.BackupSessionRunning {
+				if !errors.Is(err, cause) {
+					t.Errorf("\n%s\ncannotStart(): got error %v, want the cause to retry", tc.reason, err)
+				}
+			} else if err != nil {
+				t.Fatalf("cannotStart(): %v", err)
+			}
+			if bs.Status.Snapshots == nil {
+				bs.Status.Snapshots = []corev1alpha1.SnapshotStatus{{Name: snap.Name, Phase: storagev1alpha1.SnapshotRunning}}
+			}
+			if diff := cmp.Diff(tc.want, phase(&bs)); diff != "" {
+				t.Errorf("\n%s\nphase: -want +got:\n%s", tc.reason, diff)
+			}
+			if c := bs.GetCondition(corev1alpha1.TypeBackupExecutorEnsured); c.Status != corev1.ConditionFalse || c.Message != cause.Error() {
+				t.Errorf("\n%s\nBackupExecutorEnsured does not name the cause: %+v", tc.reason, c)
+			}
+			got := &storagev1alpha1.Snapshot{}
+			if err := kube.Get(ctx, client.ObjectKeyFromObject(snap), got); err != nil {
+				t.Fatal(err)
+			}
+			incomplete := got.GetCondition(storagev1alpha1.TypeBackupIncomplete).Status == corev1.ConditionTrue
+			if incomplete != (tc.want == corev1alpha1.BackupSessionFailed) {
+				t.Errorf("\n%s\nSnapshot marked incomplete: %v", tc.reason, incomplete)
 			}
 		})
 	}

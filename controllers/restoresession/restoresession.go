@@ -8,10 +8,10 @@
 // from it, and that the encryption Secret holds a password (a restore from
 // another namespace must name its own). A failed check refuses the
 // restore: no Job is made and nothing is overwritten (checks.go holds the
-// chain). Then it composes a
-// ServiceAccount with just what the agent needs, in every namespace it
-// reads from (access.go), and the Jobs the addon's restore task renders,
-// and derives the phase from what it observes:
+// chain). Then it composes a ServiceAccount with just what the agent
+// needs, in every namespace it reads from (access.go), and the Jobs the
+// addon's restore task renders, and derives the phase from what it
+// observes:
 //
 //	RestoreTargetFound      set by this controller: the target exists
 //	                        (False with RestoreTargetNotFound fails the
@@ -21,7 +21,9 @@
 //	                        restore, or that a Job could not be created.
 //	RestoreIncomplete       set by this controller when a Job failed or
 //	                        vanished, or the restore ran past its
-//	                        restoreTimeout (RestoreTimedOut, Jobs deleted).
+//	                        restoreTimeout (RestoreTimedOut, Jobs deleted),
+//	                        or its Jobs could not be created by then
+//	                        (sessionrun.StartTimeout without a timeout).
 //
 // Each component's phase comes from what the agent reported in
 // status.components, else from its Job's outcome: a session is never left
@@ -169,18 +171,31 @@ func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSess
 		}
 		storageSecret, err := r.ensureAccess(ctx, rs, in)
 		if err != nil {
-			sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
-			return ctrl.Result{}, err
+			return r.cannotStart(rs, err)
 		}
 		if err := r.ensureJobs(ctx, rs, inputs, storageSecret); err != nil {
-			sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
-			return ctrl.Result{}, err
+			return r.cannotStart(rs, err)
 		}
 		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, true, corev1alpha1.ReasonRestoreExecutorEnsured, "")
 		// The Jobs just made may not be in the cache yet; look again soon.
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
 	return r.watchExecution(ctx, rs)
+}
+
+// cannotStart handles a restore whose access or Jobs cannot be made: it
+// says so in RestoreExecutorEnsured and is retried until the session's
+// deadline (sessionrun.Deadline: its restoreTimeout, else
+// sessionrun.StartTimeout), past which the restore is incomplete and
+// fails, so that a verification waiting for it gets an outcome.
+func (r *reconciler) cannotStart(rs *corev1alpha1.RestoreSession, err error) (ctrl.Result, error) {
+	sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
+	if d := sessionrun.Deadline(rs.CreationTimestamp.Time, rs.Spec.RestoreTimeout, false); !r.clock.Now().After(*d) {
+		return ctrl.Result{}, err
+	}
+	sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreIncomplete, true, corev1alpha1.ReasonRestoreTimedOut,
+		fmt.Sprintf("the restore jobs could not be created before the session's deadline: %v", err))
+	return ctrl.Result{}, nil
 }
 
 // refusals are the reasons of a RestoreExecutorEnsured=False that end the
