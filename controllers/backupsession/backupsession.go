@@ -136,40 +136,107 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot get backupconfiguration: %w", err)
 	}
+	rn := &run{bs: bs, bc: bc}
 	if done(phase(bs)) {
-		return r.afterwards(ctx, bs, bc)
+		return sessionrun.RunSteps(ctx, rn, r.finishedSteps())
 	}
-	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status != corev1.ConditionTrue {
-		// Only a session that has not started may be skipped.
-		if msg := r.skipReason(ctx, bs, bc); msg != "" {
-			reason := corev1alpha1.ReasonSkippedConcurrentSession
-			if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
-				reason = corev1alpha1.ReasonSkippedInvokerNotReady
-			}
-			r.skip(bs, reason, msg)
-			return ctrl.Result{}, nil
-		}
+	return sessionrun.RunSteps(ctx, rn, r.runningSteps())
+}
+
+// run is what one reconcile of a session finds and its steps pass on.
+type run struct {
+	bs *corev1alpha1.BackupSession
+	bc *corev1alpha1.BackupConfiguration
+	// started says the Jobs were made once before this reconcile.
+	started bool
+	inputs  []render.Input
+	snaps   []*storagev1alpha1.Snapshot
+}
+
+// runningSteps are the stages of a backup without an outcome, in order:
+// the check that may skip it, the plan, the Snapshots, the Jobs and the
+// outcome. Pre-backup hooks belong between the Snapshots and the Jobs.
+func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
+	return []sessionrun.Step[*run]{
+		{Name: "skip", Run: r.checkSkip},
+		{Name: "plan", Run: r.planRun},
+		{Name: "snapshots", Run: r.snapshots},
+		{Name: "jobs", Run: r.jobs},
+		{Name: "outcome", Run: r.outcome},
 	}
-	started := bs.GetCondition(corev1alpha1.TypeBackupExecutorEnsured).Status == corev1.ConditionTrue
-	inputs, err := r.plan(ctx, bs, bc)
-	if err != nil {
-		return r.cannotStart(ctx, bs, started, err)
+}
+
+// finishedSteps run once a backup has an outcome: its retry and the
+// history. Post-backup hooks and retention belong before them.
+func (r *reconciler) finishedSteps() []sessionrun.Step[*run] {
+	return []sessionrun.Step[*run]{
+		{Name: "retry", Run: r.retry},
+		{Name: "history", Run: r.history},
 	}
-	snaps, err := r.ensureSnapshots(ctx, bs, bc, componentCounts(inputs), plan.ComponentNodes(inputs))
+}
+
+// checkSkip skips a session that has not started while its configuration
+// is not Ready or another run of the same session is going.
+func (r *reconciler) checkSkip(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	bs, bc := rn.bs, rn.bc
+	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status == corev1.ConditionTrue {
+		return ctrl.Result{}, false, nil
+	}
+	msg := r.skipReason(ctx, bs, bc)
+	if msg == "" {
+		return ctrl.Result{}, false, nil
+	}
+	reason := corev1alpha1.ReasonSkippedConcurrentSession
+	if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
+		reason = corev1alpha1.ReasonSkippedInvokerNotReady
+	}
+	r.skip(bs, reason, msg)
+	return ctrl.Result{}, true, nil
+}
+
+// planRun plans the session's tasks.
+func (r *reconciler) planRun(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	rn.started = rn.bs.GetCondition(corev1alpha1.TypeBackupExecutorEnsured).Status == corev1.ConditionTrue
+	var err error
+	if rn.inputs, err = r.plan(ctx, rn.bs, rn.bc); err != nil {
+		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
+		return res, true, err
+	}
+	return ctrl.Result{}, false, nil
+}
+
+// snapshots makes the session's Snapshots; a session whose repositories
+// are all paused is skipped.
+func (r *reconciler) snapshots(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	bs := rn.bs
+	snaps, err := r.ensureSnapshots(ctx, bs, rn.bc, componentCounts(rn.inputs), plan.ComponentNodes(rn.inputs))
 	if err != nil {
 		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
-		return ctrl.Result{}, err
+		return ctrl.Result{}, true, err
 	}
 	if len(snaps) == 0 {
 		r.skip(bs, corev1alpha1.ReasonSkippedRepositoriesPaused, fmt.Sprintf("every repository of session %q is paused", bs.Spec.Session))
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, true, nil
 	}
+	rn.snaps = snaps
 	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, true, corev1alpha1.ReasonSnapshotsEnsured, "")
-	if err := r.ensureJobs(ctx, bs, bc, inputs); err != nil {
-		return r.cannotStart(ctx, bs, started, err)
+	return ctrl.Result{}, false, nil
+}
+
+// jobs renders the planned tasks and creates their Jobs.
+func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	if err := r.ensureJobs(ctx, rn.bs, rn.bc, rn.inputs); err != nil {
+		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
+		return res, true, err
 	}
-	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
-	return r.watchExecution(ctx, bs, snaps)
+	sessionrun.SetCondition(r.clock, rn.bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
+	return ctrl.Result{}, false, nil
+}
+
+// outcome watches the Jobs and records the Snapshots' phases.
+func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	res, err := r.watchExecution(ctx, rn.bs, rn.snaps)
+	return res, false, err
 }
 
 // skipReason says why a session must not start, or "".

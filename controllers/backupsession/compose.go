@@ -371,34 +371,44 @@ func (r *reconciler) markIncomplete(ctx context.Context, s *storagev1alpha1.Snap
 	return nil
 }
 
-// afterwards retries a failed session and trims the invoker's history,
-// by the rules every session kind shares (internal/sessionrun).
+// afterwards runs the steps of a session that has an outcome.
 func (r *reconciler) afterwards(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (ctrl.Result, error) {
-	var res ctrl.Result
-	s := session(bc, bs.Spec.Session)
-	if owesRetry(bs) && s != nil {
-		var delay time.Duration
-		if s.RetryConfig != nil {
-			delay = s.RetryConfig.Delay.Duration
-		}
-		if bs.Status.NextRetry == nil {
-			bs.Status.NextRetry = ptr.To(metav1.NewTime(sessionrun.RetryAt(bs.CreationTimestamp.Time, bs.Status.Duration, delay, r.clock.Now())))
-		}
-		if wait := bs.Status.NextRetry.Sub(r.clock.Now()); wait > 0 {
-			res.RequeueAfter = wait
-		} else {
-			retry, err := trigger.Session(bc, bs.Spec.Session, r.clock.Now())
-			if err != nil {
-				return res, err
-			}
-			retry.Spec.RetryLeft = bs.Spec.RetryLeft - 1
-			if err := r.kube.Create(ctx, retry); err != nil && !kerrors.IsAlreadyExists(err) {
-				return res, fmt.Errorf("cannot create retry of backupsession %q: %w", bs.Name, err)
-			}
-			bs.Status.Retried = ptr.To(true)
-		}
+	return sessionrun.RunSteps(ctx, &run{bs: bs, bc: bc}, r.finishedSteps())
+}
+
+// retry makes the session that retries a failed one, the configured delay
+// after the failed run ended (internal/sessionrun holds the rule).
+func (r *reconciler) retry(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	bs := rn.bs
+	s := session(rn.bc, bs.Spec.Session)
+	if !owesRetry(bs) || s == nil {
+		return ctrl.Result{}, false, nil
 	}
-	return res, r.cleanHistory(ctx, bs, s)
+	var delay time.Duration
+	if s.RetryConfig != nil {
+		delay = s.RetryConfig.Delay.Duration
+	}
+	if bs.Status.NextRetry == nil {
+		bs.Status.NextRetry = ptr.To(metav1.NewTime(sessionrun.RetryAt(bs.CreationTimestamp.Time, bs.Status.Duration, delay, r.clock.Now())))
+	}
+	if wait := bs.Status.NextRetry.Sub(r.clock.Now()); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, false, nil
+	}
+	retry, err := trigger.Session(rn.bc, bs.Spec.Session, r.clock.Now())
+	if err != nil {
+		return ctrl.Result{}, false, err
+	}
+	retry.Spec.RetryLeft = bs.Spec.RetryLeft - 1
+	if err := r.kube.Create(ctx, retry); err != nil && !kerrors.IsAlreadyExists(err) {
+		return ctrl.Result{}, false, fmt.Errorf("cannot create retry of backupsession %q: %w", bs.Name, err)
+	}
+	bs.Status.Retried = ptr.To(true)
+	return ctrl.Result{}, false, nil
+}
+
+// history trims the invoker's finished sessions.
+func (r *reconciler) history(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	return ctrl.Result{}, false, r.cleanHistory(ctx, rn.bs, session(rn.bc, rn.bs.Spec.Session))
 }
 
 // owesRetry says whether a failed session is still to be retried.

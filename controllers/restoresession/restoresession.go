@@ -50,6 +50,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
@@ -153,34 +154,85 @@ func done(p corev1alpha1.RestorePhase) bool {
 }
 
 func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
+	rn := &run{rs: rs}
 	if rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured).Status != corev1.ConditionTrue {
 		// Every check runs before the Jobs exist; once they do, the
 		// restore is under way and only watched.
-		in, reason, msg, err := r.check(ctx, rs)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		var inputs []render.Input
-		if reason == "" {
-			inputs, reason, msg = planRestore(rs, in)
-		}
-		if reason != "" {
-			r.log.V(1).Info("refusing restore", "restoresession", client.ObjectKeyFromObject(rs), "reason", reason)
-			sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
-			return ctrl.Result{}, nil
-		}
-		storageSecret, err := r.ensureAccess(ctx, rs, in)
-		if err != nil {
-			return r.cannotStart(rs, err)
-		}
-		if err := r.ensureJobs(ctx, rs, inputs, storageSecret); err != nil {
-			return r.cannotStart(rs, err)
-		}
-		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, true, corev1alpha1.ReasonRestoreExecutorEnsured, "")
-		// The Jobs just made may not be in the cache yet; look again soon.
-		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		return sessionrun.RunSteps(ctx, rn, r.startSteps())
 	}
-	return r.watchExecution(ctx, rs)
+	return sessionrun.RunSteps(ctx, rn, r.runningSteps())
+}
+
+// run is what one reconcile of a restore finds and its steps pass on.
+type run struct {
+	rs            *corev1alpha1.RestoreSession
+	in            plan.Inputs
+	inputs        []render.Input
+	storageSecret string
+}
+
+// startSteps are the stages of a restore whose Jobs do not exist yet, in
+// order: the check chain and the plan, which may refuse it, the access
+// its agents need, and the Jobs. Pre-restore hooks belong before the Jobs.
+func (r *reconciler) startSteps() []sessionrun.Step[*run] {
+	return []sessionrun.Step[*run]{
+		{Name: "check", Run: r.checkStart},
+		{Name: "access", Run: r.access},
+		{Name: "jobs", Run: r.jobs},
+	}
+}
+
+// runningSteps are the stages of a restore whose Jobs exist: its outcome.
+// Post-restore hooks belong after it.
+func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
+	return []sessionrun.Step[*run]{{Name: "outcome", Run: r.outcome}}
+}
+
+// checkStart runs the check chain (checks.go) and plans the restore; a
+// refusal ends the session without a Job.
+func (r *reconciler) checkStart(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	rs := rn.rs
+	in, reason, msg, err := r.check(ctx, rs)
+	if err != nil {
+		return ctrl.Result{}, true, err
+	}
+	if reason == "" {
+		rn.inputs, reason, msg = planRestore(rs, in)
+	}
+	if reason != "" {
+		r.log.V(1).Info("refusing restore", "restoresession", client.ObjectKeyFromObject(rs), "reason", reason)
+		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
+		return ctrl.Result{}, true, nil
+	}
+	rn.in = in
+	return ctrl.Result{}, false, nil
+}
+
+// access grants the agents what they need (access.go).
+func (r *reconciler) access(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	var err error
+	if rn.storageSecret, err = r.ensureAccess(ctx, rn.rs, rn.in); err != nil {
+		res, err := r.cannotStart(rn.rs, err)
+		return res, true, err
+	}
+	return ctrl.Result{}, false, nil
+}
+
+// jobs renders the planned tasks and creates their Jobs.
+func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	if err := r.ensureJobs(ctx, rn.rs, rn.inputs, rn.storageSecret); err != nil {
+		res, err := r.cannotStart(rn.rs, err)
+		return res, true, err
+	}
+	sessionrun.SetCondition(r.clock, rn.rs, corev1alpha1.TypeRestoreExecutorEnsured, true, corev1alpha1.ReasonRestoreExecutorEnsured, "")
+	// The Jobs just made may not be in the cache yet; look again soon.
+	return ctrl.Result{RequeueAfter: 2 * time.Second}, true, nil
+}
+
+// outcome takes each component's phase from its agent or its Job.
+func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	res, err := r.watchExecution(ctx, rn.rs)
+	return res, false, err
 }
 
 // cannotStart handles a restore whose access or Jobs cannot be made: it

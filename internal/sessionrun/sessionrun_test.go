@@ -1,14 +1,18 @@
 package sessionrun
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
@@ -97,6 +101,42 @@ func TestBeyondHistory(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, BeyondHistory(tc.runs, tc.limit)); diff != "" {
 				t.Errorf("\n%s\nBeyondHistory(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestRunSteps(t *testing.T) {
+	step := func(name string, stop bool, err error) Step[*[]string] {
+		return Step[*[]string]{Name: name, Run: func(_ context.Context, ran *[]string) (ctrl.Result, bool, error) {
+			*ran = append(*ran, name)
+			return ctrl.Result{RequeueAfter: time.Duration(len(*ran)) * time.Second}, stop, err
+		}}
+	}
+	boom := errors.New("boom")
+	cases := map[string]struct {
+		reason  string
+		steps   []Step[*[]string]
+		want    []string
+		wantRes ctrl.Result
+		wantErr error
+	}{
+		"All":   {reason: "Steps run in order; the soonest requeue any asked for is returned.", steps: []Step[*[]string]{step("a", false, nil), step("b", false, nil)}, want: []string{"a", "b"}, wantRes: ctrl.Result{RequeueAfter: time.Second}},
+		"Stops": {reason: "A step that stops ends the run with its result.", steps: []Step[*[]string]{step("a", true, nil), step("b", false, nil)}, want: []string{"a"}, wantRes: ctrl.Result{RequeueAfter: time.Second}},
+		"Fails": {reason: "A step that fails ends the run with its error.", steps: []Step[*[]string]{step("a", false, boom), step("b", false, nil)}, want: []string{"a"}, wantRes: ctrl.Result{RequeueAfter: time.Second}, wantErr: boom},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var ran []string
+			res, err := RunSteps(context.Background(), &ran, tc.steps)
+			if diff := cmp.Diff(tc.want, ran); diff != "" {
+				t.Errorf("\n%s\nsteps run: -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.wantRes, res); diff != "" {
+				t.Errorf("\n%s\nresult: -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.wantErr, err, cmpopts.EquateErrors()); diff != "" {
+				t.Errorf("\n%s\nerror: -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}
