@@ -30,24 +30,49 @@ const restoreTimeout = time.Hour
 // minScratchSize is the smallest scratch claim a session asks for.
 const minScratchSize = 1 << 30
 
-// reconcile moves a session that has no outcome yet one step on: before
-// its RestoreSession exists it checks that the verification should and
-// can run and composes the restore; afterwards it waits for the restore
-// and turns its outcome into the verdict.
+// reconcile moves a session that has no outcome yet on, by its steps in
+// order: before its RestoreSession exists it checks that the verification
+// should and can run and composes the restore; afterwards it waits for
+// the restore and turns its outcome into the verdict.
 func (r *reconciler) reconcile(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (ctrl.Result, error) {
+	return sessionrun.RunSteps(ctx, &run{s: s}, []sessionrun.Step[*run]{
+		{Name: "restore", Run: r.restore},
+		{Name: "verdict", Run: r.verdict},
+	})
+}
+
+// run is what one reconcile of a session finds and its steps pass on.
+type run struct {
+	s  *corev1alpha1.BackupVerificationSession
+	rs *corev1alpha1.RestoreSession
+}
+
+// restore finds the session's RestoreSession, or starts the verification
+// (check chain, target, RestoreSession) when there is none.
+func (r *reconciler) restore(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	s := rn.s
 	rs := &corev1alpha1.RestoreSession{}
 	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, rs)
 	switch {
 	case kerrors.IsNotFound(err):
-		return r.start(ctx, s)
+		res, err := r.start(ctx, s)
+		return res, true, err
 	case err != nil:
-		return ctrl.Result{}, fmt.Errorf("cannot get restoresession %q: %w", s.Name, err)
+		return ctrl.Result{}, true, fmt.Errorf("cannot get restoresession %q: %w", s.Name, err)
 	case !metav1.IsControlledBy(rs, s):
 		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable,
 			fmt.Sprintf("restoresession %q exists and does not belong to this session", rs.Name))
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, true, nil
 	}
-	return r.judge(ctx, s, rs)
+	rn.rs = rs
+	return ctrl.Result{}, false, nil
+}
+
+// verdict turns the restore's outcome, and a Query or Script verifier's,
+// into the verdict.
+func (r *reconciler) verdict(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	res, err := r.judge(ctx, rn.s, rn.rs)
+	return res, false, err
 }
 
 // start runs the checks that may skip, refuse or hold back the
