@@ -58,12 +58,9 @@ func (r *reconciler) source(ctx context.Context, rs *corev1alpha1.RestoreSession
 	}
 	in.Repository = repo
 
-	ref := repo.Spec.StorageRef
-	if ref.Namespace == "" {
-		ref.Namespace = repo.Namespace
-	}
+	ref := repo.StorageKey()
 	st := &storagev1alpha1.BackupStorage{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, st)
+	err = r.kube.Get(ctx, ref, st)
 	if kerrors.IsNotFound(err) && remote {
 		return hidden(fmt.Sprintf("backupstorage %s/%s does not exist", ref.Namespace, ref.Name))
 	}
