@@ -215,6 +215,6 @@ func TestRestoreSession(t *testing.T) {
 		t.Errorf("restoreSession(): %s/%s labels %v, want ns/%s labelled with the session", got.Namespace, got.Name, got.Labels, s.Name)
 	}
 	if a, b := naming.ScratchClaim("scratch", "one"), naming.ScratchClaim("scratch", "two"); a == b || len(naming.ScratchClaim(string(make([]byte, 80)), "x")) > 63 {
-		t.Errorf("ScratchClaimName: %q and %q must differ and fit in 63 characters", a, b)
+		t.Errorf("ScratchClaim: %q and %q must differ and fit in 63 characters", a, b)
 	}
 }
