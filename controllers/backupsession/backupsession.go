@@ -136,11 +136,10 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot get backupconfiguration: %w", err)
 	}
-	rn := &run{bs: bs, bc: bc}
 	if done(phase(bs)) {
-		return sessionrun.RunSteps(ctx, rn, r.finishedSteps())
+		return r.afterwards(ctx, bs, bc)
 	}
-	return sessionrun.RunSteps(ctx, rn, r.runningSteps())
+	return sessionrun.RunSteps(ctx, &run{bs: bs, bc: bc}, r.runningSteps())
 }
 
 // run is what one reconcile of a session finds and its steps pass on.
@@ -166,8 +165,9 @@ func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
 	}
 }
 
-// finishedSteps run once a backup has an outcome: its retry and the
-// history. Post-backup hooks and retention belong before them.
+// finishedSteps run once a backup has an outcome, each whatever the
+// others did: its retry and the history. Post-backup hooks and retention
+// belong before them.
 func (r *reconciler) finishedSteps() []sessionrun.Step[*run] {
 	return []sessionrun.Step[*run]{
 		{Name: "retry", Run: r.retry},

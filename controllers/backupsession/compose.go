@@ -371,9 +371,10 @@ func (r *reconciler) markIncomplete(ctx context.Context, s *storagev1alpha1.Snap
 	return nil
 }
 
-// afterwards runs the steps of a session that has an outcome.
+// afterwards runs the steps of a session that has an outcome (RunAll: a
+// failed retry does not hold back the history).
 func (r *reconciler) afterwards(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (ctrl.Result, error) {
-	return sessionrun.RunSteps(ctx, &run{bs: bs, bc: bc}, r.finishedSteps())
+	return sessionrun.RunAll(ctx, &run{bs: bs, bc: bc}, r.finishedSteps())
 }
 
 // retry makes the session that retries a failed one, the configured delay

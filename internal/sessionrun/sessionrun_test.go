@@ -141,3 +141,22 @@ func TestRunSteps(t *testing.T) {
 		})
 	}
 }
+
+// RunAll runs every step, though one stops or fails, and joins the errors.
+func TestRunAll(t *testing.T) {
+	boom := errors.New("boom")
+	var ran []string
+	step := func(name string, wait time.Duration, err error) Step[*[]string] {
+		return Step[*[]string]{Name: name, Run: func(_ context.Context, ran *[]string) (ctrl.Result, bool, error) {
+			*ran = append(*ran, name)
+			return ctrl.Result{RequeueAfter: wait}, true, err
+		}}
+	}
+	res, err := RunAll(context.Background(), &ran, []Step[*[]string]{step("scratch", 0, boom), step("lock", 0, nil), step("retry", time.Minute, nil)})
+	if diff := cmp.Diff([]string{"scratch", "lock", "retry"}, ran); diff != "" {
+		t.Errorf("RunAll ran: -want +got:\n%s", diff)
+	}
+	if !errors.Is(err, boom) || res.RequeueAfter != time.Minute {
+		t.Errorf("RunAll() = %v, %v; want the retry's requeue and the scratch step's error", res, err)
+	}
+}

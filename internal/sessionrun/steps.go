@@ -2,6 +2,7 @@ package sessionrun
 
 import (
 	"context"
+	"errors"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 )
@@ -19,15 +20,36 @@ type Step[R any] struct {
 	Run func(ctx context.Context, run R) (res ctrl.Result, stop bool, err error)
 }
 
+// RunAll runs every step in order, whether or not one before it stopped
+// or failed: the steps of a run that ended (cleanup, retry, history) do not
+// hold one another back. The errors are joined; the result asks for the
+// soonest requeue any step asked for.
+func RunAll[R any](ctx context.Context, run R, steps []Step[R]) (ctrl.Result, error) {
+	var out ctrl.Result
+	var errs []error
+	for _, s := range steps {
+		res, _, err := s.Run(ctx, run)
+		out = sooner(out, res)
+		errs = append(errs, err)
+	}
+	return out, errors.Join(errs...)
+}
+
+// sooner is a with the soonest requeue of a and b.
+func sooner(a, b ctrl.Result) ctrl.Result {
+	if w := b.RequeueAfter; w > 0 && (a.RequeueAfter == 0 || w < a.RequeueAfter) {
+		a.RequeueAfter = w
+	}
+	return a
+}
+
 // RunSteps runs steps in order until one stops or fails. Its result asks
 // for the soonest requeue any step that ran asked for.
 func RunSteps[R any](ctx context.Context, run R, steps []Step[R]) (ctrl.Result, error) {
 	var out ctrl.Result
 	for _, s := range steps {
 		res, stop, err := s.Run(ctx, run)
-		if w := res.RequeueAfter; w > 0 && (out.RequeueAfter == 0 || w < out.RequeueAfter) {
-			out.RequeueAfter = w
-		}
+		out = sooner(out, res)
 		if err != nil || stop {
 			return out, err
 		}
