@@ -6,7 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	rbacv1 "k8s.io/api/rbac/v1"
 
-	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
 
@@ -189,11 +189,11 @@ func TestAgentRulesHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string][]rbacv1.PolicyRule{
-		"Rules":            agent.Rules(),
-		"StorageRules":     agent.StorageRules(),
-		"RestoreRules":     agent.RestoreRules(),
-		"RestoreReadRules": agent.RestoreReadRules("app", "app-1"),
-		"StorageRulesFor":  agent.StorageRulesFor("shared"),
+		"Rules":            agentapi.Rules(),
+		"StorageRules":     agentapi.StorageRules(),
+		"RestoreRules":     agentapi.RestoreRules(),
+		"RestoreReadRules": agentapi.RestoreReadRules("app", "app-1"),
+		"StorageRulesFor":  agentapi.StorageRulesFor("shared"),
 	}
 	for name, granted := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -210,7 +210,7 @@ func TestAgentRulesHeld(t *testing.T) {
 				}
 			}
 			if diff := cmp.Diff([]string(nil), missing); diff != "" {
-				t.Errorf("agent.%s grants what the provider does not hold, -want +got:\n%s", name, diff)
+				t.Errorf("agentapi.%s grants what the provider does not hold, -want +got:\n%s", name, diff)
 			}
 		})
 	}

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
@@ -116,7 +117,7 @@ func runRender(w io.Writer, f *renderFlags) error {
 		for _, bc := range in.configs {
 			for _, s := range bc.Spec.Sessions {
 				if f.session == "" || f.session == s.Name {
-					runs = append(runs, run{config: bc.Name, session: s.Name, name: plan.SessionName(bc.Name, s.Name, unix)})
+					runs = append(runs, run{config: bc.Name, session: s.Name, name: naming.SessionName(bc.Name, s.Name, unix)})
 				}
 			}
 		}

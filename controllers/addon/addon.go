@@ -16,8 +16,8 @@ limitations under the License.
 
 // Package addon reports whether each Addon can be used: every task names a
 // Function that exists and has a valid template, and the parameter
-// defaults each task declares satisfy that Function's #Params. It also
-// offers the check a BackupConfiguration's task parameters must pass.
+// defaults each task declares satisfy that Function's #Params. The check
+// a configuration's task parameters must pass is render.ValidateTasks.
 package addon
 
 import (

@@ -278,7 +278,7 @@ func TestValidateTasks(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := ValidateTasks(context.Background(), kube, nil, render.TaskBackup, tc.info)
+			err := render.ValidateTasks(context.Background(), kube, nil, render.TaskBackup, tc.info)
 			got := ""
 			if err != nil {
 				got = err.Error()

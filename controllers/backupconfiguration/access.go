@@ -12,9 +12,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/access"
-	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/backend"
 )
 
@@ -39,29 +40,8 @@ import (
 // namespaces until that access is revoked.
 const finalizer = "core.stashplane.io/backup-access"
 
-// Labels on what a configuration has outside its namespace (Roles and
-// RoleBindings) and on its copies of storage Secrets.
-const (
-	LabelBackupConfiguration          = "core.stashplane.io/backupconfiguration"
-	LabelBackupConfigurationNamespace = "core.stashplane.io/backupconfiguration-namespace"
-)
-
 func remoteLabels(bc *corev1alpha1.BackupConfiguration) map[string]string {
-	return map[string]string{LabelBackupConfiguration: bc.Name, LabelBackupConfigurationNamespace: bc.Namespace}
-}
-
-// remoteName names a configuration's Role and RoleBinding in other
-// namespaces; a namespace holds no dot, so distinct configurations get
-// distinct names.
-func remoteName(bc *corev1alpha1.BackupConfiguration) string {
-	return access.ShortName(bc.Namespace+"."+bc.Name, "-backup", 253)
-}
-
-// StorageSecretName names the configuration's copy of the credential
-// Secret of BackupStorage ns/name, which its backup Jobs mount instead of
-// the storage's own when ns is another namespace.
-func StorageSecretName(bc *corev1alpha1.BackupConfiguration, ns, name string) string {
-	return access.ShortName(bc.Name+"."+ns+"."+name, "-storage", 253)
+	return map[string]string{corev1alpha1.LabelBackupConfiguration: bc.Name, corev1alpha1.LabelBackupConfigurationNamespace: bc.Namespace}
 }
 
 // remoteStorages are the BackupStorages of the configuration's backends
@@ -96,12 +76,12 @@ func desiredRemoteAccess(bc *corev1alpha1.BackupConfiguration, storages []*stora
 		if _, ok := rules[st.Namespace]; !ok {
 			order = append(order, st.Namespace)
 		}
-		rules[st.Namespace] = append(rules[st.Namespace], agent.StorageRulesFor(st.Name)...)
+		rules[st.Namespace] = append(rules[st.Namespace], agentapi.StorageRulesFor(st.Name)...)
 	}
-	subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: ServiceAccountName(bc), Namespace: bc.Namespace}
+	subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: naming.ConfigurationServiceAccount(bc.Name), Namespace: bc.Namespace}
 	var out []client.Object
 	for _, ns := range order {
-		out = append(out, access.Grant(remoteName(bc), ns, remoteLabels(bc), rules[ns], subject)...)
+		out = append(out, access.Grant(naming.ConfigurationGrant(bc.Namespace, bc.Name), ns, remoteLabels(bc), rules[ns], subject)...)
 	}
 	return out
 }
@@ -133,7 +113,7 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 		keep[client.ObjectKeyFromObject(o).String()] = true
 	}
 	for _, st := range storages {
-		name, err := access.CopyStorageSecret(ctx, s.kube, bc, st, StorageSecretName(bc, st.Namespace, st.Name), remoteLabels(bc), fieldOwner)
+		name, err := access.CopyStorageSecret(ctx, s.kube, bc, st, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name), remoteLabels(bc), fieldOwner)
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,6 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/addon"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/access"
 )
@@ -118,7 +117,7 @@ func checkTasks(ctx context.Context, in *input) (string, bool, error) {
 		if s.Addon == nil {
 			return fmt.Sprintf("session %q names no addon", s.Name), true, nil
 		}
-		if err := addon.ValidateTasks(ctx, in.kube, in.renderer, render.TaskBackup, s.Addon); err != nil {
+		if err := render.ValidateTasks(ctx, in.kube, in.renderer, render.TaskBackup, s.Addon); err != nil {
 			return fmt.Sprintf("session %q: %v", s.Name, err), true, nil
 		}
 	}

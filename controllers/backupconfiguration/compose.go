@@ -9,30 +9,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/access"
-	"github.com/stashplane/stashplane/internal/agent"
-	"github.com/stashplane/stashplane/internal/trigger"
+	"github.com/stashplane/stashplane/internal/agentapi"
 )
 
 // What a validated configuration composes: a Repository per repository
 // entry, one ServiceAccount with just the rights its triggers and backup
 // Jobs need, and a CronJob per session.
 
-// ServiceAccountName is the account a configuration's CronJobs and backup
-// Jobs run as.
-func ServiceAccountName(bc *corev1alpha1.BackupConfiguration) string {
-	return access.ShortName(bc.Name, "-stashplane", 63)
-}
-
-// CronJobName is the CronJob of a configuration's session; CronJob names are
-// limited to 52 characters.
-func CronJobName(bc *corev1alpha1.BackupConfiguration, session string) string {
-	return access.ShortName(bc.Name+"-"+session, "", 52)
-}
-
 func labels(bc *corev1alpha1.BackupConfiguration) map[string]string {
-	return map[string]string{trigger.LabelInvokerName: bc.Name}
+	return map[string]string{corev1alpha1.LabelInvokerName: bc.Name}
 }
 
 func desiredRepositories(bc *corev1alpha1.BackupConfiguration) []*storagev1alpha1.Repository {
@@ -81,8 +69,8 @@ func desiredAccess(bc *corev1alpha1.BackupConfiguration) []client.Object {
 	rules := append([]rbacv1.PolicyRule{
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupconfigurations"}, Verbs: []string{"get"}},
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupsessions"}, Verbs: []string{"create", "get"}},
-	}, agent.Rules()...)
-	return access.Objects(ServiceAccountName(bc), bc.Namespace, labels(bc), rules)
+	}, agentapi.Rules()...)
+	return access.Objects(naming.ConfigurationServiceAccount(bc.Name), bc.Namespace, labels(bc), rules)
 }
 
 func desiredCronJobs(bc *corev1alpha1.BackupConfiguration, image string) []*batchv1.CronJob {
@@ -91,10 +79,10 @@ func desiredCronJobs(bc *corev1alpha1.BackupConfiguration, image string) []*batc
 		sch := s.Scheduler
 		suspend := bc.Spec.Paused || ptr.Deref(sch.Suspend, false)
 		l := labels(bc)
-		l[trigger.LabelSession] = s.Name
+		l[corev1alpha1.LabelSession] = s.Name
 		cj := &batchv1.CronJob{
 			TypeMeta:   metav1.TypeMeta{APIVersion: batchv1.SchemeGroupVersion.String(), Kind: "CronJob"},
-			ObjectMeta: metav1.ObjectMeta{Name: CronJobName(bc, s.Name), Namespace: bc.Namespace, Labels: l},
+			ObjectMeta: metav1.ObjectMeta{Name: naming.ConfigurationCronJob(bc.Name, s.Name), Namespace: bc.Namespace, Labels: l},
 			Spec: batchv1.CronJobSpec{
 				Schedule:                   sch.Schedule,
 				TimeZone:                   sch.TimeZone,
@@ -110,7 +98,7 @@ func desiredCronJobs(bc *corev1alpha1.BackupConfiguration, image string) []*batc
 						Template: corev1.PodTemplateSpec{
 							ObjectMeta: metav1.ObjectMeta{Labels: l},
 							Spec: corev1.PodSpec{
-								ServiceAccountName: ServiceAccountName(bc),
+								ServiceAccountName: naming.ConfigurationServiceAccount(bc.Name),
 								RestartPolicy:      corev1.RestartPolicyOnFailure,
 								Containers: []corev1.Container{{
 									Name:  "trigger",

@@ -14,9 +14,13 @@
 //	                       invoker's sessions beyond sessionHistoryLimit.
 //
 // A session is never left Running when its Job failed or is gone, nor past
-// its backupTimeout: the Snapshots it waits for are marked BackupIncomplete
-// and the session fails; a retry, when the session has retries left, is a
-// new BackupSession made after the configured delay.
+// its backupTimeout, nor when its Jobs cannot be created by that deadline
+// (or, without one, within sessionrun.StartTimeout): the Snapshots it waits
+// for are marked BackupIncomplete and the session fails, so the next run
+// is not skipped for it. A retry, when the session has retries left, is a
+// new BackupSession made the configured delay after the failed run ended;
+// the history keeps sessionHistoryLimit sessions that gave a result and as
+// many Skipped ones (internal/sessionrun holds these rules for every kind).
 package backupsession
 
 import (
@@ -31,7 +35,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,6 +46,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -126,7 +130,7 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 	bc := &corev1alpha1.BackupConfiguration{}
 	err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: bs.Spec.Invoker.Name}, bc)
 	if kerrors.IsNotFound(err) {
-		skip(bs, corev1alpha1.ReasonSkippedInvokerNotReady, fmt.Sprintf("backupconfiguration %q not found", bs.Spec.Invoker.Name))
+		r.skip(bs, corev1alpha1.ReasonSkippedInvokerNotReady, fmt.Sprintf("backupconfiguration %q not found", bs.Spec.Invoker.Name))
 		return ctrl.Result{}, nil
 	}
 	if err != nil {
@@ -135,38 +139,104 @@ func (r *reconciler) reconcile(ctx context.Context, bs *corev1alpha1.BackupSessi
 	if done(phase(bs)) {
 		return r.afterwards(ctx, bs, bc)
 	}
-	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status != corev1.ConditionTrue {
-		// Only a session that has not started may be skipped.
-		if msg := r.skipReason(ctx, bs, bc); msg != "" {
-			reason := corev1alpha1.ReasonSkippedConcurrentSession
-			if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
-				reason = corev1alpha1.ReasonSkippedInvokerNotReady
-			}
-			skip(bs, reason, msg)
-			return ctrl.Result{}, nil
-		}
+	return sessionrun.RunSteps(ctx, &run{bs: bs, bc: bc}, r.runningSteps())
+}
+
+// run is what one reconcile of a session finds and its steps pass on.
+type run struct {
+	bs *corev1alpha1.BackupSession
+	bc *corev1alpha1.BackupConfiguration
+	// started says the Jobs were made once before this reconcile.
+	started bool
+	inputs  []render.Input
+	snaps   []*storagev1alpha1.Snapshot
+}
+
+// runningSteps are the stages of a backup without an outcome, in order:
+// the check that may skip it, the plan, the Snapshots, the Jobs and the
+// outcome. Pre-backup hooks belong between the Snapshots and the Jobs.
+func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
+	return []sessionrun.Step[*run]{
+		{Name: "skip", Run: r.checkSkip},
+		{Name: "plan", Run: r.planRun},
+		{Name: "snapshots", Run: r.snapshots},
+		{Name: "jobs", Run: r.jobs},
+		{Name: "outcome", Run: r.outcome},
 	}
-	inputs, err := r.plan(ctx, bs, bc)
-	if err != nil {
-		setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
-		return ctrl.Result{}, err
+}
+
+// finishedSteps run once a backup has an outcome, each whatever the
+// others did: its retry and the history. Post-backup hooks and retention
+// belong before them.
+func (r *reconciler) finishedSteps() []sessionrun.Step[*run] {
+	return []sessionrun.Step[*run]{
+		{Name: "retry", Run: r.retry},
+		{Name: "history", Run: r.history},
 	}
-	snaps, err := r.ensureSnapshots(ctx, bs, bc, componentCounts(inputs), plan.ComponentNodes(inputs))
+}
+
+// checkSkip skips a session that has not started while its configuration
+// is not Ready or another run of the same session is going.
+func (r *reconciler) checkSkip(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	bs, bc := rn.bs, rn.bc
+	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status == corev1.ConditionTrue {
+		return ctrl.Result{}, false, nil
+	}
+	msg := r.skipReason(ctx, bs, bc)
+	if msg == "" {
+		return ctrl.Result{}, false, nil
+	}
+	reason := corev1alpha1.ReasonSkippedConcurrentSession
+	if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
+		reason = corev1alpha1.ReasonSkippedInvokerNotReady
+	}
+	r.skip(bs, reason, msg)
+	return ctrl.Result{}, true, nil
+}
+
+// planRun plans the session's tasks.
+func (r *reconciler) planRun(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	rn.started = rn.bs.GetCondition(corev1alpha1.TypeBackupExecutorEnsured).Status == corev1.ConditionTrue
+	var err error
+	if rn.inputs, err = r.plan(ctx, rn.bs, rn.bc); err != nil {
+		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
+		return res, true, err
+	}
+	return ctrl.Result{}, false, nil
+}
+
+// snapshots makes the session's Snapshots; a session whose repositories
+// are all paused is skipped.
+func (r *reconciler) snapshots(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	bs := rn.bs
+	snaps, err := r.ensureSnapshots(ctx, bs, rn.bc, componentCounts(rn.inputs), plan.ComponentNodes(rn.inputs))
 	if err != nil {
-		setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
-		return ctrl.Result{}, err
+		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
+		return ctrl.Result{}, true, err
 	}
 	if len(snaps) == 0 {
-		skip(bs, corev1alpha1.ReasonSkippedRepositoriesPaused, fmt.Sprintf("every repository of session %q is paused", bs.Spec.Session))
-		return ctrl.Result{}, nil
+		r.skip(bs, corev1alpha1.ReasonSkippedRepositoriesPaused, fmt.Sprintf("every repository of session %q is paused", bs.Spec.Session))
+		return ctrl.Result{}, true, nil
 	}
-	setCondition(bs, corev1alpha1.TypeSnapshotsEnsured, true, corev1alpha1.ReasonSnapshotsEnsured, "")
-	if err := r.ensureJobs(ctx, bs, bc, inputs); err != nil {
-		setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
-		return ctrl.Result{}, err
+	rn.snaps = snaps
+	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, true, corev1alpha1.ReasonSnapshotsEnsured, "")
+	return ctrl.Result{}, false, nil
+}
+
+// jobs renders the planned tasks and creates their Jobs.
+func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	if err := r.ensureJobs(ctx, rn.bs, rn.bc, rn.inputs); err != nil {
+		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
+		return res, true, err
 	}
-	setCondition(bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
-	return r.watchExecution(ctx, bs, snaps)
+	sessionrun.SetCondition(r.clock, rn.bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
+	return ctrl.Result{}, false, nil
+}
+
+// outcome watches the Jobs and records the Snapshots' phases.
+func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	res, err := r.watchExecution(ctx, rn.bs, rn.snaps)
+	return res, false, err
 }
 
 // skipReason says why a session must not start, or "".
@@ -189,17 +259,8 @@ func (r *reconciler) skipReason(ctx context.Context, bs *corev1alpha1.BackupSess
 	return ""
 }
 
-func skip(bs *corev1alpha1.BackupSession, reason xpv2.ConditionReason, msg string) {
-	bs.SetConditions(xpv2.Condition{Type: corev1alpha1.TypeBackupSkipped, Status: corev1.ConditionTrue,
-		Reason: reason, Message: msg, LastTransitionTime: metav1.Now()})
-}
-
-func setCondition(bs *corev1alpha1.BackupSession, t xpv2.ConditionType, ok bool, reason xpv2.ConditionReason, msg string) {
-	c := xpv2.Condition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}
-	if !ok {
-		c.Status = corev1.ConditionFalse
-	}
-	bs.SetConditions(c)
+func (r *reconciler) skip(bs *corev1alpha1.BackupSession, reason xpv2.ConditionReason, msg string) {
+	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupSkipped, true, reason, msg)
 }
 
 // phase is derived from the conditions and the Snapshots' phases recorded

@@ -53,7 +53,7 @@ func TestExecutionProblem(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	job := func(t batchv1.JobConditionType, ago time.Duration) batchv1.Job {
 		j := batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "backup", Labels: map[string]string{
-			storagev1alpha1.LabelRepository: "app", labelComponent: "dump-pod-0",
+			storagev1alpha1.LabelRepository: "app", corev1alpha1.LabelComponent: "dump-pod-0",
 		}}}
 		if t != "" {
 			j.Status.Conditions = []batchv1.JobCondition{{Type: t, Status: corev1.ConditionTrue, Message: "BackoffLimitExceeded",

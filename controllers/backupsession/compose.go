@@ -4,18 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
-	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/oklog/ulid/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -23,21 +19,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/addon"
-	"github.com/stashplane/stashplane/controllers/backupconfiguration"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/sessionjob"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
-
-// labelBackupSession marks the Jobs of a session.
-const labelBackupSession = "core.stashplane.io/backupsession"
-
-// labelComponent names the component a Job writes, as the built-in
-// Functions do; with the repository label it finds the Job's report.
-const labelComponent = "stashplane.io/component"
 
 // completedGrace is how long a session waits, after its Jobs completed, for
 // their components to be reported before it calls the backup incomplete.
@@ -73,7 +62,7 @@ func componentCounts(inputs []render.Input) map[string]int {
 // ensureSnapshots makes one Snapshot per repository of the session, owned by
 // its Repository so that it outlives the session, expecting as many
 // components as the plan writes to the repository, and recording the node
-// of each component that lives on one (plan.AnnotationComponentNodes).
+// of each component that lives on one (storagev1alpha1.AnnotationComponentNodes).
 func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, counts map[string]int, nodes map[string]string) ([]*storagev1alpha1.Snapshot, error) {
 	s := session(bc, bs.Spec.Session)
 	if s == nil {
@@ -84,7 +73,7 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 		if r.paused(ctx, bs.Namespace, ri.Name) {
 			continue
 		}
-		name := ri.Name + "-" + bs.Name
+		name := naming.SnapshotName(ri.Name, bs.Name)
 		snap := &storagev1alpha1.Snapshot{}
 		err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: name}, snap)
 		if err == nil {
@@ -107,7 +96,7 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 		}
 		snap = &storagev1alpha1.Snapshot{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: bs.Namespace,
-				Labels: map[string]string{storagev1alpha1.LabelRepository: ri.Name, trigger.LabelInvokerName: bc.Name, trigger.LabelSession: bs.Spec.Session}},
+				Labels: map[string]string{storagev1alpha1.LabelRepository: ri.Name, corev1alpha1.LabelInvokerName: bc.Name, corev1alpha1.LabelSession: bs.Spec.Session}},
 			Spec: storagev1alpha1.SnapshotSpec{
 				SnapshotID: ulid.Make().String(), Type: kind, Repository: ri.Name,
 				Session: bs.Spec.Session, BackupSession: bs.Name, Version: "v1",
@@ -119,7 +108,7 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 			if err != nil {
 				return nil, fmt.Errorf("cannot encode the nodes of snapshot %q: %w", name, err)
 			}
-			snap.Annotations = map[string]string{plan.AnnotationComponentNodes: string(b)}
+			snap.Annotations = map[string]string{storagev1alpha1.AnnotationComponentNodes: string(b)}
 		}
 		if err := controllerutil.SetControllerReference(repo, snap, r.kube.Scheme()); err != nil {
 			return nil, fmt.Errorf("cannot own snapshot %q: %w", name, err)
@@ -169,7 +158,7 @@ func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSess
 			continue
 		}
 		if st := &input.Context.Storage; st.Namespace != bs.Namespace && st.SecretName != "" {
-			st.SecretName = backupconfiguration.StorageSecretName(bc, st.Namespace, st.Name)
+			st.SecretName = naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name)
 		}
 		res, err := r.renderer.Render(ctx, input)
 		if err != nil {
@@ -180,13 +169,13 @@ func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSess
 			return err
 		}
 		labels := map[string]string{
-			labelBackupSession:              bs.Name,
-			labelComponent:                  input.Context.Component,
+			corev1alpha1.LabelBackupSession: bs.Name,
+			corev1alpha1.LabelComponent:     input.Context.Component,
 			storagev1alpha1.LabelRepository: input.Context.Repository.Name,
 		}
 		for _, j := range jobs {
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
-				j.Spec.Template.Spec.ServiceAccountName = backupconfiguration.ServiceAccountName(bc)
+				j.Spec.Template.Spec.ServiceAccountName = naming.ConfigurationServiceAccount(bc.Name)
 			}
 			if err := sessionjob.Ensure(ctx, r.kube, bs, j, labels); err != nil {
 				return err
@@ -205,7 +194,7 @@ func (r *reconciler) paused(ctx context.Context, ns, name string) bool {
 // planInputs gathers what the plan reads: the addon catalog, the storages
 // and the target workload.
 func (r *reconciler) planInputs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (plan.Inputs, error) {
-	catalog, err := addon.Catalog(ctx, r.kube)
+	catalog, err := render.LoadCatalog(ctx, r.kube)
 	if err != nil {
 		return plan.Inputs{}, err
 	}
@@ -235,77 +224,18 @@ func (r *reconciler) planInputs(ctx context.Context, bs *corev1alpha1.BackupSess
 		in.Target = u
 		switch t.Kind {
 		case "DaemonSet":
-			pods, err := PodNodes(ctx, r.api, u)
+			pods, err := plan.PodNodes(ctx, r.api, u)
 			if err != nil {
 				return plan.Inputs{}, err
 			}
-			in.Nodes = nodesOf(pods)
+			in.Nodes = plan.Nodes(pods)
 		case "StatefulSet", "Deployment":
-			if in.PodNodes, err = PodNodes(ctx, r.api, u); err != nil {
+			if in.PodNodes, err = plan.PodNodes(ctx, r.api, u); err != nil {
 				return plan.Inputs{}, err
 			}
 		}
 	}
 	return in, nil
-}
-
-// nodesOf lists, in order and once each, the nodes pods run on.
-func nodesOf(podNodes map[string]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, n := range podNodes {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-// PodNodes are the nodes a workload's live pods run on, by pod name: the
-// pods its selector matches that it controls (a Deployment through one of
-// its ReplicaSets), scheduled, not finished and not being deleted. It
-// reads straight from the API server: the controllers keep no cache of
-// pods.
-func PodNodes(ctx context.Context, api client.Reader, u *unstructured.Unstructured) (map[string]string, error) {
-	sel := &metav1.LabelSelector{}
-	if m, found, _ := unstructured.NestedMap(u.Object, "spec", "selector"); found {
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, sel); err != nil {
-			return nil, fmt.Errorf("cannot decode selector of %s %q: %w", u.GetKind(), u.GetName(), err)
-		}
-	}
-	selector, err := metav1.LabelSelectorAsSelector(sel)
-	if err != nil {
-		return nil, fmt.Errorf("cannot use selector of %s %q: %w", u.GetKind(), u.GetName(), err)
-	}
-	pods := &corev1.PodList{}
-	if err := api.List(ctx, pods, client.InNamespace(u.GetNamespace()), client.MatchingLabelsSelector{Selector: selector}); err != nil {
-		return nil, fmt.Errorf("cannot list pods of %s %q: %w", u.GetKind(), u.GetName(), err)
-	}
-	out := map[string]string{}
-	for _, p := range pods.Items {
-		if !controlledBy(&p, u) || p.Spec.NodeName == "" || p.DeletionTimestamp != nil ||
-			p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
-		}
-		out[p.Name] = p.Spec.NodeName
-	}
-	return out, nil
-}
-
-// controlledBy says whether a pod belongs to the workload: its controller
-// is the workload or, for a Deployment, one of the Deployment's
-// ReplicaSets (named after it).
-func controlledBy(p *corev1.Pod, u *unstructured.Unstructured) bool {
-	owner := metav1.GetControllerOf(p)
-	switch {
-	case owner == nil:
-		return false
-	case owner.UID == u.GetUID():
-		return true
-	}
-	return u.GetKind() == "Deployment" && owner.Kind == "ReplicaSet" && strings.HasPrefix(owner.Name, u.GetName()+"-")
 }
 
 // watchExecution records the Snapshots' phases and makes sure none waits
@@ -317,13 +247,13 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 		bs.Status.BackupDeadline = ptr.To(metav1.NewTime(bs.CreationTimestamp.Add(bs.Spec.BackupTimeout.Duration)))
 	}
 	jobs := &batchv1.JobList{}
-	if err := r.kube.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{labelBackupSession: bs.Name}); err != nil {
+	if err := r.kube.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupSession: bs.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
 	}
 	if len(jobs.Items) == 0 {
 		// The cache may not hold Jobs created a moment ago: only the API
 		// server can say they are gone.
-		if err := r.api.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{labelBackupSession: bs.Name}); err != nil {
+		if err := r.api.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupSession: bs.Name}); err != nil {
 			return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
 		}
 	}
@@ -331,11 +261,26 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 	if d := bs.Status.BackupDeadline; problem == "" && d != nil && now.After(d.Time) {
 		problem = fmt.Sprintf("the backup did not finish within its timeout of %s", bs.Spec.BackupTimeout.Duration)
 	}
+	if err := r.recordSnapshots(ctx, bs, snaps, problem); err != nil {
+		return ctrl.Result{}, err
+	}
+	if problem != "" {
+		for i := range jobs.Items {
+			_ = r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
+		}
+	}
+	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+}
+
+// recordSnapshots records the Snapshots' phases in the session's status,
+// first marking those not done incomplete when problem says the backup
+// will not finish.
+func (r *reconciler) recordSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot, problem string) error {
 	bs.Status.Snapshots = nil
 	for _, s := range snaps {
 		if problem != "" && !snapshotDone(s) {
 			if err := r.markIncomplete(ctx, s, problem); err != nil {
-				return ctrl.Result{}, err
+				return err
 			}
 		}
 		bs.Status.Snapshots = append(bs.Status.Snapshots, corev1alpha1.SnapshotStatus{
@@ -343,12 +288,33 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 		})
 	}
 	bs.Status.TotalSnapshots = ptr.To(int32(len(snaps)))
-	if problem != "" {
-		for i := range jobs.Items {
-			_ = r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
+	return nil
+}
+
+// cannotStart handles a run whose Jobs cannot be planned or created: it
+// says so in BackupExecutorEnsured and is retried. Once its Snapshots exist
+// the run holds back the runs after it, so past the session's deadline
+// (sessionrun.Deadline: its backupTimeout, else sessionrun.StartTimeout
+// for a run that never made its Jobs) it fails instead, its Snapshots
+// marked incomplete, and the next run proceeds.
+func (r *reconciler) cannotStart(ctx context.Context, bs *corev1alpha1.BackupSession, started bool, err error) (ctrl.Result, error) {
+	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeBackupExecutorEnsured, false, corev1alpha1.ReasonBackupExecutorNotEnsured, err.Error())
+	d := sessionrun.Deadline(bs.CreationTimestamp.Time, bs.Spec.BackupTimeout, started)
+	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status != corev1.ConditionTrue || d == nil || !r.clock.Now().After(*d) {
+		return ctrl.Result{}, err
+	}
+	list := &storagev1alpha1.SnapshotList{}
+	if lerr := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); lerr != nil {
+		return ctrl.Result{}, fmt.Errorf("cannot list snapshots: %w", lerr)
+	}
+	var snaps []*storagev1alpha1.Snapshot
+	for i := range list.Items {
+		if list.Items[i].Spec.BackupSession == bs.Name {
+			snaps = append(snaps, &list.Items[i])
 		}
 	}
-	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+	r.log.Info("failing a backup whose jobs could not be created in time", "backupsession", client.ObjectKeyFromObject(bs), "error", err.Error())
+	return ctrl.Result{}, r.recordSnapshots(ctx, bs, snaps, fmt.Sprintf("the backup jobs could not be created before the session's deadline: %v", err))
 }
 
 func snapshotDone(s *storagev1alpha1.Snapshot) bool {
@@ -385,7 +351,7 @@ func executionProblem(jobs []batchv1.Job, reported func(repo, component string) 
 			case batchv1.JobFailed:
 				return fmt.Sprintf("backup job %q failed: %s", j.Name, c.Message)
 			case batchv1.JobComplete:
-				if now.Sub(c.LastTransitionTime.Time) > completedGrace && !reported(j.Labels[storagev1alpha1.LabelRepository], j.Labels[labelComponent]) {
+				if now.Sub(c.LastTransitionTime.Time) > completedGrace && !reported(j.Labels[storagev1alpha1.LabelRepository], j.Labels[corev1alpha1.LabelComponent]) {
 					return fmt.Sprintf("backup job %q completed without reporting its component", j.Name)
 				}
 			}
@@ -397,8 +363,7 @@ func executionProblem(jobs []batchv1.Job, reported func(repo, component string) 
 // markIncomplete records on a Snapshot that its backup will not finish; the
 // Snapshot's controller then calls it Failed.
 func (r *reconciler) markIncomplete(ctx context.Context, s *storagev1alpha1.Snapshot, msg string) error {
-	s.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeBackupIncomplete, Status: corev1.ConditionTrue,
-		Reason: storagev1alpha1.ReasonBackupExecutorFailed, Message: msg, LastTransitionTime: metav1.Now()})
+	sessionrun.SetCondition(r.clock, s, storagev1alpha1.TypeBackupIncomplete, true, storagev1alpha1.ReasonBackupExecutorFailed, msg)
 	s.Status.Phase = storagev1alpha1.SnapshotFailed
 	if err := r.kube.Status().Update(ctx, s); err != nil {
 		return fmt.Errorf("cannot mark snapshot %q incomplete: %w", s.Name, err)
@@ -406,64 +371,92 @@ func (r *reconciler) markIncomplete(ctx context.Context, s *storagev1alpha1.Snap
 	return nil
 }
 
-// afterwards retries a failed session and trims the invoker's history.
+// afterwards runs the steps of a session that has an outcome (RunAll: a
+// failed retry does not hold back the history).
 func (r *reconciler) afterwards(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) (ctrl.Result, error) {
-	var res ctrl.Result
-	s := session(bc, bs.Spec.Session)
-	if bs.Status.Phase == corev1alpha1.BackupSessionFailed && bs.Spec.RetryLeft > 0 && !ptr.Deref(bs.Status.Retried, false) && s != nil {
-		var delay time.Duration
-		if s.RetryConfig != nil {
-			delay = s.RetryConfig.Delay.Duration
-		}
-		at := bs.CreationTimestamp.Add(delay)
-		if bs.Status.NextRetry == nil {
-			bs.Status.NextRetry = ptr.To(metav1.NewTime(at))
-		}
-		if wait := bs.Status.NextRetry.Sub(r.clock.Now()); wait > 0 {
-			res.RequeueAfter = wait
-		} else {
-			retry, err := trigger.Session(bc, bs.Spec.Session, r.clock.Now())
-			if err != nil {
-				return res, err
-			}
-			retry.Spec.RetryLeft = bs.Spec.RetryLeft - 1
-			if err := r.kube.Create(ctx, retry); err != nil && !kerrors.IsAlreadyExists(err) {
-				return res, fmt.Errorf("cannot create retry of backupsession %q: %w", bs.Name, err)
-			}
-			bs.Status.Retried = ptr.To(true)
-		}
+	return sessionrun.RunAll(ctx, &run{bs: bs, bc: bc}, r.finishedSteps())
+}
+
+// retry makes the session that retries a failed one, the configured delay
+// after the failed run ended (internal/sessionrun holds the rule).
+func (r *reconciler) retry(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	bs := rn.bs
+	s := session(rn.bc, bs.Spec.Session)
+	if !owesRetry(bs) || s == nil {
+		return ctrl.Result{}, false, nil
 	}
-	return res, r.cleanHistory(ctx, bs, s)
+	var delay time.Duration
+	if s.RetryConfig != nil {
+		delay = s.RetryConfig.Delay.Duration
+	}
+	if bs.Status.NextRetry == nil {
+		bs.Status.NextRetry = ptr.To(metav1.NewTime(sessionrun.RetryAt(bs.CreationTimestamp.Time, bs.Status.Duration, delay, r.clock.Now())))
+	}
+	if wait := bs.Status.NextRetry.Sub(r.clock.Now()); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, false, nil
+	}
+	retry, err := trigger.Session(rn.bc, bs.Spec.Session, r.clock.Now())
+	if err != nil {
+		return ctrl.Result{}, false, err
+	}
+	retry.Spec.RetryLeft = bs.Spec.RetryLeft - 1
+	if err := r.kube.Create(ctx, retry); err != nil && !kerrors.IsAlreadyExists(err) {
+		return ctrl.Result{}, false, fmt.Errorf("cannot create retry of backupsession %q: %w", bs.Name, err)
+	}
+	bs.Status.Retried = ptr.To(true)
+	return ctrl.Result{}, false, nil
+}
+
+// history trims the invoker's finished sessions.
+func (r *reconciler) history(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	return ctrl.Result{}, false, r.cleanHistory(ctx, rn.bs, session(rn.bc, rn.bs.Spec.Session))
+}
+
+// owesRetry says whether a failed session is still to be retried.
+func owesRetry(bs *corev1alpha1.BackupSession) bool {
+	return phase(bs) == corev1alpha1.BackupSessionFailed && bs.Spec.RetryLeft > 0 && !ptr.Deref(bs.Status.Retried, false)
 }
 
 // cleanHistory keeps the newest sessionHistoryLimit finished sessions of the
-// same session and deletes the older ones; their Snapshots stay.
+// same session and deletes the older ones; their Snapshots stay. Sessions
+// that gave a result and Skipped ones are counted apart; bs itself and a
+// failed session still owed a retry are never deleted.
 func (r *reconciler) cleanHistory(ctx context.Context, bs *corev1alpha1.BackupSession, s *corev1alpha1.Session) error {
-	limit := int32(1)
-	if s != nil && s.SessionHistoryLimit > 0 {
+	var limit int32 = 1
+	if s != nil {
 		limit = s.SessionHistoryLimit
 	}
 	list := &corev1alpha1.BackupSessionList{}
 	if err := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {
 		return fmt.Errorf("cannot list backupsessions: %w", err)
 	}
-	var finished []corev1alpha1.BackupSession
-	for _, o := range list.Items {
-		if o.Spec.Invoker.Name == bs.Spec.Invoker.Name && o.Spec.Session == bs.Spec.Session && done(o.Status.Phase) && o.DeletionTimestamp == nil {
-			finished = append(finished, o)
-		}
-	}
-	sort.Slice(finished, func(i, j int) bool { return finished[j].CreationTimestamp.Before(&finished[i].CreationTimestamp) })
-	for i := int(limit); i < len(finished); i++ {
-		o := finished[i]
-		if o.Status.Phase == corev1alpha1.BackupSessionFailed && o.Spec.RetryLeft > 0 && !ptr.Deref(o.Status.Retried, false) {
-			continue // still owes a retry
-		}
-		if err := r.kube.Delete(ctx, &o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			setCondition(bs, corev1alpha1.TypeSessionHistoryCleaned, false, corev1alpha1.ReasonSessionHistoryCleanupFailed, err.Error())
+	for _, o := range beyondHistory(bs, list.Items, int(limit)) {
+		if err := r.kube.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSessionHistoryCleaned, false, corev1alpha1.ReasonSessionHistoryCleanupFailed, err.Error())
 			return fmt.Errorf("cannot delete old backupsession %q: %w", o.Name, err)
 		}
 	}
-	setCondition(bs, corev1alpha1.TypeSessionHistoryCleaned, true, corev1alpha1.ReasonSessionHistoryCleaned, "")
+	sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSessionHistoryCleaned, true, corev1alpha1.ReasonSessionHistoryCleaned, "")
 	return nil
+}
+
+// beyondHistory are the finished sessions of bs's configuration and session
+// that cleanHistory deletes.
+func beyondHistory(bs *corev1alpha1.BackupSession, all []corev1alpha1.BackupSession, limit int) []*corev1alpha1.BackupSession {
+	byName := map[string]*corev1alpha1.BackupSession{}
+	var runs []sessionrun.Run
+	for i := range all {
+		o := &all[i]
+		if o.Spec.Invoker.Name != bs.Spec.Invoker.Name || o.Spec.Session != bs.Spec.Session || !done(o.Status.Phase) || o.DeletionTimestamp != nil {
+			continue
+		}
+		byName[o.Name] = o
+		runs = append(runs, sessionrun.Run{Name: o.Name, Created: o.CreationTimestamp.Time,
+			Skipped: o.Status.Phase == corev1alpha1.BackupSessionSkipped, Keep: o.Name == bs.Name || owesRetry(o)})
+	}
+	var out []*corev1alpha1.BackupSession
+	for _, name := range sessionrun.BeyondHistory(runs, limit) {
+		out = append(out, byName[name])
+	}
+	return out
 }

@@ -13,7 +13,6 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/functions/plan"
 )
 
 func TestEnsureSnapshotsRecordsNodes(t *testing.T) {
@@ -25,7 +24,7 @@ func TestEnsureSnapshotsRecordsNodes(t *testing.T) {
 		"DaemonSet": {
 			reason: "The node of each component that lives on one is recorded on the new Snapshot.",
 			nodes:  map[string]string{"dump-node-a": "node-a", "dump-ip-10-0-0-1-0f3a9c1b": "ip-10-0-0-1.eu-west-1.compute.internal.pool"},
-			want:   map[string]string{plan.AnnotationComponentNodes: `{"dump-ip-10-0-0-1-0f3a9c1b":"ip-10-0-0-1.eu-west-1.compute.internal.pool","dump-node-a":"node-a"}`},
+			want:   map[string]string{storagev1alpha1.AnnotationComponentNodes: `{"dump-ip-10-0-0-1-0f3a9c1b":"ip-10-0-0-1.eu-west-1.compute.internal.pool","dump-node-a":"node-a"}`},
 		},
 		"NoNodes": {
 			reason: "Components that live on no one node leave the Snapshot without the record.",

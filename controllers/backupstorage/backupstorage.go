@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/repository"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/version"
@@ -98,7 +97,7 @@ func storageOfRepository(_ context.Context, o client.Object) []reconcile.Request
 	if !ok {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: repository.StorageKey(repo)}}
+	return []reconcile.Request{{NamespacedName: repo.StorageKey()}}
 }
 
 // storageOfAccessorPod maps an accessor pod to its BackupStorage, so the

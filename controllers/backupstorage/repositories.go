@@ -10,7 +10,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/repository"
 	"github.com/stashplane/stashplane/internal/backend"
 )
 
@@ -23,7 +22,7 @@ func repositoriesOf(ctx context.Context, c client.Client, bs *storagev1alpha1.Ba
 	}
 	var out []storagev1alpha1.Repository
 	for _, r := range list.Items {
-		if repository.StorageKey(&r) == (types.NamespacedName{Namespace: bs.Namespace, Name: bs.Name}) && r.DeletionTimestamp == nil {
+		if r.StorageKey() == (types.NamespacedName{Namespace: bs.Namespace, Name: bs.Name}) && r.DeletionTimestamp == nil {
 			out = append(out, r)
 		}
 	}

@@ -52,7 +52,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -61,6 +60,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -138,15 +138,9 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if s.Status.Duration == "" {
 			s.Status.Duration = r.clock.Since(s.CreationTimestamp.Time).Round(time.Second).String()
 		}
-		// The scratch target goes once the session has an outcome, on
-		// success and on failure alike.
-		if cerr := r.removeScratch(ctx, s); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-		err = errors.Join(err, r.release(ctx, s))
-		wait, ferr := r.finish(ctx, s)
+		var ferr error
+		res, ferr = sessionrun.RunAll(ctx, &run{s: s}, r.finishedSteps())
 		err = errors.Join(err, ferr)
-		res = ctrl.Result{RequeueAfter: wait}
 	}
 	if !equality.Semantic.DeepEqual(before.Status, s.Status) {
 		if uerr := r.kube.Status().Update(ctx, s); uerr != nil {
@@ -154,6 +148,25 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	return res, err
+}
+
+// finishedSteps run once a session has an outcome, each whatever the
+// others did: the scratch target goes (on success and on failure alike),
+// the Snapshot's lock is released, and the verifier's retry and history
+// rules apply (lifecycle.go).
+func (r *reconciler) finishedSteps() []sessionrun.Step[*run] {
+	return []sessionrun.Step[*run]{
+		{Name: "scratch", Run: func(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+			return ctrl.Result{}, false, r.removeScratch(ctx, rn.s)
+		}},
+		{Name: "lock", Run: func(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+			return ctrl.Result{}, false, r.release(ctx, rn.s)
+		}},
+		{Name: "retry and history", Run: func(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+			wait, err := r.finish(ctx, rn.s)
+			return ctrl.Result{RequeueAfter: wait}, false, err
+		}},
+	}
 }
 
 func done(p corev1alpha1.BackupVerificationSessionPhase) bool {
@@ -187,14 +200,6 @@ func phase(s *corev1alpha1.BackupVerificationSession) corev1alpha1.BackupVerific
 		return corev1alpha1.VerificationSessionFailed
 	}
 	return corev1alpha1.VerificationSessionRunning
-}
-
-func setCondition(s *corev1alpha1.BackupVerificationSession, t xpv2.ConditionType, ok bool, reason xpv2.ConditionReason, msg string) {
-	c := xpv2.Condition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now(), ObservedGeneration: s.Generation}
-	if !ok {
-		c.Status = corev1.ConditionFalse
-	}
-	s.SetConditions(c)
 }
 
 // verdict is what a finished restore says of the Snapshot, for a

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
@@ -199,7 +200,7 @@ func TestRestoreSession(t *testing.T) {
 	v := &corev1alpha1.BackupVerifier{Spec: corev1alpha1.BackupVerifierSpec{RestoreOption: corev1alpha1.RestoreOption{
 		AddonInfo: corev1alpha1.AddonInfo{Name: "pvc-addon", Tasks: []corev1alpha1.TaskReference{{Name: "logical-backup-restore"}}},
 	}}}
-	target := &storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: ScratchClaimName("scratch", s.Name)}
+	target := &storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: naming.ScratchClaim("scratch", s.Name)}
 	got := restoreSession(s, v, target)
 	want := corev1alpha1.RestoreSessionSpec{
 		Target:         target,
@@ -210,10 +211,10 @@ func TestRestoreSession(t *testing.T) {
 	if diff := cmp.Diff(want, got.Spec); diff != "" {
 		t.Errorf("restoreSession(): -want +got:\n%s", diff)
 	}
-	if got.Name != s.Name || got.Namespace != "ns" || got.Labels[LabelSession] != s.Name {
+	if got.Name != s.Name || got.Namespace != "ns" || got.Labels[corev1alpha1.LabelBackupVerificationSession] != s.Name {
 		t.Errorf("restoreSession(): %s/%s labels %v, want ns/%s labelled with the session", got.Namespace, got.Name, got.Labels, s.Name)
 	}
-	if a, b := ScratchClaimName("scratch", "one"), ScratchClaimName("scratch", "two"); a == b || len(ScratchClaimName(string(make([]byte, 80)), "x")) > 63 {
-		t.Errorf("ScratchClaimName: %q and %q must differ and fit in 63 characters", a, b)
+	if a, b := naming.ScratchClaim("scratch", "one"), naming.ScratchClaim("scratch", "two"); a == b || len(naming.ScratchClaim(string(make([]byte, 80)), "x")) > 63 {
+		t.Errorf("ScratchClaim: %q and %q must differ and fit in 63 characters", a, b)
 	}
 }

@@ -2,11 +2,9 @@ package backupverificationsession
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"time"
 
-	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,13 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/restoresession"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
-
-// LabelSession marks what a verification session makes: its RestoreSession
-// and its scratch claim.
-const LabelSession = "core.stashplane.io/backupverificationsession"
 
 // restoreTimeout bounds a verification's restore; a verifier has no field
 // for it yet.
@@ -35,91 +30,73 @@ const restoreTimeout = time.Hour
 // minScratchSize is the smallest scratch claim a session asks for.
 const minScratchSize = 1 << 30
 
-// reconcile moves a session that has no outcome yet one step on: before
-// its RestoreSession exists it checks that the verification should and
-// can run and composes the restore; afterwards it waits for the restore
-// and turns its outcome into the verdict.
+// reconcile moves a session that has no outcome yet on, by its steps in
+// order: before its RestoreSession exists it checks that the verification
+// should and can run and composes the restore; afterwards it waits for
+// the restore and turns its outcome into the verdict.
 func (r *reconciler) reconcile(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (ctrl.Result, error) {
+	return sessionrun.RunSteps(ctx, &run{s: s}, []sessionrun.Step[*run]{
+		{Name: "restore", Run: r.restore},
+		{Name: "verdict", Run: r.verdict},
+	})
+}
+
+// run is what one reconcile of a session finds and its steps pass on.
+type run struct {
+	s  *corev1alpha1.BackupVerificationSession
+	rs *corev1alpha1.RestoreSession
+}
+
+// restore finds the session's RestoreSession, or starts the verification
+// (check chain, target, RestoreSession) when there is none.
+func (r *reconciler) restore(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	s := rn.s
 	rs := &corev1alpha1.RestoreSession{}
 	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, rs)
 	switch {
 	case kerrors.IsNotFound(err):
-		return r.start(ctx, s)
+		res, err := r.start(ctx, s)
+		return res, true, err
 	case err != nil:
-		return ctrl.Result{}, fmt.Errorf("cannot get restoresession %q: %w", s.Name, err)
+		return ctrl.Result{}, true, fmt.Errorf("cannot get restoresession %q: %w", s.Name, err)
 	case !metav1.IsControlledBy(rs, s):
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable,
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable,
 			fmt.Sprintf("restoresession %q exists and does not belong to this session", rs.Name))
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, true, nil
 	}
-	return r.judge(ctx, s, rs)
+	rn.rs = rs
+	return ctrl.Result{}, false, nil
 }
 
-// start runs the checks that may skip or refuse the verification, then
-// prepares the target and creates the RestoreSession.
+// verdict turns the restore's outcome, and a Query or Script verifier's,
+// into the verdict.
+func (r *reconciler) verdict(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	res, err := r.judge(ctx, rn.s, rn.rs)
+	return res, false, err
+}
+
+// start runs the checks that may skip, refuse or hold back the
+// verification (checks.go), then creates the RestoreSession into the
+// target the checks prepared.
 func (r *reconciler) start(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (ctrl.Result, error) {
-	refuse := func(msg string) (ctrl.Result, error) {
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, msg)
-		return ctrl.Result{}, nil
-	}
-	if k := s.Spec.Invoker.Kind; k != "" && k != "BackupVerifier" {
-		return refuse(fmt.Sprintf("the invoker is a %s, not a BackupVerifier", k))
-	}
-	v := &corev1alpha1.BackupVerifier{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, v)
-	if kerrors.IsNotFound(err) {
-		return refuse(fmt.Sprintf("backupverifier %q does not exist", s.Spec.Invoker.Name))
-	}
+	in, st, err := r.check(ctx, s)
 	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("cannot get backupverifier %q: %w", s.Spec.Invoker.Name, err)
-	}
-	snap := &storagev1alpha1.Snapshot{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Snapshot}, snap)
-	if kerrors.IsNotFound(err) {
-		return refuse(fmt.Sprintf("snapshot %q does not exist", s.Spec.Snapshot))
-	}
-	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("cannot get snapshot %q: %w", s.Spec.Snapshot, err)
-	}
-	if reason, msg := skip(snap); reason != "" {
-		setCondition(s, corev1alpha1.TypeBackupVerificationSkipped, true, xpv2.ConditionReason(reason), msg)
-		return ctrl.Result{}, nil
-	}
-	switch {
-	case snap.Spec.Repository != s.Spec.Repository:
-		return refuse(fmt.Sprintf("snapshot %q belongs to repository %q, not %q", snap.Name, snap.Spec.Repository, s.Spec.Repository))
-	case snap.Status.Phase != storagev1alpha1.SnapshotSucceeded:
-		return refuse(fmt.Sprintf("snapshot %q is %q, not Succeeded", snap.Name, snap.Status.Phase))
-	}
-	if holder, err := r.holder(ctx, s); err != nil || holder != "" {
-		if holder != "" {
-			setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationWaiting,
-				fmt.Sprintf("backupverificationsession %q is verifying snapshot %q; this session starts when it ends", holder, snap.Name))
-		}
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, err
-	}
-	if msg := checkRunnable(v); msg != "" {
-		return refuse(msg)
-	}
-	target, msg, err := r.target(ctx, s, v, snap)
-	if err != nil {
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}
-	if msg != "" {
-		return refuse(msg)
+	if st.reason != "" {
+		return st.apply(r.clock, s), nil
 	}
-	rs := restoreSession(s, v, target)
+	rs := restoreSession(s, in.verifier, in.target)
 	if err := controllerutil.SetControllerReference(s, rs, r.kube.Scheme()); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot own restoresession %q: %w", rs.Name, err)
 	}
 	if err := r.kube.Create(ctx, rs); err != nil && !kerrors.IsAlreadyExists(err) {
 		err = fmt.Errorf("cannot create restoresession %q: %w", rs.Name, err)
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, err
 	}
 	s.Status.RestoreSession = rs.Name
-	setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, true, corev1alpha1.ReasonVerificationExecutorEnsured, "")
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, true, corev1alpha1.ReasonVerificationExecutorEnsured, "")
 	return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 }
 
@@ -153,8 +130,8 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 	s.Status.RestoreDuration = rs.Status.Duration
 	summarise(s, rs)
 	if !v.runnable {
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, v.message)
-		setCondition(s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, v.message)
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
 		return ctrl.Result{}, nil
 	}
 	if v.noVerdict != "" {
@@ -176,7 +153,7 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 		return ctrl.Result{}, err
 	}
 	if v.verified {
-		setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
 		msg := fmt.Sprintf("snapshot %q restored in %s (%d bytes) and all %d restored files matched the backup's content manifest",
 			s.Spec.Snapshot, rs.Status.Duration, s.Status.BytesRestored, s.Status.FilesChecked)
 		if s.Status.FilesChecked == 0 {
@@ -185,12 +162,12 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 		if per := componentsChecked(rs); per != "" {
 			msg += ", each component its own (" + per + ")"
 		}
-		setCondition(s, corev1alpha1.TypeBackupVerified, true, corev1alpha1.ReasonVerificationPassed, msg)
-		notePassedCheck(s)
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeBackupVerified, true, corev1alpha1.ReasonVerificationPassed, msg)
+		notePassedCheck(r.clock, s)
 		return ctrl.Result{}, nil
 	}
-	setCondition(s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
-	setCondition(s, corev1alpha1.TypeBackupVerified, false, corev1alpha1.ReasonVerificationFailed, v.message)
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeRestoreSucceeded, false, corev1alpha1.ReasonRestoreFailed, v.message)
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeBackupVerified, false, corev1alpha1.ReasonVerificationFailed, v.message)
 	return ctrl.Result{}, nil
 }
 
@@ -258,17 +235,6 @@ func isClaim(t storagev1alpha1.TypedObjectReference) bool {
 	return t.APIGroup == "" && t.Kind == "PersistentVolumeClaim"
 }
 
-// ScratchClaimName is the claim a session makes when its verifier's target
-// claim does not exist: the target's name and a hash of the session's, so
-// that two sessions of one verifier never share one.
-func ScratchClaimName(target, session string) string {
-	h := fmt.Sprintf("%x", sha256.Sum256([]byte(session)))[:8]
-	if len(target) > 63-9 {
-		target = target[:63-9]
-	}
-	return target + "-" + h
-}
-
 // scratchSize is what a scratch claim asks for: twice the Snapshot's size,
 // in whole GiB, and at least 1 GiB.
 func scratchSize(snap *storagev1alpha1.Snapshot) resource.Quantity {
@@ -287,8 +253,8 @@ func scratchSize(snap *storagev1alpha1.Snapshot) resource.Quantity {
 func scratchClaim(s *corev1alpha1.BackupVerificationSession, target string, snap *storagev1alpha1.Snapshot) *corev1.PersistentVolumeClaim {
 	return &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: ScratchClaimName(target, s.Name), Namespace: s.Namespace,
-			Labels: map[string]string{LabelSession: s.Name},
+			Name: naming.ScratchClaim(target, s.Name), Namespace: s.Namespace,
+			Labels: map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name},
 		},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -301,7 +267,7 @@ func scratchClaim(s *corev1alpha1.BackupVerificationSession, target string, snap
 // verifier's addon, into the target.
 func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, target *storagev1alpha1.TypedObjectReference) *corev1alpha1.RestoreSession {
 	return &corev1alpha1.RestoreSession{
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: map[string]string{LabelSession: s.Name}},
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}},
 		Spec: corev1alpha1.RestoreSessionSpec{
 			Target:         target,
 			DataSource:     corev1alpha1.RestoreDataSource{Repository: s.Spec.Repository, Snapshot: s.Spec.Snapshot},
@@ -319,7 +285,7 @@ func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.B
 // are never touched.
 func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVerificationSession) error {
 	list := &corev1.PersistentVolumeClaimList{}
-	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingLabels{LabelSession: s.Name}); err != nil {
+	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
 		return fmt.Errorf("cannot list scratch persistentvolumeclaims: %w", err)
 	}
 	owned := 0
@@ -337,7 +303,7 @@ func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVe
 	}
 	if s.Status.RestoreSession != "" {
 		jobs := &batchv1.JobList{}
-		if err := r.kube.List(ctx, jobs, client.InNamespace(s.Namespace), client.MatchingLabels{restoresession.LabelRestoreSession: s.Status.RestoreSession}); err != nil {
+		if err := r.kube.List(ctx, jobs, client.InNamespace(s.Namespace), client.MatchingLabels{corev1alpha1.LabelRestoreSession: s.Status.RestoreSession}); err != nil {
 			return fmt.Errorf("cannot list restore jobs: %w", err)
 		}
 		for i := range jobs.Items {

@@ -2,11 +2,9 @@ package backupverificationsession
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -18,12 +16,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
-
-// LabelRetryOf marks a session made to retry a failed one; its value is
-// the first session of the chain.
-const LabelRetryOf = "core.stashplane.io/retry-of"
 
 // holder is the session that holds the Snapshot s verifies, or "" when s
 // holds it. Of the unfinished sessions of one Snapshot, one that has
@@ -34,9 +30,9 @@ const LabelRetryOf = "core.stashplane.io/retry-of"
 // (see lock): two restores of one Snapshot never run at once.
 func (r *reconciler) holder(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (string, error) {
 	l := &coordinationv1.Lease{}
-	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: lockName(s.Spec.Snapshot)}, l)
+	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: naming.VerifyLock(s.Spec.Snapshot)}, l)
 	if client.IgnoreNotFound(err) != nil {
-		return "", fmt.Errorf("cannot get lease %q: %w", lockName(s.Spec.Snapshot), err)
+		return "", fmt.Errorf("cannot get lease %q: %w", naming.VerifyLock(s.Spec.Snapshot), err)
 	}
 	if err == nil && ownedBy(l, s) {
 		return "", nil
@@ -51,20 +47,6 @@ func (r *reconciler) holder(ctx context.Context, s *corev1alpha1.BackupVerificat
 	return r.lock(ctx, s)
 }
 
-// lockPrefix begins the name of the Lease that locks a Snapshot for a
-// verification.
-const lockPrefix = "stashplane-verify-"
-
-// lockName is the name of the Lease that locks snapshot: the prefix and
-// the Snapshot's name, cut and made unique by a hash when too long.
-func lockName(snapshot string) string {
-	if n := lockPrefix + snapshot; len(n) <= 253 {
-		return n
-	}
-	h := fmt.Sprintf("%x", sha256.Sum256([]byte(snapshot)))[:8]
-	return lockPrefix + snapshot[:253-len(lockPrefix)-9] + "-" + h
-}
-
 func ownedBy(l *coordinationv1.Lease, s *corev1alpha1.BackupVerificationSession) bool {
 	c := metav1.GetControllerOf(l)
 	return c != nil && c.UID == s.UID
@@ -77,7 +59,7 @@ func ownedBy(l *coordinationv1.Lease, s *corev1alpha1.BackupVerificationSession)
 // or is gone, is removed, so that the next session may take it.
 func (r *reconciler) lock(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (string, error) {
 	l := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: lockName(s.Spec.Snapshot), Namespace: s.Namespace, Labels: map[string]string{LabelSession: s.Name}},
+		ObjectMeta: metav1.ObjectMeta{Name: naming.VerifyLock(s.Spec.Snapshot), Namespace: s.Namespace, Labels: map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}},
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(s.Name)},
 	}
 	if err := controllerutil.SetControllerReference(s, l, r.kube.Scheme()); err != nil {
@@ -124,12 +106,12 @@ func (r *reconciler) unlock(ctx context.Context, l *coordinationv1.Lease) error 
 // that a waiting session need not wait for it to be found stale.
 func (r *reconciler) release(ctx context.Context, s *corev1alpha1.BackupVerificationSession) error {
 	l := &coordinationv1.Lease{}
-	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: lockName(s.Spec.Snapshot)}, l)
+	err := r.api.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: naming.VerifyLock(s.Spec.Snapshot)}, l)
 	if kerrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("cannot get lease %q: %w", lockName(s.Spec.Snapshot), err)
+		return fmt.Errorf("cannot get lease %q: %w", naming.VerifyLock(s.Spec.Snapshot), err)
 	}
 	if !ownedBy(l, s) {
 		return nil
@@ -195,10 +177,10 @@ func (r *reconciler) finish(ctx context.Context, s *corev1alpha1.BackupVerificat
 		return 0, err
 	}
 	if err := r.cleanHistory(ctx, s, v); err != nil {
-		setCondition(s, corev1alpha1.TypeVerificationSessionHistoryCleaned, false, corev1alpha1.ReasonVerificationSessionHistoryCleanupFailed, err.Error())
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationSessionHistoryCleaned, false, corev1alpha1.ReasonVerificationSessionHistoryCleanupFailed, err.Error())
 		return wait, err
 	}
-	setCondition(s, corev1alpha1.TypeVerificationSessionHistoryCleaned, true, corev1alpha1.ReasonVerificationSessionHistoryCleaned, "")
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationSessionHistoryCleaned, true, corev1alpha1.ReasonVerificationSessionHistoryCleaned, "")
 	return wait, nil
 }
 
@@ -206,7 +188,7 @@ func (r *reconciler) finish(ctx context.Context, s *corev1alpha1.BackupVerificat
 // spec.retryLeft when it is a retry or sets one, else the verifier's
 // retryConfig.maxRetry.
 func retriesLeft(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier) int32 {
-	if _, retry := s.Labels[LabelRetryOf]; retry || s.Spec.RetryLeft > 0 {
+	if _, retry := s.Labels[corev1alpha1.LabelRetryOf]; retry || s.Spec.RetryLeft > 0 {
 		return s.Spec.RetryLeft
 	}
 	if v.Spec.RetryConfig == nil {
@@ -232,11 +214,11 @@ func (r *reconciler) retry(ctx context.Context, s *corev1alpha1.BackupVerificati
 	if !pendingRetry(s, v) {
 		return 0, nil
 	}
-	ran, _ := time.ParseDuration(s.Status.Duration)
-	due := s.CreationTimestamp.Add(ran)
+	var delay time.Duration
 	if v.Spec.RetryConfig != nil {
-		due = due.Add(v.Spec.RetryConfig.Delay.Duration)
+		delay = v.Spec.RetryConfig.Delay.Duration
 	}
+	due := sessionrun.RetryAt(s.CreationTimestamp.Time, s.Status.Duration, delay, r.clock.Now())
 	if wait := due.Sub(r.clock.Now()); wait > 0 {
 		return wait, nil
 	}
@@ -254,18 +236,18 @@ func (r *reconciler) retry(ctx context.Context, s *corev1alpha1.BackupVerificati
 // chain's names never repeat.
 func retrySession(s *corev1alpha1.BackupVerificationSession, left int32) *corev1alpha1.BackupVerificationSession {
 	root := s.Name
-	if v := s.Labels[LabelRetryOf]; v != "" {
+	if v := s.Labels[corev1alpha1.LabelRetryOf]; v != "" {
 		root = v
 	}
 	labels := maps.Clone(s.Labels)
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[LabelRetryOf] = root
+	labels[corev1alpha1.LabelRetryOf] = root
 	spec := *s.Spec.DeepCopy()
 	spec.RetryLeft = left
 	return &corev1alpha1.BackupVerificationSession{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-retry-%d", strings.TrimSuffix(root, "-"), left), Namespace: s.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: naming.VerificationRetry(root, left), Namespace: s.Namespace, Labels: labels},
 		Spec:       spec,
 	}
 }
@@ -309,35 +291,26 @@ func (r *reconciler) cleanHistory(ctx context.Context, s *corev1alpha1.BackupVer
 	return nil
 }
 
-// beyondHistory are the sessions cleanHistory deletes; verdicts names the
-// sessions Snapshots point at, which are always kept.
+// beyondHistory are the sessions cleanHistory deletes, by the rule every
+// session kind shares (sessionrun.BeyondHistory); verdicts names the sessions
+// Snapshots point at, which are always kept, as are s itself and a failed
+// session whose retry is still to come.
 func beyondHistory(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, all []corev1alpha1.BackupVerificationSession, verdicts map[string]bool) []*corev1alpha1.BackupVerificationSession {
-	var judged, skipped []*corev1alpha1.BackupVerificationSession
+	byName := map[string]*corev1alpha1.BackupVerificationSession{}
+	var runs []sessionrun.Run
 	for i := range all {
 		o := &all[i]
-		if o.Spec.Repository != s.Spec.Repository || o.Spec.Invoker.Name != s.Spec.Invoker.Name || o.DeletionTimestamp != nil ||
-			!done(phase(o)) || pendingRetry(o, v) {
+		if o.Spec.Repository != s.Spec.Repository || o.Spec.Invoker.Name != s.Spec.Invoker.Name || o.DeletionTimestamp != nil || !done(phase(o)) {
 			continue
 		}
-		if phase(o) == corev1alpha1.VerificationSessionSkipped {
-			skipped = append(skipped, o)
-		} else {
-			judged = append(judged, o)
-		}
+		byName[o.Name] = o
+		runs = append(runs, sessionrun.Run{Name: o.Name, Created: o.CreationTimestamp.Time,
+			Skipped: phase(o) == corev1alpha1.VerificationSessionSkipped,
+			Keep:    o.Name == s.Name || verdicts[o.Name] || pendingRetry(o, v)})
 	}
 	var out []*corev1alpha1.BackupVerificationSession
-	for _, finished := range [][]*corev1alpha1.BackupVerificationSession{judged, skipped} {
-		slices.SortFunc(finished, func(a, b *corev1alpha1.BackupVerificationSession) int {
-			if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
-				return c
-			}
-			return strings.Compare(b.Name, a.Name)
-		})
-		for i, o := range finished {
-			if i >= int(v.Spec.SessionHistoryLimit) && o.Name != s.Name && !verdicts[o.Name] {
-				out = append(out, o)
-			}
-		}
+	for _, name := range sessionrun.BeyondHistory(runs, int(v.Spec.SessionHistoryLimit)) {
+		out = append(out, byName[name])
 	}
 	return out
 }

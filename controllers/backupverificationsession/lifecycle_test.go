@@ -23,6 +23,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
@@ -83,7 +84,7 @@ func TestHolderLock(t *testing.T) {
 	}
 	lease := func(holder string) *coordinationv1.Lease {
 		return &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: lockName("snap-1"), Namespace: "default", OwnerReferences: []metav1.OwnerReference{{
+			ObjectMeta: metav1.ObjectMeta{Name: naming.VerifyLock("snap-1"), Namespace: "default", OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: corev1alpha1.GroupVersion.String(), Kind: "BackupVerificationSession", Name: holder, UID: types.UID("uid-" + holder), Controller: ptr.To(true),
 			}}},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(holder)},
@@ -124,7 +125,7 @@ func TestHolderLock(t *testing.T) {
 				t.Fatalf("holder(): %v", err)
 			}
 			l := &coordinationv1.Lease{}
-			if err := kube.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: lockName("snap-1")}, l); client.IgnoreNotFound(err) != nil {
+			if err := kube.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: naming.VerifyLock("snap-1")}, l); client.IgnoreNotFound(err) != nil {
 				t.Fatal(err)
 			} else if err == nil {
 				got.Lease = ptr.Deref(l.Spec.HolderIdentity, "")
@@ -143,12 +144,12 @@ func TestLockName(t *testing.T) {
 		want     string
 	}{
 		"Short": {snapshot: "snap-1", want: "stashplane-verify-snap-1"},
-		"Long":  {snapshot: long, want: lockPrefix + long[:253-len(lockPrefix)-9] + "-" + fmt.Sprintf("%x", sha256.Sum256([]byte(long)))[:8]},
+		"Long":  {snapshot: long, want: "stashplane-verify-" + long[:253-len("stashplane-verify-")-9] + "-" + fmt.Sprintf("%x", sha256.Sum256([]byte(long)))[:8]},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, lockName(tc.snapshot)); diff != "" {
-				t.Errorf("lockName(%q): -want +got:\n%s", tc.snapshot, diff)
+			if diff := cmp.Diff(tc.want, naming.VerifyLock(tc.snapshot)); diff != "" {
+				t.Errorf("naming.VerifyLock(%q): -want +got:\n%s", tc.snapshot, diff)
 			}
 		})
 	}
@@ -227,9 +228,9 @@ func TestRetry(t *testing.T) {
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-nightly-1-retry-1"}, got); err != nil {
 		t.Fatalf("the retry session: %v", err)
 	}
-	if got.Spec.RetryLeft != 1 || got.Spec.Snapshot != "snap-1" || got.Labels[LabelRetryOf] != "app-nightly-1" || !ptr.Deref(failed.Status.Retried, false) {
+	if got.Spec.RetryLeft != 1 || got.Spec.Snapshot != "snap-1" || got.Labels[corev1alpha1.LabelRetryOf] != "app-nightly-1" || !ptr.Deref(failed.Status.Retried, false) {
 		t.Errorf("retry: retryLeft %d, snapshot %s, retry-of %q, retried %v; want 1, snap-1, app-nightly-1, true",
-			got.Spec.RetryLeft, got.Spec.Snapshot, got.Labels[LabelRetryOf], failed.Status.Retried)
+			got.Spec.RetryLeft, got.Spec.Snapshot, got.Labels[corev1alpha1.LabelRetryOf], failed.Status.Retried)
 	}
 	if pendingRetry(&failed, v) {
 		t.Errorf("a retried session is still pending a retry")

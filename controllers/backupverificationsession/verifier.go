@@ -13,6 +13,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -21,6 +22,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/sessionjob"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
 
 // verifierTask is the task name a verifier's Function is rendered as.
@@ -178,13 +180,13 @@ func (r *reconciler) createVerifierJob(ctx context.Context, s *corev1alpha1.Back
 		return r.notRunnable(s, fmt.Sprintf("function %q rendered %d objects and %d jobs; a verifier function renders exactly one Job", fn.Name, len(out.Objects), len(jobs)))
 	}
 	j := jobs[0]
-	if err := sessionjob.Ensure(ctx, r.kube, s, j, map[string]string{LabelSession: s.Name}); err != nil {
+	if err := sessionjob.Ensure(ctx, r.kube, s, j, map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
 		err = fmt.Errorf("cannot ensure the verifier job: %w", err)
-		setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
+		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
 		return ctrl.Result{}, true, err
 	}
 	s.Status.VerifierJob = j.Name
-	setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, true, corev1alpha1.ReasonVerificationExecutorEnsured, "")
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, true, corev1alpha1.ReasonVerificationExecutorEnsured, "")
 	return ctrl.Result{RequeueAfter: 5 * time.Second}, true, nil
 }
 
@@ -396,8 +398,8 @@ func (r *reconciler) judged(ctx context.Context, s *corev1alpha1.BackupVerificat
 // notRunnable ends the session without a verdict: the verifier, not the
 // Snapshot, is at fault.
 func (r *reconciler) notRunnable(s *corev1alpha1.BackupVerificationSession, msg string) (ctrl.Result, bool, error) {
-	setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
-	setCondition(s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, msg)
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable, msg)
 	return ctrl.Result{}, true, nil
 }
 
@@ -407,8 +409,8 @@ func (r *reconciler) checkFailed(ctx context.Context, s *corev1alpha1.BackupVeri
 	if err := r.writeVerdict(ctx, s, storagev1alpha1.SnapshotVerificationFailed); err != nil {
 		return ctrl.Result{}, true, err
 	}
-	setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
-	setCondition(s, corev1alpha1.TypeBackupVerified, false, corev1alpha1.ReasonVerificationFailed, msg)
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeBackupVerified, false, corev1alpha1.ReasonVerificationFailed, msg)
 	return ctrl.Result{}, true, nil
 }
 
@@ -429,13 +431,13 @@ func (r *reconciler) withoutVerdict(ctx context.Context, s *corev1alpha1.BackupV
 			return fmt.Errorf("cannot mark snapshot %q not verified: %w", snap.Name, err)
 		}
 	}
-	setCondition(s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
-	setCondition(s, corev1alpha1.TypeBackupVerified, false, reason, msg)
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeRestoreSucceeded, true, corev1alpha1.ReasonRestoreSucceeded, "")
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeBackupVerified, false, reason, msg)
 	return nil
 }
 
 // notePassedCheck adds a passed check's result to the verdict's message.
-func notePassedCheck(s *corev1alpha1.BackupVerificationSession) {
+func notePassedCheck(clk clock.PassiveClock, s *corev1alpha1.BackupVerificationSession) {
 	if s.Status.VerifierJob == "" {
 		return
 	}
@@ -444,7 +446,7 @@ func notePassedCheck(s *corev1alpha1.BackupVerificationSession) {
 	if s.Status.VerifierResult != "" {
 		msg += ": " + s.Status.VerifierResult
 	}
-	setCondition(s, corev1alpha1.TypeBackupVerified, true, c.Reason, msg)
+	sessionrun.SetCondition(clk, s, corev1alpha1.TypeBackupVerified, true, c.Reason, msg)
 }
 
 // removeVerifierJob deletes the session's verifier Job and with it its

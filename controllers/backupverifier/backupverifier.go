@@ -23,9 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/access"
-	"github.com/stashplane/stashplane/internal/verify"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -68,7 +68,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if v.Spec.Scheduler == nil {
 		cj := &batchv1.CronJob{}
-		err := r.kube.Get(ctx, client.ObjectKey{Namespace: v.Namespace, Name: CronJobName(v)}, cj)
+		err := r.kube.Get(ctx, client.ObjectKey{Namespace: v.Namespace, Name: naming.VerifierCronJob(v.Name)}, cj)
 		if err == nil && metav1.IsControlledBy(cj, v) {
 			if err := r.kube.Delete(ctx, cj); client.IgnoreNotFound(err) != nil {
 				return ctrl.Result{}, fmt.Errorf("cannot delete cronjob %q: %w", cj.Name, err)
@@ -87,19 +87,8 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, nil
 }
 
-// ServiceAccountName is the account a verifier's CronJob runs as.
-func ServiceAccountName(v *corev1alpha1.BackupVerifier) string {
-	return access.ShortName(v.Name, "-verifier", 63)
-}
-
-// CronJobName is a verifier's CronJob; CronJob names are limited to 52
-// characters.
-func CronJobName(v *corev1alpha1.BackupVerifier) string {
-	return access.ShortName(v.Name, "-verify", 52)
-}
-
 func labels(v *corev1alpha1.BackupVerifier) map[string]string {
-	return map[string]string{verify.LabelVerifier: v.Name}
+	return map[string]string{corev1alpha1.LabelBackupVerifier: v.Name}
 }
 
 // desiredAccess lets the CronJob's pod find the linked Repositories' newest
@@ -110,7 +99,7 @@ func desiredAccess(v *corev1alpha1.BackupVerifier) []client.Object {
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupverificationsessions"}, Verbs: []string{"create", "get"}},
 		{APIGroups: []string{storagev1alpha1.Group}, Resources: []string{"snapshots"}, Verbs: []string{"list"}},
 	}
-	return access.Objects(ServiceAccountName(v), v.Namespace, labels(v), rules)
+	return access.Objects(naming.VerifierServiceAccount(v.Name), v.Namespace, labels(v), rules)
 }
 
 func desiredCronJob(v *corev1alpha1.BackupVerifier, image string) *batchv1.CronJob {
@@ -118,7 +107,7 @@ func desiredCronJob(v *corev1alpha1.BackupVerifier, image string) *batchv1.CronJ
 	l := labels(v)
 	cj := &batchv1.CronJob{
 		TypeMeta:   metav1.TypeMeta{APIVersion: batchv1.SchemeGroupVersion.String(), Kind: "CronJob"},
-		ObjectMeta: metav1.ObjectMeta{Name: CronJobName(v), Namespace: v.Namespace, Labels: l},
+		ObjectMeta: metav1.ObjectMeta{Name: naming.VerifierCronJob(v.Name), Namespace: v.Namespace, Labels: l},
 		Spec: batchv1.CronJobSpec{
 			Schedule:                   sch.Schedule,
 			TimeZone:                   sch.TimeZone,
@@ -134,7 +123,7 @@ func desiredCronJob(v *corev1alpha1.BackupVerifier, image string) *batchv1.CronJ
 					Template: corev1.PodTemplateSpec{
 						ObjectMeta: metav1.ObjectMeta{Labels: l},
 						Spec: corev1.PodSpec{
-							ServiceAccountName: ServiceAccountName(v),
+							ServiceAccountName: naming.VerifierServiceAccount(v.Name),
 							RestartPolicy:      corev1.RestartPolicyOnFailure,
 							Containers: []corev1.Container{{
 								Name:  "verify",

@@ -82,22 +82,12 @@ func repositoriesOfStorage(c client.Client) handler.MapFunc {
 		}
 		var out []reconcile.Request
 		for _, r := range list.Items {
-			if StorageKey(&r) == client.ObjectKeyFromObject(o) {
+			if r.StorageKey() == client.ObjectKeyFromObject(o) {
 				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&r)})
 			}
 		}
 		return out
 	}
-}
-
-// StorageKey is the BackupStorage a Repository uses; its storageRef
-// namespace defaults to the Repository's own.
-func StorageKey(r *storagev1alpha1.Repository) client.ObjectKey {
-	ns := r.Spec.StorageRef.Namespace
-	if ns == "" {
-		ns = r.Namespace
-	}
-	return client.ObjectKey{Namespace: ns, Name: r.Spec.StorageRef.Name}
 }
 
 // refusal is a check that failed: the Repository is not initialised, with a
@@ -137,7 +127,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 
 // check runs the checks that come before any write and returns the storage.
 func (c *connector) check(ctx context.Context, repo *storagev1alpha1.Repository) (*storagev1alpha1.BackupStorage, error) {
-	key := StorageKey(repo)
+	key := repo.StorageKey()
 	bs := &storagev1alpha1.BackupStorage{}
 	if err := c.kube.Get(ctx, key, bs); kerrors.IsNotFound(err) {
 		return nil, &refusal{"BackupStorageNotFound", fmt.Sprintf("backupstorage %q not found in namespace %q", key.Name, key.Namespace)}
@@ -191,7 +181,7 @@ func (c *connector) checkOverlap(ctx context.Context, repo *storagev1alpha1.Repo
 	}
 	mine := cleanPath(repo.Spec.Path)
 	for _, other := range list.Items {
-		if other.UID == repo.UID || StorageKey(&other) != storage || !older(&other, repo) {
+		if other.UID == repo.UID || other.StorageKey() != storage || !older(&other, repo) {
 			continue
 		}
 		theirs := cleanPath(other.Spec.Path)

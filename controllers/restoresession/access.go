@@ -10,10 +10,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/access"
-	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/agentapi"
 )
 
 // A session's restore Jobs run in its own namespace, beside the target
@@ -28,10 +29,6 @@ import (
 // finalizer holds a RestoreSession that was granted access in other
 // namespaces until that access is revoked.
 const finalizer = "core.stashplane.io/restore-access"
-
-// LabelRestoreSessionNamespace is, with LabelRestoreSession, on the Roles
-// and RoleBindings a session has in other namespaces.
-const LabelRestoreSessionNamespace = "core.stashplane.io/restoresession-namespace"
 
 // repositoryNamespace is the namespace of the Repository a session
 // restores from.
@@ -60,26 +57,26 @@ func (r *reconciler) checkStorageUse(ctx context.Context, rs *corev1alpha1.Resto
 // session in its own, read the Repository and Snapshot (by name) in
 // theirs, read the BackupStorage (by name) in its.
 func grants(rs *corev1alpha1.RestoreSession, repo *storagev1alpha1.Repository, snapshot string, st *storagev1alpha1.BackupStorage) map[string][]rbacv1.PolicyRule {
-	out := map[string][]rbacv1.PolicyRule{rs.Namespace: agent.RestoreRulesFor(rs.Name)}
-	out[repo.Namespace] = append(out[repo.Namespace], agent.RestoreReadRules(repo.Name, snapshot)...)
-	out[st.Namespace] = append(out[st.Namespace], agent.StorageRulesFor(st.Name)...)
+	out := map[string][]rbacv1.PolicyRule{rs.Namespace: agentapi.RestoreRulesFor(rs.Name)}
+	out[repo.Namespace] = append(out[repo.Namespace], agentapi.RestoreReadRules(repo.Name, snapshot)...)
+	out[st.Namespace] = append(out[st.Namespace], agentapi.StorageRulesFor(st.Name)...)
 	return out
 }
 
 // remoteName names a session's Role and RoleBinding in other namespaces.
 // A namespace holds no dot, so distinct sessions get distinct names.
 func remoteName(rs *corev1alpha1.RestoreSession) string {
-	return access.ShortName(rs.Namespace+"."+rs.Name, "-restore", 253)
+	return naming.RestoreGrant(rs.Namespace, rs.Name)
 }
 
 // storageSecretName names the session's copy of the storage Secret.
 func storageSecretName(rs *corev1alpha1.RestoreSession) string {
-	return access.ShortName(rs.Name, "-storage", 253)
+	return naming.RestoreStorageSecret(rs.Name)
 }
 
 // remoteLabels mark what a session has in other namespaces.
 func remoteLabels(rs *corev1alpha1.RestoreSession) map[string]string {
-	return map[string]string{LabelRestoreSession: rs.Name, LabelRestoreSessionNamespace: rs.Namespace}
+	return map[string]string{corev1alpha1.LabelRestoreSession: rs.Name, corev1alpha1.LabelRestoreSessionNamespace: rs.Namespace}
 }
 
 // desiredAccess is the session's ServiceAccount with its Role and
@@ -87,10 +84,10 @@ func remoteLabels(rs *corev1alpha1.RestoreSession) map[string]string {
 // each other namespace the agent reads from.
 func desiredAccess(rs *corev1alpha1.RestoreSession, in plan.Inputs) (local, remote []client.Object) {
 	st := storageOf(in)
-	sa := ServiceAccountName(rs)
+	sa := naming.RestoreServiceAccount(rs.Name)
 	for ns, rules := range grants(rs, in.Repository, in.Snapshot.Name, st) {
 		if ns == rs.Namespace {
-			local = access.Objects(sa, ns, map[string]string{LabelRestoreSession: rs.Name}, rules)
+			local = access.Objects(sa, ns, map[string]string{corev1alpha1.LabelRestoreSession: rs.Name}, rules)
 			continue
 		}
 		subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: rs.Namespace}

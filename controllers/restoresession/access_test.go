@@ -24,7 +24,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
 
@@ -166,13 +166,13 @@ func TestGrants(t *testing.T) {
 			ns: "clone", st: st,
 			want: map[string][]rbacv1.PolicyRule{
 				"clone":    {report},
-				"team":     agent.RestoreReadRules("app", "app-1"),
+				"team":     agentapi.RestoreReadRules("app", "app-1"),
 				"platform": {storage},
 			}},
 		"OneNamespace": {reason: "A restore beside its Repository and storage is granted everything in its namespace, and writes no Snapshot.",
 			ns: "team", st: &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "team"}},
 			want: map[string][]rbacv1.PolicyRule{
-				"team": append(append([]rbacv1.PolicyRule{report}, agent.RestoreReadRules("app", "app-1")...), storage),
+				"team": append(append([]rbacv1.PolicyRule{report}, agentapi.RestoreReadRules("app", "app-1")...), storage),
 			}},
 	}
 	for name, tc := range cases {
@@ -188,7 +188,7 @@ func TestGrants(t *testing.T) {
 func TestRevokeAccess(t *testing.T) {
 	rs := &corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "clone", Finalizers: []string{finalizer}}}
 	mine := remoteLabels(rs)
-	other := map[string]string{LabelRestoreSession: "r", LabelRestoreSessionNamespace: "elsewhere"}
+	other := map[string]string{corev1alpha1.LabelRestoreSession: "r", corev1alpha1.LabelRestoreSessionNamespace: "elsewhere"}
 	meta := func(ns, name string, l map[string]string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: ns, Name: name, Labels: l}
 	}

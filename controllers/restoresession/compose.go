@@ -9,128 +9,26 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/addon"
-	"github.com/stashplane/stashplane/controllers/backupsession"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/sessionjob"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
-
-// LabelRestoreSession marks the Jobs and access objects of a session.
-const LabelRestoreSession = "core.stashplane.io/restoresession"
-
-// labelComponent is the component label the built-in Functions put on
-// their Jobs.
-const labelComponent = "stashplane.io/component"
 
 // fieldOwner applies a session's access objects.
 const fieldOwner = client.FieldOwner("stashplane-restoresession")
 
 // passwordKey is the key of the encryption Secret restic reads.
 const passwordKey = "RESTIC_PASSWORD"
-
-// ServiceAccountName is the account a session's restore Jobs run as.
-func ServiceAccountName(rs *corev1alpha1.RestoreSession) string {
-	const suffix = "-restore"
-	if len(rs.Name)+len(suffix) <= 63 {
-		return rs.Name + suffix
-	}
-	return rs.Name[:63-len(suffix)] + suffix
-}
-
-// check runs the checks that may refuse the restore and gathers what the
-// plan reads. A refusal is a reason and a message; err is a failure to ask
-// the API server, retried.
-func (r *reconciler) check(ctx context.Context, rs *corev1alpha1.RestoreSession) (plan.Inputs, xpv2.ConditionReason, string, error) {
-	in := plan.Inputs{Image: r.image, SessionName: rs.Name}
-	ds := rs.Spec.DataSource
-	repoNS := repositoryNamespace(rs)
-	switch {
-	case rs.Spec.Addon == nil || rs.Spec.Addon.Name == "":
-		return in, corev1alpha1.ReasonRestoreSpecInvalid, "spec.addon names no addon to restore with", nil
-	case rs.Spec.Target == nil || rs.Spec.Target.Name == "" || rs.Spec.Target.Kind == "":
-		return in, corev1alpha1.ReasonRestoreSpecInvalid, "spec.target names no target to restore into", nil
-	case rs.Spec.Target.Namespace != "" && rs.Spec.Target.Namespace != rs.Namespace:
-		return in, corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("the target must be in the restoresession's namespace %q", rs.Namespace), nil
-	}
-
-	t := rs.Spec.Target
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
-	if kerrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-		msg := fmt.Sprintf("%s %q does not exist in namespace %q", t.Kind, t.Name, rs.Namespace)
-		setCondition(rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetNotFound, msg)
-		rs.Status.TargetFound = ptr.To(false)
-		return in, corev1alpha1.ReasonRestoreTargetNotFound, msg, nil
-	}
-	if err != nil {
-		return in, "", "", fmt.Errorf("cannot get target %s %q: %w", t.Kind, t.Name, err)
-	}
-	setCondition(rs, corev1alpha1.TypeRestoreTargetFound, true, corev1alpha1.ReasonRestoreTargetFound, "")
-	rs.Status.TargetFound = ptr.To(true)
-	in.Target = u
-	if t.Kind == "StatefulSet" || t.Kind == "Deployment" {
-		// A restore into claims a running pod uses writes on its node.
-		if in.PodNodes, err = backupsession.PodNodes(ctx, r.reader, u); err != nil {
-			return in, "", "", err
-		}
-	}
-
-	repo, reason, msg, err := r.source(ctx, rs, &in)
-	if reason != "" || err != nil {
-		return in, reason, msg, err
-	}
-
-	snaps := &storagev1alpha1.SnapshotList{}
-	if err := r.kube.List(ctx, snaps, client.InNamespace(repoNS)); err != nil {
-		return in, "", "", fmt.Errorf("cannot list snapshots: %w", err)
-	}
-	snap, reason, msg := resolveSnapshot(ds.Snapshot, ds.Repository, snaps.Items)
-	if reason != "" {
-		return in, reason, msg, nil
-	}
-	in.Snapshot = snap
-
-	secret := repo.Spec.EncryptionSecret.Name
-	switch {
-	case ds.EncryptionSecret != nil && ds.EncryptionSecret.Name != "":
-		secret = ds.EncryptionSecret.Name
-	case repoNS != rs.Namespace:
-		return in, corev1alpha1.ReasonRestoreEncryptionSecretRequired, fmt.Sprintf("restoring from repository %s/%s needs spec.dataSource.encryptionSecret: a Secret in namespace %q holding %s (the repository's own Secret is never copied out of its namespace)",
-			repoNS, ds.Repository, rs.Namespace, passwordKey), nil
-	}
-	s := &corev1.Secret{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: secret}, s)
-	if kerrors.IsNotFound(err) {
-		return in, corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q does not exist", secret), nil
-	}
-	if err != nil {
-		return in, "", "", fmt.Errorf("cannot get encryption secret %q: %w", secret, err)
-	}
-	if len(s.Data[passwordKey]) == 0 {
-		return in, corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q holds no %s", secret, passwordKey), nil
-	}
-
-	if in.Catalog, err = addon.Catalog(ctx, r.kube); err != nil {
-		return in, "", "", err
-	}
-	if _, err := in.Catalog.Addon(rs.Spec.Addon.Name); err != nil {
-		return in, corev1alpha1.ReasonRestoreSpecInvalid, err.Error(), nil
-	}
-	return in, "", "", nil
-}
 
 // source gets the Repository the session restores from and its
 // BackupStorage into in, and checks that the session's namespace may use
@@ -160,12 +58,9 @@ func (r *reconciler) source(ctx context.Context, rs *corev1alpha1.RestoreSession
 	}
 	in.Repository = repo
 
-	ref := repo.Spec.StorageRef
-	if ref.Namespace == "" {
-		ref.Namespace = repo.Namespace
-	}
+	ref := repo.StorageKey()
 	st := &storagev1alpha1.BackupStorage{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, st)
+	err = r.kube.Get(ctx, ref, st)
 	if kerrors.IsNotFound(err) && remote {
 		return hidden(fmt.Sprintf("backupstorage %s/%s does not exist", ref.Namespace, ref.Name))
 	}
@@ -258,10 +153,10 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 		if err != nil {
 			return err
 		}
-		labels := map[string]string{LabelRestoreSession: rs.Name, labelComponent: input.Context.Component}
+		labels := map[string]string{corev1alpha1.LabelRestoreSession: rs.Name, corev1alpha1.LabelComponent: input.Context.Component}
 		for _, j := range jobs {
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
-				j.Spec.Template.Spec.ServiceAccountName = ServiceAccountName(rs)
+				j.Spec.Template.Spec.ServiceAccountName = naming.RestoreServiceAccount(rs.Name)
 			}
 			withReadDataSubset(&j.Spec.Template.Spec, rs.Spec.ReadDataSubset)
 			if err := sessionjob.Ensure(ctx, r.kube, rs, j, labels); err != nil {
@@ -292,7 +187,7 @@ func withReadDataSubset(spec *corev1.PodSpec, subset string) {
 		return
 	}
 	for i := range spec.Containers {
-		spec.Containers[i].Env = append(spec.Containers[i].Env, corev1.EnvVar{Name: agent.EnvReadDataSubset, Value: subset})
+		spec.Containers[i].Env = append(spec.Containers[i].Env, corev1.EnvVar{Name: agentapi.EnvReadDataSubset, Value: subset})
 	}
 }
 
@@ -301,7 +196,7 @@ func withReadDataSubset(spec *corev1.PodSpec, subset string) {
 // past the deadline.
 func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
 	jobs := &batchv1.JobList{}
-	if err := r.kube.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{LabelRestoreSession: rs.Name}); err != nil {
+	if err := r.kube.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{corev1alpha1.LabelRestoreSession: rs.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
 	}
 	now := r.clock.Now()
@@ -318,7 +213,7 @@ func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.Restor
 		}
 	}
 	if reason != "" {
-		setCondition(rs, corev1alpha1.TypeRestoreIncomplete, true, reason, msg)
+		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreIncomplete, true, reason, msg)
 	}
 	if reason == corev1alpha1.ReasonRestoreTimedOut {
 		for i := range jobs.Items {

@@ -7,10 +7,11 @@
 // namespace admits the session's by its usagePolicy and can be mounted
 // from it, and that the encryption Secret holds a password (a restore from
 // another namespace must name its own). A failed check refuses the
-// restore: no Job is made and nothing is overwritten. Then it composes a
-// ServiceAccount with just what the agent needs, in every namespace it
-// reads from (access.go), and the Jobs the addon's restore task renders,
-// and derives the phase from what it observes:
+// restore: no Job is made and nothing is overwritten (checks.go holds the
+// chain). Then it composes a ServiceAccount with just what the agent
+// needs, in every namespace it reads from (access.go), and the Jobs the
+// addon's restore task renders, and derives the phase from what it
+// observes:
 //
 //	RestoreTargetFound      set by this controller: the target exists
 //	                        (False with RestoreTargetNotFound fails the
@@ -20,7 +21,9 @@
 //	                        restore, or that a Job could not be created.
 //	RestoreIncomplete       set by this controller when a Job failed or
 //	                        vanished, or the restore ran past its
-//	                        restoreTimeout (RestoreTimedOut, Jobs deleted).
+//	                        restoreTimeout (RestoreTimedOut, Jobs deleted),
+//	                        or its Jobs could not be created by then
+//	                        (sessionrun.StartTimeout without a timeout).
 //
 // Each component's phase comes from what the agent reported in
 // status.components, else from its Job's outcome: a session is never left
@@ -40,7 +43,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,7 +50,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -150,44 +154,100 @@ func done(p corev1alpha1.RestorePhase) bool {
 }
 
 func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
+	rn := &run{rs: rs}
 	if rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured).Status != corev1.ConditionTrue {
 		// Every check runs before the Jobs exist; once they do, the
 		// restore is under way and only watched.
-		in, reason, msg, err := r.check(ctx, rs)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		var inputs []render.Input
-		if reason == "" {
-			inputs, reason, msg = planRestore(rs, in)
-		}
-		if reason != "" {
-			r.log.V(1).Info("refusing restore", "restoresession", client.ObjectKeyFromObject(rs), "reason", reason)
-			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
-			return ctrl.Result{}, nil
-		}
-		storageSecret, err := r.ensureAccess(ctx, rs, in)
-		if err != nil {
-			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
-			return ctrl.Result{}, err
-		}
-		if err := r.ensureJobs(ctx, rs, inputs, storageSecret); err != nil {
-			setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
-			return ctrl.Result{}, err
-		}
-		setCondition(rs, corev1alpha1.TypeRestoreExecutorEnsured, true, corev1alpha1.ReasonRestoreExecutorEnsured, "")
-		// The Jobs just made may not be in the cache yet; look again soon.
-		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		return sessionrun.RunSteps(ctx, rn, r.startSteps())
 	}
-	return r.watchExecution(ctx, rs)
+	return sessionrun.RunSteps(ctx, rn, r.runningSteps())
 }
 
-func setCondition(rs *corev1alpha1.RestoreSession, t xpv2.ConditionType, ok bool, reason xpv2.ConditionReason, msg string) {
-	c := xpv2.Condition{Type: t, Status: corev1.ConditionTrue, Reason: reason, Message: msg, LastTransitionTime: metav1.Now()}
-	if !ok {
-		c.Status = corev1.ConditionFalse
+// run is what one reconcile of a restore finds and its steps pass on.
+type run struct {
+	rs            *corev1alpha1.RestoreSession
+	in            plan.Inputs
+	inputs        []render.Input
+	storageSecret string
+}
+
+// startSteps are the stages of a restore whose Jobs do not exist yet, in
+// order: the check chain and the plan, which may refuse it, the access
+// its agents need, and the Jobs. Pre-restore hooks belong before the Jobs.
+func (r *reconciler) startSteps() []sessionrun.Step[*run] {
+	return []sessionrun.Step[*run]{
+		{Name: "check", Run: r.checkStart},
+		{Name: "access", Run: r.access},
+		{Name: "jobs", Run: r.jobs},
 	}
-	rs.SetConditions(c)
+}
+
+// runningSteps are the stages of a restore whose Jobs exist: its outcome.
+// Post-restore hooks belong after it.
+func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
+	return []sessionrun.Step[*run]{{Name: "outcome", Run: r.outcome}}
+}
+
+// checkStart runs the check chain (checks.go) and plans the restore; a
+// refusal ends the session without a Job.
+func (r *reconciler) checkStart(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	rs := rn.rs
+	in, reason, msg, err := r.check(ctx, rs)
+	if err != nil {
+		return ctrl.Result{}, true, err
+	}
+	if reason == "" {
+		rn.inputs, reason, msg = planRestore(rs, in)
+	}
+	if reason != "" {
+		r.log.V(1).Info("refusing restore", "restoresession", client.ObjectKeyFromObject(rs), "reason", reason)
+		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
+		return ctrl.Result{}, true, nil
+	}
+	rn.in = in
+	return ctrl.Result{}, false, nil
+}
+
+// access grants the agents what they need (access.go).
+func (r *reconciler) access(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	var err error
+	if rn.storageSecret, err = r.ensureAccess(ctx, rn.rs, rn.in); err != nil {
+		res, err := r.cannotStart(rn.rs, err)
+		return res, true, err
+	}
+	return ctrl.Result{}, false, nil
+}
+
+// jobs renders the planned tasks and creates their Jobs.
+func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	if err := r.ensureJobs(ctx, rn.rs, rn.inputs, rn.storageSecret); err != nil {
+		res, err := r.cannotStart(rn.rs, err)
+		return res, true, err
+	}
+	sessionrun.SetCondition(r.clock, rn.rs, corev1alpha1.TypeRestoreExecutorEnsured, true, corev1alpha1.ReasonRestoreExecutorEnsured, "")
+	// The Jobs just made may not be in the cache yet; look again soon.
+	return ctrl.Result{RequeueAfter: 2 * time.Second}, true, nil
+}
+
+// outcome takes each component's phase from its agent or its Job.
+func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	res, err := r.watchExecution(ctx, rn.rs)
+	return res, false, err
+}
+
+// cannotStart handles a restore whose access or Jobs cannot be made: it
+// says so in RestoreExecutorEnsured and is retried until the session's
+// deadline (sessionrun.Deadline: its restoreTimeout, else
+// sessionrun.StartTimeout), past which the restore is incomplete and
+// fails, so that a verification waiting for it gets an outcome.
+func (r *reconciler) cannotStart(rs *corev1alpha1.RestoreSession, err error) (ctrl.Result, error) {
+	sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonRestoreExecutorNotEnsured, err.Error())
+	if d := sessionrun.Deadline(rs.CreationTimestamp.Time, rs.Spec.RestoreTimeout, false); !r.clock.Now().After(*d) {
+		return ctrl.Result{}, err
+	}
+	sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreIncomplete, true, corev1alpha1.ReasonRestoreTimedOut,
+		fmt.Sprintf("the restore jobs could not be created before the session's deadline: %v", err))
+	return ctrl.Result{}, nil
 }
 
 // refusals are the reasons of a RestoreExecutorEnsured=False that end the
@@ -247,7 +307,7 @@ func phase(rs *corev1alpha1.RestoreSession) corev1alpha1.RestorePhase {
 func observe(prev map[string]corev1alpha1.ComponentRestoreStatus, jobs []batchv1.Job, settled bool) (map[string]corev1alpha1.ComponentRestoreStatus, xpv2.ConditionReason, string) {
 	byComponent := map[string]*batchv1.Job{}
 	for i := range jobs {
-		byComponent[jobs[i].Labels[labelComponent]] = &jobs[i]
+		byComponent[jobs[i].Labels[corev1alpha1.LabelComponent]] = &jobs[i]
 	}
 	out := map[string]corev1alpha1.ComponentRestoreStatus{}
 	var reason xpv2.ConditionReason

@@ -149,7 +149,7 @@ func TestPhase(t *testing.T) {
 }
 
 func job(component string, active int32, ct batchv1.JobConditionType) batchv1.Job {
-	j := batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "r-" + component, Labels: map[string]string{labelComponent: component}}}
+	j := batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "r-" + component, Labels: map[string]string{corev1alpha1.LabelComponent: component}}}
 	j.Status.Active = active
 	if ct != "" {
 		j.Status.Conditions = []batchv1.JobCondition{{Type: ct, Status: corev1.ConditionTrue, Message: "backoff limit"}}

@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/repository"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/storagekind"
 )
@@ -69,7 +68,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		return nil, fmt.Errorf("cannot get repository: %w", err)
 	}
 	bs := &storagev1alpha1.BackupStorage{}
-	if err := c.kube.Get(ctx, repository.StorageKey(repo), bs); err != nil {
+	if err := c.kube.Get(ctx, repo.StorageKey(), bs); err != nil {
 		return nil, fmt.Errorf("cannot get backupstorage of repository %q: %w", repo.Name, err)
 	}
 	b, err := c.opener.Open(ctx, bs)

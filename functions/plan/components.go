@@ -9,9 +9,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/access"
 )
 
 // Component name prefixes of the targets that hold their data in more than
@@ -26,7 +26,7 @@ const (
 )
 
 // maxComponent bounds a component's name: it is a label value of the Jobs.
-const maxComponent = 63
+const maxComponent = naming.MaxLabelValue
 
 // component is the part of a target one Job backs up or restores, with the
 // volumes that hold it.
@@ -151,7 +151,7 @@ func claimTemplates(workload *unstructured.Unstructured) []string {
 // and the node's name, shortened with a hash when it would not fit a label
 // value.
 func NodeComponent(node string) string {
-	return access.ShortName(nodeComponentPrefix+node, "", maxComponent)
+	return naming.Bound(nodeComponentPrefix+node, "", maxComponent)
 }
 
 // isTarget says whether workload is the object t refers to.

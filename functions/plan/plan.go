@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
 )
@@ -58,12 +59,6 @@ type Inputs struct {
 	// PodNodes are the nodes the target's running pods are on, by pod
 	// name: a component that mounts a pod's claims runs on its node.
 	PodNodes map[string]string
-}
-
-// SessionName is the name of the BackupSession of a configuration's session
-// started at the given Unix time.
-func SessionName(config, session string, unix int64) string {
-	return fmt.Sprintf("%s-%s-%d", config, session, unix)
 }
 
 // Backup returns one render.Input per task and repository of the named
@@ -125,7 +120,7 @@ func Backup(bc *corev1alpha1.BackupConfiguration, session string, in Inputs) ([]
 							EncryptionSecret: repo.EncryptionSecret.Name,
 						},
 						Storage:   storage,
-						Snapshot:  repo.Name + "-" + in.SessionName,
+						Snapshot:  naming.SnapshotName(repo.Name, in.SessionName),
 						Component: c.name,
 						Image:     in.Image,
 						Variables: variables(ref.Variables),

@@ -449,7 +449,7 @@ func TestDaemonSetNodesThroughSnapshot(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				snap.Annotations = map[string]string{plan.AnnotationComponentNodes: string(b)}
+				snap.Annotations = map[string]string{storagev1alpha1.AnnotationComponentNodes: string(b)}
 			}
 			restored, err := plan.Restore(restoreSession("DaemonSet"), plan.Inputs{
 				Catalog: catalog(t), Target: daemonSet(t), Snapshot: snap,

@@ -126,14 +126,8 @@ func RestoreComponents(rs *corev1alpha1.RestoreSession, snap *storagev1alpha1.Sn
 	return out
 }
 
-// AnnotationComponentNodes on a Snapshot records, as a JSON object, the
-// node of each component that lives on one node (a DaemonSet's), written
-// when the Snapshot is made: a component's name may end in a hash instead
-// of the whole node name, so a restore reads the node from here.
-const AnnotationComponentNodes = "stashplane.io/component-nodes"
-
 // ComponentNodes are the nodes of the planned components that live on one
-// node, by component, for AnnotationComponentNodes; nil when none does.
+// node, by component, for storagev1alpha1.AnnotationComponentNodes; nil when none does.
 func ComponentNodes(inputs []render.Input) map[string]string {
 	var out map[string]string
 	for _, in := range inputs {
@@ -156,7 +150,7 @@ func restoreNodes(t render.Target, nodes, components []string, snap *storagev1al
 	}
 	var recorded map[string]string
 	if snap != nil {
-		if v := snap.Annotations[AnnotationComponentNodes]; v != "" {
+		if v := snap.Annotations[storagev1alpha1.AnnotationComponentNodes]; v != "" {
 			// An unreadable record leaves the names to go by.
 			_ = json.Unmarshal([]byte(v), &recorded)
 		}

@@ -35,6 +35,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/stashplane/stashplane/apis/naming"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/functions/xfn/input/v1alpha1"
 )
@@ -183,7 +184,7 @@ func (f *Function) input(in *v1alpha1.Input, xr *resource.Composite) (render.Inp
 			},
 			Repository: render.Repository{Name: spec.Repository.Name, Namespace: ns, Directory: spec.Repository.Directory, EncryptionSecret: spec.Repository.EncryptionSecret},
 			Storage:    spec.Storage,
-			Snapshot:   spec.Repository.Name + "-" + session,
+			Snapshot:   naming.SnapshotName(spec.Repository.Name, session),
 			Component:  "dump",
 			Image:      image,
 		},

@@ -1,12 +1,9 @@
 // Package access composes the identities Stashplane's pods run as: a
 // ServiceAccount with a Role of exactly the rules it is given, bound in one
-// namespace, and the bounded names of the objects controllers compose.
+// namespace.
 package access
 
 import (
-	"crypto/sha256"
-	"fmt"
-
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,15 +37,4 @@ func Grant(name, ns string, labels map[string]string, rules []rbacv1.PolicyRule,
 			Subjects:   []rbacv1.Subject{subject},
 		},
 	}
-}
-
-// ShortName appends suffix to base, shortening base with a hash of it when
-// the whole would be longer than max (63 for most names, 52 for CronJobs),
-// so that distinct bases keep distinct names.
-func ShortName(base, suffix string, max int) string {
-	if len(base)+len(suffix) <= max {
-		return base + suffix
-	}
-	h := fmt.Sprintf("%x", sha256.Sum256([]byte(base)))[:8]
-	return base[:max-len(suffix)-9] + "-" + h + suffix
 }

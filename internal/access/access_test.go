@@ -7,32 +7,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 )
 
-func TestShortName(t *testing.T) {
-	long := "a-very-long-backup-configuration-name-that-goes-on-and-on"
-	cases := map[string]struct {
-		reason string
-		base   string
-		suffix string
-		max    int
-		want   int
-	}{
-		"Short":      {reason: "A name that fits is kept whole.", base: "app", suffix: "-nightly", max: 52, want: len("app-nightly")},
-		"Long":       {reason: "A name that does not fit is cut to the limit.", base: long + "-nightly", max: 52, want: 52},
-		"LongSuffix": {reason: "The suffix survives the cut.", base: long, suffix: "-stashplane", max: 63, want: 63},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			got := ShortName(tc.base, tc.suffix, tc.max)
-			if diff := cmp.Diff(tc.want, len(got)); diff != "" {
-				t.Errorf("%s\nlen(ShortName(...)) = %q: -want +got:\n%s", tc.reason, got, diff)
-			}
-		})
-	}
-	if ShortName(long+"-nightly", "", 52) == ShortName(long+"-weekly", "", 52) {
-		t.Errorf("ShortName gives two different bases the same name")
-	}
-}
-
 func TestObjects(t *testing.T) {
 	rules := []rbacv1.PolicyRule{{APIGroups: []string{"x"}, Resources: []string{"y"}, Verbs: []string{"get"}}}
 	objs := Objects("runner", "apps", nil, rules)

@@ -36,6 +36,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/stashplane/stashplane/internal/agentapi"
 )
 
 // Options are the agent's command line, as the built-in Functions render
@@ -79,9 +81,6 @@ type Options struct {
 	Restic string
 }
 
-// EnvReadDataSubset is the default of --read-data-subset.
-const EnvReadDataSubset = "STASHPLANE_READ_DATA_SUBSET"
-
 // Kinds of run the options are checked for.
 const (
 	KindBackup  = "backup"
@@ -90,25 +89,25 @@ const (
 
 // AddFlags registers the flags of a run of kind (KindBackup, KindRestore).
 func (o *Options) AddFlags(fs *pflag.FlagSet, kind string) {
-	fs.StringVar(&o.Namespace, "namespace", "", "namespace of the Repository and Snapshot")
-	fs.StringVar(&o.Storage, "storage", "", "the BackupStorage, namespace/name")
-	fs.StringVar(&o.Repository, "repository", "", "the Repository")
-	fs.StringVar(&o.Snapshot, "snapshot", "", "the Snapshot")
-	fs.StringVar(&o.Component, "component", "", "the Snapshot's component")
-	fs.StringSliceVar(&o.Paths, "paths", nil, "comma-separated absolute paths as this container sees them")
+	fs.StringVar(&o.Namespace, agentapi.FlagNamespace, "", "namespace of the Repository and Snapshot")
+	fs.StringVar(&o.Storage, agentapi.FlagStorage, "", "the BackupStorage, namespace/name")
+	fs.StringVar(&o.Repository, agentapi.FlagRepository, "", "the Repository")
+	fs.StringVar(&o.Snapshot, agentapi.FlagSnapshot, "", "the Snapshot")
+	fs.StringVar(&o.Component, agentapi.FlagComponent, "", "the Snapshot's component")
+	fs.StringSliceVar(&o.Paths, agentapi.FlagPaths, nil, "comma-separated absolute paths as this container sees them")
 	if kind == KindBackup {
-		fs.StringArrayVar(&o.Exclude, "exclude", nil, "glob pattern of files to leave out (repeatable)")
+		fs.StringArrayVar(&o.Exclude, agentapi.FlagExclude, nil, "glob pattern of files to leave out (repeatable)")
 	} else {
-		fs.StringArrayVar(&o.Include, "include", nil, "glob pattern of files to restore (repeatable)")
-		fs.StringVar(&o.Target, "target", "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
-		fs.StringVar(&o.RestoreSession, "restore-session", "", "the RestoreSession to report the component's restore to")
-		fs.StringVar(&o.RestoreSessionNamespace, "restore-session-namespace", "", "namespace of the RestoreSession (default: --namespace)")
-		fs.StringVar(&o.ReadDataSubset, "read-data-subset", os.Getenv(EnvReadDataSubset), "run restic check --read-data-subset with this subset (n/t, x%, or a size) before restoring; empty or 0 runs none")
+		fs.StringArrayVar(&o.Include, agentapi.FlagInclude, nil, "glob pattern of files to restore (repeatable)")
+		fs.StringVar(&o.Target, agentapi.FlagTarget, "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
+		fs.StringVar(&o.RestoreSession, agentapi.FlagRestoreSession, "", "the RestoreSession to report the component's restore to")
+		fs.StringVar(&o.RestoreSessionNamespace, agentapi.FlagRestoreSessionNamespace, "", "namespace of the RestoreSession (default: --namespace)")
+		fs.StringVar(&o.ReadDataSubset, agentapi.FlagReadDataSubset, os.Getenv(agentapi.EnvReadDataSubset), "run restic check --read-data-subset with this subset (n/t, x%, or a size) before restoring; empty or 0 runs none")
 	}
-	fs.StringVar(&o.StorageSecretDir, "storage-secret-dir", "", "directory holding the storage Secret's keys, one file per key")
-	fs.StringVar(&o.PasswordFile, "password-file", "", "file holding the repository password")
-	fs.StringVar(&o.ScratchDir, "scratch-dir", "", "directory for restic's cache and temporary files")
-	fs.StringVar(&o.Restic, "restic", "", "the restic binary (default: beside this binary, else on PATH)")
+	fs.StringVar(&o.StorageSecretDir, agentapi.FlagStorageSecretDir, "", "directory holding the storage Secret's keys, one file per key")
+	fs.StringVar(&o.PasswordFile, agentapi.FlagPasswordFile, "", "file holding the repository password")
+	fs.StringVar(&o.ScratchDir, agentapi.FlagScratchDir, "", "directory for restic's cache and temporary files")
+	fs.StringVar(&o.Restic, agentapi.FlagRestic, "", "the restic binary (default: beside this binary, else on PATH)")
 }
 
 // Validate checks the options of a run of kind and returns every problem

@@ -88,13 +88,6 @@ func TestRestoreSessionFlag(t *testing.T) {
 	}
 }
 
-func TestRestoreRules(t *testing.T) {
-	got := RestoreRules()
-	if len(got) != 1 || got[0].Resources[0] != "restoresessions/status" || len(got[0].Verbs) != 1 || got[0].Verbs[0] != "patch" {
-		t.Errorf("RestoreRules() = %+v, want only patch of restoresessions/status", got)
-	}
-}
-
 func TestDamagedPack(t *testing.T) {
 	cases := map[string]struct {
 		reason string

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -290,16 +289,6 @@ func TestOpenOptionsLocal(t *testing.T) {
 				t.Errorf("%s\nthe subPath is applied twice, or the caller's spec was changed", tc.reason)
 			}
 		})
-	}
-}
-
-func TestRules(t *testing.T) {
-	want := []rbacv1.PolicyRule{
-		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"repositories", "backupstorages", "snapshots"}, Verbs: []string{"get"}},
-		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"snapshots/status"}, Verbs: []string{"get", "patch", "update"}},
-	}
-	if diff := cmp.Diff(want, Rules()); diff != "" {
-		t.Errorf("Rules(): -want +got:\n%s", diff)
 	}
 }
 

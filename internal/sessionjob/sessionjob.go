@@ -1,21 +1,31 @@
 // Package sessionjob creates the Jobs a session composes from its rendered
 // tasks: in the session's namespace, labelled, owned by the session, and
 // created once (a Job that already exists is left as it is, since a Job's
-// template cannot change).
+// template cannot change). A Job of the same name that the session does
+// not control is never taken for its own: Ensure says whose it is.
 package sessionjob
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 )
 
+// ErrNotOwned is the error Ensure wraps when a Job of the name it would
+// create exists and another object, or none, controls it.
+var ErrNotOwned = errors.New("job belongs to another owner")
+
 // Ensure puts j in owner's namespace, adds labels, makes owner its
-// controller and creates it unless it exists.
+// controller and creates it unless it exists. A Job that exists is adopted
+// only when owner (by UID) controls it; otherwise the error wraps
+// ErrNotOwned and names the Job's controller, so that the session's
+// condition says what is in the way.
 func Ensure(ctx context.Context, c client.Client, owner client.Object, j *batchv1.Job, labels map[string]string) error {
 	j.Namespace = owner.GetNamespace()
 	if j.Labels == nil {
@@ -27,8 +37,28 @@ func Ensure(ctx context.Context, c client.Client, owner client.Object, j *batchv
 	if err := controllerutil.SetControllerReference(owner, j, c.Scheme()); err != nil {
 		return fmt.Errorf("cannot own job %q: %w", j.Name, err)
 	}
-	if err := c.Create(ctx, j); err != nil && !kerrors.IsAlreadyExists(err) {
+	err := c.Create(ctx, j)
+	if err == nil {
+		return nil
+	}
+	if !kerrors.IsAlreadyExists(err) {
 		return fmt.Errorf("cannot create job %q: %w", j.Name, err)
 	}
-	return nil
+	existing := &batchv1.Job{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(j), existing); err != nil {
+		return fmt.Errorf("cannot get existing job %q: %w", j.Name, err)
+	}
+	if metav1.IsControlledBy(existing, owner) {
+		return nil
+	}
+	return fmt.Errorf("cannot create job %q: %w: %s", j.Name, ErrNotOwned, controllerOf(existing))
+}
+
+// controllerOf describes the object that controls o.
+func controllerOf(o metav1.Object) string {
+	ref := metav1.GetControllerOf(o)
+	if ref == nil {
+		return "it has no controller"
+	}
+	return fmt.Sprintf("%s %q (uid %s) controls it", ref.Kind, ref.Name, ref.UID)
 }

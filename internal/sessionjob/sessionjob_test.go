@@ -2,6 +2,7 @@ package sessionjob
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -9,7 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 )
@@ -25,6 +28,8 @@ func TestEnsure(t *testing.T) {
 		existing *batchv1.Job
 		job      *batchv1.Job
 		want     want
+		// wantErr is the error Ensure returns, wrapping ErrNotOwned.
+		wantErr string
 	}{
 		"Created": {
 			reason: "A new Job lands in the owner's namespace with its own and the session's labels.",
@@ -32,10 +37,24 @@ func TestEnsure(t *testing.T) {
 			want:   want{labels: map[string]string{"app": "x", "session": "s"}, image: "new"},
 		},
 		"ExistingKept": {
-			reason:   "A Job that exists is left as it is, not an error.",
+			reason:   "A Job the owner already controls is left as it is, not an error.",
+			existing: owned(job("j", nil, "old"), "owner", "u1"),
+			job:      job("j", nil, "new"),
+			want:     want{image: "old"},
+		},
+		"OtherOwner": {
+			reason:   "A Job of the same name that another object controls is not adopted: the error names its controller.",
+			existing: owned(job("j", nil, "old"), "owner", "u0"),
+			job:      job("j", nil, "new"),
+			want:     want{image: "old"},
+			wantErr:  `cannot create job "j": job belongs to another owner: CronJob "owner" (uid u0) controls it`,
+		},
+		"NoOwner": {
+			reason:   "A Job of the same name that nothing controls is not adopted either.",
 			existing: job("j", nil, "old"),
 			job:      job("j", nil, "new"),
 			want:     want{image: "old"},
+			wantErr:  `cannot create job "j": job belongs to another owner: it has no controller`,
 		},
 	}
 	for name, tc := range cases {
@@ -50,8 +69,16 @@ func TestEnsure(t *testing.T) {
 				b = b.WithObjects(tc.existing)
 			}
 			c := b.Build()
-			if err := Ensure(context.Background(), c, owner, tc.job, map[string]string{"session": "s"}); err != nil {
-				t.Fatalf("Ensure: %v", err)
+			err := Ensure(context.Background(), c, owner, tc.job, map[string]string{"session": "s"})
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
+				t.Errorf("%s\nEnsure(): -want +got error:\n%s", tc.reason, diff)
+			}
+			if tc.wantErr != "" && !errors.Is(err, ErrNotOwned) {
+				t.Errorf("%s\nEnsure(): %v does not wrap ErrNotOwned", tc.reason, err)
 			}
 			got := &batchv1.Job{}
 			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "team", Name: "j"}, got); err != nil {
@@ -65,6 +92,11 @@ func TestEnsure(t *testing.T) {
 			}
 		})
 	}
+}
+
+func owned(j *batchv1.Job, name string, uid types.UID) *batchv1.Job {
+	j.OwnerReferences = []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: name, UID: uid, Controller: ptr.To(true)}}
+	return j
 }
 
 func job(name string, labels map[string]string, image string) *batchv1.Job {

@@ -14,14 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/functions/plan"
-)
-
-// Labels on a BackupSession naming what invoked it.
-const (
-	LabelInvokerName = "core.stashplane.io/invoker-name"
-	LabelSession     = "core.stashplane.io/session"
 )
 
 // Session returns the BackupSession of a run of session started at now.
@@ -37,9 +31,9 @@ func Session(bc *corev1alpha1.BackupConfiguration, session string, now time.Time
 	}
 	bs := &corev1alpha1.BackupSession{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      plan.SessionName(bc.Name, session, now.Unix()),
+			Name:      naming.SessionName(bc.Name, session, now.Unix()),
 			Namespace: bc.Namespace,
-			Labels:    map[string]string{LabelInvokerName: bc.Name, LabelSession: session},
+			Labels:    map[string]string{corev1alpha1.LabelInvokerName: bc.Name, corev1alpha1.LabelSession: session},
 		},
 		Spec: corev1alpha1.BackupSessionSpec{
 			Invoker: storagev1alpha1.TypedObjectReference{

@@ -19,9 +19,6 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
-// LabelVerifier names the BackupVerifier on the sessions it started.
-const LabelVerifier = "core.stashplane.io/backupverifier"
-
 // Link is a Repository linked to a BackupVerifier by a session of a
 // BackupConfiguration.
 type Link struct {
@@ -89,7 +86,7 @@ func Session(namespace, verifier string, snap *storagev1alpha1.Snapshot, now tim
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      fmt.Sprintf("%s-%s-%d", snap.Spec.Repository, session, now.Unix()),
 			Namespace: namespace,
-			Labels:    map[string]string{LabelVerifier: verifier, storagev1alpha1.LabelRepository: snap.Spec.Repository},
+			Labels:    map[string]string{corev1alpha1.LabelBackupVerifier: verifier, storagev1alpha1.LabelRepository: snap.Spec.Repository},
 		},
 		Spec: corev1alpha1.BackupVerificationSessionSpec{
 			Invoker:    storagev1alpha1.TypedObjectReference{APIGroup: corev1alpha1.Group, Kind: "BackupVerifier", Name: verifier},

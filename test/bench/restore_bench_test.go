@@ -20,7 +20,6 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/restic"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
-	"github.com/stashplane/stashplane/internal/trigger"
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
@@ -341,7 +340,7 @@ func timeFirstBackup(b *testing.B, kube client.WithWatch, bc *corev1alpha1.Backu
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), sessionWaitTimeout)
 	defer cancel()
-	labels := client.MatchingLabels{trigger.LabelInvokerName: bc.Name}
+	labels := client.MatchingLabels{corev1alpha1.LabelInvokerName: bc.Name}
 	sessions, err := kube.Watch(ctx, &corev1alpha1.BackupSessionList{}, client.InNamespace(benchNamespace), labels)
 	if err != nil {
 		b.Fatalf("cannot watch backupsessions: %v", err)

@@ -234,7 +234,7 @@ func fullSnapshot(b *testing.B, kube client.Client, invoker string) *storagev1al
 	snap := &storagev1alpha1.Snapshot{}
 	waitFor(b, sessionWaitTimeout, fmt.Sprintf("the first backup of backupconfiguration %s did not succeed", invoker), func(ctx context.Context) (bool, error) {
 		list := &storagev1alpha1.SnapshotList{}
-		if err := kube.List(ctx, list, client.InNamespace(benchNamespace), client.MatchingLabels{trigger.LabelInvokerName: invoker}); err != nil {
+		if err := kube.List(ctx, list, client.InNamespace(benchNamespace), client.MatchingLabels{corev1alpha1.LabelInvokerName: invoker}); err != nil {
 			return false, nil
 		}
 		for _, s := range list.Items {
@@ -253,7 +253,7 @@ func fullSnapshot(b *testing.B, kube client.Client, invoker string) *storagev1al
 	})
 	waitFor(b, sessionWaitTimeout, fmt.Sprintf("sessions of backupconfiguration %s did not end", invoker), func(ctx context.Context) (bool, error) {
 		list := &corev1alpha1.BackupSessionList{}
-		if err := kube.List(ctx, list, client.InNamespace(benchNamespace), client.MatchingLabels{trigger.LabelInvokerName: invoker}); err != nil {
+		if err := kube.List(ctx, list, client.InNamespace(benchNamespace), client.MatchingLabels{corev1alpha1.LabelInvokerName: invoker}); err != nil {
 			return false, nil
 		}
 		for _, s := range list.Items {

@@ -27,6 +27,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	stashpkg "github.com/stashplane/stashplane/package"
@@ -35,7 +36,7 @@ import (
 const agentPassword = "e2e agent password 7f3c9a"
 
 // agentEnv is one namespace set up for the agent: a storage, a ready
-// repository, its password and a service account bound to agent.Rules().
+// repository, its password and a service account bound to agentapi.Rules().
 type agentEnv struct {
 	kube client.Client
 	cs   *kubernetes.Clientset
@@ -86,7 +87,7 @@ func setupAgent(t *testing.T, bs *storagev1alpha1.BackupStorage, extra ...client
 		},
 		repo,
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "stashplane-agent", Namespace: e.ns}},
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "stashplane-agent", Namespace: e.ns}, Rules: agent.Rules()},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "stashplane-agent", Namespace: e.ns}, Rules: agentapi.Rules()},
 		&rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "stashplane-agent", Namespace: e.ns},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "stashplane-agent"},

@@ -20,8 +20,8 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/backupverificationsession"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
@@ -59,7 +59,7 @@ func (v *verificationTest) snapshot(name string) *storagev1alpha1.Snapshot {
 // scratchGone waits for a session's scratch claim to be removed.
 func (v *verificationTest) scratchGone(session string) {
 	v.t.Helper()
-	v.gone(backupverificationsession.ScratchClaimName("scratch", session), &corev1.PersistentVolumeClaim{})
+	v.gone(naming.ScratchClaim("scratch", session), &corev1.PersistentVolumeClaim{})
 }
 
 // gone waits until no object of the given kinds is named name.

@@ -20,7 +20,6 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/backupverificationsession"
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
@@ -212,7 +211,7 @@ func (v *verificationTest) noScratchLeft(session string) {
 	v.scratchGone(session)
 	poll(v.t, 2*time.Minute, "claims of session "+session+" were left", func(ctx context.Context) (bool, error) {
 		list := &corev1.PersistentVolumeClaimList{}
-		err := v.kube.List(ctx, list, client.InNamespace("default"), client.MatchingLabels{backupverificationsession.LabelSession: session})
+		err := v.kube.List(ctx, list, client.InNamespace("default"), client.MatchingLabels{corev1alpha1.LabelBackupVerificationSession: session})
 		return err == nil && len(list.Items) == 0, nil
 	})
 }

@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/controllers/backupverificationsession"
 	"github.com/stashplane/stashplane/internal/pgverify"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/trigger"
@@ -202,7 +202,7 @@ exit 1
 			return p == corev1alpha1.VerificationSessionSucceeded || p == corev1alpha1.VerificationSessionFailed || p == corev1alpha1.VerificationSessionSkipped, nil
 		})
 		t.Logf("%s (%s): %s, result %q, BackupVerified: %s", s.Name, verifier, s.Status.Phase, s.Status.VerifierResult, s.GetCondition(corev1alpha1.TypeBackupVerified).Message)
-		name := backupverificationsession.ScratchClaimName("scratch", s.Name)
+		name := naming.ScratchClaim("scratch", s.Name)
 		poll(t, 2*time.Minute, "scratch claim "+name+" and verifier job were not removed", func(ctx context.Context) (bool, error) {
 			err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, &corev1.PersistentVolumeClaim{})
 			if err == nil || client.IgnoreNotFound(err) != nil {

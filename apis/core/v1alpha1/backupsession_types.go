@@ -71,8 +71,9 @@ const (
 	TypeSnapshotsEnsured xpv2.ConditionType = "SnapshotsEnsured"
 
 	// TypePreBackupHooksExecutionSucceeded is True once every pre-backup hook
-	// succeeded and False as soon as one failed. Set by the BackupSession
-	// controller.
+	// succeeded and False as soon as one failed. Reserved: no controller
+	// sets it yet; the BackupSession controller will, as the step that runs
+	// a session's pre-backup hooks (HookTemplate execution) before its Jobs.
 	TypePreBackupHooksExecutionSucceeded xpv2.ConditionType = "PreBackupHooksExecutionSucceeded"
 
 	// TypeBackupExecutorEnsured is True once the Jobs that take the backup
@@ -80,13 +81,16 @@ const (
 	TypeBackupExecutorEnsured xpv2.ConditionType = "BackupExecutorEnsured"
 
 	// TypePostBackupHooksExecutionSucceeded is True once every post-backup
-	// hook that was due succeeded and False as soon as one failed. Set by
-	// the BackupSession controller.
+	// hook that was due succeeded and False as soon as one failed.
+	// Reserved: no controller sets it yet; the BackupSession controller
+	// will, as the step that runs a session's post-backup hooks
+	// (HookTemplate execution) once its Snapshots have an outcome.
 	TypePostBackupHooksExecutionSucceeded xpv2.ConditionType = "PostBackupHooksExecutionSucceeded"
 
 	// TypeRetentionPolicyExecutorEnsured is True once the retention policy
-	// of every backend was applied after the backup. Set by the
-	// BackupSession controller.
+	// of every backend was applied after the backup. Reserved: no
+	// controller sets it yet; the BackupSession controller will, as the
+	// step that runs RetentionPolicy execution after the backup.
 	TypeRetentionPolicyExecutorEnsured xpv2.ConditionType = "RetentionPolicyExecutorEnsured"
 
 	// TypeSessionHistoryCleaned is True once older BackupSessions beyond the

@@ -19,6 +19,7 @@ package v1alpha1
 import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // SecretKeyResticPassword is the key of a Repository's encryption Secret
@@ -169,6 +170,16 @@ type Repository struct {
 	// +kubebuilder:validation:Required
 	Spec   RepositorySpec   `json:"spec"`
 	Status RepositoryStatus `json:"status,omitempty"`
+}
+
+// StorageKey is the BackupStorage the Repository uses: its storageRef,
+// whose empty namespace is the Repository's own.
+func (r *Repository) StorageKey() types.NamespacedName {
+	ns := r.Spec.StorageRef.Namespace
+	if ns == "" {
+		ns = r.Namespace
+	}
+	return types.NamespacedName{Namespace: ns, Name: r.Spec.StorageRef.Name}
 }
 
 // RepositoryList is a list of Repositories.

@@ -30,6 +30,12 @@ const (
 	LabelAppRefName      = "storage.stashplane.io/app-ref-name"
 )
 
+// AnnotationComponentNodes on a Snapshot records, as a JSON object, the
+// node of each component that lives on one node (a DaemonSet's), written
+// when the Snapshot is made: a component's name may end in a hash instead
+// of the whole node name, so a restore reads the node from here.
+const AnnotationComponentNodes = "stashplane.io/component-nodes"
+
 // Well-known component names of a Snapshot. Workloads with one replica set of
 // data use ComponentDump; StatefulSets use one "dump-pod-<ordinal>" component
 // per replica and DaemonSets one "dump-<node>" component per node.
@@ -146,7 +152,10 @@ const (
 	TypeSnapshotMetadataUploaded xpv2.ConditionType = "SnapshotMetadataUploaded"
 
 	// TypeRecentSnapshotListUpdated is True once the Snapshot appears in its
-	// Repository's recentSnapshots. Set by the Snapshot controller.
+	// Repository's recentSnapshots. Reserved: no controller sets it yet
+	// (the Repository controller lists recent Snapshots without telling
+	// them); the Snapshot controller will, once it confirms its Repository
+	// lists it.
 	TypeRecentSnapshotListUpdated xpv2.ConditionType = "RecentSnapshotListUpdated"
 
 	// TypeBackupIncomplete is True when the backup ended before every

@@ -1,4 +1,4 @@
-package agent
+package agentapi
 
 import (
 	"testing"
@@ -21,5 +21,22 @@ func TestRestoreRulesFor(t *testing.T) {
 	}
 	if got := RestoreRules(); len(got) != 1 || len(got[0].ResourceNames) != 0 {
 		t.Errorf("RestoreRulesFor changed RestoreRules: %+v", got)
+	}
+}
+
+func TestRules(t *testing.T) {
+	want := []rbacv1.PolicyRule{
+		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"repositories", "backupstorages", "snapshots"}, Verbs: []string{"get"}},
+		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"snapshots/status"}, Verbs: []string{"get", "patch", "update"}},
+	}
+	if diff := cmp.Diff(want, Rules()); diff != "" {
+		t.Errorf("Rules(): -want +got:\n%s", diff)
+	}
+}
+
+func TestRestoreRules(t *testing.T) {
+	got := RestoreRules()
+	if len(got) != 1 || got[0].Resources[0] != "restoresessions/status" || len(got[0].Verbs) != 1 || got[0].Verbs[0] != "patch" {
+		t.Errorf("RestoreRules() = %+v, want only patch of restoresessions/status", got)
 	}
 }

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package addon
+package render
 
 import (
 	"context"
@@ -25,8 +25,30 @@ import (
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
-	"github.com/stashplane/stashplane/functions/render"
 )
+
+// What the renderer reads from a cluster: the installed Addons and
+// Functions, for the controllers that render tasks and check them.
+
+// LoadCatalog reads the installed Addons and Functions into the catalog
+// sessions render their tasks from.
+func LoadCatalog(ctx context.Context, c client.Reader) (*Catalog, error) {
+	addons, fns := &addonsv1alpha1.AddonList{}, &addonsv1alpha1.FunctionList{}
+	if err := c.List(ctx, addons); err != nil {
+		return nil, fmt.Errorf("cannot list addons: %w", err)
+	}
+	if err := c.List(ctx, fns); err != nil {
+		return nil, fmt.Errorf("cannot list functions: %w", err)
+	}
+	objs := make([]client.Object, 0, len(addons.Items)+len(fns.Items))
+	for i := range addons.Items {
+		objs = append(objs, &addons.Items[i])
+	}
+	for i := range fns.Items {
+		objs = append(objs, &fns.Items[i])
+	}
+	return NewCatalog(objs...)
+}
 
 // ValidateTasks checks the tasks an object (a BackupConfiguration session,
 // a RestoreSession, a BackupVerifier) asks of an Addon: the Addon and each
@@ -38,12 +60,12 @@ import (
 //
 // kind says which of the Addon's task lists the tasks come from. The
 // renderer is one with default limits if nil.
-func ValidateTasks(ctx context.Context, c client.Reader, r *render.Renderer, kind render.TaskKind, info *corev1alpha1.AddonInfo) error {
+func ValidateTasks(ctx context.Context, c client.Reader, r *Renderer, kind TaskKind, info *corev1alpha1.AddonInfo) error {
 	if info == nil {
 		return fmt.Errorf("cannot validate addon tasks: no addon is set")
 	}
 	if r == nil {
-		r = render.New(render.Options{})
+		r = New(Options{})
 	}
 	a := &addonsv1alpha1.Addon{}
 	if err := c.Get(ctx, types.NamespacedName{Name: info.Name}, a); err != nil {
@@ -53,7 +75,7 @@ func ValidateTasks(ctx context.Context, c client.Reader, r *render.Renderer, kin
 		return fmt.Errorf("cannot validate addon tasks: no task of addon %q is chosen", info.Name)
 	}
 	for _, ref := range info.Tasks {
-		task, err := render.FindTask(a, kind, ref.Name)
+		task, err := FindTask(a, kind, ref.Name)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package backupsession
+package plan
 
 import (
 	"context"

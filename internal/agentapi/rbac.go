@@ -1,4 +1,4 @@
-package agent
+package agentapi
 
 import (
 	rbacv1 "k8s.io/api/rbac/v1"
