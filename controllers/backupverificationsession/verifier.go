@@ -181,13 +181,26 @@ func (r *reconciler) createVerifierJob(ctx context.Context, s *corev1alpha1.Back
 	}
 	j := jobs[0]
 	if err := sessionjob.Ensure(ctx, r.kube, s, j, map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
-		err = fmt.Errorf("cannot ensure the verifier job: %w", err)
-		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
-		return ctrl.Result{}, true, err
+		return r.verifierJobNotCreated(ctx, s, err)
 	}
 	s.Status.VerifierJob = j.Name
 	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, true, corev1alpha1.ReasonVerificationExecutorEnsured, "")
 	return ctrl.Result{RequeueAfter: 5 * time.Second}, true, nil
+}
+
+// verifierJobNotCreated records a verifier Job that could not be created.
+// Until the session's deadline (sessionrun.Deadline from its creation,
+// sessionrun.StartTimeout since a verification session sets no timeout of
+// its own) it is retried; past it the session ends without a verdict, so
+// that the Snapshot's lock is released and later sessions run.
+func (r *reconciler) verifierJobNotCreated(ctx context.Context, s *corev1alpha1.BackupVerificationSession, err error) (ctrl.Result, bool, error) {
+	err = fmt.Errorf("cannot ensure the verifier job: %w", err)
+	sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationExecutorNotEnsured, err.Error())
+	if d := sessionrun.Deadline(s.CreationTimestamp.Time, nil, false); d != nil && r.clock.Now().After(*d) {
+		return ctrl.Result{}, true, r.withoutVerdict(ctx, s, corev1alpha1.ReasonVerifierNotRun,
+			fmt.Sprintf("the verifier job could not be created before the session's deadline: %v", err))
+	}
+	return ctrl.Result{}, true, err
 }
 
 // verifierInput is what a verifier's Function is rendered with: the task

@@ -2,6 +2,7 @@ package backupverificationsession
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
 
@@ -291,6 +293,36 @@ func TestWithoutVerdict(t *testing.T) {
 			}
 			if diff := cmp.Diff(corev1alpha1.ReasonVerifierNotRun, s.GetCondition(corev1alpha1.TypeBackupVerified).Reason); diff != "" {
 				t.Errorf("the BackupVerified reason: -want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestVerifierJobNotCreated(t *testing.T) {
+	cases := map[string]struct {
+		reason    string
+		age       time.Duration
+		wantErr   bool
+		wantPhase corev1alpha1.BackupVerificationSessionPhase
+	}{
+		"BeforeDeadline": {reason: "A verifier Job that cannot be created yet is retried.", age: time.Minute, wantErr: true, wantPhase: corev1alpha1.VerificationSessionRunning},
+		"PastDeadline": {reason: "Past the session's deadline the session ends without a verdict.", age: sessionrun.StartTimeout + time.Minute,
+			wantPhase: corev1alpha1.VerificationSessionFailed},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			snap := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "snap-1", Namespace: "default"}}
+			s := session("s", "snap-1", 0)
+			r, _, _ := newReconciler(t, t0.Add(tc.age), snap)
+			_, _, err := r.verifierJobNotCreated(context.Background(), &s, errors.New("exceeded quota"))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("%s\nverifierJobNotCreated(...): error %v, want error %v", tc.reason, err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.wantPhase, phase(&s)); diff != "" {
+				t.Errorf("%s\nthe session's phase: -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(corev1alpha1.ReasonVerificationExecutorNotEnsured, s.GetCondition(corev1alpha1.TypeVerificationExecutorEnsured).Reason); diff != "" {
+				t.Errorf("%s\nthe executor condition's reason: -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}
