@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -118,8 +119,14 @@ func TestKubeletContract(t *testing.T) {
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "exec-target", Namespace: "default"},
 			Spec: corev1.PodSpec{
+				// The init container writes the file before the main
+				// container starts, so it is there once the pod runs.
+				InitContainers: []corev1.Container{{
+					Name: "fill", Image: "busybox", Command: []string{"sh", "-c", "echo only-in-the-pod > /stashplane-exec-only/file"},
+					VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/stashplane-exec-only"}},
+				}},
 				Containers: []corev1.Container{{
-					Name: "main", Image: "busybox", Command: []string{"sh", "-c", "echo only-in-the-pod > /stashplane-exec-only/file && sleep 3600"},
+					Name: "main", Image: "busybox", Command: []string{"sleep", "3600"},
 					WorkingDir:   "/stashplane-exec-only",
 					Env:          []corev1.EnvVar{{Name: "FROM_SPEC", Value: "env-of-the-container"}},
 					VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/stashplane-exec-only"}},
@@ -201,6 +208,20 @@ func TestKubeletContract(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitPodRunning(t, cs, "default", pod.Name)
+		// kubectl port-forward gives up on its first refused connection:
+		// wait until the server listens (the node reaches pod IPs).
+		running, err := cs.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		poll(t, time.Minute, "the pod's server did not listen", func(ctx context.Context) (bool, error) {
+			conn, err := net.DialTimeout("tcp", net.JoinHostPort(running.Status.PodIP, "8080"), time.Second)
+			if err != nil {
+				return false, nil
+			}
+			conn.Close()
+			return true, nil
+		})
 		fwdCtx, stop := context.WithCancel(ctx)
 		defer stop()
 		cmd := exec.CommandContext(fwdCtx, kubectl.bin, "--kubeconfig", kubectl.kubeconfig, "port-forward", "pod/"+pod.Name, "--address", "127.0.0.1", ":8080")

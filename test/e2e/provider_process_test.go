@@ -53,7 +53,7 @@ func TestProviderKilledDuringBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	storageDir, data := t.TempDir(), t.TempDir()
-	generate(t, data, 600, 11)
+	generate(t, data, 2000, 11)
 	app := deployment("app")
 	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
 	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
