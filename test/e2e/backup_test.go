@@ -30,6 +30,35 @@ func sessionPhase(ctx context.Context, kube client.Client, name string) corev1al
 	return bs.Status.Phase
 }
 
+// seedAppBackup installs the built-in addons and creates what the seed flow
+// backs up: a local BackupStorage, the repository password, a Deployment
+// "app" whose volume holds files generated from seed, and its
+// BackupConfiguration, whose first backup starts at once. It returns the
+// storage's and the data's host directories.
+func seedAppBackup(t *testing.T, kube client.Client, files int, seed uint64) (string, string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	storageDir, data := t.TempDir(), t.TempDir()
+	generate(t, data, files, seed)
+	app := deployment("app")
+	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
+	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
+	for _, o := range []client.Object{
+		localStorage("shared", "default", storageDir, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+		app,
+		configuration(`{"paths": ["/var/lib/app"]}`),
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return storageDir, data
+}
+
 // The seed flow, as a user runs it: a local BackupStorage writes
 // metadata.yaml; a BackupConfiguration for a Deployment composes its
 // Repository (repository.yaml) and CronJob and starts a first backup; the
@@ -44,24 +73,7 @@ func TestBackupEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
-	if err := provider.InstallBuiltins(ctx, kube); err != nil {
-		t.Fatal(err)
-	}
-	storageDir, data := t.TempDir(), t.TempDir()
-	generate(t, data, 200, 7)
-	app := deployment("app")
-	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
-	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
-	for _, o := range []client.Object{
-		localStorage("shared", "default", storageDir, nil),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
-		app,
-		configuration(`{"paths": ["/var/lib/app"]}`),
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storageDir, data := seedAppBackup(t, kube, 200, 7)
 	var first string
 	poll(t, 3*time.Minute, "the first backup did not succeed", func(ctx context.Context) (bool, error) {
 		list := &corev1alpha1.BackupSessionList{}

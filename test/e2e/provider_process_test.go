@@ -8,7 +8,6 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -49,24 +48,7 @@ func TestProviderKilledDuringBackup(t *testing.T) {
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
-	if err := provider.InstallBuiltins(ctx, kube); err != nil {
-		t.Fatal(err)
-	}
-	storageDir, data := t.TempDir(), t.TempDir()
-	generate(t, data, 2000, 11)
-	app := deployment("app")
-	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
-	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
-	for _, o := range []client.Object{
-		localStorage("shared", "default", storageDir, nil),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
-		app,
-		configuration(`{"paths": ["/var/lib/app"]}`),
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	seedAppBackup(t, kube, 2000, 11)
 
 	// Kill the provider as soon as the backup's agent runs.
 	var job batchv1.Job
