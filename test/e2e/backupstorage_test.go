@@ -38,8 +38,9 @@ func withProvider(t *testing.T) client.Client {
 // the cluster started and before the provider does.
 type providerOption func(t *testing.T, kube client.Client, cfg *rest.Config)
 
-// withProviderCluster is withProvider that also returns the dev cluster.
-func withProviderCluster(t *testing.T, opts ...providerOption) (client.Client, *devcluster.Cluster) {
+// clusterWithCRDs starts a dev cluster with Stashplane's CRDs and returns
+// a client that knows the provider's kinds.
+func clusterWithCRDs(t *testing.T) (client.Client, *devcluster.Cluster) {
 	t.Helper()
 	crds, err := stashpkg.CRDs()
 	if err != nil {
@@ -54,6 +55,13 @@ func withProviderCluster(t *testing.T, opts ...providerOption) (client.Client, *
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kube, c
+}
+
+// withProviderCluster is withProvider that also returns the dev cluster.
+func withProviderCluster(t *testing.T, opts ...providerOption) (client.Client, *devcluster.Cluster) {
+	t.Helper()
+	kube, c := clusterWithCRDs(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := ctrl.Log.WithName(t.Name())

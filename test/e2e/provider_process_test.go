@@ -13,8 +13,6 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
-	"github.com/stashplane/stashplane/internal/provider"
-	stashpkg "github.com/stashplane/stashplane/package"
 )
 
 // The provider runs as a process of its own (`stashplane provider`), is
@@ -23,19 +21,7 @@ import (
 // Snapshot to Succeeded from what it finds in the cluster.
 func TestProviderKilledDuringBackup(t *testing.T) {
 	t.Parallel()
-	crds, err := stashpkg.CRDs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := devclustertest.Start(t, crds...)
-	s, err := provider.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube, err := client.New(c.Config(), client.Options{Scheme: s})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kube, c := clusterWithCRDs(t)
 	bin, err := devclustertest.BinDir()
 	if err != nil {
 		t.Fatal(err)
