@@ -46,6 +46,8 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/hook"
+	"github.com/stashplane/stashplane/internal/hookrun"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
 )
@@ -56,6 +58,9 @@ type Options struct {
 	Log        logr.Logger
 	Renderer   *render.Renderer
 	Clock      clock.Clock
+	// Hooks carries out hooks' actions; nil means a hook.Runner with the
+	// manager's client configuration.
+	Hooks hookrun.Runner
 }
 
 // Setup adds the BackupSession controller to the manager.
@@ -66,8 +71,16 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	if o.Hooks == nil {
+		h, err := hook.NewRunner(mgr.GetConfig(), o.Clock)
+		if err != nil {
+			return fmt.Errorf("cannot set up backupsession controller: %w", err)
+		}
+		o.Hooks = h
+	}
 	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
-		log: o.Log.WithValues("controller", "backupsession")}
+		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks},
+		log:   o.Log.WithValues("controller", "backupsession")}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupsession").
 		WithOptions(o.Controller).
@@ -97,6 +110,7 @@ type reconciler struct {
 	renderer *render.Renderer
 	clock    clock.Clock
 	image    string
+	hooks    *hookrun.Executor
 	log      logr.Logger
 }
 
@@ -150,24 +164,28 @@ type run struct {
 	started bool
 	inputs  []render.Input
 	snaps   []*storagev1alpha1.Snapshot
+	// preFailed says why a pre-backup hook failed: no Job is made.
+	preFailed string
 }
 
 // runningSteps are the stages of a backup without an outcome, in order:
-// the check that may skip it, the plan, the Snapshots, the Jobs and the
-// outcome. Pre-backup hooks belong between the Snapshots and the Jobs.
+// the check that may skip it, the plan, the Snapshots, the pre-backup
+// hooks, the Jobs, the outcome and the post-backup hooks.
 func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
 	return []sessionrun.Step[*run]{
 		{Name: "skip", Run: r.checkSkip},
 		{Name: "plan", Run: r.planRun},
 		{Name: "snapshots", Run: r.snapshots},
+		{Name: "preHooks", Run: r.preHooks},
 		{Name: "jobs", Run: r.jobs},
 		{Name: "outcome", Run: r.outcome},
+		{Name: "postHooks", Run: r.postHooks},
 	}
 }
 
-// finishedSteps run once a backup has an outcome, each whatever the
-// others did: its retry and the history. Post-backup hooks and retention
-// belong before them.
+// finishedSteps run once a backup has an outcome and its post-backup hooks
+// ran, each whatever the others did: its retry and the history. Retention
+// belongs before them.
 func (r *reconciler) finishedSteps() []sessionrun.Step[*run] {
 	return []sessionrun.Step[*run]{
 		{Name: "retry", Run: r.retry},
@@ -225,6 +243,9 @@ func (r *reconciler) snapshots(ctx context.Context, rn *run) (ctrl.Result, bool,
 
 // jobs renders the planned tasks and creates their Jobs.
 func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	if rn.preFailed != "" {
+		return ctrl.Result{}, false, nil
+	}
 	if err := r.ensureJobs(ctx, rn.bs, rn.bc, rn.inputs); err != nil {
 		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
 		return res, true, err
@@ -235,6 +256,9 @@ func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, erro
 
 // outcome watches the Jobs and records the Snapshots' phases.
 func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	if rn.preFailed != "" {
+		return ctrl.Result{}, false, r.recordSnapshotsFor(ctx, rn.bs, rn.snaps, storagev1alpha1.ReasonPreBackupHookFailed, "no backup ran: "+rn.preFailed)
+	}
 	res, err := r.watchExecution(ctx, rn.bs, rn.snaps)
 	return res, false, err
 }
@@ -264,8 +288,9 @@ func (r *reconciler) skip(bs *corev1alpha1.BackupSession, reason xpv2.ConditionR
 }
 
 // phase is derived from the conditions and the Snapshots' phases recorded
-// in status: Skipped, Failed when a Snapshot failed or the executor could
-// not be ensured for good, Succeeded when every Snapshot succeeded.
+// in status: Skipped, Failed when a Snapshot failed or a post-backup hook
+// failed, Succeeded when every Snapshot succeeded; a run whose Snapshots
+// have an outcome stays Running while post-backup hooks are left to run.
 func phase(bs *corev1alpha1.BackupSession) corev1alpha1.BackupSessionPhase {
 	if bs.GetCondition(corev1alpha1.TypeBackupSkipped).Status == corev1.ConditionTrue {
 		return corev1alpha1.BackupSessionSkipped
@@ -273,20 +298,15 @@ func phase(bs *corev1alpha1.BackupSession) corev1alpha1.BackupSessionPhase {
 	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status != corev1.ConditionTrue {
 		return corev1alpha1.BackupSessionPending
 	}
-	if len(bs.Status.Snapshots) == 0 {
+	p := snapshotsPhase(bs)
+	if p == corev1alpha1.BackupSessionRunning {
+		return p
+	}
+	switch hookrun.After(bs.Status.Hooks.PostHooks, bs.GetCondition(corev1alpha1.TypePostBackupHooksExecutionSucceeded)) {
+	case hookrun.Pending:
 		return corev1alpha1.BackupSessionRunning
+	case hookrun.PostFailed:
+		return corev1alpha1.BackupSessionFailed
 	}
-	succeeded := 0
-	for _, s := range bs.Status.Snapshots {
-		switch s.Phase {
-		case storagev1alpha1.SnapshotFailed:
-			return corev1alpha1.BackupSessionFailed
-		case storagev1alpha1.SnapshotSucceeded:
-			succeeded++
-		}
-	}
-	if succeeded == len(bs.Status.Snapshots) {
-		return corev1alpha1.BackupSessionSucceeded
-	}
-	return corev1alpha1.BackupSessionRunning
+	return p
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/oklog/ulid/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -276,10 +277,16 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 // first marking those not done incomplete when problem says the backup
 // will not finish.
 func (r *reconciler) recordSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot, problem string) error {
+	return r.recordSnapshotsFor(ctx, bs, snaps, storagev1alpha1.ReasonBackupExecutorFailed, problem)
+}
+
+// recordSnapshotsFor is recordSnapshots with the reason the Snapshots not
+// done are marked incomplete for.
+func (r *reconciler) recordSnapshotsFor(ctx context.Context, bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot, reason xpv2.ConditionReason, problem string) error {
 	bs.Status.Snapshots = nil
 	for _, s := range snaps {
 		if problem != "" && !snapshotDone(s) {
-			if err := r.markIncomplete(ctx, s, problem); err != nil {
+			if err := r.markIncomplete(ctx, s, reason, problem); err != nil {
 				return err
 			}
 		}
@@ -362,8 +369,8 @@ func executionProblem(jobs []batchv1.Job, reported func(repo, component string) 
 
 // markIncomplete records on a Snapshot that its backup will not finish; the
 // Snapshot's controller then calls it Failed.
-func (r *reconciler) markIncomplete(ctx context.Context, s *storagev1alpha1.Snapshot, msg string) error {
-	sessionrun.SetCondition(r.clock, s, storagev1alpha1.TypeBackupIncomplete, true, storagev1alpha1.ReasonBackupExecutorFailed, msg)
+func (r *reconciler) markIncomplete(ctx context.Context, s *storagev1alpha1.Snapshot, reason xpv2.ConditionReason, msg string) error {
+	sessionrun.SetCondition(r.clock, s, storagev1alpha1.TypeBackupIncomplete, true, reason, msg)
 	s.Status.Phase = storagev1alpha1.SnapshotFailed
 	if err := r.kube.Status().Update(ctx, s); err != nil {
 		return fmt.Errorf("cannot mark snapshot %q incomplete: %w", s.Name, err)

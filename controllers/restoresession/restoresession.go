@@ -52,6 +52,8 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/hook"
+	"github.com/stashplane/stashplane/internal/hookrun"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
 )
@@ -62,6 +64,9 @@ type Options struct {
 	Log        logr.Logger
 	Renderer   *render.Renderer
 	Clock      clock.Clock
+	// Hooks carries out hooks' actions; nil means a hook.Runner with the
+	// manager's client configuration.
+	Hooks hookrun.Runner
 }
 
 // Setup adds the RestoreSession controller to the manager.
@@ -72,8 +77,16 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	if o.Hooks == nil {
+		h, err := hook.NewRunner(mgr.GetConfig(), o.Clock)
+		if err != nil {
+			return fmt.Errorf("cannot set up restoresession controller: %w", err)
+		}
+		o.Hooks = h
+	}
 	r := &reconciler{kube: mgr.GetClient(), reader: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
-		log: o.Log.WithValues("controller", "restoresession")}
+		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks},
+		log:   o.Log.WithValues("controller", "restoresession")}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("restoresession").
 		WithOptions(o.Controller).
@@ -95,6 +108,7 @@ type reconciler struct {
 	renderer *render.Renderer
 	clock    clock.Clock
 	image    string
+	hooks    *hookrun.Executor
 	log      logr.Logger
 }
 
@@ -155,6 +169,11 @@ func done(p corev1alpha1.RestorePhase) bool {
 
 func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
 	rn := &run{rs: rs}
+	if done(workPhase(rs)) {
+		// The restore has an outcome: only its post-restore hooks are
+		// left.
+		return sessionrun.RunSteps(ctx, rn, []sessionrun.Step[*run]{{Name: "postHooks", Run: r.postHooks}})
+	}
 	if rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured).Status != corev1.ConditionTrue {
 		// Every check runs before the Jobs exist; once they do, the
 		// restore is under way and only watched.
@@ -173,19 +192,20 @@ type run struct {
 
 // startSteps are the stages of a restore whose Jobs do not exist yet, in
 // order: the check chain and the plan, which may refuse it, the access
-// its agents need, and the Jobs. Pre-restore hooks belong before the Jobs.
+// its agents need, the pre-restore hooks and the Jobs.
 func (r *reconciler) startSteps() []sessionrun.Step[*run] {
 	return []sessionrun.Step[*run]{
 		{Name: "check", Run: r.checkStart},
 		{Name: "access", Run: r.access},
+		{Name: "preHooks", Run: r.preHooks},
 		{Name: "jobs", Run: r.jobs},
 	}
 }
 
-// runningSteps are the stages of a restore whose Jobs exist: its outcome.
-// Post-restore hooks belong after it.
+// runningSteps are the stages of a restore whose Jobs exist: its outcome
+// and then the post-restore hooks.
 func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
-	return []sessionrun.Step[*run]{{Name: "outcome", Run: r.outcome}}
+	return []sessionrun.Step[*run]{{Name: "outcome", Run: r.outcome}, {Name: "postHooks", Run: r.postHooks}}
 }
 
 // checkStart runs the check chain (checks.go) and plans the restore; a
@@ -264,11 +284,27 @@ var refusals = map[xpv2.ConditionReason]corev1alpha1.RestorePhase{
 	corev1alpha1.ReasonRestoreStorageNotReachable:      corev1alpha1.RestoreFailed,
 }
 
-// phase is derived from the conditions and the components recorded in
+// phase is the restore's outcome (workPhase) once the post-restore hooks
+// it owes ran: Running while they are left, Failed when one failed.
+func phase(rs *corev1alpha1.RestoreSession) corev1alpha1.RestorePhase {
+	p := workPhase(rs)
+	if !done(p) {
+		return p
+	}
+	switch hookrun.After(rs.Status.Hooks.PostHooks, rs.GetCondition(corev1alpha1.TypePostRestoreHooksExecutionSucceeded)) {
+	case hookrun.Pending:
+		return corev1alpha1.RestoreRunning
+	case hookrun.PostFailed:
+		return corev1alpha1.RestoreFailed
+	}
+	return p
+}
+
+// workPhase is derived from the conditions and the components recorded in
 // status: Invalid or Failed when the restore was refused, Failed when it
 // is incomplete or a component failed, Succeeded when every component
 // succeeded, Pending before the Jobs exist and Running while they work.
-func phase(rs *corev1alpha1.RestoreSession) corev1alpha1.RestorePhase {
+func workPhase(rs *corev1alpha1.RestoreSession) corev1alpha1.RestorePhase {
 	ex := rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured)
 	if p, ok := refusals[ex.Reason]; ok && ex.Status == corev1.ConditionFalse {
 		return p

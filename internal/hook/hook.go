@@ -74,6 +74,18 @@ type Runner struct {
 	Dialer Dialer
 }
 
+// NewRunner is a Runner that reaches the cluster of cfg.
+func NewRunner(cfg *rest.Config, clk clock.PassiveClock) (*Runner, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot make hook client: %w", err)
+	}
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	return &Runner{Kube: kube, Config: cfg, Clock: clk}, nil
+}
+
 // Target says where a hook's action is aimed: the pods of a workload.
 type Target struct {
 	// Namespace of the session, the target and every pod or Service a hook

@@ -71,9 +71,9 @@ const (
 	TypeSnapshotsEnsured xpv2.ConditionType = "SnapshotsEnsured"
 
 	// TypePreBackupHooksExecutionSucceeded is True once every pre-backup hook
-	// succeeded and False as soon as one failed. Reserved: no controller
-	// sets it yet; the BackupSession controller will, as the step that runs
-	// a session's pre-backup hooks (HookTemplate execution) before its Jobs.
+	// succeeded and False as soon as one failed; a session whose pre-backup
+	// hook failed creates no backup Job and fails. Set by the BackupSession
+	// controller, as the step between its Snapshots and its Jobs.
 	TypePreBackupHooksExecutionSucceeded xpv2.ConditionType = "PreBackupHooksExecutionSucceeded"
 
 	// TypeBackupExecutorEnsured is True once the Jobs that take the backup
@@ -81,10 +81,10 @@ const (
 	TypeBackupExecutorEnsured xpv2.ConditionType = "BackupExecutorEnsured"
 
 	// TypePostBackupHooksExecutionSucceeded is True once every post-backup
-	// hook that was due succeeded and False as soon as one failed.
-	// Reserved: no controller sets it yet; the BackupSession controller
-	// will, as the step that runs a session's post-backup hooks
-	// (HookTemplate execution) once its Snapshots have an outcome.
+	// hook that was due succeeded and False as soon as one failed (the
+	// session then fails). Set by the BackupSession controller once the
+	// backup has an outcome; hooks whose executionPolicy is Always run even
+	// after a failed backup or a failed pre-backup hook.
 	TypePostBackupHooksExecutionSucceeded xpv2.ConditionType = "PostBackupHooksExecutionSucceeded"
 
 	// TypeRetentionPolicyExecutorEnsured is True once the retention policy

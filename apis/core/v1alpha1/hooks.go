@@ -77,6 +77,7 @@ type HookInfo struct {
 }
 
 // BackupHooks run before and after a backup.
+// +kubebuilder:validation:XValidation:rule="!has(self.preBackup) || self.preBackup.all(h, !has(h.executionPolicy) || h.executionPolicy == 'Always')",message="preBackup hooks always run before the backup: executionPolicy applies to postBackup hooks only"
 type BackupHooks struct {
 	// PreBackup hooks run, in order, before the backup starts; if one fails
 	// the backup does not run.
@@ -93,6 +94,7 @@ type BackupHooks struct {
 }
 
 // RestoreHooks run before and after a restore.
+// +kubebuilder:validation:XValidation:rule="!has(self.preRestore) || self.preRestore.all(h, !has(h.executionPolicy) || h.executionPolicy == 'Always')",message="preRestore hooks always run before the restore: executionPolicy applies to postRestore hooks only"
 type RestoreHooks struct {
 	// PreRestore hooks run, in order, before the restore starts; if one
 	// fails the restore does not run.
@@ -109,14 +111,20 @@ type RestoreHooks struct {
 }
 
 // HookPhase is the state of one hook execution.
-// +kubebuilder:validation:Enum=Pending;Succeeded;Failed
+// +kubebuilder:validation:Enum=Pending;Succeeded;Failed;Skipped
 type HookPhase string
 
 // Hook phases.
 const (
-	HookPending   HookPhase = "Pending"
+	// HookPending: the hook has not run yet, or failed and is retried.
+	HookPending HookPhase = "Pending"
+	// HookSucceeded: the hook ran and succeeded.
 	HookSucceeded HookPhase = "Succeeded"
-	HookFailed    HookPhase = "Failed"
+	// HookFailed: the hook failed on its last attempt.
+	HookFailed HookPhase = "Failed"
+	// HookSkipped: the hook was not due: its executionPolicy did not match
+	// the outcome of the work, or a pre hook before it failed.
+	HookSkipped HookPhase = "Skipped"
 )
 
 // HookExecutionStatus is the state of one hook of a session.
@@ -127,6 +135,29 @@ type HookExecutionStatus struct {
 	// Phase of the hook.
 	// +optional
 	Phase HookPhase `json:"phase,omitempty"`
+
+	// Reason says why the hook did not succeed, for example HookFailed,
+	// HookTimedOut, NoPodSelected or HookTemplateNotFound.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+
+	// Output is the last line the hook printed (or why it failed), at most
+	// 256 bytes, with secret values removed. Nothing more of a hook's
+	// output is kept.
+	// +optional
+	Output string `json:"output,omitempty"`
+
+	// Attempts is how many times the hook ran.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+
+	// Duration of the last attempt, for example "1.2s".
+	// +optional
+	Duration string `json:"duration,omitempty"`
+
+	// Pods the last attempt ran in or was aimed at.
+	// +optional
+	Pods []string `json:"pods,omitempty"`
 }
 
 // HookStatus is the state of the hooks of a session.

@@ -132,6 +132,19 @@ const (
 	// restore timed out. A True value makes the phase Failed. Set by the
 	// RestoreSession controller.
 	TypeRestoreIncomplete xpv2.ConditionType = "RestoreIncomplete"
+
+	// TypePreRestoreHooksExecutionSucceeded is True once every pre-restore
+	// hook succeeded and False as soon as one failed; a restore whose
+	// pre-restore hook failed creates no restore Job and fails. Set by the
+	// RestoreSession controller.
+	TypePreRestoreHooksExecutionSucceeded xpv2.ConditionType = "PreRestoreHooksExecutionSucceeded"
+
+	// TypePostRestoreHooksExecutionSucceeded is True once every
+	// post-restore hook that was due succeeded and False as soon as one
+	// failed (the restore then fails). Set by the RestoreSession controller
+	// once the restore has an outcome; hooks whose executionPolicy is
+	// Always run after a failed restore too.
+	TypePostRestoreHooksExecutionSucceeded xpv2.ConditionType = "PostRestoreHooksExecutionSucceeded"
 )
 
 // RestoreSession condition reasons.
@@ -177,6 +190,9 @@ const (
 	// namespace and keeps its data on a PersistentVolumeClaim, which the
 	// restore Jobs cannot mount from theirs.
 	ReasonRestoreStorageNotReachable xpv2.ConditionReason = "StorageNotReachable"
+	// ReasonPreRestoreHookFailed: a pre-restore hook failed, so no restore
+	// Job ran (RestoreIncomplete).
+	ReasonPreRestoreHookFailed xpv2.ConditionReason = "PreRestoreHookFailed"
 )
 
 // DifferenceKind says how a restored file differs from the backup's

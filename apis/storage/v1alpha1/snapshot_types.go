@@ -180,6 +180,9 @@ const (
 	// ReasonBackupExecutorFailed: the backup executor ended without writing
 	// every component.
 	ReasonBackupExecutorFailed xpv2.ConditionReason = "BackupExecutorFailed"
+	// ReasonPreBackupHookFailed: a pre-backup hook failed, so no backup Job
+	// ran.
+	ReasonPreBackupHookFailed xpv2.ConditionReason = "PreBackupHookFailed"
 )
 
 // ResticSummary is restic's summary of one backup of one host path.
