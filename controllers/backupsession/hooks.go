@@ -45,7 +45,7 @@ func (r *reconciler) preHooks(ctx context.Context, rn *run) (ctrl.Result, bool, 
 	}
 	target := r.hookTarget(ctx, rn, "Running")
 	rep, err := r.hooks.Record(ctx, r.clock, bs, corev1alpha1.TypePreBackupHooksExecutionSucceeded,
-		hookrun.Stage{Namespace: bs.Namespace, Hooks: pre, Status: &bs.Status.Hooks.PreHooks, Target: target.Target, Vars: target.Vars})
+		hookrun.Stage{Namespace: bs.Namespace, Hooks: pre, Status: &bs.Status.Hooks.PreHooks, Target: target.Target, Vars: target.Vars, Save: r.saver(bs)})
 	switch {
 	case err != nil:
 		return ctrl.Result{}, true, err
@@ -71,7 +71,7 @@ func (r *reconciler) postHooks(ctx context.Context, rn *run) (ctrl.Result, bool,
 	target := r.hookTarget(ctx, rn, string(outcome))
 	wait, err := r.hooks.RunPost(ctx, r.clock, bs, corev1alpha1.TypePostBackupHooksExecutionSucceeded,
 		hookrun.Stage{Namespace: bs.Namespace, Hooks: post, Status: &bs.Status.Hooks.PostHooks,
-			Post: true, Succeeded: outcome == corev1alpha1.BackupSessionSucceeded, Target: target.Target, Vars: target.Vars})
+			Post: true, Succeeded: outcome == corev1alpha1.BackupSessionSucceeded, Target: target.Target, Vars: target.Vars, Save: r.saver(bs)})
 	return ctrl.Result{RequeueAfter: wait}, wait > 0 || err != nil, err
 }
 
@@ -123,4 +123,10 @@ func snapshotsPhase(bs *corev1alpha1.BackupSession) corev1alpha1.BackupSessionPh
 		return corev1alpha1.BackupSessionSucceeded
 	}
 	return corev1alpha1.BackupSessionRunning
+}
+
+// saver writes the session's status before a hook's attempt, so that the
+// attempt runs only on the session's latest version.
+func (r *reconciler) saver(bs *corev1alpha1.BackupSession) func(context.Context) error {
+	return func(ctx context.Context) error { return r.kube.Status().Update(ctx, bs) }
 }

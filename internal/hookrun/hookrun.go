@@ -44,6 +44,8 @@ const (
 	ReasonTemplateNotAllowed = "HookTemplateNotAllowed"
 	// ReasonRemoved: the hook left the session's spec while it ran.
 	ReasonRemoved = "HookRemoved"
+	// ReasonInterrupted: the provider stopped during an attempt.
+	ReasonInterrupted = "HookInterrupted"
 )
 
 // Runner carries out one attempt of a template's action; *hook.Runner is
@@ -78,6 +80,10 @@ type Stage struct {
 	// Vars are the run's variables (session, Snapshots, phase, target),
 	// written ${NAME} in a template's action.
 	Vars map[string]string
+	// Save writes the session's status as it stands (with the optimistic
+	// lock of the version it was read at); it is called before each
+	// attempt, which runs only once the write succeeded.
+	Save func(ctx context.Context) error
 }
 
 // State is where a stage stands after a call of Advance.
@@ -116,9 +122,15 @@ func (e *Executor) Advance(ctx context.Context, st Stage) (Report, error) {
 		}
 	}
 	status := *st.Status
-	preFailed := false
+	preFailed, attempted := false, false
 	for i := range status {
 		s := &status[i]
+		if s.Phase == corev1alpha1.HookRunning {
+			// An attempt was claimed and never recorded: the provider
+			// stopped in the middle of it. Its outcome is unknown, so it
+			// counts as a failed attempt.
+			interrupted(s, func(n string) (corev1alpha1.HookInfo, bool) { return find(st.Hooks, n) })
+		}
 		if s.Phase == corev1alpha1.HookFailed {
 			preFailed = !st.Post
 		}
@@ -136,13 +148,23 @@ func (e *Executor) Advance(ctx context.Context, st Stage) (Report, error) {
 		case st.Post && !due(h.ExecutionPolicy, st.Succeeded):
 			s.Phase, s.Output = corev1alpha1.HookSkipped, fmt.Sprintf("not run: executionPolicy %s", h.ExecutionPolicy)
 			continue
+		case attempted:
+			// One attempt per call: the status is written before the next.
+			return Report{State: Running}, nil
 		}
-		e.attempt(ctx, st, h, s)
-		rep := Report{State: Running}
-		if s.Phase == corev1alpha1.HookPending {
-			rep.Retry = retryDelay
+		if err := e.attempt(ctx, st, h, i); err != nil {
+			return Report{State: Running}, err
 		}
-		return rep, nil
+		// Writing the status may have replaced its lists.
+		status = *st.Status
+		s = &status[i]
+		attempted = true
+		switch s.Phase {
+		case corev1alpha1.HookPending:
+			return Report{State: Running, Retry: retryDelay}, nil
+		case corev1alpha1.HookFailed:
+			preFailed = !st.Post
+		}
 	}
 	return summary(status), nil
 }
@@ -169,7 +191,7 @@ func summary(status []corev1alpha1.HookExecutionStatus) Report {
 // Done says whether every hook recorded in status has ended.
 func Done(status []corev1alpha1.HookExecutionStatus) bool {
 	for _, s := range status {
-		if s.Phase == corev1alpha1.HookPending || s.Phase == "" {
+		if s.Phase == corev1alpha1.HookPending || s.Phase == corev1alpha1.HookRunning || s.Phase == "" {
 			return false
 		}
 	}
@@ -196,10 +218,14 @@ func find(hooks []corev1alpha1.HookInfo, name string) (corev1alpha1.HookInfo, bo
 	return corev1alpha1.HookInfo{}, false
 }
 
-// attempt makes one attempt of hook h and records it in s. A hook that
-// cannot be carried out as written (no template, not admitted, bad params)
-// fails at once: retrying would not change it.
-func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInfo, s *corev1alpha1.HookExecutionStatus) {
+// attempt makes one attempt of hook h and records it in s. The attempt is
+// claimed first (s Running, written through st.Save), so that a session
+// read from a stale cache never runs a hook a second time: its write
+// fails instead. A hook that cannot be carried out as written (no
+// template, not admitted, bad params) fails at once: retrying would not
+// change it.
+func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInfo, i int) error {
+	s := &(*st.Status)[i]
 	s.Attempts++
 	tmpl, reason, msg, err := e.resolve(ctx, st, h)
 	if err != nil || reason != "" {
@@ -207,7 +233,16 @@ func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInf
 			reason, msg = hook.ReasonFailed, err.Error()
 		}
 		s.Phase, s.Reason, s.Output, s.Duration, s.Pods = corev1alpha1.HookFailed, reason, msg, "", nil
-		return
+		return nil
+	}
+	if st.Save != nil {
+		s.Phase = corev1alpha1.HookRunning
+		if err := st.Save(ctx); err != nil {
+			return fmt.Errorf("cannot record the start of hook %q: %w", h.Name, err)
+		}
+		// The write decodes the stored object into the session, lists and
+		// all: record the outcome in what it holds now.
+		s = &(*st.Status)[i]
 	}
 	var timeout time.Duration
 	if h.Timeout != nil {
@@ -222,6 +257,18 @@ func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInf
 		s.Phase, s.Reason = corev1alpha1.HookPending, res.Reason
 	default:
 		s.Phase, s.Reason = corev1alpha1.HookFailed, res.Reason
+	}
+	return nil
+}
+
+// interrupted settles an attempt whose outcome was never recorded: retried
+// while the hook has retries left, else failed.
+func interrupted(s *corev1alpha1.HookExecutionStatus, hooks func(string) (corev1alpha1.HookInfo, bool)) {
+	h, _ := hooks(s.Name)
+	s.Reason, s.Output = ReasonInterrupted, "the provider stopped while the hook ran; its outcome is unknown"
+	s.Phase = corev1alpha1.HookFailed
+	if s.Attempts <= h.MaxRetry {
+		s.Phase = corev1alpha1.HookPending
 	}
 }
 
@@ -439,7 +486,7 @@ const (
 // condition is c, on a session whose work has an outcome.
 func After(status []corev1alpha1.HookExecutionStatus, c xpv2.Condition) Verdict {
 	switch {
-	case !Done(status):
+	case !Done(status), len(status) > 0 && c.Status == corev1.ConditionUnknown:
 		return Pending
 	case len(status) > 0 && c.Status == corev1.ConditionFalse:
 		return PostFailed

@@ -2,6 +2,7 @@ package hookrun
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,6 @@ func TestAdvance(t *testing.T) {
 	params := func(raw string) func(*corev1alpha1.HookInfo) {
 		return func(h *corev1alpha1.HookInfo) { h.Params = &runtime.RawExtension{Raw: []byte(raw)} }
 	}
-	retry := func(n int32) func(*corev1alpha1.HookInfo) { return func(h *corev1alpha1.HookInfo) { h.MaxRetry = n } }
 	policy := func(p corev1alpha1.HookExecutionPolicy) func(*corev1alpha1.HookInfo) {
 		return func(h *corev1alpha1.HookInfo) { h.ExecutionPolicy = p }
 	}
@@ -96,84 +96,84 @@ func TestAdvance(t *testing.T) {
 		wantMsg   string
 		wantRan   []string
 		want      []phase
-		// wantCalls is how many calls of Advance it took, the last one
-		// reporting the outcome.
+		// wantCalls is how many calls of Advance it took: one per attempt,
+		// the last one also reporting the outcome.
 		wantCalls int
 	}{
 		"pre hooks run in order, one attempt per call": {
 			hooks:     []corev1alpha1.HookInfo{info("freeze", "freeze"), info("notify", "notify")},
-			wantState: Succeeded, wantRan: []string{"freeze", "notify"}, wantCalls: 3,
+			wantState: Succeeded, wantRan: []string{"freeze", "notify"}, wantCalls: 2,
 			want: []phase{{"freeze", "Succeeded", "", "ok"}, {"notify", "Succeeded", "", "ok"}},
 		},
 		"a failed pre hook is retried, then fails and skips the rest": {
 			hooks:     []corev1alpha1.HookInfo{info("freeze", "freeze", retry(1)), info("notify", "notify")},
 			outcomes:  map[string][]hook.Result{"freeze": {failed("locked"), failed("still locked")}},
 			wantState: Failed, wantMsg: `hook "freeze" failed (HookFailed): still locked`,
-			wantRan: []string{"freeze", "freeze"}, wantCalls: 3,
+			wantRan: []string{"freeze", "freeze"}, wantCalls: 2,
 			want: []phase{{"freeze", "Failed", "HookFailed", "still locked"}, {"notify", "Skipped", "", "not run: a hook before it failed"}},
 		},
 		"a retried pre hook that then succeeds lets the next run": {
 			hooks:     []corev1alpha1.HookInfo{info("freeze", "freeze", retry(2)), info("notify", "notify")},
 			outcomes:  map[string][]hook.Result{"freeze": {failed("locked")}},
-			wantState: Succeeded, wantRan: []string{"freeze", "freeze", "notify"}, wantCalls: 4,
+			wantState: Succeeded, wantRan: []string{"freeze", "freeze", "notify"}, wantCalls: 3,
 			want: []phase{{"freeze", "Succeeded", "", "ok"}, {"notify", "Succeeded", "", "ok"}},
 		},
 		"post hooks after a failure: Always and OnFailure run, OnSuccess is skipped": {
 			hooks:     []corev1alpha1.HookInfo{info("notify", "notify", policy("OnSuccess")), info("thaw", "thaw", policy("Always")), info("alert", "notify", policy("OnFailure"))},
 			post:      true,
-			wantState: Succeeded, wantRan: []string{"thaw", "notify"}, wantCalls: 3,
+			wantState: Succeeded, wantRan: []string{"thaw", "notify"}, wantCalls: 2,
 			want: []phase{{"notify", "Skipped", "", "not run: executionPolicy OnSuccess"}, {"thaw", "Succeeded", "", "ok"}, {"alert", "Succeeded", "", "ok"}},
 		},
 		"a failed post hook does not keep the next from running": {
 			hooks: []corev1alpha1.HookInfo{info("notify", "notify"), info("thaw", "thaw")},
 			post:  true, succeeded: true,
 			outcomes:  map[string][]hook.Result{"notify": {failed("503")}},
-			wantState: Failed, wantMsg: `hook "notify" failed (HookFailed): 503`, wantRan: []string{"notify", "thaw"}, wantCalls: 3,
+			wantState: Failed, wantMsg: `hook "notify" failed (HookFailed): 503`, wantRan: []string{"notify", "thaw"}, wantCalls: 2,
 			want: []phase{{"notify", "Failed", "HookFailed", "503"}, {"thaw", "Succeeded", "", "ok"}},
 		},
 		"a missing template fails the hook without running anything": {
 			hooks:     []corev1alpha1.HookInfo{info("freeze", "nope", retry(3))},
-			wantState: Failed, wantMsg: `hook "freeze" failed (HookTemplateNotFound): hooktemplate "nope" not found in namespace "app"`, wantCalls: 2,
+			wantState: Failed, wantMsg: `hook "freeze" failed (HookTemplateNotFound): hooktemplate "nope" not found in namespace "app"`, wantCalls: 1,
 			want: []phase{{"freeze", "Failed", "HookTemplateNotFound", `hooktemplate "nope" not found in namespace "app"`}},
 		},
 		"a template of another namespace its policy does not admit": {
 			hooks:     []corev1alpha1.HookInfo{info("freeze", "private", from("platform"))},
-			wantState: Failed, wantCalls: 2,
+			wantState: Failed, wantCalls: 1,
 			wantMsg: `hook "freeze" failed (HookTemplateNotAllowed): hooktemplate platform/private may not be used from namespace "app": its usagePolicy allows only namespace "platform"`,
 			want:    []phase{{"freeze", "Failed", "HookTemplateNotAllowed", `hooktemplate platform/private may not be used from namespace "app": its usagePolicy allows only namespace "platform"`}},
 		},
 		"a template of another namespace that admits all": {
 			hooks:     []corev1alpha1.HookInfo{info("freeze", "shared", from("platform"))},
-			wantState: Succeeded, wantRan: []string{"freeze"}, wantCalls: 2,
+			wantState: Succeeded, wantRan: []string{"freeze"}, wantCalls: 1,
 			want: []phase{{"freeze", "Succeeded", "", "ok"}},
 		},
 		"params and the run's variables are written in; other references are left": {
 			hooks:     []corev1alpha1.HookInfo{info("greet", "greet", params(`{"mode":"fast"}`))},
-			wantState: Succeeded, wantRan: []string{"echo world run-1 ${HOME}"}, wantCalls: 2,
+			wantState: Succeeded, wantRan: []string{"echo world run-1 ${HOME}"}, wantCalls: 1,
 			want: []phase{{"greet", "Succeeded", "", "ok"}},
 		},
 		"a required param missing": {
 			hooks:     []corev1alpha1.HookInfo{info("greet", "greet", params(`{"who":"me"}`))},
-			wantState: Failed, wantCalls: 2, wantMsg: `hook "greet" failed (HookInvalid): hook "greet" does not give the required param "mode"`,
+			wantState: Failed, wantCalls: 1, wantMsg: `hook "greet" failed (HookInvalid): hook "greet" does not give the required param "mode"`,
 			want: []phase{{"greet", "Failed", "HookInvalid", `hook "greet" does not give the required param "mode"`}},
 		},
 		"a param the template does not declare": {
 			hooks:     []corev1alpha1.HookInfo{info("greet", "greet", params(`{"mode":"x","colour":"red"}`))},
-			wantState: Failed, wantCalls: 2, wantMsg: `hook "greet" failed (HookInvalid): hook "greet" gives params its template does not declare: [colour]`,
+			wantState: Failed, wantCalls: 1, wantMsg: `hook "greet" failed (HookInvalid): hook "greet" gives params its template does not declare: [colour]`,
 			want: []phase{{"greet", "Failed", "HookInvalid", `hook "greet" gives params its template does not declare: [colour]`}},
 		},
 		"a variable read from a Secret is refused": {
 			hooks: []corev1alpha1.HookInfo{info("freeze", "freeze", func(h *corev1alpha1.HookInfo) {
 				h.Variables = []corev1.EnvVar{{Name: "PW", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "pw"}}}}
 			})},
-			wantState: Failed, wantCalls: 2,
+			wantState: Failed, wantCalls: 1,
 			wantMsg: `hook "freeze" failed (HookInvalid): variable "PW" of hook "freeze": valueFrom is not carried out for hooks (a hook's values may reach process arguments and status); give a value, or read the Secret inside the hook's container`,
 			want:    []phase{{"freeze", "Failed", "HookInvalid", `variable "PW" of hook "freeze": valueFrom is not carried out for hooks (a hook's values may reach process arguments and status); give a value, or read the Secret inside the hook's container`}},
 		},
 		"an invalid action is not retried": {
 			hooks:     []corev1alpha1.HookInfo{info("freeze", "freeze", retry(3))},
 			outcomes:  map[string][]hook.Result{"freeze": {{Reason: hook.ReasonInvalid, Output: "bad"}}},
-			wantState: Failed, wantRan: []string{"freeze"}, wantCalls: 2, wantMsg: `hook "freeze" failed (HookInvalid): bad`,
+			wantState: Failed, wantRan: []string{"freeze"}, wantCalls: 1, wantMsg: `hook "freeze" failed (HookInvalid): bad`,
 			want: []phase{{"freeze", "Failed", "HookInvalid", "bad"}},
 		},
 		"no hooks": {wantState: Succeeded, wantCalls: 1},
@@ -248,3 +248,61 @@ func TestExpand(t *testing.T) {
 		}
 	}
 }
+
+// An attempt runs only once the status that claims it was written; a
+// claimed attempt never recorded (the provider stopped) counts as failed.
+func TestAttemptsAreClaimed(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := corev1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	kube := fake.NewClientBuilder().WithScheme(scheme).WithRuntimeObjects(template("app", "freeze", "freeze")).Build()
+	s := &script{}
+	e := &Executor{Kube: kube, Hooks: s}
+	var status []corev1alpha1.HookExecutionStatus
+	var saved []corev1alpha1.HookPhase
+	conflict := errors.New("the object has been modified")
+	var saveErr error
+	st := Stage{Namespace: "app", Hooks: []corev1alpha1.HookInfo{info("freeze", "freeze", retry(1))}, Status: &status,
+		Save: func(context.Context) error {
+			saved = append(saved, status[0].Phase)
+			// As a client's write does, replace the lists with what was
+			// stored.
+			status = append([]corev1alpha1.HookExecutionStatus(nil), status...)
+			return saveErr
+		}}
+
+	saveErr = conflict
+	if _, err := e.Advance(context.Background(), st); !errors.Is(err, conflict) {
+		t.Fatalf("Advance with a failing write: %v", err)
+	}
+	if len(s.ran) != 0 {
+		t.Fatalf("a hook ran although its claim was not written: %v", s.ran)
+	}
+
+	// The provider stopped during the claimed attempt: one retry is left.
+	saveErr = nil
+	status = []corev1alpha1.HookExecutionStatus{{Name: "freeze", Phase: corev1alpha1.HookRunning, Attempts: 1}}
+	rep, err := e.Advance(context.Background(), st)
+	if err != nil || rep.State != Succeeded {
+		t.Fatalf("Advance after an interruption: %v %v", rep.State, err)
+	}
+	want := []corev1alpha1.HookExecutionStatus{{Name: "freeze", Phase: corev1alpha1.HookSucceeded, Output: "ok", Attempts: 2, Duration: "0s"}}
+	if diff := cmp.Diff(want, status); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]corev1alpha1.HookPhase{corev1alpha1.HookRunning, corev1alpha1.HookRunning}, saved); diff != "" {
+		t.Errorf("phases written before attempts (-want +got):\n%s", diff)
+	}
+
+	// With no retry left, an interrupted attempt fails the hook.
+	status = []corev1alpha1.HookExecutionStatus{{Name: "freeze", Phase: corev1alpha1.HookRunning, Attempts: 2}}
+	if rep, err = e.Advance(context.Background(), st); err != nil || rep.State != Failed {
+		t.Fatalf("Advance after a last interrupted attempt: %v %v", rep.State, err)
+	}
+	if status[0].Reason != ReasonInterrupted || len(s.ran) != 1 {
+		t.Errorf("status %+v after %d runs", status[0], len(s.ran))
+	}
+}
+
+func retry(n int32) func(*corev1alpha1.HookInfo) { return func(h *corev1alpha1.HookInfo) { h.MaxRetry = n } }

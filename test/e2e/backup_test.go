@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -33,9 +34,10 @@ func sessionPhase(ctx context.Context, kube client.Client, name string) corev1al
 // seedAppBackup installs the built-in addons and creates what the seed flow
 // backs up: a local BackupStorage, the repository password, a Deployment
 // "app" whose volume holds files generated from seed, and its
-// BackupConfiguration, whose first backup starts at once. It returns the
+// BackupConfiguration, whose first backup starts at once. mods change the
+// Deployment and the configuration before they are created. It returns the
 // storage's and the data's host directories.
-func seedAppBackup(t *testing.T, kube client.Client, files int, seed uint64) (string, string) {
+func seedAppBackup(t *testing.T, kube client.Client, files int, seed uint64, mods ...func(*appsv1.Deployment, *corev1alpha1.BackupConfiguration)) (string, string) {
 	t.Helper()
 	ctx := context.Background()
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
@@ -46,11 +48,15 @@ func seedAppBackup(t *testing.T, kube client.Client, files int, seed uint64) (st
 	app := deployment("app")
 	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
 	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
+	bc := configuration(`{"paths": ["/var/lib/app"]}`)
+	for _, m := range mods {
+		m(app, bc)
+	}
 	for _, o := range []client.Object{
 		localStorage("shared", "default", storageDir, nil),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
 		app,
-		configuration(`{"paths": ["/var/lib/app"]}`),
+		bc,
 	} {
 		if err := kube.Create(ctx, o); err != nil {
 			t.Fatal(err)

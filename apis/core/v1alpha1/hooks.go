@@ -111,13 +111,16 @@ type RestoreHooks struct {
 }
 
 // HookPhase is the state of one hook execution.
-// +kubebuilder:validation:Enum=Pending;Succeeded;Failed;Skipped
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed;Skipped
 type HookPhase string
 
 // Hook phases.
 const (
 	// HookPending: the hook has not run yet, or failed and is retried.
 	HookPending HookPhase = "Pending"
+	// HookRunning: an attempt started; if the provider stops before it
+	// records the outcome, the attempt counts as failed.
+	HookRunning HookPhase = "Running"
 	// HookSucceeded: the hook ran and succeeded.
 	HookSucceeded HookPhase = "Succeeded"
 	// HookFailed: the hook failed on its last attempt.
