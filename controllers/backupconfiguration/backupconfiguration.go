@@ -58,6 +58,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		For(&corev1alpha1.BackupConfiguration{}).
 		Watches(&storagev1alpha1.BackupStorage{}, everywhere).
 		Watches(&storagev1alpha1.RetentionPolicy{}, everywhere).
+		Watches(&corev1alpha1.HookTemplate{}, everywhere).
 		Watches(&addonsv1alpha1.Addon{}, everywhere).
 		Watches(&addonsv1alpha1.Function{}, everywhere).
 		Watches(&appsv1.Deployment{}, all).

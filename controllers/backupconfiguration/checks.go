@@ -36,7 +36,7 @@ type input struct {
 
 // chain is the order the checks run in: the configuration's own shape first
 // (nothing else is worth checking before), then what it refers to.
-var chain = []check{checkShape, checkSchedules, checkTasks, checkTarget, checkBackends}
+var chain = []check{checkShape, checkSchedules, checkTasks, checkTarget, checkBackends, checkHooks}
 
 // run evaluates the chain and stops at the first failed check.
 func run(ctx context.Context, in *input) (string, bool, error) {

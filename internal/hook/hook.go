@@ -107,9 +107,28 @@ func (r *Runner) Run(ctx context.Context, tmpl *corev1alpha1.HookTemplateSpec, t
 	return res
 }
 
+// Unsupported says why the Runner cannot carry out a template as written,
+// or "".
+func Unsupported(t *corev1alpha1.HookTemplateSpec) string {
+	a := t.Action
+	switch {
+	case t.Executor.Type == corev1alpha1.HookExecutorFunction:
+		return "the Function hook executor is not carried out yet: use a Pod executor (exec in the target's pods) or an Operator executor (HTTP or TCP from the provider)"
+	case a == nil:
+		return "the hook template has no action"
+	case t.Executor.Type == corev1alpha1.HookExecutorPod && a.Exec == nil:
+		return "a Pod executor carries out exec actions only"
+	case t.Executor.Type == corev1alpha1.HookExecutorOperator && a.Exec != nil:
+		return "an Operator executor makes httpGet, httpPost and tcpSocket calls, not exec"
+	case t.Executor.Type != corev1alpha1.HookExecutorPod && t.Executor.Type != corev1alpha1.HookExecutorOperator:
+		return fmt.Sprintf("executor %q is not carried out by the provider", t.Executor.Type)
+	}
+	return ""
+}
+
 func (r *Runner) run(ctx context.Context, tmpl *corev1alpha1.HookTemplateSpec, target Target, timeout time.Duration) Result {
-	if tmpl.Action == nil {
-		return Result{Reason: ReasonInvalid, Output: "the hook template has no action"}
+	if why := Unsupported(tmpl); why != "" {
+		return Result{Reason: ReasonInvalid, Output: why}
 	}
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -123,17 +142,9 @@ func (r *Runner) run(ctx context.Context, tmpl *corev1alpha1.HookTemplateSpec, t
 	var out Result
 	switch tmpl.Executor.Type {
 	case corev1alpha1.HookExecutorPod:
-		if tmpl.Action.Exec == nil {
-			return Result{Reason: ReasonInvalid, Output: "a Pod executor carries out exec actions only"}
-		}
 		out = r.execAll(ctx, pods, tmpl.Action)
-	case corev1alpha1.HookExecutorOperator:
-		if tmpl.Action.Exec != nil {
-			return Result{Reason: ReasonInvalid, Output: "an Operator executor makes httpGet, httpPost and tcpSocket calls, not exec"}
-		}
-		out = r.callAll(ctx, pods, target.Namespace, tmpl.Action)
 	default:
-		return Result{Reason: ReasonInvalid, Output: fmt.Sprintf("executor %q is not carried out by the provider", tmpl.Executor.Type)}
+		out = r.callAll(ctx, pods, target.Namespace, tmpl.Action)
 	}
 	if !out.Succeeded && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		out.Reason, out.Output = ReasonTimedOut, fmt.Sprintf("the hook did not finish within %s", timeout)

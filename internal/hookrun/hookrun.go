@@ -494,3 +494,24 @@ func After(status []corev1alpha1.HookExecutionStatus, c xpv2.Condition) Verdict 
 		return AsWork
 	}
 }
+
+// Check says, without running it, whether hook h of a session in namespace
+// ns can be carried out: its HookTemplate exists and admits ns (else
+// missing, which may change without editing the session), and the hook and
+// its template are written so that Stashplane can carry them out (else
+// invalid). msg is "" when it can.
+func (e *Executor) Check(ctx context.Context, ns string, h corev1alpha1.HookInfo) (msg string, invalid bool, err error) {
+	tmpl, reason, why, err := e.resolve(ctx, Stage{Namespace: ns, Vars: Run{}.Vars()}, h)
+	switch {
+	case err != nil:
+		return "", false, err
+	case reason == hook.ReasonInvalid:
+		return why, true, nil
+	case reason != "":
+		return why, false, nil
+	}
+	if why := hook.Unsupported(tmpl); why != "" {
+		return fmt.Sprintf("hook %q: %s", h.Name, why), true, nil
+	}
+	return "", false, nil
+}
