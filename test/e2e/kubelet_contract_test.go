@@ -442,3 +442,42 @@ func TestKubeletContract(t *testing.T) {
 		}
 	})
 }
+
+// A volume mounted over a directory the host has, under /run (which the
+// service-account token's mount at /var/run/secrets makes the node mirror
+// privately after the volume was bound), shows the volume, not the host's
+// root-owned directory: a non-root container writes to its emptyDir
+// there, by either path.
+func TestVolumeOverHostDirectory(t *testing.T) {
+	t.Parallel()
+	hostDir, err := os.MkdirTemp("/run", "stashplane-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(hostDir) })
+	if err := os.Chmod(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := devclustertest.Start(t)
+	cs, err := kubernetes.NewForConfig(c.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "writer", Namespace: "default"}, Spec: corev1.PodSpec{
+		RestartPolicy:   corev1.RestartPolicyNever,
+		SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](65534), RunAsGroup: ptr.To[int64](65534)},
+		Containers: []corev1.Container{{Name: "c", Image: "busybox", Command: []string{"sh", "-c", "touch $0/x /var$0/y && ls $0", hostDir},
+			VolumeMounts: []corev1.VolumeMount{{Name: "run", MountPath: hostDir}}}},
+		Volumes: []corev1.Volume{{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+	}}
+	if _, err := cs.CoreV1().Pods("default").Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	phase := waitPodDone(t, cs, "default", "writer")
+	if entries, _ := os.ReadDir(hostDir); len(entries) != 0 {
+		t.Errorf("the container wrote into the host's directory: %v", entries)
+	}
+	if out := podLogs(t, cs, "default", "writer", "c"); phase != corev1.PodSucceeded || out != "x\ny\n" {
+		t.Errorf("pod %s, printed %q; want Succeeded and the two files written to its emptyDir", phase, out)
+	}
+}

@@ -204,10 +204,14 @@ type mirror struct {
 	// private holds the paths inside the root that are the container's own
 	// (a tmpfs or made in one), where creating entries touches no host file.
 	private map[string]bool
+	// volumes are the volumes bound so far, by target: a directory made
+	// private later binds them again, not the host entries they cover.
+	volumes map[string]mount
 }
 
 func (m *mirror) init() error {
 	m.private = map[string]bool{"/": true}
+	m.volumes = map[string]mount{}
 	if err := unix.Mount("tmpfs", m.root, "tmpfs", 0, "mode=0755"); err != nil {
 		return fmt.Errorf("cannot mount container root: %w", err)
 	}
@@ -225,6 +229,10 @@ func (m *mirror) populate(path, src string) error {
 	for _, e := range entries {
 		inner := filepath.Join(path, e.Name())
 		from := filepath.Join(src, e.Name())
+		if _, ok := m.volumes[inner]; ok {
+			// A volume is bound there again by makePrivate.
+			continue
+		}
 		if filepath.Clean(from) == filepath.Clean(m.root) {
 			continue
 		}
@@ -365,6 +373,9 @@ func (m *mirror) ensure(path string, dir bool) error {
 // makePrivate covers a directory that shows a host directory with a tmpfs
 // that mirrors its entries, so entries can be made in it without touching
 // the host.
+//
+// The tmpfs covers whatever was mounted below dir, so the volumes bound
+// there before are bound again, shallowest first.
 func (m *mirror) makePrivate(dir string) error {
 	if m.private[dir] {
 		return nil
@@ -374,7 +385,22 @@ func (m *mirror) makePrivate(dir string) error {
 		return fmt.Errorf("cannot mirror %q: %w", dir, err)
 	}
 	m.private[dir] = true
-	return m.populate(dir, src)
+	if err := m.populate(dir, src); err != nil {
+		return err
+	}
+	var below []string
+	for t := range m.volumes {
+		if strings.HasPrefix(t, strings.TrimSuffix(dir, "/")+"/") {
+			below = append(below, t)
+		}
+	}
+	sort.Slice(below, func(i, j int) bool { return strings.Count(below[i], "/") < strings.Count(below[j], "/") })
+	for _, t := range below {
+		if err := m.bind(m.volumes[t]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bind mounts one volume at its target.
@@ -400,6 +426,7 @@ func (m *mirror) bind(mt mount) error {
 		}
 	}
 	m.sources[target] = mt.Source
+	m.volumes[target] = mt
 	delete(m.private, target)
 	return nil
 }
