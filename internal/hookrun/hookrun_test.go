@@ -305,4 +305,6 @@ func TestAttemptsAreClaimed(t *testing.T) {
 	}
 }
 
-func retry(n int32) func(*corev1alpha1.HookInfo) { return func(h *corev1alpha1.HookInfo) { h.MaxRetry = n } }
+func retry(n int32) func(*corev1alpha1.HookInfo) {
+	return func(h *corev1alpha1.HookInfo) { h.MaxRetry = n }
+}

@@ -26,7 +26,7 @@ func (r *podRun) env(ctx context.Context, c corev1.Container, home string) ([]st
 		}
 		vars[k] = v
 	}
-	set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	set("PATH", r.p.cfg.Images.PathOf(c.Image))
 	set("HOME", home)
 	set("HOSTNAME", r.pod.Name)
 	for _, from := range c.EnvFrom {

@@ -2,6 +2,7 @@ package processnode
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -35,6 +36,11 @@ type Image struct {
 	// Host says the command is looked up on the host's PATH, so that a
 	// generic image such as busybox runs the host's sh, cat or sleep.
 	Host bool
+
+	// Path are directories of the image's own programs: a command's bare
+	// name is looked up there before the host's PATH, and the container's
+	// PATH starts with them, so that its shell finds them too.
+	Path []string
 }
 
 // The project's own images.
@@ -45,11 +51,21 @@ const (
 	// PostgreSQL: on the dev cluster the stashplane binary, which finds the
 	// PostgreSQL programs in bin/postgres beside it.
 	PostgresVerifierImage = "ghcr.io/stashplane/postgres-verifier"
+	// PostgresImage is the PostgreSQL server's image, for workloads.
+	PostgresImage = "postgres"
+	// PostgresBinDir is where the programs of Debian's PostgreSQL 15
+	// packages are, under bin/postgres.
+	PostgresBinDir = "usr/lib/postgresql/15/bin"
 )
 
 // DefaultImageTable is the documented table of the dev cluster: the project's
 // image runs the stashplane binary, the restic image runs restic, and a few
 // general-purpose images run the host's programs.
+//
+// With PostgreSQL in bin/postgres beside the stashplane binary (make
+// tools), the postgres image runs its programs (postgres, initdb, psql,
+// pg_isready...) ahead of the host's: an image's entrypoint script is not
+// run, so a pod initialises its data directory with initdb itself.
 func DefaultImageTable(stashplaneBinary, resticBinary string) ImageTable {
 	t := ImageTable{
 		"busybox": {Host: true, Cmd: []string{"sh"}},
@@ -63,6 +79,12 @@ func DefaultImageTable(stashplaneBinary, resticBinary string) ImageTable {
 	}
 	if resticBinary != "" {
 		t[ResticImage] = Image{Program: resticBinary, Entrypoint: resticBinary}
+	}
+	if stashplaneBinary != "" {
+		pg := filepath.Join(filepath.Dir(stashplaneBinary), "postgres", PostgresBinDir)
+		if _, err := os.Stat(filepath.Join(pg, "postgres")); err == nil {
+			t[PostgresImage] = Image{Host: true, Path: []string{pg}, Entrypoint: "postgres"}
+		}
 	}
 	return t
 }
@@ -135,6 +157,11 @@ func (t ImageTable) Resolve(image string, command, args []string) (string, []str
 	// starts (it may be in a volume); a bare name on the host's PATH.
 	prog := argv[0]
 	if !filepath.IsAbs(prog) {
+		for _, dir := range img.Path {
+			if p := filepath.Join(dir, prog); isProgram(p) {
+				return p, argv, nil
+			}
+		}
 		p, err := exec.LookPath(prog)
 		if err != nil {
 			return "", nil, fmt.Errorf("cannot find program %q of image %q on the process node: %w", prog, image, err)
@@ -142,4 +169,20 @@ func (t ImageTable) Resolve(image string, command, args []string) (string, []str
 		prog = p
 	}
 	return prog, argv, nil
+}
+
+func isProgram(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
+}
+
+// PathOf is the PATH a container of image starts with: the image's own
+// directories, then the usual ones.
+func (t ImageTable) PathOf(image string) string {
+	const usual = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	img := t[repository(image)]
+	if len(img.Path) == 0 {
+		return usual
+	}
+	return strings.Join(img.Path, ":") + ":" + usual
 }

@@ -2,7 +2,9 @@ package processnode
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -75,5 +77,48 @@ func TestImageTableResolve(t *testing.T) {
 				t.Errorf("%s\nResolve(...): -want +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+// An image's own directories come before the host's PATH, for the command
+// it runs and for the PATH its containers (and their shells) start with.
+func TestImagePath(t *testing.T) {
+	own := t.TempDir()
+	if err := os.WriteFile(filepath.Join(own, "sh"), []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(own, "notes"), []byte("not a program"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	table := ImageTable{"postgres": {Host: true, Path: []string{own}, Entrypoint: "postgres"}, "busybox": {Host: true}}
+	hostCat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct{ command, want string }{
+		"the image's own program":                   {command: "sh", want: filepath.Join(own, "sh")},
+		"a host program the image does not have":    {command: "cat", want: hostCat},
+		"a file of the image that is not a program": {command: "notes", want: ""},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, _, err := table.Resolve("postgres:15", []string{c.command}, nil)
+			if c.want == "" {
+				if err == nil {
+					t.Errorf("resolved %q to %q, want an error", c.command, got)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Errorf("resolved %q to %q (%v), want %q", c.command, got, err, c.want)
+			}
+		})
+	}
+	usual := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if diff := cmp.Diff(own+":"+usual, table.PathOf("docker.io/library/postgres:15")); diff != "" {
+		t.Errorf("PATH of a postgres container (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(usual, table.PathOf("busybox")); diff != "" {
+		t.Errorf("PATH of a busybox container (-want +got):\n%s", diff)
 	}
 }
