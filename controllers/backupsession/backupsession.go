@@ -8,8 +8,17 @@
 //	                       still going; the session then ends Skipped.
 //	SnapshotsEnsured       set and cleared by this controller: the
 //	                       session's Snapshots exist.
+//	PreBackupHooksExecutionSucceeded
+//	                       set by this controller once the pre-backup
+//	                       hooks ended; False means no Job was made and
+//	                       the Snapshots failed (hooks.go).
 //	BackupExecutorEnsured  set and cleared by this controller: the backup
 //	                       Jobs are rendered and created.
+//	PostBackupHooksExecutionSucceeded
+//	                       set by this controller once the post-backup
+//	                       hooks due by their executionPolicy ended; the
+//	                       session stays Running until then, and fails
+//	                       when one failed.
 //	SessionHistoryCleaned  set by this controller after it removed the
 //	                       invoker's sessions beyond sessionHistoryLimit.
 //

@@ -23,7 +23,14 @@
 //	                        vanished, or the restore ran past its
 //	                        restoreTimeout (RestoreTimedOut, Jobs deleted),
 //	                        or its Jobs could not be created by then
-//	                        (sessionrun.StartTimeout without a timeout).
+//	                        (sessionrun.StartTimeout without a timeout),
+//	                        or a pre-restore hook failed
+//	                        (PreRestoreHookFailed, no Job made).
+//	PreRestoreHooksExecutionSucceeded, PostRestoreHooksExecutionSucceeded
+//	                        set by this controller once the hooks before
+//	                        (after) the restore ended (hooks.go,
+//	                        docs/hooks.md); a failed post hook fails the
+//	                        session.
 //
 // Each component's phase comes from what the agent reported in
 // status.components, else from its Job's outcome: a session is never left
