@@ -127,8 +127,17 @@ func (e *Executor) Advance(ctx context.Context, st Stage) (Report, error) {
 		s := &status[i]
 		if s.Phase == corev1alpha1.HookRunning {
 			// An attempt was claimed and never recorded: the provider
-			// stopped in the middle of it. Its outcome is unknown, so it
-			// counts as a failed attempt.
+			// stopped in the middle of it, or this copy of the session
+			// is older than the one that recorded it. Writing it back
+			// tells: an older copy fails to write.
+			if st.Save != nil {
+				if err := st.Save(ctx); err != nil {
+					return Report{State: Running}, fmt.Errorf("cannot confirm the unfinished attempt of hook %q: %w", s.Name, err)
+				}
+				status = *st.Status
+				s = &status[i]
+			}
+			// Its outcome is unknown, so it counts as a failed attempt.
 			interrupted(s, func(n string) (corev1alpha1.HookInfo, bool) { return find(st.Hooks, n) })
 		}
 		if s.Phase == corev1alpha1.HookFailed {
@@ -218,23 +227,15 @@ func find(hooks []corev1alpha1.HookInfo, name string) (corev1alpha1.HookInfo, bo
 	return corev1alpha1.HookInfo{}, false
 }
 
-// attempt makes one attempt of hook h and records it in s. The attempt is
-// claimed first (s Running, written through st.Save), so that a session
-// read from a stale cache never runs a hook a second time: its write
-// fails instead. A hook that cannot be carried out as written (no
+// attempt makes one attempt of the i-th hook, h, and records it in the
+// status. The attempt is claimed first (Running, written through st.Save),
+// so that a session read from a stale cache never runs a hook a second
+// time nor judges it: its write fails instead. A hook that cannot be carried out as written (no
 // template, not admitted, bad params) fails at once: retrying would not
 // change it.
 func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInfo, i int) error {
 	s := &(*st.Status)[i]
 	s.Attempts++
-	tmpl, reason, msg, err := e.resolve(ctx, st, h)
-	if err != nil || reason != "" {
-		if err != nil {
-			reason, msg = hook.ReasonFailed, err.Error()
-		}
-		s.Phase, s.Reason, s.Output, s.Duration, s.Pods = corev1alpha1.HookFailed, reason, msg, "", nil
-		return nil
-	}
 	if st.Save != nil {
 		s.Phase = corev1alpha1.HookRunning
 		if err := st.Save(ctx); err != nil {
@@ -243,6 +244,14 @@ func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInf
 		// The write decodes the stored object into the session, lists and
 		// all: record the outcome in what it holds now.
 		s = &(*st.Status)[i]
+	}
+	tmpl, reason, msg, err := e.resolve(ctx, st, h)
+	if err != nil || reason != "" {
+		if err != nil {
+			reason, msg = hook.ReasonFailed, err.Error()
+		}
+		s.Phase, s.Reason, s.Output, s.Duration, s.Pods = corev1alpha1.HookFailed, reason, msg, "", nil
+		return nil
 	}
 	var timeout time.Duration
 	if h.Timeout != nil {

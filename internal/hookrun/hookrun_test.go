@@ -280,8 +280,16 @@ func TestAttemptsAreClaimed(t *testing.T) {
 		t.Fatalf("a hook ran although its claim was not written: %v", s.ran)
 	}
 
+	// A copy of the session older than the one that recorded the claimed
+	// attempt cannot be written back: the attempt is not judged on it.
+	status = []corev1alpha1.HookExecutionStatus{{Name: "freeze", Phase: corev1alpha1.HookRunning, Attempts: 1}}
+	if _, err := e.Advance(context.Background(), st); !errors.Is(err, conflict) || status[0].Phase != corev1alpha1.HookRunning {
+		t.Fatalf("Advance on a stale copy: %v, status %+v", err, status[0])
+	}
+
 	// The provider stopped during the claimed attempt: one retry is left.
 	saveErr = nil
+	saved = nil
 	status = []corev1alpha1.HookExecutionStatus{{Name: "freeze", Phase: corev1alpha1.HookRunning, Attempts: 1}}
 	rep, err := e.Advance(context.Background(), st)
 	if err != nil || rep.State != Succeeded {
@@ -291,6 +299,8 @@ func TestAttemptsAreClaimed(t *testing.T) {
 	if diff := cmp.Diff(want, status); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
+	// Written twice: to confirm the unfinished attempt, then to claim the
+	// retry.
 	if diff := cmp.Diff([]corev1alpha1.HookPhase{corev1alpha1.HookRunning, corev1alpha1.HookRunning}, saved); diff != "" {
 		t.Errorf("phases written before attempts (-want +got):\n%s", diff)
 	}

@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -75,7 +77,7 @@ func withoutVerb(rules []rbacv1.PolicyRule, group, resource, verb string) []rbac
 
 // rbacBackup creates a local storage, a workload and its configuration,
 // with the app-verifier linked, and waits for the first BackupSession.
-func rbacBackup(t *testing.T, kube client.Client) *corev1alpha1.BackupConfiguration {
+func rbacBackup(t *testing.T, kube client.Client, mods ...func(*appsv1.Deployment, *corev1alpha1.BackupConfiguration)) *corev1alpha1.BackupConfiguration {
 	t.Helper()
 	ctx := context.Background()
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
@@ -85,10 +87,14 @@ func rbacBackup(t *testing.T, kube client.Client) *corev1alpha1.BackupConfigurat
 	generate(t, data, 20, 5)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Repositories[0].BackupVerifier = &storagev1alpha1.ObjectReference{Name: "app-verifier"}
+	app := appWithHostDir("app", data).(*appsv1.Deployment)
+	for _, m := range mods {
+		m(app, bc)
+	}
 	for _, o := range []client.Object{
 		localStorage("shared", "default", storageDir, nil),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
-		appWithHostDir("app", data),
+		app,
 		restoreOnlyVerifier(),
 		bc,
 	} {
@@ -115,9 +121,10 @@ func firstSession(t *testing.T, kube client.Client) *corev1alpha1.BackupSession 
 }
 
 // The provider, run with nothing but the package's rules, backs up a
-// workload from a local storage, verifies the Snapshot by restoring it into
-// a scratch claim, and cleans up: every API it touches on the way is
-// allowed by package/rbac/provider.yaml and the RBAC manager's system role.
+// workload from a local storage with a hook exec'd in its pod before and
+// after, verifies the Snapshot by restoring it into a scratch claim, and
+// cleans up: every API it touches on the way is allowed by
+// package/rbac/provider.yaml and the RBAC manager's system role.
 func TestProviderRBAC(t *testing.T) {
 	t.Parallel()
 	kube, cluster := withProviderCluster(t, asProviderServiceAccount(packageRules(t)))
@@ -127,11 +134,28 @@ func TestProviderRBAC(t *testing.T) {
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupVerificationSessionList{})
 	defer dumpOnFailure(t, kube, &corev1alpha1.RestoreSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
-	rbacBackup(t, kube)
+	if err := kube.Create(ctx, execTemplate("mark", `echo ${STASHPLANE_PHASE} > /var/lib/app/hook-ran && echo marked`)); err != nil {
+		t.Fatal(err)
+	}
+	rbacBackup(t, kube, func(app *appsv1.Deployment, bc *corev1alpha1.BackupConfiguration) {
+		app.Spec.Replicas = ptr.To[int32](1)
+		bc.Spec.Sessions[0].Hooks = &corev1alpha1.BackupHooks{
+			PreBackup:  []corev1alpha1.HookInfo{hookInfo("before", "mark", "")},
+			PostBackup: []corev1alpha1.HookInfo{hookInfo("after", "mark", corev1alpha1.HookExecuteAlways)},
+		}
+	})
 	first := firstSession(t, kube)
 	poll(t, 4*time.Minute, "the first backup did not succeed", func(ctx context.Context) (bool, error) {
 		return sessionPhase(ctx, kube, first.Name) == corev1alpha1.BackupSessionSucceeded, nil
 	})
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(first), first); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range append(first.Status.Hooks.PreHooks, first.Status.Hooks.PostHooks...) {
+		if h.Phase != corev1alpha1.HookSucceeded || h.Output != "marked" {
+			t.Errorf("hook %s under the package's rules: %s %s %q", h.Name, h.Phase, h.Reason, h.Output)
+		}
+	}
 	vt := &verificationTest{t: t, kube: kube}
 	snap := "app-" + first.Name
 	if got := vt.snapshot(snap); got.Status.Phase != storagev1alpha1.SnapshotSucceeded {
@@ -143,8 +167,9 @@ func TestProviderRBAC(t *testing.T) {
 		t.Fatalf("verify.Now: %d sessions, %v", len(started), err)
 	}
 	s := vt.finished(started[0].Name)
-	if s.Status.Phase != corev1alpha1.VerificationSessionSucceeded || s.Status.FilesChecked != 20 {
-		t.Fatalf("session %s: phase %s, %d files checked, conditions %+v; want Succeeded with 20 files", s.Name, s.Status.Phase, s.Status.FilesChecked, s.Status.Conditions)
+	// The 20 files of the workload and the one its pre-backup hook wrote.
+	if s.Status.Phase != corev1alpha1.VerificationSessionSucceeded || s.Status.FilesChecked != 21 {
+		t.Fatalf("session %s: phase %s, %d files checked, conditions %+v; want Succeeded with 21 files", s.Name, s.Status.Phase, s.Status.FilesChecked, s.Status.Conditions)
 	}
 	if got := vt.snapshot(snap); got.Status.VerificationStatus != storagev1alpha1.SnapshotVerified || got.Status.VerificationSession != s.Name {
 		t.Errorf("snapshot %s: verification %s by %q, want %s by %s", snap, got.Status.VerificationStatus, got.Status.VerificationSession, storagev1alpha1.SnapshotVerified, s.Name)
