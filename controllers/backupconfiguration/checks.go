@@ -141,12 +141,14 @@ func checkTarget(ctx context.Context, in *input) (string, bool, error) {
 	}
 	proto, ok := targetKinds[t.Kind]
 	if !ok {
-		return fmt.Sprintf("target kind %q is not supported: use Deployment, StatefulSet, DaemonSet or PersistentVolumeClaim", t.Kind), true, nil
+		return fmt.Sprintf("spec.target.kind: target kind %q is not supported: use Deployment, StatefulSet, DaemonSet or PersistentVolumeClaim", t.Kind), true, nil
 	}
-	ns := t.Namespace
-	if ns == "" {
-		ns = in.bc.Namespace
+	// The Jobs run beside the configuration and mount the target's claims,
+	// which only pods of the target's namespace can do.
+	if t.Namespace != "" && t.Namespace != in.bc.Namespace {
+		return fmt.Sprintf("spec.target.namespace: a target in another namespace (%q) is refused: the backup Jobs run in the configuration's namespace %q and cannot mount its volumes; create the configuration in %q", t.Namespace, in.bc.Namespace, t.Namespace), true, nil
 	}
+	ns := in.bc.Namespace
 	obj := proto.DeepCopyObject().(client.Object)
 	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, obj); kerrors.IsNotFound(err) {
 		return fmt.Sprintf("target %s %s/%s not found", t.Kind, ns, t.Name), false, nil

@@ -110,7 +110,6 @@ func TestCreate(t *testing.T) {
 		"BackupVerifierRestoreOnly":    {reason: "A RestoreOnly BackupVerifier needs no function.", manifest: backupVerifierRestoreOnly},
 		"BackupVerificationSession":    {reason: "A BackupVerificationSession should be accepted.", manifest: backupVerificationSession},
 		"HookTemplate":                 {reason: "A HookTemplate with one action should be accepted.", manifest: hookTemplate},
-		"BackupBlueprint":              {reason: "A BackupBlueprint should be accepted.", manifest: backupBlueprint},
 		"Addon":                        {reason: "An Addon with all three task lists should be accepted.", manifest: addon},
 		"Function":                     {reason: "A Function with a template should be accepted.", manifest: function},
 		"BackupVerifierRestoreOnlyDef": {reason: "A BackupVerifier without a type defaults to RestoreOnly and needs no function.", manifest: backupVerifierRestoreOnly, mutate: []mutation{remove("spec.type")}},
@@ -359,6 +358,66 @@ func TestCreate(t *testing.T) {
 			manifest: hookTemplate,
 			mutate:   []mutation{set("spec.executor.type", "Sidecar")},
 			want:     want{invalid: true, messages: []string{"spec.executor.type"}},
+		},
+
+		// What Stashplane does not carry out is refused at admission, by name.
+		"BackupBlueprintRefused": {
+			reason:   "Blueprints are not built, so a BackupBlueprint is refused rather than left without effect.",
+			manifest: backupBlueprint,
+			want:     want{invalid: true, messages: []string{"BackupBlueprint is not built yet"}},
+		},
+		"RestoreSessionPITRRefused": {
+			reason:   "A point-in-time restore is not built.",
+			manifest: restoreSession,
+			mutate:   []mutation{set("spec.dataSource.pitr", map[string]any{"targetTime": "2026-01-02T03:04:05Z"})},
+			want:     want{invalid: true, messages: []string{"spec.dataSource", "pitr: point-in-time restore is not built"}},
+		},
+		"BackupConfigurationAddonVolumesRefused": {
+			reason:   "addonVolumes fill volume templates, which are not carried out.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.tasks[0].addonVolumes", []any{map[string]any{"name": "scratch", "source": map[string]any{"emptyDir": map[string]any{}}}})},
+			want:     want{invalid: true, messages: []string{"spec.sessions[0].addon.tasks[0]", "addonVolumes is not carried out"}},
+		},
+		"RestoreSessionAddonVolumesRefused": {
+			reason:   "A restore's addonVolumes are refused as a backup's are.",
+			manifest: restoreSession,
+			mutate:   []mutation{set("spec.addon.tasks[0].addonVolumes", []any{map[string]any{"name": "scratch"}})},
+			want:     want{invalid: true, messages: []string{"spec.addon.tasks[0]", "addonVolumes is not carried out"}},
+		},
+		"AddonWalGRefused": {
+			reason:   "The WalG driver is not built.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.backupTasks[0].driver", "WalG")},
+			want:     want{invalid: true, messages: []string{"spec.backupTasks[0]", "driver: only Restic is built"}},
+		},
+		"AddonVolumeSnapshotterRefused": {
+			reason:   "The VolumeSnapshotter driver is not built.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.restoreTasks[0].driver", "VolumeSnapshotter")},
+			want:     want{invalid: true, messages: []string{"spec.restoreTasks[0]", "driver: only Restic is built"}},
+		},
+		"AddonSingletonRefused": {
+			reason:   "singleton is not carried out: every task runs once per component.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.restoreTasks[0].singleton", true)},
+			want:     want{invalid: true, messages: []string{"spec.restoreTasks[0]", "singleton is not carried out"}},
+		},
+		"AddonSingletonFalseAccepted": {
+			reason:   "singleton: false says what Stashplane does and is accepted.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.restoreTasks[0].singleton", false)},
+		},
+		"AddonVolumeTemplateRefused": {
+			reason:   "volumeTemplate is not carried out.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.backupTasks[0].volumeTemplate", []any{map[string]any{"name": "scratch", "source": map[string]any{"emptyDir": map[string]any{}}}})},
+			want:     want{invalid: true, messages: []string{"spec.backupTasks[0]", "volumeTemplate is not carried out"}},
+		},
+		"AddonVolumeMountsRefused": {
+			reason:   "A task's volumeMounts are not carried out.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.verificationTasks[0].volumeMounts", []any{map[string]any{"name": "scratch", "mountPath": "/scratch"}})},
+			want:     want{invalid: true, messages: []string{"spec.verificationTasks[0]", "volumeMounts is not carried out"}},
 		},
 
 		// Addons catalog.

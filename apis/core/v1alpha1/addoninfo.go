@@ -49,6 +49,7 @@ type AddonInfo struct {
 }
 
 // TaskReference names one task of an Addon and gives it its inputs.
+// +kubebuilder:validation:XValidation:rule="!has(self.addonVolumes) || size(self.addonVolumes) == 0",message="addonVolumes is not carried out: no built-in task declares a volume template to fill; remove the field"
 type TaskReference struct {
 	// Name of the task, one of the Addon's task names.
 	// +kubebuilder:validation:Required
@@ -70,7 +71,8 @@ type TaskReference struct {
 	// +optional
 	TargetVolumes *TargetVolumeInfo `json:"targetVolumes,omitempty"`
 
-	// AddonVolumes fill the volume templates of the Addon's task.
+	// AddonVolumes fill the volume templates of the Addon's task. Refused
+	// when set, as volume templates are.
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	// +listType=map
