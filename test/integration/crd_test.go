@@ -384,6 +384,28 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.addon.tasks[0].addonVolumes", []any{map[string]any{"name": "scratch"}})},
 			want:     want{invalid: true, messages: []string{"spec.addon.tasks[0]", "addonVolumes is not carried out"}},
 		},
+		"BackupConfigurationValueFromRefused": {
+			reason:   "A variable taken from a Secret or ConfigMap is not carried out, so it is refused rather than dropped.",
+			manifest: backupConfiguration,
+			mutate: []mutation{set("spec.sessions[0].addon.tasks[0].variables", []any{
+				map[string]any{"name": "LITERAL", "value": "x"},
+				map[string]any{"name": "FROM", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "s", "key": "k"}}},
+			})},
+			want: want{invalid: true, messages: []string{"spec.sessions[0].addon.tasks[0]", "variables[].valueFrom is not carried out yet"}},
+		},
+		"BackupConfigurationLiteralVariableAccepted": {
+			reason:   "A literal variable is carried out and accepted.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.tasks[0].variables", []any{map[string]any{"name": "LITERAL", "value": "x"}})},
+		},
+		"RestoreSessionVolumeClaimTemplatesRefused": {
+			reason:   "targetVolumes.volumeClaimTemplates are not carried out.",
+			manifest: restoreSession,
+			mutate: []mutation{set("spec.addon.tasks[0].targetVolumes", map[string]any{"volumeClaimTemplates": []any{
+				map[string]any{"spec": map[string]any{"accessModes": []any{"ReadWriteOnce"}}},
+			}})},
+			want: want{invalid: true, messages: []string{"spec.addon.tasks[0].targetVolumes.volumeClaimTemplates", "volumeClaimTemplates is not carried out"}},
+		},
 		"AddonWalGRefused": {
 			reason:   "The WalG driver is not built.",
 			manifest: addon,

@@ -50,6 +50,7 @@ type AddonInfo struct {
 
 // TaskReference names one task of an Addon and gives it its inputs.
 // +kubebuilder:validation:XValidation:rule="!has(self.addonVolumes) || size(self.addonVolumes) == 0",message="addonVolumes is not carried out: no built-in task declares a volume template to fill; remove the field"
+// +kubebuilder:validation:XValidation:rule="!has(self.variables) || self.variables.all(v, !has(v.valueFrom))",message="variables[].valueFrom is not carried out yet: give the variable's value literally"
 type TaskReference struct {
 	// Name of the task, one of the Addon's task names.
 	// +kubebuilder:validation:Required
@@ -63,7 +64,9 @@ type TaskReference struct {
 	// +optional
 	Params *runtime.RawExtension `json:"params,omitempty"`
 
-	// Variables are made available to the task's Function.
+	// Variables are made available to the task's Function, by name, as
+	// literal values; valueFrom is refused.
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Variables []corev1.EnvVar `json:"variables,omitempty"`
 
@@ -92,7 +95,9 @@ type TargetVolumeInfo struct {
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 
 	// VolumeClaimTemplates for targets that create their claims from
-	// templates, such as StatefulSets.
+	// templates, such as StatefulSets. Refused when set: a StatefulSet's
+	// claim templates are read from the StatefulSet itself.
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0",message="volumeClaimTemplates is not carried out: a StatefulSet target's claim templates are read from the StatefulSet; remove the field"
 	// +optional
 	VolumeClaimTemplates []corev1.PersistentVolumeClaimTemplate `json:"volumeClaimTemplates,omitempty"`
 }
