@@ -176,11 +176,16 @@ func (r *reconciler) finishedSteps() []sessionrun.Step[*run] {
 }
 
 // checkSkip skips a session that has not started while its configuration
-// is not Ready or another run of the same session is going.
+// is paused (a session made by hand too) or not Ready, or another run of
+// the same session is going.
 func (r *reconciler) checkSkip(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	bs, bc := rn.bs, rn.bc
 	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status == corev1.ConditionTrue {
 		return ctrl.Result{}, false, nil
+	}
+	if bc.Spec.Paused {
+		r.skip(bs, corev1alpha1.ReasonSkippedInvokerPaused, fmt.Sprintf("backupconfiguration %q is paused", bc.Name))
+		return ctrl.Result{}, true, nil
 	}
 	msg := r.skipReason(ctx, bs, bc)
 	if msg == "" {

@@ -106,6 +106,9 @@ const (
 	ReasonSkippedConcurrentSession xpv2.ConditionReason = "SkippedConcurrentSession"
 	// ReasonSkippedInvokerNotReady: the invoker is not Ready.
 	ReasonSkippedInvokerNotReady xpv2.ConditionReason = "SkippedInvokerNotReady"
+	// ReasonSkippedInvokerPaused: the invoker is paused, so a session
+	// created by hand does not run either.
+	ReasonSkippedInvokerPaused xpv2.ConditionReason = "SkippedInvokerPaused"
 	// ReasonSkippedRepositoriesPaused: every repository of the session is
 	// paused, so there is nothing to back up.
 	ReasonSkippedRepositoriesPaused xpv2.ConditionReason = "SkippedRepositoriesPaused"
