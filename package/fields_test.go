@@ -39,7 +39,7 @@ var (
 )
 
 // readFieldTable parses the rows of the table: every line that starts with
-// "| `".
+// "| `", outside code blocks.
 func readFieldTable(t *testing.T) []fieldRow {
 	t.Helper()
 	f, err := os.Open(fieldTable)
@@ -48,10 +48,14 @@ func readFieldTable(t *testing.T) []fieldRow {
 	}
 	defer f.Close()
 	var rows []fieldRow
+	fenced := false
 	s := bufio.NewScanner(f)
 	for n := 1; s.Scan(); n++ {
 		line := s.Text()
-		if !strings.HasPrefix(line, "| `") {
+		if strings.HasPrefix(line, "```") {
+			fenced = !fenced
+		}
+		if fenced || !strings.HasPrefix(line, "| `") {
 			continue
 		}
 		cells := strings.Split(strings.Trim(line, "| "), " | ")
@@ -148,7 +152,7 @@ func coveredBy(path string, rows map[string]fieldRow) (fieldRow, bool) {
 		return r, true
 	}
 	for p := path; strings.Contains(p, "."); p = p[:strings.LastIndex(p, ".")] {
-		if r, ok := rows[p+".**"]; ok {
+		if r, ok := rows[strings.TrimRight(p, "[]{}")+".**"]; ok {
 			return r, true
 		}
 	}

@@ -406,6 +406,18 @@ func TestCreate(t *testing.T) {
 			}})},
 			want: want{invalid: true, messages: []string{"spec.addon.tasks[0].targetVolumes.volumeClaimTemplates", "volumeClaimTemplates is not carried out"}},
 		},
+		"BackupSessionInvokerNamespaceRefused": {
+			reason:   "A BackupSession runs beside its configuration, so an invoker namespace is refused rather than ignored.",
+			manifest: backupSession,
+			mutate:   []mutation{set("spec.invoker.namespace", "other")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.namespace: a BackupSession runs in its configuration's namespace"}},
+		},
+		"BackupSessionInvokerKindRefused": {
+			reason:   "A BackupSession's invoker is a BackupConfiguration.",
+			manifest: backupSession,
+			mutate:   []mutation{set("spec.invoker.kind", "BackupBlueprint")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.kind: a BackupSession runs a session of a BackupConfiguration"}},
+		},
 		"AddonWalGRefused": {
 			reason:   "The WalG driver is not built.",
 			manifest: addon,

@@ -25,8 +25,11 @@ import (
 
 // BackupSessionSpec is the desired state of a BackupSession.
 type BackupSessionSpec struct {
-	// Invoker is the BackupConfiguration whose session this is a run of.
+	// Invoker is the BackupConfiguration whose session this is a run of,
+	// in the BackupSession's namespace.
 	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:XValidation:rule="!has(self.kind) || self.kind == 'BackupConfiguration'",message="invoker.kind: a BackupSession runs a session of a BackupConfiguration"
+	// +kubebuilder:validation:XValidation:rule="!has(self.__namespace__) || self.__namespace__ == ''",message="invoker.namespace: a BackupSession runs in its configuration's namespace; leave the namespace empty"
 	Invoker storagev1alpha1.TypedObjectReference `json:"invoker"`
 
 	// Session is the name of the invoker's session.
