@@ -11,8 +11,8 @@ import (
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/access"
-	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/agentapi"
+	"github.com/stashplane/stashplane/internal/schedule"
 )
 
 // What a validated configuration composes: a Repository per repository
