@@ -244,10 +244,17 @@ func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, e
 	return res, false, err
 }
 
-// skipReason says why a session must not start, or "".
+// skipReason says why a session must not start, or "": its configuration
+// is not Ready, or another run of its session is going and the session's
+// concurrencyPolicy is not Allow.
 func (r *reconciler) skipReason(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) string {
 	if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
 		return fmt.Sprintf("backupconfiguration %q is %s", bc.Name, bc.Status.Phase)
+	}
+	for _, sess := range bc.Spec.Sessions {
+		if sess.Name == bs.Spec.Session && sess.Scheduler != nil && sess.Scheduler.ConcurrencyPolicy == corev1alpha1.ConcurrencyAllow {
+			return ""
+		}
 	}
 	list := &corev1alpha1.BackupSessionList{}
 	if err := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {

@@ -26,6 +26,7 @@ func TestCheckSkip(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		paused bool
+		policy corev1alpha1.ConcurrencyPolicy
 		phase  corev1alpha1.BackupInvokerPhase
 		others []client.Object
 		want   want
@@ -52,11 +53,26 @@ func TestCheckSkip(t *testing.T) {
 			others: []client.Object{&running},
 			want:   skipped(corev1alpha1.ReasonSkippedConcurrentSession, `backupsession "app-hourly-0" of the same session is still running`),
 		},
+		"ConcurrentForbid": {
+			reason: "Forbid, said outright, skips the same way.",
+			policy: corev1alpha1.ConcurrencyForbid,
+			phase:  corev1alpha1.BackupInvokerReady,
+			others: []client.Object{&running},
+			want:   skipped(corev1alpha1.ReasonSkippedConcurrentSession, `backupsession "app-hourly-0" of the same session is still running`),
+		},
+		"ConcurrentAllow": {
+			reason: "With concurrencyPolicy Allow a session runs while another run of its session is going.",
+			policy: corev1alpha1.ConcurrencyAllow,
+			phase:  corev1alpha1.BackupInvokerReady,
+			others: []client.Object{&running},
+			want:   want{condition: xpv2.Condition{Type: corev1alpha1.TypeBackupSkipped, Status: "Unknown"}},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			bc := configuration(0, 0, 1)
 			bc.Spec.Paused = tc.paused
+			bc.Spec.Sessions[0].Scheduler = &corev1alpha1.SchedulerSpec{Schedule: "0 * * * *", ConcurrencyPolicy: tc.policy}
 			bc.Status.Phase = tc.phase
 			bs := finished("app-hourly-1", 0, "", 0)
 			bs.Status.Conditions = nil

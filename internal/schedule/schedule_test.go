@@ -61,13 +61,13 @@ func TestCronJobSpec(t *testing.T) {
 			reason: "The scheduler's fields keep the meaning a CronJob gives them.",
 			sch: corev1alpha1.SchedulerSpec{
 				Schedule: "0 2 * * *", TimeZone: ptr.To("Europe/Paris"), StartingDeadlineSeconds: ptr.To[int64](300),
-				ConcurrencyPolicy: corev1alpha1.ConcurrencyReplace, Suspend: ptr.To(true),
+				ConcurrencyPolicy: corev1alpha1.ConcurrencyAllow, Suspend: ptr.To(true),
 				SuccessfulJobsHistoryLimit: ptr.To[int32](5), FailedJobsHistoryLimit: ptr.To[int32](7),
 			},
 			want: base(func(s *batchv1.CronJobSpec) {
 				s.TimeZone = ptr.To("Europe/Paris")
 				s.StartingDeadlineSeconds = ptr.To[int64](300)
-				s.ConcurrencyPolicy = batchv1.ReplaceConcurrent
+				s.ConcurrencyPolicy = batchv1.AllowConcurrent
 				s.Suspend = ptr.To(true)
 				s.SuccessfulJobsHistoryLimit = ptr.To[int32](5)
 				s.FailedJobsHistoryLimit = ptr.To[int32](7)

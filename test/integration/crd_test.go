@@ -418,6 +418,17 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.invoker.kind", "BackupBlueprint")},
 			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.kind: a BackupSession runs a session of a BackupConfiguration"}},
 		},
+		"BackupConfigurationReplaceRefused": {
+			reason:   "concurrencyPolicy Replace is not carried out, so it is refused rather than treated as Forbid.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].scheduler.concurrencyPolicy", "Replace")},
+			want:     want{invalid: true, messages: []string{"spec.sessions[0].scheduler.concurrencyPolicy", "concurrencyPolicy: Replace is not carried out"}},
+		},
+		"BackupConfigurationAllowAccepted": {
+			reason:   "concurrencyPolicy Allow is carried out and accepted.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].scheduler.concurrencyPolicy", "Allow")},
+		},
 		"AddonWalGRefused": {
 			reason:   "The WalG driver is not built.",
 			manifest: addon,
@@ -574,7 +585,7 @@ func TestDefaults(t *testing.T) {
 				s := o.(*corev1alpha1.BackupConfiguration).Spec.Sessions[0]
 				return []any{s.SessionHistoryLimit, s.Scheduler.ConcurrencyPolicy, s.Hooks.PreBackup[0].ExecutionPolicy, s.Repositories[0].DeletionPolicy}
 			},
-			want: []any{int32(1), corev1alpha1.ConcurrencyAllow, corev1alpha1.HookExecuteAlways, storagev1alpha1.DeletionPolicyDelete},
+			want: []any{int32(1), corev1alpha1.ConcurrencyForbid, corev1alpha1.HookExecuteAlways, storagev1alpha1.DeletionPolicyDelete},
 		},
 		"BackupVerifier": {
 			reason:   "A BackupVerifier should default to RestoreOnly with a history of one session.",
