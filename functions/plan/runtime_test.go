@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -16,9 +17,8 @@ import (
 // containerRuntimeSettings becoming the render context's runtime settings.
 func TestRuntimeOf(t *testing.T) {
 	pod := storagev1alpha1.PodRuntimeSettings{NodeSelector: map[string]string{"disk": "ssd"}, PriorityClassName: "low"}
-	ctr := storagev1alpha1.ContainerRuntimeSettings{Resources: corev1.ResourceRequirements{
-		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
-	}}
+	q := resource.MustParse
+	env := []corev1.EnvVar{{Name: "RESTIC_COMPRESSION", Value: "max"}}
 	cases := map[string]struct {
 		reason string
 		addon  *corev1alpha1.AddonInfo
@@ -28,17 +28,40 @@ func TestRuntimeOf(t *testing.T) {
 			reason: "An addon reference without settings gives none.",
 			addon:  &corev1alpha1.AddonInfo{Name: "workload-addon"},
 		},
-		"Both": {
-			reason: "The jobTemplate's metadata and spec and the container settings are carried over.",
+		"JobTemplate": {
+			reason: "The jobTemplate's Job settings, pod metadata, pod settings and resources are carried over.",
+			addon: &corev1alpha1.AddonInfo{Name: "workload-addon", JobTemplate: &corev1alpha1.AddonJobTemplate{
+				Metadata: corev1alpha1.PodTemplateMetadata{Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"n": "1"}},
+				Spec: corev1alpha1.AddonPodSettings{PodRuntimeSettings: pod, Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: q("500m")},
+				}},
+				BackoffLimit: ptr.To[int32](0), ActiveDeadlineSeconds: ptr.To[int64](3600), TTLSecondsAfterFinished: ptr.To[int32](600),
+			}},
+			want: render.Runtime{
+				Pod: pod, PodLabels: map[string]string{"team": "a"}, PodAnnotations: map[string]string{"n": "1"},
+				Container: storagev1alpha1.ContainerRuntimeSettings{Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: q("500m")}}},
+				Job:       render.JobSettings{BackoffLimit: ptr.To[int32](0), ActiveDeadlineSeconds: ptr.To[int64](3600), TTLSecondsAfterFinished: ptr.To[int32](600)},
+			},
+		},
+		"ContainerSettingsWin": {
+			reason: "containerRuntimeSettings' resources win over the jobTemplate's key by key; its env and security context are kept.",
 			addon: &corev1alpha1.AddonInfo{
 				Name: "workload-addon",
-				JobTemplate: &corev1alpha1.PodTemplate{
-					Metadata: corev1alpha1.PodTemplateMetadata{Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"n": "1"}},
-					Spec:     pod,
+				JobTemplate: &corev1alpha1.AddonJobTemplate{Spec: corev1alpha1.AddonPodSettings{Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: q("500m"), corev1.ResourceMemory: q("128Mi")},
+				}}},
+				ContainerRuntimeSettings: &storagev1alpha1.ContainerRuntimeSettings{
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceMemory: q("1Gi")}, Limits: corev1.ResourceList{corev1.ResourceMemory: q("2Gi")}},
+					Env:       env, SecurityContext: &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr.To(true)},
 				},
-				ContainerRuntimeSettings: &ctr,
 			},
-			want: render.Runtime{Pod: pod, PodLabels: map[string]string{"team": "a"}, PodAnnotations: map[string]string{"n": "1"}, Container: ctr},
+			want: render.Runtime{Container: storagev1alpha1.ContainerRuntimeSettings{
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: q("500m"), corev1.ResourceMemory: q("1Gi")},
+					Limits:   corev1.ResourceList{corev1.ResourceMemory: q("2Gi")},
+				},
+				Env: env, SecurityContext: &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr.To(true)},
+			}},
 		},
 	}
 	for name, tc := range cases {

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -144,6 +145,7 @@ func finishJob(u *unstructured.Unstructured, rt Runtime) error {
 		return fmt.Errorf("Job %q has no containers", job.Name)
 	}
 	applyRuntime(&job.Spec.Template, rt)
+	applyJob(&job.Spec, rt.Job)
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(job)
 	if err != nil {
 		return fmt.Errorf("cannot encode Job %q: %v", job.Name, err)
@@ -180,6 +182,19 @@ func applyRuntime(t *corev1.PodTemplateSpec, rt Runtime) {
 	}
 	for i := range s.Containers {
 		applyContainer(&s.Containers[i], rt)
+	}
+}
+
+// applyJob applies the Job-level settings the user gave.
+func applyJob(s *batchv1.JobSpec, j JobSettings) {
+	if j.BackoffLimit != nil {
+		s.BackoffLimit = ptr.To(*j.BackoffLimit)
+	}
+	if j.ActiveDeadlineSeconds != nil {
+		s.ActiveDeadlineSeconds = ptr.To(*j.ActiveDeadlineSeconds)
+	}
+	if j.TTLSecondsAfterFinished != nil {
+		s.TTLSecondsAfterFinished = ptr.To(*j.TTLSecondsAfterFinished)
 	}
 }
 

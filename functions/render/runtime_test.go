@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -96,6 +97,33 @@ func TestApplyRuntime(t *testing.T) {
 			applyRuntime(&got, tc.rt)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("%s\napplyRuntime(...): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestApplyJob shows the Job settings of an addon's jobTemplate winning
+// over what the Function rendered, and leaving the rest as rendered.
+func TestApplyJob(t *testing.T) {
+	rendered := func() batchv1.JobSpec { return batchv1.JobSpec{BackoffLimit: ptr.To[int32](2)} }
+	cases := map[string]struct {
+		reason string
+		job    JobSettings
+		want   batchv1.JobSpec
+	}{
+		"None": {reason: "Without settings the Job keeps the Function's values.", want: rendered()},
+		"All": {
+			reason: "backoffLimit, activeDeadlineSeconds and ttlSecondsAfterFinished are set; a zero backoffLimit too.",
+			job:    JobSettings{BackoffLimit: ptr.To[int32](0), ActiveDeadlineSeconds: ptr.To[int64](3600), TTLSecondsAfterFinished: ptr.To[int32](600)},
+			want:   batchv1.JobSpec{BackoffLimit: ptr.To[int32](0), ActiveDeadlineSeconds: ptr.To[int64](3600), TTLSecondsAfterFinished: ptr.To[int32](600)},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := rendered()
+			applyJob(&got, tc.job)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\napplyJob(...): -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

@@ -487,6 +487,23 @@ func TestCreate(t *testing.T) {
 			manifest: restoreSession,
 			mutate:   []mutation{set("spec.addon.containerRuntimeSettings.env", []any{map[string]any{"name": "GOMAXPROCS", "value": "x"}})},
 		},
+		"BackupConfigurationAddonJobTemplateAccepted": {
+			reason:   "An addon jobTemplate as KubeStash writes it (pod settings with resources) plus the Job's settings is accepted.",
+			manifest: backupConfiguration,
+			mutate: []mutation{set("spec.sessions[0].addon.jobTemplate", map[string]any{
+				"metadata":                map[string]any{"labels": map[string]any{"team": "a"}},
+				"spec":                    map[string]any{"nodeSelector": map[string]any{"disk": "ssd"}, "resources": map[string]any{"requests": map[string]any{"cpu": "100m"}}},
+				"backoffLimit":            int64(0),
+				"activeDeadlineSeconds":   int64(3600),
+				"ttlSecondsAfterFinished": int64(600),
+			})},
+		},
+		"BackupConfigurationAddonJobTTLTooShort": {
+			reason:   "A finished Job kept under 300 seconds could vanish before its session reads it.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.jobTemplate", map[string]any{"ttlSecondsAfterFinished": int64(10)})},
+			want:     want{invalid: true, messages: []string{"spec.sessions[0].addon.jobTemplate.ttlSecondsAfterFinished"}},
+		},
 		"AddonWalGRefused": {
 			reason:   "The WalG driver is not built.",
 			manifest: addon,

@@ -39,13 +39,55 @@ type AddonInfo struct {
 	// +listMapKey=name
 	Tasks []TaskReference `json:"tasks"`
 
-	// JobTemplate tunes the pods that run the tasks.
+	// JobTemplate tunes the Jobs that run the tasks and their pods; what
+	// it sets wins over what the task's Function rendered.
 	// +optional
-	JobTemplate *PodTemplate `json:"jobTemplate,omitempty"`
+	JobTemplate *AddonJobTemplate `json:"jobTemplate,omitempty"`
 
 	// ContainerRuntimeSettings tune the containers that run the tasks.
 	// +optional
 	ContainerRuntimeSettings *storagev1alpha1.ContainerRuntimeSettings `json:"containerRuntimeSettings,omitempty"`
+}
+
+// AddonJobTemplate tunes the Jobs an addon's tasks render: the Jobs' retry,
+// deadline and clean-up, and their pods' metadata and settings.
+type AddonJobTemplate struct {
+	// Metadata added to the Jobs' pods.
+	// +optional
+	Metadata PodTemplateMetadata `json:"metadata,omitempty"`
+
+	// Spec holds the pods' settings and their containers' resources.
+	// +optional
+	Spec AddonPodSettings `json:"spec,omitempty"`
+
+	// BackoffLimit is the number of retries of each Job's pod.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// ActiveDeadlineSeconds bounds how long each Job may run; a Job that
+	// reaches it fails, and with it the session.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// TTLSecondsAfterFinished is how long a finished Job is kept. At least
+	// 300: a session reads its Jobs until it ends.
+	// +kubebuilder:validation:Minimum=300
+	// +optional
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// AddonPodSettings are the pod-level settings of an addon's Jobs, with
+// the resources of their containers, as KubeStash's jobTemplate.spec
+// carries them.
+type AddonPodSettings struct {
+	storagev1alpha1.PodRuntimeSettings `json:",inline"`
+
+	// Resources of every container of the Jobs; containerRuntimeSettings'
+	// resources win, key by key.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 }
 
 // TaskReference names one task of an Addon and gives it its inputs.
