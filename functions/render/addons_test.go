@@ -39,7 +39,6 @@ const secretMarker = "s3cr3t-value-never-rendered"
 var conformanceParams = map[string]string{
 	"workload-addon/logical-backup":         `{"paths": ["/var/lib/app", "/etc/app"], "exclude": ["*.tmp"]}`,
 	"workload-addon/logical-backup-restore": `{"paths": ["/var/lib/app"]}`,
-	"workload-addon/logical-backup-verify":  `{"paths": ["/var/lib/app"], "readData": true}`,
 	"pvc-addon/logical-backup":              `{"exclude": ["lost+found"]}`,
 	"pvc-addon/logical-backup-restore":      `{}`,
 }

@@ -110,7 +110,7 @@ func TestCreate(t *testing.T) {
 		"BackupVerifierRestoreOnly":    {reason: "A RestoreOnly BackupVerifier needs no function.", manifest: backupVerifierRestoreOnly},
 		"BackupVerificationSession":    {reason: "A BackupVerificationSession should be accepted.", manifest: backupVerificationSession},
 		"HookTemplate":                 {reason: "A HookTemplate with one action should be accepted.", manifest: hookTemplate},
-		"Addon":                        {reason: "An Addon with all three task lists should be accepted.", manifest: addon},
+		"Addon":                        {reason: "An Addon with backup and restore tasks should be accepted.", manifest: addon},
 		"Function":                     {reason: "A Function with a template should be accepted.", manifest: function},
 		"BackupVerifierRestoreOnlyDef": {reason: "A BackupVerifier without a type defaults to RestoreOnly and needs no function.", manifest: backupVerifierRestoreOnly, mutate: []mutation{remove("spec.type")}},
 		"BackupVerifierQuery": {
@@ -504,6 +504,12 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.sessions[0].addon.jobTemplate", map[string]any{"ttlSecondsAfterFinished": int64(10)})},
 			want:     want{invalid: true, messages: []string{"spec.sessions[0].addon.jobTemplate.ttlSecondsAfterFinished"}},
 		},
+		"AddonVerificationTasksRefused": {
+			reason:   "No session runs an Addon's verification task, so an Addon listing one is refused.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.verificationTasks", []any{map[string]any{"name": "file-check", "function": "workload-verify"}})},
+			want:     want{invalid: true, messages: []string{"spec.verificationTasks", "verificationTasks are not run"}},
+		},
 		"AddonWalGRefused": {
 			reason:   "The WalG driver is not built.",
 			manifest: addon,
@@ -536,8 +542,8 @@ func TestCreate(t *testing.T) {
 		"AddonVolumeMountsRefused": {
 			reason:   "A task's volumeMounts are not carried out.",
 			manifest: addon,
-			mutate:   []mutation{set("spec.verificationTasks[0].volumeMounts", []any{map[string]any{"name": "scratch", "mountPath": "/scratch"}})},
-			want:     want{invalid: true, messages: []string{"spec.verificationTasks[0]", "volumeMounts is not carried out"}},
+			mutate:   []mutation{set("spec.restoreTasks[0].volumeMounts", []any{map[string]any{"name": "scratch", "mountPath": "/scratch"}})},
+			want:     want{invalid: true, messages: []string{"spec.restoreTasks[0]", "volumeMounts is not carried out"}},
 		},
 
 		// Addons catalog.
@@ -556,8 +562,8 @@ func TestCreate(t *testing.T) {
 		"AddonTaskWithoutFunction": {
 			reason:   "A task without a function should be rejected.",
 			manifest: addon,
-			mutate:   []mutation{remove("spec.verificationTasks[0].function")},
-			want:     want{invalid: true, messages: []string{"spec.verificationTasks[0].function: Required value"}},
+			mutate:   []mutation{remove("spec.restoreTasks[0].function")},
+			want:     want{invalid: true, messages: []string{"spec.restoreTasks[0].function: Required value"}},
 		},
 		"FunctionWithoutTemplate": {
 			reason:   "A Function without a template should be rejected.",

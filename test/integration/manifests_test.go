@@ -296,9 +296,6 @@ spec:
   restoreTasks:
   - name: logical-backup-restore
     function: workload-restore
-  verificationTasks:
-  - name: file-check
-    function: workload-verify
 `
 
 const function = `
