@@ -81,6 +81,9 @@ func checkShape(_ context.Context, in *input) (string, bool, error) {
 				return fmt.Sprintf("repository name %q is used twice", r.Name), true, nil
 			}
 			repos[r.Name] = true
+			if r.RepositoryPath() == "" {
+				return fmt.Sprintf("repository %q: directory %q names the storage's root; name a directory in it", r.Name, r.Directory), true, nil
+			}
 			key := r.Backend + "\x00" + strings.Trim(path.Clean("/"+r.Directory), "/")
 			if other, ok := dirs[key]; ok {
 				return fmt.Sprintf("repositories %q and %q share directory %q of backend %q", other, r.Name, r.Directory, r.Backend), true, nil

@@ -50,6 +50,16 @@ func TestShapeAndSchedules(t *testing.T) {
 			}),
 			want: `repositories "app" and "app2" share directory "/ns/app/" of backend "local"`,
 		},
+		"LeadingSlash": {
+			reason: "A directory written with a leading slash, as KubeStash's examples write it, is valid.",
+			bc:     config(func(s *corev1alpha1.BackupConfigurationSpec) { s.Sessions[0].Repositories[0].Directory = "/ns/app" }),
+			want:   "",
+		},
+		"RootDirectory": {
+			reason: "A directory of slashes only names the storage's root, which holds the storage's own record.",
+			bc:     config(func(s *corev1alpha1.BackupConfigurationSpec) { s.Sessions[0].Repositories[0].Directory = "/" }),
+			want:   `repository "app": directory "/" names the storage's root; name a directory in it`,
+		},
 		"DuplicateSession": {
 			reason: "Session names are unique.",
 			bc: config(func(s *corev1alpha1.BackupConfigurationSpec) {
@@ -145,6 +155,30 @@ func TestTarget(t *testing.T) {
 			got := want{msg: msg, invalid: invalid, found: ptr.Deref(bc.Status.TargetFound, false)}
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestRepositoryPaths(t *testing.T) {
+	cases := map[string]struct {
+		reason    string
+		directory string
+		want      string
+	}{
+		"Relative":      {reason: "A relative directory is the Repository's path.", directory: "ns/app", want: "ns/app"},
+		"LeadingSlash":  {reason: "KubeStash's \"/dep\" names the same place as \"dep\".", directory: "/dep", want: "dep"},
+		"TrailingSlash": {reason: "A trailing slash changes nothing either.", directory: "/demo/sample-sts/", want: "demo/sample-sts"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			bc := config(func(s *corev1alpha1.BackupConfigurationSpec) { s.Sessions[0].Repositories[0].Directory = tc.directory })
+			repos := desiredRepositories(bc)
+			if len(repos) != 1 {
+				t.Fatalf("desiredRepositories(...): %d Repositories, want 1", len(repos))
+			}
+			if diff := cmp.Diff(tc.want, repos[0].Spec.Path); diff != "" {
+				t.Errorf("%s\nRepository path: -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

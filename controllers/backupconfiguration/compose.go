@@ -43,7 +43,7 @@ func desiredRepositories(bc *corev1alpha1.BackupConfiguration) []*storagev1alpha
 				TypeMeta:   metav1.TypeMeta{APIVersion: storagev1alpha1.GroupVersion.String(), Kind: storagev1alpha1.RepositoryKind},
 				ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: bc.Namespace, Labels: labels(bc)},
 				Spec: storagev1alpha1.RepositorySpec{
-					StorageRef: ref, Path: r.Directory, DeletionPolicy: r.DeletionPolicy, EncryptionSecret: secret,
+					StorageRef: ref, Path: r.RepositoryPath(), DeletionPolicy: r.DeletionPolicy, EncryptionSecret: secret,
 				},
 			}
 			if t := bc.Spec.Target; t != nil {

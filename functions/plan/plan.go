@@ -116,7 +116,7 @@ func Backup(bc *corev1alpha1.BackupConfiguration, session string, in Inputs) ([]
 						Session:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupSession", Name: in.SessionName},
 						Target:    c.target,
 						Repository: render.Repository{
-							Name: repo.Name, Namespace: bc.Namespace, Directory: repo.Directory,
+							Name: repo.Name, Namespace: bc.Namespace, Directory: repo.RepositoryPath(),
 							EncryptionSecret: repo.EncryptionSecret.Name,
 						},
 						Storage:   storage,

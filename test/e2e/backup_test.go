@@ -37,6 +37,12 @@ func sessionPhase(ctx context.Context, kube client.Client, name string) corev1al
 // storage's and the data's host directories.
 func seedAppBackup(t *testing.T, kube client.Client, files int, seed uint64) (string, string) {
 	t.Helper()
+	return seedAppBackupWith(t, kube, files, seed, configuration(`{"paths": ["/var/lib/app"]}`))
+}
+
+// seedAppBackupWith is seedAppBackup with the BackupConfiguration bc.
+func seedAppBackupWith(t *testing.T, kube client.Client, files int, seed uint64, bc *corev1alpha1.BackupConfiguration) (string, string) {
+	t.Helper()
 	ctx := context.Background()
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
@@ -50,7 +56,7 @@ func seedAppBackup(t *testing.T, kube client.Client, files int, seed uint64) (st
 		localStorage("shared", "default", storageDir, nil),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
 		app,
-		configuration(`{"paths": ["/var/lib/app"]}`),
+		bc,
 	} {
 		if err := kube.Create(ctx, o); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
 
@@ -115,5 +119,36 @@ func TestDeclaredFieldsCarriedOut(t *testing.T) {
 		if strings.HasPrefix(c.Name, "elsewhere") {
 			t.Errorf("the refused configuration composed CronJob %q", c.Name)
 		}
+	}
+}
+
+// A configuration written as KubeStash's guides write it, a directory with
+// a leading slash and the workload addon's paths and exclude as
+// comma-separated strings, backs up into the same place as without the
+// slash.
+func TestKubeStashShapedBackup(t *testing.T) {
+	t.Parallel()
+	kube := withProvider(t)
+	ctx := context.Background()
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	bc := configuration(`{"paths": "/var/lib/app", "exclude": "/var/lib/app/lost+found,*.tmp"}`)
+	bc.Spec.Sessions[0].Repositories[0].Directory = "/default/app"
+	storageDir, _ := seedAppBackupWith(t, kube, 20, 3, bc)
+	poll(t, 3*time.Minute, "the first backup did not succeed", func(ctx context.Context) (bool, error) {
+		list := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) == 0 {
+			return false, nil
+		}
+		return list.Items[0].Status.Phase == corev1alpha1.BackupSessionSucceeded, nil
+	})
+	repo := &storagev1alpha1.Repository{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app"}, repo); err != nil {
+		t.Fatal(err)
+	}
+	if repo.Spec.Path != "default/app" {
+		t.Errorf("Repository path %q, want %q", repo.Spec.Path, "default/app")
+	}
+	if _, err := os.Stat(filepath.Join(storageDir, "backups", backend.RepositoryKey("default/app"))); err != nil {
+		t.Errorf("the repository is not at default/app in the storage: %v", err)
 	}
 }
