@@ -58,7 +58,7 @@ type RepositoryInfo struct {
 
 	// Directory of the Repository, relative to the root of the storage. A
 	// leading or trailing slash, as KubeStash's examples write it ("/dep"),
-	// names the same place as without (RepositoryPath).
+	// names the same place as without.
 	// +kubebuilder:validation:Required
 	// +kubebuilder:validation:MinLength=1
 	Directory string `json:"directory"`
