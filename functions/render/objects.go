@@ -161,10 +161,10 @@ func finishJob(u *unstructured.Unstructured, rt Runtime) error {
 // applyRuntime applies a step's runtime settings to a pod template. Values
 // the user set win over the template's.
 func applyRuntime(t *corev1.PodTemplateSpec, rt Runtime) {
-	t.Labels = mergeMap(t.Labels, rt.PodLabels)
-	t.Annotations = mergeMap(t.Annotations, rt.PodAnnotations)
-	s := &t.Spec
 	p := rt.Pod
+	t.Labels = mergeMap(t.Labels, mergeMap(mergeMap(nil, p.PodLabels), rt.PodLabels))
+	t.Annotations = mergeMap(t.Annotations, mergeMap(mergeMap(nil, p.PodAnnotations), rt.PodAnnotations))
+	s := &t.Spec
 	s.NodeSelector = mergeMap(s.NodeSelector, p.NodeSelector)
 	if p.ServiceAccountName != "" {
 		s.ServiceAccountName = p.ServiceAccountName

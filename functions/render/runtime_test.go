@@ -65,6 +65,18 @@ func TestApplyRuntime(t *testing.T) {
 				p.Spec.SecurityContext = &corev1.PodSecurityContext{FSGroup: ptr.To[int64](2000)}
 			},
 		},
+		"PodLabels": {
+			reason: "The pod settings' podLabels and podAnnotations, as KubeStash writes them, reach the pod; the jobTemplate's metadata wins over them.",
+			rt: Runtime{
+				PodLabels: map[string]string{"team": "payments"},
+				Pod:       storagev1alpha1.PodRuntimeSettings{PodLabels: map[string]string{"team": "other", "tier": "backup"}, PodAnnotations: map[string]string{"a": "1"}},
+			},
+			want: func(p *corev1.PodTemplateSpec) {
+				p.Labels["team"] = "payments"
+				p.Labels["tier"] = "backup"
+				p.Annotations = map[string]string{"a": "1"}
+			},
+		},
 		"Container": {
 			reason: "Container settings reach every container, init containers too: resources by key, env by name.",
 			rt: Runtime{Container: storagev1alpha1.ContainerRuntimeSettings{

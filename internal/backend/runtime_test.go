@@ -17,6 +17,7 @@ import (
 func TestAccessorRuntimeSettings(t *testing.T) {
 	rs := &storagev1alpha1.RuntimeSettings{
 		Pod: &storagev1alpha1.PodRuntimeSettings{
+			PodLabels: map[string]string{"team": "storage"}, PodAnnotations: map[string]string{"note": "x"},
 			NodeSelector: map[string]string{"disk": "ssd"}, ServiceAccountName: "accessor",
 			Tolerations:       []corev1.Toleration{{Key: "storage", Operator: corev1.TolerationOpExists}},
 			PriorityClassName: "high", ImagePullSecrets: []corev1.LocalObjectReference{{Name: "registry"}},
@@ -36,6 +37,9 @@ func TestAccessorRuntimeSettings(t *testing.T) {
 			}},
 			RuntimeSettings: rs,
 		},
+	}
+	for k := range accessorLabels(bs) {
+		rs.Pod.PodLabels[k] = "mine"
 	}
 	d, err := AccessorDeployment(bs, "stashplane:test")
 	if err != nil {
@@ -60,5 +64,14 @@ func TestAccessorRuntimeSettings(t *testing.T) {
 		rs.Pod.SecurityContext, rs.Container.Resources, rs.Container.Env[0], rs.Container.SecurityContext}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("AccessorDeployment(...): runtime settings -want +got:\n%s", diff)
+	}
+	meta := d.Spec.Template.ObjectMeta
+	if meta.Labels["team"] != "storage" || meta.Annotations["note"] != "x" {
+		t.Errorf("AccessorDeployment(...): pod labels %v, annotations %v: want podLabels and podAnnotations", meta.Labels, meta.Annotations)
+	}
+	for k, v := range d.Spec.Selector.MatchLabels {
+		if meta.Labels[k] != v {
+			t.Errorf("AccessorDeployment(...): pod label %s=%q, want the selector's %q whatever podLabels say", k, meta.Labels[k], v)
+		}
 	}
 }

@@ -57,8 +57,8 @@ func CronJobSpec(sch corev1alpha1.SchedulerSpec, t Trigger) batchv1.CronJobSpec 
 				TTLSecondsAfterFinished: jt.TTLSecondsAfterFinished,
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{
-						Labels:      merge(jt.Template.Metadata.Labels, t.Labels),
-						Annotations: merge(jt.Template.Metadata.Annotations, nil),
+						Labels:      merge(merge(jt.Template.Spec.PodLabels, jt.Template.Metadata.Labels), t.Labels),
+						Annotations: merge(jt.Template.Spec.PodAnnotations, jt.Template.Metadata.Annotations),
 					},
 					Spec: pod,
 				},

@@ -80,7 +80,7 @@ func TestCronJobSpec(t *testing.T) {
 			want:    base(func(s *batchv1.CronJobSpec) { s.Suspend = ptr.To(true) }),
 		},
 		"JobTemplate": {
-			reason: "The jobTemplate reaches the trigger's Job and pod; the trigger's own labels win over the template's.",
+			reason: "The jobTemplate reaches the trigger's Job and pod; its metadata wins over the pod settings' podLabels, and the trigger's own labels win over both.",
 			sch: corev1alpha1.SchedulerSpec{Schedule: "0 2 * * *", JobTemplate: corev1alpha1.JobTemplate{
 				BackoffLimit: ptr.To[int32](0), ActiveDeadlineSeconds: ptr.To[int64](600), TTLSecondsAfterFinished: ptr.To[int32](3600),
 				Template: corev1alpha1.PodTemplate{
@@ -89,6 +89,7 @@ func TestCronJobSpec(t *testing.T) {
 						Annotations: map[string]string{"cost-center": "42"},
 					},
 					Spec: storagev1alpha1.PodRuntimeSettings{
+						PodLabels: map[string]string{"tier": "trigger", "team": "other"}, PodAnnotations: map[string]string{"note": "x"},
 						NodeSelector: map[string]string{"kubernetes.io/os": "linux"}, ServiceAccountName: "own-trigger",
 						Tolerations: []corev1.Toleration{toleration}, PriorityClassName: "backup-low",
 						ImagePullSecrets: []corev1.LocalObjectReference{{Name: "registry"}},
@@ -101,8 +102,8 @@ func TestCronJobSpec(t *testing.T) {
 				j.BackoffLimit = ptr.To[int32](0)
 				j.ActiveDeadlineSeconds = ptr.To[int64](600)
 				j.TTLSecondsAfterFinished = ptr.To[int32](3600)
-				j.Template.Labels = map[string]string{"team": "payments", "core.stashplane.io/session": "nightly"}
-				j.Template.Annotations = map[string]string{"cost-center": "42"}
+				j.Template.Labels = map[string]string{"team": "payments", "tier": "trigger", "core.stashplane.io/session": "nightly"}
+				j.Template.Annotations = map[string]string{"cost-center": "42", "note": "x"}
 				p := &j.Template.Spec
 				p.NodeSelector = map[string]string{"kubernetes.io/os": "linux"}
 				p.ServiceAccountName = "own-trigger"

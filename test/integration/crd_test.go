@@ -510,6 +510,11 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.verificationTasks", []any{map[string]any{"name": "file-check", "function": "workload-verify"}})},
 			want:     want{invalid: true, messages: []string{"spec.verificationTasks", "verificationTasks are not run"}},
 		},
+		"BackupStoragePodLabelsAccepted": {
+			reason:   "runtimeSettings.pod.podLabels, as KubeStash's guides write them, are accepted and carried out.",
+			manifest: backupStorageS3,
+			mutate:   []mutation{set("spec.runtimeSettings", map[string]any{"pod": map[string]any{"podLabels": map[string]any{"team": "storage"}}})},
+		},
 		"AddonWalGRefused": {
 			reason:   "The WalG driver is not built.",
 			manifest: addon,

@@ -141,6 +141,14 @@ type RuntimeSettings struct {
 
 // PodRuntimeSettings are the pod-level runtime settings.
 type PodRuntimeSettings struct {
+	// PodLabels are added to the pod's labels; Stashplane's own labels win.
+	// +optional
+	PodLabels map[string]string `json:"podLabels,omitempty"`
+
+	// PodAnnotations are added to the pod's annotations.
+	// +optional
+	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+
 	// NodeSelector restricts the nodes the pod may run on.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
