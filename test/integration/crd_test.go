@@ -515,6 +515,24 @@ func TestCreate(t *testing.T) {
 			manifest: backupStorageS3,
 			mutate:   []mutation{set("spec.runtimeSettings", map[string]any{"pod": map[string]any{"podLabels": map[string]any{"team": "storage"}}})},
 		},
+		"BackupSessionInvokerGroupRefused": {
+			reason:   "A BackupSession's invoker is of Stashplane's core group.",
+			manifest: backupSession,
+			mutate:   []mutation{set("spec.invoker.apiGroup", "core.kubestash.com")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.apiGroup: a BackupConfiguration is of core.stashplane.io"}},
+		},
+		"BackupVerificationSessionInvokerNamespaceRefused": {
+			reason:   "A verification session runs beside its verifier, so an invoker namespace is refused rather than ignored.",
+			manifest: backupVerificationSession,
+			mutate:   []mutation{set("spec.invoker.namespace", "other")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.namespace: a verification session runs beside its verifier"}},
+		},
+		"BackupVerificationSessionInvokerGroupRefused": {
+			reason:   "A verification session's invoker is of Stashplane's core group.",
+			manifest: backupVerificationSession,
+			mutate:   []mutation{set("spec.invoker.apiGroup", "apps")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.apiGroup: a BackupVerifier is of core.stashplane.io"}},
+		},
 		"AddonWalGRefused": {
 			reason:   "The WalG driver is not built.",
 			manifest: addon,

@@ -29,6 +29,7 @@ type BackupSessionSpec struct {
 	// in the BackupSession's namespace.
 	// +kubebuilder:validation:Required
 	// +kubebuilder:validation:XValidation:rule="!has(self.kind) || self.kind == 'BackupConfiguration'",message="invoker.kind: a BackupSession runs a session of a BackupConfiguration"
+	// +kubebuilder:validation:XValidation:rule="!has(self.apiGroup) || self.apiGroup == 'core.stashplane.io'",message="invoker.apiGroup: a BackupConfiguration is of core.stashplane.io"
 	// +kubebuilder:validation:XValidation:rule="!has(self.__namespace__) || self.__namespace__ == ''",message="invoker.namespace: a BackupSession runs in its configuration's namespace; leave the namespace empty"
 	Invoker storagev1alpha1.TypedObjectReference `json:"invoker"`
 
