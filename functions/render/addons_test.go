@@ -43,10 +43,9 @@ var conformanceParams = map[string]string{
 	"pvc-addon/logical-backup-restore":      `{}`,
 }
 
-// TestBuiltinAddons is the addon conformance suite: every task of every
-// built-in addon must validate, render against the example context, match
-// its golden file, and produce Jobs that follow Stashplane's rules.
-func TestBuiltinAddons(t *testing.T) {
+// builtinCatalog is the catalog of the built-in addons and Functions.
+func builtinCatalog(t *testing.T) *render.Catalog {
+	t.Helper()
 	objs, err := stashpkg.Addons()
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +54,14 @@ func TestBuiltinAddons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cat
+}
+
+// TestBuiltinAddons is the addon conformance suite: every task of every
+// built-in addon must validate, render against the example context, match
+// its golden file, and produce Jobs that follow Stashplane's rules.
+func TestBuiltinAddons(t *testing.T) {
+	cat := builtinCatalog(t)
 	if diff := cmp.Diff([]string{"pvc-addon", "workload-addon"}, cat.AddonNames()); diff != "" {
 		t.Fatalf("built-in addons: -want +got:\n%s", diff)
 	}
@@ -286,14 +293,7 @@ func TestCheckJobCatchesViolations(t *testing.T) {
 // their list parameters as KubeStash's examples write them, one
 // comma-separated string, and rendering exactly the Jobs the lists give.
 func TestBuiltinAddonsTakeKubeStashParams(t *testing.T) {
-	objs, err := stashpkg.Addons()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := render.NewCatalog(objs...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := builtinCatalog(t)
 	cases := map[string]struct {
 		reason       string
 		addon, task  string
