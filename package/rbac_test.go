@@ -142,9 +142,9 @@ func TestRules(t *testing.T) {
 			reason: "Pods are made by Jobs and Deployments, never directly.",
 			access: access{"", "pods", []string{"create", "delete", "patch"}},
 		},
-		"PodsExec": {
-			reason: "Nothing runs inside a workload's pod from the provider.",
-			access: access{"", "pods/exec", []string{"create", "get"}},
+		"PodsAttach": {
+			reason: "Pod hooks exec a command; nothing attaches to a workload's running process.",
+			access: access{"", "pods/attach", []string{"create", "get"}},
 		},
 		"Nodes": {
 			reason: "Node names come from pods.",

@@ -37,7 +37,7 @@ func TestRenderCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(broken, bytes.Replace(b, []byte(`paths: ["/var/lib/app"]`), []byte(`paths: "/var/lib/app"`), 1), 0o644); err != nil {
+	if err := os.WriteFile(broken, bytes.Replace(b, []byte(`paths: ["/var/lib/app"]`), []byte(`paths: 42`), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cases := map[string]struct {

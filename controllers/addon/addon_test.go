@@ -262,7 +262,7 @@ func TestValidateTasks(t *testing.T) {
 		},
 		"WrongType": {
 			reason: "A parameter of the wrong type names the path and the conflict.",
-			info:   addonInfo("workload-addon", "logical-backup", `{"paths": "/data"}`),
+			info:   addonInfo("workload-addon", "logical-backup", `{"paths": 7}`),
 			want:   "params.paths: conflicting values",
 		},
 		"UnknownTask": {

@@ -81,6 +81,9 @@ func checkShape(_ context.Context, in *input) (string, bool, error) {
 				return fmt.Sprintf("repository name %q is used twice", r.Name), true, nil
 			}
 			repos[r.Name] = true
+			if r.RepositoryPath() == "" {
+				return fmt.Sprintf("repository %q: directory %q names the storage's root; name a directory in it", r.Name, r.Directory), true, nil
+			}
 			key := r.Backend + "\x00" + strings.Trim(path.Clean("/"+r.Directory), "/")
 			if other, ok := dirs[key]; ok {
 				return fmt.Sprintf("repositories %q and %q share directory %q of backend %q", other, r.Name, r.Directory, r.Backend), true, nil
@@ -141,12 +144,14 @@ func checkTarget(ctx context.Context, in *input) (string, bool, error) {
 	}
 	proto, ok := targetKinds[t.Kind]
 	if !ok {
-		return fmt.Sprintf("target kind %q is not supported: use Deployment, StatefulSet, DaemonSet or PersistentVolumeClaim", t.Kind), true, nil
+		return fmt.Sprintf("spec.target.kind: target kind %q is not supported: use Deployment, StatefulSet, DaemonSet or PersistentVolumeClaim", t.Kind), true, nil
 	}
-	ns := t.Namespace
-	if ns == "" {
-		ns = in.bc.Namespace
+	// The Jobs run beside the configuration and mount the target's claims,
+	// which only pods of the target's namespace can do.
+	if t.Namespace != "" && t.Namespace != in.bc.Namespace {
+		return fmt.Sprintf("spec.target.namespace: a target in another namespace (%q) is refused: the backup Jobs run in the configuration's namespace %q and cannot mount its volumes; create the configuration in %q", t.Namespace, in.bc.Namespace, t.Namespace), true, nil
 	}
+	ns := in.bc.Namespace
 	obj := proto.DeepCopyObject().(client.Object)
 	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, obj); kerrors.IsNotFound(err) {
 		return fmt.Sprintf("target %s %s/%s not found", t.Kind, ns, t.Name), false, nil

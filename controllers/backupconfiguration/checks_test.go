@@ -5,8 +5,15 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
 func config(mutate func(*corev1alpha1.BackupConfigurationSpec)) *corev1alpha1.BackupConfiguration {
@@ -43,6 +50,16 @@ func TestShapeAndSchedules(t *testing.T) {
 			}),
 			want: `repositories "app" and "app2" share directory "/ns/app/" of backend "local"`,
 		},
+		"LeadingSlash": {
+			reason: "A directory written with a leading slash, as KubeStash's examples write it, is valid.",
+			bc:     config(func(s *corev1alpha1.BackupConfigurationSpec) { s.Sessions[0].Repositories[0].Directory = "/ns/app" }),
+			want:   "",
+		},
+		"RootDirectory": {
+			reason: "A directory of slashes only names the storage's root, which holds the storage's own record.",
+			bc:     config(func(s *corev1alpha1.BackupConfigurationSpec) { s.Sessions[0].Repositories[0].Directory = "/" }),
+			want:   `repository "app": directory "/" names the storage's root; name a directory in it`,
+		},
 		"DuplicateSession": {
 			reason: "Session names are unique.",
 			bc: config(func(s *corev1alpha1.BackupConfigurationSpec) {
@@ -74,6 +91,94 @@ func TestShapeAndSchedules(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, msg); diff != "" {
 				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestTarget(t *testing.T) {
+	type want struct {
+		msg     string
+		invalid bool
+		found   bool
+	}
+	app := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "app"}}
+	other := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "app"}}
+	cases := map[string]struct {
+		reason string
+		target *storagev1alpha1.TypedObjectReference
+		want   want
+	}{
+		"SameNamespace": {
+			reason: "A target in the configuration's namespace is found.",
+			target: &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: "app"},
+			want:   want{found: true},
+		},
+		"SameNamespaceNamed": {
+			reason: "Naming the configuration's own namespace is the same as leaving it empty.",
+			target: &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Namespace: "team", Name: "app"},
+			want:   want{found: true},
+		},
+		"AnotherNamespace": {
+			reason: "A target in another namespace is refused before anything runs, even when it exists, naming the field.",
+			target: &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Namespace: "other", Name: "app"},
+			want: want{invalid: true, msg: `spec.target.namespace: a target in another namespace ("other") is refused: ` +
+				`the backup Jobs run in the configuration's namespace "team" and cannot mount its volumes; create the configuration in "other"`},
+		},
+		"KindNotShipped": {
+			reason: "A target kind Stashplane has no addon for (a KubeDB database, say) is refused by name, not left pending.",
+			target: &storagev1alpha1.TypedObjectReference{APIGroup: "kubedb.com", Kind: "MongoDB", Name: "app"},
+			want: want{invalid: true, msg: `spec.target.kind: target kind "MongoDB" is not supported: ` +
+				`use Deployment, StatefulSet, DaemonSet or PersistentVolumeClaim`},
+		},
+		"Missing": {
+			reason: "A target that does not exist yet is not ready, not invalid.",
+			target: &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: "gone"},
+			want:   want{msg: "target Deployment team/gone not found"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := runtime.NewScheme()
+			if err := clientgoscheme.AddToScheme(s); err != nil {
+				t.Fatal(err)
+			}
+			kube := fake.NewClientBuilder().WithScheme(s).WithObjects(app.DeepCopy(), other.DeepCopy()).Build()
+			bc := config(nil)
+			bc.Namespace = "team"
+			bc.Spec.Target = tc.target
+			in := &input{kube: kube, bc: bc, status: &bc.Status}
+			msg, invalid, err := checkTarget(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := want{msg: msg, invalid: invalid, found: ptr.Deref(bc.Status.TargetFound, false)}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestRepositoryPaths(t *testing.T) {
+	cases := map[string]struct {
+		reason    string
+		directory string
+		want      string
+	}{
+		"Relative":      {reason: "A relative directory is the Repository's path.", directory: "ns/app", want: "ns/app"},
+		"LeadingSlash":  {reason: "KubeStash's \"/dep\" names the same place as \"dep\".", directory: "/dep", want: "dep"},
+		"TrailingSlash": {reason: "A trailing slash changes nothing either.", directory: "/demo/sample-sts/", want: "demo/sample-sts"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			bc := config(func(s *corev1alpha1.BackupConfigurationSpec) { s.Sessions[0].Repositories[0].Directory = tc.directory })
+			repos := desiredRepositories(bc)
+			if len(repos) != 1 {
+				t.Fatalf("desiredRepositories(...): %d Repositories, want 1", len(repos))
+			}
+			if diff := cmp.Diff(tc.want, repos[0].Spec.Path); diff != "" {
+				t.Errorf("%s\nRepository path: -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

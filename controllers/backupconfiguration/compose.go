@@ -5,7 +5,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -13,6 +12,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/agentapi"
+	"github.com/stashplane/stashplane/internal/schedule"
 )
 
 // What a validated configuration composes: a Repository per repository
@@ -43,7 +43,7 @@ func desiredRepositories(bc *corev1alpha1.BackupConfiguration) []*storagev1alpha
 				TypeMeta:   metav1.TypeMeta{APIVersion: storagev1alpha1.GroupVersion.String(), Kind: storagev1alpha1.RepositoryKind},
 				ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: bc.Namespace, Labels: labels(bc)},
 				Spec: storagev1alpha1.RepositorySpec{
-					StorageRef: ref, Path: r.Directory, DeletionPolicy: r.DeletionPolicy, EncryptionSecret: secret,
+					StorageRef: ref, Path: r.RepositoryPath(), DeletionPolicy: r.DeletionPolicy, EncryptionSecret: secret,
 				},
 			}
 			if t := bc.Spec.Target; t != nil {
@@ -77,43 +77,22 @@ func desiredCronJobs(bc *corev1alpha1.BackupConfiguration, image string) []*batc
 	var out []*batchv1.CronJob
 	for _, s := range bc.Spec.Sessions {
 		sch := s.Scheduler
-		suspend := bc.Spec.Paused || ptr.Deref(sch.Suspend, false)
 		l := labels(bc)
 		l[corev1alpha1.LabelSession] = s.Name
 		cj := &batchv1.CronJob{
 			TypeMeta:   metav1.TypeMeta{APIVersion: batchv1.SchemeGroupVersion.String(), Kind: "CronJob"},
 			ObjectMeta: metav1.ObjectMeta{Name: naming.ConfigurationCronJob(bc.Name, s.Name), Namespace: bc.Namespace, Labels: l},
-			Spec: batchv1.CronJobSpec{
-				Schedule:                   sch.Schedule,
-				TimeZone:                   sch.TimeZone,
-				StartingDeadlineSeconds:    sch.StartingDeadlineSeconds,
-				ConcurrencyPolicy:          batchv1.ConcurrencyPolicy(sch.ConcurrencyPolicy),
-				Suspend:                    ptr.To(suspend),
-				SuccessfulJobsHistoryLimit: sch.SuccessfulJobsHistoryLimit,
-				FailedJobsHistoryLimit:     sch.FailedJobsHistoryLimit,
-				JobTemplate: batchv1.JobTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: l},
-					Spec: batchv1.JobSpec{
-						BackoffLimit: ptr.To[int32](2),
-						Template: corev1.PodTemplateSpec{
-							ObjectMeta: metav1.ObjectMeta{Labels: l},
-							Spec: corev1.PodSpec{
-								ServiceAccountName: naming.ConfigurationServiceAccount(bc.Name),
-								RestartPolicy:      corev1.RestartPolicyOnFailure,
-								Containers: []corev1.Container{{
-									Name:  "trigger",
-									Image: image,
-									Args: []string{"trigger", "--namespace=" + bc.Namespace,
-										"--configuration=" + bc.Name, "--session=" + s.Name},
-								}},
-							},
-						},
-					},
+			Spec: schedule.CronJobSpec(*sch, schedule.Trigger{
+				Labels:             l,
+				ServiceAccountName: naming.ConfigurationServiceAccount(bc.Name),
+				Suspend:            bc.Spec.Paused,
+				Container: corev1.Container{
+					Name:  "trigger",
+					Image: image,
+					Args: []string{"trigger", "--namespace=" + bc.Namespace,
+						"--configuration=" + bc.Name, "--session=" + s.Name},
 				},
-			},
-		}
-		if cj.Spec.ConcurrencyPolicy == "" {
-			cj.Spec.ConcurrencyPolicy = batchv1.ForbidConcurrent
+			}),
 		}
 		out = append(out, cj)
 	}

@@ -203,11 +203,16 @@ func (r *reconciler) finishedSteps() []sessionrun.Step[*run] {
 }
 
 // checkSkip skips a session that has not started while its configuration
-// is not Ready or another run of the same session is going.
+// is paused (a session made by hand too) or not Ready, or another run of
+// the same session is going.
 func (r *reconciler) checkSkip(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	bs, bc := rn.bs, rn.bc
 	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status == corev1.ConditionTrue {
 		return ctrl.Result{}, false, nil
+	}
+	if bc.Spec.Paused {
+		r.skip(bs, corev1alpha1.ReasonSkippedInvokerPaused, fmt.Sprintf("backupconfiguration %q is paused", bc.Name))
+		return ctrl.Result{}, true, nil
 	}
 	msg := r.skipReason(ctx, bs, bc)
 	if msg == "" {
@@ -272,10 +277,17 @@ func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, e
 	return res, false, err
 }
 
-// skipReason says why a session must not start, or "".
+// skipReason says why a session must not start, or "": its configuration
+// is not Ready, or another run of its session is going and the session's
+// concurrencyPolicy is not Allow.
 func (r *reconciler) skipReason(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) string {
 	if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
 		return fmt.Sprintf("backupconfiguration %q is %s", bc.Name, bc.Status.Phase)
+	}
+	for _, sess := range bc.Spec.Sessions {
+		if sess.Name == bs.Spec.Session && sess.Scheduler != nil && sess.Scheduler.ConcurrencyPolicy == corev1alpha1.ConcurrencyAllow {
+			return ""
+		}
 	}
 	list := &corev1alpha1.BackupSessionList{}
 	if err := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {

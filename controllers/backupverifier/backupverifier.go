@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -26,6 +25,7 @@ import (
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/access"
+	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -108,36 +108,15 @@ func desiredCronJob(v *corev1alpha1.BackupVerifier, image string) *batchv1.CronJ
 	cj := &batchv1.CronJob{
 		TypeMeta:   metav1.TypeMeta{APIVersion: batchv1.SchemeGroupVersion.String(), Kind: "CronJob"},
 		ObjectMeta: metav1.ObjectMeta{Name: naming.VerifierCronJob(v.Name), Namespace: v.Namespace, Labels: l},
-		Spec: batchv1.CronJobSpec{
-			Schedule:                   sch.Schedule,
-			TimeZone:                   sch.TimeZone,
-			StartingDeadlineSeconds:    sch.StartingDeadlineSeconds,
-			ConcurrencyPolicy:          batchv1.ConcurrencyPolicy(sch.ConcurrencyPolicy),
-			Suspend:                    ptr.To(ptr.Deref(sch.Suspend, false)),
-			SuccessfulJobsHistoryLimit: sch.SuccessfulJobsHistoryLimit,
-			FailedJobsHistoryLimit:     sch.FailedJobsHistoryLimit,
-			JobTemplate: batchv1.JobTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: l},
-				Spec: batchv1.JobSpec{
-					BackoffLimit: ptr.To[int32](2),
-					Template: corev1.PodTemplateSpec{
-						ObjectMeta: metav1.ObjectMeta{Labels: l},
-						Spec: corev1.PodSpec{
-							ServiceAccountName: naming.VerifierServiceAccount(v.Name),
-							RestartPolicy:      corev1.RestartPolicyOnFailure,
-							Containers: []corev1.Container{{
-								Name:  "verify",
-								Image: image,
-								Args:  []string{"verify", "now", "--namespace=" + v.Namespace, "--verifier=" + v.Name},
-							}},
-						},
-					},
-				},
+		Spec: schedule.CronJobSpec(*sch, schedule.Trigger{
+			Labels:             l,
+			ServiceAccountName: naming.VerifierServiceAccount(v.Name),
+			Container: corev1.Container{
+				Name:  "verify",
+				Image: image,
+				Args:  []string{"verify", "now", "--namespace=" + v.Namespace, "--verifier=" + v.Name},
 			},
-		},
-	}
-	if cj.Spec.ConcurrencyPolicy == "" {
-		cj.Spec.ConcurrencyPolicy = batchv1.ForbidConcurrent
+		}),
 	}
 	return cj
 }

@@ -116,7 +116,7 @@ func Backup(bc *corev1alpha1.BackupConfiguration, session string, in Inputs) ([]
 						Session:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupSession", Name: in.SessionName},
 						Target:    c.target,
 						Repository: render.Repository{
-							Name: repo.Name, Namespace: bc.Namespace, Directory: repo.Directory,
+							Name: repo.Name, Namespace: bc.Namespace, Directory: repo.RepositoryPath(),
 							EncryptionSecret: repo.EncryptionSecret.Name,
 						},
 						Storage:   storage,
@@ -249,16 +249,39 @@ func variables(env []corev1.EnvVar) map[string]string {
 	return out
 }
 
-// runtimeOf collects an addon reference's runtime settings.
+// runtimeOf collects an addon reference's runtime settings: the
+// jobTemplate's Job, pod and resource settings, then the container
+// settings, whose resources win key by key.
 func runtimeOf(a *corev1alpha1.AddonInfo) render.Runtime {
 	var rt render.Runtime
-	if a.JobTemplate != nil {
-		rt.Pod = a.JobTemplate.Spec
-		rt.PodLabels = a.JobTemplate.Metadata.Labels
-		rt.PodAnnotations = a.JobTemplate.Metadata.Annotations
+	if t := a.JobTemplate; t != nil {
+		rt.Pod = t.Spec.PodRuntimeSettings
+		rt.PodLabels = t.Metadata.Labels
+		rt.PodAnnotations = t.Metadata.Annotations
+		rt.Container.Resources = *t.Spec.Resources.DeepCopy()
+		rt.Job = render.JobSettings{BackoffLimit: t.BackoffLimit, ActiveDeadlineSeconds: t.ActiveDeadlineSeconds, TTLSecondsAfterFinished: t.TTLSecondsAfterFinished}
 	}
-	if a.ContainerRuntimeSettings != nil {
-		rt.Container = *a.ContainerRuntimeSettings
+	if c := a.ContainerRuntimeSettings; c != nil {
+		rt.Container.Env = c.Env
+		rt.Container.SecurityContext = c.SecurityContext
+		rt.Container.Resources.Requests = mergeResources(rt.Container.Resources.Requests, c.Resources.Requests)
+		rt.Container.Resources.Limits = mergeResources(rt.Container.Resources.Limits, c.Resources.Limits)
+		rt.Container.Resources.Claims = append(rt.Container.Resources.Claims, c.Resources.Claims...)
 	}
 	return rt
+}
+
+// mergeResources sets over's quantities on base, key by key.
+func mergeResources(base, over corev1.ResourceList) corev1.ResourceList {
+	if len(over) == 0 {
+		return base
+	}
+	out := corev1.ResourceList{}
+	for k, q := range base {
+		out[k] = q
+	}
+	for k, q := range over {
+		out[k] = q
+	}
+	return out
 }

@@ -39,15 +39,13 @@ const secretMarker = "s3cr3t-value-never-rendered"
 var conformanceParams = map[string]string{
 	"workload-addon/logical-backup":         `{"paths": ["/var/lib/app", "/etc/app"], "exclude": ["*.tmp"]}`,
 	"workload-addon/logical-backup-restore": `{"paths": ["/var/lib/app"]}`,
-	"workload-addon/logical-backup-verify":  `{"paths": ["/var/lib/app"], "readData": true}`,
 	"pvc-addon/logical-backup":              `{"exclude": ["lost+found"]}`,
 	"pvc-addon/logical-backup-restore":      `{}`,
 }
 
-// TestBuiltinAddons is the addon conformance suite: every task of every
-// built-in addon must validate, render against the example context, match
-// its golden file, and produce Jobs that follow Stashplane's rules.
-func TestBuiltinAddons(t *testing.T) {
+// builtinCatalog is the catalog of the built-in addons and Functions.
+func builtinCatalog(t *testing.T) *render.Catalog {
+	t.Helper()
 	objs, err := stashpkg.Addons()
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +54,14 @@ func TestBuiltinAddons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cat
+}
+
+// TestBuiltinAddons is the addon conformance suite: every task of every
+// built-in addon must validate, render against the example context, match
+// its golden file, and produce Jobs that follow Stashplane's rules.
+func TestBuiltinAddons(t *testing.T) {
+	cat := builtinCatalog(t)
 	if diff := cmp.Diff([]string{"pvc-addon", "workload-addon"}, cat.AddonNames()); diff != "" {
 		t.Fatalf("built-in addons: -want +got:\n%s", diff)
 	}
@@ -123,8 +129,8 @@ func TestBuiltinAddons(t *testing.T) {
 			})
 		}
 	}
-	if rendered < 5 {
-		t.Errorf("rendered %d built-in tasks, want at least 5", rendered)
+	if rendered < len(conformanceParams) {
+		t.Errorf("rendered %d built-in tasks, want at least %d", rendered, len(conformanceParams))
 	}
 }
 
@@ -280,5 +286,93 @@ func TestCheckJobCatchesViolations(t *testing.T) {
 		if !found {
 			t.Errorf("checkJob did not report %q; reported:\n%s", w, strings.Join(got, "\n"))
 		}
+	}
+}
+
+// TestBuiltinAddonsTakeKubeStashParams shows the built-in tasks taking
+// their list parameters as KubeStash's examples write them, one
+// comma-separated string, and rendering exactly the Jobs the lists give.
+func TestBuiltinAddonsTakeKubeStashParams(t *testing.T) {
+	cat := builtinCatalog(t)
+	cases := map[string]struct {
+		reason       string
+		addon, task  string
+		kind         render.TaskKind
+		asString     string
+		asList       string
+		wantRejected bool
+	}{
+		"WorkloadBackup": {
+			reason: "paths and exclude as comma-separated strings, spaces around items dropped.",
+			addon:  "workload-addon", task: "logical-backup", kind: render.TaskBackup,
+			asString: `{"paths": "/source/data, /etc/app", "exclude": "/source/data/lost+found,*.tmp"}`,
+			asList:   `{"paths": ["/source/data", "/etc/app"], "exclude": ["/source/data/lost+found", "*.tmp"]}`,
+		},
+		"WorkloadRestore": {
+			reason: "A restore's paths and include as strings.",
+			addon:  "workload-addon", task: "logical-backup-restore", kind: render.TaskRestore,
+			asString: `{"paths": "/source/data", "include": "*.db"}`,
+			asList:   `{"paths": ["/source/data"], "include": ["*.db"]}`,
+		},
+		"PVCBackup": {
+			reason: "The pvc addon's exclude as a string.",
+			addon:  "pvc-addon", task: "logical-backup", kind: render.TaskBackup,
+			asString: `{"exclude": "lost+found"}`,
+			asList:   `{"exclude": ["lost+found"]}`,
+		},
+		"EmptyPaths": {
+			reason: "A backup's paths may not be an empty string, as they may not be an empty list.",
+			addon:  "workload-addon", task: "logical-backup", kind: render.TaskBackup,
+			asString: `{"paths": " , "}`, wantRejected: true,
+		},
+		"NotAPath": {
+			reason: "A string that does not start with an absolute path is refused.",
+			addon:  "workload-addon", task: "logical-backup", kind: render.TaskBackup,
+			asString: `{"paths": "not-a-list"}`, wantRejected: true,
+		},
+	}
+	r := render.New(render.Options{})
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			addon, _ := cat.Addon(tc.addon)
+			var fnName string
+			for _, kt := range render.Tasks(addon) {
+				if kt.Kind == tc.kind && kt.Task.Name == tc.task {
+					fnName = kt.Task.Function
+				}
+			}
+			fn, err := cat.Function(fnName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := exampleContext()
+			if tc.addon == "pvc-addon" {
+				c.Target = render.Target{Kind: "PersistentVolumeClaim", Name: "app-data", Namespace: "demo"}
+			}
+			rendered := func(params string) ([]byte, error) {
+				res, err := r.Render(context.Background(), render.Input{Addon: addon, TaskKind: tc.kind, Task: tc.task, Function: fn, Params: []byte(params), Context: c})
+				if err != nil {
+					return nil, err
+				}
+				return res.YAML()
+			}
+			fromString, err := rendered(tc.asString)
+			if tc.wantRejected {
+				if err == nil {
+					t.Errorf("%s\nRender(%s): want an error, got none", tc.reason, tc.asString)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s\nRender(%s): %v", tc.reason, tc.asString, err)
+			}
+			fromList, err := rendered(tc.asList)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(fromList), string(fromString)); diff != "" {
+				t.Errorf("%s\nJobs from strings differ from Jobs from lists: -list +string:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }

@@ -190,4 +190,14 @@ type Runtime struct {
 	PodAnnotations map[string]string `json:"podAnnotations"`
 	// Container settings applied to every rendered container.
 	Container storagev1alpha1.ContainerRuntimeSettings `json:"container"`
+	// Job settings applied to every rendered Job.
+	Job JobSettings `json:"job"`
+}
+
+// JobSettings are the Job-level settings a user gives an addon's Jobs
+// (addon.jobTemplate); each one set wins over the template's.
+type JobSettings struct {
+	BackoffLimit            *int32 `json:"backoffLimit,omitempty"`
+	ActiveDeadlineSeconds   *int64 `json:"activeDeadlineSeconds,omitempty"`
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	kjson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -144,6 +145,7 @@ func finishJob(u *unstructured.Unstructured, rt Runtime) error {
 		return fmt.Errorf("Job %q has no containers", job.Name)
 	}
 	applyRuntime(&job.Spec.Template, rt)
+	applyJob(&job.Spec, rt.Job)
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(job)
 	if err != nil {
 		return fmt.Errorf("cannot encode Job %q: %v", job.Name, err)
@@ -159,10 +161,10 @@ func finishJob(u *unstructured.Unstructured, rt Runtime) error {
 // applyRuntime applies a step's runtime settings to a pod template. Values
 // the user set win over the template's.
 func applyRuntime(t *corev1.PodTemplateSpec, rt Runtime) {
-	t.Labels = mergeMap(t.Labels, rt.PodLabels)
-	t.Annotations = mergeMap(t.Annotations, rt.PodAnnotations)
-	s := &t.Spec
 	p := rt.Pod
+	t.Labels = mergeMap(t.Labels, mergeMap(mergeMap(nil, p.PodLabels), rt.PodLabels))
+	t.Annotations = mergeMap(t.Annotations, mergeMap(mergeMap(nil, p.PodAnnotations), rt.PodAnnotations))
+	s := &t.Spec
 	s.NodeSelector = mergeMap(s.NodeSelector, p.NodeSelector)
 	if p.ServiceAccountName != "" {
 		s.ServiceAccountName = p.ServiceAccountName
@@ -180,6 +182,19 @@ func applyRuntime(t *corev1.PodTemplateSpec, rt Runtime) {
 	}
 	for i := range s.Containers {
 		applyContainer(&s.Containers[i], rt)
+	}
+}
+
+// applyJob applies the Job-level settings the user gave.
+func applyJob(s *batchv1.JobSpec, j JobSettings) {
+	if j.BackoffLimit != nil {
+		s.BackoffLimit = ptr.To(*j.BackoffLimit)
+	}
+	if j.ActiveDeadlineSeconds != nil {
+		s.ActiveDeadlineSeconds = ptr.To(*j.ActiveDeadlineSeconds)
+	}
+	if j.TTLSecondsAfterFinished != nil {
+		s.TTLSecondsAfterFinished = ptr.To(*j.TTLSecondsAfterFinished)
 	}
 }
 

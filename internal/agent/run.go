@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/restic"
 	"github.com/stashplane/stashplane/internal/restic/bridge"
@@ -204,6 +205,7 @@ func (r *Runner) resticFor(ctx context.Context, t *target, errs *bridgeErrors) (
 		PasswordFile: r.Options.PasswordFile,
 		CacheDir:     filepath.Join(r.Options.ScratchDir, "cache"),
 		ProgressFPS:  0.5,
+		Env:          agentapi.ResticTuning(os.Environ()),
 	})
 	if err != nil {
 		stop(context.Background())

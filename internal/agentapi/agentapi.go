@@ -6,6 +6,8 @@
 // imports the other.
 package agentapi
 
+import "strings"
+
 // Flags of the agent's command line, as the built-in Functions render it
 // (docs/addons.md, "The agent's command line").
 const (
@@ -32,3 +34,31 @@ const (
 // from spec.readDataSubset, so that every addon's restore task passes it on
 // without a parameter.
 const EnvReadDataSubset = "STASHPLANE_READ_DATA_SUBSET"
+
+// ResticTuningEnv are the RESTIC_* variables of the agent's environment
+// that reach restic: they tune how it packs and reads data and never where
+// it reads or writes. restic's environment is otherwise rebuilt from
+// nothing (the repository, the password file, PATH, HOME, TMPDIR, TZ). The
+// runtime settings' env is refused at admission for any other RESTIC_*
+// variable and for variables that would redirect the agent
+// (apis/storage/v1alpha1.ContainerRuntimeSettings), so what a user may
+// set and what reaches restic are one list.
+var ResticTuningEnv = []string{"RESTIC_COMPRESSION", "RESTIC_PACK_SIZE", "RESTIC_READ_CONCURRENCY"}
+
+// ResticTuning picks the ResticTuningEnv entries out of an environment in
+// os.Environ's form, in the list's order.
+func ResticTuning(environ []string) []string {
+	values := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			values[k] = v
+		}
+	}
+	var out []string
+	for _, k := range ResticTuningEnv {
+		if v, ok := values[k]; ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}

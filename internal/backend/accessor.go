@@ -99,8 +99,18 @@ func AccessorDeployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv
 			{Name: "token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: AccessorName(bs)}}},
 		},
 	}
+	podLabels, podAnnotations := map[string]string{}, map[string]string(nil)
 	if rs := bs.Spec.RuntimeSettings; rs != nil {
 		applyRuntimeSettings(&pod, rs)
+		if rs.Pod != nil {
+			for k, v := range rs.Pod.PodLabels {
+				podLabels[k] = v
+			}
+			podAnnotations = rs.Pod.PodAnnotations
+		}
+	}
+	for k, v := range labels {
+		podLabels[k] = v
 	}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: AccessorName(bs), Namespace: bs.Namespace, Labels: labels},
@@ -108,7 +118,7 @@ func AccessorDeployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv
 			Replicas: ptr.To[int32](1),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: pod},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: podAnnotations}, Spec: pod},
 		},
 	}, nil
 }

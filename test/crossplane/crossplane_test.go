@@ -230,7 +230,7 @@ func TestRender(t *testing.T) {
 	})
 
 	t.Run("FatalOnBadParams", func(t *testing.T) {
-		badXR := withReplaced(t, xr, dir, `paths: ["/var/lib/app"]`, `paths: "/var/lib/app"`)
+		badXR := withReplaced(t, xr, dir, `paths: ["/var/lib/app"]`, `paths: 42`)
 		_, stderr := run(t, true, "render", badXR, comp, functions)
 		if !strings.Contains(stderr, "params.paths: conflicting values") || !strings.Contains(stderr, "workload-backup.cue:") {
 			t.Errorf("render error does not carry the CUE problem:\n%s", stderr)

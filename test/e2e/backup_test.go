@@ -39,6 +39,12 @@ func sessionPhase(ctx context.Context, kube client.Client, name string) corev1al
 // storage's and the data's host directories.
 func seedAppBackup(t *testing.T, kube client.Client, files int, seed uint64, mods ...func(*appsv1.Deployment, *corev1alpha1.BackupConfiguration)) (string, string) {
 	t.Helper()
+	return seedAppBackupWith(t, kube, files, seed, configuration(`{"paths": ["/var/lib/app"]}`), mods...)
+}
+
+// seedAppBackupWith is seedAppBackup with the BackupConfiguration bc.
+func seedAppBackupWith(t *testing.T, kube client.Client, files int, seed uint64, bc *corev1alpha1.BackupConfiguration, mods ...func(*appsv1.Deployment, *corev1alpha1.BackupConfiguration)) (string, string) {
+	t.Helper()
 	ctx := context.Background()
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
@@ -48,7 +54,6 @@ func seedAppBackup(t *testing.T, kube client.Client, files int, seed uint64, mod
 	app := deployment("app")
 	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
 	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
-	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	for _, m := range mods {
 		m(app, bc)
 	}

@@ -126,6 +126,35 @@ func deployment(name string) *appsv1.Deployment {
 	}
 }
 
+// createReady creates what configuration() needs (the built-in addons, the
+// local storage "shared", the Deployment "app" and the password Secret),
+// then bc, and waits until bc is Ready with its first backup started.
+func createReady(t *testing.T, kube client.Client, bc *corev1alpha1.BackupConfiguration) {
+	t.Helper()
+	ctx := context.Background()
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []client.Object{
+		localStorage("shared", "default", t.TempDir(), nil),
+		deployment("app"),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("pw-for-test")}},
+		bc,
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(t, 3*time.Minute, "the configuration did not become Ready with its first backup started", func(ctx context.Context) (bool, error) {
+		got := &corev1alpha1.BackupConfiguration{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), got); err != nil {
+			return false, nil
+		}
+		return got.Status.Phase == corev1alpha1.BackupInvokerReady &&
+			got.GetCondition(corev1alpha1.TypeInitialBackupTriggered).Status == corev1.ConditionTrue, nil
+	})
+}
+
 // A valid configuration composes its Repository and one CronJob per session
 // under a ServiceAccount of its own, starts a first backup at once, and its
 // every-minute CronJob starts the next through `stashplane trigger` running
@@ -137,35 +166,13 @@ func TestBackupConfigurationSchedules(t *testing.T) {
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupConfigurationList{})
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
-	if err := provider.InstallBuiltins(ctx, kube); err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range []client.Object{
-		localStorage("shared", "default", t.TempDir(), nil),
-		deployment("app"),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("pw-for-test")}},
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
 	bc := configuration(`{"paths": ["/data"]}`)
 	minute := bc.Spec.Sessions[0]
 	minute.Name, minute.Scheduler = "every-minute", &corev1alpha1.SchedulerSpec{Schedule: "* * * * *"}
 	minute.Repositories = []corev1alpha1.RepositoryInfo{{Name: "app-minutely", Backend: "local", Directory: "default/app-minutely",
 		EncryptionSecret: storagev1alpha1.ObjectReference{Name: "restic-password"}}}
 	bc.Spec.Sessions = append(bc.Spec.Sessions, minute)
-	if err := kube.Create(ctx, bc); err != nil {
-		t.Fatal(err)
-	}
-	poll(t, 3*time.Minute, "the configuration did not become Ready with its first backups started", func(ctx context.Context) (bool, error) {
-		got := &corev1alpha1.BackupConfiguration{}
-		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), got); err != nil {
-			return false, nil
-		}
-		return got.Status.Phase == corev1alpha1.BackupInvokerReady &&
-			got.GetCondition(corev1alpha1.TypeInitialBackupTriggered).Status == corev1.ConditionTrue, nil
-	})
+	createReady(t, kube, bc)
 	sessions := func(session string) int {
 		list := &corev1alpha1.BackupSessionList{}
 		if err := kube.List(ctx, list, client.InNamespace("default"), client.MatchingLabels{"core.stashplane.io/session": session}); err != nil {

@@ -110,8 +110,7 @@ func TestCreate(t *testing.T) {
 		"BackupVerifierRestoreOnly":    {reason: "A RestoreOnly BackupVerifier needs no function.", manifest: backupVerifierRestoreOnly},
 		"BackupVerificationSession":    {reason: "A BackupVerificationSession should be accepted.", manifest: backupVerificationSession},
 		"HookTemplate":                 {reason: "A HookTemplate with one action should be accepted.", manifest: hookTemplate},
-		"BackupBlueprint":              {reason: "A BackupBlueprint should be accepted.", manifest: backupBlueprint},
-		"Addon":                        {reason: "An Addon with all three task lists should be accepted.", manifest: addon},
+		"Addon":                        {reason: "An Addon with backup and restore tasks should be accepted.", manifest: addon},
 		"Function":                     {reason: "A Function with a template should be accepted.", manifest: function},
 		"BackupVerifierRestoreOnlyDef": {reason: "A BackupVerifier without a type defaults to RestoreOnly and needs no function.", manifest: backupVerifierRestoreOnly, mutate: []mutation{remove("spec.type")}},
 		"BackupVerifierQuery": {
@@ -361,6 +360,238 @@ func TestCreate(t *testing.T) {
 			want:     want{invalid: true, messages: []string{"spec.executor.type"}},
 		},
 
+		// What Stashplane does not carry out is refused at admission, by name.
+		"BackupBlueprintRefused": {
+			reason:   "Blueprints are not built, so a BackupBlueprint is refused rather than left without effect.",
+			manifest: backupBlueprint,
+			want:     want{invalid: true, messages: []string{"BackupBlueprint is not built yet"}},
+		},
+		"RestoreSessionPITRRefused": {
+			reason:   "A point-in-time restore is not built.",
+			manifest: restoreSession,
+			mutate:   []mutation{set("spec.dataSource.pitr", map[string]any{"targetTime": "2026-01-02T03:04:05Z"})},
+			want:     want{invalid: true, messages: []string{"spec.dataSource", "pitr: point-in-time restore is not built"}},
+		},
+		"BackupConfigurationAddonVolumesRefused": {
+			reason:   "addonVolumes fill volume templates, which are not carried out.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.tasks[0].addonVolumes", []any{map[string]any{"name": "scratch", "source": map[string]any{"emptyDir": map[string]any{}}}})},
+			want:     want{invalid: true, messages: []string{"spec.sessions[0].addon.tasks[0]", "addonVolumes is not carried out"}},
+		},
+		"RestoreSessionAddonVolumesRefused": {
+			reason:   "A restore's addonVolumes are refused as a backup's are.",
+			manifest: restoreSession,
+			mutate:   []mutation{set("spec.addon.tasks[0].addonVolumes", []any{map[string]any{"name": "scratch"}})},
+			want:     want{invalid: true, messages: []string{"spec.addon.tasks[0]", "addonVolumes is not carried out"}},
+		},
+		"BackupConfigurationValueFromRefused": {
+			reason:   "A variable taken from a Secret or ConfigMap is not carried out, so it is refused rather than dropped.",
+			manifest: backupConfiguration,
+			mutate: []mutation{set("spec.sessions[0].addon.tasks[0].variables", []any{
+				map[string]any{"name": "LITERAL", "value": "x"},
+				map[string]any{"name": "FROM", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "s", "key": "k"}}},
+			})},
+			want: want{invalid: true, messages: []string{"spec.sessions[0].addon.tasks[0]", "variables[].valueFrom is not carried out yet"}},
+		},
+		"BackupConfigurationPreHookPolicyRefused": {
+			reason:   "A pre-backup hook always runs before the backup, so an executionPolicy other than Always is refused rather than ignored.",
+			manifest: backupConfiguration,
+			mutate: []mutation{set("spec.sessions[0].hooks", map[string]any{"preBackup": []any{
+				map[string]any{"name": "freeze", "hookTemplate": map[string]any{"name": "t"}, "executionPolicy": "OnFailure"},
+			}})},
+			want: want{invalid: true, messages: []string{"executionPolicy applies to postBackup hooks only"}},
+		},
+		"BackupConfigurationPostHookPolicyAccepted": {
+			reason:   "A post-backup hook's executionPolicy is carried out.",
+			manifest: backupConfiguration,
+			mutate: []mutation{set("spec.sessions[0].hooks", map[string]any{"postBackup": []any{
+				map[string]any{"name": "thaw", "hookTemplate": map[string]any{"name": "t"}, "executionPolicy": "OnFailure"},
+			}})},
+		},
+		"RestoreSessionPreHookPolicyRefused": {
+			reason:   "A pre-restore hook always runs before the restore.",
+			manifest: restoreSession,
+			mutate: []mutation{set("spec.hooks", map[string]any{"preRestore": []any{
+				map[string]any{"name": "stop", "hookTemplate": map[string]any{"name": "t"}, "executionPolicy": "OnSuccess"},
+			}})},
+			want: want{invalid: true, messages: []string{"executionPolicy applies to postRestore hooks only"}},
+		},
+		"BackupConfigurationLiteralVariableAccepted": {
+			reason:   "A literal variable is carried out and accepted.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.tasks[0].variables", []any{map[string]any{"name": "LITERAL", "value": "x"}})},
+		},
+		"RestoreSessionVolumeClaimTemplatesRefused": {
+			reason:   "targetVolumes.volumeClaimTemplates are not carried out.",
+			manifest: restoreSession,
+			mutate: []mutation{set("spec.addon.tasks[0].targetVolumes", map[string]any{"volumeClaimTemplates": []any{
+				map[string]any{"spec": map[string]any{"accessModes": []any{"ReadWriteOnce"}}},
+			}})},
+			want: want{invalid: true, messages: []string{"spec.addon.tasks[0].targetVolumes.volumeClaimTemplates", "volumeClaimTemplates is not carried out"}},
+		},
+		"BackupSessionInvokerNamespaceRefused": {
+			reason:   "A BackupSession runs beside its configuration, so an invoker namespace is refused rather than ignored.",
+			manifest: backupSession,
+			mutate:   []mutation{set("spec.invoker.namespace", "other")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.namespace: a BackupSession runs in its configuration's namespace"}},
+		},
+		"BackupSessionInvokerKindRefused": {
+			reason:   "A BackupSession's invoker is a BackupConfiguration.",
+			manifest: backupSession,
+			mutate:   []mutation{set("spec.invoker.kind", "BackupBlueprint")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.kind: a BackupSession runs a session of a BackupConfiguration"}},
+		},
+		"BackupConfigurationReplaceRefused": {
+			reason:   "concurrencyPolicy Replace is not carried out, so it is refused rather than treated as Forbid.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].scheduler.concurrencyPolicy", "Replace")},
+			want:     want{invalid: true, messages: []string{"spec.sessions[0].scheduler.concurrencyPolicy", "concurrencyPolicy: Replace is not carried out"}},
+		},
+		"BackupConfigurationAllowAccepted": {
+			reason:   "concurrencyPolicy Allow is carried out and accepted.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].scheduler.concurrencyPolicy", "Allow")},
+		},
+		"EnvResticRepositoryRefused": {
+			reason:   "RESTIC_REPOSITORY would send restic to another repository.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.containerRuntimeSettings.env", []any{map[string]any{"name": "RESTIC_REPOSITORY", "value": "x"}})},
+			want:     want{invalid: true, messages: []string{"env: of the RESTIC_* variables only RESTIC_COMPRESSION, RESTIC_PACK_SIZE and RESTIC_READ_CONCURRENCY are accepted"}},
+		},
+		"EnvResticPasswordCommandRefused": {
+			reason:   "RESTIC_PASSWORD_COMMAND would run a command for the password.",
+			manifest: restoreSession,
+			mutate:   []mutation{set("spec.addon.containerRuntimeSettings.env", []any{map[string]any{"name": "RESTIC_PASSWORD_COMMAND", "value": "x"}})},
+			want:     want{invalid: true, messages: []string{"env: of the RESTIC_* variables only RESTIC_COMPRESSION, RESTIC_PACK_SIZE and RESTIC_READ_CONCURRENCY are accepted"}},
+		},
+		"EnvResticCacheDirRefused": {
+			reason:   "RESTIC_CACHE_DIR would move restic's cache.",
+			manifest: backupVerifierRestoreOnly,
+			mutate:   []mutation{set("spec.runtimeSettings.container.env", []any{map[string]any{"name": "RESTIC_CACHE_DIR", "value": "x"}})},
+			want:     want{invalid: true, messages: []string{"env: of the RESTIC_* variables only RESTIC_COMPRESSION, RESTIC_PACK_SIZE and RESTIC_READ_CONCURRENCY are accepted"}},
+		},
+		"EnvKubeconfigRefused": {
+			reason:   "KUBECONFIG would send the agent to another API server.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.containerRuntimeSettings.env", []any{map[string]any{"name": "KUBECONFIG", "value": "x"}})},
+			want:     want{invalid: true, messages: []string{"env: variables that redirect the agent"}},
+		},
+		"EnvProxyRefused": {
+			reason:   "A proxy, in either case, would route the agent's traffic elsewhere.",
+			manifest: backupVerifierRestoreOnly,
+			mutate:   []mutation{set("spec.restoreOption.addonInfo.containerRuntimeSettings.env", []any{map[string]any{"name": "https_proxy", "value": "x"}})},
+			want:     want{invalid: true, messages: []string{"env: variables that redirect the agent"}},
+		},
+		"EnvCABundleRefused": {
+			reason:   "A CA bundle would change whom the agent trusts.",
+			manifest: backupStorageS3,
+			mutate:   []mutation{set("spec.runtimeSettings.container.env", []any{map[string]any{"name": "SSL_CERT_FILE", "value": "x"}})},
+			want:     want{invalid: true, messages: []string{"env: variables that redirect the agent"}},
+		},
+		"EnvCloudCredentialsRefused": {
+			reason:   "Cloud SDK variables would change the storage's endpoint or credentials.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.containerRuntimeSettings.env", []any{map[string]any{"name": "AWS_ENDPOINT_URL", "value": "x"}})},
+			want:     want{invalid: true, messages: []string{"env: variables that redirect the agent"}},
+		},
+		"EnvAgentContractRefused": {
+			reason:   "The agent's own variables are set by Stashplane.",
+			manifest: restoreSession,
+			mutate:   []mutation{set("spec.addon.containerRuntimeSettings.env", []any{map[string]any{"name": "STASHPLANE_READ_DATA_SUBSET", "value": "x"}})},
+			want:     want{invalid: true, messages: []string{"env: variables that redirect the agent"}},
+		},
+		"EnvResticTuningAccepted": {
+			reason:   "restic's tuning variables are accepted and reach restic.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.containerRuntimeSettings.env", []any{map[string]any{"name": "RESTIC_COMPRESSION", "value": "x"}})},
+		},
+		"EnvOtherAccepted": {
+			reason:   "Variables that redirect nothing are accepted.",
+			manifest: restoreSession,
+			mutate:   []mutation{set("spec.addon.containerRuntimeSettings.env", []any{map[string]any{"name": "GOMAXPROCS", "value": "x"}})},
+		},
+		"BackupConfigurationAddonJobTemplateAccepted": {
+			reason:   "An addon jobTemplate as KubeStash writes it (pod settings with resources) plus the Job's settings is accepted.",
+			manifest: backupConfiguration,
+			mutate: []mutation{set("spec.sessions[0].addon.jobTemplate", map[string]any{
+				"metadata":                map[string]any{"labels": map[string]any{"team": "a"}},
+				"spec":                    map[string]any{"nodeSelector": map[string]any{"disk": "ssd"}, "resources": map[string]any{"requests": map[string]any{"cpu": "100m"}}},
+				"backoffLimit":            int64(0),
+				"activeDeadlineSeconds":   int64(3600),
+				"ttlSecondsAfterFinished": int64(600),
+			})},
+		},
+		"BackupConfigurationAddonJobTTLTooShort": {
+			reason:   "A finished Job kept under 300 seconds could vanish before its session reads it.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].addon.jobTemplate", map[string]any{"ttlSecondsAfterFinished": int64(10)})},
+			want:     want{invalid: true, messages: []string{"spec.sessions[0].addon.jobTemplate.ttlSecondsAfterFinished"}},
+		},
+		"AddonVerificationTasksRefused": {
+			reason:   "No session runs an Addon's verification task, so an Addon listing one is refused.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.verificationTasks", []any{map[string]any{"name": "file-check", "function": "workload-verify"}})},
+			want:     want{invalid: true, messages: []string{"spec.verificationTasks", "verificationTasks are not run"}},
+		},
+		"BackupStoragePodLabelsAccepted": {
+			reason:   "runtimeSettings.pod.podLabels, as KubeStash's guides write them, are accepted and carried out.",
+			manifest: backupStorageS3,
+			mutate:   []mutation{set("spec.runtimeSettings", map[string]any{"pod": map[string]any{"podLabels": map[string]any{"team": "storage"}}})},
+		},
+		"BackupSessionInvokerGroupRefused": {
+			reason:   "A BackupSession's invoker is of Stashplane's core group.",
+			manifest: backupSession,
+			mutate:   []mutation{set("spec.invoker.apiGroup", "core.kubestash.com")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.apiGroup: a BackupConfiguration is of core.stashplane.io"}},
+		},
+		"BackupVerificationSessionInvokerNamespaceRefused": {
+			reason:   "A verification session runs beside its verifier, so an invoker namespace is refused rather than ignored.",
+			manifest: backupVerificationSession,
+			mutate:   []mutation{set("spec.invoker.namespace", "other")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.namespace: a verification session runs beside its verifier"}},
+		},
+		"BackupVerificationSessionInvokerGroupRefused": {
+			reason:   "A verification session's invoker is of Stashplane's core group.",
+			manifest: backupVerificationSession,
+			mutate:   []mutation{set("spec.invoker.apiGroup", "apps")},
+			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.apiGroup: a BackupVerifier is of core.stashplane.io"}},
+		},
+		"AddonWalGRefused": {
+			reason:   "The WalG driver is not built.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.backupTasks[0].driver", "WalG")},
+			want:     want{invalid: true, messages: []string{"spec.backupTasks[0]", "driver: only Restic is built"}},
+		},
+		"AddonVolumeSnapshotterRefused": {
+			reason:   "The VolumeSnapshotter driver is not built.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.restoreTasks[0].driver", "VolumeSnapshotter")},
+			want:     want{invalid: true, messages: []string{"spec.restoreTasks[0]", "driver: only Restic is built"}},
+		},
+		"AddonSingletonRefused": {
+			reason:   "singleton is not carried out: every task runs once per component.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.restoreTasks[0].singleton", true)},
+			want:     want{invalid: true, messages: []string{"spec.restoreTasks[0]", "singleton is not carried out"}},
+		},
+		"AddonSingletonFalseAccepted": {
+			reason:   "singleton: false says what Stashplane does and is accepted.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.restoreTasks[0].singleton", false)},
+		},
+		"AddonVolumeTemplateRefused": {
+			reason:   "volumeTemplate is not carried out.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.backupTasks[0].volumeTemplate", []any{map[string]any{"name": "scratch", "source": map[string]any{"emptyDir": map[string]any{}}}})},
+			want:     want{invalid: true, messages: []string{"spec.backupTasks[0]", "volumeTemplate is not carried out"}},
+		},
+		"AddonVolumeMountsRefused": {
+			reason:   "A task's volumeMounts are not carried out.",
+			manifest: addon,
+			mutate:   []mutation{set("spec.restoreTasks[0].volumeMounts", []any{map[string]any{"name": "scratch", "mountPath": "/scratch"}})},
+			want:     want{invalid: true, messages: []string{"spec.restoreTasks[0]", "volumeMounts is not carried out"}},
+		},
+
 		// Addons catalog.
 		"AddonBadDriver": {
 			reason:   "A task driver outside Restic, WalG and VolumeSnapshotter should be rejected.",
@@ -377,8 +608,8 @@ func TestCreate(t *testing.T) {
 		"AddonTaskWithoutFunction": {
 			reason:   "A task without a function should be rejected.",
 			manifest: addon,
-			mutate:   []mutation{remove("spec.verificationTasks[0].function")},
-			want:     want{invalid: true, messages: []string{"spec.verificationTasks[0].function: Required value"}},
+			mutate:   []mutation{remove("spec.restoreTasks[0].function")},
+			want:     want{invalid: true, messages: []string{"spec.restoreTasks[0].function: Required value"}},
 		},
 		"FunctionWithoutTemplate": {
 			reason:   "A Function without a template should be rejected.",
@@ -481,7 +712,7 @@ func TestDefaults(t *testing.T) {
 				s := o.(*corev1alpha1.BackupConfiguration).Spec.Sessions[0]
 				return []any{s.SessionHistoryLimit, s.Scheduler.ConcurrencyPolicy, s.Hooks.PreBackup[0].ExecutionPolicy, s.Repositories[0].DeletionPolicy}
 			},
-			want: []any{int32(1), corev1alpha1.ConcurrencyAllow, corev1alpha1.HookExecuteAlways, storagev1alpha1.DeletionPolicyDelete},
+			want: []any{int32(1), corev1alpha1.ConcurrencyForbid, corev1alpha1.HookExecuteAlways, storagev1alpha1.DeletionPolicyDelete},
 		},
 		"BackupVerifier": {
 			reason:   "A BackupVerifier should default to RestoreOnly with a history of one session.",

@@ -157,10 +157,6 @@ spec:
           volumeMounts:
           - name: data
             mountPath: /data
-        addonVolumes:
-        - name: scratch
-          source:
-            emptyDir: {}
 `
 
 const backupSession = `
@@ -297,22 +293,9 @@ spec:
       required: true
     - name: exclude
       default: "*.tmp"
-    volumeTemplate:
-    - name: scratch
-      usage: Holds data before it is uploaded.
-      source:
-        emptyDir:
-          sizeLimit: 1Gi
-    volumeMounts:
-    - name: scratch
-      mountPath: /scratch
   restoreTasks:
   - name: logical-backup-restore
     function: workload-restore
-    singleton: true
-  verificationTasks:
-  - name: file-check
-    function: workload-verify
 `
 
 const function = `

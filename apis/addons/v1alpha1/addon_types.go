@@ -76,7 +76,13 @@ type VolumeTemplate struct {
 	Source *runtime.RawExtension `json:"source,omitempty"`
 }
 
-// Task is one step an Addon can do, carried out by a Function.
+// Task is one step an Addon can do, carried out by a Function. The fields
+// Stashplane does not carry out are refused at admission, so that no Addon
+// says more than its Jobs do (README, "Refused KubeStash features").
+// +kubebuilder:validation:XValidation:rule="!has(self.driver) || self.driver == 'Restic'",message="driver: only Restic is built; the WalG and VolumeSnapshotter drivers are refused"
+// +kubebuilder:validation:XValidation:rule="!has(self.singleton) || !self.singleton",message="singleton is not carried out: every task runs once per component of its target; remove the field"
+// +kubebuilder:validation:XValidation:rule="!has(self.volumeTemplate) || size(self.volumeTemplate) == 0",message="volumeTemplate is not carried out: a task's Function declares the volumes its Jobs mount"
+// +kubebuilder:validation:XValidation:rule="!has(self.volumeMounts) || size(self.volumeMounts) == 0",message="volumeMounts is not carried out: a task's Function declares the mounts of its Jobs"
 type Task struct {
 	// Name of the task, unique within its list.
 	// +kubebuilder:validation:Required
@@ -88,7 +94,8 @@ type Task struct {
 	// +kubebuilder:validation:MinLength=1
 	Function string `json:"function"`
 
-	// Driver that moves the task's data.
+	// Driver that moves the task's data. Only Restic is built; WalG and
+	// VolumeSnapshotter are refused.
 	// +kubebuilder:default=Restic
 	// +optional
 	Driver storagev1alpha1.Driver `json:"driver,omitempty"`
@@ -98,7 +105,9 @@ type Task struct {
 	// +optional
 	Executor TaskExecutor `json:"executor,omitempty"`
 
-	// Singleton tasks run once per session rather than once per target pod.
+	// Singleton is KubeStash's "run once per session rather than once per
+	// target pod". Refused when true: a Stashplane task runs once per
+	// component of its target.
 	// +optional
 	Singleton bool `json:"singleton,omitempty"`
 
@@ -108,13 +117,15 @@ type Task struct {
 	// +listMapKey=name
 	Parameters []ParameterDefinition `json:"parameters,omitempty"`
 
-	// VolumeTemplate lists the volumes the task needs.
+	// VolumeTemplate lists the volumes the task needs. Refused when set:
+	// the task's Function declares its volumes.
 	// +optional
 	// +listType=map
 	// +listMapKey=name
 	VolumeTemplate []VolumeTemplate `json:"volumeTemplate,omitempty"`
 
-	// VolumeMounts of those volumes in the task's container.
+	// VolumeMounts of those volumes in the task's container. Refused when
+	// set, with VolumeTemplate.
 	// +optional
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 }
@@ -133,7 +144,11 @@ type AddonSpec struct {
 	// +listMapKey=name
 	RestoreTasks []Task `json:"restoreTasks,omitempty"`
 
-	// VerificationTasks check a restored target for a BackupVerifier.
+	// VerificationTasks are refused in stored Addons: no session runs an
+	// Addon's verification task. A BackupVerifier of type Query or Script
+	// names its Function itself (spec.function), which Stashplane renders
+	// as the one verification task of an Addon it makes in memory.
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0",message="verificationTasks are not run: a BackupVerifier of type Query or Script names its Function in spec.function; RestoreOnly needs none"
 	// +optional
 	// +listType=map
 	// +listMapKey=name

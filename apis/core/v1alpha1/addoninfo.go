@@ -39,16 +39,60 @@ type AddonInfo struct {
 	// +listMapKey=name
 	Tasks []TaskReference `json:"tasks"`
 
-	// JobTemplate tunes the pods that run the tasks.
+	// JobTemplate tunes the Jobs that run the tasks and their pods; what
+	// it sets wins over what the task's Function rendered.
 	// +optional
-	JobTemplate *PodTemplate `json:"jobTemplate,omitempty"`
+	JobTemplate *AddonJobTemplate `json:"jobTemplate,omitempty"`
 
 	// ContainerRuntimeSettings tune the containers that run the tasks.
 	// +optional
 	ContainerRuntimeSettings *storagev1alpha1.ContainerRuntimeSettings `json:"containerRuntimeSettings,omitempty"`
 }
 
+// AddonJobTemplate tunes the Jobs an addon's tasks render: the Jobs' retry,
+// deadline and clean-up, and their pods' metadata and settings.
+type AddonJobTemplate struct {
+	// Metadata added to the Jobs' pods.
+	// +optional
+	Metadata PodTemplateMetadata `json:"metadata,omitempty"`
+
+	// Spec holds the pods' settings and their containers' resources.
+	// +optional
+	Spec AddonPodSettings `json:"spec,omitempty"`
+
+	// BackoffLimit is the number of retries of each Job's pod.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// ActiveDeadlineSeconds bounds how long each Job may run; a Job that
+	// reaches it fails, and with it the session.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// TTLSecondsAfterFinished is how long a finished Job is kept. At least
+	// 300: a session reads its Jobs until it ends.
+	// +kubebuilder:validation:Minimum=300
+	// +optional
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// AddonPodSettings are the pod-level settings of an addon's Jobs, with
+// the resources of their containers, as KubeStash's jobTemplate.spec
+// carries them.
+type AddonPodSettings struct {
+	storagev1alpha1.PodRuntimeSettings `json:",inline"`
+
+	// Resources of every container of the Jobs; containerRuntimeSettings'
+	// resources win, key by key.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
 // TaskReference names one task of an Addon and gives it its inputs.
+// +kubebuilder:validation:XValidation:rule="!has(self.addonVolumes) || size(self.addonVolumes) == 0",message="addonVolumes is not carried out: no built-in task declares a volume template to fill; remove the field"
+// +kubebuilder:validation:XValidation:rule="!has(self.variables) || self.variables.all(v, !has(v.valueFrom))",message="variables[].valueFrom is not carried out yet: give the variable's value literally"
 type TaskReference struct {
 	// Name of the task, one of the Addon's task names.
 	// +kubebuilder:validation:Required
@@ -62,7 +106,9 @@ type TaskReference struct {
 	// +optional
 	Params *runtime.RawExtension `json:"params,omitempty"`
 
-	// Variables are made available to the task's Function.
+	// Variables are made available to the task's Function, by name, as
+	// literal values; valueFrom is refused.
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Variables []corev1.EnvVar `json:"variables,omitempty"`
 
@@ -70,7 +116,8 @@ type TaskReference struct {
 	// +optional
 	TargetVolumes *TargetVolumeInfo `json:"targetVolumes,omitempty"`
 
-	// AddonVolumes fill the volume templates of the Addon's task.
+	// AddonVolumes fill the volume templates of the Addon's task. Refused
+	// when set, as volume templates are.
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	// +listType=map
@@ -90,7 +137,9 @@ type TargetVolumeInfo struct {
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 
 	// VolumeClaimTemplates for targets that create their claims from
-	// templates, such as StatefulSets.
+	// templates, such as StatefulSets. Refused when set: a StatefulSet's
+	// claim templates are read from the StatefulSet itself.
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0",message="volumeClaimTemplates is not carried out: a StatefulSet target's claim templates are read from the StatefulSet; remove the field"
 	// +optional
 	VolumeClaimTemplates []corev1.PersistentVolumeClaimTemplate `json:"volumeClaimTemplates,omitempty"`
 }

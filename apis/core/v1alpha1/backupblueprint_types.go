@@ -41,7 +41,10 @@ type BackupConfigurationTemplate struct {
 	Sessions []Session `json:"sessions,omitempty"`
 }
 
-// BackupBlueprintSpec is the desired state of a BackupBlueprint.
+// BackupBlueprintSpec is the desired state of a BackupBlueprint. Blueprints
+// are not carried out yet, so every BackupBlueprint is refused at admission
+// rather than accepted and left without effect.
+// +kubebuilder:validation:XValidation:rule="false",message="BackupBlueprint is not built yet: no BackupConfiguration would be made from it; write a BackupConfiguration for the workload instead"
 type BackupBlueprintSpec struct {
 	// UsagePolicy limits which namespaces' workloads may use this blueprint.
 	// +optional

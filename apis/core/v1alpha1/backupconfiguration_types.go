@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"strings"
+
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -54,7 +56,9 @@ type RepositoryInfo struct {
 	// +kubebuilder:validation:MinLength=1
 	Backend string `json:"backend"`
 
-	// Directory of the Repository, relative to the root of the storage.
+	// Directory of the Repository, relative to the root of the storage. A
+	// leading or trailing slash, as KubeStash's examples write it ("/dep"),
+	// names the same place as without.
 	// +kubebuilder:validation:Required
 	// +kubebuilder:validation:MinLength=1
 	Directory string `json:"directory"`
@@ -327,4 +331,11 @@ type BackupConfigurationList struct {
 
 func init() {
 	SchemeBuilder.Register(&BackupConfiguration{}, &BackupConfigurationList{})
+}
+
+// RepositoryPath is the Repository path a directory names: the directory
+// without its leading and trailing slashes, so that "/dep" (as KubeStash's
+// examples write it) and "dep" are one place in the storage.
+func (r RepositoryInfo) RepositoryPath() string {
+	return strings.Trim(r.Directory, "/")
 }

@@ -25,8 +25,12 @@ import (
 
 // BackupSessionSpec is the desired state of a BackupSession.
 type BackupSessionSpec struct {
-	// Invoker is the BackupConfiguration whose session this is a run of.
+	// Invoker is the BackupConfiguration whose session this is a run of,
+	// in the BackupSession's namespace.
 	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:XValidation:rule="!has(self.kind) || self.kind == 'BackupConfiguration'",message="invoker.kind: a BackupSession runs a session of a BackupConfiguration"
+	// +kubebuilder:validation:XValidation:rule="!has(self.apiGroup) || self.apiGroup == 'core.stashplane.io'",message="invoker.apiGroup: a BackupConfiguration is of core.stashplane.io"
+	// +kubebuilder:validation:XValidation:rule="!has(self.__namespace__) || self.__namespace__ == ''",message="invoker.namespace: a BackupSession runs in its configuration's namespace; leave the namespace empty"
 	Invoker storagev1alpha1.TypedObjectReference `json:"invoker"`
 
 	// Session is the name of the invoker's session.
@@ -106,6 +110,9 @@ const (
 	ReasonSkippedConcurrentSession xpv2.ConditionReason = "SkippedConcurrentSession"
 	// ReasonSkippedInvokerNotReady: the invoker is not Ready.
 	ReasonSkippedInvokerNotReady xpv2.ConditionReason = "SkippedInvokerNotReady"
+	// ReasonSkippedInvokerPaused: the invoker is paused, so a session
+	// created by hand does not run either.
+	ReasonSkippedInvokerPaused xpv2.ConditionReason = "SkippedInvokerPaused"
 	// ReasonSkippedRepositoriesPaused: every repository of the session is
 	// paused, so there is nothing to back up.
 	ReasonSkippedRepositoriesPaused xpv2.ConditionReason = "SkippedRepositoriesPaused"

@@ -27,8 +27,11 @@ import (
 // BackupVerificationSession. It cannot change once created.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable"
 type BackupVerificationSessionSpec struct {
-	// Invoker is the BackupVerifier that started the verification.
+	// Invoker is the BackupVerifier that started the verification, in the
+	// session's namespace.
 	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:XValidation:rule="!has(self.apiGroup) || self.apiGroup == 'core.stashplane.io'",message="invoker.apiGroup: a BackupVerifier is of core.stashplane.io"
+	// +kubebuilder:validation:XValidation:rule="!has(self.__namespace__) || self.__namespace__ == ''",message="invoker.namespace: a verification session runs beside its verifier; leave the namespace empty"
 	Invoker storagev1alpha1.TypedObjectReference `json:"invoker"`
 
 	// Session of the BackupConfiguration whose Snapshot is verified.

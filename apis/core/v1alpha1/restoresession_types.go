@@ -39,6 +39,7 @@ type PITR struct {
 }
 
 // RestoreDataSource says which backed-up data to restore.
+// +kubebuilder:validation:XValidation:rule="!has(self.pitr)",message="pitr: point-in-time restore is not built (it needs the WalG driver, which is refused); restore a Snapshot instead"
 type RestoreDataSource struct {
 	// Namespace of the Repository; empty means the RestoreSession's
 	// namespace. A Repository in another namespace may be restored from
@@ -67,7 +68,8 @@ type RestoreDataSource struct {
 	// +optional
 	EncryptionSecret *storagev1alpha1.ObjectReference `json:"encryptionSecret,omitempty"`
 
-	// PITR asks for a point-in-time restore.
+	// PITR asks for a point-in-time restore. Refused: no built driver keeps
+	// a log to replay.
 	// +optional
 	PITR *PITR `json:"pitr,omitempty"`
 }

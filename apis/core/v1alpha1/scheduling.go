@@ -33,7 +33,8 @@ const (
 	ConcurrencyAllow ConcurrencyPolicy = "Allow"
 	// ConcurrencyForbid skips the new run.
 	ConcurrencyForbid ConcurrencyPolicy = "Forbid"
-	// ConcurrencyReplace stops the old run and starts the new one.
+	// ConcurrencyReplace would stop the old run and start the new one; it
+	// is refused at admission.
 	ConcurrencyReplace ConcurrencyPolicy = "Replace"
 )
 
@@ -56,8 +57,12 @@ type SchedulerSpec struct {
 	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
 
 	// ConcurrencyPolicy says what happens when a run is due while the
-	// previous one is still running.
-	// +kubebuilder:default=Allow
+	// previous one of the same session is still running: Forbid (the
+	// default) skips the new run (SkippedConcurrentSession), Allow runs
+	// both. Replace is refused: ending a running backup, its Jobs and its
+	// restic lock is not built.
+	// +kubebuilder:default=Forbid
+	// +kubebuilder:validation:XValidation:rule="self != 'Replace'",message="concurrencyPolicy: Replace is not carried out (ending a running run and releasing its restic lock is not built); use Forbid, which skips the new run, or Allow"
 	// +optional
 	ConcurrencyPolicy ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
 

@@ -141,6 +141,14 @@ type RuntimeSettings struct {
 
 // PodRuntimeSettings are the pod-level runtime settings.
 type PodRuntimeSettings struct {
+	// PodLabels are added to the pod's labels; Stashplane's own labels win.
+	// +optional
+	PodLabels map[string]string `json:"podLabels,omitempty"`
+
+	// PodAnnotations are added to the pod's annotations.
+	// +optional
+	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+
 	// NodeSelector restricts the nodes the pod may run on.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
@@ -166,13 +174,21 @@ type PodRuntimeSettings struct {
 	SecurityContext *corev1.PodSecurityContext `json:"securityContext,omitempty"`
 }
 
-// ContainerRuntimeSettings are the container-level runtime settings.
+// ContainerRuntimeSettings are the container-level runtime settings. One
+// rule holds for their env wherever they appear: of the RESTIC_* variables
+// only restic's tuning ones are accepted (internal/agentapi.ResticTuningEnv,
+// which the agent passes on to restic), and variables that would send the
+// agent or restic elsewhere (kubeconfig, proxies, CA bundles, cloud
+// credentials, Stashplane's own) are refused.
+// +kubebuilder:validation:XValidation:rule="!has(self.env) || self.env.all(e, !e.name.startsWith('RESTIC_') || e.name in ['RESTIC_COMPRESSION', 'RESTIC_PACK_SIZE', 'RESTIC_READ_CONCURRENCY'])",message="env: of the RESTIC_* variables only RESTIC_COMPRESSION, RESTIC_PACK_SIZE and RESTIC_READ_CONCURRENCY are accepted; the agent sets restic's repository, password and cache itself"
+// +kubebuilder:validation:XValidation:rule="!has(self.env) || self.env.all(e, !(e.name in ['KUBECONFIG', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'no_proxy', 'all_proxy', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'XDG_CACHE_HOME']) && !e.name.startsWith('STASHPLANE_') && !e.name.startsWith('AWS_') && !e.name.startsWith('AZURE_') && !e.name.startsWith('GOOGLE_'))",message="env: variables that redirect the agent (KUBECONFIG, proxies, CA bundles, XDG_CACHE_HOME, AWS_*, AZURE_*, GOOGLE_*, STASHPLANE_*) are refused; the agent reaches only the API server and the storage it is given"
 type ContainerRuntimeSettings struct {
 	// Resources requested by and limited for the container.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
 
 	// Env adds environment variables to the container.
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Env []corev1.EnvVar `json:"env,omitempty"`
 
