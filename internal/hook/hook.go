@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
@@ -180,20 +181,55 @@ func (r *Runner) pods(ctx context.Context, tmpl *corev1alpha1.HookTemplateSpec, 
 	if err != nil {
 		return nil, Result{Reason: ReasonFailed, Output: "cannot list the hook's pods"}, false
 	}
+	var owner *metav1.OwnerReference
+	if p := tmpl.Executor.Pod; p != nil {
+		owner = p.Owner
+	}
 	var running []corev1.Pod
 	for _, p := range list.Items {
-		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && ready(p) {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && ready(p) && ownedBy(p, owner) {
 			running = append(running, p)
 		}
 	}
 	if len(running) == 0 {
-		return nil, Result{Reason: ReasonNoPod, Output: fmt.Sprintf("no ready pod in namespace %q matches %q", target.Namespace, sel.String())}, false
+		msg := fmt.Sprintf("no ready pod in namespace %q matches %q", target.Namespace, sel.String())
+		if owner != nil {
+			msg += fmt.Sprintf(" and is owned by %s %q", owner.Kind, owner.Name)
+		}
+		return nil, Result{Reason: ReasonNoPod, Output: msg}, false
 	}
 	sort.Slice(running, func(i, j int) bool { return running[i].Name < running[j].Name })
 	if strategy == corev1alpha1.ExecuteOnOne {
 		running = running[:1]
 	}
 	return running, Result{}, true
+}
+
+// ownedBy says whether want, if set, is one of the pod's direct owners: by
+// kind and name, by uid and API group when want gives them, and as the
+// pod's controller when want says controller.
+func ownedBy(p corev1.Pod, want *metav1.OwnerReference) bool {
+	if want == nil {
+		return true
+	}
+	group := func(apiVersion string) string {
+		if g, _, ok := strings.Cut(apiVersion, "/"); ok {
+			return g
+		}
+		return ""
+	}
+	for _, o := range p.OwnerReferences {
+		if o.Kind != want.Kind || o.Name != want.Name || (want.UID != "" && o.UID != want.UID) {
+			continue
+		}
+		if ptr.Deref(want.Controller, false) && !ptr.Deref(o.Controller, false) {
+			continue
+		}
+		if want.APIVersion == "" || group(o.APIVersion) == group(want.APIVersion) {
+			return true
+		}
+	}
+	return false
 }
 
 func ready(p corev1.Pod) bool {

@@ -14,9 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
@@ -183,5 +185,44 @@ func TestNoPodSelected(t *testing.T) {
 	want := Result{Reason: ReasonNoPod, Output: `no ready pod in namespace "team" matches "app=db"`}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Result{}, "Duration")); diff != "" {
 		t.Errorf("a selector matching only a pod that is not ready: -want +got:\n%s", diff)
+	}
+}
+
+// An owner keeps only the selected pods it owns directly.
+func TestPodOwner(t *testing.T) {
+	owned := func(name, rs string) *corev1.Pod {
+		p := runningPod(name, "10.9.0.1", true)
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs, UID: types.UID(rs + "-uid")}}
+		return p
+	}
+	kube := fake.NewClientset(owned("db-a", "db-new"), owned("db-b", "db-old"), runningPod("db-c", "10.9.0.3", true))
+	r := &Runner{Kube: kube, Clock: clocktesting.NewFakeClock(time.Now())}
+	target := Target{Namespace: "team", Selector: labels.SelectorFromSet(labels.Set{"app": "db"})}
+	cases := map[string]struct {
+		owner *metav1.OwnerReference
+		want  []string
+		ok    bool
+	}{
+		"no owner: every selected pod":          {want: []string{"db-a", "db-b", "db-c"}, ok: true},
+		"by kind and name":                      {owner: &metav1.OwnerReference{Kind: "ReplicaSet", Name: "db-old"}, want: []string{"db-b"}, ok: true},
+		"by group, kind, name and uid":          {owner: &metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "db-new", UID: "db-new-uid"}, want: []string{"db-a"}, ok: true},
+		"a uid that does not match":             {owner: &metav1.OwnerReference{Kind: "ReplicaSet", Name: "db-new", UID: "other"}},
+		"as controller, of a pod it only owns":  {owner: &metav1.OwnerReference{Kind: "ReplicaSet", Name: "db-new", Controller: ptr.To(true)}},
+		"another group":                         {owner: &metav1.OwnerReference{APIVersion: "extensions/v1beta1", Kind: "ReplicaSet", Name: "db-new"}},
+		"an owner of none of the selected pods": {owner: &metav1.OwnerReference{Kind: "StatefulSet", Name: "db"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			tmpl := &corev1alpha1.HookTemplateSpec{Executor: corev1alpha1.HookExecutor{Type: corev1alpha1.HookExecutorPod,
+				Pod: &corev1alpha1.PodHookExecutorSpec{Owner: tc.owner, Strategy: corev1alpha1.ExecuteOnAll}}}
+			pods, res, ok := r.pods(context.Background(), tmpl, target)
+			var got []string
+			for _, p := range pods {
+				got = append(got, p.Name)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" || ok != tc.ok {
+				t.Errorf("ok %v (%s), pods -want +got:\n%s", ok, res.Output, diff)
+			}
+		})
 	}
 }

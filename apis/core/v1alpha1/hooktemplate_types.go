@@ -130,6 +130,10 @@ type FunctionHookExecutorSpec struct {
 	// VolumeMounts of the hook's container.
 	// +optional
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+
+	// Volumes of the hook's Job.
+	// +optional
+	Volumes []corev1.Volume `json:"volumes,omitempty"`
 }
 
 // PodHookExecutorSpec runs a hook in pods of the target.
@@ -138,6 +142,12 @@ type PodHookExecutorSpec struct {
 	// target's pods.
 	// +optional
 	Selector string `json:"selector,omitempty"`
+
+	// Owner keeps only the selected pods that this object owns directly:
+	// its kind and name must match one of a pod's owner references (its
+	// uid too, when given; the apiVersion's group, when given).
+	// +optional
+	Owner *metav1.OwnerReference `json:"owner,omitempty"`
 
 	// Strategy says whether the hook runs in one of the pods or in all.
 	// +kubebuilder:default=ExecuteOnOne
