@@ -176,7 +176,7 @@ func done(p corev1alpha1.RestorePhase) bool {
 
 func (r *reconciler) reconcile(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
 	rn := &run{rs: rs}
-	if done(workPhase(rs)) {
+	if done(workPhase(rs)) && !unexplained(rs) {
 		// The restore has an outcome: only its post-restore hooks are
 		// left.
 		return sessionrun.RunSteps(ctx, rn, []sessionrun.Step[*run]{{Name: "postHooks", Run: r.postHooks}})
