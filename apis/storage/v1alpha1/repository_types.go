@@ -193,3 +193,12 @@ type RepositoryList struct {
 func init() {
 	SchemeBuilder.Register(&Repository{}, &RepositoryList{})
 }
+
+// SnapshotDeletionPolicy is the deletionPolicy a new Snapshot of the
+// Repository takes: the Repository's own, Delete when it has none.
+func SnapshotDeletionPolicy(r *Repository) DeletionPolicy {
+	if r.Spec.DeletionPolicy == "" {
+		return DeletionPolicyDelete
+	}
+	return r.Spec.DeletionPolicy
+}
