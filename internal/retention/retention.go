@@ -79,17 +79,17 @@ const (
 
 // Decision is the verdict on one Snapshot.
 type Decision struct {
-	Name string
+	Name string `json:"snapshot"`
 	// Keep says the Snapshot stays.
-	Keep bool
+	Keep bool `json:"keep"`
 	// Rules are the rules that keep it, or the one rule that removes it.
-	Rules []string
+	Rules []string `json:"rules"`
 	// Waits says the Snapshot is due to go but is in use or paused: it is
 	// kept for now and judged again later.
-	Waits bool
+	Waits bool `json:"waits,omitempty"`
 	// Note says more, for example that the newest Verified Snapshot is
 	// kept past maxRetentionPeriod.
-	Note string
+	Note string `json:"note,omitempty"`
 }
 
 // Remove says whether the Snapshot is to be removed now.
