@@ -1,0 +1,239 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/trigger"
+)
+
+// retentionRun starts a run of the app's nightly session and waits until it
+// succeeded and its retention was applied. It returns the run's Snapshot.
+func retentionRun(t *testing.T, kube client.Client, bc *corev1alpha1.BackupConfiguration, at time.Time) string {
+	t.Helper()
+	bs, err := trigger.Create(context.Background(), kube, bc, "nightly", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 2*time.Minute, fmt.Sprintf("run %s did not succeed with its retention applied", bs.Name), func(ctx context.Context) (bool, error) {
+		got := &corev1alpha1.BackupSession{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(bs), got); err != nil {
+			return false, nil
+		}
+		if got.Status.Phase == corev1alpha1.BackupSessionFailed {
+			return false, fmt.Errorf("run %s failed", bs.Name)
+		}
+		return got.Status.Phase == corev1alpha1.BackupSessionSucceeded &&
+			got.GetCondition(corev1alpha1.TypeRetentionPolicyExecutorEnsured).Status == corev1.ConditionTrue, nil
+	})
+	return "app-" + bs.Name
+}
+
+// appSnapshots lists the app Repository's Snapshots by name.
+func appSnapshots(t *testing.T, kube client.Client) []string {
+	t.Helper()
+	list := &storagev1alpha1.SnapshotList{}
+	if err := kube.List(context.Background(), list, client.InNamespace("default"), client.MatchingLabels{storagev1alpha1.LabelRepository: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range list.Items {
+		if s.DeletionTimestamp == nil {
+			out = append(out, s.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedNames(names ...string) []string {
+	sort.Strings(names)
+	return names
+}
+
+// markVerified gives a Snapshot the verdict Verified, as a verification
+// session does (a merge patch of the verdict alone).
+func markVerified(t *testing.T, kube client.Client, name string) {
+	t.Helper()
+	s := &storagev1alpha1.Snapshot{}
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: name}, s); err != nil {
+		t.Fatal(err)
+	}
+	orig := s.DeepCopy()
+	s.Status.VerificationStatus = storagev1alpha1.SnapshotVerified
+	if err := kube.Status().Patch(context.Background(), s, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// resticIDs lists the restic snapshots of the app's dump component.
+func resticIDs(t *testing.T, repoDir string) []string {
+	t.Helper()
+	var snaps []resticSnapshot
+	if err := json.Unmarshal(hostRestic(t, repoDir, "snapshots", "--json"), &snaps); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, s := range snaps {
+		out = append(out, s.ID)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// resticIDsOf lists the restic snapshots the Snapshots recorded.
+func resticIDsOf(t *testing.T, kube client.Client, names []string) []string {
+	t.Helper()
+	var out []string
+	for _, n := range names {
+		s := &storagev1alpha1.Snapshot{}
+		if err := kube.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: n}, s); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range s.Status.Components[storagev1alpha1.ComponentDump].ResticStats {
+			out = append(out, st.Summary.ID)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// The namespace's default RetentionPolicy keeps the last two Snapshots of a
+// WipeOut Repository over five runs started with trigger: the newest
+// Verified Snapshot stays until a newer one is Verified; removed Snapshots
+// take their restic snapshots, records and manifests with them; restic's
+// check passes. Deleting the configuration then keeps the Repository, the
+// Snapshots and the data.
+func TestRetentionLastTwo(t *testing.T) {
+	t.Parallel()
+	kube := withProvider(t)
+	ctx := context.Background()
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
+	if err := kube.Create(ctx, &storagev1alpha1.RetentionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "keep-2", Namespace: "default"},
+		Spec: storagev1alpha1.RetentionPolicySpec{Default: true,
+			SuccessfulSnapshots: &storagev1alpha1.SuccessfulSnapshotsKeepPolicy{Last: ptr.To[int32](2)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	storageDir, data := t.TempDir(), t.TempDir()
+	generate(t, data, 50, 11)
+	app := deployment("app")
+	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
+	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
+	bc := configuration(`{"paths": ["/var/lib/app"]}`)
+	bc.Spec.Sessions[0].Repositories[0].DeletionPolicy = storagev1alpha1.DeletionPolicyWipeOut
+	bc.Spec.Paused = true // runs are started by trigger only
+	for _, o := range []client.Object{
+		localStorage("shared", "default", storageDir, nil),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+		app, bc,
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(t, 2*time.Minute, "the configuration did not become Ready", func(ctx context.Context) (bool, error) {
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), bc); err != nil {
+			return false, nil
+		}
+		return bc.Status.Phase == corev1alpha1.BackupInvokerReady && len(bc.Status.Repositories) == 1 &&
+			bc.Status.Repositories[0].Phase == storagev1alpha1.RepositoryReady, nil
+	})
+	start := time.Now()
+	run := func(i int) string { return retentionRun(t, kube, bc, start.Add(time.Duration(i)*time.Second)) }
+
+	// The newest Verified Snapshot stays while last: 2 would remove it.
+	s1 := run(1)
+	markVerified(t, kube, s1)
+	s2 := run(2)
+	s3 := run(3)
+	if diff := cmp.Diff(sortedNames(s1, s2, s3), appSnapshots(t, kube)); diff != "" {
+		t.Errorf("after three runs with the first Verified: -want +got Snapshots:\n%s", diff)
+	}
+	// A newer Verified Snapshot releases the older one.
+	markVerified(t, kube, s3)
+	s4 := run(4)
+	markVerified(t, kube, s4)
+	s5 := run(5)
+	kept := appSnapshots(t, kube)
+	if diff := cmp.Diff(sortedNames(s4, s5), kept); diff != "" {
+		t.Fatalf("after five runs: -want +got Snapshots:\n%s", diff)
+	}
+
+	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	if diff := cmp.Diff(resticIDsOf(t, kube, kept), resticIDs(t, repoDir)); diff != "" {
+		t.Errorf("restic snapshots: -of the kept Snapshots +in the repository:\n%s", diff)
+	}
+	hostRestic(t, repoDir, "check")
+	for _, gone := range []string{s1, s2, s3} {
+		for _, key := range []string{backend.SnapshotKey("default/app", gone), backend.ManifestKey("default/app", gone, storagev1alpha1.ComponentDump)} {
+			if _, err := os.Stat(filepath.Join(storageDir, "backups", key)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s of removed snapshot %s is still in the storage (%v)", key, gone, err)
+			}
+		}
+	}
+	for _, s := range kept {
+		for _, key := range []string{backend.SnapshotKey("default/app", s), backend.ManifestKey("default/app", s, storagev1alpha1.ComponentDump)} {
+			if _, err := os.Stat(filepath.Join(storageDir, "backups", key)); err != nil {
+				t.Errorf("%s of kept snapshot %s is not in the storage: %v", key, s, err)
+			}
+		}
+		snap := &storagev1alpha1.Snapshot{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: s}, snap); err != nil {
+			t.Fatal(err)
+		}
+		if snap.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
+			t.Errorf("snapshot %s has deletionPolicy %q, want its Repository's WipeOut", s, snap.Spec.DeletionPolicy)
+		}
+	}
+
+	// Deleting the configuration keeps the Repository, its Snapshots and
+	// its data, while what it owns (its CronJob) is collected.
+	if err := kube.Delete(ctx, bc); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, time.Minute, "the configuration's CronJob was not collected", func(ctx context.Context) (bool, error) {
+		list := &batchv1.CronJobList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil {
+			return false, nil
+		}
+		err := kube.Get(ctx, client.ObjectKeyFromObject(bc), &corev1alpha1.BackupConfiguration{})
+		return len(list.Items) == 0 && kerrors.IsNotFound(err), nil
+	})
+	time.Sleep(5 * time.Second) // give the garbage collector time to get things wrong
+	repo := &storagev1alpha1.Repository{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app"}, repo); err != nil || repo.DeletionTimestamp != nil {
+		t.Fatalf("the Repository did not outlive its configuration: %v, deletion %v", err, repo.DeletionTimestamp)
+	}
+	if diff := cmp.Diff(kept, appSnapshots(t, kube)); diff != "" {
+		t.Errorf("Snapshots after the configuration was deleted: -want +got:\n%s", diff)
+	}
+	if diff := cmp.Diff(resticIDsOf(t, kube, kept), resticIDs(t, repoDir)); diff != "" {
+		t.Errorf("restic snapshots after the configuration was deleted: -want +got:\n%s", diff)
+	}
+}
