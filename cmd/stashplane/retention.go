@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -36,12 +35,9 @@ func retentionPlanCommand() *cobra.Command {
 			if output != "" && output != "yaml" && output != "json" {
 				return fmt.Errorf("cannot print as %q: use -o yaml or -o json, or no -o for a table", output)
 			}
-			if namespace == "" {
-				ns, err := kubeNamespace(clientcmd.NewDefaultClientConfigLoadingRules())
-				if err != nil {
-					return err
-				}
-				namespace = ns
+			namespace, err := orContextNamespace(namespace)
+			if err != nil {
+				return err
 			}
 			c, err := kubeClient()
 			if err != nil {

@@ -24,12 +24,9 @@ func snapshotsCommand() *cobra.Command {
 		Short: "List a repository's Snapshots with their verification, restore time and bytes restored",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if namespace == "" {
-				ns, err := kubeNamespace(clientcmd.NewDefaultClientConfigLoadingRules())
-				if err != nil {
-					return err
-				}
-				namespace = ns
+			namespace, err := orContextNamespace(namespace)
+			if err != nil {
+				return err
 			}
 			c, err := kubeClient()
 			if err != nil {
@@ -44,6 +41,15 @@ func snapshotsCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the repository (default: the kubeconfig context's namespace)")
 	return cmd
+}
+
+// orContextNamespace is ns, or when it is empty the namespace of the
+// kubeconfig's current context, as kubectl's -n works.
+func orContextNamespace(ns string) (string, error) {
+	if ns != "" {
+		return ns, nil
+	}
+	return kubeNamespace(clientcmd.NewDefaultClientConfigLoadingRules())
 }
 
 // kubeNamespace is the namespace of the kubeconfig's current context, as

@@ -17,7 +17,7 @@ var now = time.Date(2026, 3, 18, 20, 30, 0, 0, time.UTC)
 func hourlyHistory(n int) []Snapshot {
 	var out []Snapshot
 	for i := 0; i < n; i++ {
-		t := now.Add(-time.Duration(i)*time.Hour).Truncate(time.Hour).Add(5 * time.Minute)
+		t := now.Add(-time.Duration(i) * time.Hour).Truncate(time.Hour).Add(5 * time.Minute)
 		if t.After(now) {
 			t = t.Add(-time.Hour)
 		}
