@@ -109,6 +109,30 @@ func TestReconcile(t *testing.T) {
 				Condition: "False/RetentionPolicyFailedToApply",
 			},
 		},
+		"OverflowingPeriod": {
+			reason: "A period the schema admits but that overflows fails, naming the field, and removes nothing.",
+			objs: []client.Object{config(keep2), policy("keep-2", func(rp *storagev1alpha1.RetentionPolicy) { rp.Spec.MaxRetentionPeriod = "99999999999999999999d" }),
+				snapshot(0), snapshot(1), snapshot(2)},
+			want: result{
+				Left: []string{"app-d0", "app-d1", "app-d2"},
+				Status: []corev1alpha1.RetentionPolicyApplyStatus{{Ref: storagev1alpha1.ObjectReference{Namespace: "demo", Name: "keep-2"}, Repository: "app",
+					Phase: corev1alpha1.RetentionPolicyFailedToApply,
+					Error: `retentionpolicy demo/keep-2: spec.maxRetentionPeriod: cannot parse period "99999999999999999999d": "99999999999999999999d" is too large`}},
+				Condition: "False/RetentionPolicyFailedToApply",
+			},
+		},
+		"NotAdmitted": {
+			reason: "A policy of another namespace whose usagePolicy does not admit the configuration's fails, naming the field, and removes nothing.",
+			objs: []client.Object{config(&storagev1alpha1.ObjectReference{Namespace: "platform", Name: "shared"}),
+				&storagev1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "platform"}}, snapshot(0), snapshot(1), snapshot(2)},
+			want: result{
+				Left: []string{"app-d0", "app-d1", "app-d2"},
+				Status: []corev1alpha1.RetentionPolicyApplyStatus{{Ref: storagev1alpha1.ObjectReference{Namespace: "platform", Name: "shared"}, Repository: "app",
+					Phase: corev1alpha1.RetentionPolicyFailedToApply,
+					Error: `spec.backends[0].retentionPolicy: retentionpolicy platform/shared may not be used from namespace "demo": its usagePolicy allows only namespace "platform"`}},
+				Condition: "False/RetentionPolicyFailedToApply",
+			},
+		},
 		"InUseWaits": {
 			reason: "A Snapshot due to go that a running verification reads stays, and the session says retention waits.",
 			objs: []client.Object{config(keep2), policy("keep-2", nil), snapshot(0), snapshot(1), snapshot(2), snapshot(3),
