@@ -35,6 +35,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -62,7 +63,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, events: mgr.GetEventRecorderFor("retention"),
+	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), clock: o.Clock, events: mgr.GetEventRecorderFor("retention"),
 		log: o.Log.WithValues("controller", "retention")}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("retention").
@@ -76,7 +77,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 }
 
 type reconciler struct {
-	kube   client.Client
+	kube client.Client
+	// api reads the session past the cache when its status write
+	// conflicted.
+	api    client.Reader
 	clock  clock.Clock
 	events record.EventRecorder
 	log    logr.Logger
@@ -98,11 +102,35 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	before := bs.DeepCopy()
 	res, err := r.apply(ctx, bs, bc)
 	if !equality.Semantic.DeepEqual(before.Status, bs.Status) {
-		if perr := r.kube.Status().Patch(ctx, bs, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); perr != nil {
-			return ctrl.Result{}, fmt.Errorf("cannot update backupsession status: %w", perr)
+		if perr := r.record(ctx, bs); perr != nil {
+			return ctrl.Result{}, perr
 		}
 	}
 	return res, err
+}
+
+// record writes what retention did into the session's status. The
+// BackupSession controller writes the same status, so on a conflict the
+// retention fields are carried onto the newest session and written again:
+// the Snapshots are already removed, and a later pass would no longer see
+// them to list them.
+func (r *reconciler) record(ctx context.Context, bs *corev1alpha1.BackupSession) error {
+	applied := bs.Status.RetentionPolicy
+	cond := bs.GetCondition(corev1alpha1.TypeRetentionPolicyExecutorEnsured)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &corev1alpha1.BackupSession{}
+		if err := r.api.Get(ctx, client.ObjectKeyFromObject(bs), cur); err != nil {
+			return err
+		}
+		orig := cur.DeepCopy()
+		cur.Status.RetentionPolicy = applied
+		cur.SetConditions(cond)
+		return r.kube.Status().Patch(ctx, cur, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	})
+	if err != nil {
+		return fmt.Errorf("cannot update backupsession status: %w", err)
+	}
+	return nil
 }
 
 // due says whether a session has an outcome and its retention is still to

@@ -2,6 +2,7 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"testing"
@@ -11,8 +12,10 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -68,10 +71,22 @@ type result struct {
 func TestReconcile(t *testing.T) {
 	keep2 := &storagev1alpha1.ObjectReference{Name: "keep-2"}
 	cases := map[string]struct {
-		reason string
-		objs   []client.Object
-		want   result
+		reason    string
+		objs      []client.Object
+		conflicts int
+		want      result
 	}{
+		"StatusConflict": {
+			reason:    "A status write that conflicts with the BackupSession controller's is made again, so the removals stay recorded.",
+			objs:      []client.Object{config(keep2), policy("keep-2", nil), snapshot(0), snapshot(1), snapshot(2)},
+			conflicts: 2,
+			want: result{
+				Left: []string{"app-d0", "app-d1"},
+				Status: []corev1alpha1.RetentionPolicyApplyStatus{{Ref: storagev1alpha1.ObjectReference{Namespace: "demo", Name: "keep-2"}, Repository: "app",
+					Phase: corev1alpha1.RetentionPolicyApplied, Removed: []corev1alpha1.RetentionRemoval{{Snapshot: "app-d2", Rule: "successfulSnapshots of retentionpolicy demo/keep-2"}}}},
+				Condition: "True/RetentionPolicyApplied",
+			},
+		},
 		"LastTwo": {
 			reason: "The named policy keeps the two newest Snapshots; the others go, WipeOut, each recorded with its rule.",
 			objs:   []client.Object{config(keep2), policy("keep-2", nil), snapshot(0), snapshot(1), snapshot(2), snapshot(3)},
@@ -175,8 +190,8 @@ func TestReconcile(t *testing.T) {
 			kube := fake.NewClientBuilder().WithScheme(s).WithObjects(append(tc.objs, bs)...).WithStatusSubresource(&corev1alpha1.BackupSession{}).Build()
 			// Deletions are seen through a wrapper that records the
 			// deletionPolicy each removed Snapshot had when it went.
-			rec := &recordingClient{Client: kube}
-			r := &reconciler{kube: rec, clock: clocktesting.NewFakeClock(now), events: record.NewFakeRecorder(10), log: logr.Discard()}
+			rec := &recordingClient{Client: kube, conflicts: tc.conflicts}
+			r := &reconciler{kube: rec, api: kube, clock: clocktesting.NewFakeClock(now), events: record.NewFakeRecorder(10), log: logr.Discard()}
 			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bs)})
 			if err != nil {
 				t.Fatal(err)
@@ -235,10 +250,30 @@ func TestReconcileLeavesUnfinishedAndDone(t *testing.T) {
 	}
 }
 
-// recordingClient records the Snapshots deleted with deletionPolicy WipeOut.
+// recordingClient records the Snapshots deleted with deletionPolicy WipeOut,
+// and fails the first status patches with a conflict while conflicts is
+// above zero, as when the BackupSession controller wrote the status first.
 type recordingClient struct {
 	client.Client
-	wipedOut []string
+	wipedOut  []string
+	conflicts int
+}
+
+func (c *recordingClient) Status() client.SubResourceWriter {
+	return &conflictingWriter{SubResourceWriter: c.Client.Status(), c: c}
+}
+
+type conflictingWriter struct {
+	client.SubResourceWriter
+	c *recordingClient
+}
+
+func (w *conflictingWriter) Patch(ctx context.Context, o client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+	if w.c.conflicts > 0 {
+		w.c.conflicts--
+		return kerrors.NewConflict(schema.GroupResource{Group: corev1alpha1.Group, Resource: "backupsessions"}, o.GetName(), errors.New("the object has been modified"))
+	}
+	return w.SubResourceWriter.Patch(ctx, o, p, opts...)
 }
 
 func (c *recordingClient) Delete(ctx context.Context, o client.Object, opts ...client.DeleteOption) error {

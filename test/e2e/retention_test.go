@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
 
@@ -118,6 +120,37 @@ func resticIDsOf(t *testing.T, kube client.Client, names []string) []string {
 	return out
 }
 
+// startRetention creates the app Deployment over generated files, the
+// repository password, objs (the storage and what it needs) and the
+// configuration bc, paused so that only trigger starts runs, and waits
+// until bc and its Repository are Ready.
+func startRetention(t *testing.T, kube client.Client, bc *corev1alpha1.BackupConfiguration, objs ...client.Object) {
+	t.Helper()
+	ctx := context.Background()
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	generate(t, data, 50, 11)
+	app := deployment("app")
+	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
+	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
+	bc.Spec.Paused = true
+	objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}}, app, bc)
+	for _, o := range objs {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(t, 2*time.Minute, "the configuration did not become Ready", func(ctx context.Context) (bool, error) {
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), bc); err != nil {
+			return false, nil
+		}
+		return bc.Status.Phase == corev1alpha1.BackupInvokerReady && len(bc.Status.Repositories) == 1 &&
+			bc.Status.Repositories[0].Phase == storagev1alpha1.RepositoryReady, nil
+	})
+}
+
 // The namespace's default RetentionPolicy keeps the last two Snapshots of a
 // WipeOut Repository over five runs started with trigger: the newest
 // Verified Snapshot stays until a newer one is Verified; removed Snapshots
@@ -137,33 +170,10 @@ func TestRetentionLastTwo(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := provider.InstallBuiltins(ctx, kube); err != nil {
-		t.Fatal(err)
-	}
-	storageDir, data := t.TempDir(), t.TempDir()
-	generate(t, data, 50, 11)
-	app := deployment("app")
-	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
-	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
+	storageDir := t.TempDir()
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Repositories[0].DeletionPolicy = storagev1alpha1.DeletionPolicyWipeOut
-	bc.Spec.Paused = true // runs are started by trigger only
-	for _, o := range []client.Object{
-		localStorage("shared", "default", storageDir, nil),
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
-		app, bc,
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	poll(t, 2*time.Minute, "the configuration did not become Ready", func(ctx context.Context) (bool, error) {
-		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), bc); err != nil {
-			return false, nil
-		}
-		return bc.Status.Phase == corev1alpha1.BackupInvokerReady && len(bc.Status.Repositories) == 1 &&
-			bc.Status.Repositories[0].Phase == storagev1alpha1.RepositoryReady, nil
-	})
+	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil))
 	start := time.Now()
 	run := func(i int) string { return retentionRun(t, kube, bc, start.Add(time.Duration(i)*time.Second)) }
 
@@ -235,5 +245,59 @@ func TestRetentionLastTwo(t *testing.T) {
 	}
 	if diff := cmp.Diff(resticIDsOf(t, kube, kept), resticIDs(t, repoDir)); diff != "" {
 		t.Errorf("restic snapshots after the configuration was deleted: -want +got:\n%s", diff)
+	}
+}
+
+// On an S3 storage, a policy the backend names (last: 1) removes the older
+// Snapshots of three runs, forgetting their restic snapshots in the bucket
+// and removing their records; restic's check passes.
+func TestRetentionS3(t *testing.T) {
+	t.Parallel()
+	kube := withProvider(t)
+	ctx := context.Background()
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
+	s3 := servers.StartS3(t)
+	s3.CreateBucket(t, "backups")
+	bc := configuration(`{"paths": ["/var/lib/app"]}`)
+	bc.Spec.Backends[0].RetentionPolicy = &storagev1alpha1.ObjectReference{Name: "keep-1"}
+	startRetention(t, kube, bc,
+		&storagev1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "keep-1", Namespace: "default"},
+			Spec: storagev1alpha1.RetentionPolicySpec{SuccessfulSnapshots: &storagev1alpha1.SuccessfulSnapshotsKeepPolicy{Last: ptr.To[int32](1)}}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3-creds", Namespace: "default"}, Data: map[string][]byte{
+			storagev1alpha1.SecretKeyAWSAccessKeyID: []byte(s3.AccessKey), storagev1alpha1.SecretKeyAWSSecretAccessKey: []byte(s3.SecretKey),
+		}},
+		s3Storage("shared", s3.Endpoint, "backups"))
+	start := time.Now()
+	var runs []string
+	for i := 1; i <= 3; i++ {
+		runs = append(runs, retentionRun(t, kube, bc, start.Add(time.Duration(i)*time.Second)))
+	}
+	if diff := cmp.Diff([]string{runs[2]}, appSnapshots(t, kube)); diff != "" {
+		t.Fatalf("after three runs: -want +got Snapshots:\n%s", diff)
+	}
+	// versitygw keeps a bucket as a directory.
+	root := filepath.Join(s3.Dir, "backups", "stashplane")
+	repoDir := filepath.Join(root, backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	if diff := cmp.Diff(resticIDsOf(t, kube, runs[2:]), resticIDs(t, repoDir)); diff != "" {
+		t.Errorf("restic snapshots: -of the kept Snapshot +in the bucket:\n%s", diff)
+	}
+	hostRestic(t, repoDir, "check")
+	for _, gone := range runs[:2] {
+		if _, err := os.Stat(filepath.Join(root, backend.SnapshotKey("default/app", gone))); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the record of removed snapshot %s is still in the bucket (%v)", gone, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, backend.SnapshotKey("default/app", runs[2]))); err != nil {
+		t.Errorf("the record of the kept snapshot is not in the bucket: %v", err)
+	}
+	bs := &corev1alpha1.BackupSession{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: strings.TrimPrefix(runs[2], "app-")}, bs); err != nil {
+		t.Fatal(err)
+	}
+	want := []corev1alpha1.RetentionPolicyApplyStatus{{Ref: storagev1alpha1.ObjectReference{Namespace: "default", Name: "keep-1"}, Repository: "app",
+		Phase: corev1alpha1.RetentionPolicyApplied, Removed: []corev1alpha1.RetentionRemoval{{Snapshot: runs[1], Rule: "successfulSnapshots of retentionpolicy default/keep-1"}}}}
+	if diff := cmp.Diff(want, bs.Status.RetentionPolicy); diff != "" {
+		t.Errorf("status.retentionPolicy of the last run: -want +got:\n%s", diff)
 	}
 }
