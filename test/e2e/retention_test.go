@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -24,7 +25,9 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/retention"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
@@ -120,6 +123,27 @@ func resticIDsOf(t *testing.T, kube client.Client, names []string) []string {
 	return out
 }
 
+// retentionPlan runs `stashplane retention plan app-backup -o json`
+// against the cluster.
+func retentionPlan(t *testing.T, kubeconfig string) []retention.RepositoryPlan {
+	t.Helper()
+	bin, err := devclustertest.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "stashplane"), "retention", "plan", "app-backup", "-n", "default", "-o", "json")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("stashplane retention plan: %v\n%s", err, out)
+	}
+	var plans []retention.RepositoryPlan
+	if err := json.Unmarshal(out, &plans); err != nil {
+		t.Fatalf("cannot decode the plan: %v\n%s", err, out)
+	}
+	return plans
+}
+
 // startRetention creates the app Deployment over generated files, the
 // repository password, objs (the storage and what it needs) and the
 // configuration bc, paused so that only trigger starts runs, and waits
@@ -159,7 +183,7 @@ func startRetention(t *testing.T, kube client.Client, bc *corev1alpha1.BackupCon
 // Snapshots and the data.
 func TestRetentionLastTwo(t *testing.T) {
 	t.Parallel()
-	kube := withProvider(t)
+	kube, cluster := withProviderCluster(t)
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
@@ -220,6 +244,17 @@ func TestRetentionLastTwo(t *testing.T) {
 		if snap.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
 			t.Errorf("snapshot %s has deletionPolicy %q, want its Repository's WipeOut", s, snap.Spec.DeletionPolicy)
 		}
+	}
+
+	// The dry run names the rule that keeps each Snapshot, and changes
+	// nothing.
+	want := []retention.RepositoryPlan{{Session: "nightly", Repository: "app", Policy: &storagev1alpha1.ObjectReference{Namespace: "default", Name: "keep-2"},
+		Decisions: []retention.Decision{{Name: s5, Keep: true, Rules: []string{"last"}}, {Name: s4, Keep: true, Rules: []string{"newest Verified"}}}}}
+	if diff := cmp.Diff(want, retentionPlan(t, cluster.KubeconfigPath())); diff != "" {
+		t.Errorf("stashplane retention plan: -want +got:\n%s", diff)
+	}
+	if diff := cmp.Diff(kept, appSnapshots(t, kube)); diff != "" {
+		t.Errorf("Snapshots after the dry run: -want +got:\n%s", diff)
 	}
 
 	// Deleting the configuration keeps the Repository, its Snapshots and
