@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/internal/retention"
@@ -32,14 +30,10 @@ func retentionPlanCommand() *cobra.Command {
 		Short: "Show, per Repository, which rule keeps each Snapshot and what retention would remove now, changing nothing",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "" && output != "yaml" && output != "json" {
-				return fmt.Errorf("cannot print as %q: use -o yaml or -o json, or no -o for a table", output)
-			}
-			namespace, err := orContextNamespace(namespace)
-			if err != nil {
+			if err := checkOutput(output); err != nil {
 				return err
 			}
-			c, err := kubeClient()
+			c, namespace, err := clientIn(namespace)
 			if err != nil {
 				return err
 			}
@@ -62,20 +56,7 @@ func retentionPlanCommand() *cobra.Command {
 // writePlans prints the plans as a table, one row per Snapshot, or as YAML
 // or JSON.
 func writePlans(w io.Writer, plans []retention.RepositoryPlan, output string) error {
-	switch output {
-	case "json":
-		b, err := json.MarshalIndent(plans, "", "  ")
-		if err != nil {
-			return fmt.Errorf("cannot encode the plan: %w", err)
-		}
-		_, err = fmt.Fprintln(w, string(b))
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(plans)
-		if err != nil {
-			return fmt.Errorf("cannot encode the plan: %w", err)
-		}
-		_, err = w.Write(b)
+	if done, err := writeData(w, plans, output); done {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)

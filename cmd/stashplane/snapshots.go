@@ -24,11 +24,7 @@ func snapshotsCommand() *cobra.Command {
 		Short: "List a repository's Snapshots with their verification, restore time and bytes restored",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			namespace, err := orContextNamespace(namespace)
-			if err != nil {
-				return err
-			}
-			c, err := kubeClient()
+			c, namespace, err := clientIn(namespace)
 			if err != nil {
 				return err
 			}

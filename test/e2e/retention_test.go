@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
@@ -123,25 +126,56 @@ func resticIDsOf(t *testing.T, kube client.Client, names []string) []string {
 	return out
 }
 
-// retentionPlan runs `stashplane retention plan app-backup -o json`
-// against the cluster.
-func retentionPlan(t *testing.T, kubeconfig string) []retention.RepositoryPlan {
+// stashplaneJSON runs the stashplane CLI against the cluster and decodes
+// what it prints.
+func stashplaneJSON[T any](t *testing.T, kubeconfig string, args ...string) T {
 	t.Helper()
 	bin, err := devclustertest.BinDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(bin, "stashplane"), "retention", "plan", "app-backup", "-n", "default", "-o", "json")
+	cmd := exec.Command(filepath.Join(bin, "stashplane"), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	var v T
 	if err != nil {
-		t.Fatalf("stashplane retention plan: %v\n%s", err, out)
+		t.Fatalf("stashplane %v: %v\n%s%s", args, err, out, stderr.String())
 	}
-	var plans []retention.RepositoryPlan
-	if err := json.Unmarshal(out, &plans); err != nil {
-		t.Fatalf("cannot decode the plan: %v\n%s", err, out)
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("cannot decode the output of stashplane %v: %v\n%s", args, err, out)
 	}
-	return plans
+	return v
+}
+
+// pruneResult is what `stashplane prune -o json` prints.
+type pruneResult struct {
+	Succeeded     bool         `json:"succeeded"`
+	Freed         string       `json:"freed"`
+	LastPruneTime *metav1.Time `json:"lastPruneTime"`
+	Message       string       `json:"message"`
+}
+
+// appData is the host directory the app Deployment's volume holds.
+func appData(t *testing.T, kube client.Client) string {
+	t.Helper()
+	app := &appsv1.Deployment{}
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "app"}, app); err != nil {
+		t.Fatal(err)
+	}
+	return app.Spec.Template.Spec.Volumes[0].HostPath.Path
+}
+
+func writeRandom(t *testing.T, name string, n int) {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startRetention creates the app Deployment over generated files, the
@@ -202,7 +236,14 @@ func TestRetentionLastTwo(t *testing.T) {
 	run := func(i int) string { return retentionRun(t, kube, bc, start.Add(time.Duration(i)*time.Second)) }
 
 	// The newest Verified Snapshot stays while last: 2 would remove it.
+	// Only the first run holds a file of random data, so pruning once its
+	// Snapshot is gone frees it.
+	once := filepath.Join(appData(t, kube), "once.bin")
+	writeRandom(t, once, 1<<20)
 	s1 := run(1)
+	if err := os.Remove(once); err != nil {
+		t.Fatal(err)
+	}
 	markVerified(t, kube, s1)
 	s2 := run(2)
 	s3 := run(3)
@@ -250,12 +291,23 @@ func TestRetentionLastTwo(t *testing.T) {
 	// nothing.
 	want := []retention.RepositoryPlan{{Session: "nightly", Repository: "app", Policy: &storagev1alpha1.ObjectReference{Namespace: "default", Name: "keep-2"},
 		Decisions: []retention.Decision{{Name: s5, Keep: true, Rules: []string{"last"}}, {Name: s4, Keep: true, Rules: []string{"newest Verified"}}}}}
-	if diff := cmp.Diff(want, retentionPlan(t, cluster.KubeconfigPath())); diff != "" {
+	if diff := cmp.Diff(want, stashplaneJSON[[]retention.RepositoryPlan](t, cluster.KubeconfigPath(), "retention", "plan", "app-backup", "-n", "default", "-o", "json")); diff != "" {
 		t.Errorf("stashplane retention plan: -want +got:\n%s", diff)
 	}
 	if diff := cmp.Diff(kept, appSnapshots(t, kube)); diff != "" {
 		t.Errorf("Snapshots after the dry run: -want +got:\n%s", diff)
 	}
+
+	// A prune frees the data only the removed Snapshots held; what the
+	// kept ones reference stays and restic's check passes.
+	res := stashplaneJSON[pruneResult](t, cluster.KubeconfigPath(), "prune", "app", "-n", "default", "-o", "json")
+	if freed, err := storagev1alpha1.ParseSize(res.Freed); !res.Succeeded || err != nil || freed < 512<<10 || res.LastPruneTime == nil {
+		t.Errorf("stashplane prune app: %+v, want success freeing the 1 MiB only the first run held", res)
+	}
+	if diff := cmp.Diff(resticIDsOf(t, kube, kept), resticIDs(t, repoDir)); diff != "" {
+		t.Errorf("restic snapshots after the prune: -want +got:\n%s", diff)
+	}
+	hostRestic(t, repoDir, "check", "--read-data")
 
 	// Deleting the configuration keeps the Repository, its Snapshots and
 	// its data, while what it owns (its CronJob) is collected.

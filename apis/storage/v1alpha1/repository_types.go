@@ -150,6 +150,16 @@ type RepositoryStatus struct {
 	// hold the restic repositories of its components.
 	// +optional
 	ComponentPaths []string `json:"componentPaths,omitempty"`
+
+	// LastPruneTime is when the last prune of the Repository's restic
+	// repositories finished. Written by the prune Job's agent.
+	// +optional
+	LastPruneTime *metav1.Time `json:"lastPruneTime,omitempty"`
+
+	// LastPruneFreed is how much the last prune removed from the storage,
+	// for example "12 MiB". Written by the prune Job's agent.
+	// +optional
+	LastPruneFreed string `json:"lastPruneFreed,omitempty"`
 }
 
 // A Repository is one directory in a BackupStorage that holds the backups of
@@ -161,6 +171,8 @@ type RepositoryStatus struct {
 // +kubebuilder:printcolumn:name="Integrity",type=boolean,JSONPath=`.status.integrity`
 // +kubebuilder:printcolumn:name="Snapshot-Count",type=integer,JSONPath=`.status.snapshotCount`
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.size`
+// +kubebuilder:printcolumn:name="Last-Prune",type=date,JSONPath=`.status.lastPruneTime`
+// +kubebuilder:printcolumn:name="Freed",type=string,JSONPath=`.status.lastPruneFreed`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Repository struct {
