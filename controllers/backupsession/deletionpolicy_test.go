@@ -54,12 +54,7 @@ func TestEnsureSnapshotsTakeRepositoryDeletionPolicy(t *testing.T) {
 // Snapshot it made.
 func ensureOneSnapshot(t *testing.T, repo *storagev1alpha1.Repository, nodes map[string]string) *storagev1alpha1.Snapshot {
 	t.Helper()
-	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apis.AddToScheme} {
-		if err := add(s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := testScheme(t)
 	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(repo).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
 	r := &reconciler{kube: kube, api: kube}
 	bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "db-backup", Namespace: repo.Namespace}}
@@ -74,4 +69,16 @@ func ensureOneSnapshot(t *testing.T, repo *storagev1alpha1.Repository, nodes map
 		t.Fatal(err)
 	}
 	return got
+}
+
+// testScheme knows Kubernetes' kinds and Stashplane's.
+func testScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apis.AddToScheme} {
+		if err := add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
 }

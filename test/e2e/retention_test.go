@@ -26,7 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/provider"
@@ -387,4 +389,48 @@ func TestRetentionS3(t *testing.T) {
 	if diff := cmp.Diff(want, bs.Status.RetentionPolicy); diff != "" {
 		t.Errorf("status.retentionPolicy of the last run: -want +got:\n%s", diff)
 	}
+}
+
+// A backup that starts while a prune of its Repository runs waits, Pending
+// with WaitingForPrune, takes no Snapshot meanwhile, and succeeds once the
+// prune has ended. The prune is stood in for by a Job that sleeps under the
+// prune Job's name and label.
+func TestBackupWaitsForPrune(t *testing.T) {
+	t.Parallel()
+	kube := withProvider(t)
+	ctx := context.Background()
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	prune := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: naming.PruneJob("app"), Namespace: "default", Labels: map[string]string{plan.LabelPruneOf: "app"}},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{busybox("prune", "sleep 600")}}}},
+	}
+	if err := kube.Create(ctx, prune); err != nil {
+		t.Fatal(err)
+	}
+	seedAppBackup(t, kube, 20, 5)
+	var name string
+	poll(t, 2*time.Minute, "the first backup did not wait for the prune", func(ctx context.Context) (bool, error) {
+		list := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) == 0 {
+			return false, nil
+		}
+		bs := list.Items[0]
+		name = bs.Name
+		c := bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured)
+		return bs.Status.Phase == corev1alpha1.BackupSessionPending && c.Reason == corev1alpha1.ReasonWaitingForPrune, nil
+	})
+	time.Sleep(5 * time.Second)
+	if p := sessionPhase(ctx, kube, name); p != corev1alpha1.BackupSessionPending {
+		t.Fatalf("the backup is %s while the prune runs, want Pending", p)
+	}
+	if got := appSnapshots(t, kube); len(got) != 0 {
+		t.Fatalf("the waiting backup made Snapshots %v", got)
+	}
+	if err := kube.Delete(ctx, prune, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 2*time.Minute, "the backup did not succeed after the prune", func(ctx context.Context) (bool, error) {
+		return sessionPhase(ctx, kube, name) == corev1alpha1.BackupSessionSucceeded, nil
+	})
 }

@@ -114,6 +114,10 @@ const (
 	ReasonSnapshotsEnsured xpv2.ConditionReason = "SnapshotsEnsured"
 	// ReasonSnapshotsNotEnsured: a Snapshot could not be created.
 	ReasonSnapshotsNotEnsured xpv2.ConditionReason = "SnapshotsNotEnsured"
+	// ReasonWaitingForPrune: a prune of one of the session's Repositories
+	// runs; the run starts once it ended, and its backupTimeout counts
+	// from then.
+	ReasonWaitingForPrune xpv2.ConditionReason = "WaitingForPrune"
 	// ReasonHooksExecutionSucceeded: the hooks succeeded.
 	ReasonHooksExecutionSucceeded xpv2.ConditionReason = "HooksExecutionSucceeded"
 	// ReasonHooksExecutionFailed: a hook failed.
