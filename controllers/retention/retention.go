@@ -94,6 +94,15 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !due(bs) {
 		return ctrl.Result{}, nil
 	}
+	// The cache may not hold what the last pass recorded yet: a pass that
+	// acted on it would find the Snapshots it removed gone and record
+	// nothing removed.
+	if err := r.api.Get(ctx, req.NamespacedName, bs); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !due(bs) {
+		return ctrl.Result{}, nil
+	}
 	bc := &corev1alpha1.BackupConfiguration{}
 	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: bs.Spec.Invoker.Name}, bc); err != nil {
 		// Without its configuration a session has no policy to apply.
@@ -123,7 +132,7 @@ func (r *reconciler) record(ctx context.Context, bs *corev1alpha1.BackupSession)
 			return err
 		}
 		orig := cur.DeepCopy()
-		cur.Status.RetentionPolicy = applied
+		cur.Status.RetentionPolicy = withRemovals(applied, cur.Status.RetentionPolicy)
 		cur.SetConditions(cond)
 		return r.kube.Status().Patch(ctx, cur, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 	})
@@ -183,10 +192,35 @@ func (r *reconciler) apply(ctx context.Context, bs *corev1alpha1.BackupSession, 
 	return ctrl.Result{}, nil
 }
 
+// withRemovals is applied with the removals recorded has and applied
+// lacks added, so that no pass forgets what an earlier one removed.
+func withRemovals(applied, recorded []corev1alpha1.RetentionPolicyApplyStatus) []corev1alpha1.RetentionPolicyApplyStatus {
+	out := make([]corev1alpha1.RetentionPolicyApplyStatus, 0, len(applied))
+	for _, st := range applied {
+		seen := map[string]bool{}
+		for _, rm := range st.Removed {
+			seen[rm.Snapshot] = true
+		}
+		var earlier []corev1alpha1.RetentionRemoval
+		for _, rm := range previousIn(recorded, st.Repository) {
+			if !seen[rm.Snapshot] {
+				earlier = append(earlier, rm)
+			}
+		}
+		st.Removed = append(earlier, st.Removed...)
+		out = append(out, st)
+	}
+	return out
+}
+
 // previous is what an earlier pass recorded for a repository, so that the
 // Snapshots it removed stay listed.
 func previous(bs *corev1alpha1.BackupSession, repository string) []corev1alpha1.RetentionRemoval {
-	for _, st := range bs.Status.RetentionPolicy {
+	return previousIn(bs.Status.RetentionPolicy, repository)
+}
+
+func previousIn(statuses []corev1alpha1.RetentionPolicyApplyStatus, repository string) []corev1alpha1.RetentionRemoval {
+	for _, st := range statuses {
 		if st.Repository == repository {
 			return st.Removed
 		}

@@ -285,3 +285,38 @@ func (c *recordingClient) Delete(ctx context.Context, o client.Object, opts ...c
 	}
 	return c.Client.Delete(ctx, o, opts...)
 }
+
+func TestWithRemovals(t *testing.T) {
+	entry := func(repo string, removed ...string) corev1alpha1.RetentionPolicyApplyStatus {
+		st := corev1alpha1.RetentionPolicyApplyStatus{Repository: repo, Phase: corev1alpha1.RetentionPolicyApplied}
+		for _, r := range removed {
+			st.Removed = append(st.Removed, corev1alpha1.RetentionRemoval{Snapshot: r, Rule: "last"})
+		}
+		return st
+	}
+	cases := map[string]struct {
+		reason            string
+		applied, recorded []corev1alpha1.RetentionPolicyApplyStatus
+		want              []corev1alpha1.RetentionPolicyApplyStatus
+	}{
+		"KeepsEarlierRemovals": {
+			reason:   "A pass that found the Snapshots an earlier pass removed already gone keeps them listed.",
+			applied:  []corev1alpha1.RetentionPolicyApplyStatus{entry("app")},
+			recorded: []corev1alpha1.RetentionPolicyApplyStatus{entry("app", "s1")},
+			want:     []corev1alpha1.RetentionPolicyApplyStatus{entry("app", "s1")},
+		},
+		"NoDuplicates": {
+			reason:   "A removal both recorded and applied is listed once, earlier ones first.",
+			applied:  []corev1alpha1.RetentionPolicyApplyStatus{entry("app", "s2", "s3")},
+			recorded: []corev1alpha1.RetentionPolicyApplyStatus{entry("app", "s1", "s2"), entry("other", "x")},
+			want:     []corev1alpha1.RetentionPolicyApplyStatus{entry("app", "s1", "s2", "s3")},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, withRemovals(tc.applied, tc.recorded)); diff != "" {
+				t.Errorf("%s\nwithRemovals: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

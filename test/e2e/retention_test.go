@@ -310,6 +310,26 @@ func TestRetentionLastTwo(t *testing.T) {
 		t.Errorf("restic snapshots after the prune: -want +got:\n%s", diff)
 	}
 	hostRestic(t, repoDir, "check", "--read-data")
+	// The verdict s4 got before the prune is shown as such.
+	bin, err := devclustertest.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "stashplane"), "snapshots", "app", "-n", "default")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("stashplane snapshots: %v\n%s", err, out)
+	}
+	verdicts := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 2 {
+			verdicts[f[0]] = f[2]
+		}
+	}
+	if diff := cmp.Diff(map[string]string{s4: "Verified*", s5: "<none>"}, map[string]string{s4: verdicts[s4], s5: verdicts[s5]}); diff != "" {
+		t.Errorf("verdicts in stashplane snapshots after the prune: -want +got:\n%s\n%s", diff, out)
+	}
 
 	// Deleting the configuration keeps the Repository, its Snapshots and
 	// its data, while what it owns (its CronJob) is collected.

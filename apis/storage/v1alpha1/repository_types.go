@@ -214,3 +214,17 @@ func SnapshotDeletionPolicy(r *Repository) DeletionPolicy {
 	}
 	return r.Spec.DeletionPolicy
 }
+
+// VerdictBeforePrune says whether a Snapshot's verdict was given before the
+// Repository's last prune removed or rewrote data: the packs the Snapshot
+// reads may have changed since, so the verdict no longer spares it a
+// verification.
+func VerdictBeforePrune(r *Repository, s *Snapshot) bool {
+	if r == nil || r.Status.LastPruneTime == nil || s.Status.VerificationStatus == "" || s.Status.VerificationStatus == SnapshotNotVerified {
+		return false
+	}
+	if freed, err := ParseSize(r.Status.LastPruneFreed); err != nil || freed == 0 {
+		return false
+	}
+	return s.Status.VerificationTime == nil || s.Status.VerificationTime.Before(r.Status.LastPruneTime)
+}
