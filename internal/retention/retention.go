@@ -167,7 +167,7 @@ func Evaluate(p Policy, snaps []Snapshot, now time.Time, loc *time.Location) []D
 type bucketRule struct {
 	name   string
 	count  *int32
-	bucket func(time.Time) string
+	bucket func(time.Time) int
 }
 
 // keepRules lists, for each Succeeded Snapshot of sorted (newest first),
@@ -177,11 +177,11 @@ func keepRules(p Policy, sorted []Snapshot, loc *time.Location) map[int][]string
 	out := map[int][]string{}
 	rules := []bucketRule{
 		{RuleLast, p.Last, nil},
-		{RuleHourly, p.Hourly, func(t time.Time) string { return t.Format("2006-01-02T15") }},
-		{RuleDaily, p.Daily, func(t time.Time) string { return t.Format("2006-01-02") }},
-		{RuleWeekly, p.Weekly, func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprintf("%d-W%02d", y, w) }},
-		{RuleMonthly, p.Monthly, func(t time.Time) string { return t.Format("2006-01") }},
-		{RuleYearly, p.Yearly, func(t time.Time) string { return t.Format("2006") }},
+		{RuleHourly, p.Hourly, func(t time.Time) int { return (t.Year()*1000+t.YearDay())*100 + t.Hour() }},
+		{RuleDaily, p.Daily, func(t time.Time) int { return t.Year()*1000 + t.YearDay() }},
+		{RuleWeekly, p.Weekly, func(t time.Time) int { y, w := t.ISOWeek(); return y*100 + w }},
+		{RuleMonthly, p.Monthly, func(t time.Time) int { return t.Year()*100 + int(t.Month()) }},
+		{RuleYearly, p.Yearly, func(t time.Time) int { return t.Year() }},
 	}
 	any := false
 	for _, r := range rules {
@@ -189,7 +189,7 @@ func keepRules(p Policy, sorted []Snapshot, loc *time.Location) map[int][]string
 			continue
 		}
 		any = true
-		left, last := *r.count, ""
+		left, last := *r.count, -1
 		for i, s := range sorted {
 			if left <= 0 {
 				break
