@@ -17,6 +17,7 @@ import (
 	"github.com/stashplane/stashplane/controllers/backupverificationsession"
 	"github.com/stashplane/stashplane/controllers/backupverifier"
 	"github.com/stashplane/stashplane/controllers/function"
+	"github.com/stashplane/stashplane/controllers/maintenance"
 	"github.com/stashplane/stashplane/controllers/repository"
 	"github.com/stashplane/stashplane/controllers/restoresession"
 	"github.com/stashplane/stashplane/controllers/retention"
@@ -65,6 +66,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 		func(m ctrl.Manager, o Options) error {
 			return retention.Setup(m, retention.Options{Controller: o.Controller, Log: o.Log})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return maintenance.Setup(m, maintenance.Options{Controller: o.Controller, Log: o.Log})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return restoresession.Setup(m, restoresession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
-	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/agent"
@@ -100,7 +99,7 @@ func prune(ctx context.Context, c client.Client, namespace, name, image string) 
 	if err := pruneMayStart(ctx, c, repo, job); err != nil {
 		return nil, err
 	}
-	if err := controllerutil.SetOwnerReference(repo, job, c.Scheme()); err != nil {
+	if err := controllerutil.SetControllerReference(repo, job, c.Scheme()); err != nil {
 		return nil, fmt.Errorf("cannot own prune job %q: %w", job.Name, err)
 	}
 	if err := c.Create(ctx, job); err != nil {
@@ -140,26 +139,15 @@ func prune(ctx context.Context, c client.Client, namespace, name, image string) 
 // configuration runs or another prune of the Repository does; a finished
 // prune Job of the Repository is removed first.
 func pruneMayStart(ctx context.Context, c client.Client, repo *storagev1alpha1.Repository, job *batchv1.Job) error {
-	config := repo.Labels[corev1alpha1.LabelInvokerName]
-	sessions := &corev1alpha1.BackupSessionList{}
-	if err := c.List(ctx, sessions, client.InNamespace(repo.Namespace)); err != nil {
-		return fmt.Errorf("cannot list backupsessions: %w", err)
-	}
-	for _, s := range sessions.Items {
-		if s.Spec.Invoker.Name == config && (s.Status.Phase == corev1alpha1.BackupSessionRunning || s.Status.Phase == corev1alpha1.BackupSessionPending) {
-			return fmt.Errorf("cannot prune repository %q now: backupsession %q of its configuration is %s", repo.Name, s.Name, s.Status.Phase)
-		}
-	}
-	old := &batchv1.Job{}
-	err := c.Get(ctx, client.ObjectKeyFromObject(job), old)
-	if kerrors.IsNotFound(err) {
-		return nil
-	}
+	blocked, old, err := plan.PruneBlocked(ctx, c, repo)
 	if err != nil {
-		return fmt.Errorf("cannot get prune job %q: %w", job.Name, err)
+		return err
 	}
-	if old.Status.CompletionTime == nil && !jobFailed(old) {
-		return fmt.Errorf("cannot prune repository %q now: prune job %q is still running", repo.Name, old.Name)
+	if blocked != "" {
+		return fmt.Errorf("cannot prune repository %q now: %s", repo.Name, blocked)
+	}
+	if old == nil {
+		return nil
 	}
 	if err := c.Delete(ctx, old, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("cannot delete the finished prune job %q: %w", old.Name, err)
@@ -168,15 +156,6 @@ func pruneMayStart(ctx context.Context, c client.Client, repo *storagev1alpha1.R
 		err := c.Get(ctx, client.ObjectKeyFromObject(job), &batchv1.Job{})
 		return kerrors.IsNotFound(err), client.IgnoreNotFound(err)
 	})
-}
-
-func jobFailed(j *batchv1.Job) bool {
-	for _, c := range j.Status.Conditions {
-		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
 }
 
 // writePrune prints the result as a table, or as YAML or JSON.

@@ -38,7 +38,7 @@ func (r *reconciler) waitForPrune(ctx context.Context, rn *run) (ctrl.Result, bo
 			if client.IgnoreNotFound(err) != nil {
 				return ctrl.Result{}, true, fmt.Errorf("cannot get the prune job of repository %q: %w", ri.Name, err)
 			}
-			if err == nil && job.Labels[plan.LabelPruneOf] == ri.Name && !jobFinished(job) {
+			if err == nil && job.Labels[plan.LabelPruneOf] == ri.Name && !plan.JobFinished(job) {
 				sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonWaitingForPrune,
 					fmt.Sprintf("waiting for prune job %q of repository %q to finish", job.Name, ri.Name))
 				return ctrl.Result{RequeueAfter: pruneRecheck}, true, nil
@@ -49,13 +49,4 @@ func (r *reconciler) waitForPrune(ctx context.Context, rn *run) (ctrl.Result, bo
 		bs.Status.BackupDeadline = &metav1.Time{Time: r.clock.Now().Add(bs.Spec.BackupTimeout.Duration)}
 	}
 	return ctrl.Result{}, false, nil
-}
-
-func jobFinished(j *batchv1.Job) bool {
-	for _, c := range j.Status.Conditions {
-		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
 }

@@ -1,12 +1,15 @@
 package plan
 
 import (
+	"context"
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
@@ -78,4 +81,43 @@ func PruneJob(repo *storagev1alpha1.Repository, storage *storagev1alpha1.BackupS
 			},
 		},
 	}, nil
+}
+
+// PruneBlocked says why a prune of repo may not start now, or "" when it
+// may: a BackupSession of its configuration is Pending or Running, or its
+// prune Job has not finished. It also returns the Repository's finished
+// prune Job, if any, which must go before a new one takes its name.
+func PruneBlocked(ctx context.Context, c client.Reader, repo *storagev1alpha1.Repository) (string, *batchv1.Job, error) {
+	config := repo.Labels[corev1alpha1.LabelInvokerName]
+	sessions := &corev1alpha1.BackupSessionList{}
+	if err := c.List(ctx, sessions, client.InNamespace(repo.Namespace)); err != nil {
+		return "", nil, fmt.Errorf("cannot list backupsessions: %w", err)
+	}
+	for _, s := range sessions.Items {
+		if s.Spec.Invoker.Name == config && (s.Status.Phase == corev1alpha1.BackupSessionRunning || s.Status.Phase == corev1alpha1.BackupSessionPending) {
+			return fmt.Sprintf("backupsession %q of its configuration is %s", s.Name, s.Status.Phase), nil, nil
+		}
+	}
+	old := &batchv1.Job{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: repo.Namespace, Name: naming.PruneJob(repo.Name)}, old)
+	if kerrors.IsNotFound(err) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot get prune job %q: %w", naming.PruneJob(repo.Name), err)
+	}
+	if !JobFinished(old) {
+		return fmt.Sprintf("prune job %q is still running", old.Name), nil, nil
+	}
+	return "", old, nil
+}
+
+// JobFinished says whether a Job completed or failed.
+func JobFinished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }

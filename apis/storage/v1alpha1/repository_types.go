@@ -55,6 +55,12 @@ type RepositorySpec struct {
 	// +optional
 	Paused bool `json:"paused,omitempty"`
 
+	// Maintenance says when the Repository's restic repositories are
+	// pruned: daily by default.
+	// +kubebuilder:default={schedule: "@daily"}
+	// +optional
+	Maintenance *MaintenanceSpec `json:"maintenance,omitempty"`
+
 	// EncryptionSecret is the Secret holding RESTIC_PASSWORD, the password
 	// every restic repository under this Repository is encrypted with.
 	// +kubebuilder:validation:Required
@@ -65,6 +71,20 @@ type RepositorySpec struct {
 	// +kubebuilder:default={"*"}
 	// +optional
 	ManagementPolicies xpv2.ManagementPolicies `json:"managementPolicies,omitempty"`
+}
+
+// MaintenanceSpec schedules a Repository's prunes.
+type MaintenanceSpec struct {
+	// Schedule of the prunes, in cron format ("0 3 * * *", "@daily").
+	// +kubebuilder:default="@daily"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+
+	// Suspend stops the scheduled prunes; `stashplane prune` still runs
+	// one.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // RepositoryPhase summarises the conditions of a Repository.
