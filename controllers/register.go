@@ -17,8 +17,10 @@ import (
 	"github.com/stashplane/stashplane/controllers/backupverificationsession"
 	"github.com/stashplane/stashplane/controllers/backupverifier"
 	"github.com/stashplane/stashplane/controllers/function"
+	"github.com/stashplane/stashplane/controllers/maintenance"
 	"github.com/stashplane/stashplane/controllers/repository"
 	"github.com/stashplane/stashplane/controllers/restoresession"
+	"github.com/stashplane/stashplane/controllers/retention"
 	"github.com/stashplane/stashplane/controllers/snapshot"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/backend"
@@ -61,6 +63,12 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 		func(m ctrl.Manager, o Options) error {
 			return backupsession.Setup(m, backupsession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return retention.Setup(m, retention.Options{Controller: o.Controller, Log: o.Log})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return maintenance.Setup(m, maintenance.Options{Controller: o.Controller, Log: o.Log})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return restoresession.Setup(m, restoresession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})

@@ -155,8 +155,13 @@ func TestRules(t *testing.T) {
 			access: access{"apps", "statefulsets", []string{"create", "patch", "delete"}},
 		},
 		"SnapshotsDelete": {
-			reason: "Snapshots are removed by their Repository's owner, not the provider.",
-			access: access{"storage.stashplane.io", "snapshots", []string{"delete"}},
+			reason:  "Retention removes the Snapshots its policy no longer keeps.",
+			allowed: true,
+			access:  access{"storage.stashplane.io", "snapshots", []string{"delete"}},
+		},
+		"RepositoriesDelete": {
+			reason: "The provider never deletes a Repository, nor through it its Snapshots and data: a user does (docs/retention.md).",
+			access: access{"storage.stashplane.io", "repositories", []string{"delete"}},
 		},
 	}
 	for name, tc := range cases {

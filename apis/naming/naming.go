@@ -135,3 +135,10 @@ func ScratchClaim(target, session string) string {
 func VerificationRetry(first string, left int32) string {
 	return Bound(strings.TrimSuffix(first, "-"), fmt.Sprintf("-retry-%d", left), MaxObjectName)
 }
+
+// PruneJob is the Job that prunes a Repository's restic repositories.
+// There is one at a time per Repository: its fixed name is the lock that
+// keeps two prunes of a Repository apart.
+func PruneJob(repository string) string {
+	return Bound(repository, "-prune", MaxLabelValue)
+}

@@ -133,6 +133,16 @@ func TestNamesStayTheSame(t *testing.T) {
 			got:    VerificationRetry("app-verify-1700000000", 2),
 			want:   "app-verify-1700000000-retry-2",
 		},
+		"PruneJob": {
+			reason: "A Repository's prune Job is its name and -prune.",
+			got:    PruneJob("app"),
+			want:   "app-prune",
+		},
+		"PruneJobLong": {
+			reason: "A long Repository name is cut so that the Job's name fits a label value.",
+			got:    PruneJob(long),
+			want:   strings.Repeat("a", 48) + "-3369780b-prune",
+		},
 		"Bound": {
 			reason: "A name that fits is left alone.",
 			got:    Bound("dump-ip-10-0-0-1.eu-west-1.compute.internal.pool", "", MaxLabelValue),

@@ -22,7 +22,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(devCommand(), storageCommand(), triggerCommand(), verifyCommand())
-	root.AddCommand(renderCommand(), snapshotsCommand())
+	root.AddCommand(renderCommand(), snapshotsCommand(), retentionCommand(), pruneCommand(), pruneAgentCommand())
 	root.AddCommand(backupCommand(), restoreCommand(), providerCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "stashplane:", err)

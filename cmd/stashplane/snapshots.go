@@ -24,14 +24,7 @@ func snapshotsCommand() *cobra.Command {
 		Short: "List a repository's Snapshots with their verification, restore time and bytes restored",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if namespace == "" {
-				ns, err := kubeNamespace(clientcmd.NewDefaultClientConfigLoadingRules())
-				if err != nil {
-					return err
-				}
-				namespace = ns
-			}
-			c, err := kubeClient()
+			c, namespace, err := clientIn(namespace)
 			if err != nil {
 				return err
 			}
@@ -39,11 +32,24 @@ func snapshotsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeSnapshots(cmd.OutOrStdout(), snaps, time.Now())
+			repo := &storagev1alpha1.Repository{}
+			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: namespace, Name: args[0]}, repo); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("cannot get repository %q: %w", args[0], err)
+			}
+			return writeSnapshots(cmd.OutOrStdout(), snaps, repo, time.Now())
 		},
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the repository (default: the kubeconfig context's namespace)")
 	return cmd
+}
+
+// orContextNamespace is ns, or when it is empty the namespace of the
+// kubeconfig's current context, as kubectl's -n works.
+func orContextNamespace(ns string) (string, error) {
+	if ns != "" {
+		return ns, nil
+	}
+	return kubeNamespace(clientcmd.NewDefaultClientConfigLoadingRules())
 }
 
 // kubeNamespace is the namespace of the kubeconfig's current context, as
@@ -74,7 +80,9 @@ func repositorySnapshots(ctx context.Context, c client.Reader, namespace, reposi
 
 // writeSnapshots prints snaps as a table, newest first, the way kubectl
 // prints objects: a column per field, "<none>" for what is not known yet.
-func writeSnapshots(w io.Writer, snaps []storagev1alpha1.Snapshot, now time.Time) error {
+// A verdict given before the Repository's last prune that freed data is
+// marked "*" and explained below the table.
+func writeSnapshots(w io.Writer, snaps []storagev1alpha1.Snapshot, repo *storagev1alpha1.Repository, now time.Time) error {
 	snaps = slices.Clone(snaps)
 	slices.SortFunc(snaps, func(a, b storagev1alpha1.Snapshot) int {
 		if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
@@ -84,6 +92,7 @@ func writeSnapshots(w io.Writer, snaps []storagev1alpha1.Snapshot, now time.Time
 	})
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPHASE\tVERIFICATION\tSIZE\tRESTORE-TIME\tBYTES-RESTORED\tAGE")
+	stale := false
 	for _, s := range snaps {
 		restored := ""
 		if s.Status.BytesRestored > 0 {
@@ -93,11 +102,21 @@ func writeSnapshots(w io.Writer, snaps []storagev1alpha1.Snapshot, now time.Time
 		if !s.CreationTimestamp.IsZero() {
 			age = duration.HumanDuration(now.Sub(s.CreationTimestamp.Time))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, orNone(string(s.Status.Phase)), orNone(string(s.Status.VerificationStatus)),
+		verdict := orNone(string(s.Status.VerificationStatus))
+		if storagev1alpha1.VerdictBeforePrune(repo, &s) {
+			verdict += "*"
+			stale = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, orNone(string(s.Status.Phase)), verdict,
 			orNone(s.Status.Size), orNone(s.Status.RestoreDuration), orNone(restored), age)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("cannot write the snapshot table: %w", err)
+	}
+	if stale {
+		_, err := fmt.Fprintf(w, "* verdict given before the last prune (%s, freed %s); the next verification checks the Snapshot again\n",
+			repo.Status.LastPruneTime.UTC().Format(time.RFC3339), repo.Status.LastPruneFreed)
+		return err
 	}
 	return nil
 }

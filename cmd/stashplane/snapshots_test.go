@@ -23,8 +23,11 @@ func TestWriteSnapshots(t *testing.T) {
 	snap := func(name string, age time.Duration, st storagev1alpha1.SnapshotStatus) storagev1alpha1.Snapshot {
 		return storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(now.Add(-age))}, Status: st}
 	}
+	pruned := &storagev1alpha1.Repository{}
+	pruned.Status.LastPruneTime, pruned.Status.LastPruneFreed = &metav1.Time{Time: now.Add(-3 * time.Hour)}, "3 MiB"
 	cases := map[string]struct {
 		reason string
+		repo   *storagev1alpha1.Repository
 		snaps  []storagev1alpha1.Snapshot
 		want   string
 	}{
@@ -39,11 +42,23 @@ func TestWriteSnapshots(t *testing.T) {
 			want: "NAME            PHASE       VERIFICATION   SIZE      RESTORE-TIME   BYTES-RESTORED   AGE\n" +
 				"app-nightly-2   Running     <none>         <none>    <none>         <none>           90m\n" +
 				"app-nightly-1   Succeeded   Verified       1.5 MiB   12s            1.5 MiB          26h\n"},
+		"VerdictBeforePrune": {reason: "A verdict given before the last prune that freed data is marked and explained.",
+			repo: pruned,
+			snaps: []storagev1alpha1.Snapshot{
+				snap("app-nightly-1", 26*time.Hour, storagev1alpha1.SnapshotStatus{Phase: storagev1alpha1.SnapshotSucceeded,
+					VerificationStatus: storagev1alpha1.SnapshotVerified, VerificationTime: &metav1.Time{Time: now.Add(-25 * time.Hour)}}),
+				snap("app-nightly-2", 2*time.Hour, storagev1alpha1.SnapshotStatus{Phase: storagev1alpha1.SnapshotSucceeded,
+					VerificationStatus: storagev1alpha1.SnapshotVerified, VerificationTime: &metav1.Time{Time: now.Add(-time.Hour)}}),
+			},
+			want: "NAME            PHASE       VERIFICATION   SIZE     RESTORE-TIME   BYTES-RESTORED   AGE\n" +
+				"app-nightly-2   Succeeded   Verified       <none>   <none>         <none>           120m\n" +
+				"app-nightly-1   Succeeded   Verified*      <none>   <none>         <none>           26h\n" +
+				"* verdict given before the last prune (2026-01-02T00:00:00Z, freed 3 MiB); the next verification checks the Snapshot again\n"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := writeSnapshots(&b, tc.snaps, now); err != nil {
+			if err := writeSnapshots(&b, tc.snaps, tc.repo, now); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, b.String()); diff != "" {

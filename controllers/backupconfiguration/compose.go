@@ -16,7 +16,8 @@ import (
 )
 
 // What a validated configuration composes: a Repository per repository
-// entry, one ServiceAccount with just the rights its triggers and backup
+// entry (labelled with the configuration but not owned by it, so that
+// deleting the configuration keeps the backups), one ServiceAccount with just the rights its triggers and backup
 // Jobs need, and a CronJob per session.
 
 func labels(bc *corev1alpha1.BackupConfiguration) map[string]string {

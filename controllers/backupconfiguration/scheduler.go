@@ -56,7 +56,10 @@ func setupScheduler(mgr ctrl.Manager, o Options) error {
 		WithOptions(o.Controller).
 		For(&corev1alpha1.BackupConfiguration{}).
 		Owns(&batchv1.CronJob{}).
-		Owns(&storagev1alpha1.Repository{}).
+		// Repositories carry the configuration's label, not its owner
+		// reference: deleting a configuration keeps them, their
+		// Snapshots and their data (docs/retention.md).
+		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(configurationOfRepository)).
 		// The copies of storage Secrets (access.go): remade when deleted,
 		// refreshed when their source changes.
 		Owns(&corev1.Secret{}).
@@ -120,7 +123,9 @@ func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 }
 
 // compose applies what the configuration wants and removes the CronJobs of
-// sessions it no longer has.
+// sessions it no longer has. It never removes a Repository: one dropped
+// from the spec, or of a deleted configuration, stays with its Snapshots
+// and data until a user deletes it (docs/retention.md).
 func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfiguration) error {
 	var objs []client.Object
 	for _, r := range desiredRepositories(bc) {
@@ -133,8 +138,10 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 		objs = append(objs, cj)
 	}
 	for _, o := range objs {
-		if err := controllerutil.SetControllerReference(bc, o, s.kube.Scheme()); err != nil {
-			return fmt.Errorf("cannot own %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		if _, repo := o.(*storagev1alpha1.Repository); !repo {
+			if err := controllerutil.SetControllerReference(bc, o, s.kube.Scheme()); err != nil {
+				return fmt.Errorf("cannot own %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+			}
 		}
 		if err := s.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
 			return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
@@ -262,6 +269,16 @@ func (s *scheduler) sessionStatus(bc *corev1alpha1.BackupConfiguration) {
 		out = append(out, st)
 	}
 	bc.Status.Sessions = out
+}
+
+// configurationOfRepository is the configuration whose label a Repository
+// carries.
+func configurationOfRepository(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[corev1alpha1.LabelInvokerName]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
 }
 
 // configurationsOf lists the configurations in a verifier's namespace.

@@ -7,7 +7,9 @@
 //	                       Ready or another run of the same session is
 //	                       still going; the session then ends Skipped.
 //	SnapshotsEnsured       set and cleared by this controller: the
-//	                       session's Snapshots exist.
+//	                       session's Snapshots exist (False with
+//	                       WaitingForPrune while a prune of one of its
+//	                       Repositories runs, prune.go).
 //	PreBackupHooksExecutionSucceeded
 //	                       set by this controller once the pre-backup
 //	                       hooks ended; False means no Job was made and
@@ -183,6 +185,7 @@ type run struct {
 func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
 	return []sessionrun.Step[*run]{
 		{Name: "skip", Run: r.checkSkip},
+		{Name: "prune", Run: r.waitForPrune},
 		{Name: "plan", Run: r.planRun},
 		{Name: "snapshots", Run: r.snapshots},
 		{Name: "preHooks", Run: r.preHooks},

@@ -61,7 +61,8 @@ func componentCounts(inputs []render.Input) map[string]int {
 }
 
 // ensureSnapshots makes one Snapshot per repository of the session, owned by
-// its Repository so that it outlives the session, expecting as many
+// its Repository so that it outlives the session, with the Repository's
+// deletionPolicy, expecting as many
 // components as the plan writes to the repository, and recording the node
 // of each component that lives on one (storagev1alpha1.AnnotationComponentNodes).
 func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, counts map[string]int, nodes map[string]string) ([]*storagev1alpha1.Snapshot, error) {
@@ -101,7 +102,7 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 			Spec: storagev1alpha1.SnapshotSpec{
 				SnapshotID: ulid.Make().String(), Type: kind, Repository: ri.Name,
 				Session: bs.Spec.Session, BackupSession: bs.Name, Version: "v1",
-				AppRef: repo.Spec.AppRef, DeletionPolicy: storagev1alpha1.DeletionPolicyDelete,
+				AppRef: repo.Spec.AppRef, DeletionPolicy: storagev1alpha1.SnapshotDeletionPolicy(repo),
 			},
 		}
 		if len(nodes) > 0 {

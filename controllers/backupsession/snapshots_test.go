@@ -1,17 +1,11 @@
 package backupsession
 
 import (
-	"context"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
-	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
@@ -32,26 +26,7 @@ func TestEnsureSnapshotsRecordsNodes(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			s := runtime.NewScheme()
-			for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, corev1alpha1.AddToScheme, storagev1alpha1.AddToScheme} {
-				if err := add(s); err != nil {
-					t.Fatal(err)
-				}
-			}
-			repo := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"}}
-			kube := fake.NewClientBuilder().WithScheme(s).WithObjects(repo).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
-			r := &reconciler{kube: kube, api: kube}
-			bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "db-backup", Namespace: "demo"}}
-			bc.Spec.Sessions = []corev1alpha1.Session{{Name: "nightly", Repositories: []corev1alpha1.RepositoryInfo{{Name: "db"}}}}
-			bs := &corev1alpha1.BackupSession{ObjectMeta: metav1.ObjectMeta{Name: "db-backup-nightly-1", Namespace: "demo"}}
-			bs.Spec.Session = "nightly"
-			if _, err := r.ensureSnapshots(context.Background(), bs, bc, map[string]int{"db": len(tc.nodes)}, tc.nodes); err != nil {
-				t.Fatal(err)
-			}
-			got := &storagev1alpha1.Snapshot{}
-			if err := kube.Get(context.Background(), client.ObjectKey{Namespace: "demo", Name: "db-db-backup-nightly-1"}, got); err != nil {
-				t.Fatal(err)
-			}
+			got := ensureOneSnapshot(t, &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"}}, tc.nodes)
 			if diff := cmp.Diff(tc.want, got.Annotations); diff != "" {
 				t.Errorf("\n%s\nannotations of the Snapshot: -want +got:\n%s", tc.reason, diff)
 			}

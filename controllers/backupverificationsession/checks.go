@@ -124,9 +124,18 @@ func checkSnapshot(ctx context.Context, r *reconciler, in *startInput) (stop, er
 	return stop{}, nil
 }
 
-// checkSkip: the Snapshot is neither Verified already nor paused.
-func checkSkip(_ context.Context, _ *reconciler, in *startInput) (stop, error) {
-	if reason, msg := skip(in.snapshot); reason != "" {
+// checkSkip: the Snapshot is neither Verified already (by a verdict given
+// since the Repository's last prune) nor paused.
+func checkSkip(ctx context.Context, r *reconciler, in *startInput) (stop, error) {
+	repo := &storagev1alpha1.Repository{}
+	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: in.s.Namespace, Name: in.snapshot.Spec.Repository}, repo); client.IgnoreNotFound(err) != nil {
+		return stop{}, fmt.Errorf("cannot get repository %q: %w", in.snapshot.Spec.Repository, err)
+	}
+	reason, msg := skip(in.snapshot)
+	if reason == string(corev1alpha1.ReasonSnapshotAlreadyVerified) && storagev1alpha1.VerdictBeforePrune(repo, in.snapshot) {
+		return stop{}, nil
+	}
+	if reason != "" {
 		return stop{kind: stopSkipped, reason: xpv2.ConditionReason(reason), msg: msg}, nil
 	}
 	return stop{}, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -67,6 +68,10 @@ func TestStartChain(t *testing.T) {
 			want: stop{kind: stopWaiting, reason: corev1alpha1.ReasonVerificationWaiting,
 				msg: `backupverificationsession "ahead" is verifying snapshot "snap-1"; this session starts when it ends`},
 		},
+		"VerifiedBeforePrune": {
+			reason: "A Verified Snapshot whose verdict predates a prune that freed data is verified again.",
+			objs:   []client.Object{v, snap("app", storagev1alpha1.SnapshotSucceeded, storagev1alpha1.SnapshotVerified), claim, prunedRepository()},
+		},
 		"Starts": {
 			reason: "With every check passed the chain stops nowhere and the target is found.",
 			objs:   []client.Object{v, snap("app", storagev1alpha1.SnapshotSucceeded, ""), claim},
@@ -91,4 +96,11 @@ func TestStartChain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// prunedRepository is Repository "app", pruned (freeing data) just now.
+func prunedRepository() *storagev1alpha1.Repository {
+	r := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"}}
+	r.Status.LastPruneTime, r.Status.LastPruneFreed = ptr.To(metav1.Now()), "3 MiB"
+	return r
 }

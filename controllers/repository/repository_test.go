@@ -8,10 +8,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/yaml"
 
+	"github.com/stashplane/stashplane/apis"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 )
 
 func TestWithin(t *testing.T) {
@@ -67,6 +74,7 @@ func TestExternal(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		seed   map[string]string
+		objs   []client.Object
 		repo   *storagev1alpha1.Repository
 		do     func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error)
 		want   want
@@ -109,6 +117,29 @@ func TestExternal(t *testing.T) {
 			},
 			want: want{keys: []string{"app-2/repository.yaml", "metadata.yaml"}},
 		},
+		"WipeOutWaitsForBackup": {
+			reason: "WipeOut waits while a backup writes into the repository.",
+			seed:   map[string]string{"app/repository.yaml": "x"},
+			objs: []client.Object{&storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "apps", Labels: map[string]string{storagev1alpha1.LabelRepository: "app"}},
+				Spec: storagev1alpha1.SnapshotSpec{Repository: "app"}, Status: storagev1alpha1.SnapshotStatus{Phase: storagev1alpha1.SnapshotRunning}}},
+			repo: repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				_, err := e.Delete(ctx, r)
+				return managed.ExternalObservation{}, err
+			},
+			want: want{errText: true, keys: []string{"app/repository.yaml"}},
+		},
+		"WipeOutWaitsForPrune": {
+			reason: "WipeOut waits while a prune of the repository runs.",
+			seed:   map[string]string{"app/repository.yaml": "x"},
+			objs:   []client.Object{&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "app-prune", Namespace: "apps", Labels: map[string]string{plan.LabelPruneOf: "app"}}}},
+			repo:   repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				_, err := e.Delete(ctx, r)
+				return managed.ExternalObservation{}, err
+			},
+			want: want{errText: true, keys: []string{"app/repository.yaml"}},
+		},
 		"DeleteKeepsData": {
 			reason: "The Delete policy keeps the backups.",
 			seed:   map[string]string{"app/repository.yaml": "x"},
@@ -129,7 +160,13 @@ func TestExternal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e := &external{bucket: b, reason: noReason}
+			sch := runtime.NewScheme()
+			for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apis.AddToScheme} {
+				if err := add(sch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e := &external{kube: fake.NewClientBuilder().WithScheme(sch).WithObjects(tc.objs...).Build(), bucket: b, reason: noReason}
 			obs, err := tc.do(e, tc.repo)
 			if (err != nil) != tc.want.errText {
 				t.Fatalf("%s\nerror %v, want error %v", tc.reason, err, tc.want.errText)

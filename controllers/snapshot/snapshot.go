@@ -60,7 +60,14 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	}
 	derive(s)
 	repo := &storagev1alpha1.Repository{}
-	if err := c.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Repository}, repo); kerrors.IsNotFound(err) {
+	err := c.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Repository}, repo)
+	if s.DeletionTimestamp != nil && (kerrors.IsNotFound(err) || (err == nil && repositoryWipedOut(repo))) {
+		// The Repository went, or is going with all its data: there is
+		// nothing left to remove, and waiting for it would hold the
+		// Snapshot for ever.
+		return gone{}, nil
+	}
+	if kerrors.IsNotFound(err) {
 		msg := fmt.Sprintf("repository %q not found in namespace %q", s.Spec.Repository, s.Namespace)
 		setUploaded(s, false, "RepositoryNotFound", msg)
 		return nil, errors.New(msg)
@@ -77,13 +84,20 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		setUploaded(s, false, reason, msg)
 		return nil, errors.New(msg)
 	}
-	return &external{bucket: b, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason}, nil
+	return &external{bucket: b, repoPath: repo.Spec.Path, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason}, nil
+}
+
+// repositoryWipedOut says whether a Repository is being deleted with its
+// data.
+func repositoryWipedOut(r *storagev1alpha1.Repository) bool {
+	return r.DeletionTimestamp != nil && r.Spec.DeletionPolicy == storagev1alpha1.DeletionPolicyWipeOut
 }
 
 type external struct {
-	bucket *blob.Bucket
-	key    string
-	reason func(error) (string, string)
+	bucket   *blob.Bucket
+	repoPath string
+	key      string
+	reason   func(error) (string, string)
 }
 
 func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
@@ -170,19 +184,64 @@ func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) error
 	return nil
 }
 
-// Delete removes the record only when the Snapshot asks for WipeOut. The
-// restic data stays: forgetting and pruning it is retention's work, under
-// restic's exclusive lock.
+// Delete keeps everything for a Snapshot whose deletionPolicy is Delete.
+// For WipeOut it forgets the restic snapshot of each component (removing
+// its file, as restic's forget does), then the components' content
+// manifests, then the record, so that a failure half way is retried with
+// the record still naming what is left. The data the forgotten snapshots
+// alone referenced is freed by a prune, under restic's exclusive lock.
 func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.ExternalDelete, error) {
 	s := mg.(*storagev1alpha1.Snapshot)
 	s.SetConditions(xpv2.Deleting())
 	if s.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
 		return managed.ExternalDelete{}, nil
 	}
-	if err := e.bucket.Delete(ctx, e.key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-		_, msg := e.reason(err)
-		return managed.ExternalDelete{}, errors.New(msg)
+	for _, name := range componentNames(s) {
+		for _, st := range s.Status.Components[name].ResticStats {
+			if st.Summary == nil || st.Summary.ID == "" {
+				continue
+			}
+			prefix := backend.ResticPrefix(e.repoPath, s.Spec.Session, name)
+			if err := backend.ForgetResticSnapshot(ctx, e.bucket, prefix, st.Summary.ID); err != nil {
+				_, msg := e.reason(err)
+				return managed.ExternalDelete{}, fmt.Errorf("cannot forget component %q: %s", name, msg)
+			}
+		}
+		if err := e.remove(ctx, backend.ManifestKey(e.repoPath, s.Name, name)); err != nil {
+			return managed.ExternalDelete{}, err
+		}
 	}
+	return managed.ExternalDelete{}, e.remove(ctx, e.key)
+}
+
+// remove deletes one key; one already gone is no error.
+func (e *external) remove(ctx context.Context, key string) error {
+	if err := e.bucket.Delete(ctx, key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		_, msg := e.reason(err)
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// gone is the external client of a Snapshot being deleted whose Repository
+// is gone or being wiped out: there is nothing to observe or remove.
+type gone struct{}
+
+func (gone) Disconnect(context.Context) error { return nil }
+
+func (gone) Observe(context.Context, resource.Managed) (managed.ExternalObservation, error) {
+	return managed.ExternalObservation{ResourceExists: false}, nil
+}
+
+func (gone) Create(context.Context, resource.Managed) (managed.ExternalCreation, error) {
+	return managed.ExternalCreation{}, nil
+}
+
+func (gone) Update(context.Context, resource.Managed) (managed.ExternalUpdate, error) {
+	return managed.ExternalUpdate{}, nil
+}
+
+func (gone) Delete(context.Context, resource.Managed) (managed.ExternalDelete, error) {
 	return managed.ExternalDelete{}, nil
 }
 

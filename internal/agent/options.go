@@ -85,6 +85,9 @@ type Options struct {
 const (
 	KindBackup  = "backup"
 	KindRestore = "restore"
+	// KindPrune prunes every restic repository of a Repository: it names
+	// no Snapshot or component.
+	KindPrune = "prune"
 )
 
 // AddFlags registers the flags of a run of kind (KindBackup, KindRestore).
@@ -92,12 +95,16 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, kind string) {
 	fs.StringVar(&o.Namespace, agentapi.FlagNamespace, "", "namespace of the Repository and Snapshot")
 	fs.StringVar(&o.Storage, agentapi.FlagStorage, "", "the BackupStorage, namespace/name")
 	fs.StringVar(&o.Repository, agentapi.FlagRepository, "", "the Repository")
-	fs.StringVar(&o.Snapshot, agentapi.FlagSnapshot, "", "the Snapshot")
-	fs.StringVar(&o.Component, agentapi.FlagComponent, "", "the Snapshot's component")
-	fs.StringSliceVar(&o.Paths, agentapi.FlagPaths, nil, "comma-separated absolute paths as this container sees them")
-	if kind == KindBackup {
+	if kind != KindPrune {
+		fs.StringVar(&o.Snapshot, agentapi.FlagSnapshot, "", "the Snapshot")
+		fs.StringVar(&o.Component, agentapi.FlagComponent, "", "the Snapshot's component")
+		fs.StringSliceVar(&o.Paths, agentapi.FlagPaths, nil, "comma-separated absolute paths as this container sees them")
+	}
+	switch kind {
+	case KindPrune:
+	case KindBackup:
 		fs.StringArrayVar(&o.Exclude, agentapi.FlagExclude, nil, "glob pattern of files to leave out (repeatable)")
-	} else {
+	default:
 		fs.StringArrayVar(&o.Include, agentapi.FlagInclude, nil, "glob pattern of files to restore (repeatable)")
 		fs.StringVar(&o.Target, agentapi.FlagTarget, "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
 		fs.StringVar(&o.RestoreSession, agentapi.FlagRestoreSession, "", "the RestoreSession to report the component's restore to")
@@ -119,7 +126,11 @@ func (o *Options) Validate(kind string) error {
 		"--snapshot": o.Snapshot, "--component": o.Component, "--password-file": o.PasswordFile,
 		"--scratch-dir": o.ScratchDir,
 	}
-	for _, f := range []string{"--namespace", "--storage", "--repository", "--snapshot", "--component", "--password-file", "--scratch-dir"} {
+	flags := []string{"--namespace", "--storage", "--repository", "--snapshot", "--component", "--password-file", "--scratch-dir"}
+	if kind == KindPrune {
+		flags = []string{"--namespace", "--storage", "--repository", "--password-file", "--scratch-dir"}
+	}
+	for _, f := range flags {
 		if required[f] == "" {
 			errs = append(errs, fmt.Sprintf("%s is required", f))
 		}

@@ -93,26 +93,36 @@ func (r *Runner) resolve(ctx context.Context) (*target, error) {
 	if t.session == "" {
 		return nil, fmt.Errorf("cannot use snapshot %q: it names neither a session nor a backup session", o.Snapshot)
 	}
+	if err := r.resolveStorage(ctx, t); err != nil {
+		return nil, err
+	}
+	t.resticPath = backend.ResticPrefix(t.repo.Spec.Path, t.session, o.Component)
+	t.redact = redactor{}
+	return t, nil
+}
+
+// resolveStorage reads the run's Repository and BackupStorage and checks
+// that the Repository uses that storage.
+func (r *Runner) resolveStorage(ctx context.Context, t *target) error {
+	o := r.Options
 	if err := r.Kube.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: o.Repository}, t.repo); err != nil {
-		return nil, fmt.Errorf("cannot get repository %q: %w", o.Repository, err)
+		return fmt.Errorf("cannot get repository %q: %w", o.Repository, err)
 	}
 	sns, sname, err := o.StorageRef()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ref := t.repo.Spec.StorageRef
 	if ref.Namespace == "" {
 		ref.Namespace = t.repo.Namespace
 	}
 	if ref.Namespace != sns || ref.Name != sname {
-		return nil, fmt.Errorf("cannot use storage %q: repository %q uses %s/%s", o.Storage, o.Repository, ref.Namespace, ref.Name)
+		return fmt.Errorf("cannot use storage %q: repository %q uses %s/%s", o.Storage, o.Repository, ref.Namespace, ref.Name)
 	}
 	if err := r.Kube.Get(ctx, types.NamespacedName{Namespace: sns, Name: sname}, t.storage); err != nil {
-		return nil, fmt.Errorf("cannot get backupstorage %q: %w", o.Storage, err)
+		return fmt.Errorf("cannot get backupstorage %q: %w", o.Storage, err)
 	}
-	t.resticPath = backend.ResticPrefix(t.repo.Spec.Path, t.session, o.Component)
-	t.redact = redactor{}
-	return t, nil
+	return nil
 }
 
 // Reasons the agent could not reach its data.

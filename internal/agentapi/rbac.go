@@ -9,7 +9,8 @@ import (
 
 // Rules are what the agent needs in the namespace of its Repository and
 // Snapshot: read the Repository, the Snapshot and (when it lives there)
-// the BackupStorage, and write the Snapshot's status. Bind them with a Role
+// the BackupStorage, and write the Snapshot's status (and, pruning, the
+// Repository's). Bind them with a Role
 // in that namespace; a BackupStorage in another namespace also needs
 // StorageRules bound there. Nothing else: no Secrets (credentials are
 // mounted files), no lists, no watches.
@@ -24,6 +25,12 @@ func Rules() []rbacv1.PolicyRule {
 			APIGroups: []string{storagev1alpha1.Group},
 			Resources: []string{"snapshots/status"},
 			Verbs:     []string{"get", "patch", "update"},
+		},
+		// A prune Job records its time and the bytes it freed.
+		{
+			APIGroups: []string{storagev1alpha1.Group},
+			Resources: []string{"repositories/status"},
+			Verbs:     []string{"patch"},
 		},
 	}
 }

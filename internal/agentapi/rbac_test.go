@@ -28,6 +28,7 @@ func TestRules(t *testing.T) {
 	want := []rbacv1.PolicyRule{
 		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"repositories", "backupstorages", "snapshots"}, Verbs: []string{"get"}},
 		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"snapshots/status"}, Verbs: []string{"get", "patch", "update"}},
+		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"repositories/status"}, Verbs: []string{"patch"}},
 	}
 	if diff := cmp.Diff(want, Rules()); diff != "" {
 		t.Errorf("Rules(): -want +got:\n%s", diff)

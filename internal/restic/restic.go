@@ -288,3 +288,10 @@ func (r *Restic) Unlock(ctx context.Context, all bool) error {
 	}
 	return r.run(ctx, "unlock", args, nil)
 }
+
+// Prune removes the data no snapshot references any more, under restic's
+// exclusive lock, which it takes itself: it fails with
+// ReasonRepositoryLocked while a backup or another prune holds a lock.
+func (r *Restic) Prune(ctx context.Context) error {
+	return r.run(ctx, "prune", nil, nil)
+}

@@ -676,14 +676,14 @@ func TestDefaults(t *testing.T) {
 			},
 		},
 		"Repository": {
-			reason:   "A Repository should default its deletion and management policies.",
+			reason:   "A Repository should default its deletion and management policies, and prune daily.",
 			manifest: repository,
 			obj:      &storagev1alpha1.Repository{},
 			got: func(o client.Object) any {
 				r := o.(*storagev1alpha1.Repository)
-				return []any{r.Spec.DeletionPolicy, r.Spec.ManagementPolicies}
+				return []any{r.Spec.DeletionPolicy, r.Spec.ManagementPolicies, r.Spec.Maintenance}
 			},
-			want: []any{storagev1alpha1.DeletionPolicyDelete, xpv2.ManagementPolicies{xpv2.ManagementActionAll}},
+			want: []any{storagev1alpha1.DeletionPolicyDelete, xpv2.ManagementPolicies{xpv2.ManagementActionAll}, &storagev1alpha1.MaintenanceSpec{Schedule: "@daily"}},
 		},
 		"Snapshot": {
 			reason:   "A Snapshot should default its layout version and its deletion and management policies.",

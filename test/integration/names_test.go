@@ -48,7 +48,7 @@ func TestNames(t *testing.T) {
 		"Repository": {
 			reason: "Repositories should show storage, integrity, snapshot count, size and phase.",
 			crd:    "repositories.storage.stashplane.io",
-			want:   want{scope: ns, shortNames: []string{"repo"}, columns: []string{"Storage", "Integrity", "Snapshot-Count", "Size", "Phase", "Age"}, status: true},
+			want:   want{scope: ns, shortNames: []string{"repo"}, columns: []string{"Storage", "Integrity", "Snapshot-Count", "Size", "Last-Prune", "Freed", "Phase", "Age"}, status: true},
 		},
 		"Snapshot": {
 			reason: "Snapshots should show repository, phase, verification and size.",

@@ -92,9 +92,10 @@ const (
 	TypePostBackupHooksExecutionSucceeded xpv2.ConditionType = "PostBackupHooksExecutionSucceeded"
 
 	// TypeRetentionPolicyExecutorEnsured is True once the retention policy
-	// of every backend was applied after the backup. Reserved: no
-	// controller sets it yet; the BackupSession controller will, as the
-	// step that runs RetentionPolicy execution after the backup.
+	// of every repository of the session was applied after the backup,
+	// False while a removal waits for a Snapshot in use or a policy could
+	// not be applied. Set by the retention controller
+	// (controllers/retention) once the session has an outcome.
 	TypeRetentionPolicyExecutorEnsured xpv2.ConditionType = "RetentionPolicyExecutorEnsured"
 
 	// TypeSessionHistoryCleaned is True once older BackupSessions beyond the
@@ -120,6 +121,10 @@ const (
 	ReasonSnapshotsEnsured xpv2.ConditionReason = "SnapshotsEnsured"
 	// ReasonSnapshotsNotEnsured: a Snapshot could not be created.
 	ReasonSnapshotsNotEnsured xpv2.ConditionReason = "SnapshotsNotEnsured"
+	// ReasonWaitingForPrune: a prune of one of the session's Repositories
+	// runs; the run starts once it ended, and its backupTimeout counts
+	// from then.
+	ReasonWaitingForPrune xpv2.ConditionReason = "WaitingForPrune"
 	// ReasonHooksExecutionSucceeded: the hooks succeeded.
 	ReasonHooksExecutionSucceeded xpv2.ConditionReason = "HooksExecutionSucceeded"
 	// ReasonHooksExecutionFailed: a hook failed.
@@ -132,6 +137,9 @@ const (
 	ReasonRetentionPolicyApplied xpv2.ConditionReason = "RetentionPolicyApplied"
 	// ReasonRetentionPolicyFailedToApply: a retention policy failed.
 	ReasonRetentionPolicyFailedToApply xpv2.ConditionReason = "RetentionPolicyFailedToApply"
+	// ReasonRetentionPolicyPending: a Snapshot due to go is in use or
+	// paused; it is removed once it no longer is.
+	ReasonRetentionPolicyPending xpv2.ConditionReason = "RetentionPolicyPending"
 	// ReasonSessionHistoryCleaned: old sessions were removed.
 	ReasonSessionHistoryCleaned xpv2.ConditionReason = "SessionHistoryCleaned"
 	// ReasonSessionHistoryCleanupFailed: old sessions could not be removed.
@@ -185,6 +193,27 @@ type RetentionPolicyApplyStatus struct {
 	// Error that made applying the policy fail.
 	// +optional
 	Error string `json:"error,omitempty"`
+
+	// Removed are the Snapshots the policy removed, each with the rule
+	// that removed it.
+	// +optional
+	Removed []RetentionRemoval `json:"removed,omitempty"`
+
+	// Message says what the policy kept against its rules and why: the
+	// newest Verified Snapshot kept past maxRetentionPeriod, a Snapshot
+	// that waits while in use or paused.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// RetentionRemoval is one Snapshot a retention policy removed.
+type RetentionRemoval struct {
+	// Snapshot that was removed.
+	Snapshot string `json:"snapshot"`
+
+	// Rule that removed it: maxRetentionPeriod, successfulSnapshots (no
+	// keep rule kept it) or failedSnapshots.last.
+	Rule string `json:"rule"`
 }
 
 // BackupSessionStatus is the observed state of a BackupSession.

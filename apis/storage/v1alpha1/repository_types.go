@@ -55,6 +55,12 @@ type RepositorySpec struct {
 	// +optional
 	Paused bool `json:"paused,omitempty"`
 
+	// Maintenance says when the Repository's restic repositories are
+	// pruned: daily by default.
+	// +kubebuilder:default={schedule: "@daily"}
+	// +optional
+	Maintenance *MaintenanceSpec `json:"maintenance,omitempty"`
+
 	// EncryptionSecret is the Secret holding RESTIC_PASSWORD, the password
 	// every restic repository under this Repository is encrypted with.
 	// +kubebuilder:validation:Required
@@ -65,6 +71,20 @@ type RepositorySpec struct {
 	// +kubebuilder:default={"*"}
 	// +optional
 	ManagementPolicies xpv2.ManagementPolicies `json:"managementPolicies,omitempty"`
+}
+
+// MaintenanceSpec schedules a Repository's prunes.
+type MaintenanceSpec struct {
+	// Schedule of the prunes, in cron format ("0 3 * * *", "@daily").
+	// +kubebuilder:default="@daily"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
+
+	// Suspend stops the scheduled prunes; `stashplane prune` still runs
+	// one.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // RepositoryPhase summarises the conditions of a Repository.
@@ -150,6 +170,16 @@ type RepositoryStatus struct {
 	// hold the restic repositories of its components.
 	// +optional
 	ComponentPaths []string `json:"componentPaths,omitempty"`
+
+	// LastPruneTime is when the last prune of the Repository's restic
+	// repositories finished. Written by the prune Job's agent.
+	// +optional
+	LastPruneTime *metav1.Time `json:"lastPruneTime,omitempty"`
+
+	// LastPruneFreed is how much the last prune removed from the storage,
+	// for example "12 MiB". Written by the prune Job's agent.
+	// +optional
+	LastPruneFreed string `json:"lastPruneFreed,omitempty"`
 }
 
 // A Repository is one directory in a BackupStorage that holds the backups of
@@ -161,6 +191,8 @@ type RepositoryStatus struct {
 // +kubebuilder:printcolumn:name="Integrity",type=boolean,JSONPath=`.status.integrity`
 // +kubebuilder:printcolumn:name="Snapshot-Count",type=integer,JSONPath=`.status.snapshotCount`
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.size`
+// +kubebuilder:printcolumn:name="Last-Prune",type=date,JSONPath=`.status.lastPruneTime`
+// +kubebuilder:printcolumn:name="Freed",type=string,JSONPath=`.status.lastPruneFreed`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Repository struct {
@@ -192,4 +224,27 @@ type RepositoryList struct {
 
 func init() {
 	SchemeBuilder.Register(&Repository{}, &RepositoryList{})
+}
+
+// SnapshotDeletionPolicy is the deletionPolicy a new Snapshot of the
+// Repository takes: the Repository's own, Delete when it has none.
+func SnapshotDeletionPolicy(r *Repository) DeletionPolicy {
+	if r.Spec.DeletionPolicy == "" {
+		return DeletionPolicyDelete
+	}
+	return r.Spec.DeletionPolicy
+}
+
+// VerdictBeforePrune says whether a Snapshot's verdict was given before the
+// Repository's last prune removed or rewrote data: the packs the Snapshot
+// reads may have changed since, so the verdict no longer spares it a
+// verification.
+func VerdictBeforePrune(r *Repository, s *Snapshot) bool {
+	if r == nil || r.Status.LastPruneTime == nil || s.Status.VerificationStatus == "" || s.Status.VerificationStatus == SnapshotNotVerified {
+		return false
+	}
+	if freed, err := ParseSize(r.Status.LastPruneFreed); err != nil || freed == 0 {
+		return false
+	}
+	return s.Status.VerificationTime == nil || s.Status.VerificationTime.Before(r.Status.LastPruneTime)
 }

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// checkOutput refuses an -o the commands do not print.
+func checkOutput(output string) error {
+	if output != "" && output != "yaml" && output != "json" {
+		return fmt.Errorf("cannot print as %q: use -o yaml or -o json, or no -o for a table", output)
+	}
+	return nil
+}
+
+// writeData prints v as YAML or JSON for -o yaml and -o json, and says
+// whether it did: with no -o the caller prints its table.
+func writeData(w io.Writer, v any, output string) (bool, error) {
+	var b []byte
+	var err error
+	switch output {
+	case "json":
+		b, err = json.MarshalIndent(v, "", "  ")
+		b = append(b, '\n')
+	case "yaml":
+		b, err = yaml.Marshal(v)
+	default:
+		return false, nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("cannot encode the output: %w", err)
+	}
+	_, err = w.Write(b)
+	return true, err
+}
+
+// clientIn is a client of the kubeconfig's cluster and the namespace a
+// command works in: ns, else the kubeconfig context's, as kubectl's -n.
+func clientIn(ns string) (client.Client, string, error) {
+	ns, err := orContextNamespace(ns)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := kubeClient()
+	return c, ns, err
+}
