@@ -182,8 +182,10 @@ func writeRandom(t *testing.T, name string, n int) {
 
 // startRetention creates the app Deployment over generated files, the
 // repository password, objs (the storage and what it needs) and the
-// configuration bc, paused so that only trigger starts runs, and waits
-// until bc and its Repository are Ready.
+// configuration bc, and waits until bc and its Repository are Ready and
+// the first backup, which a Ready configuration starts at once, ended with
+// its retention applied: the runs after it are the test's, started with
+// trigger. (A paused configuration would skip them too.)
 func startRetention(t *testing.T, kube client.Client, bc *corev1alpha1.BackupConfiguration, objs ...client.Object) {
 	t.Helper()
 	ctx := context.Background()
@@ -195,7 +197,6 @@ func startRetention(t *testing.T, kube client.Client, bc *corev1alpha1.BackupCon
 	app := deployment("app")
 	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
 	app.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: data}}}}
-	bc.Spec.Paused = true
 	objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}}, app, bc)
 	for _, o := range objs {
 		if err := kube.Create(ctx, o); err != nil {
@@ -208,6 +209,18 @@ func startRetention(t *testing.T, kube client.Client, bc *corev1alpha1.BackupCon
 		}
 		return bc.Status.Phase == corev1alpha1.BackupInvokerReady && len(bc.Status.Repositories) == 1 &&
 			bc.Status.Repositories[0].Phase == storagev1alpha1.RepositoryReady, nil
+	})
+	poll(t, 2*time.Minute, "the first backup did not end with its retention applied", func(ctx context.Context) (bool, error) {
+		list := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, list, client.InNamespace(bc.Namespace)); err != nil || len(list.Items) == 0 {
+			return false, nil
+		}
+		for _, s := range list.Items {
+			if s.Status.Phase != corev1alpha1.BackupSessionSucceeded || s.GetCondition(corev1alpha1.TypeRetentionPolicyExecutorEnsured).Status != corev1.ConditionTrue {
+				return false, nil
+			}
+		}
+		return true, nil
 	})
 }
 
