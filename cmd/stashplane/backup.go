@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,6 +71,10 @@ func inClusterClient() (client.Client, error) {
 	}
 	s := runtime.NewScheme()
 	if err := storagev1alpha1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("cannot build the scheme: %w", err)
+	}
+	// The pod that holds a restic lock (internal/agent).
+	if err := corev1.AddToScheme(s); err != nil {
 		return nil, fmt.Errorf("cannot build the scheme: %w", err)
 	}
 	kube, err := client.New(cfg, client.Options{Scheme: s})

@@ -116,8 +116,13 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		if err := rc.Init(ctx); err != nil {
 			return nil, nil, err
 		}
-	} else if err := unlockStale(ctx, t.bucket, t.resticPath, func(ctx context.Context) error { return rc.Unlock(ctx, false) }); err != nil {
-		return nil, nil, err
+	} else {
+		if err := r.removeDeadPruneLocks(ctx, t, rc); err != nil {
+			return nil, nil, err
+		}
+		if err := unlockStale(ctx, t.bucket, t.resticPath, func(ctx context.Context) error { return rc.Unlock(ctx, false) }); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	hctx, stopHashing := context.WithCancel(ctx)

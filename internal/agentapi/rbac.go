@@ -10,7 +10,8 @@ import (
 // Rules are what the agent needs in the namespace of its Repository and
 // Snapshot: read the Repository, the Snapshot and (when it lives there)
 // the BackupStorage, and write the Snapshot's status (and, pruning, the
-// Repository's). Bind them with a Role
+// Repository's), and get pods (whether the prune pod that holds a restic
+// lock still runs). Bind them with a Role
 // in that namespace; a BackupStorage in another namespace also needs
 // StorageRules bound there. Nothing else: no Secrets (credentials are
 // mounted files), no lists, no watches.
@@ -31,6 +32,13 @@ func Rules() []rbacv1.PolicyRule {
 			APIGroups: []string{storagev1alpha1.Group},
 			Resources: []string{"repositories/status"},
 			Verbs:     []string{"patch"},
+		},
+		// A restic lock names the pod that took it: a backup or a prune
+		// removes a prune pod's lock only once that pod no longer runs.
+		{
+			APIGroups: []string{""},
+			Resources: []string{"pods"},
+			Verbs:     []string{"get"},
 		},
 	}
 }

@@ -29,6 +29,7 @@ func TestRules(t *testing.T) {
 		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"repositories", "backupstorages", "snapshots"}, Verbs: []string{"get"}},
 		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"snapshots/status"}, Verbs: []string{"get", "patch", "update"}},
 		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"repositories/status"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
 	}
 	if diff := cmp.Diff(want, Rules()); diff != "" {
 		t.Errorf("Rules(): -want +got:\n%s", diff)

@@ -289,6 +289,49 @@ func (r *Restic) Unlock(ctx context.Context, all bool) error {
 	return r.run(ctx, "unlock", args, nil)
 }
 
+// Lock is a lock on a repository, as `restic cat lock` shows it: restic
+// records the host (a pod's name, in a pod) and process that took it.
+type Lock struct {
+	// ID names the lock's file, locks/<ID>.
+	ID        string    `json:"-"`
+	Time      time.Time `json:"time"`
+	Exclusive bool      `json:"exclusive"`
+	Hostname  string    `json:"hostname"`
+	PID       int       `json:"pid"`
+}
+
+// Locks lists the repository's locks without taking one. A lock that
+// cannot be read (its run ended and removed it meanwhile) is left out.
+func (r *Restic) Locks(ctx context.Context) ([]Lock, error) {
+	var ids []string
+	if err := r.run(ctx, "list", []string{"--no-lock", "locks"}, func(line []byte) {
+		if id := strings.TrimSpace(string(line)); id != "" {
+			ids = append(ids, id)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	var out []Lock
+	for _, id := range ids {
+		var buf bytes.Buffer
+		if err := r.run(ctx, "cat", []string{"--no-lock", "lock", id}, func(line []byte) {
+			buf.Write(line)
+			buf.WriteByte('\n')
+		}); err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			continue
+		}
+		l := Lock{ID: id}
+		if err := json.Unmarshal(buf.Bytes(), &l); err != nil {
+			return nil, fmt.Errorf("cannot read restic lock %q: %w", id, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // Prune removes the data no snapshot references any more, under restic's
 // exclusive lock, which it takes itself: it fails with
 // ReasonRepositoryLocked while a backup or another prune holds a lock.

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -271,4 +272,48 @@ func TestInterop(t *testing.T) {
 			t.Errorf("plain restic cannot check what the bridge wrote into its repository: %v", err)
 		}
 	})
+}
+
+// TestLocks: the locks of a repository are read without taking one, with
+// the host and process that took them, even while another run holds one.
+func TestLocks(t *testing.T) {
+	repo := t.TempDir()
+	bin := servers.Binary(t, "restic")
+	r, err := restic.New(restic.Options{Binary: bin, Repository: repo, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Init(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Locks(ctx(t))
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Locks of a repository nobody holds = %v, %v; want none", got, err)
+	}
+	// A backup from standard input holds its lock until the input ends.
+	cmd := exec.Command(bin, "backup", "--stdin", "--no-cache", "-q")
+	cmd.Env = []string{"RESTIC_REPOSITORY=" + repo, "RESTIC_PASSWORD=" + password}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = in.Close(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err = r.Locks(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	host, _ := os.Hostname()
+	if len(got) != 1 || got[0].Exclusive || got[0].Hostname != host || got[0].PID != cmd.Process.Pid || got[0].ID == "" {
+		t.Errorf("Locks while a backup runs = %+v; want one non-exclusive lock of host %q, pid %d", got, host, cmd.Process.Pid)
+	}
 }

@@ -224,6 +224,19 @@ func startRetention(t *testing.T, kube client.Client, bc *corev1alpha1.BackupCon
 	})
 }
 
+// defaultKeepLast creates keep-N, the default RetentionPolicy of the
+// default namespace, keeping the last n Succeeded Snapshots.
+func defaultKeepLast(t *testing.T, kube client.Client, n int32) {
+	t.Helper()
+	if err := kube.Create(context.Background(), &storagev1alpha1.RetentionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("keep-%d", n), Namespace: "default"},
+		Spec: storagev1alpha1.RetentionPolicySpec{Default: true,
+			SuccessfulSnapshots: &storagev1alpha1.SuccessfulSnapshotsKeepPolicy{Last: ptr.To(n)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The namespace's default RetentionPolicy keeps the last two Snapshots of a
 // WipeOut Repository over five runs started with trigger: the newest
 // Verified Snapshot stays until a newer one is Verified; removed Snapshots
@@ -236,13 +249,7 @@ func TestRetentionLastTwo(t *testing.T) {
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
-	if err := kube.Create(ctx, &storagev1alpha1.RetentionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "keep-2", Namespace: "default"},
-		Spec: storagev1alpha1.RetentionPolicySpec{Default: true,
-			SuccessfulSnapshots: &storagev1alpha1.SuccessfulSnapshotsKeepPolicy{Last: ptr.To[int32](2)}},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	defaultKeepLast(t, kube, 2)
 	storageDir := t.TempDir()
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Repositories[0].DeletionPolicy = storagev1alpha1.DeletionPolicyWipeOut

@@ -1,0 +1,172 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/stashplane/stashplane/internal/restic"
+)
+
+func TestPrunePodOf(t *testing.T) {
+	long := "a-repository-with-a-name-long-enough-to-be-cut-x-prune" // 54 characters
+	cases := map[string]struct {
+		reason string
+		host   string
+		job    string
+		want   bool
+	}{
+		"PodOfTheJob":    {"a pod the Job made", "db-prune-x7k2q", "db-prune", true},
+		"OtherJob":       {"a pod of another Repository's prune Job", "dbx-prune-x7k2q", "db-prune", false},
+		"LongerName":     {"a prune pod of Repository db-prune-ab, whose Job has this one's as a prefix", "db-prune-ab-prune-x7k2q", "db-prune", false},
+		"BackupPod":      {"a backup pod", "db-backup-1700000000-x7k2q", "db-prune", false},
+		"ShortSuffix":    {"four characters are not a generated suffix", "db-prune-x7k2", "db-prune", false},
+		"Vowel":          {"generated names have no vowels", "db-prune-x7a2q", "db-prune", false},
+		"Workstation":    {"a restic run on a workstation", "laptop", "db-prune", false},
+		"TruncatedBase":  {"the Job's name cut to 58 characters", long + "-prune-bcdfg"[:58-len(long)] + "bcdfg", long + "-prune", true},
+		"NotTruncated":   {"the whole name of a long Job is not what the pod carries", long + "-prune-bcdfg", long + "-prune", false},
+		"EmptyHost":      {"a lock without a host", "", "db-prune", false},
+		"SuffixOnlyHost": {"only the suffix", "x7k2q", "db-prune", false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, prunePodOf(tc.host, tc.job)); diff != "" {
+				t.Errorf("%s: prunePodOf(%q, %q): -want +got:\n%s", tc.reason, tc.host, tc.job, diff)
+			}
+		})
+	}
+}
+
+func TestDeadPruneLocks(t *testing.T) {
+	errBoom := errors.New("boom")
+	notFound := kerrors.NewNotFound(schema.GroupResource{Resource: "pods"}, "x")
+	pod := func(phase corev1.PodPhase, deleting bool) *corev1.Pod {
+		p := &corev1.Pod{Status: corev1.PodStatus{Phase: phase}}
+		if deleting {
+			p.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+		}
+		return p
+	}
+	type get struct {
+		pod *corev1.Pod
+		err error
+	}
+	lock := func(id, host string, exclusive bool) restic.Lock {
+		return restic.Lock{ID: id, Hostname: host, Exclusive: exclusive, PID: 1}
+	}
+	cases := map[string]struct {
+		reason  string
+		locks   []restic.Lock
+		pods    map[string]get
+		want    []string
+		wantErr error
+	}{
+		"NoLocks": {
+			reason: "nothing to remove",
+		},
+		"PodGone": {
+			reason: "the lock of a prune pod that no longer exists goes",
+			locks:  []restic.Lock{lock("a", "db-prune-x7k2q", true)},
+			pods:   map[string]get{"db-prune-x7k2q": {err: notFound}},
+			want:   []string{"a"},
+		},
+		"PodFailed": {
+			reason: "the lock of a prune pod that failed (killed) goes",
+			locks:  []restic.Lock{lock("a", "db-prune-x7k2q", true)},
+			pods:   map[string]get{"db-prune-x7k2q": {pod: pod(corev1.PodFailed, false)}},
+			want:   []string{"a"},
+		},
+		"PodSucceeded": {
+			reason: "the lock of a prune pod that finished goes",
+			locks:  []restic.Lock{lock("a", "db-prune-x7k2q", true)},
+			pods:   map[string]get{"db-prune-x7k2q": {pod: pod(corev1.PodSucceeded, false)}},
+			want:   []string{"a"},
+		},
+		"PodRunning": {
+			reason: "a live prune's lock stays",
+			locks:  []restic.Lock{lock("a", "db-prune-x7k2q", true)},
+			pods:   map[string]get{"db-prune-x7k2q": {pod: pod(corev1.PodRunning, false)}},
+		},
+		"PodPending": {
+			reason: "a pod not yet reported running may run",
+			locks:  []restic.Lock{lock("a", "db-prune-x7k2q", true)},
+			pods:   map[string]get{"db-prune-x7k2q": {pod: pod(corev1.PodPending, false)}},
+		},
+		"PodUnknown": {
+			reason: "a pod on a node that stopped reporting may still run",
+			locks:  []restic.Lock{lock("a", "db-prune-x7k2q", true)},
+			pods:   map[string]get{"db-prune-x7k2q": {pod: pod(corev1.PodUnknown, false)}},
+		},
+		"PodTerminating": {
+			reason: "a pod being deleted runs until it is gone",
+			locks:  []restic.Lock{lock("a", "db-prune-x7k2q", true)},
+			pods:   map[string]get{"db-prune-x7k2q": {pod: pod(corev1.PodRunning, true)}},
+		},
+		"Self": {
+			reason: "this pod's own lock is restic's to judge",
+			locks:  []restic.Lock{lock("a", "db-prune-self1", true)},
+			pods:   map[string]get{"db-prune-self1": {err: notFound}},
+		},
+		"NotExclusive": {
+			reason: "a prune takes only exclusive locks; any other is not its",
+			locks:  []restic.Lock{lock("a", "db-prune-x7k2q", false)},
+			pods:   map[string]get{"db-prune-x7k2q": {err: notFound}},
+		},
+		"NotAPrunePod": {
+			reason: "an exclusive lock of anything but the prune Job stays (a user's restic on a workstation)",
+			locks:  []restic.Lock{lock("a", "laptop", true), lock("b", "dbx-prune-x7k2q", true)},
+			pods:   map[string]get{"laptop": {err: notFound}, "dbx-prune-x7k2q": {err: notFound}},
+		},
+		"Mixed": {
+			reason: "only the dead prune pods' locks go",
+			locks: []restic.Lock{
+				lock("a", "db-prune-x7k2q", true),
+				lock("b", "db-prune-bcdfg", true),
+				lock("c", "db-backup-1-x7k2q", false),
+				lock("d", "db-prune-zzzzz", true),
+			},
+			pods: map[string]get{
+				"db-prune-x7k2q": {err: notFound},
+				"db-prune-bcdfg": {pod: pod(corev1.PodRunning, false)},
+				"db-prune-zzzzz": {pod: pod(corev1.PodFailed, false)},
+			},
+			want: []string{"a", "d"},
+		},
+		"GetFails": {
+			reason:  "a pod that cannot be read keeps every lock",
+			locks:   []restic.Lock{lock("a", "db-prune-x7k2q", true), lock("b", "db-prune-bcdfg", true)},
+			pods:    map[string]get{"db-prune-x7k2q": {err: notFound}, "db-prune-bcdfg": {err: errBoom}},
+			wantErr: errBoom,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			getPod := func(_ context.Context, name string) (*corev1.Pod, error) {
+				g, ok := tc.pods[name]
+				if !ok {
+					t.Fatalf("read pod %q, which the guard had no reason to read", name)
+				}
+				return g.pod, g.err
+			}
+			dead, err := deadPruneLocks(context.Background(), tc.locks, "db-prune", "db-prune-self1", getPod)
+			if diff := cmp.Diff(tc.wantErr, err, cmpopts.EquateErrors()); diff != "" {
+				t.Errorf("%s: error: -want +got:\n%s", tc.reason, diff)
+			}
+			var got []string
+			for _, l := range dead {
+				got = append(got, l.ID)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s: locks removed: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
