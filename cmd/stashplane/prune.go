@@ -49,7 +49,7 @@ func pruneCommand() *cobra.Command {
 		Short: "Prune a Repository's restic repositories now, in a Job under restic's exclusive lock, and wait for it",
 		Long: "Prune frees the data of restic snapshots that retention forgot. It refuses to start while a backup of the " +
 			"Repository's configuration runs or another prune of the Repository does; a backup that starts during the " +
-			"prune finds restic's lock taken and fails, to be retried.",
+			"prune waits Pending (WaitingForPrune) until the prune Job ends.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
