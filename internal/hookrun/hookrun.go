@@ -138,7 +138,8 @@ func (e *Executor) Advance(ctx context.Context, st Stage) (Report, error) {
 				s = &status[i]
 			}
 			// Its outcome is unknown, so it counts as a failed attempt.
-			interrupted(s, func(n string) (corev1alpha1.HookInfo, bool) { return find(st.Hooks, n) })
+			h, _ := find(st.Hooks, s.Name)
+			interrupted(s, h)
 		}
 		if s.Phase == corev1alpha1.HookFailed {
 			preFailed = !st.Post
@@ -272,8 +273,7 @@ func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInf
 
 // interrupted settles an attempt whose outcome was never recorded: retried
 // while the hook has retries left, else failed.
-func interrupted(s *corev1alpha1.HookExecutionStatus, hooks func(string) (corev1alpha1.HookInfo, bool)) {
-	h, _ := hooks(s.Name)
+func interrupted(s *corev1alpha1.HookExecutionStatus, h corev1alpha1.HookInfo) {
 	s.Reason, s.Output = ReasonInterrupted, "the provider stopped while the hook ran; its outcome is unknown"
 	s.Phase = corev1alpha1.HookFailed
 	if s.Attempts <= h.MaxRetry {
