@@ -10,13 +10,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
 func TestCheckHooks(t *testing.T) {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1alpha1.AddToScheme, corev1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1alpha1.AddToScheme, corev1.AddToScheme, addonsv1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			t.Fatal(err)
 		}
@@ -26,10 +27,19 @@ func TestCheckHooks(t *testing.T) {
 			Spec: corev1alpha1.HookTemplateSpec{Action: &a, Executor: corev1alpha1.HookExecutor{Type: ex}}}
 	}
 	exec := corev1alpha1.HookAction{Exec: &corev1.ExecAction{Command: []string{"true"}}}
+	fnTmpl := func(name, fn string, a *corev1alpha1.HookAction) *corev1alpha1.HookTemplate {
+		return &corev1alpha1.HookTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: name},
+			Spec: corev1alpha1.HookTemplateSpec{Action: a, Executor: corev1alpha1.HookExecutor{
+				Type: corev1alpha1.HookExecutorFunction, Function: &corev1alpha1.FunctionHookExecutorSpec{Name: fn}}}}
+	}
 	get := corev1alpha1.HookAction{HTTPGet: &corev1.HTTPGetAction{Path: "/"}}
 	kube := fake.NewClientBuilder().WithScheme(scheme).WithRuntimeObjects(
 		tmpl("app", "freeze", corev1alpha1.HookExecutorPod, exec),
 		tmpl("app", "job", corev1alpha1.HookExecutorFunction, exec),
+		fnTmpl("fn-job", "quiesce", nil),
+		fnTmpl("fn-missing", "absent", nil),
+		fnTmpl("fn-action", "quiesce", &exec),
+		&addonsv1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: "quiesce"}},
 		tmpl("app", "pod-get", corev1alpha1.HookExecutorPod, get),
 		tmpl("platform", "private", corev1alpha1.HookExecutorPod, exec),
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}},
@@ -62,9 +72,18 @@ func TestCheckHooks(t *testing.T) {
 			bc:   with("private", "", func(h *corev1alpha1.HookInfo) { h.HookTemplate.Namespace = "platform" }),
 			want: `session "nightly", preBackup: hooktemplate platform/private may not be used from namespace "app": its usagePolicy allows only namespace "platform"`,
 		},
-		"the Function executor": {
+		"a Function executor whose Function exists": {bc: with("fn-job", "fn-job")},
+		"a Function executor without its function": {
 			bc: with("job", ""), wantInvalid: true,
-			want: `session "nightly", preBackup: hook "pre": the Function hook executor is not carried out yet: use a Pod executor (exec in the target's pods) or an Operator executor (HTTP or TCP from the provider)`,
+			want: `session "nightly", preBackup: hook "pre": a Function executor needs executor.function, the Function whose Job runs the hook`,
+		},
+		"a Function executor whose Function is missing": {
+			bc:   with("", "fn-missing"),
+			want: `session "nightly", postBackup: hook "post": function "absent" of hooktemplate "fn-missing" does not exist`,
+		},
+		"a Function executor given an action": {
+			bc: with("fn-action", ""), wantInvalid: true,
+			want: `session "nightly", preBackup: hook "pre": a Function executor runs its Function's Job, which takes no action: remove spec.action, or use a Pod or Operator executor`,
 		},
 		"an HTTP action in pods": {
 			bc: with("pod-get", ""), wantInvalid: true,

@@ -58,6 +58,7 @@ import (
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/hook"
+	"github.com/stashplane/stashplane/internal/hookjob"
 	"github.com/stashplane/stashplane/internal/hookrun"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
@@ -89,10 +90,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		o.Hooks = h
 	}
+	jobs, err := hookjob.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetConfig(), o.Renderer, version.Image(), o.Clock)
+	if err != nil {
+		return fmt.Errorf("cannot set up backupsession controller: %w", err)
+	}
 	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
-		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks},
+		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
 		log:   o.Log.WithValues("controller", "backupsession")}
-	err := ctrl.NewControllerManagedBy(mgr).
+	err = ctrl.NewControllerManagedBy(mgr).
 		Named("backupsession").
 		WithOptions(o.Controller).
 		For(&corev1alpha1.BackupSession{}).

@@ -45,7 +45,7 @@ func (r *reconciler) preHooks(ctx context.Context, rn *run) (ctrl.Result, bool, 
 	}
 	target := r.hookTarget(ctx, rn, "Running")
 	rep, err := r.hooks.Record(ctx, r.clock, bs, corev1alpha1.TypePreBackupHooksExecutionSucceeded,
-		hookrun.Stage{Namespace: bs.Namespace, Hooks: pre, Status: &bs.Status.Hooks.PreHooks, Target: target.Target, Vars: target.Vars, Save: r.saver(bs)})
+		hookrun.Stage{Namespace: bs.Namespace, Hooks: pre, Status: &bs.Status.Hooks.PreHooks, Target: target.Target, Vars: target.Vars, Save: r.saver(bs), Owner: bs})
 	switch {
 	case err != nil:
 		return ctrl.Result{}, true, err
@@ -71,7 +71,7 @@ func (r *reconciler) postHooks(ctx context.Context, rn *run) (ctrl.Result, bool,
 	target := r.hookTarget(ctx, rn, string(outcome))
 	wait, err := r.hooks.RunPost(ctx, r.clock, bs, corev1alpha1.TypePostBackupHooksExecutionSucceeded,
 		hookrun.Stage{Namespace: bs.Namespace, Hooks: post, Status: &bs.Status.Hooks.PostHooks,
-			Post: true, Succeeded: outcome == corev1alpha1.BackupSessionSucceeded, Target: target.Target, Vars: target.Vars, Save: r.saver(bs)})
+			Post: true, Succeeded: outcome == corev1alpha1.BackupSessionSucceeded, Target: target.Target, Vars: target.Vars, Save: r.saver(bs), Owner: bs})
 	return ctrl.Result{RequeueAfter: wait}, wait > 0 || err != nil, err
 }
 

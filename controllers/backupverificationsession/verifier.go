@@ -134,7 +134,7 @@ func (r *reconciler) runVerifier(ctx context.Context, s *corev1alpha1.BackupVeri
 	case !metav1.IsControlledBy(j, s):
 		return r.notRunnable(s, fmt.Sprintf("job %q exists and does not belong to this session", j.Name))
 	}
-	pod := r.newestPod(ctx, j)
+	pod := sessionjob.NewestPod(ctx, r.kube, j)
 	end, how := jobOutcome(j, pod, r.clock.Now())
 	if end == jobRunning {
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, true, nil
@@ -350,21 +350,6 @@ func ptrValue(p *int64) int64 {
 		return 0
 	}
 	return *p
-}
-
-// newestPod is the Job's newest pod, or nil.
-func (r *reconciler) newestPod(ctx context.Context, j *batchv1.Job) *corev1.Pod {
-	pods := &corev1.PodList{}
-	if err := r.kube.List(ctx, pods, client.InNamespace(j.Namespace), client.MatchingLabels{batchv1.ControllerUidLabel: string(j.UID)}); err != nil || len(pods.Items) == 0 {
-		return nil
-	}
-	newest := &pods.Items[0]
-	for i := range pods.Items {
-		if pods.Items[i].CreationTimestamp.After(newest.CreationTimestamp.Time) {
-			newest = &pods.Items[i]
-		}
-	}
-	return newest
 }
 
 // output is the end of what the Job's pod printed, or "" when it cannot

@@ -37,7 +37,7 @@ func (r *reconciler) preHooks(ctx context.Context, rn *run) (ctrl.Result, bool, 
 		return ctrl.Result{}, false, nil
 	}
 	rep, err := r.hooks.Record(ctx, r.clock, rs, corev1alpha1.TypePreRestoreHooksExecutionSucceeded,
-		hookrun.Stage{Namespace: rs.Namespace, Hooks: pre, Status: &rs.Status.Hooks.PreHooks, Target: r.hookTarget(ctx, rs), Vars: restoreVars(rs, "Running"), Save: r.saver(rs)})
+		hookrun.Stage{Namespace: rs.Namespace, Hooks: pre, Status: &rs.Status.Hooks.PreHooks, Target: r.hookTarget(ctx, rs), Vars: restoreVars(rs, "Running"), Save: r.saver(rs), Owner: rs})
 	switch {
 	case err != nil:
 		return ctrl.Result{}, true, err
@@ -61,7 +61,7 @@ func (r *reconciler) postHooks(ctx context.Context, rn *run) (ctrl.Result, bool,
 	_, post := restoreHooks(rs)
 	wait, err := r.hooks.RunPost(ctx, r.clock, rs, corev1alpha1.TypePostRestoreHooksExecutionSucceeded,
 		hookrun.Stage{Namespace: rs.Namespace, Hooks: post, Status: &rs.Status.Hooks.PostHooks, Post: true,
-			Succeeded: outcome == corev1alpha1.RestoreSucceeded, Target: r.hookTarget(ctx, rs), Vars: restoreVars(rs, string(outcome)), Save: r.saver(rs)})
+			Succeeded: outcome == corev1alpha1.RestoreSucceeded, Target: r.hookTarget(ctx, rs), Vars: restoreVars(rs, string(outcome)), Save: r.saver(rs), Owner: rs})
 	return ctrl.Result{RequeueAfter: wait}, wait > 0 || err != nil, err
 }
 

@@ -60,6 +60,7 @@ import (
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/hook"
+	"github.com/stashplane/stashplane/internal/hookjob"
 	"github.com/stashplane/stashplane/internal/hookrun"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
@@ -91,10 +92,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		o.Hooks = h
 	}
+	jobs, err := hookjob.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetConfig(), o.Renderer, version.Image(), o.Clock)
+	if err != nil {
+		return fmt.Errorf("cannot set up restoresession controller: %w", err)
+	}
 	r := &reconciler{kube: mgr.GetClient(), reader: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
-		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks},
+		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
 		log:   o.Log.WithValues("controller", "restoresession")}
-	err := ctrl.NewControllerManagedBy(mgr).
+	err = ctrl.NewControllerManagedBy(mgr).
 		Named("restoresession").
 		WithOptions(o.Controller).
 		For(&corev1alpha1.RestoreSession{}).

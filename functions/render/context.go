@@ -59,6 +59,9 @@ const (
 	TaskBackup       TaskKind = "backup"
 	TaskRestore      TaskKind = "restore"
 	TaskVerification TaskKind = "verification"
+	// TaskHook is a hook of a session whose HookTemplate has a Function
+	// executor; it belongs to no Addon.
+	TaskHook TaskKind = "hook"
 )
 
 // Context is everything a template may know about the step it renders. The

@@ -112,17 +112,36 @@ func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
 		return nil, fmt.Errorf("cannot render task %q: it names function %q, not the one given", in.Task, task.Function)
 	}
 	c := in.Context
-	if in.Function.Spec.Image != "" {
+	c.Task = TaskInfo{Addon: in.Addon.GetName(), Name: task.Name, Kind: in.TaskKind, Function: task.Function, Driver: string(task.Driver)}
+	return r.render(ctx, task, in.Function, in.Params, c)
+}
+
+// RenderHook renders the Function of a hook whose HookTemplate has a
+// Function executor. A hook belongs to no Addon: defs are its template's
+// params, whose defaults fill what params (the hook's values) leave out,
+// typed as #Params declares them, and context.task names the hook, of kind
+// "hook".
+func (r *Renderer) RenderHook(ctx context.Context, fn *addonsv1alpha1.Function, hook string, defs []addonsv1alpha1.ParameterDefinition, params []byte, c Context) (*Result, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("cannot render hook %q: no function given", hook)
+	}
+	task := &addonsv1alpha1.Task{Name: hook, Function: fn.GetName(), Parameters: defs}
+	c.Task = TaskInfo{Name: hook, Kind: TaskHook, Function: fn.GetName()}
+	return r.render(ctx, task, fn, params, c)
+}
+
+// render evaluates fn for task with the given params and context.
+func (r *Renderer) render(ctx context.Context, task *addonsv1alpha1.Task, fn *addonsv1alpha1.Function, params []byte, c Context) (*Result, error) {
+	if fn.Spec.Image != "" {
 		// A Function that names its own image runs it in place of the
 		// stashplane image.
-		c.Image = in.Function.Spec.Image
+		c.Image = fn.Spec.Image
 	}
-	c.Task = TaskInfo{Addon: in.Addon.GetName(), Name: task.Name, Kind: in.TaskKind, Function: task.Function, Driver: string(task.Driver)}
-	given, err := decodeParams(in.Params)
+	given, err := decodeParams(params)
 	if err != nil {
 		return nil, err
 	}
-	f, err := parseTemplate(templateFile(in.Function), in.Function.Spec.Template, r.o.MaxTemplateBytes)
+	f, err := parseTemplate(templateFile(fn), fn.Spec.Template, r.o.MaxTemplateBytes)
 	if err != nil {
 		return nil, err
 	}

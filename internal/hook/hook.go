@@ -113,8 +113,14 @@ func (r *Runner) Run(ctx context.Context, tmpl *corev1alpha1.HookTemplateSpec, t
 func Unsupported(t *corev1alpha1.HookTemplateSpec) string {
 	a := t.Action
 	switch {
+	case t.Executor.Type == corev1alpha1.HookExecutorFunction && t.Executor.Function == nil:
+		return "a Function executor needs executor.function, the Function whose Job runs the hook"
+	case t.Executor.Type == corev1alpha1.HookExecutorFunction && a != nil:
+		return "a Function executor runs its Function's Job, which takes no action: remove spec.action, or use a Pod or Operator executor"
 	case t.Executor.Type == corev1alpha1.HookExecutorFunction:
-		return "the Function hook executor is not carried out yet: use a Pod executor (exec in the target's pods) or an Operator executor (HTTP or TCP from the provider)"
+		return ""
+	case t.Executor.Type != corev1alpha1.HookExecutorFunction && t.Executor.Function != nil:
+		return "executor.function is read only by a Function executor: remove it, or set executor.type to Function"
 	case a == nil:
 		return "the hook template has no action"
 	case t.Executor.Type == corev1alpha1.HookExecutorPod && a.Exec == nil:
@@ -130,6 +136,9 @@ func Unsupported(t *corev1alpha1.HookTemplateSpec) string {
 func (r *Runner) run(ctx context.Context, tmpl *corev1alpha1.HookTemplateSpec, target Target, timeout time.Duration) Result {
 	if why := Unsupported(tmpl); why != "" {
 		return Result{Reason: ReasonInvalid, Output: why}
+	}
+	if tmpl.Executor.Type == corev1alpha1.HookExecutorFunction {
+		return Result{Reason: ReasonInvalid, Output: "a Function executor's hook runs as a Job, which this provider was not given the means to create"}
 	}
 	if timeout <= 0 {
 		timeout = DefaultTimeout

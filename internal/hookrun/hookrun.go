@@ -17,6 +17,7 @@ package hookrun
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -29,8 +30,11 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/hook"
+	"github.com/stashplane/stashplane/internal/hookjob"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/usage"
 )
@@ -54,12 +58,22 @@ type Runner interface {
 	Run(ctx context.Context, tmpl *corev1alpha1.HookTemplateSpec, target hook.Target, timeout time.Duration) hook.Result
 }
 
+// JobRunner runs the attempts of hooks whose template has a Function
+// executor as Jobs; *hookjob.Jobs is one.
+type JobRunner interface {
+	Start(ctx context.Context, a hookjob.Attempt) error
+	Check(ctx context.Context, namespace, job string, timeout time.Duration, secrets []string) (hookjob.Outcome, error)
+}
+
 // Executor runs the hooks of sessions.
 type Executor struct {
-	// Kube reads HookTemplates and, for usage policies, Namespaces.
+	// Kube reads HookTemplates, Functions and, for usage policies,
+	// Namespaces.
 	Kube client.Reader
-	// Hooks carries out the actions.
+	// Hooks carries out the actions of Pod and Operator executors.
 	Hooks Runner
+	// Jobs runs Function executors' attempts; nil refuses them.
+	Jobs JobRunner
 }
 
 // Stage is the hooks of a session that run on one side of its work.
@@ -84,6 +98,17 @@ type Stage struct {
 	// lock of the version it was read at); it is called before each
 	// attempt, which runs only once the write succeeded.
 	Save func(ctx context.Context) error
+	// Owner is the session: it owns the Jobs of Function executors'
+	// attempts, which are named after it.
+	Owner client.Object
+}
+
+// side is "pre" or "post", for the names of the stage's Jobs.
+func (st Stage) side() string {
+	if st.Post {
+		return "post"
+	}
+	return "pre"
 }
 
 // State is where a stage stands after a call of Advance.
@@ -114,6 +139,10 @@ type Report struct {
 // retryDelay is the pause before retrying a failed attempt.
 const retryDelay = 2 * time.Second
 
+// jobPoll is how soon a hook's running Job is looked at again when no
+// event about it comes first.
+const jobPoll = 5 * time.Second
+
 // Advance moves a stage on by at most one attempt.
 func (e *Executor) Advance(ctx context.Context, st Stage) (Report, error) {
 	if len(*st.Status) == 0 {
@@ -125,6 +154,22 @@ func (e *Executor) Advance(ctx context.Context, st Stage) (Report, error) {
 	preFailed, attempted := false, false
 	for i := range status {
 		s := &status[i]
+		if h, ok := find(st.Hooks, s.Name); ok && s.Phase == corev1alpha1.HookRunning && s.Job != "" && e.Jobs != nil {
+			// An attempt running as a Job: follow it.
+			done, err := e.follow(ctx, st, h, i)
+			if err != nil {
+				return Report{State: Running}, err
+			}
+			status = *st.Status
+			s = &status[i]
+			if !done {
+				return Report{State: Running, Retry: jobPoll}, nil
+			}
+			attempted = true
+			if s.Phase == corev1alpha1.HookPending {
+				return Report{State: Running, Retry: retryDelay}, nil
+			}
+		}
 		if s.Phase == corev1alpha1.HookRunning {
 			// An attempt was claimed and never recorded: the provider
 			// stopped in the middle of it, or this copy of the session
@@ -170,6 +215,9 @@ func (e *Executor) Advance(ctx context.Context, st Stage) (Report, error) {
 		s = &status[i]
 		attempted = true
 		switch s.Phase {
+		case corev1alpha1.HookRunning:
+			// Its Job runs: written now, followed on the next call.
+			return Report{State: Running, Retry: jobPoll}, nil
 		case corev1alpha1.HookPending:
 			return Report{State: Running, Retry: retryDelay}, nil
 		case corev1alpha1.HookFailed:
@@ -231,12 +279,20 @@ func find(hooks []corev1alpha1.HookInfo, name string) (corev1alpha1.HookInfo, bo
 // attempt makes one attempt of the i-th hook, h, and records it in the
 // status. The attempt is claimed first (Running, written through st.Save),
 // so that a session read from a stale cache never runs a hook a second
-// time nor judges it: its write fails instead. A hook that cannot be carried out as written (no
-// template, not admitted, bad params) fails at once: retrying would not
-// change it.
+// time nor judges it: its write fails instead. A hook that cannot be
+// carried out as written (no template, not admitted, bad params) fails at
+// once: retrying would not change it. A Function executor's attempt is a
+// Job, named in the claim and left Running: follow reads its outcome.
 func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInfo, i int) error {
+	rv, reason, msg, err := e.resolve(ctx, st, h)
 	s := &(*st.Status)[i]
 	s.Attempts++
+	s.Job = ""
+	job := rv != nil && rv.spec.Executor.Type == corev1alpha1.HookExecutorFunction && e.Jobs != nil
+	if job {
+		s.Job = hookjob.Name(st.Owner.GetName(), st.side(), h.Name, s.Attempts)
+		s.Output, s.Pods, s.Duration = "", nil, ""
+	}
 	if st.Save != nil {
 		s.Phase = corev1alpha1.HookRunning
 		if err := st.Save(ctx); err != nil {
@@ -246,7 +302,6 @@ func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInf
 		// all: record the outcome in what it holds now.
 		s = &(*st.Status)[i]
 	}
-	tmpl, reason, msg, err := e.resolve(ctx, st, h)
 	if err != nil || reason != "" {
 		if err != nil {
 			reason, msg = hook.ReasonFailed, err.Error()
@@ -254,11 +309,19 @@ func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInf
 		s.Phase, s.Reason, s.Output, s.Duration, s.Pods = corev1alpha1.HookFailed, reason, msg, "", nil
 		return nil
 	}
-	var timeout time.Duration
-	if h.Timeout != nil {
-		timeout = h.Timeout.Duration
+	if job {
+		s.Phase = corev1alpha1.HookRunning
+		return e.start(ctx, st, h, rv, s)
 	}
-	res := e.Hooks.Run(ctx, tmpl, st.Target, timeout)
+	res := e.Hooks.Run(ctx, rv.spec, st.Target, timeoutOf(h))
+	settle(s, h, res)
+	return nil
+}
+
+// settle records how an attempt ended: Succeeded; Pending for another
+// attempt while the hook has retries left and retrying can help; else
+// Failed.
+func settle(s *corev1alpha1.HookExecutionStatus, h corev1alpha1.HookInfo, res hook.Result) {
 	s.Output, s.Pods, s.Duration = res.Output, res.Pods, res.Duration.Round(time.Millisecond).String()
 	switch {
 	case res.Succeeded:
@@ -268,7 +331,93 @@ func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInf
 	default:
 		s.Phase, s.Reason = corev1alpha1.HookFailed, res.Reason
 	}
+}
+
+func timeoutOf(h corev1alpha1.HookInfo) time.Duration {
+	if h.Timeout != nil {
+		return h.Timeout.Duration
+	}
+	return 0
+}
+
+// jobStarted is the output of a hook whose Job was created and has not
+// ended: it also tells follow that a missing Job was there once.
+const jobStarted = "job started"
+
+// start creates the Job of the attempt recorded in s. A hook that cannot
+// run as written fails; an error leaves the attempt Running and unstarted,
+// for follow to start again.
+func (e *Executor) start(ctx context.Context, st Stage, h corev1alpha1.HookInfo, rv *resolved, s *corev1alpha1.HookExecutionStatus) error {
+	params := map[string]bool{}
+	for _, p := range rv.spec.Params {
+		params[p.Name] = true
+	}
+	vars := map[string]string{}
+	for k, v := range rv.vars {
+		if !params[k] {
+			vars[k] = v
+		}
+	}
+	err := e.Jobs.Start(ctx, hookjob.Attempt{
+		Job: s.Job, Owner: st.Owner, Hook: h.Name, Template: rv.spec, Params: rv.params, Vars: vars,
+		Session: render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: rv.vars[VarSessionKind], Name: rv.vars[VarSession]},
+		Target:  render.Target{Kind: rv.vars[VarTargetKind], Name: rv.vars[VarTargetName], Namespace: rv.vars[VarTargetNamespace]},
+		Timeout: timeoutOf(h),
+	})
+	var invalid *hookjob.Invalid
+	switch {
+	case errors.As(err, &invalid):
+		s.Phase, s.Reason, s.Output = corev1alpha1.HookFailed, hook.ReasonInvalid, invalid.Reason
+		return nil
+	case err != nil:
+		return fmt.Errorf("cannot start the job of hook %q: %w", h.Name, err)
+	}
+	s.Output = jobStarted
 	return nil
+}
+
+// follow reads the Job of the running attempt of the i-th hook, h, and
+// says whether it ended, recording how. A Job that is missing and was never
+// seen created (the provider stopped between claiming the attempt and
+// creating it) is started, once the session's latest version confirms the
+// claim; one that vanished after it started was interrupted.
+func (e *Executor) follow(ctx context.Context, st Stage, h corev1alpha1.HookInfo, i int) (bool, error) {
+	s := &(*st.Status)[i]
+	out, err := e.Jobs.Check(ctx, st.Namespace, s.Job, timeoutOf(h), st.Target.Secrets)
+	switch {
+	case err != nil:
+		return false, err
+	case out.Done:
+		settle(s, h, out.Result)
+		return true, nil
+	case out.Found:
+		return false, nil
+	case s.Output == jobStarted:
+		s.Reason, s.Output = ReasonInterrupted, fmt.Sprintf("job %q vanished before it finished", s.Job)
+		s.Phase = corev1alpha1.HookFailed
+		if s.Attempts <= h.MaxRetry {
+			s.Phase = corev1alpha1.HookPending
+		}
+		return true, nil
+	}
+	if st.Save != nil {
+		if err := st.Save(ctx); err != nil {
+			return false, fmt.Errorf("cannot confirm the unstarted attempt of hook %q: %w", h.Name, err)
+		}
+		s = &(*st.Status)[i]
+	}
+	rv, reason, msg, err := e.resolve(ctx, st, h)
+	switch {
+	case err != nil:
+		return false, err
+	case reason != "":
+		s.Phase, s.Reason, s.Output = corev1alpha1.HookFailed, reason, msg
+		return true, nil
+	}
+	if err := e.start(ctx, st, h, rv, s); err != nil {
+		return false, err
+	}
+	return s.Phase == corev1alpha1.HookFailed, nil
 }
 
 // interrupted settles an attempt whose outcome was never recorded: retried
@@ -281,9 +430,17 @@ func interrupted(s *corev1alpha1.HookExecutionStatus, h corev1alpha1.HookInfo) {
 	}
 }
 
+// resolved is a hook's template with its values written in, its params'
+// values and every value it may name.
+type resolved struct {
+	spec   *corev1alpha1.HookTemplateSpec
+	params map[string]any
+	vars   map[string]string
+}
+
 // resolve finds the hook's template and returns a copy of it with the
 // hook's params, variables and the run's variables written into its action.
-func (e *Executor) resolve(ctx context.Context, st Stage, h corev1alpha1.HookInfo) (*corev1alpha1.HookTemplateSpec, string, string, error) {
+func (e *Executor) resolve(ctx context.Context, st Stage, h corev1alpha1.HookInfo) (*resolved, string, string, error) {
 	ns := h.HookTemplate.Namespace
 	if ns == "" {
 		ns = st.Namespace
@@ -309,7 +466,23 @@ func (e *Executor) resolve(ctx context.Context, st Stage, h corev1alpha1.HookInf
 	}
 	spec := t.Spec.DeepCopy()
 	Expand(spec, vars)
-	return spec, "", "", nil
+	return &resolved{spec: spec, params: paramValues(t.Spec, h), vars: vars}, "", "", nil
+}
+
+// paramValues are the values the hook gives its template's params, typed
+// as it wrote them (Variables checked each is declared).
+func paramValues(t corev1alpha1.HookTemplateSpec, h corev1alpha1.HookInfo) map[string]any {
+	given := map[string]any{}
+	if h.Params != nil && len(h.Params.Raw) > 0 {
+		_ = json.Unmarshal(h.Params.Raw, &given)
+	}
+	out := map[string]any{}
+	for _, p := range t.Params {
+		if v, ok := given[p.Name]; ok {
+			out[p.Name] = v
+		}
+	}
+	return out
 }
 
 // Variables are the values a hook's action may name as ${NAME}: the
@@ -510,7 +683,7 @@ func After(status []corev1alpha1.HookExecutionStatus, c xpv2.Condition) Verdict 
 // its template are written so that Stashplane can carry them out (else
 // invalid). msg is "" when it can.
 func (e *Executor) Check(ctx context.Context, ns string, h corev1alpha1.HookInfo) (msg string, invalid bool, err error) {
-	tmpl, reason, why, err := e.resolve(ctx, Stage{Namespace: ns, Vars: Run{}.Vars()}, h)
+	rv, reason, why, err := e.resolve(ctx, Stage{Namespace: ns, Vars: Run{}.Vars()}, h)
 	switch {
 	case err != nil:
 		return "", false, err
@@ -519,8 +692,17 @@ func (e *Executor) Check(ctx context.Context, ns string, h corev1alpha1.HookInfo
 	case reason != "":
 		return why, false, nil
 	}
-	if why := hook.Unsupported(tmpl); why != "" {
+	if why := hook.Unsupported(rv.spec); why != "" {
 		return fmt.Sprintf("hook %q: %s", h.Name, why), true, nil
+	}
+	if f := rv.spec.Executor.Function; rv.spec.Executor.Type == corev1alpha1.HookExecutorFunction && f != nil {
+		err := e.Kube.Get(ctx, client.ObjectKey{Name: f.Name}, &addonsv1alpha1.Function{})
+		switch {
+		case kerrors.IsNotFound(err):
+			return fmt.Sprintf("hook %q: function %q of hooktemplate %q does not exist", h.Name, f.Name, h.HookTemplate.Name), false, nil
+		case err != nil:
+			return "", false, fmt.Errorf("cannot get function %q: %w", f.Name, err)
+		}
 	}
 	return "", false, nil
 }

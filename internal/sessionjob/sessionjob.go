@@ -11,6 +11,7 @@ import (
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,4 +62,20 @@ func controllerOf(o metav1.Object) string {
 		return "it has no controller"
 	}
 	return fmt.Sprintf("%s %q (uid %s) controls it", ref.Kind, ref.Name, ref.UID)
+}
+
+// NewestPod is the newest pod the Job made, or nil when it has none or
+// they cannot be listed: what a Job's pod printed is read from it.
+func NewestPod(ctx context.Context, c client.Reader, j *batchv1.Job) *corev1.Pod {
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(j.Namespace), client.MatchingLabels{batchv1.ControllerUidLabel: string(j.UID)}); err != nil || len(pods.Items) == 0 {
+		return nil
+	}
+	newest := &pods.Items[0]
+	for i := range pods.Items {
+		if pods.Items[i].CreationTimestamp.After(newest.CreationTimestamp.Time) {
+			newest = &pods.Items[i]
+		}
+	}
+	return newest
 }

@@ -161,6 +161,11 @@ type HookExecutionStatus struct {
 	// Pods the last attempt ran in or was aimed at.
 	// +optional
 	Pods []string `json:"pods,omitempty"`
+
+	// Job is the Job of the last attempt of a hook whose template has a
+	// Function executor; `kubectl logs job/<job>` shows all it printed.
+	// +optional
+	Job string `json:"job,omitempty"`
 }
 
 // HookStatus is the state of the hooks of a session.

@@ -1,0 +1,360 @@
+// Package hookjob carries out the hooks whose HookTemplate has a Function
+// executor: each attempt is one Job, rendered from the Function's CUE
+// template with the hook's params and the run's variables, given the
+// template's env, volumes and volume mounts, owned by the session and
+// created under a name fixed by the session, the hook and the attempt. It
+// then reads how that Job ended: its conditions, its newest pod's name and
+// the last line that pod printed.
+//
+// It knows nothing of retries or stages: internal/hookrun decides when an
+// attempt starts and what its outcome means for the session.
+package hookjob
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
+	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/hook"
+	"github.com/stashplane/stashplane/internal/sessionjob"
+)
+
+// Label marks a hook's Job with the name of the session it runs for. It is
+// not the session's own Job label, so that a backup or restore never takes
+// a hook's Job for one of its own.
+const Label = "core.stashplane.io/hook-session"
+
+// logLines is how many lines of a hook pod's log are read to find its last.
+const logLines = 5
+
+// grace is how long past its timeout a Job may stay unfinished before it
+// is called timed out and deleted: time for the Job controller to end it.
+const grace = 30 * time.Second
+
+// Invalid is a hook that cannot be carried out as written: its Function is
+// missing, does not render, or renders something other than one Job.
+// Retrying does not change it.
+type Invalid struct{ Reason string }
+
+func (e *Invalid) Error() string { return e.Reason }
+
+// Jobs runs hooks' Jobs in one cluster.
+type Jobs struct {
+	// Kube reads Functions, and creates and reads Jobs and pods.
+	Kube client.Client
+	// API reads past Kube's cache, to tell a Job that is missing from one
+	// the cache has not seen yet; nil trusts Kube.
+	API client.Reader
+	// Logs reads what a hook's pod printed; nil leaves outputs to the
+	// Job's conditions.
+	Logs kubernetes.Interface
+	// Renderer renders Functions.
+	Renderer *render.Renderer
+	// Image is the stashplane image, for templates that run it.
+	Image string
+	// Clock tells when a Job is overdue.
+	Clock clock.PassiveClock
+}
+
+// New is Jobs reaching the cluster of cfg through the client c and, past
+// its cache, api.
+func New(c client.Client, api client.Reader, cfg *rest.Config, r *render.Renderer, image string, clk clock.PassiveClock) (*Jobs, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot make hook job client: %w", err)
+	}
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	return &Jobs{Kube: c, API: api, Logs: cs, Renderer: r, Image: image, Clock: clk}, nil
+}
+
+// Name is the Job of attempt n of the hook named hook, on the given side
+// ("pre" or "post") of session's work. It fits a Job's 63 characters.
+func Name(session, side, hookName string, n int32) string {
+	return naming.Bound(fmt.Sprintf("%s-%s-%s", session, side, hookName), fmt.Sprintf("-%d", n), 63)
+}
+
+// Attempt is one attempt of a hook to start.
+type Attempt struct {
+	// Job is the name of the attempt's Job (Name).
+	Job string
+	// Owner is the session; the Job is created in its namespace.
+	Owner client.Object
+	// Hook is the hook's name.
+	Hook string
+	// Template is the hook's template with its values written in.
+	Template *corev1alpha1.HookTemplateSpec
+	// Params are the values the hook gives its template's params, as it
+	// wrote them (a string, number or boolean).
+	Params map[string]any
+	// Vars are the hook's and the run's variables (hookrun.Run).
+	Vars map[string]string
+	// Session and Target are what context.session and context.target say.
+	Session render.ObjectRef
+	Target  render.Target
+	// Timeout bounds the Job's run (activeDeadlineSeconds).
+	Timeout time.Duration
+}
+
+// Start renders the attempt's Job and creates it. Creating a Job that
+// exists, owned by the same session, is not an error: an attempt whose
+// start was cut short is started again under the same name. An *Invalid
+// error says the hook cannot run as written.
+func (j *Jobs) Start(ctx context.Context, a Attempt) error {
+	f := a.Template.Executor.Function
+	if f == nil {
+		return &Invalid{Reason: "the hook template's executor names no function"}
+	}
+	fn := &addonsv1alpha1.Function{}
+	if err := j.Kube.Get(ctx, client.ObjectKey{Name: f.Name}, fn); err != nil {
+		if kerrors.IsNotFound(err) {
+			return &Invalid{Reason: fmt.Sprintf("function %q does not exist", f.Name)}
+		}
+		return fmt.Errorf("cannot get function %q: %w", f.Name, err)
+	}
+	job, err := j.Render(ctx, fn, a)
+	if err != nil {
+		return err
+	}
+	if err := sessionjob.Ensure(ctx, j.Kube, a.Owner, job, map[string]string{Label: a.Owner.GetName()}); err != nil {
+		if errors.Is(err, sessionjob.ErrNotOwned) {
+			return &Invalid{Reason: err.Error()}
+		}
+		return err
+	}
+	return nil
+}
+
+// Render is the Job of an attempt, as Start would create it.
+func (j *Jobs) Render(ctx context.Context, fn *addonsv1alpha1.Function, a Attempt) (*batchv1.Job, error) {
+	params, err := json.Marshal(a.Params)
+	if err != nil {
+		return nil, &Invalid{Reason: fmt.Sprintf("cannot encode the params of hook %q: %v", a.Hook, err)}
+	}
+	vars := map[string]string{}
+	for k, v := range a.Vars {
+		vars[k] = v
+	}
+	c := render.Context{
+		Namespace: a.Owner.GetNamespace(),
+		Session:   a.Session,
+		Target:    a.Target,
+		Image:     j.Image,
+		Variables: vars,
+	}
+	out, err := j.Renderer.RenderHook(ctx, fn, a.Hook, a.Template.Params, params, c)
+	if err != nil {
+		return nil, &Invalid{Reason: fmt.Sprintf("cannot render function %q: %v", fn.Name, err)}
+	}
+	jobs, err := out.Jobs()
+	if err != nil {
+		return nil, &Invalid{Reason: fmt.Sprintf("cannot read the job function %q rendered: %v", fn.Name, err)}
+	}
+	if len(jobs) != 1 || len(out.Objects) != 1 {
+		return nil, &Invalid{Reason: fmt.Sprintf("function %q rendered %d objects and %d jobs; a hook's function renders exactly one Job", fn.Name, len(out.Objects), len(jobs))}
+	}
+	job := jobs[0]
+	job.Name = a.Job
+	shape(job, a)
+	return job, nil
+}
+
+// shape makes a rendered Job one attempt of the hook: the template's env,
+// volumes and volume mounts added, the run's variables as env, no retries
+// of its own (the hook's maxRetry makes new attempts), the hook's timeout
+// as its deadline, and kept until the session goes (a Job removed before
+// its outcome was read would be started again).
+func shape(job *batchv1.Job, a Attempt) {
+	f := a.Template.Executor.Function
+	spec := &job.Spec.Template.Spec
+	spec.Volumes = append(spec.Volumes, f.Volumes...)
+	env := append([]corev1.EnvVar{}, f.Env...)
+	for _, k := range sortedKeys(a.Vars) {
+		if strings.HasPrefix(k, "STASHPLANE_") {
+			env = append(env, corev1.EnvVar{Name: k, Value: a.Vars[k]})
+		}
+	}
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			cs[i].Env = setEnv(cs[i].Env, env)
+			cs[i].VolumeMounts = append(cs[i].VolumeMounts, f.VolumeMounts...)
+		}
+	}
+	if spec.RestartPolicy == "" || spec.RestartPolicy == corev1.RestartPolicyAlways {
+		spec.RestartPolicy = corev1.RestartPolicyNever
+	}
+	job.Spec.BackoffLimit = ptr.To[int32](0)
+	job.Spec.TTLSecondsAfterFinished = nil
+	timeout := a.Timeout
+	if timeout <= 0 {
+		timeout = hook.DefaultTimeout
+	}
+	secs := int64(timeout.Round(time.Second) / time.Second)
+	job.Spec.ActiveDeadlineSeconds = ptr.To(max(secs, 1))
+}
+
+// setEnv sets each of add in env, replacing a variable of the same name.
+func setEnv(env, add []corev1.EnvVar) []corev1.EnvVar {
+	for _, e := range add {
+		replaced := false
+		for i := range env {
+			if env[i].Name == e.Name {
+				env[i], replaced = e, true
+			}
+		}
+		if !replaced {
+			env = append(env, e)
+		}
+	}
+	return env
+}
+
+// Outcome is where an attempt's Job stands.
+type Outcome struct {
+	// Found says the Job exists (and is not being deleted).
+	Found bool
+	// Done says it ended; Result then says how.
+	Done   bool
+	Result hook.Result
+}
+
+// Check reads the attempt's Job in namespace ns. A Job unfinished past
+// its timeout and a grace period is deleted and called timed out; its
+// pods' output is read only once it ended.
+func (j *Jobs) Check(ctx context.Context, ns, name string, timeout time.Duration, secrets []string) (Outcome, error) {
+	job := &batchv1.Job{}
+	err := j.Kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job)
+	if kerrors.IsNotFound(err) && j.API != nil {
+		err = j.API.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job)
+	}
+	if kerrors.IsNotFound(err) {
+		return Outcome{}, nil
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("cannot get hook job %q: %w", name, err)
+	}
+	if job.DeletionTimestamp != nil {
+		return Outcome{}, nil
+	}
+	if timeout <= 0 {
+		timeout = hook.DefaultTimeout
+	}
+	now := j.Clock.Now()
+	pod := sessionjob.NewestPod(ctx, j.Kube, job)
+	res := hook.Result{Duration: elapsed(job, now)}
+	if pod != nil {
+		res.Pods = []string{pod.Name}
+	}
+	ended, ok, why := outcome(job)
+	switch {
+	case ended:
+	case now.Sub(job.CreationTimestamp.Time) > timeout+grace:
+		if err := j.Kube.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return Outcome{}, fmt.Errorf("cannot delete overdue hook job %q: %w", name, err)
+		}
+		res.Reason, res.Output = hook.ReasonTimedOut, fmt.Sprintf("job %q did not finish within %s", name, timeout)
+		return Outcome{Found: true, Done: true, Result: res}, nil
+	default:
+		return Outcome{Found: true}, nil
+	}
+	out := j.lastLine(ctx, job, pod)
+	switch {
+	case ok:
+		res.Succeeded = true
+		res.Output = out
+	case why == batchv1.JobReasonDeadlineExceeded:
+		res.Reason, res.Output = hook.ReasonTimedOut, fmt.Sprintf("job %q did not finish within %s", name, timeout)
+	default:
+		res.Reason = hook.ReasonFailed
+		res.Output = fmt.Sprintf("job %q failed (%s)", name, why)
+		if out != "" {
+			res.Output = out
+		}
+	}
+	res.Output = hook.CleanOutput(res.Output, secrets)
+	return Outcome{Found: true, Done: true, Result: res}, nil
+}
+
+// outcome says whether the Job ended, whether it succeeded and, when it
+// failed, the reason its condition gives.
+func outcome(job *batchv1.Job) (ended, succeeded bool, reason string) {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			return true, true, ""
+		case batchv1.JobFailed:
+			return true, false, c.Reason
+		}
+	}
+	return false, false, ""
+}
+
+// elapsed is how long the Job ran: from its start to its completion, or
+// to now while it runs.
+func elapsed(job *batchv1.Job, now time.Time) time.Duration {
+	start := job.CreationTimestamp.Time
+	if job.Status.StartTime != nil {
+		start = job.Status.StartTime.Time
+	}
+	end := now
+	if job.Status.CompletionTime != nil {
+		end = job.Status.CompletionTime.Time
+	} else {
+		for _, c := range job.Status.Conditions {
+			if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+				end = c.LastTransitionTime.Time
+			}
+		}
+	}
+	if end.Before(start) {
+		return 0
+	}
+	return end.Sub(start)
+}
+
+// lastLine is the last line the pod's first container printed, or "" when
+// it cannot be read: an outcome never waits for logs.
+func (j *Jobs) lastLine(ctx context.Context, job *batchv1.Job, pod *corev1.Pod) string {
+	if j.Logs == nil || pod == nil || len(job.Spec.Template.Spec.Containers) == 0 {
+		return ""
+	}
+	n := int64(logLines)
+	b, err := j.Logs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{
+		Container: job.Spec.Template.Spec.Containers[0].Name, TailLines: &n,
+	}).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
