@@ -113,7 +113,7 @@ func (r *Renderer) Render(ctx context.Context, in Input) (*Result, error) {
 	}
 	c := in.Context
 	c.Task = TaskInfo{Addon: in.Addon.GetName(), Name: task.Name, Kind: in.TaskKind, Function: task.Function, Driver: string(task.Driver)}
-	return r.render(ctx, task, in.Function, in.Params, c)
+	return r.render(ctx, task, in.Function, in.Params, c, false)
 }
 
 // RenderHook renders the Function of a hook whose HookTemplate has a
@@ -127,11 +127,13 @@ func (r *Renderer) RenderHook(ctx context.Context, fn *addonsv1alpha1.Function, 
 	}
 	task := &addonsv1alpha1.Task{Name: hook, Function: fn.GetName(), Parameters: defs}
 	c.Task = TaskInfo{Name: hook, Kind: TaskHook, Function: fn.GetName()}
-	return r.render(ctx, task, fn, params, c)
+	return r.render(ctx, task, fn, params, c, true)
 }
 
-// render evaluates fn for task with the given params and context.
-func (r *Renderer) render(ctx context.Context, task *addonsv1alpha1.Task, fn *addonsv1alpha1.Function, params []byte, c Context) (*Result, error) {
+// render evaluates fn for task with the given params and context. With
+// onlyDeclared, a param #Params does not allow is left out rather than
+// refused: a hook template's params also serve its ${NAME} references.
+func (r *Renderer) render(ctx context.Context, task *addonsv1alpha1.Task, fn *addonsv1alpha1.Function, params []byte, c Context, onlyDeclared bool) (*Result, error) {
 	if fn.Spec.Image != "" {
 		// A Function that names its own image runs it in place of the
 		// stashplane image.
@@ -157,11 +159,19 @@ func (r *Renderer) render(ctx context.Context, task *addonsv1alpha1.Task, fn *ad
 		if err != nil {
 			return nil, err
 		}
-		values, err := mergeParams(v.LookupPath(cue.ParsePath(PathParams)), task, given, true)
+		schema := v.LookupPath(cue.ParsePath(PathParams))
+		values, err := mergeParams(schema, task, given, true)
 		if err != nil {
 			return nil, err
 		}
-		pv, err := fillParams(v.LookupPath(cue.ParsePath(PathParams)), values)
+		if onlyDeclared {
+			for k := range values {
+				if !schema.Allows(cue.Str(k)) {
+					delete(values, k)
+				}
+			}
+		}
+		pv, err := fillParams(schema, values)
 		if err != nil {
 			return nil, err
 		}

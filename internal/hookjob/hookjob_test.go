@@ -66,7 +66,7 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 `}}
 	owner := &corev1alpha1.BackupSession{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "run-1", UID: "u1"}}
 	tmpl := func(name string) *corev1alpha1.HookTemplateSpec {
-		return &corev1alpha1.HookTemplateSpec{Params: []addonsv1alpha1.ParameterDefinition{{Name: "count", Default: "1"}, {Name: "who", Default: "all"}}, Executor: corev1alpha1.HookExecutor{Type: corev1alpha1.HookExecutorFunction,
+		return &corev1alpha1.HookTemplateSpec{Params: []addonsv1alpha1.ParameterDefinition{{Name: "count", Default: "1"}, {Name: "who", Default: "all"}, {Name: "note", Default: "for env only"}}, Executor: corev1alpha1.HookExecutor{Type: corev1alpha1.HookExecutorFunction,
 			Function: &corev1alpha1.FunctionHookExecutorSpec{
 				Name:         name,
 				Env:          []corev1.EnvVar{{Name: "TO", Value: "hook"}},
@@ -88,7 +88,7 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 		want        *batchv1.Job
 	}{
 		"OneJobShapedAsAnAttempt": {
-			reason:  "The Job takes the attempt's name, the template's env, volumes and mounts, the run's variables, no retries of its own, the hook's timeout, and is kept until its session goes.",
+			reason:  "A template param #Params does not declare is left out (it serves ${NAME} references). The Job takes the attempt's name, the template's env, volumes and mounts, the run's variables, no retries of its own, the hook's timeout, and is kept until its session goes.",
 			attempt: attempt("echo"),
 			want: &batchv1.Job{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "run-1-pre-dump-1",
