@@ -100,18 +100,7 @@ func TestBackupAndRestoreHooks(t *testing.T) {
 	})
 
 	// The first run: hooks around a backup that succeeds.
-	first := &corev1alpha1.BackupSession{}
-	poll(t, 3*time.Minute, "the first backup did not end", func(ctx context.Context) (bool, error) {
-		list := &corev1alpha1.BackupSessionList{}
-		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) == 0 {
-			return false, nil
-		}
-		*first = list.Items[0]
-		return done(first.Status.Phase), nil
-	})
-	if first.Status.Phase != corev1alpha1.BackupSessionSucceeded {
-		t.Fatalf("the first backup is %s", first.Status.Phase)
-	}
+	first := firstBackup(t, kube)
 	snapshot := "app-" + first.Name
 	if diff := cmp.Diff([]hookSeen{{"freeze", "Succeeded", "", "frozen in strict mode", 1}}, hooksSeen(first.Status.Hooks.PreHooks)); diff != "" {
 		t.Errorf("pre-backup hooks (-want +got):\n%s", diff)
@@ -137,32 +126,11 @@ func TestBackupAndRestoreHooks(t *testing.T) {
 
 	// The second run: a pre-backup hook fails twice (one retry); no Job is
 	// made, the Snapshot fails for it, and the Always hook still runs.
-	bc := &corev1alpha1.BackupConfiguration{}
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, bc); err != nil {
-		t.Fatal(err)
-	}
 	broken := hookInfo("lock-tables", "broken", "")
 	broken.MaxRetry = 1
-	bc.Spec.Sessions[0].Hooks.PreBackup = append(bc.Spec.Sessions[0].Hooks.PreBackup, broken)
-	if err := kube.Update(ctx, bc); err != nil {
-		t.Fatal(err)
-	}
-	poll(t, time.Minute, "the configuration did not take its new hooks", func(ctx context.Context) (bool, error) {
-		phase, _ := bcState(ctx, kube)
-		got := &corev1alpha1.BackupConfiguration{}
-		err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, got)
-		return err == nil && phase == corev1alpha1.BackupInvokerReady && got.GetCondition(corev1alpha1.TypeValidationPassed).ObservedGeneration == got.Generation, nil
+	second := runAgain(t, kube, func(bc *corev1alpha1.BackupConfiguration) {
+		bc.Spec.Sessions[0].Hooks.PreBackup = append(bc.Spec.Sessions[0].Hooks.PreBackup, broken)
 	})
-	second, err := trigger.Create(ctx, kube, bc, "nightly", time.Now().Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	poll(t, 2*time.Minute, "the second backup did not end", func(ctx context.Context) (bool, error) {
-		return done(sessionPhase(ctx, kube, second.Name)), nil
-	})
-	if err := kube.Get(ctx, client.ObjectKeyFromObject(second), second); err != nil {
-		t.Fatal(err)
-	}
 	if second.Status.Phase != corev1alpha1.BackupSessionFailed {
 		t.Fatalf("a backup whose pre-backup hook failed is %s", second.Status.Phase)
 	}
@@ -232,4 +200,55 @@ func TestBackupAndRestoreHooks(t *testing.T) {
 // done says whether a BackupSession's phase is final.
 func done(p corev1alpha1.BackupSessionPhase) bool {
 	return p == corev1alpha1.BackupSessionSucceeded || p == corev1alpha1.BackupSessionFailed || p == corev1alpha1.BackupSessionSkipped
+}
+
+// firstBackup waits for the first BackupSession of the default namespace
+// to end, and fails the test unless it succeeded.
+func firstBackup(t *testing.T, kube client.Client) *corev1alpha1.BackupSession {
+	t.Helper()
+	first := &corev1alpha1.BackupSession{}
+	poll(t, 3*time.Minute, "the first backup did not end", func(ctx context.Context) (bool, error) {
+		list := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) == 0 {
+			return false, nil
+		}
+		*first = list.Items[0]
+		return done(first.Status.Phase), nil
+	})
+	if first.Status.Phase != corev1alpha1.BackupSessionSucceeded {
+		t.Fatalf("the first backup is %s", first.Status.Phase)
+	}
+	return first
+}
+
+// runAgain changes the configuration app-backup, waits until it validated
+// the change, then triggers its session nightly and returns the
+// BackupSession once it ended.
+func runAgain(t *testing.T, kube client.Client, change func(*corev1alpha1.BackupConfiguration)) *corev1alpha1.BackupSession {
+	t.Helper()
+	ctx := context.Background()
+	bc := &corev1alpha1.BackupConfiguration{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, bc); err != nil {
+		t.Fatal(err)
+	}
+	change(bc)
+	if err := kube.Update(ctx, bc); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, time.Minute, "the configuration did not take its change", func(ctx context.Context) (bool, error) {
+		got := &corev1alpha1.BackupConfiguration{}
+		err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, got)
+		return err == nil && got.Status.Phase == corev1alpha1.BackupInvokerReady && got.GetCondition(corev1alpha1.TypeValidationPassed).ObservedGeneration == got.Generation, nil
+	})
+	bs, err := trigger.Create(ctx, kube, bc, "nightly", time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 2*time.Minute, "the backup did not end", func(ctx context.Context) (bool, error) {
+		return done(sessionPhase(ctx, kube, bs.Name)), nil
+	})
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(bs), bs); err != nil {
+		t.Fatal(err)
+	}
+	return bs
 }

@@ -22,7 +22,6 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/hookjob"
-	"github.com/stashplane/stashplane/internal/trigger"
 )
 
 // markFunction is a hook Function: its Job waits params.sleep seconds,
@@ -119,18 +118,7 @@ func TestFunctionHooks(t *testing.T) {
 	}
 
 	// The first run: a Function hook on each side of a backup.
-	first := &corev1alpha1.BackupSession{}
-	poll(t, 3*time.Minute, "the first backup did not end", func(ctx context.Context) (bool, error) {
-		list := &corev1alpha1.BackupSessionList{}
-		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) == 0 {
-			return false, nil
-		}
-		*first = list.Items[0]
-		return done(first.Status.Phase), nil
-	})
-	if first.Status.Phase != corev1alpha1.BackupSessionSucceeded {
-		t.Fatalf("the first backup is %s", first.Status.Phase)
-	}
+	first := firstBackup(t, kube)
 	wantPre := []hookSeen{{"before", "Succeeded", "", "wrote before for BackupSession " + first.Name, 1}}
 	if diff := cmp.Diff(wantPre, hooksSeen(first.Status.Hooks.PreHooks)); diff != "" {
 		t.Errorf("pre-backup hooks (-want +got):\n%s", diff)
@@ -155,31 +143,11 @@ func TestFunctionHooks(t *testing.T) {
 
 	// The second run: a Function hook that fails, with one retry: two Jobs,
 	// then the run fails with no backup Job.
-	bc := &corev1alpha1.BackupConfiguration{}
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, bc); err != nil {
-		t.Fatal(err)
-	}
 	broken := withParams("quiesce", `{"file": "quiesce", "fail": 3}`)
 	broken.MaxRetry = 1
-	bc.Spec.Sessions[0].Hooks.PreBackup = append(bc.Spec.Sessions[0].Hooks.PreBackup, broken)
-	if err := kube.Update(ctx, bc); err != nil {
-		t.Fatal(err)
-	}
-	poll(t, time.Minute, "the configuration did not take its new hooks", func(ctx context.Context) (bool, error) {
-		got := &corev1alpha1.BackupConfiguration{}
-		err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, got)
-		return err == nil && got.Status.Phase == corev1alpha1.BackupInvokerReady && got.GetCondition(corev1alpha1.TypeValidationPassed).ObservedGeneration == got.Generation, nil
+	second := runAgain(t, kube, func(bc *corev1alpha1.BackupConfiguration) {
+		bc.Spec.Sessions[0].Hooks.PreBackup = append(bc.Spec.Sessions[0].Hooks.PreBackup, broken)
 	})
-	second, err := trigger.Create(ctx, kube, bc, "nightly", time.Now().Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	poll(t, 2*time.Minute, "the second backup did not end", func(ctx context.Context) (bool, error) {
-		return done(sessionPhase(ctx, kube, second.Name)), nil
-	})
-	if err := kube.Get(ctx, client.ObjectKeyFromObject(second), second); err != nil {
-		t.Fatal(err)
-	}
 	if second.Status.Phase != corev1alpha1.BackupSessionFailed {
 		t.Fatalf("a backup whose Function pre-backup hook failed is %s", second.Status.Phase)
 	}
