@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	"github.com/stashplane/stashplane/controllers/addon"
+	"github.com/stashplane/stashplane/controllers/backupblueprint"
 	"github.com/stashplane/stashplane/controllers/backupconfiguration"
 	"github.com/stashplane/stashplane/controllers/backupsession"
 	"github.com/stashplane/stashplane/controllers/backupstorage"
@@ -78,6 +79,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 		func(m ctrl.Manager, o Options) error {
 			return backupverifier.Setup(m, backupverifier.Options{Controller: o.Controller, Log: o.Log})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return backupblueprint.Setup(m, backupblueprint.Options{Controller: o.Controller, Log: o.Log})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return function.Setup(m, function.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})

@@ -361,10 +361,15 @@ func TestCreate(t *testing.T) {
 		},
 
 		// What Stashplane does not carry out is refused at admission, by name.
-		"BackupBlueprintRefused": {
-			reason:   "Blueprints are not built, so a BackupBlueprint is refused rather than left without effect.",
+		"BackupBlueprintAccepted": {
+			reason:   "A BackupBlueprint written as KubeStash's guides write it is accepted.",
 			manifest: backupBlueprint,
-			want:     want{invalid: true, messages: []string{"BackupBlueprint is not built yet"}},
+		},
+		"BackupBlueprintSubjectKindUnknown": {
+			reason:   "A blueprint protects Deployments, StatefulSets, DaemonSets and claims only.",
+			manifest: backupBlueprint,
+			mutate:   []mutation{set("spec.subjects", map[string]any{"namespaceSelector": map[string]any{}, "kinds": []any{"CronJob"}})},
+			want:     want{invalid: true, messages: []string{"spec.subjects.kinds"}},
 		},
 		"RestoreSessionPITRRefused": {
 			reason:   "A point-in-time restore is not built.",

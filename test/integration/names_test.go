@@ -91,9 +91,9 @@ func TestNames(t *testing.T) {
 			want:   want{scope: ns, shortNames: []string{"ht"}, columns: []string{"Executor", "Age"}},
 		},
 		"BackupBlueprint": {
-			reason: "BackupBlueprints have no status.",
+			reason: "BackupBlueprints show how many workloads they protect and whether all are.",
 			crd:    "backupblueprints.core.stashplane.io",
-			want:   want{scope: ns, shortNames: []string{"bb"}, columns: []string{"Age"}},
+			want:   want{scope: ns, shortNames: []string{"bb"}, columns: []string{"Protected", "Ready", "Age"}, status: true},
 		},
 		"Addon": {
 			reason: "Addons are cluster-scoped and show whether their Functions resolve.",

@@ -69,3 +69,13 @@ func (in *BackupVerificationSession) GetCondition(ct xpv2.ConditionType) xpv2.Co
 func (in *BackupVerificationSession) SetConditions(c ...xpv2.Condition) {
 	in.Status.SetConditions(c...)
 }
+
+// GetCondition returns the condition of type ct.
+func (in *BackupBlueprint) GetCondition(ct xpv2.ConditionType) xpv2.Condition {
+	return in.Status.GetCondition(ct)
+}
+
+// SetConditions sets the given conditions.
+func (in *BackupBlueprint) SetConditions(c ...xpv2.Condition) {
+	in.Status.SetConditions(c...)
+}

@@ -1,0 +1,392 @@
+// Package backupblueprint carries out BackupBlueprints: it makes, keeps up
+// to date and removes the BackupConfiguration of each workload (Deployment,
+// StatefulSet, DaemonSet, PersistentVolumeClaim) a blueprint protects —
+// those annotated with its name, and those of the namespaces its subjects
+// select — from its template, with the workload's variables written in.
+//
+// A configuration made from a blueprint is named after the workload's kind
+// and name, labelled with the blueprint, and owned by the workload: it goes
+// when the workload goes, and when the workload stops asking for the
+// blueprint. Its Repositories, Snapshots and data stay, as for any
+// configuration deleted (docs/retention.md). A configuration of that name
+// not made by the blueprint is never touched.
+//
+// The blueprint's status counts the workloads it protects and lists those
+// it should and does not, with why:
+//
+//	WorkloadsProtected  True when every workload the blueprint should
+//	                    protect has its configuration; False with
+//	                    SomeUnprotected naming the first that has not.
+package backupblueprint
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/internal/sessionrun"
+	"github.com/stashplane/stashplane/internal/usage"
+)
+
+// maxFailures bounds the failures a blueprint's status lists.
+const maxFailures = 50
+
+// Options configure the controller.
+type Options struct {
+	Controller controller.Options
+	Log        logr.Logger
+	Clock      clock.Clock
+}
+
+// Setup adds the BackupBlueprint controller to the manager.
+func Setup(mgr ctrl.Manager, o Options) error {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupblueprint")}
+	toBlueprints := handler.EnqueueRequestsFromMapFunc(r.blueprintsOf)
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("backupblueprint").
+		WithOptions(o.Controller).
+		For(&corev1alpha1.BackupBlueprint{}).
+		Watches(&appsv1.Deployment{}, toBlueprints).
+		Watches(&appsv1.StatefulSet{}, toBlueprints).
+		Watches(&appsv1.DaemonSet{}, toBlueprints).
+		Watches(&corev1.PersistentVolumeClaim{}, toBlueprints).
+		Watches(&corev1.Namespace{}, toBlueprints).
+		Watches(&corev1alpha1.BackupConfiguration{}, toBlueprints).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("cannot set up backupblueprint controller: %w", err)
+	}
+	return nil
+}
+
+type reconciler struct {
+	kube  client.Client
+	clock clock.PassiveClock
+	log   logr.Logger
+}
+
+// blueprintsOf maps a change to the blueprints it may concern: the one a
+// workload names, the one that made a configuration (or the workload's
+// configuration), and every blueprint that selects namespaces.
+func (r *reconciler) blueprintsOf(ctx context.Context, o client.Object) []reconcile.Request {
+	set := map[client.ObjectKey]bool{}
+	add := func(ns, name string) {
+		if name != "" {
+			set[client.ObjectKey{Namespace: ns, Name: name}] = true
+		}
+	}
+	if a := o.GetAnnotations(); a[corev1alpha1.AnnotationBlueprintName] != "" {
+		ns := a[corev1alpha1.AnnotationBlueprintNamespace]
+		if ns == "" {
+			ns = o.GetNamespace()
+		}
+		add(ns, a[corev1alpha1.AnnotationBlueprintName])
+	}
+	if _, ok := o.(*corev1alpha1.BackupConfiguration); ok {
+		add(o.GetLabels()[corev1alpha1.LabelBlueprintNamespace], o.GetLabels()[corev1alpha1.LabelBlueprintName])
+	} else if _, ok := o.(*corev1.Namespace); !ok {
+		// The workload's configuration names the blueprint it came from,
+		// even once the workload no longer does.
+		bc := &corev1alpha1.BackupConfiguration{}
+		if err := r.kube.Get(ctx, client.ObjectKey{Namespace: o.GetNamespace(), Name: ConfigurationName(kindOf(o), o.GetName())}, bc); err == nil {
+			add(bc.Labels[corev1alpha1.LabelBlueprintNamespace], bc.Labels[corev1alpha1.LabelBlueprintName])
+		}
+	}
+	list := &corev1alpha1.BackupBlueprintList{}
+	if err := r.kube.List(ctx, list); err == nil {
+		for _, bp := range list.Items {
+			if bp.Spec.Subjects != nil {
+				add(bp.Namespace, bp.Name)
+			}
+		}
+	}
+	out := make([]reconcile.Request, 0, len(set))
+	for k := range set {
+		out = append(out, reconcile.Request{NamespacedName: k})
+	}
+	return out
+}
+
+func kindOf(o client.Object) string {
+	switch o.(type) {
+	case *appsv1.Deployment:
+		return "Deployment"
+	case *appsv1.StatefulSet:
+		return "StatefulSet"
+	case *appsv1.DaemonSet:
+		return "DaemonSet"
+	case *corev1.PersistentVolumeClaim:
+		return "PersistentVolumeClaim"
+	}
+	return ""
+}
+
+func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	bp := &corev1alpha1.BackupBlueprint{}
+	err := r.kube.Get(ctx, req.NamespacedName, bp)
+	if kerrors.IsNotFound(err) {
+		// The blueprint is gone: so are the configurations it made.
+		return reconcile.Result{}, r.prune(ctx, req.Namespace, req.Name, nil)
+	}
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("cannot get backupblueprint: %w", err)
+	}
+	if bp.DeletionTimestamp != nil {
+		return reconcile.Result{}, r.prune(ctx, bp.Namespace, bp.Name, nil)
+	}
+	subjects, err := r.subjects(ctx, bp)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	var failures []corev1alpha1.BlueprintFailure
+	keep := map[client.ObjectKey]bool{}
+	for _, w := range subjects {
+		bc, why, err := r.protect(ctx, bp, w)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if why != "" {
+			failures = append(failures, corev1alpha1.BlueprintFailure{Kind: w.Kind, Namespace: w.Meta.Namespace, Name: w.Meta.Name, Reason: why})
+			continue
+		}
+		keep[client.ObjectKeyFromObject(bc)] = true
+	}
+	if err := r.prune(ctx, bp.Namespace, bp.Name, keep); err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, r.record(ctx, bp, int32(len(keep)), failures)
+}
+
+// subjects are the workloads bp should protect: those annotated with it,
+// and, with subjects, those of the namespaces it selects that ask for no
+// blueprint of their own, do not opt out, and that no blueprint sorted
+// before it selects as well.
+func (r *reconciler) subjects(ctx context.Context, bp *corev1alpha1.BackupBlueprint) ([]workload, error) {
+	all, err := r.workloads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var selectors []*corev1alpha1.BackupBlueprint
+	if bp.Spec.Subjects != nil {
+		list := &corev1alpha1.BackupBlueprintList{}
+		if err := r.kube.List(ctx, list); err != nil {
+			return nil, fmt.Errorf("cannot list backupblueprints: %w", err)
+		}
+		sort.Slice(list.Items, func(i, j int) bool {
+			a, b := list.Items[i], list.Items[j]
+			return a.Namespace < b.Namespace || (a.Namespace == b.Namespace && a.Name < b.Name)
+		})
+		for i := range list.Items {
+			if list.Items[i].Spec.Subjects != nil && list.Items[i].DeletionTimestamp == nil {
+				selectors = append(selectors, &list.Items[i])
+			}
+		}
+	}
+	nsLabels := map[string]labels.Set{}
+	if len(selectors) > 0 {
+		nss := &corev1.NamespaceList{}
+		if err := r.kube.List(ctx, nss); err != nil {
+			return nil, fmt.Errorf("cannot list namespaces: %w", err)
+		}
+		for _, ns := range nss.Items {
+			nsLabels[ns.Name] = ns.Labels
+		}
+	}
+	var out []workload
+	for _, w := range all {
+		a := w.Meta.Annotations
+		if name := a[corev1alpha1.AnnotationBlueprintName]; name != "" {
+			ns := a[corev1alpha1.AnnotationBlueprintNamespace]
+			if ns == "" {
+				ns = w.Meta.Namespace
+			}
+			if name == bp.Name && ns == bp.Namespace {
+				out = append(out, w)
+			}
+			continue
+		}
+		if a[corev1alpha1.AnnotationBlueprintSkip] == "true" || len(selectors) == 0 {
+			continue
+		}
+		for _, s := range selectors {
+			if selects(s, w, nsLabels[w.Meta.Namespace]) {
+				if s.Namespace == bp.Namespace && s.Name == bp.Name {
+					w.selected = true
+					out = append(out, w)
+				}
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// selects says whether blueprint s's subjects pick w, in a namespace with
+// the given labels.
+func selects(s *corev1alpha1.BackupBlueprint, w workload, nsLabels labels.Set) bool {
+	sel, err := metav1.LabelSelectorAsSelector(&s.Spec.Subjects.NamespaceSelector)
+	if err != nil || !sel.Matches(nsLabels) {
+		return false
+	}
+	if len(s.Spec.Subjects.Kinds) == 0 {
+		return true
+	}
+	for _, k := range s.Spec.Subjects.Kinds {
+		if string(k) == w.Kind {
+			return true
+		}
+	}
+	return false
+}
+
+// workloads lists every workload of the kinds a blueprint protects.
+func (r *reconciler) workloads(ctx context.Context) ([]workload, error) {
+	var out []workload
+	deps := &appsv1.DeploymentList{}
+	if err := r.kube.List(ctx, deps); err != nil {
+		return nil, fmt.Errorf("cannot list deployments: %w", err)
+	}
+	for _, d := range deps.Items {
+		out = append(out, workload{Kind: "Deployment", Group: "apps", Version: "v1", Meta: d.ObjectMeta})
+	}
+	sts := &appsv1.StatefulSetList{}
+	if err := r.kube.List(ctx, sts); err != nil {
+		return nil, fmt.Errorf("cannot list statefulsets: %w", err)
+	}
+	for _, s := range sts.Items {
+		out = append(out, workload{Kind: "StatefulSet", Group: "apps", Version: "v1", Meta: s.ObjectMeta})
+	}
+	dss := &appsv1.DaemonSetList{}
+	if err := r.kube.List(ctx, dss); err != nil {
+		return nil, fmt.Errorf("cannot list daemonsets: %w", err)
+	}
+	for _, d := range dss.Items {
+		out = append(out, workload{Kind: "DaemonSet", Group: "apps", Version: "v1", Meta: d.ObjectMeta})
+	}
+	pvcs := &corev1.PersistentVolumeClaimList{}
+	if err := r.kube.List(ctx, pvcs); err != nil {
+		return nil, fmt.Errorf("cannot list persistentvolumeclaims: %w", err)
+	}
+	for _, p := range pvcs.Items {
+		out = append(out, workload{Kind: "PersistentVolumeClaim", Version: "v1", Meta: p.ObjectMeta})
+	}
+	var live []workload
+	for _, w := range out {
+		if w.Meta.DeletionTimestamp == nil {
+			live = append(live, w)
+		}
+	}
+	return live, nil
+}
+
+// protect makes or updates w's configuration from bp. why says what keeps
+// it from doing so.
+func (r *reconciler) protect(ctx context.Context, bp *corev1alpha1.BackupBlueprint, w workload) (*corev1alpha1.BackupConfiguration, string, error) {
+	ok, why, err := usage.Allowed(ctx, r.kube, bp.Spec.UsagePolicy, bp.Namespace, w.Meta.Namespace)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot check the usage policy of backupblueprint %q: %w", bp.Name, err)
+	}
+	if !ok {
+		return nil, fmt.Sprintf("backupblueprint %s/%s may not be used from namespace %q: %s", bp.Namespace, bp.Name, w.Meta.Namespace, why), nil
+	}
+	want, err := configuration(bp, w)
+	if err != nil {
+		return nil, err.Error(), nil
+	}
+	got := &corev1alpha1.BackupConfiguration{}
+	err = r.kube.Get(ctx, client.ObjectKeyFromObject(want), got)
+	switch {
+	case kerrors.IsNotFound(err):
+		if err := r.kube.Create(ctx, want); err != nil {
+			if kerrors.IsInvalid(err) || kerrors.IsForbidden(err) || kerrors.IsAlreadyExists(err) {
+				return nil, fmt.Sprintf("cannot create backupconfiguration %q: %v", want.Name, err), nil
+			}
+			return nil, "", fmt.Errorf("cannot create backupconfiguration %q: %w", want.Name, err)
+		}
+		return want, "", nil
+	case err != nil:
+		return nil, "", fmt.Errorf("cannot get backupconfiguration %q: %w", want.Name, err)
+	}
+	if l := got.Labels; l[corev1alpha1.LabelBlueprintName] != bp.Name || l[corev1alpha1.LabelBlueprintNamespace] != bp.Namespace {
+		return nil, fmt.Sprintf("backupconfiguration %q exists and was not made by this blueprint: it is left as it is", got.Name), nil
+	}
+	if equality.Semantic.DeepEqual(got.Spec, want.Spec) && equality.Semantic.DeepEqual(got.OwnerReferences, want.OwnerReferences) {
+		return got, "", nil
+	}
+	got.Spec, got.OwnerReferences = want.Spec, want.OwnerReferences
+	if err := r.kube.Update(ctx, got); err != nil {
+		if kerrors.IsInvalid(err) || kerrors.IsForbidden(err) {
+			return nil, fmt.Sprintf("cannot update backupconfiguration %q: %v", got.Name, err), nil
+		}
+		return nil, "", fmt.Errorf("cannot update backupconfiguration %q: %w", got.Name, err)
+	}
+	return got, "", nil
+}
+
+// prune deletes the configurations made by blueprint ns/name that keep
+// does not hold; nil keep deletes them all.
+func (r *reconciler) prune(ctx context.Context, ns, name string, keep map[client.ObjectKey]bool) error {
+	list := &corev1alpha1.BackupConfigurationList{}
+	if err := r.kube.List(ctx, list, client.MatchingLabels{corev1alpha1.LabelBlueprintName: name, corev1alpha1.LabelBlueprintNamespace: ns}); err != nil {
+		return fmt.Errorf("cannot list backupconfigurations: %w", err)
+	}
+	for i := range list.Items {
+		bc := &list.Items[i]
+		if keep[client.ObjectKeyFromObject(bc)] || bc.DeletionTimestamp != nil {
+			continue
+		}
+		if err := r.kube.Delete(ctx, bc); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete backupconfiguration %q: %w", bc.Name, err)
+		}
+		r.log.Info("removed a configuration its workload no longer asks for", "backupconfiguration", bc.Namespace+"/"+bc.Name, "backupblueprint", ns+"/"+name)
+	}
+	return nil
+}
+
+// record writes what the blueprint protects into its status.
+func (r *reconciler) record(ctx context.Context, bp *corev1alpha1.BackupBlueprint, protected int32, failures []corev1alpha1.BlueprintFailure) error {
+	sort.Slice(failures, func(i, j int) bool {
+		a, b := failures[i], failures[j]
+		return a.Namespace+"/"+a.Kind+"/"+a.Name < b.Namespace+"/"+b.Kind+"/"+b.Name
+	})
+	if len(failures) > maxFailures {
+		failures = failures[:maxFailures]
+	}
+	before := bp.Status.DeepCopy()
+	bp.Status.Protected, bp.Status.Failures = protected, failures
+	if len(failures) == 0 {
+		sessionrun.SetCondition(r.clock, bp, corev1alpha1.TypeWorkloadsProtected, true, corev1alpha1.ReasonAllProtected, fmt.Sprintf("%d workloads protected", protected))
+	} else {
+		f := failures[0]
+		msg := fmt.Sprintf("%s %s/%s is not protected: %s", f.Kind, f.Namespace, f.Name, f.Reason)
+		if len(failures) > 1 {
+			msg += fmt.Sprintf("; and %d more (status.failures)", len(failures)-1)
+		}
+		sessionrun.SetCondition(r.clock, bp, corev1alpha1.TypeWorkloadsProtected, false, corev1alpha1.ReasonSomeUnprotected, msg)
+	}
+	if equality.Semantic.DeepEqual(before, &bp.Status) {
+		return nil
+	}
+	if err := r.kube.Status().Update(ctx, bp); err != nil {
+		return fmt.Errorf("cannot update backupblueprint status: %w", err)
+	}
+	return nil
+}
