@@ -44,8 +44,8 @@ func TestConfiguration(t *testing.T) {
 			wantDir: "shop/Deployment/web", wantParams: `{"note":"${STASHPLANE_SESSION}","paths":"/data,/conf"}`,
 		},
 		"Unfilled": {
-			reason:  "A reference no variable fills refuses the configuration, naming each and the annotation to add.",
-			bp:      bp("${cluster}/${targetName}", `{"paths":"${dirs}"}`), w: dep,
+			reason: "A reference no variable fills refuses the configuration, naming each and the annotation to add.",
+			bp:     bp("${cluster}/${targetName}", `{"paths":"${dirs}"}`), w: dep,
 			wantErr: "backupblueprint platform/workloads uses variables cluster, dirs that Deployment shop/web does not give: annotate it with variables.stashplane.io/<name>",
 		},
 	}
