@@ -36,6 +36,14 @@ type Options struct {
 // external-name initialiser (the kinds' records are named by their
 // objects), events and logs under the controller's name, management
 // policies honoured.
+//
+// Because a record's name follows from its object alone, a create the
+// provider began and never saw finish (killed between marking the create
+// pending and recording its result) is safe to look at again: the next
+// Observe finds the record, or its absence, under the same name. So the
+// reconciler is told the names are deterministic, and such an object is
+// not left refusing to reconcile until someone removes
+// crossplane.io/external-create-pending by hand.
 func NewReconciler(mgr ctrl.Manager, name string, gvk schema.GroupVersionKind, c managed.ExternalConnector, o Options) *managed.Reconciler {
 	if o.PollInterval == 0 {
 		o.PollInterval = time.Minute
@@ -48,5 +56,6 @@ func NewReconciler(mgr ctrl.Manager, name string, gvk schema.GroupVersionKind, c
 		managed.WithRecorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name))),
 		managed.WithPollInterval(o.PollInterval),
 		managed.WithManagementPolicies(),
+		managed.WithDeterministicExternalName(true),
 	)
 }
