@@ -142,3 +142,10 @@ func VerificationRetry(first string, left int32) string {
 func PruneJob(repository string) string {
 	return Bound(repository, "-prune", MaxLabelValue)
 }
+
+// HookJob is the Job of attempt n of the hook named hook, on the given side
+// ("pre" or "post") of session's work, for a hook whose template has a
+// Function executor.
+func HookJob(session, side, hook string, n int32) string {
+	return Bound(fmt.Sprintf("%s-%s-%s", session, side, hook), fmt.Sprintf("-%d", n), 63)
+}

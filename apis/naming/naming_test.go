@@ -143,6 +143,16 @@ func TestNamesStayTheSame(t *testing.T) {
 			got:    PruneJob(long),
 			want:   strings.Repeat("a", 48) + "-3369780b-prune",
 		},
+		"HookJob": {
+			reason: "A Function hook's Job is the session, the side, the hook and the attempt.",
+			got:    HookJob("run-1", "pre", "dump", 2),
+			want:   "run-1-pre-dump-2",
+		},
+		"HookJobLong": {
+			reason: "A long session and hook are cut so that the Job's name fits 63 characters.",
+			got:    HookJob("a-very-long-configuration-name-nightly-1764676800", "post", "release-the-database-writes", 3),
+			want:   "a-very-long-configuration-name-nightly-1764676800-po-991d3296-3",
+		},
 		"Bound": {
 			reason: "A name that fits is left alone.",
 			got:    Bound("dump-ip-10-0-0-1.eu-west-1.compute.internal.pool", "", MaxLabelValue),

@@ -55,10 +55,10 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/hookjob"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/hook"
-	"github.com/stashplane/stashplane/internal/hookjob"
 	"github.com/stashplane/stashplane/internal/hookrun"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"

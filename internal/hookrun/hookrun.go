@@ -32,9 +32,8 @@ import (
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
-	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/apis/naming"
 	"github.com/stashplane/stashplane/internal/hook"
-	"github.com/stashplane/stashplane/internal/hookjob"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/usage"
 )
@@ -59,11 +58,51 @@ type Runner interface {
 }
 
 // JobRunner runs the attempts of hooks whose template has a Function
-// executor as Jobs; *hookjob.Jobs is one.
+// executor as Jobs; *hookjob.Jobs (functions/hookjob) is one.
 type JobRunner interface {
-	Start(ctx context.Context, a hookjob.Attempt) error
-	Check(ctx context.Context, namespace, job string, timeout time.Duration, secrets []string) (hookjob.Outcome, error)
+	// Start creates the attempt's Job; creating one that exists, owned by
+	// the same session, is not an error. An *Invalid error says the hook
+	// cannot run as written.
+	Start(ctx context.Context, a Attempt) error
+	// Check reads how the attempt's Job stands.
+	Check(ctx context.Context, namespace, job string, timeout time.Duration, secrets []string) (JobOutcome, error)
 }
+
+// Attempt is one attempt of a Function executor's hook, to run as a Job.
+type Attempt struct {
+	// Job is the name of the attempt's Job (naming.HookJob).
+	Job string
+	// Owner is the session; the Job is created in its namespace.
+	Owner client.Object
+	// Hook is the hook's name.
+	Hook string
+	// Template is the hook's template with its values written in.
+	Template *corev1alpha1.HookTemplateSpec
+	// Params are the values the hook gives its template's params, as it
+	// wrote them (a string, number or boolean).
+	Params map[string]any
+	// Vars are the hook's and the run's variables (Run.Vars), not the
+	// params.
+	Vars map[string]string
+	// Timeout bounds the Job's run.
+	Timeout time.Duration
+}
+
+// JobOutcome is where an attempt's Job stands.
+type JobOutcome struct {
+	// Found says the Job exists (and is not being deleted).
+	Found bool
+	// Done says it ended; Result then says how.
+	Done   bool
+	Result hook.Result
+}
+
+// Invalid is a hook that cannot be carried out as written: its Function is
+// missing, does not render, or renders something other than one Job.
+// Retrying does not change it.
+type Invalid struct{ Reason string }
+
+func (e *Invalid) Error() string { return e.Reason }
 
 // Executor runs the hooks of sessions.
 type Executor struct {
@@ -290,7 +329,7 @@ func (e *Executor) attempt(ctx context.Context, st Stage, h corev1alpha1.HookInf
 	s.Job = ""
 	job := rv != nil && rv.spec.Executor.Type == corev1alpha1.HookExecutorFunction && e.Jobs != nil
 	if job {
-		s.Job = hookjob.Name(st.Owner.GetName(), st.side(), h.Name, s.Attempts)
+		s.Job = naming.HookJob(st.Owner.GetName(), st.side(), h.Name, s.Attempts)
 		s.Output, s.Pods, s.Duration = "", nil, ""
 	}
 	if st.Save != nil {
@@ -358,13 +397,10 @@ func (e *Executor) start(ctx context.Context, st Stage, h corev1alpha1.HookInfo,
 			vars[k] = v
 		}
 	}
-	err := e.Jobs.Start(ctx, hookjob.Attempt{
-		Job: s.Job, Owner: st.Owner, Hook: h.Name, Template: rv.spec, Params: rv.params, Vars: vars,
-		Session: render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: rv.vars[VarSessionKind], Name: rv.vars[VarSession]},
-		Target:  render.Target{Kind: rv.vars[VarTargetKind], Name: rv.vars[VarTargetName], Namespace: rv.vars[VarTargetNamespace]},
-		Timeout: timeoutOf(h),
+	err := e.Jobs.Start(ctx, Attempt{
+		Job: s.Job, Owner: st.Owner, Hook: h.Name, Template: rv.spec, Params: rv.params, Vars: vars, Timeout: timeoutOf(h),
 	})
-	var invalid *hookjob.Invalid
+	var invalid *Invalid
 	switch {
 	case errors.As(err, &invalid):
 		s.Phase, s.Reason, s.Output = corev1alpha1.HookFailed, hook.ReasonInvalid, invalid.Reason

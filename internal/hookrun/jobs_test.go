@@ -15,23 +15,22 @@ import (
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/internal/hook"
-	"github.com/stashplane/stashplane/internal/hookjob"
 )
 
 // jobs plays the Job side of Function hooks: each started Job answers
 // Check with its outcomes in order (the last repeats); a Job never started
 // is not found.
 type jobs struct {
-	outcomes map[string][]hookjob.Outcome
+	outcomes map[string][]JobOutcome
 	started  []string
 	params   []map[string]any
 	vars     []map[string]string
 	invalid  string
 }
 
-func (j *jobs) Start(_ context.Context, a hookjob.Attempt) error {
+func (j *jobs) Start(_ context.Context, a Attempt) error {
 	if j.invalid != "" {
-		return &hookjob.Invalid{Reason: j.invalid}
+		return &Invalid{Reason: j.invalid}
 	}
 	j.started = append(j.started, a.Job)
 	j.params = append(j.params, a.Params)
@@ -39,17 +38,17 @@ func (j *jobs) Start(_ context.Context, a hookjob.Attempt) error {
 	return nil
 }
 
-func (j *jobs) Check(_ context.Context, _, name string, _ time.Duration, _ []string) (hookjob.Outcome, error) {
+func (j *jobs) Check(_ context.Context, _, name string, _ time.Duration, _ []string) (JobOutcome, error) {
 	found := false
 	for _, s := range j.started {
 		found = found || s == name
 	}
 	if !found {
-		return hookjob.Outcome{}, nil
+		return JobOutcome{}, nil
 	}
 	out := j.outcomes[name]
 	if len(out) == 0 {
-		return hookjob.Outcome{Found: true}, nil
+		return JobOutcome{Found: true}, nil
 	}
 	if len(out) > 1 {
 		j.outcomes[name] = out[1:]
@@ -57,12 +56,12 @@ func (j *jobs) Check(_ context.Context, _, name string, _ time.Duration, _ []str
 	return out[0], nil
 }
 
-func ended(ok bool, out string) hookjob.Outcome {
+func ended(ok bool, out string) JobOutcome {
 	r := hook.Result{Succeeded: ok, Output: out, Pods: []string{"p"}, Duration: time.Second}
 	if !ok {
 		r.Reason = hook.ReasonFailed
 	}
-	return hookjob.Outcome{Found: true, Done: true, Result: r}
+	return JobOutcome{Found: true, Done: true, Result: r}
 }
 
 func TestFunctionHooks(t *testing.T) {
@@ -90,7 +89,7 @@ func TestFunctionHooks(t *testing.T) {
 		reason      string
 		hooks       []corev1alpha1.HookInfo
 		status      []corev1alpha1.HookExecutionStatus
-		outcomes    map[string][]hookjob.Outcome
+		outcomes    map[string][]JobOutcome
 		invalid     string
 		saveErr     error
 		wantStarted []string
@@ -101,14 +100,14 @@ func TestFunctionHooks(t *testing.T) {
 		"StartedFollowedSucceeded": {
 			reason:      "An attempt is a Job: started on one call, followed on the next until it ends.",
 			hooks:       []corev1alpha1.HookInfo{info("dump", "dump")},
-			outcomes:    map[string][]hookjob.Outcome{"run-1-pre-dump-1": {{Found: true}, ended(true, "dumped 3 tables")}},
+			outcomes:    map[string][]JobOutcome{"run-1-pre-dump-1": {{Found: true}, ended(true, "dumped 3 tables")}},
 			wantStarted: []string{"run-1-pre-dump-1"}, wantState: Succeeded, wantCalls: 3,
 			want: []phase{{"dump", "Succeeded", "", "dumped 3 tables", "run-1-pre-dump-1", 1}},
 		},
 		"FailedJobRetriedAsNewJob": {
 			reason:   "A failed Job with retries left makes a new attempt under a new Job name.",
 			hooks:    []corev1alpha1.HookInfo{info("dump", "dump", retry(1))},
-			outcomes: map[string][]hookjob.Outcome{"run-1-pre-dump-1": {ended(false, "exit 3")}, "run-1-pre-dump-2": {ended(true, "ok")}},
+			outcomes: map[string][]JobOutcome{"run-1-pre-dump-1": {ended(false, "exit 3")}, "run-1-pre-dump-2": {ended(true, "ok")}},
 			// start 1, fail 1, start 2, succeed 2
 			wantStarted: []string{"run-1-pre-dump-1", "run-1-pre-dump-2"}, wantState: Succeeded, wantCalls: 4,
 			want: []phase{{"dump", "Succeeded", "", "ok", "run-1-pre-dump-2", 2}},
@@ -116,7 +115,7 @@ func TestFunctionHooks(t *testing.T) {
 		"FailedJobNoRetries": {
 			reason:      "Without retries the hook fails with the Job's last line.",
 			hooks:       []corev1alpha1.HookInfo{info("dump", "dump")},
-			outcomes:    map[string][]hookjob.Outcome{"run-1-pre-dump-1": {ended(false, "exit 3")}},
+			outcomes:    map[string][]JobOutcome{"run-1-pre-dump-1": {ended(false, "exit 3")}},
 			wantStarted: []string{"run-1-pre-dump-1"}, wantState: Failed, wantCalls: 2,
 			want: []phase{{"dump", "Failed", "HookFailed", "exit 3", "run-1-pre-dump-1", 1}},
 		},
@@ -124,7 +123,7 @@ func TestFunctionHooks(t *testing.T) {
 			reason:      "A claimed attempt whose Job was never created (the provider stopped in between) is started under the claimed name.",
 			hooks:       []corev1alpha1.HookInfo{info("dump", "dump")},
 			status:      []corev1alpha1.HookExecutionStatus{{Name: "dump", Phase: corev1alpha1.HookRunning, Attempts: 1, Job: "run-1-pre-dump-1"}},
-			outcomes:    map[string][]hookjob.Outcome{"run-1-pre-dump-1": {ended(true, "ok")}},
+			outcomes:    map[string][]JobOutcome{"run-1-pre-dump-1": {ended(true, "ok")}},
 			wantStarted: []string{"run-1-pre-dump-1"}, wantState: Succeeded, wantCalls: 2,
 			want: []phase{{"dump", "Succeeded", "", "ok", "run-1-pre-dump-1", 1}},
 		},

@@ -19,9 +19,10 @@ import (
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/hookjob"
 	"github.com/stashplane/stashplane/internal/backend"
-	"github.com/stashplane/stashplane/internal/hookjob"
 )
 
 // markFunction is a hook Function: its Job waits params.sleep seconds,
@@ -127,7 +128,7 @@ func TestFunctionHooks(t *testing.T) {
 	if diff := cmp.Diff(wantPost, hooksSeen(first.Status.Hooks.PostHooks)); diff != "" {
 		t.Errorf("post-backup hooks (-want +got):\n%s", diff)
 	}
-	if got, want := first.Status.Hooks.PreHooks[0].Job, hookjob.Name(first.Name, "pre", "before", 1); got != want {
+	if got, want := first.Status.Hooks.PreHooks[0].Job, naming.HookJob(first.Name, "pre", "before", 1); got != want {
 		t.Errorf("the pre-backup hook's job is %q, want %q", got, want)
 	}
 	if got, want := readTrimmed(t, filepath.Join(data, "after")), "marked "+first.Name+" Succeeded storage"; got != want {
@@ -169,8 +170,8 @@ func TestFunctionHooks(t *testing.T) {
 	for _, j := range hookJobs.Items {
 		names = append(names, j.Name)
 	}
-	wantJobs := []string{hookjob.Name(second.Name, "post", "after", 1), hookjob.Name(second.Name, "pre", "before", 1),
-		hookjob.Name(second.Name, "pre", "quiesce", 1), hookjob.Name(second.Name, "pre", "quiesce", 2)}
+	wantJobs := []string{naming.HookJob(second.Name, "post", "after", 1), naming.HookJob(second.Name, "pre", "before", 1),
+		naming.HookJob(second.Name, "pre", "quiesce", 1), naming.HookJob(second.Name, "pre", "quiesce", 2)}
 	if diff := cmp.Diff(wantJobs, names); diff != "" {
 		t.Errorf("hook jobs of the failed run (-want +got):\n%s", diff)
 	}

@@ -21,6 +21,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/hook"
+	"github.com/stashplane/stashplane/internal/hookrun"
 )
 
 // hookFunction renders one Job that echoes its params and the session.
@@ -74,15 +75,15 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 				VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}},
 			}}}
 	}
-	attempt := func(fn string) Attempt {
-		return Attempt{Job: "run-1-pre-dump-1", Owner: owner, Hook: "dump", Template: tmpl(fn),
-			Params: map[string]any{"count": float64(3)}, Vars: map[string]string{"STASHPLANE_SESSION": "run-1", "MODE": "fast"},
-			Session: render.ObjectRef{Kind: "BackupSession", Name: "run-1"}, Target: render.Target{Kind: "Deployment", Name: "web"},
+	attempt := func(fn string) hookrun.Attempt {
+		return hookrun.Attempt{Job: "run-1-pre-dump-1", Owner: owner, Hook: "dump", Template: tmpl(fn),
+			Params:  map[string]any{"count": float64(3)},
+			Vars:    map[string]string{hookrun.VarSession: "run-1", hookrun.VarSessionKind: "BackupSession", hookrun.VarTargetName: "web", "MODE": "fast"},
 			Timeout: 90 * time.Second}
 	}
 	cases := map[string]struct {
 		reason  string
-		attempt Attempt
+		attempt hookrun.Attempt
 		// wantInvalid is the *Invalid error's reason, "" when it starts.
 		wantInvalid string
 		want        *batchv1.Job
@@ -100,8 +101,9 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 						Volumes:       []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 						Containers: []corev1.Container{{
 							Name: "hook", Image: "busybox",
-							Command:      []string{"sh", "-c", "echo 3 all run-1 hook web"},
-							Env:          []corev1.EnvVar{{Name: "TO", Value: "hook"}, {Name: "STASHPLANE_SESSION", Value: "run-1"}},
+							Command: []string{"sh", "-c", "echo 3 all run-1 hook web"},
+							Env: []corev1.EnvVar{{Name: "TO", Value: "hook"}, {Name: "STASHPLANE_SESSION", Value: "run-1"},
+								{Name: "STASHPLANE_SESSION_KIND", Value: "BackupSession"}, {Name: "STASHPLANE_TARGET_NAME", Value: "web"}},
 							VolumeMounts: []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}},
 						}},
 					}},
@@ -124,7 +126,7 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 			kube := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(fn, two).Build()
 			j := &Jobs{Kube: kube, Renderer: render.New(render.Options{}), Image: "stashplane", Clock: clocktesting.NewFakeClock(time.Now())}
 			err := j.Start(context.Background(), tc.attempt)
-			var inv *Invalid
+			var inv *hookrun.Invalid
 			if tc.wantInvalid != "" {
 				if !errors.As(err, &inv) || inv.Reason != tc.wantInvalid {
 					t.Fatalf("%s\nStart: %v, want invalid %q", tc.reason, err, tc.wantInvalid)
@@ -167,26 +169,26 @@ func TestCheck(t *testing.T) {
 	cases := map[string]struct {
 		reason  string
 		job     *batchv1.Job
-		want    Outcome
+		want    hookrun.JobOutcome
 		deleted bool
 	}{
-		"Missing": {reason: "No Job: not found.", want: Outcome{}},
-		"Running": {reason: "A Job without an end runs.", job: job(time.Minute), want: Outcome{Found: true}},
+		"Missing": {reason: "No Job: not found.", want: hookrun.JobOutcome{}},
+		"Running": {reason: "A Job without an end runs.", job: job(time.Minute), want: hookrun.JobOutcome{Found: true}},
 		"Complete": {
 			reason: "A complete Job succeeded.", job: job(time.Minute, cond(batchv1.JobComplete, "")),
-			want: Outcome{Found: true, Done: true, Result: hook.Result{Succeeded: true, Duration: time.Minute}},
+			want: hookrun.JobOutcome{Found: true, Done: true, Result: hook.Result{Succeeded: true, Duration: time.Minute}},
 		},
 		"Failed": {
 			reason: "A failed Job failed, saying why.", job: job(time.Minute, cond(batchv1.JobFailed, "BackoffLimitExceeded")),
-			want: Outcome{Found: true, Done: true, Result: hook.Result{Reason: hook.ReasonFailed, Output: `job "j" failed (BackoffLimitExceeded)`, Duration: time.Minute}},
+			want: hookrun.JobOutcome{Found: true, Done: true, Result: hook.Result{Reason: hook.ReasonFailed, Output: `job "j" failed (BackoffLimitExceeded)`, Duration: time.Minute}},
 		},
 		"DeadlineExceeded": {
 			reason: "A Job ended by its deadline timed out.", job: job(time.Minute, cond(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded)),
-			want: Outcome{Found: true, Done: true, Result: hook.Result{Reason: hook.ReasonTimedOut, Output: `job "j" did not finish within 1m0s`, Duration: time.Minute}},
+			want: hookrun.JobOutcome{Found: true, Done: true, Result: hook.Result{Reason: hook.ReasonTimedOut, Output: `job "j" did not finish within 1m0s`, Duration: time.Minute}},
 		},
 		"Overdue": {
 			reason: "A Job still unfinished well past its timeout is deleted and timed out.", job: job(5 * time.Minute),
-			want:    Outcome{Found: true, Done: true, Result: hook.Result{Reason: hook.ReasonTimedOut, Output: `job "j" did not finish within 1m0s`, Duration: 5 * time.Minute}},
+			want:    hookrun.JobOutcome{Found: true, Done: true, Result: hook.Result{Reason: hook.ReasonTimedOut, Output: `job "j" did not finish within 1m0s`, Duration: 5 * time.Minute}},
 			deleted: true,
 		},
 	}
@@ -208,27 +210,6 @@ func TestCheck(t *testing.T) {
 			err = kube.Get(context.Background(), client.ObjectKey{Namespace: "app", Name: "j"}, &batchv1.Job{})
 			if gone := err != nil; tc.job != nil && gone != tc.deleted {
 				t.Errorf("%s\njob deleted: %v, want %v", tc.reason, gone, tc.deleted)
-			}
-		})
-	}
-}
-
-func TestName(t *testing.T) {
-	long := "a-very-long-configuration-name-nightly-1764676800"
-	cases := map[string]struct {
-		session, side, hook string
-		n                   int32
-		want                string
-	}{
-		"Short":       {"run-1", "pre", "dump", 1, "run-1-pre-dump-1"},
-		"NextAttempt": {"run-1", "post", "dump", 2, "run-1-post-dump-2"},
-		"Long":        {long, "post", "release-the-database-writes", 3, "a-very-long-configuration-name-nightly-1764676800-po-991d3296-3"},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			got := Name(tc.session, tc.side, tc.hook, tc.n)
-			if diff := cmp.Diff(tc.want, got); diff != "" || len(got) > 63 {
-				t.Errorf("name (-want +got):\n%s (%d characters)", diff, len(got))
 			}
 		})
 	}

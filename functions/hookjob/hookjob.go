@@ -31,9 +31,9 @@ import (
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
-	"github.com/stashplane/stashplane/apis/naming"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/hook"
+	"github.com/stashplane/stashplane/internal/hookrun"
 	"github.com/stashplane/stashplane/internal/sessionjob"
 )
 
@@ -48,13 +48,6 @@ const logLines = 5
 // grace is how long past its timeout a Job may stay unfinished before it
 // is called timed out and deleted: time for the Job controller to end it.
 const grace = 30 * time.Second
-
-// Invalid is a hook that cannot be carried out as written: its Function is
-// missing, does not render, or renders something other than one Job.
-// Retrying does not change it.
-type Invalid struct{ Reason string }
-
-func (e *Invalid) Error() string { return e.Reason }
 
 // Jobs runs hooks' Jobs in one cluster.
 type Jobs struct {
@@ -87,47 +80,19 @@ func New(c client.Client, api client.Reader, cfg *rest.Config, r *render.Rendere
 	return &Jobs{Kube: c, API: api, Logs: cs, Renderer: r, Image: image, Clock: clk}, nil
 }
 
-// Name is the Job of attempt n of the hook named hook, on the given side
-// ("pre" or "post") of session's work. It fits a Job's 63 characters.
-func Name(session, side, hookName string, n int32) string {
-	return naming.Bound(fmt.Sprintf("%s-%s-%s", session, side, hookName), fmt.Sprintf("-%d", n), 63)
-}
-
-// Attempt is one attempt of a hook to start.
-type Attempt struct {
-	// Job is the name of the attempt's Job (Name).
-	Job string
-	// Owner is the session; the Job is created in its namespace.
-	Owner client.Object
-	// Hook is the hook's name.
-	Hook string
-	// Template is the hook's template with its values written in.
-	Template *corev1alpha1.HookTemplateSpec
-	// Params are the values the hook gives its template's params, as it
-	// wrote them (a string, number or boolean).
-	Params map[string]any
-	// Vars are the hook's and the run's variables (hookrun.Run).
-	Vars map[string]string
-	// Session and Target are what context.session and context.target say.
-	Session render.ObjectRef
-	Target  render.Target
-	// Timeout bounds the Job's run (activeDeadlineSeconds).
-	Timeout time.Duration
-}
-
 // Start renders the attempt's Job and creates it. Creating a Job that
 // exists, owned by the same session, is not an error: an attempt whose
-// start was cut short is started again under the same name. An *Invalid
+// start was cut short is started again under the same name. A *hookrun.Invalid
 // error says the hook cannot run as written.
-func (j *Jobs) Start(ctx context.Context, a Attempt) error {
+func (j *Jobs) Start(ctx context.Context, a hookrun.Attempt) error {
 	f := a.Template.Executor.Function
 	if f == nil {
-		return &Invalid{Reason: "the hook template's executor names no function"}
+		return &hookrun.Invalid{Reason: "the hook template's executor names no function"}
 	}
 	fn := &addonsv1alpha1.Function{}
 	if err := j.Kube.Get(ctx, client.ObjectKey{Name: f.Name}, fn); err != nil {
 		if kerrors.IsNotFound(err) {
-			return &Invalid{Reason: fmt.Sprintf("function %q does not exist", f.Name)}
+			return &hookrun.Invalid{Reason: fmt.Sprintf("function %q does not exist", f.Name)}
 		}
 		return fmt.Errorf("cannot get function %q: %w", f.Name, err)
 	}
@@ -137,7 +102,7 @@ func (j *Jobs) Start(ctx context.Context, a Attempt) error {
 	}
 	if err := sessionjob.Ensure(ctx, j.Kube, a.Owner, job, map[string]string{Label: a.Owner.GetName()}); err != nil {
 		if errors.Is(err, sessionjob.ErrNotOwned) {
-			return &Invalid{Reason: err.Error()}
+			return &hookrun.Invalid{Reason: err.Error()}
 		}
 		return err
 	}
@@ -145,10 +110,10 @@ func (j *Jobs) Start(ctx context.Context, a Attempt) error {
 }
 
 // Render is the Job of an attempt, as Start would create it.
-func (j *Jobs) Render(ctx context.Context, fn *addonsv1alpha1.Function, a Attempt) (*batchv1.Job, error) {
+func (j *Jobs) Render(ctx context.Context, fn *addonsv1alpha1.Function, a hookrun.Attempt) (*batchv1.Job, error) {
 	params, err := json.Marshal(a.Params)
 	if err != nil {
-		return nil, &Invalid{Reason: fmt.Sprintf("cannot encode the params of hook %q: %v", a.Hook, err)}
+		return nil, &hookrun.Invalid{Reason: fmt.Sprintf("cannot encode the params of hook %q: %v", a.Hook, err)}
 	}
 	vars := map[string]string{}
 	for k, v := range a.Vars {
@@ -156,21 +121,22 @@ func (j *Jobs) Render(ctx context.Context, fn *addonsv1alpha1.Function, a Attemp
 	}
 	c := render.Context{
 		Namespace: a.Owner.GetNamespace(),
-		Session:   a.Session,
-		Target:    a.Target,
+		Session:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: a.Vars[hookrun.VarSessionKind], Name: a.Vars[hookrun.VarSession]},
+		Target: render.Target{Kind: a.Vars[hookrun.VarTargetKind], Name: a.Vars[hookrun.VarTargetName],
+			Namespace: a.Vars[hookrun.VarTargetNamespace]},
 		Image:     j.Image,
 		Variables: vars,
 	}
 	out, err := j.Renderer.RenderHook(ctx, fn, a.Hook, a.Template.Params, params, c)
 	if err != nil {
-		return nil, &Invalid{Reason: fmt.Sprintf("cannot render function %q: %v", fn.Name, err)}
+		return nil, &hookrun.Invalid{Reason: fmt.Sprintf("cannot render function %q: %v", fn.Name, err)}
 	}
 	jobs, err := out.Jobs()
 	if err != nil {
-		return nil, &Invalid{Reason: fmt.Sprintf("cannot read the job function %q rendered: %v", fn.Name, err)}
+		return nil, &hookrun.Invalid{Reason: fmt.Sprintf("cannot read the job function %q rendered: %v", fn.Name, err)}
 	}
 	if len(jobs) != 1 || len(out.Objects) != 1 {
-		return nil, &Invalid{Reason: fmt.Sprintf("function %q rendered %d objects and %d jobs; a hook's function renders exactly one Job", fn.Name, len(out.Objects), len(jobs))}
+		return nil, &hookrun.Invalid{Reason: fmt.Sprintf("function %q rendered %d objects and %d jobs; a hook's function renders exactly one Job", fn.Name, len(out.Objects), len(jobs))}
 	}
 	job := jobs[0]
 	job.Name = a.Job
@@ -183,7 +149,7 @@ func (j *Jobs) Render(ctx context.Context, fn *addonsv1alpha1.Function, a Attemp
 // of its own (the hook's maxRetry makes new attempts), the hook's timeout
 // as its deadline, and kept until the session goes (a Job removed before
 // its outcome was read would be started again).
-func shape(job *batchv1.Job, a Attempt) {
+func shape(job *batchv1.Job, a hookrun.Attempt) {
 	f := a.Template.Executor.Function
 	spec := &job.Spec.Template.Spec
 	spec.Volumes = append(spec.Volumes, f.Volumes...)
@@ -228,32 +194,23 @@ func setEnv(env, add []corev1.EnvVar) []corev1.EnvVar {
 	return env
 }
 
-// Outcome is where an attempt's Job stands.
-type Outcome struct {
-	// Found says the Job exists (and is not being deleted).
-	Found bool
-	// Done says it ended; Result then says how.
-	Done   bool
-	Result hook.Result
-}
-
 // Check reads the attempt's Job in namespace ns. A Job unfinished past
 // its timeout and a grace period is deleted and called timed out; its
 // pods' output is read only once it ended.
-func (j *Jobs) Check(ctx context.Context, ns, name string, timeout time.Duration, secrets []string) (Outcome, error) {
+func (j *Jobs) Check(ctx context.Context, ns, name string, timeout time.Duration, secrets []string) (hookrun.JobOutcome, error) {
 	job := &batchv1.Job{}
 	err := j.Kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job)
 	if kerrors.IsNotFound(err) && j.API != nil {
 		err = j.API.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job)
 	}
 	if kerrors.IsNotFound(err) {
-		return Outcome{}, nil
+		return hookrun.JobOutcome{}, nil
 	}
 	if err != nil {
-		return Outcome{}, fmt.Errorf("cannot get hook job %q: %w", name, err)
+		return hookrun.JobOutcome{}, fmt.Errorf("cannot get hook job %q: %w", name, err)
 	}
 	if job.DeletionTimestamp != nil {
-		return Outcome{}, nil
+		return hookrun.JobOutcome{}, nil
 	}
 	if timeout <= 0 {
 		timeout = hook.DefaultTimeout
@@ -269,12 +226,12 @@ func (j *Jobs) Check(ctx context.Context, ns, name string, timeout time.Duration
 	case ended:
 	case now.Sub(job.CreationTimestamp.Time) > timeout+grace:
 		if err := j.Kube.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return Outcome{}, fmt.Errorf("cannot delete overdue hook job %q: %w", name, err)
+			return hookrun.JobOutcome{}, fmt.Errorf("cannot delete overdue hook job %q: %w", name, err)
 		}
 		res.Reason, res.Output = hook.ReasonTimedOut, fmt.Sprintf("job %q did not finish within %s", name, timeout)
-		return Outcome{Found: true, Done: true, Result: res}, nil
+		return hookrun.JobOutcome{Found: true, Done: true, Result: res}, nil
 	default:
-		return Outcome{Found: true}, nil
+		return hookrun.JobOutcome{Found: true}, nil
 	}
 	out := j.lastLine(ctx, job, pod)
 	switch {
@@ -291,7 +248,7 @@ func (j *Jobs) Check(ctx context.Context, ns, name string, timeout time.Duration
 		}
 	}
 	res.Output = hook.CleanOutput(res.Output, secrets)
-	return Outcome{Found: true, Done: true, Result: res}, nil
+	return hookrun.JobOutcome{Found: true, Done: true, Result: res}, nil
 }
 
 // outcome says whether the Job ended, whether it succeeded and, when it
