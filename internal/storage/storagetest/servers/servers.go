@@ -30,8 +30,10 @@ import (
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 )
 
-// startTimeout bounds how long a server may take to accept connections.
-const startTimeout = 60 * time.Second
+// startTimeout bounds how long a server may take to accept connections:
+// azurite, a Node.js program, has taken over a minute on a loaded 2-core
+// machine.
+const startTimeout = 3 * time.Minute
 
 // Binary returns the path of a tool built by `make tools`, failing the test
 // when it is missing.
