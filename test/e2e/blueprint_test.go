@@ -21,13 +21,15 @@ import (
 	"github.com/stashplane/stashplane/controllers/backupblueprint"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/verify"
 )
 
 // Workloads are protected by a BackupBlueprint without a configuration
 // written for each: a Deployment annotated with the blueprint's name, and a
 // Deployment created in a namespace whose label the blueprint's subjects
 // select, each get a BackupConfiguration from the template with their
-// variables written in, and back up. A workload that opts out, and one
+// variables written in, and back up; the verifier the template names
+// verifies their Snapshots. A workload that opts out, and one
 // whose annotations leave a variable unfilled, get none; the blueprint's
 // status counts and names them. Removing the annotation removes the
 // configuration and keeps its Snapshots and data.
@@ -63,6 +65,7 @@ func TestBlueprints(t *testing.T) {
 					Repositories: []corev1alpha1.RepositoryInfo{{
 						Name: "${targetName}", Backend: "local", Directory: "${namespace}/${targetName}",
 						EncryptionSecret: storagev1alpha1.ObjectReference{Name: "restic-password"},
+						BackupVerifier:   &storagev1alpha1.ObjectReference{Name: "verifier"},
 					}},
 				}},
 			},
@@ -87,7 +90,9 @@ func TestBlueprints(t *testing.T) {
 		app("team-a", "opted-out", map[string]string{corev1alpha1.AnnotationBlueprintSkip: "true"}),
 	}
 	for _, ns := range []string{"default", "team-a"} {
-		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: ns}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}})
+		v := verifierWith("verifier", `{"mountPath": "/var/lib/app"}`)
+		v.Namespace = ns
+		objs = append(objs, v, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: ns}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}})
 	}
 	for _, o := range objs {
 		if err := kube.Create(ctx, o); err != nil {
@@ -139,6 +144,26 @@ func TestBlueprints(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(storageDir, "backups", key)); err != nil {
 			t.Errorf("the backup of %s/%s wrote no repository record at %s: %v", w.ns, w.name, key, err)
 		}
+	}
+
+	// Each namespace's verifier, which the template names, verifies what
+	// the made configurations backed up.
+	for _, ns := range []string{"default", "team-a"} {
+		started, err := verify.Now(ctx, kube, ns, "verifier", "", time.Now())
+		if err != nil || len(started) != 1 {
+			t.Fatalf("verify.Now in %s: %d sessions, %v", ns, len(started), err)
+		}
+		snapshot := started[0].Spec.Snapshot
+		poll(t, 3*time.Minute, "the Snapshot "+ns+"/"+snapshot+" was not verified", func(ctx context.Context) (bool, error) {
+			snap := &storagev1alpha1.Snapshot{}
+			if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: snapshot}, snap); err != nil {
+				return false, nil
+			}
+			if snap.Status.VerificationStatus == storagev1alpha1.SnapshotVerificationFailed {
+				return false, fmt.Errorf("snapshot %s/%s failed its verification", ns, snapshot)
+			}
+			return snap.Status.VerificationStatus == storagev1alpha1.SnapshotVerified, nil
+		})
 	}
 
 	// The annotation goes: so does the configuration; its Snapshot and
