@@ -36,7 +36,7 @@ type input struct {
 
 // chain is the order the checks run in: the configuration's own shape first
 // (nothing else is worth checking before), then what it refers to.
-var chain = []check{checkShape, checkSchedules, checkTasks, checkTarget, checkBackends, checkHooks}
+var chain = []check{checkShape, checkSchedules, checkTasks, checkTarget, checkDefaultStorage, checkBackends, checkHooks}
 
 // run evaluates the chain and stops at the first failed check.
 func run(ctx context.Context, in *input) (string, bool, error) {
@@ -202,13 +202,13 @@ func checkBackends(ctx context.Context, in *input) (string, bool, error) {
 }
 
 func storageProblem(ctx context.Context, in *input, b corev1alpha1.BackendReference) (string, error) {
-	ns := b.StorageRef.Namespace
+	ns := b.Storage().Namespace
 	if ns == "" {
 		ns = in.bc.Namespace
 	}
 	bs := &storagev1alpha1.BackupStorage{}
-	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.StorageRef.Name}, bs); kerrors.IsNotFound(err) {
-		return fmt.Sprintf("backupstorage %s/%s of backend %q not found", ns, b.StorageRef.Name, b.Name), nil
+	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.Storage().Name}, bs); kerrors.IsNotFound(err) {
+		return fmt.Sprintf("backupstorage %s/%s of backend %q not found", ns, b.Storage().Name, b.Name), nil
 	} else if err != nil {
 		return "", fmt.Errorf("cannot get backupstorage: %w", err)
 	}

@@ -139,11 +139,11 @@ func storageOf(bc *corev1alpha1.BackupConfiguration, repo corev1alpha1.Repositor
 		if b.Name != repo.Backend {
 			continue
 		}
-		ns := b.StorageRef.Namespace
+		ns := b.Storage().Namespace
 		if ns == "" {
 			ns = bc.Namespace
 		}
-		return describeStorage(ns, b.StorageRef.Name, storages), nil
+		return describeStorage(ns, b.Storage().Name, storages), nil
 	}
 	return render.Storage{}, fmt.Errorf("cannot find backend %q of repository %q in backupconfiguration %q", repo.Backend, repo.Name, bc.Name)
 }

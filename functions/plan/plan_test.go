@@ -123,7 +123,7 @@ func backupConfiguration(kind string, task corev1alpha1.TaskReference) *corev1al
 		ObjectMeta: metav1.ObjectMeta{Name: "db-backup", Namespace: "demo"},
 		Spec: corev1alpha1.BackupConfigurationSpec{
 			Target:   &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: kind, Name: "db"},
-			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: storagev1alpha1.ObjectReference{Name: "shared"}}},
+			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: &storagev1alpha1.ObjectReference{Name: "shared"}}},
 			Sessions: []corev1alpha1.Session{{
 				Name:         "nightly",
 				Addon:        &corev1alpha1.AddonInfo{Name: "workload-addon", Tasks: []corev1alpha1.TaskReference{task}},
