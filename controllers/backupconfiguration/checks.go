@@ -81,6 +81,9 @@ func checkShape(_ context.Context, in *input) (string, bool, error) {
 				return fmt.Sprintf("repository name %q is used twice", r.Name), true, nil
 			}
 			repos[r.Name] = true
+			if ns := r.EncryptionSecret.Namespace; ns != "" && ns != in.bc.Namespace {
+				return fmt.Sprintf("repository %q: encryptionSecret.namespace %q: the backup Jobs run in the configuration's namespace %q and mount the password Secret from there; name a Secret of that namespace", r.Name, ns, in.bc.Namespace), true, nil
+			}
 			if r.RepositoryPath() == "" {
 				return fmt.Sprintf("repository %q: directory %q names the storage's root; name a directory in it", r.Name, r.Directory), true, nil
 			}
