@@ -214,7 +214,7 @@ func TestBackupComponents(t *testing.T) {
 		"DeploymentMountsOnly": {
 			reason: "A Deployment's volume is mounted where the task's volumeMounts say.",
 			kind:   "Deployment", task: mountsOnly, target: deploymentOf(t),
-			want:   []part{{Component: "dump", Volumes: []string{"data=claim:db-data"}, Mounts: []string{"data@/source/data"}}},
+			want: []part{{Component: "dump", Volumes: []string{"data=claim:db-data"}, Mounts: []string{"data@/source/data"}}},
 		},
 		"MountOfNoVolume": {
 			reason: "A volumeMount naming no data volume of the target is refused, not ignored.",
