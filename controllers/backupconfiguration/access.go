@@ -50,7 +50,7 @@ func (s *scheduler) remoteStorages(ctx context.Context, bc *corev1alpha1.BackupC
 	seen := map[client.ObjectKey]bool{}
 	var out []*storagev1alpha1.BackupStorage
 	for _, b := range bc.Spec.Backends {
-		key := client.ObjectKey{Namespace: b.StorageRef.Namespace, Name: b.StorageRef.Name}
+		key := client.ObjectKey{Namespace: b.Storage().Namespace, Name: b.Storage().Name}
 		if key.Namespace == "" || key.Namespace == bc.Namespace || seen[key] {
 			continue
 		}
@@ -166,7 +166,7 @@ func (s *scheduler) usersOfSecret(ctx context.Context, o client.Object) []reconc
 	var out []reconcile.Request
 	for _, bc := range list.Items {
 		for _, b := range bc.Spec.Backends {
-			if b.StorageRef.Namespace == o.GetNamespace() && bc.Namespace != o.GetNamespace() && using[b.StorageRef.Name] {
+			if b.Storage().Namespace == o.GetNamespace() && bc.Namespace != o.GetNamespace() && using[b.Storage().Name] {
 				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bc)})
 				break
 			}

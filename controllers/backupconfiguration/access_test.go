@@ -67,7 +67,7 @@ func platformObjects() []client.Object {
 func backends(refs ...storagev1alpha1.ObjectReference) []corev1alpha1.BackendReference {
 	out := make([]corev1alpha1.BackendReference, 0, len(refs))
 	for _, r := range refs {
-		out = append(out, corev1alpha1.BackendReference{Name: r.Name, StorageRef: r})
+		out = append(out, corev1alpha1.BackendReference{Name: r.Name, StorageRef: &r})
 	}
 	return out
 }

@@ -123,6 +123,9 @@ func (v *validator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := v.resolveStorageRefs(ctx, before, bc); err != nil {
+		return ctrl.Result{}, err
+	}
 	c := xpv2.Condition{Type: corev1alpha1.TypeValidationPassed, Status: corev1.ConditionTrue,
 		Reason: corev1alpha1.ReasonResourceValidationPassed, LastTransitionTime: metav1.Now(), ObservedGeneration: bc.Generation}
 	if msg != "" {
@@ -137,6 +140,32 @@ func (v *validator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 		return ctrl.Result{}, fmt.Errorf("cannot update backupconfiguration status: %w", err)
 	}
 	return ctrl.Result{}, nil
+}
+
+// resolveStorageRefs saves into the spec the default BackupStorages the
+// checks resolved for backends that omit storageRef (checkDefaultStorage),
+// as Crossplane late-initializes a managed resource's spec, so that the
+// scheduler, the sessions and the user read the storage in one place. The
+// patch fails on a configuration changed meanwhile; the next pass resolves
+// again.
+func (v *validator) resolveStorageRefs(ctx context.Context, before, bc *corev1alpha1.BackupConfiguration) error {
+	resolved := false
+	for i := range bc.Spec.Backends {
+		if before.Spec.Backends[i].StorageRef == nil && bc.Spec.Backends[i].StorageRef != nil {
+			resolved = true
+		}
+	}
+	if !resolved {
+		return nil
+	}
+	status := bc.Status.DeepCopy()
+	if err := v.kube.Patch(ctx, bc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("cannot record the default backupstorage in spec.backends: %w", err)
+	}
+	bc.Status = *status
+	before.ObjectMeta = bc.ObjectMeta
+	before.Spec = *bc.Spec.DeepCopy()
+	return nil
 }
 
 // phase is computed from the conditions: Invalid when the configuration is

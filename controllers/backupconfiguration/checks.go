@@ -36,7 +36,7 @@ type input struct {
 
 // chain is the order the checks run in: the configuration's own shape first
 // (nothing else is worth checking before), then what it refers to.
-var chain = []check{checkShape, checkSchedules, checkTasks, checkTarget, checkBackends, checkHooks}
+var chain = []check{checkShape, checkSchedules, checkTasks, checkTarget, checkDefaultStorage, checkBackends, checkHooks}
 
 // run evaluates the chain and stops at the first failed check.
 func run(ctx context.Context, in *input) (string, bool, error) {
@@ -81,6 +81,9 @@ func checkShape(_ context.Context, in *input) (string, bool, error) {
 				return fmt.Sprintf("repository name %q is used twice", r.Name), true, nil
 			}
 			repos[r.Name] = true
+			if ns := r.EncryptionSecret.Namespace; ns != "" && ns != in.bc.Namespace {
+				return fmt.Sprintf("repository %q: encryptionSecret.namespace %q: the backup Jobs run in the configuration's namespace %q and mount the password Secret from there; name a Secret of that namespace", r.Name, ns, in.bc.Namespace), true, nil
+			}
 			if r.RepositoryPath() == "" {
 				return fmt.Sprintf("repository %q: directory %q names the storage's root; name a directory in it", r.Name, r.Directory), true, nil
 			}
@@ -202,13 +205,13 @@ func checkBackends(ctx context.Context, in *input) (string, bool, error) {
 }
 
 func storageProblem(ctx context.Context, in *input, b corev1alpha1.BackendReference) (string, error) {
-	ns := b.StorageRef.Namespace
+	ns := b.Storage().Namespace
 	if ns == "" {
 		ns = in.bc.Namespace
 	}
 	bs := &storagev1alpha1.BackupStorage{}
-	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.StorageRef.Name}, bs); kerrors.IsNotFound(err) {
-		return fmt.Sprintf("backupstorage %s/%s of backend %q not found", ns, b.StorageRef.Name, b.Name), nil
+	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.Storage().Name}, bs); kerrors.IsNotFound(err) {
+		return fmt.Sprintf("backupstorage %s/%s of backend %q not found", ns, b.Storage().Name, b.Name), nil
 	} else if err != nil {
 		return "", fmt.Errorf("cannot get backupstorage: %w", err)
 	}

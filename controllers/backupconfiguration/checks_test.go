@@ -31,6 +31,11 @@ func config(mutate func(*corev1alpha1.BackupConfigurationSpec)) *corev1alpha1.Ba
 	return bc
 }
 
+func configIn(ns string, bc *corev1alpha1.BackupConfiguration) *corev1alpha1.BackupConfiguration {
+	bc.Namespace = ns
+	return bc
+}
+
 func TestShapeAndSchedules(t *testing.T) {
 	cases := map[string]struct {
 		reason string
@@ -54,6 +59,19 @@ func TestShapeAndSchedules(t *testing.T) {
 			reason: "A directory written with a leading slash, as KubeStash's examples write it, is valid.",
 			bc:     config(func(s *corev1alpha1.BackupConfigurationSpec) { s.Sessions[0].Repositories[0].Directory = "/ns/app" }),
 			want:   "",
+		},
+		"PasswordOfAnotherNamespace": {
+			reason: "The Jobs mount the password Secret from the configuration's namespace, so one of another namespace is refused, not ignored.",
+			bc: configIn("team", config(func(s *corev1alpha1.BackupConfigurationSpec) {
+				s.Sessions[0].Repositories[0].EncryptionSecret = storagev1alpha1.ObjectReference{Namespace: "vault", Name: "pw"}
+			})),
+			want: `repository "app": encryptionSecret.namespace "vault": the backup Jobs run in the configuration's namespace "team" and mount the password Secret from there; name a Secret of that namespace`,
+		},
+		"PasswordOfOwnNamespaceNamed": {
+			reason: "Naming the configuration's own namespace, as KubeStash's guides do, is the same as leaving it out.",
+			bc: configIn("team", config(func(s *corev1alpha1.BackupConfigurationSpec) {
+				s.Sessions[0].Repositories[0].EncryptionSecret = storagev1alpha1.ObjectReference{Namespace: "team", Name: "pw"}
+			})),
 		},
 		"RootDirectory": {
 			reason: "A directory of slashes only names the storage's root, which holds the storage's own record.",

@@ -32,7 +32,7 @@ func desiredRepositories(bc *corev1alpha1.BackupConfiguration) []*storagev1alpha
 	var out []*storagev1alpha1.Repository
 	for _, s := range bc.Spec.Sessions {
 		for _, r := range s.Repositories {
-			ref := backends[r.Backend].StorageRef
+			ref := backends[r.Backend].Storage()
 			if ref.Namespace == "" {
 				ref.Namespace = bc.Namespace
 			}
@@ -44,7 +44,7 @@ func desiredRepositories(bc *corev1alpha1.BackupConfiguration) []*storagev1alpha
 				TypeMeta:   metav1.TypeMeta{APIVersion: storagev1alpha1.GroupVersion.String(), Kind: storagev1alpha1.RepositoryKind},
 				ObjectMeta: metav1.ObjectMeta{Name: r.Name, Namespace: bc.Namespace, Labels: labels(bc)},
 				Spec: storagev1alpha1.RepositorySpec{
-					StorageRef: ref, Path: r.RepositoryPath(), DeletionPolicy: r.DeletionPolicy, EncryptionSecret: secret,
+					StorageRef: ref, Path: r.RepositoryPath(), DeletionPolicy: r.DeletionPolicy.Repository(), EncryptionSecret: secret,
 				},
 			}
 			if t := bc.Spec.Target; t != nil {
@@ -53,9 +53,6 @@ func desiredRepositories(bc *corev1alpha1.BackupConfiguration) []*storagev1alpha
 					app.Namespace = bc.Namespace
 				}
 				repo.Spec.AppRef = &app
-			}
-			if repo.Spec.DeletionPolicy == "" {
-				repo.Spec.DeletionPolicy = storagev1alpha1.DeletionPolicyDelete
 			}
 			out = append(out, repo)
 		}

@@ -202,13 +202,13 @@ func (r *reconciler) planInputs(ctx context.Context, bs *corev1alpha1.BackupSess
 	}
 	storages := map[string]*storagev1alpha1.BackupStorage{}
 	for _, b := range bc.Spec.Backends {
-		ns := b.StorageRef.Namespace
+		ns := b.Storage().Namespace
 		if ns == "" {
 			ns = bc.Namespace
 		}
 		st := &storagev1alpha1.BackupStorage{}
-		if err := r.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.StorageRef.Name}, st); err != nil {
-			return plan.Inputs{}, fmt.Errorf("cannot get backupstorage %s/%s: %w", ns, b.StorageRef.Name, err)
+		if err := r.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.Storage().Name}, st); err != nil {
+			return plan.Inputs{}, fmt.Errorf("cannot get backupstorage %s/%s: %w", ns, b.Storage().Name, err)
 		}
 		storages[ns+"/"+st.Name] = st
 	}

@@ -159,11 +159,11 @@ func defaultConflict(ctx context.Context, c client.Client, bs *storagev1alpha1.B
 	if err := c.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {
 		return "", fmt.Errorf("cannot list backupstorages: %w", err)
 	}
-	for _, o := range list.Items {
-		if o.UID == bs.UID || !o.Spec.Default || o.DeletionTimestamp != nil {
-			continue
-		}
-		if o.CreationTimestamp.Before(&bs.CreationTimestamp) || o.CreationTimestamp.Equal(&bs.CreationTimestamp) && o.Name < bs.Name {
+	if bs.IsDefaultOf(list.Items) {
+		return "", nil
+	}
+	for i := range list.Items {
+		if o := &list.Items[i]; o.UID != bs.UID && o.IsDefaultOf(list.Items) {
 			return o.Name, nil
 		}
 	}

@@ -201,7 +201,8 @@ func TestRestoreSession(t *testing.T) {
 		AddonInfo: corev1alpha1.AddonInfo{Name: "pvc-addon", Tasks: []corev1alpha1.TaskReference{{Name: "logical-backup-restore"}}},
 	}}}
 	target := &storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: naming.ScratchClaim("scratch", s.Name)}
-	got := restoreSession(s, v, target)
+	repo := &storagev1alpha1.Repository{Spec: storagev1alpha1.RepositorySpec{EncryptionSecret: storagev1alpha1.ObjectReference{Name: "app-pw"}}}
+	got := restoreSession(s, v, target, repo)
 	want := corev1alpha1.RestoreSessionSpec{
 		Target:         target,
 		DataSource:     corev1alpha1.RestoreDataSource{Repository: "app", Snapshot: "app-snap"},
@@ -213,6 +214,14 @@ func TestRestoreSession(t *testing.T) {
 	}
 	if got.Name != s.Name || got.Namespace != "ns" || got.Labels[corev1alpha1.LabelBackupVerificationSession] != s.Name {
 		t.Errorf("restoreSession(): %s/%s labels %v, want ns/%s labelled with the session", got.Namespace, got.Name, got.Labels, s.Name)
+	}
+	// Into another namespace: from the session's Repository, with the
+	// Secret of the Repository's password's name there.
+	v.Spec.RestoreOption.Target.Namespace = "verify"
+	got = restoreSession(s, v, target, repo)
+	want.DataSource.Namespace, want.DataSource.EncryptionSecret = "ns", &storagev1alpha1.ObjectReference{Name: "app-pw"}
+	if diff := cmp.Diff(want, got.Spec); diff != "" || got.Namespace != "verify" {
+		t.Errorf("restoreSession() into namespace verify: in %q, -want +got:\n%s", got.Namespace, diff)
 	}
 	if a, b := naming.ScratchClaim("scratch", "one"), naming.ScratchClaim("scratch", "two"); a == b || len(naming.ScratchClaim(string(make([]byte, 80)), "x")) > 63 {
 		t.Errorf("ScratchClaim: %q and %q must differ and fit in 63 characters", a, b)

@@ -28,7 +28,9 @@ type startInput struct {
 	s        *corev1alpha1.BackupVerificationSession
 	verifier *corev1alpha1.BackupVerifier
 	snapshot *storagev1alpha1.Snapshot
-	target   *storagev1alpha1.TypedObjectReference
+	// repo is the Snapshot's Repository; nil when it is gone.
+	repo   *storagev1alpha1.Repository
+	target *storagev1alpha1.TypedObjectReference
 }
 
 // How a stop leaves the session.
@@ -75,9 +77,10 @@ func (st stop) apply(clk clock.PassiveClock, s *corev1alpha1.BackupVerificationS
 // startChain is the order the checks run in: the verifier and the
 // Snapshot must exist; a Snapshot that needs no verification skips the
 // session before anything is asked of it; only a usable Snapshot is
-// locked; the verifier's settings and the target are checked by the
-// session that holds the lock, and the target is made last.
-var startChain = []startCheck{checkVerifier, checkSnapshot, checkSkip, checkSnapshotUsable, checkHolder, checkVerifierRunnable, checkTarget}
+// locked; the verifier's settings, a target namespace other than the
+// session's (remote.go) and the target are checked by the session that
+// holds the lock, and the target is made last.
+var startChain = []startCheck{checkVerifier, checkSnapshot, checkSkip, checkSnapshotUsable, checkHolder, checkVerifierRunnable, checkRemote, checkTarget}
 
 // check runs the chain and stops at the first check that stops.
 func (r *reconciler) check(ctx context.Context, s *corev1alpha1.BackupVerificationSession) (*startInput, stop, error) {
@@ -128,8 +131,12 @@ func checkSnapshot(ctx context.Context, r *reconciler, in *startInput) (stop, er
 // since the Repository's last prune) nor paused.
 func checkSkip(ctx context.Context, r *reconciler, in *startInput) (stop, error) {
 	repo := &storagev1alpha1.Repository{}
-	if err := r.kube.Get(ctx, client.ObjectKey{Namespace: in.s.Namespace, Name: in.snapshot.Spec.Repository}, repo); client.IgnoreNotFound(err) != nil {
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: in.s.Namespace, Name: in.snapshot.Spec.Repository}, repo)
+	if client.IgnoreNotFound(err) != nil {
 		return stop{}, fmt.Errorf("cannot get repository %q: %w", in.snapshot.Spec.Repository, err)
+	}
+	if err == nil {
+		in.repo = repo
 	}
 	reason, msg := skip(in.snapshot)
 	if reason == string(corev1alpha1.ReasonSnapshotAlreadyVerified) && storagev1alpha1.VerdictBeforePrune(repo, in.snapshot) {

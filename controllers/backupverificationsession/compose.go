@@ -52,20 +52,57 @@ type run struct {
 func (r *reconciler) restore(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	s := rn.s
 	rs := &corev1alpha1.RestoreSession{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Name}, rs)
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: restoreNamespace(s), Name: s.Name}, rs)
 	switch {
 	case kerrors.IsNotFound(err):
 		res, err := r.start(ctx, s)
 		return res, true, err
 	case err != nil:
 		return ctrl.Result{}, true, fmt.Errorf("cannot get restoresession %q: %w", s.Name, err)
-	case !metav1.IsControlledBy(rs, s):
+	case !madeBy(rs, s):
 		sessionrun.SetCondition(r.clock, s, corev1alpha1.TypeVerificationExecutorEnsured, false, corev1alpha1.ReasonVerificationNotRunnable,
-			fmt.Sprintf("restoresession %q exists and does not belong to this session", rs.Name))
+			fmt.Sprintf("restoresession %s/%s exists and does not belong to this session", rs.Namespace, rs.Name))
 		return ctrl.Result{}, true, nil
 	}
 	rn.rs = rs
 	return ctrl.Result{}, false, nil
+}
+
+// restoreNamespace is where a session's RestoreSession and scratch claim
+// live: the verifier's target namespace, as recorded when the restore was
+// composed, else the session's own.
+func restoreNamespace(s *corev1alpha1.BackupVerificationSession) string {
+	if s.Status.RestoreSessionNamespace != "" {
+		return s.Status.RestoreSessionNamespace
+	}
+	return s.Namespace
+}
+
+// madeBy says whether the session made o: in its own namespace o is
+// controlled by it; in another, where no owner reference can name it, o
+// carries its name and namespace as labels.
+func madeBy(o client.Object, s *corev1alpha1.BackupVerificationSession) bool {
+	if o.GetNamespace() == s.Namespace {
+		return metav1.IsControlledBy(o, s)
+	}
+	l := o.GetLabels()
+	return l[corev1alpha1.LabelBackupVerificationSession] == s.Name && l[corev1alpha1.LabelBackupVerificationSessionNamespace] == s.Namespace
+}
+
+// own makes o the session's: a controller reference in the session's
+// namespace, labels naming it elsewhere.
+func (r *reconciler) own(s *corev1alpha1.BackupVerificationSession, o client.Object) error {
+	if o.GetNamespace() == s.Namespace {
+		return controllerutil.SetControllerReference(s, o, r.kube.Scheme())
+	}
+	l := o.GetLabels()
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[corev1alpha1.LabelBackupVerificationSession] = s.Name
+	l[corev1alpha1.LabelBackupVerificationSessionNamespace] = s.Namespace
+	o.SetLabels(l)
+	return nil
 }
 
 // verdict turns the restore's outcome, and a Query or Script verifier's,
@@ -86,9 +123,13 @@ func (r *reconciler) start(ctx context.Context, s *corev1alpha1.BackupVerificati
 	if st.reason != "" {
 		return st.apply(r.clock, s), nil
 	}
-	rs := restoreSession(s, in.verifier, in.target)
-	if err := controllerutil.SetControllerReference(s, rs, r.kube.Scheme()); err != nil {
+	rs := restoreSession(s, in.verifier, in.target, in.repo)
+	if err := r.own(s, rs); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot own restoresession %q: %w", rs.Name, err)
+	}
+	if rs.Namespace != s.Namespace {
+		// Recorded before the create: a later reconcile looks there.
+		s.Status.RestoreSessionNamespace = rs.Namespace
 	}
 	if err := r.kube.Create(ctx, rs); err != nil && !kerrors.IsAlreadyExists(err) {
 		err = fmt.Errorf("cannot create restoresession %q: %w", rs.Name, err)
@@ -196,39 +237,46 @@ func (r *reconciler) writeVerdict(ctx context.Context, s *corev1alpha1.BackupVer
 	return nil
 }
 
-// target is where the Snapshot is restored. A target that exists is used
-// as it is and left in place: it is the user's. A PersistentVolumeClaim
-// that does not exist is made for this run (a per-session name, the
-// cluster's default StorageClass, twice the Snapshot's size and at least
-// 1 GiB), owned by the session and removed when the session ends. Any
-// other missing kind cannot be made up, so the verification does not run
-// and msg says why.
+// target is where the Snapshot is restored: in the verifier's target
+// namespace (the session's by default; another one has passed
+// checkRemote). A target that exists is used as it is and left in place:
+// it is the user's. A PersistentVolumeClaim that does not exist is made
+// for this run (a per-session name, the cluster's default StorageClass,
+// twice the Snapshot's size and at least 1 GiB), made the session's (own)
+// and removed when the session ends. Any other missing kind cannot be made
+// up, so the verification does not run and msg says why.
 func (r *reconciler) target(ctx context.Context, s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, snap *storagev1alpha1.Snapshot) (*storagev1alpha1.TypedObjectReference, string, error) {
 	t := v.Spec.RestoreOption.Target
-	if t.Namespace != "" && t.Namespace != s.Namespace {
-		return nil, fmt.Sprintf("the verifier's target must be in the session's namespace %q", s.Namespace), nil
-	}
+	ns := targetNamespace(s, v)
 	t.Namespace = ""
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: t.Name}, u)
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, u)
 	switch {
 	case err == nil:
 		return &t, "", nil
 	case !kerrors.IsNotFound(err) && !meta.IsNoMatchError(err):
 		return nil, "", fmt.Errorf("cannot get target %s %q: %w", t.Kind, t.Name, err)
 	case !isClaim(t):
-		return nil, fmt.Sprintf("%s %q does not exist in namespace %q; only a PersistentVolumeClaim is made as a scratch target for a run", t.Kind, t.Name, s.Namespace), nil
+		return nil, fmt.Sprintf("%s %q does not exist in namespace %q; only a PersistentVolumeClaim is made as a scratch target for a run", t.Kind, t.Name, ns), nil
 	}
-	pvc := scratchClaim(s, t.Name, snap)
-	if err := controllerutil.SetControllerReference(s, pvc, r.kube.Scheme()); err != nil {
+	pvc := scratchClaim(s, t.Name, ns, snap)
+	if err := r.own(s, pvc); err != nil {
 		return nil, "", fmt.Errorf("cannot own persistentvolumeclaim %q: %w", pvc.Name, err)
 	}
 	if err := r.kube.Create(ctx, pvc); err != nil && !kerrors.IsAlreadyExists(err) {
-		return nil, "", fmt.Errorf("cannot create scratch persistentvolumeclaim %q: %w", pvc.Name, err)
+		return nil, "", fmt.Errorf("cannot create scratch persistentvolumeclaim %s/%s: %w", ns, pvc.Name, err)
 	}
 	t.Name = pvc.Name
 	return &t, "", nil
+}
+
+// targetNamespace is the namespace the verifier restores into.
+func targetNamespace(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier) string {
+	if ns := v.Spec.RestoreOption.Target.Namespace; ns != "" {
+		return ns
+	}
+	return s.Namespace
 }
 
 func isClaim(t storagev1alpha1.TypedObjectReference) bool {
@@ -250,10 +298,10 @@ func scratchSize(snap *storagev1alpha1.Snapshot) resource.Quantity {
 	return resource.MustParse(fmt.Sprintf("%dGi", gib))
 }
 
-func scratchClaim(s *corev1alpha1.BackupVerificationSession, target string, snap *storagev1alpha1.Snapshot) *corev1.PersistentVolumeClaim {
+func scratchClaim(s *corev1alpha1.BackupVerificationSession, target, ns string, snap *storagev1alpha1.Snapshot) *corev1.PersistentVolumeClaim {
 	return &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: naming.ScratchClaim(target, s.Name), Namespace: s.Namespace,
+			Name: naming.ScratchClaim(target, s.Name), Namespace: ns,
 			Labels: map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name},
 		},
 		Spec: corev1.PersistentVolumeClaimSpec{
@@ -264,10 +312,12 @@ func scratchClaim(s *corev1alpha1.BackupVerificationSession, target string, snap
 }
 
 // restoreSession is the restore a session composes: the Snapshot, with the
-// verifier's addon, into the target.
-func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, target *storagev1alpha1.TypedObjectReference) *corev1alpha1.RestoreSession {
-	return &corev1alpha1.RestoreSession{
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}},
+// verifier's addon, into the target. Into another namespace it restores
+// from the session's Repository across namespaces, with the Secret of the
+// Repository's encryption Secret's name in that namespace (checkRemote).
+func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, target *storagev1alpha1.TypedObjectReference, repo *storagev1alpha1.Repository) *corev1alpha1.RestoreSession {
+	rs := &corev1alpha1.RestoreSession{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: targetNamespace(s, v), Labels: map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}},
 		Spec: corev1alpha1.RestoreSessionSpec{
 			Target:         target,
 			DataSource:     corev1alpha1.RestoreDataSource{Repository: s.Spec.Repository, Snapshot: s.Spec.Snapshot},
@@ -276,6 +326,11 @@ func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.B
 			ReadDataSubset: v.Spec.ReadDataSubset,
 		},
 	}
+	if rs.Namespace != s.Namespace {
+		rs.Spec.DataSource.Namespace = s.Namespace
+		rs.Spec.DataSource.EncryptionSecret = &storagev1alpha1.ObjectReference{Name: repo.Spec.EncryptionSecret.Name}
+	}
+	return rs
 }
 
 // removeScratch deletes the claims the session made. A claim stays in use
@@ -284,13 +339,14 @@ func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.B
 // keeps the record of the restore. Claims the session does not control
 // are never touched.
 func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVerificationSession) error {
+	ns := restoreNamespace(s)
 	list := &corev1.PersistentVolumeClaimList{}
-	if err := r.kube.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
+	if err := r.kube.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
 		return fmt.Errorf("cannot list scratch persistentvolumeclaims: %w", err)
 	}
 	owned := 0
 	for i := range list.Items {
-		if metav1.IsControlledBy(&list.Items[i], s) {
+		if madeBy(&list.Items[i], s) {
 			owned++
 		}
 	}
@@ -303,7 +359,7 @@ func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVe
 	}
 	if s.Status.RestoreSession != "" {
 		jobs := &batchv1.JobList{}
-		if err := r.kube.List(ctx, jobs, client.InNamespace(s.Namespace), client.MatchingLabels{corev1alpha1.LabelRestoreSession: s.Status.RestoreSession}); err != nil {
+		if err := r.kube.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{corev1alpha1.LabelRestoreSession: s.Status.RestoreSession}); err != nil {
 			return fmt.Errorf("cannot list restore jobs: %w", err)
 		}
 		for i := range jobs.Items {
@@ -318,13 +374,13 @@ func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVe
 	}
 	for i := range list.Items {
 		pvc := &list.Items[i]
-		if !metav1.IsControlledBy(pvc, s) || pvc.DeletionTimestamp != nil {
+		if !madeBy(pvc, s) || pvc.DeletionTimestamp != nil {
 			continue
 		}
 		if err := r.kube.Delete(ctx, pvc); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("cannot delete scratch persistentvolumeclaim %q: %w", pvc.Name, err)
+			return fmt.Errorf("cannot delete scratch persistentvolumeclaim %s/%s: %w", ns, pvc.Name, err)
 		}
-		r.log.V(1).Info("removed scratch target", "backupverificationsession", s.Name, "persistentvolumeclaim", pvc.Name)
+		r.log.V(1).Info("removed scratch target", "backupverificationsession", s.Name, "namespace", ns, "persistentvolumeclaim", pvc.Name)
 	}
 	return nil
 }

@@ -279,8 +279,8 @@ func (r *reconciler) cleanHistory(ctx context.Context, s *corev1alpha1.BackupVer
 			return fmt.Errorf("cannot delete backupverificationsession %q: %w", o.Name, err)
 		}
 		rs := &corev1alpha1.RestoreSession{}
-		err := r.kube.Get(ctx, client.ObjectKey{Namespace: o.Namespace, Name: o.Name}, rs)
-		if err == nil && metav1.IsControlledBy(rs, o) {
+		err := r.kube.Get(ctx, client.ObjectKey{Namespace: restoreNamespace(o), Name: o.Name}, rs)
+		if err == nil && madeBy(rs, o) {
 			err = r.kube.Delete(ctx, rs, client.PropagationPolicy(metav1.DeletePropagationBackground))
 		}
 		if client.IgnoreNotFound(err) != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	batchv1 "k8s.io/api/batch/v1"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,9 @@ func newReconciler(t *testing.T, now time.Time, objs ...client.Object) (*reconci
 		t.Fatal(err)
 	}
 	if err := coordinationv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := batchv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	kube := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()

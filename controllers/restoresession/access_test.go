@@ -81,6 +81,7 @@ func TestCheckCrossNamespace(t *testing.T) {
 		policy     *storagev1alpha1.UsagePolicy
 		local      *storagev1alpha1.LocalSpec
 		ns, secret string
+		secretNS   string
 		repository string
 		snapshot   string
 		want       xpv2.ConditionReason
@@ -113,6 +114,13 @@ func TestCheckCrossNamespace(t *testing.T) {
 			want: corev1alpha1.ReasonRestoreEncryptionSecretRequired,
 			wantMsg: `restoring from repository team/app needs spec.dataSource.encryptionSecret: a Secret in namespace "clone" holding RESTIC_PASSWORD` +
 				` (the repository's own Secret is never copied out of its namespace)`},
+		"PasswordOfAnotherNamespace": {reason: "The Jobs mount the password Secret from their own namespace, so one of another namespace is refused, not ignored.",
+			policy: all, local: hostPath, ns: "clone", secret: "pw", secretNS: "team", repository: "app",
+			want: corev1alpha1.ReasonRestoreEncryptionSecretRequired,
+			wantMsg: `spec.dataSource.encryptionSecret.namespace "team": the restore Jobs run in namespace "clone" and mount the Secret from there; ` +
+				`name a Secret of that namespace holding RESTIC_PASSWORD`},
+		"PasswordOfOwnNamespaceNamed": {reason: "Naming the session's own namespace, as KubeStash's guides do, is the same as leaving it out.",
+			policy: all, local: hostPath, ns: "clone", secret: "pw", secretNS: "clone", repository: "app"},
 		"Claim": {reason: "A storage on a claim of another namespace cannot be mounted by the Jobs.",
 			policy: all, local: claim, ns: "clone", secret: "pw", repository: "app",
 			want:    corev1alpha1.ReasonRestoreStorageNotReachable,
@@ -135,7 +143,7 @@ func TestCheckCrossNamespace(t *testing.T) {
 				rs.Spec.DataSource.Snapshot = tc.snapshot
 			}
 			if tc.secret != "" {
-				rs.Spec.DataSource.EncryptionSecret = &storagev1alpha1.ObjectReference{Name: tc.secret}
+				rs.Spec.DataSource.EncryptionSecret = &storagev1alpha1.ObjectReference{Name: tc.secret, Namespace: tc.secretNS}
 			}
 			_, reason, msg, err := r.check(context.Background(), rs)
 			if err != nil {

@@ -121,6 +121,9 @@ func checkEncryptionSecret(ctx context.Context, r *reconciler, in *startInput) (
 	rs, ds, repoNS := in.rs, in.rs.Spec.DataSource, repositoryNamespace(in.rs)
 	secret := in.repo.Spec.EncryptionSecret.Name
 	switch {
+	case ds.EncryptionSecret != nil && ds.EncryptionSecret.Namespace != "" && ds.EncryptionSecret.Namespace != rs.Namespace:
+		return corev1alpha1.ReasonRestoreEncryptionSecretRequired, fmt.Sprintf("spec.dataSource.encryptionSecret.namespace %q: the restore Jobs run in namespace %q and mount the Secret from there; name a Secret of that namespace holding %s",
+			ds.EncryptionSecret.Namespace, rs.Namespace, passwordKey), nil
 	case ds.EncryptionSecret != nil && ds.EncryptionSecret.Name != "":
 		secret = ds.EncryptionSecret.Name
 	case repoNS != rs.Namespace:

@@ -139,11 +139,11 @@ func storageOf(bc *corev1alpha1.BackupConfiguration, repo corev1alpha1.Repositor
 		if b.Name != repo.Backend {
 			continue
 		}
-		ns := b.StorageRef.Namespace
+		ns := b.Storage().Namespace
 		if ns == "" {
 			ns = bc.Namespace
 		}
-		return describeStorage(ns, b.StorageRef.Name, storages), nil
+		return describeStorage(ns, b.Storage().Name, storages), nil
 	}
 	return render.Storage{}, fmt.Errorf("cannot find backend %q of repository %q in backupconfiguration %q", repo.Backend, repo.Name, bc.Name)
 }
@@ -180,7 +180,8 @@ func listsVolumes(task corev1alpha1.TaskReference) bool {
 // targetFor describes a target reference, whose empty namespace means ns,
 // with the volumes a task reads or writes: those the task lists, or else
 // the data volumes of the target's pod template with the mounts its
-// containers use. A StatefulSet's claim templates are mounted too; which
+// containers use (or, when the task lists only volumeMounts, those
+// mounts of them). A StatefulSet's claim templates are mounted too; which
 // claims they are depends on the pod (see components).
 func targetFor(ref *storagev1alpha1.TypedObjectReference, ns string, task corev1alpha1.TaskReference, workload *unstructured.Unstructured) (render.Target, error) {
 	var t render.Target
@@ -224,6 +225,17 @@ func targetFor(ref *storagev1alpha1.TypedObjectReference, ns string, task corev1
 	}
 	for _, name := range claimTemplates(workload) {
 		data[name] = true
+	}
+	if tv := task.TargetVolumes; tv != nil && len(tv.VolumeMounts) > 0 {
+		// volumeMounts alone, as KubeStash's guides write them: the
+		// template's data volumes they name, mounted where they say.
+		for _, m := range tv.VolumeMounts {
+			if !data[m.Name] {
+				return t, fmt.Errorf("targetVolumes.volumeMounts: %q is not a data volume of %s %q; name one of its pod template's volumes or claim templates", m.Name, t.Kind, t.Name)
+			}
+		}
+		t.VolumeMounts = tv.VolumeMounts
+		return t, nil
 	}
 	seen := map[string]bool{}
 	for _, c := range spec.Containers {

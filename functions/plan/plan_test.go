@@ -123,7 +123,7 @@ func backupConfiguration(kind string, task corev1alpha1.TaskReference) *corev1al
 		ObjectMeta: metav1.ObjectMeta{Name: "db-backup", Namespace: "demo"},
 		Spec: corev1alpha1.BackupConfigurationSpec{
 			Target:   &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: kind, Name: "db"},
-			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: storagev1alpha1.ObjectReference{Name: "shared"}}},
+			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: &storagev1alpha1.ObjectReference{Name: "shared"}}},
 			Sessions: []corev1alpha1.Session{{
 				Name:         "nightly",
 				Addon:        &corev1alpha1.AddonInfo{Name: "workload-addon", Tasks: []corev1alpha1.TaskReference{task}},
@@ -143,6 +143,10 @@ func TestBackupComponents(t *testing.T) {
 		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/db"}},
 	}
 	dbMounts := []string{"data@/var/lib/db", "wal@/var/lib/wal"}
+	mountsOnly := backupTask
+	mountsOnly.TargetVolumes = &corev1alpha1.TargetVolumeInfo{VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/source/data"}}}
+	unknownMount := backupTask
+	unknownMount.TargetVolumes = &corev1alpha1.TargetVolumeInfo{VolumeMounts: []corev1.VolumeMount{{Name: "source-data", MountPath: "/source/data"}}}
 	cases := map[string]struct {
 		reason  string
 		kind    string
@@ -198,6 +202,24 @@ func TestBackupComponents(t *testing.T) {
 			reason: "Volumes the task lists itself are one component, whatever the target.",
 			kind:   "StatefulSet", task: listed, target: statefulSet(t, ptr.To[int32](3)),
 			want: []part{{Component: "dump", Volumes: []string{"data=claim:data-db-0"}, Mounts: []string{"data@/var/lib/db"}}},
+		},
+		"StatefulSetMountsOnly": {
+			reason: "volumeMounts without volumes, as KubeStash's guides write them, mount the claims they name where they say, per pod.",
+			kind:   "StatefulSet", task: mountsOnly, target: statefulSet(t, ptr.To[int32](2)),
+			want: []part{
+				{Component: "dump-pod-0", Volumes: []string{"data=claim:data-db-0", "wal=claim:wal-db-0"}, Mounts: []string{"data@/source/data"}},
+				{Component: "dump-pod-1", Volumes: []string{"data=claim:data-db-1", "wal=claim:wal-db-1"}, Mounts: []string{"data@/source/data"}},
+			},
+		},
+		"DeploymentMountsOnly": {
+			reason: "A Deployment's volume is mounted where the task's volumeMounts say.",
+			kind:   "Deployment", task: mountsOnly, target: deploymentOf(t),
+			want: []part{{Component: "dump", Volumes: []string{"data=claim:db-data"}, Mounts: []string{"data@/source/data"}}},
+		},
+		"MountOfNoVolume": {
+			reason: "A volumeMount naming no data volume of the target is refused, not ignored.",
+			kind:   "Deployment", task: unknownMount, target: deploymentOf(t),
+			wantErr: `targetVolumes.volumeMounts: "source-data" is not a data volume of Deployment "db"; name one of its pod template's volumes or claim templates`,
 		},
 		"DaemonSet": {
 			reason: "Each node a DaemonSet runs on is a component, pinned to the node, with the host paths.",
@@ -326,6 +348,10 @@ func snapshotOf(components ...string) *storagev1alpha1.Snapshot {
 
 func TestRestoreComponents(t *testing.T) {
 	dbMounts := []string{"data@/var/lib/db", "wal@/var/lib/wal"}
+	mountsOnly := backupTask
+	mountsOnly.TargetVolumes = &corev1alpha1.TargetVolumeInfo{VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/source/data"}}}
+	unknownMount := backupTask
+	unknownMount.TargetVolumes = &corev1alpha1.TargetVolumeInfo{VolumeMounts: []corev1.VolumeMount{{Name: "source-data", MountPath: "/source/data"}}}
 	cases := map[string]struct {
 		reason  string
 		rs      *corev1alpha1.RestoreSession

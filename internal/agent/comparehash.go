@@ -20,6 +20,8 @@ import (
 type restoredHasher struct {
 	// want are the restored locations of the manifest's files.
 	want map[string]bool
+	// place is where the backed-up files are restored.
+	place placement
 	// alg is the manifest's hash algorithm (Manifest.Algorithm).
 	alg string
 
@@ -33,13 +35,13 @@ type restoredHasher struct {
 }
 
 // newRestoredHasher starts the workers for the manifest's files, restored
-// under target (restoredPath), which hash them with alg, the manifest's
+// where place puts them, which hash them with alg, the manifest's
 // algorithm.
-func newRestoredHasher(files []ManifestFile, alg, target string) *restoredHasher {
-	h := &restoredHasher{want: map[string]bool{}, alg: alg, queued: map[string]bool{}, done: map[string]hashed{}}
+func newRestoredHasher(files []ManifestFile, alg string, place placement) *restoredHasher {
+	h := &restoredHasher{want: map[string]bool{}, place: place, alg: alg, queued: map[string]bool{}, done: map[string]hashed{}}
 	h.wake = sync.NewCond(&h.mu)
 	for _, f := range files {
-		h.want[restoredPath(target, f.Path)] = true
+		h.want[place.at(f.Path)] = true
 	}
 	for range runtime.GOMAXPROCS(0) {
 		h.wg.Add(1)
@@ -102,10 +104,10 @@ func (h *restoredHasher) wait() {
 	h.wg.Wait()
 }
 
-// get is the hash of the manifest file f as restored under target, taken
-// again now unless the one taken during the restore matched f.
-func (h *restoredHasher) get(f ManifestFile, target string) (ManifestFile, error) {
-	p := restoredPath(target, f.Path)
+// get is the hash of the manifest file f as restored, taken again now
+// unless the one taken during the restore matched f.
+func (h *restoredHasher) get(f ManifestFile) (ManifestFile, error) {
+	p := h.place.at(f.Path)
 	h.mu.Lock()
 	r, ok := h.done[p]
 	h.mu.Unlock()

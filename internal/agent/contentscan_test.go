@@ -273,7 +273,7 @@ func TestRestoredHasher(t *testing.T) {
 		{Path: "/data/c", Size: 3, BLAKE3: sum("sea")},
 		{Path: "/data/missing", Size: 1, BLAKE3: sum("x")},
 	}
-	h := newRestoredHasher(files, backupHash, target)
+	h := newRestoredHasher(files, backupHash, placement{target: target})
 	report := h.finished(filepath.Join(target, "data"))
 	// a is reported done; b is reported while only partly written; c
 	// and missing are never reported; d is not in the manifest.
@@ -291,7 +291,7 @@ func TestRestoredHasher(t *testing.T) {
 	h.wait()
 	got := map[string]string{}
 	for _, f := range files {
-		m, err := h.get(f, target)
+		m, err := h.get(f)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			got[f.Path] = "missing"

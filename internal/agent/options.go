@@ -63,6 +63,12 @@ type Options struct {
 	// Target (restore) is a directory to restore into instead of the
 	// original paths: each file lands at Target/<its backed-up path>.
 	Target string
+	// Into (restore) is a directory that receives the backup wherever it
+	// was taken: a snapshot of one path has that path's content restored
+	// at Into (Into/<file relative to the path>), one of several paths
+	// each path under Into as with Target. It restores every path, so it
+	// goes with neither Paths nor Target.
+	Into string
 	// RestoreSession (restore) names the RestoreSession whose
 	// status.components[<component>] the agent reports to, in
 	// RestoreSessionNamespace, else in Namespace.
@@ -107,6 +113,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, kind string) {
 	default:
 		fs.StringArrayVar(&o.Include, agentapi.FlagInclude, nil, "glob pattern of files to restore (repeatable)")
 		fs.StringVar(&o.Target, agentapi.FlagTarget, "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
+		fs.StringVar(&o.Into, agentapi.FlagInto, "", "restore the backup into this directory whatever its paths: one backed-up path's content lands at INTO, several paths each at INTO/<path>")
 		fs.StringVar(&o.RestoreSession, agentapi.FlagRestoreSession, "", "the RestoreSession to report the component's restore to")
 		fs.StringVar(&o.RestoreSessionNamespace, agentapi.FlagRestoreSessionNamespace, "", "namespace of the RestoreSession (default: --namespace)")
 		fs.StringVar(&o.ReadDataSubset, agentapi.FlagReadDataSubset, os.Getenv(agentapi.EnvReadDataSubset), "run restic check --read-data-subset with this subset (n/t, x%, or a size) before restoring; empty or 0 runs none")
@@ -150,6 +157,12 @@ func (o *Options) Validate(kind string) error {
 	}
 	if o.Target != "" && !filepath.IsAbs(o.Target) {
 		errs = append(errs, fmt.Sprintf("--target %q is not absolute", o.Target))
+	}
+	if o.Into != "" && !filepath.IsAbs(o.Into) {
+		errs = append(errs, fmt.Sprintf("--into %q is not absolute", o.Into))
+	}
+	if o.Into != "" && (o.Target != "" || len(o.Paths) > 0) {
+		errs = append(errs, "--into restores every backed-up path, so it goes with neither --target nor --paths")
 	}
 	if o.Component != "" && strings.ContainsAny(o.Component, "/,") {
 		errs = append(errs, fmt.Sprintf("component %q must not contain '/' or ','", o.Component))

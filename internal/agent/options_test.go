@@ -42,6 +42,21 @@ func TestParseFlags(t *testing.T) {
 			want: Options{Namespace: "demo", Storage: "demo/local", Repository: "r", Snapshot: "s", Component: "dump",
 				Include: []string{"*.db"}, Target: "/restore", PasswordFile: "/p", ScratchDir: "/tmp/x"},
 		},
+		"RestoreInto": {
+			reason: "A restore may take --into, a directory that receives the backup wherever it was taken.",
+			kind:   KindRestore,
+			args: []string{"--namespace=demo", "--storage=demo/local", "--repository=r", "--snapshot=s", "--component=dump",
+				"--into=/stashplane/data", "--password-file=/p", "--scratch-dir=/tmp/x"},
+			want: Options{Namespace: "demo", Storage: "demo/local", Repository: "r", Snapshot: "s", Component: "dump",
+				Into: "/stashplane/data", PasswordFile: "/p", ScratchDir: "/tmp/x"},
+		},
+		"IntoWithPathsOrTarget": {
+			reason: "--into restores every path, so --paths or --target beside it is refused.",
+			kind:   KindRestore,
+			args: []string{"--namespace=demo", "--storage=demo/local", "--repository=r", "--snapshot=s", "--component=dump",
+				"--into=data", "--paths=/a", "--password-file=/p", "--scratch-dir=/tmp/x"},
+			wantErr: `cannot use the arguments: --into "data" is not absolute; --into restores every backed-up path, so it goes with neither --target nor --paths`,
+		},
 		"BackupNeedsPaths": {
 			reason:  "A backup without --paths and with relative paths is refused, naming every problem.",
 			kind:    KindBackup,

@@ -39,8 +39,10 @@ type restoreResult struct {
 
 // Restore restores the component's latest restic snapshot taken for the
 // Snapshot. With a target directory every backed-up path lands under it
-// (TARGET/<path>); without one each of the paths (all of the snapshot's
-// when none are given) is restored in place. With --read-data-subset,
+// (TARGET/<path>); with an into directory a snapshot of one path puts that
+// path's content there (several paths land as under a target); without
+// either each of the paths (all of the snapshot's when none are given) is
+// restored in place. With --read-data-subset,
 // restic's check reads that part of the repository's packs first.
 // Restored files are then compared with the component's content manifest,
 // when there is one (with include patterns, only the files that were
@@ -170,9 +172,10 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	// Files found after the restore in a destination that was empty
 	// before it came from the snapshot, so only then are files the
 	// manifest does not list reported as Extra.
+	place := hashes.place
 	fresh := true
 	for _, p := range paths {
-		fresh = fresh && emptyDir(restoredPath(o.Target, p))
+		fresh = fresh && emptyDir(place.at(p))
 	}
 	add := func(sum *restic.RestoreSummary) {
 		if sum != nil {
@@ -189,7 +192,7 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 		}
 	} else {
 		for _, p := range paths {
-			dest := restoredPath(o.Target, p)
+			dest := place.at(p)
 			r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "path", p, "into", dest)
 			// snapshot:path restores the content of path into dest.
 			sum, err := hashes.restore(ctx, rc, snap.ID+":"+p, dest, o.Include...)
@@ -242,14 +245,6 @@ func emptyDir(p string) bool {
 		return nil
 	})
 	return empty
-}
-
-// restoredPath is where a backed-up path is restored.
-func restoredPath(target, p string) string {
-	if target == "" {
-		return p
-	}
-	return filepath.Join(target, p)
 }
 
 // latestSnapshot finds the newest restic snapshot with tag.
@@ -308,7 +303,7 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 			continue
 		}
 		listed[f.Path] = true
-		got, err := hashes.get(f, o.Target)
+		got, err := hashes.get(f)
 		if len(o.Include) > 0 && errors.Is(err, fs.ErrNotExist) {
 			// Left out by the include patterns, unless nothing came back.
 			missing = append(missing, difference(f, alg, corev1alpha1.DifferenceMissing, ""))
@@ -331,7 +326,7 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 	}
 	if fresh {
 		for _, p := range paths {
-			r.extras(restoredPath(o.Target, p), o.Target, listed, res)
+			r.extras(hashes.place.at(p), hashes.place, listed, res)
 		}
 	}
 	if res.totalDiffs > 0 {
@@ -343,15 +338,12 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 
 // extras records the regular files under dir that the manifest does not
 // list.
-func (r *Runner) extras(dir, target string, listed map[string]bool, res *restoreResult) {
+func (r *Runner) extras(dir string, place placement, listed map[string]bool, res *restoreResult) {
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return nil
 		}
-		backedUp := p
-		if target != "" {
-			backedUp = "/" + strings.TrimPrefix(p, filepath.Clean(target)+"/")
-		}
+		backedUp := place.backedUp(p)
 		if !listed[backedUp] {
 			got := ""
 			if fi, err := d.Info(); err == nil {

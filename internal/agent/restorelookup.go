@@ -18,7 +18,8 @@ import (
 // its paths (a backup made before manifests existed) it is the newest
 // restic snapshot tagged with the Snapshot, as restic lists them. The
 // hasher hashes the manifest's files (none without a manifest) as they are
-// restored under target; wait stops it. The manifest (nil when it could
+// restored where the options and the snapshot's paths put them; wait
+// stops it. The manifest (nil when it could
 // not be read) goes on to the comparison after the restore.
 func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Restic) (*restic.Snapshot, *Manifest, *restoredHasher, error) {
 	m := r.manifestOf(ctx, t)
@@ -27,16 +28,21 @@ func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Re
 	if m != nil {
 		files, alg = m.Files, m.Algorithm()
 	}
-	hashes := newRestoredHasher(files, alg, r.Options.Target)
+	var snap *restic.Snapshot
 	if m != nil && len(m.ResticSnapshot) >= 8 && len(m.Paths) > 0 {
 		paths := make([]string, len(m.Paths))
 		for i, p := range m.Paths {
 			paths[i] = filepath.Clean(p)
 		}
-		return &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: paths}, m, hashes, nil
+		snap = &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: paths}
+	} else {
+		var err error
+		if snap, err = latestSnapshot(ctx, rc, "snapshot="+r.Options.Snapshot); err != nil {
+			return nil, m, newRestoredHasher(nil, alg, placement{}), err
+		}
 	}
-	snap, err := latestSnapshot(ctx, rc, "snapshot="+r.Options.Snapshot)
-	return snap, m, hashes, err
+	// Where the files land depends on the snapshot's paths (--into).
+	return snap, m, newRestoredHasher(files, alg, placementFor(r.Options, snap.Paths)), nil
 }
 
 // manifestOf reads the component's content manifest, or nil when there is

@@ -314,7 +314,7 @@ func TestVerifyRestoreHashAlgorithms(t *testing.T) {
 			target := t.TempDir()
 			writeTree(t, target, tc.restored)
 			r := &Runner{Log: logr.Discard(), Options: Options{Target: target}}
-			hashes := newRestoredHasher(m.Files, m.Algorithm(), target)
+			hashes := newRestoredHasher(m.Files, m.Algorithm(), placement{target: target})
 			// Hash a during the restore, z only at the end.
 			hashes.finished(filepath.Join(target, "data"))("/a")
 			res := &restoreResult{}

@@ -20,6 +20,7 @@ const (
 	FlagExclude                 = "exclude"
 	FlagInclude                 = "include"
 	FlagTarget                  = "target"
+	FlagInto                    = "into"
 	FlagRestoreSession          = "restore-session"
 	FlagRestoreSessionNamespace = "restore-session-namespace"
 	FlagReadDataSubset          = "read-data-subset"

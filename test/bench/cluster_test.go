@@ -146,7 +146,7 @@ func protect(name, deployment, storage, repo, path string) *corev1alpha1.BackupC
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: benchNamespace},
 		Spec: corev1alpha1.BackupConfigurationSpec{
 			Target:   &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: deployment},
-			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: storagev1alpha1.ObjectReference{Name: storage}}},
+			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: &storagev1alpha1.ObjectReference{Name: storage}}},
 			Sessions: []corev1alpha1.Session{{
 				Name:      benchSession,
 				Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "0 2 1 1 *"},

@@ -55,8 +55,8 @@ func TestBackupIntoAnotherNamespace(t *testing.T) {
 		c.Namespace = ns
 		nightly := c.Spec.Sessions[0]
 		c.Spec.Backends = []corev1alpha1.BackendReference{
-			{Name: "s3", StorageRef: storagev1alpha1.ObjectReference{Name: "shared", Namespace: platform}},
-			{Name: "disk", StorageRef: storagev1alpha1.ObjectReference{Name: "disk", Namespace: platform}},
+			{Name: "s3", StorageRef: &storagev1alpha1.ObjectReference{Name: "shared", Namespace: platform}},
+			{Name: "disk", StorageRef: &storagev1alpha1.ObjectReference{Name: "disk", Namespace: platform}},
 		}
 		s3Session, diskSession := nightly, nightly
 		s3Session.Name, diskSession.Name = "to-s3", "to-disk"

@@ -25,7 +25,7 @@ func configuration(params string) *corev1alpha1.BackupConfiguration {
 		ObjectMeta: metav1.ObjectMeta{Name: "app-backup", Namespace: "default"},
 		Spec: corev1alpha1.BackupConfigurationSpec{
 			Target:   &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: "app"},
-			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: storagev1alpha1.ObjectReference{Name: "shared"}}},
+			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: &storagev1alpha1.ObjectReference{Name: "shared"}}},
 			Sessions: []corev1alpha1.Session{{
 				Name:      "nightly",
 				Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "0 2 * * *"},

@@ -54,7 +54,7 @@ func appWithHostDir(name, dir string) client.Object {
 }
 
 // restoreLogsOnFailure logs the restore Jobs' pods when the test failed.
-func restoreLogsOnFailure(t *testing.T, kube client.Client, cfg *rest.Config) {
+func restoreLogsOnFailure(t *testing.T, kube client.Client, cfg *rest.Config, namespaces ...string) {
 	if !t.Failed() {
 		return
 	}
@@ -62,13 +62,18 @@ func restoreLogsOnFailure(t *testing.T, kube client.Client, cfg *rest.Config) {
 	if err != nil {
 		return
 	}
-	pods := &corev1.PodList{}
-	if err := kube.List(context.Background(), pods, client.InNamespace("default"), client.HasLabels{"stashplane.io/session"}); err != nil {
-		return
+	if len(namespaces) == 0 {
+		namespaces = []string{"default"}
 	}
-	for _, p := range pods.Items {
-		if len(p.Spec.Containers) > 0 && p.Status.Phase != corev1.PodPending {
-			t.Logf("pod %s:\n%s", p.Name, podLogs(t, cs, "default", p.Name, p.Spec.Containers[0].Name))
+	for _, ns := range namespaces {
+		pods := &corev1.PodList{}
+		if err := kube.List(context.Background(), pods, client.InNamespace(ns), client.HasLabels{"stashplane.io/session"}); err != nil {
+			return
+		}
+		for _, p := range pods.Items {
+			if len(p.Spec.Containers) > 0 && p.Status.Phase != corev1.PodPending {
+				t.Logf("pod %s/%s:\n%s", ns, p.Name, podLogs(t, cs, ns, p.Name, p.Spec.Containers[0].Name))
+			}
 		}
 	}
 }

@@ -252,7 +252,7 @@ func TestRetentionLastTwo(t *testing.T) {
 	defaultKeepLast(t, kube, 2)
 	storageDir := t.TempDir()
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
-	bc.Spec.Sessions[0].Repositories[0].DeletionPolicy = storagev1alpha1.DeletionPolicyWipeOut
+	bc.Spec.Sessions[0].Repositories[0].DeletionPolicy = corev1alpha1.RepositoryDeletionPolicyWipeOut
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil))
 	start := time.Now()
 	run := func(i int) string { return retentionRun(t, kube, bc, start.Add(time.Duration(i)*time.Second)) }

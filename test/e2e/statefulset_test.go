@@ -80,10 +80,16 @@ func statefulSet(name string, replicas int32) *appsv1.StatefulSet {
 // its volume.
 func claimDir(t *testing.T, kube client.Client, name string) string {
 	t.Helper()
+	return claimDirIn(t, kube, "default", name)
+}
+
+// claimDirIn is claimDir for a claim of namespace ns.
+func claimDirIn(t *testing.T, kube client.Client, ns, name string) string {
+	t.Helper()
 	var dir string
-	poll(t, 3*time.Minute, "claim "+name+" was not bound to a host directory", func(ctx context.Context) (bool, error) {
+	poll(t, 3*time.Minute, "claim "+ns+"/"+name+" was not bound to a host directory", func(ctx context.Context) (bool, error) {
 		pvc := &corev1.PersistentVolumeClaim{}
-		if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, pvc); err != nil || pvc.Spec.VolumeName == "" {
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pvc); err != nil || pvc.Spec.VolumeName == "" {
 			return false, nil
 		}
 		pv := &corev1.PersistentVolume{}

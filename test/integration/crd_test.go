@@ -452,6 +452,29 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.sessions[0].scheduler.concurrencyPolicy", "Replace")},
 			want:     want{invalid: true, messages: []string{"spec.sessions[0].scheduler.concurrencyPolicy", "concurrencyPolicy: Replace is not carried out"}},
 		},
+		"BackupConfigurationWithoutEncryptionSecretRefused": {
+			reason:   "KubeStash omits encryptionSecret only for drivers that do not encrypt; restic always does, and the refusal says so.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{remove("spec.sessions[0].repositories[0].encryptionSecret")},
+			want: want{invalid: true, messages: []string{"spec.sessions[0].repositories[0]",
+				"encryptionSecret is required: the built-in addons back up with restic, which always encrypts"}},
+		},
+		"BackupConfigurationRepositoryRetainAccepted": {
+			reason:   "repositories[].deletionPolicy Retain, KubeStash's value for a Repository that outlives its configuration, is accepted.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].repositories[0].deletionPolicy", "Retain")},
+		},
+		"BackupConfigurationRepositoryDeletionPolicyUnknownRefused": {
+			reason:   "A repository deletionPolicy outside Delete, WipeOut and Retain is refused.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{set("spec.sessions[0].repositories[0].deletionPolicy", "Keep")},
+			want:     want{invalid: true, messages: []string{"spec.sessions[0].repositories[0].deletionPolicy", `Unsupported value: "Keep"`}},
+		},
+		"BackupConfigurationWithoutStorageRefAccepted": {
+			reason:   "A backend may omit storageRef: the default BackupStorage is resolved by validation.",
+			manifest: backupConfiguration,
+			mutate:   []mutation{remove("spec.backends[0].storageRef")},
+		},
 		"BackupConfigurationAllowAccepted": {
 			reason:   "concurrencyPolicy Allow is carried out and accepted.",
 			manifest: backupConfiguration,
@@ -717,7 +740,7 @@ func TestDefaults(t *testing.T) {
 				s := o.(*corev1alpha1.BackupConfiguration).Spec.Sessions[0]
 				return []any{s.SessionHistoryLimit, s.Scheduler.ConcurrencyPolicy, s.Hooks.PreBackup[0].ExecutionPolicy, s.Repositories[0].DeletionPolicy}
 			},
-			want: []any{int32(1), corev1alpha1.ConcurrencyForbid, corev1alpha1.HookExecuteAlways, storagev1alpha1.DeletionPolicyDelete},
+			want: []any{int32(1), corev1alpha1.ConcurrencyForbid, corev1alpha1.HookExecuteAlways, corev1alpha1.RepositoryDeletionPolicyDelete},
 		},
 		"BackupVerifier": {
 			reason:   "A BackupVerifier should default to RestoreOnly with a history of one session.",

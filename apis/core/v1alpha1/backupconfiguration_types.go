@@ -33,9 +33,14 @@ type BackendReference struct {
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
 
-	// StorageRef is the BackupStorage of the backend.
-	// +kubebuilder:validation:Required
-	StorageRef storagev1alpha1.ObjectReference `json:"storageRef"`
+	// StorageRef is the BackupStorage of the backend. Omitted, it is the
+	// default BackupStorage (spec.default) of the configuration's namespace,
+	// else the one default BackupStorage of another namespace whose
+	// usagePolicy admits the configuration's; the validation controller
+	// writes the storage it resolved here, and refuses the configuration
+	// (naming this field) when there is none or more than one.
+	// +optional
+	StorageRef *storagev1alpha1.ObjectReference `json:"storageRef,omitempty"`
 
 	// RetentionPolicy applied to the Snapshots in this backend; empty means
 	// the default RetentionPolicy.
@@ -43,8 +48,45 @@ type BackendReference struct {
 	RetentionPolicy *storagev1alpha1.ObjectReference `json:"retentionPolicy,omitempty"`
 }
 
+// Storage is the backend's BackupStorage reference; empty until the
+// default BackupStorage is resolved for an omitted storageRef.
+func (b BackendReference) Storage() storagev1alpha1.ObjectReference {
+	if b.StorageRef == nil {
+		return storagev1alpha1.ObjectReference{}
+	}
+	return *b.StorageRef
+}
+
+// RepositoryDeletionPolicy says what becomes of a configuration's
+// Repository: KubeStash's values for repositories[].deletionPolicy.
+// +kubebuilder:validation:Enum=Delete;WipeOut;Retain
+type RepositoryDeletionPolicy string
+
+// Repository deletion policies of a configuration.
+const (
+	// RepositoryDeletionPolicyDelete: the Repository's deletionPolicy is
+	// Delete; deleting it keeps the data in the backend.
+	RepositoryDeletionPolicyDelete RepositoryDeletionPolicy = "Delete"
+	// RepositoryDeletionPolicyWipeOut: the Repository's deletionPolicy is
+	// WipeOut; deleting it removes its data from the backend.
+	RepositoryDeletionPolicyWipeOut RepositoryDeletionPolicy = "WipeOut"
+	// RepositoryDeletionPolicyRetain: the Repository outlives the
+	// configuration, with its data (its deletionPolicy is Delete).
+	RepositoryDeletionPolicyRetain RepositoryDeletionPolicy = "Retain"
+)
+
+// Repository is the deletionPolicy the Repository gets: Retain keeps the
+// Repository and so its data, which is Delete's meaning for a Repository.
+func (p RepositoryDeletionPolicy) Repository() storagev1alpha1.DeletionPolicy {
+	if p == RepositoryDeletionPolicyWipeOut {
+		return storagev1alpha1.DeletionPolicyWipeOut
+	}
+	return storagev1alpha1.DeletionPolicyDelete
+}
+
 // RepositoryInfo says which Repository a session writes to and how that
 // Repository is created.
+// +kubebuilder:validation:XValidation:rule="has(self.encryptionSecret)",message="encryptionSecret is required: the built-in addons back up with restic, which always encrypts; name a Secret holding RESTIC_PASSWORD"
 type RepositoryInfo struct {
 	// Name of the Repository, created in the configuration's namespace.
 	// +kubebuilder:validation:Required
@@ -63,8 +105,11 @@ type RepositoryInfo struct {
 	// +kubebuilder:validation:MinLength=1
 	Directory string `json:"directory"`
 
-	// EncryptionSecret holds RESTIC_PASSWORD for the Repository.
-	// +kubebuilder:validation:Required
+	// EncryptionSecret holds RESTIC_PASSWORD for the Repository. KubeStash
+	// leaves it out only for a driver that does not encrypt; every built-in
+	// addon backs up with restic, which always encrypts, so an omitted
+	// encryptionSecret is refused at admission saying so.
+	// +optional
 	EncryptionSecret storagev1alpha1.ObjectReference `json:"encryptionSecret"`
 
 	// BackupVerifier that proves this Repository's Snapshots restorable;
@@ -72,10 +117,15 @@ type RepositoryInfo struct {
 	// +optional
 	BackupVerifier *storagev1alpha1.ObjectReference `json:"backupVerifier,omitempty"`
 
-	// DeletionPolicy of the Repository.
+	// DeletionPolicy of the Repository: Delete (deleting the Repository
+	// keeps its data) or WipeOut (deleting it removes its data) become the
+	// Repository's deletionPolicy; Retain, KubeStash's value for a
+	// Repository that outlives its configuration, keeps the Repository and
+	// its data (the Repository's deletionPolicy is Delete). Deleting a
+	// configuration never deletes its Repositories, whatever the value.
 	// +kubebuilder:default=Delete
 	// +optional
-	DeletionPolicy storagev1alpha1.DeletionPolicy `json:"deletionPolicy,omitempty"`
+	DeletionPolicy RepositoryDeletionPolicy `json:"deletionPolicy,omitempty"`
 }
 
 // Session is one schedule of backups of a configuration's target, with its

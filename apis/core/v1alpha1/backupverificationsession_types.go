@@ -173,6 +173,12 @@ type BackupVerificationSessionStatus struct {
 	// +optional
 	RestoreSession string `json:"restoreSession,omitempty"`
 
+	// RestoreSessionNamespace is the namespace of the RestoreSession and
+	// the scratch target when the verifier restores into another
+	// namespace than the session's; empty means the session's.
+	// +optional
+	RestoreSessionNamespace string `json:"restoreSessionNamespace,omitempty"`
+
 	// RestoreDuration is the measured time to restore the Snapshot: from
 	// the RestoreSession's creation to its outcome.
 	// +optional

@@ -40,6 +40,11 @@ const (
 	// makes: its RestoreSession, its scratch claim, its verifier Job and
 	// its Snapshot lock.
 	LabelBackupVerificationSession = "core.stashplane.io/backupverificationsession"
+	// LabelBackupVerificationSessionNamespace is, with
+	// LabelBackupVerificationSession, on the RestoreSession and scratch
+	// claim a verification session makes in another namespace, where no
+	// owner reference can name it.
+	LabelBackupVerificationSessionNamespace = "core.stashplane.io/backupverificationsession-namespace"
 	// LabelRetryOf marks a verification session made to retry a failed
 	// one; its value is the first session of the chain.
 	LabelRetryOf = "core.stashplane.io/retry-of"

@@ -332,3 +332,26 @@ type BackupStorageList struct {
 func init() {
 	SchemeBuilder.Register(&BackupStorage{}, &BackupStorageList{})
 }
+
+// IsDefaultOf says whether bs is the default BackupStorage of its namespace
+// among all: it claims to be (spec.default), is not being deleted, and no
+// other claimant of its namespace is older (by creation time, then name).
+// A newer claimant is refused by the BackupStorage controller.
+func (bs *BackupStorage) IsDefaultOf(all []BackupStorage) bool {
+	if !bs.Spec.Default || bs.DeletionTimestamp != nil {
+		return false
+	}
+	for i := range all {
+		o := &all[i]
+		if o.UID == bs.UID && o.Name == bs.Name && o.Namespace == bs.Namespace {
+			continue
+		}
+		if o.Namespace != bs.Namespace || !o.Spec.Default || o.DeletionTimestamp != nil {
+			continue
+		}
+		if o.CreationTimestamp.Before(&bs.CreationTimestamp) || o.CreationTimestamp.Equal(&bs.CreationTimestamp) && o.Name < bs.Name {
+			return false
+		}
+	}
+	return true
+}
