@@ -2,7 +2,8 @@
 // managed resource whose external resource is metadata.yaml at the root of
 // its backend: Observe reads it, Create writes it, Update rewrites it when
 // the repositories it lists changed, Delete keeps the data (Delete) or
-// removes exactly the storage's prefix (WipeOut).
+// removes exactly the storage's prefix (WipeOut) once no run of its
+// Repositories reads or writes.
 package backupstorage
 
 import (
@@ -18,6 +19,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -25,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/version"
@@ -275,8 +278,37 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 	if bs.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
 		return managed.ExternalDelete{}, nil
 	}
+	// A run of one of its Repositories would fail half way, or leave a
+	// part of what it writes behind: the WipeOut waits for it, as a
+	// Repository's own does.
+	if busy, err := e.busy(ctx, bs); err != nil || busy != "" {
+		if busy != "" {
+			err = fmt.Errorf("cannot wipe out backupstorage %q yet: %s", bs.Name, busy)
+		}
+		return managed.ExternalDelete{}, err
+	}
 	// The bucket is scoped to the storage's prefix: this removes exactly it.
 	return managed.ExternalDelete{}, backend.Wipe(ctx, e.bucket, "")
+}
+
+// busy says which run of which of the storage's Repositories (those being
+// deleted too) reads or writes now, or "" when none does.
+func (e *external) busy(ctx context.Context, bs *storagev1alpha1.BackupStorage) (string, error) {
+	list := &storagev1alpha1.RepositoryList{}
+	if err := e.kube.List(ctx, list); err != nil {
+		return "", fmt.Errorf("cannot list repositories: %w", err)
+	}
+	for i := range list.Items {
+		r := &list.Items[i]
+		if r.StorageKey() != (types.NamespacedName{Namespace: bs.Namespace, Name: bs.Name}) {
+			continue
+		}
+		busy, err := plan.RepositoryBusy(ctx, e.kube, r)
+		if err != nil || busy != "" {
+			return fmt.Sprintf("repository %s/%s: %s", r.Namespace, r.Name, busy), err
+		}
+	}
+	return "", nil
 }
 
 func secretCondition(found bool, msg string) xpv2.Condition {

@@ -18,7 +18,6 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
-	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
@@ -292,8 +290,9 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 		return managed.ExternalDelete{}, nil
 	}
 	// A backup or prune writing into the directory would leave a part of
-	// it behind, or fail half way: the WipeOut waits for it.
-	if busy, err := e.writing(ctx, repo); err != nil || busy != "" {
+	// it behind, or fail half way, and so would a restore reading it: the
+	// WipeOut waits for them.
+	if busy, err := plan.RepositoryBusy(ctx, e.kube, repo); err != nil || busy != "" {
 		if busy != "" {
 			err = fmt.Errorf("cannot wipe out repository %q yet: %s", repo.Name, busy)
 		}
@@ -301,29 +300,6 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 	}
 	// The trailing slash keeps "app" from wiping "app-2".
 	return managed.ExternalDelete{}, backend.Wipe(ctx, e.bucket, cleanPath(repo.Spec.Path)+"/")
-}
-
-// writing says what writes into the Repository now, or "": a Snapshot
-// whose backup has not finished, or an unfinished prune Job.
-func (e *external) writing(ctx context.Context, repo *storagev1alpha1.Repository) (string, error) {
-	snaps := &storagev1alpha1.SnapshotList{}
-	if err := e.kube.List(ctx, snaps, client.InNamespace(repo.Namespace), client.MatchingLabels{storagev1alpha1.LabelRepository: repo.Name}); err != nil {
-		return "", fmt.Errorf("cannot list snapshots: %w", err)
-	}
-	for _, s := range snaps.Items {
-		if s.Spec.Repository == repo.Name && (s.Status.Phase == storagev1alpha1.SnapshotPending || s.Status.Phase == storagev1alpha1.SnapshotRunning) {
-			return fmt.Sprintf("the backup of snapshot %q is %s", s.Name, s.Status.Phase), nil
-		}
-	}
-	job := &batchv1.Job{}
-	err := e.kube.Get(ctx, client.ObjectKey{Namespace: repo.Namespace, Name: naming.PruneJob(repo.Name)}, job)
-	if client.IgnoreNotFound(err) != nil {
-		return "", fmt.Errorf("cannot get the prune job of repository %q: %w", repo.Name, err)
-	}
-	if err == nil && job.Labels[plan.LabelPruneOf] == repo.Name && !plan.JobFinished(job) {
-		return fmt.Sprintf("prune job %q is running", job.Name), nil
-	}
-	return "", nil
 }
 
 func setInitialized(repo *storagev1alpha1.Repository, ok bool, reason, msg string) {

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/stashplane/stashplane/apis"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 )
@@ -139,6 +140,37 @@ func TestExternal(t *testing.T) {
 				return managed.ExternalObservation{}, err
 			},
 			want: want{errText: true, keys: []string{"app/repository.yaml"}},
+		},
+		"WipeOutWaitsForRestore": {
+			reason: "WipeOut waits while a restore (or a verification's) reads from the repository, even from another namespace.",
+			seed:   map[string]string{"app/repository.yaml": "x"},
+			objs: []client.Object{&corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "clone", Namespace: "dr"},
+				Spec:   corev1alpha1.RestoreSessionSpec{DataSource: corev1alpha1.RestoreDataSource{Namespace: "apps", Repository: "app"}},
+				Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestoreRunning}}},
+			repo: repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				_, err := e.Delete(ctx, r)
+				return managed.ExternalObservation{}, err
+			},
+			want: want{errText: true, keys: []string{"app/repository.yaml"}},
+		},
+		"WipeOutAfterRestore": {
+			reason: "A finished restore, or one of another repository of the same name elsewhere, holds nothing back.",
+			seed:   map[string]string{"app/repository.yaml": "x"},
+			objs: []client.Object{
+				&corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "done", Namespace: "apps"},
+					Spec:   corev1alpha1.RestoreSessionSpec{DataSource: corev1alpha1.RestoreDataSource{Repository: "app"}},
+					Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestoreSucceeded}},
+				&corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "elsewhere"},
+					Spec:   corev1alpha1.RestoreSessionSpec{DataSource: corev1alpha1.RestoreDataSource{Repository: "app"}},
+					Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestoreRunning}},
+			},
+			repo: repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				_, err := e.Delete(ctx, r)
+				return managed.ExternalObservation{}, err
+			},
+			want: want{},
 		},
 		"DeleteKeepsData": {
 			reason: "The Delete policy keeps the backups.",
