@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/storagekind"
 )
@@ -84,7 +86,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		setUploaded(s, false, reason, msg)
 		return nil, errors.New(msg)
 	}
-	return &external{bucket: b, repoPath: repo.Spec.Path, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason}, nil
+	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason, now: time.Now}, nil
 }
 
 // repositoryWipedOut says whether a Repository is being deleted with its
@@ -94,10 +96,13 @@ func repositoryWipedOut(r *storagev1alpha1.Repository) bool {
 }
 
 type external struct {
+	kube     client.Reader
+	repo     *storagev1alpha1.Repository
 	bucket   *blob.Bucket
 	repoPath string
 	key      string
 	reason   func(error) (string, string)
+	now      func() time.Time
 }
 
 func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
@@ -190,11 +195,23 @@ func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) error
 // manifests, then the record, so that a failure half way is retried with
 // the record still naming what is left. The data the forgotten snapshots
 // alone referenced is freed by a prune, under restic's exclusive lock.
+//
+// Like restic's forget, which takes the exclusive lock, it forgets nothing
+// while another run uses the Repository: a backup, a prune, a restore or a
+// verification (whose restic check, taking no lock, would find a snapshot
+// gone that it listed), or a restic lock that is not stale (a user's
+// restic). The error names the run; the managed reconciler tries again.
 func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.ExternalDelete, error) {
 	s := mg.(*storagev1alpha1.Snapshot)
 	s.SetConditions(xpv2.Deleting())
 	if s.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
 		return managed.ExternalDelete{}, nil
+	}
+	if busy, err := plan.RepositoryBusy(ctx, e.kube, e.repo); err != nil || busy != "" {
+		if busy != "" {
+			err = fmt.Errorf("cannot forget the restic snapshots of snapshot %q yet: %s", s.Name, busy)
+		}
+		return managed.ExternalDelete{}, err
 	}
 	for _, name := range componentNames(s) {
 		for _, st := range s.Status.Components[name].ResticStats {
@@ -202,7 +219,7 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 				continue
 			}
 			prefix := backend.ResticPrefix(e.repoPath, s.Spec.Session, name)
-			if err := backend.ForgetResticSnapshot(ctx, e.bucket, prefix, st.Summary.ID); err != nil {
+			if err := backend.ForgetResticSnapshot(ctx, e.bucket, prefix, st.Summary.ID, e.now()); err != nil {
 				_, msg := e.reason(err)
 				return managed.ExternalDelete{}, fmt.Errorf("cannot forget component %q: %s", name, msg)
 			}

@@ -239,7 +239,7 @@ func stashplanePrune(b *testing.B, bin, root, password, cache string, ids []stri
 	}
 	prefix := backend.ResticPrefix(pruneRepoPath, pruneSession, pruneComponent)
 	for _, id := range ids {
-		if err := backend.ForgetResticSnapshot(ctx, bucket, prefix, id); err != nil {
+		if err := backend.ForgetResticSnapshot(ctx, bucket, prefix, id, time.Now()); err != nil {
 			b.Fatal(err)
 		}
 	}
