@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	batchv1 "k8s.io/api/batch/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -38,8 +39,20 @@ func RepositoryBusy(ctx context.Context, c client.Reader, repo *storagev1alpha1.
 	if err == nil && job.Labels[LabelPruneOf] == repo.Name && !JobFinished(job) {
 		return fmt.Sprintf("prune job %s/%s is running", job.Namespace, job.Name), nil
 	}
+	return restoreReading(ctx, c, repo)
+}
+
+// restoreReading names the unfinished RestoreSession (a restore, or the one
+// a verification composes) that reads from the Repository, of any
+// namespace, or "". A reader not allowed to list RestoreSessions of every
+// namespace (a user running stashplane prune) sees the Repository's own.
+func restoreReading(ctx context.Context, c client.Reader, repo *storagev1alpha1.Repository) (string, error) {
 	restores := &corev1alpha1.RestoreSessionList{}
-	if err := c.List(ctx, restores); err != nil {
+	err := c.List(ctx, restores)
+	if kerrors.IsForbidden(err) {
+		err = c.List(ctx, restores, client.InNamespace(repo.Namespace))
+	}
+	if err != nil {
 		return "", fmt.Errorf("cannot list restoresessions: %w", err)
 	}
 	for _, rs := range restores.Items {
