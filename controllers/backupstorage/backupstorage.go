@@ -18,6 +18,7 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
@@ -51,6 +53,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(storageOfRepository)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(storageOfAccessorPod)).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(defaultsOfNamespace(mgr.GetClient()))).
+		// A WipeOut waits for the runs of the storage's Repositories.
+		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(deletedStorageOfRun(mgr.GetClient()))).
+		Watches(&corev1alpha1.RestoreSession{}, handler.EnqueueRequestsFromMapFunc(deletedStorageOfRun(mgr.GetClient()))).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(deletedStorageOfRun(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
@@ -92,6 +98,20 @@ func defaultsOfNamespace(c client.Client) handler.MapFunc {
 			}
 		}
 		return out
+	}
+}
+
+// deletedStorageOfRun maps a run (a backup's Snapshot, a restore, a prune
+// Job) to the BackupStorage its Repository lives in when that storage is
+// being deleted: its WipeOut waited for the run.
+func deletedStorageOfRun(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		key, ok := plan.RepositoryOfRun(o)
+		repo, bs := &storagev1alpha1.Repository{}, &storagev1alpha1.BackupStorage{}
+		if !ok || c.Get(ctx, key, repo) != nil || c.Get(ctx, repo.StorageKey(), bs) != nil || bs.DeletionTimestamp == nil {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: repo.StorageKey()}}
 	}
 }
 

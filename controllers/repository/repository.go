@@ -18,6 +18,7 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
@@ -52,11 +54,28 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(repositoriesUsingSecret(mgr.GetClient()))).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(repositoriesOfStorage(mgr.GetClient()))).
 		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(repositoryOfSnapshot)).
+		// A WipeOut waits for the restores and prunes of the Repository.
+		Watches(&corev1alpha1.RestoreSession{}, handler.EnqueueRequestsFromMapFunc(deletedRepositoryOfRun(mgr.GetClient()))).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(deletedRepositoryOfRun(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
 	}
 	return nil
+}
+
+// deletedRepositoryOfRun maps a run (a restore, a prune Job) to the
+// Repository it uses when that Repository is being deleted: its WipeOut
+// waited for the run (plan.RepositoryBusy).
+func deletedRepositoryOfRun(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		key, ok := plan.RepositoryOfRun(o)
+		repo := &storagev1alpha1.Repository{}
+		if !ok || c.Get(ctx, key, repo) != nil || repo.DeletionTimestamp == nil {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: key}}
+	}
 }
 
 func repositoriesUsingSecret(c client.Client) handler.MapFunc {

@@ -18,13 +18,17 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
@@ -42,11 +46,36 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Named(name).
 		WithOptions(o.Controller).
 		For(&storagev1alpha1.Snapshot{}).
+		// A WipeOut forgets nothing while another run uses the Repository:
+		// it is tried again when one ends.
+		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(deletedSnapshotsOfRun(mgr.GetClient()))).
+		Watches(&corev1alpha1.RestoreSession{}, handler.EnqueueRequestsFromMapFunc(deletedSnapshotsOfRun(mgr.GetClient()))).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(deletedSnapshotsOfRun(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
 	}
 	return nil
+}
+
+// deletedSnapshotsOfRun maps a run (another Snapshot's backup, a restore,
+// a prune Job) to the Snapshots of its Repository being deleted, whose
+// forgetting waited for it (plan.RepositoryBusy).
+func deletedSnapshotsOfRun(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		key, ok := plan.RepositoryOfRun(o)
+		list := &storagev1alpha1.SnapshotList{}
+		if !ok || c.List(ctx, list, client.InNamespace(key.Namespace), client.MatchingLabels{storagev1alpha1.LabelRepository: key.Name}) != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, s := range list.Items {
+			if s.DeletionTimestamp != nil && s.Name != o.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+			}
+		}
+		return out
+	}
 }
 
 type connector struct {

@@ -70,3 +70,25 @@ func restoreReading(ctx context.Context, c client.Reader, repo *storagev1alpha1.
 	}
 	return "", nil
 }
+
+// RepositoryOfRun names the Repository a run uses: a Snapshot's, a
+// RestoreSession's source, a prune Job's. Controllers whose deletion waits
+// for RepositoryBusy watch these runs with it, so that the wait ends when
+// the run does, not at the next retry of a backoff.
+func RepositoryOfRun(o client.Object) (client.ObjectKey, bool) {
+	switch r := o.(type) {
+	case *storagev1alpha1.Snapshot:
+		return client.ObjectKey{Namespace: r.Namespace, Name: r.Spec.Repository}, r.Spec.Repository != ""
+	case *corev1alpha1.RestoreSession:
+		ns := r.Spec.DataSource.Namespace
+		if ns == "" {
+			ns = r.Namespace
+		}
+		return client.ObjectKey{Namespace: ns, Name: r.Spec.DataSource.Repository}, r.Spec.DataSource.Repository != ""
+	case *batchv1.Job:
+		if name := r.Labels[LabelPruneOf]; name != "" {
+			return client.ObjectKey{Namespace: r.Namespace, Name: name}, true
+		}
+	}
+	return client.ObjectKey{}, false
+}
