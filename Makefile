@@ -74,6 +74,7 @@ demo: build
 ## bench: benchmarks that print side-by-side ratios
 bench: tools build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./test/bench/...
+	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./internal/retention/
 
 ## fuzz: run every fuzz target for FUZZTIME each (the unit tier runs their seed corpora)
 FUZZTIME ?= 30s

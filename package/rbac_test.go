@@ -199,6 +199,7 @@ func TestAgentRulesHeld(t *testing.T) {
 		"RestoreRules":     agentapi.RestoreRules(),
 		"RestoreReadRules": agentapi.RestoreReadRules("app", "app-1"),
 		"StorageRulesFor":  agentapi.StorageRulesFor("shared"),
+		"PruneLockRules":   agentapi.PruneLockRules(),
 	}
 	for name, granted := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -94,7 +94,7 @@ func blueprint(ns string, policy *storagev1alpha1.UsagePolicy, subjects *corev1a
 			UsagePolicy: policy,
 			Subjects:    subjects,
 			BackupConfigurationTemplate: corev1alpha1.BackupConfigurationTemplate{
-				Backends: []corev1alpha1.BackendReference{{Name: "b", StorageRef: storagev1alpha1.ObjectReference{Name: "s", Namespace: ns}}},
+				Backends: []corev1alpha1.BackendReference{{Name: "b", StorageRef: &storagev1alpha1.ObjectReference{Name: "s", Namespace: ns}}},
 				Sessions: []corev1alpha1.Session{{
 					Name:      "nightly",
 					Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "0 2 * * *"},

@@ -17,7 +17,7 @@ func TestConfiguration(t *testing.T) {
 		return &corev1alpha1.BackupBlueprint{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "platform", Name: "workloads"},
 			Spec: corev1alpha1.BackupBlueprintSpec{BackupConfigurationTemplate: corev1alpha1.BackupConfigurationTemplate{
-				Backends: []corev1alpha1.BackendReference{{Name: "b", StorageRef: storagev1alpha1.ObjectReference{Name: "s", Namespace: "platform"}}},
+				Backends: []corev1alpha1.BackendReference{{Name: "b", StorageRef: &storagev1alpha1.ObjectReference{Name: "s", Namespace: "platform"}}},
 				Sessions: []corev1alpha1.Session{{Name: "nightly",
 					Repositories: []corev1alpha1.RepositoryInfo{{Name: "${targetName}-repo", Backend: "b", Directory: dir}},
 					Addon: &corev1alpha1.AddonInfo{Name: "workload-addon", Tasks: []corev1alpha1.TaskReference{{Name: "logical-backup",

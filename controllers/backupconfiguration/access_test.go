@@ -3,6 +3,7 @@ package backupconfiguration
 import (
 	"context"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -247,6 +248,71 @@ func TestUsersOfSecret(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, s.usersOfSecret(context.Background(), tc.secret)); diff != "" {
 				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestRetentionPolicyOfBackend(t *testing.T) {
+	policy := func(ns, name string, from storagev1alpha1.FromNamespaces, period string) client.Object {
+		rp := &storagev1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+		rp.Spec.UsagePolicy = &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(from)}}
+		rp.Spec.MaxRetentionPeriod = storagev1alpha1.RetentionPeriod(period)
+		return rp
+	}
+	cases := map[string]struct {
+		reason string
+		ref    *storagev1alpha1.ObjectReference
+		want   string
+		status *corev1alpha1.RetentionPolicyStatus
+	}{
+		"NoneNamed": {reason: "A backend that names no policy has nothing to check (the namespace's default applies)."},
+		"Admitted": {reason: "A policy of another namespace that admits all namespaces may be used.",
+			ref:    &storagev1alpha1.ObjectReference{Namespace: "platform", Name: "all"},
+			status: &corev1alpha1.RetentionPolicyStatus{Found: ptr.To(true)}},
+		"SameNamespace": {reason: "A policy of the configuration's own namespace may be used by default.",
+			ref:    &storagev1alpha1.ObjectReference{Name: "own"},
+			status: &corev1alpha1.RetentionPolicyStatus{Found: ptr.To(true)}},
+		"Missing": {reason: "A policy that does not exist holds the configuration back, naming the field.",
+			ref:    &storagev1alpha1.ObjectReference{Name: "nope"},
+			want:   `spec.backends[0].retentionPolicy: retentionpolicy team-a/nope not found`,
+			status: &corev1alpha1.RetentionPolicyStatus{Found: ptr.To(false), Reason: `spec.backends[0].retentionPolicy: retentionpolicy team-a/nope not found`}},
+		"NotAdmitted": {reason: "A policy whose usagePolicy does not admit the configuration's namespace holds it back, naming the field and why.",
+			ref:    &storagev1alpha1.ObjectReference{Namespace: "platform", Name: "same"},
+			want:   `spec.backends[0].retentionPolicy: retentionpolicy platform/same may not be used from namespace "team-a": its usagePolicy allows only namespace "platform"`,
+			status: &corev1alpha1.RetentionPolicyStatus{Found: ptr.To(false), Reason: `spec.backends[0].retentionPolicy: retentionpolicy platform/same may not be used from namespace "team-a": its usagePolicy allows only namespace "platform"`}},
+		"Overflow": {reason: "A period retention could not apply holds the configuration back before any session.",
+			ref:    &storagev1alpha1.ObjectReference{Name: "forever"},
+			want:   `spec.backends[0].retentionPolicy: retentionpolicy team-a/forever: spec.maxRetentionPeriod: `,
+			status: &corev1alpha1.RetentionPolicyStatus{Found: ptr.To(false)}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			objs := append(platformObjects(),
+				policy("platform", "all", storagev1alpha1.NamespacesFromAll, ""),
+				policy("platform", "same", storagev1alpha1.NamespacesFromSame, ""),
+				policy("team-a", "own", storagev1alpha1.NamespacesFromSame, "30d"),
+				policy("team-a", "forever", storagev1alpha1.NamespacesFromSame, "9999999999y"))
+			kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).Build()
+			bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a"}}
+			bc.Spec.Backends = backends(storagev1alpha1.ObjectReference{Name: "s3", Namespace: "platform"})
+			bc.Spec.Backends[0].RetentionPolicy = tc.ref
+			msg, _, err := checkBackends(context.Background(), &input{kube: kube, bc: bc, status: &bc.Status})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := bc.Status.Backends[0].RetentionPolicy
+			if name == "Overflow" {
+				// The parser's own words follow the field.
+				if !strings.HasPrefix(msg, tc.want) || got == nil || !strings.HasPrefix(got.Reason, tc.want) {
+					t.Errorf("%s\nmessage %q, status %+v; want them to start %q", tc.reason, msg, got, tc.want)
+				}
+				got.Reason = ""
+			} else if diff := cmp.Diff(tc.want, msg); diff != "" {
+				t.Errorf("%s\nmessage: -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.status, got); diff != "" {
+				t.Errorf("%s\nstatus.backends[0].retentionPolicy: -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

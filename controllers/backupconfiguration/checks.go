@@ -10,12 +10,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/access"
+	"github.com/stashplane/stashplane/internal/retention"
 )
 
 // A check looks at one thing a user can get wrong in a configuration. It
@@ -166,11 +168,13 @@ func checkTarget(ctx context.Context, in *input) (string, bool, error) {
 }
 
 // checkBackends: each backend's storage exists, admits the configuration's
-// namespace and is ready; its retention policy, when named, exists.
+// namespace and is ready; its retention policy, when named, exists, admits
+// the configuration's namespace by its usagePolicy and has a period that
+// does not overflow (retention.NamedPolicy, which retention judges by too).
 func checkBackends(ctx context.Context, in *input) (string, bool, error) {
 	in.status.Backends = nil
 	var problem string
-	for _, b := range in.bc.Spec.Backends {
+	for i, b := range in.bc.Spec.Backends {
 		st := corev1alpha1.BackendStatus{Name: b.Name, Storage: &corev1alpha1.StorageStatus{Phase: corev1alpha1.StorageReady}}
 		msg, err := storageProblem(ctx, in, b)
 		if err != nil {
@@ -179,20 +183,15 @@ func checkBackends(ctx context.Context, in *input) (string, bool, error) {
 		if msg != "" {
 			st.Storage = &corev1alpha1.StorageStatus{Phase: corev1alpha1.StorageNotReady, Reason: msg}
 		}
-		if b.RetentionPolicy != nil {
-			found := true
-			ns := b.RetentionPolicy.Namespace
-			if ns == "" {
-				ns = in.bc.Namespace
+		rp, rpProblem, err := retention.NamedPolicy(ctx, in.kube, in.bc, i)
+		if err != nil {
+			return "", false, err
+		}
+		if rp != nil {
+			st.RetentionPolicy = &corev1alpha1.RetentionPolicyStatus{Found: ptr.To(rpProblem == ""), Reason: rpProblem}
+			if msg == "" {
+				msg = rpProblem
 			}
-			err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.RetentionPolicy.Name}, &storagev1alpha1.RetentionPolicy{})
-			if kerrors.IsNotFound(err) {
-				found = false
-				msg = fmt.Sprintf("retention policy %s/%s of backend %q not found", ns, b.RetentionPolicy.Name, b.Name)
-			} else if err != nil {
-				return "", false, fmt.Errorf("cannot get retention policy: %w", err)
-			}
-			st.RetentionPolicy = &corev1alpha1.RetentionPolicyStatus{Found: &found}
 		}
 		ready := msg == ""
 		st.Ready = &ready

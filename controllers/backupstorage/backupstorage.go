@@ -2,7 +2,8 @@
 // managed resource whose external resource is metadata.yaml at the root of
 // its backend: Observe reads it, Create writes it, Update rewrites it when
 // the repositories it lists changed, Delete keeps the data (Delete) or
-// removes exactly the storage's prefix (WipeOut).
+// removes exactly the storage's prefix (WipeOut) once no run of its
+// Repositories reads or writes.
 package backupstorage
 
 import (
@@ -17,14 +18,18 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/version"
@@ -48,6 +53,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(storageOfRepository)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(storageOfAccessorPod)).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(defaultsOfNamespace(mgr.GetClient()))).
+		// A WipeOut waits for the runs of the storage's Repositories.
+		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(deletedStorageOfRun(mgr.GetClient()))).
+		Watches(&corev1alpha1.RestoreSession{}, handler.EnqueueRequestsFromMapFunc(deletedStorageOfRun(mgr.GetClient()))).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(deletedStorageOfRun(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
@@ -89,6 +98,20 @@ func defaultsOfNamespace(c client.Client) handler.MapFunc {
 			}
 		}
 		return out
+	}
+}
+
+// deletedStorageOfRun maps a run (a backup's Snapshot, a restore, a prune
+// Job) to the BackupStorage its Repository lives in when that storage is
+// being deleted: its WipeOut waited for the run.
+func deletedStorageOfRun(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		key, ok := plan.RepositoryOfRun(o)
+		repo, bs := &storagev1alpha1.Repository{}, &storagev1alpha1.BackupStorage{}
+		if !ok || c.Get(ctx, key, repo) != nil || c.Get(ctx, repo.StorageKey(), bs) != nil || bs.DeletionTimestamp == nil {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: repo.StorageKey()}}
 	}
 }
 
@@ -275,8 +298,37 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 	if bs.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
 		return managed.ExternalDelete{}, nil
 	}
+	// A run of one of its Repositories would fail half way, or leave a
+	// part of what it writes behind: the WipeOut waits for it, as a
+	// Repository's own does.
+	if busy, err := e.busy(ctx, bs); err != nil || busy != "" {
+		if busy != "" {
+			err = fmt.Errorf("cannot wipe out backupstorage %q yet: %s", bs.Name, busy)
+		}
+		return managed.ExternalDelete{}, err
+	}
 	// The bucket is scoped to the storage's prefix: this removes exactly it.
 	return managed.ExternalDelete{}, backend.Wipe(ctx, e.bucket, "")
+}
+
+// busy says which run of which of the storage's Repositories (those being
+// deleted too) reads or writes now, or "" when none does.
+func (e *external) busy(ctx context.Context, bs *storagev1alpha1.BackupStorage) (string, error) {
+	list := &storagev1alpha1.RepositoryList{}
+	if err := e.kube.List(ctx, list); err != nil {
+		return "", fmt.Errorf("cannot list repositories: %w", err)
+	}
+	for i := range list.Items {
+		r := &list.Items[i]
+		if r.StorageKey() != (types.NamespacedName{Namespace: bs.Namespace, Name: bs.Name}) {
+			continue
+		}
+		busy, err := plan.RepositoryBusy(ctx, e.kube, r)
+		if err != nil || busy != "" {
+			return fmt.Sprintf("repository %s/%s: %s", r.Namespace, r.Name, busy), err
+		}
+	}
+	return "", nil
 }
 
 func secretCondition(found bool, msg string) xpv2.Condition {

@@ -9,14 +9,19 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/stashplane/stashplane/apis"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
 )
 
@@ -42,9 +47,26 @@ func listKeys(b *blob.Bucket) []string {
 func TestExternal(t *testing.T) {
 	ctx := context.Background()
 	s := runtime.NewScheme()
-	if err := apis.AddToScheme(s); err != nil {
-		t.Fatal(err)
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apis.AddToScheme} {
+		if err := add(s); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// app keeps its data in the storage (a Repository of another
+	// namespace); other, in another storage.
+	app := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team"},
+		Spec: storagev1alpha1.RepositorySpec{Path: "app", StorageRef: storagev1alpha1.ObjectReference{Namespace: "default", Name: "bs"}}}
+	other := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "default"},
+		Spec: storagev1alpha1.RepositorySpec{Path: "other", StorageRef: storagev1alpha1.ObjectReference{Name: "elsewhere"}}}
+	snapshot := func(repo *storagev1alpha1.Repository, phase storagev1alpha1.SnapshotPhase) *storagev1alpha1.Snapshot {
+		return &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: repo.Name + "-1", Namespace: repo.Namespace, Labels: map[string]string{storagev1alpha1.LabelRepository: repo.Name}},
+			Spec: storagev1alpha1.SnapshotSpec{Repository: repo.Name}, Status: storagev1alpha1.SnapshotStatus{Phase: phase}}
+	}
+	wipeOut := func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
+		_, err := e.Delete(ctx, bs)
+		return managed.ExternalObservation{}, err
+	}
+	seeded := map[string]string{backend.MetadataKey: "x", "app/repository.yaml": "y"}
 	type want struct {
 		obs   managed.ExternalObservation
 		err   bool
@@ -55,6 +77,7 @@ func TestExternal(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		seed   map[string]string
+		objs   []client.Object
 		bs     *storagev1alpha1.BackupStorage
 		do     func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error)
 		want   want
@@ -110,6 +133,41 @@ func TestExternal(t *testing.T) {
 			},
 			want: want{init: corev1.ConditionUnknown},
 		},
+		"WipeOutWaitsForBackup": {
+			reason: "WipeOut waits, removing nothing, while a backup writes into one of the storage's Repositories, of any namespace.",
+			seed:   seeded,
+			objs:   []client.Object{app, snapshot(app, storagev1alpha1.SnapshotRunning)},
+			bs:     storage(storagev1alpha1.DeletionPolicyWipeOut),
+			do:     wipeOut,
+			want:   want{err: true, keys: []string{"app/repository.yaml", backend.MetadataKey}, init: corev1.ConditionUnknown},
+		},
+		"WipeOutWaitsForPrune": {
+			reason: "WipeOut waits while a prune Job of one of its Repositories runs.",
+			seed:   seeded,
+			objs: []client.Object{app, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "app-prune", Namespace: "team",
+				Labels: map[string]string{plan.LabelPruneOf: "app"}}}},
+			bs:   storage(storagev1alpha1.DeletionPolicyWipeOut),
+			do:   wipeOut,
+			want: want{err: true, keys: []string{"app/repository.yaml", backend.MetadataKey}, init: corev1.ConditionUnknown},
+		},
+		"WipeOutWaitsForRestore": {
+			reason: "WipeOut waits while a restore or verification reads from one of its Repositories.",
+			seed:   seeded,
+			objs: []client.Object{app, &corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "team"},
+				Spec:   corev1alpha1.RestoreSessionSpec{DataSource: corev1alpha1.RestoreDataSource{Repository: "app"}},
+				Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestorePending}}},
+			bs:   storage(storagev1alpha1.DeletionPolicyWipeOut),
+			do:   wipeOut,
+			want: want{err: true, keys: []string{"app/repository.yaml", backend.MetadataKey}, init: corev1.ConditionUnknown},
+		},
+		"WipeOutOthersBusy": {
+			reason: "A run of a Repository of another storage, or a finished one of its own, holds nothing back.",
+			seed:   seeded,
+			objs:   []client.Object{app, other, snapshot(other, storagev1alpha1.SnapshotRunning), snapshot(app, storagev1alpha1.SnapshotSucceeded)},
+			bs:     storage(storagev1alpha1.DeletionPolicyWipeOut),
+			do:     wipeOut,
+			want:   want{init: corev1.ConditionUnknown},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -120,7 +178,7 @@ func TestExternal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e := &external{kube: fake.NewClientBuilder().WithScheme(s).Build(), bucket: b, reason: DefaultReason}
+			e := &external{kube: fake.NewClientBuilder().WithScheme(s).WithObjects(tc.objs...).Build(), bucket: b, reason: DefaultReason}
 			obs, err := tc.do(e, tc.bs)
 			if (err != nil) != tc.want.err {
 				t.Fatalf("%s\nerror %v, want error %v", tc.reason, err, tc.want.err)

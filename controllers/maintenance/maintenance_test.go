@@ -85,6 +85,13 @@ func TestReconcile(t *testing.T) {
 			objs:   []client.Object{repository(nil), storage, running},
 			want:   want{Requeue: blockedRecheck, Job: "none"},
 		},
+		"VerificationRunning": {
+			reason: "No prune starts while a verification reads the Repository (its restic check takes no lock); it is tried again in a minute.",
+			objs: []client.Object{repository(nil), storage, &corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "verify-app-1", Namespace: "demo"},
+				Spec:   corev1alpha1.RestoreSessionSpec{DataSource: corev1alpha1.RestoreDataSource{Repository: "app"}},
+				Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestoreRunning}}},
+			want: want{Requeue: blockedRecheck, Job: "none"},
+		},
 		"OldJobRemoved": {
 			reason: "Yesterday's finished prune Job goes before a new one takes its name.",
 			objs:   []client.Object{repository(nil), storage, pruneJob(now.Add(-26*time.Hour), batchv1.JobComplete)},

@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
-	"github.com/stashplane/stashplane/apis/naming"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
@@ -54,11 +54,28 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(repositoriesUsingSecret(mgr.GetClient()))).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(repositoriesOfStorage(mgr.GetClient()))).
 		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(repositoryOfSnapshot)).
+		// A WipeOut waits for the restores and prunes of the Repository.
+		Watches(&corev1alpha1.RestoreSession{}, handler.EnqueueRequestsFromMapFunc(deletedRepositoryOfRun(mgr.GetClient()))).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(deletedRepositoryOfRun(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
 	}
 	return nil
+}
+
+// deletedRepositoryOfRun maps a run (a restore, a prune Job) to the
+// Repository it uses when that Repository is being deleted: its WipeOut
+// waited for the run (plan.RepositoryBusy).
+func deletedRepositoryOfRun(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		key, ok := plan.RepositoryOfRun(o)
+		repo := &storagev1alpha1.Repository{}
+		if !ok || c.Get(ctx, key, repo) != nil || repo.DeletionTimestamp == nil {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: key}}
+	}
 }
 
 func repositoriesUsingSecret(c client.Client) handler.MapFunc {
@@ -292,8 +309,9 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 		return managed.ExternalDelete{}, nil
 	}
 	// A backup or prune writing into the directory would leave a part of
-	// it behind, or fail half way: the WipeOut waits for it.
-	if busy, err := e.writing(ctx, repo); err != nil || busy != "" {
+	// it behind, or fail half way, and so would a restore reading it: the
+	// WipeOut waits for them.
+	if busy, err := plan.RepositoryBusy(ctx, e.kube, repo); err != nil || busy != "" {
 		if busy != "" {
 			err = fmt.Errorf("cannot wipe out repository %q yet: %s", repo.Name, busy)
 		}
@@ -301,29 +319,6 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 	}
 	// The trailing slash keeps "app" from wiping "app-2".
 	return managed.ExternalDelete{}, backend.Wipe(ctx, e.bucket, cleanPath(repo.Spec.Path)+"/")
-}
-
-// writing says what writes into the Repository now, or "": a Snapshot
-// whose backup has not finished, or an unfinished prune Job.
-func (e *external) writing(ctx context.Context, repo *storagev1alpha1.Repository) (string, error) {
-	snaps := &storagev1alpha1.SnapshotList{}
-	if err := e.kube.List(ctx, snaps, client.InNamespace(repo.Namespace), client.MatchingLabels{storagev1alpha1.LabelRepository: repo.Name}); err != nil {
-		return "", fmt.Errorf("cannot list snapshots: %w", err)
-	}
-	for _, s := range snaps.Items {
-		if s.Spec.Repository == repo.Name && (s.Status.Phase == storagev1alpha1.SnapshotPending || s.Status.Phase == storagev1alpha1.SnapshotRunning) {
-			return fmt.Sprintf("the backup of snapshot %q is %s", s.Name, s.Status.Phase), nil
-		}
-	}
-	job := &batchv1.Job{}
-	err := e.kube.Get(ctx, client.ObjectKey{Namespace: repo.Namespace, Name: naming.PruneJob(repo.Name)}, job)
-	if client.IgnoreNotFound(err) != nil {
-		return "", fmt.Errorf("cannot get the prune job of repository %q: %w", repo.Name, err)
-	}
-	if err == nil && job.Labels[plan.LabelPruneOf] == repo.Name && !plan.JobFinished(job) {
-		return fmt.Sprintf("prune job %q is running", job.Name), nil
-	}
-	return "", nil
 }
 
 func setInitialized(repo *storagev1alpha1.Repository, ok bool, reason, msg string) {

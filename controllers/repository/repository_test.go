@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/stashplane/stashplane/apis"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 )
@@ -65,6 +66,10 @@ func keys(t *testing.T, b *blob.Bucket) []string {
 
 func TestExternal(t *testing.T) {
 	ctx := context.Background()
+	wipeOut := func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+		_, err := e.Delete(ctx, r)
+		return managed.ExternalObservation{}, err
+	}
 	foreign, _ := yaml.Marshal(repo("someone-else", "app", ""))
 	type want struct {
 		obs     managed.ExternalObservation
@@ -111,11 +116,8 @@ func TestExternal(t *testing.T) {
 			reason: "WipeOut removes the repository's directory and not a sibling sharing its name's start.",
 			seed:   map[string]string{"app/repository.yaml": "x", "app/repository/v1/s/dump/config": "x", "app-2/repository.yaml": "y", "metadata.yaml": "z"},
 			repo:   repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
-			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
-				_, err := e.Delete(ctx, r)
-				return managed.ExternalObservation{}, err
-			},
-			want: want{keys: []string{"app-2/repository.yaml", "metadata.yaml"}},
+			do:     wipeOut,
+			want:   want{keys: []string{"app-2/repository.yaml", "metadata.yaml"}},
 		},
 		"WipeOutWaitsForBackup": {
 			reason: "WipeOut waits while a backup writes into the repository.",
@@ -123,10 +125,7 @@ func TestExternal(t *testing.T) {
 			objs: []client.Object{&storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "apps", Labels: map[string]string{storagev1alpha1.LabelRepository: "app"}},
 				Spec: storagev1alpha1.SnapshotSpec{Repository: "app"}, Status: storagev1alpha1.SnapshotStatus{Phase: storagev1alpha1.SnapshotRunning}}},
 			repo: repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
-			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
-				_, err := e.Delete(ctx, r)
-				return managed.ExternalObservation{}, err
-			},
+			do:   wipeOut,
 			want: want{errText: true, keys: []string{"app/repository.yaml"}},
 		},
 		"WipeOutWaitsForPrune": {
@@ -134,21 +133,40 @@ func TestExternal(t *testing.T) {
 			seed:   map[string]string{"app/repository.yaml": "x"},
 			objs:   []client.Object{&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "app-prune", Namespace: "apps", Labels: map[string]string{plan.LabelPruneOf: "app"}}}},
 			repo:   repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
-			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
-				_, err := e.Delete(ctx, r)
-				return managed.ExternalObservation{}, err
-			},
+			do:     wipeOut,
+			want:   want{errText: true, keys: []string{"app/repository.yaml"}},
+		},
+		"WipeOutWaitsForRestore": {
+			reason: "WipeOut waits while a restore (or a verification's) reads from the repository, even from another namespace.",
+			seed:   map[string]string{"app/repository.yaml": "x"},
+			objs: []client.Object{&corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "clone", Namespace: "dr"},
+				Spec:   corev1alpha1.RestoreSessionSpec{DataSource: corev1alpha1.RestoreDataSource{Namespace: "apps", Repository: "app"}},
+				Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestoreRunning}}},
+			repo: repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
+			do:   wipeOut,
 			want: want{errText: true, keys: []string{"app/repository.yaml"}},
+		},
+		"WipeOutAfterRestore": {
+			reason: "A finished restore, or one of another repository of the same name elsewhere, holds nothing back.",
+			seed:   map[string]string{"app/repository.yaml": "x"},
+			objs: []client.Object{
+				&corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "done", Namespace: "apps"},
+					Spec:   corev1alpha1.RestoreSessionSpec{DataSource: corev1alpha1.RestoreDataSource{Repository: "app"}},
+					Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestoreSucceeded}},
+				&corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: "elsewhere"},
+					Spec:   corev1alpha1.RestoreSessionSpec{DataSource: corev1alpha1.RestoreDataSource{Repository: "app"}},
+					Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestoreRunning}},
+			},
+			repo: repo("app", "app", storagev1alpha1.DeletionPolicyWipeOut),
+			do:   wipeOut,
+			want: want{},
 		},
 		"DeleteKeepsData": {
 			reason: "The Delete policy keeps the backups.",
 			seed:   map[string]string{"app/repository.yaml": "x"},
 			repo:   repo("app", "app", storagev1alpha1.DeletionPolicyDelete),
-			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
-				_, err := e.Delete(ctx, r)
-				return managed.ExternalObservation{}, err
-			},
-			want: want{keys: []string{"app/repository.yaml"}},
+			do:     wipeOut,
+			want:   want{keys: []string{"app/repository.yaml"}},
 		},
 	}
 	for name, tc := range cases {

@@ -55,10 +55,17 @@ func (r *reconciler) checkStorageUse(ctx context.Context, rs *corev1alpha1.Resto
 
 // grants are the rules the agent needs, by namespace: report to the
 // session in its own, read the Repository and Snapshot (by name) in
-// theirs, read the BackupStorage (by name) in its.
+// theirs, read the BackupStorage (by name) in its. A restore beside its
+// Repository may also get pods, to remove a restic lock a prune pod that
+// no longer runs left; a restore from another namespace is not allowed
+// to read that namespace's pods, and such a lock stops it until restic
+// deems the lock stale.
 func grants(rs *corev1alpha1.RestoreSession, repo *storagev1alpha1.Repository, snapshot string, st *storagev1alpha1.BackupStorage) map[string][]rbacv1.PolicyRule {
 	out := map[string][]rbacv1.PolicyRule{rs.Namespace: agentapi.RestoreRulesFor(rs.Name)}
 	out[repo.Namespace] = append(out[repo.Namespace], agentapi.RestoreReadRules(repo.Name, snapshot)...)
+	if repo.Namespace == rs.Namespace {
+		out[repo.Namespace] = append(out[repo.Namespace], agentapi.PruneLockRules()...)
+	}
 	out[st.Namespace] = append(out[st.Namespace], agentapi.StorageRulesFor(st.Name)...)
 	return out
 }

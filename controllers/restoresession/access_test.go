@@ -170,17 +170,17 @@ func TestGrants(t *testing.T) {
 		st     *storagev1alpha1.BackupStorage
 		want   map[string][]rbacv1.PolicyRule
 	}{
-		"ThreeNamespaces": {reason: "The session reports on itself only in its namespace, reads the Repository and Snapshot in theirs and the storage in its, each by name.",
+		"ThreeNamespaces": {reason: "The session reports on itself only in its namespace, reads the Repository and Snapshot in theirs and the storage in its, each by name; it reads no pod of another namespace.",
 			ns: "clone", st: st,
 			want: map[string][]rbacv1.PolicyRule{
 				"clone":    {report},
 				"team":     agentapi.RestoreReadRules("app", "app-1"),
 				"platform": {storage},
 			}},
-		"OneNamespace": {reason: "A restore beside its Repository and storage is granted everything in its namespace, and writes no Snapshot.",
+		"OneNamespace": {reason: "A restore beside its Repository and storage is granted everything in its namespace, and writes no Snapshot; it may get pods, to judge a prune pod's restic lock.",
 			ns: "team", st: &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "team"}},
 			want: map[string][]rbacv1.PolicyRule{
-				"team": append(append([]rbacv1.PolicyRule{report}, agentapi.RestoreReadRules("app", "app-1")...), storage),
+				"team": append(append(append([]rbacv1.PolicyRule{report}, agentapi.RestoreReadRules("app", "app-1")...), agentapi.PruneLockRules()...), storage),
 			}},
 	}
 	for name, tc := range cases {

@@ -132,7 +132,7 @@ func TestReconcile(t *testing.T) {
 				Left: []string{"app-d0", "app-d1", "app-d2"},
 				Status: []corev1alpha1.RetentionPolicyApplyStatus{{Ref: storagev1alpha1.ObjectReference{Namespace: "demo", Name: "keep-2"}, Repository: "app",
 					Phase: corev1alpha1.RetentionPolicyFailedToApply,
-					Error: `retentionpolicy demo/keep-2: spec.maxRetentionPeriod: cannot parse period "99999999999999999999d": "99999999999999999999d" is too large`}},
+					Error: `spec.backends[0].retentionPolicy: retentionpolicy demo/keep-2: spec.maxRetentionPeriod: cannot parse period "99999999999999999999d": "99999999999999999999d" is too large`}},
 				Condition: "False/RetentionPolicyFailedToApply",
 			},
 		},

@@ -4,14 +4,19 @@ import (
 	"context"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/stashplane/stashplane/apis"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
 )
@@ -29,10 +34,23 @@ func TestDelete(t *testing.T) {
 		"demo/db/repository.yaml", pod0 + "data/00/00", pod0 + "snapshots/" + idA, pod0 + "snapshots/" + older,
 		pod1 + "snapshots/" + idB, "demo/db/snapshots/db-1.yaml", "demo/db/snapshots/db-0.yaml",
 	}
+	sch := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apis.AddToScheme} {
+		if err := add(sch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"}, Spec: storagev1alpha1.RepositorySpec{Path: "demo/db"}}
+	restoring := &corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "verify-db-0", Namespace: "demo"},
+		Spec:   corev1alpha1.RestoreSessionSpec{DataSource: corev1alpha1.RestoreDataSource{Repository: "db", Snapshot: "db-0"}},
+		Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestoreRunning}}
 	cases := map[string]struct {
-		reason string
-		policy storagev1alpha1.DeletionPolicy
-		want   []string
+		reason  string
+		policy  storagev1alpha1.DeletionPolicy
+		objs    []client.Object
+		locks   []string
+		want    []string
+		wantErr bool
 	}{
 		"Delete": {
 			reason: "A Snapshot deleted with Delete leaves everything in the backend.",
@@ -47,13 +65,27 @@ func TestDelete(t *testing.T) {
 				pod0 + "snapshots/" + older, "demo/db/snapshots/db-0.yaml",
 			},
 		},
+		"WipeOutWaitsForRestore": {
+			reason:  "While a restore or a verification reads the Repository (its restic check takes no lock), WipeOut forgets nothing.",
+			policy:  storagev1alpha1.DeletionPolicyWipeOut,
+			objs:    []client.Object{restoring},
+			want:    all,
+			wantErr: true,
+		},
+		"WipeOutWaitsForLock": {
+			reason:  "While a component's restic repository holds a lock that is not stale, as restic's forget would, WipeOut forgets nothing there.",
+			policy:  storagev1alpha1.DeletionPolicyWipeOut,
+			locks:   []string{pod0 + "locks/1234"},
+			want:    append([]string{pod0 + "locks/1234"}, all...),
+			wantErr: true,
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			bucket := memblob.OpenBucket(nil)
 			defer bucket.Close()
-			for _, k := range all {
+			for _, k := range append(tc.locks, all...) {
 				if err := bucket.WriteAll(ctx, k, []byte("x"), nil); err != nil {
 					t.Fatal(err)
 				}
@@ -64,10 +96,11 @@ func TestDelete(t *testing.T) {
 				"dump-pod-0": {ResticStats: []storagev1alpha1.ResticStats{{Summary: &storagev1alpha1.ResticSummary{ID: idA}}}},
 				"dump-pod-1": {ResticStats: []storagev1alpha1.ResticStats{{Summary: &storagev1alpha1.ResticSummary{ID: idB[:8]}}}},
 			}
-			e := &external{bucket: bucket, repoPath: "demo/db", key: backend.SnapshotKey("demo/db", "db-1"),
+			e := &external{kube: fake.NewClientBuilder().WithScheme(sch).WithObjects(tc.objs...).Build(), repo: repo,
+				bucket: bucket, repoPath: "demo/db", key: backend.SnapshotKey("demo/db", "db-1"), now: time.Now,
 				reason: func(err error) (string, string) { return "Failed", err.Error() }}
-			if _, err := e.Delete(ctx, s); err != nil {
-				t.Fatal(err)
+			if _, err := e.Delete(ctx, s); (err != nil) != tc.wantErr {
+				t.Fatalf("%s\nDelete: error %v, want error %t", tc.reason, err, tc.wantErr)
 			}
 			if diff := cmp.Diff(sorted(tc.want), keys(t, bucket)); diff != "" {
 				t.Errorf("%s\nkeys left: -want +got:\n%s", tc.reason, diff)

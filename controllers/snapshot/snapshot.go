@@ -11,20 +11,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/storagekind"
 )
@@ -40,11 +46,36 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Named(name).
 		WithOptions(o.Controller).
 		For(&storagev1alpha1.Snapshot{}).
+		// A WipeOut forgets nothing while another run uses the Repository:
+		// it is tried again when one ends.
+		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(deletedSnapshotsOfRun(mgr.GetClient()))).
+		Watches(&corev1alpha1.RestoreSession{}, handler.EnqueueRequestsFromMapFunc(deletedSnapshotsOfRun(mgr.GetClient()))).
+		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(deletedSnapshotsOfRun(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
 	}
 	return nil
+}
+
+// deletedSnapshotsOfRun maps a run (another Snapshot's backup, a restore,
+// a prune Job) to the Snapshots of its Repository being deleted, whose
+// forgetting waited for it (plan.RepositoryBusy).
+func deletedSnapshotsOfRun(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		key, ok := plan.RepositoryOfRun(o)
+		list := &storagev1alpha1.SnapshotList{}
+		if !ok || c.List(ctx, list, client.InNamespace(key.Namespace), client.MatchingLabels{storagev1alpha1.LabelRepository: key.Name}) != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, s := range list.Items {
+			if s.DeletionTimestamp != nil && s.Name != o.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+			}
+		}
+		return out
+	}
 }
 
 type connector struct {
@@ -84,7 +115,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		setUploaded(s, false, reason, msg)
 		return nil, errors.New(msg)
 	}
-	return &external{bucket: b, repoPath: repo.Spec.Path, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason}, nil
+	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason, now: time.Now}, nil
 }
 
 // repositoryWipedOut says whether a Repository is being deleted with its
@@ -94,10 +125,13 @@ func repositoryWipedOut(r *storagev1alpha1.Repository) bool {
 }
 
 type external struct {
+	kube     client.Reader
+	repo     *storagev1alpha1.Repository
 	bucket   *blob.Bucket
 	repoPath string
 	key      string
 	reason   func(error) (string, string)
+	now      func() time.Time
 }
 
 func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
@@ -190,11 +224,23 @@ func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) error
 // manifests, then the record, so that a failure half way is retried with
 // the record still naming what is left. The data the forgotten snapshots
 // alone referenced is freed by a prune, under restic's exclusive lock.
+//
+// Like restic's forget, which takes the exclusive lock, it forgets nothing
+// while another run uses the Repository: a backup, a prune, a restore or a
+// verification (whose restic check, taking no lock, would find a snapshot
+// gone that it listed), or a restic lock that is not stale (a user's
+// restic). The error names the run; the managed reconciler tries again.
 func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.ExternalDelete, error) {
 	s := mg.(*storagev1alpha1.Snapshot)
 	s.SetConditions(xpv2.Deleting())
 	if s.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
 		return managed.ExternalDelete{}, nil
+	}
+	if busy, err := plan.RepositoryBusy(ctx, e.kube, e.repo); err != nil || busy != "" {
+		if busy != "" {
+			err = fmt.Errorf("cannot forget the restic snapshots of snapshot %q yet: %s", s.Name, busy)
+		}
+		return managed.ExternalDelete{}, err
 	}
 	for _, name := range componentNames(s) {
 		for _, st := range s.Status.Components[name].ResticStats {
@@ -202,7 +248,7 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 				continue
 			}
 			prefix := backend.ResticPrefix(e.repoPath, s.Spec.Session, name)
-			if err := backend.ForgetResticSnapshot(ctx, e.bucket, prefix, st.Summary.ID); err != nil {
+			if err := backend.ForgetResticSnapshot(ctx, e.bucket, prefix, st.Summary.ID, e.now()); err != nil {
 				_, msg := e.reason(err)
 				return managed.ExternalDelete{}, fmt.Errorf("cannot forget component %q: %s", name, msg)
 			}

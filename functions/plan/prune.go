@@ -84,9 +84,11 @@ func PruneJob(repo *storagev1alpha1.Repository, storage *storagev1alpha1.BackupS
 }
 
 // PruneBlocked says why a prune of repo may not start now, or "" when it
-// may: a BackupSession of its configuration is Pending or Running, or its
-// prune Job has not finished. It also returns the Repository's finished
-// prune Job, if any, which must go before a new one takes its name.
+// may: a BackupSession of its configuration is Pending or Running, a
+// restore or verification reads from it (its restic check takes no lock,
+// and would find packs the prune removed missing), or its prune Job has
+// not finished. It also returns the Repository's finished prune Job, if
+// any, which must go before a new one takes its name.
 func PruneBlocked(ctx context.Context, c client.Reader, repo *storagev1alpha1.Repository) (string, *batchv1.Job, error) {
 	config := repo.Labels[corev1alpha1.LabelInvokerName]
 	sessions := &corev1alpha1.BackupSessionList{}
@@ -97,6 +99,9 @@ func PruneBlocked(ctx context.Context, c client.Reader, repo *storagev1alpha1.Re
 		if s.Spec.Invoker.Name == config && (s.Status.Phase == corev1alpha1.BackupSessionRunning || s.Status.Phase == corev1alpha1.BackupSessionPending) {
 			return fmt.Sprintf("backupsession %q of its configuration is %s", s.Name, s.Status.Phase), nil, nil
 		}
+	}
+	if reading, err := restoreReading(ctx, c, repo); err != nil || reading != "" {
+		return reading, nil, err
 	}
 	old := &batchv1.Job{}
 	err := c.Get(ctx, client.ObjectKey{Namespace: repo.Namespace, Name: naming.PruneJob(repo.Name)}, old)

@@ -64,8 +64,8 @@ func podGone(pod *corev1.Pod, err error) (bool, error) {
 // none, or it finished). restic deems such a lock stale only after 30
 // minutes, since the pod's host is not this one. Every other lock is kept:
 // a backup's, a restore's, one of a live prune, one of this pod (restic's
-// own unlock judges it by its process). An error reading a pod keeps
-// every lock.
+// own unlock judges it by its process), one of a pod the agent may not
+// read. Any other error reading a pod keeps every lock.
 func deadPruneLocks(ctx context.Context, locks []restic.Lock, job, self string, getPod func(context.Context, string) (*corev1.Pod, error)) ([]restic.Lock, error) {
 	var out []restic.Lock
 	for _, l := range locks {
@@ -73,6 +73,11 @@ func deadPruneLocks(ctx context.Context, locks []restic.Lock, job, self string, 
 			continue
 		}
 		gone, err := podGone(getPod(ctx, l.Hostname))
+		if kerrors.IsForbidden(err) {
+			// A restore from another namespace may not read the
+			// Repository's pods: the lock stays for restic to judge.
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot get pod %q that holds restic lock %q: %w", l.Hostname, l.ID, err)
 		}
@@ -85,8 +90,8 @@ func deadPruneLocks(ctx context.Context, locks []restic.Lock, job, self string, 
 
 // removeDeadPruneLocks removes from the restic repository at resticPath
 // the exclusive locks of prune pods of the Repository that no longer run
-// (deadPruneLocks), before a backup or a prune takes its own. It reads the
-// locks only when there are some.
+// (deadPruneLocks), before a backup, a prune, a restore or a verification
+// opens it with restic. It reads the locks only when there are some.
 func (r *Runner) removeDeadPruneLocks(ctx context.Context, t *target, rc *restic.Restic) error {
 	_, err := t.bucket.List(&blob.ListOptions{Prefix: t.resticPath + "locks/"}).Next(ctx)
 	switch {

@@ -48,6 +48,7 @@ func TestPrunePodOf(t *testing.T) {
 func TestDeadPruneLocks(t *testing.T) {
 	errBoom := errors.New("boom")
 	notFound := kerrors.NewNotFound(schema.GroupResource{Resource: "pods"}, "x")
+	forbidden := kerrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New("no rule"))
 	pod := func(phase corev1.PodPhase, deleting bool) *corev1.Pod {
 		p := &corev1.Pod{Status: corev1.PodStatus{Phase: phase}}
 		if deleting {
@@ -139,6 +140,12 @@ func TestDeadPruneLocks(t *testing.T) {
 				"db-prune-zzzzz": {pod: pod(corev1.PodFailed, false)},
 			},
 			want: []string{"a", "d"},
+		},
+		"Forbidden": {
+			reason: "a pod the agent may not read (a restore from another namespace) keeps its lock; the other dead pod's goes",
+			locks:  []restic.Lock{lock("a", "db-prune-x7k2q", true), lock("b", "db-prune-bcdfg", true)},
+			pods:   map[string]get{"db-prune-x7k2q": {err: forbidden}, "db-prune-bcdfg": {err: notFound}},
+			want:   []string{"b"},
 		},
 		"GetFails": {
 			reason:  "a pod that cannot be read keeps every lock",

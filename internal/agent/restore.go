@@ -151,6 +151,12 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 		return err
 	}
 	defer stop(context.WithoutCancel(ctx))
+	// restic's restore takes a shared lock, which a prune pod killed
+	// before it removed its exclusive one would refuse for 30 minutes; a
+	// verification restores the same way.
+	if err := r.removeDeadPruneLocks(ctx, t, rc); err != nil {
+		return err
+	}
 	ph.mark("bridge")
 	snap, m, hashes, err := r.snapshotToRestore(ctx, t, rc)
 	ph.mark("lookup")

@@ -16,7 +16,7 @@ import (
 // StorageRules bound there. Nothing else: no Secrets (credentials are
 // mounted files), no lists, no watches.
 func Rules() []rbacv1.PolicyRule {
-	return []rbacv1.PolicyRule{
+	return append([]rbacv1.PolicyRule{
 		{
 			APIGroups: []string{storagev1alpha1.Group},
 			Resources: []string{"repositories", "backupstorages", "snapshots"},
@@ -33,14 +33,19 @@ func Rules() []rbacv1.PolicyRule {
 			Resources: []string{"repositories/status"},
 			Verbs:     []string{"patch"},
 		},
-		// A restic lock names the pod that took it: a backup or a prune
-		// removes a prune pod's lock only once that pod no longer runs.
-		{
-			APIGroups: []string{""},
-			Resources: []string{"pods"},
-			Verbs:     []string{"get"},
-		},
-	}
+	}, PruneLockRules()...)
+}
+
+// PruneLockRules are what the agent needs to judge a restic lock left by
+// a prune Job: a restic lock names the pod that took it, and a backup, a
+// prune, a restore or a verification removes a prune pod's lock only once
+// that pod no longer runs. Bound in the Repository's namespace.
+func PruneLockRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{{
+		APIGroups: []string{""},
+		Resources: []string{"pods"},
+		Verbs:     []string{"get"},
+	}}
 }
 
 // StorageRules are what the agent needs in the namespace of a BackupStorage

@@ -96,29 +96,46 @@ func policyOf(ctx context.Context, c client.Reader, bc *corev1alpha1.BackupConfi
 		if b.RetentionPolicy == nil || b.RetentionPolicy.Name == "" {
 			return defaultPolicy(ctx, c, bc.Namespace)
 		}
-		ns := b.RetentionPolicy.Namespace
-		if ns == "" {
-			ns = bc.Namespace
-		}
-		rp := &storagev1alpha1.RetentionPolicy{}
-		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.RetentionPolicy.Name}, rp)
-		if client.IgnoreNotFound(err) != nil {
-			return nil, "", fmt.Errorf("cannot get retentionpolicy %s/%s: %w", ns, b.RetentionPolicy.Name, err)
-		}
-		if err != nil {
-			rp.Namespace, rp.Name = ns, b.RetentionPolicy.Name
-			return rp, fmt.Sprintf("spec.backends[%d].retentionPolicy: retentionpolicy %s/%s not found", i, ns, rp.Name), nil
-		}
-		ok, why, err := usage.Allowed(ctx, c, rp.Spec.UsagePolicy, rp.Namespace, bc.Namespace)
-		if err != nil {
-			return nil, "", err
-		}
-		if !ok {
-			return rp, fmt.Sprintf("spec.backends[%d].retentionPolicy: retentionpolicy %s/%s may not be used from namespace %q: %s", i, ns, rp.Name, bc.Namespace, why), nil
-		}
-		return rp, "", nil
+		return NamedPolicy(ctx, c, bc, i)
 	}
 	return nil, "", nil
+}
+
+// NamedPolicy reads the RetentionPolicy that backend i of a configuration
+// names (nil when it names none). problem says, naming the field, why it
+// may not be used: it does not exist, its usagePolicy does not admit the
+// configuration's namespace, or its maxRetentionPeriod overflows. The
+// configuration's validation and retention both judge by it.
+func NamedPolicy(ctx context.Context, c client.Reader, bc *corev1alpha1.BackupConfiguration, i int) (rp *storagev1alpha1.RetentionPolicy, problem string, err error) {
+	ref := bc.Spec.Backends[i].RetentionPolicy
+	if ref == nil || ref.Name == "" {
+		return nil, "", nil
+	}
+	ns := ref.Namespace
+	if ns == "" {
+		ns = bc.Namespace
+	}
+	field := fmt.Sprintf("spec.backends[%d].retentionPolicy", i)
+	rp = &storagev1alpha1.RetentionPolicy{}
+	err = c.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref.Name}, rp)
+	if client.IgnoreNotFound(err) != nil {
+		return nil, "", fmt.Errorf("cannot get retentionpolicy %s/%s: %w", ns, ref.Name, err)
+	}
+	if err != nil {
+		rp.Namespace, rp.Name = ns, ref.Name
+		return rp, fmt.Sprintf("%s: retentionpolicy %s/%s not found", field, ns, rp.Name), nil
+	}
+	ok, why, err := usage.Allowed(ctx, c, rp.Spec.UsagePolicy, rp.Namespace, bc.Namespace)
+	if err != nil {
+		return nil, "", err
+	}
+	if !ok {
+		return rp, fmt.Sprintf("%s: retentionpolicy %s/%s may not be used from namespace %q: %s", field, ns, rp.Name, bc.Namespace, why), nil
+	}
+	if _, err := PolicyOf(rp); err != nil {
+		return rp, fmt.Sprintf("%s: retentionpolicy %s/%s: spec.maxRetentionPeriod: %v", field, ns, rp.Name, err), nil
+	}
+	return rp, "", nil
 }
 
 // defaultPolicy is the namespace's RetentionPolicy marked default, the

@@ -55,7 +55,7 @@ func TestBlueprints(t *testing.T) {
 				Kinds:             []corev1alpha1.BlueprintKind{"Deployment"},
 			},
 			BackupConfigurationTemplate: corev1alpha1.BackupConfigurationTemplate{
-				Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: storagev1alpha1.ObjectReference{Name: "shared", Namespace: "default"}}},
+				Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: &storagev1alpha1.ObjectReference{Name: "shared", Namespace: "default"}}},
 				Sessions: []corev1alpha1.Session{{
 					Name:      "nightly",
 					Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "0 2 * * *"},

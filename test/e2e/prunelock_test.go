@@ -29,8 +29,10 @@ import (
 // A prune Job killed half way (SIGKILL to its pod's processes once restic
 // has begun to change the restic repository, so restic leaves its
 // exclusive lock) leaves a restic repository that restic's check passes;
-// the next backup removes the dead pod's lock and succeeds at once, not 30
-// minutes later, and the next prune completes and frees the data.
+// the next restore (reading the data first, as a verification does)
+// removes the dead pod's lock and succeeds at once, not 30 minutes later,
+// so does the next backup, and the next prune completes and frees the
+// data.
 func TestPruneKilledHalfWay(t *testing.T) {
 	t.Parallel()
 	kube, cluster := withProviderCluster(t)
@@ -85,14 +87,28 @@ func TestPruneKilledHalfWay(t *testing.T) {
 	}
 	hostRestic(t, repoDir, "--no-lock", "check", "--read-data")
 
-	// The next backup removes the dead pod's lock and succeeds, and so
-	// does the next prune.
+	// A restore reading all of the data first, as a verification with
+	// readDataSubset does, removes the dead pod's lock, which restic's
+	// restore would otherwise meet for 30 minutes, and succeeds.
+	if err := kube.Create(context.Background(), appWithHostDir("app-restored", t.TempDir())); err != nil {
+		t.Fatal(err)
+	}
+	rs := restoreSession("after-kill", "app-restored", corev1alpha1.SnapshotLatest, "")
+	rs.Spec.ReadDataSubset = "100%"
+	if err := kube.Create(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	if rs = finishedRestore(t, kube, "default", rs.Name); rs.Status.Phase != corev1alpha1.RestoreSucceeded {
+		t.Fatalf("the restore after the killed prune ended %s: %+v", rs.Status.Phase, rs.Status.Conditions)
+	}
+	if got := repoFiles(t, filepath.Join(repoDir, "locks")); slices.Contains(got, locks[0]) {
+		t.Errorf("the dead prune pod's lock %s is still there after a restore", locks[0])
+	}
+
+	// The next backup succeeds, and so does the next prune.
 	t0 := time.Now()
 	latest := retentionRun(t, kube, bc, start.Add(3*time.Second))
 	t.Logf("the backup after the killed prune took %s", time.Since(t0).Round(time.Second))
-	if got := repoFiles(t, filepath.Join(repoDir, "locks")); slices.Contains(got, locks[0]) {
-		t.Errorf("the dead prune pod's lock %s is still there after a backup", locks[0])
-	}
 	res = stashplaneJSON[pruneResult](t, cluster.KubeconfigPath(), "prune", "app", "-n", "default", "-o", "json")
 	if !res.Succeeded {
 		t.Errorf("stashplane prune after the killed one: %+v, want success", res)

@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -44,6 +45,10 @@ const testNamespace = "default"
 var (
 	// kube talks to the test control plane; nil if it did not start.
 	kube client.Client
+
+	// restConfig reaches the test control plane, for controllers a test
+	// runs against it.
+	restConfig *rest.Config
 
 	// startErr says why the test control plane did not start.
 	startErr error
@@ -109,7 +114,7 @@ func start() (*envtest.Environment, error) {
 	if err != nil {
 		return env, fmt.Errorf("cannot create client: %w", err)
 	}
-	kube = c
+	kube, restConfig = c, cfg
 	return env, nil
 }
 
