@@ -240,28 +240,3 @@ func TestCheckReplicaCopy(t *testing.T) {
 		t.Errorf("the restored data directory lost its standby.signal: %v", err)
 	}
 }
-
-func TestSQLState(t *testing.T) {
-	cases := map[string]struct {
-		out, code, class string
-	}{
-		"Error":   {out: "ERROR:  22P02: invalid input syntax for type integer: \"secret\"\nLOCATION:  pg_strtoint32, numutils.c:320", code: "22P02", class: "data exception"},
-		"Fatal":   {out: "psql: error: connection to server on socket \"/s/.s.PGSQL.5432\" failed: FATAL:  3D000: database \"shop\" does not exist", code: "3D000", class: "invalid catalog name"},
-		"Unknown": {out: "ERROR:  P0001: raised", code: "P0001", class: "class P0"},
-		"None":    {out: "psql: could not connect", code: ""},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			code := sqlState(tc.out)
-			if diff := cmp.Diff(tc.code, code); diff != "" {
-				t.Errorf("sqlState(%q): -want +got:\n%s", tc.out, diff)
-			}
-			if code == "" {
-				return
-			}
-			if diff := cmp.Diff(tc.class, sqlStateClass(code)); diff != "" {
-				t.Errorf("sqlStateClass(%q): -want +got:\n%s", code, diff)
-			}
-		})
-	}
-}
