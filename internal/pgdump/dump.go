@@ -48,6 +48,9 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Reason + ": " + e.Msg }
 
+// FailureReason is the reason and message a component shows.
+func (e *Error) FailureReason() (string, string) { return e.Reason, e.Msg }
+
 // Dump programs.
 const (
 	CommandDumpAll = "pg_dumpall"
