@@ -23,6 +23,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/pgverify"
 	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/verify"
 )
 
 // appDBPassword is the password of examples/postgres-addon/database.yaml.
@@ -216,20 +217,24 @@ func firstBackupSession(t *testing.T, kube client.Client, timeout time.Duration)
 // The examples of examples/postgres-addon, run as a user applies them: a
 // running PostgreSQL with password authentication takes writes in a loop
 // (each order inserted in one transaction with a bump of the counter row)
-// while the postgres-addon dumps it with pg_dumpall into restic; the
-// dump is loaded into a second, empty server with psql by a
-// RestoreSession, where the orders equal the counter (the dump is one
-// consistent picture) and their number lies between the counts read
-// before the backup started and after it ended. The changes to the
-// examples: the storage is a temporary directory with the test's
-// password, and as pods share the host's network, each server listens on
-// a free port, which the tasks reach at 127.0.0.1.
-func TestPostgresAddonBackupRestore(t *testing.T) {
+// while the postgres-addon dumps it with pg_dumpall into restic. The
+// Query verifier restores the dump into a scratch claim, loads it into a
+// new PostgreSQL made for the run and proves there that the orders equal
+// the counter (the dump is one consistent picture) and, with KubeStash's
+// structured row counts, that their number lies between the counts read
+// before the backup started and after it ended. A RestoreSession then
+// loads the dump into a second, empty server with psql, which holds the
+// same. The changes to the examples: the storage is a temporary
+// directory with the test's password; as pods share the host's network,
+// each server listens on a free port, which the tasks reach at
+// 127.0.0.1; the verifier's row counts are the test's bounds.
+func TestPostgresAddon(t *testing.T) {
 	t.Parallel()
 	kube, _ := withProviderCluster(t)
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &corev1alpha1.RestoreSessionList{})
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupVerificationSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
 	defer dumpOnFailure(t, kube, &corev1.PodList{})
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
@@ -280,6 +285,39 @@ func TestPostgresAddonBackupRestore(t *testing.T) {
 		t.Fatalf("the Snapshot's component: %+v", c)
 	}
 	t.Logf("backed up %s (%s) while %d orders were written (%d before, %d after)", snap.Name, c.Size, written, before, after)
+
+	for _, o := range example(t, "postgres-addon/verifier.yaml", func(u *unstructured.Unstructured) {
+		bounds := []any{
+			map[string]any{"database": "shop", "table": "orders", "rowCount": map[string]any{"operator": "GreaterThanOrEqual", "value": int64(before)}},
+			map[string]any{"database": "shop", "schema": "public", "table": "orders", "rowCount": map[string]any{"operator": "LessThanOrEqual", "value": int64(after)}},
+		}
+		_ = unstructured.SetNestedSlice(u.Object, bounds, "spec", "query", "postgres")
+	}) {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vs := verify.Session("default", "app-db-verifier", snap, time.Now())
+	if err := kube.Create(ctx, vs); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 4*time.Minute, "the verification did not finish", func(ctx context.Context) (bool, error) {
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(vs), vs); err != nil {
+			return false, nil
+		}
+		p := vs.Status.Phase
+		return p == corev1alpha1.VerificationSessionSucceeded || p == corev1alpha1.VerificationSessionFailed || p == corev1alpha1.VerificationSessionSkipped, nil
+	})
+	verified := vs.GetCondition(corev1alpha1.TypeBackupVerified)
+	if vs.Status.Phase != corev1alpha1.VerificationSessionSucceeded || verified.Status != corev1.ConditionTrue {
+		t.Fatalf("verification of the dump: %s, BackupVerified %s %s: %s (result %q)", vs.Status.Phase, verified.Status, verified.Reason, verified.Message, vs.Status.VerifierResult)
+	}
+	want := `query returned "0", which is Equal "0"; shop.public.orders has `
+	if !strings.HasPrefix(vs.Status.VerifierResult, want) || !strings.Contains(vs.Status.VerifierResult, fmt.Sprintf("GreaterThanOrEqual %d", before)) ||
+		!strings.Contains(vs.Status.VerifierResult, fmt.Sprintf("LessThanOrEqual %d", after)) {
+		t.Errorf("the verifier's result %q does not show the counter and the bounds checked", vs.Status.VerifierResult)
+	}
+	t.Logf("verified %s: %s", snap.Name, vs.Status.VerifierResult)
 
 	clone := startDatabase(t, kube, "postgres-addon/restore.yaml", freePort(t))
 	var rs *unstructured.Unstructured
