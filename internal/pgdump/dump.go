@@ -37,6 +37,9 @@ const (
 	ReasonDumpFailed = "DumpFailed"
 	// ReasonLoadFailed: psql stopped at an SQL error of the dump.
 	ReasonLoadFailed = "LoadFailed"
+	// ReasonDumpRefused: the dump's command, databases or options cannot
+	// be carried out as given; nothing ran.
+	ReasonDumpRefused = "DumpRefused"
 )
 
 // Error is a failed dump or load: a reason and one line free of the
@@ -254,7 +257,7 @@ func (d Dump) argv() [][]string {
 // Close stops what still runs.
 func (d Dump) Open(ctx context.Context) (io.ReadCloser, error) {
 	if err := d.Validate(); err != nil {
-		return nil, err
+		return nil, &Error{Reason: ReasonDumpRefused, Msg: err.Error()}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &stream{ctx: ctx, cancel: cancel, conn: d.Conn, runs: d.argv()}
