@@ -397,12 +397,13 @@ func TestPostgresAddonRefusals(t *testing.T) {
 	claim := render.Target{Kind: "PersistentVolumeClaim", Name: "scratch", Namespace: "demo"}
 	deployment := render.Target{APIGroup: "apps", Kind: "Deployment", Name: "shop-db", Namespace: "demo"}
 	cases := map[string]struct {
-		reason string
-		kind   render.TaskKind
-		task   string
-		params string
-		target render.Target
-		want   string
+		reason    string
+		kind      render.TaskKind
+		task      string
+		params    string
+		target    render.Target
+		component string
+		want      string
 	}{
 		"DumpWithoutDatabase": {
 			reason: "pg_dump dumps named databases: without one it is refused.",
@@ -421,6 +422,17 @@ func TestPostgresAddonRefusals(t *testing.T) {
 			kind:   render.TaskBackup, task: "logical-backup", target: deployment,
 			params: `{"host": "shop-db"}`,
 			want:   "authSecret",
+		},
+		"SeveralComponents": {
+			reason: "A target of several components would be dumped once per component: refused past the first.",
+			kind:   render.TaskBackup, task: "logical-backup", target: deployment, component: "dump-pod-1",
+			params: `{"host": "shop-db", "authSecret": "auth"}`,
+			want:   "component dump-pod-1 is refused",
+		},
+		"FirstPod": {
+			reason: "A StatefulSet of one replica is the one component dump-pod-0.",
+			kind:   render.TaskBackup, task: "logical-backup", target: deployment, component: "dump-pod-0",
+			params: `{"host": "shop-db", "authSecret": "auth"}`,
 		},
 		"RestoreWithoutHost": {
 			reason: "A restore into a workload loads into its server, which needs host and authSecret.",
@@ -446,6 +458,9 @@ func TestPostgresAddonRefusals(t *testing.T) {
 			}
 			c := exampleContext()
 			c.Target = tc.target
+			if tc.component != "" {
+				c.Component = tc.component
+			}
 			_, err = r.Render(context.Background(), render.Input{Addon: addon, TaskKind: tc.kind, Task: tc.task, Function: fn, Params: []byte(tc.params), Context: c})
 			got := ""
 			if err != nil {
@@ -453,6 +468,40 @@ func TestPostgresAddonRefusals(t *testing.T) {
 			}
 			if (tc.want == "") != (err == nil) || !strings.Contains(got, tc.want) {
 				t.Errorf("%s\nRender(%s): got error %q, want one containing %q", tc.reason, tc.params, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPostgresAddonValidateParams: a configuration's parameters are
+// checked without a run (ValidateParams), as the BackupConfiguration's
+// validation does: good ones pass, bad ones name the parameter.
+func TestPostgresAddonValidateParams(t *testing.T) {
+	cat := builtinCatalog(t)
+	addon, _ := cat.Addon("postgres-addon")
+	fn, err := cat.Function("postgres-backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		params string
+		want   string
+	}{
+		"DumpAll":      {params: `{"host": "app-db", "authSecret": "app-db-auth"}`},
+		"DumpOne":      {params: `{"host": "app-db", "authSecret": "app-db-auth", "backupCmd": "pg_dump", "args": "demo"}`},
+		"NoDatabase":   {params: `{"host": "app-db", "authSecret": "app-db-auth", "backupCmd": "pg_dump"}`, want: "backupCmd pg_dump needs databases"},
+		"NoHost":       {params: `{"authSecret": "app-db-auth"}`, want: "host"},
+		"HostWithPath": {params: `{"host": "app-db/x", "authSecret": "app-db-auth"}`, want: "host"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := render.New(render.Options{}).ValidateParams(context.Background(), addon, render.TaskBackup, "logical-backup", fn, []byte(tc.params))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if (tc.want == "") != (err == nil) || !strings.Contains(got, tc.want) {
+				t.Errorf("ValidateParams(%s): got %q, want an error containing %q", tc.params, got, tc.want)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -348,4 +350,46 @@ func TestPostgresAddon(t *testing.T) {
 		t.Errorf("the clone holds %d orders, not between the %d before the backup and the %d after it", rows, before, after)
 	}
 	t.Logf("the clone holds %d orders, the counter %d (%d before the backup, %d after)", rows, counter, before, after)
+
+	// Bad input to a restore fails its component with a reason naming
+	// it, and deletes nothing: the dump loaded again where its database
+	// exists stops at its first error, and a wrong password reaches
+	// nothing.
+	wrong := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app-db-wrong-auth", Namespace: "default"},
+		StringData: map[string]string{"username": "postgres", "password": wrongDBPassword}}
+	if err := kube.Create(ctx, wrong); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct{ authSecret, reason, says string }{
+		"again":      {authSecret: "app-db-auth", reason: "LoadFailed", says: "SQLSTATE 42P04"},
+		"wrong-auth": {authSecret: "app-db-wrong-auth", reason: "DatabaseAuthFailed", says: `refused user "postgres"`},
+	} {
+		bad := rs.DeepCopy()
+		bad.Object["metadata"] = map[string]any{"name": "app-db-clone-" + name, "namespace": "default"}
+		delete(bad.Object, "status")
+		tasks, _, _ := unstructured.NestedSlice(bad.Object, "spec", "addon", "tasks")
+		tasks[0].(map[string]any)["params"].(map[string]any)["authSecret"] = tc.authSecret
+		_ = unstructured.SetNestedSlice(bad.Object, tasks, "spec", "addon", "tasks")
+		if err := kube.Create(ctx, bad); err != nil {
+			t.Fatal(err)
+		}
+		got := &corev1alpha1.RestoreSession{}
+		poll(t, 4*time.Minute, "the restore did not end", func(ctx context.Context) (bool, error) {
+			if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: bad.GetName()}, got); err != nil {
+				return false, nil
+			}
+			return got.Status.Phase == corev1alpha1.RestoreSucceeded || got.Status.Phase == corev1alpha1.RestoreFailed, nil
+		})
+		c := got.Status.Components[storagev1alpha1.ComponentDump]
+		if got.Status.Phase != corev1alpha1.RestoreFailed || !strings.HasPrefix(c.Error, tc.reason+": ") || !strings.Contains(c.Error, tc.says) {
+			t.Errorf("restore %s: %s, component %q; want Failed with %s naming %q", name, got.Status.Phase, c.Error, tc.reason, tc.says)
+		}
+		if seen, _ := json.Marshal(got.Status); strings.Contains(string(seen), appDBPassword) || strings.Contains(string(seen), wrongDBPassword) {
+			t.Errorf("restore %s: a password is in the status: %s", name, seen)
+		}
+		t.Logf("restore %s: %s", name, c.Error)
+	}
+	if again := clone.count(ctx, "shop", "select count(*) from orders"); again != rows {
+		t.Errorf("the failed restores changed the clone: %d orders, was %d", again, rows)
+	}
 }
