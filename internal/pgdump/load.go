@@ -21,6 +21,8 @@ import (
 // live server, CREATE ROLE of the user Load connects as (who exists
 // already), is left out; that user's ALTER ROLE still applies.
 func Load(ctx context.Context, c Conn, database string, r io.Reader) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, "psql"), "-X", "-q", "--no-password",
 		"-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "--dbname="+database, "-f", "-")
 	cmd.Env = c.env()
@@ -34,24 +36,28 @@ func Load(ctx context.Context, c Conn, database string, r io.Reader) error {
 	if err := cmd.Start(); err != nil {
 		return &Error{Reason: ReasonLoadFailed, Msg: fmt.Sprintf("cannot run psql: %v", err)}
 	}
-	copyErr := make(chan error, 1)
+	src := &sourceReader{r: r}
+	copied := make(chan struct{})
 	go func() {
-		_, err := io.Copy(in, &roleFilter{r: bufio.NewReaderSize(r, 64<<10), user: c.User})
+		defer close(copied)
+		// A write error means psql stopped reading: its own exit says why.
+		_, _ = io.Copy(in, &roleFilter{r: bufio.NewReaderSize(src, 64<<10), user: c.User})
+		if src.err != nil {
+			// A dump that broke off is not ended: psql is killed before
+			// it could take the end of its input for the dump's end.
+			cancel()
+			return
+		}
 		_ = in.Close()
-		copyErr <- err
 	}()
 	werr := cmd.Wait()
-	cerr := <-copyErr
-	if werr == nil && cerr != nil {
-		return cerr
+	<-copied
+	// What reading the dump met (a failed restore stream, say) comes first.
+	if src.err != nil {
+		return src.err
 	}
 	if werr == nil {
 		return nil
-	}
-	// What reading the dump met (a failed restore stream, say) comes first.
-	var perr *Error
-	if cerr != nil && !errors.Is(cerr, syscall.EPIPE) && !errors.Is(cerr, io.ErrClosedPipe) && !errors.As(cerr, &perr) {
-		return cerr
 	}
 	out := stderr.String()
 	var exit *exec.ExitError
@@ -70,6 +76,20 @@ func Load(ctx context.Context, c Conn, database string, r io.Reader) error {
 		return &Error{Reason: ReasonLoadFailed, Msg: msg}
 	}
 	return c.classify("psql", werr, out)
+}
+
+// sourceReader keeps the first read error of the dump other than io.EOF.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
 
 // dumpLine is the line of the dump psql names in "psql:<stdin>:LINE: ERROR".

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -134,6 +135,15 @@ func TestDumpAndLoad(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "shop") {
 			t.Errorf("The load's error quotes psql's message: %v", err)
+		}
+	})
+
+	t.Run("LoadBrokenOff", func(t *testing.T) {
+		errBroken := errors.New("the restore stream broke off")
+		src := io.MultiReader(strings.NewReader("create table broken (n int);\ninsert into broken values (1"), iotest.ErrReader(errBroken))
+		err := pgdump.Load(ctx, conn, "postgres", src)
+		if !errors.Is(err, errBroken) {
+			t.Errorf("Load of a stream that broke off = %v, want its error", err)
 		}
 	})
 
