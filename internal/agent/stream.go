@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"strings"
 
 	"k8s.io/utils/ptr"
 	"lukechampine.com/blake3"
@@ -129,19 +128,23 @@ func (r *Runner) restoreStream(ctx context.Context, t *target, errs *bridgeError
 	h := blake3.New(32, nil)
 	n := &countWriter{}
 	r.Log.Info("loading", "resticSnapshot", shortID(m.ResticSnapshot), "file", StreamPath(name))
-	lerr := load(ctx, io.TeeReader(pr, io.MultiWriter(h, n)))
-	// Whatever load left unread is read to the end, so that the digest
-	// covers the whole stream and restic's dump ends.
+	if err := load(ctx, io.TeeReader(pr, io.MultiWriter(h, n))); err != nil {
+		// A failed load (or a dump that broke off, which the load
+		// reports) ends restic's dump too.
+		cancel()
+		_ = pr.CloseWithError(err)
+		<-dumped
+		res.filesRestored, res.bytesRestored = 1, n.n
+		return err
+	}
+	// Whatever the load left unread is read to the end, so that the
+	// digest covers the whole stream.
 	_, _ = io.Copy(io.MultiWriter(h, n), pr)
-	cancel()
 	derr := <-dumped
 	ph.mark("load")
 	res.filesRestored, res.bytesRestored = 1, n.n
-	switch {
-	case derr != nil && !strings.Contains(derr.Error(), "context canceled"):
+	if derr != nil {
 		return derr
-	case lerr != nil:
-		return lerr
 	}
 	res.filesChecked = 1
 	got := ManifestFile{Path: want.Path, Size: n.n, BLAKE3: hex.EncodeToString(h.Sum(nil))}
