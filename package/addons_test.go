@@ -43,6 +43,8 @@ func TestAddonsTagImages(t *testing.T) {
 	want := map[string]string{
 		"script-verifier":         "busybox:1.36",
 		"postgres-query-verifier": "ghcr.io/stashplane/postgres-verifier:latest",
+		"postgres-backup":         "ghcr.io/stashplane/stashplane-postgres:latest",
+		"postgres-restore":        "ghcr.io/stashplane/stashplane-postgres:latest",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Addons(): a local build's Functions use these images: -want +got:\n%s", diff)

@@ -21,21 +21,31 @@ import (
 )
 
 func backupCommand() *cobra.Command {
-	return agentCommand(agent.KindBackup, "Back up paths into a component of a Snapshot (runs inside backup Jobs)",
+	cmd := agentCommand(agent.KindBackup, "Back up paths into a component of a Snapshot (runs inside backup Jobs)",
 		func(ctx context.Context, r *agent.Runner) error { return r.Backup(ctx) })
+	cmd.AddCommand(backupPostgresCommand())
+	return cmd
 }
 
 func restoreCommand() *cobra.Command {
-	return agentCommand(agent.KindRestore, "Restore a component of a Snapshot (runs inside restore Jobs)",
+	cmd := agentCommand(agent.KindRestore, "Restore a component of a Snapshot (runs inside restore Jobs)",
 		func(ctx context.Context, r *agent.Runner) error { return r.Restore(ctx) })
+	cmd.AddCommand(restorePostgresCommand())
+	return cmd
 }
 
 // agentCommand is a subcommand of the in-Job agent: it parses the flags,
 // builds an in-cluster client and hands over to package agent.
 func agentCommand(kind, short string, run func(context.Context, *agent.Runner) error) *cobra.Command {
+	return agentSubcommand(kind, kind, short, run)
+}
+
+// agentSubcommand is an agent subcommand named use that runs with the
+// flags of kind.
+func agentSubcommand(use, kind, short string, run func(context.Context, *agent.Runner) error) *cobra.Command {
 	r := &agent.Runner{}
 	cmd := &cobra.Command{
-		Use:   kind,
+		Use:   use,
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

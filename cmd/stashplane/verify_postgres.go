@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -31,18 +32,25 @@ func verifyPostgresCommand() *cobra.Command {
 	var bin string
 	var uid, gid uint32
 	var debug bool
+	var tables string
 	cmd := &cobra.Command{
 		Use:   "postgres",
 		Short: "Start PostgreSQL on a restored data directory and check the value one query returns",
 		Long: "Copy the restored data directory (--data-dir, only read) into --work-dir, start PostgreSQL on the " +
 			"copy on a private Unix socket (as --uid/--gid when run as root), run --sql with psql, compare the " +
-			"single value it returns with --value using --operator, and stop the server. Exit code 0: the check " +
+			"single value it returns with --value using --operator, check each of --tables' row counts, and stop the server. " +
+			"With --dump-file instead of --data-dir, a new server is made in --work-dir and the dump loaded into it first. Exit code 0: the check " +
 			"passed; 1: it failed; 2: bad arguments; 3: the check could not be made (the server did not start, " +
 			"the query failed or returned other than one value).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if c.DataDir == "" || c.WorkDir == "" || c.SQL == "" {
-				return &agent.ExitError{Code: exitBadUsage, Err: errors.New("cannot verify postgres: --data-dir, --work-dir and --sql are required")}
+			if tables != "" {
+				if err := json.Unmarshal([]byte(tables), &c.Tables); err != nil {
+					return &agent.ExitError{Code: exitBadUsage, Err: fmt.Errorf("cannot read --tables: %w", err)}
+				}
+			}
+			if (c.DataDir == "") == (c.DumpFile == "") || c.WorkDir == "" || (c.SQL == "" && len(c.Tables) == 0) {
+				return &agent.ExitError{Code: exitBadUsage, Err: errors.New("cannot verify postgres: one of --data-dir and --dump-file, --work-dir, and --sql or --tables are required")}
 			}
 			if _, err := pgverify.Compare("0", c.Operator, "0"); err != nil {
 				return &agent.ExitError{Code: exitBadUsage, Err: err}
@@ -66,6 +74,8 @@ func verifyPostgresCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&c.DataDir, "data-dir", "", "the restored PostgreSQL data directory (holding PG_VERSION)")
 	f.StringVar(&c.WorkDir, "work-dir", "", "an empty scratch directory for the copy and the server's socket")
+	f.StringVar(&c.DumpFile, "dump-file", "", "a restored plain SQL dump (the postgres-addon's dumpfile.sql) to load into a new server instead of --data-dir")
+	f.StringVar(&tables, "tables", "", `row counts to check, as JSON: [{"database","schema","table","rowCount":{"operator","value"}}] (KubeStash's query.postgres)`)
 	f.StringVar(&c.Database, "database", "postgres", "database the query runs in")
 	f.StringVar(&c.User, "user", "postgres", "database user the query runs as")
 	f.StringVar(&c.SQL, "sql", "", "the query; it must return one row of one column")

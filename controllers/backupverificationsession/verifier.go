@@ -212,7 +212,7 @@ func verifierInput(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.Ba
 	switch v.Spec.Type {
 	case corev1alpha1.VerificationQuery:
 		if v.Spec.Query != nil {
-			params = v.Spec.Query.Raw
+			params = v.Spec.Query.Params()
 		}
 	case corev1alpha1.VerificationScript:
 		b, err := json.Marshal(map[string]any{"location": v.Spec.Script.Location, "args": append([]string{}, v.Spec.Script.Args...)})

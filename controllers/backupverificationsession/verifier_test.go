@@ -88,7 +88,7 @@ func exampleVerifier(typ corev1alpha1.VerificationType, function string) *corev1
 // session does and compares them with their golden files.
 func TestVerifierFunctions(t *testing.T) {
 	query := exampleVerifier(corev1alpha1.VerificationQuery, "postgres-query-verifier")
-	query.Spec.Query = &runtime.RawExtension{Raw: []byte(`{"dataDirectory": "pgdata", "database": "shop", "sql": "select count(*) from orders", "operator": "GreaterThanOrEqual", "value": 100}`)}
+	query.Spec.Query = &corev1alpha1.VerifierQuery{Raw: runtime.RawExtension{Raw: []byte(`{"dataDirectory": "pgdata", "database": "shop", "sql": "select count(*) from orders", "operator": "GreaterThanOrEqual", "value": 100}`)}}
 	script := exampleVerifier(corev1alpha1.VerificationScript, "script-verifier")
 	script.Spec.Script = &corev1alpha1.ScriptVerifierSpec{Location: "/scripts/check.sh", Args: []string{"--strict"}}
 	s := &corev1alpha1.BackupVerificationSession{
@@ -97,11 +97,17 @@ func TestVerifierFunctions(t *testing.T) {
 	}
 	target := &storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "scratch-0a1b2c3d"}
 	r := render.New(render.Options{})
-	for name, v := range map[string]*corev1alpha1.BackupVerifier{"postgres-query-verifier": query, "script-verifier": script} {
+	// A dump restored by the postgres-addon, loaded into a scratch
+	// server and checked by KubeStash's structured query beside SQL.
+	dump := exampleVerifier(corev1alpha1.VerificationQuery, "postgres-query-verifier")
+	dump.Spec.Query = &corev1alpha1.VerifierQuery{Raw: runtime.RawExtension{Raw: []byte(`{"dumpFile": "dumpfile.sql", "database": "shop",
+		"sql": "select count(*) - (select n from counter) from orders", "value": 0,
+		"postgres": [{"database": "shop", "table": "orders", "rowCount": {"operator": "GreaterThanOrEqual", "value": 150}}]}`)}}
+	for name, v := range map[string]*corev1alpha1.BackupVerifier{"postgres-query-verifier": query, "script-verifier": script, "postgres-dump-verifier": dump} {
 		t.Run(name, func(t *testing.T) {
-			fn := builtinFunction(t, name)
+			fn := builtinFunction(t, v.Spec.Function)
 			if err := r.CheckFunction(context.Background(), fn); err != nil {
-				t.Fatalf("CheckFunction(%q): %v", name, err)
+				t.Fatalf("CheckFunction(%q): %v", fn.Name, err)
 			}
 			in, err := verifierInput(s, v, fn, target, "ghcr.io/stashplane/stashplane:v0.1.0")
 			if err != nil {
@@ -125,15 +131,46 @@ func TestVerifierFunctions(t *testing.T) {
 }
 
 func TestVerifierFunctionRefusesBadQuery(t *testing.T) {
-	v := exampleVerifier(corev1alpha1.VerificationQuery, "postgres-query-verifier")
-	v.Spec.Query = &runtime.RawExtension{Raw: []byte(`{"sql": "select 1", "operator": "Like", "value": 1}`)}
-	s := &corev1alpha1.BackupVerificationSession{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "demo"}}
-	in, err := verifierInput(s, v, builtinFunction(t, "postgres-query-verifier"), &storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "c"}, "img")
-	if err != nil {
-		t.Fatal(err)
+	cases := map[string]struct {
+		reason string
+		query  string
+		want   string
+	}{
+		"Operator": {
+			reason: "An operator the Function does not know is refused.",
+			query:  `{"sql": "select 1", "operator": "Like", "value": 1}`,
+			want:   "params.operator",
+		},
+		"NothingToCheck": {
+			reason: "A query with neither sql nor row counts checks nothing: refused.",
+			query:  `{"dumpFile": "dumpfile.sql"}`,
+			want:   "the query has nothing to check",
+		},
+		"SQLWithoutValue": {
+			reason: "sql without a value to compare with is refused.",
+			query:  `{"sql": "select 1"}`,
+			want:   "needs a value",
+		},
+		"RowCountWithoutTable": {
+			reason: "A row count must name its table.",
+			query:  `{"postgres": [{"database": "shop", "rowCount": {"value": 1}}]}`,
+			want:   "table",
+		},
 	}
-	if _, err := render.New(render.Options{}).Render(context.Background(), in); err == nil {
-		t.Error("Render with operator Like: no error, want one naming params.operator")
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			v := exampleVerifier(corev1alpha1.VerificationQuery, "postgres-query-verifier")
+			v.Spec.Query = &corev1alpha1.VerifierQuery{Raw: runtime.RawExtension{Raw: []byte(tc.query)}}
+			s := &corev1alpha1.BackupVerificationSession{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "demo"}}
+			in, err := verifierInput(s, v, builtinFunction(t, "postgres-query-verifier"), &storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "c"}, "img")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = render.New(render.Options{}).Render(context.Background(), in)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s\nRender(%s): got %v, want an error containing %q", tc.reason, tc.query, err, tc.want)
+			}
+		})
 	}
 }
 

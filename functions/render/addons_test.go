@@ -41,6 +41,8 @@ var conformanceParams = map[string]string{
 	"workload-addon/logical-backup-restore": `{"paths": ["/var/lib/app"]}`,
 	"pvc-addon/logical-backup":              `{"exclude": ["lost+found"]}`,
 	"pvc-addon/logical-backup-restore":      `{}`,
+	"postgres-addon/logical-backup":         `{"host": "shop-db", "authSecret": "shop-db-auth", "backupCmd": "pg_dump", "args": "--lock-wait-timeout=5000 shop"}`,
+	"postgres-addon/logical-backup-restore": `{"host": "shop-db-clone", "authSecret": "shop-db-auth"}`,
 }
 
 // builtinCatalog is the catalog of the built-in addons and Functions.
@@ -62,7 +64,7 @@ func builtinCatalog(t *testing.T) *render.Catalog {
 // its golden file, and produce Jobs that follow Stashplane's rules.
 func TestBuiltinAddons(t *testing.T) {
 	cat := builtinCatalog(t)
-	if diff := cmp.Diff([]string{"pvc-addon", "workload-addon"}, cat.AddonNames()); diff != "" {
+	if diff := cmp.Diff([]string{"postgres-addon", "pvc-addon", "workload-addon"}, cat.AddonNames()); diff != "" {
 		t.Fatalf("built-in addons: -want +got:\n%s", diff)
 	}
 	r := render.New(render.Options{})
@@ -87,8 +89,13 @@ func TestBuiltinAddons(t *testing.T) {
 					t.Fatalf("no conformance parameters for %q: add them to conformanceParams", key)
 				}
 				c := exampleContext()
-				if addon.Name == "pvc-addon" {
+				switch addon.Name {
+				case "pvc-addon":
 					c.Target = render.Target{Kind: "PersistentVolumeClaim", Name: "app-data", Namespace: "demo"}
+				case "postgres-addon":
+					// The database is reached over the network: its
+					// Deployment's volumes are not the addon's to mount.
+					c.Target = render.Target{APIGroup: "apps", Kind: "Deployment", Name: "shop-db", Namespace: "demo"}
 				}
 				if kt.Kind == render.TaskRestore {
 					// Restores run for a RestoreSession, which the agent
@@ -119,6 +126,9 @@ func TestBuiltinAddons(t *testing.T) {
 				}
 				if len(jobs) == 0 {
 					t.Fatalf("Render(%q) rendered no Job", key)
+				}
+				if fn.Spec.Image != "" {
+					c.Image = fn.Spec.Image
 				}
 				for _, j := range jobs {
 					for _, p := range checkJob(j, kt.Kind, c) {
@@ -372,6 +382,126 @@ func TestBuiltinAddonsTakeKubeStashParams(t *testing.T) {
 			}
 			if diff := cmp.Diff(string(fromList), string(fromString)); diff != "" {
 				t.Errorf("%s\nJobs from strings differ from Jobs from lists: -list +string:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestPostgresAddonRefusals: a postgres-addon task that cannot be carried
+// out as written fails to render with a message naming the parameter,
+// before any Job exists.
+func TestPostgresAddonRefusals(t *testing.T) {
+	cat := builtinCatalog(t)
+	addon, _ := cat.Addon("postgres-addon")
+	r := render.New(render.Options{})
+	claim := render.Target{Kind: "PersistentVolumeClaim", Name: "scratch", Namespace: "demo"}
+	deployment := render.Target{APIGroup: "apps", Kind: "Deployment", Name: "shop-db", Namespace: "demo"}
+	cases := map[string]struct {
+		reason    string
+		kind      render.TaskKind
+		task      string
+		params    string
+		target    render.Target
+		component string
+		want      string
+	}{
+		"DumpWithoutDatabase": {
+			reason: "pg_dump dumps named databases: without one it is refused.",
+			kind:   render.TaskBackup, task: "logical-backup", target: deployment,
+			params: `{"host": "shop-db", "authSecret": "auth", "backupCmd": "pg_dump"}`,
+			want:   "backupCmd pg_dump needs databases",
+		},
+		"DumpAllWithDatabases": {
+			reason: "pg_dumpall dumps every database: naming some is refused, not ignored.",
+			kind:   render.TaskBackup, task: "logical-backup", target: deployment,
+			params: `{"host": "shop-db", "authSecret": "auth", "databases": "shop"}`,
+			want:   "backupCmd pg_dumpall dumps every database",
+		},
+		"NoAuthSecret": {
+			reason: "The backup needs the auth Secret.",
+			kind:   render.TaskBackup, task: "logical-backup", target: deployment,
+			params: `{"host": "shop-db"}`,
+			want:   "authSecret",
+		},
+		"SeveralComponents": {
+			reason: "A target of several components would be dumped once per component: refused past the first.",
+			kind:   render.TaskBackup, task: "logical-backup", target: deployment, component: "dump-pod-1",
+			params: `{"host": "shop-db", "authSecret": "auth"}`,
+			want:   "component dump-pod-1 is refused",
+		},
+		"FirstPod": {
+			reason: "A StatefulSet of one replica is the one component dump-pod-0.",
+			kind:   render.TaskBackup, task: "logical-backup", target: deployment, component: "dump-pod-0",
+			params: `{"host": "shop-db", "authSecret": "auth"}`,
+		},
+		"RestoreWithoutHost": {
+			reason: "A restore into a workload loads into its server, which needs host and authSecret.",
+			kind:   render.TaskRestore, task: "logical-backup-restore", target: deployment,
+			params: `{}`,
+			want:   "give the task's host and authSecret",
+		},
+		"RestoreIntoClaim": {
+			reason: "A restore into a claim writes the dump as a file and needs no server.",
+			kind:   render.TaskRestore, task: "logical-backup-restore", target: claim,
+			params: `{}`,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			task, err := render.FindTask(addon, tc.kind, tc.task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn, err := cat.Function(task.Function)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := exampleContext()
+			c.Target = tc.target
+			if tc.component != "" {
+				c.Component = tc.component
+			}
+			_, err = r.Render(context.Background(), render.Input{Addon: addon, TaskKind: tc.kind, Task: tc.task, Function: fn, Params: []byte(tc.params), Context: c})
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if (tc.want == "") != (err == nil) || !strings.Contains(got, tc.want) {
+				t.Errorf("%s\nRender(%s): got error %q, want one containing %q", tc.reason, tc.params, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPostgresAddonValidateParams: a configuration's parameters are
+// checked without a run (ValidateParams), as the BackupConfiguration's
+// validation does: good ones pass, bad ones name the parameter.
+func TestPostgresAddonValidateParams(t *testing.T) {
+	cat := builtinCatalog(t)
+	addon, _ := cat.Addon("postgres-addon")
+	fn, err := cat.Function("postgres-backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		params string
+		want   string
+	}{
+		"DumpAll":      {params: `{"host": "app-db", "authSecret": "app-db-auth"}`},
+		"DumpOne":      {params: `{"host": "app-db", "authSecret": "app-db-auth", "backupCmd": "pg_dump", "args": "demo"}`},
+		"NoDatabase":   {params: `{"host": "app-db", "authSecret": "app-db-auth", "backupCmd": "pg_dump"}`, want: "backupCmd pg_dump needs databases"},
+		"NoHost":       {params: `{"authSecret": "app-db-auth"}`, want: "host"},
+		"HostWithPath": {params: `{"host": "app-db/x", "authSecret": "app-db-auth"}`, want: "host"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := render.New(render.Options{}).ValidateParams(context.Background(), addon, render.TaskBackup, "logical-backup", fn, []byte(tc.params))
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if (tc.want == "") != (err == nil) || !strings.Contains(got, tc.want) {
+				t.Errorf("ValidateParams(%s): got %q, want an error containing %q", tc.params, got, tc.want)
 			}
 		})
 	}

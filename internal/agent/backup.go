@@ -26,6 +26,16 @@ const ProgressInterval = 5 * time.Second
 // restic runs, then Succeeded or Failed. It returns nil only on success; an
 // *ExitError says whether the failure was recorded.
 func (r *Runner) Backup(ctx context.Context) error {
+	return r.runBackup(ctx, r.backup)
+}
+
+// backupWork is what a backup does between the Running and the final
+// status: files (Runner.backup) or a stream (Runner.backupStream).
+type backupWork func(ctx context.Context, t *target, w statusWriter, state componentState, errs *bridgeErrors) (*restic.BackupSummary, *bool, error)
+
+// runBackup records the component Running, runs work and records its
+// outcome.
+func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 	if err := r.Options.Validate(KindBackup); err != nil {
 		return notRecorded(err)
 	}
@@ -64,7 +74,7 @@ func (r *Runner) Backup(ctx context.Context) error {
 	var integrity *bool
 	if err = r.connect(ctx, t); err == nil {
 		defer t.bucket.Close()
-		sum, integrity, err = r.backup(ctx, t, w, state, errs)
+		sum, integrity, err = work(ctx, t, w, state, errs)
 	}
 	state.End, state.Summary, state.Integrity = time.Now(), sum, integrity
 	if err != nil {
@@ -106,23 +116,8 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return nil, nil, err
 	}
 	defer stop(context.WithoutCancel(ctx))
-
-	exists, err := t.bucket.Exists(ctx, t.resticPath+"config")
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot look for the restic repository: %w", err)
-	}
-	if !exists {
-		r.Log.Info("initialising the restic repository", "repository", t.resticPath)
-		if err := rc.Init(ctx); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		if err := r.removeDeadPruneLocks(ctx, t, rc); err != nil {
-			return nil, nil, err
-		}
-		if err := unlockStale(ctx, t.bucket, t.resticPath, func(ctx context.Context) error { return rc.Unlock(ctx, false) }); err != nil {
-			return nil, nil, err
-		}
+	if err := r.prepareRepository(ctx, t, rc); err != nil {
+		return nil, nil, err
 	}
 
 	hctx, stopHashing := context.WithCancel(ctx)
@@ -168,6 +163,23 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
 	return sum, ptr.To(true), nil
+}
+
+// prepareRepository makes the component's restic repository when it has
+// none, else removes the locks of runs that are gone.
+func (r *Runner) prepareRepository(ctx context.Context, t *target, rc *restic.Restic) error {
+	exists, err := t.bucket.Exists(ctx, t.resticPath+"config")
+	if err != nil {
+		return fmt.Errorf("cannot look for the restic repository: %w", err)
+	}
+	if !exists {
+		r.Log.Info("initialising the restic repository", "repository", t.resticPath)
+		return rc.Init(ctx)
+	}
+	if err := r.removeDeadPruneLocks(ctx, t, rc); err != nil {
+		return err
+	}
+	return unlockStale(ctx, t.bucket, t.resticPath, func(ctx context.Context) error { return rc.Unlock(ctx, false) })
 }
 
 // storedManifest is the manifest's files of the restic snapshot id: the

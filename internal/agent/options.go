@@ -94,6 +94,10 @@ const (
 	// KindPrune prunes every restic repository of a Repository: it names
 	// no Snapshot or component.
 	KindPrune = "prune"
+	// KindBackupStream and KindRestoreStream back up a stream (a database
+	// dump) and give it back: they take no paths.
+	KindBackupStream  = "backup-stream"
+	KindRestoreStream = "restore-stream"
 )
 
 // AddFlags registers the flags of a run of kind (KindBackup, KindRestore).
@@ -104,16 +108,20 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, kind string) {
 	if kind != KindPrune {
 		fs.StringVar(&o.Snapshot, agentapi.FlagSnapshot, "", "the Snapshot")
 		fs.StringVar(&o.Component, agentapi.FlagComponent, "", "the Snapshot's component")
+	}
+	if kind == KindBackup || kind == KindRestore {
 		fs.StringSliceVar(&o.Paths, agentapi.FlagPaths, nil, "comma-separated absolute paths as this container sees them")
 	}
 	switch kind {
-	case KindPrune:
+	case KindPrune, KindBackupStream:
 	case KindBackup:
 		fs.StringArrayVar(&o.Exclude, agentapi.FlagExclude, nil, "glob pattern of files to leave out (repeatable)")
 	default:
-		fs.StringArrayVar(&o.Include, agentapi.FlagInclude, nil, "glob pattern of files to restore (repeatable)")
-		fs.StringVar(&o.Target, agentapi.FlagTarget, "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
-		fs.StringVar(&o.Into, agentapi.FlagInto, "", "restore the backup into this directory whatever its paths: one backed-up path's content lands at INTO, several paths each at INTO/<path>")
+		if kind == KindRestore {
+			fs.StringArrayVar(&o.Include, agentapi.FlagInclude, nil, "glob pattern of files to restore (repeatable)")
+			fs.StringVar(&o.Target, agentapi.FlagTarget, "", "restore into this directory (files land at TARGET/<backed-up path>) instead of in place")
+			fs.StringVar(&o.Into, agentapi.FlagInto, "", "restore the backup into this directory whatever its paths: one backed-up path's content lands at INTO, several paths each at INTO/<path>")
+		}
 		fs.StringVar(&o.RestoreSession, agentapi.FlagRestoreSession, "", "the RestoreSession to report the component's restore to")
 		fs.StringVar(&o.RestoreSessionNamespace, agentapi.FlagRestoreSessionNamespace, "", "namespace of the RestoreSession (default: --namespace)")
 		fs.StringVar(&o.ReadDataSubset, agentapi.FlagReadDataSubset, os.Getenv(agentapi.EnvReadDataSubset), "run restic check --read-data-subset with this subset (n/t, x%, or a size) before restoring; empty or 0 runs none")

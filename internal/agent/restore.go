@@ -48,6 +48,17 @@ type restoreResult struct {
 // when there is one (with include patterns, only the files that were
 // restored are compared).
 func (r *Runner) Restore(ctx context.Context) error {
+	return r.runRestore(ctx, r.restore)
+}
+
+// restoreWork is what a restore does once its objects are resolved and
+// the storage is open: files (Runner.restore) or a stream
+// (Runner.restoreStream).
+type restoreWork func(ctx context.Context, t *target, errs *bridgeErrors, res *restoreResult, running func() error, ph *phases) error
+
+// runRestore reports the component Running, runs work and reports its
+// outcome.
+func (r *Runner) runRestore(ctx context.Context, work restoreWork) error {
 	o := r.Options
 	if err := o.Validate(KindRestore); err != nil {
 		return notRecorded(err)
@@ -79,7 +90,7 @@ func (r *Runner) Restore(ctx context.Context) error {
 	if err = r.connect(ctx, t); err == nil {
 		defer t.bucket.Close()
 		ph.mark("connect")
-		err = r.restore(ctx, t, errs, res, running, ph)
+		err = work(ctx, t, errs, res, running, ph)
 	}
 	if rerr := running(); rerr != nil {
 		return notRecorded(rerr)

@@ -230,10 +230,13 @@ func (r *Runner) resticFor(ctx context.Context, t *target, errs *bridgeErrors) (
 func failure(err error, errs *bridgeErrors, red redactor) (string, string) {
 	var se *reasonError
 	var re *restic.Error
+	var fe Failure
 	reason, msg := restic.ReasonResticFailed, err.Error()
 	switch {
 	case errors.As(err, &se):
 		reason, msg = se.reason, se.msg
+	case errors.As(err, &fe):
+		reason, msg = fe.FailureReason()
 	case errors.As(err, &re):
 		reason, msg = re.Reason, re.Message
 		switch serr := errs.last(); {
@@ -252,6 +255,13 @@ func failure(err error, errs *bridgeErrors, red redactor) (string, string) {
 		msg = msg[:maxMessage] + "…"
 	}
 	return reason, msg
+}
+
+// Failure is an error of a stream's source or sink (a database dump or
+// load) that carries its own reason and a message free of secrets.
+type Failure interface {
+	error
+	FailureReason() (reason, message string)
 }
 
 // maxMessage bounds a component's error.

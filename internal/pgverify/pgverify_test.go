@@ -2,6 +2,7 @@ package pgverify
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/stashplane/stashplane/internal/pgdump"
 )
 
 func errText(err error) string {
@@ -241,26 +244,82 @@ func TestCheckReplicaCopy(t *testing.T) {
 	}
 }
 
-func TestSQLState(t *testing.T) {
+// TestCheckDump runs the real PostgreSQL: a pg_dumpall of a server is
+// loaded into a new server made for the check, where a free-form query
+// and KubeStash's row counts are compared; a count that does not hold
+// fails the check, and a table the dump lacks makes no check.
+func TestCheckDump(t *testing.T) {
+	bin := repoBinDir(t)
+	ctx := context.Background()
+	u := User{UID: 65534, GID: 65534}
+	data := filepath.Join(openDir(t), "pgdata")
+	if err := InitDB(ctx, bin, data, "postgres", u); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(openDir(t), "socket")
+	s, err := Start(ctx, bin, data, socket, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(time.Minute)
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.Ready(rctx, "postgres", "postgres"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{"create database shop", "create role app login"} {
+		if _, err := s.Exec(ctx, "postgres", "postgres", sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Exec(ctx, "shop", "postgres", "create table orders (n int); insert into orders select generate_series(1, 3); create table counter (n int); insert into counter values (3)"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pgdump.Dump{Conn: pgdump.Conn{BinDir: bin, Host: socket, Port: 5432, User: "postgres"}, Command: pgdump.CommandDumpAll}.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := filepath.Join(openDir(t), "dumpfile.sql")
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dump, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	type want struct {
+		r   Result
+		err string
+	}
 	cases := map[string]struct {
-		out, code, class string
+		sql    string
+		tables []TableCheck
+		w      want
 	}{
-		"Error":   {out: "ERROR:  22P02: invalid input syntax for type integer: \"secret\"\nLOCATION:  pg_strtoint32, numutils.c:320", code: "22P02", class: "data exception"},
-		"Fatal":   {out: "psql: error: connection to server on socket \"/s/.s.PGSQL.5432\" failed: FATAL:  3D000: database \"shop\" does not exist", code: "3D000", class: "invalid catalog name"},
-		"Unknown": {out: "ERROR:  P0001: raised", code: "P0001", class: "class P0"},
-		"None":    {out: "psql: could not connect", code: ""},
+		"Passes": {
+			sql:    "select count(*) - (select n from counter) from orders",
+			tables: []TableCheck{{Database: "shop", Table: "orders", RowCount: RowCountCheck{Operator: "GreaterThanOrEqual", Value: 3}}},
+			w:      want{r: Result{Value: "0", Passed: true, Tables: []int64{3}}},
+		},
+		"CountFails": {
+			tables: []TableCheck{{Database: "shop", Schema: "public", Table: "orders", RowCount: RowCountCheck{Value: 4}}},
+			w:      want{r: Result{Tables: []int64{3}}},
+		},
+		"NoTable": {
+			tables: []TableCheck{{Database: "shop", Table: "missing", RowCount: RowCountCheck{Value: 1}}},
+			w:      want{err: `cannot run the query: SQLSTATE 42P01 (syntax error or access rule violation)`},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			code := sqlState(tc.out)
-			if diff := cmp.Diff(tc.code, code); diff != "" {
-				t.Errorf("sqlState(%q): -want +got:\n%s", tc.out, diff)
+			c := Check{
+				BinDir: bin, DumpFile: dump, WorkDir: openDir(t), Database: "shop", User: "postgres",
+				SQL: tc.sql, Operator: "Equal", Value: "0", Tables: tc.tables, RunAs: u, StartTimeout: time.Minute,
 			}
-			if code == "" {
-				return
-			}
-			if diff := cmp.Diff(tc.class, sqlStateClass(code)); diff != "" {
-				t.Errorf("sqlStateClass(%q): -want +got:\n%s", code, diff)
+			r, err := c.Run(ctx)
+			if diff := cmp.Diff(tc.w, want{r: r, err: errText(err)}, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("Run(): -want +got:\n%s", diff)
 			}
 		})
 	}

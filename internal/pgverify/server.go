@@ -10,11 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/stashplane/stashplane/internal/pgdump"
 )
 
 // DefaultBinDir is where Debian's postgresql-15 package puts the server
@@ -176,51 +177,12 @@ func (s *Server) Exec(ctx context.Context, database, user, sql string) (string, 
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
 		detail := strings.TrimSpace(stderr.String())
-		if code := sqlState(detail); code != "" {
-			return "", &Error{Msg: fmt.Sprintf("cannot run the query: SQLSTATE %s (%s)", code, sqlStateClass(code)), Detail: detail}
+		if code := pgdump.SQLState(detail); code != "" {
+			return "", &Error{Msg: fmt.Sprintf("cannot run the query: SQLSTATE %s (%s)", code, pgdump.SQLStateClass(code)), Detail: detail}
 		}
 		return "", &Error{Msg: fmt.Sprintf("cannot run the query: psql failed (%v)", err), Detail: detail}
 	}
 	return out.String(), nil
-}
-
-// sqlStateRE finds the SQLSTATE psql prints in verbose mode, as in
-// "ERROR:  42P01: relation ... does not exist".
-var sqlStateRE = regexp.MustCompile(`(?m)\b(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}):`)
-
-// sqlState is the first SQLSTATE in psql's output, or "".
-func sqlState(out string) string {
-	if m := sqlStateRE.FindStringSubmatch(out); m != nil {
-		return m[1]
-	}
-	return ""
-}
-
-// sqlStateClasses name the SQLSTATE classes a verifier query meets most.
-var sqlStateClasses = map[string]string{
-	"08": "connection exception",
-	"0A": "feature not supported",
-	"22": "data exception",
-	"23": "integrity constraint violation",
-	"25": "invalid transaction state",
-	"28": "invalid authorization specification",
-	"3D": "invalid catalog name",
-	"3F": "invalid schema name",
-	"40": "transaction rollback",
-	"42": "syntax error or access rule violation",
-	"53": "insufficient resources",
-	"54": "program limit exceeded",
-	"57": "operator intervention",
-	"58": "system error",
-	"XX": "internal error",
-}
-
-// sqlStateClass names the class of an SQLSTATE.
-func sqlStateClass(code string) string {
-	if c, ok := sqlStateClasses[code[:2]]; ok {
-		return c
-	}
-	return "class " + code[:2]
 }
 
 // Stop shuts the server down (fast shutdown: sessions are ended, the data

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -101,6 +103,24 @@ func (r *Restic) Backup(ctx context.Context, opts BackupOptions, progress func(B
 	if len(opts.Paths) == 0 {
 		return nil, errors.New("cannot back up: no paths given")
 	}
+	return r.backup(ctx, opts, nil, progress)
+}
+
+// BackupStdin backs up what stdin gives, up to its io.EOF, as one file
+// named filename at the snapshot's root (restic's --stdin); opts.Paths
+// are not used. A read error of stdin other than io.EOF interrupts
+// restic before its input ends, so no snapshot is made of a stream that
+// failed half way: BackupStdin returns that error.
+func (r *Restic) BackupStdin(ctx context.Context, opts BackupOptions, filename string, stdin io.Reader, progress func(BackupProgress)) (*BackupSummary, error) {
+	if filename == "" || strings.Contains(filename, "/") {
+		return nil, fmt.Errorf("cannot back up standard input: file name %q is not one path element", filename)
+	}
+	opts.Paths = nil
+	opts.Args = append(slices.Clone(opts.Args), "--stdin", "--stdin-filename", filename)
+	return r.backup(ctx, opts, stdin, progress)
+}
+
+func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader, progress func(BackupProgress)) (*BackupSummary, error) {
 	var args []string
 	for _, t := range opts.Tags {
 		args = append(args, "--tag", t)
@@ -113,7 +133,7 @@ func (r *Restic) Backup(ctx context.Context, opts BackupOptions, progress func(B
 	args = append(args, opts.Paths...)
 	var sum *BackupSummary
 	var itemErrors []string
-	err := r.run(ctx, "backup", args, func(line []byte) {
+	err := r.runIO(ctx, "backup", args, stdin, func(line []byte) {
 		var m backupMessage
 		if json.Unmarshal(line, &m) != nil {
 			return
@@ -140,7 +160,7 @@ func (r *Restic) Backup(ctx context.Context, opts BackupOptions, progress func(B
 				Duration: seconds(m.TotalDuration), Start: m.BackupStart, End: m.BackupEnd,
 			}
 		}
-	})
+	}, nil)
 	if sum != nil {
 		sum.Errors = itemErrors
 	}
@@ -351,4 +371,14 @@ func (r *Restic) Files(ctx context.Context, snapshot string) ([]string, error) {
 		return nil, err
 	}
 	return files, nil
+}
+
+// Dump writes the file at path (as the snapshot holds it, such as
+// "/dumpfile.sql") of snapshot to w (restic's dump), without writing it to
+// disk.
+func (r *Restic) Dump(ctx context.Context, snapshot, path string, w io.Writer) error {
+	if snapshot == "" || path == "" {
+		return errors.New("cannot dump a file: a snapshot and a path are required")
+	}
+	return r.runIO(ctx, "dump", []string{"--", snapshot, path}, nil, nil, w)
 }

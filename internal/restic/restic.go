@@ -177,6 +177,18 @@ const maxStderr = 64 << 10
 // run runs one restic command with --json, handing each line of standard
 // output to onLine.
 func (r *Restic) run(ctx context.Context, op string, args []string, onLine func([]byte)) error {
+	return r.runIO(ctx, op, args, nil, onLine, nil)
+}
+
+// runIO is run with restic's standard input fed from stdin (when not nil)
+// and, when raw is not nil, restic's standard output copied to raw
+// instead of parsed as lines. A read error of stdin other than io.EOF
+// interrupts restic before its input ends, so that a backup of standard
+// input never records what was read up to the error; that error is
+// returned, before restic's own.
+func (r *Restic) runIO(ctx context.Context, op string, args []string, stdin io.Reader, onLine func([]byte), raw io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	// Global flags first: args may end in "--" and paths.
 	all := []string{op, "--json", "--no-cache"}
 	if r.opts.CacheDir != "" {
@@ -195,18 +207,44 @@ func (r *Restic) run(ctx context.Context, op string, args []string, onLine func(
 	if err != nil {
 		return fmt.Errorf("cannot run restic %s: %w", op, err)
 	}
+	var in io.WriteCloser
+	if stdin != nil {
+		if in, err = cmd.StdinPipe(); err != nil {
+			return fmt.Errorf("cannot run restic %s: %w", op, err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("cannot run restic %s: %w", op, err)
 	}
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		if onLine != nil {
-			onLine(sc.Bytes())
+	feeding := make(chan error, 1)
+	if stdin != nil {
+		go func() { feeding <- feed(in, stdin, cancel) }()
+	} else {
+		feeding <- nil
+	}
+	var copyErr error
+	if raw != nil {
+		if _, copyErr = io.Copy(raw, stdout); copyErr != nil {
+			// What restic writes cannot be taken: stop it.
+			cancel()
+		}
+	} else {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			if onLine != nil {
+				onLine(sc.Bytes())
+			}
 		}
 	}
 	_, _ = io.Copy(io.Discard, stdout)
 	err = cmd.Wait()
+	if ferr := <-feeding; ferr != nil {
+		return ferr
+	}
+	if copyErr != nil {
+		return fmt.Errorf("cannot take what restic %s wrote: %w", op, copyErr)
+	}
 	if err == nil {
 		return nil
 	}
@@ -223,6 +261,31 @@ func (r *Restic) run(ctx context.Context, op string, args []string, onLine func(
 		reason = ReasonInterrupted
 	}
 	return &Error{Op: op, ExitCode: code, Reason: reason, Message: r.redact(stderrMessage(stderr.Bytes()))}
+}
+
+// feed copies src into restic's standard input. It closes the input only
+// when src ended with io.EOF: on any other read error it interrupts restic
+// first (cancel) and leaves the input open, so that restic never sees the
+// end of a stream that failed and never records it as complete. A write
+// error (restic exited) ends the copy; restic's own error tells why.
+func feed(in io.WriteCloser, src io.Reader, cancel func()) error {
+	buf := make([]byte, 256<<10)
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := in.Write(buf[:n]); werr != nil {
+				// restic stopped reading; drain nothing more from src.
+				return nil
+			}
+		}
+		switch {
+		case errors.Is(rerr, io.EOF):
+			return in.Close()
+		case rerr != nil:
+			cancel()
+			return rerr
+		}
+	}
 }
 
 // stderrMessage finds restic's exit message in its standard error: the

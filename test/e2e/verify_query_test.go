@@ -102,7 +102,7 @@ func checkVerifier(name string, typ corev1alpha1.VerificationType, function stri
 
 func queryVerifier(name, query string) *corev1alpha1.BackupVerifier {
 	v := checkVerifier(name, corev1alpha1.VerificationQuery, "postgres-query-verifier")
-	v.Spec.Query = &k8sruntime.RawExtension{Raw: []byte(query)}
+	v.Spec.Query = &corev1alpha1.VerifierQuery{Raw: k8sruntime.RawExtension{Raw: []byte(query)}}
 	return v
 }
 

@@ -333,6 +333,20 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.type", "Manual")},
 			want:     want{invalid: true, messages: []string{"spec.type", `Unsupported value: "Manual"`}},
 		},
+		"BackupVerifierBadRowCountOperator": {
+			reason:   "KubeStash's structured query takes the verifier's operators only; another is refused at admission.",
+			manifest: backupVerifierRestoreOnly,
+			mutate: []mutation{set("spec.query", map[string]any{"sql": "select 1", "postgres": []any{
+				map[string]any{"database": "shop", "table": "orders", "rowCount": map[string]any{"operator": "Like", "value": 1}},
+			}})},
+			want: want{invalid: true, messages: []string{"spec.query.postgres[0].rowCount.operator", `Unsupported value: "Like"`}},
+		},
+		"BackupVerifierRowCountWithoutTable": {
+			reason:   "A row count names its table; one without is refused at admission, and free-form fields beside it are kept.",
+			manifest: backupVerifierRestoreOnly,
+			mutate:   []mutation{set("spec.query", map[string]any{"sql": "select 1", "postgres": []any{map[string]any{"rowCount": map[string]any{"value": 1}}}})},
+			want:     want{invalid: true, messages: []string{"spec.query.postgres[0].table: Required value"}},
+		},
 		"BackupVerifierWithoutRestoreOption": {
 			reason:   "A BackupVerifier that does not say where to restore should be rejected.",
 			manifest: backupVerifierRestoreOnly,

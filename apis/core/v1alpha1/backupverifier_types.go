@@ -19,7 +19,6 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
@@ -97,13 +96,12 @@ type BackupVerifierSpec struct {
 	// +optional
 	Function string `json:"function,omitempty"`
 
-	// Query for a Query verifier, for example a database, a table and a
-	// row count with an operator. Its shape depends on the Function.
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	// +kubebuilder:validation:Type=object
+	// Query for a Query verifier, given to its Function as its
+	// parameters: free-form fields the Function takes (a query and the
+	// value it must return), and KubeStash's structured row counts for
+	// PostgreSQL (postgres[]), which the schema checks.
 	// +optional
-	Query *runtime.RawExtension `json:"query,omitempty"`
+	Query *VerifierQuery `json:"query,omitempty"`
 
 	// Script for a Script verifier.
 	// +optional

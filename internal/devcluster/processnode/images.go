@@ -51,6 +51,12 @@ const (
 	// PostgreSQL: on the dev cluster the stashplane binary, which finds the
 	// PostgreSQL programs in bin/postgres beside it.
 	PostgresVerifierImage = "ghcr.io/stashplane/postgres-verifier"
+	// StashplanePostgresImage is the agent with PostgreSQL's client
+	// programs, which the postgres-addon's Jobs run (`stashplane backup
+	// postgres`, `stashplane restore postgres`): on the dev cluster the
+	// stashplane binary, which finds pg_dump and psql in bin/postgres
+	// beside it.
+	StashplanePostgresImage = "ghcr.io/stashplane/stashplane-postgres"
 	// PostgresImage is the PostgreSQL server's image, for workloads.
 	PostgresImage = "postgres"
 	// PostgresBinDir is where the programs of Debian's PostgreSQL 15
@@ -76,6 +82,7 @@ func DefaultImageTable(stashplaneBinary, resticBinary string) ImageTable {
 	if stashplaneBinary != "" {
 		t[StashplaneImage] = Image{Program: stashplaneBinary, Entrypoint: stashplaneBinary}
 		t[PostgresVerifierImage] = Image{Program: stashplaneBinary, Entrypoint: stashplaneBinary}
+		t[StashplanePostgresImage] = Image{Program: stashplaneBinary, Entrypoint: stashplaneBinary}
 	}
 	if resticBinary != "" {
 		t[ResticImage] = Image{Program: resticBinary, Entrypoint: resticBinary}
