@@ -33,9 +33,11 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -60,16 +62,22 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupblueprint")}
 	toBlueprints := handler.EnqueueRequestsFromMapFunc(r.blueprintsOf)
+	// Only what a blueprint reads wakes it: a workload's or namespace's
+	// creation, deletion, annotations or labels, and a configuration's
+	// spec or labels, not the status updates workloads and
+	// configurations see all day.
+	workloads := builder.WithPredicates(predicate.AnnotationChangedPredicate{})
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupblueprint").
 		WithOptions(o.Controller).
-		For(&corev1alpha1.BackupBlueprint{}).
-		Watches(&appsv1.Deployment{}, toBlueprints).
-		Watches(&appsv1.StatefulSet{}, toBlueprints).
-		Watches(&appsv1.DaemonSet{}, toBlueprints).
-		Watches(&corev1.PersistentVolumeClaim{}, toBlueprints).
-		Watches(&corev1.Namespace{}, toBlueprints).
-		Watches(&corev1alpha1.BackupConfiguration{}, toBlueprints).
+		For(&corev1alpha1.BackupBlueprint{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&appsv1.Deployment{}, toBlueprints, workloads).
+		Watches(&appsv1.StatefulSet{}, toBlueprints, workloads).
+		Watches(&appsv1.DaemonSet{}, toBlueprints, workloads).
+		Watches(&corev1.PersistentVolumeClaim{}, toBlueprints, workloads).
+		Watches(&corev1.Namespace{}, toBlueprints, builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&corev1alpha1.BackupConfiguration{}, toBlueprints,
+			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up backupblueprint controller: %w", err)

@@ -60,6 +60,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/sessionjob"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
 )
@@ -89,7 +90,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		if err != nil {
 			return fmt.Errorf("cannot make a client for verifier logs: %w", err)
 		}
-		o.Logs = podLogs{cs: cs}
+		o.Logs = sessionjob.PodLogs{CS: cs}
 	}
 	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), clock: o.Clock, log: o.Log.WithValues("controller", "backupverificationsession"),
 		renderer: o.Renderer, image: version.Image(), logs: o.Logs}

@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -55,17 +54,6 @@ const ExitCheckFailed = 1
 // LogTailer reads the last lines a container printed.
 type LogTailer interface {
 	Tail(ctx context.Context, namespace, pod, container string, lines int64) (string, error)
-}
-
-// podLogs reads container logs through the API server, as kubectl logs does.
-type podLogs struct{ cs kubernetes.Interface }
-
-func (p podLogs) Tail(ctx context.Context, namespace, pod, container string, lines int64) (string, error) {
-	b, err := p.cs.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, TailLines: &lines}).DoRaw(ctx)
-	if err != nil {
-		return "", fmt.Errorf("cannot read logs of pod %q: %w", pod, err)
-	}
-	return string(b), nil
 }
 
 // checks says whether a verifier checks the restored data with a Job of

@@ -58,7 +58,7 @@ type Jobs struct {
 	API client.Reader
 	// Logs reads what a hook's pod printed; nil leaves outputs to the
 	// Job's conditions.
-	Logs kubernetes.Interface
+	Logs *sessionjob.PodLogs
 	// Renderer renders Functions.
 	Renderer *render.Renderer
 	// Image is the stashplane image, for templates that run it.
@@ -77,7 +77,7 @@ func New(c client.Client, api client.Reader, cfg *rest.Config, r *render.Rendere
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	return &Jobs{Kube: c, API: api, Logs: cs, Renderer: r, Image: image, Clock: clk}, nil
+	return &Jobs{Kube: c, API: api, Logs: &sessionjob.PodLogs{CS: cs}, Renderer: r, Image: image, Clock: clk}, nil
 }
 
 // Start renders the attempt's Job and creates it. Creating a Job that
@@ -297,14 +297,11 @@ func (j *Jobs) lastLine(ctx context.Context, job *batchv1.Job, pod *corev1.Pod) 
 	if j.Logs == nil || pod == nil || len(job.Spec.Template.Spec.Containers) == 0 {
 		return ""
 	}
-	n := int64(logLines)
-	b, err := j.Logs.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{
-		Container: job.Spec.Template.Spec.Containers[0].Name, TailLines: &n,
-	}).DoRaw(ctx)
+	out, err := j.Logs.Tail(ctx, pod.Namespace, pod.Name, job.Spec.Template.Spec.Containers[0].Name, logLines)
 	if err != nil {
 		return ""
 	}
-	return string(b)
+	return out
 }
 
 func sortedKeys(m map[string]string) []string {

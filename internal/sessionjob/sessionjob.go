@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 )
@@ -78,4 +79,17 @@ func NewestPod(ctx context.Context, c client.Reader, j *batchv1.Job) *corev1.Pod
 		}
 	}
 	return newest
+}
+
+// PodLogs reads container logs through the API server, as kubectl logs
+// does.
+type PodLogs struct{ CS kubernetes.Interface }
+
+// Tail is the last lines lines the container of the pod printed.
+func (p PodLogs) Tail(ctx context.Context, namespace, pod, container string, lines int64) (string, error) {
+	b, err := p.CS.CoreV1().Pods(namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, TailLines: &lines}).DoRaw(ctx)
+	if err != nil {
+		return "", fmt.Errorf("cannot read logs of pod %q: %w", pod, err)
+	}
+	return string(b), nil
 }

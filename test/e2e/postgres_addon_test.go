@@ -303,13 +303,7 @@ func TestPostgresAddon(t *testing.T) {
 	if err := kube.Create(ctx, vs); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 4*time.Minute, "the verification did not finish", func(ctx context.Context) (bool, error) {
-		if err := kube.Get(ctx, client.ObjectKeyFromObject(vs), vs); err != nil {
-			return false, nil
-		}
-		p := vs.Status.Phase
-		return p == corev1alpha1.VerificationSessionSucceeded || p == corev1alpha1.VerificationSessionFailed || p == corev1alpha1.VerificationSessionSkipped, nil
-	})
+	vs = (&verificationTest{t: t, kube: kube, wait: 4 * time.Minute}).finished(vs.Name)
 	verified := vs.GetCondition(corev1alpha1.TypeBackupVerified)
 	if vs.Status.Phase != corev1alpha1.VerificationSessionSucceeded || verified.Status != corev1.ConditionTrue {
 		t.Fatalf("verification of the dump: %s, BackupVerified %s %s: %s (result %q)", vs.Status.Phase, verified.Status, verified.Reason, verified.Message, vs.Status.VerifierResult)

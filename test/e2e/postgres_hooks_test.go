@@ -202,13 +202,7 @@ func TestPostgresQuiesceHooks(t *testing.T) {
 	if err := kube.Create(ctx, vs); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 4*time.Minute, "the verification did not finish", func(ctx context.Context) (bool, error) {
-		if err := kube.Get(ctx, client.ObjectKeyFromObject(vs), vs); err != nil {
-			return false, nil
-		}
-		p := vs.Status.Phase
-		return p == corev1alpha1.VerificationSessionSucceeded || p == corev1alpha1.VerificationSessionFailed || p == corev1alpha1.VerificationSessionSkipped, nil
-	})
+	vs = (&verificationTest{t: t, kube: kube, wait: 4 * time.Minute}).finished(vs.Name)
 	c := vs.GetCondition(corev1alpha1.TypeBackupVerified)
 	if vs.Status.Phase != corev1alpha1.VerificationSessionSucceeded || c.Status != corev1.ConditionTrue {
 		t.Errorf("verification of the quiesced backup: %s, BackupVerified %s %s: %s (result %q)", vs.Status.Phase, c.Status, c.Reason, c.Message, vs.Status.VerifierResult)

@@ -31,13 +31,20 @@ import (
 type verificationTest struct {
 	t    *testing.T
 	kube client.Client
+	// wait bounds how long finished waits for a session; 3 minutes when
+	// zero.
+	wait time.Duration
 }
 
 // finished waits for a session's outcome.
 func (v *verificationTest) finished(name string) *corev1alpha1.BackupVerificationSession {
 	v.t.Helper()
 	s := &corev1alpha1.BackupVerificationSession{}
-	poll(v.t, 3*time.Minute, "backupverificationsession "+name+" did not finish", func(ctx context.Context) (bool, error) {
+	wait := v.wait
+	if wait == 0 {
+		wait = 3 * time.Minute
+	}
+	poll(v.t, wait, "backupverificationsession "+name+" did not finish", func(ctx context.Context) (bool, error) {
 		if err := v.kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, s); err != nil {
 			return false, nil
 		}
