@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/ast/astutil"
@@ -137,11 +138,20 @@ func withDeadline[T any](ctx context.Context, fn func() (T, error)) (T, error) {
 		v, err := fn()
 		done <- result{v: v, err: err}
 	}()
+	timedOut := func(cause error) (T, error) {
+		var zero T
+		return zero, &Error{Op: "cannot evaluate template", Cause: ErrTimeout, Issues: []Issue{{Reason: fmt.Sprintf("%v: %v", ErrTimeout, cause)}}}
+	}
 	select {
 	case r := <-done:
+		// The deadline's timer may fire late on a loaded machine: an
+		// evaluation that ended past the deadline outlasted it all the
+		// same.
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return timedOut(context.DeadlineExceeded)
+		}
 		return r.v, r.err
 	case <-ctx.Done():
-		var zero T
-		return zero, &Error{Op: "cannot evaluate template", Cause: ErrTimeout, Issues: []Issue{{Reason: fmt.Sprintf("%v: %v", ErrTimeout, context.Cause(ctx))}}}
+		return timedOut(context.Cause(ctx))
 	}
 }
