@@ -74,6 +74,10 @@ type Conn struct {
 	User, Password string
 	// ConnectTimeout bounds each connection attempt.
 	ConnectTimeout time.Duration
+	// Wait is how long a dump or load waits for the server to accept
+	// connections before its first connection (WaitReady); zero waits
+	// not at all.
+	Wait time.Duration
 }
 
 // ReadAuth reads the user and password from a mounted Secret's files,
@@ -258,6 +262,9 @@ func (d Dump) argv() [][]string {
 func (d Dump) Open(ctx context.Context) (io.ReadCloser, error) {
 	if err := d.Validate(); err != nil {
 		return nil, &Error{Reason: ReasonDumpRefused, Msg: err.Error()}
+	}
+	if err := d.Conn.WaitReady(ctx); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &stream{ctx: ctx, cancel: cancel, conn: d.Conn, runs: d.argv()}
