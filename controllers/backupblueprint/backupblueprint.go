@@ -33,6 +33,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -62,7 +63,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupblueprint")}
+	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupblueprint"),
+		events: mgr.GetEventRecorderFor("backupblueprint")}
 	toBlueprints := handler.EnqueueRequestsFromMapFunc(r.blueprintsOf)
 	// Only what a blueprint reads wakes it: a workload's or namespace's
 	// creation, deletion, annotations or labels, and a configuration's
@@ -90,9 +92,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 }
 
 type reconciler struct {
-	kube  client.Client
-	clock clock.PassiveClock
-	log   logr.Logger
+	kube   client.Client
+	clock  clock.PassiveClock
+	log    logr.Logger
+	events record.EventRecorder
 }
 
 // blueprintsOf maps a change to the blueprints it may concern: the one a
@@ -158,7 +161,10 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	err := r.kube.Get(ctx, req.NamespacedName, bp)
 	if kerrors.IsNotFound(err) {
 		// The blueprint is gone: so are the configurations it made.
-		return reconcile.Result{}, r.prune(ctx, req.Namespace, req.Name, nil)
+		if err := r.prune(ctx, req.Namespace, req.Name, nil); err != nil {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{}, r.reportUnknown(ctx, req.NamespacedName)
 	}
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("cannot get backupblueprint: %w", err)
@@ -191,6 +197,33 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{}, r.record(ctx, bp, protected, failures)
+}
+
+// ReasonBlueprintNotFound is the reason of the Warning event a workload
+// gets when it asks for a blueprint that does not exist.
+const ReasonBlueprintNotFound = "BlueprintNotFound"
+
+// reportUnknown tells each workload that asks for the blueprint bp, which
+// does not exist, by a Warning event on it: no configuration is made.
+func (r *reconciler) reportUnknown(ctx context.Context, bp client.ObjectKey) error {
+	all, err := r.workloads(ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range all {
+		a := w.Meta.Annotations
+		ns := a[corev1alpha1.AnnotationBlueprintNamespace]
+		if ns == "" {
+			ns = w.Meta.Namespace
+		}
+		if a[corev1alpha1.AnnotationBlueprintName] != bp.Name || ns != bp.Namespace {
+			continue
+		}
+		r.events.Eventf(w.object(), corev1.EventTypeWarning, ReasonBlueprintNotFound,
+			"backupblueprint %s/%s, which annotation %s names, does not exist: no BackupConfiguration is made for this %s",
+			bp.Namespace, bp.Name, corev1alpha1.AnnotationBlueprintName, w.Kind)
+	}
+	return nil
 }
 
 // subjects are the workloads bp should protect: those annotated with it,

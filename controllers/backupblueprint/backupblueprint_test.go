@@ -249,6 +249,38 @@ func TestBlueprintController(t *testing.T) {
 			want: []string{}, wantProtected: 0,
 			wantFailures: []string{`Deployment w-verifierunfilled/web: backupblueprint bp-verifierunfilled/bp uses variables scratch that Deployment w-verifierunfilled/web does not give: annotate it with variables.stashplane.io/<name>`},
 		},
+		"VariableChanged": {
+			reason: "A changed variable annotation updates the workload's configuration.",
+			objects: func(bpNS, wNS string) []client.Object {
+				bp := blueprint(bpNS, all, nil)
+				bp.Spec.BackupConfigurationTemplate.Sessions[0].Repositories[0].Directory = "${tier}/${targetName}"
+				a := asks(bpNS)
+				a[corev1alpha1.AnnotationVariablePrefix+"tier"] = "gold"
+				return append([]client.Object{bp}, workloads(wNS, a)[:1]...)
+			},
+			want: []string{"deployment-web apps/Deployment/web gold/web"}, wantProtected: 1,
+			then: func(ctx context.Context, _, wNS string) error {
+				d := &appsv1.Deployment{}
+				if err := kube.Get(ctx, client.ObjectKey{Namespace: wNS, Name: "web"}, d); err != nil {
+					return err
+				}
+				d.Annotations[corev1alpha1.AnnotationVariablePrefix+"tier"] = "silver"
+				return kube.Update(ctx, d)
+			},
+			wantThen: []string{"deployment-web apps/Deployment/web silver/web"},
+		},
+		"TemplateInvalid": {
+			reason: "A template that the API server refuses once filled makes nothing and names the workload with the server's message.",
+			objects: func(bpNS, wNS string) []client.Object {
+				bp := blueprint(bpNS, all, nil)
+				bp.Spec.BackupConfigurationTemplate.Sessions[0].Repositories[0].Name = "${repo}"
+				a := asks(bpNS)
+				a[corev1alpha1.AnnotationVariablePrefix+"repo"] = ""
+				return append([]client.Object{bp}, workloads(wNS, a)[:1]...)
+			},
+			want: []string{}, wantProtected: 0,
+			wantFailures: []string{`Deployment w-templateinvalid/web: cannot create backupconfiguration "deployment-web": BackupConfiguration.core.stashplane.io "deployment-web" is invalid: ...`},
+		},
 		"ClaimsOfOthers": {
 			reason: "A blueprint selecting a namespace's claims leaves those a StatefulSet's claim templates made, and the scratch claims of verifications, to what made them; a claim of its own is protected.",
 			objects: func(bpNS, wNS string) []client.Object {
@@ -378,7 +410,7 @@ func TestBlueprintController(t *testing.T) {
 				if err != nil {
 					return err.Error(), false
 				}
-				d := cmp.Diff(tc.want, append([]string{}, got...)) + cmp.Diff(tc.wantFailures, failures) +
+				d := cmp.Diff(tc.want, append([]string{}, got...)) + cmp.Diff(tc.wantFailures, cutLike(tc.wantFailures, failures)) +
 					cmp.Diff(tc.wantProtected, bp.Status.Protected) + cmp.Diff(tc.wantVerifiers, vs)
 				return d, d == "" && bp.GetCondition(corev1alpha1.TypeWorkloadsProtected).Status != corev1.ConditionUnknown
 			})
@@ -459,4 +491,53 @@ func verifiersIn(ctx context.Context, ns string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// cutLike cuts each of got to the length of the want of the same index
+// that ends in "...", and gives it that ending: a message of the API
+// server is compared by its start.
+func cutLike(want, got []string) []string {
+	out := append([]string(nil), got...)
+	for i := range out {
+		if i < len(want) && strings.HasSuffix(want[i], "...") {
+			n := len(want[i]) - len("...")
+			if len(out[i]) > n {
+				out[i] = out[i][:n] + "..."
+			}
+		}
+	}
+	return out
+}
+
+// TestUnknownBlueprint: a workload that asks for a blueprint that does not
+// exist gets no configuration, and a Warning event naming the blueprint.
+func TestUnknownBlueprint(t *testing.T) {
+	if startErr != nil {
+		t.Fatal(startErr)
+	}
+	ctx := context.Background()
+	ns := "w-unknownblueprint"
+	objs := append([]client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}},
+		workloads(ns, map[string]string{corev1alpha1.AnnotationBlueprintName: "missing"})[:1]...)
+	for _, o := range objs {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"Warning BlueprintNotFound Deployment/web: backupblueprint w-unknownblueprint/missing, which annotation blueprint.stashplane.io/name names, does not exist: no BackupConfiguration is made for this Deployment"}
+	eventually(t, "the workload asking for a missing blueprint got no event naming it", func() (string, bool) {
+		events := &corev1.EventList{}
+		if err := kube.List(ctx, events, client.InNamespace(ns)); err != nil {
+			return err.Error(), false
+		}
+		var got []string
+		for _, e := range events.Items {
+			got = append(got, fmt.Sprintf("%s %s %s/%s: %s", e.Type, e.Reason, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Message))
+		}
+		d := cmp.Diff(want, got)
+		return d, d == ""
+	})
+	if got, err := made(ctx, ns); err != nil || len(got) != 0 {
+		t.Errorf("configurations made for a missing blueprint: %v (%v)", got, err)
+	}
 }

@@ -7,8 +7,11 @@ import (
 	"sort"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
@@ -26,6 +29,20 @@ type workload struct {
 	// partOf names what a claim belongs to (claimOwner), which a
 	// namespace's blueprint leaves it to.
 	partOf string
+}
+
+// object is the workload as an object of its kind, with its metadata, for
+// events about it.
+func (w workload) object() client.Object {
+	switch w.Kind {
+	case "Deployment":
+		return &appsv1.Deployment{ObjectMeta: w.Meta}
+	case "StatefulSet":
+		return &appsv1.StatefulSet{ObjectMeta: w.Meta}
+	case "DaemonSet":
+		return &appsv1.DaemonSet{ObjectMeta: w.Meta}
+	}
+	return &corev1.PersistentVolumeClaim{ObjectMeta: w.Meta}
 }
 
 // String names the workload for messages.
