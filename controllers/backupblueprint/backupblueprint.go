@@ -9,7 +9,10 @@
 // when the workload goes, and when the workload stops asking for the
 // blueprint. Its Repositories, Snapshots and data stay, as for any
 // configuration deleted (docs/retention.md). A configuration of that name
-// not made by the blueprint is never touched.
+// not made by the blueprint is never touched. With a verifier template, a
+// BackupVerifier of the same name is made, kept and removed beside the
+// configuration. A workload asking for a blueprint that does not exist
+// gets a Warning event, BlueprintNotFound.
 //
 // The blueprint's status counts the workloads it protects and lists those
 // it should and does not, with why:
