@@ -30,13 +30,15 @@ import (
 
 // blueprintSpec is a blueprint whose configurations back a workload up
 // with the given addon task params into <namespace>/<kind>/<name> of the
-// storage default/shared, and whose verifier template restores each
+// storage default/shared, kept by the RetentionPolicy default/keep-7, and
+// whose verifier template restores each
 // Snapshot into a scratch claim with pvc-addon and the given params.
 func blueprintSpec(addon, params, verifierParams string) corev1alpha1.BackupBlueprintSpec {
 	return corev1alpha1.BackupBlueprintSpec{
 		UsagePolicy: &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromAll)}},
 		BackupConfigurationTemplate: corev1alpha1.BackupConfigurationTemplate{
-			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: &storagev1alpha1.ObjectReference{Name: "shared", Namespace: "default"}}},
+			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: &storagev1alpha1.ObjectReference{Name: "shared", Namespace: "default"},
+				RetentionPolicy: &storagev1alpha1.ObjectReference{Name: "keep-7", Namespace: "default"}}},
 			Sessions: []corev1alpha1.Session{{
 				Name:      "nightly",
 				Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "0 2 * * *"},
@@ -75,7 +77,8 @@ type protectedWorkload struct {
 // a namespace whose label the workloads blueprint's subjects select, each
 // get a BackupConfiguration and a BackupVerifier from the templates; each
 // backs up (a StatefulSet pod by pod, a DaemonSet node by node) and its
-// Snapshot is Verified by the made verifier. A workload that opts out, and
+// Snapshot is Verified by the made verifier, the blueprint's retention
+// policy applied. A workload that opts out, and
 // one whose annotations leave a variable unfilled, get none; the
 // blueprints' status counts and names them. Removing the annotation
 // removes the configuration and the verifier and keeps the Snapshot and
@@ -127,6 +130,10 @@ func TestBlueprints(t *testing.T) {
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"backup": "auto"}}},
 		storage, workloads, claims, tiered,
+		&storagev1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "keep-7", Namespace: "default"}, Spec: storagev1alpha1.RetentionPolicySpec{
+			SuccessfulSnapshots: &storagev1alpha1.SuccessfulSnapshotsKeepPolicy{Last: ptr.To[int32](7)},
+			UsagePolicy:         &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromAll)}},
+		}},
 		statefulSet("db", 1), daemonSet("agent", agentDir), files,
 		app("default", "annotated", asks("workloads")),
 		app("default", "bare", nil),
@@ -295,7 +302,8 @@ func madeSession(t *testing.T, kube client.Client, ns, config string) string {
 }
 
 // blueprintBackup waits for the first backup of w's made configuration to
-// succeed and returns its Snapshot, which must hold w's component alone.
+// succeed, with the RetentionPolicy keep-7 applied, and returns its
+// Snapshot, which must hold w's component alone.
 func blueprintBackup(t *testing.T, kube client.Client, w protectedWorkload) *storagev1alpha1.Snapshot {
 	t.Helper()
 	cfg := backupblueprint.ConfigurationName(w.kind, w.name)
@@ -307,7 +315,11 @@ func blueprintBackup(t *testing.T, kube client.Client, w protectedWorkload) *sto
 		if p := sessions.Items[0].Status.Phase; p == corev1alpha1.BackupSessionFailed {
 			return false, fmt.Errorf("the first backup of %s %s/%s failed", w.kind, w.ns, w.name)
 		}
-		return sessions.Items[0].Status.Phase == corev1alpha1.BackupSessionSucceeded, nil
+		if sessions.Items[0].Status.Phase != corev1alpha1.BackupSessionSucceeded {
+			return false, nil
+		}
+		applied := sessions.Items[0].Status.RetentionPolicy
+		return len(applied) == 1 && applied[0].Ref.Name == "keep-7" && applied[0].Phase == corev1alpha1.RetentionPolicyApplied, nil
 	})
 	snap := &storagev1alpha1.Snapshot{}
 	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: w.ns, Name: w.name + "-" + madeSession(t, kube, w.ns, cfg)}, snap); err != nil {
