@@ -187,14 +187,14 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if err != nil {
 			return reconcile.Result{}, err
 		}
+		for _, m := range kept {
+			keep[m] = true
+		}
 		if why != "" {
 			failures = append(failures, corev1alpha1.BlueprintFailure{Kind: w.Kind, Namespace: w.Meta.Namespace, Name: w.Meta.Name, Reason: why})
 			continue
 		}
 		protected++
-		for _, m := range kept {
-			keep[m] = true
-		}
 	}
 	if err := r.prune(ctx, bp.Namespace, bp.Name, keep); err != nil {
 		return reconcile.Result{}, err
@@ -388,8 +388,10 @@ const sessionLabel = "stashplane.io/session"
 
 // protect makes or updates w's verifier (with a verifier template) and
 // configuration from bp, returning what it keeps in place. why says what
-// keeps it from doing so; then nothing is kept, so that no configuration
-// stands without its verifier.
+// keeps it from doing so: then no configuration is made that stands
+// without its verifier, and what an earlier, good template made is kept
+// as it was (a bad edit of a blueprint does not unprotect its
+// workloads), unless the usage policy no longer admits the workload.
 func (r *reconciler) protect(ctx context.Context, bp *corev1alpha1.BackupBlueprint, w workload) ([]madeObject, string, error) {
 	ok, why, err := usage.Allowed(ctx, r.kube, bp.Spec.UsagePolicy, bp.Namespace, w.Meta.Namespace)
 	if err != nil {
@@ -398,13 +400,15 @@ func (r *reconciler) protect(ctx context.Context, bp *corev1alpha1.BackupBluepri
 	if !ok {
 		return nil, fmt.Sprintf("backupblueprint %s/%s may not be used from namespace %q: %s", bp.Namespace, bp.Name, w.Meta.Namespace, why), nil
 	}
+	key := client.ObjectKey{Namespace: w.Meta.Namespace, Name: ConfigurationName(w.Kind, w.Meta.Name)}
+	standing := []madeObject{{kind: "backupverifier", key: key}, {kind: "backupconfiguration", key: key}}
 	wantV, err := verifier(bp, w)
 	if err != nil {
-		return nil, err.Error(), nil
+		return standing, err.Error(), nil
 	}
 	wantC, err := configuration(bp, w)
 	if err != nil {
-		return nil, err.Error(), nil
+		return standing, err.Error(), nil
 	}
 	var out []madeObject
 	if wantV != nil {
@@ -417,9 +421,9 @@ func (r *reconciler) protect(ctx context.Context, bp *corev1alpha1.BackupBluepri
 			return true
 		})
 		if why != "" || err != nil {
-			return nil, why, err
+			return standing, why, err
 		}
-		out = append(out, madeObject{kind: "backupverifier", key: client.ObjectKeyFromObject(wantV)})
+		out = append(out, madeObject{kind: "backupverifier", key: key})
 	}
 	why, err = r.apply(ctx, bp, wantC, &corev1alpha1.BackupConfiguration{}, "backupconfiguration", func(got client.Object) bool {
 		g := got.(*corev1alpha1.BackupConfiguration)
@@ -430,9 +434,9 @@ func (r *reconciler) protect(ctx context.Context, bp *corev1alpha1.BackupBluepri
 		return true
 	})
 	if why != "" || err != nil {
-		return nil, why, err
+		return standing, why, err
 	}
-	return append(out, madeObject{kind: "backupconfiguration", key: client.ObjectKeyFromObject(wantC)}), "", nil
+	return append(out, madeObject{kind: "backupconfiguration", key: key}), "", nil
 }
 
 // apply creates want, or brings got, the object of its name, to it:

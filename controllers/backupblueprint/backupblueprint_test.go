@@ -195,6 +195,8 @@ func TestBlueprintController(t *testing.T) {
 		// wantVerifiers and wantVerifiersThen are the verifiers in the
 		// workloads' namespace, before and after then (verifiersIn).
 		wantVerifiers, wantVerifiersThen []string
+		// wantFailuresThen are the blueprint's failures after then.
+		wantFailuresThen []string
 	}{
 		"VerifierTemplate": {
 			reason: "A verifier template makes a BackupVerifier beside each configuration, named like it, filled with the workload's variables, which the repositories that name none use; a repository naming its own keeps it; both go when the workload stops asking.",
@@ -248,6 +250,26 @@ func TestBlueprintController(t *testing.T) {
 			},
 			want: []string{}, wantProtected: 0,
 			wantFailures: []string{`Deployment w-verifierunfilled/web: backupblueprint bp-verifierunfilled/bp uses variables scratch that Deployment w-verifierunfilled/web does not give: annotate it with variables.stashplane.io/<name>`},
+		},
+		"BadEditKeeps": {
+			reason: "A template edited into one that cannot be filled names the workloads and keeps the configurations and verifiers the good one made, as they were.",
+			objects: func(bpNS, wNS string) []client.Object {
+				return append([]client.Object{withVerifier(blueprint(bpNS, all, nil))}, workloads(wNS, asks(bpNS))[:1]...)
+			},
+			want: []string{"deployment-web apps/Deployment/web w-badeditkeeps/Deployment/web"}, wantProtected: 1,
+			wantVerifiers: []string{"deployment-web PersistentVolumeClaim/web-scratch verifies web:deployment-web"},
+			then: func(ctx context.Context, bpNS, _ string) error {
+				bp := &corev1alpha1.BackupBlueprint{}
+				if err := kube.Get(ctx, client.ObjectKey{Namespace: bpNS, Name: "bp"}, bp); err != nil {
+					return err
+				}
+				bp.Spec.BackupConfigurationTemplate.Sessions[0].Repositories[0].Directory = "${cluster}/${targetName}"
+				bp.Spec.VerifierTemplate.RestoreOption.Target.Name = "${cluster}-scratch"
+				return kube.Update(ctx, bp)
+			},
+			wantThen:          []string{"deployment-web apps/Deployment/web w-badeditkeeps/Deployment/web"},
+			wantVerifiersThen: []string{"deployment-web PersistentVolumeClaim/web-scratch verifies web:deployment-web"},
+			wantFailuresThen:  []string{"Deployment w-badeditkeeps/web: backupblueprint bp-badeditkeeps/bp uses variables cluster that Deployment w-badeditkeeps/web does not give: annotate it with variables.stashplane.io/<name>"},
 		},
 		"VariableChanged": {
 			reason: "A changed variable annotation updates the workload's configuration.",
@@ -429,7 +451,14 @@ func TestBlueprintController(t *testing.T) {
 				if err != nil {
 					return err.Error(), false
 				}
-				d := cmp.Diff(tc.wantThen, append([]string{}, got...)) + cmp.Diff(tc.wantVerifiersThen, vs)
+				bp := &corev1alpha1.BackupBlueprint{}
+				var failures []string
+				if err := kube.Get(ctx, client.ObjectKey{Namespace: bpNS, Name: "bp"}, bp); err == nil {
+					for _, f := range bp.Status.Failures {
+						failures = append(failures, fmt.Sprintf("%s %s/%s: %s", f.Kind, f.Namespace, f.Name, f.Reason))
+					}
+				}
+				d := cmp.Diff(tc.wantThen, append([]string{}, got...)) + cmp.Diff(tc.wantVerifiersThen, vs) + cmp.Diff(tc.wantFailuresThen, failures)
 				return d, d == ""
 			})
 		})
