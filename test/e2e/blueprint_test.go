@@ -15,8 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/utils/ptr"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -28,40 +27,23 @@ import (
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
-// blueprintSpec is a blueprint whose configurations back a workload up
-// with the given addon task params into <namespace>/<kind>/<name> of the
-// storage default/shared, kept by the RetentionPolicy default/keep-7, and
-// whose verifier template restores each
-// Snapshot into a scratch claim with pvc-addon and the given params.
-func blueprintSpec(addon, params, verifierParams string) corev1alpha1.BackupBlueprintSpec {
-	return corev1alpha1.BackupBlueprintSpec{
-		UsagePolicy: &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromAll)}},
-		BackupConfigurationTemplate: corev1alpha1.BackupConfigurationTemplate{
-			Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: &storagev1alpha1.ObjectReference{Name: "shared", Namespace: "default"},
-				RetentionPolicy: &storagev1alpha1.ObjectReference{Name: "keep-7", Namespace: "default"}}},
-			Sessions: []corev1alpha1.Session{{
-				Name:      "nightly",
-				Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "0 2 * * *"},
-				Addon: &corev1alpha1.AddonInfo{Name: addon, Tasks: []corev1alpha1.TaskReference{{
-					Name: "logical-backup", Params: &runtime.RawExtension{Raw: []byte(params)},
-				}}},
-				Repositories: []corev1alpha1.RepositoryInfo{{
-					Name: "${targetName}", Backend: "local", Directory: "${namespace}/${targetKind}/${targetName}",
-					EncryptionSecret: storagev1alpha1.ObjectReference{Name: "restic-password"},
-				}},
-			}},
-		},
-		VerifierTemplate: &corev1alpha1.BackupVerifierSpec{
-			Type:      corev1alpha1.VerificationRestoreOnly,
-			Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "0 3 * * *"},
-			RestoreOption: corev1alpha1.RestoreOption{
-				Target: storagev1alpha1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "${targetName}-scratch"},
-				AddonInfo: corev1alpha1.AddonInfo{Name: "pvc-addon", Tasks: []corev1alpha1.TaskReference{{
-					Name: "logical-backup-restore", Params: &runtime.RawExtension{Raw: []byte(verifierParams)},
-				}}},
-			},
-		},
+// tieredBlueprint is examples/blueprints' "workloads" blueprint, named
+// "tiered", without subjects, its directory needing the variable tier.
+func tieredBlueprint(t *testing.T) client.Object {
+	t.Helper()
+	for _, o := range example(t, "blueprints/blueprints.yaml", nil) {
+		if o.GetKind() != "BackupBlueprint" || o.GetName() != "workloads" {
+			continue
+		}
+		o.SetName("tiered")
+		unstructured.RemoveNestedField(o.Object, "spec", "subjects")
+		sessions, _, _ := unstructured.NestedSlice(o.Object, "spec", "backupConfigurationTemplate", "sessions")
+		sessions[0].(map[string]any)["repositories"].([]any)[0].(map[string]any)["directory"] = "${tier}/${targetName}"
+		_ = unstructured.SetNestedSlice(o.Object, sessions, "spec", "backupConfigurationTemplate", "sessions")
+		return o
 	}
+	t.Fatal("examples/blueprints/blueprints.yaml has no blueprint workloads")
+	return nil
 }
 
 // protectedWorkload is a workload a blueprint made a configuration and a
@@ -70,8 +52,9 @@ type protectedWorkload struct {
 	kind, ns, name, component string
 }
 
-// Workloads of every kind are protected by BackupBlueprints without a
-// configuration or a verifier written for any: a Deployment, a StatefulSet
+// Workloads of every kind are protected by the BackupBlueprints of
+// examples/blueprints, as written, without a configuration or a verifier
+// written for any: a Deployment, a StatefulSet
 // and a DaemonSet annotated with the blueprint "workloads" (workload-addon),
 // a claim annotated with "claims" (pvc-addon), and a Deployment created in
 // a namespace whose label the workloads blueprint's subjects select, each
@@ -97,21 +80,14 @@ func TestBlueprints(t *testing.T) {
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir := t.TempDir()
-	storage := localStorage("shared", "default", storageDir, nil)
-	storage.Spec.UsagePolicy = &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromAll)}}
-	workloads := &corev1alpha1.BackupBlueprint{ObjectMeta: metav1.ObjectMeta{Name: "workloads", Namespace: "default"},
-		Spec: blueprintSpec("workload-addon", `{"paths": "/var/lib/app"}`, `{"mountPath": "/var/lib/app"}`)}
-	workloads.Spec.Subjects = &corev1alpha1.BlueprintSubjects{
-		NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"backup": "auto"}},
-		Kinds:             []corev1alpha1.BlueprintKind{"Deployment"},
+	storageDir := localExampleStorage(t, kube)
+	var examples []client.Object
+	for _, o := range example(t, "blueprints/blueprints.yaml", nil) {
+		examples = append(examples, o)
 	}
-	claims := &corev1alpha1.BackupBlueprint{ObjectMeta: metav1.ObjectMeta{Name: "claims", Namespace: "default"},
-		Spec: blueprintSpec("pvc-addon", `{}`, `{}`)}
-	// A blueprint whose directory needs a variable the workload must give.
-	tiered := &corev1alpha1.BackupBlueprint{ObjectMeta: metav1.ObjectMeta{Name: "tiered", Namespace: "default"},
-		Spec: blueprintSpec("workload-addon", `{"paths": "/var/lib/app"}`, `{"mountPath": "/var/lib/app"}`)}
-	tiered.Spec.BackupConfigurationTemplate.Sessions[0].Repositories[0].Directory = "${tier}/${targetName}"
+	workloads := &corev1alpha1.BackupBlueprint{ObjectMeta: metav1.ObjectMeta{Name: "workloads", Namespace: "default"}}
+	claims := &corev1alpha1.BackupBlueprint{ObjectMeta: metav1.ObjectMeta{Name: "claims", Namespace: "default"}}
+	tiered := &corev1alpha1.BackupBlueprint{ObjectMeta: metav1.ObjectMeta{Name: "tiered", Namespace: "default"}}
 	app := func(ns, name string, annotations map[string]string) *appsv1.Deployment {
 		d := appWithHostDir(name, t.TempDir()).(*appsv1.Deployment)
 		d.Namespace, d.Annotations = ns, annotations
@@ -127,23 +103,17 @@ func TestBlueprints(t *testing.T) {
 		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 		Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("16Mi")}},
 	}}
-	objs := []client.Object{
+	objs := append(examples,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"backup": "auto"}}},
-		storage, workloads, claims, tiered,
-		&storagev1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "keep-7", Namespace: "default"}, Spec: storagev1alpha1.RetentionPolicySpec{
-			SuccessfulSnapshots: &storagev1alpha1.SuccessfulSnapshotsKeepPolicy{Last: ptr.To[int32](7)},
-			UsagePolicy:         &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromAll)}},
-		}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "demo-restic-password", Namespace: "team-a"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+		tieredBlueprint(t),
 		statefulSet("db", 1), daemonSet("agent", agentDir), files,
 		app("default", "annotated", asks("workloads")),
 		app("default", "bare", nil),
 		app("default", "unfilled", asks("tiered")),
 		app("team-a", "selected", nil),
 		app("team-a", "opted-out", map[string]string{corev1alpha1.AnnotationBlueprintSkip: "true"}),
-	}
-	for _, ns := range []string{"default", "team-a"} {
-		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: ns}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}})
-	}
+	)
 	for _, o := range objs {
 		if err := kube.Create(ctx, o); err != nil {
 			t.Fatal(err)
