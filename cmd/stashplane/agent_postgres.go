@@ -19,7 +19,7 @@ import (
 type postgresFlags struct {
 	host, authDir, bin, file string
 	port                     int
-	timeout                  time.Duration
+	timeout, wait            time.Duration
 }
 
 func (p *postgresFlags) add(fs *pflag.FlagSet) {
@@ -29,11 +29,12 @@ func (p *postgresFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&p.bin, "postgres-bin", "", "directory of pg_dump, pg_dumpall and psql (default: postgres/"+pgverify.DefaultBinDir+" beside this binary, else "+pgverify.DefaultBinDir+")")
 	fs.StringVar(&p.file, "file-name", "dumpfile.sql", "name of the dump's file in the backup")
 	fs.DurationVar(&p.timeout, "connect-timeout", 15*time.Second, "how long each connection attempt may take")
+	fs.DurationVar(&p.wait, "wait-timeout", 0, "how long to wait for the server to accept connections before the first one (0: not at all)")
 }
 
 // conn reads the credentials and says how to reach the server.
 func (p *postgresFlags) conn() (pgdump.Conn, error) {
-	c := pgdump.Conn{BinDir: pgverify.BinDir(p.bin), Host: p.host, Port: p.port, ConnectTimeout: p.timeout}
+	c := pgdump.Conn{BinDir: pgverify.BinDir(p.bin), Host: p.host, Port: p.port, ConnectTimeout: p.timeout, Wait: p.wait}
 	if p.host == "" || p.authDir == "" {
 		return c, &pgdump.Error{Reason: pgdump.ReasonCredentialsUnreadable, Msg: "cannot reach the database: --host and --auth-dir are required"}
 	}

@@ -9,7 +9,10 @@
 // when the workload goes, and when the workload stops asking for the
 // blueprint. Its Repositories, Snapshots and data stay, as for any
 // configuration deleted (docs/retention.md). A configuration of that name
-// not made by the blueprint is never touched.
+// not made by the blueprint is never touched. With a verifier template, a
+// BackupVerifier of the same name is made, kept and removed beside the
+// configuration. A workload asking for a blueprint that does not exist
+// gets a Warning event, BlueprintNotFound.
 //
 // The blueprint's status counts the workloads it protects and lists those
 // it should and does not, with why:
@@ -23,6 +26,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
@@ -31,6 +36,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -60,7 +66,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupblueprint")}
+	r := &reconciler{kube: mgr.GetClient(), clock: o.Clock, log: o.Log.WithValues("controller", "backupblueprint"),
+		events: mgr.GetEventRecorderFor("backupblueprint")}
 	toBlueprints := handler.EnqueueRequestsFromMapFunc(r.blueprintsOf)
 	// Only what a blueprint reads wakes it: a workload's or namespace's
 	// creation, deletion, annotations or labels, and a configuration's
@@ -78,6 +85,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&corev1.Namespace{}, toBlueprints, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1alpha1.BackupConfiguration{}, toBlueprints,
 			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
+		Watches(&corev1alpha1.BackupVerifier{}, toBlueprints,
+			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up backupblueprint controller: %w", err)
@@ -86,9 +95,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 }
 
 type reconciler struct {
-	kube  client.Client
-	clock clock.PassiveClock
-	log   logr.Logger
+	kube   client.Client
+	clock  clock.PassiveClock
+	log    logr.Logger
+	events record.EventRecorder
 }
 
 // blueprintsOf maps a change to the blueprints it may concern: the one a
@@ -108,9 +118,11 @@ func (r *reconciler) blueprintsOf(ctx context.Context, o client.Object) []reconc
 		}
 		add(ns, a[corev1alpha1.AnnotationBlueprintName])
 	}
-	if _, ok := o.(*corev1alpha1.BackupConfiguration); ok {
+	switch o.(type) {
+	case *corev1alpha1.BackupConfiguration, *corev1alpha1.BackupVerifier:
 		add(o.GetLabels()[corev1alpha1.LabelBlueprintNamespace], o.GetLabels()[corev1alpha1.LabelBlueprintName])
-	} else if _, ok := o.(*corev1.Namespace); !ok {
+	case *corev1.Namespace:
+	default:
 		// The workload's configuration names the blueprint it came from,
 		// even once the workload no longer does.
 		bc := &corev1alpha1.BackupConfiguration{}
@@ -152,7 +164,10 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	err := r.kube.Get(ctx, req.NamespacedName, bp)
 	if kerrors.IsNotFound(err) {
 		// The blueprint is gone: so are the configurations it made.
-		return reconcile.Result{}, r.prune(ctx, req.Namespace, req.Name, nil)
+		if err := r.prune(ctx, req.Namespace, req.Name, nil); err != nil {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{}, r.reportUnknown(ctx, req.NamespacedName)
 	}
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("cannot get backupblueprint: %w", err)
@@ -165,22 +180,53 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, err
 	}
 	var failures []corev1alpha1.BlueprintFailure
-	keep := map[client.ObjectKey]bool{}
+	keep := map[madeObject]bool{}
+	var protected int32
 	for _, w := range subjects {
-		bc, why, err := r.protect(ctx, bp, w)
+		kept, why, err := r.protect(ctx, bp, w)
 		if err != nil {
 			return reconcile.Result{}, err
+		}
+		for _, m := range kept {
+			keep[m] = true
 		}
 		if why != "" {
 			failures = append(failures, corev1alpha1.BlueprintFailure{Kind: w.Kind, Namespace: w.Meta.Namespace, Name: w.Meta.Name, Reason: why})
 			continue
 		}
-		keep[client.ObjectKeyFromObject(bc)] = true
+		protected++
 	}
 	if err := r.prune(ctx, bp.Namespace, bp.Name, keep); err != nil {
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{}, r.record(ctx, bp, int32(len(keep)), failures)
+	return reconcile.Result{}, r.record(ctx, bp, protected, failures)
+}
+
+// ReasonBlueprintNotFound is the reason of the Warning event a workload
+// gets when it asks for a blueprint that does not exist.
+const ReasonBlueprintNotFound = "BlueprintNotFound"
+
+// reportUnknown tells each workload that asks for the blueprint bp, which
+// does not exist, by a Warning event on it: no configuration is made.
+func (r *reconciler) reportUnknown(ctx context.Context, bp client.ObjectKey) error {
+	all, err := r.workloads(ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range all {
+		a := w.Meta.Annotations
+		ns := a[corev1alpha1.AnnotationBlueprintNamespace]
+		if ns == "" {
+			ns = w.Meta.Namespace
+		}
+		if a[corev1alpha1.AnnotationBlueprintName] != bp.Name || ns != bp.Namespace {
+			continue
+		}
+		r.events.Eventf(w.object(), corev1.EventTypeWarning, ReasonBlueprintNotFound,
+			"backupblueprint %s/%s, which annotation %s names, does not exist: no BackupConfiguration is made for this %s",
+			bp.Namespace, bp.Name, corev1alpha1.AnnotationBlueprintName, w.Kind)
+	}
+	return nil
 }
 
 // subjects are the workloads bp should protect: those annotated with it,
@@ -231,7 +277,7 @@ func (r *reconciler) subjects(ctx context.Context, bp *corev1alpha1.BackupBluepr
 			}
 			continue
 		}
-		if a[corev1alpha1.AnnotationBlueprintSkip] == "true" || len(selectors) == 0 {
+		if a[corev1alpha1.AnnotationBlueprintSkip] == "true" || w.partOf != "" || len(selectors) == 0 {
 			continue
 		}
 		for _, s := range selectors {
@@ -294,7 +340,7 @@ func (r *reconciler) workloads(ctx context.Context) ([]workload, error) {
 		return nil, fmt.Errorf("cannot list persistentvolumeclaims: %w", err)
 	}
 	for _, p := range pvcs.Items {
-		out = append(out, workload{Kind: "PersistentVolumeClaim", Version: "v1", Meta: p.ObjectMeta})
+		out = append(out, workload{Kind: "PersistentVolumeClaim", Version: "v1", Meta: p.ObjectMeta, partOf: claimOwner(p.ObjectMeta, sts.Items)})
 	}
 	var live []workload
 	for _, w := range out {
@@ -305,9 +351,48 @@ func (r *reconciler) workloads(ctx context.Context) ([]workload, error) {
 	return live, nil
 }
 
-// protect makes or updates w's configuration from bp. why says what keeps
-// it from doing so.
-func (r *reconciler) protect(ctx context.Context, bp *corev1alpha1.BackupBlueprint, w workload) (*corev1alpha1.BackupConfiguration, string, error) {
+// madeObject names what a blueprint made: a configuration or a verifier.
+type madeObject struct {
+	kind string
+	key  client.ObjectKey
+}
+
+// claimOwner names what a claim is part of when a blueprint that selects
+// its namespace must leave it to that: a StatefulSet whose claim templates
+// made it (the StatefulSet's configuration backs it up, pod by pod), or a
+// verification or run of Stashplane's (a scratch claim). "" for a claim
+// of its own.
+func claimOwner(claim metav1.ObjectMeta, sets []appsv1.StatefulSet) string {
+	if s := claim.Labels[corev1alpha1.LabelBackupVerificationSession]; s != "" {
+		return "backupverificationsession " + s
+	}
+	if s := claim.Labels[sessionLabel]; s != "" {
+		return "session " + s
+	}
+	for _, st := range sets {
+		if st.Namespace != claim.Namespace {
+			continue
+		}
+		for _, t := range st.Spec.VolumeClaimTemplates {
+			rest, ok := strings.CutPrefix(claim.Name, t.Name+"-"+st.Name+"-")
+			if _, err := strconv.Atoi(rest); ok && err == nil {
+				return "statefulset " + st.Name
+			}
+		}
+	}
+	return ""
+}
+
+// sessionLabel marks the objects an addon's Function makes for a run.
+const sessionLabel = "stashplane.io/session"
+
+// protect makes or updates w's verifier (with a verifier template) and
+// configuration from bp, returning what it keeps in place. why says what
+// keeps it from doing so: then no configuration is made that stands
+// without its verifier, and what an earlier, good template made is kept
+// as it was (a bad edit of a blueprint does not unprotect its
+// workloads), unless the usage policy no longer admits the workload.
+func (r *reconciler) protect(ctx context.Context, bp *corev1alpha1.BackupBlueprint, w workload) ([]madeObject, string, error) {
 	ok, why, err := usage.Allowed(ctx, r.kube, bp.Spec.UsagePolicy, bp.Namespace, w.Meta.Namespace)
 	if err != nil {
 		return nil, "", fmt.Errorf("cannot check the usage policy of backupblueprint %q: %w", bp.Name, err)
@@ -315,56 +400,114 @@ func (r *reconciler) protect(ctx context.Context, bp *corev1alpha1.BackupBluepri
 	if !ok {
 		return nil, fmt.Sprintf("backupblueprint %s/%s may not be used from namespace %q: %s", bp.Namespace, bp.Name, w.Meta.Namespace, why), nil
 	}
-	want, err := configuration(bp, w)
+	key := client.ObjectKey{Namespace: w.Meta.Namespace, Name: ConfigurationName(w.Kind, w.Meta.Name)}
+	standing := []madeObject{{kind: "backupverifier", key: key}, {kind: "backupconfiguration", key: key}}
+	wantV, err := verifier(bp, w)
 	if err != nil {
-		return nil, err.Error(), nil
+		return standing, err.Error(), nil
 	}
-	got := &corev1alpha1.BackupConfiguration{}
-	err = r.kube.Get(ctx, client.ObjectKeyFromObject(want), got)
+	wantC, err := configuration(bp, w)
+	if err != nil {
+		return standing, err.Error(), nil
+	}
+	var out []madeObject
+	if wantV != nil {
+		why, err := r.apply(ctx, bp, wantV, &corev1alpha1.BackupVerifier{}, "backupverifier", func(got client.Object) bool {
+			g := got.(*corev1alpha1.BackupVerifier)
+			if equality.Semantic.DeepEqual(g.Spec, wantV.Spec) {
+				return false
+			}
+			g.Spec = wantV.Spec
+			return true
+		})
+		if why != "" || err != nil {
+			return standing, why, err
+		}
+		out = append(out, madeObject{kind: "backupverifier", key: key})
+	}
+	why, err = r.apply(ctx, bp, wantC, &corev1alpha1.BackupConfiguration{}, "backupconfiguration", func(got client.Object) bool {
+		g := got.(*corev1alpha1.BackupConfiguration)
+		if equality.Semantic.DeepEqual(g.Spec, wantC.Spec) {
+			return false
+		}
+		g.Spec = wantC.Spec
+		return true
+	})
+	if why != "" || err != nil {
+		return standing, why, err
+	}
+	return append(out, madeObject{kind: "backupconfiguration", key: key}), "", nil
+}
+
+// apply creates want, or brings got, the object of its name, to it:
+// setSpec copies want's spec into got and says whether it changed. An
+// object of that name the blueprint did not make is left as it is. why
+// says what the API server refused.
+func (r *reconciler) apply(ctx context.Context, bp *corev1alpha1.BackupBlueprint, want, got client.Object, kind string, setSpec func(got client.Object) bool) (string, error) {
+	err := r.kube.Get(ctx, client.ObjectKeyFromObject(want), got)
 	switch {
 	case kerrors.IsNotFound(err):
 		if err := r.kube.Create(ctx, want); err != nil {
 			if kerrors.IsInvalid(err) || kerrors.IsForbidden(err) || kerrors.IsAlreadyExists(err) {
-				return nil, fmt.Sprintf("cannot create backupconfiguration %q: %v", want.Name, err), nil
+				return fmt.Sprintf("cannot create %s %q: %v", kind, want.GetName(), err), nil
 			}
-			return nil, "", fmt.Errorf("cannot create backupconfiguration %q: %w", want.Name, err)
+			return "", fmt.Errorf("cannot create %s %q: %w", kind, want.GetName(), err)
 		}
-		return want, "", nil
+		return "", nil
 	case err != nil:
-		return nil, "", fmt.Errorf("cannot get backupconfiguration %q: %w", want.Name, err)
+		return "", fmt.Errorf("cannot get %s %q: %w", kind, want.GetName(), err)
 	}
-	if l := got.Labels; l[corev1alpha1.LabelBlueprintName] != bp.Name || l[corev1alpha1.LabelBlueprintNamespace] != bp.Namespace {
-		return nil, fmt.Sprintf("backupconfiguration %q exists and was not made by this blueprint: it is left as it is", got.Name), nil
+	if l := got.GetLabels(); l[corev1alpha1.LabelBlueprintName] != bp.Name || l[corev1alpha1.LabelBlueprintNamespace] != bp.Namespace {
+		return fmt.Sprintf("%s %q exists and was not made by this blueprint: it is left as it is", kind, got.GetName()), nil
 	}
-	if equality.Semantic.DeepEqual(got.Spec, want.Spec) && equality.Semantic.DeepEqual(got.OwnerReferences, want.OwnerReferences) {
-		return got, "", nil
+	changed := setSpec(got)
+	if !equality.Semantic.DeepEqual(got.GetOwnerReferences(), want.GetOwnerReferences()) {
+		got.SetOwnerReferences(want.GetOwnerReferences())
+		changed = true
 	}
-	got.Spec, got.OwnerReferences = want.Spec, want.OwnerReferences
+	if !changed {
+		return "", nil
+	}
 	if err := r.kube.Update(ctx, got); err != nil {
 		if kerrors.IsInvalid(err) || kerrors.IsForbidden(err) {
-			return nil, fmt.Sprintf("cannot update backupconfiguration %q: %v", got.Name, err), nil
+			return fmt.Sprintf("cannot update %s %q: %v", kind, got.GetName(), err), nil
 		}
-		return nil, "", fmt.Errorf("cannot update backupconfiguration %q: %w", got.Name, err)
+		return "", fmt.Errorf("cannot update %s %q: %w", kind, got.GetName(), err)
 	}
-	return got, "", nil
+	return "", nil
 }
 
-// prune deletes the configurations made by blueprint ns/name that keep
-// does not hold; nil keep deletes them all.
-func (r *reconciler) prune(ctx context.Context, ns, name string, keep map[client.ObjectKey]bool) error {
-	list := &corev1alpha1.BackupConfigurationList{}
-	if err := r.kube.List(ctx, list, client.MatchingLabels{corev1alpha1.LabelBlueprintName: name, corev1alpha1.LabelBlueprintNamespace: ns}); err != nil {
+// prune deletes the configurations and verifiers made by blueprint
+// ns/name that keep does not hold; nil keep deletes them all.
+func (r *reconciler) prune(ctx context.Context, ns, name string, keep map[madeObject]bool) error {
+	labels := client.MatchingLabels{corev1alpha1.LabelBlueprintName: name, corev1alpha1.LabelBlueprintNamespace: ns}
+	configs := &corev1alpha1.BackupConfigurationList{}
+	if err := r.kube.List(ctx, configs, labels); err != nil {
 		return fmt.Errorf("cannot list backupconfigurations: %w", err)
 	}
-	for i := range list.Items {
-		bc := &list.Items[i]
-		if keep[client.ObjectKeyFromObject(bc)] || bc.DeletionTimestamp != nil {
+	verifiers := &corev1alpha1.BackupVerifierList{}
+	if err := r.kube.List(ctx, verifiers, labels); err != nil {
+		return fmt.Errorf("cannot list backupverifiers: %w", err)
+	}
+	var objs []client.Object
+	for i := range configs.Items {
+		objs = append(objs, &configs.Items[i])
+	}
+	for i := range verifiers.Items {
+		objs = append(objs, &verifiers.Items[i])
+	}
+	for _, o := range objs {
+		kind := "backupconfiguration"
+		if _, ok := o.(*corev1alpha1.BackupVerifier); ok {
+			kind = "backupverifier"
+		}
+		if keep[madeObject{kind: kind, key: client.ObjectKeyFromObject(o)}] || o.GetDeletionTimestamp() != nil {
 			continue
 		}
-		if err := r.kube.Delete(ctx, bc); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("cannot delete backupconfiguration %q: %w", bc.Name, err)
+		if err := r.kube.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot delete %s %q: %w", kind, o.GetName(), err)
 		}
-		r.log.Info("removed a configuration its workload no longer asks for", "backupconfiguration", bc.Namespace+"/"+bc.Name, "backupblueprint", ns+"/"+name)
+		r.log.Info("removed what a workload no longer asks for", kind, o.GetNamespace()+"/"+o.GetName(), "backupblueprint", ns+"/"+name)
 	}
 	return nil
 }

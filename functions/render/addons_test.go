@@ -41,8 +41,8 @@ var conformanceParams = map[string]string{
 	"workload-addon/logical-backup-restore": `{"paths": ["/var/lib/app"]}`,
 	"pvc-addon/logical-backup":              `{"exclude": ["lost+found"]}`,
 	"pvc-addon/logical-backup-restore":      `{}`,
-	"postgres-addon/logical-backup":         `{"host": "shop-db", "authSecret": "shop-db-auth", "backupCmd": "pg_dump", "args": "--lock-wait-timeout=5000 shop"}`,
-	"postgres-addon/logical-backup-restore": `{"host": "shop-db-clone", "authSecret": "shop-db-auth"}`,
+	"postgres-addon/logical-backup":         `{"host": "shop-db", "authSecret": "shop-db-auth", "backupCmd": "pg_dump", "args": "--lock-wait-timeout=5000 shop", "waitTimeout": 300}`,
+	"postgres-addon/logical-backup-restore": `{"host": "shop-db-clone", "authSecret": "shop-db-auth", "waitTimeout": 60}`,
 }
 
 // builtinCatalog is the catalog of the built-in addons and Functions.
@@ -492,6 +492,8 @@ func TestPostgresAddonValidateParams(t *testing.T) {
 		"NoDatabase":   {params: `{"host": "app-db", "authSecret": "app-db-auth", "backupCmd": "pg_dump"}`, want: "backupCmd pg_dump needs databases"},
 		"NoHost":       {params: `{"authSecret": "app-db-auth"}`, want: "host"},
 		"HostWithPath": {params: `{"host": "app-db/x", "authSecret": "app-db-auth"}`, want: "host"},
+		"WaitTimeout":  {params: `{"host": "app-db", "authSecret": "app-db-auth", "waitTimeout": 300}`},
+		"NegativeWait": {params: `{"host": "app-db", "authSecret": "app-db-auth", "waitTimeout": -1}`, want: "waitTimeout"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -74,6 +74,10 @@ type Conn struct {
 	User, Password string
 	// ConnectTimeout bounds each connection attempt.
 	ConnectTimeout time.Duration
+	// Wait is how long a dump or load waits for the server to accept
+	// connections before its first connection (WaitReady); zero waits
+	// not at all.
+	Wait time.Duration
 }
 
 // ReadAuth reads the user and password from a mounted Secret's files,
@@ -137,7 +141,10 @@ func (c Conn) classify(program string, err error, stderr string) *Error {
 		return &Error{Reason: ReasonAuthFailed, Msg: fmt.Sprintf("PostgreSQL at %s refused user %q: check the user and password of the task's auth Secret", c.where(), c.User)}
 	case strings.Contains(low, "could not translate host name"), strings.Contains(low, "connection refused"),
 		strings.Contains(low, "timeout expired"), strings.Contains(low, "no route to host"),
-		strings.Contains(low, "network is unreachable"), strings.Contains(low, "no such file or directory") && strings.Contains(low, "connection to server"):
+		strings.Contains(low, "network is unreachable"), strings.Contains(low, "no such file or directory") && strings.Contains(low, "connection to server"),
+		// A Service without a ready endpoint takes the connection and
+		// closes it before the server's greeting.
+		strings.Contains(low, "connection to server") && strings.Contains(low, "failed: server closed the connection unexpectedly"):
 		return &Error{Reason: ReasonUnreachable, Msg: fmt.Sprintf("cannot reach PostgreSQL at %s: check the task's host (a Service of the namespace) and port", c.where())}
 	}
 	if db := missingDatabase(stderr); db != "" {
@@ -258,6 +265,9 @@ func (d Dump) argv() [][]string {
 func (d Dump) Open(ctx context.Context) (io.ReadCloser, error) {
 	if err := d.Validate(); err != nil {
 		return nil, &Error{Reason: ReasonDumpRefused, Msg: err.Error()}
+	}
+	if err := d.Conn.WaitReady(ctx); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	s := &stream{ctx: ctx, cancel: cancel, conn: d.Conn, runs: d.argv()}

@@ -13,7 +13,8 @@ import (
 	"syscall"
 )
 
-// Load runs the plain SQL dump r through psql into the server, connected
+// Load runs the plain SQL dump r through psql into the server (once it
+// accepts connections, waiting up to c.Wait), connected
 // to database (the dump's \connect lines move on to the others). psql
 // stops at the first SQL error (ON_ERROR_STOP), and the error names the
 // dump's line and the SQLSTATE, never psql's message, which may quote
@@ -21,6 +22,9 @@ import (
 // live server, CREATE ROLE of the user Load connects as (who exists
 // already), is left out; that user's ALTER ROLE still applies.
 func Load(ctx context.Context, c Conn, database string, r io.Reader) error {
+	if err := c.WaitReady(ctx); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, "psql"), "-X", "-q", "--no-password",

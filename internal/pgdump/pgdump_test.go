@@ -205,3 +205,99 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitReady: with a wait, a dump started before its server waits for
+// it and succeeds once the server accepts connections; without a server
+// it gives up when the wait is over, DatabaseUnreachable naming
+// waitTimeout; with no wait, it fails at once.
+func TestWaitReady(t *testing.T) {
+	bin := binDir(t)
+	ctx := context.Background()
+	u := pgverify.User{UID: 65534, GID: 65534}
+	data := filepath.Join(openDir(t), "pgdata")
+	if err := pgverify.InitDB(ctx, bin, data, "postgres", u); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(openDir(t), "socket")
+	conn := pgdump.Conn{BinDir: bin, Host: socket, Port: 5432, User: "postgres", ConnectTimeout: 2 * time.Second}
+
+	cases := map[string]struct {
+		reason string
+		wait   time.Duration
+		// within bounds how long the dump may take to fail.
+		within     time.Duration
+		wantReason string
+		wantMsg    string
+	}{
+		"NoWait": {
+			reason: "Without a wait the first connection decides: no server, DatabaseUnreachable at once.",
+			within: 10 * time.Second, wantReason: pgdump.ReasonUnreachable,
+		},
+		"GivesUp": {
+			reason: "A server that never comes is DatabaseUnreachable once the wait is over, naming waitTimeout.",
+			wait:   3 * time.Second, within: 15 * time.Second, wantReason: pgdump.ReasonUnreachable,
+			wantMsg: "did not accept connections within waitTimeout (3s)",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := conn
+			c.Wait = tc.wait
+			start := time.Now()
+			r, err := pgdump.Dump{Conn: c, Command: pgdump.CommandDumpAll}.Open(ctx)
+			if err == nil {
+				_, err = io.Copy(io.Discard, r)
+				_ = r.Close()
+			}
+			took := time.Since(start)
+			if diff := cmp.Diff(tc.wantReason, reason(err)); diff != "" {
+				t.Errorf("%s\nOpen: %v: -want +got:\n%s", tc.reason, err, diff)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("%s\nOpen: %v, want it to say %q", tc.reason, err, tc.wantMsg)
+			}
+			if took < tc.wait || took > tc.within {
+				t.Errorf("%s\nOpen failed after %s, want between %s and %s", tc.reason, took, tc.wait, tc.within)
+			}
+		})
+	}
+
+	t.Run("ServerComesLate", func(t *testing.T) {
+		c := conn
+		c.Wait = 2 * time.Minute
+		type result struct {
+			dump []byte
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			r, err := pgdump.Dump{Conn: c, Command: pgdump.CommandDumpAll}.Open(ctx)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			defer func() { _ = r.Close() }()
+			b, err := io.ReadAll(r)
+			done <- result{b, err}
+		}()
+		time.Sleep(2 * time.Second)
+		select {
+		case r := <-done:
+			t.Fatalf("the dump ended before its server started: %v", r.err)
+		default:
+		}
+		s, err := pgverify.Start(ctx, bin, data, socket, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Stop(time.Minute) })
+		select {
+		case r := <-done:
+			if r.err != nil || !bytes.Contains(r.dump, []byte("PostgreSQL database cluster dump")) {
+				t.Errorf("the dump that waited for its server: %v, %d bytes", r.err, len(r.dump))
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("the dump did not end after its server started")
+		}
+	})
+}

@@ -42,11 +42,18 @@ type providerOption func(t *testing.T, kube client.Client, cfg *rest.Config)
 // a client that knows the provider's kinds.
 func clusterWithCRDs(t *testing.T) (client.Client, *devcluster.Cluster) {
 	t.Helper()
+	return clusterWithCRDsOn(t, "")
+}
+
+// clusterWithCRDsOn is clusterWithCRDs on the given pod network
+// (devcluster.PodNetworkIsolated, say); "" as devclustertest.Start chooses.
+func clusterWithCRDsOn(t *testing.T, network string) (client.Client, *devcluster.Cluster) {
+	t.Helper()
 	crds, err := stashpkg.CRDs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := devclustertest.Start(t, crds...)
+	c := devclustertest.StartWith(t, devclustertest.Options{PodNetwork: network}, crds...)
 	s, err := provider.Scheme()
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +68,13 @@ func clusterWithCRDs(t *testing.T) (client.Client, *devcluster.Cluster) {
 // withProviderCluster is withProvider that also returns the dev cluster.
 func withProviderCluster(t *testing.T, opts ...providerOption) (client.Client, *devcluster.Cluster) {
 	t.Helper()
-	kube, c := clusterWithCRDs(t)
+	return withProviderClusterOn(t, "", opts...)
+}
+
+// withProviderClusterOn is withProviderCluster on the given pod network.
+func withProviderClusterOn(t *testing.T, network string, opts ...providerOption) (client.Client, *devcluster.Cluster) {
+	t.Helper()
+	kube, c := clusterWithCRDsOn(t, network)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := ctrl.Log.WithName(t.Name())

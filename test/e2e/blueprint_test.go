@@ -5,169 +5,234 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/utils/ptr"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/backupblueprint"
+	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
-// Workloads are protected by a BackupBlueprint without a configuration
-// written for each: a Deployment annotated with the blueprint's name, and a
-// Deployment created in a namespace whose label the blueprint's subjects
-// select, each get a BackupConfiguration from the template with their
-// variables written in, and back up; the verifier the template names
-// verifies their Snapshots. A workload that opts out, and one
-// whose annotations leave a variable unfilled, get none; the blueprint's
-// status counts and names them. Removing the annotation removes the
-// configuration and keeps its Snapshots and data.
+// tieredBlueprint is examples/blueprints' "workloads" blueprint, named
+// "tiered", without subjects, its directory needing the variable tier.
+func tieredBlueprint(t *testing.T) client.Object {
+	t.Helper()
+	for _, o := range example(t, "blueprints/blueprints.yaml", nil) {
+		if o.GetKind() != "BackupBlueprint" || o.GetName() != "workloads" {
+			continue
+		}
+		o.SetName("tiered")
+		unstructured.RemoveNestedField(o.Object, "spec", "subjects")
+		sessions, _, _ := unstructured.NestedSlice(o.Object, "spec", "backupConfigurationTemplate", "sessions")
+		sessions[0].(map[string]any)["repositories"].([]any)[0].(map[string]any)["directory"] = "${tier}/${targetName}"
+		_ = unstructured.SetNestedSlice(o.Object, sessions, "spec", "backupConfigurationTemplate", "sessions")
+		return o
+	}
+	t.Fatal("examples/blueprints/blueprints.yaml has no blueprint workloads")
+	return nil
+}
+
+// protectedWorkload is a workload a blueprint made a configuration and a
+// verifier for, with the component its Snapshots hold.
+type protectedWorkload struct {
+	kind, ns, name, component string
+}
+
+// Workloads of every kind are protected by the BackupBlueprints of
+// examples/blueprints, as written, without a configuration or a verifier
+// written for any: a Deployment, a StatefulSet
+// and a DaemonSet annotated with the blueprint "workloads" (workload-addon),
+// a claim annotated with "claims" (pvc-addon), and a Deployment created in
+// a namespace whose label the workloads blueprint's subjects select, each
+// get a BackupConfiguration and a BackupVerifier from the templates; each
+// backs up (a StatefulSet pod by pod, a DaemonSet node by node) and its
+// Snapshot is Verified by the made verifier, the blueprint's retention
+// policy applied. A workload that opts out, and
+// one whose annotations leave a variable unfilled, get none; the
+// blueprints' status counts and names them. Removing the annotation
+// removes the configuration and the verifier and keeps the Snapshot and
+// data, which plain restic restores.
 func TestBlueprints(t *testing.T) {
 	t.Parallel()
-	kube := withProvider(t)
+	kube, cluster := withProviderCluster(t)
 	ctx := context.Background()
+	defer restoreLogsOnFailure(t, kube, cluster.Config(), "default", "team-a")
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupBlueprintList{})
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupConfigurationList{})
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupVerificationSessionList{})
+	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
+	defer dumpOnFailure(t, kube, &batchv1.JobList{})
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir := t.TempDir()
-	storage := localStorage("shared", "default", storageDir, nil)
-	storage.Spec.UsagePolicy = &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromAll)}}
-	blueprint := &corev1alpha1.BackupBlueprint{
-		ObjectMeta: metav1.ObjectMeta{Name: "workloads", Namespace: "default"},
-		Spec: corev1alpha1.BackupBlueprintSpec{
-			UsagePolicy: &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromAll)}},
-			Subjects: &corev1alpha1.BlueprintSubjects{
-				NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"backup": "auto"}},
-				Kinds:             []corev1alpha1.BlueprintKind{"Deployment"},
-			},
-			BackupConfigurationTemplate: corev1alpha1.BackupConfigurationTemplate{
-				Backends: []corev1alpha1.BackendReference{{Name: "local", StorageRef: &storagev1alpha1.ObjectReference{Name: "shared", Namespace: "default"}}},
-				Sessions: []corev1alpha1.Session{{
-					Name:      "nightly",
-					Scheduler: &corev1alpha1.SchedulerSpec{Schedule: "0 2 * * *"},
-					Addon: &corev1alpha1.AddonInfo{Name: "workload-addon", Tasks: []corev1alpha1.TaskReference{{
-						Name: "logical-backup", Params: &runtime.RawExtension{Raw: []byte(`{"paths": "${paths}"}`)},
-					}}},
-					Repositories: []corev1alpha1.RepositoryInfo{{
-						Name: "${targetName}", Backend: "local", Directory: "${namespace}/${targetName}",
-						EncryptionSecret: storagev1alpha1.ObjectReference{Name: "restic-password"},
-						BackupVerifier:   &storagev1alpha1.ObjectReference{Name: "verifier"},
-					}},
-				}},
-			},
-		},
+	storageDir := localExampleStorage(t, kube)
+	var examples []client.Object
+	for _, o := range example(t, "blueprints/blueprints.yaml", nil) {
+		examples = append(examples, o)
 	}
+	workloads := &corev1alpha1.BackupBlueprint{ObjectMeta: metav1.ObjectMeta{Name: "workloads", Namespace: "default"}}
+	claims := &corev1alpha1.BackupBlueprint{ObjectMeta: metav1.ObjectMeta{Name: "claims", Namespace: "default"}}
+	tiered := &corev1alpha1.BackupBlueprint{ObjectMeta: metav1.ObjectMeta{Name: "tiered", Namespace: "default"}}
 	app := func(ns, name string, annotations map[string]string) *appsv1.Deployment {
 		d := appWithHostDir(name, t.TempDir()).(*appsv1.Deployment)
 		d.Namespace, d.Annotations = ns, annotations
 		generate(t, d.Spec.Template.Spec.Volumes[0].HostPath.Path, 5, 3)
 		return d
 	}
-	asks := map[string]string{corev1alpha1.AnnotationBlueprintName: "workloads", corev1alpha1.AnnotationVariablePrefix + "paths": "/var/lib/app"}
-	paths := map[string]string{corev1alpha1.AnnotationVariablePrefix + "paths": "/var/lib/app"}
-	objs := []client.Object{
+	asks := func(blueprint string) map[string]string {
+		return map[string]string{corev1alpha1.AnnotationBlueprintName: blueprint}
+	}
+	agentDir := t.TempDir()
+	generate(t, agentDir, 7, 5)
+	files := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "files", Namespace: "default"}, Spec: corev1.PersistentVolumeClaimSpec{
+		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+		Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("16Mi")}},
+	}}
+	objs := append(examples,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"backup": "auto"}}},
-		storage,
-		blueprint,
-		app("default", "annotated", asks),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "demo-restic-password", Namespace: "team-a"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+		tieredBlueprint(t),
+		statefulSet("db", 1), daemonSet("agent", agentDir), files,
+		app("default", "annotated", asks("workloads")),
 		app("default", "bare", nil),
-		app("default", "unfilled", map[string]string{corev1alpha1.AnnotationBlueprintName: "workloads"}),
-		app("team-a", "selected", paths),
+		app("default", "unfilled", asks("tiered")),
+		app("team-a", "selected", nil),
 		app("team-a", "opted-out", map[string]string{corev1alpha1.AnnotationBlueprintSkip: "true"}),
-	}
-	for _, ns := range []string{"default", "team-a"} {
-		v := verifierWith("verifier", `{"mountPath": "/var/lib/app"}`)
-		v.Namespace = ns
-		objs = append(objs, v, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: ns}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}})
-	}
+	)
 	for _, o := range objs {
 		if err := kube.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	// The blueprint protects the annotated and the selected Deployment,
-	// and names the one whose variable it cannot fill.
-	poll(t, time.Minute, "the blueprint did not protect its workloads", func(ctx context.Context) (bool, error) {
-		err := kube.Get(ctx, client.ObjectKeyFromObject(blueprint), blueprint)
-		return err == nil && blueprint.Status.Protected == 2 && len(blueprint.Status.Failures) == 1, nil
+	// The StatefulSet, DaemonSet and claim are annotated once their data
+	// is in place: the StatefulSet's pod runs with its claim, the
+	// DaemonSet's pod runs on the node, the claim is bound.
+	generate(t, claimDir(t, kube, "data-db-0"), 6, 4)
+	generate(t, claimDir(t, kube, "files"), 8, 6)
+	var node string
+	poll(t, 3*time.Minute, "the StatefulSet's and DaemonSet's pods did not run", func(ctx context.Context) (bool, error) {
+		sts := &appsv1.StatefulSet{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "db"}, sts); err != nil || sts.Status.ReadyReplicas != 1 {
+			return false, nil
+		}
+		pods := &corev1.PodList{}
+		if err := kube.List(ctx, pods, client.InNamespace("default"), client.MatchingLabels{"app": "agent"}); err != nil || len(pods.Items) != 1 {
+			return false, nil
+		}
+		node = pods.Items[0].Spec.NodeName
+		return node != "" && pods.Items[0].Status.Phase == corev1.PodRunning, nil
 	})
+	for _, a := range []struct {
+		obj       client.Object
+		blueprint string
+	}{
+		{&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db"}}, "workloads"},
+		{&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"}}, "workloads"},
+		{&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "files"}}, "claims"},
+	} {
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: a.obj.GetName()}, a.obj); err != nil {
+			t.Fatal(err)
+		}
+		a.obj.SetAnnotations(asks(a.blueprint))
+		if err := kube.Update(ctx, a.obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The blueprints protect the annotated and the selected workloads, and
+	// name the one whose variable they cannot fill.
+	protected := func(bp *corev1alpha1.BackupBlueprint, n int32, failures int) {
+		poll(t, time.Minute, "blueprint "+bp.Name+" did not protect its workloads", func(ctx context.Context) (bool, error) {
+			err := kube.Get(ctx, client.ObjectKeyFromObject(bp), bp)
+			return err == nil && bp.Status.Protected == n && len(bp.Status.Failures) == failures, nil
+		})
+	}
+	protected(workloads, 4, 0)
+	protected(claims, 1, 0)
+	protected(tiered, 0, 1)
 	wantFailures := []corev1alpha1.BlueprintFailure{{Kind: "Deployment", Namespace: "default", Name: "unfilled",
-		Reason: "backupblueprint default/workloads uses variables paths that Deployment default/unfilled does not give: annotate it with variables.stashplane.io/<name>"}}
-	if diff := cmp.Diff(wantFailures, blueprint.Status.Failures); diff != "" {
+		Reason: "backupblueprint default/tiered uses variables tier that Deployment default/unfilled does not give: annotate it with variables.stashplane.io/<name>"}}
+	if diff := cmp.Diff(wantFailures, tiered.Status.Failures); diff != "" {
 		t.Errorf("blueprint failures (-want +got):\n%s", diff)
 	}
-	if c := blueprint.GetCondition(corev1alpha1.TypeWorkloadsProtected); c.Status != corev1.ConditionFalse || c.Reason != corev1alpha1.ReasonSomeUnprotected {
+	if c := tiered.GetCondition(corev1alpha1.TypeWorkloadsProtected); c.Status != corev1.ConditionFalse || c.Reason != corev1alpha1.ReasonSomeUnprotected {
 		t.Errorf("WorkloadsProtected: %s %s %q", c.Status, c.Reason, c.Message)
 	}
-	list := &corev1alpha1.BackupConfigurationList{}
-	if err := kube.List(ctx, list); err != nil {
+	wantMade := []string{"default/daemonset-agent", "default/deployment-annotated", "default/persistentvolumeclaim-files", "default/statefulset-db", "team-a/deployment-selected"}
+	configs := &corev1alpha1.BackupConfigurationList{}
+	verifiers := &corev1alpha1.BackupVerifierList{}
+	if err := kube.List(ctx, configs); err != nil {
 		t.Fatal(err)
 	}
-	var made []string
-	for _, bc := range list.Items {
-		made = append(made, bc.Namespace+"/"+bc.Name)
+	if err := kube.List(ctx, verifiers); err != nil {
+		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"default/deployment-annotated", "team-a/deployment-selected"}, made); diff != "" {
+	var madeConfigs, madeVerifiers []string
+	for _, bc := range configs.Items {
+		madeConfigs = append(madeConfigs, bc.Namespace+"/"+bc.Name)
+	}
+	for _, v := range verifiers.Items {
+		madeVerifiers = append(madeVerifiers, v.Namespace+"/"+v.Name)
+	}
+	if diff := cmp.Diff(wantMade, madeConfigs); diff != "" {
 		t.Errorf("configurations (-want +got):\n%s", diff)
 	}
-
-	// Each made configuration backs its workload up into the directory its
-	// variables name.
-	for _, w := range []struct{ ns, name string }{{"default", "annotated"}, {"team-a", "selected"}} {
-		cfg := backupblueprint.ConfigurationName("Deployment", w.name)
-		poll(t, 3*time.Minute, fmt.Sprintf("the first backup of %s/%s did not succeed", w.ns, w.name), func(ctx context.Context) (bool, error) {
-			sessions := &corev1alpha1.BackupSessionList{}
-			if err := kube.List(ctx, sessions, client.InNamespace(w.ns), client.MatchingLabels{corev1alpha1.LabelInvokerName: cfg}); err != nil || len(sessions.Items) == 0 {
-				return false, nil
-			}
-			if p := sessions.Items[0].Status.Phase; p == corev1alpha1.BackupSessionFailed {
-				return false, fmt.Errorf("the first backup of %s/%s failed", w.ns, w.name)
-			}
-			return sessions.Items[0].Status.Phase == corev1alpha1.BackupSessionSucceeded, nil
-		})
-		key := backend.RepositoryKey(w.ns + "/" + w.name)
-		if _, err := os.Stat(filepath.Join(storageDir, "backups", key)); err != nil {
-			t.Errorf("the backup of %s/%s wrote no repository record at %s: %v", w.ns, w.name, key, err)
-		}
+	if diff := cmp.Diff(wantMade, madeVerifiers); diff != "" {
+		t.Errorf("verifiers (-want +got):\n%s", diff)
 	}
 
-	// Each namespace's verifier, which the template names, verifies what
-	// the made configurations backed up.
-	for _, ns := range []string{"default", "team-a"} {
-		started, err := verify.Now(ctx, kube, ns, "verifier", "", time.Now())
-		if err != nil || len(started) != 1 {
-			t.Fatalf("verify.Now in %s: %d sessions, %v", ns, len(started), err)
+	// Each made configuration backs its workload up, in the components of
+	// its kind, into the directory its variables name; each made verifier
+	// verifies the Snapshot.
+	protects := []protectedWorkload{
+		{"Deployment", "default", "annotated", storagev1alpha1.ComponentDump},
+		{"StatefulSet", "default", "db", "dump-pod-0"},
+		{"DaemonSet", "default", "agent", plan.NodeComponent(node)},
+		{"PersistentVolumeClaim", "default", "files", storagev1alpha1.ComponentDump},
+		{"Deployment", "team-a", "selected", storagev1alpha1.ComponentDump},
+	}
+	for _, w := range protects {
+		snap := blueprintBackup(t, kube, w)
+		dir := w.ns + "/" + w.kind + "/" + w.name
+		if _, err := os.Stat(filepath.Join(storageDir, "backups", backend.RepositoryKey(dir))); err != nil {
+			t.Errorf("the backup of %s %s/%s wrote no repository record in %s: %v", w.kind, w.ns, w.name, dir, err)
 		}
-		snapshot := started[0].Spec.Snapshot
-		poll(t, 3*time.Minute, "the Snapshot "+ns+"/"+snapshot+" was not verified", func(ctx context.Context) (bool, error) {
-			snap := &storagev1alpha1.Snapshot{}
-			if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: snapshot}, snap); err != nil {
+		if got, want := strings.TrimSuffix(snap.Status.Components[w.component].Path, "/"), strings.TrimSuffix(backend.ResticPrefix(dir, "nightly", w.component), "/"); got != want {
+			t.Errorf("the backup of %s %s/%s is at %q, want %q", w.kind, w.ns, w.name, got, want)
+		}
+		started, err := verify.Now(ctx, kube, w.ns, backupblueprint.ConfigurationName(w.kind, w.name), "", time.Now())
+		if err != nil || len(started) != 1 {
+			t.Fatalf("verify.Now of %s %s/%s: %d sessions, %v", w.kind, w.ns, w.name, len(started), err)
+		}
+		poll(t, 3*time.Minute, fmt.Sprintf("the Snapshot %s/%s was not verified", w.ns, snap.Name), func(ctx context.Context) (bool, error) {
+			if err := kube.Get(ctx, client.ObjectKeyFromObject(snap), snap); err != nil {
 				return false, nil
 			}
 			if snap.Status.VerificationStatus == storagev1alpha1.SnapshotVerificationFailed {
-				return false, fmt.Errorf("snapshot %s/%s failed its verification", ns, snapshot)
+				return false, fmt.Errorf("snapshot %s/%s failed its verification", w.ns, snap.Name)
 			}
 			return snap.Status.VerificationStatus == storagev1alpha1.SnapshotVerified, nil
 		})
 	}
 
-	// The annotation goes: so does the configuration; its Snapshot and
-	// data stay.
+	// The annotation goes: so do the configuration and the verifier; the
+	// Snapshot and data stay.
 	annotated := &appsv1.Deployment{}
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "annotated"}, annotated); err != nil {
 		t.Fatal(err)
@@ -176,25 +241,66 @@ func TestBlueprints(t *testing.T) {
 	if err := kube.Update(ctx, annotated); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, time.Minute, "the configuration of the workload that stopped asking did not go", func(ctx context.Context) (bool, error) {
-		err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "deployment-annotated"}, &corev1alpha1.BackupConfiguration{})
-		return client.IgnoreNotFound(err) == nil && err != nil, nil
+	poll(t, time.Minute, "the configuration and verifier of the workload that stopped asking did not go", func(ctx context.Context) (bool, error) {
+		key := client.ObjectKey{Namespace: "default", Name: "deployment-annotated"}
+		errC := kube.Get(ctx, key, &corev1alpha1.BackupConfiguration{})
+		errV := kube.Get(ctx, key, &corev1alpha1.BackupVerifier{})
+		return client.IgnoreNotFound(errC) == nil && errC != nil && client.IgnoreNotFound(errV) == nil && errV != nil, nil
 	})
-	snaps := &storagev1alpha1.SnapshotList{}
-	if err := kube.List(ctx, snaps, client.InNamespace("default")); err != nil {
-		t.Fatal(err)
-	}
-	if len(snaps.Items) == 0 || snaps.Items[0].Status.Phase != storagev1alpha1.SnapshotSucceeded {
-		t.Errorf("after the configuration went, default holds %d Snapshots", len(snaps.Items))
+	snap := &storagev1alpha1.Snapshot{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "annotated-" + madeSession(t, kube, "default", "deployment-annotated")}, snap); err != nil ||
+		snap.Status.Phase != storagev1alpha1.SnapshotSucceeded || snap.Status.VerificationStatus != storagev1alpha1.SnapshotVerified {
+		t.Errorf("after the configuration went, its Snapshot is %s, %s (%v); want Succeeded and Verified", snap.Status.Phase, snap.Status.VerificationStatus, err)
 	}
 	restored := t.TempDir()
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/annotated", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/Deployment/annotated", "nightly", storagev1alpha1.ComponentDump))
 	hostRestic(t, repoDir, "restore", "latest", "--target", restored)
 	if _, err := os.Stat(filepath.Join(restored, "var/lib/app")); err != nil {
 		t.Errorf("the data of the removed configuration does not restore: %v", err)
 	}
-	poll(t, time.Minute, "the blueprint did not count the workload that stopped asking", func(ctx context.Context) (bool, error) {
-		err := kube.Get(ctx, client.ObjectKeyFromObject(blueprint), blueprint)
-		return err == nil && blueprint.Status.Protected == 1, nil
+	protected(workloads, 3, 0)
+}
+
+// madeSession names the one BackupSession of a configuration.
+func madeSession(t *testing.T, kube client.Client, ns, config string) string {
+	t.Helper()
+	sessions := &corev1alpha1.BackupSessionList{}
+	if err := kube.List(context.Background(), sessions, client.InNamespace(ns), client.MatchingLabels{corev1alpha1.LabelInvokerName: config}); err != nil || len(sessions.Items) == 0 {
+		t.Fatalf("no backupsession of %s/%s: %v", ns, config, err)
+	}
+	return sessions.Items[0].Name
+}
+
+// blueprintBackup waits for the first backup of w's made configuration to
+// succeed, with the RetentionPolicy keep-7 applied, and returns its
+// Snapshot, which must hold w's component alone.
+func blueprintBackup(t *testing.T, kube client.Client, w protectedWorkload) *storagev1alpha1.Snapshot {
+	t.Helper()
+	cfg := backupblueprint.ConfigurationName(w.kind, w.name)
+	poll(t, 3*time.Minute, fmt.Sprintf("the first backup of %s %s/%s did not succeed", w.kind, w.ns, w.name), func(ctx context.Context) (bool, error) {
+		sessions := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, sessions, client.InNamespace(w.ns), client.MatchingLabels{corev1alpha1.LabelInvokerName: cfg}); err != nil || len(sessions.Items) == 0 {
+			return false, nil
+		}
+		if p := sessions.Items[0].Status.Phase; p == corev1alpha1.BackupSessionFailed {
+			return false, fmt.Errorf("the first backup of %s %s/%s failed", w.kind, w.ns, w.name)
+		}
+		if sessions.Items[0].Status.Phase != corev1alpha1.BackupSessionSucceeded {
+			return false, nil
+		}
+		applied := sessions.Items[0].Status.RetentionPolicy
+		return len(applied) == 1 && applied[0].Ref.Name == "keep-7" && applied[0].Phase == corev1alpha1.RetentionPolicyApplied, nil
 	})
+	snap := &storagev1alpha1.Snapshot{}
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: w.ns, Name: w.name + "-" + madeSession(t, kube, w.ns, cfg)}, snap); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range snap.Status.Components {
+		names = append(names, n)
+	}
+	if diff := cmp.Diff([]string{w.component}, names); diff != "" || snap.Status.Phase != storagev1alpha1.SnapshotSucceeded {
+		t.Fatalf("snapshot %s/%s of %s: phase %s, components -want +got:\n%s", w.ns, snap.Name, w.kind, snap.Status.Phase, diff)
+	}
+	return snap
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,6 +37,9 @@ const appDBPassword = "change-me-app-db-password"
 type pgClient struct {
 	t    *testing.T
 	port int
+	// host is the server's address: 127.0.0.1 when empty (the host
+	// network), a pod's IP on the isolated network.
+	host string
 }
 
 func psqlBinary(t *testing.T) string {
@@ -50,7 +54,7 @@ func psqlBinary(t *testing.T) string {
 
 func (c pgClient) cmd(ctx context.Context, database string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, psqlBinary(c.t), append([]string{"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-		"-h", "127.0.0.1", "-p", strconv.Itoa(c.port), "-U", "postgres", "-d", database}, args...)...)
+		"-h", cmp.Or(c.host, "127.0.0.1"), "-p", strconv.Itoa(c.port), "-U", "postgres", "-d", database}, args...)...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+appDBPassword, "PGCONNECT_TIMEOUT=5")
 	return cmd
 }

@@ -385,6 +385,23 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.subjects", map[string]any{"namespaceSelector": map[string]any{}, "kinds": []any{"CronJob"}})},
 			want:     want{invalid: true, messages: []string{"spec.subjects.kinds"}},
 		},
+		"BackupBlueprintVerifierTemplateAccepted": {
+			reason:   "A verifier template with variables in its strings is a BackupVerifier's spec.",
+			manifest: backupBlueprint,
+			mutate: []mutation{set("spec.verifierTemplate", map[string]any{"type": "RestoreOnly", "restoreOption": map[string]any{
+				"target":    map[string]any{"kind": "PersistentVolumeClaim", "name": "${targetName}-scratch"},
+				"addonInfo": map[string]any{"name": "pvc-addon", "tasks": []any{map[string]any{"name": "logical-backup-restore"}}},
+			}})},
+		},
+		"BackupBlueprintVerifierTemplateQueryWithoutFunction": {
+			reason:   "A verifier template is checked as a BackupVerifier is: a Query verifier needs its Function.",
+			manifest: backupBlueprint,
+			mutate: []mutation{set("spec.verifierTemplate", map[string]any{"type": "Query", "restoreOption": map[string]any{
+				"target":    map[string]any{"kind": "PersistentVolumeClaim", "name": "${targetName}-scratch"},
+				"addonInfo": map[string]any{"name": "pvc-addon", "tasks": []any{map[string]any{"name": "logical-backup-restore"}}},
+			}})},
+			want: want{invalid: true, messages: []string{"spec.verifierTemplate", "function is required when type is Query or Script"}},
+		},
 		"RestoreSessionPITRRefused": {
 			reason:   "A point-in-time restore is not built.",
 			manifest: restoreSession,

@@ -113,6 +113,14 @@ type BackupBlueprintSpec struct {
 	// workload.
 	// +kubebuilder:validation:Required
 	BackupConfigurationTemplate BackupConfigurationTemplate `json:"backupConfigurationTemplate"`
+
+	// VerifierTemplate is the BackupVerifier made beside each workload's
+	// configuration, with the same name, labels, owner and variables; the
+	// configuration's repositories that name no backupVerifier are
+	// verified by it. Without it, no verifier is made: a repository that
+	// names one names a verifier that exists in the workload's namespace.
+	// +optional
+	VerifierTemplate *BackupVerifierSpec `json:"verifierTemplate,omitempty"`
 }
 
 // BlueprintFailure is a workload a blueprint should protect and does not.
