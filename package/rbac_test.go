@@ -75,6 +75,16 @@ func TestRules(t *testing.T) {
 			allowed: true,
 			access:  access{"coordination.k8s.io", "leases", []string{"get", "create", "update", "delete"}},
 		},
+		"TokenReviews": {
+			reason:  "The metrics endpoint authenticates a scraper's bearer token.",
+			allowed: true,
+			access:  access{"authentication.k8s.io", "tokenreviews", []string{"create"}},
+		},
+		"SubjectAccessReviews": {
+			reason:  "The metrics endpoint asks whether a scraper may get /metrics.",
+			allowed: true,
+			access:  access{"authorization.k8s.io", "subjectaccessreviews", []string{"create"}},
+		},
 		"ServiceAccounts": {
 			reason:  "The agent's ServiceAccount is applied and owned.",
 			allowed: true,
