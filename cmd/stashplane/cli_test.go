@@ -132,8 +132,10 @@ func TestWriteOutputs(t *testing.T) {
 		},
 		"PauseYAML": {
 			reason: "-o yaml prints the result as YAML.",
-			write:  func(b *bytes.Buffer) error { return writePaused(b, &Paused{Namespace: "demo", Configuration: "app", Paused: true, Changed: true}, "yaml") },
-			want:   "changed: true\nconfiguration: app\nnamespace: demo\npaused: true\n",
+			write: func(b *bytes.Buffer) error {
+				return writePaused(b, &Paused{Namespace: "demo", Configuration: "app", Paused: true, Changed: true}, "yaml")
+			},
+			want: "changed: true\nconfiguration: app\nnamespace: demo\npaused: true\n",
 		},
 		"ResumeUnchanged": {
 			reason: "Resuming a configuration that is not paused says so.",
