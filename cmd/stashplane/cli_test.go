@@ -403,3 +403,39 @@ func TestDebugSession(t *testing.T) {
 		t.Error("debug of a missing session returned no error")
 	}
 }
+
+// TestUnlockRefusedWhileBusy: while a backup of the Repository runs, its
+// locks are live, so unlock refuses before any Job is made.
+func TestUnlockRefusedWhileBusy(t *testing.T) {
+	kube := apiServer(t)
+	ctx := context.Background()
+	ns := "cli-unlock"
+	namespace(t, kube, ns)
+	repo := &storagev1alpha1.Repository{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns, Labels: map[string]string{corev1alpha1.LabelInvokerName: "app-backup"}},
+		Spec: storagev1alpha1.RepositorySpec{Path: "ns/app", StorageRef: storagev1alpha1.ObjectReference{Name: "shared"},
+			EncryptionSecret: storagev1alpha1.ObjectReference{Name: "restic-password"}},
+	}
+	snap := &storagev1alpha1.Snapshot{
+		ObjectMeta: metav1.ObjectMeta{Name: "app-app-backup-nightly-1", Namespace: ns, Labels: map[string]string{storagev1alpha1.LabelRepository: "app"}},
+		Spec:       storagev1alpha1.SnapshotSpec{Repository: "app"},
+	}
+	for _, o := range []client.Object{repo, snap} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap.Status.Phase = storagev1alpha1.SnapshotRunning
+	if err := kube.Status().Update(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	_, err := unlock(ctx, kube, ns, "app", "stashplane")
+	want := `cannot unlock repository "app" now: the backup of snapshot cli-unlock/app-app-backup-nightly-1 is Running; its locks are live`
+	if err == nil || err.Error() != want {
+		t.Errorf("unlock while a backup runs: got error %v, want %q", err, want)
+	}
+	jobs := &batchv1.JobList{}
+	if err := kube.List(ctx, jobs, client.InNamespace(ns)); err != nil || len(jobs.Items) != 0 {
+		t.Errorf("jobs after the refused unlock: %d (%v), want none", len(jobs.Items), err)
+	}
+}
