@@ -8,6 +8,7 @@ import (
 	"github.com/go-logr/logr"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
@@ -16,7 +17,17 @@ import (
 // observes each BackupSession of mgr's cluster that ends while it runs.
 func Setup(mgr ctrl.Manager, log logr.Logger) error {
 	log = log.WithValues("controller", "metrics")
-	state.source.Store(&source{reader: mgr.GetCache(), log: log})
+	src := &source{reader: mgr.GetCache(), log: log}
+	state.source.Store(src)
+	// A stopped manager's cache is no longer read.
+	err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		state.source.CompareAndSwap(src, nil)
+		return nil
+	}))
+	if err != nil {
+		return fmt.Errorf("cannot add the metrics source: %w", err)
+	}
 	inf, err := mgr.GetCache().GetInformer(context.Background(), &corev1alpha1.BackupSession{})
 	if err != nil {
 		return fmt.Errorf("cannot watch backupsessions for metrics: %w", err)
