@@ -262,3 +262,16 @@ func TestAllows(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsReaderRules: a scraper bound to stashplane-metrics-reader may
+// get /metrics and nothing else.
+func TestMetricsReaderRules(t *testing.T) {
+	rules, err := stashpkg.MetricsReaderRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}
+	if diff := cmp.Diff(want, rules); diff != "" {
+		t.Errorf("stashplane-metrics-reader: -want +got:\n%s", diff)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/verify"
+	stashpkg "github.com/stashplane/stashplane/package"
 )
 
 // The provider, run as its own process with its metrics endpoint served
@@ -51,6 +52,10 @@ func TestMetricsAfterBackup(t *testing.T) {
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
+	reader, err := stashpkg.MetricsReaderRules()
+	if err != nil {
+		t.Fatal(err)
+	}
 	storageDir, data := t.TempDir(), t.TempDir()
 	generate(t, data, 80, 17)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
@@ -62,13 +67,12 @@ func TestMetricsAfterBackup(t *testing.T) {
 		restoreOnlyVerifier(),
 		bc,
 		// What docs/metrics.md tells a Prometheus's ServiceAccount to be
-		// bound to (package/rbac/provider.yaml's stashplane-metrics-reader).
-		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "stashplane-metrics-reader"},
-			Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}},
+		// bound to, as package/rbac/provider.yaml holds it.
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: stashpkg.MetricsReaderClusterRoleName}, Rules: reader},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "prometheus", Namespace: "default"}},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "stranger", Namespace: "default"}},
 		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "prometheus-stashplane"},
-			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "stashplane-metrics-reader"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: stashpkg.MetricsReaderClusterRoleName},
 			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: "default"}}},
 	} {
 		if err := kube.Create(ctx, o); err != nil {
@@ -102,7 +106,7 @@ func TestMetricsAfterBackup(t *testing.T) {
 	if code, _ := scrape(t, url, token(t, kube, "stranger")); code != http.StatusForbidden {
 		t.Errorf("a scrape by a ServiceAccount without stashplane-metrics-reader got %d, want 403", code)
 	}
-	reader := token(t, kube, "prometheus")
+	scraper := token(t, kube, "prometheus")
 	type series struct {
 		name   string
 		labels map[string]string
@@ -137,7 +141,7 @@ func TestMetricsAfterBackup(t *testing.T) {
 	var families map[string]*dto.MetricFamily
 	// The Repository's size is recorded by its next observation.
 	poll(t, time.Minute, "the metrics did not show the backup", func(ctx context.Context) (bool, error) {
-		code, f := scrape(t, url, reader)
+		code, f := scrape(t, url, scraper)
 		if code != http.StatusOK {
 			return false, nil
 		}
