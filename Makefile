@@ -55,6 +55,7 @@ test: tools build verify test-unit test-integration test-crossplane test-e2e
 
 test-unit: tools
 	STASHPLANE_REQUIRE_TOOLS=1 $(GO) test -count=1 $(UNIT_PKGS)
+	cd hack/monitoring && $(GO) test -count=1 ./...
 
 test-integration: tools
 	$(GO) test -count=1 ./test/integration/...

@@ -25,6 +25,7 @@ import (
 	"github.com/stashplane/stashplane/controllers/snapshot"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/metrics"
 )
 
 // Options are what every controller may need.
@@ -88,6 +89,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 		func(m ctrl.Manager, o Options) error {
 			return addon.Setup(m, addon.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+		},
+		func(m ctrl.Manager, o Options) error {
+			return metrics.Setup(m, o.Log)
 		},
 		func(m ctrl.Manager, o Options) error {
 			return repository.Setup(m, repository.Options{

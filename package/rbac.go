@@ -24,15 +24,31 @@ const ProviderClusterRoleName = "stashplane-provider"
 //go:embed rbac/provider.yaml
 var providerRBAC []byte
 
+// MetricsReaderClusterRoleName names the ClusterRole in rbac/provider.yaml
+// a scraper of the provider's metrics endpoint is bound to.
+const MetricsReaderClusterRoleName = "stashplane-metrics-reader"
+
 // ProviderRules returns the rules of the stashplane-provider ClusterRole
 // in rbac/provider.yaml: what the provider may do beyond what Crossplane's
 // RBAC manager grants it.
 func ProviderRules() ([]rbacv1.PolicyRule, error) {
+	return clusterRoleRules(ProviderClusterRoleName)
+}
+
+// MetricsReaderRules returns the rules of the stashplane-metrics-reader
+// ClusterRole in rbac/provider.yaml: get on /metrics.
+func MetricsReaderRules() ([]rbacv1.PolicyRule, error) {
+	return clusterRoleRules(MetricsReaderClusterRoleName)
+}
+
+// clusterRoleRules returns the rules of the ClusterRole name in
+// rbac/provider.yaml.
+func clusterRoleRules(name string) ([]rbacv1.PolicyRule, error) {
 	r := k8syaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(providerRBAC)))
 	for {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("cannot find ClusterRole %q in rbac/provider.yaml", ProviderClusterRoleName)
+			return nil, fmt.Errorf("cannot find ClusterRole %q in rbac/provider.yaml", name)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot read rbac/provider.yaml: %w", err)
@@ -48,7 +64,7 @@ func ProviderRules() ([]rbacv1.PolicyRule, error) {
 		if err := yaml.UnmarshalStrict(doc, cr); err != nil {
 			return nil, fmt.Errorf("cannot decode ClusterRole: %w", err)
 		}
-		if cr.Name == ProviderClusterRoleName {
+		if cr.Name == name {
 			return cr.Rules, nil
 		}
 	}

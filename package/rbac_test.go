@@ -75,6 +75,16 @@ func TestRules(t *testing.T) {
 			allowed: true,
 			access:  access{"coordination.k8s.io", "leases", []string{"get", "create", "update", "delete"}},
 		},
+		"TokenReviews": {
+			reason:  "The metrics endpoint authenticates a scraper's bearer token.",
+			allowed: true,
+			access:  access{"authentication.k8s.io", "tokenreviews", []string{"create"}},
+		},
+		"SubjectAccessReviews": {
+			reason:  "The metrics endpoint asks whether a scraper may get /metrics.",
+			allowed: true,
+			access:  access{"authorization.k8s.io", "subjectaccessreviews", []string{"create"}},
+		},
 		"ServiceAccounts": {
 			reason:  "The agent's ServiceAccount is applied and owned.",
 			allowed: true,
@@ -250,5 +260,18 @@ func TestAllows(t *testing.T) {
 				t.Errorf("\n%s\nAllows(%q, %q, %q), -want +got:\n%s", tc.reason, tc.group, tc.resource, tc.verb, diff)
 			}
 		})
+	}
+}
+
+// TestMetricsReaderRules: a scraper bound to stashplane-metrics-reader may
+// get /metrics and nothing else.
+func TestMetricsReaderRules(t *testing.T) {
+	rules, err := stashpkg.MetricsReaderRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}
+	if diff := cmp.Diff(want, rules); diff != "" {
+		t.Errorf("stashplane-metrics-reader: -want +got:\n%s", diff)
 	}
 }

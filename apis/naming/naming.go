@@ -149,3 +149,8 @@ func PruneJob(repository string) string {
 func HookJob(session, side, hook string, n int32) string {
 	return Bound(fmt.Sprintf("%s-%s-%s", session, side, hook), fmt.Sprintf("-%d", n), 63)
 }
+
+// UnlockJob names the Job `stashplane unlock` runs for a Repository.
+func UnlockJob(repository string) string {
+	return Bound(repository, "-unlock", MaxLabelValue)
+}

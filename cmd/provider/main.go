@@ -18,6 +18,7 @@ import (
 func main() {
 	var o provider.Options
 	flag.StringVar(&o.MetricsAddress, "metrics-address", ":8080", "address of the Prometheus metrics endpoint (0 turns it off)")
+	flag.BoolVar(&o.MetricsSecure, "metrics-secure", true, "serve the metrics over HTTPS to clients the API server authenticates and allows to get /metrics")
 	flag.StringVar(&o.HealthAddress, "health-address", ":8081", "address of the health endpoints (0 turns them off)")
 	flag.BoolVar(&o.LeaderElection, "leader-election", false, "take turns with other replicas")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")

@@ -15,16 +15,7 @@ import (
 )
 
 func main() {
-	root := &cobra.Command{
-		Use:           "stashplane",
-		Short:         "Back up, restore and verify Kubernetes workloads",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.AddCommand(devCommand(), storageCommand(), triggerCommand(), verifyCommand())
-	root.AddCommand(renderCommand(), snapshotsCommand(), retentionCommand(), pruneCommand(), pruneAgentCommand())
-	root.AddCommand(backupCommand(), restoreCommand(), providerCommand())
-	if err := root.Execute(); err != nil {
+	if err := rootCommand().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "stashplane:", err)
 		// The agent's subcommands say which exit code a failure is.
 		var coded interface{ ExitCode() int }
@@ -33,4 +24,18 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+func rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "stashplane",
+		Short:         "Back up, restore and verify Kubernetes workloads",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(devCommand(), storageCommand(), triggerCommand(), verifyCommand())
+	root.AddCommand(renderCommand(), snapshotsCommand(), retentionCommand(), pruneCommand(), pruneAgentCommand())
+	root.AddCommand(pauseCommand(true), pauseCommand(false), debugCommand(), unlockCommand(), unlockAgentCommand())
+	root.AddCommand(backupCommand(), restoreCommand(), providerCommand())
+	return root
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 )
@@ -47,4 +48,15 @@ func clientIn(ns string) (client.Client, string, error) {
 	}
 	c, err := kubeClient()
 	return c, ns, err
+}
+
+// namespaceFlag adds kubectl's -n/--namespace: empty means the kubeconfig
+// context's namespace (clientIn).
+func namespaceFlag(cmd *cobra.Command, ns *string, of string) {
+	cmd.Flags().StringVarP(ns, "namespace", "n", "", "namespace of the "+of+" (default: the kubeconfig context's namespace)")
+}
+
+// outputFlag adds kubectl's -o/--output with yaml and json.
+func outputFlag(cmd *cobra.Command, output *string) {
+	cmd.Flags().StringVarP(output, "output", "o", "", "output format: yaml or json (default: a table)")
 }

@@ -42,6 +42,7 @@ func providerCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, then the in-cluster configuration)")
 	f.StringVar(&o.MetricsAddress, "metrics-address", ":8080", "address of the Prometheus metrics endpoint (0 turns it off)")
+	f.BoolVar(&o.MetricsSecure, "metrics-secure", true, "serve the metrics over HTTPS to clients the API server authenticates and allows to get /metrics")
 	f.StringVar(&o.HealthAddress, "health-address", ":8081", "address of the health endpoints (0 turns them off)")
 	f.BoolVar(&o.LeaderElection, "leader-election", false, "take turns with other replicas")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")

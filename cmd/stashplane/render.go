@@ -47,6 +47,11 @@ type renderFlags struct {
 	session   string
 	image     string
 	unix      int64
+	// namespace is given to objects in the files that name none.
+	namespace string
+	// output is "", yaml (a YAML stream with a comment per run) or json
+	// (a List of the Jobs).
+	output string
 }
 
 func renderCommand() *cobra.Command {
@@ -64,6 +69,17 @@ workload (so that the Jobs mount its volumes), and Addons and Functions,
 which replace built-in ones of the same name.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(f.output); err != nil {
+				return err
+			}
+			if f.namespace == "" {
+				// Offline: the kubeconfig file is read, no cluster reached.
+				ns, err := orContextNamespace("")
+				if err != nil {
+					ns = "default"
+				}
+				f.namespace = ns
+			}
 			return runRender(cmd.OutOrStdout(), f)
 		},
 	}
@@ -73,6 +89,8 @@ which replace built-in ones of the same name.`,
 	cmd.Flags().StringVar(&f.session, "session", "", "render only this session of the configuration")
 	cmd.Flags().StringVar(&f.image, "image", render.Image("dev"), "the stashplane image the Jobs run")
 	cmd.Flags().Int64Var(&f.unix, "time", 0, "Unix time of the run, which names the BackupSession (default: now)")
+	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "namespace of the objects in the files that name none (default: the kubeconfig context's namespace)")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "", "output format: yaml or json (default: YAML with a comment per run)")
 	_ = cmd.MarkFlagRequired("filename")
 	return cmd
 }
@@ -84,10 +102,16 @@ type renderInputs struct {
 	storages map[string]*storagev1alpha1.BackupStorage
 	addons   []client.Object
 	others   []*unstructured.Unstructured
+	// namespace is given to objects that name none.
+	namespace string
 }
 
 func runRender(w io.Writer, f *renderFlags) error {
-	in := &renderInputs{storages: map[string]*storagev1alpha1.BackupStorage{}}
+	namespace := f.namespace
+	if namespace == "" {
+		namespace = "default"
+	}
+	in := &renderInputs{storages: map[string]*storagev1alpha1.BackupStorage{}, namespace: namespace}
 	if !f.noBuiltin {
 		objs, err := stashpkg.Addons()
 		if err != nil {
@@ -127,6 +151,7 @@ func runRender(w io.Writer, f *renderFlags) error {
 	}
 	r := render.New(render.Options{})
 	var out bytes.Buffer
+	var jobs []any
 	for _, rn := range runs {
 		bc := in.config(rn.config)
 		if bc == nil {
@@ -143,6 +168,9 @@ func runRender(w io.Writer, f *renderFlags) error {
 			if err != nil {
 				return fmt.Errorf("cannot render task %q of addon %q for repository %q: %w", st.Task, st.Addon.Name, st.Context.Repository.Name, err)
 			}
+			for _, o := range res.Objects {
+				jobs = append(jobs, o.Object)
+			}
 			y, err := res.YAML()
 			if err != nil {
 				return err
@@ -150,6 +178,10 @@ func runRender(w io.Writer, f *renderFlags) error {
 			fmt.Fprintf(&out, "---\n# %s/%s session %s: addon %s, task %s, repository %s\n", bc.Namespace, bc.Name, rn.name, st.Addon.Name, st.Task, st.Context.Repository.Name)
 			out.Write(y)
 		}
+	}
+	if f.output != "" {
+		_, err = writeData(w, map[string]any{"apiVersion": "v1", "kind": "List", "items": jobs}, f.output)
+		return err
 	}
 	_, err = w.Write(out.Bytes())
 	return err
@@ -191,13 +223,16 @@ func (in *renderInputs) add(u *unstructured.Unstructured, doc []byte) error {
 			return err
 		}
 		if bc.Namespace == "" {
-			bc.Namespace = "default"
+			bc.Namespace = in.namespace
 		}
 		in.configs = append(in.configs, bc)
 	case "BackupSession.core.stashplane.io":
 		s := &corev1alpha1.BackupSession{}
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, s); err != nil {
 			return err
+		}
+		if s.Namespace == "" {
+			s.Namespace = in.namespace
 		}
 		in.sessions = append(in.sessions, s)
 	case "BackupStorage.storage.stashplane.io":
@@ -207,7 +242,7 @@ func (in *renderInputs) add(u *unstructured.Unstructured, doc []byte) error {
 		}
 		ns := bs.Namespace
 		if ns == "" {
-			ns = "default"
+			ns = in.namespace
 		}
 		in.storages[ns+"/"+bs.Name] = bs
 	case "Addon.addons.stashplane.io", "Function.addons.stashplane.io":

@@ -40,13 +40,29 @@ func TestRenderCommand(t *testing.T) {
 	if err := os.WriteFile(broken, bytes.Replace(b, []byte(`paths: ["/var/lib/app"]`), []byte(`paths: 42`), 1), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	unnamed := filepath.Join(t.TempDir(), "unnamed.yaml")
+	if err := os.WriteFile(unnamed, bytes.ReplaceAll(b, []byte("  namespace: demo\n"), nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]struct {
 		reason string
 		args   []string
 		golden string
 		// errParts must all be in the error.
 		errParts []string
+		// outParts must all be in the output, when there is no golden.
+		outParts []string
 	}{
+		"NamespaceFlag": {
+			reason:   "-n gives objects that name no namespace one, as kubectl does.",
+			args:     []string{"-f", unnamed, "-n", "team-a", "--time", "1767225600"},
+			outParts: []string{"# team-a/app-backup session app-backup-hourly-1767225600", "namespace: team-a"},
+		},
+		"JSON": {
+			reason:   "-o json prints the Jobs as one JSON List.",
+			args:     []string{"-f", filepath.Join("testdata", "render", "app-backup.yaml"), "-o", "json", "--time", "1767225600"},
+			outParts: []string{`"kind": "List"`, `"kind": "Job"`, `"namespace": "demo"`},
+		},
 		"WorkloadBackup": {
 			reason: "The example configuration renders the workload-addon backup Job.",
 			args:   []string{"-f", filepath.Join("testdata", "render", "app-backup.yaml"), "--time", "1767225600", "--image", "ghcr.io/stashplane/stashplane:v0.1.0"},
@@ -76,6 +92,17 @@ func TestRenderCommand(t *testing.T) {
 			cmd.SetErr(&out)
 			cmd.SetArgs(tc.args)
 			err := cmd.Execute()
+			if len(tc.outParts) > 0 {
+				if err != nil {
+					t.Fatalf("\n%s\nrender: %v", tc.reason, err)
+				}
+				for _, p := range tc.outParts {
+					if !strings.Contains(out.String(), p) {
+						t.Errorf("\n%s\nrender: output does not contain %q:\n%s", tc.reason, p, out.String())
+					}
+				}
+				return
+			}
 			if tc.golden == "" {
 				if err == nil {
 					t.Fatalf("\n%s\nrender: want error, got output:\n%s", tc.reason, out.String())

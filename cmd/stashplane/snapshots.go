@@ -18,12 +18,15 @@ import (
 )
 
 func snapshotsCommand() *cobra.Command {
-	var namespace string
+	var namespace, output string
 	cmd := &cobra.Command{
 		Use:   "snapshots REPOSITORY",
 		Short: "List a repository's Snapshots with their verification, restore time and bytes restored",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			c, namespace, err := clientIn(namespace)
 			if err != nil {
 				return err
@@ -36,10 +39,14 @@ func snapshotsCommand() *cobra.Command {
 			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: namespace, Name: args[0]}, repo); client.IgnoreNotFound(err) != nil {
 				return fmt.Errorf("cannot get repository %q: %w", args[0], err)
 			}
+			if done, err := writeData(cmd.OutOrStdout(), snaps, output); done {
+				return err
+			}
 			return writeSnapshots(cmd.OutOrStdout(), snaps, repo, time.Now())
 		},
 	}
-	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the repository (default: the kubeconfig context's namespace)")
+	namespaceFlag(cmd, &namespace, "repository")
+	outputFlag(cmd, &output)
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,7 +21,7 @@ func verifyCommand() *cobra.Command {
 		Use:   "verify",
 		Short: "Prove backups restorable with BackupVerificationSessions",
 	}
-	var namespace, verifier string
+	var namespace, verifier, output string
 	var timeout time.Duration
 	now := &cobra.Command{
 		Use:   "now [REPOSITORY]",
@@ -33,7 +34,10 @@ func verifyCommand() *cobra.Command {
 			if len(args) == 0 && verifier == "" {
 				return errors.New("cannot verify: name a repository or a --verifier")
 			}
-			c, err := kubeClient()
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			c, namespace, err := clientIn(namespace)
 			if err != nil {
 				return err
 			}
@@ -41,27 +45,45 @@ func verifyCommand() *cobra.Command {
 			if len(args) == 1 {
 				repo = args[0]
 			}
+			// With -o the sessions are printed once followed, so the
+			// output is one document.
+			progress := cmd.OutOrStdout()
+			if output != "" {
+				progress = cmd.ErrOrStderr()
+			}
 			sessions, err := verify.Now(cmd.Context(), c, namespace, verifier, repo, time.Now())
 			for _, s := range sessions {
-				fmt.Printf("backupverificationsession %s/%s created for snapshot %s\n", s.Namespace, s.Name, s.Spec.Snapshot)
+				fmt.Fprintf(progress, "backupverificationsession %s/%s created for snapshot %s\n", s.Namespace, s.Name, s.Spec.Snapshot)
 			}
-			if err != nil || repo == "" {
+			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-			defer cancel()
-			return follow(ctx, c, sessions[0])
+			if repo != "" {
+				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+				defer cancel()
+				followed, ferr := follow(ctx, c, sessions[0], progress)
+				if followed != nil {
+					sessions[0] = followed
+				}
+				if ferr != nil {
+					return ferr
+				}
+			}
+			_, err = writeData(cmd.OutOrStdout(), sessions, output)
+			return err
 		},
 	}
-	now.Flags().StringVar(&namespace, "namespace", "default", "namespace of the repositories and verifier")
+	namespaceFlag(now, &namespace, "repositories and verifier")
+	outputFlag(now, &output)
 	now.Flags().StringVar(&verifier, "verifier", "", "BackupVerifier whose linked repositories are verified")
 	now.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "how long to follow a repository's verification")
 	cmd.AddCommand(now, verifyPostgresCommand())
 	return cmd
 }
 
-// follow waits for a session's outcome and prints it.
-func follow(ctx context.Context, c client.Client, s *corev1alpha1.BackupVerificationSession) error {
+// follow waits for a session's outcome, prints it to w and returns the
+// session as it ended.
+func follow(ctx context.Context, c client.Client, s *corev1alpha1.BackupVerificationSession, w io.Writer) (*corev1alpha1.BackupVerificationSession, error) {
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
@@ -69,15 +91,15 @@ func follow(ctx context.Context, c client.Client, s *corev1alpha1.BackupVerifica
 		if err := c.Get(ctx, client.ObjectKeyFromObject(s), got); err == nil {
 			switch got.Status.Phase {
 			case corev1alpha1.VerificationSessionSucceeded, corev1alpha1.VerificationSessionSkipped:
-				fmt.Printf("%s: %s (restore time %s)\n", got.Name, got.Status.Phase, got.Status.RestoreDuration)
-				return nil
+				fmt.Fprintf(w, "%s: %s (restore time %s)\n", got.Name, got.Status.Phase, got.Status.RestoreDuration)
+				return got, nil
 			case corev1alpha1.VerificationSessionFailed:
-				return fmt.Errorf("verification %s failed: %s", got.Name, failureOf(got))
+				return got, fmt.Errorf("verification %s failed: %s", got.Name, failureOf(got))
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cannot follow backupverificationsession %q: %w", s.Name, ctx.Err())
+			return nil, fmt.Errorf("cannot follow backupverificationsession %q: %w", s.Name, ctx.Err())
 		case <-tick.C:
 		}
 	}

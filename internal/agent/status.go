@@ -65,6 +65,7 @@ func buildComponent(s componentState) storagev1alpha1.Component {
 			Uploaded: formatBytes(sum.DataAdded),
 			HostPath: hostPath,
 			Size:     formatBytes(sum.TotalBytesProcessed),
+			Files:    clampInt64(sum.TotalFilesProcessed),
 		}
 		if !sum.Start.IsZero() {
 			stats.StartTime = ptr.To(metav1.NewTime(sum.Start))

@@ -44,15 +44,15 @@ func TestBuildComponent(t *testing.T) {
 				}}}},
 		},
 		"Succeeded": {
-			reason: "A finished backup has size, duration, integrity and restic's summary, and no progress.",
+			reason: "A finished backup has size, duration, integrity and restic's summary (files read too), and no progress.",
 			state: componentState{ResticPath: prefix, Phase: storagev1alpha1.ComponentSucceeded, Paths: []string{"/data", "/etc/app"},
 				Start: start, End: end, Integrity: ptr.To(true), Summary: &restic.BackupSummary{
-					SnapshotID: "4f2a", DataAdded: 1536, TotalBytesProcessed: 6 << 20, Start: start.Add(time.Second), End: end,
+					SnapshotID: "4f2a", DataAdded: 1536, TotalBytesProcessed: 6 << 20, TotalFilesProcessed: 42, Start: start.Add(time.Second), End: end,
 				}},
 			want: storagev1alpha1.Component{Path: prefix, Phase: storagev1alpha1.ComponentSucceeded, Driver: storagev1alpha1.DriverRestic,
 				Size: "6.00 MiB", Duration: "1m23.25s", Integrity: ptr.To(true),
 				ResticStats: []storagev1alpha1.ResticStats{{Summary: &storagev1alpha1.ResticSummary{
-					ID: "4f2a", Uploaded: "1.50 KiB", HostPath: "/data,/etc/app", Size: "6.00 MiB",
+					ID: "4f2a", Uploaded: "1.50 KiB", HostPath: "/data,/etc/app", Size: "6.00 MiB", Files: 42,
 					StartTime: ptr.To(metav1.NewTime(start.Add(time.Second))), EndTime: ptr.To(metav1.NewTime(end)),
 				}}}},
 		},

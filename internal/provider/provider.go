@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stashplane/stashplane/apis"
@@ -29,6 +30,10 @@ type Options struct {
 	Log logr.Logger
 	// MetricsAddress serves Prometheus metrics; "0" turns them off.
 	MetricsAddress string
+	// MetricsSecure serves the metrics over HTTPS to clients whose bearer
+	// token the API server authenticates (TokenReview) and allows to get
+	// the non-resource URL /metrics (SubjectAccessReview).
+	MetricsSecure bool
 	// HealthAddress serves /healthz and /readyz; "0" turns them off.
 	HealthAddress string
 	// LeaderElection makes replicas take turns.
@@ -62,7 +67,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  s,
 		Logger:                  o.Log,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddress},
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.HealthAddress,
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "stashplane-provider",
@@ -92,4 +97,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// metricsOptions serves the metrics endpoint in the clear, or, with
+// MetricsSecure, over HTTPS (a self-signed certificate) to authenticated
+// and authorized clients only.
+func metricsOptions(o Options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.MetricsAddress}
+	if o.MetricsSecure {
+		m.SecureServing = true
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return m
 }

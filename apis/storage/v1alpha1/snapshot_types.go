@@ -203,6 +203,10 @@ type ResticSummary struct {
 	// +optional
 	Size string `json:"size,omitempty"`
 
+	// Files is the number of files restic read for this path.
+	// +optional
+	Files int64 `json:"files,omitempty"`
+
 	// StartTime of the backup of this path.
 	// +optional
 	StartTime *metav1.Time `json:"startTime,omitempty"`
