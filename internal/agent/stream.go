@@ -104,7 +104,7 @@ func (r *Runner) restoreStream(ctx context.Context, t *target, errs *bridgeError
 	defer stop(context.WithoutCancel(ctx))
 	m := r.manifestOf(ctx, t)
 	if m == nil || m.ResticSnapshot == "" || m.Algorithm() != HashBLAKE3 {
-		return &reasonError{reason: ReasonRestoreMismatch, msg: "the component has no readable content manifest naming its restic snapshot: it was not backed up as a stream"}
+		return &reasonError{reason: ReasonNotAStream, msg: "the component has no readable content manifest naming its restic snapshot: it was not backed up as a stream"}
 	}
 	var want *ManifestFile
 	for i := range m.Files {
@@ -113,7 +113,7 @@ func (r *Runner) restoreStream(ctx context.Context, t *target, errs *bridgeError
 		}
 	}
 	if want == nil {
-		return &reasonError{reason: ReasonRestoreMismatch, msg: fmt.Sprintf("the component's content manifest lists no %s: it was not backed up as the stream %q", StreamPath(name), name)}
+		return &reasonError{reason: ReasonNotAStream, msg: fmt.Sprintf("the component's content manifest lists no %s: it was not backed up as the stream %q", StreamPath(name), name)}
 	}
 	if err := running(); err != nil {
 		return err
