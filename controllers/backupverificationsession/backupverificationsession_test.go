@@ -1,6 +1,7 @@
 package backupverificationsession
 
 import (
+	"fmt"
 	"testing"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -225,5 +226,55 @@ func TestRestoreSession(t *testing.T) {
 	}
 	if a, b := naming.ScratchClaim("scratch", "one"), naming.ScratchClaim("scratch", "two"); a == b || len(naming.ScratchClaim(string(make([]byte, 80)), "x")) > 63 {
 		t.Errorf("ScratchClaim: %q and %q must differ and fit in 63 characters", a, b)
+	}
+}
+
+func TestSetupFault(t *testing.T) {
+	failedWith := func(errs ...string) *corev1alpha1.RestoreSession {
+		rs := &corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "rs"}}
+		rs.Status.Phase = corev1alpha1.RestoreFailed
+		rs.Status.Components = map[string]corev1alpha1.ComponentRestoreStatus{}
+		for i, e := range errs {
+			rs.Status.Components[fmt.Sprintf("dump-pod-%d", i)] = corev1alpha1.ComponentRestoreStatus{Phase: corev1alpha1.RestoreFailed, Error: e}
+		}
+		return rs
+	}
+	failed := verdict{final: true, runnable: true, message: "restore failed"}
+	cases := map[string]struct {
+		reason string
+		v      verdict
+		rs     *corev1alpha1.RestoreSession
+		want   verdict
+	}{
+		"BackupAtFault": {
+			reason: "A content mismatch blames the backup: the verdict stands.",
+			v:      failed, rs: failedWith("RestoreMismatch: a: content differs"), want: failed,
+		},
+		"IncludeMatchedNothing": {
+			reason: "Include patterns that match nothing blame the verifier: no verdict, and the message says what to fix.",
+			v:      failed, rs: failedWith("IncludeMatchedNothing: the include patterns /x* match none of the 3 files"),
+			want: verdict{final: true, runnable: true, noVerdict: corev1alpha1.ReasonVerificationSetupFailed,
+				message: `the verifier's restore of component "dump-pod-0" failed for its own settings, not for the backup, which keeps its verdict: ` +
+					`IncludeMatchedNothing: the include patterns /x* match none of the 3 files; fix the BackupVerifier's restoreOption (paths, include patterns, addon task, target size)`},
+		},
+		"TargetTooSmall": {
+			reason: "A scratch target that ran out of space blames the verifier.",
+			v:      failed, rs: failedWith("TargetTooSmall: the restore target ran out of space"),
+			want: verdict{final: true, runnable: true, noVerdict: corev1alpha1.ReasonVerificationSetupFailed,
+				message: `the verifier's restore of component "dump-pod-0" failed for its own settings, not for the backup, which keeps its verdict: ` +
+					`TargetTooSmall: the restore target ran out of space; fix the BackupVerifier's restoreOption (paths, include patterns, addon task, target size)`},
+		},
+		"Verified": {
+			reason: "A verdict of Verified is left alone.",
+			v:      verdict{final: true, runnable: true, verified: true}, rs: failedWith("NotAStream: x"),
+			want: verdict{final: true, runnable: true, verified: true},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, setupFault(tc.v, tc.rs), cmp.AllowUnexported(verdict{})); diff != "" {
+				t.Errorf("%s\nsetupFault(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }

@@ -139,13 +139,27 @@ func checkSkip(ctx context.Context, r *reconciler, in *startInput) (stop, error)
 		in.repo = repo
 	}
 	reason, msg := skip(in.snapshot)
-	if reason == string(corev1alpha1.ReasonSnapshotAlreadyVerified) && storagev1alpha1.VerdictBeforePrune(repo, in.snapshot) {
+	if reason == string(corev1alpha1.ReasonSnapshotAlreadyVerified) &&
+		(storagev1alpha1.VerdictBeforePrune(repo, in.snapshot) || verdictAged(in.verifier, in.snapshot, r.clock.Now())) {
 		return stop{}, nil
 	}
 	if reason != "" {
 		return stop{kind: stopSkipped, reason: xpv2.ConditionReason(reason), msg: msg}, nil
 	}
 	return stop{}, nil
+}
+
+// verdictAged says whether a Snapshot's verdict is older than the
+// verifier's verdictMaxAge (a week when unset), so that it is given again.
+func verdictAged(v *corev1alpha1.BackupVerifier, s *storagev1alpha1.Snapshot, now time.Time) bool {
+	maxAge := 7 * 24 * time.Hour
+	if v != nil && v.Spec.VerdictMaxAge != nil {
+		maxAge = v.Spec.VerdictMaxAge.Duration
+	}
+	if maxAge <= 0 || s.Status.VerificationTime == nil {
+		return false
+	}
+	return now.Sub(s.Status.VerificationTime.Time) > maxAge
 }
 
 // checkSnapshotUsable: the Snapshot is of the session's Repository and

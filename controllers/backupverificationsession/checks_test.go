@@ -3,6 +3,7 @@ package backupverificationsession
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -72,6 +73,26 @@ func TestStartChain(t *testing.T) {
 			reason: "A Verified Snapshot whose verdict predates a prune that freed data is verified again.",
 			objs:   []client.Object{v, snap("app", storagev1alpha1.SnapshotSucceeded, storagev1alpha1.SnapshotVerified), claim, prunedRepository()},
 		},
+		"VerdictAged": {
+			reason: "A Verified Snapshot whose verdict is older than a week (the default verdictMaxAge) is verified again.",
+			objs:   []client.Object{v, verifiedAt(snap("app", storagev1alpha1.SnapshotSucceeded, storagev1alpha1.SnapshotVerified), t0.Add(-8*24*time.Hour)), claim},
+		},
+		"VerdictYoung": {
+			reason: "A verdict younger than verdictMaxAge spares the Snapshot.",
+			objs:   []client.Object{v, verifiedAt(snap("app", storagev1alpha1.SnapshotSucceeded, storagev1alpha1.SnapshotVerified), t0.Add(-6*24*time.Hour)), claim},
+			want: stop{kind: stopSkipped, reason: corev1alpha1.ReasonSnapshotAlreadyVerified,
+				msg: `snapshot "snap-1" was verified by backupverificationsession "earlier"`},
+		},
+		"VerdictAgedShorterMaxAge": {
+			reason: "A verifier's own verdictMaxAge sets when a verdict ages.",
+			objs:   []client.Object{withMaxAge(v, time.Hour), verifiedAt(snap("app", storagev1alpha1.SnapshotSucceeded, storagev1alpha1.SnapshotVerified), t0.Add(-2*time.Hour)), claim},
+		},
+		"VerdictNeverAges": {
+			reason: "verdictMaxAge 0s keeps a verdict for ever.",
+			objs:   []client.Object{withMaxAge(v, 0), verifiedAt(snap("app", storagev1alpha1.SnapshotSucceeded, storagev1alpha1.SnapshotVerified), t0.Add(-800*24*time.Hour)), claim},
+			want: stop{kind: stopSkipped, reason: corev1alpha1.ReasonSnapshotAlreadyVerified,
+				msg: `snapshot "snap-1" was verified by backupverificationsession "earlier"`},
+		},
 		"Starts": {
 			reason: "With every check passed the chain stops nowhere and the target is found.",
 			objs:   []client.Object{v, snap("app", storagev1alpha1.SnapshotSucceeded, ""), claim},
@@ -96,6 +117,19 @@ func TestStartChain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// verifiedAt gives s a verdict given at t.
+func verifiedAt(s *storagev1alpha1.Snapshot, t time.Time) *storagev1alpha1.Snapshot {
+	s.Status.VerificationTime = &metav1.Time{Time: t}
+	return s
+}
+
+// withMaxAge is a copy of v with verdictMaxAge d.
+func withMaxAge(v *corev1alpha1.BackupVerifier, d time.Duration) *corev1alpha1.BackupVerifier {
+	v = v.DeepCopy()
+	v.Spec.VerdictMaxAge = &metav1.Duration{Duration: d}
+	return v
 }
 
 // prunedRepository is Repository "app", pruned (freeing data) just now.

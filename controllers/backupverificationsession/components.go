@@ -8,6 +8,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/agentapi"
 )
 
 // A Snapshot of a StatefulSet or a DaemonSet has one component per pod or
@@ -90,4 +91,24 @@ func quoteAll(names []string) string {
 		q[i] = fmt.Sprintf("%q", n)
 	}
 	return strings.Join(q, ", ")
+}
+
+// setupFault turns a failed restore into a verdict-less outcome
+// (VerificationSetupFailed) when a component failed for a reason that
+// blames the restore's settings or target (agentapi.SetupReasons), so that a
+// misconfigured verifier never marks a good backup VerificationFailed.
+func setupFault(v verdict, rs *corev1alpha1.RestoreSession) verdict {
+	if !v.final || v.verified || !v.runnable {
+		return v
+	}
+	for _, name := range slices.Sorted(maps.Keys(rs.Status.Components)) {
+		c := rs.Status.Components[name]
+		reason, _, _ := strings.Cut(c.Error, ":")
+		if c.Phase == corev1alpha1.RestoreFailed && slices.Contains(agentapi.SetupReasons, reason) {
+			return verdict{final: true, runnable: true, noVerdict: corev1alpha1.ReasonVerificationSetupFailed,
+				message: fmt.Sprintf("the verifier's restore of component %q failed for its own settings, not for the backup, which keeps its verdict: %s; "+
+					"fix the BackupVerifier's restoreOption (paths, include patterns, addon task, target size)", name, c.Error)}
+		}
+	}
+	return v
 }

@@ -168,6 +168,7 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 		}
 		v = everyComponent(v, snap, rs)
 	}
+	v = setupFault(v, rs)
 	s.Status.RestoreDuration = rs.Status.Duration
 	summarise(s, rs)
 	if !v.runnable {

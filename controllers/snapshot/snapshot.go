@@ -90,6 +90,9 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		return nil, errors.New("managed resource is not a Snapshot")
 	}
 	derive(s)
+	if err := recordDamage(ctx, c.kube, s, time.Now()); err != nil {
+		return nil, err
+	}
 	repo := &storagev1alpha1.Repository{}
 	err := c.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Repository}, repo)
 	if s.DeletionTimestamp != nil && (kerrors.IsNotFound(err) || (err == nil && repositoryWipedOut(repo))) {

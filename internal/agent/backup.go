@@ -76,7 +76,7 @@ func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 		defer t.bucket.Close()
 		sum, integrity, err = work(ctx, t, w, state, errs)
 	}
-	state.End, state.Summary, state.Integrity = time.Now(), sum, integrity
+	state.End, state.Summary, state.Integrity, state.Healing = time.Now(), sum, integrity, t.healing
 	if err != nil {
 		state.Phase = storagev1alpha1.ComponentFailed
 		state.Reason, state.Message = failure(err, errs, t.redact)
@@ -141,14 +141,25 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	// hasher still reads. It runs without the exclusive lock: a lock left
 	// by an interrupted run of this component stays until restic deems it
 	// stale (30 minutes), and must not fail every backup until then.
-	checked := make(chan error, 1)
+	type checkResult struct {
+		sum *restic.CheckSummary
+		err error
+	}
+	checked := make(chan checkResult, 1)
 	go func() {
-		_, err := rc.Check(ctx, restic.CheckOptions{NoLock: true})
-		checked <- err
+		cs, err := rc.Check(ctx, restic.CheckOptions{NoLock: true})
+		checked <- checkResult{cs, err}
 	}()
 	manifestFiles, merr := storedManifest(ctx, rc, sum.SnapshotID, files, hashing, o.ScratchDir)
-	if err := <-checked; err != nil {
-		return sum, ptr.To(false), err
+	if c := <-checked; c.err != nil {
+		redo := func(ctx context.Context) (*restic.BackupSummary, error) {
+			return rc.Backup(ctx, restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}, nil)
+		}
+		h, err := r.heal(ctx, t, rc, sum.SnapshotID, c.sum, c.err, redo)
+		t.healing = h
+		if err != nil {
+			return sum, ptr.To(false), err
+		}
 	}
 	if merr != nil {
 		return sum, ptr.To(true), merr

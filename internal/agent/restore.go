@@ -14,6 +14,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/restic"
 )
@@ -26,6 +27,15 @@ const (
 	// ReasonDamagedPack: restic could not read a pack of the repository;
 	// the message names it.
 	ReasonDamagedPack = "DamagedPack"
+)
+
+// Reasons a restore fails for how it was asked, not for what the backup
+// holds (agentapi.SetupReasons).
+const (
+	ReasonIncludeMatchedNothing = agentapi.ReasonIncludeMatchedNothing
+	ReasonPathNotInBackup       = agentapi.ReasonPathNotInBackup
+	ReasonNotAStream            = agentapi.ReasonNotAStream
+	ReasonTargetTooSmall        = agentapi.ReasonTargetTooSmall
 )
 
 // restoreResult is what a restore measured and found, reported even when
@@ -101,6 +111,9 @@ func (r *Runner) runRestore(ctx context.Context, work restoreWork) error {
 			if pack := damagedPack(msg); pack != "" {
 				reason, msg = ReasonDamagedPack, fmt.Sprintf("pack %s is damaged: %s", pack, msg)
 			}
+		}
+		if strings.Contains(msg, "no space left on device") {
+			reason, msg = ReasonTargetTooSmall, "the restore target ran out of space: "+msg
 		}
 		if rerr := rep.report(ctx, time.Now(), reason, msg, res); rerr != nil {
 			return notRecorded(fmt.Errorf("%s: %s; and %w", reason, msg, rerr))
@@ -185,6 +198,11 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	paths := o.Paths
 	if len(paths) == 0 {
 		paths = snap.Paths
+	}
+	for _, p := range paths {
+		if !underAny(p, snap.Paths) && !slices.ContainsFunc(snap.Paths, func(held string) bool { return underAny(held, []string{p}) }) {
+			return &reasonError{reason: ReasonPathNotInBackup, msg: fmt.Sprintf("path %s is not in the backup, which holds %s", p, strings.Join(snap.Paths, ", "))}
+		}
 	}
 	// Files found after the restore in a destination that was empty
 	// before it came from the snapshot, so only then are files the
@@ -337,9 +355,10 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 		}
 	}
 	if res.filesChecked == 0 && len(missing) > 0 {
-		for _, d := range missing {
-			res.record(d)
-		}
+		// The patterns are at fault, not the backup: nothing it holds
+		// was asked for.
+		return &reasonError{reason: ReasonIncludeMatchedNothing, msg: fmt.Sprintf("the include patterns %s match none of the %d files the backup holds under %s",
+			strings.Join(o.Include, ", "), len(missing), strings.Join(paths, ", "))}
 	}
 	if fresh {
 		for _, p := range paths {

@@ -73,6 +73,9 @@ type target struct {
 	// open opens the storage again: the restic bridge gets a bucket of its
 	// own, since scoping a bucket to a prefix closes the original.
 	open func(ctx context.Context) (*blob.Bucket, error)
+	// healing is what a backup found lost from the restic repository, and
+	// healed (heal.go); nil when its check passed.
+	healing *storagev1alpha1.ComponentHealing
 }
 
 // resolve reads the Snapshot, Repository and BackupStorage of a run and

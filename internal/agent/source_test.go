@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"lukechampine.com/blake3"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -331,4 +333,57 @@ func TestVerifyRestoreHashAlgorithms(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVerifyRestoreIncludeMatchedNothing: include patterns that leave out
+// every file of the backup blame the patterns (a setup reason, which gives
+// a verification no verdict), not the backup; patterns that keep a file
+// compare it as usual.
+func TestVerifyRestoreIncludeMatchedNothing(t *testing.T) {
+	m, err := DecodeManifest(bytes.NewReader(mustEncode(t, newManifest("app-s1", "dump", "0123abcd", []string{"/data"}, time.Now(), []ManifestFile{
+		{Path: "/data/a", Size: 5, BLAKE3: sum("alpha")},
+		{Path: "/data/z", Size: 3, BLAKE3: sum("zed")},
+	}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		reason   string
+		restored map[string]string
+		want     string
+	}{
+		"NothingCameBack": {reason: "No file of the backup matched the patterns.", restored: map[string]string{}, want: ReasonIncludeMatchedNothing},
+		"OneCameBack":     {reason: "A file the patterns kept is compared; the others are excused.", restored: map[string]string{"data/a": "alpha"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			target := t.TempDir()
+			writeTree(t, target, tc.restored)
+			r := &Runner{Log: logr.Discard(), Options: Options{Target: target, Include: []string{"/data/nomatch*"}}}
+			hashes := newRestoredHasher(m.Files, m.Algorithm(), placement{target: target})
+			err := r.verifyRestore(context.Background(), nil, m, []string{"/data"}, "0123abcd", false, &restoreResult{}, hashes, &phases{})
+			got := ""
+			var re *reasonError
+			if errors.As(err, &re) {
+				got = re.reason
+			} else if err != nil {
+				t.Fatalf("verifyRestore() = %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nreason: -want +got:\n%s", tc.reason, diff)
+			}
+			if !slices.Contains(agentapi.SetupReasons, got) && got != "" {
+				t.Errorf("%s is not a setup reason", got)
+			}
+		})
+	}
+}
+
+func mustEncode(t *testing.T, m *Manifest) []byte {
+	t.Helper()
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

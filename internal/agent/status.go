@@ -36,6 +36,8 @@ type componentState struct {
 	Integrity *bool
 	// Reason and Message of a failure, already free of secrets.
 	Reason, Message string
+	// Healing: what the backup found lost from the repository.
+	Healing *storagev1alpha1.ComponentHealing
 }
 
 // buildComponent turns a state into the Snapshot's component.
@@ -45,6 +47,7 @@ func buildComponent(s componentState) storagev1alpha1.Component {
 		Phase:     s.Phase,
 		Driver:    storagev1alpha1.DriverRestic,
 		Integrity: s.Integrity,
+		Healing:   s.Healing,
 	}
 	if !s.End.IsZero() {
 		c.Duration = s.End.Sub(s.Start).Round(time.Millisecond).String()

@@ -63,8 +63,14 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 	if n.n == 0 {
 		return sum, nil, &reasonError{reason: ReasonNothingRead, msg: "the stream ended before it gave any data"}
 	}
-	if _, err := rc.Check(ctx, restic.CheckOptions{NoLock: true}); err != nil {
-		return sum, ptr.To(false), err
+	if cs, err := rc.Check(ctx, restic.CheckOptions{NoLock: true}); err != nil {
+		// A stream cannot be read twice: the index is repaired, and if
+		// this run's snapshot lost data the next run stores it whole.
+		h, err := r.heal(ctx, t, rc, sum.SnapshotID, cs, err, nil)
+		t.healing = h
+		if err != nil {
+			return sum, ptr.To(false), err
+		}
 	}
 	file := ManifestFile{Path: StreamPath(name), Size: n.n, BLAKE3: hex.EncodeToString(h.Sum(nil))}
 	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, []ManifestFile{file})
@@ -98,7 +104,7 @@ func (r *Runner) restoreStream(ctx context.Context, t *target, errs *bridgeError
 	defer stop(context.WithoutCancel(ctx))
 	m := r.manifestOf(ctx, t)
 	if m == nil || m.ResticSnapshot == "" || m.Algorithm() != HashBLAKE3 {
-		return &reasonError{reason: ReasonRestoreMismatch, msg: "the component has no readable content manifest naming its restic snapshot: it was not backed up as a stream"}
+		return &reasonError{reason: ReasonNotAStream, msg: "the component has no readable content manifest naming its restic snapshot: it was not backed up as a stream"}
 	}
 	var want *ManifestFile
 	for i := range m.Files {
@@ -107,7 +113,7 @@ func (r *Runner) restoreStream(ctx context.Context, t *target, errs *bridgeError
 		}
 	}
 	if want == nil {
-		return &reasonError{reason: ReasonRestoreMismatch, msg: fmt.Sprintf("the component's content manifest lists no %s: it was not backed up as the stream %q", StreamPath(name), name)}
+		return &reasonError{reason: ReasonNotAStream, msg: fmt.Sprintf("the component's content manifest lists no %s: it was not backed up as the stream %q", StreamPath(name), name)}
 	}
 	if err := running(); err != nil {
 		return err

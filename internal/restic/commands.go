@@ -53,6 +53,11 @@ type BackupSummary struct {
 	Start, End          time.Time
 	// Errors are the items restic could not read, at most maxItemErrors.
 	Errors []string
+	// StoredAgain counts the files restic read and stored again because
+	// the index lacked some of their data (a pack storage lost, dropped
+	// from the index by RepairIndex): each heals the snapshots that hold
+	// the same content.
+	StoredAgain int
 }
 
 // maxItemErrors bounds how many unreadable items a summary lists.
@@ -133,7 +138,25 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 	args = append(args, opts.Paths...)
 	var sum *BackupSummary
 	var itemErrors []string
-	err := r.runIO(ctx, "backup", args, stdin, func(line []byte) {
+	var storedAgain, otherErrors int
+	onError := func(line []byte) {
+		var m backupMessage
+		if json.Unmarshal(line, &m) != nil || m.MessageType != "error" {
+			return
+		}
+		if strings.Contains(m.Error.Message, storedAgainLine) {
+			// Not an error: the index lacked some of the file's blobs
+			// (storage lost their pack), so restic read the file again
+			// and stored it whole.
+			storedAgain++
+			return
+		}
+		otherErrors++
+		if len(itemErrors) < maxItemErrors {
+			itemErrors = append(itemErrors, r.redact(fmt.Sprintf("%s %s: %s", m.During, m.Item, m.Error.Message)))
+		}
+	}
+	err := r.runStreams(ctx, "backup", args, stdin, func(line []byte) {
 		var m backupMessage
 		if json.Unmarshal(line, &m) != nil {
 			return
@@ -148,9 +171,7 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 				})
 			}
 		case "error":
-			if len(itemErrors) < maxItemErrors {
-				itemErrors = append(itemErrors, r.redact(fmt.Sprintf("%s %s: %s", m.During, m.Item, m.Error.Message)))
-			}
+			onError(line)
 		case "summary":
 			sum = &BackupSummary{
 				SnapshotID: m.SnapshotID, FilesNew: m.FilesNew, FilesChanged: m.FilesChanged, FilesUnmodified: m.FilesUnmodified,
@@ -160,11 +181,15 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 				Duration: seconds(m.TotalDuration), Start: m.BackupStart, End: m.BackupEnd,
 			}
 		}
-	}, nil)
+	}, onError, nil)
 	if sum != nil {
-		sum.Errors = itemErrors
+		sum.Errors, sum.StoredAgain = itemErrors, storedAgain
 	}
 	var e *Error
+	if errors.As(err, &e) && e.Reason == ReasonSourceIncomplete && otherErrors == 0 && storedAgain > 0 && sum != nil && sum.SnapshotID != "" {
+		// restic exits 3 when it stored files again; every file was read.
+		err = nil
+	}
 	if errors.As(err, &e) && e.Reason == ReasonSourceIncomplete && len(itemErrors) > 0 {
 		e.Message = strings.Join(itemErrors, "; ")
 	}
@@ -305,6 +330,8 @@ type CheckOptions struct {
 type CheckSummary struct {
 	NumErrors   int
 	BrokenPacks []string
+	// MissingPacks are packs the index names and storage does not hold.
+	MissingPacks []string
 	// Errors are the problems restic reported, at most maxItemErrors.
 	Errors []string
 }
@@ -323,7 +350,7 @@ func (r *Restic) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, e
 		args = append(args, "--read-data")
 	}
 	sum := &CheckSummary{}
-	err := r.run(ctx, "check", args, func(line []byte) {
+	onLine := func(line []byte) {
 		var m struct {
 			MessageType string   `json:"message_type"`
 			NumErrors   int      `json:"num_errors"`
@@ -337,11 +364,14 @@ func (r *Restic) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, e
 		case "summary":
 			sum.NumErrors, sum.BrokenPacks = m.NumErrors, m.BrokenPacks
 		case "error":
+			sum.MissingPacks = missingPacks(sum.MissingPacks, m.Message)
 			if len(sum.Errors) < maxItemErrors {
 				sum.Errors = append(sum.Errors, r.redact(m.Message))
 			}
 		}
-	})
+	}
+	// restic reports the problems it finds on standard error.
+	err := r.runStreams(ctx, "check", args, nil, onLine, onLine, nil)
 	var e *Error
 	if errors.As(err, &e) && e.Message == "" && len(sum.Errors) > 0 {
 		e.Message = strings.Join(sum.Errors, "; ")

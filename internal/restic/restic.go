@@ -187,6 +187,13 @@ func (r *Restic) run(ctx context.Context, op string, args []string, onLine func(
 // input never records what was read up to the error; that error is
 // returned, before restic's own.
 func (r *Restic) runIO(ctx context.Context, op string, args []string, stdin io.Reader, onLine func([]byte), raw io.Writer) error {
+	return r.runStreams(ctx, op, args, stdin, onLine, nil, raw)
+}
+
+// runStreams is runIO that also hands each line of restic's standard
+// error to onErrLine (when not nil): with --json, restic reports the
+// problems it meets item by item there.
+func (r *Restic) runStreams(ctx context.Context, op string, args []string, stdin io.Reader, onLine, onErrLine func([]byte), raw io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Global flags first: args may end in "--" and paths.
@@ -203,6 +210,11 @@ func (r *Restic) runIO(ctx context.Context, op string, args []string, stdin io.R
 	cmd.WaitDelay = 15 * time.Second
 	var stderr tailBuffer
 	cmd.Stderr = &stderr
+	if onErrLine != nil {
+		lines := &lineWriter{onLine: onErrLine}
+		defer lines.flush()
+		cmd.Stderr = io.MultiWriter(&stderr, lines)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("cannot run restic %s: %w", op, err)
@@ -323,6 +335,37 @@ func stderrMessage(b []byte) string {
 		last = last[len(last)-3:]
 	}
 	return strings.Join(last, "; ")
+}
+
+// lineWriter hands each complete line written to it to onLine.
+type lineWriter struct {
+	onLine  func([]byte)
+	partial []byte
+}
+
+func (l *lineWriter) Write(p []byte) (int, error) {
+	l.partial = append(l.partial, p...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			break
+		}
+		l.onLine(l.partial[:i])
+		l.partial = l.partial[i+1:]
+	}
+	if len(l.partial) > maxStderr {
+		// A line this long is nothing restic reports item by item.
+		l.partial = l.partial[:0]
+	}
+	return len(p), nil
+}
+
+// flush hands on a last line that did not end in a newline.
+func (l *lineWriter) flush() {
+	if len(l.partial) > 0 {
+		l.onLine(l.partial)
+		l.partial = nil
+	}
 }
 
 // tailBuffer keeps the last maxStderr bytes written to it.

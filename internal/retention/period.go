@@ -11,6 +11,11 @@ import (
 // mistake, and one that overflows time arithmetic would keep nothing.
 const maxPeriodYears = 1000
 
+// maxClockYears bounds the hours and minutes of a period, which are kept
+// as a time.Duration (at most about 292 years): longer spans are written
+// in y, mo, w or d.
+const maxClockYears = 200
+
 var periodPart = regexp.MustCompile(`([0-9]+)(y|mo|w|d|h|m)`)
 
 // Period is a maxRetentionPeriod: calendar years, months and days, and
@@ -27,6 +32,7 @@ func ParsePeriod(s string) (Period, error) {
 	if s == "" {
 		return p, nil
 	}
+	var clockMinutes int64
 	rest := s
 	for rest != "" {
 		m := periodPart.FindStringSubmatchIndex(rest)
@@ -47,12 +53,16 @@ func ParsePeriod(s string) (Period, error) {
 		case "d":
 			p.Days += n
 		case "h":
-			p.Clock += time.Duration(n) * time.Hour
+			clockMinutes += int64(n) * 60
 		case "m":
-			p.Clock += time.Duration(n) * time.Minute
+			clockMinutes += int64(n)
+		}
+		if clockMinutes > maxClockYears*366*24*60 {
+			return Period{}, fmt.Errorf("cannot parse period %q: its hours and minutes make more than %d years; write long periods in y, mo, w or d", s, maxClockYears)
 		}
 		rest = rest[m[1]:]
 	}
+	p.Clock = time.Duration(clockMinutes) * time.Minute
 	if p.Years+p.Months/12+p.Days/365+int(p.Clock/(365*24*time.Hour)) > maxPeriodYears {
 		return Period{}, fmt.Errorf("cannot parse period %q: it is longer than %d years", s, maxPeriodYears)
 	}

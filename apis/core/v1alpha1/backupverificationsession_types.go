@@ -139,6 +139,12 @@ const (
 	// nothing supports a verdict. The session fails; the Snapshot's verdict
 	// is left as it was (NotVerified if it had none).
 	ReasonContentNotChecked xpv2.ConditionReason = "ContentNotChecked"
+	// ReasonVerificationSetupFailed: the restore failed for how the
+	// verifier asked for it, not for what the backup holds (include
+	// patterns that match nothing, a path the backup does not hold, a
+	// database load of a file backup, a scratch target too small). The
+	// session fails saying what to fix; the Snapshot keeps its verdict.
+	ReasonVerificationSetupFailed xpv2.ConditionReason = "VerificationSetupFailed"
 	// ReasonVerifierNotRun: the verifier's Job ended without its check
 	// saying pass or fail: an exit code other than 0 or 1, an image that
 	// could not be pulled, its deadline, an eviction or a Job that

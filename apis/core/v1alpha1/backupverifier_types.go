@@ -130,6 +130,14 @@ type BackupVerifierSpec struct {
 	// +optional
 	RetryConfig *RetryConfig `json:"retryConfig,omitempty"`
 
+	// VerdictMaxAge is how long a Verified verdict spares a Snapshot a new
+	// verification: once it is older, the next session verifies the
+	// Snapshot again, so that data storage lost since is found even when no
+	// backup runs. "0s" never verifies a Verified Snapshot again.
+	// +kubebuilder:default="168h"
+	// +optional
+	VerdictMaxAge *metav1.Duration `json:"verdictMaxAge,omitempty"`
+
 	// SessionHistoryLimit is how many finished BackupVerificationSessions
 	// are kept per Repository.
 	// +kubebuilder:validation:Minimum=0

@@ -814,6 +814,11 @@ func (in *BackupVerifierSpec) DeepCopyInto(out *BackupVerifierSpec) {
 		*out = new(RetryConfig)
 		**out = **in
 	}
+	if in.VerdictMaxAge != nil {
+		in, out := &in.VerdictMaxAge, &out.VerdictMaxAge
+		*out = new(metav1.Duration)
+		**out = **in
+	}
 	if in.RuntimeSettings != nil {
 		in, out := &in.RuntimeSettings, &out.RuntimeSettings
 		*out = new(storagev1alpha1.RuntimeSettings)

@@ -290,6 +290,79 @@ type Component struct {
 	// ResticStats, one entry per host path, when Driver is Restic.
 	// +optional
 	ResticStats []ResticStats `json:"resticStats,omitempty"`
+
+	// Healing is what the component's backup found lost from its restic
+	// repository and what it healed: set only when the repository's check
+	// found data missing.
+	// +optional
+	Healing *ComponentHealing `json:"healing,omitempty"`
+}
+
+// ComponentHealing is what a backup found missing from its component's
+// restic repository, and what became of the restic snapshots that used it.
+type ComponentHealing struct {
+	// MissingPacks are the packs the repository's index named and storage
+	// no longer held.
+	// +optional
+	MissingPacks []string `json:"missingPacks,omitempty"`
+
+	// HealedSnapshots are restic snapshots that used the missing packs and
+	// are whole again: the backup stored their lost data again from its
+	// source.
+	// +optional
+	HealedSnapshots []string `json:"healedSnapshots,omitempty"`
+
+	// LostSnapshots are restic snapshots whose lost data is no longer in
+	// the source, with the files that lost it.
+	// +optional
+	LostSnapshots []LostResticSnapshot `json:"lostSnapshots,omitempty"`
+}
+
+// LostResticSnapshot is a restic snapshot some of whose data is gone.
+type LostResticSnapshot struct {
+	// ID of the restic snapshot.
+	ID string `json:"id"`
+
+	// Files that lost data, at most ten.
+	// +optional
+	Files []string `json:"files,omitempty"`
+}
+
+// DamageState says whether a Snapshot whose data storage lost is whole
+// again.
+// +kubebuilder:validation:Enum=Healed;Lost
+type DamageState string
+
+// Damage states.
+const (
+	// DamageHealed: every lost piece of the Snapshot's data was stored
+	// again from the source by a later backup; its verdict is given again.
+	DamageHealed DamageState = "Healed"
+	// DamageLost: some of the Snapshot's data is gone for good.
+	DamageLost DamageState = "Lost"
+)
+
+// SnapshotDamage records data of a Snapshot that storage lost, as a later
+// backup into the same Repository found it.
+type SnapshotDamage struct {
+	// State of the Snapshot's data.
+	State DamageState `json:"state"`
+
+	// FoundBy is the Snapshot whose backup found the loss.
+	// +optional
+	FoundBy string `json:"foundBy,omitempty"`
+
+	// MissingPacks are the lost packs that held the Snapshot's data.
+	// +optional
+	MissingPacks []string `json:"missingPacks,omitempty"`
+
+	// Files that lost data for good, by component, at most ten each.
+	// +optional
+	Files map[string][]string `json:"files,omitempty"`
+
+	// Time the loss was recorded.
+	// +optional
+	Time *metav1.Time `json:"time,omitempty"`
 }
 
 // SnapshotStatus is the observed state of a Snapshot.
@@ -347,6 +420,12 @@ type SnapshotStatus struct {
 	// Components by name.
 	// +optional
 	Components map[string]Component `json:"components,omitempty"`
+
+	// Damage is data of the Snapshot that storage lost, found by a later
+	// backup: Lost Snapshots are VerificationFailed, Healed ones are
+	// verified again.
+	// +optional
+	Damage *SnapshotDamage `json:"damage,omitempty"`
 }
 
 // A Snapshot is the record of one backup run into one Repository. Its name
