@@ -132,7 +132,9 @@ const (
 	ReasonSnapshotsNotEnsured xpv2.ConditionReason = "SnapshotsNotEnsured"
 	// ReasonWaitingForPrune: a prune of one of the session's Repositories
 	// runs; the run starts once it ended, and its backupTimeout counts
-	// from then.
+	// from then. A RestoreSession gives it in RestoreExecutorEnsured, and
+	// a BackupVerificationSession whose restore waits in RestoreSucceeded
+	// (Unknown).
 	ReasonWaitingForPrune xpv2.ConditionReason = "WaitingForPrune"
 	// ReasonReplacedByNewerRun: a newer run of the session, whose
 	// concurrencyPolicy is Replace, ended this one.
