@@ -40,7 +40,11 @@ func TestReplaceEndsRunningBackup(t *testing.T) {
 	bc.Spec.Sessions[0].Scheduler.ConcurrencyPolicy = corev1alpha1.ConcurrencyReplace
 	bc.Spec.Sessions[0].RetryConfig = &corev1alpha1.RetryConfig{MaxRetry: 2}
 	bc.Spec.Sessions[0].SessionHistoryLimit = 5
-	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil))
+	bc.Spec.Sessions[0].Hooks = &corev1alpha1.BackupHooks{PostBackup: []corev1alpha1.HookInfo{
+		hookInfo("thaw", "thaw", corev1alpha1.HookExecuteAlways), hookInfo("notify", "notify", corev1alpha1.HookExecuteOnSuccess)}}
+	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil),
+		execTemplate("thaw", `echo ${STASHPLANE_PHASE} > /var/lib/app/thawed-after-${STASHPLANE_SESSION} && echo thawed`),
+		execTemplate("notify", `echo notified`))
 	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	writeRandom(t, filepath.Join(appData(t, kube), "big.bin"), 64<<20)
 
@@ -98,6 +102,17 @@ func TestReplaceEndsRunningBackup(t *testing.T) {
 	if c := got.GetCondition(corev1alpha1.TypeBackupReplaced); got.Status.Phase != corev1alpha1.BackupSessionFailed || c.Status != corev1.ConditionTrue {
 		t.Errorf("the replaced run is %s with BackupReplaced %+v, want Failed and True", got.Status.Phase, c)
 	}
+	// Its Always post hook ran and learnt the run failed; its OnSuccess
+	// one did not run.
+	if got := readTrimmed(t, filepath.Join(appData(t, kube), "thawed-after-"+old.Name)); got != "Failed" {
+		t.Errorf("the Always post hook of the replaced run was told %q, want Failed", got)
+	}
+	for _, h := range got.Status.Hooks.PostHooks {
+		if h.Name == "notify" && h.Phase == corev1alpha1.HookSucceeded {
+			t.Errorf("the OnSuccess post hook ran after the replaced run: %+v", h)
+		}
+	}
+	t.Logf("post hooks of the replaced run: %+v", hooksSeen(got.Status.Hooks.PostHooks))
 	snap := &storagev1alpha1.Snapshot{}
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-" + old.Name}, snap); err != nil {
 		t.Fatal(err)
