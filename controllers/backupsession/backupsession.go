@@ -264,6 +264,13 @@ func (r *reconciler) planRun(ctx context.Context, rn *run) (ctrl.Result, bool, e
 // are all paused is skipped.
 func (r *reconciler) snapshots(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	bs := rn.bs
+	if rn.ended != "" {
+		// A run that was ended makes no new Snapshot: it records those
+		// it made.
+		var err error
+		rn.snaps, err = r.sessionSnapshots(ctx, bs)
+		return ctrl.Result{}, err != nil, err
+	}
 	snaps, err := r.ensureSnapshots(ctx, bs, rn.bc, componentCounts(rn.inputs), plan.ComponentNodes(rn.inputs), rn.replacedPods)
 	if err != nil {
 		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())

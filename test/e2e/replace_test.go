@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -40,11 +42,45 @@ func TestReplaceEndsRunningBackup(t *testing.T) {
 	bc.Spec.Sessions[0].Scheduler.ConcurrencyPolicy = corev1alpha1.ConcurrencyReplace
 	bc.Spec.Sessions[0].RetryConfig = &corev1alpha1.RetryConfig{MaxRetry: 2}
 	bc.Spec.Sessions[0].SessionHistoryLimit = 5
-	bc.Spec.Sessions[0].Hooks = &corev1alpha1.BackupHooks{PostBackup: []corev1alpha1.HookInfo{
-		hookInfo("thaw", "thaw", corev1alpha1.HookExecuteAlways), hookInfo("notify", "notify", corev1alpha1.HookExecuteOnSuccess)}}
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil),
 		execTemplate("thaw", `echo ${STASHPLANE_PHASE} > /var/lib/app/thawed-after-${STASHPLANE_SESSION} && echo thawed`),
 		execTemplate("notify", `echo notified`))
+	// Post hooks, exec'd in the app's pod.
+	app := &appsv1.Deployment{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app"}, app); err != nil {
+		t.Fatal(err)
+	}
+	app.Spec.Replicas = ptr.To[int32](1)
+	if err := kube.Update(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 2*time.Minute, "the app's pod did not become ready", func(ctx context.Context) (bool, error) {
+		return kube.Get(ctx, client.ObjectKeyFromObject(app), app) == nil && app.Status.ReadyReplicas == 1, nil
+	})
+	bc.Spec.Sessions[0].Hooks = &corev1alpha1.BackupHooks{PostBackup: []corev1alpha1.HookInfo{
+		hookInfo("thaw", "thaw", corev1alpha1.HookExecuteAlways), hookInfo("notify", "notify", corev1alpha1.HookExecuteOnSuccess)}}
+	if err := kube.Update(ctx, bc); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, time.Minute, "the configuration with hooks did not become Ready", func(ctx context.Context) (bool, error) {
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), bc); err != nil {
+			return false, nil
+		}
+		c := bc.GetCondition(corev1alpha1.TypeValidationPassed)
+		return bc.Status.Phase == corev1alpha1.BackupInvokerReady && c.Status == corev1.ConditionTrue && c.ObservedGeneration == bc.Generation, nil
+	})
+	poll(t, 2*time.Minute, "a run started by the configuration's change did not end", func(ctx context.Context) (bool, error) {
+		list := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil {
+			return false, nil
+		}
+		for _, s := range list.Items {
+			if p := s.Status.Phase; p != corev1alpha1.BackupSessionSucceeded && p != corev1alpha1.BackupSessionFailed && p != corev1alpha1.BackupSessionSkipped {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	writeRandom(t, filepath.Join(appData(t, kube), "big.bin"), 64<<20)
 
