@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -244,7 +245,7 @@ func podProcessGroupWith(t *testing.T, pod, marker string) int {
 }
 
 // stopWhenLocked lets the process group run in slices of 20 ms, stopped
-// in between, until the restic repository holds a lock, and leaves it
+// in between, until the restic repository holds a whole lock, and leaves it
 // stopped (SIGSTOP): the run hangs holding the lock. It returns the lock.
 func stopWhenLocked(t *testing.T, pgid int, repoDir string) string {
 	t.Helper()
@@ -253,8 +254,12 @@ func stopWhenLocked(t *testing.T, pgid int, repoDir string) string {
 		if err := syscall.Kill(-pgid, syscall.SIGSTOP); err != nil {
 			t.Fatalf("the backup ended before restic took its lock: %v", err)
 		}
-		if locks := repoFiles(t, filepath.Join(repoDir, "locks")); len(locks) > 0 {
-			return locks[0]
+		for _, l := range repoFiles(t, filepath.Join(repoDir, "locks")) {
+			// The storage writes a file under a temporary name first: a
+			// lock is taken once it has its own.
+			if !strings.HasSuffix(l, ".tmp") {
+				return l
+			}
 		}
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(-pgid, syscall.SIGCONT)
