@@ -6,6 +6,9 @@
 //	BackupSkipped          set by this controller when the invoker is not
 //	                       Ready or another run of the same session is
 //	                       still going; the session then ends Skipped.
+//	BackupReplaced         set by this controller, reconciling a newer run
+//	                       whose concurrencyPolicy is Replace, on the older
+//	                       runs it replaces; each then ends (replace.go).
 //	SnapshotsEnsured       set and cleared by this controller: the
 //	                       session's Snapshots exist (False with
 //	                       WaitingForPrune while a prune of one of its
@@ -182,14 +185,23 @@ type run struct {
 	snaps   []*storagev1alpha1.Snapshot
 	// preFailed says why a pre-backup hook failed: no Job is made.
 	preFailed string
+	// ended says why a run a newer one replaced was ended: no hook or
+	// Job starts, its unfinished Snapshots fail (replace.go).
+	ended string
+	// replacedPods are the pods of the runs this run replaced, by
+	// Repository, for its new Snapshots.
+	replacedPods map[string][]string
 }
 
 // runningSteps are the stages of a backup without an outcome, in order:
-// the check that may skip it, the plan, the Snapshots, the pre-backup
+// the check that may skip it, the end of a run a newer one replaced, the
+// wait for the runs this one replaces, the wait for a prune, the plan, the Snapshots, the pre-backup
 // hooks, the Jobs, the outcome and the post-backup hooks.
 func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
 	return []sessionrun.Step[*run]{
 		{Name: "skip", Run: r.checkSkip},
+		{Name: "replaced", Run: r.endIfReplaced},
+		{Name: "replace", Run: r.replaceOlder},
 		{Name: "prune", Run: r.waitForPrune},
 		{Name: "plan", Run: r.planRun},
 		{Name: "snapshots", Run: r.snapshots},
@@ -237,6 +249,9 @@ func (r *reconciler) checkSkip(ctx context.Context, rn *run) (ctrl.Result, bool,
 // planRun plans the session's tasks.
 func (r *reconciler) planRun(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	rn.started = rn.bs.GetCondition(corev1alpha1.TypeBackupExecutorEnsured).Status == corev1.ConditionTrue
+	if rn.ended != "" {
+		return ctrl.Result{}, false, nil
+	}
 	var err error
 	if rn.inputs, err = r.plan(ctx, rn.bs, rn.bc); err != nil {
 		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
@@ -249,7 +264,14 @@ func (r *reconciler) planRun(ctx context.Context, rn *run) (ctrl.Result, bool, e
 // are all paused is skipped.
 func (r *reconciler) snapshots(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	bs := rn.bs
-	snaps, err := r.ensureSnapshots(ctx, bs, rn.bc, componentCounts(rn.inputs), plan.ComponentNodes(rn.inputs))
+	if rn.ended != "" {
+		// A run that was ended makes no new Snapshot: it records those
+		// it made.
+		var err error
+		rn.snaps, err = r.sessionSnapshots(ctx, bs)
+		return ctrl.Result{}, err != nil, err
+	}
+	snaps, err := r.ensureSnapshots(ctx, bs, rn.bc, componentCounts(rn.inputs), plan.ComponentNodes(rn.inputs), rn.replacedPods)
 	if err != nil {
 		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
 		return ctrl.Result{}, true, err
@@ -265,7 +287,7 @@ func (r *reconciler) snapshots(ctx context.Context, rn *run) (ctrl.Result, bool,
 
 // jobs renders the planned tasks and creates their Jobs.
 func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
-	if rn.preFailed != "" {
+	if rn.preFailed != "" || rn.ended != "" {
 		return ctrl.Result{}, false, nil
 	}
 	if err := r.ensureJobs(ctx, rn.bs, rn.bc, rn.inputs); err != nil {
@@ -278,6 +300,9 @@ func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, erro
 
 // outcome watches the Jobs and records the Snapshots' phases.
 func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	if rn.ended != "" {
+		return ctrl.Result{}, false, r.recordSnapshotsFor(ctx, rn.bs, rn.snaps, storagev1alpha1.ReasonReplacedByNewerRun, rn.ended)
+	}
 	if rn.preFailed != "" {
 		return ctrl.Result{}, false, r.recordSnapshotsFor(ctx, rn.bs, rn.snaps, storagev1alpha1.ReasonPreBackupHookFailed, "no backup ran: "+rn.preFailed)
 	}
@@ -287,13 +312,14 @@ func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, e
 
 // skipReason says why a session must not start, or "": its configuration
 // is not Ready, or another run of its session is going and the session's
-// concurrencyPolicy is not Allow.
+// concurrencyPolicy is Forbid (Replace ends the other run, replace.go).
 func (r *reconciler) skipReason(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration) string {
 	if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
 		return fmt.Sprintf("backupconfiguration %q is %s", bc.Name, bc.Status.Phase)
 	}
 	for _, sess := range bc.Spec.Sessions {
-		if sess.Name == bs.Spec.Session && sess.Scheduler != nil && sess.Scheduler.ConcurrencyPolicy == corev1alpha1.ConcurrencyAllow {
+		if sess.Name == bs.Spec.Session && sess.Scheduler != nil &&
+			(sess.Scheduler.ConcurrencyPolicy == corev1alpha1.ConcurrencyAllow || sess.Scheduler.ConcurrencyPolicy == corev1alpha1.ConcurrencyReplace) {
 			return ""
 		}
 	}

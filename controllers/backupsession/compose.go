@@ -62,10 +62,11 @@ func componentCounts(inputs []render.Input) map[string]int {
 
 // ensureSnapshots makes one Snapshot per repository of the session, owned by
 // its Repository so that it outlives the session, with the Repository's
-// deletionPolicy, expecting as many
+// deletionPolicy, listing the pods of the runs it replaced whose restic
+// locks its agents may remove (AnnotationReplacedPods), expecting as many
 // components as the plan writes to the repository, and recording the node
 // of each component that lives on one (storagev1alpha1.AnnotationComponentNodes).
-func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, counts map[string]int, nodes map[string]string) ([]*storagev1alpha1.Snapshot, error) {
+func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, counts map[string]int, nodes map[string]string, replaced map[string][]string) ([]*storagev1alpha1.Snapshot, error) {
 	s := session(bc, bs.Spec.Session)
 	if s == nil {
 		return nil, fmt.Errorf("backupconfiguration %q has no session %q", bc.Name, bs.Spec.Session)
@@ -112,6 +113,7 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 			}
 			snap.Annotations = map[string]string{storagev1alpha1.AnnotationComponentNodes: string(b)}
 		}
+		setPods(snap, storagev1alpha1.AnnotationReplacedPods, replaced[ri.Name])
 		if err := controllerutil.SetControllerReference(repo, snap, r.kube.Scheme()); err != nil {
 			return nil, fmt.Errorf("cannot own snapshot %q: %w", name, err)
 		}
@@ -311,9 +313,19 @@ func (r *reconciler) cannotStart(ctx context.Context, bs *corev1alpha1.BackupSes
 	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status != corev1.ConditionTrue || d == nil || !r.clock.Now().After(*d) {
 		return ctrl.Result{}, err
 	}
+	snaps, lerr := r.sessionSnapshots(ctx, bs)
+	if lerr != nil {
+		return ctrl.Result{}, lerr
+	}
+	r.log.Info("failing a backup whose jobs could not be created in time", "backupsession", client.ObjectKeyFromObject(bs), "error", err.Error())
+	return ctrl.Result{}, r.recordSnapshots(ctx, bs, snaps, fmt.Sprintf("the backup jobs could not be created before the session's deadline: %v", err))
+}
+
+// sessionSnapshots are the Snapshots the session made.
+func (r *reconciler) sessionSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession) ([]*storagev1alpha1.Snapshot, error) {
 	list := &storagev1alpha1.SnapshotList{}
-	if lerr := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); lerr != nil {
-		return ctrl.Result{}, fmt.Errorf("cannot list snapshots: %w", lerr)
+	if err := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {
+		return nil, fmt.Errorf("cannot list snapshots: %w", err)
 	}
 	var snaps []*storagev1alpha1.Snapshot
 	for i := range list.Items {
@@ -321,8 +333,7 @@ func (r *reconciler) cannotStart(ctx context.Context, bs *corev1alpha1.BackupSes
 			snaps = append(snaps, &list.Items[i])
 		}
 	}
-	r.log.Info("failing a backup whose jobs could not be created in time", "backupsession", client.ObjectKeyFromObject(bs), "error", err.Error())
-	return ctrl.Result{}, r.recordSnapshots(ctx, bs, snaps, fmt.Sprintf("the backup jobs could not be created before the session's deadline: %v", err))
+	return snaps, nil
 }
 
 func snapshotDone(s *storagev1alpha1.Snapshot) bool {
@@ -420,9 +431,11 @@ func (r *reconciler) history(ctx context.Context, rn *run) (ctrl.Result, bool, e
 	return ctrl.Result{}, false, r.cleanHistory(ctx, rn.bs, session(rn.bc, rn.bs.Spec.Session))
 }
 
-// owesRetry says whether a failed session is still to be retried.
+// owesRetry says whether a failed session is still to be retried; a run
+// a newer one replaced is not.
 func owesRetry(bs *corev1alpha1.BackupSession) bool {
-	return phase(bs) == corev1alpha1.BackupSessionFailed && bs.Spec.RetryLeft > 0 && !ptr.Deref(bs.Status.Retried, false)
+	return phase(bs) == corev1alpha1.BackupSessionFailed && bs.Spec.RetryLeft > 0 && !ptr.Deref(bs.Status.Retried, false) &&
+		bs.GetCondition(corev1alpha1.TypeBackupReplaced).Status != corev1.ConditionTrue
 }
 
 // cleanHistory keeps the newest sessionHistoryLimit finished sessions of the

@@ -61,7 +61,7 @@ func ensureOneSnapshot(t *testing.T, repo *storagev1alpha1.Repository, nodes map
 	bc.Spec.Sessions = []corev1alpha1.Session{{Name: "nightly", Repositories: []corev1alpha1.RepositoryInfo{{Name: repo.Name}}}}
 	bs := &corev1alpha1.BackupSession{ObjectMeta: metav1.ObjectMeta{Name: "db-backup-nightly-1", Namespace: repo.Namespace}}
 	bs.Spec.Session = "nightly"
-	if _, err := r.ensureSnapshots(context.Background(), bs, bc, map[string]int{repo.Name: max(len(nodes), 1)}, nodes); err != nil {
+	if _, err := r.ensureSnapshots(context.Background(), bs, bc, map[string]int{repo.Name: max(len(nodes), 1)}, nodes, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := &storagev1alpha1.Snapshot{}

@@ -36,6 +36,16 @@ func (r *reconciler) preHooks(ctx context.Context, rn *run) (ctrl.Result, bool, 
 		}
 	}
 	c := bs.GetCondition(corev1alpha1.TypePreBackupHooksExecutionSucceeded)
+	if rn.ended != "" {
+		// A replaced run starts no hook; the post-backup hooks it owes
+		// still run by their executionPolicy.
+		if len(bs.Status.Hooks.PostHooks) == 0 {
+			for _, h := range post {
+				bs.Status.Hooks.PostHooks = append(bs.Status.Hooks.PostHooks, corev1alpha1.HookExecutionStatus{Name: h.Name, Phase: corev1alpha1.HookPending})
+			}
+		}
+		return ctrl.Result{}, false, nil
+	}
 	switch {
 	case c.Status == corev1.ConditionFalse && c.Reason == corev1alpha1.ReasonHooksExecutionFailed:
 		rn.preFailed = c.Message

@@ -67,6 +67,13 @@ func TestCheckSkip(t *testing.T) {
 			others: []client.Object{&running},
 			want:   want{condition: xpv2.Condition{Type: corev1alpha1.TypeBackupSkipped, Status: "Unknown"}},
 		},
+		"ConcurrentReplace": {
+			reason: "With concurrencyPolicy Replace a session is not skipped: it ends the run that is going (replace.go).",
+			policy: corev1alpha1.ConcurrencyReplace,
+			phase:  corev1alpha1.BackupInvokerReady,
+			others: []client.Object{&running},
+			want:   want{condition: xpv2.Condition{Type: corev1alpha1.TypeBackupSkipped, Status: "Unknown"}},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

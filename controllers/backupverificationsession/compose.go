@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
@@ -159,6 +160,7 @@ func (r *reconciler) judge(ctx context.Context, s *corev1alpha1.BackupVerificati
 	s.Status.RestoreSession = rs.Name
 	v := restoreVerdict(rs)
 	if !v.final {
+		r.showPruneWait(s, rs)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 	}
 	if v.verified {
@@ -384,4 +386,25 @@ func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVe
 		r.log.V(1).Info("removed scratch target", "backupverificationsession", s.Name, "namespace", ns, "persistentvolumeclaim", pvc.Name)
 	}
 	return nil
+}
+
+// showPruneWait shows on the session that its restore waits for a prune
+// of the Repository (RestoreSucceeded Unknown, WaitingForPrune, the
+// RestoreSession's message), and that the restore went on once it ended.
+func (r *reconciler) showPruneWait(s *corev1alpha1.BackupVerificationSession, rs *corev1alpha1.RestoreSession) {
+	ex := rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured)
+	shown := s.GetCondition(corev1alpha1.TypeRestoreSucceeded)
+	c := xpv2.Condition{Type: corev1alpha1.TypeRestoreSucceeded, Status: corev1.ConditionUnknown, LastTransitionTime: metav1.NewTime(r.clock.Now())}
+	switch {
+	case ex.Status == corev1.ConditionFalse && ex.Reason == corev1alpha1.ReasonWaitingForPrune:
+		c.Reason, c.Message = corev1alpha1.ReasonWaitingForPrune, fmt.Sprintf("restoresession %q is %s", rs.Name, ex.Message)
+	case shown.Reason == corev1alpha1.ReasonWaitingForPrune:
+		c.Reason, c.Message = corev1alpha1.ReasonRestoreRunning, fmt.Sprintf("restoresession %q runs: the prune it waited for ended", rs.Name)
+	default:
+		return
+	}
+	if shown.Status == c.Status && shown.Reason == c.Reason && shown.Message == c.Message {
+		return
+	}
+	s.SetConditions(c)
 }

@@ -18,7 +18,9 @@
 //	                        session).
 //	RestoreExecutorEnsured  set by this controller: the restore Jobs were
 //	                        created; False with the reason that refused the
-//	                        restore, or that a Job could not be created.
+//	                        restore, or that a Job could not be created, or
+//	                        WaitingForPrune while a prune of the Repository
+//	                        runs (prune.go; the session stays Pending).
 //	RestoreIncomplete       set by this controller when a Job failed or
 //	                        vanished, or the restore ran past its
 //	                        restoreTimeout (RestoreTimedOut, Jobs deleted),
@@ -203,11 +205,12 @@ type run struct {
 }
 
 // startSteps are the stages of a restore whose Jobs do not exist yet, in
-// order: the check chain and the plan, which may refuse it, the access
-// its agents need, the pre-restore hooks and the Jobs.
+// order: the check chain and the plan, which may refuse it, the wait for
+// a prune of its Repository (prune.go), the access its agents need, the pre-restore hooks and the Jobs.
 func (r *reconciler) startSteps() []sessionrun.Step[*run] {
 	return []sessionrun.Step[*run]{
 		{Name: "check", Run: r.checkStart},
+		{Name: "prune", Run: r.waitForPrune},
 		{Name: "access", Run: r.access},
 		{Name: "preHooks", Run: r.preHooks},
 		{Name: "jobs", Run: r.jobs},

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"gocloud.dev/blob"
@@ -14,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/stashplane/stashplane/apis/naming"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -66,10 +69,15 @@ func podGone(pod *corev1.Pod, err error) (bool, error) {
 // a backup's, a restore's, one of a live prune, one of this pod (restic's
 // own unlock judges it by its process), one of a pod the agent may not
 // read. Any other error reading a pod keeps every lock.
-func deadPruneLocks(ctx context.Context, locks []restic.Lock, job, self string, getPod func(context.Context, string) (*corev1.Pod, error)) ([]restic.Lock, error) {
+//
+// replaced are the pods of the runs this run replaced (concurrencyPolicy
+// Replace, storagev1alpha1.AnnotationReplacedPods): a lock of one of them,
+// exclusive or not, goes on the same terms, once that pod no longer runs.
+func deadPruneLocks(ctx context.Context, locks []restic.Lock, job, self string, replaced []string, getPod func(context.Context, string) (*corev1.Pod, error)) ([]restic.Lock, error) {
 	var out []restic.Lock
 	for _, l := range locks {
-		if !l.Exclusive || l.Hostname == self || !prunePodOf(l.Hostname, job) {
+		ours := l.Exclusive && prunePodOf(l.Hostname, job) || slices.Contains(replaced, l.Hostname)
+		if l.Hostname == "" || l.Hostname == self || !ours {
 			continue
 		}
 		gone, err := podGone(getPod(ctx, l.Hostname))
@@ -89,8 +97,9 @@ func deadPruneLocks(ctx context.Context, locks []restic.Lock, job, self string, 
 }
 
 // removeDeadPruneLocks removes from the restic repository at resticPath
-// the exclusive locks of prune pods of the Repository that no longer run
-// (deadPruneLocks), before a backup, a prune, a restore or a verification
+// the exclusive locks of prune pods of the Repository, and the locks of
+// the pods of runs this run replaced, that no longer run (deadPruneLocks),
+// before a backup, a prune, a restore or a verification
 // opens it with restic. It reads the locks only when there are some.
 func (r *Runner) removeDeadPruneLocks(ctx context.Context, t *target, rc *restic.Restic) error {
 	_, err := t.bucket.List(&blob.ListOptions{Prefix: t.resticPath + "locks/"}).Next(ctx)
@@ -110,15 +119,23 @@ func (r *Runner) removeDeadPruneLocks(ctx context.Context, t *target, rc *restic
 		err := r.Kube.Get(ctx, types.NamespacedName{Namespace: t.repo.Namespace, Name: name}, pod)
 		return pod, err
 	}
-	dead, err := deadPruneLocks(ctx, locks, naming.PruneJob(t.repo.Name), self, getPod)
+	var replaced []string
+	if t.snapshot != nil && t.snapshot.Spec.Repository == t.repo.Name {
+		if v := t.snapshot.Annotations[storagev1alpha1.AnnotationReplacedPods]; v != "" {
+			if err := json.Unmarshal([]byte(v), &replaced); err != nil {
+				r.Log.Info("ignoring an unreadable list of replaced pods", "snapshot", t.snapshot.Name, "error", err.Error())
+			}
+		}
+	}
+	dead, err := deadPruneLocks(ctx, locks, naming.PruneJob(t.repo.Name), self, replaced, getPod)
 	if err != nil {
 		return err
 	}
 	for _, l := range dead {
 		if err := t.bucket.Delete(ctx, t.resticPath+"locks/"+l.ID); err != nil {
-			return fmt.Errorf("cannot remove restic lock %q of prune pod %q: %w", l.ID, l.Hostname, err)
+			return fmt.Errorf("cannot remove restic lock %q of pod %q: %w", l.ID, l.Hostname, err)
 		}
-		r.Log.Info("removed the lock of a prune pod that no longer runs", "repository", t.resticPath, "lock", l.ID, "pod", l.Hostname, "since", l.Time)
+		r.Log.Info("removed the lock of a prune pod or a replaced run's pod that no longer runs", "repository", t.resticPath, "lock", l.ID, "pod", l.Hostname, "exclusive", l.Exclusive, "since", l.Time)
 	}
 	return nil
 }

@@ -64,12 +64,43 @@ func TestDeadPruneLocks(t *testing.T) {
 		return restic.Lock{ID: id, Hostname: host, Exclusive: exclusive, PID: 1}
 	}
 	cases := map[string]struct {
-		reason  string
-		locks   []restic.Lock
-		pods    map[string]get
-		want    []string
-		wantErr error
+		reason   string
+		locks    []restic.Lock
+		replaced []string
+		pods     map[string]get
+		want     []string
+		wantErr  error
 	}{
+		"ReplacedRunGone": {
+			reason:   "the shared lock of a pod of a run this run replaced goes once the pod is gone",
+			locks:    []restic.Lock{lock("a", "app-full-x7k2q", false)},
+			replaced: []string{"app-full-x7k2q"},
+			pods:     map[string]get{"app-full-x7k2q": {err: notFound}},
+			want:     []string{"a"},
+		},
+		"ReplacedRunFailedExclusive": {
+			reason:   "an exclusive lock of a replaced run's pod that failed goes too",
+			locks:    []restic.Lock{lock("a", "app-full-x7k2q", true)},
+			replaced: []string{"app-full-x7k2q"},
+			pods:     map[string]get{"app-full-x7k2q": {pod: pod(corev1.PodFailed, false)}},
+			want:     []string{"a"},
+		},
+		"ReplacedRunStillTerminating": {
+			reason:   "a replaced run's pod that is still being deleted keeps its lock",
+			locks:    []restic.Lock{lock("a", "app-full-x7k2q", false)},
+			replaced: []string{"app-full-x7k2q"},
+			pods:     map[string]get{"app-full-x7k2q": {pod: pod(corev1.PodRunning, true)}},
+		},
+		"NotReplacedBackup": {
+			reason:   "the lock of a backup pod this run did not replace stays, even when that pod is gone (it is not read)",
+			locks:    []restic.Lock{lock("a", "app-full-bcdfg", false)},
+			replaced: []string{"app-full-x7k2q"},
+		},
+		"ReplacedWithoutHost": {
+			reason:   "a lock without a host is never taken for a replaced pod's",
+			locks:    []restic.Lock{lock("a", "", false)},
+			replaced: []string{""},
+		},
 		"NoLocks": {
 			reason: "nothing to remove",
 		},
@@ -163,7 +194,7 @@ func TestDeadPruneLocks(t *testing.T) {
 				}
 				return g.pod, g.err
 			}
-			dead, err := deadPruneLocks(context.Background(), tc.locks, "db-prune", "db-prune-self1", getPod)
+			dead, err := deadPruneLocks(context.Background(), tc.locks, "db-prune", "db-prune-self1", tc.replaced, getPod)
 			if diff := cmp.Diff(tc.wantErr, err, cmpopts.EquateErrors()); diff != "" {
 				t.Errorf("%s: error: -want +got:\n%s", tc.reason, diff)
 			}

@@ -477,11 +477,16 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.invoker.kind", "BackupBlueprint")},
 			want:     want{invalid: true, messages: []string{"spec.invoker", "invoker.kind: a BackupSession runs a session of a BackupConfiguration"}},
 		},
-		"BackupConfigurationReplaceRefused": {
-			reason:   "concurrencyPolicy Replace is not carried out, so it is refused rather than treated as Forbid.",
+		"BackupConfigurationReplaceAccepted": {
+			reason:   "concurrencyPolicy Replace is carried out for backups: a newer run ends the older one.",
 			manifest: backupConfiguration,
 			mutate:   []mutation{set("spec.sessions[0].scheduler.concurrencyPolicy", "Replace")},
-			want:     want{invalid: true, messages: []string{"spec.sessions[0].scheduler.concurrencyPolicy", "concurrencyPolicy: Replace is not carried out"}},
+		},
+		"BackupVerifierReplaceRefused": {
+			reason:   "concurrencyPolicy Replace is not carried out for verifiers, so it is refused rather than treated as Forbid.",
+			manifest: backupVerifierRestoreOnly,
+			mutate:   []mutation{set("spec.scheduler", map[string]any{"schedule": "0 * * * *", "concurrencyPolicy": "Replace"})},
+			want:     want{invalid: true, messages: []string{"spec.scheduler", "concurrencyPolicy: Replace is not carried out for a BackupVerifier"}},
 		},
 		"BackupConfigurationWithoutEncryptionSecretRefused": {
 			reason:   "KubeStash omits encryptionSecret only for drivers that do not encrypt; restic always does, and the refusal says so.",

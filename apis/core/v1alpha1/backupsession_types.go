@@ -102,6 +102,15 @@ const (
 	// session's history limit were removed. Set by the BackupSession
 	// controller.
 	TypeSessionHistoryCleaned xpv2.ConditionType = "SessionHistoryCleaned"
+
+	// TypeBackupReplaced is True when a newer run of the same session,
+	// whose concurrencyPolicy is Replace, started while this one had not
+	// ended; its message names the newer run. The run then ends: Skipped
+	// when it had made no Snapshot yet, else Failed with its Jobs deleted
+	// and its unfinished Snapshots Failed (ReplacedByNewerRun), and it is
+	// not retried. Set by the BackupSession controller reconciling the
+	// newer run; acted on by the same controller reconciling this one.
+	TypeBackupReplaced xpv2.ConditionType = "BackupReplaced"
 )
 
 // BackupSession condition reasons.
@@ -123,8 +132,17 @@ const (
 	ReasonSnapshotsNotEnsured xpv2.ConditionReason = "SnapshotsNotEnsured"
 	// ReasonWaitingForPrune: a prune of one of the session's Repositories
 	// runs; the run starts once it ended, and its backupTimeout counts
-	// from then.
+	// from then. A RestoreSession gives it in RestoreExecutorEnsured, and
+	// a BackupVerificationSession whose restore waits in RestoreSucceeded
+	// (Unknown).
 	ReasonWaitingForPrune xpv2.ConditionReason = "WaitingForPrune"
+	// ReasonReplacedByNewerRun: a newer run of the session, whose
+	// concurrencyPolicy is Replace, ended this one.
+	ReasonReplacedByNewerRun xpv2.ConditionReason = "ReplacedByNewerRun"
+	// ReasonWaitingForReplacedRun: the run waits for the older runs it
+	// replaces to end and their pods to be gone; its backupTimeout counts
+	// from then.
+	ReasonWaitingForReplacedRun xpv2.ConditionReason = "WaitingForReplacedRun"
 	// ReasonHooksExecutionSucceeded: the hooks succeeded.
 	ReasonHooksExecutionSucceeded xpv2.ConditionReason = "HooksExecutionSucceeded"
 	// ReasonHooksExecutionFailed: a hook failed.

@@ -113,6 +113,9 @@ const (
 	ReasonRestoreSucceeded xpv2.ConditionReason = "RestoreSucceeded"
 	// ReasonRestoreFailed: the Snapshot could not be restored.
 	ReasonRestoreFailed xpv2.ConditionReason = "RestoreFailed"
+	// ReasonRestoreRunning: the restore runs, after it waited for a prune
+	// (RestoreSucceeded Unknown).
+	ReasonRestoreRunning xpv2.ConditionReason = "RestoreRunning"
 	// ReasonVerificationPassed: the check passed.
 	ReasonVerificationPassed xpv2.ConditionReason = "VerificationPassed"
 	// ReasonVerificationFailed: the restore or the check failed.

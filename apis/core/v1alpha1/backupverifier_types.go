@@ -82,7 +82,10 @@ type BackupVerifierSpec struct {
 	RestoreOption RestoreOption `json:"restoreOption"`
 
 	// Scheduler says when the newest Snapshot of each linked Repository is
-	// verified.
+	// verified. Its concurrencyPolicy may not be Replace: verification
+	// sessions of one Snapshot already take turns, and ending one half way
+	// is not built.
+	// +kubebuilder:validation:XValidation:rule="!has(self.concurrencyPolicy) || self.concurrencyPolicy != 'Replace'",message="concurrencyPolicy: Replace is not carried out for a BackupVerifier (ending a verification half way is not built); use Forbid or Allow"
 	// +optional
 	Scheduler *SchedulerSpec `json:"scheduler,omitempty"`
 

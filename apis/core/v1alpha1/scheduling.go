@@ -33,8 +33,9 @@ const (
 	ConcurrencyAllow ConcurrencyPolicy = "Allow"
 	// ConcurrencyForbid skips the new run.
 	ConcurrencyForbid ConcurrencyPolicy = "Forbid"
-	// ConcurrencyReplace would stop the old run and start the new one; it
-	// is refused at admission.
+	// ConcurrencyReplace ends the older unfinished runs (Failed,
+	// ReplacedByNewerRun) and then starts the new one. A BackupVerifier
+	// refuses it at admission.
 	ConcurrencyReplace ConcurrencyPolicy = "Replace"
 )
 
@@ -59,10 +60,11 @@ type SchedulerSpec struct {
 	// ConcurrencyPolicy says what happens when a run is due while the
 	// previous one of the same session is still running: Forbid (the
 	// default) skips the new run (SkippedConcurrentSession), Allow runs
-	// both. Replace is refused: ending a running backup, its Jobs and its
-	// restic lock is not built.
+	// both, Replace ends the older run (its Jobs deleted, its unfinished
+	// Snapshots Failed with ReplacedByNewerRun, the restic locks its pods
+	// left removed by the new run) and then starts the new one. A
+	// BackupVerifier refuses Replace.
 	// +kubebuilder:default=Forbid
-	// +kubebuilder:validation:XValidation:rule="self != 'Replace'",message="concurrencyPolicy: Replace is not carried out (ending a running run and releasing its restic lock is not built); use Forbid, which skips the new run, or Allow"
 	// +optional
 	ConcurrencyPolicy ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
 

@@ -36,6 +36,20 @@ const (
 // of the whole node name, so a restore reads the node from here.
 const AnnotationComponentNodes = "stashplane.io/component-nodes"
 
+// AnnotationEndedPods on a Snapshot whose run was replaced by a newer one
+// (concurrencyPolicy Replace) records, as a JSON list, the pods of the
+// run's Jobs for the Snapshot's Repository that the BackupSession
+// controller ended. restic records a pod's name as the host of the locks
+// it takes, so these name the locks the ended run may have left.
+const AnnotationEndedPods = "stashplane.io/ended-pods"
+
+// AnnotationReplacedPods on the Snapshot of the run that replaced others
+// lists, as a JSON list, the pods those runs ended with (their Snapshots'
+// AnnotationEndedPods, for the same Repository). The run's agent removes
+// the restic locks these pods hold once they no longer run, so neither it
+// nor a later prune waits for restic's 30 minutes.
+const AnnotationReplacedPods = "stashplane.io/replaced-pods"
+
 // Well-known component names of a Snapshot. Workloads with one replica set of
 // data use ComponentDump; StatefulSets use one "dump-pod-<ordinal>" component
 // per replica and DaemonSets one "dump-<node>" component per node.
@@ -183,6 +197,9 @@ const (
 	// ReasonPreBackupHookFailed: a pre-backup hook failed, so no backup Job
 	// ran.
 	ReasonPreBackupHookFailed xpv2.ConditionReason = "PreBackupHookFailed"
+	// ReasonReplacedByNewerRun: a newer run of the same session, whose
+	// concurrencyPolicy is Replace, ended this one; its Jobs were deleted.
+	ReasonReplacedByNewerRun xpv2.ConditionReason = "ReplacedByNewerRun"
 )
 
 // ResticSummary is restic's summary of one backup of one host path.
