@@ -102,7 +102,7 @@ func run() error {
 		fmt.Printf("  %-72s %s %6.1f MB\n", r.ref, r.digest, float64(r.size)/1e6)
 	}
 	if o.push != "" {
-		return push(o, refs)
+		return push(o)
 	}
 	return nil
 }
@@ -341,29 +341,15 @@ func configurationRoot(o options, dir string) error {
 	return nil
 }
 
-// push copies each built image to the registry under its repository name.
-func push(o options, refs []built) error {
+// push copies the layout's images to the registry.
+func push(o options) error {
 	l, err := image.OpenLayout(filepath.Join(o.out, "oci"))
 	if err != nil {
 		return err
 	}
-	for _, r := range refs {
-		img, err := l.Get(r.ref)
-		if err != nil {
-			return err
-		}
-		dst, err := image.Rebase(r.ref, version.Registry, o.push)
-		if err != nil {
-			return err
-		}
-		tag, err := name.NewTag(dst)
-		if err != nil {
-			return fmt.Errorf("cannot parse destination %q: %w", dst, err)
-		}
-		if err := remote.Write(tag, img, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
-			return fmt.Errorf("cannot push %q: %w", dst, err)
-		}
-		fmt.Printf("pushed %s\n", dst)
+	pushed, err := l.Push(version.Registry, o.version, o.push, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	for _, p := range pushed {
+		fmt.Printf("pushed %s\n", p)
 	}
-	return nil
+	return err
 }

@@ -21,12 +21,15 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -165,4 +168,39 @@ func SortedRefs(refs map[string]v1.Hash) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Push copies the images of the layout named below from with the given
+// tag to the registry to (a host with an optional path), keeping each
+// image's repository path below from and its tag, and returns the
+// references it pushed to, in order. Blobs the registry holds already are
+// not sent again.
+func (l *Layout) Push(from, tag, to string, opts ...remote.Option) ([]string, error) {
+	refs, err := l.Refs()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range SortedRefs(refs) {
+		if !strings.HasPrefix(r, from) || !strings.HasSuffix(r, ":"+tag) {
+			continue
+		}
+		img, err := l.Get(r)
+		if err != nil {
+			return out, err
+		}
+		dst, err := Rebase(r, from, to)
+		if err != nil {
+			return out, err
+		}
+		t, err := name.NewTag(dst)
+		if err != nil {
+			return out, fmt.Errorf("cannot parse destination %q: %w", dst, err)
+		}
+		if err := remote.Write(t, img, opts...); err != nil {
+			return out, fmt.Errorf("cannot push %q: %w", dst, err)
+		}
+		out = append(out, dst)
+	}
+	return out, nil
 }
