@@ -17,12 +17,14 @@ limitations under the License.
 package image
 
 import (
+	"context"
 	"io"
 	"log"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -148,5 +150,53 @@ func TestLayoutPush(t *testing.T) {
 		if digest(t, img) != digest(t, imgs[src]) {
 			t.Errorf("%s has digest %s, the layout's %s has %s", p, digest(t, img), src, digest(t, imgs[src]))
 		}
+	}
+}
+
+// TestRegistryLoad serves a registry on loopback and loads a layout's
+// images into it under their repository paths.
+func TestRegistryLoad(t *testing.T) {
+	l, err := OpenLayout(filepath.Join(t.TempDir(), "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := small(t, "agent")
+	if err := l.Put("ghcr.io/stashplane/stashplane:v3", img); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	r, err := ServeRegistry(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := r.Load(l, "ghcr.io/stashplane/", "v3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{r.Addr + "/stashplane/stashplane:v3"}
+	if diff := cmp.Diff(want, pushed); diff != "" {
+		t.Errorf("loaded: -want +got:\n%s", diff)
+	}
+	ref, err := name.ParseReference(want[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := remote.Image(ref)
+	if err != nil {
+		t.Fatalf("cannot pull from the registry: %v", err)
+	}
+	if digest(t, got) != digest(t, img) {
+		t.Errorf("pulled digest %s, want %s", digest(t, got), digest(t, img))
+	}
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := remote.Image(ref); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the registry still serves after its context ended")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
