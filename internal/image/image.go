@@ -171,7 +171,7 @@ func SortedRefs(refs map[string]v1.Hash) []string {
 }
 
 // Push copies the images of the layout named below from with the given
-// tag to the registry to (a host with an optional path), keeping each
+// tag (any tag if empty) to the registry to (a host with an optional path), keeping each
 // image's repository path below from and its tag, and returns the
 // references it pushed to, in order. Blobs the registry holds already are
 // not sent again.
@@ -182,7 +182,7 @@ func (l *Layout) Push(from, tag, to string, opts ...remote.Option) ([]string, er
 	}
 	var out []string
 	for _, r := range SortedRefs(refs) {
-		if !strings.HasPrefix(r, from) || !strings.HasSuffix(r, ":"+tag) {
+		if !strings.HasPrefix(r, from) || (tag != "" && !strings.HasSuffix(r, ":"+tag)) {
 			continue
 		}
 		img, err := l.Get(r)

@@ -78,7 +78,8 @@ func (r *Registry) Stop() error {
 	return nil
 }
 
-// Load pushes the layout's images named below from with the given tag into
+// Load pushes the layout's images named below from with the given tag (any
+// tag if empty) into
 // the registry, below the same path as on the registry they are named
 // for (ghcr.io/stashplane/NAME becomes ADDR/stashplane/NAME), and returns
 // what it pushed.
