@@ -143,7 +143,7 @@ func (t Tree) findLibrary(lib, from string, runpath []string) bool {
 // symbolic link on the way, directories included, is followed.
 func (t Tree) exists(p string) bool {
 	e, ok := t.resolve(p, 0)
-	return ok && (e.Type == tar.TypeReg || e.Type == tar.TypeLink)
+	return ok && e.Type == tar.TypeReg
 }
 
 func (t Tree) resolve(p string, depth int) (Entry, bool) {

@@ -45,16 +45,15 @@ import (
 // Epoch is the modification time of every file in every layer.
 var Epoch = time.Unix(0, 0).UTC()
 
-// Entry is one file, directory, symbolic or hard link of a layer.
+// Entry is one file, directory or symbolic link of a layer.
 type Entry struct {
-	// Type is tar.TypeReg, tar.TypeDir, tar.TypeSymlink or tar.TypeLink.
+	// Type is tar.TypeReg, tar.TypeDir or tar.TypeSymlink.
 	Type byte
 	// Mode holds the permission bits (and setuid, setgid, sticky).
 	Mode int64
 	// UID and GID own the entry; 0 unless set.
 	UID, GID int
-	// Link is the target of a symbolic or hard link (a hard link's target
-	// is a path of the same layer).
+	// Link is the target of a symbolic link.
 	Link string
 	// A regular file's content: Data, or else the file at Source.
 	Data   []byte
@@ -180,7 +179,8 @@ func specialBits(m fs.FileMode) int64 {
 
 // AddTar adds the entries of a tar stream (a Debian package's file system
 // tree, say) at prefix, keeping types, modes, owners and link targets and
-// dropping times and owner names. skip, when set, is asked about each path
+// dropping times and owner names; a hard link becomes a copy of its
+// target. skip, when set, is asked about each path
 // (without prefix) and leaves out what it returns true for, and what lies
 // below a skipped directory.
 func (t Tree) AddTar(r io.Reader, prefix string, skip func(rel string) bool) error {
@@ -222,10 +222,18 @@ func (t Tree) AddTar(r io.Reader, prefix string, skip func(rel string) bool) err
 		case tar.TypeSymlink:
 			e.Link = h.Linkname
 		case tar.TypeLink:
-			// A hard link names another entry of the same stream.
-			if e.Link, err = clean(path.Join(prefix, strings.TrimPrefix(path.Clean("/"+h.Linkname), "/"))); err != nil {
+			// A hard link names an earlier entry of the same stream. It
+			// becomes a copy: layers are written in path order, in which
+			// a link may come before its target.
+			target, err := clean(path.Join(prefix, strings.TrimPrefix(path.Clean("/"+h.Linkname), "/")))
+			if err != nil {
 				return err
 			}
+			te, ok := t[target]
+			if !ok || te.Type != tar.TypeReg {
+				return fmt.Errorf("cannot add %q: it links to %q, which is no file before it", h.Name, h.Linkname)
+			}
+			e = te
 		default:
 			return fmt.Errorf("cannot add %q: tar entry type %q is not supported", h.Name, h.Typeflag)
 		}
