@@ -114,7 +114,7 @@ func TestReproducible(t *testing.T) {
 	names := image.SortedRefs(a)
 	want := []string{
 		ref(image.ConfigurationPackage), ref(image.FunctionPackage), ref(image.PostgresVerifier),
-		ref(image.ProviderPackage), ref(image.Agent), ref(image.AgentPostgres),
+		ref(image.ProviderPackage), ref(image.AgentPostgres), ref(image.Agent),
 	}
 	if diff := cmp.Diff(want, names); diff != "" {
 		t.Errorf("images built: -want +got:\n%s", diff)
@@ -299,14 +299,16 @@ func TestPackages(t *testing.T) {
 		Entrypoint []string
 		User       string
 		Kind       string
-		Runs       bool
+		// Program says whether the entrypoint's program is in the
+		// package's file system: the package runs as its own image.
+		Program bool
 	}
 	cases := map[string]struct {
 		repo string
 		want got
 	}{
-		"Provider":      {repo: image.ProviderPackage, want: got{Entrypoint: []string{image.StashplanePath, "provider"}, User: image.NonRoot, Kind: "kind: Provider", Runs: true}},
-		"Function":      {repo: image.FunctionPackage, want: got{Entrypoint: []string{image.FunctionPath}, User: image.NonRoot, Kind: "kind: Function", Runs: true}},
+		"Provider":      {repo: image.ProviderPackage, want: got{Entrypoint: []string{image.StashplanePath, "provider"}, User: image.NonRoot, Kind: "kind: Provider", Program: true}},
+		"Function":      {repo: image.FunctionPackage, want: got{Entrypoint: []string{image.FunctionPath}, User: image.NonRoot, Kind: "kind: Function", Program: true}},
 		"Configuration": {repo: image.ConfigurationPackage, want: got{Kind: "kind: Configuration"}},
 	}
 	for name, tc := range cases {
@@ -320,7 +322,11 @@ func TestPackages(t *testing.T) {
 				t.Fatal(err)
 			}
 			pkg := packageYAML(t, img)
-			g := got{Entrypoint: cf.Config.Entrypoint, User: cf.Config.User, Runs: len(cf.RootFS.DiffIDs) > 1}
+			g := got{Entrypoint: cf.Config.Entrypoint, User: cf.Config.User}
+			if len(cf.Config.Entrypoint) > 0 {
+				_, err := os.Stat(filepath.Join(unpack(t, img), cf.Config.Entrypoint[0]))
+				g.Program = err == nil
+			}
 			if strings.Contains(pkg, tc.want.Kind+"\n") {
 				g.Kind = tc.want.Kind
 			}
