@@ -38,6 +38,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"golang.org/x/sys/unix"
 
 	"github.com/stashplane/stashplane/internal/image"
 )
@@ -144,6 +145,17 @@ func unpack(t *testing.T, img v1.Image) string {
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			// A container runtime gives every container a /dev; the
+			// programs here need its /dev/null.
+			if err := os.MkdirAll(filepath.Join(dir, "dev"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Mknod(filepath.Join(dir, "dev", "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(dir, "dev", "null"), 0o666); err != nil {
+				t.Fatal(err)
+			}
 			return dir
 		}
 		if err != nil {
