@@ -23,7 +23,7 @@ DEMO_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl
 E2E_PARALLEL ?= 4
 E2E_TIMEOUT  ?= 45m
 
-.PHONY: all tools build generate verify verify-generate test test-unit test-integration test-crossplane test-e2e demo bench fuzz clean
+.PHONY: all tools build images generate verify verify-generate test test-unit test-integration test-crossplane test-images test-e2e demo bench fuzz clean
 
 all: build
 
@@ -34,6 +34,14 @@ tools:
 ## build: build the stashplane binary into bin/
 build:
 	$(GO) build -o $(BIN)/stashplane ./cmd/stashplane
+
+## images: build the runtime images and the Crossplane packages (no container
+## engine) into the OCI layout bin/images/oci, version stamped from git;
+## IMAGES_PUSH=REGISTRY also pushes them there
+IMAGES_PUSH ?=
+images:
+	@hack/tools.sh restic crossplane
+	$(GO) run ./hack/images $(if $(IMAGES_PUSH),-push $(IMAGES_PUSH))
 
 ## generate: regenerate deepcopy code and CRDs from apis/
 generate:
@@ -51,7 +59,7 @@ verify-generate: generate
 	  if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked"; exit 1; fi
 
 ## test: every tier, building what the tests need first
-test: tools build verify test-unit test-integration test-crossplane test-e2e
+test: tools build verify test-unit test-integration test-crossplane test-images test-e2e
 
 test-unit: tools
 	STASHPLANE_REQUIRE_TOOLS=1 $(GO) test -count=1 $(UNIT_PKGS)
@@ -63,6 +71,11 @@ test-integration: tools
 ## test-crossplane: render the example Composition against the function and build the packages with the crossplane CLI
 test-crossplane: tools
 	$(GO) test -count=1 ./test/crossplane/...
+
+## test-images: build the images twice from this commit (same digests), run
+## their programs from the unpacked root file systems, read the packages
+test-images: tools
+	$(GO) test -count=1 -timeout 30m ./test/images/...
 
 test-e2e: tools build
 	@hack/e2e.sh $(E2E_PARALLEL) $(E2E_TIMEOUT)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/functions/xfn"
+	"github.com/stashplane/stashplane/internal/version"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
 
@@ -43,7 +44,7 @@ func run() error {
 		insecure = flag.Bool("insecure", false, "serve without mTLS; for local development and `crossplane render` only")
 		tlsDir   = flag.String("tls-certs-dir", os.Getenv("TLS_SERVER_CERTS_DIR"), "directory holding tls.crt, tls.key and ca.crt for mTLS")
 		metrics  = flag.String("metrics-address", "", "address to serve Prometheus metrics on; none if empty")
-		image    = flag.String("image", render.Image("dev"), "stashplane image the rendered Jobs run when the input names none")
+		image    = flag.String("image", render.Image(version.Tag()), "stashplane image the rendered Jobs run when the input names none (default: the image of this build's version)")
 		debug    = flag.Bool("debug", false, "log debug messages")
 	)
 	flag.Parse()

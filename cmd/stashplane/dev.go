@@ -19,7 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stashplane/stashplane/internal/devcluster"
+	"github.com/stashplane/stashplane/internal/image"
 	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/version"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
 
@@ -33,7 +35,7 @@ func devCommand() *cobra.Command {
 }
 
 func devUpCommand() *cobra.Command {
-	var dir, binDir, providerMode, podNetwork string
+	var dir, binDir, providerMode, podNetwork, images string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the dev cluster and run it until interrupted",
@@ -44,7 +46,7 @@ func devUpCommand() *cobra.Command {
 			default:
 				return fmt.Errorf("--provider must be %s, %s or %s, not %q", providerInProcess, providerProcess, providerNone, providerMode)
 			}
-			return devUp(cmd.Context(), dir, binDir, providerMode, podNetwork)
+			return devUp(cmd.Context(), dir, binDir, providerMode, podNetwork, images)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the cluster's state and kubeconfig (required)")
@@ -52,8 +54,36 @@ func devUpCommand() *cobra.Command {
 	cmd.Flags().StringVar(&providerMode, "provider", providerInProcess,
 		"how Stashplane's provider runs: in-process (a part of this command), process (`stashplane provider` as a process of its own, logging to DIR/logs/provider.log) or none")
 	cmd.Flags().StringVar(&podNetwork, "pod-network", devcluster.PodNetworkHost, "pods' network: host (each pod a loopback address) or isolated (a network namespace per pod, Services and DNS; needs root)")
+	cmd.Flags().StringVar(&images, "images", "",
+		"an OCI image layout (`make images` writes bin/images/oci) whose Stashplane images and packages a registry on 127.0.0.1 serves while the cluster runs; pods still run host programs for them")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
+}
+
+// serveImages starts a registry on loopback holding the Stashplane images
+// and packages of the layout in dir, and returns it with what it holds.
+func serveImages(ctx context.Context, dir string) (*image.Registry, []string, error) {
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
+		return nil, nil, fmt.Errorf("cannot serve images: %q is no OCI image layout (run `make images`): %w", dir, err)
+	}
+	l, err := image.OpenLayout(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := image.ServeRegistry(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	loaded, err := r.Load(l, version.Registry, "")
+	if err != nil {
+		_ = r.Stop()
+		return nil, nil, err
+	}
+	if len(loaded) == 0 {
+		_ = r.Stop()
+		return nil, nil, fmt.Errorf("cannot serve images: %q holds no image named below %s", dir, version.Registry)
+	}
+	return r, loaded, nil
 }
 
 // How `stashplane dev up` runs the provider.
@@ -63,7 +93,7 @@ const (
 	providerNone      = "none"
 )
 
-func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork string) error {
+func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find this binary: %w", err)
@@ -94,6 +124,14 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork string) er
 	crds, err := stashpkg.CRDs()
 	if err != nil {
 		return err
+	}
+	if images != "" {
+		r, loaded, err := serveImages(ctx, images)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = r.Stop() }()
+		fmt.Printf("A registry on %s serves %d images and packages, e.g. %s.\n", r.Addr, len(loaded), loaded[0])
 	}
 	fmt.Println("Starting the dev cluster in", dir, "...")
 	c, err := devcluster.Start(ctx, devcluster.Options{
