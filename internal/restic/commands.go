@@ -330,7 +330,8 @@ type CheckOptions struct {
 type CheckSummary struct {
 	NumErrors   int
 	BrokenPacks []string
-	// MissingPacks are packs the index names and storage does not hold.
+	// MissingPacks are packs the index names and storage does not hold,
+	// sorted.
 	MissingPacks []string
 	// Errors are the problems restic reported, at most maxItemErrors.
 	Errors []string
@@ -372,6 +373,7 @@ func (r *Restic) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, e
 	}
 	// restic reports the problems it finds on standard error.
 	err := r.runStreams(ctx, "check", args, nil, onLine, onLine, nil)
+	slices.Sort(sum.MissingPacks)
 	var e *Error
 	if errors.As(err, &e) && e.Message == "" && len(sum.Errors) > 0 {
 		e.Message = strings.Join(sum.Errors, "; ")
