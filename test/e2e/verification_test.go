@@ -87,7 +87,8 @@ func packs(t *testing.T, repoDir string) map[string]int64 {
 //     once by the verifier's retryConfig, the retry failing too;
 //   - of two sessions of a later Snapshot made at once, the second waits
 //     for the first: a restore task whose include patterns restore nothing
-//     fails with Missing differences in the session's status, then the
+//     fails VerificationSetupFailed with no verdict (the patterns are at
+//     fault, not the backup), then the
 //     Snapshot, which does not use the damaged pack, still verifies;
 //   - the scratch claims are gone after success and failure alike;
 //   - the verdict metrics are served in Prometheus' format, and
@@ -242,8 +243,8 @@ func TestVerificationEndToEnd(t *testing.T) {
 	}
 
 	// (d) A third Snapshot without the damaged data: a restore task whose
-	// include patterns restore nothing fails with Missing differences;
-	// the snapshot itself verifies.
+	// include patterns restore nothing fails VerificationSetupFailed and
+	// gives no verdict; the snapshot itself verifies.
 	if err := os.Remove(filepath.Join(data, "new.bin")); err != nil {
 		t.Fatal(err)
 	}
@@ -262,8 +263,13 @@ func TestVerificationEndToEnd(t *testing.T) {
 		}
 	}
 	s = vt.finished(empty.Name)
-	if s.Status.Phase != corev1alpha1.VerificationSessionFailed || len(s.Status.Differences) == 0 || s.Status.Differences[0].Kind != corev1alpha1.DifferenceMissing {
-		t.Errorf("session %s (restores nothing): phase %s, differences %+v, want Failed with Missing differences", s.Name, s.Status.Phase, s.Status.Differences)
+	if c := s.GetCondition(corev1alpha1.TypeBackupVerified); s.Status.Phase != corev1alpha1.VerificationSessionFailed || c.Reason != corev1alpha1.ReasonVerificationSetupFailed ||
+		!strings.Contains(c.Message, "IncludeMatchedNothing") {
+		t.Errorf("session %s (restores nothing): phase %s, BackupVerified %s (%s), want Failed VerificationSetupFailed naming IncludeMatchedNothing (the patterns are at fault, not the backup)",
+			s.Name, s.Status.Phase, c.Reason, c.Message)
+	}
+	if got := vt.snapshot(snap3); got.Status.VerificationStatus == storagev1alpha1.SnapshotVerificationFailed {
+		t.Errorf("snapshot %s: %s after a verification whose patterns matched nothing, want no verdict from it", snap3, got.Status.VerificationStatus)
 	}
 	emptyEnded := s.GetCondition(corev1alpha1.TypeBackupVerified).LastTransitionTime
 	t.Logf("the empty restore failed with: %s", s.GetCondition(corev1alpha1.TypeBackupVerified).Message)
