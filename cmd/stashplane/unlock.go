@@ -9,12 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
@@ -107,34 +105,9 @@ func unlock(ctx context.Context, c client.Client, namespace, name, image string)
 	if err := removeFinishedJob(ctx, c, job); err != nil {
 		return nil, err
 	}
-	if err := controllerutil.SetControllerReference(repo, job, c.Scheme()); err != nil {
-		return nil, fmt.Errorf("cannot own unlock job %q: %w", job.Name, err)
-	}
-	if err := c.Create(ctx, job); err != nil {
-		return nil, fmt.Errorf("cannot create unlock job %q: %w", job.Name, err)
-	}
 	res := &UnlockResult{Repository: name, Namespace: namespace, Job: job.Name}
-	err = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(job), job); err != nil {
-			return false, client.IgnoreNotFound(err)
-		}
-		for _, cond := range job.Status.Conditions {
-			if cond.Status != corev1.ConditionTrue {
-				continue
-			}
-			switch cond.Type {
-			case batchv1.JobComplete:
-				res.Succeeded = true
-				return true, nil
-			case batchv1.JobFailed:
-				res.Message = fmt.Sprintf("unlock job %q failed (%s); see stashplane debug or kubectl logs -n %s job/%s", job.Name, cond.Reason, namespace, job.Name)
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cannot wait for unlock job %q: %w", job.Name, err)
+	if res.Succeeded, res.Message, err = runRepositoryJob(ctx, c, repo, job, "unlock", "stashplane debug or "); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
