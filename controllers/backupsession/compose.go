@@ -269,7 +269,13 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 		return ctrl.Result{}, err
 	}
 	if problem != "" {
+		// Only Jobs that still run are stopped. One that ended keeps its
+		// pods, so the next run's agent sees that a pod killed mid-backup
+		// has finished and removes the restic lock it left behind.
 		for i := range jobs.Items {
+			if sessionjob.Ended(&jobs.Items[i]) {
+				continue
+			}
 			_ = r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
 		}
 	}

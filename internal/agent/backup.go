@@ -187,7 +187,7 @@ func (r *Runner) prepareRepository(ctx context.Context, t *target, rc *restic.Re
 		r.Log.Info("initialising the restic repository", "repository", t.resticPath)
 		return rc.Init(ctx)
 	}
-	if err := r.removeDeadPruneLocks(ctx, t, rc); err != nil {
+	if err := r.removeDeadLocks(ctx, t, rc); err != nil {
 		return err
 	}
 	return unlockStale(ctx, t.bucket, t.resticPath, func(ctx context.Context) error { return rc.Unlock(ctx, false) })

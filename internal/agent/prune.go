@@ -21,10 +21,9 @@ import (
 // so the packs of snapshots that retention forgot are freed. A restic
 // repository locked by a backup fails the run (RepositoryLocked) before
 // anything is removed. The bytes freed (the restic repository's size before
-// less after) and the time are written to the Repository's status. An
-// exclusive lock that a prune pod of the Repository left, killed before it
-// could remove it, is removed first once that pod no longer runs
-// (removeDeadPruneLocks).
+// less after) and the time are written to the Repository's status. A lock
+// left by a pod killed before it could remove it (an earlier prune, a
+// backup) is removed first once that pod no longer runs (removeDeadLocks).
 func (r *Runner) Prune(ctx context.Context) error {
 	if err := r.Options.Validate(KindPrune); err != nil {
 		return notRecorded(err)
@@ -74,7 +73,7 @@ func (r *Runner) pruneOne(ctx context.Context, t *target, prefix string) (int64,
 		reason, msg := failure(err, errs, t.redact)
 		return 0, fmt.Errorf("cannot prune restic repository %q: %s: %s", prefix, reason, msg)
 	}
-	err = r.removeDeadPruneLocks(ctx, t, rc)
+	err = r.removeDeadLocks(ctx, t, rc)
 	if err == nil {
 		err = rc.Prune(ctx)
 	}

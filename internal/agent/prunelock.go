@@ -15,6 +15,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/restic"
@@ -61,31 +62,45 @@ func podGone(pod *corev1.Pod, err error) (bool, error) {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed, nil
 }
 
-// deadPruneLocks are the locks, of those given, that a prune Job left
-// behind: exclusive, taken in a pod of the Repository's prune Job (job)
-// other than this one (self), and that pod no longer runs (getPod finds
-// none, or it finished). restic deems such a lock stale only after 30
-// minutes, since the pod's host is not this one. Every other lock is kept:
-// a backup's, a restore's, one of a live prune, one of this pod (restic's
-// own unlock judges it by its process), one of a pod the agent may not
-// read. Any other error reading a pod keeps every lock.
+// deadLocks are the locks, of those given, that runs which no longer run
+// left behind. restic itself deems a lock of another host stale only after
+// 30 minutes, and in a pod the host is the pod's name, so without this a
+// killed pod blocks every prune and check of the repository for that long.
+// A lock goes when its pod is not this one (self; restic's own unlock
+// judges that one by its process) and either
+//   - it is exclusive and its host is a pod of the Repository's prune Job
+//     (job), or it is held by a pod of a run this run replaced
+//     (concurrencyPolicy Replace, storagev1alpha1.AnnotationReplacedPods),
+//     and that pod no longer exists or has finished; or
+//   - its pod still exists, is a Stashplane agent's (it carries the
+//     component label the built-in Functions set on the Jobs they render)
+//     and has finished (Succeeded or Failed: a pod killed mid-run).
 //
-// replaced are the pods of the runs this run replaced (concurrencyPolicy
-// Replace, storagev1alpha1.AnnotationReplacedPods): a lock of one of them,
-// exclusive or not, goes on the same terms, once that pod no longer runs.
-func deadPruneLocks(ctx context.Context, locks []restic.Lock, job, self string, replaced []string, getPod func(context.Context, string) (*corev1.Pod, error)) ([]restic.Lock, error) {
+// Every other lock is kept: a live run's, one of a pod that no longer
+// exists and is named by nothing above (it may be a user's restic on a
+// workstation), one of a pod the agent may not read (a restore from
+// another namespace). An error reading a pod named above keeps every lock.
+func deadLocks(ctx context.Context, locks []restic.Lock, job, self string, replaced []string, getPod func(context.Context, string) (*corev1.Pod, error)) ([]restic.Lock, error) {
 	var out []restic.Lock
 	for _, l := range locks {
-		ours := l.Exclusive && prunePodOf(l.Hostname, job) || slices.Contains(replaced, l.Hostname)
-		if l.Hostname == "" || l.Hostname == self || !ours {
+		if l.Hostname == "" || l.Hostname == self {
 			continue
 		}
-		gone, err := podGone(getPod(ctx, l.Hostname))
+		named := l.Exclusive && prunePodOf(l.Hostname, job) || slices.Contains(replaced, l.Hostname)
+		pod, err := getPod(ctx, l.Hostname)
 		if kerrors.IsForbidden(err) {
-			// A restore from another namespace may not read the
-			// Repository's pods: the lock stays for restic to judge.
 			continue
 		}
+		if !named {
+			// Only a pod that exists can show it is an agent's.
+			if err == nil && agentPod(pod) {
+				if gone, _ := podGone(pod, nil); gone {
+					out = append(out, l)
+				}
+			}
+			continue
+		}
+		gone, err := podGone(pod, err)
 		if err != nil {
 			return nil, fmt.Errorf("cannot get pod %q that holds restic lock %q: %w", l.Hostname, l.ID, err)
 		}
@@ -96,12 +111,18 @@ func deadPruneLocks(ctx context.Context, locks []restic.Lock, job, self string, 
 	return out, nil
 }
 
-// removeDeadPruneLocks removes from the restic repository at resticPath
-// the exclusive locks of prune pods of the Repository, and the locks of
-// the pods of runs this run replaced, that no longer run (deadPruneLocks),
-// before a backup, a prune, a restore or a verification
+// agentPod says whether the pod runs a Stashplane agent: the built-in
+// Functions label the Jobs they render, and so their pods, with the
+// component they back up or restore.
+func agentPod(pod *corev1.Pod) bool {
+	_, ok := pod.Labels[corev1alpha1.LabelComponent]
+	return ok
+}
+
+// removeDeadLocks removes from the restic repository at resticPath the
+// locks of runs that no longer run (deadLocks), before a backup, a prune, a restore or a verification
 // opens it with restic. It reads the locks only when there are some.
-func (r *Runner) removeDeadPruneLocks(ctx context.Context, t *target, rc *restic.Restic) error {
+func (r *Runner) removeDeadLocks(ctx context.Context, t *target, rc *restic.Restic) error {
 	_, err := t.bucket.List(&blob.ListOptions{Prefix: t.resticPath + "locks/"}).Next(ctx)
 	switch {
 	case errors.Is(err, io.EOF):
@@ -127,7 +148,7 @@ func (r *Runner) removeDeadPruneLocks(ctx context.Context, t *target, rc *restic
 			}
 		}
 	}
-	dead, err := deadPruneLocks(ctx, locks, naming.PruneJob(t.repo.Name), self, replaced, getPod)
+	dead, err := deadLocks(ctx, locks, naming.PruneJob(t.repo.Name), self, replaced, getPod)
 	if err != nil {
 		return err
 	}
@@ -135,7 +156,7 @@ func (r *Runner) removeDeadPruneLocks(ctx context.Context, t *target, rc *restic
 		if err := t.bucket.Delete(ctx, t.resticPath+"locks/"+l.ID); err != nil {
 			return fmt.Errorf("cannot remove restic lock %q of pod %q: %w", l.ID, l.Hostname, err)
 		}
-		r.Log.Info("removed the lock of a prune pod or a replaced run's pod that no longer runs", "repository", t.resticPath, "lock", l.ID, "pod", l.Hostname, "exclusive", l.Exclusive, "since", l.Time)
+		r.Log.Info("removed the restic lock of a pod that no longer runs", "repository", t.resticPath, "lock", l.ID, "pod", l.Hostname, "exclusive", l.Exclusive, "since", l.Time)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -45,7 +46,7 @@ func TestPrunePodOf(t *testing.T) {
 	}
 }
 
-func TestDeadPruneLocks(t *testing.T) {
+func TestDeadLocks(t *testing.T) {
 	errBoom := errors.New("boom")
 	notFound := kerrors.NewNotFound(schema.GroupResource{Resource: "pods"}, "x")
 	forbidden := kerrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New("no rule"))
@@ -54,6 +55,11 @@ func TestDeadPruneLocks(t *testing.T) {
 		if deleting {
 			p.DeletionTimestamp = &metav1.Time{Time: time.Now()}
 		}
+		return p
+	}
+	agent := func(phase corev1.PodPhase, deleting bool) *corev1.Pod {
+		p := pod(phase, deleting)
+		p.Labels = map[string]string{corev1alpha1.LabelComponent: "dump"}
 		return p
 	}
 	type get struct {
@@ -92,7 +98,7 @@ func TestDeadPruneLocks(t *testing.T) {
 			pods:     map[string]get{"app-full-x7k2q": {pod: pod(corev1.PodRunning, true)}},
 		},
 		"NotReplacedBackup": {
-			reason:   "the lock of a backup pod this run did not replace stays, even when that pod is gone (it is not read)",
+			reason:   "the lock of a backup pod this run did not replace stays when that pod no longer exists: nothing shows it was an agent's",
 			locks:    []restic.Lock{lock("a", "app-full-bcdfg", false)},
 			replaced: []string{"app-full-x7k2q"},
 		},
@@ -178,6 +184,42 @@ func TestDeadPruneLocks(t *testing.T) {
 			pods:   map[string]get{"db-prune-x7k2q": {err: forbidden}, "db-prune-bcdfg": {err: notFound}},
 			want:   []string{"b"},
 		},
+		"AgentPodKilled": {
+			reason: "the shared lock of an agent pod that failed (killed mid-backup) goes",
+			locks:  []restic.Lock{lock("a", "app-nightly-1-backup-x7k2q", false)},
+			pods:   map[string]get{"app-nightly-1-backup-x7k2q": {pod: agent(corev1.PodFailed, false)}},
+			want:   []string{"a"},
+		},
+		"AgentPodSucceeded": {
+			reason: "an agent pod that finished holds nothing",
+			locks:  []restic.Lock{lock("a", "app-nightly-1-backup-x7k2q", true)},
+			pods:   map[string]get{"app-nightly-1-backup-x7k2q": {pod: agent(corev1.PodSucceeded, false)}},
+			want:   []string{"a"},
+		},
+		"AgentPodRunning": {
+			reason: "a live agent's lock stays",
+			locks:  []restic.Lock{lock("a", "app-nightly-1-backup-x7k2q", false)},
+			pods:   map[string]get{"app-nightly-1-backup-x7k2q": {pod: agent(corev1.PodRunning, false)}},
+		},
+		"AgentPodTerminating": {
+			reason: "an agent pod being deleted may still run",
+			locks:  []restic.Lock{lock("a", "app-nightly-1-backup-x7k2q", false)},
+			pods:   map[string]get{"app-nightly-1-backup-x7k2q": {pod: agent(corev1.PodRunning, true)}},
+		},
+		"UnlabelledPodFailed": {
+			reason: "a finished pod that is not an agent's (no component label) keeps its lock for restic to judge",
+			locks:  []restic.Lock{lock("a", "tools-x7k2q", false)},
+			pods:   map[string]get{"tools-x7k2q": {pod: pod(corev1.PodFailed, false)}},
+		},
+		"AgentPodGone": {
+			reason: "a pod that no longer exists shows nothing: unless the prune Job or a replaced run names it, its lock stays",
+			locks:  []restic.Lock{lock("a", "app-nightly-1-backup-x7k2q", false)},
+		},
+		"AgentPodUnreadable": {
+			reason: "an error reading a pod nothing names keeps its lock and fails nothing",
+			locks:  []restic.Lock{lock("a", "app-nightly-1-backup-x7k2q", false)},
+			pods:   map[string]get{"app-nightly-1-backup-x7k2q": {err: errBoom}},
+		},
 		"GetFails": {
 			reason:  "a pod that cannot be read keeps every lock",
 			locks:   []restic.Lock{lock("a", "db-prune-x7k2q", true), lock("b", "db-prune-bcdfg", true)},
@@ -190,11 +232,11 @@ func TestDeadPruneLocks(t *testing.T) {
 			getPod := func(_ context.Context, name string) (*corev1.Pod, error) {
 				g, ok := tc.pods[name]
 				if !ok {
-					t.Fatalf("read pod %q, which the guard had no reason to read", name)
+					return nil, notFound
 				}
 				return g.pod, g.err
 			}
-			dead, err := deadPruneLocks(context.Background(), tc.locks, "db-prune", "db-prune-self1", tc.replaced, getPod)
+			dead, err := deadLocks(context.Background(), tc.locks, "db-prune", "db-prune-self1", tc.replaced, getPod)
 			if diff := cmp.Diff(tc.wantErr, err, cmpopts.EquateErrors()); diff != "" {
 				t.Errorf("%s: error: -want +got:\n%s", tc.reason, diff)
 			}

@@ -178,7 +178,7 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	// restic's restore takes a shared lock, which a prune pod killed
 	// before it removed its exclusive one would refuse for 30 minutes; a
 	// verification restores the same way.
-	if err := r.removeDeadPruneLocks(ctx, t, rc); err != nil {
+	if err := r.removeDeadLocks(ctx, t, rc); err != nil {
 		return err
 	}
 	ph.mark("bridge")

@@ -13,7 +13,8 @@ import (
 
 // Unlock removes the stale locks of every restic repository of the
 // Repository (`stashplane unlock`, in a Job): the exclusive locks of prune
-// pods of the Repository that no longer run (removeDeadPruneLocks), then
+// pods of the Repository and the locks of agent pods that finished or were
+// killed (removeDeadLocks), then
 // what restic's own unlock deems stale (a lock of a dead process of this
 // host, or one older than restic's threshold, which a live run refreshes
 // long before). A live run's lock is never removed. It takes the prune
@@ -61,7 +62,7 @@ func (r *Runner) unlockOne(ctx context.Context, t *target, prefix string) (int, 
 		reason, msg := failure(err, errs, t.redact)
 		return 0, fmt.Errorf("cannot unlock restic repository %q: %s: %s", prefix, reason, msg)
 	}
-	err = r.removeDeadPruneLocks(ctx, t, rc)
+	err = r.removeDeadLocks(ctx, t, rc)
 	if err == nil {
 		err = unlockStale(ctx, t.bucket, prefix, func(ctx context.Context) error { return rc.Unlock(ctx, false) })
 	}

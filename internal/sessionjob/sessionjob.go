@@ -65,6 +65,17 @@ func controllerOf(o metav1.Object) string {
 	return fmt.Sprintf("%s %q (uid %s) controls it", ref.Kind, ref.Name, ref.UID)
 }
 
+// Ended says whether the Job has finished, Complete or Failed: its pods
+// run no more.
+func Ended(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
 // NewestPod is the newest pod the Job made, or nil when it has none or
 // they cannot be listed: what a Job's pod printed is read from it.
 func NewestPod(ctx context.Context, c client.Reader, j *batchv1.Job) *corev1.Pod {

@@ -104,3 +104,29 @@ func job(name string, labels map[string]string, image string) *batchv1.Job {
 	j.Spec.Template.Spec.Containers = []corev1.Container{{Name: "c", Image: image}}
 	return j
 }
+
+func TestEnded(t *testing.T) {
+	cond := func(ty batchv1.JobConditionType, s corev1.ConditionStatus) batchv1.JobCondition {
+		return batchv1.JobCondition{Type: ty, Status: s}
+	}
+	cases := map[string]struct {
+		reason string
+		conds  []batchv1.JobCondition
+		want   bool
+	}{
+		"Running":        {"a Job without conditions runs", nil, false},
+		"Complete":       {"a complete Job ended", []batchv1.JobCondition{cond(batchv1.JobComplete, corev1.ConditionTrue)}, true},
+		"Failed":         {"a failed Job ended", []batchv1.JobCondition{cond(batchv1.JobFailed, corev1.ConditionTrue)}, true},
+		"FailedFalse":    {"a Failed condition that is not true says nothing", []batchv1.JobCondition{cond(batchv1.JobFailed, corev1.ConditionFalse)}, false},
+		"FailureTarget":  {"a Job whose pods are still being stopped has not ended", []batchv1.JobCondition{cond(batchv1.JobFailureTarget, corev1.ConditionTrue)}, false},
+		"SuspendedAlone": {"a suspended Job has not ended", []batchv1.JobCondition{cond(batchv1.JobSuspended, corev1.ConditionTrue)}, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			j := &batchv1.Job{Status: batchv1.JobStatus{Conditions: tc.conds}}
+			if diff := cmp.Diff(tc.want, Ended(j)); diff != "" {
+				t.Errorf("%s: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
