@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/kuberetry"
 )
 
 func backupCommand() *cobra.Command {
@@ -79,6 +81,9 @@ func inClusterClient() (client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot configure the kubernetes client: %w", err)
 	}
+	// An agent's report must survive an API server restart: its run
+	// cannot be redone for a lost write.
+	kuberetry.Wrap(cfg, 2*time.Minute)
 	s := runtime.NewScheme()
 	if err := storagev1alpha1.AddToScheme(s); err != nil {
 		return nil, fmt.Errorf("cannot build the scheme: %w", err)

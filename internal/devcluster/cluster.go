@@ -420,3 +420,31 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// RestartAPIServer stops the API server and starts it again on the same
+// address, with the same certificates, users and etcd: every client sees it
+// go away and come back, as in a control-plane upgrade.
+func (c *Cluster) RestartAPIServer() error {
+	as := c.cp.GetAPIServer()
+	// Stop sends SIGTERM and, when the API server is slow to drain its
+	// streams, SIGKILL after StopTimeout, returning an error without
+	// waiting: wait until its port is free either way.
+	stopErr := as.Stop()
+	addr := net.JoinHostPort(as.SecureServing.Address, as.SecureServing.Port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cannot stop the API server: it still listens on %s: %v", addr, stopErr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := as.Start(); err != nil {
+		return fmt.Errorf("cannot start the API server again (log in %s): %w", c.logPath("kube-apiserver"), err)
+	}
+	return nil
+}

@@ -299,3 +299,44 @@ func TestBackupPodKilled(t *testing.T) {
 	}
 	t.Logf("checked: next run %s Succeeded, dead lock gone, restic check clean, 2000 files restore equal", next.Name)
 }
+
+// The API server is stopped and started again while a backup's agent runs
+// (as in a control-plane upgrade): the provider, the node and the agent
+// reconnect, the session and its Snapshot succeed, and the Snapshot holds
+// the data.
+func TestAPIServerRestartedDuringBackup(t *testing.T) {
+	t.Parallel()
+	kube, c := clusterWithCRDs(t)
+	providerProcess(t, c)
+	ctx := context.Background()
+	defer restoreLogsOnFailure(t, kube, c.Config())
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
+	storageDir, data := seedAppBackup(t, kube, 2000, 31)
+	first := firstSession(t, kube)
+	pod := backupPod(t, kube, first.Name)
+	start := time.Now()
+	if err := c.RestartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("restarted the API server (%s) while backup pod %s runs", time.Since(start).Round(time.Millisecond), pod)
+	poll(t, 4*time.Minute, "the session did not succeed after the API server's restart", func(ctx context.Context) (bool, error) {
+		return sessionPhase(ctx, kube, first.Name) == corev1alpha1.BackupSessionSucceeded, nil
+	})
+	snap := &storagev1alpha1.Snapshot{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-" + first.Name}, snap); err != nil {
+		t.Fatal(err)
+	}
+	comp := snap.Status.Components[storagev1alpha1.ComponentDump]
+	if snap.Status.Phase != storagev1alpha1.SnapshotSucceeded || len(comp.ResticStats) != 1 || comp.ResticStats[0].Summary == nil {
+		t.Fatalf("snapshot %s after the restart: %s, component %+v", snap.Name, snap.Status.Phase, comp)
+	}
+	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	hostRestic(t, repoDir, "check")
+	restored := t.TempDir()
+	hostRestic(t, repoDir, "restore", comp.ResticStats[0].Summary.ID, "--target", restored)
+	if diff := cmp.Diff(digest(t, data), digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {
+		t.Errorf("the Snapshot made across the restart: -backed up +restored:\n%s", diff)
+	}
+	t.Logf("checked: session Succeeded, snapshot restores 2000 equal files, restic check clean")
+}
