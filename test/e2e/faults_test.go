@@ -220,21 +220,7 @@ func TestLeaderFailoverDuringBackup(t *testing.T) {
 	if h := lease.Spec.HolderIdentity; h == nil || *h == firstHolder {
 		t.Fatalf("the lease is still held by the killed provider %q", firstHolder)
 	}
-	snap := &storagev1alpha1.Snapshot{}
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-" + first.Name}, snap); err != nil {
-		t.Fatal(err)
-	}
-	comp := snap.Status.Components[storagev1alpha1.ComponentDump]
-	if snap.Status.Phase != storagev1alpha1.SnapshotSucceeded || len(comp.ResticStats) != 1 || comp.ResticStats[0].Summary == nil {
-		t.Fatalf("snapshot %s after the failover: %s, component %+v", snap.Name, snap.Status.Phase, comp)
-	}
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
-	hostRestic(t, repoDir, "check")
-	restored := t.TempDir()
-	hostRestic(t, repoDir, "restore", comp.ResticStats[0].Summary.ID, "--target", restored)
-	if diff := cmp.Diff(digest(t, data), digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {
-		t.Errorf("the Snapshot finished by the standby: -backed up +restored:\n%s", diff)
-	}
+	snapshotRestoresSource(t, kube, storageDir, data, "app-"+first.Name)
 	t.Logf("checked: lease moved from %q to %q, session Succeeded, snapshot restores 2000 equal files, restic check clean", firstHolder, *lease.Spec.HolderIdentity)
 }
 
@@ -308,7 +294,6 @@ func TestAPIServerRestartedDuringBackup(t *testing.T) {
 	t.Parallel()
 	kube, c := clusterWithCRDs(t)
 	providerProcess(t, c)
-	ctx := context.Background()
 	defer restoreLogsOnFailure(t, kube, c.Config())
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
@@ -323,20 +308,28 @@ func TestAPIServerRestartedDuringBackup(t *testing.T) {
 	poll(t, 4*time.Minute, "the session did not succeed after the API server's restart", func(ctx context.Context) (bool, error) {
 		return sessionPhase(ctx, kube, first.Name) == corev1alpha1.BackupSessionSucceeded, nil
 	})
+	snapshotRestoresSource(t, kube, storageDir, data, "app-"+first.Name)
+	t.Logf("checked: session Succeeded, snapshot restores 2000 equal files, restic check clean")
+}
+
+// snapshotRestoresSource checks that the Snapshot name of the seed flow
+// Succeeded with one restic snapshot of its component, that restic finds
+// the repository clean, and that it restores files equal to data.
+func snapshotRestoresSource(t *testing.T, kube client.Client, storageDir, data, name string) {
+	t.Helper()
 	snap := &storagev1alpha1.Snapshot{}
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-" + first.Name}, snap); err != nil {
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: name}, snap); err != nil {
 		t.Fatal(err)
 	}
 	comp := snap.Status.Components[storagev1alpha1.ComponentDump]
 	if snap.Status.Phase != storagev1alpha1.SnapshotSucceeded || len(comp.ResticStats) != 1 || comp.ResticStats[0].Summary == nil {
-		t.Fatalf("snapshot %s after the restart: %s, component %+v", snap.Name, snap.Status.Phase, comp)
+		t.Fatalf("snapshot %s: %s, component %+v", snap.Name, snap.Status.Phase, comp)
 	}
 	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	hostRestic(t, repoDir, "check")
 	restored := t.TempDir()
 	hostRestic(t, repoDir, "restore", comp.ResticStats[0].Summary.ID, "--target", restored)
 	if diff := cmp.Diff(digest(t, data), digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {
-		t.Errorf("the Snapshot made across the restart: -backed up +restored:\n%s", diff)
+		t.Errorf("snapshot %s: -backed up +restored:\n%s", snap.Name, diff)
 	}
-	t.Logf("checked: session Succeeded, snapshot restores 2000 equal files, restic check clean")
 }
