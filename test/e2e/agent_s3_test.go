@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,8 +23,8 @@ import (
 )
 
 // outageProxy forwards TCP connections to a server on loopback and can cut
-// them: once `after` bytes went to the server it drops every connection and
-// refuses new ones for `outage` (forever when zero).
+// them: once `after` bytes went through it, either way, it drops every
+// connection and refuses new ones for `outage` (forever when zero).
 type outageProxy struct {
 	ln     net.Listener
 	target string
@@ -53,7 +52,7 @@ func startOutageProxy(t *testing.T, target string) *outageProxy {
 
 func (p *outageProxy) endpoint() string { return "http://" + p.ln.Addr().String() }
 
-// arm makes the proxy cut after n more bytes to the server.
+// arm makes the proxy cut after n more bytes to or from the server.
 func (p *outageProxy) arm(n int64, outage time.Duration) {
 	p.mu.Lock()
 	p.outage = outage
@@ -91,24 +90,30 @@ func (p *outageProxy) forward(c net.Conn) {
 	p.mu.Lock()
 	p.conns[s] = true
 	p.mu.Unlock()
-	go func() { _, _ = io.Copy(c, s); c.Close() }()
+	go func() { p.pipe(c, s); c.Close() }()
+	p.pipe(s, c)
+	s.Close()
+	c.Close()
+}
+
+// pipe copies from to to, counting the bytes, and trips the proxy once
+// it is armed and they reach the mark.
+func (p *outageProxy) pipe(to, from net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := c.Read(buf)
+		n, err := from.Read(buf)
 		if n > 0 {
-			if _, werr := s.Write(buf[:n]); werr != nil {
-				break
+			if _, werr := to.Write(buf[:n]); werr != nil {
+				return
 			}
 			if sent := p.sent.Add(int64(n)); p.after.Load() >= 0 && sent >= p.after.Load() {
 				p.trip()
 			}
 		}
 		if err != nil {
-			break
+			return
 		}
 	}
-	s.Close()
-	c.Close()
 }
 
 // trip cuts every connection and, for a bounded outage, heals later.
@@ -251,5 +256,38 @@ func TestAgentS3Outage(t *testing.T) {
 	if diff := cmp.Diff(digest(t, data), digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {
 		t.Errorf("restore after the outage: -backed up +restored:\n%s", diff)
 	}
+	hostRestic(t, repoDir, "check", "--read-data", "--no-lock")
+
+	// The agent's restore through a short outage: restic retries and every
+	// file comes back, checked against the content manifest.
+	proxy.arm(2<<20, 4*time.Second)
+	into := t.TempDir()
+	job = e.job(t, render.TaskRestore, "logical-backup-restore", "app-restore-1", "app-hourly-3", dump, into, map[string]any{})
+	ok, logs = e.wait(t, job)
+	secrets("the restore job's logs", []byte(logs))
+	select {
+	case <-proxy.cut:
+	default:
+		t.Fatalf("the storage was never cut during the restore: the test proves nothing")
+	}
+	if !ok || !strings.Contains(logs, "restored files match the content manifest") {
+		t.Fatalf("the restore did not survive a short outage:\n%s", logs)
+	}
+	if diff := cmp.Diff(digest(t, data), digest(t, into)); diff != "" {
+		t.Errorf("restore through a short outage: -backed up +restored:\n%s", diff)
+	}
+
+	// A restore whose storage goes away for good fails at its deadline; it
+	// never reports success.
+	proxy.arm(1<<20, 0)
+	into = t.TempDir()
+	job = e.job(t, render.TaskRestore, "logical-backup-restore", "app-restore-2", "app-hourly-3", dump, into, map[string]any{"timeoutSeconds": 20})
+	ok, logs = e.wait(t, job)
+	secrets("the failed restore job's logs", []byte(logs))
+	if ok {
+		t.Fatalf("a restore from an unreachable storage completed:\n%s", logs)
+	}
+	t.Logf("restore cut for good: the Job failed at its deadline")
+	proxy.heal()
 	hostRestic(t, repoDir, "check", "--read-data", "--no-lock")
 }
