@@ -6,7 +6,6 @@ import (
 	"path"
 	"strings"
 
-	"github.com/robfig/cron/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +15,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/retention"
 )
@@ -99,19 +99,12 @@ func checkShape(_ context.Context, in *input) (string, bool, error) {
 	return "", false, nil
 }
 
-// cronParser reads the five-field schedules CronJobs accept, plus the
-// descriptors (@daily, @every 1h is refused by CronJobs and so here).
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 func checkSchedules(_ context.Context, in *input) (string, bool, error) {
 	for _, s := range in.bc.Spec.Sessions {
 		if s.Scheduler == nil || s.Scheduler.Schedule == "" {
 			return fmt.Sprintf("session %q has no schedule", s.Name), true, nil
 		}
-		if strings.HasPrefix(s.Scheduler.Schedule, "@every") {
-			return fmt.Sprintf("session %q: schedule %q: @every is not a CronJob schedule", s.Name, s.Scheduler.Schedule), true, nil
-		}
-		if _, err := cronParser.Parse(s.Scheduler.Schedule); err != nil {
+		if _, err := schedule.Parse(s.Scheduler.Schedule); err != nil {
 			return fmt.Sprintf("session %q: schedule %q: %v", s.Name, s.Scheduler.Schedule, err), true, nil
 		}
 	}

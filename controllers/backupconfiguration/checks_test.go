@@ -94,7 +94,7 @@ func TestShapeAndSchedules(t *testing.T) {
 		"Every": {
 			reason: "@every is not a CronJob schedule.",
 			bc:     config(func(s *corev1alpha1.BackupConfigurationSpec) { s.Sessions[0].Scheduler.Schedule = "@every 1h" }),
-			want:   `session "nightly": schedule "@every 1h": @every is not a CronJob schedule`,
+			want:   `session "nightly": schedule "@every 1h": @every is not a CronJob schedule: write five fields, such as "0 */2 * * *"`,
 		},
 	}
 	for name, tc := range cases {

@@ -22,6 +22,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/trigger"
 	"github.com/stashplane/stashplane/internal/version"
 )
@@ -257,7 +258,7 @@ func (s *scheduler) sessionStatus(bc *corev1alpha1.BackupConfiguration) {
 			}
 		}
 		if sess.Scheduler != nil && !bc.Spec.Paused {
-			if sched, err := cronParser.Parse(sess.Scheduler.Schedule); err == nil {
+			if sched, err := schedule.Parse(sess.Scheduler.Schedule); err == nil {
 				next := metav1.NewTime(sched.Next(now).Truncate(time.Second))
 				if st.NextSchedule == nil || st.NextSchedule.Before(&metav1.Time{Time: now}) {
 					st.NextSchedule = &next

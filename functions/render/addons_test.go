@@ -59,6 +59,26 @@ func builtinCatalog(t *testing.T) *render.Catalog {
 	return cat
 }
 
+// taskContext is the example context a task of a built-in addon renders
+// with.
+func taskContext(addon string, kind render.TaskKind) render.Context {
+	c := exampleContext()
+	switch addon {
+	case "pvc-addon":
+		c.Target = render.Target{Kind: "PersistentVolumeClaim", Name: "app-data", Namespace: "demo"}
+	case "postgres-addon":
+		// The database is reached over the network: its Deployment's
+		// volumes are not the addon's to mount.
+		c.Target = render.Target{APIGroup: "apps", Kind: "Deployment", Name: "shop-db", Namespace: "demo"}
+	}
+	if kind == render.TaskRestore {
+		// Restores run for a RestoreSession, which the agent reports to.
+		c.Invoker = render.ObjectRef{APIGroup: "core.stashplane.io", Kind: "RestoreSession", Name: "app-restore"}
+		c.Session = c.Invoker
+	}
+	return c
+}
+
 // TestBuiltinAddons is the addon conformance suite: every task of every
 // built-in addon must validate, render against the example context, match
 // its golden file, and produce Jobs that follow Stashplane's rules.
@@ -88,21 +108,7 @@ func TestBuiltinAddons(t *testing.T) {
 				if !ok {
 					t.Fatalf("no conformance parameters for %q: add them to conformanceParams", key)
 				}
-				c := exampleContext()
-				switch addon.Name {
-				case "pvc-addon":
-					c.Target = render.Target{Kind: "PersistentVolumeClaim", Name: "app-data", Namespace: "demo"}
-				case "postgres-addon":
-					// The database is reached over the network: its
-					// Deployment's volumes are not the addon's to mount.
-					c.Target = render.Target{APIGroup: "apps", Kind: "Deployment", Name: "shop-db", Namespace: "demo"}
-				}
-				if kt.Kind == render.TaskRestore {
-					// Restores run for a RestoreSession, which the agent
-					// reports to.
-					c.Invoker = render.ObjectRef{APIGroup: "core.stashplane.io", Kind: "RestoreSession", Name: "app-restore"}
-					c.Session = c.Invoker
-				}
+				c := taskContext(addon.Name, kt.Kind)
 				res, err := r.Render(context.Background(), render.Input{
 					Addon: addon, TaskKind: kt.Kind, Task: kt.Task.Name, Function: fn,
 					Params: []byte(params), Context: c,

@@ -5,6 +5,10 @@
 package schedule
 
 import (
+	"fmt"
+	"strings"
+
+	"github.com/robfig/cron/v3"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,4 +102,22 @@ func merge(base, over map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// cronParser reads what a CronJob's schedule accepts: five fields or a
+// descriptor such as @daily.
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Parse reads a scheduler's schedule as the CronJob that carries it out
+// will: @every and a TZ= or CRON_TZ= prefix, which the API server refuses
+// in a CronJob's schedule, are refused here with what to write instead.
+func Parse(schedule string) (cron.Schedule, error) {
+	s := strings.TrimSpace(schedule)
+	switch {
+	case strings.HasPrefix(s, "@every"):
+		return nil, fmt.Errorf("@every is not a CronJob schedule: write five fields, such as \"0 */2 * * *\"")
+	case strings.HasPrefix(s, "TZ=") || strings.HasPrefix(s, "CRON_TZ="):
+		return nil, fmt.Errorf("a time zone in the schedule is refused by CronJobs: set the scheduler's timeZone instead")
+	}
+	return cronParser.Parse(s)
 }
