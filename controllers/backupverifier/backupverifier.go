@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -39,7 +40,7 @@ type Options struct {
 
 // Setup adds the BackupVerifier controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
-	r := &reconciler{kube: mgr.GetClient(), image: version.Image(), log: o.Log.WithValues("controller", "backupverifier")}
+	r := &reconciler{kube: mgr.GetClient(), image: version.Image(), events: mgr.GetEventRecorderFor("backupverifier"), log: o.Log.WithValues("controller", "backupverifier")}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupverifier").
 		WithOptions(o.Controller).
@@ -53,9 +54,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 }
 
 type reconciler struct {
-	kube  client.Client
-	image string
-	log   logr.Logger
+	kube   client.Client
+	image  string
+	events record.EventRecorder
+	log    logr.Logger
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -75,6 +77,12 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			}
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if _, err := schedule.Parse(v.Spec.Scheduler.Schedule); err != nil {
+		// Nothing to retry until the verifier is edited: the CronJob
+		// would be refused by the API server.
+		r.events.Eventf(v, corev1.EventTypeWarning, "ScheduleInvalid", "spec.scheduler.schedule %q: %v; no verification is scheduled", v.Spec.Scheduler.Schedule, err)
+		return ctrl.Result{}, nil
 	}
 	for _, o := range append(desiredAccess(v), desiredCronJob(v, r.image)) {
 		if err := controllerutil.SetControllerReference(v, o, r.kube.Scheme()); err != nil {
