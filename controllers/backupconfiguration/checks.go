@@ -15,9 +15,9 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/retention"
+	"github.com/stashplane/stashplane/internal/schedule"
 )
 
 // A check looks at one thing a user can get wrong in a configuration. It

@@ -156,7 +156,7 @@ func (r *reconciler) createVerifierJob(ctx context.Context, s *corev1alpha1.Back
 	if err != nil {
 		return r.notRunnable(s, err.Error())
 	}
-	out, err := r.renderer.Render(ctx, in)
+	out, err := in.render(ctx, r.renderer)
 	if err != nil {
 		return r.notRunnable(s, fmt.Sprintf("cannot render function %q: %v", fn.Name, err))
 	}
@@ -191,11 +191,23 @@ func (r *reconciler) verifierJobNotCreated(ctx context.Context, s *corev1alpha1.
 	return ctrl.Result{}, true, err
 }
 
-// verifierInput is what a verifier's Function is rendered with: the task
-// of a one-task Addon named after the verifier; the query or script as
+// verifierRender is what a verifier's Function is rendered with.
+type verifierRender struct {
+	verifier string
+	function *addonsv1alpha1.Function
+	params   []byte
+	context  render.Context
+}
+
+func (in verifierRender) render(ctx context.Context, r *render.Renderer) (*render.Result, error) {
+	return r.RenderVerification(ctx, in.function, in.verifier, verifierTask, in.params, in.context)
+}
+
+// verifierInput is what a verifier's Function is rendered with: its one
+// task, named verifierTask, the verifier's own; the query or script as
 // the parameters; the restored claim as the target, with the verifier's
 // volumes; the verifier's runtime settings.
-func verifierInput(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, fn *addonsv1alpha1.Function, target *storagev1alpha1.TypedObjectReference, image string) (render.Input, error) {
+func verifierInput(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, fn *addonsv1alpha1.Function, target *storagev1alpha1.TypedObjectReference, image string) (verifierRender, error) {
 	var params []byte
 	switch v.Spec.Type {
 	case corev1alpha1.VerificationQuery:
@@ -205,12 +217,12 @@ func verifierInput(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.Ba
 	case corev1alpha1.VerificationScript:
 		b, err := json.Marshal(map[string]any{"location": v.Spec.Script.Location, "args": append([]string{}, v.Spec.Script.Args...)})
 		if err != nil {
-			return render.Input{}, fmt.Errorf("cannot encode the script of backupverifier %q: %w", v.Name, err)
+			return verifierRender{}, fmt.Errorf("cannot encode the script of backupverifier %q: %w", v.Name, err)
 		}
 		params = b
 	}
 	if target == nil {
-		return render.Input{}, fmt.Errorf("cannot find the target of restoresession %q", s.Status.RestoreSession)
+		return verifierRender{}, fmt.Errorf("cannot find the target of restoresession %q", s.Status.RestoreSession)
 	}
 	vols := make([]corev1.Volume, 0, len(v.Spec.Volumes))
 	for _, vol := range v.Spec.Volumes {
@@ -225,15 +237,9 @@ func verifierInput(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.Ba
 			rt.Container = *rs.Container
 		}
 	}
-	addon := &addonsv1alpha1.Addon{
-		ObjectMeta: metav1.ObjectMeta{Name: v.Name},
-		Spec: addonsv1alpha1.AddonSpec{VerificationTasks: []addonsv1alpha1.Task{
-			{Name: verifierTask, Function: fn.Name, Executor: addonsv1alpha1.TaskExecutorJob},
-		}},
-	}
-	return render.Input{
-		Addon: addon, TaskKind: render.TaskVerification, Task: verifierTask, Function: fn, Params: params,
-		Context: render.Context{
+	return verifierRender{
+		verifier: v.Name, function: fn, params: params,
+		context: render.Context{
 			Namespace: s.Namespace,
 			Invoker:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupVerifier", Name: v.Name},
 			Session:   render.ObjectRef{APIGroup: corev1alpha1.Group, Kind: "BackupVerificationSession", Name: s.Name},

@@ -113,7 +113,7 @@ func TestVerifierFunctions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := r.Render(context.Background(), in)
+			res, err := in.render(context.Background(), r)
 			if err != nil {
 				t.Fatalf("Render(%q): %v", name, err)
 			}
@@ -166,7 +166,7 @@ func TestVerifierFunctionRefusesBadQuery(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = render.New(render.Options{}).Render(context.Background(), in)
+			_, err = in.render(context.Background(), render.New(render.Options{}))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s\nRender(%s): got %v, want an error containing %q", tc.reason, tc.query, err, tc.want)
 			}

@@ -41,8 +41,6 @@ func FindTask(a *addonsv1alpha1.Addon, kind TaskKind, name string) (*addonsv1alp
 		tasks = a.Spec.BackupTasks
 	case TaskRestore:
 		tasks = a.Spec.RestoreTasks
-	case TaskVerification:
-		tasks = a.Spec.VerificationTasks
 	default:
 		return nil, fmt.Errorf("cannot find task %q: unknown task kind %q", name, kind)
 	}
@@ -54,14 +52,13 @@ func FindTask(a *addonsv1alpha1.Addon, kind TaskKind, name string) (*addonsv1alp
 	return nil, fmt.Errorf("cannot find %s task %q in addon %q", kind, name, a.GetName())
 }
 
-// Tasks returns every task of an Addon with its kind, in the order
-// backup, restore, verification.
+// Tasks returns every task of an Addon with its kind, backup tasks first.
 func Tasks(a *addonsv1alpha1.Addon) []KindedTask {
 	var out []KindedTask
 	for _, l := range []struct {
 		kind  TaskKind
 		tasks []addonsv1alpha1.Task
-	}{{TaskBackup, a.Spec.BackupTasks}, {TaskRestore, a.Spec.RestoreTasks}, {TaskVerification, a.Spec.VerificationTasks}} {
+	}{{TaskBackup, a.Spec.BackupTasks}, {TaskRestore, a.Spec.RestoreTasks}} {
 		for i := range l.tasks {
 			out = append(out, KindedTask{Kind: l.kind, Task: l.tasks[i]})
 		}

@@ -130,6 +130,18 @@ func (r *Renderer) RenderHook(ctx context.Context, fn *addonsv1alpha1.Function, 
 	return r.render(ctx, task, fn, params, c, true)
 }
 
+// RenderVerification renders the Function a BackupVerifier of type Query
+// or Script names. A verifier belongs to no Addon: its one task, named
+// task, is the verifier's own, and context.task.addon names the verifier.
+func (r *Renderer) RenderVerification(ctx context.Context, fn *addonsv1alpha1.Function, verifier, task string, params []byte, c Context) (*Result, error) {
+	if fn == nil {
+		return nil, fmt.Errorf("cannot render the verification of backupverifier %q: no function given", verifier)
+	}
+	t := &addonsv1alpha1.Task{Name: task, Function: fn.GetName(), Executor: addonsv1alpha1.TaskExecutorJob}
+	c.Task = TaskInfo{Addon: verifier, Name: task, Kind: TaskVerification, Function: fn.GetName()}
+	return r.render(ctx, t, fn, params, c, false)
+}
+
 // render evaluates fn for task with the given params and context. With
 // onlyDeclared, a param #Params does not allow is left out rather than
 // refused: a hook template's params also serve its ${NAME} references.

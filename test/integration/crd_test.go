@@ -591,12 +591,6 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.sessions[0].addon.jobTemplate", map[string]any{"ttlSecondsAfterFinished": int64(10)})},
 			want:     want{invalid: true, messages: []string{"spec.sessions[0].addon.jobTemplate.ttlSecondsAfterFinished"}},
 		},
-		"AddonVerificationTasksRefused": {
-			reason:   "No session runs an Addon's verification task, so an Addon listing one is refused.",
-			manifest: addon,
-			mutate:   []mutation{set("spec.verificationTasks", []any{map[string]any{"name": "file-check", "function": "workload-verify"}})},
-			want:     want{invalid: true, messages: []string{"spec.verificationTasks", "verificationTasks are not run"}},
-		},
 		"BackupStoragePodLabelsAccepted": {
 			reason:   "runtimeSettings.pod.podLabels, as KubeStash's guides write them, are accepted and carried out.",
 			manifest: backupStorageS3,
@@ -714,6 +708,21 @@ func TestCreate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An Addon has backup and restore tasks only: verificationTasks is not a
+// field of the API (a Query or Script BackupVerifier names its Function
+// itself), so a manifest that writes it is refused as kubectl sends it,
+// with strict field validation.
+func TestAddonVerificationTasksUnknown(t *testing.T) {
+	requireControlPlane(t)
+	ctx := testContext(t)
+	u := object(t, "AddonVerificationTasksUnknown", addon)
+	set("spec.verificationTasks", []any{map[string]any{"name": "file-check", "function": "workload-verify"}})(t, u.Object)
+	err := kube.Create(ctx, u, client.FieldValidation("Strict"))
+	if err == nil || !strings.Contains(err.Error(), `unknown field "spec.verificationTasks"`) {
+		t.Fatalf("Create with spec.verificationTasks: got %v, want an unknown field error", err)
 	}
 }
 

@@ -143,16 +143,6 @@ type AddonSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	RestoreTasks []Task `json:"restoreTasks,omitempty"`
-
-	// VerificationTasks are refused in stored Addons: no session runs an
-	// Addon's verification task. A BackupVerifier of type Query or Script
-	// names its Function itself (spec.function), which Stashplane renders
-	// as the one verification task of an Addon it makes in memory.
-	// +kubebuilder:validation:XValidation:rule="size(self) == 0",message="verificationTasks are not run: a BackupVerifier of type Query or Script names its Function in spec.function; RestoreOnly needs none"
-	// +optional
-	// +listType=map
-	// +listMapKey=name
-	VerificationTasks []Task `json:"verificationTasks,omitempty"`
 }
 
 // Addon condition types.
