@@ -262,6 +262,9 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 		}
 	}
 	problem := executionProblem(jobs.Items, reportedIn(snaps), now)
+	if problem == "" {
+		problem = r.unstartable(ctx, jobs.Items, now)
+	}
 	if d := bs.Status.BackupDeadline; problem == "" && d != nil && now.After(d.Time) {
 		problem = fmt.Sprintf("the backup did not finish within its timeout of %s", bs.Spec.BackupTimeout.Duration)
 	}
@@ -280,6 +283,22 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 		}
 	}
 	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+}
+
+// unstartable names the first Job still running whose pod cannot start
+// (a Secret its environment names is missing, its image cannot be pulled):
+// a kubelet would keep it Pending and the Job would never fail.
+func (r *reconciler) unstartable(ctx context.Context, jobs []batchv1.Job, now time.Time) string {
+	for i := range jobs {
+		j := &jobs[i]
+		if sessionjob.Ended(j) {
+			continue
+		}
+		if why := sessionjob.Unstartable(sessionjob.NewestPod(ctx, r.kube, j), now, sessionjob.UnstartableGrace); why != "" {
+			return fmt.Sprintf("backup job %q: %s", j.Name, why)
+		}
+	}
+	return ""
 }
 
 // recordSnapshots records the Snapshots' phases in the session's status,

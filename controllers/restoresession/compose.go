@@ -201,7 +201,17 @@ func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.Restor
 	}
 	now := r.clock.Now()
 	settled := ensuredLongAgo(rs, now)
-	components, reason, msg := observe(rs.Status.Components, jobs.Items, settled)
+	stuck := map[string]string{}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if sessionjob.Ended(j) {
+			continue
+		}
+		if why := sessionjob.Unstartable(sessionjob.NewestPod(ctx, r.kube, j), now, sessionjob.UnstartableGrace); why != "" {
+			stuck[j.Name] = why
+		}
+	}
+	components, reason, msg := observe(rs.Status.Components, jobs.Items, settled, stuck)
 	rs.Status.Components = components
 	if d := rs.Status.RestoreDeadline; reason == "" && d != nil && now.After(d.Time) {
 		reason, msg = corev1alpha1.ReasonRestoreTimedOut, fmt.Sprintf("the restore did not finish within its timeout of %s", rs.Spec.RestoreTimeout.Duration)
@@ -215,11 +225,14 @@ func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.Restor
 	if reason != "" {
 		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreIncomplete, true, reason, msg)
 	}
-	if reason == corev1alpha1.ReasonRestoreTimedOut {
-		for i := range jobs.Items {
-			if err := r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-				return ctrl.Result{}, fmt.Errorf("cannot delete job %q: %w", jobs.Items[i].Name, err)
-			}
+	for i := range jobs.Items {
+		// A Job whose pod cannot start would wait for ever: it goes, as
+		// every Job does once the restore timed out.
+		if reason != corev1alpha1.ReasonRestoreTimedOut && stuck[jobs.Items[i].Name] == "" {
+			continue
+		}
+		if err := r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("cannot delete job %q: %w", jobs.Items[i].Name, err)
 		}
 	}
 	wait := 10 * time.Second

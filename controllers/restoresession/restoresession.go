@@ -354,8 +354,9 @@ func workPhase(rs *corev1alpha1.RestoreSession) corev1alpha1.RestorePhase {
 // reported an outcome, else its Job's outcome. A Job that failed or is
 // gone (once settled, so that a Job just created is not taken for gone)
 // fails its component. It returns the reason and message that make the
-// restore incomplete, or "".
-func observe(prev map[string]corev1alpha1.ComponentRestoreStatus, jobs []batchv1.Job, settled bool) (map[string]corev1alpha1.ComponentRestoreStatus, xpv2.ConditionReason, string) {
+// restore incomplete, or "". A Job named in stuck (by name, with why) has
+// a pod that cannot start and fails its component.
+func observe(prev map[string]corev1alpha1.ComponentRestoreStatus, jobs []batchv1.Job, settled bool, stuck map[string]string) (map[string]corev1alpha1.ComponentRestoreStatus, xpv2.ConditionReason, string) {
 	byComponent := map[string]*batchv1.Job{}
 	for i := range jobs {
 		byComponent[jobs[i].Labels[corev1alpha1.LabelComponent]] = &jobs[i]
@@ -386,6 +387,9 @@ func observe(prev map[string]corev1alpha1.ComponentRestoreStatus, jobs []batchv1
 				fail(fmt.Sprintf("component %q failed: %s", name, c.Error))
 			case outcome == batchv1.JobComplete:
 				c.Phase = corev1alpha1.RestoreSucceeded
+			case stuck[j.Name] != "":
+				c.Phase, c.Error = corev1alpha1.RestoreFailed, fmt.Sprintf("restore job %q: %s", j.Name, stuck[j.Name])
+				fail(fmt.Sprintf("component %q failed: %s", name, c.Error))
 			case j.Status.Active > 0 && c.Phase != corev1alpha1.RestoreRunning:
 				c.Phase = corev1alpha1.RestoreRunning
 			}

@@ -165,6 +165,7 @@ func TestObserve(t *testing.T) {
 		prev       map[string]c
 		jobs       []batchv1.Job
 		settled    bool
+		stuck      map[string]string
 		want       map[string]c
 		wantReason xpv2.ConditionReason
 	}{
@@ -183,6 +184,10 @@ func TestObserve(t *testing.T) {
 			jobs:       []batchv1.Job{job("dump", 0, batchv1.JobFailed)},
 			want:       map[string]c{"dump": {Phase: corev1alpha1.RestoreFailed, Error: "WrongPassword: wrong password"}},
 			wantReason: corev1alpha1.ReasonRestoreExecutorFailed},
+		"Unstartable": {reason: "A Job whose pod cannot start fails its component and the restore.",
+			prev: pending, jobs: []batchv1.Job{job("dump", 1, "")}, stuck: map[string]string{"r-dump": "pod p cannot start"},
+			want:       map[string]c{"dump": {Phase: corev1alpha1.RestoreFailed, Error: `restore job "r-dump": pod p cannot start`}},
+			wantReason: corev1alpha1.ReasonRestoreExecutorFailed},
 		"JustCreated": {reason: "A Job not yet seen right after it was made is not gone.",
 			prev: pending, want: pending},
 		"Gone": {reason: "A Job that vanished fails its component.",
@@ -192,7 +197,7 @@ func TestObserve(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, reason, _ := observe(tc.prev, tc.jobs, tc.settled)
+			got, reason, _ := observe(tc.prev, tc.jobs, tc.settled, tc.stuck)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nobserve(): -want +got:\n%s", tc.reason, diff)
 			}

@@ -124,7 +124,7 @@ func Backup(bc *corev1alpha1.BackupConfiguration, session string, in Inputs) ([]
 						Component: c.name,
 						Image:     in.Image,
 						Variables: variables(ref.Variables),
-						Runtime:   runtimeOf(s.Addon),
+						Runtime:   runtimeOf(s.Addon, ref.Variables),
 					},
 				})
 			}
@@ -249,8 +249,11 @@ func targetFor(ref *storagev1alpha1.TypedObjectReference, ns string, task corev1
 	return t, nil
 }
 
-// variables keeps the literal values of a task's variables; values taken
-// from Secrets or ConfigMaps are resolved in the cluster, not rendered.
+// variables keeps the literal values of a task's variables for the
+// template's context.variables. Values taken from a Secret or ConfigMap
+// are never rendered: they reach the task's containers as environment
+// variables (runtimeOf), resolved by the kubelet in the Job's namespace,
+// so that no template can put them in a process's arguments or a status.
 func variables(env []corev1.EnvVar) map[string]string {
 	out := map[string]string{}
 	for _, e := range env {
@@ -263,8 +266,29 @@ func variables(env []corev1.EnvVar) map[string]string {
 
 // runtimeOf collects an addon reference's runtime settings: the
 // jobTemplate's Job, pod and resource settings, then the container
-// settings, whose resources win key by key.
-func runtimeOf(a *corev1alpha1.AddonInfo) render.Runtime {
+// settings, whose resources win key by key, then the task's variables
+// taken from a Secret or ConfigMap as the containers' environment (they
+// win over containerRuntimeSettings.env of the same name: the task's
+// setting is the narrower one).
+func runtimeOf(a *corev1alpha1.AddonInfo, vars []corev1.EnvVar) render.Runtime {
+	rt := addonRuntime(a)
+	for _, v := range vars {
+		if v.ValueFrom == nil {
+			continue
+		}
+		env := rt.Container.Env[:0:0]
+		for _, e := range rt.Container.Env {
+			if e.Name != v.Name {
+				env = append(env, e)
+			}
+		}
+		rt.Container.Env = append(env, *v.DeepCopy())
+	}
+	return rt
+}
+
+// addonRuntime is runtimeOf without the task's variables.
+func addonRuntime(a *corev1alpha1.AddonInfo) render.Runtime {
 	var rt render.Runtime
 	if t := a.JobTemplate; t != nil {
 		rt.Pod = t.Spec.PodRuntimeSettings

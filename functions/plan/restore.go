@@ -98,7 +98,7 @@ func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error)
 					Component: component,
 					Image:     in.Image,
 					Variables: variables(ref.Variables),
-					Runtime:   runtimeOf(rs.Spec.Addon),
+					Runtime:   runtimeOf(rs.Spec.Addon, ref.Variables),
 				},
 			})
 		}

@@ -22,6 +22,7 @@ func TestRuntimeOf(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		addon  *corev1alpha1.AddonInfo
+		vars   []corev1.EnvVar
 		want   render.Runtime
 	}{
 		"None": {
@@ -63,10 +64,26 @@ func TestRuntimeOf(t *testing.T) {
 				Env: env, SecurityContext: &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr.To(true)},
 			}},
 		},
+		"VariablesFromSecrets": {
+			reason: "A task variable taken from a Secret or ConfigMap becomes the containers' env, winning over containerRuntimeSettings' of its name; a literal one stays out of the env.",
+			addon: &corev1alpha1.AddonInfo{Name: "workload-addon", ContainerRuntimeSettings: &storagev1alpha1.ContainerRuntimeSettings{
+				Env: []corev1.EnvVar{{Name: "RESTIC_PACK_SIZE", Value: "16"}, {Name: "RESTIC_COMPRESSION", Value: "max"}},
+			}},
+			vars: []corev1.EnvVar{
+				{Name: "RESTIC_PACK_SIZE", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "tuning"}, Key: "packSize"}}},
+				{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "api"}, Key: "token"}}},
+				{Name: "MODE", Value: "fast"},
+			},
+			want: render.Runtime{Container: storagev1alpha1.ContainerRuntimeSettings{Env: []corev1.EnvVar{
+				{Name: "RESTIC_COMPRESSION", Value: "max"},
+				{Name: "RESTIC_PACK_SIZE", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "tuning"}, Key: "packSize"}}},
+				{Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "api"}, Key: "token"}}},
+			}}},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, runtimeOf(tc.addon)); diff != "" {
+			if diff := cmp.Diff(tc.want, runtimeOf(tc.addon, tc.vars)); diff != "" {
 				t.Errorf("%s\nruntimeOf(...): -want +got:\n%s", tc.reason, diff)
 			}
 		})

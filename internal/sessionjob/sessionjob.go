@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -74,6 +75,38 @@ func Ended(j *batchv1.Job) bool {
 		}
 	}
 	return false
+}
+
+// unstartable are the reasons a kubelet gives a container that waits for
+// someone to change its inputs: a Secret, ConfigMap or key its environment
+// names is missing, its image cannot be pulled or named.
+var unstartable = map[string]bool{
+	"CreateContainerConfigError": true,
+	"CreateContainerError":       true,
+	"InvalidImageName":           true,
+	"ErrImageNeverPull":          true,
+	"ErrImagePull":               true,
+	"ImagePullBackOff":           true,
+}
+
+// UnstartableGrace is how long a Job's pod may exist with a container
+// waiting for an unstartable reason before its session gives up on it: a
+// kubelet keeps such a pod Pending for ever, and its Job never fails.
+const UnstartableGrace = time.Minute
+
+// Unstartable says why the Job's pod cannot start ("" when it can, or
+// when grace has not passed since the pod was created): the container,
+// the kubelet's reason and its message.
+func Unstartable(p *corev1.Pod, now time.Time, grace time.Duration) string {
+	if p == nil || p.Status.Phase != corev1.PodPending || now.Sub(p.CreationTimestamp.Time) < grace {
+		return ""
+	}
+	for _, st := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		if w := st.State.Waiting; w != nil && unstartable[w.Reason] {
+			return fmt.Sprintf("pod %s cannot start container %q (%s): %s", p.Name, st.Name, w.Reason, w.Message)
+		}
+	}
+	return ""
 }
 
 // NewestPod is the newest pod the Job made, or nil when it has none or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
@@ -125,6 +126,46 @@ func TestEnded(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			j := &batchv1.Job{Status: batchv1.JobStatus{Conditions: tc.conds}}
 			if diff := cmp.Diff(tc.want, Ended(j)); diff != "" {
+				t.Errorf("%s: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestUnstartable(t *testing.T) {
+	created := time.Date(2026, 12, 3, 6, 0, 0, 0, time.UTC)
+	waiting := func(reason string) corev1.ContainerState {
+		return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: `secret "absent" not found`}}
+	}
+	pod := func(phase corev1.PodPhase, init, main corev1.ContainerState) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "backup-x", CreationTimestamp: metav1.NewTime(created)},
+			Status: corev1.PodStatus{
+				Phase:                 phase,
+				InitContainerStatuses: []corev1.ContainerStatus{{Name: "init", State: init}},
+				ContainerStatuses:     []corev1.ContainerStatus{{Name: "agent", State: main}},
+			},
+		}
+	}
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	cases := map[string]struct {
+		reason string
+		pod    *corev1.Pod
+		after  time.Duration
+		want   string
+	}{
+		"NoPod":           {"a Job without a pod says nothing", nil, time.Hour, ""},
+		"Starting":        {"a pod still creating its containers can start", pod(corev1.PodPending, running, waiting("ContainerCreating")), time.Hour, ""},
+		"ConfigErrorSoon": {"a missing Secret may still be created within the grace", pod(corev1.PodPending, running, waiting("CreateContainerConfigError")), 30 * time.Second, ""},
+		"ConfigErrorLate": {"past the grace a missing Secret stops the pod", pod(corev1.PodPending, running, waiting("CreateContainerConfigError")), 2 * time.Minute,
+			`pod backup-x cannot start container "agent" (CreateContainerConfigError): secret "absent" not found`},
+		"InitImage": {"an init container that cannot pull its image stops the pod", pod(corev1.PodPending, waiting("ImagePullBackOff"), waiting("PodInitializing")), 2 * time.Minute,
+			`pod backup-x cannot start container "init" (ImagePullBackOff): secret "absent" not found`},
+		"Running": {"a pod past Pending is not judged here", pod(corev1.PodRunning, running, waiting("CreateContainerConfigError")), time.Hour, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, Unstartable(tc.pod, created.Add(tc.after), time.Minute)); diff != "" {
 				t.Errorf("%s: -want +got:\n%s", tc.reason, diff)
 			}
 		})

@@ -420,14 +420,38 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.addon.tasks[0].addonVolumes", []any{map[string]any{"name": "scratch"}})},
 			want:     want{invalid: true, messages: []string{"spec.addon.tasks[0]", "addonVolumes is not carried out"}},
 		},
-		"BackupConfigurationValueFromRefused": {
-			reason:   "A variable taken from a Secret or ConfigMap is not carried out, so it is refused rather than dropped.",
+		"BackupConfigurationValueFromAccepted": {
+			reason:   "A variable taken from a Secret or ConfigMap key is carried out, as the task's environment.",
 			manifest: backupConfiguration,
 			mutate: []mutation{set("spec.sessions[0].addon.tasks[0].variables", []any{
 				map[string]any{"name": "LITERAL", "value": "x"},
-				map[string]any{"name": "FROM", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "s", "key": "k"}}},
+				map[string]any{"name": "TOKEN", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "s", "key": "k"}}},
+				map[string]any{"name": "RESTIC_PACK_SIZE", "valueFrom": map[string]any{"configMapKeyRef": map[string]any{"name": "tuning", "key": "packSize"}}},
 			})},
-			want: want{invalid: true, messages: []string{"spec.sessions[0].addon.tasks[0]", "variables[].valueFrom is not carried out yet"}},
+		},
+		"BackupConfigurationValueFromFieldRefRefused": {
+			reason:   "A fieldRef would describe the task's own pod, not the target: refused rather than misleading.",
+			manifest: backupConfiguration,
+			mutate: []mutation{set("spec.sessions[0].addon.tasks[0].variables", []any{
+				map[string]any{"name": "NODE", "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "spec.nodeName"}}},
+			})},
+			want: want{invalid: true, messages: []string{"spec.sessions[0].addon.tasks[0]", "only secretKeyRef and configMapKeyRef are carried out"}},
+		},
+		"BackupConfigurationValueFromRedirectRefused": {
+			reason:   "A variable taken from a Secret becomes the agent's environment, so a name that would redirect the agent is refused.",
+			manifest: backupConfiguration,
+			mutate: []mutation{set("spec.sessions[0].addon.tasks[0].variables", []any{
+				map[string]any{"name": "HTTPS_PROXY", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "s", "key": "k"}}},
+			})},
+			want: want{invalid: true, messages: []string{"spec.sessions[0].addon.tasks[0]", "names that redirect the agent"}},
+		},
+		"RestoreSessionValueFromResticRefused": {
+			reason:   "A variable taken from a Secret may not set restic's repository or password.",
+			manifest: restoreSession,
+			mutate: []mutation{set("spec.addon.tasks[0].variables", []any{
+				map[string]any{"name": "RESTIC_PASSWORD_COMMAND", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": "s", "key": "k"}}},
+			})},
+			want: want{invalid: true, messages: []string{"spec.addon.tasks[0]", "of the RESTIC_* names only"}},
 		},
 		"BackupConfigurationPreHookPolicyRefused": {
 			reason:   "A pre-backup hook always runs before the backup, so an executionPolicy other than Always is refused rather than ignored.",

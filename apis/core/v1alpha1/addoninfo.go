@@ -92,7 +92,9 @@ type AddonPodSettings struct {
 
 // TaskReference names one task of an Addon and gives it its inputs.
 // +kubebuilder:validation:XValidation:rule="!has(self.addonVolumes) || size(self.addonVolumes) == 0",message="addonVolumes is not carried out: no built-in task declares a volume template to fill; remove the field"
-// +kubebuilder:validation:XValidation:rule="!has(self.variables) || self.variables.all(v, !has(v.valueFrom))",message="variables[].valueFrom is not carried out yet: give the variable's value literally"
+// +kubebuilder:validation:XValidation:rule="!has(self.variables) || self.variables.all(v, !has(v.valueFrom) || has(v.valueFrom.secretKeyRef) || has(v.valueFrom.configMapKeyRef))",message="variables[].valueFrom: only secretKeyRef and configMapKeyRef are carried out (fieldRef and resourceFieldRef would describe the task's own pod, not the target); give a value or name a key of a Secret or ConfigMap"
+// +kubebuilder:validation:XValidation:rule="!has(self.variables) || self.variables.all(v, !has(v.valueFrom) || !v.name.startsWith('RESTIC_') || v.name in ['RESTIC_COMPRESSION', 'RESTIC_PACK_SIZE', 'RESTIC_READ_CONCURRENCY'])",message="variables[].valueFrom: a variable taken from a Secret or ConfigMap becomes the task's environment; of the RESTIC_* names only RESTIC_COMPRESSION, RESTIC_PACK_SIZE and RESTIC_READ_CONCURRENCY are accepted, the agent sets restic's repository, password and cache itself"
+// +kubebuilder:validation:XValidation:rule="!has(self.variables) || self.variables.all(v, !has(v.valueFrom) || (!(v.name in ['KUBECONFIG', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'no_proxy', 'all_proxy', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'XDG_CACHE_HOME', 'PATH', 'HOME']) && !v.name.startsWith('STASHPLANE_') && !v.name.startsWith('AWS_') && !v.name.startsWith('AZURE_') && !v.name.startsWith('GOOGLE_')))",message="variables[].valueFrom: a variable taken from a Secret or ConfigMap becomes the task's environment, and names that redirect the agent (KUBECONFIG, proxies, CA bundles, XDG_CACHE_HOME, PATH, HOME, AWS_*, AZURE_*, GOOGLE_*, STASHPLANE_*) are refused"
 type TaskReference struct {
 	// Name of the task, one of the Addon's task names.
 	// +kubebuilder:validation:Required
@@ -106,8 +108,11 @@ type TaskReference struct {
 	// +optional
 	Params *runtime.RawExtension `json:"params,omitempty"`
 
-	// Variables are made available to the task's Function, by name, as
-	// literal values; valueFrom is refused.
+	// Variables are made available to the task by name. A literal value is
+	// the template's context.variables.<name>. One taken from a Secret or
+	// ConfigMap key (valueFrom, of the Job's namespace) is never rendered:
+	// it is an environment variable of every container of the task's Jobs,
+	// resolved by the kubelet, so the task reads it at run time.
 	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Variables []corev1.EnvVar `json:"variables,omitempty"`

@@ -232,6 +232,21 @@ func (r *podRun) runContainer(c corev1.Container, sources map[string]string, sta
 	backoff := backoffStart
 	for restarts := int32(0); ; restarts++ {
 		code, err := r.attempt(c, sources, restarts, status)
+		if nr := (*errVolumeNotReady)(nil); errors.As(err, &nr) {
+			// As a kubelet: a Secret, ConfigMap or key the container's
+			// environment names is missing; it waits, and is tried again
+			// in case it comes.
+			r.update(func(st *corev1.PodStatus) {
+				status(st).State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: err.Error()}}
+			})
+			select {
+			case <-r.ctx.Done():
+				return false
+			case <-time.After(2 * time.Second):
+			}
+			restarts--
+			continue
+		}
 		if err != nil {
 			r.fail("ContainerCannotRun", fmt.Errorf("container %q: %w", c.Name, err))
 			return false
