@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/crossplane/crossplane-runtime/v2/pkg/ratelimiter"
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -100,6 +101,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 	}
 	for _, s := range setups {
+		// Each controller backs off on its own, from 1 s to at most a
+		// minute: a wait on another run (a forget held back by a restore,
+		// a prune by a backup) is tried again within a minute of the run
+		// ending even when no event says so, never after the default
+		// limiter's quarter of an hour.
+		o := o
+		if o.Controller.RateLimiter == nil {
+			o.Controller.RateLimiter = ratelimiter.NewController()
+		}
 		if err := s(mgr, o); err != nil {
 			return fmt.Errorf("cannot set up controllers: %w", err)
 		}

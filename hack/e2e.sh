@@ -23,7 +23,7 @@ grep -E '^--- (PASS|FAIL|SKIP): Test[^/ ]* \(' "$log" | sed -E 's/^--- ([A-Z]+):
 if [ "$rc" -ne 0 ]; then
   echo "failures (the tests' own messages; controller logs are in the full output):"
   grep -E -- '^\s*--- FAIL|^panic:|^\s+[A-Za-z0-9_]+_test\.go:[0-9]+: ' "$log" | head -120
-  awk -v MAX=150 -f "$root/hack/e2e-failed.awk" "$log"
+  awk -f "$root/hack/e2e-failed.awk" "$log"
 fi
 # The go test result lines, as go test prints them without -v.
 grep -E '^(ok|FAIL|---)[[:space:]]' "$log" | grep -vE '^--- (PASS|SKIP)' | grep -vE '^--- FAIL: Test[^ ]*/' || true

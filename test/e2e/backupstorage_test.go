@@ -11,7 +11,9 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -211,6 +213,13 @@ func dumpOnFailure(t *testing.T, kube client.Client, list client.ObjectList) {
 		t.Logf("cannot list %T: %v", list, err)
 		return
 	}
+	// Field managers say nothing about a failure and triple the dump.
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		if m, err := meta.Accessor(o); err == nil {
+			m.SetManagedFields(nil)
+		}
+		return nil
+	})
 	b, _ := yaml.Marshal(list)
 	t.Logf("%T:\n%s", list, b)
 }

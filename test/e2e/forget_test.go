@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -46,6 +47,16 @@ func TestForgetWaitsForVerification(t *testing.T) {
 	second := retentionRun(t, kube, bc, time.Now())
 	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	forgotten := resticIDsOf(t, kube, first)
+	defer func() {
+		// A restic lock left in the repository holds the forget back.
+		if locks, err := os.ReadDir(filepath.Join(repoDir, "locks")); t.Failed() && err == nil {
+			for _, l := range locks {
+				if fi, err := l.Info(); err == nil {
+					t.Logf("restic lock %s written %s", l.Name(), fi.ModTime().Format(time.RFC3339Nano))
+				}
+			}
+		}
+	}()
 
 	if err := kube.Create(ctx, appWithHostDir("app-restored", t.TempDir())); err != nil {
 		t.Fatal(err)
