@@ -210,6 +210,7 @@ func TestAgentRulesHeld(t *testing.T) {
 		"RestoreReadRules": agentapi.RestoreReadRules("app", "app-1"),
 		"StorageRulesFor":  agentapi.StorageRulesFor("shared"),
 		"PruneLockRules":   agentapi.PruneLockRules(),
+		"ReportRulesFor":   agentapi.ReportRulesFor([]string{"app-nightly-1"}),
 	}
 	for name, granted := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -62,6 +62,12 @@ func ConfigurationServiceAccount(config string) string {
 	return Bound(config, "-stashplane", MaxLabelValue)
 }
 
+// BackupReportGrant names the Role and RoleBinding that let a
+// BackupSession's Jobs report to its Snapshots while it runs.
+func BackupReportGrant(session string) string {
+	return Bound(session, "-report", MaxObjectName)
+}
+
 // ConfigurationCronJob is the CronJob of a configuration's session.
 func ConfigurationCronJob(config, session string) string {
 	return Bound(config+"-"+session, "", MaxCronJobName)

@@ -213,10 +213,12 @@ func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
 }
 
 // finishedSteps run once a backup has an outcome and its post-backup hooks
-// ran, each whatever the others did: its retry and the history. Retention
+// ran, each whatever the others did: the end of its Jobs' right to report,
+// its retry and the history. Retention
 // belongs before them.
 func (r *reconciler) finishedSteps() []sessionrun.Step[*run] {
 	return []sessionrun.Step[*run]{
+		{Name: "revokeReport", Run: r.revokeReport},
 		{Name: "retry", Run: r.retry},
 		{Name: "history", Run: r.history},
 	}
@@ -289,6 +291,10 @@ func (r *reconciler) snapshots(ctx context.Context, rn *run) (ctrl.Result, bool,
 func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	if rn.preFailed != "" || rn.ended != "" {
 		return ctrl.Result{}, false, nil
+	}
+	if err := r.grantReport(ctx, rn.bs, rn.snaps); err != nil {
+		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
+		return res, true, err
 	}
 	if err := r.ensureJobs(ctx, rn.bs, rn.bc, rn.inputs); err != nil {
 		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)

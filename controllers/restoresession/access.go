@@ -7,7 +7,6 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
@@ -136,14 +135,7 @@ func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreS
 }
 
 func (r *reconciler) applyOwned(ctx context.Context, rs *corev1alpha1.RestoreSession, o client.Object) error {
-	kind := o.GetObjectKind().GroupVersionKind().Kind
-	if err := controllerutil.SetControllerReference(rs, o, r.kube.Scheme()); err != nil {
-		return fmt.Errorf("cannot own %s %q: %w", kind, o.GetName(), err)
-	}
-	if err := r.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
-		return fmt.Errorf("cannot apply %s %q: %w", kind, o.GetName(), err)
-	}
-	return nil
+	return access.ApplyOwned(ctx, r.kube, rs, o, fieldOwner)
 }
 
 // copyStorageSecret copies the Secret of a storage in another namespace

@@ -4,11 +4,28 @@
 package access
 
 import (
+	"context"
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 )
+
+// ApplyOwned makes owner the controller of o and applies o server-side as
+// fieldOwner, so that o goes when owner does.
+func ApplyOwned(ctx context.Context, kube client.Client, owner, o client.Object, fieldOwner client.FieldOwner) error {
+	kind := o.GetObjectKind().GroupVersionKind().Kind
+	if err := controllerutil.SetControllerReference(owner, o, kube.Scheme()); err != nil {
+		return fmt.Errorf("cannot own %s %q: %w", kind, o.GetName(), err)
+	}
+	if err := kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("cannot apply %s %q: %w", kind, o.GetName(), err)
+	}
+	return nil
+}
 
 // Objects returns a ServiceAccount, a Role holding rules and the
 // RoleBinding between them, all named name in namespace ns, ready for

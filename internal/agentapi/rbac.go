@@ -9,23 +9,18 @@ import (
 
 // Rules are what the agent needs in the namespace of its Repository and
 // Snapshot: read the Repository, the Snapshot and (when it lives there)
-// the BackupStorage, and write the Snapshot's status (and, pruning, the
-// Repository's), and get pods (whether the prune pod that holds a restic
-// lock still runs). Bind them with a Role
-// in that namespace; a BackupStorage in another namespace also needs
-// StorageRules bound there. Nothing else: no Secrets (credentials are
-// mounted files), no lists, no watches.
+// the BackupStorage, write (pruning) the Repository's status, and get pods
+// (whether the prune pod that holds a restic lock still runs). Bind them
+// with a Role in that namespace; a BackupStorage in another namespace also
+// needs StorageRules bound there. Writing a Snapshot's status is granted
+// apart, run by run (ReportRulesFor). Nothing else: no Secrets
+// (credentials are mounted files), no lists, no watches.
 func Rules() []rbacv1.PolicyRule {
 	return append([]rbacv1.PolicyRule{
 		{
 			APIGroups: []string{storagev1alpha1.Group},
 			Resources: []string{"repositories", "backupstorages", "snapshots"},
 			Verbs:     []string{"get"},
-		},
-		{
-			APIGroups: []string{storagev1alpha1.Group},
-			Resources: []string{"snapshots/status"},
-			Verbs:     []string{"get", "patch", "update"},
 		},
 		// A prune Job records its time and the bytes it freed.
 		{
@@ -34,6 +29,20 @@ func Rules() []rbacv1.PolicyRule {
 			Verbs:     []string{"patch"},
 		},
 	}, PruneLockRules()...)
+}
+
+// ReportRulesFor are what the backup Jobs of one run need to report their
+// components: write the status of that run's Snapshots, by name. A
+// BackupSession grants them while it runs and revokes them when it has an
+// outcome, so that no Job, of this run or any other, can change a Snapshot
+// it did not make or one whose run has ended.
+func ReportRulesFor(snapshots []string) []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{{
+		APIGroups:     []string{storagev1alpha1.Group},
+		Resources:     []string{"snapshots/status"},
+		ResourceNames: snapshots,
+		Verbs:         []string{"get", "patch", "update"},
+	}}
 }
 
 // PruneLockRules are what the agent needs to judge a restic lock left by

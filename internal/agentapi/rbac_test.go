@@ -27,7 +27,6 @@ func TestRestoreRulesFor(t *testing.T) {
 func TestRules(t *testing.T) {
 	want := []rbacv1.PolicyRule{
 		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"repositories", "backupstorages", "snapshots"}, Verbs: []string{"get"}},
-		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"snapshots/status"}, Verbs: []string{"get", "patch", "update"}},
 		{APIGroups: []string{"storage.stashplane.io"}, Resources: []string{"repositories/status"}, Verbs: []string{"patch"}},
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
 	}
@@ -40,5 +39,24 @@ func TestRestoreRules(t *testing.T) {
 	got := RestoreRules()
 	if len(got) != 1 || got[0].Resources[0] != "restoresessions/status" || len(got[0].Verbs) != 1 || got[0].Verbs[0] != "patch" {
 		t.Errorf("RestoreRules() = %+v, want only patch of restoresessions/status", got)
+	}
+}
+
+func TestReportRulesFor(t *testing.T) {
+	want := []rbacv1.PolicyRule{{
+		APIGroups:     []string{"storage.stashplane.io"},
+		Resources:     []string{"snapshots/status"},
+		ResourceNames: []string{"app-nightly-1", "db-nightly-1"},
+		Verbs:         []string{"get", "patch", "update"},
+	}}
+	if diff := cmp.Diff(want, ReportRulesFor([]string{"app-nightly-1", "db-nightly-1"})); diff != "" {
+		t.Errorf("ReportRulesFor lets a run's Jobs write only its own Snapshots' status: -want +got:\n%s", diff)
+	}
+	for _, r := range Rules() {
+		for _, res := range r.Resources {
+			if res == "snapshots/status" {
+				t.Errorf("Rules() grants %v on snapshots/status to every run of the configuration", r.Verbs)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,11 +12,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/provider"
@@ -80,7 +84,7 @@ func seedAppBackupWith(t *testing.T, kube client.Client, files int, seed uint64,
 // and a second run is incremental.
 func TestBackupEndToEnd(t *testing.T) {
 	t.Parallel()
-	kube := withProvider(t)
+	kube, cluster := withProviderCluster(t)
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
@@ -114,6 +118,28 @@ func TestBackupEndToEnd(t *testing.T) {
 	if diff := cmp.Diff(digest(t, data), digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {
 		t.Errorf("restic restore: -backed up +restored:\n%s", diff)
 	}
+
+	// The run's Jobs could write its Snapshot's status while it ran; once
+	// it ended, nothing running as the configuration's account can.
+	agentCfg := rest.CopyConfig(cluster.Config())
+	agentCfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:default:" + naming.ConfigurationServiceAccount("app-backup")}
+	agent, err := client.New(agentCfg, client.Options{Scheme: kube.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, time.Minute, "the ended run's report grant was not revoked", func(ctx context.Context) (bool, error) {
+		own := snap.DeepCopy()
+		own.Status.Size = "1 TiB"
+		err := agent.Status().Update(ctx, own)
+		if err == nil {
+			return false, fmt.Errorf("the configuration's account changed the status of snapshot %s after its run ended", snap.Name)
+		}
+		return kerrors.IsForbidden(err), nil
+	})
+	if err := agent.Get(ctx, client.ObjectKeyFromObject(snap), &storagev1alpha1.Snapshot{}); err != nil {
+		t.Errorf("the configuration's account cannot read snapshot %s: %v", snap.Name, err)
+	}
+	t.Logf("checked: after run %s ended, its account may read but not write snapshot %s", first, snap.Name)
 
 	// A second run, after a small change, adds little.
 	if err := os.WriteFile(filepath.Join(data, "new.txt"), []byte("a small change\n"), 0o644); err != nil {

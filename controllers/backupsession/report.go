@@ -1,0 +1,59 @@
+package backupsession
+
+import (
+	"context"
+	"fmt"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/access"
+	"github.com/stashplane/stashplane/internal/agentapi"
+)
+
+// The backup Jobs run as their configuration's ServiceAccount, whose Role
+// lets them read but not write Snapshots. A run grants that account the
+// right to write the status of its own Snapshots, by name, just before its
+// Jobs are made, and revokes it once it has an outcome: a Job never writes
+// to a Snapshot of another run, nor to its own after the run ended.
+
+// fieldOwner applies what a session composes besides its Jobs.
+const fieldOwner = client.FieldOwner("stashplane-backupsession")
+
+// reportGrant is the Role and RoleBinding of a run's report right.
+func reportGrant(bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot) []client.Object {
+	names := make([]string, 0, len(snaps))
+	for _, s := range snaps {
+		names = append(names, s.Name)
+	}
+	subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: naming.ConfigurationServiceAccount(bs.Spec.Invoker.Name), Namespace: bs.Namespace}
+	labels := map[string]string{corev1alpha1.LabelBackupSession: bs.Name}
+	return access.Grant(naming.BackupReportGrant(bs.Name), bs.Namespace, labels, agentapi.ReportRulesFor(names), subject)
+}
+
+// grantReport applies the run's report grant, controlled by the session.
+func (r *reconciler) grantReport(ctx context.Context, bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot) error {
+	for _, o := range reportGrant(bs, snaps) {
+		if err := access.ApplyOwned(ctx, r.kube, bs, o, fieldOwner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// revokeReport deletes the run's report grant once it has an outcome.
+func (r *reconciler) revokeReport(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	name := naming.BackupReportGrant(rn.bs.Name)
+	for _, o := range []client.Object{&rbacv1.RoleBinding{}, &rbacv1.Role{}} {
+		o.SetName(name)
+		o.SetNamespace(rn.bs.Namespace)
+		if err := r.kube.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, false, fmt.Errorf("cannot revoke the report grant %q of backupsession %q: %w", name, rn.bs.Name, err)
+		}
+	}
+	return ctrl.Result{}, false, nil
+}
