@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,6 +43,8 @@ type DebugLink struct {
 
 // DebugReport is what `stashplane debug` prints.
 type DebugReport struct {
+	// Kind is the session's kind; empty for a BackupSession.
+	Kind      string      `json:"kind,omitempty"`
 	Namespace string      `json:"namespace"`
 	Session   string      `json:"session"`
 	Chain     []DebugLink `json:"chain"`
@@ -52,14 +56,20 @@ type logTail func(ctx context.Context, namespace, pod, container string, lines i
 func debugCommand() *cobra.Command {
 	var namespace, output string
 	cmd := &cobra.Command{
-		Use:   "debug SESSION",
-		Short: "Explain a BackupSession: its configuration, the session, its Snapshots, Jobs, pods and their last log lines",
-		Long: "Debug follows the chain a backup runs through — the BackupConfiguration, the BackupSession, its Snapshots " +
-			"and their components, the session's Jobs, their pods' containers and the last lines each printed — and prints " +
-			"each link's phase and conditions, so the link that failed and its reason are in one place. It only reads.",
+		Use:   "debug [KIND/]SESSION",
+		Short: "Explain a session: a backup, restore or verification, down to its Jobs' pods and their last log lines",
+		Long: "Debug follows the chain a session runs through and prints each link's phase and conditions, so the link " +
+			"that failed and its reason are in one place. It only reads.\n\n" +
+			"  backupsession/NAME (or NAME): the BackupConfiguration, the BackupSession, its Snapshots and their components, its Jobs and pods.\n" +
+			"  restoresession/NAME: the RestoreSession and its components, the Repository and Snapshot it restores, its Jobs and pods.\n" +
+			"  backupverificationsession/NAME: the BackupVerifier, the session and its verdict, the RestoreSession it made (as above) and the verifier's Job.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
+				return err
+			}
+			kind, name, err := debugTarget(args[0])
+			if err != nil {
 				return err
 			}
 			c, namespace, err := clientIn(namespace)
@@ -74,16 +84,47 @@ func debugCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("cannot make client: %w", err)
 			}
-			r, err := debugSession(cmd.Context(), c, sessionjob.PodLogs{CS: cs}.Tail, namespace, args[0])
+			logs := sessionjob.PodLogs{CS: cs}.Tail
+			var r *DebugReport
+			switch kind {
+			case "RestoreSession":
+				r, err = debugRestore(cmd.Context(), c, logs, namespace, name)
+			case "BackupVerificationSession":
+				r, err = debugVerification(cmd.Context(), c, logs, namespace, name)
+			default:
+				r, err = debugSession(cmd.Context(), c, logs, namespace, name)
+			}
 			if err != nil {
 				return err
 			}
 			return writeDebug(cmd.OutOrStdout(), r, output)
 		},
 	}
-	namespaceFlag(cmd, &namespace, "BackupSession")
+	namespaceFlag(cmd, &namespace, "session")
 	outputFlag(cmd, &output)
 	return cmd
+}
+
+// debugKinds are the session kinds debug explains, by the names kubectl
+// would accept for them.
+var debugKinds = map[string]string{
+	"backupsession": "BackupSession", "backupsessions": "BackupSession",
+	"restoresession": "RestoreSession", "restoresessions": "RestoreSession",
+	"backupverificationsession": "BackupVerificationSession", "backupverificationsessions": "BackupVerificationSession",
+}
+
+// debugTarget splits debug's argument, KIND/NAME or NAME (a BackupSession),
+// as kubectl reads TYPE/NAME.
+func debugTarget(arg string) (kind, name string, err error) {
+	k, n, found := strings.Cut(arg, "/")
+	if !found {
+		return "BackupSession", arg, nil
+	}
+	kind, ok := debugKinds[strings.ToLower(strings.SplitN(k, ".", 2)[0])]
+	if !ok || n == "" {
+		return "", "", fmt.Errorf("cannot debug %q: give NAME (a BackupSession), backupsession/NAME, restoresession/NAME or backupverificationsession/NAME", arg)
+	}
+	return kind, n, nil
 }
 
 // debugSession reads the chain of the BackupSession name. Only a missing
@@ -127,44 +168,171 @@ func debugSession(ctx context.Context, c client.Client, logs logTail, namespace,
 		}
 		link.Phase = string(snap.Status.Phase)
 		link.Details = conditions(snap.Status.Conditions)
-		names := make([]string, 0, len(snap.Status.Components))
-		for n := range snap.Status.Components {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			comp := snap.Status.Components[n]
-			d := fmt.Sprintf("component %s: %s", n, orNone(string(comp.Phase)))
-			if comp.Error != "" {
-				d += ": " + comp.Error
-			}
-			link.Details = append(link.Details, d)
-		}
-		if len(names) < int(snap.Status.TotalComponents) {
-			link.Details = append(link.Details, fmt.Sprintf("%d of %d components reported", len(names), snap.Status.TotalComponents))
+		link.Details = append(link.Details, componentDetails(snap.Status.Components, func(c storagev1alpha1.Component) (string, string) { return string(c.Phase), c.Error })...)
+		if n := len(snap.Status.Components); n < int(snap.Status.TotalComponents) {
+			link.Details = append(link.Details, fmt.Sprintf("%d of %d components reported", n, snap.Status.TotalComponents))
 		}
 		r.Chain = append(r.Chain, link)
 	}
 
+	r.Chain = append(r.Chain, jobChain(ctx, c, logs, namespace, client.MatchingLabels{corev1alpha1.LabelBackupSession: name}, sessionRef)...)
+	return r, nil
+}
+
+// jobChain links the Jobs of namespace that carry labels, and each Job's
+// pods with their last log lines, to the link of.
+func jobChain(ctx context.Context, c client.Client, logs logTail, namespace string, labels client.MatchingLabels, of string) []DebugLink {
 	jobs := &batchv1.JobList{}
-	if err := c.List(ctx, jobs, client.InNamespace(namespace), client.MatchingLabels{corev1alpha1.LabelBackupSession: name}); err != nil {
-		r.Chain = append(r.Chain, DebugLink{Kind: "Job", Of: sessionRef, Details: []string{fmt.Sprintf("cannot list them: %v", err)}})
-		return r, nil
+	if err := c.List(ctx, jobs, client.InNamespace(namespace), labels); err != nil {
+		return []DebugLink{{Kind: "Job", Of: of, Details: []string{fmt.Sprintf("cannot list them: %v", err)}}}
 	}
 	sort.Slice(jobs.Items, func(i, j int) bool { return jobs.Items[i].Name < jobs.Items[j].Name })
+	var out []DebugLink
 	for _, j := range jobs.Items {
-		r.Chain = append(r.Chain, jobLink(&j, sessionRef))
-		pods := &corev1.PodList{}
-		if err := c.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabels{batchv1.JobNameLabel: j.Name}); err != nil {
-			r.Chain = append(r.Chain, DebugLink{Kind: "Pod", Of: "Job/" + j.Name, Details: []string{fmt.Sprintf("cannot list them: %v", err)}})
-			continue
+		out = append(out, jobLink(&j, of))
+		out = append(out, podChain(ctx, c, logs, namespace, j.Name)...)
+	}
+	return out
+}
+
+// podChain links the pods of the Job name, with their last log lines.
+func podChain(ctx context.Context, c client.Client, logs logTail, namespace, job string) []DebugLink {
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabels{batchv1.JobNameLabel: job}); err != nil {
+		return []DebugLink{{Kind: "Pod", Of: "Job/" + job, Details: []string{fmt.Sprintf("cannot list them: %v", err)}}}
+	}
+	sort.Slice(pods.Items, func(a, b int) bool { return pods.Items[a].Name < pods.Items[b].Name })
+	var out []DebugLink
+	for _, p := range pods.Items {
+		out = append(out, podLink(ctx, logs, &p, "Job/"+job))
+	}
+	return out
+}
+
+// debugRestore reads the chain of the RestoreSession name: the session
+// with its components and hooks, the Repository and Snapshot it restores
+// from, its Jobs and their pods. Only a missing session is an error.
+func debugRestore(ctx context.Context, c client.Client, logs logTail, namespace, name string) (*DebugReport, error) {
+	rs := &corev1alpha1.RestoreSession{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, rs); err != nil {
+		return nil, fmt.Errorf("cannot get restoresession %s/%s: %w", namespace, name, err)
+	}
+	r := &DebugReport{Namespace: namespace, Session: name, Kind: "RestoreSession"}
+	r.Chain = restoreChain(ctx, c, logs, rs, "")
+	return r, nil
+}
+
+// restoreChain links a RestoreSession (to of, when it is part of a
+// verification), its source and its Jobs.
+func restoreChain(ctx context.Context, c client.Client, logs logTail, rs *corev1alpha1.RestoreSession, of string) []DebugLink {
+	ref := "RestoreSession/" + rs.Name
+	link := DebugLink{Kind: "RestoreSession", Name: rs.Name, Phase: string(rs.Status.Phase), Of: of, Details: conditions(rs.Status.Conditions)}
+	link.Details = append(link.Details, componentDetails(rs.Status.Components, func(c corev1alpha1.ComponentRestoreStatus) (string, string) { return string(c.Phase), c.Error })...)
+	for _, h := range append(append([]corev1alpha1.HookExecutionStatus{}, rs.Status.Hooks.PreHooks...), rs.Status.Hooks.PostHooks...) {
+		link.Details = append(link.Details, hookDetail(h))
+	}
+	out := []DebugLink{link}
+
+	from := rs.Spec.DataSource.Namespace
+	if from == "" {
+		from = rs.Namespace
+	}
+	repo := &storagev1alpha1.Repository{}
+	rlink := DebugLink{Kind: "Repository", Name: rs.Spec.DataSource.Repository, Of: ref}
+	if from != rs.Namespace {
+		rlink.Details = append(rlink.Details, "in namespace "+from)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: from, Name: rs.Spec.DataSource.Repository}, repo); err != nil {
+		rlink.Details = append(rlink.Details, fmt.Sprintf("cannot get it: %v", err))
+	} else {
+		rlink.Phase = string(repo.Status.Phase)
+		rlink.Details = append(rlink.Details, conditions(repo.Status.Conditions)...)
+	}
+	out = append(out, rlink)
+	if s := rs.Spec.DataSource.Snapshot; s != "" {
+		slink := DebugLink{Kind: "Snapshot", Name: s, Of: ref}
+		snap := &storagev1alpha1.Snapshot{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: from, Name: s}, snap); err != nil {
+			slink.Details = []string{fmt.Sprintf("cannot get it: %v", err)}
+		} else {
+			slink.Phase = string(snap.Status.Phase)
+			if v := snap.Status.VerificationStatus; v != "" {
+				slink.Details = append(slink.Details, "verification: "+string(v))
+			}
 		}
-		sort.Slice(pods.Items, func(a, b int) bool { return pods.Items[a].Name < pods.Items[b].Name })
-		for _, p := range pods.Items {
-			r.Chain = append(r.Chain, podLink(ctx, logs, &p, "Job/"+j.Name))
+		out = append(out, slink)
+	}
+	return append(out, jobChain(ctx, c, logs, rs.Namespace, client.MatchingLabels{corev1alpha1.LabelRestoreSession: rs.Name}, ref)...)
+}
+
+// debugVerification reads the chain of the BackupVerificationSession name:
+// its BackupVerifier, the session with its verdict, the RestoreSession it
+// made (with that chain) and its verifier Job. Only a missing session is
+// an error.
+func debugVerification(ctx context.Context, c client.Client, logs logTail, namespace, name string) (*DebugReport, error) {
+	s := &corev1alpha1.BackupVerificationSession{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil {
+		return nil, fmt.Errorf("cannot get backupverificationsession %s/%s: %w", namespace, name, err)
+	}
+	r := &DebugReport{Namespace: namespace, Session: name, Kind: "BackupVerificationSession"}
+	ref := "BackupVerificationSession/" + name
+	vlink := DebugLink{Kind: "BackupVerifier", Name: s.Spec.Invoker.Name}
+	v := &corev1alpha1.BackupVerifier{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: s.Spec.Invoker.Name}, v); err != nil {
+		vlink.Details = []string{fmt.Sprintf("cannot get it: %v", err)}
+	} else {
+		vlink.Details = []string{"type " + orNone(string(v.Spec.Type))}
+		if v.Spec.Function != "" {
+			vlink.Details = append(vlink.Details, "function "+v.Spec.Function)
+		}
+	}
+	r.Chain = append(r.Chain, vlink)
+	slink := DebugLink{Kind: "BackupVerificationSession", Name: name, Phase: string(s.Status.Phase), Of: "BackupVerifier/" + s.Spec.Invoker.Name,
+		Details: append([]string{"snapshot " + s.Spec.Snapshot}, conditions(s.Status.Conditions)...)}
+	if s.Status.VerifierResult != "" {
+		slink.Details = append(slink.Details, "verifier: "+s.Status.VerifierResult)
+	}
+	for _, d := range s.Status.Differences {
+		slink.Details = append(slink.Details, fmt.Sprintf("difference: %s %s", d.Path, d.Kind))
+	}
+	r.Chain = append(r.Chain, slink)
+	if name := s.Status.RestoreSession; name != "" {
+		ns := s.Status.RestoreSessionNamespace
+		if ns == "" {
+			ns = namespace
+		}
+		rs := &corev1alpha1.RestoreSession{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, rs); err != nil {
+			r.Chain = append(r.Chain, DebugLink{Kind: "RestoreSession", Name: name, Of: ref, Details: []string{fmt.Sprintf("cannot get it: %v", err)}})
+		} else {
+			r.Chain = append(r.Chain, restoreChain(ctx, c, logs, rs, ref)...)
+		}
+	}
+	if j := s.Status.VerifierJob; j != "" {
+		job := &batchv1.Job{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: j}, job); err != nil {
+			r.Chain = append(r.Chain, DebugLink{Kind: "Job", Name: j, Of: ref, Details: []string{fmt.Sprintf("cannot get it: %v", err)}})
+		} else {
+			r.Chain = append(r.Chain, jobLink(job, ref))
+			r.Chain = append(r.Chain, podChain(ctx, c, logs, namespace, j)...)
 		}
 	}
 	return r, nil
+}
+
+// componentDetails are a status's components, by name, as
+// "component NAME: Phase: error".
+func componentDetails[C any](components map[string]C, of func(C) (phase, err string)) []string {
+	var out []string
+	for _, n := range slices.Sorted(maps.Keys(components)) {
+		phase, err := of(components[n])
+		d := fmt.Sprintf("component %s: %s", n, orNone(phase))
+		if err != "" {
+			d += ": " + err
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // conditions are a status's conditions as "Type=Status Reason: message".
@@ -268,16 +436,15 @@ func writeDebug(w io.Writer, r *DebugReport, output string) error {
 		return err
 	}
 	var b strings.Builder
+	// A link is indented one step below the link it belongs to.
+	depth := map[string]int{}
 	for _, l := range r.Chain {
-		indent := ""
-		switch l.Kind {
-		case "BackupSession":
-			indent = "  "
-		case "Snapshot", "Job":
-			indent = "    "
-		case "Pod":
-			indent = "      "
+		d := 0
+		if p, ok := depth[l.Of]; ok {
+			d = p + 1
 		}
+		depth[l.Kind+"/"+l.Name] = d
+		indent := strings.Repeat("  ", d)
 		fmt.Fprintf(&b, "%s%s %s: %s\n", indent, l.Kind, orNone(l.Name), orNone(l.Phase))
 		for _, d := range l.Details {
 			fmt.Fprintf(&b, "%s  %s\n", indent, d)
