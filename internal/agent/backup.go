@@ -165,7 +165,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), merr
 	}
 	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, manifestFiles)
-	b, err := m.Encode()
+	b, err := m.Encode(t.password)
 	if err != nil {
 		return sum, ptr.To(true), err
 	}

@@ -10,13 +10,14 @@ import (
 )
 
 // FuzzDecodeManifest: a content manifest read back from storage, whatever
-// its bytes (gzip of arbitrary JSON, or not gzip at all), is refused with
-// an error or decoded into one that encodes and decodes to itself: no
-// panic, and nothing a tampered file holds survives a round trip changed.
+// its bytes (a sealed manifest, sealed gzip of arbitrary JSON, plain gzip,
+// or not gzip at all), is refused with an error or decoded into one that
+// encodes and decodes to itself: no panic, and nothing a tampered file
+// holds survives a round trip changed.
 func FuzzDecodeManifest(f *testing.F) {
 	good, err := newManifest("app-s1", "dump", "0123abcd", []string{"/data"}, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), []ManifestFile{
 		{Path: "/data/a", Size: 5, BLAKE3: sum("alpha")},
-	}).Encode()
+	}).Encode(testPassword)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -28,18 +29,21 @@ func FuzzDecodeManifest(f *testing.F) {
 		_, _ = zw.Write([]byte(j))
 		_ = zw.Close()
 		f.Add(buf.Bytes())
+		if b, err := seal(buf.Bytes()); err == nil {
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := DecodeManifest(bytes.NewReader(b))
+		m, err := DecodeManifest(bytes.NewReader(b), testPassword, "app-s1", "dump")
 		if err != nil {
 			return
 		}
 		_ = m.Algorithm()
-		enc, err := m.Encode()
+		enc, err := m.Encode(testPassword)
 		if err != nil {
 			t.Fatalf("a decoded manifest does not encode: %v", err)
 		}
-		again, err := DecodeManifest(bytes.NewReader(enc))
+		again, err := DecodeManifest(bytes.NewReader(enc), testPassword, "app-s1", "dump")
 		if err != nil {
 			t.Fatalf("an encoded manifest does not decode: %v", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"filippo.io/age"
 	"lukechampine.com/blake3"
 )
 
@@ -138,15 +140,34 @@ func newManifest(snapshot, component, resticID string, paths []string, created t
 	return m
 }
 
-// Encode writes the manifest as gzipped JSON.
-func (m *Manifest) Encode() ([]byte, error) {
+// manifestWorkFactor is the scrypt work factor (2^15, about 0.1 s and 32
+// MiB) that turns the repository password into a manifest's file key.
+const manifestWorkFactor = 15
+
+// Encode writes the manifest as gzipped JSON sealed with the repository's
+// password (an age file with an scrypt recipient): storage holds neither
+// the names of the files backed up nor a manifest anyone without the
+// password could write, and a manifest read back has not been changed.
+func (m *Manifest) Encode(password string) ([]byte, error) {
+	r, err := age.NewScryptRecipient(password)
+	if err != nil {
+		return nil, fmt.Errorf("cannot seal the manifest: %w", err)
+	}
+	r.SetWorkFactor(manifestWorkFactor)
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	aw, err := age.Encrypt(&buf, r)
+	if err != nil {
+		return nil, fmt.Errorf("cannot seal the manifest: %w", err)
+	}
+	zw := gzip.NewWriter(aw)
 	if err := json.NewEncoder(zw).Encode(m); err != nil {
 		return nil, fmt.Errorf("cannot encode the manifest: %w", err)
 	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("cannot compress the manifest: %w", err)
+	}
+	if err := aw.Close(); err != nil {
+		return nil, fmt.Errorf("cannot seal the manifest: %w", err)
 	}
 	return buf.Bytes(), nil
 }
@@ -154,22 +175,72 @@ func (m *Manifest) Encode() ([]byte, error) {
 // maxManifest bounds a decompressed manifest (about ten million files).
 const maxManifest = 2 << 30
 
-// DecodeManifest reads a manifest written by Encode.
-func DecodeManifest(r io.Reader) (*Manifest, error) {
-	zr, err := gzip.NewReader(r)
+// ErrManifestUnsealed is what DecodeManifest wraps for a manifest that is
+// not sealed with the repository's password, or whose seal does not hold:
+// written by a Stashplane that did not seal manifests, or replaced.
+var ErrManifestUnsealed = errors.New("the content manifest is not sealed with the repository's password")
+
+// DecodeManifest reads the manifest of snapshot's component written by
+// Encode with password. One that is not sealed with it, was changed, or
+// belongs to another Snapshot or component is refused: a verification
+// compares restored files only with what the backup itself recorded.
+func DecodeManifest(r io.Reader, password, snapshot, component string) (*Manifest, error) {
+	id, err := age.NewScryptIdentity(password)
 	if err != nil {
-		return nil, fmt.Errorf("cannot decompress the manifest: %w", err)
+		return nil, fmt.Errorf("cannot open the manifest: %w", err)
+	}
+	// A manifest asking for more work than Encode gives is refused before
+	// scrypt spends it.
+	id.SetMaxWorkFactor(manifestWorkFactor)
+	plain, err := age.Decrypt(r, id)
+	if err != nil {
+		return nil, fmt.Errorf("%w (written before Stashplane sealed manifests, or replaced: back up again): %v", ErrManifestUnsealed, err)
+	}
+	ar := &sealReader{r: plain}
+	// unsealed says an error came from the seal, not from what it holds.
+	unsealed := func(err error) error {
+		if ar.err != nil {
+			return fmt.Errorf("%w: %v", ErrManifestUnsealed, ar.err)
+		}
+		return err
+	}
+	zr, err := gzip.NewReader(ar)
+	if err != nil {
+		return nil, unsealed(fmt.Errorf("cannot decompress the manifest: %w", err))
 	}
 	defer zr.Close()
 	m := &Manifest{}
 	if err := json.NewDecoder(io.LimitReader(zr, maxManifest)).Decode(m); err != nil {
-		return nil, fmt.Errorf("cannot decode the manifest: %w", err)
+		return nil, unsealed(fmt.Errorf("cannot decode the manifest: %w", err))
+	}
+	// The seal is checked chunk by chunk: read to the end, so that a cut
+	// or changed tail is found.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return nil, unsealed(fmt.Errorf("cannot decompress the manifest: %w", err))
 	}
 	if m.Kind != ManifestKind {
 		return nil, fmt.Errorf("cannot decode the manifest: kind is %q, not %q", m.Kind, ManifestKind)
+	}
+	if m.Snapshot != snapshot || m.Component != component {
+		return nil, fmt.Errorf("cannot use the manifest: it is the one of snapshot %q, component %q, not of snapshot %q, component %q", m.Snapshot, m.Component, snapshot, component)
 	}
 	if _, err := newHash(m.Algorithm()); err != nil {
 		return nil, fmt.Errorf("cannot decode the manifest: %w", err)
 	}
 	return m, nil
+}
+
+// sealReader keeps the first error other than io.EOF its reader returned:
+// the seal's.
+type sealReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sealReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }

@@ -27,6 +27,10 @@ const (
 	// ReasonDamagedPack: restic could not read a pack of the repository;
 	// the message names it.
 	ReasonDamagedPack = "DamagedPack"
+	// ReasonManifestInvalid: the component's content manifest cannot be
+	// trusted: not sealed with the repository's password, changed, or
+	// another Snapshot's.
+	ReasonManifestInvalid = "ManifestInvalid"
 )
 
 // Reasons a restore fails for how it was asked, not for what the backup
@@ -319,8 +323,8 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 			return fmt.Errorf("cannot read the content manifest: %w", err)
 		}
 		defer rd.Close()
-		if m, err = DecodeManifest(rd); err != nil {
-			return err
+		if m, err = DecodeManifest(rd, t.password, o.Snapshot, o.Component); err != nil {
+			return &reasonError{reason: ReasonManifestInvalid, msg: err.Error()}
 		}
 	}
 	if m.ResticSnapshot != resticID {

@@ -2,10 +2,14 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"gocloud.dev/gcerrors"
 
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/restic"
 )
@@ -41,8 +45,45 @@ func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Re
 			return nil, m, newRestoredHasher(nil, alg, placement{}), err
 		}
 	}
+	if err := recordedSnapshot(t.snapshot, r.Options.Component, snap.ID); err != nil {
+		return nil, m, newRestoredHasher(nil, alg, placement{}), err
+	}
 	// Where the files land depends on the snapshot's paths (--into).
 	return snap, m, newRestoredHasher(files, alg, placementFor(r.Options, snap.Paths)), nil
+}
+
+// ReasonRecordMismatch: the restic snapshot a restore would take (the one
+// the content manifest names, or the newest restic lists with the
+// Snapshot's tag) is not one the Snapshot's backup recorded: the manifest
+// or the restic repository was changed since.
+const ReasonRecordMismatch = "RecordMismatch"
+
+// recordedSnapshot refuses to restore restic snapshot id for a component
+// whose backup recorded other restic snapshots in the Snapshot's status
+// (written by that backup's own Jobs, the only ones allowed to). A
+// component that recorded none (made before the ids were recorded) is not
+// checked.
+func recordedSnapshot(s *storagev1alpha1.Snapshot, component, id string) error {
+	var recorded []string
+	for _, st := range s.Status.Components[component].ResticStats {
+		if st.Summary != nil && st.Summary.ID != "" {
+			recorded = append(recorded, st.Summary.ID)
+		}
+	}
+	if len(recorded) == 0 || slices.ContainsFunc(recorded, func(r string) bool { return sameResticID(r, id) }) {
+		return nil
+	}
+	return &reasonError{reason: ReasonRecordMismatch, msg: fmt.Sprintf("restic snapshot %s is not the one snapshot %q recorded for component %q (%s): its content manifest or the restic repository was changed since the backup",
+		shortID(id), s.Name, component, strings.Join(recorded, ", "))}
+}
+
+// sameResticID says whether two restic snapshot ids, either of them
+// possibly short, name the same snapshot.
+func sameResticID(a, b string) bool {
+	if len(a) < 8 || len(b) < 8 {
+		return false
+	}
+	return strings.HasPrefix(a, b) || strings.HasPrefix(b, a)
 }
 
 // manifestOf reads the component's content manifest, or nil when there is
@@ -57,7 +98,7 @@ func (r *Runner) manifestOf(ctx context.Context, t *target) *Manifest {
 		return nil
 	}
 	defer rd.Close()
-	m, err := DecodeManifest(rd)
+	m, err := DecodeManifest(rd, t.password, r.Options.Snapshot, r.Options.Component)
 	if err != nil {
 		r.Log.Info("cannot decode the content manifest to find the restic snapshot; listing restic's snapshots", "error", err.Error())
 		return nil

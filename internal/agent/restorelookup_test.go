@@ -2,12 +2,15 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"gocloud.dev/blob/memblob"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
@@ -42,9 +45,9 @@ func TestSnapshotToRestore(t *testing.T) {
 			ctx := context.Background()
 			b := memblob.OpenBucket(nil)
 			defer b.Close()
-			tgt := &target{bucket: b, repo: &storagev1alpha1.Repository{Spec: storagev1alpha1.RepositorySpec{Path: "default/app"}}}
+			tgt := &target{bucket: b, password: testPassword, snapshot: &storagev1alpha1.Snapshot{}, repo: &storagev1alpha1.Repository{Spec: storagev1alpha1.RepositorySpec{Path: "default/app"}}}
 			if tc.manifest != nil {
-				data, err := tc.manifest.Encode()
+				data, err := tc.manifest.Encode(testPassword)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -69,6 +72,46 @@ func TestSnapshotToRestore(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nsnapshotToRestore(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestRecordedSnapshot(t *testing.T) {
+	full := "0123abcd" + strings.Repeat("e", 56)
+	snap := func(ids ...string) *storagev1alpha1.Snapshot {
+		s := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-s1"}}
+		var stats []storagev1alpha1.ResticStats
+		for _, id := range ids {
+			stats = append(stats, storagev1alpha1.ResticStats{Summary: &storagev1alpha1.ResticSummary{ID: id}})
+		}
+		s.Status.Components = map[string]storagev1alpha1.Component{"dump": {ResticStats: stats}}
+		return s
+	}
+	cases := map[string]struct {
+		reason string
+		snap   *storagev1alpha1.Snapshot
+		id     string
+		want   string
+	}{
+		"Recorded":      {"the restic snapshot the backup recorded is restored", snap(full), full, ""},
+		"ShortRecorded": {"a short id names the recorded one", snap(full), "0123abcd", ""},
+		"NoneRecorded":  {"a component that recorded no id is not checked", snap(), "ffffffff", ""},
+		"Swapped":       {"another restic snapshot than the recorded one is refused", snap(full), "ffffffff" + strings.Repeat("0", 56), ReasonRecordMismatch},
+		"TooShort":      {"an id too short to tell is refused", snap(full), "0123", ReasonRecordMismatch},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := recordedSnapshot(tc.snap, "dump", tc.id)
+			got := ""
+			var re *reasonError
+			if errors.As(err, &re) {
+				got = re.reason
+			} else if err != nil {
+				got = err.Error()
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s: -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"lukechampine.com/blake3"
@@ -230,26 +231,81 @@ func TestManifestRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(want, m); diff != "" {
 		t.Errorf("newManifest(): -want +got:\n%s", diff)
 	}
-	b, err := m.Encode()
+	b, err := m.Encode(testPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
-		t.Errorf("the manifest is not gzipped")
+	if !bytes.HasPrefix(b, []byte("age-encryption.org/v1\n")) || bytes.Contains(b, []byte("/data")) {
+		t.Errorf("the manifest is not sealed: %q", b[:min(len(b), 64)])
 	}
-	got, err := DecodeManifest(bytes.NewReader(b))
+	got, err := DecodeManifest(bytes.NewReader(b), testPassword, "app-s1", "dump")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DecodeManifest(Encode()): -want +got:\n%s", diff)
 	}
-	if _, err := DecodeManifest(bytes.NewReader([]byte("not gzip"))); err == nil {
-		t.Errorf("DecodeManifest accepted garbage")
+	tampered := bytes.Clone(b)
+	tampered[len(tampered)-20] ^= 1
+	plain := gzipJSON(t, `{"apiVersion":"storage.stashplane.io/v1alpha1","kind":"ContentManifest","snapshot":"app-s1","component":"dump","files":[]}`)
+	refused := map[string]struct {
+		data                          []byte
+		password, snapshot, component string
+		unsealed                      bool
+	}{
+		"Garbage":          {[]byte("not gzip"), testPassword, "app-s1", "dump", true},
+		"Plaintext":        {plain, testPassword, "app-s1", "dump", true},
+		"WrongPassword":    {b, "another password", "app-s1", "dump", true},
+		"Tampered":         {tampered, testPassword, "app-s1", "dump", true},
+		"Cut":              {b[:len(b)-10], testPassword, "app-s1", "dump", true},
+		"AnotherSnapshot":  {b, testPassword, "app-s2", "dump", false},
+		"AnotherComponent": {b, testPassword, "app-s1", "dump-1", false},
+	}
+	for name, tc := range refused {
+		_, err := DecodeManifest(bytes.NewReader(tc.data), tc.password, tc.snapshot, tc.component)
+		if err == nil {
+			t.Errorf("%s: DecodeManifest accepted it", name)
+			continue
+		}
+		if got := errors.Is(err, ErrManifestUnsealed); got != tc.unsealed {
+			t.Errorf("%s: error %v; ErrManifestUnsealed %v, want %v", name, err, got, tc.unsealed)
+		}
 	}
 }
 
-// gzipJSON is a manifest as a backup wrote it: gzipped JSON.
+// testPassword seals the manifests of these tests.
+const testPassword = "correct horse battery staple"
+
+// seal seals data, a gzipped manifest, as Encode does.
+func seal(data []byte) ([]byte, error) {
+	r, err := age.NewScryptRecipient(testPassword)
+	if err != nil {
+		return nil, err
+	}
+	r.SetWorkFactor(manifestWorkFactor)
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func sealed(t *testing.T, data []byte) []byte {
+	t.Helper()
+	b, err := seal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func gzipJSON(t *testing.T, doc string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -273,7 +329,7 @@ func TestVerifyRestoreHashAlgorithms(t *testing.T) {
 	blake3Manifest, err := newManifest("app-s1", "dump", "0123abcd", []string{"/data"}, time.Now(), []ManifestFile{
 		{Path: "/data/a", Size: 5, BLAKE3: sum("alpha")},
 		{Path: "/data/z", Size: 3, BLAKE3: sum("zed")},
-	}).Encode()
+	}).Encode(testPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,11 +340,11 @@ func TestVerifyRestoreHashAlgorithms(t *testing.T) {
 		wantDiffs []corev1alpha1.RestoreDifference
 	}{
 		"SHA256ManifestMatches": {
-			manifest: gzipJSON(t, sha256Manifest), wantAlg: HashSHA256,
+			manifest: sealed(t, gzipJSON(t, sha256Manifest)), wantAlg: HashSHA256,
 			restored: map[string]string{"data/a": "alpha", "data/z": "zed"},
 		},
 		"SHA256ManifestChangedByte": {
-			manifest: gzipJSON(t, sha256Manifest), wantAlg: HashSHA256,
+			manifest: sealed(t, gzipJSON(t, sha256Manifest)), wantAlg: HashSHA256,
 			restored: map[string]string{"data/a": "alphA", "data/z": "zed"},
 			wantDiffs: []corev1alpha1.RestoreDifference{{Path: "/data/a", Kind: corev1alpha1.DifferenceChanged,
 				Want: "5 bytes, sha256 " + sha256Sum("alpha")[:8], Got: "5 bytes, sha256 " + sha256Sum("alphA")[:8]}},
@@ -306,7 +362,7 @@ func TestVerifyRestoreHashAlgorithms(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			m, err := DecodeManifest(bytes.NewReader(tc.manifest))
+			m, err := DecodeManifest(bytes.NewReader(tc.manifest), testPassword, "app-s1", "dump")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -343,7 +399,7 @@ func TestVerifyRestoreIncludeMatchedNothing(t *testing.T) {
 	m, err := DecodeManifest(bytes.NewReader(mustEncode(t, newManifest("app-s1", "dump", "0123abcd", []string{"/data"}, time.Now(), []ManifestFile{
 		{Path: "/data/a", Size: 5, BLAKE3: sum("alpha")},
 		{Path: "/data/z", Size: 3, BLAKE3: sum("zed")},
-	}))))
+	}))), testPassword, "app-s1", "dump")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +437,7 @@ func TestVerifyRestoreIncludeMatchedNothing(t *testing.T) {
 
 func mustEncode(t *testing.T, m *Manifest) []byte {
 	t.Helper()
-	b, err := m.Encode()
+	b, err := m.Encode(testPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 	}
 	file := ManifestFile{Path: StreamPath(name), Size: n.n, BLAKE3: hex.EncodeToString(h.Sum(nil))}
 	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, []ManifestFile{file})
-	b, err := m.Encode()
+	b, err := m.Encode(t.password)
 	if err != nil {
 		return sum, ptr.To(true), err
 	}

@@ -386,7 +386,7 @@ func TestAgentBackupRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := agent.DecodeManifest(f)
+	m, err := agent.DecodeManifest(f, agentPassword, "app-hourly-1", storagev1alpha1.ComponentDump)
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
