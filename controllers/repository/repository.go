@@ -238,11 +238,12 @@ func (e *external) fail(repo *storagev1alpha1.Repository, err error) error {
 	return errors.New(msg)
 }
 
-// record is what repository.yaml holds: the Repository as the user wrote it.
+// record is what repository.yaml holds: the Repository as the user wrote
+// it, and the UID of the object that owns the path.
 func record(repo *storagev1alpha1.Repository) *storagev1alpha1.Repository {
 	return &storagev1alpha1.Repository{
 		TypeMeta:   metav1.TypeMeta{APIVersion: storagev1alpha1.GroupVersion.String(), Kind: storagev1alpha1.RepositoryKind},
-		ObjectMeta: metav1.ObjectMeta{Name: repo.Name, Namespace: repo.Namespace, Labels: repo.Labels},
+		ObjectMeta: metav1.ObjectMeta{Name: repo.Name, Namespace: repo.Namespace, UID: repo.UID, Labels: repo.Labels},
 		Spec:       repo.Spec,
 	}
 }
@@ -267,6 +268,21 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		msg := fmt.Sprintf("path %q already holds repository %s/%s; refusing to take it over", repo.Spec.Path, stored.Namespace, stored.Name)
 		setInitialized(repo, false, "PathTaken", msg)
 		return managed.ExternalObservation{}, errors.New(msg)
+	}
+	if stored.UID != "" && stored.UID != repo.UID {
+		switch {
+		case observeOnly(repo):
+			// Read, never written: nothing of the other owner's changes.
+			setInitialized(repo, true, "AdoptedReadOnly", fmt.Sprintf("path %q belongs to Repository object uid %s; read only, as managementPolicies say", repo.Spec.Path, stored.UID))
+			return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, nil
+		case repo.Annotations[storagev1alpha1.AnnotationAdopt] != "true":
+			msg := fmt.Sprintf("path %q belongs to Repository object uid %s (another cluster's, or one deleted and made again), not to this one (uid %s); refusing to write into it: annotate this Repository %s=true to take it over, or set managementPolicies to [Observe] to read it only",
+				repo.Spec.Path, stored.UID, repo.UID, storagev1alpha1.AnnotationAdopt)
+			setInitialized(repo, false, "PathOwned", msg)
+			return managed.ExternalObservation{}, errors.New(msg)
+		}
+		// Taken over: the record is rewritten with this object's UID
+		// (Update), as it differs from the one wanted.
 	}
 	setInitialized(repo, true, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded), "")
 	if e.kube != nil {
@@ -319,6 +335,13 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 	}
 	// The trailing slash keeps "app" from wiping "app-2".
 	return managed.ExternalDelete{}, backend.Wipe(ctx, e.bucket, cleanPath(repo.Spec.Path)+"/")
+}
+
+// observeOnly says whether the Repository may only be read: its
+// managementPolicies are [Observe].
+func observeOnly(repo *storagev1alpha1.Repository) bool {
+	p := repo.GetManagementPolicies()
+	return len(p) == 1 && p[0] == xpv2.ManagementActionObserve
 }
 
 func setInitialized(repo *storagev1alpha1.Repository, ok bool, reason, msg string) {

@@ -2,9 +2,11 @@ package repository
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/google/go-cmp/cmp"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
@@ -71,6 +73,23 @@ func TestExternal(t *testing.T) {
 		return managed.ExternalObservation{}, err
 	}
 	foreign, _ := yaml.Marshal(repo("someone-else", "app", ""))
+	// owned is app's record as another object of the same name wrote it.
+	ownedRepo := repo("app", "app", "")
+	ownedRepo.UID = "uid-of-another-cluster"
+	owned, _ := yaml.Marshal(record(ownedRepo))
+	legacy := record(repo("app", "app", ""))
+	legacyRecord, _ := yaml.Marshal(legacy)
+	mine := func(mutate ...func(*storagev1alpha1.Repository)) *storagev1alpha1.Repository {
+		r := repo("app", "app", "")
+		r.UID = "uid-of-this-object"
+		for _, m := range mutate {
+			m(r)
+		}
+		return r
+	}
+	observe := func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+		return e.Observe(ctx, r)
+	}
 	type want struct {
 		obs     managed.ExternalObservation
 		errText bool
@@ -111,6 +130,48 @@ func TestExternal(t *testing.T) {
 				return e.Observe(ctx, r)
 			},
 			want: want{errText: true, keys: []string{"app/repository.yaml"}},
+		},
+		"PathOwned": {
+			reason: "A path whose record another object of the same name wrote is refused, and the record kept.",
+			seed:   map[string]string{"app/repository.yaml": string(owned)},
+			repo:   mine(),
+			do:     observe,
+			want:   want{errText: true, keys: []string{"app/repository.yaml"}},
+		},
+		"PathAdopted": {
+			reason: "With the adopt annotation the path is taken over: the record is rewritten with this object's UID, then up to date.",
+			seed:   map[string]string{"app/repository.yaml": string(owned)},
+			repo: mine(func(r *storagev1alpha1.Repository) {
+				r.Annotations = map[string]string{storagev1alpha1.AnnotationAdopt: "true"}
+			}),
+			do: func(e *external, r *storagev1alpha1.Repository) (managed.ExternalObservation, error) {
+				obs, err := e.Observe(ctx, r)
+				if err != nil || obs.ResourceUpToDate {
+					return obs, fmt.Errorf("before the take-over: %+v, %v; want exists and not up to date", obs, err)
+				}
+				if _, err := e.Update(ctx, r); err != nil {
+					return managed.ExternalObservation{}, err
+				}
+				r.Annotations = nil
+				return e.Observe(ctx, r)
+			},
+			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, keys: []string{"app/repository.yaml"}},
+		},
+		"PathReadOnly": {
+			reason: "A Repository that may only observe reads a path another object owns, writing nothing.",
+			seed:   map[string]string{"app/repository.yaml": string(owned)},
+			repo: mine(func(r *storagev1alpha1.Repository) {
+				r.Spec.ManagementPolicies = xpv2.ManagementPolicies{xpv2.ManagementActionObserve}
+			}),
+			do:   observe,
+			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, keys: []string{"app/repository.yaml"}},
+		},
+		"LegacyRecord": {
+			reason: "A record written before owners were recorded is this object's, and is rewritten with its UID.",
+			seed:   map[string]string{"app/repository.yaml": string(legacyRecord)},
+			repo:   mine(),
+			do:     observe,
+			want:   want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: false}, keys: []string{"app/repository.yaml"}},
 		},
 		"WipeOutOnlyItsPath": {
 			reason: "WipeOut removes the repository's directory and not a sibling sharing its name's start.",

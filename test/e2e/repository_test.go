@@ -187,4 +187,42 @@ func TestRepositories(t *testing.T) {
 	if diff := cmp.Diff(before, digest(t, filepath.Join(root, "app-b"))); diff != "" {
 		t.Errorf("WipeOut of app-a changed app-b: -before +after:\n%s", diff)
 	}
+
+	// A path whose record another cluster's Repository of the same name
+	// wrote is refused until this one is told to adopt it.
+	twin := repository("app-c", "apps", "app-c", storagev1alpha1.DeletionPolicyDelete)
+	twin.UID = "uid-of-another-cluster"
+	twin.Kind, twin.APIVersion = storagev1alpha1.RepositoryKind, storagev1alpha1.GroupVersion.String()
+	theirs, err := yaml.Marshal(twin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "app-c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "app-c", "repository.yaml"), theirs, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Create(ctx, repository("app-c", "apps", "app-c", storagev1alpha1.DeletionPolicyDelete)); err != nil {
+		t.Fatal(err)
+	}
+	waitRepoReason(t, kube, "apps", "app-c", corev1.ConditionFalse, "PathOwned")
+	if b, err := os.ReadFile(filepath.Join(root, "app-c", "repository.yaml")); err != nil || string(b) != string(theirs) {
+		t.Errorf("the refused Repository changed the other owner's record: %v", err)
+	}
+	ours := &storagev1alpha1.Repository{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "app-c"}, ours); err != nil {
+		t.Fatal(err)
+	}
+	ours.Annotations = map[string]string{storagev1alpha1.AnnotationAdopt: "true"}
+	if err := kube.Update(ctx, ours); err != nil {
+		t.Fatal(err)
+	}
+	waitRepoReason(t, kube, "apps", "app-c", corev1.ConditionTrue, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded))
+	poll(t, time.Minute, "the adopted record does not name its new owner", func(context.Context) (bool, error) {
+		b, err := os.ReadFile(filepath.Join(root, "app-c", "repository.yaml"))
+		got := &storagev1alpha1.Repository{}
+		return err == nil && yaml.Unmarshal(b, got) == nil && got.UID == ours.UID, nil
+	})
+	t.Logf("checked: path app-c, owned by another object, was refused (PathOwned) and adopted once annotated")
 }

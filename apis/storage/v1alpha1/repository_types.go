@@ -22,6 +22,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
+// AnnotationAdopt, set to "true" on a Repository, takes over a path whose
+// repository.yaml another Repository object wrote (another cluster's, or
+// one deleted and made again): the record is rewritten with this object's
+// UID. Without it such a path is refused (PathOwned); a Repository whose
+// managementPolicies are [Observe] reads it without writing anything.
+const AnnotationAdopt = "storage.stashplane.io/adopt"
+
 // SecretKeyResticPassword is the key of a Repository's encryption Secret
 // that holds the password of its restic repositories.
 const SecretKeyResticPassword = "RESTIC_PASSWORD"
