@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -176,14 +177,27 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	return sum, ptr.To(true), nil
 }
 
+// ReasonRepositoryNotEmpty: the component's restic repository has no
+// config but its directory holds files; no repository is initialised
+// over them.
+const ReasonRepositoryNotEmpty = "RepositoryNotEmpty"
+
 // prepareRepository makes the component's restic repository when it has
-// none, else removes the locks of runs that are gone.
+// none (in an empty directory only), else removes the locks of runs that
+// are gone.
 func (r *Runner) prepareRepository(ctx context.Context, t *target, rc *restic.Restic) error {
 	exists, err := t.bucket.Exists(ctx, t.resticPath+"config")
 	if err != nil {
 		return fmt.Errorf("cannot look for the restic repository: %w", err)
 	}
 	if !exists {
+		objs, _, err := t.bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: t.resticPath})
+		if err != nil {
+			return fmt.Errorf("cannot look for the restic repository: %w", err)
+		}
+		if len(objs) > 0 {
+			return &reasonError{reason: ReasonRepositoryNotEmpty, msg: fmt.Sprintf("the restic repository's directory %s holds %s but no config (the leftovers of a wiped or interrupted repository?); nothing is initialised over it: remove them, or put its config back", t.resticPath, strings.TrimPrefix(objs[0].Key, t.resticPath))}
+		}
 		r.Log.Info("initialising the restic repository", "repository", t.resticPath)
 		return rc.Init(ctx)
 	}

@@ -36,7 +36,8 @@ import (
 const agentPassword = "e2e agent password 7f3c9a"
 
 // agentEnv is one namespace set up for the agent: a storage, a ready
-// repository, its password and a service account bound to agentapi.Rules().
+// repository, its password and a service account bound to agentapi.Rules()
+// and a run's agentapi.ReportRulesFor.
 type agentEnv struct {
 	kube client.Client
 	cs   *kubernetes.Clientset
@@ -87,7 +88,9 @@ func setupAgent(t *testing.T, bs *storagev1alpha1.BackupStorage, extra ...client
 		},
 		repo,
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "stashplane-agent", Namespace: e.ns}},
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "stashplane-agent", Namespace: e.ns}, Rules: agentapi.Rules()},
+		// The Jobs here run without a BackupSession: the account also holds
+		// what a run grants its Jobs, for every Snapshot of the namespace.
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "stashplane-agent", Namespace: e.ns}, Rules: append(agentapi.Rules(), agentapi.ReportRulesFor(nil)...)},
 		&rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "stashplane-agent", Namespace: e.ns},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "stashplane-agent"},

@@ -17,6 +17,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -76,7 +77,18 @@ type Handler struct {
 	user, password string
 	opts           Options
 	log            logr.Logger
+
+	mu sync.Mutex
+	// keysSaved are the key files this handler wrote and no config since:
+	// the keys of an init that may still lose its race for the config.
+	keysSaved []string
 }
+
+// writeOnce are the types written only where nothing is: a repository's
+// config and its keys are never replaced, so that two runs initialising
+// the same repository at once cannot leave it with the config of one and
+// the keys of the other.
+var writeOnce = map[string]bool{"config": true, "keys": true}
 
 // NewHandler serves the repository in bucket (already scoped to the
 // repository's prefix) to clients that authenticate as user with password.
@@ -121,8 +133,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveRepository(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Query().Get("create") == "true":
-		if _, _, err := h.bucket.ListPage(r.Context(), blob.FirstPageToken, 1, nil); err != nil {
+		objs, _, err := h.bucket.ListPage(r.Context(), blob.FirstPageToken, 1, nil)
+		if err != nil {
 			h.fail(w, r, "cannot create the repository", err)
+			return
+		}
+		// A directory holding anything (a wiped repository's leftovers,
+		// another tool's files) is never initialised over.
+		if len(objs) > 0 {
+			http.Error(w, "the repository's directory is not empty ("+objs[0].Key+"); refusing to initialise a repository over it", http.StatusForbidden)
 			return
 		}
 		w.WriteHeader(http.StatusOK)
@@ -314,6 +333,10 @@ var errHashMismatch = errors.New("the uploaded content does not match its name")
 // when asked, for every type but config its SHA-256 against the name. Any
 // failure aborts the write, leaving whatever was there before.
 func (h *Handler) save(w http.ResponseWriter, r *http.Request, typ, k string) {
+	if writeOnce[typ] {
+		h.saveOnce(w, r, typ, k)
+		return
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	bw, err := h.bucket.NewWriter(ctx, k, &blob.WriterOptions{ContentType: "application/octet-stream"})
@@ -349,6 +372,74 @@ func (h *Handler) save(w http.ResponseWriter, r *http.Request, typ, k string) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// maxWriteOnce bounds a config or key file (restic's are under 1 KiB).
+const maxWriteOnce = 1 << 20
+
+// saveOnce writes a config or key file only where none is. The same bytes
+// again (restic retrying a write whose answer it lost) are taken as
+// written; other bytes are refused.
+func (h *Handler) saveOnce(w http.ResponseWriter, r *http.Request, typ, k string) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxWriteOnce+1))
+	if err == nil && (len(body) > maxWriteOnce || r.ContentLength >= 0 && int64(len(body)) != r.ContentLength) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		h.fail(w, r, "cannot receive "+k, err)
+		return
+	}
+	if sum := sha256.Sum256(body); h.opts.VerifyUploads && typ != "config" && hex.EncodeToString(sum[:]) != k[strings.LastIndex(k, "/")+1:] {
+		http.Error(w, errHashMismatch.Error(), http.StatusBadRequest)
+		return
+	}
+	err = h.bucket.WriteAll(r.Context(), k, body, &blob.WriterOptions{ContentType: "application/octet-stream", IfNotExist: true})
+	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		if existing, rerr := h.bucket.ReadAll(r.Context(), k); rerr == nil && bytes.Equal(existing, body) {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		h.refuseOverwrite(w, r, typ, k)
+		return
+	}
+	if err != nil {
+		h.fail(w, r, "cannot write "+k, err)
+		return
+	}
+	h.saved(typ, k)
+	w.WriteHeader(http.StatusOK)
+}
+
+// saved remembers the keys an init writes until its config is written.
+func (h *Handler) saved(typ, k string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch typ {
+	case "keys":
+		h.keysSaved = append(h.keysSaved, k)
+	case "config":
+		h.keysSaved = nil
+	}
+}
+
+// refuseOverwrite answers a write of a config or key that exists. An init
+// that lost the race for the config (another run initialised the
+// repository first) takes back the keys it wrote: they hold another
+// master key, which restic could try before the winner's and fail to read
+// the config with.
+func (h *Handler) refuseOverwrite(w http.ResponseWriter, r *http.Request, typ, k string) {
+	if typ == "config" {
+		h.mu.Lock()
+		keys := h.keysSaved
+		h.keysSaved = nil
+		h.mu.Unlock()
+		for _, key := range keys {
+			if err := h.bucket.Delete(r.Context(), key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+				h.log.Error(err, "cannot remove the key of an init that lost its race", "key", key)
+			}
+		}
+	}
+	http.Error(w, k+" exists; a repository's config and keys are never replaced", http.StatusForbidden)
 }
 
 // listEntry is one file in a version 2 list.

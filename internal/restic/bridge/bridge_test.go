@@ -64,6 +64,34 @@ func TestHandler(t *testing.T) {
 			req:    request{method: "POST", path: "/?create=true"},
 			want:   response{Status: 200},
 		},
+		"CreateOverLeftovers": {
+			reason:      "A directory holding anything is never initialised over.",
+			objects:     map[string]string{"data/ab/abcdef": "a pack of a wiped repository"},
+			req:         request{method: "POST", path: "/?create=true"},
+			want:        response{Status: 403},
+			wantObjects: map[string]string{"data/ab/abcdef": "a pack of a wiped repository"},
+		},
+		"ConfigNeverReplaced": {
+			reason:      "A config is never replaced by another.",
+			objects:     map[string]string{"config": "the first run's"},
+			req:         request{method: "POST", path: "/config", body: "the second run's"},
+			want:        response{Status: 403},
+			wantObjects: map[string]string{"config": "the first run's"},
+		},
+		"ConfigWrittenAgain": {
+			reason:      "The same config again (a retried write whose answer was lost) is taken as written.",
+			objects:     map[string]string{"config": "cfg"},
+			req:         request{method: "POST", path: "/config", body: "cfg"},
+			want:        response{Status: 200},
+			wantObjects: map[string]string{"config": "cfg"},
+		},
+		"KeyNeverReplaced": {
+			reason:      "A key is never replaced by another of its name.",
+			objects:     map[string]string{"keys/" + hashName("key"): "another key left there"},
+			req:         request{method: "POST", path: "/keys/" + hashName("key"), body: "key"},
+			want:        response{Status: 403},
+			wantObjects: map[string]string{"keys/" + hashName("key"): "another key left there"},
+		},
 		"SaveConfig": {
 			reason:      "The config is saved as the object config.",
 			req:         request{method: "POST", path: "/config", body: "cfg"},
@@ -238,4 +266,50 @@ func objects(t *testing.T, b *blob.Bucket) map[string]string {
 		got[o.Key] = string(v)
 	}
 	return got
+}
+
+// TestInitRace: two runs initialise one repository at once. The one whose
+// config lands second is refused, and the key it wrote is taken back, so
+// the repository holds one config and only the keys that open it.
+func TestInitRace(t *testing.T) {
+	b := memblob.OpenBucket(nil)
+	defer func() { _ = b.Close() }()
+	post := func(h http.Handler, path, body string) int {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("u", "p")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		return res.StatusCode
+	}
+	first := NewHandler(b, "u", "p", Options{Log: logr.Discard()})
+	second := NewHandler(b, "u", "p", Options{Log: logr.Discard()})
+	steps := []struct {
+		h          http.Handler
+		path, body string
+		want       int
+	}{
+		{first, "/?create=true", "", 200},
+		{second, "/?create=true", "", 200},
+		{first, "/keys/" + hashName("key of the first"), "key of the first", 200},
+		{second, "/keys/" + hashName("key of the second"), "key of the second", 200},
+		{second, "/config", "config of the second", 200},
+		{first, "/config", "config of the first", 403},
+	}
+	for i, s := range steps {
+		if got := post(s.h, s.path, s.body); got != s.want {
+			t.Errorf("step %d, POST %s: status %d, want %d", i, s.path, got, s.want)
+		}
+	}
+	want := map[string]string{"config": "config of the second", "keys/" + hashName("key of the second"): "key of the second"}
+	if diff := cmp.Diff(want, objects(t, b)); diff != "" {
+		t.Errorf("objects after the race: -want +got:\n%s", diff)
+	}
 }
