@@ -239,12 +239,35 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
+	if meta.Owner != "" && meta.Owner != string(bs.UID) {
+		switch {
+		case observeOnly(bs):
+			// Read, never written: nothing of the other owner's changes.
+			bs.SetConditions(initializedCondition(true, "AdoptedReadOnly", fmt.Sprintf("the storage belongs to BackupStorage object uid %s; read only, as managementPolicies say", meta.Owner)), xpv2.Available())
+			bs.Status.Phase = storagev1alpha1.BackupStorageReady
+			return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, nil
+		case bs.Annotations[storagev1alpha1.AnnotationAdopt] != "true":
+			msg := fmt.Sprintf("the storage's %s belongs to BackupStorage object uid %s (another cluster's, or one deleted and made again), not to this one (uid %s); refusing to write into it: annotate this BackupStorage %s=true to take it over, or set managementPolicies to [Observe] to read it only",
+				backend.MetadataKey, meta.Owner, bs.UID, storagev1alpha1.AnnotationAdopt)
+			bs.SetConditions(initializedCondition(false, "StorageOwned", msg), xpv2.Unavailable())
+			bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
+			return managed.ExternalObservation{}, errors.New(msg)
+		}
+		// Taken over: Update rewrites the record with this object's UID.
+	}
 	bs.SetConditions(initializedCondition(true, string(storagev1alpha1.ReasonBackendInitializationSucceeded), ""), xpv2.Available())
 	bs.Status.Phase = storagev1alpha1.BackupStorageReady
 	return managed.ExternalObservation{
 		ResourceExists:   true,
-		ResourceUpToDate: sameLocations(meta.Repositories, locations(repos)),
+		ResourceUpToDate: meta.Owner == string(bs.UID) && sameLocations(meta.Repositories, locations(repos)),
 	}, nil
+}
+
+// observeOnly says whether the BackupStorage may only be read: its
+// managementPolicies are [Observe].
+func observeOnly(bs *storagev1alpha1.BackupStorage) bool {
+	p := bs.GetManagementPolicies()
+	return len(p) == 1 && p[0] == xpv2.ManagementActionObserve
 }
 
 func (e *external) Create(ctx context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
@@ -276,6 +299,7 @@ func (e *external) write(ctx context.Context, bs *storagev1alpha1.BackupStorage,
 	meta := backend.Metadata{
 		APIVersion: backend.RecordAPIVersion, Kind: backend.KindBackendMeta,
 		Operator:     backend.OperatorInfo{Name: backend.OperatorName, Version: version.Version, Initiated: initiated},
+		Owner:        string(bs.UID),
 		Repositories: locations(repos),
 	}
 	data, err := yaml.Marshal(meta)

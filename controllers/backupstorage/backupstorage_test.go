@@ -2,10 +2,12 @@ package backupstorage
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/google/go-cmp/cmp"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
@@ -17,6 +19,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/yaml"
 
 	"github.com/stashplane/stashplane/apis"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -67,6 +70,22 @@ func TestExternal(t *testing.T) {
 		return managed.ExternalObservation{}, err
 	}
 	seeded := map[string]string{backend.MetadataKey: "x", "app/repository.yaml": "y"}
+	record := func(owner string) string {
+		b, _ := yaml.Marshal(backend.Metadata{APIVersion: backend.RecordAPIVersion, Kind: backend.KindBackendMeta, Owner: owner})
+		return string(b)
+	}
+	owned, legacy := record("uid-of-another-cluster"), record("")
+	mine := func(mutate ...func(*storagev1alpha1.BackupStorage)) *storagev1alpha1.BackupStorage {
+		bs := storage("")
+		bs.UID = "uid-of-this-object"
+		for _, m := range mutate {
+			m(bs)
+		}
+		return bs
+	}
+	observe := func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
+		return e.Observe(ctx, bs)
+	}
 	type want struct {
 		obs   managed.ExternalObservation
 		err   bool
@@ -112,6 +131,50 @@ func TestExternal(t *testing.T) {
 				return e.Observe(ctx, bs)
 			},
 			want: want{err: true, keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageNotReady, init: corev1.ConditionFalse},
+		},
+		"StorageOwned": {
+			reason: "A record another BackupStorage object wrote (another cluster's) is refused and left alone.",
+			seed:   map[string]string{backend.MetadataKey: owned},
+			bs:     mine(),
+			do:     observe,
+			want:   want{err: true, keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageNotReady, init: corev1.ConditionFalse},
+		},
+		"StorageAdopted": {
+			reason: "Annotated to adopt it, the storage takes the record over: rewritten with its UID, then up to date.",
+			seed:   map[string]string{backend.MetadataKey: owned},
+			bs: mine(func(bs *storagev1alpha1.BackupStorage) {
+				bs.Annotations = map[string]string{storagev1alpha1.AnnotationAdopt: "true"}
+			}),
+			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
+				if obs, err := e.Observe(ctx, bs); err != nil || obs.ResourceUpToDate {
+					return obs, fmt.Errorf("before the take-over: %+v, %v; want exists and not up to date", obs, err)
+				}
+				if _, err := e.Update(ctx, bs); err != nil {
+					return managed.ExternalObservation{}, err
+				}
+				bs.Annotations = nil
+				return e.Observe(ctx, bs)
+			},
+			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true},
+				keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue},
+		},
+		"StorageReadOnly": {
+			reason: "A BackupStorage that may only observe reads a storage another object owns, writing nothing.",
+			seed:   map[string]string{backend.MetadataKey: owned},
+			bs: mine(func(bs *storagev1alpha1.BackupStorage) {
+				bs.Spec.ManagementPolicies = xpv2.ManagementPolicies{xpv2.ManagementActionObserve}
+			}),
+			do: observe,
+			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true},
+				keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue},
+		},
+		"LegacyMetadata": {
+			reason: "A record written before owners were recorded is this object's, and is rewritten with its UID.",
+			seed:   map[string]string{backend.MetadataKey: legacy},
+			bs:     mine(),
+			do:     observe,
+			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: false},
+				keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue},
 		},
 		"DeleteKeepsData": {
 			reason: "The Delete policy keeps every backup.",

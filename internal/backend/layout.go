@@ -27,9 +27,12 @@ func ResticPrefix(repoPath, session, component string) string {
 // Metadata is the storage's record, metadata.yaml at its root: who wrote
 // it and which repositories the storage holds.
 type Metadata struct {
-	APIVersion   string               `json:"apiVersion"`
-	Kind         string               `json:"kind"`
-	Operator     OperatorInfo         `json:"operator"`
+	APIVersion string       `json:"apiVersion"`
+	Kind       string       `json:"kind"`
+	Operator   OperatorInfo `json:"operator"`
+	// Owner is the UID of the BackupStorage object that writes the record;
+	// empty in records written before owners were recorded.
+	Owner        string               `json:"owner,omitempty"`
 	Repositories []RepositoryLocation `json:"repositories,omitempty"`
 }
 

@@ -22,11 +22,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// AnnotationAdopt, set to "true" on a Repository, takes over a path whose
-// repository.yaml another Repository object wrote (another cluster's, or
-// one deleted and made again): the record is rewritten with this object's
-// UID. Without it such a path is refused (PathOwned); a Repository whose
-// managementPolicies are [Observe] reads it without writing anything.
+// AnnotationAdopt, set to "true" on a Repository or BackupStorage, takes
+// over a path whose record (repository.yaml, metadata.yaml) another object
+// wrote (another cluster's, or one deleted and made again): the record is
+// rewritten with this object's UID. Without it such a path is refused
+// (PathOwned, StorageOwned); an object whose managementPolicies are
+// [Observe] reads it without writing anything.
 const AnnotationAdopt = "storage.stashplane.io/adopt"
 
 // SecretKeyResticPassword is the key of a Repository's encryption Secret
