@@ -61,6 +61,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
 	}
+	if err := setupCatalog(mgr, o); err != nil {
+		return err
+	}
 	return setupAccessor(mgr, o)
 }
 

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
@@ -212,7 +211,7 @@ func (c *connector) checkOverlap(ctx context.Context, repo *storagev1alpha1.Repo
 	return nil
 }
 
-func cleanPath(p string) string { return strings.Trim(path.Clean("/"+p), "/") }
+func cleanPath(p string) string { return backend.CleanPath(p) }
 
 // within says whether path a is b or lies under it.
 func within(a, b string) bool { return a == b || strings.HasPrefix(a, b+"/") }
@@ -264,26 +263,32 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		setInitialized(repo, false, "ForeignRecord", msg)
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
-	if stored.Name != repo.Name || stored.Namespace != repo.Namespace {
+	foreign := stored.Name != repo.Name || stored.Namespace != repo.Namespace
+	if observeOnly(repo) && (foreign || (stored.UID != "" && stored.UID != repo.UID)) {
+		// Read, never written: nothing of the other owner's changes. A
+		// catalog rebuilt after a disaster reads another cluster's
+		// repository, perhaps from another namespace.
+		setInitialized(repo, true, "AdoptedReadOnly", fmt.Sprintf("path %q belongs to Repository %s/%s (uid %s); read only, as managementPolicies say", repo.Spec.Path, stored.Namespace, stored.Name, stored.UID))
+		if e.kube != nil {
+			if err := snapshotStatus(ctx, e.kube, repo); err != nil {
+				return managed.ExternalObservation{}, err
+			}
+		}
+		return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, nil
+	}
+	if foreign {
 		msg := fmt.Sprintf("path %q already holds repository %s/%s; refusing to take it over", repo.Spec.Path, stored.Namespace, stored.Name)
 		setInitialized(repo, false, "PathTaken", msg)
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
-	if stored.UID != "" && stored.UID != repo.UID {
-		switch {
-		case observeOnly(repo):
-			// Read, never written: nothing of the other owner's changes.
-			setInitialized(repo, true, "AdoptedReadOnly", fmt.Sprintf("path %q belongs to Repository object uid %s; read only, as managementPolicies say", repo.Spec.Path, stored.UID))
-			return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, nil
-		case repo.Annotations[storagev1alpha1.AnnotationAdopt] != "true":
-			msg := fmt.Sprintf("path %q belongs to Repository object uid %s (another cluster's, or one deleted and made again), not to this one (uid %s); refusing to write into it: annotate this Repository %s=true to take it over, or set managementPolicies to [Observe] to read it only",
-				repo.Spec.Path, stored.UID, repo.UID, storagev1alpha1.AnnotationAdopt)
-			setInitialized(repo, false, "PathOwned", msg)
-			return managed.ExternalObservation{}, errors.New(msg)
-		}
-		// Taken over: the record is rewritten with this object's UID
-		// (Update), as it differs from the one wanted.
+	if stored.UID != "" && stored.UID != repo.UID && repo.Annotations[storagev1alpha1.AnnotationAdopt] != "true" {
+		msg := fmt.Sprintf("path %q belongs to Repository object uid %s (another cluster's, or one deleted and made again), not to this one (uid %s); refusing to write into it: annotate this Repository %s=true to take it over, or set managementPolicies to [Observe] to read it only",
+			repo.Spec.Path, stored.UID, repo.UID, storagev1alpha1.AnnotationAdopt)
+		setInitialized(repo, false, "PathOwned", msg)
+		return managed.ExternalObservation{}, errors.New(msg)
 	}
+	// A record of another UID, adopted, is rewritten with this object's
+	// UID (Update), as it differs from the one wanted.
 	setInitialized(repo, true, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded), "")
 	if e.kube != nil {
 		if err := snapshotStatus(ctx, e.kube, repo); err != nil {

@@ -166,6 +166,16 @@ func TestExternal(t *testing.T) {
 			do:   observe,
 			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, keys: []string{"app/repository.yaml"}},
 		},
+		"PathReadOnlyOtherName": {
+			reason: "A Repository that may only observe reads a path whose record names another repository (a catalog rebuilt in another namespace), writing nothing.",
+			seed:   map[string]string{"app/repository.yaml": string(withKind(foreign))},
+			repo: mine(func(r *storagev1alpha1.Repository) {
+				r.Namespace = "recovered"
+				r.Spec.ManagementPolicies = xpv2.ManagementPolicies{xpv2.ManagementActionObserve}
+			}),
+			do:   observe,
+			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, keys: []string{"app/repository.yaml"}},
+		},
 		"LegacyRecord": {
 			reason: "A record written before owners were recorded is this object's, and is rewritten with its UID.",
 			seed:   map[string]string{"app/repository.yaml": string(legacyRecord)},

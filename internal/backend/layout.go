@@ -2,6 +2,7 @@ package backend
 
 import (
 	"path"
+	"strings"
 	"time"
 )
 
@@ -10,6 +11,10 @@ import (
 const (
 	MetadataKey = "metadata.yaml"
 )
+
+// CleanPath is a repository's path as its keys use it: "/a//b/" and "a/b"
+// name the same place.
+func CleanPath(p string) string { return strings.Trim(path.Clean("/"+p), "/") }
 
 // RepositoryKey is the key of a repository's record.
 func RepositoryKey(repoPath string) string { return path.Join(repoPath, "repository.yaml") }

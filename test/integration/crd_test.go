@@ -163,6 +163,17 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.storage.local.mountPath", "backups")},
 			want:     want{invalid: true, messages: []string{"spec.storage.local.mountPath"}},
 		},
+		"BackupStorageCatalogWritable": {
+			reason:   "A catalog on a storage Stashplane may write should be rejected: it rebuilds from another cluster's records.",
+			manifest: backupStorageS3,
+			mutate:   []mutation{set("spec.catalog", map[string]any{"namespace": "recovered"})},
+			want:     want{invalid: true, messages: []string{"catalog rebuilds objects from records another cluster wrote and needs managementPolicies [Observe]"}},
+		},
+		"BackupStorageCatalogObserveOnly": {
+			reason:   "A catalog on an Observe-only storage should be accepted.",
+			manifest: backupStorageS3,
+			mutate:   []mutation{set("spec.catalog", map[string]any{"namespace": "recovered"}), set("spec.managementPolicies", []any{"Observe"})},
+		},
 		"BackupStorageSelectorWithoutSelector": {
 			reason:   "A usage policy from Selector without a selector should be rejected.",
 			manifest: backupStorageS3,

@@ -190,6 +190,7 @@ type AzureSpec struct {
 }
 
 // BackupStorageSpec is the desired state of a BackupStorage.
+// +kubebuilder:validation:XValidation:rule="!has(self.catalog) || (has(self.managementPolicies) && self.managementPolicies == ['Observe'])",message="catalog rebuilds objects from records another cluster wrote and needs managementPolicies [Observe], so that nothing in the storage is rewritten; back up into another storage or prefix"
 type BackupStorageSpec struct {
 	// Storage is the backend the backups are written to.
 	// +kubebuilder:validation:Required
@@ -220,6 +221,61 @@ type BackupStorageSpec struct {
 	// +kubebuilder:default={"*"}
 	// +optional
 	ManagementPolicies xpv2.ManagementPolicies `json:"managementPolicies,omitempty"`
+
+	// Catalog, when set, rebuilds in this cluster the Repositories and
+	// Snapshots that the storage's records name: the way back after the
+	// cluster that wrote them is lost. They are made read only
+	// (managementPolicies [Observe], deletionPolicy Delete), so nothing of
+	// the records or the data is ever rewritten or removed through them.
+	// Needs managementPolicies [Observe] on the storage itself.
+	// +optional
+	Catalog *CatalogSpec `json:"catalog,omitempty"`
+}
+
+// CatalogSpec says where a storage's catalog is rebuilt.
+type CatalogSpec struct {
+	// Namespace the Repositories and Snapshots are made in. It must exist
+	// and the storage's usagePolicy must admit it.
+	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:MinLength=1
+	Namespace string `json:"namespace"`
+
+	// EncryptionSecret every rebuilt Repository reads its restic password
+	// from. The password is never kept in the storage: without this, each
+	// Repository names the Secret its record names, in Namespace, and says
+	// so while that Secret is missing.
+	// +optional
+	EncryptionSecret *ObjectReference `json:"encryptionSecret,omitempty"`
+}
+
+// CatalogStatus is what the last rebuild of a storage's catalog found.
+type CatalogStatus struct {
+	// Repositories rebuilt from the storage's records (made now or
+	// earlier).
+	// +optional
+	Repositories int32 `json:"repositories,omitempty"`
+
+	// Snapshots rebuilt from the storage's records (made now or earlier).
+	// Only Snapshots whose backup succeeded are rebuilt.
+	// +optional
+	Snapshots int32 `json:"snapshots,omitempty"`
+
+	// Skipped records, each with the reason (at most 20 listed).
+	// +optional
+	Skipped []SkippedRecord `json:"skipped,omitempty"`
+
+	// LastRebuildTime is when the records were last read.
+	// +optional
+	LastRebuildTime *metav1.Time `json:"lastRebuildTime,omitempty"`
+}
+
+// SkippedRecord is a record the catalog did not rebuild, and why.
+type SkippedRecord struct {
+	// Key of the record in the storage.
+	Key string `json:"key"`
+
+	// Reason it was skipped.
+	Reason string `json:"reason"`
 }
 
 // BackupStoragePhase summarises the conditions of a BackupStorage.
@@ -243,6 +299,11 @@ const (
 	// the storage's metadata record. Set and cleared by the BackupStorage
 	// controller.
 	TypeBackendInitialized xpv2.ConditionType = "BackendInitialized"
+
+	// TypeCatalogRebuilt is True once the Repositories and Snapshots that
+	// the storage's records name exist in spec.catalog.namespace. Set by
+	// the catalog controller, only when spec.catalog is set.
+	TypeCatalogRebuilt xpv2.ConditionType = "CatalogRebuilt"
 )
 
 // BackupStorage condition reasons.
@@ -301,6 +362,10 @@ type BackupStorageStatus struct {
 	// Repositories kept in this storage.
 	// +optional
 	Repositories []RepositoryInfo `json:"repositories,omitempty"`
+
+	// Catalog is what the last rebuild of spec.catalog found.
+	// +optional
+	Catalog *CatalogStatus `json:"catalog,omitempty"`
 }
 
 // A BackupStorage is a place backups are written to: a bucket prefix in an

@@ -1,0 +1,204 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/controllers/backupstorage"
+	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/verify"
+)
+
+// The bucket rebuilds a lost cluster's catalogue. Dev cluster A backs an
+// application up into local storage and is torn down. Dev cluster B, given
+// the same storage read only with spec.catalog, rebuilds the Repository and
+// its Snapshot in a namespace of its choosing from the records alone (a
+// record that does not parse is skipped and named); the Repository says
+// the password is missing until the operator provides it; then a restore
+// in B brings back files equal to the ones A backed up, and nothing in the
+// storage changed but restic's transient locks.
+func TestCatalogRebuilt(t *testing.T) {
+	t.Parallel()
+	storageDir, data := t.TempDir(), t.TempDir()
+	generate(t, data, 60, 23)
+	var snapshot string
+
+	t.Run("ClusterA", func(t *testing.T) {
+		kube, _ := withProviderCluster(t)
+		ctx := context.Background()
+		if err := provider.InstallBuiltins(ctx, kube); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range []client.Object{
+			localStorage("shared", "default", storageDir, nil),
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+			appWithHostDir("app", data),
+			configuration(`{"paths": ["/var/lib/app"]}`),
+		} {
+			if err := kube.Create(ctx, o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		poll(t, 3*time.Minute, "cluster A's first backup did not succeed", func(ctx context.Context) (bool, error) {
+			list := &storagev1alpha1.SnapshotList{}
+			if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) != 1 {
+				return false, nil
+			}
+			s := list.Items[0]
+			snapshot = s.Name
+			return s.Status.Phase == storagev1alpha1.SnapshotSucceeded && s.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded).Status == corev1.ConditionTrue, nil
+		})
+		t.Logf("cluster A backed up snapshot %s; tearing cluster A down", snapshot)
+	})
+	if t.Failed() {
+		return
+	}
+
+	// What cluster B must find, and must not change.
+	repoDir := filepath.Join(storageDir, "backups", "default", "app")
+	broken := filepath.Join(repoDir, "snapshots", "broken.yaml")
+	if err := os.WriteFile(broken, []byte("apiVersion: [not yaml\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := storageDigest(t, storageDir)
+
+	kube, cluster := withProviderCluster(t)
+	ctx := context.Background()
+	defer restoreLogsOnFailure(t, kube, cluster.Config(), "recovered")
+	defer dumpOnFailure(t, kube, &storagev1alpha1.BackupStorageList{})
+	defer dumpOnFailure(t, kube, &storagev1alpha1.RepositoryList{})
+	defer dumpOnFailure(t, kube, &corev1alpha1.RestoreSessionList{})
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	bs := localStorage("shared", "default", storageDir, xpv2.ManagementPolicies{xpv2.ManagementActionObserve})
+	bs.Spec.DeletionPolicy = storagev1alpha1.DeletionPolicyDelete
+	bs.Spec.UsagePolicy = &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromAll)}}
+	bs.Spec.Catalog = &storagev1alpha1.CatalogSpec{Namespace: "recovered", EncryptionSecret: &storagev1alpha1.ObjectReference{Name: "recovered-password"}}
+	if err := kube.Create(ctx, bs); err != nil {
+		t.Fatal(err)
+	}
+	// The namespace does not exist yet: the storage says so.
+	poll(t, time.Minute, "the catalog did not name its missing namespace", func(ctx context.Context) (bool, error) {
+		c, _ := storageCondition(ctx, kube, "default", "shared", storagev1alpha1.TypeCatalogRebuilt)
+		return c.Reason == backupstorage.ReasonCatalogNamespaceNotFound, nil
+	})
+	if err := kube.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "recovered"}}); err != nil {
+		t.Fatal(err)
+	}
+	var got *storagev1alpha1.BackupStorage
+	poll(t, 2*time.Minute, "the catalog was not rebuilt", func(ctx context.Context) (bool, error) {
+		c, s := storageCondition(ctx, kube, "default", "shared", storagev1alpha1.TypeCatalogRebuilt)
+		got = s
+		return c.Status == corev1.ConditionTrue && s.Status.Catalog != nil && s.Status.Catalog.Snapshots == 1, nil
+	})
+	st := got.Status.Catalog
+	if st.Repositories != 1 || len(st.Skipped) != 1 || st.Skipped[0].Key != "default/app/snapshots/broken.yaml" || !strings.Contains(st.Skipped[0].Reason, "does not parse") {
+		t.Errorf("status.catalog: %+v", st)
+	}
+	t.Logf("catalog: %s", got.GetCondition(storagev1alpha1.TypeCatalogRebuilt).Message)
+
+	repo := &storagev1alpha1.Repository{}
+	poll(t, time.Minute, "the rebuilt repository did not name its missing password", func(ctx context.Context) (bool, error) {
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: "recovered", Name: "app"}, repo); err != nil {
+			return false, nil
+		}
+		return repo.GetCondition(storagev1alpha1.TypeRepositoryInitialized).Reason == "EncryptionSecretNotFound", nil
+	})
+	if p := repo.GetManagementPolicies(); len(p) != 1 || p[0] != xpv2.ManagementActionObserve || repo.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyDelete {
+		t.Errorf("rebuilt repository: managementPolicies %v, deletionPolicy %s; want [Observe], Delete", p, repo.Spec.DeletionPolicy)
+	}
+	s := &storagev1alpha1.Snapshot{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "recovered", Name: snapshot}, s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Status.Phase != storagev1alpha1.SnapshotSucceeded || s.Status.VerificationStatus != storagev1alpha1.SnapshotNotVerified || len(s.Status.Components) == 0 {
+		t.Errorf("rebuilt snapshot: phase %s, verdict %s, components %v", s.Status.Phase, s.Status.VerificationStatus, s.Status.Components)
+	}
+
+	restored := t.TempDir()
+	rs := restoreSession("from-catalog", "app-restored", snapshot, "")
+	rs.Namespace = "recovered"
+	app := appWithHostDir("app-restored", restored)
+	app.SetNamespace("recovered")
+	for _, o := range []client.Object{
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "recovered-password", Namespace: "recovered"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+		app,
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll(t, time.Minute, "the rebuilt repository did not become ready with its password", func(ctx context.Context) (bool, error) {
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: "recovered", Name: "app"}, repo); err != nil {
+			return false, nil
+		}
+		return repo.Status.Phase == storagev1alpha1.RepositoryReady, nil
+	})
+	if err := kube.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	done := finishedRestore(t, kube, "recovered", "from-catalog")
+	if done.Status.Phase != corev1alpha1.RestoreSucceeded {
+		t.Fatalf("restore from the rebuilt catalog: phase %s, conditions %+v, components %+v", done.Status.Phase, done.Status.Conditions, done.Status.Components)
+	}
+	if diff := cmp.Diff(digest(t, data), digest(t, restored)); diff != "" {
+		t.Errorf("restored files: -backed up in cluster A +restored in cluster B:\n%s", diff)
+	}
+
+	// Verified in cluster B: the verdict is this cluster's, and the
+	// record in storage keeps cluster A's.
+	verifier := restoreOnlyVerifier()
+	verifier.Namespace = "recovered"
+	if err := kube.Create(ctx, verifier); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
+		t.Fatal(err)
+	}
+	bvs := verify.Session("recovered", verifier.Name, s, time.Now())
+	if err := kube.Create(ctx, bvs); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 3*time.Minute, "the rebuilt snapshot was not verified in cluster B", func(ctx context.Context) (bool, error) {
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(bvs), bvs); err != nil {
+			return false, nil
+		}
+		return bvs.Status.Phase == corev1alpha1.VerificationSessionSucceeded || bvs.Status.Phase == corev1alpha1.VerificationSessionFailed || bvs.Status.Phase == corev1alpha1.VerificationSessionSkipped, nil
+	})
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(s), s); err != nil {
+		t.Fatal(err)
+	}
+	if bvs.Status.Phase != corev1alpha1.VerificationSessionSucceeded || s.Status.VerificationStatus != storagev1alpha1.SnapshotVerified {
+		t.Errorf("verification in cluster B: session %s (%+v), snapshot verdict %s", bvs.Status.Phase, bvs.Status.Conditions, s.Status.VerificationStatus)
+	}
+	if diff := cmp.Diff(before, storageDigest(t, storageDir)); diff != "" {
+		t.Errorf("storage changed by cluster B: -before +after:\n%s", diff)
+	}
+}
+
+// storageDigest is digest of a storage directory without restic's locks,
+// which a reader's restic writes and removes.
+func storageDigest(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := digest(t, dir)
+	for k := range out {
+		if strings.Contains(k, string(filepath.Separator)+"locks"+string(filepath.Separator)) {
+			delete(out, k)
+		}
+	}
+	return out
+}
