@@ -1,6 +1,7 @@
 package access
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -23,5 +24,41 @@ func TestObjects(t *testing.T) {
 	rb := objs[2].(*rbacv1.RoleBinding)
 	if rb.RoleRef.Name != "runner" || len(rb.Subjects) != 1 || rb.Subjects[0].Name != "runner" || rb.Subjects[0].Namespace != "apps" {
 		t.Errorf("RoleBinding does not bind the account to the role: %+v", rb)
+	}
+}
+
+func TestVerdictPolicy(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		user   string
+		want   string
+	}{
+		"ServiceAccount": {
+			reason: "The provider's account is the one user the policy lets change a verdict, beside system:masters.",
+			user:   "system:serviceaccount:crossplane-system:provider-stashplane",
+			want:   `request.userInfo.username == "system:serviceaccount:crossplane-system:provider-stashplane" || 'system:masters' in request.userInfo.groups || (`,
+		},
+		"QuotedName": {
+			reason: "A user name holding quotes stays one CEL string literal.",
+			user:   `a"b\c`,
+			want:   `request.userInfo.username == "a\"b\\c" || 'system:masters' in request.userInfo.groups || (`,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			policy, binding := VerdictPolicy(tc.user)
+			expr := policy.Spec.Validations[0].Expression
+			if diff := cmp.Diff(tc.want, expr[:len(tc.want)]); diff != "" {
+				t.Errorf("%s\nexpression: -want +got:\n%s", tc.reason, diff)
+			}
+			for _, f := range verdictFields {
+				if !strings.Contains(expr, "object.?status.?"+f+" == oldObject.?status.?"+f) {
+					t.Errorf("%s\nexpression does not keep %s: %s", tc.reason, f, expr)
+				}
+			}
+			if binding.Spec.PolicyName != policy.Name || policy.Name != VerdictPolicyName {
+				t.Errorf("%s\nbinding %q binds policy %q, want %q", tc.reason, binding.Name, binding.Spec.PolicyName, policy.Name)
+			}
+		})
 	}
 }

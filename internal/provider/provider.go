@@ -10,11 +10,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -22,6 +26,7 @@ import (
 
 	"github.com/stashplane/stashplane/apis"
 	"github.com/stashplane/stashplane/controllers"
+	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/backend"
 )
 
@@ -96,7 +101,43 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := guardVerdicts(ctx, cfg, s, o.Log); err != nil {
+		return err
+	}
 	return mgr.Start(ctx)
+}
+
+// guardVerdicts applies the admission policy that lets only this
+// provider's user change a Snapshot's verdict. The provider does not run
+// without it: a verdict any Job could write would mean nothing.
+func guardVerdicts(ctx context.Context, cfg *rest.Config, s *runtime.Scheme, log logr.Logger) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("cannot make clientset: %w", err)
+	}
+	kube, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return fmt.Errorf("cannot make client: %w", err)
+	}
+	// An API server still starting is waited for a minute; a refusal
+	// (no rights to apply the policy) ends the wait at once.
+	var user string
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		user, last = access.GuardVerdicts(ctx, cs, kube)
+		if kerrors.IsForbidden(last) || kerrors.IsInvalid(last) {
+			return false, last
+		}
+		return last == nil, nil
+	})
+	if err != nil {
+		if last == nil {
+			last = err
+		}
+		return fmt.Errorf("cannot guard snapshot verdicts: %w", last)
+	}
+	log.Info("snapshot verdicts may be changed only by the provider", "policy", access.VerdictPolicyName, "user", user)
+	return nil
 }
 
 // metricsOptions serves the metrics endpoint in the clear, or, with

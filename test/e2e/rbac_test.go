@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/verify"
 	stashpkg "github.com/stashplane/stashplane/package"
@@ -175,6 +177,59 @@ func TestProviderRBAC(t *testing.T) {
 		t.Errorf("snapshot %s: verification %s by %q, want %s by %s", snap, got.Status.VerificationStatus, got.Status.VerificationSession, storagev1alpha1.SnapshotVerified, s.Name)
 	}
 	vt.scratchGone(s.Name)
+	tamperWithVerdict(t, kube, cluster.Config(), snap)
+}
+
+// tamperWithVerdict tries, as an account whose Role may write Snapshots'
+// status, to change a Verified Snapshot's verdict: the provider's
+// admission policy refuses it, naming why, while another status field of
+// the same Snapshot may be written (so RBAC is not what refused it).
+func tamperWithVerdict(t *testing.T, kube client.Client, cfg *rest.Config, snap string) {
+	t.Helper()
+	ctx := context.Background()
+	rules := []rbacv1.PolicyRule{{APIGroups: []string{storagev1alpha1.GroupVersion.Group}, Resources: []string{"snapshots", "snapshots/status"}, Verbs: []string{"get", "update", "patch"}}}
+	for _, o := range access.Objects("tamperer", "default", nil, rules) {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tc := rest.CopyConfig(cfg)
+	tc.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:default:tamperer"}
+	tamperer, err := client.New(tc, client.Options{Scheme: kube.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKey{Namespace: "default", Name: snap}
+	var refused error
+	poll(t, 30*time.Second, "the tamperer's Role did not take effect", func(ctx context.Context) (bool, error) {
+		got := &storagev1alpha1.Snapshot{}
+		if err := tamperer.Get(ctx, key, got); err != nil {
+			return false, nil
+		}
+		got.Status.VerificationStatus = storagev1alpha1.SnapshotVerificationFailed
+		refused = tamperer.Status().Update(ctx, got)
+		// RBAC's refusal reads "cannot update resource"; the Role is
+		// honoured within moments of its creation.
+		return !strings.Contains(fmt.Sprint(refused), "cannot update resource"), nil
+	})
+	if refused == nil || !strings.Contains(refused.Error(), "only the Stashplane provider may change a Snapshot's verdict") {
+		t.Errorf("a verdict changed by another account: %v; want the admission policy's refusal", refused)
+	}
+	got := &storagev1alpha1.Snapshot{}
+	if err := tamperer.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	got.Status.Size = "1 B"
+	if err := tamperer.Status().Update(ctx, got); err != nil {
+		t.Errorf("the same account writing another status field: %v; want it allowed", err)
+	}
+	if err := kube.Get(ctx, key, got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.VerificationStatus != storagev1alpha1.SnapshotVerified {
+		t.Errorf("snapshot %s: verdict %s after the refused change, want %s", snap, got.Status.VerificationStatus, storagev1alpha1.SnapshotVerified)
+	}
+	t.Logf("verdict change refused: %v", refused)
 }
 
 // Without "create" on Jobs the same backup cannot start: the session says
