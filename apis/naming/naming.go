@@ -160,3 +160,9 @@ func HookJob(session, side, hook string, n int32) string {
 func UnlockJob(repository string) string {
 	return Bound(repository, "-unlock", MaxLabelValue)
 }
+
+// DownloadJob is the Job whose pod `stashplane download` streams one
+// component of a Snapshot from.
+func DownloadJob(snapshot, component string) string {
+	return Bound(snapshot+"-"+component, "-download", MaxLabelValue)
+}

@@ -13,9 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -76,13 +74,9 @@ func debugCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg, err := config.GetConfig()
+			_, cs, err := clientset()
 			if err != nil {
-				return fmt.Errorf("cannot load cluster configuration: %w", err)
-			}
-			cs, err := kubernetes.NewForConfig(cfg)
-			if err != nil {
-				return fmt.Errorf("cannot make client: %w", err)
+				return err
 			}
 			logs := sessionjob.PodLogs{CS: cs}.Tail
 			var r *DebugReport

@@ -36,6 +36,6 @@ func rootCommand() *cobra.Command {
 	root.AddCommand(devCommand(), storageCommand(), triggerCommand(), verifyCommand())
 	root.AddCommand(renderCommand(), snapshotsCommand(), retentionCommand(), pruneCommand(), pruneAgentCommand())
 	root.AddCommand(pauseCommand(true), pauseCommand(false), debugCommand(), unlockCommand(), unlockAgentCommand())
-	root.AddCommand(backupCommand(), restoreCommand(), providerCommand())
+	root.AddCommand(backupCommand(), restoreCommand(), providerCommand(), downloadCommand(), downloadAgentCommand())
 	return root
 }

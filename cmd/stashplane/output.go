@@ -6,7 +6,10 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/yaml"
 )
 
@@ -48,6 +51,20 @@ func clientIn(ns string) (client.Client, string, error) {
 	}
 	c, err := kubeClient()
 	return c, ns, err
+}
+
+// clientset is the kubeconfig's configuration and a clientset of it, for
+// what controller-runtime's client does not do (pod logs, exec).
+func clientset() (*rest.Config, kubernetes.Interface, error) {
+	cfg, err := config.GetConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot load cluster configuration: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot make clientset: %w", err)
+	}
+	return cfg, cs, nil
 }
 
 // namespaceFlag adds kubectl's -n/--namespace: empty means the kubeconfig

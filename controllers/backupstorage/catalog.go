@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/usage"
@@ -238,7 +239,7 @@ func (c *catalog) repository(ctx context.Context, b *blob.Bucket, bs *storagev1a
 	cat := bs.Spec.Catalog
 	repo := &storagev1alpha1.Repository{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: rec.Name, Namespace: cat.Namespace, Labels: rec.Labels,
+			Name: rec.Name, Namespace: cat.Namespace, Labels: withoutInvoker(rec.Labels),
 			Annotations: map[string]string{AnnotationRebuiltFrom: bs.Namespace + "/" + bs.Name},
 		},
 		Spec: rec.Spec,
@@ -307,7 +308,7 @@ func (c *catalog) snapshots(ctx context.Context, b *blob.Bucket, bs *storagev1al
 		}
 		s := &storagev1alpha1.Snapshot{
 			ObjectMeta: metav1.ObjectMeta{
-				Name: rec.Name, Namespace: repo.Namespace, Labels: rec.Labels,
+				Name: rec.Name, Namespace: repo.Namespace, Labels: withoutInvoker(rec.Labels),
 				Annotations: map[string]string{AnnotationRebuiltFrom: bs.Namespace + "/" + bs.Name},
 			},
 			Spec: rec.Spec,
@@ -333,6 +334,19 @@ func (c *catalog) snapshots(ctx context.Context, b *blob.Bucket, bs *storagev1al
 		n++
 	}
 	return n, nil
+}
+
+// withoutInvoker drops the label naming the BackupConfiguration that
+// composed an object: that configuration, its account and its schedules
+// are the lost cluster's, not this one's.
+func withoutInvoker(labels map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range labels {
+		if k != corev1alpha1.LabelInvokerName {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // readRecord decodes a record and says why it cannot be used: it does not

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/stashplane/stashplane/apis"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
 )
@@ -46,7 +47,7 @@ func TestCatalogFromRecords(t *testing.T) {
 	repoRecord := func(name, path string) string {
 		return yml(&storagev1alpha1.Repository{
 			TypeMeta:   metav1.TypeMeta{APIVersion: storagev1alpha1.GroupVersion.String(), Kind: storagev1alpha1.RepositoryKind},
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "prod", UID: "uid-in-cluster-a"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "prod", UID: "uid-in-cluster-a", Labels: map[string]string{corev1alpha1.LabelInvokerName: "app-backup"}},
 			Spec: storagev1alpha1.RepositorySpec{Path: path, StorageRef: storagev1alpha1.ObjectReference{Namespace: "ops", Name: "s3"},
 				EncryptionSecret: storagev1alpha1.ObjectReference{Name: "pw"}, DeletionPolicy: storagev1alpha1.DeletionPolicyWipeOut,
 				Maintenance: &storagev1alpha1.MaintenanceSpec{}},
@@ -164,7 +165,8 @@ func TestCatalogFromRecords(t *testing.T) {
 				gotRepos = append(gotRepos, r.Name)
 				if r.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyDelete || len(r.Spec.ManagementPolicies) != 1 || r.Spec.ManagementPolicies[0] != xpv2.ManagementActionObserve ||
 					r.Spec.Maintenance != nil || r.Spec.StorageRef != (storagev1alpha1.ObjectReference{Namespace: "ops", Name: "s3"}) ||
-					r.Spec.EncryptionSecret != (storagev1alpha1.ObjectReference{Namespace: "recovered", Name: "pw"}) || r.Annotations[AnnotationRebuiltFrom] != "ops/s3" {
+					r.Spec.EncryptionSecret != (storagev1alpha1.ObjectReference{Namespace: "recovered", Name: "pw"}) || r.Annotations[AnnotationRebuiltFrom] != "ops/s3" ||
+					r.Labels[corev1alpha1.LabelInvokerName] != "" {
 					t.Errorf("%s\nrebuilt repository %s is not read only in this cluster: %+v", tc.reason, r.Name, r)
 				}
 			}

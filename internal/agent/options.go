@@ -98,6 +98,10 @@ const (
 	// dump) and give it back: they take no paths.
 	KindBackupStream  = "backup-stream"
 	KindRestoreStream = "restore-stream"
+	// KindDownload writes one component of a Snapshot, as a tar archive,
+	// to standard output (`stashplane download`): the prune Job's flags
+	// and the Snapshot's.
+	KindDownload = "download"
 )
 
 // AddFlags registers the flags of a run of kind (KindBackup, KindRestore).
@@ -113,7 +117,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, kind string) {
 		fs.StringSliceVar(&o.Paths, agentapi.FlagPaths, nil, "comma-separated absolute paths as this container sees them")
 	}
 	switch kind {
-	case KindPrune, KindBackupStream:
+	case KindPrune, KindBackupStream, KindDownload:
 	case KindBackup:
 		fs.StringArrayVar(&o.Exclude, agentapi.FlagExclude, nil, "glob pattern of files to leave out (repeatable)")
 	default:

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 
@@ -63,28 +66,36 @@ func hasContainer(p corev1.Pod, name string) bool {
 // exec does, and returns what it printed, standard error after standard
 // output.
 func (r *Runner) exec(ctx context.Context, p corev1.Pod, container string, command []string) (string, error) {
+	stdout, stderr := &capped{max: maxCapture}, &capped{max: maxCapture}
+	err := Exec(ctx, r.Config, r.Kube, p.Namespace, p.Name, container, command, stdout, stderr)
+	return stdout.String() + stderr.String(), err
+}
+
+// Exec runs command in a container of a pod through the API server, as
+// kubectl exec does (WebSocket, else SPDY), streaming its standard output
+// and error to stdout and stderr. A command that exits non-zero returns an
+// error of k8s.io/client-go/util/exec's ExitError.
+func Exec(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface, namespace, pod, container string, command []string, stdout, stderr io.Writer) error {
 	if len(command) == 0 {
-		return "", errors.New("the exec action has no command")
+		return errors.New("the exec action has no command")
 	}
-	req := r.Kube.CoreV1().RESTClient().Post().Resource("pods").Namespace(p.Namespace).Name(p.Name).SubResource("exec").
+	req := cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Container: container, Command: command, Stdout: true, Stderr: true}, scheme.ParameterCodec)
-	ws, err := remotecommand.NewWebSocketExecutor(r.Config, "GET", req.URL().String())
+	ws, err := remotecommand.NewWebSocketExecutor(cfg, "GET", req.URL().String())
 	if err != nil {
-		return "", fmt.Errorf("cannot make exec client: %w", err)
+		return fmt.Errorf("cannot make exec client: %w", err)
 	}
-	spdy, err := remotecommand.NewSPDYExecutor(r.Config, "POST", req.URL())
+	spdy, err := remotecommand.NewSPDYExecutor(cfg, "POST", req.URL())
 	if err != nil {
-		return "", fmt.Errorf("cannot make exec client: %w", err)
+		return fmt.Errorf("cannot make exec client: %w", err)
 	}
 	ex, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
 	if err != nil {
-		return "", fmt.Errorf("cannot make exec client: %w", err)
+		return fmt.Errorf("cannot make exec client: %w", err)
 	}
-	stdout, stderr := &capped{max: maxCapture}, &capped{max: maxCapture}
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: stdout, Stderr: stderr})
-	return stdout.String() + stderr.String(), err
+	return ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: stdout, Stderr: stderr})
 }
 
 // capped keeps the last max bytes written to it.

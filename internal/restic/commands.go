@@ -414,3 +414,12 @@ func (r *Restic) Dump(ctx context.Context, snapshot, path string, w io.Writer) e
 	}
 	return r.runIO(ctx, "dump", []string{"--", snapshot, path}, nil, nil, w)
 }
+
+// DumpTar writes every file of snapshot to w as one tar archive (restic's
+// dump --archive tar of "/"), paths relative to the snapshot's root.
+func (r *Restic) DumpTar(ctx context.Context, snapshot string, w io.Writer) error {
+	if snapshot == "" {
+		return errors.New("cannot dump a snapshot: a snapshot is required")
+	}
+	return r.runIO(ctx, "dump", []string{"--archive", "tar", "--", snapshot, "/"}, nil, nil, w)
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/backupstorage"
+	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/verify"
 )
@@ -127,6 +129,18 @@ func TestCatalogRebuilt(t *testing.T) {
 	}
 	if s.Status.Phase != storagev1alpha1.SnapshotSucceeded || s.Status.VerificationStatus != storagev1alpha1.SnapshotNotVerified || len(s.Status.Components) == 0 {
 		t.Errorf("rebuilt snapshot: phase %s, verdict %s, components %v", s.Status.Phase, s.Status.VerificationStatus, s.Status.Components)
+	}
+
+	// A download needs an account of this cluster that may read the
+	// storage; a rebuilt Repository has none, and says so before any Job.
+	bin, err := devclustertest.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl := exec.Command(filepath.Join(bin, "stashplane"), "download", snapshot, "-n", "recovered", "--to", filepath.Join(t.TempDir(), "dl"))
+	dl.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath())
+	if out, err := dl.CombinedOutput(); err == nil || !strings.Contains(string(out), "no backupconfiguration of this cluster composed it") {
+		t.Errorf("stashplane download from the rebuilt catalog: %v\n%s; want a refusal naming the missing account", err, out)
 	}
 
 	restored := t.TempDir()
