@@ -85,7 +85,7 @@ func (r *Renderer) finish(raw []byte, c Context) (*Result, error) {
 		labels[LabelTask] = c.Task.Name
 		u.SetLabels(labels)
 		if u.GroupVersionKind() == gvkJob {
-			if err := finishJob(u, c.Runtime); err != nil {
+			if err := finishJob(u, c); err != nil {
 				return nil, &Error{Op: op, Issues: []Issue{{Path: path, Reason: err.Error()}}}
 			}
 		}
@@ -130,7 +130,8 @@ func checkObject(u *unstructured.Unstructured, namespace string) error {
 
 // finishJob decodes a Job strictly, so that a misspelt field is an error,
 // applies the runtime settings to its pod, and encodes it again.
-func finishJob(u *unstructured.Unstructured, rt Runtime) error {
+func finishJob(u *unstructured.Unstructured, c Context) error {
+	rt := c.Runtime
 	job := &batchv1.Job{}
 	b, err := json.Marshal(u.Object)
 	if err != nil {
@@ -144,8 +145,12 @@ func finishJob(u *unstructured.Unstructured, rt Runtime) error {
 	if len(job.Spec.Template.Spec.Containers) == 0 {
 		return fmt.Errorf("Job %q has no containers", job.Name)
 	}
+	chosen := job.Spec.Template.Spec.ServiceAccountName
 	applyRuntime(&job.Spec.Template, rt)
 	applyJob(&job.Spec, rt.Job)
+	if err := checkJob(job, chosen, c); err != nil {
+		return err
+	}
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(job)
 	if err != nil {
 		return fmt.Errorf("cannot encode Job %q: %v", job.Name, err)
