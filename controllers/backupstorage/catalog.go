@@ -284,8 +284,24 @@ func (c *catalog) snapshots(ctx context.Context, b *blob.Bucket, bs *storagev1al
 		}
 	}
 	sort.Strings(keys)
+	// Snapshots rebuilt by an earlier pass are counted without reading
+	// their records again: a busy storage holds thousands.
+	have := &storagev1alpha1.SnapshotList{}
+	if err := c.kube.List(ctx, have, client.InNamespace(repo.Namespace), client.MatchingLabels{storagev1alpha1.LabelRepository: repo.Name}); err != nil {
+		return 0, fmt.Errorf("cannot list snapshots: %w", err)
+	}
+	rebuilt := map[string]bool{}
+	for _, s := range have.Items {
+		if s.Annotations[AnnotationRebuiltFrom] == bs.Namespace+"/"+bs.Name && len(s.Status.Components) > 0 {
+			rebuilt[s.Name+".yaml"] = true
+		}
+	}
 	var n int32
 	for _, key := range keys {
+		if rebuilt[path.Base(key)] {
+			n++
+			continue
+		}
 		data, err := b.ReadAll(ctx, key)
 		if err != nil {
 			_, msg := c.reason(err)

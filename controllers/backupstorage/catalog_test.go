@@ -187,6 +187,26 @@ func TestCatalogFromRecords(t *testing.T) {
 			if diff := cmp.Diff(tc.want.snaps, gotSnaps); diff != "" {
 				t.Errorf("%s\nsnapshots in the namespace: -want, +got:\n%s", tc.reason, diff)
 			}
+			if tc.want.status == nil || tc.want.status.Snapshots == 0 {
+				return
+			}
+			// A second pass reads no record of a Snapshot it rebuilt: one
+			// spoilt since is neither read nor reported.
+			for _, sn := range snaps.Items {
+				if sn.Annotations[AnnotationRebuiltFrom] != "" {
+					if err := b.WriteAll(ctx, "prod/app/snapshots/"+sn.Name+".yaml", []byte("spoilt"), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			again, err := c.fromRecords(ctx, b, bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again.LastRebuildTime = nil
+			if diff := cmp.Diff(tc.want.status, again); diff != "" {
+				t.Errorf("%s\nsecond fromRecords(): -want status, +got:\n%s", tc.reason, diff)
+			}
 		})
 	}
 }
