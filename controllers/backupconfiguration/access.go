@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -56,8 +57,20 @@ func (s *scheduler) remoteStorages(ctx context.Context, bc *corev1alpha1.BackupC
 		}
 		seen[key] = true
 		st := &storagev1alpha1.BackupStorage{}
-		if err := s.kube.Get(ctx, key, st); err != nil {
+		if err := s.kube.Get(ctx, key, st); kerrors.IsNotFound(err) {
+			continue
+		} else if err != nil {
 			return nil, fmt.Errorf("cannot get backupstorage %s: %w", key, err)
+		}
+		// A storage that no longer admits the namespace gets no grant;
+		// one that is only not ready (unreachable, credentials being
+		// rotated) keeps it, so the next run reads it once it is back.
+		refusal, _, err := access.CheckStorage(ctx, s.kube, st, bc.Namespace, "backup jobs")
+		if err != nil {
+			return nil, err
+		}
+		if refusal != "" {
+			continue
 		}
 		out = append(out, st)
 	}

@@ -164,8 +164,21 @@ func TestRemoteAccess(t *testing.T) {
 	mine := storagev1alpha1.ObjectReference{Name: "mine"}
 	// The configuration moves through these backends in order, on one
 	// cluster: what a step no longer needs must be gone after it.
+	// change edits a platform storage before a step.
+	type change func(ctx context.Context, kube client.Client) error
+	storageEdit := func(name string, edit func(*storagev1alpha1.BackupStorage)) change {
+		return func(ctx context.Context, kube client.Client) error {
+			st := &storagev1alpha1.BackupStorage{}
+			if err := kube.Get(ctx, client.ObjectKey{Namespace: "platform", Name: name}, st); err != nil {
+				return err
+			}
+			edit(st)
+			return kube.Update(ctx, st)
+		}
+	}
 	steps := []struct {
 		reason   string
+		change   change
 		backends []corev1alpha1.BackendReference
 		want     []string
 	}{
@@ -180,7 +193,26 @@ func TestRemoteAccess(t *testing.T) {
 				"Secret team-a/app.platform.s3-storage keys AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY, owned",
 				"finalizer " + finalizer,
 			}},
+		{reason: "A storage that is not ready (unreachable, its credentials being rotated) keeps its grant and its copied Secret: the next run reads it once it is back.",
+			change:   storageEdit("s3", func(st *storagev1alpha1.BackupStorage) { st.Status.Phase = storagev1alpha1.BackupStorageNotReady }),
+			backends: backends(mine, s3, disk),
+			want: []string{
+				"Role platform/team-a.app-backup may get backupstorages disk",
+				"Role platform/team-a.app-backup may get backupstorages s3",
+				"RoleBinding platform/team-a.app-backup binds team-a/app-stashplane",
+				"Secret team-a/app.platform.s3-storage keys AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY, owned",
+				"finalizer " + finalizer,
+			}},
+		{reason: "A storage that no longer admits the namespace loses its grant and its copied Secret.",
+			change:   storageEdit("s3", func(st *storagev1alpha1.BackupStorage) { st.Spec.UsagePolicy = nil }),
+			backends: backends(mine, s3, disk),
+			want: []string{
+				"Role platform/team-a.app-backup may get backupstorages disk",
+				"RoleBinding platform/team-a.app-backup binds team-a/app-stashplane",
+				"finalizer " + finalizer,
+			}},
 		{reason: "A backend dropped takes its grant and its copied Secret with it.",
+			change:   storageEdit("s3", func(st *storagev1alpha1.BackupStorage) { st.Spec.UsagePolicy = platformObjects()[2].(*storagev1alpha1.BackupStorage).Spec.UsagePolicy }),
 			backends: backends(mine, disk),
 			want: []string{
 				"Role platform/team-a.app-backup may get backupstorages disk",
@@ -197,6 +229,11 @@ func TestRemoteAccess(t *testing.T) {
 	for i, step := range steps {
 		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), bc); err != nil {
 			t.Fatal(err)
+		}
+		if step.change != nil {
+			if err := step.change(ctx, kube); err != nil {
+				t.Fatal(err)
+			}
 		}
 		bc.Spec.Backends = step.backends
 		if err := s.ensureRemoteAccess(ctx, bc); err != nil {

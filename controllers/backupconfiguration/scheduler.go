@@ -90,11 +90,13 @@ func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 	valid := bc.GetCondition(corev1alpha1.TypeValidationPassed)
 	if valid.Status != corev1.ConditionTrue || valid.ObservedGeneration != bc.Generation {
 		// Nothing is composed from a configuration that has not passed
-		// validation at its current generation, and what it was granted
-		// in other namespaces goes once it failed it: the storage may no
-		// longer admit its namespace.
+		// validation at its current generation. What it was granted in
+		// other namespaces goes once it failed it for a storage that no
+		// longer admits its namespace, or is gone; a storage that is only
+		// not ready keeps its grant and its refreshed Secret copy, so a
+		// rotation of its credentials or an outage revokes nothing.
 		if valid.Status == corev1.ConditionFalse && valid.ObservedGeneration == bc.Generation && controllerutil.ContainsFinalizer(bc, finalizer) {
-			return ctrl.Result{}, s.revokeRemoteAccess(ctx, bc)
+			return ctrl.Result{}, s.ensureRemoteAccess(ctx, bc)
 		}
 		return ctrl.Result{}, nil
 	}

@@ -71,6 +71,8 @@ func notFoundMeansBucket(err error) error {
 var s3DeniedCodes = map[string]bool{
 	"AccessDenied": true, "Forbidden": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true,
 	"InvalidToken": true, "ExpiredToken": true, "InvalidSecurity": true, "AllAccessDisabled": true,
+	// versitygw's answer to an access key it does not know.
+	"XAdminUserNotFound": true,
 }
 
 // Reason classifies an error from Open or from an operation on its bucket;

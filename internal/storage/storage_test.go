@@ -117,6 +117,7 @@ func TestReason(t *testing.T) {
 		"S3NoSuchBucket": {reason: "S3's NoSuchBucket is a missing bucket.", err: &smithy.GenericAPIError{Code: "NoSuchBucket"}, want: storage.ReasonBucketNotFound},
 		"S3Signature":    {reason: "A wrong S3 secret key is denied.", err: &smithy.GenericAPIError{Code: "SignatureDoesNotMatch"}, want: storage.ReasonPermissionDenied},
 		"S3UnknownKey":   {reason: "An unknown S3 access key is denied.", err: &smithy.GenericAPIError{Code: "InvalidAccessKeyId"}, want: storage.ReasonPermissionDenied},
+		"S3GatewayKey":   {reason: "An access key versitygw does not know is denied.", err: &smithy.GenericAPIError{Code: "XAdminUserNotFound"}, want: storage.ReasonPermissionDenied},
 		"AzureContainer": {
 			reason: "Azure's ContainerNotFound is a missing bucket.",
 			err:    &azcore.ResponseError{ErrorCode: "ContainerNotFound", StatusCode: http.StatusNotFound},

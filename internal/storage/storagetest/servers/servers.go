@@ -167,18 +167,33 @@ type S3 struct {
 	AccessKey, SecretKey string
 	// Dir holds the buckets.
 	Dir string
+
+	addr, bin string
+	proc      *process
 }
 
 // StartS3 starts versitygw on a free port over a temporary directory.
 func StartS3(t testing.TB) *S3 {
 	t.Helper()
-	bin := Binary(t, "versitygw")
-	s := &S3{Dir: t.TempDir(), AccessKey: "stash" + randomSecret(6), SecretKey: randomSecret(20)}
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	s.Endpoint = "http://" + addr
-	start(t, "versitygw", addr, []string{"ROOT_ACCESS_KEY=" + s.AccessKey, "ROOT_SECRET_KEY=" + s.SecretKey},
-		bin, "--port", addr, "posix", s.Dir)
+	s := &S3{Dir: t.TempDir(), AccessKey: "stash" + randomSecret(6), SecretKey: randomSecret(20), bin: Binary(t, "versitygw")}
+	s.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	s.Endpoint = "http://" + s.addr
+	s.run(t)
 	return s
+}
+
+func (s *S3) run(t testing.TB) {
+	s.proc = start(t, "versitygw", s.addr, []string{"ROOT_ACCESS_KEY=" + s.AccessKey, "ROOT_SECRET_KEY=" + s.SecretKey},
+		s.bin, "--port", s.addr, "posix", s.Dir)
+}
+
+// RotateCredentials restarts the server on the same address and
+// directory with new root credentials: the old ones stop working.
+func (s *S3) RotateCredentials(t testing.TB) {
+	t.Helper()
+	s.proc.stop()
+	s.AccessKey, s.SecretKey = "stash"+randomSecret(6), randomSecret(20)
+	s.run(t)
 }
 
 // CreateBucket makes an empty bucket.
