@@ -163,6 +163,17 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.storage.local.mountPath", "backups")},
 			want:     want{invalid: true, messages: []string{"spec.storage.local.mountPath"}},
 		},
+		"BackupStorageAmbientCustomEndpoint": {
+			reason:   "Ambient credentials (no secretName) with an endpoint named in the object should be rejected: they would be sent there.",
+			manifest: backupStorageS3,
+			mutate:   []mutation{remove("spec.storage.s3.secretName"), set("spec.storage.s3.endpoint", "https://s3.attacker.example")},
+			want:     want{invalid: true, messages: []string{"endpoint needs secretName: ambient cloud credentials"}},
+		},
+		"BackupStorageAmbientOwnEndpoint": {
+			reason:   "Ambient credentials without an endpoint (the cloud's own) should be accepted.",
+			manifest: backupStorageS3,
+			mutate:   []mutation{remove("spec.storage.s3.secretName"), remove("spec.storage.s3.endpoint")},
+		},
 		"BackupStorageCatalogWritable": {
 			reason:   "A catalog on a storage Stashplane may write should be rejected: it rebuilds from another cluster's records.",
 			manifest: backupStorageS3,
