@@ -212,7 +212,9 @@ func TestRemoteAccess(t *testing.T) {
 				"finalizer " + finalizer,
 			}},
 		{reason: "A backend dropped takes its grant and its copied Secret with it.",
-			change:   storageEdit("s3", func(st *storagev1alpha1.BackupStorage) { st.Spec.UsagePolicy = platformObjects()[2].(*storagev1alpha1.BackupStorage).Spec.UsagePolicy }),
+			change: storageEdit("s3", func(st *storagev1alpha1.BackupStorage) {
+				st.Spec.UsagePolicy = platformObjects()[2].(*storagev1alpha1.BackupStorage).Spec.UsagePolicy
+			}),
 			backends: backends(mine, disk),
 			want: []string{
 				"Role platform/team-a.app-backup may get backupstorages disk",
