@@ -93,7 +93,7 @@ type LocalSpec struct {
 }
 
 // S3Spec is a backend on an S3-compatible object store.
-// +kubebuilder:validation:XValidation:rule="!has(self.endpoint) || self.endpoint == '' || (has(self.secretName) && self.secretName != '')",message="endpoint needs secretName: ambient cloud credentials (workload identity, an instance role) are never sent to an endpoint named here; name a Secret, or leave endpoint out to use S3's own"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoint) || size(self.endpoint) == 0 || (has(self.secretName) && size(self.secretName) > 0)",message="endpoint needs secretName: ambient cloud credentials (workload identity, an instance role) are never sent to an endpoint named here; name a Secret, or leave endpoint out to use S3's own"
 type S3Spec struct {
 	// Endpoint of the S3 service, for example s3.amazonaws.com.
 	// +optional
@@ -129,7 +129,7 @@ type S3Spec struct {
 }
 
 // GCSSpec is a backend on Google Cloud Storage.
-// +kubebuilder:validation:XValidation:rule="!has(self.endpoint) || self.endpoint == '' || (has(self.secretName) && self.secretName != '')",message="endpoint needs secretName: ambient cloud credentials (workload identity, an instance role) are never sent to an endpoint named here; name a Secret, or leave endpoint out to use GCS's own"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoint) || size(self.endpoint) == 0 || (has(self.secretName) && size(self.secretName) > 0)",message="endpoint needs secretName: ambient cloud credentials (workload identity, an instance role) are never sent to an endpoint named here; name a Secret, or leave endpoint out to use GCS's own"
 type GCSSpec struct {
 	// Endpoint overrides the Cloud Storage JSON API endpoint, for example
 	// http://gcs.example:4443/storage/v1/ for a private gateway or an
@@ -158,7 +158,7 @@ type GCSSpec struct {
 }
 
 // AzureSpec is a backend on Azure Blob Storage.
-// +kubebuilder:validation:XValidation:rule="!has(self.endpoint) || self.endpoint == '' || (has(self.secretName) && self.secretName != '')",message="endpoint needs secretName: ambient cloud credentials (workload identity, an instance role) are never sent to an endpoint named here; name a Secret, or leave endpoint out to use Azure's own"
+// +kubebuilder:validation:XValidation:rule="!has(self.endpoint) || size(self.endpoint) == 0 || (has(self.secretName) && size(self.secretName) > 0)",message="endpoint needs secretName: ambient cloud credentials (workload identity, an instance role) are never sent to an endpoint named here; name a Secret, or leave endpoint out to use Azure's own"
 type AzureSpec struct {
 	// Endpoint overrides the Blob service URL of the storage account, for
 	// example http://azurite.example:10000/devstoreaccount1 for an emulator.
