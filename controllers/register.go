@@ -43,6 +43,9 @@ type Options struct {
 	// PollInterval is how often managed resources are observed without a
 	// change to prompt it.
 	PollInterval time.Duration
+	// AmbientNamespaces may use storages of other namespaces that name no
+	// credential Secret.
+	AmbientNamespaces []string
 }
 
 // Setup adds every Stashplane controller to the manager.
@@ -62,7 +65,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			})
 		},
 		func(m ctrl.Manager, o Options) error {
-			return backupconfiguration.Setup(m, backupconfiguration.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+			return backupconfiguration.Setup(m, backupconfiguration.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return backupsession.Setup(m, backupsession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
@@ -74,10 +77,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			return maintenance.Setup(m, maintenance.Options{Controller: o.Controller, Log: o.Log})
 		},
 		func(m ctrl.Manager, o Options) error {
-			return restoresession.Setup(m, restoresession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+			return restoresession.Setup(m, restoresession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces})
 		},
 		func(m ctrl.Manager, o Options) error {
-			return backupverificationsession.Setup(m, backupverificationsession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})
+			return backupverificationsession.Setup(m, backupverificationsession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return backupverifier.Setup(m, backupverifier.Options{Controller: o.Controller, Log: o.Log})

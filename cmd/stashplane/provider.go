@@ -47,5 +47,6 @@ func providerCommand() *cobra.Command {
 	f.BoolVar(&o.LeaderElection, "leader-election", false, "take turns with other replicas")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")
 	f.DurationVar(&o.PollInterval, "poll-interval", time.Minute, "how often storage objects are observed without a change")
+	f.StringSliceVar(&o.AmbientNamespaces, "ambient-credential-namespaces", nil, "namespaces whose Jobs may use BackupStorages of other namespaces that name no credential Secret (their pods' cloud identity); none by default")
 	return cmd
 }

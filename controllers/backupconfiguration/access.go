@@ -65,7 +65,7 @@ func (s *scheduler) remoteStorages(ctx context.Context, bc *corev1alpha1.BackupC
 		// A storage that no longer admits the namespace gets no grant;
 		// one that is only not ready (unreachable, credentials being
 		// rotated) keeps it, so the next run reads it once it is back.
-		refusal, _, err := access.CheckStorage(ctx, s.kube, st, bc.Namespace, "backup jobs")
+		refusal, _, err := access.CheckStorage(ctx, s.kube, st, bc.Namespace, "backup jobs", s.ambient)
 		if err != nil {
 			return nil, err
 		}

@@ -42,6 +42,9 @@ type Options struct {
 	Controller controller.Options
 	Log        logr.Logger
 	Renderer   *render.Renderer
+	// AmbientNamespaces may use storages of other namespaces that name no
+	// credential Secret (access.CheckStorage).
+	AmbientNamespaces []string
 }
 
 // Setup adds the BackupConfiguration controllers to the manager.
@@ -49,7 +52,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Renderer == nil {
 		o.Renderer = render.New(render.Options{})
 	}
-	r := &validator{kube: mgr.GetClient(), renderer: o.Renderer, log: o.Log.WithValues("controller", "backupconfiguration-validation")}
+	r := &validator{kube: mgr.GetClient(), renderer: o.Renderer, ambient: o.AmbientNamespaces, log: o.Log.WithValues("controller", "backupconfiguration-validation")}
 	all := handler.EnqueueRequestsFromMapFunc(allInNamespace(mgr.GetClient()))
 	everywhere := handler.EnqueueRequestsFromMapFunc(allConfigurations(mgr.GetClient()))
 	err := ctrl.NewControllerManagedBy(mgr).
@@ -109,6 +112,7 @@ func configurations(ctx context.Context, c client.Client, opts ...client.ListOpt
 type validator struct {
 	kube     client.Client
 	renderer *render.Renderer
+	ambient  []string
 	log      logr.Logger
 }
 
@@ -118,7 +122,7 @@ func (v *validator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := bc.DeepCopy()
-	in := &input{kube: v.kube, renderer: v.renderer, bc: bc, status: &bc.Status}
+	in := &input{kube: v.kube, renderer: v.renderer, ambient: v.ambient, bc: bc, status: &bc.Status}
 	msg, invalid, err := run(ctx, in)
 	if err != nil {
 		return ctrl.Result{}, err

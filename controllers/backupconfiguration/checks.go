@@ -31,7 +31,9 @@ type check func(ctx context.Context, in *input) (msg string, invalid bool, err e
 type input struct {
 	kube     client.Reader
 	renderer *render.Renderer
-	bc       *corev1alpha1.BackupConfiguration
+	// ambient are the namespaces that may use storages without a Secret.
+	ambient []string
+	bc      *corev1alpha1.BackupConfiguration
 	// status collects the per-backend and target findings the checks make.
 	status *corev1alpha1.BackupConfigurationStatus
 }
@@ -209,7 +211,7 @@ func storageProblem(ctx context.Context, in *input, b corev1alpha1.BackendRefere
 	}
 	// A storage of another namespace must admit the configuration's by its
 	// usagePolicy and be mountable from it (access.go grants the rest).
-	refusal, msg, err := access.CheckStorage(ctx, in.kube, bs, in.bc.Namespace, "backup jobs")
+	refusal, msg, err := access.CheckStorage(ctx, in.kube, bs, in.bc.Namespace, "backup jobs", in.ambient)
 	if err != nil {
 		return "", err
 	}

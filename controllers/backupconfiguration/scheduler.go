@@ -48,10 +48,12 @@ type scheduler struct {
 	log   logr.Logger
 	clock clock.Clock
 	image string
+	// ambient are the namespaces that may use storages without a Secret.
+	ambient []string
 }
 
 func setupScheduler(mgr ctrl.Manager, o Options) error {
-	s := &scheduler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), log: o.Log.WithValues("controller", "backupconfiguration-scheduler"), clock: clock.RealClock{}, image: version.Image()}
+	s := &scheduler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), log: o.Log.WithValues("controller", "backupconfiguration-scheduler"), clock: clock.RealClock{}, image: version.Image(), ambient: o.AmbientNamespaces}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupconfiguration-scheduler").
 		WithOptions(o.Controller).

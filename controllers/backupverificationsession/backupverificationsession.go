@@ -70,6 +70,9 @@ type Options struct {
 	Controller controller.Options
 	Log        logr.Logger
 	Clock      clock.Clock
+	// AmbientNamespaces may use storages of other namespaces that name no
+	// credential Secret (access.CheckStorage).
+	AmbientNamespaces []string
 	// Renderer renders Query and Script verifiers' Functions.
 	Renderer *render.Renderer
 	// Logs reads a verifier Job's output; by default through the API
@@ -92,7 +95,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		}
 		o.Logs = sessionjob.PodLogs{CS: cs}
 	}
-	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), clock: o.Clock, log: o.Log.WithValues("controller", "backupverificationsession"),
+	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), clock: o.Clock, ambient: o.AmbientNamespaces, log: o.Log.WithValues("controller", "backupverificationsession"),
 		renderer: o.Renderer, image: version.Image(), logs: o.Logs}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupverificationsession").
@@ -118,6 +121,7 @@ type reconciler struct {
 	renderer *render.Renderer
 	image    string
 	logs     LogTailer
+	ambient  []string
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -49,7 +49,7 @@ func checkRemote(ctx context.Context, r *reconciler, in *startInput) (stop, erro
 	if err != nil {
 		return stop{}, fmt.Errorf("cannot get backupstorage %s/%s: %w", stNS, ref.Name, err)
 	}
-	refusal, msg, err := access.CheckStorage(ctx, r.kube, st, ns, "restore jobs")
+	refusal, msg, err := access.CheckStorage(ctx, r.kube, st, ns, "restore jobs", r.ambient)
 	if err != nil {
 		return stop{}, err
 	}

@@ -42,9 +42,9 @@ func repositoryNamespace(rs *corev1alpha1.RestoreSession) string {
 // does not admit the session's namespace, or that the session's Jobs
 // cannot mount.
 func (r *reconciler) checkStorageUse(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage) (xpv2.ConditionReason, string, error) {
-	refusal, msg, err := access.CheckStorage(ctx, r.kube, st, rs.Namespace, "restore jobs")
+	refusal, msg, err := access.CheckStorage(ctx, r.kube, st, rs.Namespace, "restore jobs", r.ambient)
 	switch refusal {
-	case access.NotAllowed:
+	case access.NotAllowed, access.AmbientNotAllowed:
 		return corev1alpha1.ReasonRestoreNamespaceNotAllowed, msg, nil
 	case access.NotReachable:
 		return corev1alpha1.ReasonRestoreStorageNotReachable, msg, nil

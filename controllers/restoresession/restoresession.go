@@ -74,6 +74,9 @@ type Options struct {
 	Log        logr.Logger
 	Renderer   *render.Renderer
 	Clock      clock.Clock
+	// AmbientNamespaces may use storages of other namespaces that name no
+	// credential Secret (access.CheckStorage).
+	AmbientNamespaces []string
 	// Hooks carries out hooks' actions; nil means a hook.Runner with the
 	// manager's client configuration.
 	Hooks hookrun.Runner
@@ -98,7 +101,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot set up restoresession controller: %w", err)
 	}
-	r := &reconciler{kube: mgr.GetClient(), reader: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
+	r := &reconciler{kube: mgr.GetClient(), reader: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(), ambient: o.AmbientNamespaces,
 		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
 		log:   o.Log.WithValues("controller", "restoresession")}
 	err = ctrl.NewControllerManagedBy(mgr).
@@ -124,6 +127,7 @@ type reconciler struct {
 	image    string
 	hooks    *hookrun.Executor
 	log      logr.Logger
+	ambient  []string
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

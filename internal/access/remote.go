@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -33,15 +34,37 @@ const (
 	// NotReachable: the storage keeps its data on a claim, which pods of
 	// another namespace cannot mount.
 	NotReachable Refusal = "NotReachable"
+	// AmbientNotAllowed: the storage names no credential Secret (its Jobs
+	// use the cloud identity of their pods), and the namespace is not one
+	// the provider lists for that.
+	AmbientNotAllowed Refusal = "AmbientNotAllowed"
 )
 
+// Ambient reports whether a storage reaches its object store with the
+// ambient cloud identity of its pods (workload identity, an instance
+// role) rather than a Secret.
+func Ambient(st *storagev1alpha1.BackupStorage) bool {
+	switch st.Spec.Storage.Provider {
+	case storagev1alpha1.ProviderS3, storagev1alpha1.ProviderGCS, storagev1alpha1.ProviderAzure:
+		return backend.SecretName(st.Spec.Storage) == ""
+	}
+	return false
+}
+
 // CheckStorage says whether Jobs (what: "backup jobs", "restore jobs") in
-// namespace ns may use st by its usagePolicy, and can mount it. It refuses
-// nothing in st's own namespace; a refusal comes with a message naming the
-// storage and what to do.
-func CheckStorage(ctx context.Context, kube client.Reader, st *storagev1alpha1.BackupStorage, ns, what string) (Refusal, string, error) {
+// namespace ns may use st by its usagePolicy, and can mount it, and, for a
+// storage without a credential Secret, whether ns is one of ambient: the
+// namespaces the provider lets use ambient cloud identities (a tenant's
+// pods would otherwise act with an identity the platform gave the bucket).
+// It refuses nothing in st's own namespace; a refusal comes with a
+// message naming the storage and what to do.
+func CheckStorage(ctx context.Context, kube client.Reader, st *storagev1alpha1.BackupStorage, ns, what string, ambient []string) (Refusal, string, error) {
 	if st.Namespace == ns {
 		return "", "", nil
+	}
+	if Ambient(st) && !slices.Contains(ambient, ns) {
+		return AmbientNotAllowed, fmt.Sprintf("backupstorage %s/%s names no credential Secret, so %s would use the cloud identity of their pods; namespace %q is not among those the provider allows that (--ambient-credential-namespaces)",
+			st.Namespace, st.Name, what, ns), nil
 	}
 	ok, why, err := usage.Allowed(ctx, kube, st.Spec.UsagePolicy, st.Namespace, ns)
 	if err != nil {

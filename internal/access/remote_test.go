@@ -7,8 +7,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
 func TestSetFinalizer(t *testing.T) {
@@ -56,6 +61,45 @@ func TestSetFinalizer(t *testing.T) {
 			}
 			if diff := cmp.Diff(got.Finalizers, o.Finalizers); diff != "" {
 				t.Errorf("%s\nthe object's finalizers differ from the stored ones: -stored +object:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestCheckStorageAmbient(t *testing.T) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	all := &storagev1alpha1.UsagePolicy{AllowedNamespaces: storagev1alpha1.AllowedNamespaces{From: ptr.To(storagev1alpha1.NamespacesFromAll)}}
+	storage := func(secret string) *storagev1alpha1.BackupStorage {
+		return &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: "platform"}, Spec: storagev1alpha1.BackupStorageSpec{
+			UsagePolicy: all,
+			Storage:     storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Bucket: "b", SecretName: secret}},
+		}}
+	}
+	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}).Build()
+	cases := map[string]struct {
+		reason  string
+		st      *storagev1alpha1.BackupStorage
+		ns      string
+		ambient []string
+		want    Refusal
+	}{
+		"WithSecret":      {reason: "A storage with a credential Secret is used from an admitted namespace.", st: storage("creds"), ns: "team-a"},
+		"AmbientOwn":      {reason: "A storage without a Secret is used from its own namespace.", st: storage(""), ns: "platform"},
+		"AmbientRefused":  {reason: "A storage without a Secret is refused to a namespace the provider does not list, however its usagePolicy admits it.", st: storage(""), ns: "team-a", want: AmbientNotAllowed},
+		"AmbientListed":   {reason: "A namespace the provider lists may use it.", st: storage(""), ns: "team-a", ambient: []string{"team-a"}},
+		"AmbientOtherOne": {reason: "Listing another namespace admits only that one.", st: storage(""), ns: "team-a", ambient: []string{"team-b"}, want: AmbientNotAllowed},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, msg, err := CheckStorage(context.Background(), kube, tc.st, tc.ns, "backup jobs", tc.ambient)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nCheckStorage(): -want +got:\n%s (%s)", tc.reason, diff, msg)
 			}
 		})
 	}

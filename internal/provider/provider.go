@@ -45,6 +45,10 @@ type Options struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	PollInterval            time.Duration
+	// AmbientNamespaces may use BackupStorages of other namespaces that
+	// name no credential Secret: their Jobs act with their pods' cloud
+	// identity. Empty: none may.
+	AmbientNamespaces []string
 	// SkipControllerNameValidation lets one process run several providers
 	// (tests, each against its own cluster); controller names are
 	// otherwise unique per process.
@@ -96,7 +100,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute},
 	}
 	err = controllers.Setup(mgr, controllers.Options{
-		Log: o.Log, Opener: opener, Reason: Reason, PollInterval: o.PollInterval,
+		Log: o.Log, Opener: opener, Reason: Reason, PollInterval: o.PollInterval, AmbientNamespaces: o.AmbientNamespaces,
 	})
 	if err != nil {
 		return err
