@@ -66,10 +66,14 @@ func setupCatalog(mgr ctrl.Manager, o Options) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
+		// Only a change of the spec starts a pass: the pass's own status
+		// write (and the storage controller's) must not start the next, or
+		// the records would be read without pause. Passes repeat on their
+		// own (RequeueAfter).
 		For(&storagev1alpha1.BackupStorage{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			bs, ok := o.(*storagev1alpha1.BackupStorage)
 			return ok && bs.Spec.Catalog != nil
-		}))).
+		}), predicate.GenerationChangedPredicate{})).
 		// A namespace made or labelled may be the one a catalog waits for.
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(catalogsInNamespace(mgr.GetClient()))).
 		Complete(r)
