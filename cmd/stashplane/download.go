@@ -178,7 +178,7 @@ func (d *downloader) download(ctx context.Context, ns, name, component, to strin
 	done := make(chan struct{})
 	go d.report(done, &received, total, start)
 	pr, pw := io.Pipe()
-	stderr := &tail{}
+	stderr := &hook.Capped{Max: 4096}
 	execErr := make(chan error, 1)
 	go func() {
 		err := d.exec(ctx, ns, pod, "download", plan.DownloadCommand(job, image.StashplanePath), &countingWriter{w: pw, n: &received}, stderr)
@@ -379,19 +379,6 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n.Add(int64(n))
 	return n, err
 }
-
-// tail keeps the last 4 KiB written to it: the agent's last words.
-type tail struct{ b []byte }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.b = append(t.b, p...)
-	if len(t.b) > 4096 {
-		t.b = t.b[len(t.b)-4096:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string { return string(t.b) }
 
 func writeDownload(w io.Writer, res *DownloadResult, output string) error {
 	if done, err := writeData(w, res, output); done {

@@ -234,7 +234,7 @@ func (c *catalog) repository(ctx context.Context, b *blob.Bucket, bs *storagev1a
 		return nil, "cannot read the record: " + msg, nil
 	}
 	rec := &storagev1alpha1.Repository{}
-	if why := readRecord(data, rec, storagev1alpha1.RepositoryKind, &rec.TypeMeta); why != "" {
+	if why := readRecord(data, rec, storagev1alpha1.RepositoryKind); why != "" {
 		return nil, why, nil
 	}
 	if rec.Name == "" {
@@ -313,7 +313,7 @@ func (c *catalog) snapshots(ctx context.Context, b *blob.Bucket, bs *storagev1al
 			continue
 		}
 		rec := &storagev1alpha1.Snapshot{}
-		if why := readRecord(data, rec, storagev1alpha1.SnapshotKind, &rec.TypeMeta); why != "" {
+		if why := readRecord(data, rec, storagev1alpha1.SnapshotKind); why != "" {
 			skip(key, why)
 			continue
 		}
@@ -371,15 +371,16 @@ func withoutInvoker(labels map[string]string) map[string]string {
 
 // readRecord decodes a record and says why it cannot be used: it does not
 // parse, is of another kind, or of a format this Stashplane does not read.
-func readRecord(data []byte, into client.Object, kind string, tm *metav1.TypeMeta) string {
+func readRecord(data []byte, into client.Object, kind string) string {
 	if err := yaml.Unmarshal(data, into); err != nil {
 		return "the record does not parse as YAML of a " + kind
 	}
-	if tm.Kind != kind {
-		return fmt.Sprintf("the record is of kind %q, not %s", tm.Kind, kind)
+	apiVersion, got := into.GetObjectKind().GroupVersionKind().ToAPIVersionAndKind()
+	if got != kind {
+		return fmt.Sprintf("the record is of kind %q, not %s", got, kind)
 	}
-	if tm.APIVersion != storagev1alpha1.GroupVersion.String() {
-		return fmt.Sprintf("the record is of format %q; this Stashplane reads %q", tm.APIVersion, storagev1alpha1.GroupVersion.String())
+	if apiVersion != storagev1alpha1.GroupVersion.String() {
+		return fmt.Sprintf("the record is of format %q; this Stashplane reads %q", apiVersion, storagev1alpha1.GroupVersion.String())
 	}
 	return ""
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -50,7 +51,7 @@ func DownloadJob(repo *storagev1alpha1.Repository, storage *storagev1alpha1.Back
 func DownloadCommand(job *batchv1.Job, binary string) []string {
 	var args []string
 	for _, a := range job.Spec.Template.Spec.Containers[0].Args[1:] {
-		if len(a) < 7 || a[:7] != "--hold=" {
+		if !strings.HasPrefix(a, "--hold=") {
 			args = append(args, a)
 		}
 	}

@@ -11,11 +11,6 @@ import (
 	"github.com/stashplane/stashplane/internal/agentapi"
 )
 
-// redirecting are environment variables that would send the agent, or the
-// libraries it uses, somewhere other than the API server and the storage
-// it is given.
-var redirecting = []string{"KUBECONFIG", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "XDG_CACHE_HOME"}
-
 // checkJob holds a rendered Job, with the runtime settings applied, to the
 // rules every Job Stashplane creates keeps, whatever Function rendered it:
 // it runs as the account the run composed or the user named (chosen is
@@ -81,7 +76,7 @@ func agentEnvRefused(e corev1.EnvVar) string {
 	switch {
 	case strings.HasPrefix(e.Name, "RESTIC_") && !slices.Contains(agentapi.ResticTuningEnv, e.Name):
 		return fmt.Sprintf("%s is not one of the RESTIC_* variables the agent passes on (%s)", e.Name, strings.Join(agentapi.ResticTuningEnv, ", "))
-	case slices.Contains(redirecting, up), strings.HasPrefix(up, "AWS_"), strings.HasPrefix(up, "AZURE_"), strings.HasPrefix(up, "GOOGLE_"):
+	case slices.Contains(agentapi.RedirectingEnv, up), slices.ContainsFunc(agentapi.RedirectingEnvPrefixes, func(p string) bool { return strings.HasPrefix(up, p) }):
 		return fmt.Sprintf("%s would redirect the agent", e.Name)
 	}
 	return ""

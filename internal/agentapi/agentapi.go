@@ -46,6 +46,16 @@ const EnvReadDataSubset = "STASHPLANE_READ_DATA_SUBSET"
 // set and what reaches restic are one list.
 var ResticTuningEnv = []string{"RESTIC_COMPRESSION", "RESTIC_PACK_SIZE", "RESTIC_READ_CONCURRENCY"}
 
+// RedirectingEnv are variables that would send the agent, or the
+// libraries it uses, somewhere other than the API server and the storage
+// it is given; so would any AWS_*, AZURE_* or GOOGLE_* variable
+// (RedirectingEnvPrefixes). The runtime settings' CEL rule refuses the
+// same names at admission.
+var RedirectingEnv = []string{"KUBECONFIG", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "XDG_CACHE_HOME"}
+
+// RedirectingEnvPrefixes: see RedirectingEnv.
+var RedirectingEnvPrefixes = []string{"AWS_", "AZURE_", "GOOGLE_"}
+
 // ResticTuning picks the ResticTuningEnv entries out of an environment in
 // os.Environ's form, in the list's order.
 func ResticTuning(environ []string) []string {

@@ -66,7 +66,7 @@ func hasContainer(p corev1.Pod, name string) bool {
 // exec does, and returns what it printed, standard error after standard
 // output.
 func (r *Runner) exec(ctx context.Context, p corev1.Pod, container string, command []string) (string, error) {
-	stdout, stderr := &capped{max: maxCapture}, &capped{max: maxCapture}
+	stdout, stderr := &Capped{Max: maxCapture}, &Capped{Max: maxCapture}
 	err := Exec(ctx, r.Config, r.Kube, p.Namespace, p.Name, container, command, stdout, stderr)
 	return stdout.String() + stderr.String(), err
 }
@@ -98,16 +98,16 @@ func Exec(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface, namesp
 	return ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: stdout, Stderr: stderr})
 }
 
-// capped keeps the last max bytes written to it.
-type capped struct {
+// Capped keeps the last Max bytes written to it.
+type Capped struct {
 	bytes.Buffer
-	max int
+	Max int
 }
 
-func (c *capped) Write(p []byte) (int, error) {
+func (c *Capped) Write(p []byte) (int, error) {
 	n := len(p)
 	c.Buffer.Write(p)
-	if over := c.Len() - c.max; over > 0 {
+	if over := c.Len() - c.Max; over > 0 {
 		c.Next(over)
 	}
 	return n, nil
