@@ -160,9 +160,14 @@ func TestRules(t *testing.T) {
 			reason: "Node names come from pods.",
 			access: access{"", "nodes", []string{"get", "list"}},
 		},
-		"WorkloadsWrite": {
-			reason: "Targets are read; restores write data, not workloads.",
-			access: access{"apps", "statefulsets", []string{"create", "patch", "delete"}},
+		"WorkloadsDelete": {
+			reason: "Targets are read, and recreated by a manifest-restore Job's Role, never deleted.",
+			access: access{"apps", "statefulsets", []string{"delete"}},
+		},
+		"ObjectsRecreated": {
+			reason:  "A manifest-restore Job is granted what recreates a workload and what it needs, which the provider must hold.",
+			allowed: true,
+			access:  access{"apps", "daemonsets", []string{"get", "list", "watch", "create", "update", "patch"}},
 		},
 		"SnapshotsDelete": {
 			reason:  "Retention removes the Snapshots its policy no longer keeps.",
@@ -211,6 +216,8 @@ func TestAgentRulesHeld(t *testing.T) {
 		"StorageRulesFor":  agentapi.StorageRulesFor("shared"),
 		"PruneLockRules":   agentapi.PruneLockRules(),
 		"ReportRulesFor":   agentapi.ReportRulesFor([]string{"app-nightly-1"}),
+		"ObjectReadRules":  agentapi.ObjectReadRules(),
+		"ObjectWriteRules": agentapi.ObjectWriteRulesFor("app-restore"),
 	}
 	for name, granted := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,14 +25,14 @@ import (
 func backupCommand() *cobra.Command {
 	cmd := agentCommand(agent.KindBackup, "Back up paths into a component of a Snapshot (runs inside backup Jobs)",
 		func(ctx context.Context, r *agent.Runner) error { return r.Backup(ctx) })
-	cmd.AddCommand(backupPostgresCommand())
+	cmd.AddCommand(backupPostgresCommand(), backupResourcesCommand())
 	return cmd
 }
 
 func restoreCommand() *cobra.Command {
 	cmd := agentCommand(agent.KindRestore, "Restore a component of a Snapshot (runs inside restore Jobs)",
 		func(ctx context.Context, r *agent.Runner) error { return r.Restore(ctx) })
-	cmd.AddCommand(restorePostgresCommand())
+	cmd.AddCommand(restorePostgresCommand(), restoreResourcesCommand())
 	return cmd
 }
 
@@ -88,8 +88,9 @@ func inClusterClient() (client.Client, error) {
 	if err := storagev1alpha1.AddToScheme(s); err != nil {
 		return nil, fmt.Errorf("cannot build the scheme: %w", err)
 	}
-	// The pod that holds a restic lock (internal/agent).
-	if err := corev1.AddToScheme(s); err != nil {
+	// The pod that holds a restic lock (internal/agent), and the objects
+	// a task of resource manifests stores and recreates.
+	if err := clientgoscheme.AddToScheme(s); err != nil {
 		return nil, fmt.Errorf("cannot build the scheme: %w", err)
 	}
 	kube, err := client.New(cfg, client.Options{Scheme: s})

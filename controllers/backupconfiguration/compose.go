@@ -62,12 +62,16 @@ func desiredRepositories(bc *corev1alpha1.BackupConfiguration) []*storagev1alpha
 
 // desiredAccess is the ServiceAccount, Role and RoleBinding: read the
 // configuration and create its sessions (triggers); read the storage
-// objects and report components (backup Jobs).
-func desiredAccess(bc *corev1alpha1.BackupConfiguration) []client.Object {
+// objects and report components (backup Jobs); and, when a task stores
+// resource manifests (readsObjects), read the objects it stores.
+func desiredAccess(bc *corev1alpha1.BackupConfiguration, readsObjects bool) []client.Object {
 	rules := append([]rbacv1.PolicyRule{
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupconfigurations"}, Verbs: []string{"get"}},
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupsessions"}, Verbs: []string{"create", "get"}},
 	}, agentapi.Rules()...)
+	if readsObjects {
+		rules = append(rules, agentapi.ObjectReadRules()...)
+	}
 	return access.Objects(naming.ConfigurationServiceAccount(bc.Name), bc.Namespace, labels(bc), rules)
 }
 

@@ -20,8 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/trigger"
 	"github.com/stashplane/stashplane/internal/version"
@@ -136,7 +138,11 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 	for _, r := range desiredRepositories(bc) {
 		objs = append(objs, r)
 	}
-	objs = append(objs, desiredAccess(bc)...)
+	readsObjects, err := storesObjects(ctx, s.kube, bc)
+	if err != nil {
+		return err
+	}
+	objs = append(objs, desiredAccess(bc, readsObjects)...)
 	want := map[string]bool{}
 	for _, cj := range desiredCronJobs(bc, s.image) {
 		want[cj.Name] = true
@@ -168,6 +174,27 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 		}
 	}
 	return nil
+}
+
+// storesObjects says whether a task of the configuration's sessions
+// stores resource manifests (an Addon task of component "manifest"),
+// whose Jobs read the namespace's objects.
+func storesObjects(ctx context.Context, c client.Reader, bc *corev1alpha1.BackupConfiguration) (bool, error) {
+	for _, sess := range bc.Spec.Sessions {
+		if sess.Addon == nil {
+			continue
+		}
+		a := &addonsv1alpha1.Addon{}
+		if err := c.Get(ctx, client.ObjectKey{Name: sess.Addon.Name}, a); err != nil {
+			return false, fmt.Errorf("cannot get addon %q: %w", sess.Addon.Name, err)
+		}
+		for _, ref := range sess.Addon.Tasks {
+			if t, err := render.FindTask(a, render.TaskBackup, ref.Name); err == nil && t.Component == storagev1alpha1.ComponentManifest {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // repositoryStatus reports each composed Repository's phase.

@@ -32,8 +32,15 @@ func everyComponent(v verdict, snap *storagev1alpha1.Snapshot, rs *corev1alpha1.
 	}
 	var unrestored, uncompared []string
 	for _, name := range slices.Sorted(maps.Keys(snap.Status.Components)) {
-		c := rs.Status.Components[name]
+		c, planned := rs.Status.Components[name]
 		switch {
+		case name == storagev1alpha1.ComponentManifest && !planned:
+			// The verifier's addon has no task that restores resource
+			// manifests: the verifier's setup, not the backup, is at
+			// fault.
+			return verdict{final: true, runnable: true, noVerdict: corev1alpha1.ReasonContentNotChecked,
+				message: fmt.Sprintf("snapshot %q holds resource manifests (component %q), and addon %q has no task that restores them, so they were not checked and the snapshot is not verified; verify with an addon that has a manifest-restore task (workload-addon, pvc-addon)",
+					snap.Name, name, rs.Spec.Addon.Name)}
 		case c.Phase != corev1alpha1.RestoreSucceeded:
 			unrestored = append(unrestored, name)
 		case c.FilesChecked == 0 && (holdsData(snap.Status.Components[name]) || c.FilesRestored > 0 || c.BytesRestored > 0):

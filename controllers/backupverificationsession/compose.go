@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -125,6 +126,9 @@ func (r *reconciler) start(ctx context.Context, s *corev1alpha1.BackupVerificati
 		return st.apply(r.clock, s), nil
 	}
 	rs := restoreSession(s, in.verifier, in.target, in.repo)
+	if err := r.withObjectsTask(ctx, rs, in.snapshot); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.own(s, rs); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot own restoresession %q: %w", rs.Name, err)
 	}
@@ -334,6 +338,35 @@ func restoreSession(s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.B
 		rs.Spec.DataSource.EncryptionSecret = &storagev1alpha1.ObjectReference{Name: repo.Spec.EncryptionSecret.Name}
 	}
 	return rs
+}
+
+// withObjectsTask adds to the restore of a Snapshot that holds resource
+// manifests the verifier addon's task that restores them, when the
+// verifier did not name it: its agent checks them by a server-side dry
+// run (the RestoreSession controller sees to that), so a verdict covers
+// the objects too. An addon without such a task leaves them unchecked,
+// which everyComponent reports.
+func (r *reconciler) withObjectsTask(ctx context.Context, rs *corev1alpha1.RestoreSession, snap *storagev1alpha1.Snapshot) error {
+	if _, ok := snap.Status.Components[storagev1alpha1.ComponentManifest]; !ok || len(rs.Spec.Addon.Tasks) == 0 {
+		return nil
+	}
+	a := &addonsv1alpha1.Addon{}
+	if err := r.kube.Get(ctx, client.ObjectKey{Name: rs.Spec.Addon.Name}, a); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	for _, t := range a.Spec.RestoreTasks {
+		if t.Component != storagev1alpha1.ComponentManifest {
+			continue
+		}
+		for _, ref := range rs.Spec.Addon.Tasks {
+			if ref.Name == t.Name {
+				return nil
+			}
+		}
+		rs.Spec.Addon.Tasks = append(rs.Spec.Addon.Tasks, corev1alpha1.TaskReference{Name: t.Name})
+		return nil
+	}
+	return nil
 }
 
 // removeScratch deletes the claims the session made. A claim stays in use

@@ -54,13 +54,18 @@ func (r *reconciler) checkStorageUse(ctx context.Context, rs *corev1alpha1.Resto
 
 // grants are the rules the agent needs, by namespace: report to the
 // session in its own, read the Repository and Snapshot (by name) in
-// theirs, read the BackupStorage (by name) in its. A restore beside its
+// theirs, read the BackupStorage (by name) in its; and, when a task
+// recreates objects from resource manifests, recreate them in its own
+// namespace (agentapi.ObjectWriteRulesFor). A restore beside its
 // Repository may also get pods, to remove a restic lock a prune pod that
 // no longer runs left; a restore from another namespace is not allowed
 // to read that namespace's pods, and such a lock stops it until restic
 // deems the lock stale.
-func grants(rs *corev1alpha1.RestoreSession, repo *storagev1alpha1.Repository, snapshot string, st *storagev1alpha1.BackupStorage) map[string][]rbacv1.PolicyRule {
+func grants(rs *corev1alpha1.RestoreSession, repo *storagev1alpha1.Repository, snapshot string, st *storagev1alpha1.BackupStorage, recreates bool) map[string][]rbacv1.PolicyRule {
 	out := map[string][]rbacv1.PolicyRule{rs.Namespace: agentapi.RestoreRulesFor(rs.Name)}
+	if recreates {
+		out[rs.Namespace] = append(out[rs.Namespace], agentapi.ObjectWriteRulesFor(rs.Name)...)
+	}
 	out[repo.Namespace] = append(out[repo.Namespace], agentapi.RestoreReadRules(repo.Name, snapshot)...)
 	if repo.Namespace == rs.Namespace {
 		out[repo.Namespace] = append(out[repo.Namespace], agentapi.PruneLockRules()...)
@@ -88,10 +93,10 @@ func remoteLabels(rs *corev1alpha1.RestoreSession) map[string]string {
 // desiredAccess is the session's ServiceAccount with its Role and
 // RoleBinding in the session's namespace, and a Role and RoleBinding for
 // each other namespace the agent reads from.
-func desiredAccess(rs *corev1alpha1.RestoreSession, in plan.Inputs) (local, remote []client.Object) {
+func desiredAccess(rs *corev1alpha1.RestoreSession, in plan.Inputs, recreates bool) (local, remote []client.Object) {
 	st := storageOf(in)
 	sa := naming.RestoreServiceAccount(rs.Name)
-	for ns, rules := range grants(rs, in.Repository, in.Snapshot.Name, st) {
+	for ns, rules := range grants(rs, in.Repository, in.Snapshot.Name, st, recreates) {
 		if ns == rs.Namespace {
 			local = access.Objects(sa, ns, map[string]string{corev1alpha1.LabelRestoreSession: rs.Name}, rules)
 			continue
@@ -114,8 +119,8 @@ func storageOf(in plan.Inputs) *storagev1alpha1.BackupStorage {
 // namespace owned by it, those in others after the finalizer that removes
 // them is in place. It returns the name of the session's copy of the
 // storage Secret, or "" when the Jobs mount the storage's own.
-func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreSession, in plan.Inputs) (string, error) {
-	local, remote := desiredAccess(rs, in)
+func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreSession, in plan.Inputs, recreates bool) (string, error) {
+	local, remote := desiredAccess(rs, in, recreates)
 	for _, o := range local {
 		if err := r.applyOwned(ctx, rs, o); err != nil {
 			return "", err

@@ -186,7 +186,7 @@ func TestGrants(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			rs := &corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: tc.ns}}
-			if diff := cmp.Diff(tc.want, grants(rs, repo, "app-1", tc.st)); diff != "" {
+			if diff := cmp.Diff(tc.want, grants(rs, repo, "app-1", tc.st, false)); diff != "" {
 				t.Errorf("%s\ngrants(): -want +got:\n%s", tc.reason, diff)
 			}
 		})
@@ -264,7 +264,7 @@ func TestComposeCrossNamespace(t *testing.T) {
 	if err != nil || reason != "" {
 		t.Fatalf("check(): %v %s %s", err, reason, msg)
 	}
-	secret, err := r.ensureAccess(ctx, rs, in)
+	secret, err := r.ensureAccess(ctx, rs, in, false)
 	if err != nil {
 		t.Fatalf("ensureAccess(): %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
@@ -76,6 +77,19 @@ func checkTarget(ctx context.Context, r *reconciler, in *startInput) (xpv2.Condi
 	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
 	if kerrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		msg := fmt.Sprintf("%s %q does not exist in namespace %q", t.Kind, t.Name, rs.Namespace)
+		recreates, rerr := recreatesObjects(ctx, r.kube, rs)
+		if rerr != nil {
+			return "", "", rerr
+		}
+		if recreates {
+			// A task recreates it from the Snapshot's resource manifests;
+			// its data is planned once it exists (deferredData).
+			msg += "; a task of the session recreates it from the snapshot's resource manifests, then its data is restored"
+			sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetRecreating, msg)
+			rs.Status.TargetFound = ptr.To(false)
+			in.plan.ObjectsOnly = true
+			return "", "", nil
+		}
 		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetNotFound, msg)
 		rs.Status.TargetFound = ptr.To(false)
 		return corev1alpha1.ReasonRestoreTargetNotFound, msg, nil
@@ -92,6 +106,29 @@ func checkTarget(ctx context.Context, r *reconciler, in *startInput) (xpv2.Condi
 		}
 	}
 	return "", "", nil
+}
+
+// recreatesObjects says whether a restore task the session runs (those it
+// names, else all of its addon's) recreates Kubernetes objects: an Addon
+// task of a component of its own. A missing addon is left to checkAddon.
+func recreatesObjects(ctx context.Context, c client.Reader, rs *corev1alpha1.RestoreSession) (bool, error) {
+	a := &addonsv1alpha1.Addon{}
+	if err := c.Get(ctx, client.ObjectKey{Name: rs.Spec.Addon.Name}, a); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	for _, t := range a.Spec.RestoreTasks {
+		if t.Component == "" {
+			continue
+		}
+		named := len(rs.Spec.Addon.Tasks) == 0
+		for _, ref := range rs.Spec.Addon.Tasks {
+			named = named || ref.Name == t.Name
+		}
+		if named {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // checkSource: the Repository and its BackupStorage exist and the storage

@@ -159,15 +159,26 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 				j.Spec.Template.Spec.ServiceAccountName = naming.RestoreServiceAccount(rs.Name)
 			}
 			withReadDataSubset(&j.Spec.Template.Spec, rs.Spec.ReadDataSubset)
+			if _, verifying := rs.Labels[corev1alpha1.LabelBackupVerificationSession]; verifying && input.Context.Component == storagev1alpha1.ComponentManifest {
+				// A verification checks objects; it never makes one.
+				for i := range j.Spec.Template.Spec.Containers {
+					j.Spec.Template.Spec.Containers[i].Env = append(j.Spec.Template.Spec.Containers[i].Env, corev1.EnvVar{Name: agentapi.EnvObjectsDryRun, Value: "true"})
+				}
+			}
 			if err := sessionjob.Ensure(ctx, r.kube, rs, j, labels); err != nil {
 				return err
 			}
 		}
 	}
-	rs.Status.TotalComponents = int32(len(components))
 	if rs.Status.Components == nil {
 		rs.Status.Components = map[string]corev1alpha1.ComponentRestoreStatus{}
 	}
+	// Data planned after its target was recreated adds to the components
+	// already under way.
+	for c := range rs.Status.Components {
+		components[c] = true
+	}
+	rs.Status.TotalComponents = int32(len(components))
 	for c := range components {
 		if _, ok := rs.Status.Components[c]; !ok {
 			rs.Status.Components[c] = corev1alpha1.ComponentRestoreStatus{Phase: corev1alpha1.RestorePending}
@@ -246,5 +257,8 @@ func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.Restor
 // their absence from the cache means they are gone.
 func ensuredLongAgo(rs *corev1alpha1.RestoreSession, now time.Time) bool {
 	c := rs.GetCondition(corev1alpha1.TypeRestoreExecutorEnsured)
-	return c.Status == corev1.ConditionTrue && now.Sub(c.LastTransitionTime.Time) > 5*time.Second
+	// The Jobs of a recreated target's data are made when it is found.
+	t := rs.GetCondition(corev1alpha1.TypeRestoreTargetFound)
+	return c.Status == corev1.ConditionTrue && now.Sub(c.LastTransitionTime.Time) > 5*time.Second &&
+		(t.Status != corev1.ConditionTrue || now.Sub(t.LastTransitionTime.Time) > 5*time.Second)
 }

@@ -52,6 +52,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,6 +62,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/hookjob"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
@@ -221,10 +225,76 @@ func (r *reconciler) startSteps() []sessionrun.Step[*run] {
 	}
 }
 
-// runningSteps are the stages of a restore whose Jobs exist: its outcome
-// and then the post-restore hooks.
+// runningSteps are the stages of a restore whose Jobs exist: the data of
+// a target being recreated, once it exists (deferredData), its outcome and
+// then the post-restore hooks.
 func (r *reconciler) runningSteps() []sessionrun.Step[*run] {
-	return []sessionrun.Step[*run]{{Name: "outcome", Run: r.outcome}, {Name: "postHooks", Run: r.postHooks}}
+	return []sessionrun.Step[*run]{{Name: "deferredData", Run: r.deferredData}, {Name: "outcome", Run: r.outcome}, {Name: "postHooks", Run: r.postHooks}}
+}
+
+// recreates says whether a planned task recreates objects from resource
+// manifests.
+func recreates(inputs []render.Input) bool {
+	for _, in := range inputs {
+		if in.Context.Component == storagev1alpha1.ComponentManifest {
+			return true
+		}
+	}
+	return false
+}
+
+// deferredData plans and starts the data restore of a target that a task
+// recreates from the Snapshot's resource manifests, once that task has
+// made it: its workloads are held without pods meanwhile, and its agent
+// starts them when the data is back. The start's checks run again, so a
+// Snapshot or a Secret gone since ends the restore.
+func (r *reconciler) deferredData(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	rs := rn.rs
+	if c := rs.GetCondition(corev1alpha1.TypeRestoreTargetFound); c.Reason != corev1alpha1.ReasonRestoreTargetRecreating || c.Status == corev1.ConditionTrue {
+		return ctrl.Result{}, false, nil
+	}
+	t := rs.Spec.Target
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
+	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
+	if kerrors.IsNotFound(err) {
+		// Not made yet; the outcome step ends the session if the task
+		// that makes it failed.
+		res, err := r.watchExecution(ctx, rs)
+		return ctrl.Result{RequeueAfter: min(res.RequeueAfter, 3*time.Second)}, true, err
+	}
+	if err != nil {
+		return ctrl.Result{}, true, fmt.Errorf("cannot get target %s %q: %w", t.Kind, t.Name, err)
+	}
+	in, reason, msg, err := r.check(ctx, rs)
+	if err != nil {
+		return ctrl.Result{}, true, err
+	}
+	var inputs []render.Input
+	if reason == "" {
+		inputs, reason, msg = planRestore(rs, in)
+	}
+	if reason != "" {
+		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreIncomplete, true, reason, "the recreated target's data cannot be restored: "+msg)
+		return ctrl.Result{}, false, nil
+	}
+	var data []render.Input
+	for _, input := range inputs {
+		if _, started := rs.Status.Components[input.Context.Component]; !started {
+			data = append(data, input)
+		}
+	}
+	secret, err := r.ensureAccess(ctx, rs, in, true)
+	if err == nil {
+		err = r.ensureJobs(ctx, rs, data, secret)
+	}
+	if err != nil {
+		// Found, but its data is not under way: this step runs again.
+		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetRecreating, "the target exists; its data restore could not start yet")
+		res, err := r.cannotStart(rs, err)
+		return res, true, err
+	}
+	return ctrl.Result{RequeueAfter: 2 * time.Second}, true, nil
 }
 
 // checkStart runs the check chain (checks.go) and plans the restore; a
@@ -238,6 +308,11 @@ func (r *reconciler) checkStart(ctx context.Context, rn *run) (ctrl.Result, bool
 	if reason == "" {
 		rn.inputs, reason, msg = planRestore(rs, in)
 	}
+	if reason == "" && in.ObjectsOnly && len(rn.inputs) == 0 {
+		t := rs.Spec.Target
+		reason, msg = corev1alpha1.ReasonRestoreTargetNotFound, fmt.Sprintf("%s %q does not exist in namespace %q, and snapshot %q holds no resource manifests to recreate it from",
+			t.Kind, t.Name, rs.Namespace, in.Snapshot.Name)
+	}
 	if reason != "" {
 		r.log.V(1).Info("refusing restore", "restoresession", client.ObjectKeyFromObject(rs), "reason", reason)
 		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreExecutorEnsured, false, reason, msg)
@@ -250,7 +325,7 @@ func (r *reconciler) checkStart(ctx context.Context, rn *run) (ctrl.Result, bool
 // access grants the agents what they need (access.go).
 func (r *reconciler) access(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	var err error
-	if rn.storageSecret, err = r.ensureAccess(ctx, rn.rs, rn.in); err != nil {
+	if rn.storageSecret, err = r.ensureAccess(ctx, rn.rs, rn.in, recreates(rn.inputs)); err != nil {
 		res, err := r.cannotStart(rn.rs, err)
 		return res, true, err
 	}
@@ -328,7 +403,7 @@ func workPhase(rs *corev1alpha1.RestoreSession) corev1alpha1.RestorePhase {
 	if p, ok := refusals[ex.Reason]; ok && ex.Status == corev1.ConditionFalse {
 		return p
 	}
-	if tf := rs.GetCondition(corev1alpha1.TypeRestoreTargetFound); tf.Status == corev1.ConditionFalse {
+	if tf := rs.GetCondition(corev1alpha1.TypeRestoreTargetFound); tf.Status == corev1.ConditionFalse && tf.Reason != corev1alpha1.ReasonRestoreTargetRecreating {
 		return corev1alpha1.RestoreFailed
 	}
 	if rs.GetCondition(corev1alpha1.TypeRestoreIncomplete).Status == corev1.ConditionTrue {

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
@@ -102,6 +103,14 @@ func podComponents(t render.Target, sts *unstructured.Unstructured, podNodes map
 	}
 	if !found {
 		replicas = 1
+	}
+	// A StatefulSet recreated from resource manifests is held without pods
+	// until its data is back: its claims are those of the replicas it
+	// will have.
+	if held, ok := sts.GetAnnotations()[corev1alpha1.AnnotationHeldReplicas]; ok {
+		if n, err := strconv.ParseInt(held, 10, 32); err == nil && n > 0 {
+			replicas = n
+		}
 	}
 	start, _, err := unstructured.NestedInt64(sts.Object, "spec", "ordinals", "start")
 	if err != nil {

@@ -59,6 +59,10 @@ type Inputs struct {
 	// PodNodes are the nodes the target's running pods are on, by pod
 	// name: a component that mounts a pod's claims runs on its node.
 	PodNodes map[string]string
+	// ObjectsOnly plans, of a restore, only the tasks that recreate
+	// Kubernetes objects (an Addon task with a component): the target does
+	// not exist yet, and its data is planned once they have made it.
+	ObjectsOnly bool
 }
 
 // Backup returns one render.Input per task and repository of the named
@@ -99,9 +103,12 @@ func Backup(bc *corev1alpha1.BackupConfiguration, session string, in Inputs) ([]
 			if err != nil {
 				return nil, err
 			}
-			parts, err := components(target, in.Target, listsVolumes(ref), in.Nodes, in.PodNodes)
-			if err != nil {
-				return nil, err
+			parts := []component{{name: task.Component, target: target}}
+			if task.Component == "" {
+				// The target's data: one component per part of it.
+				if parts, err = components(target, in.Target, listsVolumes(ref), in.Nodes, in.PodNodes); err != nil {
+					return nil, err
+				}
 			}
 			var params []byte
 			if ref.Params != nil {

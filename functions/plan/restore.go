@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -31,9 +32,10 @@ func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error)
 	}
 	refs := rs.Spec.Addon.Tasks
 	if len(refs) == 0 {
-		// No task named: every restore task of the addon, with defaults.
+		// No task named: every restore task of the addon, with defaults,
+		// but for those of a component the Snapshot lacks.
 		for _, kt := range render.Tasks(addon) {
-			if kt.Kind == render.TaskRestore {
+			if kt.Kind == render.TaskRestore && (kt.Task.Component == "" || slices.Contains(RestoreComponents(rs, in.Snapshot), kt.Task.Component)) {
 				refs = append(refs, corev1alpha1.TaskReference{Name: kt.Task.Name})
 			}
 		}
@@ -53,11 +55,35 @@ func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error)
 	}
 	var out []render.Input
 	names := RestoreComponents(rs, in.Snapshot)
+	// The data components: those no task of a component of its own
+	// restores. Only they share a claim and name nodes.
+	var data []string
+	for _, c := range names {
+		if c != storagev1alpha1.ComponentManifest {
+			data = append(data, c)
+		}
+	}
+	for _, ref := range refs {
+		task, err := render.FindTask(addon, render.TaskRestore, ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		if task.Component != "" && !slices.Contains(names, task.Component) {
+			return nil, fmt.Errorf("cannot plan task %q: snapshot %q has no %q component, so it holds no resource manifests to recreate objects from; back up with the addon's manifest-backup task, or leave task %q out",
+				ref.Name, in.Snapshot.Name, task.Component, ref.Name)
+		}
+	}
 	for _, component := range names {
 		for _, ref := range refs {
 			task, err := render.FindTask(addon, render.TaskRestore, ref.Name)
 			if err != nil {
 				return nil, err
+			}
+			if task.Component != component && (task.Component != "" || !slices.Contains(data, component)) {
+				continue
+			}
+			if in.ObjectsOnly && task.Component == "" {
+				continue
 			}
 			fn, err := in.Catalog.Function(task.Function)
 			if err != nil {
@@ -67,18 +93,20 @@ func Restore(rs *corev1alpha1.RestoreSession, in Inputs) ([]render.Input, error)
 			if err != nil {
 				return nil, err
 			}
-			parts, err := components(whole, in.Target, listsVolumes(ref), restoreNodes(whole, in.Nodes, names, in.Snapshot), in.PodNodes)
-			if err != nil {
-				return nil, err
+			target := whole
+			if task.Component == "" {
+				parts, err := components(whole, in.Target, listsVolumes(ref), restoreNodes(whole, in.Nodes, data, in.Snapshot), in.PodNodes)
+				if err != nil {
+					return nil, err
+				}
+				// Each component goes back where it came from: a
+				// StatefulSet's pod's data into the claims of the same
+				// ordinal, a DaemonSet's node's into the same node.
+				if target, err = pick(parts, whole, component); err != nil {
+					return nil, err
+				}
+				target.SubPath = claimSubPath(rs, data, component)
 			}
-			// Each component goes back where it came from: a StatefulSet's
-			// pod's data into the claims of the same ordinal, a DaemonSet's
-			// node's into the same node.
-			target, err := pick(parts, whole, component)
-			if err != nil {
-				return nil, err
-			}
-			target.SubPath = claimSubPath(rs, names, component)
 			var params []byte
 			if ref.Params != nil {
 				params = ref.Params.Raw

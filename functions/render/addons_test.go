@@ -39,8 +39,11 @@ const secretMarker = "s3cr3t-value-never-rendered"
 var conformanceParams = map[string]string{
 	"workload-addon/logical-backup":         `{"paths": ["/var/lib/app", "/etc/app"], "exclude": ["*.tmp"]}`,
 	"workload-addon/logical-backup-restore": `{"paths": ["/var/lib/app"]}`,
+	"workload-addon/manifest-backup":        `{}`,
+	"workload-addon/manifest-restore":       `{"overwriteResources": true}`,
 	"pvc-addon/logical-backup":              `{"exclude": ["lost+found"]}`,
 	"pvc-addon/logical-backup-restore":      `{}`,
+	"pvc-addon/manifest-restore":            `{"dryRun": true}`,
 	"postgres-addon/logical-backup":         `{"host": "shop-db", "authSecret": "shop-db-auth", "backupCmd": "pg_dump", "args": "--lock-wait-timeout=5000 shop", "waitTimeout": 300}`,
 	"postgres-addon/logical-backup-restore": `{"host": "shop-db-clone", "authSecret": "shop-db-auth", "waitTimeout": 60}`,
 }
@@ -137,7 +140,7 @@ func TestBuiltinAddons(t *testing.T) {
 					c.Image = fn.Spec.Image
 				}
 				for _, j := range jobs {
-					for _, p := range checkJob(j, kt.Kind, c) {
+					for _, p := range checkJob(j, kt, c) {
 						t.Errorf("Job %q: %s", j.Name, p)
 					}
 				}
@@ -151,7 +154,13 @@ func TestBuiltinAddons(t *testing.T) {
 }
 
 // checkJob returns the ways a rendered Job breaks Stashplane's rules.
-func checkJob(j *batchv1.Job, kind render.TaskKind, c render.Context) []string {
+func checkJob(j *batchv1.Job, kt render.KindedTask, c render.Context) []string {
+	kind := kt.Kind
+	if kt.Task.Component != "" {
+		// A task of a component of its own (the objects) mounts none of
+		// the target's volumes, nor a claim that is the target.
+		c.Target.Volumes, c.Target.VolumeMounts, c.Target.Kind = nil, nil, "Deployment"
+	}
 	var problems []string
 	s := j.Spec.Template.Spec
 	if j.Namespace != c.Namespace {
@@ -277,7 +286,7 @@ func TestCheckJobCatchesViolations(t *testing.T) {
 		}},
 		Volumes: []corev1.Volume{{Name: "data"}},
 	}
-	got := checkJob(bad, render.TaskBackup, c)
+	got := checkJob(bad, render.KindedTask{Kind: render.TaskBackup}, c)
 	want := []string{
 		"namespace \"elsewhere\"",
 		"restartPolicy",

@@ -74,7 +74,7 @@ func FuzzTaskParams(f *testing.F) {
 			c.Image = fn.Spec.Image
 		}
 		for _, j := range jobs {
-			for _, p := range checkJob(j, tk.kt.Kind, c) {
+			for _, p := range checkJob(j, tk.kt, c) {
 				t.Errorf("%s/%s with %q: Job %q: %s", tk.addon, tk.kt.Task.Name, params, j.Name, p)
 			}
 		}

@@ -49,6 +49,9 @@ type restoreResult struct {
 	filesChecked, totalDiffs     int64
 	diffs                        []corev1alpha1.RestoreDifference
 	dataChecked                  string
+	// resources are the outcomes of recreated objects (RestoreObjects).
+	resources      []corev1alpha1.ResourceOutcome
+	totalResources int64
 }
 
 // Restore restores the component's latest restic snapshot taken for the

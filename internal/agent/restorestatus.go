@@ -63,6 +63,7 @@ func restoreComponent(start, end time.Time, reason, msg string, res *restoreResu
 	if res != nil {
 		c.FilesRestored, c.BytesRestored, c.FilesChecked = res.filesRestored, res.bytesRestored, res.filesChecked
 		c.Differences, c.TotalDifferences, c.DataChecked = res.diffs, res.totalDiffs, res.dataChecked
+		c.Resources, c.TotalResources = res.resources, res.totalResources
 	}
 	return c
 }

@@ -36,6 +36,13 @@ const (
 // without a parameter.
 const EnvReadDataSubset = "STASHPLANE_READ_DATA_SUBSET"
 
+// EnvObjectsDryRun, set to "true" on a restore Job, makes a task that
+// recreates objects from resource manifests only ask the API server to
+// accept each (a server-side dry run), never make one: the RestoreSession
+// controller sets it on the Jobs of a verification's restore, whatever the
+// task's parameters say.
+const EnvObjectsDryRun = "STASHPLANE_OBJECTS_DRY_RUN"
+
 // ResticTuningEnv are the RESTIC_* variables of the agent's environment
 // that reach restic: they tune how it packs and reads data and never where
 // it reads or writes. restic's environment is otherwise rebuilt from

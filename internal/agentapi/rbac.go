@@ -121,3 +121,42 @@ func StorageRulesFor(name string) []rbacv1.PolicyRule {
 	}
 	return out
 }
+
+// objectKinds are the kinds whose objects a task of resource manifests
+// backs up and recreates, in the namespace of its Jobs: a workload and
+// what it needs to run (docs/disaster-recovery.md).
+func objectKinds() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"serviceaccounts", "configmaps", "secrets", "services", "persistentvolumeclaims"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}},
+		{APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"roles", "rolebindings"}},
+		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupconfigurations"}},
+	}
+}
+
+// ObjectReadRules are what a backup Job of resource manifests needs in
+// its namespace: read the objects it stores.
+func ObjectReadRules() []rbacv1.PolicyRule {
+	out := objectKinds()
+	for i := range out {
+		out[i].Verbs = []string{"get", "list"}
+	}
+	return out
+}
+
+// ObjectWriteRulesFor are what a restore Job of resource manifests needs
+// in the namespace of the RestoreSession named session: recreate the
+// objects (never delete one), and read that session, whose data
+// components it waits for before it starts the workloads it held. Watch
+// is granted with the rest so that a Role granting it on these kinds can
+// be recreated: the API server lets a Role be made only by one that holds
+// what it grants.
+func ObjectWriteRulesFor(session string) []rbacv1.PolicyRule {
+	out := objectKinds()
+	for i := range out {
+		out[i].Verbs = []string{"get", "list", "watch", "create", "update", "patch"}
+	}
+	return append(out, rbacv1.PolicyRule{
+		APIGroups: []string{corev1alpha1.Group}, Resources: []string{"restoresessions"}, ResourceNames: []string{session}, Verbs: []string{"get"},
+	})
+}

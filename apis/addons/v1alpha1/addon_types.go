@@ -105,6 +105,17 @@ type Task struct {
 	// +optional
 	Executor TaskExecutor `json:"executor,omitempty"`
 
+	// Component is the one component of a Snapshot the task's Jobs store
+	// or restore, whatever the target: "manifest" for a task that backs up
+	// or recreates Kubernetes objects (resource manifests). Empty: the
+	// target's data, one component per part of the target (dump,
+	// dump-pod-<ordinal>, dump-<node>). A restore task with a component
+	// restores only that component; one without restores the components
+	// no other task of the addon claims.
+	// +kubebuilder:validation:Enum=manifest
+	// +optional
+	Component string `json:"component,omitempty"`
+
 	// Singleton is KubeStash's "run once per session rather than once per
 	// target pod". Refused when true: a Stashplane task runs once per
 	// component of its target.

@@ -63,3 +63,8 @@ const (
 	// repository label it finds the Job's report.
 	LabelComponent = "stashplane.io/component"
 )
+
+// AnnotationHeldReplicas is on a Deployment or StatefulSet a restore
+// recreated from resource manifests without pods: the replicas it is given
+// back once its data is restored.
+const AnnotationHeldReplicas = "restore.stashplane.io/held-replicas"

@@ -125,8 +125,9 @@ const (
 	// exist. Set and cleared by the RestoreSession controller.
 	TypeRestoreExecutorEnsured xpv2.ConditionType = "RestoreExecutorEnsured"
 
-	// TypeRestoreTargetFound is True once the restore's target exists. Set
-	// and cleared by the RestoreSession controller.
+	// TypeRestoreTargetFound is True once the restore's target exists; False
+	// with TargetRecreating while a task recreates it from the Snapshot's
+	// resource manifests. Set and cleared by the RestoreSession controller.
 	TypeRestoreTargetFound xpv2.ConditionType = "RestoreTargetFound"
 
 	// TypeRestoreIncomplete is True when the restore ended before every
@@ -159,6 +160,10 @@ const (
 	ReasonRestoreTargetFound xpv2.ConditionReason = "RestoreTargetFound"
 	// ReasonRestoreTargetNotFound: the target does not exist yet.
 	ReasonRestoreTargetNotFound xpv2.ConditionReason = "RestoreTargetNotFound"
+	// ReasonRestoreTargetRecreating: the target does not exist and a task
+	// of the session recreates it from the Snapshot's resource manifests;
+	// its data is restored once it exists.
+	ReasonRestoreTargetRecreating xpv2.ConditionReason = "TargetRecreating"
 	// ReasonRestoreTimedOut: the restore passed its deadline.
 	ReasonRestoreTimedOut xpv2.ConditionReason = "RestoreTimedOut"
 	// ReasonRestoreExecutorFailed: a restore Job failed.
@@ -235,6 +240,47 @@ type RestoreDifference struct {
 	Got string `json:"got,omitempty"`
 }
 
+// MaxResourceOutcomes bounds the object outcomes a component's status lists.
+const MaxResourceOutcomes = 100
+
+// ResourceResult is what a restore did with one Kubernetes object of a
+// Snapshot's resource manifests.
+// +kubebuilder:validation:Enum=Created;Updated;Kept;Refused;Accepted
+type ResourceResult string
+
+// The results of recreating an object.
+const (
+	// ResourceCreated: the object did not exist and was created.
+	ResourceCreated ResourceResult = "Created"
+	// ResourceUpdated: the object existed and was replaced, as the
+	// session's overwriteResources asked.
+	ResourceUpdated ResourceResult = "Updated"
+	// ResourceKept: the object existed and was left as it was.
+	ResourceKept ResourceResult = "Kept"
+	// ResourceRefused: the API server refused the object; the message
+	// says why.
+	ResourceRefused ResourceResult = "Refused"
+	// ResourceAccepted: a dry run (a verification's) found that the API
+	// server validates and admits the object today; nothing was made.
+	ResourceAccepted ResourceResult = "Accepted"
+)
+
+// ResourceOutcome is the outcome of one object a restore recreated.
+type ResourceOutcome struct {
+	// Kind of the object.
+	Kind string `json:"kind"`
+	// Name of the object.
+	Name string `json:"name"`
+	// Namespace of the object; empty for a cluster-scoped one.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// Result of its restore.
+	Result ResourceResult `json:"result"`
+	// Message says why an object was refused.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
 // ComponentRestoreStatus is the state of restoring one component.
 type ComponentRestoreStatus struct {
 	// Phase of the component's restore.
@@ -277,6 +323,18 @@ type ComponentRestoreStatus struct {
 	// read, as spec.readDataSubset asked for it; empty when no check ran.
 	// +optional
 	DataChecked string `json:"dataChecked,omitempty"`
+
+	// Resources are the outcomes of the Kubernetes objects a component of
+	// resource manifests recreated, refusals first, at most
+	// MaxResourceOutcomes of them.
+	// +kubebuilder:validation:MaxItems=100
+	// +optional
+	Resources []ResourceOutcome `json:"resources,omitempty"`
+
+	// TotalResources is how many objects the component's resource
+	// manifests held, of which Resources lists the outcomes.
+	// +optional
+	TotalResources int64 `json:"totalResources,omitempty"`
 }
 
 // RestoreSessionStatus is the observed state of a RestoreSession.

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/stashplane/stashplane/internal/agent"
+	"github.com/stashplane/stashplane/internal/agentapi"
+	"github.com/stashplane/stashplane/internal/resourcedump"
+)
+
+// targetFlags name the workload whose objects a task stores or recreates.
+func targetFlags(fs *pflag.FlagSet, t *resourcedump.Ref) {
+	fs.StringVar(&t.APIGroup, "target-group", "apps", "API group of the workload (empty for a PersistentVolumeClaim)")
+	fs.StringVar(&t.Kind, "target-kind", "", "kind of the workload: Deployment, StatefulSet, DaemonSet or PersistentVolumeClaim")
+	fs.StringVar(&t.Name, "target-name", "", "name of the workload")
+}
+
+// backupResourcesCommand is the workload-addon's manifest-backup: the
+// workload's objects and what it needs, stored as a stream.
+func backupResourcesCommand() *cobra.Command {
+	var t resourcedump.Ref
+	cmd := agentSubcommand("resources", agent.KindBackupStream, "Store a workload's Kubernetes objects and what it needs to run in a component of a Snapshot (runs inside manifest-backup Jobs)",
+		func(ctx context.Context, r *agent.Runner) error { return r.BackupObjects(ctx, t) })
+	targetFlags(cmd.Flags(), &t)
+	return cmd
+}
+
+// restoreResourcesCommand is the workload-addon's manifest-restore: the
+// objects recreated in the RestoreSession's namespace, workloads started
+// once their data is back.
+func restoreResourcesCommand() *cobra.Command {
+	var o agent.ObjectsRestore
+	cmd := agentSubcommand("resources", agent.KindRestoreStream, "Recreate the Kubernetes objects of a component of resource manifests in the RestoreSession's namespace (runs inside manifest-restore Jobs)",
+		func(ctx context.Context, r *agent.Runner) error { return r.RestoreObjects(ctx, o) })
+	targetFlags(cmd.Flags(), &o.Target)
+	cmd.Flags().BoolVar(&o.Overwrite, "overwrite", false, "replace objects that exist (they are kept otherwise)")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", os.Getenv(agentapi.EnvObjectsDryRun) == "true", "only ask the API server to accept each object (a server-side dry run); make none (default from "+agentapi.EnvObjectsDryRun+")")
+	return cmd
+}

@@ -1,0 +1,269 @@
+/*
+Copyright 2026 The Stashplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package resourcedump
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+)
+
+// AnnotationHeldReplicas records, on a workload held without pods, the
+// replicas Release gives it back.
+const AnnotationHeldReplicas = corev1alpha1.AnnotationHeldReplicas
+
+// Hold makes a Deployment or StatefulSet start without pods: its wanted
+// replicas (1 when unset) go into AnnotationHeldReplicas and spec.replicas
+// becomes 0. Other kinds are left as they are, and false returned.
+func Hold(u *unstructured.Unstructured) bool {
+	if gk := groupKind(u); gk != "apps/Deployment" && gk != "apps/StatefulSet" {
+		return false
+	}
+	replicas, found, err := unstructured.NestedInt64(u.Object, "spec", "replicas")
+	if err != nil {
+		return false
+	}
+	if !found {
+		replicas = 1
+	}
+	a := u.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[AnnotationHeldReplicas] = strconv.FormatInt(replicas, 10)
+	u.SetAnnotations(a)
+	_ = unstructured.SetNestedField(u.Object, int64(0), "spec", "replicas")
+	return true
+}
+
+// ClaimsFromTemplates are the claims a StatefulSet's pods use from its
+// volumeClaimTemplates, "<template>-<statefulset>-<ordinal>" for each
+// ordinal it will have (its held replicas when held), labelled with the
+// template's labels and the StatefulSet's selector, so that their data can
+// be restored before a pod starts.
+func ClaimsFromTemplates(sts *unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
+	templates, _, err := unstructured.NestedSlice(sts.Object, "spec", "volumeClaimTemplates")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the claim templates of statefulset %q: %w", sts.GetName(), err)
+	}
+	replicas, found, err := unstructured.NestedInt64(sts.Object, "spec", "replicas")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the replicas of statefulset %q: %w", sts.GetName(), err)
+	}
+	if !found {
+		replicas = 1
+	}
+	if held, ok := sts.GetAnnotations()[AnnotationHeldReplicas]; ok {
+		if n, err := strconv.ParseInt(held, 10, 32); err == nil {
+			replicas = n
+		}
+	}
+	start, _, err := unstructured.NestedInt64(sts.Object, "spec", "ordinals", "start")
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the ordinals of statefulset %q: %w", sts.GetName(), err)
+	}
+	selector, _, _ := unstructured.NestedStringMap(sts.Object, "spec", "selector", "matchLabels")
+	var out []*unstructured.Unstructured
+	for _, t := range templates {
+		tm, ok := t.(map[string]any)
+		if !ok {
+			continue
+		}
+		tpl := &unstructured.Unstructured{Object: tm}
+		for i := start; i < start+replicas; i++ {
+			c := &unstructured.Unstructured{Object: map[string]any{}}
+			c.SetAPIVersion("v1")
+			c.SetKind("PersistentVolumeClaim")
+			c.SetNamespace(sts.GetNamespace())
+			c.SetName(fmt.Sprintf("%s-%s-%d", tpl.GetName(), sts.GetName(), i))
+			labels := map[string]string{}
+			for k, v := range tpl.GetLabels() {
+				labels[k] = v
+			}
+			for k, v := range selector {
+				labels[k] = v
+			}
+			if len(labels) > 0 {
+				c.SetLabels(labels)
+			}
+			if a := tpl.GetAnnotations(); len(a) > 0 {
+				c.SetAnnotations(a)
+			}
+			if spec, ok := tm["spec"]; ok {
+				c.Object["spec"] = runtimeDeepCopy(spec)
+			}
+			Clean(c)
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// runtimeDeepCopy copies a JSON value of an unstructured object.
+func runtimeDeepCopy(v any) any {
+	return (&unstructured.Unstructured{Object: map[string]any{"v": v}}).DeepCopy().Object["v"]
+}
+
+// Result is what a restore did with one object.
+type Result string
+
+// The results of recreating an object.
+const (
+	Created Result = "Created"
+	Updated Result = "Updated"
+	Kept    Result = "Kept"
+	Refused Result = "Refused"
+)
+
+// Outcome is the result of one object, with why it was refused.
+type Outcome struct {
+	Kind, Namespace, Name string
+	Result                Result
+	Message               string
+}
+
+// ApplyOptions say how Apply treats objects.
+type ApplyOptions struct {
+	// Update replaces an object that exists; without it it is Kept.
+	Update bool
+	// Hold makes Deployments and StatefulSets start without pods (Hold).
+	Hold bool
+	// DryRun only asks the API server to accept each object: it
+	// validates and admits it, and makes nothing. An object that exists
+	// is still validated and admitted before the server says so.
+	DryRun bool
+}
+
+// Apply creates the objects one by one, in the order given, never
+// deleting anything, and returns each one's outcome, and the objects it
+// made or replaced held (for Release). A StatefulSet's claims from its
+// templates are made just before it. A refusal is reported, not returned:
+// the other objects are still made.
+func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructured, o ApplyOptions) ([]Outcome, []*unstructured.Unstructured) {
+	var outcomes []Outcome
+	var held []*unstructured.Unstructured
+	for _, obj := range objs {
+		u := obj.DeepCopy()
+		isHeld := o.Hold && Hold(u)
+		if groupKind(u) == "apps/StatefulSet" {
+			claims, err := ClaimsFromTemplates(u)
+			if err != nil {
+				outcomes = append(outcomes, Outcome{Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName(), Result: Refused, Message: err.Error()})
+				continue
+			}
+			for _, claim := range claims {
+				outcomes = append(outcomes, apply(ctx, c, claim, ApplyOptions{DryRun: o.DryRun}))
+			}
+		}
+		oc := apply(ctx, c, u, o)
+		outcomes = append(outcomes, oc)
+		if isHeld && !o.DryRun && (oc.Result == Created || oc.Result == Updated) {
+			held = append(held, u)
+		}
+	}
+	return outcomes, held
+}
+
+// apply creates u, or replaces it when it exists and o.Update says so.
+func apply(ctx context.Context, c client.Client, u *unstructured.Unstructured, o ApplyOptions) Outcome {
+	out := Outcome{Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+	var dry []client.CreateOption
+	var dryUpdate []client.UpdateOption
+	if o.DryRun {
+		dry, dryUpdate = []client.CreateOption{client.DryRunAll}, []client.UpdateOption{client.DryRunAll}
+	}
+	err := c.Create(ctx, u.DeepCopy(), dry...)
+	switch {
+	case err == nil:
+		out.Result = Created
+		return out
+	case !kerrors.IsAlreadyExists(err):
+		out.Result, out.Message = Refused, refusal(err)
+		return out
+	case !o.Update:
+		out.Result = Kept
+		return out
+	}
+	current := &unstructured.Unstructured{}
+	current.SetGroupVersionKind(u.GroupVersionKind())
+	if err := c.Get(ctx, client.ObjectKeyFromObject(u), current); err != nil {
+		out.Result, out.Message = Refused, refusal(err)
+		return out
+	}
+	next := u.DeepCopy()
+	next.SetResourceVersion(current.GetResourceVersion())
+	if err := c.Update(ctx, next, dryUpdate...); err != nil {
+		out.Result, out.Message = Refused, refusal(err)
+		return out
+	}
+	out.Result = Updated
+	return out
+}
+
+// refusal says why the API server refused an object, from the status it
+// answered with: its reason and message, which name fields, never values
+// of a Secret's data.
+func refusal(err error) string {
+	if s, ok := err.(kerrors.APIStatus); ok {
+		st := s.Status()
+		return fmt.Sprintf("%s: %s", st.Reason, st.Message)
+	}
+	return err.Error()
+}
+
+// Release gives each held object the replicas its annotation records and
+// removes the annotation. An object gone, or no longer annotated (someone
+// scaled it meanwhile), is left alone.
+func Release(ctx context.Context, c client.Client, held []*unstructured.Unstructured) error {
+	for _, h := range held {
+		cur := &unstructured.Unstructured{}
+		cur.SetGroupVersionKind(h.GroupVersionKind())
+		if err := c.Get(ctx, client.ObjectKeyFromObject(h), cur); err != nil {
+			if kerrors.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("cannot get %s %q: %w", h.GetKind(), h.GetName(), err)
+		}
+		want, ok := cur.GetAnnotations()[AnnotationHeldReplicas]
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(want, 10, 32)
+		if err != nil {
+			return fmt.Errorf("cannot read annotation %s of %s %q: %w", AnnotationHeldReplicas, h.GetKind(), h.GetName(), err)
+		}
+		patch, err := json.Marshal(map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{AnnotationHeldReplicas: nil}},
+			"spec":     map[string]any{"replicas": n},
+		})
+		if err != nil {
+			return fmt.Errorf("cannot encode the release of %s %q: %w", h.GetKind(), h.GetName(), err)
+		}
+		if err := c.Patch(ctx, cur, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("cannot release %s %q: %w", h.GetKind(), h.GetName(), err)
+		}
+	}
+	return nil
+}
