@@ -142,6 +142,8 @@ type Outcome struct {
 	Kind, Namespace, Name string
 	Result                Result
 	Message               string
+	// notFound says the API server refused the object as NotFound.
+	notFound bool
 }
 
 // ApplyOptions say how Apply treats objects.
@@ -164,6 +166,10 @@ type ApplyOptions struct {
 func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructured, o ApplyOptions) ([]Outcome, []*unstructured.Unstructured) {
 	var outcomes []Outcome
 	var held []*unstructured.Unstructured
+	// Roles a dry run accepted but did not make: the API server resolves
+	// a RoleBinding's Role to check the binding grants nothing its
+	// author lacks, and cannot find these.
+	dryRoles := map[string]bool{}
 	for _, obj := range objs {
 		u := obj.DeepCopy()
 		isHeld := o.Hold && Hold(u)
@@ -178,12 +184,37 @@ func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructur
 			}
 		}
 		oc := apply(ctx, c, u, o)
+		if o.DryRun {
+			oc = unmadeRole(u, oc, dryRoles)
+		}
 		outcomes = append(outcomes, oc)
 		if isHeld && !o.DryRun && (oc.Result == Created || oc.Result == Updated) {
 			held = append(held, u)
 		}
 	}
 	return outcomes, held
+}
+
+// unmadeRole records a Role a dry run accepted, and accepts a RoleBinding
+// the API server refused only because its Role, accepted earlier in the
+// same dry run, does not exist: whoever may make that Role holds what it
+// grants, so the binding passes once the Role is made. The outcome's
+// message says the binding was checked without its Role.
+func unmadeRole(u *unstructured.Unstructured, oc Outcome, dryRoles map[string]bool) Outcome {
+	switch groupKind(u) {
+	case "rbac.authorization.k8s.io/Role":
+		if oc.Result == Created {
+			dryRoles[u.GetName()] = true
+		}
+	case "rbac.authorization.k8s.io/RoleBinding":
+		kind, _, _ := unstructured.NestedString(u.Object, "roleRef", "kind")
+		name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
+		if oc.Result == Refused && oc.notFound && kind == "Role" && dryRoles[name] {
+			oc.Result = Created
+			oc.Message = fmt.Sprintf("checked without its Role %q, which this dry run accepted but did not make", name)
+		}
+	}
+	return oc
 }
 
 // apply creates u, or replaces it when it exists and o.Update says so.
@@ -200,7 +231,7 @@ func apply(ctx context.Context, c client.Client, u *unstructured.Unstructured, o
 		out.Result = Created
 		return out
 	case !kerrors.IsAlreadyExists(err):
-		out.Result, out.Message = Refused, refusal(err)
+		out.Result, out.Message, out.notFound = Refused, refusal(err), kerrors.IsNotFound(err)
 		return out
 	case !o.Update:
 		out.Result = Kept

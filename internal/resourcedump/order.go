@@ -148,7 +148,9 @@ func splitDocuments(data []byte) []string {
 // Retarget moves objects recorded in namespace from into namespace to:
 // each namespaced object, the subjects of RoleBindings and
 // ClusterRoleBindings that were in from, and a BackupConfiguration's
-// target when it named from. References to other namespaces stay.
+// target when it named from. References to other namespaces stay, and a
+// BackupConfiguration's storage named without a namespace (from's) is
+// named with from, so that it stays the same storage.
 func Retarget(objs []*unstructured.Unstructured, from, to string) {
 	if from == to {
 		return
@@ -171,6 +173,18 @@ func Retarget(objs []*unstructured.Unstructured, from, to string) {
 		case u.GroupVersionKind().Group == stashplaneGroup && u.GetKind() == "BackupConfiguration":
 			if ns, _, _ := unstructured.NestedString(u.Object, "spec", "target", "namespace"); ns == from {
 				_ = unstructured.SetNestedField(u.Object, to, "spec", "target", "namespace")
+			}
+			// A storage named without a namespace was the configuration's
+			// own namespace's: it stays the one it was.
+			backends, _, _ := unstructured.NestedSlice(u.Object, "spec", "backends")
+			for i := range backends {
+				ref, ok := backends[i].(map[string]any)["storageRef"].(map[string]any)
+				if ok && (ref["namespace"] == nil || ref["namespace"] == "") {
+					ref["namespace"] = from
+				}
+			}
+			if backends != nil {
+				_ = unstructured.SetNestedSlice(u.Object, backends, "spec", "backends")
 			}
 		}
 	}

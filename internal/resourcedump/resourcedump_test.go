@@ -176,7 +176,7 @@ kind: BackupConfiguration
 metadata: {name: b, namespace: shop}
 spec:
   target: {kind: Deployment, name: app, namespace: shop}
-  backends: [{name: s, storageRef: {name: shared, namespace: platform}}]
+  backends: [{name: s, storageRef: {name: shared, namespace: platform}}, {name: own, storageRef: {name: local}}]
 `)
 	Retarget([]*unstructured.Unstructured{binding, bc}, "shop", "shop-dr")
 	subjects, _, _ := unstructured.NestedSlice(binding.Object, "subjects")
@@ -189,8 +189,9 @@ spec:
 	}
 	target, _, _ := unstructured.NestedString(bc.Object, "spec", "target", "namespace")
 	backends, _, _ := unstructured.NestedSlice(bc.Object, "spec", "backends")
-	if ref := backends[0].(map[string]any)["storageRef"].(map[string]any)["namespace"]; target != "shop-dr" || bc.GetNamespace() != "shop-dr" || ref != "platform" {
-		t.Errorf("Retarget(): configuration in %q targeting %q with storage in %q; want shop-dr, shop-dr, platform", bc.GetNamespace(), target, ref)
+	ref := func(i int) any { return backends[i].(map[string]any)["storageRef"].(map[string]any)["namespace"] }
+	if target != "shop-dr" || bc.GetNamespace() != "shop-dr" || ref(0) != "platform" || ref(1) != "shop" {
+		t.Errorf("Retarget(): configuration in %q targeting %q with storages in %q and %q; want shop-dr, shop-dr, platform and shop (the storage it had)", bc.GetNamespace(), target, ref(0), ref(1))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -44,8 +45,13 @@ func TestCatalogRebuilt(t *testing.T) {
 	})
 }
 
-// The same drill on an S3 server both clusters reach with the same
-// credentials.
+// The whole disaster-recovery drill on an S3 server both clusters reach
+// with the same credentials: cluster A backs up and verifies an
+// application, its data and its objects (shopApp: a Deployment with its
+// claim, ServiceAccount, RBAC, ConfigMap, Secret and Service); in cluster
+// B, which holds none of them, the application is recreated from the
+// rebuilt catalogue into a new namespace, its pod starts once its data is
+// back, and the rebuilt Snapshot is verified, objects included.
 func TestCatalogRebuiltS3(t *testing.T) {
 	t.Parallel()
 	s3 := servers.StartS3(t)
@@ -62,6 +68,7 @@ func TestCatalogRebuiltS3(t *testing.T) {
 			}}}
 		},
 		dir: s3.Dir, repoDir: filepath.Join(s3.Dir, "backups", "stashplane", "default", "app"),
+		recreate: true,
 	})
 }
 
@@ -73,6 +80,10 @@ type drillStorage struct {
 	storage      func(xpv2.ManagementPolicies) *storagev1alpha1.BackupStorage
 	objects      func() []client.Object
 	dir, repoDir string
+	// recreate backs up shopApp with its objects, verifies it in cluster
+	// A, and recreates it in cluster B, where nothing of it exists, instead
+	// of restoring files into a Deployment made there.
+	recreate bool
 }
 
 func (d drillStorage) extra() []client.Object {
@@ -85,6 +96,7 @@ func (d drillStorage) extra() []client.Object {
 func catalogDrill(t *testing.T, d drillStorage) {
 	data := t.TempDir()
 	generate(t, data, 60, 23)
+	backedUp := digest(t, data)
 	var snapshot string
 
 	t.Run("ClusterA", func(t *testing.T) {
@@ -93,15 +105,30 @@ func catalogDrill(t *testing.T, d drillStorage) {
 		if err := provider.InstallBuiltins(ctx, kube); err != nil {
 			t.Fatal(err)
 		}
-		for _, o := range append(d.extra(),
+		bc := configuration(`{"paths": ["/var/lib/app"]}`)
+		objs := append(d.extra(),
 			d.storage(nil),
 			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
-			appWithHostDir("app", data),
-			configuration(`{"paths": ["/var/lib/app"]}`),
-		) {
+		)
+		if d.recreate {
+			objs = append(objs, shopApp()...)
+			bc.Spec.Sessions[0].Addon.Tasks = append(bc.Spec.Sessions[0].Addon.Tasks, corev1alpha1.TaskReference{Name: "manifest-backup"})
+		} else {
+			objs = append(objs, appWithHostDir("app", data))
+		}
+		for _, o := range append(objs, bc) {
 			if err := kube.Create(ctx, o); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if d.recreate {
+			// The app's data lives in its claim.
+			claim := claimDir(t, kube, "app-data")
+			generate(t, claim, 60, 23)
+			if err := os.WriteFile(filepath.Join(claim, "marker"), []byte("restored before start\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			backedUp = digest(t, claim)
 		}
 		poll(t, 3*time.Minute, "cluster A's first backup did not succeed", func(ctx context.Context) (bool, error) {
 			list := &storagev1alpha1.SnapshotList{}
@@ -112,6 +139,21 @@ func catalogDrill(t *testing.T, d drillStorage) {
 			snapshot = s.Name
 			return s.Status.Phase == storagev1alpha1.SnapshotSucceeded && s.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded).Status == corev1.ConditionTrue, nil
 		})
+		if d.recreate {
+			// Cluster A verifies its backup, objects included.
+			v := &verificationTest{t: t, kube: kube}
+			verifier := restoreOnlyVerifier()
+			s := v.snapshot(snapshot)
+			bvs := verify.Session("default", verifier.Name, s, time.Now())
+			for _, o := range []client.Object{verifier, bvs} {
+				if err := kube.Create(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := v.finished(bvs.Name); got.Status.Phase != corev1alpha1.VerificationSessionSucceeded {
+				t.Fatalf("cluster A's verification: %s, %+v", got.Status.Phase, got.Status.Conditions)
+			}
+		}
 		t.Logf("cluster A backed up snapshot %s; tearing cluster A down", snapshot)
 	})
 	if t.Failed() {
@@ -190,24 +232,14 @@ func catalogDrill(t *testing.T, d drillStorage) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dl := exec.Command(filepath.Join(bin, "stashplane"), "download", snapshot, "-n", "recovered", "--to", filepath.Join(t.TempDir(), "dl"))
+	dl := exec.Command(filepath.Join(bin, "stashplane"), "download", snapshot, "-n", "recovered", "--component", "dump", "--to", filepath.Join(t.TempDir(), "dl"))
 	dl.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath())
 	if out, err := dl.CombinedOutput(); err == nil || !strings.Contains(string(out), "no backupconfiguration of this cluster composed it") {
 		t.Errorf("stashplane download from the rebuilt catalog: %v\n%s; want a refusal naming the missing account", err, out)
 	}
 
-	restored := t.TempDir()
-	rs := restoreSession("from-catalog", "app-restored", snapshot, "")
-	rs.Namespace = "recovered"
-	app := appWithHostDir("app-restored", restored)
-	app.SetNamespace("recovered")
-	for _, o := range []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "recovered-password", Namespace: "recovered"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
-		app,
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
+	if err := kube.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "recovered-password", Namespace: "recovered"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}}); err != nil {
+		t.Fatal(err)
 	}
 	poll(t, time.Minute, "the rebuilt repository did not become ready with its password", func(ctx context.Context) (bool, error) {
 		if err := kube.Get(ctx, client.ObjectKey{Namespace: "recovered", Name: "app"}, repo); err != nil {
@@ -215,15 +247,27 @@ func catalogDrill(t *testing.T, d drillStorage) {
 		}
 		return repo.Status.Phase == storagev1alpha1.RepositoryReady, nil
 	})
-	if err := kube.Create(ctx, rs); err != nil {
-		t.Fatal(err)
-	}
-	done := finishedRestore(t, kube, "recovered", "from-catalog")
-	if done.Status.Phase != corev1alpha1.RestoreSucceeded {
-		t.Fatalf("restore from the rebuilt catalog: phase %s, conditions %+v, components %+v", done.Status.Phase, done.Status.Conditions, done.Status.Components)
-	}
-	if diff := cmp.Diff(digest(t, data), digest(t, restored)); diff != "" {
-		t.Errorf("restored files: -backed up in cluster A +restored in cluster B:\n%s", diff)
+	if d.recreate {
+		recreateInClusterB(t, kube, snapshot, backedUp)
+	} else {
+		restored := t.TempDir()
+		rs := restoreSession("from-catalog", "app-restored", snapshot, "")
+		rs.Namespace = "recovered"
+		app := appWithHostDir("app-restored", restored)
+		app.SetNamespace("recovered")
+		if err := kube.Create(ctx, app); err != nil {
+			t.Fatal(err)
+		}
+		if err := kube.Create(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		done := finishedRestore(t, kube, "recovered", "from-catalog")
+		if done.Status.Phase != corev1alpha1.RestoreSucceeded {
+			t.Fatalf("restore from the rebuilt catalog: phase %s, conditions %+v, components %+v", done.Status.Phase, done.Status.Conditions, done.Status.Components)
+		}
+		if diff := cmp.Diff(backedUp, digest(t, restored)); diff != "" {
+			t.Errorf("restored files: -backed up in cluster A +restored in cluster B:\n%s", diff)
+		}
 	}
 
 	// Verified in cluster B: the verdict is this cluster's, and the
@@ -254,6 +298,57 @@ func catalogDrill(t *testing.T, d drillStorage) {
 	}
 	if diff := cmp.Diff(before, storageDigest(t, d.dir)); diff != "" {
 		t.Errorf("storage changed by cluster B: -before +after:\n%s", diff)
+	}
+}
+
+// recreateInClusterB recreates shopApp from the rebuilt catalogue in a new
+// namespace, "shop": every object, the claim's data equal to what cluster
+// A backed up (want), and the pod started once its data was back.
+func recreateInClusterB(t *testing.T, kube client.Client, snapshot string, want map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shop-password", Namespace: "shop"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := restoreSession("recreate", "app", snapshot, "shop-password")
+	rs.Namespace = "shop"
+	rs.Spec.DataSource.Namespace = "recovered"
+	rs.Spec.Addon.Tasks = append([]corev1alpha1.TaskReference{{Name: "manifest-restore"}}, rs.Spec.Addon.Tasks...)
+	if err := kube.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	done := finishedRestore(t, kube, "shop", "recreate")
+	if done.Status.Phase != corev1alpha1.RestoreSucceeded {
+		t.Fatalf("recreating the app in cluster B: phase %s, conditions %+v, components %+v", done.Status.Phase, done.Status.Conditions, done.Status.Components)
+	}
+	if diff := cmp.Diff(wantOutcomes(corev1alpha1.ResourceCreated), outcomes(done.Status.Components[storagev1alpha1.ComponentManifest])); diff != "" {
+		t.Errorf("objects recreated in cluster B: -want +got:\n%s", diff)
+	}
+	if diff := cmp.Diff(want, digest(t, claimDirIn(t, kube, "shop", "app-data"))); diff != "" {
+		t.Errorf("restored data: -backed up in cluster A +restored in cluster B:\n%s", diff)
+	}
+	poll(t, 2*time.Minute, "the recreated app did not run its pod in cluster B", func(ctx context.Context) (bool, error) {
+		app := &appsv1.Deployment{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "app"}, app); err != nil {
+			return false, err
+		}
+		return app.Status.ReadyReplicas == 1, nil
+	})
+	pods := &corev1.PodList{}
+	if err := kube.List(ctx, pods, client.InNamespace("shop"), client.MatchingLabels{"app": "app"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.RestartCount != 0 {
+				t.Errorf("pod %s restarted %d times: it started before its data was restored", p.Name, cs.RestartCount)
+			}
+		}
 	}
 }
 

@@ -41,15 +41,13 @@ func TestPruneKilledHalfWay(t *testing.T) {
 	storageDir := t.TempDir()
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil))
-	// The first run alone holds 48 MiB of random data: its packs go
-	// whole, and the pack it shares with the small files is rewritten.
-	big := filepath.Join(appData(t, kube), "big.bin")
-	writeRandom(t, big, 48<<20)
+	// The first run holds 48 MiB of random files, half of which the
+	// second run no longer has: every pack is half unused, so the prune
+	// repacks all of them and is long enough to be killed half way.
+	removeHalf := writeHalved(t, appData(t, kube))
 	start := time.Now()
 	retentionRun(t, kube, bc, start.Add(time.Second))
-	if err := os.Remove(big); err != nil {
-		t.Fatal(err)
-	}
+	removeHalf()
 	retentionRun(t, kube, bc, start.Add(2*time.Second))
 	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	before := repoFiles(t, repoDir)
@@ -113,10 +111,11 @@ func TestPruneKilledHalfWay(t *testing.T) {
 	if !res.Succeeded {
 		t.Errorf("stashplane prune after the killed one: %+v, want success", res)
 	}
-	// Between them, the killed prune and this one freed the 48 MiB (how
-	// much each did depends on where the first was killed).
-	if size := dirSize(t, repoDir); size > 24<<20 {
-		t.Errorf("the restic repository holds %d bytes after the prune, want the 48 MiB only the removed Snapshot held gone", size)
+	// Between them, the killed prune and this one freed the 24 MiB only
+	// the removed Snapshot held (how much each did depends on where the
+	// first was killed).
+	if size := dirSize(t, repoDir); size > 36<<20 {
+		t.Errorf("the restic repository holds %d bytes after the prune, want the 24 MiB only the removed Snapshot held gone", size)
 	}
 	t.Logf("the prune after the killed one freed %s", res.Freed)
 	if diff := cmp.Diff(resticIDsOf(t, kube, []string{latest}), resticIDs(t, repoDir)); diff != "" {
@@ -224,6 +223,24 @@ func changedData(before, now []string) string {
 		}
 	}
 	return ""
+}
+
+// writeHalved writes 48 MiB of random files of 384 KiB each (one restic
+// blob a file) into dir and returns what removes every other one: the
+// blobs kept and those removed then share every pack.
+func writeHalved(t *testing.T, dir string) func() {
+	t.Helper()
+	const files = 128
+	for i := range files {
+		writeRandom(t, filepath.Join(dir, fmt.Sprintf("part-%03d.bin", i)), 384<<10)
+	}
+	return func() {
+		for i := 1; i < files; i += 2 {
+			if err := os.Remove(filepath.Join(dir, fmt.Sprintf("part-%03d.bin", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // dirSize sums the sizes of the files under dir.

@@ -25,13 +25,10 @@ func TestUnlockAfterKilledPrune(t *testing.T) {
 	storageDir := t.TempDir()
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil))
-	big := filepath.Join(appData(t, kube), "big.bin")
-	writeRandom(t, big, 48<<20)
+	removeHalf := writeHalved(t, appData(t, kube))
 	start := time.Now()
 	retentionRun(t, kube, bc, start.Add(time.Second))
-	if err := os.Remove(big); err != nil {
-		t.Fatal(err)
-	}
+	removeHalf()
 	retentionRun(t, kube, bc, start.Add(2*time.Second))
 	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	before := repoFiles(t, repoDir)
