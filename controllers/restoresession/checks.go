@@ -2,6 +2,7 @@ package restoresession
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -77,11 +78,25 @@ func checkTarget(ctx context.Context, r *reconciler, in *startInput) (xpv2.Condi
 	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
 	if kerrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		msg := fmt.Sprintf("%s %q does not exist in namespace %q", t.Kind, t.Name, rs.Namespace)
-		recreates, rerr := recreatesObjects(ctx, r.kube, rs)
+		rec, rerr := recreatesObjects(ctx, r.kube, rs)
 		if rerr != nil {
 			return "", "", rerr
 		}
-		if recreates {
+		if rec.dryRun && rec.data {
+			// A dry run makes no target, so data has nowhere to go.
+			msg += fmt.Sprintf("; task %q is a dry run (params.dryRun), which makes nothing, so the session's data tasks have no target: run the dry run alone, or without dryRun", rec.task)
+			sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetNotFound, msg)
+			rs.Status.TargetFound = ptr.To(false)
+			return corev1alpha1.ReasonRestoreSpecInvalid, msg, nil
+		}
+		if rec.dryRun {
+			msg += fmt.Sprintf("; task %q checks the snapshot's resource manifests by a dry run and makes none", rec.task)
+			sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreTargetFound, false, corev1alpha1.ReasonRestoreTargetRecreating, msg)
+			rs.Status.TargetFound = ptr.To(false)
+			in.plan.ObjectsOnly = true
+			return "", "", nil
+		}
+		if rec.task != "" {
 			// A task recreates it from the Snapshot's resource manifests;
 			// its data is planned once it exists (deferredData).
 			msg += "; a task of the session recreates it from the snapshot's resource manifests, then its data is restored"
@@ -108,27 +123,60 @@ func checkTarget(ctx context.Context, r *reconciler, in *startInput) (xpv2.Condi
 	return "", "", nil
 }
 
-// recreatesObjects says whether a restore task the session runs (those it
-// names, else all of its addon's) recreates Kubernetes objects: an Addon
-// task of a component of its own. A missing addon is left to checkAddon.
-func recreatesObjects(ctx context.Context, c client.Reader, rs *corev1alpha1.RestoreSession) (bool, error) {
+// recreating is what a session's tasks do about resource manifests.
+type recreating struct {
+	// task is the session's task that recreates objects, or "".
+	task string
+	// dryRun says that task only checks them (params.dryRun).
+	dryRun bool
+	// data says the session also restores data.
+	data bool
+}
+
+// recreatesObjects says whether a task of the session recreates objects
+// from the Snapshot's resource manifests (a task of the addon with a
+// component, named by the session or, when it names none, run with all),
+// whether it is a dry run, and whether the session restores data too.
+func recreatesObjects(ctx context.Context, c client.Reader, rs *corev1alpha1.RestoreSession) (recreating, error) {
+	var out recreating
 	a := &addonsv1alpha1.Addon{}
 	if err := c.Get(ctx, client.ObjectKey{Name: rs.Spec.Addon.Name}, a); err != nil {
-		return false, client.IgnoreNotFound(err)
+		return out, client.IgnoreNotFound(err)
 	}
 	for _, t := range a.Spec.RestoreTasks {
-		if t.Component == "" {
-			continue
+		ref, named := corev1alpha1.TaskReference{}, len(rs.Spec.Addon.Tasks) == 0
+		for _, r := range rs.Spec.Addon.Tasks {
+			if r.Name == t.Name {
+				ref, named = r, true
+			}
 		}
-		named := len(rs.Spec.Addon.Tasks) == 0
-		for _, ref := range rs.Spec.Addon.Tasks {
-			named = named || ref.Name == t.Name
-		}
-		if named {
-			return true, nil
+		switch {
+		case !named:
+		case t.Component == "":
+			out.data = true
+		case out.task == "":
+			out.task, out.dryRun = t.Name, dryRunParam(ref, t)
 		}
 	}
-	return false, nil
+	return out, nil
+}
+
+// dryRunParam reads a task's dryRun parameter, a boolean or, as
+// KubeStash's manifests write parameters, the string "true".
+// A task that does not set it takes the addon task's default.
+func dryRunParam(ref corev1alpha1.TaskReference, t addonsv1alpha1.Task) bool {
+	var p struct {
+		DryRun any `json:"dryRun"`
+	}
+	if ref.Params != nil && len(ref.Params.Raw) > 0 && json.Unmarshal(ref.Params.Raw, &p) == nil && p.DryRun != nil {
+		return p.DryRun == true || p.DryRun == "true"
+	}
+	for _, param := range t.Parameters {
+		if param.Name == "dryRun" {
+			return param.Default == "true"
+		}
+	}
+	return false
 }
 
 // checkSource: the Repository and its BackupStorage exist and the storage

@@ -253,10 +253,19 @@ func (r *reconciler) deferredData(ctx context.Context, rn *run) (ctrl.Result, bo
 	if c := rs.GetCondition(corev1alpha1.TypeRestoreTargetFound); c.Reason != corev1alpha1.ReasonRestoreTargetRecreating || c.Status == corev1.ConditionTrue {
 		return ctrl.Result{}, false, nil
 	}
+	rec, err := recreatesObjects(ctx, r.kube, rs)
+	if err != nil {
+		return ctrl.Result{}, true, err
+	}
+	if rec.dryRun {
+		// A dry run makes no target and has no data to restore: the
+		// session ends with its objects' outcomes.
+		return ctrl.Result{}, false, nil
+	}
 	t := rs.Spec.Target
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
+	err = r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
 	if kerrors.IsNotFound(err) {
 		// Not made yet; the outcome step ends the session if the task
 		// that makes it failed.

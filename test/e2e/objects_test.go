@@ -14,6 +14,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -255,6 +256,52 @@ func TestWorkloadRecreated(t *testing.T) {
 	}
 	if cm.Data["greeting"] != "changed after the restore" {
 		t.Errorf("a restore without overwriteResources replaced an existing ConfigMap: %q", cm.Data["greeting"])
+	}
+
+	// A dry run asks whether a namespace would accept the objects, and
+	// makes none; with a data task it is refused, having no target.
+	const precheck = "precheck"
+	for _, o := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: precheck, Labels: map[string]string{"dr": "yes"}}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "team-password", Namespace: precheck}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dry := corev1alpha1.TaskReference{Name: "manifest-restore", Params: &runtime.RawExtension{Raw: []byte(`{"dryRun": true}`)}}
+	for _, tc := range []struct {
+		name  string
+		tasks []corev1alpha1.TaskReference
+		want  corev1alpha1.RestorePhase
+	}{
+		{name: "dry", tasks: []corev1alpha1.TaskReference{dry}, want: corev1alpha1.RestoreSucceeded},
+		{name: "dry-with-data", tasks: []corev1alpha1.TaskReference{dry, dataTask}, want: corev1alpha1.RestoreInvalid},
+	} {
+		s := recreate(tc.name, tc.tasks...)
+		s.Namespace = precheck
+		if err := kube.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		rs = finishedRestore(t, kube, precheck, tc.name)
+		if rs.Status.Phase != tc.want {
+			t.Errorf("restoresession %s/%s: phase %s, conditions %+v; want %s", precheck, tc.name, rs.Status.Phase, rs.Status.Conditions, tc.want)
+		}
+	}
+	rs = finishedRestore(t, kube, precheck, "dry")
+	if diff := cmp.Diff(wantOutcomes(corev1alpha1.ResourceAccepted), outcomes(rs.Status.Components[storagev1alpha1.ComponentManifest])); diff != "" {
+		t.Errorf("objects of the dry run: -want +got:\n%s", diff)
+	}
+	for _, o := range rs.Status.Components[storagev1alpha1.ComponentManifest].Resources {
+		if o.Kind == "RoleBinding" && !strings.Contains(o.Message, "without its Role") {
+			t.Errorf("dry-run rolebinding's message %q, want it to say it was checked without its Role", o.Message)
+		}
+	}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: precheck, Name: "app"}, &appsv1.Deployment{}); !kerrors.IsNotFound(err) {
+		t.Errorf("the dry run made Deployment app, or it cannot be read: %v", err)
+	}
+	if c := rs.GetCondition(corev1alpha1.TypeRestoreTargetFound); c.Reason != corev1alpha1.ReasonRestoreTargetRecreating {
+		t.Errorf("dry run's RestoreTargetFound: %s %q", c.Reason, c.Message)
 	}
 }
 

@@ -276,7 +276,8 @@ type ResourceOutcome struct {
 	Namespace string `json:"namespace,omitempty"`
 	// Result of its restore.
 	Result ResourceResult `json:"result"`
-	// Message says why an object was refused.
+	// Message says why an object was refused, or how a dry run checked one
+	// it accepted.
 	// +optional
 	Message string `json:"message,omitempty"`
 }
