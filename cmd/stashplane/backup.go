@@ -30,9 +30,9 @@ func backupCommand() *cobra.Command {
 }
 
 func restoreCommand() *cobra.Command {
-	cmd := agentCommand(agent.KindRestore, "Restore a component of a Snapshot (runs inside restore Jobs)",
+	cmd := agentCommand(agent.KindRestore, "Restore a component of a Snapshot (runs inside restore Jobs); a user restores with `restore snapshot`",
 		func(ctx context.Context, r *agent.Runner) error { return r.Restore(ctx) })
-	cmd.AddCommand(restorePostgresCommand(), restoreResourcesCommand())
+	cmd.AddCommand(restorePostgresCommand(), restoreResourcesCommand(), restoreSnapshotCommand())
 	return cmd
 }
 

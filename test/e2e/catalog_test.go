@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -16,10 +17,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/backupstorage"
+	"github.com/stashplane/stashplane/internal/devcluster"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
@@ -248,7 +251,7 @@ func catalogDrill(t *testing.T, d drillStorage) {
 		return repo.Status.Phase == storagev1alpha1.RepositoryReady, nil
 	})
 	if d.recreate {
-		recreateInClusterB(t, kube, snapshot, backedUp)
+		recreateInClusterB(t, cluster, kube, snapshot, backedUp)
 	} else {
 		restored := t.TempDir()
 		rs := restoreSession("from-catalog", "app-restored", snapshot, "")
@@ -304,25 +307,42 @@ func catalogDrill(t *testing.T, d drillStorage) {
 // recreateInClusterB recreates shopApp from the rebuilt catalogue in a new
 // namespace, "shop": every object, the claim's data equal to what cluster
 // A backed up (want), and the pod started once its data was back.
-func recreateInClusterB(t *testing.T, kube client.Client, snapshot string, want map[string]string) {
+func recreateInClusterB(t *testing.T, cluster *devcluster.Cluster, kube client.Client, snapshot string, want map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	for _, o := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shop-password", Namespace: "shop"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rs := restoreSession("recreate", "app", snapshot, "shop-password")
-	rs.Namespace = "shop"
-	rs.Spec.DataSource.Namespace = "recovered"
-	rs.Spec.Addon.Tasks = append([]corev1alpha1.TaskReference{{Name: "manifest-restore"}}, rs.Spec.Addon.Tasks...)
-	if err := kube.Create(ctx, rs); err != nil {
+	// The operator's guided restore: it makes the namespace and the
+	// password Secret from a file, plans the RestoreSession from the
+	// Snapshot and follows it to its end.
+	pw := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pw, []byte(agentPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	done := finishedRestore(t, kube, "shop", "recreate")
+	bin, err := devclustertest.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "stashplane"), "restore", "snapshot", snapshot, "-n", "recovered",
+		"--to-namespace", "shop", "--password-file", pw, "--name", "recreate", "--timeout", "5m", "-o", "yaml")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	t.Logf("stashplane restore snapshot:\n%s", stderr.String())
+	if err != nil {
+		t.Fatalf("stashplane restore snapshot: %v", err)
+	}
+	for _, line := range []string{"namespace shop created", "restoresession shop/recreate created", "RestoreTargetFound=False TargetRecreating", "component manifest Succeeded (objects: 9 Created)", "phase Succeeded"} {
+		if !strings.Contains(stderr.String(), line) {
+			t.Errorf("stashplane restore snapshot's progress lacks %q", line)
+		}
+	}
+	if strings.Contains(stdout.String()+stderr.String(), agentPassword) {
+		t.Errorf("stashplane restore snapshot printed the repository password")
+	}
+	done := &corev1alpha1.RestoreSession{}
+	if err := yaml.Unmarshal(stdout.Bytes(), done); err != nil {
+		t.Fatalf("stashplane restore snapshot -o yaml: %v\n%s", err, stdout.String())
+	}
 	if done.Status.Phase != corev1alpha1.RestoreSucceeded {
 		t.Fatalf("recreating the app in cluster B: phase %s, conditions %+v, components %+v", done.Status.Phase, done.Status.Conditions, done.Status.Components)
 	}
