@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -21,11 +22,18 @@ func targetFlags(fs *pflag.FlagSet, t *resourcedump.Ref) {
 
 // backupResourcesCommand is the workload-addon's manifest-backup: the
 // workload's objects and what it needs, stored as a stream.
+//
+// With --target-kind=Namespace it is the kubedump-addon's: the objects of
+// the namespace, filtered.
 func backupResourcesCommand() *cobra.Command {
 	var t resourcedump.Ref
-	cmd := agentSubcommand("resources", agent.KindBackupStream, "Store a workload's Kubernetes objects and what it needs to run in a component of a Snapshot (runs inside manifest-backup Jobs)",
-		func(ctx context.Context, r *agent.Runner) error { return r.BackupObjects(ctx, t) })
+	var f resourcedump.NamespaceFilter
+	cmd := agentSubcommand("resources", agent.KindBackupStream, "Store a workload's Kubernetes objects and what it needs to run, or a namespace's, in a component of a Snapshot (runs inside manifest-backup Jobs)",
+		func(ctx context.Context, r *agent.Runner) error { return r.BackupObjects(ctx, t, f) })
 	targetFlags(cmd.Flags(), &t)
+	cmd.Flags().StringSliceVar(&f.Include, "include-resources", nil, "a namespace dump: the resources it holds (default all of "+strings.Join(resourcedump.NamespaceResources, ", ")+")")
+	cmd.Flags().StringSliceVar(&f.Exclude, "exclude-resources", nil, "a namespace dump: resources it leaves out")
+	cmd.Flags().StringVar(&f.Selector, "selector", "", "a namespace dump: the label selector its objects match (kubectl's -l syntax)")
 	return cmd
 }
 

@@ -133,6 +133,9 @@ var targetKinds = map[string]client.Object{
 	"StatefulSet":           &appsv1.StatefulSet{},
 	"DaemonSet":             &appsv1.DaemonSet{},
 	"PersistentVolumeClaim": &corev1.PersistentVolumeClaim{},
+	// The configuration's own namespace, whose objects the
+	// kubedump-addon stores.
+	"Namespace": &corev1.Namespace{},
 }
 
 func checkTarget(ctx context.Context, in *input) (string, bool, error) {
@@ -144,7 +147,10 @@ func checkTarget(ctx context.Context, in *input) (string, bool, error) {
 	}
 	proto, ok := targetKinds[t.Kind]
 	if !ok {
-		return fmt.Sprintf("spec.target.kind: target kind %q is not supported: use Deployment, StatefulSet, DaemonSet or PersistentVolumeClaim", t.Kind), true, nil
+		return fmt.Sprintf("spec.target.kind: target kind %q is not supported: use Deployment, StatefulSet, DaemonSet, PersistentVolumeClaim or Namespace", t.Kind), true, nil
+	}
+	if t.Kind == "Namespace" && t.Name != in.bc.Namespace {
+		return fmt.Sprintf("spec.target: namespace %q is refused: a configuration dumps only its own namespace %q, whose objects its Jobs may read; create the configuration in %q", t.Name, in.bc.Namespace, t.Name), true, nil
 	}
 	// The Jobs run beside the configuration and mount the target's claims,
 	// which only pods of the target's namespace can do.

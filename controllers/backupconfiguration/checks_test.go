@@ -147,7 +147,13 @@ func TestTarget(t *testing.T) {
 			reason: "A target kind Stashplane has no addon for (a KubeDB database, say) is refused by name, not left pending.",
 			target: &storagev1alpha1.TypedObjectReference{APIGroup: "kubedb.com", Kind: "MongoDB", Name: "app"},
 			want: want{invalid: true, msg: `spec.target.kind: target kind "MongoDB" is not supported: ` +
-				`use Deployment, StatefulSet, DaemonSet or PersistentVolumeClaim`},
+				`use Deployment, StatefulSet, DaemonSet, PersistentVolumeClaim or Namespace`},
+		},
+		"AnotherNamespaceDumped": {
+			reason: "A namespace dump of another namespace than the configuration's is refused, naming the field.",
+			target: &storagev1alpha1.TypedObjectReference{Kind: "Namespace", Name: "other"},
+			want: want{invalid: true, msg: `spec.target: namespace "other" is refused: a configuration dumps only its own namespace "team", ` +
+				`whose objects its Jobs may read; create the configuration in "other"`},
 		},
 		"Missing": {
 			reason: "A target that does not exist yet is not ready, not invalid.",

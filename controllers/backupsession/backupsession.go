@@ -292,6 +292,12 @@ func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, erro
 	if rn.preFailed != "" || rn.ended != "" {
 		return ctrl.Result{}, false, nil
 	}
+	// Jobs are made once: one gone since is a failure the outcome
+	// records, and one the outcome stopped must not come back because
+	// the status that says so was not written yet.
+	if rn.started {
+		return ctrl.Result{}, false, nil
+	}
 	if err := r.grantReport(ctx, rn.bs, rn.snaps); err != nil {
 		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
 		return res, true, err

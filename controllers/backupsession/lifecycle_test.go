@@ -9,6 +9,7 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -18,8 +19,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/render"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
@@ -229,4 +232,58 @@ func TestCannotStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestJobsMadeOnce: a run whose Jobs were made once never makes them
+// again, even when one is gone (the outcome stopped it, or someone
+// deleted it), so a Job the outcome stopped does not come back while the
+// status that says so is not written yet.
+func TestJobsMadeOnce(t *testing.T) {
+	cases := map[string]struct {
+		reason  string
+		started bool
+		want    int
+	}{
+		"Started":    {reason: "A started run makes no Job.", started: true, want: 0},
+		"NotStarted": {reason: "A run not started yet makes its Jobs.", started: false, want: 1},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			bs := finished("app-hourly-1", 0, corev1alpha1.BackupSessionRunning, 0)
+			r, kube, _ := newReconciler(t, t0, &bs)
+			r.renderer = render.New(render.Options{})
+			rn := &run{bs: &bs, bc: configuration(0, 0, 1), started: tc.started, inputs: []render.Input{jobInput(t)}}
+			if _, _, err := r.jobs(context.Background(), rn); err != nil {
+				t.Fatalf("jobs(): %v", err)
+			}
+			jobs := &batchv1.JobList{}
+			if err := kube.List(context.Background(), jobs); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, len(jobs.Items)); diff != "" {
+				t.Errorf("\n%s\nJobs made: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// jobInput is a task whose Function makes one Job.
+func jobInput(t *testing.T) render.Input {
+	t.Helper()
+	addon := &addonsv1alpha1.Addon{ObjectMeta: metav1.ObjectMeta{Name: "a"},
+		Spec: addonsv1alpha1.AddonSpec{BackupTasks: []addonsv1alpha1.Task{{Name: "t", Function: "f"}}}}
+	fn := &addonsv1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: "f"}, Spec: addonsv1alpha1.FunctionSpec{Template: `
+#Params: {}
+objects: [{
+	apiVersion: "batch/v1"
+	kind:       "Job"
+	metadata: name: "app-hourly-1-t"
+	spec: template: spec: {
+		restartPolicy: "Never"
+		containers: [{name: "c", image: "busybox", resources: requests: memory: "1Mi"}]
+	}
+}]
+`}}
+	return render.Input{Addon: addon, TaskKind: render.TaskBackup, Task: "t", Function: fn,
+		Context: render.Context{Namespace: "demo", Component: "dump", Repository: render.Repository{Name: "app"}}}
 }

@@ -63,6 +63,8 @@ func checkSpec(_ context.Context, _ *reconciler, in *startInput) (xpv2.Condition
 		return corev1alpha1.ReasonRestoreSpecInvalid, "spec.addon names no addon to restore with", nil
 	case rs.Spec.Target == nil || rs.Spec.Target.Name == "" || rs.Spec.Target.Kind == "":
 		return corev1alpha1.ReasonRestoreSpecInvalid, "spec.target names no target to restore into", nil
+	case rs.Spec.Target.Kind == "Namespace" && rs.Spec.Target.Name != rs.Namespace:
+		return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("a namespace's objects are restored into the restoresession's own namespace %q, not %q: create the restoresession there", rs.Namespace, rs.Spec.Target.Name), nil
 	case rs.Spec.Target.Namespace != "" && rs.Spec.Target.Namespace != rs.Namespace:
 		return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("the target must be in the restoresession's namespace %q", rs.Namespace), nil
 	}

@@ -42,6 +42,8 @@ var conformanceParams = map[string]string{
 	"workload-addon/manifest-backup":        `{}`,
 	"workload-addon/manifest-restore":       `{"overwriteResources": true}`,
 	"pvc-addon/logical-backup":              `{"exclude": ["lost+found"]}`,
+	"kubedump-addon/manifest-backup":        `{"includeResources": "configmaps, deployments,secrets", "excludeResources": ["secrets"], "labelSelector": "app=shop"}`,
+	"kubedump-addon/manifest-restore":       `{}`,
 	"pvc-addon/logical-backup-restore":      `{}`,
 	"pvc-addon/manifest-restore":            `{"dryRun": true}`,
 	"postgres-addon/logical-backup":         `{"host": "shop-db", "authSecret": "shop-db-auth", "backupCmd": "pg_dump", "args": "--lock-wait-timeout=5000 shop", "waitTimeout": 300}`,
@@ -87,7 +89,7 @@ func taskContext(addon string, kind render.TaskKind) render.Context {
 // its golden file, and produce Jobs that follow Stashplane's rules.
 func TestBuiltinAddons(t *testing.T) {
 	cat := builtinCatalog(t)
-	if diff := cmp.Diff([]string{"postgres-addon", "pvc-addon", "workload-addon"}, cat.AddonNames()); diff != "" {
+	if diff := cmp.Diff([]string{"kubedump-addon", "postgres-addon", "pvc-addon", "workload-addon"}, cat.AddonNames()); diff != "" {
 		t.Fatalf("built-in addons: -want +got:\n%s", diff)
 	}
 	r := render.New(render.Options{})

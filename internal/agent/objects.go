@@ -49,10 +49,23 @@ var dataPoll = 2 * time.Second
 // the Snapshot's namespace) and what it needs to run, cleaned of what the
 // API server set, as the component's one stream (ObjectsFile), recorded
 // like any backup.
-func (r *Runner) BackupObjects(ctx context.Context, target resourcedump.Ref) error {
+//
+// A Namespace target is a namespace dump (the kubedump-addon): the
+// objects of the Job's own namespace that filter picks.
+func (r *Runner) BackupObjects(ctx context.Context, target resourcedump.Ref, filter resourcedump.NamespaceFilter) error {
 	return r.BackupStream(ctx, ObjectsFile, func(ctx context.Context) (io.ReadCloser, error) {
 		target.Namespace = r.Options.Namespace
-		objs, skipped, err := resourcedump.CollectWorkload(ctx, r.Kube, target)
+		var objs []*unstructured.Unstructured
+		var skipped []resourcedump.Skipped
+		var err error
+		switch {
+		case target.Kind == "Namespace" && target.Name != target.Namespace:
+			return nil, fmt.Errorf("cannot dump namespace %q from namespace %q: a namespace dump runs in the namespace it dumps; create its BackupConfiguration there", target.Name, target.Namespace)
+		case target.Kind == "Namespace":
+			objs, skipped, err = resourcedump.CollectNamespace(ctx, r.Kube, target.Namespace, filter)
+		default:
+			objs, skipped, err = resourcedump.CollectWorkload(ctx, r.Kube, target)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +203,9 @@ func recordedNamespace(objs []*unstructured.Unstructured) string {
 // targetMade fails a restore whose target neither was among the objects
 // nor exists.
 func (r *Runner) targetMade(ctx context.Context, t resourcedump.Ref, outcomes []resourcedump.Outcome) error {
-	if t.Kind == "" {
+	// A namespace's dump is restored into the session's own namespace,
+	// which exists.
+	if t.Kind == "" || (t.Kind == "Namespace" && t.Name == r.sessionNamespace()) {
 		return nil
 	}
 	for _, oc := range outcomes {

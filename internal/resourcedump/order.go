@@ -174,6 +174,11 @@ func Retarget(objs []*unstructured.Unstructured, from, to string) {
 			if ns, _, _ := unstructured.NestedString(u.Object, "spec", "target", "namespace"); ns == from {
 				_ = unstructured.SetNestedField(u.Object, to, "spec", "target", "namespace")
 			}
+			// A namespace dump's target is its own namespace.
+			kind, _, _ := unstructured.NestedString(u.Object, "spec", "target", "kind")
+			if name, _, _ := unstructured.NestedString(u.Object, "spec", "target", "name"); kind == "Namespace" && name == from {
+				_ = unstructured.SetNestedField(u.Object, to, "spec", "target", "name")
+			}
 			// A storage named without a namespace was the configuration's
 			// own namespace's: it stays the one it was.
 			backends, _, _ := unstructured.NestedSlice(u.Object, "spec", "backends")

@@ -178,7 +178,16 @@ spec:
   target: {kind: Deployment, name: app, namespace: shop}
   backends: [{name: s, storageRef: {name: shared, namespace: platform}}, {name: own, storageRef: {name: local}}]
 `)
-	Retarget([]*unstructured.Unstructured{binding, bc}, "shop", "shop-dr")
+	dump := obj(t, `apiVersion: core.stashplane.io/v1alpha1
+kind: BackupConfiguration
+metadata: {name: d, namespace: shop}
+spec:
+  target: {kind: Namespace, name: shop}
+`)
+	Retarget([]*unstructured.Unstructured{binding, bc, dump}, "shop", "shop-dr")
+	if name, _, _ := unstructured.NestedString(dump.Object, "spec", "target", "name"); name != "shop-dr" {
+		t.Errorf("Retarget(): a namespace dump's configuration targets namespace %q, want its new namespace shop-dr", name)
+	}
 	subjects, _, _ := unstructured.NestedSlice(binding.Object, "subjects")
 	want := []any{
 		map[string]any{"kind": "ServiceAccount", "name": "app", "namespace": "shop-dr"},
