@@ -21,9 +21,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -142,8 +144,9 @@ type Outcome struct {
 	Kind, Namespace, Name string
 	Result                Result
 	Message               string
-	// notFound says the API server refused the object as NotFound.
-	notFound bool
+	// notFound says the API server refused the object as NotFound;
+	// forbidden, that it may not be made by this account (beyondAccount).
+	notFound, forbidden bool
 }
 
 // ApplyOptions say how Apply treats objects.
@@ -185,7 +188,7 @@ func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructur
 		}
 		oc := apply(ctx, c, u, o)
 		if o.DryRun {
-			oc = unmadeRole(u, oc, dryRoles)
+			oc = unmadeRole(u, beyondRights(c.Scheme(), u, oc), dryRoles)
 		}
 		outcomes = append(outcomes, oc)
 		if isHeld && !o.DryRun && (oc.Result == Created || oc.Result == Updated) {
@@ -217,6 +220,42 @@ func unmadeRole(u *unstructured.Unstructured, oc Outcome, dryRoles map[string]bo
 	return oc
 }
 
+// beyondRights checks against the Kubernetes API's schema, as this
+// program knows it, an object a dry run refused only because the
+// restore's account may not make it (a Role granting more than the
+// account holds, a RoleBinding to a ClusterRole): the server does not
+// validate what it does not authorise. Well formed, it is accepted with a
+// message saying how it was checked and that a restore would be refused
+// it too; ill formed, it stays refused, naming the field.
+func beyondRights(scheme *runtime.Scheme, u *unstructured.Unstructured, oc Outcome) Outcome {
+	if oc.Result != Refused || !oc.forbidden {
+		return oc
+	}
+	typed, err := scheme.New(u.GroupVersionKind())
+	if err != nil {
+		return oc
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, typed, true); err != nil {
+		oc.Message += "; and it does not match the API's schema: " + err.Error()
+		return oc
+	}
+	oc.Result = Created
+	oc.Message = "checked against the API's schema only: the restore's account may not make it (" + oc.Message + "), so a restore is refused it too unless someone with those rights makes it first"
+	return oc
+}
+
+// beyondAccount says whether the API server refused an object for who
+// asks, not for what it is: authorization denied the account, or RBAC's
+// escalation check found it grants what the account lacks. An admission
+// webhook's or a quota's refusal, also Forbidden, is about the object.
+func beyondAccount(err error) bool {
+	if !kerrors.IsForbidden(err) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "is attempting to grant RBAC permissions not currently held") || strings.Contains(msg, " cannot create resource ")
+}
+
 // apply creates u, or replaces it when it exists and o.Update says so.
 func apply(ctx context.Context, c client.Client, u *unstructured.Unstructured, o ApplyOptions) Outcome {
 	out := Outcome{Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
@@ -231,7 +270,7 @@ func apply(ctx context.Context, c client.Client, u *unstructured.Unstructured, o
 		out.Result = Created
 		return out
 	case !kerrors.IsAlreadyExists(err):
-		out.Result, out.Message, out.notFound = Refused, refusal(err), kerrors.IsNotFound(err)
+		out.Result, out.Message, out.notFound, out.forbidden = Refused, refusal(err), kerrors.IsNotFound(err), beyondAccount(err)
 		return out
 	case !o.Update:
 		out.Result = Kept

@@ -18,6 +18,7 @@ package resourcedump
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -25,6 +26,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -94,6 +96,54 @@ func TestApplyDryRunBindings(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("%s\nApply(...): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestApplyDryRunBeyondRights(t *testing.T) {
+	role := func(name string, extra map[string]any) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+			"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"secrets"}, "verbs": []any{"*"}}}}}
+		for k, v := range extra {
+			u.Object[k] = v
+		}
+		u.SetNamespace("ns")
+		u.SetName(name)
+		return u
+	}
+	gr := schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "roles"}
+	refusals := map[string]error{
+		"escalating": kerrors.NewForbidden(gr, "escalating", errors.New(`user "system:serviceaccount:ns:restore" (groups=["system:serviceaccounts"]) is attempting to grant RBAC permissions not currently held`)),
+		"denied":     kerrors.NewForbidden(gr, "denied", errors.New(`User "system:serviceaccount:ns:restore" cannot create resource "roles" in API group "rbac.authorization.k8s.io" in the namespace "ns"`)),
+		"webhook":    kerrors.NewForbidden(gr, "webhook", errors.New(`admission webhook "policy.example.com" denied the request: no wildcard verbs`)),
+		"malformed":  kerrors.NewForbidden(gr, "malformed", errors.New(`user "x" is attempting to grant RBAC permissions not currently held`)),
+	}
+	refuse := interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+		if err, ok := refusals[obj.GetName()]; ok {
+			return err
+		}
+		return c.Create(ctx, obj, opts...)
+	}}
+	cases := map[string]struct {
+		reason string
+		obj    *unstructured.Unstructured
+		dryRun bool
+		want   Result
+	}{
+		"Escalating":   {reason: "A Role granting more than the account holds is checked against the schema and accepted.", obj: role("escalating", nil), dryRun: true, want: Created},
+		"Denied":       {reason: "A kind the account may not create is checked against the schema and accepted.", obj: role("denied", nil), dryRun: true, want: Created},
+		"Webhook":      {reason: "An admission webhook's refusal is about the object: refused.", obj: role("webhook", nil), dryRun: true, want: Refused},
+		"Malformed":    {reason: "An object that does not match the schema stays refused.", obj: role("malformed", map[string]any{"ruels": []any{}}), dryRun: true, want: Refused},
+		"NotADryRun":   {reason: "Outside a dry run, a refusal is a refusal.", obj: role("escalating", nil), want: Refused},
+		"AcceptedAsIs": {reason: "What the server accepts is accepted.", obj: role("fine", nil), dryRun: true, want: Created},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithInterceptorFuncs(refuse).Build()
+			outcomes, _ := Apply(context.Background(), c, []*unstructured.Unstructured{tc.obj}, ApplyOptions{DryRun: tc.dryRun})
+			if diff := cmp.Diff(tc.want, outcomes[0].Result); diff != "" {
+				t.Errorf("%s\nApply(...): -want +got:\n%s\n(message %q)", tc.reason, diff, outcomes[0].Message)
 			}
 		})
 	}
