@@ -34,6 +34,8 @@ type restoreRequest struct {
 	// PasswordFile, when set, is read into PasswordSecret, which is made
 	// (with ToNamespace when missing).
 	PasswordFile string
+	// Repository whose newest Succeeded Snapshot "latest" names.
+	Repository string
 	// Addon overrides the addon chosen by the Snapshot's workload kind.
 	Addon string
 	// Overwrite replaces objects that exist; DryRun only checks them.
@@ -125,6 +127,25 @@ func plannedRestore(s *storagev1alpha1.Snapshot, req restoreRequest) (*corev1alp
 	return rs, nil
 }
 
+// latestSucceeded is the Succeeded Snapshot taken last (its recorded
+// snapshot time, else when the object was made), or nil.
+func latestSucceeded(snaps []storagev1alpha1.Snapshot) *storagev1alpha1.Snapshot {
+	taken := func(s *storagev1alpha1.Snapshot) time.Time {
+		if s.Status.SnapshotTime != nil {
+			return s.Status.SnapshotTime.Time
+		}
+		return s.CreationTimestamp.Time
+	}
+	var out *storagev1alpha1.Snapshot
+	for i := range snaps {
+		s := &snaps[i]
+		if s.Status.Phase == storagev1alpha1.SnapshotSucceeded && (out == nil || taken(s).After(taken(out))) {
+			out = s
+		}
+	}
+	return out
+}
+
 func phaseOr(p storagev1alpha1.SnapshotPhase) string {
 	if p == "" {
 		return "without a phase"
@@ -140,7 +161,7 @@ func restoreSnapshotCommand() *cobra.Command {
 	var req restoreRequest
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "snapshot SNAPSHOT",
+		Use:   "snapshot SNAPSHOT|latest",
 		Short: "Restore a Snapshot into its workload, or recreate the workload in another namespace, and follow it",
 		Long: "Create a RestoreSession for SNAPSHOT (in -n) that restores the workload it holds into " +
 			"--to-namespace (made, with the password Secret, from --password-file), recreating the workload's objects when the Snapshot " +
@@ -184,6 +205,7 @@ func restoreSnapshotCommand() *cobra.Command {
 	cmd.Flags().StringVar(&req.PasswordSecret, "password-secret", "", "Secret of --to-namespace holding RESTIC_PASSWORD; needed when it is not the snapshot's namespace (default with --password-file: restic-password)")
 	cmd.Flags().StringVar(&req.PasswordFile, "password-file", "", "file holding the repository password: makes --to-namespace when missing and the --password-secret in it")
 	cmd.Flags().StringVar(&req.Name, "name", "", "name of the RestoreSession (default: restore-<snapshot>-<unix time>)")
+	cmd.Flags().StringVar(&req.Repository, "repository", "", "with SNAPSHOT \"latest\": the repository whose newest Succeeded snapshot to restore")
 	cmd.Flags().StringVar(&req.Addon, "addon", "", "addon that restores (default: the built-in one of the workload's kind)")
 	cmd.Flags().BoolVar(&req.Overwrite, "overwrite", false, "replace the objects that exist with the snapshot's (they are kept otherwise)")
 	cmd.Flags().BoolVar(&req.DryRun, "dry-run", false, "only ask the API server whether --to-namespace accepts the snapshot's objects; make nothing and restore no data")
@@ -196,7 +218,19 @@ func restoreSnapshotCommand() *cobra.Command {
 // creates the RestoreSession.
 func startRestore(ctx context.Context, c client.Client, namespace, snapshot string, req restoreRequest, progress io.Writer) (*corev1alpha1.RestoreSession, error) {
 	s := &storagev1alpha1.Snapshot{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: snapshot}, s); err != nil {
+	if snapshot == corev1alpha1.SnapshotLatest {
+		if req.Repository == "" {
+			return nil, fmt.Errorf("cannot restore the latest snapshot: name its repository with --repository")
+		}
+		snaps, err := repositorySnapshots(ctx, c, namespace, req.Repository)
+		if err != nil {
+			return nil, err
+		}
+		if s = latestSucceeded(snaps); s == nil {
+			return nil, fmt.Errorf("cannot restore the latest snapshot: repository %q in namespace %q has no Succeeded snapshot", req.Repository, namespace)
+		}
+		fmt.Fprintf(progress, "latest Succeeded snapshot of repository %s: %s\n", req.Repository, s.Name)
+	} else if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: snapshot}, s); err != nil {
 		return nil, fmt.Errorf("cannot get snapshot %q in namespace %q: %w", snapshot, namespace, err)
 	}
 	rs, err := plannedRestore(s, req)
@@ -283,7 +317,7 @@ func restoreProgress(rs *corev1alpha1.RestoreSession) []string {
 		if comp.Error != "" {
 			line += ": " + comp.Error
 		}
-		if comp.FilesRestored > 0 {
+		if comp.FilesRestored > 0 && len(comp.Resources) == 0 {
 			line += fmt.Sprintf(" (%d files, %s restored)", comp.FilesRestored, storagev1alpha1.FormatSize(comp.BytesRestored))
 		}
 		if len(comp.Resources) > 0 {

@@ -182,7 +182,7 @@ func TestRestoreProgress(t *testing.T) {
 	rs := &corev1alpha1.RestoreSession{}
 	rs.Status.Phase = corev1alpha1.RestoreRunning
 	rs.Status.Components = map[string]corev1alpha1.ComponentRestoreStatus{
-		"manifest": {Phase: corev1alpha1.RestoreFailed, Error: "ObjectsRefused", Resources: []corev1alpha1.ResourceOutcome{
+		"manifest": {Phase: corev1alpha1.RestoreFailed, Error: "ObjectsRefused", FilesRestored: 1, Resources: []corev1alpha1.ResourceOutcome{
 			{Kind: "Role", Name: "r", Result: corev1alpha1.ResourceRefused, Message: "Forbidden: escalation"},
 			{Kind: "ConfigMap", Name: "c", Result: corev1alpha1.ResourceCreated},
 			{Kind: "Secret", Name: "s", Result: corev1alpha1.ResourceCreated},
@@ -197,5 +197,36 @@ func TestRestoreProgress(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, restoreProgress(rs)); diff != "" {
 		t.Errorf("restoreProgress: -want +got:\n%s", diff)
+	}
+}
+
+func TestLatestSucceeded(t *testing.T) {
+	at := func(h int) *metav1.Time { return &metav1.Time{Time: time.Date(2026, 12, 1, h, 0, 0, 0, time.UTC)} }
+	snap := func(name string, phase storagev1alpha1.SnapshotPhase, taken *metav1.Time) storagev1alpha1.Snapshot {
+		s := storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: *at(23)}}
+		s.Status.Phase, s.Status.SnapshotTime = phase, taken
+		return s
+	}
+	cases := map[string]struct {
+		reason string
+		snaps  []storagev1alpha1.Snapshot
+		want   string
+	}{
+		"None": {reason: "No Succeeded snapshot: none.", snaps: []storagev1alpha1.Snapshot{snap("a", storagev1alpha1.SnapshotFailed, at(5))}},
+		"ByTimeTaken": {reason: "The one taken last, not the one made last (a rebuilt catalogue makes them all at once); a newer failed one is passed over.",
+			snaps: []storagev1alpha1.Snapshot{snap("early", storagev1alpha1.SnapshotSucceeded, at(1)), snap("late", storagev1alpha1.SnapshotSucceeded, at(3)),
+				snap("failed", storagev1alpha1.SnapshotFailed, at(4))},
+			want: "late"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := ""
+			if s := latestSucceeded(tc.snaps); s != nil {
+				got = s.Name
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nlatestSucceeded: -want +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }

@@ -321,7 +321,7 @@ func recreateInClusterB(t *testing.T, cluster *devcluster.Cluster, kube client.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(bin, "stashplane"), "restore", "snapshot", snapshot, "-n", "recovered",
+	cmd := exec.Command(filepath.Join(bin, "stashplane"), "restore", "snapshot", "latest", "--repository", "app", "-n", "recovered",
 		"--to-namespace", "shop", "--password-file", pw, "--name", "recreate", "--timeout", "5m", "-o", "yaml")
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath())
 	var stdout, stderr bytes.Buffer
@@ -331,7 +331,7 @@ func recreateInClusterB(t *testing.T, cluster *devcluster.Cluster, kube client.C
 	if err != nil {
 		t.Fatalf("stashplane restore snapshot: %v", err)
 	}
-	for _, line := range []string{"namespace shop created", "restoresession shop/recreate created", "RestoreTargetFound=False TargetRecreating", "component manifest Succeeded (objects: 9 Created)", "phase Succeeded"} {
+	for _, line := range []string{"latest Succeeded snapshot of repository app: " + snapshot, "namespace shop created", "restoresession shop/recreate created", "RestoreTargetFound=False TargetRecreating", "component manifest Succeeded (objects: 9 Created)", "phase Succeeded"} {
 		if !strings.Contains(stderr.String(), line) {
 			t.Errorf("stashplane restore snapshot's progress lacks %q", line)
 		}
