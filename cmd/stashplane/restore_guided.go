@@ -208,7 +208,7 @@ func restoreSnapshotCommand() *cobra.Command {
 	cmd.Flags().StringVar(&req.Repository, "repository", "", "with SNAPSHOT \"latest\": the repository whose newest Succeeded snapshot to restore")
 	cmd.Flags().StringVar(&req.Addon, "addon", "", "addon that restores (default: the built-in one of the workload's kind)")
 	cmd.Flags().BoolVar(&req.Overwrite, "overwrite", false, "replace the objects that exist with the snapshot's (they are kept otherwise)")
-	cmd.Flags().BoolVar(&req.DryRun, "dry-run", false, "only ask the API server whether --to-namespace accepts the snapshot's objects; make nothing and restore no data")
+	cmd.Flags().BoolVar(&req.DryRun, "dry-run", false, "only ask the API server whether --to-namespace accepts the snapshot's objects; make none of them and restore no data (the namespace and the password Secret that --password-file asks for are still made: the check runs as a Job there)")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "how long to follow the restore")
 	return cmd
 }

@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -152,6 +153,11 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		res, err = r.reconcile(ctx, rs)
 	}
 	rs.Status.Phase = phase(rs)
+	// The agent reports the objects it kept with its component, which
+	// may end the session: read on every pass.
+	if msg := keptObjects(rs); msg != "" {
+		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeObjectsKept, true, corev1alpha1.ReasonObjectsExisted, msg)
+	}
 	if done(rs.Status.Phase) && rs.Status.Duration == "" {
 		rs.Status.Duration = r.clock.Since(rs.CreationTimestamp.Time).Round(time.Second).String()
 	}
@@ -356,6 +362,32 @@ func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, erro
 func (r *reconciler) outcome(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	res, err := r.watchExecution(ctx, rn.rs)
 	return res, false, err
+}
+
+// keptObjects says which objects a task that recreates them found in the
+// session's namespace and kept, the first five by name, or "".
+func keptObjects(rs *corev1alpha1.RestoreSession) string {
+	var kept []string
+	total := 0
+	for _, name := range sortedKeys(rs.Status.Components) {
+		for _, o := range rs.Status.Components[name].Resources {
+			if o.Result != corev1alpha1.ResourceKept {
+				continue
+			}
+			total++
+			if len(kept) < 5 {
+				kept = append(kept, o.Kind+" "+o.Name)
+			}
+		}
+	}
+	if total == 0 {
+		return ""
+	}
+	if total > len(kept) {
+		kept = append(kept, fmt.Sprintf("and %d more (status.components.*.resources)", total-len(kept)))
+	}
+	return fmt.Sprintf("%d objects of the snapshot existed in namespace %q and were kept as they are, not replaced: %s; the task's overwriteResources parameter replaces them",
+		total, rs.Namespace, strings.Join(kept, ", "))
 }
 
 // cannotStart handles a restore whose access or Jobs cannot be made: it

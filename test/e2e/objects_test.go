@@ -251,6 +251,9 @@ func TestWorkloadRecreated(t *testing.T) {
 	if diff := cmp.Diff(wantOutcomes(corev1alpha1.ResourceKept), outcomes(rs.Status.Components[storagev1alpha1.ComponentManifest])); diff != "" {
 		t.Errorf("objects of the second restore: -want +got:\n%s", diff)
 	}
+	if c := rs.GetCondition(corev1alpha1.TypeObjectsKept); c.Status != corev1.ConditionTrue || !strings.Contains(c.Message, "9 objects") || !strings.Contains(c.Message, "overwriteResources") {
+		t.Errorf("second restore's ObjectsKept: %s %s %q; want True counting the 9 kept objects and naming overwriteResources", c.Status, c.Reason, c.Message)
+	}
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: restored, Name: "app-config"}, cm); err != nil {
 		t.Fatal(err)
 	}

@@ -136,6 +136,13 @@ const (
 	// RestoreSession controller.
 	TypeRestoreIncomplete xpv2.ConditionType = "RestoreIncomplete"
 
+	// TypeObjectsKept is True when a task that recreates objects from the
+	// Snapshot's resource manifests found some of them in the session's
+	// namespace already and kept them as they are (its overwriteResources
+	// parameter replaces them); it names them. Absent when none existed.
+	// Set by the RestoreSession controller.
+	TypeObjectsKept xpv2.ConditionType = "ObjectsKept"
+
 	// TypePreRestoreHooksExecutionSucceeded is True once every pre-restore
 	// hook succeeded and False as soon as one failed; a restore whose
 	// pre-restore hook failed creates no restore Job and fails. Set by the
@@ -164,6 +171,9 @@ const (
 	// of the session recreates it from the Snapshot's resource manifests;
 	// its data is restored once it exists.
 	ReasonRestoreTargetRecreating xpv2.ConditionReason = "TargetRecreating"
+	// ReasonObjectsExisted: objects of the resource manifests existed in
+	// the session's namespace and were kept (TypeObjectsKept).
+	ReasonObjectsExisted xpv2.ConditionReason = "ObjectsExisted"
 	// ReasonRestoreTimedOut: the restore passed its deadline.
 	ReasonRestoreTimedOut xpv2.ConditionReason = "RestoreTimedOut"
 	// ReasonRestoreExecutorFailed: a restore Job failed.
