@@ -38,9 +38,24 @@ const AnnotationHeldReplicas = corev1alpha1.AnnotationHeldReplicas
 
 // Hold makes a Deployment or StatefulSet start without pods: its wanted
 // replicas (1 when unset) go into AnnotationHeldReplicas and spec.replicas
-// becomes 0. Other kinds are left as they are, and false returned.
+// becomes 0. A DaemonSet, which has no replicas, gets corev1alpha1.LabelHeld
+// in its pods' nodeSelector, which no node matches, and as an annotation.
+// Other kinds are left as they are, and false returned.
 func Hold(u *unstructured.Unstructured) bool {
-	if gk := groupKind(u); gk != "apps/Deployment" && gk != "apps/StatefulSet" {
+	gk := groupKind(u)
+	if gk == "apps/DaemonSet" {
+		if err := unstructured.SetNestedField(u.Object, "true", "spec", "template", "spec", "nodeSelector", corev1alpha1.LabelHeld); err != nil {
+			return false
+		}
+		a := u.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[corev1alpha1.LabelHeld] = "true"
+		u.SetAnnotations(a)
+		return true
+	}
+	if gk != "apps/Deployment" && gk != "apps/StatefulSet" {
 		return false
 	}
 	replicas, found, err := unstructured.NestedInt64(u.Object, "spec", "replicas")
@@ -315,6 +330,13 @@ func Release(ctx context.Context, c client.Client, held []*unstructured.Unstruct
 				continue
 			}
 			return fmt.Errorf("cannot get %s %q: %w", h.GetKind(), h.GetName(), err)
+		}
+		if _, held := cur.GetAnnotations()[corev1alpha1.LabelHeld]; held && groupKind(cur) == "apps/DaemonSet" {
+			patch := []byte(`{"metadata":{"annotations":{"` + corev1alpha1.LabelHeld + `":null}},"spec":{"template":{"spec":{"nodeSelector":{"` + corev1alpha1.LabelHeld + `":null}}}}}`)
+			if err := c.Patch(ctx, cur, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("cannot release %s %q: %w", h.GetKind(), h.GetName(), err)
+			}
+			continue
 		}
 		want, ok := cur.GetAnnotations()[AnnotationHeldReplicas]
 		if !ok {

@@ -21,6 +21,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
 
 // obj is an object from a YAML document, as Decode reads it.
@@ -231,8 +233,13 @@ spec:
 			held:   true, wantHeld: "1",
 		},
 		"DaemonSet": {
-			reason: "A DaemonSet has no replicas to hold.",
-			in:     "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: shop}\nspec: {}\n",
+			reason: "A DaemonSet has no replicas: its pods select a node label no node has.",
+			in:     "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: shop}\nspec: {template: {spec: {nodeSelector: {disk: ssd}}}}\n",
+			held:   true,
+		},
+		"ConfigMap": {
+			reason: "Other kinds are not held.",
+			in:     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\n",
 		},
 	}
 	for name, tc := range cases {
@@ -243,6 +250,13 @@ spec:
 			}
 			if got := u.GetAnnotations()[AnnotationHeldReplicas]; got != tc.wantHeld {
 				t.Errorf("\n%s\nheld replicas %q, want %q", tc.reason, got, tc.wantHeld)
+			}
+			if u.GetKind() == "DaemonSet" {
+				sel, _, _ := unstructured.NestedStringMap(u.Object, "spec", "template", "spec", "nodeSelector")
+				if diff := cmp.Diff(map[string]string{"disk": "ssd", corev1alpha1.LabelHeld: "true"}, sel); diff != "" || u.GetAnnotations()[corev1alpha1.LabelHeld] != "true" {
+					t.Errorf("\n%s\nheld DaemonSet's nodeSelector: -want +got:\n%s\nannotations %v", tc.reason, diff, u.GetAnnotations())
+				}
+				return
 			}
 			if r, found, _ := unstructured.NestedInt64(u.Object, "spec", "replicas"); tc.held && (!found || r != 0) {
 				t.Errorf("\n%s\nheld object has replicas %d (set: %t), want 0", tc.reason, r, found)

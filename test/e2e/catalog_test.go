@@ -309,7 +309,6 @@ func catalogDrill(t *testing.T, d drillStorage) {
 // A backed up (want), and the pod started once its data was back.
 func recreateInClusterB(t *testing.T, cluster *devcluster.Cluster, kube client.Client, snapshot string, want map[string]string) {
 	t.Helper()
-	ctx := context.Background()
 	// The operator's guided restore: it makes the namespace and the
 	// password Secret from a file, plans the RestoreSession from the
 	// Snapshot and follows it to its end.
@@ -359,17 +358,7 @@ func recreateInClusterB(t *testing.T, cluster *devcluster.Cluster, kube client.C
 		}
 		return app.Status.ReadyReplicas == 1, nil
 	})
-	pods := &corev1.PodList{}
-	if err := kube.List(ctx, pods, client.InNamespace("shop"), client.MatchingLabels{"app": "app"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.RestartCount != 0 {
-				t.Errorf("pod %s restarted %d times: it started before its data was restored", p.Name, cs.RestartCount)
-			}
-		}
-	}
+	startedOnce(t, kube, "shop", map[string]string{"app": "app"})
 }
 
 // storageDigest is digest of a storage directory without restic's locks,

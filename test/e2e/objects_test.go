@@ -207,17 +207,7 @@ func TestWorkloadRecreated(t *testing.T) {
 	if _, held := app.Annotations[corev1alpha1.AnnotationHeldReplicas]; held || ptr.Deref(app.Spec.Replicas, 0) != 1 {
 		t.Errorf("recreated deployment: replicas %d, annotations %v; want 1 and no held replicas", ptr.Deref(app.Spec.Replicas, 0), app.Annotations)
 	}
-	pods := &corev1.PodList{}
-	if err := kube.List(ctx, pods, client.InNamespace(restored), client.MatchingLabels{"app": "app"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			if cs.RestartCount != 0 {
-				t.Errorf("pod %s restarted %d times: it started before its data was restored", p.Name, cs.RestartCount)
-			}
-		}
-	}
+	startedOnce(t, kube, restored, map[string]string{"app": "app"})
 
 	// The verification judged the data and the objects, and made none.
 	verified := v.finished(check.Name)
@@ -327,4 +317,22 @@ func outcomes(c corev1alpha1.ComponentRestoreStatus) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// startedOnce fails the test when a pod of namespace ns with the labels
+// restarted: a workload that refuses to start without its data was
+// started before its data was restored.
+func startedOnce(t *testing.T, kube client.Client, ns string, labels map[string]string) {
+	t.Helper()
+	pods := &corev1.PodList{}
+	if err := kube.List(context.Background(), pods, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.RestartCount != 0 {
+				t.Errorf("pod %s restarted %d times: it started before its data was restored", p.Name, cs.RestartCount)
+			}
+		}
+	}
 }

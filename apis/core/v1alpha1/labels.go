@@ -68,3 +68,10 @@ const (
 // recreated from resource manifests without pods: the replicas it is given
 // back once its data is restored.
 const AnnotationHeldReplicas = "restore.stashplane.io/held-replicas"
+
+// LabelHeld is, on a DaemonSet a restore recreated from resource
+// manifests, a key of its pod template's nodeSelector that no node has
+// ("true"), so that it runs no pod until its data is restored; the restore
+// removes it then. The DaemonSet carries the same key as an annotation
+// while it is held.
+const LabelHeld = "restore.stashplane.io/held"
