@@ -273,7 +273,7 @@ func (r *reconciler) snapshots(ctx context.Context, rn *run) (ctrl.Result, bool,
 		rn.snaps, err = r.sessionSnapshots(ctx, bs)
 		return ctrl.Result{}, err != nil, err
 	}
-	snaps, err := r.ensureSnapshots(ctx, bs, rn.bc, componentCounts(rn.inputs), plan.ComponentNodes(rn.inputs), rn.replacedPods)
+	snaps, err := r.ensureSnapshots(ctx, bs, rn.bc, rn.started, componentCounts(rn.inputs), plan.ComponentNodes(rn.inputs), rn.replacedPods)
 	if err != nil {
 		sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonSnapshotsNotEnsured, err.Error())
 		return ctrl.Result{}, true, err

@@ -66,7 +66,12 @@ func componentCounts(inputs []render.Input) map[string]int {
 // locks its agents may remove (AnnotationReplacedPods), expecting as many
 // components as the plan writes to the repository, and recording the node
 // of each component that lives on one (storagev1alpha1.AnnotationComponentNodes).
-func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, counts map[string]int, nodes map[string]string, replaced map[string][]string) ([]*storagev1alpha1.Snapshot, error) {
+//
+// A run whose Jobs were made (started) makes no new Snapshot: a repository
+// unpaused since it started waits for the next run, since its Jobs are
+// made once. The API server, not the cache, says such a Snapshot is
+// missing.
+func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, started bool, counts map[string]int, nodes map[string]string, replaced map[string][]string) ([]*storagev1alpha1.Snapshot, error) {
 	s := session(bc, bs.Spec.Session)
 	if s == nil {
 		return nil, fmt.Errorf("backupconfiguration %q has no session %q", bc.Name, bs.Spec.Session)
@@ -88,6 +93,17 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 		}
 		if !kerrors.IsNotFound(err) {
 			return nil, fmt.Errorf("cannot get snapshot %q: %w", name, err)
+		}
+		if started {
+			switch err := r.api.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: name}, snap); {
+			case err == nil:
+				out = append(out, snap)
+				continue
+			case kerrors.IsNotFound(err):
+				continue
+			default:
+				return nil, fmt.Errorf("cannot get snapshot %q: %w", name, err)
+			}
 		}
 		repo := &storagev1alpha1.Repository{}
 		if err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: ri.Name}, repo); err != nil {

@@ -61,7 +61,7 @@ func ensureOneSnapshot(t *testing.T, repo *storagev1alpha1.Repository, nodes map
 	bc.Spec.Sessions = []corev1alpha1.Session{{Name: "nightly", Repositories: []corev1alpha1.RepositoryInfo{{Name: repo.Name}}}}
 	bs := &corev1alpha1.BackupSession{ObjectMeta: metav1.ObjectMeta{Name: "db-backup-nightly-1", Namespace: repo.Namespace}}
 	bs.Spec.Session = "nightly"
-	if _, err := r.ensureSnapshots(context.Background(), bs, bc, map[string]int{repo.Name: max(len(nodes), 1)}, nodes, nil); err != nil {
+	if _, err := r.ensureSnapshots(context.Background(), bs, bc, false, map[string]int{repo.Name: max(len(nodes), 1)}, nodes, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := &storagev1alpha1.Snapshot{}
@@ -81,4 +81,46 @@ func testScheme(t *testing.T) *runtime.Scheme {
 		}
 	}
 	return s
+}
+
+// TestEnsureSnapshotsStarted: a run whose Jobs were made makes no new
+// Snapshot (a repository unpaused since would get one without Jobs), and
+// still finds the Snapshots it made.
+func TestEnsureSnapshotsStarted(t *testing.T) {
+	cases := map[string]struct {
+		reason  string
+		started bool
+		have    bool
+		want    int
+	}{
+		"NotStarted":    {reason: "A run not started makes its Snapshot.", want: 1},
+		"StartedNew":    {reason: "A started run makes no new Snapshot.", started: true, want: 0},
+		"StartedExists": {reason: "A started run finds the Snapshot it made.", started: true, have: true, want: 1},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			repo := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"}}
+			objs := []client.Object{repo}
+			if tc.have {
+				objs = append(objs, &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "db-db-backup-nightly-1", Namespace: "demo"}, Spec: storagev1alpha1.SnapshotSpec{Repository: "db"}})
+			}
+			kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
+			r := &reconciler{kube: kube, api: kube}
+			bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "db-backup", Namespace: "demo"}}
+			bc.Spec.Sessions = []corev1alpha1.Session{{Name: "nightly", Repositories: []corev1alpha1.RepositoryInfo{{Name: "db"}}}}
+			bs := &corev1alpha1.BackupSession{ObjectMeta: metav1.ObjectMeta{Name: "db-backup-nightly-1", Namespace: "demo"}}
+			bs.Spec.Session = "nightly"
+			snaps, err := r.ensureSnapshots(context.Background(), bs, bc, tc.started, map[string]int{"db": 1}, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			list := &storagev1alpha1.SnapshotList{}
+			if err := kube.List(context.Background(), list); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]int{tc.want, tc.want}, []int{len(snaps), len(list.Items)}); diff != "" {
+				t.Errorf("\n%s\nSnapshots returned and existing: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
 }
