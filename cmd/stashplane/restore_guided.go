@@ -47,7 +47,7 @@ type restoreRequest struct {
 // addonFor is the built-in addon that restores a Snapshot of kind.
 var addonFor = map[string]string{
 	"Deployment": "workload-addon", "StatefulSet": "workload-addon", "DaemonSet": "workload-addon",
-	"PersistentVolumeClaim": "pvc-addon",
+	"PersistentVolumeClaim": "pvc-addon", "Namespace": "kubedump-addon",
 }
 
 // plannedRestore is the RestoreSession that brings back a Snapshot as the
@@ -107,10 +107,15 @@ func plannedRestore(s *storagev1alpha1.Snapshot, req restoreRequest) (*corev1alp
 	if name == "" {
 		name = naming.Bound("restore-"+s.Name, "-"+strconv.FormatInt(req.Now.Unix(), 10), 63)
 	}
+	target := &storagev1alpha1.TypedObjectReference{APIGroup: app.APIGroup, Kind: app.Kind, Name: app.Name}
+	if app.Kind == "Namespace" {
+		// A namespace's objects go into the namespace restored into.
+		target.Name = toNS
+	}
 	rs := &corev1alpha1.RestoreSession{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: toNS},
 		Spec: corev1alpha1.RestoreSessionSpec{
-			Target: &storagev1alpha1.TypedObjectReference{APIGroup: app.APIGroup, Kind: app.Kind, Name: app.Name},
+			Target: target,
 			DataSource: corev1alpha1.RestoreDataSource{
 				Repository: s.Spec.Repository,
 				Snapshot:   s.Name,

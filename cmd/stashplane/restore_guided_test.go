@@ -75,6 +75,21 @@ func TestPlannedRestore(t *testing.T) {
 			want: crossNS(session("shop", corev1alpha1.TaskReference{Name: "manifest-restore",
 				Params: &runtime.RawExtension{Raw: []byte(`{"dryRun":true,"overwriteResources":false}`)}})),
 		},
+		"Namespace": {
+			reason: "A namespace's dump is restored with the kubedump-addon into the namespace restored into.",
+			snap: func() *storagev1alpha1.Snapshot {
+				s := snap("Namespace", storagev1alpha1.SnapshotSucceeded, "manifest")
+				s.Spec.AppRef.APIGroup = ""
+				return s
+			}(),
+			req: restoreRequest{ToNamespace: "shop", PasswordSecret: "pw"},
+			want: func() *corev1alpha1.RestoreSession {
+				rs := crossNS(session("shop", recreate))
+				rs.Spec.Target = &storagev1alpha1.TypedObjectReference{Kind: "Namespace", Name: "shop"}
+				rs.Spec.Addon.Name = "kubedump-addon"
+				return rs
+			}(),
+		},
 		"NoPassword": {
 			reason:  "Another namespace needs its own password Secret.",
 			snap:    snap("Deployment", storagev1alpha1.SnapshotSucceeded, "dump"),
