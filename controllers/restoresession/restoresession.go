@@ -450,10 +450,22 @@ func workPhase(rs *corev1alpha1.RestoreSession) corev1alpha1.RestorePhase {
 	if rs.GetCondition(corev1alpha1.TypeRestoreIncomplete).Status == corev1.ConditionTrue {
 		return corev1alpha1.RestoreFailed
 	}
+	failed, unfinished := false, false
 	for _, c := range rs.Status.Components {
-		if c.Phase == corev1alpha1.RestoreFailed {
-			return corev1alpha1.RestoreFailed
+		switch c.Phase {
+		case corev1alpha1.RestoreFailed:
+			failed = true
+		case corev1alpha1.RestoreSucceeded:
+		default:
+			unfinished = true
 		}
+	}
+	// A failed component fails the restore once the others ended.
+	if failed && !unfinished {
+		return corev1alpha1.RestoreFailed
+	}
+	if failed {
+		return corev1alpha1.RestoreRunning
 	}
 	if ex.Status != corev1.ConditionTrue {
 		return corev1alpha1.RestorePending
@@ -515,6 +527,14 @@ func observe(prev map[string]corev1alpha1.ComponentRestoreStatus, jobs []batchv1
 			}
 		}
 		out[name] = c
+	}
+	// A failed component ends the restore only once the others ended:
+	// stopping them would leave their data half restored, and their
+	// outcomes are what a verification reports beside the failure.
+	for _, c := range out {
+		if c.Phase != corev1alpha1.RestoreSucceeded && c.Phase != corev1alpha1.RestoreFailed {
+			return out, "", ""
+		}
 	}
 	return out, reason, msg
 }
