@@ -21,6 +21,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/verify"
 )
 
 // restoreRequest is what a user asks of `stashplane restore snapshot`.
@@ -132,25 +133,6 @@ func plannedRestore(s *storagev1alpha1.Snapshot, req restoreRequest) (*corev1alp
 	return rs, nil
 }
 
-// latestSucceeded is the Succeeded Snapshot taken last (its recorded
-// snapshot time, else when the object was made), or nil.
-func latestSucceeded(snaps []storagev1alpha1.Snapshot) *storagev1alpha1.Snapshot {
-	taken := func(s *storagev1alpha1.Snapshot) time.Time {
-		if s.Status.SnapshotTime != nil {
-			return s.Status.SnapshotTime.Time
-		}
-		return s.CreationTimestamp.Time
-	}
-	var out *storagev1alpha1.Snapshot
-	for i := range snaps {
-		s := &snaps[i]
-		if s.Status.Phase == storagev1alpha1.SnapshotSucceeded && (out == nil || taken(s).After(taken(out))) {
-			out = s
-		}
-	}
-	return out
-}
-
 func phaseOr(p storagev1alpha1.SnapshotPhase) string {
 	if p == "" {
 		return "without a phase"
@@ -231,7 +213,7 @@ func startRestore(ctx context.Context, c client.Client, namespace, snapshot stri
 		if err != nil {
 			return nil, err
 		}
-		if s = latestSucceeded(snaps); s == nil {
+		if s = verify.Latest(snaps, req.Repository); s == nil {
 			return nil, fmt.Errorf("cannot restore the latest snapshot: repository %q in namespace %q has no Succeeded snapshot", req.Repository, namespace)
 		}
 		fmt.Fprintf(progress, "latest Succeeded snapshot of repository %s: %s\n", req.Repository, s.Name)

@@ -19,6 +19,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/verify"
 )
 
 func TestPlannedRestore(t *testing.T) {
@@ -219,7 +220,7 @@ func TestLatestSucceeded(t *testing.T) {
 	at := func(h int) *metav1.Time { return &metav1.Time{Time: time.Date(2026, 12, 1, h, 0, 0, 0, time.UTC)} }
 	snap := func(name string, phase storagev1alpha1.SnapshotPhase, taken *metav1.Time) storagev1alpha1.Snapshot {
 		s := storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: *at(23)}}
-		s.Status.Phase, s.Status.SnapshotTime = phase, taken
+		s.Spec.Repository, s.Status.Phase, s.Status.SnapshotTime = "app", phase, taken
 		return s
 	}
 	cases := map[string]struct {
@@ -236,11 +237,11 @@ func TestLatestSucceeded(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			got := ""
-			if s := latestSucceeded(tc.snaps); s != nil {
+			if s := verify.Latest(tc.snaps, "app"); s != nil {
 				got = s.Name
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("%s\nlatestSucceeded: -want +got:\n%s", tc.reason, diff)
+				t.Errorf("%s\nverify.Latest: -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}
