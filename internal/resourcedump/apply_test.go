@@ -148,3 +148,39 @@ func TestApplyDryRunBeyondRights(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyOverwrite: what exists is kept unless Update says to replace
+// it (a manifest-restore's overwriteResources).
+func TestApplyOverwrite(t *testing.T) {
+	cm := func(value string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "data": map[string]any{"greeting": value}}}
+		u.SetNamespace("ns")
+		u.SetName("app-config")
+		return u
+	}
+	cases := map[string]struct {
+		reason    string
+		update    bool
+		want      Result
+		wantValue string
+	}{
+		"Kept":     {reason: "Without Update an object that exists is kept as it is.", want: Kept, wantValue: "changed"},
+		"Replaced": {reason: "With Update it is replaced by the dump's.", update: true, want: Updated, wantValue: "hello"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := fake.NewClientBuilder().WithObjects(cm("changed")).Build()
+			outcomes, _ := Apply(context.Background(), c, []*unstructured.Unstructured{cm("hello")}, ApplyOptions{Update: tc.update})
+			got := &unstructured.Unstructured{}
+			got.SetAPIVersion("v1")
+			got.SetKind("ConfigMap")
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "app-config"}, got); err != nil {
+				t.Fatal(err)
+			}
+			value, _, _ := unstructured.NestedString(got.Object, "data", "greeting")
+			if diff := cmp.Diff([]string{string(tc.want), tc.wantValue}, []string{string(outcomes[0].Result), value}); diff != "" {
+				t.Errorf("%s\nApply(...): result and value: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
