@@ -101,7 +101,7 @@ func checkVerifier(ctx context.Context, r *reconciler, in *startInput) (stop, er
 		return refused(fmt.Sprintf("the invoker is a %s, not a BackupVerifier", k)), nil
 	}
 	v := &corev1alpha1.BackupVerifier{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, v)
+	err := sessionrun.Get(ctx, r.kube, r.api, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Invoker.Name}, v)
 	if kerrors.IsNotFound(err) {
 		return refused(fmt.Sprintf("backupverifier %q does not exist", s.Spec.Invoker.Name)), nil
 	}
@@ -116,7 +116,7 @@ func checkVerifier(ctx context.Context, r *reconciler, in *startInput) (stop, er
 func checkSnapshot(ctx context.Context, r *reconciler, in *startInput) (stop, error) {
 	s := in.s
 	snap := &storagev1alpha1.Snapshot{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Snapshot}, snap)
+	err := sessionrun.Get(ctx, r.kube, r.api, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Snapshot}, snap)
 	if kerrors.IsNotFound(err) {
 		return refused(fmt.Sprintf("snapshot %q does not exist", s.Spec.Snapshot)), nil
 	}
@@ -131,7 +131,7 @@ func checkSnapshot(ctx context.Context, r *reconciler, in *startInput) (stop, er
 // since the Repository's last prune) nor paused.
 func checkSkip(ctx context.Context, r *reconciler, in *startInput) (stop, error) {
 	repo := &storagev1alpha1.Repository{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: in.s.Namespace, Name: in.snapshot.Spec.Repository}, repo)
+	err := sessionrun.Get(ctx, r.kube, r.api, client.ObjectKey{Namespace: in.s.Namespace, Name: in.snapshot.Spec.Repository}, repo)
 	if client.IgnoreNotFound(err) != nil {
 		return stop{}, fmt.Errorf("cannot get repository %q: %w", in.snapshot.Spec.Repository, err)
 	}

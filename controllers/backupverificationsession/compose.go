@@ -258,7 +258,7 @@ func (r *reconciler) target(ctx context.Context, s *corev1alpha1.BackupVerificat
 	t.Namespace = ""
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, u)
+	err := sessionrun.Get(ctx, r.kube, r.api, client.ObjectKey{Namespace: ns, Name: t.Name}, u)
 	switch {
 	case err == nil:
 		return &t, "", nil
@@ -351,7 +351,7 @@ func (r *reconciler) withObjectsTask(ctx context.Context, rs *corev1alpha1.Resto
 		return nil
 	}
 	a := &addonsv1alpha1.Addon{}
-	if err := r.kube.Get(ctx, client.ObjectKey{Name: rs.Spec.Addon.Name}, a); err != nil {
+	if err := sessionrun.Get(ctx, r.kube, r.api, client.ObjectKey{Name: rs.Spec.Addon.Name}, a); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	for _, t := range a.Spec.RestoreTasks {

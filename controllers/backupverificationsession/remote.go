@@ -11,6 +11,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/access"
+	"github.com/stashplane/stashplane/internal/sessionrun"
 )
 
 // checkRemote: a verifier whose target is in another namespace (KubeStash's
@@ -42,7 +43,7 @@ func checkRemote(ctx context.Context, r *reconciler, in *startInput) (stop, erro
 		stNS = in.repo.Namespace
 	}
 	st := &storagev1alpha1.BackupStorage{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: stNS, Name: ref.Name}, st)
+	err := sessionrun.Get(ctx, r.kube, r.api, client.ObjectKey{Namespace: stNS, Name: ref.Name}, st)
 	if kerrors.IsNotFound(err) {
 		return refused(fmt.Sprintf("backupstorage %s/%s of repository %q does not exist", stNS, ref.Name, in.repo.Name)), nil
 	}
@@ -58,7 +59,7 @@ func checkRemote(ctx context.Context, r *reconciler, in *startInput) (stop, erro
 	}
 	name := in.repo.Spec.EncryptionSecret.Name
 	secret := &corev1.Secret{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, secret)
+	err = sessionrun.Get(ctx, r.kube, r.api, client.ObjectKey{Namespace: ns, Name: name}, secret)
 	if client.IgnoreNotFound(err) != nil {
 		return stop{}, fmt.Errorf("cannot get encryption secret %s/%s: %w", ns, name, err)
 	}

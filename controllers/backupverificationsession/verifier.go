@@ -145,7 +145,7 @@ func (r *reconciler) runVerifier(ctx context.Context, s *corev1alpha1.BackupVeri
 // Job, owned by the session.
 func (r *reconciler) createVerifierJob(ctx context.Context, s *corev1alpha1.BackupVerificationSession, v *corev1alpha1.BackupVerifier, rs *corev1alpha1.RestoreSession) (ctrl.Result, bool, error) {
 	fn := &addonsv1alpha1.Function{}
-	err := r.kube.Get(ctx, client.ObjectKey{Name: v.Spec.Function}, fn)
+	err := sessionrun.Get(ctx, r.kube, r.api, client.ObjectKey{Name: v.Spec.Function}, fn)
 	if kerrors.IsNotFound(err) {
 		return r.notRunnable(s, fmt.Sprintf("function %q of backupverifier %q does not exist", v.Spec.Function, v.Name))
 	}

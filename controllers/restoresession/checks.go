@@ -77,7 +77,7 @@ func checkTarget(ctx context.Context, r *reconciler, in *startInput) (xpv2.Condi
 	rs, t := in.rs, in.rs.Spec.Target
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.GroupVersionKind{Group: t.APIGroup, Version: "v1", Kind: t.Kind})
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
+	err := sessionrun.Get(ctx, r.kube, r.reader, client.ObjectKey{Namespace: rs.Namespace, Name: t.Name}, u)
 	if kerrors.IsNotFound(err) || meta.IsNoMatchError(err) {
 		msg := fmt.Sprintf("%s %q does not exist in namespace %q", t.Kind, t.Name, rs.Namespace)
 		rec, rerr := recreatesObjects(ctx, r.kube, rs)
@@ -197,6 +197,14 @@ func checkSnapshot(ctx context.Context, r *reconciler, in *startInput) (xpv2.Con
 		return "", "", fmt.Errorf("cannot list snapshots: %w", err)
 	}
 	snap, reason, msg := resolveSnapshot(ds.Snapshot, ds.Repository, snaps.Items)
+	if reason != "" {
+		// A Snapshot that succeeded a moment ago may not be in the cache
+		// yet, or not as Succeeded: the API server decides.
+		if err := r.reader.List(ctx, snaps, client.InNamespace(repositoryNamespace(in.rs))); err != nil {
+			return "", "", fmt.Errorf("cannot list snapshots: %w", err)
+		}
+		snap, reason, msg = resolveSnapshot(ds.Snapshot, ds.Repository, snaps.Items)
+	}
 	in.plan.Snapshot = snap
 	return reason, msg, nil
 }
@@ -218,7 +226,7 @@ func checkEncryptionSecret(ctx context.Context, r *reconciler, in *startInput) (
 			repoNS, ds.Repository, rs.Namespace, passwordKey), nil
 	}
 	s := &corev1.Secret{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: rs.Namespace, Name: secret}, s)
+	err := sessionrun.Get(ctx, r.kube, r.reader, client.ObjectKey{Namespace: rs.Namespace, Name: secret}, s)
 	if kerrors.IsNotFound(err) {
 		return corev1alpha1.ReasonRestoreEncryptionSecretNotFound, fmt.Sprintf("encryption secret %q does not exist", secret), nil
 	}

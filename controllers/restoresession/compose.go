@@ -47,7 +47,7 @@ func (r *reconciler) source(ctx context.Context, rs *corev1alpha1.RestoreSession
 			fmt.Sprintf("repository %q in namespace %q does not exist or may not be used from namespace %q", ds.Repository, repoNS, rs.Namespace), nil
 	}
 	repo := &storagev1alpha1.Repository{}
-	err := r.kube.Get(ctx, client.ObjectKey{Namespace: repoNS, Name: ds.Repository}, repo)
+	err := sessionrun.Get(ctx, r.kube, r.reader, client.ObjectKey{Namespace: repoNS, Name: ds.Repository}, repo)
 	switch {
 	case kerrors.IsNotFound(err) && remote:
 		return hidden("the repository does not exist")
@@ -60,7 +60,7 @@ func (r *reconciler) source(ctx context.Context, rs *corev1alpha1.RestoreSession
 
 	ref := repo.StorageKey()
 	st := &storagev1alpha1.BackupStorage{}
-	err = r.kube.Get(ctx, ref, st)
+	err = sessionrun.Get(ctx, r.kube, r.reader, ref, st)
 	if kerrors.IsNotFound(err) && remote {
 		return hidden(fmt.Sprintf("backupstorage %s/%s does not exist", ref.Namespace, ref.Name))
 	}

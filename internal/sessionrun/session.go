@@ -8,12 +8,15 @@
 package sessionrun
 
 import (
+	"context"
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Object is what carries conditions: a session, or a Snapshot a session
@@ -58,4 +61,16 @@ func Deadline(created time.Time, timeout *metav1.Duration, started bool) *time.T
 		return nil
 	}
 	return &d
+}
+
+// Get reads the object key names into obj from the cache and, when the
+// cache holds no such object, from the API server (api): an object made a
+// moment before the session that names it may not have reached the cache
+// yet, and a session must not end on "does not exist" for that.
+func Get(ctx context.Context, cache, api client.Reader, key client.ObjectKey, obj client.Object) error {
+	err := cache.Get(ctx, key, obj)
+	if !kerrors.IsNotFound(err) || api == nil {
+		return err
+	}
+	return api.Get(ctx, key, obj)
 }

@@ -10,9 +10,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
@@ -158,5 +161,39 @@ func TestRunAll(t *testing.T) {
 	}
 	if !errors.Is(err, boom) || res.RequeueAfter != time.Minute {
 		t.Errorf("RunAll() = %v, %v; want the retry's requeue and the scratch step's error", res, err)
+	}
+}
+
+func TestGet(t *testing.T) {
+	made := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "made"}}
+	cases := map[string]struct {
+		reason   string
+		cache    []client.Object
+		api      []client.Object
+		noAPI    bool
+		wantName string
+		wantErr  bool
+	}{
+		"Cached":    {reason: "An object the cache holds is read from it.", cache: []client.Object{made}, wantName: "made"},
+		"NotCached": {reason: "An object made a moment ago, not in the cache yet, is read from the API server.", api: []client.Object{made}, wantName: "made"},
+		"Missing":   {reason: "An object neither holds does not exist.", wantErr: true},
+		"NoAPI":     {reason: "Without an API reader the cache decides.", api: []client.Object{made}, noAPI: true, wantErr: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			cache := fake.NewClientBuilder().WithObjects(tc.cache...).Build()
+			var api client.Reader = fake.NewClientBuilder().WithObjects(tc.api...).Build()
+			if tc.noAPI {
+				api = nil
+			}
+			got := &corev1.Secret{}
+			err := Get(context.Background(), cache, api, client.ObjectKey{Namespace: "ns", Name: "made"}, got)
+			if (err != nil) != tc.wantErr || (err != nil && !kerrors.IsNotFound(err)) {
+				t.Fatalf("%s\nGet(...): error %v, want an error: %t (NotFound)", tc.reason, err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.wantName, got.Name); !tc.wantErr && diff != "" {
+				t.Errorf("%s\nGet(...): -want +got:\n%s", tc.reason, diff)
+			}
+		})
 	}
 }

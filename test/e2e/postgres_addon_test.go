@@ -310,7 +310,7 @@ func TestPostgresAddon(t *testing.T) {
 	vs = (&verificationTest{t: t, kube: kube, wait: 4 * time.Minute}).finished(vs.Name)
 	verified := vs.GetCondition(corev1alpha1.TypeBackupVerified)
 	if vs.Status.Phase != corev1alpha1.VerificationSessionSucceeded || verified.Status != corev1.ConditionTrue {
-		t.Fatalf("verification of the dump: %s, BackupVerified %s %s: %s (result %q)", vs.Status.Phase, verified.Status, verified.Reason, verified.Message, vs.Status.VerifierResult)
+		t.Fatalf("verification of the dump: %s, BackupVerified %s %s: %s (result %q)\n%s", vs.Status.Phase, verified.Status, verified.Reason, verified.Message, vs.Status.VerifierResult, verificationStory(kube, vs))
 	}
 	want := `query returned "0", which is Equal "0"; shop.public.orders has `
 	if !strings.HasPrefix(vs.Status.VerifierResult, want) || !strings.Contains(vs.Status.VerifierResult, fmt.Sprintf("GreaterThanOrEqual %d", before)) ||

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -166,4 +167,30 @@ func (v *verificationTest) snapshotsTable(kubeconfig string, want map[string]str
 			v.t.Errorf("row of %s: %q, want Succeeded %s", name, r, verdict)
 		}
 	}
+}
+
+// verificationStory is what a failed verification test prints: every
+// condition of the session and the components of its RestoreSession, so a
+// failure seen once in CI says where it came from.
+func verificationStory(kube client.Client, vs *corev1alpha1.BackupVerificationSession) string {
+	var b strings.Builder
+	for _, c := range vs.Status.Conditions {
+		fmt.Fprintf(&b, "  %s=%s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)
+	}
+	if vs.Status.RestoreSession == "" {
+		return b.String()
+	}
+	rs := &corev1alpha1.RestoreSession{}
+	if err := kube.Get(context.Background(), client.ObjectKey{Namespace: vs.Status.RestoreSessionNamespace, Name: vs.Status.RestoreSession}, rs); err != nil {
+		fmt.Fprintf(&b, "  restoresession %s: %v\n", vs.Status.RestoreSession, err)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "  restoresession %s: %s\n", rs.Name, rs.Status.Phase)
+	for _, c := range rs.Status.Conditions {
+		fmt.Fprintf(&b, "    %s=%s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)
+	}
+	for name, c := range rs.Status.Components {
+		fmt.Fprintf(&b, "    component %s: %s %s\n", name, c.Phase, c.Error)
+	}
+	return b.String()
 }
