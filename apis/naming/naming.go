@@ -161,6 +161,18 @@ func UnlockJob(repository string) string {
 	return Bound(repository, "-unlock", MaxLabelValue)
 }
 
+// PasswordJob is the Job that lists, adds or removes the restic keys of a
+// Repository (`stashplane password`).
+func PasswordJob(repository string) string {
+	return Bound(repository, "-password", MaxLabelValue)
+}
+
+// PasswordSecret holds, while a password change of a Repository is under
+// way, the new password and the one it replaces.
+func PasswordSecret(repository string) string {
+	return Bound(repository, "-password-change", 253)
+}
+
 // DownloadJob is the Job whose pod `stashplane download` streams one
 // component of a Snapshot from.
 func DownloadJob(snapshot, component string) string {

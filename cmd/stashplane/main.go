@@ -35,7 +35,7 @@ func rootCommand() *cobra.Command {
 	}
 	root.AddCommand(devCommand(), storageCommand(), triggerCommand(), verifyCommand())
 	root.AddCommand(renderCommand(), snapshotsCommand(), retentionCommand(), pruneCommand(), pruneAgentCommand())
-	root.AddCommand(pauseCommand(true), pauseCommand(false), debugCommand(), unlockCommand(), unlockAgentCommand())
+	root.AddCommand(pauseCommand(true), pauseCommand(false), debugCommand(), unlockCommand(), unlockAgentCommand(), passwordCommand(), passwordAgentCommand())
 	root.AddCommand(backupCommand(), restoreCommand(), providerCommand(), downloadCommand(), downloadAgentCommand())
 	return root
 }

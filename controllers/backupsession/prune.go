@@ -40,7 +40,7 @@ func (r *reconciler) waitForPrune(ctx context.Context, rn *run) (ctrl.Result, bo
 			}
 			if err == nil && job.Labels[plan.LabelPruneOf] == ri.Name && !plan.JobFinished(job) {
 				sessionrun.SetCondition(r.clock, bs, corev1alpha1.TypeSnapshotsEnsured, false, corev1alpha1.ReasonWaitingForPrune,
-					fmt.Sprintf("waiting for prune job %q of repository %q to finish", job.Name, ri.Name))
+					fmt.Sprintf("waiting for %s of repository %q to finish", plan.Holding(job), ri.Name))
 				return ctrl.Result{RequeueAfter: pruneRecheck}, true, nil
 			}
 		}

@@ -115,7 +115,8 @@ func (r *reconciler) lastPrune(ctx context.Context, repo *storagev1alpha1.Reposi
 	if client.IgnoreNotFound(err) != nil {
 		return last, fmt.Errorf("cannot get prune job %q: %w", naming.PruneJob(repo.Name), err)
 	}
-	if err == nil && job.CreationTimestamp.After(last) {
+	// A hold (plan.HoldJob) in the prune Job's place is no prune.
+	if err == nil && job.Labels[plan.LabelHoldFor] == "" && job.CreationTimestamp.After(last) {
 		last = job.CreationTimestamp.Time
 	}
 	return last, nil

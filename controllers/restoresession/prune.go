@@ -38,7 +38,7 @@ func (r *reconciler) waitForPrune(ctx context.Context, rn *run) (ctrl.Result, bo
 	}
 	if err == nil && job.Labels[plan.LabelPruneOf] == repo.Name && !plan.JobFinished(job) {
 		sessionrun.SetCondition(r.clock, rn.rs, corev1alpha1.TypeRestoreExecutorEnsured, false, corev1alpha1.ReasonWaitingForPrune,
-			fmt.Sprintf("waiting for prune job %q of repository %s/%s to finish", job.Name, repo.Namespace, repo.Name))
+			fmt.Sprintf("waiting for %s of repository %s/%s to finish", plan.Holding(job), repo.Namespace, repo.Name))
 		return ctrl.Result{RequeueAfter: pruneRecheck}, true, nil
 	}
 	return ctrl.Result{}, false, nil

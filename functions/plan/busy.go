@@ -22,6 +22,24 @@ import (
 // half way, or (a restic check that takes no lock, as a verification's and
 // a backup's do) report a snapshot that vanished under it.
 func RepositoryBusy(ctx context.Context, c client.Reader, repo *storagev1alpha1.Repository) (string, error) {
+	if busy, err := RepositoryInUse(ctx, c, repo); busy != "" || err != nil {
+		return busy, err
+	}
+	job := &batchv1.Job{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: repo.Namespace, Name: naming.PruneJob(repo.Name)}, job)
+	if client.IgnoreNotFound(err) != nil {
+		return "", fmt.Errorf("cannot get the prune job of repository %q: %w", repo.Name, err)
+	}
+	if err == nil && job.Labels[LabelPruneOf] == repo.Name && !JobFinished(job) {
+		return fmt.Sprintf("%s is running in namespace %s", Holding(job), job.Namespace), nil
+	}
+	return "", nil
+}
+
+// RepositoryInUse is RepositoryBusy without the prune Job: a backup or a
+// restore that reads or writes the Repository's data now. What holds the
+// prune Job's place (HoldJob) checks it once it holds it.
+func RepositoryInUse(ctx context.Context, c client.Reader, repo *storagev1alpha1.Repository) (string, error) {
 	snaps := &storagev1alpha1.SnapshotList{}
 	if err := c.List(ctx, snaps, client.InNamespace(repo.Namespace), client.MatchingLabels{storagev1alpha1.LabelRepository: repo.Name}); err != nil {
 		return "", fmt.Errorf("cannot list snapshots: %w", err)
@@ -30,14 +48,6 @@ func RepositoryBusy(ctx context.Context, c client.Reader, repo *storagev1alpha1.
 		if s.Spec.Repository == repo.Name && (s.Status.Phase == storagev1alpha1.SnapshotPending || s.Status.Phase == storagev1alpha1.SnapshotRunning) {
 			return fmt.Sprintf("the backup of snapshot %s/%s is %s", s.Namespace, s.Name, s.Status.Phase), nil
 		}
-	}
-	job := &batchv1.Job{}
-	err := c.Get(ctx, client.ObjectKey{Namespace: repo.Namespace, Name: naming.PruneJob(repo.Name)}, job)
-	if client.IgnoreNotFound(err) != nil {
-		return "", fmt.Errorf("cannot get the prune job of repository %q: %w", repo.Name, err)
-	}
-	if err == nil && job.Labels[LabelPruneOf] == repo.Name && !JobFinished(job) {
-		return fmt.Sprintf("prune job %s/%s is running", job.Namespace, job.Name), nil
 	}
 	return restoreReading(ctx, c, repo)
 }

@@ -112,7 +112,7 @@ func PruneBlocked(ctx context.Context, c client.Reader, repo *storagev1alpha1.Re
 		return "", nil, fmt.Errorf("cannot get prune job %q: %w", naming.PruneJob(repo.Name), err)
 	}
 	if !JobFinished(old) {
-		return fmt.Sprintf("prune job %q is still running", old.Name), nil, nil
+		return fmt.Sprintf("%s is still running", Holding(old)), nil, nil
 	}
 	return "", old, nil
 }

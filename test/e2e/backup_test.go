@@ -46,6 +46,22 @@ func seedAppBackup(t *testing.T, kube client.Client, files int, seed uint64, mod
 	return seedAppBackupWith(t, kube, files, seed, configuration(`{"paths": ["/var/lib/app"]}`), mods...)
 }
 
+// firstSnapshot waits for the seed's first backup to succeed and names
+// its Snapshot, the only one in namespace default.
+func firstSnapshot(t *testing.T, kube client.Client) string {
+	t.Helper()
+	var snap string
+	poll(t, 3*time.Minute, "the first backup did not succeed", func(ctx context.Context) (bool, error) {
+		list := &storagev1alpha1.SnapshotList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) != 1 {
+			return false, nil
+		}
+		snap = list.Items[0].Name
+		return list.Items[0].Status.Phase == storagev1alpha1.SnapshotSucceeded, nil
+	})
+	return snap
+}
+
 // seedAppBackupWith is seedAppBackup with the BackupConfiguration bc.
 func seedAppBackupWith(t *testing.T, kube client.Client, files int, seed uint64, bc *corev1alpha1.BackupConfiguration, mods ...func(*appsv1.Deployment, *corev1alpha1.BackupConfiguration)) (string, string) {
 	t.Helper()

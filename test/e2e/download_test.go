@@ -30,15 +30,7 @@ func TestDownload(t *testing.T) {
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
 	defer dumpOnFailure(t, kube, &batchv1.JobList{})
 	_, data := seedAppBackup(t, kube, 80, 31)
-	var snap string
-	poll(t, 3*time.Minute, "the first backup did not succeed", func(ctx context.Context) (bool, error) {
-		list := &storagev1alpha1.SnapshotList{}
-		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil || len(list.Items) != 1 {
-			return false, nil
-		}
-		snap = list.Items[0].Name
-		return list.Items[0].Status.Phase == storagev1alpha1.SnapshotSucceeded, nil
-	})
+	snap := firstSnapshot(t, kube)
 	bin, err := devclustertest.BinDir()
 	if err != nil {
 		t.Fatal(err)
