@@ -141,6 +141,13 @@ func (j *Jobs) Render(ctx context.Context, fn *addonsv1alpha1.Function, a hookru
 	job := jobs[0]
 	job.Name = a.Job
 	shape(job, a)
+	// The template's volumes are refused a host path at admission; one
+	// written before that rule is refused here.
+	for _, v := range job.Spec.Template.Spec.Volumes {
+		if v.HostPath != nil {
+			return nil, &hookrun.Invalid{Reason: fmt.Sprintf("hook %q: volume %q mounts host path %q; a hook's Job may not mount a host path", a.Hook, v.Name, v.HostPath.Path)}
+		}
+	}
 	return job, nil
 }
 

@@ -115,6 +115,16 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 			attempt:     attempt("absent"),
 			wantInvalid: `function "absent" does not exist`,
 		},
+		"HostPath": {
+			reason: "A template volume mounting a host path (written before admission refused it) is a hook that cannot run.",
+			attempt: func() hookrun.Attempt {
+				a := attempt("echo")
+				a.Template.Executor.Function.Volumes = append(a.Template.Executor.Function.Volumes,
+					corev1.Volume{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
+				return a
+			}(),
+			wantInvalid: `hook "dump": volume "root" mounts host path "/"; a hook's Job may not mount a host path`,
+		},
 		"TwoJobs": {
 			reason:      "A hook's Function renders exactly one Job.",
 			attempt:     attempt("two"),
