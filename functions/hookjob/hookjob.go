@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -141,14 +142,53 @@ func (j *Jobs) Render(ctx context.Context, fn *addonsv1alpha1.Function, a hookru
 	job := jobs[0]
 	job.Name = a.Job
 	shape(job, a)
-	// The template's volumes are refused a host path at admission; one
-	// written before that rule is refused here.
+	// A host path only at one the target's own pods mount, as for the
+	// Jobs of a run's tasks (functions/render's Job rules): a tenant's
+	// HookTemplate reads no other node files.
+	allowed, err := j.targetHostPaths(ctx, a)
+	if err != nil {
+		return nil, err
+	}
 	for _, v := range job.Spec.Template.Spec.Volumes {
-		if v.HostPath != nil {
-			return nil, &hookrun.Invalid{Reason: fmt.Sprintf("hook %q: volume %q mounts host path %q; a hook's Job may not mount a host path", a.Hook, v.Name, v.HostPath.Path)}
+		if v.HostPath != nil && !allowed[v.HostPath.Path] {
+			return nil, &hookrun.Invalid{Reason: fmt.Sprintf("hook %q: volume %q mounts host path %q, which the target's pods do not mount; a hook's Job mounts only the target's own host paths", a.Hook, v.Name, v.HostPath.Path)}
 		}
 	}
 	return job, nil
+}
+
+// podOwners are the kinds whose pod template a hook's target may name,
+// by their apps/v1 kind.
+var podOwners = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true}
+
+// targetHostPaths are the host paths the pod template of the attempt's
+// target mounts: none for a target of another kind, or one that is gone.
+func (j *Jobs) targetHostPaths(ctx context.Context, a hookrun.Attempt) (map[string]bool, error) {
+	kind, name, ns := a.Vars[hookrun.VarTargetKind], a.Vars[hookrun.VarTargetName], a.Vars[hookrun.VarTargetNamespace]
+	if ns == "" {
+		ns = a.Owner.GetNamespace()
+	}
+	out := map[string]bool{}
+	if !podOwners[kind] || name == "" {
+		return out, nil
+	}
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("apps/v1")
+	u.SetKind(kind)
+	err := j.Kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u)
+	if kerrors.IsNotFound(err) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot get %s %s/%s: %w", strings.ToLower(kind), ns, name, err)
+	}
+	vols, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "volumes")
+	for _, v := range vols {
+		if p, ok, _ := unstructured.NestedString(v.(map[string]any), "hostPath", "path"); ok {
+			out[p] = true
+		}
+	}
+	return out, nil
 }
 
 // shape makes a rendered Job one attempt of the hook: the template's env,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,6 +88,8 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 		// wantInvalid is the *Invalid error's reason, "" when it starts.
 		wantInvalid string
 		want        *batchv1.Job
+		// wantVolumes, for a case without want, are the Job's volumes.
+		wantVolumes []corev1.Volume
 	}{
 		"OneJobShapedAsAnAttempt": {
 			reason:  "A template param #Params does not declare is left out (it serves ${NAME} references). The Job takes the attempt's name, the template's env, volumes and mounts, the run's variables, no retries of its own, the hook's timeout, and is kept until its session goes.",
@@ -123,7 +126,27 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 					corev1.Volume{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
 				return a
 			}(),
-			wantInvalid: `hook "dump": volume "root" mounts host path "/"; a hook's Job may not mount a host path`,
+			wantInvalid: `hook "dump": volume "root" mounts host path "/", which the target's pods do not mount; a hook's Job mounts only the target's own host paths`,
+		},
+		"TargetHostPath": {
+			reason: "A host path the target's own pods mount is the target's data: a hook may work on it.",
+			attempt: func() hookrun.Attempt {
+				a := attempt("echo")
+				a.Vars[hookrun.VarTargetKind] = "Deployment"
+				a.Template.Executor.Function.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/web"}}}}
+				return a
+			}(),
+			wantVolumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/web"}}}},
+		},
+		"OtherHostPath": {
+			reason: "Another host path than the target's is refused.",
+			attempt: func() hookrun.Attempt {
+				a := attempt("echo")
+				a.Vars[hookrun.VarTargetKind] = "Deployment"
+				a.Template.Executor.Function.Volumes = []corev1.Volume{{Name: "etc", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}}}
+				return a
+			}(),
+			wantInvalid: `hook "dump": volume "etc" mounts host path "/etc", which the target's pods do not mount; a hook's Job mounts only the target's own host paths`,
 		},
 		"TwoJobs": {
 			reason:      "A hook's Function renders exactly one Job.",
@@ -133,7 +156,9 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			kube := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(fn, two).Build()
+			web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "web"}, Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv/web"}}}}}}}}
+			kube := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(fn, two, web).Build()
 			j := &Jobs{Kube: kube, Renderer: render.New(render.Options{}), Image: "stashplane", Clock: clocktesting.NewFakeClock(time.Now())}
 			err := j.Start(context.Background(), tc.attempt)
 			var inv *hookrun.Invalid
@@ -154,7 +179,11 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 				t.Errorf("the Job is not controlled by its session: %+v", got.OwnerReferences)
 			}
 			got.OwnerReferences, got.ResourceVersion, got.TypeMeta = nil, "", metav1.TypeMeta{}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
+			if tc.want == nil {
+				if diff := cmp.Diff(tc.wantVolumes, got.Spec.Template.Spec.Volumes); diff != "" {
+					t.Errorf("%s\njob volumes (-want +got):\n%s", tc.reason, diff)
+				}
+			} else if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\njob (-want +got):\n%s", tc.reason, diff)
 			}
 			// Starting the same attempt again is not an error.

@@ -389,13 +389,6 @@ func TestCreate(t *testing.T) {
 			mutate:   []mutation{set("spec.executor.type", "Function")},
 			want:     want{invalid: true, messages: []string{"spec.executor", "function is required when type is Function"}},
 		},
-		"HookTemplateFunctionHostPath": {
-			reason:   "A Function hook's Job may not mount a host path.",
-			manifest: hookTemplate,
-			mutate: []mutation{set("spec.executor", map[string]any{"type": "Function", "function": map[string]any{"name": "pg-freeze",
-				"volumes": []any{map[string]any{"name": "root", "hostPath": map[string]any{"path": "/"}}}}})},
-			want: want{invalid: true, messages: []string{"a hook's Job may not mount a host path"}},
-		},
 		"HookTemplateBadExecutor": {
 			reason:   "An executor type outside Function, Pod and Operator should be rejected.",
 			manifest: hookTemplate,

@@ -131,11 +131,8 @@ type FunctionHookExecutorSpec struct {
 	// +optional
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
 
-	// Volumes of the hook's Job. A host path is refused: a hook's Job runs
-	// on whichever node it is scheduled to and reads no node's files.
+	// Volumes of the hook's Job.
 	// +optional
-	// +kubebuilder:validation:MaxItems=64
-	// +kubebuilder:validation:XValidation:rule="self.all(v, !has(v.hostPath))",message="volumes: a hook's Job may not mount a host path"
 	Volumes []corev1.Volume `json:"volumes,omitempty"`
 }
 
