@@ -156,7 +156,7 @@ func (r *Runner) recreate(ctx context.Context, data []byte, o ObjectsRestore, re
 			for _, h := range held {
 				names = append(names, h.GetKind()+" "+h.GetName())
 			}
-			return &reasonError{reason: ReasonDataNotRestored, msg: fmt.Sprintf("components %s were not restored, so %s keep no pods (annotation %s holds a workload's replicas; a DaemonSet's pods select the node label %s, which no node has)",
+			return &reasonError{reason: ReasonDataNotRestored, msg: fmt.Sprintf("components %s were not restored, so %s keep no pods (annotation %s holds a workload's replicas; a DaemonSet's pods select the node label %s, which no node has; a CronJob stays suspended, that annotation saying whether it was)",
 				strings.Join(failed, ", "), strings.Join(names, ", "), corev1alpha1.AnnotationHeldReplicas, corev1alpha1.LabelHeld)}
 		}
 		if err := resourcedump.Release(ctx, r.Kube, held); err != nil {

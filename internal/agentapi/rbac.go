@@ -131,6 +131,10 @@ func objectKinds() []rbacv1.PolicyRule {
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}},
 		{APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"roles", "rolebindings"}},
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupconfigurations"}},
+		{APIGroups: []string{"batch"}, Resources: []string{"cronjobs"}},
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "networkpolicies"}},
+		{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}},
 	}
 }
 

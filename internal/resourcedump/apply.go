@@ -40,9 +40,25 @@ const AnnotationHeldReplicas = corev1alpha1.AnnotationHeldReplicas
 // replicas (1 when unset) go into AnnotationHeldReplicas and spec.replicas
 // becomes 0. A DaemonSet, which has no replicas, gets corev1alpha1.LabelHeld
 // in its pods' nodeSelector, which no node matches, and as an annotation.
-// Other kinds are left as they are, and false returned.
+// A CronJob is suspended, corev1alpha1.LabelHeld recording as an
+// annotation whether it was. Other kinds are left as they are, and false
+// returned.
 func Hold(u *unstructured.Unstructured) bool {
 	gk := groupKind(u)
+	if gk == "batch/CronJob" {
+		suspended, _, err := unstructured.NestedBool(u.Object, "spec", "suspend")
+		if err != nil {
+			return false
+		}
+		a := u.GetAnnotations()
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[corev1alpha1.LabelHeld] = strconv.FormatBool(suspended)
+		u.SetAnnotations(a)
+		_ = unstructured.SetNestedField(u.Object, true, "spec", "suspend")
+		return true
+	}
 	if gk == "apps/DaemonSet" {
 		if err := unstructured.SetNestedField(u.Object, "true", "spec", "template", "spec", "nodeSelector", corev1alpha1.LabelHeld); err != nil {
 			return false
@@ -330,6 +346,19 @@ func Release(ctx context.Context, c client.Client, held []*unstructured.Unstruct
 				continue
 			}
 			return fmt.Errorf("cannot get %s %q: %w", h.GetKind(), h.GetName(), err)
+		}
+		if was, held := cur.GetAnnotations()[corev1alpha1.LabelHeld]; held && groupKind(cur) == "batch/CronJob" {
+			patch, err := json.Marshal(map[string]any{
+				"metadata": map[string]any{"annotations": map[string]any{corev1alpha1.LabelHeld: nil}},
+				"spec":     map[string]any{"suspend": was == "true"},
+			})
+			if err != nil {
+				return fmt.Errorf("cannot encode the release of %s %q: %w", h.GetKind(), h.GetName(), err)
+			}
+			if err := c.Patch(ctx, cur, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("cannot release %s %q: %w", h.GetKind(), h.GetName(), err)
+			}
+			continue
 		}
 		if _, held := cur.GetAnnotations()[corev1alpha1.LabelHeld]; held && groupKind(cur) == "apps/DaemonSet" {
 			patch := []byte(`{"metadata":{"annotations":{"` + corev1alpha1.LabelHeld + `":null}},"spec":{"template":{"spec":{"nodeSelector":{"` + corev1alpha1.LabelHeld + `":null}}}}}`)

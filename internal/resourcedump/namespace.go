@@ -32,11 +32,14 @@ import (
 
 // NamespaceResources are the resources a namespace dump holds, by the
 // name kubectl gives them, in the order they are listed: what a workload
-// needs to run and the workloads, the same kinds a workload's dump holds
-// and a restore Job may recreate (agentapi's object rules).
+// needs to run and the workloads, the kinds a workload's dump holds, and
+// what serves, shields and scales them (CronJobs, Ingresses,
+// NetworkPolicies, PodDisruptionBudgets, HorizontalPodAutoscalers); a
+// restore Job may recreate the same kinds (agentapi's object rules).
 var NamespaceResources = []string{
 	"serviceaccounts", "configmaps", "secrets", "services", "persistentvolumeclaims",
 	"roles", "rolebindings", "deployments", "statefulsets", "daemonsets", "backupconfigurations",
+	"cronjobs", "ingresses", "networkpolicies", "poddisruptionbudgets", "horizontalpodautoscalers",
 }
 
 // resourceKinds maps each of NamespaceResources to its group and kind.
@@ -46,7 +49,14 @@ var resourceKinds = map[string]schema.GroupKind{
 	"roles": {Group: "rbac.authorization.k8s.io", Kind: "Role"}, "rolebindings": {Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"},
 	"deployments": {Group: "apps", Kind: "Deployment"}, "statefulsets": {Group: "apps", Kind: "StatefulSet"}, "daemonsets": {Group: "apps", Kind: "DaemonSet"},
 	"backupconfigurations": {Group: stashplaneGroup, Kind: "BackupConfiguration"},
+	"cronjobs":             {Group: "batch", Kind: "CronJob"},
+	"ingresses":            {Group: "networking.k8s.io", Kind: "Ingress"}, "networkpolicies": {Group: "networking.k8s.io", Kind: "NetworkPolicy"},
+	"poddisruptionbudgets": {Group: "policy", Kind: "PodDisruptionBudget"}, "horizontalpodautoscalers": {Group: "autoscaling", Kind: "HorizontalPodAutoscaler"},
 }
+
+// groupVersions are the versions a namespace dump reads its groups at; a
+// group not listed is read at v1.
+var groupVersions = map[string]string{stashplaneGroup: "v1alpha1", "autoscaling": "v2"}
 
 // NamespaceFilter picks what a namespace dump holds: the resources of
 // Include (all of NamespaceResources when empty) but those of Exclude,
@@ -120,8 +130,8 @@ func CollectNamespace(ctx context.Context, c client.Reader, ns string, f Namespa
 
 // versionOf is the version a namespace dump reads a group's kinds at.
 func versionOf(group string) string {
-	if group == stashplaneGroup {
-		return "v1alpha1"
+	if v, ok := groupVersions[group]; ok {
+		return v
 	}
 	return "v1"
 }

@@ -6,11 +6,16 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -41,6 +46,22 @@ func TestNamespaceDump(t *testing.T) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
 	}, shopApp()...)
 	objs = append(objs, bc)
+	// What serves, shields and scales the app.
+	pathType := networkingv1.PathTypePrefix
+	objs = append(objs,
+		&batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "report", Namespace: "default"}, Spec: batchv1.CronJobSpec{Schedule: "0 0 1 1 *",
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "report", Image: "busybox", Command: []string{"true"}}}}}}}}},
+		&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"}, Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{
+			Host: "shop.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+				Path: "/", PathType: &pathType, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: "app", Port: networkingv1.ServiceBackendPort{Number: 80}}}}}}}}}}},
+		&networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "app-only", Namespace: "default"}, Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "app"}}}},
+		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"}, Spec: policyv1.PodDisruptionBudgetSpec{
+			MinAvailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "app"}}}},
+		&autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "default"}, Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "app"}, MinReplicas: ptr.To[int32](1), MaxReplicas: 3}},
+	)
 	for _, o := range objs {
 		if err := kube.Create(ctx, o); err != nil {
 			t.Fatal(err)
@@ -79,8 +100,9 @@ func TestNamespaceDump(t *testing.T) {
 		t.Fatalf("restoresession %s/namespace: phase %s, components %+v, conditions %+v", copyNS, done.Status.Phase, done.Status.Components, done.Status.Conditions)
 	}
 	want := []string{
-		"BackupConfiguration/app-backup=Created", "ConfigMap/app-config=Created", "ConfigMap/unrelated=Created", "Deployment/app=Created",
-		"PersistentVolumeClaim/app-data=Created", "Role/app-reader=Created", "RoleBinding/app-reader=Created", "Secret/app-secret=Created",
+		"BackupConfiguration/app-backup=Created", "ConfigMap/app-config=Created", "ConfigMap/unrelated=Created", "CronJob/report=Created", "Deployment/app=Created",
+		"HorizontalPodAutoscaler/app=Created", "Ingress/app=Created", "NetworkPolicy/app-only=Created",
+		"PersistentVolumeClaim/app-data=Created", "PodDisruptionBudget/app=Created", "Role/app-reader=Created", "RoleBinding/app-reader=Created", "Secret/app-secret=Created",
 		"Secret/restic-password=Kept", "ServiceAccount/app-sa=Created",
 	}
 	if diff := cmp.Diff(want, outcomes(done.Status.Components[storagev1alpha1.ComponentManifest])); diff != "" {
@@ -89,6 +111,15 @@ func TestNamespaceDump(t *testing.T) {
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: copyNS, Name: "app"}, &corev1.Service{}); !kerrors.IsNotFound(err) {
 		t.Errorf("the Service the dump left out is in namespace %s, or cannot be read: %v", copyNS, err)
 	}
+	// The CronJob, suspended while the restore ran, runs again as it did.
+	poll(t, time.Minute, "the recreated CronJob was not released", func(ctx context.Context) (bool, error) {
+		cj := &batchv1.CronJob{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: copyNS, Name: "report"}, cj); err != nil {
+			return false, nil
+		}
+		_, held := cj.Annotations[corev1alpha1.LabelHeld]
+		return !held && !ptr.Deref(cj.Spec.Suspend, false), nil
+	})
 	recreated := &corev1alpha1.BackupConfiguration{}
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: copyNS, Name: "app-backup"}, recreated); err != nil {
 		t.Fatal(err)
