@@ -91,10 +91,10 @@ func desiredRemoteAccess(bc *corev1alpha1.BackupConfiguration, storages []*stora
 		}
 		rules[st.Namespace] = append(rules[st.Namespace], agentapi.StorageRulesFor(st.Name)...)
 	}
-	subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: naming.ConfigurationServiceAccount(bc.Name), Namespace: bc.Namespace}
+	subjects := access.ServiceAccounts(bc.Namespace, append([]string{naming.ConfigurationServiceAccount(bc.Name)}, jobAccounts(bc)...)...)
 	var out []client.Object
 	for _, ns := range order {
-		out = append(out, access.Grant(naming.ConfigurationGrant(bc.Namespace, bc.Name), ns, remoteLabels(bc), rules[ns], subject)...)
+		out = append(out, access.Grant(naming.ConfigurationGrant(bc.Namespace, bc.Name), ns, remoteLabels(bc), rules[ns], subjects...)...)
 	}
 	return out
 }

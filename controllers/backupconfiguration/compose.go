@@ -6,6 +6,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"slices"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
@@ -72,7 +73,20 @@ func desiredAccess(bc *corev1alpha1.BackupConfiguration, readsObjects bool) []cl
 	if readsObjects {
 		rules = append(rules, agentapi.ObjectReadRules()...)
 	}
-	return access.Objects(naming.ConfigurationServiceAccount(bc.Name), bc.Namespace, labels(bc), rules)
+	return access.Objects(naming.ConfigurationServiceAccount(bc.Name), bc.Namespace, labels(bc), rules, jobAccounts(bc)...)
+}
+
+// jobAccounts are the ServiceAccounts the sessions' jobTemplates run the
+// backup Jobs as instead of the configuration's own: they are granted
+// what it is, or their Jobs could not read the storage or report.
+func jobAccounts(bc *corev1alpha1.BackupConfiguration) []string {
+	var out []string
+	for i := range bc.Spec.Sessions {
+		if sa := bc.Spec.Sessions[i].Addon.ServiceAccount(); sa != "" && !slices.Contains(out, sa) {
+			out = append(out, sa)
+		}
+	}
+	return out
 }
 
 func desiredCronJobs(bc *corev1alpha1.BackupConfiguration, image string) []*batchv1.CronJob {

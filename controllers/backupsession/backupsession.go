@@ -298,7 +298,11 @@ func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, erro
 	if rn.started {
 		return ctrl.Result{}, false, nil
 	}
-	if err := r.grantReport(ctx, rn.bs, rn.snaps); err != nil {
+	var jobAccount string
+	if s := session(rn.bc, rn.bs.Spec.Session); s != nil {
+		jobAccount = s.Addon.ServiceAccount()
+	}
+	if err := r.grantReport(ctx, rn.bs, rn.snaps, jobAccount); err != nil {
 		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
 		return res, true, err
 	}

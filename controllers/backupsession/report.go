@@ -25,19 +25,21 @@ import (
 const fieldOwner = client.FieldOwner("stashplane-backupsession")
 
 // reportGrant is the Role and RoleBinding of a run's report right.
-func reportGrant(bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot) []client.Object {
+// The Jobs run as the configuration's ServiceAccount, or as the one the
+// session's jobTemplate names (jobAccount).
+func reportGrant(bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot, jobAccount string) []client.Object {
 	names := make([]string, 0, len(snaps))
 	for _, s := range snaps {
 		names = append(names, s.Name)
 	}
-	subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: naming.ConfigurationServiceAccount(bs.Spec.Invoker.Name), Namespace: bs.Namespace}
+	subjects := access.ServiceAccounts(bs.Namespace, naming.ConfigurationServiceAccount(bs.Spec.Invoker.Name), jobAccount)
 	labels := map[string]string{corev1alpha1.LabelBackupSession: bs.Name}
-	return access.Grant(naming.BackupReportGrant(bs.Name), bs.Namespace, labels, agentapi.ReportRulesFor(names), subject)
+	return access.Grant(naming.BackupReportGrant(bs.Name), bs.Namespace, labels, agentapi.ReportRulesFor(names), subjects...)
 }
 
 // grantReport applies the run's report grant, controlled by the session.
-func (r *reconciler) grantReport(ctx context.Context, bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot) error {
-	for _, o := range reportGrant(bs, snaps) {
+func (r *reconciler) grantReport(ctx context.Context, bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot, jobAccount string) error {
+	for _, o := range reportGrant(bs, snaps, jobAccount) {
 		if err := access.ApplyOwned(ctx, r.kube, bs, o, fieldOwner); err != nil {
 			return err
 		}

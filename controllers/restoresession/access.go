@@ -98,11 +98,13 @@ func desiredAccess(rs *corev1alpha1.RestoreSession, in plan.Inputs, recreates bo
 	sa := naming.RestoreServiceAccount(rs.Name)
 	for ns, rules := range grants(rs, in.Repository, in.Snapshot.Name, st, recreates) {
 		if ns == rs.Namespace {
-			local = access.Objects(sa, ns, map[string]string{corev1alpha1.LabelRestoreSession: rs.Name}, rules)
+			local = access.Objects(sa, ns, map[string]string{corev1alpha1.LabelRestoreSession: rs.Name}, rules, rs.Spec.Addon.ServiceAccount())
 			continue
 		}
-		subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: rs.Namespace}
-		remote = append(remote, access.Grant(remoteName(rs), ns, remoteLabels(rs), rules, subject)...)
+		// The Jobs run as the session's ServiceAccount, or as the one its
+		// jobTemplate names.
+		subjects := access.ServiceAccounts(rs.Namespace, sa, rs.Spec.Addon.ServiceAccount())
+		remote = append(remote, access.Grant(remoteName(rs), ns, remoteLabels(rs), rules, subjects...)...)
 	}
 	return local, remote
 }

@@ -29,19 +29,35 @@ func ApplyOwned(ctx context.Context, kube client.Client, owner, o client.Object,
 
 // Objects returns a ServiceAccount, a Role holding rules and the
 // RoleBinding between them, all named name in namespace ns, ready for
-// server-side apply.
-func Objects(name, ns string, labels map[string]string, rules []rbacv1.PolicyRule) []client.Object {
+// server-side apply. The RoleBinding binds too the ServiceAccounts of ns
+// named also: those a user's jobTemplate runs the Jobs as.
+func Objects(name, ns string, labels map[string]string, rules []rbacv1.PolicyRule, also ...string) []client.Object {
 	sa := &corev1.ServiceAccount{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
 	}
-	return append([]client.Object{sa}, Grant(name, ns, labels, rules, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns})...)
+	return append([]client.Object{sa}, Grant(name, ns, labels, rules, ServiceAccounts(ns, append([]string{name}, also...)...)...)...)
 }
 
-// Grant returns a Role holding rules and a RoleBinding of it to subject,
-// both named name in namespace ns, ready for server-side apply. The
-// subject may be an account of another namespace.
-func Grant(name, ns string, labels map[string]string, rules []rbacv1.PolicyRule, subject rbacv1.Subject) []client.Object {
+// ServiceAccounts are the subjects of the ServiceAccounts of namespace ns
+// with the given names, each once, empty names left out, in order.
+func ServiceAccounts(ns string, names ...string) []rbacv1.Subject {
+	var out []rbacv1.Subject
+	seen := map[string]bool{}
+	for _, n := range names {
+		if n == "" || seen[n] {
+			continue
+		}
+		seen[n] = true
+		out = append(out, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: n, Namespace: ns})
+	}
+	return out
+}
+
+// Grant returns a Role holding rules and a RoleBinding of it to the
+// subjects, both named name in namespace ns, ready for server-side apply.
+// A subject may be an account of another namespace.
+func Grant(name, ns string, labels map[string]string, rules []rbacv1.PolicyRule, subjects ...rbacv1.Subject) []client.Object {
 	meta := func() metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
 	}
@@ -51,7 +67,7 @@ func Grant(name, ns string, labels map[string]string, rules []rbacv1.PolicyRule,
 			TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
 			ObjectMeta: meta(),
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-			Subjects:   []rbacv1.Subject{subject},
+			Subjects:   subjects,
 		},
 	}
 }

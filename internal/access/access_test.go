@@ -27,6 +27,35 @@ func TestObjects(t *testing.T) {
 	}
 }
 
+// TestObjectsAlso: the accounts a user's jobTemplate names are bound to
+// the Role too, each once, beside the account Stashplane makes.
+func TestObjectsAlso(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		also   []string
+		want   []string
+	}{
+		"None":     {reason: "Without a named account only Stashplane's is bound.", want: []string{"runner"}},
+		"Named":    {reason: "A named account is bound beside it.", also: []string{"backup-runner"}, want: []string{"runner", "backup-runner"}},
+		"Repeated": {reason: "An account named twice, empty or Stashplane's own, is bound once.", also: []string{"b", "", "b", "runner"}, want: []string{"runner", "b"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			rb := Objects("runner", "apps", nil, nil, tc.also...)[2].(*rbacv1.RoleBinding)
+			var got []string
+			for _, s := range rb.Subjects {
+				if s.Kind != rbacv1.ServiceAccountKind || s.Namespace != "apps" {
+					t.Errorf("%s\nsubject %+v is not a ServiceAccount of apps", tc.reason, s)
+				}
+				got = append(got, s.Name)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nRoleBinding subjects: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
 func TestVerdictPolicy(t *testing.T) {
 	cases := map[string]struct {
 		reason string

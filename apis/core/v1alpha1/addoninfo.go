@@ -49,6 +49,16 @@ type AddonInfo struct {
 	ContainerRuntimeSettings *storagev1alpha1.ContainerRuntimeSettings `json:"containerRuntimeSettings,omitempty"`
 }
 
+// ServiceAccount is the ServiceAccount the jobTemplate runs the addon's
+// Jobs as, or "" when it names none (they run as the one Stashplane
+// makes).
+func (a *AddonInfo) ServiceAccount() string {
+	if a == nil || a.JobTemplate == nil {
+		return ""
+	}
+	return a.JobTemplate.Spec.ServiceAccountName
+}
+
 // AddonJobTemplate tunes the Jobs an addon's tasks render: the Jobs' retry,
 // deadline and clean-up, and their pods' metadata and settings.
 type AddonJobTemplate struct {
