@@ -46,6 +46,9 @@ type Options struct {
 	// AmbientNamespaces may use storages of other namespaces that name no
 	// credential Secret.
 	AmbientNamespaces []string
+	// ClusterDumpNamespaces may hold configurations that dump the whole
+	// cluster.
+	ClusterDumpNamespaces []string
 }
 
 // Setup adds every Stashplane controller to the manager.
@@ -65,7 +68,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			})
 		},
 		func(m ctrl.Manager, o Options) error {
-			return backupconfiguration.Setup(m, backupconfiguration.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces})
+			return backupconfiguration.Setup(m, backupconfiguration.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces,
+				ClusterDumpNamespaces: o.ClusterDumpNamespaces})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return backupsession.Setup(m, backupsession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer})

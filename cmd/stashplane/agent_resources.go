@@ -24,16 +24,19 @@ func targetFlags(fs *pflag.FlagSet, t *resourcedump.Ref) {
 // workload's objects and what it needs, stored as a stream.
 //
 // With --target-kind=Namespace it is the kubedump-addon's: the objects of
-// the namespace, filtered.
+// the namespace, filtered; with no target, of the whole cluster.
 func backupResourcesCommand() *cobra.Command {
 	var t resourcedump.Ref
-	var f resourcedump.NamespaceFilter
+	var f resourcedump.ClusterFilter
 	cmd := agentSubcommand("resources", agent.KindBackupStream, "Store a workload's Kubernetes objects and what it needs to run, or a namespace's, in a component of a Snapshot (runs inside manifest-backup Jobs)",
 		func(ctx context.Context, r *agent.Runner) error { return r.BackupObjects(ctx, t, f) })
 	targetFlags(cmd.Flags(), &t)
 	cmd.Flags().StringSliceVar(&f.Include, "include-resources", nil, "a namespace dump: the resources it holds (default all of "+strings.Join(resourcedump.NamespaceResources, ", ")+")")
 	cmd.Flags().StringSliceVar(&f.Exclude, "exclude-resources", nil, "a namespace dump: resources it leaves out")
 	cmd.Flags().StringVar(&f.Selector, "selector", "", "a namespace dump: the label selector its objects match (kubectl's -l syntax)")
+	cmd.Flags().StringSliceVar(&f.IncludeNamespaces, "include-namespaces", nil, "a dump of the cluster (no --target-kind): the namespaces it holds (default all)")
+	cmd.Flags().StringSliceVar(&f.ExcludeNamespaces, "exclude-namespaces", nil, "a dump of the cluster: namespaces it leaves out")
+	cmd.Flags().BoolVar(&f.ClusterResources, "cluster-resources", true, "a dump of the cluster: hold the cluster-scoped "+strings.Join(resourcedump.ClusterResources, ", ")+" too")
 	return cmd
 }
 
@@ -46,6 +49,7 @@ func restoreResourcesCommand() *cobra.Command {
 		func(ctx context.Context, r *agent.Runner) error { return r.RestoreObjects(ctx, o) })
 	targetFlags(cmd.Flags(), &o.Target)
 	cmd.Flags().BoolVar(&o.Overwrite, "overwrite", false, "replace objects that exist (they are kept otherwise)")
+	cmd.Flags().StringVar(&o.SourceNamespace, "source-namespace", "", "of a dump holding several namespaces (a dump of the cluster), the one whose objects to recreate")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", os.Getenv(agentapi.EnvObjectsDryRun) == "true", "only ask the API server to accept each object (a server-side dry run); make none (default from "+agentapi.EnvObjectsDryRun+")")
 	return cmd
 }

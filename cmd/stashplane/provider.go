@@ -47,6 +47,7 @@ func providerCommand() *cobra.Command {
 	f.BoolVar(&o.LeaderElection, "leader-election", false, "take turns with other replicas")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")
 	f.DurationVar(&o.PollInterval, "poll-interval", time.Minute, "how often storage objects are observed without a change")
+	f.StringSliceVar(&o.ClusterDumpNamespaces, "cluster-dump-namespaces", nil, "namespaces whose BackupConfigurations may dump the whole cluster (the kubedump-addon without a target): such a dump reads every Secret; none by default")
 	f.StringSliceVar(&o.AmbientNamespaces, "ambient-credential-namespaces", nil, "namespaces whose Jobs may use BackupStorages of other namespaces that name no credential Secret (their pods' cloud identity); none by default")
 	return cmd
 }

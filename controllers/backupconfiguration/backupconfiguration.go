@@ -45,6 +45,9 @@ type Options struct {
 	// AmbientNamespaces may use storages of other namespaces that name no
 	// credential Secret (access.CheckStorage).
 	AmbientNamespaces []string
+	// ClusterDumpNamespaces may hold configurations without a target,
+	// which dump the whole cluster (checkTarget).
+	ClusterDumpNamespaces []string
 }
 
 // Setup adds the BackupConfiguration controllers to the manager.
@@ -52,7 +55,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Renderer == nil {
 		o.Renderer = render.New(render.Options{})
 	}
-	r := &validator{kube: mgr.GetClient(), renderer: o.Renderer, ambient: o.AmbientNamespaces, log: o.Log.WithValues("controller", "backupconfiguration-validation")}
+	r := &validator{kube: mgr.GetClient(), renderer: o.Renderer, ambient: o.AmbientNamespaces, clusterDump: o.ClusterDumpNamespaces, log: o.Log.WithValues("controller", "backupconfiguration-validation")}
 	all := handler.EnqueueRequestsFromMapFunc(allInNamespace(mgr.GetClient()))
 	everywhere := handler.EnqueueRequestsFromMapFunc(allConfigurations(mgr.GetClient()))
 	err := ctrl.NewControllerManagedBy(mgr).
@@ -113,7 +116,9 @@ type validator struct {
 	kube     client.Client
 	renderer *render.Renderer
 	ambient  []string
-	log      logr.Logger
+	// clusterDump are the namespaces that may dump the whole cluster.
+	clusterDump []string
+	log         logr.Logger
 }
 
 func (v *validator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -122,7 +127,7 @@ func (v *validator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := bc.DeepCopy()
-	in := &input{kube: v.kube, renderer: v.renderer, ambient: v.ambient, bc: bc, status: &bc.Status}
+	in := &input{kube: v.kube, renderer: v.renderer, ambient: v.ambient, clusterDump: v.clusterDump, bc: bc, status: &bc.Status}
 	msg, invalid, err := run(ctx, in)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -33,7 +34,9 @@ type input struct {
 	renderer *render.Renderer
 	// ambient are the namespaces that may use storages without a Secret.
 	ambient []string
-	bc      *corev1alpha1.BackupConfiguration
+	// clusterDump are the namespaces that may dump the whole cluster.
+	clusterDump []string
+	bc          *corev1alpha1.BackupConfiguration
 	// status collects the per-backend and target findings the checks make.
 	status *corev1alpha1.BackupConfigurationStatus
 }
@@ -143,7 +146,7 @@ func checkTarget(ctx context.Context, in *input) (string, bool, error) {
 	found := false
 	in.status.TargetFound = &found
 	if t == nil {
-		return "the configuration has no target", true, nil
+		return checkClusterDump(in)
 	}
 	proto, ok := targetKinds[t.Kind]
 	if !ok {
@@ -166,6 +169,37 @@ func checkTarget(ctx context.Context, in *input) (string, bool, error) {
 	}
 	found = true
 	return "", false, nil
+}
+
+// ClusterDumpAddon is the addon whose configurations without a target
+// dump the whole cluster.
+const ClusterDumpAddon = "kubedump-addon"
+
+// checkClusterDump: a configuration without a target is a dump of the
+// whole cluster, which only the kubedump-addon makes and only a namespace
+// the operator lists (--cluster-dump-namespaces) may ask for: it reads
+// every Secret of the cluster, so its Jobs run as an account the operator
+// grants that (jobTemplate.spec.serviceAccountName).
+func checkClusterDump(in *input) (string, bool, error) {
+	for _, s := range in.bc.Spec.Sessions {
+		if s.Addon == nil || s.Addon.Name != ClusterDumpAddon {
+			return fmt.Sprintf("the configuration has no target: session %q would back up nothing; name a workload, a claim or this namespace (spec.target), or dump the whole cluster with the %s", s.Name, ClusterDumpAddon), true, nil
+		}
+	}
+	if !slices.Contains(in.clusterDump, in.bc.Namespace) {
+		return fmt.Sprintf("the configuration has no target, so it dumps the whole cluster, every Secret included; namespace %q may not: the provider lets only the namespaces its --cluster-dump-namespaces flag lists (%s) do so", in.bc.Namespace, listOrNone(in.clusterDump)), true, nil
+	}
+	found := true
+	in.status.TargetFound = &found
+	return "", false, nil
+}
+
+// listOrNone is names comma-separated, or "none".
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // checkBackends: each backend's storage exists, admits the configuration's

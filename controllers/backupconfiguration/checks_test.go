@@ -125,7 +125,11 @@ func TestTarget(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		target *storagev1alpha1.TypedObjectReference
-		want   want
+		// addon of the session, and the namespaces that may dump the
+		// cluster.
+		addon string
+		dumps []string
+		want  want
 	}{
 		"SameNamespace": {
 			reason: "A target in the configuration's namespace is found.",
@@ -155,6 +159,29 @@ func TestTarget(t *testing.T) {
 			want: want{invalid: true, msg: `spec.target: namespace "other" is refused: a configuration dumps only its own namespace "team", ` +
 				`whose objects its Jobs may read; create the configuration in "other"`},
 		},
+		"NoTargetWorkloadAddon": {
+			reason: "Without a target, an addon other than the kubedump-addon would back up nothing.",
+			addon:  "workload-addon", dumps: []string{"team"},
+			want: want{invalid: true, msg: `the configuration has no target: session "nightly" would back up nothing; ` +
+				`name a workload, a claim or this namespace (spec.target), or dump the whole cluster with the kubedump-addon`},
+		},
+		"NoTargetNotListed": {
+			reason: "A dump of the whole cluster is refused in a namespace the provider does not list, naming its flag.",
+			addon:  "kubedump-addon", dumps: []string{"dr"},
+			want: want{invalid: true, msg: `the configuration has no target, so it dumps the whole cluster, every Secret included; namespace "team" may not: ` +
+				`the provider lets only the namespaces its --cluster-dump-namespaces flag lists (dr) do so`},
+		},
+		"NoTargetNoneListed": {
+			reason: "No namespace may dump the cluster unless the operator lists it.",
+			addon:  "kubedump-addon",
+			want: want{invalid: true, msg: `the configuration has no target, so it dumps the whole cluster, every Secret included; namespace "team" may not: ` +
+				`the provider lets only the namespaces its --cluster-dump-namespaces flag lists (none) do so`},
+		},
+		"NoTargetListed": {
+			reason: "A namespace the provider lists may dump the whole cluster.",
+			addon:  "kubedump-addon", dumps: []string{"dr", "team"},
+			want: want{found: true},
+		},
 		"Missing": {
 			reason: "A target that does not exist yet is not ready, not invalid.",
 			target: &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: "gone"},
@@ -171,7 +198,10 @@ func TestTarget(t *testing.T) {
 			bc := config(nil)
 			bc.Namespace = "team"
 			bc.Spec.Target = tc.target
-			in := &input{kube: kube, bc: bc, status: &bc.Status}
+			if tc.addon != "" {
+				bc.Spec.Sessions[0].Addon = &corev1alpha1.AddonInfo{Name: tc.addon}
+			}
+			in := &input{kube: kube, bc: bc, status: &bc.Status, clusterDump: tc.dumps}
 			msg, invalid, err := checkTarget(context.Background(), in)
 			if err != nil {
 				t.Fatal(err)

@@ -62,7 +62,8 @@ func checkSpec(_ context.Context, _ *reconciler, in *startInput) (xpv2.Condition
 	case rs.Spec.Addon == nil || rs.Spec.Addon.Name == "":
 		return corev1alpha1.ReasonRestoreSpecInvalid, "spec.addon names no addon to restore with", nil
 	case rs.Spec.Target == nil || rs.Spec.Target.Name == "" || rs.Spec.Target.Kind == "":
-		return corev1alpha1.ReasonRestoreSpecInvalid, "spec.target names no target to restore into", nil
+		return corev1alpha1.ReasonRestoreSpecInvalid, "spec.target names no target to restore into (a dump of the whole cluster is recreated a namespace at a time: " +
+			"the target {kind: Namespace, name: <the session's namespace>} with the kubedump-addon's manifest-restore and its sourceNamespace parameter)", nil
 	case rs.Spec.Target.Kind == "Namespace" && rs.Spec.Target.Name != rs.Namespace:
 		return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("a namespace's objects are restored into the restoresession's own namespace %q, not %q: create the restoresession there", rs.Namespace, rs.Spec.Target.Name), nil
 	case rs.Spec.Target.Namespace != "" && rs.Spec.Target.Namespace != rs.Namespace:

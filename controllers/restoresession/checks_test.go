@@ -36,7 +36,8 @@ func TestStartChain(t *testing.T) {
 		"NoTarget": {
 			reason: "A session without a target is invalid.",
 			spec:   corev1alpha1.RestoreSessionSpec{Addon: addon},
-			want:   corev1alpha1.ReasonRestoreSpecInvalid, wantMsg: "spec.target names no target to restore into",
+			want:   corev1alpha1.ReasonRestoreSpecInvalid, wantMsg: "spec.target names no target to restore into (a dump of the whole cluster is recreated a namespace at a time: " +
+				"the target {kind: Namespace, name: <the session's namespace>} with the kubedump-addon's manifest-restore and its sourceNamespace parameter)",
 		},
 		"TargetElsewhere": {
 			reason: "A target in another namespace is invalid.",

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ const (
 	// ReasonTargetNotInManifests: the session's target neither exists nor
 	// is among the resource manifests.
 	ReasonTargetNotInManifests = "TargetNotInManifests"
+	// ReasonSourceNamespaceInvalid: the manifests hold several namespaces
+	// and the task names none of them to recreate (sourceNamespace).
+	ReasonSourceNamespaceInvalid = "SourceNamespaceInvalid"
 	// ReasonManifestsUnreadable: the resource manifests do not parse.
 	ReasonManifestsUnreadable = "ManifestsUnreadable"
 )
@@ -51,8 +55,12 @@ var dataPoll = 2 * time.Second
 // like any backup.
 //
 // A Namespace target is a namespace dump (the kubedump-addon): the
-// objects of the Job's own namespace that filter picks.
-func (r *Runner) BackupObjects(ctx context.Context, target resourcedump.Ref, filter resourcedump.NamespaceFilter) error {
+// objects of the Job's own namespace that filter picks. No target at all
+// is a dump of the whole cluster (the kubedump-addon of a configuration
+// without a target, which only the namespaces the operator lists may
+// have): every namespace's objects and the cluster-scoped ones that
+// filter picks, read with the account the Job runs as.
+func (r *Runner) BackupObjects(ctx context.Context, target resourcedump.Ref, filter resourcedump.ClusterFilter) error {
 	return r.BackupStream(ctx, ObjectsFile, func(ctx context.Context) (io.ReadCloser, error) {
 		target.Namespace = r.Options.Namespace
 		var objs []*unstructured.Unstructured
@@ -62,7 +70,9 @@ func (r *Runner) BackupObjects(ctx context.Context, target resourcedump.Ref, fil
 		case target.Kind == "Namespace" && target.Name != target.Namespace:
 			return nil, fmt.Errorf("cannot dump namespace %q from namespace %q: a namespace dump runs in the namespace it dumps; create its BackupConfiguration there", target.Name, target.Namespace)
 		case target.Kind == "Namespace":
-			objs, skipped, err = resourcedump.CollectNamespace(ctx, r.Kube, target.Namespace, filter)
+			objs, skipped, err = resourcedump.CollectNamespace(ctx, r.Kube, target.Namespace, filter.NamespaceFilter)
+		case target.Kind == "" && target.Name == "":
+			objs, skipped, err = resourcedump.CollectCluster(ctx, r.Kube, filter)
 		default:
 			objs, skipped, err = resourcedump.CollectWorkload(ctx, r.Kube, target)
 		}
@@ -92,6 +102,9 @@ type ObjectsRestore struct {
 	// server-side dry run, which validates and admits it, even one that
 	// exists), making none; a verification restores so.
 	DryRun bool
+	// SourceNamespace picks, of a dump holding several namespaces (a
+	// dump of the cluster), the one whose objects are recreated.
+	SourceNamespace string
 }
 
 // RestoreObjects recreates the objects of the component's resource
@@ -126,7 +139,11 @@ func (r *Runner) recreate(ctx context.Context, data []byte, o ObjectsRestore, re
 		return &reasonError{reason: ReasonManifestsUnreadable, msg: err.Error()}
 	}
 	dest := r.sessionNamespace()
-	resourcedump.Retarget(objs, recordedNamespace(objs), dest)
+	objs, from, err := fromNamespace(objs, o.SourceNamespace)
+	if err != nil {
+		return &reasonError{reason: ReasonSourceNamespaceInvalid, msg: err.Error()}
+	}
+	resourcedump.Retarget(objs, from, dest)
 	resourcedump.Order(objs)
 	outcomes, held := resourcedump.Apply(ctx, r.Kube, objs, resourcedump.ApplyOptions{Update: o.Overwrite, Hold: !o.DryRun, DryRun: o.DryRun})
 	if o.DryRun {
@@ -191,6 +208,36 @@ func (r *Runner) sessionNamespace() string {
 }
 
 // recordedNamespace is the namespace the objects were backed up from.
+// fromNamespace keeps, of a dump, the objects of one namespace, and names
+// it: source, else the one namespace the dump holds. A dump of several
+// namespaces (of the cluster) without source is refused, naming them;
+// its cluster-scoped objects are never recreated here.
+func fromNamespace(objs []*unstructured.Unstructured, source string) ([]*unstructured.Unstructured, string, error) {
+	var namespaces []string
+	for _, u := range objs {
+		if ns := u.GetNamespace(); ns != "" && !slices.Contains(namespaces, ns) {
+			namespaces = append(namespaces, ns)
+		}
+	}
+	if source == "" {
+		if len(namespaces) > 1 {
+			slices.Sort(namespaces)
+			return nil, "", fmt.Errorf("the resource manifests hold the objects of %d namespaces (%s): name the one to recreate here with the task's sourceNamespace parameter", len(namespaces), strings.Join(namespaces, ", "))
+		}
+		return objs, recordedNamespace(objs), nil
+	}
+	if !slices.Contains(namespaces, source) {
+		return nil, "", fmt.Errorf("the resource manifests hold no object of namespace %q (sourceNamespace); they hold %s", source, strings.Join(namespaces, ", "))
+	}
+	var out []*unstructured.Unstructured
+	for _, u := range objs {
+		if u.GetNamespace() == source {
+			out = append(out, u)
+		}
+	}
+	return out, source, nil
+}
+
 func recordedNamespace(objs []*unstructured.Unstructured) string {
 	for _, u := range objs {
 		if ns := u.GetNamespace(); ns != "" {

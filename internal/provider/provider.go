@@ -49,6 +49,9 @@ type Options struct {
 	// name no credential Secret: their Jobs act with their pods' cloud
 	// identity. Empty: none may.
 	AmbientNamespaces []string
+	// ClusterDumpNamespaces may hold BackupConfigurations that dump the
+	// whole cluster. Empty: none may.
+	ClusterDumpNamespaces []string
 	// SkipControllerNameValidation lets one process run several providers
 	// (tests, each against its own cluster); controller names are
 	// otherwise unique per process.
@@ -101,6 +104,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	err = controllers.Setup(mgr, controllers.Options{
 		Log: o.Log, Opener: opener, Reason: Reason, PollInterval: o.PollInterval, AmbientNamespaces: o.AmbientNamespaces,
+		ClusterDumpNamespaces: o.ClusterDumpNamespaces,
 	})
 	if err != nil {
 		return err

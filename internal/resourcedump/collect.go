@@ -341,6 +341,10 @@ func leftOut(u *unstructured.Unstructured) string {
 		if u.GetName() == "kube-root-ca.crt" {
 			return "the cluster's CA bundle, which every namespace gets"
 		}
+	case "/Service":
+		if u.GetNamespace() == "default" && u.GetName() == "kubernetes" {
+			return "the API server's own Service, which every cluster has"
+		}
 	}
 	if owner := metav1.GetControllerOfNoCopy(u); owner != nil {
 		return fmt.Sprintf("made by its controller, %s %q", owner.Kind, owner.Name)

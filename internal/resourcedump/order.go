@@ -36,6 +36,7 @@ const stashplaneGroup = "core.stashplane.io"
 var tiers = map[string]int{
 	"/Namespace":                                   0,
 	"/ServiceAccount":                              1,
+	"storage.k8s.io/StorageClass":                  1,
 	"rbac.authorization.k8s.io/Role":               2,
 	"rbac.authorization.k8s.io/ClusterRole":        2,
 	"rbac.authorization.k8s.io/RoleBinding":        3,

@@ -38,7 +38,15 @@ func withProvider(t *testing.T) client.Client {
 
 // providerOption changes the configuration the provider runs with, after
 // the cluster started and before the provider does.
-type providerOption func(t *testing.T, kube client.Client, cfg *rest.Config)
+type providerOption func(t *testing.T, kube client.Client, cfg *rest.Config, o *provider.Options)
+
+// withClusterDumps lets the namespaces ns dump the whole cluster
+// (--cluster-dump-namespaces).
+func withClusterDumps(ns ...string) providerOption {
+	return func(_ *testing.T, _ client.Client, _ *rest.Config, o *provider.Options) {
+		o.ClusterDumpNamespaces = ns
+	}
+}
 
 // clusterWithCRDs starts a dev cluster with Stashplane's CRDs and returns
 // a client that knows the provider's kinds.
@@ -81,13 +89,14 @@ func withProviderClusterOn(t *testing.T, network string, opts ...providerOption)
 	done := make(chan error, 1)
 	log := ctrl.Log.WithName(t.Name())
 	cfg := c.Config()
+	po := provider.Options{
+		Log: log, MetricsAddress: "0", HealthAddress: "0", PollInterval: 5 * time.Second, SkipControllerNameValidation: true,
+	}
 	for _, o := range opts {
-		o(t, kube, cfg)
+		o(t, kube, cfg, &po)
 	}
 	go func() {
-		done <- provider.Run(ctx, cfg, provider.Options{
-			Log: log, MetricsAddress: "0", HealthAddress: "0", PollInterval: 5 * time.Second, SkipControllerNameValidation: true,
-		})
+		done <- provider.Run(ctx, cfg, po)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -33,7 +33,7 @@ const (
 // a ClusterRole of rules only, as Crossplane runs it once the RBAC manager
 // and package/rbac/provider.yaml granted their rules.
 func asProviderServiceAccount(rules []rbacv1.PolicyRule) providerOption {
-	return func(t *testing.T, kube client.Client, cfg *rest.Config) {
+	return func(t *testing.T, kube client.Client, cfg *rest.Config, _ *provider.Options) {
 		t.Helper()
 		name := "stashplane-provider-under-test"
 		for _, o := range []client.Object{

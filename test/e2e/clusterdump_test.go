@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/resourcedump"
+)
+
+// A configuration without a target, with the kubedump-addon, dumps the
+// whole cluster, in a namespace the provider lets do so
+// (--cluster-dump-namespaces), running as the account its jobTemplate
+// names, which the operator lets read the cluster: the dump holds the
+// objects of every namespace not excluded (Secrets included) and the
+// cluster-scoped ones, but not the API server's own roles nor what an
+// excluded namespace holds. The same configuration in a namespace the
+// provider does not list is refused, naming the flag, and runs nothing.
+func TestClusterDump(t *testing.T) {
+	t.Parallel()
+	kube, _ := withProviderCluster(t, withClusterDumps("default"))
+	ctx := context.Background()
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupConfigurationList{})
+	defer dumpOnFailure(t, kube, &batchv1.JobList{})
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	storageDir := t.TempDir()
+	storage := localStorage("shared", "default", storageDir, nil)
+	storage.Spec.UsagePolicy = admitting("dr", "yes")
+	web := deployment("web")
+	web.Namespace = "shop-b"
+	objs := []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-a", Labels: map[string]string{"dr": "yes"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-b"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "prices", Namespace: "shop-a"}, Data: map[string]string{"apple": "3"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop-a"}, Data: map[string][]byte{"password": []byte("s3cret")}},
+		web,
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "shop-viewer"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get"}}}},
+		// What the operator grants the dump's account.
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "cluster-reader", Namespace: "default"}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "cluster-dump-reader"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"get", "list"}}}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "cluster-dump-reader"}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-dump-reader"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "cluster-reader", Namespace: "default"}}},
+		storage,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},
+	}
+	dump := func(ns string) *corev1alpha1.BackupConfiguration {
+		bc := configuration(`{}`)
+		bc.Namespace, bc.Spec.Target = ns, nil
+		bc.Spec.Sessions[0].Addon = &corev1alpha1.AddonInfo{Name: "kubedump-addon", JobTemplate: jobAccount("cluster-reader"), Tasks: []corev1alpha1.TaskReference{
+			{Name: "manifest-backup", Params: &runtime.RawExtension{Raw: []byte(`{"excludeNamespaces": "kube-system,kube-public,kube-node-lease"}`)}},
+		}}
+		return bc
+	}
+	objs = append(objs, dump("default"), dump("other"))
+	for _, o := range objs {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := firstSession(t, kube)
+	poll(t, 3*time.Minute, "the cluster dump did not succeed", func(ctx context.Context) (bool, error) {
+		return sessionPhase(ctx, kube, first.Name) == corev1alpha1.BackupSessionSucceeded, nil
+	})
+	snap := &storagev1alpha1.Snapshot{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: naming.SnapshotName("app", first.Name)}, snap); err != nil {
+		t.Fatal(err)
+	}
+	c := snap.Status.Components[storagev1alpha1.ComponentManifest]
+	if c.Phase != storagev1alpha1.ComponentSucceeded || len(c.ResticStats) == 0 || c.ResticStats[0].Summary == nil {
+		t.Fatalf("snapshot %s: component %+v", snap.Name, c)
+	}
+	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentManifest))
+	dumped, err := resourcedump.Decode(hostRestic(t, repoDir, "dump", c.ResticStats[0].Summary.ID, c.ResticStats[0].Summary.HostPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, u := range dumped {
+		names = append(names, u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName())
+	}
+	for _, want := range []string{"Namespace /shop-a", "Namespace /shop-b", "ConfigMap shop-a/prices", "Secret shop-a/db", "Deployment shop-b/web",
+		"ClusterRole /shop-viewer", "ClusterRoleBinding /cluster-dump-reader", "ServiceAccount default/cluster-reader"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("the cluster dump lacks %s", want)
+		}
+	}
+	for _, n := range names {
+		if strings.Contains(n, " kube-system/") || strings.HasPrefix(n, "Namespace /kube-") || strings.Contains(n, "/system:") || n == "ClusterRole /cluster-admin" {
+			t.Errorf("the cluster dump holds %s, which it leaves out", n)
+		}
+	}
+	if i, j := slices.Index(names, "Namespace /shop-a"), slices.Index(names, "ConfigMap shop-a/prices"); i < 0 || j < i {
+		t.Errorf("the dump does not list the namespaces before their objects: %v", names)
+	}
+	t.Logf("the cluster dump holds %d objects: %s", len(names), strings.Join(names, ", "))
+
+	// One namespace of the dump recreated where its objects were lost.
+	for _, o := range []client.Object{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "prices", Namespace: "shop-a"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop-a"}},
+	} {
+		if err := kube.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := kube.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "shop-a"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}}); err != nil {
+		t.Fatal(err)
+	}
+	rs := restoreSession("from-cluster", "", snap.Name, "restic-password")
+	rs.Namespace = "shop-a"
+	rs.Spec.Target = &storagev1alpha1.TypedObjectReference{Kind: "Namespace", Name: "shop-a"}
+	rs.Spec.DataSource.Namespace = "default"
+	rs.Spec.Addon = &corev1alpha1.AddonInfo{Name: "kubedump-addon", Tasks: []corev1alpha1.TaskReference{
+		{Name: "manifest-restore", Params: &runtime.RawExtension{Raw: []byte(`{"sourceNamespace": "shop-a"}`)}},
+	}}
+	if err := kube.Create(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	done := finishedRestore(t, kube, "shop-a", rs.Name)
+	if done.Status.Phase != corev1alpha1.RestoreSucceeded {
+		t.Fatalf("restoresession shop-a/%s: phase %s, components %+v, conditions %+v", rs.Name, done.Status.Phase, done.Status.Components, done.Status.Conditions)
+	}
+	if diff := cmp.Diff([]string{"ConfigMap/prices=Created", "Secret/db=Created"}, outcomes(done.Status.Components[storagev1alpha1.ComponentManifest])); diff != "" {
+		t.Errorf("objects recreated from the cluster dump: -want +got:\n%s", diff)
+	}
+	prices := &corev1.ConfigMap{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "shop-a", Name: "prices"}, prices); err != nil || prices.Data["apple"] != "3" {
+		t.Errorf("the recreated ConfigMap: %v, %v", prices.Data, err)
+	}
+
+	other := &corev1alpha1.BackupConfiguration{}
+	poll(t, time.Minute, "the cluster dump of a namespace the provider does not list was not refused", func(ctx context.Context) (bool, error) {
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: "other", Name: "app-backup"}, other); err != nil {
+			return false, nil
+		}
+		v := other.GetCondition(corev1alpha1.TypeValidationPassed)
+		return other.Status.Phase == corev1alpha1.BackupInvokerInvalid && strings.Contains(v.Message, "--cluster-dump-namespaces"), nil
+	})
+	sessions := &corev1alpha1.BackupSessionList{}
+	if err := kube.List(ctx, sessions, client.InNamespace("other")); err != nil || len(sessions.Items) != 0 {
+		t.Errorf("the refused configuration ran %d sessions (%v)", len(sessions.Items), err)
+	}
+}
