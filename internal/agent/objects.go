@@ -139,11 +139,15 @@ func (r *Runner) recreate(ctx context.Context, data []byte, o ObjectsRestore, re
 		return &reasonError{reason: ReasonManifestsUnreadable, msg: err.Error()}
 	}
 	dest := r.sessionNamespace()
-	objs, from, err := fromNamespace(objs, o.SourceNamespace)
+	objs, from, err := fromNamespace(objs, o.SourceNamespace, o.DryRun)
 	if err != nil {
 		return &reasonError{reason: ReasonSourceNamespaceInvalid, msg: err.Error()}
 	}
-	resourcedump.Retarget(objs, from, dest)
+	if from != "" {
+		resourcedump.Retarget(objs, from, dest)
+	} else {
+		retargetEach(objs, dest)
+	}
 	resourcedump.Order(objs)
 	outcomes, held := resourcedump.Apply(ctx, r.Kube, objs, resourcedump.ApplyOptions{Update: o.Overwrite, Hold: !o.DryRun, DryRun: o.DryRun})
 	if o.DryRun {
@@ -211,8 +215,11 @@ func (r *Runner) sessionNamespace() string {
 // fromNamespace keeps, of a dump, the objects of one namespace, and names
 // it: source, else the one namespace the dump holds. A dump of several
 // namespaces (of the cluster) without source is refused, naming them;
-// its cluster-scoped objects are never recreated here.
-func fromNamespace(objs []*unstructured.Unstructured, source string) ([]*unstructured.Unstructured, string, error) {
+// its cluster-scoped objects are never recreated here. A dry run
+// (dryRun: a verification's) of such a dump keeps every object and names
+// no namespace: each namespace's objects are checked in the session's
+// (retargetEach), the cluster-scoped ones as they are.
+func fromNamespace(objs []*unstructured.Unstructured, source string, dryRun bool) ([]*unstructured.Unstructured, string, error) {
 	var namespaces []string
 	for _, u := range objs {
 		if ns := u.GetNamespace(); ns != "" && !slices.Contains(namespaces, ns) {
@@ -220,6 +227,9 @@ func fromNamespace(objs []*unstructured.Unstructured, source string) ([]*unstruc
 		}
 	}
 	if source == "" {
+		if len(namespaces) > 1 && dryRun {
+			return objs, "", nil
+		}
 		if len(namespaces) > 1 {
 			slices.Sort(namespaces)
 			return nil, "", fmt.Errorf("the resource manifests hold the objects of %d namespaces (%s): name the one to recreate here with the task's sourceNamespace parameter", len(namespaces), strings.Join(namespaces, ", "))
@@ -236,6 +246,20 @@ func fromNamespace(objs []*unstructured.Unstructured, source string) ([]*unstruc
 		}
 	}
 	return out, source, nil
+}
+
+// retargetEach moves the objects of every namespace into to, each
+// namespace's references with them.
+func retargetEach(objs []*unstructured.Unstructured, to string) {
+	byNamespace := map[string][]*unstructured.Unstructured{}
+	for _, u := range objs {
+		if ns := u.GetNamespace(); ns != "" {
+			byNamespace[ns] = append(byNamespace[ns], u)
+		}
+	}
+	for ns, group := range byNamespace {
+		resourcedump.Retarget(group, ns, to)
+	}
 }
 
 func recordedNamespace(objs []*unstructured.Unstructured) string {

@@ -23,6 +23,7 @@ func TestFromNamespace(t *testing.T) {
 		reason   string
 		objs     []*unstructured.Unstructured
 		source   string
+		dryRun   bool
 		want     []string
 		wantFrom string
 		wantErr  string
@@ -35,12 +36,14 @@ func TestFromNamespace(t *testing.T) {
 			want: []string{"ConfigMap web/c"}, wantFrom: "web"},
 		"ClusterNotPicked": {reason: "A dump of several namespaces without a source is refused, naming them.", objs: cluster,
 			wantErr: "the resource manifests hold the objects of 2 namespaces (shop, web): name the one to recreate here with the task's sourceNamespace parameter"},
+		"ClusterDryRun": {reason: "A dry run (a verification's) of a dump of the cluster checks every object, naming no namespace: each is checked in the session's.", objs: cluster, dryRun: true,
+			want: []string{"Namespace /shop", "ConfigMap shop/a", "ConfigMap web/c", "ClusterRole /r"}},
 		"Unknown": {reason: "A source the dump does not hold is refused, naming what it holds.", objs: cluster, source: "gone",
 			wantErr: `the resource manifests hold no object of namespace "gone" (sourceNamespace); they hold shop, web`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, from, err := fromNamespace(tc.objs, tc.source)
+			got, from, err := fromNamespace(tc.objs, tc.source, tc.dryRun)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("%s\nfromNamespace: %v, want an error saying %q", tc.reason, err, tc.wantErr)

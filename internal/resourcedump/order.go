@@ -156,7 +156,8 @@ func splitDocuments(data []byte) []string {
 // BackupConfiguration's storage named without a namespace (from's) is
 // named with from, so that it stays the same storage.
 func Retarget(objs []*unstructured.Unstructured, from, to string) {
-	if from == to {
+	// Objects of no namespace (cluster-scoped ones) are never moved into one.
+	if from == to || from == "" {
 		return
 	}
 	for _, u := range objs {

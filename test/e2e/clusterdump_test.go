@@ -22,6 +22,7 @@ import (
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/resourcedump"
+	"github.com/stashplane/stashplane/internal/verify"
 )
 
 // A configuration without a target, with the kubedump-addon, dumps the
@@ -112,6 +113,39 @@ func TestClusterDump(t *testing.T) {
 		t.Errorf("the dump does not list the namespaces before their objects: %v", names)
 	}
 	t.Logf("the cluster dump holds %d objects: %s", len(names), strings.Join(names, ", "))
+
+	// A verification checks every object of the dump by a dry run into
+	// the verifier's namespace; the cluster-scoped ones, which its account
+	// may not make even so, against the API's schema.
+	verifier := &corev1alpha1.BackupVerifier{
+		ObjectMeta: metav1.ObjectMeta{Name: "dump-verifier", Namespace: "default"},
+		Spec: corev1alpha1.BackupVerifierSpec{
+			Type: corev1alpha1.VerificationRestoreOnly,
+			RestoreOption: corev1alpha1.RestoreOption{
+				Target:    storagev1alpha1.TypedObjectReference{Kind: "Namespace", Name: "default"},
+				AddonInfo: corev1alpha1.AddonInfo{Name: "kubedump-addon", Tasks: []corev1alpha1.TaskReference{{Name: "manifest-restore"}}},
+			},
+		},
+	}
+	check := verify.Session("default", verifier.Name, snap, time.Now())
+	for _, o := range []client.Object{verifier, check} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := &verificationTest{t: t, kube: kube}
+	verified := v.finished(check.Name)
+	if verified.Status.Phase != corev1alpha1.VerificationSessionSucceeded || v.snapshot(snap.Name).Status.VerificationStatus != storagev1alpha1.SnapshotVerified {
+		t.Fatalf("verification of the cluster dump: %s\n%s", verified.Status.Phase, verificationStory(kube, verified))
+	}
+	vrs := &corev1alpha1.RestoreSession{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: verified.Status.RestoreSession}, vrs); err != nil {
+		t.Fatal(err)
+	}
+	checked := outcomes(vrs.Status.Components[storagev1alpha1.ComponentManifest])
+	if len(checked) != len(names) || !slices.Contains(checked, "ClusterRole/shop-viewer=Accepted") || !slices.Contains(checked, "ConfigMap/prices=Accepted") {
+		t.Errorf("objects the verification checked: %v; want each of the dump's %d, accepted", checked, len(names))
+	}
 
 	// One namespace of the dump recreated where its objects were lost.
 	for _, o := range []client.Object{
