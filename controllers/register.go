@@ -81,7 +81,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			return maintenance.Setup(m, maintenance.Options{Controller: o.Controller, Log: o.Log})
 		},
 		func(m ctrl.Manager, o Options) error {
-			return restoresession.Setup(m, restoresession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces})
+			return restoresession.Setup(m, restoresession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces,
+				ClusterDumpNamespaces: o.ClusterDumpNamespaces})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return backupverificationsession.Setup(m, backupverificationsession.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -41,7 +42,7 @@ type startInput struct {
 // its storage and usage policy, the Snapshot, the encryption Secret), and
 // the addon last. A namespace the storage does not admit learns nothing of
 // the Snapshots, since checkSource comes before checkSnapshot.
-var startChain = []startCheck{checkSpec, checkTarget, checkSource, checkSnapshot, checkEncryptionSecret, checkAddon}
+var startChain = []startCheck{checkSpec, checkWholeCluster, checkTarget, checkSource, checkSnapshot, checkEncryptionSecret, checkAddon}
 
 // check runs the chain, stopping at the first refusal, and returns what
 // the plan reads.
@@ -68,6 +69,36 @@ func checkSpec(_ context.Context, _ *reconciler, in *startInput) (xpv2.Condition
 		return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("a namespace's objects are restored into the restoresession's own namespace %q, not %q: create the restoresession there", rs.Namespace, rs.Spec.Target.Name), nil
 	case rs.Spec.Target.Namespace != "" && rs.Spec.Target.Namespace != rs.Namespace:
 		return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("the target must be in the restoresession's namespace %q", rs.Namespace), nil
+	}
+	return "", "", nil
+}
+
+// WholeCluster is the sourceNamespace of a task that recreates a whole
+// dump of the cluster: every namespace's objects in their own namespaces
+// and the cluster-scoped ones.
+const WholeCluster = "*"
+
+// checkWholeCluster: a task recreating a whole dump of the cluster
+// (sourceNamespace "*") does so from a namespace the provider lets dump
+// the cluster (--cluster-dump-namespaces) and into that namespace's own
+// target: it writes into every namespace, as the account the jobTemplate
+// names, which the operator lets do so.
+func checkWholeCluster(_ context.Context, r *reconciler, in *startInput) (xpv2.ConditionReason, string, error) {
+	rs := in.rs
+	for _, t := range rs.Spec.Addon.Tasks {
+		var p struct {
+			SourceNamespace string `json:"sourceNamespace"`
+		}
+		if t.Params == nil || json.Unmarshal(t.Params.Raw, &p) != nil || p.SourceNamespace != WholeCluster {
+			continue
+		}
+		if !slices.Contains(r.clusterDump, rs.Namespace) {
+			return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("task %q recreates a whole dump of the cluster (sourceNamespace %q), writing into every namespace; namespace %q may not: "+
+				"the provider lets only the namespaces its --cluster-dump-namespaces flag lists do so", t.Name, WholeCluster, rs.Namespace), nil
+		}
+		if rs.Spec.Target.Kind != "Namespace" {
+			return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("task %q recreates a whole dump of the cluster (sourceNamespace %q): the target is the session's own namespace, {kind: Namespace, name: %s}", t.Name, WholeCluster, rs.Namespace), nil
+		}
 	}
 	return "", "", nil
 }

@@ -9,6 +9,7 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -25,6 +26,7 @@ func TestStartChain(t *testing.T) {
 	cases := map[string]struct {
 		reason  string
 		spec    corev1alpha1.RestoreSessionSpec
+		dumps   []string
 		want    xpv2.ConditionReason
 		wantMsg string
 	}{
@@ -45,6 +47,23 @@ func TestStartChain(t *testing.T) {
 				Target: &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: "app", Namespace: "other"}},
 			want: corev1alpha1.ReasonRestoreSpecInvalid, wantMsg: `the target must be in the restoresession's namespace "demo"`,
 		},
+		"WholeClusterNotListed": {
+			reason: "Recreating a whole cluster dump writes into every namespace: refused in a namespace the provider does not list, naming the flag.",
+			spec: corev1alpha1.RestoreSessionSpec{Target: &storagev1alpha1.TypedObjectReference{Kind: "Namespace", Name: "demo"},
+				Addon: &corev1alpha1.AddonInfo{Name: "kubedump-addon", Tasks: []corev1alpha1.TaskReference{
+					{Name: "manifest-restore", Params: &runtime.RawExtension{Raw: []byte(`{"sourceNamespace": "*"}`)}}}}},
+			want: corev1alpha1.ReasonRestoreSpecInvalid, wantMsg: `task "manifest-restore" recreates a whole dump of the cluster (sourceNamespace "*"), writing into every namespace; ` +
+				`namespace "demo" may not: the provider lets only the namespaces its --cluster-dump-namespaces flag lists do so`,
+		},
+		"WholeClusterListedWorkloadTarget": {
+			reason: "A whole cluster dump is recreated with the session's own namespace as the target.",
+			dumps:  []string{"demo"},
+			spec: corev1alpha1.RestoreSessionSpec{Target: target,
+				Addon: &corev1alpha1.AddonInfo{Name: "kubedump-addon", Tasks: []corev1alpha1.TaskReference{
+					{Name: "manifest-restore", Params: &runtime.RawExtension{Raw: []byte(`{"sourceNamespace": "*"}`)}}}}},
+			want: corev1alpha1.ReasonRestoreSpecInvalid, wantMsg: `task "manifest-restore" recreates a whole dump of the cluster (sourceNamespace "*"): ` +
+				`the target is the session's own namespace, {kind: Namespace, name: demo}`,
+		},
 		"TargetMissing": {
 			reason: "A missing target refuses the restore before its Repository is looked up.",
 			spec: corev1alpha1.RestoreSessionSpec{Addon: addon, Target: target,
@@ -55,7 +74,7 @@ func TestStartChain(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			kube := fake.NewClientBuilder().WithScheme(testScheme(t)).Build()
-			r := &reconciler{kube: kube, reader: kube}
+			r := &reconciler{kube: kube, reader: kube, clusterDump: tc.dumps}
 			rs := &corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "demo"}, Spec: tc.spec}
 			_, reason, msg, err := r.check(context.Background(), rs)
 			if err != nil {

@@ -82,6 +82,9 @@ type Options struct {
 	// AmbientNamespaces may use storages of other namespaces that name no
 	// credential Secret (access.CheckStorage).
 	AmbientNamespaces []string
+	// ClusterDumpNamespaces may recreate a whole dump of the cluster
+	// (sourceNamespace "*").
+	ClusterDumpNamespaces []string
 	// Hooks carries out hooks' actions; nil means a hook.Runner with the
 	// manager's client configuration.
 	Hooks hookrun.Runner
@@ -106,7 +109,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot set up restoresession controller: %w", err)
 	}
-	r := &reconciler{kube: mgr.GetClient(), reader: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(), ambient: o.AmbientNamespaces,
+	r := &reconciler{kube: mgr.GetClient(), reader: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(), ambient: o.AmbientNamespaces, clusterDump: o.ClusterDumpNamespaces,
 		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
 		log:   o.Log.WithValues("controller", "restoresession")}
 	err = ctrl.NewControllerManagedBy(mgr).
@@ -133,6 +136,9 @@ type reconciler struct {
 	hooks    *hookrun.Executor
 	log      logr.Logger
 	ambient  []string
+	// clusterDump are the namespaces that may recreate a whole cluster
+	// dump.
+	clusterDump []string
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -103,9 +103,15 @@ type ObjectsRestore struct {
 	// exists), making none; a verification restores so.
 	DryRun bool
 	// SourceNamespace picks, of a dump holding several namespaces (a
-	// dump of the cluster), the one whose objects are recreated.
+	// dump of the cluster), the one whose objects are recreated;
+	// WholeCluster recreates them all, each in its own namespace, with the
+	// cluster-scoped ones.
 	SourceNamespace string
 }
+
+// WholeCluster as SourceNamespace recreates every object of a dump of the
+// cluster where it was.
+const WholeCluster = "*"
 
 // RestoreObjects recreates the objects of the component's resource
 // manifests in the RestoreSession's namespace, after the whole stream
@@ -143,9 +149,11 @@ func (r *Runner) recreate(ctx context.Context, data []byte, o ObjectsRestore, re
 	if err != nil {
 		return &reasonError{reason: ReasonSourceNamespaceInvalid, msg: err.Error()}
 	}
-	if from != "" {
+	switch {
+	case o.SourceNamespace == WholeCluster:
+	case from != "":
 		resourcedump.Retarget(objs, from, dest)
-	} else {
+	default:
 		retargetEach(objs, dest)
 	}
 	resourcedump.Order(objs)
@@ -225,6 +233,11 @@ func fromNamespace(objs []*unstructured.Unstructured, source string, dryRun bool
 		if ns := u.GetNamespace(); ns != "" && !slices.Contains(namespaces, ns) {
 			namespaces = append(namespaces, ns)
 		}
+	}
+	if source == WholeCluster {
+		// Every object in its own namespace (the controller let only a
+		// namespace the operator lists ask for it).
+		return objs, "", nil
 	}
 	if source == "" {
 		if len(namespaces) > 1 && dryRun {

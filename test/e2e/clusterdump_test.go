@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -46,7 +48,7 @@ func TestClusterDump(t *testing.T) {
 	storage := localStorage("shared", "default", storageDir, nil)
 	storage.Spec.UsagePolicy = admitting("dr", "yes")
 	web := deployment("web")
-	web.Namespace = "shop-b"
+	web.Namespace, web.Spec.Replicas = "shop-b", ptr.To[int32](1)
 	objs := []client.Object{
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-a", Labels: map[string]string{"dr": "yes"}}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop-b"}},
@@ -180,6 +182,53 @@ func TestClusterDump(t *testing.T) {
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: "shop-a", Name: "prices"}, prices); err != nil || prices.Data["apple"] != "3" {
 		t.Errorf("the recreated ConfigMap: %v, %v", prices.Data, err)
 	}
+
+	// The whole dump recreated where it was, from the namespace the
+	// provider lists, as an account the operator lets write the cluster:
+	// what was lost comes back, what exists is kept.
+	for _, o := range []client.Object{
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "shop-viewer"}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop-b"}},
+	} {
+		if err := kube.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, o := range []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "cluster-writer", Namespace: "default"}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "cluster-dump-writer"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}}},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "cluster-dump-writer"}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-dump-writer"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "cluster-writer", Namespace: "default"}}},
+	} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole := restoreSession("whole", "", snap.Name, "")
+	whole.Spec.Target = &storagev1alpha1.TypedObjectReference{Kind: "Namespace", Name: "default"}
+	whole.Spec.Addon = &corev1alpha1.AddonInfo{Name: "kubedump-addon", JobTemplate: jobAccount("cluster-writer"), Tasks: []corev1alpha1.TaskReference{
+		{Name: "manifest-restore", Params: &runtime.RawExtension{Raw: []byte(`{"sourceNamespace": "*"}`)}},
+	}}
+	if err := kube.Create(ctx, whole); err != nil {
+		t.Fatal(err)
+	}
+	done = finishedRestore(t, kube, "default", whole.Name)
+	got := outcomes(done.Status.Components[storagev1alpha1.ComponentManifest])
+	if done.Status.Phase != corev1alpha1.RestoreSucceeded || !slices.Contains(got, "ClusterRole/shop-viewer=Created") || !slices.Contains(got, "Deployment/web=Created") ||
+		!slices.Contains(got, "ConfigMap/prices=Kept") || len(got) != len(names) {
+		t.Fatalf("the whole dump recreated: %s, %v; want the lost ClusterRole and Deployment Created, the rest Kept", done.Status.Phase, got)
+	}
+	if err := kube.Get(ctx, client.ObjectKey{Name: "shop-viewer"}, &rbacv1.ClusterRole{}); err != nil {
+		t.Errorf("the recreated ClusterRole: %v", err)
+	}
+	poll(t, time.Minute, "the recreated Deployment was not released", func(ctx context.Context) (bool, error) {
+		d := &appsv1.Deployment{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: "shop-b", Name: "web"}, d); err != nil {
+			return false, nil
+		}
+		_, held := d.Annotations[corev1alpha1.AnnotationHeldReplicas]
+		return !held && ptr.Deref(d.Spec.Replicas, 0) == 1, nil
+	})
 
 	other := &corev1alpha1.BackupConfiguration{}
 	poll(t, time.Minute, "the cluster dump of a namespace the provider does not list was not refused", func(ctx context.Context) (bool, error) {
