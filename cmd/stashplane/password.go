@@ -277,6 +277,9 @@ func (p *passwordRun) add(ctx context.Context, change *corev1.Secret, newPasswor
 		return res, err
 	}
 	if current != newPassword {
+		if enc.Data == nil {
+			enc.Data = map[string][]byte{}
+		}
 		enc.Data[storagev1alpha1.SecretKeyResticPassword] = []byte(newPassword)
 		if err := p.c.Update(ctx, enc); err != nil {
 			return nil, fmt.Errorf("cannot write the new password into the encryption secret %q (every restic repository opens with it; run the command again to finish): %w", encName, err)

@@ -189,6 +189,12 @@ func checkClusterDump(in *input) (string, bool, error) {
 	if !slices.Contains(in.clusterDump, in.bc.Namespace) {
 		return fmt.Sprintf("the configuration has no target, so it dumps the whole cluster, every Secret included; namespace %q may not: the provider lets only the namespaces its --cluster-dump-namespaces flag lists (%s) do so", in.bc.Namespace, listOrNone(in.clusterDump)), true, nil
 	}
+	for _, s := range in.bc.Spec.Sessions {
+		if s.Addon.ServiceAccount() == "" {
+			return fmt.Sprintf("session %q dumps the whole cluster, which its Jobs read as the account spec.sessions[].addon.jobTemplate.spec.serviceAccountName names; "+
+				"name one the operator lets get and list the cluster (Stashplane's own account may read this namespace only)", s.Name), true, nil
+		}
+	}
 	found := true
 	in.status.TargetFound = &found
 	return "", false, nil

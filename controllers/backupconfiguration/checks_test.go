@@ -127,9 +127,9 @@ func TestTarget(t *testing.T) {
 		target *storagev1alpha1.TypedObjectReference
 		// addon of the session, and the namespaces that may dump the
 		// cluster.
-		addon string
-		dumps []string
-		want  want
+		addon, account string
+		dumps          []string
+		want           want
 	}{
 		"SameNamespace": {
 			reason: "A target in the configuration's namespace is found.",
@@ -178,9 +178,15 @@ func TestTarget(t *testing.T) {
 				`the provider lets only the namespaces its --cluster-dump-namespaces flag lists (none) do so`},
 		},
 		"NoTargetListed": {
-			reason: "A namespace the provider lists may dump the whole cluster.",
-			addon:  "kubedump-addon", dumps: []string{"dr", "team"},
+			reason: "A namespace the provider lists may dump the whole cluster, as the account its jobTemplate names.",
+			addon:  "kubedump-addon", account: "cluster-reader", dumps: []string{"dr", "team"},
 			want: want{found: true},
+		},
+		"NoTargetNoAccount": {
+			reason: "A dump of the whole cluster without an account of the operator's would fail on its first read: refused, naming the field.",
+			addon:  "kubedump-addon", dumps: []string{"team"},
+			want: want{invalid: true, msg: `session "nightly" dumps the whole cluster, which its Jobs read as the account spec.sessions[].addon.jobTemplate.spec.serviceAccountName names; ` +
+				`name one the operator lets get and list the cluster (Stashplane's own account may read this namespace only)`},
 		},
 		"Missing": {
 			reason: "A target that does not exist yet is not ready, not invalid.",
@@ -199,7 +205,8 @@ func TestTarget(t *testing.T) {
 			bc.Namespace = "team"
 			bc.Spec.Target = tc.target
 			if tc.addon != "" {
-				bc.Spec.Sessions[0].Addon = &corev1alpha1.AddonInfo{Name: tc.addon}
+				bc.Spec.Sessions[0].Addon = &corev1alpha1.AddonInfo{Name: tc.addon, JobTemplate: &corev1alpha1.AddonJobTemplate{}}
+				bc.Spec.Sessions[0].Addon.JobTemplate.Spec.ServiceAccountName = tc.account
 			}
 			in := &input{kube: kube, bc: bc, status: &bc.Status, clusterDump: tc.dumps}
 			msg, invalid, err := checkTarget(context.Background(), in)
