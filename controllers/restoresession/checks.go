@@ -20,6 +20,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 )
 
@@ -73,11 +74,6 @@ func checkSpec(_ context.Context, _ *reconciler, in *startInput) (xpv2.Condition
 	return "", "", nil
 }
 
-// WholeCluster is the sourceNamespace of a task that recreates a whole
-// dump of the cluster: every namespace's objects in their own namespaces
-// and the cluster-scoped ones.
-const WholeCluster = "*"
-
 // checkWholeCluster: a task recreating a whole dump of the cluster
 // (sourceNamespace "*") does so from a namespace the provider lets dump
 // the cluster (--cluster-dump-namespaces) and into that namespace's own
@@ -89,15 +85,15 @@ func checkWholeCluster(_ context.Context, r *reconciler, in *startInput) (xpv2.C
 		var p struct {
 			SourceNamespace string `json:"sourceNamespace"`
 		}
-		if t.Params == nil || json.Unmarshal(t.Params.Raw, &p) != nil || p.SourceNamespace != WholeCluster {
+		if t.Params == nil || json.Unmarshal(t.Params.Raw, &p) != nil || p.SourceNamespace != agentapi.SourceNamespaceAll {
 			continue
 		}
 		if !slices.Contains(r.clusterDump, rs.Namespace) {
 			return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("task %q recreates a whole dump of the cluster (sourceNamespace %q), writing into every namespace; namespace %q may not: "+
-				"the provider lets only the namespaces its --cluster-dump-namespaces flag lists do so", t.Name, WholeCluster, rs.Namespace), nil
+				"the provider lets only the namespaces its --cluster-dump-namespaces flag lists do so", t.Name, agentapi.SourceNamespaceAll, rs.Namespace), nil
 		}
 		if rs.Spec.Target.Kind != "Namespace" {
-			return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("task %q recreates a whole dump of the cluster (sourceNamespace %q): the target is the session's own namespace, {kind: Namespace, name: %s}", t.Name, WholeCluster, rs.Namespace), nil
+			return corev1alpha1.ReasonRestoreSpecInvalid, fmt.Sprintf("task %q recreates a whole dump of the cluster (sourceNamespace %q): the target is the session's own namespace, {kind: Namespace, name: %s}", t.Name, agentapi.SourceNamespaceAll, rs.Namespace), nil
 		}
 	}
 	return "", "", nil

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/resourcedump"
 )
 
@@ -104,14 +105,10 @@ type ObjectsRestore struct {
 	DryRun bool
 	// SourceNamespace picks, of a dump holding several namespaces (a
 	// dump of the cluster), the one whose objects are recreated;
-	// WholeCluster recreates them all, each in its own namespace, with the
+	// agentapi.SourceNamespaceAll recreates them all, each in its own namespace, with the
 	// cluster-scoped ones.
 	SourceNamespace string
 }
-
-// WholeCluster as SourceNamespace recreates every object of a dump of the
-// cluster where it was.
-const WholeCluster = "*"
 
 // RestoreObjects recreates the objects of the component's resource
 // manifests in the RestoreSession's namespace, after the whole stream
@@ -150,7 +147,7 @@ func (r *Runner) recreate(ctx context.Context, data []byte, o ObjectsRestore, re
 		return &reasonError{reason: ReasonSourceNamespaceInvalid, msg: err.Error()}
 	}
 	switch {
-	case o.SourceNamespace == WholeCluster:
+	case o.SourceNamespace == agentapi.SourceNamespaceAll:
 	case from != "":
 		resourcedump.Retarget(objs, from, dest)
 	default:
@@ -234,7 +231,7 @@ func fromNamespace(objs []*unstructured.Unstructured, source string, dryRun bool
 			namespaces = append(namespaces, ns)
 		}
 	}
-	if source == WholeCluster {
+	if source == agentapi.SourceNamespaceAll {
 		// Every object in its own namespace (the controller let only a
 		// namespace the operator lists ask for it).
 		return objs, "", nil

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/stashplane/stashplane/internal/agentapi"
 )
 
 func TestFromNamespace(t *testing.T) {
@@ -38,7 +40,7 @@ func TestFromNamespace(t *testing.T) {
 			wantErr: "the resource manifests hold the objects of 2 namespaces (shop, web): name the one to recreate here with the task's sourceNamespace parameter"},
 		"ClusterDryRun": {reason: "A dry run (a verification's) of a dump of the cluster checks every object, naming no namespace: each is checked in the session's.", objs: cluster, dryRun: true,
 			want: []string{"Namespace /shop", "ConfigMap shop/a", "ConfigMap web/c", "ClusterRole /r"}},
-		"WholeCluster": {reason: "Recreating a whole dump of the cluster keeps every object, in its own namespace.", objs: cluster, source: WholeCluster,
+		"WholeCluster": {reason: "Recreating a whole dump of the cluster keeps every object, in its own namespace.", objs: cluster, source: agentapi.SourceNamespaceAll,
 			want: []string{"Namespace /shop", "ConfigMap shop/a", "ConfigMap web/c", "ClusterRole /r"}},
 		"Unknown": {reason: "A source the dump does not hold is refused, naming what it holds.", objs: cluster, source: "gone",
 			wantErr: `the resource manifests hold no object of namespace "gone" (sourceNamespace); they hold shop, web`},

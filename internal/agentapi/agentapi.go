@@ -43,6 +43,12 @@ const EnvReadDataSubset = "STASHPLANE_READ_DATA_SUBSET"
 // task's parameters say.
 const EnvObjectsDryRun = "STASHPLANE_OBJECTS_DRY_RUN"
 
+// SourceNamespaceAll, as a manifest-restore task's sourceNamespace,
+// recreates every object of a dump of the cluster where it was: the
+// RestoreSession controller lets only the namespaces the operator lists
+// ask for it, and the agent then moves no object.
+const SourceNamespaceAll = "*"
+
 // ResticTuningEnv are the RESTIC_* variables of the agent's environment
 // that reach restic: they tune how it packs and reads data and never where
 // it reads or writes. restic's environment is otherwise rebuilt from

@@ -73,5 +73,7 @@ const AnnotationHeldReplicas = "restore.stashplane.io/held-replicas"
 // manifests, a key of its pod template's nodeSelector that no node has
 // ("true"), so that it runs no pod until its data is restored; the restore
 // removes it then. The DaemonSet carries the same key as an annotation
-// while it is held.
+// while it is held. On a recreated CronJob, held suspended, the annotation
+// of that key records whether it was suspended ("true" or "false"), which
+// it is given back.
 const LabelHeld = "restore.stashplane.io/held"
