@@ -228,10 +228,23 @@ func (r *reconciler) finishedSteps() []sessionrun.Step[*run] {
 // is paused (a session made by hand too) or not Ready, or another run of
 // the same session is going.
 func (r *reconciler) checkSkip(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
-	bs, bc := rn.bs, rn.bc
+	bs := rn.bs
 	if bs.GetCondition(corev1alpha1.TypeSnapshotsEnsured).Status == corev1.ConditionTrue {
 		return ctrl.Result{}, false, nil
 	}
+	// A skip is final, so the configuration is read past the cache: a
+	// pause made just before a session by hand is what decides it, not
+	// another run the cache still shows going.
+	bc := &corev1alpha1.BackupConfiguration{}
+	err := r.api.Get(ctx, client.ObjectKeyFromObject(rn.bc), bc)
+	if kerrors.IsNotFound(err) {
+		r.skip(bs, corev1alpha1.ReasonSkippedInvokerNotReady, fmt.Sprintf("backupconfiguration %q not found", rn.bc.Name))
+		return ctrl.Result{}, true, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, true, fmt.Errorf("cannot get backupconfiguration: %w", err)
+	}
+	rn.bc = bc
 	if bc.Spec.Paused {
 		r.skip(bs, corev1alpha1.ReasonSkippedInvokerPaused, fmt.Sprintf("backupconfiguration %q is paused", bc.Name))
 		return ctrl.Result{}, true, nil

@@ -26,6 +26,9 @@ func TestCheckSkip(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		paused bool
+		// stale hands checkSkip a copy of the configuration read before
+		// it was paused, as a cache may.
+		stale  bool
 		policy corev1alpha1.ConcurrencyPolicy
 		phase  corev1alpha1.BackupInvokerPhase
 		others []client.Object
@@ -40,6 +43,14 @@ func TestCheckSkip(t *testing.T) {
 			reason: "A session of a paused configuration, even one made by hand, is skipped and says why.",
 			paused: true,
 			phase:  corev1alpha1.BackupInvokerReady,
+			want:   skipped(corev1alpha1.ReasonSkippedInvokerPaused, `backupconfiguration "app" is paused`),
+		},
+		"PausedJustNow": {
+			reason: "A configuration paused just before a session by hand skips it as paused, though the copy at hand is not paused yet and another run is going.",
+			paused: true,
+			stale:  true,
+			phase:  corev1alpha1.BackupInvokerReady,
+			others: []client.Object{&running},
 			want:   skipped(corev1alpha1.ReasonSkippedInvokerPaused, `backupconfiguration "app" is paused`),
 		},
 		"NotReady": {
@@ -84,7 +95,11 @@ func TestCheckSkip(t *testing.T) {
 			bs := finished("app-hourly-1", 0, "", 0)
 			bs.Status.Conditions = nil
 			r, _, _ := newReconciler(t, t0, append(tc.others, bc, &bs)...)
-			_, stop, err := r.checkSkip(context.Background(), &run{bs: &bs, bc: bc})
+			held := bc.DeepCopy()
+			if tc.stale {
+				held.Spec.Paused = false
+			}
+			_, stop, err := r.checkSkip(context.Background(), &run{bs: &bs, bc: held})
 			if err != nil {
 				t.Fatal(err)
 			}
