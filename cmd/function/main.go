@@ -14,8 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command function serves Stashplane's addon renderer to Crossplane as a
-// composition function over gRPC.
+// Command function serves Stashplane to Crossplane as a composition
+// function over gRPC: it composes Protections (functions/xfn).
 package main
 
 import (
@@ -25,10 +25,7 @@ import (
 
 	"github.com/crossplane/function-sdk-go"
 
-	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/functions/xfn"
-	"github.com/stashplane/stashplane/internal/version"
-	stashpkg "github.com/stashplane/stashplane/package"
 )
 
 func main() {
@@ -44,7 +41,6 @@ func run() error {
 		insecure = flag.Bool("insecure", false, "serve without mTLS; for local development and `crossplane render` only")
 		tlsDir   = flag.String("tls-certs-dir", os.Getenv("TLS_SERVER_CERTS_DIR"), "directory holding tls.crt, tls.key and ca.crt for mTLS")
 		metrics  = flag.String("metrics-address", "", "address to serve Prometheus metrics on; none if empty")
-		image    = flag.String("image", render.Image(version.Tag()), "stashplane image the rendered Jobs run when the input names none (default: the image of this build's version)")
 		debug    = flag.Bool("debug", false, "log debug messages")
 	)
 	flag.Parse()
@@ -52,15 +48,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("cannot create logger: %w", err)
 	}
-	objs, err := stashpkg.Addons()
-	if err != nil {
-		return err
-	}
-	cat, err := render.NewCatalog(objs...)
-	if err != nil {
-		return err
-	}
-	return function.Serve(xfn.New(log, cat, *image),
+	return function.Serve(xfn.New(log),
 		function.Listen("tcp", *address),
 		function.MTLSCertificates(*tlsDir),
 		function.Insecure(*insecure),

@@ -14,15 +14,19 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package xfn serves Stashplane's renderer to Crossplane as a composition
-// function: a Composition step names an Addon task in its input, the
-// composite resource's spec supplies the context, and the rendered Jobs
-// become the composed resources. A Job is ready once it has completed.
+// Package xfn serves Stashplane to Crossplane as a composition function.
+// A Composition step gives it a ProtectionClass as input; for the
+// Protection being composed it returns the BackupConfiguration and
+// BackupVerifier the provider runs (functions/protection), asks Crossplane
+// for the storage and the Repository's Snapshots, and writes back what
+// they report: the configuration's phase, the newest Snapshot and its
+// verdict, and conditions saying why a Protection is not ready.
 package xfn
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/crossplane/function-sdk-go/logging"
@@ -31,63 +35,45 @@ import (
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/crossplane/function-sdk-go/resource/composed"
 	"github.com/crossplane/function-sdk-go/response"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 
-	"github.com/stashplane/stashplane/apis/naming"
-	"github.com/stashplane/stashplane/functions/render"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/protection"
 	"github.com/stashplane/stashplane/functions/xfn/input/v1alpha1"
 )
 
-// Function renders Addon tasks for composite resources.
+// Names of the composed resources and of the resources the function asks
+// Crossplane for.
+const (
+	ResourceConfiguration = resource.Name("configuration")
+	ResourceVerifier      = resource.Name("verifier")
+	RequiredStorage       = "storage"
+	RequiredSnapshots     = "snapshots"
+)
+
+// Function composes Protections.
 type Function struct {
 	fnv1.UnimplementedFunctionRunnerServiceServer
 
-	log      logging.Logger
-	renderer *render.Renderer
-	catalog  *render.Catalog
-	image    string
+	log logging.Logger
 }
 
-// New returns a Function that renders the Addons of the catalog; image is
-// the stashplane image used when the input names none.
-func New(log logging.Logger, catalog *render.Catalog, image string) *Function {
-	return &Function{log: log, renderer: render.New(render.Options{}), catalog: catalog, image: image}
+// New returns the Function.
+func New(log logging.Logger) *Function {
+	return &Function{log: log}
 }
 
-// Spec is the part of a composite resource's spec the function reads. A
-// Composition's XRD gives its XR these fields (compositions/ has one).
-type Spec struct {
-	// Target is the workload, with the volumes the task works on.
-	Target struct {
-		APIGroup     string               `json:"apiGroup"`
-		Kind         string               `json:"kind"`
-		Name         string               `json:"name"`
-		Volumes      []corev1.Volume      `json:"volumes"`
-		VolumeMounts []corev1.VolumeMount `json:"volumeMounts"`
-	} `json:"target"`
-	// Storage is the BackupStorage the Repository is in.
-	Storage render.Storage `json:"storage"`
-	// Repository is where the backup goes.
-	Repository struct {
-		Name             string `json:"name"`
-		Directory        string `json:"directory"`
-		EncryptionSecret string `json:"encryptionSecret"`
-	} `json:"repository"`
-	// Session names the run; the XR's name if empty.
-	Session string `json:"session"`
-	// Params of the task.
-	Params map[string]any `json:"params"`
-}
-
-// RunFunction renders the input's task for the observed composite resource
-// and adds the objects to the desired composed resources.
+// RunFunction composes the observed Protection with the input's class.
+// Input that cannot be composed is a Fatal result naming the field, so
+// Crossplane keeps what it composed before and deletes nothing.
 func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
 	rsp := response.To(req, response.DefaultTTL)
 
-	in := &v1alpha1.Input{}
-	if err := request.GetInput(req, in); err != nil {
+	class := &v1alpha1.ProtectionClass{}
+	if err := request.GetInput(req, class); err != nil {
 		response.Fatal(rsp, fmt.Errorf("cannot get function input: %w", err))
 		return rsp, nil
 	}
@@ -96,132 +82,158 @@ func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) 
 		response.Fatal(rsp, fmt.Errorf("cannot get observed composite resource: %w", err))
 		return rsp, nil
 	}
-	rin, err := f.input(in, xr)
-	if err != nil {
+	ns, name := xr.Resource.GetNamespace(), xr.Resource.GetName()
+	spec := protection.Spec{}
+	if err := decode(xr.Resource.Object["spec"], &spec); err != nil {
+		response.Fatal(rsp, fmt.Errorf("cannot read spec of %s %q: %w", xr.Resource.GetKind(), name, err))
+		return rsp, nil
+	}
+	if err := protection.Check(spec, class); err != nil {
 		response.Fatal(rsp, err)
 		return rsp, nil
 	}
-	res, err := f.renderer.Render(context.Background(), rin)
+
+	storageNS, storageName := protection.StorageKey(ns, spec)
+	rsp.Requirements = &fnv1.Requirements{Resources: map[string]*fnv1.ResourceSelector{
+		RequiredStorage: {
+			ApiVersion: storagev1alpha1.GroupVersion.String(), Kind: "BackupStorage",
+			Match: &fnv1.ResourceSelector_MatchName{MatchName: storageName}, Namespace: ptr.To(storageNS),
+		},
+		RequiredSnapshots: {
+			ApiVersion: storagev1alpha1.GroupVersion.String(), Kind: "Snapshot",
+			Match: &fnv1.ResourceSelector_MatchLabels{MatchLabels: &fnv1.MatchLabels{Labels: map[string]string{
+				storagev1alpha1.LabelRepository: protection.Repository(name),
+			}}},
+			Namespace: ptr.To(ns),
+		},
+	}}
+	storages, resolved, err := request.GetRequiredResource(req, RequiredStorage)
 	if err != nil {
-		response.Fatal(rsp, fmt.Errorf("cannot render %s task %q of addon %q: %w", rin.TaskKind, rin.Task, rin.Addon.Name, err))
+		response.Fatal(rsp, fmt.Errorf("cannot read the required backupstorage: %w", err))
+		return rsp, nil
+	}
+	if resolved && len(storages) == 0 {
+		response.Fatal(rsp, &protection.FieldError{Field: "spec.storage.name", Message: fmt.Sprintf("backupstorage %s/%s does not exist", storageNS, storageName)})
 		return rsp, nil
 	}
 
-	desired, err := request.GetDesiredComposedResources(req)
-	if err != nil {
-		response.Fatal(rsp, fmt.Errorf("cannot get desired composed resources: %w", err))
-		return rsp, nil
-	}
 	observed, err := request.GetObservedComposedResources(req)
 	if err != nil {
 		response.Fatal(rsp, fmt.Errorf("cannot get observed composed resources: %w", err))
 		return rsp, nil
 	}
-	for _, o := range res.Objects {
+	desired, err := request.GetDesiredComposedResources(req)
+	if err != nil {
+		response.Fatal(rsp, fmt.Errorf("cannot get desired composed resources: %w", err))
+		return rsp, nil
+	}
+	var bc *corev1alpha1.BackupConfiguration
+	if o, ok := observed[ResourceConfiguration]; ok && o.Resource != nil {
+		bc = &corev1alpha1.BackupConfiguration{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Resource.Object, bc); err != nil {
+			response.Fatal(rsp, fmt.Errorf("cannot read the observed backupconfiguration: %w", err))
+			return rsp, nil
+		}
+	}
+	for _, obj := range protection.Compose(ns, name, spec, class) {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			response.Fatal(rsp, fmt.Errorf("cannot encode composed resource: %w", err))
+			return rsp, nil
+		}
 		cd := composed.New()
-		cd.SetUnstructuredContent(o.Object)
-		name := resource.Name(o.GetKind() + "-" + o.GetName())
-		desired[name] = &resource.DesiredComposed{Resource: cd, Ready: readiness(observed[name])}
+		cd.SetUnstructuredContent(u)
+		delete(cd.Object, "status")
+		switch obj.(type) {
+		case *corev1alpha1.BackupConfiguration:
+			ready := resource.ReadyFalse
+			if bc != nil && bc.Status.Phase == corev1alpha1.BackupInvokerReady {
+				ready = resource.ReadyTrue
+			}
+			desired[ResourceConfiguration] = &resource.DesiredComposed{Resource: cd, Ready: ready}
+		case *corev1alpha1.BackupVerifier:
+			// A verifier has no status: it is ready once it exists.
+			ready := resource.ReadyFalse
+			if o, ok := observed[ResourceVerifier]; ok && o.Resource != nil {
+				ready = resource.ReadyTrue
+			}
+			desired[ResourceVerifier] = &resource.DesiredComposed{Resource: cd, Ready: ready}
+		}
 	}
 	if err := response.SetDesiredComposedResources(rsp, desired); err != nil {
 		response.Fatal(rsp, fmt.Errorf("cannot set desired composed resources: %w", err))
 		return rsp, nil
 	}
-	f.log.Debug("rendered addon task", "addon", in.Addon, "task", in.Task, "objects", len(res.Objects))
-	response.Normalf(rsp, "rendered %d objects for %s task %q of addon %q", len(res.Objects), rin.TaskKind, in.Task, in.Addon)
+
+	if err := f.status(req, rsp, bc, class.VerifySchedule != ""); err != nil {
+		response.Fatal(rsp, err)
+		return rsp, nil
+	}
+	f.log.Debug("composed protection", "namespace", ns, "name", name)
 	return rsp, nil
 }
 
-// input builds the render input from the function input and the XR.
-func (f *Function) input(in *v1alpha1.Input, xr *resource.Composite) (render.Input, error) {
-	addon, err := f.catalog.Addon(in.Addon)
+// status writes what the Protection shows: the configuration's phase, the
+// newest Snapshot, and the BackupReady and Verified conditions.
+func (f *Function) status(req *fnv1.RunFunctionRequest, rsp *fnv1.RunFunctionResponse, bc *corev1alpha1.BackupConfiguration, verifies bool) error {
+	required, _, err := request.GetRequiredResource(req, RequiredSnapshots)
 	if err != nil {
-		return render.Input{}, err
+		return fmt.Errorf("cannot read the required snapshots: %w", err)
 	}
-	kind := render.TaskKind(in.TaskKind)
-	if kind == "" {
-		kind = render.TaskBackup
+	snaps := make([]storagev1alpha1.Snapshot, 0, len(required))
+	for _, r := range required {
+		s := storagev1alpha1.Snapshot{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(r.Resource.Object, &s); err != nil {
+			return fmt.Errorf("cannot read snapshot %q: %w", r.Resource.GetName(), err)
+		}
+		snaps = append(snaps, s)
 	}
-	task, err := render.FindTask(addon, kind, in.Task)
+	st, conds := protection.Observe(bc, snaps, verifies)
+	dxr, err := request.GetDesiredCompositeResource(req)
 	if err != nil {
-		return render.Input{}, err
+		return fmt.Errorf("cannot get desired composite resource: %w", err)
 	}
-	fn, err := f.catalog.Function(task.Function)
-	if err != nil {
-		return render.Input{}, err
+	var values map[string]any
+	if err := decode(st, &values); err != nil {
+		return err
 	}
-	spec := Spec{}
-	raw, _, err := unstructuredField(xr.Resource.Object, "spec")
-	if err != nil {
-		return render.Input{}, err
+	for k, v := range values {
+		if err := dxr.Resource.SetValue("status."+k, v); err != nil {
+			return fmt.Errorf("cannot set status.%s: %w", k, err)
+		}
 	}
-	if err := json.Unmarshal(raw, &spec); err != nil {
-		return render.Input{}, fmt.Errorf("cannot read spec of composite resource %q: %w", xr.Resource.GetName(), err)
+	if err := response.SetDesiredCompositeResource(rsp, dxr); err != nil {
+		return fmt.Errorf("cannot set desired composite resource: %w", err)
 	}
-	params, err := json.Marshal(spec.Params)
-	if err != nil {
-		return render.Input{}, fmt.Errorf("cannot encode params: %w", err)
+	for _, c := range conds {
+		var o *response.ConditionOption
+		switch c.Status {
+		case corev1.ConditionTrue:
+			o = response.ConditionTrue(rsp, c.Type, c.Reason)
+		case corev1.ConditionFalse:
+			o = response.ConditionFalse(rsp, c.Type, c.Reason)
+		default:
+			o = response.ConditionUnknown(rsp, c.Type, c.Reason)
+		}
+		if c.Message != "" {
+			o = o.WithMessage(c.Message)
+		}
+		o.TargetComposite()
 	}
-	image := in.Image
-	if image == "" {
-		image = f.image
-	}
-	ns := xr.Resource.GetNamespace()
-	session := spec.Session
-	if session == "" {
-		session = xr.Resource.GetName()
-	}
-	gvk := xr.Resource.GroupVersionKind()
-	return render.Input{
-		Addon: addon, TaskKind: kind, Task: in.Task, Function: fn, Params: params,
-		Context: render.Context{
-			Namespace: ns,
-			Invoker:   render.ObjectRef{APIGroup: gvk.Group, Kind: gvk.Kind, Name: xr.Resource.GetName()},
-			Session:   render.ObjectRef{APIGroup: gvk.Group, Kind: gvk.Kind, Name: session},
-			Target: render.Target{
-				APIGroup: spec.Target.APIGroup, Kind: spec.Target.Kind, Name: spec.Target.Name, Namespace: ns,
-				Volumes: spec.Target.Volumes, VolumeMounts: spec.Target.VolumeMounts,
-			},
-			Repository: render.Repository{Name: spec.Repository.Name, Namespace: ns, Directory: spec.Repository.Directory, EncryptionSecret: spec.Repository.EncryptionSecret},
-			Storage:    spec.Storage,
-			Snapshot:   naming.SnapshotName(spec.Repository.Name, session),
-			Component:  "dump",
-			Image:      image,
-		},
-	}, nil
+	return nil
 }
 
-// unstructuredField returns one top-level field of an object as JSON.
-func unstructuredField(obj map[string]any, field string) ([]byte, bool, error) {
-	v, ok := obj[field]
-	if !ok {
-		return []byte("{}"), false, nil
+// decode converts a value into out through JSON.
+func decode(v, out any) error {
+	if v == nil {
+		return errors.New("no value")
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, false, fmt.Errorf("cannot encode %s: %w", field, err)
+		return fmt.Errorf("cannot encode value: %w", err)
 	}
-	return b, true, nil
-}
-
-// readiness says whether an observed composed resource is ready: a Job is
-// ready once it has completed, not ready until then (and not ready for good
-// once it failed); other kinds are ready once they exist.
-func readiness(o resource.ObservedComposed) resource.Ready {
-	if o.Resource == nil {
-		return resource.ReadyFalse
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("cannot decode value: %w", err)
 	}
-	if o.Resource.GetKind() != "Job" {
-		return resource.ReadyTrue
-	}
-	job := &batchv1.Job{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Resource.Object, job); err != nil {
-		return resource.ReadyFalse
-	}
-	for _, c := range job.Status.Conditions {
-		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
-			return resource.ReadyTrue
-		}
-	}
-	return resource.ReadyFalse
+	return nil
 }

@@ -25,99 +25,144 @@ import (
 	fnv1 "github.com/crossplane/function-sdk-go/proto/v1"
 	"github.com/crossplane/function-sdk-go/resource"
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/stashplane/stashplane/functions/render"
-	stashpkg "github.com/stashplane/stashplane/package"
 )
 
-const xr = `{"apiVersion": "platform.stashplane.io/v1alpha1", "kind": "VolumeBackup",
- "metadata": {"name": "app-nightly", "namespace": "demo"},
- "spec": {"target": {"kind": "Deployment", "name": "app",
-   "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "app-data"}}],
-   "volumeMounts": [{"name": "data", "mountPath": "/var/lib/app"}]},
-  "storage": {"name": "s3", "namespace": "demo", "secretName": "s3-credentials"},
-  "repository": {"name": "app-s3", "directory": "demo/app", "encryptionSecret": "app-enc"},
-  "params": PARAMS}}`
-
-const completedJob = `{"apiVersion": "batch/v1", "kind": "Job",
- "metadata": {"name": "app-nightly-logical-backup", "namespace": "demo"},
- "status": {"conditions": [{"type": "Complete", "status": "True"}]}}`
+const (
+	class = `{"apiVersion": "render.fn.stashplane.io/v1alpha1", "kind": "ProtectionClass",
+ "backupSchedule": "0 * * * *", "verifySchedule": "30 3 * * *"}`
+	xr = `{"apiVersion": "platform.stashplane.io/v1alpha1", "kind": "Protection",
+ "metadata": {"name": "app", "namespace": "demo"},
+ "spec": {"target": {"apiGroup": "apps", "kind": "Deployment", "name": "app"}, "paths": ["/var/lib/app"],
+  "storage": {"name": "shared", "namespace": "platform"}, "encryptionSecret": "app-encryption", "schedule": SCHEDULE}}`
+	storage = `{"apiVersion": "storage.stashplane.io/v1alpha1", "kind": "BackupStorage", "metadata": {"name": "shared", "namespace": "platform"}}`
+	ready   = `{"apiVersion": "core.stashplane.io/v1alpha1", "kind": "BackupConfiguration", "metadata": {"name": "app", "namespace": "demo"}, "status": {"phase": "Ready"}}`
+	refused = `{"apiVersion": "core.stashplane.io/v1alpha1", "kind": "BackupConfiguration", "metadata": {"name": "app", "namespace": "demo"},
+ "status": {"phase": "Invalid", "conditions": [{"type": "ValidationPassed", "status": "False", "reason": "ResourceValidationFailed", "message": "the storage does not admit namespace demo", "lastTransitionTime": "2026-12-04T10:00:00Z"}]}}`
+	verifier = `{"apiVersion": "core.stashplane.io/v1alpha1", "kind": "BackupVerifier", "metadata": {"name": "app-verifier", "namespace": "demo"}}`
+	verified = `{"apiVersion": "storage.stashplane.io/v1alpha1", "kind": "Snapshot", "metadata": {"name": "app-app-scheduled-1", "namespace": "demo"},
+ "status": {"phase": "Succeeded", "snapshotTime": "2026-12-04T10:00:00Z", "verificationStatus": "Verified", "restoreDuration": "4s"}}`
+)
 
 func TestRunFunction(t *testing.T) {
-	objs, err := stashpkg.Addons()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := render.NewCatalog(objs...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	type want struct {
-		fatal     string
-		resources map[string]resource.Ready
+		Fatal      string
+		Resources  map[string]fnv1.Ready
+		Required   []string
+		Conditions map[string]string
+		Snapshot   string
 	}
 	cases := map[string]struct {
 		reason   string
-		input    string
-		params   string
-		observed string
+		schedule string
+		observed map[string]string
+		required map[string][]string
 		want     want
 	}{
-		"Rendered": {
-			reason: "The backup Job is desired, not ready until it has run.",
-			input:  `{"apiVersion": "render.fn.stashplane.io/v1alpha1", "kind": "Input", "addon": "workload-addon", "task": "logical-backup"}`,
-			params: `{"paths": ["/var/lib/app"]}`,
-			want:   want{resources: map[string]resource.Ready{"Job-app-nightly-logical-backup": resource.ReadyFalse}},
+		"Composed": {
+			reason:   "Before anything is observed the configuration and the verifier are desired, not ready, and the storage and Snapshots are asked for.",
+			schedule: `""`,
+			want: want{
+				Resources:  map[string]fnv1.Ready{"configuration": fnv1.Ready_READY_FALSE, "verifier": fnv1.Ready_READY_FALSE},
+				Required:   []string{"snapshots", "storage"},
+				Conditions: map[string]string{"BackupReady": "Unknown/Creating", "Verified": "Unknown/NoBackupYet"},
+			},
 		},
-		"Completed": {
-			reason:   "A Job observed complete is ready.",
-			input:    `{"apiVersion": "render.fn.stashplane.io/v1alpha1", "kind": "Input", "addon": "workload-addon", "task": "logical-backup"}`,
-			params:   `{"paths": ["/var/lib/app"]}`,
-			observed: completedJob,
-			want:     want{resources: map[string]resource.Ready{"Job-app-nightly-logical-backup": resource.ReadyTrue}},
+		"ReadyAndVerified": {
+			reason:   "A Ready configuration and an existing verifier are ready; the newest Snapshot's verdict is shown.",
+			schedule: `""`,
+			observed: map[string]string{"configuration": ready, "verifier": verifier},
+			required: map[string][]string{"storage": {storage}, "snapshots": {verified}},
+			want: want{
+				Resources:  map[string]fnv1.Ready{"configuration": fnv1.Ready_READY_TRUE, "verifier": fnv1.Ready_READY_TRUE},
+				Required:   []string{"snapshots", "storage"},
+				Conditions: map[string]string{"BackupReady": "True/Ready", "Verified": "True/Verified"},
+				Snapshot:   "app-app-scheduled-1",
+			},
 		},
-		"BadParams": {
-			reason: "Parameters that break #Params are a Fatal result with the CUE error.",
-			input:  `{"apiVersion": "render.fn.stashplane.io/v1alpha1", "kind": "Input", "addon": "workload-addon", "task": "logical-backup"}`,
-			params: `{}`,
-			want:   want{fatal: "params.paths: parameter is required by the addon task but not set"},
+		"Refused": {
+			reason:   "A configuration the provider refuses keeps the Protection from being ready and says why.",
+			schedule: `""`,
+			observed: map[string]string{"configuration": refused, "verifier": verifier},
+			required: map[string][]string{"storage": {storage}, "snapshots": {}},
+			want: want{
+				Resources:  map[string]fnv1.Ready{"configuration": fnv1.Ready_READY_FALSE, "verifier": fnv1.Ready_READY_TRUE},
+				Required:   []string{"snapshots", "storage"},
+				Conditions: map[string]string{"BackupReady": "False/Invalid: backupconfiguration \"app\" is Invalid: the storage does not admit namespace demo", "Verified": "Unknown/NoBackupYet"},
+			},
 		},
-		"UnknownAddon": {
-			reason: "An unknown Addon is a Fatal result.",
-			input:  `{"apiVersion": "render.fn.stashplane.io/v1alpha1", "kind": "Input", "addon": "nope", "task": "logical-backup"}`,
-			params: `{}`,
-			want:   want{fatal: `cannot find addon "nope"`},
+		"NoStorage": {
+			reason:   "A storage Crossplane looked for and did not find is a Fatal result naming the field; nothing is composed.",
+			schedule: `""`,
+			required: map[string][]string{"storage": {}, "snapshots": {}},
+			want:     want{Fatal: "spec.storage.name: backupstorage platform/shared does not exist"},
+		},
+		"BadSchedule": {
+			reason:   "A schedule that does not parse is a Fatal result naming the field.",
+			schedule: `"every hour"`,
+			want:     want{Fatal: `spec.schedule: cannot parse "every hour"`},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			req := &fnv1.RunFunctionRequest{
-				Input:    resource.MustStructJSON(tc.input),
-				Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: resource.MustStructJSON(strings.Replace(xr, "PARAMS", tc.params, 1))}},
+				Input:    resource.MustStructJSON(class),
+				Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: resource.MustStructJSON(strings.Replace(xr, "SCHEDULE", tc.schedule, 1))}},
 			}
-			if tc.observed != "" {
-				req.Observed.Resources = map[string]*fnv1.Resource{"Job-app-nightly-logical-backup": {Resource: resource.MustStructJSON(tc.observed)}}
+			if tc.observed != nil {
+				req.Observed.Resources = map[string]*fnv1.Resource{}
+				for n, o := range tc.observed {
+					req.Observed.Resources[n] = &fnv1.Resource{Resource: resource.MustStructJSON(o)}
+				}
 			}
-			rsp, err := New(logging.NewNopLogger(), cat, render.Image("v0.1.0")).RunFunction(context.Background(), req)
+			if tc.required != nil {
+				req.RequiredResources = map[string]*fnv1.Resources{}
+				for n, objs := range tc.required {
+					rs := &fnv1.Resources{}
+					for _, o := range objs {
+						rs.Items = append(rs.Items, &fnv1.Resource{Resource: resource.MustStructJSON(o)})
+					}
+					req.RequiredResources[n] = rs
+				}
+			}
+			rsp, err := New(logging.NewNopLogger()).RunFunction(context.Background(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := want{resources: map[string]resource.Ready{}}
+			got := want{}
 			for _, r := range rsp.GetResults() {
 				if r.GetSeverity() == fnv1.Severity_SEVERITY_FATAL {
-					got.fatal = r.GetMessage()
+					got.Fatal = r.GetMessage()
 				}
 			}
-			for n, r := range rsp.GetDesired().GetResources() {
-				got.resources[n] = map[fnv1.Ready]resource.Ready{fnv1.Ready_READY_TRUE: resource.ReadyTrue, fnv1.Ready_READY_FALSE: resource.ReadyFalse}[r.GetReady()]
-			}
-			if tc.want.fatal != "" {
-				if !strings.Contains(got.fatal, tc.want.fatal) {
-					t.Errorf("\n%s\nfatal result %q does not contain %q", tc.reason, got.fatal, tc.want.fatal)
+			if tc.want.Fatal != "" {
+				if !strings.HasPrefix(got.Fatal, tc.want.Fatal) || len(rsp.GetDesired().GetResources()) > 0 {
+					t.Errorf("\n%s\nfatal result %q, want it to start with %q, and no desired resources (got %d)", tc.reason, got.Fatal, tc.want.Fatal, len(rsp.GetDesired().GetResources()))
 				}
 				return
 			}
-			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
+			got.Resources = map[string]fnv1.Ready{}
+			for n, r := range rsp.GetDesired().GetResources() {
+				got.Resources[n] = r.GetReady()
+			}
+			for n := range rsp.GetRequirements().GetResources() {
+				got.Required = append(got.Required, n)
+			}
+			if len(got.Required) == 2 && got.Required[0] > got.Required[1] {
+				got.Required[0], got.Required[1] = got.Required[1], got.Required[0]
+			}
+			got.Conditions = map[string]string{}
+			for _, c := range rsp.GetConditions() {
+				v := strings.TrimPrefix(c.GetStatus().String(), "STATUS_CONDITION_")
+				v = strings.ToUpper(v[:1]) + strings.ToLower(v[1:]) + "/" + c.GetReason()
+				if c.GetStatus() == fnv1.Status_STATUS_CONDITION_FALSE {
+					v += ": " + c.GetMessage()
+				}
+				got.Conditions[c.GetType()] = v
+			}
+			if s := rsp.GetDesired().GetComposite().GetResource().GetFields()["status"]; s != nil {
+				got.Snapshot = s.GetStructValue().GetFields()["lastSnapshot"].GetStructValue().GetFields()["name"].GetStringValue()
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("\n%s\nRunFunction(...): -want +got:\n%s", tc.reason, diff)
 			}
 		})

@@ -16,7 +16,7 @@ limitations under the License.
 
 // Package crossplane tests Stashplane's Crossplane packaging with the real
 // crossplane CLI (built by `make tools` into bin/): it renders the example
-// VolumeBackup through the Composition against the render function served
+// Protection through the class Compositions against the function served
 // from this process, and builds the function, provider and configuration
 // packages.
 package crossplane
@@ -36,14 +36,13 @@ import (
 
 	"github.com/crossplane/function-sdk-go"
 	"github.com/google/go-cmp/cmp"
-	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 
-	"github.com/stashplane/stashplane/functions/render"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/xfn"
-	stashpkg "github.com/stashplane/stashplane/package"
 )
 
 // root is the repository root, relative to this package.
@@ -92,21 +91,13 @@ func serveFunction(t *testing.T) string {
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	objs, err := stashpkg.Addons()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := render.NewCatalog(objs...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log, err := function.NewLogger(false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
 	go func() {
-		errc <- function.Serve(xfn.New(log, cat, render.Image("v0.1.0")),
+		errc <- function.Serve(xfn.New(log),
 			function.Listen("tcp", addr), function.Insecure(true), function.WithMetricsServer(""))
 	}()
 	deadline := time.Now().Add(20 * time.Second)
@@ -172,68 +163,79 @@ func readyStatus(xr *unstructured.Unstructured) string {
 	return ""
 }
 
+// TestRender composes the example Protection through each class the
+// Configuration ships, with the crossplane CLI driving the function as
+// Crossplane core does: it asks for the storage and the Snapshots, and
+// reads the observed composed resources back into the Protection.
 func TestRender(t *testing.T) {
 	addr := serveFunction(t)
 	dir := t.TempDir()
 	ex := filepath.Join(root, "examples", "crossplane")
 	functions := withReplaced(t, filepath.Join(ex, "functions.yaml"), dir, "127.0.0.1:9443", addr)
 	xr := filepath.Join(ex, "xr.yaml")
-	comp := filepath.Join(root, "compositions", "volumebackup-composition.yaml")
+	comp := filepath.Join(root, "compositions", "protection-hourly-verified-daily.yaml")
+	required := filepath.Join(ex, "required.yaml")
 
-	t.Run("BackupJob", func(t *testing.T) {
-		out, _ := run(t, false, "render", xr, comp, functions)
-		objs := decode(t, out)
-		u, ok := objs["Job"]
-		if !ok {
-			t.Fatalf("render printed no Job:\n%s", out)
+	t.Run("Composed", func(t *testing.T) {
+		for file, schedules := range map[string][2]string{
+			"protection-hourly-verified-daily.yaml": {"0 * * * *", "30 3 * * *"},
+			"protection-daily-verified-weekly.yaml": {"0 2 * * *", "30 4 * * 0"},
+		} {
+			out, _ := run(t, false, "render", xr, filepath.Join(root, "compositions", file), functions, "--required-resources", required)
+			objs := decode(t, out)
+			bc, bv := &corev1alpha1.BackupConfiguration{}, &corev1alpha1.BackupVerifier{}
+			for o, u := range map[runtime.Object]*unstructured.Unstructured{bc: objs["BackupConfiguration"], bv: objs["BackupVerifier"]} {
+				if u == nil {
+					t.Fatalf("%s: render printed no BackupConfiguration and BackupVerifier:\n%s", file, out)
+				}
+				if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := bc.Spec.Sessions[0]
+			got := map[string]any{
+				"configuration": bc.Namespace + "/" + bc.Name, "target": *bc.Spec.Target, "storage": *bc.Spec.Backends[0].StorageRef,
+				"schedule": s.Scheduler.Schedule, "params": string(s.Addon.Tasks[0].Params.Raw), "repository": s.Repositories[0].Directory,
+				"deletionPolicy": s.Repositories[0].DeletionPolicy, "verifierLink": s.Repositories[0].BackupVerifier.Name,
+				"verifier": bv.Namespace + "/" + bv.Name, "verifySchedule": bv.Spec.Scheduler.Schedule, "xrReady": readyStatus(objs["Protection"]),
+			}
+			want := map[string]any{
+				"configuration": "demo/app", "target": storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: "app"},
+				"storage": storagev1alpha1.ObjectReference{Namespace: "platform", Name: "shared"}, "schedule": schedules[0],
+				"params": `{"paths":["/var/lib/app"]}`, "repository": "demo/app", "deletionPolicy": corev1alpha1.RepositoryDeletionPolicyRetain,
+				"verifierLink": "app-verifier", "verifier": "demo/app-verifier", "verifySchedule": schedules[1], "xrReady": "False",
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s: composed: -want +got:\n%s", file, diff)
+			}
 		}
-		job := &batchv1.Job{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, job); err != nil {
-			t.Fatal(err)
-		}
-		c := job.Spec.Template.Spec.Containers[0]
-		got := map[string]any{
-			"name": job.Name, "namespace": job.Namespace, "image": c.Image, "args": c.Args,
-			"dataMount": c.VolumeMounts[0], "xrReady": readyStatus(objs["VolumeBackup"]),
-		}
-		want := map[string]any{
-			"name": "app-nightly-logical-backup", "namespace": "demo", "image": "ghcr.io/stashplane/stashplane:v0.1.0",
-			"args": []string{
-				"backup", "--namespace=demo", "--storage=demo/s3-storage", "--repository=app-s3",
-				"--snapshot=app-s3-app-nightly", "--component=dump", "--paths=/var/lib/app",
-				"--storage-secret-dir=/etc/stashplane/storage",
-				"--password-file=/etc/stashplane/encryption/RESTIC_PASSWORD", "--scratch-dir=/tmp/stashplane",
-			},
-			"dataMount": c.VolumeMounts[0], "xrReady": "False",
-		}
+	})
+
+	t.Run("ReadyAndVerified", func(t *testing.T) {
+		out, _ := run(t, false, "render", xr, comp, functions, "--observed-resources", filepath.Join(ex, "observed.yaml"), "--required-resources", required)
+		p := decode(t, out)["Protection"]
+		last, _, _ := unstructured.NestedStringMap(p.Object, "status", "lastSnapshot")
+		phase, _, _ := unstructured.NestedString(p.Object, "status", "configuration", "phase")
+		got := map[string]string{"ready": readyStatus(p), "phase": phase, "snapshot": last["name"], "verification": last["verification"], "restoreDuration": last["restoreDuration"]}
+		want := map[string]string{"ready": "True", "phase": "Ready", "snapshot": "app-app-scheduled-1796374800", "verification": "Verified", "restoreDuration": "4.1s"}
 		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("rendered Job: -want +got:\n%s", diff)
-		}
-		if !c.VolumeMounts[0].ReadOnly || c.VolumeMounts[0].MountPath != "/var/lib/app" {
-			t.Errorf("target volume mount %+v, want /var/lib/app read-only", c.VolumeMounts[0])
+			t.Errorf("Protection with its composed objects ready: -want +got:\n%s\n%s", diff, out)
 		}
 	})
 
-	t.Run("ReadyWhenJobCompleted", func(t *testing.T) {
-		out, _ := run(t, false, "render", xr, comp, functions, "--observed-resources", filepath.Join(ex, "observed.yaml"))
-		if got := readyStatus(decode(t, out)["VolumeBackup"]); got != "True" {
-			t.Errorf("VolumeBackup Ready = %q with a completed Job, want True:\n%s", got, out)
+	t.Run("FatalOnMissingStorage", func(t *testing.T) {
+		noStorage := withReplaced(t, required, dir, "name: shared\n", "name: elsewhere\n")
+		_, stderr := run(t, true, "render", xr, comp, functions, "--required-resources", noStorage)
+		if !strings.Contains(stderr, "spec.storage.name: backupstorage platform/shared does not exist") {
+			t.Errorf("render error does not name the missing storage:\n%s", stderr)
 		}
 	})
 
-	t.Run("FatalOnBadTask", func(t *testing.T) {
-		bad := withReplaced(t, comp, dir, "task: logical-backup", "task: no-such-task")
-		_, stderr := run(t, true, "render", xr, bad, functions)
-		if !strings.Contains(stderr, `cannot find backup task "no-such-task" in addon "workload-addon"`) {
-			t.Errorf("render error does not name the missing task:\n%s", stderr)
-		}
-	})
-
-	t.Run("FatalOnBadParams", func(t *testing.T) {
-		badXR := withReplaced(t, xr, dir, `paths: ["/var/lib/app"]`, `paths: 42`)
-		_, stderr := run(t, true, "render", badXR, comp, functions)
-		if !strings.Contains(stderr, "params.paths: conflicting values") || !strings.Contains(stderr, "workload-backup.cue:") {
-			t.Errorf("render error does not carry the CUE problem:\n%s", stderr)
+	t.Run("FatalOnBadSchedule", func(t *testing.T) {
+		bad := withReplaced(t, xr, dir, `encryptionSecret: app-encryption`, "encryptionSecret: app-encryption\n  schedule: every hour")
+		_, stderr := run(t, true, "render", bad, comp, functions)
+		if !strings.Contains(stderr, `spec.schedule: cannot parse \"every hour\"`) && !strings.Contains(stderr, `spec.schedule: cannot parse "every hour"`) {
+			t.Errorf("render error does not name the schedule:\n%s", stderr)
 		}
 	})
 }

@@ -14,8 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package v1alpha1 is the input of Stashplane's composition function: which
-// Addon task to render for the composite resource.
+// Package v1alpha1 is the input of Stashplane's composition function: the
+// class of protection a Composition offers.
 // +kubebuilder:object:generate=true
 // +groupName=render.fn.stashplane.io
 // +versionName=v1alpha1
@@ -25,33 +25,52 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Input tells the function which task of which Addon renders the composite
-// resource's Jobs. The composite resource's spec supplies the context:
-// target, storage, repository and params (see docs/addons.md).
+// ProtectionClass is a Composition step's input: what every Protection
+// composed by that Composition shares. The Protection itself names the
+// workload, its paths, the storage and the password Secret; the class
+// adds the schedules, the retention and what becomes of the data when the
+// Protection is deleted (docs/crossplane.md).
 // +kubebuilder:object:root=true
 // +kubebuilder:storageversion
 // +kubebuilder:resource:categories=crossplane
-type Input struct {
+type ProtectionClass struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// Addon whose task is rendered; a built-in Addon such as
-	// workload-addon or pvc-addon.
+	// BackupSchedule is the cron schedule of the backups of a Protection
+	// that names no schedule of its own.
 	// +kubebuilder:validation:MinLength=1
-	Addon string `json:"addon"`
+	BackupSchedule string `json:"backupSchedule"`
 
-	// Task of the Addon to render.
+	// VerifySchedule is the cron schedule on which the newest backup is
+	// restored into a scratch claim and verified. Empty composes no
+	// verifier.
+	// +optional
+	VerifySchedule string `json:"verifySchedule,omitempty"`
+
+	// RetentionPolicy decides which backups are kept; none keeps every
+	// backup.
+	// +optional
+	RetentionPolicy *Reference `json:"retentionPolicy,omitempty"`
+
+	// DeletionPolicy says what becomes of the backups when a Protection
+	// is deleted: Retain keeps the Repository and its data, Delete
+	// removes the Repository but keeps the data in the storage, WipeOut
+	// removes the data too.
+	// +kubebuilder:validation:Enum=Delete;WipeOut;Retain
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+}
+
+// Reference names an object, in the Protection's namespace when the
+// namespace is empty.
+type Reference struct {
+	// Name of the object.
 	// +kubebuilder:validation:MinLength=1
-	Task string `json:"task"`
+	Name string `json:"name"`
 
-	// TaskKind is the list the task is in.
-	// +kubebuilder:validation:Enum=backup;restore;verification
-	// +kubebuilder:default=backup
+	// Namespace of the object.
 	// +optional
-	TaskKind string `json:"taskKind,omitempty"`
-
-	// Image is the stashplane image the Jobs run; the function's own
-	// version if empty.
-	// +optional
-	Image string `json:"image,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
 }
