@@ -89,7 +89,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 // Check refuses a Protection, or a class, that no composed configuration
 // could carry out, naming the field. It is what the XRD's schema cannot
 // say: a cron schedule that parses, absolute paths.
-func Check(spec Spec, class *v1alpha1.ProtectionClass) error {
+func Check(spec Spec, class *v1alpha1.Class) error {
 	if !slices.Contains(Kinds, spec.Target.Kind) {
 		return &FieldError{Field: "spec.target.kind", Message: fmt.Sprintf("kind %q cannot be protected: use one of %v", spec.Target.Kind, Kinds)}
 	}
@@ -147,7 +147,7 @@ func Verifier(name string) string { return name + "-verifier" }
 // Compose returns the objects a Protection of the given class composes in
 // its namespace: the BackupConfiguration and, when the class verifies,
 // the BackupVerifier its repository links. Check must have passed.
-func Compose(namespace, name string, spec Spec, class *v1alpha1.ProtectionClass) []runtime.Object {
+func Compose(namespace, name string, spec Spec, class *v1alpha1.Class) []runtime.Object {
 	sched := spec.Schedule
 	if sched == "" {
 		sched = class.BackupSchedule

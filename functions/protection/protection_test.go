@@ -44,8 +44,8 @@ func spec(mod func(*Spec)) Spec {
 	return s
 }
 
-func class(mod func(*v1alpha1.ProtectionClass)) *v1alpha1.ProtectionClass {
-	c := &v1alpha1.ProtectionClass{BackupSchedule: "0 * * * *", VerifySchedule: "30 3 * * *"}
+func class(mod func(*v1alpha1.Class)) *v1alpha1.Class {
+	c := &v1alpha1.Class{BackupSchedule: "0 * * * *", VerifySchedule: "30 3 * * *"}
 	if mod != nil {
 		mod(c)
 	}
@@ -56,7 +56,7 @@ func TestCheck(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		spec   Spec
-		class  *v1alpha1.ProtectionClass
+		class  *v1alpha1.Class
 		want   string
 	}{
 		"Valid":           {"A Deployment's absolute path to a named storage is composed.", spec(nil), class(nil), ""},
@@ -68,9 +68,9 @@ func TestCheck(t *testing.T) {
 		"NoStorage":       {"A storage without a name is refused.", spec(func(s *Spec) { s.Storage.Name = "" }), class(nil), "spec.storage.name: the BackupStorage's name is required"},
 		"NoSecret":        {"A Protection without a password Secret is refused.", spec(func(s *Spec) { s.EncryptionSecret = "" }), class(nil), "spec.encryptionSecret: the password Secret's name is required"},
 		"BadSchedule":     {"A schedule that does not parse is refused, naming the field.", spec(func(s *Spec) { s.Schedule = "every hour" }), class(nil), `spec.schedule: cannot parse "every hour"`},
-		"BadClassBackup":  {"A class whose schedule does not parse is named as the Composition's.", spec(nil), class(func(c *v1alpha1.ProtectionClass) { c.BackupSchedule = "61 * * * *" }), `input.backupSchedule: the Composition's schedule "61 * * * *" does not parse`},
-		"BadClassVerify":  {"So is a verify schedule that does not parse.", spec(nil), class(func(c *v1alpha1.ProtectionClass) { c.VerifySchedule = "x" }), `input.verifySchedule: the Composition's schedule "x" does not parse`},
-		"OwnBeatsClasses": {"The Protection's own schedule stands in for a bad class backup schedule.", spec(func(s *Spec) { s.Schedule = "0 1 * * *" }), class(func(c *v1alpha1.ProtectionClass) { c.BackupSchedule = "x" }), ""},
+		"BadClassBackup":  {"A class whose schedule does not parse is named as the Composition's.", spec(nil), class(func(c *v1alpha1.Class) { c.BackupSchedule = "61 * * * *" }), `input.backupSchedule: the Composition's schedule "61 * * * *" does not parse`},
+		"BadClassVerify":  {"So is a verify schedule that does not parse.", spec(nil), class(func(c *v1alpha1.Class) { c.VerifySchedule = "x" }), `input.verifySchedule: the Composition's schedule "x" does not parse`},
+		"OwnBeatsClasses": {"The Protection's own schedule stands in for a bad class backup schedule.", spec(func(s *Spec) { s.Schedule = "0 1 * * *" }), class(func(c *v1alpha1.Class) { c.BackupSchedule = "x" }), ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -110,7 +110,7 @@ func TestCompose(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		spec   Spec
-		class  *v1alpha1.ProtectionClass
+		class  *v1alpha1.Class
 		want   want
 	}{
 		"Verified": {
@@ -129,7 +129,7 @@ func TestCompose(t *testing.T) {
 			spec: spec(func(s *Spec) {
 				s.Schedule, s.Storage.Namespace, s.Target.APIGroup = "@daily", "", ""
 			}),
-			class: class(func(c *v1alpha1.ProtectionClass) {
+			class: class(func(c *v1alpha1.Class) {
 				c.VerifySchedule, c.DeletionPolicy = "", "WipeOut"
 				c.RetentionPolicy = &v1alpha1.Reference{Name: "keep-week", Namespace: "platform"}
 			}),

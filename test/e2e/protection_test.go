@@ -17,9 +17,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	k8sresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -44,16 +46,20 @@ type composer struct {
 	class *structpb.Struct
 }
 
-// newComposer reads the class of the named Composition in compositions/.
+// newComposer reads the input of the function's step of a Composition,
+// a path relative to the repository's root.
 func newComposer(t *testing.T, kube client.Client, composition string) *composer {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "compositions", composition))
+	b, err := os.ReadFile(filepath.Join("..", "..", composition))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var comp struct {
 		Spec struct {
 			Pipeline []struct {
+				FunctionRef struct {
+					Name string `json:"name"`
+				} `json:"functionRef"`
 				Input map[string]any `json:"input"`
 			} `json:"pipeline"`
 		} `json:"spec"`
@@ -61,7 +67,13 @@ func newComposer(t *testing.T, kube client.Client, composition string) *composer
 	if err := yaml.Unmarshal(b, &comp); err != nil {
 		t.Fatal(err)
 	}
-	class, err := structpb.NewStruct(comp.Spec.Pipeline[0].Input)
+	var input map[string]any
+	for _, step := range comp.Spec.Pipeline {
+		if step.FunctionRef.Name == "stashplane-function-stashplane" {
+			input = step.Input
+		}
+	}
+	class, err := structpb.NewStruct(input)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +99,9 @@ type composition struct {
 	rsp *fnv1.RunFunctionResponse
 	// desired are the composed objects applied, by resource name.
 	desired map[string]*unstructured.Unstructured
+	// earlier are the names of the resources steps before the function's
+	// composed: their readiness is those steps' to say.
+	earlier map[string]bool
 }
 
 // fatal is the function's Fatal result, if any.
@@ -99,10 +114,11 @@ func (c composition) fatal() string {
 	return ""
 }
 
-// ready is the XR's Ready as core derives it: every composed resource ready.
+// ready is whether every resource the function composed is ready, which
+// core requires for the XR's Ready.
 func (c composition) ready() bool {
-	for _, r := range c.rsp.GetDesired().GetResources() {
-		if r.GetReady() != fnv1.Ready_READY_TRUE {
+	for name, r := range c.rsp.GetDesired().GetResources() {
+		if !c.earlier[name] && r.GetReady() != fnv1.Ready_READY_TRUE {
 			return false
 		}
 	}
@@ -130,14 +146,24 @@ func (c composition) status(path ...string) string {
 }
 
 // compose runs one pass for xr, applying what the function desires unless
-// its result is Fatal.
-func (c *composer) compose(ctx context.Context, xr *unstructured.Unstructured, observed map[string]*unstructured.Unstructured) composition {
+// its result is Fatal. observed are the objects applied by the pass
+// before; earlier are the resources the steps before the function's
+// desire, by name.
+func (c *composer) compose(ctx context.Context, xr *unstructured.Unstructured, observed, earlier map[string]*unstructured.Unstructured) composition {
 	c.t.Helper()
 	composite, err := structpb.NewStruct(xr.Object)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	req := &fnv1.RunFunctionRequest{Input: c.class, Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: composite}, Resources: map[string]*fnv1.Resource{}}}
+	req := &fnv1.RunFunctionRequest{Input: c.class, Observed: &fnv1.State{Composite: &fnv1.Resource{Resource: composite}, Resources: map[string]*fnv1.Resource{}},
+		Desired: &fnv1.State{Resources: map[string]*fnv1.Resource{}}}
+	for name, o := range earlier {
+		s, err := structpb.NewStruct(o.Object)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		req.Desired.Resources[name] = &fnv1.Resource{Resource: s}
+	}
 	for name, o := range observed {
 		live := &unstructured.Unstructured{}
 		live.SetGroupVersionKind(o.GroupVersionKind())
@@ -166,7 +192,10 @@ func (c *composer) compose(ctx context.Context, xr *unstructured.Unstructured, o
 		}
 		answered = rsp.GetRequirements()
 	}
-	out := composition{rsp: rsp, desired: map[string]*unstructured.Unstructured{}}
+	out := composition{rsp: rsp, desired: map[string]*unstructured.Unstructured{}, earlier: map[string]bool{}}
+	for name := range earlier {
+		out.earlier[name] = true
+	}
 	if out.fatal() != "" {
 		return out
 	}
@@ -254,13 +283,13 @@ func TestProtectionComposed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := newComposer(t, kube, "protection-hourly-verified-daily.yaml")
+	c := newComposer(t, kube, "compositions/protection-hourly-verified-daily.yaml")
 
 	// team-a: composed, Ready, backed up at once.
 	xrA := protectionXR("team-a", "shared")
 	var passA composition
 	poll(t, 3*time.Minute, "team-a's Protection did not become Ready", func(ctx context.Context) (bool, error) {
-		passA = c.compose(ctx, xrA, passA.desired)
+		passA = c.compose(ctx, xrA, passA.desired, nil)
 		if f := passA.fatal(); f != "" {
 			return false, fmt.Errorf("fatal result: %s", f)
 		}
@@ -271,20 +300,20 @@ func TestProtectionComposed(t *testing.T) {
 	}
 	var snap string
 	poll(t, 3*time.Minute, "team-a's first backup did not succeed", func(ctx context.Context) (bool, error) {
-		passA = c.compose(ctx, xrA, passA.desired)
+		passA = c.compose(ctx, xrA, passA.desired, nil)
 		snap = passA.status("lastSnapshot", "name")
 		return passA.status("lastSnapshot", "phase") == string(storagev1alpha1.SnapshotSucceeded), nil
 	})
-	started, err := verify.Now(ctx, kube, "team-a", "app-verifier", "", time.Now())
-	if err != nil || len(started) != 1 || started[0].Spec.Snapshot != snap {
-		t.Fatalf("verify.Now on the composed verifier: %d sessions (want 1 of %s), %v", len(started), snap, err)
-	}
-	poll(t, 3*time.Minute, "team-a's Protection does not show its newest Snapshot Verified", func(ctx context.Context) (bool, error) {
-		passA = c.compose(ctx, xrA, passA.desired)
-		return passA.status("lastSnapshot", "verification") == string(storagev1alpha1.SnapshotVerified), nil
-	})
-	if got := passA.condition("Verified"); !strings.HasPrefix(got, "TRUE/Verified: snapshot \""+snap+"\" restored in ") || passA.status("lastSnapshot", "restoreDuration") == "" || !passA.ready() {
-		t.Errorf("a verified Protection: Verified %q, restoreDuration %q, ready %t", got, passA.status("lastSnapshot", "restoreDuration"), passA.ready())
+	snap = verifyNewest(t, kube, "team-a", "app-verifier")
+	passA = c.compose(ctx, xrA, passA.desired, nil)
+	if passA.status("lastSnapshot", "name") == snap {
+		if got := passA.condition("Verified"); !strings.HasPrefix(got, "TRUE/Verified: snapshot \""+snap+"\" restored in ") ||
+			passA.status("lastSnapshot", "verification") != string(storagev1alpha1.SnapshotVerified) || passA.status("lastSnapshot", "restoreDuration") == "" || !passA.ready() {
+			t.Errorf("a verified Protection: Verified %q, lastSnapshot %s %q restored in %q, ready %t", got, snap,
+				passA.status("lastSnapshot", "verification"), passA.status("lastSnapshot", "restoreDuration"), passA.ready())
+		}
+	} else {
+		newerNotVerified(t, passA, snap)
 	}
 	t.Logf("team-a's Protection: snapshot %s %s, restored in %s", snap, passA.status("lastSnapshot", "verification"), passA.status("lastSnapshot", "restoreDuration"))
 
@@ -292,7 +321,7 @@ func TestProtectionComposed(t *testing.T) {
 	xrB := protectionXR("team-b", "shared")
 	var passB composition
 	poll(t, 2*time.Minute, "team-b's Protection did not say the storage refuses it", func(ctx context.Context) (bool, error) {
-		passB = c.compose(ctx, xrB, passB.desired)
+		passB = c.compose(ctx, xrB, passB.desired, nil)
 		return strings.Contains(passB.condition("BackupReady"), `does not match namespace "team-b"`), nil
 	})
 	if passB.ready() || !strings.HasPrefix(passB.condition("BackupReady"), "FALSE/") {
@@ -306,7 +335,7 @@ func TestProtectionComposed(t *testing.T) {
 	// A storage that does not exist: Fatal, naming the field, nothing composed.
 	xrC := protectionXR("team-a", "no-such-storage")
 	xrC.SetName("other")
-	passC := c.compose(ctx, xrC, nil)
+	passC := c.compose(ctx, xrC, nil, nil)
 	if f := passC.fatal(); !strings.HasPrefix(f, "spec.storage.name: backupstorage platform/no-such-storage does not exist") || len(passC.desired) > 0 {
 		t.Errorf("a Protection of a missing storage: fatal %q, %d objects composed", f, len(passC.desired))
 	}
@@ -328,4 +357,163 @@ func TestProtectionComposed(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(storageDir, "backups", "team-a", "app")); err != nil {
 		t.Errorf("the backed-up data of a deleted Protection: %v", err)
 	}
+}
+
+// TestProtectStep is item 5 of the Crossplane issue short of core: the
+// example Composition of a platform team's own API
+// (examples/crossplane/protect), whose first step composes a StatefulSet
+// and whose protect step adds backup and verification. The test applies
+// that first step's StatefulSet as function-patch-and-transform would
+// (its base, named by its patch, with busybox for redis, which the dev
+// cluster does not run), then composes the protect step: the store is
+// backed up, its newest backup verified, and the composite resource's
+// conditions say so.
+func TestProtectStep(t *testing.T) {
+	t.Parallel()
+	kube := withPackageProvider(t, &corev1alpha1.BackupConfigurationList{}, &corev1alpha1.BackupVerificationSessionList{}, &storagev1alpha1.SnapshotList{})
+	ctx := context.Background()
+	for _, ns := range []*corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "platform"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"stashplane.io/backups": "allowed"}}},
+	} {
+		if err := kube.Create(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared := localStorage("shared", "platform", t.TempDir(), nil)
+	shared.Spec.UsagePolicy = admitting("stashplane.io/backups", "allowed")
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sessions-backups", Namespace: "team-a"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("store-password")}}
+	for _, o := range []client.Object{shared, secret} {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The first step's StatefulSet, from the example's base.
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "crossplane", "protect", "composition.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var comp struct {
+		Spec struct {
+			Pipeline []struct {
+				Input struct {
+					Resources []struct {
+						Name string         `json:"name"`
+						Base map[string]any `json:"base"`
+					} `json:"resources"`
+				} `json:"input"`
+			} `json:"pipeline"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal(b, &comp); err != nil {
+		t.Fatal(err)
+	}
+	base := comp.Spec.Pipeline[0].Input.Resources[0]
+	sts := &appsv1.StatefulSet{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(base.Base, sts); err != nil {
+		t.Fatal(err)
+	}
+	sts.Name, sts.Namespace = "sessions-store", "team-a"
+	sts.Spec.Template.Spec.Containers[0].Image, sts.Spec.Template.Spec.Containers[0].Command, sts.Spec.Template.Spec.Containers[0].Args = "busybox", []string{"sleep", "3600"}, nil
+	sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests[corev1.ResourceStorage] = k8sresource.MustParse("16Mi")
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(sts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &unstructured.Unstructured{Object: u}
+	store.SetAPIVersion("apps/v1")
+	store.SetKind("StatefulSet")
+	delete(store.Object, "status")
+	if err := kube.Patch(ctx, store.DeepCopy(), client.Apply, client.FieldOwner("stashplane-test-composer"), client.ForceOwnership); err != nil {
+		t.Fatal(err)
+	}
+	generate(t, claimDirIn(t, kube, "team-a", "data-sessions-store-0"), 30, 5)
+
+	xr := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "example.stashplane.io/v1alpha1", "kind": "KeyValueStore",
+		"metadata": map[string]any{"name": "sessions", "namespace": "team-a"},
+		"spec":     map[string]any{"storageSize": "2Gi", "backupSecretName": "sessions-backups"},
+	}}
+	c := newComposer(t, kube, filepath.Join("examples", "crossplane", "protect", "composition.yaml"))
+	earlier := map[string]*unstructured.Unstructured{base.Name: store}
+	var pass composition
+	defer func() {
+		if t.Failed() {
+			t.Logf("the KeyValueStore's last conditions: BackupReady %q, Verified %q", pass.condition("BackupReady"), pass.condition("Verified"))
+		}
+	}()
+	poll(t, 3*time.Minute, "the store's backup and verifier did not become ready", func(ctx context.Context) (bool, error) {
+		pass = c.compose(ctx, xr, pass.desired, earlier)
+		if f := pass.fatal(); f != "" {
+			return false, fmt.Errorf("fatal result: %s", f)
+		}
+		return pass.ready(), nil
+	})
+	if _, ok := pass.desired["store-backup"]; !ok {
+		t.Fatalf("the protect step composed %v, want store-backup and store-verifier", keysOf(pass.desired))
+	}
+	var snap string
+	poll(t, 3*time.Minute, "the store's first backup did not succeed", func(ctx context.Context) (bool, error) {
+		list := &storagev1alpha1.SnapshotList{}
+		if err := kube.List(ctx, list, client.InNamespace("team-a"), client.MatchingLabels{storagev1alpha1.LabelRepository: "sessions-store"}); err != nil || len(list.Items) == 0 {
+			return false, nil
+		}
+		snap = list.Items[0].Name
+		return list.Items[0].Status.Phase == storagev1alpha1.SnapshotSucceeded, nil
+	})
+	snap = verifyNewest(t, kube, "team-a", "sessions-store-verifier")
+	pass = c.compose(ctx, xr, pass.desired, earlier)
+	if got := pass.condition("Verified"); !strings.HasPrefix(got, "TRUE/Verified: StatefulSet sessions-store: snapshot \""+snap+"\"") {
+		newerNotVerified(t, pass, snap)
+	}
+	if got := pass.condition("BackupReady"); got != "TRUE/Ready: " {
+		t.Errorf("BackupReady of the protected store: %q", got)
+	}
+	t.Logf("KeyValueStore team-a/sessions: %s", pass.condition("Verified"))
+}
+
+// verifyNewest verifies the newest Snapshot of a verifier's repository
+// now, waits for its verdict, and returns its name; a verdict other than
+// Verified fails the test.
+func verifyNewest(t *testing.T, kube client.Client, ns, verifier string) string {
+	t.Helper()
+	ctx := context.Background()
+	started, err := verify.Now(ctx, kube, ns, verifier, "", time.Now())
+	if err != nil || len(started) != 1 {
+		t.Fatalf("verify.Now on the composed verifier %s/%s: %d sessions, %v", ns, verifier, len(started), err)
+	}
+	name := started[0].Spec.Snapshot
+	s := &storagev1alpha1.Snapshot{}
+	poll(t, 3*time.Minute, "snapshot "+name+" got no verdict", func(ctx context.Context) (bool, error) {
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+			return false, nil
+		}
+		return s.Status.VerificationStatus == storagev1alpha1.SnapshotVerified || s.Status.VerificationStatus == storagev1alpha1.SnapshotVerificationFailed, nil
+	})
+	if s.Status.VerificationStatus != storagev1alpha1.SnapshotVerified {
+		t.Fatalf("snapshot %s: verdict %s, want Verified", name, s.Status.VerificationStatus)
+	}
+	return name
+}
+
+// newerNotVerified accepts a Verified condition that is not True only
+// because a scheduled backup made a newer Snapshot after snap was
+// verified: it must say that newer one is not verified yet.
+func newerNotVerified(t *testing.T, c composition, snap string) {
+	t.Helper()
+	got := c.condition("Verified")
+	if !strings.HasPrefix(got, "UNKNOWN/NotVerifiedYet") || strings.Contains(got, `"`+snap+`"`) {
+		t.Errorf("after snapshot %s was verified, Verified says %q", snap, got)
+		return
+	}
+	t.Logf("a scheduled backup overtook verified snapshot %s: %s", snap, got)
+}
+
+func keysOf(m map[string]*unstructured.Unstructured) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
