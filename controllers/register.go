@@ -49,6 +49,22 @@ type Options struct {
 	// ClusterDumpNamespaces may hold configurations that dump the whole
 	// cluster.
 	ClusterDumpNamespaces []string
+	// Workers is how many objects the controllers of the managed kinds
+	// (BackupStorage, Repository, Snapshot) reconcile at a time: each
+	// object's record in the storage is its own, and a busy cluster has
+	// thousands of them. The other controllers reconcile one object at a
+	// time, since their checks span objects (a session's concurrency
+	// policy, a Repository's prune). Zero or one: one at a time.
+	Workers int
+}
+
+// managed are the controller options of a managed kind's controller.
+func (o Options) managed() controller.Options {
+	c := o.Controller
+	if o.Workers > 1 {
+		c.MaxConcurrentReconciles = o.Workers
+	}
+	return c
 }
 
 // Setup adds every Stashplane controller to the manager.
@@ -59,12 +75,12 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	setups := []func(ctrl.Manager, Options) error{
 		func(m ctrl.Manager, o Options) error {
 			return backupstorage.Setup(m, backupstorage.Options{
-				Controller: o.Controller, Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
+				Controller: o.managed(), Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
 			})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return snapshot.Setup(m, snapshot.Options{
-				Controller: o.Controller, Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
+				Controller: o.managed(), Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
 			})
 		},
 		func(m ctrl.Manager, o Options) error {
@@ -104,7 +120,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 		func(m ctrl.Manager, o Options) error {
 			return repository.Setup(m, repository.Options{
-				Controller: o.Controller, Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
+				Controller: o.managed(), Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
 			})
 		},
 	}

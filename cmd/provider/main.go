@@ -23,9 +23,13 @@ func main() {
 	flag.BoolVar(&o.LeaderElection, "leader-election", false, "take turns with other replicas")
 	flag.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")
 	flag.DurationVar(&o.PollInterval, "poll-interval", time.Minute, "how often storage objects are observed without a change")
+	qps := flag.Float64("kube-api-qps", 50, "requests per second the provider may send the API server")
+	flag.IntVar(&o.Burst, "kube-api-burst", 100, "requests the provider may send the API server in a burst above --kube-api-qps")
+	flag.IntVar(&o.Workers, "workers", 4, "BackupStorages, Repositories and Snapshots reconciled at a time, each kind (the other kinds: one at a time)")
 	zo := zap.Options{}
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()
+	o.QPS = float32(*qps)
 	o.Log = zap.New(zap.UseFlagOptions(&zo)).WithValues("component", "provider")
 	ctrl.SetLogger(o.Log)
 	if err := run(o.Log, o); err != nil {

@@ -47,6 +47,9 @@ func providerCommand() *cobra.Command {
 	f.BoolVar(&o.LeaderElection, "leader-election", false, "take turns with other replicas")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")
 	f.DurationVar(&o.PollInterval, "poll-interval", time.Minute, "how often storage objects are observed without a change")
+	f.Float32Var(&o.QPS, "kube-api-qps", 50, "requests per second the provider may send the API server")
+	f.IntVar(&o.Burst, "kube-api-burst", 100, "requests the provider may send the API server in a burst above --kube-api-qps")
+	f.IntVar(&o.Workers, "workers", 4, "BackupStorages, Repositories and Snapshots reconciled at a time, each kind (the other kinds: one at a time)")
 	f.StringSliceVar(&o.ClusterDumpNamespaces, "cluster-dump-namespaces", nil, "namespaces whose BackupConfigurations may dump the whole cluster (the kubedump-addon without a target): such a dump reads every Secret; none by default")
 	f.StringSliceVar(&o.AmbientNamespaces, "ambient-credential-namespaces", nil, "namespaces whose Jobs may use BackupStorages of other namespaces that name no credential Secret (their pods' cloud identity); none by default")
 	return cmd

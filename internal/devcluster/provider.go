@@ -112,7 +112,14 @@ func (p *ProviderProcess) Restart() error {
 }
 
 // RSS is the provider's resident memory in bytes, from /proc.
-func (p *ProviderProcess) RSS() (int64, error) {
+func (p *ProviderProcess) RSS() (int64, error) { return p.memory("VmRSS:") }
+
+// PeakRSS is the most resident memory the provider has held since it
+// started, in bytes, from /proc.
+func (p *ProviderProcess) PeakRSS() (int64, error) { return p.memory("VmHWM:") }
+
+// memory reads one field of the provider's /proc status, in bytes.
+func (p *ProviderProcess) memory(field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		return 0, fmt.Errorf("cannot read the provider's memory: %w", err)
@@ -120,7 +127,7 @@ func (p *ProviderProcess) RSS() (int64, error) {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(s.Text(), field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
 				return 0, fmt.Errorf("cannot parse the provider's memory %q: %w", v, err)
@@ -128,5 +135,5 @@ func (p *ProviderProcess) RSS() (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, errors.New("cannot find the provider's resident memory in /proc")
+	return 0, fmt.Errorf("cannot find %s in the provider's /proc status", strings.TrimSuffix(field, ":"))
 }

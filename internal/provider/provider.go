@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -52,6 +53,13 @@ type Options struct {
 	// ClusterDumpNamespaces may hold BackupConfigurations that dump the
 	// whole cluster. Empty: none may.
 	ClusterDumpNamespaces []string
+	// QPS and Burst bound the provider's requests to the API server; zero
+	// keeps the given configuration's.
+	QPS   float32
+	Burst int
+	// Workers is how many objects of each managed kind (BackupStorage,
+	// Repository, Snapshot) are reconciled at a time; zero or one: one.
+	Workers int
 	// SkipControllerNameValidation lets one process run several providers
 	// (tests, each against its own cluster); controller names are
 	// otherwise unique per process.
@@ -76,8 +84,19 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	cfg = rest.CopyConfig(cfg)
+	if o.QPS > 0 {
+		cfg.QPS = o.QPS
+	}
+	if o.Burst > 0 {
+		cfg.Burst = o.Burst
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  s,
+		Scheme: s,
+		// The cache holds every Snapshot, Job and pod the provider
+		// watches; their managed fields are most of their size and
+		// nothing reads them.
+		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Logger:                  o.Log,
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.HealthAddress,
@@ -104,7 +123,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	err = controllers.Setup(mgr, controllers.Options{
 		Log: o.Log, Opener: opener, Reason: Reason, PollInterval: o.PollInterval, AmbientNamespaces: o.AmbientNamespaces,
-		ClusterDumpNamespaces: o.ClusterDumpNamespaces,
+		ClusterDumpNamespaces: o.ClusterDumpNamespaces, Workers: o.Workers,
 	})
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,6 +26,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/devcluster"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/provider"
 	stashpkg "github.com/stashplane/stashplane/package"
@@ -41,7 +43,10 @@ const benchNamespace = "default"
 // addons and runs the provider in this process until the benchmark ends.
 // The provider's log goes to a file, named on stdout, so that it does not
 // drown the figures.
-func startProvider(b *testing.B) client.WithWatch {
+// startCluster starts a dev cluster with Stashplane's CRDs and returns a
+// client whose requests are bounded by cfg's QPS and burst (the client's
+// defaults when cfg is zero).
+func startCluster(b *testing.B, limits rest.Config) (*devcluster.Cluster, client.WithWatch) {
 	b.Helper()
 	crds, err := stashpkg.CRDs()
 	if err != nil {
@@ -52,10 +57,20 @@ func startProvider(b *testing.B) client.WithWatch {
 	if err != nil {
 		b.Fatal(err)
 	}
-	kube, err := client.NewWithWatch(c.Config(), client.Options{Scheme: s})
+	cfg := c.Config()
+	if limits.QPS > 0 {
+		cfg.QPS, cfg.Burst = limits.QPS, limits.Burst
+	}
+	kube, err := client.NewWithWatch(cfg, client.Options{Scheme: s})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return c, kube
+}
+
+func startProvider(b *testing.B) client.WithWatch {
+	b.Helper()
+	c, kube := startCluster(b, rest.Config{})
 	logFile, err := os.CreateTemp("", "stashplane-bench-provider-*.log")
 	if err != nil {
 		b.Fatal(err)

@@ -1,0 +1,352 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/trigger"
+)
+
+// Targets of the scale benchmark.
+const (
+	targetPeakRSS      = 256 << 20
+	targetAllReady     = 60 * time.Second
+	targetQueueLatency = time.Second
+)
+
+// envInt is an integer from the environment, or def.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkScale puts one provider, a process of its own as installed, in
+// front of STASHPLANE_BENCH_CONFIGS BackupConfigurations (1,000) with their
+// Repositories and STASHPLANE_BENCH_SNAPSHOTS Snapshots (10,000), and
+// reports against the targets:
+//
+//   - the provider's peak resident memory (< 256 MiB);
+//   - the time from the last create until every configuration and
+//     Repository is Ready (< 60 s);
+//   - the p99 of the time a request waits in a reconcile queue while
+//     STASHPLANE_BENCH_SESSIONS (20) backups run, the configurations
+//     released from pause in one batch of that size (< 1 s).
+//
+// The configurations are created paused, so that the scheduler's first
+// backups do not all start at once; every one of them protects the same
+// small Deployment, each into its own Repository.
+func BenchmarkScale(b *testing.B) {
+	configs := envInt("STASHPLANE_BENCH_CONFIGS", 1000)
+	snapshots := envInt("STASHPLANE_BENCH_SNAPSHOTS", 10000)
+	sessions := envInt("STASHPLANE_BENCH_SESSIONS", 20)
+	loadBefore := loadAverage()
+	ctx := context.Background()
+
+	// The benchmark's own client must not be what is measured.
+	c, kube := startCluster(b, rest.Config{QPS: 500, Burst: 1000})
+	if err := provider.InstallBuiltins(ctx, kube); err != nil {
+		b.Fatal(err)
+	}
+	bin, err := devclustertest.BinDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	metricsAddr := freeAddress(b)
+	// The provider's own defaults, unless STASHPLANE_BENCH_PROVIDER_FLAGS
+	// says otherwise (for example "--workers=1 --kube-api-qps=5").
+	flags := append([]string{"--metrics-address", metricsAddr, "--metrics-secure=false"}, strings.Fields(os.Getenv("STASHPLANE_BENCH_PROVIDER_FLAGS"))...)
+	proc, err := c.StartProvider(filepath.Join(bin, "stashplane"), flags...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(proc.Stop)
+	fmt.Printf("provider log: %s\n", filepath.Join(c.Dir(), "logs", "provider.log"))
+
+	storageDir, data := b.TempDir(), b.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "file"), []byte("scale"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	createBenchObjects(b, kube, storageDir, workload("app", data, "/data"))
+
+	// The configurations, paused, and then the Snapshots, eight creates
+	// at a time.
+	start := time.Now()
+	parallel(b, configs, func(i int) error {
+		bc := protect(fmt.Sprintf("c-%04d", i), "app", "local", fmt.Sprintf("r-%04d", i), "/data")
+		bc.Spec.Paused = true
+		return kube.Create(ctx, bc)
+	})
+	parallel(b, snapshots, func(i int) error {
+		repo := fmt.Sprintf("r-%04d", i%configs)
+		return kube.Create(ctx, &storagev1alpha1.Snapshot{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%05d", repo, i), Namespace: benchNamespace,
+				Labels: map[string]string{storagev1alpha1.LabelRepository: repo}},
+			Spec: storagev1alpha1.SnapshotSpec{Repository: repo, Session: benchSession},
+		})
+	})
+	lastCreate := time.Now()
+	fmt.Printf("created %d configurations and %d snapshots in %s\n", configs, snapshots, lastCreate.Sub(start).Round(time.Millisecond))
+
+	left, first := 0, ""
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 20*time.Minute, true, func(ctx context.Context) (bool, error) {
+		var err error
+		left, first, err = countNotReady(ctx, kube)
+		return err == nil && left == 0, nil
+	})
+	if err != nil {
+		b.Fatalf("%d configurations and Repositories are not Ready after 20 minutes, the first: %s", left, first)
+	}
+	allReady := time.Since(lastCreate)
+	var synced time.Duration
+	waitFor(b, 30*time.Minute, "the Snapshots were not all recorded in the storage", func(ctx context.Context) (bool, error) {
+		list := &storagev1alpha1.SnapshotList{}
+		if err := kube.List(ctx, list, client.InNamespace(benchNamespace)); err != nil {
+			return false, nil
+		}
+		for _, sn := range list.Items {
+			if sn.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded).Status != corev1.ConditionTrue {
+				return false, nil
+			}
+		}
+		synced = time.Since(lastCreate)
+		return true, nil
+	})
+
+	// A batch of backups released from pause, and the queues meanwhile.
+	before := scrape(b, metricsAddr)
+	released := time.Now()
+	var runs []client.ObjectKey
+	for i := 0; i < sessions && i < configs; i++ {
+		bc := &corev1alpha1.BackupConfiguration{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: benchNamespace, Name: fmt.Sprintf("c-%04d", i)}, bc); err != nil {
+			b.Fatal(err)
+		}
+		bc.Spec.Paused = false
+		if err := kube.Update(ctx, bc); err != nil {
+			b.Fatal(err)
+		}
+		bs, err := trigger.Create(ctx, kube, bc, benchSession, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		runs = append(runs, client.ObjectKeyFromObject(bs))
+	}
+	succeeded := 0
+	waitFor(b, 15*time.Minute, "the released backups did not all finish", func(ctx context.Context) (bool, error) {
+		succeeded = 0
+		for _, k := range runs {
+			bs := &corev1alpha1.BackupSession{}
+			if err := kube.Get(ctx, k, bs); err != nil {
+				return false, nil
+			}
+			switch bs.Status.Phase {
+			case corev1alpha1.BackupSessionSucceeded:
+				succeeded++
+			case corev1alpha1.BackupSessionFailed, corev1alpha1.BackupSessionSkipped:
+			default:
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	batch := time.Since(released)
+	after := scrape(b, metricsAddr)
+	p99, worst, worstP99, count := queueLatency(before, after)
+	peak, err := proc.PeakRSS()
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	fmt.Printf("scale: %d configurations, %d snapshots, one provider process %v (load average before: %s, after: %s)\n", configs, snapshots, flags[4:], loadBefore, loadAverage())
+	fmt.Printf("  provider peak RSS:                     %6.1f MiB  (target < %d MiB)  %s\n", float64(peak)/(1<<20), targetPeakRSS>>20, verdict(float64(peak) < targetPeakRSS))
+	fmt.Printf("  last create -> all Ready:              %6.1f s    (target < %.0f s)    %s\n", allReady.Seconds(), targetAllReady.Seconds(), verdict(allReady < targetAllReady))
+	fmt.Printf("  last create -> all Snapshots recorded: %6.1f s\n", synced.Seconds())
+	fmt.Printf("  queue latency p99, %d backups running: %6.3f s    (target < %.0f s)    %s; worst controller %s p99 %.3f s; %d requests\n",
+		len(runs), p99, targetQueueLatency.Seconds(), verdict(p99 < targetQueueLatency.Seconds()), worst, worstP99, count)
+	fmt.Printf("  the batch of %d backups: %d succeeded in %s\n", len(runs), succeeded, batch.Round(time.Second))
+	b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
+	b.ReportMetric(allReady.Seconds(), "ready-s")
+	b.ReportMetric(p99, "queue-p99-s")
+	if succeeded != len(runs) {
+		b.Errorf("%d of the %d released backups did not succeed", len(runs)-succeeded, len(runs))
+	}
+}
+
+// parallel runs f for 0..n-1, eight at a time, and fails on the first
+// error.
+func parallel(b *testing.B, n int, f func(i int) error) {
+	b.Helper()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	next := make(chan int)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		b.Fatalf("%d creates failed, the first: %v", len(errs), errs[0])
+	}
+}
+
+// countNotReady counts the configurations and Repositories that are not
+// Ready, and names the first.
+func countNotReady(ctx context.Context, kube client.Client) (int, string, error) {
+	n, first := 0, ""
+	configs := &corev1alpha1.BackupConfigurationList{}
+	if err := kube.List(ctx, configs, client.InNamespace(benchNamespace)); err != nil {
+		return 0, "", err
+	}
+	for _, bc := range configs.Items {
+		if bc.Status.Phase != corev1alpha1.BackupInvokerReady {
+			if n++; first == "" {
+				first = "backupconfiguration " + bc.Name + " " + string(bc.Status.Phase)
+			}
+		}
+	}
+	repos := &storagev1alpha1.RepositoryList{}
+	if err := kube.List(ctx, repos, client.InNamespace(benchNamespace)); err != nil {
+		return 0, "", err
+	}
+	if len(repos.Items) < len(configs.Items) {
+		n += len(configs.Items) - len(repos.Items)
+	}
+	for _, r := range repos.Items {
+		if r.GetCondition("Ready").Status != corev1.ConditionTrue {
+			if n++; first == "" {
+				first = "repository " + r.Name
+			}
+		}
+	}
+	return n, first, nil
+}
+
+// freeAddress is a free loopback address for the provider's metrics.
+func freeAddress(b *testing.B) string {
+	b.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scrape reads the provider's metrics.
+func scrape(b *testing.B, addr string) map[string]*dto.MetricFamily {
+	b.Helper()
+	var families map[string]*dto.MetricFamily
+	waitFor(b, time.Minute, "the provider's metrics endpoint did not answer", func(context.Context) (bool, error) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false, nil
+		}
+		defer resp.Body.Close()
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err = parser.TextToMetricFamilies(resp.Body)
+		return err == nil, nil
+	})
+	return families
+}
+
+// queueLatency is the p99 of workqueue_queue_duration_seconds between two
+// scrapes, over every controller's queue and for the worst one, and how
+// many requests it counts. A p99 is the upper bound of the bucket it
+// falls in.
+func queueLatency(before, after map[string]*dto.MetricFamily) (p99 float64, worst string, worstP99 float64, count uint64) {
+	const name = "workqueue_queue_duration_seconds"
+	buckets := func(fams map[string]*dto.MetricFamily) map[string]map[float64]uint64 {
+		out := map[string]map[float64]uint64{}
+		f := fams[name]
+		if f == nil {
+			return out
+		}
+		for _, m := range f.Metric {
+			q := ""
+			for _, l := range m.Label {
+				if l.GetName() == "name" {
+					q = l.GetValue()
+				}
+			}
+			out[q] = map[float64]uint64{}
+			for _, bk := range m.GetHistogram().GetBucket() {
+				out[q][bk.GetUpperBound()] = bk.GetCumulativeCount()
+			}
+			out[q][math.Inf(1)] = m.GetHistogram().GetSampleCount()
+		}
+		return out
+	}
+	b0, b1 := buckets(before), buckets(after)
+	total := map[float64]uint64{}
+	quantile := func(cum map[float64]uint64) (float64, uint64) {
+		bounds := make([]float64, 0, len(cum))
+		for ub := range cum {
+			bounds = append(bounds, ub)
+		}
+		sort.Float64s(bounds)
+		n := cum[math.Inf(1)]
+		if n == 0 {
+			return 0, 0
+		}
+		for _, ub := range bounds {
+			if float64(cum[ub]) >= 0.99*float64(n) {
+				return ub, n
+			}
+		}
+		return math.Inf(1), n
+	}
+	for q, cum := range b1 {
+		delta := map[float64]uint64{}
+		for ub, v := range cum {
+			delta[ub] = v - b0[q][ub]
+			total[ub] += delta[ub]
+		}
+		if p, n := quantile(delta); n > 0 && p > worstP99 {
+			worst, worstP99 = q, p
+		}
+	}
+	p99, count = quantile(total)
+	return p99, worst, worstP99, count
+}
