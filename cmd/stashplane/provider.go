@@ -47,6 +47,7 @@ func providerCommand() *cobra.Command {
 	f.BoolVar(&o.LeaderElection, "leader-election", false, "take turns with other replicas")
 	f.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease")
 	f.DurationVar(&o.PollInterval, "poll-interval", time.Minute, "how often storage objects are observed without a change")
+	f.StringVar(&o.PprofAddress, "pprof-address", "", "address to serve Go's profiles on (/debug/pprof/); none if empty")
 	f.Float32Var(&o.QPS, "kube-api-qps", 50, "requests per second the provider may send the API server")
 	f.IntVar(&o.Burst, "kube-api-burst", 100, "requests the provider may send the API server in a burst above --kube-api-qps")
 	f.IntVar(&o.Workers, "workers", 4, "BackupStorages, Repositories and Snapshots reconciled at a time, each kind (the other kinds: one at a time)")

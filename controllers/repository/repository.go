@@ -45,6 +45,9 @@ type Options = storagekind.Options
 // Setup adds the Repository controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "repository"
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &storagev1alpha1.Snapshot{}, snapshotsByRepository, repositoryOf); err != nil {
+		return fmt.Errorf("cannot index snapshots by repository: %w", err)
+	}
 	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.RepositoryGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
@@ -194,8 +197,10 @@ func (c *connector) checkPassword(ctx context.Context, repo *storagev1alpha1.Rep
 // older Repository of the same storage: their WipeOuts would destroy each
 // other's backups.
 func (c *connector) checkOverlap(ctx context.Context, repo *storagev1alpha1.Repository, storage client.ObjectKey) error {
+	// Only read: the cache's own objects, not a copy of each of the
+	// cluster's Repositories for every one checked.
 	list := &storagev1alpha1.RepositoryList{}
-	if err := c.kube.List(ctx, list); err != nil {
+	if err := c.kube.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("cannot list repositories: %w", err)
 	}
 	mine := cleanPath(repo.Spec.Path)

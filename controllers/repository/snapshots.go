@@ -28,17 +28,26 @@ func repositoryOfSnapshot(_ context.Context, o client.Object) []reconcile.Reques
 // snapshotStatus fills the Repository's status from its Snapshots: how many
 // there are, the newest few, when the last backup succeeded, how much the
 // succeeded ones hold, and whether they all kept their integrity.
+// snapshotsByRepository indexes Snapshots by the Repository they are of.
+const snapshotsByRepository = "spec.repository"
+
+// repositoryOf is the index function of snapshotsByRepository.
+func repositoryOf(o client.Object) []string {
+	s, ok := o.(*storagev1alpha1.Snapshot)
+	if !ok {
+		return nil
+	}
+	return []string{s.Spec.Repository}
+}
+
 func snapshotStatus(ctx context.Context, c client.Reader, repo *storagev1alpha1.Repository) error {
+	// The index finds the Repository's own Snapshots among the namespace's
+	// thousands, and they are only read: no copy of each.
 	list := &storagev1alpha1.SnapshotList{}
-	if err := c.List(ctx, list, client.InNamespace(repo.Namespace)); err != nil {
+	if err := c.List(ctx, list, client.InNamespace(repo.Namespace), client.MatchingFields{snapshotsByRepository: repo.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("cannot list snapshots: %w", err)
 	}
-	var snaps []storagev1alpha1.Snapshot
-	for _, s := range list.Items {
-		if s.Spec.Repository == repo.Name {
-			snaps = append(snaps, s)
-		}
-	}
+	snaps := list.Items
 	sort.Slice(snaps, func(i, j int) bool { return snapshotTime(&snaps[i]).After(snapshotTime(&snaps[j]).Time) })
 	st := &repo.Status
 	st.SnapshotCount = ptr.To(int32(len(snaps)))
@@ -49,7 +58,7 @@ func snapshotStatus(ctx context.Context, c client.Reader, repo *storagev1alpha1.
 	for i, s := range snaps {
 		if i < recentSnapshotCount {
 			st.RecentSnapshots = append(st.RecentSnapshots, storagev1alpha1.SnapshotInfo{
-				Name: s.Name, Phase: s.Status.Phase, Session: s.Spec.Session, Size: s.Status.Size, SnapshotTime: s.Status.SnapshotTime,
+				Name: s.Name, Phase: s.Status.Phase, Session: s.Spec.Session, Size: s.Status.Size, SnapshotTime: s.Status.SnapshotTime.DeepCopy(),
 			})
 		}
 		if s.Status.Phase != storagev1alpha1.SnapshotSucceeded {

@@ -53,6 +53,9 @@ type Options struct {
 	// ClusterDumpNamespaces may hold BackupConfigurations that dump the
 	// whole cluster. Empty: none may.
 	ClusterDumpNamespaces []string
+	// PprofAddress serves Go's profiles (/debug/pprof/) for a look at
+	// where memory and time go; empty or "0" serves none.
+	PprofAddress string
 	// QPS and Burst bound the provider's requests to the API server; zero
 	// keeps the given configuration's.
 	QPS   float32
@@ -100,6 +103,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		Logger:                  o.Log,
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.HealthAddress,
+		PprofBindAddress:        o.PprofAddress,
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "stashplane-provider",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,

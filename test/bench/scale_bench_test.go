@@ -80,8 +80,8 @@ func BenchmarkScale(b *testing.B) {
 	metricsAddr := freeAddress(b)
 	// The provider's own defaults, unless STASHPLANE_BENCH_PROVIDER_FLAGS
 	// says otherwise (for example "--workers=1 --kube-api-qps=5").
-	flags := append([]string{"--metrics-address", metricsAddr, "--metrics-secure=false"}, strings.Fields(os.Getenv("STASHPLANE_BENCH_PROVIDER_FLAGS"))...)
-	proc, err := c.StartProvider(filepath.Join(bin, "stashplane"), flags...)
+	extra := strings.Fields(os.Getenv("STASHPLANE_BENCH_PROVIDER_FLAGS"))
+	proc, err := c.StartProvider(filepath.Join(bin, "stashplane"), append([]string{"--metrics-address", metricsAddr, "--metrics-secure=false"}, extra...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,6 +123,7 @@ func BenchmarkScale(b *testing.B) {
 		b.Fatalf("%d configurations and Repositories are not Ready after 20 minutes, the first: %s", left, first)
 	}
 	allReady := time.Since(lastCreate)
+	fmt.Printf("last create -> all Ready: %.1f s\n", allReady.Seconds())
 	var synced time.Duration
 	waitFor(b, 30*time.Minute, "the Snapshots were not all recorded in the storage", func(ctx context.Context) (bool, error) {
 		list := &storagev1alpha1.SnapshotList{}
@@ -137,6 +138,7 @@ func BenchmarkScale(b *testing.B) {
 		synced = time.Since(lastCreate)
 		return true, nil
 	})
+	fmt.Printf("last create -> all Snapshots recorded: %.1f s\n", synced.Seconds())
 
 	// A batch of backups released from pause, and the queues meanwhile.
 	before := scrape(b, metricsAddr)
@@ -183,7 +185,7 @@ func BenchmarkScale(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	fmt.Printf("scale: %d configurations, %d snapshots, one provider process %v (load average before: %s, after: %s)\n", configs, snapshots, flags[4:], loadBefore, loadAverage())
+	fmt.Printf("scale: %d configurations, %d snapshots, one provider process, flags %v beyond its defaults (load average before: %s, after: %s)\n", configs, snapshots, extra, loadBefore, loadAverage())
 	fmt.Printf("  provider peak RSS:                     %6.1f MiB  (target < %d MiB)  %s\n", float64(peak)/(1<<20), targetPeakRSS>>20, verdict(float64(peak) < targetPeakRSS))
 	fmt.Printf("  last create -> all Ready:              %6.1f s    (target < %.0f s)    %s\n", allReady.Seconds(), targetAllReady.Seconds(), verdict(allReady < targetAllReady))
 	fmt.Printf("  last create -> all Snapshots recorded: %6.1f s\n", synced.Seconds())
