@@ -15,9 +15,12 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
@@ -64,7 +67,7 @@ func setupScheduler(mgr ctrl.Manager, o Options) error {
 		// Repositories carry the configuration's label, not its owner
 		// reference: deleting a configuration keeps them, their
 		// Snapshots and their data (docs/retention.md).
-		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(configurationOfRepository)).
+		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(configurationOfRepository), builder.WithPredicates(repositoryChanged)).
 		// The copies of storage Secrets (access.go): remade when deleted,
 		// refreshed when their source changes.
 		Owns(&corev1.Secret{}).
@@ -305,6 +308,21 @@ func (s *scheduler) sessionStatus(bc *corev1alpha1.BackupConfiguration) {
 
 // configurationOfRepository is the configuration whose label a Repository
 // carries.
+// repositoryChanged passes the Repository updates the scheduler acts on:
+// its spec, labels or deletion, and the phase and initialization it
+// reports. A Repository's Snapshot count and recent Snapshots change with
+// every backup of a busy cluster and matter to no configuration.
+var repositoryChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*storagev1alpha1.Repository)
+	n, ok2 := e.ObjectNew.(*storagev1alpha1.Repository)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Generation != n.Generation || !equality.Semantic.DeepEqual(o.Labels, n.Labels) ||
+		(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) || o.Status.Phase != n.Status.Phase ||
+		!o.GetCondition(storagev1alpha1.TypeRepositoryInitialized).Equal(n.GetCondition(storagev1alpha1.TypeRepositoryInitialized))
+}}
+
 func configurationOfRepository(_ context.Context, o client.Object) []reconcile.Request {
 	name := o.GetLabels()[corev1alpha1.LabelInvokerName]
 	if name == "" {

@@ -68,6 +68,8 @@ func BenchmarkScale(b *testing.B) {
 	loadBefore := loadAverage()
 	ctx := context.Background()
 
+	// Made before the cluster, so removed after it stops writing there.
+	storageDir, data := b.TempDir(), b.TempDir()
 	// The benchmark's own client must not be what is measured.
 	c, kube := startCluster(b, rest.Config{QPS: 500, Burst: 1000})
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
@@ -88,7 +90,6 @@ func BenchmarkScale(b *testing.B) {
 	b.Cleanup(proc.Stop)
 	fmt.Printf("provider log: %s\n", filepath.Join(c.Dir(), "logs", "provider.log"))
 
-	storageDir, data := b.TempDir(), b.TempDir()
 	if err := os.WriteFile(filepath.Join(data, "file"), []byte("scale"), 0o644); err != nil {
 		b.Fatal(err)
 	}
