@@ -27,9 +27,11 @@ func TestRepositoryChanged(t *testing.T) {
 		change func(*storagev1alpha1.Repository)
 		want   bool
 	}{
-		"SnapshotCount":   {"A new Snapshot counted is no news to the scheduler.", func(r *storagev1alpha1.Repository) { r.Status.SnapshotCount = ptr.To[int32](4) }, false},
-		"RecentSnapshots": {"Nor is the list of recent Snapshots.", func(r *storagev1alpha1.Repository) { r.Status.RecentSnapshots = []storagev1alpha1.SnapshotInfo{{Name: "s"}} }, false},
-		"Phase":           {"The phase is reported on the configuration.", func(r *storagev1alpha1.Repository) { r.Status.Phase = storagev1alpha1.RepositoryNotReady }, true},
+		"SnapshotCount": {"A new Snapshot counted is no news to the scheduler.", func(r *storagev1alpha1.Repository) { r.Status.SnapshotCount = ptr.To[int32](4) }, false},
+		"RecentSnapshots": {"Nor is the list of recent Snapshots.", func(r *storagev1alpha1.Repository) {
+			r.Status.RecentSnapshots = []storagev1alpha1.SnapshotInfo{{Name: "s"}}
+		}, false},
+		"Phase": {"The phase is reported on the configuration.", func(r *storagev1alpha1.Repository) { r.Status.Phase = storagev1alpha1.RepositoryNotReady }, true},
 		"Initialized": {"So is why it is not initialized.", func(r *storagev1alpha1.Repository) {
 			r.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeRepositoryInitialized, Status: corev1.ConditionFalse, Reason: "Failed", Message: "wrong password"})
 		}, true},
