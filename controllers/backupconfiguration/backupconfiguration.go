@@ -26,9 +26,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
@@ -62,7 +65,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Named("backupconfiguration-validation").
 		WithOptions(o.Controller).
 		For(&corev1alpha1.BackupConfiguration{}).
-		Watches(&storagev1alpha1.BackupStorage{}, everywhere).
+		Watches(&storagev1alpha1.BackupStorage{}, everywhere, builder.WithPredicates(storageChanged)).
 		Watches(&storagev1alpha1.RetentionPolicy{}, everywhere).
 		Watches(&corev1alpha1.HookTemplate{}, everywhere).
 		Watches(&addonsv1alpha1.Addon{}, everywhere).
@@ -198,3 +201,11 @@ func equalStatus(a, b *corev1alpha1.BackupConfiguration) bool {
 		equality.Semantic.DeepEqual(a.Status.Backends, b.Status.Backends) &&
 		equality.Semantic.DeepEqual(a.Status.TargetFound, b.Status.TargetFound)
 }
+
+// storageChanged passes the BackupStorage updates its users act on
+// (BackupStorage.ChangedForUsers), not its status lists.
+var storageChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*storagev1alpha1.BackupStorage)
+	n, ok2 := e.ObjectNew.(*storagev1alpha1.BackupStorage)
+	return !ok1 || !ok2 || n.ChangedForUsers(o)
+}}

@@ -22,8 +22,11 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
@@ -54,7 +57,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		WithOptions(o.Controller).
 		For(&storagev1alpha1.Repository{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(repositoriesUsingSecret(mgr.GetClient()))).
-		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(repositoriesOfStorage(mgr.GetClient()))).
+		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(repositoriesOfStorage(mgr.GetClient())), builder.WithPredicates(storageChanged)).
 		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(repositoryOfSnapshot)).
 		// A WipeOut waits for the restores and prunes of the Repository.
 		Watches(&corev1alpha1.RestoreSession{}, handler.EnqueueRequestsFromMapFunc(deletedRepositoryOfRun(mgr.GetClient()))).
@@ -364,3 +367,11 @@ func setInitialized(repo *storagev1alpha1.Repository, ok bool, reason, msg strin
 	repo.SetConditions(c, ready)
 	repo.Status.Phase = phase
 }
+
+// storageChanged passes the BackupStorage updates its users act on
+// (BackupStorage.ChangedForUsers), not its status lists.
+var storageChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*storagev1alpha1.BackupStorage)
+	n, ok2 := e.ObjectNew.(*storagev1alpha1.BackupStorage)
+	return !ok1 || !ok2 || n.ChangedForUsers(o)
+}}

@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"maps"
+
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -399,6 +401,15 @@ type BackupStorageList struct {
 
 func init() {
 	SchemeBuilder.Register(&BackupStorage{}, &BackupStorageList{})
+}
+
+// ChangedForUsers says whether an update from old to bs changed what the
+// storage's users act on: its spec, labels, deletion or phase. Its status
+// lists, which every new Repository and backup change, do not count: on a
+// busy cluster they would wake every user of the storage each time.
+func (bs *BackupStorage) ChangedForUsers(old *BackupStorage) bool {
+	return old.Generation != bs.Generation || !maps.Equal(old.Labels, bs.Labels) ||
+		(old.DeletionTimestamp == nil) != (bs.DeletionTimestamp == nil) || old.Status.Phase != bs.Status.Phase
 }
 
 // IsDefaultOf says whether bs is the default BackupStorage of its namespace

@@ -43,3 +43,34 @@ func TestVerdictBeforePrune(t *testing.T) {
 		})
 	}
 }
+
+// TestChangedForUsers shows which BackupStorage updates wake its users.
+func TestChangedForUsers(t *testing.T) {
+	base := func() *BackupStorage {
+		bs := &BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "s", Generation: 1}}
+		bs.Status.Phase = BackupStorageReady
+		bs.Status.TotalSize = "1 GiB"
+		return bs
+	}
+	cases := map[string]struct {
+		reason string
+		change func(*BackupStorage)
+		want   bool
+	}{
+		"Size":         {"A new total size wakes no one.", func(bs *BackupStorage) { bs.Status.TotalSize = "2 GiB" }, false},
+		"Repositories": {"Nor does a new Repository listed.", func(bs *BackupStorage) { bs.Status.Repositories = []RepositoryInfo{{Name: "r"}} }, false},
+		"Spec":         {"A changed spec does.", func(bs *BackupStorage) { bs.Generation = 2 }, true},
+		"Phase":        {"So does its phase.", func(bs *BackupStorage) { bs.Status.Phase = BackupStorageNotReady }, true},
+		"Labels":       {"And its labels.", func(bs *BackupStorage) { bs.Labels = map[string]string{"a": "b"} }, true},
+		"Deletion":     {"And its deletion.", func(bs *BackupStorage) { bs.DeletionTimestamp = &metav1.Time{} }, true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			n := base()
+			tc.change(n)
+			if got := n.ChangedForUsers(base()); got != tc.want {
+				t.Errorf("%s\nChangedForUsers = %t, want %t", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
