@@ -3,6 +3,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/addon"
 	"github.com/stashplane/stashplane/controllers/backupblueprint"
 	"github.com/stashplane/stashplane/controllers/backupconfiguration"
@@ -71,6 +73,10 @@ func (o Options) managed() controller.Options {
 func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Renderer == nil {
 		o.Renderer = render.New(render.Options{})
+	}
+	// Indexes the controllers share, registered once.
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotRepositoryField, storagev1alpha1.SnapshotRepository); err != nil {
+		return fmt.Errorf("cannot index snapshots by repository: %w", err)
 	}
 	setups := []func(ctrl.Manager, Options) error{
 		func(m ctrl.Manager, o Options) error {

@@ -48,9 +48,6 @@ type Options = storagekind.Options
 // Setup adds the Repository controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "repository"
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &storagev1alpha1.Snapshot{}, snapshotsByRepository, repositoryOf); err != nil {
-		return fmt.Errorf("cannot index snapshots by repository: %w", err)
-	}
 	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.RepositoryGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).

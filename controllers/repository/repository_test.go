@@ -255,7 +255,7 @@ func TestExternal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e := &external{kube: fake.NewClientBuilder().WithScheme(sch).WithObjects(tc.objs...).WithIndex(&storagev1alpha1.Snapshot{}, snapshotsByRepository, repositoryOf).Build(), bucket: b, reason: noReason}
+			e := &external{kube: fake.NewClientBuilder().WithScheme(sch).WithObjects(tc.objs...).WithIndex(&storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotRepositoryField, storagev1alpha1.SnapshotRepository).Build(), bucket: b, reason: noReason}
 			obs, err := tc.do(e, tc.repo)
 			if (err != nil) != tc.want.errText {
 				t.Fatalf("%s\nerror %v, want error %v", tc.reason, err, tc.want.errText)

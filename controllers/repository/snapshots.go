@@ -28,23 +28,12 @@ func repositoryOfSnapshot(_ context.Context, o client.Object) []reconcile.Reques
 // snapshotStatus fills the Repository's status from its Snapshots: how many
 // there are, the newest few, when the last backup succeeded, how much the
 // succeeded ones hold, and whether they all kept their integrity.
-// snapshotsByRepository indexes Snapshots by the Repository they are of.
-const snapshotsByRepository = "spec.repository"
-
-// repositoryOf is the index function of snapshotsByRepository.
-func repositoryOf(o client.Object) []string {
-	s, ok := o.(*storagev1alpha1.Snapshot)
-	if !ok {
-		return nil
-	}
-	return []string{s.Spec.Repository}
-}
-
 func snapshotStatus(ctx context.Context, c client.Reader, repo *storagev1alpha1.Repository) error {
-	// The index finds the Repository's own Snapshots among the namespace's
+	// The index (registered by the controllers' Setup) finds the
+	// Repository's own Snapshots among the namespace's
 	// thousands, and they are only read: no copy of each.
 	list := &storagev1alpha1.SnapshotList{}
-	if err := c.List(ctx, list, client.InNamespace(repo.Namespace), client.MatchingFields{snapshotsByRepository: repo.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := c.List(ctx, list, client.InNamespace(repo.Namespace), client.MatchingFields{storagev1alpha1.SnapshotRepositoryField: repo.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("cannot list snapshots: %w", err)
 	}
 	snaps := list.Items

@@ -65,8 +65,9 @@ func deletedSnapshotsOfRun(c client.Reader) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		key, ok := plan.RepositoryOfRun(o)
 		list := &storagev1alpha1.SnapshotList{}
-		// Only read, on every event of a run: no copy of each Snapshot.
-		if !ok || c.List(ctx, list, client.InNamespace(key.Namespace), client.MatchingLabels{storagev1alpha1.LabelRepository: key.Name}, client.UnsafeDisableDeepCopy) != nil {
+		// On every event of a run: through the index, only the
+		// Repository's Snapshots are read, and not copied.
+		if !ok || c.List(ctx, list, client.InNamespace(key.Namespace), client.MatchingFields{storagev1alpha1.SnapshotRepositoryField: key.Name}, client.UnsafeDisableDeepCopy) != nil {
 			return nil
 		}
 		var out []reconcile.Request

@@ -19,6 +19,7 @@ package v1alpha1
 import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Labels Stashplane puts on every Snapshot so they can be listed by
@@ -475,4 +476,18 @@ type SnapshotList struct {
 
 func init() {
 	SchemeBuilder.Register(&Snapshot{}, &SnapshotList{})
+}
+
+// SnapshotRepositoryField names the provider's cache index of Snapshots by
+// the Repository they are of (spec.repository): a Repository's Snapshots
+// are found among a namespace's thousands without reading each.
+const SnapshotRepositoryField = "spec.repository"
+
+// SnapshotRepository is the index function of SnapshotRepositoryField.
+func SnapshotRepository(o client.Object) []string {
+	s, ok := o.(*Snapshot)
+	if !ok {
+		return nil
+	}
+	return []string{s.Spec.Repository}
 }
