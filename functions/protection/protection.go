@@ -120,6 +120,11 @@ func Check(spec Spec, class *v1alpha1.Class) error {
 	} else if _, err := schedule.Parse(class.BackupSchedule); err != nil {
 		return &FieldError{Field: "input.backupSchedule", Message: fmt.Sprintf("the Composition's schedule %q does not parse: %v", class.BackupSchedule, err)}
 	}
+	switch corev1alpha1.RepositoryDeletionPolicy(class.DeletionPolicy) {
+	case "", corev1alpha1.RepositoryDeletionPolicyRetain, corev1alpha1.RepositoryDeletionPolicyDelete, corev1alpha1.RepositoryDeletionPolicyWipeOut:
+	default:
+		return &FieldError{Field: "input.deletionPolicy", Message: fmt.Sprintf("%q is none of Retain, Delete, WipeOut", class.DeletionPolicy)}
+	}
 	if class.VerifySchedule != "" {
 		if _, err := schedule.Parse(class.VerifySchedule); err != nil {
 			return &FieldError{Field: "input.verifySchedule", Message: fmt.Sprintf("the Composition's schedule %q does not parse: %v", class.VerifySchedule, err)}

@@ -59,18 +59,19 @@ func TestCheck(t *testing.T) {
 		class  *v1alpha1.Class
 		want   string
 	}{
-		"Valid":           {"A Deployment's absolute path to a named storage is composed.", spec(nil), class(nil), ""},
-		"OwnSchedule":     {"A schedule of the Protection's own that parses is taken.", spec(func(s *Spec) { s.Schedule = "@daily" }), class(nil), ""},
-		"Kind":            {"A kind the workload-addon cannot read paths from is refused by field.", spec(func(s *Spec) { s.Target.Kind = "CronJob" }), class(nil), `spec.target.kind: kind "CronJob" cannot be protected: use one of [Deployment StatefulSet DaemonSet]`},
-		"Group":           {"Another group's Deployment is refused.", spec(func(s *Spec) { s.Target.APIGroup = "example.org" }), class(nil), `spec.target.apiGroup: group "example.org" has no Deployment: use apps`},
-		"NoPaths":         {"Nothing to back up is refused.", spec(func(s *Spec) { s.Paths = nil }), class(nil), "spec.paths: name at least one directory of the workload to back up"},
-		"RelativePath":    {"A relative path is refused by index.", spec(func(s *Spec) { s.Paths = []string{"/a", "data"} }), class(nil), `spec.paths[1]: "data" is not an absolute path`},
-		"NoStorage":       {"A storage without a name is refused.", spec(func(s *Spec) { s.Storage.Name = "" }), class(nil), "spec.storage.name: the BackupStorage's name is required"},
-		"NoSecret":        {"A Protection without a password Secret is refused.", spec(func(s *Spec) { s.EncryptionSecret = "" }), class(nil), "spec.encryptionSecret: the password Secret's name is required"},
-		"BadSchedule":     {"A schedule that does not parse is refused, naming the field.", spec(func(s *Spec) { s.Schedule = "every hour" }), class(nil), `spec.schedule: cannot parse "every hour"`},
-		"BadClassBackup":  {"A class whose schedule does not parse is named as the Composition's.", spec(nil), class(func(c *v1alpha1.Class) { c.BackupSchedule = "61 * * * *" }), `input.backupSchedule: the Composition's schedule "61 * * * *" does not parse`},
-		"BadClassVerify":  {"So is a verify schedule that does not parse.", spec(nil), class(func(c *v1alpha1.Class) { c.VerifySchedule = "x" }), `input.verifySchedule: the Composition's schedule "x" does not parse`},
-		"OwnBeatsClasses": {"The Protection's own schedule stands in for a bad class backup schedule.", spec(func(s *Spec) { s.Schedule = "0 1 * * *" }), class(func(c *v1alpha1.Class) { c.BackupSchedule = "x" }), ""},
+		"Valid":             {"A Deployment's absolute path to a named storage is composed.", spec(nil), class(nil), ""},
+		"OwnSchedule":       {"A schedule of the Protection's own that parses is taken.", spec(func(s *Spec) { s.Schedule = "@daily" }), class(nil), ""},
+		"Kind":              {"A kind the workload-addon cannot read paths from is refused by field.", spec(func(s *Spec) { s.Target.Kind = "CronJob" }), class(nil), `spec.target.kind: kind "CronJob" cannot be protected: use one of [Deployment StatefulSet DaemonSet]`},
+		"Group":             {"Another group's Deployment is refused.", spec(func(s *Spec) { s.Target.APIGroup = "example.org" }), class(nil), `spec.target.apiGroup: group "example.org" has no Deployment: use apps`},
+		"NoPaths":           {"Nothing to back up is refused.", spec(func(s *Spec) { s.Paths = nil }), class(nil), "spec.paths: name at least one directory of the workload to back up"},
+		"RelativePath":      {"A relative path is refused by index.", spec(func(s *Spec) { s.Paths = []string{"/a", "data"} }), class(nil), `spec.paths[1]: "data" is not an absolute path`},
+		"NoStorage":         {"A storage without a name is refused.", spec(func(s *Spec) { s.Storage.Name = "" }), class(nil), "spec.storage.name: the BackupStorage's name is required"},
+		"NoSecret":          {"A Protection without a password Secret is refused.", spec(func(s *Spec) { s.EncryptionSecret = "" }), class(nil), "spec.encryptionSecret: the password Secret's name is required"},
+		"BadSchedule":       {"A schedule that does not parse is refused, naming the field.", spec(func(s *Spec) { s.Schedule = "every hour" }), class(nil), `spec.schedule: cannot parse "every hour"`},
+		"BadClassBackup":    {"A class whose schedule does not parse is named as the Composition's.", spec(nil), class(func(c *v1alpha1.Class) { c.BackupSchedule = "61 * * * *" }), `input.backupSchedule: the Composition's schedule "61 * * * *" does not parse`},
+		"BadClassVerify":    {"So is a verify schedule that does not parse.", spec(nil), class(func(c *v1alpha1.Class) { c.VerifySchedule = "x" }), `input.verifySchedule: the Composition's schedule "x" does not parse`},
+		"BadDeletionPolicy": {"A deletion policy Crossplane let through unchecked is refused, naming the input field.", spec(nil), class(func(c *v1alpha1.Class) { c.DeletionPolicy = "Keep" }), `input.deletionPolicy: "Keep" is none of Retain, Delete, WipeOut`},
+		"OwnBeatsClasses":   {"The Protection's own schedule stands in for a bad class backup schedule.", spec(func(s *Spec) { s.Schedule = "0 1 * * *" }), class(func(c *v1alpha1.Class) { c.BackupSchedule = "x" }), ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -224,6 +224,11 @@ func planFor(req *fnv1.RunFunctionRequest, xr *resource.Composite, desired map[r
 // protectPlan finds each workload a Protect names among the resources
 // the steps before it desire.
 func protectPlan(in *v1alpha1.Protect, xr *resource.Composite, desired map[resource.Name]*resource.DesiredComposed) (plan, error) {
+	// Crossplane does not hold a step's input to its schema: the rule
+	// "one of name and fromFieldPath" is kept here.
+	if (in.EncryptionSecret.Name == "") == (in.EncryptionSecret.FromFieldPath == "") {
+		return plan{}, &protection.FieldError{Field: "input.encryptionSecret", Message: "set one of name and fromFieldPath"}
+	}
 	secret := in.EncryptionSecret.Name
 	if path := in.EncryptionSecret.FromFieldPath; path != "" {
 		v, err := xr.Resource.GetString(path)

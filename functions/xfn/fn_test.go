@@ -274,6 +274,18 @@ func TestRunFunctionProtect(t *testing.T) {
 			desired: map[string]string{"db": statefulSet},
 			want:    want{Fatal: `input.encryptionSecret.fromFieldPath: KeyValueStore "cache" has no spec.backupSecret`},
 		},
+		"SecretBoth": {
+			reason:  "A Secret named both outright and by field is refused: which one was meant is not known.",
+			input:   protect(`[{"resource": "db", "paths": ["/data"]}]`, `{"name": "s", "fromFieldPath": "spec.backupSecret"}`),
+			desired: map[string]string{"db": statefulSet},
+			want:    want{Fatal: `input.encryptionSecret: set one of name and fromFieldPath`},
+		},
+		"SecretNeither": {
+			reason:  "A Protect naming no Secret is refused, naming the input field.",
+			input:   protect(`[{"resource": "db", "paths": ["/data"]}]`, `{}`),
+			desired: map[string]string{"db": statefulSet},
+			want:    want{Fatal: `input.encryptionSecret: set one of name and fromFieldPath`},
+		},
 		"ClusterScoped": {
 			reason:  "A cluster-scoped XR has no namespace to compose into: Fatal.",
 			xr:      `{"apiVersion": "example.org/v1alpha1", "kind": "KeyValueStore", "metadata": {"name": "cache"}, "spec": {"backupSecret": "s"}}`,

@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -451,7 +453,7 @@ func TestProtectStep(t *testing.T) {
 		return pass.ready(), nil
 	})
 	if _, ok := pass.desired["store-backup"]; !ok {
-		t.Fatalf("the protect step composed %v, want store-backup and store-verifier", keysOf(pass.desired))
+		t.Fatalf("the protect step composed %v, want store-backup and store-verifier", slices.Sorted(maps.Keys(pass.desired)))
 	}
 	var snap string
 	poll(t, 3*time.Minute, "the store's first backup did not succeed", func(ctx context.Context) (bool, error) {
@@ -508,12 +510,4 @@ func newerNotVerified(t *testing.T, c composition, snap string) {
 		return
 	}
 	t.Logf("a scheduled backup overtook verified snapshot %s: %s", snap, got)
-}
-
-func keysOf(m map[string]*unstructured.Unstructured) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
