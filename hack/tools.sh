@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the pinned tools into bin/, each only when it is missing or its pin
 # changed. A tool's pin is its module under hack/tools/: the stamp beside the
-# binary records the hash of that module's go.mod and go.sum, so editing a
-# version rebuilds exactly the tools of that module, and a second run with
-# nothing to do takes a moment.
+# binary records the hash of the go version, the module's build flags and its
+# go.mod and go.sum, so editing a version rebuilds exactly the tools of that
+# module, and a second run with nothing to do takes a moment.
 #
 #   hack/tools.sh            build every tool
 #   hack/tools.sh NAME...    build only these
@@ -28,6 +28,23 @@ tools=(
   "crossplane               crossplane      github.com/crossplane/crossplane/v2/cmd/crank"
 )
 
+# How each module's tools are built. The control plane (module kube) is
+# built with go's own defaults, as `make build` and `go test` build
+# Stashplane: hack/tools/kube pins every module it shares with Stashplane's
+# go.mod at the same version (TestToolModulesAligned checks that), so the
+# Kubernetes, gRPC and OpenTelemetry packages are compiled once and the
+# second build takes them from Go's build cache. That sharing is most of
+# what keeps a cold `make demo` short. The other tools are static and
+# path-free: restic and the crossplane CLI go into the runtime images.
+# Debug information is left out of every tool (-s -w): it is most of a
+# large binary's link time and no test reads it.
+build_flags() {
+  case "$1" in
+  kube) echo "" ;;
+  *) echo "CGO_ENABLED=0 -trimpath" ;;
+  esac
+}
+
 want=("$@")
 selected() {
   [ ${#want[@]} -eq 0 ] && return 0
@@ -36,20 +53,49 @@ selected() {
   return 1
 }
 
+# Each module's stale tools are built by one `go build`, so shared packages
+# are loaded once and one tool links while the next compiles.
+mods=()
 for t in "${tools[@]}"; do
-  read -r name mod pkg <<<"$t"
-  selected "$name" || continue
+  read -r _ mod _ <<<"$t"
+  [[ " ${mods[*]} " == *" $mod "* ]] || mods+=("$mod")
+done
+for mod in "${mods[@]}"; do
   dir="$root/hack/tools/$mod"
-  pin=$( (go version; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
-  if [ -x "$bin/$name" ] && [ "$(cat "$stamps/$name" 2>/dev/null)" = "$pin" ]; then
-    continue
-  fi
-  echo ">> building $name ($pkg)"
+  flags=$(build_flags "$mod")
+  pin=$( (go version; echo "$flags"; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
+  names=() pkgs=()
+  for t in "${tools[@]}"; do
+    read -r name m pkg <<<"$t"
+    [ "$m" = "$mod" ] || continue
+    selected "$name" || continue
+    if [ -x "$bin/$name" ] && [ "$(cat "$stamps/$name" 2>/dev/null)" = "$pin" ]; then
+      continue
+    fi
+    names+=("$name") pkgs+=("$pkg")
+  done
+  [ ${#names[@]} -eq 0 ] && continue
+  echo ">> building ${names[*]} (hack/tools/$mod)"
   start=$(date +%s)
-  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -o "$bin/$name.tmp" "$pkg")
-  mv "$bin/$name.tmp" "$bin/$name"
-  echo "$pin" >"$stamps/$name"
-  echo "   $name built in $(( $(date +%s) - start ))s"
+  out=$(mktemp -d "$bin/.build.XXXXXX")
+  env=() args=()
+  for f in $flags; do
+    case "$f" in
+    *=*) env+=("$f") ;;
+    *) args+=("$f") ;;
+    esac
+  done
+  (cd "$dir" && env "${env[@]}" go build "${args[@]}" -ldflags='-s -w' -o "$out/" "${pkgs[@]}")
+  for i in "${!names[@]}"; do
+    # go build names a binary after its package's last path element, or
+    # the one before a major-version suffix (go.etcd.io/etcd/server/v3).
+    exe=$(basename "${pkgs[$i]}")
+    [[ "$exe" =~ ^v[0-9]+$ ]] && exe=$(basename "$(dirname "${pkgs[$i]}")")
+    mv "$out/$exe" "$bin/${names[$i]}"
+    echo "$pin" >"$stamps/${names[$i]}"
+  done
+  rm -rf "$out"
+  echo "   ${names[*]} built in $(( $(date +%s) - start ))s"
 done
 
 # Azurite, the Azure Blob Storage emulator, comes from the npm registry, not
