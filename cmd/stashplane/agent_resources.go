@@ -31,12 +31,12 @@ func backupResourcesCommand() *cobra.Command {
 	cmd := agentSubcommand("resources", agent.KindBackupStream, "Store a workload's Kubernetes objects and what it needs to run, or a namespace's, in a component of a Snapshot (runs inside manifest-backup Jobs)",
 		func(ctx context.Context, r *agent.Runner) error { return r.BackupObjects(ctx, t, f) })
 	targetFlags(cmd.Flags(), &t)
-	cmd.Flags().StringSliceVar(&f.Include, "include-resources", nil, "a namespace dump: the resources it holds (default all of "+strings.Join(resourcedump.NamespaceResources, ", ")+")")
+	cmd.Flags().StringSliceVar(&f.Include, "include-resources", nil, "a namespace dump: the resources it holds, custom resources named plural.group (default all of "+strings.Join(resourcedump.NamespaceResources, ", ")+" and the custom resources the Job's account may list)")
 	cmd.Flags().StringSliceVar(&f.Exclude, "exclude-resources", nil, "a namespace dump: resources it leaves out")
 	cmd.Flags().StringVar(&f.Selector, "selector", "", "a namespace dump: the label selector its objects match (kubectl's -l syntax)")
 	cmd.Flags().StringSliceVar(&f.IncludeNamespaces, "include-namespaces", nil, "a dump of the cluster (no --target-kind): the namespaces it holds (default all)")
 	cmd.Flags().StringSliceVar(&f.ExcludeNamespaces, "exclude-namespaces", nil, "a dump of the cluster: namespaces it leaves out")
-	cmd.Flags().BoolVar(&f.ClusterResources, "cluster-resources", true, "a dump of the cluster: hold the cluster-scoped "+strings.Join(resourcedump.ClusterResources, ", ")+" too")
+	cmd.Flags().BoolVar(&f.ClusterResources, "cluster-resources", true, "a dump of the cluster: hold the cluster-scoped "+strings.Join(resourcedump.ClusterResources, ", ")+" and cluster-scoped custom resources too")
 	return cmd
 }
 

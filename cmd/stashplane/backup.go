@@ -12,7 +12,9 @@ import (
 
 	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -56,7 +58,7 @@ func agentSubcommand(use, kind, short string, run func(context.Context, *agent.R
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			kube, err := inClusterClient()
+			kube, disco, err := inClusterClient()
 			if err != nil {
 				return &agent.ExitError{Code: agent.ExitNotRecorded, Err: err}
 			}
@@ -67,7 +69,7 @@ func agentSubcommand(use, kind, short string, run func(context.Context, *agent.R
 				return &agent.ExitError{Code: agent.ExitNotRecorded, Err: fmt.Errorf("cannot make the scratch directory: %w", err)}
 			}
 			_ = os.Setenv("TMPDIR", tmp)
-			r.Kube = kube
+			r.Kube, r.Discovery = kube, disco
 			r.Log = stdr.New(log.New(os.Stderr, "", log.LstdFlags)).WithName(kind)
 			return run(ctx, r)
 		},
@@ -76,26 +78,35 @@ func agentSubcommand(use, kind, short string, run func(context.Context, *agent.R
 	return cmd
 }
 
-func inClusterClient() (client.Client, error) {
+func inClusterClient() (client.Client, discovery.DiscoveryInterface, error) {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		return nil, fmt.Errorf("cannot configure the kubernetes client: %w", err)
+		return nil, nil, fmt.Errorf("cannot configure the kubernetes client: %w", err)
 	}
 	// An agent's report must survive an API server restart: its run
 	// cannot be redone for a lost write.
 	kuberetry.Wrap(cfg, 2*time.Minute)
 	s := runtime.NewScheme()
 	if err := storagev1alpha1.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("cannot build the scheme: %w", err)
+		return nil, nil, fmt.Errorf("cannot build the scheme: %w", err)
 	}
 	// The pod that holds a restic lock (internal/agent), and the objects
-	// a task of resource manifests stores and recreates.
+	// a task of resource manifests stores and recreates, whose schema a
+	// verification checks those its account may not make against
+	// (CustomResourceDefinitions among them).
 	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("cannot build the scheme: %w", err)
+		return nil, nil, fmt.Errorf("cannot build the scheme: %w", err)
+	}
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		return nil, nil, fmt.Errorf("cannot build the scheme: %w", err)
 	}
 	kube, err := client.New(cfg, client.Options{Scheme: s})
 	if err != nil {
-		return nil, fmt.Errorf("cannot create the kubernetes client: %w", err)
+		return nil, nil, fmt.Errorf("cannot create the kubernetes client: %w", err)
 	}
-	return kube, nil
+	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot create the discovery client: %w", err)
+	}
+	return kube, disco, nil
 }

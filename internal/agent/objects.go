@@ -65,8 +65,14 @@ func (r *Runner) BackupObjects(ctx context.Context, target resourcedump.Ref, fil
 	return r.BackupStream(ctx, ObjectsFile, func(ctx context.Context) (io.ReadCloser, error) {
 		target.Namespace = r.Options.Namespace
 		var objs []*unstructured.Unstructured
-		var skipped []resourcedump.Skipped
+		var skipped, undiscovered []resourcedump.Skipped
 		var err error
+		if (target.Kind == "Namespace" || target.Kind == "" && target.Name == "") && r.Discovery != nil {
+			filter.Custom, undiscovered, err = resourcedump.DiscoverCustom(r.Discovery)
+			if err != nil {
+				return nil, err
+			}
+		}
 		switch {
 		case target.Kind == "Namespace" && target.Name != target.Namespace:
 			return nil, fmt.Errorf("cannot dump namespace %q from namespace %q: a namespace dump runs in the namespace it dumps; create its BackupConfiguration there", target.Name, target.Namespace)
@@ -80,6 +86,7 @@ func (r *Runner) BackupObjects(ctx context.Context, target resourcedump.Ref, fil
 		if err != nil {
 			return nil, err
 		}
+		skipped = append(undiscovered, skipped...)
 		for _, s := range skipped {
 			r.Log.Info("left out", "object", s.Object, "why", s.Reason)
 		}

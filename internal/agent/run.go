@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	"gocloud.dev/blob"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -53,6 +54,9 @@ type Runner struct {
 	// Kube reads the Repository, BackupStorage and Snapshot and writes the
 	// Snapshot's status.
 	Kube client.Client
+	// Discovery lists the API's resources, for dumps of a namespace or of
+	// the cluster, which hold custom resources too; nil holds none.
+	Discovery discovery.DiscoveryInterface
 	// Log receives progress; never a secret.
 	Log logr.Logger
 	// Options from the command line.

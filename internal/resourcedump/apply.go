@@ -22,11 +22,15 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -176,8 +180,9 @@ type Outcome struct {
 	Result                Result
 	Message               string
 	// notFound says the API server refused the object as NotFound;
-	// forbidden, that it may not be made by this account (beyondAccount).
-	notFound, forbidden bool
+	// forbidden, that it may not be made by this account (beyondAccount);
+	// noMatch, that no API serves its kind.
+	notFound, forbidden, noMatch bool
 }
 
 // ApplyOptions say how Apply treats objects.
@@ -204,6 +209,9 @@ func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructur
 	// a RoleBinding's Role to check the binding grants nothing its
 	// author lacks, and cannot find these.
 	dryRoles := map[string]bool{}
+	// The kinds of the CustomResourceDefinitions this Apply made or found,
+	// and those a dry run accepted without making them.
+	crds, dryCRDs := map[schema.GroupKind]bool{}, map[schema.GroupKind]bool{}
 	for _, obj := range objs {
 		u := obj.DeepCopy()
 		isHeld := o.Hold && Hold(u)
@@ -218,6 +226,16 @@ func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructur
 			}
 		}
 		oc := apply(ctx, c, u, o)
+		if oc.noMatch {
+			oc = unserved(ctx, c, u, o, oc, crds, dryCRDs)
+		}
+		if gk, ok := definedKind(u); ok && oc.Result != Refused {
+			if o.DryRun {
+				dryCRDs[gk] = true
+			} else {
+				crds[gk] = true
+			}
+		}
 		if o.DryRun {
 			oc = unmadeRole(u, beyondRights(c.Scheme(), u, oc), dryRoles)
 		}
@@ -227,6 +245,47 @@ func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructur
 		}
 	}
 	return outcomes, held
+}
+
+// crdServedWithin bounds how long Apply waits for a custom resource's
+// kind to be served once it made the kind's CustomResourceDefinition.
+var crdServedWithin = time.Minute
+
+// definedKind is the kind a CustomResourceDefinition u defines.
+func definedKind(u *unstructured.Unstructured) (schema.GroupKind, bool) {
+	if groupKind(u) != "apiextensions.k8s.io/CustomResourceDefinition" {
+		return schema.GroupKind{}, false
+	}
+	group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+	return schema.GroupKind{Group: group, Kind: kind}, group != "" && kind != ""
+}
+
+// unserved settles an object whose kind no API serves yet. When this
+// Apply made its CustomResourceDefinition it is made once the API server
+// serves the kind (a definition takes a moment to be established); when a
+// dry run accepted the definition without making it, the object is
+// accepted unchecked, as the message says; otherwise it is refused,
+// naming what is missing.
+func unserved(ctx context.Context, c client.Client, u *unstructured.Unstructured, o ApplyOptions, oc Outcome, crds, dryCRDs map[schema.GroupKind]bool) Outcome {
+	gk := u.GroupVersionKind().GroupKind()
+	switch {
+	case crds[gk]:
+		_ = wait.PollUntilContextTimeout(ctx, time.Second, crdServedWithin, true, func(ctx context.Context) (bool, error) {
+			oc = apply(ctx, c, u, o)
+			return !oc.noMatch, nil
+		})
+		if oc.noMatch {
+			oc.Message = fmt.Sprintf("the API server did not serve %s within %s of this restore making its CustomResourceDefinition", gk, crdServedWithin)
+		}
+		return oc
+	case dryCRDs[gk]:
+		oc.Result = Created
+		oc.Message = fmt.Sprintf("checked without its CustomResourceDefinition for %s, which this dry run accepted but did not make", gk)
+		return oc
+	}
+	oc.Message = fmt.Sprintf("no CustomResourceDefinition serves %s in this cluster: make it first (a dump of the whole cluster holds them)", gk)
+	return oc
 }
 
 // unmadeRole records a Role a dry run accepted, and accepts a RoleBinding
@@ -299,6 +358,9 @@ func apply(ctx context.Context, c client.Client, u *unstructured.Unstructured, o
 	switch {
 	case err == nil:
 		out.Result = Created
+		return out
+	case meta.IsNoMatchError(err):
+		out.Result, out.Message, out.noMatch = Refused, err.Error(), true
 		return out
 	case !kerrors.IsAlreadyExists(err):
 		out.Result, out.Message, out.notFound, out.forbidden = Refused, refusal(err), kerrors.IsNotFound(err), beyondAccount(err)

@@ -16,15 +16,25 @@ import (
 
 // ClusterResources are the cluster-scoped resources a dump of the whole
 // cluster holds besides the namespaces' objects, by kubectl's names: the
-// Namespaces themselves, the cluster's RBAC and its StorageClasses.
-var ClusterResources = []string{"namespaces", "clusterroles", "clusterrolebindings", "storageclasses"}
+// Namespaces themselves, the cluster's RBAC, its StorageClasses and
+// PriorityClasses, and the CustomResourceDefinitions (so that custom
+// resources can be made again); the cluster-scoped custom resources come
+// with them.
+var ClusterResources = []string{"namespaces", "clusterroles", "clusterrolebindings", "storageclasses", "priorityclasses", "customresourcedefinitions"}
 
 // clusterKinds maps each of ClusterResources to its group and kind.
 var clusterKinds = map[string]schema.GroupKind{
-	"namespaces":          {Kind: "Namespace"},
-	"clusterroles":        {Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"},
-	"clusterrolebindings": {Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"},
-	"storageclasses":      {Group: "storage.k8s.io", Kind: "StorageClass"},
+	"namespaces":                {Kind: "Namespace"},
+	"clusterroles":              {Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"},
+	"clusterrolebindings":       {Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"},
+	"storageclasses":            {Group: "storage.k8s.io", Kind: "StorageClass"},
+	"priorityclasses":           {Group: "scheduling.k8s.io", Kind: "PriorityClass"},
+	"customresourcedefinitions": {Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"},
+}
+
+// notDumped are resources a dump refuses to hold, with why.
+var notDumped = map[string]string{
+	"persistentvolumes": "a PersistentVolume names storage of the cluster it was made in; a claim's data comes back through the Snapshot's data components, into a volume the recreated claim is given",
 }
 
 // ClusterFilter picks what a dump of the whole cluster holds: in each
@@ -46,14 +56,19 @@ type ClusterFilter struct {
 // cleaned and in restore Order, Namespaces first.
 func CollectCluster(ctx context.Context, c client.Reader, f ClusterFilter) ([]*unstructured.Unstructured, []Skipped, error) {
 	for _, r := range slices.Concat(f.Include, f.Exclude) {
-		if _, ok := resourceKinds[r]; !ok {
-			if _, ok := clusterKinds[r]; !ok {
-				return nil, nil, fmt.Errorf("cannot dump resource %q: a dump of the cluster holds only %s", r, strings.Join(slices.Concat(NamespaceResources, ClusterResources), ", "))
-			}
+		_, known := resourceKinds[r]
+		_, cluster := clusterKinds[r]
+		_, isCustom := customNamed(f.Custom, r)
+		if why, ok := notDumped[r]; ok {
+			return nil, nil, fmt.Errorf("cannot dump resource %q: %s", r, why)
+		}
+		if !known && !cluster && !isCustom {
+			return nil, nil, fmt.Errorf("cannot dump resource %q: a dump of the cluster holds only %s, and the custom resources this cluster serves, named plural.group (%s)",
+				r, strings.Join(slices.Concat(NamespaceResources, ClusterResources), ", "), customNames(f.Custom))
 		}
 	}
 	nsFilter := f.NamespaceFilter
-	nsFilter.Include = onlyOf(f.Include, resourceKinds)
+	nsFilter.Include = f.namespaced(f.Include)
 	namespaces := &unstructured.UnstructuredList{}
 	namespaces.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "NamespaceList"})
 	if err := c.List(ctx, namespaces); err != nil {
@@ -68,7 +83,7 @@ func CollectCluster(ctx context.Context, c client.Reader, f ClusterFilter) ([]*u
 			continue
 		}
 		dumped[name] = true
-		if len(f.Include) > 0 && len(onlyOf(f.Include, resourceKinds)) == 0 {
+		if len(f.Include) > 0 && len(nsFilter.Include) == 0 {
 			continue
 		}
 		objs, left, err := CollectNamespace(ctx, c, name, nsFilter.withoutClusterResources())
@@ -94,15 +109,18 @@ func CollectCluster(ctx context.Context, c client.Reader, f ClusterFilter) ([]*u
 // withoutClusterResources is the filter with the cluster-scoped names
 // taken out of its lists, which CollectNamespace refuses.
 func (f NamespaceFilter) withoutClusterResources() NamespaceFilter {
-	f.Exclude = onlyOf(f.Exclude, resourceKinds)
+	f.Exclude = f.namespaced(f.Exclude)
 	return f
 }
 
-// onlyOf are the names of names that kinds holds.
-func onlyOf(names []string, kinds map[string]schema.GroupKind) []string {
+// namespaced are the names of names that are namespaced resources: of
+// NamespaceResources, or namespaced custom resources.
+func (f NamespaceFilter) namespaced(names []string) []string {
 	var out []string
 	for _, n := range names {
-		if _, ok := kinds[n]; ok {
+		_, known := resourceKinds[n]
+		cr, isCustom := customNamed(f.Custom, n)
+		if known || (isCustom && cr.Namespaced) {
 			out = append(out, n)
 		}
 	}
@@ -135,11 +153,25 @@ func collectClusterScoped(ctx context.Context, c client.Reader, f ClusterFilter,
 			switch {
 			case gk.Kind == "Namespace" && !dumped[u.GetName()]:
 				continue
-			case gk.Group == "rbac.authorization.k8s.io" && (strings.HasPrefix(u.GetName(), "system:") || u.GetLabels()["kubernetes.io/bootstrapping"] == "rbac-defaults"):
+			case gk.Group == "rbac.authorization.k8s.io" && (strings.HasPrefix(u.GetName(), "system:") || u.GetLabels()["kubernetes.io/bootstrapping"] == "rbac-defaults"),
+				gk.Kind == "PriorityClass" && strings.HasPrefix(u.GetName(), "system-"):
 				col.skipped = append(col.skipped, Skipped{Object: describe(gk.Kind, "", u.GetName()), Reason: "the API server makes it for itself"})
 				continue
+			case gk.Kind == "CustomResourceDefinition":
+				if group, _, _ := unstructured.NestedString(u.Object, "spec", "group"); slices.Contains(notCustomGroups, group) {
+					col.skipped = append(col.skipped, Skipped{Object: describe(gk.Kind, "", u.GetName()), Reason: "its kinds are not custom resources a dump holds: Stashplane's or Kubernetes' own, which their installation makes"})
+					continue
+				}
 			}
 			col.add(u)
+		}
+	}
+	for _, cr := range f.Custom {
+		if cr.Namespaced || (len(f.Include) > 0 && !slices.Contains(f.Include, cr.Name)) || slices.Contains(f.Exclude, cr.Name) {
+			continue
+		}
+		if err := col.listCustom(cr, slices.Contains(f.Include, cr.Name), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			return nil, nil, err
 		}
 	}
 	out := make([]*unstructured.Unstructured, 0, len(col.objs))

@@ -59,38 +59,64 @@ var resourceKinds = map[string]schema.GroupKind{
 var groupVersions = map[string]string{stashplaneGroup: "v1alpha1", "autoscaling": "v2"}
 
 // NamespaceFilter picks what a namespace dump holds: the resources of
-// Include (all of NamespaceResources when empty) but those of Exclude,
-// and of those the objects whose labels Selector (kubectl's -l syntax)
-// matches.
+// Include (all of NamespaceResources and of Custom when empty) but those
+// of Exclude, and of those the objects whose labels Selector (kubectl's
+// -l syntax) matches.
 type NamespaceFilter struct {
 	Include, Exclude []string
 	Selector         string
+	// Custom are the custom resources the cluster serves (DiscoverCustom),
+	// which Include and Exclude may name as "plural.group"; the
+	// namespaced ones are held unless excluded.
+	Custom []CustomResource
 }
 
-// resources are the filter's resources in listing order, or an error
-// naming one a namespace dump does not hold.
-func (f NamespaceFilter) resources() ([]string, error) {
+// resources are the filter's resources in listing order, and the
+// namespaced custom resources it picks after them, or an error naming one
+// a namespace dump does not hold.
+func (f NamespaceFilter) resources() ([]string, []CustomResource, error) {
 	for _, r := range slices.Concat(f.Include, f.Exclude) {
-		if _, ok := resourceKinds[r]; !ok {
-			return nil, fmt.Errorf("cannot dump resource %q: a namespace dump holds only %s", r, strings.Join(NamespaceResources, ", "))
+		if _, ok := resourceKinds[r]; ok {
+			continue
 		}
+		if cr, ok := customNamed(f.Custom, r); ok && cr.Namespaced {
+			continue
+		}
+		var namespaced []CustomResource
+		for _, cr := range f.Custom {
+			if cr.Namespaced {
+				namespaced = append(namespaced, cr)
+			}
+		}
+		return nil, nil, fmt.Errorf("cannot dump resource %q: a namespace dump holds only %s, and the namespaced custom resources this cluster serves, named plural.group (%s)",
+			r, strings.Join(NamespaceResources, ", "), customNames(namespaced))
+	}
+	picked := func(r string) bool {
+		return (len(f.Include) == 0 || slices.Contains(f.Include, r)) && !slices.Contains(f.Exclude, r)
 	}
 	var out []string
 	for _, r := range NamespaceResources {
-		if (len(f.Include) == 0 || slices.Contains(f.Include, r)) && !slices.Contains(f.Exclude, r) {
+		if picked(r) {
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	var crs []CustomResource
+	for _, cr := range f.Custom {
+		if cr.Namespaced && picked(cr.Name) {
+			crs = append(crs, cr)
+		}
+	}
+	return out, crs, nil
 }
 
 // CollectNamespace reads the objects of namespace ns the filter picks.
 // Left out, and listed: the ServiceAccount "default" (every namespace has
-// it) and what a workload's dump leaves out (token Secrets,
-// kube-root-ca.crt, objects another controller made). The objects come
-// cleaned and in restore Order.
+// it), what a workload's dump leaves out (token Secrets,
+// kube-root-ca.crt, objects another controller made), and custom
+// resources the account may not list unless the filter names them. The
+// objects come cleaned and in restore Order.
 func CollectNamespace(ctx context.Context, c client.Reader, ns string, f NamespaceFilter) ([]*unstructured.Unstructured, []Skipped, error) {
-	resources, err := f.resources()
+	resources, crs, err := f.resources()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,6 +142,11 @@ func CollectNamespace(ctx context.Context, c client.Reader, ns string, f Namespa
 				continue
 			}
 			col.add(u)
+		}
+	}
+	for _, cr := range crs {
+		if err := col.listCustom(cr, slices.Contains(f.Include, cr.Name), client.InNamespace(ns), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+			return nil, nil, err
 		}
 	}
 	out := make([]*unstructured.Unstructured, 0, len(col.objs))

@@ -34,9 +34,11 @@ const stashplaneGroup = "core.stashplane.io"
 // tiers rank kinds in the order a cluster needs them: what others refer
 // to first, workloads once everything they mount and run as exists.
 var tiers = map[string]int{
-	"/Namespace":                                   0,
+	"/Namespace": 0,
+	"apiextensions.k8s.io/CustomResourceDefinition": 0,
 	"/ServiceAccount":                              1,
 	"storage.k8s.io/StorageClass":                  1,
+	"scheduling.k8s.io/PriorityClass":              1,
 	"rbac.authorization.k8s.io/Role":               2,
 	"rbac.authorization.k8s.io/ClusterRole":        2,
 	"rbac.authorization.k8s.io/RoleBinding":        3,
@@ -57,8 +59,8 @@ var tiers = map[string]int{
 	"autoscaling/HorizontalPodAutoscaler": 8,
 }
 
-// otherTier is the rank of a kind not listed: after Services, before
-// workloads.
+// otherTier is the rank of a kind not listed, custom resources among
+// them: after Services, before workloads.
 const otherTier = 7
 
 // tier is u's rank; Stashplane's kinds come last.

@@ -13,10 +13,14 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
@@ -26,6 +30,58 @@ import (
 	"github.com/stashplane/stashplane/internal/resourcedump"
 	"github.com/stashplane/stashplane/internal/verify"
 )
+
+// widgetCRD defines a namespaced custom resource, Widget, for dumps to hold.
+const widgetCRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              colour: {type: string}
+`
+
+// unstructuredYAML reads one object from YAML.
+func unstructuredYAML(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatalf("cannot read object: %v", err)
+	}
+	return u
+}
+
+// crdEstablished waits until the API server serves the kinds of the
+// CustomResourceDefinition name.
+func crdEstablished(t *testing.T, kube client.Client, name string) {
+	t.Helper()
+	poll(t, time.Minute, "CustomResourceDefinition "+name+" was not established", func(ctx context.Context) (bool, error) {
+		crd := unstructuredYAML(t, widgetCRD)
+		if err := kube.Get(ctx, client.ObjectKey{Name: name}, crd); err != nil {
+			return false, nil
+		}
+		conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+		for _, c := range conds {
+			if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
 
 // A configuration without a target, with the kubedump-addon, dumps the
 // whole cluster, in a namespace the provider lets do so
@@ -73,6 +129,20 @@ func TestClusterDump(t *testing.T) {
 		}}
 		return bc
 	}
+	// A custom resource and its definition, and a PriorityClass: a dump
+	// of the cluster holds them, and the verification's dry run may make
+	// widgets in its namespace, as the operator lets it.
+	widgets := unstructuredYAML(t, widgetCRD)
+	if err := kube.Create(ctx, widgets); err != nil {
+		t.Fatal(err)
+	}
+	crdEstablished(t, kube, "widgets.example.com")
+	blue := unstructuredYAML(t, "{apiVersion: example.com/v1, kind: Widget, metadata: {name: blue, namespace: shop-b}, spec: {colour: blue}}")
+	objs = append(objs, blue,
+		&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "shop-critical"}, Value: 1000},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "widget-maker"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{"example.com"}, Resources: []string{"widgets"}, Verbs: []string{"create"}}}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "widget-makers", Namespace: "default"}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "widget-maker"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:serviceaccounts:default"}}})
 	objs = append(objs, dump("default"), dump("other"))
 	for _, o := range objs {
 		if err := kube.Create(ctx, o); err != nil {
@@ -101,18 +171,23 @@ func TestClusterDump(t *testing.T) {
 		names = append(names, u.GetKind()+" "+u.GetNamespace()+"/"+u.GetName())
 	}
 	for _, want := range []string{"Namespace /shop-a", "Namespace /shop-b", "ConfigMap shop-a/prices", "Secret shop-a/db", "Deployment shop-b/web",
-		"ClusterRole /shop-viewer", "ClusterRoleBinding /cluster-dump-reader", "ServiceAccount default/cluster-reader"} {
+		"ClusterRole /shop-viewer", "ClusterRoleBinding /cluster-dump-reader", "ServiceAccount default/cluster-reader",
+		"CustomResourceDefinition /widgets.example.com", "Widget shop-b/blue", "PriorityClass /shop-critical"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("the cluster dump lacks %s", want)
 		}
 	}
 	for _, n := range names {
-		if strings.Contains(n, " kube-system/") || strings.HasPrefix(n, "Namespace /kube-") || strings.Contains(n, "/system:") || n == "ClusterRole /cluster-admin" {
+		if strings.Contains(n, " kube-system/") || strings.HasPrefix(n, "Namespace /kube-") || strings.Contains(n, "/system:") || n == "ClusterRole /cluster-admin" ||
+			strings.HasPrefix(n, "PriorityClass /system-") || strings.Contains(n, ".stashplane.io") {
 			t.Errorf("the cluster dump holds %s, which it leaves out", n)
 		}
 	}
 	if i, j := slices.Index(names, "Namespace /shop-a"), slices.Index(names, "ConfigMap shop-a/prices"); i < 0 || j < i {
 		t.Errorf("the dump does not list the namespaces before their objects: %v", names)
+	}
+	if i, j := slices.Index(names, "CustomResourceDefinition /widgets.example.com"), slices.Index(names, "Widget shop-b/blue"); i < 0 || j < i {
+		t.Errorf("the dump does not list the custom resource's definition before it: %v", names)
 	}
 	t.Logf("the cluster dump holds %d objects: %s", len(names), strings.Join(names, ", "))
 
@@ -145,7 +220,8 @@ func TestClusterDump(t *testing.T) {
 		t.Fatal(err)
 	}
 	checked := outcomes(vrs.Status.Components[storagev1alpha1.ComponentManifest])
-	if len(checked) != len(names) || !slices.Contains(checked, "ClusterRole/shop-viewer=Accepted") || !slices.Contains(checked, "ConfigMap/prices=Accepted") {
+	if len(checked) != len(names) || !slices.Contains(checked, "ClusterRole/shop-viewer=Accepted") || !slices.Contains(checked, "ConfigMap/prices=Accepted") ||
+		!slices.Contains(checked, "Widget/blue=Accepted") || !slices.Contains(checked, "CustomResourceDefinition/widgets.example.com=Accepted") {
 		t.Errorf("objects the verification checked: %v; want each of the dump's %d, accepted", checked, len(names))
 	}
 
@@ -186,14 +262,19 @@ func TestClusterDump(t *testing.T) {
 	// The whole dump recreated where it was, from the namespace the
 	// provider lists, as an account the operator lets write the cluster:
 	// what was lost comes back, what exists is kept.
+	// The custom resource goes with its definition.
 	for _, o := range []client.Object{
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "shop-viewer"}},
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop-b"}},
+		widgets,
 	} {
 		if err := kube.Delete(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
+	poll(t, time.Minute, "the CustomResourceDefinition was not deleted", func(ctx context.Context) (bool, error) {
+		return kerrors.IsNotFound(kube.Get(ctx, client.ObjectKey{Name: "widgets.example.com"}, unstructuredYAML(t, widgetCRD))), nil
+	})
 	for _, o := range []client.Object{
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "cluster-writer", Namespace: "default"}},
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "cluster-dump-writer"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}}},
@@ -215,8 +296,15 @@ func TestClusterDump(t *testing.T) {
 	done = finishedRestore(t, kube, "default", whole.Name)
 	got := outcomes(done.Status.Components[storagev1alpha1.ComponentManifest])
 	if done.Status.Phase != corev1alpha1.RestoreSucceeded || !slices.Contains(got, "ClusterRole/shop-viewer=Created") || !slices.Contains(got, "Deployment/web=Created") ||
+		!slices.Contains(got, "CustomResourceDefinition/widgets.example.com=Created") || !slices.Contains(got, "Widget/blue=Created") ||
 		!slices.Contains(got, "ConfigMap/prices=Kept") || len(got) != len(names) {
-		t.Fatalf("the whole dump recreated: %s, %v; want the lost ClusterRole and Deployment Created, the rest Kept", done.Status.Phase, got)
+		t.Fatalf("the whole dump recreated: %s, %v; want the lost ClusterRole, Deployment, definition and Widget Created, the rest Kept", done.Status.Phase, got)
+	}
+	back := unstructuredYAML(t, "{apiVersion: example.com/v1, kind: Widget}")
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "shop-b", Name: "blue"}, back); err != nil {
+		t.Errorf("the recreated Widget: %v", err)
+	} else if colour, _, _ := unstructured.NestedString(back.Object, "spec", "colour"); colour != "blue" {
+		t.Errorf("the recreated Widget's colour is %q, want blue", colour)
 	}
 	if err := kube.Get(ctx, client.ObjectKey{Name: "shop-viewer"}, &rbacv1.ClusterRole{}); err != nil {
 		t.Errorf("the recreated ClusterRole: %v", err)
