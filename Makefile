@@ -40,7 +40,7 @@ build:
 ## IMAGES_PUSH=REGISTRY also pushes them there
 IMAGES_PUSH ?=
 images:
-	@hack/tools.sh restic crossplane
+	@hack/tools.sh crossplane
 	$(GO) run ./hack/images $(if $(IMAGES_PUSH),-push $(IMAGES_PUSH))
 
 ## generate: regenerate deepcopy code and CRDs from apis/
@@ -81,7 +81,9 @@ test-e2e: tools build
 	@hack/e2e.sh $(E2E_PARALLEL) $(E2E_TIMEOUT)
 
 ## demo: bring up the dev cluster, run a Job on the process node, show it, tear down
-demo: build
+## (the tools' modules download while stashplane compiles)
+demo:
+	@hack/tools.sh --download $(DEMO_TOOLS) >/dev/null 2>&1 & $(MAKE) --no-print-directory build; rc=$$?; wait; exit $$rc
 	@hack/tools.sh $(DEMO_TOOLS)
 	@hack/demo.sh
 

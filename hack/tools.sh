@@ -7,7 +7,16 @@
 #
 #   hack/tools.sh            build every tool
 #   hack/tools.sh NAME...    build only these
+#   hack/tools.sh --download NAME...
+#                            only fetch the modules the stale ones need, so
+#                            that `make demo` downloads while it compiles
 set -euo pipefail
+
+download=false
+if [ "${1:-}" = "--download" ]; then
+  download=true
+  shift
+fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin"
@@ -28,19 +37,19 @@ tools=(
   "crossplane               crossplane      github.com/crossplane/crossplane/v2/cmd/crank"
 )
 
-# How each module's tools are built. The control plane (module kube) is
-# built with go's own defaults, as `make build` and `go test` build
-# Stashplane: hack/tools/kube pins every module it shares with Stashplane's
-# go.mod at the same version (TestToolModulesAligned checks that), so the
-# Kubernetes, gRPC and OpenTelemetry packages are compiled once and the
-# second build takes them from Go's build cache. That sharing is most of
-# what keeps a cold `make demo` short. The other tools are static and
-# path-free: restic and the crossplane CLI go into the runtime images.
-# Debug information is left out of every tool (-s -w): it is most of a
-# large binary's link time and no test reads it.
+# How each module's tools are built. The control plane (module kube) and
+# restic are built with go's own defaults, as `make build` and `go test`
+# build Stashplane: hack/tools/kube and hack/tools/restic pin every module
+# they share with Stashplane's go.mod at the same version
+# (TestToolModulesAligned checks that), so the Kubernetes, gRPC, cloud SDK
+# and OpenTelemetry packages are compiled once and the later builds take
+# them from Go's build cache. That sharing is most of what keeps a cold
+# `make demo` short. The runtime images build their own static restic
+# (hack/images). The other tools are static and path-free. Debug
+# information is left out of every tool (-s -w): no test reads it.
 build_flags() {
   case "$1" in
-  kube) echo "" ;;
+  kube | restic) echo "" ;;
   *) echo "CGO_ENABLED=0 -trimpath" ;;
   esac
 }
@@ -75,6 +84,10 @@ for mod in "${mods[@]}"; do
     names+=("$name") pkgs+=("$pkg")
   done
   [ ${#names[@]} -eq 0 ] && continue
+  if $download; then
+    (cd "$dir" && go list -deps "${pkgs[@]}" >/dev/null)
+    continue
+  fi
   echo ">> building ${names[*]} (hack/tools/$mod)"
   start=$(date +%s)
   out=$(mktemp -d "$bin/.build.XXXXXX")
@@ -97,6 +110,8 @@ for mod in "${mods[@]}"; do
   rm -rf "$out"
   echo "   ${names[*]} built in $(( $(date +%s) - start ))s"
 done
+
+$download && exit 0
 
 # Azurite, the Azure Blob Storage emulator, comes from the npm registry, not
 # the Go module proxy: it is installed under bin/azurite with its version

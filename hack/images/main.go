@@ -16,8 +16,8 @@ limitations under the License.
 
 // Command images builds Stashplane's runtime images and Crossplane packages
 // without a container engine (`make images`): static binaries of this
-// checkout, the pinned restic from bin/ and the pinned Debian packages of
-// hack/images/*.pins go into an OCI image layout (bin/images/oci by
+// checkout and of the pinned restic (hack/tools/restic), and the pinned
+// Debian packages of hack/images/*.pins go into an OCI image layout (bin/images/oci by
 // default), named as they are published, ghcr.io/stashplane/NAME:VERSION,
 // with VERSION stamped from git. The Provider and Function packages embed
 // their runtime images; the Configuration depends on both at VERSION.
@@ -65,7 +65,7 @@ func run() error {
 	var o options
 	flag.StringVar(&o.root, "root", ".", "the repository's root")
 	flag.StringVar(&o.out, "out", "", "directory of the image layout, layer cache and packages (default: ROOT/bin/images)")
-	flag.StringVar(&o.bin, "bin", "", "directory of the pinned tools: restic and the crossplane CLI (default: $STASHPLANE_BIN_DIR, else ROOT/bin)")
+	flag.StringVar(&o.bin, "bin", "", "directory of the pinned tools: the crossplane CLI (default: $STASHPLANE_BIN_DIR, else ROOT/bin)")
 	flag.StringVar(&o.debs, "debs", "", "directory the pinned Debian packages are kept in (default: OUT/debs)")
 	flag.StringVar(&o.version, "version", "", "version to stamp (default: from git)")
 	flag.StringVar(&o.push, "push", "", "registry to push the images to after building them")
@@ -147,16 +147,16 @@ func build(o options) ([]built, error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create build directory: %w", err)
 	}
-	in := image.Inputs{Restic: filepath.Join(o.bin, "restic")}
-	if _, err := os.Stat(in.Restic); err != nil {
-		return nil, fmt.Errorf("cannot find restic: run `make tools` (hack/tools.sh restic): %w", err)
-	}
+	var in image.Inputs
+	// restic is built here, static and path-free like the project's own
+	// programs, from the module that pins it: bin/restic is built for the
+	// host, with go's defaults (hack/tools.sh).
 	for _, b := range []struct {
-		pkg string
-		out *string
-	}{{"./cmd/stashplane", &in.Stashplane}, {"./cmd/function", &in.Function}} {
+		dir, pkg string
+		out      *string
+	}{{"", "./cmd/stashplane", &in.Stashplane}, {"", "./cmd/function", &in.Function}, {"hack/tools/restic", "github.com/restic/restic/cmd/restic", &in.Restic}} {
 		*b.out = filepath.Join(work, filepath.Base(b.pkg))
-		if err := goBuild(o, b.pkg, *b.out); err != nil {
+		if err := goBuild(o, b.dir, b.pkg, *b.out); err != nil {
 			return nil, err
 		}
 	}
@@ -217,11 +217,16 @@ func build(o options) ([]built, error) {
 	return out, nil
 }
 
-// goBuild builds a static, path-free binary stamped with the version.
-func goBuild(o options, pkg, out string) error {
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags",
-		"-s -w -X github.com/stashplane/stashplane/internal/version.Version="+o.version, "-o", out, pkg)
-	cmd.Dir = o.root
+// goBuild builds a static, path-free binary of pkg, from the module in
+// dir below the checkout (the project's own when empty, then stamped with
+// the version).
+func goBuild(o options, dir, pkg, out string) error {
+	ldflags := "-s -w"
+	if dir == "" {
+		ldflags += " -X github.com/stashplane/stashplane/internal/version.Version=" + o.version
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
+	cmd.Dir = filepath.Join(o.root, dir)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

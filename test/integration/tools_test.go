@@ -27,15 +27,28 @@ import (
 	"testing"
 )
 
-// controlPlaneTools are the programs hack/tools.sh builds from the module
-// hack/tools/kube, with go's default flags like bin/stashplane.
-var controlPlaneTools = []string{
-	"go.etcd.io/etcd/server/v3",
-	"k8s.io/kubernetes/cmd/kube-apiserver",
-	"k8s.io/kubernetes/cmd/kube-controller-manager",
-	"k8s.io/kubernetes/cmd/kube-scheduler",
-	"k8s.io/kubernetes/cmd/kubectl",
-}
+// sharedTools are the modules under hack/tools whose programs hack/tools.sh
+// builds with go's default flags, like bin/stashplane, so that they share
+// its compiled packages; each with its programs and modules it must share.
+var sharedTools = []struct {
+	dir       string
+	pkgs      []string
+	mustShare []string
+}{{
+	dir: "hack/tools/kube",
+	pkgs: []string{
+		"go.etcd.io/etcd/server/v3",
+		"k8s.io/kubernetes/cmd/kube-apiserver",
+		"k8s.io/kubernetes/cmd/kube-controller-manager",
+		"k8s.io/kubernetes/cmd/kube-scheduler",
+		"k8s.io/kubernetes/cmd/kubectl",
+	},
+	mustShare: []string{"k8s.io/api", "k8s.io/apimachinery", "k8s.io/client-go", "k8s.io/apiserver", "google.golang.org/grpc"},
+}, {
+	dir:       "hack/tools/restic",
+	pkgs:      []string{"github.com/restic/restic/cmd/restic"},
+	mustShare: []string{"google.golang.org/grpc", "cloud.google.com/go/storage", "github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"},
+}}
 
 // moduleVersions lists the module of every package the given packages
 // build from, seen from dir, with the version a replace directive selects.
@@ -61,12 +74,12 @@ func moduleVersions(dir string, pkgs ...string) (map[string]string, error) {
 	return mods, nil
 }
 
-// TestToolModulesAligned holds hack/tools/kube to the versions
-// bin/stashplane builds with, for every module both use. Go's build cache
-// shares a compiled package only between builds of the same source with the
-// same dependencies, so one module apart (a patch release of client-go, a
-// newer golang.org/x/net) makes a cold `make demo` compile Kubernetes'
-// packages twice.
+// TestToolModulesAligned holds hack/tools/kube and hack/tools/restic to
+// the versions bin/stashplane builds with, for every module they share with
+// it. Go's build cache shares a compiled package only between builds of
+// the same source with the same dependencies, so one module apart (a patch
+// release of client-go, a newer golang.org/x/net) makes a cold `make demo`
+// compile those packages twice.
 func TestToolModulesAligned(t *testing.T) {
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
@@ -76,34 +89,35 @@ func TestToolModulesAligned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tools, err := moduleVersions(filepath.Join(root, "hack", "tools", "kube"), controlPlaneTools...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := tools["k8s.io/client-go"]; !ok {
-		t.Fatalf("cannot find k8s.io/client-go among the control plane's %d modules", len(tools))
-	}
-	var shared, apart []string
-	for path, v := range ours {
-		tv, ok := tools[path]
-		if !ok {
-			continue
-		}
-		shared = append(shared, path)
-		if tv != v {
-			apart = append(apart, fmt.Sprintf("%s: %s in go.mod, %s in hack/tools/kube/go.mod", path, v, tv))
-		}
-	}
-	slices.Sort(apart)
-	if len(apart) > 0 {
-		t.Errorf("%d of %d shared modules differ; give both the newer version (go get MODULE@VERSION in the module behind), or the control plane compiles them a second time:\n%s",
-			len(apart), len(shared), strings.Join(apart, "\n"))
-	}
-	// Kubernetes' own libraries must be among those shared, or the check
-	// above proves nothing.
-	for _, m := range []string{"k8s.io/api", "k8s.io/apimachinery", "k8s.io/client-go", "k8s.io/apiserver", "google.golang.org/grpc"} {
-		if !slices.Contains(shared, m) {
-			t.Errorf("%s is not shared by bin/stashplane and the control plane", m)
-		}
+	for _, tc := range sharedTools {
+		t.Run(filepath.Base(tc.dir), func(t *testing.T) {
+			tools, err := moduleVersions(filepath.Join(root, tc.dir), tc.pkgs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var shared, apart []string
+			for path, v := range ours {
+				tv, ok := tools[path]
+				if !ok {
+					continue
+				}
+				shared = append(shared, path)
+				if tv != v {
+					apart = append(apart, fmt.Sprintf("%s: %s in go.mod, %s in %s/go.mod", path, v, tv, tc.dir))
+				}
+			}
+			slices.Sort(apart)
+			if len(apart) > 0 {
+				t.Errorf("%d of %d shared modules differ; give both the newer version (go get MODULE@VERSION in the module behind), or they are compiled a second time:\n%s",
+					len(apart), len(shared), strings.Join(apart, "\n"))
+			}
+			// The heavy modules must be among those shared, or the check
+			// above proves nothing.
+			for _, m := range tc.mustShare {
+				if !slices.Contains(shared, m) {
+					t.Errorf("%s is not shared by bin/stashplane and %s", m, tc.dir)
+				}
+			}
+		})
 	}
 }
