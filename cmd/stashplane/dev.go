@@ -125,6 +125,7 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 	if err != nil {
 		return err
 	}
+	var mirrors map[string]string
 	if images != "" {
 		r, loaded, err := serveImages(ctx, images)
 		if err != nil {
@@ -132,11 +133,14 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 		}
 		defer func() { _ = r.Stop() }()
 		fmt.Printf("A registry on %s serves %d images and packages, e.g. %s.\n", r.Addr, len(loaded), loaded[0])
+		// Images the node does not map to host programs (the runtime
+		// images the packages embed) are pulled from it.
+		mirrors = map[string]string{version.Registry: r.Addr + "/" + image.RepositoryPath(version.Registry) + "/"}
 	}
 	fmt.Println("Starting the dev cluster in", dir, "...")
 	c, err := devcluster.Start(ctx, devcluster.Options{
 		Dir: dir, BinDir: binDir, StashplaneBinary: self, ResticBinary: restic,
-		CRDs: crds, Log: log, PodNetwork: podNetwork,
+		CRDs: crds, Log: log, PodNetwork: podNetwork, ImageMirrors: mirrors,
 	})
 	if err != nil {
 		return err

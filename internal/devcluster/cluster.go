@@ -63,6 +63,11 @@ type Options struct {
 	// images map to on the process node; empty leaves them unmapped.
 	StashplaneBinary string
 	ResticBinary     string
+	// ImageMirrors rewrite image reference prefixes to loopback registries
+	// (processnode.ImageStore): images the node does not map to host
+	// programs are pulled from there and run from their own root file
+	// systems.
+	ImageMirrors map[string]string
 	// CRDs are installed once the API server is up.
 	CRDs []*apiextensionsv1.CustomResourceDefinition
 	// Log receives the cluster's own messages; the components log to files
@@ -283,6 +288,7 @@ func (c *Cluster) startNode(ctx context.Context) error {
 		NodeName:      NodeName,
 		Dir:           filepath.Join(c.opts.Dir, nodeDir),
 		Images:        processnode.DefaultImageTable(c.opts.StashplaneBinary, c.opts.ResticBinary),
+		Registry:      &processnode.ImageStore{Dir: filepath.Join(c.opts.Dir, nodeDir, "images"), Mirrors: c.opts.ImageMirrors},
 		Client:        client,
 		APIServerHost: listen.Address,
 		APIServerPort: listen.Port,

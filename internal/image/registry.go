@@ -84,12 +84,12 @@ func (r *Registry) Stop() error {
 // for (ghcr.io/stashplane/NAME becomes ADDR/stashplane/NAME), and returns
 // what it pushed.
 func (r *Registry) Load(l *Layout, from, tag string) ([]string, error) {
-	return l.Push(from, tag, r.Addr+"/"+repositoryPath(from))
+	return l.Push(from, tag, r.Addr+"/"+RepositoryPath(from))
 }
 
-// repositoryPath drops the registry host off a prefix such as
-// ghcr.io/stashplane/, leaving stashplane.
-func repositoryPath(prefix string) string {
+// RepositoryPath drops the registry host off a prefix such as
+// ghcr.io/stashplane/, leaving stashplane: where Load puts its images.
+func RepositoryPath(prefix string) string {
 	_, p, _ := strings.Cut(strings.TrimRight(prefix, "/"), "/")
 	return p
 }

@@ -68,6 +68,8 @@ type Options struct {
 	// so that a whole suite can run on either, and else the cluster's
 	// default.
 	PodNetwork string
+	// ImageMirrors are the cluster's devcluster.Options.ImageMirrors.
+	ImageMirrors map[string]string
 }
 
 // EnvPodNetwork names the variable that chooses the pod network of clusters
@@ -99,7 +101,8 @@ func StartWith(t testing.TB, opts Options, crds ...*apiextensionsv1.CustomResour
 	c, err := devcluster.Start(ctx, devcluster.Options{
 		Dir: dir, BinDir: bin, StashplaneBinary: stashplane, ResticBinary: restic,
 		CRDs: crds, Log: stdr.New(log.New(os.Stderr, t.Name()+" ", log.LstdFlags)),
-		PodNetwork: cmp.Or(opts.PodNetwork, os.Getenv(EnvPodNetwork)),
+		PodNetwork:   cmp.Or(opts.PodNetwork, os.Getenv(EnvPodNetwork)),
+		ImageMirrors: opts.ImageMirrors,
 	})
 	if err != nil {
 		os.RemoveAll(dir)

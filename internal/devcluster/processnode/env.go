@@ -26,8 +26,20 @@ func (r *podRun) env(ctx context.Context, c corev1.Container, home string) ([]st
 		}
 		vars[k] = v
 	}
-	set("PATH", r.p.cfg.Images.PathOf(c.Image))
-	set("HOME", home)
+	if img := r.pulledImage(c.Name); img != nil {
+		// An image's own variables come first; the container's replace them.
+		for _, kv := range img.Config.Env {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				set(k, v)
+			}
+		}
+		set("PATH", img.path())
+	} else {
+		set("PATH", r.p.cfg.Images.PathOf(c.Image))
+	}
+	if _, ok := vars["HOME"]; !ok {
+		set("HOME", home)
+	}
 	set("HOSTNAME", r.pod.Name)
 	for _, from := range c.EnvFrom {
 		data, err := r.envSource(ctx, from)

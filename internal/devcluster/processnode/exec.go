@@ -110,11 +110,11 @@ func (r *podRun) exec(ctx context.Context, container string, argv []string, aio 
 	if len(argv) == 0 {
 		return errdefs.InvalidInput("exec needs a command")
 	}
-	path, args, err := r.p.cfg.Images.Resolve(c.Image, argv, nil)
+	path, args, err := r.resolve(c, argv, nil)
 	if err != nil {
 		return errdefs.AsInvalidInput(err)
 	}
-	id, err := identityOf(r.pod, c)
+	id, err := r.identity(c)
 	if err != nil {
 		return errdefs.AsInvalidInput(err)
 	}

@@ -49,6 +49,9 @@ type podRun struct {
 	// stdins are the input of the containers that keep stdin open.
 	stdins map[string]io.WriteCloser
 	grace  time.Duration
+	// pulled are the images of the containers run from their own root
+	// file system (ImageStore), by container name.
+	pulled map[string]*PulledImage
 }
 
 func newPodRun(p *Provider, pod *corev1.Pod, ip netip.Addr) *podRun {
@@ -61,6 +64,7 @@ func newPodRun(p *Provider, pod *corev1.Pod, ip netip.Addr) *podRun {
 		execs:  map[int]*os.Process{},
 		stdins: map[string]io.WriteCloser{},
 		grace:  maxGrace,
+		pulled: map[string]*PulledImage{},
 	}
 	now := metav1.Now()
 	st := &pod.Status
@@ -133,6 +137,13 @@ func (r *podRun) run() {
 	for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
 		if _, _, err := r.p.cfg.Images.Resolve(c.Image, c.Command, c.Args); err != nil {
 			var nm *ErrImageNotMapped
+			if errors.As(err, &nm) && r.p.cfg.Registry.Serves(c.Image) {
+				if err := r.pull(c); err != nil {
+					r.fail("ErrImagePull", err)
+					return
+				}
+				continue
+			}
 			if errors.As(err, &nm) {
 				r.fail("ImageNotMapped", err)
 			} else {
@@ -220,7 +231,7 @@ func (r *podRun) keepVolumesFresh(stop <-chan struct{}) {
 // restart policy. Init containers must succeed; it says whether the pod may
 // go on.
 func (r *podRun) runContainer(c corev1.Container, sources map[string]string, status func(*corev1.PodStatus) *corev1.ContainerStatus, init bool) bool {
-	if _, err := identityOf(r.pod, c); err != nil {
+	if _, err := r.identity(c); err != nil {
 		// As a kubelet: the container waits with the reason, and the pod
 		// stays Pending; nothing will change its mind.
 		r.update(func(st *corev1.PodStatus) {
@@ -349,7 +360,8 @@ func exitCode(cmd *exec.Cmd, err error) int32 {
 
 // command prepares the sandbox of one container attempt.
 func (r *podRun) command(c corev1.Container, sources map[string]string, restarts int32) (*exec.Cmd, *os.File, error) {
-	path, argv, err := r.p.cfg.Images.Resolve(c.Image, c.Command, c.Args)
+	img := r.pulledImage(c.Name)
+	path, argv, err := r.resolve(c, c.Command, c.Args)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -362,7 +374,7 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, nil, err
 	}
-	id, err := identityOf(r.pod, c)
+	id, err := r.identity(c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -379,7 +391,26 @@ func (r *podRun) command(c corev1.Container, sources map[string]string, restarts
 	for i := 1; i < len(argv); i++ {
 		argv[i] = expand(argv[i], vars)
 	}
-	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Dir: c.WorkingDir, Hostname: hostname(r.pod), User: id, NetNS: r.netns}
+	dir := c.WorkingDir
+	spec := sandboxSpec{Root: root, Mounts: mounts, Path: path, Args: argv, Env: env, Hostname: hostname(r.pod), User: id, NetNS: r.netns}
+	if img != nil {
+		// A fresh writable layer per start, as a runtime gives a
+		// restarted container.
+		layer := filepath.Join(r.dir, "layers", c.Name)
+		if err := os.RemoveAll(layer); err != nil {
+			return nil, nil, err
+		}
+		spec.Image, spec.Upper, spec.Work = img.Root, filepath.Join(layer, "upper"), filepath.Join(layer, "work")
+		for _, d := range []string{spec.Upper, spec.Work} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return nil, nil, err
+			}
+		}
+		if dir == "" {
+			dir = img.Config.WorkingDir
+		}
+	}
+	spec.Dir = dir
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return nil, nil, err

@@ -34,6 +34,10 @@ type Config struct {
 	Dir string
 	// Images maps container images to programs.
 	Images ImageTable
+	// Registry pulls the images Images does not map, from loopback
+	// registries, to run each from its own root file system; nil runs
+	// only mapped images.
+	Registry *ImageStore
 	// Client talks to the cluster's API server.
 	Client kubernetes.Interface
 	// APIServerHost and APIServerPort are what pods find in

@@ -50,6 +50,12 @@ type sandboxSpec struct {
 	// NetNS is the file of the pod's network namespace, which the
 	// container joins; empty keeps the host's network.
 	NetNS string `json:"netns,omitempty"`
+	// Image, when set, is the unpacked root file system of the
+	// container's image: the root is an overlay of it, Upper and Work
+	// holding the container's writes, instead of a mirror of the host's.
+	Image string `json:"image,omitempty"`
+	Upper string `json:"upper,omitempty"`
+	Work  string `json:"work,omitempty"`
 }
 
 // identity is the user, group and supplementary groups a program runs as,
@@ -110,7 +116,11 @@ func runSandbox(specPath string) error {
 		return err
 	}
 	m := &mirror{root: s.Root, sources: map[string]string{}}
-	if err := m.init(); err != nil {
+	setup := m.init
+	if s.Image != "" {
+		setup = func() error { return m.initImage(s.Image, s.Upper, s.Work) }
+	}
+	if err := setup(); err != nil {
 		return err
 	}
 	// Parents before children, so a volume nested in another lands on top.
@@ -207,6 +217,8 @@ type mirror struct {
 	// volumes are the volumes bound so far, by target: a directory made
 	// private later binds them again, not the host entries they cover.
 	volumes map[string]mount
+	// overlay says the root is an image's overlay, all of it private.
+	overlay bool
 }
 
 func (m *mirror) init() error {
@@ -217,6 +229,38 @@ func (m *mirror) init() error {
 	}
 	m.sources["/"] = "/"
 	return m.populate("/", "/")
+}
+
+// initImage makes the root an overlay of an image's root file system,
+// the container's writes going to upper, with the host's /proc, /sys and
+// /dev on top as the mirror has them. All of it is the container's own:
+// entries are made in it without a private tmpfs.
+func (m *mirror) initImage(lower, upper, work string) error {
+	m.overlay = true
+	m.private = map[string]bool{"/": true}
+	m.volumes = map[string]mount{}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	if err := unix.Mount("overlay", m.root, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("cannot mount the image's root file system: %w", err)
+	}
+	m.sources["/"] = lower
+	for _, d := range []string{"/proc", "/sys", "/dev"} {
+		if err := m.ensure(d, true); err != nil {
+			return err
+		}
+		if err := unix.Mount(d, filepath.Join(m.root, d), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("cannot mount %s in the container: %w", d, err)
+		}
+		m.sources[d] = d
+	}
+	tmp := filepath.Join(m.root, "tmp")
+	if _, err := os.Lstat(tmp); err == nil {
+		return nil
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		return fmt.Errorf("cannot make /tmp in the container: %w", err)
+	}
+	return os.Chmod(tmp, 0o1777)
 }
 
 // populate fills the private directory at path (inside the root) with one
@@ -377,7 +421,7 @@ func (m *mirror) ensure(path string, dir bool) error {
 // The tmpfs covers whatever was mounted below dir, so the volumes bound
 // there before are bound again, shallowest first.
 func (m *mirror) makePrivate(dir string) error {
-	if m.private[dir] {
+	if m.private[dir] || m.overlay {
 		return nil
 	}
 	src := m.source(dir)
