@@ -24,6 +24,9 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -212,6 +215,9 @@ func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructur
 	// The kinds of the CustomResourceDefinitions this Apply made or found,
 	// and those a dry run accepted without making them.
 	crds, dryCRDs := map[schema.GroupKind]bool{}, map[schema.GroupKind]bool{}
+	// The definitions the objects carry, for checking custom resources a
+	// dry run may not make against their schemas.
+	defs := definitions(objs)
 	for _, obj := range objs {
 		u := obj.DeepCopy()
 		isHeld := o.Hold && Hold(u)
@@ -237,7 +243,7 @@ func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructur
 			}
 		}
 		if o.DryRun {
-			oc = unmadeRole(u, beyondRights(c.Scheme(), u, oc), dryRoles)
+			oc = unmadeRole(u, beyondRights(ctx, c, defs, u, oc), dryRoles)
 		}
 		outcomes = append(outcomes, oc)
 		if isHeld && !o.DryRun && (oc.Result == Created || oc.Result == Updated) {
@@ -310,28 +316,115 @@ func unmadeRole(u *unstructured.Unstructured, oc Outcome, dryRoles map[string]bo
 	return oc
 }
 
-// beyondRights checks against the Kubernetes API's schema, as this
-// program knows it, an object a dry run refused only because the
-// restore's account may not make it (a Role granting more than the
-// account holds, a RoleBinding to a ClusterRole): the server does not
-// validate what it does not authorise. Well formed, it is accepted with a
-// message saying how it was checked and that a restore would be refused
-// it too; ill formed, it stays refused, naming the field.
-func beyondRights(scheme *runtime.Scheme, u *unstructured.Unstructured, oc Outcome) Outcome {
+// beyondRights checks against the API's schema an object a dry run
+// refused only because the restore's account may not make it (a Role
+// granting more than the account holds, a RoleBinding to a ClusterRole, a
+// cluster-scoped object): the server does not validate what it does not
+// authorise. A kind of Kubernetes' own is checked against its Go type; a
+// custom resource against its CustomResourceDefinition's schema, the one
+// the objects carry or else the cluster's. Well formed, it is accepted with
+// a message saying how it was checked and that a restore would be refused
+// it too; ill formed, or with no schema to check it against, it stays
+// refused, naming why.
+func beyondRights(ctx context.Context, c client.Client, defs map[schema.GroupKind]*apiextensionsv1.CustomResourceDefinition, u *unstructured.Unstructured, oc Outcome) Outcome {
 	if oc.Result != Refused || !oc.forbidden {
 		return oc
 	}
-	typed, err := scheme.New(u.GroupVersionKind())
-	if err != nil {
-		return oc
+	var err error
+	how := "the API's schema"
+	if typed, nerr := c.Scheme().New(u.GroupVersionKind()); nerr == nil {
+		err = runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, typed, true)
+	} else {
+		how = "its CustomResourceDefinition's schema"
+		var crd *apiextensionsv1.CustomResourceDefinition
+		if crd, err = definitionOf(ctx, c, defs, u.GroupVersionKind().GroupKind()); err == nil {
+			err = validateCustom(crd, u)
+		} else {
+			oc.Message += "; and it cannot be checked against a schema: " + err.Error()
+			return oc
+		}
 	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, typed, true); err != nil {
-		oc.Message += "; and it does not match the API's schema: " + err.Error()
+	if err != nil {
+		oc.Message += "; and it does not match " + how + ": " + err.Error()
 		return oc
 	}
 	oc.Result = Created
-	oc.Message = "checked against the API's schema only: the restore's account may not make it (" + oc.Message + "), so a restore is refused it too unless someone with those rights makes it first"
+	oc.Message = "checked against " + how + " only: the restore's account may not make it (" + oc.Message + "), so a restore is refused it too unless someone with those rights makes it first"
 	return oc
+}
+
+// definitions are the CustomResourceDefinitions among objs, by the kind
+// each defines.
+func definitions(objs []*unstructured.Unstructured) map[schema.GroupKind]*apiextensionsv1.CustomResourceDefinition {
+	out := map[schema.GroupKind]*apiextensionsv1.CustomResourceDefinition{}
+	for _, u := range objs {
+		gk, ok := definedKind(u)
+		if !ok {
+			continue
+		}
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, crd) == nil {
+			out[gk] = crd
+		}
+	}
+	return out
+}
+
+// definitionOf is the CustomResourceDefinition of kind gk: the one defs
+// holds, else the cluster's.
+func definitionOf(ctx context.Context, c client.Client, defs map[schema.GroupKind]*apiextensionsv1.CustomResourceDefinition, gk schema.GroupKind) (*apiextensionsv1.CustomResourceDefinition, error) {
+	if crd, ok := defs[gk]; ok {
+		return crd, nil
+	}
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinitionList"))
+	if err := c.List(ctx, list); err != nil {
+		return nil, fmt.Errorf("cannot read the CustomResourceDefinition of %s: %w", gk, err)
+	}
+	for _, d := range definitions(itemsOf(list)) {
+		if d.Spec.Group == gk.Group && d.Spec.Names.Kind == gk.Kind {
+			return d, nil
+		}
+	}
+	return nil, fmt.Errorf("no CustomResourceDefinition defines %s", gk)
+}
+
+func itemsOf(l *unstructured.UnstructuredList) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, 0, len(l.Items))
+	for i := range l.Items {
+		out = append(out, &l.Items[i])
+	}
+	return out
+}
+
+// validateCustom checks u against the schema its CustomResourceDefinition
+// gives u's version, as the API server validates a custom resource.
+func validateCustom(crd *apiextensionsv1.CustomResourceDefinition, u *unstructured.Unstructured) error {
+	version := u.GroupVersionKind().Version
+	for _, v := range crd.Spec.Versions {
+		if v.Name != version {
+			continue
+		}
+		if !v.Served {
+			return fmt.Errorf("version %s of %s is not served", version, crd.Name)
+		}
+		if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
+			return fmt.Errorf("version %s of %s has no schema", version, crd.Name)
+		}
+		internal := &apiextensions.JSONSchemaProps{}
+		if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(v.Schema.OpenAPIV3Schema, internal, nil); err != nil {
+			return fmt.Errorf("cannot read the schema of %s: %w", crd.Name, err)
+		}
+		validator, _, err := validation.NewSchemaValidator(internal)
+		if err != nil {
+			return fmt.Errorf("cannot read the schema of %s: %w", crd.Name, err)
+		}
+		if errs := validation.ValidateCustomResource(nil, u.UnstructuredContent(), validator); len(errs) > 0 {
+			return errs.ToAggregate()
+		}
+		return nil
+	}
+	return fmt.Errorf("%s defines no version %s", crd.Name, version)
 }
 
 // beyondAccount says whether the API server refused an object for who

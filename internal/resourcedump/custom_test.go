@@ -18,6 +18,7 @@ package resourcedump
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -254,4 +255,63 @@ func TestApplyUnservedKind(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBeyondRightsCustom: a custom resource a verification's dry run may
+// not make is checked against the schema of its CustomResourceDefinition,
+// the one the dump carries: accepted, saying how, when it matches;
+// refused, naming the field, when it does not.
+func TestBeyondRightsCustom(t *testing.T) {
+	crd := unstructuredFrom(t, map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "regions.example.com"},
+		"spec": map[string]any{
+			"group": "example.com", "scope": "Cluster",
+			"names": map[string]any{"plural": "regions", "kind": "Region"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true, "schema": map[string]any{
+				"openAPIV3Schema": map[string]any{"type": "object", "properties": map[string]any{
+					"spec": map[string]any{"type": "object", "properties": map[string]any{"zones": map[string]any{"type": "integer"}}},
+				}},
+			}}},
+		},
+	})
+	region := func(name string, zones any) *unstructured.Unstructured {
+		return unstructuredFrom(t, map[string]any{
+			"apiVersion": "example.com/v1", "kind": "Region", "metadata": map[string]any{"name": name},
+			"spec": map[string]any{"zones": zones},
+		})
+	}
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}, meta.RESTScopeRoot)
+	mapper.Add(schema.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Region"}, meta.RESTScopeRoot)
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithRESTMapper(mapper).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if obj.GetObjectKind().GroupVersionKind().Kind == "Region" {
+				return kerrors.NewForbidden(schema.GroupResource{Group: "example.com", Resource: "regions"}, obj.GetName(),
+					errors.New(`User "verifier" cannot create resource "regions" in API group "example.com" at the cluster scope`))
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	}).Build()
+	outcomes, _ := Apply(context.Background(), c, []*unstructured.Unstructured{crd, region("north", int64(3)), region("south", "many")}, ApplyOptions{DryRun: true})
+	got := map[string]string{}
+	for _, oc := range outcomes {
+		got[oc.Name] = string(oc.Result)
+	}
+	if diff := cmp.Diff(map[string]string{"regions.example.com": "Created", "north": "Created", "south": "Refused"}, got); diff != "" {
+		t.Errorf("Apply: -want +got:\n%s", diff)
+	}
+	for _, oc := range outcomes {
+		switch {
+		case oc.Name == "north" && !strings.Contains(oc.Message, "checked against its CustomResourceDefinition's schema only"):
+			t.Errorf("the well formed Region's message %q does not say how it was checked", oc.Message)
+		case oc.Name == "south" && !strings.Contains(oc.Message, "spec.zones"):
+			t.Errorf("the ill formed Region's message %q does not name the field", oc.Message)
+		}
+	}
+}
+
+func unstructuredFrom(t *testing.T, obj map[string]any) *unstructured.Unstructured {
+	t.Helper()
+	return &unstructured.Unstructured{Object: obj}
 }

@@ -54,6 +54,29 @@ spec:
               colour: {type: string}
 `
 
+// regionCRD defines a cluster-scoped custom resource, Region.
+const regionCRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: regions.example.com}
+spec:
+  group: example.com
+  scope: Cluster
+  names: {plural: regions, singular: region, kind: Region, listKind: RegionList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              zones: {type: integer}
+`
+
 // unstructuredYAML reads one object from YAML.
 func unstructuredYAML(t *testing.T, doc string) *unstructured.Unstructured {
 	t.Helper()
@@ -133,12 +156,15 @@ func TestClusterDump(t *testing.T) {
 	// of the cluster holds them, and the verification's dry run may make
 	// widgets in its namespace, as the operator lets it.
 	widgets := unstructuredYAML(t, widgetCRD)
-	if err := kube.Create(ctx, widgets); err != nil {
-		t.Fatal(err)
+	for _, crd := range []*unstructured.Unstructured{widgets, unstructuredYAML(t, regionCRD)} {
+		if err := kube.Create(ctx, crd); err != nil {
+			t.Fatal(err)
+		}
+		crdEstablished(t, kube, crd.GetName())
 	}
-	crdEstablished(t, kube, "widgets.example.com")
 	blue := unstructuredYAML(t, "{apiVersion: example.com/v1, kind: Widget, metadata: {name: blue, namespace: shop-b}, spec: {colour: blue}}")
-	objs = append(objs, blue,
+	north := unstructuredYAML(t, "{apiVersion: example.com/v1, kind: Region, metadata: {name: north}, spec: {zones: 3}}")
+	objs = append(objs, blue, north,
 		&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "shop-critical"}, Value: 1000},
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "widget-maker"}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{"example.com"}, Resources: []string{"widgets"}, Verbs: []string{"create"}}}},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "widget-makers", Namespace: "default"}, RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "widget-maker"},
@@ -172,7 +198,8 @@ func TestClusterDump(t *testing.T) {
 	}
 	for _, want := range []string{"Namespace /shop-a", "Namespace /shop-b", "ConfigMap shop-a/prices", "Secret shop-a/db", "Deployment shop-b/web",
 		"ClusterRole /shop-viewer", "ClusterRoleBinding /cluster-dump-reader", "ServiceAccount default/cluster-reader",
-		"CustomResourceDefinition /widgets.example.com", "Widget shop-b/blue", "PriorityClass /shop-critical"} {
+		"CustomResourceDefinition /widgets.example.com", "Widget shop-b/blue", "PriorityClass /shop-critical",
+		"CustomResourceDefinition /regions.example.com", "Region /north"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("the cluster dump lacks %s", want)
 		}
@@ -221,7 +248,8 @@ func TestClusterDump(t *testing.T) {
 	}
 	checked := outcomes(vrs.Status.Components[storagev1alpha1.ComponentManifest])
 	if len(checked) != len(names) || !slices.Contains(checked, "ClusterRole/shop-viewer=Accepted") || !slices.Contains(checked, "ConfigMap/prices=Accepted") ||
-		!slices.Contains(checked, "Widget/blue=Accepted") || !slices.Contains(checked, "CustomResourceDefinition/widgets.example.com=Accepted") {
+		!slices.Contains(checked, "Widget/blue=Accepted") || !slices.Contains(checked, "CustomResourceDefinition/widgets.example.com=Accepted") ||
+		!slices.Contains(checked, "Region/north=Accepted") {
 		t.Errorf("objects the verification checked: %v; want each of the dump's %d, accepted", checked, len(names))
 	}
 
