@@ -217,7 +217,10 @@ func Apply(ctx context.Context, c client.Client, objs []*unstructured.Unstructur
 	crds, dryCRDs := map[schema.GroupKind]bool{}, map[schema.GroupKind]bool{}
 	// The definitions the objects carry, for checking custom resources a
 	// dry run may not make against their schemas.
-	defs := definitions(objs)
+	var defs map[schema.GroupKind]*apiextensionsv1.CustomResourceDefinition
+	if o.DryRun {
+		defs = definitions(objs)
+	}
 	for _, obj := range objs {
 		u := obj.DeepCopy()
 		isHeld := o.Hold && Hold(u)
@@ -376,25 +379,16 @@ func definitionOf(ctx context.Context, c client.Client, defs map[schema.GroupKin
 	if crd, ok := defs[gk]; ok {
 		return crd, nil
 	}
-	list := &unstructured.UnstructuredList{}
-	list.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinitionList"))
+	list := &apiextensionsv1.CustomResourceDefinitionList{}
 	if err := c.List(ctx, list); err != nil {
 		return nil, fmt.Errorf("cannot read the CustomResourceDefinition of %s: %w", gk, err)
 	}
-	for _, d := range definitions(itemsOf(list)) {
-		if d.Spec.Group == gk.Group && d.Spec.Names.Kind == gk.Kind {
+	for i := range list.Items {
+		if d := &list.Items[i]; d.Spec.Group == gk.Group && d.Spec.Names.Kind == gk.Kind {
 			return d, nil
 		}
 	}
 	return nil, fmt.Errorf("no CustomResourceDefinition defines %s", gk)
-}
-
-func itemsOf(l *unstructured.UnstructuredList) []*unstructured.Unstructured {
-	out := make([]*unstructured.Unstructured, 0, len(l.Items))
-	for i := range l.Items {
-		out = append(out, &l.Items[i])
-	}
-	return out
 }
 
 // validateCustom checks u against the schema its CustomResourceDefinition

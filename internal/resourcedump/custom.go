@@ -24,9 +24,9 @@ import (
 	"strings"
 
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,7 +86,7 @@ func DiscoverCustom(d discovery.DiscoveryInterface) ([]CustomResource, []Skipped
 			continue
 		}
 		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !hasVerbs(r, "get", "list", "create") {
+			if strings.Contains(r.Name, "/") || !sets.New(r.Verbs...).HasAll("get", "list", "create") {
 				continue
 			}
 			out = append(out, CustomResource{Name: r.Name + "." + gv.Group, GVK: gv.WithKind(r.Kind), Namespaced: r.Namespaced})
@@ -95,15 +95,6 @@ func DiscoverCustom(d discovery.DiscoveryInterface) ([]CustomResource, []Skipped
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	sort.Slice(skipped, func(i, j int) bool { return skipped[i].Object < skipped[j].Object })
 	return out, skipped, nil
-}
-
-func hasVerbs(r metav1.APIResource, verbs ...string) bool {
-	for _, v := range verbs {
-		if !slices.Contains(r.Verbs, v) {
-			return false
-		}
-	}
-	return true
 }
 
 // customNamed finds the custom resource named name ("plural.group").

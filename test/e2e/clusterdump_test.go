@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,15 +32,17 @@ import (
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
-// widgetCRD defines a namespaced custom resource, Widget, for dumps to hold.
-const widgetCRD = `
+// crdYAML defines the custom resource kind of group example.com, at v1,
+// whose spec has one field of the given OpenAPI type.
+func crdYAML(plural, kind, scope, field, fieldType string) string {
+	return fmt.Sprintf(`
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
-metadata: {name: widgets.example.com}
+metadata: {name: %[1]s.example.com}
 spec:
   group: example.com
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  scope: %[3]s
+  names: {plural: %[1]s, kind: %[2]s, listKind: %[2]sList}
   versions:
   - name: v1
     served: true
@@ -51,31 +54,16 @@ spec:
           spec:
             type: object
             properties:
-              colour: {type: string}
-`
+              %[4]s: {type: %[5]s}
+`, plural, kind, scope, field, fieldType)
+}
 
-// regionCRD defines a cluster-scoped custom resource, Region.
-const regionCRD = `
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: regions.example.com}
-spec:
-  group: example.com
-  scope: Cluster
-  names: {plural: regions, singular: region, kind: Region, listKind: RegionList}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        properties:
-          spec:
-            type: object
-            properties:
-              zones: {type: integer}
-`
+// The custom resources dumps hold: a namespaced Widget and a
+// cluster-scoped Region.
+var (
+	widgetCRD = crdYAML("widgets", "Widget", "Namespaced", "colour", "string")
+	regionCRD = crdYAML("regions", "Region", "Cluster", "zones", "integer")
+)
 
 // unstructuredYAML reads one object from YAML.
 func unstructuredYAML(t *testing.T, doc string) *unstructured.Unstructured {

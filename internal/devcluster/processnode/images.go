@@ -139,21 +139,11 @@ func (t ImageTable) Resolve(image string, command, args []string) (string, []str
 	if !ok {
 		return "", nil, &ErrImageNotMapped{Image: image, Known: t.Names()}
 	}
-	var argv []string
-	switch {
-	case len(command) > 0:
-		argv = append(append(argv, command...), args...)
-	case img.Entrypoint != "":
-		argv = append(argv, img.Entrypoint)
-		fallthrough
-	case len(args) > 0:
-		argv = append(argv, args...)
-		if len(args) == 0 {
-			argv = append(argv, img.Cmd...)
-		}
-	default:
-		argv = append(argv, img.Cmd...)
+	var entrypoint []string
+	if img.Entrypoint != "" {
+		entrypoint = []string{img.Entrypoint}
 	}
+	argv := runtimeArgv(entrypoint, img.Cmd, command, args)
 	if len(argv) == 0 {
 		return "", nil, fmt.Errorf("image %q has no entrypoint on the process node: set the container's command", image)
 	}
@@ -183,13 +173,29 @@ func isProgram(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
 
+// runtimeArgv is what a container runs, as a container runtime picks it:
+// the container's command replaces the image's entrypoint (and drops its
+// cmd), the container's args replace the image's cmd.
+func runtimeArgv(entrypoint, cmd, command, args []string) []string {
+	switch {
+	case len(command) > 0:
+		return append(append([]string{}, command...), args...)
+	case len(args) > 0:
+		return append(append([]string{}, entrypoint...), args...)
+	default:
+		return append(append([]string{}, entrypoint...), cmd...)
+	}
+}
+
+// usualPath is the PATH of a container whose image names none.
+const usualPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // PathOf is the PATH a container of image starts with: the image's own
 // directories, then the usual ones.
 func (t ImageTable) PathOf(image string) string {
-	const usual = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	img := t[repository(image)]
 	if len(img.Path) == 0 {
-		return usual
+		return usualPath
 	}
-	return strings.Join(img.Path, ":") + ":" + usual
+	return strings.Join(img.Path, ":") + ":" + usualPath
 }

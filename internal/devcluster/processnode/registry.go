@@ -19,7 +19,6 @@ package processnode
 import (
 	"archive/tar"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -138,13 +137,6 @@ func (s *ImageStore) Pull(ctx context.Context, ref string) (*PulledImage, error)
 	if err := untar(flat, rootfs); err != nil {
 		return nil, fmt.Errorf("cannot unpack image %q: %w", m, err)
 	}
-	b, err := json.Marshal(cf.Config)
-	if err != nil {
-		return nil, fmt.Errorf("cannot record config of image %q: %w", m, err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "config.json"), b, 0o600); err != nil {
-		return nil, fmt.Errorf("cannot record config of image %q: %w", m, err)
-	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, fmt.Errorf("cannot keep image %q: %w", m, err)
 	}
@@ -222,20 +214,11 @@ func untar(r io.Reader, dir string) error {
 	}
 }
 
-// command is the program and arguments a container of the image runs,
-// as a runtime picks them: the container's command replaces the
-// entrypoint (and drops the image's cmd), its args replace the cmd. A bare
-// program name is looked up on the image's PATH, inside its root.
+// command is the program and arguments a container of the image runs
+// (runtimeArgv). A bare program name is looked up on the image's PATH,
+// inside its root.
 func (img *PulledImage) command(command, args []string) (string, []string, error) {
-	var argv []string
-	switch {
-	case len(command) > 0:
-		argv = append(append(argv, command...), args...)
-	case len(args) > 0:
-		argv = append(append(argv, img.Config.Entrypoint...), args...)
-	default:
-		argv = append(append(argv, img.Config.Entrypoint...), img.Config.Cmd...)
-	}
+	argv := runtimeArgv(img.Config.Entrypoint, img.Config.Cmd, command, args)
 	if len(argv) == 0 {
 		return "", nil, fmt.Errorf("image %q has no entrypoint or cmd: set the container's command", img.Ref)
 	}
@@ -259,7 +242,7 @@ func (img *PulledImage) path() string {
 			return v
 		}
 	}
-	return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	return usualPath
 }
 
 // user is the image's numeric user and group ("uid" or "uid:gid"); a
