@@ -23,7 +23,7 @@ DEMO_TOOLS := etcd kube-apiserver kube-controller-manager kube-scheduler kubectl
 E2E_PARALLEL ?= 4
 E2E_TIMEOUT  ?= 45m
 
-.PHONY: all tools build images generate verify verify-generate test test-unit test-integration test-crossplane test-images test-e2e demo bench fuzz clean
+.PHONY: all tools build images crossplane-manifest generate verify verify-generate test test-unit test-integration test-crossplane test-images test-e2e demo bench fuzz clean
 
 all: build
 
@@ -47,6 +47,16 @@ images:
 generate:
 	@hack/tools.sh controller-gen
 	$(GO) generate ./apis/... ./functions/...
+
+## crossplane-manifest: render Crossplane core's chart, at the version
+## hack/tools/crossplane pins, into internal/devcluster/crossplane/core.yaml
+## (checked in; its test fails when the pin or the values move without it)
+XP_MODULE = cd hack/tools/crossplane && $(GO) list -m -f
+crossplane-manifest:
+	cd hack/crossplane-chart && $(GO) run . \
+	  -chart "$$($(XP_MODULE) '{{.Dir}}' github.com/crossplane/crossplane/v2)/cluster/charts/crossplane" \
+	  -version "$$($(XP_MODULE) '{{.Version}}' github.com/crossplane/crossplane/v2)" \
+	  -values values.yaml -out ../../internal/devcluster/crossplane/core.yaml
 
 ## verify: formatting, vet, and generated code up to date
 verify: verify-generate

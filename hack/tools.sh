@@ -35,6 +35,7 @@ tools=(
   "versitygw                versitygw       github.com/versity/versitygw/cmd/versitygw"
   "fake-gcs-server          fake-gcs-server github.com/fsouza/fake-gcs-server"
   "crossplane               crossplane      github.com/crossplane/crossplane/v2/cmd/crank"
+  "crossplane-core          crossplane      github.com/crossplane/crossplane/v2/cmd/crossplane"
 )
 
 # How each module's tools are built. The control plane (module kube) and
@@ -51,6 +52,19 @@ build_flags() {
   case "$1" in
   kube | restic) echo "" ;;
   *) echo "CGO_ENABLED=0 -trimpath" ;;
+  esac
+}
+
+# Version stamps: Crossplane core reports the version its build was stamped
+# with and refuses packages that need a newer one, so the crossplane module
+# stamps its pinned version into both of its programs.
+build_ldflags() {
+  case "$1" in
+  crossplane)
+    local v
+    v=$(awk '$1 == "require" && $2 == "github.com/crossplane/crossplane/v2" { print $3 }' "$root/hack/tools/crossplane/go.mod")
+    echo "-X github.com/crossplane/crossplane/v2/internal/version.version=$v"
+    ;;
   esac
 }
 
@@ -72,7 +86,9 @@ done
 for mod in "${mods[@]}"; do
   dir="$root/hack/tools/$mod"
   flags=$(build_flags "$mod")
-  pin=$( (go version; echo "$flags"; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
+  stamp=$(build_ldflags "$mod")
+  ldflags="-s -w${stamp:+ $stamp}"
+  pin=$( (go version; echo "$flags"; [ -z "$stamp" ] || echo "$stamp"; cat "$dir/go.mod" "$dir/go.sum") | sha256sum | cut -d' ' -f1)
   names=() pkgs=()
   for t in "${tools[@]}"; do
     read -r name m pkg <<<"$t"
@@ -98,7 +114,7 @@ for mod in "${mods[@]}"; do
     *) args+=("$f") ;;
     esac
   done
-  (cd "$dir" && env "${env[@]}" go build "${args[@]}" -ldflags='-s -w' -o "$out/" "${pkgs[@]}")
+  (cd "$dir" && env "${env[@]}" go build "${args[@]}" -ldflags="$ldflags" -o "$out/" "${pkgs[@]}")
   for i in "${!names[@]}"; do
     # go build names a binary after its package's last path element, or
     # the one before a major-version suffix (go.etcd.io/etcd/server/v3).
@@ -112,6 +128,21 @@ for mod in "${mods[@]}"; do
 done
 
 $download && exit 0
+
+# Crossplane core installs its own CustomResourceDefinitions from a
+# directory of its image (/crds); they come from the same pinned module as
+# the binary, copied beside it into bin/crossplane-crds.
+if selected crossplane-core; then
+  pin=$(cat "$stamps/crossplane-core")
+  if ! [ -d "$bin/crossplane-crds" ] || [ "$(cat "$stamps/crossplane-crds" 2>/dev/null)" != "$pin" ]; then
+    src=$(cd "$root/hack/tools/crossplane" && go list -m -f '{{.Dir}}' github.com/crossplane/crossplane/v2)/cluster/crds
+    rm -rf "$bin/crossplane-crds"
+    mkdir -p "$bin/crossplane-crds"
+    cp "$src"/*.yaml "$bin/crossplane-crds/"
+    chmod 0644 "$bin/crossplane-crds"/*.yaml
+    echo "$pin" >"$stamps/crossplane-crds"
+  fi
+fi
 
 # Azurite, the Azure Blob Storage emulator, comes from the npm registry, not
 # the Go module proxy: it is installed under bin/azurite with its version

@@ -148,3 +148,9 @@ func matchesResource(list []string, resource string) bool {
 func matches(list []string, s string) bool {
 	return slices.Contains(list, s) || slices.Contains(list, rbacv1.ResourceAll)
 }
+
+// ProviderRBAC returns rbac/provider.yaml: the provider's ClusterRoles, its
+// binding and the DeploymentRuntimeConfig naming its ServiceAccount.
+func ProviderRBAC() []byte {
+	return slices.Clone(providerRBAC)
+}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/stashplane/stashplane/internal/devcluster"
+	"github.com/stashplane/stashplane/internal/devcluster/crossplane"
 	"github.com/stashplane/stashplane/internal/image"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/version"
@@ -36,6 +37,7 @@ func devCommand() *cobra.Command {
 
 func devUpCommand() *cobra.Command {
 	var dir, binDir, providerMode, podNetwork, images string
+	var withCrossplane bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the dev cluster and run it until interrupted",
@@ -46,7 +48,19 @@ func devUpCommand() *cobra.Command {
 			default:
 				return fmt.Errorf("--provider must be %s, %s or %s, not %q", providerInProcess, providerProcess, providerNone, providerMode)
 			}
-			return devUp(cmd.Context(), dir, binDir, providerMode, podNetwork, images)
+			if withCrossplane {
+				if images == "" {
+					return errors.New("--crossplane installs Stashplane's packages from --images: run `make images` and pass --images bin/images/oci")
+				}
+				if cmd.Flags().Changed("pod-network") && podNetwork != devcluster.PodNetworkIsolated {
+					return fmt.Errorf("--crossplane needs --pod-network %s: core reaches the Function through a Service and the cluster's DNS", devcluster.PodNetworkIsolated)
+				}
+				if cmd.Flags().Changed("provider") && providerMode != providerNone {
+					return fmt.Errorf("--crossplane runs the provider as Crossplane installs it: --provider %s cannot go with it", providerMode)
+				}
+				podNetwork, providerMode = devcluster.PodNetworkIsolated, providerNone
+			}
+			return devUp(cmd.Context(), dir, binDir, providerMode, podNetwork, images, withCrossplane)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the cluster's state and kubeconfig (required)")
@@ -56,6 +70,8 @@ func devUpCommand() *cobra.Command {
 	cmd.Flags().StringVar(&podNetwork, "pod-network", devcluster.PodNetworkHost, "pods' network: host (each pod a loopback address) or isolated (a network namespace per pod, Services and DNS; needs root)")
 	cmd.Flags().StringVar(&images, "images", "",
 		"an OCI image layout (`make images` writes bin/images/oci) whose Stashplane images and packages a registry on 127.0.0.1 serves while the cluster runs; pods still run host programs for them")
+	cmd.Flags().BoolVar(&withCrossplane, "crossplane", false,
+		"install Crossplane core and, through it, Stashplane's Configuration from the --images registry, with its Provider and Function, as an operator installs them (isolated pod network, so root)")
 	_ = cmd.MarkFlagRequired("dir")
 	return cmd
 }
@@ -93,7 +109,7 @@ const (
 	providerNone      = "none"
 )
 
-func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images string) error {
+func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images string, withCrossplane bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find this binary: %w", err)
@@ -126,6 +142,7 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 		return err
 	}
 	var mirrors map[string]string
+	var reg *image.Registry
 	if images != "" {
 		r, loaded, err := serveImages(ctx, images)
 		if err != nil {
@@ -134,8 +151,17 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 		defer func() { _ = r.Stop() }()
 		fmt.Printf("A registry on %s serves %d images and packages, e.g. %s.\n", r.Addr, len(loaded), loaded[0])
 		// Images the node does not map to host programs (the runtime
-		// images the packages embed) are pulled from it.
-		mirrors = map[string]string{version.Registry: r.Addr + "/" + image.RepositoryPath(version.Registry) + "/"}
+		// images the packages embed, and core's) are pulled from it.
+		mirrors = crossplane.Mirrors(r.Addr)
+		reg = r
+	}
+	if withCrossplane {
+		// Crossplane installs the provider's CRDs and runs the provider,
+		// which applies its built-in addons.
+		crds = nil
+		if err := crossplane.PushCore(ctx, reg.Addr, binDir, filepath.Join(filepath.Dir(images), "layers")); err != nil {
+			return err
+		}
 	}
 	fmt.Println("Starting the dev cluster in", dir, "...")
 	c, err := devcluster.Start(ctx, devcluster.Options{
@@ -145,7 +171,12 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 	if err != nil {
 		return err
 	}
-	if err := installBuiltins(ctx, c); err != nil {
+	if withCrossplane {
+		if err := installCrossplane(ctx, c, reg, images); err != nil {
+			_ = c.Stop()
+			return err
+		}
+	} else if err := installBuiltins(ctx, c); err != nil {
 		_ = c.Stop()
 		return err
 	}
@@ -168,6 +199,9 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 		fmt.Printf("The provider runs as process %d.\n", p.Pid())
 		proc = p
 	}
+	if withCrossplane {
+		providerMode = "installed by Crossplane"
+	}
 	fmt.Printf(`The dev cluster is up, with Stashplane's provider (%s) beside it.
 
   export KUBECONFIG=%s
@@ -187,6 +221,30 @@ Stop it with Ctrl-C or: stashplane dev down --dir %s
 		proc.Stop()
 	}
 	return stopCluster(c, log)
+}
+
+// installCrossplane installs core and, through it, the newest
+// Configuration package of the layout at images, waiting up to ten
+// minutes for it, its Provider and its Function to be Installed and
+// Healthy.
+func installCrossplane(ctx context.Context, c *devcluster.Cluster, reg *image.Registry, images string) error {
+	l, err := image.OpenLayout(images)
+	if err != nil {
+		return err
+	}
+	cfg, err := l.Newest(version.Registry + image.ConfigurationPackage)
+	if err != nil {
+		return err
+	}
+	if cfg == "" {
+		return fmt.Errorf("cannot install with Crossplane: %q holds no %s package (run `make images`)", images, image.ConfigurationPackage)
+	}
+	fmt.Println("Installing Crossplane core, then", cfg, "...")
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	return crossplane.Install(ctx, c.Config(), crossplane.Options{
+		Registry: reg.Addr, Configuration: cfg, ProviderRBAC: stashpkg.ProviderRBAC(), Progress: os.Stdout,
+	})
 }
 
 func stopCluster(c *devcluster.Cluster, log logr.Logger) error {

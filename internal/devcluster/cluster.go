@@ -39,7 +39,9 @@ const NodeName = "process-node"
 // runs: enough for Jobs, CronJobs, workloads, claims, garbage collection and
 // ResourceQuota usage (the API server's ResourceQuota and LimitRanger
 // admission plugins are on by default, and quota admission needs the usage
-// this controller computes) and the EndpointSlices of Services.
+// this controller computes), the EndpointSlices of Services, and the
+// aggregation of ClusterRoles (edit and view gain the rules of roles that
+// aggregate to them; Crossplane's roles are made that way).
 var controllers = []string{
 	"job-controller", "cronjob-controller", "garbage-collector-controller",
 	"persistentvolume-binder-controller", "persistentvolume-protection-controller",
@@ -48,6 +50,7 @@ var controllers = []string{
 	"ttl-after-finished-controller", "pod-garbage-collector-controller",
 	"deployment-controller", "replicaset-controller", "statefulset-controller",
 	"daemonset-controller", "resourcequota-controller", "endpointslice-controller",
+	"clusterrole-aggregation-controller",
 }
 
 // Options configure a dev cluster.

@@ -204,3 +204,24 @@ func (l *Layout) Push(from, tag, to string, opts ...remote.Option) ([]string, er
 	}
 	return out, nil
 }
+
+// Newest returns the name of the image of repository repo (a reference
+// without its tag) that the layout received last, or "" when it holds
+// none: a layout keeps every version built, in the order they were put.
+func (l *Layout) Newest(repo string) (string, error) {
+	ii, err := l.path.ImageIndex()
+	if err != nil {
+		return "", fmt.Errorf("cannot read image layout: %w", err)
+	}
+	m, err := ii.IndexManifest()
+	if err != nil {
+		return "", fmt.Errorf("cannot read image layout: %w", err)
+	}
+	newest := ""
+	for _, d := range m.Manifests {
+		if n := d.Annotations[imagespec.AnnotationRefName]; strings.HasPrefix(n, repo+":") {
+			newest = n
+		}
+	}
+	return newest, nil
+}

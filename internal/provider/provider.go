@@ -63,6 +63,11 @@ type Options struct {
 	// Workers is how many objects of each managed kind (BackupStorage,
 	// Repository, Snapshot) are reconciled at a time; zero or one: one.
 	Workers int
+	// InstallBuiltins applies the built-in Addons and Functions at start,
+	// as what a package installs beside the provider: Crossplane installs
+	// a Provider package's CRDs only, so the provider brings its addons
+	// itself.
+	InstallBuiltins bool
 	// SkipControllerNameValidation lets one process run several providers
 	// (tests, each against its own cluster); controller names are
 	// otherwise unique per process.
@@ -135,6 +140,11 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := guardVerdicts(ctx, cfg, s, o.Log); err != nil {
 		return err
 	}
+	if o.InstallBuiltins {
+		if err := installBuiltins(ctx, cfg, s, o.Log); err != nil {
+			return err
+		}
+	}
 	return mgr.Start(ctx)
 }
 
@@ -168,6 +178,34 @@ func guardVerdicts(ctx context.Context, cfg *rest.Config, s *runtime.Scheme, log
 		return fmt.Errorf("cannot guard snapshot verdicts: %w", last)
 	}
 	log.Info("snapshot verdicts may be changed only by the provider", "policy", access.VerdictPolicyName, "user", user)
+	return nil
+}
+
+// installBuiltins applies the built-in addons, waiting up to a minute for
+// their kinds to be served: installed as a Crossplane package, the
+// provider may start before Crossplane has made its CRDs.
+func installBuiltins(ctx context.Context, cfg *rest.Config, s *runtime.Scheme, log logr.Logger) error {
+	kube, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return fmt.Errorf("cannot make client: %w", err)
+	}
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		// Forbidden is waited out too: installed as a package, the
+		// provider's rights are granted while it starts.
+		last = InstallBuiltins(ctx, kube)
+		if kerrors.IsInvalid(last) {
+			return false, last
+		}
+		return last == nil, nil
+	})
+	if err != nil {
+		if last == nil {
+			last = err
+		}
+		return fmt.Errorf("cannot install the built-in addons: %w", last)
+	}
+	log.Info("built-in addons installed")
 	return nil
 }
 

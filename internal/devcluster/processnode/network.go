@@ -101,7 +101,23 @@ func (n *isolatedNet) stop() error {
 // the pod asks for the host's network.
 func (r *podRun) startNetwork() error {
 	n := r.p.net
-	if n == nil || r.pod.Spec.HostNetwork {
+	if n == nil {
+		return nil
+	}
+	if r.pod.Spec.HostNetwork {
+		// On the host's network the host's resolver applies, unless the
+		// pod asks for the cluster's DNS, as a kubelet does.
+		if r.pod.Spec.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+			return nil
+		}
+		dir := filepath.Join(r.dir, "network")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("cannot make pod network directory: %w", err)
+		}
+		r.hostDNS = filepath.Join(dir, "resolv.conf")
+		if err := os.WriteFile(r.hostDNS, []byte(resolvConf(r.pod, n.host.gateway)), 0o644); err != nil {
+			return fmt.Errorf("cannot write the pod's resolv.conf: %w", err)
+		}
 		return nil
 	}
 	path, err := n.host.addPod(r.ip)
@@ -126,8 +142,12 @@ func (r *podRun) startNetwork() error {
 }
 
 // networkMounts are the pod's own /etc/resolv.conf and /etc/hosts, when it
-// has a network namespace.
+// has a network namespace, or the cluster's resolv.conf for a pod on the
+// host's network that asks for the cluster's DNS.
 func (r *podRun) networkMounts() []mount {
+	if r.hostDNS != "" {
+		return []mount{{Source: r.hostDNS, Target: "/etc/resolv.conf", ReadOnly: true}}
+	}
 	if r.netns == "" {
 		return nil
 	}

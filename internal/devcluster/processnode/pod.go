@@ -36,6 +36,10 @@ type podRun struct {
 	// netns is the file of the pod's network namespace; empty when the
 	// pod shares the host's network.
 	netns string
+	// hostDNS is the cluster's resolv.conf for a pod on the host's network
+	// that asks for the cluster's DNS (ClusterFirstWithHostNet); empty
+	// otherwise.
+	hostDNS string
 
 	ctx    context.Context
 	cancel context.CancelFunc

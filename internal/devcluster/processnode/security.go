@@ -55,6 +55,25 @@ func identityOf(pod *corev1.Pod, c corev1.Container) (*identity, error) {
 	return id, nil
 }
 
+// fsUserOf is the user a kubelet gives service account token files to: the
+// runAsUser every container of the pod (init containers too) runs as, when
+// each names one and they agree; nil otherwise.
+func fsUserOf(pod *corev1.Pod) *int64 {
+	psc := ptr.Deref(pod.Spec.SecurityContext, corev1.PodSecurityContext{})
+	var user *int64
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		u := psc.RunAsUser
+		if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+			u = c.SecurityContext.RunAsUser
+		}
+		if u == nil || user != nil && *user != *u {
+			return nil
+		}
+		user = u
+	}
+	return user
+}
+
 // primaryGroup is a user's group in this machine's /etc/passwd, which is the
 // container's too (its root mirrors the host's), or 0 for an unknown user.
 func primaryGroup(uid int64) int64 {

@@ -188,6 +188,8 @@ type file struct {
 	path string
 	data []byte
 	mode *int32
+	// owner, when set, owns the file (a service account token).
+	owner *int64
 }
 
 func keyFiles(kind, name string, data map[string][]byte, items []corev1.KeyToPath) ([]file, error) {
@@ -403,7 +405,14 @@ func (p *Provider) tokenFile(ctx context.Context, pod *corev1.Pod, s *corev1.Ser
 	if err != nil {
 		return nil, &errVolumeNotReady{msg: fmt.Sprintf("cannot request a token for service account %q: %v", sa, err)}
 	}
-	return []file{{path: s.Path, data: []byte(tr.Status.Token), mode: ptr.To[int32](0o600)}}, nil
+	// As a kubelet writes it: with the volume's mode, unless the pod's
+	// containers all run as one user or the pod has an fsGroup; then
+	// readable by that user (or group) alone.
+	f := file{path: s.Path, data: []byte(tr.Status.Token), owner: fsUserOf(pod)}
+	if f.owner != nil || fsGroupOf(pod) != nil {
+		f.mode = ptr.To[int32](0o600)
+	}
+	return []file{f}, nil
 }
 
 // dataLink is the entry of a projected volume (Secret, ConfigMap, downward
@@ -449,6 +458,11 @@ func writeFiles(dir string, files []file, defaultMode int32) (bool, error) {
 		}
 		if err := os.Chmod(path, mode); err != nil {
 			return false, err
+		}
+		if f.owner != nil {
+			if err := os.Chown(path, int(*f.owner), -1); err != nil {
+				return false, err
+			}
 		}
 		top[strings.Split(filepath.Clean(f.path), string(filepath.Separator))[0]] = true
 	}
