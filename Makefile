@@ -40,7 +40,7 @@ build:
 ## IMAGES_PUSH=REGISTRY also pushes them there
 IMAGES_PUSH ?=
 images:
-	@hack/tools.sh crossplane
+	@hack/tools.sh crossplane crossplane-core
 	$(GO) run ./hack/images $(if $(IMAGES_PUSH),-push $(IMAGES_PUSH))
 
 ## generate: regenerate deepcopy code and CRDs from apis/
@@ -87,7 +87,8 @@ test-crossplane: tools
 test-images: tools
 	$(GO) test -count=1 -timeout 30m ./test/images/...
 
-test-e2e: tools build
+# TestCrossplaneInstalled installs the packages `make images` wrote.
+test-e2e: tools build images
 	@hack/e2e.sh $(E2E_PARALLEL) $(E2E_TIMEOUT)
 
 ## demo: bring up the dev cluster, run a Job on the process node, show it, tear down

@@ -197,6 +197,9 @@ func (c *Cluster) startControlPlane() error {
 		APIServer: &envtest.APIServer{
 			Path: filepath.Join(c.opts.BinDir, "kube-apiserver"), CertDir: filepath.Join(c.opts.Dir, pkiDir),
 			Out: apiLog, Err: apiLog, StartTimeout: 2 * time.Minute,
+			// Draining many watches (Crossplane core's, one per kind) may
+			// outlast envtest's 20 s on a loaded machine.
+			StopTimeout: time.Minute,
 		},
 	}
 	args := c.cp.GetAPIServer().Configure()

@@ -46,7 +46,11 @@ type serviceProxy struct {
 
 	mu        sync.Mutex
 	listeners map[netip.AddrPort]*proxyListener
-	closed    bool
+	// conns are the connections in flight, both ends of each, which close
+	// cuts: a pod's end may never say it is gone once its network is
+	// removed, and the far end (the API server's watch) would wait on it.
+	conns  map[net.Conn]struct{}
+	closed bool
 }
 
 // proxyListener accepts the connections to one ClusterIP and port.
@@ -150,6 +154,10 @@ func (p *serviceProxy) forward(l *proxyListener, conn net.Conn) {
 		return
 	}
 	defer up.Close()
+	if !p.track(conn, up) {
+		return
+	}
+	defer p.untrack(conn, up)
 	done := make(chan struct{}, 2)
 	copyHalf := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)
@@ -236,7 +244,32 @@ func pickEndpoint(eps []netip.AddrPort, n uint64) (netip.AddrPort, bool) {
 	return eps[n%uint64(len(eps))], true
 }
 
-// close stops every listener; connections in flight run on.
+// track records a connection's two ends, unless the proxy is closed.
+func (p *serviceProxy) track(ends ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if p.conns == nil {
+		p.conns = map[net.Conn]struct{}{}
+	}
+	for _, c := range ends {
+		p.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (p *serviceProxy) untrack(ends ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range ends {
+		delete(p.conns, c)
+	}
+}
+
+// close stops every listener and cuts the connections in flight, as a
+// node that stops does.
 func (p *serviceProxy) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -244,5 +277,9 @@ func (p *serviceProxy) close() {
 	for addr, l := range p.listeners {
 		l.l.Close()
 		delete(p.listeners, addr)
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
 	}
 }
