@@ -163,19 +163,12 @@ func guardVerdicts(ctx context.Context, cfg *rest.Config, s *runtime.Scheme, log
 	// An API server still starting is waited for a minute; a refusal
 	// (no rights to apply the policy) ends the wait at once.
 	var user string
-	var last error
-	err = wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
-		user, last = access.GuardVerdicts(ctx, cs, kube)
-		if kerrors.IsForbidden(last) || kerrors.IsInvalid(last) {
-			return false, last
-		}
-		return last == nil, nil
-	})
+	err = forAMinute(ctx, func(ctx context.Context) (err error) {
+		user, err = access.GuardVerdicts(ctx, cs, kube)
+		return err
+	}, func(err error) bool { return kerrors.IsForbidden(err) || kerrors.IsInvalid(err) })
 	if err != nil {
-		if last == nil {
-			last = err
-		}
-		return fmt.Errorf("cannot guard snapshot verdicts: %w", last)
+		return fmt.Errorf("cannot guard snapshot verdicts: %w", err)
 	}
 	log.Info("snapshot verdicts may be changed only by the provider", "policy", access.VerdictPolicyName, "user", user)
 	return nil
@@ -189,24 +182,32 @@ func installBuiltins(ctx context.Context, cfg *rest.Config, s *runtime.Scheme, l
 	if err != nil {
 		return fmt.Errorf("cannot make client: %w", err)
 	}
+	// Forbidden is waited out too: installed as a package, the provider's
+	// rights are granted while it starts.
+	err = forAMinute(ctx, func(ctx context.Context) error { return InstallBuiltins(ctx, kube) }, kerrors.IsInvalid)
+	if err != nil {
+		return fmt.Errorf("cannot install the built-in addons: %w", err)
+	}
+	log.Info("built-in addons installed")
+	return nil
+}
+
+// forAMinute runs f every second until it succeeds, a minute passes, or
+// it fails with an error final says to give up on; it returns f's last
+// error.
+func forAMinute(ctx context.Context, f func(context.Context) error, final func(error) bool) error {
 	var last error
-	err = wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
-		// Forbidden is waited out too: installed as a package, the
-		// provider's rights are granted while it starts.
-		last = InstallBuiltins(ctx, kube)
-		if kerrors.IsInvalid(last) {
+	err := wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		last = f(ctx)
+		if last != nil && final(last) {
 			return false, last
 		}
 		return last == nil, nil
 	})
-	if err != nil {
-		if last == nil {
-			last = err
-		}
-		return fmt.Errorf("cannot install the built-in addons: %w", last)
+	if err != nil && last != nil {
+		return last
 	}
-	log.Info("built-in addons installed")
-	return nil
+	return err
 }
 
 // metricsOptions serves the metrics endpoint in the clear, or, with

@@ -19,7 +19,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,11 +41,13 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/functions/protection"
 	"github.com/stashplane/stashplane/internal/devcluster"
 	"github.com/stashplane/stashplane/internal/devcluster/crossplane"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/image"
 	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/trigger"
 	"github.com/stashplane/stashplane/internal/version"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
@@ -67,7 +71,7 @@ func imagesLayout(t *testing.T) string {
 // through it, the newest Configuration of the layout, and returns a
 // client once the Configuration, Provider and Function are Installed and
 // Healthy.
-func withCrossplane(t *testing.T) (client.Client, *devcluster.Cluster) {
+func withCrossplane(t *testing.T) (client.Client, *devcluster.Cluster, *image.Registry) {
 	t.Helper()
 	dir := imagesLayout(t)
 	l, err := image.OpenLayout(dir)
@@ -94,7 +98,11 @@ func withCrossplane(t *testing.T) (client.Client, *devcluster.Cluster) {
 	if err := crossplane.PushCore(ctx, reg.Addr, bin, filepath.Join(filepath.Dir(dir), "layers")); err != nil {
 		t.Fatal(err)
 	}
-	c := devclustertest.StartWith(t, devclustertest.Options{PodNetwork: devcluster.PodNetworkIsolated, ImageMirrors: crossplane.Mirrors(reg.Addr)})
+	// Every image a pod names runs as it ships: core's, the provider's,
+	// the function's, and the agent's in the provider's Jobs.
+	c := devclustertest.StartWith(t, devclustertest.Options{
+		PodNetwork: devcluster.PodNetworkIsolated, ImageMirrors: crossplane.Mirrors(reg.Addr), PullProjectImages: true,
+	})
 	s, err := provider.Scheme()
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +122,38 @@ func withCrossplane(t *testing.T) (client.Client, *devcluster.Cluster) {
 		t.Fatal(err)
 	}
 	t.Logf("Crossplane core installed %s with its Provider and Function in %s", cfgRef, time.Since(start).Round(time.Second))
-	return kube, c
+	return kube, c, reg
+}
+
+// buildVersion builds the images and packages of this checkout as version
+// v with hack/images, into a layout of their own, and sends it on the
+// returned channel (or fails the test).
+func buildVersion(t *testing.T, v string) <-chan *image.Layout {
+	t.Helper()
+	root, err := devclustertest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	done := make(chan *image.Layout, 1)
+	go func() {
+		defer close(done)
+		start := time.Now()
+		cmd := exec.Command("go", "run", "./hack/images", "-root", root, "-out", out, "-debs", filepath.Join(root, "bin", "images", "debs"), "-version", v)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("cannot build version %s: %v\n%s", v, err, b)
+			return
+		}
+		l, err := image.OpenLayout(filepath.Join(out, "oci"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		t.Logf("version %s built by hack/images in %s", v, time.Since(start).Round(time.Second))
+		done <- l
+	}()
+	return done
 }
 
 // testWriter logs each line written to it.
@@ -136,7 +175,10 @@ func (w *testWriter) Write(b []byte) (int, error) {
 // backups.
 func TestCrossplaneInstalled(t *testing.T) {
 	t.Parallel()
-	kube, c := withCrossplane(t)
+	// The version the packages are upgraded to while a backup runs.
+	const upgrade = "v99.0.0-upgrade"
+	next := buildVersion(t, upgrade)
+	kube, c, reg := withCrossplane(t)
 	ctx := context.Background()
 	t.Cleanup(func() {
 		dumpOnFailure(t, kube, &corev1alpha1.BackupConfigurationList{})
@@ -148,19 +190,19 @@ func TestCrossplaneInstalled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		roles := &rbacv1.ClusterRoleList{}
-		if err := kube.List(ctx, roles); err != nil {
-			t.Fatal(err)
-		}
 		var system []rbacv1.PolicyRule
-		for _, r := range roles.Items {
-			if strings.HasPrefix(r.Name, "crossplane:provider:"+crossplane.Provider) && strings.HasSuffix(r.Name, ":system") {
-				system = r.Rules
+		poll(t, time.Minute, "the RBAC manager made no system ClusterRole for the provider", func(ctx context.Context) (bool, error) {
+			roles := &rbacv1.ClusterRoleList{}
+			if err := kube.List(ctx, roles); err != nil {
+				return false, err
 			}
-		}
-		if system == nil {
-			t.Fatal("the RBAC manager made no system ClusterRole for the provider")
-		}
+			for _, r := range roles.Items {
+				if strings.HasPrefix(r.Name, "crossplane:provider:"+crossplane.Provider) && strings.HasSuffix(r.Name, ":system") {
+					system = r.Rules
+				}
+			}
+			return system != nil, nil
+		})
 		// What the RBAC manager grants, against what the package's
 		// rules (stashpkg.SystemRules, which TestProviderRBAC runs the
 		// provider with) say it grants, over the provider's kinds and the
@@ -289,12 +331,29 @@ func TestCrossplaneInstalled(t *testing.T) {
 	poll(t, 5*time.Minute, "team-a's Protection did not show a succeeded backup", func(context.Context) (bool, error) {
 		return status(xr("team-a"), "lastSnapshot", "phase") == string(storagev1alpha1.SnapshotSucceeded), nil
 	})
-	snap := verifyNewest(t, kube, "team-a", "app-verifier")
-	poll(t, 3*time.Minute, "team-a's Protection did not show its verified snapshot "+snap, func(context.Context) (bool, error) {
-		u := xr("team-a")
-		return status(u, "lastSnapshot", "name") == snap && status(u, "lastSnapshot", "verification") == string(storagev1alpha1.SnapshotVerified) &&
-			strings.HasPrefix(condition(u, "Verified"), "True/Verified: ") && strings.HasPrefix(condition(u, "Ready"), "True/"), nil
-	})
+	// The class backs up hourly: a scheduled backup may overtake the
+	// verified Snapshot, and then the newest is verified in its turn.
+	var snap string
+	for attempt := 0; ; attempt++ {
+		snap = verifyNewest(t, kube, "team-a", "app-verifier")
+		shown := false
+		poll(t, 3*time.Minute, "team-a's Protection did not show its verified snapshot "+snap, func(context.Context) (bool, error) {
+			u := xr("team-a")
+			last := status(u, "lastSnapshot", "name")
+			shown = last == snap && status(u, "lastSnapshot", "verification") == string(storagev1alpha1.SnapshotVerified) &&
+				strings.HasPrefix(condition(u, "Verified"), "True/Verified: ") && strings.HasPrefix(condition(u, "Ready"), "True/")
+			overtaken := last != snap && last != "" && status(u, "lastSnapshot", "phase") == string(storagev1alpha1.SnapshotSucceeded) &&
+				strings.HasPrefix(condition(u, "Verified"), "Unknown/NotVerifiedYet")
+			return shown || overtaken, nil
+		})
+		if shown {
+			break
+		}
+		if attempt == 2 {
+			t.Fatalf("team-a's Protection never showed a verified newest snapshot: %q", condition(xr("team-a"), "Verified"))
+		}
+		t.Logf("a scheduled backup overtook verified snapshot %s: %s", snap, condition(xr("team-a"), "Verified"))
+	}
 	a := xr("team-a")
 	t.Logf("team-a's Protection, composed by Crossplane core: snapshot %s %s, restored in %s; Ready %q", snap,
 		status(a, "lastSnapshot", "verification"), status(a, "lastSnapshot", "restoreDuration"), condition(a, "Ready"))
@@ -312,6 +371,57 @@ func TestCrossplaneInstalled(t *testing.T) {
 		t.Errorf("team-b, which the storage refuses, has %d Jobs (%v)", len(jobs.Items), err)
 	}
 
+	// An upgrade of the packages while a backup runs: the backup ends
+	// Succeeded, the new provider running.
+	l2, ok := <-next
+	if !ok {
+		t.FailNow()
+	}
+	if _, err := reg.Load(l2, version.Registry, upgrade); err != nil {
+		t.Fatal(err)
+	}
+	// Enough data that the backup lasts a while.
+	big := filepath.Join(data, "big")
+	generateLarge(t, big, 6, 24<<20)
+	bc := &corev1alpha1.BackupConfiguration{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "app"}, bc); err != nil {
+		t.Fatal(err)
+	}
+	oldPods := providerPods(t, kube)
+	session, err := trigger.Create(ctx, kube, bc, protection.Session, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 2*time.Minute, "the backup before the upgrade did not start", func(ctx context.Context) (bool, error) {
+		err := kube.Get(ctx, client.ObjectKeyFromObject(session), session)
+		return err == nil && session.Status.Phase == corev1alpha1.BackupSessionRunning, nil
+	})
+	upStart := time.Now()
+	uctx, ucancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer ucancel()
+	if err := crossplane.Upgrade(uctx, c.Config(), upgrade, &testWriter{t: t}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("packages upgraded to %s in %s; session %s is %s", upgrade, time.Since(upStart).Round(time.Second), session.Name, session.Status.Phase)
+	poll(t, 5*time.Minute, "the backup begun before the upgrade did not end", func(ctx context.Context) (bool, error) {
+		err := kube.Get(ctx, client.ObjectKeyFromObject(session), session)
+		return err == nil && session.Status.Phase != corev1alpha1.BackupSessionRunning && session.Status.Phase != corev1alpha1.BackupSessionPending, nil
+	})
+	if session.Status.Phase != corev1alpha1.BackupSessionSucceeded {
+		t.Errorf("the backup begun before the upgrade: %s", session.Status.Phase)
+	}
+	newPods := providerPods(t, kube)
+	for name, img := range newPods {
+		if _, old := oldPods[name]; old || !strings.HasSuffix(img, ":"+upgrade) {
+			t.Errorf("after the upgrade the provider pod %s runs %s", name, img)
+		}
+	}
+	if len(newPods) == 0 {
+		t.Error("no provider pod runs after the upgrade")
+	}
+	t.Logf("the backup begun before the upgrade ended %s at %s (upgrade began %s after it started)", session.Status.Phase,
+		time.Now().Format(time.TimeOnly), upStart.Sub(session.CreationTimestamp.Time).Round(time.Second))
+
 	// Deleting the Protection deletes what core composed; the class
 	// retains the backups.
 	if err := users["team-a"].Delete(ctx, xr("team-a")); err != nil {
@@ -326,6 +436,38 @@ func TestCrossplaneInstalled(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(filepath.Join(storageDir, "backups", "team-a", "app")); err != nil || !slices.ContainsFunc(entries, func(e os.DirEntry) bool { return e.Name() == "data" || e.IsDir() }) {
 		t.Errorf("the backed-up data of a deleted Protection: %v", err)
+	}
+}
+
+// providerPods are the running provider pods, with their images.
+func providerPods(t *testing.T, kube client.Client) map[string]string {
+	t.Helper()
+	pods := &corev1.PodList{}
+	if err := kube.List(context.Background(), pods, client.InNamespace(crossplane.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range pods.Items {
+		if strings.HasPrefix(p.Name, crossplane.Provider+"-") && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			out[p.Name] = p.Spec.Containers[0].Image
+		}
+	}
+	return out
+}
+
+// generateLarge writes n files of size random bytes each into dir.
+func generateLarge(t *testing.T, dir string, n, size int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.NewChaCha8([32]byte{7})
+	for i := range n {
+		b := make([]byte, size)
+		_, _ = rnd.Read(b)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("large-%d.bin", i)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

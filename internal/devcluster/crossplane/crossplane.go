@@ -46,6 +46,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -272,7 +273,46 @@ func Install(ctx context.Context, cfg *rest.Config, o Options) error {
 		}
 	}
 	say("ImageConfig %q rewrites %s to %s; Configuration %s applied.", ic.GetName(), version.Registry, o.Registry, o.Configuration)
-	return waitHealthy(ctx, kube, say)
+	return waitHealthy(ctx, kube, "", say)
+}
+
+// Upgrade moves the installed packages to version, as an operator does
+// without Crossplane's alpha dependency upgrades: the Provider and the
+// Function to their images at that version, then the Configuration, whose
+// dependencies name that version. It returns once all three run it,
+// Installed and Healthy.
+func Upgrade(ctx context.Context, cfg *rest.Config, version string, progress io.Writer) error {
+	kube, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return fmt.Errorf("cannot make client: %w", err)
+	}
+	say := func(format string, args ...any) {
+		if progress != nil {
+			fmt.Fprintf(progress, format+"\n", args...)
+		}
+	}
+	for _, p := range []struct {
+		gvk  schema.GroupVersionKind
+		name string
+	}{{providerGVK, Provider}, {functionGVK, Function}, {configurationGVK, Configuration}} {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(p.gvk)
+		if err := kube.Get(ctx, client.ObjectKey{Name: p.name}, u); err != nil {
+			return fmt.Errorf("cannot read %s %q: %w", p.gvk.Kind, p.name, err)
+		}
+		pkg, _, _ := unstructured.NestedString(u.Object, "spec", "package")
+		tag, err := name.NewTag(pkg, name.StrictValidation)
+		if err != nil {
+			return fmt.Errorf("cannot upgrade %s %q: its package %q: %w", p.gvk.Kind, p.name, pkg, err)
+		}
+		repo := tag.Context().String()
+		patch := []byte(fmt.Sprintf(`{"spec":{"package":%q}}`, repo+":"+version))
+		if err := kube.Patch(ctx, u, client.RawPatch(types.MergePatchType, patch)); err != nil {
+			return fmt.Errorf("cannot upgrade %s %q: %w", p.gvk.Kind, p.name, err)
+		}
+		say("%s %s: %s -> %s", p.gvk.Kind, p.name, pkg, repo+":"+version)
+	}
+	return waitHealthy(ctx, kube, version, say)
 }
 
 func apply(ctx context.Context, kube client.Client, u *unstructured.Unstructured) error {
@@ -302,11 +342,16 @@ type packageState struct {
 	kind, name string
 	installed  bool
 	healthy    bool
-	message    string
+	// current is the package the current revision was made from.
+	current string
+	message string
 }
 
 func (s packageState) String() string {
 	out := fmt.Sprintf("%s %s: installed=%t healthy=%t", s.kind, s.name, s.installed, s.healthy)
+	if s.current != "" {
+		out += " current=" + s.current
+	}
 	if s.message != "" {
 		out += " (" + s.message + ")"
 	}
@@ -314,8 +359,9 @@ func (s packageState) String() string {
 }
 
 // waitHealthy waits until the Configuration, the Provider and the Function
-// are each Installed and Healthy, saying what changes.
-func waitHealthy(ctx context.Context, kube client.Client, say func(string, ...any)) error {
+// are each Installed and Healthy, and, when version is set, run a revision
+// of that version, saying what changes.
+func waitHealthy(ctx context.Context, kube client.Client, version string, say func(string, ...any)) error {
 	want := []struct {
 		gvk  schema.GroupVersionKind
 		name string
@@ -327,7 +373,7 @@ func waitHealthy(ctx context.Context, kube client.Client, say func(string, ...an
 		for _, w := range want {
 			s := readState(ctx, kube, w.gvk, w.name)
 			states = append(states, s)
-			done = done && s.installed && s.healthy
+			done = done && s.installed && s.healthy && (version == "" || strings.HasSuffix(s.current, ":"+version))
 			if line := s.String(); seen[w.name] != line {
 				seen[w.name] = line
 				say("  %s", line)
@@ -360,6 +406,7 @@ func readState(ctx context.Context, kube client.Client, gvk schema.GroupVersionK
 		}
 		return s
 	}
+	s.current, _, _ = unstructured.NestedString(u.Object, "status", "currentIdentifier")
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	var msgs []string
 	for _, c := range conds {

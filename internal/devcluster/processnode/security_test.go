@@ -113,3 +113,39 @@ func TestApplyFSGroup(t *testing.T) {
 		t.Errorf("a volume given to fsGroup 2000: -want +got:\n%s", diff)
 	}
 }
+
+func TestFSUserOf(t *testing.T) {
+	user := func(uid int64) *corev1.SecurityContext { return &corev1.SecurityContext{RunAsUser: ptr.To(uid)} }
+	cases := map[string]struct {
+		pod  corev1.PodSpec
+		want *int64
+	}{
+		"NoUser": {pod: corev1.PodSpec{Containers: []corev1.Container{{Name: "a"}}}},
+		"PodUser": {
+			pod:  corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](65532)}, Containers: []corev1.Container{{Name: "a"}}},
+			want: ptr.To[int64](65532),
+		},
+		"SameUserInitToo": {
+			pod:  corev1.PodSpec{InitContainers: []corev1.Container{{Name: "i", SecurityContext: user(65532)}}, Containers: []corev1.Container{{Name: "a", SecurityContext: user(65532)}}},
+			want: ptr.To[int64](65532),
+		},
+		"UsersDiffer": {
+			pod: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "i", SecurityContext: user(1000)}}, Containers: []corev1.Container{{Name: "a", SecurityContext: user(65532)}}},
+		},
+		"OneWithoutUser": {
+			pod: corev1.PodSpec{Containers: []corev1.Container{{Name: "a", SecurityContext: user(65532)}, {Name: "b"}}},
+		},
+		"ContainerOverPod": {
+			pod: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1)},
+				Containers: []corev1.Container{{Name: "a", SecurityContext: user(65532)}}},
+			want: ptr.To[int64](65532),
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, fsUserOf(&corev1.Pod{Spec: tc.pod})); diff != "" {
+				t.Errorf("fsUserOf (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

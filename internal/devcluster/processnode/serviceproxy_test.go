@@ -1,6 +1,9 @@
 package processnode
 
 import (
+	"errors"
+	"io"
+	"net"
 	"net/netip"
 	"testing"
 
@@ -144,5 +147,27 @@ func TestPickEndpoint(t *testing.T) {
 				t.Errorf("%s\npickEndpoint(...): -want +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+// TestProxyCloseCutsConnections: a stopping node cuts the connections it
+// proxies, so a far end waiting on a pod that is gone (an API server's
+// watch) is not left waiting.
+func TestProxyCloseCutsConnections(t *testing.T) {
+	p := &serviceProxy{}
+	a, b := net.Pipe()
+	defer b.Close()
+	if !p.track(a) {
+		t.Fatal("an open proxy refused to track a connection")
+	}
+	p.close()
+	if _, err := a.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("a tracked connection after close: write error %v, want it closed", err)
+	}
+	c, d := net.Pipe()
+	defer c.Close()
+	defer d.Close()
+	if p.track(c) {
+		t.Error("a closed proxy tracked a new connection")
 	}
 }
