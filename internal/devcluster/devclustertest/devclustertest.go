@@ -70,6 +70,10 @@ type Options struct {
 	PodNetwork string
 	// ImageMirrors are the cluster's devcluster.Options.ImageMirrors.
 	ImageMirrors map[string]string
+	// PullProjectImages leaves Stashplane's images (the agent's, the
+	// PostgreSQL agent's, restic's) unmapped: the node pulls them through
+	// ImageMirrors and runs what `make images` built, not bin/'s programs.
+	PullProjectImages bool
 }
 
 // EnvPodNetwork names the variable that chooses the pod network of clusters
@@ -95,6 +99,9 @@ func StartWith(t testing.TB, opts Options, crds ...*apiextensionsv1.CustomResour
 	stashplane := filepath.Join(bin, "stashplane")
 	if _, err := os.Stat(stashplane); err != nil {
 		stashplane = ""
+	}
+	if opts.PullProjectImages {
+		stashplane, restic = "", ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
