@@ -163,9 +163,15 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 			return err
 		}
 	}
+	stashplaneBinary := self
+	if withCrossplane {
+		// What ships runs: the agent's images too are pulled from the
+		// registry, not mapped to this binary and bin/restic.
+		stashplaneBinary, restic = "", ""
+	}
 	fmt.Println("Starting the dev cluster in", dir, "...")
 	c, err := devcluster.Start(ctx, devcluster.Options{
-		Dir: dir, BinDir: binDir, StashplaneBinary: self, ResticBinary: restic,
+		Dir: dir, BinDir: binDir, StashplaneBinary: stashplaneBinary, ResticBinary: restic,
 		CRDs: crds, Log: log, PodNetwork: podNetwork, ImageMirrors: mirrors,
 	})
 	if err != nil {
