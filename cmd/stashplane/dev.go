@@ -86,11 +86,21 @@ func serveImages(ctx context.Context, dir string) (*image.Registry, []string, er
 	if err != nil {
 		return nil, nil, err
 	}
+	// The layout keeps every version `make images` built; the registry,
+	// which holds what it serves in memory, gets the newest.
+	newest, err := l.Newest(version.Registry + image.ConfigurationPackage)
+	if err != nil {
+		return nil, nil, err
+	}
+	tag := ""
+	if _, t, ok := strings.Cut(strings.TrimPrefix(newest, version.Registry), ":"); ok {
+		tag = t
+	}
 	r, err := image.ServeRegistry(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	loaded, err := r.Load(l, version.Registry, "")
+	loaded, err := r.Load(l, version.Registry, tag)
 	if err != nil {
 		_ = r.Stop()
 		return nil, nil, err

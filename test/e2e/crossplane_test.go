@@ -88,7 +88,7 @@ func withCrossplane(t *testing.T) (client.Client, *devcluster.Cluster, *image.Re
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Load(l, version.Registry, ""); err != nil {
+	if _, err := reg.Load(l, version.Registry, cfgRef[strings.LastIndex(cfgRef, ":")+1:]); err != nil {
 		t.Fatal(err)
 	}
 	bin, err := devclustertest.BinDir()
