@@ -77,39 +77,36 @@ func devUpCommand() *cobra.Command {
 }
 
 // serveImages starts a registry on loopback holding the Stashplane images
-// and packages of the layout in dir, and returns it with what it holds.
-func serveImages(ctx context.Context, dir string) (*image.Registry, []string, error) {
+// and packages of the layout's newest version in dir, and returns it with
+// what it holds and the version.
+func serveImages(ctx context.Context, dir string) (*image.Registry, []string, string, error) {
 	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
-		return nil, nil, fmt.Errorf("cannot serve images: %q is no OCI image layout (run `make images`): %w", dir, err)
+		return nil, nil, "", fmt.Errorf("cannot serve images: %q is no OCI image layout (run `make images`): %w", dir, err)
 	}
 	l, err := image.OpenLayout(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	// The layout keeps every version `make images` built; the registry,
 	// which holds what it serves in memory, gets the newest.
-	newest, err := l.Newest(version.Registry + image.ConfigurationPackage)
+	tag, err := l.Newest(version.Registry + image.ConfigurationPackage)
 	if err != nil {
-		return nil, nil, err
-	}
-	tag := ""
-	if _, t, ok := strings.Cut(strings.TrimPrefix(newest, version.Registry), ":"); ok {
-		tag = t
+		return nil, nil, "", err
 	}
 	r, err := image.ServeRegistry(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	loaded, err := r.Load(l, version.Registry, tag)
 	if err != nil {
 		_ = r.Stop()
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if len(loaded) == 0 {
 		_ = r.Stop()
-		return nil, nil, fmt.Errorf("cannot serve images: %q holds no image named below %s", dir, version.Registry)
+		return nil, nil, "", fmt.Errorf("cannot serve images: %q holds no image named below %s", dir, version.Registry)
 	}
-	return r, loaded, nil
+	return r, loaded, tag, nil
 }
 
 // How `stashplane dev up` runs the provider.
@@ -153,8 +150,9 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 	}
 	var mirrors map[string]string
 	var reg *image.Registry
+	var served string
 	if images != "" {
-		r, loaded, err := serveImages(ctx, images)
+		r, loaded, tag, err := serveImages(ctx, images)
 		if err != nil {
 			return err
 		}
@@ -163,21 +161,18 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 		// Images the node does not map to host programs (the runtime
 		// images the packages embed, and core's) are pulled from it.
 		mirrors = crossplane.Mirrors(r.Addr)
-		reg = r
-	}
-	if withCrossplane {
-		// Crossplane installs the provider's CRDs and runs the provider,
-		// which applies its built-in addons.
-		crds = nil
-		if err := crossplane.PushCore(ctx, reg.Addr, binDir, filepath.Join(filepath.Dir(images), "layers")); err != nil {
-			return err
-		}
+		reg, served = r, tag
 	}
 	stashplaneBinary := self
 	if withCrossplane {
-		// What ships runs: the agent's images too are pulled from the
-		// registry, not mapped to this binary and bin/restic.
-		stashplaneBinary, restic = "", ""
+		// Crossplane installs the provider's CRDs and runs the provider,
+		// which applies its built-in addons; what ships runs: the agent's
+		// images too are pulled from the registry, not mapped to this
+		// binary and bin/restic.
+		crds, stashplaneBinary, restic = nil, "", ""
+		if err := crossplane.PushCore(ctx, reg.Addr, binDir, filepath.Join(filepath.Dir(images), "layers")); err != nil {
+			return err
+		}
 	}
 	fmt.Println("Starting the dev cluster in", dir, "...")
 	c, err := devcluster.Start(ctx, devcluster.Options{
@@ -188,7 +183,7 @@ func devUp(ctx context.Context, dir, binDir, providerMode, podNetwork, images st
 		return err
 	}
 	if withCrossplane {
-		if err := installCrossplane(ctx, c, reg, images); err != nil {
+		if err := installCrossplane(ctx, c, reg, images, served); err != nil {
 			_ = c.Stop()
 			return err
 		}
@@ -239,22 +234,14 @@ Stop it with Ctrl-C or: stashplane dev down --dir %s
 	return stopCluster(c, log)
 }
 
-// installCrossplane installs core and, through it, the newest
-// Configuration package of the layout at images, waiting up to ten
-// minutes for it, its Provider and its Function to be Installed and
-// Healthy.
-func installCrossplane(ctx context.Context, c *devcluster.Cluster, reg *image.Registry, images string) error {
-	l, err := image.OpenLayout(images)
-	if err != nil {
-		return err
-	}
-	cfg, err := l.Newest(version.Registry + image.ConfigurationPackage)
-	if err != nil {
-		return err
-	}
-	if cfg == "" {
+// installCrossplane installs core and, through it, the Configuration
+// package of the version the registry serves, waiting up to ten minutes
+// for it, its Provider and its Function to be Installed and Healthy.
+func installCrossplane(ctx context.Context, c *devcluster.Cluster, reg *image.Registry, images, tag string) error {
+	if tag == "" {
 		return fmt.Errorf("cannot install with Crossplane: %q holds no %s package (run `make images`)", images, image.ConfigurationPackage)
 	}
+	cfg := version.Registry + image.ConfigurationPackage + ":" + tag
 	fmt.Println("Installing Crossplane core, then", cfg, "...")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()

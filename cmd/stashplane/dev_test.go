@@ -39,7 +39,7 @@ func TestServeImages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, loaded, err := serveImages(t.Context(), dir)
+	r, loaded, _, err := serveImages(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestServeImages(t *testing.T) {
 		t.Errorf("cannot pull %s: %v", loaded[0], err)
 	}
 
-	if _, _, err := serveImages(t.Context(), t.TempDir()); err == nil || !strings.Contains(err.Error(), "make images") {
+	if _, _, _, err := serveImages(t.Context(), t.TempDir()); err == nil || !strings.Contains(err.Error(), "make images") {
 		t.Errorf("a directory that is no layout: error %v, want one saying to run make images", err)
 	}
 	other := filepath.Join(t.TempDir(), "oci")
@@ -66,7 +66,7 @@ func TestServeImages(t *testing.T) {
 	if err := ol.Put("docker.io/library/busybox:1", img); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := serveImages(t.Context(), other); err == nil || !strings.Contains(err.Error(), "holds no image") {
+	if _, _, _, err := serveImages(t.Context(), other); err == nil || !strings.Contains(err.Error(), "holds no image") {
 		t.Errorf("a layout without Stashplane images: error %v, want one saying so", err)
 	}
 }

@@ -205,7 +205,7 @@ func (l *Layout) Push(from, tag, to string, opts ...remote.Option) ([]string, er
 	return out, nil
 }
 
-// Newest returns the name of the image of repository repo (a reference
+// Newest returns the tag of the image of repository repo (a reference
 // without its tag) that the layout received last, or "" when it holds
 // none: a layout keeps every version built, in the order they were put.
 func (l *Layout) Newest(repo string) (string, error) {
@@ -219,8 +219,8 @@ func (l *Layout) Newest(repo string) (string, error) {
 	}
 	newest := ""
 	for _, d := range m.Manifests {
-		if n := d.Annotations[imagespec.AnnotationRefName]; strings.HasPrefix(n, repo+":") {
-			newest = n
+		if tag, ok := strings.CutPrefix(d.Annotations[imagespec.AnnotationRefName], repo+":"); ok {
+			newest = tag
 		}
 	}
 	return newest, nil

@@ -137,11 +137,16 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := guardVerdicts(ctx, cfg, s, o.Log); err != nil {
+	// The start-up steps write before the manager's cache runs.
+	kube, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return fmt.Errorf("cannot make client: %w", err)
+	}
+	if err := guardVerdicts(ctx, cfg, kube, o.Log); err != nil {
 		return err
 	}
 	if o.InstallBuiltins {
-		if err := installBuiltins(ctx, cfg, s, o.Log); err != nil {
+		if err := installBuiltins(ctx, kube, o.Log); err != nil {
 			return err
 		}
 	}
@@ -151,14 +156,10 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 // guardVerdicts applies the admission policy that lets only this
 // provider's user change a Snapshot's verdict. The provider does not run
 // without it: a verdict any Job could write would mean nothing.
-func guardVerdicts(ctx context.Context, cfg *rest.Config, s *runtime.Scheme, log logr.Logger) error {
+func guardVerdicts(ctx context.Context, cfg *rest.Config, kube client.Client, log logr.Logger) error {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("cannot make clientset: %w", err)
-	}
-	kube, err := client.New(cfg, client.Options{Scheme: s})
-	if err != nil {
-		return fmt.Errorf("cannot make client: %w", err)
 	}
 	// An API server still starting is waited for a minute; a refusal
 	// (no rights to apply the policy) ends the wait at once.
@@ -177,14 +178,10 @@ func guardVerdicts(ctx context.Context, cfg *rest.Config, s *runtime.Scheme, log
 // installBuiltins applies the built-in addons, waiting up to a minute for
 // their kinds to be served: installed as a Crossplane package, the
 // provider may start before Crossplane has made its CRDs.
-func installBuiltins(ctx context.Context, cfg *rest.Config, s *runtime.Scheme, log logr.Logger) error {
-	kube, err := client.New(cfg, client.Options{Scheme: s})
-	if err != nil {
-		return fmt.Errorf("cannot make client: %w", err)
-	}
+func installBuiltins(ctx context.Context, kube client.Client, log logr.Logger) error {
 	// Forbidden is waited out too: installed as a package, the provider's
 	// rights are granted while it starts.
-	err = forAMinute(ctx, func(ctx context.Context) error { return InstallBuiltins(ctx, kube) }, kerrors.IsInvalid)
+	err := forAMinute(ctx, func(ctx context.Context) error { return InstallBuiltins(ctx, kube) }, kerrors.IsInvalid)
 	if err != nil {
 		return fmt.Errorf("cannot install the built-in addons: %w", err)
 	}

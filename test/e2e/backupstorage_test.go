@@ -64,15 +64,22 @@ func clusterWithCRDsOn(t *testing.T, network string) (client.Client, *devcluster
 		t.Fatal(err)
 	}
 	c := devclustertest.StartWith(t, devclustertest.Options{PodNetwork: network}, crds...)
+	return providerClient(t, c.Config()), c
+}
+
+// providerClient is a client of cfg's cluster that knows the provider's
+// kinds.
+func providerClient(t *testing.T, cfg *rest.Config) client.Client {
+	t.Helper()
 	s, err := provider.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}
-	kube, err := client.New(c.Config(), client.Options{Scheme: s})
+	kube, err := client.New(cfg, client.Options{Scheme: s})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kube, c
+	return kube
 }
 
 // withProviderCluster is withProvider that also returns the dev cluster.

@@ -46,7 +46,6 @@ import (
 	"github.com/stashplane/stashplane/internal/devcluster/crossplane"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/image"
-	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/trigger"
 	"github.com/stashplane/stashplane/internal/version"
 	stashpkg "github.com/stashplane/stashplane/package"
@@ -78,17 +77,18 @@ func withCrossplane(t *testing.T) (client.Client, *devcluster.Cluster, *image.Re
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgRef, err := l.Newest(version.Registry + image.ConfigurationPackage)
-	if err != nil || cfgRef == "" {
+	tag, err := l.Newest(version.Registry + image.ConfigurationPackage)
+	if err != nil || tag == "" {
 		t.Fatalf("no Configuration package in %s (run `make images`): %v", dir, err)
 	}
+	cfgRef := version.Registry + image.ConfigurationPackage + ":" + tag
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	reg, err := image.ServeRegistry(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Load(l, version.Registry, cfgRef[strings.LastIndex(cfgRef, ":")+1:]); err != nil {
+	if _, err := reg.Load(l, version.Registry, tag); err != nil {
 		t.Fatal(err)
 	}
 	bin, err := devclustertest.BinDir()
@@ -103,14 +103,7 @@ func withCrossplane(t *testing.T) (client.Client, *devcluster.Cluster, *image.Re
 	c := devclustertest.StartWith(t, devclustertest.Options{
 		PodNetwork: devcluster.PodNetworkIsolated, ImageMirrors: crossplane.Mirrors(reg.Addr), PullProjectImages: true,
 	})
-	s, err := provider.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube, err := client.New(c.Config(), client.Options{Scheme: s})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kube := providerClient(t, c.Config())
 	t.Cleanup(func() { restoreLogsOnFailure(t, kube, c.Config(), crossplane.Namespace, "team-a", "team-b") })
 	start := time.Now()
 	ictx, icancel := context.WithTimeout(ctx, 6*time.Minute)
@@ -233,17 +226,7 @@ func TestCrossplaneInstalled(t *testing.T) {
 
 	storageDir, data := t.TempDir(), t.TempDir()
 	generate(t, data, 40, 23)
-	for _, ns := range []*corev1.Namespace{
-		{ObjectMeta: metav1.ObjectMeta{Name: "platform"}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"stashplane.io/backups": "allowed"}}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}},
-	} {
-		if err := kube.Create(ctx, ns); err != nil {
-			t.Fatal(err)
-		}
-	}
-	shared := localStorage("shared", "platform", storageDir, nil)
-	shared.Spec.UsagePolicy = admitting("stashplane.io/backups", "allowed")
+	shared := platformAndTeams(t, kube, storageDir)
 	if err := kube.Create(ctx, shared); err != nil {
 		t.Fatal(err)
 	}

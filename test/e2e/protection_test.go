@@ -82,6 +82,26 @@ func newComposer(t *testing.T, kube client.Client, composition string) *composer
 	return &composer{t: t, kube: kube, fn: xfn.New(logging.NewNopLogger()), class: class}
 }
 
+// platformAndTeams makes the namespaces of the Protection tests: platform,
+// holding the storage; team-a, which its usage policy admits by label; and
+// team-b, which it does not. It returns that storage, local in
+// storageDir, not yet created.
+func platformAndTeams(t *testing.T, kube client.Client, storageDir string) *storagev1alpha1.BackupStorage {
+	t.Helper()
+	for _, ns := range []*corev1.Namespace{
+		{ObjectMeta: metav1.ObjectMeta{Name: "platform"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"stashplane.io/backups": "allowed"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}},
+	} {
+		if err := kube.Create(context.Background(), ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shared := localStorage("shared", "platform", storageDir, nil)
+	shared.Spec.UsagePolicy = admitting("stashplane.io/backups", "allowed")
+	return shared
+}
+
 // protectionXR is an app team's Protection of the Deployment "app".
 func protectionXR(namespace, storage string) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
@@ -262,17 +282,7 @@ func TestProtectionComposed(t *testing.T) {
 	ctx := context.Background()
 	storageDir, data := t.TempDir(), t.TempDir()
 	generate(t, data, 40, 21)
-	for _, ns := range []*corev1.Namespace{
-		{ObjectMeta: metav1.ObjectMeta{Name: "platform"}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"stashplane.io/backups": "allowed"}}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}},
-	} {
-		if err := kube.Create(ctx, ns); err != nil {
-			t.Fatal(err)
-		}
-	}
-	shared := localStorage("shared", "platform", storageDir, nil)
-	shared.Spec.UsagePolicy = admitting("stashplane.io/backups", "allowed")
+	shared := platformAndTeams(t, kube, storageDir)
 	shared.Spec.DeletionPolicy = storagev1alpha1.DeletionPolicyDelete
 	objs := []client.Object{shared}
 	for _, ns := range []string{"team-a", "team-b"} {

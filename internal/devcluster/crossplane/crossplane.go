@@ -220,11 +220,7 @@ func Install(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot make client: %w", err)
 	}
-	say := func(format string, args ...any) {
-		if o.Progress != nil {
-			fmt.Fprintf(o.Progress, format+"\n", args...)
-		}
-	}
+	say := sayer(o.Progress)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}
 	if err := kube.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("cannot create namespace %s: %w", Namespace, err)
@@ -248,7 +244,7 @@ func Install(ctx context.Context, cfg *rest.Config, o Options) error {
 	ic := &unstructured.Unstructured{}
 	ic.SetGroupVersionKind(imageConfigGVK)
 	ic.SetName("stashplane")
-	mirror := o.Registry + "/" + image.RepositoryPath(version.Registry) + "/"
+	mirror := Mirrors(o.Registry)[version.Registry]
 	ic.Object["spec"] = map[string]any{
 		// Core rewrites the packages' names to the registry, and matches
 		// the runtime configuration on the name it fetched from: the
@@ -286,15 +282,9 @@ func Upgrade(ctx context.Context, cfg *rest.Config, version string, progress io.
 	if err != nil {
 		return fmt.Errorf("cannot make client: %w", err)
 	}
-	say := func(format string, args ...any) {
-		if progress != nil {
-			fmt.Fprintf(progress, format+"\n", args...)
-		}
-	}
-	for _, p := range []struct {
-		gvk  schema.GroupVersionKind
-		name string
-	}{{providerGVK, Provider}, {functionGVK, Function}, {configurationGVK, Configuration}} {
+	say := sayer(progress)
+	// Dependencies first: the new Configuration names their new version.
+	for _, p := range []installed{packages[1], packages[2], packages[0]} {
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(p.gvk)
 		if err := kube.Get(ctx, client.ObjectKey{Name: p.name}, u); err != nil {
@@ -313,6 +303,24 @@ func Upgrade(ctx context.Context, cfg *rest.Config, version string, progress io.
 		say("%s %s: %s -> %s", p.gvk.Kind, p.name, pkg, repo+":"+version)
 	}
 	return waitHealthy(ctx, kube, version, say)
+}
+
+// installed names one installed package: the Configuration and the two it
+// depends on.
+type installed struct {
+	gvk  schema.GroupVersionKind
+	name string
+}
+
+var packages = []installed{{configurationGVK, Configuration}, {providerGVK, Provider}, {functionGVK, Function}}
+
+// sayer writes a line of progress to w, if there is one.
+func sayer(w io.Writer) func(string, ...any) {
+	return func(format string, args ...any) {
+		if w != nil {
+			fmt.Fprintf(w, format+"\n", args...)
+		}
+	}
 }
 
 func apply(ctx context.Context, kube client.Client, u *unstructured.Unstructured) error {
@@ -362,15 +370,11 @@ func (s packageState) String() string {
 // are each Installed and Healthy, and, when version is set, run a revision
 // of that version, saying what changes.
 func waitHealthy(ctx context.Context, kube client.Client, version string, say func(string, ...any)) error {
-	want := []struct {
-		gvk  schema.GroupVersionKind
-		name string
-	}{{configurationGVK, Configuration}, {providerGVK, Provider}, {functionGVK, Function}}
 	seen := map[string]string{}
 	for {
 		var states []packageState
 		done := true
-		for _, w := range want {
+		for _, w := range packages {
 			s := readState(ctx, kube, w.gvk, w.name)
 			states = append(states, s)
 			done = done && s.installed && s.healthy && (version == "" || strings.HasSuffix(s.current, ":"+version))
