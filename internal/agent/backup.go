@@ -47,7 +47,8 @@ func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 	}
 	w := &outcomeWriter{w: &applyWriter{kube: r.Kube, namespace: r.Options.Namespace, snapshot: r.Options.Snapshot, component: r.Options.Component}}
 	state := componentState{ResticPath: t.resticPath, Phase: storagev1alpha1.ComponentRunning, Paths: r.Options.Paths, Start: start}
-	if err := w.writeComponent(ctx, buildComponent(state)); err != nil {
+	running := buildComponent(state)
+	if err := record(ctx, r.Log, func(ctx context.Context) error { return w.writeComponent(ctx, running) }); err != nil {
 		return notRecorded(err)
 	}
 	r.Log.Info("backing up", "snapshot", r.Options.Snapshot, "component", r.Options.Component, "paths", r.Options.Paths, "repository", t.resticPath)
@@ -86,10 +87,10 @@ func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 	} else {
 		state.Phase = storagev1alpha1.ComponentSucceeded
 	}
-	// The outcome is written even when the run's context ended.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if werr := w.finish(wctx, buildComponent(state), true); werr != nil {
+	// The outcome is written even when the run's context ended, and
+	// outlasts an API server that is away for a while.
+	outcome := buildComponent(state)
+	if werr := record(context.WithoutCancel(ctx), r.Log, func(ctx context.Context) error { return w.finish(ctx, outcome, true) }); werr != nil {
 		if err != nil {
 			werr = fmt.Errorf("%s: %s; and %w", state.Reason, state.Message, werr)
 		}

@@ -52,7 +52,10 @@ func (r *Runner) Prune(ctx context.Context) error {
 	orig := t.repo.DeepCopy()
 	t.repo.Status.LastPruneTime = &metav1.Time{Time: time.Now()}
 	t.repo.Status.LastPruneFreed = storagev1alpha1.FormatSize(freed)
-	if err := r.Kube.Status().Patch(ctx, t.repo, client.MergeFrom(orig)); err != nil {
+	patch := client.MergeFrom(orig)
+	if err := record(context.WithoutCancel(ctx), r.Log, func(ctx context.Context) error {
+		return r.Kube.Status().Patch(ctx, t.repo, patch)
+	}); err != nil {
 		return notRecorded(fmt.Errorf("cannot record the prune on repository %q: %w", t.repo.Name, err))
 	}
 	r.Log.Info("pruned", "repository", t.repo.Name, "resticRepositories", len(prefixes), "freed", storagev1alpha1.FormatSize(freed))

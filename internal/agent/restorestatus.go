@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,6 +30,7 @@ type restoreReporter struct {
 	session   string
 	component string
 	start     time.Time
+	log       logr.Logger
 }
 
 func (r *Runner) restoreReporter(start time.Time) *restoreReporter {
@@ -39,7 +41,7 @@ func (r *Runner) restoreReporter(start time.Time) *restoreReporter {
 	if ns == "" {
 		ns = r.Options.Namespace
 	}
-	return &restoreReporter{kube: r.Kube, namespace: ns, session: r.Options.RestoreSession,
+	return &restoreReporter{log: r.Log, kube: r.Kube, namespace: ns, session: r.Options.RestoreSession,
 		component: r.Options.Component, start: start}
 }
 
@@ -94,16 +96,16 @@ func (w *restoreReporter) report(ctx context.Context, end time.Time, reason, msg
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
 	// Unstructured, so that the agent's client needs no core types in its
 	// scheme.
 	rs := &unstructured.Unstructured{}
 	rs.SetGroupVersionKind(corev1alpha1.GroupVersion.WithKind("RestoreSession"))
 	rs.SetNamespace(w.namespace)
 	rs.SetName(w.session)
-	err = w.kube.Status().Patch(wctx, rs, client.RawPatch(types.ApplyPatchType, b),
-		client.FieldOwner(FieldManager(w.component)), client.ForceOwnership)
+	err = record(context.WithoutCancel(ctx), w.log, func(ctx context.Context) error {
+		return w.kube.Status().Patch(ctx, rs, client.RawPatch(types.ApplyPatchType, b),
+			client.FieldOwner(FieldManager(w.component)), client.ForceOwnership)
+	})
 	if err != nil {
 		return fmt.Errorf("cannot write component %q of restoresession %q: %w", w.component, w.session, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -134,7 +135,8 @@ func TestRecordDifferences(t *testing.T) {
 }
 
 func TestReportRunning(t *testing.T) {
-	refused := errors.New("refused")
+	// A session deleted meanwhile: a refusal no further attempt mends.
+	refused := apierrors.NewNotFound(corev1alpha1.GroupVersion.WithResource("restoresessions").GroupResource(), "rs")
 	cases := map[string]struct {
 		reason   string
 		reporter bool
