@@ -31,6 +31,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -54,6 +55,8 @@ type Options struct {
 	// Renderer checks templates and defaults; one with default limits if
 	// nil.
 	Renderer *render.Renderer
+	// Clock stamps conditions; the real one if nil.
+	Clock clock.PassiveClock
 }
 
 // Setup adds the Addon controller to the manager. A change to a Function
@@ -62,7 +65,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Renderer == nil {
 		o.Renderer = render.New(render.Options{})
 	}
-	r := &Reconciler{client: mgr.GetClient(), log: o.Log.WithValues("controller", name), renderer: o.Renderer}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	r := &Reconciler{client: mgr.GetClient(), log: o.Log.WithValues("controller", name), renderer: o.Renderer, clock: o.Clock}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
@@ -76,6 +82,7 @@ type Reconciler struct {
 	client   client.Client
 	log      logr.Logger
 	renderer *render.Renderer
+	clock    clock.PassiveClock
 }
 
 // addonsNaming maps a Function to the Addons whose tasks name it.
@@ -128,7 +135,7 @@ func (r *Reconciler) check(ctx context.Context, a *addonsv1alpha1.Addon) (xpv2.C
 		Type:               addonsv1alpha1.TypeFunctionsResolved,
 		Status:             corev1.ConditionTrue,
 		Reason:             addonsv1alpha1.ReasonFunctionsResolved,
-		LastTransitionTime: metav1.Now(),
+		LastTransitionTime: metav1.NewTime(r.clock.Now()),
 		ObservedGeneration: a.Generation,
 	}
 	for _, kt := range render.Tasks(a) {

@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -93,7 +94,7 @@ func startControlPlane(ctx context.Context) (*envtest.Environment, error) {
 	if err != nil {
 		return env, fmt.Errorf("cannot create manager: %w", err)
 	}
-	if err := Setup(mgr, Options{Log: logr.Discard()}); err != nil {
+	if err := Setup(mgr, Options{Log: logr.Discard(), Clock: clocktesting.NewFakePassiveClock(stamp)}); err != nil {
 		return env, err
 	}
 	go func() { _ = mgr.Start(ctx) }()
@@ -102,6 +103,10 @@ func startControlPlane(ctx context.Context) (*envtest.Environment, error) {
 
 // copyFn is a Function whose #Params has a required list and an int with a
 // lower bound, so that defaults can break it.
+// stamp is the time of the controller's clock: every condition it sets
+// carries it.
+var stamp = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
 const copyFn = `#Params: {
 	paths!: [...string]
 	retries: int & >=0 | *2
@@ -145,6 +150,7 @@ func TestAddonController(t *testing.T) {
 		status  corev1.ConditionStatus
 		reason  xpv2.ConditionReason
 		message string
+		time    time.Time
 	}
 	cases := map[string]struct {
 		reason string
@@ -181,7 +187,8 @@ func TestAddonController(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := waitResolved(t, a.Name, anyCondition)
-			got := want{status: c.Status, reason: c.Reason, message: c.Message}
+			got := want{status: c.Status, reason: c.Reason, message: c.Message, time: c.LastTransitionTime.UTC()}
+			tc.want.time = stamp
 			if !strings.Contains(c.Message, tc.want.message) {
 				t.Errorf("\n%s\nmessage %q does not contain %q", tc.reason, c.Message, tc.want.message)
 			}

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -226,7 +228,7 @@ func TestRemoteAccess(t *testing.T) {
 	}
 	bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a", UID: "uid-app"}}
 	kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(append(platformObjects(), bc)...).Build()
-	s := &scheduler{kube: kube, api: kube, log: logr.Discard()}
+	s := &scheduler{kube: kube, api: kube, log: logr.Discard(), clock: clocktesting.NewFakeClock(time.Unix(0, 0))}
 	ctx := context.Background()
 	for i, step := range steps {
 		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), bc); err != nil {
@@ -271,7 +273,7 @@ func TestUsersOfSecret(t *testing.T) {
 		cfg("platform", "beside-it", storagev1alpha1.ObjectReference{Name: "s3"}),
 	)
 	kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).Build()
-	s := &scheduler{kube: kube, api: kube, log: logr.Discard()}
+	s := &scheduler{kube: kube, api: kube, log: logr.Discard(), clock: clocktesting.NewFakeClock(time.Unix(0, 0))}
 	cases := map[string]struct {
 		reason string
 		secret client.Object

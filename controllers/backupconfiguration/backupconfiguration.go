@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,6 +52,8 @@ type Options struct {
 	// ClusterDumpNamespaces may hold configurations without a target,
 	// which dump the whole cluster (checkTarget).
 	ClusterDumpNamespaces []string
+	// Clock stamps conditions and schedules runs; the real one if nil.
+	Clock clock.Clock
 }
 
 // Setup adds the BackupConfiguration controllers to the manager.
@@ -58,7 +61,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Renderer == nil {
 		o.Renderer = render.New(render.Options{})
 	}
-	r := &validator{kube: mgr.GetClient(), renderer: o.Renderer, ambient: o.AmbientNamespaces, clusterDump: o.ClusterDumpNamespaces, log: o.Log.WithValues("controller", "backupconfiguration-validation")}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	r := &validator{clock: o.Clock, kube: mgr.GetClient(), renderer: o.Renderer, ambient: o.AmbientNamespaces, clusterDump: o.ClusterDumpNamespaces, log: o.Log.WithValues("controller", "backupconfiguration-validation")}
 	all := handler.EnqueueRequestsFromMapFunc(allInNamespace(mgr.GetClient()))
 	everywhere := handler.EnqueueRequestsFromMapFunc(allConfigurations(mgr.GetClient()))
 	err := ctrl.NewControllerManagedBy(mgr).
@@ -122,6 +128,7 @@ type validator struct {
 	// clusterDump are the namespaces that may dump the whole cluster.
 	clusterDump []string
 	log         logr.Logger
+	clock       clock.PassiveClock
 }
 
 func (v *validator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -139,7 +146,7 @@ func (v *validator) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 		return ctrl.Result{}, err
 	}
 	c := xpv2.Condition{Type: corev1alpha1.TypeValidationPassed, Status: corev1.ConditionTrue,
-		Reason: corev1alpha1.ReasonResourceValidationPassed, LastTransitionTime: metav1.Now(), ObservedGeneration: bc.Generation}
+		Reason: corev1alpha1.ReasonResourceValidationPassed, LastTransitionTime: metav1.NewTime(v.clock.Now()), ObservedGeneration: bc.Generation}
 	if msg != "" {
 		c.Status, c.Reason, c.Message = corev1.ConditionFalse, corev1alpha1.ReasonResourceValidationFailed, msg
 	}

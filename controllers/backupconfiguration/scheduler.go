@@ -58,7 +58,7 @@ type scheduler struct {
 }
 
 func setupScheduler(mgr ctrl.Manager, o Options) error {
-	s := &scheduler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), log: o.Log.WithValues("controller", "backupconfiguration-scheduler"), clock: clock.RealClock{}, image: version.Image(), ambient: o.AmbientNamespaces}
+	s := &scheduler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), log: o.Log.WithValues("controller", "backupconfiguration-scheduler"), clock: o.Clock, image: version.Image(), ambient: o.AmbientNamespaces}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupconfiguration-scheduler").
 		WithOptions(o.Controller).
@@ -109,7 +109,7 @@ func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 	}
 	err := s.compose(ctx, bc)
 	c := xpv2.Condition{Type: corev1alpha1.TypeSchedulerEnsured, Status: corev1.ConditionTrue,
-		Reason: corev1alpha1.ReasonSchedulerEnsured, LastTransitionTime: metav1.Now(), ObservedGeneration: bc.Generation}
+		Reason: corev1alpha1.ReasonSchedulerEnsured, LastTransitionTime: metav1.NewTime(s.clock.Now()), ObservedGeneration: bc.Generation}
 	if err != nil {
 		c.Status, c.Reason, c.Message = corev1.ConditionFalse, corev1alpha1.ReasonSchedulerNotEnsured, err.Error()
 	}
@@ -276,7 +276,7 @@ func (s *scheduler) initialBackup(ctx context.Context, bc *corev1alpha1.BackupCo
 		return err
 	}
 	bc.SetConditions(xpv2.Condition{Type: corev1alpha1.TypeInitialBackupTriggered, Status: corev1.ConditionTrue,
-		Reason: corev1alpha1.ReasonInitialBackupTriggered, LastTransitionTime: metav1.Now()})
+		Reason: corev1alpha1.ReasonInitialBackupTriggered, LastTransitionTime: metav1.NewTime(s.clock.Now())})
 	return nil
 }
 

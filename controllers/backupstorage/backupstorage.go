@@ -20,6 +20,7 @@ import (
 	"gocloud.dev/gcerrors"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,7 +45,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Reason == nil {
 		o.Reason = DefaultReason
 	}
-	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.BackupStorageGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}, o)
+	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.BackupStorageGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, now: o.Now}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
@@ -140,6 +141,7 @@ type connector struct {
 	kube   client.Client
 	opener *backend.Opener
 	reason func(error) (string, string)
+	now    func() time.Time
 }
 
 func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.ExternalClient, error) {
@@ -149,29 +151,29 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	}
 	var nf *backend.ErrSecretNotFound
 	if _, err := c.opener.Secret(ctx, bs); errors.As(err, &nf) {
-		bs.SetConditions(secretCondition(false, err.Error()))
+		bs.SetConditions(secretCondition(false, err.Error(), c.now()))
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 		return nil, err
 	} else if err != nil {
 		return nil, err
 	}
-	bs.SetConditions(secretCondition(true, ""))
+	bs.SetConditions(secretCondition(true, "", c.now()))
 	if other, err := defaultConflict(ctx, c.kube, bs); err != nil {
 		return nil, err
 	} else if other != "" {
 		msg := fmt.Sprintf("backupstorage %q is already the default of namespace %q; unset default on one of them", other, bs.Namespace)
-		bs.SetConditions(initializedCondition(false, "DefaultConflict", msg), xpv2.Unavailable())
+		bs.SetConditions(initializedCondition(false, "DefaultConflict", msg, c.now()), xpv2.Unavailable())
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 		return nil, errors.New(msg)
 	}
 	b, err := c.opener.Open(ctx, bs)
 	if err != nil {
 		reason, msg := c.reason(err)
-		bs.SetConditions(initializedCondition(false, reason, msg))
+		bs.SetConditions(initializedCondition(false, reason, msg, c.now()))
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 		return nil, errors.New(msg)
 	}
-	return &external{kube: c.kube, bucket: b, reason: c.reason}, nil
+	return &external{kube: c.kube, bucket: b, reason: c.reason, now: c.now}, nil
 }
 
 // defaultConflict returns the name of an older BackupStorage that is
@@ -200,6 +202,7 @@ type external struct {
 	kube   client.Client
 	bucket *blob.Bucket
 	reason func(error) (string, string)
+	now    func() time.Time
 }
 
 func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
@@ -208,7 +211,7 @@ func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
 // anything secret in it.
 func (e *external) fail(bs *storagev1alpha1.BackupStorage, err error) error {
 	reason, msg := e.reason(err)
-	bs.SetConditions(initializedCondition(false, reason, msg), xpv2.Unavailable())
+	bs.SetConditions(initializedCondition(false, reason, msg, e.now()), xpv2.Unavailable())
 	bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 	return errors.New(msg)
 }
@@ -228,7 +231,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 			return managed.ExternalObservation{}, e.fail(bs, lerr)
 		}
 		bs.SetConditions(initializedCondition(false, "StorageRecordNotFound",
-			fmt.Sprintf("%s does not exist in the backend yet; it is written unless the management policies only observe", backend.MetadataKey)))
+			fmt.Sprintf("%s does not exist in the backend yet; it is written unless the management policies only observe", backend.MetadataKey), e.now()))
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 		return managed.ExternalObservation{ResourceExists: false}, nil
 	}
@@ -238,7 +241,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 	meta := &backend.Metadata{}
 	if err := yaml.Unmarshal(data, meta); err != nil || meta.Kind != backend.KindBackendMeta {
 		msg := fmt.Sprintf("%s at the storage root is not a Stashplane storage record; refusing to overwrite it", backend.MetadataKey)
-		bs.SetConditions(initializedCondition(false, "ForeignMetadata", msg), xpv2.Unavailable())
+		bs.SetConditions(initializedCondition(false, "ForeignMetadata", msg, e.now()), xpv2.Unavailable())
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
@@ -246,19 +249,19 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		switch {
 		case observeOnly(bs):
 			// Read, never written: nothing of the other owner's changes.
-			bs.SetConditions(initializedCondition(true, "AdoptedReadOnly", fmt.Sprintf("the storage belongs to BackupStorage object uid %s; read only, as managementPolicies say", meta.Owner)), xpv2.Available())
+			bs.SetConditions(initializedCondition(true, "AdoptedReadOnly", fmt.Sprintf("the storage belongs to BackupStorage object uid %s; read only, as managementPolicies say", meta.Owner), e.now()), xpv2.Available())
 			bs.Status.Phase = storagev1alpha1.BackupStorageReady
 			return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, nil
 		case bs.Annotations[storagev1alpha1.AnnotationAdopt] != "true":
 			msg := fmt.Sprintf("the storage's %s belongs to BackupStorage object uid %s (another cluster's, or one deleted and made again), not to this one (uid %s); refusing to write into it: annotate this BackupStorage %s=true to take it over, or set managementPolicies to [Observe] to read it only",
 				backend.MetadataKey, meta.Owner, bs.UID, storagev1alpha1.AnnotationAdopt)
-			bs.SetConditions(initializedCondition(false, "StorageOwned", msg), xpv2.Unavailable())
+			bs.SetConditions(initializedCondition(false, "StorageOwned", msg, e.now()), xpv2.Unavailable())
 			bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 			return managed.ExternalObservation{}, errors.New(msg)
 		}
 		// Taken over: Update rewrites the record with this object's UID.
 	}
-	bs.SetConditions(initializedCondition(true, string(storagev1alpha1.ReasonBackendInitializationSucceeded), ""), xpv2.Available())
+	bs.SetConditions(initializedCondition(true, string(storagev1alpha1.ReasonBackendInitializationSucceeded), "", e.now()), xpv2.Available())
 	bs.Status.Phase = storagev1alpha1.BackupStorageReady
 	return managed.ExternalObservation{
 		ResourceExists:   true,
@@ -290,7 +293,7 @@ func (e *external) write(ctx context.Context, bs *storagev1alpha1.BackupStorage,
 	if err != nil {
 		return err
 	}
-	initiated := time.Now().UTC().Truncate(time.Second)
+	initiated := e.now().UTC().Truncate(time.Second)
 	if !create {
 		if old, err := e.bucket.ReadAll(ctx, backend.MetadataKey); err == nil {
 			prev := &backend.Metadata{}
@@ -358,18 +361,18 @@ func (e *external) busy(ctx context.Context, bs *storagev1alpha1.BackupStorage) 
 	return "", nil
 }
 
-func secretCondition(found bool, msg string) xpv2.Condition {
+func secretCondition(found bool, msg string, now time.Time) xpv2.Condition {
 	c := xpv2.Condition{Type: storagev1alpha1.TypeBackendSecretFound, Status: corev1.ConditionTrue,
-		Reason: storagev1alpha1.ReasonBackendSecretAvailable, LastTransitionTime: nowTime()}
+		Reason: storagev1alpha1.ReasonBackendSecretAvailable, LastTransitionTime: metav1.NewTime(now)}
 	if !found {
 		c.Status, c.Reason, c.Message = corev1.ConditionFalse, storagev1alpha1.ReasonBackendSecretNotFound, msg
 	}
 	return c
 }
 
-func initializedCondition(ok bool, reason, msg string) xpv2.Condition {
+func initializedCondition(ok bool, reason, msg string, now time.Time) xpv2.Condition {
 	c := xpv2.Condition{Type: storagev1alpha1.TypeBackendInitialized, Status: corev1.ConditionTrue,
-		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: nowTime()}
+		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: metav1.NewTime(now)}
 	if !ok {
 		c.Status = corev1.ConditionFalse
 	}

@@ -241,7 +241,7 @@ func TestExternal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e := &external{kube: fake.NewClientBuilder().WithScheme(s).WithObjects(tc.objs...).Build(), bucket: b, reason: DefaultReason}
+			e := &external{kube: fake.NewClientBuilder().WithScheme(s).WithObjects(tc.objs...).Build(), bucket: b, reason: DefaultReason, now: func() time.Time { return stamp }}
 			obs, err := tc.do(e, tc.bs)
 			if (err != nil) != tc.want.err {
 				t.Fatalf("%s\nerror %v, want error %v", tc.reason, err, tc.want.err)
@@ -251,9 +251,15 @@ func TestExternal(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
 			}
+			if c := tc.bs.GetCondition(storagev1alpha1.TypeBackendInitialized); c.Status != corev1.ConditionUnknown && !c.LastTransitionTime.Equal(&metav1.Time{Time: stamp}) {
+				t.Errorf("%s\nlastTransitionTime %s, want the controller clock's %s", tc.reason, c.LastTransitionTime, stamp)
+			}
 		})
 	}
 }
+
+// stamp is the time of the controller's clock in unit tests.
+var stamp = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func TestDefaultConflict(t *testing.T) {
 	s := runtime.NewScheme()

@@ -62,7 +62,7 @@ const (
 
 func setupCatalog(mgr ctrl.Manager, o Options) error {
 	name := "backupstorage-catalog"
-	r := &catalog{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, events: mgr.GetEventRecorderFor(name), now: time.Now}
+	r := &catalog{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, events: mgr.GetEventRecorderFor(name), now: o.Now}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
@@ -123,7 +123,7 @@ func (c *catalog) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result,
 		return ctrl.Result{}, nil
 	}
 	st, err := c.rebuild(ctx, bs)
-	cond := xpv2.Condition{Type: storagev1alpha1.TypeCatalogRebuilt, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}
+	cond := xpv2.Condition{Type: storagev1alpha1.TypeCatalogRebuilt, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(c.now())}
 	var rf *refused
 	switch {
 	case errors.As(err, &rf):

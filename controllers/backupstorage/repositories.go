@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -69,5 +68,3 @@ func repositoryInfos(repos []storagev1alpha1.Repository) []storagev1alpha1.Repos
 	}
 	return out
 }
-
-func nowTime() metav1.Time { return metav1.Now() }

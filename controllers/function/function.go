@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -49,6 +50,8 @@ type Options struct {
 	Log        logr.Logger
 	// Renderer checks templates; one with default limits if nil.
 	Renderer *render.Renderer
+	// Clock stamps conditions; the real one if nil.
+	Clock clock.PassiveClock
 }
 
 // Setup adds the Function controller to the manager.
@@ -56,7 +59,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Renderer == nil {
 		o.Renderer = render.New(render.Options{})
 	}
-	r := &Reconciler{client: mgr.GetClient(), log: o.Log.WithValues("controller", name), renderer: o.Renderer}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	r := &Reconciler{client: mgr.GetClient(), log: o.Log.WithValues("controller", name), renderer: o.Renderer, clock: o.Clock}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
@@ -69,6 +75,7 @@ type Reconciler struct {
 	client   client.Client
 	log      logr.Logger
 	renderer *render.Renderer
+	clock    clock.PassiveClock
 }
 
 // Reconcile checks the Function's template and records the outcome.
@@ -78,7 +85,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := fn.Status.DeepCopy()
-	fn.SetConditions(Condition(r.renderer.CheckFunction(ctx, fn), fn.Generation))
+	fn.SetConditions(Condition(r.renderer.CheckFunction(ctx, fn), fn.Generation, metav1.NewTime(r.clock.Now())))
 	fn.Status.ObservedGeneration = fn.Generation
 	if equality.Semantic.DeepEqual(before, &fn.Status) {
 		return ctrl.Result{}, nil
@@ -91,13 +98,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 // Condition is the TemplateValid condition for the outcome of checking a
-// template: True, or False with the error, which names CUE's positions.
-func Condition(err error, generation int64) xpv2.Condition {
+// template at now: True, or False with the error, which names CUE's
+// positions.
+func Condition(err error, generation int64, now metav1.Time) xpv2.Condition {
 	c := xpv2.Condition{
 		Type:               addonsv1alpha1.TypeTemplateValid,
 		Status:             corev1.ConditionTrue,
 		Reason:             addonsv1alpha1.ReasonTemplateCompiled,
-		LastTransitionTime: metav1.Now(),
+		LastTransitionTime: now,
 		ObservedGeneration: generation,
 	}
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -86,7 +87,7 @@ func start() (func(), error) {
 		_ = env.Stop()
 		return func() {}, fmt.Errorf("cannot create manager: %w", err)
 	}
-	if err := Setup(mgr, Options{Log: logr.Discard()}); err != nil {
+	if err := Setup(mgr, Options{Log: logr.Discard(), Clock: clocktesting.NewFakePassiveClock(stamp)}); err != nil {
 		_ = env.Stop()
 		return func() {}, err
 	}
@@ -100,6 +101,10 @@ func start() (func(), error) {
 	go func() { _ = mgr.Start(ctx) }()
 	return func() { cancel(); _ = env.Stop() }, nil
 }
+
+// stamp is the time of the controller's clock: every condition it sets
+// carries it.
+var stamp = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 const validTemplate = `#Params: {paths!: [...string]}
 objects: [{apiVersion: "batch/v1", kind: "Job", metadata: name: context.session.name}]
@@ -188,6 +193,9 @@ func TestFunctionController(t *testing.T) {
 				}
 				if !strings.Contains(c.Message, w.message) {
 					t.Errorf("\n%s\nmessage %q does not contain %q", tc.reason, c.Message, w.message)
+				}
+				if diff := cmp.Diff(stamp, c.LastTransitionTime.UTC()); diff != "" {
+					t.Errorf("\n%s\nlastTransitionTime, from the controller's clock: -want +got:\n%s", tc.reason, diff)
 				}
 			}
 			check(tc.want)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
@@ -48,7 +49,7 @@ type Options = storagekind.Options
 // Setup adds the Repository controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "repository"
-	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.RepositoryGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}, o)
+	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.RepositoryGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, now: o.Now}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
@@ -122,6 +123,7 @@ type connector struct {
 	kube   client.Client
 	opener *backend.Opener
 	reason func(error) (string, string)
+	now    func() time.Time
 }
 
 func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.ExternalClient, error) {
@@ -132,7 +134,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	bs, err := c.check(ctx, repo)
 	var rf *refusal
 	if errors.As(err, &rf) {
-		setInitialized(repo, false, rf.reason, rf.msg)
+		setInitialized(repo, false, rf.reason, rf.msg, c.now())
 		return nil, err
 	}
 	if err != nil {
@@ -141,10 +143,10 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	b, err := c.opener.Open(ctx, bs)
 	if err != nil {
 		reason, msg := c.reason(err)
-		setInitialized(repo, false, reason, msg)
+		setInitialized(repo, false, reason, msg, c.now())
 		return nil, errors.New(msg)
 	}
-	return &external{kube: c.kube, bucket: b, reason: c.reason}, nil
+	return &external{kube: c.kube, bucket: b, reason: c.reason, now: c.now}, nil
 }
 
 // check runs the checks that come before any write and returns the storage.
@@ -232,13 +234,14 @@ type external struct {
 	kube   client.Client
 	bucket *blob.Bucket
 	reason func(error) (string, string)
+	now    func() time.Time
 }
 
 func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
 
 func (e *external) fail(repo *storagev1alpha1.Repository, err error) error {
 	reason, msg := e.reason(err)
-	setInitialized(repo, false, reason, msg)
+	setInitialized(repo, false, reason, msg, e.now())
 	return errors.New(msg)
 }
 
@@ -265,7 +268,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 	stored := &storagev1alpha1.Repository{}
 	if err := yaml.Unmarshal(data, stored); err != nil || stored.Kind != storagev1alpha1.RepositoryKind {
 		msg := fmt.Sprintf("%s holds something that is not a Stashplane repository record; refusing to overwrite it", backend.RepositoryKey(repo.Spec.Path))
-		setInitialized(repo, false, "ForeignRecord", msg)
+		setInitialized(repo, false, "ForeignRecord", msg, e.now())
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
 	foreign := stored.Name != repo.Name || stored.Namespace != repo.Namespace
@@ -273,7 +276,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		// Read, never written: nothing of the other owner's changes. A
 		// catalog rebuilt after a disaster reads another cluster's
 		// repository, perhaps from another namespace.
-		setInitialized(repo, true, "AdoptedReadOnly", fmt.Sprintf("path %q belongs to Repository %s/%s (uid %s); read only, as managementPolicies say", repo.Spec.Path, stored.Namespace, stored.Name, stored.UID))
+		setInitialized(repo, true, "AdoptedReadOnly", fmt.Sprintf("path %q belongs to Repository %s/%s (uid %s); read only, as managementPolicies say", repo.Spec.Path, stored.Namespace, stored.Name, stored.UID), e.now())
 		if e.kube != nil {
 			if err := snapshotStatus(ctx, e.kube, repo); err != nil {
 				return managed.ExternalObservation{}, err
@@ -283,18 +286,18 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 	}
 	if foreign {
 		msg := fmt.Sprintf("path %q already holds repository %s/%s; refusing to take it over", repo.Spec.Path, stored.Namespace, stored.Name)
-		setInitialized(repo, false, "PathTaken", msg)
+		setInitialized(repo, false, "PathTaken", msg, e.now())
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
 	if stored.UID != "" && stored.UID != repo.UID && repo.Annotations[storagev1alpha1.AnnotationAdopt] != "true" {
 		msg := fmt.Sprintf("path %q belongs to Repository object uid %s (another cluster's, or one deleted and made again), not to this one (uid %s); refusing to write into it: annotate this Repository %s=true to take it over, or set managementPolicies to [Observe] to read it only",
 			repo.Spec.Path, stored.UID, repo.UID, storagev1alpha1.AnnotationAdopt)
-		setInitialized(repo, false, "PathOwned", msg)
+		setInitialized(repo, false, "PathOwned", msg, e.now())
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
 	// A record of another UID, adopted, is rewritten with this object's
 	// UID (Update), as it differs from the one wanted.
-	setInitialized(repo, true, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded), "")
+	setInitialized(repo, true, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded), "", e.now())
 	if e.kube != nil {
 		if err := snapshotStatus(ctx, e.kube, repo); err != nil {
 			return managed.ExternalObservation{}, err
@@ -354,9 +357,9 @@ func observeOnly(repo *storagev1alpha1.Repository) bool {
 	return len(p) == 1 && p[0] == xpv2.ManagementActionObserve
 }
 
-func setInitialized(repo *storagev1alpha1.Repository, ok bool, reason, msg string) {
+func setInitialized(repo *storagev1alpha1.Repository, ok bool, reason, msg string, now time.Time) {
 	c := xpv2.Condition{Type: storagev1alpha1.TypeRepositoryInitialized, Status: corev1.ConditionTrue,
-		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: metav1.Now()}
+		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: metav1.NewTime(now)}
 	phase, ready := storagev1alpha1.RepositoryReady, xpv2.Available()
 	if !ok {
 		c.Status, phase, ready = corev1.ConditionFalse, storagev1alpha1.RepositoryNotReady, xpv2.Unavailable()

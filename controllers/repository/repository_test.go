@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -11,6 +12,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -255,7 +257,7 @@ func TestExternal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e := &external{kube: fake.NewClientBuilder().WithScheme(sch).WithObjects(tc.objs...).WithIndex(&storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotRepositoryField, storagev1alpha1.SnapshotRepository).Build(), bucket: b, reason: noReason}
+			e := &external{kube: fake.NewClientBuilder().WithScheme(sch).WithObjects(tc.objs...).WithIndex(&storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotRepositoryField, storagev1alpha1.SnapshotRepository).Build(), bucket: b, reason: noReason, now: func() time.Time { return stamp }}
 			obs, err := tc.do(e, tc.repo)
 			if (err != nil) != tc.want.errText {
 				t.Fatalf("%s\nerror %v, want error %v", tc.reason, err, tc.want.errText)
@@ -266,9 +268,15 @@ func TestExternal(t *testing.T) {
 			if diff := cmp.Diff(tc.want.keys, keys(t, b)); diff != "" {
 				t.Errorf("%s\nkeys in the bucket: -want +got:\n%s", tc.reason, diff)
 			}
+			if c := tc.repo.GetCondition(storagev1alpha1.TypeRepositoryInitialized); c.Status != corev1.ConditionUnknown && !c.LastTransitionTime.Equal(&metav1.Time{Time: stamp}) {
+				t.Errorf("%s\nlastTransitionTime %s, want the controller clock's %s", tc.reason, c.LastTransitionTime, stamp)
+			}
 		})
 	}
 }
+
+// stamp is the time of the controller's clock in unit tests.
+var stamp = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func withKind(b []byte) []byte {
 	r := &storagev1alpha1.Repository{}

@@ -139,7 +139,7 @@ func TestConnectDeletingWithoutRepository(t *testing.T) {
 	wiping := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "wiping", Namespace: "demo", DeletionTimestamp: &now, Finalizers: []string{"x"}}}
 	wiping.Spec.DeletionPolicy = storagev1alpha1.DeletionPolicyWipeOut
 	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(wiping).Build()
-	c := &connector{kube: kube}
+	c := &connector{kube: kube, now: time.Now}
 	cases := map[string]struct {
 		reason string
 		repo   string

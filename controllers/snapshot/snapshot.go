@@ -41,7 +41,7 @@ type Options = storagekind.Options
 // Setup adds the Snapshot controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "snapshot"
-	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.SnapshotGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason}, o)
+	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.SnapshotGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, now: o.Now}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
@@ -84,6 +84,7 @@ type connector struct {
 	kube   client.Client
 	opener *backend.Opener
 	reason func(error) (string, string)
+	now    func() time.Time
 }
 
 func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.ExternalClient, error) {
@@ -92,7 +93,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		return nil, errors.New("managed resource is not a Snapshot")
 	}
 	derive(s)
-	if err := recordDamage(ctx, c.kube, s, time.Now()); err != nil {
+	if err := recordDamage(ctx, c.kube, s, c.now()); err != nil {
 		return nil, err
 	}
 	repo := &storagev1alpha1.Repository{}
@@ -105,7 +106,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	}
 	if kerrors.IsNotFound(err) {
 		msg := fmt.Sprintf("repository %q not found in namespace %q", s.Spec.Repository, s.Namespace)
-		setUploaded(s, false, "RepositoryNotFound", msg)
+		setUploaded(s, false, "RepositoryNotFound", msg, c.now())
 		return nil, errors.New(msg)
 	} else if err != nil {
 		return nil, fmt.Errorf("cannot get repository: %w", err)
@@ -117,10 +118,10 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	b, err := c.opener.Open(ctx, bs)
 	if err != nil {
 		reason, msg := c.reason(err)
-		setUploaded(s, false, reason, msg)
+		setUploaded(s, false, reason, msg, c.now())
 		return nil, errors.New(msg)
 	}
-	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason, now: time.Now}, nil
+	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason, now: c.now}, nil
 }
 
 // repositoryWipedOut says whether a Repository is being deleted with its
@@ -186,7 +187,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 	}
 	if err != nil {
 		reason, msg := e.reason(err)
-		setUploaded(s, false, reason, msg)
+		setUploaded(s, false, reason, msg, e.now())
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
 	want, err := record(s)
@@ -195,7 +196,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 	}
 	upToDate := string(want) == string(data)
 	if upToDate {
-		setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "")
+		setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "", e.now())
 	}
 	s.SetConditions(available(s))
 	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: upToDate}, nil
@@ -216,10 +217,10 @@ func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) error
 	}
 	if err := e.bucket.WriteAll(ctx, e.key, data, &blob.WriterOptions{ContentType: "application/yaml"}); err != nil {
 		_, msg := e.reason(err)
-		setUploaded(s, false, string(storagev1alpha1.ReasonSnapshotMetadataUploadFailed), msg)
+		setUploaded(s, false, string(storagev1alpha1.ReasonSnapshotMetadataUploadFailed), msg, e.now())
 		return errors.New(msg)
 	}
-	setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "")
+	setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "", e.now())
 	return nil
 }
 
@@ -307,9 +308,9 @@ func available(s *storagev1alpha1.Snapshot) xpv2.Condition {
 	return c
 }
 
-func setUploaded(s *storagev1alpha1.Snapshot, ok bool, reason, msg string) {
+func setUploaded(s *storagev1alpha1.Snapshot, ok bool, reason, msg string, now time.Time) {
 	c := xpv2.Condition{Type: storagev1alpha1.TypeSnapshotMetadataUploaded, Status: corev1.ConditionTrue,
-		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: metav1.Now()}
+		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: metav1.NewTime(now)}
 	if !ok {
 		c.Status = corev1.ConditionFalse
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
@@ -30,6 +31,16 @@ type Options struct {
 	// Reason classifies a storage error into a condition reason and a
 	// message free of credentials.
 	Reason func(err error) (reason, message string)
+	// Clock stamps conditions and records; the real one if nil.
+	Clock clock.PassiveClock
+}
+
+// Now is the time by the options' clock.
+func (o Options) Now() time.Time {
+	if o.Clock == nil {
+		return time.Now()
+	}
+	return o.Clock.Now()
 }
 
 // NewReconciler returns the managed reconciler of a storage kind: no
