@@ -52,11 +52,13 @@ type Options struct {
 	// cluster.
 	ClusterDumpNamespaces []string
 	// Workers is how many objects the controllers of the managed kinds
-	// (BackupStorage, Repository, Snapshot) reconcile at a time: each
-	// object's record in the storage is its own, and a busy cluster has
-	// thousands of them. The other controllers reconcile one object at a
-	// time, since their checks span objects (a session's concurrency
-	// policy, a Repository's prune). Zero or one: one at a time.
+	// (BackupStorage, Repository, Snapshot) and of BackupConfigurations
+	// (validation and scheduler) reconcile at a time: each storage
+	// object's record is its own, everything a configuration composes is
+	// named and labelled for it alone, and a busy cluster has thousands of
+	// them. The other controllers reconcile one object at a time, since
+	// their checks span objects (a session's concurrency policy, a
+	// Repository's prune). Zero or one: one at a time.
 	Workers int
 }
 
@@ -90,7 +92,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			})
 		},
 		func(m ctrl.Manager, o Options) error {
-			return backupconfiguration.Setup(m, backupconfiguration.Options{Controller: o.Controller, Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces,
+			return backupconfiguration.Setup(m, backupconfiguration.Options{Controller: o.managed(), Log: o.Log, Renderer: o.Renderer, AmbientNamespaces: o.AmbientNamespaces,
 				ClusterDumpNamespaces: o.ClusterDumpNamespaces})
 		},
 		func(m ctrl.Manager, o Options) error {

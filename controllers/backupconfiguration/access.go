@@ -120,7 +120,7 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 	keep := access.Keep{}
 	for _, o := range desiredRemoteAccess(bc, storages) {
 		kind := o.GetObjectKind().GroupVersionKind().Kind
-		if err := s.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+		if err := s.applied.apply(ctx, s.kube, client.ObjectKeyFromObject(bc), o, fieldOwner, client.ForceOwnership); err != nil {
 			return fmt.Errorf("cannot apply %s %s/%s: %w", kind, o.GetNamespace(), o.GetName(), err)
 		}
 		keep[client.ObjectKeyFromObject(o).String()] = true

@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -55,10 +56,12 @@ type scheduler struct {
 	image string
 	// ambient are the namespaces that may use storages without a Secret.
 	ambient []string
+	// applied skips applies of objects already as wanted.
+	applied *applied
 }
 
 func setupScheduler(mgr ctrl.Manager, o Options) error {
-	s := &scheduler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), log: o.Log.WithValues("controller", "backupconfiguration-scheduler"), clock: o.Clock, image: version.Image(), ambient: o.AmbientNamespaces}
+	s := &scheduler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), log: o.Log.WithValues("controller", "backupconfiguration-scheduler"), clock: o.Clock, image: version.Image(), ambient: o.AmbientNamespaces, applied: newApplied()}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("backupconfiguration-scheduler").
 		WithOptions(o.Controller).
@@ -85,9 +88,13 @@ func setupScheduler(mgr ctrl.Manager, o Options) error {
 func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	bc := &corev1alpha1.BackupConfiguration{}
 	if err := s.kube.Get(ctx, req.NamespacedName, bc); err != nil {
+		if kerrors.IsNotFound(err) {
+			s.applied.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if bc.DeletionTimestamp != nil {
+		s.applied.forget(req.NamespacedName)
 		if controllerutil.ContainsFinalizer(bc, finalizer) {
 			return ctrl.Result{}, s.revokeRemoteAccess(ctx, bc)
 		}
@@ -157,7 +164,7 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 				return fmt.Errorf("cannot own %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
 			}
 		}
-		if err := s.kube.Patch(ctx, o, client.Apply, fieldOwner, client.ForceOwnership); err != nil {
+		if err := s.applied.apply(ctx, s.kube, client.ObjectKeyFromObject(bc), o, fieldOwner, client.ForceOwnership); err != nil {
 			return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
 		}
 	}

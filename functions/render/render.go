@@ -56,10 +56,11 @@ type Options struct {
 	MaxObjects int
 }
 
-// Renderer evaluates Function templates. It holds no state between calls
-// and is safe for concurrent use.
+// Renderer evaluates Function templates. It is safe for concurrent use;
+// the only state it keeps between calls is which parameter checks passed.
 type Renderer struct {
-	o Options
+	o       Options
+	checked *checked
 }
 
 // New returns a Renderer with the given limits.
@@ -76,7 +77,7 @@ func New(o Options) *Renderer {
 	if o.MaxObjects <= 0 {
 		o.MaxObjects = DefaultMaxObjects
 	}
-	return &Renderer{o: o}
+	return &Renderer{o: o, checked: &checked{}}
 }
 
 // Input is one task to render.
@@ -256,6 +257,18 @@ func (r *Renderer) ValidateParams(ctx context.Context, addon *addonsv1alpha1.Add
 }
 
 func (r *Renderer) checkParams(ctx context.Context, task *addonsv1alpha1.Task, fn *addonsv1alpha1.Function, given map[string]any, concrete bool) error {
+	key, keyed := checkKey(task, fn, given, concrete)
+	if keyed && r.checked.passed(key) {
+		return nil
+	}
+	err := r.evalParams(ctx, task, fn, given, concrete)
+	if err == nil && keyed {
+		r.checked.pass(key)
+	}
+	return err
+}
+
+func (r *Renderer) evalParams(ctx context.Context, task *addonsv1alpha1.Task, fn *addonsv1alpha1.Function, given map[string]any, concrete bool) error {
 	f, err := parseTemplate(templateFile(fn), fn.Spec.Template, r.o.MaxTemplateBytes)
 	if err != nil {
 		return err

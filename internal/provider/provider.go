@@ -61,7 +61,8 @@ type Options struct {
 	QPS   float32
 	Burst int
 	// Workers is how many objects of each managed kind (BackupStorage,
-	// Repository, Snapshot) are reconciled at a time; zero or one: one.
+	// Repository, Snapshot) and BackupConfigurations are reconciled at a
+	// time; zero or one: one.
 	Workers int
 	// InstallBuiltins applies the built-in Addons and Functions at start,
 	// as what a package installs beside the provider: Crossplane installs
