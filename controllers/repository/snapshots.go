@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -24,6 +26,26 @@ func repositoryOfSnapshot(_ context.Context, o client.Object) []reconcile.Reques
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Repository}}}
 }
+
+// snapshotChanged passes the Snapshot updates a Repository's status reads
+// (snapshotStatus): its repository and session, phase, size, time and
+// integrity, and its deletion. The managed reconciler's own bookkeeping on
+// each Snapshot (finalizer, annotations, Synced and Ready conditions, the
+// upload of its record) is several updates per Snapshot; on a busy
+// cluster those would observe each Repository again for nothing. Creates
+// and deletes always pass.
+var snapshotChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*storagev1alpha1.Snapshot)
+	n, ok2 := e.ObjectNew.(*storagev1alpha1.Snapshot)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Spec.Repository != n.Spec.Repository || o.Spec.Session != n.Spec.Session ||
+		(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) ||
+		o.Status.Phase != n.Status.Phase || o.Status.Size != n.Status.Size ||
+		!ptr.Equal(o.Status.Integrity, n.Status.Integrity) ||
+		!snapshotTime(o).Time.Equal(snapshotTime(n).Time)
+}}
 
 // snapshotStatus fills the Repository's status from its Snapshots: how many
 // there are, the newest few, when the last backup succeeded, how much the
