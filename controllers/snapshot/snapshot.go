@@ -23,8 +23,11 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
@@ -51,6 +54,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&storagev1alpha1.Snapshot{}, handler.EnqueueRequestsFromMapFunc(deletedSnapshotsOfRun(mgr.GetClient()))).
 		Watches(&corev1alpha1.RestoreSession{}, handler.EnqueueRequestsFromMapFunc(deletedSnapshotsOfRun(mgr.GetClient()))).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(deletedSnapshotsOfRun(mgr.GetClient()))).
+		// A Snapshot made before its Repository is recorded as soon as
+		// the Repository appears, not after its back-off.
+		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(unrecordedSnapshotsOf(mgr.GetClient())), builder.WithPredicates(created)).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
@@ -73,6 +79,33 @@ func deletedSnapshotsOfRun(c client.Reader) handler.MapFunc {
 		var out []reconcile.Request
 		for _, s := range list.Items {
 			if s.DeletionTimestamp != nil && s.Name != o.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+			}
+		}
+		return out
+	}
+}
+
+// created passes only the creation of an object.
+var created = predicate.Funcs{
+	UpdateFunc:  func(event.UpdateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+}
+
+// unrecordedSnapshotsOf maps a Repository to its Snapshots whose record is
+// not yet in the storage: made before it (a catalogue rebuilt, a namespace
+// restored from its dump, objects applied together), they found no
+// Repository and wait out a back-off of up to a minute each.
+func unrecordedSnapshotsOf(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		list := &storagev1alpha1.SnapshotList{}
+		if c.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{storagev1alpha1.SnapshotRepositoryField: o.GetName()}, client.UnsafeDisableDeepCopy) != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, s := range list.Items {
+			if s.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded).Status != corev1.ConditionTrue {
 				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
 			}
 		}
