@@ -45,6 +45,9 @@ type Options struct {
 	// PollInterval is how often managed resources are observed without a
 	// change to prompt it.
 	PollInterval time.Duration
+	// SnapshotPollInterval is PollInterval for Snapshots; zero:
+	// PollInterval.
+	SnapshotPollInterval time.Duration
 	// AmbientNamespaces may use storages of other namespaces that name no
 	// credential Secret.
 	AmbientNamespaces []string
@@ -71,6 +74,14 @@ func (o Options) managed() controller.Options {
 	return c
 }
 
+// snapshotPoll is how often a Snapshot's record is observed with no change.
+func (o Options) snapshotPoll() time.Duration {
+	if o.SnapshotPollInterval > 0 {
+		return o.SnapshotPollInterval
+	}
+	return o.PollInterval
+}
+
 // Setup adds every Stashplane controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Renderer == nil {
@@ -88,7 +99,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		},
 		func(m ctrl.Manager, o Options) error {
 			return snapshot.Setup(m, snapshot.Options{
-				Controller: o.managed(), Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.PollInterval,
+				Controller: o.managed(), Log: o.Log, Opener: o.Opener, Reason: o.Reason, PollInterval: o.snapshotPoll(),
 			})
 		},
 		func(m ctrl.Manager, o Options) error {

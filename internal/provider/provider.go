@@ -45,7 +45,14 @@ type Options struct {
 	// LeaderElection makes replicas take turns.
 	LeaderElection          bool
 	LeaderElectionNamespace string
-	PollInterval            time.Duration
+	// PollInterval is how often BackupStorages and Repositories are
+	// observed in the storage with no change to prompt it.
+	PollInterval time.Duration
+	// SnapshotPollInterval is the same for Snapshots, whose records
+	// change only when their objects do (which is observed at once): a
+	// busy cluster has thousands, and each observation is a read of the
+	// storage. Zero: PollInterval.
+	SnapshotPollInterval time.Duration
 	// AmbientNamespaces may use BackupStorages of other namespaces that
 	// name no credential Secret: their Jobs act with their pods' cloud
 	// identity. Empty: none may.
@@ -132,7 +139,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute},
 	}
 	err = controllers.Setup(mgr, controllers.Options{
-		Log: o.Log, Opener: opener, Reason: Reason, PollInterval: o.PollInterval, AmbientNamespaces: o.AmbientNamespaces,
+		Log: o.Log, Opener: opener, Reason: Reason, PollInterval: o.PollInterval, SnapshotPollInterval: o.SnapshotPollInterval, AmbientNamespaces: o.AmbientNamespaces,
 		ClusterDumpNamespaces: o.ClusterDumpNamespaces, Workers: o.Workers,
 	})
 	if err != nil {
