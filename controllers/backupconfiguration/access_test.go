@@ -228,7 +228,7 @@ func TestRemoteAccess(t *testing.T) {
 	}
 	bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a", UID: "uid-app"}}
 	kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(append(platformObjects(), bc)...).Build()
-	s := &scheduler{kube: kube, api: kube, log: logr.Discard(), clock: clocktesting.NewFakeClock(time.Unix(0, 0))}
+	s := &scheduler{kube: kube, api: kube, log: logr.Discard(), clock: clocktesting.NewFakeClock(time.Unix(0, 0)), applied: newApplied()}
 	ctx := context.Background()
 	for i, step := range steps {
 		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), bc); err != nil {
@@ -273,7 +273,7 @@ func TestUsersOfSecret(t *testing.T) {
 		cfg("platform", "beside-it", storagev1alpha1.ObjectReference{Name: "s3"}),
 	)
 	kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).Build()
-	s := &scheduler{kube: kube, api: kube, log: logr.Discard(), clock: clocktesting.NewFakeClock(time.Unix(0, 0))}
+	s := &scheduler{kube: kube, api: kube, log: logr.Discard(), clock: clocktesting.NewFakeClock(time.Unix(0, 0)), applied: newApplied()}
 	cases := map[string]struct {
 		reason string
 		secret client.Object

@@ -44,11 +44,7 @@ func newApplied() *applied {
 
 // apply applies o (server-side, as owner) unless the last apply of the same
 // wanted object is still what the cache holds.
-// A nil applied applies every time.
 func (a *applied) apply(ctx context.Context, kube client.Client, bc types.NamespacedName, o client.Object, opts ...client.PatchOption) error {
-	if a == nil {
-		return kube.Patch(ctx, o, client.Apply, opts...)
-	}
 	b, err := json.Marshal(o)
 	if err != nil {
 		return fmt.Errorf("cannot encode %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
@@ -78,9 +74,6 @@ func (a *applied) apply(ctx context.Context, kube client.Client, bc types.Namesp
 
 // forget drops what is remembered of a configuration that is gone.
 func (a *applied) forget(bc types.NamespacedName) {
-	if a == nil {
-		return
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.m, bc)

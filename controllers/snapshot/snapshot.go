@@ -70,10 +70,11 @@ func Setup(mgr ctrl.Manager, o Options) error {
 func deletedSnapshotsOfRun(c client.Reader) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		key, ok := plan.RepositoryOfRun(o)
-		list := &storagev1alpha1.SnapshotList{}
-		// On every event of a run: through the index, only the
-		// Repository's Snapshots are read, and not copied.
-		if !ok || c.List(ctx, list, client.InNamespace(key.Namespace), client.MatchingFields{storagev1alpha1.SnapshotRepositoryField: key.Name}, client.UnsafeDisableDeepCopy) != nil {
+		if !ok {
+			return nil
+		}
+		list, err := snapshotsOf(ctx, c, key)
+		if err != nil {
 			return nil
 		}
 		var out []reconcile.Request
@@ -84,6 +85,15 @@ func deletedSnapshotsOfRun(c client.Reader) handler.MapFunc {
 		}
 		return out
 	}
+}
+
+// snapshotsOf reads the Snapshots of the Repository key from the cache:
+// through the index only that Repository's, and without copying them, as
+// map functions run on every event of a busy cluster.
+func snapshotsOf(ctx context.Context, c client.Reader, key client.ObjectKey) (*storagev1alpha1.SnapshotList, error) {
+	list := &storagev1alpha1.SnapshotList{}
+	err := c.List(ctx, list, client.InNamespace(key.Namespace), client.MatchingFields{storagev1alpha1.SnapshotRepositoryField: key.Name}, client.UnsafeDisableDeepCopy)
+	return list, err
 }
 
 // created passes only the creation of an object.
@@ -99,8 +109,8 @@ var created = predicate.Funcs{
 // Repository and wait out a back-off of up to a minute each.
 func unrecordedSnapshotsOf(c client.Reader) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		list := &storagev1alpha1.SnapshotList{}
-		if c.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{storagev1alpha1.SnapshotRepositoryField: o.GetName()}, client.UnsafeDisableDeepCopy) != nil {
+		list, err := snapshotsOf(ctx, c, client.ObjectKeyFromObject(o))
+		if err != nil {
 			return nil
 		}
 		var out []reconcile.Request

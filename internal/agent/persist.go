@@ -33,8 +33,7 @@ type recordPolicy struct {
 // cannot mend, or the budget passes; it returns the last error. Writes
 // given to it are idempotent (server-side apply, or a merge patch of fields
 // the agent alone sets), so an attempt whose answer was lost is harmless to
-// repeat.
-// Each failed attempt that will be tried again is logged.
+// repeat. Each failed attempt that will be tried again is logged.
 func record(ctx context.Context, log logr.Logger, write func(context.Context) error) error {
 	return recording.record(ctx, log, write)
 }
@@ -50,15 +49,15 @@ func (p recordPolicy) record(ctx context.Context, log logr.Logger, write func(co
 		if err == nil || !retriable(err) {
 			return err
 		}
-		wait := b.Step()
-		if deadline, _ := ctx.Deadline(); time.Now().Add(wait).After(deadline) {
+		delay := b.Step()
+		if deadline, _ := ctx.Deadline(); time.Now().Add(delay).After(deadline) {
 			return err
 		}
-		log.Info("cannot record yet; trying again", "in", wait.String(), "error", err.Error())
+		log.Info("cannot record yet; trying again", "in", delay.String(), "error", err.Error())
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(wait):
+		case <-time.After(delay):
 		}
 	}
 }
