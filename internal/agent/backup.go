@@ -125,35 +125,21 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	hctx, stopHashing := context.WithCancel(ctx)
 	defer stopHashing()
 	hashing := startHashing(hctx, files)
+	checked := startCheck(ctx, rc)
 	progress := newProgressWriter(w, state, ProgressInterval)
-	sum, err := rc.Backup(ctx, restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}, progress.report)
+	sum, err := rc.Backup(ctx, restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude), ListFiles: true}, progress.report)
 	progress.stop()
+	if err == nil {
+		err = checkRead(listedSizes(files), sum)
+	}
 	if err != nil {
 		stopHashing()
 		hashing.wait()
+		checked.wait()
 		return sum, nil, err
 	}
-	if err := checkRead(listedSizes(files), sum); err != nil {
-		stopHashing()
-		hashing.wait()
-		return sum, nil, err
-	}
-	// The check needs only restic's snapshot, so it runs while the hasher
-	// finishes: an incremental backup skips unchanged files, which the
-	// hasher still reads. It runs without the exclusive lock: a lock left
-	// by an interrupted run of this component stays until restic deems it
-	// stale (30 minutes), and must not fail every backup until then.
-	type checkResult struct {
-		sum *restic.CheckSummary
-		err error
-	}
-	checked := make(chan checkResult, 1)
-	go func() {
-		cs, err := rc.Check(ctx, restic.CheckOptions{NoLock: true})
-		checked <- checkResult{cs, err}
-	}()
-	manifestFiles, merr := storedManifest(ctx, rc, sum.SnapshotID, files, hashing, o.ScratchDir)
-	if c := <-checked; c.err != nil {
+	manifestFiles, merr := settleManifest(ctx, files, hashing.wait(), sum.Files, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
+	if c := checked.wait(); c.err != nil {
 		redo := func(ctx context.Context) (*restic.BackupSummary, error) {
 			return rc.Backup(ctx, restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}, nil)
 		}
@@ -208,19 +194,51 @@ func (r *Runner) prepareRepository(ctx context.Context, t *target, rc *restic.Re
 	return unlockStale(ctx, t.bucket, t.resticPath, func(ctx context.Context) error { return rc.Unlock(ctx, false) })
 }
 
-// storedManifest is the manifest's files of the restic snapshot id: the
-// files restic lists in it, hashed by the hasher while restic read them or
-// taken back from restic when they changed or appeared during the run.
-func storedManifest(ctx context.Context, rc *restic.Restic, id string, files []sourceFile, hashing *contentHasher, scratch string) ([]ManifestFile, error) {
-	stored, err := rc.Files(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("cannot list the files of restic snapshot %q: %w", id, err)
-	}
-	restore := func(ctx context.Context, dir string, paths []string) error {
+// restoreFrom restores the files of restic snapshot id that match paths
+// into dir: how the manifest takes back what changed during the run.
+func restoreFrom(rc *restic.Restic, id string) restoreFunc {
+	return func(ctx context.Context, dir string, paths []string) error {
 		_, err := rc.Restore(ctx, id, dir, nil, includePatterns(paths)...)
 		return err
 	}
-	return settleManifest(ctx, files, hashing.wait(), stored, scratch, restore)
+}
+
+// checkResult is what the repository's structural check found.
+type checkResult struct {
+	sum *restic.CheckSummary
+	err error
+}
+
+// pendingCheck is a structural check running beside the backup.
+type pendingCheck struct{ done chan checkResult }
+
+// startCheck checks the repository's structure while the backup runs:
+// every pack the index names is in storage, and every earlier snapshot's
+// trees are whole. That is what a new snapshot builds on: restic stores
+// only the data the index lacks, so a pack storage lost would leave the
+// new snapshot pointing at nothing, and the check finds it (heal repairs
+// it). What this backup adds restic verifies itself before it uploads.
+// Running beside the backup, the check's key derivation and index
+// reading cost no time after it.
+//
+// The check runs without the exclusive lock: a lock left by an
+// interrupted run of this component stays until restic deems it stale
+// (30 minutes), and must not fail every backup until then. Packs the
+// backup uploads before its index are not an error to restic's check.
+func startCheck(ctx context.Context, rc *restic.Restic) *pendingCheck {
+	p := &pendingCheck{done: make(chan checkResult, 1)}
+	go func() {
+		cs, err := rc.Check(ctx, restic.CheckOptions{NoLock: true})
+		p.done <- checkResult{cs, err}
+	}()
+	return p
+}
+
+// wait gives the check's result; it may be called more than once.
+func (p *pendingCheck) wait() checkResult {
+	c := <-p.done
+	p.done <- c
+	return c
 }
 
 // unlockStale runs restic's unlock only when the repository holds a lock.

@@ -407,11 +407,11 @@ func TestStoredManifestFromRestic(t *testing.T) {
 			if tc.between != nil {
 				tc.between(t, root)
 			}
-			backup, err := rc.Backup(ctx, restic.BackupOptions{Paths: []string{root}, Host: "stored"}, nil)
+			backup, err := rc.Backup(ctx, restic.BackupOptions{Paths: []string{root}, Host: "stored", ListFiles: true}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := storedManifest(ctx, rc, backup.SnapshotID, files, hashing, t.TempDir())
+			got, err := settleManifest(ctx, files, hashing.wait(), backup.Files, t.TempDir(), restoreFrom(rc, backup.SnapshotID))
 			if err != nil {
 				t.Fatal(err)
 			}

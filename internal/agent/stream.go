@@ -51,6 +51,8 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 		return nil, nil, err
 	}
 	defer src.Close()
+	checked := startCheck(ctx, rc)
+	defer checked.wait()
 	h := blake3.New(32, nil)
 	n := &countWriter{}
 	progress := newProgressWriter(w, state, ProgressInterval)
@@ -63,10 +65,10 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 	if n.n == 0 {
 		return sum, nil, &reasonError{reason: ReasonNothingRead, msg: "the stream ended before it gave any data"}
 	}
-	if cs, err := rc.Check(ctx, restic.CheckOptions{NoLock: true}); err != nil {
+	if c := checked.wait(); c.err != nil {
 		// A stream cannot be read twice: the index is repaired, and if
 		// this run's snapshot lost data the next run stores it whole.
-		h, err := r.heal(ctx, t, rc, sum.SnapshotID, cs, err, nil)
+		h, err := r.heal(ctx, t, rc, sum.SnapshotID, c.sum, c.err, nil)
 		t.healing = h
 		if err != nil {
 			return sum, ptr.To(false), err

@@ -22,6 +22,11 @@ type BackupOptions struct {
 	Host string
 	// Args are extra restic backup flags, such as "--compression=max".
 	Args []string
+	// ListFiles asks restic to name every item it stores (its verbose
+	// lines, --verbose=2), so the summary's Files lists the snapshot's
+	// regular files without a second restic run (ls) that pays for key
+	// derivation and the index again.
+	ListFiles bool
 }
 
 // BackupProgress is one status message of a running backup.
@@ -58,6 +63,10 @@ type BackupSummary struct {
 	// from the index by RepairIndex): each heals the snapshots that hold
 	// the same content.
 	StoredAgain int
+	// Files are the snapshot paths of the regular files the snapshot
+	// holds, new, changed and unchanged alike, when BackupOptions.ListFiles
+	// was set; nil otherwise.
+	Files []string
 }
 
 // maxItemErrors bounds how many unreadable items a summary lists.
@@ -81,6 +90,8 @@ type backupMessage struct {
 	} `json:"error"`
 	During string `json:"during"`
 	Item   string `json:"item"`
+	// verbose_status
+	Action string `json:"action"`
 	// summary
 	SnapshotID          string    `json:"snapshot_id"`
 	FilesNew            uint64    `json:"files_new"`
@@ -130,6 +141,9 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 	for _, t := range opts.Tags {
 		args = append(args, "--tag", t)
 	}
+	if opts.ListFiles {
+		args = append(args, "--verbose=2")
+	}
 	if opts.Host != "" {
 		args = append(args, "--host", opts.Host)
 	}
@@ -137,7 +151,7 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 	args = append(args, "--")
 	args = append(args, opts.Paths...)
 	var sum *BackupSummary
-	var itemErrors []string
+	var itemErrors, files []string
 	var storedAgain, otherErrors int
 	onError := func(line []byte) {
 		var m backupMessage
@@ -172,6 +186,13 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 			}
 		case "error":
 			onError(line)
+		case "verbose_status":
+			// Directories are named with a trailing slash; only regular
+			// files are named without one (restic reports no other
+			// kind), and an item restic failed to store is not reported.
+			if opts.ListFiles && m.Action != "scan_finished" && m.Item != "" && !strings.HasSuffix(m.Item, "/") {
+				files = append(files, m.Item)
+			}
 		case "summary":
 			sum = &BackupSummary{
 				SnapshotID: m.SnapshotID, FilesNew: m.FilesNew, FilesChanged: m.FilesChanged, FilesUnmodified: m.FilesUnmodified,
@@ -184,6 +205,12 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 	}, onError, nil)
 	if sum != nil {
 		sum.Errors, sum.StoredAgain = itemErrors, storedAgain
+		if opts.ListFiles {
+			sum.Files = files
+			if sum.Files == nil {
+				sum.Files = []string{}
+			}
+		}
 	}
 	var e *Error
 	if errors.As(err, &e) && e.Reason == ReasonSourceIncomplete && otherErrors == 0 && storedAgain > 0 && sum != nil && sum.SnapshotID != "" {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +316,77 @@ func TestLocks(t *testing.T) {
 	host, _ := os.Hostname()
 	if len(got) != 1 || got[0].Exclusive || got[0].Hostname != host || got[0].PID != cmd.Process.Pid || got[0].ID == "" {
 		t.Errorf("Locks while a backup runs = %+v; want one non-exclusive lock of host %q, pid %d", got, host, cmd.Process.Pid)
+	}
+}
+
+// TestBackupListsFiles: the files a backup names (ListFiles) are the
+// regular files restic's ls finds in its snapshot, on a first backup, on
+// an incremental one where some files are unchanged, one changed, one
+// new and one gone, and with an excluded file and a symbolic link, which
+// the snapshot holds as no regular file.
+func TestBackupListsFiles(t *testing.T) {
+	src, _, _ := source(t)
+	for name, data := range map[string]string{"odd/[x]*? name.txt": "odd", "skip.tmp": "excluded"} {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("hello.txt", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	r := newRestic(t, t.TempDir(), password)
+	if err := r.Init(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	opts := restic.BackupOptions{Paths: []string{src}, Host: "lists", Args: []string{"--exclude=*.tmp"}, ListFiles: true}
+	backup := func(t *testing.T) *restic.BackupSummary {
+		t.Helper()
+		sum, err := r.Backup(ctx(t), opts, nil)
+		if err != nil {
+			t.Fatalf("cannot back up: %v", err)
+		}
+		listed, err := r.Files(ctx(t), sum.SnapshotID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(listed)
+		got := slices.Sorted(slices.Values(sum.Files))
+		if diff := cmp.Diff(listed, got); diff != "" {
+			t.Errorf("The backup names the files restic ls lists: -ls +backup:\n%s", diff)
+		}
+		return sum
+	}
+	first := backup(t)
+	if diff := cmp.Diff(6, len(first.Files)); diff != "" {
+		t.Errorf("First backup: files named: -want +got:\n%s", diff)
+	}
+	if err := os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello again\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "nested/deeper/new-later"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(src, "nested/notes.md")); err != nil {
+		t.Fatal(err)
+	}
+	second := backup(t)
+	if second.FilesUnmodified == 0 {
+		t.Errorf("The second backup found no unchanged file (%+v): it does not test them", second)
+	}
+	if diff := cmp.Diff(6, len(second.Files)); diff != "" {
+		t.Errorf("Second backup: files named: -want +got:\n%s", diff)
+	}
+
+	opts.ListFiles = false
+	sum, err := r.Backup(ctx(t), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Files != nil {
+		t.Errorf("Without ListFiles the summary names no files, got %d", len(sum.Files))
 	}
 }
