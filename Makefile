@@ -43,10 +43,12 @@ images:
 	@hack/tools.sh crossplane crossplane-core
 	$(GO) run ./hack/images $(if $(IMAGES_PUSH),-push $(IMAGES_PUSH))
 
-## generate: regenerate deepcopy code and CRDs from apis/
+## generate: regenerate deepcopy code and CRDs from apis/, and the built-in
+## addons of package/addons from their sources in functions/templates
 generate:
 	@hack/tools.sh controller-gen
 	$(GO) generate ./apis/... ./functions/...
+	$(GO) run ./hack/gen-addons
 
 ## crossplane-manifest: render Crossplane core's chart, at the version
 ## hack/tools/crossplane pins, into internal/devcluster/crossplane/core.yaml
@@ -64,8 +66,8 @@ verify: verify-generate
 	$(GO) vet ./...
 
 verify-generate: generate
-	@git diff --exit-code -- apis package/crds functions/xfn/input functions/package/input || { echo "generated code is out of date: run 'make generate' and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard -- apis package/crds functions/xfn/input functions/package/input); \
+	@git diff --exit-code -- apis package/crds package/addons functions/xfn/input functions/package/input || { echo "generated code is out of date: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- apis package/crds package/addons functions/xfn/input functions/package/input); \
 	  if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked"; exit 1; fi
 
 ## test: every tier, building what the tests need first

@@ -306,8 +306,8 @@ func (r *Renderer) evalParams(ctx context.Context, task *addonsv1alpha1.Task, fn
 // that the paths the contract needs are there with the right kinds.
 func build(f *ast.File) (cue.Value, error) {
 	cctx := cuecontext.New()
-	v := cctx.BuildFile(f)
-	if err := v.Err(); err != nil {
+	v, err := compile(cctx, f)
+	if err != nil {
 		return cue.Value{}, fromCUE("cannot compile template", err)
 	}
 	schema := cctx.CompileString(contextSchema, cue.Filename("stashplane-context.cue"))

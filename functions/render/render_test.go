@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -89,11 +90,22 @@ func TestRender(t *testing.T) {
 		errParts []string
 		errIs    error
 	}
+	agentExample := docsCUE(t, "../../docs/addons.md", "## The `stashplane.io/agent` package")
 	cases := map[string]struct {
 		reason string
 		args   args
 		want   want
 	}{
+		"AgentPackage": {
+			reason: "A template importing stashplane.io/agent (the example docs/addons.md gives platform teams) renders an agent Job with its bounded name, labels, run flags and credential mounts.",
+			args:   args{template: agentExample, params: `{"paths": "/data, /etc/app"}`, addon: testAddon()},
+			want:   want{golden: "render-agent-package"},
+		},
+		"OtherStashplanePackage": {
+			reason: "Only the packages the renderer provides may be imported from stashplane.io.",
+			args:   args{template: "import \"stashplane.io/secrets\"\n#Params: {}\nobjects: []\n", addon: testAddon()},
+			want:   want{errParts: []string{`import "stashplane.io/secrets" is not allowed`, "allowed: stashplane.io/agent, crypto/sha256"}, errIs: render.ErrImportNotAllowed},
+		},
 		"Rendered": {
 			reason: "A valid template renders a Job with params, defaults, context, labels and runtime settings.",
 			args:   args{template: jobTemplate, params: `{"paths": ["/data"]}`, addon: testAddon()},
@@ -314,4 +326,27 @@ func TestRenderDeterministic(t *testing.T) {
 			t.Fatalf("render %d differs from the first:\n%s", i, cmp.Diff(string(first), string(out)))
 		}
 	}
+}
+
+// docsCUE is the first cue code block of the markdown file path after the
+// line heading.
+func docsCUE(t *testing.T, path, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("%s has no heading %q", path, heading)
+	}
+	_, block, ok := strings.Cut(after, "```cue\n")
+	if !ok {
+		t.Fatalf("%s has no cue block after %q", path, heading)
+	}
+	block, _, ok = strings.Cut(block, "```")
+	if !ok {
+		t.Fatalf("%s: the cue block after %q does not end", path, heading)
+	}
+	return block
 }

@@ -18,14 +18,17 @@ package render
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/ast/astutil"
+	cuebuild "cuelang.org/go/cue/build"
 	"cuelang.org/go/cue/parser"
 	"cuelang.org/go/cue/token"
 )
@@ -49,13 +52,57 @@ var AllowedImports = []string{
 	"struct",
 }
 
+// AgentPackage is the import path of the CUE package the renderer
+// provides to templates: the parts every agent Job shares
+// (cue/agent/agent.cue, documented in docs/addons.md).
+const AgentPackage = "stashplane.io/agent"
+
+//go:embed cue/agent/agent.cue
+var agentSource string
+
+// providedPackages are the CUE packages of Stashplane's own a template may
+// import besides the standard library's, by import path: their source.
+var providedPackages = map[string]string{AgentPackage: agentSource}
+
 var allowedImports = func() map[string]bool {
-	m := make(map[string]bool, len(AllowedImports))
+	m := make(map[string]bool, len(AllowedImports)+len(providedPackages))
 	for _, p := range AllowedImports {
+		m[p] = true
+	}
+	for p := range providedPackages {
 		m[p] = true
 	}
 	return m
 }()
+
+// compile builds a parsed template in cctx with the packages it imports
+// from providedPackages.
+func compile(cctx *cue.Context, f *ast.File) (cue.Value, error) {
+	bctx := cuebuild.NewContext()
+	inst := bctx.NewInstance(f.Filename, nil)
+	if err := inst.AddSyntax(f); err != nil {
+		return cue.Value{}, err
+	}
+	for spec := range f.ImportSpecs() {
+		path, err := strconv.Unquote(spec.Path.Value)
+		src, ok := providedPackages[path]
+		if err != nil || !ok {
+			continue
+		}
+		pf, err := parser.ParseFile(path+"/"+ast.ParseImportPath(path).Qualifier+".cue", src, parser.ParseComments)
+		if err != nil {
+			return cue.Value{}, err
+		}
+		dep := bctx.NewInstance(path, nil)
+		dep.ImportPath = path
+		if err := dep.AddSyntax(pf); err != nil {
+			return cue.Value{}, err
+		}
+		inst.Imports = append(inst.Imports, dep)
+	}
+	v := cctx.BuildInstance(inst)
+	return v, v.Err()
+}
 
 // parseTemplate parses a template after checking its size, and refuses
 // imports outside AllowedImports and attributes that reach outside the
@@ -77,7 +124,7 @@ func parseTemplate(filename, src string, maxBytes int) (*ast.File, error) {
 		if !allowedImports[p] {
 			issues = append(issues, Issue{
 				Position: spec.Pos().String(),
-				Reason:   fmt.Sprintf("import %q is not allowed; allowed: %s", p, strings.Join(AllowedImports, ", ")),
+				Reason:   fmt.Sprintf("import %q is not allowed; allowed: %s", p, strings.Join(append([]string{AgentPackage}, AllowedImports...), ", ")),
 			})
 		}
 	}
