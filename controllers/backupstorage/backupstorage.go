@@ -43,7 +43,7 @@ type Options = storagekind.Options
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "backupstorage"
 	if o.Reason == nil {
-		o.Reason = DefaultReason
+		o.Reason = backend.Classify
 	}
 	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.BackupStorageGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, now: o.Now}, o)
 	err := ctrl.NewControllerManagedBy(mgr).

@@ -241,7 +241,7 @@ func TestExternal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e := &external{kube: fake.NewClientBuilder().WithScheme(s).WithObjects(tc.objs...).Build(), bucket: b, reason: DefaultReason, now: func() time.Time { return stamp }}
+			e := &external{kube: fake.NewClientBuilder().WithScheme(s).WithObjects(tc.objs...).Build(), bucket: b, reason: backend.Classify, now: func() time.Time { return stamp }}
 			obs, err := tc.do(e, tc.bs)
 			if (err != nil) != tc.want.err {
 				t.Fatalf("%s\nerror %v, want error %v", tc.reason, err, tc.want.err)

@@ -173,7 +173,7 @@ const ReasonRepositoryNotEmpty = "RepositoryNotEmpty"
 // none (in an empty directory only), else removes the locks of runs that
 // are gone.
 func (r *Runner) prepareRepository(ctx context.Context, t *target, rc *restic.Restic) error {
-	exists, err := t.bucket.Exists(ctx, t.resticPath+"config")
+	exists, err := t.bucket.Exists(ctx, backend.ResticConfigKey(t.resticPath))
 	if err != nil {
 		return fmt.Errorf("cannot look for the restic repository: %w", err)
 	}
@@ -248,7 +248,7 @@ func (p *pendingCheck) wait() checkResult {
 // lock made after the listing belongs to a live run, which unlock would
 // keep anyway.
 func unlockStale(ctx context.Context, bucket *blob.Bucket, resticPath string, unlock func(context.Context) error) error {
-	_, err := bucket.List(&blob.ListOptions{Prefix: resticPath + "locks/"}).Next(ctx)
+	_, err := bucket.List(&blob.ListOptions{Prefix: backend.ResticLocksPrefix(resticPath)}).Next(ctx)
 	switch {
 	case errors.Is(err, io.EOF):
 		return nil

@@ -44,7 +44,7 @@ func ForgetResticSnapshot(ctx context.Context, b *blob.Bucket, prefix, id string
 	if err := liveLock(ctx, b, prefix, now); err != nil {
 		return fmt.Errorf("cannot forget restic snapshot %q: %w", id, err)
 	}
-	dir := path.Join(prefix, "snapshots") + "/"
+	dir := ResticSnapshotsPrefix(prefix)
 	key := dir + id
 	if len(id) < 64 {
 		it := b.List(&blob.ListOptions{Prefix: dir + id})
@@ -78,7 +78,7 @@ func ForgetResticSnapshot(ctx context.Context, b *blob.Bucket, prefix, id string
 // restic repository at prefix holds a lock written within ResticStaleLock
 // of now.
 func liveLock(ctx context.Context, b *blob.Bucket, prefix string, now time.Time) error {
-	it := b.List(&blob.ListOptions{Prefix: path.Join(prefix, "locks") + "/"})
+	it := b.List(&blob.ListOptions{Prefix: ResticLocksPrefix(prefix)})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {

@@ -26,7 +26,29 @@ func SnapshotKey(repoPath, snapshot string) string {
 
 // ResticPrefix is the prefix of one component's restic repository.
 func ResticPrefix(repoPath, session, component string) string {
-	return path.Join(repoPath, "repository", "v1", session, component) + "/"
+	return path.Join(ResticSessionsPrefix(repoPath), session, component) + "/"
+}
+
+// ResticSessionsPrefix is the prefix under which a repository's restic
+// repositories lie, one per session and component.
+func ResticSessionsPrefix(repoPath string) string {
+	return path.Join(repoPath, "repository", "v1") + "/"
+}
+
+// ManifestsPrefix is the prefix of a repository's content manifests.
+func ManifestsPrefix(repoPath string) string { return path.Join(repoPath, "manifests") + "/" }
+
+// Inside one restic repository (a ResticPrefix), restic's own layout: its
+// config, and the directories of its locks and snapshots.
+func ResticConfigKey(prefix string) string { return strings.TrimSuffix(prefix, "/") + "/config" }
+
+// ResticLocksPrefix is the prefix of a restic repository's lock files.
+func ResticLocksPrefix(prefix string) string { return strings.TrimSuffix(prefix, "/") + "/locks/" }
+
+// ResticSnapshotsPrefix is the prefix of a restic repository's snapshot
+// files.
+func ResticSnapshotsPrefix(prefix string) string {
+	return strings.TrimSuffix(prefix, "/") + "/snapshots/"
 }
 
 // Metadata is the storage's record, metadata.yaml at its root: who wrote
@@ -66,5 +88,5 @@ const (
 // each file's path, size and SHA-256), written by the backup agent beside
 // the restic data for later verification.
 func ManifestKey(repoPath, snapshot, component string) string {
-	return path.Join(repoPath, "manifests", snapshot, component+".json.gz")
+	return path.Join(ManifestsPrefix(repoPath), snapshot, component+".json.gz")
 }

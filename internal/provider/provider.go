@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute},
 	}
 	err = controllers.Setup(mgr, controllers.Options{
-		Log: o.Log, Opener: opener, Reason: Reason, PollInterval: o.PollInterval, SnapshotPollInterval: o.SnapshotPollInterval, AmbientNamespaces: o.AmbientNamespaces,
+		Log: o.Log, Opener: opener, Reason: backend.Classify, PollInterval: o.PollInterval, SnapshotPollInterval: o.SnapshotPollInterval, AmbientNamespaces: o.AmbientNamespaces,
 		ClusterDumpNamespaces: o.ClusterDumpNamespaces, Workers: o.Workers,
 	})
 	if err != nil {

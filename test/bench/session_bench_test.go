@@ -81,7 +81,7 @@ func BenchmarkBackupSession(b *testing.B) {
 			len(overheads), med, p90, overheadTarget, verdict(med <= overheadTarget))
 		fmt.Fprintf(w, "plain restic first backup\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.plain), spread(tp.plain)/2)
 		fmt.Fprintf(w, "backup Job first backup\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.job), spread(tp.job)/2)
-		fmt.Fprintf(w, "Job / plain restic\t%.2f×\t\t≥%.1f×\t%s\t\n", ratio, throughputTarget, verdict(ratio >= throughputTarget))
+		fmt.Fprintf(w, "Job / plain restic\t%.2f×\t\t≥%.2f×\t%s\t\n", ratio, throughputTarget, verdict(ratio >= throughputTarget))
 		fmt.Fprintf(w, "  restic's backup alone, plain\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.plainRestic), spread(tp.plainRestic)/2)
 		fmt.Fprintf(w, "  restic's backup alone, in the Job\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.jobRestic), spread(tp.jobRestic)/2)
 		fmt.Fprintf(w, "  in the Job / plain\t%.2f×\t\t\t\t\n", resticRatio)

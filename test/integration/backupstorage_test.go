@@ -33,7 +33,7 @@ func TestBackupStorageWipeOutWaitsForRuns(t *testing.T) {
 	s3.CreateBucket(t, "wipe")
 	runController(t, func(mgr ctrl.Manager) error {
 		opener := &backend.Opener{Client: mgr.GetClient(), Remote: provider.OpenRemote}
-		return backupstorage.Setup(mgr, backupstorage.Options{Log: mgr.GetLogger(), Opener: opener, Reason: provider.Reason, PollInterval: time.Second})
+		return backupstorage.Setup(mgr, backupstorage.Options{Log: mgr.GetLogger(), Opener: opener, Reason: backend.Classify, PollInterval: time.Second})
 	})
 	ctx := testContext(t)
 	const ns = testNamespace
