@@ -34,7 +34,7 @@ func (r *reconciler) holder(ctx context.Context, s *corev1alpha1.BackupVerificat
 	if client.IgnoreNotFound(err) != nil {
 		return "", fmt.Errorf("cannot get lease %q: %w", naming.VerifyLock(s.Spec.Snapshot), err)
 	}
-	if err == nil && ownedBy(l, s) {
+	if err == nil && metav1.IsControlledBy(l, s) {
 		return "", nil
 	}
 	list := &corev1alpha1.BackupVerificationSessionList{}
@@ -45,11 +45,6 @@ func (r *reconciler) holder(ctx context.Context, s *corev1alpha1.BackupVerificat
 		return h, nil
 	}
 	return r.lock(ctx, s)
-}
-
-func ownedBy(l *coordinationv1.Lease, s *corev1alpha1.BackupVerificationSession) bool {
-	c := metav1.GetControllerOf(l)
-	return c != nil && c.UID == s.UID
 }
 
 // lock takes the Lease named after the Snapshot s verifies, controlled by
@@ -75,7 +70,7 @@ func (r *reconciler) lock(ctx context.Context, s *corev1alpha1.BackupVerificatio
 	if err := r.api.Get(ctx, client.ObjectKeyFromObject(l), l); err != nil {
 		return "", fmt.Errorf("cannot get lease %q: %w", l.Name, err)
 	}
-	if ownedBy(l, s) {
+	if metav1.IsControlledBy(l, s) {
 		return "", nil
 	}
 	h := ptr.Deref(l.Spec.HolderIdentity, "")
@@ -84,7 +79,7 @@ func (r *reconciler) lock(ctx context.Context, s *corev1alpha1.BackupVerificatio
 	if client.IgnoreNotFound(err) != nil {
 		return "", fmt.Errorf("cannot get backupverificationsession %q: %w", h, err)
 	}
-	if err == nil && ownedBy(l, o) && !done(phase(o)) && o.DeletionTimestamp == nil {
+	if err == nil && metav1.IsControlledBy(l, o) && !done(phase(o)) && o.DeletionTimestamp == nil {
 		return h, nil
 	}
 	if err := r.unlock(ctx, l); err != nil {
@@ -113,7 +108,7 @@ func (r *reconciler) release(ctx context.Context, s *corev1alpha1.BackupVerifica
 	if err != nil {
 		return fmt.Errorf("cannot get lease %q: %w", naming.VerifyLock(s.Spec.Snapshot), err)
 	}
-	if !ownedBy(l, s) {
+	if !metav1.IsControlledBy(l, s) {
 		return nil
 	}
 	return r.unlock(ctx, l)
