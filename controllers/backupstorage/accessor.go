@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/accessor"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -59,7 +59,7 @@ func (r *accessorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.ensureSecret(ctx, bs); err != nil {
 		return ctrl.Result{}, err
 	}
-	d, err := backend.AccessorDeployment(bs, r.image)
+	d, err := accessor.Deployment(bs, r.image)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -75,15 +75,15 @@ func (r *accessorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 // ensureSecret makes the token Secret once; the token never changes after.
 func (r *accessorReconciler) ensureSecret(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {
-	err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: backend.AccessorName(bs)}, &corev1.Secret{})
+	err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: accessor.Name(bs)}, &corev1.Secret{})
 	if !kerrors.IsNotFound(err) {
 		return err
 	}
-	token, err := backend.NewAccessorToken()
+	token, err := accessor.NewToken()
 	if err != nil {
 		return err
 	}
-	s := backend.AccessorSecret(bs, token)
+	s := accessor.TokenSecret(bs, token)
 	if err := controllerutil.SetControllerReference(bs, s, r.kube.Scheme()); err != nil {
 		return fmt.Errorf("cannot own accessor secret: %w", err)
 	}
@@ -94,7 +94,7 @@ func (r *accessorReconciler) ensureSecret(ctx context.Context, bs *storagev1alph
 }
 
 func (r *accessorReconciler) remove(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {
-	key := types.NamespacedName{Namespace: bs.Namespace, Name: backend.AccessorName(bs)}
+	key := types.NamespacedName{Namespace: bs.Namespace, Name: accessor.Name(bs)}
 	for _, o := range []client.Object{&appsv1.Deployment{}, &corev1.Secret{}} {
 		err := r.kube.Get(ctx, key, o)
 		if kerrors.IsNotFound(err) {

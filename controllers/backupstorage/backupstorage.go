@@ -31,6 +31,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
+	"github.com/stashplane/stashplane/internal/accessor"
 	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/version"
@@ -79,7 +80,7 @@ func storagesUsingSecret(c client.Client) handler.MapFunc {
 		}
 		var out []reconcile.Request
 		for _, bs := range list.Items {
-			if backend.SecretName(bs.Spec.Storage) == o.GetName() || backend.AccessorName(&bs) == o.GetName() {
+			if backend.SecretName(bs.Spec.Storage) == o.GetName() || accessor.Name(&bs) == o.GetName() {
 				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bs)})
 			}
 		}
@@ -131,10 +132,10 @@ func storageOfRepository(_ context.Context, o client.Object) []reconcile.Request
 // storage is observed as soon as its accessor serves.
 func storageOfAccessorPod(_ context.Context, o client.Object) []reconcile.Request {
 	l := o.GetLabels()
-	if l[backend.LabelComponent] != backend.ComponentAccessor || l[backend.LabelBackupStorage] == "" {
+	if l[accessor.LabelComponent] != accessor.Component || l[accessor.LabelBackupStorage] == "" {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: l[backend.LabelBackupStorage]}}}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: l[accessor.LabelBackupStorage]}}}
 }
 
 type connector struct {

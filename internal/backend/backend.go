@@ -45,13 +45,6 @@ func (e *ErrSecretNotFound) Error() string {
 	return fmt.Sprintf("cannot find backend secret %q in namespace %q", e.Name, e.Namespace)
 }
 
-// ErrAccessorNotReady says a local storage's accessor pod is not serving yet.
-type ErrAccessorNotReady struct{ Reason string }
-
-func (e *ErrAccessorNotReady) Error() string {
-	return "the storage accessor is not ready: " + e.Reason
-}
-
 // SecretName is the name of the Secret holding a backend's credentials, or
 // "" when it has none (local storage, ambient credentials).
 func SecretName(b storagev1alpha1.Backend) string {
@@ -107,7 +100,7 @@ func (o *Opener) Open(ctx context.Context, bs *storagev1alpha1.BackupStorage) (*
 }
 
 func (o *Opener) openAccessor(ctx context.Context, bs *storagev1alpha1.BackupStorage) (*blob.Bucket, error) {
-	addr, token, err := AccessorEndpoint(ctx, o.Client, bs)
+	addr, token, err := accessor.Endpoint(ctx, o.Client, bs)
 	if err != nil {
 		return nil, err
 	}

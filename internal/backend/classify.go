@@ -15,7 +15,7 @@ import (
 // a backend's own text; an accessor's messages are its own and name no
 // credential; a local storage whose accessor is not serving yet says so.
 func Classify(err error) (reason, message string) {
-	var nr *ErrAccessorNotReady
+	var nr *accessor.ErrNotReady
 	switch {
 	case err == nil:
 		return "", ""

@@ -43,7 +43,7 @@ func TestClassify(t *testing.T) {
 		},
 		"AccessorNotReady": {
 			reason: "A local storage whose accessor has no ready pod says so.",
-			err:    &ErrAccessorNotReady{Reason: "no ready pod"},
+			err:    &accessor.ErrNotReady{Reason: "no ready pod"},
 			want:   ReasonAccessorNotReady,
 		},
 		"AccessorRefused": {

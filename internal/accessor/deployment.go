@@ -1,4 +1,4 @@
-package backend
+package accessor
 
 import (
 	"context"
@@ -29,28 +29,35 @@ const (
 	LabelBackupStorage = "stashplane.io/backupstorage"
 	// LabelComponent says what part of Stashplane an object is.
 	LabelComponent = "stashplane.io/component"
-	// ComponentAccessor is the accessor's component label value.
-	ComponentAccessor = "storage-accessor"
+	// Component is the accessor's component label value.
+	Component = "storage-accessor"
 
-	// AccessorPort is where the accessor listens on its pod IP.
-	AccessorPort = 9000
-	// accessorTokenKey is the token's key in the accessor's Secret.
-	accessorTokenKey = "token"
-	accessorTokenDir = "/var/run/stashplane/accessor"
+	// Port is where the accessor listens on its pod IP.
+	Port = 9000
+	// tokenKey is the token's key in the accessor's Secret.
+	tokenKey = "token"
+	tokenDir = "/var/run/stashplane/accessor"
 )
 
-// AccessorName is the name of a BackupStorage's accessor Deployment and
+// ErrNotReady says a local storage's accessor pod is not serving yet.
+type ErrNotReady struct{ Reason string }
+
+func (e *ErrNotReady) Error() string {
+	return "the storage accessor is not ready: " + e.Reason
+}
+
+// Name is the name of a BackupStorage's accessor Deployment and
 // token Secret.
-func AccessorName(bs *storagev1alpha1.BackupStorage) string {
+func Name(bs *storagev1alpha1.BackupStorage) string {
 	return bs.Name + "-accessor"
 }
 
-func accessorLabels(bs *storagev1alpha1.BackupStorage) map[string]string {
-	return map[string]string{LabelBackupStorage: bs.Name, LabelComponent: ComponentAccessor}
+func labelsOf(bs *storagev1alpha1.BackupStorage) map[string]string {
+	return map[string]string{LabelBackupStorage: bs.Name, LabelComponent: Component}
 }
 
-// NewAccessorToken returns a fresh random token.
-func NewAccessorToken() (string, error) {
+// NewToken returns a fresh random token.
+func NewToken() (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("cannot generate accessor token: %w", err)
@@ -58,45 +65,45 @@ func NewAccessorToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// AccessorSecret is the Secret holding the accessor's token.
-func AccessorSecret(bs *storagev1alpha1.BackupStorage, token string) *corev1.Secret {
+// TokenSecret is the Secret holding the accessor's token.
+func TokenSecret(bs *storagev1alpha1.BackupStorage, token string) *corev1.Secret {
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: AccessorName(bs), Namespace: bs.Namespace, Labels: accessorLabels(bs)},
-		Data:       map[string][]byte{accessorTokenKey: []byte(token)},
+		ObjectMeta: metav1.ObjectMeta{Name: Name(bs), Namespace: bs.Namespace, Labels: labelsOf(bs)},
+		Data:       map[string][]byte{tokenKey: []byte(token)},
 	}
 }
 
-// AccessorRoot is the directory the accessor serves: the volume's mount
+// Root is the directory the accessor serves: the volume's mount
 // path and the storage's subPath.
-func AccessorRoot(l *storagev1alpha1.LocalSpec) string {
+func Root(l *storagev1alpha1.LocalSpec) string {
 	return path.Join(l.MountPath, l.SubPath)
 }
 
-// AccessorDeployment is the Deployment that mounts a local storage's volume
+// Deployment is the Deployment that mounts a local storage's volume
 // and serves it.
-func AccessorDeployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv1.Deployment, error) {
+func Deployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv1.Deployment, error) {
 	l := bs.Spec.Storage.Local
 	if l == nil {
 		return nil, fmt.Errorf("cannot run an accessor for %q storage", bs.Spec.Storage.Provider)
 	}
-	labels := accessorLabels(bs)
+	labels := labelsOf(bs)
 	pod := corev1.PodSpec{
 		Containers: []corev1.Container{{
 			Name:  "accessor",
 			Image: image,
 			Args: []string{"storage", "serve",
-				"--root", AccessorRoot(l),
-				"--listen", "$(POD_IP):" + strconv.Itoa(AccessorPort),
-				"--token-file", path.Join(accessorTokenDir, accessorTokenKey)},
+				"--root", Root(l),
+				"--listen", "$(POD_IP):" + strconv.Itoa(Port),
+				"--token-file", path.Join(tokenDir, tokenKey)},
 			Env: []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
 			VolumeMounts: []corev1.VolumeMount{
 				{Name: "storage", MountPath: l.MountPath},
-				{Name: "token", MountPath: accessorTokenDir, ReadOnly: true},
+				{Name: "token", MountPath: tokenDir, ReadOnly: true},
 			},
 		}},
 		Volumes: []corev1.Volume{
 			{Name: "storage", VolumeSource: l.VolumeSource},
-			{Name: "token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: AccessorName(bs)}}},
+			{Name: "token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: Name(bs)}}},
 		},
 	}
 	podLabels, podAnnotations := map[string]string{}, map[string]string(nil)
@@ -113,7 +120,7 @@ func AccessorDeployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv
 		podLabels[k] = v
 	}
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: AccessorName(bs), Namespace: bs.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: Name(bs), Namespace: bs.Namespace, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -123,27 +130,27 @@ func AccessorDeployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv
 	}, nil
 }
 
-// AccessorEndpoint returns the address and token of a local storage's
+// Endpoint returns the address and token of a local storage's
 // running accessor.
-func AccessorEndpoint(ctx context.Context, c client.Client, bs *storagev1alpha1.BackupStorage) (string, string, error) {
+func Endpoint(ctx context.Context, c client.Client, bs *storagev1alpha1.BackupStorage) (string, string, error) {
 	s := &corev1.Secret{}
-	err := c.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: AccessorName(bs)}, s)
+	err := c.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: Name(bs)}, s)
 	if kerrors.IsNotFound(err) {
-		return "", "", &ErrAccessorNotReady{Reason: "its token secret does not exist yet"}
+		return "", "", &ErrNotReady{Reason: "its token secret does not exist yet"}
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("cannot get accessor secret: %w", err)
 	}
 	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(bs.Namespace), client.MatchingLabels(accessorLabels(bs))); err != nil {
+	if err := c.List(ctx, pods, client.InNamespace(bs.Namespace), client.MatchingLabels(labelsOf(bs))); err != nil {
 		return "", "", fmt.Errorf("cannot list accessor pods: %w", err)
 	}
 	for _, p := range pods.Items {
 		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" && ready(&p) {
-			return "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(AccessorPort)), string(s.Data[accessorTokenKey]), nil
+			return "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(Port)), string(s.Data[tokenKey]), nil
 		}
 	}
-	return "", "", &ErrAccessorNotReady{Reason: fmt.Sprintf("no running pod of deployment %q", AccessorName(bs))}
+	return "", "", &ErrNotReady{Reason: fmt.Sprintf("no running pod of deployment %q", Name(bs))}
 }
 
 func ready(p *corev1.Pod) bool {

@@ -1,4 +1,4 @@
-package backend
+package accessor
 
 import (
 	corev1 "k8s.io/api/core/v1"

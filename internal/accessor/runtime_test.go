@@ -1,4 +1,4 @@
-package backend
+package accessor
 
 import (
 	"testing"
@@ -38,10 +38,10 @@ func TestAccessorRuntimeSettings(t *testing.T) {
 			RuntimeSettings: rs,
 		},
 	}
-	for k := range accessorLabels(bs) {
+	for k := range labelsOf(bs) {
 		rs.Pod.PodLabels[k] = "mine"
 	}
-	d, err := AccessorDeployment(bs, "stashplane:test")
+	d, err := Deployment(bs, "stashplane:test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,15 +63,15 @@ func TestAccessorRuntimeSettings(t *testing.T) {
 	want := settings{rs.Pod.NodeSelector, rs.Pod.ServiceAccountName, rs.Pod.Tolerations, rs.Pod.PriorityClassName, rs.Pod.ImagePullSecrets,
 		rs.Pod.SecurityContext, rs.Container.Resources, rs.Container.Env[0], rs.Container.SecurityContext}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("AccessorDeployment(...): runtime settings -want +got:\n%s", diff)
+		t.Errorf("Deployment(...): runtime settings -want +got:\n%s", diff)
 	}
 	meta := d.Spec.Template.ObjectMeta
 	if meta.Labels["team"] != "storage" || meta.Annotations["note"] != "x" {
-		t.Errorf("AccessorDeployment(...): pod labels %v, annotations %v: want podLabels and podAnnotations", meta.Labels, meta.Annotations)
+		t.Errorf("Deployment(...): pod labels %v, annotations %v: want podLabels and podAnnotations", meta.Labels, meta.Annotations)
 	}
 	for k, v := range d.Spec.Selector.MatchLabels {
 		if meta.Labels[k] != v {
-			t.Errorf("AccessorDeployment(...): pod label %s=%q, want the selector's %q whatever podLabels say", k, meta.Labels[k], v)
+			t.Errorf("Deployment(...): pod label %s=%q, want the selector's %q whatever podLabels say", k, meta.Labels[k], v)
 		}
 	}
 }
