@@ -23,17 +23,12 @@ import (
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/accessor"
+	"github.com/stashplane/stashplane/internal/storage"
 )
-
-// OpenFunc opens a bucket of a remote backend (s3, gcs, azure) from its
-// spec and its Secret's data.
-type OpenFunc func(ctx context.Context, spec storagev1alpha1.Backend, secret map[string][]byte) (*blob.Bucket, error)
 
 // Opener opens BackupStorages' buckets.
 type Opener struct {
 	Client client.Client
-	// Remote opens s3, gcs and azure backends.
-	Remote OpenFunc
 	// HTTPClient reaches storage accessors.
 	HTTPClient *http.Client
 }
@@ -93,10 +88,9 @@ func (o *Opener) Open(ctx context.Context, bs *storagev1alpha1.BackupStorage) (*
 	if err != nil {
 		return nil, err
 	}
-	if o.Remote == nil {
-		return nil, fmt.Errorf("cannot open %q storage: no driver is registered for it", bs.Spec.Storage.Provider)
-	}
-	return o.Remote(ctx, bs.Spec.Storage, secret)
+	// storage.Open is the one opener of every backend's bucket, the
+	// agent's too.
+	return storage.Open(ctx, bs.Spec.Storage, secret, storage.OpenOptions{})
 }
 
 func (o *Opener) openAccessor(ctx context.Context, bs *storagev1alpha1.BackupStorage) (*blob.Bucket, error) {

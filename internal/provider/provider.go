@@ -135,7 +135,6 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	opener := &backend.Opener{
 		Client:     mgr.GetClient(),
-		Remote:     OpenRemote,
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute},
 	}
 	err = controllers.Setup(mgr, controllers.Options{

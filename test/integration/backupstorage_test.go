@@ -19,7 +19,6 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/backupstorage"
 	"github.com/stashplane/stashplane/internal/backend"
-	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 )
 
@@ -32,7 +31,7 @@ func TestBackupStorageWipeOutWaitsForRuns(t *testing.T) {
 	s3 := servers.StartS3(t)
 	s3.CreateBucket(t, "wipe")
 	runController(t, func(mgr ctrl.Manager) error {
-		opener := &backend.Opener{Client: mgr.GetClient(), Remote: provider.OpenRemote}
+		opener := &backend.Opener{Client: mgr.GetClient()}
 		return backupstorage.Setup(mgr, backupstorage.Options{Log: mgr.GetLogger(), Opener: opener, Reason: backend.Classify, PollInterval: time.Second})
 	})
 	ctx := testContext(t)
