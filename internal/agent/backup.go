@@ -135,7 +135,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	if err != nil {
 		stopHashing()
 		hashing.wait()
-		checked.wait()
+		checked.stop()
 		return sum, nil, err
 	}
 	manifestFiles, merr := settleManifest(ctx, files, hashing.wait(), sum.Files, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
@@ -210,7 +210,10 @@ type checkResult struct {
 }
 
 // pendingCheck is a structural check running beside the backup.
-type pendingCheck struct{ done chan checkResult }
+type pendingCheck struct {
+	done   chan checkResult
+	cancel context.CancelFunc
+}
 
 // startCheck checks the repository's structure while the backup runs:
 // every pack the index names is in storage, and every earlier snapshot's
@@ -226,7 +229,8 @@ type pendingCheck struct{ done chan checkResult }
 // (30 minutes), and must not fail every backup until then. Packs the
 // backup uploads before its index are not an error to restic's check.
 func startCheck(ctx context.Context, rc *restic.Restic) *pendingCheck {
-	p := &pendingCheck{done: make(chan checkResult, 1)}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pendingCheck{done: make(chan checkResult, 1), cancel: cancel}
 	go func() {
 		cs, err := rc.Check(ctx, restic.CheckOptions{NoLock: true})
 		p.done <- checkResult{cs, err}
@@ -238,7 +242,15 @@ func startCheck(ctx context.Context, rc *restic.Restic) *pendingCheck {
 func (p *pendingCheck) wait() checkResult {
 	c := <-p.done
 	p.done <- c
+	p.cancel()
 	return c
+}
+
+// stop ends a check whose result no longer matters (the backup failed)
+// and waits until restic has exited, so that the bridge it uses may stop.
+func (p *pendingCheck) stop() {
+	p.cancel()
+	p.wait()
 }
 
 // unlockStale runs restic's unlock only when the repository holds a lock.

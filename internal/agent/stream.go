@@ -52,7 +52,7 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 	}
 	defer src.Close()
 	checked := startCheck(ctx, rc)
-	defer checked.wait()
+	defer checked.stop()
 	h := blake3.New(32, nil)
 	n := &countWriter{}
 	progress := newProgressWriter(w, state, ProgressInterval)
