@@ -107,7 +107,10 @@ func (r *reconciler) runVerifier(ctx context.Context, s *corev1alpha1.BackupVeri
 		return r.createVerifierJob(ctx, s, v, rs)
 	}
 	j := &batchv1.Job{}
-	err = r.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Status.VerifierJob}, j)
+	// The Job was made a moment ago, maybe by this very reconcile's
+	// predecessor: a cache that has not seen it yet must not end the
+	// session as if it vanished.
+	err = sessionrun.Get(ctx, r.kube, r.api, client.ObjectKey{Namespace: s.Namespace, Name: s.Status.VerifierJob}, j)
 	switch {
 	case err != nil && !kerrors.IsNotFound(err):
 		return ctrl.Result{}, true, fmt.Errorf("cannot get verifier job %q: %w", s.Status.VerifierJob, err)

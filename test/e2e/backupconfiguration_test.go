@@ -136,7 +136,7 @@ func createReady(t *testing.T, kube client.Client, bc *corev1alpha1.BackupConfig
 		t.Fatal(err)
 	}
 	for _, o := range []client.Object{
-		localStorage("shared", "default", t.TempDir(), nil),
+		localStorage("shared", "default", storageDir(t), nil),
 		deployment("app"),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("pw-for-test")}},
 		bc,

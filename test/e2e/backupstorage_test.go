@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,9 +89,35 @@ func withProviderCluster(t *testing.T, opts ...providerOption) (client.Client, *
 	return withProviderClusterOn(t, "", opts...)
 }
 
+// dirsBeforeCluster holds, per test, a directory made before its cluster
+// started.
+var dirsBeforeCluster sync.Map
+
+// storageDir is a new directory for a local storage's files, removed only
+// once the test's cluster has stopped: a t.TempDir made after the cluster
+// started is removed before it stops, while a backup or the accessor may
+// still write into it.
+func storageDir(t *testing.T) string {
+	t.Helper()
+	base, ok := dirsBeforeCluster.Load(t)
+	if !ok {
+		return t.TempDir()
+	}
+	d, err := os.MkdirTemp(base.(string), "storage-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // withProviderClusterOn is withProviderCluster on the given pod network.
 func withProviderClusterOn(t *testing.T, network string, opts ...providerOption) (client.Client, *devcluster.Cluster) {
 	t.Helper()
+	// Made before the cluster, so removed after it stopped (cleanups run
+	// last first): storageDir's directories are written by the accessor
+	// and the agents until then.
+	dirsBeforeCluster.Store(t, t.TempDir())
+	t.Cleanup(func() { dirsBeforeCluster.Delete(t) })
 	kube, c := clusterWithCRDsOn(t, network)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
