@@ -127,7 +127,10 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	hashing := startHashing(hctx, files)
 	checked := startCheck(ctx, rc)
 	progress := newProgressWriter(w, state, ProgressInterval)
-	sum, err := rc.Backup(ctx, restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude), ListFiles: true}, progress.report)
+	opts := restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}
+	listing := opts
+	listing.ListFiles = true
+	sum, err := rc.Backup(ctx, listing, progress.report)
 	progress.stop()
 	if err == nil {
 		err = checkRead(listedSizes(files), sum)
@@ -141,7 +144,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	manifestFiles, merr := settleManifest(ctx, files, hashing.wait(), sum.Files, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
 	if c := checked.wait(); c.err != nil {
 		redo := func(ctx context.Context) (*restic.BackupSummary, error) {
-			return rc.Backup(ctx, restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}, nil)
+			return rc.Backup(ctx, opts, nil)
 		}
 		h, err := r.heal(ctx, t, rc, sum.SnapshotID, c.sum, c.err, redo)
 		t.healing = h
@@ -209,10 +212,12 @@ type checkResult struct {
 	err error
 }
 
-// pendingCheck is a structural check running beside the backup.
+// pendingCheck is a structural check running beside the backup; result
+// is set once done is closed.
 type pendingCheck struct {
-	done   chan checkResult
+	done   chan struct{}
 	cancel context.CancelFunc
+	result checkResult
 }
 
 // startCheck checks the repository's structure while the backup runs:
@@ -230,20 +235,19 @@ type pendingCheck struct {
 // backup uploads before its index are not an error to restic's check.
 func startCheck(ctx context.Context, rc *restic.Restic) *pendingCheck {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &pendingCheck{done: make(chan checkResult, 1), cancel: cancel}
+	p := &pendingCheck{done: make(chan struct{}), cancel: cancel}
 	go func() {
-		cs, err := rc.Check(ctx, restic.CheckOptions{NoLock: true})
-		p.done <- checkResult{cs, err}
+		defer close(p.done)
+		p.result.sum, p.result.err = rc.Check(ctx, restic.CheckOptions{NoLock: true})
 	}()
 	return p
 }
 
 // wait gives the check's result; it may be called more than once.
 func (p *pendingCheck) wait() checkResult {
-	c := <-p.done
-	p.done <- c
+	<-p.done
 	p.cancel()
-	return c
+	return p.result
 }
 
 // stop ends a check whose result no longer matters (the backup failed)
