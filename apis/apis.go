@@ -20,6 +20,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -38,4 +39,17 @@ func AddToScheme(s *runtime.Scheme) error {
 		}
 	}
 	return nil
+}
+
+// Scheme knows the Kubernetes kinds and Stashplane's: the one scheme of the
+// provider's manager and of the CLI's clients.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("cannot add Kubernetes kinds to scheme: %w", err)
+	}
+	if err := AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -27,8 +27,8 @@ import (
 	"github.com/stashplane/stashplane/controllers/retention"
 	"github.com/stashplane/stashplane/controllers/snapshot"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/metrics"
+	"github.com/stashplane/stashplane/internal/storagekind"
 )
 
 // Options are what every controller may need.
@@ -36,7 +36,7 @@ type Options struct {
 	Controller controller.Options
 	Log        logr.Logger
 	// Opener opens BackupStorages' buckets.
-	Opener *backend.Opener
+	Opener *storagekind.Opener
 	// Reason classifies storage errors into condition reasons and safe
 	// messages.
 	Reason func(error) (reason, message string)

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/apis"
 )
 
 // The commands' cluster side runs against a real kube-apiserver and etcd
@@ -33,7 +33,7 @@ func apiServer(t *testing.T) client.Client {
 			apiErr = fmt.Errorf("cannot find kube-apiserver in %q: run `make tools`: %w", assets, err)
 			return
 		}
-		s, err := provider.Scheme()
+		s, err := apis.Scheme()
 		if err != nil {
 			apiErr = err
 			return

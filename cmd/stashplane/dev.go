@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stashplane/stashplane/apis"
 	"github.com/stashplane/stashplane/internal/devcluster"
 	"github.com/stashplane/stashplane/internal/devcluster/crossplane"
 	"github.com/stashplane/stashplane/internal/image"
@@ -311,7 +312,7 @@ func alive(pid int) bool {
 
 // installBuiltins applies the built-in addons to a fresh dev cluster.
 func installBuiltins(ctx context.Context, c *devcluster.Cluster) error {
-	s, err := provider.Scheme()
+	s, err := apis.Scheme()
 	if err != nil {
 		return err
 	}

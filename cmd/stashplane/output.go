@@ -11,6 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/yaml"
+
+	"github.com/stashplane/stashplane/apis"
 )
 
 // checkOutput refuses an -o the commands do not print.
@@ -51,6 +53,24 @@ func clientIn(ns string) (client.Client, string, error) {
 	}
 	c, err := kubeClient()
 	return c, ns, err
+}
+
+// kubeClient is the CLI's one client of the kubeconfig's cluster, with
+// the scheme of apis.Scheme.
+func kubeClient() (client.Client, error) {
+	cfg, err := config.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("cannot load cluster configuration: %w", err)
+	}
+	s, err := apis.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		return nil, fmt.Errorf("cannot make client: %w", err)
+	}
+	return c, nil
 }
 
 // clientset is the kubeconfig's configuration and a clientset of it, for

@@ -13,12 +13,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/stashplane/stashplane/apis"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/agent"
-	"github.com/stashplane/stashplane/internal/provider"
 )
 
 func TestReadNewPassword(t *testing.T) {
@@ -92,7 +92,7 @@ func TestPasswordRefused(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			s, err := provider.Scheme()
+			s, err := apis.Scheme()
 			if err != nil {
 				t.Fatal(err)
 			}

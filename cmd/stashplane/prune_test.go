@@ -11,9 +11,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/stashplane/stashplane/apis"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/provider"
 )
 
 func TestPruneMayStart(t *testing.T) {
@@ -66,7 +66,7 @@ func TestPruneMayStart(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			s, err := provider.Scheme()
+			s, err := apis.Scheme()
 			if err != nil {
 				t.Fatal(err)
 			}

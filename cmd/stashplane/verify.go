@@ -9,10 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
-	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
@@ -112,20 +110,4 @@ func failureOf(s *corev1alpha1.BackupVerificationSession) string {
 		}
 	}
 	return string(s.Status.Phase)
-}
-
-func kubeClient() (client.Client, error) {
-	cfg, err := config.GetConfig()
-	if err != nil {
-		return nil, fmt.Errorf("cannot load cluster configuration: %w", err)
-	}
-	s, err := provider.Scheme()
-	if err != nil {
-		return nil, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: s})
-	if err != nil {
-		return nil, fmt.Errorf("cannot make client: %w", err)
-	}
-	return c, nil
 }

@@ -15,9 +15,9 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/agentapi"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/storagekind"
+	"github.com/stashplane/stashplane/internal/tenancy"
 )
 
 // A configuration's backup Jobs run in its namespace, beside the target;
@@ -65,7 +65,7 @@ func (s *scheduler) remoteStorages(ctx context.Context, bc *corev1alpha1.BackupC
 		// A storage that no longer admits the namespace gets no grant;
 		// one that is only not ready (unreachable, credentials being
 		// rotated) keeps it, so the next run reads it once it is back.
-		refusal, _, err := access.CheckStorage(ctx, s.kube, st, bc.Namespace, "backup jobs", s.ambient)
+		refusal, _, err := tenancy.CheckStorage(ctx, s.kube, st, bc.Namespace, "backup jobs", s.ambient)
 		if err != nil {
 			return nil, err
 		}
@@ -91,10 +91,10 @@ func desiredRemoteAccess(bc *corev1alpha1.BackupConfiguration, storages []*stora
 		}
 		rules[st.Namespace] = append(rules[st.Namespace], agentapi.StorageRulesFor(st.Name)...)
 	}
-	subjects := access.ServiceAccounts(bc.Namespace, append([]string{naming.ConfigurationServiceAccount(bc.Name)}, jobAccounts(bc)...)...)
+	subjects := tenancy.ServiceAccounts(bc.Namespace, append([]string{naming.ConfigurationServiceAccount(bc.Name)}, jobAccounts(bc)...)...)
 	var out []client.Object
 	for _, ns := range order {
-		out = append(out, access.Grant(naming.ConfigurationGrant(bc.Namespace, bc.Name), ns, remoteLabels(bc), rules[ns], subjects...)...)
+		out = append(out, tenancy.Grant(naming.ConfigurationGrant(bc.Namespace, bc.Name), ns, remoteLabels(bc), rules[ns], subjects...)...)
 	}
 	return out
 }
@@ -114,10 +114,10 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 		}
 		return nil
 	}
-	if err := access.SetFinalizer(ctx, s.kube, bc, finalizer, true); err != nil {
+	if err := tenancy.SetFinalizer(ctx, s.kube, bc, finalizer, true); err != nil {
 		return err
 	}
-	keep := access.Keep{}
+	keep := tenancy.Keep{}
 	for _, o := range desiredRemoteAccess(bc, storages) {
 		kind := o.GetObjectKind().GroupVersionKind().Kind
 		if err := s.applied.apply(ctx, s.kube, client.ObjectKeyFromObject(bc), o, fieldOwner, client.ForceOwnership); err != nil {
@@ -126,7 +126,7 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 		keep[client.ObjectKeyFromObject(o).String()] = true
 	}
 	for _, st := range storages {
-		name, err := access.CopyStorageSecret(ctx, s.kube, bc, st, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name), remoteLabels(bc), fieldOwner)
+		name, err := tenancy.CopyStorageSecret(ctx, s.kube, bc, st, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name), remoteLabels(bc), fieldOwner)
 		if err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 			keep[client.ObjectKey{Namespace: bc.Namespace, Name: name}.String()] = true
 		}
 	}
-	if err := access.Prune(ctx, s.api, s.kube, remoteLabels(bc), bc.Namespace, keep); err != nil {
+	if err := tenancy.Prune(ctx, s.api, s.kube, remoteLabels(bc), bc.Namespace, keep); err != nil {
 		return fmt.Errorf("cannot remove the access backupconfiguration %q no longer needs: %w", bc.Name, err)
 	}
 	return nil
@@ -144,10 +144,10 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 // other namespaces and its copies of storage Secrets, then drops the
 // finalizer.
 func (s *scheduler) revokeRemoteAccess(ctx context.Context, bc *corev1alpha1.BackupConfiguration) error {
-	if err := access.Prune(ctx, s.api, s.kube, remoteLabels(bc), bc.Namespace, nil); err != nil {
+	if err := tenancy.Prune(ctx, s.api, s.kube, remoteLabels(bc), bc.Namespace, nil); err != nil {
 		return fmt.Errorf("cannot revoke the access of backupconfiguration %q: %w", bc.Name, err)
 	}
-	return access.SetFinalizer(ctx, s.kube, bc, finalizer, false)
+	return tenancy.SetFinalizer(ctx, s.kube, bc, finalizer, false)
 }
 
 // usersOfSecret maps a Secret to the configurations that copy it: those
@@ -164,7 +164,7 @@ func (s *scheduler) usersOfSecret(ctx context.Context, o client.Object) []reconc
 	}
 	using := map[string]bool{}
 	for _, st := range storages.Items {
-		if backend.SecretName(st.Spec.Storage) == o.GetName() {
+		if storagekind.SecretName(st.Spec.Storage) == o.GetName() {
 			using[st.Name] = true
 		}
 	}

@@ -47,7 +47,7 @@ type Options struct {
 	Log        logr.Logger
 	Renderer   *render.Renderer
 	// AmbientNamespaces may use storages of other namespaces that name no
-	// credential Secret (access.CheckStorage).
+	// credential Secret (tenancy.CheckStorage).
 	AmbientNamespaces []string
 	// ClusterDumpNamespaces may hold configurations without a target,
 	// which dump the whole cluster (checkTarget).

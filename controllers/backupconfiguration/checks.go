@@ -16,9 +16,9 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/retention"
 	"github.com/stashplane/stashplane/internal/schedule"
+	"github.com/stashplane/stashplane/internal/tenancy"
 )
 
 // A check looks at one thing a user can get wrong in a configuration. It
@@ -257,7 +257,7 @@ func storageProblem(ctx context.Context, in *input, b corev1alpha1.BackendRefere
 	}
 	// A storage of another namespace must admit the configuration's by its
 	// usagePolicy and be mountable from it (access.go grants the rest).
-	refusal, msg, err := access.CheckStorage(ctx, in.kube, bs, in.bc.Namespace, "backup jobs", in.ambient)
+	refusal, msg, err := tenancy.CheckStorage(ctx, in.kube, bs, in.bc.Namespace, "backup jobs", in.ambient)
 	if err != nil {
 		return "", err
 	}

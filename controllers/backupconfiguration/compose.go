@@ -11,9 +11,9 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/schedule"
+	"github.com/stashplane/stashplane/internal/tenancy"
 )
 
 // What a validated configuration composes: a Repository per repository
@@ -73,7 +73,7 @@ func desiredAccess(bc *corev1alpha1.BackupConfiguration, readsObjects bool) []cl
 	if readsObjects {
 		rules = append(rules, agentapi.ObjectReadRules()...)
 	}
-	return access.Objects(naming.ConfigurationServiceAccount(bc.Name), bc.Namespace, labels(bc), rules, jobAccounts(bc)...)
+	return tenancy.Objects(naming.ConfigurationServiceAccount(bc.Name), bc.Namespace, labels(bc), rules, jobAccounts(bc)...)
 }
 
 // jobAccounts are the ServiceAccounts the sessions' jobTemplates run the

@@ -11,8 +11,8 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/agentapi"
+	"github.com/stashplane/stashplane/internal/tenancy"
 )
 
 // The backup Jobs run as their configuration's ServiceAccount, whose Role
@@ -32,15 +32,15 @@ func reportGrant(bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapsh
 	for _, s := range snaps {
 		names = append(names, s.Name)
 	}
-	subjects := access.ServiceAccounts(bs.Namespace, naming.ConfigurationServiceAccount(bs.Spec.Invoker.Name), jobAccount)
+	subjects := tenancy.ServiceAccounts(bs.Namespace, naming.ConfigurationServiceAccount(bs.Spec.Invoker.Name), jobAccount)
 	labels := map[string]string{corev1alpha1.LabelBackupSession: bs.Name}
-	return access.Grant(naming.BackupReportGrant(bs.Name), bs.Namespace, labels, agentapi.ReportRulesFor(names), subjects...)
+	return tenancy.Grant(naming.BackupReportGrant(bs.Name), bs.Namespace, labels, agentapi.ReportRulesFor(names), subjects...)
 }
 
 // grantReport applies the run's report grant, controlled by the session.
 func (r *reconciler) grantReport(ctx context.Context, bs *corev1alpha1.BackupSession, snaps []*storagev1alpha1.Snapshot, jobAccount string) error {
 	for _, o := range reportGrant(bs, snaps, jobAccount) {
-		if err := access.ApplyOwned(ctx, r.kube, bs, o, fieldOwner); err != nil {
+		if err := tenancy.ApplyOwned(ctx, r.kube, bs, o, fieldOwner); err != nil {
 			return err
 		}
 	}

@@ -32,7 +32,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/accessor"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/version"
 )
@@ -44,7 +44,7 @@ type Options = storagekind.Options
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "backupstorage"
 	if o.Reason == nil {
-		o.Reason = backend.Classify
+		o.Reason = storagekind.Classify
 	}
 	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.BackupStorageGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, now: o.Now}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
@@ -80,7 +80,7 @@ func storagesUsingSecret(c client.Client) handler.MapFunc {
 		}
 		var out []reconcile.Request
 		for _, bs := range list.Items {
-			if backend.SecretName(bs.Spec.Storage) == o.GetName() || accessor.Name(&bs) == o.GetName() {
+			if storagekind.SecretName(bs.Spec.Storage) == o.GetName() || accessor.Name(&bs) == o.GetName() {
 				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bs)})
 			}
 		}
@@ -140,7 +140,7 @@ func storageOfAccessorPod(_ context.Context, o client.Object) []reconcile.Reques
 
 type connector struct {
 	kube   client.Client
-	opener *backend.Opener
+	opener *storagekind.Opener
 	reason func(error) (string, string)
 	now    func() time.Time
 }
@@ -150,7 +150,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	if !ok {
 		return nil, errors.New("managed resource is not a BackupStorage")
 	}
-	var nf *backend.ErrSecretNotFound
+	var nf *storagekind.ErrSecretNotFound
 	if _, err := c.opener.Secret(ctx, bs); errors.As(err, &nf) {
 		bs.SetConditions(secretCondition(false, err.Error(), c.now()))
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
@@ -224,7 +224,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		return managed.ExternalObservation{}, err
 	}
 	bs.Status.Repositories = repositoryInfos(repos)
-	data, err := e.bucket.ReadAll(ctx, backend.MetadataKey)
+	data, err := e.bucket.ReadAll(ctx, layout.MetadataKey)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		// A missing bucket reads as a missing key on some backends; listing
 		// tells them apart, so a missing bucket is reported, not "created".
@@ -232,16 +232,16 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 			return managed.ExternalObservation{}, e.fail(bs, lerr)
 		}
 		bs.SetConditions(initializedCondition(false, "StorageRecordNotFound",
-			fmt.Sprintf("%s does not exist in the backend yet; it is written unless the management policies only observe", backend.MetadataKey), e.now()))
+			fmt.Sprintf("%s does not exist in the backend yet; it is written unless the management policies only observe", layout.MetadataKey), e.now()))
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 		return managed.ExternalObservation{ResourceExists: false}, nil
 	}
 	if err != nil {
 		return managed.ExternalObservation{}, e.fail(bs, err)
 	}
-	meta := &backend.Metadata{}
-	if err := yaml.Unmarshal(data, meta); err != nil || meta.Kind != backend.KindBackendMeta {
-		msg := fmt.Sprintf("%s at the storage root is not a Stashplane storage record; refusing to overwrite it", backend.MetadataKey)
+	meta := &layout.Metadata{}
+	if err := yaml.Unmarshal(data, meta); err != nil || meta.Kind != layout.KindBackendMeta {
+		msg := fmt.Sprintf("%s at the storage root is not a Stashplane storage record; refusing to overwrite it", layout.MetadataKey)
 		bs.SetConditions(initializedCondition(false, "ForeignMetadata", msg, e.now()), xpv2.Unavailable())
 		bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 		return managed.ExternalObservation{}, errors.New(msg)
@@ -255,7 +255,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 			return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true}, nil
 		case bs.Annotations[storagev1alpha1.AnnotationAdopt] != "true":
 			msg := fmt.Sprintf("the storage's %s belongs to BackupStorage object uid %s (another cluster's, or one deleted and made again), not to this one (uid %s); refusing to write into it: annotate this BackupStorage %s=true to take it over, or set managementPolicies to [Observe] to read it only",
-				backend.MetadataKey, meta.Owner, bs.UID, storagev1alpha1.AnnotationAdopt)
+				layout.MetadataKey, meta.Owner, bs.UID, storagev1alpha1.AnnotationAdopt)
 			bs.SetConditions(initializedCondition(false, "StorageOwned", msg, e.now()), xpv2.Unavailable())
 			bs.Status.Phase = storagev1alpha1.BackupStorageNotReady
 			return managed.ExternalObservation{}, errors.New(msg)
@@ -296,24 +296,24 @@ func (e *external) write(ctx context.Context, bs *storagev1alpha1.BackupStorage,
 	}
 	initiated := e.now().UTC().Truncate(time.Second)
 	if !create {
-		if old, err := e.bucket.ReadAll(ctx, backend.MetadataKey); err == nil {
-			prev := &backend.Metadata{}
+		if old, err := e.bucket.ReadAll(ctx, layout.MetadataKey); err == nil {
+			prev := &layout.Metadata{}
 			if yaml.Unmarshal(old, prev) == nil && !prev.Operator.Initiated.IsZero() {
 				initiated = prev.Operator.Initiated
 			}
 		}
 	}
-	meta := backend.Metadata{
-		APIVersion: backend.RecordAPIVersion, Kind: backend.KindBackendMeta,
-		Operator:     backend.OperatorInfo{Name: backend.OperatorName, Version: version.Version, Initiated: initiated},
+	meta := layout.Metadata{
+		APIVersion: layout.RecordAPIVersion, Kind: layout.KindBackendMeta,
+		Operator:     layout.OperatorInfo{Name: layout.OperatorName, Version: version.Version, Initiated: initiated},
 		Owner:        string(bs.UID),
 		Repositories: locations(repos),
 	}
 	data, err := yaml.Marshal(meta)
 	if err != nil {
-		return fmt.Errorf("cannot encode %s: %w", backend.MetadataKey, err)
+		return fmt.Errorf("cannot encode %s: %w", layout.MetadataKey, err)
 	}
-	err = e.bucket.WriteAll(ctx, backend.MetadataKey, data, &blob.WriterOptions{ContentType: "application/yaml", IfNotExist: create})
+	err = e.bucket.WriteAll(ctx, layout.MetadataKey, data, &blob.WriterOptions{ContentType: "application/yaml", IfNotExist: create})
 	if create && gcerrors.Code(err) == gcerrors.FailedPrecondition {
 		return nil
 	}
@@ -339,7 +339,7 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 		return managed.ExternalDelete{}, err
 	}
 	// The bucket is scoped to the storage's prefix: this removes exactly it.
-	return managed.ExternalDelete{}, backend.Wipe(ctx, e.bucket, "")
+	return managed.ExternalDelete{}, layout.Wipe(ctx, e.bucket, "")
 }
 
 // busy says which run of which of the storage's Repositories (those being

@@ -25,7 +25,8 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
+	"github.com/stashplane/stashplane/internal/storagekind"
 )
 
 func storage(policy storagev1alpha1.DeletionPolicy) *storagev1alpha1.BackupStorage {
@@ -69,9 +70,9 @@ func TestExternal(t *testing.T) {
 		_, err := e.Delete(ctx, bs)
 		return managed.ExternalObservation{}, err
 	}
-	seeded := map[string]string{backend.MetadataKey: "x", "app/repository.yaml": "y"}
+	seeded := map[string]string{layout.MetadataKey: "x", "app/repository.yaml": "y"}
 	record := func(owner string) string {
-		b, _ := yaml.Marshal(backend.Metadata{APIVersion: backend.RecordAPIVersion, Kind: backend.KindBackendMeta, Owner: owner})
+		b, _ := yaml.Marshal(layout.Metadata{APIVersion: layout.RecordAPIVersion, Kind: layout.KindBackendMeta, Owner: owner})
 		return string(b)
 	}
 	owned, legacy := record("uid-of-another-cluster"), record("")
@@ -120,28 +121,28 @@ func TestExternal(t *testing.T) {
 			},
 			want: want{
 				obs:  managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true},
-				keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue,
+				keys: []string{layout.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue,
 			},
 		},
 		"ForeignMetadata": {
 			reason: "A metadata.yaml that is not Stashplane's is reported and left alone.",
-			seed:   map[string]string{backend.MetadataKey: "someone: else\n"},
+			seed:   map[string]string{layout.MetadataKey: "someone: else\n"},
 			bs:     storage(""),
 			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
 				return e.Observe(ctx, bs)
 			},
-			want: want{err: true, keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageNotReady, init: corev1.ConditionFalse},
+			want: want{err: true, keys: []string{layout.MetadataKey}, phase: storagev1alpha1.BackupStorageNotReady, init: corev1.ConditionFalse},
 		},
 		"StorageOwned": {
 			reason: "A record another BackupStorage object wrote (another cluster's) is refused and left alone.",
-			seed:   map[string]string{backend.MetadataKey: owned},
+			seed:   map[string]string{layout.MetadataKey: owned},
 			bs:     mine(),
 			do:     observe,
-			want:   want{err: true, keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageNotReady, init: corev1.ConditionFalse},
+			want:   want{err: true, keys: []string{layout.MetadataKey}, phase: storagev1alpha1.BackupStorageNotReady, init: corev1.ConditionFalse},
 		},
 		"StorageAdopted": {
 			reason: "Annotated to adopt it, the storage takes the record over: rewritten with its UID, then up to date.",
-			seed:   map[string]string{backend.MetadataKey: owned},
+			seed:   map[string]string{layout.MetadataKey: owned},
 			bs: mine(func(bs *storagev1alpha1.BackupStorage) {
 				bs.Annotations = map[string]string{storagev1alpha1.AnnotationAdopt: "true"}
 			}),
@@ -156,39 +157,39 @@ func TestExternal(t *testing.T) {
 				return e.Observe(ctx, bs)
 			},
 			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true},
-				keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue},
+				keys: []string{layout.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue},
 		},
 		"StorageReadOnly": {
 			reason: "A BackupStorage that may only observe reads a storage another object owns, writing nothing.",
-			seed:   map[string]string{backend.MetadataKey: owned},
+			seed:   map[string]string{layout.MetadataKey: owned},
 			bs: mine(func(bs *storagev1alpha1.BackupStorage) {
 				bs.Spec.ManagementPolicies = xpv2.ManagementPolicies{xpv2.ManagementActionObserve}
 			}),
 			do: observe,
 			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: true},
-				keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue},
+				keys: []string{layout.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue},
 		},
 		"LegacyMetadata": {
 			reason: "A record written before owners were recorded is this object's, and is rewritten with its UID.",
-			seed:   map[string]string{backend.MetadataKey: legacy},
+			seed:   map[string]string{layout.MetadataKey: legacy},
 			bs:     mine(),
 			do:     observe,
 			want: want{obs: managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: false},
-				keys: []string{backend.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue},
+				keys: []string{layout.MetadataKey}, phase: storagev1alpha1.BackupStorageReady, init: corev1.ConditionTrue},
 		},
 		"DeleteKeepsData": {
 			reason: "The Delete policy keeps every backup.",
-			seed:   map[string]string{backend.MetadataKey: "x", "app/repository.yaml": "y"},
+			seed:   map[string]string{layout.MetadataKey: "x", "app/repository.yaml": "y"},
 			bs:     storage(storagev1alpha1.DeletionPolicyDelete),
 			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
 				_, err := e.Delete(ctx, bs)
 				return managed.ExternalObservation{}, err
 			},
-			want: want{keys: []string{"app/repository.yaml", backend.MetadataKey}, init: corev1.ConditionUnknown},
+			want: want{keys: []string{"app/repository.yaml", layout.MetadataKey}, init: corev1.ConditionUnknown},
 		},
 		"WipeOut": {
 			reason: "WipeOut removes everything under the storage's prefix.",
-			seed:   map[string]string{backend.MetadataKey: "x", "app/repository.yaml": "y"},
+			seed:   map[string]string{layout.MetadataKey: "x", "app/repository.yaml": "y"},
 			bs:     storage(storagev1alpha1.DeletionPolicyWipeOut),
 			do: func(e *external, bs *storagev1alpha1.BackupStorage) (managed.ExternalObservation, error) {
 				_, err := e.Delete(ctx, bs)
@@ -202,7 +203,7 @@ func TestExternal(t *testing.T) {
 			objs:   []client.Object{app, snapshot(app, storagev1alpha1.SnapshotRunning)},
 			bs:     storage(storagev1alpha1.DeletionPolicyWipeOut),
 			do:     wipeOut,
-			want:   want{err: true, keys: []string{"app/repository.yaml", backend.MetadataKey}, init: corev1.ConditionUnknown},
+			want:   want{err: true, keys: []string{"app/repository.yaml", layout.MetadataKey}, init: corev1.ConditionUnknown},
 		},
 		"WipeOutWaitsForPrune": {
 			reason: "WipeOut waits while a prune Job of one of its Repositories runs.",
@@ -211,7 +212,7 @@ func TestExternal(t *testing.T) {
 				Labels: map[string]string{plan.LabelPruneOf: "app"}}}},
 			bs:   storage(storagev1alpha1.DeletionPolicyWipeOut),
 			do:   wipeOut,
-			want: want{err: true, keys: []string{"app/repository.yaml", backend.MetadataKey}, init: corev1.ConditionUnknown},
+			want: want{err: true, keys: []string{"app/repository.yaml", layout.MetadataKey}, init: corev1.ConditionUnknown},
 		},
 		"WipeOutWaitsForRestore": {
 			reason: "WipeOut waits while a restore or verification reads from one of its Repositories.",
@@ -221,7 +222,7 @@ func TestExternal(t *testing.T) {
 				Status: corev1alpha1.RestoreSessionStatus{Phase: corev1alpha1.RestorePending}}},
 			bs:   storage(storagev1alpha1.DeletionPolicyWipeOut),
 			do:   wipeOut,
-			want: want{err: true, keys: []string{"app/repository.yaml", backend.MetadataKey}, init: corev1.ConditionUnknown},
+			want: want{err: true, keys: []string{"app/repository.yaml", layout.MetadataKey}, init: corev1.ConditionUnknown},
 		},
 		"WipeOutOthersBusy": {
 			reason: "A run of a Repository of another storage, or a finished one of its own, holds nothing back.",
@@ -241,7 +242,7 @@ func TestExternal(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e := &external{kube: fake.NewClientBuilder().WithScheme(s).WithObjects(tc.objs...).Build(), bucket: b, reason: backend.Classify, now: func() time.Time { return stamp }}
+			e := &external{kube: fake.NewClientBuilder().WithScheme(s).WithObjects(tc.objs...).Build(), bucket: b, reason: storagekind.Classify, now: func() time.Time { return stamp }}
 			obs, err := tc.do(e, tc.bs)
 			if (err != nil) != tc.want.err {
 				t.Fatalf("%s\nerror %v, want error %v", tc.reason, err, tc.want.err)

@@ -27,7 +27,8 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
+	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/usage"
 )
 
@@ -103,7 +104,7 @@ func catalogsInNamespace(c client.Reader) handler.MapFunc {
 
 type catalog struct {
 	kube   client.Client
-	opener *backend.Opener
+	opener *storagekind.Opener
 	reason func(error) (string, string)
 	events record.EventRecorder
 	now    func() time.Time
@@ -186,17 +187,17 @@ func (c *catalog) rebuild(ctx context.Context, bs *storagev1alpha1.BackupStorage
 
 // fromRecords rebuilds the catalog from the records in b.
 func (c *catalog) fromRecords(ctx context.Context, b *blob.Bucket, bs *storagev1alpha1.BackupStorage) (*storagev1alpha1.CatalogStatus, error) {
-	data, err := b.ReadAll(ctx, backend.MetadataKey)
+	data, err := b.ReadAll(ctx, layout.MetadataKey)
 	if err != nil {
 		reason, msg := c.reason(err)
 		return nil, &refused{reason, msg}
 	}
-	meta := &backend.Metadata{}
-	if err := yaml.Unmarshal(data, meta); err != nil || meta.Kind != backend.KindBackendMeta {
-		return nil, &refused{ReasonCatalogMetadataInvalid, fmt.Sprintf("%s is not a Stashplane storage record", backend.MetadataKey)}
+	meta := &layout.Metadata{}
+	if err := yaml.Unmarshal(data, meta); err != nil || meta.Kind != layout.KindBackendMeta {
+		return nil, &refused{ReasonCatalogMetadataInvalid, fmt.Sprintf("%s is not a Stashplane storage record", layout.MetadataKey)}
 	}
-	if meta.APIVersion != backend.RecordAPIVersion {
-		return nil, &refused{ReasonCatalogMetadataInvalid, fmt.Sprintf("%s is of format %q; this Stashplane reads %q", backend.MetadataKey, meta.APIVersion, backend.RecordAPIVersion)}
+	if meta.APIVersion != layout.RecordAPIVersion {
+		return nil, &refused{ReasonCatalogMetadataInvalid, fmt.Sprintf("%s is of format %q; this Stashplane reads %q", layout.MetadataKey, meta.APIVersion, layout.RecordAPIVersion)}
 	}
 	st := &storagev1alpha1.CatalogStatus{LastRebuildTime: &metav1.Time{Time: c.now()}}
 	skip := func(key, reason string) {
@@ -205,8 +206,8 @@ func (c *catalog) fromRecords(ctx context.Context, b *blob.Bucket, bs *storagev1
 		}
 	}
 	for _, loc := range meta.Repositories {
-		repoPath := backend.CleanPath(loc.Path)
-		key := backend.RepositoryKey(repoPath)
+		repoPath := layout.CleanPath(loc.Path)
+		key := layout.RepositoryKey(repoPath)
 		repo, why, err := c.repository(ctx, b, bs, key)
 		if err != nil {
 			return nil, err
@@ -270,7 +271,7 @@ func (c *catalog) repository(ctx context.Context, b *blob.Bucket, bs *storagev1a
 // snapshots makes the Snapshots of a rebuilt Repository that its records
 // name and that succeeded, and returns how many of them exist.
 func (c *catalog) snapshots(ctx context.Context, b *blob.Bucket, bs *storagev1alpha1.BackupStorage, repo *storagev1alpha1.Repository, repoPath string, skip func(key, reason string)) (int32, error) {
-	prefix := path.Dir(backend.SnapshotKey(repoPath, "x")) + "/"
+	prefix := path.Dir(layout.SnapshotKey(repoPath, "x")) + "/"
 	var keys []string
 	it := b.List(&blob.ListOptions{Prefix: prefix})
 	for {

@@ -19,7 +19,7 @@ import (
 	"github.com/stashplane/stashplane/apis"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 func TestCatalogFromRecords(t *testing.T) {
@@ -38,9 +38,9 @@ func TestCatalogFromRecords(t *testing.T) {
 		return string(b)
 	}
 	meta := func(apiVersion string, paths ...string) string {
-		m := backend.Metadata{APIVersion: apiVersion, Kind: backend.KindBackendMeta}
+		m := layout.Metadata{APIVersion: apiVersion, Kind: layout.KindBackendMeta}
 		for _, p := range paths {
-			m.Repositories = append(m.Repositories, backend.RepositoryLocation{Name: p, Namespace: "prod", Path: p})
+			m.Repositories = append(m.Repositories, layout.RepositoryLocation{Name: p, Namespace: "prod", Path: p})
 		}
 		return yml(m)
 	}
@@ -86,7 +86,7 @@ func TestCatalogFromRecords(t *testing.T) {
 		"Rebuilt": {
 			reason: "Each repository the metadata lists is made with its Succeeded Snapshots; a running one, a broken record, a record under the wrong key and a name taken by another object are skipped.",
 			records: map[string]string{
-				backend.MetadataKey:                            meta(backend.RecordAPIVersion, "prod/app", "prod/gone"),
+				layout.MetadataKey:                             meta(layout.RecordAPIVersion, "prod/app", "prod/gone"),
 				"prod/app/repository.yaml":                     repoRecord("app", "prod/app"),
 				"prod/app/snapshots/app-1.yaml":                snapRecord("app-1", "app", storagev1alpha1.SnapshotSucceeded),
 				"prod/app/snapshots/app-2.yaml":                snapRecord("app-2", "app", storagev1alpha1.SnapshotRunning),
@@ -111,13 +111,13 @@ func TestCatalogFromRecords(t *testing.T) {
 		},
 		"NewerFormat": {
 			reason:  "Metadata of a format this Stashplane does not read is refused, and nothing is made.",
-			records: map[string]string{backend.MetadataKey: meta("storage.stashplane.io/v2", "prod/app"), "prod/app/repository.yaml": repoRecord("app", "prod/app")},
+			records: map[string]string{layout.MetadataKey: meta("storage.stashplane.io/v2", "prod/app"), "prod/app/repository.yaml": repoRecord("app", "prod/app")},
 			want:    want{err: `metadata.yaml is of format "storage.stashplane.io/v2"; this Stashplane reads "storage.stashplane.io/v1alpha1"`},
 		},
 		"ForeignRepositoryRecord": {
 			reason: "A repository record of another kind is skipped.",
 			records: map[string]string{
-				backend.MetadataKey:        meta(backend.RecordAPIVersion, "prod/app"),
+				layout.MetadataKey:         meta(layout.RecordAPIVersion, "prod/app"),
 				"prod/app/repository.yaml": snapRecord("app-1", "app", storagev1alpha1.SnapshotSucceeded),
 			},
 			want: want{status: &storagev1alpha1.CatalogStatus{Skipped: []storagev1alpha1.SkippedRecord{

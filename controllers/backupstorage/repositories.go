@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // repositoriesOf lists the Repositories that point at a BackupStorage,
@@ -34,15 +34,15 @@ func repositoriesOf(ctx context.Context, c client.Client, bs *storagev1alpha1.Ba
 	return out, nil
 }
 
-func locations(repos []storagev1alpha1.Repository) []backend.RepositoryLocation {
-	out := make([]backend.RepositoryLocation, 0, len(repos))
+func locations(repos []storagev1alpha1.Repository) []layout.RepositoryLocation {
+	out := make([]layout.RepositoryLocation, 0, len(repos))
 	for _, r := range repos {
-		out = append(out, backend.RepositoryLocation{Name: r.Name, Namespace: r.Namespace, Path: r.Spec.Path})
+		out = append(out, layout.RepositoryLocation{Name: r.Name, Namespace: r.Namespace, Path: r.Spec.Path})
 	}
 	return out
 }
 
-func sameLocations(a, b []backend.RepositoryLocation) bool {
+func sameLocations(a, b []layout.RepositoryLocation) bool {
 	if len(a) != len(b) {
 		return false
 	}

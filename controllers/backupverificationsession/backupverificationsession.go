@@ -71,7 +71,7 @@ type Options struct {
 	Log        logr.Logger
 	Clock      clock.Clock
 	// AmbientNamespaces may use storages of other namespaces that name no
-	// credential Secret (access.CheckStorage).
+	// credential Secret (tenancy.CheckStorage).
 	AmbientNamespaces []string
 	// Renderer renders Query and Script verifiers' Functions.
 	Renderer *render.Renderer

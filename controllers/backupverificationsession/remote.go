@@ -10,8 +10,8 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/sessionrun"
+	"github.com/stashplane/stashplane/internal/tenancy"
 )
 
 // checkRemote: a verifier whose target is in another namespace (KubeStash's
@@ -50,7 +50,7 @@ func checkRemote(ctx context.Context, r *reconciler, in *startInput) (stop, erro
 	if err != nil {
 		return stop{}, fmt.Errorf("cannot get backupstorage %s/%s: %w", stNS, ref.Name, err)
 	}
-	refusal, msg, err := access.CheckStorage(ctx, r.kube, st, ns, "restore jobs", r.ambient)
+	refusal, msg, err := tenancy.CheckStorage(ctx, r.kube, st, ns, "restore jobs", r.ambient)
 	if err != nil {
 		return stop{}, err
 	}

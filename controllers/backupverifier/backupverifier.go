@@ -25,8 +25,8 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/schedule"
+	"github.com/stashplane/stashplane/internal/tenancy"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -107,7 +107,7 @@ func desiredAccess(v *corev1alpha1.BackupVerifier) []client.Object {
 		{APIGroups: []string{corev1alpha1.Group}, Resources: []string{"backupverificationsessions"}, Verbs: []string{"create", "get"}},
 		{APIGroups: []string{storagev1alpha1.Group}, Resources: []string{"snapshots"}, Verbs: []string{"list"}},
 	}
-	return access.Objects(naming.VerifierServiceAccount(v.Name), v.Namespace, labels(v), rules)
+	return tenancy.Objects(naming.VerifierServiceAccount(v.Name), v.Namespace, labels(v), rules)
 }
 
 func desiredCronJob(v *corev1alpha1.BackupVerifier, image string) *batchv1.CronJob {

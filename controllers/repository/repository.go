@@ -34,7 +34,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/usage"
 )
@@ -121,7 +121,7 @@ func (r *refusal) Error() string { return r.msg }
 
 type connector struct {
 	kube   client.Client
-	opener *backend.Opener
+	opener *storagekind.Opener
 	reason func(error) (string, string)
 	now    func() time.Time
 }
@@ -218,7 +218,7 @@ func (c *connector) checkOverlap(ctx context.Context, repo *storagev1alpha1.Repo
 	return nil
 }
 
-func cleanPath(p string) string { return backend.CleanPath(p) }
+func cleanPath(p string) string { return layout.CleanPath(p) }
 
 // within says whether path a is b or lies under it.
 func within(a, b string) bool { return a == b || strings.HasPrefix(a, b+"/") }
@@ -257,7 +257,7 @@ func record(repo *storagev1alpha1.Repository) *storagev1alpha1.Repository {
 
 func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.ExternalObservation, error) {
 	repo := mg.(*storagev1alpha1.Repository)
-	data, err := e.bucket.ReadAll(ctx, backend.RepositoryKey(cleanPath(repo.Spec.Path)))
+	data, err := e.bucket.ReadAll(ctx, layout.RepositoryKey(cleanPath(repo.Spec.Path)))
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		repo.Status.Phase = storagev1alpha1.RepositoryNotReady
 		return managed.ExternalObservation{ResourceExists: false}, nil
@@ -267,7 +267,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 	}
 	stored := &storagev1alpha1.Repository{}
 	if err := yaml.Unmarshal(data, stored); err != nil || stored.Kind != storagev1alpha1.RepositoryKind {
-		msg := fmt.Sprintf("%s holds something that is not a Stashplane repository record; refusing to overwrite it", backend.RepositoryKey(repo.Spec.Path))
+		msg := fmt.Sprintf("%s holds something that is not a Stashplane repository record; refusing to overwrite it", layout.RepositoryKey(repo.Spec.Path))
 		setInitialized(repo, false, "ForeignRecord", msg, e.now())
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
@@ -320,7 +320,7 @@ func (e *external) write(ctx context.Context, repo *storagev1alpha1.Repository, 
 	if err != nil {
 		return fmt.Errorf("cannot encode repository record: %w", err)
 	}
-	key := backend.RepositoryKey(cleanPath(repo.Spec.Path))
+	key := layout.RepositoryKey(cleanPath(repo.Spec.Path))
 	err = e.bucket.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: "application/yaml", IfNotExist: create})
 	if create && gcerrors.Code(err) == gcerrors.FailedPrecondition {
 		return nil
@@ -347,7 +347,7 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 		return managed.ExternalDelete{}, err
 	}
 	// The trailing slash keeps "app" from wiping "app-2".
-	return managed.ExternalDelete{}, backend.Wipe(ctx, e.bucket, cleanPath(repo.Spec.Path)+"/")
+	return managed.ExternalDelete{}, layout.Wipe(ctx, e.bucket, cleanPath(repo.Spec.Path)+"/")
 }
 
 // observeOnly says whether the Repository may only be read: its

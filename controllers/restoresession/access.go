@@ -12,8 +12,8 @@ import (
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
-	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/agentapi"
+	"github.com/stashplane/stashplane/internal/tenancy"
 )
 
 // A session's restore Jobs run in its own namespace, beside the target
@@ -42,11 +42,11 @@ func repositoryNamespace(rs *corev1alpha1.RestoreSession) string {
 // does not admit the session's namespace, or that the session's Jobs
 // cannot mount.
 func (r *reconciler) checkStorageUse(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage) (xpv2.ConditionReason, string, error) {
-	refusal, msg, err := access.CheckStorage(ctx, r.kube, st, rs.Namespace, "restore jobs", r.ambient)
+	refusal, msg, err := tenancy.CheckStorage(ctx, r.kube, st, rs.Namespace, "restore jobs", r.ambient)
 	switch refusal {
-	case access.NotAllowed, access.AmbientNotAllowed:
+	case tenancy.NotAllowed, tenancy.AmbientNotAllowed:
 		return corev1alpha1.ReasonRestoreNamespaceNotAllowed, msg, nil
-	case access.NotReachable:
+	case tenancy.NotReachable:
 		return corev1alpha1.ReasonRestoreStorageNotReachable, msg, nil
 	}
 	return "", "", err
@@ -98,13 +98,13 @@ func desiredAccess(rs *corev1alpha1.RestoreSession, in plan.Inputs, recreates bo
 	sa := naming.RestoreServiceAccount(rs.Name)
 	for ns, rules := range grants(rs, in.Repository, in.Snapshot.Name, st, recreates) {
 		if ns == rs.Namespace {
-			local = access.Objects(sa, ns, map[string]string{corev1alpha1.LabelRestoreSession: rs.Name}, rules, rs.Spec.Addon.ServiceAccount())
+			local = tenancy.Objects(sa, ns, map[string]string{corev1alpha1.LabelRestoreSession: rs.Name}, rules, rs.Spec.Addon.ServiceAccount())
 			continue
 		}
 		// The Jobs run as the session's ServiceAccount, or as the one its
 		// jobTemplate names.
-		subjects := access.ServiceAccounts(rs.Namespace, sa, rs.Spec.Addon.ServiceAccount())
-		remote = append(remote, access.Grant(remoteName(rs), ns, remoteLabels(rs), rules, subjects...)...)
+		subjects := tenancy.ServiceAccounts(rs.Namespace, sa, rs.Spec.Addon.ServiceAccount())
+		remote = append(remote, tenancy.Grant(remoteName(rs), ns, remoteLabels(rs), rules, subjects...)...)
 	}
 	return local, remote
 }
@@ -129,7 +129,7 @@ func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreS
 		}
 	}
 	if len(remote) > 0 {
-		if err := access.SetFinalizer(ctx, r.kube, rs, finalizer, true); err != nil {
+		if err := tenancy.SetFinalizer(ctx, r.kube, rs, finalizer, true); err != nil {
 			return "", err
 		}
 	}
@@ -142,7 +142,7 @@ func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreS
 }
 
 func (r *reconciler) applyOwned(ctx context.Context, rs *corev1alpha1.RestoreSession, o client.Object) error {
-	return access.ApplyOwned(ctx, r.kube, rs, o, fieldOwner)
+	return tenancy.ApplyOwned(ctx, r.kube, rs, o, fieldOwner)
 }
 
 // copyStorageSecret copies the Secret of a storage in another namespace
@@ -152,15 +152,15 @@ func (r *reconciler) applyOwned(ctx context.Context, rs *corev1alpha1.RestoreSes
 // copied, never an encryption Secret, and the copy is deleted when the
 // session ends.
 func (r *reconciler) copyStorageSecret(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage) (string, error) {
-	return access.CopyStorageSecret(ctx, r.kube, rs, st, storageSecretName(rs), remoteLabels(rs), fieldOwner)
+	return tenancy.CopyStorageSecret(ctx, r.kube, rs, st, storageSecretName(rs), remoteLabels(rs), fieldOwner)
 }
 
 // revokeAccess deletes what a session was granted in other namespaces and
 // its copy of the storage Secret, then drops the finalizer. It lists from
 // the API server, not the cache, so that nothing just made is missed.
 func (r *reconciler) revokeAccess(ctx context.Context, rs *corev1alpha1.RestoreSession) error {
-	if err := access.Prune(ctx, r.reader, r.kube, remoteLabels(rs), rs.Namespace, nil); err != nil {
+	if err := tenancy.Prune(ctx, r.reader, r.kube, remoteLabels(rs), rs.Namespace, nil); err != nil {
 		return fmt.Errorf("cannot revoke the access of restoresession %q: %w", rs.Name, err)
 	}
-	return access.SetFinalizer(ctx, r.kube, rs, finalizer, false)
+	return tenancy.SetFinalizer(ctx, r.kube, rs, finalizer, false)
 }

@@ -80,7 +80,7 @@ type Options struct {
 	Renderer   *render.Renderer
 	Clock      clock.Clock
 	// AmbientNamespaces may use storages of other namespaces that name no
-	// credential Secret (access.CheckStorage).
+	// credential Secret (tenancy.CheckStorage).
 	AmbientNamespaces []string
 	// ClusterDumpNamespaces may recreate a whole dump of the cluster
 	// (sourceNamespace "*").

@@ -18,7 +18,7 @@ import (
 	"github.com/stashplane/stashplane/apis"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 func TestDelete(t *testing.T) {
@@ -27,8 +27,8 @@ func TestDelete(t *testing.T) {
 		idB   = "bbbb1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888"
 		older = "cccc1111bbbb2222cccc3333dddd4444eeee5555ffff6666aaaa7777bbbb8888"
 	)
-	pod0 := backend.ResticPrefix("demo/db", "nightly", "dump-pod-0")
-	pod1 := backend.ResticPrefix("demo/db", "nightly", "dump-pod-1")
+	pod0 := layout.ResticPrefix("demo/db", "nightly", "dump-pod-0")
+	pod1 := layout.ResticPrefix("demo/db", "nightly", "dump-pod-1")
 	all := []string{
 		"demo/db/manifests/db-1/dump-pod-0.json.gz", "demo/db/manifests/db-1/dump-pod-1.json.gz", "demo/db/manifests/db-0/dump-pod-0.json.gz",
 		"demo/db/repository.yaml", pod0 + "data/00/00", pod0 + "snapshots/" + idA, pod0 + "snapshots/" + older,
@@ -97,7 +97,7 @@ func TestDelete(t *testing.T) {
 				"dump-pod-1": {ResticStats: []storagev1alpha1.ResticStats{{Summary: &storagev1alpha1.ResticSummary{ID: idB[:8]}}}},
 			}
 			e := &external{kube: fake.NewClientBuilder().WithScheme(sch).WithObjects(tc.objs...).Build(), repo: repo,
-				bucket: bucket, repoPath: "demo/db", key: backend.SnapshotKey("demo/db", "db-1"), now: time.Now,
+				bucket: bucket, repoPath: "demo/db", key: layout.SnapshotKey("demo/db", "db-1"), now: time.Now,
 				reason: func(err error) (string, string) { return "Failed", err.Error() }}
 			if _, err := e.Delete(ctx, s); (err != nil) != tc.wantErr {
 				t.Fatalf("%s\nDelete: error %v, want error %t", tc.reason, err, tc.wantErr)

@@ -34,7 +34,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/storagekind"
 )
 
@@ -125,7 +125,7 @@ func unrecordedSnapshotsOf(c client.Reader) handler.MapFunc {
 
 type connector struct {
 	kube   client.Client
-	opener *backend.Opener
+	opener *storagekind.Opener
 	reason func(error) (string, string)
 	now    func() time.Time
 }
@@ -164,7 +164,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		setUploaded(s, false, reason, msg, c.now())
 		return nil, errors.New(msg)
 	}
-	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: backend.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason, now: c.now}, nil
+	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: layout.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason, now: c.now}, nil
 }
 
 // repositoryWipedOut says whether a Repository is being deleted with its
@@ -296,13 +296,13 @@ func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.Ext
 			if st.Summary == nil || st.Summary.ID == "" {
 				continue
 			}
-			prefix := backend.ResticPrefix(e.repoPath, s.Spec.Session, name)
-			if err := backend.ForgetResticSnapshot(ctx, e.bucket, prefix, st.Summary.ID, e.now()); err != nil {
+			prefix := layout.ResticPrefix(e.repoPath, s.Spec.Session, name)
+			if err := layout.ForgetResticSnapshot(ctx, e.bucket, prefix, st.Summary.ID, e.now()); err != nil {
 				_, msg := e.reason(err)
 				return managed.ExternalDelete{}, fmt.Errorf("cannot forget component %q: %s", name, msg)
 			}
 		}
-		if err := e.remove(ctx, backend.ManifestKey(e.repoPath, s.Name, name)); err != nil {
+		if err := e.remove(ctx, layout.ManifestKey(e.repoPath, s.Name, name)); err != nil {
 			return managed.ExternalDelete{}, err
 		}
 	}

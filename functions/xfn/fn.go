@@ -103,8 +103,14 @@ type plan struct {
 
 // RunFunction composes the observed composite resource. Input that
 // cannot be composed is a Fatal result naming the field, so Crossplane
-// keeps what it composed before and deletes nothing.
-func (f *Function) RunFunction(_ context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
+// keeps what it composed before and deletes nothing. Composing reads
+// only the request (no API call, no storage), so nothing in it waits on
+// the request's context; a request already cancelled is answered with
+// its error rather than composed.
+func (f *Function) RunFunction(ctx context.Context, req *fnv1.RunFunctionRequest) (*fnv1.RunFunctionResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	rsp := response.To(req, response.DefaultTTL)
 	xr, err := request.GetObservedCompositeResource(req)
 	if err != nil {

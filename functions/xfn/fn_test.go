@@ -18,6 +18,7 @@ package xfn
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"strings"
 	"testing"
@@ -342,5 +343,14 @@ func TestRunFunctionProtect(t *testing.T) {
 				t.Errorf("\n%s\nRunFunction(...): -want +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+func TestRunFunctionCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rsp, err := New(logging.NewNopLogger()).RunFunction(ctx, &fnv1.RunFunctionRequest{})
+	if !errors.Is(err, context.Canceled) || rsp != nil {
+		t.Errorf("RunFunction(cancelled request): got response %v and error %v, want no response and %v", rsp, err, context.Canceled)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 	"github.com/stashplane/stashplane/internal/storage"
 )
@@ -160,7 +160,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	if err != nil {
 		return sum, ptr.To(true), err
 	}
-	key := backend.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component)
+	key := layout.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component)
 	if err := t.bucket.WriteAll(ctx, key, b, nil); err != nil {
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
@@ -176,7 +176,7 @@ const ReasonRepositoryNotEmpty = "RepositoryNotEmpty"
 // none (in an empty directory only), else removes the locks of runs that
 // are gone.
 func (r *Runner) prepareRepository(ctx context.Context, t *target, rc *restic.Restic) error {
-	exists, err := t.bucket.Exists(ctx, backend.ResticConfigKey(t.resticPath))
+	exists, err := t.bucket.Exists(ctx, layout.ResticConfigKey(t.resticPath))
 	if err != nil {
 		return fmt.Errorf("cannot look for the restic repository: %w", err)
 	}
@@ -264,7 +264,7 @@ func (p *pendingCheck) stop() {
 // lock made after the listing belongs to a live run, which unlock would
 // keep anyway.
 func unlockStale(ctx context.Context, bucket *blob.Bucket, resticPath string, unlock func(context.Context) error) error {
-	_, err := bucket.List(&blob.ListOptions{Prefix: backend.ResticLocksPrefix(resticPath)}).Next(ctx)
+	_, err := bucket.List(&blob.ListOptions{Prefix: layout.ResticLocksPrefix(resticPath)}).Next(ctx)
 	switch {
 	case errors.Is(err, io.EOF):
 		return nil

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // Download writes one component of a Snapshot to w as a tar archive of
@@ -41,7 +41,7 @@ func (r *Runner) Download(ctx context.Context, w io.Writer) error {
 		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("cannot open the storage: %s: %s", reason, msg)}
 	}
 	defer t.bucket.Close()
-	t.resticPath = backend.ResticPrefix(t.repo.Spec.Path, snap.Spec.Session, r.Options.Component)
+	t.resticPath = layout.ResticPrefix(t.repo.Spec.Path, snap.Spec.Session, r.Options.Component)
 	errs := &bridgeErrors{log: r.Log.WithName("bridge")}
 	rc, stop, err := r.resticFor(ctx, t, errs)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -97,11 +97,11 @@ func (r *Runner) heal(ctx context.Context, t *target, rc *restic.Restic, own str
 func (r *Runner) forgetHealing(ctx context.Context, t *target, id string) {
 	deadline := time.Now().Add(healRetry)
 	for {
-		err := backend.ForgetResticSnapshot(ctx, t.bucket, t.resticPath, id, time.Now())
+		err := layout.ForgetResticSnapshot(ctx, t.bucket, t.resticPath, id, time.Now())
 		if err == nil {
 			return
 		}
-		if !errors.Is(err, backend.ErrResticLocked) || time.Now().After(deadline) {
+		if !errors.Is(err, layout.ErrResticLocked) || time.Now().After(deadline) {
 			r.Log.Error(err, "cannot forget the restic snapshot of the healing backup; it holds the same data as this run's", "resticSnapshot", id)
 			return
 		}

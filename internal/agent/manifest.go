@@ -20,7 +20,7 @@ import (
 )
 
 // Manifest is a component's content as the agent read it at backup time,
-// stored beside the restic repository (backend.ManifestKey) so a
+// stored beside the restic repository (layout.ManifestKey) so a
 // verification can compare restored files with what was backed up without
 // trusting the repository it is checking.
 type Manifest struct {

@@ -12,7 +12,7 @@ import (
 	"gocloud.dev/blob"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -199,7 +199,7 @@ func (r *Runner) passwordOne(ctx context.Context, t *target, action, newPassword
 // that opens them and, given a new password, seals again with it each one
 // the Secret's password opens.
 func (r *Runner) manifestSeals(ctx context.Context, t *target, newPassword string, rep *ManifestSealsReport) error {
-	root := backend.ManifestsPrefix(t.repo.Spec.Path)
+	root := layout.ManifestsPrefix(t.repo.Spec.Path)
 	it := t.bucket.List(&blob.ListOptions{Prefix: root})
 	for {
 		obj, err := it.Next(ctx)

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 func TestManifestSeals(t *testing.T) {
@@ -55,7 +55,7 @@ func TestManifestSeals(t *testing.T) {
 			defer b.Close()
 			repo := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Spec: storagev1alpha1.RepositorySpec{Path: "default/app"}}
 			for snap, m := range tc.manifests {
-				if err := b.WriteAll(ctx, backend.ManifestKey(repo.Spec.Path, snap, "dump"), m, nil); err != nil {
+				if err := b.WriteAll(ctx, layout.ManifestKey(repo.Spec.Path, snap, "dump"), m, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -76,7 +76,7 @@ func TestManifestSeals(t *testing.T) {
 				holds = tc.newPassword
 			}
 			for _, snap := range tc.wantOpen {
-				raw, err := b.ReadAll(ctx, backend.ManifestKey(repo.Spec.Path, snap, "dump"))
+				raw, err := b.ReadAll(ctx, layout.ManifestKey(repo.Spec.Path, snap, "dump"))
 				if err != nil {
 					t.Fatal(err)
 				}

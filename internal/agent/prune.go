@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // Prune prunes each restic repository of the Repository
@@ -97,7 +97,7 @@ func (r *Runner) pruneOne(ctx context.Context, t *target, prefix string) (int64,
 // a Repository's path: <path>/repository/v1/<session>/<component>/ holding
 // a restic config.
 func resticRepositories(ctx context.Context, b *blob.Bucket, repoPath string) ([]string, error) {
-	sessions, err := subdirectories(ctx, b, backend.ResticSessionsPrefix(repoPath))
+	sessions, err := subdirectories(ctx, b, layout.ResticSessionsPrefix(repoPath))
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func resticRepositories(ctx context.Context, b *blob.Bucket, repoPath string) ([
 			return nil, err
 		}
 		for _, c := range components {
-			ok, err := b.Exists(ctx, backend.ResticConfigKey(c))
+			ok, err := b.Exists(ctx, layout.ResticConfigKey(c))
 			if err != nil {
 				return nil, fmt.Errorf("cannot read the restic repository %q: %w", c, err)
 			}

@@ -18,7 +18,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -124,7 +124,7 @@ func agentPod(pod *corev1.Pod) bool {
 // locks of runs that no longer run (deadLocks), before a backup, a prune, a restore or a verification
 // opens it with restic. It reads the locks only when there are some.
 func (r *Runner) removeDeadLocks(ctx context.Context, t *target, rc *restic.Restic) error {
-	_, err := t.bucket.List(&blob.ListOptions{Prefix: backend.ResticLocksPrefix(t.resticPath)}).Next(ctx)
+	_, err := t.bucket.List(&blob.ListOptions{Prefix: layout.ResticLocksPrefix(t.resticPath)}).Next(ctx)
 	switch {
 	case errors.Is(err, io.EOF):
 		return nil
@@ -154,7 +154,7 @@ func (r *Runner) removeDeadLocks(ctx context.Context, t *target, rc *restic.Rest
 		return err
 	}
 	for _, l := range dead {
-		if err := t.bucket.Delete(ctx, backend.ResticLocksPrefix(t.resticPath)+l.ID); err != nil {
+		if err := t.bucket.Delete(ctx, layout.ResticLocksPrefix(t.resticPath)+l.ID); err != nil {
 			return fmt.Errorf("cannot remove restic lock %q of pod %q: %w", l.ID, l.Hostname, err)
 		}
 		r.Log.Info("removed the restic lock of a pod that no longer runs", "repository", t.resticPath, "lock", l.ID, "pod", l.Hostname, "exclusive", l.Exclusive, "since", l.Time)

@@ -15,7 +15,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/internal/agentapi"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -317,7 +317,7 @@ func latestSnapshot(ctx context.Context, rc *restic.Restic, tag string) (*restic
 func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, paths []string, resticID string, fresh bool, res *restoreResult, hashes *restoredHasher, ph *phases) error {
 	o := r.Options
 	if m == nil {
-		rd, err := t.bucket.NewReader(ctx, backend.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), nil)
+		rd, err := t.bucket.NewReader(ctx, layout.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), nil)
 		if gcerrors.Code(err) == gcerrors.NotFound {
 			r.Log.Info("no content manifest to compare the restored files with")
 			return nil

@@ -10,7 +10,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -90,7 +90,7 @@ func sameResticID(a, b string) bool {
 // none or it cannot be read; the comparison after the restore reads it
 // again and reports what is wrong with it.
 func (r *Runner) manifestOf(ctx context.Context, t *target) *Manifest {
-	rd, err := t.bucket.NewReader(ctx, backend.ManifestKey(t.repo.Spec.Path, r.Options.Snapshot, r.Options.Component), nil)
+	rd, err := t.bucket.NewReader(ctx, layout.ManifestKey(t.repo.Spec.Path, r.Options.Snapshot, r.Options.Component), nil)
 	if err != nil {
 		if gcerrors.Code(err) != gcerrors.NotFound {
 			r.Log.Info("cannot read the content manifest to find the restic snapshot; listing restic's snapshots", "reason", gcerrors.Code(err).String())

@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -51,7 +51,7 @@ func TestSnapshotToRestore(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := b.WriteAll(ctx, backend.ManifestKey("default/app", "app-s1", "dump"), data, nil); err != nil {
+				if err := b.WriteAll(ctx, layout.ManifestKey("default/app", "app-s1", "dump"), data, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -18,7 +18,7 @@ import (
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/agentapi"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 	"github.com/stashplane/stashplane/internal/restic/bridge"
 	"github.com/stashplane/stashplane/internal/storage"
@@ -103,7 +103,7 @@ func (r *Runner) resolve(ctx context.Context) (*target, error) {
 	if err := r.resolveStorage(ctx, t); err != nil {
 		return nil, err
 	}
-	t.resticPath = backend.ResticPrefix(t.repo.Spec.Path, t.session, o.Component)
+	t.resticPath = layout.ResticPrefix(t.repo.Spec.Path, t.session, o.Component)
 	t.redact = redactor{}
 	return t, nil
 }
@@ -183,14 +183,14 @@ func openOptions(spec storagev1alpha1.Backend) (storagev1alpha1.Backend, storage
 	}
 	l := *spec.Local
 	for _, root := range []string{l.MountPath, path.Join(l.MountPath, l.SubPath)} {
-		if _, err := os.Stat(filepath.Join(root, backend.MetadataKey)); err == nil {
+		if _, err := os.Stat(filepath.Join(root, layout.MetadataKey)); err == nil {
 			l.SubPath = ""
 			spec.Local = &l
 			return spec, storage.OpenOptions{LocalRoot: root}, nil
 		}
 	}
 	return spec, storage.OpenOptions{}, fmt.Errorf("cannot find the local storage at %q: no %s there or under its subPath %q (the storage volume is not mounted, or the storage is not initialised)",
-		l.MountPath, backend.MetadataKey, l.SubPath)
+		l.MountPath, layout.MetadataKey, l.SubPath)
 }
 
 // resticFor serves the component's restic repository and returns a driver

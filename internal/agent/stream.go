@@ -10,7 +10,7 @@ import (
 	"lukechampine.com/blake3"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
@@ -80,7 +80,7 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 	if err != nil {
 		return sum, ptr.To(true), err
 	}
-	if err := t.bucket.WriteAll(ctx, backend.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), b, nil); err != nil {
+	if err := t.bucket.WriteAll(ctx, layout.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), b, nil); err != nil {
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
 	return sum, ptr.To(true), nil

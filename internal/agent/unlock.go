@@ -9,7 +9,7 @@ import (
 	"gocloud.dev/blob"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // Unlock removes the stale locks of every restic repository of the
@@ -81,7 +81,7 @@ func (r *Runner) unlockOne(ctx context.Context, t *target, prefix string) (int, 
 }
 
 func countLocks(ctx context.Context, b *blob.Bucket, prefix string) (int, error) {
-	it := b.List(&blob.ListOptions{Prefix: backend.ResticLocksPrefix(prefix)})
+	it := b.List(&blob.ListOptions{Prefix: layout.ResticLocksPrefix(prefix)})
 	n := 0
 	for {
 		_, err := it.Next(ctx)

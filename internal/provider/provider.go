@@ -11,10 +11,8 @@ import (
 
 	"github.com/go-logr/logr"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,8 +25,8 @@ import (
 
 	"github.com/stashplane/stashplane/apis"
 	"github.com/stashplane/stashplane/controllers"
-	"github.com/stashplane/stashplane/internal/access"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/storagekind"
+	"github.com/stashplane/stashplane/internal/tenancy"
 )
 
 // Options configure the provider.
@@ -82,21 +80,9 @@ type Options struct {
 	SkipControllerNameValidation bool
 }
 
-// Scheme knows the Kubernetes kinds and Stashplane's.
-func Scheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("cannot add Kubernetes kinds to scheme: %w", err)
-	}
-	if err := apis.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("cannot add Stashplane kinds to scheme: %w", err)
-	}
-	return s, nil
-}
-
 // Run runs every controller until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
-	s, err := Scheme()
+	s, err := apis.Scheme()
 	if err != nil {
 		return err
 	}
@@ -133,12 +119,12 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 			return fmt.Errorf("cannot add ready check: %w", err)
 		}
 	}
-	opener := &backend.Opener{
+	opener := &storagekind.Opener{
 		Client:     mgr.GetClient(),
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute},
 	}
 	err = controllers.Setup(mgr, controllers.Options{
-		Log: o.Log, Opener: opener, Reason: backend.Classify, PollInterval: o.PollInterval, SnapshotPollInterval: o.SnapshotPollInterval, AmbientNamespaces: o.AmbientNamespaces,
+		Log: o.Log, Opener: opener, Reason: storagekind.Classify, PollInterval: o.PollInterval, SnapshotPollInterval: o.SnapshotPollInterval, AmbientNamespaces: o.AmbientNamespaces,
 		ClusterDumpNamespaces: o.ClusterDumpNamespaces, Workers: o.Workers,
 	})
 	if err != nil {
@@ -172,13 +158,13 @@ func guardVerdicts(ctx context.Context, cfg *rest.Config, kube client.Client, lo
 	// (no rights to apply the policy) ends the wait at once.
 	var user string
 	err = forAMinute(ctx, func(ctx context.Context) (err error) {
-		user, err = access.GuardVerdicts(ctx, cs, kube)
+		user, err = tenancy.GuardVerdicts(ctx, cs, kube)
 		return err
 	}, func(err error) bool { return kerrors.IsForbidden(err) || kerrors.IsInvalid(err) })
 	if err != nil {
 		return fmt.Errorf("cannot guard snapshot verdicts: %w", err)
 	}
-	log.Info("snapshot verdicts may be changed only by the provider", "policy", access.VerdictPolicyName, "user", user)
+	log.Info("snapshot verdicts may be changed only by the provider", "policy", tenancy.VerdictPolicyName, "user", user)
 	return nil
 }
 

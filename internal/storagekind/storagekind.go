@@ -1,6 +1,8 @@
 // Package storagekind holds what the controllers of Stashplane's storage
-// kinds (BackupStorage, Repository, Snapshot) share: their options and the
-// managed reconciler they all run on.
+// kinds (BackupStorage, Repository, Snapshot) share: their options, the
+// managed reconciler they all run on, the opener of a BackupStorage's
+// bucket (opener.go; a local storage through its accessor) and the one
+// classifier of storage errors into condition reasons (classify.go).
 package storagekind
 
 import (
@@ -15,8 +17,6 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-
-	"github.com/stashplane/stashplane/internal/backend"
 )
 
 // Options configure a storage kind's controller.
@@ -24,7 +24,7 @@ type Options struct {
 	Controller controller.Options
 	Log        logr.Logger
 	// Opener opens BackupStorages' buckets.
-	Opener *backend.Opener
+	Opener *Opener
 	// PollInterval is how often the kind is observed with no change to
 	// prompt it; a minute when zero.
 	PollInterval time.Duration

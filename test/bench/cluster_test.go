@@ -23,11 +23,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/stashplane/stashplane/apis"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
@@ -53,7 +54,7 @@ func startCluster(b *testing.B, limits rest.Config) (*devcluster.Cluster, client
 		b.Fatal(err)
 	}
 	c := devclustertest.Start(b, crds...)
-	s, err := provider.Scheme()
+	s, err := apis.Scheme()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -231,5 +232,5 @@ func snapshotTimes(b *testing.B, bin, dir, id string) resticTimes {
 // resticDir is the host directory of the restic repository that the
 // session's dump component writes for repository repo.
 func resticDir(storageDir, repo string) string {
-	return filepath.Join(storageDir, "backups", backend.ResticPrefix(benchNamespace+"/"+repo, benchSession, storagev1alpha1.ComponentDump))
+	return filepath.Join(storageDir, "backups", layout.ResticPrefix(benchNamespace+"/"+repo, benchSession, storagev1alpha1.ComponentDump))
 }

@@ -17,10 +17,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/stashplane/stashplane/apis"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/agent"
-	"github.com/stashplane/stashplane/internal/backend"
-	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
 	"github.com/stashplane/stashplane/internal/storage"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
@@ -46,7 +46,7 @@ const (
 // identical copies of one restic repository, alternately
 //
 //   - through Stashplane: the Snapshot controller's forget
-//     (backend.ForgetResticSnapshot) and the prune Job's agent
+//     (layout.ForgetResticSnapshot) and the prune Job's agent
 //     (agent.Runner.Prune, restic behind the bridge over the storage
 //     layer), on a local storage laid out as Stashplane lays it out, and
 //   - with plain `restic forget --prune` on the restic repository's
@@ -80,7 +80,7 @@ func BenchmarkPrune(b *testing.B) {
 		dir := filepath.Join(work, fmt.Sprintf("%s-%d", mode, i))
 		repo := dir
 		if mode == "stashplane" {
-			repo = filepath.Join(dir, filepath.FromSlash(backend.ResticPrefix(pruneRepoPath, pruneSession, pruneComponent)))
+			repo = filepath.Join(dir, filepath.FromSlash(layout.ResticPrefix(pruneRepoPath, pruneSession, pruneComponent)))
 		}
 		copyTree(b, master, repo)
 		defer func() { _ = os.RemoveAll(dir) }()
@@ -215,14 +215,14 @@ func plainForgetPrune(b *testing.B, bin, repo, cache string, ids []string) time.
 func stashplanePrune(b *testing.B, bin, root, password, cache string, ids []string) time.Duration {
 	b.Helper()
 	ctx := context.Background()
-	if err := os.WriteFile(filepath.Join(root, backend.MetadataKey), []byte("kind: BackendMeta\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(root, layout.MetadataKey), []byte("kind: BackendMeta\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	spec := storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderLocal, Local: &storagev1alpha1.LocalSpec{MountPath: root}}
 	bs := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: "bench"}, Spec: storagev1alpha1.BackupStorageSpec{Storage: spec}}
 	repo := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: benchNamespace, Name: "db"},
 		Spec: storagev1alpha1.RepositorySpec{Path: pruneRepoPath, StorageRef: storagev1alpha1.ObjectReference{Name: "bench"}}}
-	s, err := provider.Scheme()
+	s, err := apis.Scheme()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -237,9 +237,9 @@ func stashplanePrune(b *testing.B, bin, root, password, cache string, ids []stri
 	if err != nil {
 		b.Fatal(err)
 	}
-	prefix := backend.ResticPrefix(pruneRepoPath, pruneSession, pruneComponent)
+	prefix := layout.ResticPrefix(pruneRepoPath, pruneSession, pruneComponent)
 	for _, id := range ids {
-		if err := backend.ForgetResticSnapshot(ctx, bucket, prefix, id, time.Now()); err != nil {
+		if err := layout.ForgetResticSnapshot(ctx, bucket, prefix, id, time.Now()); err != nil {
 			b.Fatal(err)
 		}
 	}

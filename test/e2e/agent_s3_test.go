@@ -18,7 +18,7 @@ import (
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 )
 
@@ -175,7 +175,7 @@ func TestAgentS3Outage(t *testing.T) {
 			t.Errorf("the S3 secret key appears in %s", where)
 		}
 	}
-	repoDir := filepath.Join(s3.Dir, "backups", "stashplane", backend.ResticPrefix("demo/app", "hourly", dump))
+	repoDir := filepath.Join(s3.Dir, "backups", "stashplane", layout.ResticPrefix("demo/app", "hourly", dump))
 
 	// A short outage in the middle of the upload.
 	proxy.arm(3<<20, 4*time.Second)

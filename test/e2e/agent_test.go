@@ -28,8 +28,8 @@ import (
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/agent"
 	"github.com/stashplane/stashplane/internal/agentapi"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/layout"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
 
@@ -342,7 +342,7 @@ func TestAgentBackupRestore(t *testing.T) {
 	comp, status := e.component(t, "app-hourly-1")
 	t.Logf("snapshot app-hourly-1 status: %s", status)
 	noPassword(t, "the snapshot's status", status)
-	prefix := backend.ResticPrefix("demo/app", "hourly", storagev1alpha1.ComponentDump)
+	prefix := layout.ResticPrefix("demo/app", "hourly", storagev1alpha1.ComponentDump)
 	if diff := cmp.Diff(storagev1alpha1.Component{
 		Path: prefix, Phase: storagev1alpha1.ComponentSucceeded, Driver: storagev1alpha1.DriverRestic, Integrity: ptr.To(true),
 	}, storagev1alpha1.Component{Path: comp.Path, Phase: comp.Phase, Driver: comp.Driver, Integrity: comp.Integrity}); diff != "" {
@@ -385,7 +385,7 @@ func TestAgentBackupRestore(t *testing.T) {
 	hostRestic(t, repoDir, "check", "--read-data")
 
 	// The content manifest lists every file with its hash.
-	f, err := os.Open(filepath.Join(e.storage, "backups", backend.ManifestKey("demo/app", "app-hourly-1", storagev1alpha1.ComponentDump)))
+	f, err := os.Open(filepath.Join(e.storage, "backups", layout.ManifestKey("demo/app", "app-hourly-1", storagev1alpha1.ComponentDump)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestAgentBackupRestore(t *testing.T) {
 	st, _ := e.snapshotStatus(t, "app-pods-1")
 	for name, size := range map[string]string{"dump-pod-0": comp.Size, "dump-pod-1": "0 B"} {
 		c := st.Components[name]
-		if c.Phase != storagev1alpha1.ComponentSucceeded || c.Size != size || c.Path != backend.ResticPrefix("demo/app", "pods", name) {
+		if c.Phase != storagev1alpha1.ComponentSucceeded || c.Size != size || c.Path != layout.ResticPrefix("demo/app", "pods", name) {
 			t.Errorf("component %s of a two-component snapshot: %+v, want Succeeded, size %s", name, c, size)
 		}
 	}

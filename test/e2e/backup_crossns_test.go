@@ -18,7 +18,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 )
 
@@ -119,7 +119,7 @@ func TestBackupIntoAnotherNamespace(t *testing.T) {
 			t.Fatalf("snapshot %s/%s: phase %s, component %+v", team, snap.Name, snap.Status.Phase, comp)
 		}
 		restored := t.TempDir()
-		hostRestic(t, filepath.Join(c.dir, backend.ResticPrefix(team+"/app", c.session, storagev1alpha1.ComponentDump)),
+		hostRestic(t, filepath.Join(c.dir, layout.ResticPrefix(team+"/app", c.session, storagev1alpha1.ComponentDump)),
 			"restore", comp.ResticStats[0].Summary.ID, "--target", restored)
 		if diff := cmp.Diff(digest(t, data), digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {
 			t.Errorf("restic restore of session %s: -backed up +restored:\n%s", c.session, diff)

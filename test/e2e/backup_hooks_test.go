@@ -21,7 +21,7 @@ import (
 	addonsv1alpha1 "github.com/stashplane/stashplane/apis/addons/v1alpha1"
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
 
@@ -117,7 +117,7 @@ func TestBackupAndRestoreHooks(t *testing.T) {
 		t.Errorf("the post-backup hook was told the backup %q", got)
 	}
 	// What the pre-backup hook wrote before the backup is in it.
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	restored := t.TempDir()
 	hostRestic(t, repoDir, "restore", "latest", "--target", restored)
 	if got := readTrimmed(t, filepath.Join(restored, "var/lib/app/frozen-by")); got != first.Name {

@@ -13,7 +13,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 )
@@ -70,7 +70,7 @@ func TestBackupEndToEndS3(t *testing.T) {
 	}
 	// versitygw keeps a bucket as a directory: restic reads it as a local
 	// repository, the layout being restic's own.
-	repoDir := filepath.Join(s3.Dir, "backups", "stashplane", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(s3.Dir, "backups", "stashplane", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	restored := t.TempDir()
 	hostRestic(t, repoDir, "restore", comp.ResticStats[0].Summary.ID, "--target", restored)
 	if diff := cmp.Diff(digest(t, data), digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {

@@ -21,7 +21,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
@@ -122,13 +122,13 @@ func TestBackupEndToEnd(t *testing.T) {
 	if snap.Status.Phase != storagev1alpha1.SnapshotSucceeded || comp.Phase != storagev1alpha1.ComponentSucceeded || len(comp.ResticStats) == 0 {
 		t.Fatalf("snapshot %s: phase %s, component %+v", snap.Name, snap.Status.Phase, comp)
 	}
-	for _, key := range []string{backend.MetadataKey, backend.RepositoryKey("default/app"), backend.SnapshotKey("default/app", snap.Name)} {
+	for _, key := range []string{layout.MetadataKey, layout.RepositoryKey("default/app"), layout.SnapshotKey("default/app", snap.Name)} {
 		if _, err := os.Stat(filepath.Join(storageDir, "backups", key)); err != nil {
 			t.Errorf("%s is not in the storage: %v", key, err)
 		}
 	}
 
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	restored := t.TempDir()
 	hostRestic(t, repoDir, "restore", comp.ResticStats[0].Summary.ID, "--target", restored)
 	if diff := cmp.Diff(digest(t, data), digest(t, filepath.Join(restored, "var/lib/app"))); diff != "" {

@@ -21,10 +21,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/stashplane/stashplane/apis"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
@@ -72,7 +73,7 @@ func clusterWithCRDsOn(t *testing.T, network string) (client.Client, *devcluster
 // kinds.
 func providerClient(t *testing.T, cfg *rest.Config) client.Client {
 	t.Helper()
-	s, err := provider.Scheme()
+	s, err := apis.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,15 +192,15 @@ func TestLocalBackupStorage(t *testing.T) {
 		c, bs := storageCondition(ctx, kube, "default", "local", storagev1alpha1.TypeBackendInitialized)
 		return c.Status == corev1.ConditionTrue && bs.Status.Phase == storagev1alpha1.BackupStorageReady, nil
 	})
-	data, err := os.ReadFile(filepath.Join(host, "backups", backend.MetadataKey))
+	data, err := os.ReadFile(filepath.Join(host, "backups", layout.MetadataKey))
 	if err != nil {
 		t.Fatalf("metadata.yaml was not written into the storage: %v", err)
 	}
-	meta := backend.Metadata{}
+	meta := layout.Metadata{}
 	if err := yaml.Unmarshal(data, &meta); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(backend.KindBackendMeta, meta.Kind); diff != "" {
+	if diff := cmp.Diff(layout.KindBackendMeta, meta.Kind); diff != "" {
 		t.Errorf("metadata.yaml kind: -want +got:\n%s", diff)
 	}
 
@@ -226,7 +227,7 @@ func TestLocalBackupStorage(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Join(empty, "backups")); len(entries) > 0 {
 		t.Errorf("an Observe-only BackupStorage wrote into its storage: %v", entries)
 	}
-	after, err := os.ReadFile(filepath.Join(host, "backups", backend.MetadataKey))
+	after, err := os.ReadFile(filepath.Join(host, "backups", layout.MetadataKey))
 	if err != nil || string(after) != string(data) {
 		t.Errorf("an Observe-only BackupStorage changed metadata.yaml:\n%s", after)
 	}
@@ -239,7 +240,7 @@ func TestLocalBackupStorage(t *testing.T) {
 		_, bs := storageCondition(ctx, kube, "default", "local", xpv2.TypeReady)
 		return bs == nil, nil
 	})
-	if _, err := os.Stat(filepath.Join(host, "backups", backend.MetadataKey)); err == nil {
+	if _, err := os.Stat(filepath.Join(host, "backups", layout.MetadataKey)); err == nil {
 		t.Errorf("WipeOut left metadata.yaml behind")
 	}
 	if b, err := os.ReadFile(sibling); err != nil || !strings.Contains(string(b), "keep me") {

@@ -22,7 +22,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/backupblueprint"
 	"github.com/stashplane/stashplane/functions/plan"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/verify"
 )
@@ -210,10 +210,10 @@ func TestBlueprints(t *testing.T) {
 	for _, w := range protects {
 		snap := blueprintBackup(t, kube, w)
 		dir := w.ns + "/" + w.kind + "/" + w.name
-		if _, err := os.Stat(filepath.Join(storageDir, "backups", backend.RepositoryKey(dir))); err != nil {
+		if _, err := os.Stat(filepath.Join(storageDir, "backups", layout.RepositoryKey(dir))); err != nil {
 			t.Errorf("the backup of %s %s/%s wrote no repository record in %s: %v", w.kind, w.ns, w.name, dir, err)
 		}
-		if got, want := strings.TrimSuffix(snap.Status.Components[w.component].Path, "/"), strings.TrimSuffix(backend.ResticPrefix(dir, "nightly", w.component), "/"); got != want {
+		if got, want := strings.TrimSuffix(snap.Status.Components[w.component].Path, "/"), strings.TrimSuffix(layout.ResticPrefix(dir, "nightly", w.component), "/"); got != want {
 			t.Errorf("the backup of %s %s/%s is at %q, want %q", w.kind, w.ns, w.name, got, want)
 		}
 		started, err := verify.Now(ctx, kube, w.ns, backupblueprint.ConfigurationName(w.kind, w.name), "", time.Now())
@@ -253,7 +253,7 @@ func TestBlueprints(t *testing.T) {
 		t.Errorf("after the configuration went, its Snapshot is %s, %s (%v); want Succeeded and Verified", snap.Status.Phase, snap.Status.VerificationStatus, err)
 	}
 	restored := t.TempDir()
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/Deployment/annotated", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/Deployment/annotated", "nightly", storagev1alpha1.ComponentDump))
 	hostRestic(t, repoDir, "restore", "latest", "--target", restored)
 	if _, err := os.Stat(filepath.Join(restored, "var/lib/app")); err != nil {
 		t.Errorf("the data of the removed configuration does not restore: %v", err)

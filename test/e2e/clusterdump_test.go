@@ -26,7 +26,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/resourcedump"
 	"github.com/stashplane/stashplane/internal/verify"
@@ -175,7 +175,7 @@ func TestClusterDump(t *testing.T) {
 	if c.Phase != storagev1alpha1.ComponentSucceeded || len(c.ResticStats) == 0 || c.ResticStats[0].Summary == nil {
 		t.Fatalf("snapshot %s: component %+v", snap.Name, c)
 	}
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentManifest))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentManifest))
 	dumped, err := resourcedump.Decode(hostRestic(t, repoDir, "dump", c.ResticStats[0].Summary.ID, c.ResticStats[0].Summary.HostPath))
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // A provider killed after it marked a storage record's create pending and
@@ -50,7 +50,7 @@ func TestInterruptedCreateDoesNotWedge(t *testing.T) {
 		return c.Status == corev1.ConditionTrue && bs.Status.Phase == storagev1alpha1.BackupStorageReady, nil
 	})
 	waitRepoReason(t, kube, "default", "app", corev1.ConditionTrue, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded))
-	for _, key := range []string{backend.MetadataKey, backend.RepositoryKey("app")} {
+	for _, key := range []string{layout.MetadataKey, layout.RepositoryKey("app")} {
 		if _, err := os.Stat(filepath.Join(host, "backups", key)); err != nil {
 			t.Errorf("the record %s was not written: %v", key, err)
 		}

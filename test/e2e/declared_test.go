@@ -16,7 +16,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
 
@@ -148,7 +148,7 @@ func TestKubeStashShapedBackup(t *testing.T) {
 	if repo.Spec.Path != "default/app" {
 		t.Errorf("Repository path %q, want %q", repo.Spec.Path, "default/app")
 	}
-	if _, err := os.Stat(filepath.Join(storageDir, "backups", backend.RepositoryKey("default/app"))); err != nil {
+	if _, err := os.Stat(filepath.Join(storageDir, "backups", layout.RepositoryKey("default/app"))); err != nil {
 		t.Errorf("the repository is not at default/app in the storage: %v", err)
 	}
 }

@@ -16,9 +16,9 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
@@ -182,7 +182,7 @@ func TestProviderKilledDuringRestoreAndVerification(t *testing.T) {
 		t.Errorf("snapshot %s: %s by %q, want Verified by %s", snap, got.Status.VerificationStatus, got.Status.VerificationSession, s.Name)
 	}
 	t.Logf("checked: verification %s Succeeded with %d files checked, snapshot Verified", s.Name, s.Status.FilesChecked)
-	hostRestic(t, filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump)), "check")
+	hostRestic(t, filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump)), "check")
 }
 
 // Two providers run with leader election. The leader is SIGKILLed while a
@@ -235,7 +235,7 @@ func TestBackupPodKilled(t *testing.T) {
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
 	storageDir, data := seedAppBackup(t, kube, 2000, 29)
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 
 	first := firstSession(t, kube)
 	pod := backupPod(t, kube, first.Name)
@@ -325,7 +325,7 @@ func snapshotRestoresSource(t *testing.T, kube client.Client, storageDir, data, 
 	if snap.Status.Phase != storagev1alpha1.SnapshotSucceeded || len(comp.ResticStats) != 1 || comp.ResticStats[0].Summary == nil {
 		t.Fatalf("snapshot %s: %s, component %+v", snap.Name, snap.Status.Phase, comp)
 	}
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	hostRestic(t, repoDir, "check")
 	restored := t.TempDir()
 	hostRestic(t, repoDir, "restore", comp.ResticStats[0].Summary.ID, "--target", restored)

@@ -16,7 +16,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // A WipeOut Snapshot deleted while a restore reads the same restic
@@ -45,7 +45,7 @@ func TestForgetWaitsForVerification(t *testing.T) {
 	// seconds.
 	writeRandom(t, filepath.Join(appData(t, kube), "big.bin"), 48<<20)
 	second := retentionRun(t, kube, bc, time.Now())
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	forgotten := resticIDsOf(t, kube, first)
 	defer func() {
 		// A restic lock left in the repository holds the forget back.

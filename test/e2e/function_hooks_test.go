@@ -22,7 +22,7 @@ import (
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/hookjob"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // markFunction is a hook Function: its Job waits params.sleep seconds,
@@ -135,7 +135,7 @@ func TestFunctionHooks(t *testing.T) {
 		t.Errorf("the post-backup hook wrote %q, want %q", got, want)
 	}
 	// What the pre-backup hook's Job wrote before the backup is in it.
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	restored := t.TempDir()
 	hostRestic(t, repoDir, "restore", "latest", "--target", restored)
 	if got, want := readTrimmed(t, filepath.Join(restored, "var/lib/app/before")), "marked "+first.Name+" Running db"; got != want {

@@ -14,7 +14,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
@@ -41,7 +41,7 @@ func TestLostPackHealed(t *testing.T) {
 	verifier := verifierWith("app-verifier", `{"mountPath": "/var/lib/app"}`)
 	verifier.Spec.SessionHistoryLimit = 5
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil), verifier)
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	start := time.Now()
 
 	// bigPacks lists the data packs over 1 MiB the repository gained since

@@ -21,8 +21,8 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
 	"github.com/stashplane/stashplane/internal/agent"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/trigger"
 	"github.com/stashplane/stashplane/internal/verify"
 )
@@ -75,7 +75,7 @@ func TestPasswordChange(t *testing.T) {
 		}
 		return res, stdout.String() + stderr.String(), err
 	}
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	const newPassword = "the app's new password, 2026-12"
 
 	res, out, err := password("", "list", "app", "-n", "default", "-o", "json")

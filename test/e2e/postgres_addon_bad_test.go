@@ -17,7 +17,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 )
 
@@ -144,7 +144,7 @@ func TestPostgresAddonBadInput(t *testing.T) {
 				t.Errorf("component %s: %q, want Failed with %q naming %q", c.Phase, c.Error, tc.reason, tc.says)
 			}
 			// No restic snapshot holds a partial dump.
-			repo := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/"+name, "nightly", storagev1alpha1.ComponentDump))
+			repo := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/"+name, "nightly", storagev1alpha1.ComponentDump))
 			var snaps []resticSnapshot
 			if err := json.Unmarshal(hostRestic(t, repo, "snapshots", "--json"), &snaps); err != nil {
 				t.Fatal(err)

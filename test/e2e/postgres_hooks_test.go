@@ -25,8 +25,8 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/hook"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/verify"
 )
@@ -183,7 +183,7 @@ func TestPostgresQuiesceHooks(t *testing.T) {
 	// The backup was read while the server was read-only: its
 	// configuration says so, and its data holds the orders.
 	snapName := "shop-db-nightly-" + bs.Name
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/shop-db-nightly", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/shop-db-nightly", "nightly", storagev1alpha1.ComponentDump))
 	restored := t.TempDir()
 	hostRestic(t, repoDir, "restore", "latest", "--target", restored, "--include", "/var/lib/postgresql/data/pgdata/postgresql.auto.conf")
 	if got := readTrimmed(t, filepath.Join(restored, "var/lib/postgresql/data/pgdata/postgresql.auto.conf")); !strings.Contains(got, "default_transaction_read_only = 'on'") {

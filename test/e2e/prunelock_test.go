@@ -22,8 +22,8 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // A prune Job killed half way (SIGKILL to its pod's processes once restic
@@ -49,7 +49,7 @@ func TestPruneKilledHalfWay(t *testing.T) {
 	retentionRun(t, kube, bc, start.Add(time.Second))
 	removeHalf()
 	retentionRun(t, kube, bc, start.Add(2*time.Second))
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	before := repoFiles(t, repoDir)
 
 	// Start a prune and kill it once restic has changed the repository.

@@ -18,8 +18,8 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/access"
 	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/tenancy"
 	"github.com/stashplane/stashplane/internal/verify"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
@@ -188,7 +188,7 @@ func tamperWithVerdict(t *testing.T, kube client.Client, cfg *rest.Config, snap 
 	t.Helper()
 	ctx := context.Background()
 	rules := []rbacv1.PolicyRule{{APIGroups: []string{storagev1alpha1.GroupVersion.Group}, Resources: []string{"snapshots", "snapshots/status"}, Verbs: []string{"get", "update", "patch"}}}
-	for _, o := range access.Objects("tamperer", "default", nil, rules) {
+	for _, o := range tenancy.Objects("tamperer", "default", nil, rules) {
 		if err := kube.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}

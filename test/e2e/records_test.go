@@ -13,7 +13,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // Content manifests are sealed with the repository's password: storage
@@ -34,7 +34,7 @@ func TestSealedManifests(t *testing.T) {
 	}
 	second := retentionRun(t, kube, bc, time.Now())
 	key := func(snapshot string) string {
-		return filepath.Join(storageDir, "backups", backend.ManifestKey("default/app", snapshot, storagev1alpha1.ComponentDump))
+		return filepath.Join(storageDir, "backups", layout.ManifestKey("default/app", snapshot, storagev1alpha1.ComponentDump))
 	}
 	sealedFirst, err := os.ReadFile(key(first[0]))
 	if err != nil {

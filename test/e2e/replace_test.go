@@ -21,8 +21,8 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
 
@@ -82,7 +82,7 @@ func TestReplaceEndsRunningBackup(t *testing.T) {
 		}
 		return true, nil
 	})
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	writeRandom(t, filepath.Join(appData(t, kube), "big.bin"), 64<<20)
 
 	// The older run hangs once restic holds its lock.

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 func repository(name, ns, path string, policy storagev1alpha1.DeletionPolicy) *storagev1alpha1.Repository {
@@ -154,7 +154,7 @@ func TestRepositories(t *testing.T) {
 		}
 	}
 	poll(t, time.Minute, "metadata.yaml does not list the repositories", func(context.Context) (bool, error) {
-		b, err := os.ReadFile(filepath.Join(root, backend.MetadataKey))
+		b, err := os.ReadFile(filepath.Join(root, layout.MetadataKey))
 		return err == nil && strings.Contains(string(b), "app-a") && strings.Contains(string(b), "app-b"), nil
 	})
 

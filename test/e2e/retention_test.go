@@ -29,8 +29,8 @@ import (
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/retention"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
@@ -282,20 +282,20 @@ func TestRetentionLastTwo(t *testing.T) {
 		t.Fatalf("after five runs: -want +got Snapshots:\n%s", diff)
 	}
 
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	if diff := cmp.Diff(resticIDsOf(t, kube, kept), resticIDs(t, repoDir)); diff != "" {
 		t.Errorf("restic snapshots: -of the kept Snapshots +in the repository:\n%s", diff)
 	}
 	hostRestic(t, repoDir, "check")
 	for _, gone := range []string{s1, s2, s3} {
-		for _, key := range []string{backend.SnapshotKey("default/app", gone), backend.ManifestKey("default/app", gone, storagev1alpha1.ComponentDump)} {
+		for _, key := range []string{layout.SnapshotKey("default/app", gone), layout.ManifestKey("default/app", gone, storagev1alpha1.ComponentDump)} {
 			if _, err := os.Stat(filepath.Join(storageDir, "backups", key)); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("%s of removed snapshot %s is still in the storage (%v)", key, gone, err)
 			}
 		}
 	}
 	for _, s := range kept {
-		for _, key := range []string{backend.SnapshotKey("default/app", s), backend.ManifestKey("default/app", s, storagev1alpha1.ComponentDump)} {
+		for _, key := range []string{layout.SnapshotKey("default/app", s), layout.ManifestKey("default/app", s, storagev1alpha1.ComponentDump)} {
 			if _, err := os.Stat(filepath.Join(storageDir, "backups", key)); err != nil {
 				t.Errorf("%s of kept snapshot %s is not in the storage: %v", key, s, err)
 			}
@@ -407,17 +407,17 @@ func TestRetentionS3(t *testing.T) {
 	}
 	// versitygw keeps a bucket as a directory.
 	root := filepath.Join(s3.Dir, "backups", "stashplane")
-	repoDir := filepath.Join(root, backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(root, layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	if diff := cmp.Diff(resticIDsOf(t, kube, runs[2:]), resticIDs(t, repoDir)); diff != "" {
 		t.Errorf("restic snapshots: -of the kept Snapshot +in the bucket:\n%s", diff)
 	}
 	hostRestic(t, repoDir, "check")
 	for _, gone := range runs[:2] {
-		if _, err := os.Stat(filepath.Join(root, backend.SnapshotKey("default/app", gone))); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(root, layout.SnapshotKey("default/app", gone))); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("the record of removed snapshot %s is still in the bucket (%v)", gone, err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(root, backend.SnapshotKey("default/app", runs[2]))); err != nil {
+	if _, err := os.Stat(filepath.Join(root, layout.SnapshotKey("default/app", runs[2]))); err != nil {
 		t.Errorf("the record of the kept snapshot is not in the bucket: %v", err)
 	}
 	bs := &corev1alpha1.BackupSession{}

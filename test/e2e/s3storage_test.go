@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 )
 
@@ -80,7 +80,7 @@ func TestS3BackupStorageFailuresRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStorageReason(t, kube, "s3", string(storagev1alpha1.TypeBackendInitialized), corev1.ConditionFalse, "PermissionDenied")
-	if _, err := os.Stat(filepath.Join(s3.Dir, "backups", "stashplane", backend.MetadataKey)); err == nil {
+	if _, err := os.Stat(filepath.Join(s3.Dir, "backups", "stashplane", layout.MetadataKey)); err == nil {
 		t.Errorf("metadata.yaml was written with wrong credentials")
 	}
 
@@ -89,7 +89,7 @@ func TestS3BackupStorageFailuresRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStorageReason(t, kube, "s3", string(storagev1alpha1.TypeBackendInitialized), corev1.ConditionTrue, string(storagev1alpha1.ReasonBackendInitializationSucceeded))
-	if _, err := os.Stat(filepath.Join(s3.Dir, "backups", "stashplane", backend.MetadataKey)); err != nil {
+	if _, err := os.Stat(filepath.Join(s3.Dir, "backups", "stashplane", layout.MetadataKey)); err != nil {
 		t.Errorf("metadata.yaml is not in the bucket after recovery: %v", err)
 	}
 

@@ -10,8 +10,8 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // A prune killed half way leaves its exclusive lock; `stashplane unlock`
@@ -30,7 +30,7 @@ func TestUnlockAfterKilledPrune(t *testing.T) {
 	retentionRun(t, kube, bc, start.Add(time.Second))
 	removeHalf()
 	retentionRun(t, kube, bc, start.Add(2*time.Second))
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	before := repoFiles(t, repoDir)
 
 	bin, err := devclustertest.BinDir()

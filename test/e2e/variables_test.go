@@ -14,7 +14,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/sessionjob"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
@@ -41,7 +41,7 @@ func TestVariableValueFrom(t *testing.T) {
 	tuning := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "restic-tuning", Namespace: "default"}, Data: map[string]string{"packSize": "4"}}
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil), tuning)
 
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	before := packs(t, repoDir)
 	writeRandom(t, filepath.Join(appData(t, kube), "big.bin"), 24<<20)
 	retentionRun(t, kube, bc, time.Now())

@@ -18,7 +18,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/verify"
 )
@@ -155,7 +155,7 @@ func TestVerificationEndToEnd(t *testing.T) {
 	})
 
 	vt := &verificationTest{t: t, kube: kube}
-	repoDir := filepath.Join(storageDir, "backups", backend.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
+	repoDir := filepath.Join(storageDir, "backups", layout.ResticPrefix("default/app", "nightly", storagev1alpha1.ComponentDump))
 	before := packs(t, repoDir)
 	big := make([]byte, 256<<10)
 	if _, err := rand.Read(big); err != nil {

@@ -18,8 +18,9 @@ import (
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/controllers/backupstorage"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
+	"github.com/stashplane/stashplane/internal/storagekind"
 )
 
 // The BackupStorage controller, against a real API server and an S3
@@ -31,8 +32,8 @@ func TestBackupStorageWipeOutWaitsForRuns(t *testing.T) {
 	s3 := servers.StartS3(t)
 	s3.CreateBucket(t, "wipe")
 	runController(t, func(mgr ctrl.Manager) error {
-		opener := &backend.Opener{Client: mgr.GetClient()}
-		return backupstorage.Setup(mgr, backupstorage.Options{Log: mgr.GetLogger(), Opener: opener, Reason: backend.Classify, PollInterval: time.Second})
+		opener := &storagekind.Opener{Client: mgr.GetClient()}
+		return backupstorage.Setup(mgr, backupstorage.Options{Log: mgr.GetLogger(), Opener: opener, Reason: storagekind.Classify, PollInterval: time.Second})
 	})
 	ctx := testContext(t)
 	const ns = testNamespace
@@ -101,7 +102,7 @@ func TestBackupStorageWipeOutWaitsForRuns(t *testing.T) {
 	if _, err := os.Stat(data); err != nil {
 		t.Fatalf("the storage's data went while a backup wrote into it: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(s3.Dir, "wipe", "stash", backend.MetadataKey)); err != nil {
+	if _, err := os.Stat(filepath.Join(s3.Dir, "wipe", "stash", layout.MetadataKey)); err != nil {
 		t.Fatalf("the storage's metadata.yaml went while a backup wrote into it: %v", err)
 	}
 
@@ -121,7 +122,7 @@ func TestBackupStorageWipeOutWaitsForRuns(t *testing.T) {
 		err := kube.Get(ctx, client.ObjectKeyFromObject(bs), got)
 		return kerrors.IsNotFound(err), fmt.Sprintf("still there: %+v", got.Status.Conditions)
 	})
-	if _, err := os.Stat(filepath.Join(s3.Dir, "wipe", "stash", backend.MetadataKey)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(s3.Dir, "wipe", "stash", layout.MetadataKey)); !os.IsNotExist(err) {
 		t.Errorf("the storage's metadata.yaml is still there after its WipeOut: %v", err)
 	}
 }

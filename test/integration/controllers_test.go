@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/apis"
 )
 
 // runController runs the controllers setup adds in a manager against the
@@ -20,7 +20,7 @@ import (
 func runController(t *testing.T, setup func(ctrl.Manager) error) ctrl.Manager {
 	t.Helper()
 	requireControlPlane(t)
-	s, err := provider.Scheme()
+	s, err := apis.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}

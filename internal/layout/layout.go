@@ -1,4 +1,14 @@
-package backend
+// Package layout is the one layout of what Stashplane records in a bucket,
+// and the operations over it that more than one part needs (forgetting a
+// restic snapshot, wiping a prefix):
+//
+//	metadata.yaml                                       the storage's record
+//	<repo path>/repository.yaml                         a Repository
+//	<repo path>/snapshots/<snapshot>.yaml               a Snapshot
+//	<repo path>/manifests/<snapshot>/<component>.json.gz  a content manifest
+//	<repo path>/repository/v1/<session>/<component>/    restic repositories
+//	  config, keys/, locks/, snapshots/, index/, data/    restic's own layout
+package layout
 
 import (
 	"path"

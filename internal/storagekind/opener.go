@@ -1,14 +1,4 @@
-// Package backend opens the bucket of a BackupStorage for the controllers,
-// classifies storage errors into condition reasons (Classify), and keeps
-// the one layout of what Stashplane records in a bucket (layout.go):
-//
-//	metadata.yaml                                       the storage's record
-//	<repo path>/repository.yaml                         a Repository
-//	<repo path>/snapshots/<snapshot>.yaml               a Snapshot
-//	<repo path>/manifests/<snapshot>/<component>.json.gz  a content manifest
-//	<repo path>/repository/v1/<session>/<component>/    restic repositories
-//	  config, keys/, locks/, snapshots/, index/, data/    restic's own layout
-package backend
+package storagekind
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package access
+package tenancy
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/backend"
+	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/usage"
 )
 
@@ -46,7 +46,7 @@ const (
 func Ambient(st *storagev1alpha1.BackupStorage) bool {
 	switch st.Spec.Storage.Provider {
 	case storagev1alpha1.ProviderS3, storagev1alpha1.ProviderGCS, storagev1alpha1.ProviderAzure:
-		return backend.SecretName(st.Spec.Storage) == ""
+		return storagekind.SecretName(st.Spec.Storage) == ""
 	}
 	return false
 }
@@ -87,7 +87,7 @@ func CheckStorage(ctx context.Context, kube client.Reader, st *storagev1alpha1.B
 // storage's own Secret is ever copied; a Secret of that name that owner
 // does not control is left alone and refused.
 func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, name string, labels map[string]string, fieldOwner client.FieldOwner) (string, error) {
-	src := backend.SecretName(st.Spec.Storage)
+	src := storagekind.SecretName(st.Spec.Storage)
 	if st.Namespace == owner.GetNamespace() || src == "" {
 		return "", nil
 	}

@@ -1,7 +1,11 @@
-// Package access composes the identities Stashplane's pods run as: a
-// ServiceAccount with a Role of exactly the rules it is given, bound in one
-// namespace.
-package access
+// Package tenancy decides what a namespace's Jobs may hold. It composes
+// the identities Stashplane's pods run as (a ServiceAccount with a Role of
+// exactly the rules it is given, bound in one namespace), checks that a
+// namespace may use a BackupStorage of another (remote.go), copies that
+// storage's Secret and prunes the copies and grants no longer needed, and
+// keeps the admission policy that reserves Snapshots' verdicts to the
+// provider (verdicts.go).
+package tenancy
 
 import (
 	"context"
