@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,14 +28,17 @@ type Server struct {
 	// through a symbolic link, so that a link planted in the volume cannot
 	// make the accessor read or write outside it.
 	Dir string
+	// Now is the clock scoped tokens expire by; nil means time.Now.
+	Now func() time.Time
+	// Log, when set, is told of each refused scoped token, by subject.
+	Log func(msg string, keysAndValues ...any)
 }
 
 // ServeHTTP implements the accessor protocol.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	got := []byte(r.Header.Get("Authorization"))
-	want := []byte("Bearer " + s.Token)
-	if s.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
-		writeError(w, http.StatusUnauthorized, gcerrors.PermissionDenied, "the accessor token is missing or wrong")
+	grant, status, msg := s.authorize(r)
+	if status != http.StatusOK {
+		writeError(w, status, gcerrors.PermissionDenied, msg)
 		return
 	}
 	q := r.URL.Query()
@@ -44,6 +48,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeError(w, http.StatusBadRequest, gcerrors.InvalidArgument, err.Error())
 				return
 			}
+		}
+	}
+	if grant != nil {
+		if err := grantReaches(grant, r); err != nil {
+			if s.Log != nil {
+				s.Log("refused a request beyond its grant", "subject", grant.Subject, "path", r.URL.Path)
+			}
+			writeError(w, http.StatusForbidden, gcerrors.PermissionDenied, err.Error())
+			return
 		}
 	}
 	var err error
@@ -68,6 +81,71 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code := gcerrors.Code(err)
 		writeError(w, statusOf(code), code, err.Error())
 	}
+}
+
+// authorize accepts the accessor's own token (every key) or a scoped token
+// it signed (the grant's prefixes); it answers the grant (nil for the
+// accessor's token), and else the status and message of the refusal.
+func (s *Server) authorize(r *http.Request) (*Grant, int, string) {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || s.Token == "" {
+		return nil, http.StatusUnauthorized, "the accessor token is missing or wrong"
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) == 1 {
+		return nil, http.StatusOK, ""
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	g, err := verifyGrant(s.Token, got, now())
+	if err != nil {
+		return nil, http.StatusUnauthorized, err.Error()
+	}
+	return g, http.StatusOK, ""
+}
+
+// grantReaches says why a request goes beyond g, or nil: every key it
+// names is a plain path under one of g's prefixes, and a listing lists
+// under one of them.
+func grantReaches(g *Grant, r *http.Request) error {
+	q := r.URL.Query()
+	keys := 0
+	for _, p := range []string{"key", "src", "dst"} {
+		k, ok := q[p]
+		if !ok {
+			continue
+		}
+		keys++
+		if len(k) != 1 || !plainKey(k[0]) || !g.allows(k[0]) {
+			return fmt.Errorf("the storage grant does not reach %s %q: it reaches only its repositories' prefixes", p, strings.Join(k, ","))
+		}
+	}
+	if r.URL.Path == "/v1/list" {
+		prefix := q.Get("prefix")
+		if !g.allows(prefix) || strings.Contains(prefix, "/../") || strings.Contains(prefix, "//") {
+			return fmt.Errorf("the storage grant does not reach a listing of %q: it reaches only its repositories' prefixes", prefix)
+		}
+		return nil
+	}
+	if keys == 0 {
+		return errors.New("the storage grant reaches only named keys")
+	}
+	return nil
+}
+
+// plainKey says whether key is a relative path of non-empty elements
+// other than "." and "..".
+func plainKey(key string) bool {
+	if key == "" || strings.HasPrefix(key, "/") {
+		return false
+	}
+	for _, p := range strings.Split(key, "/") {
+		if p == "" || p == "." || p == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) read(w http.ResponseWriter, r *http.Request) error {

@@ -221,6 +221,20 @@ type BackupStorageSpec struct {
 	// +optional
 	RuntimeSettings *RuntimeSettings `json:"runtimeSettings,omitempty"`
 
+	// Access says how the Jobs of namespaces other than the storage's own
+	// reach it. Direct (the default) gives them what the storage's own
+	// Jobs have: a copy of its credential Secret, or a mount of its local
+	// volume, either of which reaches the whole storage. Broker gives them
+	// neither: a broker run beside the storage in its namespace serves
+	// each of them only the prefixes of its own Repositories, to a token
+	// minted for its owner (a BackupConfiguration, a RestoreSession) that
+	// expires within eight days and is renewed daily while the owner
+	// lives. Broker is the choice for a storage shared by tenants.
+	// +kubebuilder:validation:Enum=Direct;Broker
+	// +kubebuilder:default=Direct
+	// +optional
+	Access StorageAccess `json:"access,omitempty"`
+
 	// ManagementPolicies say which actions Stashplane may take on the
 	// backend this object mirrors. The default, ["*"], allows all of them.
 	// +kubebuilder:default={"*"}
@@ -236,6 +250,23 @@ type BackupStorageSpec struct {
 	// +optional
 	Catalog *CatalogSpec `json:"catalog,omitempty"`
 }
+
+// StorageAccess says how Jobs of other namespaces reach a BackupStorage.
+type StorageAccess string
+
+// Storage access modes.
+const (
+	// AccessDirect gives other namespaces' Jobs the storage's credentials
+	// or volume.
+	AccessDirect StorageAccess = "Direct"
+	// AccessBroker serves other namespaces' Jobs their own Repositories'
+	// prefixes through the storage's broker.
+	AccessBroker StorageAccess = "Broker"
+)
+
+// Brokered reports whether Jobs of other namespaces reach the storage
+// through its broker.
+func (bs *BackupStorage) Brokered() bool { return bs.Spec.Access == AccessBroker }
 
 // CatalogSpec says where a storage's catalog is rebuilt.
 type CatalogSpec struct {
@@ -371,6 +402,11 @@ type BackupStorageStatus struct {
 	// Catalog is what the last rebuild of spec.catalog found.
 	// +optional
 	Catalog *CatalogStatus `json:"catalog,omitempty"`
+
+	// BrokerEndpoint is where the storage's broker serves Jobs of other
+	// namespaces (spec.access Broker) while it runs; empty otherwise.
+	// +optional
+	BrokerEndpoint string `json:"brokerEndpoint,omitempty"`
 }
 
 // A BackupStorage is a place backups are written to: a bucket prefix in an
