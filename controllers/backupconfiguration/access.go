@@ -16,7 +16,6 @@ import (
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/agentapi"
-	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/tenancy"
 )
 
@@ -126,7 +125,7 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 		keep[client.ObjectKeyFromObject(o).String()] = true
 	}
 	for _, st := range storages {
-		name, err := tenancy.CopyStorageSecret(ctx, s.kube, bc, st, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name), remoteLabels(bc), fieldOwner)
+		name, err := tenancy.CopyStorageSecret(ctx, s.kube, bc, st, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name), remoteLabels(bc), fieldOwner, repositoryPaths(bc, st), s.clock.Now())
 		if err != nil {
 			return err
 		}
@@ -138,6 +137,29 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 		return fmt.Errorf("cannot remove the access backupconfiguration %q no longer needs: %w", bc.Name, err)
 	}
 	return nil
+}
+
+// repositoryPaths are the paths of the configuration's Repositories in
+// st: all that a grant to its Jobs reaches of a brokered storage.
+func repositoryPaths(bc *corev1alpha1.BackupConfiguration, st *storagev1alpha1.BackupStorage) []string {
+	var out []string
+	for _, r := range desiredRepositories(bc) {
+		if r.StorageKey() == client.ObjectKeyFromObject(st) {
+			out = append(out, r.Spec.Path)
+		}
+	}
+	return out
+}
+
+// brokered says whether a backend of the configuration is on a brokered
+// storage of another namespace, whose grant its scheduler renews.
+func brokered(storages []*storagev1alpha1.BackupStorage) bool {
+	for _, st := range storages {
+		if st.Brokered() {
+			return true
+		}
+	}
+	return false
 }
 
 // revokeRemoteAccess deletes everything the configuration was granted in
@@ -164,7 +186,7 @@ func (s *scheduler) usersOfSecret(ctx context.Context, o client.Object) []reconc
 	}
 	using := map[string]bool{}
 	for _, st := range storages.Items {
-		if storagekind.SecretName(st.Spec.Storage) == o.GetName() {
+		if st.Spec.Storage.SecretName() == o.GetName() {
 			using[st.Name] = true
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/accessor"
 	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/trigger"
 	"github.com/stashplane/stashplane/internal/version"
@@ -136,7 +137,13 @@ func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 			return ctrl.Result{}, fmt.Errorf("cannot update backupconfiguration status: %w", uerr)
 		}
 	}
-	return ctrl.Result{}, err
+	res := ctrl.Result{}
+	if storages, serr := s.remoteStorages(ctx, bc); serr == nil && brokered(storages) {
+		// The grant its Jobs hold for a brokered storage is minted anew
+		// each renewal period, long before the one held expires.
+		res.RequeueAfter = accessor.GrantRenewal / 4
+	}
+	return res, err
 }
 
 // compose applies what the configuration wants and removes the CronJobs of

@@ -170,16 +170,16 @@ func (r *reconciler) plan(ctx context.Context, bs *corev1alpha1.BackupSession, b
 
 // ensureJobs renders the session's planned tasks and creates the Jobs,
 // owned by the session. The Jobs of a storage in another namespace mount
-// the configuration's copy of its credential Secret, which the
-// configuration's scheduler keeps (backupconfiguration/access.go).
+// the configuration's copy of its credential Secret, or its grant to a
+// brokered storage, which the configuration's scheduler keeps
+// (backupconfiguration/access.go).
 func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, inputs []render.Input) error {
 	for _, input := range inputs {
 		if r.paused(ctx, bs.Namespace, input.Context.Repository.Name) {
 			continue
 		}
-		if st := &input.Context.Storage; st.Namespace != bs.Namespace && st.SecretName != "" {
-			st.SecretName = naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name)
-		}
+		st := input.Context.Storage
+		input.Context.Storage = st.From(bs.Namespace, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name))
 		res, err := r.renderer.Render(ctx, input)
 		if err != nil {
 			return fmt.Errorf("cannot render task %q: %w", input.Task, err)

@@ -20,7 +20,8 @@ import (
 // fieldOwner is the field manager of what the BackupStorage controllers apply.
 const fieldOwner = client.FieldOwner("stashplane-backupstorage")
 
-// accessorReconciler runs the accessor of each local BackupStorage: a token
+// accessorReconciler runs the accessor of each local or brokered
+// BackupStorage (accessor.Runs): a token
 // Secret (made once, kept) and a Deployment that mounts the volume. Both are
 // owned by the BackupStorage and go with it.
 type accessorReconciler struct {
@@ -47,8 +48,9 @@ func (r *accessorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.kube.Get(ctx, req.NamespacedName, bs); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if bs.Spec.Storage.Provider != storagev1alpha1.ProviderLocal {
-		// A storage that moved off local storage no longer needs it.
+	if !accessor.Runs(bs) {
+		// A storage that moved off local storage, or is no longer
+		// brokered, no longer needs it.
 		return ctrl.Result{}, r.remove(ctx, bs)
 	}
 	if bs.DeletionTimestamp != nil {

@@ -80,7 +80,7 @@ func storagesUsingSecret(c client.Client) handler.MapFunc {
 		}
 		var out []reconcile.Request
 		for _, bs := range list.Items {
-			if storagekind.SecretName(bs.Spec.Storage) == o.GetName() || accessor.Name(&bs) == o.GetName() {
+			if bs.Spec.Storage.SecretName() == o.GetName() || accessor.Name(&bs) == o.GetName() {
 				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bs)})
 			}
 		}
@@ -224,6 +224,9 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		return managed.ExternalObservation{}, err
 	}
 	bs.Status.Repositories = repositoryInfos(repos)
+	if err := e.observeBroker(ctx, bs); err != nil {
+		return managed.ExternalObservation{}, err
+	}
 	data, err := e.bucket.ReadAll(ctx, layout.MetadataKey)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		// A missing bucket reads as a missing key on some backends; listing
@@ -268,6 +271,26 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 		ResourceExists:   true,
 		ResourceUpToDate: meta.Owner == string(bs.UID) && sameLocations(meta.Repositories, locations(repos)),
 	}, nil
+}
+
+// observeBroker records where a brokered storage's broker serves, for the
+// agents of other namespaces, which read it from the storage; empty while
+// it does not serve.
+func (e *external) observeBroker(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {
+	bs.Status.BrokerEndpoint = ""
+	if !bs.Brokered() {
+		return nil
+	}
+	addr, _, err := accessor.Endpoint(ctx, e.kube, bs)
+	var notReady *accessor.ErrNotReady
+	if errors.As(err, &notReady) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot find the storage's broker: %w", err)
+	}
+	bs.Status.BrokerEndpoint = addr
+	return nil
 }
 
 // observeOnly says whether the BackupStorage may only be read: its

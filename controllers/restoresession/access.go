@@ -138,7 +138,7 @@ func (r *reconciler) ensureAccess(ctx context.Context, rs *corev1alpha1.RestoreS
 			return "", fmt.Errorf("cannot apply %s %s/%s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetNamespace(), o.GetName(), err)
 		}
 	}
-	return r.copyStorageSecret(ctx, rs, storageOf(in))
+	return r.copyStorageSecret(ctx, rs, storageOf(in), in.Repository)
 }
 
 func (r *reconciler) applyOwned(ctx context.Context, rs *corev1alpha1.RestoreSession, o client.Object) error {
@@ -151,8 +151,15 @@ func (r *reconciler) applyOwned(ctx context.Context, rs *corev1alpha1.RestoreSes
 // the storage with its credentials. Only the storage's own Secret is
 // copied, never an encryption Secret, and the copy is deleted when the
 // session ends.
-func (r *reconciler) copyStorageSecret(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage) (string, error) {
-	return tenancy.CopyStorageSecret(ctx, r.kube, rs, st, storageSecretName(rs), remoteLabels(rs), fieldOwner)
+//
+// For a brokered storage the session's Secret holds no credential, only
+// a grant over the Repository it restores from.
+func (r *reconciler) copyStorageSecret(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage, repo *storagev1alpha1.Repository) (string, error) {
+	var paths []string
+	if repo != nil {
+		paths = []string{repo.Spec.Path}
+	}
+	return tenancy.CopyStorageSecret(ctx, r.kube, rs, st, storageSecretName(rs), remoteLabels(rs), fieldOwner, paths, r.clock.Now())
 }
 
 // revokeAccess deletes what a session was granted in other namespaces and

@@ -143,7 +143,7 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 	for _, input := range inputs {
 		components[input.Context.Component] = true
 		if storageSecret != "" {
-			input.Context.Storage.SecretName = storageSecret
+			input.Context.Storage = input.Context.Storage.From(rs.Namespace, storageSecret)
 		}
 		res, err := r.renderer.Render(ctx, input)
 		if err != nil {

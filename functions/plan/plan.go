@@ -165,6 +165,7 @@ func describeStorage(ns, name string, storages map[string]*storagev1alpha1.Backu
 	}
 	st := bs.Spec.Storage
 	out.Provider = string(st.Provider)
+	out.Brokered = bs.Brokered()
 	switch {
 	case st.S3 != nil:
 		out.SecretName = st.S3.SecretName

@@ -41,9 +41,7 @@ func PruneJob(repo *storagev1alpha1.Repository, storage *storagev1alpha1.BackupS
 		return nil, fmt.Errorf("cannot prune repository %q: no backupconfiguration composed it (label %s), so there is no account to run as", repo.Name, corev1alpha1.LabelInvokerName)
 	}
 	st := describeStorage(storage.Namespace, storage.Name, map[string]*storagev1alpha1.BackupStorage{storage.Namespace + "/" + storage.Name: storage})
-	if st.SecretName != "" && storage.Namespace != repo.Namespace {
-		st.SecretName = naming.ConfigurationStorageSecret(config, storage.Namespace, storage.Name)
-	}
+	st = st.From(repo.Namespace, naming.ConfigurationStorageSecret(config, storage.Namespace, storage.Name))
 	secret := repo.Spec.EncryptionSecret.Name
 	args := []string{"prune-agent",
 		"--" + agentapi.FlagNamespace + "=" + repo.Namespace,

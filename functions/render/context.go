@@ -182,6 +182,27 @@ type Storage struct {
 	// stores.
 	Volumes      []corev1.Volume      `json:"volumes"`
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts"`
+	// Brokered: Jobs of other namespaces reach the storage only through
+	// its broker (spec.access Broker), with a grant in their SecretName
+	// and no volume (From).
+	Brokered bool `json:"brokered,omitempty"`
+}
+
+// From is the storage as the Jobs of namespace ns see it, when their
+// owner's Secret for it (a copy of its credentials, or a grant to its
+// broker) is named secret. The storage's own namespace sees it whole;
+// another reaches a brokered storage with the grant alone, no volume and
+// no credential, and a direct one with the copy in place of its Secret.
+func (s Storage) From(ns, secret string) Storage {
+	switch {
+	case s.Namespace == ns:
+	case s.Brokered:
+		s.SecretName = secret
+		s.Volumes, s.VolumeMounts = []corev1.Volume{}, []corev1.VolumeMount{}
+	case s.SecretName != "":
+		s.SecretName = secret
+	}
+	return s
 }
 
 // Runtime holds the runtime settings of a step.

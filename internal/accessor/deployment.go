@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"path"
@@ -79,33 +80,52 @@ func Root(l *storagev1alpha1.LocalSpec) string {
 	return path.Join(l.MountPath, l.SubPath)
 }
 
-// Deployment is the Deployment that mounts a local storage's volume
-// and serves it.
+// Runs says whether a storage runs an accessor: a local one, which only
+// a pod that mounts it reaches, and any storage whose Jobs of other
+// namespaces reach it through its broker (spec.access Broker).
+func Runs(bs *storagev1alpha1.BackupStorage) bool {
+	return bs.Spec.Storage.Provider == storagev1alpha1.ProviderLocal || bs.Brokered()
+}
+
+// secretDir is where an accessor of an object store reads its credential
+// Secret, one file per key.
+const secretDir = "/etc/stashplane/storage"
+
+// Deployment is the Deployment that serves a storage: a local one's
+// volume, mounted, or an object store's bucket, opened with the storage's
+// own credential Secret (or ambient identity), which stays in the
+// storage's namespace.
 func Deployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv1.Deployment, error) {
-	l := bs.Spec.Storage.Local
-	if l == nil {
-		return nil, fmt.Errorf("cannot run an accessor for %q storage", bs.Spec.Storage.Provider)
+	if !Runs(bs) {
+		return nil, fmt.Errorf("cannot run an accessor for %q storage that is not brokered", bs.Spec.Storage.Provider)
 	}
 	labels := labelsOf(bs)
-	pod := corev1.PodSpec{
-		Containers: []corev1.Container{{
-			Name:  "accessor",
-			Image: image,
-			Args: []string{"storage", "serve",
-				"--root", Root(l),
-				"--listen", "$(POD_IP):" + strconv.Itoa(Port),
-				"--token-file", path.Join(tokenDir, tokenKey)},
-			Env: []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
-			VolumeMounts: []corev1.VolumeMount{
-				{Name: "storage", MountPath: l.MountPath},
-				{Name: "token", MountPath: tokenDir, ReadOnly: true},
-			},
-		}},
-		Volumes: []corev1.Volume{
-			{Name: "storage", VolumeSource: l.VolumeSource},
-			{Name: "token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: Name(bs)}}},
-		},
+	c := corev1.Container{
+		Name:         "accessor",
+		Image:        image,
+		Args:         []string{"storage", "serve", "--listen", "$(POD_IP):" + strconv.Itoa(Port), "--token-file", path.Join(tokenDir, tokenKey)},
+		Env:          []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
+		VolumeMounts: []corev1.VolumeMount{{Name: "token", MountPath: tokenDir, ReadOnly: true}},
 	}
+	volumes := []corev1.Volume{{Name: "token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: Name(bs)}}}}
+	if l := bs.Spec.Storage.Local; l != nil {
+		c.Args = append(c.Args, "--root", Root(l))
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "storage", MountPath: l.MountPath})
+		volumes = append(volumes, corev1.Volume{Name: "storage", VolumeSource: l.VolumeSource})
+	} else {
+		// The backend's spec names no secret value: the Secret is mounted.
+		spec, err := json.Marshal(bs.Spec.Storage)
+		if err != nil {
+			return nil, fmt.Errorf("cannot encode the storage's backend: %w", err)
+		}
+		c.Args = append(c.Args, "--backend", string(spec))
+		if name := bs.Spec.Storage.SecretName(); name != "" {
+			c.Args = append(c.Args, "--secret-dir", secretDir)
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "storage-secret", MountPath: secretDir, ReadOnly: true})
+			volumes = append(volumes, corev1.Volume{Name: "storage-secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name}}})
+		}
+	}
+	pod := corev1.PodSpec{Containers: []corev1.Container{c}, Volumes: volumes}
 	podLabels, podAnnotations := map[string]string{}, map[string]string(nil)
 	if rs := bs.Spec.RuntimeSettings; rs != nil {
 		applyRuntimeSettings(&pod, rs)
@@ -128,6 +148,23 @@ func Deployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv1.Deploy
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: podAnnotations}, Spec: pod},
 		},
 	}, nil
+}
+
+// Key returns the token of a storage's accessor, which also signs the
+// grants its broker honours.
+func Key(ctx context.Context, c client.Reader, bs *storagev1alpha1.BackupStorage) (string, error) {
+	s := &corev1.Secret{}
+	err := c.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: Name(bs)}, s)
+	if kerrors.IsNotFound(err) {
+		return "", &ErrNotReady{Reason: "its token secret does not exist yet"}
+	}
+	if err != nil {
+		return "", fmt.Errorf("cannot get accessor secret: %w", err)
+	}
+	if len(s.Data[tokenKey]) == 0 {
+		return "", &ErrNotReady{Reason: "its token secret holds no token"}
+	}
+	return string(s.Data[tokenKey]), nil
 }
 
 // Endpoint returns the address and token of a local storage's
@@ -161,3 +198,4 @@ func ready(p *corev1.Pod) bool {
 	}
 	return false
 }
+

@@ -8,10 +8,10 @@ import (
 	"strings"
 )
 
-// readSecretDir reads a mounted Secret: one file per key. The entries a
+// ReadSecretDir reads a mounted Secret: one file per key. The entries a
 // kubelet adds beside the keys (..data and the timestamped directory they
 // point at) are skipped. An empty dir means no Secret: nil.
-func readSecretDir(dir string) (map[string][]byte, error) {
+func ReadSecretDir(dir string) (map[string][]byte, error) {
 	if dir == "" {
 		return nil, nil
 	}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/accessor"
 	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
@@ -150,11 +151,14 @@ func (r *Runner) connect(ctx context.Context, t *target) error {
 	if t.password, err = readPassword(o.PasswordFile); err != nil {
 		return &reasonError{reason: ReasonCredentialsUnreadable, msg: err.Error()}
 	}
-	secret, err := readSecretDir(o.StorageSecretDir)
+	secret, err := ReadSecretDir(o.StorageSecretDir)
 	if err != nil {
 		return &reasonError{reason: ReasonCredentialsUnreadable, msg: err.Error()}
 	}
 	t.redact = newRedactor(t.password, secret)
+	if t.storage.Brokered() && t.storage.Namespace != o.Namespace {
+		return r.connectBroker(ctx, t, secret)
+	}
 	spec, opts, err := openOptions(t.storage.Spec.Storage)
 	if err != nil {
 		return &reasonError{reason: ReasonStorageNotMounted, msg: err.Error()}
@@ -166,6 +170,41 @@ func (r *Runner) connect(ctx context.Context, t *target) error {
 		}
 		return b, nil
 	}
+	t.bucket, err = t.open(ctx)
+	return err
+}
+
+// ReasonStorageBrokerNotReady: a brokered storage's broker is not
+// serving (the storage records no endpoint) or refused the run's grant.
+const ReasonStorageBrokerNotReady = "StorageBrokerNotReady"
+
+// connectBroker opens a brokered storage of another namespace through its
+// broker, with the grant the run's owner holds (its Repositories' prefixes
+// alone); the Job holds no credential and mounts no storage volume.
+func (r *Runner) connectBroker(ctx context.Context, t *target, secret map[string][]byte) error {
+	grant := strings.TrimSpace(string(secret[agentapi.SecretKeyStorageGrant]))
+	if grant == "" {
+		return &reasonError{reason: ReasonCredentialsUnreadable, msg: fmt.Sprintf("backupstorage %s/%s is brokered, and the storage secret directory holds no %s", t.storage.Namespace, t.storage.Name, agentapi.SecretKeyStorageGrant)}
+	}
+	t.open = func(ctx context.Context) (*blob.Bucket, error) {
+		endpoint := t.storage.Status.BrokerEndpoint
+		if endpoint == "" {
+			// The broker may have moved since the run began: read again.
+			st := &storagev1alpha1.BackupStorage{}
+			if err := r.Kube.Get(ctx, client.ObjectKeyFromObject(t.storage), st); err == nil {
+				endpoint = st.Status.BrokerEndpoint
+			}
+		}
+		if endpoint == "" {
+			return nil, &reasonError{reason: ReasonStorageBrokerNotReady, msg: fmt.Sprintf("the broker of backupstorage %s/%s is not serving: the storage records no endpoint", t.storage.Namespace, t.storage.Name)}
+		}
+		b, err := accessor.OpenBucket(endpoint, grant, nil)
+		if err != nil {
+			return nil, &reasonError{reason: ReasonStorageBrokerNotReady, msg: "cannot open the storage through its broker: " + err.Error()}
+		}
+		return b, nil
+	}
+	var err error
 	t.bucket, err = t.open(ctx)
 	return err
 }

@@ -217,15 +217,15 @@ func TestReadSecretDir(t *testing.T) {
 	if err := os.Symlink("..data/AWS_ACCESS_KEY_ID", filepath.Join(dir, "AWS_ACCESS_KEY_ID")); err != nil {
 		t.Fatal(err)
 	}
-	got, err := readSecretDir(dir)
+	got, err := ReadSecretDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("AKIA")}, got); diff != "" {
-		t.Errorf("readSecretDir(): -want +got:\n%s", diff)
+		t.Errorf("ReadSecretDir(): -want +got:\n%s", diff)
 	}
-	if got, err := readSecretDir(""); got != nil || err != nil {
-		t.Errorf("readSecretDir(\"\") = %v, %v; want no secret", got, err)
+	if got, err := ReadSecretDir(""); got != nil || err != nil {
+		t.Errorf("ReadSecretDir(\"\") = %v, %v; want no secret", got, err)
 	}
 }
 

@@ -30,6 +30,12 @@ const (
 	FlagRestic                  = "restic"
 )
 
+// SecretKeyStorageGrant is the key, in the Secret a Job of another
+// namespace mounts at --storage-secret-dir, of the grant that lets it
+// reach a brokered storage (spec.access Broker): its Repositories'
+// prefixes only, through the storage's broker, never its credentials.
+const SecretKeyStorageGrant = "STASHPLANE_STORAGE_GRANT"
+
 // EnvReadDataSubset is the default of --read-data-subset: the
 // RestoreSession controller sets it on every container of a restore Job
 // from spec.readDataSubset, so that every addon's restore task passes it on

@@ -30,30 +30,11 @@ func (e *ErrSecretNotFound) Error() string {
 	return fmt.Sprintf("cannot find backend secret %q in namespace %q", e.Name, e.Namespace)
 }
 
-// SecretName is the name of the Secret holding a backend's credentials, or
-// "" when it has none (local storage, ambient credentials).
-func SecretName(b storagev1alpha1.Backend) string {
-	switch b.Provider {
-	case storagev1alpha1.ProviderS3:
-		if b.S3 != nil {
-			return b.S3.SecretName
-		}
-	case storagev1alpha1.ProviderGCS:
-		if b.GCS != nil {
-			return b.GCS.SecretName
-		}
-	case storagev1alpha1.ProviderAzure:
-		if b.Azure != nil {
-			return b.Azure.SecretName
-		}
-	}
-	return ""
-}
 
 // Secret returns the data of a BackupStorage's backend Secret (nil when it
 // names none).
 func (o *Opener) Secret(ctx context.Context, bs *storagev1alpha1.BackupStorage) (map[string][]byte, error) {
-	name := SecretName(bs.Spec.Storage)
+	name := bs.Spec.Storage.SecretName()
 	if name == "" {
 		return nil, nil
 	}

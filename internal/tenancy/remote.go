@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -13,7 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/storagekind"
+	"github.com/stashplane/stashplane/internal/accessor"
+	"github.com/stashplane/stashplane/internal/agentapi"
+	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/usage"
 )
 
@@ -46,13 +50,14 @@ const (
 func Ambient(st *storagev1alpha1.BackupStorage) bool {
 	switch st.Spec.Storage.Provider {
 	case storagev1alpha1.ProviderS3, storagev1alpha1.ProviderGCS, storagev1alpha1.ProviderAzure:
-		return storagekind.SecretName(st.Spec.Storage) == ""
+		return st.Spec.Storage.SecretName() == ""
 	}
 	return false
 }
 
 // CheckStorage says whether Jobs (what: "backup jobs", "restore jobs") in
-// namespace ns may use st by its usagePolicy, and can mount it, and, for a
+// namespace ns may use st by its usagePolicy, and can mount it (or reach
+// it through its broker), and, for a directly reached
 // storage without a credential Secret, whether ns is one of ambient: the
 // namespaces the provider lets use ambient cloud identities (a tenant's
 // pods would otherwise act with an identity the platform gave the bucket).
@@ -62,8 +67,10 @@ func CheckStorage(ctx context.Context, kube client.Reader, st *storagev1alpha1.B
 	if st.Namespace == ns {
 		return "", "", nil
 	}
-	if Ambient(st) && !slices.Contains(ambient, ns) {
-		return AmbientNotAllowed, fmt.Sprintf("backupstorage %s/%s names no credential Secret, so %s would use the cloud identity of their pods; namespace %q is not among those the provider allows that (--ambient-credential-namespaces)",
+	// A brokered storage's Jobs of other namespaces hold neither its
+	// identity nor its volume: its broker does.
+	if !st.Brokered() && Ambient(st) && !slices.Contains(ambient, ns) {
+		return AmbientNotAllowed, fmt.Sprintf("backupstorage %s/%s names no credential Secret, so %s would use the cloud identity of their pods; namespace %q is not among those the provider allows that (--ambient-credential-namespaces), or set the storage's spec.access to Broker",
 			st.Namespace, st.Name, what, ns), nil
 	}
 	ok, why, err := usage.Allowed(ctx, kube, st.Spec.UsagePolicy, st.Namespace, ns)
@@ -73,27 +80,44 @@ func CheckStorage(ctx context.Context, kube client.Reader, st *storagev1alpha1.B
 	if !ok {
 		return NotAllowed, fmt.Sprintf("backupstorage %s/%s may not be used from namespace %q: %s", st.Namespace, st.Name, ns, why), nil
 	}
-	if l := st.Spec.Storage.Local; l != nil && l.PersistentVolumeClaim != nil {
-		return NotReachable, fmt.Sprintf("backupstorage %s/%s keeps its data on claim %q, which %s in namespace %q cannot mount",
+	if l := st.Spec.Storage.Local; l != nil && l.PersistentVolumeClaim != nil && !st.Brokered() {
+		return NotReachable, fmt.Sprintf("backupstorage %s/%s keeps its data on claim %q, which %s in namespace %q cannot mount; set the storage's spec.access to Broker to serve them through its broker",
 			st.Namespace, st.Name, l.PersistentVolumeClaim.ClaimName, what, ns), nil
 	}
 	return "", "", nil
 }
 
 // CopyStorageSecret applies, in owner's namespace, a Secret named name
-// holding the data of st's credential Secret, controlled by owner and
-// labelled labels, with fieldOwner. It returns "" and copies nothing when
-// st is in owner's namespace or has no Secret (a local storage). Only the
-// storage's own Secret is ever copied; a Secret of that name that owner
-// does not control is left alone and refused.
-func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, name string, labels map[string]string, fieldOwner client.FieldOwner) (string, error) {
-	src := storagekind.SecretName(st.Spec.Storage)
-	if st.Namespace == owner.GetNamespace() || src == "" {
+// that lets owner's Jobs reach st, controlled by owner and labelled
+// labels, with fieldOwner. For a storage reached directly it holds the
+// data of st's credential Secret, and it returns "" and copies nothing
+// when st is in owner's namespace or has no Secret (a local storage). For
+// a brokered storage (spec.access Broker) it holds only a grant minted at
+// now over repoPaths, the paths of owner's Repositories in st, which the
+// storage's broker honours for those prefixes alone. Only the storage's
+// own Secret is ever copied; a Secret of that name that owner does not
+// control is left alone and refused.
+func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, name string, labels map[string]string, fieldOwner client.FieldOwner, repoPaths []string, now time.Time) (string, error) {
+	if st.Namespace == owner.GetNamespace() {
 		return "", nil
 	}
-	in := &corev1.Secret{}
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: src}, in); err != nil {
-		return "", fmt.Errorf("cannot get the secret %q of backupstorage %s/%s: %w", src, st.Namespace, st.Name, err)
+	var data map[string][]byte
+	if st.Brokered() {
+		tok, err := mintGrant(ctx, kube, owner, st, repoPaths, now)
+		if err != nil {
+			return "", err
+		}
+		data = map[string][]byte{agentapi.SecretKeyStorageGrant: []byte(tok)}
+	} else {
+		src := st.Spec.Storage.SecretName()
+		if src == "" {
+			return "", nil
+		}
+		in := &corev1.Secret{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: st.Namespace, Name: src}, in); err != nil {
+			return "", fmt.Errorf("cannot get the secret %q of backupstorage %s/%s: %w", src, st.Namespace, st.Name, err)
+		}
+		data = in.Data
 	}
 	mine := &corev1.Secret{}
 	err := kube.Get(ctx, client.ObjectKey{Namespace: owner.GetNamespace(), Name: name}, mine)
@@ -107,7 +131,7 @@ func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Obj
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: owner.GetNamespace(), Labels: labels},
 		Type:       corev1.SecretTypeOpaque,
-		Data:       in.Data,
+		Data:       data,
 	}
 	if err := controllerutil.SetControllerReference(owner, cp, kube.Scheme()); err != nil {
 		return "", fmt.Errorf("cannot own secret %q: %w", name, err)
@@ -116,6 +140,30 @@ func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Obj
 		return "", fmt.Errorf("cannot apply secret %q: %w", name, err)
 	}
 	return name, nil
+}
+
+// mintGrant signs, with the key of st's broker, a grant over the
+// repositories at repoPaths for owner.
+func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, repoPaths []string, now time.Time) (string, error) {
+	key, err := accessor.Key(ctx, kube, st)
+	if err != nil {
+		return "", err
+	}
+	seen := map[string]bool{}
+	var prefixes []string
+	for _, p := range repoPaths {
+		p = layout.CleanPath(p) + "/"
+		if !seen[p] {
+			seen[p] = true
+			prefixes = append(prefixes, p)
+		}
+	}
+	sort.Strings(prefixes)
+	tok, err := accessor.Mint(key, accessor.Grant{Prefixes: prefixes, Expires: accessor.GrantExpiry(now).Unix(), Subject: owner.GetNamespace() + "/" + owner.GetName()})
+	if err != nil {
+		return "", fmt.Errorf("cannot let %s/%s reach backupstorage %s/%s through its broker: %w", owner.GetNamespace(), owner.GetName(), st.Namespace, st.Name, err)
+	}
+	return tok, nil
 }
 
 // Keep names what Prune leaves in place: Roles (with their RoleBindings)

@@ -74,6 +74,26 @@ type Backend struct {
 	Azure *AzureSpec `json:"azure,omitempty"`
 }
 
+// SecretName is the name of the Secret holding a backend's credentials, or
+// "" when it has none (local storage, ambient credentials).
+func (b Backend) SecretName() string {
+	switch b.Provider {
+	case ProviderS3:
+		if b.S3 != nil {
+			return b.S3.SecretName
+		}
+	case ProviderGCS:
+		if b.GCS != nil {
+			return b.GCS.SecretName
+		}
+	case ProviderAzure:
+		if b.Azure != nil {
+			return b.Azure.SecretName
+		}
+	}
+	return ""
+}
+
 // LocalSpec is a backend on a Kubernetes volume.
 type LocalSpec struct {
 	// VolumeSource is the volume holding the backups.
