@@ -198,4 +198,3 @@ func ready(p *corev1.Pod) bool {
 	}
 	return false
 }
-

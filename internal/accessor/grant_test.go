@@ -179,8 +179,11 @@ func TestGrantServed(t *testing.T) {
 		"Climb": {
 			reason: "A key that climbs out of the grant's prefix is refused.",
 			token:  valid,
-			do:     func(b *blob.Bucket) error { _, err := b.ReadAll(ctx, "tenant/app/../../other/db/repository.yaml"); return err },
-			want:   gcerrors.PermissionDenied,
+			do: func(b *blob.Bucket) error {
+				_, err := b.ReadAll(ctx, "tenant/app/../../other/db/repository.yaml")
+				return err
+			},
+			want: gcerrors.PermissionDenied,
 		},
 		"ListAll": {
 			reason: "Listing the whole storage is refused.",

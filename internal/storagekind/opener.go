@@ -30,7 +30,6 @@ func (e *ErrSecretNotFound) Error() string {
 	return fmt.Sprintf("cannot find backend secret %q in namespace %q", e.Name, e.Namespace)
 }
 
-
 // Secret returns the data of a BackupStorage's backend Secret (nil when it
 // names none).
 func (o *Opener) Secret(ctx context.Context, bs *storagev1alpha1.BackupStorage) (map[string][]byte, error) {
