@@ -61,10 +61,17 @@ func platformObjects() []client.Object {
 		storage("platform", "s3", s3("creds")),
 		storage("platform", "disk", local(corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/srv"}})),
 		storage("platform", "claim", local(corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "backups"}})),
+		asBrokered(storage("platform", "brokered-claim", local(corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "backups"}}))),
 		storage("team-a", "mine", s3("own-creds")),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "platform"}, Data: map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("key"), "AWS_SECRET_ACCESS_KEY": []byte("sec")}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "unrelated", Namespace: "platform"}, Data: map[string][]byte{"x": []byte("y")}},
 	}
+}
+
+// asBrokered sets a storage's access to Broker.
+func asBrokered(st *storagev1alpha1.BackupStorage) *storagev1alpha1.BackupStorage {
+	st.Spec.Access = storagev1alpha1.AccessBroker
+	return st
 }
 
 func backends(refs ...storagev1alpha1.ObjectReference) []corev1alpha1.BackendReference {
@@ -91,7 +98,9 @@ func TestStorageProblemFromAnotherNamespace(t *testing.T) {
 			want: `backupstorage platform/s3 may not be used from namespace "team-b": its usagePolicy selector does not match namespace "team-b"`},
 		"Claim": {reason: "A claim of another namespace cannot be mounted by the backup Jobs, so the configuration is refused before any Job.",
 			ns: "team-a", ref: storagev1alpha1.ObjectReference{Name: "claim", Namespace: "platform"},
-			want: `backupstorage platform/claim keeps its data on claim "backups", which backup jobs in namespace "team-a" cannot mount`},
+			want: `backupstorage platform/claim keeps its data on claim "backups", which backup jobs in namespace "team-a" cannot mount; set the storage's spec.access to Broker to serve them through its broker`},
+		"BrokeredClaim": {reason: "A brokered storage serves its claim to Jobs of other namespaces through its broker, so nothing is refused.",
+			ns: "team-a", ref: storagev1alpha1.ObjectReference{Name: "brokered-claim", Namespace: "platform"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -124,7 +124,7 @@ func TestCheckCrossNamespace(t *testing.T) {
 		"Claim": {reason: "A storage on a claim of another namespace cannot be mounted by the Jobs.",
 			policy: all, local: claim, ns: "clone", secret: "pw", repository: "app",
 			want:    corev1alpha1.ReasonRestoreStorageNotReachable,
-			wantMsg: `backupstorage platform/shared keeps its data on claim "backups", which restore jobs in namespace "clone" cannot mount`},
+			wantMsg: `backupstorage platform/shared keeps its data on claim "backups", which restore jobs in namespace "clone" cannot mount; set the storage's spec.access to Broker to serve them through its broker`},
 		"NoRepository": {reason: "A missing repository of another namespace is refused like one the namespace may not use.",
 			policy: all, local: hostPath, ns: "clone", secret: "pw", repository: "gone",
 			want:    corev1alpha1.ReasonRestoreNamespaceNotAllowed,

@@ -3,7 +3,9 @@ package accessor
 import (
 	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -248,4 +250,47 @@ func TestGrantServed(t *testing.T) {
 	if _, err := files.ReadAll(ctx, "other/db/stolen"); gcerrors.Code(err) != gcerrors.NotFound {
 		t.Errorf("a refused copy left other/db/stolen behind: %v", err)
 	}
+}
+
+// FuzzGrantReaches asks the grant check about arbitrary keys, copies and
+// listings under a grant over tenant/app/: whatever it lets through names
+// only plain keys under that prefix and lists only under it.
+func FuzzGrantReaches(f *testing.F) {
+	for _, seed := range []string{
+		"tenant/app/config", "tenant/app/", "tenant/app", "tenant/app-2/x", "tenant/app/../other/x", "tenant/app//x",
+		"/tenant/app/x", "tenant/app/./x", "other/x", "", "tenant/app/%2e%2e/x", "tenant/app/\x00",
+	} {
+		f.Add(uint8(0), seed, "")
+		f.Add(uint8(1), seed, "tenant/app/x")
+		f.Add(uint8(2), seed, "")
+	}
+	g := &Grant{Prefixes: []string{"tenant/app/"}}
+	f.Fuzz(func(t *testing.T, op uint8, key, other string) {
+		path := []string{"/v1/object", "/v1/copy", "/v1/list"}[op%3]
+		q := url.Values{}
+		switch path {
+		case "/v1/copy":
+			q.Set("src", key)
+			q.Set("dst", other)
+		case "/v1/list":
+			q.Set("prefix", key)
+		default:
+			q.Set("key", key)
+		}
+		r := httptest.NewRequest(http.MethodGet, "http://accessor"+path+"?"+q.Encode(), nil)
+		if grantReaches(g, r) != nil {
+			return
+		}
+		for _, p := range []string{"key", "src", "dst"} {
+			if k, ok := r.URL.Query()[p]; ok && (!strings.HasPrefix(k[0], "tenant/app/") || !plainKey(k[0])) {
+				t.Fatalf("the grant let %s %q through", p, k[0])
+			}
+		}
+		if r.URL.Path == "/v1/list" && !strings.HasPrefix(r.URL.Query().Get("prefix"), "tenant/app/") {
+			t.Fatalf("the grant let a listing of %q through", r.URL.Query().Get("prefix"))
+		}
+		if r.URL.Path != "/v1/list" && len(r.URL.Query()) == 0 {
+			t.Fatalf("the grant let a request naming no key through")
+		}
+	})
 }

@@ -2,9 +2,13 @@ package tenancy
 
 import (
 	"context"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob/memblob"
+	"gocloud.dev/gcerrors"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,6 +18,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/accessor"
+	"github.com/stashplane/stashplane/internal/agentapi"
 )
 
 func TestSetFinalizer(t *testing.T) {
@@ -100,6 +106,104 @@ func TestCheckStorageAmbient(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nCheckStorage(): -want +got:\n%s (%s)", tc.reason, diff, msg)
+			}
+		})
+	}
+}
+
+func TestCopyStorageSecretBrokered(t *testing.T) {
+	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	owner := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a", UID: "u1"}}
+	key := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shared-accessor", Namespace: "platform"}, Data: map[string][]byte{"token": []byte("accessor-key")}}
+	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "platform"}, Data: map[string][]byte{"AWS_SECRET_ACCESS_KEY": []byte("s3cr3t")}}
+	st := func(access storagev1alpha1.StorageAccess, secret string) *storagev1alpha1.BackupStorage {
+		return &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "platform"},
+			Spec: storagev1alpha1.BackupStorageSpec{Access: access, Storage: storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Bucket: "b", SecretName: secret}}}}
+	}
+	cases := map[string]struct {
+		reason   string
+		storage  *storagev1alpha1.BackupStorage
+		objects  []client.Object
+		paths    []string
+		wantName string
+		wantKeys []string
+		wantErr  bool
+	}{
+		"Direct": {
+			reason:  "A storage reached directly gets a copy of its credentials.",
+			storage: st(storagev1alpha1.AccessDirect, "creds"), objects: []client.Object{creds},
+			paths: []string{"team-a/app"}, wantName: "copy", wantKeys: []string{"AWS_SECRET_ACCESS_KEY"},
+		},
+		"DirectAmbient": {
+			reason:  "A storage reached directly without a Secret copies nothing.",
+			storage: st(storagev1alpha1.AccessDirect, ""), paths: []string{"team-a/app"},
+		},
+		"Brokered": {
+			reason:  "A brokered storage gets a grant in place of its credentials.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			paths: []string{"team-a/app", "./team-a//app/", "team-a/db"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+		},
+		"BrokeredAmbient": {
+			reason:  "A brokered storage without a Secret still gets a grant: the broker holds the identity.",
+			storage: st(storagev1alpha1.AccessBroker, ""), objects: []client.Object{key},
+			paths: []string{"team-a/db", "team-a/app"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+		},
+		"BrokerNotReady": {
+			reason:  "A brokered storage whose accessor has no token yet is an error, retried, and copies nothing.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds},
+			paths: []string{"team-a/app"}, wantErr: true,
+		},
+		"BrokeredNoRepository": {
+			reason:  "A grant over no repository, or over the whole storage, is refused.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			paths: []string{"."}, wantErr: true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := runtime.NewScheme()
+			if err := clientgoscheme.AddToScheme(s); err != nil {
+				t.Fatal(err)
+			}
+			kube := fake.NewClientBuilder().WithScheme(s).WithObjects(append(tc.objects, owner.DeepCopy())...).Build()
+			got, err := CopyStorageSecret(context.Background(), kube, owner, tc.storage, "copy", nil, "test", tc.paths, now)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("%s\nCopyStorageSecret(): %v, want error %t", tc.reason, err, tc.wantErr)
+			}
+			if got != tc.wantName {
+				t.Errorf("%s\nCopyStorageSecret(): name %q, want %q", tc.reason, got, tc.wantName)
+			}
+			cp := &corev1.Secret{}
+			err = kube.Get(context.Background(), client.ObjectKey{Namespace: "team-a", Name: "copy"}, cp)
+			if tc.wantName == "" {
+				if err == nil {
+					t.Errorf("%s\na secret was written: %v", tc.reason, cp.Data)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for k := range cp.Data {
+				keys = append(keys, k)
+			}
+			if diff := cmp.Diff(tc.wantKeys, keys); diff != "" {
+				t.Errorf("%s\nkeys: -want +got:\n%s", tc.reason, diff)
+			}
+			if tok, ok := cp.Data[agentapi.SecretKeyStorageGrant]; ok {
+				srv := httptest.NewServer(&accessor.Server{Bucket: memblob.OpenBucket(nil), Token: "accessor-key", Now: func() time.Time { return now }})
+				defer srv.Close()
+				b, err := accessor.OpenBucket(srv.URL, string(tok), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				for key, want := range map[string]gcerrors.ErrorCode{"team-a/app/x": gcerrors.OK, "team-a/db/x": gcerrors.OK, "team-a/other/x": gcerrors.PermissionDenied} {
+					if got := gcerrors.Code(b.WriteAll(context.Background(), key, []byte("x"), nil)); got != want {
+						t.Errorf("%s\nwriting %s with the grant: %v, want %v", tc.reason, key, got, want)
+					}
+				}
 			}
 		})
 	}
