@@ -39,7 +39,7 @@ func TestBackupIntoAnotherNamespace(t *testing.T) {
 	const platform, team, stranger = "platform", "team-a", "team-b"
 	s3 := servers.StartS3(t)
 	s3.CreateBucket(t, "backups")
-	storageDir, data := t.TempDir(), t.TempDir()
+	storageDir, data := storageDir(t), t.TempDir()
 	generate(t, data, 90, 31)
 
 	policy := admitting("backups", platform)

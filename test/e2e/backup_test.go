@@ -69,7 +69,7 @@ func seedAppBackupWith(t *testing.T, kube client.Client, files int, seed uint64,
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir, data := t.TempDir(), t.TempDir()
+	storageDir, data := storageDir(t), t.TempDir()
 	generate(t, data, files, seed)
 	app := deployment("app")
 	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}

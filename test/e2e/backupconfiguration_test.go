@@ -62,7 +62,7 @@ func TestBackupConfigurationValidation(t *testing.T) {
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	if err := kube.Create(ctx, localStorage("shared", "default", t.TempDir(), nil)); err != nil {
+	if err := kube.Create(ctx, localStorage("shared", "default", storageDir(t), nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := kube.Create(ctx, configuration(`{"paths": "not-a-list"}`)); err != nil {

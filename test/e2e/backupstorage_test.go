@@ -178,7 +178,7 @@ func TestLocalBackupStorage(t *testing.T) {
 	t.Parallel()
 	kube := withProvider(t)
 	ctx := context.Background()
-	host := t.TempDir()
+	host := storageDir(t)
 	sibling := filepath.Join(host, "not-ours.txt")
 	if err := os.WriteFile(sibling, []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)

@@ -39,7 +39,7 @@ import (
 // storage changed but restic's transient locks.
 func TestCatalogRebuilt(t *testing.T) {
 	t.Parallel()
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	catalogDrill(t, drillStorage{
 		storage: func(p xpv2.ManagementPolicies) *storagev1alpha1.BackupStorage {
 			return localStorage("shared", "default", storageDir, p)

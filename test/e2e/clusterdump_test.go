@@ -111,7 +111,7 @@ func TestClusterDump(t *testing.T) {
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	storage := localStorage("shared", "default", storageDir, nil)
 	storage.Spec.UsagePolicy = admitting("dr", "yes")
 	web := deployment("web")

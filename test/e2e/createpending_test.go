@@ -27,7 +27,7 @@ func TestInterruptedCreateDoesNotWedge(t *testing.T) {
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &storagev1alpha1.BackupStorageList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.RepositoryList{})
-	host := t.TempDir()
+	host := storageDir(t)
 	pending := map[string]string{meta.AnnotationKeyExternalCreatePending: time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}
 	bs := localStorage("shared", "default", host, nil)
 	bs.Annotations = pending

@@ -224,7 +224,7 @@ func TestCrossplaneInstalled(t *testing.T) {
 		}
 	})
 
-	storageDir, data := t.TempDir(), t.TempDir()
+	storageDir, data := storageDir(t), t.TempDir()
 	generate(t, data, 40, 23)
 	shared := platformAndTeams(t, kube, storageDir)
 	if err := kube.Create(ctx, shared); err != nil {

@@ -53,7 +53,7 @@ func TestDaemonSetPerNodeComponents(t *testing.T) {
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir, data := t.TempDir(), t.TempDir()
+	storageDir, data := storageDir(t), t.TempDir()
 	generate(t, data, 50, 41)
 	want := digest(t, data)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
@@ -112,7 +112,7 @@ func TestDaemonSetRecreated(t *testing.T) {
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir, data := t.TempDir(), t.TempDir()
+	storageDir, data := storageDir(t), t.TempDir()
 	generate(t, data, 30, 43)
 	if err := os.WriteFile(filepath.Join(data, "marker"), []byte("restored before start\n"), 0o644); err != nil {
 		t.Fatal(err)

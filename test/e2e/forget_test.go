@@ -32,7 +32,7 @@ func TestForgetWaitsForVerification(t *testing.T) {
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.RestoreSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Repositories[0].DeletionPolicy = corev1alpha1.RepositoryDeletionPolicyWipeOut
 	// No RetentionPolicy: every Snapshot stays until deleted.

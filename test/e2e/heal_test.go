@@ -35,7 +35,7 @@ func TestLostPackHealed(t *testing.T) {
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
 	defaultKeepLast(t, kube, 10)
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Repositories[0].BackupVerifier = &storagev1alpha1.ObjectReference{Name: "app-verifier"}
 	verifier := verifierWith("app-verifier", `{"mountPath": "/var/lib/app"}`)

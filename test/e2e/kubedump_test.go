@@ -34,7 +34,7 @@ func TestNamespaceDump(t *testing.T) {
 	kube := withPackageProvider(t, &corev1alpha1.RestoreSessionList{}, &batchv1.JobList{}, &corev1.PodList{})
 	ctx := context.Background()
 	const copyNS = "copy"
-	bs := localStorage("shared", "default", t.TempDir(), nil)
+	bs := localStorage("shared", "default", storageDir(t), nil)
 	bs.Spec.UsagePolicy = admitting("dr", "yes")
 	bc := configuration(`{}`)
 	bc.Spec.Target = &storagev1alpha1.TypedObjectReference{Kind: "Namespace", Name: "default"}

@@ -60,7 +60,7 @@ func TestKubeStashExamples(t *testing.T) {
 	}
 	s3 := servers.StartS3(t)
 	s3.CreateBucket(t, "kubestash-demo")
-	storageDir, nodeDir := t.TempDir(), t.TempDir()
+	storageDir, nodeDir := storageDir(t), t.TempDir()
 	ours := func(u *unstructured.Unstructured) {
 		switch u.GetKind() + "/" + u.GetName() {
 		case "BackupStorage/local-storage":

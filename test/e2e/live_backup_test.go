@@ -34,7 +34,7 @@ func TestVerifyLiveBackup(t *testing.T) {
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir, data := t.TempDir(), t.TempDir()
+	storageDir, data := storageDir(t), t.TempDir()
 	const initial = 40
 	generate(t, data, initial, 29)
 

@@ -56,7 +56,7 @@ func TestMetricsAfterBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storageDir, data := t.TempDir(), t.TempDir()
+	storageDir, data := storageDir(t), t.TempDir()
 	generate(t, data, 80, 17)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Repositories[0].BackupVerifier = &storagev1alpha1.ObjectReference{Name: "app-verifier"}

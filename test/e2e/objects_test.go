@@ -87,7 +87,7 @@ func TestWorkloadRecreated(t *testing.T) {
 	kube := withPackageProvider(t, &corev1alpha1.RestoreSessionList{}, &batchv1.JobList{}, &corev1.PodList{})
 	ctx := context.Background()
 	const restored = "shop"
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	bs := localStorage("shared", "default", storageDir, nil)
 	bs.Spec.UsagePolicy = admitting("dr", "yes")
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)

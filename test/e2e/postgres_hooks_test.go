@@ -92,7 +92,7 @@ func TestPostgresQuiesceHooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := strconv.Itoa(freePort(t))
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	for _, o := range example(t, "storage/local.yaml", func(u *unstructured.Unstructured) {
 		switch u.GetKind() {
 		case "BackupStorage":

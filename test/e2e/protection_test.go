@@ -280,7 +280,7 @@ func TestProtectionComposed(t *testing.T) {
 	t.Parallel()
 	kube := withPackageProvider(t, &corev1alpha1.BackupConfigurationList{}, &corev1alpha1.BackupVerificationSessionList{}, &storagev1alpha1.SnapshotList{})
 	ctx := context.Background()
-	storageDir, data := t.TempDir(), t.TempDir()
+	storageDir, data := storageDir(t), t.TempDir()
 	generate(t, data, 40, 21)
 	shared := platformAndTeams(t, kube, storageDir)
 	shared.Spec.DeletionPolicy = storagev1alpha1.DeletionPolicyDelete
@@ -392,7 +392,7 @@ func TestProtectStep(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	shared := localStorage("shared", "platform", t.TempDir(), nil)
+	shared := localStorage("shared", "platform", storageDir(t), nil)
 	shared.Spec.UsagePolicy = admitting("stashplane.io/backups", "allowed")
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sessions-backups", Namespace: "team-a"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte("store-password")}}
 	for _, o := range []client.Object{shared, secret} {

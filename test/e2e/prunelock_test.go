@@ -38,7 +38,7 @@ func TestPruneKilledHalfWay(t *testing.T) {
 	kube, cluster := withProviderCluster(t)
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defaultKeepLast(t, kube, 1)
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil))
 	// The first run holds 48 MiB of random files, half of which the

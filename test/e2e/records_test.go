@@ -25,7 +25,7 @@ func TestSealedManifests(t *testing.T) {
 	kube, _ := withProviderCluster(t)
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.RestoreSessionList{})
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil))
 	first := appSnapshots(t, kube)

@@ -38,7 +38,7 @@ func TestReplaceEndsRunningBackup(t *testing.T) {
 	kube, cluster := withProviderCluster(t)
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Scheduler.ConcurrencyPolicy = corev1alpha1.ConcurrencyReplace
 	bc.Spec.Sessions[0].RetryConfig = &corev1alpha1.RetryConfig{MaxRetry: 2}

@@ -92,7 +92,7 @@ func TestRepositories(t *testing.T) {
 	defer dumpOnFailure(t, kube, &storagev1alpha1.RepositoryList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.BackupStorageList{})
 	defer dumpOnFailure(t, kube, &corev1.PodList{})
-	host := t.TempDir()
+	host := storageDir(t)
 	for _, ns := range []*corev1.Namespace{
 		{ObjectMeta: metav1.ObjectMeta{Name: "apps", Labels: map[string]string{"backup": "allowed"}}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "other"}},

@@ -33,7 +33,7 @@ func TestRestoreIntoAnotherNamespace(t *testing.T) {
 	kube := withPackageProvider(t, &corev1alpha1.RestoreSessionList{}, &batchv1.JobList{}, &rbacv1.RoleList{})
 	ctx := context.Background()
 	const admitted, other = "clone", "elsewhere"
-	storageDir, data, restored, untouched := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	storageDir, data, restored, untouched := storageDir(t), t.TempDir(), t.TempDir(), t.TempDir()
 	generate(t, data, 80, 23)
 	if err := os.WriteFile(filepath.Join(untouched, "keep.txt"), []byte("data of a namespace the storage does not admit\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ func TestRestoreAndVerificationWaitForPrune(t *testing.T) {
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Repositories[0].BackupVerifier = &storagev1alpha1.ObjectReference{Name: "app-verifier"}
 	verifier := verifierWith("app-verifier", `{"mountPath": "/var/lib/app"}`)
-	startRetention(t, kube, bc, localStorage("shared", "default", t.TempDir(), nil), verifier)
+	startRetention(t, kube, bc, localStorage("shared", "default", storageDir(t), nil), verifier)
 	snaps := appSnapshots(t, kube)
 	if len(snaps) != 1 {
 		t.Fatalf("snapshots after the first backup: %v, want one", snaps)

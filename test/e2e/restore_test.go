@@ -94,7 +94,7 @@ func TestRestoreEndToEnd(t *testing.T) {
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir, data, restored, untouched := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	storageDir, data, restored, untouched := storageDir(t), t.TempDir(), t.TempDir(), t.TempDir()
 	generate(t, data, 120, 11)
 	if err := os.WriteFile(filepath.Join(untouched, "keep.txt"), []byte("existing data of the target\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -250,7 +250,7 @@ func TestRetentionLastTwo(t *testing.T) {
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
 	defaultKeepLast(t, kube, 2)
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	bc.Spec.Sessions[0].Repositories[0].DeletionPolicy = corev1alpha1.RepositoryDeletionPolicyWipeOut
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil))

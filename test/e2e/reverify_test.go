@@ -30,7 +30,7 @@ func TestReverifyAfterPrune(t *testing.T) {
 	verifier := verifierWith("app-verifier", `{"mountPath": "/var/lib/app"}`)
 	verifier.Spec.ReadDataSubset = "100%"
 	verifier.Spec.SessionHistoryLimit = 5
-	startRetention(t, kube, bc, localStorage("shared", "default", t.TempDir(), nil), verifier)
+	startRetention(t, kube, bc, localStorage("shared", "default", storageDir(t), nil), verifier)
 	// Only the next run holds 16 MiB of random data; the run after it
 	// does not, and keeping the last one removes the first.
 	big := filepath.Join(appData(t, kube), "big.bin")

@@ -25,7 +25,7 @@ func TestSnapshotRecord(t *testing.T) {
 	kube := withProvider(t)
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
-	host := t.TempDir()
+	host := storageDir(t)
 	bs := localStorage("shared", "default", host, nil)
 	if err := kube.Create(ctx, bs); err != nil {
 		t.Fatal(err)

@@ -36,7 +36,7 @@ func statefulSetSetup(t *testing.T, kube client.Client, extra ...client.Object) 
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	objs := append([]client.Object{
 		localStorage("shared", "default", storageDir, nil),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "restic-password", Namespace: "default"}, Data: map[string][]byte{"RESTIC_PASSWORD": []byte(agentPassword)}},

@@ -22,7 +22,7 @@ func TestUnlockAfterKilledPrune(t *testing.T) {
 	kube, cluster := withProviderCluster(t)
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defaultKeepLast(t, kube, 1)
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	startRetention(t, kube, bc, localStorage("shared", "default", storageDir, nil))
 	removeHalf := writeHalved(t, appData(t, kube))

@@ -32,7 +32,7 @@ func TestVariableValueFrom(t *testing.T) {
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	defer dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
 	defer dumpOnFailure(t, kube, &corev1.PodList{})
-	storageDir := t.TempDir()
+	storageDir := storageDir(t)
 	bc := configuration(`{"paths": ["/var/lib/app"]}`)
 	packSize := corev1.EnvVar{Name: "RESTIC_PACK_SIZE", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
 		LocalObjectReference: corev1.LocalObjectReference{Name: "restic-tuning"}, Key: "packSize",

@@ -137,7 +137,7 @@ func TestQueryAndScriptVerifiers(t *testing.T) {
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	data, scripts, storageDir := openTempDir(t), t.TempDir(), t.TempDir()
+	data, scripts, storageDir := openTempDir(t), t.TempDir(), storageDir(t)
 	postgresData(t, data)
 	if err := os.WriteFile(filepath.Join(data, "marker.txt"), []byte("hello from the backup\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -33,7 +33,7 @@ func TestVerifierSetupFaultKeepsVerdict(t *testing.T) {
 	bc.Spec.Sessions[0].Repositories[0].BackupVerifier = &storagev1alpha1.ObjectReference{Name: "app-verifier"}
 	verifier := verifierWith("app-verifier", `{"mountPath": "/var/lib/app"}`)
 	verifier.Spec.SessionHistoryLimit = 5
-	startRetention(t, kube, bc, localStorage("shared", "default", t.TempDir(), nil), verifier)
+	startRetention(t, kube, bc, localStorage("shared", "default", storageDir(t), nil), verifier)
 	start := time.Now()
 	snap := retentionRun(t, kube, bc, start.Add(time.Second))
 	vt := &verificationTest{t: t, kube: kube}
