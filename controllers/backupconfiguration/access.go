@@ -125,7 +125,7 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 		keep[client.ObjectKeyFromObject(o).String()] = true
 	}
 	for _, st := range storages {
-		name, err := tenancy.CopyStorageSecret(ctx, s.kube, bc, st, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name), remoteLabels(bc), fieldOwner, repositoryPaths(bc, st), s.clock.Now())
+		name, err := tenancy.CopyStorageSecret(ctx, s.kube, bc, st, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name), remoteLabels(bc), fieldOwner, s.repositoriesIn(ctx, bc, st), s.clock.Now())
 		if err != nil {
 			return err
 		}
@@ -139,13 +139,18 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 	return nil
 }
 
-// repositoryPaths are the paths of the configuration's Repositories in
-// st: all that a grant to its Jobs reaches of a brokered storage.
-func repositoryPaths(bc *corev1alpha1.BackupConfiguration, st *storagev1alpha1.BackupStorage) []string {
-	var out []string
-	for _, r := range desiredRepositories(bc) {
-		if r.StorageKey() == client.ObjectKeyFromObject(st) {
-			out = append(out, r.Spec.Path)
+// repositoriesIn are the configuration's Repositories in st, as the
+// cluster has them (one not made yet is left out until it is): all that a
+// grant to its Jobs reaches of a brokered storage.
+func (s *scheduler) repositoriesIn(ctx context.Context, bc *corev1alpha1.BackupConfiguration, st *storagev1alpha1.BackupStorage) []*storagev1alpha1.Repository {
+	var out []*storagev1alpha1.Repository
+	for _, want := range desiredRepositories(bc) {
+		if want.StorageKey() != client.ObjectKeyFromObject(st) {
+			continue
+		}
+		r := &storagev1alpha1.Repository{}
+		if err := s.kube.Get(ctx, client.ObjectKeyFromObject(want), r); err == nil && r.Spec.Path == want.Spec.Path {
+			out = append(out, r)
 		}
 	}
 	return out

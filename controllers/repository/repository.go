@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
@@ -211,7 +210,7 @@ func (c *connector) checkOverlap(ctx context.Context, repo *storagev1alpha1.Repo
 			continue
 		}
 		theirs := cleanPath(other.Spec.Path)
-		if within(mine, theirs) || within(theirs, mine) {
+		if layout.Within(mine, theirs) || layout.Within(theirs, mine) {
 			return &refusal{"PathOverlap", fmt.Sprintf("path %q overlaps path %q of repository %s/%s in the same storage", repo.Spec.Path, other.Spec.Path, other.Namespace, other.Name)}
 		}
 	}
@@ -219,9 +218,6 @@ func (c *connector) checkOverlap(ctx context.Context, repo *storagev1alpha1.Repo
 }
 
 func cleanPath(p string) string { return layout.CleanPath(p) }
-
-// within says whether path a is b or lies under it.
-func within(a, b string) bool { return a == b || strings.HasPrefix(a, b+"/") }
 
 func older(a, b *storagev1alpha1.Repository) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {

@@ -26,26 +26,6 @@ import (
 	"github.com/stashplane/stashplane/functions/plan"
 )
 
-func TestWithin(t *testing.T) {
-	cases := map[string]struct {
-		reason string
-		a, b   string
-		want   bool
-	}{
-		"Same":        {reason: "A path is within itself.", a: "app", b: "app", want: true},
-		"Child":       {reason: "A subdirectory is within its parent.", a: "app/inner", b: "app", want: true},
-		"SharePrefix": {reason: "A sibling whose name starts the same is not within.", a: "app-2", b: "app", want: false},
-		"Parent":      {reason: "A parent is not within its child.", a: "app", b: "app/inner", want: false},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, within(cleanPath(tc.a), cleanPath(tc.b))); diff != "" {
-				t.Errorf("%s\nwithin(%q, %q): -want +got:\n%s", tc.reason, tc.a, tc.b, diff)
-			}
-		})
-	}
-}
-
 func repo(name, path string, policy storagev1alpha1.DeletionPolicy) *storagev1alpha1.Repository {
 	return &storagev1alpha1.Repository{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "apps"},

@@ -155,11 +155,7 @@ func (r *reconciler) applyOwned(ctx context.Context, rs *corev1alpha1.RestoreSes
 // For a brokered storage the session's Secret holds no credential, only
 // a grant over the Repository it restores from.
 func (r *reconciler) copyStorageSecret(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage, repo *storagev1alpha1.Repository) (string, error) {
-	var paths []string
-	if repo != nil {
-		paths = []string{repo.Spec.Path}
-	}
-	return tenancy.CopyStorageSecret(ctx, r.kube, rs, st, storageSecretName(rs), remoteLabels(rs), fieldOwner, paths, r.clock.Now())
+	return tenancy.CopyStorageSecret(ctx, r.kube, rs, st, storageSecretName(rs), remoteLabels(rs), fieldOwner, []*storagev1alpha1.Repository{repo}, r.clock.Now())
 }
 
 // revokeAccess deletes what a session was granted in other namespaces and

@@ -26,6 +26,9 @@ const (
 // name the same place.
 func CleanPath(p string) string { return strings.Trim(path.Clean("/"+p), "/") }
 
+// Within says whether clean repository path a is b or lies under it.
+func Within(a, b string) bool { return a == b || strings.HasPrefix(a, b+"/") }
+
 // RepositoryKey is the key of a repository's record.
 func RepositoryKey(repoPath string) string { return path.Join(repoPath, "repository.yaml") }
 

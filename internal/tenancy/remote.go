@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -93,17 +94,17 @@ func CheckStorage(ctx context.Context, kube client.Reader, st *storagev1alpha1.B
 // data of st's credential Secret, and it returns "" and copies nothing
 // when st is in owner's namespace or has no Secret (a local storage). For
 // a brokered storage (spec.access Broker) it holds only a grant minted at
-// now over repoPaths, the paths of owner's Repositories in st, which the
-// storage's broker honours for those prefixes alone. Only the storage's
+// now over the paths of repos, the Repositories in st owner's Jobs use,
+// which the storage's broker honours for those prefixes alone. Only the storage's
 // own Secret is ever copied; a Secret of that name that owner does not
 // control is left alone and refused.
-func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, name string, labels map[string]string, fieldOwner client.FieldOwner, repoPaths []string, now time.Time) (string, error) {
+func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, name string, labels map[string]string, fieldOwner client.FieldOwner, repos []*storagev1alpha1.Repository, now time.Time) (string, error) {
 	if st.Namespace == owner.GetNamespace() {
 		return "", nil
 	}
 	var data map[string][]byte
 	if st.Brokered() {
-		tok, err := mintGrant(ctx, kube, owner, st, repoPaths, now)
+		tok, err := mintGrant(ctx, kube, owner, st, repos, now)
 		if err != nil {
 			return "", err
 		}
@@ -142,21 +143,43 @@ func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Obj
 	return name, nil
 }
 
-// mintGrant signs, with the key of st's broker, a grant over the
-// repositories at repoPaths for owner.
-func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, repoPaths []string, now time.Time) (string, error) {
+// mintGrant signs, with the key of st's broker, a grant over the paths of
+// repos for owner. A path is granted only to the Repository that holds it:
+// one that overlaps (contains, lies within or equals) the path of an older
+// Repository of the same storage in another namespace is left out, as the
+// Repository controller refuses it (PathOverlap), so that no namespace
+// reaches another's backups by naming their directory.
+func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, repos []*storagev1alpha1.Repository, now time.Time) (string, error) {
 	key, err := accessor.Key(ctx, kube, st)
 	if err != nil {
 		return "", err
 	}
+	all := &storagev1alpha1.RepositoryList{}
+	if err := kube.List(ctx, all); err != nil {
+		return "", fmt.Errorf("cannot list repositories: %w", err)
+	}
 	seen := map[string]bool{}
-	var prefixes []string
-	for _, p := range repoPaths {
-		p = layout.CleanPath(p) + "/"
-		if !seen[p] {
+	var prefixes, refused []string
+	for _, r := range repos {
+		if r == nil || r.StorageKey() != client.ObjectKeyFromObject(st) {
+			continue
+		}
+		p := layout.CleanPath(r.Spec.Path)
+		if other := overlapping(r, all.Items); other != nil {
+			refused = append(refused, fmt.Sprintf("%q overlaps repository %s/%s", r.Spec.Path, other.Namespace, other.Name))
+			continue
+		}
+		if p += "/"; !seen[p] {
 			seen[p] = true
 			prefixes = append(prefixes, p)
 		}
+	}
+	if len(prefixes) == 0 {
+		why := "it uses no repository there yet"
+		if len(refused) > 0 {
+			why = "the path " + strings.Join(refused, ", the path ")
+		}
+		return "", fmt.Errorf("cannot let %s/%s reach backupstorage %s/%s through its broker: %s", owner.GetNamespace(), owner.GetName(), st.Namespace, st.Name, why)
 	}
 	sort.Strings(prefixes)
 	tok, err := accessor.Mint(key, accessor.Grant{Prefixes: prefixes, Expires: accessor.GrantExpiry(now).Unix(), Subject: owner.GetNamespace() + "/" + owner.GetName()})
@@ -164,6 +187,27 @@ func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st 
 		return "", fmt.Errorf("cannot let %s/%s reach backupstorage %s/%s through its broker: %w", owner.GetNamespace(), owner.GetName(), st.Namespace, st.Name, err)
 	}
 	return tok, nil
+}
+
+// overlapping is the older Repository of another namespace in r's storage
+// whose path overlaps r's, or nil.
+func overlapping(r *storagev1alpha1.Repository, all []storagev1alpha1.Repository) *storagev1alpha1.Repository {
+	mine := layout.CleanPath(r.Spec.Path)
+	for i := range all {
+		o := &all[i]
+		if o.Namespace == r.Namespace || o.StorageKey() != r.StorageKey() {
+			continue
+		}
+		theirs := layout.CleanPath(o.Spec.Path)
+		if !layout.Within(mine, theirs) && !layout.Within(theirs, mine) {
+			continue
+		}
+		if r.CreationTimestamp.IsZero() || o.CreationTimestamp.Before(&r.CreationTimestamp) ||
+			(o.CreationTimestamp.Equal(&r.CreationTimestamp) && o.Namespace+"/"+o.Name < r.Namespace+"/"+r.Name) {
+			return o
+		}
+	}
+	return nil
 }
 
 // Keep names what Prune leaves in place: Roles (with their RoleBindings)

@@ -2,6 +2,7 @@ package tenancy
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -111,6 +112,14 @@ func TestCheckStorageAmbient(t *testing.T) {
 	}
 }
 
+// otherRepo is a Repository of namespace ns in platform/shared at path,
+// made age before the test's owner's.
+func otherRepo(ns, name, path string, age time.Duration) *storagev1alpha1.Repository {
+	made := time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC).Add(-age)
+	return &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, CreationTimestamp: metav1.NewTime(made)},
+		Spec: storagev1alpha1.RepositorySpec{Path: path, StorageRef: storagev1alpha1.ObjectReference{Name: "shared", Namespace: "platform"}}}
+}
+
 func TestCopyStorageSecretBrokered(t *testing.T) {
 	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	owner := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a", UID: "u1"}}
@@ -125,6 +134,7 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 		storage  *storagev1alpha1.BackupStorage
 		objects  []client.Object
 		paths    []string
+		others   []client.Object
 		wantName string
 		wantKeys []string
 		wantErr  bool
@@ -158,6 +168,24 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
 			paths: []string{"."}, wantErr: true,
 		},
+		"BrokeredOverlapOlder": {
+			reason:  "A path that overlaps an older Repository of another namespace is left out of the grant: naming another team's directory reaches nothing.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			others: []client.Object{otherRepo("team-b", "db", "team-a/app", time.Hour)},
+			paths:  []string{"team-a/app", "team-a/db"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+		},
+		"BrokeredOverlapNewer": {
+			reason:  "A newer Repository of another namespace overlapping the path takes nothing from its holder.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			others: []client.Object{otherRepo("team-b", "db", "team-a/db", -time.Hour)},
+			paths:  []string{"team-a/app", "team-a/db"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+		},
+		"BrokeredAllOverlap": {
+			reason:  "A grant whose every path belongs to another namespace is refused.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			others: []client.Object{otherRepo("team-b", "db", "team-a", time.Hour)},
+			paths:  []string{"team-a/app"}, wantErr: true,
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -165,8 +193,19 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 			if err := clientgoscheme.AddToScheme(s); err != nil {
 				t.Fatal(err)
 			}
-			kube := fake.NewClientBuilder().WithScheme(s).WithObjects(append(tc.objects, owner.DeepCopy())...).Build()
-			got, err := CopyStorageSecret(context.Background(), kube, owner, tc.storage, "copy", nil, "test", tc.paths, now)
+			if err := storagev1alpha1.AddToScheme(s); err != nil {
+				t.Fatal(err)
+			}
+			objs := append(append(tc.objects, tc.others...), owner.DeepCopy())
+			var repos []*storagev1alpha1.Repository
+			for i, p := range tc.paths {
+				r := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("r%d", i), Namespace: "team-a", CreationTimestamp: metav1.NewTime(now.Add(-30 * time.Minute))},
+					Spec: storagev1alpha1.RepositorySpec{Path: p, StorageRef: storagev1alpha1.ObjectReference{Name: "shared", Namespace: "platform"}}}
+				repos = append(repos, r)
+				objs = append(objs, r.DeepCopy())
+			}
+			kube := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build()
+			got, err := CopyStorageSecret(context.Background(), kube, owner, tc.storage, "copy", nil, "test", repos, now)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("%s\nCopyStorageSecret(): %v, want error %t", tc.reason, err, tc.wantErr)
 			}
@@ -199,7 +238,12 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer b.Close()
-				for key, want := range map[string]gcerrors.ErrorCode{"team-a/app/x": gcerrors.OK, "team-a/db/x": gcerrors.OK, "team-a/other/x": gcerrors.PermissionDenied} {
+				wants := map[string]gcerrors.ErrorCode{"team-a/app/x": gcerrors.OK, "team-a/db/x": gcerrors.OK, "team-a/other/x": gcerrors.PermissionDenied}
+				if name == "BrokeredOverlapOlder" {
+					// team-b's older repository holds team-a/app.
+					wants = map[string]gcerrors.ErrorCode{"team-a/app/x": gcerrors.PermissionDenied, "team-a/db/x": gcerrors.OK}
+				}
+				for key, want := range wants {
 					if got := gcerrors.Code(b.WriteAll(context.Background(), key, []byte("x"), nil)); got != want {
 						t.Errorf("%s\nwriting %s with the grant: %v, want %v", tc.reason, key, got, want)
 					}

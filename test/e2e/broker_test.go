@@ -13,6 +13,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,7 +32,8 @@ import (
 // hold no credential: the one Secret each configuration gets holds only a
 // grant, which the storage's broker honours for that team's repository
 // alone: team-a's grant reads team-a's data and is refused team-b's, the
-// storage's record and a listing of the whole storage. No Secret of the
+// storage's record and a listing of the whole storage, and a configuration
+// of team-b naming team-a's directory is granted nothing and says so. No Secret of the
 // app teams' namespaces, no status and no event holds the S3 secret key.
 // The provider runs with only the rules the package ships.
 func TestBrokeredStorage(t *testing.T) {
@@ -226,6 +228,27 @@ func TestBrokeredStorage(t *testing.T) {
 		}
 	}
 	t.Logf("team-a's grant read its own repository and was refused team-b's, the storage record and the storage's listing")
+
+	// team-b names team-a's directory for a repository of its own: it is
+	// granted nothing of it, and its configuration says why.
+	squatter := bc(teamB, false)
+	squatter.Name = "squatter"
+	squatter.Spec.Sessions[0].Repositories[0].Name = "squat"
+	squatter.Spec.Sessions[0].Repositories[0].Directory = teamA + "/app"
+	if err := kube.Create(ctx, squatter); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 2*time.Minute, "the configuration naming another team's directory did not say it was refused a grant", func(ctx context.Context) (bool, error) {
+		c := &corev1alpha1.BackupConfiguration{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(squatter), c); err != nil {
+			return false, err
+		}
+		cond := c.GetCondition(corev1alpha1.TypeSchedulerEnsured)
+		return cond.Status == corev1.ConditionFalse && strings.Contains(cond.Message, `the path "team-a/app" overlaps repository team-a/app-disk`), nil
+	})
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: teamB, Name: "squatter.platform.disk-storage"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("team-b's configuration naming team-a's directory got a grant secret (%v)", err)
+	}
 
 	// team-a restores its Snapshot from the brokered disk.
 	rs := restoreSession("clone", "app-clone", corev1alpha1.SnapshotLatest, "restic-password")
