@@ -15,6 +15,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/accessor"
 	"github.com/stashplane/stashplane/internal/agentapi"
 	"github.com/stashplane/stashplane/internal/tenancy"
 )
@@ -179,7 +180,8 @@ func (s *scheduler) revokeRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 
 // usersOfSecret maps a Secret to the configurations that copy it: those
 // with a backend on a storage of another namespace whose credentials it
-// holds, so that a rotated credential reaches their Jobs.
+// holds, so that a rotated credential reaches their Jobs, or, brokered,
+// whose grants its accessor token signs.
 func (s *scheduler) usersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
 	if _, ok := o.(*corev1.Secret); !ok {
 		return nil
@@ -191,7 +193,9 @@ func (s *scheduler) usersOfSecret(ctx context.Context, o client.Object) []reconc
 	}
 	using := map[string]bool{}
 	for _, st := range storages.Items {
-		if st.Spec.Storage.SecretName() == o.GetName() {
+		// A brokered storage's accessor token signs the grants: a new
+		// one (a revocation) makes every grant be minted again at once.
+		if st.Spec.Storage.SecretName() == o.GetName() || (st.Brokered() && accessor.Name(&st) == o.GetName()) {
 			using[st.Name] = true
 		}
 	}

@@ -2,7 +2,10 @@ package backupstorage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -11,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/accessor"
@@ -36,6 +40,9 @@ func setupAccessor(mgr ctrl.Manager, o Options) error {
 		WithOptions(o.Controller).
 		For(&storagev1alpha1.BackupStorage{}).
 		Owns(&appsv1.Deployment{}).
+		// A brokered object store's accessor restarts with a rotated
+		// credential Secret.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up backupstorage-accessor controller: %w", err)
@@ -65,6 +72,9 @@ func (r *accessorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.rollOnRotation(ctx, bs, d); err != nil {
+		return ctrl.Result{}, err
+	}
 	d.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
 	if err := controllerutil.SetControllerReference(bs, d, r.kube.Scheme()); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot own accessor deployment: %w", err)
@@ -73,6 +83,38 @@ func (r *accessorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, fmt.Errorf("cannot apply accessor deployment: %w", err)
 	}
 	return ctrl.Result{}, nil
+}
+
+// annotationSecretHash, on the pod template of an object store's accessor,
+// is a digest of the credential Secret it serves with: a rotated Secret
+// changes it and so starts an accessor with the new credentials, which it
+// reads only at start.
+const annotationSecretHash = "storage.stashplane.io/secret-digest"
+
+func (r *accessorReconciler) rollOnRotation(ctx context.Context, bs *storagev1alpha1.BackupStorage, d *appsv1.Deployment) error {
+	name := bs.Spec.Storage.SecretName()
+	if bs.Spec.Storage.Local != nil || name == "" {
+		return nil
+	}
+	sec := &corev1.Secret{}
+	if err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: name}, sec); err != nil {
+		return fmt.Errorf("cannot get the storage secret %q: %w", name, err)
+	}
+	keys := make([]string, 0, len(sec.Data))
+	for k := range sec.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%d:%s%d:", len(k), k, len(sec.Data[k]))
+		h.Write(sec.Data[k])
+	}
+	if d.Spec.Template.Annotations == nil {
+		d.Spec.Template.Annotations = map[string]string{}
+	}
+	d.Spec.Template.Annotations[annotationSecretHash] = hex.EncodeToString(h.Sum(nil))[:16]
+	return nil
 }
 
 // ensureSecret makes the token Secret once; the token never changes after.
