@@ -199,6 +199,19 @@ func (s *scheduler) usersOfSecret(ctx context.Context, o client.Object) []reconc
 			using[st.Name] = true
 		}
 	}
+	return s.configurationsUsing(ctx, o.GetNamespace(), using)
+}
+
+// usersOfStorage maps a BackupStorage to the configurations of other
+// namespaces with a backend on it, so that a change of its access mode
+// swaps their credential copy for a grant, or back, before their next run.
+func (s *scheduler) usersOfStorage(ctx context.Context, o client.Object) []reconcile.Request {
+	return s.configurationsUsing(ctx, o.GetNamespace(), map[string]bool{o.GetName(): true})
+}
+
+// configurationsUsing are the configurations outside namespace ns with a
+// backend on one of the storages named in using, of ns.
+func (s *scheduler) configurationsUsing(ctx context.Context, ns string, using map[string]bool) []reconcile.Request {
 	if len(using) == 0 {
 		return nil
 	}
@@ -210,7 +223,7 @@ func (s *scheduler) usersOfSecret(ctx context.Context, o client.Object) []reconc
 	var out []reconcile.Request
 	for _, bc := range list.Items {
 		for _, b := range bc.Spec.Backends {
-			if b.Storage().Namespace == o.GetNamespace() && bc.Namespace != o.GetNamespace() && using[b.Storage().Name] {
+			if b.Storage().Namespace == ns && bc.Namespace != ns && using[b.Storage().Name] {
 				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&bc)})
 				break
 			}

@@ -76,6 +76,8 @@ func setupScheduler(mgr ctrl.Manager, o Options) error {
 		// refreshed when their source changes.
 		Owns(&corev1.Secret{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(s.usersOfSecret)).
+		// A storage's access mode decides what the copies hold.
+		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(s.usersOfStorage), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// A verifier made after the configuration changes its
 		// repositories' verificationConfigured.
 		Watches(&corev1alpha1.BackupVerifier{}, handler.EnqueueRequestsFromMapFunc(s.configurationsOf)).

@@ -264,6 +264,33 @@ func TestBrokeredStorage(t *testing.T) {
 		t.Errorf("restored through the broker: -backed up +restored:\n%s", diff)
 	}
 
+	// The platform team takes the disk off the broker: the app teams'
+	// grants for it go at once (a host path reached directly needs no
+	// Secret), and come back when it is brokered again.
+	setAccess := func(access storagev1alpha1.StorageAccess) {
+		st := &storagev1alpha1.BackupStorage{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: platform, Name: "disk"}, st); err != nil {
+			t.Fatal(err)
+		}
+		st.Spec.Access = access
+		if err := kube.Update(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grantHeld := func(want bool) func(ctx context.Context) (bool, error) {
+		return func(ctx context.Context) (bool, error) {
+			err := kube.Get(ctx, client.ObjectKey{Namespace: teamB, Name: "app-backup.platform.disk-storage"}, &corev1.Secret{})
+			if client.IgnoreNotFound(err) != nil {
+				return false, err
+			}
+			return (err == nil) == want, nil
+		}
+	}
+	setAccess(storagev1alpha1.AccessDirect)
+	poll(t, time.Minute, "team-b kept its grant after the disk stopped being brokered", grantHeld(false))
+	setAccess(storagev1alpha1.AccessBroker)
+	poll(t, time.Minute, "team-b got no grant back after the disk was brokered again", grantHeld(true))
+
 	// Nothing the provider writes shows the S3 secret key.
 	for _, l := range []client.ObjectList{&corev1alpha1.BackupConfigurationList{}, &corev1alpha1.BackupSessionList{}, &corev1alpha1.RestoreSessionList{},
 		&storagev1alpha1.SnapshotList{}, &storagev1alpha1.RepositoryList{}, &storagev1alpha1.BackupStorageList{}, &corev1.EventList{}} {
