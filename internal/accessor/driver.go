@@ -33,7 +33,12 @@ func OpenBucket(baseURL, token string, client *http.Client) (*blob.Bucket, error
 		return nil, fmt.Errorf("cannot parse accessor address %q", baseURL)
 	}
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Minute}
+		// restic writes and reads several packs at once through one
+		// bucket: keep a connection for each, not the default two, so
+		// that none is closed and dialled again between requests.
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 32
+		client = &http.Client{Timeout: 10 * time.Minute, Transport: t}
 	}
 	return blob.NewBucket(&bucket{base: u, token: token, client: client}), nil
 }

@@ -68,24 +68,26 @@ func BenchmarkBrokeredBackup(b *testing.B) {
 	for _, access := range []storagev1alpha1.StorageAccess{storagev1alpha1.AccessDirect, storagev1alpha1.AccessBroker} {
 		name := "disk-" + strings.ToLower(string(access))
 		dir := filepath.Join(work, name)
-		st := benchStorage(name, dir)
 		sides = append(sides, side{kind: "host path", access: access, name: name, repo: func(repo string) string {
 			return filepath.Join(dir, "backups", layout.ResticPrefix(benchNamespace+"/"+repo, benchSession, storagev1alpha1.ComponentDump))
 		}})
-		objs = append(objs, st)
-		name = "s3-" + strings.ToLower(string(access))
-		prefix := name
+		objs = append(objs, benchStorage(name, dir))
+	}
+	for _, access := range []storagev1alpha1.StorageAccess{storagev1alpha1.AccessDirect, storagev1alpha1.AccessBroker} {
+		name := "s3-" + strings.ToLower(string(access))
 		objs = append(objs, &storagev1alpha1.BackupStorage{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: benchNamespace},
 			Spec: storagev1alpha1.BackupStorageSpec{
-				Storage:        storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Endpoint: s3.Endpoint, Bucket: "backups", Prefix: prefix, Region: "us-east-1", SecretName: "s3-creds"}},
+				Storage:        storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Endpoint: s3.Endpoint, Bucket: "backups", Prefix: name, Region: "us-east-1", SecretName: "s3-creds"}},
 				DeletionPolicy: storagev1alpha1.DeletionPolicyWipeOut,
 			},
 		})
 		sides = append(sides, side{kind: "S3", access: access, name: name, repo: func(repo string) string {
-			return filepath.Join(s3.Dir, "backups", prefix, layout.ResticPrefix(benchNamespace+"/"+repo, benchSession, storagev1alpha1.ComponentDump))
+			return filepath.Join(s3.Dir, "backups", name, layout.ResticPrefix(benchNamespace+"/"+repo, benchSession, storagev1alpha1.ComponentDump))
 		}})
 	}
+	// sides holds pairs: each kind reached directly, then through its
+	// broker.
 	for _, o := range objs {
 		if st, ok := o.(*storagev1alpha1.BackupStorage); ok {
 			st.Namespace = brokerPlatform
