@@ -84,6 +84,7 @@ func TestCheckCrossNamespace(t *testing.T) {
 		secretNS   string
 		repository string
 		snapshot   string
+		brokered   bool
 		want       xpv2.ConditionReason
 		wantMsg    string
 	}{
@@ -125,6 +126,10 @@ func TestCheckCrossNamespace(t *testing.T) {
 			policy: all, local: claim, ns: "clone", secret: "pw", repository: "app",
 			want:    corev1alpha1.ReasonRestoreStorageNotReachable,
 			wantMsg: `backupstorage platform/shared keeps its data on claim "backups", which restore jobs in namespace "clone" cannot mount; set the storage's spec.access to Broker to serve them through its broker`},
+		"BrokeredThirdNamespace": {reason: "A brokered storage keeps each namespace's backups apart: a repository of a third namespace is refused like one the namespace may not use.",
+			policy: all, local: hostPath, ns: "clone", secret: "pw", repository: "app", brokered: true,
+			want:    corev1alpha1.ReasonRestoreNamespaceNotAllowed,
+			wantMsg: `repository "app" in namespace "team" does not exist or may not be used from namespace "clone"`},
 		"NoRepository": {reason: "A missing repository of another namespace is refused like one the namespace may not use.",
 			policy: all, local: hostPath, ns: "clone", secret: "pw", repository: "gone",
 			want:    corev1alpha1.ReasonRestoreNamespaceNotAllowed,
@@ -133,6 +138,11 @@ func TestCheckCrossNamespace(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			objs := crossObjects(t, tc.policy, tc.local)
+			for _, o := range objs {
+				if st, ok := o.(*storagev1alpha1.BackupStorage); ok && tc.brokered {
+					st.Spec.Access = storagev1alpha1.AccessBroker
+				}
+			}
 			kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).Build()
 			r := &reconciler{kube: kube, reader: kube}
 			rs := &corev1alpha1.RestoreSession{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: tc.ns}}

@@ -72,6 +72,13 @@ func (r *reconciler) source(ctx context.Context, rs *corev1alpha1.RestoreSession
 	if reason == corev1alpha1.ReasonRestoreNamespaceNotAllowed && remote {
 		return hidden(msg)
 	}
+	if err == nil && reason == "" && remote && st.Brokered() && repoNS != st.Namespace {
+		// A brokered storage holds each namespace's backups apart: Jobs
+		// of one namespace are granted the Repositories of their own, or
+		// the platform's shared in the storage's namespace, never those of
+		// a third.
+		return hidden(fmt.Sprintf("backupstorage %s/%s is brokered, and the repository is of neither the session's namespace nor the storage's", st.Namespace, st.Name))
+	}
 	return repo, reason, msg, err
 }
 

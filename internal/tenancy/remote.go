@@ -148,7 +148,8 @@ func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Obj
 // one that overlaps (contains, lies within or equals) the path of an older
 // Repository of the same storage in another namespace is left out, as the
 // Repository controller refuses it (PathOverlap), so that no namespace
-// reaches another's backups by naming their directory.
+// reaches another's backups by naming their directory; and so is a
+// Repository of a third namespace, neither owner's nor the storage's.
 func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, repos []*storagev1alpha1.Repository, now time.Time) (string, error) {
 	key, err := accessor.Key(ctx, kube, st)
 	if err != nil {
@@ -165,6 +166,10 @@ func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st 
 			continue
 		}
 		p := layout.CleanPath(r.Spec.Path)
+		if r.Namespace != owner.GetNamespace() && r.Namespace != st.Namespace {
+			refused = append(refused, fmt.Sprintf("%q of repository %s/%s, a namespace neither the owner's nor the storage's", r.Spec.Path, r.Namespace, r.Name))
+			continue
+		}
 		if other := overlapping(r, all.Items); other != nil {
 			refused = append(refused, fmt.Sprintf("%q overlaps repository %s/%s", r.Spec.Path, other.Namespace, other.Name))
 			continue
