@@ -45,12 +45,15 @@ func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 	if err != nil {
 		return notRecorded(err)
 	}
+	t.phases = &phases{last: start}
+	t.phases.mark("resolve")
 	w := &outcomeWriter{w: &applyWriter{kube: r.Kube, namespace: r.Options.Namespace, snapshot: r.Options.Snapshot, component: r.Options.Component}}
 	state := componentState{ResticPath: t.resticPath, Phase: storagev1alpha1.ComponentRunning, Paths: r.Options.Paths, Start: start}
 	running := buildComponent(state)
 	if err := record(ctx, r.Log, func(ctx context.Context) error { return w.writeComponent(ctx, running) }); err != nil {
 		return notRecorded(err)
 	}
+	t.phases.mark("running")
 	r.Log.Info("backing up", "snapshot", r.Options.Snapshot, "component", r.Options.Component, "paths", r.Options.Paths, "repository", t.resticPath)
 
 	errs := &bridgeErrors{log: r.Log.WithName("bridge")}
@@ -76,6 +79,7 @@ func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 	var integrity *bool
 	if err = r.connect(ctx, t); err == nil {
 		defer t.bucket.Close()
+		t.phases.mark("connect")
 		sum, integrity, err = work(ctx, t, w, state, errs)
 	}
 	state.End, state.Summary, state.Integrity, state.Healing = time.Now(), sum, integrity, t.healing
@@ -96,12 +100,14 @@ func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 		}
 		return notRecorded(werr)
 	}
+	t.phases.mark("report")
 	if err != nil {
 		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("cannot back up component %q: %s: %s", r.Options.Component, state.Reason, state.Message)}
 	}
 	r.Log.Info("backed up", "snapshot", r.Options.Snapshot, "component", r.Options.Component,
 		"resticSnapshot", sum.SnapshotID, "files", sum.TotalFilesProcessed, "size", formatBytes(sum.TotalBytesProcessed),
 		"added", formatBytes(sum.DataAdded), "duration", state.End.Sub(start).Round(time.Millisecond).String())
+	r.Log.Info("backup phases", t.phases.keysAndValues()...)
 	return nil
 }
 
@@ -113,14 +119,17 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	if err != nil {
 		return nil, nil, err
 	}
+	t.phases.mark("walk")
 	rc, stop, err := r.resticFor(ctx, t, errs)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer stop(context.WithoutCancel(ctx))
+	t.phases.mark("bridge")
 	if err := r.prepareRepository(ctx, t, rc); err != nil {
 		return nil, nil, err
 	}
+	t.phases.mark("prepare")
 
 	hctx, stopHashing := context.WithCancel(ctx)
 	defer stopHashing()
@@ -132,6 +141,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	listing.ListFiles = true
 	sum, err := rc.Backup(ctx, listing, progress.report)
 	progress.stop()
+	t.phases.mark("restic")
 	if err == nil {
 		err = checkRead(listedSizes(files), sum)
 	}
@@ -142,7 +152,10 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, nil, err
 	}
 	manifestFiles, merr := settleManifest(ctx, files, hashing.wait(), sum.Files, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
-	if c := checked.wait(); c.err != nil {
+	t.phases.mark("hashes")
+	c := checked.wait()
+	t.phases.mark("check")
+	if c.err != nil {
 		redo := func(ctx context.Context) (*restic.BackupSummary, error) {
 			return rc.Backup(ctx, opts, nil)
 		}
@@ -164,6 +177,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	if err := t.bucket.WriteAll(ctx, key, b, nil); err != nil {
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
+	t.phases.mark("manifest")
 	return sum, ptr.To(true), nil
 }
 

@@ -137,22 +137,6 @@ func (r *Runner) runRestore(ctx context.Context, work restoreWork) error {
 	return nil
 }
 
-// phases times the steps of a restore for its "restore phases" log line:
-// each mark ends the step it names, so the steps add up to the run (the
-// restic step includes hashing the files restic has finished).
-type phases struct {
-	last  time.Time
-	steps []any
-}
-
-func (p *phases) mark(step string) {
-	now := time.Now()
-	p.steps = append(p.steps, step, now.Sub(p.last).Round(time.Millisecond).String())
-	p.last = now
-}
-
-func (p *phases) keysAndValues() []any { return p.steps }
-
 // packInMessage finds a pack restic names in an error: "... from PACK
 // failed" when a blob does not decrypt, "Load(<data/PACK>" when a pack
 // file cannot be loaded, or "pack PACK" in check's reports. (A bare

@@ -81,6 +81,8 @@ type target struct {
 	// healing is what a backup found lost from the restic repository, and
 	// healed (heal.go); nil when its check passed.
 	healing *storagev1alpha1.ComponentHealing
+	// phases times the run's steps for its last log line.
+	phases *phases
 }
 
 // resolve reads the Snapshot, Repository and BackupStorage of a run and

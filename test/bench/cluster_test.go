@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +32,7 @@ import (
 	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
+	"github.com/stashplane/stashplane/internal/sessionjob"
 	stashpkg "github.com/stashplane/stashplane/package"
 )
 
@@ -47,6 +50,39 @@ const benchNamespace = "default"
 // startCluster starts a dev cluster with Stashplane's CRDs and returns a
 // client whose requests are bounded by cfg's QPS and burst (the client's
 // defaults when cfg is zero).
+// clusterConfig reaches the benchmark's cluster, for what the
+// controller-runtime client cannot read (pod logs).
+var clusterConfig *rest.Config
+
+// phasesLine is the "... phases" log line (the agent's time per step) of
+// the Job pods of a session, or why it cannot be read.
+func phasesLine(ctx context.Context, kube client.Client, session string) string {
+	pods := &corev1.PodList{}
+	if err := kube.List(ctx, pods, client.InNamespace(benchNamespace), client.MatchingLabels{"stashplane.io/session": session}); err != nil || len(pods.Items) == 0 {
+		return fmt.Sprintf("(no pod of session %s: %v)", session, err)
+	}
+	cs, err := kubernetes.NewForConfig(clusterConfig)
+	if err != nil {
+		return err.Error()
+	}
+	var lines []string
+	for _, p := range pods.Items {
+		for _, c := range p.Spec.Containers {
+			out, err := sessionjob.PodLogs{CS: cs}.Tail(ctx, p.Namespace, p.Name, c.Name, 20)
+			if err != nil {
+				lines = append(lines, err.Error())
+				continue
+			}
+			for _, l := range strings.Split(out, "\n") {
+				if i := strings.Index(l, " phases\""); i >= 0 {
+					lines = append(lines, strings.TrimSpace(l[i+len(" phases\""):]))
+				}
+			}
+		}
+	}
+	return strings.Join(lines, "; ")
+}
+
 func startCluster(b *testing.B, limits rest.Config) (*devcluster.Cluster, client.WithWatch) {
 	b.Helper()
 	crds, err := stashpkg.CRDs()
@@ -59,6 +95,7 @@ func startCluster(b *testing.B, limits rest.Config) (*devcluster.Cluster, client
 		b.Fatal(err)
 	}
 	cfg := c.Config()
+	clusterConfig = rest.CopyConfig(cfg)
 	if limits.QPS > 0 {
 		cfg.QPS, cfg.Burst = limits.QPS, limits.Burst
 	}

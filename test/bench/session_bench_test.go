@@ -363,6 +363,7 @@ func measureThroughput(b *testing.B, kube client.WithWatch, bin, work, storageDi
 		// The same data again, unchanged, into the same repository.
 		again := runSession(b, kube, bc, time.Now())
 		waitSession(b, kube, again.session)
+		fmt.Printf("  backup Job   run %d, unchanged, the agent's steps: %s\n", i+1, phasesLine(ctx, kube, again.session))
 		// The Job's data goes; its records stay, they are small.
 		_ = os.RemoveAll(dir)
 		tp.job, tp.jobRestic = append(tp.job, mbps(agent)), append(tp.jobRestic, mbps(rt.duration()))
