@@ -126,15 +126,22 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	}
 	defer stop(context.WithoutCancel(ctx))
 	t.phases.mark("bridge")
-	if err := r.prepareRepository(ctx, t, rc); err != nil {
+	created, err := r.prepareRepository(ctx, t, rc)
+	if err != nil {
 		return nil, nil, err
 	}
 	t.phases.mark("prepare")
 
 	hctx, stopHashing := context.WithCancel(ctx)
 	defer stopHashing()
-	hashing := startHashing(hctx, files)
-	checked := startCheck(ctx, rc)
+	var l *ledger
+	var lerr error
+	if !created {
+		l, lerr = readLedger(ctx, t.bucket, layout.LedgerKey(t.repo.Spec.Path, t.session, o.Component))
+	}
+	hashing := startHashing(hctx, files, r.previousFiles(ctx, t, l))
+	checked := r.startCheck(ctx, t, rc, created, l, lerr)
+	sealing := startEnvelope(t.password)
 	progress := newProgressWriter(w, state, ProgressInterval)
 	opts := restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}
 	listing := opts
@@ -153,6 +160,9 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	}
 	manifestFiles, merr := settleManifest(ctx, files, hashing.wait(), sum.Files, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
 	t.phases.mark("hashes")
+	if hashing.carried > 0 {
+		r.Log.Info("took the hashes of unchanged files from the previous content manifest", "files", hashing.carried, "snapshot", l.Manifest)
+	}
 	c := checked.wait()
 	t.phases.mark("check")
 	if c.err != nil {
@@ -164,12 +174,15 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		if err != nil {
 			return sum, ptr.To(false), err
 		}
+		// A healed repository keeps its damaged snapshots: the next
+		// backup checks it again, and the ledger stays as it was.
+		c.base = nil
 	}
 	if merr != nil {
 		return sum, ptr.To(true), merr
 	}
 	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, manifestFiles)
-	b, err := m.Encode(t.password)
+	b, err := m.encodeSealed(sealing)
 	if err != nil {
 		return sum, ptr.To(true), err
 	}
@@ -178,6 +191,8 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
 	t.phases.mark("manifest")
+	r.writeLedger(ctx, t, c.base, o.Snapshot)
+	t.phases.mark("ledger")
 	return sum, ptr.To(true), nil
 }
 
@@ -189,26 +204,26 @@ const ReasonRepositoryNotEmpty = "RepositoryNotEmpty"
 // prepareRepository makes the component's restic repository when it has
 // none (in an empty directory only), else removes the locks of runs that
 // are gone.
-func (r *Runner) prepareRepository(ctx context.Context, t *target, rc *restic.Restic) error {
+func (r *Runner) prepareRepository(ctx context.Context, t *target, rc *restic.Restic) (created bool, err error) {
 	exists, err := t.bucket.Exists(ctx, layout.ResticConfigKey(t.resticPath))
 	if err != nil {
-		return fmt.Errorf("cannot look for the restic repository: %w", err)
+		return false, fmt.Errorf("cannot look for the restic repository: %w", err)
 	}
 	if !exists {
 		objs, _, err := t.bucket.ListPage(ctx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: t.resticPath})
 		if err != nil {
-			return fmt.Errorf("cannot look for the restic repository: %w", err)
+			return false, fmt.Errorf("cannot look for the restic repository: %w", err)
 		}
 		if len(objs) > 0 {
-			return &reasonError{reason: ReasonRepositoryNotEmpty, msg: fmt.Sprintf("the restic repository's directory %s holds %s but no config (the leftovers of a wiped or interrupted repository?); nothing is initialised over it: remove them, or put its config back", t.resticPath, strings.TrimPrefix(objs[0].Key, t.resticPath))}
+			return false, &reasonError{reason: ReasonRepositoryNotEmpty, msg: fmt.Sprintf("the restic repository's directory %s holds %s but no config (the leftovers of a wiped or interrupted repository?); nothing is initialised over it: remove them, or put its config back", t.resticPath, strings.TrimPrefix(objs[0].Key, t.resticPath))}
 		}
 		r.Log.Info("initialising the restic repository", "repository", t.resticPath)
-		return rc.Init(ctx)
+		return true, rc.Init(ctx)
 	}
 	if err := r.removeDeadLocks(ctx, t, rc); err != nil {
-		return err
+		return false, err
 	}
-	return unlockStale(ctx, t.bucket, t.resticPath, func(ctx context.Context) error { return rc.Unlock(ctx, false) })
+	return false, unlockStale(ctx, t.bucket, t.resticPath, func(ctx context.Context) error { return rc.Unlock(ctx, false) })
 }
 
 // restoreFrom restores the files of restic snapshot id that match paths
@@ -224,6 +239,10 @@ func restoreFrom(rc *restic.Restic, id string) restoreFunc {
 type checkResult struct {
 	sum *restic.CheckSummary
 	err error
+	// base is the ledger the backup builds on once it succeeds: the one
+	// whose verdict stood, or what the check saw when it passed; nil when
+	// the repository could not be listed.
+	base *ledger
 }
 
 // pendingCheck is a structural check running beside the backup; result
@@ -243,16 +262,39 @@ type pendingCheck struct {
 // Running beside the backup, the check's key derivation and index
 // reading cost no time after it.
 //
+// A repository this run created holds nothing to build on, and one whose
+// ledger still stands (ledger.go) holds what restic's last check
+// vouched for: neither runs restic's check.
+//
 // The check runs without the exclusive lock: a lock left by an
 // interrupted run of this component stays until restic deems it stale
 // (30 minutes), and must not fail every backup until then. Packs the
 // backup uploads before its index are not an error to restic's check.
-func startCheck(ctx context.Context, rc *restic.Restic) *pendingCheck {
+func (r *Runner) startCheck(ctx context.Context, t *target, rc *restic.Restic, created bool, l *ledger, lerr error) *pendingCheck {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &pendingCheck{done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(p.done)
+		start := time.Now()
+		if created {
+			p.result.base = &ledger{Checked: start, Files: map[string]int64{}}
+			return
+		}
+		files, listErr := listLedger(ctx, t.bucket, t.resticPath)
+		if listErr == nil {
+			if lerr != nil {
+				r.Log.Info("running restic's check", "why", t.redact.redact(lerr.Error()))
+			} else if why := l.holds(files, start); why != "" {
+				r.Log.Info("running restic's check", "why", why)
+			} else {
+				p.result.base = l
+				return
+			}
+		}
 		p.result.sum, p.result.err = rc.Check(ctx, restic.CheckOptions{NoLock: true})
+		if listErr == nil && p.result.err == nil {
+			p.result.base = &ledger{Checked: start, Files: files}
+		}
 	}()
 	return p
 }

@@ -74,23 +74,46 @@ type hashed struct {
 type contentHasher struct {
 	out  []hashed
 	done chan struct{}
+	// carried counts the hashes taken over from the previous manifest.
+	carried int
 }
 
 // startHashing hashes files in the background until it is done or ctx
-// ends; files not reached by then carry ctx's error.
-func startHashing(ctx context.Context, files []sourceFile) *contentHasher {
+// ends; files not reached by then carry ctx's error. previous, when not
+// nil, gives the files of the component's previous manifest by path: a
+// file whose state is the one recorded there keeps its hash and is not
+// read (see ManifestFile.State). It is called in the background, so that
+// opening that manifest overlaps restic's start.
+func startHashing(ctx context.Context, files []sourceFile, previous func() map[string]ManifestFile) *contentHasher {
 	h := &contentHasher{out: make([]hashed, len(files)), done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
+		var prev map[string]ManifestFile
+		if previous != nil {
+			prev = previous()
+		}
 		for i, f := range files {
 			if err := ctx.Err(); err != nil {
 				h.out[i] = hashed{err: err}
+				continue
+			}
+			if m, ok := prev[f.path]; ok && unchangedSince(m, f.state) {
+				h.out[i] = hashed{file: m, stable: true}
+				h.carried++
 				continue
 			}
 			h.out[i] = hashListed(f)
 		}
 	}()
 	return h
+}
+
+// unchangedSince says whether a file whose state is now is the one a
+// manifest recorded as m: the same size, times and inode. Without a
+// change time or inode (a platform that gives none) nothing is.
+func unchangedSince(m ManifestFile, now fileState) bool {
+	return m.State != nil && m.BLAKE3 != "" && now.ctime != 0 && now.ino != 0 &&
+		m.Size == now.size && *m.State == (FileState{MTime: now.mtime, CTime: now.ctime, Inode: now.ino})
 }
 
 // wait returns the hashes once every file has been hashed.
@@ -118,10 +141,11 @@ func hashListed(f sourceFile) hashed {
 		return hashed{err: err}
 	}
 	m.Path = f.path
-	return hashed{
-		file:   m,
-		stable: stateOf(before) == f.state && stateOf(after) == f.state && m.Size == f.state.size,
+	stable := stateOf(before) == f.state && stateOf(after) == f.state && m.Size == f.state.size
+	if stable && f.state.ctime != 0 && f.state.ino != 0 {
+		m.State = &FileState{MTime: f.state.mtime, CTime: f.state.ctime, Inode: f.state.ino}
 	}
+	return hashed{file: m, stable: stable}
 }
 
 // restoreFunc restores the named files of the backup's restic snapshot

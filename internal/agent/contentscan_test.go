@@ -38,11 +38,11 @@ func TestConcurrentManifestEqualsSequential(t *testing.T) {
 	for _, f := range files {
 		stored = append(stored, f.path)
 	}
-	got, err := settleManifest(context.Background(), files, startHashing(context.Background(), files).wait(), stored, t.TempDir(), restore)
+	got, err := settleManifest(context.Background(), files, startHashing(context.Background(), files, nil).wait(), stored, t.TempDir(), restore)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, noState); diff != "" {
 		t.Errorf("the manifest built during the backup differs from the one built before it: -want +got:\n%s", diff)
 	}
 }
@@ -116,7 +116,7 @@ func TestSettleManifest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hashes := startHashing(context.Background(), files).wait()
+			hashes := startHashing(context.Background(), files, nil).wait()
 			if tc.hashErr != nil {
 				hashes[1] = hashed{err: tc.hashErr}
 			}
@@ -160,7 +160,7 @@ func TestSettleManifest(t *testing.T) {
 				want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), BLAKE3: sum(content)})
 			}
 			byPath := cmpopts.SortSlices(func(a, b ManifestFile) bool { return a.Path < b.Path })
-			if diff := cmp.Diff(want, got, byPath, cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(want, got, byPath, cmpopts.EquateEmpty(), noState); diff != "" {
 				t.Errorf("%s\nmanifest: -want +got:\n%s", tc.reason, diff)
 			}
 			if diff := cmp.Diff(tc.wantAsked, asked); diff != "" {
@@ -305,7 +305,7 @@ func TestRestoredHasher(t *testing.T) {
 		"/data/a": fmt.Sprintf("5 %s", sum("alpha")), "/data/b": fmt.Sprintf("3 %s", sum("bee")),
 		"/data/c": fmt.Sprintf("3 %s", sum("sea")), "/data/missing": "missing",
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, noState); diff != "" {
 		t.Errorf("restoredHasher.get(): a file hashed early or never reported is hashed as it is at the end: -want +got:\n%s", diff)
 	}
 }
@@ -328,7 +328,7 @@ func TestSettleManifestFromRestic(t *testing.T) {
 	if err := rc.Init(ctx); err != nil {
 		t.Fatal(err)
 	}
-	hashing := startHashing(ctx, files)
+	hashing := startHashing(ctx, files, nil)
 	backup, err := rc.Backup(ctx, restic.BackupOptions{Paths: []string{root}, Host: "settle"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +354,7 @@ func TestSettleManifestFromRestic(t *testing.T) {
 		content := map[string]string{"a.txt": "alpha", "b.txt": "bee", "odd/[x]*?.txt": "odd", "odd/x.txt": "plain"}[rel]
 		want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), BLAKE3: sum(content)})
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, noState); diff != "" {
 		t.Errorf("settleManifest() with restic's copies: -want +got:\n%s", diff)
 	}
 }
@@ -402,7 +402,7 @@ func TestStoredManifestFromRestic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hashing := startHashing(ctx, files)
+			hashing := startHashing(ctx, files, nil)
 			hashing.wait()
 			if tc.between != nil {
 				tc.between(t, root)
@@ -420,9 +420,105 @@ func TestStoredManifestFromRestic(t *testing.T) {
 				want = append(want, ManifestFile{Path: filepath.Join(root, rel), Size: int64(len(content)), BLAKE3: sum(content)})
 			}
 			byPath := cmpopts.SortSlices(func(a, b ManifestFile) bool { return a.Path < b.Path })
-			if diff := cmp.Diff(want, got, byPath, cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(want, got, byPath, cmpopts.EquateEmpty(), noState); diff != "" {
 				t.Errorf("%s\nstoredManifest(): -want +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+// noState compares manifest files without the state a later backup reads
+// (TestStartHashingTakesUnchanged tests it).
+var noState = cmpopts.IgnoreFields(ManifestFile{}, "State")
+
+// TestStartHashingTakesUnchanged: a file whose size, times and inode are
+// those the previous manifest recorded keeps that manifest's hash and is
+// not read again; any other file is hashed from its content. The previous
+// manifest's hash of the unchanged file is made up, so that taking it over
+// shows.
+func TestStartHashingTakesUnchanged(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"same.txt": "same", "touched.txt": "touched", "rewritten.txt": "abcd", "new.txt": "new"})
+	before, err := walkSource([]string{root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := map[string]ManifestFile{}
+	for _, h := range startHashing(context.Background(), before, nil).wait() {
+		if h.file.State == nil {
+			t.Fatalf("%s was hashed from the source without its state", h.file.Path)
+		}
+		prev[h.file.Path] = h.file
+	}
+	delete(prev, filepath.Join(root, "new.txt"))
+	same := prev[filepath.Join(root, "same.txt")]
+	same.BLAKE3 = sum("the hash the previous backup recorded")
+	prev[same.Path] = same
+
+	// touched.txt: only its modification time moves. rewritten.txt: new
+	// content of the same size, its modification time put back (its change
+	// time still moves, as it does for any write).
+	p := filepath.Join(root, "touched.txt")
+	if err := os.Chtimes(p, time.Now(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	p = filepath.Join(root, "rewritten.txt")
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	write(t, p, "wxyz")
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+
+	files, err := walkSource([]string{root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHashing(context.Background(), files, func() map[string]ManifestFile { return prev })
+	got := map[string]string{}
+	for _, r := range h.wait() {
+		if r.err != nil || !r.stable {
+			t.Fatalf("%s: err %v, stable %v", r.file.Path, r.err, r.stable)
+		}
+		got[filepath.Base(r.file.Path)] = r.file.BLAKE3
+	}
+	want := map[string]string{
+		"same.txt":      sum("the hash the previous backup recorded"),
+		"touched.txt":   sum("touched"),
+		"rewritten.txt": sum("wxyz"),
+		"new.txt":       sum("new"),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("hashes: -want +got:\n%s", diff)
+	}
+	if h.carried != 1 {
+		t.Errorf("%d hashes taken over, want 1 (same.txt)", h.carried)
+	}
+}
+
+func TestUnchangedSince(t *testing.T) {
+	st := fileState{size: 4, mtime: 10, ctime: 20, ino: 30}
+	recorded := ManifestFile{Size: 4, BLAKE3: "h", State: &FileState{MTime: 10, CTime: 20, Inode: 30}}
+	cases := map[string]struct {
+		m    ManifestFile
+		now  fileState
+		want bool
+	}{
+		"Same":            {m: recorded, now: st, want: true},
+		"Size":            {m: recorded, now: fileState{size: 5, mtime: 10, ctime: 20, ino: 30}},
+		"ModTime":         {m: recorded, now: fileState{size: 4, mtime: 11, ctime: 20, ino: 30}},
+		"ChangeTime":      {m: recorded, now: fileState{size: 4, mtime: 10, ctime: 21, ino: 30}},
+		"Inode":           {m: recorded, now: fileState{size: 4, mtime: 10, ctime: 20, ino: 31}},
+		"NoRecordedState": {m: ManifestFile{Size: 4, BLAKE3: "h"}, now: st},
+		"NoBLAKE3":        {m: ManifestFile{Size: 4, SHA256: "h", State: recorded.State}, now: st},
+		"PlatformWithout": {m: ManifestFile{Size: 4, BLAKE3: "h", State: &FileState{MTime: 10}}, now: fileState{size: 4, mtime: 10}},
+	}
+	for name, tc := range cases {
+		if diff := cmp.Diff(tc.want, unchangedSince(tc.m, tc.now)); diff != "" {
+			t.Errorf("%s: -want +got:\n%s", name, diff)
+		}
 	}
 }

@@ -149,27 +149,55 @@ const manifestWorkFactor = 15
 // the names of the files backed up nor a manifest anyone without the
 // password could write, and a manifest read back has not been changed.
 func (m *Manifest) Encode(password string) ([]byte, error) {
-	r, err := age.NewScryptRecipient(password)
-	if err != nil {
-		return nil, fmt.Errorf("cannot seal the manifest: %w", err)
+	return m.encodeSealed(startEnvelope(password))
+}
+
+// envelope is a manifest's age envelope, made ahead of its content: deriving
+// its key from the password (scrypt) is the costly part of sealing, and a
+// backup lets it run beside restic rather than after it.
+type envelope struct {
+	done chan struct{}
+	buf  bytes.Buffer
+	w    io.WriteCloser
+	err  error
+}
+
+// startEnvelope derives the key of an envelope sealed with password in the
+// background.
+func startEnvelope(password string) *envelope {
+	s := &envelope{done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		r, err := age.NewScryptRecipient(password)
+		if err != nil {
+			s.err = fmt.Errorf("cannot seal the manifest: %w", err)
+			return
+		}
+		r.SetWorkFactor(manifestWorkFactor)
+		if s.w, err = age.Encrypt(&s.buf, r); err != nil {
+			s.err = fmt.Errorf("cannot seal the manifest: %w", err)
+		}
+	}()
+	return s
+}
+
+// encodeSealed writes the manifest into s, which it uses up.
+func (m *Manifest) encodeSealed(s *envelope) ([]byte, error) {
+	<-s.done
+	if s.err != nil {
+		return nil, s.err
 	}
-	r.SetWorkFactor(manifestWorkFactor)
-	var buf bytes.Buffer
-	aw, err := age.Encrypt(&buf, r)
-	if err != nil {
-		return nil, fmt.Errorf("cannot seal the manifest: %w", err)
-	}
-	zw := gzip.NewWriter(aw)
+	zw := gzip.NewWriter(s.w)
 	if err := json.NewEncoder(zw).Encode(m); err != nil {
 		return nil, fmt.Errorf("cannot encode the manifest: %w", err)
 	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("cannot compress the manifest: %w", err)
 	}
-	if err := aw.Close(); err != nil {
+	if err := s.w.Close(); err != nil {
 		return nil, fmt.Errorf("cannot seal the manifest: %w", err)
 	}
-	return buf.Bytes(), nil
+	return s.buf.Bytes(), nil
 }
 
 // maxManifest bounds a decompressed manifest (about ten million files).

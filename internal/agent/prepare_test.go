@@ -22,7 +22,7 @@ func TestPrepareRepositoryOverLeftovers(t *testing.T) {
 	}
 	r := &Runner{Log: logr.Discard()}
 	tgt := &target{bucket: b, resticPath: "default/app/repository/v1/nightly/dump/"}
-	err := r.prepareRepository(ctx, tgt, nil)
+	_, err := r.prepareRepository(ctx, tgt, nil)
 	var re *reasonError
 	if !errors.As(err, &re) {
 		t.Fatalf("prepareRepository over leftovers: %v, want a %s error", err, ReasonRepositoryNotEmpty)

@@ -41,6 +41,23 @@ type ManifestFile struct {
 	// BLAKE3 (256-bit) of the content, hex, in manifests whose algorithm
 	// is HashBLAKE3.
 	BLAKE3 string `json:"blake3,omitempty"`
+	// State is the file's times and inode when its hash was taken from the
+	// source itself and the file stayed as it was over the whole backup. A
+	// later backup of the component takes the hash over, without reading
+	// the file, when the file's size, times and inode are still these:
+	// restic's own test of an unchanged file. Files hashed from restic's
+	// copy have none.
+	State *FileState `json:"state,omitempty"`
+}
+
+// FileState is what a manifest keeps of a file's state besides its size.
+type FileState struct {
+	// MTime and CTime are the modification and change times, in
+	// nanoseconds since the epoch.
+	MTime int64 `json:"mtime"`
+	CTime int64 `json:"ctime"`
+	// Inode is the file's inode number.
+	Inode uint64 `json:"inode"`
 }
 
 // walkSource lists every regular file under paths that the exclude

@@ -43,7 +43,8 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 		return nil, nil, err
 	}
 	defer stop(context.WithoutCancel(ctx))
-	if err := r.prepareRepository(ctx, t, rc); err != nil {
+	created, err := r.prepareRepository(ctx, t, rc)
+	if err != nil {
 		return nil, nil, err
 	}
 	src, err := open(ctx)
@@ -51,8 +52,14 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 		return nil, nil, err
 	}
 	defer src.Close()
-	checked := startCheck(ctx, rc)
+	var l *ledger
+	var lerr error
+	if !created {
+		l, lerr = readLedger(ctx, t.bucket, layout.LedgerKey(t.repo.Spec.Path, t.session, o.Component))
+	}
+	checked := r.startCheck(ctx, t, rc, created, l, lerr)
 	defer checked.stop()
+	sealing := startEnvelope(t.password)
 	h := blake3.New(32, nil)
 	n := &countWriter{}
 	progress := newProgressWriter(w, state, ProgressInterval)
@@ -65,7 +72,8 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 	if n.n == 0 {
 		return sum, nil, &reasonError{reason: ReasonNothingRead, msg: "the stream ended before it gave any data"}
 	}
-	if c := checked.wait(); c.err != nil {
+	c := checked.wait()
+	if c.err != nil {
 		// A stream cannot be read twice: the index is repaired, and if
 		// this run's snapshot lost data the next run stores it whole.
 		h, err := r.heal(ctx, t, rc, sum.SnapshotID, c.sum, c.err, nil)
@@ -73,16 +81,18 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 		if err != nil {
 			return sum, ptr.To(false), err
 		}
+		c.base = nil
 	}
 	file := ManifestFile{Path: StreamPath(name), Size: n.n, BLAKE3: hex.EncodeToString(h.Sum(nil))}
 	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, []ManifestFile{file})
-	b, err := m.Encode(t.password)
+	b, err := m.encodeSealed(sealing)
 	if err != nil {
 		return sum, ptr.To(true), err
 	}
 	if err := t.bucket.WriteAll(ctx, layout.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), b, nil); err != nil {
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
+	r.writeLedger(ctx, t, c.base, "")
 	return sum, ptr.To(true), nil
 }
 

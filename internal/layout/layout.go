@@ -48,6 +48,13 @@ func ResticSessionsPrefix(repoPath string) string {
 	return path.Join(repoPath, "repository", "v1") + "/"
 }
 
+// LedgerKey is the key of one component's ledger: the packs and index
+// files of its restic repository that restic's structural check last
+// vouched for, with their sizes (JSON, written by the backup agent).
+func LedgerKey(repoPath, session, component string) string {
+	return path.Join(repoPath, "ledgers", session, component+".json")
+}
+
 // ManifestsPrefix is the prefix of a repository's content manifests.
 func ManifestsPrefix(repoPath string) string { return path.Join(repoPath, "manifests") + "/" }
 

@@ -449,8 +449,14 @@ func TestAgentBackupRestore(t *testing.T) {
 	}
 	e.snapshot(t, "app-hourly-2", "hourly", "01KAGENT0000000000000000A2")
 	second := e.job(t, render.TaskBackup, "logical-backup", "app-hourly-2", "app-hourly-2", dump, data, map[string]any{"paths": []string{"/var/lib/app"}})
-	if ok, logs := e.wait(t, second); !ok {
+	ok, logs = e.wait(t, second)
+	if !ok {
 		t.Fatalf("the second backup failed:\n%s", logs)
+	}
+	// It builds on what the first one's check vouched for, and takes the
+	// hashes of the 300 unchanged files from the first one's manifest.
+	if strings.Contains(logs, "running restic's check") || !strings.Contains(logs, `"files"=300 "snapshot"="app-hourly-1"`) {
+		t.Errorf("the second backup ran restic's check, or hashed unchanged files again; want neither:\n%s", logs)
 	}
 	if c, _ := e.component(t, "app-hourly-2"); c.Phase != storagev1alpha1.ComponentSucceeded {
 		t.Fatalf("second backup: component %+v", c)
