@@ -249,6 +249,7 @@ func measureRestore(b *testing.B, kube client.WithWatch, bin, work, storageDir, 
 		rt.job, rt.session, jobSeconds = append(rt.job, mbps(agent)), append(rt.session, elapsed.Seconds()), agent.Seconds()
 		fmt.Printf("  restore Job          run %d: %7.1f MB/s (%s; session created to Succeeded %s)\n", i+1, mbps(agent),
 			agent.Round(10*time.Millisecond), elapsed.Round(10*time.Millisecond))
+		fmt.Printf("  restore Job          run %d, the agent's steps: %s\n", i+1, phasesLine(ctx, kube, rs.Name))
 	}
 	for i := range restoreRuns {
 		if i%2 == 0 {
