@@ -55,13 +55,21 @@ func (o Options) Now() time.Time {
 // reconciler is told the names are deterministic, and such an object is
 // not left refusing to reconcile until someone removes
 // crossplane.io/external-create-pending by hand.
+//
+// It writes no status that would not change, adds its finalizer with the
+// write that marks a create pending, and keeps what a create set in the
+// status for the write that ends it (writes.go).
 func NewReconciler(mgr ctrl.Manager, name string, gvk schema.GroupVersionKind, c managed.ExternalConnector, o Options) *managed.Reconciler {
 	if o.PollInterval == 0 {
 		o.PollInterval = time.Minute
 	}
-	return managed.NewReconciler(mgr,
+	kube := unchangedStatusSkipped{Client: mgr.GetClient()}
+	absent := &absentRecords{}
+	return managed.NewReconciler(fewerWrites{Manager: mgr, kube: kube},
 		resource.ManagedKind(gvk),
-		managed.WithExternalConnector(c),
+		managed.WithExternalConnector(observing{ExternalConnector: c, absent: absent}),
+		managed.WithFinalizer(finalizerWithCreate{api: resource.NewAPIFinalizer(kube, managed.FinalizerName), absent: absent}),
+		managed.WithCriticalAnnotationUpdater(createdStatusKept{kube: kube, retrying: managed.NewRetryingCriticalAnnotationUpdater(kube)}),
 		managed.WithInitializers(),
 		managed.WithLogger(logging.NewLogrLogger(o.Log.WithValues("controller", name))),
 		managed.WithRecorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name))),

@@ -37,27 +37,8 @@ func TestBackupStorageWipeOutWaitsForRuns(t *testing.T) {
 	})
 	ctx := testContext(t)
 	const ns = testNamespace
-	bs := &storagev1alpha1.BackupStorage{
-		ObjectMeta: metav1.ObjectMeta{Name: "wipe-while-busy", Namespace: ns},
-		Spec: storagev1alpha1.BackupStorageSpec{DeletionPolicy: storagev1alpha1.DeletionPolicyWipeOut, Storage: storagev1alpha1.Backend{
-			Provider: storagev1alpha1.ProviderS3,
-			S3:       &storagev1alpha1.S3Spec{Endpoint: s3.Endpoint, Bucket: "wipe", Prefix: "stash", Region: "us-east-1", SecretName: "wipe-s3"},
-		}},
-	}
-	repo := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "wipe-app", Namespace: ns},
-		Spec: storagev1alpha1.RepositorySpec{Path: "app", StorageRef: storagev1alpha1.ObjectReference{Name: bs.Name},
-			EncryptionSecret: storagev1alpha1.ObjectReference{Name: "restic-password"}}}
-	snap := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "wipe-app-1", Namespace: ns, Labels: map[string]string{storagev1alpha1.LabelRepository: repo.Name}},
-		Spec: storagev1alpha1.SnapshotSpec{Repository: repo.Name, Session: "nightly"}}
-	for _, o := range []client.Object{
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "wipe-s3", Namespace: ns}, Data: map[string][]byte{
-			storagev1alpha1.SecretKeyAWSAccessKeyID: []byte(s3.AccessKey), storagev1alpha1.SecretKeyAWSSecretAccessKey: []byte(s3.SecretKey)}},
-		bs, repo, snap,
-	} {
-		if err := kube.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bs, repo, snap := s3Chain(t, s3, "wipe", "wipe-while-busy", "wipe-app", storagev1alpha1.DeletionPolicyWipeOut)
+	createAll(ctx, t, s3Secret(s3, "wipe-s3"), bs, repo, snap)
 	snap.Status.Phase = storagev1alpha1.SnapshotRunning
 	if err := kube.Status().Update(ctx, snap); err != nil {
 		t.Fatal(err)
@@ -124,5 +105,40 @@ func TestBackupStorageWipeOutWaitsForRuns(t *testing.T) {
 	})
 	if _, err := os.Stat(filepath.Join(s3.Dir, "wipe", "stash", layout.MetadataKey)); !os.IsNotExist(err) {
 		t.Errorf("the storage's metadata.yaml is still there after its WipeOut: %v", err)
+	}
+}
+
+// s3Chain is a BackupStorage in the S3 server's bucket (its Secret named
+// <bucket>-s3), a Repository in it and a Snapshot of that Repository.
+func s3Chain(t *testing.T, s3 *servers.S3, bucket, storage, repository string, policy storagev1alpha1.DeletionPolicy) (*storagev1alpha1.BackupStorage, *storagev1alpha1.Repository, *storagev1alpha1.Snapshot) {
+	t.Helper()
+	bs := &storagev1alpha1.BackupStorage{
+		ObjectMeta: metav1.ObjectMeta{Name: storage, Namespace: testNamespace},
+		Spec: storagev1alpha1.BackupStorageSpec{DeletionPolicy: policy, Storage: storagev1alpha1.Backend{
+			Provider: storagev1alpha1.ProviderS3,
+			S3:       &storagev1alpha1.S3Spec{Endpoint: s3.Endpoint, Bucket: bucket, Prefix: "stash", Region: "us-east-1", SecretName: bucket + "-s3"},
+		}},
+	}
+	repo := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: repository, Namespace: testNamespace},
+		Spec: storagev1alpha1.RepositorySpec{Path: "app", StorageRef: storagev1alpha1.ObjectReference{Name: bs.Name},
+			EncryptionSecret: storagev1alpha1.ObjectReference{Name: "restic-password"}}}
+	snap := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: repository + "-1", Namespace: testNamespace, Labels: map[string]string{storagev1alpha1.LabelRepository: repo.Name}},
+		Spec: storagev1alpha1.SnapshotSpec{Repository: repo.Name, Session: "nightly"}}
+	return bs, repo, snap
+}
+
+// s3Secret holds the S3 server's credentials.
+func s3Secret(s3 *servers.S3, name string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNamespace}, Data: map[string][]byte{
+		storagev1alpha1.SecretKeyAWSAccessKeyID: []byte(s3.AccessKey), storagev1alpha1.SecretKeyAWSSecretAccessKey: []byte(s3.SecretKey)}}
+}
+
+// createAll creates the objects in order.
+func createAll(ctx context.Context, t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := kube.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

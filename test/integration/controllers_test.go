@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -20,11 +21,18 @@ import (
 func runController(t *testing.T, setup func(ctrl.Manager) error) ctrl.Manager {
 	t.Helper()
 	requireControlPlane(t)
+	return runControllerOn(t, restConfig, setup)
+}
+
+// runControllerOn is runController with the manager's own REST config.
+func runControllerOn(t *testing.T, cfg *rest.Config, setup func(ctrl.Manager) error) ctrl.Manager {
+	t.Helper()
+	requireControlPlane(t)
 	s, err := apis.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: s, Logger: logr.Discard(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",

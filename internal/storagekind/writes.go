@@ -1,0 +1,197 @@
+package storagekind
+
+import (
+	"context"
+	"reflect"
+	"sync"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/meta"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// The managed reconciler writes an object several times on its way to
+// Ready, and once more on every reconcile that follows: each write is an
+// event that reconciles it again. On a cluster whose thousands of
+// Snapshots arrive at once (a catalogue rebuilt after a disaster, many
+// backups ending together), those writes are what the API server spends
+// its time on, and the configurations users wait for queue behind them
+// (docs/scale.md). Two of them carry nothing:
+//
+//   - a status written unchanged over the object it was read from (the API
+//     server keeps the object as it was, but still decodes, admits and
+//     compares the request);
+//   - the finalizer, written on its own just before the reconciler writes
+//     the object again to mark its create pending.
+//
+// And one pass through the queue is saved: what a create set in the
+// status (a Snapshot's record written) goes with the status write that
+// ends the create, not the observation after it, which waits its turn
+// behind every other object of the kind.
+
+// fewerWrites is the manager the managed reconciler is built from: the
+// same, with a client whose status writes skip a status unchanged.
+type fewerWrites struct {
+	ctrl.Manager
+	kube client.Client
+}
+
+func (m fewerWrites) GetClient() client.Client { return m.kube }
+
+// unchangedStatusSkipped is a client whose status updates are not sent when
+// the object's status is what the cache holds at the same resourceVersion.
+// At that version the API server's object is the cached one, so the update
+// would change nothing; a cache behind the server holds another version,
+// and the update is sent.
+type unchangedStatusSkipped struct{ client.Client }
+
+func (c unchangedStatusSkipped) Status() client.SubResourceWriter {
+	return statusWriter{SubResourceWriter: c.Client.Status(), cache: c.Client}
+}
+
+type statusWriter struct {
+	client.SubResourceWriter
+	cache client.Reader
+}
+
+func (w statusWriter) Update(ctx context.Context, o client.Object, opts ...client.SubResourceUpdateOption) error {
+	if len(opts) == 0 && statusUnchanged(ctx, w.cache, o) {
+		return nil
+	}
+	return w.SubResourceWriter.Update(ctx, o, opts...)
+}
+
+// statusUnchanged says whether the cache holds o at its resourceVersion
+// with the same status.
+func statusUnchanged(ctx context.Context, cache client.Reader, o client.Object) bool {
+	cached, ok := o.DeepCopyObject().(client.Object)
+	if !ok || o.GetResourceVersion() == "" {
+		return false
+	}
+	if err := cache.Get(ctx, client.ObjectKeyFromObject(o), cached); err != nil || cached.GetResourceVersion() != o.GetResourceVersion() {
+		return false
+	}
+	want, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		return false
+	}
+	have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cached)
+	if err != nil {
+		return false
+	}
+	return equality.Semantic.DeepEqual(want["status"], have["status"])
+}
+
+// absentRecords remembers, by object, that the last Observe found no
+// record in the storage.
+type absentRecords struct{ m sync.Map }
+
+func (a *absentRecords) set(uid types.UID, absent bool) {
+	if absent {
+		a.m.Store(uid, struct{}{})
+		return
+	}
+	a.m.Delete(uid)
+}
+
+// take says whether the last Observe of uid found no record, and forgets it.
+func (a *absentRecords) take(uid types.UID) bool {
+	_, ok := a.m.LoadAndDelete(uid)
+	return ok
+}
+
+// observing wraps a connector so that its clients' observations are
+// remembered.
+type observing struct {
+	managed.ExternalConnector
+	absent *absentRecords
+}
+
+func (c observing) Connect(ctx context.Context, mg resource.Managed) (managed.ExternalClient, error) {
+	e, err := c.ExternalConnector.Connect(ctx, mg)
+	if err != nil {
+		return nil, err
+	}
+	return observingClient{ExternalClient: e, absent: c.absent}, nil
+}
+
+type observingClient struct {
+	managed.ExternalClient
+	absent *absentRecords
+}
+
+func (e observingClient) Observe(ctx context.Context, mg resource.Managed) (managed.ExternalObservation, error) {
+	o, err := e.ExternalClient.Observe(ctx, mg)
+	e.absent.set(mg.GetUID(), err == nil && !o.ResourceExists)
+	return o, err
+}
+
+// finalizerWithCreate adds the managed reconciler's finalizer. When the
+// object's record was just observed absent and its policies let the
+// reconciler create it, the reconciler's next step is to write the object
+// (marking the create pending) before it creates anything in the storage;
+// the finalizer is then only set on the object and goes with that write.
+// If that write fails, nothing was created and the next reconcile adds it
+// again. In every other case the finalizer is written at once.
+type finalizerWithCreate struct {
+	api    *resource.APIFinalizer
+	absent *absentRecords
+}
+
+func (f finalizerWithCreate) AddFinalizer(ctx context.Context, obj resource.Object) error {
+	absent := f.absent.take(obj.GetUID())
+	if meta.FinalizerExists(obj, managed.FinalizerName) {
+		return nil
+	}
+	if mg, ok := obj.(resource.Managed); ok && absent && mg.GetDeletionTimestamp() == nil &&
+		managed.NewManagementPoliciesResolver(true, mg.GetManagementPolicies()).ShouldCreate() {
+		meta.AddFinalizer(obj, managed.FinalizerName)
+		return nil
+	}
+	return f.api.AddFinalizer(ctx, obj)
+}
+
+func (f finalizerWithCreate) RemoveFinalizer(ctx context.Context, obj resource.Object) error {
+	return f.api.RemoveFinalizer(ctx, obj)
+}
+
+// createdStatusKept writes the annotations that record a create's result.
+// The managed reconciler writes them with the whole object, and the API
+// server's answer would replace the status the create set with the one
+// the reconciler read. When that write is accepted at the version the
+// status was read at, the server's status is still the one read (a write
+// of the object does not change its status), so the create's status is
+// put back and goes with the reconciler's next status write. After a
+// conflict someone else wrote the object, and the retrying updater reads
+// it again: the status is then the server's.
+type createdStatusKept struct {
+	kube     client.Client
+	retrying managed.CriticalAnnotationUpdater
+}
+
+func (u createdStatusKept) UpdateCriticalAnnotations(ctx context.Context, o client.Object) error {
+	kept := o.DeepCopyObject()
+	if err := u.kube.Update(ctx, o); err != nil {
+		return u.retrying.UpdateCriticalAnnotations(ctx, o)
+	}
+	keepStatus(o, kept)
+	return nil
+}
+
+// keepStatus sets o's status to from's, both of the same kind with a
+// Status field.
+func keepStatus(o client.Object, from runtime.Object) {
+	dst, src := reflect.ValueOf(o), reflect.ValueOf(from)
+	if dst.Kind() != reflect.Pointer || src.Kind() != reflect.Pointer || dst.Type() != src.Type() {
+		return
+	}
+	d, s := dst.Elem().FieldByName("Status"), src.Elem().FieldByName("Status")
+	if d.IsValid() && s.IsValid() && d.CanSet() {
+		d.Set(s)
+	}
+}

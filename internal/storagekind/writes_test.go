@@ -1,0 +1,175 @@
+package storagekind
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
+	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/google/go-cmp/cmp"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/stashplane/stashplane/apis"
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+)
+
+// The finalizer goes with the write that marks a create pending only when
+// that write follows: the record was just observed absent and the
+// object's policies let the reconciler create it.
+func TestFinalizerWithCreate(t *testing.T) {
+	type want struct {
+		finalizers []string
+		updates    int
+	}
+	cases := map[string]struct {
+		observedAbsent bool
+		policies       xpv2.ManagementPolicies
+		finalizers     []string
+		want           want
+	}{
+		"AbsentAndCreated": {
+			observedAbsent: true,
+			policies:       xpv2.ManagementPolicies{xpv2.ManagementActionAll},
+			want:           want{finalizers: []string{managed.FinalizerName}},
+		},
+		"AbsentAndCreatedByPolicy": {
+			observedAbsent: true,
+			policies:       xpv2.ManagementPolicies{xpv2.ManagementActionObserve, xpv2.ManagementActionCreate},
+			want:           want{finalizers: []string{managed.FinalizerName}},
+		},
+		"Present": {
+			policies: xpv2.ManagementPolicies{xpv2.ManagementActionAll},
+			want:     want{finalizers: []string{managed.FinalizerName}, updates: 1},
+		},
+		"AbsentObserveOnly": {
+			observedAbsent: true,
+			policies:       xpv2.ManagementPolicies{xpv2.ManagementActionObserve},
+			want:           want{finalizers: []string{managed.FinalizerName}, updates: 1},
+		},
+		"AlreadyThere": {
+			observedAbsent: true,
+			policies:       xpv2.ManagementPolicies{xpv2.ManagementActionAll},
+			finalizers:     []string{managed.FinalizerName},
+			want:           want{finalizers: []string{managed.FinalizerName}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "demo", UID: "u1", Finalizers: tc.finalizers}}
+			s.Spec.ManagementPolicies = tc.policies
+			updates := 0
+			kube := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(s.DeepCopy()).
+				WithInterceptorFuncs(interceptor.Funcs{Update: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.UpdateOption) error {
+					updates++
+					return c.Update(ctx, o, opts...)
+				}}).Build()
+			if err := kube.Get(context.Background(), client.ObjectKeyFromObject(s), s); err != nil {
+				t.Fatal(err)
+			}
+			absent := &absentRecords{}
+			absent.set(s.UID, tc.observedAbsent)
+			f := finalizerWithCreate{api: resource.NewAPIFinalizer(kube, managed.FinalizerName), absent: absent}
+			if err := f.AddFinalizer(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			got := want{finalizers: s.Finalizers, updates: updates}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+			if absent.take(s.UID) {
+				t.Error("the observation was not forgotten once used")
+			}
+		})
+	}
+}
+
+// A status is not written when the cache holds the object at the same
+// resourceVersion with the same status, and is written otherwise.
+func TestStatusUnchanged(t *testing.T) {
+	cached := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "demo"}}
+	cached.Status.Phase = storagev1alpha1.SnapshotSucceeded
+	cases := map[string]struct {
+		change func(s *storagev1alpha1.Snapshot)
+		want   bool
+	}{
+		"Same":            {change: func(*storagev1alpha1.Snapshot) {}, want: true},
+		"StatusChanged":   {change: func(s *storagev1alpha1.Snapshot) { s.Status.Phase = storagev1alpha1.SnapshotFailed }},
+		"ConditionAdded":  {change: func(s *storagev1alpha1.Snapshot) { s.SetConditions(xpv2.ReconcileSuccess()) }},
+		"CacheBehind":     {change: func(s *storagev1alpha1.Snapshot) { s.ResourceVersion = "1000" }},
+		"NotInCache":      {change: func(s *storagev1alpha1.Snapshot) { s.Name = "app-2" }},
+		"NoVersion":       {change: func(s *storagev1alpha1.Snapshot) { s.ResourceVersion = "" }},
+		"OnlySpecChanged": {change: func(s *storagev1alpha1.Snapshot) { s.Spec.Session = "other" }, want: true},
+	}
+	kube := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(cached.DeepCopy()).Build()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := &storagev1alpha1.Snapshot{}
+			if err := kube.Get(context.Background(), client.ObjectKeyFromObject(cached), s); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(s)
+			if diff := cmp.Diff(tc.want, statusUnchanged(context.Background(), kube, s)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+func scheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s, err := apis.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// What a create set in the status is kept over the write of its result,
+// unless that write met someone else's: the status is then the server's.
+func TestCreatedStatusKept(t *testing.T) {
+	cases := map[string]struct {
+		conflicts int
+		want      storagev1alpha1.SnapshotPhase
+	}{
+		"AcceptedAtOnce": {want: storagev1alpha1.SnapshotSucceeded},
+		"AfterConflict":  {conflicts: 1, want: storagev1alpha1.SnapshotRunning},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			stored := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "demo"}}
+			stored.Status.Phase = storagev1alpha1.SnapshotRunning
+			conflicts := tc.conflicts
+			kube := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(stored).WithStatusSubresource(stored).
+				WithInterceptorFuncs(interceptor.Funcs{Update: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.UpdateOption) error {
+					if conflicts > 0 {
+						conflicts--
+						return kerrors.NewConflict(storagev1alpha1.GroupVersion.WithResource("snapshots").GroupResource(), o.GetName(), errors.New("changed"))
+					}
+					return c.Update(ctx, o, opts...)
+				}}).Build()
+			s := &storagev1alpha1.Snapshot{}
+			if err := kube.Get(context.Background(), client.ObjectKeyFromObject(stored), s); err != nil {
+				t.Fatal(err)
+			}
+			s.Status.Phase = storagev1alpha1.SnapshotSucceeded
+			s.SetAnnotations(map[string]string{"crossplane.io/external-create-succeeded": "now"})
+			u := createdStatusKept{kube: kube, retrying: managed.NewRetryingCriticalAnnotationUpdater(kube)}
+			if err := u.UpdateCriticalAnnotations(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, s.Status.Phase); diff != "" {
+				t.Errorf("status phase after the write: -want +got:\n%s", diff)
+			}
+			if diff := cmp.Diff("now", s.GetAnnotations()["crossplane.io/external-create-succeeded"]); diff != "" {
+				t.Errorf("annotation: -want +got:\n%s", diff)
+			}
+		})
+	}
+}
