@@ -6,6 +6,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -61,6 +62,10 @@ type Options struct {
 	// PprofAddress serves Go's profiles (/debug/pprof/) for a look at
 	// where memory and time go; empty or "0" serves none.
 	PprofAddress string
+	// MemoryLimit is the Go runtime's soft memory limit: a quantity
+	// ("200Mi"), "off", or "auto" (empty too): 90% of the container's
+	// memory limit when it has one, unless GOMEMLIMIT is set (memory.go).
+	MemoryLimit string
 	// QPS and Burst bound the provider's requests to the API server; zero
 	// keeps the given configuration's.
 	QPS   float32
@@ -82,6 +87,13 @@ type Options struct {
 
 // Run runs every controller until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	limit, err := setMemoryLimit(o.MemoryLimit)
+	if err != nil {
+		return err
+	}
+	if limit != math.MaxInt64 {
+		o.Log.Info("soft memory limit", "bytes", limit)
+	}
 	s, err := apis.Scheme()
 	if err != nil {
 		return err
