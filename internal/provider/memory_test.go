@@ -19,9 +19,9 @@ func TestSetMemoryLimit(t *testing.T) {
 		err     bool
 	}
 	cases := map[string]struct {
-		value     string
+		value      string
 		gomemlimit string
-		want      want
+		want       want
 	}{
 		"Quantity":      {value: "160Mi", want: want{limit: 160 << 20, runtime: 160 << 20}},
 		"Off":           {value: "off", want: want{limit: math.MaxInt64, runtime: math.MaxInt64}},
