@@ -13,10 +13,13 @@ import (
 )
 
 // repositoriesOf lists the Repositories that point at a BackupStorage,
-// sorted by namespace and name.
+// sorted by namespace and name. They share their maps and slices with the
+// cache: callers only read them.
 func repositoriesOf(ctx context.Context, c client.Client, bs *storagev1alpha1.BackupStorage) ([]storagev1alpha1.Repository, error) {
+	// Only read, on every observation of a storage: the cache's own
+	// objects, not a copy of each of the cluster's Repositories.
 	list := &storagev1alpha1.RepositoryList{}
-	if err := c.List(ctx, list); err != nil {
+	if err := c.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("cannot list repositories: %w", err)
 	}
 	var out []storagev1alpha1.Repository

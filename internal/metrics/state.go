@@ -75,11 +75,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	repos := &storagev1alpha1.RepositoryList{}
 	snaps := &storagev1alpha1.SnapshotList{}
-	if err := src.reader.List(ctx, repos); err != nil {
+	// Only read, on every scrape: the cache's own objects, not a copy of
+	// each of the cluster's ten thousand Snapshots (docs/scale.md).
+	if err := src.reader.List(ctx, repos, client.UnsafeDisableDeepCopy); err != nil {
 		src.log.Error(err, "cannot list repositories for metrics")
 		return
 	}
-	if err := src.reader.List(ctx, snaps); err != nil {
+	if err := src.reader.List(ctx, snaps, client.UnsafeDisableDeepCopy); err != nil {
 		src.log.Error(err, "cannot list snapshots for metrics")
 		return
 	}
