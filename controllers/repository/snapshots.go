@@ -6,9 +6,12 @@ import (
 	"sort"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -96,4 +99,42 @@ func snapshotTime(s *storagev1alpha1.Snapshot) metav1.Time {
 		return *s.Status.SnapshotTime
 	}
 	return s.CreationTimestamp
+}
+
+// snapshotEvents enqueues the Repository of a Snapshot that changed, at
+// low priority. A Repository's own changes (its creation, its record, its
+// spec) come first: while ten thousand Snapshots are recorded, every
+// Repository would otherwise be observed again for each of its Snapshots
+// before the ones not yet created get their turn (docs/scale.md). What a
+// Snapshot changes in its Repository's status waits for them.
+type snapshotEvents struct{}
+
+func (snapshotEvents) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	lowPriority(q, repositoryOfSnapshot(ctx, e.Object))
+}
+
+func (snapshotEvents) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	lowPriority(q, repositoryOfSnapshot(ctx, e.ObjectNew))
+}
+
+func (snapshotEvents) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	lowPriority(q, repositoryOfSnapshot(ctx, e.Object))
+}
+
+func (snapshotEvents) Generic(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	lowPriority(q, repositoryOfSnapshot(ctx, e.Object))
+}
+
+// lowPriority adds the requests to q behind those of higher priority, or
+// as any other when q has no priorities. A request already queued keeps
+// the higher of its priorities.
+func lowPriority(q workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
+	pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
+	for _, r := range reqs {
+		if ok {
+			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, r)
+			continue
+		}
+		q.Add(r)
+	}
 }
