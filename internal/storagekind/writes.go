@@ -127,7 +127,9 @@ type observingClient struct {
 
 func (e observingClient) Observe(ctx context.Context, mg resource.Managed) (managed.ExternalObservation, error) {
 	o, err := e.ExternalClient.Observe(ctx, mg)
-	e.absent.set(mg.GetUID(), err == nil && !o.ResourceExists)
+	// An object being deleted is never created, and what is remembered of
+	// it goes: the map holds only objects that live.
+	e.absent.set(mg.GetUID(), err == nil && !o.ResourceExists && mg.GetDeletionTimestamp() == nil)
 	return o, err
 }
 

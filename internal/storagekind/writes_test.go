@@ -173,3 +173,39 @@ func TestCreatedStatusKept(t *testing.T) {
 		})
 	}
 }
+
+// An observation is remembered only for a live object whose record is
+// absent; one of an object being deleted forgets it.
+func TestObservingRemembers(t *testing.T) {
+	now := metav1.Now()
+	cases := map[string]struct {
+		exists   bool
+		err      error
+		deleting bool
+		want     bool
+	}{
+		"Absent":         {want: true},
+		"Exists":         {exists: true},
+		"ObserveFailed":  {err: errors.New("unreachable")},
+		"AbsentDeleting": {deleting: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "demo", UID: "u1"}}
+			if tc.deleting {
+				s.DeletionTimestamp = &now
+			}
+			absent := &absentRecords{}
+			absent.set(s.UID, true)
+			e := observingClient{absent: absent, ExternalClient: &managed.ExternalClientFns{
+				ObserveFn: func(context.Context, resource.Managed) (managed.ExternalObservation, error) {
+					return managed.ExternalObservation{ResourceExists: tc.exists}, tc.err
+				},
+			}}
+			_, _ = e.Observe(context.Background(), s)
+			if diff := cmp.Diff(tc.want, absent.take(s.UID)); diff != "" {
+				t.Errorf("remembered absent: -want +got:\n%s", diff)
+			}
+		})
+	}
+}
