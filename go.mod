@@ -38,7 +38,6 @@ require (
 	github.com/vishvananda/netns v0.0.5
 	gocloud.dev v0.47.0
 	golang.org/x/oauth2 v0.36.0
-	golang.org/x/sync v0.22.0
 	golang.org/x/sys v0.50.0
 	google.golang.org/api v0.297.0
 	google.golang.org/protobuf v1.36.12
@@ -186,6 +185,7 @@ require (
 	golang.org/x/exp v0.0.0-20260410095643-746e56fc9e2f // indirect
 	golang.org/x/mod v0.40.0 // indirect
 	golang.org/x/net v0.58.0 // indirect
+	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/term v0.45.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 	golang.org/x/time v0.15.0 // indirect

@@ -8,7 +8,6 @@ import (
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/go-logr/logr"
-	"golang.org/x/sync/errgroup"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -153,9 +152,6 @@ func (s *scheduler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resul
 // sessions it no longer has. It never removes a Repository: one dropped
 // from the spec, or of a deleted configuration, stays with its Snapshots
 // and data until a user deletes it (docs/retention.md).
-// applyConcurrency bounds the applies of one configuration in flight.
-const applyConcurrency = 8
-
 func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfiguration) error {
 	var objs []client.Object
 	for _, r := range desiredRepositories(bc) {
@@ -178,23 +174,13 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 			}
 		}
 	}
-	// The objects are independent of each other (a session waits for its
-	// Repository to be Ready, whatever the order they appear in), so they
-	// are applied together: one round trip to the API server per
-	// configuration rather than one per object, which is what a thousand
-	// configurations arriving at once wait on (docs/scale.md).
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(applyConcurrency)
+	// In order: a RoleBinding is admitted only once the Role it binds
+	// exists (the provider holds no "bind"; the API server checks the
+	// Role's rules against its own).
 	for _, o := range objs {
-		g.Go(func() error {
-			if err := s.applied.apply(gctx, s.kube, client.ObjectKeyFromObject(bc), o, fieldOwner, client.ForceOwnership); err != nil {
-				return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
+		if err := s.applied.apply(ctx, s.kube, client.ObjectKeyFromObject(bc), o, fieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
 	}
 	if err := s.ensureRemoteAccess(ctx, bc); err != nil {
 		return err
