@@ -173,11 +173,9 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 				return fmt.Errorf("cannot own %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
 			}
 		}
-	}
-	// In order: a RoleBinding is admitted only once the Role it binds
-	// exists (the provider holds no "bind"; the API server checks the
-	// Role's rules against its own).
-	for _, o := range objs {
+		// In order: a RoleBinding is admitted only once the Role it binds
+		// exists (the provider holds no "bind"; the API server checks the
+		// Role's rules against its own).
 		if err := s.applied.apply(ctx, s.kube, client.ObjectKeyFromObject(bc), o, fieldOwner, client.ForceOwnership); err != nil {
 			return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
 		}

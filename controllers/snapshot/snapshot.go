@@ -116,14 +116,15 @@ var notOnlyConditions = predicate.Funcs{
 	},
 }
 
-// withoutConditions is a copy of s without its conditions and what
-// changes with every write.
+// withoutConditions is a shallow copy of s without its conditions and what
+// changes with every write: it runs on every Snapshot event and is only
+// compared, so it shares everything else with s.
 func withoutConditions(s *storagev1alpha1.Snapshot) *storagev1alpha1.Snapshot {
-	c := s.DeepCopy()
+	c := *s
 	c.Status.Conditions = nil
 	c.ResourceVersion = ""
 	c.ManagedFields = nil
-	return c
+	return &c
 }
 
 // created passes only the creation of an object.

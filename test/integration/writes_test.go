@@ -49,7 +49,8 @@ func (c *writeCounter) of(suffixes ...string) map[string]int {
 	for k, v := range c.n {
 		for _, s := range suffixes {
 			if strings.HasSuffix(k, s) {
-				out[k] += v
+				out[k] = v
+				break
 			}
 		}
 	}
