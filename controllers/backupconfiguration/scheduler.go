@@ -8,8 +8,10 @@ import (
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -173,11 +175,10 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 				return fmt.Errorf("cannot own %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
 			}
 		}
-		// In order: a RoleBinding is admitted only once the Role it binds
-		// exists (the provider holds no "bind"; the API server checks the
-		// Role's rules against its own).
-		if err := s.applied.apply(ctx, s.kube, client.ObjectKeyFromObject(bc), o, fieldOwner, client.ForceOwnership); err != nil {
-			return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+	}
+	for _, stage := range applyStages(objs) {
+		if err := s.applyTogether(ctx, bc, stage); err != nil {
+			return err
 		}
 	}
 	if err := s.ensureRemoteAccess(ctx, bc); err != nil {
@@ -196,6 +197,47 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 		}
 	}
 	return nil
+}
+
+// applyConcurrency bounds the applies of one configuration in flight.
+const applyConcurrency = 8
+
+// applyStages splits a configuration's objects into the two rounds they
+// are applied in. Objects of one round go together, one round trip to the
+// API server rather than one per object, which is what a thousand
+// configurations arriving at once wait on (docs/scale.md). The second
+// round holds what depends on the first:
+//   - a RoleBinding is admitted only once the Role it binds exists: the
+//     provider holds no "bind", so the API server checks the Role's rules
+//     against the provider's own;
+//   - a CronJob starts Jobs that run as the ServiceAccount those bindings
+//     give their rights to.
+func applyStages(objs []client.Object) [][]client.Object {
+	var first, second []client.Object
+	for _, o := range objs {
+		switch o.(type) {
+		case *rbacv1.RoleBinding, *rbacv1.ClusterRoleBinding, *batchv1.CronJob:
+			second = append(second, o)
+		default:
+			first = append(first, o)
+		}
+	}
+	return [][]client.Object{first, second}
+}
+
+// applyTogether applies objs concurrently and returns the first error.
+func (s *scheduler) applyTogether(ctx context.Context, bc *corev1alpha1.BackupConfiguration, objs []client.Object) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(applyConcurrency)
+	for _, o := range objs {
+		g.Go(func() error {
+			if err := s.applied.apply(gctx, s.kube, client.ObjectKeyFromObject(bc), o, fieldOwner, client.ForceOwnership); err != nil {
+				return fmt.Errorf("cannot apply %s %q: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // storesObjects says whether a task of the configuration's sessions

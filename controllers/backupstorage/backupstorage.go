@@ -20,11 +20,15 @@ import (
 	"gocloud.dev/gcerrors"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
@@ -52,7 +56,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		WithOptions(o.Controller).
 		For(&storagev1alpha1.BackupStorage{}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
-		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(storageOfRepository)).
+		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(storageOfRepository), builder.WithPredicates(storageViewChanged)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(storageOfAccessorPod)).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(defaultsOfNamespace(mgr.GetClient()))).
 		// A WipeOut waits for the runs of the storage's Repositories.
@@ -127,6 +131,23 @@ func storageOfRepository(_ context.Context, o client.Object) []reconcile.Request
 	}
 	return []reconcile.Request{{NamespacedName: repo.StorageKey()}}
 }
+
+// storageViewChanged passes the Repository events that change what its
+// storage reports of it or records in the storage (a Repository added,
+// moved, deleted, resized, readied or failing): the others, such as each
+// Snapshot counted or each backup's time, would make the storage read its
+// record and list every Repository again for nothing, which on a busy
+// cluster is what keeps one storage at the head of its queue.
+var storageViewChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	old, oldOK := e.ObjectOld.(*storagev1alpha1.Repository)
+	updated, newOK := e.ObjectNew.(*storagev1alpha1.Repository)
+	if !oldOK || !newOK {
+		return true
+	}
+	return old.StorageKey() != updated.StorageKey() ||
+		(old.DeletionTimestamp == nil) != (updated.DeletionTimestamp == nil) ||
+		!equality.Semantic.DeepEqual(repositoryInfos([]storagev1alpha1.Repository{*old}), repositoryInfos([]storagev1alpha1.Repository{*updated}))
+}}
 
 // storageOfAccessorPod maps an accessor pod to its BackupStorage, so the
 // storage is observed as soon as its accessor serves.

@@ -21,13 +21,23 @@ import (
 	"github.com/stashplane/stashplane/internal/trigger"
 )
 
-// The session benchmark's data sets: a small one for the session overhead,
-// and one of about 216 MiB, a few large incompressible files and many small
-// text-like ones, for the throughput of a backup Job.
+// The session benchmark's data sets: a small one for the session overhead;
+// for the throughput of a backup Job, one of about 216 MiB (a few large
+// incompressible files and many small text-like ones) and one of 20,000
+// small files, where restic's work is per file rather than per byte.
 var (
 	smallShape = shape{small: 300, smallMax: 16 << 10}
 	bulkShape  = shape{large: 3, largeSize: 64 << 20, small: 2000, smallMax: 24 << 10}
+	filesShape = shape{small: 20000, smallMax: 4 << 10}
 )
+
+// dataSet is a data set whose backups are timed: a host directory, and
+// the Deployment that mounts it at mountPath.
+type dataSet struct {
+	name, mountPath, dir string
+	shape                shape
+	size                 int64
+}
 
 const (
 	overheadSessions   = 10
@@ -50,49 +60,63 @@ func BenchmarkBackupSession(b *testing.B) {
 	loadBefore := loadAverage()
 	bin := servers.Binary(b, "restic")
 	work := b.TempDir()
-	smallDir, bulkDir, storageDir := filepath.Join(work, "small"), filepath.Join(work, "bulk"), filepath.Join(work, "storage")
+	smallDir, storageDir := filepath.Join(work, "small"), filepath.Join(work, "storage")
 	generate(b, smallDir, smallShape)
-	bulkSize := generate(b, bulkDir, bulkShape)
+	sets := []*dataSet{
+		{name: "bulk", mountPath: "/var/lib/bulk", dir: filepath.Join(work, "bulk"), shape: bulkShape},
+		{name: "files", mountPath: "/var/lib/files", dir: filepath.Join(work, "files"), shape: filesShape},
+	}
+	objs := []client.Object{workload("app", smallDir, "/var/lib/app")}
+	for _, set := range sets {
+		set.size = generate(b, set.dir, set.shape)
+		objs = append(objs, workload(set.name, set.dir, set.mountPath))
+	}
 
 	kube := startProvider(b)
-	createBenchObjects(b, kube, storageDir, workload("app", smallDir, "/var/lib/app"), workload("bulk", bulkDir, "/var/lib/bulk"))
+	createBenchObjects(b, kube, storageDir, objs...)
 
 	b.ResetTimer()
 	for range b.N {
 		overheads := measureOverhead(b, kube, bin, storageDir, smallDir)
-		tp := measureThroughput(b, kube, bin, work, storageDir, bulkDir, bulkSize)
+		tps := make([]throughput, len(sets))
+		for i, set := range sets {
+			tps[i] = measureThroughput(b, kube, bin, work, storageDir, set)
+		}
 		b.StopTimer()
 
 		med, p90 := median(overheads), percentile(overheads, 90)
-		ratio := median(tp.job) / median(tp.plain)
-		resticRatio := median(tp.jobRestic) / median(tp.plainRestic)
-		againRatio := median(tp.jobAgain) / median(tp.plainAgain)
-		b.ReportMetric(againRatio, "unchanged-job/plain-time")
 		b.ReportMetric(med, "overhead-median-s")
 		b.ReportMetric(p90, "overhead-p90-s")
-		b.ReportMetric(median(tp.plain), "plain-restic-MB/s")
-		b.ReportMetric(median(tp.job), "job-MB/s")
-		b.ReportMetric(ratio, "job/plain")
-
 		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Println()
 		fmt.Fprintln(w, "figure\tmedian\tp90 / spread\ttarget\tverdict\t")
 		fmt.Fprintf(w, "session overhead (%d sessions)\t%.2f s\t%.2f s\t≤%.0f s median\t%s\t\n",
 			len(overheads), med, p90, overheadTarget, verdict(med <= overheadTarget))
-		fmt.Fprintf(w, "plain restic first backup\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.plain), spread(tp.plain)/2)
-		fmt.Fprintf(w, "backup Job first backup\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.job), spread(tp.job)/2)
-		fmt.Fprintf(w, "Job / plain restic\t%.2f×\t\t≥%.2f×\t%s\t\n", ratio, throughputTarget, verdict(ratio >= throughputTarget))
-		fmt.Fprintf(w, "  restic's backup alone, plain\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.plainRestic), spread(tp.plainRestic)/2)
-		fmt.Fprintf(w, "  restic's backup alone, in the Job\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.jobRestic), spread(tp.jobRestic)/2)
-		fmt.Fprintf(w, "  in the Job / plain\t%.2f×\t\t\t\t\n", resticRatio)
-		fmt.Fprintf(w, "plain restic, unchanged again\t%.2f s\t±%.0f%%\t\t\t\n", median(tp.plainAgain), spread(tp.plainAgain)/2)
-		fmt.Fprintf(w, "backup Job, unchanged again\t%.2f s\t±%.0f%%\t\t\t\n", median(tp.jobAgain), spread(tp.jobAgain)/2)
-		fmt.Fprintf(w, "Job / plain restic time, unchanged\t%.2f×\t\t≤%.1f×\t%s\t\n", againRatio, unchangedTarget, verdict(againRatio <= unchangedTarget))
+		for i, set := range sets {
+			tp := tps[i]
+			ratio := median(tp.job) / median(tp.plain)
+			resticRatio := median(tp.jobRestic) / median(tp.plainRestic)
+			againRatio := median(tp.jobAgain) / median(tp.plainAgain)
+			b.ReportMetric(againRatio, set.name+"-unchanged-job/plain-time")
+			b.ReportMetric(median(tp.plain), set.name+"-plain-restic-MB/s")
+			b.ReportMetric(median(tp.job), set.name+"-job-MB/s")
+			b.ReportMetric(ratio, set.name+"-job/plain")
+			fmt.Fprintf(w, "%s: %.0f MiB, %d large + %d small files\t\t\t\t\t\n", set.name, float64(set.size)/(1<<20), set.shape.large, set.shape.small)
+			fmt.Fprintf(w, "plain restic first backup\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.plain), spread(tp.plain)/2)
+			fmt.Fprintf(w, "backup Job first backup\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.job), spread(tp.job)/2)
+			fmt.Fprintf(w, "Job / plain restic\t%.2f×\t\t≥%.2f×\t%s\t\n", ratio, throughputTarget, verdict(ratio >= throughputTarget))
+			fmt.Fprintf(w, "  restic's backup alone, plain\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.plainRestic), spread(tp.plainRestic)/2)
+			fmt.Fprintf(w, "  restic's backup alone, in the Job\t%.1f MB/s\t±%.0f%%\t\t\t\n", median(tp.jobRestic), spread(tp.jobRestic)/2)
+			fmt.Fprintf(w, "  in the Job / plain\t%.2f×\t\t\t\t\n", resticRatio)
+			fmt.Fprintf(w, "plain restic, unchanged again\t%.2f s\t±%.0f%%\t\t\t\n", median(tp.plainAgain), spread(tp.plainAgain)/2)
+			fmt.Fprintf(w, "backup Job, unchanged again\t%.2f s\t±%.0f%%\t\t\t\n", median(tp.jobAgain), spread(tp.jobAgain)/2)
+			fmt.Fprintf(w, "Job / plain restic time, unchanged\t%.2f×\t\t≤%.1f×\t%s\t\n", againRatio, unchangedTarget, verdict(againRatio <= unchangedTarget))
+		}
 		_ = w.Flush()
-		fmt.Printf("(throughput: %.0f MiB, %d large + %d small files, medians of %d alternating runs, spread is half the range;\n"+
+		fmt.Printf("(throughput: medians of %d alternating runs, spread is half the range;\n"+
 			" plain restic is `restic init` + `restic backup` on the host; the Job is the agent's whole run: storage, init, backup, check, manifest;\n"+
 			" restic's backup alone is its summary's backup_start to backup_end; overhead is session created to Snapshot Succeeded less that)\n",
-			float64(bulkSize)/(1<<20), bulkShape.large, bulkShape.small, throughputRuns)
+			throughputRuns)
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -304,16 +328,18 @@ type throughput struct {
 	plainAgain, jobAgain []float64
 }
 
-// measureThroughput backs the bulk data set up alternately with plain
-// restic on the host and with a backup Job of a new BackupConfiguration,
-// each into a fresh repository.
-func measureThroughput(b *testing.B, kube client.WithWatch, bin, work, storageDir, dataDir string, size int64) throughput {
+// measureThroughput backs a data set up alternately with plain restic on
+// the host and with a backup Job of a new BackupConfiguration, each into a
+// fresh repository.
+func measureThroughput(b *testing.B, kube client.WithWatch, bin, work, storageDir string, set *dataSet) throughput {
 	b.Helper()
 	var tp throughput
-	fmt.Printf("throughput: first backups of %.0f MiB into fresh repositories, plain restic and a backup Job alternating\n", float64(size)/(1<<20))
+	dataDir, size := set.dir, set.size
+	fmt.Printf("throughput of %s: first backups of %.0f MiB (%d files) into fresh repositories, plain restic and a backup Job alternating\n",
+		set.name, float64(size)/(1<<20), set.shape.large+set.shape.small)
 	mbps := func(d time.Duration) float64 { return float64(size) / 1e6 / d.Seconds() }
 	runPlain := func(i int) {
-		dir, cache := filepath.Join(work, fmt.Sprintf("plain-%d", i)), filepath.Join(work, fmt.Sprintf("plain-%d-cache", i))
+		dir, cache := filepath.Join(work, fmt.Sprintf("plain-%s-%d", set.name, i)), filepath.Join(work, fmt.Sprintf("plain-%s-%d-cache", set.name, i))
 		defer func() { _ = os.RemoveAll(dir); _ = os.RemoveAll(cache) }()
 		r, err := restic.New(restic.Options{Binary: bin, Repository: dir, Password: benchPassword, CacheDir: cache})
 		if err != nil {
@@ -344,8 +370,8 @@ func measureThroughput(b *testing.B, kube client.WithWatch, bin, work, storageDi
 	}
 	runJob := func(i int) {
 		ctx := context.Background()
-		name := fmt.Sprintf("bulk-%d", i)
-		bc := protect(name+"-backup", "bulk", "local", name, "/var/lib/bulk")
+		name := fmt.Sprintf("%s-%d", set.name, i)
+		bc := protect(name+"-backup", set.name, "local", name, set.mountPath)
 		if err := kube.Create(ctx, bc); err != nil {
 			b.Fatal(err)
 		}

@@ -227,14 +227,8 @@ func firstBackup(t *testing.T, kube client.Client) *corev1alpha1.BackupSession {
 func runAgain(t *testing.T, kube client.Client, change func(*corev1alpha1.BackupConfiguration)) *corev1alpha1.BackupSession {
 	t.Helper()
 	ctx := context.Background()
-	bc := &corev1alpha1.BackupConfiguration{}
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, bc); err != nil {
-		t.Fatal(err)
-	}
-	change(bc)
-	if err := kube.Update(ctx, bc); err != nil {
-		t.Fatal(err)
-	}
+	bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "app-backup"}}
+	update(t, kube, bc, func() { change(bc) })
 	poll(t, time.Minute, "the configuration did not take its change", func(ctx context.Context) (bool, error) {
 		got := &corev1alpha1.BackupConfiguration{}
 		err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, got)

@@ -191,10 +191,7 @@ func TestBackupEndToEnd(t *testing.T) {
 	}
 
 	// A paused repository takes no new backup: the run is skipped.
-	repo.Spec.Paused = true
-	if err := kube.Update(ctx, repo); err != nil {
-		t.Fatal(err)
-	}
+	update(t, kube, repo, func() { repo.Spec.Paused = true })
 	third, err := trigger.Create(ctx, kube, bc, "nightly", time.Now().Add(2*time.Second))
 	if err != nil {
 		t.Fatal(err)

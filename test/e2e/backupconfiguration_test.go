@@ -81,14 +81,10 @@ func TestBackupConfigurationValidation(t *testing.T) {
 		t.Errorf("an invalid configuration created Jobs: %d", len(jobs.Items))
 	}
 
-	bc := &corev1alpha1.BackupConfiguration{}
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, bc); err != nil {
-		t.Fatal(err)
-	}
-	bc.Spec.Sessions[0].Addon.Tasks[0].Params = &runtime.RawExtension{Raw: []byte(`{"paths": ["/data"]}`)}
-	if err := kube.Update(ctx, bc); err != nil {
-		t.Fatal(err)
-	}
+	bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "app-backup"}}
+	update(t, kube, bc, func() {
+		bc.Spec.Sessions[0].Addon.Tasks[0].Params = &runtime.RawExtension{Raw: []byte(`{"paths": ["/data"]}`)}
+	})
 	poll(t, 2*time.Minute, "the fixed configuration did not report its missing target", func(ctx context.Context) (bool, error) {
 		phase, msg := bcState(ctx, kube)
 		return phase == corev1alpha1.BackupInvokerNotReady && strings.Contains(msg, "target Deployment default/app not found"), nil
@@ -187,15 +183,11 @@ func TestBackupConfigurationSchedules(t *testing.T) {
 		return sessions("every-minute") >= 2, nil
 	})
 
-	got := &corev1alpha1.BackupConfiguration{}
-	if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), got); err != nil {
-		t.Fatal(err)
-	}
-	got.Spec.Sessions = got.Spec.Sessions[:1]
-	got.Spec.Paused = true
-	if err := kube.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	got := bc.DeepCopy()
+	update(t, kube, got, func() {
+		got.Spec.Sessions = got.Spec.Sessions[:1]
+		got.Spec.Paused = true
+	})
 	poll(t, 2*time.Minute, "the removed session's CronJob is still there, or the other is not suspended", func(ctx context.Context) (bool, error) {
 		list := &batchv1.CronJobList{}
 		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil {

@@ -146,13 +146,8 @@ func TestBlueprints(t *testing.T) {
 		{&appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"}}, "workloads"},
 		{&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "files"}}, "claims"},
 	} {
-		if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: a.obj.GetName()}, a.obj); err != nil {
-			t.Fatal(err)
-		}
-		a.obj.SetAnnotations(asks(a.blueprint))
-		if err := kube.Update(ctx, a.obj); err != nil {
-			t.Fatal(err)
-		}
+		a.obj.SetNamespace("default")
+		update(t, kube, a.obj, func() { a.obj.SetAnnotations(asks(a.blueprint)) })
 	}
 
 	// The blueprints protect the annotated and the selected workloads, and
@@ -233,14 +228,8 @@ func TestBlueprints(t *testing.T) {
 
 	// The annotation goes: so do the configuration and the verifier; the
 	// Snapshot and data stay.
-	annotated := &appsv1.Deployment{}
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "annotated"}, annotated); err != nil {
-		t.Fatal(err)
-	}
-	delete(annotated.Annotations, corev1alpha1.AnnotationBlueprintName)
-	if err := kube.Update(ctx, annotated); err != nil {
-		t.Fatal(err)
-	}
+	annotated := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "annotated"}}
+	update(t, kube, annotated, func() { delete(annotated.Annotations, corev1alpha1.AnnotationBlueprintName) })
 	poll(t, time.Minute, "the configuration and verifier of the workload that stopped asking did not go", func(ctx context.Context) (bool, error) {
 		key := client.ObjectKey{Namespace: "default", Name: "deployment-annotated"}
 		errC := kube.Get(ctx, key, &corev1alpha1.BackupConfiguration{})

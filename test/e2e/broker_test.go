@@ -268,14 +268,8 @@ func TestBrokeredStorage(t *testing.T) {
 	// grants for it go at once (a host path reached directly needs no
 	// Secret), and come back when it is brokered again.
 	setAccess := func(access storagev1alpha1.StorageAccess) {
-		st := &storagev1alpha1.BackupStorage{}
-		if err := kube.Get(ctx, client.ObjectKey{Namespace: platform, Name: "disk"}, st); err != nil {
-			t.Fatal(err)
-		}
-		st.Spec.Access = access
-		if err := kube.Update(ctx, st); err != nil {
-			t.Fatal(err)
-		}
+		st := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: platform, Name: "disk"}}
+		update(t, kube, st, func() { st.Spec.Access = access })
 	}
 	grantHeld := func(want bool) func(ctx context.Context) (bool, error) {
 		return func(ctx context.Context) (bool, error) {

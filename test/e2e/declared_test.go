@@ -73,14 +73,8 @@ func TestDeclaredFieldsCarriedOut(t *testing.T) {
 	}
 
 	// Paused: a session made by hand is skipped and says why.
-	got := &corev1alpha1.BackupConfiguration{}
-	if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), got); err != nil {
-		t.Fatal(err)
-	}
-	got.Spec.Paused = true
-	if err := kube.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	got := bc.DeepCopy()
+	update(t, kube, got, func() { got.Spec.Paused = true })
 	manual, err := trigger.Create(ctx, kube, got, "nightly", time.Now().Add(time.Second))
 	if err != nil {
 		t.Fatal(err)

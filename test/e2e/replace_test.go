@@ -51,18 +51,14 @@ func TestReplaceEndsRunningBackup(t *testing.T) {
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app"}, app); err != nil {
 		t.Fatal(err)
 	}
-	app.Spec.Replicas = ptr.To[int32](1)
-	if err := kube.Update(ctx, app); err != nil {
-		t.Fatal(err)
-	}
+	update(t, kube, app, func() { app.Spec.Replicas = ptr.To[int32](1) })
 	poll(t, 2*time.Minute, "the app's pod did not become ready", func(ctx context.Context) (bool, error) {
 		return kube.Get(ctx, client.ObjectKeyFromObject(app), app) == nil && app.Status.ReadyReplicas == 1, nil
 	})
 	bc.Spec.Sessions[0].Hooks = &corev1alpha1.BackupHooks{PostBackup: []corev1alpha1.HookInfo{
 		hookInfo("thaw", "thaw", corev1alpha1.HookExecuteAlways), hookInfo("notify", "notify", corev1alpha1.HookExecuteOnSuccess)}}
-	if err := kube.Update(ctx, bc); err != nil {
-		t.Fatal(err)
-	}
+	hooks := bc.Spec.Sessions[0].Hooks
+	update(t, kube, bc, func() { bc.Spec.Sessions[0].Hooks = hooks })
 	poll(t, time.Minute, "the configuration with hooks did not become Ready", func(ctx context.Context) (bool, error) {
 		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), bc); err != nil {
 			return false, nil

@@ -210,14 +210,8 @@ func TestRepositories(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(root, "app-c", "repository.yaml")); err != nil || string(b) != string(theirs) {
 		t.Errorf("the refused Repository changed the other owner's record: %v", err)
 	}
-	ours := &storagev1alpha1.Repository{}
-	if err := kube.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "app-c"}, ours); err != nil {
-		t.Fatal(err)
-	}
-	ours.Annotations = map[string]string{storagev1alpha1.AnnotationAdopt: "true"}
-	if err := kube.Update(ctx, ours); err != nil {
-		t.Fatal(err)
-	}
+	ours := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "app-c"}}
+	update(t, kube, ours, func() { ours.Annotations = map[string]string{storagev1alpha1.AnnotationAdopt: "true"} })
 	waitRepoReason(t, kube, "apps", "app-c", corev1.ConditionTrue, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded))
 	poll(t, time.Minute, "the adopted record does not name its new owner", func(context.Context) (bool, error) {
 		b, err := os.ReadFile(filepath.Join(root, "app-c", "repository.yaml"))

@@ -53,17 +53,13 @@ func TestVariableValueFrom(t *testing.T) {
 	}
 	t.Logf("checked: RESTIC_PACK_SIZE from ConfigMap restic-tuning made the run write %d packs for 24 MiB", written)
 
-	if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), bc); err != nil {
-		t.Fatal(err)
-	}
-	bc.Spec.Sessions[0].Addon.Tasks[0].Variables = append(bc.Spec.Sessions[0].Addon.Tasks[0].Variables, corev1.EnvVar{
-		Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}, Key: "token",
-		}},
+	update(t, kube, bc, func() {
+		bc.Spec.Sessions[0].Addon.Tasks[0].Variables = append(bc.Spec.Sessions[0].Addon.Tasks[0].Variables, corev1.EnvVar{
+			Name: "TOKEN", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}, Key: "token",
+			}},
+		})
 	})
-	if err := kube.Update(ctx, bc); err != nil {
-		t.Fatal(err)
-	}
 	bs, err := trigger.Create(ctx, kube, bc, "nightly", time.Now())
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -50,15 +49,11 @@ func TestVerifierSetupFaultKeepsVerdict(t *testing.T) {
 		t.Fatalf("the first verification of %s ended %s: %+v", snap, first.Status.Phase, first.Status.Conditions)
 	}
 
-	v := &corev1alpha1.BackupVerifier{}
-	if err := kube.Get(ctx, client.ObjectKeyFromObject(verifier), v); err != nil {
-		t.Fatal(err)
-	}
-	v.Spec.RestoreOption.AddonInfo.Tasks[0].Params = &runtime.RawExtension{Raw: []byte(`{"mountPath": "/var/lib/app", "include": ["/nomatch*"]}`)}
-	v.Spec.VerdictMaxAge = &metav1.Duration{Duration: time.Second}
-	if err := kube.Update(ctx, v); err != nil {
-		t.Fatal(err)
-	}
+	v := verifier.DeepCopy()
+	update(t, kube, v, func() {
+		v.Spec.RestoreOption.AddonInfo.Tasks[0].Params = &runtime.RawExtension{Raw: []byte(`{"mountPath": "/var/lib/app", "include": ["/nomatch*"]}`)}
+		v.Spec.VerdictMaxAge = &metav1.Duration{Duration: time.Second}
+	})
 	time.Sleep(2 * time.Second) // the verdict ages past one second
 	bad := run("misconfigured", start.Add(2*time.Hour))
 	c := bad.GetCondition(corev1alpha1.TypeBackupVerified)
