@@ -26,9 +26,12 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
@@ -60,7 +63,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("maintenance").
 		WithOptions(o.Controller).
-		For(&storagev1alpha1.Repository{}).
+		For(&storagev1alpha1.Repository{}, builder.WithPredicates(pruneInputsChanged)).
 		Owns(&batchv1.Job{}).
 		Complete(r)
 	if err != nil {
@@ -68,6 +71,24 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	return nil
 }
+
+// pruneInputsChanged passes the Repository events that change when its
+// next prune is due or whether it may start: its spec, its configuration's
+// label, its deletion, its phase and its last prune. The rest of its
+// status moves with every backup and Snapshot counted, and woke this
+// controller's one worker for nothing while backups run.
+var pruneInputsChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	old, oldOK := e.ObjectOld.(*storagev1alpha1.Repository)
+	updated, newOK := e.ObjectNew.(*storagev1alpha1.Repository)
+	if !oldOK || !newOK {
+		return true
+	}
+	return old.Generation != updated.Generation ||
+		(old.DeletionTimestamp == nil) != (updated.DeletionTimestamp == nil) ||
+		old.Labels[corev1alpha1.LabelInvokerName] != updated.Labels[corev1alpha1.LabelInvokerName] ||
+		old.Status.Phase != updated.Status.Phase ||
+		!old.Status.LastPruneTime.Equal(updated.Status.LastPruneTime)
+}}
 
 type reconciler struct {
 	kube   client.Client
