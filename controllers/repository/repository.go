@@ -19,6 +19,7 @@ import (
 	"gocloud.dev/gcerrors"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -52,7 +53,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
-		For(&storagev1alpha1.Repository{}).
+		For(&storagev1alpha1.Repository{}, builder.WithPredicates(notOnlyOwnStatus)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(repositoriesUsingSecret(mgr.GetClient()))).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(repositoriesOfStorage(mgr.GetClient())), builder.WithPredicates(storageChanged)).
 		Watches(&storagev1alpha1.Snapshot{}, snapshotEvents{}, builder.WithPredicates(snapshotChanged)).
@@ -362,6 +363,32 @@ func setInitialized(repo *storagev1alpha1.Repository, ok bool, reason, msg strin
 	}
 	repo.SetConditions(c, ready)
 	repo.Status.Phase = phase
+}
+
+// notOnlyOwnStatus drops the updates of a Repository that change only
+// what this controller writes into its status (its conditions, phase and
+// what it sums up from the Snapshots): each such write would otherwise
+// come straight back as a reconcile that reads the record in the storage
+// to find nothing to do, and while backups run those reconciles are most
+// of the queue. Everything else passes: the spec, metadata, deletion, and
+// what others record in the status (a prune's time and what it freed).
+var notOnlyOwnStatus = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	was, wasRepo := e.ObjectOld.(*storagev1alpha1.Repository)
+	is, isRepo := e.ObjectNew.(*storagev1alpha1.Repository)
+	if !wasRepo || !isRepo {
+		return true
+	}
+	return !equality.Semantic.DeepEqual(withoutOwnStatus(was), withoutOwnStatus(is))
+}}
+
+// withoutOwnStatus is a shallow copy of r without what this controller
+// writes and what changes with every write; it is only compared.
+func withoutOwnStatus(r *storagev1alpha1.Repository) *storagev1alpha1.Repository {
+	c := *r
+	c.ResourceVersion, c.ManagedFields = "", nil
+	c.Status.Conditions, c.Status.Phase = nil, ""
+	c.Status.LastBackupTime, c.Status.Integrity, c.Status.SnapshotCount, c.Status.Size, c.Status.RecentSnapshots = nil, nil, nil, "", nil
+	return &c
 }
 
 // storageChanged passes the BackupStorage updates its users act on
