@@ -54,7 +54,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
-		For(&storagev1alpha1.BackupStorage{}).
+		For(&storagev1alpha1.BackupStorage{}, builder.WithPredicates(notOnlyOwnStatus)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
 		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(storageOfRepository), builder.WithPredicates(storageViewChanged)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(storageOfAccessorPod)).
@@ -148,6 +148,43 @@ var storageViewChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) b
 		(old.DeletionTimestamp == nil) != (updated.DeletionTimestamp == nil) ||
 		!equality.Semantic.DeepEqual(repositoryInfos([]storagev1alpha1.Repository{*old}), repositoryInfos([]storagev1alpha1.Repository{*updated}))
 }}
+
+// notOnlyOwnStatus drops the updates of a BackupStorage that change only
+// what this controller writes into its status: with a thousand
+// Repositories that status is large, and each write of it would come back
+// as an observation that reads the record and lists every Repository
+// again to find nothing to do. The catalog's status and condition, the
+// spec, metadata and deletion pass.
+var notOnlyOwnStatus = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	was, wasStorage := e.ObjectOld.(*storagev1alpha1.BackupStorage)
+	is, isStorage := e.ObjectNew.(*storagev1alpha1.BackupStorage)
+	if !wasStorage || !isStorage {
+		return true
+	}
+	return !equality.Semantic.DeepEqual(withoutOwnStatus(was), withoutOwnStatus(is))
+}}
+
+// ownConditions are the condition types this controller (and the managed
+// reconciler under it) sets.
+var ownConditions = map[xpv2.ConditionType]bool{
+	storagev1alpha1.TypeBackendSecretFound: true, storagev1alpha1.TypeBackendInitialized: true,
+	xpv2.TypeReady: true, xpv2.TypeSynced: true,
+}
+
+// withoutOwnStatus is a shallow copy of bs without what this controller
+// writes and what changes with every write; it is only compared.
+func withoutOwnStatus(bs *storagev1alpha1.BackupStorage) *storagev1alpha1.BackupStorage {
+	c := *bs
+	c.ResourceVersion, c.ManagedFields = "", nil
+	c.Status.Phase, c.Status.TotalSize, c.Status.Repositories, c.Status.BrokerEndpoint = "", "", nil, ""
+	c.Status.Conditions = nil
+	for _, cond := range bs.Status.Conditions {
+		if !ownConditions[cond.Type] {
+			c.Status.Conditions = append(c.Status.Conditions, cond)
+		}
+	}
+	return &c
+}
 
 // storageOfAccessorPod maps an accessor pod to its BackupStorage, so the
 // storage is observed as soon as its accessor serves.

@@ -59,3 +59,46 @@ func TestStorageViewChanged(t *testing.T) {
 		})
 	}
 }
+
+// A BackupStorage's own status writes do not observe it again; the
+// catalog's, its spec, metadata and deletion do.
+func TestNotOnlyOwnStatus(t *testing.T) {
+	storage := func() *storagev1alpha1.BackupStorage {
+		bs := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Namespace: "platform", Name: "s3", Generation: 1, ResourceVersion: "10"}}
+		bs.Status.Phase = storagev1alpha1.BackupStorageReady
+		bs.SetConditions(xpv2.Available())
+		return bs
+	}
+	cases := map[string]struct {
+		reason string
+		change func(*storagev1alpha1.BackupStorage)
+		want   bool
+	}{
+		"Resync": {reason: "A resync changes nothing.", change: func(*storagev1alpha1.BackupStorage) {}, want: false},
+		"Repositories": {reason: "Its list of Repositories and their sizes is its own write.", change: func(bs *storagev1alpha1.BackupStorage) {
+			bs.ResourceVersion = "11"
+			bs.Status.Repositories = []storagev1alpha1.RepositoryInfo{{Name: "app", Namespace: "team"}}
+			bs.Status.TotalSize = "1 GiB"
+		}, want: false},
+		"OwnConditions": {reason: "So are its phase, endpoint and backend conditions.", change: func(bs *storagev1alpha1.BackupStorage) {
+			bs.Status.Phase, bs.Status.BrokerEndpoint = storagev1alpha1.BackupStorageNotReady, "10.0.0.1:8443"
+			bs.SetConditions(xpv2.Unavailable(), xpv2.ReconcileSuccess(), xpv2.Condition{Type: storagev1alpha1.TypeBackendInitialized, Status: corev1.ConditionFalse, Reason: "NotReachable"})
+		}, want: false},
+		"Catalog": {reason: "The catalog's condition is another controller's.", change: func(bs *storagev1alpha1.BackupStorage) {
+			bs.SetConditions(xpv2.Condition{Type: "CatalogRebuilt", Status: corev1.ConditionTrue, Reason: "Rebuilt"})
+		}, want: true},
+		"Spec":     {reason: "A change of the spec is acted on.", change: func(bs *storagev1alpha1.BackupStorage) { bs.Spec.Default = true }, want: true},
+		"Deleting": {reason: "And a deletion.", change: func(bs *storagev1alpha1.BackupStorage) { bs.DeletionTimestamp = &metav1.Time{Time: time.Unix(1, 0)} }, want: true},
+		"Labels":   {reason: "And its labels.", change: func(bs *storagev1alpha1.BackupStorage) { bs.Labels = map[string]string{"tier": "gold"} }, want: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			old, updated := storage(), storage()
+			tc.change(updated)
+			got := notOnlyOwnStatus.Update(event.UpdateEvent{ObjectOld: old, ObjectNew: updated})
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nobserved again: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
