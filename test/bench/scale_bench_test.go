@@ -224,6 +224,7 @@ func BenchmarkScale(b *testing.B) {
 	fmt.Printf("  queue latency p99, %d backups running: %6.3f s    (target < %.0f s)    %s; worst controller %s p99 %.3f s; %d requests\n",
 		len(runs), p99, targetQueueLatency.Seconds(), verdict(p99 < targetQueueLatency.Seconds()), worst, worstP99, count)
 	fmt.Printf("  the batch of %d backups: %d succeeded in %s\n", len(runs), succeeded, batch.Round(time.Second))
+	fmt.Printf("  while they ran, by queue (priority) and controller:\n%s\n", byQueue(before, after))
 	b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
 	b.ReportMetric(allReady.Seconds(), "ready-s")
 	b.ReportMetric(p99, "queue-p99-s")
@@ -367,12 +368,9 @@ func queued(fams map[string]*dto.MetricFamily) float64 {
 	return n
 }
 
-// queueLatency is the p99 of workqueue_queue_duration_seconds between two
-// scrapes, over every controller's queue and for the worst one, and how
-// many requests it counts. A p99 is the upper bound of the bucket it
-// falls in.
-func queueLatency(before, after map[string]*dto.MetricFamily) (p99 float64, worst string, worstP99 float64, count uint64) {
-	const name = "workqueue_queue_duration_seconds"
+// histograms are the buckets of a histogram family's series between two
+// scrapes, by series: the values of the labels named, joined with "/".
+func histograms(before, after map[string]*dto.MetricFamily, name string, labels ...string) map[string]map[float64]uint64 {
 	buckets := func(fams map[string]*dto.MetricFamily) map[string]map[float64]uint64 {
 		out := map[string]map[float64]uint64{}
 		f := fams[name]
@@ -380,49 +378,102 @@ func queueLatency(before, after map[string]*dto.MetricFamily) (p99 float64, wors
 			return out
 		}
 		for _, m := range f.Metric {
-			q := ""
-			for _, l := range m.Label {
-				if l.GetName() == "name" {
-					q = l.GetValue()
+			var key []string
+			for _, want := range labels {
+				for _, l := range m.Label {
+					if l.GetName() == want && l.GetValue() != "" {
+						key = append(key, l.GetValue())
+					}
 				}
 			}
-			out[q] = map[float64]uint64{}
-			for _, bk := range m.GetHistogram().GetBucket() {
-				out[q][bk.GetUpperBound()] = bk.GetCumulativeCount()
+			k := strings.Join(key, "/")
+			if out[k] == nil {
+				out[k] = map[float64]uint64{}
 			}
-			out[q][math.Inf(1)] = m.GetHistogram().GetSampleCount()
+			for _, bk := range m.GetHistogram().GetBucket() {
+				out[k][bk.GetUpperBound()] += bk.GetCumulativeCount()
+			}
+			out[k][math.Inf(1)] += m.GetHistogram().GetSampleCount()
 		}
 		return out
 	}
 	b0, b1 := buckets(before), buckets(after)
-	total := map[float64]uint64{}
-	quantile := func(cum map[float64]uint64) (float64, uint64) {
-		bounds := make([]float64, 0, len(cum))
-		for ub := range cum {
-			bounds = append(bounds, ub)
-		}
-		sort.Float64s(bounds)
-		n := cum[math.Inf(1)]
-		if n == 0 {
-			return 0, 0
-		}
-		for _, ub := range bounds {
-			if float64(cum[ub]) >= 0.99*float64(n) {
-				return ub, n
-			}
-		}
-		return math.Inf(1), n
-	}
-	for q, cum := range b1 {
-		delta := map[float64]uint64{}
+	out := map[string]map[float64]uint64{}
+	for k, cum := range b1 {
+		out[k] = map[float64]uint64{}
 		for ub, v := range cum {
-			delta[ub] = v - b0[q][ub]
-			total[ub] += delta[ub]
+			out[k][ub] = v - b0[k][ub]
 		}
-		if p, n := quantile(delta); n > 0 && p > worstP99 {
+	}
+	return out
+}
+
+// quantile is the upper bound of the bucket the q-quantile of a
+// histogram's cumulative buckets falls in, and how many samples it holds.
+func quantile(cum map[float64]uint64, q float64) (float64, uint64) {
+	bounds := make([]float64, 0, len(cum))
+	for ub := range cum {
+		bounds = append(bounds, ub)
+	}
+	sort.Float64s(bounds)
+	n := cum[math.Inf(1)]
+	if n == 0 {
+		return 0, 0
+	}
+	for _, ub := range bounds {
+		if float64(cum[ub]) >= q*float64(n) {
+			return ub, n
+		}
+	}
+	return math.Inf(1), n
+}
+
+// queueLatency is the p99 of workqueue_queue_duration_seconds between two
+// scrapes, over every controller's queue and for the worst one, and how
+// many requests it counts. A p99 is the upper bound of the bucket it
+// falls in. Each queue counts all its priorities.
+func queueLatency(before, after map[string]*dto.MetricFamily) (p99 float64, worst string, worstP99 float64, count uint64) {
+	total := map[float64]uint64{}
+	for q, delta := range histograms(before, after, "workqueue_queue_duration_seconds", "name") {
+		for ub, v := range delta {
+			total[ub] += v
+		}
+		if p, n := quantile(delta, 0.99); n > 0 && p > worstP99 {
 			worst, worstP99 = q, p
 		}
 	}
-	p99, count = quantile(total)
+	p99, count = quantile(total, 0.99)
 	return p99, worst, worstP99, count
+}
+
+// byQueue says, for each queue (and priority) and each controller that
+// had work between two scrapes, the p99 of its wait in the queue and of
+// its reconciles, the buckets they fall in: a wait is bounded below by
+// the reconcile the key waits behind.
+func byQueue(before, after map[string]*dto.MetricFamily) string {
+	var lines []string
+	waits := histograms(before, after, "workqueue_queue_duration_seconds", "name", "priority")
+	keys := make([]string, 0, len(waits))
+	for k := range waits {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if p, n := quantile(waits[k], 0.99); n > 0 {
+			lines = append(lines, fmt.Sprintf("    wait in queue %-40s p99 %6.3f s  (%d)", k, p, n))
+		}
+	}
+	runs := histograms(before, after, "controller_runtime_reconcile_time_seconds", "controller")
+	keys = keys[:0]
+	for k := range runs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if p, n := quantile(runs[k], 0.99); n > 0 {
+			p50, _ := quantile(runs[k], 0.5)
+			lines = append(lines, fmt.Sprintf("    reconcile %-44s p50 %6.3f s  p99 %6.3f s  (%d)", k, p50, p, n))
+		}
+	}
+	return strings.Join(lines, "\n")
 }
