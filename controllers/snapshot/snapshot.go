@@ -45,6 +45,9 @@ type Options = storagekind.Options
 // Setup adds the Snapshot controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "snapshot"
+	// Thousands of Snapshots arrive at once; each one's record written is
+	// in its conditions, not an event apiece.
+	o.QuietRecords = true
 	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.SnapshotGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, now: o.Now}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).

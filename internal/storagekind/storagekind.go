@@ -13,6 +13,7 @@ import (
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -33,6 +34,11 @@ type Options struct {
 	Reason func(err error) (reason, message string)
 	// Clock stamps conditions and records; the real one if nil.
 	Clock clock.PassiveClock
+	// QuietRecords drops the Normal events of a record created or updated
+	// as asked, for a kind of which thousands arrive at once (Snapshots):
+	// each is an API request and an etcd lease, and the object's own
+	// conditions say the same. Warnings and the other events stay.
+	QuietRecords bool
 }
 
 // Now is the time by the options' clock.
@@ -72,9 +78,34 @@ func NewReconciler(mgr ctrl.Manager, name string, gvk schema.GroupVersionKind, c
 		managed.WithCriticalAnnotationUpdater(createdStatusKept{kube: kube, retrying: managed.NewRetryingCriticalAnnotationUpdater(kube)}),
 		managed.WithInitializers(),
 		managed.WithLogger(logging.NewLogrLogger(o.Log.WithValues("controller", name))),
-		managed.WithRecorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name))),
+		managed.WithRecorder(recorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name)), o.QuietRecords)),
 		managed.WithPollInterval(o.PollInterval),
 		managed.WithManagementPolicies(),
 		managed.WithDeterministicExternalName(true),
 	)
+}
+
+// routine are the reasons of the Normal events the managed reconciler
+// records for every record it creates or updates as asked.
+var routine = map[event.Reason]bool{"CreatedExternalResource": true, "UpdatedExternalResource": true}
+
+// quietRecorder drops routine events and passes the rest.
+type quietRecorder struct{ event.Recorder }
+
+func recorder(r event.Recorder, quiet bool) event.Recorder {
+	if !quiet {
+		return r
+	}
+	return quietRecorder{Recorder: r}
+}
+
+func (q quietRecorder) Event(obj runtime.Object, e event.Event) {
+	if e.Type == event.TypeNormal && routine[e.Reason] {
+		return
+	}
+	q.Recorder.Event(obj, e)
+}
+
+func (q quietRecorder) WithAnnotations(keysAndValues ...string) event.Recorder {
+	return quietRecorder{Recorder: q.Recorder.WithAnnotations(keysAndValues...)}
 }
