@@ -17,6 +17,8 @@ func TestHistogramsByQueue(t *testing.T) {
 			Histogram: &dto.Histogram{SampleCount: proto.Uint64(total), Bucket: []*dto.Bucket{
 				{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(le1)},
 				{UpperBound: proto.Float64(10), CumulativeCount: proto.Uint64(le10)},
+				// As the text format gives it.
+				{UpperBound: proto.Float64(math.Inf(1)), CumulativeCount: proto.Uint64(total)},
 			}},
 		}
 	}

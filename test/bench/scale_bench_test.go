@@ -391,7 +391,11 @@ func histograms(before, after map[string]*dto.MetricFamily, name string, labels 
 				out[k] = map[float64]uint64{}
 			}
 			for _, bk := range m.GetHistogram().GetBucket() {
-				out[k][bk.GetUpperBound()] += bk.GetCumulativeCount()
+				// The text format lists the +Inf bucket too: the
+				// sample count below is that bucket, counted once.
+				if !math.IsInf(bk.GetUpperBound(), 1) {
+					out[k][bk.GetUpperBound()] += bk.GetCumulativeCount()
+				}
 			}
 			out[k][math.Inf(1)] += m.GetHistogram().GetSampleCount()
 		}
