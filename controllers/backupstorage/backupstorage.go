@@ -20,15 +20,12 @@ import (
 	"gocloud.dev/gcerrors"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
@@ -138,16 +135,13 @@ func storageOfRepository(_ context.Context, o client.Object) []reconcile.Request
 // Snapshot counted or each backup's time, would make the storage read its
 // record and list every Repository again for nothing, which on a busy
 // cluster is what keeps one storage at the head of its queue.
-var storageViewChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-	old, oldOK := e.ObjectOld.(*storagev1alpha1.Repository)
-	updated, newOK := e.ObjectNew.(*storagev1alpha1.Repository)
-	if !oldOK || !newOK {
-		return true
-	}
-	return old.StorageKey() != updated.StorageKey() ||
-		(old.DeletionTimestamp == nil) != (updated.DeletionTimestamp == nil) ||
-		!equality.Semantic.DeepEqual(repositoryInfos([]storagev1alpha1.Repository{*old}), repositoryInfos([]storagev1alpha1.Repository{*updated}))
-}}
+var storageViewChanged = storagekind.ChangedIn(func(r *storagev1alpha1.Repository) any {
+	return struct {
+		Storage  types.NamespacedName
+		Deleting bool
+		Info     []storagev1alpha1.RepositoryInfo
+	}{r.StorageKey(), r.DeletionTimestamp != nil, repositoryInfos([]storagev1alpha1.Repository{*r})}
+})
 
 // notOnlyOwnStatus drops the updates of a BackupStorage that change only
 // what this controller writes into its status: with a thousand
@@ -155,14 +149,7 @@ var storageViewChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) b
 // as an observation that reads the record and lists every Repository
 // again to find nothing to do. The catalog's status and condition, the
 // spec, metadata and deletion pass.
-var notOnlyOwnStatus = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-	was, wasStorage := e.ObjectOld.(*storagev1alpha1.BackupStorage)
-	is, isStorage := e.ObjectNew.(*storagev1alpha1.BackupStorage)
-	if !wasStorage || !isStorage {
-		return true
-	}
-	return !equality.Semantic.DeepEqual(withoutOwnStatus(was), withoutOwnStatus(is))
-}}
+var notOnlyOwnStatus = storagekind.ChangedIn(func(bs *storagev1alpha1.BackupStorage) any { return withoutOwnStatus(bs) })
 
 // ownConditions are the condition types this controller (and the managed
 // reconciler under it) sets.

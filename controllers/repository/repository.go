@@ -19,7 +19,6 @@ import (
 	"gocloud.dev/gcerrors"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -372,14 +371,7 @@ func setInitialized(repo *storagev1alpha1.Repository, ok bool, reason, msg strin
 // to find nothing to do, and while backups run those reconciles are most
 // of the queue. Everything else passes: the spec, metadata, deletion, and
 // what others record in the status (a prune's time and what it freed).
-var notOnlyOwnStatus = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-	was, wasRepo := e.ObjectOld.(*storagev1alpha1.Repository)
-	is, isRepo := e.ObjectNew.(*storagev1alpha1.Repository)
-	if !wasRepo || !isRepo {
-		return true
-	}
-	return !equality.Semantic.DeepEqual(withoutOwnStatus(was), withoutOwnStatus(is))
-}}
+var notOnlyOwnStatus = storagekind.ChangedIn(func(r *storagev1alpha1.Repository) any { return withoutOwnStatus(r) })
 
 // withoutOwnStatus is a shallow copy of r without what this controller
 // writes and what changes with every write; it is only compared.

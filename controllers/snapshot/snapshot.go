@@ -20,7 +20,6 @@ import (
 	"gocloud.dev/gcerrors"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -108,16 +107,7 @@ func snapshotsOf(ctx context.Context, c client.Reader, key client.ObjectKey) (*s
 // reconcile after each such write would find nothing to do: on ten
 // thousand Snapshots recorded at once that is ten thousand reconciles
 // queued in front of the ones that matter (docs/scale.md).
-var notOnlyConditions = predicate.Funcs{
-	UpdateFunc: func(e event.UpdateEvent) bool {
-		was, wasSnapshot := e.ObjectOld.(*storagev1alpha1.Snapshot)
-		is, isSnapshot := e.ObjectNew.(*storagev1alpha1.Snapshot)
-		if !wasSnapshot || !isSnapshot {
-			return true
-		}
-		return !equality.Semantic.DeepEqual(withoutConditions(was), withoutConditions(is))
-	},
-}
+var notOnlyConditions = storagekind.ChangedIn(func(s *storagev1alpha1.Snapshot) any { return withoutConditions(s) })
 
 // withoutConditions is a shallow copy of s without its conditions and what
 // changes with every write: it runs on every Snapshot event and is only
