@@ -126,7 +126,7 @@ func (s *scheduler) ensureRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 		keep[client.ObjectKeyFromObject(o).String()] = true
 	}
 	for _, st := range storages {
-		name, err := tenancy.CopyStorageSecret(ctx, s.kube, bc, st, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name), remoteLabels(bc), fieldOwner, s.repositoriesIn(ctx, bc, st), s.clock.Now())
+		name, err := tenancy.CopyStorageSecret(ctx, s.kube, bc, st, naming.ConfigurationStorageSecret(bc.Name, st.Namespace, st.Name), remoteLabels(bc), fieldOwner, s.repositoriesIn(ctx, bc, st), false, s.clock.Now())
 		if err != nil {
 			return err
 		}

@@ -85,30 +85,35 @@ func (r *accessorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	return ctrl.Result{}, nil
 }
 
-// annotationSecretHash, on the pod template of an object store's accessor,
-// is a digest of the credential Secret it serves with: a rotated Secret
-// changes it and so starts an accessor with the new credentials, which it
-// reads only at start.
+// annotationSecretHash, on the pod template of an accessor, is a digest
+// of the Secrets it reads only at start: its token Secret and, for an
+// object store, the credential Secret it serves with. A rotated
+// credential, or a token Secret deleted to revoke every grant it signed
+// (the controller makes a new token at once), changes it and so restarts
+// the accessor with them.
 const annotationSecretHash = "storage.stashplane.io/secret-digest"
 
 func (r *accessorReconciler) rollOnRotation(ctx context.Context, bs *storagev1alpha1.BackupStorage, d *appsv1.Deployment) error {
-	name := bs.Spec.Storage.SecretName()
-	if bs.Spec.Storage.Local != nil || name == "" {
-		return nil
+	names := []string{accessor.Name(bs)}
+	if name := bs.Spec.Storage.SecretName(); bs.Spec.Storage.Local == nil && name != "" {
+		names = append(names, name)
 	}
-	sec := &corev1.Secret{}
-	if err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: name}, sec); err != nil {
-		return fmt.Errorf("cannot get the storage secret %q: %w", name, err)
-	}
-	keys := make([]string, 0, len(sec.Data))
-	for k := range sec.Data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	h := sha256.New()
-	for _, k := range keys {
-		fmt.Fprintf(h, "%d:%s%d:", len(k), k, len(sec.Data[k]))
-		h.Write(sec.Data[k])
+	for _, name := range names {
+		sec := &corev1.Secret{}
+		if err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: name}, sec); err != nil {
+			return fmt.Errorf("cannot get the secret %q of the storage's accessor: %w", name, err)
+		}
+		keys := make([]string, 0, len(sec.Data))
+		for k := range sec.Data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(h, "%d:%s%d:", len(name), name, len(keys))
+		for _, k := range keys {
+			fmt.Fprintf(h, "%d:%s%d:", len(k), k, len(sec.Data[k]))
+			h.Write(sec.Data[k])
+		}
 	}
 	if d.Spec.Template.Annotations == nil {
 		d.Spec.Template.Annotations = map[string]string{}
@@ -117,7 +122,8 @@ func (r *accessorReconciler) rollOnRotation(ctx context.Context, bs *storagev1al
 	return nil
 }
 
-// ensureSecret makes the token Secret once; the token never changes after.
+// ensureSecret makes the token Secret when there is none: once, and again
+// after it was deleted to revoke the old token's grants.
 func (r *accessorReconciler) ensureSecret(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {
 	err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: accessor.Name(bs)}, &corev1.Secret{})
 	if !kerrors.IsNotFound(err) {

@@ -12,11 +12,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/accessor"
 )
 
 // TestRollOnRotation: a brokered object store's accessor reads its
-// credentials at start, so its pod template carries their digest, which
-// changes with the Secret's data and only with it.
+// credentials and its token at start, so its pod template carries their
+// digest, which changes with either Secret's data and only with it.
 func TestRollOnRotation(t *testing.T) {
 	s := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(s); err != nil {
@@ -25,9 +26,13 @@ func TestRollOnRotation(t *testing.T) {
 	bs := &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "platform"},
 		Spec: storagev1alpha1.BackupStorageSpec{Access: storagev1alpha1.AccessBroker, Storage: storagev1alpha1.Backend{
 			Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Bucket: "b", SecretName: "creds"}}}}
+	token := map[string][]byte{"token": []byte("first")}
 	digest := func(data map[string][]byte) string {
 		t.Helper()
-		kube := fake.NewClientBuilder().WithScheme(s).WithObjects(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "platform"}, Data: data}).Build()
+		kube := fake.NewClientBuilder().WithScheme(s).WithObjects(
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "platform"}, Data: data},
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: accessor.Name(bs), Namespace: "platform"}, Data: token},
+		).Build()
 		d := &appsv1.Deployment{}
 		if err := (&accessorReconciler{kube: kube}).rollOnRotation(context.Background(), bs, d); err != nil {
 			t.Fatal(err)
@@ -44,6 +49,11 @@ func TestRollOnRotation(t *testing.T) {
 	if rotated := digest(map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("a"), "AWS_SECRET_ACCESS_KEY": []byte("two")}); rotated == first {
 		t.Errorf("rollOnRotation: rotated credentials keep digest %q; want a new one, so the accessor restarts with them", first)
 	}
+	token = map[string][]byte{"token": []byte("second")}
+	if revoked := digest(map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("a"), "AWS_SECRET_ACCESS_KEY": []byte("one")}); revoked == first {
+		t.Errorf("rollOnRotation: a new token keeps digest %q; want a new one, so grants of the old token stop working", first)
+	}
+	token = map[string][]byte{"token": []byte("first")}
 	if moved := digest(map[string][]byte{"AWS_ACCESS_KEY_ID": []byte("aAWS_SECRET_ACCESS_KEYone")}); moved == first {
 		t.Errorf("rollOnRotation: different keys with the same bytes give the same digest %q", first)
 	}

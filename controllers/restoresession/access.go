@@ -153,9 +153,10 @@ func (r *reconciler) applyOwned(ctx context.Context, rs *corev1alpha1.RestoreSes
 // session ends.
 //
 // For a brokered storage the session's Secret holds no credential, only
-// a grant over the Repository it restores from.
+// a read-only grant over the Repository it restores from: a restore may
+// take restic's lock there and change nothing else.
 func (r *reconciler) copyStorageSecret(ctx context.Context, rs *corev1alpha1.RestoreSession, st *storagev1alpha1.BackupStorage, repo *storagev1alpha1.Repository) (string, error) {
-	return tenancy.CopyStorageSecret(ctx, r.kube, rs, st, storageSecretName(rs), remoteLabels(rs), fieldOwner, []*storagev1alpha1.Repository{repo}, r.clock.Now())
+	return tenancy.CopyStorageSecret(ctx, r.kube, rs, st, storageSecretName(rs), remoteLabels(rs), fieldOwner, []*storagev1alpha1.Repository{repo}, true, r.clock.Now())
 }
 
 // revokeAccess deletes what a session was granted in other namespaces and

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/stashplane/stashplane/internal/layout"
 )
 
 // A Grant is what a scoped token lets its holder do on a brokered storage:
@@ -26,6 +28,12 @@ type Grant struct {
 	// Subject names the owner the grant was minted for, for the accessor's
 	// log; it grants nothing.
 	Subject string `json:"s"`
+	// ReadOnly limits the holder to reading and listing under its
+	// prefixes, and to the one write a reader of a restic repository
+	// makes: its own lock files (restic's restore takes a shared lock, and
+	// a restore removes a dead prune's lock). Restores get read-only
+	// grants; backups, which write Snapshots, get full ones.
+	ReadOnly bool `json:"r,omitempty"`
 }
 
 // grantPrefix starts every scoped token, so that the accessor tells one
@@ -129,10 +137,26 @@ func verifyGrant(key, token string, now time.Time) (*Grant, error) {
 
 // allows says whether the grant reaches key.
 func (g *Grant) allows(key string) bool {
+	return g.prefixOf(key) != ""
+}
+
+// prefixOf is the grant's prefix key lies under, or "".
+func (g *Grant) prefixOf(key string) string {
 	for _, p := range g.Prefixes {
 		if strings.HasPrefix(key, p) {
-			return true
+			return p
 		}
 	}
-	return false
+	return ""
+}
+
+// writes says whether the grant may write or delete key, which it
+// reaches: any key for a full grant, only a restic lock file of one of
+// its repositories for a read-only one.
+func (g *Grant) writes(key string) bool {
+	if !g.ReadOnly {
+		return true
+	}
+	p := g.prefixOf(key)
+	return p != "" && layout.IsResticLockKey(strings.TrimSuffix(p, "/"), key)
 }

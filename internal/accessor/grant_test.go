@@ -115,6 +115,8 @@ func TestGrantServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	expired := mint(Grant{Prefixes: []string{"tenant/app/"}, Expires: now.Unix()})
+	readOnly := mint(Grant{Prefixes: []string{"tenant/app/"}, Expires: now.Add(time.Hour).Unix(), Subject: "demo/restore", ReadOnly: true})
+	lock := "tenant/app/repository/v1/s/c/locks/" + strings.Repeat("0f", 32)
 
 	open := func(tok string) *blob.Bucket {
 		b, err := OpenBucket(srv.URL, tok, nil)
@@ -229,6 +231,50 @@ func TestGrantServed(t *testing.T) {
 			do:     func(b *blob.Bucket) error { _, err := b.ReadAll(ctx, "tenant/app/repository.yaml"); return err },
 			want:   gcerrors.PermissionDenied,
 		},
+		"ReadOnlyReads": {
+			reason: "A read-only grant reads and lists its repository.",
+			token:  readOnly,
+			do: func(b *blob.Bucket) error {
+				if _, err := b.ReadAll(ctx, "tenant/app/repository.yaml"); err != nil {
+					return err
+				}
+				return list(b, "tenant/app/")
+			},
+			want: gcerrors.OK,
+		},
+		"ReadOnlyLocks": {
+			reason: "A read-only grant takes and releases restic's lock, as restic's restore does.",
+			token:  readOnly,
+			do: func(b *blob.Bucket) error {
+				if err := b.WriteAll(ctx, lock, []byte("lock"), nil); err != nil {
+					return err
+				}
+				return b.Delete(ctx, lock)
+			},
+			want: gcerrors.OK,
+		},
+		"ReadOnlyWrite": {
+			reason: "A read-only grant may not write its repository's data.",
+			token:  readOnly,
+			do: func(b *blob.Bucket) error {
+				return b.WriteAll(ctx, "tenant/app/repository/v1/s/c/snapshots/"+strings.Repeat("0f", 32), []byte("x"), nil)
+			},
+			want: gcerrors.PermissionDenied,
+		},
+		"ReadOnlyDelete": {
+			reason: "A read-only grant may not delete its repository's data.",
+			token:  readOnly,
+			do:     func(b *blob.Bucket) error { return b.Delete(ctx, "tenant/app/repository.yaml") },
+			want:   gcerrors.PermissionDenied,
+		},
+		"ReadOnlyCopy": {
+			reason: "A read-only grant may not copy, even within its prefix.",
+			token:  readOnly,
+			do: func(b *blob.Bucket) error {
+				return b.Copy(ctx, "tenant/app/repository/v1/s/c/locks/"+strings.Repeat("1f", 32), "tenant/app/repository.yaml", nil)
+			},
+			want: gcerrors.PermissionDenied,
+		},
 		"AccessorToken": {
 			reason: "The accessor's own token (the provider's) still reaches everything.",
 			token:  key,
@@ -249,6 +295,9 @@ func TestGrantServed(t *testing.T) {
 	}
 	if _, err := files.ReadAll(ctx, "other/db/stolen"); gcerrors.Code(err) != gcerrors.NotFound {
 		t.Errorf("a refused copy left other/db/stolen behind: %v", err)
+	}
+	if got, err := files.ReadAll(ctx, "tenant/app/repository.yaml"); err != nil || string(got) != "tenant/app/repository.yaml" {
+		t.Errorf("a read-only grant changed tenant/app/repository.yaml: %q, %v", got, err)
 	}
 }
 

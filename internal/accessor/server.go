@@ -30,7 +30,8 @@ type Server struct {
 	Dir string
 	// Now is the clock scoped tokens expire by; nil means time.Now.
 	Now func() time.Time
-	// Log, when set, is told of each refused scoped token, by subject.
+	// Log, when set, is told of each refused request: by its grant's
+	// subject when the grant is valid, by where it came from when not.
 	Log func(msg string, keysAndValues ...any)
 }
 
@@ -38,6 +39,10 @@ type Server struct {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	grant, status, msg := s.authorize(r)
 	if status != http.StatusOK {
+		if s.Log != nil {
+			// Who tried is all that is logged: never the token.
+			s.Log("refused a request", "why", msg, "from", r.RemoteAddr, "path", r.URL.Path)
+		}
 		writeError(w, status, gcerrors.PermissionDenied, msg)
 		return
 	}
@@ -130,6 +135,14 @@ func grantReaches(g *Grant, r *http.Request) error {
 	}
 	if keys == 0 {
 		return errors.New("the storage grant reaches only named keys")
+	}
+	if g.ReadOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// A copy writes its destination; a write or delete names one
+		// key, which must be a restic lock file.
+		key := q.Get("key")
+		if r.URL.Path != "/v1/object" || !g.writes(key) {
+			return fmt.Errorf("the storage grant is read-only: it may not change %q", key+q.Get("dst"))
+		}
 	}
 	return nil
 }

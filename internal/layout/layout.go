@@ -65,6 +65,26 @@ func ResticConfigKey(prefix string) string { return strings.TrimSuffix(prefix, "
 // ResticLocksPrefix is the prefix of a restic repository's lock files.
 func ResticLocksPrefix(prefix string) string { return strings.TrimSuffix(prefix, "/") + "/locks/" }
 
+// IsResticLockKey says whether key is the lock file of one of the restic
+// repositories under repository directory repoPath:
+// <repoPath>/repository/v1/<session>/<component>/locks/<64 hex digits>.
+func IsResticLockKey(repoPath, key string) bool {
+	rest, ok := strings.CutPrefix(key, ResticSessionsPrefix(repoPath))
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || parts[0] == "" || parts[1] == "" || parts[2] != "locks" || len(parts[3]) != 64 {
+		return false
+	}
+	for _, c := range parts[3] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // ResticSnapshotsPrefix is the prefix of a restic repository's snapshot
 // files.
 func ResticSnapshotsPrefix(prefix string) string {

@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -46,6 +47,32 @@ func TestWithin(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, Within(CleanPath(tc.a), CleanPath(tc.b))); diff != "" {
 				t.Errorf("%s\nWithin(%q, %q): -want +got:\n%s", tc.reason, tc.a, tc.b, diff)
+			}
+		})
+	}
+}
+
+func TestIsResticLockKey(t *testing.T) {
+	lock := strings.Repeat("ab12", 16)
+	cases := map[string]struct {
+		reason string
+		key    string
+		want   bool
+	}{
+		"Lock":         {reason: "A lock file of one of the repository's restic repositories.", key: "team/app/repository/v1/s/c/locks/" + lock, want: true},
+		"Snapshot":     {reason: "A restic snapshot file is not a lock.", key: "team/app/repository/v1/s/c/snapshots/" + lock},
+		"Config":       {reason: "A restic repository's config is not a lock.", key: "team/app/repository/v1/s/c/config"},
+		"ShortID":      {reason: "A lock's name is a 64-digit hex ID.", key: "team/app/repository/v1/s/c/locks/abc"},
+		"UpperHex":     {reason: "restic names its files in lower-case hex.", key: "team/app/repository/v1/s/c/locks/" + strings.ToUpper(lock)},
+		"Deeper":       {reason: "A lock directory nested deeper is not restic's.", key: "team/app/repository/v1/s/c/d/locks/" + lock},
+		"OutsideV1":    {reason: "A locks directory outside the restic repositories is not one.", key: "team/app/manifests/s/locks/" + lock},
+		"OtherRepo":    {reason: "A lock of another repository directory is not this one's.", key: "team/app-2/repository/v1/s/c/locks/" + lock},
+		"EmptySession": {reason: "An empty path element is no restic repository.", key: "team/app/repository/v1//c/locks/" + lock},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, IsResticLockKey("team/app", tc.key)); diff != "" {
+				t.Errorf("%s\nIsResticLockKey(%q): -want +got:\n%s", tc.reason, tc.key, diff)
 			}
 		})
 	}

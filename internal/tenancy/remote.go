@@ -95,16 +95,17 @@ func CheckStorage(ctx context.Context, kube client.Reader, st *storagev1alpha1.B
 // when st is in owner's namespace or has no Secret (a local storage). For
 // a brokered storage (spec.access Broker) it holds only a grant minted at
 // now over the paths of repos, the Repositories in st owner's Jobs use,
-// which the storage's broker honours for those prefixes alone. Only the storage's
+// which the storage's broker honours for those prefixes alone, and for
+// reading only when readOnly (a restore's). Only the storage's
 // own Secret is ever copied; a Secret of that name that owner does not
 // control is left alone and refused.
-func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, name string, labels map[string]string, fieldOwner client.FieldOwner, repos []*storagev1alpha1.Repository, now time.Time) (string, error) {
+func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, name string, labels map[string]string, fieldOwner client.FieldOwner, repos []*storagev1alpha1.Repository, readOnly bool, now time.Time) (string, error) {
 	if st.Namespace == owner.GetNamespace() {
 		return "", nil
 	}
 	var data map[string][]byte
 	if st.Brokered() {
-		tok, err := mintGrant(ctx, kube, owner, st, repos, now)
+		tok, err := mintGrant(ctx, kube, owner, st, repos, readOnly, now)
 		if err != nil {
 			return "", err
 		}
@@ -148,9 +149,11 @@ func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Obj
 // one that overlaps (contains, lies within or equals) the path of an older
 // Repository of the same storage in another namespace is left out, as the
 // Repository controller refuses it (PathOverlap), so that no namespace
-// reaches another's backups by naming their directory; and so is a
-// Repository of a third namespace, neither owner's nor the storage's.
-func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, repos []*storagev1alpha1.Repository, now time.Time) (string, error) {
+// reaches another's backups by naming their directory; so is a
+// Repository of a third namespace, neither owner's nor the storage's; and
+// so is one whose record the Repository controller has not vouched for
+// (notGrantable).
+func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, repos []*storagev1alpha1.Repository, readOnly bool, now time.Time) (string, error) {
 	key, err := accessor.Key(ctx, kube, st)
 	if err != nil {
 		return "", err
@@ -174,6 +177,10 @@ func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st 
 			refused = append(refused, fmt.Sprintf("%q overlaps repository %s/%s", r.Spec.Path, other.Namespace, other.Name))
 			continue
 		}
+		if why := notGrantable(r, readOnly); why != "" {
+			refused = append(refused, fmt.Sprintf("%q of repository %s/%s, which %s", r.Spec.Path, r.Namespace, r.Name, why))
+			continue
+		}
 		if p += "/"; !seen[p] {
 			seen[p] = true
 			prefixes = append(prefixes, p)
@@ -187,11 +194,28 @@ func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st 
 		return "", fmt.Errorf("cannot let %s/%s reach backupstorage %s/%s through its broker: %s", owner.GetNamespace(), owner.GetName(), st.Namespace, st.Name, why)
 	}
 	sort.Strings(prefixes)
-	tok, err := accessor.Mint(key, accessor.Grant{Prefixes: prefixes, Expires: accessor.GrantExpiry(now).Unix(), Subject: owner.GetNamespace() + "/" + owner.GetName()})
+	tok, err := accessor.Mint(key, accessor.Grant{Prefixes: prefixes, Expires: accessor.GrantExpiry(now).Unix(), Subject: owner.GetNamespace() + "/" + owner.GetName(), ReadOnly: readOnly})
 	if err != nil {
 		return "", fmt.Errorf("cannot let %s/%s reach backupstorage %s/%s through its broker: %w", owner.GetNamespace(), owner.GetName(), st.Namespace, st.Name, err)
 	}
 	return tok, nil
+}
+
+// notGrantable says why the broker may not grant r's path, or "". A path
+// is granted once the Repository controller found or wrote there a record
+// of r itself (RepositoryInitialized): before that the path may hold data
+// another Repository left, and only the record tells whose. Writing needs
+// the record to be r's own; a Repository that reads another's record
+// (managementPolicies [Observe], AdoptedReadOnly) is granted reading only.
+func notGrantable(r *storagev1alpha1.Repository, readOnly bool) string {
+	c := r.GetCondition(storagev1alpha1.TypeRepositoryInitialized)
+	switch {
+	case c.Status != corev1.ConditionTrue:
+		return "is not initialized yet"
+	case !readOnly && c.Reason != storagev1alpha1.ReasonRepositoryInitializationSucceeded:
+		return fmt.Sprintf("reads a record it does not own (%s), so it is granted no writes", c.Reason)
+	}
+	return ""
 }
 
 // overlapping is the older Repository of another namespace in r's storage

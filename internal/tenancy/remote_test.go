@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/google/go-cmp/cmp"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
@@ -130,10 +132,18 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 			Spec: storagev1alpha1.BackupStorageSpec{Access: access, Storage: storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Bucket: "b", SecretName: secret}}}}
 	}
 	cases := map[string]struct {
-		reason   string
-		storage  *storagev1alpha1.BackupStorage
-		objects  []client.Object
-		paths    []string
+		reason  string
+		storage *storagev1alpha1.BackupStorage
+		objects []client.Object
+		paths   []string
+		// initialized is each path's RepositoryInitialized reason, by
+		// index: "" for RepositoryInitializationSucceeded, "-" for none.
+		initialized map[int]string
+		readOnly    bool
+		// wants is what writes and reads under each key give with the
+		// grant; nil is team-a/app and team-a/db written, team-a/other
+		// refused.
+		wants    map[string]gcerrors.ErrorCode
 		others   []client.Object
 		wantName string
 		wantKeys []string
@@ -180,6 +190,34 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 			others: []client.Object{otherRepo("team-b", "db", "team-a/db", -time.Hour)},
 			paths:  []string{"team-a/app", "team-a/db"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
 		},
+		"BrokeredNotInitialized": {
+			reason:  "A Repository whose record the Repository controller has not vouched for yet is left out: its path may hold another's data.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			paths: []string{"team-a/app", "team-a/db"}, initialized: map[int]string{0: "-"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			wants: map[string]gcerrors.ErrorCode{"team-a/app/x": gcerrors.PermissionDenied, "team-a/db/x": gcerrors.OK},
+		},
+		"BrokeredNoneInitialized": {
+			reason:  "A grant whose every Repository is not initialized yet is refused until one is.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			paths: []string{"team-a/app"}, initialized: map[int]string{0: "-"}, wantErr: true,
+		},
+		"BrokeredAdoptedNoWrites": {
+			reason:  "A Repository reading another's record (AdoptedReadOnly) is granted no writes.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			paths: []string{"team-a/app"}, initialized: map[int]string{0: "AdoptedReadOnly"}, wantErr: true,
+		},
+		"BrokeredAdoptedReadOnly": {
+			reason:  "A restore of a Repository reading another's record is granted reading it.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			paths: []string{"team-a/app"}, initialized: map[int]string{0: "AdoptedReadOnly"}, readOnly: true, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			wants: map[string]gcerrors.ErrorCode{"read team-a/app/x": gcerrors.OK, "team-a/app/x": gcerrors.PermissionDenied},
+		},
+		"BrokeredReadOnly": {
+			reason:  "A restore's grant reads its Repository and writes none of it.",
+			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
+			paths: []string{"team-a/app"}, readOnly: true, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			wants: map[string]gcerrors.ErrorCode{"read team-a/app/x": gcerrors.OK, "team-a/app/x": gcerrors.PermissionDenied, "read team-a/db/x": gcerrors.PermissionDenied},
+		},
 		"BrokeredAllOverlap": {
 			reason:  "A grant whose every path belongs to another namespace is refused.",
 			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
@@ -201,11 +239,18 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 			for i, p := range tc.paths {
 				r := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("r%d", i), Namespace: "team-a", CreationTimestamp: metav1.NewTime(now.Add(-30 * time.Minute))},
 					Spec: storagev1alpha1.RepositorySpec{Path: p, StorageRef: storagev1alpha1.ObjectReference{Name: "shared", Namespace: "platform"}}}
+				switch reason := tc.initialized[i]; reason {
+				case "-":
+				case "":
+					r.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeRepositoryInitialized, Status: corev1.ConditionTrue, Reason: storagev1alpha1.ReasonRepositoryInitializationSucceeded})
+				default:
+					r.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeRepositoryInitialized, Status: corev1.ConditionTrue, Reason: xpv2.ConditionReason(reason)})
+				}
 				repos = append(repos, r)
 				objs = append(objs, r.DeepCopy())
 			}
 			kube := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build()
-			got, err := CopyStorageSecret(context.Background(), kube, owner, tc.storage, "copy", nil, "test", repos, now)
+			got, err := CopyStorageSecret(context.Background(), kube, owner, tc.storage, "copy", nil, "test", repos, tc.readOnly, now)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("%s\nCopyStorageSecret(): %v, want error %t", tc.reason, err, tc.wantErr)
 			}
@@ -231,19 +276,32 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 				t.Errorf("%s\nkeys: -want +got:\n%s", tc.reason, diff)
 			}
 			if tok, ok := cp.Data[agentapi.SecretKeyStorageGrant]; ok {
-				srv := httptest.NewServer(&accessor.Server{Bucket: memblob.OpenBucket(nil), Token: "accessor-key", Now: func() time.Time { return now }})
+				files := memblob.OpenBucket(nil)
+				srv := httptest.NewServer(&accessor.Server{Bucket: files, Token: "accessor-key", Now: func() time.Time { return now }})
 				defer srv.Close()
 				b, err := accessor.OpenBucket(srv.URL, string(tok), nil)
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer b.Close()
-				wants := map[string]gcerrors.ErrorCode{"team-a/app/x": gcerrors.OK, "team-a/db/x": gcerrors.OK, "team-a/other/x": gcerrors.PermissionDenied}
+				wants := tc.wants
+				if wants == nil {
+					wants = map[string]gcerrors.ErrorCode{"team-a/app/x": gcerrors.OK, "team-a/db/x": gcerrors.OK, "team-a/other/x": gcerrors.PermissionDenied}
+				}
 				if name == "BrokeredOverlapOlder" {
 					// team-b's older repository holds team-a/app.
 					wants = map[string]gcerrors.ErrorCode{"team-a/app/x": gcerrors.PermissionDenied, "team-a/db/x": gcerrors.OK}
 				}
 				for key, want := range wants {
+					if k, ok := strings.CutPrefix(key, "read "); ok {
+						if err := files.WriteAll(context.Background(), k, []byte("x"), nil); err != nil {
+							t.Fatal(err)
+						}
+						if _, err := b.ReadAll(context.Background(), k); gcerrors.Code(err) != want {
+							t.Errorf("%s\nreading %s with the grant: %v, want %v", tc.reason, k, err, want)
+						}
+						continue
+					}
 					if got := gcerrors.Code(b.WriteAll(context.Background(), key, []byte("x"), nil)); got != want {
 						t.Errorf("%s\nwriting %s with the grant: %v, want %v", tc.reason, key, got, want)
 					}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/accessor"
 	"github.com/stashplane/stashplane/internal/agentapi"
@@ -33,7 +34,10 @@ import (
 // grant, which the storage's broker honours for that team's repository
 // alone: team-a's grant reads team-a's data and is refused team-b's, the
 // storage's record and a listing of the whole storage, and a configuration
-// of team-b naming team-a's directory is granted nothing and says so. No Secret of the
+// of team-b naming team-a's directory is granted nothing and says so.
+// team-a's restore holds a read-only grant, which writes nothing there.
+// Deleting the broker's token revokes every grant it signed, and the
+// configurations are granted anew. No Secret of the
 // app teams' namespaces, no status and no event holds the S3 secret key.
 // The provider runs with only the rules the package ships.
 func TestBrokeredStorage(t *testing.T) {
@@ -256,6 +260,27 @@ func TestBrokeredStorage(t *testing.T) {
 	if err := kube.Create(ctx, rs); err != nil {
 		t.Fatal(err)
 	}
+	// Its Jobs hold a read-only grant while it runs.
+	var restoreGrant string
+	poll(t, 2*time.Minute, "the restore's grant secret did not appear while it ran", func(ctx context.Context) (bool, error) {
+		s := &corev1.Secret{}
+		err := kube.Get(ctx, client.ObjectKey{Namespace: teamA, Name: naming.RestoreStorageSecret("clone")}, s)
+		if err == nil {
+			restoreGrant = string(s.Data[agentapi.SecretKeyStorageGrant])
+			return restoreGrant != "", nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return false, err
+		}
+		done := &corev1alpha1.RestoreSession{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: teamA, Name: "clone"}, done); err != nil {
+			return false, err
+		}
+		if done.Status.Phase == corev1alpha1.RestoreSucceeded || done.Status.Phase == corev1alpha1.RestoreFailed {
+			t.Fatalf("restoresession %s/clone ended (%s) before its grant secret was seen", teamA, done.Status.Phase)
+		}
+		return false, nil
+	})
 	rs = finishedRestore(t, kube, teamA, "clone")
 	if rs.Status.Phase != corev1alpha1.RestoreSucceeded {
 		t.Fatalf("restoresession %s/clone: phase %s, conditions %+v", teamA, rs.Status.Phase, rs.Status.Conditions)
@@ -263,6 +288,76 @@ func TestBrokeredStorage(t *testing.T) {
 	if diff := cmp.Diff(digest(t, data), digest(t, restored)); diff != "" {
 		t.Errorf("restored through the broker: -backed up +restored:\n%s", diff)
 	}
+
+	// The restore's grant reads team-a's repository and changes none of it.
+	rb, err := accessor.OpenBucket(st.Status.BrokerEndpoint, restoreGrant, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	config, err := rb.ReadAll(ctx, teamAConfig)
+	if err != nil {
+		t.Fatalf("the restore's grant cannot read team-a's restic config: %v", err)
+	}
+	for _, c := range []struct {
+		what string
+		do   func() error
+	}{
+		{"overwrite team-a's restic config", func() error { return rb.WriteAll(ctx, teamAConfig, []byte("x"), nil) }},
+		{"delete team-a's restic config", func() error { return rb.Delete(ctx, teamAConfig) }},
+		{"copy into team-a's repository", func() error { return rb.Copy(ctx, teamAConfig+".copy", teamAConfig, nil) }},
+	} {
+		if got := gcerrors.Code(c.do()); got != gcerrors.PermissionDenied {
+			t.Errorf("with the restore's read-only grant, %s: got %v, want PermissionDenied", c.what, got)
+		}
+	}
+	if after, err := b.ReadAll(ctx, teamAConfig); err != nil || string(after) != string(config) {
+		t.Errorf("team-a's restic config changed under the restore's read-only grant (%v)", err)
+	}
+	t.Logf("the restore's grant read team-a's repository and was refused writing, deleting and copying there")
+
+	// The platform team revokes every grant of the disk by deleting its
+	// broker's token: the broker restarts with a new one, refuses the old
+	// grants, and the configurations get new grants that work.
+	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: platform, Name: accessor.Name(st)}}
+	if err := kube.Delete(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	reads := func(grant string) (gcerrors.ErrorCode, error) {
+		cur := &storagev1alpha1.BackupStorage{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(st), cur); err != nil {
+			return gcerrors.Unknown, err
+		}
+		if cur.Status.BrokerEndpoint == "" {
+			return gcerrors.Unknown, nil
+		}
+		gb, err := accessor.OpenBucket(cur.Status.BrokerEndpoint, grant, nil)
+		if err != nil {
+			return gcerrors.Unknown, err
+		}
+		defer gb.Close()
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err = gb.ReadAll(rctx, teamAConfig)
+		return gcerrors.Code(err), nil
+	}
+	poll(t, 2*time.Minute, "the broker still honours a grant of its deleted token", func(ctx context.Context) (bool, error) {
+		code, err := reads(diskGrant)
+		return code == gcerrors.PermissionDenied, err
+	})
+	poll(t, 2*time.Minute, "team-a got no working grant under the broker's new token", func(ctx context.Context) (bool, error) {
+		s := &corev1.Secret{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: teamA, Name: "app-backup.platform.disk-storage"}, s); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		g := string(s.Data[agentapi.SecretKeyStorageGrant])
+		if g == diskGrant {
+			return false, nil
+		}
+		code, err := reads(g)
+		return code == gcerrors.OK, err
+	})
+	t.Logf("deleting the broker's token revoked the old grants, and team-a was granted anew")
 
 	// The platform team takes the disk off the broker: the app teams'
 	// grants for it go at once (a host path reached directly needs no

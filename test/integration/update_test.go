@@ -95,6 +95,34 @@ func TestUpdate(t *testing.T) {
 			},
 			want: want{invalid: true, messages: []string{"status.phase"}},
 		},
+		"RepositoryPathImmutable": {
+			reason:   "A Repository's path should not change once created: the broker grants a path to the Repository made with it.",
+			manifest: repository,
+			obj:      &storagev1alpha1.Repository{},
+			change: func(o client.Object) {
+				o.(*storagev1alpha1.Repository).Spec.Path = "other-team/db"
+			},
+			want: want{invalid: true, messages: []string{"spec.path", "path cannot change"}},
+		},
+		"RepositoryStorageRefImmutable": {
+			reason:   "A Repository's storage should not change once created.",
+			manifest: repository,
+			obj:      &storagev1alpha1.Repository{},
+			change: func(o client.Object) {
+				o.(*storagev1alpha1.Repository).Spec.StorageRef.Name = "another-storage"
+			},
+			want: want{invalid: true, messages: []string{"spec.storageRef", "storageRef cannot change"}},
+		},
+		"RepositoryOtherFieldsMutable": {
+			reason:   "The rest of a Repository's spec still changes.",
+			manifest: repository,
+			obj:      &storagev1alpha1.Repository{},
+			change: func(o client.Object) {
+				r := o.(*storagev1alpha1.Repository)
+				r.Spec.Paused = true
+				r.Spec.DeletionPolicy = storagev1alpha1.DeletionPolicyWipeOut
+			},
+		},
 		"RepositoryBadPhase": {
 			reason:   "A Repository phase outside NotReady and Ready should be rejected.",
 			manifest: repository,

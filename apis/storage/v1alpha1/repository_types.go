@@ -41,16 +41,21 @@ type RepositorySpec struct {
 	// +optional
 	AppRef *TypedObjectReference `json:"appRef,omitempty"`
 
-	// StorageRef is the BackupStorage the Repository lives in.
+	// StorageRef is the BackupStorage the Repository lives in. It cannot
+	// change: the Repository's backups stay where they were written.
 	// +kubebuilder:validation:Required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storageRef cannot change: a Repository's backups stay in the storage they were written to; name a new Repository for another storage"
 	StorageRef ObjectReference `json:"storageRef"`
 
 	// Path of the Repository's directory, relative to the root of the
-	// storage. It may not be absolute or climb out of the storage.
+	// storage. It may not be absolute or climb out of the storage, and
+	// cannot change: a path belongs to the Repository that was made with it
+	// (the storage's broker grants it on that ground).
 	// +kubebuilder:validation:Required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && self.split('/').all(s, s != '..')",message="path must be relative and may not contain '..'"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="path cannot change: a Repository's backups stay where they were written; name a new Repository for another path"
 	Path string `json:"path"`
 
 	// DeletionPolicy says whether the Repository's data is removed from the
