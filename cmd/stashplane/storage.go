@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,7 +31,7 @@ func storageCommand() *cobra.Command {
 }
 
 func storageServeCommand() *cobra.Command {
-	var root, backend, secretDir, listen, tokenFile string
+	var root, backend, secretDir, listen, tokenFile, certFile, keyFile string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve a storage to the Stashplane provider and, brokered, each Job its own repositories (the storage accessor)",
@@ -41,7 +42,7 @@ func storageServeCommand() *cobra.Command {
 			if (root == "") == (backend == "") {
 				return errors.New("cannot serve storage: give either --root (a mounted volume) or --backend (an object store)")
 			}
-			return serveStorage(ctx, root, backend, secretDir, listen, tokenFile)
+			return serveStorage(ctx, root, backend, secretDir, listen, tokenFile, certFile, keyFile)
 		},
 	}
 	cmd.Flags().StringVar(&root, "root", "", "directory to serve: the storage volume's mount path and subPath")
@@ -50,6 +51,8 @@ func storageServeCommand() *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", ":9000", "address to listen on")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the token clients must present (required)")
 	_ = cmd.MarkFlagRequired("token-file")
+	cmd.Flags().StringVar(&certFile, "tls-cert-file", "", "PEM certificate to serve TLS with (with --tls-key-file); without, plain HTTP")
+	cmd.Flags().StringVar(&keyFile, "tls-key-file", "", "PEM key of --tls-cert-file")
 	return cmd
 }
 
@@ -83,7 +86,7 @@ func openServed(ctx context.Context, root, backend, secretDir string) (*blob.Buc
 	return b, string(spec.Provider), nil
 }
 
-func serveStorage(ctx context.Context, root, backend, secretDir, listen, tokenFile string) error {
+func serveStorage(ctx context.Context, root, backend, secretDir, listen, tokenFile, certFile, keyFile string) error {
 	tok, err := os.ReadFile(tokenFile)
 	if err != nil {
 		return fmt.Errorf("cannot read token file: %w", err)
@@ -103,6 +106,12 @@ func serveStorage(ctx context.Context, root, backend, secretDir, listen, tokenFi
 	}
 	logRefusal := func(msg string, kv ...any) { fmt.Fprintln(os.Stderr, append([]any{msg}, kv...)...) }
 	srv := &http.Server{Handler: &accessor.Server{Bucket: b, Token: token, Dir: root, Log: logRefusal}, ReadHeaderTimeout: 30 * time.Second}
+	if certFile != "" || keyFile != "" {
+		if srv.TLSConfig, err = accessor.ServerTLS(certFile, keyFile); err != nil {
+			return err
+		}
+		l = tls.NewListener(l, srv.TLSConfig)
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

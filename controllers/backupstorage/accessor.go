@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -122,18 +123,35 @@ func (r *accessorReconciler) rollOnRotation(ctx context.Context, bs *storagev1al
 	return nil
 }
 
-// ensureSecret makes the token Secret when there is none: once, and again
-// after it was deleted to revoke the old token's grants.
+// ensureSecret makes the token Secret, with the certificate the accessor
+// serves TLS with, when there is none: once, and again after it was
+// deleted to revoke the old token's grants. A Secret made before accessors
+// served TLS gets a certificate added.
 func (r *accessorReconciler) ensureSecret(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {
-	err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: accessor.Name(bs)}, &corev1.Secret{})
-	if !kerrors.IsNotFound(err) {
+	have := &corev1.Secret{}
+	err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: accessor.Name(bs)}, have)
+	if err != nil && !kerrors.IsNotFound(err) {
 		return err
+	}
+	if err == nil && accessor.HasCertificate(have) {
+		return nil
+	}
+	cert, key, cerr := accessor.NewCertificate(time.Now())
+	if cerr != nil {
+		return cerr
+	}
+	if err == nil {
+		accessor.AddCertificate(have, cert, key)
+		if err := r.kube.Update(ctx, have); err != nil {
+			return fmt.Errorf("cannot add a certificate to accessor secret: %w", err)
+		}
+		return nil
 	}
 	token, err := accessor.NewToken()
 	if err != nil {
 		return err
 	}
-	s := accessor.TokenSecret(bs, token)
+	s := accessor.TokenSecret(bs, token, cert, key)
 	if err := controllerutil.SetControllerReference(bs, s, r.kube.Scheme()); err != nil {
 		return fmt.Errorf("cannot own accessor secret: %w", err)
 	}

@@ -53,7 +53,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		WithOptions(o.Controller).
 		For(&storagev1alpha1.BackupStorage{}, builder.WithPredicates(notOnlyOwnStatus)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
-		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(storageOfRepository), builder.WithPredicates(storageViewChanged)).
+		Watches(&storagev1alpha1.Repository{}, storagekind.Gathered{Map: storageOfRepository, After: repositoriesGathered}, builder.WithPredicates(storageViewChanged)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(storageOfAccessorPod)).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(defaultsOfNamespace(mgr.GetClient()))).
 		// A WipeOut waits for the runs of the storage's Repositories.
@@ -120,6 +120,12 @@ func deletedStorageOfRun(c client.Reader) handler.MapFunc {
 		return []reconcile.Request{{NamespacedName: repo.StorageKey()}}
 	}
 }
+
+// repositoriesGathered is how long a storage waits after a change of one
+// of its Repositories before it observes them all: a thousand Repositories
+// made or readied together are then a few observations, each listing them
+// and writing a status with all of them, instead of one each.
+const repositoriesGathered = 2 * time.Second
 
 func storageOfRepository(_ context.Context, o client.Object) []reconcile.Request {
 	repo, ok := o.(*storagev1alpha1.Repository)

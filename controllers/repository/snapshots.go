@@ -4,18 +4,17 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/storagekind"
 )
 
 // recentSnapshotCount is how many Snapshots a Repository's status lists.
@@ -101,40 +100,15 @@ func snapshotTime(s *storagev1alpha1.Snapshot) metav1.Time {
 	return s.CreationTimestamp
 }
 
-// snapshotEvents enqueues the Repository of a Snapshot that changed, at
-// low priority. A Repository's own changes (its creation, its record, its
-// spec) come first: while ten thousand Snapshots are recorded, every
-// Repository would otherwise be observed again for each of its Snapshots
-// before the ones not yet created get their turn (docs/scale.md). What a
-// Snapshot changes in its Repository's status waits for them.
-type snapshotEvents struct{}
+// snapshotsGathered is how long a Repository waits after a change of one
+// of its Snapshots before it sums them up again, behind its own changes
+// (its creation, its record, its spec), which come first: while ten
+// thousand Snapshots are recorded, three writes each, every Repository
+// would otherwise be observed again for each write before the Repositories
+// not yet created get their turn (docs/scale.md).
+const snapshotsGathered = time.Second
 
-func (snapshotEvents) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	lowPriority(q, repositoryOfSnapshot(ctx, e.Object))
-}
+// snapshotEvents enqueues the Repository of a Snapshot that changed,
+// snapshotsGathered later and at low priority.
+var snapshotEvents = storagekind.Gathered{Map: repositoryOfSnapshot, After: snapshotsGathered, Low: true}
 
-func (snapshotEvents) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	lowPriority(q, repositoryOfSnapshot(ctx, e.ObjectNew))
-}
-
-func (snapshotEvents) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	lowPriority(q, repositoryOfSnapshot(ctx, e.Object))
-}
-
-func (snapshotEvents) Generic(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	lowPriority(q, repositoryOfSnapshot(ctx, e.Object))
-}
-
-// lowPriority adds the requests to q behind those of higher priority, or
-// as any other when q has no priorities. A request already queued keeps
-// the higher of its priorities.
-func lowPriority(q workqueue.TypedRateLimitingInterface[reconcile.Request], reqs []reconcile.Request) {
-	pq, ok := q.(priorityqueue.PriorityQueue[reconcile.Request])
-	for _, r := range reqs {
-		if ok {
-			pq.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, r)
-			continue
-		}
-		q.Add(r)
-	}
-}

@@ -66,12 +66,27 @@ func NewToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// TokenSecret is the Secret holding the accessor's token.
-func TokenSecret(bs *storagev1alpha1.BackupStorage, token string) *corev1.Secret {
+// TokenSecret is the Secret holding the accessor's token, and the
+// certificate and key it serves TLS with.
+func TokenSecret(bs *storagev1alpha1.BackupStorage, token string, certPEM, keyPEM []byte) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: Name(bs), Namespace: bs.Namespace, Labels: labelsOf(bs)},
-		Data:       map[string][]byte{tokenKey: []byte(token)},
+		Data:       map[string][]byte{tokenKey: []byte(token), certKey: certPEM, keyKey: keyPEM},
 	}
+}
+
+// HasCertificate says whether an accessor's Secret holds its certificate
+// and key (one made before accessors served TLS does not).
+func HasCertificate(s *corev1.Secret) bool {
+	return len(s.Data[certKey]) > 0 && len(s.Data[keyKey]) > 0
+}
+
+// AddCertificate puts a certificate and key into an accessor's Secret.
+func AddCertificate(s *corev1.Secret, certPEM, keyPEM []byte) {
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	s.Data[certKey], s.Data[keyKey] = certPEM, keyPEM
 }
 
 // Root is the directory the accessor serves: the volume's mount
@@ -103,7 +118,8 @@ func Deployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv1.Deploy
 	c := corev1.Container{
 		Name:         "accessor",
 		Image:        image,
-		Args:         []string{"storage", "serve", "--listen", "$(POD_IP):" + strconv.Itoa(Port), "--token-file", path.Join(tokenDir, tokenKey)},
+		Args: []string{"storage", "serve", "--listen", "$(POD_IP):" + strconv.Itoa(Port), "--token-file", path.Join(tokenDir, tokenKey),
+			"--tls-cert-file", path.Join(tokenDir, certKey), "--tls-key-file", path.Join(tokenDir, keyKey)},
 		Env:          []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
 		VolumeMounts: []corev1.VolumeMount{{Name: "token", MountPath: tokenDir, ReadOnly: true}},
 	}
@@ -150,44 +166,50 @@ func Deployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv1.Deploy
 	}, nil
 }
 
-// Key returns the token of a storage's accessor, which also signs the
-// grants its broker honours.
-func Key(ctx context.Context, c client.Reader, bs *storagev1alpha1.BackupStorage) (string, error) {
-	s := &corev1.Secret{}
-	err := c.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: Name(bs)}, s)
-	if kerrors.IsNotFound(err) {
-		return "", &ErrNotReady{Reason: "its token secret does not exist yet"}
-	}
-	if err != nil {
-		return "", fmt.Errorf("cannot get accessor secret: %w", err)
-	}
-	if len(s.Data[tokenKey]) == 0 {
-		return "", &ErrNotReady{Reason: "its token secret holds no token"}
-	}
-	return string(s.Data[tokenKey]), nil
+// Credentials are what reaches a storage's accessor: the token (or a grant
+// it signed) and the certificate it serves with, which the client pins.
+type Credentials struct {
+	Token       string
+	Certificate []byte
 }
 
-// Endpoint returns the address and token of a local storage's
-// running accessor.
-func Endpoint(ctx context.Context, c client.Client, bs *storagev1alpha1.BackupStorage) (string, string, error) {
+// Key returns the token of a storage's accessor, which also signs the
+// grants its broker honours, and its certificate.
+func Key(ctx context.Context, c client.Reader, bs *storagev1alpha1.BackupStorage) (Credentials, error) {
 	s := &corev1.Secret{}
 	err := c.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: Name(bs)}, s)
 	if kerrors.IsNotFound(err) {
-		return "", "", &ErrNotReady{Reason: "its token secret does not exist yet"}
+		return Credentials{}, &ErrNotReady{Reason: "its token secret does not exist yet"}
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("cannot get accessor secret: %w", err)
+		return Credentials{}, fmt.Errorf("cannot get accessor secret: %w", err)
+	}
+	if len(s.Data[tokenKey]) == 0 {
+		return Credentials{}, &ErrNotReady{Reason: "its token secret holds no token"}
+	}
+	if !HasCertificate(s) {
+		return Credentials{}, &ErrNotReady{Reason: "its token secret holds no certificate yet"}
+	}
+	return Credentials{Token: string(s.Data[tokenKey]), Certificate: s.Data[certKey]}, nil
+}
+
+// Endpoint returns the address (https://ip:port) and credentials of a
+// storage's running accessor.
+func Endpoint(ctx context.Context, c client.Client, bs *storagev1alpha1.BackupStorage) (string, Credentials, error) {
+	creds, err := Key(ctx, c, bs)
+	if err != nil {
+		return "", Credentials{}, err
 	}
 	pods := &corev1.PodList{}
 	if err := c.List(ctx, pods, client.InNamespace(bs.Namespace), client.MatchingLabels(labelsOf(bs))); err != nil {
-		return "", "", fmt.Errorf("cannot list accessor pods: %w", err)
+		return "", Credentials{}, fmt.Errorf("cannot list accessor pods: %w", err)
 	}
 	for _, p := range pods.Items {
 		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" && ready(&p) {
-			return "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(Port)), string(s.Data[tokenKey]), nil
+			return "https://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(Port)), creds, nil
 		}
 	}
-	return "", "", &ErrNotReady{Reason: fmt.Sprintf("no running pod of deployment %q", Name(bs))}
+	return "", Credentials{}, &ErrNotReady{Reason: fmt.Sprintf("no running pod of deployment %q", Name(bs))}
 }
 
 func ready(p *corev1.Pod) bool {

@@ -188,6 +188,14 @@ func (r *Runner) connectBroker(ctx context.Context, t *target, secret map[string
 	if grant == "" {
 		return &reasonError{reason: ReasonCredentialsUnreadable, msg: fmt.Sprintf("backupstorage %s/%s is brokered, and the storage secret directory holds no %s", t.storage.Namespace, t.storage.Name, agentapi.SecretKeyStorageGrant)}
 	}
+	cert := secret[agentapi.SecretKeyStorageBrokerCertificate]
+	if len(cert) == 0 {
+		return &reasonError{reason: ReasonCredentialsUnreadable, msg: fmt.Sprintf("backupstorage %s/%s is brokered, and the storage secret directory holds no %s", t.storage.Namespace, t.storage.Name, agentapi.SecretKeyStorageBrokerCertificate)}
+	}
+	hc, err := accessor.HTTPClient(cert)
+	if err != nil {
+		return &reasonError{reason: ReasonCredentialsUnreadable, msg: fmt.Sprintf("backupstorage %s/%s is brokered, and %s: %v", t.storage.Namespace, t.storage.Name, agentapi.SecretKeyStorageBrokerCertificate, err)}
+	}
 	t.open = func(ctx context.Context) (*blob.Bucket, error) {
 		endpoint := t.storage.Status.BrokerEndpoint
 		if endpoint == "" {
@@ -200,13 +208,12 @@ func (r *Runner) connectBroker(ctx context.Context, t *target, secret map[string
 		if endpoint == "" {
 			return nil, &reasonError{reason: ReasonStorageBrokerNotReady, msg: fmt.Sprintf("the broker of backupstorage %s/%s is not serving: the storage records no endpoint", t.storage.Namespace, t.storage.Name)}
 		}
-		b, err := accessor.OpenBucket(endpoint, grant, nil)
+		b, err := accessor.OpenBucket(endpoint, grant, hc)
 		if err != nil {
 			return nil, &reasonError{reason: ReasonStorageBrokerNotReady, msg: "cannot open the storage through its broker: " + err.Error()}
 		}
 		return b, nil
 	}
-	var err error
 	t.bucket, err = t.open(ctx)
 	return err
 }

@@ -36,6 +36,11 @@ const (
 // prefixes only, through the storage's broker, never its credentials.
 const SecretKeyStorageGrant = "STASHPLANE_STORAGE_GRANT"
 
+// SecretKeyStorageBrokerCertificate is the key, in the same Secret, of
+// the certificate the storage's broker serves TLS with (PEM, public): the
+// agent trusts that one certificate for the broker and no other.
+const SecretKeyStorageBrokerCertificate = "STASHPLANE_STORAGE_BROKER_CERTIFICATE"
+
 // EnvReadDataSubset is the default of --read-data-subset: the
 // RestoreSession controller sets it on every container of a restore Job
 // from spec.readDataSubset, so that every addon's restore task passes it on

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -131,10 +130,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 			return fmt.Errorf("cannot add ready check: %w", err)
 		}
 	}
-	opener := &storagekind.Opener{
-		Client:     mgr.GetClient(),
-		HTTPClient: &http.Client{Timeout: 5 * time.Minute},
-	}
+	opener := &storagekind.Opener{Client: mgr.GetClient()}
 	err = controllers.Setup(mgr, controllers.Options{
 		Log: o.Log, Opener: opener, Reason: storagekind.Classify, PollInterval: o.PollInterval, SnapshotPollInterval: o.SnapshotPollInterval, AmbientNamespaces: o.AmbientNamespaces,
 		ClusterDumpNamespaces: o.ClusterDumpNamespaces, Workers: o.Workers,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"gocloud.dev/blob"
 	corev1 "k8s.io/api/core/v1"
@@ -16,11 +17,31 @@ import (
 	"github.com/stashplane/stashplane/internal/storage"
 )
 
-// Opener opens BackupStorages' buckets.
+// Opener opens BackupStorages' buckets. It is not copied once used.
 type Opener struct {
 	Client client.Client
-	// HTTPClient reaches storage accessors.
-	HTTPClient *http.Client
+
+	mu sync.Mutex
+	// clients reach storage accessors, one per certificate pinned, so
+	// that connections are kept between the reconciles that open them.
+	clients map[string]*http.Client
+}
+
+func (o *Opener) accessorClient(cert []byte) (*http.Client, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c, ok := o.clients[string(cert)]; ok {
+		return c, nil
+	}
+	c, err := accessor.HTTPClient(cert)
+	if err != nil {
+		return nil, err
+	}
+	if o.clients == nil {
+		o.clients = map[string]*http.Client{}
+	}
+	o.clients[string(cert)] = c
+	return c, nil
 }
 
 // ErrSecretNotFound says the backend's Secret does not exist.
@@ -64,9 +85,13 @@ func (o *Opener) Open(ctx context.Context, bs *storagev1alpha1.BackupStorage) (*
 }
 
 func (o *Opener) openAccessor(ctx context.Context, bs *storagev1alpha1.BackupStorage) (*blob.Bucket, error) {
-	addr, token, err := accessor.Endpoint(ctx, o.Client, bs)
+	addr, creds, err := accessor.Endpoint(ctx, o.Client, bs)
 	if err != nil {
 		return nil, err
 	}
-	return accessor.OpenBucket(addr, token, o.HTTPClient)
+	hc, err := o.accessorClient(creds.Certificate)
+	if err != nil {
+		return nil, err
+	}
+	return accessor.OpenBucket(addr, creds.Token, hc)
 }

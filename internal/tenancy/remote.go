@@ -105,11 +105,11 @@ func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Obj
 	}
 	var data map[string][]byte
 	if st.Brokered() {
-		tok, err := mintGrant(ctx, kube, owner, st, repos, readOnly, now)
+		tok, cert, err := mintGrant(ctx, kube, owner, st, repos, readOnly, now)
 		if err != nil {
 			return "", err
 		}
-		data = map[string][]byte{agentapi.SecretKeyStorageGrant: []byte(tok)}
+		data = map[string][]byte{agentapi.SecretKeyStorageGrant: []byte(tok), agentapi.SecretKeyStorageBrokerCertificate: cert}
 	} else {
 		src := st.Spec.Storage.SecretName()
 		if src == "" {
@@ -153,14 +153,14 @@ func CopyStorageSecret(ctx context.Context, kube client.Client, owner client.Obj
 // Repository of a third namespace, neither owner's nor the storage's; and
 // so is one whose record the Repository controller has not vouched for
 // (notGrantable).
-func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, repos []*storagev1alpha1.Repository, readOnly bool, now time.Time) (string, error) {
+func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st *storagev1alpha1.BackupStorage, repos []*storagev1alpha1.Repository, readOnly bool, now time.Time) (string, []byte, error) {
 	key, err := accessor.Key(ctx, kube, st)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	all := &storagev1alpha1.RepositoryList{}
 	if err := kube.List(ctx, all); err != nil {
-		return "", fmt.Errorf("cannot list repositories: %w", err)
+		return "", nil, fmt.Errorf("cannot list repositories: %w", err)
 	}
 	seen := map[string]bool{}
 	var prefixes, refused []string
@@ -191,14 +191,14 @@ func mintGrant(ctx context.Context, kube client.Client, owner client.Object, st 
 		if len(refused) > 0 {
 			why = "the path " + strings.Join(refused, ", the path ")
 		}
-		return "", fmt.Errorf("cannot let %s/%s reach backupstorage %s/%s through its broker: %s", owner.GetNamespace(), owner.GetName(), st.Namespace, st.Name, why)
+		return "", nil, fmt.Errorf("cannot let %s/%s reach backupstorage %s/%s through its broker: %s", owner.GetNamespace(), owner.GetName(), st.Namespace, st.Name, why)
 	}
 	sort.Strings(prefixes)
-	tok, err := accessor.Mint(key, accessor.Grant{Prefixes: prefixes, Expires: accessor.GrantExpiry(now).Unix(), Subject: owner.GetNamespace() + "/" + owner.GetName(), ReadOnly: readOnly})
+	tok, err := accessor.Mint(key.Token, accessor.Grant{Prefixes: prefixes, Expires: accessor.GrantExpiry(now).Unix(), Subject: owner.GetNamespace() + "/" + owner.GetName(), ReadOnly: readOnly})
 	if err != nil {
-		return "", fmt.Errorf("cannot let %s/%s reach backupstorage %s/%s through its broker: %w", owner.GetNamespace(), owner.GetName(), st.Namespace, st.Name, err)
+		return "", nil, fmt.Errorf("cannot let %s/%s reach backupstorage %s/%s through its broker: %w", owner.GetNamespace(), owner.GetName(), st.Namespace, st.Name, err)
 	}
-	return tok, nil
+	return tok, key.Certificate, nil
 }
 
 // notGrantable says why the broker may not grant r's path, or "". A path

@@ -2,8 +2,10 @@ package tenancy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -125,12 +127,21 @@ func otherRepo(ns, name, path string, age time.Duration) *storagev1alpha1.Reposi
 func TestCopyStorageSecretBrokered(t *testing.T) {
 	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	owner := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a", UID: "u1"}}
-	key := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shared-accessor", Namespace: "platform"}, Data: map[string][]byte{"token": []byte("accessor-key")}}
+	certPEM, keyPEM, err := accessor.NewCertificate(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := accessor.TokenSecret(&storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "platform"}}, "accessor-key", certPEM, keyPEM)
 	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "platform"}, Data: map[string][]byte{"AWS_SECRET_ACCESS_KEY": []byte("s3cr3t")}}
 	st := func(access storagev1alpha1.StorageAccess, secret string) *storagev1alpha1.BackupStorage {
 		return &storagev1alpha1.BackupStorage{ObjectMeta: metav1.ObjectMeta{Name: "shared", Namespace: "platform"},
 			Spec: storagev1alpha1.BackupStorageSpec{Access: access, Storage: storagev1alpha1.Backend{Provider: storagev1alpha1.ProviderS3, S3: &storagev1alpha1.S3Spec{Bucket: "b", SecretName: secret}}}}
 	}
+	brokered := []string{agentapi.SecretKeyStorageBrokerCertificate, agentapi.SecretKeyStorageGrant}
 	cases := map[string]struct {
 		reason  string
 		storage *storagev1alpha1.BackupStorage
@@ -161,12 +172,12 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 		"Brokered": {
 			reason:  "A brokered storage gets a grant in place of its credentials.",
 			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
-			paths: []string{"team-a/app", "./team-a//app/", "team-a/db"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			paths: []string{"team-a/app", "./team-a//app/", "team-a/db"}, wantName: "copy", wantKeys: brokered,
 		},
 		"BrokeredAmbient": {
 			reason:  "A brokered storage without a Secret still gets a grant: the broker holds the identity.",
 			storage: st(storagev1alpha1.AccessBroker, ""), objects: []client.Object{key},
-			paths: []string{"team-a/db", "team-a/app"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			paths: []string{"team-a/db", "team-a/app"}, wantName: "copy", wantKeys: brokered,
 		},
 		"BrokerNotReady": {
 			reason:  "A brokered storage whose accessor has no token yet is an error, retried, and copies nothing.",
@@ -182,18 +193,18 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 			reason:  "A path that overlaps an older Repository of another namespace is left out of the grant: naming another team's directory reaches nothing.",
 			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
 			others: []client.Object{otherRepo("team-b", "db", "team-a/app", time.Hour)},
-			paths:  []string{"team-a/app", "team-a/db"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			paths:  []string{"team-a/app", "team-a/db"}, wantName: "copy", wantKeys: brokered,
 		},
 		"BrokeredOverlapNewer": {
 			reason:  "A newer Repository of another namespace overlapping the path takes nothing from its holder.",
 			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
 			others: []client.Object{otherRepo("team-b", "db", "team-a/db", -time.Hour)},
-			paths:  []string{"team-a/app", "team-a/db"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			paths:  []string{"team-a/app", "team-a/db"}, wantName: "copy", wantKeys: brokered,
 		},
 		"BrokeredNotInitialized": {
 			reason:  "A Repository whose record the Repository controller has not vouched for yet is left out: its path may hold another's data.",
 			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
-			paths: []string{"team-a/app", "team-a/db"}, initialized: map[int]string{0: "-"}, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			paths: []string{"team-a/app", "team-a/db"}, initialized: map[int]string{0: "-"}, wantName: "copy", wantKeys: brokered,
 			wants: map[string]gcerrors.ErrorCode{"team-a/app/x": gcerrors.PermissionDenied, "team-a/db/x": gcerrors.OK},
 		},
 		"BrokeredNoneInitialized": {
@@ -209,13 +220,13 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 		"BrokeredAdoptedReadOnly": {
 			reason:  "A restore of a Repository reading another's record is granted reading it.",
 			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
-			paths: []string{"team-a/app"}, initialized: map[int]string{0: "AdoptedReadOnly"}, readOnly: true, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			paths: []string{"team-a/app"}, initialized: map[int]string{0: "AdoptedReadOnly"}, readOnly: true, wantName: "copy", wantKeys: brokered,
 			wants: map[string]gcerrors.ErrorCode{"read team-a/app/x": gcerrors.OK, "team-a/app/x": gcerrors.PermissionDenied},
 		},
 		"BrokeredReadOnly": {
 			reason:  "A restore's grant reads its Repository and writes none of it.",
 			storage: st(storagev1alpha1.AccessBroker, "creds"), objects: []client.Object{creds, key},
-			paths: []string{"team-a/app"}, readOnly: true, wantName: "copy", wantKeys: []string{"STASHPLANE_STORAGE_GRANT"},
+			paths: []string{"team-a/app"}, readOnly: true, wantName: "copy", wantKeys: brokered,
 			wants: map[string]gcerrors.ErrorCode{"read team-a/app/x": gcerrors.OK, "team-a/app/x": gcerrors.PermissionDenied, "read team-a/db/x": gcerrors.PermissionDenied},
 		},
 		"BrokeredAllOverlap": {
@@ -272,14 +283,23 @@ func TestCopyStorageSecretBrokered(t *testing.T) {
 			for k := range cp.Data {
 				keys = append(keys, k)
 			}
+			sort.Strings(keys)
 			if diff := cmp.Diff(tc.wantKeys, keys); diff != "" {
 				t.Errorf("%s\nkeys: -want +got:\n%s", tc.reason, diff)
 			}
 			if tok, ok := cp.Data[agentapi.SecretKeyStorageGrant]; ok {
 				files := memblob.OpenBucket(nil)
-				srv := httptest.NewServer(&accessor.Server{Bucket: files, Token: "accessor-key", Now: func() time.Time { return now }})
+				srv := httptest.NewUnstartedServer(&accessor.Server{Bucket: files, Token: "accessor-key", Now: func() time.Time { return now }})
+				srv.TLS = &tls.Config{Certificates: []tls.Certificate{serving}}
+				srv.StartTLS()
 				defer srv.Close()
-				b, err := accessor.OpenBucket(srv.URL, string(tok), nil)
+				// The Secret's certificate is the broker's: a client
+				// pinning it reaches the broker.
+				hc, err := accessor.HTTPClient(cp.Data[agentapi.SecretKeyStorageBrokerCertificate])
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := accessor.OpenBucket(srv.URL, string(tok), hc)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -190,10 +191,25 @@ func TestBrokeredStorage(t *testing.T) {
 		for k := range s.Data {
 			keys = append(keys, k)
 		}
-		if diff := cmp.Diff([]string{agentapi.SecretKeyStorageGrant}, keys); diff != "" {
+		sort.Strings(keys)
+		if diff := cmp.Diff([]string{agentapi.SecretKeyStorageBrokerCertificate, agentapi.SecretKeyStorageGrant}, keys); diff != "" {
 			t.Errorf("secret %s/%s: keys -want +got:\n%s", ns, name, diff)
 		}
 		return string(s.Data[agentapi.SecretKeyStorageGrant])
+	}
+	// The broker serves TLS with a certificate of its own, which the
+	// grant's Secret carries and its holders pin: a client trusting the
+	// system's roots alone is refused the handshake.
+	openBroker := func(endpoint, grant string) (*blob.Bucket, error) {
+		s := &corev1.Secret{}
+		if err := kube.Get(ctx, client.ObjectKey{Namespace: teamA, Name: "app-backup.platform.disk-storage"}, s); err != nil {
+			return nil, err
+		}
+		hc, err := accessor.HTTPClient(s.Data[agentapi.SecretKeyStorageBrokerCertificate])
+		if err != nil {
+			return nil, err
+		}
+		return accessor.OpenBucket(endpoint, grant, hc)
 	}
 	diskGrant := grantOf(teamA, "app-backup.platform.disk-storage")
 	grantOf(teamA, "app-backup.platform.shared-storage")
@@ -206,13 +222,24 @@ func TestBrokeredStorage(t *testing.T) {
 	if st.Status.BrokerEndpoint == "" {
 		t.Fatalf("backupstorage %s/disk records no broker endpoint", platform)
 	}
-	b, err := accessor.OpenBucket(st.Status.BrokerEndpoint, diskGrant, nil)
+	teamBConfig := layout.ResticConfigKey(layout.ResticPrefix(teamB+"/app", "to-disk", storagev1alpha1.ComponentDump))
+	teamAConfig := layout.ResticConfigKey(layout.ResticPrefix(teamA+"/app", "to-disk", storagev1alpha1.ComponentDump))
+	if !strings.HasPrefix(st.Status.BrokerEndpoint, "https://") {
+		t.Errorf("backupstorage %s/disk: broker endpoint %q, want https", platform, st.Status.BrokerEndpoint)
+	}
+	if plain, err := accessor.OpenBucket(st.Status.BrokerEndpoint, diskGrant, nil); err != nil {
+		t.Fatal(err)
+	} else {
+		if _, err := plain.ReadAll(ctx, teamAConfig); err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("a client not pinning the broker's certificate read through it: %v", err)
+		}
+		plain.Close()
+	}
+	b, err := openBroker(st.Status.BrokerEndpoint, diskGrant)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	teamBConfig := layout.ResticConfigKey(layout.ResticPrefix(teamB+"/app", "to-disk", storagev1alpha1.ComponentDump))
-	teamAConfig := layout.ResticConfigKey(layout.ResticPrefix(teamA+"/app", "to-disk", storagev1alpha1.ComponentDump))
 	for _, c := range []struct {
 		what string
 		do   func() error
@@ -290,7 +317,7 @@ func TestBrokeredStorage(t *testing.T) {
 	}
 
 	// The restore's grant reads team-a's repository and changes none of it.
-	rb, err := accessor.OpenBucket(st.Status.BrokerEndpoint, restoreGrant, nil)
+	rb, err := openBroker(st.Status.BrokerEndpoint, restoreGrant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +358,7 @@ func TestBrokeredStorage(t *testing.T) {
 		if cur.Status.BrokerEndpoint == "" {
 			return gcerrors.Unknown, nil
 		}
-		gb, err := accessor.OpenBucket(cur.Status.BrokerEndpoint, grant, nil)
+		gb, err := openBroker(cur.Status.BrokerEndpoint, grant)
 		if err != nil {
 			return gcerrors.Unknown, err
 		}
