@@ -111,4 +111,3 @@ const snapshotsGathered = time.Second
 // snapshotEvents enqueues the Repository of a Snapshot that changed,
 // snapshotsGathered later and at low priority.
 var snapshotEvents = storagekind.Gathered{Map: repositoryOfSnapshot, After: snapshotsGathered, Low: true}
-

@@ -116,8 +116,8 @@ func Deployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv1.Deploy
 	}
 	labels := labelsOf(bs)
 	c := corev1.Container{
-		Name:         "accessor",
-		Image:        image,
+		Name:  "accessor",
+		Image: image,
 		Args: []string{"storage", "serve", "--listen", "$(POD_IP):" + strconv.Itoa(Port), "--token-file", path.Join(tokenDir, tokenKey),
 			"--tls-cert-file", path.Join(tokenDir, certKey), "--tls-key-file", path.Join(tokenDir, keyKey)},
 		Env:          []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}}},
