@@ -91,6 +91,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotRepositoryField, storagev1alpha1.SnapshotRepository); err != nil {
 		return fmt.Errorf("cannot index snapshots by repository: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotBackupSessionField, storagev1alpha1.SnapshotBackupSession); err != nil {
+		return fmt.Errorf("cannot index snapshots by backupsession: %w", err)
+	}
 	setups := []func(ctrl.Manager, Options) error{
 		func(m ctrl.Manager, o Options) error {
 			return backupstorage.Setup(m, backupstorage.Options{

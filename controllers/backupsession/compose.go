@@ -362,10 +362,11 @@ func (r *reconciler) cannotStart(ctx context.Context, bs *corev1alpha1.BackupSes
 	return ctrl.Result{}, r.recordSnapshots(ctx, bs, snaps, fmt.Sprintf("the backup jobs could not be created before the session's deadline: %v", err))
 }
 
-// sessionSnapshots are the Snapshots the session made.
+// sessionSnapshots are the Snapshots the session made, found by the
+// cache's index rather than by copying every Snapshot of the namespace.
 func (r *reconciler) sessionSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession) ([]*storagev1alpha1.Snapshot, error) {
 	list := &storagev1alpha1.SnapshotList{}
-	if err := r.kube.List(ctx, list, client.InNamespace(bs.Namespace)); err != nil {
+	if err := r.kube.List(ctx, list, client.InNamespace(bs.Namespace), client.MatchingFields{storagev1alpha1.SnapshotBackupSessionField: bs.Name}); err != nil {
 		return nil, fmt.Errorf("cannot list snapshots: %w", err)
 	}
 	var snaps []*storagev1alpha1.Snapshot

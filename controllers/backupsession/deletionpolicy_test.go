@@ -55,7 +55,7 @@ func TestEnsureSnapshotsTakeRepositoryDeletionPolicy(t *testing.T) {
 func ensureOneSnapshot(t *testing.T, repo *storagev1alpha1.Repository, nodes map[string]string) *storagev1alpha1.Snapshot {
 	t.Helper()
 	s := testScheme(t)
-	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(repo).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
+	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(repo).WithIndex(&storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotBackupSessionField, storagev1alpha1.SnapshotBackupSession).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
 	r := &reconciler{kube: kube, api: kube}
 	bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "db-backup", Namespace: repo.Namespace}}
 	bc.Spec.Sessions = []corev1alpha1.Session{{Name: "nightly", Repositories: []corev1alpha1.RepositoryInfo{{Name: repo.Name}}}}
@@ -104,7 +104,7 @@ func TestEnsureSnapshotsStarted(t *testing.T) {
 			if tc.have {
 				objs = append(objs, &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "db-db-backup-nightly-1", Namespace: "demo"}, Spec: storagev1alpha1.SnapshotSpec{Repository: "db"}})
 			}
-			kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
+			kube := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).WithIndex(&storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotBackupSessionField, storagev1alpha1.SnapshotBackupSession).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
 			r := &reconciler{kube: kube, api: kube}
 			bc := &corev1alpha1.BackupConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "db-backup", Namespace: "demo"}}
 			bc.Spec.Sessions = []corev1alpha1.Session{{Name: "nightly", Repositories: []corev1alpha1.RepositoryInfo{{Name: "db"}}}}

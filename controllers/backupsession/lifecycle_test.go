@@ -65,7 +65,7 @@ func newReconciler(t *testing.T, now time.Time, objs ...client.Object) (*reconci
 			t.Fatal(err)
 		}
 	}
-	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
+	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).WithIndex(&storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotBackupSessionField, storagev1alpha1.SnapshotBackupSession).WithStatusSubresource(&storagev1alpha1.Snapshot{}).Build()
 	clk := clocktesting.NewFakeClock(now)
 	return &reconciler{kube: kube, api: kube, clock: clk, log: logr.Discard()}, kube, clk
 }

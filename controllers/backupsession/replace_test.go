@@ -33,7 +33,7 @@ func newReplaceReconciler(t *testing.T, objs ...client.Object) (*reconciler, cli
 			t.Fatal(err)
 		}
 	}
-	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
+	kube := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).WithIndex(&storagev1alpha1.Snapshot{}, storagev1alpha1.SnapshotBackupSessionField, storagev1alpha1.SnapshotBackupSession).
 		WithStatusSubresource(&storagev1alpha1.Snapshot{}, &corev1alpha1.BackupSession{}).Build()
 	return &reconciler{kube: kube, api: kube, clock: clocktesting.NewFakeClock(t0.Add(time.Hour)), log: logr.Discard()}, kube
 }

@@ -491,3 +491,18 @@ func SnapshotRepository(o client.Object) []string {
 	}
 	return []string{s.Spec.Repository}
 }
+
+// SnapshotBackupSessionField names the provider's cache index of
+// Snapshots by the BackupSession that made them (spec.backupSession): a
+// session's Snapshots are found among a namespace's thousands without
+// copying each.
+const SnapshotBackupSessionField = "spec.backupSession"
+
+// SnapshotBackupSession is the index function of SnapshotBackupSessionField.
+func SnapshotBackupSession(o client.Object) []string {
+	s, ok := o.(*Snapshot)
+	if !ok || s.Spec.BackupSession == "" {
+		return nil
+	}
+	return []string{s.Spec.BackupSession}
+}
