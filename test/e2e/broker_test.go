@@ -280,6 +280,24 @@ func TestBrokeredStorage(t *testing.T) {
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: teamB, Name: "squatter.platform.disk-storage"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("team-b's configuration naming team-a's directory got a grant secret (%v)", err)
 	}
+	// A Repository keeps the path it was made with: moving the squatter's
+	// repository elsewhere is refused, and its configuration says so.
+	update(t, kube, squatter, func() { squatter.Spec.Sessions[0].Repositories[0].Directory = teamB + "/elsewhere" })
+	poll(t, 2*time.Minute, "the configuration moving its repository's directory did not say the path cannot change", func(ctx context.Context) (bool, error) {
+		c := &corev1alpha1.BackupConfiguration{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(squatter), c); err != nil {
+			return false, err
+		}
+		cond := c.GetCondition(corev1alpha1.TypeSchedulerEnsured)
+		return cond.Status == corev1.ConditionFalse && strings.Contains(cond.Message, "path cannot change"), nil
+	})
+	squat := &storagev1alpha1.Repository{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: teamB, Name: "squat"}, squat); err != nil {
+		t.Fatal(err)
+	}
+	if squat.Spec.Path != teamA+"/app" {
+		t.Errorf("repository %s/squat moved to %q", teamB, squat.Spec.Path)
+	}
 
 	// team-a restores its Snapshot from the brokered disk.
 	rs := restoreSession("clone", "app-clone", corev1alpha1.SnapshotLatest, "restic-password")
