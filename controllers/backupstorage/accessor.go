@@ -66,14 +66,15 @@ func (r *accessorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		// among it) is done; owner references remove it afterwards.
 		return ctrl.Result{}, nil
 	}
-	if err := r.ensureSecret(ctx, bs); err != nil {
+	token, err := r.ensureSecret(ctx, bs)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	d, err := accessor.Deployment(bs, r.image)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.rollOnRotation(ctx, bs, d); err != nil {
+	if err := r.rollOnRotation(ctx, bs, token, d); err != nil {
 		return ctrl.Result{}, err
 	}
 	d.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
@@ -94,17 +95,21 @@ func (r *accessorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 // the accessor with them.
 const annotationSecretHash = "storage.stashplane.io/secret-digest"
 
-func (r *accessorReconciler) rollOnRotation(ctx context.Context, bs *storagev1alpha1.BackupStorage, d *appsv1.Deployment) error {
-	names := []string{accessor.Name(bs)}
+// rollOnRotation sets the digest of token, the accessor's Secret as
+// ensureSecret left it (the cache may not hold it yet), and of the
+// storage's credential Secret.
+func (r *accessorReconciler) rollOnRotation(ctx context.Context, bs *storagev1alpha1.BackupStorage, token *corev1.Secret, d *appsv1.Deployment) error {
+	secrets := []*corev1.Secret{token}
 	if name := bs.Spec.Storage.SecretName(); bs.Spec.Storage.Local == nil && name != "" {
-		names = append(names, name)
-	}
-	h := sha256.New()
-	for _, name := range names {
 		sec := &corev1.Secret{}
 		if err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: name}, sec); err != nil {
-			return fmt.Errorf("cannot get the secret %q of the storage's accessor: %w", name, err)
+			return fmt.Errorf("cannot get the storage secret %q: %w", name, err)
 		}
+		secrets = append(secrets, sec)
+	}
+	h := sha256.New()
+	for _, sec := range secrets {
+		name := sec.Name
 		keys := make([]string, 0, len(sec.Data))
 		for k := range sec.Data {
 			keys = append(keys, k)
@@ -127,38 +132,40 @@ func (r *accessorReconciler) rollOnRotation(ctx context.Context, bs *storagev1al
 // serves TLS with, when there is none: once, and again after it was
 // deleted to revoke the old token's grants. A Secret made before accessors
 // served TLS gets a certificate added.
-func (r *accessorReconciler) ensureSecret(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {
+func (r *accessorReconciler) ensureSecret(ctx context.Context, bs *storagev1alpha1.BackupStorage) (*corev1.Secret, error) {
 	have := &corev1.Secret{}
 	err := r.kube.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: accessor.Name(bs)}, have)
 	if err != nil && !kerrors.IsNotFound(err) {
-		return err
+		return nil, err
 	}
 	if err == nil && accessor.HasCertificate(have) {
-		return nil
+		return have, nil
 	}
 	cert, key, cerr := accessor.NewCertificate(time.Now())
 	if cerr != nil {
-		return cerr
+		return nil, cerr
 	}
 	if err == nil {
 		accessor.AddCertificate(have, cert, key)
 		if err := r.kube.Update(ctx, have); err != nil {
-			return fmt.Errorf("cannot add a certificate to accessor secret: %w", err)
+			return nil, fmt.Errorf("cannot add a certificate to accessor secret: %w", err)
 		}
-		return nil
+		return have, nil
 	}
 	token, err := accessor.NewToken()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s := accessor.TokenSecret(bs, token, cert, key)
 	if err := controllerutil.SetControllerReference(bs, s, r.kube.Scheme()); err != nil {
-		return fmt.Errorf("cannot own accessor secret: %w", err)
+		return nil, fmt.Errorf("cannot own accessor secret: %w", err)
 	}
-	if err := r.kube.Create(ctx, s); err != nil && !kerrors.IsAlreadyExists(err) {
-		return fmt.Errorf("cannot create accessor secret: %w", err)
+	if err := r.kube.Create(ctx, s); err != nil {
+		// Made meanwhile by another pass: the next one, woken by it,
+		// reads it.
+		return nil, fmt.Errorf("cannot create accessor secret: %w", err)
 	}
-	return nil
+	return s, nil
 }
 
 func (r *accessorReconciler) remove(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {

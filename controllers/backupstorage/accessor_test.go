@@ -31,10 +31,10 @@ func TestRollOnRotation(t *testing.T) {
 		t.Helper()
 		kube := fake.NewClientBuilder().WithScheme(s).WithObjects(
 			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "platform"}, Data: data},
-			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: accessor.Name(bs), Namespace: "platform"}, Data: token},
 		).Build()
+		tokenSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: accessor.Name(bs), Namespace: "platform"}, Data: token}
 		d := &appsv1.Deployment{}
-		if err := (&accessorReconciler{kube: kube}).rollOnRotation(context.Background(), bs, d); err != nil {
+		if err := (&accessorReconciler{kube: kube}).rollOnRotation(context.Background(), bs, tokenSecret, d); err != nil {
 			t.Fatal(err)
 		}
 		return d.Spec.Template.Annotations[annotationSecretHash]

@@ -139,9 +139,11 @@ func grantReaches(g *Grant, r *http.Request) error {
 	if g.ReadOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		// A copy writes its destination; a write or delete names one
 		// key, which must be a restic lock file.
-		key := q.Get("key")
-		if r.URL.Path != "/v1/object" || !g.writes(key) {
-			return fmt.Errorf("the storage grant is read-only: it may not change %q", key+q.Get("dst"))
+		if r.URL.Path != "/v1/object" {
+			return fmt.Errorf("the storage grant is read-only: it may not copy to %q", q.Get("dst"))
+		}
+		if key := q.Get("key"); !g.writes(key) {
+			return fmt.Errorf("the storage grant is read-only: it may not change %q", key)
 		}
 	}
 	return nil
