@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -70,17 +71,21 @@ func TestSnapshotRecord(t *testing.T) {
 		return r != nil && r.Status.Phase == storagev1alpha1.SnapshotPending, nil
 	})
 
-	// The backup Job reports its component, as the agent does.
-	got := &storagev1alpha1.Snapshot{}
-	if err := kube.Get(ctx, client.ObjectKeyFromObject(snap), got); err != nil {
-		t.Fatal(err)
-	}
-	got.Status.TotalComponents = 1
-	got.Status.Components = map[string]storagev1alpha1.Component{"dump": {
-		Path: "default/app/repository/v1/nightly/dump", Phase: storagev1alpha1.ComponentSucceeded,
-		Size: "12 MiB", Integrity: ptr.To(true), Driver: storagev1alpha1.DriverRestic, Duration: "3s",
-	}}
-	if err := kube.Status().Update(ctx, got); err != nil {
+	// The backup Job reports its component, as the agent does. The agent
+	// applies it server-side; this test updates, so when the provider wrote
+	// the status in between, the update is retried on a fresh read.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		got := &storagev1alpha1.Snapshot{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(snap), got); err != nil {
+			return err
+		}
+		got.Status.TotalComponents = 1
+		got.Status.Components = map[string]storagev1alpha1.Component{"dump": {
+			Path: "default/app/repository/v1/nightly/dump", Phase: storagev1alpha1.ComponentSucceeded,
+			Size: "12 MiB", Integrity: ptr.To(true), Driver: storagev1alpha1.DriverRestic, Duration: "3s",
+		}}
+		return kube.Status().Update(ctx, got)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	poll(t, 2*time.Minute, "the snapshot did not become Succeeded in the cluster and in its record", func(ctx context.Context) (bool, error) {
