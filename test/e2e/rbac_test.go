@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -216,11 +217,13 @@ func tamperWithVerdict(t *testing.T, kube client.Client, cfg *rest.Config, snap 
 		t.Errorf("a verdict changed by another account: %v; want the admission policy's refusal", refused)
 	}
 	got := &storagev1alpha1.Snapshot{}
-	if err := tamperer.Get(ctx, key, got); err != nil {
-		t.Fatal(err)
-	}
-	got.Status.Size = "1 B"
-	if err := tamperer.Status().Update(ctx, got); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := tamperer.Get(ctx, key, got); err != nil {
+			return err
+		}
+		got.Status.Size = "1 B"
+		return tamperer.Status().Update(ctx, got)
+	}); err != nil {
 		t.Errorf("the same account writing another status field: %v; want it allowed", err)
 	}
 	if err := kube.Get(ctx, key, got); err != nil {
