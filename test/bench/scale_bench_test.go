@@ -21,7 +21,9 @@ import (
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,6 +107,7 @@ func BenchmarkScale(b *testing.B) {
 
 	// The configurations, paused, and then the Snapshots, eight creates
 	// at a time.
+	writesAtStart := apiWrites(b, c.Config())
 	start := time.Now()
 	parallel(b, configs, func(i int) error {
 		bc := protect(fmt.Sprintf("c-%04d", i), "app", "local", fmt.Sprintf("r-%04d", i), "/data")
@@ -133,6 +136,7 @@ func BenchmarkScale(b *testing.B) {
 	}
 	allReady := time.Since(lastCreate)
 	fmt.Printf("last create -> all Ready: %.1f s\n", allReady.Seconds())
+	writesAtReady := apiWrites(b, c.Config())
 	var synced time.Duration
 	waitFor(b, 30*time.Minute, "the Snapshots were not all recorded in the storage", func(ctx context.Context) (bool, error) {
 		list := &storagev1alpha1.SnapshotList{}
@@ -148,6 +152,7 @@ func BenchmarkScale(b *testing.B) {
 		return true, nil
 	})
 	fmt.Printf("last create -> all Snapshots recorded: %.1f s\n", synced.Seconds())
+	writesAtRecorded := apiWrites(b, c.Config())
 
 	// The Snapshots recorded, each is observed once more; the batch is
 	// released once that is done and the provider's queues are empty, so
@@ -225,6 +230,8 @@ func BenchmarkScale(b *testing.B) {
 		len(runs), p99, targetQueueLatency.Seconds(), verdict(p99 < targetQueueLatency.Seconds()), worst, worstP99, count)
 	fmt.Printf("  the batch of %d backups: %d succeeded in %s\n", len(runs), succeeded, batch.Round(time.Second))
 	fmt.Printf("  while they ran, by queue (priority) and controller:\n%s\n", byQueue(before, after))
+	fmt.Printf("  the API server's writes (every client, the bench's own creates too), first create -> all Ready:\n%s\n", writesBetween(writesAtStart, writesAtReady, configs))
+	fmt.Printf("  and all Ready -> all Snapshots recorded:\n%s\n", writesBetween(writesAtReady, writesAtRecorded, configs))
 	b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
 	b.ReportMetric(allReady.Seconds(), "ready-s")
 	b.ReportMetric(p99, "queue-p99-s")
@@ -478,6 +485,79 @@ func byQueue(before, after map[string]*dto.MetricFamily) string {
 			p50, _ := quantile(runs[k], 0.5)
 			lines = append(lines, fmt.Sprintf("    reconcile %-44s p50 %6.3f s  p99 %6.3f s  (%d)", k, p50, p, n))
 		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// apiWrites reads the API server's own count of the requests that change
+// something (apiserver_request_total), by verb and resource.
+func apiWrites(b *testing.B, cfg *rest.Config) map[string]float64 {
+	b.Helper()
+	rc, err := rest.RESTClientFor(restConfigForMetrics(cfg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := rc.Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Fatalf("cannot read the API server's metrics: %v", err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(raw)))
+	if err != nil {
+		b.Fatalf("cannot parse the API server's metrics: %v", err)
+	}
+	out := map[string]float64{}
+	f := fams["apiserver_request_total"]
+	if f == nil {
+		return out
+	}
+	for _, m := range f.Metric {
+		l := map[string]string{}
+		for _, p := range m.Label {
+			l[p.GetName()] = p.GetValue()
+		}
+		switch l["verb"] {
+		case "POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION":
+		default:
+			continue
+		}
+		r := l["resource"]
+		if l["subresource"] != "" {
+			r += "/" + l["subresource"]
+		}
+		out[l["verb"]+" "+r] += m.GetCounter().GetValue()
+	}
+	return out
+}
+
+// restConfigForMetrics is cfg able to read a path outside the API groups.
+func restConfigForMetrics(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &schema.GroupVersion{}
+	c.APIPath = "/"
+	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	return c
+}
+
+// writesBetween says how many writes of each verb and resource the API
+// server took between two reads, the largest first, per configuration.
+func writesBetween(before, after map[string]float64, configs int) string {
+	type row struct {
+		k string
+		n float64
+	}
+	var rows []row
+	total := 0.0
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			rows = append(rows, row{k, d})
+			total += d
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].n > rows[j].n || rows[i].n == rows[j].n && rows[i].k < rows[j].k })
+	lines := []string{fmt.Sprintf("    %-60s %7.0f  (%.1f per configuration)", "all writes", total, total/float64(configs))}
+	for _, r := range rows {
+		lines = append(lines, fmt.Sprintf("    %-60s %7.0f  (%.2f per configuration)", r.k, r.n, r.n/float64(configs)))
 	}
 	return strings.Join(lines, "\n")
 }
