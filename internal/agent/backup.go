@@ -105,7 +105,7 @@ func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("cannot back up component %q: %s: %s", r.Options.Component, state.Reason, state.Message)}
 	}
 	r.Log.Info("backed up", "snapshot", r.Options.Snapshot, "component", r.Options.Component,
-		"resticSnapshot", sum.SnapshotID, "files", sum.TotalFilesProcessed, "size", formatBytes(sum.TotalBytesProcessed),
+		"resticSnapshot", sum.SnapshotID, "files", sum.TotalFilesProcessed, "unchanged", sum.FilesUnmodified, "size", formatBytes(sum.TotalBytesProcessed),
 		"added", formatBytes(sum.DataAdded), "duration", state.End.Sub(start).Round(time.Millisecond).String())
 	r.Log.Info("backup phases", t.phases.keysAndValues()...)
 	return nil
@@ -146,7 +146,17 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	opts := restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}
 	listing := opts
 	listing.ListFiles = true
+	listing.Parent = resticParent(ctx, t, l)
 	sum, err := rc.Backup(ctx, listing, progress.report)
+	if err != nil && listing.Parent != "" && ctx.Err() == nil {
+		// restic refuses a parent it cannot load: one forgotten since
+		// it was looked for. Without one, restic picks its own.
+		if ok, xerr := t.bucket.Exists(ctx, layout.ResticSnapshotKey(t.resticPath, listing.Parent)); xerr == nil && !ok {
+			r.Log.Info("backing up again without a parent: the previous backup's restic snapshot was forgotten meanwhile", "resticSnapshot", listing.Parent)
+			listing.Parent = ""
+			sum, err = rc.Backup(ctx, listing, progress.report)
+		}
+	}
 	progress.stop()
 	t.phases.mark("restic")
 	if err == nil {
@@ -158,7 +168,9 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		checked.stop()
 		return sum, nil, err
 	}
-	manifestFiles, merr := settleManifest(ctx, files, hashing.wait(), sum.Files, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
+	hashes := hashing.wait()
+	unchanged := unchangedSincePrevious(hashing.previous, listing.Parent, sum.Unchanged)
+	manifestFiles, merr := settleManifest(ctx, files, hashes, sum.Files, unchanged, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
 	t.phases.mark("hashes")
 	if hashing.carried > 0 {
 		r.Log.Info("took the hashes of unchanged files from the previous content manifest", "files", hashing.carried, "snapshot", l.Manifest)
@@ -191,7 +203,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
 	t.phases.mark("manifest")
-	r.writeLedger(ctx, t, c.base, o.Snapshot)
+	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID)
 	t.phases.mark("ledger")
 	return sum, ptr.To(true), nil
 }

@@ -76,6 +76,8 @@ type contentHasher struct {
 	done chan struct{}
 	// carried counts the hashes taken over from the previous manifest.
 	carried int
+	// previous is that manifest, once loaded; nil when there is none.
+	previous *previousManifest
 }
 
 // startHashing hashes files in the background until it is done or ctx
@@ -84,13 +86,15 @@ type contentHasher struct {
 // file whose state is the one recorded there keeps its hash and is not
 // read (see ManifestFile.State). It is called in the background, so that
 // opening that manifest overlaps restic's start.
-func startHashing(ctx context.Context, files []sourceFile, previous func() map[string]ManifestFile) *contentHasher {
+func startHashing(ctx context.Context, files []sourceFile, previous func() *previousManifest) *contentHasher {
 	h := &contentHasher{out: make([]hashed, len(files)), done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		var prev map[string]ManifestFile
 		if previous != nil {
-			prev = previous()
+			if h.previous = previous(); h.previous != nil {
+				prev = h.previous.files
+			}
 		}
 		for i, f := range files {
 			if err := ctx.Err(); err != nil {
@@ -158,8 +162,11 @@ type restoreFunc func(ctx context.Context, dir string, files []string) error
 // changed during the run, and files the walk did not see, are hashed from
 // restic's copy, which restore puts into a temporary directory under
 // scratch. A stored file the hasher could not read for a reason other
-// than its removal makes the source incomplete.
-func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, stored []string, scratch string, restore restoreFunc) ([]ManifestFile, error) {
+// than its removal makes the source incomplete. unchanged are the entries
+// of files restic stored as the previous manifest describes them
+// (unchangedSincePrevious): they are listed as they are, and their files
+// are not looked at again.
+func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, stored []string, unchanged map[string]ManifestFile, scratch string, restore restoreFunc) ([]ManifestFile, error) {
 	inSnapshot := make(map[string]bool, len(stored))
 	for _, p := range stored {
 		inSnapshot[p] = true
@@ -172,6 +179,10 @@ func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, st
 			continue
 		}
 		delete(inSnapshot, f.path)
+		if m, ok := unchanged[f.path]; ok {
+			out = append(out, m)
+			continue
+		}
 		if h.err != nil && !errors.Is(h.err, fs.ErrNotExist) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -195,9 +206,14 @@ func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, st
 	}
 	// Left are the files restic stored that the walk did not list.
 	for _, p := range stored {
-		if inSnapshot[p] {
-			changed = append(changed, p)
+		if !inSnapshot[p] {
+			continue
 		}
+		if m, ok := unchanged[p]; ok {
+			out = append(out, m)
+			continue
+		}
+		changed = append(changed, p)
 	}
 	if len(changed) == 0 {
 		return out, nil

@@ -38,7 +38,7 @@ func TestConcurrentManifestEqualsSequential(t *testing.T) {
 	for _, f := range files {
 		stored = append(stored, f.path)
 	}
-	got, err := settleManifest(context.Background(), files, startHashing(context.Background(), files, nil).wait(), stored, t.TempDir(), restore)
+	got, err := settleManifest(context.Background(), files, startHashing(context.Background(), files, nil).wait(), stored, nil, t.TempDir(), restore)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,10 @@ func TestSettleManifest(t *testing.T) {
 		// nil means a.txt and b.txt.
 		listed []string
 		// stored is the content restic's copy has, by relative path.
-		stored      map[string]string
+		stored map[string]string
+		// unchanged are the files restic found unchanged since the
+		// previous manifest, with the content that manifest describes.
+		unchanged   map[string]string
 		want        map[string]string
 		wantAsked   []string
 		wantErrKind string
@@ -107,6 +110,31 @@ func TestSettleManifest(t *testing.T) {
 			hashErr:     permissionDenied,
 			wantErrKind: reasonSourceIncomplete,
 		},
+		"UnchangedSincePrevious": {
+			reason:    "A file restic stored as the previous manifest describes it keeps that entry, whatever the disk shows now; restic's copy is not needed.",
+			during:    func(t *testing.T, root string) { write(t, filepath.Join(root, "b.txt"), "bee, rewritten") },
+			unchanged: map[string]string{"b.txt": "bee, as the previous manifest has it"},
+			want:      map[string]string{"a.txt": "alpha", "b.txt": "bee, as the previous manifest has it"},
+		},
+		"UnchangedUnreadable": {
+			reason:    "A file restic did not need to read, because it is unchanged, does not need the hasher either.",
+			hashErr:   permissionDenied,
+			unchanged: map[string]string{"b.txt": "bee"},
+			want:      map[string]string{"a.txt": "alpha", "b.txt": "bee"},
+		},
+		"UnchangedNotWalked": {
+			reason:    "A stored file the walk did not see, unchanged since the previous manifest, keeps that entry and is not restored.",
+			during:    func(t *testing.T, root string) { write(t, filepath.Join(root, "c.txt"), "sea, grown since") },
+			listed:    []string{"a.txt", "b.txt", "c.txt"},
+			unchanged: map[string]string{"c.txt": "sea"},
+			want:      map[string]string{"a.txt": "alpha", "b.txt": "bee", "c.txt": "sea"},
+		},
+		"UnchangedNotStored": {
+			reason:    "An entry of the previous manifest is listed only for a file restic stored.",
+			listed:    []string{"a.txt"},
+			unchanged: map[string]string{"b.txt": "bee"},
+			want:      map[string]string{"a.txt": "alpha"},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -144,7 +172,12 @@ func TestSettleManifest(t *testing.T) {
 			for _, rel := range listed {
 				stored = append(stored, filepath.Join(root, rel))
 			}
-			got, err := settleManifest(context.Background(), files, hashes, stored, t.TempDir(), restore)
+			unchanged := map[string]ManifestFile{}
+			for rel, content := range tc.unchanged {
+				p := filepath.Join(root, rel)
+				unchanged[p] = ManifestFile{Path: p, Size: int64(len(content)), BLAKE3: sum(content)}
+			}
+			got, err := settleManifest(context.Background(), files, hashes, stored, unchanged, t.TempDir(), restore)
 			var re *reasonError
 			gotKind := ""
 			if errors.As(err, &re) {
@@ -345,7 +378,7 @@ func TestSettleManifestFromRestic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := settleManifest(ctx, files, hashes, stored, t.TempDir(), restore)
+	got, err := settleManifest(ctx, files, hashes, stored, nil, t.TempDir(), restore)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +444,7 @@ func TestStoredManifestFromRestic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := settleManifest(ctx, files, hashing.wait(), backup.Files, t.TempDir(), restoreFrom(rc, backup.SnapshotID))
+			got, err := settleManifest(ctx, files, hashing.wait(), backup.Files, nil, t.TempDir(), restoreFrom(rc, backup.SnapshotID))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -477,7 +510,7 @@ func TestStartHashingTakesUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startHashing(context.Background(), files, func() map[string]ManifestFile { return prev })
+	h := startHashing(context.Background(), files, func() *previousManifest { return &previousManifest{files: prev} })
 	got := map[string]string{}
 	for _, r := range h.wait() {
 		if r.err != nil || !r.stable {

@@ -50,6 +50,10 @@ type ledger struct {
 	// wrote the ledger stored: the next backup of the component takes the
 	// hashes of unchanged files from it.
 	Manifest string `json:"manifest,omitempty"`
+	// ResticSnapshot is the restic snapshot that manifest describes: the
+	// next backup names it as restic's parent, so that what restic finds
+	// unchanged is unchanged since that manifest.
+	ResticSnapshot string `json:"resticSnapshot,omitempty"`
 }
 
 // ledgerDirs are the directories of a restic repository the structural
@@ -142,8 +146,8 @@ func firstOf(keys []string) string {
 // succeeded on top of l's verdict: what l vouched for (a file of it lost
 // during the run is then missed by the next run) and the files in storage
 // now.
-func (l *ledger) next(now map[string]int64, snapshot string) *ledger {
-	n := &ledger{Checked: l.Checked, Files: make(map[string]int64, len(now)+len(l.Files)), Manifest: snapshot}
+func (l *ledger) next(now map[string]int64, snapshot, resticSnapshot string) *ledger {
+	n := &ledger{Checked: l.Checked, Files: make(map[string]int64, len(now)+len(l.Files)), Manifest: snapshot, ResticSnapshot: resticSnapshot}
 	for k, size := range l.Files {
 		n.Files[k] = size
 	}
@@ -160,14 +164,14 @@ func (l *ledger) next(now map[string]int64, snapshot string) *ledger {
 // manifest names the Snapshot whose manifest holds reusable hashes, or is
 // empty. A ledger that cannot be written costs the next backup a check,
 // not this one its success.
-func (r *Runner) writeLedger(ctx context.Context, t *target, base *ledger, manifest string) {
+func (r *Runner) writeLedger(ctx context.Context, t *target, base *ledger, manifest, resticSnapshot string) {
 	if base == nil {
 		return
 	}
 	now, err := listLedger(ctx, t.bucket, t.resticPath)
 	if err == nil {
 		var b []byte
-		if b, err = json.Marshal(base.next(now, manifest)); err == nil {
+		if b, err = json.Marshal(base.next(now, manifest, resticSnapshot)); err == nil {
 			err = t.bucket.WriteAll(ctx, layout.LedgerKey(t.repo.Spec.Path, t.session, r.Options.Component), b, &blob.WriterOptions{ContentType: "application/json"})
 		}
 	}
@@ -182,11 +186,11 @@ func (r *Runner) writeLedger(ctx context.Context, t *target, base *ledger, manif
 // password and names its Snapshot and component, so a ledger, which is
 // not sealed, can only point at a manifest the component's own backups
 // wrote.
-func (r *Runner) previousFiles(ctx context.Context, t *target, l *ledger) func() map[string]ManifestFile {
+func (r *Runner) previousFiles(ctx context.Context, t *target, l *ledger) func() *previousManifest {
 	if l == nil || l.Manifest == "" {
 		return nil
 	}
-	return func() map[string]ManifestFile {
+	return func() *previousManifest {
 		rd, err := t.bucket.NewReader(ctx, layout.ManifestKey(t.repo.Spec.Path, l.Manifest, r.Options.Component), nil)
 		if err != nil {
 			r.Log.Info("hashing every file: cannot read the previous content manifest", "snapshot", l.Manifest, "reason", gcerrors.Code(err).String())
@@ -202,6 +206,60 @@ func (r *Runner) previousFiles(ctx context.Context, t *target, l *ledger) func()
 		for _, f := range m.Files {
 			files[f.Path] = f
 		}
-		return files
+		return &previousManifest{files: files, resticSnapshot: m.ResticSnapshot}
 	}
+}
+
+// previousManifest is the component's previous content manifest, as far
+// as a backup uses it.
+type previousManifest struct {
+	// files by path.
+	files map[string]ManifestFile
+	// resticSnapshot is the restic snapshot the manifest describes, as
+	// sealed in it.
+	resticSnapshot string
+}
+
+// resticParent is the restic snapshot a backup names as restic's parent:
+// the one the ledger says the previous manifest describes, when it is
+// still in the repository; "" (restic chooses) otherwise.
+func resticParent(ctx context.Context, t *target, l *ledger) string {
+	if l == nil || l.Manifest == "" || !isResticID(l.ResticSnapshot) {
+		return ""
+	}
+	if ok, err := t.bucket.Exists(ctx, layout.ResticSnapshotKey(t.resticPath, l.ResticSnapshot)); err != nil || !ok {
+		return ""
+	}
+	return l.ResticSnapshot
+}
+
+// isResticID says whether s is a whole restic ID: 64 lower-case hex digits.
+func isResticID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// unchangedSincePrevious are the previous manifest's entries of the files
+// restic reports unchanged against parent: restic stored the parent's
+// content for them, content and metadata equal, so the entry that
+// describes the parent describes them, whatever happened to the file on
+// disk around the run. Only when the sealed manifest names parent itself.
+func unchangedSincePrevious(prev *previousManifest, parent string, unchanged []string) map[string]ManifestFile {
+	if prev == nil || parent == "" || prev.resticSnapshot != parent {
+		return nil
+	}
+	out := make(map[string]ManifestFile, len(unchanged))
+	for _, p := range unchanged {
+		if f, ok := prev.files[p]; ok {
+			out[p] = f
+		}
+	}
+	return out
 }

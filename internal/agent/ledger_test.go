@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"gocloud.dev/blob/fileblob"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -182,7 +183,7 @@ func TestLedgerAfterCheck(t *testing.T) {
 	if _, err := rc.Backup(ctx, restic.BackupOptions{Paths: []string{src}, Host: "h"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	r.writeLedger(ctx, tgt, res.base, "app-s2")
+	r.writeLedger(ctx, tgt, res.base, "app-s2", "")
 	written, err := readLedger(ctx, tgt.bucket, layout.LedgerKey("default/app", "nightly", "dump"))
 	if err != nil || written == nil {
 		t.Fatalf("the ledger was not written: %v", err)
@@ -245,4 +246,97 @@ func startCheckOf(ctx context.Context, r *Runner, tgt *target, rc *restic.Restic
 		l, lerr = readLedger(ctx, tgt.bucket, layout.LedgerKey(tgt.repo.Spec.Path, tgt.session, r.Options.Component))
 	}
 	return r.startCheck(ctx, tgt, rc, created, l, lerr)
+}
+
+func TestUnchangedSincePrevious(t *testing.T) {
+	const parent = "1111111111111111111111111111111111111111111111111111111111111111"
+	a := ManifestFile{Path: "/src/a", Size: 1, BLAKE3: "aa"}
+	b := ManifestFile{Path: "/src/b", Size: 2, BLAKE3: "bb"}
+	prev := &previousManifest{files: map[string]ManifestFile{a.Path: a, b.Path: b}, resticSnapshot: parent}
+	cases := map[string]struct {
+		reason    string
+		prev      *previousManifest
+		parent    string
+		unchanged []string
+		want      map[string]ManifestFile
+	}{
+		"Unchanged": {
+			reason:    "The files restic found unchanged against the manifest's own snapshot keep their entries.",
+			prev:      prev,
+			parent:    parent,
+			unchanged: []string{"/src/a", "/src/new"},
+			want:      map[string]ManifestFile{a.Path: a},
+		},
+		"NoParent": {
+			reason:    "Without a parent named, restic's own choice may be another snapshot: nothing is taken.",
+			prev:      prev,
+			unchanged: []string{"/src/a"},
+		},
+		"OtherSnapshot": {
+			reason:    "A manifest that describes another restic snapshot than the parent (a ledger pointing elsewhere) gives nothing.",
+			prev:      &previousManifest{files: prev.files, resticSnapshot: "2222222222222222222222222222222222222222222222222222222222222222"},
+			parent:    parent,
+			unchanged: []string{"/src/a"},
+		},
+		"NoManifest": {
+			reason:    "Without a readable previous manifest, nothing is taken.",
+			parent:    parent,
+			unchanged: []string{"/src/a"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := unchangedSincePrevious(tc.prev, tc.parent, tc.unchanged)
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestResticParent(t *testing.T) {
+	const id = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+	cases := map[string]struct {
+		reason string
+		ledger *ledger
+		// stored writes the snapshot file of id.
+		stored bool
+		want   string
+	}{
+		"Named": {
+			reason: "The ledger's restic snapshot, still in the repository, is the parent.",
+			ledger: &ledger{Manifest: "app-1", ResticSnapshot: id},
+			stored: true,
+			want:   id,
+		},
+		"Forgotten": {
+			reason: "A restic snapshot no longer in the repository is no parent.",
+			ledger: &ledger{Manifest: "app-1", ResticSnapshot: id},
+		},
+		"OldLedger": {
+			reason: "A ledger written before it named the snapshot names no parent.",
+			ledger: &ledger{Manifest: "app-1"},
+			stored: true,
+		},
+		"NotAnID": {
+			reason: "What is not a whole restic ID is not passed to restic.",
+			ledger: &ledger{Manifest: "app-1", ResticSnapshot: "--no-scan"},
+			stored: true,
+		},
+		"NoLedger": {
+			reason: "Without a ledger, restic chooses.",
+			stored: true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			tgt, dir := ledgerTarget(t)
+			if tc.stored {
+				writeFile(t, filepath.Join(dir, "snapshots", id), "s")
+			}
+			if diff := cmp.Diff(tc.want, resticParent(context.Background(), tgt, tc.ledger)); diff != "" {
+				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
 }

@@ -187,7 +187,12 @@ func (m *Manifest) encodeSealed(s *envelope) ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	zw := gzip.NewWriter(s.w)
+	// The fastest level: a manifest is written after restic has finished,
+	// while the run waits for it, and is small beside the data.
+	zw, err := gzip.NewWriterLevel(s.w, gzip.BestSpeed)
+	if err != nil {
+		return nil, fmt.Errorf("cannot compress the manifest: %w", err)
+	}
 	if err := json.NewEncoder(zw).Encode(m); err != nil {
 		return nil, fmt.Errorf("cannot encode the manifest: %w", err)
 	}

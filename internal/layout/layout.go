@@ -62,6 +62,12 @@ func ManifestsPrefix(repoPath string) string { return path.Join(repoPath, "manif
 // config, and the directories of its locks and snapshots.
 func ResticConfigKey(prefix string) string { return strings.TrimSuffix(prefix, "/") + "/config" }
 
+// ResticSnapshotKey is the file of restic snapshot id in a restic
+// repository.
+func ResticSnapshotKey(prefix, id string) string {
+	return strings.TrimSuffix(prefix, "/") + "/snapshots/" + id
+}
+
 // ResticLocksPrefix is the prefix of a restic repository's lock files.
 func ResticLocksPrefix(prefix string) string { return strings.TrimSuffix(prefix, "/") + "/locks/" }
 

@@ -1,6 +1,7 @@
 package restic
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,10 @@ type BackupOptions struct {
 	// regular files without a second restic run (ls) that pays for key
 	// derivation and the index again.
 	ListFiles bool
+	// Parent is the ID of the snapshot restic compares the files with
+	// (--parent); empty leaves the choice to restic (the newest snapshot
+	// of the same host and paths).
+	Parent string
 }
 
 // BackupProgress is one status message of a running backup.
@@ -67,10 +72,24 @@ type BackupSummary struct {
 	// holds, new, changed and unchanged alike, when BackupOptions.ListFiles
 	// was set; nil otherwise.
 	Files []string
+	// Unchanged are those of Files restic found unchanged since the parent
+	// snapshot, metadata and content alike: it stored the parent's content
+	// for them without reading them.
+	Unchanged []string
 }
 
 // maxItemErrors bounds how many unreadable items a summary lists.
 const maxItemErrors = 20
+
+// verboseLine begins each line restic backup --json --verbose=2 prints for
+// an item it stored.
+var verboseLine = []byte(`{"message_type":"verbose_status"`)
+
+// verboseMessage is what is read of such a line.
+type verboseMessage struct {
+	Action string `json:"action"`
+	Item   string `json:"item"`
+}
 
 // backupMessage is any line restic backup --json prints.
 type backupMessage struct {
@@ -147,11 +166,14 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 	if opts.Host != "" {
 		args = append(args, "--host", opts.Host)
 	}
+	if opts.Parent != "" {
+		args = append(args, "--parent", opts.Parent)
+	}
 	args = append(args, opts.Args...)
 	args = append(args, "--")
 	args = append(args, opts.Paths...)
 	var sum *BackupSummary
-	var itemErrors, files []string
+	var itemErrors, files, unchanged []string
 	var storedAgain, otherErrors int
 	onError := func(line []byte) {
 		var m backupMessage
@@ -170,7 +192,28 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 			itemErrors = append(itemErrors, r.redact(fmt.Sprintf("%s %s: %s", m.During, m.Item, m.Error.Message)))
 		}
 	}
+	onItem := func(action, item string) {
+		// Directories are named with a trailing slash; only regular
+		// files are named without one (restic reports no other kind),
+		// and an item restic failed to store is not reported.
+		if !opts.ListFiles || action == "scan_finished" || item == "" || strings.HasSuffix(item, "/") {
+			return
+		}
+		files = append(files, item)
+		if action == "unchanged" {
+			unchanged = append(unchanged, item)
+		}
+	}
 	err := r.runStreams(ctx, "backup", args, stdin, func(line []byte) {
+		if bytes.HasPrefix(line, verboseLine) {
+			// One line per item, thousands of them: only what is
+			// used is decoded.
+			var v verboseMessage
+			if json.Unmarshal(line, &v) == nil {
+				onItem(v.Action, v.Item)
+			}
+			return
+		}
 		var m backupMessage
 		if json.Unmarshal(line, &m) != nil {
 			return
@@ -187,12 +230,7 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 		case "error":
 			onError(line)
 		case "verbose_status":
-			// Directories are named with a trailing slash; only regular
-			// files are named without one (restic reports no other
-			// kind), and an item restic failed to store is not reported.
-			if opts.ListFiles && m.Action != "scan_finished" && m.Item != "" && !strings.HasSuffix(m.Item, "/") {
-				files = append(files, m.Item)
-			}
+			onItem(m.Action, m.Item)
 		case "summary":
 			sum = &BackupSummary{
 				SnapshotID: m.SnapshotID, FilesNew: m.FilesNew, FilesChanged: m.FilesChanged, FilesUnmodified: m.FilesUnmodified,
@@ -206,7 +244,7 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 	if sum != nil {
 		sum.Errors, sum.StoredAgain = itemErrors, storedAgain
 		if opts.ListFiles {
-			sum.Files = files
+			sum.Files, sum.Unchanged = files, unchanged
 			if sum.Files == nil {
 				sum.Files = []string{}
 			}

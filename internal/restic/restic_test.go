@@ -380,6 +380,35 @@ func TestBackupListsFiles(t *testing.T) {
 	if diff := cmp.Diff(6, len(second.Files)); diff != "" {
 		t.Errorf("Second backup: files named: -want +got:\n%s", diff)
 	}
+	// Unchanged are the files the first backup held as they are: not the
+	// changed one, not the new one.
+	wantUnchanged := []string{}
+	for _, f := range first.Files {
+		if f != filepath.Join(src, "hello.txt") && f != filepath.Join(src, "nested/notes.md") {
+			wantUnchanged = append(wantUnchanged, f)
+		}
+	}
+	slices.Sort(wantUnchanged)
+	if diff := cmp.Diff(wantUnchanged, slices.Sorted(slices.Values(second.Unchanged))); diff != "" {
+		t.Errorf("Second backup: unchanged files: -want +got:\n%s", diff)
+	}
+
+	// Against an older parent named with Parent, the file changed since
+	// is not unchanged; against restic's own choice (the newest) it is.
+	if err := os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello a third time\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	third := backup(t)
+	opts.Parent = second.SnapshotID
+	againstSecond := backup(t)
+	opts.Parent = ""
+	hello := filepath.Join(src, "hello.txt")
+	if slices.Contains(againstSecond.Unchanged, hello) {
+		t.Errorf("Against parent %s, %s changed since, yet reported unchanged", second.SnapshotID, hello)
+	}
+	if slices.Contains(third.Unchanged, hello) || !slices.Contains(backup(t).Unchanged, hello) {
+		t.Errorf("Against the newest snapshot, %s should be unchanged only once it was stored as it is", hello)
+	}
 
 	opts.ListFiles = false
 	sum, err := r.Backup(ctx(t), opts, nil)

@@ -77,6 +77,13 @@ func phasesLine(ctx context.Context, kube client.Client, session string) string 
 				if i := strings.Index(l, " phases\""); i >= 0 {
 					lines = append(lines, strings.TrimSpace(l[i+len(" phases\""):]))
 				}
+				// What restic and the hasher did: files restic found
+				// unchanged, hashes taken over.
+				for _, what := range []string{"\"took the hashes", "\"backed up\""} {
+					if i := strings.Index(l, what); i >= 0 {
+						lines = append(lines, strings.TrimSpace(l[i:]))
+					}
+				}
 			}
 		}
 	}

@@ -1,0 +1,116 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/layout"
+	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
+)
+
+// discardStatus takes a run's progress and reports nothing.
+type discardStatus struct{}
+
+func (discardStatus) writeComponent(context.Context, storagev1alpha1.Component) error { return nil }
+
+// BenchmarkUnchangedBackup times the agent's side of a backup of 20,000
+// small files that did not change since the last one (the content
+// manifest's hashes taken over, the ledger standing): what the agent adds
+// to restic's own run. With -cpuprofile it shows where the agent's
+// processor time goes, setup included; STASHPLANE_BENCH_CPUPROFILE=FILE
+// profiles the unchanged runs alone. restic's own time is a child
+// process's and is not in a profile: agent-cpu-s/op and restic-cpu-s/op
+// are the two sides' processor time per run. STASHPLANE_BENCH_LOG=1 prints
+// the agent's log.
+func BenchmarkUnchangedBackup(b *testing.B) {
+	ctx := context.Background()
+	src, storeDir, scratch := b.TempDir(), b.TempDir(), b.TempDir()
+
+	words := strings.Fields("backup restore verify snapshot repository storage bucket session")
+	for i := range 20000 {
+		rng := rand.New(rand.NewPCG(uint64(i), 7))
+		var sb strings.Builder
+		for size := 64 + rng.IntN(4<<10); sb.Len() < size; {
+			fmt.Fprintf(&sb, "%s %d\n", words[rng.IntN(len(words))], rng.Uint32())
+		}
+		p := filepath.Join(src, fmt.Sprintf("d%03d", i%100), fmt.Sprintf("f%05d.txt", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(sb.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	passwordFile := filepath.Join(scratch, "password")
+	if err := os.WriteFile(passwordFile, []byte("bench"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	open := func(context.Context) (*blob.Bucket, error) { return fileblob.OpenBucket(storeDir, nil) }
+	root, err := open(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer root.Close()
+	repo := &storagev1alpha1.Repository{}
+	repo.Spec.Path = "default/app"
+	log := logr.Discard()
+	if os.Getenv("STASHPLANE_BENCH_LOG") != "" {
+		log = funcr.New(func(prefix, args string) { fmt.Println(prefix, args) }, funcr.Options{})
+	}
+	r := &Runner{Log: log, Options: Options{
+		Component: "dump", Repository: "app", Paths: []string{src},
+		PasswordFile: passwordFile, ScratchDir: filepath.Join(scratch, "run"), Restic: servers.Binary(b, "restic"),
+	}}
+	run := func(i int) *phases {
+		r.Options.Snapshot = fmt.Sprintf("app-%d", i)
+		// Each Job starts with an empty scratch directory: no restic cache.
+		_ = os.RemoveAll(r.Options.ScratchDir)
+		t := &target{bucket: root, open: open, repo: repo, session: "nightly", password: "bench",
+			resticPath: layout.ResticPrefix(repo.Spec.Path, "nightly", "dump"), phases: &phases{}}
+		t.phases.last = time.Now()
+		if _, _, err := r.backup(ctx, t, discardStatus{}, componentState{}, &bridgeErrors{log: logr.Discard()}); err != nil {
+			b.Fatalf("backup %d: %v", i, err)
+		}
+		return t.phases
+	}
+	// The first backup creates the repository, the second checks it and
+	// writes the ledger, the third is the first unchanged one.
+	for i := range 3 {
+		run(i)
+	}
+	if f := os.Getenv("STASHPLANE_BENCH_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(out)
+		defer pprof.StopCPUProfile()
+	}
+	b.ResetTimer()
+	var agentCPU, resticCPU time.Duration
+	for i := range b.N {
+		self0, children0 := cpuSpent()
+		p := run(3 + i)
+		self1, children1 := cpuSpent()
+		agentCPU += self1 - self0
+		resticCPU += children1 - children0
+		if i == b.N-1 {
+			b.Logf("last run's steps: %v", p.keysAndValues())
+		}
+	}
+	b.ReportMetric((agentCPU / time.Duration(b.N)).Seconds(), "agent-cpu-s/op")
+	b.ReportMetric((resticCPU / time.Duration(b.N)).Seconds(), "restic-cpu-s/op")
+}
