@@ -115,11 +115,25 @@ func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 // source, back it up, check the result, store the manifest.
 func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state componentState, errs *bridgeErrors) (*restic.BackupSummary, *bool, error) {
 	o := r.Options
-	files, err := walkSource(o.Paths, o.Exclude)
-	if err != nil {
-		return nil, nil, err
+	// The source is walked while restic starts. The manifest needs each
+	// file's state from before restic reads it; restic's first write is
+	// its lock, taken before it reads any source file, and the bridge
+	// holds it until the walk has succeeded. After a failed walk it never
+	// passes: restic is stopped.
+	var files []sourceFile
+	var walkErr error
+	walk := r.walk
+	if walk == nil {
+		walk = walkSource
 	}
-	t.phases.mark("walk")
+	walked, locksOpen := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(walked)
+		if files, walkErr = walk(o.Paths, o.Exclude); walkErr == nil {
+			close(locksOpen)
+		}
+	}()
+	t.locksAfter = locksOpen
 	rc, stop, err := r.resticFor(ctx, t, errs)
 	if err != nil {
 		return nil, nil, err
@@ -139,7 +153,6 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	if !created {
 		l, lerr = readLedger(ctx, t.bucket, layout.LedgerKey(t.repo.Spec.Path, t.session, o.Component))
 	}
-	hashing := startHashing(hctx, files, r.previousFiles(ctx, t, l))
 	checked := r.startCheck(ctx, t, rc, created, l, lerr)
 	sealing := startEnvelope(t.password)
 	progress := newProgressWriter(w, state, ProgressInterval)
@@ -147,16 +160,23 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	listing := opts
 	listing.ListFiles = true
 	listing.Parent = resticParent(ctx, t, l)
-	sum, err := rc.Backup(ctx, listing, progress.report)
-	if err != nil && listing.Parent != "" && ctx.Err() == nil {
-		// restic refuses a parent it cannot load: one forgotten since
-		// it was looked for. Without one, restic picks its own.
-		if ok, xerr := t.bucket.Exists(ctx, layout.ResticSnapshotKey(t.resticPath, listing.Parent)); xerr == nil && !ok {
-			r.Log.Info("backing up again without a parent: the previous backup's restic snapshot was forgotten meanwhile", "resticSnapshot", listing.Parent)
-			listing.Parent = ""
-			sum, err = rc.Backup(ctx, listing, progress.report)
-		}
+	rctx, stopRestic := context.WithCancel(ctx)
+	defer stopRestic()
+	ran := make(chan backupRun, 1)
+	go func() { ran <- r.backupWithParent(rctx, t, rc, listing, progress) }()
+	<-walked
+	if walkErr != nil {
+		stopRestic()
+		<-ran
+		progress.stop()
+		checked.stop()
+		return nil, nil, walkErr
 	}
+	t.phases.mark("walk")
+	hashing := startHashing(hctx, files, r.previousFiles(ctx, t, l))
+	run := <-ran
+	sum, err := run.sum, run.err
+	listing.Parent = run.parent
 	progress.stop()
 	t.phases.mark("restic")
 	if err == nil {
@@ -206,6 +226,28 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID)
 	t.phases.mark("ledger")
 	return sum, ptr.To(true), nil
+}
+
+// backupRun is how restic's backup went, and the parent it had.
+type backupRun struct {
+	sum    *restic.BackupSummary
+	err    error
+	parent string
+}
+
+// backupWithParent runs restic's backup with opts. restic refuses a
+// parent it cannot load: when the one named was forgotten since it was
+// looked for, the backup runs again without one, and restic picks its own.
+func (r *Runner) backupWithParent(ctx context.Context, t *target, rc *restic.Restic, opts restic.BackupOptions, progress *progressWriter) backupRun {
+	sum, err := rc.Backup(ctx, opts, progress.report)
+	if err != nil && opts.Parent != "" && ctx.Err() == nil {
+		if ok, xerr := t.bucket.Exists(ctx, layout.ResticSnapshotKey(t.resticPath, opts.Parent)); xerr == nil && !ok {
+			r.Log.Info("backing up again without a parent: the previous backup's restic snapshot was forgotten meanwhile", "resticSnapshot", opts.Parent)
+			opts.Parent = ""
+			sum, err = rc.Backup(ctx, opts, progress.report)
+		}
+	}
+	return backupRun{sum: sum, err: err, parent: opts.Parent}
 }
 
 // ReasonRepositoryNotEmpty: the component's restic repository has no

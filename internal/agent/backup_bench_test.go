@@ -37,7 +37,7 @@ func (discardStatus) writeComponent(context.Context, storagev1alpha1.Component) 
 // the agent's log.
 func BenchmarkUnchangedBackup(b *testing.B) {
 	ctx := context.Background()
-	src, storeDir, scratch := b.TempDir(), b.TempDir(), b.TempDir()
+	src := b.TempDir()
 
 	words := strings.Fields("backup restore verify snapshot repository storage bucket session")
 	for i := range 20000 {
@@ -54,37 +54,17 @@ func BenchmarkUnchangedBackup(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	passwordFile := filepath.Join(scratch, "password")
-	if err := os.WriteFile(passwordFile, []byte("bench"), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	open := func(context.Context) (*blob.Bucket, error) { return fileblob.OpenBucket(storeDir, nil) }
-	root, err := open(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer root.Close()
-	repo := &storagev1alpha1.Repository{}
-	repo.Spec.Path = "default/app"
 	log := logr.Discard()
 	if os.Getenv("STASHPLANE_BENCH_LOG") != "" {
 		log = funcr.New(func(prefix, args string) { fmt.Println(prefix, args) }, funcr.Options{})
 	}
-	r := &Runner{Log: log, Options: Options{
-		Component: "dump", Repository: "app", Paths: []string{src},
-		PasswordFile: passwordFile, ScratchDir: filepath.Join(scratch, "run"), Restic: servers.Binary(b, "restic"),
-	}}
+	lb := newLocalBackup(b, src, log)
 	run := func(i int) *phases {
-		r.Options.Snapshot = fmt.Sprintf("app-%d", i)
-		// Each Job starts with an empty scratch directory: no restic cache.
-		_ = os.RemoveAll(r.Options.ScratchDir)
-		t := &target{bucket: root, open: open, repo: repo, session: "nightly", password: "bench",
-			resticPath: layout.ResticPrefix(repo.Spec.Path, "nightly", "dump"), phases: &phases{}}
-		t.phases.last = time.Now()
-		if _, _, err := r.backup(ctx, t, discardStatus{}, componentState{}, &bridgeErrors{log: logr.Discard()}); err != nil {
+		p, err := lb.run(ctx, i)
+		if err != nil {
 			b.Fatalf("backup %d: %v", i, err)
 		}
-		return t.phases
+		return p
 	}
 	// The first backup creates the repository, the second checks it and
 	// writes the ledger, the third is the first unchanged one.
@@ -113,4 +93,47 @@ func BenchmarkUnchangedBackup(b *testing.B) {
 	}
 	b.ReportMetric((agentCPU / time.Duration(b.N)).Seconds(), "agent-cpu-s/op")
 	b.ReportMetric((resticCPU / time.Duration(b.N)).Seconds(), "restic-cpu-s/op")
+}
+
+// localBackup runs the agent's backup of a directory into a storage in a
+// directory, as a Job does, without a cluster: its statuses go nowhere.
+type localBackup struct {
+	r        *Runner
+	bucket   *blob.Bucket
+	open     func(context.Context) (*blob.Bucket, error)
+	repo     *storagev1alpha1.Repository
+	storeDir string
+}
+
+func newLocalBackup(tb testing.TB, src string, log logr.Logger) *localBackup {
+	tb.Helper()
+	storeDir, scratch := tb.TempDir(), tb.TempDir()
+	passwordFile := filepath.Join(scratch, "password")
+	if err := os.WriteFile(passwordFile, []byte("local"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	lb := &localBackup{storeDir: storeDir, repo: &storagev1alpha1.Repository{}}
+	lb.repo.Spec.Path = "default/app"
+	lb.open = func(context.Context) (*blob.Bucket, error) { return fileblob.OpenBucket(storeDir, nil) }
+	var err error
+	if lb.bucket, err = lb.open(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = lb.bucket.Close() })
+	lb.r = &Runner{Log: log, Options: Options{
+		Component: "dump", Repository: "app", Paths: []string{src},
+		PasswordFile: passwordFile, ScratchDir: filepath.Join(scratch, "run"), Restic: servers.Binary(tb, "restic"),
+	}}
+	return lb
+}
+
+// run backs the directory up as Snapshot app-<i>.
+func (lb *localBackup) run(ctx context.Context, i int) (*phases, error) {
+	lb.r.Options.Snapshot = fmt.Sprintf("app-%d", i)
+	// Each Job starts with an empty scratch directory: no restic cache.
+	_ = os.RemoveAll(lb.r.Options.ScratchDir)
+	t := &target{bucket: lb.bucket, open: lb.open, repo: lb.repo, session: "nightly", password: "local",
+		resticPath: layout.ResticPrefix(lb.repo.Spec.Path, "nightly", "dump"), phases: &phases{last: time.Now()}}
+	_, _, err := lb.r.backup(ctx, t, discardStatus{}, componentState{}, &bridgeErrors{log: logr.Discard()})
+	return t.phases, err
 }

@@ -62,6 +62,9 @@ type Runner struct {
 	Log logr.Logger
 	// Options from the command line.
 	Options Options
+
+	// walk walks a backup's source; walkSource when nil (tests slow it).
+	walk func(paths, exclude []string) ([]sourceFile, error)
 }
 
 // target is everything a run resolved before it touches data.
@@ -83,6 +86,9 @@ type target struct {
 	healing *storagev1alpha1.ComponentHealing
 	// phases times the run's steps for its last log line.
 	phases *phases
+	// locksAfter, when not nil, holds restic's locks until it is closed
+	// (bridge.Options.LocksAfter).
+	locksAfter <-chan struct{}
 }
 
 // resolve reads the Snapshot, Repository and BackupStorage of a run and
@@ -253,7 +259,7 @@ func (r *Runner) resticFor(ctx context.Context, t *target, errs *bridgeErrors) (
 		return nil, nil, err
 	}
 	b := blob.PrefixedBucket(root, t.resticPath)
-	srv, err := bridge.Start(b, bridge.Options{Log: logr.New(errs)})
+	srv, err := bridge.Start(b, bridge.Options{Log: logr.New(errs), LocksAfter: t.locksAfter})
 	if err != nil {
 		_ = b.Close()
 		return nil, nil, err

@@ -69,6 +69,12 @@ type Options struct {
 	// (a few percent of a backup) to catch a bug between restic and the
 	// bucket early.
 	VerifyUploads bool
+	// LocksAfter, when not nil, holds every lock file restic writes until
+	// it is closed. restic takes its lock before it reads any source file,
+	// so a backup's caller can let restic start (its key derivation, its
+	// index) while it still looks at the source itself, and be sure it
+	// looked first.
+	LocksAfter <-chan struct{}
 }
 
 // Handler serves one repository: the bucket's objects under its prefix.
@@ -333,6 +339,10 @@ var errHashMismatch = errors.New("the uploaded content does not match its name")
 // when asked, for every type but config its SHA-256 against the name. Any
 // failure aborts the write, leaving whatever was there before.
 func (h *Handler) save(w http.ResponseWriter, r *http.Request, typ, k string) {
+	if typ == "locks" && h.opts.LocksAfter != nil {
+		h.saveLockAfter(w, r, k)
+		return
+	}
 	if writeOnce[typ] {
 		h.saveOnce(w, r, typ, k)
 		return
@@ -368,6 +378,35 @@ func (h *Handler) save(w http.ResponseWriter, r *http.Request, typ, k string) {
 		return
 	}
 	if err := bw.Close(); err != nil {
+		h.fail(w, r, "cannot write "+k, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// saveLockAfter writes a lock file once LocksAfter is closed. Its body
+// (restic's are under 1 KiB) is read first: only then does the server
+// notice a client that goes away, which ends the request's context.
+func (h *Handler) saveLockAfter(w http.ResponseWriter, r *http.Request, k string) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxWriteOnce+1))
+	if err == nil && (len(body) > maxWriteOnce || r.ContentLength >= 0 && int64(len(body)) != r.ContentLength) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		h.fail(w, r, "cannot receive "+k, err)
+		return
+	}
+	select {
+	case <-h.opts.LocksAfter:
+	case <-r.Context().Done():
+	}
+	if r.Context().Err() != nil {
+		// restic gave up on this request (it retries a stuck one, and
+		// is stopped when its caller gives up): the lock is written by
+		// the retry, or not at all.
+		return
+	}
+	if err := h.bucket.WriteAll(r.Context(), k, body, &blob.WriterOptions{ContentType: "application/octet-stream"}); err != nil {
 		h.fail(w, r, "cannot write "+k, err)
 		return
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
@@ -311,5 +313,60 @@ func TestInitRace(t *testing.T) {
 	want := map[string]string{"config": "config of the second", "keys/" + hashName("key of the second"): "key of the second"}
 	if diff := cmp.Diff(want, objects(t, b)); diff != "" {
 		t.Errorf("objects after the race: -want +got:\n%s", diff)
+	}
+}
+
+// TestLocksAfter: with LocksAfter, a lock file is written only once the
+// channel is closed, while other files are written at once; a lock
+// request its client gave up on while it waited writes nothing.
+func TestLocksAfter(t *testing.T) {
+	ctx := context.Background()
+	b := memblob.OpenBucket(nil)
+	defer func() { _ = b.Close() }()
+	open := make(chan struct{})
+	srv := httptest.NewServer(NewHandler(b, "u", "p", Options{Log: logr.Discard(), LocksAfter: open}))
+	defer srv.Close()
+	post := func(ctx context.Context, path, body string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.SetBasicAuth("u", "p")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", path, res.Status)
+		}
+		return nil
+	}
+	lock1, lock2 := strings.Repeat("1", 64), strings.Repeat("2", 64)
+
+	// A lock whose client gives up while it waits.
+	gaveUp, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := post(gaveUp, "/locks/"+lock1, "given up"); err == nil {
+		t.Errorf("a lock request was answered before LocksAfter was closed")
+	}
+	// Another file is written while locks wait.
+	if err := post(ctx, "/snapshots/"+hashName("snap"), "snap"); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() { waiting <- post(ctx, "/locks/"+lock2, "lock") }()
+	select {
+	case err := <-waiting:
+		t.Fatalf("a lock was written before LocksAfter was closed (%v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(open)
+	if err := <-waiting; err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"snapshots/" + hashName("snap"): "snap", "locks/" + lock2: "lock"}
+	if diff := cmp.Diff(want, objects(t, b)); diff != "" {
+		t.Errorf("objects: -want +got:\n%s", diff)
 	}
 }
