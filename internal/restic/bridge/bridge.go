@@ -388,12 +388,8 @@ func (h *Handler) save(w http.ResponseWriter, r *http.Request, typ, k string) {
 // (restic's are under 1 KiB) is read first: only then does the server
 // notice a client that goes away, which ends the request's context.
 func (h *Handler) saveLockAfter(w http.ResponseWriter, r *http.Request, k string) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxWriteOnce+1))
-	if err == nil && (len(body) > maxWriteOnce || r.ContentLength >= 0 && int64(len(body)) != r.ContentLength) {
-		err = io.ErrUnexpectedEOF
-	}
-	if err != nil {
-		h.fail(w, r, "cannot receive "+k, err)
+	body, ok := h.readSmall(w, r, k)
+	if !ok {
 		return
 	}
 	select {
@@ -413,6 +409,21 @@ func (h *Handler) saveLockAfter(w http.ResponseWriter, r *http.Request, k string
 	w.WriteHeader(http.StatusOK)
 }
 
+// readSmall reads the whole body of a request that writes a small file
+// (a config, key or lock), at most maxWriteOnce bytes; it answers the
+// request itself when it cannot.
+func (h *Handler) readSmall(w http.ResponseWriter, r *http.Request, k string) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxWriteOnce+1))
+	if err == nil && (len(body) > maxWriteOnce || r.ContentLength >= 0 && int64(len(body)) != r.ContentLength) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		h.fail(w, r, "cannot receive "+k, err)
+		return nil, false
+	}
+	return body, true
+}
+
 // maxWriteOnce bounds a config or key file (restic's are under 1 KiB).
 const maxWriteOnce = 1 << 20
 
@@ -420,19 +431,15 @@ const maxWriteOnce = 1 << 20
 // again (restic retrying a write whose answer it lost) are taken as
 // written; other bytes are refused.
 func (h *Handler) saveOnce(w http.ResponseWriter, r *http.Request, typ, k string) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxWriteOnce+1))
-	if err == nil && (len(body) > maxWriteOnce || r.ContentLength >= 0 && int64(len(body)) != r.ContentLength) {
-		err = io.ErrUnexpectedEOF
-	}
-	if err != nil {
-		h.fail(w, r, "cannot receive "+k, err)
+	body, ok := h.readSmall(w, r, k)
+	if !ok {
 		return
 	}
 	if sum := sha256.Sum256(body); h.opts.VerifyUploads && typ != "config" && hex.EncodeToString(sum[:]) != k[strings.LastIndex(k, "/")+1:] {
 		http.Error(w, errHashMismatch.Error(), http.StatusBadRequest)
 		return
 	}
-	err = h.bucket.WriteAll(r.Context(), k, body, &blob.WriterOptions{ContentType: "application/octet-stream", IfNotExist: true})
+	err := h.bucket.WriteAll(r.Context(), k, body, &blob.WriterOptions{ContentType: "application/octet-stream", IfNotExist: true})
 	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
 		if existing, rerr := h.bucket.ReadAll(r.Context(), k); rerr == nil && bytes.Equal(existing, body) {
 			w.WriteHeader(http.StatusOK)
