@@ -224,26 +224,13 @@ type previousManifest struct {
 // the one the ledger says the previous manifest describes, when it is
 // still in the repository; "" (restic chooses) otherwise.
 func resticParent(ctx context.Context, t *target, l *ledger) string {
-	if l == nil || l.Manifest == "" || !isResticID(l.ResticSnapshot) {
+	if l == nil || l.Manifest == "" || !layout.IsResticID(l.ResticSnapshot) {
 		return ""
 	}
 	if ok, err := t.bucket.Exists(ctx, layout.ResticSnapshotKey(t.resticPath, l.ResticSnapshot)); err != nil || !ok {
 		return ""
 	}
 	return l.ResticSnapshot
-}
-
-// isResticID says whether s is a whole restic ID: 64 lower-case hex digits.
-func isResticID(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // unchangedSincePrevious are the previous manifest's entries of the files

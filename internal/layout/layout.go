@@ -64,9 +64,7 @@ func ResticConfigKey(prefix string) string { return strings.TrimSuffix(prefix, "
 
 // ResticSnapshotKey is the file of restic snapshot id in a restic
 // repository.
-func ResticSnapshotKey(prefix, id string) string {
-	return strings.TrimSuffix(prefix, "/") + "/snapshots/" + id
-}
+func ResticSnapshotKey(prefix, id string) string { return ResticSnapshotsPrefix(prefix) + id }
 
 // ResticLocksPrefix is the prefix of a restic repository's lock files.
 func ResticLocksPrefix(prefix string) string { return strings.TrimSuffix(prefix, "/") + "/locks/" }
@@ -80,10 +78,16 @@ func IsResticLockKey(repoPath, key string) bool {
 		return false
 	}
 	parts := strings.Split(rest, "/")
-	if len(parts) != 4 || parts[0] == "" || parts[1] == "" || parts[2] != "locks" || len(parts[3]) != 64 {
+	return len(parts) == 4 && parts[0] != "" && parts[1] != "" && parts[2] == "locks" && IsResticID(parts[3])
+}
+
+// IsResticID says whether s is a whole restic ID, the name of a restic
+// file: 64 lower-case hex digits.
+func IsResticID(s string) bool {
+	if len(s) != 64 {
 		return false
 	}
-	for _, c := range parts[3] {
+	for _, c := range s {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
 			return false
 		}
