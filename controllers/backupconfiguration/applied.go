@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -19,9 +21,15 @@ import (
 // the API server that the provider's request budget pays for.
 //
 // An object is skipped only when what is wanted hashes as it did at the
-// last apply and the cached object still carries the resourceVersion that
-// apply returned: anything else (the object deleted or changed by someone,
-// the cache behind, the provider restarted) applies it again.
+// last apply and the cached object is still as that apply left it: anything
+// else (the object deleted or changed by someone, the cache behind, the
+// provider restarted) applies it again. "As that apply left it" is the
+// resourceVersion the apply returned, or, for an object whose spec the API
+// server counts in its generation, that generation with the labels,
+// annotations and owners the apply set. A Repository is written by its own
+// controller several times on its way to Ready (its finalizer, the marks
+// of its create, its status); none of those touch what the scheduler owns,
+// and with the resourceVersion alone each one applied it again.
 type applied struct {
 	mu sync.Mutex
 	// by configuration, then by object.
@@ -36,6 +44,7 @@ type objectKey struct {
 type appliedAs struct {
 	hash            [sha256.Size]byte
 	resourceVersion string
+	generation      int64
 }
 
 func newApplied() *applied {
@@ -56,7 +65,7 @@ func (a *applied) apply(ctx context.Context, kube client.Client, bc types.Namesp
 	a.mu.Unlock()
 	if ok && last.hash == want {
 		cached, isObject := o.DeepCopyObject().(client.Object)
-		if isObject && kube.Get(ctx, k.key, cached) == nil && cached.GetResourceVersion() == last.resourceVersion {
+		if isObject && kube.Get(ctx, k.key, cached) == nil && last.kept(o, cached) {
 			return nil
 		}
 	}
@@ -68,8 +77,50 @@ func (a *applied) apply(ctx context.Context, kube client.Client, bc types.Namesp
 	if a.m[bc] == nil {
 		a.m[bc] = map[objectKey]appliedAs{}
 	}
-	a.m[bc][k] = appliedAs{hash: want, resourceVersion: o.GetResourceVersion()}
+	a.m[bc][k] = appliedAs{hash: want, resourceVersion: o.GetResourceVersion(), generation: o.GetGeneration()}
 	return nil
+}
+
+// kept says whether cached is still as the apply that returned last left
+// it, wanted being what was applied. Past the resourceVersion, a generation
+// (which the API server moves on every change of an object's spec) vouches
+// for the spec, and the metadata the apply set is compared field by field.
+func (last appliedAs) kept(wanted, cached client.Object) bool {
+	if cached.GetResourceVersion() == last.resourceVersion {
+		return true
+	}
+	if last.generation == 0 || cached.GetGeneration() != last.generation || cached.GetDeletionTimestamp() != nil {
+		return false
+	}
+	return holds(cached.GetLabels(), wanted.GetLabels()) && holds(cached.GetAnnotations(), wanted.GetAnnotations()) &&
+		ownedAlike(cached.GetOwnerReferences(), wanted.GetOwnerReferences())
+}
+
+// holds says whether have carries every key of want with its value.
+func holds(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ownedAlike says whether have holds every owner reference of want.
+func ownedAlike(have, want []metav1.OwnerReference) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			if equality.Semantic.DeepEqual(h, w) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // forget drops what is remembered of a configuration that is gone.

@@ -117,3 +117,48 @@ func TestApplied(t *testing.T) {
 		})
 	}
 }
+
+// Past its resourceVersion, an object is as the last apply left it when its
+// generation (its spec) has not moved and it still carries the labels,
+// annotations and owners that apply set; what others add beside them
+// (a finalizer, annotations of their own, a status) changes nothing.
+func TestAppliedKept(t *testing.T) {
+	owner := metav1.OwnerReference{APIVersion: "core.stashplane.io/v1alpha1", Kind: "BackupConfiguration", Name: "app", UID: "u1"}
+	wanted := func() *batchv1.CronJob {
+		return &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "app-nightly",
+			Labels: map[string]string{"app": "a"}, Annotations: map[string]string{"note": "n"}, OwnerReferences: []metav1.OwnerReference{owner}}}
+	}
+	last := appliedAs{resourceVersion: "10", generation: 3}
+	cases := map[string]struct {
+		last   appliedAs
+		cached func(c *batchv1.CronJob)
+		want   bool
+	}{
+		"SameVersion": {last: last, cached: func(c *batchv1.CronJob) { c.ResourceVersion, c.Generation, c.Labels = "10", 9, nil }, want: true},
+		"OthersWroteBeside": {last: last, cached: func(c *batchv1.CronJob) {
+			c.ResourceVersion, c.Generation = "14", 3
+			c.Finalizers = []string{"example.com/f"}
+			c.Labels["other"], c.Annotations["other"] = "x", "y"
+			c.OwnerReferences = append(c.OwnerReferences, metav1.OwnerReference{Kind: "Other", Name: "o", UID: "u2"})
+		}, want: true},
+		"SpecChanged":    {last: last, cached: func(c *batchv1.CronJob) { c.ResourceVersion, c.Generation = "14", 4 }},
+		"LabelRemoved":   {last: last, cached: func(c *batchv1.CronJob) { c.ResourceVersion, c.Generation = "14", 3; delete(c.Labels, "app") }},
+		"LabelChanged":   {last: last, cached: func(c *batchv1.CronJob) { c.ResourceVersion, c.Generation = "14", 3; c.Labels["app"] = "b" }},
+		"AnnotationGone": {last: last, cached: func(c *batchv1.CronJob) { c.ResourceVersion, c.Generation, c.Annotations = "14", 3, nil }},
+		"OwnerGone":      {last: last, cached: func(c *batchv1.CronJob) { c.ResourceVersion, c.Generation, c.OwnerReferences = "14", 3, nil }},
+		"NoGeneration":   {last: appliedAs{resourceVersion: "10"}, cached: func(c *batchv1.CronJob) { c.ResourceVersion = "14" }},
+		"BeingDeleted": {last: last, cached: func(c *batchv1.CronJob) {
+			c.ResourceVersion, c.Generation = "14", 3
+			c.DeletionTimestamp = &metav1.Time{}
+		}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			cached := wanted()
+			tc.cached(cached)
+			if diff := cmp.Diff(tc.want, tc.last.kept(wanted(), cached)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}

@@ -27,7 +27,14 @@ import (
 //     server keeps the object as it was, but still decodes, admits and
 //     compares the request);
 //   - the finalizer, written on its own just before the reconciler writes
-//     the object again to mark its create pending.
+//     the object again to mark its create pending;
+//   - that mark itself. It guards a create whose result names the
+//     record (an external name the create chose): a provider killed
+//     before recording it would lose the record. A storage kind's record
+//     is named by its object alone, so the create can always be found
+//     again; the mark and the finalizer are kept on the object in memory
+//     and go with the write of the create's result, one write where
+//     there were three.
 //
 // And one pass through the queue is saved: what a create set in the
 // status (a Snapshot's record written) goes with the status write that
@@ -49,6 +56,85 @@ func (m fewerWrites) GetClient() client.Client { return m.kube }
 // would change nothing; a cache behind the server holds another version,
 // and the update is sent.
 type unchangedStatusSkipped struct{ client.Client }
+
+// Update sends o, unless all it changes from the cached object at the same
+// resourceVersion is the mark of a pending create and the finalizer
+// (createPendingOnly): those go with the write of the create's result,
+// which the managed reconciler makes whether the create succeeds or fails.
+//
+// What is given up is the mark's check that the object read is the
+// newest. If the cache was behind (the object changed or deleted that
+// instant), the create writes the record from the version read; the
+// write of its result then conflicts, the retrying updater reads the
+// object again, and the next observation rewrites a record that differs.
+// An object deleted in that instant leaves its record in the storage:
+// nothing is lost, and a catalogue rebuild would show it again.
+func (c unchangedStatusSkipped) Update(ctx context.Context, o client.Object, opts ...client.UpdateOption) error {
+	if len(opts) == 0 && createPendingOnly(ctx, c.Client, o) {
+		return nil
+	}
+	return c.Client.Update(ctx, o, opts...)
+}
+
+// createPendingOnly says whether o differs from the cached object at its
+// resourceVersion only by a newly marked pending create and the managed
+// reconciler's finalizer.
+func createPendingOnly(ctx context.Context, cache client.Reader, o client.Object) bool {
+	pending := o.GetAnnotations()[meta.AnnotationKeyExternalCreatePending]
+	cached, ok := o.DeepCopyObject().(client.Object)
+	if pending == "" || !ok || o.GetResourceVersion() == "" {
+		return false
+	}
+	if err := cache.Get(ctx, client.ObjectKeyFromObject(o), cached); err != nil || cached.GetResourceVersion() != o.GetResourceVersion() ||
+		cached.GetAnnotations()[meta.AnnotationKeyExternalCreatePending] == pending {
+		return false
+	}
+	want, err := withoutCreateMarks(o)
+	if err != nil {
+		return false
+	}
+	have, err := withoutCreateMarks(cached)
+	if err != nil {
+		return false
+	}
+	return equality.Semantic.DeepEqual(want, have)
+}
+
+// withoutCreateMarks is o as unstructured content without its status, the
+// pending create's mark and the managed reconciler's finalizer; empty
+// annotations and finalizers are dropped, so that an object that had none
+// compares equal.
+func withoutCreateMarks(o client.Object) (map[string]any, error) {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		return nil, err
+	}
+	delete(u, "status")
+	m, _ := u["metadata"].(map[string]any)
+	if m == nil {
+		return u, nil
+	}
+	delete(m, "managedFields")
+	if a, _ := m["annotations"].(map[string]any); a != nil {
+		delete(a, meta.AnnotationKeyExternalCreatePending)
+		if len(a) == 0 {
+			delete(m, "annotations")
+		}
+	}
+	if f, _ := m["finalizers"].([]any); f != nil {
+		kept := []any{}
+		for _, v := range f {
+			if v != managed.FinalizerName {
+				kept = append(kept, v)
+			}
+		}
+		m["finalizers"] = kept
+		if len(kept) == 0 {
+			delete(m, "finalizers")
+		}
+	}
+	return u, nil
+}
 
 func (c unchangedStatusSkipped) Status() client.SubResourceWriter {
 	return statusWriter{SubResourceWriter: c.Client.Status(), cache: c.Client}
@@ -135,11 +221,12 @@ func (e observingClient) Observe(ctx context.Context, mg resource.Managed) (mana
 
 // finalizerWithCreate adds the managed reconciler's finalizer. When the
 // object's record was just observed absent and its policies let the
-// reconciler create it, the reconciler's next step is to write the object
-// (marking the create pending) before it creates anything in the storage;
-// the finalizer is then only set on the object and goes with that write.
-// If that write fails, nothing was created and the next reconcile adds it
-// again. In every other case the finalizer is written at once.
+// reconciler create it, the reconciler's next steps are to mark the create
+// pending, create the record and write the create's result; the finalizer
+// is then only set on the object and goes with that last write
+// (unchangedStatusSkipped.Update). If the create is never tried, nothing
+// was created and the next reconcile adds it again. In every other case
+// the finalizer is written at once.
 type finalizerWithCreate struct {
 	api    *resource.APIFinalizer
 	absent *absentRecords

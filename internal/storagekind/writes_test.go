@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/crossplane/crossplane-runtime/v2/pkg/meta"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -95,10 +97,7 @@ func TestFinalizerWithCreate(t *testing.T) {
 func TestStatusUnchanged(t *testing.T) {
 	cached := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "demo"}}
 	cached.Status.Phase = storagev1alpha1.SnapshotSucceeded
-	cases := map[string]struct {
-		change func(s *storagev1alpha1.Snapshot)
-		want   bool
-	}{
+	cases := map[string]snapshotChange{
 		"Same":            {change: func(*storagev1alpha1.Snapshot) {}, want: true},
 		"StatusChanged":   {change: func(s *storagev1alpha1.Snapshot) { s.Status.Phase = storagev1alpha1.SnapshotFailed }},
 		"ConditionAdded":  {change: func(s *storagev1alpha1.Snapshot) { s.SetConditions(xpv2.ReconcileSuccess()) }},
@@ -107,6 +106,18 @@ func TestStatusUnchanged(t *testing.T) {
 		"NoVersion":       {change: func(s *storagev1alpha1.Snapshot) { s.ResourceVersion = "" }},
 		"OnlySpecChanged": {change: func(s *storagev1alpha1.Snapshot) { s.Spec.Session = "other" }, want: true},
 	}
+	runSnapshotChanges(t, cached, cases, statusUnchanged)
+}
+
+type snapshotChange = struct {
+	change func(s *storagev1alpha1.Snapshot)
+	want   bool
+}
+
+// runSnapshotChanges reads cached back from a fake cache holding it,
+// changes it as each case says and compares what check says of it.
+func runSnapshotChanges(t *testing.T, cached *storagev1alpha1.Snapshot, cases map[string]snapshotChange, check func(context.Context, client.Reader, client.Object) bool) {
+	t.Helper()
 	kube := fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(cached.DeepCopy()).Build()
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -115,7 +126,7 @@ func TestStatusUnchanged(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.change(s)
-			if diff := cmp.Diff(tc.want, statusUnchanged(context.Background(), kube, s)); diff != "" {
+			if diff := cmp.Diff(tc.want, check(context.Background(), kube, s)); diff != "" {
 				t.Errorf("-want +got:\n%s", diff)
 			}
 		})
@@ -207,5 +218,93 @@ func TestObservingRemembers(t *testing.T) {
 				t.Errorf("remembered absent: -want +got:\n%s", diff)
 			}
 		})
+	}
+}
+
+// Only a write that adds nothing but the mark of a pending create and the
+// managed finalizer to the cached object is held back for the write of the
+// create's result.
+func TestCreatePendingOnly(t *testing.T) {
+	cached := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "demo",
+		Annotations: map[string]string{"team": "a"}, Finalizers: []string{"example.com/keep"}}}
+	cached.Status.Phase = storagev1alpha1.SnapshotSucceeded
+	mark := func(s *storagev1alpha1.Snapshot) {
+		meta.SetExternalCreatePending(s, time.Unix(1700000000, 0))
+		meta.AddFinalizer(s, managed.FinalizerName)
+	}
+	cases := map[string]snapshotChange{
+		"MarkAndFinalizer": {change: mark, want: true},
+		"MarkOnly": {change: func(s *storagev1alpha1.Snapshot) {
+			meta.SetExternalCreatePending(s, time.Unix(1700000000, 0))
+		}, want: true},
+		"MarkAndStatus": {change: func(s *storagev1alpha1.Snapshot) {
+			mark(s)
+			s.Status.Phase = storagev1alpha1.SnapshotFailed
+		}, want: true},
+		"NoMark":    {change: func(s *storagev1alpha1.Snapshot) { meta.AddFinalizer(s, managed.FinalizerName) }},
+		"Unchanged": {change: func(*storagev1alpha1.Snapshot) {}},
+		"CreateSucceeded": {change: func(s *storagev1alpha1.Snapshot) {
+			mark(s)
+			meta.SetExternalCreateSucceeded(s, time.Unix(1700000001, 0))
+		}},
+		"SpecChanged": {change: func(s *storagev1alpha1.Snapshot) {
+			mark(s)
+			s.Spec.Session = "other"
+		}},
+		"AnnotationRemoved": {change: func(s *storagev1alpha1.Snapshot) {
+			mark(s)
+			delete(s.Annotations, "team")
+		}},
+		"OtherFinalizer": {change: func(s *storagev1alpha1.Snapshot) {
+			mark(s)
+			meta.AddFinalizer(s, "example.com/other")
+		}},
+		"CacheBehind": {change: func(s *storagev1alpha1.Snapshot) {
+			mark(s)
+			s.ResourceVersion = "1000"
+		}},
+		"NotInCache": {change: func(s *storagev1alpha1.Snapshot) {
+			mark(s)
+			s.Name = "app-2"
+		}},
+	}
+	runSnapshotChanges(t, cached, cases, createPendingOnly)
+}
+
+// A write held back sends nothing; any other is sent.
+func TestPendingMarkHeldBack(t *testing.T) {
+	cached := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "demo"}}
+	sent := 0
+	kube := unchangedStatusSkipped{Client: fake.NewClientBuilder().WithScheme(scheme(t)).WithObjects(cached.DeepCopy()).
+		WithInterceptorFuncs(interceptor.Funcs{Update: func(ctx context.Context, c client.WithWatch, o client.Object, opts ...client.UpdateOption) error {
+			sent++
+			return c.Update(ctx, o, opts...)
+		}}).Build()}
+	ctx := context.Background()
+	s := &storagev1alpha1.Snapshot{}
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(cached), s); err != nil {
+		t.Fatal(err)
+	}
+	meta.SetExternalCreatePending(s, time.Unix(1700000000, 0))
+	meta.AddFinalizer(s, managed.FinalizerName)
+	if err := kube.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(0, sent); diff != "" {
+		t.Errorf("writes sent for the pending mark: -want +got:\n%s", diff)
+	}
+	meta.SetExternalCreateSucceeded(s, time.Unix(1700000001, 0))
+	if err := kube.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	got := &storagev1alpha1.Snapshot{}
+	if err := kube.Get(ctx, client.ObjectKeyFromObject(cached), got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(1, sent); diff != "" {
+		t.Errorf("writes sent for the create's result: -want +got:\n%s", diff)
+	}
+	if !meta.FinalizerExists(got, managed.FinalizerName) || meta.GetExternalCreatePending(got).IsZero() || meta.GetExternalCreateSucceeded(got).IsZero() {
+		t.Errorf("the create's result did not carry the finalizer and both marks: %v %v", got.Finalizers, got.Annotations)
 	}
 }
