@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -212,6 +213,10 @@ func forAMinute(ctx context.Context, f func(context.Context) error, final func(e
 // MetricsSecure, over HTTPS (a self-signed certificate) to authenticated
 // and authorized clients only.
 func metricsOptions(o Options) metricsserver.Options {
+	// How long requests wait for the client's own rate limit
+	// (--kube-api-qps, --kube-api-burst), which is where a provider in
+	// front of thousands of objects first runs short (docs/scale.md).
+	ctrlmetrics.RegisterRESTClientMetrics(ctrlmetrics.MetricRateLimiterLatency)
 	m := metricsserver.Options{BindAddress: o.MetricsAddress}
 	if o.MetricsSecure {
 		m.SecureServing = true

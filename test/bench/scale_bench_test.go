@@ -108,6 +108,7 @@ func BenchmarkScale(b *testing.B) {
 	// The configurations, paused, and then the Snapshots, eight creates
 	// at a time.
 	writesAtStart := apiWrites(b, c.Config())
+	metricsAtStart := scrape(b, metricsAddr)
 	start := time.Now()
 	parallel(b, configs, func(i int) error {
 		bc := protect(fmt.Sprintf("c-%04d", i), "app", "local", fmt.Sprintf("r-%04d", i), "/data")
@@ -137,6 +138,7 @@ func BenchmarkScale(b *testing.B) {
 	allReady := time.Since(lastCreate)
 	fmt.Printf("last create -> all Ready: %.1f s\n", allReady.Seconds())
 	writesAtReady := apiWrites(b, c.Config())
+	metricsAtReady := scrape(b, metricsAddr)
 	var synced time.Duration
 	waitFor(b, 30*time.Minute, "the Snapshots were not all recorded in the storage", func(ctx context.Context) (bool, error) {
 		list := &storagev1alpha1.SnapshotList{}
@@ -232,6 +234,7 @@ func BenchmarkScale(b *testing.B) {
 	fmt.Printf("  while they ran, by queue (priority) and controller:\n%s\n", byQueue(before, after))
 	fmt.Printf("  the API server's writes (every client, the bench's own creates too), first create -> all Ready:\n%s\n", writesBetween(writesAtStart, writesAtReady, configs))
 	fmt.Printf("  and all Ready -> all Snapshots recorded:\n%s\n", writesBetween(writesAtReady, writesAtRecorded, configs))
+	fmt.Printf("  the provider's requests held by its client-side rate limit (--kube-api-qps, per kind), first create -> all Ready:\n%s\n", throttled(metricsAtStart, metricsAtReady))
 	b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
 	b.ReportMetric(allReady.Seconds(), "ready-s")
 	b.ReportMetric(p99, "queue-p99-s")
@@ -417,6 +420,40 @@ func histograms(before, after map[string]*dto.MetricFamily, name string, labels 
 		}
 	}
 	return out
+}
+
+// throttled says, by verb, how many of the provider's requests passed its
+// client-side rate limiter between two scrapes, the time they waited in it
+// all told, and the bucket of its p99.
+func throttled(before, after map[string]*dto.MetricFamily) string {
+	const name = "rest_client_rate_limiter_duration_seconds"
+	sums := func(fams map[string]*dto.MetricFamily) map[string]float64 {
+		out := map[string]float64{}
+		if f := fams[name]; f != nil {
+			for _, m := range f.Metric {
+				for _, l := range m.Label {
+					if l.GetName() == "verb" {
+						out[l.GetValue()] += m.GetHistogram().GetSampleSum()
+					}
+				}
+			}
+		}
+		return out
+	}
+	s0, s1 := sums(before), sums(after)
+	var lines []string
+	for verb, cum := range histograms(before, after, name, "verb") {
+		p99, n := quantile(cum, 0.99)
+		if n == 0 {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("    %-7s %7d requests, %8.1f s waited in all, p99 in the %g s bucket", verb, n, s1[verb]-s0[verb], p99))
+	}
+	if len(lines) == 0 {
+		return "    (the provider serves no " + name + ")"
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
 }
 
 // quantile is the upper bound of the bucket the q-quantile of a

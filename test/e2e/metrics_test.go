@@ -166,6 +166,18 @@ func TestMetricsAfterBackup(t *testing.T) {
 		v, _ := value(families, s.name, s.labels)
 		t.Logf("%s%v = %v", s.name, s.labels, v)
 	}
+	// The provider's own requests held by its client-side rate limit:
+	// every request passes the limiter, so a provider that has worked
+	// has observations.
+	held := uint64(0)
+	if f := families["rest_client_rate_limiter_duration_seconds"]; f != nil {
+		for _, m := range f.Metric {
+			held += m.GetHistogram().GetSampleCount()
+		}
+	}
+	if held == 0 {
+		t.Errorf("the provider serves no observation of rest_client_rate_limiter_duration_seconds")
+	}
 }
 
 // token is a token of the ServiceAccount sa of the default namespace.
