@@ -139,6 +139,7 @@ func BenchmarkScale(b *testing.B) {
 	fmt.Printf("last create -> all Ready: %.1f s\n", allReady.Seconds())
 	writesAtReady := apiWrites(b, c.Config())
 	metricsAtReady := scrape(b, metricsAddr)
+	eventsAtReady := eventsByReason(ctx, b, kube)
 	var synced time.Duration
 	waitFor(b, 30*time.Minute, "the Snapshots were not all recorded in the storage", func(ctx context.Context) (bool, error) {
 		list := &storagev1alpha1.SnapshotList{}
@@ -234,6 +235,7 @@ func BenchmarkScale(b *testing.B) {
 	fmt.Printf("  while they ran, by queue (priority) and controller:\n%s\n", byQueue(before, after))
 	fmt.Printf("  the API server's writes (every client, the bench's own creates too), first create -> all Ready:\n%s\n", writesBetween(writesAtStart, writesAtReady, configs))
 	fmt.Printf("  and all Ready -> all Snapshots recorded:\n%s\n", writesBetween(writesAtReady, writesAtRecorded, configs))
+	fmt.Printf("  the events in the bench's namespace at all Ready, by type, kind and reason:\n%s\n", eventsAtReady)
 	fmt.Printf("  the provider's requests held by its client-side rate limit (--kube-api-qps, per kind), first create -> all Ready:\n%s\n", throttled(metricsAtStart, metricsAtReady))
 	b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
 	b.ReportMetric(allReady.Seconds(), "ready-s")
@@ -574,6 +576,38 @@ func restConfigForMetrics(cfg *rest.Config) *rest.Config {
 	c.APIPath = "/"
 	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
 	return c
+}
+
+// eventsByReason counts the events of the bench's namespace by type, the
+// kind of the object they are about and reason, with their counts (an
+// event repeated is one object whose count grows), the most first.
+func eventsByReason(ctx context.Context, b *testing.B, kube client.Client) string {
+	list := &corev1.EventList{}
+	if err := kube.List(ctx, list, client.InNamespace(benchNamespace)); err != nil {
+		b.Fatal(err)
+	}
+	type tally struct{ objects, count int }
+	by := map[string]*tally{}
+	for _, e := range list.Items {
+		k := e.Type + " " + e.InvolvedObject.Kind + " " + e.Reason
+		if by[k] == nil {
+			by[k] = &tally{}
+		}
+		by[k].objects++
+		by[k].count += int(max(e.Count, 1))
+	}
+	keys := make([]string, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return by[keys[i]].objects > by[keys[j]].objects || by[keys[i]].objects == by[keys[j]].objects && keys[i] < keys[j]
+	})
+	lines := []string{}
+	for _, k := range keys {
+		lines = append(lines, fmt.Sprintf("    %-70s %6d events, %6d times", k, by[k].objects, by[k].count))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // writesBetween says how many writes of each verb and resource the API
