@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -109,14 +110,7 @@ func holds(have, want map[string]string) bool {
 // ownedAlike says whether have holds every owner reference of want.
 func ownedAlike(have, want []metav1.OwnerReference) bool {
 	for _, w := range want {
-		found := false
-		for _, h := range have {
-			if equality.Semantic.DeepEqual(h, w) {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !slices.ContainsFunc(have, func(h metav1.OwnerReference) bool { return equality.Semantic.DeepEqual(h, w) }) {
 			return false
 		}
 	}

@@ -3,12 +3,14 @@ package storagekind
 import (
 	"context"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/meta"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -80,39 +82,34 @@ func (c unchangedStatusSkipped) Update(ctx context.Context, o client.Object, opt
 // resourceVersion only by a newly marked pending create and the managed
 // reconciler's finalizer.
 func createPendingOnly(ctx context.Context, cache client.Reader, o client.Object) bool {
-	pending := o.GetAnnotations()[meta.AnnotationKeyExternalCreatePending]
-	cached, ok := o.DeepCopyObject().(client.Object)
-	if pending == "" || !ok || o.GetResourceVersion() == "" {
+	// A pending mark not newer than the create's result is an old one,
+	// carried by every later write of the object.
+	if !meta.ExternalCreateIncomplete(o) {
 		return false
 	}
-	if err := cache.Get(ctx, client.ObjectKeyFromObject(o), cached); err != nil || cached.GetResourceVersion() != o.GetResourceVersion() ||
-		cached.GetAnnotations()[meta.AnnotationKeyExternalCreatePending] == pending {
+	want, have, ok := asCached(ctx, cache, o)
+	if !ok {
 		return false
 	}
-	want, err := withoutCreateMarks(o)
-	if err != nil {
+	pending := func(u map[string]any) any {
+		a, _, _ := unstructured.NestedStringMap(u, "metadata", "annotations")
+		return a[meta.AnnotationKeyExternalCreatePending]
+	}
+	if pending(want) == pending(have) {
 		return false
 	}
-	have, err := withoutCreateMarks(cached)
-	if err != nil {
-		return false
-	}
-	return equality.Semantic.DeepEqual(want, have)
+	return equality.Semantic.DeepEqual(withoutCreateMarks(want), withoutCreateMarks(have))
 }
 
-// withoutCreateMarks is o as unstructured content without its status, the
-// pending create's mark and the managed reconciler's finalizer; empty
-// annotations and finalizers are dropped, so that an object that had none
-// compares equal.
-func withoutCreateMarks(o client.Object) (map[string]any, error) {
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
-	if err != nil {
-		return nil, err
-	}
+// withoutCreateMarks drops from an object's unstructured content its
+// status, the pending create's mark and the managed reconciler's
+// finalizer; empty annotations and finalizers go too, so that an object
+// that had none compares equal. It changes u and returns it.
+func withoutCreateMarks(u map[string]any) map[string]any {
 	delete(u, "status")
 	m, _ := u["metadata"].(map[string]any)
 	if m == nil {
-		return u, nil
+		return u
 	}
 	delete(m, "managedFields")
 	if a, _ := m["annotations"].(map[string]any); a != nil {
@@ -122,18 +119,12 @@ func withoutCreateMarks(o client.Object) (map[string]any, error) {
 		}
 	}
 	if f, _ := m["finalizers"].([]any); f != nil {
-		kept := []any{}
-		for _, v := range f {
-			if v != managed.FinalizerName {
-				kept = append(kept, v)
-			}
-		}
-		m["finalizers"] = kept
-		if len(kept) == 0 {
+		m["finalizers"] = slices.DeleteFunc(f, func(v any) bool { return v == managed.FinalizerName })
+		if len(m["finalizers"].([]any)) == 0 {
 			delete(m, "finalizers")
 		}
 	}
-	return u, nil
+	return u
 }
 
 func (c unchangedStatusSkipped) Status() client.SubResourceWriter {
@@ -155,22 +146,30 @@ func (w statusWriter) Update(ctx context.Context, o client.Object, opts ...clien
 // statusUnchanged says whether the cache holds o at its resourceVersion
 // with the same status.
 func statusUnchanged(ctx context.Context, cache client.Reader, o client.Object) bool {
-	cached, ok := o.DeepCopyObject().(client.Object)
-	if !ok || o.GetResourceVersion() == "" {
-		return false
+	want, have, ok := asCached(ctx, cache, o)
+	return ok && equality.Semantic.DeepEqual(want["status"], have["status"])
+}
+
+// asCached is o and the cache's copy of it as unstructured content, when
+// the cache holds o at o's resourceVersion: at that version the API
+// server's object is the cached one.
+func asCached(ctx context.Context, cache client.Reader, o client.Object) (want, have map[string]any, ok bool) {
+	cached, isObject := o.DeepCopyObject().(client.Object)
+	if !isObject || o.GetResourceVersion() == "" {
+		return nil, nil, false
 	}
 	if err := cache.Get(ctx, client.ObjectKeyFromObject(o), cached); err != nil || cached.GetResourceVersion() != o.GetResourceVersion() {
-		return false
+		return nil, nil, false
 	}
 	want, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 	if err != nil {
-		return false
+		return nil, nil, false
 	}
-	have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cached)
+	have, err = runtime.DefaultUnstructuredConverter.ToUnstructured(cached)
 	if err != nil {
-		return false
+		return nil, nil, false
 	}
-	return equality.Semantic.DeepEqual(want["status"], have["status"])
+	return want, have, true
 }
 
 // absentRecords remembers, by object, that the last Observe found no
