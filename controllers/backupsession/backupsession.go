@@ -50,6 +50,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/keymutex"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -98,8 +99,9 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("cannot set up backupsession controller: %w", err)
 	}
 	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
-		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
-		log:   o.Log.WithValues("controller", "backupsession")}
+		hooks:           &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
+		byConfiguration: keymutex.NewHashed(configurationLocks),
+		log:             o.Log.WithValues("controller", "backupsession")}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("backupsession").
 		WithOptions(o.Controller).
@@ -121,6 +123,11 @@ func sessionOfSnapshot(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.BackupSession}}}
 }
 
+// configurationLocks is how many locks the configurations' keys are
+// hashed to. Two configurations that share one wait for each other; with a
+// few workers and this many locks that is rare.
+const configurationLocks = 256
+
 type reconciler struct {
 	kube client.Client
 	// api reads from the API server, past the cache, where a just-created
@@ -131,6 +138,13 @@ type reconciler struct {
 	image    string
 	hooks    *hookrun.Executor
 	log      logr.Logger
+	// byConfiguration lets one worker at a time reconcile the sessions of
+	// a configuration. What a session decides spans its configuration's
+	// other sessions (concurrencyPolicy, Replace, retries, the history)
+	// and nothing beyond them, so sessions of different configurations
+	// run side by side: a hook attempt or a slow API call of one holds
+	// back no other configuration's backups.
+	byConfiguration keymutex.KeyMutex
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -141,6 +155,9 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if bs.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
+	key := bs.Namespace + "/" + bs.Spec.Invoker.Name
+	r.byConfiguration.LockKey(key)
+	defer func() { _ = r.byConfiguration.UnlockKey(key) }()
 	before := bs.DeepCopy()
 	res, err := r.reconcile(ctx, bs)
 	bs.Status.Phase = phase(bs)

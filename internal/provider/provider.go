@@ -71,8 +71,9 @@ type Options struct {
 	QPS   float32
 	Burst int
 	// Workers is how many objects of each managed kind (BackupStorage,
-	// Repository, Snapshot) and BackupConfigurations are reconciled at a
-	// time; zero or one: one.
+	// Repository, Snapshot), BackupConfigurations, BackupSessions (of
+	// different configurations) and RestoreSessions are reconciled at a
+	// time; zero: DefaultWorkers.
 	Workers int
 	// InstallBuiltins applies the built-in Addons and Functions at start,
 	// as what a package installs beside the provider: Crossplane installs
@@ -85,8 +86,14 @@ type Options struct {
 	SkipControllerNameValidation bool
 }
 
+// DefaultWorkers is Options.Workers when none is given (--workers).
+const DefaultWorkers = 4
+
 // Run runs every controller until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	if o.Workers == 0 {
+		o.Workers = DefaultWorkers
+	}
 	limit, err := setMemoryLimit(o.MemoryLimit)
 	if err != nil {
 		return err

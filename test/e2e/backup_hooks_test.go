@@ -246,3 +246,81 @@ func runAgain(t *testing.T, kube client.Client, change func(*corev1alpha1.Backup
 	}
 	return bs
 }
+
+// invokerSession is the newest BackupSession of the configuration invoker
+// in namespace default, or nil.
+func invokerSession(ctx context.Context, kube client.Client, invoker string) *corev1alpha1.BackupSession {
+	list := &corev1alpha1.BackupSessionList{}
+	if err := kube.List(ctx, list, client.InNamespace("default")); err != nil {
+		return nil
+	}
+	var newest *corev1alpha1.BackupSession
+	for i := range list.Items {
+		bs := &list.Items[i]
+		if bs.Spec.Invoker.Name == invoker && (newest == nil || newest.CreationTimestamp.Before(&bs.CreationTimestamp)) {
+			newest = bs
+		}
+	}
+	return newest
+}
+
+// A session's hook holds back its own configuration's runs and no other:
+// while the pre-backup hook of one configuration's first run waits, as a
+// freeze that takes long does, a second configuration's first backup runs
+// and succeeds beside it. The waiting run ends once its hook returns. The
+// provider runs with its installed default of four workers.
+func TestHookHoldsOnlyItsConfiguration(t *testing.T) {
+	t.Parallel()
+	kube := withProvider(t)
+	ctx := context.Background()
+	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
+	if err := kube.Create(ctx, execTemplate("hold", `touch /var/lib/app/.held && while [ ! -e /var/lib/app/.release ]; do sleep 0.2; done && echo released`)); err != nil {
+		t.Fatal(err)
+	}
+	_, data := seedAppBackup(t, kube, 20, 17, func(app *appsv1.Deployment, bc *corev1alpha1.BackupConfiguration) {
+		app.Spec.Replicas = ptr.To[int32](1)
+		bc.Spec.Sessions[0].Hooks = &corev1alpha1.BackupHooks{PreBackup: []corev1alpha1.HookInfo{{
+			Name: "hold", HookTemplate: storagev1alpha1.ObjectReference{Name: "hold"}, Timeout: &metav1.Duration{Duration: 5 * time.Minute},
+		}}}
+	})
+	release := filepath.Join(data, ".release")
+	// A failed test still lets the hook return before the cluster stops.
+	t.Cleanup(func() { _ = os.WriteFile(release, nil, 0o644) })
+	poll(t, 3*time.Minute, "the pre-backup hook did not start", func(context.Context) (bool, error) {
+		_, err := os.Stat(filepath.Join(data, ".held"))
+		return err == nil, nil
+	})
+
+	other := configuration(`{"paths": ["/var/lib/app"]}`)
+	other.Name = "other-backup"
+	other.Spec.Sessions[0].Repositories[0].Name = "other"
+	other.Spec.Sessions[0].Repositories[0].Directory = "default/other"
+	if err := kube.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 3*time.Minute, "the other configuration's backup did not succeed while the hook waited", func(ctx context.Context) (bool, error) {
+		bs := invokerSession(ctx, kube, "other-backup")
+		if bs != nil && done(bs.Status.Phase) && bs.Status.Phase != corev1alpha1.BackupSessionSucceeded {
+			t.Fatalf("the other configuration's backup is %s", bs.Status.Phase)
+		}
+		return bs != nil && bs.Status.Phase == corev1alpha1.BackupSessionSucceeded, nil
+	})
+	if bs := invokerSession(ctx, kube, "app-backup"); bs == nil || done(bs.Status.Phase) {
+		t.Fatalf("the run whose hook waits is no longer going: %+v", bs)
+	}
+
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var held *corev1alpha1.BackupSession
+	poll(t, 3*time.Minute, "the held backup did not end once its hook returned", func(ctx context.Context) (bool, error) {
+		held = invokerSession(ctx, kube, "app-backup")
+		return held != nil && done(held.Status.Phase), nil
+	})
+	if held.Status.Phase != corev1alpha1.BackupSessionSucceeded {
+		t.Fatalf("the held backup is %s", held.Status.Phase)
+	}
+	if diff := cmp.Diff([]hookSeen{{"hold", "Succeeded", "", "released", 1}}, hooksSeen(held.Status.Hooks.PreHooks)); diff != "" {
+		t.Errorf("pre-backup hooks (-want +got):\n%s", diff)
+	}
+}
