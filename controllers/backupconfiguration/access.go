@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -183,9 +182,6 @@ func (s *scheduler) revokeRemoteAccess(ctx context.Context, bc *corev1alpha1.Bac
 // holds, so that a rotated credential reaches their Jobs, or, brokered,
 // whose grants its accessor token signs.
 func (s *scheduler) usersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	if _, ok := o.(*corev1.Secret); !ok {
-		return nil
-	}
 	storages := &storagev1alpha1.BackupStorageList{}
 	if err := s.kube.List(ctx, storages, client.InNamespace(o.GetNamespace())); err != nil {
 		s.log.Error(err, "cannot list backupstorages")

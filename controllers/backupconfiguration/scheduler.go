@@ -76,8 +76,8 @@ func setupScheduler(mgr ctrl.Manager, o Options) error {
 		Watches(&storagev1alpha1.Repository{}, handler.EnqueueRequestsFromMapFunc(configurationOfRepository), builder.WithPredicates(repositoryChanged)).
 		// The copies of storage Secrets (access.go): remade when deleted,
 		// refreshed when their source changes.
-		Owns(&corev1.Secret{}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(s.usersOfSecret)).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(s.usersOfSecret)).
 		// A storage's access mode decides what the copies hold.
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(s.usersOfStorage), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// A verifier made after the configuration changes its

@@ -43,7 +43,7 @@ func setupAccessor(mgr ctrl.Manager, o Options) error {
 		Owns(&appsv1.Deployment{}).
 		// A brokered object store's accessor restarts with a rotated
 		// credential Secret.
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up backupstorage-accessor controller: %w", err)

@@ -52,7 +52,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Named(name).
 		WithOptions(o.Controller).
 		For(&storagev1alpha1.BackupStorage{}, builder.WithPredicates(notOnlyOwnStatus)).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
 		Watches(&storagev1alpha1.Repository{}, storagekind.Gathered{Map: storageOfRepository, After: repositoriesGathered}, builder.WithPredicates(storageViewChanged)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(storageOfAccessorPod)).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(defaultsOfNamespace(mgr.GetClient()))).

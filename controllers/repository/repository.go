@@ -53,7 +53,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Named(name).
 		WithOptions(o.Controller).
 		For(&storagev1alpha1.Repository{}, builder.WithPredicates(notOnlyOwnStatus)).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(repositoriesUsingSecret(mgr.GetClient()))).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(repositoriesUsingSecret(mgr.GetClient()))).
 		Watches(&storagev1alpha1.BackupStorage{}, handler.EnqueueRequestsFromMapFunc(repositoriesOfStorage(mgr.GetClient())), builder.WithPredicates(storageChanged)).
 		Watches(&storagev1alpha1.Snapshot{}, snapshotEvents, builder.WithPredicates(snapshotChanged)).
 		// A WipeOut waits for the restores and prunes of the Repository.

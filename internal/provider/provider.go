@@ -26,6 +26,7 @@ import (
 
 	"github.com/stashplane/stashplane/apis"
 	"github.com/stashplane/stashplane/controllers"
+	"github.com/stashplane/stashplane/internal/secretcache"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/tenancy"
 )
@@ -117,7 +118,17 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		// The cache holds every Snapshot, Job and pod the provider
 		// watches; their managed fields are most of their size and
 		// nothing reads them.
-		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		// Secrets are held as metadata, their data only for the
+		// Secrets the provider reads (internal/secretcache).
+		Client: secretcache.Options(),
+		NewClient: func(cfg *rest.Config, co client.Options) (client.Client, error) {
+			c, err := client.New(cfg, co)
+			if err != nil {
+				return nil, err
+			}
+			return secretcache.Wrap(c, co.Cache.Reader), nil
+		},
 		Logger:                  o.Log,
 		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.HealthAddress,

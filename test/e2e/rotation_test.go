@@ -3,13 +3,17 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -29,7 +33,8 @@ import (
 // no change in the app team's namespace.
 func TestStorageCredentialsRotated(t *testing.T) {
 	t.Parallel()
-	kube, cluster := withProviderCluster(t, asProviderServiceAccount(packageRules(t)))
+	secretReads := &secretRequests{}
+	kube, cluster := withProviderCluster(t, asProviderServiceAccount(packageRules(t)), recordingSecretRequests(secretReads))
 	ctx := context.Background()
 	defer restoreLogsOnFailure(t, kube, cluster.Config(), "team-a")
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
@@ -125,4 +130,61 @@ func TestStorageCredentialsRotated(t *testing.T) {
 	if snap := outcome(fresh.Name); snap.Status.Phase != storagev1alpha1.SnapshotSucceeded {
 		t.Errorf("a backup after the Secret was updated: snapshot %s, components %+v", snap.Status.Phase, snap.Status.Components)
 	}
+	// All of it while the provider held the cluster's Secrets as
+	// metadata: it watched them only so, and read the data of the Secrets
+	// it uses one by one.
+	whole, metadata, gets := secretReads.seen()
+	if len(whole) > 0 {
+		t.Errorf("the provider watched whole Secrets, which a cache then holds: %v", whole)
+	}
+	if metadata == 0 || gets == 0 {
+		t.Errorf("the provider made %d watches of Secrets' metadata and %d reads of one Secret; want some of each", metadata, gets)
+	}
 }
+
+// secretRequests records the provider's reads of Secrets.
+type secretRequests struct {
+	mu sync.Mutex
+	// whole are the watches of Secrets with their data, which only a
+	// cache (an informer) makes. A list by label, past the cache, is not
+	// one.
+	whole []string
+	// metadata counts the watches of Secrets' metadata.
+	metadata int
+	// gets counts the reads of one Secret.
+	gets int
+}
+
+func (r *secretRequests) seen() ([]string, int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.whole), r.metadata, r.gets
+}
+
+// recordingSecretRequests records the provider's reads of Secrets in r.
+func recordingSecretRequests(r *secretRequests) providerOption {
+	return func(_ *testing.T, _ client.Client, cfg *rest.Config, _ *provider.Options) {
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				if parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/"); req.Method == http.MethodGet && slices.Contains(parts, "secrets") {
+					r.mu.Lock()
+					switch {
+					case parts[len(parts)-1] != "secrets":
+						r.gets++
+					case req.URL.Query().Get("watch") != "true":
+					case strings.Contains(req.Header.Get("Accept"), "as=PartialObjectMetadata"):
+						r.metadata++
+					default:
+						r.whole = append(r.whole, req.URL.String())
+					}
+					r.mu.Unlock()
+				}
+				return rt.RoundTrip(req)
+			})
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
