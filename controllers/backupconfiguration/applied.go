@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -65,8 +66,7 @@ func (a *applied) apply(ctx context.Context, kube client.Client, bc types.Namesp
 	last, ok := a.m[bc][k]
 	a.mu.Unlock()
 	if ok && last.hash == want {
-		cached, isObject := o.DeepCopyObject().(client.Object)
-		if isObject && kube.Get(ctx, k.key, cached) == nil && last.kept(o, cached) {
+		if cached := cachedForm(o); cached != nil && kube.Get(ctx, k.key, cached) == nil && last.kept(o, cached) {
 			return nil
 		}
 	}
@@ -80,6 +80,22 @@ func (a *applied) apply(ctx context.Context, kube client.Client, bc types.Namesp
 	}
 	a.m[bc][k] = appliedAs{hash: want, resourceVersion: o.GetResourceVersion(), generation: o.GetGeneration()}
 	return nil
+}
+
+// cachedForm is an empty object of o's kind in the form the provider's
+// cache holds it: Stashplane's own kinds whole, the others (ServiceAccounts,
+// Roles, RoleBindings, CronJobs) as metadata, which is all kept reads; a
+// typed read of those would make the cache hold every one of the cluster's
+// whole (internal/provider).
+func cachedForm(o client.Object) client.Object {
+	gvk := o.GetObjectKind().GroupVersionKind()
+	if gvk.Group == "stashplane.io" || strings.HasSuffix(gvk.Group, ".stashplane.io") {
+		cached, _ := o.DeepCopyObject().(client.Object)
+		return cached
+	}
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
 }
 
 // kept says whether cached is still as the apply that returned last left

@@ -69,7 +69,9 @@ func setupScheduler(mgr ctrl.Manager, o Options) error {
 		Named("backupconfiguration-scheduler").
 		WithOptions(o.Controller).
 		For(&corev1alpha1.BackupConfiguration{}).
-		Owns(&batchv1.CronJob{}).
+		// What the scheduler composes beside the Repository is held as
+		// metadata, which is all it reads of them (applied.go).
+		Owns(&batchv1.CronJob{}, builder.OnlyMetadata).
 		// Repositories carry the configuration's label, not its owner
 		// reference: deleting a configuration keeps them, their
 		// Snapshots and their data (docs/retention.md).
@@ -184,7 +186,8 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 	if err := s.ensureRemoteAccess(ctx, bc); err != nil {
 		return err
 	}
-	list := &batchv1.CronJobList{}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("CronJobList"))
 	if err := s.kube.List(ctx, list, client.InNamespace(bc.Namespace), client.MatchingLabels(labels(bc))); err != nil {
 		return fmt.Errorf("cannot list cronjobs: %w", err)
 	}
@@ -192,6 +195,7 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 		if want[cj.Name] || !metav1.IsControlledBy(&cj, bc) {
 			continue
 		}
+		cj.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("CronJob"))
 		if err := s.kube.Delete(ctx, &cj); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("cannot delete cronjob %q of a removed session: %w", cj.Name, err)
 		}

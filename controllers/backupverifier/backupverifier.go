@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -45,7 +46,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Named("backupverifier").
 		WithOptions(o.Controller).
 		For(&corev1alpha1.BackupVerifier{}).
-		Owns(&batchv1.CronJob{}).
+		Owns(&batchv1.CronJob{}, builder.OnlyMetadata).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up backupverifier controller: %w", err)
@@ -69,7 +70,9 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	if v.Spec.Scheduler == nil {
-		cj := &batchv1.CronJob{}
+		// Held as metadata, as the cache holds CronJobs.
+		cj := &metav1.PartialObjectMetadata{}
+		cj.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("CronJob"))
 		err := r.kube.Get(ctx, client.ObjectKey{Namespace: v.Namespace, Name: naming.VerifierCronJob(v.Name)}, cj)
 		if err == nil && metav1.IsControlledBy(cj, v) {
 			if err := r.kube.Delete(ctx, cj); client.IgnoreNotFound(err) != nil {

@@ -58,6 +58,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -117,8 +118,11 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		WithOptions(o.Controller).
 		For(&corev1alpha1.RestoreSession{}).
 		Owns(&batchv1.Job{}).
-		Owns(&corev1.ServiceAccount{}).
-		Owns(&rbacv1.Role{}).
+		// Held as metadata: a change is all the controller needs to see
+		// of its agent's account, and the cache would otherwise hold every
+		// account and Role of the cluster whole.
+		Owns(&corev1.ServiceAccount{}, builder.OnlyMetadata).
+		Owns(&rbacv1.Role{}, builder.OnlyMetadata).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up restoresession controller: %w", err)

@@ -57,12 +57,15 @@ func Wrap(c client.Client, meta client.Reader) *Client {
 	return &Client{Client: c, meta: meta, held: map[types.NamespacedName]*corev1.Secret{}}
 }
 
-// Get reads obj. A Secret is copied from what was read last when the cache's
+// Get reads obj. A Secret's metadata is read from the cache. A Secret is copied from what was read last when the cache's
 // metadata shows the same resourceVersion, and read from the API server
 // otherwise; a Secret the cache has not seen yet (one just made) is read
 // from the API server too, so a Secret is never reported missing that the
 // API server holds.
 func (c *Client) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if m, ok := obj.(*metav1.PartialObjectMetadata); ok && m.GroupVersionKind() == Metadata().GroupVersionKind() {
+		return c.meta.Get(ctx, key, obj, opts...)
+	}
 	s, ok := obj.(*corev1.Secret)
 	if !ok {
 		return c.Client.Get(ctx, key, obj, opts...)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -130,35 +131,40 @@ func TestStorageCredentialsRotated(t *testing.T) {
 	if snap := outcome(fresh.Name); snap.Status.Phase != storagev1alpha1.SnapshotSucceeded {
 		t.Errorf("a backup after the Secret was updated: snapshot %s, components %+v", snap.Status.Phase, snap.Status.Components)
 	}
-	// All of it while the provider held the cluster's Secrets as
-	// metadata: it watched them only so, and read the data of the Secrets
-	// it uses one by one.
+	// All of it while the provider held the cluster's Secrets, and the
+	// accounts, Roles, bindings and CronJobs it composes, as metadata: it
+	// watched them only so, and read the data of the Secrets it uses one
+	// by one.
 	whole, metadata, gets := secretReads.seen()
 	if len(whole) > 0 {
-		t.Errorf("the provider watched whole Secrets, which a cache then holds: %v", whole)
+		t.Errorf("the provider watched whole objects of kinds it holds as metadata; a cache then holds every one of the cluster's: %v", whole)
 	}
-	if metadata == 0 || gets == 0 {
-		t.Errorf("the provider made %d watches of Secrets' metadata and %d reads of one Secret; want some of each", metadata, gets)
+	if metadata["secrets"] == 0 || gets == 0 {
+		t.Errorf("the provider made %d watches of Secrets' metadata and %d reads of one Secret; want some of each", metadata["secrets"], gets)
 	}
 }
 
-// secretRequests records the provider's reads of Secrets.
+// heldAsMetadata are the resources the provider's cache holds as metadata
+// only.
+var heldAsMetadata = []string{"secrets", "serviceaccounts", "roles", "rolebindings", "cronjobs"}
+
+// secretRequests records the provider's watches of the resources it holds
+// as metadata, and its reads of one Secret.
 type secretRequests struct {
 	mu sync.Mutex
-	// whole are the watches of Secrets with their data, which only a
-	// cache (an informer) makes. A list by label, past the cache, is not
-	// one.
+	// whole are the watches of whole objects, which only a cache (an
+	// informer) makes. A list by label, past the cache, is not one.
 	whole []string
-	// metadata counts the watches of Secrets' metadata.
-	metadata int
+	// metadata counts the watches of metadata, by resource.
+	metadata map[string]int
 	// gets counts the reads of one Secret.
 	gets int
 }
 
-func (r *secretRequests) seen() ([]string, int, int) {
+func (r *secretRequests) seen() ([]string, map[string]int, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.whole), r.metadata, r.gets
+	return slices.Clone(r.whole), maps.Clone(r.metadata), r.gets
 }
 
 // recordingSecretRequests records the provider's reads of Secrets in r.
@@ -166,14 +172,21 @@ func recordingSecretRequests(r *secretRequests) providerOption {
 	return func(_ *testing.T, _ client.Client, cfg *rest.Config, _ *provider.Options) {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-				if parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/"); req.Method == http.MethodGet && slices.Contains(parts, "secrets") {
+				parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+				i := slices.IndexFunc(parts, func(p string) bool { return slices.Contains(heldAsMetadata, p) })
+				if req.Method == http.MethodGet && i >= 0 {
 					r.mu.Lock()
 					switch {
-					case parts[len(parts)-1] != "secrets":
-						r.gets++
+					case i < len(parts)-1:
+						if parts[i] == "secrets" {
+							r.gets++
+						}
 					case req.URL.Query().Get("watch") != "true":
 					case strings.Contains(req.Header.Get("Accept"), "as=PartialObjectMetadata"):
-						r.metadata++
+						if r.metadata == nil {
+							r.metadata = map[string]int{}
+						}
+						r.metadata[parts[i]]++
 					default:
 						r.whole = append(r.whole, req.URL.String())
 					}
