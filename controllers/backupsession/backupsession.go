@@ -41,6 +41,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -50,7 +52,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/keymutex"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -100,7 +101,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	}
 	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
 		hooks:           &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
-		byConfiguration: keymutex.NewHashed(configurationLocks),
+		byConfiguration: &configurationLocks{},
 		log:             o.Log.WithValues("controller", "backupsession")}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("backupsession").
@@ -123,10 +124,29 @@ func sessionOfSnapshot(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.BackupSession}}}
 }
 
-// configurationLocks is how many locks the configurations' keys are
-// hashed to. Two configurations that share one wait for each other; with a
-// few workers and this many locks that is rare.
-const configurationLocks = 256
+// configurationLocks lets one worker at a time reconcile the sessions of a
+// configuration: a configuration's key is hashed to one of its locks (two
+// configurations that share one take turns; with a few workers and this
+// many locks that is rare).
+type configurationLocks [256]sync.Mutex
+
+// tryLock takes the lock of key, or returns nil when another worker holds
+// it. A worker never waits for one: a hook attempt may hold its
+// configuration's lock for minutes, and workers waiting behind it would
+// hold back every other configuration's sessions.
+func (l *configurationLocks) tryLock(key string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	m := &l[h.Sum32()%uint32(len(l))]
+	if !m.TryLock() {
+		return nil
+	}
+	return m
+}
+
+// lockedRetry is when a session whose configuration's lock was taken is
+// reconciled again.
+const lockedRetry = time.Second
 
 type reconciler struct {
 	kube client.Client
@@ -144,7 +164,7 @@ type reconciler struct {
 	// and nothing beyond them, so sessions of different configurations
 	// run side by side: a hook attempt or a slow API call of one holds
 	// back no other configuration's backups.
-	byConfiguration keymutex.KeyMutex
+	byConfiguration *configurationLocks
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -155,9 +175,11 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if bs.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
-	key := bs.Namespace + "/" + bs.Spec.Invoker.Name
-	r.byConfiguration.LockKey(key)
-	defer func() { _ = r.byConfiguration.UnlockKey(key) }()
+	lock := r.byConfiguration.tryLock(bs.Namespace + "/" + bs.Spec.Invoker.Name)
+	if lock == nil {
+		return ctrl.Result{RequeueAfter: lockedRetry}, nil
+	}
+	defer lock.Unlock()
 	before := bs.DeepCopy()
 	res, err := r.reconcile(ctx, bs)
 	bs.Status.Phase = phase(bs)

@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -113,12 +116,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.Burst > 0 {
 		cfg.Burst = o.Burst
 	}
+	var secrets *secretcache.Client
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: s,
 		// The cache holds every Snapshot, Job and pod the provider
 		// watches; their managed fields are most of their size and
 		// nothing reads them.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache: cache.Options{DefaultTransform: cacheTransform()},
 		// Secrets are held as metadata, their data only for the
 		// Secrets the provider reads (internal/secretcache).
 		Client: secretcache.Options(),
@@ -127,7 +131,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 			if err != nil {
 				return nil, err
 			}
-			return secretcache.Wrap(c, co.Cache.Reader), nil
+			secrets = secretcache.Wrap(c, co.Cache.Reader)
+			return secrets, nil
 		},
 		Logger:                  o.Log,
 		Metrics:                 metricsOptions(o),
@@ -140,6 +145,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	})
 	if err != nil {
 		return fmt.Errorf("cannot make controller manager: %w", err)
+	}
+	secretsMeta, err := mgr.GetCache().GetInformer(ctx, secretcache.Metadata())
+	if err != nil {
+		return fmt.Errorf("cannot watch secrets: %w", err)
+	}
+	if _, err := secretsMeta.AddEventHandler(secrets.Forget()); err != nil {
+		return fmt.Errorf("cannot watch secrets: %w", err)
 	}
 	if o.HealthAddress != "0" && o.HealthAddress != "" {
 		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -171,6 +183,30 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		}
 	}
 	return mgr.Start(ctx)
+}
+
+// cacheTransform drops from every object the cache holds what the provider
+// never reads there: its managed fields, most of a cached object's size, and
+// kubectl's last-applied-configuration annotation, a whole copy of an object
+// applied with kubectl (a Secret's data too, even where only its metadata is
+// watched).
+func cacheTransform() toolscache.TransformFunc {
+	strip := cache.TransformStripManagedFields()
+	return func(in any) (any, error) {
+		out, err := strip(in)
+		if err != nil {
+			return out, err
+		}
+		if obj, err := meta.Accessor(out); err == nil {
+			if a := obj.GetAnnotations(); a != nil {
+				if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
+					delete(a, corev1.LastAppliedConfigAnnotation)
+					obj.SetAnnotations(a)
+				}
+			}
+		}
+		return out, nil
+	}
 }
 
 // guardVerdicts applies the admission policy that lets only this

@@ -23,6 +23,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -96,6 +97,25 @@ func (c *Client) Get(ctx context.Context, key client.ObjectKey, obj client.Objec
 	c.held[key] = s.DeepCopy()
 	c.mu.Unlock()
 	return nil
+}
+
+// Forget is an informer's event handler (of the Secrets' metadata) that
+// drops the data held of each Secret deleted, so that the data of a Secret
+// read once and deleted since (a restore's copy of a storage Secret) is not
+// kept for the life of the process.
+func (c *Client) Forget() toolscache.ResourceEventHandler {
+	return toolscache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		o, ok := obj.(client.Object)
+		if !ok {
+			return
+		}
+		c.mu.Lock()
+		delete(c.held, client.ObjectKeyFromObject(o))
+		c.mu.Unlock()
+	}}
 }
 
 // Held is how many Secrets' data the client holds.

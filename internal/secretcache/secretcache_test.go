@@ -9,6 +9,7 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -131,5 +132,40 @@ func TestGetOthersPassThrough(t *testing.T) {
 	}
 	if c.Held() != 0 {
 		t.Errorf("%d Secrets held after reading a ConfigMap", c.Held())
+	}
+}
+
+// A Secret deleted, seen by the metadata informer directly or as a
+// tombstone, is no longer held.
+func TestForget(t *testing.T) {
+	cases := map[string]struct {
+		deleted any
+		want    int
+	}{
+		"Deleted":   {deleted: Metadata(), want: 0},
+		"Tombstone": {deleted: toolscache.DeletedFinalStateUnknown{Key: "app/creds", Obj: Metadata()}, want: 0},
+		"Other":     {deleted: "not an object", want: 1},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			meta := &metaReader{version: "1"}
+			api := fake.NewClientBuilder().WithObjects(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "app"}}).Build()
+			c := Wrap(api, meta)
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "app", Name: "creds"}, &corev1.Secret{}); err != nil {
+				t.Fatal(err)
+			}
+			if m, ok := tc.deleted.(*metav1.PartialObjectMetadata); ok {
+				m.SetNamespace("app")
+				m.SetName("creds")
+			}
+			if d, ok := tc.deleted.(toolscache.DeletedFinalStateUnknown); ok {
+				d.Obj.(*metav1.PartialObjectMetadata).SetNamespace("app")
+				d.Obj.(*metav1.PartialObjectMetadata).SetName("creds")
+			}
+			c.Forget().OnDelete(tc.deleted)
+			if diff := cmp.Diff(tc.want, c.Held()); diff != "" {
+				t.Errorf("Secrets held after the delete (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -267,8 +267,10 @@ func invokerSession(ctx context.Context, kube client.Client, invoker string) *co
 // A session's hook holds back its own configuration's runs and no other:
 // while the pre-backup hook of one configuration's first run waits, as a
 // freeze that takes long does, a second configuration's first backup runs
-// and succeeds beside it. The waiting run ends once its hook returns. The
-// provider runs with its installed default of four workers.
+// and succeeds beside it, though four more runs of the held configuration
+// wait too, as many as the provider has workers. The waiting runs end once
+// the hook returns. The provider runs with its installed default of four
+// workers.
 func TestHookHoldsOnlyItsConfiguration(t *testing.T) {
 	t.Parallel()
 	kube := withProvider(t)
@@ -290,6 +292,21 @@ func TestHookHoldsOnlyItsConfiguration(t *testing.T) {
 		_, err := os.Stat(filepath.Join(data, ".held"))
 		return err == nil, nil
 	})
+	heldRun := invokerSession(ctx, kube, "app-backup")
+	if heldRun == nil {
+		t.Fatal("the run whose hook waits is not found")
+	}
+	// More runs of the held configuration, one for each of the provider's
+	// workers: they wait for the held run without taking a worker.
+	bc := &corev1alpha1.BackupConfiguration{}
+	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, bc); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := trigger.Create(ctx, kube, bc, "nightly", time.Now().Add(time.Duration(i+1)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	other := configuration(`{"paths": ["/var/lib/app"]}`)
 	other.Name = "other-backup"
@@ -305,17 +322,28 @@ func TestHookHoldsOnlyItsConfiguration(t *testing.T) {
 		}
 		return bs != nil && bs.Status.Phase == corev1alpha1.BackupSessionSucceeded, nil
 	})
-	if bs := invokerSession(ctx, kube, "app-backup"); bs == nil || done(bs.Status.Phase) {
-		t.Fatalf("the run whose hook waits is no longer going: %+v", bs)
+	if p := sessionPhase(ctx, kube, heldRun.Name); done(p) {
+		t.Fatalf("the run whose hook waits is no longer going: %s", p)
 	}
 
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var held *corev1alpha1.BackupSession
-	poll(t, 3*time.Minute, "the held backup did not end once its hook returned", func(ctx context.Context) (bool, error) {
-		held = invokerSession(ctx, kube, "app-backup")
-		return held != nil && done(held.Status.Phase), nil
+	held := &corev1alpha1.BackupSession{}
+	poll(t, 3*time.Minute, "the held backup and the runs that waited for it did not end once its hook returned", func(ctx context.Context) (bool, error) {
+		list := &corev1alpha1.BackupSessionList{}
+		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil {
+			return false, nil
+		}
+		for _, bs := range list.Items {
+			if bs.Spec.Invoker.Name == "app-backup" && !done(bs.Status.Phase) {
+				return false, nil
+			}
+			if bs.Name == heldRun.Name {
+				*held = bs
+			}
+		}
+		return true, nil
 	})
 	if held.Status.Phase != corev1alpha1.BackupSessionSucceeded {
 		t.Fatalf("the held backup is %s", held.Status.Phase)
