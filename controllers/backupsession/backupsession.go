@@ -100,9 +100,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("cannot set up backupsession controller: %w", err)
 	}
 	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
-		hooks:           &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
-		byConfiguration: &configurationLocks{},
-		log:             o.Log.WithValues("controller", "backupsession")}
+		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
+		log:   o.Log.WithValues("controller", "backupsession")}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("backupsession").
 		WithOptions(o.Controller).
@@ -164,7 +163,7 @@ type reconciler struct {
 	// and nothing beyond them, so sessions of different configurations
 	// run side by side: a hook attempt or a slow API call of one holds
 	// back no other configuration's backups.
-	byConfiguration *configurationLocks
+	byConfiguration configurationLocks
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

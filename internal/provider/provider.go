@@ -146,12 +146,8 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot make controller manager: %w", err)
 	}
-	secretsMeta, err := mgr.GetCache().GetInformer(ctx, secretcache.Metadata())
-	if err != nil {
-		return fmt.Errorf("cannot watch secrets: %w", err)
-	}
-	if _, err := secretsMeta.AddEventHandler(secrets.Forget()); err != nil {
-		return fmt.Errorf("cannot watch secrets: %w", err)
+	if err := secrets.ForgetDeleted(ctx, mgr.GetCache()); err != nil {
+		return err
 	}
 	if o.HealthAddress != "0" && o.HealthAddress != "" {
 		if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

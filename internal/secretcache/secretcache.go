@@ -17,6 +17,7 @@ package secretcache
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -33,10 +35,12 @@ func Options() client.Options {
 	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
 }
 
+var secretKind = corev1.SchemeGroupVersion.WithKind("Secret")
+
 // Metadata is an empty Secret's metadata, for a read from a metadata cache.
 func Metadata() *metav1.PartialObjectMetadata {
 	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m.SetGroupVersionKind(secretKind)
 	return m
 }
 
@@ -58,13 +62,13 @@ func Wrap(c client.Client, meta client.Reader) *Client {
 	return &Client{Client: c, meta: meta, held: map[types.NamespacedName]*corev1.Secret{}}
 }
 
-// Get reads obj. A Secret's metadata is read from the cache. A Secret is copied from what was read last when the cache's
-// metadata shows the same resourceVersion, and read from the API server
-// otherwise; a Secret the cache has not seen yet (one just made) is read
-// from the API server too, so a Secret is never reported missing that the
-// API server holds.
+// Get reads obj. A Secret's metadata is read from the cache. A Secret is
+// copied from what was read last when the cache's metadata shows the same
+// resourceVersion, and read from the API server otherwise; a Secret the
+// cache has not seen yet (one just made) is read from the API server too,
+// so a Secret is never reported missing that the API server holds.
 func (c *Client) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if m, ok := obj.(*metav1.PartialObjectMetadata); ok && m.GroupVersionKind() == Metadata().GroupVersionKind() {
+	if m, ok := obj.(*metav1.PartialObjectMetadata); ok && m.GroupVersionKind() == secretKind {
 		return c.meta.Get(ctx, key, obj, opts...)
 	}
 	s, ok := obj.(*corev1.Secret)
@@ -87,9 +91,7 @@ func (c *Client) Get(ctx context.Context, key client.ObjectKey, obj client.Objec
 	}
 	if err := c.Client.Get(ctx, key, s, opts...); err != nil {
 		if kerrors.IsNotFound(err) {
-			c.mu.Lock()
-			delete(c.held, key)
-			c.mu.Unlock()
+			c.forget(key)
 		}
 		return err
 	}
@@ -108,14 +110,29 @@ func (c *Client) Forget() toolscache.ResourceEventHandler {
 		if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 			obj = t.Obj
 		}
-		o, ok := obj.(client.Object)
-		if !ok {
-			return
+		if o, ok := obj.(client.Object); ok {
+			c.forget(client.ObjectKeyFromObject(o))
 		}
-		c.mu.Lock()
-		delete(c.held, client.ObjectKeyFromObject(o))
-		c.mu.Unlock()
 	}}
+}
+
+// ForgetDeleted has the cache's informer of Secrets' metadata tell the
+// client of each Secret deleted (Forget).
+func (c *Client) ForgetDeleted(ctx context.Context, informers cache.Informers) error {
+	inf, err := informers.GetInformer(ctx, Metadata())
+	if err != nil {
+		return fmt.Errorf("cannot watch secrets: %w", err)
+	}
+	if _, err := inf.AddEventHandler(c.Forget()); err != nil {
+		return fmt.Errorf("cannot watch secrets: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) forget(key client.ObjectKey) {
+	c.mu.Lock()
+	delete(c.held, key)
+	c.mu.Unlock()
 }
 
 // Held is how many Secrets' data the client holds.
