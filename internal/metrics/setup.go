@@ -17,7 +17,7 @@ import (
 // observes each BackupSession of mgr's cluster that ends while it runs.
 func Setup(mgr ctrl.Manager, log logr.Logger) error {
 	log = log.WithValues("controller", "metrics")
-	src := &source{reader: mgr.GetCache(), log: log}
+	src := &source{cache: mgr.GetCache(), log: log}
 	state.source.Store(src)
 	// A stopped manager's cache is no longer read.
 	err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {

@@ -2,11 +2,14 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
@@ -54,8 +57,8 @@ type stateCollector struct {
 }
 
 type source struct {
-	reader client.Reader
-	log    logr.Logger
+	cache cache.Informers
+	log   logr.Logger
 }
 
 var state = &stateCollector{}
@@ -73,21 +76,49 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	repos := &storagev1alpha1.RepositoryList{}
-	snaps := &storagev1alpha1.SnapshotList{}
-	// Only read, on every scrape: the cache's own objects, not a copy of
-	// each of the cluster's ten thousand Snapshots (docs/scale.md).
-	if err := src.reader.List(ctx, repos, client.UnsafeDisableDeepCopy); err != nil {
+	repos, err := cached[storagev1alpha1.Repository](ctx, src.cache)
+	if err != nil {
 		src.log.Error(err, "cannot list repositories for metrics")
 		return
 	}
-	if err := src.reader.List(ctx, snaps, client.UnsafeDisableDeepCopy); err != nil {
+	snaps, err := cached[storagev1alpha1.Snapshot](ctx, src.cache)
+	if err != nil {
 		src.log.Error(err, "cannot list snapshots for metrics")
 		return
 	}
-	for _, m := range stateMetrics(repos.Items, snaps.Items) {
+	for _, m := range stateMetrics(repos, snaps) {
 		ch <- m
 	}
+}
+
+// cached is every object of a kind the cache holds: the cache's own
+// objects, only to be read. A scrape reads them all, so it takes them from
+// the informer's store, with no copy of the ten thousand Snapshots of a
+// busy cluster, nor a list of them by value (docs/scale.md).
+func cached[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c cache.Informers) ([]*T, error) {
+	obj := PT(new(T))
+	inf, err := c.GetInformer(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	var store toolscache.Store
+	if st, ok := inf.(interface{ GetStore() toolscache.Store }); ok {
+		store = st.GetStore()
+	}
+	if store == nil {
+		return nil, fmt.Errorf("cannot read the cache of %T: its informer keeps no store", obj)
+	}
+	items := store.List()
+	out := make([]*T, 0, len(items))
+	for _, it := range items {
+		if o, ok := it.(PT); ok {
+			out = append(out, (*T)(o))
+		}
+	}
+	return out, nil
 }
 
 type repoKey struct{ namespace, repository string }
@@ -105,7 +136,7 @@ func snapshotTime(s *storagev1alpha1.Snapshot) time.Time {
 
 // stateMetrics derives the metrics of what the cluster holds from its
 // Repositories and Snapshots.
-func stateMetrics(repos []storagev1alpha1.Repository, snaps []storagev1alpha1.Snapshot) []prometheus.Metric {
+func stateMetrics(repos []*storagev1alpha1.Repository, snaps []*storagev1alpha1.Snapshot) []prometheus.Metric {
 	var out []prometheus.Metric
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		out = append(out, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
@@ -121,8 +152,7 @@ func stateMetrics(repos []storagev1alpha1.Repository, snaps []storagev1alpha1.Sn
 	lastSuccess := map[sessionKey]time.Time{}
 	newestSucceeded := map[repoKey]*storagev1alpha1.Snapshot{}
 	newestVerified := map[repoKey]time.Time{}
-	for i := range snaps {
-		s := &snaps[i]
+	for _, s := range snaps {
 		k := repoKey{s.Namespace, s.Spec.Repository}
 		if phases[k] == nil {
 			phases[k] = map[storagev1alpha1.SnapshotPhase]int{}
