@@ -384,7 +384,7 @@ func (p *passwordRun) job(ctx context.Context, action string) (*PasswordResult, 
 
 // report reads the report the password Job's agent printed.
 func (p *passwordRun) report(ctx context.Context, job *batchv1.Job) (*agent.PasswordReport, error) {
-	pod := sessionjob.NewestPod(ctx, p.c, job)
+	pod := sessionjob.NewestPod(ctx, p.c, p.c, job)
 	if pod == nil {
 		return nil, fmt.Errorf("cannot read the report of password job %q: it has no pod", job.Name)
 	}

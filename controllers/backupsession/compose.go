@@ -310,7 +310,7 @@ func (r *reconciler) unstartable(ctx context.Context, jobs []batchv1.Job, now ti
 		if sessionjob.Ended(j) {
 			continue
 		}
-		if why := sessionjob.Unstartable(sessionjob.NewestPod(ctx, r.kube, j), now, sessionjob.UnstartableGrace); why != "" {
+		if why := sessionjob.Unstartable(sessionjob.NewestPod(ctx, r.kube, r.api, j), now, sessionjob.UnstartableGrace); why != "" {
 			return fmt.Sprintf("backup job %q: %s", j.Name, why)
 		}
 	}

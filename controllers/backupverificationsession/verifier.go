@@ -125,7 +125,7 @@ func (r *reconciler) runVerifier(ctx context.Context, s *corev1alpha1.BackupVeri
 	case !metav1.IsControlledBy(j, s):
 		return r.notRunnable(s, fmt.Sprintf("job %q exists and does not belong to this session", j.Name))
 	}
-	pod := sessionjob.NewestPod(ctx, r.kube, j)
+	pod := sessionjob.NewestPod(ctx, r.kube, r.api, j)
 	end, how := jobOutcome(j, pod, r.clock.Now())
 	if end == jobRunning {
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, true, nil

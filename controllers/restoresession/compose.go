@@ -225,7 +225,7 @@ func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.Restor
 		if sessionjob.Ended(j) {
 			continue
 		}
-		if why := sessionjob.Unstartable(sessionjob.NewestPod(ctx, r.kube, j), now, sessionjob.UnstartableGrace); why != "" {
+		if why := sessionjob.Unstartable(sessionjob.NewestPod(ctx, r.kube, r.reader, j), now, sessionjob.UnstartableGrace); why != "" {
 			stuck[j.Name] = why
 		}
 	}

@@ -241,6 +241,14 @@ func setEnv(env, add []corev1.EnvVar) []corev1.EnvVar {
 	return env
 }
 
+// api reads past Kube's cache where there is a reader for it.
+func (j *Jobs) api() client.Reader {
+	if j.API != nil {
+		return j.API
+	}
+	return j.Kube
+}
+
 // Check reads the attempt's Job in namespace ns. A Job unfinished past
 // its timeout and a grace period is deleted and called timed out; its
 // pods' output is read only once it ended.
@@ -263,7 +271,7 @@ func (j *Jobs) Check(ctx context.Context, ns, name string, timeout time.Duration
 		timeout = hook.DefaultTimeout
 	}
 	now := j.Clock.Now()
-	pod := sessionjob.NewestPod(ctx, j.Kube, job)
+	pod := sessionjob.NewestPod(ctx, j.Kube, j.api(), job)
 	res := hook.Result{Duration: elapsed(job, now)}
 	if pod != nil {
 		res.Pods = []string{pod.Name}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
@@ -155,6 +156,7 @@ func Deployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv1.Deploy
 	for k, v := range labels {
 		podLabels[k] = v
 	}
+	podLabels[corev1alpha1.LabelProviderPod] = "true"
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: Name(bs), Namespace: bs.Namespace, Labels: labels},
 		Spec: appsv1.DeploymentSpec{

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
 
@@ -41,6 +42,7 @@ func TestAccessorRuntimeSettings(t *testing.T) {
 	for k := range labelsOf(bs) {
 		rs.Pod.PodLabels[k] = "mine"
 	}
+	rs.Pod.PodLabels[corev1alpha1.LabelProviderPod] = "mine"
 	d, err := Deployment(bs, "stashplane:test")
 	if err != nil {
 		t.Fatal(err)
@@ -73,5 +75,8 @@ func TestAccessorRuntimeSettings(t *testing.T) {
 		if meta.Labels[k] != v {
 			t.Errorf("Deployment(...): pod label %s=%q, want the selector's %q whatever podLabels say", k, meta.Labels[k], v)
 		}
+	}
+	if got := meta.Labels[corev1alpha1.LabelProviderPod]; got != "true" {
+		t.Errorf("Deployment(...): pod label %s=%q, want \"true\" whatever podLabels say: the provider's cache holds only the pods that carry it", corev1alpha1.LabelProviderPod, got)
 	}
 }

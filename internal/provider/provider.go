@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -28,6 +29,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/stashplane/stashplane/apis"
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/controllers"
 	"github.com/stashplane/stashplane/internal/secretcache"
 	"github.com/stashplane/stashplane/internal/storagekind"
@@ -122,7 +124,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		// The cache holds every Snapshot, Job and pod the provider
 		// watches; their managed fields are most of their size and
 		// nothing reads them.
-		Cache: cache.Options{DefaultTransform: cacheTransform()},
+		Cache: cache.Options{DefaultTransform: cacheTransform(), ByObject: cacheSelected()},
 		// Secrets are held as metadata, their data only for the
 		// Secrets the provider reads (internal/secretcache).
 		Client: secretcache.Options(),
@@ -179,6 +181,17 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		}
 	}
 	return mgr.Start(ctx)
+}
+
+// cacheSelected narrows what the cache holds of a kind to the objects the
+// provider reads: of the cluster's pods, those of its own Jobs and storage
+// accessors (corev1alpha1.LabelProviderPod). Every other pod a run reads
+// (a hook's target, a replaced run's pods, a Job's pods made by an earlier
+// provider) is read past the cache.
+func cacheSelected() map[client.Object]cache.ByObject {
+	return map[client.Object]cache.ByObject{
+		&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{corev1alpha1.LabelProviderPod: "true"})},
+	}
 }
 
 // cacheTransform drops from every object the cache holds what the provider

@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
 
 // ErrNotOwned is the error Ensure wraps when a Job of the name it would
@@ -37,6 +39,7 @@ func Ensure(ctx context.Context, c client.Client, owner client.Object, j *batchv
 	for k, v := range labels {
 		j.Labels[k] = v
 	}
+	Mark(j)
 	if err := controllerutil.SetControllerReference(owner, j, c.Scheme()); err != nil {
 		return fmt.Errorf("cannot own job %q: %w", j.Name, err)
 	}
@@ -109,9 +112,33 @@ func Unstartable(p *corev1.Pod, now time.Time, grace time.Duration) string {
 	return ""
 }
 
+// Mark labels a Job the provider makes, and the pods it will make, as the
+// provider's (corev1alpha1.LabelProviderPod): the provider's cache holds
+// those pods and no others.
+func Mark(j *batchv1.Job) {
+	for _, m := range []*metav1.ObjectMeta{&j.ObjectMeta, &j.Spec.Template.ObjectMeta} {
+		if m.Labels == nil {
+			m.Labels = map[string]string{}
+		}
+		m.Labels[corev1alpha1.LabelProviderPod] = "true"
+	}
+}
+
+// Marked says whether Mark labelled the Job, so that its pods are in the
+// provider's cache.
+func Marked(j *batchv1.Job) bool {
+	return j.Labels[corev1alpha1.LabelProviderPod] == "true"
+}
+
 // NewestPod is the newest pod the Job made, or nil when it has none or
-// they cannot be listed: what a Job's pod printed is read from it.
-func NewestPod(ctx context.Context, c client.Reader, j *batchv1.Job) *corev1.Pod {
+// they cannot be listed: what a Job's pod printed is read from it. The
+// pods of a Job Mark labelled are read from cached, the provider's cache;
+// those of any other Job (one an earlier provider made) from api, past it.
+func NewestPod(ctx context.Context, cached, api client.Reader, j *batchv1.Job) *corev1.Pod {
+	c := cached
+	if !Marked(j) {
+		c = api
+	}
 	pods := &corev1.PodList{}
 	if err := c.List(ctx, pods, client.InNamespace(j.Namespace), client.MatchingLabels{batchv1.ControllerUidLabel: string(j.UID)}); err != nil || len(pods.Items) == 0 {
 		return nil

@@ -16,13 +16,16 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 )
 
 func TestEnsure(t *testing.T) {
 	owner := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: "team", UID: "u1"}}
 	type want struct {
-		labels map[string]string
-		image  string
+		labels    map[string]string
+		podLabels map[string]string
+		image     string
 	}
 	cases := map[string]struct {
 		reason   string
@@ -33,9 +36,10 @@ func TestEnsure(t *testing.T) {
 		wantErr string
 	}{
 		"Created": {
-			reason: "A new Job lands in the owner's namespace with its own and the session's labels.",
+			reason: "A new Job lands in the owner's namespace with its own and the session's labels; it and its pods are marked as the provider's, so that the provider's cache holds its pods.",
 			job:    job("j", map[string]string{"app": "x"}, "new"),
-			want:   want{labels: map[string]string{"app": "x", "session": "s"}, image: "new"},
+			want: want{labels: map[string]string{"app": "x", "session": "s", corev1alpha1.LabelProviderPod: "true"},
+				podLabels: map[string]string{corev1alpha1.LabelProviderPod: "true"}, image: "new"},
 		},
 		"ExistingKept": {
 			reason:   "A Job the owner already controls is left as it is, not an error.",
@@ -85,7 +89,7 @@ func TestEnsure(t *testing.T) {
 			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "team", Name: "j"}, got); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, want{labels: got.Labels, image: got.Spec.Template.Spec.Containers[0].Image}, cmp.AllowUnexported(want{})); diff != "" {
+			if diff := cmp.Diff(tc.want, want{labels: got.Labels, podLabels: got.Spec.Template.Labels, image: got.Spec.Template.Spec.Containers[0].Image}, cmp.AllowUnexported(want{})); diff != "" {
 				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
 			}
 			if tc.existing == nil && !metav1.IsControlledBy(got, owner) {
@@ -167,6 +171,56 @@ func TestUnstartable(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, Unstartable(tc.pod, created.Add(tc.after), time.Minute)); diff != "" {
 				t.Errorf("%s: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestNewestPod(t *testing.T) {
+	podOf := func(name string, age time.Duration) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: name, CreationTimestamp: metav1.NewTime(time.Unix(1000, 0).Add(-age)),
+			Labels: map[string]string{batchv1.ControllerUidLabel: "j1"}}}
+	}
+	marked := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "j", UID: "j1"}}
+	Mark(marked)
+	earlier := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "j", UID: "j1"}}
+	cases := map[string]struct {
+		reason string
+		job    *batchv1.Job
+		cached []client.Object
+		api    []client.Object
+		want   string
+	}{
+		"MarkedFromCache": {
+			reason: "The pods of a Job Mark labelled are in the provider's cache: the newest of them is read there.",
+			job:    marked,
+			cached: []client.Object{podOf("old", time.Hour), podOf("new", time.Minute)},
+			api:    []client.Object{podOf("other", 0)},
+			want:   "new",
+		},
+		"EarlierProviderPastCache": {
+			reason: "A Job an earlier provider made carries no mark, so the cache holds none of its pods: they are read past it.",
+			job:    earlier,
+			cached: []client.Object{podOf("cached", 0)},
+			api:    []client.Object{podOf("old", time.Hour), podOf("new", time.Minute)},
+			want:   "new",
+		},
+		"None": {
+			reason: "A Job with no pod yet has no newest pod.",
+			job:    marked,
+			want:   "",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			cached := fake.NewClientBuilder().WithObjects(tc.cached...).Build()
+			api := fake.NewClientBuilder().WithObjects(tc.api...).Build()
+			got := ""
+			if p := NewestPod(context.Background(), cached, api, tc.job); p != nil {
+				got = p.Name
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nNewestPod(): -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

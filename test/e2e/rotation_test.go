@@ -142,6 +142,12 @@ func TestStorageCredentialsRotated(t *testing.T) {
 	if metadata["secrets"] == 0 || gets == 0 {
 		t.Errorf("the provider made %d watches of Secrets' metadata and %d reads of one Secret; want some of each", metadata["secrets"], gets)
 	}
+	// Of the cluster's pods, it watched only its own Jobs' and accessors'.
+	unselected, selected := secretReads.podWatches()
+	if len(unselected) > 0 || selected == 0 {
+		t.Errorf("the provider made %d watches of pods by %s=true and these of other pods, whose cache then holds every pod of the cluster: %v",
+			selected, corev1alpha1.LabelProviderPod, unselected)
+	}
 }
 
 // heldAsMetadata are the resources the provider's cache holds as metadata
@@ -149,7 +155,7 @@ func TestStorageCredentialsRotated(t *testing.T) {
 var heldAsMetadata = []string{"secrets", "serviceaccounts", "roles", "rolebindings", "cronjobs"}
 
 // secretRequests records the provider's watches of the resources it holds
-// as metadata, and its reads of one Secret.
+// as metadata, its reads of one Secret, and its watches of pods.
 type secretRequests struct {
 	mu sync.Mutex
 	// whole are the watches of whole objects, which only a cache (an
@@ -159,6 +165,16 @@ type secretRequests struct {
 	metadata map[string]int
 	// gets counts the reads of one Secret.
 	gets int
+	// podsUnselected are the watches of pods not selected by
+	// corev1alpha1.LabelProviderPod; podsSelected counts those selected.
+	podsUnselected []string
+	podsSelected   int
+}
+
+func (r *secretRequests) podWatches() ([]string, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.podsUnselected), r.podsSelected
 }
 
 func (r *secretRequests) seen() ([]string, map[string]int, int) {
@@ -173,6 +189,15 @@ func recordingSecretRequests(r *secretRequests) providerOption {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 				parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+				if req.Method == http.MethodGet && parts[len(parts)-1] == "pods" && req.URL.Query().Get("watch") == "true" {
+					r.mu.Lock()
+					if req.URL.Query().Get("labelSelector") == corev1alpha1.LabelProviderPod+"=true" {
+						r.podsSelected++
+					} else {
+						r.podsUnselected = append(r.podsUnselected, req.URL.String())
+					}
+					r.mu.Unlock()
+				}
 				i := slices.IndexFunc(parts, func(p string) bool { return slices.Contains(heldAsMetadata, p) })
 				if req.Method == http.MethodGet && i >= 0 {
 					r.mu.Lock()

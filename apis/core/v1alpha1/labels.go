@@ -62,6 +62,11 @@ const (
 	// writes or reads, as the built-in Functions set it; with the
 	// repository label it finds the Job's report.
 	LabelComponent = "stashplane.io/component"
+
+	// LabelProviderPod is "true" on the Jobs the provider makes, on their
+	// pod templates and on its storage accessors' pods: the provider's
+	// cache holds the pods that carry it and no other pod of the cluster.
+	LabelProviderPod = "stashplane.io/provider-pod"
 )
 
 // AnnotationHeldReplicas is on a Deployment or StatefulSet a restore
