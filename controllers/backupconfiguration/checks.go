@@ -250,7 +250,9 @@ func storageProblem(ctx context.Context, in *input, b corev1alpha1.BackendRefere
 		ns = in.bc.Namespace
 	}
 	bs := &storagev1alpha1.BackupStorage{}
-	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.Storage().Name}, bs); kerrors.IsNotFound(err) {
+	// Only read: the cache's own object, not a copy of a status that lists
+	// every Repository of the storage, for each configuration checked.
+	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: b.Storage().Name}, bs, client.UnsafeDisableDeepCopy); kerrors.IsNotFound(err) {
 		return fmt.Sprintf("backupstorage %s/%s of backend %q not found", ns, b.Storage().Name, b.Name), nil
 	} else if err != nil {
 		return "", fmt.Errorf("cannot get backupstorage: %w", err)

@@ -114,7 +114,8 @@ func deletedStorageOfRun(c client.Reader) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
 		key, ok := plan.RepositoryOfRun(o)
 		repo, bs := &storagev1alpha1.Repository{}, &storagev1alpha1.BackupStorage{}
-		if !ok || c.Get(ctx, key, repo) != nil || c.Get(ctx, repo.StorageKey(), bs) != nil || bs.DeletionTimestamp == nil {
+		// Only read, on every event of a run: the cache's own objects.
+		if !ok || c.Get(ctx, key, repo, client.UnsafeDisableDeepCopy) != nil || c.Get(ctx, repo.StorageKey(), bs, client.UnsafeDisableDeepCopy) != nil || bs.DeletionTimestamp == nil {
 			return nil
 		}
 		return []reconcile.Request{{NamespacedName: repo.StorageKey()}}

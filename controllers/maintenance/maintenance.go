@@ -37,7 +37,6 @@ import (
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
-	"github.com/stashplane/stashplane/internal/sessionjob"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -170,7 +169,6 @@ func (r *reconciler) start(ctx context.Context, repo *storagev1alpha1.Repository
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	sessionjob.Mark(job)
 	if err := controllerutil.SetControllerReference(repo, job, r.kube.Scheme()); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot own prune job %q: %w", job.Name, err)
 	}

@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -33,6 +34,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
+	"github.com/stashplane/stashplane/internal/cachestore"
 	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/usage"
@@ -48,7 +50,7 @@ type Options = storagekind.Options
 // Setup adds the Repository controller to the manager.
 func Setup(mgr ctrl.Manager, o Options) error {
 	name := "repository"
-	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.RepositoryGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, now: o.Now}, o)
+	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.RepositoryGroupVersionKind, &connector{kube: mgr.GetClient(), cache: mgr.GetCache(), opener: o.Opener, reason: o.Reason, now: o.Now}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
@@ -119,7 +121,9 @@ type refusal struct{ reason, msg string }
 func (r *refusal) Error() string { return r.msg }
 
 type connector struct {
-	kube   client.Client
+	kube client.Client
+	// cache is kube's cache, read by reference where every Repository is.
+	cache  cache.Informers
 	opener *storagekind.Opener
 	reason func(error) (string, string)
 	now    func() time.Time
@@ -152,7 +156,9 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 func (c *connector) check(ctx context.Context, repo *storagev1alpha1.Repository) (*storagev1alpha1.BackupStorage, error) {
 	key := repo.StorageKey()
 	bs := &storagev1alpha1.BackupStorage{}
-	if err := c.kube.Get(ctx, key, bs); kerrors.IsNotFound(err) {
+	// Only read: the cache's own object, not a copy of a status that lists
+	// every Repository of the storage, for each Repository observed.
+	if err := c.kube.Get(ctx, key, bs, client.UnsafeDisableDeepCopy); kerrors.IsNotFound(err) {
 		return nil, &refusal{"BackupStorageNotFound", fmt.Sprintf("backupstorage %q not found in namespace %q", key.Name, key.Namespace)}
 	} else if err != nil {
 		return nil, fmt.Errorf("cannot get backupstorage: %w", err)
@@ -198,15 +204,15 @@ func (c *connector) checkPassword(ctx context.Context, repo *storagev1alpha1.Rep
 // older Repository of the same storage: their WipeOuts would destroy each
 // other's backups.
 func (c *connector) checkOverlap(ctx context.Context, repo *storagev1alpha1.Repository, storage client.ObjectKey) error {
-	// Only read: the cache's own objects, not a copy of each of the
-	// cluster's Repositories for every one checked.
-	list := &storagev1alpha1.RepositoryList{}
-	if err := c.kube.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
+	// Only read, for every Repository observed: the cache's own objects,
+	// not a list of each of the cluster's Repositories by value.
+	all, err := cachestore.Objects[storagev1alpha1.Repository](ctx, c.cache)
+	if err != nil {
 		return fmt.Errorf("cannot list repositories: %w", err)
 	}
 	mine := cleanPath(repo.Spec.Path)
-	for _, other := range list.Items {
-		if other.UID == repo.UID || other.StorageKey() != storage || !older(&other, repo) {
+	for _, other := range all {
+		if other.UID == repo.UID || other.StorageKey() != storage || !older(other, repo) {
 			continue
 		}
 		theirs := cleanPath(other.Spec.Path)

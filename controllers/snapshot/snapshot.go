@@ -179,7 +179,9 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 		return nil, fmt.Errorf("cannot get repository: %w", err)
 	}
 	bs := &storagev1alpha1.BackupStorage{}
-	if err := c.kube.Get(ctx, repo.StorageKey(), bs); err != nil {
+	// Only read: the cache's own object, not a copy of a status that lists
+	// every Repository of the storage, for each Snapshot observed.
+	if err := c.kube.Get(ctx, repo.StorageKey(), bs, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("cannot get backupstorage of repository %q: %w", repo.Name, err)
 	}
 	b, err := c.opener.Open(ctx, bs)

@@ -96,10 +96,10 @@ objects: [for n in ["a", "b"] {apiVersion: "batch/v1", kind: "Job", metadata: na
 			attempt: attempt("echo"),
 			want: &batchv1.Job{
 				ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "run-1-pre-dump-1",
-					Labels: map[string]string{Label: "run-1", render.LabelAddon: "", render.LabelTask: "dump", corev1alpha1.LabelProviderPod: "true"}},
+					Labels: map[string]string{Label: "run-1", render.LabelAddon: "", render.LabelTask: "dump", corev1alpha1.LabelWatched: "true"}},
 				Spec: batchv1.JobSpec{
 					BackoffLimit: ptr.To[int32](0), ActiveDeadlineSeconds: ptr.To[int64](90),
-					Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{corev1alpha1.LabelProviderPod: "true"}}, Spec: corev1.PodSpec{
+					Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{corev1alpha1.LabelWatched: "true"}}, Spec: corev1.PodSpec{
 						RestartPolicy: corev1.RestartPolicyNever,
 						Volumes:       []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 						Containers: []corev1.Container{{

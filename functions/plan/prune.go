@@ -15,6 +15,7 @@ import (
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/agentapi"
+	"github.com/stashplane/stashplane/internal/sessionjob"
 )
 
 // Mount points of the prune Job's credentials, as the backup Functions
@@ -62,7 +63,7 @@ func PruneJob(repo *storagev1alpha1.Repository, storage *storagev1alpha1.BackupS
 		mounts = append(mounts, corev1.VolumeMount{Name: "storage-secret", MountPath: pruneStorageSecretDir, ReadOnly: true})
 	}
 	labels := map[string]string{LabelPruneOf: repo.Name, corev1alpha1.LabelInvokerName: config}
-	return &batchv1.Job{
+	job := &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: batchv1.SchemeGroupVersion.String(), Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{Name: naming.PruneJob(repo.Name), Namespace: repo.Namespace, Labels: labels},
 		Spec: batchv1.JobSpec{
@@ -78,7 +79,9 @@ func PruneJob(repo *storagev1alpha1.Repository, storage *storagev1alpha1.BackupS
 				},
 			},
 		},
-	}, nil
+	}
+	sessionjob.Mark(job)
+	return job, nil
 }
 
 // PruneBlocked says why a prune of repo may not start now, or "" when it

@@ -156,7 +156,7 @@ func Deployment(bs *storagev1alpha1.BackupStorage, image string) (*appsv1.Deploy
 	for k, v := range labels {
 		podLabels[k] = v
 	}
-	podLabels[corev1alpha1.LabelProviderPod] = "true"
+	podLabels[corev1alpha1.LabelWatched] = "true"
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: Name(bs), Namespace: bs.Namespace, Labels: labels},
 		Spec: appsv1.DeploymentSpec{

@@ -42,7 +42,7 @@ func TestAccessorRuntimeSettings(t *testing.T) {
 	for k := range labelsOf(bs) {
 		rs.Pod.PodLabels[k] = "mine"
 	}
-	rs.Pod.PodLabels[corev1alpha1.LabelProviderPod] = "mine"
+	rs.Pod.PodLabels[corev1alpha1.LabelWatched] = "mine"
 	d, err := Deployment(bs, "stashplane:test")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestAccessorRuntimeSettings(t *testing.T) {
 			t.Errorf("Deployment(...): pod label %s=%q, want the selector's %q whatever podLabels say", k, meta.Labels[k], v)
 		}
 	}
-	if got := meta.Labels[corev1alpha1.LabelProviderPod]; got != "true" {
-		t.Errorf("Deployment(...): pod label %s=%q, want \"true\" whatever podLabels say: the provider's cache holds only the pods that carry it", corev1alpha1.LabelProviderPod, got)
+	if got := meta.Labels[corev1alpha1.LabelWatched]; got != "true" {
+		t.Errorf("Deployment(...): pod label %s=%q, want \"true\" whatever podLabels say: the provider's cache holds only the pods that carry it", corev1alpha1.LabelWatched, got)
 	}
 }

@@ -1,9 +1,7 @@
 package metrics
 
 import (
-	"context"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache/informertest"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -215,59 +209,4 @@ func pointers[T any](in []T) []*T {
 		out[i] = &in[i]
 	}
 	return out
-}
-
-func TestCached(t *testing.T) {
-	a := snap("a", "data", "daily", storagev1alpha1.SnapshotSucceeded, "", time.Unix(100, 0), nil)
-	b := snap("b", "data", "daily", storagev1alpha1.SnapshotFailed, "", time.Unix(200, 0), nil)
-	withStore := func() *informertest.FakeInformers {
-		inf := toolscache.NewSharedIndexInformer(&toolscache.ListWatch{}, &storagev1alpha1.Snapshot{}, 0, toolscache.Indexers{})
-		for _, s := range []*storagev1alpha1.Snapshot{&a, &b} {
-			if err := inf.GetStore().Add(s); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return &informertest.FakeInformers{InformersByGVK: map[schema.GroupVersionKind]toolscache.SharedIndexInformer{
-			storagev1alpha1.GroupVersion.WithKind("Snapshot"): inf,
-		}}
-	}
-	cases := map[string]struct {
-		reason  string
-		cache   *informertest.FakeInformers
-		want    []*storagev1alpha1.Snapshot
-		wantErr string
-	}{
-		"Store": {
-			reason: "A scrape reads the informer's own objects, not copies of them.",
-			cache:  withStore(),
-			want:   []*storagev1alpha1.Snapshot{&a, &b},
-		},
-		"NoStore": {
-			reason:  "An informer that keeps no store is an error, not an empty list that would zero every gauge.",
-			cache:   &informertest.FakeInformers{},
-			wantErr: "cannot read the cache of *v1alpha1.Snapshot: its informer keeps no store",
-		},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			s := runtime.NewScheme()
-			if err := storagev1alpha1.AddToScheme(s); err != nil {
-				t.Fatal(err)
-			}
-			tc.cache.Scheme = s
-			got, err := cached[storagev1alpha1.Snapshot](context.Background(), tc.cache)
-			gotErr := ""
-			if err != nil {
-				gotErr = err.Error()
-			}
-			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
-				t.Errorf("%s\ncached(): -want +got error:\n%s", tc.reason, diff)
-			}
-			sort.Slice(got, func(i, j int) bool { return got[i].Name < got[j].Name })
-			// The very objects of the store: compared by address.
-			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(x, y *storagev1alpha1.Snapshot) bool { return x == y })); diff != "" {
-				t.Errorf("%s\ncached(): -want +got:\n%s", tc.reason, diff)
-			}
-		})
-	}
 }

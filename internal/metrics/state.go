@@ -2,18 +2,16 @@ package metrics
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/cachestore"
 )
 
 // Metrics of what the cluster holds, read at each scrape.
@@ -76,12 +74,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	repos, err := cached[storagev1alpha1.Repository](ctx, src.cache)
+	repos, err := cachestore.Objects[storagev1alpha1.Repository](ctx, src.cache)
 	if err != nil {
 		src.log.Error(err, "cannot list repositories for metrics")
 		return
 	}
-	snaps, err := cached[storagev1alpha1.Snapshot](ctx, src.cache)
+	snaps, err := cachestore.Objects[storagev1alpha1.Snapshot](ctx, src.cache)
 	if err != nil {
 		src.log.Error(err, "cannot list snapshots for metrics")
 		return
@@ -89,36 +87,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range stateMetrics(repos, snaps) {
 		ch <- m
 	}
-}
-
-// cached is every object of a kind the cache holds: the cache's own
-// objects, only to be read. A scrape reads them all, so it takes them from
-// the informer's store, with no copy of the ten thousand Snapshots of a
-// busy cluster, nor a list of them by value (docs/scale.md).
-func cached[T any, PT interface {
-	*T
-	client.Object
-}](ctx context.Context, c cache.Informers) ([]*T, error) {
-	obj := PT(new(T))
-	inf, err := c.GetInformer(ctx, obj)
-	if err != nil {
-		return nil, err
-	}
-	var store toolscache.Store
-	if st, ok := inf.(interface{ GetStore() toolscache.Store }); ok {
-		store = st.GetStore()
-	}
-	if store == nil {
-		return nil, fmt.Errorf("cannot read the cache of %T: its informer keeps no store", obj)
-	}
-	items := store.List()
-	out := make([]*T, 0, len(items))
-	for _, it := range items {
-		if o, ok := it.(PT); ok {
-			out = append(out, (*T)(o))
-		}
-	}
-	return out, nil
 }
 
 type repoKey struct{ namespace, repository string }

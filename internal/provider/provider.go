@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -32,6 +33,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/controllers"
 	"github.com/stashplane/stashplane/internal/secretcache"
+	"github.com/stashplane/stashplane/internal/sessionjob"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/tenancy"
 )
@@ -175,6 +177,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := guardVerdicts(ctx, cfg, kube, o.Log); err != nil {
 		return err
 	}
+	// The Jobs of runs an earlier provider started, before its cache
+	// selected Jobs by label, are labelled so that this one sees them.
+	if n, err := sessionjob.MarkEarlier(ctx, kube); err != nil {
+		return err
+	} else if n > 0 {
+		o.Log.Info("labelled the jobs of an earlier provider watched", "jobs", n)
+	}
 	if o.InstallBuiltins {
 		if err := installBuiltins(ctx, kube, o.Log); err != nil {
 			return err
@@ -184,14 +193,14 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 }
 
 // cacheSelected narrows what the cache holds of a kind to the objects the
-// provider reads: of the cluster's pods, those of its own Jobs and storage
-// accessors (corev1alpha1.LabelProviderPod). Every other pod a run reads
-// (a hook's target, a replaced run's pods, a Job's pods made by an earlier
-// provider) is read past the cache.
+// provider reads: of the cluster's Jobs and pods, those the provider and
+// the CLI made and its storage accessors' pods (corev1alpha1.LabelWatched,
+// sessionjob.Mark). Every other pod a run reads (a hook's target, a
+// replaced run's pods, the pods of a Job an earlier provider made) is read
+// past the cache.
 func cacheSelected() map[client.Object]cache.ByObject {
-	return map[client.Object]cache.ByObject{
-		&corev1.Pod{}: {Label: labels.SelectorFromSet(labels.Set{corev1alpha1.LabelProviderPod: "true"})},
-	}
+	watched := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{corev1alpha1.LabelWatched: "true"})}
+	return map[client.Object]cache.ByObject{&corev1.Pod{}: watched, &batchv1.Job{}: watched}
 }
 
 // cacheTransform drops from every object the cache holds what the provider

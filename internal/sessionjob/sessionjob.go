@@ -9,12 +9,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -112,22 +116,81 @@ func Unstartable(p *corev1.Pod, now time.Time, grace time.Duration) string {
 	return ""
 }
 
-// Mark labels a Job the provider makes, and the pods it will make, as the
-// provider's (corev1alpha1.LabelProviderPod): the provider's cache holds
-// those pods and no others.
+// Mark labels a Job the provider or the CLI makes, and the pods it will
+// make, as watched (corev1alpha1.LabelWatched): the provider's cache holds
+// those Jobs and pods and no others.
 func Mark(j *batchv1.Job) {
 	for _, m := range []*metav1.ObjectMeta{&j.ObjectMeta, &j.Spec.Template.ObjectMeta} {
 		if m.Labels == nil {
 			m.Labels = map[string]string{}
 		}
-		m.Labels[corev1alpha1.LabelProviderPod] = "true"
+		m.Labels[corev1alpha1.LabelWatched] = "true"
 	}
 }
 
-// Marked says whether Mark labelled the Job, so that its pods are in the
-// provider's cache.
+// Marked says whether the Job's pods carry Mark's label, so that they are
+// in the provider's cache. A Job an earlier provider made has the label
+// only on itself (MarkEarlier), never on its pod template.
 func Marked(j *batchv1.Job) bool {
-	return j.Labels[corev1alpha1.LabelProviderPod] == "true"
+	return j.Spec.Template.Labels[corev1alpha1.LabelWatched] == "true"
+}
+
+// MarkEarlier labels watched the Jobs an earlier provider or CLI made:
+// those a stashplane.io kind controls or that carry a stashplane.io label
+// and have no LabelWatched. A provider whose cache holds only watched Jobs
+// would otherwise lose sight of the runs under way when it was upgraded.
+// Their pods keep the labels they have (a Job's template cannot change),
+// so NewestPod reads them past the cache. It returns how many Jobs it
+// labelled.
+func MarkEarlier(ctx context.Context, c client.Client) (int, error) {
+	unwatched, err := labels.NewRequirement(corev1alpha1.LabelWatched, selection.DoesNotExist, nil)
+	if err != nil {
+		return 0, err
+	}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("JobList"))
+	n := 0
+	for cont := ""; ; {
+		err := c.List(ctx, list, client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*unwatched)}, client.Limit(500), client.Continue(cont))
+		if err != nil {
+			return n, fmt.Errorf("cannot list jobs: %w", err)
+		}
+		for i := range list.Items {
+			j := &list.Items[i]
+			if !madeByStashplane(j) {
+				continue
+			}
+			patch := client.MergeFrom(j.DeepCopy())
+			j.Labels[corev1alpha1.LabelWatched] = "true"
+			if err := c.Patch(ctx, j, patch); client.IgnoreNotFound(err) != nil {
+				return n, fmt.Errorf("cannot label job %s/%s watched: %w", j.Namespace, j.Name, err)
+			}
+			n++
+		}
+		if cont = list.GetContinue(); cont == "" {
+			return n, nil
+		}
+	}
+}
+
+// madeByStashplane says whether a Job is one Stashplane made: a kind of a
+// stashplane.io group controls it, or it carries a label of one.
+func madeByStashplane(j *metav1.PartialObjectMetadata) bool {
+	if ref := metav1.GetControllerOf(j); ref != nil {
+		if gv, err := schema.ParseGroupVersion(ref.APIVersion); err == nil && stashplaneDomain(gv.Group) {
+			return true
+		}
+	}
+	for k := range j.Labels {
+		if prefix, _, ok := strings.Cut(k, "/"); ok && stashplaneDomain(prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func stashplaneDomain(s string) bool {
+	return s == "stashplane.io" || strings.HasSuffix(s, ".stashplane.io")
 }
 
 // NewestPod is the newest pod the Job made, or nil when it has none or

@@ -38,8 +38,8 @@ func TestEnsure(t *testing.T) {
 		"Created": {
 			reason: "A new Job lands in the owner's namespace with its own and the session's labels; it and its pods are marked as the provider's, so that the provider's cache holds its pods.",
 			job:    job("j", map[string]string{"app": "x"}, "new"),
-			want: want{labels: map[string]string{"app": "x", "session": "s", corev1alpha1.LabelProviderPod: "true"},
-				podLabels: map[string]string{corev1alpha1.LabelProviderPod: "true"}, image: "new"},
+			want: want{labels: map[string]string{"app": "x", "session": "s", corev1alpha1.LabelWatched: "true"},
+				podLabels: map[string]string{corev1alpha1.LabelWatched: "true"}, image: "new"},
 		},
 		"ExistingKept": {
 			reason:   "A Job the owner already controls is left as it is, not an error.",
@@ -184,6 +184,8 @@ func TestNewestPod(t *testing.T) {
 	marked := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "j", UID: "j1"}}
 	Mark(marked)
 	earlier := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "j", UID: "j1"}}
+	labelledSince := earlier.DeepCopy()
+	labelledSince.Labels = map[string]string{corev1alpha1.LabelWatched: "true"}
 	cases := map[string]struct {
 		reason string
 		job    *batchv1.Job
@@ -205,6 +207,13 @@ func TestNewestPod(t *testing.T) {
 			api:    []client.Object{podOf("old", time.Hour), podOf("new", time.Minute)},
 			want:   "new",
 		},
+		"LabelledSince": {
+			reason: "A Job of an earlier provider that MarkEarlier labelled still has pods without the label: they are read past the cache.",
+			job:    labelledSince,
+			cached: []client.Object{podOf("cached", 0)},
+			api:    []client.Object{podOf("new", time.Minute)},
+			want:   "new",
+		},
 		"None": {
 			reason: "A Job with no pod yet has no newest pod.",
 			job:    marked,
@@ -221,6 +230,48 @@ func TestNewestPod(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("%s\nNewestPod(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+func TestMadeByStashplane(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		owner  *metav1.OwnerReference
+		labels map[string]string
+		want   bool
+	}{
+		"SessionControls": {
+			reason: "A Job a BackupSession controls is Stashplane's.",
+			owner:  &metav1.OwnerReference{APIVersion: "core.stashplane.io/v1alpha1", Kind: "BackupSession", Name: "s", UID: "u", Controller: ptr.To(true)},
+			want:   true,
+		},
+		"LabelledByTheCLI": {
+			reason: "A Job the CLI made carries a label of a stashplane.io domain.",
+			labels: map[string]string{"storage.stashplane.io/unlock-of": "data"},
+			want:   true,
+		},
+		"OthersJob": {
+			reason: "Another controller's Job, whatever its labels, is not.",
+			owner:  &metav1.OwnerReference{APIVersion: "batch/v1", Kind: "CronJob", Name: "c", UID: "u", Controller: ptr.To(true)},
+			labels: map[string]string{"app": "stashplane.io", "notstashplane.io/x": "y"},
+			want:   false,
+		},
+		"OwnedNotControlled": {
+			reason: "An owner that is not the controller does not make it Stashplane's.",
+			owner:  &metav1.OwnerReference{APIVersion: "core.stashplane.io/v1alpha1", Kind: "BackupSession", Name: "s", UID: "u"},
+			want:   false,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			j := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Labels: tc.labels}}
+			if tc.owner != nil {
+				j.OwnerReferences = []metav1.OwnerReference{*tc.owner}
+			}
+			if diff := cmp.Diff(tc.want, madeByStashplane(j)); diff != "" {
+				t.Errorf("%s\nmadeByStashplane(): -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

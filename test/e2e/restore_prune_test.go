@@ -14,6 +14,7 @@ import (
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/plan"
+	"github.com/stashplane/stashplane/internal/sessionjob"
 	"github.com/stashplane/stashplane/internal/verify"
 )
 
@@ -44,6 +45,9 @@ func TestRestoreAndVerificationWaitForPrune(t *testing.T) {
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{busybox("prune", "sleep 600")}}}},
 	}
+	// Labelled as the prune Jobs Stashplane makes are, for the provider's
+	// cache to hold it.
+	sessionjob.Mark(prune)
 	if err := kube.Create(ctx, prune); err != nil {
 		t.Fatal(err)
 	}

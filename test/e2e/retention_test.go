@@ -33,6 +33,7 @@ import (
 	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/provider"
 	"github.com/stashplane/stashplane/internal/retention"
+	"github.com/stashplane/stashplane/internal/sessionjob"
 	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
@@ -445,6 +446,9 @@ func TestBackupWaitsForPrune(t *testing.T) {
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{busybox("prune", "sleep 600")}}}},
 	}
+	// Labelled as the prune Jobs Stashplane makes are, for the provider's
+	// cache to hold it.
+	sessionjob.Mark(prune)
 	if err := kube.Create(ctx, prune); err != nil {
 		t.Fatal(err)
 	}

@@ -142,11 +142,12 @@ func TestStorageCredentialsRotated(t *testing.T) {
 	if metadata["secrets"] == 0 || gets == 0 {
 		t.Errorf("the provider made %d watches of Secrets' metadata and %d reads of one Secret; want some of each", metadata["secrets"], gets)
 	}
-	// Of the cluster's pods, it watched only its own Jobs' and accessors'.
+	// Of the cluster's Jobs and pods, it watched only those it and the
+	// CLI made.
 	unselected, selected := secretReads.podWatches()
-	if len(unselected) > 0 || selected == 0 {
-		t.Errorf("the provider made %d watches of pods by %s=true and these of other pods, whose cache then holds every pod of the cluster: %v",
-			selected, corev1alpha1.LabelProviderPod, unselected)
+	if len(unselected) > 0 || selected["pods"] == 0 || selected["jobs"] == 0 {
+		t.Errorf("the provider made these watches by %s=true, %v, and these of other Jobs and pods, whose cache then holds every one of the cluster's: %v",
+			corev1alpha1.LabelWatched, selected, unselected)
 	}
 }
 
@@ -165,16 +166,17 @@ type secretRequests struct {
 	metadata map[string]int
 	// gets counts the reads of one Secret.
 	gets int
-	// podsUnselected are the watches of pods not selected by
-	// corev1alpha1.LabelProviderPod; podsSelected counts those selected.
+	// podsUnselected are the watches of pods and Jobs not selected by
+	// corev1alpha1.LabelWatched; podsSelected counts those selected, by
+	// resource.
 	podsUnselected []string
-	podsSelected   int
+	podsSelected   map[string]int
 }
 
-func (r *secretRequests) podWatches() ([]string, int) {
+func (r *secretRequests) podWatches() ([]string, map[string]int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.podsUnselected), r.podsSelected
+	return slices.Clone(r.podsUnselected), maps.Clone(r.podsSelected)
 }
 
 func (r *secretRequests) seen() ([]string, map[string]int, int) {
@@ -189,10 +191,13 @@ func recordingSecretRequests(r *secretRequests) providerOption {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 				parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-				if req.Method == http.MethodGet && parts[len(parts)-1] == "pods" && req.URL.Query().Get("watch") == "true" {
+				if res := parts[len(parts)-1]; req.Method == http.MethodGet && (res == "pods" || res == "jobs") && req.URL.Query().Get("watch") == "true" {
 					r.mu.Lock()
-					if req.URL.Query().Get("labelSelector") == corev1alpha1.LabelProviderPod+"=true" {
-						r.podsSelected++
+					if req.URL.Query().Get("labelSelector") == corev1alpha1.LabelWatched+"=true" {
+						if r.podsSelected == nil {
+							r.podsSelected = map[string]int{}
+						}
+						r.podsSelected[res]++
 					} else {
 						r.podsUnselected = append(r.podsUnselected, req.URL.String())
 					}

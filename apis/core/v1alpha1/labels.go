@@ -63,10 +63,11 @@ const (
 	// repository label it finds the Job's report.
 	LabelComponent = "stashplane.io/component"
 
-	// LabelProviderPod is "true" on the Jobs the provider makes, on their
-	// pod templates and on its storage accessors' pods: the provider's
-	// cache holds the pods that carry it and no other pod of the cluster.
-	LabelProviderPod = "stashplane.io/provider-pod"
+	// LabelWatched is "true" on the Jobs the provider and the CLI make, on
+	// their pod templates and on the storage accessors' pods: of the
+	// cluster's Jobs and pods, the provider's cache holds only those that
+	// carry it.
+	LabelWatched = "stashplane.io/watched"
 )
 
 // AnnotationHeldReplicas is on a Deployment or StatefulSet a restore

@@ -1,0 +1,44 @@
+// Package cachestore reads every object of a kind from the manager's
+// cache by reference. A list through the cache's client copies each
+// object into the list by value, even when deep copies are off: with ten
+// thousand Snapshots or a thousand Repositories, read on every scrape or
+// every observation, those copies were most of the provider's transient
+// memory (docs/scale.md). Callers only read what they get.
+package cachestore
+
+import (
+	"context"
+	"fmt"
+
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Objects is every object of T's kind the cache holds: the cache's own
+// objects, which the caller must not change.
+func Objects[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c cache.Informers) ([]*T, error) {
+	obj := PT(new(T))
+	inf, err := c.GetInformer(ctx, obj)
+	if err != nil {
+		return nil, fmt.Errorf("cannot get the informer of %T: %w", obj, err)
+	}
+	var store toolscache.Store
+	if st, ok := inf.(interface{ GetStore() toolscache.Store }); ok {
+		store = st.GetStore()
+	}
+	if store == nil {
+		return nil, fmt.Errorf("cannot read the cache of %T: its informer keeps no store", obj)
+	}
+	items := store.List()
+	out := make([]*T, 0, len(items))
+	for _, it := range items {
+		if o, ok := it.(PT); ok {
+			out = append(out, (*T)(o))
+		}
+	}
+	return out, nil
+}
