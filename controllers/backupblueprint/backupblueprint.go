@@ -47,6 +47,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
+	"github.com/stashplane/stashplane/internal/cachestore"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/usage"
 )
@@ -78,11 +79,14 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Named("backupblueprint").
 		WithOptions(o.Controller).
 		For(&corev1alpha1.BackupBlueprint{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&appsv1.Deployment{}, toBlueprints, workloads).
+		// Of the workloads and namespaces only their metadata is read, and
+		// the cache holds no more of them; of StatefulSets also their
+		// claim templates, which tell their claims.
+		WatchesMetadata(&appsv1.Deployment{}, toBlueprints, workloads).
 		Watches(&appsv1.StatefulSet{}, toBlueprints, workloads).
-		Watches(&appsv1.DaemonSet{}, toBlueprints, workloads).
-		Watches(&corev1.PersistentVolumeClaim{}, toBlueprints, workloads).
-		Watches(&corev1.Namespace{}, toBlueprints, builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WatchesMetadata(&appsv1.DaemonSet{}, toBlueprints, workloads).
+		WatchesMetadata(&corev1.PersistentVolumeClaim{}, toBlueprints, workloads).
+		WatchesMetadata(&corev1.Namespace{}, toBlueprints, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1alpha1.BackupConfiguration{}, toBlueprints,
 			builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
 		Watches(&corev1alpha1.BackupVerifier{}, toBlueprints,
@@ -256,7 +260,7 @@ func (r *reconciler) subjects(ctx context.Context, bp *corev1alpha1.BackupBluepr
 	}
 	nsLabels := map[string]labels.Set{}
 	if len(selectors) > 0 {
-		nss := &corev1.NamespaceList{}
+		nss := cachestore.MetadataList(corev1.SchemeGroupVersion.WithKind("Namespace"))
 		if err := r.kube.List(ctx, nss); err != nil {
 			return nil, fmt.Errorf("cannot list namespaces: %w", err)
 		}
@@ -314,7 +318,7 @@ func selects(s *corev1alpha1.BackupBlueprint, w workload, nsLabels labels.Set) b
 // workloads lists every workload of the kinds a blueprint protects.
 func (r *reconciler) workloads(ctx context.Context) ([]workload, error) {
 	var out []workload
-	deps := &appsv1.DeploymentList{}
+	deps := cachestore.MetadataList(appsv1.SchemeGroupVersion.WithKind("Deployment"))
 	if err := r.kube.List(ctx, deps); err != nil {
 		return nil, fmt.Errorf("cannot list deployments: %w", err)
 	}
@@ -328,14 +332,14 @@ func (r *reconciler) workloads(ctx context.Context) ([]workload, error) {
 	for _, s := range sts.Items {
 		out = append(out, workload{Kind: "StatefulSet", Group: "apps", Version: "v1", Meta: s.ObjectMeta})
 	}
-	dss := &appsv1.DaemonSetList{}
+	dss := cachestore.MetadataList(appsv1.SchemeGroupVersion.WithKind("DaemonSet"))
 	if err := r.kube.List(ctx, dss); err != nil {
 		return nil, fmt.Errorf("cannot list daemonsets: %w", err)
 	}
 	for _, d := range dss.Items {
 		out = append(out, workload{Kind: "DaemonSet", Group: "apps", Version: "v1", Meta: d.ObjectMeta})
 	}
-	pvcs := &corev1.PersistentVolumeClaimList{}
+	pvcs := cachestore.MetadataList(corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"))
 	if err := r.kube.List(ctx, pvcs); err != nil {
 		return nil, fmt.Errorf("cannot list persistentvolumeclaims: %w", err)
 	}

@@ -76,19 +76,29 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&corev1alpha1.HookTemplate{}, everywhere).
 		Watches(&addonsv1alpha1.Addon{}, everywhere).
 		Watches(&addonsv1alpha1.Function{}, everywhere).
-		Watches(&appsv1.Deployment{}, all).
-		Watches(&appsv1.StatefulSet{}, all).
-		Watches(&appsv1.DaemonSet{}, all).
-		Watches(&corev1.PersistentVolumeClaim{}, all).
+		// Of a target only its being there is checked: the cache holds the
+		// workloads as metadata, and only their creation and deletion wake
+		// the configurations, not the status updates they see all day.
+		WatchesMetadata(&appsv1.Deployment{}, all, existence).
+		WatchesMetadata(&appsv1.StatefulSet{}, all, existence).
+		WatchesMetadata(&appsv1.DaemonSet{}, all, existence).
+		WatchesMetadata(&corev1.PersistentVolumeClaim{}, all, existence).
 		// A namespace's labels decide what storages of other namespaces
 		// admit it.
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(inNamespace(mgr.GetClient()))).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(inNamespace(mgr.GetClient())),
+			builder.WithPredicates(predicate.Or[client.Object](existenceChanged, predicate.LabelChangedPredicate{}))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up backupconfiguration-validation controller: %w", err)
 	}
 	return setupScheduler(mgr, o)
 }
+
+// existenceChanged passes the creation and deletion of an object, not its
+// updates.
+var existenceChanged = predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
+
+var existence = builder.WithPredicates(existenceChanged)
 
 func allInNamespace(c client.Client) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
@@ -110,8 +120,10 @@ func allConfigurations(c client.Client) handler.MapFunc {
 }
 
 func configurations(ctx context.Context, c client.Client, opts ...client.ListOption) []reconcile.Request {
+	// Only their names are read, on every event of a namespace's
+	// workloads: the cache's own objects, not a copy of each.
 	list := &corev1alpha1.BackupConfigurationList{}
-	if err := c.List(ctx, list, opts...); err != nil {
+	if err := c.List(ctx, list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))

@@ -10,12 +10,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
+	"github.com/stashplane/stashplane/internal/cachestore"
 	"github.com/stashplane/stashplane/internal/retention"
 	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/tenancy"
@@ -131,14 +133,14 @@ func checkTasks(ctx context.Context, in *input) (string, bool, error) {
 }
 
 // targetKinds are the workloads a configuration can protect.
-var targetKinds = map[string]client.Object{
-	"Deployment":            &appsv1.Deployment{},
-	"StatefulSet":           &appsv1.StatefulSet{},
-	"DaemonSet":             &appsv1.DaemonSet{},
-	"PersistentVolumeClaim": &corev1.PersistentVolumeClaim{},
+var targetKinds = map[string]schema.GroupVersionKind{
+	"Deployment":            appsv1.SchemeGroupVersion.WithKind("Deployment"),
+	"StatefulSet":           appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
+	"DaemonSet":             appsv1.SchemeGroupVersion.WithKind("DaemonSet"),
+	"PersistentVolumeClaim": corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"),
 	// The configuration's own namespace, whose objects the
 	// kubedump-addon stores.
-	"Namespace": &corev1.Namespace{},
+	"Namespace": corev1.SchemeGroupVersion.WithKind("Namespace"),
 }
 
 func checkTarget(ctx context.Context, in *input) (string, bool, error) {
@@ -148,7 +150,7 @@ func checkTarget(ctx context.Context, in *input) (string, bool, error) {
 	if t == nil {
 		return checkClusterDump(in)
 	}
-	proto, ok := targetKinds[t.Kind]
+	gvk, ok := targetKinds[t.Kind]
 	if !ok {
 		return fmt.Sprintf("spec.target.kind: target kind %q is not supported: use Deployment, StatefulSet, DaemonSet, PersistentVolumeClaim or Namespace", t.Kind), true, nil
 	}
@@ -161,8 +163,8 @@ func checkTarget(ctx context.Context, in *input) (string, bool, error) {
 		return fmt.Sprintf("spec.target.namespace: a target in another namespace (%q) is refused: the backup Jobs run in the configuration's namespace %q and cannot mount its volumes; create the configuration in %q", t.Namespace, in.bc.Namespace, t.Namespace), true, nil
 	}
 	ns := in.bc.Namespace
-	obj := proto.DeepCopyObject().(client.Object)
-	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, obj); kerrors.IsNotFound(err) {
+	// Only its being there is checked: the cache holds targets as metadata.
+	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, cachestore.Metadata(gvk)); kerrors.IsNotFound(err) {
 		return fmt.Sprintf("target %s %s/%s not found", t.Kind, ns, t.Name), false, nil
 	} else if err != nil {
 		return "", false, fmt.Errorf("cannot get target: %w", err)

@@ -13,12 +13,14 @@ import (
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/internal/accessor"
+	"github.com/stashplane/stashplane/internal/cachestore"
 	"github.com/stashplane/stashplane/internal/version"
 )
 
@@ -40,7 +42,9 @@ func setupAccessor(mgr ctrl.Manager, o Options) error {
 		Named("backupstorage-accessor").
 		WithOptions(o.Controller).
 		For(&storagev1alpha1.BackupStorage{}).
-		Owns(&appsv1.Deployment{}).
+		// Applied whole, read only for its owner: held as metadata, not
+		// every Deployment of the cluster whole.
+		Owns(&appsv1.Deployment{}, builder.OnlyMetadata).
 		// A brokered object store's accessor restarts with a rotated
 		// credential Secret.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(storagesUsingSecret(mgr.GetClient()))).
@@ -170,7 +174,7 @@ func (r *accessorReconciler) ensureSecret(ctx context.Context, bs *storagev1alph
 
 func (r *accessorReconciler) remove(ctx context.Context, bs *storagev1alpha1.BackupStorage) error {
 	key := types.NamespacedName{Namespace: bs.Namespace, Name: accessor.Name(bs)}
-	for _, o := range []client.Object{&appsv1.Deployment{}, &corev1.Secret{}} {
+	for _, o := range []client.Object{cachestore.Metadata(appsv1.SchemeGroupVersion.WithKind("Deployment")), &corev1.Secret{}} {
 		err := r.kube.Get(ctx, key, o)
 		if kerrors.IsNotFound(err) {
 			continue

@@ -27,6 +27,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/cachestore"
 	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/storagekind"
 	"github.com/stashplane/stashplane/internal/usage"
@@ -76,7 +77,7 @@ func setupCatalog(mgr ctrl.Manager, o Options) error {
 			return ok && bs.Spec.Catalog != nil
 		}), predicate.GenerationChangedPredicate{})).
 		// A namespace made or labelled may be the one a catalog waits for.
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(catalogsInNamespace(mgr.GetClient()))).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(catalogsInNamespace(mgr.GetClient()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("cannot set up %s controller: %w", name, err)
@@ -164,7 +165,7 @@ func (c *catalog) rebuild(ctx context.Context, bs *storagev1alpha1.BackupStorage
 	if bs.GetCondition(storagev1alpha1.TypeBackendInitialized).Status != corev1.ConditionTrue {
 		return nil, &refused{ReasonCatalogStorageNotReady, "the storage's records cannot be read until it is initialized (BackendInitialized)"}
 	}
-	if err := c.kube.Get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{}); kerrors.IsNotFound(err) {
+	if err := c.kube.Get(ctx, client.ObjectKey{Name: ns}, cachestore.Metadata(corev1.SchemeGroupVersion.WithKind("Namespace"))); kerrors.IsNotFound(err) {
 		return nil, &refused{ReasonCatalogNamespaceNotFound, fmt.Sprintf("namespace %q of spec.catalog does not exist; create it", ns)}
 	} else if err != nil {
 		return nil, fmt.Errorf("cannot get namespace: %w", err)

@@ -55,6 +55,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
@@ -102,7 +103,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		WithOptions(o.Controller).
 		For(&corev1alpha1.BackupVerificationSession{}).
 		Owns(&corev1alpha1.RestoreSession{}).
-		Owns(&corev1.PersistentVolumeClaim{}).
+		Owns(&corev1.PersistentVolumeClaim{}, builder.OnlyMetadata).
 		Owns(&batchv1.Job{}).
 		Complete(r)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/cachestore"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 )
 
@@ -376,7 +377,7 @@ func (r *reconciler) withObjectsTask(ctx context.Context, rs *corev1alpha1.Resto
 // are never touched.
 func (r *reconciler) removeScratch(ctx context.Context, s *corev1alpha1.BackupVerificationSession) error {
 	ns := restoreNamespace(s)
-	list := &corev1.PersistentVolumeClaimList{}
+	list := cachestore.MetadataList(corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"))
 	if err := r.kube.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
 		return fmt.Errorf("cannot list scratch persistentvolumeclaims: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,4 +43,20 @@ func Objects[T any, PT interface {
 		}
 	}
 	return out, nil
+}
+
+// Metadata is an object of kind gvk to read as metadata only: from a
+// cache that holds the kind so (WatchesMetadata, builder.OnlyMetadata),
+// not the whole objects of every one of the cluster's.
+func Metadata(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
+}
+
+// MetadataList is a list of kind gvk's objects, metadata only.
+func MetadataList(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadataList {
+	l := &metav1.PartialObjectMetadataList{}
+	l.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	return l
 }

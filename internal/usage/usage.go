@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/cachestore"
 )
 
 // Allowed says whether namespace user may use an object in namespace owner
@@ -40,7 +41,9 @@ func Allowed(ctx context.Context, c client.Reader, policy *storagev1alpha1.Usage
 		if err != nil || selector == nil {
 			return false, "its usagePolicy selector is invalid", nil
 		}
-		ns := &corev1.Namespace{}
+		// Its labels are all that is read: the cache holds Namespaces as
+		// metadata.
+		ns := cachestore.Metadata(corev1.SchemeGroupVersion.WithKind("Namespace"))
 		if err := c.Get(ctx, client.ObjectKey{Name: user}, ns); err != nil {
 			return false, "", fmt.Errorf("cannot get namespace %q: %w", user, err)
 		}

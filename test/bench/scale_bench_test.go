@@ -241,8 +241,45 @@ func BenchmarkScale(b *testing.B) {
 	b.ReportMetric(allReady.Seconds(), "ready-s")
 	b.ReportMetric(p99, "queue-p99-s")
 	if succeeded != len(runs) {
-		b.Errorf("%d of the %d released backups did not succeed", len(runs)-succeeded, len(runs))
+		b.Errorf("%d of the %d released backups did not succeed:\n%s", len(runs)-succeeded, len(runs), whyNotSucceeded(kube, runs))
 	}
+}
+
+// whyNotSucceeded says, for each run that did not succeed, its phase, its
+// conditions that are not True and its Snapshots' errors.
+func whyNotSucceeded(kube client.Client, runs []client.ObjectKey) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out strings.Builder
+	for _, k := range runs {
+		bs := &corev1alpha1.BackupSession{}
+		if err := kube.Get(ctx, k, bs); err != nil {
+			fmt.Fprintf(&out, "  %s: %v\n", k, err)
+			continue
+		}
+		if bs.Status.Phase == corev1alpha1.BackupSessionSucceeded {
+			continue
+		}
+		fmt.Fprintf(&out, "  %s: %s\n", k, bs.Status.Phase)
+		for _, c := range bs.Status.Conditions {
+			if c.Status != corev1.ConditionTrue {
+				fmt.Fprintf(&out, "    %s %s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)
+			}
+		}
+		for _, st := range bs.Status.Snapshots {
+			snap := &storagev1alpha1.Snapshot{}
+			if err := kube.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: st.Name}, snap); err != nil {
+				fmt.Fprintf(&out, "    snapshot %s: %v\n", st.Name, err)
+				continue
+			}
+			for name, c := range snap.Status.Components {
+				if c.Error != "" {
+					fmt.Fprintf(&out, "    snapshot %s component %s: %s\n", st.Name, name, c.Error)
+				}
+			}
+		}
+	}
+	return out.String()
 }
 
 // parallel runs f for 0..n-1, eight at a time, and fails on the first

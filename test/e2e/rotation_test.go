@@ -131,10 +131,11 @@ func TestStorageCredentialsRotated(t *testing.T) {
 	if snap := outcome(fresh.Name); snap.Status.Phase != storagev1alpha1.SnapshotSucceeded {
 		t.Errorf("a backup after the Secret was updated: snapshot %s, components %+v", snap.Status.Phase, snap.Status.Components)
 	}
-	// All of it while the provider held the cluster's Secrets, and the
-	// accounts, Roles, bindings and CronJobs it composes, as metadata: it
-	// watched them only so, and read the data of the Secrets it uses one
-	// by one.
+	// All of it while the provider held the cluster's Secrets, the
+	// accounts, Roles, bindings and CronJobs it composes, and the
+	// workloads (but StatefulSets, whose claim templates it reads) and
+	// namespaces, as metadata: it watched them only so, and read the data
+	// of the Secrets it uses one by one.
 	whole, metadata, gets := secretReads.seen()
 	if len(whole) > 0 {
 		t.Errorf("the provider watched whole objects of kinds it holds as metadata; a cache then holds every one of the cluster's: %v", whole)
@@ -153,7 +154,8 @@ func TestStorageCredentialsRotated(t *testing.T) {
 
 // heldAsMetadata are the resources the provider's cache holds as metadata
 // only.
-var heldAsMetadata = []string{"secrets", "serviceaccounts", "roles", "rolebindings", "cronjobs"}
+var heldAsMetadata = []string{"secrets", "serviceaccounts", "roles", "rolebindings", "cronjobs",
+	"deployments", "daemonsets", "persistentvolumeclaims", "namespaces"}
 
 // secretRequests records the provider's watches of the resources it holds
 // as metadata, its reads of one Secret, and its watches of pods.
@@ -190,8 +192,9 @@ func recordingSecretRequests(r *secretRequests) providerOption {
 	return func(_ *testing.T, _ client.Client, cfg *rest.Config, _ *provider.Options) {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 			return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-				parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
-				if res := parts[len(parts)-1]; req.Method == http.MethodGet && (res == "pods" || res == "jobs") && req.URL.Query().Get("watch") == "true" {
+				res, name := resourceOf(req.URL.Path)
+				watch := req.Method == http.MethodGet && req.URL.Query().Get("watch") == "true"
+				if watch && (res == "pods" || res == "jobs") {
 					r.mu.Lock()
 					if req.URL.Query().Get("labelSelector") == corev1alpha1.LabelWatched+"=true" {
 						if r.podsSelected == nil {
@@ -203,20 +206,19 @@ func recordingSecretRequests(r *secretRequests) providerOption {
 					}
 					r.mu.Unlock()
 				}
-				i := slices.IndexFunc(parts, func(p string) bool { return slices.Contains(heldAsMetadata, p) })
-				if req.Method == http.MethodGet && i >= 0 {
+				if req.Method == http.MethodGet && slices.Contains(heldAsMetadata, res) {
 					r.mu.Lock()
 					switch {
-					case i < len(parts)-1:
-						if parts[i] == "secrets" {
+					case name != "":
+						if res == "secrets" {
 							r.gets++
 						}
-					case req.URL.Query().Get("watch") != "true":
+					case !watch:
 					case strings.Contains(req.Header.Get("Accept"), "as=PartialObjectMetadata"):
 						if r.metadata == nil {
 							r.metadata = map[string]int{}
 						}
-						r.metadata[parts[i]]++
+						r.metadata[res]++
 					default:
 						r.whole = append(r.whole, req.URL.String())
 					}
@@ -226,6 +228,30 @@ func recordingSecretRequests(r *secretRequests) providerOption {
 			})
 		})
 	}
+}
+
+// resourceOf is the resource a request path of the API server names and,
+// for a request of one object, the object's name.
+func resourceOf(path string) (resource, name string) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return "", ""
+	}
+	if len(parts) >= 3 && parts[0] == "namespaces" {
+		parts = parts[2:]
+	}
+	switch len(parts) {
+	case 0:
+		return "", ""
+	case 1:
+		return parts[0], ""
+	}
+	return parts[0], parts[1]
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
