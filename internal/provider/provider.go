@@ -179,7 +179,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	// The Jobs of runs an earlier provider started, before its cache
 	// selected Jobs by label, are labelled so that this one sees them.
-	if n, err := sessionjob.MarkEarlier(ctx, kube); err != nil {
+	if n, err := sessionjob.MarkEarlier(ctx, kube); kerrors.IsForbidden(err) {
+		return fmt.Errorf("%w; apply this version's package/rbac/provider.yaml, which grants the provider patch on jobs", err)
+	} else if err != nil {
 		return err
 	} else if n > 0 {
 		o.Log.Info("labelled the jobs of an earlier provider watched", "jobs", n)
