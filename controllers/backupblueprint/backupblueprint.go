@@ -125,8 +125,11 @@ func (r *reconciler) blueprintsOf(ctx context.Context, o client.Object) []reconc
 	switch o.(type) {
 	case *corev1alpha1.BackupConfiguration, *corev1alpha1.BackupVerifier:
 		add(o.GetLabels()[corev1alpha1.LabelBlueprintNamespace], o.GetLabels()[corev1alpha1.LabelBlueprintName])
-	case *corev1.Namespace:
 	default:
+		if kindOf(o) == "" {
+			// A Namespace: it names no configuration.
+			break
+		}
 		// The workload's configuration names the blueprint it came from,
 		// even once the workload no longer does.
 		bc := &corev1alpha1.BackupConfiguration{}
@@ -150,7 +153,7 @@ func (r *reconciler) blueprintsOf(ctx context.Context, o client.Object) []reconc
 }
 
 func kindOf(o client.Object) string {
-	switch o.(type) {
+	switch o := o.(type) {
 	case *appsv1.Deployment:
 		return "Deployment"
 	case *appsv1.StatefulSet:
@@ -159,9 +162,18 @@ func kindOf(o client.Object) string {
 		return "DaemonSet"
 	case *corev1.PersistentVolumeClaim:
 		return "PersistentVolumeClaim"
+	case *metav1.PartialObjectMetadata:
+		// The workloads the cache holds as metadata carry their kind.
+		if k := o.GroupVersionKind().Kind; workloadKinds[k] {
+			return k
+		}
 	}
 	return ""
 }
+
+// workloadKinds are the kinds of workload a blueprint protects that the
+// cache holds as metadata.
+var workloadKinds = map[string]bool{"Deployment": true, "DaemonSet": true, "PersistentVolumeClaim": true}
 
 func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	bp := &corev1alpha1.BackupBlueprint{}

@@ -4,9 +4,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -89,6 +92,47 @@ func TestConfigurationName(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if got := ConfigurationName(tc.kind, tc.name); got != tc.want || len(got) > 63 {
 				t.Errorf("ConfigurationName(%q, %q) = %q, want %q", tc.kind, tc.name, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	meta := func(group, kind string) client.Object {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(schema.GroupVersionKind{Group: group, Version: "v1", Kind: kind})
+		return m
+	}
+	cases := map[string]struct {
+		reason string
+		obj    client.Object
+		want   string
+	}{
+		"DeploymentAsMetadata": {
+			reason: "The cache holds Deployments as metadata: their events carry the kind in the object's type meta.",
+			obj:    meta("apps", "Deployment"),
+			want:   "Deployment",
+		},
+		"ClaimAsMetadata": {
+			reason: "So do claims.",
+			obj:    meta("", "PersistentVolumeClaim"),
+			want:   "PersistentVolumeClaim",
+		},
+		"StatefulSet": {
+			reason: "StatefulSets are held whole, for their claim templates.",
+			obj:    &appsv1.StatefulSet{},
+			want:   "StatefulSet",
+		},
+		"Namespace": {
+			reason: "A Namespace is no workload: it names no configuration.",
+			obj:    meta("", "Namespace"),
+			want:   "",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, kindOf(tc.obj)); diff != "" {
+				t.Errorf("%s\nkindOf(): -want +got:\n%s", tc.reason, diff)
 			}
 		})
 	}

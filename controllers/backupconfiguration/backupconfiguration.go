@@ -77,10 +77,12 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		Watches(&addonsv1alpha1.Addon{}, everywhere).
 		Watches(&addonsv1alpha1.Function{}, everywhere).
 		// Of a target only its being there is checked: the cache holds the
-		// workloads as metadata, and only their creation and deletion wake
-		// the configurations, not the status updates they see all day.
+		// workloads as metadata (StatefulSets whole, for the blueprints'
+		// claim templates: one informer of them, not two), and only their
+		// creation and deletion wake the configurations, not the status
+		// updates they see all day.
 		WatchesMetadata(&appsv1.Deployment{}, all, existence).
-		WatchesMetadata(&appsv1.StatefulSet{}, all, existence).
+		Watches(&appsv1.StatefulSet{}, all, existence).
 		WatchesMetadata(&appsv1.DaemonSet{}, all, existence).
 		WatchesMetadata(&corev1.PersistentVolumeClaim{}, all, existence).
 		// A namespace's labels decide what storages of other namespaces

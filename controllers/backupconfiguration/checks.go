@@ -163,8 +163,14 @@ func checkTarget(ctx context.Context, in *input) (string, bool, error) {
 		return fmt.Sprintf("spec.target.namespace: a target in another namespace (%q) is refused: the backup Jobs run in the configuration's namespace %q and cannot mount its volumes; create the configuration in %q", t.Namespace, in.bc.Namespace, t.Namespace), true, nil
 	}
 	ns := in.bc.Namespace
-	// Only its being there is checked: the cache holds targets as metadata.
-	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, cachestore.Metadata(gvk)); kerrors.IsNotFound(err) {
+	// Only its being there is checked, in the form the cache holds the
+	// kind in: metadata, but StatefulSets whole (the blueprints read their
+	// claim templates).
+	var obj client.Object = cachestore.Metadata(gvk)
+	if t.Kind == "StatefulSet" {
+		obj = &appsv1.StatefulSet{}
+	}
+	if err := in.kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: t.Name}, obj); kerrors.IsNotFound(err) {
 		return fmt.Sprintf("target %s %s/%s not found", t.Kind, ns, t.Name), false, nil
 	} else if err != nil {
 		return "", false, fmt.Errorf("cannot get target: %w", err)

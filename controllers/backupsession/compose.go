@@ -197,7 +197,7 @@ func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSess
 			if j.Spec.Template.Spec.ServiceAccountName == "" {
 				j.Spec.Template.Spec.ServiceAccountName = naming.ConfigurationServiceAccount(bc.Name)
 			}
-			if err := sessionjob.Ensure(ctx, r.kube, bs, j, labels); err != nil {
+			if err := sessionjob.Ensure(ctx, r.kube, r.api, bs, j, labels); err != nil {
 				return err
 			}
 		}

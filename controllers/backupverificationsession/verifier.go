@@ -171,7 +171,7 @@ func (r *reconciler) createVerifierJob(ctx context.Context, s *corev1alpha1.Back
 		return r.notRunnable(s, fmt.Sprintf("function %q rendered %d objects and %d jobs; a verifier function renders exactly one Job", fn.Name, len(out.Objects), len(jobs)))
 	}
 	j := jobs[0]
-	if err := sessionjob.Ensure(ctx, r.kube, s, j, map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
+	if err := sessionjob.Ensure(ctx, r.kube, r.api, s, j, map[string]string{corev1alpha1.LabelBackupVerificationSession: s.Name}); err != nil {
 		return r.verifierJobNotCreated(ctx, s, err)
 	}
 	s.Status.VerifierJob = j.Name

@@ -172,7 +172,7 @@ func (r *reconciler) ensureJobs(ctx context.Context, rs *corev1alpha1.RestoreSes
 					j.Spec.Template.Spec.Containers[i].Env = append(j.Spec.Template.Spec.Containers[i].Env, corev1.EnvVar{Name: agentapi.EnvObjectsDryRun, Value: "true"})
 				}
 			}
-			if err := sessionjob.Ensure(ctx, r.kube, rs, j, labels); err != nil {
+			if err := sessionjob.Ensure(ctx, r.kube, r.reader, rs, j, labels); err != nil {
 				return err
 			}
 		}
@@ -216,6 +216,14 @@ func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.Restor
 	jobs := &batchv1.JobList{}
 	if err := r.kube.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{corev1alpha1.LabelRestoreSession: rs.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
+	}
+	if missingJob(rs.Status.Components, jobs.Items) {
+		// The cache may not hold a Job created a moment ago, or one an
+		// earlier provider made before it was labelled watched: only the
+		// API server can say it is gone.
+		if err := r.reader.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{corev1alpha1.LabelRestoreSession: rs.Name}); err != nil {
+			return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
+		}
 	}
 	now := r.clock.Now()
 	settled := ensuredLongAgo(rs, now)
@@ -268,4 +276,19 @@ func ensuredLongAgo(rs *corev1alpha1.RestoreSession, now time.Time) bool {
 	t := rs.GetCondition(corev1alpha1.TypeRestoreTargetFound)
 	return c.Status == corev1.ConditionTrue && now.Sub(c.LastTransitionTime.Time) > 5*time.Second &&
 		(t.Status != corev1.ConditionTrue || now.Sub(t.LastTransitionTime.Time) > 5*time.Second)
+}
+
+// missingJob says whether a component still restoring has no Job among
+// jobs.
+func missingJob(components map[string]corev1alpha1.ComponentRestoreStatus, jobs []batchv1.Job) bool {
+	have := map[string]bool{}
+	for i := range jobs {
+		have[jobs[i].Labels[corev1alpha1.LabelComponent]] = true
+	}
+	for name, c := range components {
+		if c.Phase != corev1alpha1.RestoreSucceeded && c.Phase != corev1alpha1.RestoreFailed && !have[name] {
+			return true
+		}
+	}
+	return false
 }

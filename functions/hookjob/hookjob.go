@@ -101,7 +101,7 @@ func (j *Jobs) Start(ctx context.Context, a hookrun.Attempt) error {
 	if err != nil {
 		return err
 	}
-	if err := sessionjob.Ensure(ctx, j.Kube, a.Owner, job, map[string]string{Label: a.Owner.GetName()}); err != nil {
+	if err := sessionjob.Ensure(ctx, j.Kube, j.api(), a.Owner, job, map[string]string{Label: a.Owner.GetName()}); err != nil {
 		if errors.Is(err, sessionjob.ErrNotOwned) {
 			return &hookrun.Invalid{Reason: err.Error()}
 		}

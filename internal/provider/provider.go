@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -178,13 +179,20 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 		return err
 	}
 	// The Jobs of runs an earlier provider started, before its cache
-	// selected Jobs by label, are labelled so that this one sees them.
-	if n, err := sessionjob.MarkEarlier(ctx, kube); kerrors.IsForbidden(err) {
-		return fmt.Errorf("%w; apply this version's package/rbac/provider.yaml, which grants the provider patch on jobs", err)
-	} else if err != nil {
+	// selected Jobs by label, are labelled so that this one sees them: once
+	// it leads, when the earlier one no longer makes any.
+	err = mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		n, err := sessionjob.MarkEarlier(ctx, kube)
+		if kerrors.IsForbidden(err) {
+			return fmt.Errorf("%w; apply this version's package/rbac/provider.yaml, which grants the provider patch on jobs", err)
+		}
+		if n > 0 {
+			o.Log.Info("labelled the jobs of an earlier provider watched", "jobs", n)
+		}
 		return err
-	} else if n > 0 {
-		o.Log.Info("labelled the jobs of an earlier provider watched", "jobs", n)
+	}))
+	if err != nil {
+		return fmt.Errorf("cannot add the labelling of earlier jobs: %w", err)
 	}
 	if o.InstallBuiltins {
 		if err := installBuiltins(ctx, kube, o.Log); err != nil {

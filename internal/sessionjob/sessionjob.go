@@ -35,7 +35,11 @@ var ErrNotOwned = errors.New("job belongs to another owner")
 // only when owner (by UID) controls it; otherwise the error wraps
 // ErrNotOwned and names the Job's controller, so that the session's
 // condition says what is in the way.
-func Ensure(ctx context.Context, c client.Client, owner client.Object, j *batchv1.Job, labels map[string]string) error {
+//
+// The Job that exists is read through api, past c's cache: the cache holds
+// only the Jobs Mark labelled, and one of another owner, or of an earlier
+// provider, may carry no label.
+func Ensure(ctx context.Context, c client.Client, api client.Reader, owner client.Object, j *batchv1.Job, labels map[string]string) error {
 	j.Namespace = owner.GetNamespace()
 	if j.Labels == nil {
 		j.Labels = map[string]string{}
@@ -55,7 +59,7 @@ func Ensure(ctx context.Context, c client.Client, owner client.Object, j *batchv
 		return fmt.Errorf("cannot create job %q: %w", j.Name, err)
 	}
 	existing := &batchv1.Job{}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(j), existing); err != nil {
+	if err := api.Get(ctx, client.ObjectKeyFromObject(j), existing); err != nil {
 		return fmt.Errorf("cannot get existing job %q: %w", j.Name, err)
 	}
 	if metav1.IsControlledBy(existing, owner) {
@@ -135,9 +139,8 @@ func Marked(j *batchv1.Job) bool {
 	return j.Spec.Template.Labels[corev1alpha1.LabelWatched] == "true"
 }
 
-// MarkEarlier labels watched the Jobs an earlier provider or CLI made:
-// those a stashplane.io kind controls or that carry a stashplane.io label
-// and have no LabelWatched. A provider whose cache holds only watched Jobs
+// MarkEarlier labels watched the Jobs an earlier provider or CLI made and
+// that have no LabelWatched (madeByStashplane). A provider whose cache holds only watched Jobs
 // would otherwise lose sight of the runs under way when it was upgraded.
 // Their pods keep the labels they have (a Job's template cannot change),
 // so NewestPod reads them past the cache. It returns how many Jobs it
@@ -161,6 +164,9 @@ func MarkEarlier(ctx context.Context, c client.Client) (int, error) {
 				continue
 			}
 			patch := client.MergeFrom(j.DeepCopy())
+			if j.Labels == nil {
+				j.Labels = map[string]string{}
+			}
 			j.Labels[corev1alpha1.LabelWatched] = "true"
 			if err := c.Patch(ctx, j, patch); client.IgnoreNotFound(err) != nil {
 				return n, fmt.Errorf("cannot label job %s/%s watched: %w", j.Namespace, j.Name, err)
@@ -174,12 +180,14 @@ func MarkEarlier(ctx context.Context, c client.Client) (int, error) {
 }
 
 // madeByStashplane says whether a Job is one Stashplane made: a kind of a
-// stashplane.io group controls it, or it carries a label of one.
+// stashplane.io group controls it, or nothing controls it and it carries a
+// label of a stashplane.io domain (the CLI's). A Job another controller
+// made is not, whatever its labels: the Jobs a schedule's CronJob starts
+// carry the configuration's labels, and the provider never reads them.
 func madeByStashplane(j *metav1.PartialObjectMetadata) bool {
 	if ref := metav1.GetControllerOf(j); ref != nil {
-		if gv, err := schema.ParseGroupVersion(ref.APIVersion); err == nil && stashplaneDomain(gv.Group) {
-			return true
-		}
+		gv, err := schema.ParseGroupVersion(ref.APIVersion)
+		return err == nil && stashplaneDomain(gv.Group)
 	}
 	for k := range j.Labels {
 		if prefix, _, ok := strings.Cut(k, "/"); ok && stashplaneDomain(prefix) {

@@ -74,7 +74,7 @@ func TestEnsure(t *testing.T) {
 				b = b.WithObjects(tc.existing)
 			}
 			c := b.Build()
-			err := Ensure(context.Background(), c, owner, tc.job, map[string]string{"session": "s"})
+			err := Ensure(context.Background(), c, c, owner, tc.job, map[string]string{"session": "s"})
 			gotErr := ""
 			if err != nil {
 				gotErr = err.Error()
@@ -256,6 +256,12 @@ func TestMadeByStashplane(t *testing.T) {
 			reason: "Another controller's Job, whatever its labels, is not.",
 			owner:  &metav1.OwnerReference{APIVersion: "batch/v1", Kind: "CronJob", Name: "c", UID: "u", Controller: ptr.To(true)},
 			labels: map[string]string{"app": "stashplane.io", "notstashplane.io/x": "y"},
+			want:   false,
+		},
+		"ScheduleTrigger": {
+			reason: "A Job a schedule's CronJob started carries the configuration's labels, but the CronJob controls it: the provider never reads it.",
+			owner:  &metav1.OwnerReference{APIVersion: "batch/v1", Kind: "CronJob", Name: "nightly", UID: "u", Controller: ptr.To(true)},
+			labels: map[string]string{"core.stashplane.io/invoker-name": "app"},
 			want:   false,
 		},
 		"OwnedNotControlled": {
