@@ -36,6 +36,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -175,7 +176,9 @@ func TestCrossplaneInstalled(t *testing.T) {
 	ctx := context.Background()
 	t.Cleanup(func() {
 		dumpOnFailure(t, kube, &corev1alpha1.BackupConfigurationList{})
+		dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 		dumpOnFailure(t, kube, &storagev1alpha1.SnapshotList{})
+		providerLogsOnFailure(t, kube, c.Config())
 	})
 
 	t.Run("ProviderRights", func(t *testing.T) {
@@ -375,9 +378,26 @@ func TestCrossplaneInstalled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Under way: the session says Running, or its backup Job has a pod
+	// running (the session's status may lag behind it on a loaded machine).
 	poll(t, 2*time.Minute, "the backup before the upgrade did not start", func(ctx context.Context) (bool, error) {
-		err := kube.Get(ctx, client.ObjectKeyFromObject(session), session)
-		return err == nil && session.Status.Phase == corev1alpha1.BackupSessionRunning, nil
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(session), session); err != nil {
+			return false, nil
+		}
+		if session.Status.Phase == corev1alpha1.BackupSessionRunning {
+			return true, nil
+		}
+		jobs := &batchv1.JobList{}
+		if err := kube.List(ctx, jobs, client.InNamespace(session.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupSession: session.Name}); err != nil {
+			return false, nil
+		}
+		for _, j := range jobs.Items {
+			if j.Status.Active > 0 {
+				t.Logf("session %s is %q while its job %s runs", session.Name, session.Status.Phase, j.Name)
+				return true, nil
+			}
+		}
+		return false, nil
 	})
 	upStart := time.Now()
 	uctx, ucancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -461,4 +481,29 @@ func ignoreForbidden(err error) error {
 		return nil
 	}
 	return err
+}
+
+// providerLogsOnFailure prints the end of the log of each provider pod
+// Crossplane core runs, when the test failed: what the provider did is
+// only there.
+func providerLogsOnFailure(t *testing.T, kube client.Client, cfg *rest.Config) {
+	if !t.Failed() {
+		return
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return
+	}
+	pods := &corev1.PodList{}
+	if err := kube.List(context.Background(), pods, client.InNamespace(crossplane.Namespace)); err != nil {
+		return
+	}
+	lines := int64(400)
+	for _, p := range pods.Items {
+		if !strings.HasPrefix(p.Name, "stashplane-provider") || len(p.Spec.Containers) == 0 {
+			continue
+		}
+		b, err := cs.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: p.Spec.Containers[0].Name, TailLines: &lines}).DoRaw(context.Background())
+		t.Logf("provider pod %s, its last %d lines (%v):\n%s", p.Name, lines, err, b)
+	}
 }
