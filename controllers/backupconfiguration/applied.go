@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/stashplane/stashplane/internal/cachestore"
 )
 
 // applied remembers what the scheduler last applied for each
@@ -93,9 +95,7 @@ func cachedForm(o client.Object) client.Object {
 		cached, _ := o.DeepCopyObject().(client.Object)
 		return cached
 	}
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(gvk)
-	return m
+	return cachestore.Metadata(gvk)
 }
 
 // kept says whether cached is still as the apply that returned last left

@@ -31,6 +31,7 @@ import (
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/accessor"
+	"github.com/stashplane/stashplane/internal/cachestore"
 	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/trigger"
 	"github.com/stashplane/stashplane/internal/version"
@@ -186,8 +187,7 @@ func (s *scheduler) compose(ctx context.Context, bc *corev1alpha1.BackupConfigur
 	if err := s.ensureRemoteAccess(ctx, bc); err != nil {
 		return err
 	}
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("CronJobList"))
+	list := cachestore.MetadataList(batchv1.SchemeGroupVersion.WithKind("CronJob"))
 	if err := s.kube.List(ctx, list, client.InNamespace(bc.Namespace), client.MatchingLabels(labels(bc))); err != nil {
 		return fmt.Errorf("cannot list cronjobs: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	"github.com/stashplane/stashplane/apis/naming"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/cachestore"
 	"github.com/stashplane/stashplane/internal/schedule"
 	"github.com/stashplane/stashplane/internal/tenancy"
 	"github.com/stashplane/stashplane/internal/version"
@@ -71,8 +72,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if v.Spec.Scheduler == nil {
 		// Held as metadata, as the cache holds CronJobs.
-		cj := &metav1.PartialObjectMetadata{}
-		cj.SetGroupVersionKind(batchv1.SchemeGroupVersion.WithKind("CronJob"))
+		cj := cachestore.Metadata(batchv1.SchemeGroupVersion.WithKind("CronJob"))
 		err := r.kube.Get(ctx, client.ObjectKey{Namespace: v.Namespace, Name: naming.VerifierCronJob(v.Name)}, cj)
 		if err == nil && metav1.IsControlledBy(cj, v) {
 			if err := r.kube.Delete(ctx, cj); client.IgnoreNotFound(err) != nil {
