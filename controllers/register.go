@@ -56,14 +56,14 @@ type Options struct {
 	ClusterDumpNamespaces []string
 	// Workers is how many objects the controllers of the managed kinds
 	// (BackupStorage, Repository, Snapshot), of BackupConfigurations
-	// (validation and scheduler), of BackupSessions and of RestoreSessions
-	// reconcile at a time: each storage object's record is its own,
+	// (validation and scheduler), of BackupSessions (and their retention)
+	// and of RestoreSessions reconcile at a time: each storage object's record is its own,
 	// everything a configuration or a restore composes is named and
 	// labelled for it alone, a busy cluster has thousands of them, and a
 	// session's hook attempt must not hold back every other backup or
-	// restore. BackupSessions of one configuration are still reconciled
-	// one at a time, since a session's checks span its configuration's
-	// other runs (backupsession). The other controllers reconcile one
+	// restore. BackupSessions of one configuration, and their retention,
+	// are still reconciled one at a time, since a session's checks span
+	// its configuration's other runs (backupsession, retention). The other controllers reconcile one
 	// object at a time, since their checks span objects (a Repository's
 	// prune, a verifier's sessions). Zero or one: one at a time.
 	Workers int
@@ -117,7 +117,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			return backupsession.Setup(m, backupsession.Options{Controller: o.managed(), Log: o.Log, Renderer: o.Renderer})
 		},
 		func(m ctrl.Manager, o Options) error {
-			return retention.Setup(m, retention.Options{Controller: o.Controller, Log: o.Log})
+			return retention.Setup(m, retention.Options{Controller: o.managed(), Log: o.Log})
 		},
 		func(m ctrl.Manager, o Options) error {
 			return maintenance.Setup(m, maintenance.Options{Controller: o.Controller, Log: o.Log})

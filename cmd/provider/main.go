@@ -28,7 +28,7 @@ func main() {
 	flag.StringVar(&o.PprofAddress, "pprof-address", "", "address to serve Go's profiles on (/debug/pprof/); none if empty")
 	qps := flag.Float64("kube-api-qps", 50, "requests per second the provider may send the API server")
 	flag.IntVar(&o.Burst, "kube-api-burst", 100, "requests the provider may send the API server in a burst above --kube-api-qps")
-	flag.IntVar(&o.Workers, "workers", provider.DefaultWorkers, "BackupStorages, Repositories, Snapshots, BackupConfigurations, BackupSessions and RestoreSessions reconciled at a time, each kind (the sessions of one configuration and the other kinds: one at a time)")
+	flag.IntVar(&o.Workers, "workers", provider.DefaultWorkers, "BackupStorages, Repositories, Snapshots, BackupConfigurations, BackupSessions (and their retention) and RestoreSessions reconciled at a time, each kind (the sessions of one configuration and the other kinds: one at a time)")
 	zo := zap.Options{}
 	zo.BindFlags(flag.CommandLine)
 	flag.Parse()

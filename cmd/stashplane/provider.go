@@ -52,7 +52,7 @@ func providerCommand() *cobra.Command {
 	f.StringVar(&o.PprofAddress, "pprof-address", "", "address to serve Go's profiles on (/debug/pprof/); none if empty")
 	f.Float32Var(&o.QPS, "kube-api-qps", 50, "requests per second the provider may send the API server")
 	f.IntVar(&o.Burst, "kube-api-burst", 100, "requests the provider may send the API server in a burst above --kube-api-qps")
-	f.IntVar(&o.Workers, "workers", provider.DefaultWorkers, "BackupStorages, Repositories, Snapshots, BackupConfigurations, BackupSessions and RestoreSessions reconciled at a time, each kind (the sessions of one configuration and the other kinds: one at a time)")
+	f.IntVar(&o.Workers, "workers", provider.DefaultWorkers, "BackupStorages, Repositories, Snapshots, BackupConfigurations, BackupSessions (and their retention) and RestoreSessions reconciled at a time, each kind (the sessions of one configuration and the other kinds: one at a time)")
 	f.BoolVar(&o.InstallBuiltins, "install-addons", true, "apply the built-in Addons and Functions at start (a Crossplane package installs only the provider's CRDs)")
 	f.StringSliceVar(&o.ClusterDumpNamespaces, "cluster-dump-namespaces", nil, "namespaces whose BackupConfigurations may dump the whole cluster (the kubedump-addon without a target): such a dump reads every Secret; none by default")
 	f.StringSliceVar(&o.AmbientNamespaces, "ambient-credential-namespaces", nil, "namespaces whose Jobs may use BackupStorages of other namespaces that name no credential Secret (their pods' cloud identity); none by default")

@@ -41,8 +41,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"sync"
 	"time"
 
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
@@ -65,6 +63,7 @@ import (
 	"github.com/stashplane/stashplane/functions/render"
 	"github.com/stashplane/stashplane/internal/hook"
 	"github.com/stashplane/stashplane/internal/hookrun"
+	"github.com/stashplane/stashplane/internal/keylock"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 	"github.com/stashplane/stashplane/internal/version"
 )
@@ -123,26 +122,6 @@ func sessionOfSnapshot(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.BackupSession}}}
 }
 
-// configurationLocks lets one worker at a time reconcile the sessions of a
-// configuration: a configuration's key is hashed to one of its locks (two
-// configurations that share one take turns; with a few workers and this
-// many locks that is rare).
-type configurationLocks [256]sync.Mutex
-
-// tryLock takes the lock of key, or returns nil when another worker holds
-// it. A worker never waits for one: a hook attempt may hold its
-// configuration's lock for minutes, and workers waiting behind it would
-// hold back every other configuration's sessions.
-func (l *configurationLocks) tryLock(key string) *sync.Mutex {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	m := &l[h.Sum32()%uint32(len(l))]
-	if !m.TryLock() {
-		return nil
-	}
-	return m
-}
-
 // lockedRetry is when a session whose configuration's lock was taken is
 // reconciled again.
 const lockedRetry = time.Second
@@ -163,7 +142,7 @@ type reconciler struct {
 	// and nothing beyond them, so sessions of different configurations
 	// run side by side: a hook attempt or a slow API call of one holds
 	// back no other configuration's backups.
-	byConfiguration configurationLocks
+	byConfiguration keylock.Set
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -174,7 +153,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if bs.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
-	lock := r.byConfiguration.tryLock(bs.Namespace + "/" + bs.Spec.Invoker.Name)
+	lock := r.byConfiguration.TryLock(bs.Namespace + "/" + bs.Spec.Invoker.Name)
 	if lock == nil {
 		return ctrl.Result{RequeueAfter: lockedRetry}, nil
 	}
@@ -299,10 +278,15 @@ func (r *reconciler) checkSkip(ctx context.Context, rn *run) (ctrl.Result, bool,
 	return ctrl.Result{}, true, nil
 }
 
-// planRun plans the session's tasks.
+// planRun plans the session's tasks, once: a run whose Jobs were made
+// reads its progress from them and its Snapshots, and plans nothing again.
+// Planning reads the target's pods from the API server (the cache holds
+// none of them), which every event of a running backup would pay for, and
+// a plan that fails after the Jobs were made (the target deleted while
+// they run) must not turn a started run back into one without Jobs.
 func (r *reconciler) planRun(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
 	rn.started = rn.bs.GetCondition(corev1alpha1.TypeBackupExecutorEnsured).Status == corev1.ConditionTrue
-	if rn.ended != "" {
+	if rn.ended != "" || rn.started {
 		return ctrl.Result{}, false, nil
 	}
 	var err error

@@ -1,7 +1,6 @@
 package backupsession
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -123,29 +122,5 @@ func TestComponentCounts(t *testing.T) {
 				t.Errorf("%s\ncomponentCounts(): -want +got:\n%s", tc.reason, diff)
 			}
 		})
-	}
-}
-
-// A configuration's lock is taken by one worker at a time and given back
-// on unlock; another configuration's is free meanwhile, and no worker
-// waits for a lock that is taken.
-func TestTryLock(t *testing.T) {
-	l := &configurationLocks{}
-	a := l.tryLock("app/nightly-backup")
-	if a == nil {
-		t.Fatal("a free lock was not taken")
-	}
-	if l.tryLock("app/nightly-backup") != nil {
-		t.Error("the lock of a configuration was taken twice")
-	}
-	other := "app/other"
-	for i := 0; l.tryLock(other) == nil; i++ {
-		// A key that shares the first one's lock is a hash collision;
-		// look for one that does not.
-		other = fmt.Sprintf("app/other-%d", i)
-	}
-	a.Unlock()
-	if b := l.tryLock("app/nightly-backup"); b == nil {
-		t.Error("the lock was not free again after unlock")
 	}
 }

@@ -287,3 +287,46 @@ objects: [{
 	return render.Input{Addon: addon, TaskKind: render.TaskBackup, Task: "t", Function: fn,
 		Context: render.Context{Namespace: "demo", Component: "dump", Repository: render.Repository{Name: "app"}}}
 }
+
+// TestPlannedOnce: a run whose Jobs were made plans nothing again, so a
+// target deleted while its Jobs run neither fails each pass nor turns the
+// run back into one without Jobs; a run not started yet is planned, and
+// the missing target is why it cannot start.
+func TestPlannedOnce(t *testing.T) {
+	cases := map[string]struct {
+		reason   string
+		started  bool
+		wantErr  bool
+		wantJobs corev1.ConditionStatus
+	}{
+		"Started": {reason: "A started run is not planned again; its Jobs stay recorded.",
+			started: true, wantJobs: corev1.ConditionTrue},
+		"NotStarted": {reason: "A run not started yet is planned, and its missing target stops it.",
+			wantErr: true, wantJobs: corev1.ConditionFalse},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			bs := finished("app-hourly-1", 0, corev1alpha1.BackupSessionRunning, 0)
+			if tc.started {
+				bs.SetConditions(xpv2.Condition{Type: corev1alpha1.TypeBackupExecutorEnsured, Status: corev1.ConditionTrue, Reason: corev1alpha1.ReasonBackupExecutorEnsured})
+			}
+			bc := configuration(0, 0, 1)
+			bc.Spec.Target = &storagev1alpha1.TypedObjectReference{APIGroup: "apps", Kind: "Deployment", Name: "gone"}
+			r, _, _ := newReconciler(t, t0, &bs, bc)
+			rn := &run{bs: &bs, bc: bc}
+			_, stop, err := r.planRun(context.Background(), rn)
+			if diff := cmp.Diff(tc.wantErr, err != nil); diff != "" {
+				t.Errorf("\n%s\nplanRun() error %v: -want +got:\n%s", tc.reason, err, diff)
+			}
+			if diff := cmp.Diff(tc.wantErr, stop); diff != "" {
+				t.Errorf("\n%s\nplanRun() stops the steps: -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.started, rn.started); diff != "" {
+				t.Errorf("\n%s\nrun.started: -want +got:\n%s", tc.reason, diff)
+			}
+			if diff := cmp.Diff(tc.wantJobs, bs.GetCondition(corev1alpha1.TypeBackupExecutorEnsured).Status); diff != "" {
+				t.Errorf("\n%s\nBackupExecutorEnsured: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

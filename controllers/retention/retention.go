@@ -43,6 +43,7 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/keylock"
 	"github.com/stashplane/stashplane/internal/retention"
 	"github.com/stashplane/stashplane/internal/sessionrun"
 )
@@ -84,7 +85,15 @@ type reconciler struct {
 	clock  clock.Clock
 	events record.EventRecorder
 	log    logr.Logger
+	// byConfiguration lets one worker at a time apply the retention of a
+	// configuration's sessions; those of different configurations, which
+	// share no Snapshot, are applied side by side.
+	byConfiguration keylock.Set
 }
+
+// lockedRetry is when a session whose configuration's lock was taken is
+// judged again.
+const lockedRetry = time.Second
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	bs := &corev1alpha1.BackupSession{}
@@ -94,6 +103,13 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !due(bs) {
 		return ctrl.Result{}, nil
 	}
+	// Sessions of one configuration are judged one at a time: each pass
+	// plans from the Snapshots its configuration's others leave.
+	lock := r.byConfiguration.TryLock(bs.Namespace + "/" + bs.Spec.Invoker.Name)
+	if lock == nil {
+		return ctrl.Result{RequeueAfter: lockedRetry}, nil
+	}
+	defer lock.Unlock()
 	// The cache may not hold what the last pass recorded yet: a pass that
 	// acted on it would find the Snapshots it removed gone and record
 	// nothing removed.

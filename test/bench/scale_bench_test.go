@@ -181,6 +181,7 @@ func BenchmarkScale(b *testing.B) {
 
 	// A batch of backups released from pause, and the queues meanwhile.
 	before := scrape(b, metricsAddr)
+	writesAtRelease := apiWrites(b, c.Config())
 	released := time.Now()
 	var runs []client.ObjectKey
 	for i := 0; i < sessions && i < configs; i++ {
@@ -218,6 +219,7 @@ func BenchmarkScale(b *testing.B) {
 	})
 	batch := time.Since(released)
 	after := scrape(b, metricsAddr)
+	writesAtDone := apiWrites(b, c.Config())
 	p99, worst, worstP99, count := queueLatency(before, after)
 	peak, err := proc.PeakRSS()
 	if err != nil {
@@ -233,8 +235,10 @@ func BenchmarkScale(b *testing.B) {
 		len(runs), p99, targetQueueLatency.Seconds(), verdict(p99 < targetQueueLatency.Seconds()), worst, worstP99, count)
 	fmt.Printf("  the batch of %d backups: %d succeeded in %s\n", len(runs), succeeded, batch.Round(time.Second))
 	fmt.Printf("  while they ran, by queue (priority) and controller:\n%s\n", byQueue(before, after))
+	fmt.Printf("  the provider's requests held by its client-side rate limit while they ran:\n%s\n", throttled(before, after))
 	fmt.Printf("  the API server's writes (every client, the bench's own creates too), first create -> all Ready:\n%s\n", writesBetween(writesAtStart, writesAtReady, configs))
 	fmt.Printf("  and all Ready -> all Snapshots recorded:\n%s\n", writesBetween(writesAtReady, writesAtRecorded, configs))
+	fmt.Printf("  and while the batch of backups ran:\n%s\n", writesBetween(writesAtRelease, writesAtDone, configs))
 	fmt.Printf("  the events in the bench's namespace at all Ready, by type, kind and reason:\n%s\n", eventsAtReady)
 	fmt.Printf("  the provider's requests held by its client-side rate limit (--kube-api-qps, per kind), first create -> all Ready:\n%s\n", throttled(metricsAtStart, metricsAtReady))
 	b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
@@ -547,7 +551,7 @@ func byQueue(before, after map[string]*dto.MetricFamily) string {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if p, n := quantile(waits[k], 0.99); n > 0 {
-			lines = append(lines, fmt.Sprintf("    wait in queue %-40s p99 %6.3f s  (%d)", k, p, n))
+			lines = append(lines, fmt.Sprintf("    wait in queue %-40s p99 %6.3f s  (%d, %d over 1 s)", k, p, n, n-waits[k][1]))
 		}
 	}
 	runs := histograms(before, after, "controller_runtime_reconcile_time_seconds", "controller")
