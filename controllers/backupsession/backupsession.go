@@ -99,8 +99,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		return fmt.Errorf("cannot set up backupsession controller: %w", err)
 	}
 	r := &reconciler{kube: mgr.GetClient(), api: mgr.GetAPIReader(), renderer: o.Renderer, clock: o.Clock, image: version.Image(),
-		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs},
-		log:   o.Log.WithValues("controller", "backupsession")}
+		hooks: &hookrun.Executor{Kube: mgr.GetClient(), Hooks: o.Hooks, Jobs: jobs}, revoked: newRevocations(),
+		log: o.Log.WithValues("controller", "backupsession")}
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("backupsession").
 		WithOptions(o.Controller).
@@ -143,6 +143,8 @@ type reconciler struct {
 	// run side by side: a hook attempt or a slow API call of one holds
 	// back no other configuration's backups.
 	byConfiguration keylock.Set
+	// revoked are the runs whose report grant was deleted (report.go).
+	revoked revocations
 }
 
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -346,7 +348,11 @@ func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, erro
 		return res, true, err
 	}
 	sessionrun.SetCondition(r.clock, rn.bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
-	return ctrl.Result{}, false, nil
+	// The Jobs just made have no outcome to read yet, and the cache does
+	// not hold them yet: reading it now would list them from the API
+	// server. Their creation wakes the session, and the next pass reads
+	// them from the cache.
+	return ctrl.Result{}, true, nil
 }
 
 // outcome watches the Jobs and records the Snapshots' phases.

@@ -240,12 +240,13 @@ func TestCannotStart(t *testing.T) {
 // status that says so is not written yet.
 func TestJobsMadeOnce(t *testing.T) {
 	cases := map[string]struct {
-		reason  string
-		started bool
-		want    int
+		reason   string
+		started  bool
+		want     int
+		wantStop bool
 	}{
-		"Started":    {reason: "A started run makes no Job.", started: true, want: 0},
-		"NotStarted": {reason: "A run not started yet makes its Jobs.", started: false, want: 1},
+		"Started":    {reason: "A started run makes no Job and goes on to its outcome.", started: true, want: 0},
+		"NotStarted": {reason: "A run not started yet makes its Jobs and stops there: the Jobs' creation wakes it.", started: false, want: 1, wantStop: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -253,8 +254,12 @@ func TestJobsMadeOnce(t *testing.T) {
 			r, kube, _ := newReconciler(t, t0, &bs)
 			r.renderer = render.New(render.Options{})
 			rn := &run{bs: &bs, bc: configuration(0, 0, 1), started: tc.started, inputs: []render.Input{jobInput(t)}}
-			if _, _, err := r.jobs(context.Background(), rn); err != nil {
+			_, stop, err := r.jobs(context.Background(), rn)
+			if err != nil {
 				t.Fatalf("jobs(): %v", err)
+			}
+			if diff := cmp.Diff(tc.wantStop, stop); diff != "" {
+				t.Errorf("\n%s\njobs() stops the steps: -want +got:\n%s", tc.reason, diff)
 			}
 			jobs := &batchv1.JobList{}
 			if err := kube.List(context.Background(), jobs); err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/lru"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -48,7 +50,14 @@ func (r *reconciler) grantReport(ctx context.Context, bs *corev1alpha1.BackupSes
 }
 
 // revokeReport deletes the run's report grant once it has an outcome.
+// A run that ended is reconciled on each later event (its retention, its
+// Snapshots' records), so the runs whose grant this process already
+// deleted are remembered and not sent the two deletes again; after a
+// restart each is revoked once more, finding nothing.
 func (r *reconciler) revokeReport(ctx context.Context, rn *run) (ctrl.Result, bool, error) {
+	if r.revoked.has(rn.bs.UID) {
+		return ctrl.Result{}, false, nil
+	}
 	name := naming.BackupReportGrant(rn.bs.Name)
 	for _, o := range []client.Object{&rbacv1.RoleBinding{}, &rbacv1.Role{}} {
 		o.SetName(name)
@@ -57,5 +66,30 @@ func (r *reconciler) revokeReport(ctx context.Context, rn *run) (ctrl.Result, bo
 			return ctrl.Result{}, false, fmt.Errorf("cannot revoke the report grant %q of backupsession %q: %w", name, rn.bs.Name, err)
 		}
 	}
+	r.revoked.add(rn.bs.UID)
 	return ctrl.Result{}, false, nil
+}
+
+// revokedRuns is how many runs whose report grant was deleted are
+// remembered: more than end between two events of any one of them.
+const revokedRuns = 4096
+
+// revocations are the runs whose report grant this process deleted, the
+// most recent revokedRuns of them. The zero value remembers none.
+type revocations struct{ runs *lru.Cache }
+
+func newRevocations() revocations { return revocations{runs: lru.New(revokedRuns)} }
+
+func (v revocations) has(uid types.UID) bool {
+	if v.runs == nil || uid == "" {
+		return false
+	}
+	_, ok := v.runs.Get(uid)
+	return ok
+}
+
+func (v revocations) add(uid types.UID) {
+	if v.runs != nil && uid != "" {
+		v.runs.Add(uid, struct{}{})
+	}
 }

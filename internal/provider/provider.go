@@ -95,8 +95,14 @@ type Options struct {
 	SkipControllerNameValidation bool
 }
 
-// DefaultWorkers is Options.Workers when none is given (--workers).
-const DefaultWorkers = 4
+// DefaultWorkers is Options.Workers when none is given (--workers). A
+// reconcile spends most of its time waiting for the API server, not on a
+// core: when a schedule starts many backups at once, each session's first
+// pass (its Snapshots, report grant and Jobs) is a dozen round trips, and
+// four workers left the last of twenty sessions waiting seconds in the
+// queue (docs/scale.md, "The eighth round"). The client-side rate limit
+// (--kube-api-qps) still bounds what they send together.
+const DefaultWorkers = 16
 
 // Run runs every controller until ctx ends.
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
