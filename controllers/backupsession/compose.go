@@ -266,20 +266,16 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 	if bs.Spec.BackupTimeout != nil && bs.Status.BackupDeadline == nil {
 		bs.Status.BackupDeadline = ptr.To(metav1.NewTime(bs.CreationTimestamp.Add(bs.Spec.BackupTimeout.Duration)))
 	}
-	jobs := &batchv1.JobList{}
-	if err := r.kube.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupSession: bs.Name}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
+	// A run that has Jobs has at least one: none in the cache is asked of
+	// the API server before the run is told its Jobs are gone.
+	jobs, err := sessionjob.List(ctx, r.kube, r.api, bs.Namespace, map[string]string{corev1alpha1.LabelBackupSession: bs.Name},
+		func(jobs []batchv1.Job) bool { return len(jobs) > 0 })
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	if len(jobs.Items) == 0 {
-		// The cache may not hold Jobs created a moment ago: only the API
-		// server can say they are gone.
-		if err := r.api.List(ctx, jobs, client.InNamespace(bs.Namespace), client.MatchingLabels{corev1alpha1.LabelBackupSession: bs.Name}); err != nil {
-			return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
-		}
-	}
-	problem := executionProblem(jobs.Items, reportedIn(snaps), now)
+	problem := executionProblem(jobs, reportedIn(snaps), now)
 	if problem == "" {
-		problem = r.unstartable(ctx, jobs.Items, now)
+		problem = r.unstartable(ctx, jobs, now)
 	}
 	if d := bs.Status.BackupDeadline; problem == "" && d != nil && now.After(d.Time) {
 		problem = fmt.Sprintf("the backup did not finish within its timeout of %s", bs.Spec.BackupTimeout.Duration)
@@ -291,11 +287,11 @@ func (r *reconciler) watchExecution(ctx context.Context, bs *corev1alpha1.Backup
 		// Only Jobs that still run are stopped. One that ended keeps its
 		// pods, so the next run's agent sees that a pod killed mid-backup
 		// has finished and removes the restic lock it left behind.
-		for i := range jobs.Items {
-			if sessionjob.Ended(&jobs.Items[i]) {
+		for i := range jobs {
+			if sessionjob.Ended(&jobs[i]) {
 				continue
 			}
-			_ = r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
+			_ = r.kube.Delete(ctx, &jobs[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
 		}
 	}
 	return ctrl.Result{RequeueAfter: 15 * time.Second}, nil

@@ -213,23 +213,18 @@ func withReadDataSubset(spec *corev1.PodSpec, subset string) {
 // else from its Job, and ends a restore whose Jobs failed, vanished or ran
 // past the deadline.
 func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.RestoreSession) (ctrl.Result, error) {
-	jobs := &batchv1.JobList{}
-	if err := r.kube.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{corev1alpha1.LabelRestoreSession: rs.Name}); err != nil {
-		return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
-	}
-	if missingJob(rs.Status.Components, jobs.Items) {
-		// The cache may not hold a Job created a moment ago, or one an
-		// earlier provider made before it was labelled watched: only the
-		// API server can say it is gone.
-		if err := r.reader.List(ctx, jobs, client.InNamespace(rs.Namespace), client.MatchingLabels{corev1alpha1.LabelRestoreSession: rs.Name}); err != nil {
-			return ctrl.Result{}, fmt.Errorf("cannot list jobs: %w", err)
-		}
+	// Each component still restoring has a Job: one missing from the cache
+	// is asked of the API server before the component is told it is gone.
+	jobs, err := sessionjob.List(ctx, r.kube, r.reader, rs.Namespace, map[string]string{corev1alpha1.LabelRestoreSession: rs.Name},
+		func(jobs []batchv1.Job) bool { return !missingJob(rs.Status.Components, jobs) })
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	now := r.clock.Now()
 	settled := ensuredLongAgo(rs, now)
 	stuck := map[string]string{}
-	for i := range jobs.Items {
-		j := &jobs.Items[i]
+	for i := range jobs {
+		j := &jobs[i]
 		if sessionjob.Ended(j) {
 			continue
 		}
@@ -237,7 +232,7 @@ func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.Restor
 			stuck[j.Name] = why
 		}
 	}
-	components, reason, msg := observe(rs.Status.Components, jobs.Items, settled, stuck)
+	components, reason, msg := observe(rs.Status.Components, jobs, settled, stuck)
 	rs.Status.Components = components
 	if d := rs.Status.RestoreDeadline; reason == "" && d != nil && now.After(d.Time) {
 		reason, msg = corev1alpha1.ReasonRestoreTimedOut, fmt.Sprintf("the restore did not finish within its timeout of %s", rs.Spec.RestoreTimeout.Duration)
@@ -251,14 +246,14 @@ func (r *reconciler) watchExecution(ctx context.Context, rs *corev1alpha1.Restor
 	if reason != "" {
 		sessionrun.SetCondition(r.clock, rs, corev1alpha1.TypeRestoreIncomplete, true, reason, msg)
 	}
-	for i := range jobs.Items {
+	for i := range jobs {
 		// A Job whose pod cannot start would wait for ever: it goes, as
 		// every Job does once the restore timed out.
-		if reason != corev1alpha1.ReasonRestoreTimedOut && stuck[jobs.Items[i].Name] == "" {
+		if reason != corev1alpha1.ReasonRestoreTimedOut && stuck[jobs[i].Name] == "" {
 			continue
 		}
-		if err := r.kube.Delete(ctx, &jobs.Items[i], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return ctrl.Result{}, fmt.Errorf("cannot delete job %q: %w", jobs.Items[i].Name, err)
+		if err := r.kube.Delete(ctx, &jobs[i], client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("cannot delete job %q: %w", jobs[i].Name, err)
 		}
 	}
 	wait := 10 * time.Second

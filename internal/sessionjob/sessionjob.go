@@ -201,6 +201,27 @@ func stashplaneDomain(s string) bool {
 	return s == "stashplane.io" || strings.HasSuffix(s, ".stashplane.io")
 }
 
+// List is the Jobs of namespace ns with labels: read from cached, the
+// provider's cache, and again from api, past it, when complete says the
+// cached ones cannot be all of them. The cache may not hold a Job created
+// a moment ago, nor one an earlier provider made before it was labelled
+// watched, so only the API server can say that a Job is gone. Each kind
+// says what it expects to find (a backup: at least one Job; a restore: one
+// per component still restoring).
+func List(ctx context.Context, cached, api client.Reader, ns string, labels map[string]string, complete func([]batchv1.Job) bool) ([]batchv1.Job, error) {
+	jobs := &batchv1.JobList{}
+	if err := cached.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
+		return nil, fmt.Errorf("cannot list jobs: %w", err)
+	}
+	if complete(jobs.Items) {
+		return jobs.Items, nil
+	}
+	if err := api.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
+		return nil, fmt.Errorf("cannot list jobs: %w", err)
+	}
+	return jobs.Items, nil
+}
+
 // NewestPod is the newest pod the Job made, or nil when it has none or
 // they cannot be listed: what a Job's pod printed is read from it. The
 // pods of a Job Mark labelled are read from cached, the provider's cache;

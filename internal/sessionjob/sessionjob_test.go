@@ -282,3 +282,57 @@ func TestMadeByStashplane(t *testing.T) {
 		})
 	}
 }
+
+// TestList: a session's Jobs come from the cache when it holds what the
+// kind expects, and from the API server when it does not; other sessions'
+// Jobs are never among them.
+func TestList(t *testing.T) {
+	jobOf := func(name, session string) *batchv1.Job {
+		return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: name, Labels: map[string]string{corev1alpha1.LabelBackupSession: session}}}
+	}
+	atLeastOne := func(jobs []batchv1.Job) bool { return len(jobs) > 0 }
+	cases := map[string]struct {
+		reason   string
+		cached   []client.Object
+		api      []client.Object
+		complete func([]batchv1.Job) bool
+		want     []string
+	}{
+		"FromCache": {
+			reason:   "The cache holds what the kind expects: the API server is not asked.",
+			cached:   []client.Object{jobOf("cached", "s1"), jobOf("other", "s2")},
+			api:      []client.Object{jobOf("cached", "s1"), jobOf("new", "s1")},
+			complete: atLeastOne,
+			want:     []string{"cached"},
+		},
+		"PastCache": {
+			reason:   "The cache does not hold a Job made a moment ago: the API server's list is taken.",
+			cached:   []client.Object{jobOf("other", "s2")},
+			api:      []client.Object{jobOf("new", "s1"), jobOf("other", "s2")},
+			complete: atLeastOne,
+			want:     []string{"new"},
+		},
+		"GoneEverywhere": {
+			reason:   "No Job in the cache nor in the API server: none, and no error.",
+			complete: atLeastOne,
+			want:     []string{},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			cached := fake.NewClientBuilder().WithObjects(tc.cached...).Build()
+			api := fake.NewClientBuilder().WithObjects(tc.api...).Build()
+			jobs, err := List(context.Background(), cached, api, "team", map[string]string{corev1alpha1.LabelBackupSession: "s1"}, tc.complete)
+			if err != nil {
+				t.Fatalf("List(): %v", err)
+			}
+			got := []string{}
+			for _, j := range jobs {
+				got = append(got, j.Name)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("%s\nList(): -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -49,11 +51,20 @@ func holdCluster(t *testing.T, mode string) (cmd *exec.Cmd, subnet, dir string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The child's own account of a failed start (its test log is on
+	// stdout, a panic on stderr) is what explains it.
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var said []string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
+		said = append(said, sc.Text())
+		if len(said) > 80 {
+			said = said[1:]
+		}
 		if s, ok := strings.CutPrefix(sc.Text(), "pod-subnet="); ok {
 			subnet = s
 		}
@@ -64,8 +75,11 @@ func holdCluster(t *testing.T, mode string) (cmd *exec.Cmd, subnet, dir string) 
 	}
 	if dir == "" {
 		_ = cmd.Process.Kill()
-		t.Fatal("the child did not start its cluster")
+		werr := cmd.Wait()
+		t.Fatalf("the child did not start its cluster (%v); the last of its output:\n%s\nits stderr:\n%s", werr, strings.Join(said, "\n"), stderr.String())
 	}
+	// The child goes on writing its log; a full pipe would stop it.
+	go func() { _, _ = io.Copy(io.Discard, out) }()
 	return cmd, subnet, dir
 }
 
