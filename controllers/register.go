@@ -61,9 +61,10 @@ type Options struct {
 	// everything a configuration or a restore composes is named and
 	// labelled for it alone, a busy cluster has thousands of them, and a
 	// session's hook attempt must not hold back every other backup or
-	// restore. BackupSessions of one configuration, and their retention,
-	// are still reconciled one at a time, since a session's checks span
-	// its configuration's other runs (backupsession, retention). The other controllers reconcile one
+	// restore. BackupSessions of one configuration are still reconciled
+	// one at a time, since a session's checks span its configuration's
+	// other runs, and so is their retention, under a lock of its own
+	// (backupsession, retention). The other controllers reconcile one
 	// object at a time, since their checks span objects (a Repository's
 	// prune, a verifier's sessions). Zero or one: one at a time.
 	Workers int

@@ -350,8 +350,8 @@ func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, erro
 	sessionrun.SetCondition(r.clock, rn.bs, corev1alpha1.TypeBackupExecutorEnsured, true, corev1alpha1.ReasonBackupExecutorEnsured, "")
 	// The Jobs just made have no outcome to read yet, and the cache does
 	// not hold them yet: reading it now would list them from the API
-	// server. Their creation wakes the session, and the next pass reads
-	// them from the cache.
+	// server. Their creation and this pass's status write wake the
+	// session again.
 	return ctrl.Result{}, true, nil
 }
 

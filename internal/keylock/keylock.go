@@ -3,27 +3,43 @@
 // keys go on side by side.
 package keylock
 
-import (
-	"hash/fnv"
-	"sync"
-)
+import "sync"
 
-// Set is a fixed set of locks; a key is hashed to one of them. Two keys
-// that share a lock take turns: with a few workers and this many locks
-// that is rare, and the set's size never grows with the keys seen. The
-// zero Set is ready to use.
-type Set [256]sync.Mutex
+// Set holds the keys taken, each exactly: two keys never share a lock, so
+// a key held for minutes (a session's hook attempt) holds back no other.
+// A key is forgotten when it is given back, so the set holds no more keys
+// than there are workers. The zero Set is ready to use.
+type Set struct {
+	mu   sync.Mutex
+	held map[string]bool
+}
 
-// TryLock takes the lock of key and returns it, to be unlocked when the
-// work is done, or returns nil when another worker holds it. A worker
-// never waits for a lock: the holder may keep it for as long as its work
-// takes, and a worker waiting behind it would hold back every other key.
-func (s *Set) TryLock(key string) *sync.Mutex {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	m := &s[h.Sum32()%uint32(len(s))]
-	if !m.TryLock() {
+// Held is a key taken from a Set, given back by Unlock.
+type Held struct {
+	set *Set
+	key string
+}
+
+// TryLock takes key and returns it, to be unlocked when the work is done,
+// or returns nil when another worker holds it. A worker never waits for a
+// key: the holder may keep it for as long as its work takes, and a worker
+// waiting behind it would hold back every other key.
+func (s *Set) TryLock(key string) *Held {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[key] {
 		return nil
 	}
-	return m
+	if s.held == nil {
+		s.held = map[string]bool{}
+	}
+	s.held[key] = true
+	return &Held{set: s, key: key}
+}
+
+// Unlock gives the key back.
+func (h *Held) Unlock() {
+	h.set.mu.Lock()
+	defer h.set.mu.Unlock()
+	delete(h.set.held, h.key)
 }

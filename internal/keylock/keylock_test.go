@@ -2,32 +2,58 @@ package keylock
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 )
 
-// A key's lock is taken by one worker at a time and given back on unlock;
-// another key's is free meanwhile, and no worker waits for a lock that is
-// taken.
+// A key is taken by one worker at a time and given back on unlock; every
+// other key is free meanwhile (no two share a lock), and no worker waits
+// for a key that is taken.
 func TestTryLock(t *testing.T) {
 	s := &Set{}
 	a := s.TryLock("app/nightly-backup")
 	if a == nil {
-		t.Fatal("a free lock was not taken")
+		t.Fatal("a free key was not taken")
 	}
 	if s.TryLock("app/nightly-backup") != nil {
-		t.Error("the lock of a key was taken twice")
+		t.Error("a key was taken twice")
 	}
-	other := "app/other"
-	for i := 0; s.TryLock(other) == nil; i++ {
-		// A key that shares the first one's lock is a hash collision;
-		// look for one that does not.
-		if i > len(s) {
-			t.Fatal("no key with a lock of its own was found")
+	for i := range 1000 {
+		k := fmt.Sprintf("app/other-%d", i)
+		h := s.TryLock(k)
+		if h == nil {
+			t.Fatalf("key %q was not free while another was held", k)
 		}
-		other = fmt.Sprintf("app/other-%d", i)
+		h.Unlock()
 	}
 	a.Unlock()
 	if b := s.TryLock("app/nightly-backup"); b == nil {
-		t.Error("the lock was not free again after unlock")
+		t.Error("the key was not free again after unlock")
+	}
+	if n := len(s.held); n != 1 {
+		t.Errorf("the set holds %d keys, want the one still taken", n)
+	}
+}
+
+// Of many workers trying one key at once, exactly one takes it.
+func TestTryLockOneWinner(t *testing.T) {
+	s := &Set{}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.TryLock("app/nightly-backup") != nil {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Errorf("%d workers took the key, want 1", won)
 	}
 }

@@ -269,11 +269,12 @@ func invokerSession(ctx context.Context, kube client.Client, invoker string) *co
 // freeze that takes long does, a second configuration's first backup runs
 // and succeeds beside it, though four more runs of the held configuration
 // wait too, as many as the provider has workers. The waiting runs end once
-// the hook returns. The provider runs with its installed default of four
-// workers.
+// the hook returns. The provider runs with four workers, so that the
+// waiting runs would take every one of them if they waited on a worker.
 func TestHookHoldsOnlyItsConfiguration(t *testing.T) {
 	t.Parallel()
-	kube := withProvider(t)
+	const workers = 4
+	kube, _ := withProviderCluster(t, withWorkers(workers))
 	ctx := context.Background()
 	defer dumpOnFailure(t, kube, &corev1alpha1.BackupSessionList{})
 	if err := kube.Create(ctx, execTemplate("hold", `touch /var/lib/app/.held && while [ ! -e /var/lib/app/.release ]; do sleep 0.2; done && echo released`)); err != nil {
@@ -302,7 +303,7 @@ func TestHookHoldsOnlyItsConfiguration(t *testing.T) {
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: "app-backup"}, bc); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 4 {
+	for i := range workers {
 		if _, err := trigger.Create(ctx, kube, bc, "nightly", time.Now().Add(time.Duration(i+1)*time.Second)); err != nil {
 			t.Fatal(err)
 		}

@@ -42,6 +42,13 @@ func withProvider(t *testing.T) client.Client {
 // the cluster started and before the provider does.
 type providerOption func(t *testing.T, kube client.Client, cfg *rest.Config, o *provider.Options)
 
+// withWorkers runs the provider with n workers per kind (--workers).
+func withWorkers(n int) providerOption {
+	return func(_ *testing.T, _ client.Client, _ *rest.Config, o *provider.Options) {
+		o.Workers = n
+	}
+}
+
 // withClusterDumps lets the namespaces ns dump the whole cluster
 // (--cluster-dump-namespaces).
 func withClusterDumps(ns ...string) providerOption {
