@@ -70,7 +70,9 @@ func componentCounts(inputs []render.Input) map[string]int {
 // A run whose Jobs were made (started) makes no new Snapshot: a repository
 // unpaused since it started waits for the next run, since its Jobs are
 // made once. The API server, not the cache, says such a Snapshot is
-// missing.
+// missing. Nor does a pause take a started run's Snapshot from it: its Jobs
+// are writing into the repository and report into that Snapshot, so the
+// pause holds from the next run on.
 func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, started bool, counts map[string]int, nodes map[string]string, replaced map[string][]string) ([]*storagev1alpha1.Snapshot, error) {
 	s := session(bc, bs.Spec.Session)
 	if s == nil {
@@ -78,7 +80,7 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 	}
 	var out []*storagev1alpha1.Snapshot
 	for _, ri := range s.Repositories {
-		if r.paused(ctx, bs.Namespace, ri.Name) {
+		if !started && r.paused(ctx, bs.Namespace, ri.Name) {
 			continue
 		}
 		name := naming.SnapshotName(ri.Name, bs.Name)

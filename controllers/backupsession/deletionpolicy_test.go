@@ -85,21 +85,26 @@ func testScheme(t *testing.T) *runtime.Scheme {
 
 // TestEnsureSnapshotsStarted: a run whose Jobs were made makes no new
 // Snapshot (a repository unpaused since would get one without Jobs), and
-// still finds the Snapshots it made.
+// still finds the Snapshots it made, though their repository was paused
+// since (its Jobs are writing into it).
 func TestEnsureSnapshotsStarted(t *testing.T) {
 	cases := map[string]struct {
 		reason  string
 		started bool
 		have    bool
+		paused  bool
 		want    int
 	}{
-		"NotStarted":    {reason: "A run not started makes its Snapshot.", want: 1},
-		"StartedNew":    {reason: "A started run makes no new Snapshot.", started: true, want: 0},
-		"StartedExists": {reason: "A started run finds the Snapshot it made.", started: true, have: true, want: 1},
+		"NotStarted":       {reason: "A run not started makes its Snapshot.", want: 1},
+		"NotStartedPaused": {reason: "A run not started makes no Snapshot in a paused repository.", paused: true, want: 0},
+		"StartedNew":       {reason: "A started run makes no new Snapshot.", started: true, want: 0},
+		"StartedExists":    {reason: "A started run finds the Snapshot it made.", started: true, have: true, want: 1},
+		"StartedPaused":    {reason: "A started run keeps the Snapshot it made in a repository paused since, and so is not skipped while its Jobs run.", started: true, have: true, paused: true, want: 1},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			repo := &storagev1alpha1.Repository{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "demo"}}
+			repo.Spec.Paused = tc.paused
 			objs := []client.Object{repo}
 			if tc.have {
 				objs = append(objs, &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "db-db-backup-nightly-1", Namespace: "demo"}, Spec: storagev1alpha1.SnapshotSpec{Repository: "db"}})
