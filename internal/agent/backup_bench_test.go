@@ -71,14 +71,7 @@ func BenchmarkUnchangedBackup(b *testing.B) {
 	for i := range 3 {
 		run(i)
 	}
-	if f := os.Getenv("STASHPLANE_BENCH_CPUPROFILE"); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_ = pprof.StartCPUProfile(out)
-		defer pprof.StopCPUProfile()
-	}
+	defer profileCPU(b)()
 	b.ResetTimer()
 	var agentCPU, resticCPU time.Duration
 	for i := range b.N {
@@ -136,4 +129,24 @@ func (lb *localBackup) run(ctx context.Context, i int) (*phases, error) {
 		resticPath: layout.ResticPrefix(lb.repo.Spec.Path, "nightly", "dump"), phases: &phases{last: time.Now()}}
 	_, _, err := lb.r.backup(ctx, t, discardStatus{}, componentState{}, &bridgeErrors{log: logr.Discard()})
 	return t.phases, err
+}
+
+// profileCPU profiles the process into $STASHPLANE_BENCH_CPUPROFILE, when
+// set, until the function it returns is called.
+func profileCPU(b *testing.B) func() {
+	f := os.Getenv("STASHPLANE_BENCH_CPUPROFILE")
+	if f == "" {
+		return func() {}
+	}
+	out, err := os.Create(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = out.Close()
+	}
 }

@@ -18,36 +18,75 @@ import (
 // hashed again once restic has exited, so an early read can never make a
 // comparison fail, let alone pass.
 type restoredHasher struct {
-	// want are the restored locations of the manifest's files.
-	want map[string]bool
 	// place is where the backed-up files are restored.
 	place placement
+
+	mu sync.Mutex
+	// want are the restored locations of the manifest's files.
+	want map[string]bool
 	// alg is the manifest's hash algorithm (Manifest.Algorithm).
 	alg string
-
-	mu     sync.Mutex
-	queue  []string
-	queued map[string]bool
-	done   map[string]hashed
-	closed bool
-	wake   *sync.Cond
-	wg     sync.WaitGroup
+	// pending: the manifest is still being read (newPendingHasher); what
+	// restic reports meanwhile waits in early until expect names the
+	// files.
+	pending bool
+	early   []string
+	queue   []string
+	queued  map[string]bool
+	done    map[string]hashed
+	closed  bool
+	wake    *sync.Cond
+	wg      sync.WaitGroup
 }
 
 // newRestoredHasher starts the workers for the manifest's files, restored
 // where place puts them, which hash them with alg, the manifest's
 // algorithm.
 func newRestoredHasher(files []ManifestFile, alg string, place placement) *restoredHasher {
-	h := &restoredHasher{want: map[string]bool{}, place: place, alg: alg, queued: map[string]bool{}, done: map[string]hashed{}}
+	h := newPendingHasher(place)
+	h.expect(files, alg)
+	return h
+}
+
+// newPendingHasher starts the workers of a restore whose manifest is still
+// being read: restic's reports are kept until expect names the manifest's
+// files, and hashed then.
+func newPendingHasher(place placement) *restoredHasher {
+	h := &restoredHasher{want: map[string]bool{}, place: place, alg: backupHash, pending: true, queued: map[string]bool{}, done: map[string]hashed{}}
 	h.wake = sync.NewCond(&h.mu)
-	for _, f := range files {
-		h.want[place.at(f.Path)] = true
-	}
 	for range runtime.GOMAXPROCS(0) {
 		h.wg.Add(1)
 		go h.work()
 	}
 	return h
+}
+
+// expect names the manifest's files and its algorithm, and queues those
+// restic has reported finished already.
+func (h *restoredHasher) expect(files []ManifestFile, alg string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.pending {
+		return
+	}
+	h.pending = false
+	h.alg = alg
+	for _, f := range files {
+		h.want[h.place.at(f.Path)] = true
+	}
+	for _, p := range h.early {
+		h.add(p)
+	}
+	h.early = nil
+}
+
+// add queues p for a worker, once; h.mu is held.
+func (h *restoredHasher) add(p string) {
+	if h.want[p] && !h.queued[p] && !h.closed {
+		h.queued[p] = true
+		h.queue = append(h.queue, p)
+		h.wake.Signal()
+	}
 }
 
 func (h *restoredHasher) work() {
@@ -61,10 +100,10 @@ func (h *restoredHasher) work() {
 			h.mu.Unlock()
 			return
 		}
-		p := h.queue[0]
+		p, alg := h.queue[0], h.alg
 		h.queue = h.queue[1:]
 		h.mu.Unlock()
-		f, err := hashFile(p, h.alg)
+		f, err := hashFile(p, alg)
 		h.mu.Lock()
 		h.done[p] = hashed{file: f, err: err}
 		h.mu.Unlock()
@@ -76,14 +115,11 @@ func (h *restoredHasher) work() {
 func (h *restoredHasher) finished(dest string) func(item string) {
 	return func(item string) {
 		p := filepath.Join(dest, item)
-		if !h.want[p] {
-			return
-		}
 		h.mu.Lock()
-		if !h.queued[p] && !h.closed {
-			h.queued[p] = true
-			h.queue = append(h.queue, p)
-			h.wake.Signal()
+		if h.pending {
+			h.early = append(h.early, p)
+		} else {
+			h.add(p)
 		}
 		h.mu.Unlock()
 	}
@@ -92,7 +128,26 @@ func (h *restoredHasher) finished(dest string) func(item string) {
 // restore runs restic's restore of snapshot into dest, hashing the files
 // as restic finishes them.
 func (h *restoredHasher) restore(ctx context.Context, rc *restic.Restic, snapshot, dest string, include ...string) (*restic.RestoreSummary, error) {
+	h.mu.Lock()
+	none := len(h.want) == 0 && !h.pending
+	h.mu.Unlock()
+	if none {
+		// Nothing to hash: restic need not name what it restored.
+		return rc.RestoreItems(ctx, snapshot, dest, nil, nil, include...)
+	}
 	return rc.RestoreItems(ctx, snapshot, dest, nil, h.finished(dest), include...)
+}
+
+// finish hashes those of files (paths in the manifest) that restic did
+// not report, on every core rather than one by one in the comparison, and
+// stops the workers.
+func (h *restoredHasher) finish(files []string) {
+	h.mu.Lock()
+	for _, f := range files {
+		h.add(h.place.at(f))
+	}
+	h.mu.Unlock()
+	h.wait()
 }
 
 // wait lets the workers finish what restic reported and stops them.
@@ -110,9 +165,10 @@ func (h *restoredHasher) get(f ManifestFile) (ManifestFile, error) {
 	p := h.place.at(f.Path)
 	h.mu.Lock()
 	r, ok := h.done[p]
+	alg := h.alg
 	h.mu.Unlock()
-	if ok && r.err == nil && r.file.Size == f.Size && r.file.Digest(h.alg) == f.Digest(h.alg) {
+	if ok && r.err == nil && r.file.Size == f.Size && r.file.Digest(alg) == f.Digest(alg) {
 		return r.file, nil
 	}
-	return hashFile(p, h.alg)
+	return hashFile(p, alg)
 }

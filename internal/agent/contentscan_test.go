@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -553,5 +554,32 @@ func TestUnchangedSince(t *testing.T) {
 		if diff := cmp.Diff(tc.want, unchangedSince(tc.m, tc.now)); diff != "" {
 			t.Errorf("%s: -want +got:\n%s", name, diff)
 		}
+	}
+}
+
+// TestPendingHasher: what restic reports before the manifest is read is
+// kept and hashed once expect names the manifest's files, with the
+// manifest's algorithm; finish hashes the files restic never reported.
+func TestPendingHasher(t *testing.T) {
+	target := t.TempDir()
+	writeTree(t, target, map[string]string{"data/a": "alpha", "data/b": "bee"})
+	files := []ManifestFile{
+		{Path: "/data/a", Size: 5, SHA256: sha256Sum("alpha")},
+		{Path: "/data/b", Size: 3, SHA256: sha256Sum("bee")},
+	}
+	h := newPendingHasher(placement{target: target})
+	h.finished(filepath.Join(target, "data"))("/a")
+	h.mu.Lock()
+	early := len(h.early)
+	h.mu.Unlock()
+	h.expect(files, HashSHA256)
+	h.finish([]string{"/data/a", "/data/b"})
+	got := map[string]string{}
+	for p, d := range h.done {
+		got[strings.TrimPrefix(p, target)] = fmt.Sprintf("%d %s", d.file.Size, d.file.SHA256)
+	}
+	want := map[string]string{"/data/a": fmt.Sprintf("5 %s", sha256Sum("alpha")), "/data/b": fmt.Sprintf("3 %s", sha256Sum("bee"))}
+	if diff := cmp.Diff([]any{1, want}, []any{early, got}); diff != "" {
+		t.Errorf("reports kept before the manifest, and the hashes taken by the workers: -want +got:\n%s", diff)
 	}
 }

@@ -43,7 +43,7 @@ func (r *Runner) Download(ctx context.Context, w io.Writer) error {
 	defer t.bucket.Close()
 	t.resticPath = layout.ResticPrefix(t.repo.Spec.Path, snap.Spec.Session, r.Options.Component)
 	errs := &bridgeErrors{log: r.Log.WithName("bridge")}
-	rc, stop, err := r.resticFor(ctx, t, errs)
+	rc, stop, err := r.resticReading(ctx, t, errs)
 	if err != nil {
 		reason, msg := failure(err, errs, t.redact)
 		return &ExitError{Code: ExitFailed, Err: fmt.Errorf("cannot open restic repository %q: %s: %s", t.resticPath, reason, msg)}

@@ -161,7 +161,7 @@ func shortID(id string) string {
 
 func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res *restoreResult, running func() error, ph *phases) error {
 	o := r.Options
-	rc, stop, err := r.resticFor(ctx, t, errs)
+	rc, stop, err := r.resticReading(ctx, t, errs)
 	if err != nil {
 		return err
 	}
@@ -173,9 +173,11 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 		return err
 	}
 	ph.mark("bridge")
-	snap, m, hashes, err := r.snapshotToRestore(ctx, t, rc)
+	snap, manifest, hashes, err := r.snapshotToRestore(ctx, t, rc)
 	ph.mark("lookup")
 	defer hashes.wait()
+	// The manifest may still be being read: no return leaves it behind.
+	defer manifest()
 	if err != nil {
 		return err
 	}
@@ -229,6 +231,13 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 		}
 	}
 	ph.mark("restic")
+	m := manifest()
+	if m != nil && recordedRestic(t.snapshot, o.Component) != nil && !sameRecord(m, snap) {
+		// Restored from the Snapshot's record while the manifest was
+		// read: the two must agree.
+		return &reasonError{reason: ReasonRecordMismatch, msg: fmt.Sprintf("the content manifest of component %q names restic snapshot %s of %s, and snapshot %q recorded %s of %s: the manifest or the Snapshot's status was changed since the backup",
+			o.Component, shortID(m.ResticSnapshot), strings.Join(m.Paths, ", "), t.snapshot.Name, snap.ShortID, strings.Join(snap.Paths, ", "))}
+	}
 	err = r.verifyRestore(ctx, t, m, paths, snap.ID, fresh, res, hashes, ph)
 	ph.mark("verify")
 	return err
@@ -322,7 +331,14 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 	listed := map[string]bool{}
 	alg := m.Algorithm()
 	ph.mark("manifest")
-	hashes.wait()
+	hashes.expect(m.Files, alg)
+	var under []string
+	for _, f := range m.Files {
+		if underAny(f.Path, paths) {
+			under = append(under, f.Path)
+		}
+	}
+	hashes.finish(under)
 	ph.mark("hashTail")
 	for _, f := range m.Files {
 		if !underAny(f.Path, paths) {

@@ -14,42 +14,113 @@ import (
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
-// snapshotToRestore is the restic snapshot a restore takes: the one the
-// component's content manifest names (the backup writes the manifest
-// only once its snapshot passed restic's check), so that the restore
-// needs no `restic snapshots` run, which costs half a second of key
-// derivation alone. Without a readable manifest that names a snapshot and
-// its paths (a backup made before manifests existed) it is the newest
-// restic snapshot tagged with the Snapshot, as restic lists them. The
-// hasher hashes the manifest's files (none without a manifest) as they are
-// restored where the options and the snapshot's paths put them; wait
-// stops it. The manifest (nil when it could
-// not be read) goes on to the comparison after the restore.
-func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Restic) (*restic.Snapshot, *Manifest, *restoredHasher, error) {
-	m := r.manifestOf(ctx, t)
-	var files []ManifestFile
-	alg := backupHash
-	if m != nil {
-		files, alg = m.Files, m.Algorithm()
+// snapshotToRestore is the restic snapshot a restore takes, with the
+// component's content manifest (a function that waits for it: nil when it
+// could not be read) and the hasher of the restored files.
+//
+// A component whose backup recorded one restic snapshot and its paths in
+// the Snapshot's status (its own Jobs write it, and no one else may)
+// restores that one at once, while the manifest is read beside restic:
+// opening the manifest's seal is a key derivation of about 0.2 s that
+// restic's own start would otherwise wait for. The manifest must then name
+// the same restic snapshot and paths, or the restore fails (restoreFrom).
+//
+// Otherwise it is the one the manifest names (the backup writes the
+// manifest only once its snapshot passed restic's check), which needs no
+// `restic snapshots` run, itself half a second of key derivation; and
+// without a readable manifest that names a snapshot and its paths (a
+// backup made before manifests existed), the newest restic snapshot tagged
+// with the Snapshot, as restic lists them.
+//
+// The hasher hashes the manifest's files as they are restored where the
+// options and the snapshot's paths put them; wait stops it.
+func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Restic) (*restic.Snapshot, func() *Manifest, *restoredHasher, error) {
+	if snap := recordedRestic(t.snapshot, r.Options.Component); snap != nil {
+		hashes := newPendingHasher(placementFor(r.Options, snap.Paths))
+		done := make(chan struct{})
+		var m *Manifest
+		go func() {
+			defer close(done)
+			if m = r.manifestOf(ctx, t); m != nil {
+				hashes.expect(m.Files, m.Algorithm())
+			}
+		}()
+		return snap, func() *Manifest { <-done; return m }, hashes, nil
 	}
+	m := r.manifestOf(ctx, t)
+	manifest := func() *Manifest { return m }
 	var snap *restic.Snapshot
 	if m != nil && len(m.ResticSnapshot) >= 8 && len(m.Paths) > 0 {
-		paths := make([]string, len(m.Paths))
-		for i, p := range m.Paths {
-			paths[i] = filepath.Clean(p)
-		}
-		snap = &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: paths}
+		snap = &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: cleanPaths(m.Paths)}
 	} else {
 		var err error
 		if snap, err = latestSnapshot(ctx, rc, "snapshot="+r.Options.Snapshot); err != nil {
-			return nil, m, newRestoredHasher(nil, alg, placement{}), err
+			return nil, manifest, newRestoredHasher(nil, backupHash, placement{}), err
 		}
 	}
 	if err := recordedSnapshot(t.snapshot, r.Options.Component, snap.ID); err != nil {
-		return nil, m, newRestoredHasher(nil, alg, placement{}), err
+		return nil, manifest, newRestoredHasher(nil, backupHash, placement{}), err
 	}
 	// Where the files land depends on the snapshot's paths (--into).
-	return snap, m, newRestoredHasher(files, alg, placementFor(r.Options, snap.Paths)), nil
+	place := placementFor(r.Options, snap.Paths)
+	if m == nil {
+		// The comparison reads the manifest again and names its files.
+		return snap, manifest, newPendingHasher(place), nil
+	}
+	return snap, manifest, newRestoredHasher(m.Files, m.Algorithm(), place), nil
+}
+
+// recordedRestic is the restic snapshot the component's backup recorded in
+// the Snapshot's status with the paths it holds, or nil unless the
+// component succeeded and recorded exactly one restic snapshot, by its
+// full ID, and absolute paths.
+func recordedRestic(s *storagev1alpha1.Snapshot, component string) *restic.Snapshot {
+	if s == nil {
+		return nil
+	}
+	c, ok := s.Status.Components[component]
+	if !ok || c.Phase != storagev1alpha1.ComponentSucceeded {
+		return nil
+	}
+	var id string
+	var paths []string
+	for _, st := range c.ResticStats {
+		if st.Summary == nil {
+			continue
+		}
+		if st.Summary.ID == "" || (id != "" && st.Summary.ID != id) || st.Summary.HostPath == "" {
+			return nil
+		}
+		id = st.Summary.ID
+		for _, p := range strings.Split(st.Summary.HostPath, ",") {
+			if !filepath.IsAbs(p) {
+				return nil
+			}
+			paths = append(paths, filepath.Clean(p))
+		}
+	}
+	if len(id) != 64 {
+		return nil
+	}
+	slices.Sort(paths)
+	return &restic.Snapshot{ID: id, ShortID: id[:8], Paths: slices.Compact(paths)}
+}
+
+// cleanPaths are paths, each cleaned.
+func cleanPaths(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Clean(p)
+	}
+	return out
+}
+
+// sameRecord says whether the manifest names the restic snapshot and the
+// paths the restore took from the Snapshot's record.
+func sameRecord(m *Manifest, snap *restic.Snapshot) bool {
+	paths := cleanPaths(m.Paths)
+	slices.Sort(paths)
+	return m.ResticSnapshot == snap.ID && slices.Equal(slices.Compact(paths), snap.Paths)
 }
 
 // ReasonRecordMismatch: the restic snapshot a restore would take (the one

@@ -19,12 +19,50 @@ import (
 
 func TestSnapshotToRestore(t *testing.T) {
 	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	other := strings.Repeat("f", 64)
+	recorded := func(phase storagev1alpha1.ComponentPhase, sums ...storagev1alpha1.ResticSummary) map[string]storagev1alpha1.Component {
+		c := storagev1alpha1.Component{Phase: phase}
+		for i := range sums {
+			c.ResticStats = append(c.ResticStats, storagev1alpha1.ResticStats{Summary: &sums[i]})
+		}
+		return map[string]storagev1alpha1.Component{"dump": c}
+	}
 	cases := map[string]struct {
 		reason   string
 		manifest *Manifest
+		record   map[string]storagev1alpha1.Component
 		want     *restic.Snapshot
 		wantErr  bool
 	}{
+		"FromRecord": {
+			reason:   "A component that recorded one restic snapshot and its paths is restored from the record; the manifest is read beside restic, not first.",
+			manifest: newManifest("app-s1", "dump", id, []string{"/var/lib/app/"}, time.Unix(0, 0), nil),
+			record:   recorded(storagev1alpha1.ComponentSucceeded, storagev1alpha1.ResticSummary{ID: id, HostPath: "/var/lib/app/,/etc/app"}),
+			want:     &restic.Snapshot{ID: id, ShortID: id[:8], Paths: []string{"/etc/app", "/var/lib/app"}},
+		},
+		"FromRecordWithoutManifest": {
+			reason: "The record alone finds the restic snapshot: restic's snapshots are not listed.",
+			record: recorded(storagev1alpha1.ComponentSucceeded, storagev1alpha1.ResticSummary{ID: id, HostPath: "/var/lib/app"}),
+			want:   &restic.Snapshot{ID: id, ShortID: id[:8], Paths: []string{"/var/lib/app"}},
+		},
+		"RecordOfTwoSnapshots": {
+			reason:   "A record of two restic snapshots does not say which: the manifest does.",
+			manifest: newManifest("app-s1", "dump", id, []string{"/var/lib/app"}, time.Unix(0, 0), nil),
+			record:   recorded(storagev1alpha1.ComponentSucceeded, storagev1alpha1.ResticSummary{ID: id, HostPath: "/var/lib/app"}, storagev1alpha1.ResticSummary{ID: other, HostPath: "/var/lib/app"}),
+			want:     &restic.Snapshot{ID: id, ShortID: id[:8], Paths: []string{"/var/lib/app"}},
+		},
+		"RecordOfAFailedBackup": {
+			reason:   "A component that did not succeed is not restored from its record.",
+			manifest: newManifest("app-s1", "dump", id, []string{"/var/lib/app"}, time.Unix(0, 0), nil),
+			record:   recorded(storagev1alpha1.ComponentFailed, storagev1alpha1.ResticSummary{ID: other, HostPath: "/var/lib/app"}),
+			wantErr:  true,
+		},
+		"RecordWithoutPaths": {
+			reason:   "A record that names no absolute path is not enough to restore from.",
+			manifest: newManifest("app-s1", "dump", id, []string{"/var/lib/app"}, time.Unix(0, 0), nil),
+			record:   recorded(storagev1alpha1.ComponentSucceeded, storagev1alpha1.ResticSummary{ID: id, HostPath: "app"}),
+			want:     &restic.Snapshot{ID: id, ShortID: id[:8], Paths: []string{"/var/lib/app"}},
+		},
 		"FromManifest": {
 			reason:   "The manifest names the restic snapshot and its paths: restic's snapshot list is not needed.",
 			manifest: newManifest("app-s1", "dump", id, []string{"/var/lib/app/"}, time.Unix(0, 0), nil),
@@ -45,7 +83,9 @@ func TestSnapshotToRestore(t *testing.T) {
 			ctx := context.Background()
 			b := memblob.OpenBucket(nil)
 			defer b.Close()
-			tgt := &target{bucket: b, password: testPassword, snapshot: &storagev1alpha1.Snapshot{}, repo: &storagev1alpha1.Repository{Spec: storagev1alpha1.RepositorySpec{Path: "default/app"}}}
+			snapshot := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-s1"}}
+			snapshot.Status.Components = tc.record
+			tgt := &target{bucket: b, password: testPassword, snapshot: snapshot, repo: &storagev1alpha1.Repository{Spec: storagev1alpha1.RepositorySpec{Path: "default/app"}}}
 			if tc.manifest != nil {
 				data, err := tc.manifest.Encode(testPassword)
 				if err != nil {
@@ -60,7 +100,8 @@ func TestSnapshotToRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := &Runner{Log: logr.Discard(), Options: Options{Snapshot: "app-s1", Component: "dump"}}
-			got, m, hashes, err := r.snapshotToRestore(ctx, tgt, failing)
+			got, manifest, hashes, err := r.snapshotToRestore(ctx, tgt, failing)
+			m := manifest()
 			hashes.wait()
 			// The manifest read for the lookup goes on to the comparison,
 			// which then need not read it again.

@@ -109,7 +109,7 @@ func (r *Runner) RestoreStream(ctx context.Context, name string, load func(conte
 
 func (r *Runner) restoreStream(ctx context.Context, t *target, errs *bridgeErrors, res *restoreResult, running func() error, ph *phases,
 	name string, load func(context.Context, io.Reader) error) error {
-	rc, stop, err := r.resticFor(ctx, t, errs)
+	rc, stop, err := r.resticReading(ctx, t, errs)
 	if err != nil {
 		return err
 	}

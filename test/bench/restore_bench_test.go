@@ -26,7 +26,7 @@ import (
 const (
 	restoreRuns       = 5
 	verificationRuns  = 5
-	restoreTarget     = 0.9 // restore Job over plain restic restore
+	restoreTarget     = 0.95 // restore Job over plain restic restore (#20)
 	benchVerifierName = "bulk-verifier"
 )
 

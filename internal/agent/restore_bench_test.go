@@ -1,0 +1,185 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/layout"
+	"github.com/stashplane/stashplane/internal/restic"
+)
+
+// BenchmarkLocalRestore restores a backup of 512 MiB (4 incompressible
+// files of 128 MiB) from a local storage, without a cluster, three ways,
+// taking turns to go first, each after the last one's files were removed
+// and written back:
+//
+//   - plain: `restic restore` of the repository's directory, nothing else;
+//   - hashed: the same restic restore with the agent's hasher beside it
+//     (every file hashed as restic reports it finished, the rest after),
+//     and nothing else of the agent: the least a restore that hashes every
+//     file can cost on this machine;
+//   - job: the agent's restore as a Job runs it (the content manifest read
+//     and its seal opened, restic, the hasher, the comparison).
+//
+// It reports each side's median time and processor time (the agent's and
+// restic's), and the ratios job/plain and hashed/plain side by side.
+// STASHPLANE_BENCH_CPUPROFILE=FILE profiles the benchmark process (the
+// agent's side) over the measured runs.
+func BenchmarkLocalRestore(b *testing.B) {
+	ctx := context.Background()
+	src := b.TempDir()
+	for i := range 4 {
+		f, err := os.Create(filepath.Join(src, fmt.Sprintf("large-%d.bin", i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyN(f, rand.Reader, 128<<20); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	lb := newLocalBackup(b, src, logr.Discard())
+	if _, err := lb.run(ctx, 0); err != nil {
+		b.Fatal(err)
+	}
+	m, err := lb.manifest(ctx, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	repoDir := filepath.Join(lb.storeDir, filepath.FromSlash(layout.ResticPrefix(lb.repo.Spec.Path, "nightly", "dump")))
+	o := lb.r.Options
+	plain := func(dest string) error {
+		cmd := exec.Command(o.Restic, "-r", repoDir, "--password-file", o.PasswordFile, "--no-cache", "-q", "restore", m.ResticSnapshot, "--target", dest)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("plain restic restore: %v: %s", err, out)
+		}
+		return nil
+	}
+	hashed := func(dest string) error {
+		rc, err := restic.New(restic.Options{Binary: o.Restic, Repository: repoDir, PasswordFile: o.PasswordFile})
+		if err != nil {
+			return err
+		}
+		h := newRestoredHasher(m.Files, m.Algorithm(), placementFor(Options{Target: dest}, m.Paths))
+		if _, err := h.restore(ctx, rc, m.ResticSnapshot, dest); err != nil {
+			return err
+		}
+		var all []string
+		for _, f := range m.Files {
+			all = append(all, f.Path)
+		}
+		h.finish(all)
+		for _, f := range m.Files {
+			if got, err := h.get(f); err != nil || got.Digest(m.Algorithm()) != f.Digest(m.Algorithm()) {
+				return fmt.Errorf("restored %s differs: %v", f.Path, err)
+			}
+		}
+		return nil
+	}
+	// The Snapshot's status as the backup's Job records it.
+	snap := &storagev1alpha1.Snapshot{}
+	snap.Name = "app-0"
+	snap.Status.Components = map[string]storagev1alpha1.Component{"dump": {Phase: storagev1alpha1.ComponentSucceeded,
+		ResticStats: []storagev1alpha1.ResticStats{{Summary: &storagev1alpha1.ResticSummary{ID: m.ResticSnapshot, HostPath: src}}}}}
+	job := func(dest string) error {
+		res, err := lb.restoreWith(ctx, dest, snap)
+		if err == nil && res.filesChecked != int64(len(m.Files)) {
+			err = fmt.Errorf("%d restored files compared with the manifest, want %d", res.filesChecked, len(m.Files))
+		}
+		return err
+	}
+	defer profileCPU(b)()
+	type side struct {
+		name            string
+		run             func(dest string) error
+		wall, self, chl []float64
+	}
+	sides := []*side{{name: "plain", run: plain}, {name: "hashed", run: hashed}, {name: "job", run: job}}
+	load := loadAverage()
+	b.ResetTimer()
+	for i := range b.N {
+		for k := range sides {
+			sd := sides[(i+k)%len(sides)]
+			dest := b.TempDir()
+			syscall.Sync()
+			self0, children0 := cpuSpent()
+			start := time.Now()
+			err := sd.run(dest)
+			wall := time.Since(start)
+			self1, children1 := cpuSpent()
+			if err != nil {
+				b.Fatalf("%s: %v", sd.name, err)
+			}
+			sd.wall = append(sd.wall, wall.Seconds())
+			sd.self = append(sd.self, (self1 - self0).Seconds())
+			sd.chl = append(sd.chl, (children1 - children0).Seconds())
+			_ = os.RemoveAll(dest)
+		}
+	}
+	b.StopTimer()
+	med := func(v []float64) float64 {
+		s := append([]float64(nil), v...)
+		sort.Float64s(s)
+		return s[len(s)/2]
+	}
+	for _, sd := range sides {
+		b.ReportMetric(med(sd.wall), sd.name+"-s")
+		b.ReportMetric(med(sd.self), sd.name+"-agent-cpu-s")
+		b.ReportMetric(med(sd.chl), sd.name+"-restic-cpu-s")
+	}
+	plainS := med(sides[0].wall)
+	b.ReportMetric(plainS/med(sides[1].wall), "hashed/plain-speed")
+	b.ReportMetric(plainS/med(sides[2].wall), "job/plain-speed")
+	b.Logf("medians of %d runs each; machine load (1, 5, 15 min) before: %s, after: %s", b.N, load, loadAverage())
+}
+
+// loadAverage is /proc/loadavg's first three fields.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	var one, five, fifteen string
+	_, _ = fmt.Sscan(string(b), &one, &five, &fifteen)
+	return one + " " + five + " " + fifteen
+}
+
+// manifest reads the content manifest of Snapshot app-<i>.
+func (lb *localBackup) manifest(ctx context.Context, i int) (*Manifest, error) {
+	rd, err := lb.bucket.NewReader(ctx, layout.ManifestKey(lb.repo.Spec.Path, fmt.Sprintf("app-%d", i), "dump"), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	return DecodeManifest(rd, "local", fmt.Sprintf("app-%d", i), "dump")
+}
+
+// restoreWith restores the backup app-0, whose Snapshot is snap, into dest
+// as a restore Job does, from the storage mounted in the container.
+func (lb *localBackup) restoreWith(ctx context.Context, dest string, snap *storagev1alpha1.Snapshot) (*restoreResult, error) {
+	ph := &phases{last: time.Now()}
+	r := &Runner{Log: logr.Discard(), Options: lb.r.Options}
+	r.Options.Snapshot = "app-0"
+	r.Options.Target = dest
+	r.Options.Paths = nil
+	_ = os.RemoveAll(r.Options.ScratchDir)
+	t := &target{bucket: lb.bucket, open: lb.open, repo: lb.repo, snapshot: snap, session: "nightly", password: "local",
+		resticPath: layout.ResticPrefix(lb.repo.Spec.Path, "nightly", "dump"), localRoot: lb.storeDir}
+	res := &restoreResult{}
+	err := r.restore(ctx, t, &bridgeErrors{log: logr.Discard()}, res, func() error { return nil }, ph)
+	return res, err
+}
