@@ -122,10 +122,6 @@ func sessionOfSnapshot(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.BackupSession}}}
 }
 
-// lockedRetry is when a session whose configuration's lock was taken is
-// reconciled again.
-const lockedRetry = time.Second
-
 type reconciler struct {
 	kube client.Client
 	// api reads from the API server, past the cache, where a just-created
@@ -157,7 +153,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	lock := r.byConfiguration.TryLock(bs.Namespace + "/" + bs.Spec.Invoker.Name)
 	if lock == nil {
-		return ctrl.Result{RequeueAfter: lockedRetry}, nil
+		return ctrl.Result{RequeueAfter: keylock.Retry}, nil
 	}
 	defer lock.Unlock()
 	before := bs.DeepCopy()

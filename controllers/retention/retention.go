@@ -91,10 +91,6 @@ type reconciler struct {
 	byConfiguration keylock.Set
 }
 
-// lockedRetry is when a session whose configuration's lock was taken is
-// judged again.
-const lockedRetry = time.Second
-
 func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	bs := &corev1alpha1.BackupSession{}
 	if err := r.kube.Get(ctx, req.NamespacedName, bs); err != nil {
@@ -107,7 +103,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// plans from the Snapshots its configuration's others leave.
 	lock := r.byConfiguration.TryLock(bs.Namespace + "/" + bs.Spec.Invoker.Name)
 	if lock == nil {
-		return ctrl.Result{RequeueAfter: lockedRetry}, nil
+		return ctrl.Result{RequeueAfter: keylock.Retry}, nil
 	}
 	defer lock.Unlock()
 	// The cache may not hold what the last pass recorded yet: a pass that

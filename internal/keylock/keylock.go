@@ -3,7 +3,15 @@
 // keys go on side by side.
 package keylock
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
+
+// Retry is when a worker that found its key held tries again: a
+// controller requeues the request after it rather than waiting, so that
+// its worker goes on with other keys meanwhile.
+const Retry = time.Second
 
 // Set holds the keys taken, each exactly: two keys never share a lock, so
 // a key held for minutes (a session's hook attempt) holds back no other.
@@ -23,7 +31,8 @@ type Held struct {
 // TryLock takes key and returns it, to be unlocked when the work is done,
 // or returns nil when another worker holds it. A worker never waits for a
 // key: the holder may keep it for as long as its work takes, and a worker
-// waiting behind it would hold back every other key.
+// waiting behind it would hold back every other key (try again after
+// Retry).
 func (s *Set) TryLock(key string) *Held {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -47,15 +47,22 @@ func holdCluster(t *testing.T, mode string) (cmd *exec.Cmd, subnet, dir string) 
 	}
 	cmd = exec.Command(self, "-test.run", "^TestHoldCluster$", "-test.v")
 	cmd.Env = append(os.Environ(), envHoldCluster+"="+mode)
-	out, err := cmd.StdoutPipe()
+	// A pipe of its own rather than cmd.StdoutPipe, which Wait closes
+	// under a reader: the child's log is read until it ends, whenever the
+	// child is waited for.
+	out, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Stdout = w
 	// The child's own account of a failed start (its test log is on
 	// stdout, a panic on stderr) is what explains it.
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	_ = w.Close()
+	if err != nil {
+		_ = out.Close()
 		t.Fatal(err)
 	}
 	var said []string
@@ -79,7 +86,10 @@ func holdCluster(t *testing.T, mode string) (cmd *exec.Cmd, subnet, dir string) 
 		t.Fatalf("the child did not start its cluster (%v); the last of its output:\n%s\nits stderr:\n%s", werr, strings.Join(said, "\n"), stderr.String())
 	}
 	// The child goes on writing its log; a full pipe would stop it.
-	go func() { _, _ = io.Copy(io.Discard, out) }()
+	go func() {
+		_, _ = io.Copy(io.Discard, out)
+		_ = out.Close()
+	}()
 	return cmd, subnet, dir
 }
 
