@@ -121,7 +121,7 @@ func BenchmarkRestoreAndVerify(b *testing.B) {
 			b.ReportMetric(median(rt.overhead), n+"-restore-overhead-s")
 			fmt.Fprintf(w, "%s (%.0f MiB): plain restic restore\t%.1f MB/s\t±%.0f%%\t\t\t\n", n, mib, median(rt.plain), spread(rt.plain)/2)
 			fmt.Fprintf(w, "%s: restore Job\t%.1f MB/s\t±%.0f%%\t\t\t\n", n, median(rt.job), spread(rt.job)/2)
-			fmt.Fprintf(w, "%s: restore Job / plain restic\t%.2f×\t\t≥%.1f×\t%s\t\n", n, ratio, restoreTarget, verdict(ratio >= restoreTarget))
+			fmt.Fprintf(w, "%s: restore Job / plain restic\t%.2f×\t\t≥%.2f×\t%s\t\n", n, ratio, restoreTarget, verdict(ratio >= restoreTarget))
 			fmt.Fprintf(w, "%s: Job's fixed overhead (Job − plain, per pair)\t%.2f s\t%.2f s\t\t\t\n", n, median(rt.overhead), percentile(rt.overhead, 90))
 			fmt.Fprintf(w, "%s: restore session, created to Succeeded\t%.2f s\t%.2f s\t\t\t\n", n, median(rt.session), percentile(rt.session, 90))
 		}
