@@ -268,10 +268,12 @@ func (r *Runner) resticReading(ctx context.Context, t *target, errs *bridgeError
 	if err != nil {
 		return nil, nil, err
 	}
-	rc, err := r.newRestic(bin, "local:"+filepath.Join(t.localRoot, filepath.FromSlash(t.resticPath)))
+	dir := filepath.Join(t.localRoot, filepath.FromSlash(t.resticPath))
+	rc, err := r.newRestic(bin, "local:"+dir)
 	if err != nil {
 		return nil, nil, err
 	}
+	r.Log.Info("restic reads the repository from the mounted storage", "directory", dir)
 	return rc, func(context.Context) {}, nil
 }
 
