@@ -339,7 +339,7 @@ func (r *reconciler) jobs(ctx context.Context, rn *run) (ctrl.Result, bool, erro
 		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
 		return res, true, err
 	}
-	if err := r.ensureJobs(ctx, rn.bs, rn.bc, rn.inputs); err != nil {
+	if err := r.ensureJobs(ctx, rn.bs, rn.bc, rn.inputs, rn.snaps); err != nil {
 		res, err := r.cannotStart(ctx, rn.bs, rn.started, err)
 		return res, true, err
 	}

@@ -70,9 +70,10 @@ func componentCounts(inputs []render.Input) map[string]int {
 // A run whose Jobs were made (started) makes no new Snapshot: a repository
 // unpaused since it started waits for the next run, since its Jobs are
 // made once. The API server, not the cache, says such a Snapshot is
-// missing. Nor does a pause take a started run's Snapshot from it: its Jobs
-// are writing into the repository and report into that Snapshot, so the
-// pause holds from the next run on.
+// missing. A pause keeps a repository from getting a new Snapshot, and
+// takes no Snapshot the run made already from it (its Jobs write into the
+// repository, or are about to, and report into that Snapshot): the pause
+// holds from the next run on.
 func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, started bool, counts map[string]int, nodes map[string]string, replaced map[string][]string) ([]*storagev1alpha1.Snapshot, error) {
 	s := session(bc, bs.Spec.Session)
 	if s == nil {
@@ -80,9 +81,6 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 	}
 	var out []*storagev1alpha1.Snapshot
 	for _, ri := range s.Repositories {
-		if !started && r.paused(ctx, bs.Namespace, ri.Name) {
-			continue
-		}
 		name := naming.SnapshotName(ri.Name, bs.Name)
 		snap := &storagev1alpha1.Snapshot{}
 		err := r.kube.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: name}, snap)
@@ -96,7 +94,12 @@ func (r *reconciler) ensureSnapshots(ctx context.Context, bs *corev1alpha1.Backu
 		if !kerrors.IsNotFound(err) {
 			return nil, fmt.Errorf("cannot get snapshot %q: %w", name, err)
 		}
-		if started {
+		// A started run makes no new Snapshot, nor does a paused
+		// repository get one; a Snapshot this run made before either
+		// (the cache may not hold it yet) stays the run's, so that every
+		// Snapshot of the run gets its Jobs and none waits for a report
+		// that never comes.
+		if started || r.paused(ctx, bs.Namespace, ri.Name) {
 			switch err := r.api.Get(ctx, client.ObjectKey{Namespace: bs.Namespace, Name: name}, snap); {
 			case err == nil:
 				out = append(out, snap)
@@ -170,14 +173,19 @@ func (r *reconciler) plan(ctx context.Context, bs *corev1alpha1.BackupSession, b
 	return plan.Backup(bc, bs.Spec.Session, in)
 }
 
-// ensureJobs renders the session's planned tasks and creates the Jobs,
-// owned by the session. The Jobs of a storage in another namespace mount
+// ensureJobs renders the session's planned tasks for the repositories the
+// run has a Snapshot in (snaps; ensureSnapshots decided the pauses) and
+// creates the Jobs, owned by the session. The Jobs of a storage in another namespace mount
 // the configuration's copy of its credential Secret, or its grant to a
 // brokered storage, which the configuration's scheduler keeps
 // (backupconfiguration/access.go).
-func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, inputs []render.Input) error {
+func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, inputs []render.Input, snaps []*storagev1alpha1.Snapshot) error {
+	inRun := map[string]bool{}
+	for _, s := range snaps {
+		inRun[s.Spec.Repository] = true
+	}
 	for _, input := range inputs {
-		if r.paused(ctx, bs.Namespace, input.Context.Repository.Name) {
+		if !inRun[input.Context.Repository.Name] {
 			continue
 		}
 		st := input.Context.Storage

@@ -95,11 +95,12 @@ func TestEnsureSnapshotsStarted(t *testing.T) {
 		paused  bool
 		want    int
 	}{
-		"NotStarted":       {reason: "A run not started makes its Snapshot.", want: 1},
-		"NotStartedPaused": {reason: "A run not started makes no Snapshot in a paused repository.", paused: true, want: 0},
-		"StartedNew":       {reason: "A started run makes no new Snapshot.", started: true, want: 0},
-		"StartedExists":    {reason: "A started run finds the Snapshot it made.", started: true, have: true, want: 1},
-		"StartedPaused":    {reason: "A started run keeps the Snapshot it made in a repository paused since, and so is not skipped while its Jobs run.", started: true, have: true, paused: true, want: 1},
+		"NotStarted":             {reason: "A run not started makes its Snapshot.", want: 1},
+		"NotStartedPaused":       {reason: "A run not started makes no Snapshot in a paused repository.", paused: true, want: 0},
+		"StartedNew":             {reason: "A started run makes no new Snapshot.", started: true, want: 0},
+		"StartedExists":          {reason: "A started run finds the Snapshot it made.", started: true, have: true, want: 1},
+		"NotStartedPausedExists": {reason: "A Snapshot the run made before its repository was paused stays the run's, so that it gets its Jobs.", have: true, paused: true, want: 1},
+		"StartedPaused":          {reason: "A started run keeps the Snapshot it made in a repository paused since, and so is not skipped while its Jobs run.", started: true, have: true, paused: true, want: 1},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

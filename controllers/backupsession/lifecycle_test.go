@@ -242,18 +242,21 @@ func TestJobsMadeOnce(t *testing.T) {
 	cases := map[string]struct {
 		reason   string
 		started  bool
+		repo     string
 		want     int
 		wantStop bool
 	}{
-		"Started":    {reason: "A started run makes no Job and goes on to its outcome.", started: true, want: 0},
-		"NotStarted": {reason: "A run not started yet makes its Jobs and stops there: the Jobs' creation wakes it.", started: false, want: 1, wantStop: true},
+		"Started":    {reason: "A started run makes no Job and goes on to its outcome.", started: true, repo: "app", want: 0},
+		"NotStarted": {reason: "A run not started yet makes its Jobs and stops there: the Jobs' creation wakes it.", started: false, repo: "app", want: 1, wantStop: true},
+		"NoSnapshot": {reason: "A task whose repository got no Snapshot in the run (it was paused first) gets no Job.", started: false, repo: "other", want: 0, wantStop: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			bs := finished("app-hourly-1", 0, corev1alpha1.BackupSessionRunning, 0)
 			r, kube, _ := newReconciler(t, t0, &bs)
 			r.renderer = render.New(render.Options{})
-			rn := &run{bs: &bs, bc: configuration(0, 0, 1), started: tc.started, inputs: []render.Input{jobInput(t)}}
+			snap := &storagev1alpha1.Snapshot{Spec: storagev1alpha1.SnapshotSpec{Repository: tc.repo}}
+			rn := &run{bs: &bs, bc: configuration(0, 0, 1), started: tc.started, inputs: []render.Input{jobInput(t)}, snaps: []*storagev1alpha1.Snapshot{snap}}
 			_, stop, err := r.jobs(context.Background(), rn)
 			if err != nil {
 				t.Fatalf("jobs(): %v", err)

@@ -31,12 +31,16 @@ type restoredHasher struct {
 	// files.
 	pending bool
 	early   []string
-	queue   []string
-	queued  map[string]bool
-	done    map[string]hashed
-	closed  bool
-	wake    *sync.Cond
-	wg      sync.WaitGroup
+	// abandoned: no manifest was read for the lookup; restic's reports
+	// are not kept (a restore of millions of files would hold them all),
+	// and a manifest read for the comparison is hashed after restic.
+	abandoned bool
+	queue     []string
+	queued    map[string]bool
+	done      map[string]hashed
+	closed    bool
+	wake      *sync.Cond
+	wg        sync.WaitGroup
 }
 
 // newRestoredHasher starts the workers for the manifest's files, restored
@@ -80,6 +84,15 @@ func (h *restoredHasher) expect(files []ManifestFile, alg string) {
 	h.early = nil
 }
 
+// abandon stops keeping restic's reports for a manifest that could not be
+// read; expect may still name the files, which finish then hashes.
+func (h *restoredHasher) abandon() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.abandoned = true
+	h.early = nil
+}
+
 // add queues p for a worker, once; h.mu is held.
 func (h *restoredHasher) add(p string) {
 	if h.want[p] && !h.queued[p] && !h.closed {
@@ -117,7 +130,9 @@ func (h *restoredHasher) finished(dest string) func(item string) {
 		p := filepath.Join(dest, item)
 		h.mu.Lock()
 		if h.pending {
-			h.early = append(h.early, p)
+			if !h.abandoned {
+				h.early = append(h.early, p)
+			}
 		} else {
 			h.add(p)
 		}

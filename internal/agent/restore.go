@@ -231,14 +231,11 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 		}
 	}
 	ph.mark("restic")
-	m := manifest()
-	if m != nil && recordedRestic(t.snapshot, o.Component) != nil && !sameRecord(m, snap) {
-		// Restored from the Snapshot's record while the manifest was
-		// read: the two must agree.
-		return &reasonError{reason: ReasonRecordMismatch, msg: fmt.Sprintf("the content manifest of component %q names restic snapshot %s of %s, and snapshot %q recorded %s of %s: the manifest or the Snapshot's status was changed since the backup",
-			o.Component, shortID(m.ResticSnapshot), strings.Join(m.Paths, ", "), t.snapshot.Name, snap.ShortID, strings.Join(snap.Paths, ", "))}
+	var record *restic.Snapshot
+	if recordedRestic(t.snapshot, o.Component) != nil {
+		record = snap
 	}
-	err = r.verifyRestore(ctx, t, m, paths, snap.ID, fresh, res, hashes, ph)
+	err = r.verifyRestore(ctx, t, manifest(), paths, snap.ID, record, fresh, res, hashes, ph)
 	ph.mark("verify")
 	return err
 }
@@ -306,8 +303,11 @@ func latestSnapshot(ctx context.Context, rc *restic.Restic, tag string) (*restic
 // res. A component backed up before manifests existed has none: that is
 // logged, not failed. A restore that brought back none of the manifest's
 // files fails even with include patterns, which otherwise excuse a
-// missing file.
-func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, paths []string, resticID string, fresh bool, res *restoreResult, hashes *restoredHasher, ph *phases) error {
+// missing file. A restore that took its restic snapshot from the
+// Snapshot's record (record, else nil) fails when the manifest names
+// another restic snapshot or other paths: restic has run by then, and the
+// two must agree for the comparison to mean anything.
+func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, paths []string, resticID string, record *restic.Snapshot, fresh bool, res *restoreResult, hashes *restoredHasher, ph *phases) error {
 	o := r.Options
 	if m == nil {
 		rd, err := t.bucket.NewReader(ctx, layout.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), nil)
@@ -322,6 +322,10 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 		if m, err = DecodeManifest(rd, t.password, o.Snapshot, o.Component); err != nil {
 			return &reasonError{reason: ReasonManifestInvalid, msg: err.Error()}
 		}
+	}
+	if record != nil && !sameRecord(m, record) {
+		return &reasonError{reason: ReasonRecordMismatch, msg: fmt.Sprintf("the content manifest of component %q names restic snapshot %s of %s, and snapshot %q recorded %s of %s: the manifest or the Snapshot's status was changed since the backup",
+			o.Component, shortID(m.ResticSnapshot), strings.Join(m.Paths, ", "), o.Snapshot, record.ShortID, strings.Join(record.Paths, ", "))}
 	}
 	if m.ResticSnapshot != resticID {
 		r.Log.Info("the content manifest belongs to another restic snapshot; not comparing", "manifest", m.ResticSnapshot, "restored", resticID)

@@ -43,6 +43,8 @@ func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Re
 			defer close(done)
 			if m = r.manifestOf(ctx, t); m != nil {
 				hashes.expect(m.Files, m.Algorithm())
+			} else {
+				hashes.abandon()
 			}
 		}()
 		return snap, func() *Manifest { <-done; return m }, hashes, nil
@@ -51,7 +53,7 @@ func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Re
 	manifest := func() *Manifest { return m }
 	var snap *restic.Snapshot
 	if m != nil && len(m.ResticSnapshot) >= 8 && len(m.Paths) > 0 {
-		snap = &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: cleanPaths(m.Paths)}
+		snap = &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: normalPaths(m.Paths)}
 	} else {
 		var err error
 		if snap, err = latestSnapshot(ctx, rc, "snapshot="+r.Options.Snapshot); err != nil {
@@ -64,8 +66,11 @@ func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Re
 	// Where the files land depends on the snapshot's paths (--into).
 	place := placementFor(r.Options, snap.Paths)
 	if m == nil {
-		// The comparison reads the manifest again and names its files.
-		return snap, manifest, newPendingHasher(place), nil
+		// The comparison reads the manifest again and names its files,
+		// to be hashed then.
+		h := newPendingHasher(place)
+		h.abandon()
+		return snap, manifest, h, nil
 	}
 	return snap, manifest, newRestoredHasher(m.Files, m.Algorithm(), place), nil
 }
@@ -102,25 +107,24 @@ func recordedRestic(s *storagev1alpha1.Snapshot, component string) *restic.Snaps
 	if len(id) != 64 {
 		return nil
 	}
-	slices.Sort(paths)
-	return &restic.Snapshot{ID: id, ShortID: id[:8], Paths: slices.Compact(paths)}
+	return &restic.Snapshot{ID: id, ShortID: id[:8], Paths: normalPaths(paths)}
 }
 
-// cleanPaths are paths, each cleaned.
-func cleanPaths(paths []string) []string {
+// normalPaths are paths cleaned, sorted and each once: the record's and
+// the manifest's are compared, and the files placed, in this one form.
+func normalPaths(paths []string) []string {
 	out := make([]string, len(paths))
 	for i, p := range paths {
 		out[i] = filepath.Clean(p)
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // sameRecord says whether the manifest names the restic snapshot and the
 // paths the restore took from the Snapshot's record.
 func sameRecord(m *Manifest, snap *restic.Snapshot) bool {
-	paths := cleanPaths(m.Paths)
-	slices.Sort(paths)
-	return m.ResticSnapshot == snap.ID && slices.Equal(slices.Compact(paths), snap.Paths)
+	return m.ResticSnapshot == snap.ID && slices.Equal(normalPaths(m.Paths), snap.Paths)
 }
 
 // ReasonRecordMismatch: the restic snapshot a restore would take (the one

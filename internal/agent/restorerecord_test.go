@@ -5,12 +5,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/restic"
 )
 
 // TestRestoreFromRecord restores with real restic from a local storage,
@@ -71,6 +74,52 @@ func TestRestoreFromRecord(t *testing.T) {
 			}
 			if diff := cmp.Diff([]any{tc.want, tc.checked}, []any{got, int(res.filesChecked)}); diff != "" {
 				t.Errorf("\n%s\nreason and files compared: -want +got:\n%s (error: %v)", tc.reason, diff, err)
+			}
+		})
+	}
+}
+
+// TestVerifyRestoreAgainstRecord: a restore that took its restic snapshot
+// from the Snapshot's record compares files only with a manifest of that
+// same snapshot and paths, however late the manifest was read; one that
+// did not (no record) leaves a manifest of another snapshot uncompared, as
+// before.
+func TestVerifyRestoreAgainstRecord(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	m := newManifest("app-0", "dump", id, []string{"/data/"}, time.Unix(0, 0), []ManifestFile{{Path: "/data/a", Size: 5, BLAKE3: sum("alpha")}})
+	other := strings.Repeat("f", 64)
+	cases := map[string]struct {
+		reason string
+		record *restic.Snapshot
+		want   string
+	}{
+		"SameRecord":   {reason: "The manifest names the recorded snapshot and paths: files are compared.", record: &restic.Snapshot{ID: id, ShortID: id[:8], Paths: []string{"/data"}}},
+		"OtherPaths":   {reason: "The manifest names other paths than the record: the restore fails.", record: &restic.Snapshot{ID: id, ShortID: id[:8], Paths: []string{"/srv"}}, want: ReasonRecordMismatch},
+		"OtherRestic":  {reason: "The manifest names another restic snapshot than the record: the restore fails.", record: &restic.Snapshot{ID: other, ShortID: other[:8], Paths: []string{"/data"}}, want: ReasonRecordMismatch},
+		"NoRecordUsed": {reason: "Without a record the restore took the manifest's own snapshot: nothing to disagree with."},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			target := t.TempDir()
+			writeTree(t, target, map[string]string{"data/a": "alpha"})
+			r := &Runner{Log: logr.Discard(), Options: Options{Snapshot: "app-0", Component: "dump", Target: target}}
+			hashes := newPendingHasher(placement{target: target})
+			hashes.abandon()
+			restored := id
+			if tc.record != nil {
+				restored = tc.record.ID
+			}
+			res := &restoreResult{}
+			err := r.verifyRestore(context.Background(), nil, m, []string{"/data"}, restored, tc.record, true, res, hashes, &phases{})
+			got := ""
+			var re *reasonError
+			if errors.As(err, &re) {
+				got = re.reason
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("\n%s\nreason: -want +got:\n%s (error: %v)", tc.reason, diff, err)
 			}
 		})
 	}

@@ -376,7 +376,7 @@ func TestVerifyRestoreHashAlgorithms(t *testing.T) {
 			// Hash a during the restore, z only at the end.
 			hashes.finished(filepath.Join(target, "data"))("/a")
 			res := &restoreResult{}
-			err = r.verifyRestore(context.Background(), nil, m, []string{"/data"}, "0123abcd", true, res, hashes, &phases{})
+			err = r.verifyRestore(context.Background(), nil, m, []string{"/data"}, "0123abcd", nil, true, res, hashes, &phases{})
 			if diff := cmp.Diff(tc.wantDiffs, res.diffs); diff != "" {
 				t.Errorf("differences: -want +got:\n%s", diff)
 			}
@@ -417,7 +417,7 @@ func TestVerifyRestoreIncludeMatchedNothing(t *testing.T) {
 			writeTree(t, target, tc.restored)
 			r := &Runner{Log: logr.Discard(), Options: Options{Target: target, Include: []string{"/data/nomatch*"}}}
 			hashes := newRestoredHasher(m.Files, m.Algorithm(), placement{target: target})
-			err := r.verifyRestore(context.Background(), nil, m, []string{"/data"}, "0123abcd", false, &restoreResult{}, hashes, &phases{})
+			err := r.verifyRestore(context.Background(), nil, m, []string{"/data"}, "0123abcd", nil, false, &restoreResult{}, hashes, &phases{})
 			got := ""
 			var re *reasonError
 			if errors.As(err, &re) {
