@@ -175,9 +175,9 @@ func (r *reconciler) plan(ctx context.Context, bs *corev1alpha1.BackupSession, b
 
 // ensureJobs renders the session's planned tasks for the repositories the
 // run has a Snapshot in (snaps; ensureSnapshots decided the pauses) and
-// creates the Jobs, owned by the session. The Jobs of a storage in another namespace mount
-// the configuration's copy of its credential Secret, or its grant to a
-// brokered storage, which the configuration's scheduler keeps
+// creates the Jobs, owned by the session. The Jobs of a storage in another
+// namespace mount the configuration's copy of its credential Secret, or its
+// grant to a brokered storage, which the configuration's scheduler keeps
 // (backupconfiguration/access.go).
 func (r *reconciler) ensureJobs(ctx context.Context, bs *corev1alpha1.BackupSession, bc *corev1alpha1.BackupConfiguration, inputs []render.Input, snaps []*storagev1alpha1.Snapshot) error {
 	inRun := map[string]bool{}

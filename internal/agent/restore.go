@@ -173,11 +173,12 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 		return err
 	}
 	ph.mark("bridge")
-	snap, manifest, hashes, err := r.snapshotToRestore(ctx, t, rc)
+	found, err := r.snapshotToRestore(ctx, t, rc)
 	ph.mark("lookup")
+	hashes, snap := found.hashes, found.snap
 	defer hashes.wait()
 	// The manifest may still be being read: no return leaves it behind.
-	defer manifest()
+	defer found.manifest()
 	if err != nil {
 		return err
 	}
@@ -232,10 +233,10 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	}
 	ph.mark("restic")
 	var record *restic.Snapshot
-	if recordedRestic(t.snapshot, o.Component) != nil {
+	if found.fromRecord {
 		record = snap
 	}
-	err = r.verifyRestore(ctx, t, manifest(), paths, snap.ID, record, fresh, res, hashes, ph)
+	err = r.verifyRestore(ctx, t, found.manifest(), paths, snap.ID, record, fresh, res, hashes, ph)
 	ph.mark("verify")
 	return err
 }

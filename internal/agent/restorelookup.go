@@ -23,7 +23,7 @@ import (
 // restores that one at once, while the manifest is read beside restic:
 // opening the manifest's seal is a key derivation of about 0.2 s that
 // restic's own start would otherwise wait for. The manifest must then name
-// the same restic snapshot and paths, or the restore fails (restoreFrom).
+// the same restic snapshot and paths, or the restore fails (verifyRestore).
 //
 // Otherwise it is the one the manifest names (the backup writes the
 // manifest only once its snapshot passed restic's check), which needs no
@@ -34,7 +34,7 @@ import (
 //
 // The hasher hashes the manifest's files as they are restored where the
 // options and the snapshot's paths put them; wait stops it.
-func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Restic) (*restic.Snapshot, func() *Manifest, *restoredHasher, error) {
+func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Restic) (*restoreLookup, error) {
 	if snap := recordedRestic(t.snapshot, r.Options.Component); snap != nil {
 		hashes := newPendingHasher(placementFor(r.Options, snap.Paths))
 		done := make(chan struct{})
@@ -47,21 +47,26 @@ func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Re
 				hashes.abandon()
 			}
 		}()
-		return snap, func() *Manifest { <-done; return m }, hashes, nil
+		return &restoreLookup{snap: snap, fromRecord: true, manifest: func() *Manifest { <-done; return m }, hashes: hashes}, nil
 	}
 	m := r.manifestOf(ctx, t)
 	manifest := func() *Manifest { return m }
+	// failed is a lookup that found nothing to restore: the manifest read
+	// for it, and a hasher with nothing to hash.
+	failed := func(err error) (*restoreLookup, error) {
+		return &restoreLookup{manifest: manifest, hashes: newRestoredHasher(nil, backupHash, placement{})}, err
+	}
 	var snap *restic.Snapshot
 	if m != nil && len(m.ResticSnapshot) >= 8 && len(m.Paths) > 0 {
 		snap = &restic.Snapshot{ID: m.ResticSnapshot, ShortID: m.ResticSnapshot[:8], Paths: normalPaths(m.Paths)}
 	} else {
 		var err error
 		if snap, err = latestSnapshot(ctx, rc, "snapshot="+r.Options.Snapshot); err != nil {
-			return nil, manifest, newRestoredHasher(nil, backupHash, placement{}), err
+			return failed(err)
 		}
 	}
 	if err := recordedSnapshot(t.snapshot, r.Options.Component, snap.ID); err != nil {
-		return nil, manifest, newRestoredHasher(nil, backupHash, placement{}), err
+		return failed(err)
 	}
 	// Where the files land depends on the snapshot's paths (--into).
 	place := placementFor(r.Options, snap.Paths)
@@ -70,9 +75,20 @@ func (r *Runner) snapshotToRestore(ctx context.Context, t *target, rc *restic.Re
 		// to be hashed then.
 		h := newPendingHasher(place)
 		h.abandon()
-		return snap, manifest, h, nil
+		return &restoreLookup{snap: snap, manifest: manifest, hashes: h}, nil
 	}
-	return snap, manifest, newRestoredHasher(m.Files, m.Algorithm(), place), nil
+	return &restoreLookup{snap: snap, manifest: manifest, hashes: newRestoredHasher(m.Files, m.Algorithm(), place)}, nil
+}
+
+// restoreLookup is what a restore takes: the restic snapshot, the content
+// manifest (manifest waits for it; nil when it could not be read) and the
+// hasher of the restored files. fromRecord says the snapshot came from the
+// Snapshot's record, which the manifest must then agree with.
+type restoreLookup struct {
+	snap       *restic.Snapshot
+	fromRecord bool
+	manifest   func() *Manifest
+	hashes     *restoredHasher
 }
 
 // recordedRestic is the restic snapshot the component's backup recorded in

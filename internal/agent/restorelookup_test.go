@@ -100,9 +100,9 @@ func TestSnapshotToRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := &Runner{Log: logr.Discard(), Options: Options{Snapshot: "app-s1", Component: "dump"}}
-			got, manifest, hashes, err := r.snapshotToRestore(ctx, tgt, failing)
-			m := manifest()
-			hashes.wait()
+			found, err := r.snapshotToRestore(ctx, tgt, failing)
+			got, m := found.snap, found.manifest()
+			found.hashes.wait()
 			// The manifest read for the lookup goes on to the comparison,
 			// which then need not read it again.
 			if diff := cmp.Diff(tc.manifest, m); diff != "" {
