@@ -180,34 +180,51 @@ func (r *Runner) writeLedger(ctx context.Context, t *target, base *ledger, manif
 	}
 }
 
-// previousFiles gives the files of the manifest the ledger names, by path,
-// for startHashing; nil when there is none or it cannot be read (every
-// file is then hashed). The manifest is sealed with the repository's
+// openPrevious starts reading the manifest the ledger names, for
+// startHashing; its wait gives nil when there is none or it cannot be read
+// (every file is then hashed). The manifest is sealed with the repository's
 // password and names its Snapshot and component, so a ledger, which is
 // not sealed, can only point at a manifest the component's own backups
 // wrote.
-func (r *Runner) previousFiles(ctx context.Context, t *target, l *ledger) func() *previousManifest {
+func (r *Runner) openPrevious(ctx context.Context, t *target, l *ledger) *pendingPrevious {
+	p := &pendingPrevious{done: make(chan struct{})}
 	if l == nil || l.Manifest == "" {
-		return nil
+		close(p.done)
+		return p
 	}
-	return func() *previousManifest {
+	go func() {
+		defer close(p.done)
 		rd, err := t.bucket.NewReader(ctx, layout.ManifestKey(t.repo.Spec.Path, l.Manifest, r.Options.Component), nil)
 		if err != nil {
 			r.Log.Info("hashing every file: cannot read the previous content manifest", "snapshot", l.Manifest, "reason", gcerrors.Code(err).String())
-			return nil
+			return
 		}
 		defer rd.Close()
-		m, err := DecodeManifest(rd, t.password, l.Manifest, r.Options.Component)
+		m, err := decodeManifest(rd, t.manifestKeys(), l.Manifest, r.Options.Component)
 		if err != nil || m.Algorithm() != backupHash {
 			r.Log.Info("hashing every file: the previous content manifest is not one to take hashes from", "snapshot", l.Manifest)
-			return nil
+			return
 		}
 		files := make(map[string]ManifestFile, len(m.Files))
 		for _, f := range m.Files {
 			files[f.Path] = f
 		}
-		return &previousManifest{files: files, resticSnapshot: m.ResticSnapshot}
-	}
+		p.m = &previousManifest{files: files, resticSnapshot: m.ResticSnapshot}
+	}()
+	return p
+}
+
+// pendingPrevious is the previous manifest while it is read.
+type pendingPrevious struct {
+	done chan struct{}
+	m    *previousManifest
+}
+
+// wait returns the previous manifest once it is read, nil when there is
+// none to take hashes from.
+func (p *pendingPrevious) wait() *previousManifest {
+	<-p.done
+	return p.m
 }
 
 // previousManifest is the component's previous content manifest, as far

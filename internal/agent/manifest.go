@@ -141,15 +141,23 @@ func newManifest(snapshot, component, resticID string, paths []string, created t
 }
 
 // manifestWorkFactor is the scrypt work factor (2^15, about 0.1 s and 32
-// MiB) that turns the repository password into a manifest's file key.
+// MiB) that turns the repository password into the key of a manifest's
+// seal (manifestkey.go).
 const manifestWorkFactor = 15
 
 // Encode writes the manifest as gzipped JSON sealed with the repository's
-// password (an age file with an scrypt recipient): storage holds neither
-// the names of the files backed up nor a manifest anyone without the
-// password could write, and a manifest read back has not been changed.
+// password (an age file whose file key is wrapped under a key derived
+// from the password, manifestkey.go): storage holds neither the names of
+// the files backed up nor a manifest anyone without the password could
+// write, and a manifest read back has not been changed.
 func (m *Manifest) Encode(password string) ([]byte, error) {
-	return m.encodeSealed(startEnvelope(password))
+	return m.encode(newManifestKeys(password))
+}
+
+// encode is Encode with keys, which a run shares between the manifests it
+// opens and seals.
+func (m *Manifest) encode(keys *manifestKeys) ([]byte, error) {
+	return m.encodeSealed(startEnvelope(keys, nil))
 }
 
 // envelope is a manifest's age envelope, made ahead of its content: deriving
@@ -162,19 +170,18 @@ type envelope struct {
 	err  error
 }
 
-// startEnvelope derives the key of an envelope sealed with password in the
-// background.
-func startEnvelope(password string) *envelope {
+// startEnvelope starts an envelope sealed with keys in the background,
+// once after, when not nil, is closed: a backup opening the previous
+// manifest waits for it, and seals under the key it derived.
+func startEnvelope(keys *manifestKeys, after <-chan struct{}) *envelope {
 	s := &envelope{done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		r, err := age.NewScryptRecipient(password)
-		if err != nil {
-			s.err = fmt.Errorf("cannot seal the manifest: %w", err)
-			return
+		if after != nil {
+			<-after
 		}
-		r.SetWorkFactor(manifestWorkFactor)
-		if s.w, err = age.Encrypt(&s.buf, r); err != nil {
+		var err error
+		if s.w, err = age.Encrypt(&s.buf, keys); err != nil {
 			s.err = fmt.Errorf("cannot seal the manifest: %w", err)
 		}
 	}()
@@ -218,14 +225,21 @@ var ErrManifestUnsealed = errors.New("the content manifest is not sealed with th
 // belongs to another Snapshot or component is refused: a verification
 // compares restored files only with what the backup itself recorded.
 func DecodeManifest(r io.Reader, password, snapshot, component string) (*Manifest, error) {
-	id, err := age.NewScryptIdentity(password)
+	return decodeManifest(r, newManifestKeys(password), snapshot, component)
+}
+
+// decodeManifest is DecodeManifest with keys, which a run shares between
+// the manifests it opens and seals.
+func decodeManifest(r io.Reader, keys *manifestKeys, snapshot, component string) (*Manifest, error) {
+	// Manifests sealed before manifestkey.go have age's own scrypt stanza.
+	old, err := age.NewScryptIdentity(string(keys.password))
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the manifest: %w", err)
 	}
 	// A manifest asking for more work than Encode gives is refused before
 	// scrypt spends it.
-	id.SetMaxWorkFactor(manifestWorkFactor)
-	plain, err := age.Decrypt(r, id)
+	old.SetMaxWorkFactor(manifestWorkFactor)
+	plain, err := age.Decrypt(r, keys, old)
 	if err != nil {
 		return nil, fmt.Errorf("%w (written before Stashplane sealed manifests, or replaced: back up again): %v", ErrManifestUnsealed, err)
 	}

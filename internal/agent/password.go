@@ -200,6 +200,14 @@ func (r *Runner) passwordOne(ctx context.Context, t *target, action, newPassword
 // the Secret's password opens.
 func (r *Runner) manifestSeals(ctx context.Context, t *target, newPassword string, rep *ManifestSealsReport) error {
 	root := layout.ManifestsPrefix(t.repo.Spec.Path)
+	// One set of keys per password for every manifest: manifests sealed
+	// under one salt cost one key derivation, and those sealed again
+	// share the first one's salt.
+	current := t.manifestKeys()
+	var next *manifestKeys
+	if newPassword != "" {
+		next = newManifestKeys(newPassword)
+	}
 	it := t.bucket.List(&blob.ListOptions{Prefix: root})
 	for {
 		obj, err := it.Next(ctx)
@@ -219,13 +227,13 @@ func (r *Runner) manifestSeals(ctx context.Context, t *target, newPassword strin
 		if err != nil {
 			return fmt.Errorf("cannot read the content manifest %q: %w", obj.Key, err)
 		}
-		if newPassword != "" {
-			if _, err := DecodeManifest(bytes.NewReader(b), newPassword, snapshot, component); err == nil {
+		if next != nil {
+			if _, err := decodeManifest(bytes.NewReader(b), next, snapshot, component); err == nil {
 				rep.Current++
 				continue
 			}
 		}
-		m, err := DecodeManifest(bytes.NewReader(b), t.password, snapshot, component)
+		m, err := decodeManifest(bytes.NewReader(b), current, snapshot, component)
 		switch {
 		case err != nil:
 			rep.Unreadable = append(rep.Unreadable, snapshot+"/"+component)
@@ -234,7 +242,7 @@ func (r *Runner) manifestSeals(ctx context.Context, t *target, newPassword strin
 			rep.Current++
 			continue
 		}
-		sealed, err := m.Encode(newPassword)
+		sealed, err := m.encode(next)
 		if err != nil {
 			return err
 		}

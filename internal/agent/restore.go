@@ -320,7 +320,7 @@ func (r *Runner) verifyRestore(ctx context.Context, t *target, m *Manifest, path
 			return fmt.Errorf("cannot read the content manifest: %w", err)
 		}
 		defer rd.Close()
-		if m, err = DecodeManifest(rd, t.password, o.Snapshot, o.Component); err != nil {
+		if m, err = decodeManifest(rd, t.manifestKeys(), o.Snapshot, o.Component); err != nil {
 			return &reasonError{reason: ReasonManifestInvalid, msg: err.Error()}
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"testing"
 	"time"
@@ -131,11 +130,7 @@ func BenchmarkLocalRestore(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	med := func(v []float64) float64 {
-		s := append([]float64(nil), v...)
-		sort.Float64s(s)
-		return s[len(s)/2]
-	}
+	med := median
 	for _, sd := range sides {
 		b.ReportMetric(med(sd.wall), sd.name+"-s")
 		b.ReportMetric(med(sd.self), sd.name+"-agent-cpu-s")

@@ -189,7 +189,7 @@ func (r *Runner) manifestOf(ctx context.Context, t *target) *Manifest {
 		return nil
 	}
 	defer rd.Close()
-	m, err := DecodeManifest(rd, t.password, r.Options.Snapshot, r.Options.Component)
+	m, err := decodeManifest(rd, t.manifestKeys(), r.Options.Snapshot, r.Options.Component)
 	if err != nil {
 		r.Log.Info("cannot decode the content manifest to find the restic snapshot; listing restic's snapshots", "error", err.Error())
 		return nil

@@ -92,6 +92,16 @@ type target struct {
 	// localRoot is the root of a local storage mounted in this container,
 	// or "" for a storage reached over the network or through the broker.
 	localRoot string
+
+	keysOnce sync.Once
+	keys     *manifestKeys
+}
+
+// manifestKeys seals and opens the run's content manifests: one per run,
+// so a key derived to open one manifest seals the next.
+func (t *target) manifestKeys() *manifestKeys {
+	t.keysOnce.Do(func() { t.keys = newManifestKeys(t.password) })
+	return t.keys
 }
 
 // resolve reads the Snapshot, Repository and BackupStorage of a run and
