@@ -154,10 +154,6 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		l, lerr = readLedger(ctx, t.bucket, layout.LedgerKey(t.repo.Spec.Path, t.session, o.Component))
 	}
 	checked := r.startCheck(ctx, t, rc, created, l, lerr)
-	// The previous manifest is opened while restic starts, and the new one
-	// is sealed under the key that opened it: one key derivation a run.
-	previous := r.openPrevious(hctx, t, l)
-	sealing := startEnvelope(t.manifestKeys(), previous.done)
 	progress := newProgressWriter(w, state, ProgressInterval)
 	opts := restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}
 	listing := opts
@@ -176,6 +172,11 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return nil, nil, walkErr
 	}
 	t.phases.mark("walk")
+	// The previous manifest is opened while restic reads, not during the
+	// walk restic's lock waits for, and the new one is sealed under the
+	// key that opened it: one key derivation a run.
+	previous := r.openPrevious(hctx, t, l)
+	sealing := startEnvelope(hctx, t.manifestKeys(), previous.done)
 	hashing := startHashing(hctx, files, previous.wait)
 	run := <-ran
 	sum, err := run.sum, run.err

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -157,7 +158,7 @@ func (m *Manifest) Encode(password string) ([]byte, error) {
 // encode is Encode with keys, which a run shares between the manifests it
 // opens and seals.
 func (m *Manifest) encode(keys *manifestKeys) ([]byte, error) {
-	return m.encodeSealed(startEnvelope(keys, nil))
+	return m.encodeSealed(startEnvelope(context.Background(), keys, nil))
 }
 
 // envelope is a manifest's age envelope, made ahead of its content: deriving
@@ -172,13 +173,17 @@ type envelope struct {
 
 // startEnvelope starts an envelope sealed with keys in the background,
 // once after, when not nil, is closed: a backup opening the previous
-// manifest waits for it, and seals under the key it derived.
-func startEnvelope(keys *manifestKeys, after <-chan struct{}) *envelope {
+// manifest waits for it, and seals under the key it derived. A run that
+// ended by then (ctx done) derives no key.
+func startEnvelope(ctx context.Context, keys *manifestKeys, after <-chan struct{}) *envelope {
 	s := &envelope{done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		if after != nil {
 			<-after
+		}
+		if s.err = ctx.Err(); s.err != nil {
+			return
 		}
 		var err error
 		if s.w, err = age.Encrypt(&s.buf, keys); err != nil {

@@ -86,6 +86,9 @@ func (k *manifestKeys) derive(salt []byte, logN int) (*derivedKey, error) {
 // Wrap seals fileKey under the key of the last manifest opened, or under a
 // new salt when none was.
 func (k *manifestKeys) Wrap(fileKey []byte) ([]*age.Stanza, error) {
+	if len(k.password) == 0 {
+		return nil, errors.New("cannot seal the manifest: the repository's password is empty")
+	}
 	k.mu.Lock()
 	d := k.last
 	k.mu.Unlock()

@@ -124,6 +124,13 @@ func TestManifestKeysDeriveOnce(t *testing.T) {
 	}
 }
 
+func TestManifestEmptyPasswordRefused(t *testing.T) {
+	m := newManifest("app-s1", "dump", "0123abcd", []string{"/data"}, time.Now(), nil)
+	if b, err := m.Encode(""); err == nil {
+		t.Errorf("Encode with an empty password sealed %d bytes", len(b))
+	}
+}
+
 // json2gzip is a manifest's content before it is sealed.
 func json2gzip(m *Manifest) ([]byte, error) {
 	s := &envelope{done: make(chan struct{})}

@@ -59,7 +59,7 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 	}
 	checked := r.startCheck(ctx, t, rc, created, l, lerr)
 	defer checked.stop()
-	sealing := startEnvelope(t.manifestKeys(), nil)
+	sealing := startEnvelope(ctx, t.manifestKeys(), nil)
 	h := blake3.New(32, nil)
 	n := &countWriter{}
 	progress := newProgressWriter(w, state, ProgressInterval)
