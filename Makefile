@@ -104,7 +104,7 @@ demo:
 bench: tools build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./test/bench/...
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./internal/retention/
-	$(GO) test -count=1 -run '^$$' -bench BenchmarkUnchangedBackup -benchtime 5x ./internal/agent/
+	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkUnchangedBackup|BenchmarkFirstBackup' -benchtime 6x ./internal/agent/
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkLocalRestore -benchtime 6x ./internal/agent/
 
 ## fuzz: run every fuzz target for FUZZTIME each (the unit tier runs their seed corpora)

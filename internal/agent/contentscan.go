@@ -29,8 +29,9 @@ import (
 // snapshot into the scratch directory and hashed there, so its manifest
 // entry is restic's copy.
 //
-// Which files the manifest lists is restic's say, not the walk's: after
-// the backup the new snapshot's files are listed (restic ls). A file the
+// Which files the manifest lists is restic's say, not the walk's: restic
+// names every file it stores, new, changed or unchanged, on its output
+// (--verbose=2). A file the
 // snapshot does not hold is left out, since restic did not store it, and a
 // file the snapshot holds but the walk did not see (created while the
 // backup ran) is hashed from restic's copy like a changed one. A live
@@ -90,6 +91,13 @@ func startHashing(ctx context.Context, files []sourceFile, previous func() *prev
 	h := &contentHasher{out: make([]hashed, len(files)), done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
+		hasher, err := newHash(backupHash)
+		if err != nil {
+			for i := range files {
+				h.out[i] = hashed{err: err}
+			}
+			return
+		}
 		var prev map[string]ManifestFile
 		if previous != nil {
 			if h.previous = previous(); h.previous != nil {
@@ -106,7 +114,7 @@ func startHashing(ctx context.Context, files []sourceFile, previous func() *prev
 				h.carried++
 				continue
 			}
-			h.out[i] = hashListed(f)
+			h.out[i] = hashListed(f, hasher)
 		}
 	}()
 	return h
@@ -124,32 +132,6 @@ func unchangedSince(m ManifestFile, now fileState) bool {
 func (h *contentHasher) wait() []hashed {
 	<-h.done
 	return h.out
-}
-
-func hashListed(f sourceFile) hashed {
-	fh, err := os.Open(f.path)
-	if err != nil {
-		return hashed{err: err}
-	}
-	defer fh.Close()
-	before, err := fh.Stat()
-	if err != nil {
-		return hashed{err: err}
-	}
-	m, err := hashContent(fh, backupHash)
-	if err != nil {
-		return hashed{err: err}
-	}
-	after, err := fh.Stat()
-	if err != nil {
-		return hashed{err: err}
-	}
-	m.Path = f.path
-	stable := stateOf(before) == f.state && stateOf(after) == f.state && m.Size == f.state.size
-	if stable && f.state.ctime != 0 && f.state.ino != 0 {
-		m.State = &FileState{MTime: f.state.mtime, CTime: f.state.ctime, Inode: f.state.ino}
-	}
-	return hashed{file: m, stable: stable}
 }
 
 // restoreFunc restores the named files of the backup's restic snapshot

@@ -109,14 +109,18 @@ func hashContent(f *os.File, alg string) (ManifestFile, error) {
 		return ManifestFile{}, err
 	}
 	m := ManifestFile{Size: n}
-	sum := hex.EncodeToString(h.Sum(nil))
+	setDigest(&m, alg, h.Sum(nil))
+	return m, nil
+}
+
+// setDigest sets the field of m that alg names to the hex of sum.
+func setDigest(m *ManifestFile, alg string, sum []byte) {
 	switch alg {
 	case HashSHA256:
-		m.SHA256 = sum
+		m.SHA256 = hex.EncodeToString(sum)
 	case HashBLAKE3:
-		m.BLAKE3 = sum
+		m.BLAKE3 = hex.EncodeToString(sum)
 	}
-	return m, nil
 }
 
 // Manifest record kind.

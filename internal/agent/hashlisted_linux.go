@@ -1,0 +1,96 @@
+//go:build linux
+
+package agent
+
+import (
+	"errors"
+	"hash"
+	"io/fs"
+
+	"golang.org/x/sys/unix"
+)
+
+// hashListed hashes the source file the walk listed as f with h, and says
+// whether it was stable: its state after the read is the walk's. On Linux
+// one look after the read is enough: any write to the file or replacement
+// of it since the walk moved its change time or inode, and neither can be
+// put back. It reads with the system's calls directly rather than through
+// os.File, whose poller registration and cleanup cost more than reading a
+// small file, and stops reading once it has the size the walk saw: a file
+// that grew is not stable anyway, and is hashed from restic's copy.
+// Opening asks the kernel not to update the file's access time where the
+// agent may (its owner, or CAP_FOWNER), as restic does.
+func hashListed(f sourceFile, h hash.Hash) hashed {
+	fd, err := openNoAtime(f.path)
+	if err != nil {
+		return hashed{err: &fs.PathError{Op: "open", Path: f.path, Err: err}}
+	}
+	defer unix.Close(fd)
+	h.Reset()
+	buf := hashBuffers.Get().(*[]byte)
+	defer hashBuffers.Put(buf)
+	var n int64
+	// A file listed empty is read to its end: some file systems give no
+	// size for what a file holds.
+	for f.state.size == 0 || n < f.state.size {
+		k, err := unix.Read(fd, *buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return hashed{err: &fs.PathError{Op: "read", Path: f.path, Err: err}}
+		}
+		if k == 0 {
+			break
+		}
+		_, _ = h.Write((*buf)[:k])
+		n += int64(k)
+	}
+	after, err := fstatState(fd)
+	if err != nil {
+		return hashed{err: &fs.PathError{Op: "stat", Path: f.path, Err: err}}
+	}
+	m := ManifestFile{Path: f.path, Size: n}
+	setDigest(&m, backupHash, h.Sum(nil))
+	stable := after == f.state && n == f.state.size && f.state.ctime != 0 && f.state.ino != 0
+	if stable {
+		m.State = &FileState{MTime: f.state.mtime, CTime: f.state.ctime, Inode: f.state.ino}
+	}
+	return hashed{file: m, stable: stable}
+}
+
+// openNoAtime opens path to read, without updating its access time when
+// the kernel allows that.
+func openNoAtime(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EPERM):
+			// Not the file's owner: O_NOATIME is refused, reading is not.
+			for {
+				fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if !errors.Is(err, unix.EINTR) {
+					return fd, err
+				}
+			}
+		}
+		return fd, err
+	}
+}
+
+// fstatState is the state of the open file fd, as stateOf gives it.
+func fstatState(fd int) (fileState, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstat(fd, &st)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fileState{}, err
+		}
+		return fileState{size: int64(st.Size), mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: uint64(st.Ino)}, nil
+	}
+}

@@ -1,0 +1,35 @@
+//go:build !linux
+
+package agent
+
+import (
+	"hash"
+	"os"
+)
+
+// hashListed hashes the source file the walk listed as f, and says
+// whether it was stable: its state when opened and after the read is the
+// walk's. Without change times and inodes two looks are needed; h is
+// not used.
+func hashListed(f sourceFile, _ hash.Hash) hashed {
+	fh, err := os.Open(f.path)
+	if err != nil {
+		return hashed{err: err}
+	}
+	defer fh.Close()
+	before, err := fh.Stat()
+	if err != nil {
+		return hashed{err: err}
+	}
+	m, err := hashContent(fh, backupHash)
+	if err != nil {
+		return hashed{err: err}
+	}
+	after, err := fh.Stat()
+	if err != nil {
+		return hashed{err: err}
+	}
+	m.Path = f.path
+	stable := stateOf(before) == f.state && stateOf(after) == f.state && m.Size == f.state.size
+	return hashed{file: m, stable: stable}
+}
