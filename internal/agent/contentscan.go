@@ -19,8 +19,8 @@ import (
 // The manifest must still describe what restic stored, and a file may
 // change while the backup runs. Each file's state (size, modification and
 // change times, inode) is taken by the walk before restic starts, when the
-// hasher opens the file and reads its end, and once more after restic has
-// finished. A file whose state never moved was the same for restic and
+// hasher has read the file (and, off Linux, before it reads it), and once
+// more after restic has finished. A file whose state never moved was the same for restic and
 // for the hasher over the whole run, which holds both reads, so its hash
 // is what restic stored. This is restic's own test of a changed file, and
 // it shares its blind spot: a write that leaves size and all times as they
