@@ -3,11 +3,15 @@
 package agent
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"hash"
 	"io/fs"
+	"sync"
 
 	"golang.org/x/sys/unix"
+	"lukechampine.com/blake3"
 )
 
 // hashListed hashes the source file the walk listed as f with h, and says
@@ -57,6 +61,51 @@ func hashListed(f sourceFile, h hash.Hash) hashed {
 		m.State = &FileState{MTime: f.state.mtime, CTime: f.state.ctime, Inode: f.state.ino}
 	}
 	return hashed{file: m, stable: stable}
+}
+
+// hashFile is the size and digest under alg of the file at p, read to
+// its end as hashListed reads: a restore hashes each file it brings back,
+// and a backup each one it takes from restic's copy.
+func hashFile(p, alg string) (ManifestFile, error) {
+	pool, ok := hashers[alg]
+	if !ok {
+		return ManifestFile{}, fmt.Errorf("unknown content hash algorithm %q", alg)
+	}
+	h := pool.Get().(hash.Hash)
+	defer pool.Put(h)
+	h.Reset()
+	fd, err := openNoAtime(p)
+	if err != nil {
+		return ManifestFile{}, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := hashBuffers.Get().(*[]byte)
+	defer hashBuffers.Put(buf)
+	var n int64
+	for {
+		k, err := unix.Read(fd, *buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ManifestFile{}, &fs.PathError{Op: "read", Path: p, Err: err}
+		}
+		if k == 0 {
+			break
+		}
+		_, _ = h.Write((*buf)[:k])
+		n += int64(k)
+	}
+	m := ManifestFile{Path: p, Size: n}
+	setDigest(&m, alg, h.Sum(nil))
+	return m, nil
+}
+
+// hashers keeps a hasher of each algorithm for reuse: a BLAKE3 hasher
+// costs more to make than a small file costs to hash.
+var hashers = map[string]*sync.Pool{
+	HashSHA256: {New: func() any { return sha256.New() }},
+	HashBLAKE3: {New: func() any { return blake3.New(32, nil) }},
 }
 
 // openNoAtime opens path to read, without updating its access time when

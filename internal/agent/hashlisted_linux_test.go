@@ -122,3 +122,46 @@ func appendTo(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+func TestHashFile(t *testing.T) {
+	dir := t.TempDir()
+	large := string(make([]byte, 600<<10))
+	write(t, filepath.Join(dir, "alpha"), "alpha")
+	write(t, filepath.Join(dir, "large"), large)
+	write(t, filepath.Join(dir, "empty"), "")
+	cases := map[string]struct {
+		file, alg string
+		want      ManifestFile
+		notExist  bool
+		fails     bool
+	}{
+		"BLAKE3": {file: "alpha", alg: HashBLAKE3, want: ManifestFile{Size: 5, BLAKE3: sum("alpha")}},
+		"SHA256": {file: "alpha", alg: HashSHA256, want: ManifestFile{Size: 5, SHA256: sha256Sum("alpha")}},
+		"Large":  {file: "large", alg: HashBLAKE3, want: ManifestFile{Size: 600 << 10, BLAKE3: sum(large)}},
+		"Empty":  {file: "empty", alg: HashBLAKE3, want: ManifestFile{BLAKE3: sum("")}},
+		// The pool gives back a used hasher: it starts afresh.
+		"Again":   {file: "alpha", alg: HashBLAKE3, want: ManifestFile{Size: 5, BLAKE3: sum("alpha")}},
+		"Missing": {file: "missing", alg: HashBLAKE3, notExist: true, fails: true},
+		"Unknown": {file: "alpha", alg: "md5", fails: true},
+	}
+	for _, name := range []string{"BLAKE3", "SHA256", "Large", "Empty", "Again", "Missing", "Unknown"} {
+		tc := cases[name]
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.file)
+			got, err := hashFile(p, tc.alg)
+			if tc.fails {
+				if err == nil || errors.Is(err, fs.ErrNotExist) != tc.notExist {
+					t.Fatalf("hashFile: %v; want an error, not existing %v", err, tc.notExist)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.want.Path = p
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("hashFile: -want +got:\n%s", diff)
+			}
+		})
+	}
+}

@@ -33,3 +33,15 @@ func hashListed(f sourceFile, _ hash.Hash) hashed {
 	stable := stateOf(before) == f.state && stateOf(after) == f.state && m.Size == f.state.size
 	return hashed{file: m, stable: stable}
 }
+
+// hashFile is the size and digest under alg of the file at p.
+func hashFile(p, alg string) (ManifestFile, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return ManifestFile{}, err
+	}
+	defer f.Close()
+	m, err := hashContent(f, alg)
+	m.Path = p
+	return m, err
+}

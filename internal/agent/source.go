@@ -125,18 +125,6 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// hashFile is the size and digest under alg of the file at p.
-func hashFile(p, alg string) (ManifestFile, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return ManifestFile{}, err
-	}
-	defer f.Close()
-	m, err := hashContent(f, alg)
-	m.Path = p
-	return m, err
-}
-
 // excluded reports whether an exclude pattern matches p, the way restic
 // reads them for the common cases: a pattern starting with "/" matches the
 // path from its root, any other pattern matches the trailing elements of
