@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // The content manifest is built while restic backs the source up, not in a
@@ -165,7 +166,9 @@ func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, st
 			out = append(out, m)
 			continue
 		}
-		if h.err != nil && !errors.Is(h.err, fs.ErrNotExist) {
+		// A file removed, or replaced by a directory, since the walk is
+		// not unreadable: restic's copy says what it stored.
+		if h.err != nil && !errors.Is(h.err, fs.ErrNotExist) && !errors.Is(h.err, syscall.EISDIR) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

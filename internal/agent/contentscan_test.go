@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +103,13 @@ func TestSettleManifest(t *testing.T) {
 		"RemovedAfterRestic": {
 			reason:    "A file removed after restic stored it keeps restic's copy in the manifest.",
 			during:    func(t *testing.T, root string) { _ = os.Remove(filepath.Join(root, "b.txt")) },
+			stored:    map[string]string{"b.txt": "bee"},
+			want:      map[string]string{"a.txt": "alpha", "b.txt": "bee"},
+			wantAsked: []string{"b.txt"},
+		},
+		"ReplacedByDirectory": {
+			reason:    "A file replaced by a directory before the hasher came to it keeps restic's copy in the manifest.",
+			hashErr:   &fs.PathError{Op: "read", Path: "b.txt", Err: syscall.EISDIR},
 			stored:    map[string]string{"b.txt": "bee"},
 			want:      map[string]string{"a.txt": "alpha", "b.txt": "bee"},
 			wantAsked: []string{"b.txt"},

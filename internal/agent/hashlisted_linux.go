@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 	"lukechampine.com/blake3"
@@ -109,23 +110,33 @@ var hashers = map[string]*sync.Pool{
 }
 
 // openNoAtime opens path to read, without updating its access time when
-// the kernel allows that.
+// the kernel allows that: only to the file's owner or with CAP_FOWNER, and
+// once refused it is not asked for again. O_NONBLOCK keeps a file replaced
+// by a named pipe since the listing from blocking the open; it changes
+// nothing for a regular file.
 func openNoAtime(path string) (int, error) {
-	for {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOATIME, 0)
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EPERM):
-			// Not the file's owner: O_NOATIME is refused, reading is not.
-			for {
-				fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-				if !errors.Is(err, unix.EINTR) {
-					return fd, err
-				}
-			}
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK
+	if !noAtimeRefused.Load() {
+		fd, err := openRetrying(path, flags|unix.O_NOATIME)
+		if !errors.Is(err, unix.EPERM) {
+			return fd, err
 		}
-		return fd, err
+		// Not the file's owner: O_NOATIME is refused, reading is not.
+		noAtimeRefused.Store(true)
+	}
+	return openRetrying(path, flags)
+}
+
+// noAtimeRefused is set once the kernel refused O_NOATIME: an agent that
+// is not root, or has no CAP_FOWNER, is refused it for most files.
+var noAtimeRefused atomic.Bool
+
+func openRetrying(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0)
+		if !errors.Is(err, unix.EINTR) {
+			return fd, err
+		}
 	}
 }
 

@@ -165,3 +165,30 @@ func TestHashFile(t *testing.T) {
 		})
 	}
 }
+
+// TestHashListedNamedPipe: a listed file replaced by a named pipe does not
+// hold the hasher up waiting for a writer; it is not stable.
+func TestHashListedNamedPipe(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	write(t, p, "alpha")
+	files, err := walkSource([]string{p}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan hashed, 1)
+	go func() { done <- hashListed(files[0], blake3.New(32, nil)) }()
+	select {
+	case h := <-done:
+		if h.err == nil && h.stable {
+			t.Errorf("a file replaced by a named pipe is stable: %+v", h.file)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("hashListed waits on a named pipe")
+	}
+}
