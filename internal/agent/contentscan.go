@@ -92,13 +92,6 @@ func startHashing(ctx context.Context, files []sourceFile, previous func() *prev
 	h := &contentHasher{out: make([]hashed, len(files)), done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
-		hasher, err := newHash(backupHash)
-		if err != nil {
-			for i := range files {
-				h.out[i] = hashed{err: err}
-			}
-			return
-		}
 		var prev map[string]ManifestFile
 		if previous != nil {
 			if h.previous = previous(); h.previous != nil {
@@ -115,7 +108,7 @@ func startHashing(ctx context.Context, files []sourceFile, previous func() *prev
 				h.carried++
 				continue
 			}
-			h.out[i] = hashListed(f, hasher)
+			h.out[i] = hashListed(f)
 		}
 	}()
 	return h

@@ -15,7 +15,7 @@ import (
 	"lukechampine.com/blake3"
 )
 
-// hashListed hashes the source file the walk listed as f with h, and says
+// hashListed hashes the source file the walk listed as f, and says
 // whether it was stable: its state after the read is the walk's. On Linux
 // one look after the read is enough: any write to the file or replacement
 // of it since the walk moved its change time or inode, and neither can be
@@ -25,39 +25,23 @@ import (
 // that grew is not stable anyway, and is hashed from restic's copy.
 // Opening asks the kernel not to update the file's access time where the
 // agent may (its owner, or CAP_FOWNER), as restic does.
-func hashListed(f sourceFile, h hash.Hash) hashed {
+func hashListed(f sourceFile) hashed {
 	fd, err := openNoAtime(f.path)
 	if err != nil {
 		return hashed{err: &fs.PathError{Op: "open", Path: f.path, Err: err}}
 	}
 	defer unix.Close(fd)
-	h.Reset()
-	buf := hashBuffers.Get().(*[]byte)
-	defer hashBuffers.Put(buf)
-	var n int64
 	// A file listed empty is read to its end: some file systems give no
 	// size for what a file holds.
-	for f.state.size == 0 || n < f.state.size {
-		k, err := unix.Read(fd, *buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return hashed{err: &fs.PathError{Op: "read", Path: f.path, Err: err}}
-		}
-		if k == 0 {
-			break
-		}
-		_, _ = h.Write((*buf)[:k])
-		n += int64(k)
+	m, err := hashFD(fd, f.path, backupHash, f.state.size)
+	if err != nil {
+		return hashed{err: err}
 	}
 	after, err := fstatState(fd)
 	if err != nil {
 		return hashed{err: &fs.PathError{Op: "stat", Path: f.path, Err: err}}
 	}
-	m := ManifestFile{Path: f.path, Size: n}
-	setDigest(&m, backupHash, h.Sum(nil))
-	stable := after == f.state && n == f.state.size && f.state.ctime != 0 && f.state.ino != 0
+	stable := after == f.state && m.Size == f.state.size && f.state.ctime != 0 && f.state.ino != 0
 	if stable {
 		m.State = &FileState{MTime: f.state.mtime, CTime: f.state.ctime, Inode: f.state.ino}
 	}
@@ -68,6 +52,17 @@ func hashListed(f sourceFile, h hash.Hash) hashed {
 // its end as hashListed reads: a restore hashes each file it brings back,
 // and a backup each one it takes from restic's copy.
 func hashFile(p, alg string) (ManifestFile, error) {
+	fd, err := openNoAtime(p)
+	if err != nil {
+		return ManifestFile{}, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	return hashFD(fd, p, alg, 0)
+}
+
+// hashFD hashes the open file fd, named p, under alg: to its end, or once
+// it has size bytes when size is not 0.
+func hashFD(fd int, p, alg string, size int64) (ManifestFile, error) {
 	pool, ok := hashers[alg]
 	if !ok {
 		return ManifestFile{}, fmt.Errorf("unknown content hash algorithm %q", alg)
@@ -75,15 +70,10 @@ func hashFile(p, alg string) (ManifestFile, error) {
 	h := pool.Get().(hash.Hash)
 	defer pool.Put(h)
 	h.Reset()
-	fd, err := openNoAtime(p)
-	if err != nil {
-		return ManifestFile{}, &fs.PathError{Op: "open", Path: p, Err: err}
-	}
-	defer unix.Close(fd)
 	buf := hashBuffers.Get().(*[]byte)
 	defer hashBuffers.Put(buf)
 	var n int64
-	for {
+	for size == 0 || n < size {
 		k, err := unix.Read(fd, *buf)
 		if errors.Is(err, unix.EINTR) {
 			continue

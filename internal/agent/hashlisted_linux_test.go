@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"lukechampine.com/blake3"
 )
 
 func TestHashListed(t *testing.T) {
@@ -44,7 +43,7 @@ func TestHashListed(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 				tc.after(t, p)
 			}
-			h := hashListed(files[0], blake3.New(32, nil))
+			h := hashListed(files[0])
 			if tc.notExist {
 				if !errors.Is(h.err, fs.ErrNotExist) {
 					t.Fatalf("hashListed of a removed file: %v, want one saying it does not exist", h.err)
@@ -101,7 +100,7 @@ func TestHashListedKeepsAccessTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := hashListed(files[0], blake3.New(32, nil)); h.err != nil || !h.stable {
+	if h := hashListed(files[0]); h.err != nil || !h.stable {
 		t.Fatalf("hashListed: %v, stable %v", h.err, h.stable)
 	}
 	if got := atime(p); !got.Equal(old) {
@@ -182,7 +181,7 @@ func TestHashListedNamedPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan hashed, 1)
-	go func() { done <- hashListed(files[0], blake3.New(32, nil)) }()
+	go func() { done <- hashListed(files[0]) }()
 	select {
 	case h := <-done:
 		if h.err == nil && h.stable {

@@ -2,16 +2,12 @@
 
 package agent
 
-import (
-	"hash"
-	"os"
-)
+import "os"
 
 // hashListed hashes the source file the walk listed as f, and says
 // whether it was stable: its state when opened and after the read is the
-// walk's. Without change times and inodes two looks are needed; h is
-// not used.
-func hashListed(f sourceFile, _ hash.Hash) hashed {
+// walk's: without change times and inodes, two looks are needed.
+func hashListed(f sourceFile) hashed {
 	fh, err := os.Open(f.path)
 	if err != nil {
 		return hashed{err: err}

@@ -130,15 +130,14 @@ func BenchmarkLocalRestore(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	med := median
 	for _, sd := range sides {
-		b.ReportMetric(med(sd.wall), sd.name+"-s")
-		b.ReportMetric(med(sd.self), sd.name+"-agent-cpu-s")
-		b.ReportMetric(med(sd.chl), sd.name+"-restic-cpu-s")
+		b.ReportMetric(median(sd.wall), sd.name+"-s")
+		b.ReportMetric(median(sd.self), sd.name+"-agent-cpu-s")
+		b.ReportMetric(median(sd.chl), sd.name+"-restic-cpu-s")
 	}
-	plainS := med(sides[0].wall)
-	b.ReportMetric(plainS/med(sides[1].wall), "hashed/plain-speed")
-	b.ReportMetric(plainS/med(sides[2].wall), "job/plain-speed")
+	plainS := median(sides[0].wall)
+	b.ReportMetric(plainS/median(sides[1].wall), "hashed/plain-speed")
+	b.ReportMetric(plainS/median(sides[2].wall), "job/plain-speed")
 	b.Logf("medians of %d runs each; machine load (1, 5, 15 min) before: %s, after: %s", b.N, load, loadAverage())
 }
 
