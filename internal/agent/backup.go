@@ -129,9 +129,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	walked, locksOpen := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(walked)
-		if files, walkErr = walk(o.Paths, o.Exclude); walkErr == nil {
-			close(locksOpen)
-		}
+		files, walkErr = walk(o.Paths, o.Exclude)
 	}()
 	t.locksAfter = locksOpen
 	rc, stop, err := r.resticFor(ctx, t, errs)
@@ -157,12 +155,18 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	progress := newProgressWriter(w, state, ProgressInterval)
 	opts := restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}
 	listing := opts
-	listing.ListFiles = true
 	listing.Parent = resticParent(ctx, t, l)
-	rctx, stopRestic := context.WithCancel(ctx)
-	defer stopRestic()
+	// restic names every file it stores only when asked (see quiet.go).
+	listing.ListFiles = !quietHinted(l, listing.Parent)
 	ran := make(chan backupRun, 1)
-	go func() { ran <- r.backupWithParent(rctx, t, rc, listing, progress) }()
+	stopRestic := func() {}
+	defer func() { stopRestic() }()
+	launch := func(opts restic.BackupOptions) {
+		var rctx context.Context
+		rctx, stopRestic = context.WithCancel(ctx)
+		go func() { ran <- r.backupWithParent(rctx, t, rc, opts, progress) }()
+	}
+	launch(listing)
 	<-walked
 	if walkErr != nil {
 		stopRestic()
@@ -176,6 +180,20 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	// walk restic's lock waits for, and the new one is sealed under the
 	// key that opened it: one key derivation a run.
 	previous := r.openPrevious(hctx, t, l)
+	if !listing.ListFiles {
+		// A quiet restic is let past its lock only for a source the walk
+		// found as the previous manifest describes it; for any other it
+		// is stopped before it has written anything, and run again to
+		// name its files.
+		if why := sourceMoved(files, previous.wait(), listing.Parent); why != "" {
+			stopRestic()
+			<-ran
+			r.Log.Info("asking restic to name the files it stores: the source is not as the last backup left it", "reason", why)
+			listing.ListFiles = true
+			launch(listing)
+		}
+	}
+	close(locksOpen)
 	sealing := startEnvelope(hctx, t.manifestKeys(), previous.done)
 	hashing := startHashing(hctx, files, previous.wait)
 	run := <-ran
@@ -193,8 +211,14 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, nil, err
 	}
 	hashes := hashing.wait()
-	unchanged := unchangedSincePrevious(hashing.previous, listing.Parent, sum.Unchanged)
-	manifestFiles, merr := settleManifest(ctx, files, hashes, sum.Files, unchanged, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
+	keptWhole := storedAsPrevious(sum, hashing.previous, listing.Parent)
+	stored, unchangedPaths, serr := r.storedFiles(ctx, rc, listing.ListFiles, keptWhole, sum, hashing.previous)
+	var manifestFiles []ManifestFile
+	merr := serr
+	if merr == nil {
+		unchanged := unchangedSincePrevious(hashing.previous, listing.Parent, unchangedPaths)
+		manifestFiles, merr = settleManifest(ctx, files, hashes, stored, unchanged, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
+	}
 	t.phases.mark("hashes")
 	if hashing.carried > 0 {
 		r.Log.Info("took the hashes of unchanged files from the previous content manifest", "files", hashing.carried, "snapshot", l.Manifest)
@@ -227,7 +251,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
 	t.phases.mark("manifest")
-	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID)
+	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID, keptWhole)
 	t.phases.mark("ledger")
 	return sum, ptr.To(true), nil
 }

@@ -1,0 +1,211 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stashplane/stashplane/internal/layout"
+	"github.com/stashplane/stashplane/internal/restic"
+	"github.com/stashplane/stashplane/internal/storage/storagetest/servers"
+)
+
+func TestQuietHinted(t *testing.T) {
+	const parent = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		name   string
+		l      *ledger
+		parent string
+		want   bool
+	}{
+		{name: "NoLedger", parent: parent},
+		{name: "Changed", l: &ledger{Manifest: "s1", ResticSnapshot: parent}, parent: parent},
+		{name: "Unchanged", l: &ledger{Manifest: "s1", ResticSnapshot: parent, Unchanged: true}, parent: parent, want: true},
+		{name: "NoManifest", l: &ledger{ResticSnapshot: parent, Unchanged: true}, parent: parent},
+		// The parent was forgotten: restic picks its own, and the
+		// manifest's counts say nothing about it.
+		{name: "NoParent", l: &ledger{Manifest: "s1", ResticSnapshot: parent, Unchanged: true}},
+		{name: "OtherParent", l: &ledger{Manifest: "s1", ResticSnapshot: parent, Unchanged: true}, parent: strings.Repeat("f", 64)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, quietHinted(tc.l, tc.parent)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSourceMoved(t *testing.T) {
+	state := fileState{size: 3, mtime: 10, ctime: 11, ino: 12}
+	entry := func(p string) ManifestFile {
+		return ManifestFile{Path: p, Size: 3, BLAKE3: "ab", State: &FileState{MTime: 10, CTime: 11, Inode: 12}}
+	}
+	prev := &previousManifest{resticSnapshot: "r1", files: map[string]ManifestFile{"/a": entry("/a"), "/b": entry("/b")}}
+	touched := state
+	touched.ctime++
+	for _, tc := range []struct {
+		name   string
+		files  []sourceFile
+		prev   *previousManifest
+		parent string
+		want   string
+	}{
+		{name: "AsLeft", files: []sourceFile{{"/a", state}, {"/b", state}}, prev: prev, parent: "r1"},
+		{name: "NoPrevious", files: []sourceFile{{"/a", state}}, parent: "r1", want: "no previous content manifest to take hashes from"},
+		{name: "OtherParent", files: []sourceFile{{"/a", state}, {"/b", state}}, prev: prev, parent: "r2", want: "the previous content manifest describes restic snapshot r1, not the parent r2"},
+		{name: "FileGone", files: []sourceFile{{"/a", state}}, prev: prev, parent: "r1", want: "the source holds 1 files, the previous backup 2"},
+		{name: "FileReplaced", files: []sourceFile{{"/a", state}, {"/c", state}}, prev: prev, parent: "r1", want: "/c is new"},
+		{name: "FileChanged", files: []sourceFile{{"/a", state}, {"/b", touched}}, prev: prev, parent: "r1", want: "/b changed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, sourceMoved(tc.files, tc.prev, tc.parent)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStoredAsPrevious(t *testing.T) {
+	prev := &previousManifest{resticSnapshot: "r1", files: map[string]ManifestFile{"/a": {}, "/b": {}}}
+	for _, tc := range []struct {
+		name   string
+		sum    *restic.BackupSummary
+		prev   *previousManifest
+		parent string
+		want   bool
+	}{
+		{name: "Whole", sum: &restic.BackupSummary{FilesUnmodified: 2}, prev: prev, parent: "r1", want: true},
+		{name: "OneNew", sum: &restic.BackupSummary{FilesNew: 1, FilesUnmodified: 2}, prev: prev, parent: "r1"},
+		{name: "OneChanged", sum: &restic.BackupSummary{FilesChanged: 1, FilesUnmodified: 1}, prev: prev, parent: "r1"},
+		{name: "OneGone", sum: &restic.BackupSummary{FilesUnmodified: 1}, prev: prev, parent: "r1"},
+		{name: "OtherParent", sum: &restic.BackupSummary{FilesUnmodified: 2}, prev: prev, parent: "r2"},
+		{name: "NoParent", sum: &restic.BackupSummary{FilesUnmodified: 2}, prev: &previousManifest{files: prev.files}},
+		{name: "NoPrevious", sum: &restic.BackupSummary{}, parent: "r1"},
+		{name: "NoSummary", prev: prev, parent: "r1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, storedAsPrevious(tc.sum, tc.prev, tc.parent)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestQuietBackup runs backups of one source with real restic, through a
+// wrapper that records each restic command line, and checks when restic
+// is asked to name its files and that every manifest holds the digests of
+// the files restic stored: an unchanged source gets no line per file once
+// a backup found it unchanged; a source changed since is caught before
+// restic's lock and restic is run again to name its files; a change after
+// the walk shows in restic's counts and the snapshot's files are listed.
+func TestQuietBackup(t *testing.T) {
+	src := t.TempDir()
+	for i := range 20 {
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%d", i)), fmt.Sprintf("content %d", i))
+	}
+	lb := newLocalBackup(t, src, logr.Discard())
+	calls := filepath.Join(t.TempDir(), "calls")
+	wrapper := filepath.Join(t.TempDir(), "restic")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", calls, servers.Binary(t, "restic"))
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lb.r.Options.Restic = wrapper
+	ctx := context.Background()
+
+	// backup runs backup i and returns restic's commands of it other than
+	// the check, each as "backup" or "backup --verbose=2", or "ls".
+	backup := func(i int) []string {
+		t.Helper()
+		if err := os.WriteFile(calls, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lb.run(ctx, i); err != nil {
+			t.Fatalf("backup %d: %v", i, err)
+		}
+		b, err := os.ReadFile(calls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			switch args := strings.Fields(line); {
+			case len(args) == 0:
+			case args[0] == "backup" && strings.Contains(line, "--verbose=2"):
+				got = append(got, "backup --verbose=2")
+			case args[0] == "backup" || args[0] == "ls":
+				got = append(got, args[0])
+			}
+		}
+		return got
+	}
+	// holds checks that backup i's manifest gives each file of the source
+	// the digest of its content now.
+	holds := func(i int) {
+		t.Helper()
+		want := map[string]string{}
+		err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			f, err := hashFile(p, HashBLAKE3)
+			want[p] = f.BLAKE3
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd, err := lb.bucket.NewReader(ctx, layout.ManifestKey(lb.repo.Spec.Path, fmt.Sprintf("app-%d", i), "dump"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rd.Close()
+		m, err := DecodeManifest(rd, "local", fmt.Sprintf("app-%d", i), "dump")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, f := range m.Files {
+			got[f.Path] = f.BLAKE3
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("backup %d's manifest is not the source's content: -source +manifest:\n%s", i, diff)
+		}
+	}
+	step := func(name string, i int, want ...string) {
+		t.Helper()
+		if diff := cmp.Diff(want, backup(i)); diff != "" {
+			t.Errorf("%s (backup %d): restic's runs, -want +got:\n%s", name, i, diff)
+		}
+		holds(i)
+	}
+
+	step("the first backup", 0, "backup --verbose=2")
+	step("no ledger yet", 1, "backup --verbose=2")
+	step("the ledger's backup found the source unchanged", 2, "backup")
+	step("still unchanged", 3, "backup")
+
+	changed := filepath.Join(src, "d1", "f4")
+	writeFile(t, changed, "changed before the walk")
+	step("changed before the walk: the quiet restic is replaced before its lock", 4, "backup", "backup --verbose=2")
+	step("the last backup changed files", 5, "backup --verbose=2")
+	step("unchanged again", 6, "backup")
+
+	// A change after the walk, before restic reads the file: the walk saw
+	// the source as the manifest left it, restic's counts show the change.
+	lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
+		files, err := walkSource(paths, exclude)
+		writeFile(t, changed, "changed after the walk, before restic read it")
+		return files, err
+	}
+	step("changed after the walk", 7, "backup", "ls")
+	lb.r.walk = nil
+	step("the last backup changed files", 8, "backup --verbose=2")
+}
