@@ -251,7 +251,9 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
 	t.phases.mark("manifest")
-	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID, keptWhole)
+	// The next backup's guess: unchanged again, or, after a backup with
+	// nothing to compare with, unchanged at last (quiet.go).
+	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID, keptWhole || listing.Parent == "")
 	t.phases.mark("ledger")
 	return sum, ptr.To(true), nil
 }

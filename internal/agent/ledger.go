@@ -54,10 +54,10 @@ type ledger struct {
 	// next backup names it as restic's parent, so that what restic finds
 	// unchanged is unchanged since that manifest.
 	ResticSnapshot string `json:"resticSnapshot,omitempty"`
-	// Unchanged: restic stored, against that manifest's parent, exactly
-	// its files, each unchanged. The next backup then starts restic
-	// without a line per file (quiet.go).
-	Unchanged bool `json:"unchanged,omitempty"`
+	// QuietNext: the next backup starts restic without a line per file
+	// (quiet.go), because the backup that wrote the ledger found its
+	// source unchanged or had no earlier backup to compare it with.
+	QuietNext bool `json:"quietNext,omitempty"`
 }
 
 // ledgerDirs are the directories of a restic repository the structural
@@ -150,8 +150,8 @@ func firstOf(keys []string) string {
 // succeeded on top of l's verdict: what l vouched for (a file of it lost
 // during the run is then missed by the next run) and the files in storage
 // now.
-func (l *ledger) next(now map[string]int64, snapshot, resticSnapshot string, unchanged bool) *ledger {
-	n := &ledger{Checked: l.Checked, Files: make(map[string]int64, len(now)+len(l.Files)), Manifest: snapshot, ResticSnapshot: resticSnapshot, Unchanged: unchanged}
+func (l *ledger) next(now map[string]int64, snapshot, resticSnapshot string, quietNext bool) *ledger {
+	n := &ledger{Checked: l.Checked, Files: make(map[string]int64, len(now)+len(l.Files)), Manifest: snapshot, ResticSnapshot: resticSnapshot, QuietNext: quietNext}
 	for k, size := range l.Files {
 		n.Files[k] = size
 	}
@@ -168,14 +168,14 @@ func (l *ledger) next(now map[string]int64, snapshot, resticSnapshot string, unc
 // manifest names the Snapshot whose manifest holds reusable hashes, or is
 // empty. A ledger that cannot be written costs the next backup a check,
 // not this one its success.
-func (r *Runner) writeLedger(ctx context.Context, t *target, base *ledger, manifest, resticSnapshot string, unchanged bool) {
+func (r *Runner) writeLedger(ctx context.Context, t *target, base *ledger, manifest, resticSnapshot string, quietNext bool) {
 	if base == nil {
 		return
 	}
 	now, err := listLedger(ctx, t.bucket, t.resticPath)
 	if err == nil {
 		var b []byte
-		if b, err = json.Marshal(base.next(now, manifest, resticSnapshot, unchanged)); err == nil {
+		if b, err = json.Marshal(base.next(now, manifest, resticSnapshot, quietNext)); err == nil {
 			err = t.bucket.WriteAll(ctx, layout.LedgerKey(t.repo.Spec.Path, t.session, r.Options.Component), b, &blob.WriterOptions{ContentType: "application/json"})
 		}
 	}

@@ -195,8 +195,8 @@ func TestLedgerAfterCheck(t *testing.T) {
 	if diff := cmp.Diff(after, written.Files); diff != "" || len(after) <= len(seen) {
 		t.Errorf("the ledger after the backup is not what storage holds: -storage +ledger:\n%s", diff)
 	}
-	if written.Manifest != "app-s2" || !written.Unchanged {
-		t.Errorf("the ledger names manifest %q (unchanged %v), want app-s2's, unchanged", written.Manifest, written.Unchanged)
+	if written.Manifest != "app-s2" || !written.QuietNext {
+		t.Errorf("the ledger names manifest %q (quietNext %v), want app-s2's, quietNext", written.Manifest, written.QuietNext)
 	}
 	if !written.Checked.Equal(res.base.Checked) {
 		t.Errorf("the ledger's check time moved from %s to %s without a check", res.base.Checked, written.Checked)

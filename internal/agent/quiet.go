@@ -25,9 +25,10 @@ import (
 //
 // The flag that asks for the lines is given when restic starts, before
 // the walk has shown whether anything changed, so the choice is a guess
-// from the last backup: the ledger records whether it found its source
-// whole and unchanged (ledger.Unchanged). When it did, restic starts quiet
-// and its lock is held (LocksAfter) until the walk and the previous
+// from the last backup (ledger.QuietNext): quiet when it found its source
+// unchanged, or had no parent to compare with (a first backup: most
+// sources change little from one backup to the next, and one that changes
+// every time pays for the wrong guess once). A quiet restic's lock is held (LocksAfter) until the walk and the previous
 // manifest have been compared; a source that changed since stops that
 // restic before it has written anything and starts one that names its
 // files, at the cost of the key derivation it had begun. A change
@@ -36,10 +37,10 @@ import (
 // takes its manifest as for any changed file.
 
 // quietHinted says whether restic is started without naming its files:
-// the ledger's backup found its source unchanged, and restic's parent is
-// the snapshot the ledger's manifest describes.
+// the ledger guesses so, and restic's parent is the snapshot the ledger's
+// manifest describes.
 func quietHinted(l *ledger, parent string) bool {
-	return l != nil && l.Unchanged && l.Manifest != "" && parent != "" && parent == l.ResticSnapshot
+	return l != nil && l.QuietNext && l.Manifest != "" && parent != "" && parent == l.ResticSnapshot
 }
 
 // sourceMoved says why files, the walk's listing, is not the source prev
