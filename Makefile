@@ -102,7 +102,7 @@ demo:
 
 ## bench: benchmarks that print side-by-side ratios
 bench: tools build
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 40m ./test/bench/...
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/bench/...
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./internal/retention/
 	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkUnchangedBackup|BenchmarkFirstBackup' -benchtime 6x ./internal/agent/
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkLocalRestore -benchtime 6x ./internal/agent/

@@ -34,6 +34,13 @@ func hashListed(f sourceFile) hashed {
 	// A file listed empty is read to its end: some file systems give no
 	// size for what a file holds.
 	m, err := hashFD(fd, f.path, backupHash, f.state.size)
+	if errors.Is(err, unix.EAGAIN) {
+		// Opened without blocking, only what is no longer a regular
+		// file reads EAGAIN (a named pipe with a writer): it was
+		// replaced since the listing, and what restic stored of it
+		// decides, as for any file that changed.
+		return hashed{file: ManifestFile{Path: f.path}}
+	}
 	if err != nil {
 		return hashed{err: err}
 	}

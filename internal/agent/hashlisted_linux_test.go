@@ -180,14 +180,29 @@ func TestHashListedNamedPipe(t *testing.T) {
 	if err := syscall.Mkfifo(p, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan hashed, 1)
-	go func() { done <- hashListed(files[0]) }()
-	select {
-	case h := <-done:
-		if h.err == nil && h.stable {
-			t.Errorf("a file replaced by a named pipe is stable: %+v", h.file)
+	hash := func() hashed {
+		t.Helper()
+		done := make(chan hashed, 1)
+		go func() { done <- hashListed(files[0]) }()
+		select {
+		case h := <-done:
+			return h
+		case <-time.After(10 * time.Second):
+			t.Fatal("hashListed waits on a named pipe")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("hashListed waits on a named pipe")
+		return hashed{}
+	}
+	if h := hash(); h.err == nil && h.stable {
+		t.Errorf("a file replaced by a named pipe is stable: %+v", h.file)
+	}
+	// With a writer that has written nothing, reading gives EAGAIN: the
+	// file is one that changed, not one that cannot be read.
+	w, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if h := hash(); h.err != nil || h.stable {
+		t.Errorf("a file replaced by a named pipe with a writer: err %v, stable %v; want no error, not stable", h.err, h.stable)
 	}
 }

@@ -24,8 +24,10 @@ import (
 
 // The session benchmark's data sets: a small one for the session overhead;
 // for the throughput of a backup Job, one of about 216 MiB (a few large
-// incompressible files and many small text-like ones) and one of 20,000
-// small files, where restic's work is per file rather than per byte.
+// incompressible files and many small text-like ones), one of about
+// 1.1 GiB (the bridge's and the restore's set, bridgeShape) and one of
+// 20,000 small files, where restic's work is per file rather than per
+// byte.
 var (
 	smallShape = shape{small: 300, smallMax: 16 << 10}
 	bulkShape  = shape{large: 3, largeSize: 64 << 20, small: 2000, smallMax: 24 << 10}
@@ -65,14 +67,15 @@ func BenchmarkBackupSession(b *testing.B) {
 	generate(b, smallDir, smallShape)
 	sets := []*dataSet{
 		{name: "bulk", mountPath: "/var/lib/bulk", dir: filepath.Join(work, "bulk"), shape: bulkShape},
+		{name: "large", mountPath: "/var/lib/large", dir: filepath.Join(work, "large"), shape: bridgeShape},
 		{name: "files", mountPath: "/var/lib/files", dir: filepath.Join(work, "files"), shape: filesShape},
 	}
-	// STASHPLANE_BENCH_ONLY=files (or bulk) measures that data set alone,
+	// STASHPLANE_BENCH_ONLY=files (or bulk, large) measures that data set alone,
 	// without the session overhead, for a quicker look at one figure.
 	if only := os.Getenv("STASHPLANE_BENCH_ONLY"); only != "" {
 		sets = slices.DeleteFunc(sets, func(s *dataSet) bool { return s.name != only })
 		if len(sets) == 0 {
-			b.Fatalf("STASHPLANE_BENCH_ONLY=%s names no data set (bulk, files)", only)
+			b.Fatalf("STASHPLANE_BENCH_ONLY=%s names no data set (bulk, large, files)", only)
 		}
 	}
 	objs := []client.Object{workload("app", smallDir, "/var/lib/app")}
