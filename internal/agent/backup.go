@@ -159,11 +159,12 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	// restic names every file it stores only when asked (see quiet.go).
 	listing.ListFiles = !quietHinted(l, listing.Parent)
 	ran := make(chan backupRun, 1)
-	stopRestic := func() {}
+	var cancelRestic context.CancelCauseFunc
+	stopRestic := func() { cancelRestic(context.Canceled) }
 	defer func() { stopRestic() }()
 	launch := func(opts restic.BackupOptions) {
 		var rctx context.Context
-		rctx, stopRestic = context.WithCancel(ctx)
+		rctx, cancelRestic = context.WithCancelCause(ctx)
 		go func() { ran <- r.backupWithParent(rctx, t, rc, opts, progress) }()
 	}
 	launch(listing)
@@ -180,18 +181,17 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	// walk restic's lock waits for, and the new one is sealed under the
 	// key that opened it: one key derivation a run.
 	previous := r.openPrevious(hctx, t, l)
-	if !listing.ListFiles {
+	if !listing.ListFiles && sourceState(files) != l.Source {
 		// A quiet restic is let past its lock only for a source the walk
 		// found as the previous manifest describes it; for any other it
 		// is stopped before it has written anything, and run again to
-		// name its files.
-		if why := sourceMoved(files, previous.wait(), listing.Parent); why != "" {
-			stopRestic()
-			<-ran
-			r.Log.Info("asking restic to name the files it stores: the source is not as the last backup left it", "reason", why)
-			listing.ListFiles = true
-			launch(listing)
-		}
+		// name its files. It is killed, not interrupted: it has written
+		// nothing, and an interrupt would wait for its key derivation.
+		cancelRestic(restic.ErrAbandoned)
+		<-ran
+		r.Log.Info("asking restic to name the files it stores: the source is not as the last backup left it")
+		listing.ListFiles = true
+		launch(listing)
 	}
 	close(locksOpen)
 	sealing := startEnvelope(hctx, t.manifestKeys(), previous.done)
@@ -253,7 +253,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	t.phases.mark("manifest")
 	// The next backup's guess: unchanged again, or, after a backup with
 	// nothing to compare with, unchanged at last (quiet.go).
-	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID, keptWhole || listing.Parent == "")
+	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID, keptWhole || listing.Parent == "", manifestState(m.Files))
 	t.phases.mark("ledger")
 	return sum, ptr.To(true), nil
 }

@@ -58,6 +58,11 @@ type ledger struct {
 	// (quiet.go), because the backup that wrote the ledger found its
 	// source unchanged or had no earlier backup to compare it with.
 	QuietNext bool `json:"quietNext,omitempty"`
+	// Source is the digest of the source as that manifest describes it
+	// (manifestState): a quiet restic is let past its lock only when the
+	// next backup's walk gives the same. Empty when a file of the
+	// manifest was taken from restic's copy.
+	Source string `json:"source,omitempty"`
 }
 
 // ledgerDirs are the directories of a restic repository the structural
@@ -150,8 +155,8 @@ func firstOf(keys []string) string {
 // succeeded on top of l's verdict: what l vouched for (a file of it lost
 // during the run is then missed by the next run) and the files in storage
 // now.
-func (l *ledger) next(now map[string]int64, snapshot, resticSnapshot string, quietNext bool) *ledger {
-	n := &ledger{Checked: l.Checked, Files: make(map[string]int64, len(now)+len(l.Files)), Manifest: snapshot, ResticSnapshot: resticSnapshot, QuietNext: quietNext}
+func (l *ledger) next(now map[string]int64, snapshot, resticSnapshot string, quietNext bool, source string) *ledger {
+	n := &ledger{Checked: l.Checked, Files: make(map[string]int64, len(now)+len(l.Files)), Manifest: snapshot, ResticSnapshot: resticSnapshot, QuietNext: quietNext, Source: source}
 	for k, size := range l.Files {
 		n.Files[k] = size
 	}
@@ -168,14 +173,14 @@ func (l *ledger) next(now map[string]int64, snapshot, resticSnapshot string, qui
 // manifest names the Snapshot whose manifest holds reusable hashes, or is
 // empty. A ledger that cannot be written costs the next backup a check,
 // not this one its success.
-func (r *Runner) writeLedger(ctx context.Context, t *target, base *ledger, manifest, resticSnapshot string, quietNext bool) {
+func (r *Runner) writeLedger(ctx context.Context, t *target, base *ledger, manifest, resticSnapshot string, quietNext bool, source string) {
 	if base == nil {
 		return
 	}
 	now, err := listLedger(ctx, t.bucket, t.resticPath)
 	if err == nil {
 		var b []byte
-		if b, err = json.Marshal(base.next(now, manifest, resticSnapshot, quietNext)); err == nil {
+		if b, err = json.Marshal(base.next(now, manifest, resticSnapshot, quietNext, source)); err == nil {
 			err = t.bucket.WriteAll(ctx, layout.LedgerKey(t.repo.Spec.Path, t.session, r.Options.Component), b, &blob.WriterOptions{ContentType: "application/json"})
 		}
 	}

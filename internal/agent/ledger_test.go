@@ -183,7 +183,7 @@ func TestLedgerAfterCheck(t *testing.T) {
 	if _, err := rc.Backup(ctx, restic.BackupOptions{Paths: []string{src}, Host: "h"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	r.writeLedger(ctx, tgt, res.base, "app-s2", "", true)
+	r.writeLedger(ctx, tgt, res.base, "app-s2", "", true, "d1")
 	written, err := readLedger(ctx, tgt.bucket, layout.LedgerKey("default/app", "nightly", "dump"))
 	if err != nil || written == nil {
 		t.Fatalf("the ledger was not written: %v", err)
@@ -195,8 +195,8 @@ func TestLedgerAfterCheck(t *testing.T) {
 	if diff := cmp.Diff(after, written.Files); diff != "" || len(after) <= len(seen) {
 		t.Errorf("the ledger after the backup is not what storage holds: -storage +ledger:\n%s", diff)
 	}
-	if written.Manifest != "app-s2" || !written.QuietNext {
-		t.Errorf("the ledger names manifest %q (quietNext %v), want app-s2's, quietNext", written.Manifest, written.QuietNext)
+	if written.Manifest != "app-s2" || !written.QuietNext || written.Source != "d1" {
+		t.Errorf("the ledger names manifest %q (quietNext %v, source %q), want app-s2's, quietNext, d1", written.Manifest, written.QuietNext, written.Source)
 	}
 	if !written.Checked.Equal(res.base.Checked) {
 		t.Errorf("the ledger's check time moved from %s to %s without a check", res.base.Checked, written.Checked)

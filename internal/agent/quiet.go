@@ -2,8 +2,13 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"slices"
+	"strings"
 
 	"github.com/stashplane/stashplane/internal/restic"
 )
@@ -28,43 +33,75 @@ import (
 // from the last backup (ledger.QuietNext): quiet when it found its source
 // unchanged, or had no parent to compare with (a first backup: most
 // sources change little from one backup to the next, and one that changes
-// every time pays for the wrong guess once). A quiet restic's lock is held (LocksAfter) until the walk and the previous
-// manifest have been compared; a source that changed since stops that
-// restic before it has written anything and starts one that names its
-// files, at the cost of the key derivation it had begun. A change
-// between the walk and restic's reading of the file shows in restic's
-// counts: the backup then lists the new snapshot's files (restic ls) and
-// takes its manifest as for any changed file.
+// every time pays for the wrong guess once). A quiet restic's lock is
+// held (LocksAfter) until the walk's digest of the source (each file's
+// path, size, times and inode) has been compared with the one the ledger
+// keeps of the source the previous manifest describes. A source that
+// changed since stops that restic before it has written anything and
+// starts one that names its files, at the cost of the walk's time: the
+// new restic's key derivation starts that much later. The digest only
+// guides the guess; what the manifest lists rests on restic's counts and
+// the sealed previous manifest. A change between the walk and restic's
+// reading of the file shows in restic's counts: the backup then lists the
+// new snapshot's files (restic ls) and takes its manifest as for any
+// changed file.
 
 // quietHinted says whether restic is started without naming its files:
 // the ledger guesses so, and restic's parent is the snapshot the ledger's
 // manifest describes.
 func quietHinted(l *ledger, parent string) bool {
-	return l != nil && l.QuietNext && l.Manifest != "" && parent != "" && parent == l.ResticSnapshot
+	return l != nil && l.QuietNext && l.Source != "" && l.Manifest != "" && parent != "" && parent == l.ResticSnapshot
 }
 
-// sourceMoved says why files, the walk's listing, is not the source prev
-// describes with parent as its restic snapshot; "" when every file is
-// there with the state prev recorded, and no other.
-func sourceMoved(files []sourceFile, prev *previousManifest, parent string) string {
-	switch {
-	case prev == nil:
-		return "no previous content manifest to take hashes from"
-	case prev.resticSnapshot != parent:
-		return fmt.Sprintf("the previous content manifest describes restic snapshot %s, not the parent %s", prev.resticSnapshot, parent)
-	case len(files) != len(prev.files):
-		return fmt.Sprintf("the source holds %d files, the previous backup %d", len(files), len(prev.files))
-	}
+// sourceState is a digest (SHA-256) of the walk's files, in path order:
+// each one's path, size, times and inode. A backup's ledger keeps that of
+// the source its manifest describes (manifestState), and the next backup's
+// walk of a source nothing touched since gives the same.
+func sourceState(files []sourceFile) string {
+	return stateDigest(len(files), func(i int) (string, int64, FileState) {
+		f := files[i]
+		return f.path, f.state.size, FileState{MTime: f.state.mtime, CTime: f.state.ctime, Inode: f.state.ino}
+	})
+}
+
+// manifestState is sourceState of the source a manifest's files describe:
+// "" when one of them has no recorded state (it was taken from restic's
+// copy) or no digest, since it would not be taken over unread.
+func manifestState(files []ManifestFile) string {
 	for _, f := range files {
-		m, ok := prev.files[f.path]
-		if !ok {
-			return fmt.Sprintf("%s is new", f.path)
-		}
-		if !unchangedSince(m, f.state) {
-			return fmt.Sprintf("%s changed", f.path)
+		if f.State == nil || f.BLAKE3 == "" || f.State.CTime == 0 || f.State.Inode == 0 {
+			return ""
 		}
 	}
-	return ""
+	return stateDigest(len(files), func(i int) (string, int64, FileState) {
+		return files[i].Path, files[i].Size, *files[i].State
+	})
+}
+
+// stateDigest hashes n entries given by at, in the order of their paths.
+func stateDigest(n int, at func(int) (string, int64, FileState)) string {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	path := func(i int) string { p, _, _ := at(i); return p }
+	if !slices.IsSortedFunc(order, func(a, b int) int { return strings.Compare(path(a), path(b)) }) {
+		slices.SortFunc(order, func(a, b int) int { return strings.Compare(path(a), path(b)) })
+	}
+	h := sha256.New()
+	var buf [32]byte
+	for _, i := range order {
+		p, size, st := at(i)
+		_, _ = io.WriteString(h, p)
+		binary.LittleEndian.PutUint64(buf[0:], uint64(size))
+		binary.LittleEndian.PutUint64(buf[8:], uint64(st.MTime))
+		binary.LittleEndian.PutUint64(buf[16:], uint64(st.CTime))
+		binary.LittleEndian.PutUint64(buf[24:], st.Inode)
+		// A NUL cannot be in a path: it ends each entry's path.
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write(buf[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // storedAsPrevious says whether restic's summary shows that it stored,

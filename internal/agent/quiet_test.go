@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
-	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/stashplane/stashplane/internal/layout"
@@ -27,12 +28,13 @@ func TestQuietHinted(t *testing.T) {
 	}{
 		{name: "NoLedger", parent: parent},
 		{name: "Changed", l: &ledger{Manifest: "s1", ResticSnapshot: parent}, parent: parent},
-		{name: "Guessed", l: &ledger{Manifest: "s1", ResticSnapshot: parent, QuietNext: true}, parent: parent, want: true},
-		{name: "NoManifest", l: &ledger{ResticSnapshot: parent, QuietNext: true}, parent: parent},
+		{name: "Guessed", l: &ledger{Manifest: "s1", ResticSnapshot: parent, QuietNext: true, Source: "d1"}, parent: parent, want: true},
+		{name: "NoSource", l: &ledger{Manifest: "s1", ResticSnapshot: parent, QuietNext: true}, parent: parent},
+		{name: "NoManifest", l: &ledger{ResticSnapshot: parent, QuietNext: true, Source: "d1"}, parent: parent},
 		// The parent was forgotten: restic picks its own, and the
 		// manifest's counts say nothing about it.
-		{name: "NoParent", l: &ledger{Manifest: "s1", ResticSnapshot: parent, QuietNext: true}},
-		{name: "OtherParent", l: &ledger{Manifest: "s1", ResticSnapshot: parent, QuietNext: true}, parent: strings.Repeat("f", 64)},
+		{name: "NoParent", l: &ledger{Manifest: "s1", ResticSnapshot: parent, QuietNext: true, Source: "d1"}},
+		{name: "OtherParent", l: &ledger{Manifest: "s1", ResticSnapshot: parent, QuietNext: true, Source: "d1"}, parent: strings.Repeat("f", 64)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, quietHinted(tc.l, tc.parent)); diff != "" {
@@ -42,33 +44,50 @@ func TestQuietHinted(t *testing.T) {
 	}
 }
 
-func TestSourceMoved(t *testing.T) {
+func TestSourceState(t *testing.T) {
 	state := fileState{size: 3, mtime: 10, ctime: 11, ino: 12}
 	entry := func(p string) ManifestFile {
 		return ManifestFile{Path: p, Size: 3, BLAKE3: "ab", State: &FileState{MTime: 10, CTime: 11, Inode: 12}}
 	}
-	prev := &previousManifest{resticSnapshot: "r1", files: map[string]ManifestFile{"/a": entry("/a"), "/b": entry("/b")}}
-	touched := state
-	touched.ctime++
+	walked := []sourceFile{{"/a", state}, {"/b", state}}
+	want := sourceState(walked)
+	if got := manifestState([]ManifestFile{entry("/a"), entry("/b")}); got != want {
+		t.Errorf("a manifest's digest is not the walk's of the same source: %s, want %s", got, want)
+	}
+	if got := sourceState([]sourceFile{walked[1], walked[0]}); got != want {
+		t.Errorf("the digest depends on the walk's order: %s, want %s", got, want)
+	}
+	changed := func(f func(*fileState)) fileState { s := state; f(&s); return s }
 	for _, tc := range []struct {
-		name   string
-		files  []sourceFile
-		prev   *previousManifest
-		parent string
-		want   string
+		name  string
+		files []sourceFile
 	}{
-		{name: "AsLeft", files: []sourceFile{{"/a", state}, {"/b", state}}, prev: prev, parent: "r1"},
-		{name: "NoPrevious", files: []sourceFile{{"/a", state}}, parent: "r1", want: "no previous content manifest to take hashes from"},
-		{name: "OtherParent", files: []sourceFile{{"/a", state}, {"/b", state}}, prev: prev, parent: "r2", want: "the previous content manifest describes restic snapshot r1, not the parent r2"},
-		{name: "FileGone", files: []sourceFile{{"/a", state}}, prev: prev, parent: "r1", want: "the source holds 1 files, the previous backup 2"},
-		{name: "FileReplaced", files: []sourceFile{{"/a", state}, {"/c", state}}, prev: prev, parent: "r1", want: "/c is new"},
-		{name: "FileChanged", files: []sourceFile{{"/a", state}, {"/b", touched}}, prev: prev, parent: "r1", want: "/b changed"},
+		{name: "FileGone", files: []sourceFile{{"/a", state}}},
+		{name: "FileAdded", files: []sourceFile{{"/a", state}, {"/b", state}, {"/c", state}}},
+		{name: "FileRenamed", files: []sourceFile{{"/a", state}, {"/c", state}}},
+		// Paths are ended, not run together: "/a" + "/b" is not "/a/" + "b".
+		{name: "PathsRunTogether", files: []sourceFile{{"/a/", state}, {"b", state}}},
+		{name: "Size", files: []sourceFile{{"/a", state}, {"/b", changed(func(s *fileState) { s.size++ })}}},
+		{name: "ModificationTime", files: []sourceFile{{"/a", state}, {"/b", changed(func(s *fileState) { s.mtime++ })}}},
+		{name: "ChangeTime", files: []sourceFile{{"/a", state}, {"/b", changed(func(s *fileState) { s.ctime++ })}}},
+		{name: "Inode", files: []sourceFile{{"/a", state}, {"/b", changed(func(s *fileState) { s.ino++ })}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, sourceMoved(tc.files, tc.prev, tc.parent)); diff != "" {
-				t.Errorf("-want +got:\n%s", diff)
+			if got := sourceState(tc.files); got == want {
+				t.Errorf("the digest of a changed source is the unchanged one's: %s", got)
 			}
 		})
+	}
+	// A manifest with a file taken from restic's copy (no state) or
+	// without a digest gives none: it is not a source to compare with.
+	copied := entry("/b")
+	copied.State = nil
+	undigested := entry("/b")
+	undigested.BLAKE3 = ""
+	for _, files := range [][]ManifestFile{{entry("/a"), copied}, {entry("/a"), undigested}} {
+		if got := manifestState(files); got != "" {
+			t.Errorf("manifestState(%+v) = %q, want none", files, got)
+		}
 	}
 }
 
@@ -110,7 +129,18 @@ func TestQuietBackup(t *testing.T) {
 	for i := range 20 {
 		writeFile(t, filepath.Join(src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%d", i)), fmt.Sprintf("content %d", i))
 	}
-	lb := newLocalBackup(t, src, logr.Discard())
+	// The agent's log says when it replaced a quiet restic: the wrapper
+	// may be stopped before it records the command.
+	var mu sync.Mutex
+	var replaced bool
+	log := funcr.New(func(_, args string) {
+		if strings.Contains(args, "asking restic to name the files it stores") {
+			mu.Lock()
+			replaced = true
+			mu.Unlock()
+		}
+	}, funcr.Options{})
+	lb := newLocalBackup(t, src, log)
 	calls := filepath.Join(t.TempDir(), "calls")
 	wrapper := filepath.Join(t.TempDir(), "restic")
 	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", calls, servers.Binary(t, "restic"))
@@ -121,12 +151,16 @@ func TestQuietBackup(t *testing.T) {
 	ctx := context.Background()
 
 	// backup runs backup i and returns restic's commands of it other than
-	// the check, each as "backup" or "backup --verbose=2", or "ls".
+	// the check, each as "backup" or "backup --verbose=2", or "ls", after
+	// "replaced" when the agent stopped a quiet restic for another.
 	backup := func(i int) []string {
 		t.Helper()
 		if err := os.WriteFile(calls, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		mu.Lock()
+		replaced = false
+		mu.Unlock()
 		if _, err := lb.run(ctx, i); err != nil {
 			t.Fatalf("backup %d: %v", i, err)
 		}
@@ -143,6 +177,16 @@ func TestQuietBackup(t *testing.T) {
 			case args[0] == "backup" || args[0] == "ls":
 				got = append(got, args[0])
 			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if replaced {
+			// The stopped restic, when it got as far as the wrapper's
+			// record, is the first.
+			if len(got) > 1 && got[0] == "backup" {
+				got = got[1:]
+			}
+			got = append([]string{"replaced"}, got...)
 		}
 		return got
 	}
@@ -193,7 +237,7 @@ func TestQuietBackup(t *testing.T) {
 
 	changed := filepath.Join(src, "d1", "f4")
 	writeFile(t, changed, "changed before the walk")
-	step("changed before the walk: the quiet restic is replaced before its lock", 3, "backup", "backup --verbose=2")
+	step("changed before the walk: the quiet restic is replaced before its lock", 3, "replaced", "backup --verbose=2")
 	step("the last backup changed files", 4, "backup --verbose=2")
 	step("unchanged again", 5, "backup")
 

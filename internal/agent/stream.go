@@ -92,7 +92,7 @@ func (r *Runner) backupStream(ctx context.Context, t *target, w statusWriter, st
 	if err := t.bucket.WriteAll(ctx, layout.ManifestKey(t.repo.Spec.Path, o.Snapshot, o.Component), b, nil); err != nil {
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
-	r.writeLedger(ctx, t, c.base, "", "", false)
+	r.writeLedger(ctx, t, c.base, "", "", false, "")
 	return sum, ptr.To(true), nil
 }
 

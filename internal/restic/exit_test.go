@@ -2,11 +2,13 @@ package restic_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -79,6 +81,54 @@ func TestExitCodes(t *testing.T) {
 			}
 			if strings.Contains(string(args), pw) || strings.Contains(string(args), "bridge-credential") {
 				t.Errorf("A credential is on restic's command line: %q", args)
+			}
+		})
+	}
+}
+
+// TestAbandoned: a run stopped by its context gets an interrupt, so that
+// restic removes its lock; one abandoned (restic.ErrAbandoned) is killed
+// without one. The stand-in records an interrupt and exits on it.
+func TestAbandoned(t *testing.T) {
+	for name, tc := range map[string]struct {
+		cause         error
+		wantInterrupt bool
+	}{
+		"Stopped":   {cause: context.Canceled, wantInterrupt: true},
+		"Abandoned": {cause: restic.ErrAbandoned, wantInterrupt: false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			bin, started, interrupted := filepath.Join(dir, "restic"), filepath.Join(dir, "started"), filepath.Join(dir, "interrupted")
+			script := fmt.Sprintf("#!/bin/sh\ntrap 'echo > %q; exit 130' INT\necho > %q\nwhile :; do sleep 0.05; done\n", interrupted, started)
+			if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r, err := restic.New(restic.Options{Binary: bin, Repository: "/nowhere", Password: "pw"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			done := make(chan error, 1)
+			go func() { _, err := r.Snapshots(ctx); done <- err }()
+			for {
+				if _, err := os.Stat(started); err == nil {
+					break
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("the stand-in ended before it was stopped: %v", err)
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			cancel(tc.cause)
+			var e *restic.Error
+			if err := <-done; !errors.As(err, &e) || e.Reason != restic.ReasonInterrupted {
+				t.Errorf("stopped with cause %v: %v, want an error with reason %s", tc.cause, err, restic.ReasonInterrupted)
+			}
+			_, err = os.Stat(interrupted)
+			if diff := cmp.Diff(tc.wantInterrupt, err == nil); diff != "" {
+				t.Errorf("restic was interrupted (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -52,6 +52,13 @@ var reasonOfExit = map[int]string{
 	130: ReasonInterrupted,
 }
 
+// ErrAbandoned, as the cause its context is cancelled with
+// (context.WithCancelCause), has a run killed at once rather than
+// interrupted: for a restic that cannot have written anything yet, such
+// as one whose lock its caller still holds back, and whose interrupt
+// would wait for its key derivation to end.
+var ErrAbandoned = errors.New("the restic run was abandoned")
+
 // Error is a failed restic run.
 type Error struct {
 	// Op is the restic command, such as "backup".
@@ -205,8 +212,14 @@ func (r *Restic) runStreams(ctx context.Context, op string, args []string, stdin
 	cmd := exec.CommandContext(ctx, r.opts.Binary, all...)
 	cmd.Env = r.env()
 	// Stopped by its context, restic gets an interrupt first, so that it
-	// removes its lock, and is killed only if it does not exit.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	// removes its lock, and is killed only if it does not exit; a run
+	// abandoned (ErrAbandoned) is killed at once.
+	cmd.Cancel = func() error {
+		if errors.Is(context.Cause(ctx), ErrAbandoned) {
+			return cmd.Process.Kill()
+		}
+		return cmd.Process.Signal(syscall.SIGINT)
+	}
 	cmd.WaitDelay = 15 * time.Second
 	var stderr tailBuffer
 	cmd.Stderr = &stderr
