@@ -194,6 +194,17 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		launch(listing)
 	}
 	close(locksOpen)
+	var body *manifestBody
+	if !listing.ListFiles {
+		// Most likely restic stores the previous manifest's files
+		// unchanged: their part of the new manifest is made meanwhile.
+		body = startManifestBody(func() []ManifestFile {
+			if p := previous.wait(); p != nil {
+				return p.list
+			}
+			return nil
+		})
+	}
 	sealing := startEnvelope(hctx, t.manifestKeys(), previous.done)
 	hashing := startHashing(hctx, files, previous.wait)
 	run := <-ran
@@ -211,13 +222,19 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, nil, err
 	}
 	hashes := hashing.wait()
-	keptWhole := storedAsPrevious(sum, hashing.previous, listing.Parent)
-	stored, unchangedPaths, serr := r.storedFiles(ctx, rc, listing.ListFiles, keptWhole, sum, hashing.previous)
 	var manifestFiles []ManifestFile
-	merr := serr
-	if merr == nil {
-		unchanged := unchangedSincePrevious(hashing.previous, listing.Parent, unchangedPaths)
-		manifestFiles, merr = settleManifest(ctx, files, hashes, stored, unchanged, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
+	var merr error
+	keptWhole := storedAsPrevious(sum, hashing.previous, listing.Parent)
+	if keptWhole {
+		// restic stored the previous manifest's files, each unchanged
+		// (quiet.go): its entries are this manifest's.
+		manifestFiles = hashing.previous.list
+	} else {
+		var stored, unchangedPaths []string
+		if stored, unchangedPaths, merr = r.storedFiles(ctx, rc, listing.ListFiles, sum); merr == nil {
+			unchanged := unchangedSincePrevious(hashing.previous, listing.Parent, unchangedPaths)
+			manifestFiles, merr = settleManifest(ctx, files, hashes, stored, unchanged, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
+		}
 	}
 	t.phases.mark("hashes")
 	if hashing.carried > 0 {
@@ -242,7 +259,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), merr
 	}
 	m := newManifest(o.Snapshot, o.Component, sum.SnapshotID, o.Paths, state.Start, manifestFiles)
-	b, err := m.encodeSealed(sealing)
+	b, err := m.encodeSealedWith(sealing, body)
 	if err != nil {
 		return sum, ptr.To(true), err
 	}

@@ -218,7 +218,7 @@ func (r *Runner) openPrevious(ctx context.Context, t *target, l *ledger) *pendin
 		for _, f := range m.Files {
 			files[f.Path] = f
 		}
-		p.m = &previousManifest{files: files, resticSnapshot: m.ResticSnapshot}
+		p.m = &previousManifest{files: files, list: m.Files, resticSnapshot: m.ResticSnapshot}
 	}()
 	return p
 }
@@ -241,6 +241,8 @@ func (p *pendingPrevious) wait() *previousManifest {
 type previousManifest struct {
 	// files by path.
 	files map[string]ManifestFile
+	// list are the same files in the manifest's order.
+	list []ManifestFile
 	// resticSnapshot is the restic snapshot the manifest describes, as
 	// sealed in it.
 	resticSnapshot string

@@ -199,26 +199,128 @@ func startEnvelope(ctx context.Context, keys *manifestKeys, after <-chan struct{
 
 // encodeSealed writes the manifest into s, which it uses up.
 func (m *Manifest) encodeSealed(s *envelope) ([]byte, error) {
+	return m.encodeSealedWith(s, nil)
+}
+
+// encodeSealedWith is encodeSealed taking the manifest's files from body
+// when body holds them, in the manifest's order. The gzip stream is then
+// two members, the manifest up to its files and body's, which a gzip
+// reader reads as one.
+func (m *Manifest) encodeSealedWith(s *envelope, body *manifestBody) ([]byte, error) {
 	<-s.done
 	if s.err != nil {
 		return nil, s.err
 	}
-	// The fastest level: a manifest is written after restic has finished,
-	// while the run waits for it, and is small beside the data.
-	zw, err := gzip.NewWriterLevel(s.w, gzip.BestSpeed)
-	if err != nil {
-		return nil, fmt.Errorf("cannot compress the manifest: %w", err)
-	}
-	if err := json.NewEncoder(zw).Encode(m); err != nil {
+	if b := body.of(m.Files); b != nil {
+		head, err := m.head()
+		if err == nil {
+			err = compressInto(s.w, func(w io.Writer) error { _, err := w.Write(head); return err })
+		}
+		if err == nil {
+			_, err = s.w.Write(b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cannot encode the manifest: %w", err)
+		}
+	} else if err := compressInto(s.w, func(w io.Writer) error { return json.NewEncoder(w).Encode(m) }); err != nil {
 		return nil, fmt.Errorf("cannot encode the manifest: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("cannot compress the manifest: %w", err)
 	}
 	if err := s.w.Close(); err != nil {
 		return nil, fmt.Errorf("cannot seal the manifest: %w", err)
 	}
 	return s.buf.Bytes(), nil
+}
+
+// compressInto writes a gzip member of what write gives to w.
+func compressInto(w io.Writer, write func(io.Writer) error) error {
+	// The fastest level: a manifest is written after restic has finished,
+	// while the run waits for it, and is small beside the data.
+	zw, err := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	if err != nil {
+		return err
+	}
+	if err := write(zw); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+// filesTail is how the JSON of a manifest without files ends: its files
+// are its last field.
+var filesTail = []byte(`"files":null}`)
+
+// head is the manifest's JSON up to its files: the object opened, every
+// other field, and a comma.
+func (m *Manifest) head() ([]byte, error) {
+	bare := *m
+	bare.Files = nil
+	b, err := json.Marshal(&bare)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasSuffix(b, filesTail) {
+		return nil, errors.New("the manifest's files are not its last field")
+	}
+	return b[:len(b)-len(filesTail)], nil
+}
+
+// manifestBody is a manifest's files, encoded and compressed while the
+// backup still runs: the files key, the array and the object's end, as a
+// gzip member of their own. A backup that finds restic stored the
+// previous manifest's files unchanged (quiet.go) seals them without
+// encoding them after restic.
+type manifestBody struct {
+	done  chan struct{}
+	files []ManifestFile
+	b     []byte
+}
+
+// startManifestBody encodes the files files gives, when it gives any, in
+// the background.
+func startManifestBody(files func() []ManifestFile) *manifestBody {
+	body := &manifestBody{done: make(chan struct{})}
+	go func() {
+		defer close(body.done)
+		fs := files()
+		if len(fs) == 0 {
+			return
+		}
+		var buf bytes.Buffer
+		err := compressInto(&buf, func(w io.Writer) error {
+			if _, err := io.WriteString(w, `"files":`); err != nil {
+				return err
+			}
+			if err := json.NewEncoder(w).Encode(fs); err != nil {
+				return err
+			}
+			_, err := io.WriteString(w, "}\n")
+			return err
+		})
+		if err == nil {
+			body.files, body.b = fs, buf.Bytes()
+		}
+	}()
+	return body
+}
+
+// of is the encoded body when it holds files, path for path; nil
+// otherwise, or for a nil body.
+func (body *manifestBody) of(files []ManifestFile) []byte {
+	if body == nil {
+		return nil
+	}
+	<-body.done
+	if body.b == nil || len(body.files) != len(files) {
+		return nil
+	}
+	for i, f := range files {
+		g := body.files[i]
+		if f.Path != g.Path || f.Size != g.Size || f.BLAKE3 != g.BLAKE3 || f.SHA256 != g.SHA256 ||
+			(f.State == nil) != (g.State == nil) || f.State != nil && *f.State != *g.State {
+			return nil
+		}
+	}
+	return body.b
 }
 
 // maxManifest bounds a decompressed manifest (about ten million files).

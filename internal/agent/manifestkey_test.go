@@ -3,11 +3,14 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +243,82 @@ func TestBackupDerivesOneManifestKey(t *testing.T) {
 	}
 	if got := sealArgs(t, b); cmp.Equal(got, salts[0]) {
 		t.Errorf("the first backups of two repositories drew the same salt: %q", got)
+	}
+}
+
+// TestManifestBody: a manifest whose files were encoded ahead (a gzip
+// member of their own after the rest) reads back as the one encoded in
+// one piece; a body that does not hold the manifest's files, entry for
+// entry, is not used.
+func TestManifestBody(t *testing.T) {
+	keys := newManifestKeys("pw")
+	files := []ManifestFile{
+		{Path: "/data/a", Size: 1, BLAKE3: sum("a"), State: &FileState{MTime: 1, CTime: 2, Inode: 3}},
+		{Path: "/data/b", Size: 2, BLAKE3: sum("b")},
+	}
+	m := newManifest("app-s2", "dump", "0123abcd", []string{"/data"}, time.Now(), files)
+	decode := func(b []byte) *Manifest {
+		t.Helper()
+		got, err := decodeManifest(bytes.NewReader(b), keys, "app-s2", "dump")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	whole, err := m.encode(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := slices.Clone(files)
+	other[1].State = &FileState{MTime: 1, CTime: 2, Inode: 4}
+	for name, tc := range map[string]struct {
+		files     []ManifestFile
+		wantParts int
+	}{
+		"SameFiles":  {files: files, wantParts: 2},
+		"OtherState": {files: other, wantParts: 1},
+		"Fewer":      {files: files[:1], wantParts: 1},
+		"None":       {files: nil, wantParts: 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			body := startManifestBody(func() []ManifestFile { return tc.files })
+			b, err := m.encodeSealedWith(startEnvelope(context.Background(), keys, nil), body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(decode(whole), decode(b)); diff != "" {
+				t.Errorf("-in one piece +with the body:\n%s", diff)
+			}
+			if got := gzipMembers(t, b, keys); got != tc.wantParts {
+				t.Errorf("the manifest is %d gzip members, want %d", got, tc.wantParts)
+			}
+		})
+	}
+}
+
+// gzipMembers counts the gzip members of a sealed manifest.
+func gzipMembers(t *testing.T, b []byte, keys *manifestKeys) int {
+	t.Helper()
+	plain, err := age.Decrypt(bytes.NewReader(b), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(plain)
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		zr.Multistream(false)
+		if _, err := io.Copy(io.Discard, zr); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if err := zr.Reset(br); err == io.EOF {
+			return n
+		} else if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

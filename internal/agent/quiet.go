@@ -112,21 +112,13 @@ func storedAsPrevious(sum *restic.BackupSummary, prev *previousManifest, parent 
 }
 
 // storedFiles are the regular files the backup's restic snapshot holds,
-// and those of them restic found unchanged against the parent. restic
-// named them when listed; a quiet restic that stored the previous
-// manifest's files unchanged (keptWhole) stored that manifest's files;
-// after any other quiet run restic lists the snapshot.
-func (r *Runner) storedFiles(ctx context.Context, rc *restic.Restic, listed, keptWhole bool, sum *restic.BackupSummary, prev *previousManifest) (stored, unchanged []string, err error) {
-	switch {
-	case listed:
+// and those of them restic found unchanged against the parent: restic
+// named them when listed; after a quiet run that did not store the
+// previous manifest's files unchanged (storedAsPrevious), restic lists
+// the snapshot.
+func (r *Runner) storedFiles(ctx context.Context, rc *restic.Restic, listed bool, sum *restic.BackupSummary) (stored, unchanged []string, err error) {
+	if listed {
 		return sum.Files, sum.Unchanged, nil
-	case keptWhole:
-		paths := make([]string, 0, len(prev.files))
-		for p := range prev.files {
-			paths = append(paths, p)
-		}
-		slices.Sort(paths)
-		return paths, paths, nil
 	}
 	r.Log.Info("listing the files of the backup's restic snapshot: restic's counts show the source changed while it ran",
 		"new", sum.FilesNew, "changed", sum.FilesChanged, "unchanged", sum.FilesUnmodified)

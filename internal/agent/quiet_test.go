@@ -223,12 +223,29 @@ func TestQuietBackup(t *testing.T) {
 			t.Errorf("backup %d's manifest is not the source's content: -source +manifest:\n%s", i, diff)
 		}
 	}
+	// parts is the number of gzip members of backup i's manifest: two when
+	// its files were encoded while restic ran.
+	parts := func(i int) int {
+		t.Helper()
+		b, err := lb.bucket.ReadAll(ctx, layout.ManifestKey(lb.repo.Spec.Path, fmt.Sprintf("app-%d", i), "dump"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gzipMembers(t, b, newManifestKeys("local"))
+	}
 	step := func(name string, i int, want ...string) {
 		t.Helper()
 		if diff := cmp.Diff(want, backup(i)); diff != "" {
 			t.Errorf("%s (backup %d): restic's runs, -want +got:\n%s", name, i, diff)
 		}
 		holds(i)
+		wantParts := 1
+		if cmp.Equal(want, []string{"backup"}) {
+			wantParts = 2
+		}
+		if got := parts(i); got != wantParts {
+			t.Errorf("%s (backup %d): the manifest is %d gzip members, want %d", name, i, got, wantParts)
+		}
 	}
 
 	step("the first backup", 0, "backup --verbose=2")
