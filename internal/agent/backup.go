@@ -126,12 +126,12 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	if walk == nil {
 		walk = walkSource
 	}
-	walked, locksOpen := make(chan struct{}), make(chan struct{})
+	walked, locks := make(chan struct{}), newLockGate()
 	go func() {
 		defer close(walked)
 		files, walkErr = walk(o.Paths, o.Exclude)
 	}()
-	t.locksAfter = locksOpen
+	t.locksAfter = locks.current
 	rc, stop, err := r.resticFor(ctx, t, errs)
 	if err != nil {
 		return nil, nil, err
@@ -189,11 +189,13 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		// nothing, and an interrupt would wait for its key derivation.
 		cancelRestic(restic.ErrAbandoned)
 		<-ran
+		// Its lock, when the bridge holds it, is never written.
+		locks.renew()
 		r.Log.Info("asking restic to name the files it stores: the source is not as the last backup left it")
 		listing.ListFiles = true
 		launch(listing)
 	}
-	close(locksOpen)
+	locks.open()
 	var body *manifestBody
 	if !listing.ListFiles {
 		// Most likely restic stores the previous manifest's files

@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/stashplane/stashplane/internal/restic"
 )
@@ -105,10 +106,24 @@ func stateDigest(n int, at func(int) (string, int64, FileState)) string {
 }
 
 // storedAsPrevious says whether restic's summary shows that it stored,
-// against parent, exactly the files of prev, each unchanged.
+// against parent, exactly the files of prev, each unchanged. When restic
+// named its files, they must be prev's too.
 func storedAsPrevious(sum *restic.BackupSummary, prev *previousManifest, parent string) bool {
-	return sum != nil && prev != nil && parent != "" && prev.resticSnapshot == parent &&
-		sum.FilesNew == 0 && sum.FilesChanged == 0 && sum.FilesUnmodified == uint64(len(prev.files))
+	if sum == nil || prev == nil || parent == "" || prev.resticSnapshot != parent ||
+		sum.FilesNew != 0 || sum.FilesChanged != 0 || sum.FilesUnmodified != uint64(len(prev.files)) {
+		return false
+	}
+	if sum.Files != nil {
+		if len(sum.Files) != len(prev.files) {
+			return false
+		}
+		for _, p := range sum.Files {
+			if _, ok := prev.files[p]; !ok {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // storedFiles are the regular files the backup's restic snapshot holds,
@@ -120,11 +135,44 @@ func (r *Runner) storedFiles(ctx context.Context, rc *restic.Restic, listed bool
 	if listed {
 		return sum.Files, sum.Unchanged, nil
 	}
-	r.Log.Info("listing the files of the backup's restic snapshot: restic's counts show the source changed while it ran",
+	r.Log.Info("listing the files of the backup's restic snapshot: restic's counts do not show the previous manifest's files stored unchanged (the source changed while restic ran, or there is no previous manifest for its parent)",
 		"new", sum.FilesNew, "changed", sum.FilesChanged, "unchanged", sum.FilesUnmodified)
 	stored, err = rc.Files(ctx, sum.SnapshotID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot list the files of restic snapshot %s for the content manifest: %w", sum.SnapshotID, err)
 	}
 	return stored, nil, nil
+}
+
+// lockGate holds the lock files of a backup's restic back until it is
+// opened (bridge.Options.LocksAfter). renew abandons the locks held so
+// far, those of a restic that was killed: they wait on a gate that never
+// opens, and later ones on a new one.
+type lockGate struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newLockGate() *lockGate { return &lockGate{ch: make(chan struct{})} }
+
+// current is the gate a lock arriving now waits on.
+func (g *lockGate) current() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ch
+}
+
+// renew gives the locks that arrive from now on a gate of their own.
+func (g *lockGate) renew() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ch = make(chan struct{})
+}
+
+// open lets the locks through that wait on the current gate, and those
+// that come later.
+func (g *lockGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.ch)
 }

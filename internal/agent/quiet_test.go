@@ -3,15 +3,18 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr/funcr"
 	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob"
 
 	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/restic"
@@ -108,6 +111,9 @@ func TestStoredAsPrevious(t *testing.T) {
 		{name: "NoParent", sum: &restic.BackupSummary{FilesUnmodified: 2}, prev: &previousManifest{files: prev.files}},
 		{name: "NoPrevious", sum: &restic.BackupSummary{}, parent: "r1"},
 		{name: "NoSummary", prev: prev, parent: "r1"},
+		{name: "NamedTheSame", sum: &restic.BackupSummary{FilesUnmodified: 2, Files: []string{"/b", "/a"}}, prev: prev, parent: "r1", want: true},
+		{name: "NamedOthers", sum: &restic.BackupSummary{FilesUnmodified: 2, Files: []string{"/a", "/c"}}, prev: prev, parent: "r1"},
+		{name: "NamedFewer", sum: &restic.BackupSummary{FilesUnmodified: 2, Files: []string{"/a"}}, prev: prev, parent: "r1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, storedAsPrevious(tc.sum, tc.prev, tc.parent)); diff != "" {
@@ -254,9 +260,28 @@ func TestQuietBackup(t *testing.T) {
 
 	changed := filepath.Join(src, "d1", "f4")
 	writeFile(t, changed, "changed before the walk")
-	step("changed before the walk: the quiet restic is replaced before its lock", 3, "replaced", "backup --verbose=2")
+	step("changed before the walk: the quiet restic is replaced", 3, "replaced", "backup --verbose=2")
 	step("the last backup changed files", 4, "backup --verbose=2")
 	step("unchanged again", 5, "backup")
+	// A walk slower than restic's start: the quiet restic is killed while
+	// the bridge holds its lock, which is never written.
+	writeFile(t, changed, "changed again before the walk")
+	lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
+		files, err := walkSource(paths, exclude)
+		time.Sleep(3 * time.Second)
+		return files, err
+	}
+	step("changed before a slow walk: the quiet restic is replaced at its lock", 50, "replaced", "backup --verbose=2")
+	lb.r.walk = nil
+	repo := layout.ResticPrefix(lb.repo.Spec.Path, "nightly", "dump")
+	if _, err := lb.bucket.List(&blob.ListOptions{Prefix: repo + "keys/"}).Next(ctx); err != nil {
+		t.Fatalf("cannot list the restic repository %s: %v", repo, err)
+	}
+	if lock, err := lb.bucket.List(&blob.ListOptions{Prefix: repo + "locks/"}).Next(ctx); err != io.EOF {
+		t.Errorf("a lock is left after the backups: %+v (%v)", lock, err)
+	}
+	step("the last backup changed files", 51, "backup --verbose=2")
+	step("unchanged again", 52, "backup")
 
 	// A change after the walk, before restic reads the file: the walk saw
 	// the source as the manifest left it, restic's counts show the change.

@@ -86,9 +86,9 @@ type target struct {
 	healing *storagev1alpha1.ComponentHealing
 	// phases times the run's steps for its last log line.
 	phases *phases
-	// locksAfter, when not nil, holds restic's locks until it is closed
+	// locksAfter, when not nil, holds restic's locks back
 	// (bridge.Options.LocksAfter).
-	locksAfter <-chan struct{}
+	locksAfter func() <-chan struct{}
 	// localRoot is the root of a local storage mounted in this container,
 	// or "" for a storage reached over the network or through the broker.
 	localRoot string

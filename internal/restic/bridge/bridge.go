@@ -69,12 +69,16 @@ type Options struct {
 	// (a few percent of a backup) to catch a bug between restic and the
 	// bucket early.
 	VerifyUploads bool
-	// LocksAfter, when not nil, holds every lock file restic writes until
-	// it is closed. restic takes its lock before it reads any source file,
-	// so a backup's caller can let restic start (its key derivation, its
-	// index) while it still looks at the source itself, and be sure it
-	// looked first.
-	LocksAfter <-chan struct{}
+	// LocksAfter, when not nil, is asked for a channel as each lock
+	// file restic writes arrives, and that lock is written once the
+	// channel is closed. restic takes its lock before it reads any
+	// source file, so a backup's caller can let restic start (its key
+	// derivation, its index) while it still looks at the source itself,
+	// and be sure it looked first. A caller that kills such a restic
+	// hands later locks a new channel: the dead run's lock waits on one
+	// that never closes and is never written, however late the server
+	// notices that its client is gone.
+	LocksAfter func() <-chan struct{}
 }
 
 // Handler serves one repository: the bucket's objects under its prefix.
@@ -384,16 +388,18 @@ func (h *Handler) save(w http.ResponseWriter, r *http.Request, typ, k string) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// saveLockAfter writes a lock file once LocksAfter is closed. Its body
-// (restic's are under 1 KiB) is read first: only then does the server
-// notice a client that goes away, which ends the request's context.
+// saveLockAfter writes a lock file once the channel LocksAfter gave for
+// it is closed. Its body (restic's are under 1 KiB) is read first: only
+// then does the server notice a client that goes away, which ends the
+// request's context.
 func (h *Handler) saveLockAfter(w http.ResponseWriter, r *http.Request, k string) {
+	gate := h.opts.LocksAfter()
 	body, ok := h.readSmall(w, r, k)
 	if !ok {
 		return
 	}
 	select {
-	case <-h.opts.LocksAfter:
+	case <-gate:
 	case <-r.Context().Done():
 	}
 	if r.Context().Err() != nil {

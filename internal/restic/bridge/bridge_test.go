@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,14 +318,22 @@ func TestInitRace(t *testing.T) {
 }
 
 // TestLocksAfter: with LocksAfter, a lock file is written only once the
-// channel is closed, while other files are written at once; a lock
-// request its client gave up on while it waited writes nothing.
+// channel given for it is closed, while other files are written at once;
+// a lock request its client gave up on while it waited writes nothing,
+// and neither does one whose channel was replaced before it closed, when
+// a later one's opens.
 func TestLocksAfter(t *testing.T) {
 	ctx := context.Background()
 	b := memblob.OpenBucket(nil)
 	defer func() { _ = b.Close() }()
-	open := make(chan struct{})
-	srv := httptest.NewServer(NewHandler(b, "u", "p", Options{Log: logr.Discard(), LocksAfter: open}))
+	var mu sync.Mutex
+	gate := make(chan struct{})
+	current := func() <-chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		return gate
+	}
+	srv := httptest.NewServer(NewHandler(b, "u", "p", Options{Log: logr.Discard(), LocksAfter: current}))
 	defer srv.Close()
 	post := func(ctx context.Context, path, body string) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+path, strings.NewReader(body))
@@ -354,6 +363,16 @@ func TestLocksAfter(t *testing.T) {
 	if err := post(ctx, "/snapshots/"+hashName("snap"), "snap"); err != nil {
 		t.Fatal(err)
 	}
+	// A lock whose gate is replaced (its run was abandoned) while its
+	// client still waits.
+	lock3 := strings.Repeat("3", 64)
+	abandonedCtx, abandon := context.WithCancel(ctx)
+	abandoned := make(chan error, 1)
+	go func() { abandoned <- post(abandonedCtx, "/locks/"+lock3, "abandoned") }()
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	gate = make(chan struct{})
+	mu.Unlock()
 	waiting := make(chan error, 1)
 	go func() { waiting <- post(ctx, "/locks/"+lock2, "lock") }()
 	select {
@@ -361,9 +380,20 @@ func TestLocksAfter(t *testing.T) {
 		t.Fatalf("a lock was written before LocksAfter was closed (%v)", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(open)
+	mu.Lock()
+	close(gate)
+	mu.Unlock()
 	if err := <-waiting; err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case err := <-abandoned:
+		t.Fatalf("the lock of an abandoned run was answered when a later gate opened (%v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	abandon()
+	if err := <-abandoned; err == nil {
+		t.Errorf("the lock of an abandoned run was written")
 	}
 	want := map[string]string{"snapshots/" + hashName("snap"): "snap", "locks/" + lock2: "lock"}
 	if diff := cmp.Diff(want, objects(t, b)); diff != "" {
