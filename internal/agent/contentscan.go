@@ -120,8 +120,14 @@ func startHashing(ctx context.Context, files []sourceFile, previous func() *prev
 // manifest recorded as m: the same size, times and inode. Without a
 // change time or inode (a platform that gives none) nothing is.
 func unchangedSince(m ManifestFile, now fileState) bool {
-	return m.State != nil && m.BLAKE3 != "" && now.ctime != 0 && now.ino != 0 &&
-		m.Size == now.size && *m.State == (FileState{MTime: now.mtime, CTime: now.ctime, Inode: now.ino})
+	return reusable(m) && m.Size == now.size && *m.State == (FileState{MTime: now.mtime, CTime: now.ctime, Inode: now.ino})
+}
+
+// reusable says whether a manifest entry can be taken over by a later
+// backup without reading its file: it has a BLAKE3 digest and a recorded
+// state with a change time and inode.
+func reusable(m ManifestFile) bool {
+	return m.State != nil && m.BLAKE3 != "" && m.State.CTime != 0 && m.State.Inode != 0
 }
 
 // wait returns the hashes once every file has been hashed.

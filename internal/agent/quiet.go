@@ -70,7 +70,7 @@ func sourceState(files []sourceFile) string {
 // copy) or no digest, since it would not be taken over unread.
 func manifestState(files []ManifestFile) string {
 	for _, f := range files {
-		if f.State == nil || f.BLAKE3 == "" || f.State.CTime == 0 || f.State.Inode == 0 {
+		if !reusable(f) {
 			return ""
 		}
 	}
