@@ -157,7 +157,9 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	listing := opts
 	listing.Parent = resticParent(ctx, t, l)
 	// restic names every file it stores only when asked (see quiet.go).
-	listing.ListFiles = !quietHinted(l, listing.Parent)
+	hinted := quietHinted(l, listing.Parent)
+	listable := listableSource(o.Paths, o.Exclude)
+	listing.ListFiles = !quietGuess(l, hinted, listable)
 	ran := make(chan backupRun, 1)
 	var cancelRestic context.CancelCauseFunc
 	stopRestic := func() { cancelRestic(context.Canceled) }
@@ -181,12 +183,14 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	// walk restic's lock waits for, and the new one is sealed under the
 	// key that opened it: one key derivation a run.
 	previous := r.openPrevious(hctx, t, l)
-	if !listing.ListFiles && sourceState(files) != l.Source {
-		// A quiet restic is let past its lock only for a source the walk
-		// found as the previous manifest describes it; for any other it
-		// is stopped before it has written anything, and run again to
-		// name its files. It is killed, not interrupted: it has written
-		// nothing, and an interrupt would wait for its key derivation.
+	sameSource := hinted && sourceState(files) == l.Source
+	if !listing.ListFiles && !listable && !sameSource {
+		// A quiet restic of a source with exclude patterns is let past
+		// its lock only for a source the walk found as the previous
+		// manifest describes it; for any other it is stopped before it
+		// has written anything, and run again to name its files. It is
+		// killed, not interrupted: it has written nothing, and an
+		// interrupt would wait for its key derivation.
 		cancelRestic(restic.ErrAbandoned)
 		<-ran
 		// Its lock, when the bridge holds it, is never written.
@@ -197,7 +201,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	}
 	locks.open()
 	var body *manifestBody
-	if !listing.ListFiles {
+	if !listing.ListFiles && sameSource {
 		// Most likely restic stores the previous manifest's files
 		// unchanged: their part of the new manifest is made meanwhile.
 		body = startManifestBody(func() []ManifestFile {
@@ -227,11 +231,19 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	var manifestFiles []ManifestFile
 	var merr error
 	keptWhole := storedAsPrevious(sum, hashing.previous, listing.Parent)
-	if keptWhole {
+	var listedWhole bool
+	switch {
+	case keptWhole:
 		// restic stored the previous manifest's files, each unchanged
 		// (quiet.go): its entries are this manifest's.
 		manifestFiles = hashing.previous.list
-	} else {
+	case !listing.ListFiles && listable:
+		// restic stored as many files as the walk listed, and none of
+		// them moved from the walk until now (quiet.go): the walk's
+		// files, as hashed, are this manifest's.
+		manifestFiles, listedWhole = storedAsListed(sum, files, hashes)
+	}
+	if !keptWhole && !listedWhole {
 		var stored, unchangedPaths []string
 		if stored, unchangedPaths, merr = r.storedFiles(ctx, rc, listing.ListFiles, sum); merr == nil {
 			unchanged := unchangedSincePrevious(hashing.previous, listing.Parent, unchangedPaths)
@@ -270,9 +282,11 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return sum, ptr.To(true), fmt.Errorf("cannot write the content manifest: %w", err)
 	}
 	t.phases.mark("manifest")
-	// The next backup's guess: unchanged again, or, after a backup with
-	// nothing to compare with, unchanged at last (quiet.go).
-	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID, keptWhole || listing.Parent == "", manifestState(m.Files))
+	// The next backup's guess (quiet.go): unchanged again, held still
+	// again, or, after a backup with nothing to compare with, unchanged
+	// at last.
+	heldStill := listedWhole || (listing.ListFiles && listable && namedAsListed(sum.Files, files, hashes))
+	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID, keptWhole || heldStill || listing.Parent == "", manifestState(m.Files))
 	t.phases.mark("ledger")
 	return sum, ptr.To(true), nil
 }

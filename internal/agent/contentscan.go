@@ -32,9 +32,9 @@ import (
 //
 // Which files the manifest lists is restic's say, not the walk's: restic
 // names every file it stores, new, changed or unchanged, on its output
-// (--verbose=2), or, for a source the last backup found unchanged, its
-// counts vouch that it stored the previous manifest's files as they were
-// (quiet.go). A file the
+// (--verbose=2), or its counts vouch that it stored the previous
+// manifest's files as they were, or the walk's files as the hasher read
+// them (quiet.go). A file the
 // snapshot does not hold is left out, since restic did not store it, and a
 // file the snapshot holds but the walk did not see (created while the
 // backup ran) is hashed from restic's copy like a changed one. A live

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -47,9 +49,100 @@ import (
 // new snapshot's files (restic ls) and takes its manifest as for any
 // changed file.
 
-// quietHinted says whether restic is started without naming its files:
-// the ledger guesses so, and restic's parent is the snapshot the ledger's
-// manifest describes.
+// A source restic is asked to back up as the walk lists it (no exclude
+// patterns, clean paths: listableSource) has a second way to vouch for a
+// quiet run, parent or not. restic stores every regular file it finds and
+// counts each once, as new, changed or unchanged; it exits with an error
+// for one it could not read. When every file the walk listed still has the
+// state (size, times, inode) the walk saw, from before restic's first read
+// until after its last, restic found each of them, and when it counts as
+// many files as the walk listed it stored no other: the snapshot holds
+// exactly the walk's files, and a file that held still over the run, as
+// the hasher read it, is what restic stored (contentscan.go). So a first
+// backup, and any backup of a source that holds still while it runs,
+// needs no line per file (storedAsListed). Such a source is guessed quiet
+// unless its last backup saw it move during the run (a live database, for
+// one): its files are then listed by restic ls, one more key derivation,
+// and the next backup names its files again.
+
+// quietGuess says whether restic is started without naming its files: for
+// a listable source, unless the last backup saw it move during its run;
+// for any other, when quietHinted.
+func quietGuess(l *ledger, hinted, listable bool) bool {
+	if !listable {
+		return hinted
+	}
+	return l == nil || l.QuietNext
+}
+
+// listableSource says whether the walk of paths lists exactly the files
+// restic backs up, by the same names: no exclude patterns (the walk's
+// matching is not restic's), and each path clean, as restic names what it
+// stores.
+func listableSource(paths, exclude []string) bool {
+	if len(exclude) > 0 {
+		return false
+	}
+	for _, p := range paths {
+		if filepath.Clean(p) != p {
+			return false
+		}
+	}
+	return true
+}
+
+// storedAsListed gives the manifest's files of a quiet run when restic's
+// counts and the files' states show that restic stored exactly the walk's
+// files, each as the hasher read it; false otherwise, and the snapshot's
+// files must then be listed.
+func storedAsListed(sum *restic.BackupSummary, files []sourceFile, hashes []hashed) ([]ManifestFile, bool) {
+	if sum == nil || sum.FilesNew+sum.FilesChanged+sum.FilesUnmodified != uint64(len(files)) {
+		return nil, false
+	}
+	out := make([]ManifestFile, len(files))
+	for i, f := range files {
+		// The walk's list is sorted: a path listed twice (overlapping
+		// paths) would be counted once by restic.
+		if i > 0 && files[i-1].path == f.path {
+			return nil, false
+		}
+		if h := hashes[i]; h.err != nil || !h.stable {
+			return nil, false
+		}
+		if now, err := os.Lstat(f.path); err != nil || stateOf(now) != f.state {
+			return nil, false
+		}
+		out[i] = hashes[i].file
+	}
+	return out, true
+}
+
+// namedAsListed says whether the files restic named are the walk's and
+// the hasher found each as the walk did: a source that held still over a
+// run that named its files, and may be backed up quietly the next time.
+func namedAsListed(named []string, files []sourceFile, hashes []hashed) bool {
+	if len(named) != len(files) {
+		return false
+	}
+	listed := make(map[string]bool, len(files))
+	for i, f := range files {
+		if hashes[i].err != nil || !hashes[i].stable {
+			return false
+		}
+		listed[f.path] = true
+	}
+	for _, p := range named {
+		if !listed[p] {
+			return false
+		}
+		delete(listed, p)
+	}
+	return len(listed) == 0
+}
+
+// quietHinted says whether a source with exclude patterns is backed up
+// without naming its files: the ledger guesses so, and restic's parent is
+// the snapshot the ledger's manifest describes.
 func quietHinted(l *ledger, parent string) bool {
 	return l != nil && l.QuietNext && l.Source != "" && l.Manifest != "" && parent != "" && parent == l.ResticSnapshot
 }
@@ -135,7 +228,7 @@ func (r *Runner) storedFiles(ctx context.Context, rc *restic.Restic, listed bool
 	if listed {
 		return sum.Files, sum.Unchanged, nil
 	}
-	r.Log.Info("listing the files of the backup's restic snapshot: restic's counts do not show the previous manifest's files stored unchanged (the source changed while restic ran, or there is no previous manifest for its parent)",
+	r.Log.Info("listing the files of the backup's restic snapshot: restic's counts do not show that it stored the previous manifest's files unchanged or the walk's files as they were (the source changed while restic ran)",
 		"new", sum.FilesNew, "changed", sum.FilesChanged, "unchanged", sum.FilesUnmodified)
 	stored, err = rc.Files(ctx, sum.SnapshotID)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -123,174 +124,361 @@ func TestStoredAsPrevious(t *testing.T) {
 	}
 }
 
-// TestQuietBackup runs backups of one source with real restic, through a
-// wrapper that records each restic command line, and checks when restic
-// is asked to name its files and that every manifest holds the digests of
-// the files restic stored: an unchanged source gets no line per file once
-// a backup found it unchanged; a source changed since is caught before
-// restic's lock and restic is run again to name its files; a change after
-// the walk shows in restic's counts and the snapshot's files are listed.
-func TestQuietBackup(t *testing.T) {
-	src := t.TempDir()
-	for i := range 20 {
-		writeFile(t, filepath.Join(src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%d", i)), fmt.Sprintf("content %d", i))
+func TestQuietGuess(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		l                *ledger
+		hinted, listable bool
+		want             bool
+	}{
+		{name: "ListableFirst", listable: true, want: true},
+		{name: "ListableHeldStill", l: &ledger{QuietNext: true}, listable: true, want: true},
+		{name: "ListableMoved", l: &ledger{}, listable: true},
+		{name: "ExcludesHinted", l: &ledger{QuietNext: true}, hinted: true, want: true},
+		{name: "ExcludesFirst"},
+		{name: "ExcludesNotHinted", l: &ledger{QuietNext: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, quietGuess(tc.l, tc.hinted, tc.listable)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
 	}
-	// The agent's log says when it replaced a quiet restic: the wrapper
-	// may be stopped before it records the command.
-	var mu sync.Mutex
-	var replaced bool
+}
+
+func TestListableSource(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		paths   []string
+		exclude []string
+		want    bool
+	}{
+		{name: "Clean", paths: []string{"/data", "/var/lib/db"}, want: true},
+		{name: "Root", paths: []string{"/"}, want: true},
+		{name: "Excludes", paths: []string{"/data"}, exclude: []string{"*.tmp"}},
+		{name: "TrailingSlash", paths: []string{"/data/"}},
+		{name: "Dots", paths: []string{"/data/./db"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, listableSource(tc.paths, tc.exclude)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStoredAsListed(t *testing.T) {
+	dir := t.TempDir()
+	var files []sourceFile
+	var hashes []hashed
+	for _, name := range []string{"a", "b"} {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, "content of "+name)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, sourceFile{path: p, state: stateOf(fi)})
+		m, err := hashFile(p, HashBLAKE3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Path = p
+		hashes = append(hashes, hashed{file: m, stable: true})
+	}
+	want := []ManifestFile{hashes[0].file, hashes[1].file}
+	moved := slices.Clone(files)
+	moved[1].state.mtime++
+	gone := append(slices.Clone(files), sourceFile{path: filepath.Join(dir, "gone"), state: files[0].state})
+	unstable := slices.Clone(hashes)
+	unstable[0].stable = false
+	unread := slices.Clone(hashes)
+	unread[1].err = fs.ErrPermission
+	twice := []sourceFile{files[0], files[0]}
+	for _, tc := range []struct {
+		name   string
+		sum    *restic.BackupSummary
+		files  []sourceFile
+		hashes []hashed
+		want   []ManifestFile
+	}{
+		{name: "AllNew", sum: &restic.BackupSummary{FilesNew: 2}, files: files, hashes: hashes, want: want},
+		{name: "Mixed", sum: &restic.BackupSummary{FilesChanged: 1, FilesUnmodified: 1}, files: files, hashes: hashes, want: want},
+		{name: "OneMore", sum: &restic.BackupSummary{FilesNew: 3}, files: files, hashes: hashes},
+		{name: "OneLess", sum: &restic.BackupSummary{FilesNew: 1}, files: files, hashes: hashes},
+		{name: "NoSummary", files: files, hashes: hashes},
+		{name: "MovedSinceTheWalk", sum: &restic.BackupSummary{FilesNew: 2}, files: moved, hashes: hashes},
+		{name: "GoneSinceTheWalk", sum: &restic.BackupSummary{FilesNew: 3}, files: gone, hashes: append(slices.Clone(hashes), hashed{stable: true})},
+		{name: "MovedWhileHashed", sum: &restic.BackupSummary{FilesNew: 2}, files: files, hashes: unstable},
+		{name: "Unreadable", sum: &restic.BackupSummary{FilesNew: 2}, files: files, hashes: unread},
+		{name: "ListedTwice", sum: &restic.BackupSummary{FilesNew: 2}, files: twice, hashes: []hashed{hashes[0], hashes[0]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := storedAsListed(tc.sum, tc.files, tc.hashes)
+			if diff := cmp.Diff(tc.want != nil, ok); diff != "" {
+				t.Errorf("vouched: -want +got:\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("files: -want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNamedAsListed(t *testing.T) {
+	files := []sourceFile{{path: "/a"}, {path: "/b"}}
+	still := []hashed{{stable: true}, {stable: true}}
+	for _, tc := range []struct {
+		name   string
+		named  []string
+		hashes []hashed
+		want   bool
+	}{
+		{name: "Same", named: []string{"/b", "/a"}, hashes: still, want: true},
+		{name: "OneMore", named: []string{"/a", "/b", "/c"}, hashes: still},
+		{name: "Other", named: []string{"/a", "/c"}, hashes: still},
+		{name: "Twice", named: []string{"/a", "/a"}, hashes: still},
+		{name: "Moved", named: []string{"/a", "/b"}, hashes: []hashed{{stable: true}, {}}},
+		{name: "Unreadable", named: []string{"/a", "/b"}, hashes: []hashed{{stable: true, err: fs.ErrNotExist}, {stable: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, namedAsListed(tc.named, files, tc.hashes)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+// quietRun backs one source up again and again with real restic, through
+// a wrapper that records restic's command lines.
+type quietRun struct {
+	t       *testing.T
+	src     string
+	exclude string
+	lb      *localBackup
+	calls   string
+	mu      sync.Mutex
+	// replaced: the agent's log said it replaced a quiet restic (the
+	// wrapper may be stopped before it records the command).
+	replaced bool
+}
+
+// newQuietRun makes a source of 20 files and, with exclude, one more file
+// the pattern leaves out of every backup.
+func newQuietRun(t *testing.T, exclude string) *quietRun {
+	q := &quietRun{t: t, src: t.TempDir(), exclude: exclude}
+	for i := range 20 {
+		writeFile(t, filepath.Join(q.src, fmt.Sprintf("d%d", i%3), fmt.Sprintf("f%d", i)), fmt.Sprintf("content %d", i))
+	}
 	log := funcr.New(func(_, args string) {
 		if strings.Contains(args, "asking restic to name the files it stores") {
-			mu.Lock()
-			replaced = true
-			mu.Unlock()
+			q.mu.Lock()
+			q.replaced = true
+			q.mu.Unlock()
 		}
 	}, funcr.Options{})
-	lb := newLocalBackup(t, src, log)
-	calls := filepath.Join(t.TempDir(), "calls")
+	q.lb = newLocalBackup(t, q.src, log)
+	if exclude != "" {
+		writeFile(t, filepath.Join(q.src, "d0", "left-out"+strings.TrimPrefix(exclude, "*")), "not backed up")
+		q.lb.r.Options.Exclude = []string{exclude}
+	}
+	q.calls = filepath.Join(t.TempDir(), "calls")
 	wrapper := filepath.Join(t.TempDir(), "restic")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", calls, servers.Binary(t, "restic"))
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", q.calls, servers.Binary(t, "restic"))
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	lb.r.Options.Restic = wrapper
+	q.lb.r.Options.Restic = wrapper
+	return q
+}
+
+// backup runs backup i and returns restic's commands of it other than the
+// check, each as "backup" or "backup --verbose=2", or "ls", after
+// "replaced" when the agent stopped a quiet restic for another.
+func (q *quietRun) backup(i int) []string {
+	t := q.t
+	t.Helper()
+	if err := os.WriteFile(q.calls, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	q.mu.Lock()
+	q.replaced = false
+	q.mu.Unlock()
+	if _, err := q.lb.run(context.Background(), i); err != nil {
+		t.Fatalf("backup %d: %v", i, err)
+	}
+	b, err := os.ReadFile(q.calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		switch args := strings.Fields(line); {
+		case len(args) == 0:
+		case args[0] == "backup" && strings.Contains(line, "--verbose=2"):
+			got = append(got, "backup --verbose=2")
+		case args[0] == "backup" || args[0] == "ls":
+			got = append(got, args[0])
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.replaced {
+		// The stopped restic, when it got as far as the wrapper's
+		// record, is the first.
+		if len(got) > 1 && got[0] == "backup" {
+			got = got[1:]
+		}
+		got = append([]string{"replaced"}, got...)
+	}
+	return got
+}
+
+// holds checks that backup i's manifest gives each file of the source
+// the digest of its content now, and lists no other.
+func (q *quietRun) holds(i int) {
+	t := q.t
+	t.Helper()
 	ctx := context.Background()
-
-	// backup runs backup i and returns restic's commands of it other than
-	// the check, each as "backup" or "backup --verbose=2", or "ls", after
-	// "replaced" when the agent stopped a quiet restic for another.
-	backup := func(i int) []string {
-		t.Helper()
-		if err := os.WriteFile(calls, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		replaced = false
-		mu.Unlock()
-		if _, err := lb.run(ctx, i); err != nil {
-			t.Fatalf("backup %d: %v", i, err)
-		}
-		b, err := os.ReadFile(calls)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			switch args := strings.Fields(line); {
-			case len(args) == 0:
-			case args[0] == "backup" && strings.Contains(line, "--verbose=2"):
-				got = append(got, "backup --verbose=2")
-			case args[0] == "backup" || args[0] == "ls":
-				got = append(got, args[0])
-			}
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if replaced {
-			// The stopped restic, when it got as far as the wrapper's
-			// record, is the first.
-			if len(got) > 1 && got[0] == "backup" {
-				got = got[1:]
-			}
-			got = append([]string{"replaced"}, got...)
-		}
-		return got
-	}
-	// holds checks that backup i's manifest gives each file of the source
-	// the digest of its content now.
-	holds := func(i int) {
-		t.Helper()
-		want := map[string]string{}
-		err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			f, err := hashFile(p, HashBLAKE3)
-			want[p] = f.BLAKE3
+	want := map[string]string{}
+	err := filepath.WalkDir(q.src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
 			return err
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
-		rd, err := lb.bucket.NewReader(ctx, layout.ManifestKey(lb.repo.Spec.Path, fmt.Sprintf("app-%d", i), "dump"), nil)
-		if err != nil {
-			t.Fatal(err)
+		if q.exclude != "" && strings.HasSuffix(p, strings.TrimPrefix(q.exclude, "*")) {
+			return nil
 		}
-		defer rd.Close()
-		m, err := DecodeManifest(rd, "local", fmt.Sprintf("app-%d", i), "dump")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]string{}
-		for _, f := range m.Files {
-			got[f.Path] = f.BLAKE3
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("backup %d's manifest is not the source's content: -source +manifest:\n%s", i, diff)
-		}
+		f, err := hashFile(p, HashBLAKE3)
+		want[p] = f.BLAKE3
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// parts is the number of gzip members of backup i's manifest: two when
-	// its files were encoded while restic ran.
-	parts := func(i int) int {
-		t.Helper()
-		b, err := lb.bucket.ReadAll(ctx, layout.ManifestKey(lb.repo.Spec.Path, fmt.Sprintf("app-%d", i), "dump"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return gzipMembers(t, b, newManifestKeys("local"))
+	rd, err := q.lb.bucket.NewReader(ctx, layout.ManifestKey(q.lb.repo.Spec.Path, fmt.Sprintf("app-%d", i), "dump"), nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	step := func(name string, i int, want ...string) {
-		t.Helper()
-		if diff := cmp.Diff(want, backup(i)); diff != "" {
-			t.Errorf("%s (backup %d): restic's runs, -want +got:\n%s", name, i, diff)
-		}
-		holds(i)
-		wantParts := 1
-		if cmp.Equal(want, []string{"backup"}) {
-			wantParts = 2
-		}
-		if got := parts(i); got != wantParts {
-			t.Errorf("%s (backup %d): the manifest is %d gzip members, want %d", name, i, got, wantParts)
-		}
+	defer rd.Close()
+	m, err := DecodeManifest(rd, "local", fmt.Sprintf("app-%d", i), "dump")
+	if err != nil {
+		t.Fatal(err)
 	}
+	got := map[string]string{}
+	for _, f := range m.Files {
+		got[f.Path] = f.BLAKE3
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("backup %d's manifest is not the source's content: -source +manifest:\n%s", i, diff)
+	}
+}
 
-	step("the first backup", 0, "backup --verbose=2")
-	step("the last backup had no parent: guessed unchanged", 1, "backup")
-	step("unchanged", 2, "backup")
+// parts is the number of gzip members of backup i's manifest: two when
+// its files were encoded while restic ran.
+func (q *quietRun) parts(i int) int {
+	t := q.t
+	t.Helper()
+	b, err := q.lb.bucket.ReadAll(context.Background(), layout.ManifestKey(q.lb.repo.Spec.Path, fmt.Sprintf("app-%d", i), "dump"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gzipMembers(t, b, newManifestKeys("local"))
+}
 
-	changed := filepath.Join(src, "d1", "f4")
+// step runs backup i and checks restic's runs, the manifest, and that it
+// is in parts gzip members.
+func (q *quietRun) step(name string, i, parts int, want ...string) {
+	t := q.t
+	t.Helper()
+	if diff := cmp.Diff(want, q.backup(i)); diff != "" {
+		t.Errorf("%s (backup %d): restic's runs, -want +got:\n%s", name, i, diff)
+	}
+	q.holds(i)
+	if got := q.parts(i); got != parts {
+		t.Errorf("%s (backup %d): the manifest is %d gzip members, want %d", name, i, got, parts)
+	}
+}
+
+// TestQuietBackup shows when a backup of a source with exclude patterns
+// runs restic without naming its files, and that every manifest holds the
+// digests of the source's files.
+func TestQuietBackup(t *testing.T) {
+	q := newQuietRun(t, "*.swp")
+	ctx := context.Background()
+	q.step("the first backup", 0, 1, "backup --verbose=2")
+	q.step("the last backup had no parent: guessed unchanged", 1, 2, "backup")
+	q.step("unchanged", 2, 2, "backup")
+
+	changed := filepath.Join(q.src, "d1", "f4")
 	writeFile(t, changed, "changed before the walk")
-	step("changed before the walk: the quiet restic is replaced", 3, "replaced", "backup --verbose=2")
-	step("the last backup changed files", 4, "backup --verbose=2")
-	step("unchanged again", 5, "backup")
+	q.step("changed before the walk: the quiet restic is replaced", 3, 1, "replaced", "backup --verbose=2")
+	q.step("the last backup changed files", 4, 1, "backup --verbose=2")
+	q.step("unchanged again", 5, 2, "backup")
 	// A walk slower than restic's start: the quiet restic is killed while
 	// the bridge holds its lock, which is never written.
 	writeFile(t, changed, "changed again before the walk")
-	lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
+	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
 		files, err := walkSource(paths, exclude)
 		time.Sleep(3 * time.Second)
 		return files, err
 	}
-	step("changed before a slow walk: the quiet restic is replaced at its lock", 50, "replaced", "backup --verbose=2")
-	lb.r.walk = nil
-	repo := layout.ResticPrefix(lb.repo.Spec.Path, "nightly", "dump")
-	if _, err := lb.bucket.List(&blob.ListOptions{Prefix: repo + "keys/"}).Next(ctx); err != nil {
+	q.step("changed before a slow walk: the quiet restic is replaced at its lock", 50, 1, "replaced", "backup --verbose=2")
+	q.lb.r.walk = nil
+	repo := layout.ResticPrefix(q.lb.repo.Spec.Path, "nightly", "dump")
+	if _, err := q.lb.bucket.List(&blob.ListOptions{Prefix: repo + "keys/"}).Next(ctx); err != nil {
 		t.Fatalf("cannot list the restic repository %s: %v", repo, err)
 	}
-	if lock, err := lb.bucket.List(&blob.ListOptions{Prefix: repo + "locks/"}).Next(ctx); err != io.EOF {
+	if lock, err := q.lb.bucket.List(&blob.ListOptions{Prefix: repo + "locks/"}).Next(ctx); err != io.EOF {
 		t.Errorf("a lock is left after the backups: %+v (%v)", lock, err)
 	}
-	step("the last backup changed files", 51, "backup --verbose=2")
-	step("unchanged again", 52, "backup")
+	q.step("the last backup changed files", 51, 1, "backup --verbose=2")
+	q.step("unchanged again", 52, 2, "backup")
 
 	// A change after the walk, before restic reads the file: the walk saw
 	// the source as the manifest left it, restic's counts show the change.
-	lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
+	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
 		files, err := walkSource(paths, exclude)
 		writeFile(t, changed, "changed after the walk, before restic read it")
 		return files, err
 	}
-	step("changed after the walk", 6, "backup", "ls")
-	lb.r.walk = nil
-	step("the last backup changed files", 7, "backup --verbose=2")
+	q.step("changed after the walk", 6, 1, "backup", "ls")
+	q.lb.r.walk = nil
+	q.step("the last backup changed files", 7, 1, "backup --verbose=2")
+}
+
+// TestQuietListedBackup shows that a source without exclude patterns is
+// backed up without restic naming its files, first backup included,
+// unless it moved during the last backup's run.
+func TestQuietListedBackup(t *testing.T) {
+	q := newQuietRun(t, "")
+	q.step("the first backup: restic stored the walk's files", 0, 1, "backup")
+	q.step("unchanged", 1, 2, "backup")
+
+	changed := filepath.Join(q.src, "d1", "f4")
+	writeFile(t, changed, "changed before the walk")
+	writeFile(t, filepath.Join(q.src, "d2", "new"), "added before the walk")
+	if err := os.Remove(filepath.Join(q.src, "d0", "f3")); err != nil {
+		t.Fatal(err)
+	}
+	q.step("changed, added and removed before the walk: restic stored the walk's files", 2, 1, "backup")
+	q.step("unchanged again", 3, 2, "backup")
+
+	// A change after the walk, before restic reads the file: restic's
+	// copy is not what the walk saw, and its files are listed.
+	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
+		files, err := walkSource(paths, exclude)
+		writeFile(t, changed, "changed after the walk, before restic read it")
+		return files, err
+	}
+	q.step("changed after the walk", 4, 1, "backup", "ls")
+	// A file added after the walk: restic counts one more than listed.
+	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
+		files, err := walkSource(paths, exclude)
+		writeFile(t, filepath.Join(q.src, "d1", "late"), "added after the walk")
+		return files, err
+	}
+	q.step("the source moved during the last run: restic names its files; added after the walk", 5, 1, "backup --verbose=2")
+	q.lb.r.walk = nil
+	q.step("the last run named a file the walk did not list", 6, 1, "backup --verbose=2")
+	q.step("held still while named: quiet again", 7, 2, "backup")
 }
