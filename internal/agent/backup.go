@@ -185,9 +185,10 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	previous := r.openPrevious(hctx, t, l)
 	sameSource := hinted && sourceState(files) == l.Source
 	if !listing.ListFiles && !listable && !sameSource {
-		// A quiet restic of a source with exclude patterns is let past
-		// its lock only for a source the walk found as the previous
-		// manifest describes it; for any other it is stopped before it
+		// A quiet restic of a source the walk cannot vouch for (exclude
+		// patterns: listableSource) is let past its lock only for a
+		// source the walk found as the previous manifest describes it;
+		// for any other it is stopped before it
 		// has written anything, and run again to name its files. It is
 		// killed, not interrupted: it has written nothing, and an
 		// interrupt would wait for its key derivation.

@@ -56,7 +56,8 @@ type ledger struct {
 	ResticSnapshot string `json:"resticSnapshot,omitempty"`
 	// QuietNext: the next backup starts restic without a line per file
 	// (quiet.go), because the backup that wrote the ledger found its
-	// source unchanged or had no earlier backup to compare it with.
+	// source unchanged, saw it hold still over the run (a source without
+	// exclude patterns), or had no earlier backup to compare it with.
 	QuietNext bool `json:"quietNext,omitempty"`
 	// Source is the digest of the source as that manifest describes it
 	// (manifestState): a quiet restic is let past its lock only when the
