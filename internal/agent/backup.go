@@ -251,6 +251,9 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 			manifestFiles, merr = settleManifest(ctx, files, hashes, stored, unchanged, o.ScratchDir, restoreFrom(rc, sum.SnapshotID))
 		}
 	}
+	if merr == nil && !listedWhole {
+		manifestFiles = withStates(manifestFiles, files, hashes)
+	}
 	t.phases.mark("hashes")
 	if hashing.carried > 0 {
 		r.Log.Info("took the hashes of unchanged files from the previous content manifest", "files", hashing.carried, "snapshot", l.Manifest)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -210,6 +211,48 @@ func settleManifest(ctx context.Context, files []sourceFile, hashes []hashed, st
 	}
 	out = append(out, copies...)
 	return out, nil
+}
+
+// withStates gives each entry that has no recorded state (its hash was
+// taken from restic's copy, or carried from an entry that was) the state
+// of its file, when the hasher read the same content from a file that held
+// still from the walk until now: a later backup then takes the hash over
+// without reading the file, where it would read it on every backup while
+// restic finds it unchanged. entries is not changed; the result is entries
+// itself when no entry gains a state.
+func withStates(entries []ManifestFile, files []sourceFile, hashes []hashed) []ManifestFile {
+	var at map[string]int
+	var out []ManifestFile
+	for i, m := range entries {
+		if reusable(m) || m.BLAKE3 == "" {
+			continue
+		}
+		if at == nil {
+			at = make(map[string]int, len(files))
+			for j, f := range files {
+				at[f.path] = j
+			}
+		}
+		j, ok := at[m.Path]
+		if !ok {
+			continue
+		}
+		h := hashes[j]
+		if h.err != nil || !h.stable || !reusable(h.file) || h.file.Size != m.Size || h.file.BLAKE3 != m.BLAKE3 {
+			continue
+		}
+		if now, err := os.Lstat(m.Path); err != nil || stateOf(now) != files[j].state {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(entries)
+		}
+		out[i] = h.file
+	}
+	if out == nil {
+		return entries
+	}
+	return out
 }
 
 // hashStored hashes restic's copies of files that changed during the

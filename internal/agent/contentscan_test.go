@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -589,5 +590,54 @@ func TestPendingHasher(t *testing.T) {
 	want := map[string]string{"/data/a": fmt.Sprintf("5 %s", sha256Sum("alpha")), "/data/b": fmt.Sprintf("3 %s", sha256Sum("bee"))}
 	if diff := cmp.Diff([]any{1, want}, []any{early, got}); diff != "" {
 		t.Errorf("reports kept before the manifest, and the hashes taken by the workers: -want +got:\n%s", diff)
+	}
+}
+
+func TestWithStates(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a")
+	writeFile(t, p, "content")
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	walked := []sourceFile{{path: p, state: stateOf(fi)}}
+	h := hashListed(walked[0])
+	if h.err != nil || !h.stable || !reusable(h.file) {
+		t.Fatalf("the file was not hashed with a reusable state: %+v", h)
+	}
+	fresh := h.file
+	copied := fresh
+	copied.State = nil
+	other := copied
+	other.BLAKE3 = strings.Repeat("0", 64)
+	sha := ManifestFile{Path: p, Size: copied.Size, SHA256: strings.Repeat("1", 64)}
+	moved := []sourceFile{{path: p, state: walked[0].state}}
+	moved[0].state.mtime++
+	still := []hashed{{file: fresh, stable: true}}
+	for _, tc := range []struct {
+		name    string
+		entries []ManifestFile
+		files   []sourceFile
+		hashes  []hashed
+		want    []ManifestFile
+	}{
+		{name: "FromCopySameContent", entries: []ManifestFile{copied}, files: walked, hashes: still, want: []ManifestFile{fresh}},
+		{name: "AlreadyStated", entries: []ManifestFile{fresh}, files: walked, hashes: still, want: []ManifestFile{fresh}},
+		{name: "OtherContent", entries: []ManifestFile{other}, files: walked, hashes: still, want: []ManifestFile{other}},
+		{name: "SHA256Entry", entries: []ManifestFile{sha}, files: walked, hashes: still, want: []ManifestFile{sha}},
+		{name: "MovedWhileHashed", entries: []ManifestFile{copied}, files: walked, hashes: []hashed{{file: fresh}}, want: []ManifestFile{copied}},
+		{name: "MovedSinceTheWalk", entries: []ManifestFile{copied}, files: moved, hashes: still, want: []ManifestFile{copied}},
+		{name: "NotListed", entries: []ManifestFile{copied}, want: []ManifestFile{copied}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := slices.Clone(tc.entries)
+			if diff := cmp.Diff(tc.want, withStates(tc.entries, tc.files, tc.hashes)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+			if diff := cmp.Diff(before, tc.entries); diff != "" {
+				t.Errorf("the entries given were changed: -before +after:\n%s", diff)
+			}
+		})
 	}
 }

@@ -480,8 +480,8 @@ func TestQuietListedBackup(t *testing.T) {
 	q.step("the source moved during the last run: restic names its files; added after the walk", 5, 1, "backup --verbose=2")
 	q.lb.r.walk = nil
 	q.step("the last run named a file the walk did not list", 6, 1, "backup --verbose=2")
-	// Quiet again, and restic stored backup 6's files unchanged; the late
-	// file's entry came from restic's copy and has no state, so the
-	// source had no digest to encode the manifest early against.
-	q.step("held still while named: quiet again", 7, 1, "backup")
+	// Backup 6 gave the late file, hashed from restic's copy by backup 5,
+	// the state it has held since (withStates): the source has a digest
+	// again, and the manifest's files are encoded while restic runs.
+	q.step("held still while named: quiet again", 7, 2, "backup")
 }
