@@ -201,8 +201,11 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		launch(listing)
 	}
 	locks.open()
+	sealing := startEnvelope(hctx, t.manifestKeys(), previous.done)
+	hashing := startHashing(hctx, files, previous.wait)
 	var body *manifestBody
-	if !listing.ListFiles && sameSource {
+	switch {
+	case !listing.ListFiles && sameSource:
 		// Most likely restic stores the previous manifest's files
 		// unchanged: their part of the new manifest is made meanwhile.
 		body = startManifestBody(func() []ManifestFile {
@@ -211,9 +214,11 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 			}
 			return nil
 		})
+	case !listing.ListFiles && listable:
+		// Most likely restic stores the walk's files as the hasher
+		// reads them, and the hasher is done before restic.
+		body = startManifestBody(hashing.listed)
 	}
-	sealing := startEnvelope(hctx, t.manifestKeys(), previous.done)
-	hashing := startHashing(hctx, files, previous.wait)
 	run := <-ran
 	sum, err := run.sum, run.err
 	listing.Parent = run.parent

@@ -131,6 +131,22 @@ func reusable(m ManifestFile) bool {
 	return m.State != nil && m.BLAKE3 != "" && m.State.CTime != 0 && m.State.Inode != 0
 }
 
+// listed gives, once every file has been hashed, the entries of all the
+// listed files in the walk's order: what the manifest lists when restic's
+// counts vouch for the walk's files (storedAsListed). nil when a file
+// could not be read or moved while it was.
+func (h *contentHasher) listed() []ManifestFile {
+	<-h.done
+	out := make([]ManifestFile, len(h.out))
+	for i, x := range h.out {
+		if x.err != nil || !x.stable {
+			return nil
+		}
+		out[i] = x.file
+	}
+	return out
+}
+
 // wait returns the hashes once every file has been hashed.
 func (h *contentHasher) wait() []hashed {
 	<-h.done

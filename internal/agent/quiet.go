@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/stashplane/stashplane/internal/restic"
 )
@@ -109,12 +111,39 @@ func storedAsListed(sum *restic.BackupSummary, files []sourceFile, hashes []hash
 		if h := hashes[i]; h.err != nil || !h.stable {
 			return nil, false
 		}
-		if now, err := os.Lstat(f.path); err != nil || stateOf(now) != f.state {
-			return nil, false
-		}
 		out[i] = hashes[i].file
 	}
+	if !stillAsWalked(files) {
+		return nil, false
+	}
 	return out, true
+}
+
+// stillAsWalked says whether every file still has the state the walk saw.
+// The run waits for it after restic, with the cores restic used idle: the
+// files are looked at on all of them.
+func stillAsWalked(files []sourceFile) bool {
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	part := max((len(files)+workers-1)/workers, 1)
+	var moved atomic.Bool
+	var wg sync.WaitGroup
+	for start := 0; start < len(files); start += part {
+		wg.Add(1)
+		go func(files []sourceFile) {
+			defer wg.Done()
+			for _, f := range files {
+				if moved.Load() {
+					return
+				}
+				if now, err := os.Lstat(f.path); err != nil || stateOf(now) != f.state {
+					moved.Store(true)
+					return
+				}
+			}
+		}(files[start:min(start+part, len(files))])
+	}
+	wg.Wait()
+	return !moved.Load()
 }
 
 // namedAsListed says whether the files restic named are the walk's and

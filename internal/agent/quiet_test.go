@@ -225,6 +225,43 @@ func TestStoredAsListed(t *testing.T) {
 	}
 }
 
+func TestStillAsWalked(t *testing.T) {
+	dir := t.TempDir()
+	var files []sourceFile
+	for i := range 50 {
+		p := filepath.Join(dir, fmt.Sprintf("f%02d", i))
+		writeFile(t, p, "content")
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, sourceFile{path: p, state: stateOf(fi)})
+	}
+	movedAt := func(i int) []sourceFile {
+		out := slices.Clone(files)
+		out[i].state.ctime++
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		files []sourceFile
+		want  bool
+	}{
+		{name: "Still", files: files, want: true},
+		{name: "None", want: true},
+		{name: "FirstMoved", files: movedAt(0)},
+		{name: "MiddleMoved", files: movedAt(25)},
+		{name: "LastMoved", files: movedAt(49)},
+		{name: "Gone", files: append(slices.Clone(files), sourceFile{path: filepath.Join(dir, "gone")})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, stillAsWalked(tc.files)); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestNamedAsListed(t *testing.T) {
 	files := []sourceFile{{path: "/a"}, {path: "/b"}}
 	still := []hashed{{stable: true}, {stable: true}}
@@ -451,7 +488,7 @@ func TestQuietBackup(t *testing.T) {
 // unless it moved during the last backup's run.
 func TestQuietListedBackup(t *testing.T) {
 	q := newQuietRun(t, "")
-	q.step("the first backup: restic stored the walk's files", 0, 1, "backup")
+	q.step("the first backup: restic stored the walk's files", 0, 2, "backup")
 	q.step("unchanged", 1, 2, "backup")
 
 	changed := filepath.Join(q.src, "d1", "f4")
@@ -460,7 +497,7 @@ func TestQuietListedBackup(t *testing.T) {
 	if err := os.Remove(filepath.Join(q.src, "d0", "f3")); err != nil {
 		t.Fatal(err)
 	}
-	q.step("changed, added and removed before the walk: restic stored the walk's files", 2, 1, "backup")
+	q.step("changed, added and removed before the walk: restic stored the walk's files", 2, 2, "backup")
 	q.step("unchanged again", 3, 2, "backup")
 
 	// A change after the walk, before restic reads the file: restic's

@@ -405,6 +405,7 @@ func measureThroughput(b *testing.B, kube client.WithWatch, bin, work, storageDi
 		if int64(rt.Bytes) != size {
 			b.Fatalf("the backup Job backed up %d bytes of %d", rt.Bytes, size)
 		}
+		fmt.Printf("  backup Job   run %d, first, the agent's steps: %s\n", i+1, phasesLine(ctx, kube, snap.Spec.BackupSession))
 		// The same data again, unchanged, into the same repository.
 		again := runSession(b, kube, bc, time.Now())
 		waitSession(b, kube, again.session)
