@@ -138,30 +138,14 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	}
 	defer stop(context.WithoutCancel(ctx))
 	t.phases.mark("bridge")
-	hctx, stopHashing := context.WithCancel(ctx)
-	defer stopHashing()
-	// A repository made by this run has no previous manifest to take
-	// hashes from, and restic's init spends seconds on one core deriving
-	// the repository's key: the files are hashed meanwhile, on the other,
-	// instead of beside restic's backup.
-	var early chan *contentHasher
-	if exists, err := t.bucket.Exists(ctx, layout.ResticConfigKey(t.resticPath)); err == nil && !exists {
-		early = make(chan *contentHasher, 1)
-		go func() {
-			<-walked
-			if walkErr != nil {
-				early <- nil
-				return
-			}
-			early <- startHashing(hctx, files, nil)
-		}()
-	}
 	created, err := r.prepareRepository(ctx, t, rc)
 	if err != nil {
 		return nil, nil, err
 	}
 	t.phases.mark("prepare")
 
+	hctx, stopHashing := context.WithCancel(ctx)
+	defer stopHashing()
 	var l *ledger
 	var lerr error
 	if !created {
@@ -218,15 +202,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	}
 	locks.open()
 	sealing := startEnvelope(hctx, t.manifestKeys(), previous.done)
-	var hashing *contentHasher
-	if early != nil {
-		hashing = <-early
-	}
-	if hashing == nil || !created {
-		// (A repository another run made meanwhile may hold a previous
-		// manifest: the early hashes are not used.)
-		hashing = startHashing(hctx, files, previous.wait)
-	}
+	hashing := startHashing(hctx, files, previous.wait)
 	var body *manifestBody
 	switch {
 	case !listing.ListFiles && sameSource:
