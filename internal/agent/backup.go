@@ -120,16 +120,16 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	// its lock, taken before it reads any source file, and the bridge
 	// holds it until the walk has succeeded. After a failed walk it never
 	// passes: restic is stopped.
-	var files []sourceFile
+	var files, dirs []sourceFile
 	var walkErr error
 	walk := r.walk
 	if walk == nil {
-		walk = walkSource
+		walk = walkTree
 	}
 	walked, locks := make(chan struct{}), newLockGate()
 	go func() {
 		defer close(walked)
-		files, walkErr = walk(o.Paths, o.Exclude)
+		files, dirs, walkErr = walk(o.Paths, o.Exclude)
 	}()
 	t.locksAfter = locks.current
 	rc, stop, err := r.resticFor(ctx, t, errs)
@@ -247,7 +247,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		// restic stored as many files as the walk listed, and none of
 		// them moved from the walk until now (quiet.go): the walk's
 		// files, as hashed, are this manifest's.
-		manifestFiles, listedWhole = storedAsListed(sum, files, hashes)
+		manifestFiles, listedWhole = storedAsListed(sum, files, dirs, hashes, hashing.previous)
 	}
 	if !keptWhole && !listedWhole {
 		var stored, unchangedPaths []string

@@ -43,14 +43,14 @@ func TestBackupWalksBeforeResticLocks(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			var walkEnd time.Time
-			lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
+			lb.r.walk = func(paths, exclude []string) ([]sourceFile, []sourceFile, error) {
 				time.Sleep(slow)
-				files, err := walkSource(paths, exclude)
+				files, dirs, err := walkTree(paths, exclude)
 				walkEnd = time.Now()
 				if tc.walkErr != nil {
-					return nil, tc.walkErr
+					return nil, nil, tc.walkErr
 				}
-				return files, err
+				return files, dirs, err
 			}
 			defer func() { lb.r.walk = nil }()
 			// The first lock file seen, looked for every 10 ms.

@@ -314,13 +314,21 @@ func (body *manifestBody) of(files []ManifestFile) []byte {
 		return nil
 	}
 	for i, f := range files {
-		g := body.files[i]
-		if f.Path != g.Path || f.Size != g.Size || f.BLAKE3 != g.BLAKE3 || f.SHA256 != g.SHA256 ||
-			(f.State == nil) != (g.State == nil) || f.State != nil && *f.State != *g.State {
+		if !sameEntry(f, body.files[i]) {
 			return nil
 		}
 	}
 	return body.b
+}
+
+// sameEntry says whether two manifest entries are equal, field for field,
+// their states by value.
+func sameEntry(a, b ManifestFile) bool {
+	if (a.State == nil) != (b.State == nil) || a.State != nil && *a.State != *b.State {
+		return false
+	}
+	a.State, b.State = nil, nil
+	return a == b
 }
 
 // maxManifest bounds a decompressed manifest (about ten million files).

@@ -55,10 +55,12 @@ import (
 // patterns, clean paths: listableSource) has a second way to vouch for a
 // quiet run, parent or not. restic stores every regular file it finds and
 // counts each once, as new, changed or unchanged; it exits with an error
-// for one it could not read. When every file the walk listed still has the
-// state (size, times, inode) the walk saw, from before restic's first read
-// until after its last, restic found each of them, and when it counts as
-// many files as the walk listed it stored no other: the snapshot holds
+// for one it could not read. When every file and directory the walk listed
+// still has the state (size, times, inode) the walk saw, from before
+// restic's first read until after its last, restic found each of them (a
+// directory's modification time moves with any entry added, removed or
+// renamed in it), and when it counts as many files as the walk listed it
+// stored no other: the snapshot holds
 // exactly the walk's files, and a file that held still over the run, as
 // the hasher read it, is what restic stored (contentscan.go). So a first
 // backup, and any backup of a source that holds still while it runs,
@@ -97,7 +99,17 @@ func listableSource(paths, exclude []string) bool {
 // counts and the files' states show that restic stored exactly the walk's
 // files, each as the hasher read it; false otherwise, and the snapshot's
 // files must then be listed.
-func storedAsListed(sum *restic.BackupSummary, files []sourceFile, hashes []hashed) ([]ManifestFile, bool) {
+//
+// The directories the walk saw must hold still too: a file's own state
+// does not move when its directory is renamed away and back, or when it
+// is removed and another added, and restic leaves out, without an error,
+// an entry that is gone when it comes to it. Any of these moves the
+// directory's modification time. prev is the previous manifest, when
+// there is one: restic takes a file it finds unchanged from its parent
+// without reading it, and an entry of prev hashed from restic's copy (no
+// state) whose digest is not the hasher's may be content the disk no
+// longer holds.
+func storedAsListed(sum *restic.BackupSummary, files, dirs []sourceFile, hashes []hashed, prev *previousManifest) ([]ManifestFile, bool) {
 	if sum == nil || sum.FilesNew+sum.FilesChanged+sum.FilesUnmodified != uint64(len(files)) {
 		return nil, false
 	}
@@ -108,18 +120,24 @@ func storedAsListed(sum *restic.BackupSummary, files []sourceFile, hashes []hash
 		if i > 0 && files[i-1].path == f.path {
 			return nil, false
 		}
-		if h := hashes[i]; h.err != nil || !h.stable {
+		h := hashes[i]
+		if h.err != nil || !h.stable {
 			return nil, false
 		}
-		out[i] = hashes[i].file
+		if prev != nil {
+			if m, ok := prev.files[f.path]; ok && m.State == nil && m.BLAKE3 != h.file.BLAKE3 {
+				return nil, false
+			}
+		}
+		out[i] = h.file
 	}
-	if !stillAsWalked(files) {
+	if !stillAsWalked(files) || !stillAsWalked(dirs) {
 		return nil, false
 	}
 	return out, true
 }
 
-// stillAsWalked says whether every file still has the state the walk saw.
+// stillAsWalked says whether every entry still has the state the walk saw.
 // The run waits for it after restic, with the cores restic used idle: the
 // files are looked at on all of them.
 func stillAsWalked(files []sourceFile) bool {

@@ -186,6 +186,13 @@ func TestStoredAsListed(t *testing.T) {
 		m.Path = p
 		hashes = append(hashes, hashed{file: m, stable: true})
 	}
+	di, err := os.Lstat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := []sourceFile{{path: dir, state: stateOf(di)}}
+	movedDir := []sourceFile{{path: dir, state: dirs[0].state}}
+	movedDir[0].state.mtime++
 	want := []ManifestFile{hashes[0].file, hashes[1].file}
 	moved := slices.Clone(files)
 	moved[1].state.mtime++
@@ -195,26 +202,46 @@ func TestStoredAsListed(t *testing.T) {
 	unread := slices.Clone(hashes)
 	unread[1].err = fs.ErrPermission
 	twice := []sourceFile{files[0], files[0]}
+	// A previous manifest whose entry of b was hashed from restic's copy.
+	copied := hashes[1].file
+	copied.State = nil
+	prevSame := &previousManifest{files: map[string]ManifestFile{files[1].path: copied}}
+	other := copied
+	other.BLAKE3 = strings.Repeat("0", 64)
+	prevOther := &previousManifest{files: map[string]ManifestFile{files[1].path: other}}
+	stated := hashes[1].file
+	stated.BLAKE3 = strings.Repeat("0", 64)
+	stated.State = &FileState{MTime: 1, CTime: 2, Inode: 3}
+	prevStated := &previousManifest{files: map[string]ManifestFile{files[1].path: stated}}
 	for _, tc := range []struct {
 		name   string
 		sum    *restic.BackupSummary
 		files  []sourceFile
+		dirs   []sourceFile
 		hashes []hashed
+		prev   *previousManifest
 		want   []ManifestFile
 	}{
-		{name: "AllNew", sum: &restic.BackupSummary{FilesNew: 2}, files: files, hashes: hashes, want: want},
-		{name: "Mixed", sum: &restic.BackupSummary{FilesChanged: 1, FilesUnmodified: 1}, files: files, hashes: hashes, want: want},
-		{name: "OneMore", sum: &restic.BackupSummary{FilesNew: 3}, files: files, hashes: hashes},
-		{name: "OneLess", sum: &restic.BackupSummary{FilesNew: 1}, files: files, hashes: hashes},
-		{name: "NoSummary", files: files, hashes: hashes},
-		{name: "MovedSinceTheWalk", sum: &restic.BackupSummary{FilesNew: 2}, files: moved, hashes: hashes},
-		{name: "GoneSinceTheWalk", sum: &restic.BackupSummary{FilesNew: 3}, files: gone, hashes: append(slices.Clone(hashes), hashed{stable: true})},
-		{name: "MovedWhileHashed", sum: &restic.BackupSummary{FilesNew: 2}, files: files, hashes: unstable},
-		{name: "Unreadable", sum: &restic.BackupSummary{FilesNew: 2}, files: files, hashes: unread},
-		{name: "ListedTwice", sum: &restic.BackupSummary{FilesNew: 2}, files: twice, hashes: []hashed{hashes[0], hashes[0]}},
+		{name: "AllNew", sum: &restic.BackupSummary{FilesNew: 2}, files: files, dirs: dirs, hashes: hashes, want: want},
+		{name: "Mixed", sum: &restic.BackupSummary{FilesChanged: 1, FilesUnmodified: 1}, files: files, dirs: dirs, hashes: hashes, want: want},
+		{name: "OneMore", sum: &restic.BackupSummary{FilesNew: 3}, files: files, dirs: dirs, hashes: hashes},
+		{name: "OneLess", sum: &restic.BackupSummary{FilesNew: 1}, files: files, dirs: dirs, hashes: hashes},
+		{name: "NoSummary", files: files, dirs: dirs, hashes: hashes},
+		{name: "MovedSinceTheWalk", sum: &restic.BackupSummary{FilesNew: 2}, files: moved, dirs: dirs, hashes: hashes},
+		{name: "GoneSinceTheWalk", sum: &restic.BackupSummary{FilesNew: 3}, files: gone, dirs: dirs, hashes: append(slices.Clone(hashes), hashed{stable: true})},
+		{name: "MovedWhileHashed", sum: &restic.BackupSummary{FilesNew: 2}, files: files, dirs: dirs, hashes: unstable},
+		{name: "Unreadable", sum: &restic.BackupSummary{FilesNew: 2}, files: files, dirs: dirs, hashes: unread},
+		{name: "ListedTwice", sum: &restic.BackupSummary{FilesNew: 2}, files: twice, dirs: dirs, hashes: []hashed{hashes[0], hashes[0]}},
+		// An entry added, removed or renamed in a directory since the
+		// walk, the files themselves as they were.
+		{name: "DirectoryMoved", sum: &restic.BackupSummary{FilesNew: 2}, files: files, dirs: movedDir, hashes: hashes},
+		{name: "DirectoryGone", sum: &restic.BackupSummary{FilesNew: 2}, files: files, dirs: append(slices.Clone(dirs), sourceFile{path: filepath.Join(dir, "gone")}), hashes: hashes},
+		{name: "PreviousFromCopySameContent", sum: &restic.BackupSummary{FilesUnmodified: 2}, files: files, dirs: dirs, hashes: hashes, prev: prevSame, want: want},
+		{name: "PreviousFromCopyOtherContent", sum: &restic.BackupSummary{FilesUnmodified: 2}, files: files, dirs: dirs, hashes: hashes, prev: prevOther},
+		{name: "PreviousStatedOtherContent", sum: &restic.BackupSummary{FilesChanged: 1, FilesUnmodified: 1}, files: files, dirs: dirs, hashes: hashes, prev: prevStated, want: want},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := storedAsListed(tc.sum, tc.files, tc.hashes)
+			got, ok := storedAsListed(tc.sum, tc.files, tc.dirs, tc.hashes, tc.prev)
 			if diff := cmp.Diff(tc.want != nil, ok); diff != "" {
 				t.Errorf("vouched: -want +got:\n%s", diff)
 			}
@@ -454,10 +481,10 @@ func TestQuietBackup(t *testing.T) {
 	// A walk slower than restic's start: the quiet restic is killed while
 	// the bridge holds its lock, which is never written.
 	writeFile(t, changed, "changed again before the walk")
-	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
-		files, err := walkSource(paths, exclude)
+	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, []sourceFile, error) {
+		files, dirs, err := walkTree(paths, exclude)
 		time.Sleep(3 * time.Second)
-		return files, err
+		return files, dirs, err
 	}
 	q.step("changed before a slow walk: the quiet restic is replaced at its lock", 50, 1, "replaced", "backup --verbose=2")
 	q.lb.r.walk = nil
@@ -473,10 +500,10 @@ func TestQuietBackup(t *testing.T) {
 
 	// A change after the walk, before restic reads the file: the walk saw
 	// the source as the manifest left it, restic's counts show the change.
-	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
-		files, err := walkSource(paths, exclude)
+	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, []sourceFile, error) {
+		files, dirs, err := walkTree(paths, exclude)
 		writeFile(t, changed, "changed after the walk, before restic read it")
-		return files, err
+		return files, dirs, err
 	}
 	q.step("changed after the walk", 6, 1, "backup", "ls")
 	q.lb.r.walk = nil
@@ -502,17 +529,17 @@ func TestQuietListedBackup(t *testing.T) {
 
 	// A change after the walk, before restic reads the file: restic's
 	// copy is not what the walk saw, and its files are listed.
-	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
-		files, err := walkSource(paths, exclude)
+	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, []sourceFile, error) {
+		files, dirs, err := walkTree(paths, exclude)
 		writeFile(t, changed, "changed after the walk, before restic read it")
-		return files, err
+		return files, dirs, err
 	}
 	q.step("changed after the walk", 4, 1, "backup", "ls")
 	// A file added after the walk: restic counts one more than listed.
-	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, error) {
-		files, err := walkSource(paths, exclude)
+	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, []sourceFile, error) {
+		files, dirs, err := walkTree(paths, exclude)
 		writeFile(t, filepath.Join(q.src, "d1", "late"), "added after the walk")
-		return files, err
+		return files, dirs, err
 	}
 	q.step("the source moved during the last run: restic names its files; added after the walk", 5, 1, "backup --verbose=2")
 	q.lb.r.walk = nil
@@ -521,4 +548,16 @@ func TestQuietListedBackup(t *testing.T) {
 	// the state it has held since (withStates): the source has a digest
 	// again, and the manifest's files are encoded while restic runs.
 	q.step("held still while named: quiet again", 7, 2, "backup")
+	// One file removed and one added after the walk: restic counts as
+	// many files as the walk listed, but not the walk's.
+	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, []sourceFile, error) {
+		files, dirs, err := walkTree(paths, exclude)
+		if err := os.Remove(filepath.Join(q.src, "d1", "late")); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(q.src, "d0", "later"), "added after the walk")
+		return files, dirs, err
+	}
+	q.step("one removed and one added after the walk", 8, 1, "backup", "ls")
+	q.lb.r.walk = nil
 }

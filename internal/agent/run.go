@@ -63,8 +63,8 @@ type Runner struct {
 	// Options from the command line.
 	Options Options
 
-	// walk walks a backup's source; walkSource when nil (tests slow it).
-	walk func(paths, exclude []string) ([]sourceFile, error)
+	// walk walks a backup's source; walkTree when nil (tests slow it).
+	walk func(paths, exclude []string) (files, dirs []sourceFile, err error)
 }
 
 // target is everything a run resolved before it touches data.

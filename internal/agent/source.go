@@ -67,14 +67,21 @@ type FileState struct {
 // is a reasonError with restic's SourceIncomplete reason, as restic itself
 // would report it.
 func walkSource(paths, exclude []string) ([]sourceFile, error) {
-	var files []sourceFile
+	files, _, err := walkTree(paths, exclude)
+	return files, err
+}
+
+// walkTree is walkSource that also gives the directories it walked, with
+// their states: a file added to, removed from or renamed in a directory
+// moves the directory's modification time.
+func walkTree(paths, exclude []string) (files, dirs []sourceFile, err error) {
 	var unreadable []string
 	for _, root := range paths {
 		if _, err := os.Lstat(root); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil, &reasonError{reason: ReasonSourceNotFound, msg: fmt.Sprintf("path %q does not exist", root)}
+				return nil, nil, &reasonError{reason: ReasonSourceNotFound, msg: fmt.Sprintf("path %q does not exist", root)}
 			}
-			return nil, &reasonError{reason: reasonSourceIncomplete, msg: fmt.Sprintf("cannot read path %q: %v", root, err)}
+			return nil, nil, &reasonError{reason: reasonSourceIncomplete, msg: fmt.Sprintf("cannot read path %q: %v", root, err)}
 		}
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -87,7 +94,7 @@ func walkSource(paths, exclude []string) ([]sourceFile, error) {
 				}
 				return nil
 			}
-			if !d.Type().IsRegular() {
+			if !d.Type().IsRegular() && !d.IsDir() {
 				return nil
 			}
 			info, err := d.Info()
@@ -100,21 +107,25 @@ func walkSource(paths, exclude []string) ([]sourceFile, error) {
 				unreadable = append(unreadable, fmt.Sprintf("%s: %v", p, unwrapPathError(err)))
 				return nil
 			}
+			if d.IsDir() {
+				dirs = append(dirs, sourceFile{path: p, state: stateOf(info)})
+				return nil
+			}
 			files = append(files, sourceFile{path: p, state: stateOf(info)})
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("cannot walk path %q: %w", root, err)
+			return nil, nil, fmt.Errorf("cannot walk path %q: %w", root, err)
 		}
 	}
 	if len(unreadable) > 0 {
 		if len(unreadable) > 5 {
 			unreadable = append(unreadable[:5], fmt.Sprintf("and %d more", len(unreadable)-5))
 		}
-		return nil, &reasonError{reason: reasonSourceIncomplete, msg: "cannot read " + strings.Join(unreadable, "; ")}
+		return nil, nil, &reasonError{reason: reasonSourceIncomplete, msg: "cannot read " + strings.Join(unreadable, "; ")}
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
-	return files, nil
+	return files, dirs, nil
 }
 
 func unwrapPathError(err error) error {

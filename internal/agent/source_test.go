@@ -443,3 +443,37 @@ func mustEncode(t *testing.T, m *Manifest) []byte {
 	}
 	return b
 }
+
+func TestWalkTreeDirectories(t *testing.T) {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"b.txt": "bee", "a/x.db": "database", "a/cache/k": "cached", "cache/big": "cached"})
+	for _, tc := range []struct {
+		name    string
+		exclude []string
+		want    []string
+	}{
+		{name: "Every", want: []string{root, root + "/a", root + "/a/cache", root + "/cache"}},
+		{name: "ExcludedLeftOut", exclude: []string{"cache"}, want: []string{root, root + "/a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, dirs, err := walkTree([]string{root}, tc.exclude)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range dirs {
+				fi, err := os.Lstat(d.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if stateOf(fi) != d.state {
+					t.Errorf("directory %s: state %+v, want %+v", d.path, d.state, stateOf(fi))
+				}
+				got = append(got, d.path)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}
