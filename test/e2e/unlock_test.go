@@ -2,11 +2,16 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -51,6 +56,16 @@ func TestUnlockAfterKilledPrune(t *testing.T) {
 	if len(locks) != 1 {
 		t.Fatalf("the killed prune left locks %v, want its exclusive lock", locks)
 	}
+	// unlock keeps the lock of a prune pod the API server still shows
+	// running; on a loaded node its status may lag the kill.
+	poll(t, time.Minute, "the killed prune pod was not seen finished", func(ctx context.Context) (bool, error) {
+		p := &corev1.Pod{}
+		err := kube.Get(ctx, types.NamespacedName{Namespace: "default", Name: pod}, p)
+		if kerrors.IsNotFound(err) {
+			return true, nil
+		}
+		return err == nil && (p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded), nil
+	})
 
 	type unlockResult struct {
 		Job       string `json:"job"`
