@@ -188,10 +188,10 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		// A quiet restic of a source the walk cannot vouch for (exclude
 		// patterns: listableSource) is let past its lock only for a
 		// source the walk found as the previous manifest describes it;
-		// for any other it is stopped before it
-		// has written anything, and run again to name its files. It is
-		// killed, not interrupted: it has written nothing, and an
-		// interrupt would wait for its key derivation.
+		// for any other it is stopped before it has written anything,
+		// and run again to name its files. It is killed, not
+		// interrupted: it has written nothing, and an interrupt would
+		// wait for its key derivation.
 		cancelRestic(restic.ErrAbandoned)
 		<-ran
 		// Its lock, when the bridge holds it, is never written.

@@ -137,8 +137,14 @@ func reusable(m ManifestFile) bool {
 // could not be read or moved while it was.
 func (h *contentHasher) listed() []ManifestFile {
 	<-h.done
-	out := make([]ManifestFile, len(h.out))
-	for i, x := range h.out {
+	return stableEntries(h.out)
+}
+
+// stableEntries are the entries of hashes, in order, when every file was
+// read and held still while it was; nil otherwise.
+func stableEntries(hashes []hashed) []ManifestFile {
+	out := make([]ManifestFile, len(hashes))
+	for i, x := range hashes {
 		if x.err != nil || !x.stable {
 			return nil
 		}

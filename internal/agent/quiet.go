@@ -113,23 +113,21 @@ func storedAsListed(sum *restic.BackupSummary, files, dirs []sourceFile, hashes 
 	if sum == nil || sum.FilesNew+sum.FilesChanged+sum.FilesUnmodified != uint64(len(files)) {
 		return nil, false
 	}
-	out := make([]ManifestFile, len(files))
+	out := stableEntries(hashes)
+	if out == nil {
+		return nil, false
+	}
 	for i, f := range files {
 		// The walk's list is sorted: a path listed twice (overlapping
 		// paths) would be counted once by restic.
 		if i > 0 && files[i-1].path == f.path {
 			return nil, false
 		}
-		h := hashes[i]
-		if h.err != nil || !h.stable {
-			return nil, false
-		}
 		if prev != nil {
-			if m, ok := prev.files[f.path]; ok && m.State == nil && m.BLAKE3 != h.file.BLAKE3 {
+			if m, ok := prev.files[f.path]; ok && m.State == nil && m.BLAKE3 != out[i].BLAKE3 {
 				return nil, false
 			}
 		}
-		out[i] = h.file
 	}
 	if !stillAsWalked(files) || !stillAsWalked(dirs) {
 		return nil, false

@@ -60,20 +60,14 @@ type FileState struct {
 	Inode uint64 `json:"inode"`
 }
 
-// walkSource lists every regular file under paths that the exclude
+// walkTree lists every regular file under paths that the exclude
 // patterns keep, with its state, sorted by path; it reads no content (see
-// contentscan.go for how the files are hashed). A path that does not exist
-// is a reasonError with ReasonSourceNotFound; an entry that cannot be read
-// is a reasonError with restic's SourceIncomplete reason, as restic itself
-// would report it.
-func walkSource(paths, exclude []string) ([]sourceFile, error) {
-	files, _, err := walkTree(paths, exclude)
-	return files, err
-}
-
-// walkTree is walkSource that also gives the directories it walked, with
-// their states: a file added to, removed from or renamed in a directory
-// moves the directory's modification time.
+// contentscan.go for how the files are hashed). It also gives the
+// directories it walked, with their states: a file added to, removed from
+// or renamed in a directory moves the directory's modification time. A
+// path that does not exist is a reasonError with ReasonSourceNotFound; an
+// entry that cannot be read is a reasonError with restic's
+// SourceIncomplete reason, as restic itself would report it.
 func walkTree(paths, exclude []string) (files, dirs []sourceFile, err error) {
 	var unreadable []string
 	for _, root := range paths {

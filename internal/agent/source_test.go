@@ -477,3 +477,9 @@ func TestWalkTreeDirectories(t *testing.T) {
 		})
 	}
 }
+
+// walkSource is walkTree's files alone.
+func walkSource(paths, exclude []string) ([]sourceFile, error) {
+	files, _, err := walkTree(paths, exclude)
+	return files, err
+}
