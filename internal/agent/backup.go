@@ -116,10 +116,11 @@ func (r *Runner) runBackup(ctx context.Context, work backupWork) error {
 func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state componentState, errs *bridgeErrors) (*restic.BackupSummary, *bool, error) {
 	o := r.Options
 	// The source is walked while restic starts. The manifest needs each
-	// file's state from before restic reads it; restic's first write is
-	// its lock, taken before it reads any source file, and the bridge
-	// holds it until the walk has succeeded. After a failed walk it never
-	// passes: restic is stopped.
+	// file's state from before restic reads it. restic's first write is
+	// its lock, taken before it reads any source file: the bridge holds it
+	// until the walk has succeeded. restic on its own local backend takes
+	// its lock unseen, and waits at its gate after it (BackupOptions.Gate)
+	// until then. After a failed walk it never passes: restic is stopped.
 	var files, dirs []sourceFile
 	var walkErr error
 	walk := r.walk
@@ -143,6 +144,20 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		return nil, nil, err
 	}
 	t.phases.mark("prepare")
+	listable := listableSource(o.Paths, o.Exclude)
+	var gate <-chan struct{}
+	if t.localRoot != "" && listable {
+		// restic writes a mounted local storage itself (localRestic),
+		// held at its gate, after its lock, until the walk is done. Only
+		// for a listable source: its quiet restic is never stopped to
+		// run again (below), which would leave a killed restic's lock in
+		// the storage, or wait for its key derivation to stop it
+		// cleanly.
+		if rc, err = r.localRestic(t); err != nil {
+			return nil, nil, err
+		}
+		gate = locks.current()
+	}
 
 	hctx, stopHashing := context.WithCancel(ctx)
 	defer stopHashing()
@@ -156,9 +171,9 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	opts := restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}
 	listing := opts
 	listing.Parent = resticParent(ctx, t, l)
+	listing.Gate = gate
 	// restic names every file it stores only when asked (see quiet.go).
 	hinted := quietHinted(l, listing.Parent)
-	listable := listableSource(o.Paths, o.Exclude)
 	listing.ListFiles = !quietGuess(l, hinted, listable)
 	ran := make(chan backupRun, 1)
 	var cancelRestic context.CancelCauseFunc

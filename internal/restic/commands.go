@@ -32,7 +32,20 @@ type BackupOptions struct {
 	// (--parent); empty leaves the choice to restic (the newest snapshot
 	// of the same host and paths).
 	Parent string
+	// Gate, when not nil, holds restic back until it is closed, at a
+	// point after it has opened the repository, derived its key and
+	// taken its lock, and before it reads anything of the source beyond
+	// the existence of its paths: restic reads one more file of exclude
+	// patterns, its standard input, which ends (empty) once Gate is
+	// closed. A caller can so look at the source itself while restic
+	// starts, on any backend, and be sure it looked first. Stopped while
+	// held, restic is let through only after its interrupt: it removes
+	// its lock and stores nothing. Not with BackupStdin.
+	Gate <-chan struct{}
 }
+
+// gateFile is where a gated restic reads the patterns that hold it back.
+const gateFile = "/dev/stdin"
 
 // BackupProgress is one status message of a running backup.
 type BackupProgress struct {
@@ -169,6 +182,12 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 	if opts.Parent != "" {
 		args = append(args, "--parent", opts.Parent)
 	}
+	if opts.Gate != nil {
+		if stdin != nil {
+			return nil, errors.New("cannot back up standard input behind a gate")
+		}
+		args = append(args, "--exclude-file", gateFile)
+	}
 	args = append(args, opts.Args...)
 	args = append(args, "--")
 	args = append(args, opts.Paths...)
@@ -204,7 +223,7 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 			unchanged = append(unchanged, item)
 		}
 	}
-	err := r.runStreams(ctx, "backup", args, stdin, func(line []byte) {
+	err := r.runStreams(ctx, "backup", args, streams{stdin: stdin, gate: opts.Gate, onErrLine: onError, onLine: func(line []byte) {
 		if bytes.HasPrefix(line, verboseLine) {
 			// One line per item, thousands of them: only what is
 			// used is decoded.
@@ -240,7 +259,7 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 				Duration: seconds(m.TotalDuration), Start: m.BackupStart, End: m.BackupEnd,
 			}
 		}
-	}, onError, nil)
+	}})
 	if sum != nil {
 		sum.Errors, sum.StoredAgain = itemErrors, storedAgain
 		if opts.ListFiles {
@@ -437,7 +456,7 @@ func (r *Restic) Check(ctx context.Context, opts CheckOptions) (*CheckSummary, e
 		}
 	}
 	// restic reports the problems it finds on standard error.
-	err := r.runStreams(ctx, "check", args, nil, onLine, onLine, nil)
+	err := r.runStreams(ctx, "check", args, streams{onLine: onLine, onErrLine: onLine})
 	slices.Sort(sum.MissingPacks)
 	var e *Error
 	if errors.As(err, &e) && e.Message == "" && len(sum.Errors) > 0 {

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -184,7 +185,7 @@ const maxStderr = 64 << 10
 // run runs one restic command with --json, handing each line of standard
 // output to onLine.
 func (r *Restic) run(ctx context.Context, op string, args []string, onLine func([]byte)) error {
-	return r.runIO(ctx, op, args, nil, onLine, nil)
+	return r.runStreams(ctx, op, args, streams{onLine: onLine})
 }
 
 // runIO is run with restic's standard input fed from stdin (when not nil)
@@ -194,13 +195,32 @@ func (r *Restic) run(ctx context.Context, op string, args []string, onLine func(
 // input never records what was read up to the error; that error is
 // returned, before restic's own.
 func (r *Restic) runIO(ctx context.Context, op string, args []string, stdin io.Reader, onLine func([]byte), raw io.Writer) error {
-	return r.runStreams(ctx, op, args, stdin, onLine, nil, raw)
+	return r.runStreams(ctx, op, args, streams{stdin: stdin, onLine: onLine, raw: raw})
 }
 
-// runStreams is runIO that also hands each line of restic's standard
-// error to onErrLine (when not nil): with --json, restic reports the
-// problems it meets item by item there.
-func (r *Restic) runStreams(ctx context.Context, op string, args []string, stdin io.Reader, onLine, onErrLine func([]byte), raw io.Writer) error {
+// streams say what a restic run reads and what is done with what it
+// writes.
+type streams struct {
+	// stdin, when not nil, feeds restic's standard input (runIO).
+	stdin io.Reader
+	// gate, when not nil, holds restic's standard input open, and empty,
+	// until it is closed; the input then ends. Not with stdin.
+	gate <-chan struct{}
+	// onLine takes each line of standard output, unless raw is set.
+	onLine func([]byte)
+	// onErrLine, when not nil, takes each line of standard error: with
+	// --json, restic reports the problems it meets item by item there.
+	onErrLine func([]byte)
+	// raw, when not nil, receives standard output as it is.
+	raw io.Writer
+}
+
+// runStreams runs one restic command with --json and the streams s.
+func (r *Restic) runStreams(ctx context.Context, op string, args []string, s streams) error {
+	if s.stdin != nil && s.gate != nil {
+		return fmt.Errorf("cannot run restic %s: standard input is either fed or a gate", op)
+	}
+	stdin, onLine, onErrLine, raw := s.stdin, s.onLine, s.onErrLine, s.raw
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Global flags first: args may end in "--" and paths.
@@ -211,14 +231,29 @@ func (r *Restic) runStreams(ctx context.Context, op string, args []string, stdin
 	all = append(all, args...)
 	cmd := exec.CommandContext(ctx, r.opts.Binary, all...)
 	cmd.Env = r.env()
+	var gateIn io.WriteCloser
+	openGate := func() {}
+	if s.gate != nil {
+		var err error
+		if gateIn, err = cmd.StdinPipe(); err != nil {
+			return fmt.Errorf("cannot run restic %s: %w", op, err)
+		}
+		openGate = sync.OnceFunc(func() { _ = gateIn.Close() })
+	}
 	// Stopped by its context, restic gets an interrupt first, so that it
 	// removes its lock, and is killed only if it does not exit; a run
-	// abandoned (ErrAbandoned) is killed at once.
+	// abandoned (ErrAbandoned) is killed at once. A restic held at its
+	// gate is let through it only after the signal: it goes on only to
+	// stop.
 	cmd.Cancel = func() error {
+		var err error
 		if errors.Is(context.Cause(ctx), ErrAbandoned) {
-			return cmd.Process.Kill()
+			err = cmd.Process.Kill()
+		} else {
+			err = cmd.Process.Signal(syscall.SIGINT)
 		}
-		return cmd.Process.Signal(syscall.SIGINT)
+		openGate()
+		return err
 	}
 	cmd.WaitDelay = 15 * time.Second
 	var stderr tailBuffer
@@ -240,6 +275,17 @@ func (r *Restic) runStreams(ctx context.Context, op string, args []string, stdin
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("cannot run restic %s: %w", op, err)
+	}
+	if s.gate != nil {
+		exited := make(chan struct{})
+		defer close(exited)
+		go func() {
+			select {
+			case <-s.gate:
+			case <-exited:
+			}
+			openGate()
+		}()
 	}
 	feeding := make(chan error, 1)
 	if stdin != nil {
