@@ -152,11 +152,29 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		// for a listable source: its quiet restic is never stopped to
 		// run again (below), which would leave a killed restic's lock in
 		// the storage, or wait for its key derivation to stop it
-		// cleanly.
-		if rc, err = r.localRestic(t); err != nil {
-			return nil, nil, err
+		// cleanly. The repository keeps the modes the bridge gave it
+		// (localmodes.go); where they cannot be read, the bridge stays.
+		dir := localRepository(t)
+		modes, merr := readModes(dir)
+		if merr == nil {
+			merr = modes.makeDirs(dir)
 		}
-		gate = locks.current()
+		if merr != nil {
+			r.Log.Info("restic writes the local storage through the bridge", "why", merr.Error())
+		} else {
+			if rc, err = r.localRestic(t); err != nil {
+				return nil, nil, err
+			}
+			// Storage failures the bridge saw so far are not restic's.
+			errs.clear()
+			gate = locks.current()
+			since := time.Now().Add(-time.Second)
+			defer func() {
+				if err := modes.share(dir, since); err != nil {
+					r.Log.Info("cannot give the files restic wrote the repository's read access", "error", err.Error())
+				}
+			}()
+		}
 	}
 
 	hctx, stopHashing := context.WithCancel(ctx)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -160,3 +162,71 @@ func btoi(b bool) int {
 var cmpErrorIs = cmp.Comparer(func(a, b error) bool {
 	return errors.Is(a, b) || errors.Is(b, a)
 })
+
+// TestDirectBackupKeepsModes: a backup on restic's local backend leaves
+// the repository's directories and files with the access the bridge's
+// storage gives them (the umask's), not restic's owner-only modes, on a
+// fresh repository and on one the bridge wrote before.
+func TestDirectBackupKeepsModes(t *testing.T) {
+	for name, tc := range map[string]struct {
+		reason string
+		// bridgeFirst: the first backup goes through the bridge.
+		bridgeFirst bool
+	}{
+		"Fresh":       {reason: "A first backup on the local backend makes the repository's directories itself."},
+		"AfterBridge": {reason: "A backup on the local backend after one through the bridge.", bridgeFirst: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			src := t.TempDir()
+			writeTree(t, src, map[string]string{"a.txt": "alpha", "d/b.txt": "bee"})
+			lb := newLocalBackup(t, src, logr.Discard())
+			lb.direct = !tc.bridgeFirst
+			for i := range 2 {
+				if _, err := lb.run(context.Background(), i); err != nil {
+					t.Fatal(err)
+				}
+				lb.direct = true
+				writeTree(t, src, map[string]string{fmt.Sprintf("new-%d.txt", i): fmt.Sprintf("new %d", i)})
+			}
+			repo := filepath.Join(lb.storeDir, "default/app/repository/v1/nightly/dump")
+			// What the bridge's storage gives (fileblob: 0777 and 0666
+			// less the umask), seen on what it wrote at the init.
+			keys, err := os.Stat(filepath.Join(repo, "keys"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			config, err := os.Stat(filepath.Join(repo, "config"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wrong []string
+			err = filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				info, err := d.Info()
+				if err != nil {
+					return err
+				}
+				mode := info.Mode().Perm()
+				switch {
+				case d.IsDir() && mode != keys.Mode().Perm():
+					wrong = append(wrong, fmt.Sprintf("%s: %v, want %v", p, mode, keys.Mode().Perm()))
+				case !d.IsDir() && mode&0o444 != config.Mode().Perm()&0o444:
+					wrong = append(wrong, fmt.Sprintf("%s: %v, want read access %v", p, mode, config.Mode().Perm()&0o444))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string(nil), wrong); diff != "" {
+				t.Errorf("%s\nentries of the repository with other modes than the bridge's: -want +got:\n%s", tc.reason, diff)
+			}
+			if len(resticDirs(repo)) != 260 {
+				t.Errorf("resticDirs names %d directories, want 260", len(resticDirs(repo)))
+			}
+		})
+	}
+}

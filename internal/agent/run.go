@@ -293,13 +293,19 @@ func (r *Runner) localRestic(t *target) (*restic.Restic, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(t.localRoot, filepath.FromSlash(t.resticPath))
+	dir := localRepository(t)
 	rc, err := r.newRestic(bin, "local:"+dir)
 	if err != nil {
 		return nil, err
 	}
 	r.Log.Info("restic reaches the repository in the mounted storage itself", "directory", dir)
 	return rc, nil
+}
+
+// localRepository is the directory of the component's restic repository
+// in the local storage mounted in this container.
+func localRepository(t *target) string {
+	return filepath.Join(t.localRoot, filepath.FromSlash(t.resticPath))
 }
 
 // newRestic is the driver of restic on repository, with the run's password
@@ -405,6 +411,13 @@ func (b *bridgeErrors) last() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.err
+}
+
+// clear forgets the failures seen so far.
+func (b *bridgeErrors) clear() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.err = nil
 }
 
 func (b *bridgeErrors) Init(logr.RuntimeInfo)          {}

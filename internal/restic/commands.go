@@ -44,8 +44,15 @@ type BackupOptions struct {
 	Gate <-chan struct{}
 }
 
-// gateFile is where a gated restic reads the patterns that hold it back.
-const gateFile = "/dev/stdin"
+// gateFile is where a gated restic reads the patterns that hold it back:
+// its standard input, which the process node and container runtimes give
+// every container, as /proc/self/fd/0.
+const gateFile = "/proc/self/fd/0"
+
+// gateShut is what a gate stopped before it opened gives restic: an
+// exclude pattern restic refuses (an unclosed character class), so that
+// it fails at once, before it reads the source, and removes its lock.
+const gateShut = "[\n"
 
 // BackupProgress is one status message of a running backup.
 type BackupProgress struct {

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -231,29 +232,37 @@ func (r *Restic) runStreams(ctx context.Context, op string, args []string, s str
 	all = append(all, args...)
 	cmd := exec.CommandContext(ctx, r.opts.Binary, all...)
 	cmd.Env = r.env()
+	// A gate is passed once: opened (its input ends empty) or, when the
+	// run is stopped first, shut (restic reads a pattern it refuses and
+	// fails there, before it reads the source; it removes its lock).
 	var gateIn io.WriteCloser
-	openGate := func() {}
+	var gateOnce sync.Once
+	var shut atomic.Bool
+	openGate, shutGate := func() {}, func() {}
 	if s.gate != nil {
 		var err error
 		if gateIn, err = cmd.StdinPipe(); err != nil {
 			return fmt.Errorf("cannot run restic %s: %w", op, err)
 		}
-		openGate = sync.OnceFunc(func() { _ = gateIn.Close() })
+		openGate = func() { gateOnce.Do(func() { _ = gateIn.Close() }) }
+		shutGate = func() {
+			gateOnce.Do(func() {
+				shut.Store(true)
+				_, _ = io.WriteString(gateIn, gateShut)
+				_ = gateIn.Close()
+			})
+		}
 	}
 	// Stopped by its context, restic gets an interrupt first, so that it
 	// removes its lock, and is killed only if it does not exit; a run
 	// abandoned (ErrAbandoned) is killed at once. A restic held at its
-	// gate is let through it only after the signal: it goes on only to
-	// stop.
+	// gate is not let through.
 	cmd.Cancel = func() error {
-		var err error
+		shutGate()
 		if errors.Is(context.Cause(ctx), ErrAbandoned) {
-			err = cmd.Process.Kill()
-		} else {
-			err = cmd.Process.Signal(syscall.SIGINT)
+			return cmd.Process.Kill()
 		}
-		openGate()
-		return err
+		return cmd.Process.Signal(syscall.SIGINT)
 	}
 	cmd.WaitDelay = 15 * time.Second
 	var stderr tailBuffer
@@ -328,10 +337,14 @@ func (r *Restic) runStreams(ctx context.Context, op string, args []string, s str
 	if !ok {
 		reason = ReasonResticFailed
 	}
-	if code == -1 && ctx.Err() != nil {
+	msg := r.redact(stderrMessage(stderr.Bytes()))
+	switch {
+	case shut.Load() && ctx.Err() != nil:
+		reason, msg = ReasonInterrupted, "stopped at its gate, before it read the source"
+	case code == -1 && ctx.Err() != nil:
 		reason = ReasonInterrupted
 	}
-	return &Error{Op: op, ExitCode: code, Reason: reason, Message: r.redact(stderrMessage(stderr.Bytes()))}
+	return &Error{Op: op, ExitCode: code, Reason: reason, Message: msg}
 }
 
 // feed copies src into restic's standard input. It closes the input only
