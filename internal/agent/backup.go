@@ -147,33 +147,19 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	listable := listableSource(o.Paths, o.Exclude)
 	var gate <-chan struct{}
 	if t.localRoot != "" && listable {
-		// restic writes a mounted local storage itself (localRestic),
-		// held at its gate, after its lock, until the walk is done. Only
-		// for a listable source: its quiet restic is never stopped to
-		// run again (below), which would leave a killed restic's lock in
-		// the storage, or wait for its key derivation to stop it
-		// cleanly. The repository keeps the modes the bridge gave it
-		// (localmodes.go); where they cannot be read, the bridge stays.
-		dir := localRepository(t)
-		modes, merr := readModes(dir)
-		if merr == nil {
-			merr = modes.makeDirs(dir)
+		// Only for a listable source: its quiet restic is never stopped
+		// to run again (below), which would leave a killed restic's lock
+		// in the storage, or wait for its key derivation to stop it
+		// cleanly.
+		direct, share, err := r.directRestic(t)
+		if err != nil {
+			return nil, nil, err
 		}
-		if merr != nil {
-			r.Log.Info("restic writes the local storage through the bridge", "why", merr.Error())
-		} else {
-			if rc, err = r.localRestic(t); err != nil {
-				return nil, nil, err
-			}
+		if direct != nil {
+			rc, gate = direct, locks.current()
 			// Storage failures the bridge saw so far are not restic's.
 			errs.clear()
-			gate = locks.current()
-			since := time.Now().Add(-time.Second)
-			defer func() {
-				if err := modes.share(dir, since); err != nil {
-					r.Log.Info("cannot give the files restic wrote the repository's read access", "error", err.Error())
-				}
-			}()
+			defer share()
 		}
 	}
 
@@ -331,6 +317,33 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	r.writeLedger(ctx, t, c.base, o.Snapshot, sum.SnapshotID, keptWhole || heldStill || listing.Parent == "", manifestState(m.Files))
 	t.phases.mark("ledger")
 	return sum, ptr.To(true), nil
+}
+
+// directRestic is restic on its own local backend for a backup into the
+// local storage mounted in this container (localRestic), held at its gate,
+// after its lock, until the walk is done. The repository keeps the modes
+// the bridge gave it (localmodes.go): share, called once restic has
+// written its last, gives the files it wrote their read access. Where the
+// modes cannot be read, direct is nil and the backup stays on the bridge.
+func (r *Runner) directRestic(t *target) (direct *restic.Restic, share func(), err error) {
+	dir := localRepository(t)
+	modes, err := readModes(dir)
+	if err == nil {
+		err = modes.makeDirs(dir)
+	}
+	if err != nil {
+		r.Log.Info("restic writes the local storage through the bridge", "why", err.Error())
+		return nil, nil, nil
+	}
+	if direct, err = r.localRestic(t); err != nil {
+		return nil, nil, err
+	}
+	since := time.Now().Add(-time.Second)
+	return direct, func() {
+		if err := modes.share(dir, since); err != nil {
+			r.Log.Info("cannot give the files restic wrote the repository's read access", "error", err.Error())
+		}
+	}, nil
 }
 
 // backupRun is how restic's backup went, and the parent it had.

@@ -39,8 +39,8 @@ type BackupOptions struct {
 	// patterns, its standard input, which ends (empty) once Gate is
 	// closed. A caller can so look at the source itself while restic
 	// starts, on any backend, and be sure it looked first. Stopped while
-	// held, restic is let through only after its interrupt: it removes
-	// its lock and stores nothing. Not with BackupStdin.
+	// held, restic is shut out (gateShut): it removes its lock and stores
+	// nothing. Not with BackupStdin.
 	Gate <-chan struct{}
 }
 
@@ -190,9 +190,7 @@ func (r *Restic) backup(ctx context.Context, opts BackupOptions, stdin io.Reader
 		args = append(args, "--parent", opts.Parent)
 	}
 	if opts.Gate != nil {
-		if stdin != nil {
-			return nil, errors.New("cannot back up standard input behind a gate")
-		}
+		// runStreams refuses a gate with standard input.
 		args = append(args, "--exclude-file", gateFile)
 	}
 	args = append(args, opts.Args...)
