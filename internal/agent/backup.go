@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -492,12 +491,9 @@ func (p *pendingCheck) stop() {
 // lock made after the listing belongs to a live run, which unlock would
 // keep anyway.
 func unlockStale(ctx context.Context, bucket *blob.Bucket, resticPath string, unlock func(context.Context) error) error {
-	_, err := bucket.List(&blob.ListOptions{Prefix: layout.ResticLocksPrefix(resticPath)}).Next(ctx)
-	switch {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err != nil:
-		return fmt.Errorf("cannot list the restic repository's locks: %w", err)
+	n, err := countLocks(ctx, bucket, resticPath)
+	if err != nil || n == 0 {
+		return err
 	}
 	return unlock(ctx)
 }

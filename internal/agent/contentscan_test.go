@@ -277,8 +277,12 @@ func TestUnlockStale(t *testing.T) {
 		},
 		"Locked": {
 			reason:     "A lock file may be stale: restic's unlock runs and decides.",
-			objects:    []string{prefix + "config", prefix + "locks/abcdef"},
+			objects:    []string{prefix + "config", prefix + "locks/" + strings.Repeat("ab", 32)},
 			wantUnlock: true,
+		},
+		"HalfWrittenLock": {
+			reason:  "A file a killed writer left under a temporary name is no lock: restic never reads it.",
+			objects: []string{prefix + "config", prefix + "locks/" + strings.Repeat("ab", 32) + "-tmp-5"},
 		},
 		"OtherRepositoryLocked": {
 			reason:  "A lock of another repository in the same storage is not this one's.",

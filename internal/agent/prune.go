@@ -85,6 +85,11 @@ func (r *Runner) pruneOne(ctx context.Context, t *target, prefix string) (int64,
 		reason, msg := failure(err, errs, t.redact)
 		return 0, fmt.Errorf("cannot prune restic repository %q: %s: %s", prefix, reason, msg)
 	}
+	// restic prunes only the files it knows by name: the half-written
+	// ones killed writers left go here.
+	if _, _, err := removeStaleTemporaries(ctx, r.Log, t.bucket, prefix, time.Now()); err != nil {
+		return 0, fmt.Errorf("cannot prune restic repository %q: %w", prefix, err)
+	}
 	after, err := sizeUnder(ctx, t.bucket, prefix)
 	if err != nil {
 		return 0, err

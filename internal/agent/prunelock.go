@@ -3,14 +3,12 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
-	"gocloud.dev/blob"
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -121,15 +119,14 @@ func agentPod(pod *corev1.Pod) bool {
 }
 
 // removeDeadLocks removes from the restic repository at resticPath the
-// locks of runs that no longer run (deadLocks), before a backup, a prune, a restore or a verification
-// opens it with restic. It reads the locks only when there are some.
+// locks of runs that no longer run (deadLocks), before a backup, a prune,
+// a restore or a verification opens it with restic, and the half-written
+// locks killed writers left (removeStaleTemporaries). It reads the locks
+// with restic only when there are some.
 func (r *Runner) removeDeadLocks(ctx context.Context, t *target, rc *restic.Restic) error {
-	_, err := t.bucket.List(&blob.ListOptions{Prefix: layout.ResticLocksPrefix(t.resticPath)}).Next(ctx)
-	switch {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err != nil:
-		return fmt.Errorf("cannot list the restic repository's locks: %w", err)
+	_, locked, err := removeStaleTemporaries(ctx, r.Log, t.bucket, layout.ResticLocksPrefix(t.resticPath), time.Now())
+	if err != nil || !locked {
+		return err
 	}
 	locks, err := rc.Locks(ctx)
 	if err != nil {

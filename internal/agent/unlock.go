@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 
 	"gocloud.dev/blob"
 
@@ -80,17 +81,22 @@ func (r *Runner) unlockOne(ctx context.Context, t *target, prefix string) (int, 
 	return before - after, nil
 }
 
+// countLocks counts the locks of the restic repository at prefix: the
+// files of its locks directory named by a restic ID (a half-written one
+// is no lock).
 func countLocks(ctx context.Context, b *blob.Bucket, prefix string) (int, error) {
 	it := b.List(&blob.ListOptions{Prefix: layout.ResticLocksPrefix(prefix)})
 	n := 0
 	for {
-		_, err := it.Next(ctx)
+		obj, err := it.Next(ctx)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return n, nil
 			}
 			return 0, fmt.Errorf("cannot list the restic repository's locks: %w", err)
 		}
-		n++
+		if layout.IsResticID(path.Base(obj.Key)) {
+			n++
+		}
 	}
 }

@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"gocloud.dev/blob"
+
+	"github.com/stashplane/stashplane/internal/layout"
+)
+
+// staleTemporaryAge is how long a file of a restic repository may keep a
+// temporary name before it is deemed left by a writer that was killed
+// between creating it and renaming it. A live writer renames a lock within
+// milliseconds and a pack within seconds; restic deems the lock of a run
+// that stopped refreshing it stale after 30 minutes.
+const staleTemporaryAge = time.Hour
+
+// resticTemporary says whether name, the last element of a key in a restic
+// repository, is a file written under a temporary name, to be renamed to
+// its own once whole: restic's local backend writes "<name>-tmp-<digits>",
+// the bridge's storage (gocloud's fileblob) "<name>.<hex>.tmp". restic
+// never reads either: only names that are whole IDs (and "config") are
+// files of the repository.
+func resticTemporary(name string) bool {
+	if base, _, ok := strings.Cut(name, "-tmp-"); ok {
+		return resticName(base)
+	}
+	base, ok := strings.CutSuffix(name, ".tmp")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(base, '.')
+	return i > 0 && resticName(base[:i])
+}
+
+func resticName(s string) bool { return s == "config" || layout.IsResticID(s) }
+
+// removeStaleTemporaries removes, under prefix, the temporary files
+// (resticTemporary) last written before now less staleTemporaryAge, and
+// says how many went and whether prefix holds a file by restic's own name
+// (for the locks directory: whether it holds a lock). A writer killed half
+// way leaves its temporary file behind: restic never sees it, so neither
+// its prune nor its unlock would ever remove it.
+func removeStaleTemporaries(ctx context.Context, log logr.Logger, b *blob.Bucket, prefix string, now time.Time) (removed int, named bool, err error) {
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return removed, named, nil
+		}
+		if err != nil {
+			return removed, named, fmt.Errorf("cannot list %q: %w", prefix, err)
+		}
+		name := path.Base(obj.Key)
+		switch {
+		case obj.IsDir:
+		case resticName(name):
+			named = true
+		case resticTemporary(name) && now.Sub(obj.ModTime) > staleTemporaryAge:
+			if err := b.Delete(ctx, obj.Key); err != nil {
+				return removed, named, fmt.Errorf("cannot remove the temporary file %q a killed writer left: %w", obj.Key, err)
+			}
+			removed++
+			log.Info("removed a temporary file a killed writer left", "key", obj.Key, "written", obj.ModTime)
+		}
+	}
+}

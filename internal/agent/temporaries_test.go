@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob/fileblob"
+)
+
+func TestResticTemporary(t *testing.T) {
+	id := strings.Repeat("ab", 32)
+	for name, want := range map[string]bool{
+		// restic's local backend: os.CreateTemp(dir, name+"-tmp-").
+		id + "-tmp-2086587267": true,
+		"config-tmp-123":       true,
+		// gocloud's fileblob without a temporary directory.
+		id + ".188e3a5c0f2b1d40.tmp":  true,
+		"config.188e3a5c0f2b1d40.tmp": true,
+		// restic's own files, and what neither writes.
+		id:                                  false,
+		"config":                            false,
+		"notes.tmp":                         false,
+		"abc-tmp-1":                         false,
+		id + ".tmp":                         false,
+		strings.Repeat("AB", 32) + "-tmp-1": false,
+	} {
+		if got := resticTemporary(name); got != want {
+			t.Errorf("resticTemporary(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// A temporary file older than staleTemporaryAge goes; restic's own files,
+// a temporary file being written, and files neither writer makes stay.
+func TestRemoveStaleTemporaries(t *testing.T) {
+	lock := strings.Repeat("1a", 32)
+	pack := strings.Repeat("2b", 32)
+	now := time.Now()
+	old := now.Add(-staleTemporaryAge - time.Minute)
+	type file struct {
+		key     string
+		written time.Time
+	}
+	for name, tc := range map[string]struct {
+		prefix      string
+		files       []file
+		wantLeft    []string
+		wantRemoved int
+		wantNamed   bool
+	}{
+		"a lock and a half-written lock of a killed run": {
+			prefix:      "r/locks/",
+			files:       []file{{"r/locks/" + lock, old}, {"r/locks/" + pack + "-tmp-99", old}},
+			wantLeft:    []string{"r/locks/" + lock},
+			wantRemoved: 1,
+			wantNamed:   true,
+		},
+		"only a half-written lock: no lock": {
+			prefix:      "r/locks/",
+			files:       []file{{"r/locks/" + pack + "-tmp-99", old}},
+			wantRemoved: 1,
+		},
+		"a lock being written stays": {
+			prefix:   "r/locks/",
+			files:    []file{{"r/locks/" + lock + "-tmp-5", now.Add(-time.Minute)}},
+			wantLeft: []string{"r/locks/" + lock + "-tmp-5"},
+		},
+		"the whole repository, both writers": {
+			prefix: "r/",
+			files: []file{
+				{"r/config", old},
+				{"r/data/2b/" + pack, old},
+				{"r/data/2b/" + pack + ".17f0a1b2c3d4e5f6.tmp", old},
+				{"r/data/1a/" + lock + "-tmp-7", old},
+				{"r/data/1a/" + lock + "-tmp-8", now},
+				{"r/notes.tmp", old},
+			},
+			wantLeft:    []string{"r/config", "r/data/1a/" + lock + "-tmp-8", "r/data/2b/" + pack, "r/notes.tmp"},
+			wantRemoved: 2,
+			wantNamed:   true,
+		},
+		"nothing there": {prefix: "r/locks/"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tc.files {
+				p := filepath.Join(dir, filepath.FromSlash(f.key))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(p, f.written, f.written); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			removed, named, err := removeStaleTemporaries(context.Background(), logr.Discard(), b, tc.prefix, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if removed != tc.wantRemoved || named != tc.wantNamed {
+				t.Errorf("removed %d, named %v; want %d, %v", removed, named, tc.wantRemoved, tc.wantNamed)
+			}
+			var left []string
+			_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(dir, p)
+					left = append(left, filepath.ToSlash(rel))
+				}
+				return nil
+			})
+			sort.Strings(left)
+			if diff := cmp.Diff(tc.wantLeft, left); diff != "" {
+				t.Errorf("files left, -want +got:\n%s", diff)
+			}
+		})
+	}
+}
