@@ -120,16 +120,39 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	// until the walk has succeeded. restic on its own local backend takes
 	// its lock unseen, and waits at its gate after it (BackupOptions.Gate)
 	// until then. After a failed walk it never passes: restic is stopped.
+	//
+	// The ledger names the previous manifest, whose hashes of unchanged
+	// files this backup takes over. Without one (a first backup) nothing
+	// is waited for: the files are hashed, and the new manifest's key
+	// derived, as soon as the walk is done, beside the repository's
+	// preparation (a first backup's restic init spends seconds of one
+	// core calibrating its key derivation) rather than beside restic's
+	// backup, which keeps both cores busy.
 	var files, dirs []sourceFile
 	var walkErr error
 	walk := r.walk
 	if walk == nil {
 		walk = walkTree
 	}
+	hctx, stopHashing := context.WithCancel(ctx)
+	defer stopHashing()
+	var read *ledger
+	var readErr error
+	ledgerRead := make(chan struct{})
+	go func() {
+		defer close(ledgerRead)
+		read, readErr = readLedger(ctx, t.bucket, layout.LedgerKey(t.repo.Spec.Path, t.session, o.Component))
+	}()
+	var hashing *contentHasher
+	var sealing *envelope
 	walked, locks := make(chan struct{}), newLockGate()
 	go func() {
 		defer close(walked)
 		files, dirs, walkErr = walk(o.Paths, o.Exclude)
+		if <-ledgerRead; walkErr == nil && read == nil {
+			hashing = startHashing(hctx, files, nil)
+			sealing = startEnvelope(hctx, t.manifestKeys(), nil)
+		}
 	}()
 	t.locksAfter = locks.current
 	rc, stop, err := r.resticFor(ctx, t, errs)
@@ -141,6 +164,13 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	created, err := r.prepareRepository(ctx, t, rc)
 	if err != nil {
 		return nil, nil, err
+	}
+	<-ledgerRead
+	l, lerr := read, readErr
+	if created {
+		// A ledger beside a repository made just now is another
+		// repository's.
+		l, lerr = nil, nil
 	}
 	t.phases.mark("prepare")
 	listable := listableSource(o.Paths, o.Exclude)
@@ -162,13 +192,6 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		}
 	}
 
-	hctx, stopHashing := context.WithCancel(ctx)
-	defer stopHashing()
-	var l *ledger
-	var lerr error
-	if !created {
-		l, lerr = readLedger(ctx, t.bucket, layout.LedgerKey(t.repo.Spec.Path, t.session, o.Component))
-	}
 	checked := r.startCheck(ctx, t, rc, created, l, lerr)
 	progress := newProgressWriter(w, state, ProgressInterval)
 	opts := restic.BackupOptions{Paths: o.Paths, Tags: tags(o, t.session), Host: hostName(o), Args: excludeArgs(o.Exclude)}
@@ -219,8 +242,10 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		launch(listing)
 	}
 	locks.open()
-	sealing := startEnvelope(hctx, t.manifestKeys(), previous.done)
-	hashing := startHashing(hctx, files, previous.wait)
+	if hashing == nil {
+		sealing = startEnvelope(hctx, t.manifestKeys(), previous.done)
+		hashing = startHashing(hctx, files, previous.wait)
+	}
 	var body *manifestBody
 	switch {
 	case !listing.ListFiles && sameSource:

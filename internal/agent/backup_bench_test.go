@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -148,10 +149,14 @@ func BenchmarkFirstBackup(b *testing.B) {
 		lb.direct = direct
 		self0, children0 := cpuSpent()
 		start := time.Now()
-		if _, err := lb.run(ctx, 0); err != nil {
+		ph, err := lb.run(ctx, 0)
+		if err != nil {
 			b.Fatal(err)
 		}
 		jobWall = append(jobWall, time.Since(start).Seconds())
+		if testing.Verbose() {
+			b.Logf("Job: %.2f s, the agent's steps %v", jobWall[len(jobWall)-1], ph.keysAndValues())
+		}
 		self1, children1 := cpuSpent()
 		agentCPU += self1 - self0
 		jobResticCPU += children1 - children0
@@ -196,8 +201,9 @@ func BenchmarkFirstBackup(b *testing.B) {
 	b.ReportMetric(median(jobWall), "job-s")
 	b.ReportMetric(median(plainWall), "plain-s")
 	b.ReportMetric(median(plainWall)/median(jobWall), "job/plain-speed")
-	b.Logf("first backup of %s, Job (direct: %t) / plain restic speed: %.2fx (target >= 0.95x); medians of %d runs each; machine load (1, 5, 15 min) before: %s, after: %s",
-		what, direct, median(plainWall)/median(jobWall), b.N, load, loadAverage())
+	b.Logf("first backup of %s, Job (direct: %t) / plain restic speed: %.2fx (target >= 0.95x); medians of %d runs each (Job %.2f s, %.2f–%.2f; plain %.2f s, %.2f–%.2f); machine load (1, 5, 15 min) before: %s, after: %s",
+		what, direct, median(plainWall)/median(jobWall), b.N, median(jobWall), slices.Min(jobWall), slices.Max(jobWall),
+		median(plainWall), slices.Min(plainWall), slices.Max(plainWall), load, loadAverage())
 }
 
 // smallFiles writes 20,000 text files of 64 B to 4 KiB (40 MiB) in 100
