@@ -123,11 +123,12 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	//
 	// The ledger names the previous manifest, whose hashes of unchanged
 	// files this backup takes over. Without one (a first backup) nothing
-	// is waited for: the files are hashed, and the new manifest's key
-	// derived, as soon as the walk is done, beside the repository's
+	// is waited for: the new manifest's key is derived, and the small
+	// files hashed, as soon as the walk is done, beside the repository's
 	// preparation (a first backup's restic init spends seconds of one
 	// core calibrating its key derivation) rather than beside restic's
-	// backup, which keeps both cores busy.
+	// backup, which keeps both cores busy with small files
+	// (startHashingFirst).
 	var files, dirs []sourceFile
 	var walkErr error
 	walk := r.walk
@@ -145,12 +146,13 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	}()
 	var hashing *contentHasher
 	var sealing *envelope
+	released := make(chan struct{})
 	walked, locks := make(chan struct{}), newLockGate()
 	go func() {
 		defer close(walked)
 		files, dirs, walkErr = walk(o.Paths, o.Exclude)
 		if <-ledgerRead; walkErr == nil && read == nil {
-			hashing = startHashing(hctx, files, nil)
+			hashing = startHashingFirst(hctx, files, released)
 			sealing = startEnvelope(hctx, t.manifestKeys(), nil)
 		}
 	}()
@@ -242,6 +244,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		launch(listing)
 	}
 	locks.open()
+	close(released)
 	if hashing == nil {
 		sealing = startEnvelope(hctx, t.manifestKeys(), previous.done)
 		hashing = startHashing(hctx, files, previous.wait)

@@ -83,6 +83,53 @@ type contentHasher struct {
 	carried int
 	// previous is that manifest, once loaded; nil when there is none.
 	previous *previousManifest
+	// early, for startHashingFirst, is closed once the small files are
+	// hashed.
+	early chan struct{}
+}
+
+// earlyHashMax is the largest file a first backup hashes beside restic
+// init (startHashingFirst). Below it a file's cost to the hasher is mostly
+// per file (opening, looking at it), which is what a first backup of many
+// small files has no core to spare for beside restic's backup; above it,
+// mostly per byte, and restic backing up large files leaves room for it.
+const earlyHashMax = 1 << 20
+
+// startHashingFirst hashes files for a backup with no previous manifest:
+// those of at most earlyHashMax bytes at once, beside restic init, and the
+// others once later is closed, when restic has been let through to read
+// the source. files not reached before ctx ends carry its error.
+func startHashingFirst(ctx context.Context, files []sourceFile, later <-chan struct{}) *contentHasher {
+	h := &contentHasher{out: make([]hashed, len(files)), done: make(chan struct{}), early: make(chan struct{})}
+	hash := func(i int) {
+		if err := ctx.Err(); err != nil {
+			h.out[i] = hashed{err: err}
+			return
+		}
+		h.out[i] = hashListed(files[i])
+	}
+	go func() {
+		defer close(h.done)
+		var large []int
+		for i, f := range files {
+			if f.state.size > earlyHashMax {
+				large = append(large, i)
+				continue
+			}
+			hash(i)
+		}
+		close(h.early)
+		if len(large) > 0 {
+			select {
+			case <-later:
+			case <-ctx.Done():
+			}
+		}
+		for _, i := range large {
+			hash(i)
+		}
+	}()
+	return h
 }
 
 // startHashing hashes files in the background until it is done or ctx

@@ -645,3 +645,40 @@ func TestWithStates(t *testing.T) {
 		})
 	}
 }
+
+// A first backup's hasher reads the small files at once and the large ones
+// only once restic is let through: a large file changed before then is
+// hashed as it is after the change, a small one as it was.
+func TestHashingFirstHoldsLargeFiles(t *testing.T) {
+	root := t.TempDir()
+	small, large := filepath.Join(root, "small.txt"), filepath.Join(root, "large.bin")
+	write(t, small, "small")
+	write(t, large, strings.Repeat("x", earlyHashMax+1))
+	files, _, err := walkTree([]string{root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := make(chan struct{})
+	h := startHashingFirst(context.Background(), files, later)
+	<-h.early
+	// The large file has not been read yet: it is hashed from what it
+	// holds once restic is let through.
+	write(t, large, strings.Repeat("y", earlyHashMax+1))
+	select {
+	case <-h.done:
+		t.Fatal("the hasher finished before restic was let through")
+	default:
+	}
+	close(later)
+	got := map[string]string{}
+	for i, x := range h.wait() {
+		got[filepath.Base(files[i].path)] = x.file.BLAKE3
+	}
+	want := map[string]string{
+		"small.txt": sum("small"),
+		"large.bin": sum(strings.Repeat("y", earlyHashMax+1)),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("hashes, -want +got:\n%s", diff)
+	}
+}
