@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/stashplane/stashplane/internal/layout"
 )
@@ -47,7 +48,8 @@ func resticName(s string) bool { return s == "config" || layout.IsResticID(s) }
 // says how many went and whether prefix holds a file by restic's own name
 // (for the locks directory: whether it holds a lock). A writer killed half
 // way leaves its temporary file behind: restic never sees it, so neither
-// its prune nor its unlock would ever remove it.
+// its prune nor its unlock would ever remove it. Only a failed listing is
+// an error: a file that cannot be removed is logged and left.
 func removeStaleTemporaries(ctx context.Context, log logr.Logger, b *blob.Bucket, prefix string, now time.Time) (removed int, named bool, err error) {
 	it := b.List(&blob.ListOptions{Prefix: prefix})
 	for {
@@ -64,11 +66,17 @@ func removeStaleTemporaries(ctx context.Context, log logr.Logger, b *blob.Bucket
 		case resticName(name):
 			named = true
 		case resticTemporary(name) && now.Sub(obj.ModTime) > staleTemporaryAge:
-			if err := b.Delete(ctx, obj.Key); err != nil {
-				return removed, named, fmt.Errorf("cannot remove the temporary file %q a killed writer left: %w", obj.Key, err)
+			// A file another run removed first is gone all the same; one
+			// this run may not remove (a restore's read-only grant) is
+			// left for a backup or prune: it is no lock, and restic
+			// never reads it.
+			switch err := b.Delete(ctx, obj.Key); {
+			case err == nil:
+				removed++
+				log.Info("removed a temporary file a killed writer left", "key", obj.Key, "written", obj.ModTime)
+			case gcerrors.Code(err) != gcerrors.NotFound:
+				log.Info("left a temporary file a killed writer left: cannot remove it", "key", obj.Key, "written", obj.ModTime, "error", err.Error())
 			}
-			removed++
-			log.Info("removed a temporary file a killed writer left", "key", obj.Key, "written", obj.ModTime)
 		}
 	}
 }
