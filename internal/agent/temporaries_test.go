@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +13,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"gocloud.dev/blob/fileblob"
+
+	"github.com/stashplane/stashplane/internal/accessor"
 )
 
 func TestResticTemporary(t *testing.T) {
@@ -127,5 +130,51 @@ func TestRemoveStaleTemporaries(t *testing.T) {
 				t.Errorf("files left, -want +got:\n%s", diff)
 			}
 		})
+	}
+}
+
+// A restore reaches a brokered storage through a read-only grant, which
+// may not remove a half-written lock: the file stays, is no lock, and the
+// run goes on.
+func TestRemoveStaleTemporariesReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	lock := "tenant/app/r/locks/" + strings.Repeat("1a", 32)
+	half := "tenant/app/r/locks/" + strings.Repeat("2b", 32) + "-tmp-99"
+	old := time.Now().Add(-staleTemporaryAge - time.Minute)
+	for _, k := range []string{lock, half} {
+		p := filepath.Join(dir, filepath.FromSlash(k))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.Close()
+	const key = "accessor-token"
+	srv := httptest.NewServer(&accessor.Server{Bucket: files, Token: key})
+	defer srv.Close()
+	tok, err := accessor.Mint(key, accessor.Grant{Prefixes: []string{"tenant/app/"}, Expires: time.Now().Add(time.Hour).Unix(), Subject: "demo/restore", ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := accessor.OpenBucket(srv.URL, tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	removed, named, err := removeStaleTemporaries(context.Background(), logr.Discard(), b, "tenant/app/r/locks/", time.Now())
+	if err != nil || removed != 0 || !named {
+		t.Errorf("removeStaleTemporaries through a read-only grant: removed %d, named %v, %v; want 0, true, no error", removed, named, err)
+	}
+	if ok, err := files.Exists(context.Background(), half); err != nil || !ok {
+		t.Errorf("the half-written lock is gone through a read-only grant (%v)", err)
 	}
 }
