@@ -101,13 +101,6 @@ const earlyHashMax = 1 << 20
 // the source. files not reached before ctx ends carry its error.
 func startHashingFirst(ctx context.Context, files []sourceFile, later <-chan struct{}) *contentHasher {
 	h := &contentHasher{out: make([]hashed, len(files)), done: make(chan struct{}), early: make(chan struct{})}
-	hash := func(i int) {
-		if err := ctx.Err(); err != nil {
-			h.out[i] = hashed{err: err}
-			return
-		}
-		h.out[i] = hashListed(files[i])
-	}
 	go func() {
 		defer close(h.done)
 		var large []int
@@ -116,7 +109,7 @@ func startHashingFirst(ctx context.Context, files []sourceFile, later <-chan str
 				large = append(large, i)
 				continue
 			}
-			hash(i)
+			h.out[i] = hashUnlessDone(ctx, f)
 		}
 		close(h.early)
 		if len(large) > 0 {
@@ -126,10 +119,19 @@ func startHashingFirst(ctx context.Context, files []sourceFile, later <-chan str
 			}
 		}
 		for _, i := range large {
-			hash(i)
+			h.out[i] = hashUnlessDone(ctx, files[i])
 		}
 	}()
 	return h
+}
+
+// hashUnlessDone hashes the listed file, or gives ctx's error once it
+// has ended.
+func hashUnlessDone(ctx context.Context, f sourceFile) hashed {
+	if err := ctx.Err(); err != nil {
+		return hashed{err: err}
+	}
+	return hashListed(f)
 }
 
 // startHashing hashes files in the background until it is done or ctx
@@ -149,16 +151,12 @@ func startHashing(ctx context.Context, files []sourceFile, previous func() *prev
 			}
 		}
 		for i, f := range files {
-			if err := ctx.Err(); err != nil {
-				h.out[i] = hashed{err: err}
-				continue
-			}
-			if m, ok := prev[f.path]; ok && unchangedSince(m, f.state) {
+			if m, ok := prev[f.path]; ok && unchangedSince(m, f.state) && ctx.Err() == nil {
 				h.out[i] = hashed{file: m, stable: true}
 				h.carried++
 				continue
 			}
-			h.out[i] = hashListed(f)
+			h.out[i] = hashUnlessDone(ctx, f)
 		}
 	}()
 	return h

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 
 	"github.com/stashplane/stashplane/internal/accessor"
@@ -94,22 +95,9 @@ func TestRemoveStaleTemporaries(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			for _, f := range tc.files {
-				p := filepath.Join(dir, filepath.FromSlash(f.key))
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Chtimes(p, f.written, f.written); err != nil {
-					t.Fatal(err)
-				}
+				writeAged(t, dir, f.key, f.written)
 			}
-			b, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
+			b := localBucket(t, dir)
 			removed, named, err := removeStaleTemporaries(context.Background(), logr.Discard(), b, tc.prefix, now)
 			if err != nil {
 				t.Fatal(err)
@@ -142,22 +130,9 @@ func TestRemoveStaleTemporariesReadOnly(t *testing.T) {
 	half := "tenant/app/r/locks/" + strings.Repeat("2b", 32) + "-tmp-99"
 	old := time.Now().Add(-staleTemporaryAge - time.Minute)
 	for _, k := range []string{lock, half} {
-		p := filepath.Join(dir, filepath.FromSlash(k))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(p, old, old); err != nil {
-			t.Fatal(err)
-		}
+		writeAged(t, dir, k, old)
 	}
-	files, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer files.Close()
+	files := localBucket(t, dir)
 	const key = "accessor-token"
 	srv := httptest.NewServer(&accessor.Server{Bucket: files, Token: key})
 	defer srv.Close()
@@ -177,4 +152,30 @@ func TestRemoveStaleTemporariesReadOnly(t *testing.T) {
 	if ok, err := files.Exists(context.Background(), half); err != nil || !ok {
 		t.Errorf("the half-written lock is gone through a read-only grant (%v)", err)
 	}
+}
+
+// writeAged writes the file of key under dir, last written at written.
+func writeAged(t *testing.T, dir, key string, written time.Time) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, written, written); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// localBucket opens dir as a local storage does (internal/storage).
+func localBucket(t *testing.T, dir string) *blob.Bucket {
+	t.Helper()
+	b, err := fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"syscall"
 	"testing"
@@ -240,9 +239,6 @@ func podProcessGroupWith(t *testing.T, pod, marker string) int {
 	return pgid
 }
 
-// resticID matches the name restic gives a file of its repository.
-var resticID = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
 // stopWhenLocked lets the process group run in slices of 20 ms, stopped
 // in between, until the restic repository holds a whole lock, and leaves it
 // stopped (SIGSTOP): the run hangs holding the lock. It returns the lock.
@@ -257,7 +253,7 @@ func stopWhenLocked(t *testing.T, pgid int, repoDir string) string {
 			// The storage writes a file under a temporary name first
 			// (restic's local backend "<id>-tmp-<n>", gocloud's fileblob
 			// "<id>.<n>.tmp"): a lock is taken once it has its own.
-			if resticID.MatchString(l) {
+			if layout.IsResticID(l) {
 				return l
 			}
 		}
