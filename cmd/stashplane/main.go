@@ -8,10 +8,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-
-	// The process node starts containers by re-running this binary; its
-	// package init takes over such a process before main runs.
-	_ "github.com/stashplane/stashplane/internal/devcluster/processnode"
 )
 
 func main() {

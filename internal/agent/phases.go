@@ -1,9 +1,6 @@
 package agent
 
-import (
-	"syscall"
-	"time"
-)
+import "time"
 
 // phases times the steps of a run for its "backup phases" or "restore
 // phases" log line: each mark ends the step it names, so the steps add up
@@ -29,17 +26,4 @@ func (p *phases) keysAndValues() []any {
 	}
 	self, children := cpuSpent()
 	return append(p.steps, "agentCPU", self.Round(time.Millisecond).String(), "resticCPU", children.Round(time.Millisecond).String())
-}
-
-// cpuSpent is the processor time, user and system, the agent has used
-// itself and its ended child processes (restic) have used, so far.
-func cpuSpent() (self, children time.Duration) {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
-		children = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	}
-	return self, children
 }

@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -296,7 +295,7 @@ func (s *stream) next() error {
 	s.runs = s.runs[1:]
 	cmd := exec.CommandContext(s.ctx, argv[0], argv[1:]...)
 	cmd.Env = s.conn.env()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	s.stderr = &tail{max: 16 << 10}
 	cmd.Stderr = s.stderr
 	out, err := cmd.StdoutPipe()

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // Load runs the plain SQL dump r through psql into the server (once it
@@ -30,7 +29,7 @@ func Load(ctx context.Context, c Conn, database string, r io.Reader) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, "psql"), "-X", "-q", "--no-password",
 		"-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "--dbname="+database, "-f", "-")
 	cmd.Env = c.env()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	stderr := &tail{max: 16 << 10}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	in, err := cmd.StdinPipe()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -60,7 +59,7 @@ func (c Conn) isReady(ctx context.Context, left time.Duration) error {
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, "pg_isready"), "--quiet", fmt.Sprintf("--timeout=%d", secs))
 	cmd.Env = c.env()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	err := cmd.Run()
 	var exit *exec.ExitError
 	switch {
