@@ -115,6 +115,7 @@ bench: tools build
 	$(GO) test -count=1 -run '^$$' -bench . -benchmem ./internal/retention/
 	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkUnchangedBackup|BenchmarkFirstBackup' -benchtime 6x ./internal/agent/
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkLocalRestore -benchtime 6x ./internal/agent/
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkHashBuffer -benchtime 6x ./internal/agent/
 
 ## fuzz: run every fuzz target for FUZZTIME each (the unit tier runs their seed corpora)
 FUZZTIME ?= 30s

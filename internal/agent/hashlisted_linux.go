@@ -76,12 +76,17 @@ func hashFD(fd int, p, alg string, size int64) (ManifestFile, error) {
 	}
 	h := pool.Get().(hash.Hash)
 	defer pool.Put(h)
-	h.Reset()
 	buf := hashBuffers.Get().(*[]byte)
 	defer hashBuffers.Put(buf)
+	return hashFDWith(h, *buf, fd, p, alg, size)
+}
+
+// hashFDWith is hashFD reading through buf into h.
+func hashFDWith(h hash.Hash, buf []byte, fd int, p, alg string, size int64) (ManifestFile, error) {
+	h.Reset()
 	var n int64
 	for size == 0 || n < size {
-		k, err := unix.Read(fd, *buf)
+		k, err := unix.Read(fd, buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -91,7 +96,7 @@ func hashFD(fd int, p, alg string, size int64) (ManifestFile, error) {
 		if k == 0 {
 			break
 		}
-		_, _ = h.Write((*buf)[:k])
+		_, _ = h.Write(buf[:k])
 		n += int64(k)
 	}
 	m := ManifestFile{Path: p, Size: n}
