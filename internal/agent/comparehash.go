@@ -58,20 +58,20 @@ func newRestoredHasher(files []ManifestFile, alg string, place placement) *resto
 func newPendingHasher(place placement) *restoredHasher {
 	h := &restoredHasher{want: map[string]bool{}, place: place, alg: backupHash, pending: true, queued: map[string]bool{}, done: map[string]hashed{}}
 	h.wake = sync.NewCond(&h.mu)
-	for range restoreHashWorkers() {
+	for range fileWorkers() {
 		h.wg.Add(1)
 		go h.work()
 	}
 	return h
 }
 
-// restoreHashWorkers is how many files a restore hashes at once: one per
-// core the agent may use, at most 8. Each holds a read buffer
-// (hashBufferSize), and a Job without a CPU limit sees every core of its
-// node; past a few workers the hashing of a large file is spread over the
-// cores by the BLAKE3 hasher itself, and many small files are opened
-// faster than restic writes them.
-func restoreHashWorkers() int { return min(runtime.GOMAXPROCS(0), 8) }
+// fileWorkers is how many files the agent works on at once when it
+// spreads them over the cores: a restore's hashers, the look after a
+// quiet backup. One per core the agent may use, at most 8: a Job without
+// a CPU limit sees every core of its node, each hasher holds a read buffer
+// (hashBufferSize), and past a few workers the hashing of a large file is
+// spread over the cores by the BLAKE3 hasher itself.
+func fileWorkers() int { return min(runtime.GOMAXPROCS(0), 8) }
 
 // expect names the manifest's files and its algorithm, and queues those
 // restic has reported finished already.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -139,7 +138,7 @@ func storedAsListed(sum *restic.BackupSummary, files, dirs []sourceFile, hashes 
 // The run waits for it after restic, with the cores restic used idle: the
 // files are looked at on all of them.
 func stillAsWalked(files []sourceFile) bool {
-	workers := min(runtime.GOMAXPROCS(0), 8)
+	workers := fileWorkers()
 	part := max((len(files)+workers-1)/workers, 1)
 	var moved atomic.Bool
 	var wg sync.WaitGroup
