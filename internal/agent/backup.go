@@ -177,11 +177,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	t.phases.mark("prepare")
 	listable := listableSource(o.Paths, o.Exclude)
 	var gate <-chan struct{}
-	if t.localRoot != "" && listable {
-		// Only for a listable source: its quiet restic is never stopped
-		// to run again (below), which would leave a killed restic's lock
-		// in the storage, or wait for its key derivation to stop it
-		// cleanly.
+	if t.localRoot != "" {
 		direct, share, err := r.directRestic(t)
 		if err != nil {
 			return nil, nil, err
@@ -203,14 +199,15 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	// restic names every file it stores only when asked (see quiet.go).
 	hinted := quietHinted(l, listing.Parent)
 	listing.ListFiles = !quietGuess(l, hinted, listable)
-	ran := make(chan backupRun, 1)
+	var ran chan backupRun
 	var cancelRestic context.CancelCauseFunc
 	stopRestic := func() { cancelRestic(context.Canceled) }
 	defer func() { stopRestic() }()
 	launch := func(opts restic.BackupOptions) {
 		var rctx context.Context
 		rctx, cancelRestic = context.WithCancelCause(ctx)
-		go func() { ran <- r.backupWithParent(rctx, t, rc, opts, progress) }()
+		ran = make(chan backupRun, 1)
+		go func(ran chan<- backupRun) { ran <- r.backupWithParent(rctx, t, rc, opts, progress) }(ran)
 	}
 	launch(listing)
 	<-walked
@@ -231,14 +228,27 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		// A quiet restic of a source the walk cannot vouch for (exclude
 		// patterns: listableSource) is let past its lock only for a
 		// source the walk found as the previous manifest describes it;
-		// for any other it is stopped before it has written anything,
-		// and run again to name its files. It is killed, not
-		// interrupted: it has written nothing, and an interrupt would
-		// wait for its key derivation.
-		cancelRestic(restic.ErrAbandoned)
-		<-ran
-		// Its lock, when the bridge holds it, is never written.
+		// for any other it is stopped before it has read anything, and
+		// run again to name its files.
+		if gate == nil {
+			// Its lock waits in the bridge and is never written: it is
+			// killed, not interrupted, which would wait for its key
+			// derivation.
+			cancelRestic(restic.ErrAbandoned)
+			<-ran
+		} else {
+			// On restic's own backend its lock may be in the storage:
+			// it is interrupted and its gate shut, and it removes its
+			// lock once its key derivation is done, while the next
+			// restic derives its own beside it.
+			cancelRestic(context.Canceled)
+			stopped := ran
+			defer func() { <-stopped }()
+		}
 		locks.renew()
+		if gate != nil {
+			listing.Gate = locks.current()
+		}
 		r.Log.Info("asking restic to name the files it stores: the source is not as the last backup left it")
 		listing.ListFiles = true
 		launch(listing)

@@ -134,6 +134,8 @@ func BenchmarkUnchangedBackup(b *testing.B) {
 // restic's own local backend; STASHPLANE_BENCH_BRIDGE=1 takes it through
 // the bridge, as for any other storage. STASHPLANE_BENCH_SET=large backs
 // up 1.1 GiB in 9 large files instead, where restic's work is per byte.
+// STASHPLANE_BENCH_EXCLUDE=PATTERN gives both sides an exclude pattern:
+// the Job's restic then names the files it stores.
 func BenchmarkFirstBackup(b *testing.B) {
 	ctx := context.Background()
 	src, what := smallFiles(b), "20,000 files"
@@ -141,12 +143,18 @@ func BenchmarkFirstBackup(b *testing.B) {
 		src, what = largeFiles(b), "1.1 GiB in 9 files"
 	}
 	direct := os.Getenv("STASHPLANE_BENCH_BRIDGE") != "1"
+	var exclude []string
+	if p := os.Getenv("STASHPLANE_BENCH_EXCLUDE"); p != "" {
+		exclude = []string{p}
+		what += ", excluding " + p
+	}
 	restic := servers.Binary(b, "restic")
 	var jobWall, plainWall []float64
 	var agentCPU, jobResticCPU, plainCPU time.Duration
 	job := func() {
 		lb := newLocalBackup(b, src, logr.Discard())
 		lb.direct = direct
+		lb.r.Options.Exclude = exclude
 		self0, children0 := cpuSpent()
 		start := time.Now()
 		ph, err := lb.run(ctx, 0)
@@ -169,7 +177,7 @@ func BenchmarkFirstBackup(b *testing.B) {
 		}
 		_, children0 := cpuSpent()
 		start := time.Now()
-		for _, args := range [][]string{{"init"}, {"backup", src}} {
+		for _, args := range [][]string{{"init"}, append(excludeArgs(exclude), "backup", src)} {
 			cmd := exec.Command(restic, append([]string{"-r", filepath.Join(dir, "repo"), "--password-file", pw, "--cache-dir", filepath.Join(dir, "cache"), "-q"}, args...)...)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("plain restic %s: %v: %s", args[0], err, out)

@@ -348,7 +348,9 @@ func newQuietRun(t *testing.T, exclude string) *quietRun {
 	}
 	q.calls = filepath.Join(t.TempDir(), "calls")
 	wrapper := filepath.Join(t.TempDir(), "restic")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", q.calls, servers.Binary(t, "restic"))
+	// Each call's line ends in the kind of repository restic was given
+	// (rest: the bridge, local: restic's own backend).
+	script := fmt.Sprintf("#!/bin/sh\necho \"$* on=${RESTIC_REPOSITORY%%%%:*}\" >> %s\nexec %s \"$@\"\n", q.calls, servers.Binary(t, "restic"))
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -379,6 +381,8 @@ func (q *quietRun) backup(i int) []string {
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		switch args := strings.Fields(line); {
 		case len(args) == 0:
+		case args[0] == "backup" && args[len(args)-1] != "on="+q.backend():
+			t.Errorf("backup %d: restic backed up through %s, want %s", i, args[len(args)-1], q.backend())
 		case args[0] == "backup" && strings.Contains(line, "--verbose=2"):
 			got = append(got, "backup --verbose=2")
 		case args[0] == "backup" || args[0] == "ls":
@@ -396,6 +400,15 @@ func (q *quietRun) backup(i int) []string {
 		got = append([]string{"replaced"}, got...)
 	}
 	return got
+}
+
+// backend is the kind of repository restic's backups are given: its own
+// local backend on a mounted local storage, the bridge otherwise.
+func (q *quietRun) backend() string {
+	if q.lb.direct {
+		return "local"
+	}
+	return "rest"
 }
 
 // holds checks that backup i's manifest gives each file of the source
@@ -465,9 +478,21 @@ func (q *quietRun) step(name string, i, parts int, want ...string) {
 
 // TestQuietBackup shows when a backup of a source with exclude patterns
 // runs restic without naming its files, and that every manifest holds the
-// digests of the source's files.
+// digests of the source's files, through the bridge and on restic's own
+// local backend (a mounted local storage), where a quiet restic replaced
+// leaves no lock either.
 func TestQuietBackup(t *testing.T) {
+	for name, direct := range map[string]bool{"Bridge": false, "Direct": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testQuietBackup(t, direct)
+		})
+	}
+}
+
+func testQuietBackup(t *testing.T, direct bool) {
 	q := newQuietRun(t, "*.swp")
+	q.lb.direct = direct
 	ctx := context.Background()
 	q.step("the first backup", 0, 1, "backup --verbose=2")
 	q.step("the last backup had no parent: guessed unchanged", 1, 2, "backup")
@@ -478,8 +503,10 @@ func TestQuietBackup(t *testing.T) {
 	q.step("changed before the walk: the quiet restic is replaced", 3, 1, "replaced", "backup --verbose=2")
 	q.step("the last backup changed files", 4, 1, "backup --verbose=2")
 	q.step("unchanged again", 5, 2, "backup")
-	// A walk slower than restic's start: the quiet restic is killed while
-	// the bridge holds its lock, which is never written.
+	// A walk slower than restic's start: through the bridge the quiet
+	// restic is killed while the bridge holds its lock, which is never
+	// written; on its own backend it is stopped at its gate, holding its
+	// lock, and removes it.
 	writeFile(t, changed, "changed again before the walk")
 	q.lb.r.walk = func(paths, exclude []string) ([]sourceFile, []sourceFile, error) {
 		files, dirs, err := walkTree(paths, exclude)
