@@ -199,7 +199,14 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	// restic names every file it stores only when asked (see quiet.go).
 	hinted := quietHinted(l, listing.Parent)
 	listing.ListFiles = !quietGuess(l, hinted, listable)
-	var ran chan backupRun
+	// stopped, when not nil, ends with a quiet restic replaced on its own
+	// backend (below).
+	var ran, stopped chan backupRun
+	defer func() {
+		if stopped != nil {
+			<-stopped
+		}
+	}()
 	var cancelRestic context.CancelCauseFunc
 	stopRestic := func() { cancelRestic(context.Canceled) }
 	defer func() { stopRestic() }()
@@ -238,12 +245,14 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 			<-ran
 		} else {
 			// On restic's own backend its lock may be in the storage:
-			// it is interrupted and its gate shut, and it removes its
-			// lock once its key derivation is done, while the next
-			// restic derives its own beside it.
+			// it is interrupted and its gate shut. At the gate it
+			// removes its lock at once; still deriving its key, it
+			// writes none once that is done. The next restic derives
+			// its own key meanwhile; no other restic command runs
+			// before the stopped one has exited (a repair's exclusive
+			// lock would meet its lock).
 			cancelRestic(context.Canceled)
-			stopped := ran
-			defer func() { <-stopped }()
+			stopped = ran
 		}
 		locks.renew()
 		if gate != nil {
@@ -276,6 +285,10 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		body = startManifestBody(hashing.listed)
 	}
 	run := <-ran
+	if stopped != nil {
+		<-stopped
+		stopped = nil
+	}
 	sum, err := run.sum, run.err
 	listing.Parent = run.parent
 	progress.stop()

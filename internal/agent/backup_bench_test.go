@@ -177,7 +177,7 @@ func BenchmarkFirstBackup(b *testing.B) {
 		}
 		_, children0 := cpuSpent()
 		start := time.Now()
-		for _, args := range [][]string{{"init"}, append(excludeArgs(exclude), "backup", src)} {
+		for _, args := range [][]string{{"init"}, append(append([]string{"backup"}, excludeArgs(exclude)...), src)} {
 			cmd := exec.Command(restic, append([]string{"-r", filepath.Join(dir, "repo"), "--password-file", pw, "--cache-dir", filepath.Join(dir, "cache"), "-q"}, args...)...)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("plain restic %s: %v: %s", args[0], err, out)

@@ -37,13 +37,17 @@ import (
 // from the last backup (ledger.QuietNext): quiet when it found its source
 // unchanged, or had no parent to compare with (a first backup: most
 // sources change little from one backup to the next, and one that changes
-// every time pays for the wrong guess once). A quiet restic's lock is
-// held (LocksAfter) until the walk's digest of the source (each file's
-// path, size, times and inode) has been compared with the one the ledger
-// keeps of the source the previous manifest describes. A source that
-// changed since stops that restic before it has written anything and
-// starts one that names its files, at the cost of the walk's time: the
-// new restic's key derivation starts that much later. The digest only
+// every time pays for the wrong guess once). A quiet restic is held, at
+// its lock by the bridge (LocksAfter) or after its lock at its gate on its
+// own local backend (restic.BackupOptions.Gate), until the walk's digest
+// of the source (each file's path, size, times and inode) has been
+// compared with the one the ledger keeps of the source the previous
+// manifest describes. A source that changed since stops that restic
+// before it has read anything (killed while the bridge holds its lock;
+// on its own backend shut out at its gate and interrupted, and it removes
+// the lock it took) and starts one that names its files, at the cost of
+// the walk's time: the new restic's key derivation starts that much
+// later. The digest only
 // guides the guess; what the manifest lists rests on restic's counts and
 // the sealed previous manifest. A change between the walk and restic's
 // reading of the file shows in restic's counts: the backup then lists the
@@ -282,9 +286,10 @@ func (r *Runner) storedFiles(ctx context.Context, rc *restic.Restic, listed bool
 }
 
 // lockGate holds the lock files of a backup's restic back until it is
-// opened (bridge.Options.LocksAfter). renew abandons the locks held so
-// far, those of a restic that was killed: they wait on a gate that never
-// opens, and later ones on a new one.
+// opened (bridge.Options.LocksAfter), or a restic on its own local
+// backend at its gate (restic.BackupOptions.Gate). renew abandons those
+// held so far, of a restic that was stopped: they wait on a gate that
+// never opens, and later ones on a new one.
 type lockGate struct {
 	mu sync.Mutex
 	ch chan struct{}

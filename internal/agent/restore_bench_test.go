@@ -35,10 +35,15 @@ import (
 // It reports each side's median time and processor time (the agent's and
 // restic's), and the ratios job/plain and hashed/plain side by side.
 // STASHPLANE_BENCH_CPUPROFILE=FILE profiles the benchmark process (the
-// agent's side) over the measured runs.
+// agent's side) over the measured runs. STASHPLANE_BENCH_SET=mixed adds
+// BenchmarkFirstBackup's 20,000 small files (40 MiB) beside the large
+// ones, where the restore's work is also per file.
 func BenchmarkLocalRestore(b *testing.B) {
 	ctx := context.Background()
 	src := b.TempDir()
+	if os.Getenv("STASHPLANE_BENCH_SET") == "mixed" {
+		src = smallFiles(b)
+	}
 	for i := range 4 {
 		f, err := os.Create(filepath.Join(src, fmt.Sprintf("large-%d.bin", i)))
 		if err != nil {
