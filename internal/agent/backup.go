@@ -316,7 +316,7 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 		// restic stored as many files as the walk listed, and none of
 		// them moved from the walk until now (quiet.go): the walk's
 		// files, as hashed, are this manifest's.
-		manifestFiles, listedWhole = storedAsListed(sum, files, dirs, hashes, hashing.previous)
+		manifestFiles, listedWhole = storedAsListed(ctx, sum, files, dirs, hashes, hashing.previous)
 	}
 	if !keptWhole && !listedWhole {
 		var stored, unchangedPaths []string

@@ -111,8 +111,8 @@ func listableSource(paths, exclude []string) bool {
 // there is one: restic takes a file it finds unchanged from its parent
 // without reading it, and an entry of prev hashed from restic's copy (no
 // state) whose digest is not the hasher's may be content the disk no
-// longer holds.
-func storedAsListed(sum *restic.BackupSummary, files, dirs []sourceFile, hashes []hashed, prev *previousManifest) ([]ManifestFile, bool) {
+// longer holds. A run stopped meanwhile (ctx) gives false.
+func storedAsListed(ctx context.Context, sum *restic.BackupSummary, files, dirs []sourceFile, hashes []hashed, prev *previousManifest) ([]ManifestFile, bool) {
 	if sum == nil || sum.FilesNew+sum.FilesChanged+sum.FilesUnmodified != uint64(len(files)) {
 		return nil, false
 	}
@@ -132,7 +132,7 @@ func storedAsListed(sum *restic.BackupSummary, files, dirs []sourceFile, hashes 
 			}
 		}
 	}
-	if !stillAsWalked(files) || !stillAsWalked(dirs) {
+	if !stillAsWalked(ctx, files) || !stillAsWalked(ctx, dirs) {
 		return nil, false
 	}
 	return out, true
@@ -140,8 +140,9 @@ func storedAsListed(sum *restic.BackupSummary, files, dirs []sourceFile, hashes 
 
 // stillAsWalked says whether every entry still has the state the walk saw.
 // The run waits for it after restic, with the cores restic used idle: the
-// files are looked at on all of them.
-func stillAsWalked(files []sourceFile) bool {
+// files are looked at on all of them. A run stopped meanwhile (ctx) stops
+// looking, and cannot tell: false.
+func stillAsWalked(ctx context.Context, files []sourceFile) bool {
 	workers := fileWorkers()
 	part := max((len(files)+workers-1)/workers, 1)
 	var moved atomic.Bool
@@ -152,6 +153,10 @@ func stillAsWalked(files []sourceFile) bool {
 			defer wg.Done()
 			for _, f := range files {
 				if moved.Load() {
+					return
+				}
+				if ctx.Err() != nil {
+					moved.Store(true)
 					return
 				}
 				if now, err := os.Lstat(f.path); err != nil || stateOf(now) != f.state {

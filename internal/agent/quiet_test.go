@@ -241,7 +241,7 @@ func TestStoredAsListed(t *testing.T) {
 		{name: "PreviousStatedOtherContent", sum: &restic.BackupSummary{FilesChanged: 1, FilesUnmodified: 1}, files: files, dirs: dirs, hashes: hashes, prev: prevStated, want: want},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := storedAsListed(tc.sum, tc.files, tc.dirs, tc.hashes, tc.prev)
+			got, ok := storedAsListed(context.Background(), tc.sum, tc.files, tc.dirs, tc.hashes, tc.prev)
 			if diff := cmp.Diff(tc.want != nil, ok); diff != "" {
 				t.Errorf("vouched: -want +got:\n%s", diff)
 			}
@@ -272,7 +272,9 @@ func TestStillAsWalked(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		files []sourceFile
-		want  bool
+		// stopped: the run is stopped before the look.
+		stopped bool
+		want    bool
 	}{
 		{name: "Still", files: files, want: true},
 		{name: "None", want: true},
@@ -280,9 +282,15 @@ func TestStillAsWalked(t *testing.T) {
 		{name: "MiddleMoved", files: movedAt(25)},
 		{name: "LastMoved", files: movedAt(49)},
 		{name: "Gone", files: append(slices.Clone(files), sourceFile{path: filepath.Join(dir, "gone")})},
+		{name: "Stopped", files: files, stopped: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, stillAsWalked(tc.files)); diff != "" {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.stopped {
+				cancel()
+			}
+			if diff := cmp.Diff(tc.want, stillAsWalked(ctx, tc.files)); diff != "" {
 				t.Errorf("-want +got:\n%s", diff)
 			}
 		})
