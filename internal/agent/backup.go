@@ -591,20 +591,13 @@ func newProgressWriter(w statusWriter, state componentState, interval time.Durat
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-p.done:
-				return
-			case <-tick.C:
-			}
+		every(interval, p.done, func() {
 			p.mu.Lock()
 			latest := p.latest
 			p.latest = nil
 			p.mu.Unlock()
 			if latest == nil {
-				continue
+				return
 			}
 			s := state
 			s.Progress = latest
@@ -612,9 +605,23 @@ func newProgressWriter(w statusWriter, state componentState, interval time.Durat
 			// A lost progress write is not a failure of the backup.
 			_ = w.writeComponent(ctx, buildComponent(s))
 			cancel()
-		}
+		})
 	}()
 	return p
+}
+
+// every calls f every interval until stop is closed.
+func every(interval time.Duration, stop <-chan struct{}, f func()) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			f()
+		}
+	}
 }
 
 func (p *progressWriter) report(bp restic.BackupProgress) {

@@ -5,13 +5,15 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
 // restoredHasher hashes the restored files of a manifest while restic
 // restores them: restic reports each file it has finished, and one worker
-// per core hashes it at once, mostly from the page cache, so that the
+// per core (fileWorkers) hashes it soon after (hashWakeEvery), mostly
+// from the page cache, so that the
 // comparison with the manifest overlaps the restore instead of following
 // it. A hash taken during the restore is only a fast path: a file whose
 // hash or size differs from the manifest's, or that was never reported, is
@@ -39,9 +41,22 @@ type restoredHasher struct {
 	queued    map[string]bool
 	done      map[string]hashed
 	closed    bool
-	wake      *sync.Cond
-	wg        sync.WaitGroup
+	// stop is closed with closed: the ticker ends.
+	stop chan struct{}
+	wake *sync.Cond
+	wg   sync.WaitGroup
 }
+
+// An idle worker is woken when hashWakeBatch files wait, or at the next
+// tick of hashWakeEvery. restic reports its files one by one, and a
+// restore of many small files reports them faster than it takes to wake a
+// worker for each (a futex call on both sides and a trip through the
+// scheduler, more than hashing a small file from the page cache costs);
+// a file waits at most a tick, while it is still in the page cache.
+const (
+	hashWakeBatch = 32
+	hashWakeEvery = 20 * time.Millisecond
+)
 
 // newRestoredHasher starts the workers for the manifest's files, restored
 // where place puts them, which hash them with alg, the manifest's
@@ -56,13 +71,28 @@ func newRestoredHasher(files []ManifestFile, alg string, place placement) *resto
 // being read: restic's reports are kept until expect names the manifest's
 // files, and hashed then.
 func newPendingHasher(place placement) *restoredHasher {
-	h := &restoredHasher{want: map[string]bool{}, place: place, alg: backupHash, pending: true, queued: map[string]bool{}, done: map[string]hashed{}}
+	h := &restoredHasher{want: map[string]bool{}, place: place, alg: backupHash, pending: true, queued: map[string]bool{}, done: map[string]hashed{}, stop: make(chan struct{})}
 	h.wake = sync.NewCond(&h.mu)
 	for range fileWorkers() {
 		h.wg.Add(1)
 		go h.work()
 	}
+	h.wg.Add(1)
+	go h.tick()
 	return h
+}
+
+// tick wakes the idle workers every hashWakeEvery while files wait, until
+// the workers are stopped.
+func (h *restoredHasher) tick() {
+	defer h.wg.Done()
+	every(hashWakeEvery, h.stop, func() {
+		h.mu.Lock()
+		if len(h.queue) > 0 {
+			h.wake.Broadcast()
+		}
+		h.mu.Unlock()
+	})
 }
 
 // fileWorkers is how many files the agent works on at once when it
@@ -106,7 +136,9 @@ func (h *restoredHasher) add(p string) {
 	if h.want[p] && !h.queued[p] && !h.closed {
 		h.queued[p] = true
 		h.queue = append(h.queue, p)
-		h.wake.Signal()
+		if len(h.queue) >= hashWakeBatch {
+			h.wake.Signal()
+		}
 	}
 }
 
@@ -176,7 +208,10 @@ func (h *restoredHasher) finish(files []string) {
 // wait lets the workers finish what restic reported and stops them.
 func (h *restoredHasher) wait() {
 	h.mu.Lock()
-	h.closed = true
+	if !h.closed {
+		h.closed = true
+		close(h.stop)
+	}
 	h.wake.Broadcast()
 	h.mu.Unlock()
 	h.wg.Wait()
