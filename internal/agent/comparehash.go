@@ -52,7 +52,8 @@ type restoredHasher struct {
 // restore of many small files reports them faster than it takes to wake a
 // worker for each (a futex call on both sides and a trip through the
 // scheduler, more than hashing a small file from the page cache costs);
-// a file waits at most a tick, while it is still in the page cache.
+// an idle worker is woken for a file within a tick, while the file is
+// still in the page cache.
 const (
 	hashWakeBatch = 32
 	hashWakeEvery = 20 * time.Millisecond

@@ -79,6 +79,7 @@ func BenchmarkLocalRestore(b *testing.B) {
 			return err
 		}
 		h := newRestoredHasher(m.Files, m.Algorithm(), placementFor(Options{Target: dest}, m.Paths))
+		defer h.wait()
 		if _, err := h.restore(ctx, rc, m.ResticSnapshot, dest); err != nil {
 			return err
 		}

@@ -104,6 +104,7 @@ func TestVerifyRestoreAgainstRecord(t *testing.T) {
 			writeTree(t, target, map[string]string{"data/a": "alpha"})
 			r := &Runner{Log: logr.Discard(), Options: Options{Snapshot: "app-0", Component: "dump", Target: target}}
 			hashes := newPendingHasher(placement{target: target})
+			defer hashes.wait()
 			hashes.abandon()
 			restored := id
 			if tc.record != nil {
