@@ -200,13 +200,8 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	hinted := quietHinted(l, listing.Parent)
 	listing.ListFiles = !quietGuess(l, hinted, listable)
 	// stopped, when not nil, ends with a quiet restic replaced on its own
-	// backend (below).
+	// backend (below); it is waited for with the restic that replaced it.
 	var ran, stopped chan backupRun
-	defer func() {
-		if stopped != nil {
-			<-stopped
-		}
-	}()
 	var cancelRestic context.CancelCauseFunc
 	stopRestic := func() { cancelRestic(context.Canceled) }
 	defer func() { stopRestic() }()
@@ -287,7 +282,6 @@ func (r *Runner) backup(ctx context.Context, t *target, w statusWriter, state co
 	run := <-ran
 	if stopped != nil {
 		<-stopped
-		stopped = nil
 	}
 	sum, err := run.sum, run.err
 	listing.Parent = run.parent

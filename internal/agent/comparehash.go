@@ -12,13 +12,12 @@ import (
 
 // restoredHasher hashes the restored files of a manifest while restic
 // restores them: restic reports each file it has finished, and one worker
-// per core (fileWorkers) hashes it soon after (hashWakeEvery), mostly
-// from the page cache, so that the
-// comparison with the manifest overlaps the restore instead of following
-// it. A hash taken during the restore is only a fast path: a file whose
-// hash or size differs from the manifest's, or that was never reported, is
-// hashed again once restic has exited, so an early read can never make a
-// comparison fail, let alone pass.
+// per core (fileWorkers) hashes it soon after (hashWakeEvery), mostly from
+// the page cache, so that the comparison with the manifest overlaps the
+// restore instead of following it. A hash taken during the restore is
+// only a fast path: a file whose hash or size differs from the manifest's,
+// or that was never reported, is hashed again once restic has exited, so
+// an early read can never make a comparison fail, let alone pass.
 type restoredHasher struct {
 	// place is where the backed-up files are restored.
 	place placement

@@ -47,12 +47,11 @@ import (
 // on its own backend shut out at its gate and interrupted, and it removes
 // the lock it took) and starts one that names its files, at the cost of
 // the walk's time: the new restic's key derivation starts that much
-// later. The digest only
-// guides the guess; what the manifest lists rests on restic's counts and
-// the sealed previous manifest. A change between the walk and restic's
-// reading of the file shows in restic's counts: the backup then lists the
-// new snapshot's files (restic ls) and takes its manifest as for any
-// changed file.
+// later. The digest only guides the guess; what the manifest lists rests
+// on restic's counts and the sealed previous manifest. A change between
+// the walk and restic's reading of the file shows in restic's counts: the
+// backup then lists the new snapshot's files (restic ls) and takes its
+// manifest as for any changed file.
 
 // A source restic is asked to back up as the walk lists it (no exclude
 // patterns, clean paths: listableSource) has a second way to vouch for a
