@@ -87,13 +87,12 @@ func (r *Runner) pruneOne(ctx context.Context, t *target, prefix string) (int64,
 	}
 	// restic prunes only the files it knows by name: the half-written
 	// ones killed writers left go here.
-	if _, _, err := removeStaleTemporaries(ctx, r.Log, t.bucket, prefix, time.Now()); err != nil {
+	// The same listing gives the size after the prune.
+	sw, err := removeStaleTemporaries(ctx, r.Log, t.bucket, prefix, time.Now())
+	if err != nil {
 		return 0, fmt.Errorf("cannot prune restic repository %q: %w", prefix, err)
 	}
-	after, err := sizeUnder(ctx, t.bucket, prefix)
-	if err != nil {
-		return 0, err
-	}
+	after := sw.kept
 	r.Log.Info("pruned restic repository", "prefix", prefix, "freed", storagev1alpha1.FormatSize(before-after))
 	return before - after, nil
 }

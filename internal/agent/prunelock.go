@@ -124,8 +124,8 @@ func agentPod(pod *corev1.Pod) bool {
 // locks killed writers left (removeStaleTemporaries). It reads the locks
 // with restic only when there are some.
 func (r *Runner) removeDeadLocks(ctx context.Context, t *target, rc *restic.Restic) error {
-	_, locked, err := removeStaleTemporaries(ctx, r.Log, t.bucket, layout.ResticLocksPrefix(t.resticPath), time.Now())
-	if err != nil || !locked {
+	sw, err := removeStaleTemporaries(ctx, r.Log, t.bucket, layout.ResticLocksPrefix(t.resticPath), time.Now())
+	if err != nil || !sw.named {
 		return err
 	}
 	locks, err := rc.Locks(ctx)

@@ -43,28 +43,42 @@ func resticTemporary(name string) bool {
 
 func resticName(s string) bool { return s == "config" || layout.IsResticID(s) }
 
+// sweep is what removeStaleTemporaries found under a prefix.
+type sweep struct {
+	// removed counts the temporary files that went.
+	removed int
+	// named says whether a file by restic's own name is there: for the
+	// locks directory, whether it holds a lock.
+	named bool
+	// kept is the size of the files left, in bytes: a prune's size of
+	// the repository after it, without a second listing.
+	kept int64
+}
+
 // removeStaleTemporaries removes, under prefix, the temporary files
 // (resticTemporary) last written before now less staleTemporaryAge, and
-// says how many went and whether prefix holds a file by restic's own name
-// (for the locks directory: whether it holds a lock). A writer killed half
-// way leaves its temporary file behind: restic never sees it, so neither
-// its prune nor its unlock would ever remove it. Only a failed listing is
-// an error: a file that cannot be removed is logged and left.
-func removeStaleTemporaries(ctx context.Context, log logr.Logger, b *blob.Bucket, prefix string, now time.Time) (removed int, named bool, err error) {
+// says what it found (sweep). A writer killed half way leaves its
+// temporary file behind: restic never sees it, so neither its prune nor
+// its unlock would ever remove it. Only a failed listing is an error: a
+// file that cannot be removed is logged and left.
+func removeStaleTemporaries(ctx context.Context, log logr.Logger, b *blob.Bucket, prefix string, now time.Time) (sweep, error) {
+	var sw sweep
 	it := b.List(&blob.ListOptions{Prefix: prefix})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return removed, named, nil
+			return sw, nil
 		}
 		if err != nil {
-			return removed, named, fmt.Errorf("cannot list %q: %w", prefix, err)
+			return sw, fmt.Errorf("cannot list %q: %w", prefix, err)
+		}
+		if obj.IsDir {
+			continue
 		}
 		name := path.Base(obj.Key)
 		switch {
-		case obj.IsDir:
 		case resticName(name):
-			named = true
+			sw.named = true
 		case resticTemporary(name) && now.Sub(obj.ModTime) > staleTemporaryAge:
 			// A file another run removed first is gone all the same; one
 			// this run may not remove (a restore's read-only grant) is
@@ -72,11 +86,15 @@ func removeStaleTemporaries(ctx context.Context, log logr.Logger, b *blob.Bucket
 			// never reads it.
 			switch err := b.Delete(ctx, obj.Key); {
 			case err == nil:
-				removed++
+				sw.removed++
 				log.Info("removed a temporary file a killed writer left", "key", obj.Key, "written", obj.ModTime)
-			case gcerrors.Code(err) != gcerrors.NotFound:
+				continue
+			case gcerrors.Code(err) == gcerrors.NotFound:
+				continue
+			default:
 				log.Info("left a temporary file a killed writer left: cannot remove it", "key", obj.Key, "written", obj.ModTime, "error", err.Error())
 			}
 		}
+		sw.kept += obj.Size
 	}
 }

@@ -98,12 +98,15 @@ func TestRemoveStaleTemporaries(t *testing.T) {
 				writeAged(t, dir, f.key, f.written)
 			}
 			b := localBucket(t, dir)
-			removed, named, err := removeStaleTemporaries(context.Background(), logr.Discard(), b, tc.prefix, now)
+			got, err := removeStaleTemporaries(context.Background(), logr.Discard(), b, tc.prefix, now)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if removed != tc.wantRemoved || named != tc.wantNamed {
-				t.Errorf("removed %d, named %v; want %d, %v", removed, named, tc.wantRemoved, tc.wantNamed)
+			// Each file holds one byte: as many bytes are kept as files
+			// are left.
+			want := sweep{removed: tc.wantRemoved, named: tc.wantNamed, kept: int64(len(tc.wantLeft))}
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(sweep{})); diff != "" {
+				t.Errorf("removeStaleTemporaries, -want +got:\n%s", diff)
 			}
 			var left []string
 			_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -145,9 +148,9 @@ func TestRemoveStaleTemporariesReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	removed, named, err := removeStaleTemporaries(context.Background(), logr.Discard(), b, "tenant/app/r/locks/", time.Now())
-	if err != nil || removed != 0 || !named {
-		t.Errorf("removeStaleTemporaries through a read-only grant: removed %d, named %v, %v; want 0, true, no error", removed, named, err)
+	sw, err := removeStaleTemporaries(context.Background(), logr.Discard(), b, "tenant/app/r/locks/", time.Now())
+	if err != nil || sw.removed != 0 || !sw.named || sw.kept != 2 {
+		t.Errorf("removeStaleTemporaries through a read-only grant: %+v, %v; want nothing removed, a lock named, both files' 2 bytes kept, no error", sw, err)
 	}
 	if ok, err := files.Exists(context.Background(), half); err != nil || !ok {
 		t.Errorf("the half-written lock is gone through a read-only grant (%v)", err)
