@@ -40,6 +40,7 @@ const (
 	ReasonPathNotInBackup       = agentapi.ReasonPathNotInBackup
 	ReasonNotAStream            = agentapi.ReasonNotAStream
 	ReasonTargetTooSmall        = agentapi.ReasonTargetTooSmall
+	ReasonTargetWriteFailed     = agentapi.ReasonTargetWriteFailed
 )
 
 // restoreResult is what a restore measured and found, reported even when
@@ -212,6 +213,18 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 			res.bytesRestored += int64(sum.BytesRestored)
 		}
 	}
+	dests := []string{o.Target}
+	if o.Target == "" || len(o.Paths) > 0 {
+		dests = dests[:0]
+		for _, p := range paths {
+			dests = append(dests, place.at(p))
+		}
+	}
+	durable, err := openTargetSync(dests, r.syncfs)
+	if err != nil {
+		return err
+	}
+	defer durable.close()
 	if o.Target != "" && len(o.Paths) == 0 {
 		r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "target", o.Target)
 		sum, err := hashes.restore(ctx, rc, snap.ID, o.Target, o.Include...)
@@ -236,8 +249,16 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	if found.fromRecord {
 		record = snap
 	}
+	// The restored files go to the target's disk while they are compared.
+	synced := make(chan error, 1)
+	go func() { synced <- durable.sync() }()
 	err = r.verifyRestore(ctx, t, found.manifest(), paths, snap.ID, record, fresh, res, hashes, ph)
 	ph.mark("verify")
+	serr := <-synced
+	ph.mark("sync")
+	if err == nil && serr != nil {
+		err = &reasonError{reason: ReasonTargetWriteFailed, msg: serr.Error()}
+	}
 	return err
 }
 

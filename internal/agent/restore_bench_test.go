@@ -172,7 +172,7 @@ func (lb *localBackup) manifest(ctx context.Context, i int) (*Manifest, error) {
 // as a restore Job does, from the storage mounted in the container.
 func (lb *localBackup) restoreWith(ctx context.Context, dest string, snap *storagev1alpha1.Snapshot) (*restoreResult, error) {
 	ph := &phases{last: time.Now()}
-	r := &Runner{Log: logr.Discard(), Options: lb.r.Options}
+	r := &Runner{Log: logr.Discard(), Options: lb.r.Options, syncfs: lb.r.syncfs}
 	r.Options.Snapshot = "app-0"
 	r.Options.Target = dest
 	r.Options.Paths = nil

@@ -24,16 +24,7 @@ import (
 // RecordMismatch.
 func TestRestoreFromRecord(t *testing.T) {
 	ctx := context.Background()
-	src := t.TempDir()
-	for name, body := range map[string]string{"a.txt": "first", "sub/b.txt": "second"} {
-		p := filepath.Join(src, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src := twoFiles(t)
 	lb := newLocalBackup(t, src, logr.Discard())
 	var ids []string
 	for i := range 2 {
@@ -57,10 +48,7 @@ func TestRestoreFromRecord(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			snap := &storagev1alpha1.Snapshot{}
-			snap.Name = "app-0"
-			snap.Status.Components = map[string]storagev1alpha1.Component{"dump": {Phase: storagev1alpha1.ComponentSucceeded,
-				ResticStats: []storagev1alpha1.ResticStats{{Summary: &storagev1alpha1.ResticSummary{ID: tc.recorded, HostPath: src}}}}}
+			snap := recordOf(tc.recorded, src)
 			if recordedRestic(snap, "dump") == nil {
 				t.Fatal("the record is not one a restore takes")
 			}
@@ -124,4 +112,30 @@ func TestVerifyRestoreAgainstRecord(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoFiles writes a.txt and sub/b.txt into a new directory and returns it.
+func twoFiles(t *testing.T) string {
+	t.Helper()
+	src := t.TempDir()
+	for name, body := range map[string]string{"a.txt": "first", "sub/b.txt": "second"} {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
+}
+
+// recordOf is Snapshot app-0 as its backup's Job records it: restic
+// snapshot id of src.
+func recordOf(id, src string) *storagev1alpha1.Snapshot {
+	snap := &storagev1alpha1.Snapshot{}
+	snap.Name = "app-0"
+	snap.Status.Components = map[string]storagev1alpha1.Component{"dump": {Phase: storagev1alpha1.ComponentSucceeded,
+		ResticStats: []storagev1alpha1.ResticStats{{Summary: &storagev1alpha1.ResticSummary{ID: id, HostPath: src}}}}}
+	return snap
 }

@@ -65,6 +65,9 @@ type Runner struct {
 
 	// walk walks a backup's source; walkTree when nil (tests slow it).
 	walk func(paths, exclude []string) (files, dirs []sourceFile, err error)
+	// syncfs writes a restore target's filesystem to its disk
+	// (targetSync); unix.Syncfs when nil (tests make it fail).
+	syncfs func(fd int) error
 }
 
 // target is everything a run resolved before it touches data.

@@ -14,8 +14,11 @@ const (
 	ReasonNotAStream = "NotAStream"
 	// ReasonTargetTooSmall: the restore's target ran out of space.
 	ReasonTargetTooSmall = "TargetTooSmall"
+	// ReasonTargetWriteFailed: the restored files could not be written
+	// from the page cache to the target's disk.
+	ReasonTargetWriteFailed = "TargetWriteFailed"
 )
 
 // SetupReasons are the restore failures that blame the restore's own
 // settings or target, never the backup.
-var SetupReasons = []string{ReasonIncludeMatchedNothing, ReasonPathNotInBackup, ReasonNotAStream, ReasonTargetTooSmall}
+var SetupReasons = []string{ReasonIncludeMatchedNothing, ReasonPathNotInBackup, ReasonNotAStream, ReasonTargetTooSmall, ReasonTargetWriteFailed}
