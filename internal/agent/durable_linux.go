@@ -6,32 +6,55 @@ import (
 	"io/fs"
 	"path/filepath"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
 // targetSync makes a restore's files durable: once restic has written
 // them, everything the page cache still holds for the filesystems they are
 // on is written to disk (syncfs), so a restore reported done survives the
-// node's crash. The filesystems are opened before restic writes: syncfs
-// reports the write-back errors the kernel recorded for a filesystem since
-// it was opened, so an error while restic wrote fails the restore too.
+// node's crash. The filesystems are each destination's and every one
+// mounted below it (restic writes through mount points, as the backup read
+// through them), opened before restic writes: on Linux 5.8 and later
+// syncfs also reports the write-back errors recorded for a filesystem
+// since it was opened, so an error while restic wrote fails the restore.
 type targetSync struct {
 	fds  []int
 	dirs []string
+	// unreadable are the directories the Job may write but not open, whose
+	// filesystems are left to the kernel's own write-back.
+	unreadable []string
 	// syncfs is unix.Syncfs; tests make it fail.
 	syncfs func(fd int) error
 }
 
-// openTargetSync opens the filesystem of each of dirs, once each: a
-// directory not made yet is on its nearest existing parent's.
+// openTargetSync opens the filesystem of each of dirs, and of each mount
+// below them, once each: a directory not made yet is on its nearest
+// existing parent's.
 func openTargetSync(dirs []string, syncfs func(fd int) error) (*targetSync, error) {
 	if syncfs == nil {
 		syncfs = unix.Syncfs
 	}
 	ts := &targetSync{syncfs: syncfs}
-	seen := map[uint64]bool{}
+	var all []string
 	for _, dir := range dirs {
+		dir = filepath.Clean(dir)
+		all = append(all, dir)
+		mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+		if err != nil {
+			return nil, fmt.Errorf("cannot list the filesystems mounted under the restore target %s: %w", dir, err)
+		}
+		for _, m := range mounts {
+			all = append(all, m.Mountpoint)
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, dir := range all {
 		fd, at, err := openExisting(dir)
+		if errors.Is(err, fs.ErrPermission) {
+			ts.unreadable = append(ts.unreadable, at)
+			continue
+		}
 		if err != nil {
 			ts.close()
 			return nil, err

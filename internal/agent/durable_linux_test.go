@@ -88,6 +88,35 @@ func TestTargetSync(t *testing.T) {
 	}
 }
 
+// A filesystem mounted below a restore's destination receives restored
+// files too, through its mount point: it is synced as well.
+func TestTargetSyncMountsBelow(t *testing.T) {
+	root := t.TempDir()
+	vol := filepath.Join(root, "data", "vol")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", vol, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs below the target (mounting needs CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(vol, unix.MNT_DETACH) })
+	var synced []string
+	ts, err := openTargetSync([]string{filepath.Join(root, "data")}, func(fd int) error {
+		p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		synced = append(synced, p)
+		return err
+	})
+	if err == nil {
+		err = ts.sync()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{filepath.Join(root, "data"), vol}, synced); diff != "" {
+		t.Errorf("filesystems synced, -want +got:\n%s", diff)
+	}
+}
+
 // resolved maps each synced descriptor's path back to the directory it
 // was opened as (/proc/self reads as /proc/<pid>).
 func resolved(dirs, synced []string) []string {
@@ -122,15 +151,29 @@ func TestRestoreIsDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := recordOf(m.ResticSnapshot, src)
+	srcRel := strings.TrimPrefix(filepath.ToSlash(src), "/")
+	both := []string{srcRel + "/a.txt", srcRel + "/sub/b.txt"}
 	for name, tc := range map[string]struct {
-		fail       bool
-		wantReason string
+		fail bool
+		// underFile puts the target below a regular file: it cannot be
+		// opened, and nothing is restored.
+		underFile   bool
+		wantReason  string
+		wantChecked int
+		wantAtSync  []string
 	}{
-		"synced":              {},
-		"the disk refuses it": {fail: true, wantReason: ReasonTargetWriteFailed},
+		"synced":                    {wantChecked: 2, wantAtSync: both},
+		"the disk refuses it":       {fail: true, wantReason: ReasonTargetWriteFailed, wantChecked: 2, wantAtSync: both},
+		"the target cannot be open": {underFile: true, wantReason: ReasonTargetWriteFailed},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "out")
+			if tc.underFile {
+				if err := os.WriteFile(dest, []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				dest = filepath.Join(dest, "out")
+			}
 			var mu sync.Mutex
 			var restoredAtSync []string
 			lb.r.syncfs = func(fd int) error {
@@ -158,8 +201,7 @@ func TestRestoreIsDurable(t *testing.T) {
 			} else if err != nil {
 				t.Fatal(err)
 			}
-			srcRel := strings.TrimPrefix(filepath.ToSlash(src), "/")
-			want := []any{tc.wantReason, 2, []string{srcRel + "/a.txt", srcRel + "/sub/b.txt"}}
+			want := []any{tc.wantReason, tc.wantChecked, tc.wantAtSync}
 			if diff := cmp.Diff(want, []any{reason, int(res.filesChecked), restoredAtSync}); diff != "" {
 				t.Errorf("reason, files compared and files on the target when it was synced, -want +got:\n%s (error: %v)", diff, err)
 			}

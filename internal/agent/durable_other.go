@@ -4,7 +4,7 @@ package agent
 
 // targetSync does nothing off Linux, where no agent runs: it exists so
 // that the package builds with the command line for other systems.
-type targetSync struct{}
+type targetSync struct{ unreadable []string }
 
 func openTargetSync([]string, func(int) error) (*targetSync, error) { return &targetSync{}, nil }
 

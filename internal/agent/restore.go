@@ -222,9 +222,12 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	}
 	durable, err := openTargetSync(dests, r.syncfs)
 	if err != nil {
-		return err
+		return &reasonError{reason: ReasonTargetWriteFailed, msg: err.Error()}
 	}
 	defer durable.close()
+	for _, d := range durable.unreadable {
+		r.Log.Info("cannot sync the restored files under a directory this Job may not read: the kernel writes them to disk in its own time", "directory", d)
+	}
 	if o.Target != "" && len(o.Paths) == 0 {
 		r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "target", o.Target)
 		sum, err := hashes.restore(ctx, rc, snap.ID, o.Target, o.Include...)
