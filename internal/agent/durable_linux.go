@@ -36,16 +36,19 @@ func openTargetSync(dirs []string, syncfs func(fd int) error) (*targetSync, erro
 		syncfs = unix.Syncfs
 	}
 	ts := &targetSync{syncfs: syncfs}
+	mounts, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list the filesystems mounted under the restore targets: %w", err)
+	}
 	var all []string
 	for _, dir := range dirs {
 		dir = filepath.Clean(dir)
 		all = append(all, dir)
-		mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-		if err != nil {
-			return nil, fmt.Errorf("cannot list the filesystems mounted under the restore target %s: %w", dir, err)
-		}
+		below := mountinfo.PrefixFilter(dir)
 		for _, m := range mounts {
-			all = append(all, m.Mountpoint)
+			if skip, _ := below(m); !skip {
+				all = append(all, m.Mountpoint)
+			}
 		}
 	}
 	seen := map[uint64]bool{}

@@ -60,9 +60,7 @@ func TestTargetSync(t *testing.T) {
 			var synced []string
 			var dirs []string
 			record := func(fd int) error {
-				// Which directory the descriptor is: the synced
-				// filesystem's.
-				p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+				p, err := fdPath(fd)
 				if err != nil {
 					return err
 				}
@@ -102,7 +100,7 @@ func TestTargetSyncMountsBelow(t *testing.T) {
 	t.Cleanup(func() { _ = unix.Unmount(vol, unix.MNT_DETACH) })
 	var synced []string
 	ts, err := openTargetSync([]string{filepath.Join(root, "data")}, func(fd int) error {
-		p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		p, err := fdPath(fd)
 		synced = append(synced, p)
 		return err
 	})
@@ -116,6 +114,10 @@ func TestTargetSyncMountsBelow(t *testing.T) {
 		t.Errorf("filesystems synced, -want +got:\n%s", diff)
 	}
 }
+
+// fdPath is the directory the descriptor fd is open on: the synced
+// filesystem's.
+func fdPath(fd int) (string, error) { return os.Readlink("/proc/self/fd/" + strconv.Itoa(fd)) }
 
 // resolved maps each synced descriptor's path back to the directory it
 // was opened as (/proc/self reads as /proc/<pid>).

@@ -207,18 +207,19 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	for _, p := range paths {
 		fresh = fresh && emptyDir(place.at(p))
 	}
-	add := func(sum *restic.RestoreSummary) {
-		if sum != nil {
-			res.filesRestored += int64(sum.FilesRestored)
-			res.bytesRestored += int64(sum.BytesRestored)
+	// What restic restores, and where: the whole snapshot under the
+	// target, or each path's content (snapshot:path) at its destination.
+	type step struct{ path, from, dest string }
+	steps := []step{{from: snap.ID, dest: o.Target}}
+	if o.Target == "" || len(o.Paths) > 0 {
+		steps = steps[:0]
+		for _, p := range paths {
+			steps = append(steps, step{path: p, from: snap.ID + ":" + p, dest: place.at(p)})
 		}
 	}
-	dests := []string{o.Target}
-	if o.Target == "" || len(o.Paths) > 0 {
-		dests = dests[:0]
-		for _, p := range paths {
-			dests = append(dests, place.at(p))
-		}
+	dests := make([]string, len(steps))
+	for i, s := range steps {
+		dests[i] = s.dest
 	}
 	durable, err := openTargetSync(dests, r.syncfs)
 	if err != nil {
@@ -228,23 +229,19 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	for _, d := range durable.unreadable {
 		r.Log.Info("cannot sync the restored files under a directory this Job may not read: the kernel writes them to disk in its own time", "directory", d)
 	}
-	if o.Target != "" && len(o.Paths) == 0 {
-		r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "target", o.Target)
-		sum, err := hashes.restore(ctx, rc, snap.ID, o.Target, o.Include...)
-		add(sum)
+	for _, s := range steps {
+		if s.path == "" {
+			r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "target", s.dest)
+		} else {
+			r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "path", s.path, "into", s.dest)
+		}
+		sum, err := hashes.restore(ctx, rc, s.from, s.dest, o.Include...)
+		if sum != nil {
+			res.filesRestored += int64(sum.FilesRestored)
+			res.bytesRestored += int64(sum.BytesRestored)
+		}
 		if err != nil {
 			return err
-		}
-	} else {
-		for _, p := range paths {
-			dest := place.at(p)
-			r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "path", p, "into", dest)
-			// snapshot:path restores the content of path into dest.
-			sum, err := hashes.restore(ctx, rc, snap.ID+":"+p, dest, o.Include...)
-			add(sum)
-			if err != nil {
-				return err
-			}
 		}
 	}
 	ph.mark("restic")
