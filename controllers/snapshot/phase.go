@@ -1,9 +1,13 @@
 package snapshot
 
 import (
+	"fmt"
 	"sort"
+	"time"
 
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
@@ -17,9 +21,10 @@ type summary struct {
 }
 
 // summarize derives a Snapshot's phase, size and integrity from its
-// conditions and components: Failed if the metadata upload failed or the
-// backup is incomplete; Pending with no components; otherwise Failed if any
-// component failed, Running until every expected component succeeded.
+// conditions and components: Failed if the backup is incomplete; Pending
+// with no components; otherwise Failed if any component failed, Running
+// until every expected component succeeded. Whether the record in the
+// storage holds that phase yet is hold's question.
 func summarize(s *storagev1alpha1.Snapshot) summary {
 	var total int64
 	integrity := len(s.Status.Components) > 0
@@ -45,9 +50,7 @@ func summarize(s *storagev1alpha1.Snapshot) summary {
 		expected = len(s.Status.Components)
 	}
 	switch {
-	case s.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded).Status == corev1.ConditionFalse &&
-		s.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded).Reason == storagev1alpha1.ReasonSnapshotMetadataUploadFailed,
-		s.GetCondition(storagev1alpha1.TypeBackupIncomplete).Status == corev1.ConditionTrue:
+	case s.GetCondition(storagev1alpha1.TypeBackupIncomplete).Status == corev1.ConditionTrue:
 		out.phase = storagev1alpha1.SnapshotFailed
 	case len(s.Status.Components) == 0:
 		out.phase = storagev1alpha1.SnapshotPending
@@ -69,4 +72,49 @@ func componentNames(s *storagev1alpha1.Snapshot) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// recordGrace is how long a backup that has ended waits for its record to
+// be written before the Snapshot fails for want of it. It covers the
+// storage's brief outages: an accessor or provider replaced during an
+// upgrade, a bucket's endpoint restarting.
+const recordGrace = 2 * time.Minute
+
+// hold keeps an outcome the storage's record does not hold yet out of the
+// Snapshot's phase, when this reconcile could not write or read the
+// record. A session takes a Snapshot's Succeeded or Failed as final, so
+// neither may show before the record says so, and a storage that
+// stumbled once must not fail a backup whose data is safe.
+//
+// The phase stays prev, what it was before this reconcile (Running for a
+// backup that has just ended). A backup still waiting for its record
+// recordGrace after the record's first failure fails: BackupIncomplete,
+// SnapshotMetadataUploadFailed, so that the session ends and the next run
+// tries again. A Snapshot whose outcome is already recorded keeps it: a
+// later record update that fails (a verdict, a size) changes nothing of
+// the backup.
+func hold(s *storagev1alpha1.Snapshot, prev storagev1alpha1.SnapshotPhase, now time.Time) {
+	want := s.Status.Phase
+	if want == prev || !ended(want) {
+		return
+	}
+	if ended(prev) {
+		s.Status.Phase = prev
+		return
+	}
+	up := s.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded)
+	if up.Status == corev1.ConditionFalse && now.Sub(up.LastTransitionTime.Time) > recordGrace {
+		s.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeBackupIncomplete, Status: corev1.ConditionTrue,
+			Reason: storagev1alpha1.ReasonSnapshotMetadataUploadFailed, LastTransitionTime: metav1.NewTime(now),
+			Message: fmt.Sprintf("the backup ended but its record could not be written to the storage for %s: %s",
+				now.Sub(up.LastTransitionTime.Time).Round(time.Second), up.Message)})
+		s.Status.Phase = storagev1alpha1.SnapshotFailed
+		return
+	}
+	s.Status.Phase = storagev1alpha1.SnapshotRunning
+}
+
+// ended says whether a phase is an outcome.
+func ended(p storagev1alpha1.SnapshotPhase) bool {
+	return p == storagev1alpha1.SnapshotSucceeded || p == storagev1alpha1.SnapshotFailed
 }

@@ -159,6 +159,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	if !ok {
 		return nil, errors.New("managed resource is not a Snapshot")
 	}
+	prev := s.Status.Phase
 	derive(s)
 	if err := recordDamage(ctx, c.kube, s, c.now()); err != nil {
 		return nil, err
@@ -174,23 +175,28 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	if kerrors.IsNotFound(err) {
 		msg := fmt.Sprintf("repository %q not found in namespace %q", s.Spec.Repository, s.Namespace)
 		setUploaded(s, false, "RepositoryNotFound", msg, c.now())
+		hold(s, prev, c.now())
 		return nil, errors.New(msg)
 	} else if err != nil {
+		hold(s, prev, c.now())
 		return nil, fmt.Errorf("cannot get repository: %w", err)
 	}
 	bs := &storagev1alpha1.BackupStorage{}
 	// Only read: the cache's own object, not a copy of a status that lists
 	// every Repository of the storage, for each Snapshot observed.
 	if err := c.kube.Get(ctx, repo.StorageKey(), bs, client.UnsafeDisableDeepCopy); err != nil {
+		hold(s, prev, c.now())
 		return nil, fmt.Errorf("cannot get backupstorage of repository %q: %w", repo.Name, err)
 	}
 	b, err := c.opener.Open(ctx, bs)
 	if err != nil {
 		reason, msg := c.reason(err)
 		setUploaded(s, false, reason, msg, c.now())
+		hold(s, prev, c.now())
 		return nil, errors.New(msg)
 	}
-	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: layout.SnapshotKey(repo.Spec.Path, s.Name), reason: c.reason, now: c.now}, nil
+	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: layout.SnapshotKey(repo.Spec.Path, s.Name),
+		prev: prev, reason: c.reason, now: c.now}, nil
 }
 
 // repositoryWipedOut says whether a Repository is being deleted with its
@@ -205,8 +211,12 @@ type external struct {
 	bucket   *blob.Bucket
 	repoPath string
 	key      string
-	reason   func(error) (string, string)
-	now      func() time.Time
+	// prev is the phase the Snapshot had before this reconcile derived
+	// it: the one its record last held, kept while the record cannot be
+	// written (hold).
+	prev   storagev1alpha1.SnapshotPhase
+	reason func(error) (string, string)
+	now    func() time.Time
 }
 
 func (e *external) Disconnect(context.Context) error { return e.bucket.Close() }
@@ -257,6 +267,7 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 	if err != nil {
 		reason, msg := e.reason(err)
 		setUploaded(s, false, reason, msg, e.now())
+		hold(s, e.prev, e.now())
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
 	want, err := record(s)
@@ -287,6 +298,7 @@ func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) error
 	if err := e.bucket.WriteAll(ctx, e.key, data, &blob.WriterOptions{ContentType: "application/yaml"}); err != nil {
 		_, msg := e.reason(err)
 		setUploaded(s, false, string(storagev1alpha1.ReasonSnapshotMetadataUploadFailed), msg, e.now())
+		hold(s, e.prev, e.now())
 		return errors.New(msg)
 	}
 	setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "", e.now())
@@ -377,11 +389,17 @@ func available(s *storagev1alpha1.Snapshot) xpv2.Condition {
 	return c
 }
 
+// setUploaded sets SnapshotMetadataUploaded. Its lastTransitionTime moves
+// only when its status does: while the record keeps failing, whatever the
+// error of each attempt, it says since when (hold's grace counts from it).
 func setUploaded(s *storagev1alpha1.Snapshot, ok bool, reason, msg string, now time.Time) {
 	c := xpv2.Condition{Type: storagev1alpha1.TypeSnapshotMetadataUploaded, Status: corev1.ConditionTrue,
 		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: metav1.NewTime(now)}
 	if !ok {
 		c.Status = corev1.ConditionFalse
+	}
+	if old := s.GetCondition(c.Type); old.Status == c.Status && !old.LastTransitionTime.IsZero() {
+		c.LastTransitionTime = old.LastTransitionTime
 	}
 	s.SetConditions(c)
 }

@@ -411,7 +411,12 @@ func TestCrossplaneInstalled(t *testing.T) {
 		return err == nil && session.Status.Phase != corev1alpha1.BackupSessionRunning && session.Status.Phase != corev1alpha1.BackupSessionPending, nil
 	})
 	if session.Status.Phase != corev1alpha1.BackupSessionSucceeded {
-		t.Errorf("the backup begun before the upgrade: %s", session.Status.Phase)
+		t.Errorf("the backup begun before the upgrade: %s, conditions %+v", session.Status.Phase, session.Status.Conditions)
+		for _, st := range session.Status.Snapshots {
+			snap := &storagev1alpha1.Snapshot{}
+			err := kube.Get(ctx, client.ObjectKey{Namespace: session.Namespace, Name: st.Name}, snap)
+			t.Logf("its snapshot %s (%v): %s, conditions %+v", st.Name, err, snap.Status.Phase, snap.Status.Conditions)
+		}
 	}
 	newPods := providerPods(t, kube)
 	for name, img := range newPods {

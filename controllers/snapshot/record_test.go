@@ -1,0 +1,224 @@
+package snapshot
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	"github.com/google/go-cmp/cmp"
+	"gocloud.dev/blob/fileblob"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
+	"github.com/stashplane/stashplane/internal/layout"
+)
+
+func TestHold(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	failingSince := func(d time.Duration) []xpv2.Condition {
+		return []xpv2.Condition{{Type: storagev1alpha1.TypeSnapshotMetadataUploaded, Status: corev1.ConditionFalse,
+			Reason: storagev1alpha1.ReasonSnapshotMetadataUploadFailed, Message: "connection refused", LastTransitionTime: metav1.NewTime(t0.Add(-d))}}
+	}
+	type result struct {
+		Phase      storagev1alpha1.SnapshotPhase
+		Incomplete xpv2.Condition
+	}
+	cases := map[string]struct {
+		reason     string
+		prev, want storagev1alpha1.SnapshotPhase
+		conditions []xpv2.Condition
+		out        result
+	}{
+		"EndedNotRecorded": {
+			reason:     "A backup that ended while its record cannot be written stays Running: the session must not take it as done.",
+			prev:       storagev1alpha1.SnapshotRunning,
+			want:       storagev1alpha1.SnapshotSucceeded,
+			conditions: failingSince(30 * time.Second),
+			out:        result{Phase: storagev1alpha1.SnapshotRunning},
+		},
+		"FailedNotRecorded": {
+			reason:     "A failed component's outcome waits for the record too.",
+			prev:       storagev1alpha1.SnapshotPending,
+			want:       storagev1alpha1.SnapshotFailed,
+			conditions: failingSince(time.Minute),
+			out:        result{Phase: storagev1alpha1.SnapshotRunning},
+		},
+		"PastGrace": {
+			reason:     "A record that still cannot be written after the grace fails the backup, saying why, so the session ends.",
+			prev:       storagev1alpha1.SnapshotRunning,
+			want:       storagev1alpha1.SnapshotSucceeded,
+			conditions: failingSince(recordGrace + time.Second),
+			out: result{Phase: storagev1alpha1.SnapshotFailed, Incomplete: xpv2.Condition{Type: storagev1alpha1.TypeBackupIncomplete, Status: corev1.ConditionTrue,
+				Reason: storagev1alpha1.ReasonSnapshotMetadataUploadFailed, LastTransitionTime: metav1.NewTime(t0),
+				Message: "the backup ended but its record could not be written to the storage for 2m1s: connection refused"}},
+		},
+		"OutcomeRecorded": {
+			reason:     "A Snapshot whose outcome is recorded keeps it when a later update of its record fails, however long.",
+			prev:       storagev1alpha1.SnapshotSucceeded,
+			want:       storagev1alpha1.SnapshotSucceeded,
+			conditions: failingSince(time.Hour),
+			out:        result{Phase: storagev1alpha1.SnapshotSucceeded},
+		},
+		"OtherOutcomeNotRecorded": {
+			reason:     "A recorded outcome is not replaced by another the record does not hold.",
+			prev:       storagev1alpha1.SnapshotSucceeded,
+			want:       storagev1alpha1.SnapshotFailed,
+			conditions: failingSince(time.Hour),
+			out:        result{Phase: storagev1alpha1.SnapshotSucceeded},
+		},
+		"StillRunning": {
+			reason:     "A backup still running has no outcome to hold back.",
+			prev:       storagev1alpha1.SnapshotPending,
+			want:       storagev1alpha1.SnapshotRunning,
+			conditions: failingSince(time.Hour),
+			out:        result{Phase: storagev1alpha1.SnapshotRunning},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := &storagev1alpha1.Snapshot{}
+			s.SetConditions(tc.conditions...)
+			s.Status.Phase = tc.want
+			hold(s, tc.prev, t0)
+			got := result{Phase: s.Status.Phase}
+			if c := s.GetCondition(storagev1alpha1.TypeBackupIncomplete); c.Status == corev1.ConditionTrue {
+				got.Incomplete = c
+			}
+			if diff := cmp.Diff(tc.out, got); diff != "" {
+				t.Errorf("%s\nhold: -want +got:\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestRecordOutage runs the Snapshot's reconcile steps over a real
+// directory bucket that stops taking the record for a while, as a
+// storage's endpoint does while it is replaced.
+func TestRecordOutage(t *testing.T) {
+	type step struct {
+		at        time.Duration
+		component storagev1alpha1.ComponentPhase
+		down      bool
+		// phase is what the Snapshot shows after the step, recorded what
+		// its record in the storage says (the previous record when the
+		// storage is down).
+		phase, recorded storagev1alpha1.SnapshotPhase
+	}
+	const (
+		running   = storagev1alpha1.SnapshotRunning
+		succeeded = storagev1alpha1.SnapshotSucceeded
+		failed    = storagev1alpha1.SnapshotFailed
+	)
+	cases := map[string]struct {
+		reason string
+		steps  []step
+	}{
+		"BriefOutage": {
+			reason: "A backup that ends while the storage is down shows Succeeded only once its record says so.",
+			steps: []step{
+				{at: 0, component: storagev1alpha1.ComponentRunning, phase: running, recorded: running},
+				{at: 10 * time.Second, component: storagev1alpha1.ComponentSucceeded, down: true, phase: running, recorded: running},
+				{at: 100 * time.Second, component: storagev1alpha1.ComponentSucceeded, down: true, phase: running, recorded: running},
+				{at: 110 * time.Second, component: storagev1alpha1.ComponentSucceeded, phase: succeeded, recorded: succeeded},
+			},
+		},
+		"LongOutage": {
+			reason: "A record that cannot be written within the grace fails the backup, for good, and the record says so once it can.",
+			steps: []step{
+				{at: 0, component: storagev1alpha1.ComponentRunning, phase: running, recorded: running},
+				{at: 10 * time.Second, component: storagev1alpha1.ComponentSucceeded, down: true, phase: running, recorded: running},
+				{at: 10*time.Second + recordGrace + time.Second, component: storagev1alpha1.ComponentSucceeded, down: true, phase: failed, recorded: running},
+				{at: 20*time.Second + recordGrace, component: storagev1alpha1.ComponentSucceeded, phase: failed, recorded: failed},
+			},
+		},
+		"OutageAfterOutcome": {
+			reason: "An outage after the outcome is recorded changes nothing of it.",
+			steps: []step{
+				{at: 0, component: storagev1alpha1.ComponentSucceeded, phase: succeeded, recorded: succeeded},
+				{at: time.Hour, component: storagev1alpha1.ComponentSucceeded, down: true, phase: succeeded, recorded: succeeded},
+			},
+		},
+	}
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			bucket, err := fileblob.OpenBucket(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bucket.Close()
+			key := layout.SnapshotKey("demo/db", "db-1")
+			records := filepath.Join(dir, filepath.Dir(key))
+			s := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "db-1", Namespace: "demo", CreationTimestamp: metav1.NewTime(t0)}}
+			s.Status.TotalComponents = 1
+			for i, st := range tc.steps {
+				// Down, the records' directory is a file: every read and
+				// write of the record fails.
+				if st.down {
+					if err := os.Rename(records, records+".up"); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(records, nil, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				now := t0.Add(st.at)
+				s.Status.Components = map[string]storagev1alpha1.Component{"dump": {Phase: st.component, Size: "1 MiB"}}
+				prev := s.Status.Phase
+				derive(s)
+				e := &external{bucket: bucket, repoPath: "demo/db", key: key, prev: prev, now: func() time.Time { return now },
+					reason: func(err error) (string, string) { return "StorageUnreachable", err.Error() }}
+				obs, err := e.Observe(ctx, s)
+				switch {
+				case err != nil:
+				case !obs.ResourceExists:
+					_, err = e.Create(ctx, s)
+				case !obs.ResourceUpToDate:
+					_, err = e.Update(ctx, s)
+				}
+				if (err != nil) != st.down {
+					t.Fatalf("%s\nstep %d: error %v, want one: %t", tc.reason, i, err, st.down)
+				}
+				if st.down {
+					if err := os.Remove(records); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Rename(records+".up", records); err != nil {
+						t.Fatal(err)
+					}
+				}
+				data, err := bucket.ReadAll(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec := &storagev1alpha1.Snapshot{}
+				if err := yaml.Unmarshal(data, rec); err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff([]storagev1alpha1.SnapshotPhase{st.phase, st.recorded}, []storagev1alpha1.SnapshotPhase{s.Status.Phase, rec.Status.Phase}); diff != "" {
+					t.Errorf("%s\nstep %d (%s): phase and recorded phase: -want +got:\n%s\nconditions: %+v", tc.reason, i, st.at, diff, s.Status.Conditions)
+				}
+			}
+		})
+	}
+}
+
+func TestSetUploaded(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	s := &storagev1alpha1.Snapshot{}
+	setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "", t0)
+	setUploaded(s, false, "StorageUnreachable", "connection refused", t0.Add(time.Minute))
+	setUploaded(s, false, string(storagev1alpha1.ReasonSnapshotMetadataUploadFailed), "EOF", t0.Add(2*time.Minute))
+	want := xpv2.Condition{Type: storagev1alpha1.TypeSnapshotMetadataUploaded, Status: corev1.ConditionFalse,
+		Reason: storagev1alpha1.ReasonSnapshotMetadataUploadFailed, Message: "EOF", LastTransitionTime: metav1.NewTime(t0.Add(time.Minute))}
+	if diff := cmp.Diff(want, s.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded)); diff != "" {
+		t.Errorf("a record failing with another error keeps the time it began failing: -want +got:\n%s", diff)
+	}
+}
