@@ -65,11 +65,18 @@ func firstSnapshot(t *testing.T, kube client.Client) string {
 // seedAppBackupWith is seedAppBackup with the BackupConfiguration bc.
 func seedAppBackupWith(t *testing.T, kube client.Client, files int, seed uint64, bc *corev1alpha1.BackupConfiguration, mods ...func(*appsv1.Deployment, *corev1alpha1.BackupConfiguration)) (string, string) {
 	t.Helper()
+	return seedAppBackupIn(t, kube, storageDir(t), files, seed, bc, mods...)
+}
+
+// seedAppBackupIn is seedAppBackupWith on the storage directory storageDir,
+// which the test may have prepared.
+func seedAppBackupIn(t *testing.T, kube client.Client, storageDir string, files int, seed uint64, bc *corev1alpha1.BackupConfiguration, mods ...func(*appsv1.Deployment, *corev1alpha1.BackupConfiguration)) (string, string) {
+	t.Helper()
 	ctx := context.Background()
 	if err := provider.InstallBuiltins(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
-	storageDir, data := storageDir(t), t.TempDir()
+	data := t.TempDir()
 	generate(t, data, files, seed)
 	app := deployment("app")
 	app.Spec.Template.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/app"}}
