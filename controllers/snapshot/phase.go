@@ -81,19 +81,20 @@ func componentNames(s *storagev1alpha1.Snapshot) []string {
 const recordGrace = 2 * time.Minute
 
 // hold keeps an outcome the storage's record does not hold yet out of the
-// Snapshot's phase, when this reconcile could not write or read the
-// record. A session takes a Snapshot's Succeeded or Failed as final, so
-// neither may show before the record says so, and a storage that
-// stumbled once must not fail a backup whose data is safe.
+// Snapshot's phase, when this reconcile failed (why) before it could
+// write or read the record. A session takes a Snapshot's Succeeded or
+// Failed as final, so neither may show before the record says so, and a
+// storage that stumbled once must not fail a backup whose data is safe.
 //
 // The phase stays prev, what it was before this reconcile (Running for a
-// backup that has just ended). A backup still waiting for its record
-// recordGrace after the record's first failure fails: BackupIncomplete,
+// backup that has just ended), and OutcomeRecorded says False, since the
+// first reconcile that held the outcome back. A backup whose outcome is
+// still held recordGrace later fails: BackupIncomplete,
 // SnapshotMetadataUploadFailed, so that the session ends and the next run
 // tries again. A Snapshot whose outcome is already recorded keeps it: a
 // later record update that fails (a verdict, a size) changes nothing of
 // the backup.
-func hold(s *storagev1alpha1.Snapshot, prev storagev1alpha1.SnapshotPhase, now time.Time) {
+func hold(s *storagev1alpha1.Snapshot, prev storagev1alpha1.SnapshotPhase, now time.Time, why string) {
 	want := s.Status.Phase
 	if want == prev || !ended(want) {
 		return
@@ -102,16 +103,31 @@ func hold(s *storagev1alpha1.Snapshot, prev storagev1alpha1.SnapshotPhase, now t
 		s.Status.Phase = prev
 		return
 	}
-	up := s.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded)
-	if up.Status == corev1.ConditionFalse && now.Sub(up.LastTransitionTime.Time) > recordGrace {
+	since := now
+	if c := s.GetCondition(storagev1alpha1.TypeOutcomeRecorded); c.Status == corev1.ConditionFalse && !c.LastTransitionTime.IsZero() {
+		since = c.LastTransitionTime.Time
+	}
+	s.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeOutcomeRecorded, Status: corev1.ConditionFalse,
+		Reason: storagev1alpha1.ReasonRecordPending, LastTransitionTime: metav1.NewTime(since),
+		Message: fmt.Sprintf("the backup ended %s; its record in the storage cannot be written yet: %s", want, why)})
+	if now.Sub(since) >= recordGrace {
 		s.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeBackupIncomplete, Status: corev1.ConditionTrue,
 			Reason: storagev1alpha1.ReasonSnapshotMetadataUploadFailed, LastTransitionTime: metav1.NewTime(now),
 			Message: fmt.Sprintf("the backup ended but its record could not be written to the storage for %s: %s",
-				now.Sub(up.LastTransitionTime.Time).Round(time.Second), up.Message)})
+				now.Sub(since).Round(time.Second), why)})
 		s.Status.Phase = storagev1alpha1.SnapshotFailed
 		return
 	}
 	s.Status.Phase = storagev1alpha1.SnapshotRunning
+}
+
+// recorded ends a hold: the record was written or found up to date.
+func recorded(s *storagev1alpha1.Snapshot, now time.Time) {
+	if s.GetCondition(storagev1alpha1.TypeOutcomeRecorded).Status != corev1.ConditionFalse {
+		return
+	}
+	s.SetConditions(xpv2.Condition{Type: storagev1alpha1.TypeOutcomeRecorded, Status: corev1.ConditionTrue,
+		Reason: storagev1alpha1.ReasonRecorded, LastTransitionTime: metav1.NewTime(now)})
 }
 
 // ended says whether a phase is an outcome.

@@ -154,18 +154,23 @@ type connector struct {
 	now    func() time.Time
 }
 
-func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.ExternalClient, error) {
+func (c *connector) Connect(ctx context.Context, mg resource.Managed) (_ managed.ExternalClient, err error) {
 	s, ok := mg.(*storagev1alpha1.Snapshot)
 	if !ok {
 		return nil, errors.New("managed resource is not a Snapshot")
 	}
 	prev := s.Status.Phase
 	derive(s)
+	defer func() {
+		if err != nil {
+			hold(s, prev, c.now(), err.Error())
+		}
+	}()
 	if err := recordDamage(ctx, c.kube, s, c.now()); err != nil {
 		return nil, err
 	}
 	repo := &storagev1alpha1.Repository{}
-	err := c.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Repository}, repo)
+	err = c.kube.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Spec.Repository}, repo)
 	if s.DeletionTimestamp != nil && (kerrors.IsNotFound(err) || (err == nil && repositoryWipedOut(repo))) {
 		// The Repository went, or is going with all its data: there is
 		// nothing left to remove, and waiting for it would hold the
@@ -175,24 +180,20 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (managed.E
 	if kerrors.IsNotFound(err) {
 		msg := fmt.Sprintf("repository %q not found in namespace %q", s.Spec.Repository, s.Namespace)
 		setUploaded(s, false, "RepositoryNotFound", msg, c.now())
-		hold(s, prev, c.now())
 		return nil, errors.New(msg)
 	} else if err != nil {
-		hold(s, prev, c.now())
 		return nil, fmt.Errorf("cannot get repository: %w", err)
 	}
 	bs := &storagev1alpha1.BackupStorage{}
 	// Only read: the cache's own object, not a copy of a status that lists
 	// every Repository of the storage, for each Snapshot observed.
 	if err := c.kube.Get(ctx, repo.StorageKey(), bs, client.UnsafeDisableDeepCopy); err != nil {
-		hold(s, prev, c.now())
 		return nil, fmt.Errorf("cannot get backupstorage of repository %q: %w", repo.Name, err)
 	}
 	b, err := c.opener.Open(ctx, bs)
 	if err != nil {
 		reason, msg := c.reason(err)
 		setUploaded(s, false, reason, msg, c.now())
-		hold(s, prev, c.now())
 		return nil, errors.New(msg)
 	}
 	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: layout.SnapshotKey(repo.Spec.Path, s.Name),
@@ -258,8 +259,13 @@ func record(s *storagev1alpha1.Snapshot) ([]byte, error) {
 	return yaml.Marshal(r)
 }
 
-func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.ExternalObservation, error) {
+func (e *external) Observe(ctx context.Context, mg resource.Managed) (_ managed.ExternalObservation, err error) {
 	s := mg.(*storagev1alpha1.Snapshot)
+	defer func() {
+		if err != nil {
+			hold(s, e.prev, e.now(), err.Error())
+		}
+	}()
 	data, err := e.bucket.ReadAll(ctx, e.key)
 	if gcerrors.Code(err) == gcerrors.NotFound {
 		return managed.ExternalObservation{ResourceExists: false}, nil
@@ -267,7 +273,6 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 	if err != nil {
 		reason, msg := e.reason(err)
 		setUploaded(s, false, reason, msg, e.now())
-		hold(s, e.prev, e.now())
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
 	want, err := record(s)
@@ -290,7 +295,12 @@ func (e *external) Update(ctx context.Context, mg resource.Managed) (managed.Ext
 	return managed.ExternalUpdate{}, e.write(ctx, mg.(*storagev1alpha1.Snapshot))
 }
 
-func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) error {
+func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) (err error) {
+	defer func() {
+		if err != nil {
+			hold(s, e.prev, e.now(), err.Error())
+		}
+	}()
 	data, err := record(s)
 	if err != nil {
 		return fmt.Errorf("cannot encode snapshot record: %w", err)
@@ -298,7 +308,6 @@ func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) error
 	if err := e.bucket.WriteAll(ctx, e.key, data, &blob.WriterOptions{ContentType: "application/yaml"}); err != nil {
 		_, msg := e.reason(err)
 		setUploaded(s, false, string(storagev1alpha1.ReasonSnapshotMetadataUploadFailed), msg, e.now())
-		hold(s, e.prev, e.now())
 		return errors.New(msg)
 	}
 	setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "", e.now())
@@ -402,4 +411,7 @@ func setUploaded(s *storagev1alpha1.Snapshot, ok bool, reason, msg string, now t
 		c.LastTransitionTime = old.LastTransitionTime
 	}
 	s.SetConditions(c)
+	if ok {
+		recorded(s, now)
+	}
 }

@@ -60,13 +60,16 @@ func TestSnapshotRecordOutage(t *testing.T) {
 		if c := snap.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded); c.Status == corev1.ConditionTrue {
 			t.Fatalf("snapshot %s says its record was written: %+v", snap.Name, c)
 		}
-		if p := sessionPhase(ctx, kube, session); p != corev1alpha1.BackupSessionRunning {
+		if p := sessionPhase(ctx, kube, session); p != corev1alpha1.BackupSessionRunning && p != "" {
 			t.Fatalf("session %s is %s while its Snapshot's record cannot be written", session, p)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	c := snap.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded)
-	t.Logf("10s after the agent reported, snapshot %s is %s; its record: %s/%s: %s", snap.Name, snap.Status.Phase, c.Status, c.Reason, c.Message)
+	c := snap.GetCondition(storagev1alpha1.TypeOutcomeRecorded)
+	if c.Status != corev1.ConditionFalse || c.Reason != storagev1alpha1.ReasonRecordPending {
+		t.Errorf("snapshot %s, held back, says OutcomeRecorded %s/%s", snap.Name, c.Status, c.Reason)
+	}
+	t.Logf("10s after the agent reported, snapshot %s is %s; OutcomeRecorded %s/%s: %s", snap.Name, snap.Status.Phase, c.Status, c.Reason, c.Message)
 
 	// The storage takes records again.
 	if err := os.Remove(records); err != nil {
@@ -90,5 +93,8 @@ func TestSnapshotRecordOutage(t *testing.T) {
 	}
 	if snap.Status.Phase != storagev1alpha1.SnapshotSucceeded || rec.Status.Phase != storagev1alpha1.SnapshotSucceeded {
 		t.Errorf("snapshot %s is %s and its record says %s, want both Succeeded", snap.Name, snap.Status.Phase, rec.Status.Phase)
+	}
+	if c := snap.GetCondition(storagev1alpha1.TypeOutcomeRecorded); c.Status != corev1.ConditionTrue {
+		t.Errorf("snapshot %s, recorded, says OutcomeRecorded %s/%s: %s", snap.Name, c.Status, c.Reason, c.Message)
 	}
 }

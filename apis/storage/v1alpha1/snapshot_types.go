@@ -178,6 +178,14 @@ const (
 	// out. A True value makes the Snapshot Failed. Set by the BackupSession
 	// controller.
 	TypeBackupIncomplete xpv2.ConditionType = "BackupIncomplete"
+
+	// TypeOutcomeRecorded is False while a backup has ended but the
+	// Snapshot's record in the storage cannot be written to hold its
+	// outcome: the phase stays Running meanwhile, and the backup fails
+	// once the record has waited two minutes. True once the record holds
+	// it. Absent on a Snapshot whose record was never late. Set by the
+	// Snapshot controller.
+	TypeOutcomeRecorded xpv2.ConditionType = "OutcomeRecorded"
 )
 
 // Snapshot condition reasons.
@@ -186,6 +194,11 @@ const (
 	ReasonSnapshotMetadataUploadSucceeded xpv2.ConditionReason = "SnapshotMetadataUploadSucceeded"
 	// ReasonSnapshotMetadataUploadFailed: the record could not be written.
 	ReasonSnapshotMetadataUploadFailed xpv2.ConditionReason = "SnapshotMetadataUploadFailed"
+	// ReasonRecordPending: the backup ended; its record waits to be
+	// written (OutcomeRecorded False).
+	ReasonRecordPending xpv2.ConditionReason = "RecordPending"
+	// ReasonRecorded: the record holds the outcome (OutcomeRecorded True).
+	ReasonRecorded xpv2.ConditionReason = "Recorded"
 	// ReasonRecentSnapshotListUpdateSucceeded: the Repository lists the
 	// Snapshot.
 	ReasonRecentSnapshotListUpdateSucceeded xpv2.ConditionReason = "RecentSnapshotListUpdateSucceeded"
