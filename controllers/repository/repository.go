@@ -309,8 +309,22 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: string(want) == string(data)}, nil
 }
 
+// Create writes the record and says at once what the observation after
+// it would: the Repository is initialized, with its Snapshots summed up.
+// The status that ends the create then carries it, and that observation
+// writes nothing (internal/storagekind's createdReadiness).
 func (e *external) Create(ctx context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
-	return managed.ExternalCreation{}, e.write(ctx, mg.(*storagev1alpha1.Repository), true)
+	repo := mg.(*storagev1alpha1.Repository)
+	if err := e.write(ctx, repo, true); err != nil {
+		return managed.ExternalCreation{}, err
+	}
+	setInitialized(repo, true, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded), "", e.now())
+	if e.kube != nil {
+		if err := snapshotStatus(ctx, e.kube, repo); err != nil {
+			return managed.ExternalCreation{}, err
+		}
+	}
+	return managed.ExternalCreation{}, nil
 }
 
 func (e *external) Update(ctx context.Context, mg resource.Managed) (managed.ExternalUpdate, error) {

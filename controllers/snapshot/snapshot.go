@@ -287,8 +287,17 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (_ managed.
 	return managed.ExternalObservation{ResourceExists: true, ResourceUpToDate: upToDate}, nil
 }
 
+// Create writes the record and says at once whether the Snapshot is
+// ready, as the observation after it would: the status that ends the
+// create carries it, and that observation writes nothing
+// (internal/storagekind's createdReadiness).
 func (e *external) Create(ctx context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
-	return managed.ExternalCreation{}, e.write(ctx, mg.(*storagev1alpha1.Snapshot))
+	s := mg.(*storagev1alpha1.Snapshot)
+	if err := e.write(ctx, s); err != nil {
+		return managed.ExternalCreation{}, err
+	}
+	s.SetConditions(available(s))
+	return managed.ExternalCreation{}, nil
 }
 
 func (e *external) Update(ctx context.Context, mg resource.Managed) (managed.ExternalUpdate, error) {

@@ -69,11 +69,12 @@ func NewReconciler(mgr ctrl.Manager, name string, gvk schema.GroupVersionKind, c
 	if o.PollInterval == 0 {
 		o.PollInterval = time.Minute
 	}
-	kube := unchangedStatusSkipped{Client: mgr.GetClient()}
+	created := &createdReadiness{}
+	kube := unchangedStatusSkipped{Client: mgr.GetClient(), created: created}
 	absent := &absentRecords{}
 	return managed.NewReconciler(fewerWrites{Manager: mgr, kube: kube},
 		resource.ManagedKind(gvk),
-		managed.WithExternalConnector(observing{ExternalConnector: c, absent: absent}),
+		managed.WithExternalConnector(observing{ExternalConnector: c, absent: absent, created: created}),
 		managed.WithFinalizer(finalizerWithCreate{api: resource.NewAPIFinalizer(kube, managed.FinalizerName), absent: absent}),
 		managed.WithCriticalAnnotationUpdater(createdStatusKept{kube: kube, retrying: managed.NewRetryingCriticalAnnotationUpdater(kube)}),
 		managed.WithInitializers(),

@@ -9,6 +9,8 @@ import (
 	"github.com/crossplane/crossplane-runtime/v2/pkg/meta"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
 	"github.com/crossplane/crossplane-runtime/v2/pkg/resource"
+	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -57,7 +59,10 @@ func (m fewerWrites) GetClient() client.Client { return m.kube }
 // At that version the API server's object is the cached one, so the update
 // would change nothing; a cache behind the server holds another version,
 // and the update is sent.
-type unchangedStatusSkipped struct{ client.Client }
+type unchangedStatusSkipped struct {
+	client.Client
+	created *createdReadiness
+}
 
 // Update sends o, unless all it changes from the cached object at the same
 // resourceVersion is the mark of a pending create and the finalizer
@@ -128,19 +133,55 @@ func withoutCreateMarks(u map[string]any) map[string]any {
 }
 
 func (c unchangedStatusSkipped) Status() client.SubResourceWriter {
-	return statusWriter{SubResourceWriter: c.Client.Status(), cache: c.Client}
+	return statusWriter{SubResourceWriter: c.Client.Status(), cache: c.Client, created: c.created}
 }
 
 type statusWriter struct {
 	client.SubResourceWriter
-	cache client.Reader
+	cache   client.Reader
+	created *createdReadiness
 }
 
+// Update sends o's status, unless it is unchanged. The status that ends a
+// create says Ready as the kind's Create set it, not the managed
+// reconciler's Creating (createdReadiness).
 func (w statusWriter) Update(ctx context.Context, o client.Object, opts ...client.SubResourceUpdateOption) error {
+	if w.created != nil {
+		if ready, ok := w.created.take(o.GetUID()); ok {
+			if c, isConditioned := o.(interface {
+				GetCondition(xpv2.ConditionType) xpv2.Condition
+				SetConditions(...xpv2.Condition)
+			}); isConditioned && c.GetCondition(xpv2.TypeReady).Reason == xpv2.ReasonCreating && c.GetCondition(xpv2.TypeSynced).Status == corev1.ConditionTrue {
+				c.SetConditions(ready)
+			}
+		}
+	}
 	if len(opts) == 0 && statusUnchanged(ctx, w.cache, o) {
 		return nil
 	}
 	return w.SubResourceWriter.Update(ctx, o, opts...)
+}
+
+// createdReadiness remembers, by object, the Ready condition a kind's
+// Create set. The managed reconciler marks every create Creating and
+// observes again at once, for external resources that take a while to
+// come up; that observation's status is a second write. A storage kind's
+// record is written whole by its Create, so the kind knows its readiness
+// then: the status that ends the create carries it, and the observation
+// after it, finding the same, writes nothing (statusUnchanged). On a
+// thousand Repositories made at once that is a thousand writes fewer,
+// from the one client budget their kind shares (docs/scale.md).
+type createdReadiness struct{ m sync.Map }
+
+func (r *createdReadiness) set(uid types.UID, c xpv2.Condition) { r.m.Store(uid, c) }
+
+// take is the Ready condition the last create of uid set, forgotten.
+func (r *createdReadiness) take(uid types.UID) (xpv2.Condition, bool) {
+	v, ok := r.m.LoadAndDelete(uid)
+	if !ok {
+		return xpv2.Condition{}, false
+	}
+	return v.(xpv2.Condition), true
 }
 
 // statusUnchanged says whether the cache holds o at its resourceVersion
@@ -194,7 +235,8 @@ func (a *absentRecords) take(uid types.UID) bool {
 // remembered.
 type observing struct {
 	managed.ExternalConnector
-	absent *absentRecords
+	absent  *absentRecords
+	created *createdReadiness
 }
 
 func (c observing) Connect(ctx context.Context, mg resource.Managed) (managed.ExternalClient, error) {
@@ -202,12 +244,23 @@ func (c observing) Connect(ctx context.Context, mg resource.Managed) (managed.Ex
 	if err != nil {
 		return nil, err
 	}
-	return observingClient{ExternalClient: e, absent: c.absent}, nil
+	return observingClient{ExternalClient: e, absent: c.absent, created: c.created}, nil
 }
 
 type observingClient struct {
 	managed.ExternalClient
-	absent *absentRecords
+	absent  *absentRecords
+	created *createdReadiness
+}
+
+// Create creates the record and remembers the Ready condition the kind
+// set with it, if it set one.
+func (e observingClient) Create(ctx context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
+	c, err := e.ExternalClient.Create(ctx, mg)
+	if ready := mg.GetCondition(xpv2.TypeReady); err == nil && e.created != nil && ready.Reason != "" && ready.Reason != xpv2.ReasonCreating {
+		e.created.set(mg.GetUID(), ready)
+	}
+	return c, err
 }
 
 func (e observingClient) Observe(ctx context.Context, mg resource.Managed) (managed.ExternalObservation, error) {

@@ -127,22 +127,26 @@ func TestSnapshotRecordedWithFewWrites(t *testing.T) {
 	if !meta.FinalizerExists(snap, managed.FinalizerName) {
 		t.Errorf("the recorded Snapshot has no finalizer %q: %v", managed.FinalizerName, snap.Finalizers)
 	}
-	// The status write that ends the create (Ready: Creating) already
-	// says the record is in the storage: it does not wait for the next
-	// observation.
-	var creating *storagev1alpha1.Snapshot
-	for creating == nil {
+	// The status write that ends the create already says the record is
+	// in the storage, and Ready as the observation after it would say
+	// (not Creating): it does not wait for that observation, which then
+	// has nothing to write.
+	var created *storagev1alpha1.Snapshot
+	for created == nil {
 		select {
 		case e := <-w.ResultChan():
-			if s, ok := e.Object.(*storagev1alpha1.Snapshot); ok && s.GetCondition(xpv2.TypeReady).Reason == xpv2.ReasonCreating {
-				creating = s
+			if s, ok := e.Object.(*storagev1alpha1.Snapshot); ok && s.GetCondition(xpv2.TypeSynced).Status == corev1.ConditionTrue {
+				created = s
 			}
 		case <-ctx.Done():
-			t.Fatal("no version of the Snapshot said it was being created")
+			t.Fatal("no version of the Snapshot ended its create")
 		}
 	}
-	if c := creating.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded); c.Status != corev1.ConditionTrue {
-		t.Errorf("the status written with the create's result does not say the record is written: %+v", creating.Status.Conditions)
+	if c := created.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded); c.Status != corev1.ConditionTrue {
+		t.Errorf("the status written with the create's result does not say the record is written: %+v", created.Status.Conditions)
+	}
+	if c := created.GetCondition(xpv2.TypeReady); c.Reason == xpv2.ReasonCreating || c.Reason == "" {
+		t.Errorf("the status written with the create's result says Ready %s/%s, not what the record's observation says", c.Status, c.Reason)
 	}
 	// Let the reconciles the last writes set off settle, then count what
 	// six polls send.
@@ -162,8 +166,11 @@ func TestSnapshotRecordedWithFewWrites(t *testing.T) {
 	if diff := cmp.Diff(recorded, polled); diff != "" {
 		t.Errorf("polls of a recorded Snapshot wrote to the API server: -before +after:\n%s", diff)
 	}
-	if got := sumSuffix(recorded, "PUT", status); got == 0 {
-		t.Errorf("no status write was counted while the Snapshot was recorded; the counter counts nothing: %v", recorded)
+	// One status write ends the create; the observation after it finds the
+	// same and writes nothing, unless it read the Snapshot from a cache
+	// one version behind, when its write is refused as a conflict.
+	if n := sumSuffix(recorded, "PUT", status); n == 0 || n > 2 {
+		t.Errorf("status writes of the Snapshot while it was recorded: %d, want 1 (2 after a stale read): %v", n, recorded)
 	}
 }
 
@@ -222,7 +229,18 @@ func TestConfigurationComposedWithFewWrites(t *testing.T) {
 				EncryptionSecret: storagev1alpha1.ObjectReference{Name: password.Name}}},
 		}},
 	}}
-	createAll(ctx, t, s3Secret(s3, "composed-s3"), password, bs, app, bc)
+	// The storage first, Ready before the configuration composes its
+	// Repository: a Repository reconciled while its storage is not Ready
+	// writes that into its status, a write this test does not count on.
+	createAll(ctx, t, s3Secret(s3, "composed-s3"), password, bs)
+	eventually(t, 60*time.Second, "the storage did not become Ready", func(ctx context.Context) (bool, string) {
+		got := &storagev1alpha1.BackupStorage{}
+		if err := kube.Get(ctx, client.ObjectKeyFromObject(bs), got); err != nil {
+			return false, err.Error()
+		}
+		return got.GetCondition(xpv2.TypeReady).Status == corev1.ConditionTrue, fmt.Sprintf("%+v", got.Status.Conditions)
+	})
+	createAll(ctx, t, app, bc)
 	eventually(t, 60*time.Second, "the configuration's Repository did not become Ready", func(ctx context.Context) (bool, string) {
 		got := &corev1alpha1.BackupConfiguration{}
 		if err := kube.Get(ctx, client.ObjectKeyFromObject(bc), got); err != nil {
@@ -242,8 +260,11 @@ func TestConfigurationComposedWithFewWrites(t *testing.T) {
 	if diff := cmp.Diff(1, sumSuffix(got, "PUT", repo)); diff != "" {
 		t.Errorf("writes of the Repository object by its controller (the create's result, with the finalizer): -want +got:\n%s\nall: %v", diff, got)
 	}
-	if sumSuffix(got, "PUT", repo+"/status") == 0 {
-		t.Errorf("no status write of the Repository was counted; the counter counts nothing: %v", got)
+	// One status write ends the create, already Ready; the observation
+	// after it finds the same and writes nothing, unless it read the
+	// Repository from a cache one version behind (a conflict).
+	if n := sumSuffix(got, "PUT", repo+"/status"); n == 0 || n > 2 {
+		t.Errorf("status writes of the Repository on its way to Ready: %d, want 1 (2 after a stale read): %v", n, got)
 	}
 	r := &storagev1alpha1.Repository{}
 	if err := kube.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fw-repo"}, r); err != nil {
