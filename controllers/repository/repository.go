@@ -313,38 +313,43 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (managed.Ex
 // it would: the Repository is initialized, with its Snapshots summed up.
 // The status that ends the create then carries it, and that observation
 // writes nothing (internal/storagekind's createdReadiness).
+// A record found already there (another writer came between the
+// observation and the create) and a failure to sum the Snapshots leave
+// that to the observation.
 func (e *external) Create(ctx context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
 	repo := mg.(*storagev1alpha1.Repository)
-	if err := e.write(ctx, repo, true); err != nil {
+	written, err := e.write(ctx, repo, true)
+	if err != nil || !written {
 		return managed.ExternalCreation{}, err
 	}
-	setInitialized(repo, true, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded), "", e.now())
-	if e.kube != nil {
-		if err := snapshotStatus(ctx, e.kube, repo); err != nil {
-			return managed.ExternalCreation{}, err
-		}
+	if e.kube != nil && snapshotStatus(ctx, e.kube, repo) != nil {
+		return managed.ExternalCreation{}, nil
 	}
+	setInitialized(repo, true, string(storagev1alpha1.ReasonRepositoryInitializationSucceeded), "", e.now())
 	return managed.ExternalCreation{}, nil
 }
 
 func (e *external) Update(ctx context.Context, mg resource.Managed) (managed.ExternalUpdate, error) {
-	return managed.ExternalUpdate{}, e.write(ctx, mg.(*storagev1alpha1.Repository), false)
+	_, err := e.write(ctx, mg.(*storagev1alpha1.Repository), false)
+	return managed.ExternalUpdate{}, err
 }
 
-func (e *external) write(ctx context.Context, repo *storagev1alpha1.Repository, create bool) error {
+// write writes the record; a create writes it only where there is none,
+// and says whether it did.
+func (e *external) write(ctx context.Context, repo *storagev1alpha1.Repository, create bool) (bool, error) {
 	data, err := yaml.Marshal(record(repo))
 	if err != nil {
-		return fmt.Errorf("cannot encode repository record: %w", err)
+		return false, fmt.Errorf("cannot encode repository record: %w", err)
 	}
 	key := layout.RepositoryKey(cleanPath(repo.Spec.Path))
 	err = e.bucket.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: "application/yaml", IfNotExist: create})
 	if create && gcerrors.Code(err) == gcerrors.FailedPrecondition {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return e.fail(repo, err)
+		return false, e.fail(repo, err)
 	}
-	return nil
+	return true, nil
 }
 
 func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.ExternalDelete, error) {

@@ -76,7 +76,7 @@ func NewReconciler(mgr ctrl.Manager, name string, gvk schema.GroupVersionKind, c
 		resource.ManagedKind(gvk),
 		managed.WithExternalConnector(observing{ExternalConnector: c, absent: absent, created: created}),
 		managed.WithFinalizer(finalizerWithCreate{api: resource.NewAPIFinalizer(kube, managed.FinalizerName), absent: absent}),
-		managed.WithCriticalAnnotationUpdater(createdStatusKept{kube: kube, retrying: managed.NewRetryingCriticalAnnotationUpdater(kube)}),
+		managed.WithCriticalAnnotationUpdater(createdStatusKept{kube: kube, retrying: managed.NewRetryingCriticalAnnotationUpdater(kube), created: created}),
 		managed.WithInitializers(),
 		managed.WithLogger(logging.NewLogrLogger(o.Log.WithValues("controller", name))),
 		managed.WithRecorder(recorder(event.NewAPIRecorder(mgr.GetEventRecorderFor(name)), o.QuietRecords)),

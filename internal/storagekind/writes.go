@@ -256,8 +256,12 @@ type observingClient struct {
 // Create creates the record and remembers the Ready condition the kind
 // set with it, if it set one.
 func (e observingClient) Create(ctx context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
+	before := mg.GetCondition(xpv2.TypeReady)
 	c, err := e.ExternalClient.Create(ctx, mg)
-	if ready := mg.GetCondition(xpv2.TypeReady); err == nil && e.created != nil && ready.Reason != "" && ready.Reason != xpv2.ReasonCreating {
+	// Only a Ready the Create itself set: one left from before it (a kind
+	// whose Create sets none) says nothing of the record just written.
+	if ready := mg.GetCondition(xpv2.TypeReady); err == nil && e.created != nil && ready.Reason != "" && ready.Reason != xpv2.ReasonCreating &&
+		(!ready.Equal(before) || !ready.LastTransitionTime.Equal(&before.LastTransitionTime)) {
 		e.created.set(mg.GetUID(), ready)
 	}
 	return c, err
@@ -313,11 +317,17 @@ func (f finalizerWithCreate) RemoveFinalizer(ctx context.Context, obj resource.O
 type createdStatusKept struct {
 	kube     client.Client
 	retrying managed.CriticalAnnotationUpdater
+	created  *createdReadiness
 }
 
 func (u createdStatusKept) UpdateCriticalAnnotations(ctx context.Context, o client.Object) error {
 	kept := o.DeepCopyObject()
 	if err := u.kube.Update(ctx, o); err != nil {
+		// The object is read again: the readiness the create set was
+		// worked out from the version it no longer has.
+		if u.created != nil {
+			u.created.take(o.GetUID())
+		}
 		return u.retrying.UpdateCriticalAnnotations(ctx, o)
 	}
 	keepStatus(o, kept)

@@ -308,3 +308,60 @@ func TestPendingMarkHeldBack(t *testing.T) {
 		t.Errorf("the create's result did not carry the finalizer and both marks: %v %v", got.Finalizers, got.Annotations)
 	}
 }
+
+// A create remembers the Ready its kind set with the record, and the status
+// write that ends the create carries it in place of the managed
+// reconciler's Creating; a Ready the create did not set (one left from an
+// earlier failure, a kind whose Create sets none) is not remembered, nor
+// one whose create failed.
+func TestCreatedReadiness(t *testing.T) {
+	earlier := xpv2.Unavailable()
+	earlier.Message = "bucket not found"
+	cases := map[string]struct {
+		before, set *xpv2.Condition
+		err         error
+		want        string
+	}{
+		"SetByCreate":       {set: ptrTo(xpv2.Available()), want: string(xpv2.ReasonAvailable)},
+		"LeftFromBefore":    {before: &earlier, want: string(xpv2.ReasonCreating)},
+		"NoneSet":           {want: string(xpv2.ReasonCreating)},
+		"CreateFailed":      {set: ptrTo(xpv2.Available()), err: errors.New("denied"), want: string(xpv2.ReasonCreating)},
+		"SetAgainUnchanged": {before: ptrTo(xpv2.Available()), set: ptrTo(xpv2.Available()), want: string(xpv2.ReasonCreating)},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "app-1", Namespace: "demo", UID: "u1"}}
+			if tc.before != nil {
+				s.SetConditions(*tc.before)
+			}
+			created := &createdReadiness{}
+			e := observingClient{absent: &absentRecords{}, created: created, ExternalClient: &managed.ExternalClientFns{
+				CreateFn: func(_ context.Context, mg resource.Managed) (managed.ExternalCreation, error) {
+					if tc.set != nil {
+						mg.SetConditions(*tc.set)
+					}
+					return managed.ExternalCreation{}, tc.err
+				},
+			}}
+			_, _ = e.Create(context.Background(), s)
+			// What the managed reconciler does after a create.
+			s.SetConditions(xpv2.Creating(), xpv2.ReconcileSuccess())
+			w := statusWriter{SubResourceWriter: discardStatus{}, cache: fake.NewClientBuilder().Build(), created: created}
+			if err := w.Update(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, string(s.GetCondition(xpv2.TypeReady).Reason)); diff != "" {
+				t.Errorf("Ready's reason in the status that ends the create: -want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// discardStatus takes status writes and sends nothing.
+type discardStatus struct{ client.SubResourceWriter }
+
+func (discardStatus) Update(context.Context, client.Object, ...client.SubResourceUpdateOption) error {
+	return nil
+}

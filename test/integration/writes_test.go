@@ -240,6 +240,17 @@ func TestConfigurationComposedWithFewWrites(t *testing.T) {
 		}
 		return got.GetCondition(xpv2.TypeReady).Status == corev1.ConditionTrue, fmt.Sprintf("%+v", got.Status.Conditions)
 	})
+	// Every version of the Repository, to see what the write that ends
+	// its create holds.
+	wc, err := client.NewWithWatch(restConfig, client.Options{Scheme: kube.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, &storagev1alpha1.RepositoryList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": "fw-repo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
 	createAll(ctx, t, app, bc)
 	eventually(t, 60*time.Second, "the configuration's Repository did not become Ready", func(ctx context.Context) (bool, string) {
 		got := &corev1alpha1.BackupConfiguration{}
@@ -259,6 +270,22 @@ func TestConfigurationComposedWithFewWrites(t *testing.T) {
 	}
 	if diff := cmp.Diff(1, sumSuffix(got, "PUT", repo)); diff != "" {
 		t.Errorf("writes of the Repository object by its controller (the create's result, with the finalizer): -want +got:\n%s\nall: %v", diff, got)
+	}
+	// The status write that ends the create already says Ready, as the
+	// observation after it would: no version says Creating.
+	var created *storagev1alpha1.Repository
+	for created == nil {
+		select {
+		case e := <-w.ResultChan():
+			if r, ok := e.Object.(*storagev1alpha1.Repository); ok && r.GetCondition(xpv2.TypeSynced).Status == corev1.ConditionTrue {
+				created = r
+			}
+		case <-ctx.Done():
+			t.Fatal("no version of the Repository ended its create")
+		}
+	}
+	if c := created.GetCondition(xpv2.TypeReady); c.Status != corev1.ConditionTrue || created.Status.Phase != storagev1alpha1.RepositoryReady {
+		t.Errorf("the status written with the create's result says Ready %s/%s, phase %s, not what the record's observation says", c.Status, c.Reason, created.Status.Phase)
 	}
 	// One status write ends the create, already Ready; the observation
 	// after it finds the same and writes nothing, unless it read the
