@@ -10,7 +10,6 @@ import (
 	xpv2 "github.com/crossplane/crossplane/apis/v2/core/v2"
 	"github.com/google/go-cmp/cmp"
 	"gocloud.dev/blob/fileblob"
-	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -280,44 +279,5 @@ func TestConnectHolds(t *testing.T) {
 	got := []string{string(s.Status.Phase), string(s.GetCondition(storagev1alpha1.TypeOutcomeRecorded).Reason)}
 	if diff := cmp.Diff([]string{string(storagev1alpha1.SnapshotRunning), string(storagev1alpha1.ReasonRecordPending)}, got); diff != "" {
 		t.Errorf("phase and OutcomeRecorded's reason after a failed Connect: -want +got:\n%s", diff)
-	}
-}
-
-// TestKnownRecords: an observation finds a record it wrote up to date, and
-// one changed behind its back, or a Snapshot changed since, out of date.
-func TestKnownRecords(t *testing.T) {
-	ctx := context.Background()
-	bucket := memblob.OpenBucket(nil)
-	defer bucket.Close()
-	key := layout.SnapshotKey("demo/db", "db-1")
-	e := &external{bucket: bucket, repoPath: "demo/db", key: key, known: &knownRecords{}, now: time.Now,
-		reason: func(err error) (string, string) { return "Failed", err.Error() }}
-	s := &storagev1alpha1.Snapshot{ObjectMeta: metav1.ObjectMeta{Name: "db-1", Namespace: "demo", UID: "u1"}}
-	s.Status.Components = map[string]storagev1alpha1.Component{"dump": {Phase: storagev1alpha1.ComponentSucceeded, Size: "1 MiB"}}
-	derive(s)
-	upToDate := func() bool {
-		t.Helper()
-		o, err := e.Observe(ctx, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o.ResourceUpToDate
-	}
-	if _, err := e.Create(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	got := []bool{upToDate()}
-	if err := bucket.WriteAll(ctx, key, []byte("kind: Snapshot\n"), nil); err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, upToDate())
-	if _, err := e.Update(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, upToDate())
-	s.Status.Size = "2 MiB"
-	got = append(got, upToDate())
-	if diff := cmp.Diff([]bool{true, false, true, false}, got); diff != "" {
-		t.Errorf("up to date after the create, the record changed behind its back, the update, the Snapshot changed: -want +got:\n%s", diff)
 	}
 }

@@ -9,11 +9,8 @@ package snapshot
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/crossplane/crossplane-runtime/v2/pkg/reconciler/managed"
@@ -25,7 +22,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,7 +47,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	// Thousands of Snapshots arrive at once; each one's record written is
 	// in its conditions, not an event apiece.
 	o.QuietRecords = true
-	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.SnapshotGroupVersionKind, &connector{kube: mgr.GetClient(), known: &knownRecords{}, opener: o.Opener, reason: o.Reason, now: o.Now}, o)
+	r := storagekind.NewReconciler(mgr, name, storagev1alpha1.SnapshotGroupVersionKind, &connector{kube: mgr.GetClient(), opener: o.Opener, reason: o.Reason, now: o.Now}, o)
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
 		WithOptions(o.Controller).
@@ -153,7 +149,6 @@ func unrecordedSnapshotsOf(c client.Reader) handler.MapFunc {
 
 type connector struct {
 	kube   client.Client
-	known  *knownRecords
 	opener *storagekind.Opener
 	reason func(error) (string, string)
 	now    func() time.Time
@@ -202,7 +197,7 @@ func (c *connector) Connect(ctx context.Context, mg resource.Managed) (_ managed
 		return nil, errors.New(msg)
 	}
 	return &external{kube: c.kube, repo: repo, bucket: b, repoPath: repo.Spec.Path, key: layout.SnapshotKey(repo.Spec.Path, s.Name),
-		known: c.known, prev: prev, reason: c.reason, now: c.now}, nil
+		prev: prev, reason: c.reason, now: c.now}, nil
 }
 
 // repositoryWipedOut says whether a Repository is being deleted with its
@@ -217,7 +212,6 @@ type external struct {
 	bucket   *blob.Bucket
 	repoPath string
 	key      string
-	known    *knownRecords
 	// prev is the phase the Snapshot had before this reconcile derived
 	// it: the one its record last held, kept while the record cannot be
 	// written (hold).
@@ -244,7 +238,7 @@ func derive(s *storagev1alpha1.Snapshot) {
 // record is what the backend keeps of a Snapshot: its spec, and its status
 // without progress figures and conditions, which change too often to be
 // worth a write each.
-func recordJSON(s *storagev1alpha1.Snapshot) ([]byte, error) {
+func record(s *storagev1alpha1.Snapshot) ([]byte, error) {
 	r := &storagev1alpha1.Snapshot{
 		TypeMeta:   metav1.TypeMeta{APIVersion: storagev1alpha1.GroupVersion.String(), Kind: storagev1alpha1.SnapshotKind},
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
@@ -262,46 +256,7 @@ func recordJSON(s *storagev1alpha1.Snapshot) ([]byte, error) {
 		c.ResticStats = stats
 		r.Status.Components[n] = c
 	}
-	return json.Marshal(r)
-}
-
-// record is the record of s as the storage holds it: YAML.
-func record(s *storagev1alpha1.Snapshot) ([]byte, error) {
-	j, err := recordJSON(s)
-	if err != nil {
-		return nil, err
-	}
-	return yaml.JSONToYAML(j)
-}
-
-// knownRecords remembers, by Snapshot, digests of the record last written
-// or found up to date: its JSON, and the bytes the storage held. An
-// observation whose JSON and stored bytes match them is up to date without
-// encoding YAML again. On ten thousand Snapshots observed after their
-// creates, that encoding was most of what the provider allocated, and the
-// garbage the peak of its memory (docs/scale.md).
-type knownRecords struct{ m sync.Map }
-
-type knownRecord struct{ json, stored [sha256.Size]byte }
-
-func (k *knownRecords) same(uid types.UID, j, stored []byte) bool {
-	if k == nil {
-		return false
-	}
-	v, ok := k.m.Load(uid)
-	return ok && v.(knownRecord) == knownRecord{json: sha256.Sum256(j), stored: sha256.Sum256(stored)}
-}
-
-func (k *knownRecords) set(uid types.UID, j, stored []byte) {
-	if k != nil {
-		k.m.Store(uid, knownRecord{json: sha256.Sum256(j), stored: sha256.Sum256(stored)})
-	}
-}
-
-func (k *knownRecords) forget(uid types.UID) {
-	if k != nil {
-		k.m.Delete(uid)
-	}
+	return yaml.Marshal(r)
 }
 
 func (e *external) Observe(ctx context.Context, mg resource.Managed) (_ managed.ExternalObservation, err error) {
@@ -320,20 +275,11 @@ func (e *external) Observe(ctx context.Context, mg resource.Managed) (_ managed.
 		setUploaded(s, false, reason, msg, e.now())
 		return managed.ExternalObservation{}, errors.New(msg)
 	}
-	j, err := recordJSON(s)
+	want, err := record(s)
 	if err != nil {
 		return managed.ExternalObservation{}, fmt.Errorf("cannot encode snapshot record: %w", err)
 	}
-	upToDate := e.known.same(s.UID, j, data)
-	if !upToDate {
-		want, err := yaml.JSONToYAML(j)
-		if err != nil {
-			return managed.ExternalObservation{}, fmt.Errorf("cannot encode snapshot record: %w", err)
-		}
-		if upToDate = string(want) == string(data); upToDate {
-			e.known.set(s.UID, j, data)
-		}
-	}
+	upToDate := string(want) == string(data)
 	if upToDate {
 		setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "", e.now())
 	}
@@ -364,21 +310,15 @@ func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) (err 
 			hold(s, e.prev, e.now(), err.Error())
 		}
 	}()
-	j, err := recordJSON(s)
+	data, err := record(s)
 	if err != nil {
 		return fmt.Errorf("cannot encode snapshot record: %w", err)
 	}
-	data, err := yaml.JSONToYAML(j)
-	if err != nil {
-		return fmt.Errorf("cannot encode snapshot record: %w", err)
-	}
-	e.known.forget(s.UID)
 	if err := e.bucket.WriteAll(ctx, e.key, data, &blob.WriterOptions{ContentType: "application/yaml"}); err != nil {
 		_, msg := e.reason(err)
 		setUploaded(s, false, string(storagev1alpha1.ReasonSnapshotMetadataUploadFailed), msg, e.now())
 		return errors.New(msg)
 	}
-	e.known.set(s.UID, j, data)
 	setUploaded(s, true, string(storagev1alpha1.ReasonSnapshotMetadataUploadSucceeded), "", e.now())
 	return nil
 }
@@ -397,7 +337,6 @@ func (e *external) write(ctx context.Context, s *storagev1alpha1.Snapshot) (err 
 // restic). The error names the run; the managed reconciler tries again.
 func (e *external) Delete(ctx context.Context, mg resource.Managed) (managed.ExternalDelete, error) {
 	s := mg.(*storagev1alpha1.Snapshot)
-	e.known.forget(s.UID)
 	s.SetConditions(xpv2.Deleting())
 	if s.Spec.DeletionPolicy != storagev1alpha1.DeletionPolicyWipeOut {
 		return managed.ExternalDelete{}, nil
