@@ -23,15 +23,13 @@ import (
 
 func TestHold(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	heldSince := func(d time.Duration) []xpv2.Condition {
-		return []xpv2.Condition{{Type: storagev1alpha1.TypeOutcomeRecorded, Status: corev1.ConditionFalse,
-			Reason: storagev1alpha1.ReasonRecordPending, Message: "the backup ended Succeeded; its record in the storage cannot be written yet: EOF",
-			LastTransitionTime: metav1.NewTime(t0.Add(-d))}}
-	}
 	pending := func(since time.Duration, want storagev1alpha1.SnapshotPhase) xpv2.Condition {
 		return xpv2.Condition{Type: storagev1alpha1.TypeOutcomeRecorded, Status: corev1.ConditionFalse, Reason: storagev1alpha1.ReasonRecordPending,
 			Message:            "the backup ended " + string(want) + "; its record in the storage cannot be written yet: connection refused",
 			LastTransitionTime: metav1.NewTime(t0.Add(-since))}
+	}
+	heldSince := func(d time.Duration) []xpv2.Condition {
+		return []xpv2.Condition{pending(d, storagev1alpha1.SnapshotSucceeded)}
 	}
 	type result struct {
 		Phase               storagev1alpha1.SnapshotPhase

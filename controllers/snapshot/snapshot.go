@@ -409,7 +409,8 @@ func available(s *storagev1alpha1.Snapshot) xpv2.Condition {
 
 // setUploaded sets SnapshotMetadataUploaded. Its lastTransitionTime moves
 // only when its status does: while the record keeps failing, whatever the
-// error of each attempt, it says since when (hold's grace counts from it).
+// error of each attempt, it says since when. A record written ends a hold
+// (recorded).
 func setUploaded(s *storagev1alpha1.Snapshot, ok bool, reason, msg string, now time.Time) {
 	c := xpv2.Condition{Type: storagev1alpha1.TypeSnapshotMetadataUploaded, Status: corev1.ConditionTrue,
 		Reason: xpv2.ConditionReason(reason), Message: msg, LastTransitionTime: metav1.NewTime(now)}

@@ -146,16 +146,7 @@ type statusWriter struct {
 // create says Ready as the kind's Create set it, not the managed
 // reconciler's Creating (createdReadiness).
 func (w statusWriter) Update(ctx context.Context, o client.Object, opts ...client.SubResourceUpdateOption) error {
-	if w.created != nil {
-		if ready, ok := w.created.take(o.GetUID()); ok {
-			if c, isConditioned := o.(interface {
-				GetCondition(xpv2.ConditionType) xpv2.Condition
-				SetConditions(...xpv2.Condition)
-			}); isConditioned && c.GetCondition(xpv2.TypeReady).Reason == xpv2.ReasonCreating && c.GetCondition(xpv2.TypeSynced).Status == corev1.ConditionTrue {
-				c.SetConditions(ready)
-			}
-		}
-	}
+	w.created.apply(o)
 	if len(opts) == 0 && statusUnchanged(ctx, w.cache, o) {
 		return nil
 	}
@@ -174,6 +165,20 @@ func (w statusWriter) Update(ctx context.Context, o client.Object, opts ...clien
 type createdReadiness struct{ m sync.Map }
 
 func (r *createdReadiness) set(uid types.UID, c xpv2.Condition) { r.m.Store(uid, c) }
+
+// apply puts the Ready the last create of o set, forgotten, in place of
+// the managed reconciler's Creating, when the create ended well (Synced).
+func (r *createdReadiness) apply(o client.Object) {
+	if r == nil {
+		return
+	}
+	ready, ok := r.take(o.GetUID())
+	c, conditioned := o.(resource.Conditioned)
+	if !ok || !conditioned || c.GetCondition(xpv2.TypeReady).Reason != xpv2.ReasonCreating || c.GetCondition(xpv2.TypeSynced).Status != corev1.ConditionTrue {
+		return
+	}
+	c.SetConditions(ready)
+}
 
 // take is the Ready condition the last create of uid set, forgotten.
 func (r *createdReadiness) take(uid types.UID) (xpv2.Condition, bool) {

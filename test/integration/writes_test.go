@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,15 +106,7 @@ func TestSnapshotRecordedWithFewWrites(t *testing.T) {
 	bs, repo, snap := s3Chain(t, s3, "writes", "few-writes", "few-writes-app", "")
 	// Every version of the Snapshot, to see what the write that ends its
 	// create holds.
-	wc, err := client.NewWithWatch(restConfig, client.Options{Scheme: kube.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := wc.Watch(ctx, &storagev1alpha1.SnapshotList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": snap.Name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := watchNamed(ctx, t, &storagev1alpha1.SnapshotList{}, ns, snap.Name)
 	createAll(ctx, t, s3Secret(s3, "writes-s3"), bs, repo, snap)
 	eventually(t, 30*time.Second, "the Snapshot was not recorded", func(ctx context.Context) (bool, string) {
 		if err := kube.Get(ctx, client.ObjectKeyFromObject(snap), snap); err != nil {
@@ -131,17 +124,7 @@ func TestSnapshotRecordedWithFewWrites(t *testing.T) {
 	// in the storage, and Ready as the observation after it would say
 	// (not Creating): it does not wait for that observation, which then
 	// has nothing to write.
-	var created *storagev1alpha1.Snapshot
-	for created == nil {
-		select {
-		case e := <-w.ResultChan():
-			if s, ok := e.Object.(*storagev1alpha1.Snapshot); ok && s.GetCondition(xpv2.TypeSynced).Status == corev1.ConditionTrue {
-				created = s
-			}
-		case <-ctx.Done():
-			t.Fatal("no version of the Snapshot ended its create")
-		}
-	}
+	created := createEnded[*storagev1alpha1.Snapshot](ctx, t, w)
 	if c := created.GetCondition(storagev1alpha1.TypeSnapshotMetadataUploaded); c.Status != corev1.ConditionTrue {
 		t.Errorf("the status written with the create's result does not say the record is written: %+v", created.Status.Conditions)
 	}
@@ -171,6 +154,41 @@ func TestSnapshotRecordedWithFewWrites(t *testing.T) {
 	// one version behind, when its write is refused as a conflict.
 	if n := sumSuffix(recorded, "PUT", status); n == 0 || n > 2 {
 		t.Errorf("status writes of the Snapshot while it was recorded: %d, want 1 (2 after a stale read): %v", n, recorded)
+	}
+}
+
+// watchNamed watches every version of the object name in ns, of list's
+// kind, until the test ends.
+func watchNamed(ctx context.Context, t *testing.T, list client.ObjectList, ns, name string) watch.Interface {
+	t.Helper()
+	wc, err := client.NewWithWatch(restConfig, client.Options{Scheme: kube.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, list, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
+
+// createEnded is the first version w shows that is Synced: the status
+// written when the managed reconciler ended the object's create.
+func createEnded[T interface {
+	client.Object
+	GetCondition(xpv2.ConditionType) xpv2.Condition
+}](ctx context.Context, t *testing.T, w watch.Interface) T {
+	t.Helper()
+	for {
+		select {
+		case e := <-w.ResultChan():
+			if o, ok := e.Object.(T); ok && o.GetCondition(xpv2.TypeSynced).Status == corev1.ConditionTrue {
+				return o
+			}
+		case <-ctx.Done():
+			t.Fatal("no version of the object ended its create")
+		}
 	}
 }
 
@@ -242,15 +260,7 @@ func TestConfigurationComposedWithFewWrites(t *testing.T) {
 	})
 	// Every version of the Repository, to see what the write that ends
 	// its create holds.
-	wc, err := client.NewWithWatch(restConfig, client.Options{Scheme: kube.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := wc.Watch(ctx, &storagev1alpha1.RepositoryList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": "fw-repo"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := watchNamed(ctx, t, &storagev1alpha1.RepositoryList{}, ns, "fw-repo")
 	createAll(ctx, t, app, bc)
 	eventually(t, 60*time.Second, "the configuration's Repository did not become Ready", func(ctx context.Context) (bool, string) {
 		got := &corev1alpha1.BackupConfiguration{}
@@ -273,17 +283,7 @@ func TestConfigurationComposedWithFewWrites(t *testing.T) {
 	}
 	// The status write that ends the create already says Ready, as the
 	// observation after it would: no version says Creating.
-	var created *storagev1alpha1.Repository
-	for created == nil {
-		select {
-		case e := <-w.ResultChan():
-			if r, ok := e.Object.(*storagev1alpha1.Repository); ok && r.GetCondition(xpv2.TypeSynced).Status == corev1.ConditionTrue {
-				created = r
-			}
-		case <-ctx.Done():
-			t.Fatal("no version of the Repository ended its create")
-		}
-	}
+	created := createEnded[*storagev1alpha1.Repository](ctx, t, w)
 	if c := created.GetCondition(xpv2.TypeReady); c.Status != corev1.ConditionTrue || created.Status.Phase != storagev1alpha1.RepositoryReady {
 		t.Errorf("the status written with the create's result says Ready %s/%s, phase %s, not what the record's observation says", c.Status, c.Reason, created.Status.Phase)
 	}
