@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,25 +96,24 @@ func TestReplaceEndsRunningBackup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli := exec.Command(filepath.Join(bin, "stashplane"), "trigger", "--namespace", "default", "--configuration", bc.Name, "--session", "nightly")
+	// The new run is named by what the CLI printed: it may be created in
+	// the same second as the older one, whose creation time then equals it.
+	cli := exec.Command(filepath.Join(bin, "stashplane"), "trigger", "--namespace", "default", "--configuration", bc.Name, "--session", "nightly", "-o", "json")
 	cli.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath())
-	out, err := cli.CombinedOutput()
+	cli.Stderr = os.Stderr
+	out, err := cli.Output()
 	if err != nil {
 		t.Fatalf("stashplane trigger: %v\n%s", err, out)
 	}
-	var newer string
+	var triggered []struct {
+		BackupSession string `json:"backupSession"`
+	}
+	if err := json.Unmarshal(out, &triggered); err != nil || len(triggered) != 1 || triggered[0].BackupSession == old.Name {
+		t.Fatalf("stashplane trigger printed %q (%v), want one run other than %s", out, err, old.Name)
+	}
+	newer := triggered[0].BackupSession
 	poll(t, 30*time.Second, "the new run did not appear", func(ctx context.Context) (bool, error) {
-		list := &corev1alpha1.BackupSessionList{}
-		if err := kube.List(ctx, list, client.InNamespace("default")); err != nil {
-			return false, nil
-		}
-		for _, s := range list.Items {
-			if s.Name != old.Name && s.CreationTimestamp.After(old.CreationTimestamp.Time) {
-				newer = s.Name
-				return true, nil
-			}
-		}
-		return false, nil
+		return kube.Get(ctx, client.ObjectKey{Namespace: "default", Name: newer}, &corev1alpha1.BackupSession{}) == nil, nil
 	})
 	sawDeadLock := false
 	poll(t, 4*time.Minute, "the new run did not succeed", func(ctx context.Context) (bool, error) {
