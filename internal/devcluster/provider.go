@@ -137,3 +137,37 @@ func (p *ProviderProcess) memory(field string) (int64, error) {
 	}
 	return 0, fmt.Errorf("cannot find %s in the provider's /proc status", strings.TrimSuffix(field, ":"))
 }
+
+// ResidentFile is how much of the provider's resident memory is pages of
+// files (its binary's, mostly), in bytes, from /proc; the rest is its
+// heap, stacks and the runtime's.
+func (p *ProviderProcess) ResidentFile() (int64, error) { return p.memory("RssFile:") }
+
+// clockTicks is the unit of a process's CPU times in /proc/PID/stat:
+// USER_HZ, 100 on every Linux architecture Stashplane builds for.
+const clockTicks = 100
+
+// CPUTime is the processor time the provider has used since it started,
+// in user and system mode together, from /proc.
+func (p *ProviderProcess) CPUTime() (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the provider's processor time: %w", err)
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// counted are those after it (utime and stime are the 14th and 15th).
+	_, rest, ok := strings.Cut(string(data), ") ")
+	fields := strings.Fields(rest)
+	if !ok || len(fields) < 13 {
+		return 0, fmt.Errorf("cannot parse the provider's /proc stat %q", data)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cannot parse the provider's processor time %q: %w", f, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}

@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"math"
+	"os"
 	"runtime/debug"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
@@ -23,10 +24,9 @@ const containerShare = 0.9
 // quantity ("160Mi"), "off" for none, or "auto" (or empty). It returns the
 // limit in bytes, math.MaxInt64 for none.
 //
-// Without a limit the collector lets the heap grow to twice what is live
-// before it runs, and a provider whose cache holds ten thousand Snapshots
-// peaks at well over twice its live heap while they arrive
-// (docs/scale.md). A soft limit makes it collect sooner as it nears the
+// Without a limit the collector lets the heap grow by its target
+// percentage over what is live before it runs (setGCPercent), whatever the
+// container allows. A soft limit makes it collect sooner as it nears the
 // limit; past it, the collector takes at most about half the CPU rather
 // than failing.
 func setMemoryLimit(v string) (int64, error) {
@@ -47,4 +47,28 @@ func setMemoryLimit(v string) (int64, error) {
 	}
 	debug.SetMemoryLimit(q.Value())
 	return q.Value(), nil
+}
+
+// DefaultGCPercent is the provider binary's default for how far the heap
+// grows over what is live before the collector runs (the runtime's own is
+// 100). The provider's live heap is mostly its cache, which lives as long
+// as the process; at 100 its garbage may take as much room again on top
+// of it. At 50 the collector runs about twice as often, on the CPU the
+// controllers leave idle while they wait on the API server and the
+// storage, and the peak stays near one and a half times what is live
+// (docs/scale.md, the tenth round).
+const DefaultGCPercent = 50
+
+// setGCPercent sets the collector's target percentage, unless GOGC is set
+// (the runtime has read it at start) or p is zero (the runtime's as it
+// is). A negative p turns the collector off, as GOGC=off does. It returns
+// the percentage in force.
+func setGCPercent(p int) int {
+	if p == 0 || os.Getenv("GOGC") != "" {
+		was := debug.SetGCPercent(100)
+		debug.SetGCPercent(was)
+		return was
+	}
+	debug.SetGCPercent(p)
+	return p
 }

@@ -47,3 +47,39 @@ func TestSetMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+// The collector's target is the flag's, unless GOGC was set or the
+// option left at zero, which keep the runtime's.
+func TestSetGCPercent(t *testing.T) {
+	was := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(was) })
+	type want struct {
+		inForce int
+		runtime int
+	}
+	cases := map[string]struct {
+		percent int
+		gogc    string
+		want    want
+	}{
+		"Default":       {percent: DefaultGCPercent, want: want{inForce: 50, runtime: 50}},
+		"Given":         {percent: 30, want: want{inForce: 30, runtime: 30}},
+		"ZeroKeeps":     {percent: 0, want: want{inForce: 80, runtime: 80}},
+		"GOGCWins":      {percent: 50, gogc: "80", want: want{inForce: 80, runtime: 80}},
+		"NegativeIsOff": {percent: -1, want: want{inForce: -1, runtime: -1}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			// As the runtime would have it at start, from GOGC or not.
+			debug.SetGCPercent(80)
+			if tc.gogc != "" {
+				t.Setenv("GOGC", tc.gogc)
+			}
+			inForce := setGCPercent(tc.percent)
+			got := want{inForce: inForce, runtime: debug.SetGCPercent(80)}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("-want +got:\n%s", diff)
+			}
+		})
+	}
+}

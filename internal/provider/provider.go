@@ -75,6 +75,10 @@ type Options struct {
 	// ("200Mi"), "off", or "auto" (empty too): 90% of the container's
 	// memory limit when it has one, unless GOMEMLIMIT is set (memory.go).
 	MemoryLimit string
+	// GCPercent is how far, in percent, the heap grows over what is live
+	// before the collector runs: zero keeps the runtime's, and GOGC, when
+	// set, wins (memory.go). The binaries default to DefaultGCPercent.
+	GCPercent int
 	// QPS and Burst bound the provider's requests to the API server; zero
 	// keeps the given configuration's.
 	QPS   float32
@@ -116,6 +120,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if limit != math.MaxInt64 {
 		o.Log.Info("soft memory limit", "bytes", limit)
 	}
+	o.Log.Info("garbage collector target", "percent", setGCPercent(o.GCPercent))
 	s, err := apis.Scheme()
 	if err != nil {
 		return err
