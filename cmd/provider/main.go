@@ -25,7 +25,7 @@ func main() {
 	flag.DurationVar(&o.PollInterval, "poll-interval", time.Minute, "how often BackupStorages and Repositories are observed in the storage without a change")
 	flag.DurationVar(&o.SnapshotPollInterval, "snapshot-poll-interval", 10*time.Minute, "how often each Snapshot's record is observed in the storage with no change to prompt it (its own changes are observed at once; thousands of Snapshots each read every minute cost requests to the storage)")
 	flag.StringVar(&o.MemoryLimit, "memory-limit", provider.MemoryLimitAuto, "the Go runtime's soft memory limit: a quantity (200Mi), off, or auto (90% of the container's memory limit when it has one, unless GOMEMLIMIT is set)")
-	flag.IntVar(&o.GCPercent, "gc-percent", provider.DefaultGCPercent, "the heap growth over what is live, in percent, before the garbage collector runs (GOGC, when set, wins; -1 turns the collector off)")
+	flag.IntVar(&o.GCPercent, "gc-percent", provider.DefaultGCPercent, "the heap growth over what is live, in percent, before the garbage collector runs (GOGC, when set, wins; 0 keeps the runtime's, 100; -1 turns the collector off)")
 	flag.StringVar(&o.PprofAddress, "pprof-address", "", "address to serve Go's profiles on (/debug/pprof/); none if empty")
 	qps := flag.Float64("kube-api-qps", 50, "requests per second the provider may send the API server")
 	flag.IntVar(&o.Burst, "kube-api-burst", 100, "requests the provider may send the API server in a burst above --kube-api-qps")

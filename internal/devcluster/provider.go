@@ -154,11 +154,12 @@ func (p *ProviderProcess) CPUTime() (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cannot read the provider's processor time: %w", err)
 	}
-	// The command name, in parentheses, may hold spaces: the fields
-	// counted are those after it (utime and stime are the 14th and 15th).
-	_, rest, ok := strings.Cut(string(data), ") ")
-	fields := strings.Fields(rest)
-	if !ok || len(fields) < 13 {
+	// The command name, in parentheses, may hold spaces and parentheses:
+	// the fields counted are those after its last ")" (utime and stime
+	// are the 14th and 15th).
+	end := strings.LastIndexByte(string(data), ')')
+	fields := strings.Fields(string(data[end+1:]))
+	if end < 0 || len(fields) < 13 {
 		return 0, fmt.Errorf("cannot parse the provider's /proc stat %q", data)
 	}
 	var ticks int64
