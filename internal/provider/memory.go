@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 
 	"github.com/KimMachineGun/automemlimit/memlimit"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -65,9 +66,10 @@ const DefaultGCPercent = 50
 // the percentage in force.
 func setGCPercent(p int) int {
 	if p == 0 || os.Getenv("GOGC") != "" {
-		was := debug.SetGCPercent(100)
-		debug.SetGCPercent(was)
-		return was
+		sample := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(sample)
+		// Off reads as the largest uint64, which converts to -1.
+		return int(sample[0].Value.Uint64())
 	}
 	debug.SetGCPercent(p)
 	return p

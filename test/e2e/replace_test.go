@@ -3,9 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -21,7 +19,6 @@ import (
 
 	corev1alpha1 "github.com/stashplane/stashplane/apis/core/v1alpha1"
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
-	"github.com/stashplane/stashplane/internal/devcluster/devclustertest"
 	"github.com/stashplane/stashplane/internal/layout"
 	"github.com/stashplane/stashplane/internal/trigger"
 )
@@ -91,25 +88,14 @@ func TestReplaceEndsRunningBackup(t *testing.T) {
 	lock := stopWhenLocked(t, pgid, repoDir)
 	t.Logf("stopped backup pod %s holding restic lock %s", pod, lock)
 
-	// A run started by hand replaces it.
-	bin, err := devclustertest.BinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The new run is named by what the CLI printed: it may be created in
-	// the same second as the older one, whose creation time then equals it.
-	cli := exec.Command(filepath.Join(bin, "stashplane"), "trigger", "--namespace", "default", "--configuration", bc.Name, "--session", "nightly", "-o", "json")
-	cli.Env = append(os.Environ(), "KUBECONFIG="+cluster.KubeconfigPath())
-	cli.Stderr = os.Stderr
-	out, err := cli.Output()
-	if err != nil {
-		t.Fatalf("stashplane trigger: %v\n%s", err, out)
-	}
-	var triggered []struct {
+	// A run started by hand replaces it. It is named by what the CLI
+	// printed: it may be created in the same second as the older one,
+	// whose creation time then equals it.
+	triggered := stashplaneJSON[[]struct {
 		BackupSession string `json:"backupSession"`
-	}
-	if err := json.Unmarshal(out, &triggered); err != nil || len(triggered) != 1 || triggered[0].BackupSession == old.Name {
-		t.Fatalf("stashplane trigger printed %q (%v), want one run other than %s", out, err, old.Name)
+	}](t, cluster.KubeconfigPath(), "trigger", "--namespace", "default", "--configuration", bc.Name, "--session", "nightly", "-o", "json")
+	if len(triggered) != 1 || triggered[0].BackupSession == old.Name {
+		t.Fatalf("stashplane trigger started %+v, want one run other than %s", triggered, old.Name)
 	}
 	newer := triggered[0].BackupSession
 	poll(t, 30*time.Second, "the new run did not appear", func(ctx context.Context) (bool, error) {
