@@ -10,11 +10,12 @@ import (
 	"github.com/stashplane/stashplane/internal/restic"
 )
 
-// restoredHasher hashes the restored files of a manifest while restic
-// restores them: restic reports each file it has finished, and one worker
-// per core (fileWorkers) hashes it soon after (hashWakeEvery), mostly from
-// the page cache, so that the comparison with the manifest overlaps the
-// restore instead of following it. A hash taken during the restore is
+// restoredHasher hashes the restored files of a manifest, on one worker
+// per core (fileWorkers): all of them once restic has exited (finish), or,
+// for a restore too large for the page cache to keep until then
+// (hashAfterRestic), while restic restores them: restic reports each file
+// it has finished, and a worker hashes it soon after (hashWakeEvery),
+// mostly from the page cache. A hash taken during the restore is
 // only a fast path: a file whose hash or size differs from the manifest's,
 // or that was never reported, is hashed again once restic has exited, so
 // an early read can never make a comparison fail, let alone pass.
@@ -181,13 +182,15 @@ func (h *restoredHasher) finished(dest string) func(item string) {
 }
 
 // restore runs restic's restore of snapshot into dest, hashing the files
-// as restic finishes them.
-func (h *restoredHasher) restore(ctx context.Context, rc *restic.Restic, snapshot, dest string, include ...string) (*restic.RestoreSummary, error) {
+// as restic finishes them; after, when restic need not name them: the
+// files are then hashed by finish, once restic has exited
+// (hashAfterRestic).
+func (h *restoredHasher) restore(ctx context.Context, rc *restic.Restic, snapshot, dest string, after bool, include ...string) (*restic.RestoreSummary, error) {
 	h.mu.Lock()
 	none := len(h.want) == 0 && !h.pending
 	h.mu.Unlock()
-	if none {
-		// Nothing to hash: restic need not name what it restored.
+	if none || after {
+		// Nothing to hash now: restic need not name what it restored.
 		return rc.RestoreItems(ctx, snapshot, dest, nil, nil, include...)
 	}
 	return rc.RestoreItems(ctx, snapshot, dest, nil, h.finished(dest), include...)

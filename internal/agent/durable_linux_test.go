@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 )
@@ -143,15 +142,7 @@ func resolved(dirs, synced []string) []string {
 // TargetWriteFailed, the files still compared.
 func TestRestoreIsDurable(t *testing.T) {
 	ctx := context.Background()
-	src := twoFiles(t)
-	lb := newLocalBackup(t, src, logr.Discard())
-	if _, err := lb.run(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
-	m, err := lb.manifest(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src, lb, m := backedUpTwoFiles(t)
 	snap := recordOf(m.ResticSnapshot, src)
 	srcRel := strings.TrimPrefix(filepath.ToSlash(src), "/")
 	both := []string{srcRel + "/a.txt", srcRel + "/sub/b.txt"}
@@ -195,7 +186,7 @@ func TestRestoreIsDurable(t *testing.T) {
 				return unix.Syncfs(fd)
 			}
 			defer func() { lb.r.syncfs = nil }()
-			res, err := lb.restoreWith(ctx, dest, snap)
+			res, err := lb.restoreWith(ctx, dest, snap, nil)
 			var reason string
 			var re *reasonError
 			if errors.As(err, &re) {

@@ -229,13 +229,17 @@ func (r *Runner) restore(ctx context.Context, t *target, errs *bridgeErrors, res
 	for _, d := range durable.unreadable {
 		r.Log.Info("cannot sync the restored files under a directory this Job may not read: the kernel writes them to disk in its own time", "directory", d)
 	}
+	size, room := componentSize(t.snapshot, o.Component), r.cacheRoom()
+	after := hashAfterRestic(size, room)
+	r.Log.Info("the restored files are hashed "+map[bool]string{true: "once restic has exited", false: "as restic reports them"}[after],
+		"size", formatBytes(uint64(size)), "pageCacheRoom", formatBytes(uint64(room)))
 	for _, s := range steps {
 		if s.path == "" {
 			r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "target", s.dest)
 		} else {
 			r.Log.Info("restoring", "resticSnapshot", snap.ShortID, "path", s.path, "into", s.dest)
 		}
-		sum, err := hashes.restore(ctx, rc, s.from, s.dest, o.Include...)
+		sum, err := hashes.restore(ctx, rc, s.from, s.dest, after, o.Include...)
 		if sum != nil {
 			res.filesRestored += int64(sum.FilesRestored)
 			res.bytesRestored += int64(sum.BytesRestored)

@@ -52,7 +52,7 @@ func TestRestoreFromRecord(t *testing.T) {
 			if recordedRestic(snap, "dump") == nil {
 				t.Fatal("the record is not one a restore takes")
 			}
-			res, err := lb.restoreWith(ctx, filepath.Join(t.TempDir(), "out"), snap)
+			res, err := lb.restoreWith(ctx, filepath.Join(t.TempDir(), "out"), snap, nil)
 			var got string
 			var re *reasonError
 			if errors.As(err, &re) {

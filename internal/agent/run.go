@@ -68,6 +68,9 @@ type Runner struct {
 	// syncfs writes a restore target's filesystem to its disk
 	// (targetSync); unix.Syncfs when nil (tests make it fail).
 	syncfs func(fd int) error
+	// memoryRoom is cacheRoom, the memory the page cache may hold for
+	// this Job; tests give their own.
+	memoryRoom func() int64
 }
 
 // target is everything a run resolved before it touches data.
@@ -445,4 +448,12 @@ func hostName(o Options) string {
 // tags name the Snapshot, session and component in the restic snapshot.
 func tags(o Options, session string) []string {
 	return []string{"snapshot=" + o.Snapshot, "session=" + session, "component=" + o.Component}
+}
+
+// cacheRoom is the memory the page cache may hold for this Job.
+func (r *Runner) cacheRoom() int64 {
+	if r.memoryRoom != nil {
+		return r.memoryRoom()
+	}
+	return cacheRoom()
 }
