@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,9 +41,13 @@ func componentSize(s *storagev1alpha1.Snapshot, component string) int64 {
 }
 
 // cacheRoom is the memory the page cache may hold for this process: what
-// the node has available (MemAvailable), less, under cgroup v2 memory
-// limits, what the tightest limit over this process's cgroup and its
-// parents leaves. 0 when it cannot be read.
+// the node has available (MemAvailable) or, when it is less, what the
+// tightest cgroup memory limit over this process's cgroup and its parents
+// leaves (cgroup v2's memory.high or memory.max, whichever is lower, less
+// memory.current; cgroup v1's memory.limit_in_bytes less
+// memory.usage_in_bytes). Inside a cgroup namespace only the container's
+// own cgroup is visible, so a pod's limit over it is not seen. 0 when the
+// node's memory cannot be read.
 func cacheRoom() int64 {
 	return memoryRoom(os.ReadFile)
 }
@@ -58,13 +63,25 @@ func memoryRoom(read func(string) ([]byte, error)) int64 {
 		return room
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		p, ok := strings.CutPrefix(line, "0::")
-		if !ok {
+		// hierarchy-ID:controllers:path; cgroup v2's is 0 with no
+		// controllers, v1's memory hierarchy names "memory".
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
 			continue
 		}
-		for dir := path.Clean("/" + p); ; dir = path.Dir(dir) {
-			if left, limited := cgroupLeft(read, path.Join("/sys/fs/cgroup", dir)); limited {
-				room = min(room, left)
+		var root string
+		var left func(dir string) (int64, bool)
+		switch {
+		case f[0] == "0" && f[1] == "":
+			root, left = "/sys/fs/cgroup", func(dir string) (int64, bool) { return cgroupLeft(read, dir) }
+		case slices.Contains(strings.Split(f[1], ","), "memory"):
+			root, left = "/sys/fs/cgroup/memory", func(dir string) (int64, bool) { return cgroupV1Left(read, dir) }
+		default:
+			continue
+		}
+		for dir := path.Clean(f[2]); ; dir = path.Dir(dir) {
+			if l, limited := left(path.Join(root, dir)); limited {
+				room = min(room, l)
 			}
 			if dir == "/" {
 				break
@@ -94,25 +111,49 @@ func memAvailable(read func(string) ([]byte, error)) int64 {
 	return 0
 }
 
-// cgroupLeft is what the cgroup v2 directory dir's memory limit leaves
-// above its use; limited is false when it sets none or cannot be read.
+// cgroupLeft is what the cgroup v2 directory dir's memory limits leave
+// above its use: the lower of memory.high, where the kernel starts to
+// reclaim, and memory.max. limited is false when it sets neither or they
+// cannot be read.
 func cgroupLeft(read func(string) ([]byte, error), dir string) (left int64, limited bool) {
-	maxData, err := read(path.Join(dir, "memory.max"))
-	if err != nil {
+	limit, limited := int64(0), false
+	for _, name := range []string{"memory.high", "memory.max"} {
+		// "max", or a file this kernel lacks: no limit there.
+		if n, ok := readInt(read, path.Join(dir, name)); ok && (!limited || n < limit) {
+			limit, limited = n, true
+		}
+	}
+	if !limited {
 		return 0, false
 	}
-	limit, err := strconv.ParseInt(strings.TrimSpace(string(maxData)), 10, 64)
-	if err != nil {
-		// "max": no limit here.
-		return 0, false
-	}
-	curData, err := read(path.Join(dir, "memory.current"))
-	if err != nil {
-		return 0, false
-	}
-	used, err := strconv.ParseInt(strings.TrimSpace(string(curData)), 10, 64)
-	if err != nil {
+	used, ok := readInt(read, path.Join(dir, "memory.current"))
+	if !ok {
 		return 0, false
 	}
 	return limit - used, true
+}
+
+// cgroupV1Left is what the cgroup v1 memory directory dir's limit leaves
+// above its use (a cgroup without a limit reports a huge one, which the
+// node's memory then bounds).
+func cgroupV1Left(read func(string) ([]byte, error), dir string) (left int64, limited bool) {
+	limit, ok := readInt(read, path.Join(dir, "memory.limit_in_bytes"))
+	if !ok {
+		return 0, false
+	}
+	used, ok := readInt(read, path.Join(dir, "memory.usage_in_bytes"))
+	if !ok {
+		return 0, false
+	}
+	return limit - used, true
+}
+
+// readInt reads the file p holding one integer.
+func readInt(read func(string) ([]byte, error), p string) (int64, bool) {
+	data, err := read(p)
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	return n, err == nil
 }

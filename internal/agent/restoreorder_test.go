@@ -65,8 +65,25 @@ func TestMemoryRoom(t *testing.T) {
 			"/proc/meminfo": meminfo, "/proc/self/cgroup": "0::/a\n",
 			"/sys/fs/cgroup/a/memory.max": "1000\n", "/sys/fs/cgroup/a/memory.current": "2000\n",
 		}, want: 0},
-		"CgroupV1": {reason: "No cgroup v2 line: what the node has available.", files: map[string]string{
-			"/proc/meminfo": meminfo, "/proc/self/cgroup": "12:memory:/kubepods/pod1\n",
+		"HighBelowMax": {reason: "memory.high, where reclaim starts, is lower than memory.max: it counts.", files: map[string]string{
+			"/proc/meminfo": meminfo, "/proc/self/cgroup": "0::/a\n",
+			"/sys/fs/cgroup/a/memory.max": "1073741824\n", "/sys/fs/cgroup/a/memory.high": "600000000\n", "/sys/fs/cgroup/a/memory.current": "100000000\n",
+		}, want: 500000000},
+		"CgroupV1": {reason: "A cgroup v1 memory limit over the pod: what it leaves.", files: map[string]string{
+			"/proc/meminfo": meminfo, "/proc/self/cgroup": "12:memory:/kubepods/pod1/ctr\n11:cpu,cpuacct:/kubepods/pod1/ctr\n",
+			"/sys/fs/cgroup/memory/kubepods/pod1/ctr/memory.limit_in_bytes": "9223372036854771712\n", "/sys/fs/cgroup/memory/kubepods/pod1/ctr/memory.usage_in_bytes": "5000\n",
+			"/sys/fs/cgroup/memory/kubepods/pod1/memory.limit_in_bytes": "536870912\n", "/sys/fs/cgroup/memory/kubepods/pod1/memory.usage_in_bytes": "36870912\n",
+		}, want: 500000000},
+		"CgroupV1NoLimit": {reason: "cgroup v1 without a limit: what the node has available.", files: map[string]string{
+			"/proc/meminfo": meminfo, "/proc/self/cgroup": "12:memory:/a\n",
+			"/sys/fs/cgroup/memory/a/memory.limit_in_bytes": "9223372036854771712\n", "/sys/fs/cgroup/memory/a/memory.usage_in_bytes": "5000\n",
+		}, want: avail},
+		"Hybrid": {reason: "A hybrid host: the v1 memory hierarchy's limit counts beside the v2 tree's.", files: map[string]string{
+			"/proc/meminfo": meminfo, "/proc/self/cgroup": "12:memory:/a\n0::/a\n",
+			"/sys/fs/cgroup/memory/a/memory.limit_in_bytes": "300000000\n", "/sys/fs/cgroup/memory/a/memory.usage_in_bytes": "100000000\n",
+		}, want: 200000000},
+		"OtherControllers": {reason: "Only cgroup v1 lines of other controllers: what the node has available.", files: map[string]string{
+			"/proc/meminfo": meminfo, "/proc/self/cgroup": "11:cpu,cpuacct:/a\n",
 		}, want: avail},
 		"NoMeminfo": {reason: "The node's memory cannot be read: unknown.", files: map[string]string{}, want: 0},
 	}

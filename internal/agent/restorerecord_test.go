@@ -135,7 +135,9 @@ func twoFiles(t *testing.T) string {
 func recordOf(id, src string) *storagev1alpha1.Snapshot {
 	snap := &storagev1alpha1.Snapshot{}
 	snap.Name = "app-0"
-	snap.Status.Components = map[string]storagev1alpha1.Component{"dump": {Phase: storagev1alpha1.ComponentSucceeded,
+	// A size, as the backup records one: the restore hashes its files
+	// after restic (hashAfterRestic) on any machine.
+	snap.Status.Components = map[string]storagev1alpha1.Component{"dump": {Phase: storagev1alpha1.ComponentSucceeded, Size: "1 KiB",
 		ResticStats: []storagev1alpha1.ResticStats{{Summary: &storagev1alpha1.ResticSummary{ID: id, HostPath: src}}}}}
 	return snap
 }
