@@ -1,13 +1,15 @@
 package agent
 
 import (
-	"bufio"
-	"bytes"
+	"math"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/prometheus/procfs"
 
 	storagev1alpha1 "github.com/stashplane/stashplane/apis/storage/v1alpha1"
 )
@@ -49,38 +51,44 @@ func componentSize(s *storagev1alpha1.Snapshot, component string) int64 {
 // own cgroup is visible, so a pod's limit over it is not seen. 0 when the
 // node's memory cannot be read.
 func cacheRoom() int64 {
-	return memoryRoom(os.ReadFile)
+	return memoryRoom(procfs.DefaultMountPoint, "/sys/fs/cgroup")
 }
 
-// memoryRoom is cacheRoom reading files with read (tests give their own).
-func memoryRoom(read func(string) ([]byte, error)) int64 {
-	room := memAvailable(read)
-	if room <= 0 {
+// memoryRoom is cacheRoom with proc mounted at procRoot and the cgroup
+// filesystems at cgroupRoot (tests give their own).
+func memoryRoom(procRoot, cgroupRoot string) int64 {
+	fs, err := procfs.NewFS(procRoot)
+	if err != nil {
 		return 0
 	}
-	data, err := read("/proc/self/cgroup")
+	mem, err := fs.Meminfo()
+	if err != nil || mem.MemAvailableBytes == nil {
+		return 0
+	}
+	room := int64(min(*mem.MemAvailableBytes, math.MaxInt64))
+	self, err := fs.Self()
 	if err != nil {
 		return room
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		// hierarchy-ID:controllers:path; cgroup v2's is 0 with no
-		// controllers, v1's memory hierarchy names "memory".
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
-			continue
-		}
-		var root string
-		var left func(dir string) (int64, bool)
+	groups, err := self.Cgroups()
+	if err != nil {
+		return room
+	}
+	for _, g := range groups {
+		var files memoryFiles
 		switch {
-		case f[0] == "0" && f[1] == "":
-			root, left = "/sys/fs/cgroup", func(dir string) (int64, bool) { return cgroupLeft(read, dir) }
-		case slices.Contains(strings.Split(f[1], ","), "memory"):
-			root, left = "/sys/fs/cgroup/memory", func(dir string) (int64, bool) { return cgroupV1Left(read, dir) }
+		case g.HierarchyID == 0 && len(g.Controllers) == 0:
+			files = cgroupV2Memory
+		case slices.Contains(g.Controllers, "memory"):
+			files = cgroupV1Memory
 		default:
 			continue
 		}
-		for dir := path.Clean(f[2]); ; dir = path.Dir(dir) {
-			if l, limited := left(path.Join(root, dir)); limited {
+		if !strings.HasPrefix(g.Path, "/") {
+			continue
+		}
+		for dir := path.Clean(g.Path); ; dir = path.Dir(dir) {
+			if l, limited := files.left(filepath.Join(cgroupRoot, files.mount, dir)); limited {
 				room = min(room, l)
 			}
 			if dir == "/" {
@@ -91,57 +99,36 @@ func memoryRoom(read func(string) ([]byte, error)) int64 {
 	return max(room, 0)
 }
 
-// memAvailable is /proc/meminfo's MemAvailable in bytes, or 0.
-func memAvailable(read func(string) ([]byte, error)) int64 {
-	data, err := read("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "MemAvailable:" {
-			kib, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kib << 10
-		}
-	}
-	return 0
+// memoryFiles name a cgroup version's memory files: where its memory
+// hierarchy is mounted under the cgroup root, its limits, and its use.
+type memoryFiles struct {
+	mount  string
+	limits []string
+	usage  string
 }
 
-// cgroupLeft is what the cgroup v2 directory dir's memory limits leave
-// above its use: the lower of memory.high, where the kernel starts to
-// reclaim, and memory.max. limited is false when it sets neither or they
-// cannot be read.
-func cgroupLeft(read func(string) ([]byte, error), dir string) (left int64, limited bool) {
-	limit, limited := int64(0), false
-	for _, name := range []string{"memory.high", "memory.max"} {
-		// "max", or a file this kernel lacks: no limit there.
-		if n, ok := readInt(read, path.Join(dir, name)); ok && (!limited || n < limit) {
+var (
+	// cgroupV2Memory: memory.high is where the kernel starts to reclaim.
+	cgroupV2Memory = memoryFiles{limits: []string{"memory.high", "memory.max"}, usage: "memory.current"}
+	// A cgroup v1 without a limit reports a huge one, which the node's
+	// memory then bounds.
+	cgroupV1Memory = memoryFiles{mount: "memory", limits: []string{"memory.limit_in_bytes"}, usage: "memory.usage_in_bytes"}
+)
+
+// left is what the lowest of the cgroup directory dir's memory limits
+// leaves above its use; limited is false when it sets none ("max", or a
+// file this kernel lacks) or its use cannot be read.
+func (m memoryFiles) left(dir string) (left int64, limited bool) {
+	var limit int64
+	for _, name := range m.limits {
+		if n, ok := readInt(filepath.Join(dir, name)); ok && (!limited || n < limit) {
 			limit, limited = n, true
 		}
 	}
 	if !limited {
 		return 0, false
 	}
-	used, ok := readInt(read, path.Join(dir, "memory.current"))
-	if !ok {
-		return 0, false
-	}
-	return limit - used, true
-}
-
-// cgroupV1Left is what the cgroup v1 memory directory dir's limit leaves
-// above its use (a cgroup without a limit reports a huge one, which the
-// node's memory then bounds).
-func cgroupV1Left(read func(string) ([]byte, error), dir string) (left int64, limited bool) {
-	limit, ok := readInt(read, path.Join(dir, "memory.limit_in_bytes"))
-	if !ok {
-		return 0, false
-	}
-	used, ok := readInt(read, path.Join(dir, "memory.usage_in_bytes"))
+	used, ok := readInt(filepath.Join(dir, m.usage))
 	if !ok {
 		return 0, false
 	}
@@ -149,8 +136,8 @@ func cgroupV1Left(read func(string) ([]byte, error), dir string) (left int64, li
 }
 
 // readInt reads the file p holding one integer.
-func readInt(read func(string) ([]byte, error), p string) (int64, bool) {
-	data, err := read(p)
+func readInt(p string) (int64, bool) {
+	data, err := os.ReadFile(p)
 	if err != nil {
 		return 0, false
 	}

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,13 +88,20 @@ func TestMemoryRoom(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			read := func(p string) ([]byte, error) {
-				if v, ok := tc.files[p]; ok {
-					return []byte(v), nil
-				}
-				return nil, fs.ErrNotExist
+			// The files under a root of their own, /proc/self a link to
+			// the process's directory as on Linux.
+			root := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(root, "proc", "42"), 0o755); err != nil {
+				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, memoryRoom(read)); diff != "" {
+			if err := os.Symlink("42", filepath.Join(root, "proc", "self")); err != nil {
+				t.Fatal(err)
+			}
+			for p, content := range tc.files {
+				writeFile(t, filepath.Join(root, strings.Replace(p, "/proc/self/", "/proc/42/", 1)), content)
+			}
+			got := memoryRoom(filepath.Join(root, "proc"), filepath.Join(root, "sys", "fs", "cgroup"))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("\n%s\n-want +got:\n%s", tc.reason, diff)
 			}
 		})
